@@ -1,0 +1,271 @@
+"""The master's object model: plain frozen dataclasses for every kind it stores.
+
+Everything the control plane decides is decided over these types: manifests are
+parsed into them (master/manifest), the store persists them (master/store), the
+scheduler and controllers read them and return new ones, and the API layer
+renders them as Kubernetes-shaped dicts (master/api/render.py). Nothing here does
+I/O. Objects are immutable; a change is `dataclasses.replace(obj, ...)` followed
+by a store write that bumps `meta.resource_version`.
+
+Units are normalised at parse time so the core never re-parses quantities:
+CPU in millicores, memory in bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+DEFAULT_NAMESPACE = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    """Identity and bookkeeping common to every kind (Kubernetes' metadata)."""
+
+    name: str
+    uid: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    resource_version: int = 0
+    generation: int = 1
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """A CPU/memory amount: millicores and bytes."""
+
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_millis + other.cpu_millis, self.memory_bytes + other.memory_bytes
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_millis - other.cpu_millis, self.memory_bytes - other.memory_bytes
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPort:
+    container_port: int
+    protocol: str = "TCP"
+    name: str = ""
+    # 0 means "let the agent publish on an ephemeral host port".
+    host_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    name: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[EnvVar, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+    requests: Resources = Resources()
+    limits: Resources = Resources()
+    image_pull_policy: str = "IfNotPresent"
+
+
+@dataclass(frozen=True, slots=True)
+class PodSpec:
+    """What a pod runs; the pod template's spec and every pod's spec."""
+
+    containers: tuple[Container, ...]
+    restart_policy: str = "Always"
+    termination_grace_period_seconds: int = 30
+
+    def requests(self) -> Resources:
+        total = Resources()
+        for c in self.containers:
+            total = total + c.requests
+        return total
+
+    def host_ports(self) -> frozenset[tuple[int, str]]:
+        """Host ports this pod must own exclusively on its node (explicit hostPort only)."""
+        return frozenset(
+            (p.host_port, p.protocol) for c in self.containers for p in c.ports if p.host_port
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PodTemplate:
+    labels: dict[str, str]
+    spec: PodSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RollingUpdate:
+    # Kept as given ("25%" or "1"); resolved against replicas by the controller.
+    max_surge: str = "25%"
+    max_unavailable: str = "25%"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentStatus:
+    observed_generation: int = 0
+    replicas: int = 0
+    ready_replicas: int = 0
+    updated_replicas: int = 0
+    available_replicas: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    meta: ObjectMeta
+    replicas: int
+    selector: dict[str, str]
+    template: PodTemplate
+    strategy: str = "RollingUpdate"
+    rolling_update: RollingUpdate = RollingUpdate()
+    status: DeploymentStatus = DeploymentStatus()
+
+    kind = "Deployment"
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    port: int
+    target_port: str  # a number as text, or a named container port
+    protocol: str = "TCP"
+    name: str = ""
+    node_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    meta: ObjectMeta
+    selector: dict[str, str]
+    ports: tuple[ServicePort, ...]
+    type: str = "ClusterIP"
+    ingress_ip: str = ""
+
+    kind = "Service"
+
+
+class PodPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    """What the agent last reported for one container of a pod."""
+
+    name: str
+    # waiting | running | terminated
+    state: str = "waiting"
+    # Why it is in that state: ContainerCreating, ErrImagePull, ImagePullBackOff,
+    # CrashLoopBackOff, Completed, Error, OOMKilled ...
+    reason: str = ""
+    message: str = ""
+    ready: bool = False
+    restart_count: int = 0
+    container_id: str = ""
+    image: str = ""
+    exit_code: int = 0
+    started_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PodStatus:
+    phase: PodPhase = PodPhase.PENDING
+    reason: str = ""
+    message: str = ""
+    host_ip: str = ""
+    # host port for each declared container port, "containerPort/protocol" -> host port
+    port_map: dict[str, int] = field(default_factory=dict)
+    container_statuses: tuple[ContainerStatus, ...] = ()
+    ready: bool = False
+    started_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    meta: ObjectMeta
+    spec: PodSpec
+    # The deployment that owns it and the template hash it was made from.
+    owner: str = ""
+    template_hash: str = ""
+    node_name: str = ""
+    # Bumped on every (re)assignment, so an agent can tell stale orders from fresh.
+    epoch: int = 0
+    # Set when the pod is to be stopped (scale down, rollout, delete); the agent
+    # stops it and reports, then the master removes it.
+    deletion_requested_at: float = 0.0
+    status: PodStatus = PodStatus()
+
+    kind = "Pod"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    ready: bool = False
+    reason: str = ""
+    message: str = ""
+    last_heartbeat: float = 0.0
+    last_transition: float = 0.0
+    agent_version: str = ""
+    os: str = ""
+    kernel: str = ""
+    container_runtime: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    meta: ObjectMeta
+    address: str
+    capacity: Resources
+    allocatable: Resources
+    unschedulable: bool = False
+    status: NodeStatus = NodeStatus()
+
+    kind = "Node"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened and why; `pinnace get events` lists these."""
+
+    meta: ObjectMeta
+    involved_kind: str
+    involved_name: str
+    reason: str
+    message: str
+    type: str = "Normal"  # Normal | Warning
+    count: int = 1
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    source: str = ""
+
+    kind = "Event"
+
+
+StoredObject = Deployment | Service | Pod | Node | Event
+
+KINDS: dict[str, type[StoredObject]] = {
+    "Deployment": Deployment,
+    "Service": Service,
+    "Pod": Pod,
+    "Node": Node,
+    "Event": Event,
+}
+
+
+def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Equality-based label selection; an empty selector matches nothing, as for Services."""
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
