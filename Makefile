@@ -25,3 +25,31 @@ lint: venv
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
+
+# The README's test command: venv, images, lint and types, then every test (unit,
+# integration on real Docker/HAProxy). CI=true turns a missing engine into a failure.
+test: venv images lint
+	$(BIN)/pytest -q -p no:cacheprovider tests
+
+# The README's main job: a local master and two agents running the seed manifests.
+demo: venv images
+	bash compose/demo-local.sh up
+
+demo-down:
+	bash compose/demo-local.sh down
+
+bench: venv images
+	$(BIN)/python -m tests.bench.apply_to_running
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+# Images for tests and the demo, pulled where a registry answers, else built from Debian's
+# packages (compose/images/build.sh; FORCE=1 rebuilds). images-base is the Debian + python3
+# base for pinnace's own image, kept out of `images` so a test run stays fast.
+.PHONY: images-base
+images:
+	bash compose/images/build.sh nginx httpd
+
+images-base:
+	bash compose/images/build.sh debian-python
