@@ -40,14 +40,10 @@ class Resources:
     memory_bytes: int = 0
 
     def __add__(self, other: Resources) -> Resources:
-        return Resources(
-            self.cpu_millis + other.cpu_millis, self.memory_bytes + other.memory_bytes
-        )
+        return Resources(self.cpu_millis + other.cpu_millis, self.memory_bytes + other.memory_bytes)
 
     def __sub__(self, other: Resources) -> Resources:
-        return Resources(
-            self.cpu_millis - other.cpu_millis, self.memory_bytes - other.memory_bytes
-        )
+        return Resources(self.cpu_millis - other.cpu_millis, self.memory_bytes - other.memory_bytes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,129 @@
+"""The deployment controller's decision: replicas and template -> pod actions.
+
+`reconcile_deployment` is pure: given a Deployment and every pod it owns, it
+returns what to create, what to delete and the new status. It is level-triggered
+(it looks only at the current state, never at what it did before), so running it
+again after a crash or on a periodic resync is always safe.
+
+Pods whose template hash matches the current template are "new", the rest "old".
+Pods already asked to stop (deletion requested) still hold their place until the
+agent confirms they are gone, so a rollout never overshoots its surge.
+  * Recreate: delete every old pod, wait until they are gone, then create new ones.
+  * RollingUpdate: create new pods while the total stays within replicas+maxSurge;
+    delete old pods only while ready pods stay at least replicas-maxUnavailable
+    (a new pod counts only once it is ready), deleting not-ready old pods first.
+With no old pods left, this is plain scaling: create or delete until the count
+matches, deleting the least useful pods first (unscheduled, not running, not
+ready, newest), as Kubernetes does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from master.controllers.actions import Action, CreatePod, DeletePod, SetDeploymentStatus
+from master.controllers.naming import pod_name, template_hash
+from master.controllers.rolling import surge_and_unavailable
+from master.model import Deployment, DeploymentStatus, ObjectMeta, Pod, PodPhase
+
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+
+
+def reconcile_deployment(
+    dep: Deployment, pods: Sequence[Pod], new_suffix: Callable[[], str]
+) -> list[Action]:
+    current_hash = template_hash(dep.template)
+    live = [p for p in pods if not p.deletion_requested_at]
+    terminating = [p for p in pods if p.deletion_requested_at]
+    new = [p for p in live if p.template_hash == current_hash]
+    old = [p for p in live if p.template_hash != current_hash]
+    actions: list[Action] = []
+
+    if dep.strategy == "Recreate" and old:
+        actions += [_delete(p, "Killing", f"recreating {dep.meta.name}: old template") for p in old]
+    elif dep.strategy == "Recreate" and any(p.template_hash != current_hash for p in terminating):
+        pass  # old pods still stopping; Recreate waits until they are gone
+    elif old:
+        actions += _roll(dep, new, old, len(terminating), current_hash, new_suffix)
+    else:
+        actions += _scale(dep, new, current_hash, new_suffix)
+
+    actions.append(SetDeploymentStatus(dep.meta.name, _status(dep, new, live)))
+    return actions
+
+
+def _roll(
+    dep: Deployment,
+    new: list[Pod],
+    old: list[Pod],
+    terminating: int,
+    current_hash: str,
+    new_suffix: Callable[[], str],
+) -> list[Action]:
+    surge, max_unavailable = surge_and_unavailable(dep)
+    actions: list[Action] = []
+    total = len(new) + len(old) + terminating
+    room = min(dep.replicas - len(new), dep.replicas + surge - total)
+    for _ in range(max(0, room)):
+        actions.append(_create(dep, current_hash, new_suffix(), "rolling update"))
+
+    min_available = dep.replicas - max_unavailable
+    ready = sum(1 for p in new + old if p.status.ready)
+    # Old pods that are not ready serve no one: removing them costs no availability.
+    for pod in [p for p in old if not p.status.ready]:
+        actions.append(_delete(pod, "Killing", "rolling update: replacing a pod that is not ready"))
+    budget = ready - min_available
+    ready_old = sorted((p for p in old if p.status.ready), key=_deletion_rank)
+    for pod in ready_old[: max(0, budget)]:
+        actions.append(_delete(pod, "Killing", "rolling update: replaced by a newer pod"))
+    return actions
+
+
+def _scale(
+    dep: Deployment, new: list[Pod], current_hash: str, new_suffix: Callable[[], str]
+) -> list[Action]:
+    missing = dep.replicas - len(new)
+    if missing > 0:
+        why = f"scaling up to {dep.replicas}" if new else f"creating {dep.replicas} replicas"
+        return [_create(dep, current_hash, new_suffix(), why) for _ in range(missing)]
+    if missing < 0:
+        doomed = sorted(new, key=_deletion_rank)[:-missing]
+        return [_delete(p, "Killing", f"scaling down to {dep.replicas}") for p in doomed]
+    return []
+
+
+def _deletion_rank(pod: Pod) -> tuple[bool, bool, bool, float]:
+    """Sort key: the pods best deleted first come first."""
+    return (
+        bool(pod.node_name),
+        pod.status.phase == PodPhase.RUNNING,
+        pod.status.ready,
+        -pod.meta.created_at,
+    )
+
+
+def _create(dep: Deployment, hash_: str, suffix: str, why: str) -> CreatePod:
+    labels = {**dep.template.labels, TEMPLATE_HASH_LABEL: hash_}
+    name = pod_name(dep.meta.name, hash_, suffix)
+    pod = Pod(
+        meta=ObjectMeta(name=name, labels=labels, annotations={}),
+        spec=dep.template.spec,
+        owner=dep.meta.name,
+        template_hash=hash_,
+    )
+    return CreatePod(pod, "SuccessfulCreate", f"created pod {name}: {why}")
+
+
+def _delete(pod: Pod, reason: str, message: str) -> DeletePod:
+    return DeletePod(pod.meta.name, reason, f"stopping pod {pod.meta.name}: {message}")
+
+
+def _status(dep: Deployment, new: list[Pod], live: list[Pod]) -> DeploymentStatus:
+    ready = sum(1 for p in live if p.status.ready)
+    return DeploymentStatus(
+        observed_generation=dep.meta.generation,
+        replicas=len(live),
+        ready_replicas=ready,
+        updated_replicas=len(new),
+        available_replicas=ready,
+    )

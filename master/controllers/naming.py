@@ -1,0 +1,53 @@
+"""Pod names and template hashes, the way Kubernetes makes them.
+
+A pod of deployment `web` is named `web-<template hash>-<5 random chars>`; the
+hash identifies the pod template, so pods made from an older template are told
+apart from current ones during a rollout. The hash is stable across master
+restarts and Python versions (sha256 of a canonical JSON form), and uses
+Kubernetes' alphabet without vowels so it never spells words.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from master.model import PodTemplate
+
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items())}
+    return value
+
+
+def _encode(digest: bytes, length: int) -> str:
+    number = int.from_bytes(digest, "big")
+    chars = []
+    for _ in range(length):
+        number, index = divmod(number, len(_ALPHABET))
+        chars.append(_ALPHABET[index])
+    return "".join(chars)
+
+
+def template_hash(template: PodTemplate) -> str:
+    """A 10-character id of a pod template; equal templates give equal ids."""
+    canonical = json.dumps(_plain(template), sort_keys=True, separators=(",", ":"))
+    return _encode(hashlib.sha256(canonical.encode()).digest(), 10)
+
+
+def random_suffix() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(5))
+
+
+def pod_name(deployment: str, hash_: str, suffix: str) -> str:
+    return f"{deployment}-{hash_}-{suffix}"
