@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The local demo: a pinnace master and two agents on this machine, running the seed
+# manifests (../shared/fixtures/seed, unchanged). `up` starts everything and leaves it
+# running; `down` stops what `up` started (by the PIDs it wrote) and removes the pods'
+# containers (by their pinnace.node label). State and logs live in .demo/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DEMO=.demo
+BIN=.venv/bin
+PORT=${PINNACE_DEMO_PORT:-7400}
+export PINNACE_MASTER=127.0.0.1:$PORT
+SEED=${PINNACE_SEED_DIR:-../shared/fixtures/seed}
+NODES=(demo-node-1 demo-node-2)
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+fail() { printf '\033[31mdemo: %s\033[0m\n' "$*" >&2; exit 1; }
+
+down() {
+  for pidfile in "$DEMO"/*.pid; do
+    [[ -e $pidfile ]] || continue
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null && echo "stopped $(basename "$pidfile" .pid) (pid $pid)"
+    rm -f "$pidfile"
+  done
+  for node in "${NODES[@]}"; do
+    ids=$(docker ps -aq --filter "label=pinnace.node=$node")
+    [[ -n $ids ]] && docker rm -f $ids >/dev/null && echo "removed the containers of $node"
+  done
+  rm -rf "$DEMO"
+}
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local deadline=$((SECONDS + $1)) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "timed out waiting for $what (logs: $DEMO/*.log)"
+    sleep 0.5
+  done
+}
+
+ready_nodes() { [[ $($BIN/pinnace get nodes | grep -c ' Ready ') -ge 2 ]]; }
+running_pods() { [[ $($BIN/pinnace get pods | grep -c ' Running ') -ge $1 ]]; }
+
+up() {
+  [[ -d $SEED ]] || fail "seed manifests not found in $SEED (set PINNACE_SEED_DIR)"
+  [[ -e $DEMO/master.pid ]] && down
+  mkdir -p "$DEMO"
+  step "starting the master on $PINNACE_MASTER"
+  $BIN/pinnace master --listen "$PINNACE_MASTER" --data-dir "$DEMO/master-data" \
+    >"$DEMO/master.out" 2>"$DEMO/master.log" &
+  echo $! >"$DEMO/master.pid"
+  for node in "${NODES[@]}"; do
+    step "starting agent $node"
+    $BIN/pinnace agent --master "$PINNACE_MASTER" --name "$node" --advertise-address 127.0.0.1 \
+      >"$DEMO/$node.log" 2>&1 &
+    echo $! >"$DEMO/$node.pid"
+  done
+  wait_for 30 "two Ready nodes" ready_nodes
+  $BIN/pinnace get nodes -o wide
+  step "pinnace apply -f $SEED/deployment.yaml"
+  $BIN/pinnace apply -f "$SEED/deployment.yaml"
+  wait_for 60 "3 running pods" running_pods 3
+  $BIN/pinnace get deployments
+  $BIN/pinnace get pods -o wide
+  step "fetching the page from each pod"
+  for ep in $($BIN/pinnace get pods -o json | $BIN/python -c \
+      'import json,sys; print(*[e for p in json.load(sys.stdin)["items"] for e in p["status"].get("endpoints",[])])'); do
+    printf '%s -> %s\n' "$ep" "$(curl -fsS "http://$ep/" | grep -o '<title>.*</title>')"
+  done
+  step "scaling to 5"
+  $BIN/pinnace scale deployment my-web-app-deployment --replicas 5
+  wait_for 60 "5 running pods" running_pods 5
+  $BIN/pinnace get pods -o wide
+  step "killing one container with docker kill: its agent restarts it"
+  victim=$(docker ps -q --filter "label=pinnace.node=${NODES[0]}" | head -1)
+  docker kill "$victim" >/dev/null
+  sleep 2
+  $BIN/pinnace get pods
+  step "what happened"
+  $BIN/pinnace get events
+  cat <<TXT
+
+The cluster keeps running. Explore it:
+  export PINNACE_MASTER=$PINNACE_MASTER
+  .venv/bin/pinnace get pods -o wide
+  .venv/bin/pinnace scale deployment my-web-app-deployment --replicas 2
+  .venv/bin/pinnace get events
+Stop it with: make demo-down
+TXT
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  *) fail "usage: $0 up|down" ;;
+esac

@@ -1,0 +1,177 @@
+"""Proto <-> model conversion for the node API: the only place both meet.
+
+The servicers call these at the edge so controllers and the scheduler see only
+dataclasses. Values from agents are untrusted: they are clamped or rejected here
+(an absurd capacity, a negative restart count), never passed on as they came.
+"""
+
+from __future__ import annotations
+
+from master.model import (
+    Container,
+    ContainerPort,
+    ContainerStatus,
+    EnvVar,
+    Node,
+    NodeStatus,
+    ObjectMeta,
+    Pod,
+    PodPhase,
+    PodSpec,
+    PodStatus,
+    Resources,
+)
+from protos import node_pb2
+
+# Sanity bounds for what an agent may claim (a 1M-core, 1 PiB machine is a lie).
+MAX_CPU_MILLIS = 1_000_000_000
+MAX_MEMORY_BYTES = 2**50
+_PHASES = {p.value: p for p in PodPhase}
+_CONTAINER_STATES = {"waiting", "running", "terminated"}
+
+
+def _clamp(value: int, high: int) -> int:
+    return max(0, min(int(value), high))
+
+
+def resources_from_proto(msg: node_pb2.Resources) -> Resources:
+    return Resources(
+        cpu_millis=_clamp(msg.cpu_millis, MAX_CPU_MILLIS),
+        memory_bytes=_clamp(msg.memory_bytes, MAX_MEMORY_BYTES),
+    )
+
+
+def resources_to_proto(res: Resources) -> node_pb2.Resources:
+    return node_pb2.Resources(cpu_millis=res.cpu_millis, memory_bytes=res.memory_bytes)
+
+
+def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) -> Node:
+    """The Node object for a registration; keeps cordon state and identity across re-registers."""
+    capacity = resources_from_proto(info.capacity)
+    allocatable = resources_from_proto(info.allocatable)
+    allocatable = Resources(
+        min(allocatable.cpu_millis, capacity.cpu_millis),
+        min(allocatable.memory_bytes, capacity.memory_bytes),
+    )
+    status = NodeStatus(
+        ready=existing.status.ready if existing else False,
+        reason=existing.status.reason if existing else "",
+        message=existing.status.message if existing else "",
+        last_heartbeat=now,
+        last_transition=existing.status.last_transition if existing else now,
+        agent_version=info.agent_version[:64],
+        os=info.os[:128],
+        kernel=info.kernel[:128],
+        container_runtime=info.container_runtime[:128],
+    )
+    meta = existing.meta if existing else ObjectMeta(name=info.name)
+    meta = ObjectMeta(
+        name=meta.name,
+        uid=meta.uid,
+        labels=dict(info.labels),
+        annotations=meta.annotations,
+        resource_version=meta.resource_version,
+        generation=meta.generation,
+        created_at=meta.created_at,
+    )
+    return Node(
+        meta=meta,
+        address=info.address,
+        capacity=capacity,
+        allocatable=allocatable,
+        unschedulable=existing.unschedulable if existing else False,
+        status=status,
+    )
+
+
+def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
+    containers = tuple(
+        ContainerStatus(
+            name=c.name[:253],
+            state=c.state if c.state in _CONTAINER_STATES else "waiting",
+            reason=c.reason[:128],
+            message=c.message[:1024],
+            ready=c.ready,
+            restart_count=max(0, c.restart_count),
+            container_id=c.container_id[:128],
+            image=c.image[:512],
+            exit_code=c.exit_code,
+            started_at=c.started_at,
+        )
+        for c in report.containers
+    )
+    return PodStatus(
+        phase=_PHASES.get(report.phase, PodPhase.UNKNOWN),
+        reason=report.reason[:128],
+        message=report.message[:1024],
+        host_ip=report.host_ip[:64],
+        port_map={k[:32]: _clamp(v, 65535) for k, v in report.port_map.items()},
+        container_statuses=containers,
+        ready=report.ready,
+        started_at=report.started_at,
+    )
+
+
+def _container_to_proto(c: Container) -> node_pb2.ContainerSpec:
+    return node_pb2.ContainerSpec(
+        name=c.name,
+        image=c.image,
+        command=list(c.command),
+        args=list(c.args),
+        env=[node_pb2.EnvVar(name=e.name, value=e.value) for e in c.env],
+        ports=[
+            node_pb2.ContainerPort(
+                container_port=p.container_port,
+                protocol=p.protocol,
+                name=p.name,
+                host_port=p.host_port,
+            )
+            for p in c.ports
+        ],
+        requests=resources_to_proto(c.requests),
+        limits=resources_to_proto(c.limits),
+        image_pull_policy=c.image_pull_policy,
+    )
+
+
+def pod_spec_to_proto(spec: PodSpec) -> node_pb2.PodSpec:
+    return node_pb2.PodSpec(
+        containers=[_container_to_proto(c) for c in spec.containers],
+        restart_policy=spec.restart_policy,
+        termination_grace_period_seconds=spec.termination_grace_period_seconds,
+    )
+
+
+def assignment_to_proto(pod: Pod) -> node_pb2.PodAssignment:
+    return node_pb2.PodAssignment(
+        name=pod.meta.name,
+        epoch=pod.epoch,
+        labels=pod.meta.labels,
+        owner=pod.owner,
+        spec=pod_spec_to_proto(pod.spec),
+        stop=bool(pod.deletion_requested_at),
+    )
+
+
+def assignments_to_proto(revision: int, pods: list[Pod]) -> node_pb2.PodAssignments:
+    ordered = sorted(pods, key=lambda p: p.meta.name)
+    return node_pb2.PodAssignments(
+        revision=revision, pods=[assignment_to_proto(p) for p in ordered]
+    )
+
+
+def container_from_proto(c: node_pb2.ContainerSpec) -> Container:
+    """Inverse of _container_to_proto (used by tests and hollow nodes)."""
+    return Container(
+        name=c.name,
+        image=c.image,
+        command=tuple(c.command),
+        args=tuple(c.args),
+        env=tuple(EnvVar(e.name, e.value) for e in c.env),
+        ports=tuple(
+            ContainerPort(p.container_port, p.protocol, p.name, p.host_port) for p in c.ports
+        ),
+        requests=resources_from_proto(c.requests),
+        limits=resources_from_proto(c.limits),
+        image_pull_policy=c.image_pull_policy,
+    )

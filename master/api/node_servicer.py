@@ -1,0 +1,228 @@
+"""The node API servicer: agent registration and the long-lived session stream.
+
+One stream per agent. Up: heartbeats (renew the in-memory lease, no store
+write) and pod status changes (applied to the pod if the report answers the
+pod's current assignment epoch; flushed to disk in batches by ClusterState).
+Down: the node's complete assignment set, re-sent whenever any pod bound to the
+node changes (a state listener marks the node's session dirty). A newer session
+for the same node supersedes the older one, whose stream then ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+
+import grpc
+
+from master.api.convert import assignments_to_proto, node_from_proto, pod_status_from_proto
+from master.clock import Clock
+from master.controllers.manager import ControllerManager
+from master.controllers.nodes import LeaseTable
+from master.model import Node, Pod, PodPhase, PodStatus, StoredObject
+from master.state import ClusterState
+from protos import node_pb2, node_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+MAX_PODS_PER_REPORT = 1000
+
+
+@dataclass(slots=True)
+class _Session:
+    session_id: str
+    dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    superseded: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class NodeServicer(node_pb2_grpc.NodeServiceServicer):
+    def __init__(
+        self,
+        state: ClusterState,
+        leases: LeaseTable,
+        manager: ControllerManager,
+        clock: Clock,
+        heartbeat_interval: float,
+        lease_seconds: float,
+    ) -> None:
+        self._state = state
+        self._leases = leases
+        self._manager = manager
+        self._clock = clock
+        self._heartbeat_interval = heartbeat_interval
+        self._lease_seconds = lease_seconds
+        self._sessions: dict[str, _Session] = {}
+        state.subscribe(self._on_change)
+
+    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+        if isinstance(obj, Pod) and obj.node_name:
+            session = self._sessions.get(obj.node_name)
+            if session is not None:
+                session.dirty.set()
+
+    # -- RegisterNode ----------------------------------------------------------------
+
+    async def RegisterNode(
+        self, request: node_pb2.RegisterNodeRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.RegisterNodeResponse:
+        info = request.node
+        if len(info.name) > 253 or not _NODE_NAME.match(info.name):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"node name {info.name[:80]!r} is not a valid DNS-1123 subdomain",
+            )
+        if not info.address or len(info.address) > 64:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "node address (--advertise-address) is required"
+            )
+        existing = self._state.get("Node", info.name)
+        node = node_from_proto(
+            info, existing if isinstance(existing, Node) else None, self._clock.now()
+        )
+        self._state.put(node)
+        if existing is None:
+            self._state.record_event("Node", info.name, "Registered", f"node {info.name} joined")
+        self._leases.renew(info.name, self._clock.monotonic())
+        for report in request.pods[:MAX_PODS_PER_REPORT]:
+            self._apply_report(info.name, report, adopted=True)
+        old = self._sessions.get(info.name)
+        session = _Session(session_id=uuid.uuid4().hex)
+        self._sessions[info.name] = session
+        if old is not None:
+            old.superseded.set()
+        self._manager.poke()
+        await self._state.flush()
+        return node_pb2.RegisterNodeResponse(
+            session_id=session.session_id,
+            heartbeat_interval_seconds=self._heartbeat_interval,
+            lease_seconds=self._lease_seconds,
+        )
+
+    # -- StreamSession ---------------------------------------------------------------
+
+    async def StreamSession(
+        self,
+        request_iterator: AsyncIterator[node_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[node_pb2.MasterMessage]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("body") != "hello":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "a session starts with hello")
+            return
+        node_name = first.hello.node_name
+        session = self._sessions.get(node_name)
+        if session is None or session.session_id != first.hello.session_id:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"no current registration for node {node_name!r}; register again",
+            )
+            return
+        # Heartbeat acks from the reader and assignment sets share one way down.
+        acks: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
+        session.dirty.set()
+        reader = asyncio.create_task(self._read(node_name, request_iterator, acks))
+        superseded = asyncio.create_task(session.superseded.wait())
+        try:
+            while not reader.done() and not superseded.done():
+                dirty = asyncio.create_task(session.dirty.wait())
+                ack = asyncio.create_task(acks.get())
+                await asyncio.wait(
+                    {reader, superseded, dirty, ack}, return_when=asyncio.FIRST_COMPLETED
+                )
+                dirty.cancel()
+                if ack.done():
+                    yield ack.result()
+                else:
+                    ack.cancel()
+                if session.dirty.is_set() and not reader.done():
+                    session.dirty.clear()
+                    pods = self._state.pods_on_node(node_name)
+                    msg = assignments_to_proto(self._state.resource_version, pods)
+                    yield node_pb2.MasterMessage(assignments=msg)
+        finally:
+            for task in (reader, superseded):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            # A broken stream is a suspicion, not a verdict: the lease decides.
+            log.info("session of node %s ended", node_name)
+
+    async def _read(
+        self,
+        node_name: str,
+        request_iterator: AsyncIterator[node_pb2.AgentMessage],
+        acks: asyncio.Queue[node_pb2.MasterMessage],
+    ) -> None:
+        async for msg in request_iterator:
+            body = msg.WhichOneof("body")
+            if body == "heartbeat":
+                self._leases.renew(node_name, self._clock.monotonic())
+                node = self._state.get("Node", node_name)
+                if isinstance(node, Node) and not node.status.ready:
+                    self._manager.poke()
+                acks.put_nowait(
+                    node_pb2.MasterMessage(
+                        heartbeat_ack=node_pb2.HeartbeatAck(sequence=msg.heartbeat.sequence)
+                    )
+                )
+            elif body == "statuses":
+                for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
+                    self._apply_report(node_name, report, adopted=False)
+
+    # -- pod status --------------------------------------------------------------------
+
+    def _apply_report(
+        self, node_name: str, report: node_pb2.PodStatusReport, adopted: bool
+    ) -> None:
+        pod = self._state.pod(report.pod_name)
+        # Reports about pods this node does not hold (anymore) are ignored: the
+        # assignment set the agent gets next tells it to remove them.
+        if pod is None or pod.node_name != node_name or report.epoch != pod.epoch:
+            return
+        if report.removed:
+            if pod.deletion_requested_at:
+                self._state.remove("Pod", pod.meta.name)
+                self._state.record_event(
+                    "Pod", pod.meta.name, "Stopped", f"pod {pod.meta.name} stopped on {node_name}"
+                )
+            return
+        status = pod_status_from_proto(report)
+        if status == pod.status:
+            return
+        self._record_transitions(pod, status, adopted)
+        self._state.put(replace(pod, status=status))
+
+    def _record_transitions(self, pod: Pod, new: PodStatus, adopted: bool) -> None:
+        name = pod.meta.name
+        if adopted:
+            self._state.record_event(
+                "Pod", name, "Adopted", f"agent on {pod.node_name} kept running {name}"
+            )
+        if new.phase == PodPhase.RUNNING and pod.status.phase != PodPhase.RUNNING:
+            self._state.record_event("Pod", name, "Started", f"pod {name} is running")
+        old_restarts = {c.name: c.restart_count for c in pod.status.container_statuses}
+        for c in new.container_statuses:
+            if c.restart_count > old_restarts.get(c.name, 0):
+                self._state.record_event(
+                    "Pod",
+                    name,
+                    "Restarted",
+                    f"container {c.name} restarted (restart {c.restart_count})",
+                    "Warning",
+                )
+            if c.reason in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
+                old = next((o for o in pod.status.container_statuses if o.name == c.name), None)
+                if old is None or old.reason != c.reason:
+                    self._state.record_event(
+                        "Pod",
+                        name,
+                        "BackOff",
+                        f"container {c.name}: {c.reason}: {c.message}",
+                        "Warning",
+                    )

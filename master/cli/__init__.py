@@ -1,0 +1,1 @@
+"""The `pinnace` command line: kubectl-style verbs over the cluster gRPC API."""

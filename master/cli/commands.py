@@ -1,0 +1,222 @@
+"""The kubectl-style verbs: read files, call the master, print like kubectl.
+
+Files are read here and sent whole; the master parses and validates them, so the
+CLI and the server can never disagree about what a manifest means.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+
+from master.cli.client import CliError, MasterClient
+from master.cli.kinds import RESOURCE_NAMES, KindError, resolve_kind, split_kind_name
+from master.cli.tables import format_table, header_for, rows_for
+from protos import cluster_pb2
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_FILE_BYTES = 1024 * 1024
+
+
+def read_sources(paths: list[str]) -> list[cluster_pb2.SourceFile]:
+    """Every file named by -f: a file, each manifest of a directory, or stdin."""
+    files: list[cluster_pb2.SourceFile] = []
+    for raw in paths:
+        if raw == "-":
+            files.append(cluster_pb2.SourceFile(name="<stdin>", content=sys.stdin.buffer.read()))
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            members = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES)
+            if not members:
+                raise CliError(f"error: {raw}: no .yaml, .yml or .json files in this directory")
+        elif path.exists():
+            members = [path]
+        else:
+            raise CliError(f'error: the path "{raw}" does not exist')
+        for member in members:
+            try:
+                # Read one byte past the limit so the master reports the size clearly.
+                with member.open("rb") as fh:
+                    content = fh.read(MAX_FILE_BYTES + 1)
+            except OSError as e:
+                raise CliError(f"error: {member}: cannot read: {e.strerror}") from None
+            files.append(cluster_pb2.SourceFile(name=str(member), content=content))
+    return files
+
+
+def _resource(kind: str, name: str) -> str:
+    return f"{RESOURCE_NAMES.get(kind, kind.lower())}/{name}"
+
+
+def run_apply(address: str, paths: list[str], dry_run: bool) -> int:
+    files = read_sources(paths)
+    client = MasterClient(address)
+    try:
+        reply = client.call(
+            client.stub.ApplyManifests,
+            cluster_pb2.ApplyManifestsRequest(files=files, dry_run=dry_run),
+        )
+    finally:
+        client.close()
+    for warning in reply.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    suffix = " (dry run)" if dry_run else ""
+    for r in reply.results:
+        print(f"{_resource(r.kind, r.name)} {r.action}{suffix}")
+    return 0
+
+
+def _parse_selector(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    selector = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"error: -l {text}: expected key=value[,key=value]")
+        selector[key.strip()] = value.strip().lstrip("=")
+    return selector
+
+
+def _print_objects(kind: str, objs: list[dict[str, Any]], output: str | None, single: bool) -> None:
+    if output in ("json", "yaml"):
+        doc: dict[str, Any] = (
+            objs[0] if single else {"apiVersion": "v1", "kind": "List", "items": objs}
+        )
+        if output == "json":
+            print(json.dumps(doc, indent=4))
+        else:
+            print(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False), end="")
+        return
+    if output == "name":
+        for o in objs:
+            print(_resource(kind, o["metadata"]["name"]))
+        return
+    if not objs:
+        print("No resources found.", file=sys.stderr)
+        return
+    wide = output == "wide"
+    print(format_table(header_for(kind, wide), rows_for(kind, objs, wide)))
+
+
+def run_get(
+    address: str,
+    kind_text: str,
+    name: str | None,
+    output: str | None,
+    selector: str | None,
+    watch: bool,
+) -> int:
+    try:
+        kind, name = split_kind_name(kind_text, name)
+    except KindError as e:
+        raise CliError(f"error: {e}") from None
+    client = MasterClient(address)
+    try:
+        reply = client.call(
+            client.stub.GetObjects,
+            cluster_pb2.GetObjectsRequest(
+                kind=kind, name=name or "", label_selector=_parse_selector(selector)
+            ),
+        )
+        objs = [json.loads(o.json) for o in reply.objects]
+        _print_objects(kind, objs, output, single=bool(name))
+        if watch:
+            _follow(client, kind, name, output)
+    finally:
+        client.close()
+    return 0
+
+
+def _follow(client: MasterClient, kind: str, name: str | None, output: str | None) -> None:
+    """`-w`: print each change as it happens, one row (or document) per change."""
+    sys.stdout.flush()
+    request = cluster_pb2.WatchObjectsRequest(kind=kind, resource_version=_high_water(client, kind))
+    try:
+        for change in client.stub.WatchObjects(request):
+            obj = json.loads(change.object.json)
+            if name and obj["metadata"]["name"] != name:
+                continue
+            if output in ("json", "yaml", "name"):
+                _print_objects(kind, [obj], output, single=True)
+            else:
+                rows = rows_for(kind, [obj], output == "wide")
+                print(format_table(header_for(kind, output == "wide"), rows).splitlines()[1])
+            sys.stdout.flush()
+    except grpc.RpcError as e:
+        raise client.translate(e) from None
+
+
+def _high_water(client: MasterClient, kind: str) -> int:
+    reply = client.call(client.stub.GetObjects, cluster_pb2.GetObjectsRequest(kind=kind))
+    versions = [
+        int(json.loads(o.json)["metadata"].get("resourceVersion", 0)) for o in reply.objects
+    ]
+    return max(versions, default=0) or 1
+
+
+def run_delete(
+    address: str, kind_text: str | None, name: str | None, paths: list[str] | None
+) -> int:
+    if paths:
+        if kind_text:
+            raise CliError("error: give either -f FILE or KIND NAME, not both")
+        request = cluster_pb2.DeleteObjectsRequest(files=read_sources(paths))
+    else:
+        if not kind_text:
+            raise CliError("error: you must give -f FILE or KIND NAME")
+        try:
+            kind, name = split_kind_name(kind_text, name)
+        except KindError as e:
+            raise CliError(f"error: {e}") from None
+        if not name:
+            raise CliError(f"error: delete {kind_text}: give the name of the object to delete")
+        request = cluster_pb2.DeleteObjectsRequest(kind=kind, name=name)
+    client = MasterClient(address)
+    try:
+        reply = client.call(client.stub.DeleteObjects, request)
+    finally:
+        client.close()
+    status = 0
+    for r in reply.results:
+        if r.action == "not found":
+            print(
+                f"Error from server (NotFound): {_resource(r.kind, r.name)} not found",
+                file=sys.stderr,
+            )
+            status = 1
+        else:
+            print(f'{RESOURCE_NAMES.get(r.kind, r.kind.lower())} "{r.name}" deleted')
+    return status
+
+
+def run_scale(address: str, kind_text: str, name: str | None, replicas: int) -> int:
+    try:
+        kind, name = split_kind_name(kind_text, name)
+    except KindError as e:
+        raise CliError(f"error: {e}") from None
+    if kind != "Deployment":
+        raise CliError(f"error: cannot scale {kind_text}: only deployments can be scaled")
+    if not name:
+        raise CliError("error: scale deployment: give the deployment's name")
+    if replicas < 0:
+        raise CliError(f"error: --replicas must be >= 0, got {replicas}")
+    client = MasterClient(address)
+    try:
+        client.call(
+            client.stub.ScaleDeployment,
+            cluster_pb2.ScaleDeploymentRequest(name=name, replicas=replicas),
+        )
+    finally:
+        client.close()
+    print(f"{_resource(kind, name)} scaled")
+    return 0
+
+
+__all__ = ["resolve_kind", "run_apply", "run_delete", "run_get", "run_scale"]

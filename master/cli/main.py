@@ -1,0 +1,139 @@
+"""`pinnace`: the entry point for every command (master, agent and the kubectl-style verbs).
+
+`pinnace agent ...` replaces this process with `python -m agent ...`, so the
+master package never imports the agent. Every user-facing failure ends as one
+line on stderr and exit status 1; argument mistakes exit 2, as argparse does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from master.cli.client import CliError, master_address
+from master.cli.commands import (
+    run_apply,
+    run_delete,
+    run_get,
+    run_scale,
+)
+
+
+def _default_data_dir() -> str:
+    return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pinnace", description="A small container orchestrator speaking Kubernetes YAML."
+    )
+    parser.add_argument(
+        "--master", help="master address HOST:PORT (default: $PINNACE_MASTER or 127.0.0.1:7400)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    m = sub.add_parser("master", help="run the control plane")
+    m.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT for the gRPC API")
+    m.add_argument("--data-dir", default=_default_data_dir(), help="where the state lives")
+    m.add_argument("--heartbeat-interval", type=float, default=1.0, metavar="SECONDS")
+    m.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="a node without heartbeat this long is NotReady",
+    )
+    m.add_argument(
+        "--pod-eviction-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long a NotReady node keeps its pods before they are replaced",
+    )
+    m.add_argument("--log-level", default="INFO")
+
+    sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
+
+    a = sub.add_parser("apply", help="create or update objects from manifests")
+    a.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        help="a file, a directory of .yaml/.yml/.json files, or - for stdin",
+    )
+    a.add_argument("--dry-run", action="store_true", help="validate only")
+
+    g = sub.add_parser("get", help="list objects")
+    g.add_argument("kind", help="pods|deployments|services|nodes|events (or KIND/NAME)")
+    g.add_argument("name", nargs="?")
+    g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
+    g.add_argument("-l", "--selector", help="label selector key=value[,key=value]")
+    g.add_argument("-w", "--watch", action="store_true", help="after listing, follow changes")
+
+    d = sub.add_parser("delete", help="delete objects")
+    d.add_argument("kind", nargs="?", help="KIND or KIND/NAME")
+    d.add_argument("name", nargs="?")
+    d.add_argument("-f", "--filename", action="append", help="delete what the manifests declare")
+
+    s = sub.add_parser("scale", help="set a deployment's replicas")
+    s.add_argument("kind", help="deployment (or deployment/NAME)")
+    s.add_argument("name", nargs="?")
+    s.add_argument("--replicas", type=int, required=True)
+    return parser
+
+
+def _run_master(args: argparse.Namespace) -> int:
+    import logging
+
+    from master.server import MasterConfig, run_master
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run_master(
+        MasterConfig(
+            listen=args.listen,
+            data_dir=Path(args.data_dir),
+            heartbeat_interval=args.heartbeat_interval,
+            lease_seconds=args.lease_seconds,
+            eviction_timeout=args.pod_eviction_timeout,
+        )
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "agent":
+        # The agent is its own program; exec keeps signals and PIDs simple.
+        os.execv(sys.executable, [sys.executable, "-m", "agent", *argv[1:]])
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "master":
+            return _run_master(args)
+        address = master_address(args.master)
+        if args.command == "apply":
+            return run_apply(address, args.filename, args.dry_run)
+        if args.command == "get":
+            return run_get(address, args.kind, args.name, args.output, args.selector, args.watch)
+        if args.command == "delete":
+            return run_delete(address, args.kind, args.name, args.filename)
+        if args.command == "scale":
+            return run_scale(address, args.kind, args.name, args.replicas)
+    except CliError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""kubectl-style tables from Kubernetes-shaped objects (the `-o json` shape).
+
+The CLI renders from the same JSON it prints with `-o json`, so what a table
+shows and what a script reads never disagree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def _ts(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def human_age(seconds: float) -> str:
+    """Like kubectl: 45s, 5m10s, 3h, 2d."""
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s}s"
+    if s < 600:
+        return f"{s // 60}m{s % 60}s" if s % 60 else f"{s // 60}m"
+    if s < 3 * 3600:
+        return f"{s // 60}m"
+    if s < 48 * 3600:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def _age(obj: Obj, now: float) -> str:
+    created = _ts(obj.get("metadata", {}).get("creationTimestamp"))
+    return "<unknown>" if created is None else human_age(now - created)
+
+
+def pod_status_word(pod: Obj) -> str:
+    """The STATUS column: what a user most needs to know about the pod."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    status = pod.get("status", {})
+    for cs in status.get("containerStatuses", []):
+        state = cs.get("state", {})
+        if "waiting" in state and state["waiting"].get("reason"):
+            return str(state["waiting"]["reason"])
+        if "terminated" in state and state["terminated"].get("reason"):
+            return str(state["terminated"]["reason"])
+    return str(
+        status.get("reason")
+        if status.get("reason") == "NodeNotReady"
+        else status.get("phase", "Unknown")
+    )
+
+
+def _pod_row(pod: Obj, now: float, wide: bool) -> list[str]:
+    statuses = pod.get("status", {}).get("containerStatuses", [])
+    total = len(pod.get("spec", {}).get("containers", []))
+    ready = sum(1 for c in statuses if c.get("ready"))
+    restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
+    row = [
+        pod["metadata"]["name"],
+        f"{ready}/{total}",
+        pod_status_word(pod),
+        str(restarts),
+        _age(pod, now),
+        pod.get("spec", {}).get("nodeName") or "<none>",
+    ]
+    if wide:
+        endpoints = pod.get("status", {}).get("endpoints") or []
+        row += [pod.get("status", {}).get("podIP") or "<none>", ",".join(endpoints) or "<none>"]
+    return row
+
+
+def _deployment_row(dep: Obj, now: float, wide: bool) -> list[str]:
+    st = dep.get("status", {})
+    spec = dep.get("spec", {})
+    row = [
+        dep["metadata"]["name"],
+        f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+        str(st.get("updatedReplicas", 0)),
+        str(st.get("availableReplicas", 0)),
+        _age(dep, now),
+    ]
+    if wide:
+        containers = spec.get("template", {}).get("spec", {}).get("containers", [])
+        selector = spec.get("selector", {}).get("matchLabels", {})
+        row += [
+            ",".join(c["name"] for c in containers),
+            ",".join(c["image"] for c in containers),
+            ",".join(f"{k}={v}" for k, v in selector.items()),
+        ]
+    return row
+
+
+def _service_row(svc: Obj, now: float, wide: bool) -> list[str]:
+    spec = svc.get("spec", {})
+    ingress = svc.get("status", {}).get("loadBalancer", {}).get("ingress", [])
+    external = ",".join(i.get("ip", "") for i in ingress) or (
+        "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+    )
+    ports = ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}" for p in spec.get("ports", []))
+    row = [
+        svc["metadata"]["name"],
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP") or "<none>",
+        external,
+        ports,
+        _age(svc, now),
+    ]
+    if wide:
+        row.append(",".join(f"{k}={v}" for k, v in spec.get("selector", {}).items()) or "<none>")
+    return row
+
+
+def _node_row(node: Obj, now: float, wide: bool) -> list[str]:
+    conditions = node.get("status", {}).get("conditions", [])
+    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    status = {"True": "Ready", "False": "NotReady"}.get(ready.get("status", ""), "Unknown")
+    if node.get("spec", {}).get("unschedulable"):
+        status += ",SchedulingDisabled"
+    info = node.get("status", {}).get("nodeInfo", {})
+    row = [
+        node["metadata"]["name"],
+        status,
+        "<none>",
+        _age(node, now),
+        info.get("kubeletVersion", ""),
+    ]
+    if wide:
+        addresses = node.get("status", {}).get("addresses", [])
+        row += [
+            next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "<none>"),
+            info.get("osImage", ""),
+            info.get("kernelVersion", ""),
+            info.get("containerRuntimeVersion", ""),
+        ]
+    return row
+
+
+def _event_row(ev: Obj, now: float, wide: bool) -> list[str]:
+    last = _ts(ev.get("lastTimestamp"))
+    involved = ev.get("involvedObject", {})
+    row = [
+        "<unknown>" if last is None else human_age(now - last),
+        ev.get("type", ""),
+        ev.get("reason", ""),
+        f"{involved.get('kind', '').lower()}/{involved.get('name', '')}",
+        ev.get("message", ""),
+    ]
+    if wide:
+        row.insert(4, str(ev.get("count", 1)))
+    return row
+
+
+_HEADERS: dict[str, tuple[list[str], list[str]]] = {
+    "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"], ["IP", "ENDPOINTS"]),
+    "Deployment": (
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        ["CONTAINERS", "IMAGES", "SELECTOR"],
+    ),
+    "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"]),
+    "Node": (
+        ["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        ["INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
+    ),
+    "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], []),
+}
+_ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
+    "Pod": _pod_row,
+    "Deployment": _deployment_row,
+    "Service": _service_row,
+    "Node": _node_row,
+    "Event": _event_row,
+}
+
+
+def rows_for(
+    kind: str, objs: Sequence[Obj], wide: bool, now: float | None = None
+) -> list[list[str]]:
+    when = time.time() if now is None else now
+    return [_ROWS[kind](o, when, wide) for o in objs]
+
+
+def header_for(kind: str, wide: bool) -> list[str]:
+    base, extra = _HEADERS[kind]
+    if kind == "Event" and wide:
+        return [*base[:4], "COUNT", *base[4:]]
+    return base + extra if wide else list(base)
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [len(h) for h in header]
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [header, *rows]:
+        cells = [c.ljust(widths[i]) for i, c in enumerate(row[:-1])] + [row[-1]]
+        lines.append("   ".join(cells).rstrip())
+    return "\n".join(lines)

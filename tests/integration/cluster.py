@@ -1,0 +1,170 @@
+"""Real pinnace processes for integration tests: a master and agents on 127.0.0.1.
+
+`LocalCluster` starts `pinnace master` on port 0 (reading the bound port from its
+first line), starts agents with node names unique to the test run, drives the
+real CLI as a subprocess, and on close ends every process it started by PID and
+removes every container labelled with one of its node names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+
+REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def wait_for(
+    what: str, check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.2
+) -> T:
+    """Poll `check` until it returns a truthy value; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+class LocalCluster:
+    def __init__(self, workdir: Path, docker_client: docker.DockerClient) -> None:
+        self.workdir = workdir
+        self.docker = docker_client
+        self.run_id = uuid.uuid4().hex[:6]
+        self.master_proc: subprocess.Popen[bytes] | None = None
+        self.master_address = ""
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self._all_procs: list[subprocess.Popen[bytes]] = []
+        self.node_names: list[str] = []
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    # -- processes ----------------------------------------------------------------
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{log_name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, *args], stdout=subprocess.PIPE, stderr=log, env=self.env, cwd=REPO
+        )
+        self._all_procs.append(proc)
+        return proc
+
+    def start_master(self, *extra: str, port: int = 0) -> str:
+        listen = f"127.0.0.1:{port}"
+        proc = self._spawn(
+            [
+                "-m",
+                "master.cli.main",
+                "master",
+                "--listen",
+                listen,
+                "--data-dir",
+                str(self.workdir / "master-data"),
+                *extra,
+            ],
+            "master",
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        if "listening on" not in line:
+            proc.kill()
+            raise AssertionError(f"master did not start: {line!r}; see {self.workdir}/master.log")
+        self.master_address = line.strip().rsplit(" ", 1)[-1]
+        self.master_proc = proc
+        return self.master_address
+
+    def node(self, short: str) -> str:
+        name = f"it-{self.run_id}-{short}"
+        if name not in self.node_names:
+            self.node_names.append(name)
+        return name
+
+    def start_agent(self, short: str, *extra: str) -> str:
+        name = self.node(short)
+        proc = self._spawn(
+            [
+                "-m",
+                "agent",
+                "--master",
+                self.master_address,
+                "--name",
+                name,
+                "--advertise-address",
+                "127.0.0.1",
+                *extra,
+            ],
+            f"agent-{short}",
+        )
+        self.agents[name] = proc
+        return name
+
+    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                proc.wait(timeout=20)
+
+    def kill_master(self) -> None:
+        assert self.master_proc is not None
+        self.kill(self.master_proc)
+
+    # -- CLI ------------------------------------------------------------------------
+
+    def cli(
+        self, *args: str, check: bool = True, stdin: bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "master.cli.main", "--master", self.master_address, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=REPO,
+            timeout=60,
+            input=stdin.decode() if stdin is not None else None,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"pinnace {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def get_json(self, kind: str, name: str | None = None) -> Any:
+        args = ["get", kind] + ([name] if name else []) + ["-o", "json"]
+        return json.loads(self.cli(*args).stdout)
+
+    def pods(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get_json("pods")["items"]
+        return items
+
+    # -- docker -----------------------------------------------------------------------
+
+    def containers(self, running_only: bool = True) -> list[Any]:
+        found = []
+        for node in self.node_names:
+            found += self.docker.containers.list(
+                all=not running_only, filters={"label": f"pinnace.node={node}"}
+            )
+        return found
+
+    def close(self) -> None:
+        for proc in self._all_procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait(timeout=20)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        for container in self.containers(running_only=False):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
