@@ -1,0 +1,332 @@
+"""Model objects -> Kubernetes-shaped dicts: what `-o json|yaml` print and tables read.
+
+One function per kind turns a stored dataclass into the apiVersion/kind/
+metadata/spec/status shape kubectl users know, with the fields they read
+(pod spec.nodeName and status.containerStatuses, deployment status counts,
+node conditions and capacity, service load-balancer ingress). Pinnace extras
+ride along where Kubernetes has no field for them: a pod's status.portMap and
+status.endpoints (host:port pairs the load balancer targets).
+
+Deployment and Service specs are written in manifest form, so rendering an
+object and applying the output again declares the same thing (the manifest
+parser ignores the server-filled metadata and status). Rendering is pure and
+deterministic: every time printed comes from the object itself; `now` is the
+caller's clock, part of the signature so kinds whose output depends on the
+present (none today) need no change at the call sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from master.manifest.quantities import format_cpu, format_memory, format_memory_ki
+from master.model import (
+    DEFAULT_NAMESPACE,
+    Container,
+    ContainerStatus,
+    Deployment,
+    Event,
+    Node,
+    ObjectMeta,
+    Pod,
+    PodSpec,
+    Resources,
+    Service,
+    StoredObject,
+)
+
+Obj = dict[str, Any]
+
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+
+
+def rfc3339(t: float) -> str | None:
+    """Seconds since the epoch as Kubernetes prints times ("2024-05-01T12:00:00Z"); 0 is null."""
+    if t <= 0:
+        return None
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _int_or_str(text: str) -> int | str:
+    """IntOrString fields (targetPort, maxSurge): numbers print as numbers."""
+    return int(text) if text.isdigit() else text
+
+
+def _metadata(meta: ObjectMeta, labels: dict[str, str] | None = None) -> Obj:
+    return {
+        "name": meta.name,
+        "namespace": DEFAULT_NAMESPACE,
+        "uid": meta.uid,
+        "resourceVersion": str(meta.resource_version),
+        "generation": meta.generation,
+        "creationTimestamp": rfc3339(meta.created_at),
+        "labels": dict(meta.labels if labels is None else labels),
+        "annotations": dict(meta.annotations),
+    }
+
+
+def _amounts(r: Resources) -> Obj:
+    out: Obj = {}
+    if r.cpu_millis:
+        out["cpu"] = format_cpu(r.cpu_millis)
+    if r.memory_bytes:
+        out["memory"] = format_memory(r.memory_bytes)
+    return out
+
+
+def render_container(c: Container) -> Obj:
+    """A container as it appears in a manifest (empty fields left out, as kubectl does)."""
+    out: Obj = {"name": c.name, "image": c.image}
+    if c.command:
+        out["command"] = list(c.command)
+    if c.args:
+        out["args"] = list(c.args)
+    if c.env:
+        out["env"] = [{"name": e.name, "value": e.value} for e in c.env]
+    if c.ports:
+        ports = []
+        for p in c.ports:
+            port: Obj = {"containerPort": p.container_port, "protocol": p.protocol}
+            if p.name:
+                port["name"] = p.name
+            if p.host_port:
+                port["hostPort"] = p.host_port
+            ports.append(port)
+        out["ports"] = ports
+    resources: Obj = {}
+    if requests := _amounts(c.requests):
+        resources["requests"] = requests
+    if limits := _amounts(c.limits):
+        resources["limits"] = limits
+    out["resources"] = resources
+    out["imagePullPolicy"] = c.image_pull_policy
+    return out
+
+
+def render_pod_spec(spec: PodSpec) -> Obj:
+    return {
+        "containers": [render_container(c) for c in spec.containers],
+        "restartPolicy": spec.restart_policy,
+        "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
+    }
+
+
+def _condition(kind: str, ok: bool, at: float, reason: str = "") -> Obj:
+    out: Obj = {
+        "type": kind,
+        "status": "True" if ok else "False",
+        "lastProbeTime": None,
+        "lastTransitionTime": rfc3339(at),
+    }
+    if reason and not ok:
+        out["reason"] = reason
+    return out
+
+
+def _container_status(cs: ContainerStatus) -> Obj:
+    state: Obj
+    if cs.state == "running":
+        state = {"running": {"startedAt": rfc3339(cs.started_at)}}
+    elif cs.state == "terminated":
+        state = {
+            "terminated": {
+                "exitCode": cs.exit_code,
+                "reason": cs.reason,
+                "message": cs.message,
+                "startedAt": rfc3339(cs.started_at),
+            }
+        }
+    else:
+        state = {"waiting": {"reason": cs.reason, "message": cs.message}}
+    container_id = cs.container_id
+    if container_id and "://" not in container_id:
+        container_id = "docker://" + container_id
+    return {
+        "name": cs.name,
+        "state": state,
+        "ready": cs.ready,
+        "restartCount": cs.restart_count,
+        "image": cs.image,
+        "containerID": container_id,
+        "started": cs.state == "running",
+    }
+
+
+def render_pod(pod: Pod, now: float) -> Obj:
+    labels = dict(pod.meta.labels)
+    if pod.template_hash:
+        labels.setdefault(TEMPLATE_HASH_LABEL, pod.template_hash)
+    metadata = _metadata(pod.meta, labels)
+    if pod.owner:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": pod.owner, "controller": True}
+        ]
+    if pod.deletion_requested_at:
+        metadata["deletionTimestamp"] = rfc3339(pod.deletion_requested_at)
+    spec = render_pod_spec(pod.spec)
+    spec["nodeName"] = pod.node_name
+    st = pod.status
+    scheduled_at = st.started_at or pod.meta.created_at
+    containers_ready = bool(st.container_statuses) and all(c.ready for c in st.container_statuses)
+    port_map = dict(st.port_map)
+    endpoints = [f"{st.host_ip}:{hp}" for hp in port_map.values()] if st.host_ip else []
+    status: Obj = {
+        "phase": str(st.phase),
+        "reason": st.reason,
+        "message": st.message,
+        "hostIP": st.host_ip,
+        "podIP": st.host_ip,
+        "startTime": rfc3339(st.started_at),
+        "conditions": [
+            _condition("PodScheduled", bool(pod.node_name), scheduled_at, "Unschedulable"),
+            _condition("ContainersReady", containers_ready, scheduled_at, "ContainersNotReady"),
+            _condition("Ready", st.ready, scheduled_at, "ContainersNotReady"),
+        ],
+        "containerStatuses": [_container_status(c) for c in st.container_statuses],
+        "portMap": port_map,
+        "endpoints": endpoints,
+    }
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": status}
+
+
+def render_deployment(dep: Deployment) -> Obj:
+    strategy: Obj = {"type": dep.strategy}
+    if dep.strategy == "RollingUpdate":
+        strategy["rollingUpdate"] = {
+            "maxSurge": _int_or_str(dep.rolling_update.max_surge),
+            "maxUnavailable": _int_or_str(dep.rolling_update.max_unavailable),
+        }
+    st = dep.status
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(dep.meta),
+        "spec": {
+            "replicas": dep.replicas,
+            "selector": {"matchLabels": dict(dep.selector)},
+            "template": {
+                "metadata": {"labels": dict(dep.template.labels)},
+                "spec": render_pod_spec(dep.template.spec),
+            },
+            "strategy": strategy,
+        },
+        "status": {
+            "observedGeneration": st.observed_generation,
+            "replicas": st.replicas,
+            "readyReplicas": st.ready_replicas,
+            "updatedReplicas": st.updated_replicas,
+            "availableReplicas": st.available_replicas,
+        },
+    }
+
+
+def render_service(svc: Service) -> Obj:
+    ports = []
+    for p in svc.ports:
+        port: Obj = {
+            "port": p.port,
+            "targetPort": _int_or_str(p.target_port),
+            "protocol": p.protocol,
+        }
+        if p.name:
+            port["name"] = p.name
+        if p.node_port:
+            port["nodePort"] = p.node_port
+        ports.append(port)
+    ingress = [{"ip": svc.ingress_ip}] if svc.ingress_ip else []
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(svc.meta),
+        "spec": {"type": svc.type, "selector": dict(svc.selector), "ports": ports},
+        "status": {"loadBalancer": {"ingress": ingress}},
+    }
+
+
+def _node_resources(r: Resources) -> Obj:
+    return {"cpu": format_cpu(r.cpu_millis), "memory": format_memory_ki(r.memory_bytes)}
+
+
+def render_node(node: Node) -> Obj:
+    st = node.status
+    if st.ready:
+        ready = "True"
+    elif not st.last_heartbeat and not st.last_transition:
+        ready = "Unknown"  # never heard from
+    else:
+        ready = "False"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": _metadata(node.meta),
+        "spec": {"unschedulable": node.unschedulable},
+        "status": {
+            "capacity": _node_resources(node.capacity),
+            "allocatable": _node_resources(node.allocatable),
+            "addresses": [
+                {"type": "InternalIP", "address": node.address},
+                {"type": "Hostname", "address": node.meta.name},
+            ],
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": ready,
+                    "reason": st.reason,
+                    "message": st.message,
+                    "lastHeartbeatTime": rfc3339(st.last_heartbeat),
+                    "lastTransitionTime": rfc3339(st.last_transition),
+                }
+            ],
+            "nodeInfo": {
+                "kubeletVersion": st.agent_version,
+                "osImage": st.os,
+                "kernelVersion": st.kernel,
+                "containerRuntimeVersion": st.container_runtime,
+            },
+        },
+    }
+
+
+def render_event(ev: Event) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": _metadata(ev.meta),
+        "involvedObject": {
+            "kind": ev.involved_kind,
+            "name": ev.involved_name,
+            "namespace": DEFAULT_NAMESPACE,
+        },
+        "reason": ev.reason,
+        "message": ev.message,
+        "type": ev.type,
+        "count": ev.count,
+        "firstTimestamp": rfc3339(ev.first_seen),
+        "lastTimestamp": rfc3339(ev.last_seen),
+        "source": {"component": ev.source},
+    }
+
+
+def render_object(obj: StoredObject, now: float) -> Obj:
+    """Any stored object in Kubernetes' shape."""
+    if isinstance(obj, Pod):
+        return render_pod(obj, now)
+    if isinstance(obj, Deployment):
+        return render_deployment(obj)
+    if isinstance(obj, Service):
+        return render_service(obj)
+    if isinstance(obj, Node):
+        return render_node(obj)
+    return render_event(obj)
+
+
+def render_list(objs: Iterable[StoredObject], now: float) -> Obj:
+    """Several objects as kubectl prints them: a v1 List with items."""
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "metadata": {"resourceVersion": ""},
+        "items": [render_object(o, now) for o in objs],
+    }

@@ -1,0 +1,90 @@
+"""metadata of manifests: an object's identity (name, labels, annotations) and the pod template's.
+
+Only the "default" namespace exists in pinnace, so a manifest naming another is
+refused rather than silently moved. Fields the server fills (uid,
+resourceVersion, creationTimestamp, ...) are accepted and ignored so that the
+output of `pinnace get -o yaml` can be applied again unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from master.manifest.errors import Where, describe
+from master.manifest.fields import as_map, as_str, as_str_map, check_fields
+from master.manifest.names import check_annotations, check_labels
+from master.model import DEFAULT_NAMESPACE, ObjectMeta
+
+SUPPORTED = ("name", "namespace", "labels", "annotations")
+# Written by the server; present in `get -o yaml` output.
+SERVER_FILLED = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+UNSUPPORTED = ("generateName", "finalizers", "ownerReferences")
+
+
+def parse_labels(value: Any, where: Where) -> dict[str, str]:
+    labels = as_str_map(value, where)
+    check_labels(labels, where)
+    return labels
+
+
+def parse_annotations(value: Any, where: Where) -> dict[str, str]:
+    annotations = as_str_map(value, where)
+    check_annotations(annotations, where)
+    return annotations
+
+
+def parse_object_meta(
+    value: Any, where: Where, check_name: Callable[[str, Where], None]
+) -> ObjectMeta:
+    """Top-level metadata; `check_name` is the kind's name rule (subdomain, DNS-1035 label)."""
+    if value is None:
+        raise where.key("name").error("is required")
+    data = as_map(value, where)
+    check_fields(data, where, SUPPORTED, UNSUPPORTED, SERVER_FILLED)
+    namespace = data.get("namespace")
+    if namespace is not None and as_str(namespace, where.key("namespace")) != DEFAULT_NAMESPACE:
+        raise where.key("namespace").error(
+            f'namespaces are not supported yet; only "{DEFAULT_NAMESPACE}" is allowed, '
+            f"got {describe(namespace)}"
+        )
+    raw_name = data.get("name")
+    if raw_name is None or raw_name == "":
+        hint = " (generateName is not supported yet)" if data.get("generateName") else ""
+        raise where.key("name").error(f"is required{hint}")
+    name = as_str(raw_name, where.key("name"))
+    check_name(name, where.key("name"))
+    return ObjectMeta(
+        name=name,
+        labels=parse_labels(data.get("labels"), where.key("labels")),
+        annotations=parse_annotations(data.get("annotations"), where.key("annotations")),
+    )
+
+
+def parse_template_labels(value: Any, where: Where) -> dict[str, str]:
+    """spec.template.metadata: labels are kept; annotations are checked, then reported ignored."""
+    data = as_map(value, where)
+    template_unsupported = tuple(
+        f for f in (*SUPPORTED, *UNSUPPORTED) if f not in ("labels", "annotations")
+    )
+    check_fields(
+        data,
+        where,
+        ("labels", "annotations"),
+        template_unsupported,
+        SERVER_FILLED,
+    )
+    annotations = parse_annotations(data.get("annotations"), where.key("annotations"))
+    if annotations:
+        # The model's PodTemplate has nowhere to keep them yet.
+        where.key("annotations").warn("not supported yet, ignored")
+    return parse_labels(data.get("labels"), where.key("labels"))

@@ -1,0 +1,107 @@
+"""A Service manifest (v1) -> the model's Service.
+
+pinnace load-balances TCP through HAProxy, so a Service is a selector plus TCP
+ports; everything else Kubernetes' ServiceSpec offers is reported as not
+supported yet. targetPort stays text ("8080" or a named container port); the
+endpoints controller resolves it against each pod.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from master.manifest.errors import Where, describe
+from master.manifest.fields import as_int, as_list, as_map, as_str, check_fields, one_of, require
+from master.manifest.meta import parse_labels, parse_object_meta
+from master.manifest.names import check_dns1035_label, check_dns1123_label, check_port_name
+from master.model import Service, ServicePort
+
+SPEC_SUPPORTED = ("ports", "selector", "type")
+SPEC_UNSUPPORTED = (
+    "clusterIP", "clusterIPs", "externalIPs", "sessionAffinity", "loadBalancerIP",
+    "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy", "healthCheckNodePort",
+    "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy",
+    "allocateLoadBalancerNodePorts", "loadBalancerClass", "internalTrafficPolicy",
+    "trafficDistribution",
+)  # fmt: skip
+TYPES = ("ClusterIP", "LoadBalancer", "NodePort")
+PORT_FIELDS = ("name", "protocol", "port", "targetPort", "nodePort")
+
+
+def _parse_target_port(value: Any, where: Where, port: int) -> str:
+    if value is None:
+        return str(port)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(as_int(value, where, 1, 65535))
+    if isinstance(value, str):
+        check_port_name(value, where)
+        return value
+    raise where.error(
+        f"must be a port number (1-65535) or a container port name, got {describe(value)}"
+    )
+
+
+def _parse_port(value: Any, where: Where) -> ServicePort:
+    data = as_map(value, where)
+    check_fields(data, where, PORT_FIELDS, ("appProtocol",))
+    port = as_int(require(data, "port", where), where.key("port"), 1, 65535)
+    if data.get("protocol") is not None:
+        protocol = as_str(data["protocol"], where.key("protocol"))
+        if protocol in ("UDP", "SCTP"):
+            raise where.key("protocol").error(f'{protocol} is not supported yet; only "TCP" is')
+        one_of(protocol, where.key("protocol"), ("TCP",))
+    name = ""
+    if data.get("name") is not None:
+        name = as_str(data["name"], where.key("name"))
+        if name:
+            check_dns1123_label(name, where.key("name"))
+    node_port = 0
+    if data.get("nodePort") is not None:
+        node_port = as_int(data["nodePort"], where.key("nodePort"), 0, 65535)
+    return ServicePort(
+        port=port,
+        target_port=_parse_target_port(data.get("targetPort"), where.key("targetPort"), port),
+        protocol="TCP",
+        name=name,
+        node_port=node_port,
+    )
+
+
+def _parse_ports(value: Any, where: Where) -> tuple[ServicePort, ...]:
+    items = as_list(value, where)
+    if not items:
+        raise where.error("is required (at least one port)")
+    ports = tuple(_parse_port(item, where.index(i)) for i, item in enumerate(items))
+    names: set[str] = set()
+    numbers: set[int] = set()
+    for i, port in enumerate(ports):
+        at = where.index(i)
+        if len(ports) > 1 and not port.name:
+            raise at.key("name").error("is required when a Service has more than one port")
+        if port.name in names:
+            raise at.key("name").error(f"duplicate port name {describe(port.name)}")
+        names.add(port.name)
+        if port.port in numbers:
+            raise at.key("port").error(f"duplicate port {port.port}/TCP")
+        numbers.add(port.port)
+    return ports
+
+
+def parse_service(data: dict[str, Any], where: Where) -> Service:
+    """`data` is one document already known to be kind Service, apiVersion v1."""
+    check_fields(data, where, ("apiVersion", "kind", "metadata", "spec"), (), ("status",))
+    meta = parse_object_meta(data.get("metadata"), where.key("metadata"), check_dns1035_label)
+    at = where.key("spec")
+    spec = as_map(require(data, "spec", where), at)
+    check_fields(spec, at, SPEC_SUPPORTED, SPEC_UNSUPPORTED)
+    kind = "ClusterIP"
+    if spec.get("type") is not None:
+        if spec["type"] == "ExternalName":
+            raise at.key("type").error("ExternalName is not supported yet")
+        kind = one_of(spec["type"], at.key("type"), TYPES)
+    return Service(
+        meta=meta,
+        selector=parse_labels(spec.get("selector"), at.key("selector")),
+        ports=_parse_ports(spec.get("ports"), at.key("ports")),
+        type=kind,
+    )

@@ -1,0 +1,125 @@
+"""Service manifests: the seed file, ports and targetPorts, types, warnings and messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from master.manifest import parse_manifests
+from master.model import Service, ServicePort
+from tests.unit.test_manifest_support import SERVICE, error, mutate, parse
+
+SEED = Path("/work/shared/fixtures/seed")
+PREFIX = "service.yaml: document 1: "
+
+
+def only_service(doc: dict[str, Any]) -> Service:
+    (obj,) = parse(doc, file="service.yaml").objects
+    assert isinstance(obj, Service)
+    return obj
+
+
+def test_seed_service_parses_unchanged() -> None:
+    parsed = parse_manifests([("service.yaml", (SEED / "service.yaml").read_bytes())])
+
+    (svc,) = parsed.objects
+    assert isinstance(svc, Service)
+    assert svc.meta.name == "my-web-app-service"
+    assert svc.selector == {"app": "my-web-app"}
+    assert svc.ports == (ServicePort(port=80, target_port="80", protocol="TCP"),)
+    assert svc.type == "LoadBalancer"
+    assert parsed.warnings == ()
+
+
+def test_defaults_target_port_to_port_and_type_to_cluster_ip() -> None:
+    svc = only_service(mutate(SERVICE, "spec.ports", [{"port": 8080}]))
+
+    assert svc.ports == (ServicePort(8080, "8080"),)
+    assert svc.type == "ClusterIP"
+
+
+def test_named_target_port_multiple_ports_and_node_port() -> None:
+    ports = [
+        {"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080},
+        {"name": "metrics", "port": 9090, "targetPort": 9100, "protocol": "TCP"},
+    ]
+    doc = mutate(mutate(SERVICE, "spec.ports", ports), "spec.type", "NodePort")
+
+    svc = only_service(doc)
+
+    assert svc.ports == (
+        ServicePort(80, "http", "TCP", "http", 30080),
+        ServicePort(9090, "9100", "TCP", "metrics", 0),
+    )
+    assert svc.type == "NodePort"
+
+
+def test_service_without_selector_is_allowed() -> None:
+    assert only_service(mutate(SERVICE, "spec.selector")).selector == {}
+
+
+def test_status_is_ignored_and_unsupported_fields_warn() -> None:
+    doc = mutate(SERVICE, "status", {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}})
+    doc = mutate(doc, "spec.clusterIP", "10.96.0.10")
+    doc = mutate(doc, "spec.sessionAffinity", "ClientIP")
+
+    parsed = parse(doc, file="service.yaml")
+
+    assert parsed.warnings == (
+        PREFIX + "spec.clusterIP: not supported yet, ignored",
+        PREFIX + "spec.sessionAffinity: not supported yet, ignored",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("metadata.name", "a" * 65, "metadata.name: must be at most 63 characters, got 65"),
+        ("metadata.name", "1web", "metadata.name: must be a DNS-1035 label"),
+        ("metadata.name", "web.app", "metadata.name: must be a DNS-1035 label"),
+        ("metadata.namespace", "kube-system", "metadata.namespace: namespaces are not supported"),
+        ("spec.ports", [], "spec.ports: is required (at least one port)"),
+        ("spec.ports", None, "spec.ports: is required (at least one port)"),
+        ("spec.ports", {"port": 80}, "spec.ports: must be a list, got a map"),
+        ("spec.ports[0].port", 0, "spec.ports[0].port: must be an integer from 1 to 65535, got 0"),
+        ("spec.ports[0].port", -1, "spec.ports[0].port: must be an integer from 1 to 65535"),
+        ("spec.ports[0].port", 65536, "port: must be an integer from 1 to 65535, got 65536"),
+        ("spec.ports[0].targetPort", 0, "spec.ports[0].targetPort: must be an integer from 1"),
+        ("spec.ports[0].targetPort", "80", "spec.ports[0].targetPort: must contain at least one"),
+        ("spec.ports[0].targetPort", [80], "spec.ports[0].targetPort: must be a port number"),
+        ("spec.ports[0].protocol", "UDP", "spec.ports[0].protocol: UDP is not supported yet"),
+        ("spec.ports[0].protocol", "SCTP", "spec.ports[0].protocol: SCTP is not supported yet"),
+        ("spec.ports[0].protocol", "HTTP", 'spec.ports[0].protocol: must be one of "TCP"'),
+        ("spec.ports[0].nodePort", "x", "spec.ports[0].nodePort: must be an integer"),
+        ("spec.ports[0].prot", 1, 'spec.ports[0].prot: unknown field (did you mean "port"?)'),
+        ("spec.type", "ExternalName", "spec.type: ExternalName is not supported yet"),
+        ("spec.type", "Headless", 'spec.type: must be one of "ClusterIP", "LoadBalancer"'),
+        ("spec.selector", {"app": ["web"]}, "spec.selector.app: must be a string, got a list"),
+        ("spec.selectr", {}, 'spec.selectr: unknown field (did you mean "selector"?)'),
+        ("apiVersion", "apps/v1", 'apiVersion: must be "v1" for kind Service, got "apps/v1"'),
+    ],
+)
+def test_invalid_service_is_refused_with_one_sentence(path: str, value: Any, expected: str) -> None:
+    message = error(mutate(SERVICE, path, value), file="service.yaml")
+
+    assert message.startswith(PREFIX)
+    assert expected in message
+
+
+def test_several_ports_need_unique_names_and_numbers() -> None:
+    unnamed = mutate(SERVICE, "spec.ports", [{"port": 80}, {"port": 81}])
+    a80, a81, b80 = {"port": 80, "name": "a"}, {"port": 81, "name": "a"}, {"port": 80, "name": "b"}
+    same_name = mutate(SERVICE, "spec.ports", [a80, a81])
+    same_port = mutate(SERVICE, "spec.ports", [a80, b80])
+
+    assert error(unnamed, file="service.yaml") == (
+        PREFIX + "spec.ports[0].name: is required when a Service has more than one port"
+    )
+    assert error(same_name, file="service.yaml") == (
+        PREFIX + 'spec.ports[1].name: duplicate port name "a"'
+    )
+    assert error(same_port, file="service.yaml") == (
+        PREFIX + "spec.ports[1].port: duplicate port 80/TCP"
+    )
