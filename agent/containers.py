@@ -1,0 +1,59 @@
+"""How a pod's container spec becomes an engine ContainerConfig (pure).
+
+The name and labels are what make the agent restartable: the name
+`pinnace-<node>-<pod>-<container>` is unique on a shared engine, and the labels
+carry the pod, container, epoch, spec hash, restart count and grace period, so a
+fresh agent knows from a list call alone what it runs. Kubernetes' `command`
+replaces the image's ENTRYPOINT and `args` its CMD; ports are published on the
+advertise address; limits (never requests) become Docker's nano_cpus/mem_limit.
+"""
+
+from __future__ import annotations
+
+from agent.model import ContainerSpec, PodAssignment, spec_hash
+from agent.runtime.port import (
+    LABEL_CONTAINER,
+    LABEL_EPOCH,
+    LABEL_GRACE,
+    LABEL_NODE,
+    LABEL_POD,
+    LABEL_POD_LABEL_PREFIX,
+    LABEL_RESTART_COUNT,
+    LABEL_SPEC_HASH,
+    ContainerConfig,
+    PortBinding,
+    container_name,
+)
+
+
+def container_config(
+    node: str,
+    host_ip: str,
+    assignment: PodAssignment,
+    spec: ContainerSpec,
+    restart_count: int,
+) -> ContainerConfig:
+    labels = {f"{LABEL_POD_LABEL_PREFIX}{k}": v for k, v in assignment.labels.items()}
+    labels |= {
+        LABEL_NODE: node,
+        LABEL_POD: assignment.name,
+        LABEL_CONTAINER: spec.name,
+        LABEL_EPOCH: str(assignment.epoch),
+        LABEL_SPEC_HASH: spec_hash(spec),
+        LABEL_RESTART_COUNT: str(restart_count),
+        LABEL_GRACE: str(assignment.spec.termination_grace_period_seconds),
+    }
+    return ContainerConfig(
+        name=container_name(node, assignment.name, spec.name),
+        image=spec.image,
+        labels=labels,
+        entrypoint=spec.command,
+        cmd=spec.args,
+        env=tuple((e.name, e.value) for e in spec.env),
+        ports=tuple(
+            PortBinding(p.container_port, p.protocol or "TCP", p.host_port) for p in spec.ports
+        ),
+        host_ip=host_ip,
+        nano_cpus=spec.limits.cpu_millis * 1_000_000,
+        mem_limit=spec.limits.memory_bytes,
+    )

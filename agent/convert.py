@@ -1,0 +1,111 @@
+"""Proto <-> agent dataclasses, at the gRPC edge only (agent/session.py).
+
+The decision code never sees a protobuf message; this is the one place that
+knows both shapes. Defaults the wire leaves empty (protocol, restart policy,
+pull policy) are filled in the way Kubernetes defaults them.
+"""
+
+from __future__ import annotations
+
+from agent.model import (
+    Assignments,
+    ContainerPort,
+    ContainerSpec,
+    EnvVar,
+    NodeInfo,
+    PodAssignment,
+    PodSpec,
+    PodStatusReport,
+    Resources,
+)
+from protos import node_pb2 as pb
+
+
+def resources_from_proto(msg: pb.Resources) -> Resources:
+    return Resources(cpu_millis=msg.cpu_millis, memory_bytes=msg.memory_bytes)
+
+
+def resources_to_proto(r: Resources) -> pb.Resources:
+    return pb.Resources(cpu_millis=r.cpu_millis, memory_bytes=r.memory_bytes)
+
+
+def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
+    return ContainerSpec(
+        name=msg.name,
+        image=msg.image,
+        command=tuple(msg.command),
+        args=tuple(msg.args),
+        env=tuple(EnvVar(e.name, e.value) for e in msg.env),
+        ports=tuple(
+            ContainerPort(p.container_port, (p.protocol or "TCP").upper(), p.name, p.host_port)
+            for p in msg.ports
+        ),
+        requests=resources_from_proto(msg.requests),
+        limits=resources_from_proto(msg.limits),
+        image_pull_policy=msg.image_pull_policy or "IfNotPresent",
+    )
+
+
+def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
+    return PodAssignment(
+        name=msg.name,
+        epoch=msg.epoch,
+        spec=PodSpec(
+            containers=tuple(container_from_proto(c) for c in msg.spec.containers),
+            restart_policy=msg.spec.restart_policy or "Always",
+            termination_grace_period_seconds=msg.spec.termination_grace_period_seconds,
+        ),
+        labels=dict(msg.labels),
+        owner=msg.owner,
+        stop=msg.stop,
+    )
+
+
+def assignments_from_proto(msg: pb.PodAssignments) -> Assignments:
+    return Assignments(
+        revision=msg.revision, pods=tuple(assignment_from_proto(p) for p in msg.pods)
+    )
+
+
+def status_to_proto(r: PodStatusReport) -> pb.PodStatusReport:
+    return pb.PodStatusReport(
+        pod_name=r.pod_name,
+        epoch=r.epoch,
+        phase=r.phase,
+        reason=r.reason,
+        message=r.message,
+        host_ip=r.host_ip,
+        port_map=r.port_map,
+        containers=[
+            pb.ContainerStatusReport(
+                name=c.name,
+                state=c.state,
+                reason=c.reason,
+                message=c.message,
+                ready=c.ready,
+                restart_count=c.restart_count,
+                container_id=c.container_id,
+                image=c.image,
+                exit_code=c.exit_code,
+                started_at=c.started_at,
+            )
+            for c in r.containers
+        ],
+        ready=r.ready,
+        started_at=r.started_at,
+        removed=r.removed,
+    )
+
+
+def node_info_to_proto(n: NodeInfo) -> pb.NodeInfo:
+    return pb.NodeInfo(
+        name=n.name,
+        address=n.address,
+        capacity=resources_to_proto(n.capacity),
+        allocatable=resources_to_proto(n.allocatable),
+        labels=n.labels,
+        agent_version=n.agent_version,
+        os=n.os,
+        kernel=n.kernel,
+        container_runtime=n.container_runtime,
+    )

@@ -1,0 +1,202 @@
+"""`python -m agent` (what `pinnace agent` execs): flags, wiring, signals.
+
+Builds the pieces and runs them until SIGTERM/SIGINT: a DockerRuntime for this
+node, the Worker (reconcile loop) publishing into a StatusOutbox, and the Session
+with the master. Exiting leaves every container running: a restarted agent adopts
+them (they are found by label and re-registered), so upgrading or restarting the
+agent never restarts the workloads. Flag errors are one sentence and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from agent.capacity import (
+    DEFAULT_RESERVE_CPU,
+    DEFAULT_RESERVE_MEMORY,
+    NodeResources,
+    compute_resources,
+    detect_capacity,
+)
+from agent.clock import SystemClock
+from agent.fencing import FencePolicy
+from agent.model import NodeInfo
+from agent.outbox import StatusOutbox
+from agent.quantity import QuantityError, parse_cpu_millis, parse_memory_bytes
+from agent.runtime.port import Runtime
+from agent.session import Session
+from agent.worker import Worker
+
+AGENT_VERSION = "0.1.0"
+DEFAULT_MASTER = "127.0.0.1:7400"
+log = logging.getLogger("pinnace.agent")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"pinnace agent: {message}\n")
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--labels: {item!r} is not key=value")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pinnace agent", description="Run the pods the master assigns to this node.")
+    p.add_argument(
+        "--master",
+        default=os.environ.get("PINNACE_MASTER") or DEFAULT_MASTER,
+        help="master address HOST:PORT (default: $PINNACE_MASTER, else 127.0.0.1:7400)",
+    )
+    p.add_argument("--name", default=socket.gethostname(), help="node name (default: hostname)")
+    p.add_argument(
+        "--advertise-address",
+        default="127.0.0.1",
+        help="the IP pod ports are published on (default: 127.0.0.1)",
+    )
+    p.add_argument("--labels", default="", help="node labels, k=v,k2=v2")
+    p.add_argument("--capacity-cpu", help="claim this CPU capacity instead of detecting it")
+    p.add_argument("--capacity-memory", help="claim this memory capacity instead of detecting it")
+    p.add_argument("--reserve-cpu", default=DEFAULT_RESERVE_CPU, help="CPU kept back from pods")
+    p.add_argument(
+        "--reserve-memory", default=DEFAULT_RESERVE_MEMORY, help="memory kept back from pods"
+    )
+    p.add_argument(
+        "--fence-after",
+        type=float,
+        help="seconds without a heartbeat ack before stopping all pods (default: 0.8 x lease)",
+    )
+    p.add_argument("--no-fence", action="store_true", help="never stop pods on losing the master")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return p
+
+
+def _check_address(parser: argparse.ArgumentParser, flag: str, value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        parser.error(f"{flag}: expected HOST:PORT, got {value!r}")
+
+
+def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResources]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_address(parser, "--master", args.master)
+    if not args.name or "/" in args.name or " " in args.name:
+        parser.error(f"--name: {args.name!r} is not a valid node name")
+    try:
+        socket.inet_pton(
+            socket.AF_INET6 if ":" in args.advertise_address else socket.AF_INET,
+            args.advertise_address,
+        )
+    except OSError:
+        parser.error(f"--advertise-address: {args.advertise_address!r} is not an IP address")
+    try:
+        args.labels = parse_labels(args.labels)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        parser.error(f"--log-level: {args.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+    if args.fence_after is not None and args.fence_after <= 0:
+        parser.error(f"--fence-after: must be > 0, got {args.fence_after}")
+    for flag in ("capacity_cpu", "capacity_memory", "reserve_cpu", "reserve_memory"):
+        value = getattr(args, flag)
+        parse = parse_cpu_millis if flag.endswith("cpu") else parse_memory_bytes
+        try:
+            if value is not None:
+                parse(value)
+        except QuantityError as exc:
+            parser.error(f"--{flag.replace('_', '-')}: {exc}")
+    try:
+        resources = compute_resources(
+            detect_capacity(),
+            capacity_cpu=args.capacity_cpu,
+            capacity_memory=args.capacity_memory,
+            reserve_cpu=args.reserve_cpu,
+            reserve_memory=args.reserve_memory,
+        )
+    except QuantityError as exc:
+        parser.error(str(exc))
+    return args, resources
+
+
+async def run_agent(
+    args: argparse.Namespace, resources: NodeResources, runtime: Runtime | None = None
+) -> None:
+    if runtime is None:
+        from agent.runtime.docker_runtime import DockerRuntime
+
+        runtime = DockerRuntime(args.name)
+    clock = SystemClock()
+    outbox = StatusOutbox()
+    worker = Worker(runtime, args.advertise_address, clock, outbox.update)
+    node = NodeInfo(
+        name=args.name,
+        address=args.advertise_address,
+        capacity=resources.capacity,
+        allocatable=resources.allocatable,
+        labels=args.labels,
+        agent_version=AGENT_VERSION,
+        os=platform.system().lower(),
+        kernel=platform.release(),
+        container_runtime="docker",
+    )
+    fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
+    session = Session(args.master, node, worker, outbox, clock, fence)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "agent %s for node %s: master %s, pods published on %s, allocatable %dm CPU / %d bytes",
+        AGENT_VERSION,
+        args.name,
+        args.master,
+        args.advertise_address,
+        resources.allocatable.cpu_millis,
+        resources.allocatable.memory_bytes,
+    )
+    tasks = [
+        asyncio.create_task(worker.run(), name="worker"),
+        asyncio.create_task(session.run(), name="session"),
+    ]
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    for task in [*tasks, stopper]:
+        task.cancel()
+    await asyncio.gather(*tasks, stopper, return_exceptions=True)
+    for task in done:
+        if task is not stopper and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    with contextlib.suppress(Exception):
+        await runtime.close()
+    log.info("agent stopped; its containers keep running and will be adopted on restart")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, resources = resolve(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Libraries' debug chatter (grpc logs a cancelled stream with a traceback) is not ours.
+    for noisy in ("docker", "urllib3", "grpc", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    asyncio.run(run_agent(args, resources))
+    return 0

@@ -1,0 +1,130 @@
+"""The agent's own data: pod assignments, container facts and status reports.
+
+The agent never imports the master; these frozen dataclasses mirror what
+protos/node.proto carries (agent/convert.py translates at the gRPC edge) so the
+decision code (agent/sync.py, agent/status.py) works over plain data. Units are
+the wire's: CPU in millicores, memory in bytes, times in wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    name: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPort:
+    container_port: int
+    protocol: str = "TCP"
+    name: str = ""
+    # 0: publish on an ephemeral port of the advertise address.
+    host_port: int = 0
+
+    @property
+    def key(self) -> str:
+        """The port_map key, "80/TCP"."""
+        return f"{self.container_port}/{self.protocol.upper()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[EnvVar, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+    requests: Resources = Resources()
+    limits: Resources = Resources()
+    image_pull_policy: str = "IfNotPresent"
+
+
+@dataclass(frozen=True, slots=True)
+class PodSpec:
+    containers: tuple[ContainerSpec, ...]
+    restart_policy: str = "Always"
+    termination_grace_period_seconds: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class PodAssignment:
+    """One pod the master wants on this node (or wants stopped, when `stop`)."""
+
+    name: str
+    epoch: int
+    spec: PodSpec
+    labels: dict[str, str] = field(default_factory=dict)
+    owner: str = ""
+    stop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Assignments:
+    """The complete set of pods for this node at one master revision."""
+
+    revision: int
+    pods: tuple[PodAssignment, ...]
+
+
+def spec_hash(spec: ContainerSpec) -> str:
+    """A stable short hash of a container spec: a running container with another hash is stale."""
+    canonical = json.dumps(asdict(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    name: str
+    # waiting | running | terminated
+    state: str = "waiting"
+    reason: str = ""
+    message: str = ""
+    ready: bool = False
+    restart_count: int = 0
+    container_id: str = ""
+    image: str = ""
+    exit_code: int = 0
+    started_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PodStatusReport:
+    """What the agent tells the master about one pod (PodStatusReport on the wire)."""
+
+    pod_name: str
+    epoch: int
+    phase: str = "Pending"
+    reason: str = ""
+    message: str = ""
+    host_ip: str = ""
+    port_map: dict[str, int] = field(default_factory=dict)
+    containers: tuple[ContainerStatus, ...] = ()
+    ready: bool = False
+    started_at: float = 0.0
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    name: str
+    address: str
+    capacity: Resources
+    allocatable: Resources
+    labels: dict[str, str] = field(default_factory=dict)
+    agent_version: str = ""
+    os: str = ""
+    kernel: str = ""
+    container_runtime: str = ""

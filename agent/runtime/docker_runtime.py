@@ -1,0 +1,323 @@
+"""DockerRuntime: the Runtime port over the Docker Engine API (the `docker` SDK).
+
+Every call is filtered by the `pinnace.node=<node>` label, so agents sharing an
+engine never see each other's containers. The SDK blocks, so each call runs in a
+worker thread of this runtime's own pool (a stop waits out a grace period; the
+event loop's small default pool would let a few slow stops stall every start).
+The start/die event stream is one long-lived HTTP response read by a daemon thread
+that hands events to the loop. Listing is one `GET /containers/json`; the full
+inspect a ContainerInfo needs is cached per (id, state), since neither ports nor
+exit facts change until the state does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+from docker.utils import parse_repository_tag
+
+from agent.runtime.port import (
+    LABEL_CONTAINER,
+    LABEL_NODE,
+    LABEL_POD,
+    ContainerConfig,
+    ContainerCreateError,
+    ContainerInfo,
+    ImagePullError,
+    RuntimeEvent,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
+
+T = TypeVar("T")
+_POOL_SIZE = 64
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        return str(exc.explanation)
+    return str(exc) or type(exc).__name__
+
+
+def _parse_time(text: str | None) -> float:
+    """Docker's RFC 3339 with nanoseconds ("...T12:00:00.123456789Z"); 0 for its zero time."""
+    if not text or text.startswith("0001-"):
+        return 0.0
+    head, _, rest = text.partition(".")
+    if rest:
+        zone = rest.lstrip("0123456789")
+        digits = rest[: len(rest) - len(zone)][:6]
+        text = f"{head}.{digits}{zone}"
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def info_from_inspect(attrs: dict[str, Any]) -> ContainerInfo:
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    ports: dict[str, int] = {}
+    for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        if not bindings:
+            continue
+        port, _, proto = key.partition("/")
+        ports[f"{port}/{proto.upper() or 'TCP'}"] = int(bindings[0]["HostPort"])
+    return ContainerInfo(
+        id=attrs["Id"],
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        image=str(config.get("Image", "")),
+        state=str(state.get("Status", "unknown")),
+        labels=dict(config.get("Labels") or {}),
+        exit_code=int(state.get("ExitCode") or 0),
+        oom_killed=bool(state.get("OOMKilled")),
+        started_at=_parse_time(state.get("StartedAt")),
+        finished_at=_parse_time(state.get("FinishedAt")),
+        ports=ports,
+        error=str(state.get("Error") or ""),
+    )
+
+
+class DockerRuntime:
+    """The Runtime port for one node on a Docker engine (docker.from_env() by default)."""
+
+    def __init__(self, node: str, client_factory: Callable[[], Any] | None = None) -> None:
+        self._node = node
+        self._factory = client_factory or functools.partial(
+            docker.from_env, max_pool_size=_POOL_SIZE
+        )
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix=f"docker-{node}")
+        self._cache: dict[str, tuple[str, ContainerInfo]] = {}
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    def _api(self) -> Any:
+        # Connecting negotiates the API version, so it is done lazily, in a thread,
+        # and retried on the next call when the engine is not up yet.
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = self._factory()
+                except docker.errors.DockerException as exc:
+                    raise RuntimeUnavailable(f"cannot reach Docker: {_explain(exc)}") from exc
+            return self._client.api
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+
+    def _label_filter(self) -> dict[str, Any]:
+        return {"label": [f"{LABEL_NODE}={self._node}"]}
+
+    def _list_sync(self) -> list[ContainerInfo]:
+        api = self._api()
+        summaries = api.containers(all=True, filters=self._label_filter())
+        result: list[ContainerInfo] = []
+        seen: set[str] = set()
+        for summary in summaries:
+            cid, state = summary["Id"], summary.get("State", "")
+            seen.add(cid)
+            cached = self._cache.get(cid)
+            if cached is None or cached[0] != state:
+                try:
+                    info = info_from_inspect(api.inspect_container(cid))
+                except docker.errors.NotFound:
+                    continue
+                self._cache[cid] = (state, info)
+                cached = self._cache[cid]
+            result.append(cached[1])
+        for gone in set(self._cache) - seen:
+            del self._cache[gone]
+        return result
+
+    async def list_containers(self) -> list[ContainerInfo]:
+        try:
+            return await self._call(self._list_sync)
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"cannot list containers: {_explain(exc)}") from exc
+        except OSError as exc:
+            raise RuntimeUnavailable(f"cannot reach Docker: {exc}") from exc
+
+    def _ensure_image_sync(self, image: str, pull_policy: str) -> None:
+        api = self._api()
+        try:
+            api.inspect_image(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        # "Always" is honoured as IfNotPresent: machines without a registry (the norm
+        # here) could otherwise never run a `:latest` image built locally.
+        if pull_policy == "Never":
+            raise ImagePullError(f"image {image} is not present and imagePullPolicy is Never")
+        repository, tag = parse_repository_tag(image)
+        try:
+            api.pull(repository, tag=tag or "latest")
+            api.inspect_image(image)
+        except docker.errors.DockerException as exc:
+            raise ImagePullError(f"cannot pull image {image}: {_explain(exc)}") from exc
+
+    async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> None:
+        try:
+            await self._call(self._ensure_image_sync, image, pull_policy)
+        except RuntimeFailure:
+            raise
+        except (docker.errors.DockerException, OSError) as exc:
+            raise ImagePullError(f"cannot pull image {image}: {_explain(exc)}") from exc
+
+    def _create_sync(self, config: ContainerConfig) -> ContainerInfo:
+        api = self._api()
+        try:
+            stale = api.inspect_container(config.name)
+        except docker.errors.NotFound:
+            stale = None
+        if stale is not None:
+            if (stale.get("Config") or {}).get("Labels", {}).get(LABEL_NODE) != self._node:
+                raise ContainerCreateError(
+                    f"container name {config.name} is taken by a container of another node"
+                )
+            api.remove_container(stale["Id"], force=True)
+        host_config = api.create_host_config(
+            port_bindings={
+                f"{p.container_port}/{p.protocol.lower()}": (config.host_ip, p.host_port or None)
+                for p in config.ports
+            },
+            nano_cpus=config.nano_cpus or None,
+            mem_limit=config.mem_limit or None,
+            restart_policy={"Name": "no"},
+        )
+        created = api.create_container(
+            image=config.image,
+            name=config.name,
+            entrypoint=list(config.entrypoint) or None,
+            command=list(config.cmd) or None,
+            environment=[f"{k}={v}" for k, v in config.env],
+            labels=config.labels,
+            ports=[(p.container_port, p.protocol.lower()) for p in config.ports],
+            host_config=host_config,
+        )
+        cid = created["Id"]
+        try:
+            api.start(cid)
+            return info_from_inspect(api.inspect_container(cid))
+        except Exception:
+            # A container that cannot start is removed, so the name is free for the retry.
+            with contextlib.suppress(docker.errors.DockerException):
+                api.remove_container(cid, force=True)
+            raise
+
+    async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
+        try:
+            return await self._call(self._create_sync, config)
+        except RuntimeFailure:
+            raise
+        except (docker.errors.DockerException, OSError) as exc:
+            raise ContainerCreateError(
+                f"cannot start container {config.name}: {_explain(exc)}"
+            ) from exc
+
+    def _stop_sync(self, container_id: str, grace_seconds: float) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            self._api().stop(container_id, timeout=max(0, round(grace_seconds)))
+
+    async def stop(self, container_id: str, grace_seconds: float) -> None:
+        if await self.inspect(container_id) is None:
+            return
+        try:
+            await self._call(self._stop_sync, container_id, grace_seconds)
+        except docker.errors.DockerException as exc:
+            raise RuntimeFailure(f"cannot stop {container_id[:12]}: {_explain(exc)}") from exc
+
+    def _remove_sync(self, container_id: str) -> None:
+        try:
+            self._api().remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            # Someone else is already removing it; the outcome is the same.
+            if exc.status_code != 409:
+                raise
+
+    async def remove(self, container_id: str) -> None:
+        if await self.inspect(container_id) is None:
+            return
+        try:
+            await self._call(self._remove_sync, container_id)
+        except docker.errors.DockerException as exc:
+            raise RuntimeFailure(f"cannot remove {container_id[:12]}: {_explain(exc)}") from exc
+
+    def _inspect_sync(self, container_id: str) -> ContainerInfo | None:
+        try:
+            info = info_from_inspect(self._api().inspect_container(container_id))
+        except docker.errors.NotFound:
+            return None
+        return info if info.labels.get(LABEL_NODE) == self._node else None
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        try:
+            return await self._call(self._inspect_sync, container_id)
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"cannot inspect {container_id[:12]}: {exc}") from exc
+
+    async def events(self) -> AsyncIterator[RuntimeEvent]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[RuntimeEvent | BaseException | None] = asyncio.Queue()
+        filters = self._label_filter() | {"type": ["container"], "event": ["start", "die"]}
+        try:
+            stream = await self._call(lambda: self._api().events(decode=True, filters=filters))
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"cannot watch Docker events: {_explain(exc)}") from exc
+        closed = threading.Event()
+
+        def hand_over(item: RuntimeEvent | BaseException | None) -> None:
+            # A closed loop means nobody is listening any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def pump() -> None:
+            # Reads the endless HTTP response; a daemon thread, not the pool, since it
+            # never returns and must not hold up interpreter exit.
+            try:
+                for raw in stream:
+                    labels = (raw.get("Actor") or {}).get("Attributes") or {}
+                    action = raw.get("Action") or raw.get("status")
+                    if action in ("start", "die"):
+                        hand_over(
+                            RuntimeEvent(
+                                action,
+                                str(raw.get("id") or (raw.get("Actor") or {}).get("ID", "")),
+                                labels.get(LABEL_POD, ""),
+                                labels.get(LABEL_CONTAINER, ""),
+                            )
+                        )
+            except Exception as exc:
+                if not closed.is_set():
+                    hand_over(exc)
+            hand_over(None)
+
+        threading.Thread(target=pump, name=f"docker-events-{self._node}", daemon=True).start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise RuntimeUnavailable(f"Docker event stream failed: {_explain(item)}")
+                yield item
+        finally:
+            closed.set()
+            stream.close()
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()

@@ -1,0 +1,171 @@
+"""FakeRuntime: the Runtime port in memory, for unit tests and hollow nodes.
+
+A FakeEngine plays the shared Docker engine (several fake nodes can share one, as
+real agents share a real engine in tests); a FakeRuntime is one node's view of it,
+filtered by the `pinnace.node` label exactly like DockerRuntime. Everything is
+plain dicts and counters, no threads, so a thousand hollow nodes cost little.
+Tests drive failures through the engine: `crash()` a container, list images that
+are `present` or `pullable`, or make starting an image fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from agent.runtime.port import (
+    LABEL_CONTAINER,
+    LABEL_NODE,
+    LABEL_POD,
+    ContainerConfig,
+    ContainerCreateError,
+    ContainerInfo,
+    ImagePullError,
+    RuntimeEvent,
+)
+
+
+@dataclass
+class _Subscriber:
+    node: str
+    queue: asyncio.Queue[RuntimeEvent] = field(default_factory=asyncio.Queue)
+
+
+class FakeEngine:
+    """The in-memory engine several FakeRuntimes (nodes) may share."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.containers: dict[str, ContainerInfo] = {}
+        self.present_images: set[str] = set()
+        self.pullable_images: set[str] = set()
+        # image -> error message raised by create_and_start.
+        self.start_failures: dict[str, str] = {}
+        self.pulls: list[str] = []
+        self._ids = itertools.count(1)
+        self._ports = itertools.count(32768)
+        self._subscribers: list[_Subscriber] = []
+
+    def crash(self, container_id: str, exit_code: int = 1, oom_killed: bool = False) -> None:
+        """The container's process exits on its own, as a crash would."""
+        self._exit(container_id, exit_code, oom_killed)
+
+    def _exit(self, container_id: str, exit_code: int, oom_killed: bool = False) -> None:
+        info = self.containers.get(container_id)
+        if info is None or not info.alive:
+            return
+        self.containers[container_id] = replace(
+            info,
+            state="exited",
+            exit_code=exit_code,
+            oom_killed=oom_killed,
+            finished_at=self.clock(),
+            ports={},
+        )
+        self._publish("die", self.containers[container_id])
+
+    def _publish(self, action: Literal["start", "die"], info: ContainerInfo) -> None:
+        event = RuntimeEvent(action, info.id, info.labels.get(LABEL_POD, ""))
+        event = replace(event, container=info.labels.get(LABEL_CONTAINER, ""))
+        for sub in self._subscribers:
+            if info.labels.get(LABEL_NODE) == sub.node:
+                sub.queue.put_nowait(event)
+
+    def _host_ports_in_use(self) -> set[tuple[str, int]]:
+        return {(k, p) for c in self.containers.values() if c.alive for k, p in c.ports.items()}
+
+
+class FakeRuntime:
+    """One node's view of a FakeEngine; implements the Runtime port."""
+
+    def __init__(self, node: str, engine: FakeEngine | None = None) -> None:
+        self._node = node
+        self.engine = engine if engine is not None else FakeEngine()
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    def _mine(self, info: ContainerInfo | None) -> ContainerInfo | None:
+        if info is None or info.labels.get(LABEL_NODE) != self._node:
+            return None
+        return info
+
+    async def list_containers(self) -> list[ContainerInfo]:
+        return [c for c in self.engine.containers.values() if self._mine(c)]
+
+    async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> None:
+        engine = self.engine
+        if image in engine.present_images:
+            return
+        if pull_policy == "Never":
+            raise ImagePullError(f"image {image} is not present and imagePullPolicy is Never")
+        engine.pulls.append(image)
+        if image not in engine.pullable_images:
+            raise ImagePullError(f"pull access denied for {image}: repository does not exist")
+        engine.present_images.add(image)
+
+    async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
+        engine = self.engine
+        for existing in list(engine.containers.values()):
+            if existing.name == config.name:
+                if existing.labels.get(LABEL_NODE) != self._node:
+                    raise ContainerCreateError(
+                        f"container name {config.name} is taken by another node's container"
+                    )
+                del engine.containers[existing.id]
+        if config.image not in engine.present_images:
+            raise ContainerCreateError(f"no such image: {config.image}")
+        if config.image in engine.start_failures:
+            raise ContainerCreateError(engine.start_failures[config.image])
+        in_use = {port for _, port in engine._host_ports_in_use()}
+        ports: dict[str, int] = {}
+        for binding in config.ports:
+            host_port = binding.host_port or next(engine._ports)
+            if host_port in in_use:
+                raise ContainerCreateError(
+                    f"port {config.host_ip}:{host_port} is already allocated"
+                )
+            in_use.add(host_port)
+            ports[binding.key] = host_port
+        info = ContainerInfo(
+            id=f"fake{next(engine._ids):060d}",
+            name=config.name,
+            image=config.image,
+            state="running",
+            labels=dict(config.labels),
+            started_at=engine.clock(),
+            ports=ports,
+        )
+        engine.containers[info.id] = info
+        engine._publish("start", info)
+        return info
+
+    async def stop(self, container_id: str, grace_seconds: float) -> None:
+        if self._mine(self.engine.containers.get(container_id)):
+            # A process that honours SIGTERM exits 128+15.
+            self.engine._exit(container_id, 143)
+
+    async def remove(self, container_id: str) -> None:
+        if self._mine(self.engine.containers.get(container_id)):
+            self.engine._exit(container_id, 137)
+            del self.engine.containers[container_id]
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        return self._mine(self.engine.containers.get(container_id))
+
+    async def events(self) -> AsyncIterator[RuntimeEvent]:
+        sub = _Subscriber(self._node)
+        self.engine._subscribers.append(sub)
+        try:
+            while True:
+                yield await sub.queue.get()
+        finally:
+            self.engine._subscribers.remove(sub)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,183 @@
+"""The Runtime port: what the agent needs from a container engine, for THIS node only.
+
+Two agents may share one engine (tests, hollow nodes), so a runtime is bound to a
+node name and sees and touches only containers labelled `pinnace.node=<node>`.
+Everything the agent must remember about a container rides on its labels (pod,
+container, epoch, spec hash, restart count, grace period), so a restarted agent
+rebuilds its picture from a single list call and adopts what it finds.
+DockerRuntime is the real implementation; FakeRuntime keeps state in memory for
+unit tests and hollow nodes. Both pass tests/integration/test_agent_runtime_contract.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+LABEL_NODE = "pinnace.node"
+LABEL_POD = "pinnace.pod"
+LABEL_CONTAINER = "pinnace.container"
+LABEL_EPOCH = "pinnace.epoch"
+LABEL_SPEC_HASH = "pinnace.spec-hash"
+LABEL_RESTART_COUNT = "pinnace.restart-count"
+LABEL_GRACE = "pinnace.grace-seconds"
+LABEL_POD_LABEL_PREFIX = "pinnace.label."
+
+# Docker's container states, grouped the way the agent cares about them.
+ALIVE_STATES = frozenset({"running", "restarting", "paused"})
+DEAD_STATES = frozenset({"exited", "dead"})
+
+
+class RuntimeFailure(Exception):
+    """The engine refused or failed an operation; the message says why, in one sentence."""
+
+
+class ImagePullError(RuntimeFailure):
+    """The image is not present and could not be pulled."""
+
+
+class ContainerCreateError(RuntimeFailure):
+    """The container could not be created or started (port taken, bad command, ...)."""
+
+
+class RuntimeUnavailable(RuntimeFailure):
+    """The engine cannot be reached at all."""
+
+
+def container_name(node: str, pod: str, container: str) -> str:
+    """Docker names are engine-global, so the node is part of the name."""
+    return f"pinnace-{node}-{pod}-{container}"
+
+
+@dataclass(frozen=True, slots=True)
+class PortBinding:
+    container_port: int
+    protocol: str = "TCP"
+    # 0: the engine picks an ephemeral port.
+    host_port: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.container_port}/{self.protocol.upper()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerConfig:
+    """Everything needed to create one container; built by agent/containers.py."""
+
+    name: str
+    image: str
+    labels: dict[str, str]
+    # Kubernetes' command (replaces the image's ENTRYPOINT) and args (its CMD).
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    ports: tuple[PortBinding, ...] = ()
+    host_ip: str = "127.0.0.1"
+    # 0: no limit.
+    nano_cpus: int = 0
+    mem_limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """One container of this node as the engine last described it."""
+
+    id: str
+    name: str
+    image: str
+    state: str
+    labels: dict[str, str] = field(default_factory=dict)
+    exit_code: int = 0
+    oom_killed: bool = False
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    # "80/TCP" -> the host port the engine actually published it on.
+    ports: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def pod(self) -> str:
+        return self.labels.get(LABEL_POD, "")
+
+    @property
+    def container(self) -> str:
+        return self.labels.get(LABEL_CONTAINER, "")
+
+    @property
+    def epoch(self) -> int:
+        return _int_label(self.labels, LABEL_EPOCH)
+
+    @property
+    def spec_hash(self) -> str:
+        return self.labels.get(LABEL_SPEC_HASH, "")
+
+    @property
+    def restart_count(self) -> int:
+        return _int_label(self.labels, LABEL_RESTART_COUNT)
+
+    @property
+    def grace_seconds(self) -> int:
+        return _int_label(self.labels, LABEL_GRACE, default=30)
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ALIVE_STATES
+
+    @property
+    def dead(self) -> bool:
+        return self.state in DEAD_STATES
+
+
+def _int_label(labels: dict[str, str], key: str, default: int = 0) -> int:
+    try:
+        return int(labels.get(key, default))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeEvent:
+    action: Literal["start", "die"]
+    container_id: str
+    pod: str = ""
+    container: str = ""
+
+
+class Runtime(Protocol):
+    """A container engine seen through one node's labels."""
+
+    @property
+    def node(self) -> str: ...
+
+    async def list_containers(self) -> list[ContainerInfo]:
+        """Every container (running or not) labelled for this node."""
+        ...
+
+    async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> None:
+        """Present: done. Absent: pull (unless policy Never). Raises ImagePullError."""
+        ...
+
+    async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
+        """Creates and starts; removes a stale container of this node with the same name
+        first. Raises ContainerCreateError (the half-made container is removed)."""
+        ...
+
+    async def stop(self, container_id: str, grace_seconds: float) -> None:
+        """SIGTERM, wait up to the grace period, then SIGKILL. A gone container is fine."""
+        ...
+
+    async def remove(self, container_id: str) -> None:
+        """Removes (forcibly). A gone container is fine."""
+        ...
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        """The container's current facts, or None when it is gone or not this node's."""
+        ...
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        """Start/die events of this node's containers, until the consumer stops iterating."""
+        ...
+
+    async def close(self) -> None: ...

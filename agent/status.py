@@ -1,0 +1,220 @@
+"""Observed containers + backoff bookkeeping -> the PodStatusReport the master sees (pure).
+
+Called by the worker after every sync for every pod it knows; the session sends
+only the reports that differ from what the master last got. Container states
+follow Kubernetes: `running`; `waiting` with ContainerCreating, ErrImagePull,
+ImagePullBackOff, CreateContainerError or CrashLoopBackOff; `terminated` with
+Completed, Error or OOMKilled. The phase is Pending until every container has
+been created, Running while they run (or are being restarted), Succeeded/Failed
+once all have exited for good. Ready means every container runs (readiness
+probes are not implemented yet), never while the pod is being stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from agent.model import ContainerStatus, PodAssignment, PodStatusReport, spec_hash
+from agent.runtime.port import ContainerInfo
+from agent.sync import (
+    CRASH_LOOP_BACKOFF,
+    CREATE_CONTAINER_ERROR,
+    ERR_IMAGE_PULL,
+    IMAGE_PULL_BACKOFF,
+    ContainerBackoff,
+    ContainerKey,
+    pick_current,
+    should_restart,
+)
+
+_WAITING_ERRORS = frozenset({ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF, CREATE_CONTAINER_ERROR})
+
+
+def _terminated_reason(c: ContainerInfo) -> str:
+    if c.oom_killed:
+        return "OOMKilled"
+    return "Completed" if c.exit_code == 0 else "Error"
+
+
+def _container_status(
+    name: str,
+    image: str,
+    current: ContainerInfo | None,
+    b: ContainerBackoff,
+    restart_policy: str,
+    now: float,
+) -> tuple[ContainerStatus, bool]:
+    """The status, and whether the container will (re)start by itself."""
+    restarts = max(b.restart_count, current.restart_count if current else 0)
+    base = ContainerStatus(name=name, image=image, restart_count=restarts)
+    if current is None or current.state == "created":
+        if b.waiting_reason in _WAITING_ERRORS:
+            return _with(base, "waiting", b.waiting_reason, b.waiting_message), True
+        return _with(base, "waiting", "ContainerCreating", ""), True
+    if current.alive:
+        running = ContainerStatus(
+            name=name,
+            state="running",
+            ready=current.state == "running",
+            restart_count=restarts,
+            container_id=current.id,
+            image=current.image or image,
+            started_at=current.started_at,
+        )
+        return running, True
+    will_restart = should_restart(restart_policy, current)
+    if will_restart and b.handled_exit == current.id and now < b.retry_at:
+        waiting = ContainerStatus(
+            name=name,
+            state="waiting",
+            reason=CRASH_LOOP_BACKOFF,
+            message=b.waiting_message,
+            restart_count=restarts,
+            container_id=current.id,
+            image=current.image or image,
+            exit_code=current.exit_code,
+        )
+        return waiting, True
+    terminated = ContainerStatus(
+        name=name,
+        state="terminated",
+        reason=_terminated_reason(current),
+        message=current.error,
+        restart_count=restarts,
+        container_id=current.id,
+        image=current.image or image,
+        exit_code=current.exit_code,
+        started_at=current.started_at,
+    )
+    return terminated, will_restart
+
+
+def _with(base: ContainerStatus, state: str, reason: str, message: str) -> ContainerStatus:
+    return ContainerStatus(
+        name=base.name,
+        state=state,
+        reason=reason,
+        message=message,
+        restart_count=base.restart_count,
+        image=base.image,
+    )
+
+
+def pod_status(
+    assignment: PodAssignment,
+    containers: Sequence[ContainerInfo],
+    backoff: Mapping[ContainerKey, ContainerBackoff],
+    now: float,
+    host_ip: str,
+) -> PodStatusReport:
+    """The report for one assigned pod, from its observed containers (this pod's only)."""
+    a = assignment
+    if a.stop and not containers:
+        return removed_status(a.name, a.epoch, host_ip)
+    statuses: list[ContainerStatus] = []
+    port_map: dict[str, int] = {}
+    started: list[float] = []
+    all_created = True
+    any_active = False
+    all_exited = True
+    for spec in a.spec.containers:
+        mine = [c for c in containers if c.container == spec.name]
+        current, _ = pick_current(mine, spec_hash(spec))
+        b = backoff.get((a.name, spec.name), ContainerBackoff())
+        status, will_restart = _container_status(
+            spec.name, spec.image, current, b, a.spec.restart_policy, now
+        )
+        statuses.append(status)
+        if current is None or current.state == "created":
+            all_created = False
+        if status.state == "running":
+            any_active = True
+            started.append(status.started_at)
+            assert current is not None
+            for port in spec.ports:
+                if port.key in current.ports:
+                    port_map[port.key] = current.ports[port.key]
+        elif current is not None and current.dead and will_restart:
+            any_active = True
+        if status.state != "terminated" or will_restart:
+            all_exited = False
+    if all_exited and statuses:
+        failed = any(s.exit_code != 0 or s.reason == "OOMKilled" for s in statuses)
+        phase = "Failed" if failed else "Succeeded"
+    elif all_created and any_active:
+        phase = "Running"
+    else:
+        phase = "Pending"
+    reason = ""
+    message = ""
+    for s in statuses:
+        if s.state == "waiting" and s.reason != "ContainerCreating":
+            reason, message = s.reason, s.message
+            break
+    if a.stop:
+        reason, message = "Stopping", "the master ordered the pod stopped"
+    ready = not a.stop and bool(statuses) and all(s.ready for s in statuses)
+    return PodStatusReport(
+        pod_name=a.name,
+        epoch=a.epoch,
+        phase=phase,
+        reason=reason,
+        message=message,
+        host_ip=host_ip,
+        port_map=port_map,
+        containers=tuple(statuses),
+        ready=ready,
+        started_at=min(started) if started else 0.0,
+    )
+
+
+def removed_status(pod: str, epoch: int, host_ip: str) -> PodStatusReport:
+    """The report for a pod this node no longer has a container of."""
+    return PodStatusReport(
+        pod_name=pod,
+        epoch=epoch,
+        phase="Succeeded",
+        reason="Stopped",
+        host_ip=host_ip,
+        removed=True,
+    )
+
+
+def adopted_status(pod: str, containers: Sequence[ContainerInfo], host_ip: str) -> PodStatusReport:
+    """A report from container labels alone, for a pod found before any assignment arrived
+    (what a restarted agent registers with, so the master keeps the pod)."""
+    statuses: list[ContainerStatus] = []
+    port_map: dict[str, int] = {}
+    by_name: dict[str, list[ContainerInfo]] = {}
+    for c in containers:
+        by_name.setdefault(c.container, []).append(c)
+    for name in sorted(by_name):
+        current, _ = pick_current(by_name[name], "")
+        assert current is not None
+        if current.alive:
+            port_map |= current.ports
+        statuses.append(
+            ContainerStatus(
+                name=name,
+                state="running" if current.alive else "terminated",
+                reason="" if current.alive else _terminated_reason(current),
+                ready=current.state == "running",
+                restart_count=current.restart_count,
+                container_id=current.id,
+                image=current.image,
+                exit_code=current.exit_code,
+                started_at=current.started_at,
+            )
+        )
+    running = all(s.state == "running" for s in statuses)
+    started = [s.started_at for s in statuses if s.state == "running"]
+    return PodStatusReport(
+        pod_name=pod,
+        epoch=max((c.epoch for c in containers), default=0),
+        phase="Running" if running else "Pending",
+        host_ip=host_ip,
+        port_map=port_map,
+        containers=tuple(statuses),
+        ready=running and all(s.ready for s in statuses),
+        started_at=min(started) if started else 0.0,
+    )

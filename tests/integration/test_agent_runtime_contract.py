@@ -1,0 +1,203 @@
+"""The Runtime port's contract, run against FakeRuntime and DockerRuntime alike.
+
+The Docker half needs an engine and pinnace/httpd:latest (the shared docker_client
+fixture skips without them, and fails under CI=true); every container it creates
+carries a node name unique to the test and is removed by id afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
+from agent.runtime.port import (
+    ContainerConfig,
+    ContainerCreateError,
+    ImagePullError,
+    PortBinding,
+    Runtime,
+    RuntimeEvent,
+    container_name,
+)
+
+IMAGE = "pinnace/httpd:latest"
+# A registry on a closed local port: the pull fails at once, and no traffic leaves the host.
+MISSING = "127.0.0.1:9/pinnace-agent-test/does-not-exist:1"
+
+
+@dataclass
+class Backend:
+    make: Callable[[str], Runtime]
+    crash: Callable[[str], None]
+    nodes: list[str] = field(default_factory=list)
+
+    def node(self, prefix: str = "ct") -> tuple[str, Runtime]:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.nodes.append(name)
+        return name, self.make(name)
+
+
+@pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.integration)])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "fake":
+        engine = FakeEngine()
+        engine.present_images.add(IMAGE)
+        yield Backend(lambda node: FakeRuntime(node, engine), lambda cid: engine.crash(cid, 137))
+        return
+    from agent.runtime.docker_runtime import DockerRuntime
+
+    client: Any = request.getfixturevalue("docker_client")
+    backend = Backend(DockerRuntime, lambda cid: client.api.kill(cid))
+    try:
+        yield backend
+    finally:
+        for node in backend.nodes:
+            for c in client.api.containers(all=True, filters={"label": f"pinnace.node={node}"}):
+                client.api.remove_container(c["Id"], force=True)
+
+
+def config(node: str, pod: str = "p", host_port: int = 0) -> ContainerConfig:
+    return ContainerConfig(
+        name=container_name(node, pod, "web"),
+        image=IMAGE,
+        labels={"pinnace.node": node, "pinnace.pod": pod, "pinnace.container": "web"},
+        env=(("MESSAGE", "contract"),),
+        ports=(PortBinding(80, "TCP", host_port),),
+        host_ip="127.0.0.1",
+        mem_limit=64 * 2**20,
+    )
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_images_present_are_ensured_and_missing_ones_fail_with_a_message(backend: Backend) -> None:
+    async def scenario() -> None:
+        _, rt = backend.node()
+        await rt.ensure_image(IMAGE)
+        with pytest.raises(ImagePullError, match="does-not-exist"):
+            await rt.ensure_image(MISSING)
+        with pytest.raises(ImagePullError, match="Never"):
+            await rt.ensure_image(MISSING, "Never")
+        await rt.close()
+
+    run(scenario)
+
+
+def test_create_start_list_inspect_stop_remove(backend: Backend) -> None:
+    async def scenario() -> None:
+        node, rt = backend.node()
+        info = await rt.create_and_start(config(node))
+
+        assert info.state == "running" and info.alive
+        assert (info.pod, info.container, info.name) == (
+            "p",
+            "web",
+            container_name(node, "p", "web"),
+        )
+        assert info.ports["80/TCP"] > 0
+        assert info.started_at > 0
+        assert [c.id for c in await rt.list_containers()] == [info.id]
+        inspected = await rt.inspect(info.id)
+        assert inspected is not None and inspected.ports == info.ports
+
+        await rt.stop(info.id, 2)
+        stopped = await rt.inspect(info.id)
+        assert stopped is not None and stopped.dead and stopped.finished_at >= stopped.started_at
+        listed = await rt.list_containers()
+        assert [(c.id, c.state) for c in listed] == [(info.id, stopped.state)]
+
+        await rt.remove(info.id)
+        assert await rt.inspect(info.id) is None
+        assert await rt.list_containers() == []
+        await rt.remove(info.id)  # removing what is gone is fine
+        await rt.stop(info.id, 1)
+        await rt.close()
+
+    run(scenario)
+
+
+def test_a_node_never_sees_or_touches_another_nodes_containers(backend: Backend) -> None:
+    async def scenario() -> None:
+        node_a, a = backend.node()
+        _, b = backend.node()
+        info = await a.create_and_start(config(node_a))
+
+        assert await b.list_containers() == []
+        assert await b.inspect(info.id) is None
+        await b.stop(info.id, 1)
+        await b.remove(info.id)
+
+        still = await a.inspect(info.id)
+        assert still is not None and still.state == "running"
+        await a.close()
+        await b.close()
+
+    run(scenario)
+
+
+def test_a_stale_container_with_the_same_name_is_replaced(backend: Backend) -> None:
+    async def scenario() -> None:
+        node, rt = backend.node()
+        first = await rt.create_and_start(config(node))
+
+        second = await rt.create_and_start(config(node))
+
+        assert second.id != first.id
+        assert [c.id for c in await rt.list_containers()] == [second.id]
+        await rt.close()
+
+    run(scenario)
+
+
+def test_a_taken_host_port_fails_cleanly(backend: Backend) -> None:
+    async def scenario() -> None:
+        node, rt = backend.node()
+        first = await rt.create_and_start(config(node, "p1"))
+        port = first.ports["80/TCP"]
+
+        with pytest.raises(ContainerCreateError):
+            await rt.create_and_start(config(node, "p2", host_port=port))
+
+        assert [c.pod for c in await rt.list_containers()] == ["p1"]
+        await rt.close()
+
+    run(scenario)
+
+
+def test_events_report_start_and_die_of_this_nodes_containers(backend: Backend) -> None:
+    async def scenario() -> None:
+        node, rt = backend.node()
+        other_node, other = backend.node()
+        seen: list[RuntimeEvent] = []
+
+        async def watch() -> None:
+            async for event in rt.events():
+                seen.append(event)
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.3)  # let the stream attach before acting
+        await other.create_and_start(config(other_node))
+        info = await rt.create_and_start(config(node))
+        backend.crash(info.id)
+        deadline = asyncio.get_running_loop().time() + 10
+        while [e.action for e in seen] != ["start", "die"]:
+            assert asyncio.get_running_loop().time() < deadline, seen
+            await asyncio.sleep(0.05)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+        assert {(e.container_id, e.pod, e.container) for e in seen} == {(info.id, "p", "web")}
+        dead = await rt.inspect(info.id)
+        assert dead is not None and dead.dead and dead.exit_code == 137
+        await rt.close()
+        await other.close()
+
+    run(scenario)

@@ -1,0 +1,45 @@
+"""DockerRuntime's reading of `docker inspect` output (no engine needed)."""
+
+from __future__ import annotations
+
+from agent.runtime.docker_runtime import info_from_inspect
+
+
+def test_inspect_output_becomes_container_info() -> None:
+    attrs = {
+        "Id": "abc123",
+        "Name": "/pinnace-n1-p-web",
+        "Config": {"Image": "pinnace/httpd:latest", "Labels": {"pinnace.pod": "p"}},
+        "State": {
+            "Status": "exited",
+            "ExitCode": 137,
+            "OOMKilled": True,
+            "StartedAt": "2024-05-01T12:34:56.123456789Z",
+            "FinishedAt": "2024-05-01T12:35:06.5+00:00",
+            "Error": "",
+        },
+        "NetworkSettings": {
+            "Ports": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32801"}], "53/udp": None}
+        },
+    }
+
+    info = info_from_inspect(attrs)
+
+    assert (info.id, info.name, info.image, info.pod) == (
+        "abc123",
+        "pinnace-n1-p-web",
+        "pinnace/httpd:latest",
+        "p",
+    )
+    assert (info.state, info.dead, info.exit_code, info.oom_killed) == ("exited", True, 137, True)
+    assert info.started_at == 1714566896.123456
+    assert info.finished_at == 1714566906.5
+    assert info.ports == {"80/TCP": 32801}
+
+
+def test_never_started_container_has_zero_times() -> None:
+    info = info_from_inspect(
+        {"Id": "x", "State": {"Status": "created", "StartedAt": "0001-01-01T00:00:00Z"}}
+    )
+
+    assert (info.state, info.started_at, info.alive, info.dead) == ("created", 0.0, False, False)

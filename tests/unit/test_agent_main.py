@@ -1,0 +1,50 @@
+"""Flags: defaults, env fallback, and one-sentence errors with exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.main import resolve
+
+
+def test_defaults_and_env_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PINNACE_MASTER", "10.0.0.1:7401")
+
+    args, resources = resolve(["--name", "n1", "--capacity-cpu", "2", "--capacity-memory", "1Gi"])
+
+    assert args.master == "10.0.0.1:7401"
+    assert args.advertise_address == "127.0.0.1"
+    assert resources.allocatable.cpu_millis == 1900
+    assert resources.allocatable.memory_bytes == 2**30 - 256 * 2**20
+
+
+def test_flag_beats_env_and_labels_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PINNACE_MASTER", "10.0.0.1:7401")
+
+    args, _ = resolve(["--master", "127.0.0.1:9", "--name", "n", "--labels", "zone=a, disk=ssd"])
+
+    assert args.master == "127.0.0.1:9"
+    assert args.labels == {"zone": "a", "disk": "ssd"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--master", "nohost"], "--master"),
+        (["--advertise-address", "not-an-ip"], "--advertise-address"),
+        (["--labels", "novalue"], "--labels"),
+        (["--reserve-memory", "much"], "--reserve-memory"),
+        (["--fence-after", "-1"], "--fence-after"),
+        (["--bogus"], "unrecognized"),
+    ],
+)
+def test_errors_are_one_sentence_and_exit_2(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        resolve(["--name", "n", *argv])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -1,0 +1,302 @@
+"""The Worker over a FakeRuntime: stepped by hand (iterate + settle), clock injected."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agent.clock import FakeClock
+from agent.model import (
+    Assignments,
+    ContainerPort,
+    ContainerSpec,
+    EnvVar,
+    PodAssignment,
+    PodSpec,
+    PodStatusReport,
+    Resources,
+)
+from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
+from agent.runtime.port import ContainerConfig, ContainerInfo
+from agent.worker import Worker
+
+IMAGE = "pinnace/httpd:latest"
+
+
+def web_pod(name: str, image: str = IMAGE, *, stop: bool = False, epoch: int = 1) -> PodAssignment:
+    spec = ContainerSpec(
+        "web",
+        image,
+        env=(EnvVar("A", "1"),),
+        ports=(ContainerPort(80),),
+        limits=Resources(500, 64 * 2**20),
+    )
+    return PodAssignment(name, epoch, PodSpec((spec,)), labels={"app": "web"}, stop=stop)
+
+
+class Harness:
+    def __init__(self, node: str = "n1", engine: FakeEngine | None = None) -> None:
+        self.clock = FakeClock()
+        self.engine = engine or FakeEngine(clock=self.clock.now)
+        self.engine.present_images.add(IMAGE)
+        self.runtime = FakeRuntime(node, self.engine)
+        self.reports: dict[str, PodStatusReport] = {}
+        self.worker = Worker(self.runtime, "127.0.0.1", self.clock, self._publish)
+
+    def _publish(self, reports: list[PodStatusReport]) -> None:
+        self.reports = {r.pod_name: r for r in reports}
+
+    async def step(self, times: int = 1) -> None:
+        for _ in range(times):
+            await self.worker.iterate()
+            await self.worker.settle()
+        await self.worker.iterate()
+
+    def assign(self, *pods: PodAssignment, revision: int = 1) -> None:
+        self.worker.set_assignments(Assignments(revision, pods))
+
+    def containers(self) -> list[ContainerInfo]:
+        return list(self.engine.containers.values())
+
+
+def test_assigned_pods_start_with_labels_ports_and_limits_then_report_running() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"), web_pod("b"))
+
+        await h.step()
+
+        by_pod = {c.pod: c for c in h.containers()}
+        assert set(by_pod) == {"a", "b"}
+        a = by_pod["a"]
+        assert a.name == "pinnace-n1-a-web"
+        assert a.labels["pinnace.node"] == "n1"
+        assert a.labels["pinnace.label.app"] == "web"
+        assert a.labels["pinnace.epoch"] == "1"
+        report = h.reports["a"]
+        assert (report.phase, report.ready) == ("Running", True)
+        assert report.port_map == {"80/TCP": a.ports["80/TCP"]}
+
+    asyncio.run(scenario())
+
+
+def test_container_config_carries_env_limits_and_publishes_on_the_advertise_address() -> None:
+    seen: list[ContainerConfig] = []
+
+    async def scenario() -> None:
+        h = Harness()
+        original = h.runtime.create_and_start
+
+        async def spy(config: ContainerConfig) -> ContainerInfo:
+            seen.append(config)
+            return await original(config)
+
+        h.runtime.create_and_start = spy  # type: ignore[method-assign]
+        h.assign(web_pod("a"))
+        await h.step()
+
+    asyncio.run(scenario())
+
+    (config,) = seen
+    assert config.env == (("A", "1"),)
+    assert (config.nano_cpus, config.mem_limit) == (500_000_000, 64 * 2**20)
+    assert config.host_ip == "127.0.0.1"
+    assert [(p.container_port, p.host_port) for p in config.ports] == [(80, 0)]
+
+
+def test_nothing_is_touched_before_the_first_assignment_and_found_pods_are_reported() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a", epoch=7))
+        await h.step()
+        before = {c.id for c in h.containers()}
+        fresh = Harness(engine=h.engine)  # a restarted agent on the same node
+
+        await fresh.step()
+
+        assert {c.id for c in h.containers()} == before
+        assert fresh.reports["a"].epoch == 7
+        assert fresh.reports["a"].phase == "Running"
+        fresh.assign(web_pod("a", epoch=7))
+        await fresh.step()
+        assert {c.id for c in h.containers()} == before  # adopted, not replaced
+
+    asyncio.run(scenario())
+
+
+def test_crashed_container_is_restarted_and_counted() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"))
+        await h.step()
+        (first,) = h.containers()
+
+        h.engine.crash(first.id, exit_code=137)
+        await h.step()
+
+        (second,) = h.containers()
+        assert second.id != first.id and second.alive
+        assert second.labels["pinnace.restart-count"] == "1"
+        assert h.reports["a"].containers[0].restart_count == 1
+
+        h.engine.crash(second.id, exit_code=2)
+        await h.step()
+        waiting = h.reports["a"].containers[0]
+        assert (waiting.state, waiting.reason) == ("waiting", "CrashLoopBackOff")
+        assert "exit code 2" in waiting.message
+
+        h.clock.advance(1.0)
+        await h.step()
+        assert h.reports["a"].containers[0].restart_count == 2
+        assert h.reports["a"].phase == "Running"
+
+    asyncio.run(scenario())
+
+
+def test_unpullable_image_backs_off_while_the_other_pod_runs() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("good"), web_pod("bad", image="nope/missing:1"))
+
+        await h.step()
+
+        assert h.reports["good"].phase == "Running"
+        bad = h.reports["bad"]
+        assert (bad.phase, bad.containers[0].reason) == ("Pending", "ErrImagePull")
+        assert "nope/missing:1" in bad.containers[0].message
+        h.clock.advance(1.0)
+        await h.step()
+        assert h.reports["bad"].containers[0].reason == "ImagePullBackOff"
+        assert h.engine.pulls == ["nope/missing:1", "nope/missing:1"]
+
+        h.engine.pullable_images.add("nope/missing:1")
+        h.clock.advance(2.0)
+        await h.step()
+        assert h.reports["bad"].phase == "Running"
+
+    asyncio.run(scenario())
+
+
+def test_stop_order_removes_containers_and_reports_removed() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"), web_pod("b"))
+        await h.step()
+
+        h.assign(web_pod("a", stop=True), web_pod("b"), revision=2)
+        await h.step()
+
+        assert {c.pod for c in h.containers()} == {"b"}
+        assert h.reports["a"].removed is True
+
+    asyncio.run(scenario())
+
+
+def test_pod_dropped_from_the_set_is_removed_and_reported_removed() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"), web_pod("b"))
+        await h.step()
+
+        h.assign(web_pod("b"), revision=2)
+        await h.step()
+
+        assert {c.pod for c in h.containers()} == {"b"}
+        assert (h.reports["a"].removed, h.reports["a"].epoch) == (True, 1)
+
+    asyncio.run(scenario())
+
+
+def test_older_revisions_are_ignored() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"), revision=5)
+
+        h.assign(revision=4)
+        await h.step()
+
+        assert {c.pod for c in h.containers()} == {"a"}
+
+    asyncio.run(scenario())
+
+
+def test_another_nodes_containers_on_the_same_engine_are_never_touched() -> None:
+    async def scenario() -> None:
+        one = Harness("n1")
+        two = Harness("n2", engine=one.engine)
+        one.assign(web_pod("a"))
+        await one.step()
+
+        two.assign()  # n2 has nothing: it must not remove n1's pod
+        await two.step()
+
+        assert [(c.pod, c.labels["pinnace.node"]) for c in one.containers()] == [("a", "n1")]
+        assert two.reports == {}
+
+    asyncio.run(scenario())
+
+
+def test_fencing_stops_every_pod_and_fresh_assignments_lift_it() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"), web_pod("b"))
+        await h.step()
+
+        h.worker.fence("lost the master")
+        await h.step()
+        assert h.containers() == []
+
+        h.assign(web_pod("a"), revision=1)
+        await h.step()
+        assert [c.pod for c in h.containers()] == ["a"]
+
+    asyncio.run(scenario())
+
+
+def test_pods_start_in_parallel() -> None:
+    in_flight = 0
+    peak = 0
+
+    async def scenario() -> None:
+        nonlocal in_flight, peak
+        h = Harness()
+        gate = asyncio.Event()
+        original = h.runtime.create_and_start
+
+        async def slow(config: ContainerConfig) -> ContainerInfo:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await gate.wait()
+            in_flight -= 1
+            return await original(config)
+
+        h.runtime.create_and_start = slow  # type: ignore[method-assign]
+        h.assign(*(web_pod(f"p{i}") for i in range(30)))
+        await h.worker.iterate()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        gate.set()
+        await h.worker.settle()
+
+        assert len(h.containers()) == 30
+
+    asyncio.run(scenario())
+    assert peak == 30
+
+
+def test_assignments_arriving_right_after_a_fence_do_not_skip_its_teardown() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"))
+        await h.step()
+        (before,) = h.containers()
+
+        h.worker.fence("frozen")
+        h.assign(web_pod("a"), revision=1)  # a quick reconnect, before any iteration
+        await h.step(2)
+
+        (after,) = h.containers()
+        assert after.id != before.id
+        assert not h.worker.fenced
+
+    asyncio.run(scenario())
