@@ -1,0 +1,240 @@
+"""Benchmark: from "ask" to N nginx replicas running, pinnace vs docker run vs Swarm.
+
+Run as `python -m tests.bench.apply_to_running [--replicas 3,30] [--trials 3]`
+(`make bench`). On one node with `nginx:latest` present (`make images`), each
+trial asks each system for N replicas and times until the engine lists N running
+containers: pinnace (`pinnace apply -f` of a Deployment, the CLI process
+included), plain `docker run -d` N times in a row, and `docker service create`
+on a single-node Swarm. Trials are interleaved (pinnace, docker run, swarm, then
+again) so a slow patch of the machine does not land on one system only. The
+table shows the median (min-max) per system and pinnace's ratios against the
+targets. Everything started here (processes by PID, containers by id or label,
+the swarm if this run created it) is removed in finally blocks, also on Ctrl-C
+and SIGTERM; the master's and agent's logs stay in the printed tmp dir when the
+pinnace part fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import docker
+
+from tests.bench import report
+from tests.bench.engine import (
+    BENCH_LABEL,
+    IMAGE,
+    BenchError,
+    SwarmSession,
+    docker_cli,
+    machine_info,
+    remove_containers,
+    time_docker_run,
+)
+from tests.bench.pinnace_side import PinnaceBench
+
+SYSTEM_FLAGS = {"pinnace": report.PINNACE, "docker-run": report.DOCKER_RUN, "swarm": report.SWARM}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench.apply_to_running",
+        description="Time from the ask to N nginx replicas running: pinnace, docker run, Swarm.",
+    )
+    parser.add_argument("--replicas", default="3,30", help="comma-separated N (default 3,30)")
+    parser.add_argument("--trials", type=int, default=3, help="trials per N and system")
+    parser.add_argument(
+        "--systems",
+        default="pinnace,docker-run,swarm",
+        help="comma-separated subset of pinnace,docker-run,swarm",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=180.0, help="seconds one trial may take before it fails"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
+    args = parser.parse_args(argv)
+    try:
+        args.replica_counts = [int(n) for n in args.replicas.split(",") if n.strip()]
+    except ValueError:
+        parser.error(f"--replicas: expected comma-separated integers, got {args.replicas!r}")
+    if not args.replica_counts or min(args.replica_counts) < 1:
+        parser.error("--replicas: every N must be >= 1")
+    if args.trials < 1:
+        parser.error("--trials must be >= 1")
+    unknown = [s for s in args.systems.split(",") if s not in SYSTEM_FLAGS]
+    if unknown:
+        parser.error(f"--systems: unknown {', '.join(unknown)}")
+    args.system_names = [SYSTEM_FLAGS[s] for s in args.systems.split(",")]
+    return args
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM takes the same path as Ctrl-C, so every finally block runs.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _warm_up(client: docker.DockerClient, run_id: str) -> None:
+    """One untimed nginx start, so the first timed system does not pay for a cold cache."""
+    label = f"{BENCH_LABEL}.warmup={run_id}"
+    try:
+        docker_cli("run", "-d", "--label", label, IMAGE)
+    finally:
+        remove_containers(client, label)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the run measured, and why a system has no numbers."""
+
+    results: dict[str, dict[int, list[float]]] = field(
+        default_factory=lambda: {s: {} for s in report.SYSTEMS}
+    )
+    failures: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+TRIAL_ERRORS = (BenchError, docker.errors.APIError, subprocess.TimeoutExpired)
+
+
+def _run_trials(
+    args: argparse.Namespace,
+    runners: dict[str, Callable[[str, int], float]],
+    run_id: str,
+    outcome: Outcome,
+) -> None:
+    # Interleaved: each trial runs every system once before the next trial starts.
+    for n in args.replica_counts:
+        for trial in range(1, args.trials + 1):
+            for system in report.SYSTEMS:
+                if system not in runners or system in outcome.failures:
+                    continue
+                try:
+                    seconds = runners[system](f"bench-{run_id}-{n}-{trial}", n)
+                except TRIAL_ERRORS as e:
+                    outcome.failures[system] = f"N={n} trial {trial}: {e}"
+                    print(f"{system}: failed: {outcome.failures[system]}", file=sys.stderr)
+                    continue
+                outcome.results[system].setdefault(n, []).append(seconds)
+                print(f"  N={n:<3} trial {trial}  {system:<10} {seconds:6.2f} s", flush=True)
+
+
+def _print_report(args: argparse.Namespace, outcome: Outcome, pinnace: PinnaceBench | None) -> None:
+    print()
+    print(report.render_table(args.replica_counts, outcome.results))
+    print()
+    print(report.targets_note())
+    if pinnace is not None and pinnace.phases:
+        print("pinnace phases per trial, seconds from the ask (apply CLI returned / first")
+        print("container running / all running = measured / `get pods` confirmed all Running):")
+        for name, p in pinnace.phases.items():
+            print(
+                f"  {name}: {p.apply_cli:.2f} / {p.first_running:.2f} / "
+                f"{p.all_running:.2f} / {p.api_running:.2f}"
+            )
+    for system, reason in outcome.skipped.items():
+        print(f"{system}: skipped: {reason}")
+    for system, reason in outcome.failures.items():
+        print(f"{system}: FAILED: {reason}")
+
+
+def _check_engine(client: docker.DockerClient) -> str | None:
+    try:
+        client.ping()
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        return f"image {IMAGE} is missing: run `make images`"
+    except Exception as e:  # the SDK raises several types for "no engine"
+        return f"no Docker engine: {e}"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # A shell starts background jobs with SIGINT ignored; the bench should still stop on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    client = docker.from_env()
+    problem = _check_engine(client)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+
+    run_id = uuid.uuid4().hex[:6]
+    workdir = Path(tempfile.mkdtemp(prefix=f"pinnace-bench-{run_id}-"))
+    info = machine_info(client)
+    print(
+        f"machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}, Python "
+        f"{platform.python_version()}; Docker {info['docker']}, storage {info['storage']}"
+    )
+    print(f"run id {run_id}; tmp dir {workdir}")
+
+    outcome = Outcome()
+    pinnace: PinnaceBench | None = None
+    swarm: SwarmSession | None = None
+    runners: dict[str, Callable[[str, int], float]] = {}
+    try:
+        _warm_up(client, run_id)
+        if report.PINNACE in args.system_names:
+            pinnace = bench = PinnaceBench(client, run_id, workdir)
+            try:
+                bench.start(timeout=60.0)
+                print(f"pinnace: master {bench.address}, node {bench.node} Ready")
+                runners[report.PINNACE] = lambda name, n: bench.time_apply(name, n, args.timeout)
+            except TRIAL_ERRORS as e:
+                outcome.failures[report.PINNACE] = f"setup: {e}"
+                print(f"pinnace: failed to start: {e}", file=sys.stderr)
+        if report.DOCKER_RUN in args.system_names:
+            runners[report.DOCKER_RUN] = lambda name, n: time_docker_run(
+                client, run_id, name, n, args.timeout
+            )
+        if report.SWARM in args.system_names:
+            swarm = session = SwarmSession(client)
+            try:
+                skip = session.start()
+            except TRIAL_ERRORS as e:
+                outcome.failures[report.SWARM] = f"setup: {e}"
+            else:
+                if skip:
+                    outcome.skipped[report.SWARM] = skip
+                    print(f"swarm: skipped: {skip}", file=sys.stderr)
+                else:
+                    runners[report.SWARM] = lambda name, n: session.time_service(
+                        name, n, args.timeout
+                    )
+        _run_trials(args, runners, run_id, outcome)
+    except KeyboardInterrupt:
+        print("interrupted: cleaning up", file=sys.stderr)
+        raise
+    finally:
+        if pinnace is not None:
+            pinnace.close()
+        if swarm is not None:
+            swarm.close()
+        client.close()
+        # The master's and agent's logs are what a pinnace failure is read from.
+        if report.PINNACE in outcome.failures or args.keep:
+            print(f"logs and data kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    _print_report(args, outcome, pinnace)
+    return 1 if outcome.failures else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
+    sys.exit(130)

@@ -1,0 +1,225 @@
+"""The Docker side of the bench: polling the engine, and the two baselines.
+
+Every system is timed the same way: from the ask until the engine itself lists N
+running containers carrying the system's label, polled through the Docker SDK
+every 50 ms (cheap next to a CLI round trip). The baselines are what a user would
+type: `docker run -d` N times one after another, and `docker service create` on a
+single-node Swarm that this module initialises only when the engine is not
+already in one, and leaves again (also from atexit) only when it created it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import docker
+
+IMAGE = "nginx:latest"
+POLL_INTERVAL = 0.05
+BENCH_LABEL = "pinnace.bench"
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+
+
+class BenchError(Exception):
+    """A system under test did not reach the state the bench waits for."""
+
+
+def list_containers(
+    client: docker.DockerClient, label: str, running_only: bool = True
+) -> list[dict[str, Any]]:
+    """The engine's container list (one API call; the SDK's model list inspects each)."""
+    filters: dict[str, Any] = {"label": label}
+    if running_only:
+        filters["status"] = "running"
+    found: list[dict[str, Any]] = client.api.containers(all=not running_only, filters=filters)
+    return found
+
+
+def running_count(client: docker.DockerClient, label: str) -> int:
+    return len(list_containers(client, label))
+
+
+def any_count(client: docker.DockerClient, label: str) -> int:
+    return len(list_containers(client, label, running_only=False))
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float) -> float:
+    """Poll `check` every 50 ms; return the monotonic time it first held."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return time.monotonic()
+        if time.monotonic() >= deadline:
+            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(POLL_INTERVAL)
+
+
+def docker_cli(*args: str, timeout: float = 120.0) -> str:
+    """Run the docker CLI as a user would; its stdout, or BenchError with its stderr."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise BenchError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Defer SIGINT and SIGTERM until the block is done.
+
+    Cleanup must not be cut in half by a second Ctrl-C: a pending signal is
+    delivered (as KeyboardInterrupt) right after the block. Blocks under it must not
+    start child processes, which would inherit the blocked mask.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def remove_containers(client: docker.DockerClient, label: str) -> None:
+    for container in list_containers(client, label, running_only=False):
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_container(container["Id"], force=True)
+
+
+def machine_info(client: docker.DockerClient) -> dict[str, Any]:
+    version = client.version()
+    info = client.info()
+    return {
+        "docker": f"{version.get('Version', '?')} (API {version.get('ApiVersion', '?')})",
+        "storage": info.get("Driver", "?"),
+        "kernel": info.get("KernelVersion", "?"),
+        "swarm": info.get("Swarm", {}).get("LocalNodeState", "?"),
+    }
+
+
+# -- plain docker run ----------------------------------------------------------------
+
+
+def time_docker_run(
+    client: docker.DockerClient, run_id: str, trial: str, replicas: int, timeout: float
+) -> float:
+    """`docker run -d -p 127.0.0.1::80` N times in a row; seconds until all N run."""
+    label = f"{BENCH_LABEL}.trial={trial}"
+    ids: list[str] = []
+    try:
+        start = time.monotonic()
+        for _ in range(replicas):
+            ids.append(
+                docker_cli(
+                    "run",
+                    "-d",
+                    "-p",
+                    "127.0.0.1::80",
+                    "--label",
+                    f"{BENCH_LABEL}={run_id}",
+                    "--label",
+                    label,
+                    IMAGE,
+                ).strip()
+            )
+        end = wait_until(
+            f"{replicas} docker-run containers running",
+            lambda: running_count(client, label) >= replicas,
+            timeout,
+        )
+        return end - start
+    finally:
+        with shielded():
+            for container_id in ids:
+                with contextlib.suppress(docker.errors.APIError):
+                    client.api.remove_container(container_id, force=True)
+            # A run interrupted between `docker run` and reading its id leaves a labelled one.
+            remove_containers(client, label)
+
+
+# -- Docker Swarm --------------------------------------------------------------------
+
+
+class SwarmSession:
+    """A single-node Swarm on the local engine, left again only if we created it."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.created = False
+        self._had_gwbridge = False
+        self._services: set[str] = set()
+
+    def start(self) -> str | None:
+        """Init the swarm; a reason string when the swarm part must be skipped."""
+        state = self.client.info().get("Swarm", {}).get("LocalNodeState", "")
+        if state != "inactive":
+            return f"the engine is already in a swarm (state {state!r}); not touching it"
+        self._had_gwbridge = bool(self.client.networks.list(names=["docker_gwbridge"]))
+        # Registered before init so an interrupt mid-init still leaves the swarm.
+        atexit.register(self.close)
+        self.created = True
+        docker_cli(
+            "swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377"
+        )
+        return None
+
+    def time_service(self, name: str, replicas: int, timeout: float) -> float:
+        """`docker service create --replicas N`; seconds until N task containers run."""
+        label = f"{SWARM_SERVICE_LABEL}={name}"
+        self._services.add(name)
+        try:
+            start = time.monotonic()
+            docker_cli(
+                "service",
+                "create",
+                "--detach",
+                "--no-resolve-image",
+                "--replicas",
+                str(replicas),
+                "--name",
+                name,
+                IMAGE,
+            )
+            end = wait_until(
+                f"{replicas} swarm tasks running",
+                lambda: running_count(self.client, label) >= replicas,
+                timeout,
+            )
+        except BaseException:
+            with shielded():
+                self._remove_service(name)
+            raise
+        self._remove_service(name)
+        # Swarm removes a service's containers asynchronously; the next trial starts clean.
+        wait_until(
+            f"service {name}'s containers gone", lambda: any_count(self.client, label) == 0, timeout
+        )
+        return end - start
+
+    def _remove_service(self, name: str) -> None:
+        api: Any = self.client.api  # types-docker leaves remove_service untyped
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_service(name)
+
+    def close(self) -> None:
+        """Remove our services, leave the swarm, remove what the leave left behind."""
+        with shielded():
+            if not self.created:
+                return
+            self.created = False
+            for name in self._services:
+                self._remove_service(name)
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.api.leave_swarm(force=True)
+            for name in self._services:
+                remove_containers(self.client, f"{SWARM_SERVICE_LABEL}={name}")
+            # swarm init made docker_gwbridge; leave the engine's networks as we found them.
+            if not self._had_gwbridge:
+                for net in self.client.networks.list(names=["docker_gwbridge"]):
+                    with contextlib.suppress(docker.errors.APIError):
+                        net.remove()

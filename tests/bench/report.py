@@ -1,0 +1,102 @@
+"""Summaries and the printed table of the apply-to-running benchmark (pure).
+
+The bench's runners hand in one duration per trial, keyed by system and replica
+count; this module turns them into median/min/max cells, the pinnace ratios
+against plain `docker run` and Swarm, and a plain-text table with the targets
+(pinnace <= docker run; pinnace <= 1/4 of Swarm). Nothing here touches Docker or
+processes, so it is tested with plain numbers.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+PINNACE = "pinnace"
+DOCKER_RUN = "docker run"
+SWARM = "swarm"
+SYSTEMS = (PINNACE, DOCKER_RUN, SWARM)
+
+# The targets: pinnace/docker-run must be at most 1.0, pinnace/swarm at most 0.25.
+TARGET_VS_DOCKER_RUN = 1.0
+TARGET_VS_SWARM = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The trials of one system at one replica count, in seconds."""
+
+    median: float
+    low: float
+    high: float
+    trials: int
+
+
+def summarize(durations: Sequence[float]) -> Summary | None:
+    """Median, min and max of the trials; None when no trial finished."""
+    if not durations:
+        return None
+    return Summary(
+        median=statistics.median(durations),
+        low=min(durations),
+        high=max(durations),
+        trials=len(durations),
+    )
+
+
+def ratio(pinnace: Summary | None, other: Summary | None) -> float | None:
+    """pinnace's median over the other system's median (None if either is missing)."""
+    if pinnace is None or other is None or other.median <= 0:
+        return None
+    return pinnace.median / other.median
+
+
+def format_cell(summary: Summary | None) -> str:
+    if summary is None:
+        return "n/a"
+    if summary.trials == 1:
+        return f"{summary.median:.2f}"
+    return f"{summary.median:.2f} ({summary.low:.2f}-{summary.high:.2f})"
+
+
+def format_ratio(value: float | None, target: float) -> str:
+    # The mark says at a glance whether the row meets the target.
+    if value is None:
+        return "n/a"
+    mark = "ok" if value <= target else "MISS"
+    return f"{value:.2f} {mark}"
+
+
+def render_table(
+    replica_counts: Sequence[int],
+    results: Mapping[str, Mapping[int, Sequence[float]]],
+) -> str:
+    """The table: N | pinnace s | docker run s | swarm s | pinnace/docker-run | pinnace/swarm."""
+    header = ["N", "pinnace s", "docker run s", "swarm s", "pinnace/docker-run", "pinnace/swarm"]
+    rows = [header]
+    for n in replica_counts:
+        cells = {s: summarize(results.get(s, {}).get(n, [])) for s in SYSTEMS}
+        rows.append(
+            [
+                str(n),
+                format_cell(cells[PINNACE]),
+                format_cell(cells[DOCKER_RUN]),
+                format_cell(cells[SWARM]),
+                format_ratio(ratio(cells[PINNACE], cells[DOCKER_RUN]), TARGET_VS_DOCKER_RUN),
+                format_ratio(ratio(cells[PINNACE], cells[SWARM]), TARGET_VS_SWARM),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def targets_note() -> str:
+    return (
+        "targets: pinnace <= plain docker run (pinnace/docker-run <= "
+        f"{TARGET_VS_DOCKER_RUN:.2f}); pinnace <= 1/4 of Swarm (pinnace/swarm <= "
+        f"{TARGET_VS_SWARM:.2f}). Cells: median (min-max) over the trials, seconds from "
+        "the ask to N replicas running."
+    )
