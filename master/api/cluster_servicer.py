@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import grpc
-from master.api.render import render_object
 
+from master.api.render import render_object
 from master.clock import Clock
 from master.controllers.manager import ControllerManager
 from master.manifest import ManifestError, parse_manifests

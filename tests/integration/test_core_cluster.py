@@ -98,7 +98,7 @@ def test_seed_deployment_runs_scales_heals_and_survives_a_master_restart(
     def restarted() -> bool:
         pod = cluster.get_json("pods", victim_pod)
         statuses = pod["status"].get("containerStatuses", [])
-        return pod["status"]["phase"] == "Running" and statuses[0]["restartCount"] >= 1
+        return bool(pod["status"]["phase"] == "Running" and statuses[0]["restartCount"] >= 1)
 
     wait_for("the killed container to run again", restarted, timeout=30)
     pods = _wait_running(cluster, 5)

@@ -36,20 +36,27 @@ def _setup(lease: float = 3.0) -> tuple[FakeClock, ClusterState, LeaseTable, Con
     return clock, state, leases, ControllerManager(state, clock, leases, lease_seconds=lease)
 
 
-def _add_node(state: ClusterState, leases: LeaseTable, clock: FakeClock, name: str,
-              memory: int = 4 * GIB) -> None:
-    state.put(Node(
-        meta=ObjectMeta(name=name), address="127.0.0.1",
-        capacity=Resources(2000, memory), allocatable=Resources(2000, memory),
-        status=NodeStatus(ready=True),
-    ))
+def _add_node(
+    state: ClusterState, leases: LeaseTable, clock: FakeClock, name: str, memory: int = 4 * GIB
+) -> None:
+    state.put(
+        Node(
+            meta=ObjectMeta(name=name),
+            address="127.0.0.1",
+            capacity=Resources(2000, memory),
+            allocatable=Resources(2000, memory),
+            status=NodeStatus(ready=True),
+        )
+    )
     leases.renew(name, clock.monotonic())
 
 
 def _deployment(replicas: int, memory: int = 0) -> Deployment:
     container = Container(name="web", image="nginx:latest", requests=Resources(0, memory))
     return Deployment(
-        meta=ObjectMeta(name="web"), replicas=replicas, selector={"app": "web"},
+        meta=ObjectMeta(name="web"),
+        replicas=replicas,
+        selector={"app": "web"},
         template=PodTemplate(labels={"app": "web"}, spec=PodSpec(containers=(container,))),
     )
 

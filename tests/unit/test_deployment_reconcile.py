@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import replace
 
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
@@ -63,11 +64,11 @@ def _pods_for(dep: Deployment, n: int, ready: bool = True, node: str = "n1") -> 
     ]
 
 
-def _creates(actions: list[object]) -> list[CreatePod]:
+def _creates(actions: Sequence[object]) -> list[CreatePod]:
     return [a for a in actions if isinstance(a, CreatePod)]
 
 
-def _deletes(actions: list[object]) -> list[DeletePod]:
+def _deletes(actions: Sequence[object]) -> list[DeletePod]:
     return [a for a in actions if isinstance(a, DeletePod)]
 
 

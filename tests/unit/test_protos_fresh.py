@@ -11,14 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_generated_code_is_fresh(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "protos.generate", str(tmp_path)], check=True, cwd=REPO,
+        [sys.executable, "-m", "protos.generate", str(tmp_path)],
+        check=True,
+        cwd=REPO,
         capture_output=True,
     )
     generated = sorted(p for p in (tmp_path / "protos").iterdir() if p.is_file())
 
     assert generated, "protoc produced nothing"
-    stale = [
-        p.name for p in generated
-        if (REPO / "protos" / p.name).read_bytes() != p.read_bytes()
-    ]
+    stale = [p.name for p in generated if (REPO / "protos" / p.name).read_bytes() != p.read_bytes()]
     assert not stale, f"generated files are stale, run `make protos`: {stale}"
