@@ -1,0 +1,155 @@
+"""Plain data for the load balancer edge: what the master wants served and what HAProxy holds.
+
+The master's endpoints controller turns Services and ready Pods into `LbService` values (one per
+service port) and hands them to the driver. The driver keeps an `LbState`: the slot table of every
+backend, i.e. which endpoint sits in which pre-allocated HAProxy server slot and in what admin
+state. `plan_runtime(state, services)` compares the two and returns an `LbPlan`; after the driver
+has carried the plan out, `plan.state` becomes the driver's new state. Everything here is
+immutable so plans can be computed, compared and tested without touching a process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# ready: takes new traffic (health checks still guard it); drain: finishes what it has and takes
+# nothing new; maint: takes nothing and is not health-checked.
+SlotMode = Literal["ready", "drain", "maint"]
+
+EMPTY_ADDRESS = "0.0.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One place a service port is served: a pod's published address and host port."""
+
+    pod: str
+    address: str
+    port: int
+    ready: bool
+    # Leaving gracefully: existing connections finish, no new requests are sent.
+    draining: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """Identity of the endpoint for slot assignment: it keeps its slot while this exists."""
+        return (self.pod, self.address, self.port)
+
+    @property
+    def mode(self) -> SlotMode:
+        # Not ready wins over draining: a pod that fails readiness must not see new traffic
+        # and must not be health-checked back to UP behind the master's back.
+        if not self.ready:
+            return "maint"
+        return "drain" if self.draining else "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class LbFrontend:
+    """One listener per service port (the wire-level identity of what a client connects to)."""
+
+    service: str
+    service_port: int
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True, slots=True)
+class LbService:
+    """One service port to balance: HAProxy listens on `listen_port` and spreads over endpoints."""
+
+    name: str
+    port_name: str
+    listen_port: int
+    endpoints: tuple[Endpoint, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.port_name)
+
+
+@dataclass(frozen=True, slots=True)
+class LbSettings:
+    """How HAProxy is configured; the defaults suit a LAN of a few hundred machines."""
+
+    listen_address: str
+    # Minimum server slots per backend; a backend holds the next power of two >= max(this,
+    # endpoints) so adding endpoints rarely needs a reload.
+    slots_per_backend: int = 16
+    connect_timeout_ms: int = 2000
+    client_timeout_ms: int = 60_000
+    server_timeout_ms: int = 60_000
+    check_interval_ms: int = 1000
+    check_fall: int = 2
+    check_rise: int = 1
+    retries: int = 3
+    max_connections: int = 4096
+    # After a reload the old worker keeps serving its established connections; long-lived TCP
+    # sessions would otherwise keep old workers alive forever.
+    hard_stop_after_ms: int = 300_000
+    # Log every connection (option tcplog) to HAProxy's stderr; off by default, state changes
+    # and alerts are always logged by HAProxy itself.
+    log_connections: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One pre-allocated HAProxy server; empty slots hold 0.0.0.0:0 in maint."""
+
+    pod: str = ""
+    address: str = EMPTY_ADDRESS
+    port: int = 0
+    mode: SlotMode = "maint"
+
+    @property
+    def empty(self) -> bool:
+        return self.pod == ""
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.pod, self.address, self.port)
+
+
+EMPTY_SLOT = Slot()
+
+
+@dataclass(frozen=True, slots=True)
+class BackendState:
+    """The slot table of one service port, plus the port its frontend listens on."""
+
+    service: str
+    port_name: str
+    listen_port: int
+    slots: tuple[Slot, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.service, self.port_name)
+
+
+@dataclass(frozen=True, slots=True)
+class LbState:
+    """What HAProxy currently holds, backends sorted by (service, port name)."""
+
+    backends: tuple[BackendState, ...] = ()
+
+    def backend(self, service: str, port_name: str) -> BackendState | None:
+        for backend in self.backends:
+            if backend.key == (service, port_name):
+                return backend
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LbPlan:
+    """How to get HAProxy from one state to the next.
+
+    Without a reload, `commands` are Runtime API commands to send in order. With a reload, the
+    config rendered for `state` already carries every address and ready/maint state; `commands`
+    then re-apply what a config cannot express (drain) once the new worker answers.
+    """
+
+    needs_reload: bool
+    commands: tuple[str, ...]
+    state: LbState
+    reason: str

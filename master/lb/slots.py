@@ -1,0 +1,151 @@
+"""Slot assignment and HAProxy naming: the pure core shared by rendering and planning.
+
+Each backend owns a fixed number of HAProxy server slots (`s0`, `s1`, ...). Endpoints are placed
+into slots so that the Runtime API can move traffic without a reload: an endpoint keeps its slot
+for as long as it exists, new endpoints take slots that were empty before (lowest index first),
+and only then slots vacated in the same step. A backend grows (to the next power of two) only when
+its endpoints no longer fit, and never shrinks while it lives, because both need a reload.
+`assign_slots(previous, services, min_slots)` is the single place that decides this; `render`
+and `plan` both call it, so a config rendered for a reload matches the plan exactly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+
+from master.lb.model import EMPTY_SLOT, BackendState, Endpoint, LbService, LbState, Slot
+
+# HAProxy accepts letters, digits and "-_.:" in proxy names; service and port names are DNS
+# labels, so "." can separate them without ambiguity.
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+def backend_name(service: str, port_name: str) -> str:
+    """HAProxy backend name for one service port."""
+    return "be_" + _proxy_suffix(service, port_name)
+
+
+def frontend_name(service: str, port_name: str) -> str:
+    """HAProxy frontend name for one service port."""
+    return "fe_" + _proxy_suffix(service, port_name)
+
+
+def server_name(index: int) -> str:
+    return f"s{index}"
+
+
+def _proxy_suffix(service: str, port_name: str) -> str:
+    if not _NAME_RE.match(service):
+        raise ValueError(f"service name {service!r} is not a DNS label")
+    if port_name and not _NAME_RE.match(port_name):
+        raise ValueError(f"port name {port_name!r} of service {service!r} is not a DNS label")
+    return f"{service}.{port_name}" if port_name else service
+
+
+def format_address(address: str, port: int) -> str:
+    """`address:port` as HAProxy parses it (IPv6 in brackets)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def slot_count(endpoints: int, min_slots: int) -> int:
+    """The next power of two >= max(min_slots, endpoints)."""
+    if min_slots < 1:
+        raise ValueError(f"slots_per_backend must be >= 1, got {min_slots}")
+    need = max(min_slots, endpoints)
+    count = 1
+    while count < need:
+        count *= 2
+    return count
+
+
+def _check_endpoint(service: LbService, endpoint: Endpoint) -> None:
+    # The Runtime API only takes IP addresses, and init-addr none means HAProxy would start a
+    # server with a hostname address unresolved, so a hostname here is a caller bug.
+    try:
+        ipaddress.ip_address(endpoint.address)
+    except ValueError:
+        raise ValueError(
+            f"service {service.name!r}: endpoint {endpoint.pod!r} address "
+            f"{endpoint.address!r} is not an IP address"
+        ) from None
+    if not 1 <= endpoint.port <= 65535:
+        raise ValueError(
+            f"service {service.name!r}: endpoint {endpoint.pod!r} port {endpoint.port} "
+            "is not in 1..65535"
+        )
+
+
+def _unique_endpoints(service: LbService) -> list[Endpoint]:
+    """Endpoints in the caller's order with duplicates (same pod, address, port) dropped."""
+    seen: set[tuple[str, str, int]] = set()
+    unique: list[Endpoint] = []
+    for endpoint in service.endpoints:
+        _check_endpoint(service, endpoint)
+        if endpoint.key not in seen:
+            seen.add(endpoint.key)
+            unique.append(endpoint)
+    return unique
+
+
+def assign_backend(
+    previous: BackendState | None, service: LbService, min_slots: int
+) -> BackendState:
+    """Place `service`'s endpoints into slots, keeping every surviving endpoint where it was."""
+    endpoints = _unique_endpoints(service)
+    old_slots = previous.slots if previous is not None else ()
+    size = max(slot_count(len(endpoints), min_slots), len(old_slots))
+    slots: list[Slot] = [EMPTY_SLOT] * size
+
+    where = {slot.key: i for i, slot in enumerate(old_slots) if not slot.empty}
+    placed: set[int] = set()
+    newcomers: list[Endpoint] = []
+    for endpoint in endpoints:
+        index = where.get(endpoint.key)
+        if index is None:
+            newcomers.append(endpoint)
+            continue
+        slots[index] = _slot_for(endpoint)
+        placed.add(index)
+
+    # Slots freed in this very step may still carry draining connections and fresh stats;
+    # prefer slots that were already empty so a newcomer does not inherit them.
+    vacated = [i for i in where.values() if i not in placed]
+    was_empty = [i for i in range(size) if i not in placed and i not in vacated]
+    free = was_empty + sorted(vacated)
+    for endpoint, index in zip(sorted(newcomers, key=lambda e: e.key), free, strict=False):
+        slots[index] = _slot_for(endpoint)
+    return BackendState(
+        service=service.name,
+        port_name=service.port_name,
+        listen_port=service.listen_port,
+        slots=tuple(slots),
+    )
+
+
+def _slot_for(endpoint: Endpoint) -> Slot:
+    return Slot(pod=endpoint.pod, address=endpoint.address, port=endpoint.port, mode=endpoint.mode)
+
+
+def assign_slots(previous: LbState, services: Sequence[LbService], min_slots: int) -> LbState:
+    """The slot table for `services`, as stable as possible with respect to `previous`."""
+    by_key: dict[tuple[str, str], LbService] = {}
+    listen_ports: dict[int, tuple[str, str]] = {}
+    for service in services:
+        backend_name(service.name, service.port_name)  # validates the names
+        if service.key in by_key:
+            raise ValueError(f"service {service.name!r} port {service.port_name!r} given twice")
+        other = listen_ports.get(service.listen_port)
+        if other is not None:
+            raise ValueError(
+                f"listen port {service.listen_port} wanted by both {other} and {service.key}"
+            )
+        if not 1 <= service.listen_port <= 65535:
+            raise ValueError(f"service {service.name!r}: listen port {service.listen_port}")
+        by_key[service.key] = service
+        listen_ports[service.listen_port] = service.key
+    backends = tuple(
+        assign_backend(previous.backend(*key), by_key[key], min_slots) for key in sorted(by_key)
+    )
+    return LbState(backends=backends)
