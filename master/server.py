@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,9 @@ from master.api.node_servicer import NodeServicer
 from master.clock import SystemClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.lb.controller import LoadBalancerController
+from master.lb.haproxy import HAProxyDriver
+from master.lb.model import LbSettings
 from master.state import ClusterState
 from master.store.port import StoreError
 from master.store.sqlite import SqliteStore
@@ -44,6 +49,13 @@ class MasterConfig:
     heartbeat_interval: float = 1.0
     lease_seconds: float = 3.0
     eviction_timeout: float = 0.0
+    # The load balancer: HAProxy binds lb_listen:(service port + lb_port_offset);
+    # LoadBalancer services show lb_advertise (default lb_listen) as their ingress.
+    lb_enabled: bool = True
+    lb_listen: str = "127.0.0.1"
+    lb_advertise: str = ""
+    lb_port_offset: int = 0
+    haproxy_bin: str = "haproxy"
 
 
 async def serve(config: MasterConfig) -> None:
@@ -65,12 +77,14 @@ async def serve(config: MasterConfig) -> None:
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
         ClusterServicer(state, manager, clock), server
     )
-    node_pb2_grpc.add_NodeServiceServicer_to_server(
-        NodeServicer(
-            state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
-        ),
-        server,
+    node_servicer = NodeServicer(
+        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
     )
+    node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
+    lb = _load_balancer(config, state, clock)
+    if lb is not None:
+        node_servicer.gate_stops(lb.is_released)
+        lb.on_released(node_servicer.refresh)
     port = server.add_insecure_port(config.listen)
     if port == 0:
         raise SystemExit(f"pinnace master: cannot listen on {config.listen}")
@@ -87,6 +101,8 @@ async def serve(config: MasterConfig) -> None:
         asyncio.create_task(manager.run(), name="controllers"),
         asyncio.create_task(state.run_flusher(), name="flusher"),
     ]
+    if lb is not None:
+        tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
     await stop.wait()
     log.info("stopping")
     await server.stop(grace=2.0)
@@ -97,6 +113,27 @@ async def serve(config: MasterConfig) -> None:
             await task
     await state.flush()
     store.close()
+    if lb is not None:
+        shutil.rmtree(lb.workdir, ignore_errors=True)
+
+
+def _load_balancer(
+    config: MasterConfig, state: ClusterState, clock: SystemClock
+) -> LoadBalancerController | None:
+    if not config.lb_enabled:
+        return None
+    if shutil.which(config.haproxy_bin) is None:
+        raise SystemExit(
+            f"pinnace master: {config.haproxy_bin} not found: install HAProxy "
+            f"(apt-get install haproxy) or start the master with --no-lb"
+        )
+    # Unix socket paths are limited to 107 bytes, so HAProxy's sockets live in a
+    # short private directory rather than under --data-dir.
+    workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-"))
+    driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
+    return LoadBalancerController(
+        state, clock, driver, config.lb_advertise or config.lb_listen, config.lb_port_offset
+    )
 
 
 def run_master(config: MasterConfig) -> int:

@@ -7,6 +7,8 @@ dataclasses. Values from agents are untrusted: they are clamped or rejected here
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from master.model import (
     Container,
     ContainerPort,
@@ -142,21 +144,27 @@ def pod_spec_to_proto(spec: PodSpec) -> node_pb2.PodSpec:
     )
 
 
-def assignment_to_proto(pod: Pod) -> node_pb2.PodAssignment:
+def assignment_to_proto(pod: Pod, stop: bool) -> node_pb2.PodAssignment:
     return node_pb2.PodAssignment(
         name=pod.meta.name,
         epoch=pod.epoch,
         labels=pod.meta.labels,
         owner=pod.owner,
         spec=pod_spec_to_proto(pod.spec),
-        stop=bool(pod.deletion_requested_at),
+        stop=stop,
     )
 
 
-def assignments_to_proto(revision: int, pods: list[Pod]) -> node_pb2.PodAssignments:
+def assignments_to_proto(
+    revision: int, pods: list[Pod], released: Callable[[Pod], bool]
+) -> node_pb2.PodAssignments:
+    """The node's assignment set; a stopping pod gets its stop order once `released`."""
     ordered = sorted(pods, key=lambda p: p.meta.name)
     return node_pb2.PodAssignments(
-        revision=revision, pods=[assignment_to_proto(p) for p in ordered]
+        revision=revision,
+        pods=[
+            assignment_to_proto(p, bool(p.deletion_requested_at) and released(p)) for p in ordered
+        ],
     )
 
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 import grpc
@@ -58,7 +58,19 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
         self._sessions: dict[str, _Session] = {}
+        # Whether a stopping pod may be told to stop (the LB has drained it).
+        self._released: Callable[[Pod], bool] = lambda pod: True
         state.subscribe(self._on_change)
+
+    def gate_stops(self, released: Callable[[Pod], bool]) -> None:
+        self._released = released
+
+    def refresh(self, nodes: set[str]) -> None:
+        """Re-send these nodes' assignment sets (e.g. after the LB released pods)."""
+        for name in nodes:
+            session = self._sessions.get(name)
+            if session is not None:
+                session.dirty.set()
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         if isinstance(obj, Pod) and obj.node_name:
@@ -143,7 +155,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 if session.dirty.is_set() and not reader.done():
                     session.dirty.clear()
                     pods = self._state.pods_on_node(node_name)
-                    msg = assignments_to_proto(self._state.resource_version, pods)
+                    msg = assignments_to_proto(self._state.resource_version, pods, self._released)
                     yield node_pb2.MasterMessage(assignments=msg)
         finally:
             for task in (reader, superseded):

@@ -54,6 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a NotReady node keeps its pods before they are replaced",
     )
+    m.add_argument(
+        "--lb-listen",
+        default="127.0.0.1",
+        metavar="IP",
+        help="address the load balancer (HAProxy) binds service ports on",
+    )
+    m.add_argument(
+        "--lb-advertise",
+        default="",
+        metavar="IP",
+        help="address shown as a LoadBalancer service's EXTERNAL-IP (default: --lb-listen)",
+    )
+    m.add_argument(
+        "--lb-port-offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="HAProxy listens on service port + N (e.g. to avoid privileged ports)",
+    )
+    m.add_argument("--no-lb", action="store_true", help="do not run a load balancer")
+    m.add_argument("--haproxy", default="haproxy", help="the haproxy binary")
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
@@ -103,6 +124,11 @@ def _run_master(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             lease_seconds=args.lease_seconds,
             eviction_timeout=args.pod_eviction_timeout,
+            lb_enabled=not args.no_lb,
+            lb_listen=args.lb_listen,
+            lb_advertise=args.lb_advertise,
+            lb_port_offset=args.lb_port_offset,
+            haproxy_bin=args.haproxy,
         )
     )
 

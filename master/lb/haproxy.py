@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -59,6 +60,17 @@ def pid_alive(pid: int) -> bool:
         return True
     # The state letter follows the command name in parentheses, which may contain spaces.
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: end HAProxy when the master process dies, even by kill -9.
+
+    Otherwise a killed master would leave an HAProxy holding the service ports,
+    and the restarted master could not bind them.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class HAProxyDriver:
@@ -120,6 +132,7 @@ class HAProxyDriver:
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=self._log_file,
                     stderr=self._log_file,
+                    preexec_fn=_die_with_parent,
                 )
                 log.info("started haproxy master pid %d in %s", self._proc.pid, self._workdir)
                 procs = await self._until(self._first_worker, "HAProxy to start")

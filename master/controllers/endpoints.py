@@ -1,0 +1,85 @@
+"""Service endpoints: which pods serve which service port, and in what state.
+
+`compute_lb_services` (pure) turns Services and Pods into the load balancer's
+desired state (master.lb.model): one LbService per service port, with an
+Endpoint for every pod the selector matches that has been placed and has
+published the target port. An endpoint is
+  * ready    when the pod reports ready and its node is Ready;
+  * draining when the pod has been asked to stop: it leaves the load balancer
+    first (no new connections, in-flight ones finish) and only then is the agent
+    told to stop it (see `pods_released`);
+  * absent   when the pod is gone or its node was lost.
+The target port is a container port number or the name of a container port, as
+in Kubernetes; the endpoint address is where the agent published it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from master.lb.model import Endpoint, LbService
+from master.model import Pod, Service, selector_matches
+
+
+def _target_port(pod: Pod, target: str) -> tuple[int, str] | None:
+    """(container port, protocol) a service targetPort names in this pod."""
+    for container in pod.spec.containers:
+        for port in container.ports:
+            if (target.isdigit() and port.container_port == int(target)) or port.name == target:
+                return port.container_port, port.protocol
+    # Kubernetes also allows a numeric targetPort the container does not declare.
+    return (int(target), "TCP") if target.isdigit() else None
+
+
+def pod_endpoint(pod: Pod, target: str, node_ready: bool) -> Endpoint | None:
+    if not pod.node_name or not pod.status.host_ip:
+        return None
+    port = _target_port(pod, target)
+    if port is None:
+        return None
+    host_port = pod.status.port_map.get(f"{port[0]}/{port[1]}")
+    if not host_port:
+        return None
+    return Endpoint(
+        pod=pod.meta.name,
+        address=pod.status.host_ip,
+        port=host_port,
+        ready=pod.status.ready and node_ready,
+        draining=bool(pod.deletion_requested_at),
+    )
+
+
+def compute_lb_services(
+    services: Iterable[Service],
+    pods: Sequence[Pod],
+    ready_nodes: Mapping[str, bool],
+    port_offset: int = 0,
+) -> list[LbService]:
+    result = []
+    for svc in sorted(services, key=lambda s: s.meta.name):
+        members = [p for p in pods if selector_matches(svc.selector, p.meta.labels)]
+        for sp in svc.ports:
+            endpoints = []
+            for pod in sorted(members, key=lambda p: p.meta.name):
+                ep = pod_endpoint(pod, sp.target_port, ready_nodes.get(pod.node_name, False))
+                if ep is not None:
+                    endpoints.append(ep)
+            result.append(
+                LbService(
+                    name=svc.meta.name,
+                    port_name=sp.name,
+                    listen_port=sp.port + port_offset,
+                    endpoints=tuple(endpoints),
+                )
+            )
+    return result
+
+
+def pods_released(services: Sequence[LbService], stopping: Iterable[Pod]) -> set[str]:
+    """Pods asked to stop that no longer take new traffic in the applied LB state.
+
+    A pod is released once no service holds it as a ready (non-draining)
+    endpoint; only then does its agent get the stop order.
+    """
+    serving = {ep.pod for svc in services for ep in svc.endpoints if ep.ready and not ep.draining}
+    return {p.meta.name for p in stopping if p.meta.name not in serving}
