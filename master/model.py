@@ -137,6 +137,9 @@ class ServicePort:
     protocol: str = "TCP"
     name: str = ""
     node_port: int = 0
+    # What the port speaks (Kubernetes' appProtocol): "http" lets the load balancer
+    # retry idempotent requests at layer 7; empty means "decide from name and port".
+    app_protocol: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,6 +232,8 @@ def render_service(svc: Service) -> Obj:
         }
         if p.name:
             port["name"] = p.name
+        if p.app_protocol:
+            port["appProtocol"] = p.app_protocol
         if p.node_port:
             port["nodePort"] = p.node_port
         ports.append(port)

@@ -17,8 +17,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from master.lb.model import Endpoint, LbService
-from master.model import Pod, Service, selector_matches
+from master.lb.model import Endpoint, LbService, ProxyMode
+from master.model import Pod, Service, ServicePort, selector_matches
+
+# Ports that conventionally carry plain HTTP, used when a port says nothing else.
+HTTP_PORTS = frozenset({80, 8000, 8008, 8080, 8888})
+
+
+def lb_mode(port: ServicePort) -> ProxyMode:
+    """Whether the load balancer may treat a service port as HTTP.
+
+    Kubernetes' `appProtocol` decides when given; then the port's name (`http`,
+    `http-*` as Istio reads it; any other name means "not known to be HTTP");
+    then the well-known HTTP port numbers. Everything else is plain TCP.
+    """
+    if port.app_protocol:
+        return "http" if port.app_protocol.lower() == "http" else "tcp"
+    name = port.name.lower()
+    if name:
+        return "http" if name == "http" or name.startswith("http-") else "tcp"
+    target = int(port.target_port) if port.target_port.isdigit() else 0
+    return "http" if port.port in HTTP_PORTS or target in HTTP_PORTS else "tcp"
 
 
 def _target_port(pod: Pod, target: str) -> tuple[int, str] | None:
@@ -70,6 +89,7 @@ def compute_lb_services(
                     port_name=sp.name,
                     listen_port=sp.port + port_offset,
                     endpoints=tuple(endpoints),
+                    mode=lb_mode(sp),
                 )
             )
     return result

@@ -16,6 +16,9 @@ from typing import Literal
 # ready: takes new traffic (health checks still guard it); drain: finishes what it has and takes
 # nothing new; maint: takes nothing and is not health-checked.
 SlotMode = Literal["ready", "drain", "maint"]
+# tcp: layer 4, retries only failed connects; http: layer 7, also retries idempotent
+# requests whose server closed without answering (a pod killed mid-request).
+ProxyMode = Literal["tcp", "http"]
 
 EMPTY_ADDRESS = "0.0.0.0"
 
@@ -62,6 +65,7 @@ class LbService:
     port_name: str
     listen_port: int
     endpoints: tuple[Endpoint, ...]
+    mode: ProxyMode = "tcp"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -121,6 +125,7 @@ class BackendState:
     port_name: str
     listen_port: int
     slots: tuple[Slot, ...]
+    mode: ProxyMode = "tcp"
 
     @property
     def key(self) -> tuple[str, str]:

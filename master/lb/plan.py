@@ -51,6 +51,8 @@ def _reload_reason(current: LbState, state: LbState) -> str:
     if removed:
         return "service ports removed: " + ", ".join(_label(k) for k in removed)
     for key in sorted(new):
+        if new[key].mode != old[key].mode:
+            return f"{_label(key)} switches to {new[key].mode} mode"
         if new[key].listen_port != old[key].listen_port:
             return f"{_label(key)} moved to listen port {new[key].listen_port}"
         if len(new[key].slots) != len(old[key].slots):

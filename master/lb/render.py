@@ -1,5 +1,9 @@
 """Render the HAProxy configuration for a set of service ports (pure: data in, text out).
 
+A service port is proxied in TCP mode unless it is known to speak HTTP (see
+master/controllers/endpoints.py `lb_mode`); in HTTP mode HAProxy also retries
+idempotent requests that a dying server closed without an answer.
+
 Why TCP mode: a service port carries whatever its pods speak, and all we know is TCP. HAProxy's
 `retries` and `option redispatch` act on connection failures in TCP mode too (refused or timed
 out connects are retried, and with `option redispatch 1` every retry goes to another server), so
@@ -95,15 +99,24 @@ def _defaults(settings: LbSettings) -> str:
 def _frontend(backend: BackendState, settings: LbSettings) -> str:
     name = frontend_name(backend.service, backend.port_name)
     bind = format_address(settings.listen_address, backend.listen_port)
-    return (
-        f"frontend {name}\n"
-        f"    bind {bind}\n"
-        f"    default_backend {backend_name(backend.service, backend.port_name)}\n"
-    )
+    lines = [f"frontend {name}", f"    bind {bind}"]
+    if backend.mode == "http":
+        lines += ["    mode http", "    option forwardfor"]
+    lines.append(f"    default_backend {backend_name(backend.service, backend.port_name)}")
+    return "\n".join(lines) + "\n"
 
 
 def _backend(backend: BackendState) -> str:
     lines = [f"backend {backend_name(backend.service, backend.port_name)}"]
+    if backend.mode == "http":
+        lines += [
+            "    mode http",
+            # A server that closes without answering (killed mid-request, or a published
+            # port whose container just died) gets the request retried on another
+            # server, but only for methods that are safe to repeat.
+            "    retry-on conn-failure empty-response junk-response",
+            "    http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }",
+        ]
     lines.extend(f"    {_server_line(i, slot)}" for i, slot in enumerate(backend.slots))
     return "\n".join(lines) + "\n"
 

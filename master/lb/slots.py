@@ -121,6 +121,7 @@ def assign_backend(
         port_name=service.port_name,
         listen_port=service.listen_port,
         slots=tuple(slots),
+        mode=service.mode,
     )
 
 

@@ -25,7 +25,7 @@ SPEC_UNSUPPORTED = (
     "trafficDistribution",
 )  # fmt: skip
 TYPES = ("ClusterIP", "LoadBalancer", "NodePort")
-PORT_FIELDS = ("name", "protocol", "port", "targetPort", "nodePort")
+PORT_FIELDS = ("name", "protocol", "port", "targetPort", "nodePort", "appProtocol")
 
 
 def _parse_target_port(value: Any, where: Where, port: int) -> str:
@@ -43,7 +43,7 @@ def _parse_target_port(value: Any, where: Where, port: int) -> str:
 
 def _parse_port(value: Any, where: Where) -> ServicePort:
     data = as_map(value, where)
-    check_fields(data, where, PORT_FIELDS, ("appProtocol",))
+    check_fields(data, where, PORT_FIELDS, ())
     port = as_int(require(data, "port", where), where.key("port"), 1, 65535)
     if data.get("protocol") is not None:
         protocol = as_str(data["protocol"], where.key("protocol"))
@@ -55,6 +55,11 @@ def _parse_port(value: Any, where: Where) -> ServicePort:
         name = as_str(data["name"], where.key("name"))
         if name:
             check_dns1123_label(name, where.key("name"))
+    app_protocol = ""
+    if data.get("appProtocol") is not None:
+        app_protocol = as_str(data["appProtocol"], where.key("appProtocol"))
+        if len(app_protocol) > 253:
+            raise where.key("appProtocol").error("must be at most 253 characters")
     node_port = 0
     if data.get("nodePort") is not None:
         node_port = as_int(data["nodePort"], where.key("nodePort"), 0, 65535)
@@ -64,6 +69,7 @@ def _parse_port(value: Any, where: Where) -> ServicePort:
         protocol="TCP",
         name=name,
         node_port=node_port,
+        app_protocol=app_protocol,
     )
 
 

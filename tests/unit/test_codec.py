@@ -84,7 +84,7 @@ def full_objects() -> list[StoredObject]:
         Service(
             meta=_meta("web"),
             selector={"app": "web"},
-            ports=(ServicePort(80, "http", "UDP", "web", 30080),),
+            ports=(ServicePort(80, "http", "UDP", "web", 30080, "http"),),
             type="LoadBalancer",
             ingress_ip="127.0.0.1",
         ),
