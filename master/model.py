@@ -115,6 +115,20 @@ class DeploymentStatus:
     ready_replicas: int = 0
     updated_replicas: int = 0
     available_replicas: int = 0
+    # Why the rollout cannot progress (a new pod cannot pull its image, crash-loops
+    # ...); empty while it progresses or is complete.
+    stalled_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRevision:
+    """One pod template a deployment has rolled out (`rollout history`, `rollout undo`)."""
+
+    revision: int
+    template_hash: str
+    template: PodTemplate
+    created_at: float = 0.0
+    change_cause: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +140,14 @@ class Deployment:
     strategy: str = "RollingUpdate"
     rolling_update: RollingUpdate = RollingUpdate()
     status: DeploymentStatus = DeploymentStatus()
+    # Oldest first; the last entry is the current template.
+    history: tuple[DeploymentRevision, ...] = ()
 
     kind = "Deployment"
+
+    @property
+    def revision(self) -> int:
+        return self.history[-1].revision if self.history else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,11 @@ class ClusterServiceStub:
                 request_serializer=protos_dot_cluster__pb2.ScaleDeploymentRequest.SerializeToString,
                 response_deserializer=protos_dot_cluster__pb2.ScaleDeploymentResponse.FromString,
                 _registered_method=True)
+        self.RollbackDeployment = channel.unary_unary(
+                '/pinnace.v1.ClusterService/RollbackDeployment',
+                request_serializer=protos_dot_cluster__pb2.RollbackDeploymentRequest.SerializeToString,
+                response_deserializer=protos_dot_cluster__pb2.RollbackDeploymentResponse.FromString,
+                _registered_method=True)
         self.WatchObjects = channel.unary_stream(
                 '/pinnace.v1.ClusterService/WatchObjects',
                 request_serializer=protos_dot_cluster__pb2.WatchObjectsRequest.SerializeToString,
@@ -88,6 +93,12 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RollbackDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchObjects(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -116,6 +127,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.ScaleDeployment,
                     request_deserializer=protos_dot_cluster__pb2.ScaleDeploymentRequest.FromString,
                     response_serializer=protos_dot_cluster__pb2.ScaleDeploymentResponse.SerializeToString,
+            ),
+            'RollbackDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackDeployment,
+                    request_deserializer=protos_dot_cluster__pb2.RollbackDeploymentRequest.FromString,
+                    response_serializer=protos_dot_cluster__pb2.RollbackDeploymentResponse.SerializeToString,
             ),
             'WatchObjects': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchObjects,
@@ -231,6 +247,33 @@ class ClusterService:
             '/pinnace.v1.ClusterService/ScaleDeployment',
             protos_dot_cluster__pb2.ScaleDeploymentRequest.SerializeToString,
             protos_dot_cluster__pb2.ScaleDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pinnace.v1.ClusterService/RollbackDeployment',
+            protos_dot_cluster__pb2.RollbackDeploymentRequest.SerializeToString,
+            protos_dot_cluster__pb2.RollbackDeploymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,7 @@ class ClusterServiceStub:
     GetObjects: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.GetObjectsRequest, _cluster_pb2.GetObjectsResponse]
     DeleteObjects: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.DeleteObjectsRequest, _cluster_pb2.DeleteObjectsResponse]
     ScaleDeployment: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.ScaleDeploymentRequest, _cluster_pb2.ScaleDeploymentResponse]
+    RollbackDeployment: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.RollbackDeploymentRequest, _cluster_pb2.RollbackDeploymentResponse]
     WatchObjects: _grpc.UnaryStreamMultiCallable[_cluster_pb2.WatchObjectsRequest, _cluster_pb2.WatchObjectsResponse]
 
 @_typing.type_check_only
@@ -52,6 +53,7 @@ class ClusterServiceAsyncStub(ClusterServiceStub):
     GetObjects: _aio.UnaryUnaryMultiCallable[_cluster_pb2.GetObjectsRequest, _cluster_pb2.GetObjectsResponse]  # type: ignore[assignment]
     DeleteObjects: _aio.UnaryUnaryMultiCallable[_cluster_pb2.DeleteObjectsRequest, _cluster_pb2.DeleteObjectsResponse]  # type: ignore[assignment]
     ScaleDeployment: _aio.UnaryUnaryMultiCallable[_cluster_pb2.ScaleDeploymentRequest, _cluster_pb2.ScaleDeploymentResponse]  # type: ignore[assignment]
+    RollbackDeployment: _aio.UnaryUnaryMultiCallable[_cluster_pb2.RollbackDeploymentRequest, _cluster_pb2.RollbackDeploymentResponse]  # type: ignore[assignment]
     WatchObjects: _aio.UnaryStreamMultiCallable[_cluster_pb2.WatchObjectsRequest, _cluster_pb2.WatchObjectsResponse]  # type: ignore[assignment]
 
 class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -82,6 +84,13 @@ class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _cluster_pb2.ScaleDeploymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_cluster_pb2.ScaleDeploymentResponse, _abc.Awaitable[_cluster_pb2.ScaleDeploymentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RollbackDeployment(
+        self,
+        request: _cluster_pb2.RollbackDeploymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.RollbackDeploymentResponse, _abc.Awaitable[_cluster_pb2.RollbackDeploymentResponse]]: ...
 
     @_abc_1.abstractmethod
     def WatchObjects(

@@ -19,6 +19,12 @@ import grpc
 from master.api.render import render_object
 from master.clock import Clock
 from master.controllers.manager import ControllerManager
+from master.controllers.revisions import (
+    CHANGE_CAUSE,
+    RollbackError,
+    record_revision,
+    rollback_template,
+)
 from master.manifest import ManifestError, parse_manifests
 from master.model import KINDS, Deployment, Service, StoredObject, selector_matches
 from master.state import ClusterState
@@ -88,7 +94,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         for obj in parsed.objects:
             existing = self._state.get(obj.kind, obj.meta.name)
             if existing is None:
-                planned.append((obj, "created"))
+                planned.append((self._with_history(obj, None), "created"))
                 continue
             if (
                 isinstance(existing, Deployment)
@@ -103,7 +109,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             if _same_desired_state(existing, obj):
                 planned.append((existing, "unchanged"))
                 continue
-            planned.append((self._merge(existing, obj), "configured"))
+            merged = self._with_history(self._merge(existing, obj), existing)
+            planned.append((merged, "configured"))
         results = []
         for planned_obj, action in planned:
             if action != "unchanged" and not request.dry_run:
@@ -115,6 +122,16 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             )
         await self._state.flush()
         return cluster_pb2.ApplyManifestsResponse(results=results, warnings=parsed.warnings)
+
+    def _with_history(self, obj: StoredObject, existing: StoredObject | None) -> StoredObject:
+        """A deployment's rollout history with its (possibly new) template recorded."""
+        if not isinstance(obj, Deployment):
+            return obj
+        history = existing.history if isinstance(existing, Deployment) else ()
+        cause = obj.meta.annotations.get(CHANGE_CAUSE, "")
+        return replace(
+            obj, history=record_revision(history, obj.template, self._clock.now(), cause)
+        )
 
     @staticmethod
     def _merge(existing: StoredObject, new: StoredObject) -> StoredObject:
@@ -216,6 +233,39 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             await self._state.flush()
         return cluster_pb2.ScaleDeploymentResponse(
             result=cluster_pb2.ObjectResult(kind="Deployment", name=dep.meta.name, action="scaled")
+        )
+
+    # -- rollback ------------------------------------------------------------------------
+
+    async def RollbackDeployment(
+        self, request: cluster_pb2.RollbackDeploymentRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.RollbackDeploymentResponse:
+        dep = self._state.get("Deployment", request.name)
+        if not isinstance(dep, Deployment):
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f'deployments "{request.name[:253]}" not found'
+            )
+            raise AssertionError  # unreachable
+        try:
+            template = rollback_template(dep, int(request.to_revision))
+        except RollbackError as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+            raise
+        history = record_revision(dep.history, template, self._clock.now(), "rollout undo")
+        meta = replace(dep.meta, generation=dep.meta.generation + 1)
+        rolled = self._state.put(replace(dep, meta=meta, template=template, history=history))
+        self._state.record_event(
+            "Deployment",
+            dep.meta.name,
+            "RolledBack",
+            f"rolled back to the template of an earlier revision, now revision {rolled.revision}",
+        )
+        await self._state.flush()
+        return cluster_pb2.RollbackDeploymentResponse(
+            result=cluster_pb2.ObjectResult(
+                kind="Deployment", name=dep.meta.name, action="rolled back"
+            ),
+            revision=rolled.revision,
         )
 
     # -- watch ---------------------------------------------------------------------------------

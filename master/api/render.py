@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from master.controllers.rolling import surge_and_unavailable
 from master.manifest.quantities import format_cpu, format_memory, format_memory_ki
 from master.model import (
     DEFAULT_NAMESPACE,
@@ -199,10 +200,52 @@ def render_deployment(dep: Deployment) -> Obj:
             "maxUnavailable": _int_or_str(dep.rolling_update.max_unavailable),
         }
     st = dep.status
+    metadata = _metadata(dep.meta)
+    if dep.revision:
+        metadata["annotations"] = {
+            **metadata.get("annotations", {}),
+            "deployment.kubernetes.io/revision": str(dep.revision),
+        }
+    complete = (
+        st.updated_replicas == dep.replicas
+        and st.replicas == dep.replicas
+        and st.available_replicas == dep.replicas
+    )
+    progressing: Obj = {
+        "type": "Progressing",
+        "status": "True",
+        "reason": "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+    }
+    if st.stalled_reason:
+        progressing = {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "RolloutStalled",
+            "message": st.stalled_reason,
+        }
+    available = st.available_replicas >= dep.replicas - _max_unavailable(dep)
+    conditions = [
+        {
+            "type": "Available",
+            "status": "True" if available else "False",
+            "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+        },
+        progressing,
+    ]
+    revisions = [
+        {
+            "revision": r.revision,
+            "templateHash": r.template_hash,
+            "images": [c.image for c in r.template.spec.containers],
+            "changeCause": r.change_cause,
+            "createdAt": rfc3339(r.created_at),
+        }
+        for r in dep.history
+    ]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(dep.meta),
+        "metadata": metadata,
         "spec": {
             "replicas": dep.replicas,
             "selector": {"matchLabels": dict(dep.selector)},
@@ -218,8 +261,16 @@ def render_deployment(dep: Deployment) -> Obj:
             "readyReplicas": st.ready_replicas,
             "updatedReplicas": st.updated_replicas,
             "availableReplicas": st.available_replicas,
+            "conditions": conditions,
+            "revisions": revisions,
         },
     }
+
+
+def _max_unavailable(dep: Deployment) -> int:
+    if dep.strategy != "RollingUpdate":
+        return dep.replicas
+    return surge_and_unavailable(dep)[1]
 
 
 def render_service(svc: Service) -> Obj:

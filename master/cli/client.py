@@ -69,7 +69,7 @@ class MasterClient:
             return self.unreachable()
         if code == grpc.StatusCode.NOT_FOUND:
             return CliError(f"Error from server (NotFound): {details}")
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
+        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
             return CliError(f"error: {details}")
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return CliError(f"error: the request is too large for the master: {details}")

@@ -20,6 +20,7 @@ from master.cli.commands import (
     run_get,
     run_scale,
 )
+from master.cli.rollout import run_rollout
 
 
 def _default_data_dir() -> str:
@@ -105,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("kind", help="deployment (or deployment/NAME)")
     s.add_argument("name", nargs="?")
     s.add_argument("--replicas", type=int, required=True)
+
+    r = sub.add_parser("rollout", help="follow, list or undo a deployment's rollouts")
+    r.add_argument("action", choices=["status", "history", "undo"])
+    r.add_argument("kind", help="deployment/NAME (or deployment NAME)")
+    r.add_argument("name", nargs="?")
+    r.add_argument("--to-revision", type=int, default=0, help="undo: the revision to go back to")
+    r.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="status: give up after this long (0: wait forever)",
+    )
     return parser
 
 
@@ -151,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_delete(address, args.kind, args.name, args.filename)
         if args.command == "scale":
             return run_scale(address, args.kind, args.name, args.replicas)
+        if args.command == "rollout":
+            return run_rollout(
+                address, args.action, args.kind, args.name, args.to_revision, args.timeout
+            )
     except CliError as e:
         print(str(e), file=sys.stderr)
         return 1

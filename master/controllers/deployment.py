@@ -118,6 +118,20 @@ def _delete(pod: Pod, reason: str, message: str) -> DeletePod:
     return DeletePod(pod.meta.name, reason, f"stopping pod {pod.meta.name}: {message}")
 
 
+# Container states that mean a pod will not become ready without a change.
+STALLED_REASONS = ("ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "CreateContainerError")
+
+
+def stalled_reason(new: list[Pod]) -> str:
+    """Why the current template's pods cannot become ready, or ""."""
+    for pod in sorted(new, key=lambda p: p.meta.name):
+        for cs in pod.status.container_statuses:
+            if cs.reason in STALLED_REASONS:
+                detail = f": {cs.message}" if cs.message else ""
+                return f"pod {pod.meta.name}: container {cs.name}: {cs.reason}{detail}"
+    return ""
+
+
 def _status(dep: Deployment, new: list[Pod], live: list[Pod]) -> DeploymentStatus:
     ready = sum(1 for p in live if p.status.ready)
     return DeploymentStatus(
@@ -126,4 +140,5 @@ def _status(dep: Deployment, new: list[Pod], live: list[Pod]) -> DeploymentStatu
         ready_replicas=ready,
         updated_replicas=len(new),
         available_replicas=ready,
+        stalled_reason=stalled_reason(new),
     )

@@ -37,10 +37,15 @@ def parse_labels(value: Any, where: Where) -> dict[str, str]:
     return labels
 
 
+# Annotations the master itself maintains: shown by `get -o yaml`, dropped on
+# apply, so `get -o yaml | apply -f -` changes nothing.
+MANAGED_ANNOTATIONS = frozenset({"deployment.kubernetes.io/revision"})
+
+
 def parse_annotations(value: Any, where: Where) -> dict[str, str]:
     annotations = as_str_map(value, where)
     check_annotations(annotations, where)
-    return annotations
+    return {k: v for k, v in annotations.items() if k not in MANAGED_ANNOTATIONS}
 
 
 def parse_object_meta(

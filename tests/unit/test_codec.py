@@ -14,6 +14,7 @@ from master.model import (
     ContainerPort,
     ContainerStatus,
     Deployment,
+    DeploymentRevision,
     DeploymentStatus,
     EnvVar,
     Event,
@@ -79,7 +80,12 @@ def full_objects() -> list[StoredObject]:
             template=PodTemplate(labels={"app": "web"}, spec=_spec()),
             strategy="Recreate",
             rolling_update=RollingUpdate(max_surge="1", max_unavailable="0"),
-            status=DeploymentStatus(1, 2, 3, 4, 5),
+            status=DeploymentStatus(1, 2, 3, 4, 5, "pod web-1: ImagePullBackOff"),
+            history=(
+                DeploymentRevision(
+                    7, "hash", PodTemplate(labels={"app": "web"}, spec=_spec()), 9.5, "undo"
+                ),
+            ),
         ),
         Service(
             meta=_meta("web"),

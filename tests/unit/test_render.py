@@ -177,13 +177,21 @@ def test_deployment_shape() -> None:
         "type": "RollingUpdate",
         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
     }
-    assert out["status"] == {
+    status = dict(out["status"])
+    conditions = status.pop("conditions")
+    assert status.pop("revisions") == []
+    assert status == {
         "observedGeneration": 2,
         "replicas": 3,
         "readyReplicas": 2,
         "updatedReplicas": 3,
         "availableReplicas": 1,
     }
+    # 1 of 3 available is below replicas - maxUnavailable (25% of 3 rounds down to 0).
+    assert conditions == [
+        {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+        {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
+    ]
 
 
 def test_service_shape() -> None:
