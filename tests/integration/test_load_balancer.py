@@ -1,0 +1,258 @@
+"""Issue 4 on a real HAProxy and real Docker: services, zero-failure disruptions, rollouts.
+
+Traffic goes only to 127.0.0.1: HAProxy binds 127.0.0.1 on a free port (the
+master's --lb-port-offset maps the seed service's port 80 onto it) and pods
+publish on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cluster import REPO, LocalCluster, wait_for
+from tests.integration.conftest import IN_CI
+
+pytestmark = pytest.mark.integration
+
+SEED = REPO.parent / "shared" / "fixtures" / "seed"
+HOSTNAME = re.compile(r'hostname">([0-9a-f]{12})')
+
+
+@pytest.fixture(autouse=True)
+def _need_haproxy() -> None:
+    if shutil.which("haproxy") is None:
+        if IN_CI:
+            pytest.fail("haproxy is not installed (CI=true: integration tests must run)")
+        pytest.skip("haproxy is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(cluster: LocalCluster) -> str:
+    """Master + two agents; returns the LB URL of the seed service."""
+    port = _free_port()
+    cluster.start_master("--lb-port-offset", str(port - 80))
+    cluster.start_agent("n1")
+    cluster.start_agent("n2")
+    wait_for(
+        "two Ready nodes",
+        lambda: (
+            sum(
+                1
+                for n in cluster.get_json("nodes")["items"]
+                for c in n["status"]["conditions"]
+                if c["type"] == "Ready" and c["status"] == "True"
+            )
+            == 2
+        ),
+    )
+    return f"http://127.0.0.1:{port}/"
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.status == 200
+        return str(resp.read().decode())
+
+
+def _ready_pods(cluster: LocalCluster, n: int, image: str | None = None) -> list[dict[str, object]]:
+    def check() -> list[dict[str, object]] | None:
+        pods = cluster.pods()
+        ok = [
+            p
+            for p in pods
+            if p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")
+            and all(c.get("ready") for c in p["status"].get("containerStatuses", []))
+            and (image is None or p["spec"]["containers"][0]["image"] == image)
+        ]
+        return ok if len(ok) == n and len(pods) == n else None
+
+    return wait_for(f"{n} ready pods", check, timeout=90)
+
+
+@dataclass
+class Load:
+    """A bounded stream of GETs at a fixed rate from one thread, new connection each."""
+
+    url: str
+    rate: float = 200.0
+    max_requests: int = 40_000
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        start = time.monotonic()
+        for i in range(self.max_requests):
+            if self._stop.is_set():
+                return
+            delay = start + i / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                _fetch(self.url)
+                self.ok += 1
+            except Exception as e:
+                self.failures.append(f"{time.monotonic() - start:.2f}s {e!r}")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@contextmanager
+def steady_load(url: str) -> Iterator[Load]:
+    load = Load(url)
+    thread = threading.Thread(target=load.run, daemon=True)
+    thread.start()
+    try:
+        yield load
+    finally:
+        load.stop()
+        thread.join(timeout=30)
+
+
+def test_the_seed_service_reaches_every_pod_through_haproxy(cluster: LocalCluster) -> None:
+    url = _start(cluster)
+
+    out = cluster.cli("apply", "-f", str(SEED)).stdout
+    assert "service/my-web-app-service created" in out
+    _ready_pods(cluster, 3)
+
+    containers = {c.id[:12] for c in cluster.containers()}
+    seen: set[str] = set()
+
+    def all_pods_answer() -> bool:
+        for _ in range(12):
+            page = _fetch(url)
+            assert "Welcome to nginx!" in page
+            seen.update(HOSTNAME.findall(page))
+        return seen == containers
+
+    wait_for("every pod to answer through the load balancer", all_pods_answer, timeout=20)
+    svc = cluster.get_json("services", "my-web-app-service")
+    assert svc["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.1"}]
+    table = cluster.cli("get", "svc").stdout
+    assert "LoadBalancer" in table and "127.0.0.1" in table and "80/TCP" in table
+
+
+def test_disruptions_under_steady_traffic_fail_no_request(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    url = _start(cluster)
+    cluster.cli("apply", "-f", str(SEED))
+    cluster.cli("scale", "deployment", "my-web-app-deployment", "--replicas", "5")
+    _ready_pods(cluster, 5)
+    wait_for("the LB to serve", lambda: "nginx" in _fetch(url), timeout=20)
+    updated = tmp_path / "deployment.yaml"
+    updated.write_text(
+        (SEED / "deployment.yaml")
+        .read_text()
+        .replace("replicas: 3", "replicas: 5")
+        .replace("image: nginx:latest", "image: pinnace/httpd:latest")
+    )
+
+    with steady_load(url) as load:
+        # a rolling update to a new image
+        cluster.cli("apply", "-f", str(updated))
+        status = cluster.cli(
+            "rollout", "status", "deployment/my-web-app-deployment", "--timeout", "120"
+        )
+        assert "successfully rolled out" in status.stdout
+        _ready_pods(cluster, 5, image="pinnace/httpd:latest")
+        # a scale from 5 to 2
+        cluster.cli("scale", "deployment", "my-web-app-deployment", "--replicas", "2")
+        _ready_pods(cluster, 2)
+        time.sleep(1)
+        # a docker kill of a pod
+        victim = cluster.containers()[0]
+        victim.kill()
+        wait_for(
+            "the killed pod to restart",
+            lambda: any(
+                c.get("restartCount", 0) >= 1
+                for p in cluster.pods()
+                for c in p["status"].get("containerStatuses", [])
+            ),
+            timeout=30,
+        )
+        _ready_pods(cluster, 2)
+        # the death of a node: its agent killed, its containers gone
+        n1 = cluster.node("n1")
+        cluster.kill(cluster.agents[n1], signal.SIGKILL)
+        for c in cluster.docker.containers.list(all=True, filters={"label": f"pinnace.node={n1}"}):
+            c.remove(force=True)
+        wait_for(
+            "2 pods on the surviving node",
+            lambda: (
+                [
+                    p
+                    for p in _ready_pods(cluster, 2)
+                    if p["spec"]["nodeName"] != n1  # type: ignore[index]
+                ].__len__()
+                == 2
+            ),
+            timeout=60,
+        )
+        time.sleep(1)
+
+    assert load.failures == [], f"{len(load.failures)} failed of {load.ok + len(load.failures)}"
+    assert load.ok >= 1000, load.ok
+
+
+def test_a_rollout_to_a_missing_image_stalls_and_undo_recovers(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    url = _start(cluster)
+    cluster.cli("apply", "-f", str(SEED))
+    _ready_pods(cluster, 3)
+    broken = tmp_path / "deployment.yaml"
+    broken.write_text(
+        (SEED / "deployment.yaml")
+        .read_text()
+        .replace("image: nginx:latest", "image: 127.0.0.1:9/pinnace/does-not-exist:1")
+    )
+
+    cluster.cli("apply", "-f", str(broken))
+    status = cluster.cli(
+        "rollout", "status", "deployment/my-web-app-deployment", "--timeout", "60", check=False
+    )
+
+    assert status.returncode == 1
+    assert "rollout is stalled" in status.stderr
+    assert re.search(r"ErrImagePull|ImagePullBackOff", status.stderr), status.stderr
+    serving = [
+        p
+        for p in cluster.pods()
+        if p["spec"]["containers"][0]["image"] == "nginx:latest"
+        and all(c.get("ready") for c in p["status"].get("containerStatuses", []))
+        and p["status"].get("phase") == "Running"
+    ]
+    assert len(serving) == 3
+    assert "Welcome to nginx!" in _fetch(url)
+    history = cluster.cli("rollout", "history", "deployment/my-web-app-deployment").stdout
+    assert re.search(r"^1\s+nginx:latest", history, re.M)
+    assert re.search(r"^2\s+127.0.0.1:9/pinnace/does-not-exist:1", history, re.M)
+
+    undo = cluster.cli("rollout", "undo", "deployment/my-web-app-deployment").stdout
+    assert "rolled back (now revision 3)" in undo
+    status = cluster.cli("rollout", "status", "deployment/my-web-app-deployment", "--timeout", "60")
+    assert "successfully rolled out" in status.stdout
+    pods = _ready_pods(cluster, 3, image="nginx:latest")
+    assert len(pods) == 3
