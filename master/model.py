@@ -62,6 +62,36 @@ class EnvVar:
 
 
 @dataclass(frozen=True, slots=True)
+class HTTPHeader:
+    name: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A readiness or liveness check the agent runs against a container (Kubernetes' Probe).
+
+    Exactly one handler, named by `kind`; the timing fields carry Kubernetes' defaults.
+    """
+
+    # httpGet | tcpSocket | exec
+    kind: str
+    # httpGet and tcpSocket: a port number as text, or the name of a container port.
+    port: str = ""
+    # httpGet only; scheme is always HTTP (HTTPS is refused at parse time).
+    path: str = "/"
+    scheme: str = "HTTP"
+    http_headers: tuple[HTTPHeader, ...] = ()
+    # exec only: run in the container; exit status 0 passes.
+    command: tuple[str, ...] = ()
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
     name: str
     image: str
@@ -72,6 +102,8 @@ class Container:
     requests: Resources = Resources()
     limits: Resources = Resources()
     image_pull_policy: str = "IfNotPresent"
+    readiness_probe: Probe | None = None
+    liveness_probe: Probe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +201,8 @@ class Service:
     ports: tuple[ServicePort, ...]
     type: str = "ClusterIP"
     ingress_ip: str = ""
+    # The load balancer's internal address this service is reachable on.
+    cluster_ip: str = ""
 
     kind = "Service"
 

@@ -27,7 +27,7 @@ from master.api.node_servicer import NodeServicer
 from master.clock import SystemClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.lb.controller import LoadBalancerController
+from master.lb.controller import LbAddresses, LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbSettings
 from master.state import ClusterState
@@ -54,6 +54,7 @@ class MasterConfig:
     lb_enabled: bool = True
     lb_listen: str = "127.0.0.1"
     lb_advertise: str = ""
+    lb_internal: str = ""
     lb_port_offset: int = 0
     haproxy_bin: str = "haproxy"
 
@@ -131,9 +132,10 @@ def _load_balancer(
     # short private directory rather than under --data-dir.
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-"))
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
-    return LoadBalancerController(
-        state, clock, driver, config.lb_advertise or config.lb_listen, config.lb_port_offset
+    addresses = LbAddresses(
+        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
     )
+    return LoadBalancerController(state, clock, driver, addresses)
 
 
 def run_master(config: MasterConfig) -> int:

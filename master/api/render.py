@@ -33,6 +33,7 @@ from master.model import (
     ObjectMeta,
     Pod,
     PodSpec,
+    Probe,
     Resources,
     Service,
     StoredObject,
@@ -77,6 +78,30 @@ def _amounts(r: Resources) -> Obj:
     return out
 
 
+def render_probe(p: Probe) -> Obj:
+    """A probe as a manifest spells it, defaults included (as kubectl shows them)."""
+    handler: Obj
+    if p.kind == "exec":
+        handler = {"command": list(p.command)}
+    else:
+        port: int | str = int(p.port) if p.port.isdigit() else p.port
+        handler = {"port": port}
+        if p.kind == "httpGet":
+            handler = {"path": p.path, **handler, "scheme": p.scheme}
+            if p.http_headers:
+                handler["httpHeaders"] = [
+                    {"name": h.name, "value": h.value} for h in p.http_headers
+                ]
+    return {
+        p.kind: handler,
+        "initialDelaySeconds": p.initial_delay_seconds,
+        "timeoutSeconds": p.timeout_seconds,
+        "periodSeconds": p.period_seconds,
+        "successThreshold": p.success_threshold,
+        "failureThreshold": p.failure_threshold,
+    }
+
+
 def render_container(c: Container) -> Obj:
     """A container as it appears in a manifest (empty fields left out, as kubectl does)."""
     out: Obj = {"name": c.name, "image": c.image}
@@ -102,6 +127,10 @@ def render_container(c: Container) -> Obj:
     if limits := _amounts(c.limits):
         resources["limits"] = limits
     out["resources"] = resources
+    if c.readiness_probe is not None:
+        out["readinessProbe"] = render_probe(c.readiness_probe)
+    if c.liveness_probe is not None:
+        out["livenessProbe"] = render_probe(c.liveness_probe)
     out["imagePullPolicy"] = c.image_pull_policy
     return out
 
@@ -289,11 +318,14 @@ def render_service(svc: Service) -> Obj:
             port["nodePort"] = p.node_port
         ports.append(port)
     ingress = [{"ip": svc.ingress_ip}] if svc.ingress_ip else []
+    spec: Obj = {"type": svc.type, "selector": dict(svc.selector), "ports": ports}
+    if svc.cluster_ip:
+        spec["clusterIP"] = svc.cluster_ip
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(svc.meta),
-        "spec": {"type": svc.type, "selector": dict(svc.selector), "ports": ports},
+        "spec": spec,
         "status": {"loadBalancer": {"ingress": ingress}},
     }
 

@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="address shown as a LoadBalancer service's EXTERNAL-IP (default: --lb-listen)",
     )
     m.add_argument(
+        "--lb-internal-address",
+        default="",
+        metavar="IP",
+        help="where ClusterIP services listen; every service's CLUSTER-IP (default: --lb-listen)",
+    )
+    m.add_argument(
         "--lb-port-offset",
         type=int,
         default=0,
@@ -141,6 +147,7 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_enabled=not args.no_lb,
             lb_listen=args.lb_listen,
             lb_advertise=args.lb_advertise,
+            lb_internal=args.lb_internal_address,
             lb_port_offset=args.lb_port_offset,
             haproxy_bin=args.haproxy,
         )

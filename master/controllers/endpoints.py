@@ -68,11 +68,24 @@ def pod_endpoint(pod: Pod, target: str, node_ready: bool) -> Endpoint | None:
     )
 
 
+def bind_addresses(svc: Service, external: str, internal: str) -> tuple[str, ...]:
+    """ClusterIP services listen on the internal address only; LoadBalancer services on
+    the external one too (in Kubernetes a LoadBalancer service also has a cluster IP)."""
+    if svc.type == "ClusterIP":
+        return (internal,)
+    if external in ("0.0.0.0", "::") or external == internal:
+        # A wildcard listener already covers the internal address.
+        return (external,)
+    return (external, internal)
+
+
 def compute_lb_services(
     services: Iterable[Service],
     pods: Sequence[Pod],
     ready_nodes: Mapping[str, bool],
     port_offset: int = 0,
+    external: str = "",
+    internal: str = "",
 ) -> list[LbService]:
     result = []
     for svc in sorted(services, key=lambda s: s.meta.name):
@@ -90,6 +103,7 @@ def compute_lb_services(
                     listen_port=sp.port + port_offset,
                     endpoints=tuple(endpoints),
                     mode=lb_mode(sp),
+                    bind_addresses=bind_addresses(svc, external, internal) if internal else (),
                 )
             )
     return result

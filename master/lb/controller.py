@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from master.clock import Clock
@@ -31,21 +31,38 @@ from master.state import ClusterState
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class LbAddresses:
+    """Where services are reachable: LoadBalancer services on `listen` (shown as
+    `advertise`), every service on `internal` (its cluster IP)."""
+
+    listen: str
+    advertise: str = ""
+    internal: str = ""
+    port_offset: int = 0
+
+    @property
+    def external_ip(self) -> str:
+        return self.advertise or self.listen
+
+    @property
+    def cluster_ip(self) -> str:
+        return self.internal or self.external_ip
+
+
 class LoadBalancerController:
     def __init__(
         self,
         state: ClusterState,
         clock: Clock,
         driver: HAProxyDriver,
-        advertise: str,
-        port_offset: int = 0,
+        addresses: LbAddresses,
         drain_timeout: float = 10.0,
     ) -> None:
         self._state = state
         self._clock = clock
         self._driver = driver
-        self._advertise = advertise
-        self._port_offset = port_offset
+        self._addresses = addresses
         self._drain_timeout = drain_timeout
         self._dirty = asyncio.Event()
         self._applied: list[LbService] | None = None
@@ -96,7 +113,10 @@ class LoadBalancerController:
             n.meta.name: n.status.ready for n in self._state.objects("Node") if isinstance(n, Node)
         }
         services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
-        desired = compute_lb_services(services, pods, nodes, self._port_offset)
+        a = self._addresses
+        desired = compute_lb_services(
+            services, pods, nodes, a.port_offset, a.listen, a.internal or a.listen
+        )
         if desired != self._applied:
             await self._driver.apply(desired)
             self._applied = desired
@@ -114,6 +134,7 @@ class LoadBalancerController:
 
     def _set_ingress(self, services: list[Service]) -> None:
         for svc in services:
-            want = self._advertise if svc.type == "LoadBalancer" else ""
-            if svc.ingress_ip != want:
-                self._state.put(replace(svc, ingress_ip=want))
+            ingress = self._addresses.external_ip if svc.type == "LoadBalancer" else ""
+            cluster_ip = self._addresses.cluster_ip
+            if (svc.ingress_ip, svc.cluster_ip) != (ingress, cluster_ip):
+                self._state.put(replace(svc, ingress_ip=ingress, cluster_ip=cluster_ip))

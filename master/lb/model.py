@@ -66,6 +66,8 @@ class LbService:
     listen_port: int
     endpoints: tuple[Endpoint, ...]
     mode: ProxyMode = "tcp"
+    # Addresses to listen on; empty means LbSettings.listen_address.
+    bind_addresses: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -126,6 +128,7 @@ class BackendState:
     listen_port: int
     slots: tuple[Slot, ...]
     mode: ProxyMode = "tcp"
+    bind_addresses: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:

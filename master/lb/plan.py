@@ -51,6 +51,8 @@ def _reload_reason(current: LbState, state: LbState) -> str:
     if removed:
         return "service ports removed: " + ", ".join(_label(k) for k in removed)
     for key in sorted(new):
+        if new[key].bind_addresses != old[key].bind_addresses:
+            return f"{_label(key)} listens on other addresses"
         if new[key].mode != old[key].mode:
             return f"{_label(key)} switches to {new[key].mode} mode"
         if new[key].listen_port != old[key].listen_port:

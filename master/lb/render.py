@@ -98,8 +98,9 @@ def _defaults(settings: LbSettings) -> str:
 
 def _frontend(backend: BackendState, settings: LbSettings) -> str:
     name = frontend_name(backend.service, backend.port_name)
-    bind = format_address(settings.listen_address, backend.listen_port)
-    lines = [f"frontend {name}", f"    bind {bind}"]
+    addresses = backend.bind_addresses or (settings.listen_address,)
+    lines = [f"frontend {name}"]
+    lines += [f"    bind {format_address(a, backend.listen_port)}" for a in addresses]
     if backend.mode == "http":
         lines += ["    mode http", "    option forwardfor"]
     lines.append(f"    default_backend {backend_name(backend.service, backend.port_name)}")

@@ -122,6 +122,7 @@ def assign_backend(
         listen_port=service.listen_port,
         slots=tuple(slots),
         mode=service.mode,
+        bind_addresses=service.bind_addresses,
     )
 
 

@@ -256,3 +256,29 @@ def test_a_rollout_to_a_missing_image_stalls_and_undo_recovers(
     assert "successfully rolled out" in status.stdout
     pods = _ready_pods(cluster, 3, image="nginx:latest")
     assert len(pods) == 3
+
+
+def test_cluster_ip_services_answer_on_the_internal_address_only(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    port = _free_port()
+    cluster.start_master("--lb-port-offset", str(port - 80), "--lb-internal-address", "127.0.0.2")
+    cluster.start_agent("n1")
+    manifest = tmp_path / "internal.yaml"
+    manifest.write_text(
+        (SEED / "deployment.yaml").read_text()
+        + "\n---\n"
+        + (SEED / "service.yaml").read_text().replace("type: LoadBalancer", "type: ClusterIP")
+    )
+    cluster.cli("apply", "-f", str(manifest))
+    _ready_pods(cluster, 3)
+
+    wait_for(
+        "the internal address to serve",
+        lambda: "Welcome to nginx!" in _fetch(f"http://127.0.0.2:{port}/"),
+        timeout=20,
+    )
+    with pytest.raises(OSError):
+        _fetch(f"http://127.0.0.1:{port}/")
+    table = cluster.cli("get", "svc").stdout
+    assert re.search(r"my-web-app-service\s+ClusterIP\s+127\.0\.0\.2\s+<none>\s+80/TCP", table)

@@ -18,6 +18,7 @@ from master.model import (
     DeploymentStatus,
     EnvVar,
     Event,
+    HTTPHeader,
     Node,
     NodeStatus,
     ObjectMeta,
@@ -26,6 +27,7 @@ from master.model import (
     PodSpec,
     PodStatus,
     PodTemplate,
+    Probe,
     Resources,
     RollingUpdate,
     Service,
@@ -59,6 +61,25 @@ def _container() -> Container:
         requests=Resources(100, 64 << 20),
         limits=Resources(500, 128 << 20),
         image_pull_policy="Never",
+        readiness_probe=_probe("httpGet"),
+        liveness_probe=_probe("exec"),
+    )
+
+
+def _probe(kind: str) -> Probe:
+    # Every field away from its default, whatever the kind (the codec does not care).
+    return Probe(
+        kind=kind,
+        port="http",
+        path="/healthz",
+        scheme="HTTPS",
+        http_headers=(HTTPHeader("X-Probe", "1"),),
+        command=("cat", "/tmp/ready"),
+        initial_delay_seconds=5,
+        period_seconds=3,
+        timeout_seconds=2,
+        success_threshold=2,
+        failure_threshold=4,
     )
 
 
@@ -93,6 +114,7 @@ def full_objects() -> list[StoredObject]:
             ports=(ServicePort(80, "http", "UDP", "web", 30080, "http"),),
             type="LoadBalancer",
             ingress_ip="127.0.0.1",
+            cluster_ip="10.0.0.1",
         ),
         Pod(
             meta=_meta("web-abc-x1"),
@@ -370,6 +392,21 @@ def test_optional_fields_round_trip_including_none() -> None:
     assert back == value
     assert back.parent.weight == 2.5
     assert back.weight is None
+
+
+def test_a_container_with_probes_round_trips_and_one_without_keeps_none() -> None:
+    with_probes = _container()
+    without = Container(name="c", image="busybox")
+    pod = Pod(ObjectMeta("p"), PodSpec(containers=(with_probes, without)))
+
+    back = decode("Pod", encode(pod))
+
+    assert isinstance(back, Pod)
+    assert back.spec.containers[0].readiness_probe == _probe("httpGet")
+    assert type(back.spec.containers[0].liveness_probe) is Probe
+    assert back.spec.containers[0].liveness_probe.http_headers == (HTTPHeader("X-Probe", "1"),)
+    assert back.spec.containers[1].readiness_probe is None
+    assert back.spec.containers[1].liveness_probe is None
 
 
 def test_an_unsupported_field_type_fails_loudly() -> None:

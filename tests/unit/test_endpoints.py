@@ -116,3 +116,24 @@ def test_http_mode_renders_layer7_retries_for_idempotent_methods_only() -> None:
     assert "    mode http" in cfg
     assert "retry-on conn-failure empty-response junk-response" in cfg
     assert "disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }" in cfg
+
+
+def test_cluster_ip_services_listen_only_on_the_internal_address() -> None:
+    lb = _service()
+    internal_only = Service(
+        meta=ObjectMeta(name="db"),
+        selector={"app": "web"},
+        ports=(ServicePort(5432, "80"),),
+        type="ClusterIP",
+    )
+
+    services = compute_lb_services(
+        [lb, internal_only], [_pod("a")], {"n1": True}, external="127.0.0.1", internal="127.0.0.2"
+    )
+
+    assert {s.name: s.bind_addresses for s in services} == {
+        "web": ("127.0.0.1", "127.0.0.2"),
+        "db": ("127.0.0.2",),
+    }
+    wildcard = compute_lb_services([lb], [], {}, external="0.0.0.0", internal="127.0.0.2")
+    assert wildcard[0].bind_addresses == ("0.0.0.0",)
