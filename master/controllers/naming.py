@@ -22,7 +22,14 @@ _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # Unset optional fields are left out, so adding a new optional field to the
+        # model does not change the hash of existing templates (no surprise rollout
+        # after a master upgrade).
+        return {
+            f.name: _plain(v)
+            for f in dataclasses.fields(value)
+            if (v := getattr(value, f.name)) is not None
+        }
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
