@@ -5,12 +5,16 @@ The name and labels are what make the agent restartable: the name
 carry the pod, container, epoch, spec hash, restart count and grace period, so a
 fresh agent knows from a list call alone what it runs. Kubernetes' `command`
 replaces the image's ENTRYPOINT and `args` its CMD; ports are published on the
-advertise address; limits (never requests) become Docker's nano_cpus/mem_limit.
+advertise address, and so is a port only a probe uses (an agent that cannot reach
+the container's own IP probes through the published port; the pod's reported
+ports stay the declared ones); limits (never requests) become Docker's
+nano_cpus/mem_limit.
 """
 
 from __future__ import annotations
 
 from agent.model import ContainerSpec, PodAssignment, spec_hash
+from agent.probes import probe_ports
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_EPOCH,
@@ -50,8 +54,9 @@ def container_config(
         entrypoint=spec.command,
         cmd=spec.args,
         env=tuple((e.name, e.value) for e in spec.env),
-        ports=tuple(
-            PortBinding(p.container_port, p.protocol or "TCP", p.host_port) for p in spec.ports
+        ports=(
+            *(PortBinding(p.container_port, p.protocol or "TCP", p.host_port) for p in spec.ports),
+            *(PortBinding(port) for port in probe_ports(spec)),
         ),
         host_ip=host_ip,
         nano_cpus=spec.limits.cpu_millis * 1_000_000,

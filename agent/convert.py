@@ -12,10 +12,12 @@ from agent.model import (
     ContainerPort,
     ContainerSpec,
     EnvVar,
+    HTTPHeader,
     NodeInfo,
     PodAssignment,
     PodSpec,
     PodStatusReport,
+    Probe,
     Resources,
 )
 from protos import node_pb2 as pb
@@ -27,6 +29,23 @@ def resources_from_proto(msg: pb.Resources) -> Resources:
 
 def resources_to_proto(r: Resources) -> pb.Resources:
     return pb.Resources(cpu_millis=r.cpu_millis, memory_bytes=r.memory_bytes)
+
+
+def probe_from_proto(msg: pb.Probe) -> Probe:
+    """Zero timing fields take Kubernetes' defaults; an empty path is "/"."""
+    return Probe(
+        kind=msg.kind,
+        port=msg.port,
+        path=msg.path or "/",
+        scheme=msg.scheme or "HTTP",
+        http_headers=tuple(HTTPHeader(h.name, h.value) for h in msg.http_headers),
+        command=tuple(msg.command),
+        initial_delay_seconds=max(0, msg.initial_delay_seconds),
+        period_seconds=msg.period_seconds if msg.period_seconds > 0 else 10,
+        timeout_seconds=msg.timeout_seconds if msg.timeout_seconds > 0 else 1,
+        success_threshold=msg.success_threshold if msg.success_threshold > 0 else 1,
+        failure_threshold=msg.failure_threshold if msg.failure_threshold > 0 else 3,
+    )
 
 
 def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
@@ -43,6 +62,12 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
         requests=resources_from_proto(msg.requests),
         limits=resources_from_proto(msg.limits),
         image_pull_policy=msg.image_pull_policy or "IfNotPresent",
+        readiness_probe=(
+            probe_from_proto(msg.readiness_probe) if msg.HasField("readiness_probe") else None
+        ),
+        liveness_probe=(
+            probe_from_proto(msg.liveness_probe) if msg.HasField("liveness_probe") else None
+        ),
     )
 
 

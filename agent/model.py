@@ -40,6 +40,31 @@ class ContainerPort:
 
 
 @dataclass(frozen=True, slots=True)
+class HTTPHeader:
+    name: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A readiness or liveness check (the wire's Probe), with Kubernetes' defaults filled in."""
+
+    # httpGet | tcpSocket | exec
+    kind: str
+    # httpGet and tcpSocket: a port number as text, or the name of a container port.
+    port: str = ""
+    path: str = "/"
+    scheme: str = "HTTP"
+    http_headers: tuple[HTTPHeader, ...] = ()
+    command: tuple[str, ...] = ()
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerSpec:
     name: str
     image: str
@@ -50,6 +75,8 @@ class ContainerSpec:
     requests: Resources = Resources()
     limits: Resources = Resources()
     image_pull_policy: str = "IfNotPresent"
+    readiness_probe: Probe | None = None
+    liveness_probe: Probe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +106,14 @@ class Assignments:
     pods: tuple[PodAssignment, ...]
 
 
+# Probes are run by the agent, not by the container: changing one must not restart it.
+_NOT_HASHED = ("readiness_probe", "liveness_probe")
+
+
 def spec_hash(spec: ContainerSpec) -> str:
     """A stable short hash of a container spec: a running container with another hash is stale."""
-    canonical = json.dumps(asdict(spec), sort_keys=True, separators=(",", ":"))
+    fields = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -13,7 +13,11 @@ Rules, in the order they apply to a pod:
 - a container whose spec hash differs from the desired spec: replace it;
 - no container: pull the image, start one (unless a pull/start failure backs off);
 - an exited container: restart it per restartPolicy, the first time at once,
-  then after 1 s, 2 s, ... up to 60 s; ten minutes of running resets the delay.
+  then after 1 s, 2 s, ... up to 60 s; ten minutes of running resets the delay;
+- a live container whose liveness probe failed (`unhealthy`, from agent/probes.py):
+  stop it with the pod's grace period; it then counts as exited (a failure,
+  whatever its exit code) and is restarted by the rule above, its messages
+  saying "Liveness probe failed: ...".
 Epochs are not compared: a container with the desired spec hash is kept whatever
 epoch label it carries, so adoption after an agent or master restart never
 restarts a pod; reports carry the assignment's epoch.
@@ -25,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from agent.model import ContainerSpec, PodAssignment, spec_hash
+from agent.probes import Unhealthy
 from agent.runtime.port import ContainerInfo
 
 BACKOFF_INITIAL = 1.0
@@ -56,6 +61,9 @@ class ContainerBackoff:
     waiting_reason: str = ""
     waiting_message: str = ""
     pull_failures: int = 0
+    # The container stopped because its liveness probe failed, and the failure.
+    unhealthy_id: str = ""
+    unhealthy_message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +156,16 @@ def exit_description(exit_code: int, oom_killed: bool) -> str:
     return f"last exit code {exit_code}" + (" (OOMKilled)" if oom_killed else "")
 
 
+def liveness_failure(message: str) -> str:
+    return f"Liveness probe failed: {message}"
+
+
+def _exit_text(b: ContainerBackoff, current: ContainerInfo) -> str:
+    if b.unhealthy_id == current.id:
+        return liveness_failure(b.unhealthy_message)
+    return exit_description(current.exit_code, current.oom_killed)
+
+
 def _advance(
     b: ContainerBackoff, now: float, *, reset: bool, minimum: float = 0.0
 ) -> ContainerBackoff:
@@ -207,6 +225,7 @@ def _sync_container(
     mine: Sequence[ContainerInfo],
     b: ContainerBackoff,
     now: float,
+    sick: Unhealthy | None,
 ) -> tuple[list[Action], ContainerBackoff]:
     wanted = spec_hash(spec)
     current, extras = pick_current(mine, wanted)
@@ -232,13 +251,20 @@ def _sync_container(
     if current.alive:
         if b.waiting_reason:
             b = replace(b, waiting_reason="", waiting_message="", pull_failures=0)
+        if sick is not None and sick.container_id == current.id:
+            b = replace(b, unhealthy_id=current.id, unhealthy_message=sick.message)
+            grace = a.spec.termination_grace_period_seconds
+            why = f"{liveness_failure(sick.message)}; the container will be restarted"
+            actions.append(StopContainer(a.name, spec.name, current.id, grace, why))
         return actions, b
-    if not should_restart(a.spec.restart_policy, current):
+    # A container killed as unhealthy has failed, whatever its exit code says.
+    failed = b.unhealthy_id == current.id and a.spec.restart_policy == "OnFailure"
+    if not (failed or should_restart(a.spec.restart_policy, current)):
         return actions, b
     if b.handled_exit != current.id:
         ran = current.finished_at - current.started_at if current.started_at else 0.0
         b = _advance(b, now, reset=ran >= BACKOFF_RESET_AFTER)
-        exit_text = exit_description(current.exit_code, current.oom_killed)
+        exit_text = _exit_text(b, current)
         b = replace(
             b,
             handled_exit=current.id,
@@ -253,10 +279,8 @@ def _sync_container(
     if now < b.retry_at:
         return actions, b
     b = replace(b, restart_count=b.restart_count + 1)
-    reason = (
-        f"container exited ({exit_description(current.exit_code, current.oom_killed)}); "
-        f"restart #{b.restart_count}"
-    )
+    what = "failed its liveness probe" if b.unhealthy_id == current.id else "exited"
+    reason = f"container {what} ({_exit_text(b, current)}); restart #{b.restart_count}"
     actions.append(
         RestartContainer(a.name, spec.name, current.id, a, spec, b.restart_count, reason)
     )
@@ -269,12 +293,15 @@ def sync(
     now: float,
     backoff: Mapping[ContainerKey, ContainerBackoff],
     fence_reason: str = "",
+    unhealthy: Mapping[ContainerKey, Unhealthy] | None = None,
 ) -> SyncResult:
     """Decides what to do about every pod, desired or found; see the module docstring.
 
     A non-empty `fence_reason` overrides everything: every container is stopped and
     removed (the node has lost its lease, so its pods may be running elsewhere).
+    `unhealthy`: containers whose liveness probe failed, by (pod, container).
     """
+    unhealthy = unhealthy or {}
     by_pod: dict[str, list[ContainerInfo]] = {}
     for c in observed:
         by_pod.setdefault(c.pod, []).append(c)
@@ -300,7 +327,8 @@ def sync(
         for spec in a.spec.containers:
             key = (name, spec.name)
             mine = [c for c in containers if c.container == spec.name]
-            done, b = _sync_container(a, spec, mine, backoff.get(key, ContainerBackoff()), now)
+            b = backoff.get(key, ContainerBackoff())
+            done, b = _sync_container(a, spec, mine, b, now, unhealthy.get(key))
             actions += done
             new_backoff[key] = b
     for name in sorted(set(by_pod) - set(desired)):

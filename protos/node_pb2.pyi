@@ -613,6 +613,8 @@ class ContainerSpec(_message.Message):
     REQUESTS_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     IMAGE_PULL_POLICY_FIELD_NUMBER: _builtins.int
+    READINESS_PROBE_FIELD_NUMBER: _builtins.int
+    LIVENESS_PROBE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     image: _builtins.str
     image_pull_policy: _builtins.str
@@ -628,6 +630,12 @@ class ContainerSpec(_message.Message):
     def requests(self) -> Global___Resources: ...
     @_builtins.property
     def limits(self) -> Global___Resources: ...
+    @_builtins.property
+    def readiness_probe(self) -> Global___Probe:
+        """Unset: no probe (a container is ready when it runs; it is never killed as unhealthy)."""
+
+    @_builtins.property
+    def liveness_probe(self) -> Global___Probe: ...
     def __init__(
         self,
         *,
@@ -640,11 +648,95 @@ class ContainerSpec(_message.Message):
         requests: Global___Resources | None = ...,
         limits: Global___Resources | None = ...,
         image_pull_policy: _builtins.str = ...,
+        readiness_probe: Global___Probe | None = ...,
+        liveness_probe: Global___Probe | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "requests", b"requests"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "name", b"name", "ports", b"ports", "requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerSpec: _TypeAlias = ContainerSpec  # noqa: Y015
+
+@_typing.final
+class HTTPHeader(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    value: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HTTPHeader: _TypeAlias = HTTPHeader  # noqa: Y015
+
+@_typing.final
+class Probe(_message.Message):
+    """A readiness or liveness check the agent runs against a container (Kubernetes' Probe).
+    Zero timing fields mean Kubernetes' defaults (period 10, timeout 1, success 1, failure 3).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    SCHEME_FIELD_NUMBER: _builtins.int
+    HTTP_HEADERS_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    INITIAL_DELAY_SECONDS_FIELD_NUMBER: _builtins.int
+    PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    SUCCESS_THRESHOLD_FIELD_NUMBER: _builtins.int
+    FAILURE_THRESHOLD_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """httpGet | tcpSocket | exec"""
+    port: _builtins.str
+    """httpGet and tcpSocket: a port number as text, or the name of a container port."""
+    path: _builtins.str
+    """httpGet: the path (default "/") and scheme (HTTP only) and extra request headers."""
+    scheme: _builtins.str
+    initial_delay_seconds: _builtins.int
+    period_seconds: _builtins.int
+    timeout_seconds: _builtins.int
+    success_threshold: _builtins.int
+    failure_threshold: _builtins.int
+    @_builtins.property
+    def http_headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___HTTPHeader]: ...
+    @_builtins.property
+    def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """exec: the command run in the container; exit status 0 passes."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        port: _builtins.str = ...,
+        path: _builtins.str = ...,
+        scheme: _builtins.str = ...,
+        http_headers: _abc.Iterable[Global___HTTPHeader] | None = ...,
+        command: _abc.Iterable[_builtins.str] | None = ...,
+        initial_delay_seconds: _builtins.int = ...,
+        period_seconds: _builtins.int = ...,
+        timeout_seconds: _builtins.int = ...,
+        success_threshold: _builtins.int = ...,
+        failure_threshold: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "failure_threshold", b"failure_threshold", "http_headers", b"http_headers", "initial_delay_seconds", b"initial_delay_seconds", "kind", b"kind", "path", b"path", "period_seconds", b"period_seconds", "port", b"port", "scheme", b"scheme", "success_threshold", b"success_threshold", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Probe: _TypeAlias = Probe  # noqa: Y015

@@ -8,12 +8,14 @@ dataclasses. Values from agents are untrusted: they are clamped or rejected here
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from master.model import (
     Container,
     ContainerPort,
     ContainerStatus,
     EnvVar,
+    HTTPHeader,
     Node,
     NodeStatus,
     ObjectMeta,
@@ -21,6 +23,7 @@ from master.model import (
     PodPhase,
     PodSpec,
     PodStatus,
+    Probe,
     Resources,
 )
 from protos import node_pb2
@@ -114,6 +117,45 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
     )
 
 
+def _probe_to_proto(p: Probe | None) -> node_pb2.Probe | None:
+    if p is None:
+        return None
+    return node_pb2.Probe(
+        kind=p.kind,
+        port=p.port,
+        path=p.path,
+        scheme=p.scheme,
+        http_headers=[node_pb2.HTTPHeader(name=h.name, value=h.value) for h in p.http_headers],
+        command=list(p.command),
+        initial_delay_seconds=p.initial_delay_seconds,
+        period_seconds=p.period_seconds,
+        timeout_seconds=p.timeout_seconds,
+        success_threshold=p.success_threshold,
+        failure_threshold=p.failure_threshold,
+    )
+
+
+def _probe_from_proto(
+    c: node_pb2.ContainerSpec, field: Literal["readiness_probe", "liveness_probe"]
+) -> Probe | None:
+    if not c.HasField(field):
+        return None
+    p: node_pb2.Probe = getattr(c, field)
+    return Probe(
+        kind=p.kind,
+        port=p.port,
+        path=p.path,
+        scheme=p.scheme,
+        http_headers=tuple(HTTPHeader(h.name, h.value) for h in p.http_headers),
+        command=tuple(p.command),
+        initial_delay_seconds=p.initial_delay_seconds,
+        period_seconds=p.period_seconds,
+        timeout_seconds=p.timeout_seconds,
+        success_threshold=p.success_threshold,
+        failure_threshold=p.failure_threshold,
+    )
+
+
 def _container_to_proto(c: Container) -> node_pb2.ContainerSpec:
     return node_pb2.ContainerSpec(
         name=c.name,
@@ -133,6 +175,8 @@ def _container_to_proto(c: Container) -> node_pb2.ContainerSpec:
         requests=resources_to_proto(c.requests),
         limits=resources_to_proto(c.limits),
         image_pull_policy=c.image_pull_policy,
+        readiness_probe=_probe_to_proto(c.readiness_probe),
+        liveness_probe=_probe_to_proto(c.liveness_probe),
     )
 
 
@@ -182,4 +226,6 @@ def container_from_proto(c: node_pb2.ContainerSpec) -> Container:
         requests=resources_from_proto(c.requests),
         limits=resources_from_proto(c.limits),
         image_pull_policy=c.image_pull_policy,
+        readiness_probe=_probe_from_proto(c, "readiness_probe"),
+        liveness_probe=_probe_from_proto(c, "liveness_probe"),
     )

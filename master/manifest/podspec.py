@@ -1,4 +1,4 @@
-"""spec.template.spec of a Deployment: containers, their ports, env and resources.
+"""spec.template.spec of a Deployment: containers, their ports, env, resources and probes.
 
 The result is the model's PodSpec, with quantities already in millicores and
 bytes. Kubernetes' defaulting applies where it changes what runs: a container
@@ -25,6 +25,7 @@ from master.manifest.fields import (
     require,
 )
 from master.manifest.names import check_dns1123_label, check_env_name, check_port_name
+from master.manifest.probes import parse_probe
 from master.manifest.quantities import (
     QuantityError,
     format_cpu,
@@ -47,10 +48,11 @@ POD_UNSUPPORTED = (
 )  # fmt: skip
 CONTAINER_SUPPORTED = (
     "name", "image", "command", "args", "env", "ports", "resources", "imagePullPolicy",
+    "readinessProbe", "livenessProbe",
 )  # fmt: skip
 CONTAINER_UNSUPPORTED = (
     "workingDir", "envFrom", "resizePolicy", "restartPolicy", "volumeMounts", "volumeDevices",
-    "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "terminationMessagePath",
+    "startupProbe", "lifecycle", "terminationMessagePath",
     "terminationMessagePolicy", "securityContext", "stdin", "stdinOnce", "tty",
 )  # fmt: skip
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -157,16 +159,27 @@ def _parse_container(value: Any, where: Where) -> Container:
     pull = "IfNotPresent"
     if data.get("imagePullPolicy") is not None:
         pull = one_of(data["imagePullPolicy"], where.key("imagePullPolicy"), PULL_POLICIES)
+    command = as_str_list(data.get("command"), where.key("command"))
+    args = as_str_list(data.get("args"), where.key("args"))
+    env = _parse_env(data.get("env"), where.key("env"))
+    ports = _parse_ports(data.get("ports"), where.key("ports"))
+    probes = {
+        key: parse_probe(data[key], where.key(key), liveness=key == "livenessProbe", ports=ports)
+        for key in ("readinessProbe", "livenessProbe")
+        if data.get(key) is not None
+    }
     return Container(
         name=name,
         image=image,
-        command=as_str_list(data.get("command"), where.key("command")),
-        args=as_str_list(data.get("args"), where.key("args")),
-        env=_parse_env(data.get("env"), where.key("env")),
-        ports=_parse_ports(data.get("ports"), where.key("ports")),
+        command=command,
+        args=args,
+        env=env,
+        ports=ports,
         requests=requests,
         limits=limits,
         image_pull_policy=pull,
+        readiness_probe=probes.get("readinessProbe"),
+        liveness_probe=probes.get("livenessProbe"),
     )
 
 

@@ -19,10 +19,12 @@ from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.runtime.port import (
     ContainerConfig,
     ContainerCreateError,
+    ExecResult,
     ImagePullError,
     PortBinding,
     Runtime,
     RuntimeEvent,
+    RuntimeFailure,
     container_name,
 )
 
@@ -199,5 +201,29 @@ def test_events_report_start_and_die_of_this_nodes_containers(backend: Backend) 
         assert dead is not None and dead.dead and dead.exit_code == 137
         await rt.close()
         await other.close()
+
+    run(scenario)
+
+
+def test_exec_runs_a_command_in_a_running_container_and_reports_how_it_ended(
+    backend: Backend,
+) -> None:
+    failing = ("sh", "-c", "echo not ready; exit 3")
+
+    async def scenario() -> None:
+        node, rt = backend.node()
+        if isinstance(rt, FakeRuntime):  # the fake is told what the real engine does
+            rt.engine.exec_results[failing] = ExecResult(3, "not ready\n")
+        info = await rt.create_and_start(config(node))
+
+        passed = await rt.exec(info.id, ("true",))
+        failed = await rt.exec(info.id, failing)
+        await rt.stop(info.id, 1)
+
+        assert passed.exit_code == 0
+        assert (failed.exit_code, failed.output) == (3, "not ready\n")
+        with pytest.raises(RuntimeFailure, match="cannot exec"):
+            await rt.exec(info.id, ("true",))
+        await rt.close()
 
     run(scenario)

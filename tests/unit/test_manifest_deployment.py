@@ -301,7 +301,7 @@ def test_same_port_with_another_protocol_is_allowed() -> None:
 
 
 def test_known_but_unsupported_fields_warn_and_are_ignored() -> None:
-    doc = mutate(DEPLOYMENT, f"{C0}.livenessProbe", {"httpGet": {"path": "/", "port": 80}})
+    doc = mutate(DEPLOYMENT, f"{C0}.startupProbe", {"httpGet": {"path": "/", "port": 80}})
     doc = mutate(doc, "spec.template.spec.volumes", [{"name": "data", "emptyDir": {}}])
     doc = mutate(doc, "spec.minReadySeconds", 5)
     doc = mutate(doc, "spec.template.metadata.annotations", {"team": "web"})
@@ -314,7 +314,7 @@ def test_known_but_unsupported_fields_warn_and_are_ignored() -> None:
         PREFIX + "spec.minReadySeconds: not supported yet, ignored",
         PREFIX + "spec.template.metadata.annotations: not supported yet, ignored",
         PREFIX + "spec.template.spec.volumes: not supported yet, ignored",
-        PREFIX + f"{C0}.livenessProbe: not supported yet, ignored",
+        PREFIX + f"{C0}.startupProbe: not supported yet, ignored",
         PREFIX + f'{C0}.resources.limits["nvidia.com/gpu"]: not supported yet, ignored',
     )
     assert len(parsed.objects) == 1
