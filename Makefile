@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROTO_SRC := $(wildcard protos/*.proto)
 
-.PHONY: venv protos lint typecheck unit test images demo demo-down bench clean
+.PHONY: venv protos lint typecheck unit test images image demo demo-down demo-local demo-local-down bench clean
 
 $(BIN)/pinnace: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,12 +31,24 @@ unit: venv
 test: venv images lint
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
-# The README's main job: a local master and two agents running the seed manifests.
+# The README's main job: the docker-compose cluster (a master with its HAProxy, three agents)
+# running the seed walkthrough; builds what is missing (images, wheels, pinnace's image).
 demo: venv images
-	bash compose/demo-local.sh up
+	bash compose/demo.sh up
 
 demo-down:
+	bash compose/demo.sh down
+
+# The same story without compose: a master and two agents as processes on this machine.
+demo-local: venv images
+	bash compose/demo-local.sh up
+
+demo-local-down:
 	bash compose/demo-local.sh down
+
+# pinnace's own image (master and agents) from compose/Dockerfile, for the compose demo.
+image: venv
+	bash compose/build-image.sh
 
 bench: venv images
 	$(BIN)/python -m tests.bench.apply_to_running

@@ -84,7 +84,7 @@ The cluster keeps running. Explore it:
   .venv/bin/pinnace get pods -o wide
   .venv/bin/pinnace scale deployment my-web-app-deployment --replicas 2
   .venv/bin/pinnace get events
-Stop it with: make demo-down
+Stop it with: make demo-local-down
 TXT
 }
 

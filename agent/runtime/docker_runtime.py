@@ -8,6 +8,11 @@ The start/die event stream is one long-lived HTTP response read by a daemon thre
 that hands events to the loop. Listing is one `GET /containers/json`; the full
 inspect a ContainerInfo needs is cached per (id, state), since neither ports nor
 exit facts change until the state does.
+
+With a pod network (`pod_network`, e.g. a docker-compose network the master's
+HAProxy is on), pods are attached to that network instead of publishing ports on
+the host: a pod is then reached at its container IP on that network and its
+container ports, which is what ContainerInfo.address/ports report.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +38,7 @@ from agent.runtime.port import (
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
+    ExecResult,
     ImagePullError,
     RuntimeEvent,
     RuntimeFailure,
@@ -40,6 +47,8 @@ from agent.runtime.port import (
 
 T = TypeVar("T")
 _POOL_SIZE = 64
+# An exec probe's output is only shown in a message; keep its tail.
+_EXEC_OUTPUT_MAX = 4096
 
 
 def _explain(exc: BaseException) -> str:
@@ -60,15 +69,58 @@ def _parse_time(text: str | None) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def info_from_inspect(attrs: dict[str, Any]) -> ContainerInfo:
+def _port_key(key: str) -> tuple[str, int]:
+    """Docker's "80/tcp" -> ("80/TCP", 80)."""
+    port, _, proto = key.partition("/")
+    return f"{port}/{proto.upper() or 'TCP'}", int(port)
+
+
+@functools.lru_cache(maxsize=64)
+def is_local_address(ip: str) -> bool:
+    """Whether `ip` is an address of this machine (a socket can bind to it).
+
+    A container network whose gateway is local is a bridge on this machine: the agent
+    runs on the engine's host (or shares its network namespace) and can route to the
+    containers on it. Not so from inside another container or a desktop VM's client."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((ip, 0))
+    except OSError:
+        return False
+    return True
+
+
+def _routable_ip(settings: dict[str, Any], routable: Callable[[str], bool]) -> str:
+    """The container's IP on a network whose gateway `routable` accepts, or ""."""
+    for network in (settings.get("Networks") or {}).values():
+        ip, gateway = (network or {}).get("IPAddress"), (network or {}).get("Gateway")
+        if ip and gateway and routable(str(gateway)):
+            return str(ip)
+    return ""
+
+
+def info_from_inspect(
+    attrs: dict[str, Any],
+    pod_network: str = "",
+    routable: Callable[[str], bool] | None = None,
+) -> ContainerInfo:
+    """`routable(gateway)`: whether the agent reaches containers on the network with that
+    gateway; then probes go to the container's own IP rather than a published port."""
     state = attrs.get("State") or {}
     config = attrs.get("Config") or {}
+    settings = attrs.get("NetworkSettings") or {}
     ports: dict[str, int] = {}
-    for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+    for key, bindings in (settings.get("Ports") or {}).items():
         if not bindings:
             continue
-        port, _, proto = key.partition("/")
-        ports[f"{port}/{proto.upper() or 'TCP'}"] = int(bindings[0]["HostPort"])
+        ports[_port_key(key)[0]] = int(bindings[0]["HostPort"])
+    # On a pod network nothing is published: the pod answers on its own IP there, on its
+    # container ports. The IP exists only while the container runs.
+    network = (settings.get("Networks") or {}).get(pod_network) if pod_network else None
+    address = str((network or {}).get("IPAddress") or "")
+    if address:
+        ports = dict(_port_key(key) for key in config.get("ExposedPorts") or {})
     return ContainerInfo(
         id=attrs["Id"],
         name=str(attrs.get("Name", "")).lstrip("/"),
@@ -81,14 +133,31 @@ def info_from_inspect(attrs: dict[str, Any]) -> ContainerInfo:
         finished_at=_parse_time(state.get("FinishedAt")),
         ports=ports,
         error=str(state.get("Error") or ""),
+        address=address,
+        probe_address=address or (_routable_ip(settings, routable) if routable else ""),
     )
 
 
 class DockerRuntime:
-    """The Runtime port for one node on a Docker engine (docker.from_env() by default)."""
+    """The Runtime port for one node on a Docker engine (docker.from_env() by default).
 
-    def __init__(self, node: str, client_factory: Callable[[], Any] | None = None) -> None:
+    `pod_network`: the name of an existing Docker network to attach pods to instead of
+    publishing their ports on the host ("" publishes, the default). `reach_own_ip`:
+    whether the agent can route to container IPs (default: when their network's gateway
+    is an address of this machine, see is_local_address)."""
+
+    def __init__(
+        self,
+        node: str,
+        client_factory: Callable[[], Any] | None = None,
+        pod_network: str = "",
+        reach_own_ip: bool | None = None,
+    ) -> None:
         self._node = node
+        self._pod_network = pod_network
+        self._routable: Callable[[str], bool] = (
+            is_local_address if reach_own_ip is None else (lambda _gateway: reach_own_ip)
+        )
         self._factory = client_factory or functools.partial(
             docker.from_env, max_pool_size=_POOL_SIZE
         )
@@ -130,7 +199,9 @@ class DockerRuntime:
             cached = self._cache.get(cid)
             if cached is None or cached[0] != state:
                 try:
-                    info = info_from_inspect(api.inspect_container(cid))
+                    info = info_from_inspect(
+                        api.inspect_container(cid), self._pod_network, self._routable
+                    )
                 except docker.errors.NotFound:
                     continue
                 self._cache[cid] = (state, info)
@@ -186,14 +257,18 @@ class DockerRuntime:
                     f"container name {config.name} is taken by a container of another node"
                 )
             api.remove_container(stale["Id"], force=True)
+        # On a pod network the ports stay exposed (so inspect lists them) but unpublished.
+        port_bindings = {
+            f"{p.container_port}/{p.protocol.lower()}": (config.host_ip, p.host_port or None)
+            for p in config.ports
+            if not self._pod_network
+        }
         host_config = api.create_host_config(
-            port_bindings={
-                f"{p.container_port}/{p.protocol.lower()}": (config.host_ip, p.host_port or None)
-                for p in config.ports
-            },
+            port_bindings=port_bindings,
             nano_cpus=config.nano_cpus or None,
             mem_limit=config.mem_limit or None,
             restart_policy={"Name": "no"},
+            network_mode=self._pod_network or None,
         )
         created = api.create_container(
             image=config.image,
@@ -208,7 +283,7 @@ class DockerRuntime:
         cid = created["Id"]
         try:
             api.start(cid)
-            return info_from_inspect(api.inspect_container(cid))
+            return info_from_inspect(api.inspect_container(cid), self._pod_network, self._routable)
         except Exception:
             # A container that cannot start is removed, so the name is free for the retry.
             with contextlib.suppress(docker.errors.DockerException):
@@ -257,7 +332,9 @@ class DockerRuntime:
 
     def _inspect_sync(self, container_id: str) -> ContainerInfo | None:
         try:
-            info = info_from_inspect(self._api().inspect_container(container_id))
+            info = info_from_inspect(
+                self._api().inspect_container(container_id), self._pod_network, self._routable
+            )
         except docker.errors.NotFound:
             return None
         return info if info.labels.get(LABEL_NODE) == self._node else None
@@ -267,6 +344,21 @@ class DockerRuntime:
             return await self._call(self._inspect_sync, container_id)
         except docker.errors.DockerException as exc:
             raise RuntimeUnavailable(f"cannot inspect {container_id[:12]}: {exc}") from exc
+
+    def _exec_sync(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
+        api = self._api()
+        created = api.exec_create(container_id, list(command), stdout=True, stderr=True)
+        output = api.exec_start(created["Id"])
+        code = api.exec_inspect(created["Id"]).get("ExitCode")
+        text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+        # None: the engine lost track of it; count it as a failure, not a pass.
+        return ExecResult(-1 if code is None else int(code), text[-_EXEC_OUTPUT_MAX:])
+
+    async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
+        try:
+            return await self._call(self._exec_sync, container_id, command)
+        except (docker.errors.DockerException, OSError) as exc:
+            raise RuntimeFailure(f"cannot exec in {container_id[:12]}: {_explain(exc)}") from exc
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
         loop = asyncio.get_running_loop()

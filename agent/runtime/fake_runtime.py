@@ -5,7 +5,8 @@ real agents share a real engine in tests); a FakeRuntime is one node's view of i
 filtered by the `pinnace.node` label exactly like DockerRuntime. Everything is
 plain dicts and counters, no threads, so a thousand hollow nodes cost little.
 Tests drive failures through the engine: `crash()` a container, list images that
-are `present` or `pullable`, or make starting an image fail.
+are `present` or `pullable`, make starting an image fail, or set how a command
+run by `exec` ends (`exec_results`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from agent.runtime.port import (
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
+    ExecResult,
     ImagePullError,
     RuntimeEvent,
+    RuntimeFailure,
 )
 
 
@@ -46,6 +49,9 @@ class FakeEngine:
         # image -> error message raised by create_and_start.
         self.start_failures: dict[str, str] = {}
         self.pulls: list[str] = []
+        # command -> how running it in any container ends (default: exit 0, no output).
+        self.exec_results: dict[tuple[str, ...], ExecResult] = {}
+        self.execs: list[tuple[str, tuple[str, ...]]] = []
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self._subscribers: list[_Subscriber] = []
@@ -157,6 +163,13 @@ class FakeRuntime:
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         return self._mine(self.engine.containers.get(container_id))
+
+    async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
+        info = self._mine(self.engine.containers.get(container_id))
+        if info is None or info.state != "running":
+            raise RuntimeFailure(f"cannot exec in {container_id[:12]}: container is not running")
+        self.engine.execs.append((container_id, command))
+        return self.engine.exec_results.get(command, ExecResult(0))
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
         sub = _Subscriber(self._node)

@@ -93,9 +93,18 @@ class ContainerInfo:
     oom_killed: bool = False
     started_at: float = 0.0
     finished_at: float = 0.0
-    # "80/TCP" -> the host port the engine actually published it on.
+    # "80/TCP" -> the host port the engine actually published it on (on a pod network:
+    # the container port itself, reached at `address`).
     ports: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    # The container's own IP on the node's pod network; "" when pods are reached through
+    # ports published on the node's advertise address.
+    address: str = ""
+    # Where the agent reaches the container itself, on its container ports: its IP on the
+    # pod network, or on the default bridge when the agent runs on that host. Probes go
+    # there ("": through the published host port, which a userland proxy may answer
+    # for a container that does not listen).
+    probe_address: str = ""
 
     @property
     def pod(self) -> str:
@@ -138,6 +147,15 @@ def _int_label(labels: dict[str, str], key: str, default: int = 0) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecResult:
+    """How a command run inside a container ended (exec probes)."""
+
+    exit_code: int
+    # The command's stdout and stderr, interleaved, cut to a few KiB.
+    output: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeEvent:
     action: Literal["start", "die"]
     container_id: str
@@ -174,6 +192,12 @@ class Runtime(Protocol):
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         """The container's current facts, or None when it is gone or not this node's."""
+        ...
+
+    async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
+        """Runs `command` inside the running container and waits for it to end.
+        Raises RuntimeFailure when it cannot be run (container gone or stopped,
+        no such executable); the caller bounds the wait."""
         ...
 
     def events(self) -> AsyncIterator[RuntimeEvent]:

@@ -13,7 +13,8 @@
 # small Dockerfiles FROM those bases, so a rebuild after a recipe change takes seconds.
 #
 #   build.sh nginx httpd      # what `make images` runs
-#   build.sh debian-python    # what `make images-base` runs (the base for pinnace's own image)
+#   build.sh debian-python    # what `make images-base` runs (python3 + haproxy: the base for
+#                             # pinnace's own image, compose/Dockerfile)
 #
 # Environment: FORCE=1 rebuilds everything; PINNACE_PULL=0 never tries a pull;
 # DEBIAN_MIRROR overrides the mirror read from /etc/apt/sources.list*.
@@ -231,8 +232,10 @@ build_httpd() {
 }
 
 build_debian_python() {
-  # python3-venv brings ensurepip, so an image FROM this base can make a venv and pip install.
-  build_debian_base pinnace/debian-python:bookworm python3,python3-venv,ca-certificates
+  # The base of pinnace's own image (compose/Dockerfile), one image for master and agents:
+  # python3-venv brings ensurepip, so the image can make a venv and pip install wheels;
+  # haproxy is the master's load balancer (no package can be fetched inside a build here).
+  build_debian_base pinnace/debian-python:bookworm python3,python3-venv,ca-certificates,haproxy
 }
 
 main() {

@@ -43,3 +43,30 @@ def test_never_started_container_has_zero_times() -> None:
     )
 
     assert (info.state, info.started_at, info.alive, info.dead) == ("created", 0.0, False, False)
+
+
+def _running_on(networks: dict[str, dict[str, str]]) -> dict[str, object]:
+    return {
+        "Id": "c1",
+        "Config": {"ExposedPorts": {"80/tcp": {}, "53/udp": {}}},
+        "State": {"Status": "running"},
+        "NetworkSettings": {"Ports": {"80/tcp": None, "53/udp": None}, "Networks": networks},
+    }
+
+
+def test_on_the_pod_network_the_endpoint_is_the_container_ip_and_container_ports() -> None:
+    attrs = _running_on({"pods": {"IPAddress": "172.30.0.7"}, "bridge": {"IPAddress": "10.9.0.2"}})
+
+    info = info_from_inspect(attrs, pod_network="pods")
+
+    assert info.address == "172.30.0.7"
+    assert info.ports == {"80/TCP": 80, "53/UDP": 53}
+
+
+def test_without_a_pod_network_the_container_ip_is_not_the_endpoint() -> None:
+    attrs = _running_on({"pods": {"IPAddress": "172.30.0.7"}})
+
+    assert (info_from_inspect(attrs).address, info_from_inspect(attrs).ports) == ("", {})
+    # A container not (or no longer) attached to the pod network has no address there.
+    other = info_from_inspect(attrs, pod_network="elsewhere")
+    assert (other.address, other.ports) == ("", {})

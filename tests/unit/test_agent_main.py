@@ -48,3 +48,16 @@ def test_errors_are_one_sentence_and_exit_2(
     assert exited.value.code == 2
     assert needle in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_pod_network_is_off_by_default_and_validated(capsys: pytest.CaptureFixture[str]) -> None:
+    default, _ = resolve(["--name", "n"])
+    on, _ = resolve(["--name", "n", "--pod-network", "pinnace-demo_pods.1"])
+
+    with pytest.raises(SystemExit) as exited:
+        resolve(["--name", "n", "--pod-network", "no spaces"])
+
+    assert default.pod_network == ""
+    assert on.pod_network == "pinnace-demo_pods.1"
+    assert exited.value.code == 2
+    assert "--pod-network" in capsys.readouterr().err

@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# The compose demo (`make demo`): a master with its HAProxy and three agents, each in its own
+# container (compose/docker-compose.yml), running the seed walkthrough: apply the seed
+# deployment and service unchanged, serve the page through the load balancer, scale to 5,
+# then kill a node under a stream of requests and print what happened, when.
+#
+#   demo.sh up      builds what is missing, starts the cluster, runs the walkthrough and
+#                   leaves the cluster running (a running demo is torn down first)
+#   demo.sh down    removes everything `up` created: containers, the pods' containers,
+#                   the network and the volumes
+#
+# The host's `pinnace` CLI (.venv) talks to the master's published port over TLS, with the
+# admin credentials the master wrote on its volume, copied to compose/.state/PROJECT; the
+# agents join with a token made through it. Environment:
+# PINNACE_SEED_DIR (../shared/fixtures/seed), PINNACE_API_PORT (7400), PINNACE_LB_PORT
+# (8080), PINNACE_DEMO_PROJECT (pinnace-demo; also the network's name), and the
+# PINNACE_* variables compose/docker-compose.yml reads.
+set -Eeuo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PROJECT=${PINNACE_DEMO_PROJECT:-pinnace-demo}
+FILE=compose/docker-compose.yml
+export PINNACE_API_PORT=${PINNACE_API_PORT:-7400}
+export PINNACE_LB_PORT=${PINNACE_LB_PORT:-8080}
+export PINNACE_BIND=${PINNACE_BIND:-127.0.0.1}
+export PINNACE_NETWORK=${PINNACE_NETWORK:-$PROJECT}
+export PINNACE_NODE_PREFIX=${PINNACE_NODE_PREFIX:-}
+export PINNACE_MASTER=$PINNACE_BIND:$PINNACE_API_PORT
+SEED=${PINNACE_SEED_DIR:-../shared/fixtures/seed}
+LB=http://$PINNACE_BIND:$PINNACE_LB_PORT/
+BIN=.venv/bin
+STATE=$PWD/compose/.state/$PROJECT
+export PINNACE_CONFIG=$STATE/pinnace.conf
+NODES=("${PINNACE_NODE_PREFIX}node-1" "${PINNACE_NODE_PREFIX}node-2" "${PINNACE_NODE_PREFIX}node-3")
+DEPLOY=my-web-app-deployment
+work=$(mktemp -d "${TMPDIR:-/tmp}/pinnace-demo.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+fail() {
+  printf '\n\033[31mdemo: FAILED: %s\033[0m\n' "$1" >&2
+  printf 'demo: look at: %s\n' "${2:-$COMPOSE_HINT logs master}" >&2
+  exit 1
+}
+
+# `docker compose` (v2) where present, else docker-compose (v1, Debian's).
+if docker compose version >/dev/null 2>&1; then
+  COMPOSE=(docker compose)
+elif command -v docker-compose >/dev/null; then
+  COMPOSE=(docker-compose)
+else
+  COMPOSE=()
+fi
+COMPOSE_HINT="${COMPOSE[*]:-docker compose} -p $PROJECT -f $FILE"
+compose() { "${COMPOSE[@]}" -p "$PROJECT" -f "$FILE" "$@"; }
+pinnace() { "$BIN/pinnace" "$@"; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND until it succeeds; says what it
+# waited for and returns 1 at the deadline (the caller says where to look).
+wait_for() {
+  local seconds=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      printf '\033[31mdemo: timed out after %s s waiting for %s\033[0m\n' "$seconds" "$what" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# A Python one-liner over `pinnace get KIND -o json` (the items as `items`).
+query() {
+  local kind=$1 expr=$2
+  pinnace get "$kind" -o json | "$BIN/python" -c "
+import json, sys
+items = json.load(sys.stdin)['items']
+$expr"
+}
+
+ready_nodes() { query nodes "
+print(sum(any(c['type'] == 'Ready' and c['status'] == 'True' for c in n['status']['conditions']) for n in items))"; }
+# Pods of the deployment that are Running and ready, optionally not on node $1.
+serving_pods() { query pods "
+print(sum(p['status']['phase'] == 'Running' and all(c['ready'] for c in p['status'].get('containerStatuses', []))
+          and p['spec'].get('nodeName') != '${1:-}' for p in items))"; }
+node_status() { query nodes "
+print(*[c['status'] for n in items if n['metadata']['name'] == '$1' for c in n['status']['conditions'] if c['type'] == 'Ready'])"; }
+at_least() { [[ $("$1" "${@:3}") -ge $2 ]]; }
+
+# The hostname nginx's page names (its container's short id), and the pod behind it.
+served_by() { grep -o 'id="hostname">[^<]*' | cut -d'>' -f2; }
+pod_of() { docker inspect --format '{{index .Config.Labels "pinnace.pod"}}' "$1" 2>/dev/null; }
+
+check_engine() {
+  docker info >/dev/null 2>&1 || fail "the Docker engine does not answer" "docker info"
+  ((${#COMPOSE[@]})) || fail "neither \`docker compose\` nor docker-compose is installed" \
+    "apt-get install docker-compose"
+  [[ -x $BIN/pinnace ]] || fail "$BIN/pinnace is missing" "make venv"
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/$PINNACE_BIND/$1") 2>/dev/null; }
+
+down() {
+  check_engine
+  local ids
+  # Agents first, so nothing recreates the pods between their removal and the end.
+  if [[ -n $(compose ps -q 2>/dev/null) ]]; then
+    step "stopping the cluster ($PROJECT)"
+    compose stop -t 5
+  fi
+  ids=$(
+    for node in "${NODES[@]}"; do docker ps -aq --no-trunc --filter "label=pinnace.node=$node"; done
+    docker ps -aq --no-trunc --filter "network=$PINNACE_NETWORK"
+  )
+  ids=$(sort -u <<<"$ids" | grep -v -x -F -f <(compose ps -q 2>/dev/null) || true)
+  if [[ -n $ids ]]; then
+    step "removing $(wc -l <<<"$ids") pod containers"
+    xargs docker rm -f <<<"$ids" >/dev/null
+  fi
+  step "removing the containers, network and volumes of $PROJECT"
+  compose down -v --remove-orphans -t 5 ||
+    note "compose down did not finish: removing what is left one by one"
+  # compose stops at the first failure (it removes the network before the volumes).
+  docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" |
+    xargs -r docker volume rm >/dev/null
+  rm -rf "$STATE"
+  if docker network inspect "$PINNACE_NETWORK" >/dev/null 2>&1 &&
+    ! docker network rm "$PINNACE_NETWORK" >/dev/null 2>&1; then
+    fail "network $PINNACE_NETWORK is still there, with no container in it: the engine keeps a stale endpoint (moby/moby#42119); a dockerd restart removes it" \
+      "docker network inspect $PINNACE_NETWORK; docker network rm $PINNACE_NETWORK"
+  fi
+  note "removed: nothing of $PROJECT is left"
+}
+
+# The admin client config the master writes on first start, copied out for the host's CLI.
+fetch_credentials() {
+  mkdir -p "$STATE"
+  docker cp "$(compose ps -q master):/var/lib/pinnace/pinnace.conf" "$STATE/pinnace.conf"
+}
+
+up() {
+  check_engine
+  [[ -f $SEED/deployment.yaml && -f $SEED/service.yaml ]] ||
+    fail "the seed manifests are not in $SEED" "ls $SEED (or set PINNACE_SEED_DIR)"
+  if [[ -n $(compose ps -q 2>/dev/null) ]]; then
+    step "a demo cluster is already running: starting afresh"
+    down
+  fi
+  for port in "$PINNACE_API_PORT" "$PINNACE_LB_PORT"; do
+    port_free "$port" || fail "$PINNACE_BIND:$port is already in use (the local demo? \`make demo-local-down\`)" \
+      "ss -ltnp 'sport = :$port' (or set PINNACE_API_PORT / PINNACE_LB_PORT)"
+  done
+
+  step "building pinnace's image (compose/build-image.sh)"
+  bash compose/build-image.sh || fail "building the image" "bash compose/build-image.sh"
+
+  step "starting the master: $COMPOSE_HINT up -d master"
+  compose up -d master || fail "$COMPOSE_HINT up -d master"
+  note "API on $PINNACE_MASTER (TLS), load balancer on $LB"
+  wait_for 30 "the master's credentials (pinnace.conf)" fetch_credentials ||
+    fail "the master did not write its credentials"
+  note "admin credentials for the CLI: PINNACE_CONFIG=$PINNACE_CONFIG"
+  wait_for 30 "the master's API on $PINNACE_MASTER" pinnace get nodes ||
+    fail "the master's API does not answer"
+  PINNACE_TOKEN=$(pinnace token create --ttl 1h --description "compose demo agents") ||
+    fail "creating a join token for the agents"
+  export PINNACE_TOKEN
+
+  step "starting three agents with a join token: $COMPOSE_HINT up -d"
+  compose up -d || fail "$COMPOSE_HINT up -d"
+  wait_for 60 "three Ready nodes" at_least ready_nodes 3 ||
+    fail "the agents did not join" "$COMPOSE_HINT logs node-1"
+  pinnace get nodes -o wide
+
+  step "pinnace apply -f $SEED/deployment.yaml"
+  pinnace apply -f "$SEED/deployment.yaml" || fail "applying the seed deployment"
+  wait_for 90 "3 pods Running" at_least serving_pods 3 ||
+    fail "the seed's pods are not running" "$BIN/pinnace get events; $COMPOSE_HINT logs node-1"
+  pinnace get pods -o wide
+
+  step "pinnace apply -f $SEED/service.yaml"
+  pinnace apply -f "$SEED/service.yaml" || fail "applying the seed service"
+  wait_for 30 "the load balancer on $LB" curl -fsS -m 2 -o /dev/null "$LB" ||
+    fail "the load balancer does not serve the page" "$COMPOSE_HINT logs master"
+  pinnace get services
+
+  step "fetching the page through the load balancer: curl $LB"
+  curl -fsS -m 5 "$LB" | grep -E '<title>|Served by' | sed -e 's/<[^>]*>//g' -e 's/^/    /'
+  for _ in $(seq 12); do curl -fsS -m 5 "$LB" | served_by; done | sort | uniq -c |
+    while read -r count host; do note "$count of 12 requests answered by $host (pod $(pod_of "$host"))"; done
+
+  step "pinnace scale deployment $DEPLOY --replicas 5"
+  pinnace scale deployment "$DEPLOY" --replicas 5
+  wait_for 60 "5 pods Running" at_least serving_pods 5 ||
+    fail "scaling to 5 did not finish" "$BIN/pinnace get events"
+  pinnace get pods -o wide
+
+  kill_a_node
+
+  cat <<TXT
+
+The cluster keeps running. Explore it from this shell:
+  export PINNACE_MASTER=$PINNACE_MASTER PINNACE_CONFIG=$PINNACE_CONFIG
+  .venv/bin/pinnace get nodes
+  .venv/bin/pinnace get pods -o wide
+  .venv/bin/pinnace get events
+  curl -s $LB | grep 'Served by'
+  .venv/bin/pinnace scale deployment $DEPLOY --replicas 2
+  $COMPOSE_HINT start node-${victim##*-}    # bring the killed node back
+  $COMPOSE_HINT logs master
+Stop and remove it all: make demo-down
+TXT
+}
+
+# Requests against the load balancer, one after the other, until $work/stop appears (at most
+# 120 s): one line each, "<unix time sent> <HTTP status> <seconds taken> <hostname>".
+request_loop() {
+  local deadline=$((SECONDS + 120)) sent out status took
+  while [[ ! -e $work/stop ]] && ((SECONDS < deadline)); do
+    sent=$(now)
+    out=$(curl -s -m 10 -w '\n%{http_code} %{time_total}' "$LB" 2>/dev/null || true)
+    read -r status took <<<"$(tail -n1 <<<"$out")"
+    printf '%s %s %s %s\n' "$sent" "${status:-000}" "${took:-0}" "$(served_by <<<"$out" || true)"
+  done
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+kill_a_node() {
+  local node pods count t0 t_notready="" t_running="" lb_all="" i
+  # The node with the most pods makes the biggest hole.
+  victim=$(query pods "
+from collections import Counter
+print(Counter(p['spec'].get('nodeName', '') for p in items).most_common(1)[0][0])")
+  pods=$(query pods "print(*sorted(p['metadata']['name'] for p in items if p['spec'].get('nodeName') == '$victim'))")
+  count=$(wc -w <<<"$pods")
+  step "killing node $victim (its agent container and its $count pods) under a stream of requests"
+  local agent
+  agent=$(compose ps -q "node-${victim##*-}")
+  [[ -n $agent ]] || fail "no container for service node-${victim##*-}" "$COMPOSE_HINT ps"
+  request_loop >"$work/requests" &
+  local loop=$!
+  sleep 1
+  t0=$(now)
+  docker kill "$agent" >/dev/null
+  docker ps -aq --filter "label=pinnace.node=$victim" | xargs -r docker rm -f >/dev/null
+  note "killed; watching the cluster (pinnace get nodes/pods) and the requests..."
+  local timeline=("0.0 $victim killed: agent container stopped, $count pod containers removed")
+  for ((i = 0; i < 200; i++)); do
+    if [[ -z $t_notready && $(node_status "$victim") != True ]]; then
+      t_notready=$(elapsed "$t0")
+      timeline+=("$t_notready $victim NotReady (seen by the CLI)")
+    fi
+    if [[ -n $t_notready && -z $t_running && $(serving_pods "$victim") -ge 5 ]]; then
+      t_running=$(elapsed "$t0")
+      timeline+=("$t_running $count pods rescheduled: 5/5 Running on the other nodes (seen by the CLI)")
+      break
+    fi
+    sleep 0.2
+  done
+  [[ -n $t_running ]] || { touch "$work/stop"; wait "$loop"; fail "the pods of $victim were not replaced" "$BIN/pinnace get events"; }
+  # The load balancer is up to date once every replacement pod has answered through it.
+  local replacements
+  replacements=$(query pods "print(*[p['metadata']['name'] for p in items if p['metadata']['name'] not in '$pods'.split()])")
+  local want deadline=$((SECONDS + 20))
+  want=$(for pod in $replacements; do docker ps -q --filter "label=pinnace.pod=$pod"; done | cut -c1-12 | sort -u)
+  while ((SECONDS < deadline)); do
+    lb_all=$(awk -v t0="$t0" -v want="$(tr '\n' ' ' <<<"$want")" '
+      BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) need[w[i]] = 1 }
+      ($4 in need) && !($4 in seen) { seen[$4] = 1; if (++got == n) { printf "%.1f", $1 + $3 - t0; exit } }
+    ' "$work/requests")
+    [[ -n $lb_all ]] && break
+    sleep 0.5
+  done
+  sleep 1
+  touch "$work/stop"
+  wait "$loop" || true
+  if [[ -n $lb_all ]]; then
+    timeline+=("$lb_all load balancer updated: every replacement pod has answered through it")
+  else
+    timeline+=("20.0 the load balancer did not send a request to every replacement pod within 20 s")
+  fi
+  printf '%s\n' "${timeline[@]}" | sort -g | while read -r at what; do
+    printf '    +%5ss  %s\n' "$at" "$what"
+  done
+  awk '
+    { n++; if ($2 != 200) bad++; if ($3 > max) max = $3 }
+    END { printf "    requests through the load balancer from 1 s before the kill: %d sent, %d failed, slowest %.2f s\n", n, bad, max }
+  ' "$work/requests"
+  step "pinnace get pods -o wide"
+  pinnace get pods -o wide
+  pinnace get nodes
+  step "what happened (pinnace get events)"
+  pinnace get events | tail -n 12
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  *) fail "usage: $0 up|down" "compose/demo.sh" ;;
+esac

@@ -1,0 +1,226 @@
+"""Issue 5 end to end: the compose cluster from a clean state to nothing left behind.
+
+A copy of compose/docker-compose.yml under its own project (own ports, network and
+node names): three agents come up Ready; the seed deployment and service, unchanged,
+serve HTTP 200 through the master's HAProxy from every pod; a node killed (agent
+container and its pods) under a stream of requests has its replicas running again on
+the other two with no failed request; `restart master` keeps every pod, container
+and object; and the teardown leaves no container, network or volume of the project.
+Under CI=true a missing engine, compose or image is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import docker
+import pytest
+
+from tests.e2e.compose_cluster import ComposeCluster, Response, compose_command
+from tests.integration.cluster import REPO, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+T = TypeVar("T")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SEED = Path(os.environ.get("PINNACE_SEED_DIR") or REPO.parent / "shared" / "fixtures" / "seed")
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the compose end-to-end test must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as e:  # the SDK raises several types for "no engine"
+        _unavailable(f"no Docker engine: {e}")
+    try:
+        client.images.get("nginx:latest")
+    except docker.errors.ImageNotFound:
+        _unavailable("image nginx:latest is missing: run `make images`")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def compose(engine: docker.DockerClient) -> list[str]:
+    command = compose_command()
+    if command is None:
+        _unavailable("neither `docker compose` nor docker-compose is installed")
+    assert command is not None
+    # pinnace's image, from the code under test (seconds when it is up to date).
+    built = subprocess.run(
+        ["bash", "compose/build-image.sh"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    if built.returncode != 0:
+        _unavailable(f"cannot build pinnace's image:\n{built.stdout[-2000:]}{built.stderr[-2000:]}")
+    return command
+
+
+@pytest.fixture
+def cluster(
+    engine: docker.DockerClient, compose: list[str], tmp_path: Path
+) -> Iterator[ComposeCluster]:
+    c = ComposeCluster(compose, engine, tmp_path)
+    try:
+        yield c
+    finally:
+        c.down()  # again, when the test failed before its own teardown: idempotent
+
+
+class Traffic:
+    """Requests to the load balancer one after another, in a thread, until stopped."""
+
+    def __init__(self, cluster: ComposeCluster) -> None:
+        self.responses: list[Response] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(cluster,), daemon=True)
+
+    def _run(self, cluster: ComposeCluster) -> None:
+        while not self._stop.is_set():
+            self.responses.append(cluster.get(timeout=10))
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=20)
+
+
+def hostnames_through_lb(cluster: ComposeCluster, want: set[str]) -> set[str]:
+    """The nginx hostnames answering through the LB: up to 60 requests, stopping once every
+    wanted one has answered; every answer must be a 200."""
+    seen: set[str] = set()
+    for _ in range(60):
+        response = cluster.get()
+        assert response.status == 200, f"the load balancer answered {response}"
+        seen.add(response.hostname)
+        if want <= seen:
+            break
+    return seen
+
+
+def wait_until(
+    what: str, get: Callable[[], T], ok: Callable[[T], bool], timeout: float = 60.0
+) -> T:
+    """Polls `get()` until `ok` holds for its value, and returns that value."""
+    seen: list[T] = []
+
+    def check() -> bool:
+        seen.append(get())
+        return ok(seen[-1])
+
+    try:
+        wait_for(what, check, timeout, 0.5)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last seen: {seen[-1] if seen else None!r}") from None
+    return seen[-1]
+
+
+def short_ids(containers: dict[str, str]) -> set[str]:
+    # nginx's page names the container's hostname: its id's first 12 characters.
+    return {cid[:12] for cid in containers.values()}
+
+
+def test_compose_cluster_serves_survives_a_node_and_a_master_restart(
+    cluster: ComposeCluster,
+) -> None:
+    c = cluster
+    assert not c.leftovers(), "a fresh project must start from nothing"
+
+    # Up: the master, then three agents joining with a token, Ready through the CLI (TLS).
+    c.start()
+    try:
+        wait_for("three Ready nodes", lambda: c.ready_nodes() == set(c.nodes), 60, 0.5)
+    except AssertionError:
+        pytest.fail(f"the agents did not join:\n{c.logs()}")
+
+    # The seed, unchanged: three pods, spread over the three nodes.
+    c.cli("apply", "-f", str(SEED / "deployment.yaml"))
+    c.cli("apply", "-f", str(SEED / "service.yaml"))
+    pods = wait_until("3 pods serving", c.serving_pods, lambda p: len(p) == 3)
+    assert sorted(pods.values()) == sorted(c.nodes)
+    (service,) = c.items("services")
+    assert service["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.1"}]
+
+    # Every pod answers through the load balancer (nginx's page names its container).
+    containers = wait_until("3 pod containers", c.pod_containers, lambda x: len(x) == 3)
+    assert set(containers) == set(pods)
+    want = short_ids(containers)
+    wait_for("the load balancer", lambda: c.get(timeout=2).status == 200, 30, 0.5)
+    assert hostnames_through_lb(c, want) == want
+
+    # Kill a node under traffic: agent container and its pod's container gone.
+    victim = c.nodes[0]
+    lost = {pod for pod, node in pods.items() if node == victim}
+    with Traffic(c) as traffic:
+        wait_for("traffic flowing", lambda: len(traffic.responses) >= 5, 30)
+        killed_at = time.monotonic()
+        c.docker.api.kill(c.container_of("node-1"))
+        for pod in lost:
+            c.docker.api.remove_container(containers[pod], force=True)
+        wait_for("the node NotReady", lambda: victim not in c.ready_nodes(), 60, 0.5)
+        after = wait_until(
+            "3 pods serving on the other two nodes",
+            c.serving_pods,
+            lambda p: len(p) == 3 and victim not in p.values() and not lost & set(p),
+            90,
+        )
+        replaced_after = time.monotonic() - killed_at
+        containers = wait_until(
+            "the replacements' containers", c.pod_containers, lambda x: set(x) == set(after)
+        )
+        want = short_ids(containers)
+        wait_for(
+            "the load balancer serving the new pod set",
+            lambda: {r.hostname for r in traffic.responses[-30:]} == want,
+            30,
+            0.5,
+        )
+    assert set(after.values()) == set(c.nodes[1:])
+    failed = [r for r in traffic.responses if r.status != 200]
+    assert len(traffic.responses) > 20
+    assert failed == [], f"{len(failed)} of {len(traffic.responses)} requests failed: {failed[:5]}"
+    print(  # shown with -s: the figure issue 5 asks for
+        f"\nnode killed -> {len(after)} replicas serving elsewhere: {replaced_after:.1f} s;"
+        f" {len(traffic.responses)} requests through the LB meanwhile, 0 failed,"
+        f" slowest {max(r.seconds for r in traffic.responses):.2f} s"
+    )
+
+    # Restart the master: every object, pod and container is still there, still serving.
+    deployments_before = {
+        d["metadata"]["name"]: d["spec"]["replicas"] for d in c.items("deployments")
+    }
+    c.compose("restart", "master")
+    wait_for("the master's API after the restart", c.api_answers, 60, 0.5)
+    wait_for("two Ready nodes again", lambda: c.ready_nodes() == set(c.nodes[1:]), 60, 0.5)
+    assert c.serving_pods() == after
+    assert c.pod_containers() == containers
+    assert {d["metadata"]["name"]: d["spec"]["replicas"] for d in c.items("deployments")} == (
+        deployments_before
+    )
+    assert [s["metadata"]["name"] for s in c.items("services")] == [service["metadata"]["name"]]
+    wait_for("the load balancer after the restart", lambda: c.get(timeout=2).status == 200, 30, 0.5)
+    assert hostnames_through_lb(c, want) == want
+
+    # Down: nothing of the project is left in the engine.
+    c.down()
+    assert c.leftovers() == []
