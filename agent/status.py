@@ -6,15 +6,23 @@ follow Kubernetes: `running`; `waiting` with ContainerCreating, ErrImagePull,
 ImagePullBackOff, CreateContainerError or CrashLoopBackOff; `terminated` with
 Completed, Error or OOMKilled. The phase is Pending until every container has
 been created, Running while they run (or are being restarted), Succeeded/Failed
-once all have exited for good. Ready means every container runs (readiness
-probes are not implemented yet), never while the pod is being stopped.
+once all have exited for good. Ready means every container runs and passes
+its readiness probe (one without a probe is ready while it runs), never while
+the pod is being stopped. A running container failing a probe says so: reason
+Unhealthy, message "Readiness probe failed: ..." or "Liveness probe failed:
+...", and the pod carries the first such reason when nothing graver is wrong.
+The pod's address (host_ip) is the node's advertise address, where its ports are
+published, unless its containers sit on a pod network: then it is their own IP.
+A pod the agent stopped by fencing itself is reported with reason Fenced (pending
+while its containers go, removed once they are gone).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from agent.model import ContainerStatus, PodAssignment, PodStatusReport, spec_hash
+from agent.model import ContainerSpec, ContainerStatus, PodAssignment, PodStatusReport, spec_hash
+from agent.probes import ProbeKey, ProbeState, readiness, unhealthy_containers
 from agent.runtime.port import ContainerInfo
 from agent.sync import (
     CRASH_LOOP_BACKOFF,
@@ -23,10 +31,15 @@ from agent.sync import (
     IMAGE_PULL_BACKOFF,
     ContainerBackoff,
     ContainerKey,
+    liveness_failure,
     pick_current,
     should_restart,
 )
 
+UNHEALTHY = "Unhealthy"
+
+# The pod reason of a pod stopped by fencing (the master turns it into an event).
+FENCED = "Fenced"
 _WAITING_ERRORS = frozenset({ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF, CREATE_CONTAINER_ERROR})
 
 
@@ -36,15 +49,32 @@ def _terminated_reason(c: ContainerInfo) -> str:
     return "Completed" if c.exit_code == 0 else "Error"
 
 
+def _health(
+    pod: str,
+    spec: ContainerSpec,
+    current: ContainerInfo,
+    probes: Mapping[ProbeKey, ProbeState],
+) -> tuple[bool, str]:
+    """Whether a live container passes its probes, and why not ("" when it does or is
+    not probed yet)."""
+    sick = unhealthy_containers(probes).get((pod, spec.name))
+    if sick is not None and sick.container_id == current.id:
+        return False, liveness_failure(sick.message)
+    ready, failure = readiness(probes, pod, spec, current.id)
+    return ready, f"Readiness probe failed: {failure}" if failure else ""
+
+
 def _container_status(
-    name: str,
-    image: str,
+    pod: str,
+    spec: ContainerSpec,
     current: ContainerInfo | None,
     b: ContainerBackoff,
     restart_policy: str,
     now: float,
+    probes: Mapping[ProbeKey, ProbeState],
 ) -> tuple[ContainerStatus, bool]:
     """The status, and whether the container will (re)start by itself."""
+    name, image = spec.name, spec.image
     restarts = max(b.restart_count, current.restart_count if current else 0)
     base = ContainerStatus(name=name, image=image, restart_count=restarts)
     if current is None or current.state == "created":
@@ -52,10 +82,13 @@ def _container_status(
             return _with(base, "waiting", b.waiting_reason, b.waiting_message), True
         return _with(base, "waiting", "ContainerCreating", ""), True
     if current.alive:
+        healthy, failure = _health(pod, spec, current, probes)
         running = ContainerStatus(
             name=name,
             state="running",
-            ready=current.state == "running",
+            reason=UNHEALTHY if failure else "",
+            message=failure,
+            ready=current.state == "running" and healthy,
             restart_count=restarts,
             container_id=current.id,
             image=current.image or image,
@@ -79,7 +112,9 @@ def _container_status(
         name=name,
         state="terminated",
         reason=_terminated_reason(current),
-        message=current.error,
+        message=(
+            liveness_failure(b.unhealthy_message) if b.unhealthy_id == current.id else current.error
+        ),
         restart_count=restarts,
         container_id=current.id,
         image=current.image or image,
@@ -106,13 +141,16 @@ def pod_status(
     backoff: Mapping[ContainerKey, ContainerBackoff],
     now: float,
     host_ip: str,
+    probes: Mapping[ProbeKey, ProbeState] | None = None,
 ) -> PodStatusReport:
-    """The report for one assigned pod, from its observed containers (this pod's only)."""
+    """The report for one assigned pod, from its observed containers (this pod's only),
+    and the probe states of its containers (agent/probes.py)."""
     a = assignment
     if a.stop and not containers:
         return removed_status(a.name, a.epoch, host_ip)
     statuses: list[ContainerStatus] = []
     port_map: dict[str, int] = {}
+    pod_ip = ""
     started: list[float] = []
     all_created = True
     any_active = False
@@ -122,7 +160,7 @@ def pod_status(
         current, _ = pick_current(mine, spec_hash(spec))
         b = backoff.get((a.name, spec.name), ContainerBackoff())
         status, will_restart = _container_status(
-            spec.name, spec.image, current, b, a.spec.restart_policy, now
+            a.name, spec, current, b, a.spec.restart_policy, now, probes or {}
         )
         statuses.append(status)
         if current is None or current.state == "created":
@@ -131,6 +169,7 @@ def pod_status(
             any_active = True
             started.append(status.started_at)
             assert current is not None
+            pod_ip = pod_ip or current.address
             for port in spec.ports:
                 if port.key in current.ports:
                     port_map[port.key] = current.ports[port.key]
@@ -151,6 +190,11 @@ def pod_status(
         if s.state == "waiting" and s.reason != "ContainerCreating":
             reason, message = s.reason, s.message
             break
+    else:
+        for s in statuses:
+            if s.reason == UNHEALTHY:
+                reason, message = s.reason, f"container {s.name}: {s.message}"
+                break
     if a.stop:
         reason, message = "Stopping", "the master ordered the pod stopped"
     ready = not a.stop and bool(statuses) and all(s.ready for s in statuses)
@@ -160,7 +204,7 @@ def pod_status(
         phase=phase,
         reason=reason,
         message=message,
-        host_ip=host_ip,
+        host_ip=pod_ip or host_ip,
         port_map=port_map,
         containers=tuple(statuses),
         ready=ready,
@@ -180,6 +224,22 @@ def removed_status(pod: str, epoch: int, host_ip: str) -> PodStatusReport:
     )
 
 
+def fenced_status(
+    pod: str, epoch: int, message: str, host_ip: str, removed: bool
+) -> PodStatusReport:
+    """The report for a pod this node stopped because it fenced itself: the master may
+    be running it elsewhere by now, and records the reason as a Fenced event."""
+    return PodStatusReport(
+        pod_name=pod,
+        epoch=epoch,
+        phase="Pending",
+        reason=FENCED,
+        message=message,
+        host_ip=host_ip,
+        removed=removed,
+    )
+
+
 def adopted_status(pod: str, containers: Sequence[ContainerInfo], host_ip: str) -> PodStatusReport:
     """A report from container labels alone, for a pod found before any assignment arrived
     (what a restarted agent registers with, so the master keeps the pod)."""
@@ -193,6 +253,7 @@ def adopted_status(pod: str, containers: Sequence[ContainerInfo], host_ip: str) 
         assert current is not None
         if current.alive:
             port_map |= current.ports
+            host_ip = current.address or host_ip
         statuses.append(
             ContainerStatus(
                 name=name,

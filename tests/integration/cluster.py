@@ -4,6 +4,13 @@
 first line), starts agents with node names unique to the test run, drives the
 real CLI as a subprocess, and on close ends every process it started by PID and
 removes every container labelled with one of its node names.
+
+Security is on as in production: the master writes its admin config
+(`<data-dir>/pinnace.conf`), which `env` hands to every CLI call through
+PINNACE_CONFIG; agents join with a token made through the CLI (`token create`)
+and keep their certificates in `<workdir>/agent-state/<node>`, so a restarted
+agent rejoins without one. A master started with `--insecure` makes agents and
+the CLI use `--insecure` too.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ class LocalCluster:
         self._all_procs: list[subprocess.Popen[bytes]] = []
         self.node_names: list[str] = []
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.insecure = False
+        self._token = ""
 
     # -- processes ----------------------------------------------------------------
 
@@ -84,7 +93,24 @@ class LocalCluster:
             raise AssertionError(f"master did not start: {line!r}; see {self.workdir}/master.log")
         self.master_address = line.strip().rsplit(" ", 1)[-1]
         self.master_proc = proc
+        self.insecure = "--insecure" in extra
+        if not self.insecure:
+            self.env["PINNACE_CONFIG"] = str(self.config_path)
         return self.master_address
+
+    @property
+    def config_path(self) -> Path:
+        """The admin credentials the master wrote."""
+        return self.workdir / "master-data" / "pinnace.conf"
+
+    def join_token(self) -> str:
+        """A join token for this cluster (made once, through the CLI)."""
+        if not self._token:
+            self._token = self.cli("token", "create", "--ttl", "2h").stdout.strip()
+        return self._token
+
+    def agent_state_dir(self, name: str) -> Path:
+        return self.workdir / "agent-state" / name
 
     def node(self, short: str) -> str:
         name = f"it-{self.run_id}-{short}"
@@ -104,12 +130,18 @@ class LocalCluster:
                 name,
                 "--advertise-address",
                 "127.0.0.1",
+                *self._agent_credentials(name),
                 *extra,
             ],
             f"agent-{short}",
         )
         self.agents[name] = proc
         return name
+
+    def _agent_credentials(self, name: str) -> list[str]:
+        if self.insecure:
+            return ["--insecure"]
+        return ["--token", self.join_token(), "--state-dir", str(self.agent_state_dir(name))]
 
     def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         if proc.poll() is None:
@@ -127,7 +159,11 @@ class LocalCluster:
         self, *args: str, check: bool = True, stdin: bytes | None = None
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "master.cli.main", "--master", self.master_address, *args],
+            [
+                *(sys.executable, "-m", "master.cli.main", "--master", self.master_address),
+                *(["--insecure"] if self.insecure else []),
+                *args,
+            ],
             capture_output=True,
             text=True,
             env=self.env,
@@ -150,12 +186,19 @@ class LocalCluster:
     # -- docker -----------------------------------------------------------------------
 
     def containers(self, running_only: bool = True) -> list[Any]:
-        found = []
-        for node in self.node_names:
-            found += self.docker.containers.list(
-                all=not running_only, filters={"label": f"pinnace.node={node}"}
-            )
-        return found
+        # The SDK lists, then inspects each container: one removed in between (an
+        # agent at work) raises NotFound, so list again.
+        for _ in range(20):
+            try:
+                found = []
+                for node in self.node_names:
+                    found += self.docker.containers.list(
+                        all=not running_only, filters={"label": f"pinnace.node={node}"}
+                    )
+                return found
+            except docker.errors.NotFound:
+                time.sleep(0.05)
+        raise AssertionError("containers kept disappearing while being listed")
 
     def close(self) -> None:
         for proc in self._all_procs:

@@ -137,3 +137,22 @@ def test_adopted_status_rebuilds_a_report_from_labels() -> None:
     assert (report.pod_name, report.epoch, report.phase, report.ready) == ("p", 9, "Running", True)
     assert report.port_map == {"80/TCP": 32801}
     assert report.containers[0].restart_count == 2
+
+
+def test_on_a_pod_network_the_pod_is_reached_at_its_container_ip() -> None:
+    on_network = running(address="172.30.0.7", ports={"80/TCP": 80})
+
+    report = pod_status(assignment(), [on_network], {}, NOW, "127.0.0.1")
+    adopted = adopted_status("p", [on_network], "127.0.0.1")
+
+    assert (report.host_ip, report.port_map) == ("172.30.0.7", {"80/TCP": 80})
+    assert (adopted.host_ip, adopted.port_map) == ("172.30.0.7", {"80/TCP": 80})
+
+
+def test_a_stopped_container_on_a_pod_network_falls_back_to_the_node_address() -> None:
+    dead = running(state="exited", address="", ports={}, finished_at=NOW)
+
+    report = pod_status(assignment(policy="Never"), [dead], {}, NOW, "10.0.0.5")
+
+    assert report.host_ip == "10.0.0.5"
+    assert report.port_map == {}

@@ -1,0 +1,391 @@
+"""Benchmark: how fast pinnace heals, and whether replica counts stay exact.
+
+Run as `python -m tests.bench.recovery [--trials 10] [--no-swarm]`. One master
+(default flags: 1 s heartbeat, 3 s lease, eviction at once) and two agents on
+127.0.0.1 run `pinnace/httpd:latest`; every time is read off the engine itself
+(containers by label, polled every 25 ms), from the moment the harm is done:
+- container kill: `docker kill` of one pod's container -> a new container for the
+  same pod running (its first restart: each trial kills a different pod);
+- partition: `SIGSTOP` of the agent holding the pods -> replacements running on
+  the other node; then `SIGCONT` -> the stale copies gone (fenced), after which
+  the total is watched for a few seconds: any copy beyond `replicas` is counted
+  as a duplicate after heal;
+- node kill: `kill -9` of the agent holding the pods and removal of its
+  containers (a dead machine) -> all the pods running on the other node; the
+  dead node is deleted and a fresh agent joins before the next trial.
+Docker Swarm's container-kill figure is taken beside pinnace's, for the same
+image on the same engine: a single-node swarm (created only if the engine is in
+none, and left again, also on errors and Ctrl-C), a service of 3 replicas,
+`docker kill` of one task container -> 3 running again. Everything started here
+is stopped by PID or removed by id/label in finally blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import docker
+
+from tests.bench.engine import (
+    SWARM_SERVICE_LABEL,
+    BenchError,
+    SwarmSession,
+    any_count,
+    docker_cli,
+    list_containers,
+    machine_info,
+)
+from tests.bench.recovery_report import Row, duplicates_line, render_table
+from tests.integration.cluster import LocalCluster
+
+IMAGE = "pinnace/httpd:latest"
+POLL = 0.025
+PARTITION_REPLICAS = 4
+NODE_KILL_REPLICAS = 4
+SWARM_REPLICAS = 3
+# How long the healed total is watched for duplicates after each partition.
+WATCH_AFTER_HEAL = 3.0
+
+MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: web
+        image: {image}
+        ports:
+        - containerPort: 80
+"""
+
+
+def poll(what: str, check: Callable[[], bool], timeout: float) -> float:
+    """Poll every 25 ms; the monotonic time `check` first held."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(POLL)
+    return time.monotonic()
+
+
+class Pinnace:
+    """The cluster under test, seen through the engine and the CLI."""
+
+    def __init__(self, cluster: LocalCluster, timeout: float) -> None:
+        self.c = cluster
+        self.api: Any = cluster.docker.api
+        self.timeout = timeout
+
+    def running(self, deployment: str, node: str | None = None) -> list[dict[str, Any]]:
+        """Running containers of a deployment's pods (on one node, or on any of ours)."""
+        found: list[dict[str, Any]] = []
+        for name in [node] if node else self.c.node_names:
+            found += [
+                c
+                for c in self.api.containers(
+                    filters={"label": f"pinnace.node={name}", "status": "running"}
+                )
+                if c["Labels"].get("pinnace.pod", "").startswith(f"{deployment}-")
+            ]
+        return found
+
+    def count(self, deployment: str, nodes: Sequence[str]) -> int:
+        return sum(len(self.running(deployment, node)) for node in nodes)
+
+    def ready_nodes(self) -> set[str]:
+        return {
+            n["metadata"]["name"]
+            for n in self.c.get_json("nodes")["items"]
+            if any(
+                c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]
+            )
+        }
+
+    def start_agent(self, short: str) -> str:
+        name = self.c.start_agent(short)
+        poll(f"node {name} Ready", lambda: name in self.ready_nodes(), self.timeout)
+        return name
+
+    def apply(self, name: str, replicas: int) -> None:
+        path = self.c.workdir / f"{name}.yaml"
+        path.write_text(MANIFEST.format(name=name, replicas=replicas, image=IMAGE))
+        self.c.cli("apply", "-f", str(path))
+        poll(
+            f"{replicas} pods of {name} running",
+            lambda: len(self.running(name)) == replicas and self.pods_running(name) == replicas,
+            self.timeout,
+        )
+
+    def pods_running(self, name: str) -> int:
+        return sum(
+            1
+            for p in self.c.pods()
+            if p["metadata"]["name"].startswith(f"{name}-")
+            and p["status"].get("phase") == "Running"
+        )
+
+    def delete(self, name: str) -> None:
+        self.c.cli("delete", "deployment", name)
+        poll(f"{name}'s containers gone", lambda: not self.running(name), self.timeout)
+
+    def holder(self, name: str) -> str:
+        """The node running most of the deployment's containers."""
+        counts = {n: len(self.running(name, n)) for n in self.c.agents}
+        return max(counts, key=lambda n: counts[n])
+
+
+def container_kill(p: Pinnace, trials: int) -> list[float]:
+    """Kill a different pod's container each trial; seconds until that pod runs again."""
+    p.apply("ck", trials)
+    times: list[float] = []
+    for victim in p.running("ck"):
+        pod = victim["Labels"]["pinnace.pod"]
+        start = time.monotonic()
+        p.api.kill(victim["Id"])
+        end = poll(
+            f"pod {pod} running again",
+            lambda pod=pod, old=victim["Id"]: any(  # type: ignore[misc]
+                c["Labels"]["pinnace.pod"] == pod and c["Id"] != old for c in p.running("ck")
+            ),
+            p.timeout,
+        )
+        times.append(end - start)
+        print(f"  container kill {len(times):2}: {times[-1]:.2f} s", flush=True)
+    p.delete("ck")
+    return times
+
+
+def partition(p: Pinnace, trials: int) -> tuple[list[float], list[float], list[int]]:
+    """SIGSTOP the holder -> replaced elsewhere; SIGCONT -> stale copies fenced; duplicates."""
+    p.apply("pt", PARTITION_REPLICAS)
+    replaced: list[float] = []
+    fenced: list[float] = []
+    duplicates: list[int] = []
+    for trial in range(1, trials + 1):
+        r, f, d = _partition_trial(p, "pt", PARTITION_REPLICAS)
+        replaced.append(r)
+        fenced.append(f)
+        duplicates.append(d)
+        print(
+            f"  partition {trial:2}: replaced {r:.2f} s, fenced {f:.2f} s after SIGCONT, "
+            f"duplicates after heal {d}",
+            flush=True,
+        )
+    p.delete("pt")
+    return replaced, fenced, duplicates
+
+
+def _partition_trial(p: Pinnace, name: str, n: int) -> tuple[float, float, int]:
+    stopped = p.holder(name)
+    others = [node for node in p.c.agents if node != stopped]
+    agent = p.c.agents[stopped]
+    start = time.monotonic()
+    agent.send_signal(signal.SIGSTOP)
+    try:
+        end = poll("replacements running", lambda: p.count(name, others) >= n, p.timeout)
+    finally:
+        agent.send_signal(signal.SIGCONT)
+    healed_from = time.monotonic()
+    gone = poll("the stale copies fenced", lambda: not p.running(name, stopped), p.timeout)
+    most = 0
+    watch_until = time.monotonic() + WATCH_AFTER_HEAL
+    while time.monotonic() < watch_until:
+        most = max(most, len(p.running(name)))
+        time.sleep(POLL)
+    poll(f"{stopped} Ready again", lambda: stopped in p.ready_nodes(), p.timeout)
+    return end - start, gone - healed_from, max(0, most - n)
+
+
+def node_kill(p: Pinnace, trials: int) -> list[float]:
+    """kill -9 the holder and remove its containers; seconds until all pods run elsewhere."""
+    p.apply("nk", NODE_KILL_REPLICAS)
+    times: list[float] = []
+    for trial in range(1, trials + 1):
+        times.append(_node_kill_trial(p, "nk", NODE_KILL_REPLICAS))
+        print(f"  node kill {trial:2}: {times[-1]:.2f} s", flush=True)
+        p.start_agent(f"nk{trial}")
+    p.delete("nk")
+    return times
+
+
+def _node_kill_trial(p: Pinnace, name: str, n: int) -> float:
+    dead = p.holder(name)
+    others = [node for node in p.c.agents if node != dead]
+    start = time.monotonic()
+    p.c.kill(p.c.agents.pop(dead), signal.SIGKILL)
+    for c in p.api.containers(all=True, filters={"label": f"pinnace.node={dead}"}):
+        with contextlib.suppress(docker.errors.NotFound):
+            p.api.remove_container(c["Id"], force=True)
+    end = poll("all pods running elsewhere", lambda: p.count(name, others) >= n, p.timeout)
+    # The machine is gone for good: forget it (a fresh one joins before the next trial).
+    p.c.cli("delete", "node", dead)
+    return end - start
+
+
+class SwarmRecovery(SwarmSession):
+    """Swarm's answer to a killed task container, on the same engine and image."""
+
+    def time_kills(self, name: str, trials: int, timeout: float) -> list[float]:
+        label = f"{SWARM_SERVICE_LABEL}={name}"
+        self._services.add(name)
+        docker_cli(
+            "service",
+            "create",
+            "--detach",
+            "--no-resolve-image",
+            "--replicas",
+            str(SWARM_REPLICAS),
+            "--name",
+            name,
+            IMAGE,
+        )
+        api: Any = self.client.api
+
+        def running() -> list[dict[str, Any]]:
+            return list_containers(self.client, label)
+
+        poll("swarm tasks running", lambda: len(running()) >= SWARM_REPLICAS, timeout)
+        times: list[float] = []
+        for trial in range(1, trials + 1):
+            victim = running()[0]["Id"]
+            start = time.monotonic()
+            api.kill(victim)
+            end = poll(
+                "swarm back to full strength",
+                lambda victim=victim: (  # type: ignore[misc]
+                    len([c for c in running() if c["Id"] != victim]) >= SWARM_REPLICAS
+                ),
+                timeout,
+            )
+            times.append(end - start)
+            print(f"  swarm container kill {trial:2}: {times[-1]:.2f} s", flush=True)
+        self._remove_service(name)
+        poll(f"service {name}'s containers gone", lambda: any_count(self.client, label) == 0, 60)
+        return times
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench.recovery",
+        description="Recovery times of pinnace (container kill, node kill, partition) vs Swarm.",
+    )
+    parser.add_argument("--trials", type=int, default=10, help="trials per scenario (>= 1)")
+    parser.add_argument("--no-swarm", action="store_true", help="skip Docker Swarm's figure")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds one wait may take")
+    parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
+    args = parser.parse_args(argv)
+    if args.trials < 1:
+        parser.error("--trials must be >= 1")
+    return args
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM takes the same path as Ctrl-C, so every finally block runs.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Namespace) -> Any:
+    cluster = LocalCluster(workdir, client)
+    try:
+        cluster.start_master()
+        p = Pinnace(cluster, args.timeout)
+        p.start_agent("a")
+        p.start_agent("b")
+        print(f"pinnace: master {cluster.master_address}, nodes {', '.join(cluster.agents)}")
+        kills = container_kill(p, args.trials)
+        replaced, fenced, duplicates = partition(p, args.trials)
+        dead = node_kill(p, args.trials)
+    finally:
+        cluster.close()
+    return kills, replaced, fenced, duplicates, dead
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    client = docker.from_env()
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        print(f"image {IMAGE} is missing: run `make images`", file=sys.stderr)
+        return 1
+    info = machine_info(client)
+    workdir = Path(tempfile.mkdtemp(prefix="pinnace-recovery-"))
+    print(f"Docker {info['docker']}, storage {info['storage']}, kernel {info['kernel']}")
+    print("pinnace master flags: defaults (heartbeat 1 s, lease 3 s, pod eviction timeout 0 s)")
+    print(f"tmp dir {workdir}; {args.trials} trials per scenario")
+    failed = True
+    swarm_times: list[float] = []
+    swarm_note = ""
+    try:
+        kills, replaced, fenced, duplicates, dead = _run_pinnace(client, workdir, args)
+        if args.no_swarm:
+            swarm_note = "skipped (--no-swarm)"
+        else:
+            swarm = SwarmRecovery(client)
+            try:
+                skip = swarm.start()
+                if skip:
+                    swarm_note = f"skipped: {skip}"
+                else:
+                    swarm_times = swarm.time_kills(
+                        f"pinnace-recovery-{workdir.name[-6:]}", args.trials, args.timeout
+                    )
+            finally:
+                swarm.close()
+        failed = False
+    except BenchError as e:
+        print(f"recovery bench failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+        if failed or args.keep:
+            print(f"logs and data kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    rows = [
+        Row("container kill -> running again (pinnace, 1st restart)", kills, 1.5),
+        Row(
+            f"container kill -> running again (Docker Swarm, {SWARM_REPLICAS} replicas)",
+            swarm_times,
+        ),
+        Row(f"node kill -> all {NODE_KILL_REPLICAS} pods running elsewhere", dead, 5.0, "p99"),
+        Row(f"partition (SIGSTOP) -> {PARTITION_REPLICAS} replacements running", replaced),
+        Row("partition healed (SIGCONT) -> stale copies fenced", fenced),
+    ]
+    print()
+    print(render_table(rows))
+    print(duplicates_line(duplicates))
+    if swarm_note:
+        print(f"Docker Swarm: {swarm_note}")
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
+    sys.exit(130)
