@@ -78,6 +78,9 @@ class PinnaceBench:
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
         self.phases: dict[str, Phases] = {}
+        # TLS as in production (the admin config for the CLI, a join token for the
+        # agent); True runs everything with --insecure (tests/bench/tls.py compares).
+        self.insecure = False
 
     @property
     def node_label(self) -> str:
@@ -102,6 +105,7 @@ class PinnaceBench:
                 "127.0.0.1:0",
                 "--data-dir",
                 str(self.workdir / "master-data"),
+                *(["--insecure"] if self.insecure else []),
             ],
             "master",
         )
@@ -113,6 +117,11 @@ class PinnaceBench:
                 f"see {self.workdir / 'master.log'}"
             )
         self.address = line.strip().rsplit(" ", 1)[-1]
+        credentials = ["--insecure"]
+        if not self.insecure:
+            self.env["PINNACE_CONFIG"] = str(self.workdir / "master-data" / "pinnace.conf")
+            token = self.cli("token", "create").stdout.strip()
+            credentials = ["--token", token, "--state-dir", str(self.workdir / "agent-state")]
         agent = self._spawn(
             [
                 "-m",
@@ -127,6 +136,7 @@ class PinnaceBench:
                 "64",
                 "--capacity-memory",
                 "64Gi",
+                *credentials,
             ],
             "agent",
         )
@@ -154,7 +164,11 @@ class PinnaceBench:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "master.cli.main", "--master", self.address, *args],
+            [
+                *(sys.executable, "-m", "master.cli.main", "--master", self.address),
+                *(["--insecure"] if self.insecure else []),
+                *args,
+            ],
             capture_output=True,
             text=True,
             env=self.env,
