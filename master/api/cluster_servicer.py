@@ -16,8 +16,9 @@ from dataclasses import replace
 
 import grpc
 
-from master.api.render import render_object
+from master.api.render import render_endpoints, render_object
 from master.clock import Clock
+from master.controllers.endpoints import compute_lb_services
 from master.controllers.manager import ControllerManager
 from master.controllers.revisions import (
     CHANGE_CAUSE,
@@ -26,7 +27,7 @@ from master.controllers.revisions import (
     rollback_template,
 )
 from master.manifest import ManifestError, parse_manifests
-from master.model import KINDS, Deployment, Service, StoredObject, selector_matches
+from master.model import KINDS, Deployment, Node, Service, StoredObject, selector_matches
 from master.state import ClusterState
 from protos import cluster_pb2, cluster_pb2_grpc
 
@@ -153,6 +154,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     async def GetObjects(
         self, request: cluster_pb2.GetObjectsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.GetObjectsResponse:
+        if request.kind == "Endpoints":
+            return await self._get_endpoints(request, context)
         await self._check_kind(request.kind, context)
         if request.name:
             obj = self._state.get(request.kind, request.name)
@@ -170,6 +173,30 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         if request.kind != "Event":
             objs.sort(key=lambda o: o.meta.name)
         return cluster_pb2.GetObjectsResponse(objects=[self._json(o) for o in objs])
+
+    async def _get_endpoints(
+        self, request: cluster_pb2.GetObjectsRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.GetObjectsResponse:
+        """Endpoints are derived, not stored: each service's pods as the LB sees them."""
+        services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
+        if request.name:
+            services = [s for s in services if s.meta.name == request.name]
+            if not services:
+                await context.abort(
+                    grpc.StatusCode.NOT_FOUND, f'endpoints "{request.name[:253]}" not found'
+                )
+        nodes = {
+            n.meta.name: n.status.ready for n in self._state.objects("Node") if isinstance(n, Node)
+        }
+        lb = compute_lb_services(services, self._state.pods(), nodes)
+        objects = []
+        for svc in sorted(services, key=lambda s: s.meta.name):
+            ports = [p for p in lb if p.name == svc.meta.name]
+            body = json.dumps(render_endpoints(svc, ports), separators=(",", ":"))
+            objects.append(
+                cluster_pb2.ObjectJson(kind="Endpoints", name=svc.meta.name, json=body.encode())
+            )
+        return cluster_pb2.GetObjectsResponse(objects=objects)
 
     # -- delete ----------------------------------------------------------------------------
 

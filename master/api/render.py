@@ -17,11 +17,12 @@ present (none today) need no change at the call sites.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from master.controllers.rolling import surge_and_unavailable
+from master.lb.model import LbService
 from master.manifest.quantities import format_cpu, format_memory, format_memory_ki
 from master.model import (
     DEFAULT_NAMESPACE,
@@ -414,4 +415,27 @@ def render_list(objs: Iterable[StoredObject], now: float) -> Obj:
         "kind": "List",
         "metadata": {"resourceVersion": ""},
         "items": [render_object(o, now) for o in objs],
+    }
+
+
+def render_endpoints(svc: Service, ports: Sequence[LbService]) -> Obj:
+    """Kubernetes' Endpoints for a service: ready and not-ready addresses per port.
+
+    Pods publish on their node's address with a port of their own, so each
+    endpoint is its own subset (address + the port it is reached on).
+    """
+    subsets: list[Obj] = []
+    for port in ports:
+        for ep in port.endpoints:
+            address: Obj = {"ip": ep.address, "targetRef": {"kind": "Pod", "name": ep.pod}}
+            key = "addresses" if ep.ready and not ep.draining else "notReadyAddresses"
+            port_obj: Obj = {"port": ep.port, "protocol": "TCP"}
+            if port.port_name:
+                port_obj["name"] = port.port_name
+            subsets.append({key: [address], "ports": [port_obj]})
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": _metadata(svc.meta),
+        "subsets": subsets,
     }

@@ -8,6 +8,7 @@ _ALIASES = {
     "Service": ("service", "services", "svc"),
     "Node": ("node", "nodes", "no"),
     "Event": ("event", "events", "ev"),
+    "Endpoints": ("endpoints", "ep"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
 
@@ -18,6 +19,7 @@ RESOURCE_NAMES = {
     "Service": "service",
     "Node": "node",
     "Event": "event",
+    "Endpoints": "endpoints",
 }
 
 

@@ -157,6 +157,16 @@ def _event_row(ev: Obj, now: float, wide: bool) -> list[str]:
     return row
 
 
+def _endpoints_row(ep: Obj, now: float, wide: bool) -> list[str]:
+    ready = [
+        f"{a['ip']}:{s['ports'][0]['port']}"
+        for s in ep.get("subsets", [])
+        for a in s.get("addresses", [])
+    ]
+    shown = ",".join(ready[:3]) + (f" + {len(ready) - 3} more..." if len(ready) > 3 else "")
+    return [ep["metadata"]["name"], shown or "<none>", _age(ep, now)]
+
+
 _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"], ["IP", "ENDPOINTS"]),
     "Deployment": (
@@ -169,6 +179,7 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
         ["INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
     ),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], []),
+    "Endpoints": (["NAME", "ENDPOINTS", "AGE"], []),
 }
 _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Pod": _pod_row,
@@ -176,6 +187,7 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Service": _service_row,
     "Node": _node_row,
     "Event": _event_row,
+    "Endpoints": _endpoints_row,
 }
 
 

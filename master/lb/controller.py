@@ -88,24 +88,39 @@ class LoadBalancerController:
             self._dirty.set()
 
     async def run(self) -> None:
-        await self._driver.start()
         try:
             while True:
+                if not self._driver.running:
+                    await self._restart()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._dirty.wait(), timeout=1.0)
                 self._dirty.clear()
                 try:
                     await self.sync_once()
                 except Exception as e:
-                    log.warning("programming HAProxy failed: %s; retrying", e)
+                    log.error("programming HAProxy failed: %s; retrying", e)
                     self._applied = None
-                    if not self._driver.running:
-                        await self._driver.stop()
-                        await self._driver.start()
                     await asyncio.sleep(1.0)
                     self._dirty.set()
         finally:
             await self._driver.stop()
+
+    async def _restart(self) -> None:
+        """(Re)start HAProxy until it runs; every failure is logged, never swallowed."""
+        delay = 0.5
+        while True:
+            try:
+                await self._driver.stop()
+                await self._driver.start()
+                self._applied = None
+                log.info("load balancer (HAProxy) running, pid %s", self._driver.pid)
+                return
+            except Exception as e:
+                log.error(
+                    "the load balancer (HAProxy) failed to start: %s; retrying in %.1fs", e, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def sync_once(self) -> None:
         pods = self._state.pods()
@@ -125,7 +140,9 @@ class LoadBalancerController:
 
     def _release(self, applied: list[LbService], pods: list[Pod]) -> None:
         stopping = [p for p in pods if p.deletion_requested_at]
-        released = pods_released(applied, stopping)
+        released = pods_released(applied, stopping) | {
+            p.meta.name for p in stopping if self.is_released(p)
+        }
         newly = released - self._released
         self._released = released
         if newly:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
+import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -62,15 +62,17 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: end HAProxy when the master process dies, even by kill -9.
+def _die_with_parent() -> list[str]:
+    """A command prefix that ends HAProxy when the master dies, even by kill -9.
 
     Otherwise a killed master would leave an HAProxy holding the service ports,
-    and the restarted master could not bind them.
+    and the restarted master could not bind them. `setpriv --pdeathsig` (util-linux)
+    sets the signal in the child and execs HAProxy, so the master's own process
+    never runs Python code between fork and exec (a preexec_fn would, which is
+    unsafe in a process running gRPC's threads).
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 class HAProxyDriver:
@@ -123,6 +125,7 @@ class HAProxyDriver:
             self._log_file = self.log_path.open("ab")
             try:
                 self._proc = await asyncio.create_subprocess_exec(
+                    *_die_with_parent(),
                     self._bin,
                     "-W",
                     "-S",
@@ -132,7 +135,6 @@ class HAProxyDriver:
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=self._log_file,
                     stderr=self._log_file,
-                    preexec_fn=_die_with_parent,
                 )
                 log.info("started haproxy master pid %d in %s", self._proc.pid, self._workdir)
                 procs = await self._until(self._first_worker, "HAProxy to start")

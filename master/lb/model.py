@@ -82,7 +82,9 @@ class LbSettings:
     # Minimum server slots per backend; a backend holds the next power of two >= max(this,
     # endpoints) so adding endpoints rarely needs a reload.
     slots_per_backend: int = 16
-    connect_timeout_ms: int = 2000
+    # Endpoints live on the same LAN: a connect that takes longer than this goes to a
+    # dead machine (whose packets vanish), so give up early and retry elsewhere.
+    connect_timeout_ms: int = 500
     client_timeout_ms: int = 60_000
     server_timeout_ms: int = 60_000
     check_interval_ms: int = 1000

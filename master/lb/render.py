@@ -89,7 +89,10 @@ def _defaults(settings: LbSettings) -> str:
         # init-addr none: slots start without resolving anything; addresses come from us.
         "    default-server init-addr none check"
         f" inter {settings.check_interval_ms}ms"
-        f" fall {settings.check_fall} rise {settings.check_rise}",
+        f" fall {settings.check_fall} rise {settings.check_rise}"
+        # A failed connect marks the server down at once instead of after the next
+        # failed health checks, so retries stop going to a dead endpoint.
+        " observe layer4 error-limit 1 on-error mark-down",
     ]
     if settings.log_connections:
         lines[1:1] = ["    log global", "    option tcplog"]

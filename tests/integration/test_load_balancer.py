@@ -150,6 +150,10 @@ def test_the_seed_service_reaches_every_pod_through_haproxy(cluster: LocalCluste
     assert svc["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.1"}]
     table = cluster.cli("get", "svc").stdout
     assert "LoadBalancer" in table and "127.0.0.1" in table and "80/TCP" in table
+    endpoints = cluster.get_json("endpoints", "my-web-app-service")
+    ready = [a["targetRef"]["name"] for s in endpoints["subsets"] for a in s.get("addresses", [])]
+    assert sorted(ready) == sorted(p["metadata"]["name"] for p in cluster.pods())
+    assert "127.0.0.1:" in cluster.cli("get", "endpoints").stdout
 
 
 def test_disruptions_under_steady_traffic_fail_no_request(
