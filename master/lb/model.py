@@ -88,6 +88,9 @@ class LbSettings:
     client_timeout_ms: int = 60_000
     server_timeout_ms: int = 60_000
     check_interval_ms: int = 1000
+    # How often a DOWN server is checked: a new endpoint enters DOWN and takes
+    # traffic once a check shows its port accepts connections.
+    down_check_interval_ms: int = 100
     check_fall: int = 2
     check_rise: int = 1
     retries: int = 3

@@ -79,6 +79,10 @@ def slot_commands(server: str, before: Slot, after: Slot) -> list[str]:
             mode = "maint"
         commands.append(f"set server {server} addr {after.address} port {after.port}")
     if after.mode != mode:
+        if mode == "maint" and after.mode == "ready":
+            # Enter service as DOWN, so the first health check (every `downinter`)
+            # proves the port accepts connections before any request is sent.
+            commands.append(f"set server {server} health down")
         commands.append(f"set server {server} state {after.mode}")
     return commands
 

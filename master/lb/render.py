@@ -90,6 +90,7 @@ def _defaults(settings: LbSettings) -> str:
         "    default-server init-addr none check"
         f" inter {settings.check_interval_ms}ms"
         f" fall {settings.check_fall} rise {settings.check_rise}"
+        f" downinter {settings.down_check_interval_ms}ms"
         # A failed connect marks the server down at once instead of after the next
         # failed health checks, so retries stop going to a dead endpoint.
         " observe layer4 error-limit 1 on-error mark-down",

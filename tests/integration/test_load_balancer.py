@@ -286,3 +286,67 @@ def test_cluster_ip_services_answer_on_the_internal_address_only(
         _fetch(f"http://127.0.0.1:{port}/")
     table = cluster.cli("get", "svc").stdout
     assert re.search(r"my-web-app-service\s+ClusterIP\s+127\.0\.0\.2\s+<none>\s+80/TCP", table)
+
+
+def _httpd_deployment(name: str, probe_path: str) -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web, track: {name}}}}}
+  template:
+    metadata: {{labels: {{app: web, track: {name}}}}}
+    spec:
+      containers:
+      - name: httpd
+        image: pinnace/httpd:latest
+        ports: [{{containerPort: 80}}]
+        readinessProbe:
+          httpGet: {{path: {probe_path}, port: 80}}
+          periodSeconds: 1
+"""
+
+
+def test_a_pod_failing_its_readiness_probe_gets_no_traffic(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    url = _start(cluster)
+    manifest = tmp_path / "web.yaml"
+    service = (SEED / "service.yaml").read_text().replace("app: my-web-app", "app: web")
+    manifest.write_text(
+        _httpd_deployment("good", "/healthz")
+        + "---\n"
+        + _httpd_deployment("bad", "/no-such-page")
+        + "---\n"
+        + service
+    )
+    cluster.cli("apply", "-f", str(manifest))
+
+    def settled() -> dict[str, list[str]] | None:
+        pods = cluster.pods()
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        ready = [
+            p["metadata"]["name"]
+            for p in running
+            if all(c.get("ready") for c in p["status"]["containerStatuses"])
+        ]
+        return (
+            {"running": [p["metadata"]["name"] for p in running], "ready": ready}
+            if len(running) == 4 and len(ready) == 2
+            else None
+        )
+
+    state = wait_for("4 running pods, 2 of them ready", settled, timeout=60)
+    assert all(name.startswith("good-") for name in state["ready"])
+
+    good = {c.id[:12] for c in cluster.containers() if c.labels["pinnace.pod"].startswith("good-")}
+    seen: set[str] = set()
+    for _ in range(60):
+        seen.update(HOSTNAME.findall(_fetch(url)))
+    assert seen and seen <= good, (seen, good)
+    endpoints = cluster.get_json("endpoints", "my-web-app-service")
+    not_ready = [
+        a["targetRef"]["name"] for s in endpoints["subsets"] for a in s.get("notReadyAddresses", [])
+    ]
+    assert sorted(not_ready) == sorted(n for n in state["running"] if n.startswith("bad-"))

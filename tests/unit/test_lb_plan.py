@@ -64,6 +64,7 @@ def test_added_endpoint_gets_address_then_ready_without_reload() -> None:
     assert not plan.needs_reload
     assert plan.commands == (
         f"set server {B}/s1 addr 10.0.0.7 port 2",
+        f"set server {B}/s1 health down",
         f"set server {B}/s1 state ready",
     )
 
@@ -102,7 +103,10 @@ def test_not_ready_endpoint_keeps_its_address_in_maint() -> None:
     back = plan_runtime(down.state, [web(ep("a", 1), ep("b", 2))])
 
     assert down.commands == (f"set server {B}/s1 state maint",)
-    assert back.commands == (f"set server {B}/s1 state ready",)
+    assert back.commands == (
+        f"set server {B}/s1 health down",
+        f"set server {B}/s1 state ready",
+    )
 
 
 def test_new_not_ready_endpoint_gets_its_address_but_stays_in_maint() -> None:
@@ -122,6 +126,7 @@ def test_newcomer_prefers_a_never_used_slot_over_one_just_vacated() -> None:
         f"set server {B}/s0 state maint",
         f"set server {B}/s0 addr 0.0.0.0 port 0",
         f"set server {B}/s2 addr 10.0.0.7 port 3",
+        f"set server {B}/s2 health down",
         f"set server {B}/s2 state ready",
     )
 
@@ -135,6 +140,7 @@ def test_full_backend_reuses_a_vacated_slot_taking_it_out_of_service_first() -> 
     assert plan.commands == (
         f"set server {B}/s0 state maint",
         f"set server {B}/s0 addr 10.0.0.7 port 3",
+        f"set server {B}/s0 health down",
         f"set server {B}/s0 state ready",
     )
 

@@ -58,7 +58,7 @@ def test_defaults_are_tcp_with_retries_redispatch_and_health_checks() -> None:
     assert "option redispatch 1" in defaults
     assert "timeout connect 500ms" in defaults
     assert (
-        "default-server init-addr none check inter 1000ms fall 2 rise 1"
+        "default-server init-addr none check inter 1000ms fall 2 rise 1 downinter 100ms"
         " observe layer4 error-limit 1 on-error mark-down"
     ) in defaults
     assert "option tcplog" not in defaults
