@@ -15,10 +15,12 @@ import contextlib
 import logging
 import os
 import platform
+import re
 import signal
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from agent.capacity import (
@@ -29,7 +31,9 @@ from agent.capacity import (
     detect_capacity,
 )
 from agent.clock import SystemClock
+from agent.credentials import default_state_dir
 from agent.fencing import FencePolicy
+from agent.join import JoinError, prepare
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
 from agent.quantity import QuantityError, parse_cpu_millis, parse_memory_bytes
@@ -40,6 +44,8 @@ from agent.worker import Worker
 AGENT_VERSION = "0.1.0"
 DEFAULT_MASTER = "127.0.0.1:7400"
 log = logging.getLogger("pinnace.agent")
+# Docker's own rule for network (and container) names.
+_NETWORK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="the IP pod ports are published on (default: 127.0.0.1)",
     )
+    p.add_argument(
+        "--pod-network",
+        default="",
+        metavar="NAME",
+        help="attach pods to this Docker network and report their IP there as the endpoint, "
+        "instead of publishing their ports on the advertise address",
+    )
     p.add_argument("--labels", default="", help="node labels, k=v,k2=v2")
     p.add_argument("--capacity-cpu", help="claim this CPU capacity instead of detecting it")
     p.add_argument("--capacity-memory", help="claim this memory capacity instead of detecting it")
@@ -83,6 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a heartbeat ack before stopping all pods (default: 0.8 x lease)",
     )
     p.add_argument("--no-fence", action="store_true", help="never stop pods on losing the master")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("PINNACE_TOKEN", ""),
+        help="join token from `pinnace token create` (default: $PINNACE_TOKEN); needed only "
+        "until the node has a certificate in --state-dir",
+    )
+    p.add_argument(
+        "--state-dir",
+        default="",
+        metavar="DIR",
+        help="where the node key and certificates live (default: ~/.pinnace/agent/NODE)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext, no certificates: only to a master on loopback started with --insecure",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p
 
@@ -106,6 +136,8 @@ def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResourc
         )
     except OSError:
         parser.error(f"--advertise-address: {args.advertise_address!r} is not an IP address")
+    if args.pod_network and not _NETWORK_NAME.fullmatch(args.pod_network):
+        parser.error(f"--pod-network: {args.pod_network!r} is not a Docker network name")
     try:
         args.labels = parse_labels(args.labels)
     except ValueError as exc:
@@ -138,10 +170,13 @@ def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResourc
 async def run_agent(
     args: argparse.Namespace, resources: NodeResources, runtime: Runtime | None = None
 ) -> None:
+    # Credentials first (join if need be): an agent that cannot authenticate does nothing.
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir(args.name)
+    security = await prepare(args.master, args.name, args.token, state_dir, args.insecure)
     if runtime is None:
         from agent.runtime.docker_runtime import DockerRuntime
 
-        runtime = DockerRuntime(args.name)
+        runtime = DockerRuntime(args.name, pod_network=args.pod_network)
     clock = SystemClock()
     outbox = StatusOutbox()
     worker = Worker(runtime, args.advertise_address, clock, outbox.update)
@@ -157,23 +192,26 @@ async def run_agent(
         container_runtime="docker",
     )
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
-    session = Session(args.master, node, worker, outbox, clock, fence)
+    session = Session(args.master, node, worker, outbox, clock, fence, channel=security.channel)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info(
-        "agent %s for node %s: master %s, pods published on %s, allocatable %dm CPU / %d bytes",
+        "agent %s for node %s: master %s, pods %s, allocatable %dm CPU / %d bytes",
         AGENT_VERSION,
         args.name,
         args.master,
-        args.advertise_address,
+        f"on network {args.pod_network}"
+        if args.pod_network
+        else f"published on {args.advertise_address}",
         resources.allocatable.cpu_millis,
         resources.allocatable.memory_bytes,
     )
     tasks = [
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(session.run(), name="session"),
+        asyncio.create_task(security.run(), name="certificate-rotation"),
     ]
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -198,5 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Libraries' debug chatter (grpc logs a cancelled stream with a traceback) is not ours.
     for noisy in ("docker", "urllib3", "grpc", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    asyncio.run(run_agent(args, resources))
+    try:
+        asyncio.run(run_agent(args, resources))
+    except JoinError as e:
+        print(f"pinnace agent: {e}", file=sys.stderr)
+        return 1
     return 0

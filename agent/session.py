@@ -9,7 +9,9 @@ Any error ends the connection; it is retried with exponential backoff and jitter
 (0.2 s doubling to 5 s), re-registering each time. One log line per series of
 failed attempts, no tracebacks. A watcher applies the fencing rules
 (agent/fencing.py) against the time of the last message from the master (acks,
-assignments); when it fences, it also restarts the session.
+assignments); when it fences, it also restarts the session. Each message received
+is checked the same way before it is used, so messages that waited out a freeze
+or a partition in a socket buffer fence first and are then dropped with the session.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ RECONNECT_CAP = 5.0
 FLUSH_INTERVAL = 0.1
 FENCE_TICK = 0.2
 REGISTER_TIMEOUT = 10.0
+# How long a re-registration after a fence waits for the teardown (a stuck engine
+# must not keep the node away from its master for ever).
+FENCE_TEARDOWN_WAIT = 10.0
 
 
 def describe_error(exc: BaseException) -> tuple[str, bool]:
@@ -66,6 +71,7 @@ class Session:
         clock: Clock,
         fence: FencePolicy | None = None,
         jitter: Callable[[], float] = random.random,
+        channel: Callable[[], grpc.aio.Channel] | None = None,
     ) -> None:
         self._target = target
         self._node = node
@@ -74,6 +80,9 @@ class Session:
         self._clock = clock
         self._fence = fence or FencePolicy(enabled=False)
         self._jitter = jitter
+        # Builds each connection's channel (mTLS with the current node certificate,
+        # agent/join.py); plaintext when not given.
+        self._channel = channel or (lambda: grpc.aio.insecure_channel(self._target))
         self._lease: float | None = None
         self._last_ack = clock.monotonic()
         self._last_error_refused = False
@@ -123,9 +132,11 @@ class Session:
             watcher.cancel()
 
     async def _connect_once(self) -> None:
-        async with grpc.aio.insecure_channel(self._target) as channel:
+        async with self._channel() as channel:
             stub = node_pb2_grpc.NodeServiceStub(channel)
             await self._worker.wait_observed(timeout=5.0)
+            # Back from a fence: stop the stale copies before telling the master we're here.
+            await self._worker.wait_fence_cleared(timeout=FENCE_TEARDOWN_WAIT)
             pods = self._outbox.snapshot()
             response = await stub.RegisterNode(
                 pb.RegisterNodeRequest(
@@ -170,7 +181,7 @@ class Session:
                 done, _ = await asyncio.wait(
                     [*senders, restart], return_when=asyncio.FIRST_COMPLETED
                 )
-                if restart in done:
+                if restart in done or self._restart.is_set():
                     raise _Restart()
                 for task in done:
                     task.result()
@@ -183,8 +194,14 @@ class Session:
     async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
         first = True
         async for msg in call:
+            # Messages that were waiting while we were frozen or cut off are stale: fence
+            # first (before the worker acts on them), and take nothing more from this
+            # session once a fence asked for a fresh one.
+            now = self._clock.monotonic()
+            if self._restart.is_set() or self._maybe_fence(now, 0.0):
+                return
             kind = msg.WhichOneof("body")
-            self._last_ack = self._clock.monotonic()
+            self._last_ack = now
             if kind == "assignments":
                 assignments = assignments_from_proto(msg.assignments)
                 if self._worker.set_assignments(assignments, reset_revision=first):
@@ -199,6 +216,9 @@ class Session:
         sequence = 0
         while True:
             await asyncio.sleep(every)
+            # No heartbeat (which would renew the lease) from a session that must fence.
+            if self._restart.is_set() or self._maybe_fence(self._clock.monotonic(), 0.0):
+                continue
             sequence += 1
             outgoing.put_nowait(pb.AgentMessage(heartbeat=pb.Heartbeat(sequence=sequence)))
 
@@ -216,13 +236,18 @@ class Session:
             await asyncio.sleep(FENCE_TICK)
             now = self._clock.monotonic()
             gap, last = now - last, now
-            verdict = fence_decision(
-                self._fence, self._lease, now - self._last_ack, self._last_error_refused, gap
-            )
-            if verdict is None or (self._worker.fenced and not verdict.frozen):
-                continue
-            self._worker.fence(verdict.reason)
-            # The master has most likely given our session up: start a fresh one, whose
-            # assignments lift the fence (once the teardown is under way).
-            self._last_ack = now
-            self._restart.set()
+            self._maybe_fence(now, gap)
+
+    def _maybe_fence(self, now: float, gap: float) -> bool:
+        """Applies the fencing rules now; True when it fenced."""
+        verdict = fence_decision(
+            self._fence, self._lease, now - self._last_ack, self._last_error_refused, gap
+        )
+        if verdict is None or (self._worker.fenced and not verdict.frozen):
+            return False
+        self._worker.fence(verdict.reason)
+        # The master has most likely given our session up: start a fresh one, whose
+        # assignments lift the fence (once the teardown is under way).
+        self._last_ack = now
+        self._restart.set()
+        return True

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import grpc
 
+from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
+from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.clock import SystemClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -57,6 +59,10 @@ class MasterConfig:
     lb_internal: str = ""
     lb_port_offset: int = 0
     haproxy_bin: str = "haproxy"
+    # Plaintext without authorisation (loopback only); else TLS as master/api/security.py says.
+    insecure: bool = False
+    tls_sans: tuple[str, ...] = ()
+    node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
 
 
 async def serve(config: MasterConfig) -> None:
@@ -74,7 +80,26 @@ async def serve(config: MasterConfig) -> None:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 1000),
     ]
-    server = grpc.aio.server(options=options)
+    security = None
+    if config.insecure:
+        check_insecure_listen(config.listen)
+    else:
+        security = await MasterSecurity.start(
+            config.data_dir,
+            config.listen,
+            list(config.tls_sans),
+            config.node_cert_ttl,
+            store,
+            state,
+            clock,
+        )
+    server = grpc.aio.server(
+        options=options,
+        # Without TLS the interceptor only guards request decoding.
+        interceptors=[security.auth if security is not None else AuthInterceptor(None, None)],
+    )
+    if security is not None:
+        security.add_servicers(server, state)
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
         ClusterServicer(state, manager, clock), server
     )
@@ -86,10 +111,16 @@ async def serve(config: MasterConfig) -> None:
     if lb is not None:
         node_servicer.gate_stops(lb.is_released)
         lb.on_released(node_servicer.refresh)
-    port = server.add_insecure_port(config.listen)
+    port = (
+        security.add_port(server, config.listen)
+        if security is not None
+        else server.add_insecure_port(config.listen)
+    )
     if port == 0:
         raise SystemExit(f"pinnace master: cannot listen on {config.listen}")
     await server.start()
+    if security is not None:
+        security.write_config(port)
     host = config.listen.rsplit(":", 1)[0]
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)

@@ -4,8 +4,11 @@ One stream per agent. Up: heartbeats (renew the in-memory lease, no store
 write) and pod status changes (applied to the pod if the report answers the
 pod's current assignment epoch; flushed to disk in batches by ClusterState).
 Down: the node's complete assignment set, re-sent whenever any pod bound to the
-node changes (a state listener marks the node's session dirty). A newer session
-for the same node supersedes the older one, whose stream then ends.
+node changes (a state listener marks the node's session dirty), and when a stop
+order the drain gate held back may go (checked every second: the gate can open
+by timeout alone). A newer session for the same node supersedes the older one,
+whose stream then ends. Reports with reason Fenced (pods an agent stopped on
+losing its lease) become Fenced events, once per node, pod and epoch.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ log = logging.getLogger(__name__)
 
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 MAX_PODS_PER_REPORT = 1000
+# How often stop orders held back by the drain gate are checked again.
+STOP_GATE_RECHECK = 1.0
+# The pod reason an agent reports for a pod it stopped by fencing itself.
+FENCED = "Fenced"
+# Fenced events already recorded (node, pod, epoch), so re-sent reports add none.
+MAX_FENCED_REMEMBERED = 10_000
 
 
 @dataclass(slots=True)
@@ -58,6 +67,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
         self._sessions: dict[str, _Session] = {}
+        self._fenced_seen: dict[tuple[str, str, int], None] = {}
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
         state.subscribe(self._on_change)
@@ -140,22 +150,36 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         session.dirty.set()
         reader = asyncio.create_task(self._read(node_name, request_iterator, acks))
         superseded = asyncio.create_task(session.superseded.wait())
+        # Stop orders held back by the gate (the LB still draining them): re-checked
+        # every second, since the gate may open by timeout without any state change.
+        withheld: set[str] = set()
         try:
             while not reader.done() and not superseded.done():
                 dirty = asyncio.create_task(session.dirty.wait())
                 ack = asyncio.create_task(acks.get())
                 await asyncio.wait(
-                    {reader, superseded, dirty, ack}, return_when=asyncio.FIRST_COMPLETED
+                    {reader, superseded, dirty, ack},
+                    timeout=STOP_GATE_RECHECK if withheld else None,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 dirty.cancel()
                 if ack.done():
                     yield ack.result()
                 else:
                     ack.cancel()
+                if withheld and any(
+                    (p := self._state.pod(name)) is None or self._released(p) for name in withheld
+                ):
+                    session.dirty.set()
                 if session.dirty.is_set() and not reader.done():
                     session.dirty.clear()
                     pods = self._state.pods_on_node(node_name)
                     msg = assignments_to_proto(self._state.resource_version, pods, self._released)
+                    withheld = {
+                        p.meta.name
+                        for p in pods
+                        if p.deletion_requested_at and not self._released(p)
+                    }
                     yield node_pb2.MasterMessage(assignments=msg)
         finally:
             for task in (reader, superseded):
@@ -193,6 +217,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self, node_name: str, report: node_pb2.PodStatusReport, adopted: bool
     ) -> None:
         pod = self._state.pod(report.pod_name)
+        if report.reason == FENCED:
+            # Said even when the pod was replaced meanwhile: it explains the stop.
+            self._record_fenced(node_name, report)
         # Reports about pods this node does not hold (anymore) are ignored: the
         # assignment set the agent gets next tells it to remove them.
         if pod is None or pod.node_name != node_name or report.epoch != pod.epoch:
@@ -203,19 +230,43 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self._state.record_event(
                     "Pod", pod.meta.name, "Stopped", f"pod {pod.meta.name} stopped on {node_name}"
                 )
+            elif report.reason == FENCED and pod.status.reason != FENCED:
+                status = replace(
+                    pod.status, ready=False, reason=FENCED, message=report.message[:1024]
+                )
+                self._state.put(replace(pod, status=status))
             return
+        if adopted and report.phase == PodPhase.RUNNING.value:
+            self._state.record_event(
+                "Pod",
+                pod.meta.name,
+                "Adopted",
+                f"agent on {node_name} kept running {pod.meta.name}",
+            )
         status = pod_status_from_proto(report)
         if status == pod.status:
             return
-        self._record_transitions(pod, status, adopted)
+        self._record_transitions(pod, status)
         self._state.put(replace(pod, status=status))
 
-    def _record_transitions(self, pod: Pod, new: PodStatus, adopted: bool) -> None:
+    def _record_fenced(self, node_name: str, report: node_pb2.PodStatusReport) -> None:
+        key = (node_name, report.pod_name[:253], report.epoch)
+        if not key[1] or key in self._fenced_seen:
+            return
+        self._fenced_seen[key] = None
+        if len(self._fenced_seen) > MAX_FENCED_REMEMBERED:
+            del self._fenced_seen[next(iter(self._fenced_seen))]
+        self._state.record_event(
+            "Pod",
+            key[1],
+            FENCED,
+            f"node {node_name} stopped its copy of {key[1]}: {report.message[:512]}",
+            "Warning",
+            source=node_name,
+        )
+
+    def _record_transitions(self, pod: Pod, new: PodStatus) -> None:
         name = pod.meta.name
-        if adopted:
-            self._state.record_event(
-                "Pod", name, "Adopted", f"agent on {pod.node_name} kept running {name}"
-            )
         if new.phase == PodPhase.RUNNING and pod.status.phase != PodPhase.RUNNING:
             self._state.record_event("Pod", name, "Started", f"pod {name} is running")
         old_restarts = {c.name: c.restart_count for c in pod.status.container_statuses}

@@ -3,20 +3,24 @@
 Every failure the user can cause or meet becomes one sentence (`CliError`): an
 unreachable master (after retrying for a few seconds, since a master that is
 restarting comes back quickly), a rejected manifest (the master's own sentence,
-which names file, document and field), an object that does not exist.
+which names file, document and field), an object that does not exist, missing
+or foreign credentials. The channel is TLS with the client certificate that
+master/cli/config.py finds (plaintext only with --insecure, to loopback).
 """
 
 from __future__ import annotations
 
-import os
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
 
+from master.cli import config
+from master.cli.config import DEFAULT_MASTER, CredentialsError
 from protos import cluster_pb2_grpc
 
-DEFAULT_MASTER = "127.0.0.1:7400"
+__all__ = ["DEFAULT_MASTER", "CliError", "MasterClient", "master_address"]
 CONNECT_WAIT_SECONDS = 4.0
 CALL_TIMEOUT_SECONDS = 30.0
 
@@ -28,16 +32,45 @@ class CliError(Exception):
 
 
 def master_address(flag: str | None) -> str:
-    return flag or os.environ.get("PINNACE_MASTER") or DEFAULT_MASTER
+    """--master, else $PINNACE_MASTER, else the credentials' server, else 127.0.0.1:7400."""
+    try:
+        return config.master_address(flag)
+    except CredentialsError as e:
+        raise CliError(str(e)) from None
 
 
 class MasterClient:
     def __init__(self, address: str) -> None:
         self.address = address
-        self._channel = grpc.insecure_channel(
-            address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        )
+        # TLS with the credentials master/cli/config.py finds (plaintext with --insecure).
+        try:
+            self.credentials = config.credentials_for(address)
+        except CredentialsError as e:
+            raise CliError(str(e)) from None
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        creds = self.credentials.config
+        if self.credentials.insecure:
+            self._channel = grpc.insecure_channel(address, options=options)
+        elif creds is None:
+            if self._tcp_reachable():
+                raise CliError(config.no_credentials(address))
+            raise self.unreachable()
+        else:
+            tls = grpc.ssl_channel_credentials(creds.ca_pem, creds.key_pem, creds.cert_pem)
+            self._channel = grpc.secure_channel(address, tls, options=options)
         self.stub = cluster_pb2_grpc.ClusterServiceStub(self._channel)
+
+    @property
+    def channel(self) -> grpc.Channel:
+        return self._channel
+
+    def _tcp_reachable(self) -> bool:
+        host, _, port = self.address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=2.0):
+                return True
+        except (OSError, ValueError):
+            return False
 
     def close(self) -> None:
         self._channel.close()
@@ -57,6 +90,14 @@ class MasterClient:
             raise self.unreachable() from None
 
     def unreachable(self) -> CliError:
+        if not self.credentials.insecure and self._tcp_reachable():
+            host = self.address.rpartition(":")[0].strip("[]")
+            return CliError(
+                f"cannot establish TLS with the pinnace master at {self.address}: check that "
+                f"{self.credentials.source} is for this cluster and that the master's "
+                f"certificate names {host} (master flag --tls-san), or pass --insecure if the "
+                f"master runs with --insecure"
+            )
         return CliError(
             f"cannot reach the pinnace master at {self.address}: is `pinnace master` running? "
             f"(set the address with --master or PINNACE_MASTER)"
@@ -71,6 +112,13 @@ class MasterClient:
             return CliError(f"Error from server (NotFound): {details}")
         if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
             return CliError(f"error: {details}")
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            return CliError(
+                f"error: the master at {self.address} does not offer this call "
+                f"(a master started with --insecure has no join tokens)"
+            )
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return CliError(f"error: the master refused the call: {details}")
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return CliError(f"error: the request is too large for the master: {details}")
         return CliError(f"error from the master ({code.name if code else 'unknown'}): {details}")

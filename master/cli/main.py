@@ -20,7 +20,10 @@ from master.cli.commands import (
     run_get,
     run_scale,
 )
+from master.cli.config import select as select_credentials
 from master.cli.rollout import run_rollout
+from master.cli.token import run_token
+from master.pki.tokens import parse_duration
 
 
 def _default_data_dir() -> str:
@@ -32,7 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pinnace", description="A small container orchestrator speaking Kubernetes YAML."
     )
     parser.add_argument(
-        "--master", help="master address HOST:PORT (default: $PINNACE_MASTER or 127.0.0.1:7400)"
+        "--master",
+        help="master address HOST:PORT (default: $PINNACE_MASTER, else the config's server, "
+        "else 127.0.0.1:7400)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="client credentials (default: $PINNACE_CONFIG, else ~/.pinnace/pinnace.conf, else "
+        "for a master on this machine the pinnace.conf in its default data dir)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="talk plaintext, without credentials, to a loopback master started with --insecure",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -82,9 +98,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--no-lb", action="store_true", help="do not run a load balancer")
     m.add_argument("--haproxy", default="haproxy", help="the haproxy binary")
+    m.add_argument(
+        "--insecure",
+        dest="master_insecure",
+        action="store_true",
+        help="no TLS and no authorisation (a laptop only: refused unless --listen is loopback)",
+    )
+    m.add_argument(
+        "--tls-san",
+        action="append",
+        default=[],
+        metavar="NAME_OR_IP",
+        help="another name the master's certificate is valid for (repeatable), e.g. `master`",
+    )
+    m.add_argument(
+        "--node-cert-ttl",
+        default="90d",
+        metavar="DURATION",
+        help="lifetime of node certificates (agents renew at 2/3 of it; default 90d)",
+    )
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
+
+    t = sub.add_parser("token", help="create, list or revoke join tokens for agents")
+    t.add_argument("action", choices=["create", "list", "revoke"])
+    t.add_argument("id", nargs="?", default="", metavar="TOKEN-ID", help="revoke: the token")
+    t.add_argument("--ttl", help="create: lifetime like 30m, 24h, 7d; 0 = never (default 24h)")
+    t.add_argument("--description", default="", help="create: a note shown by `token list`")
 
     a = sub.add_parser("apply", help="create or update objects from manifests")
     a.add_argument(
@@ -150,8 +191,21 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_internal=args.lb_internal_address,
             lb_port_offset=args.lb_port_offset,
             haproxy_bin=args.haproxy,
+            insecure=args.master_insecure,
+            tls_sans=tuple(args.tls_san),
+            node_cert_ttl=_duration("--node-cert-ttl", args.node_cert_ttl),
         )
     )
+
+
+def _duration(flag: str, text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise CliError(f"pinnace master: {flag}: {e}") from None
+    if seconds < 1:
+        raise CliError(f"pinnace master: {flag}: must be at least 1s, got {text!r}")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,7 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "master":
             return _run_master(args)
+        select_credentials(args.config, args.insecure)
         address = master_address(args.master)
+        if args.command == "token":
+            return run_token(address, args.action, args.ttl, args.description, args.id)
         if args.command == "apply":
             return run_apply(address, args.filename, args.dry_run)
         if args.command == "get":

@@ -1,0 +1,1 @@
+"""The cluster's public-key infrastructure: CA, certificates, join tokens, node identities."""

@@ -1,0 +1,144 @@
+"""SecurityRegistry: join tokens and node-name bindings, kept in the store's meta table.
+
+Both sets are small (a few tokens; one binding per node) and change rarely (a
+token create/revoke, a join, a node deletion), so each is one JSON document
+under one meta key, rewritten whole on change in its own transaction. They are
+not model kinds on purpose: nothing about them belongs in `get`, `watch` or the
+controllers, and a secret-bearing kind must never be served by the cluster API.
+
+State flow: `load()` at master start reads both documents into memory; reads
+are served from memory; every change updates memory, then persists before the
+call that caused it answers (so an acknowledged token survives a crash). Changes
+are serialised by one asyncio lock. A Node deleted from the cluster state drops
+its binding (a state listener schedules the write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import replace
+
+from master.clock import Clock
+from master.model import Node, StoredObject
+from master.pki.identities import NodeBinding
+from master.pki.tokens import (
+    MAX_TOKENS,
+    JoinToken,
+    TokenRecord,
+    check_token,
+    generate_token,
+    prune,
+    record_use,
+)
+from master.state import ClusterState
+from master.store.port import Store
+
+log = logging.getLogger(__name__)
+
+TOKENS_KEY = "security.join_tokens"
+BINDINGS_KEY = "security.node_bindings"
+
+
+class RegistryError(Exception):
+    """A request the registry refuses; the message is one sentence for the user."""
+
+
+class SecurityRegistry:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+        self._tokens: dict[str, TokenRecord] = {}
+        self._bindings: dict[str, NodeBinding] = {}
+        self._lock = asyncio.Lock()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def load(self) -> None:
+        tokens = await asyncio.to_thread(self._store.meta_get, TOKENS_KEY)
+        bindings = await asyncio.to_thread(self._store.meta_get, BINDINGS_KEY)
+        self._tokens = {r.id: r for r in map(TokenRecord.from_json, json.loads(tokens or "[]"))}
+        self._bindings = {
+            b.node: b for b in map(NodeBinding.from_json, json.loads(bindings or "[]"))
+        }
+
+    def follow(self, state: ClusterState) -> None:
+        """Forget a node's binding when the node is deleted."""
+
+        def on_change(kind: str, obj: StoredObject, deleted: bool) -> None:
+            if deleted and isinstance(obj, Node) and obj.meta.name in self._bindings:
+                task = asyncio.get_running_loop().create_task(self.unbind(obj.meta.name))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+        state.subscribe(on_change)
+
+    # -- tokens ----------------------------------------------------------------------
+
+    def tokens(self) -> list[TokenRecord]:
+        return sorted(self._tokens.values(), key=lambda r: r.created_at)
+
+    async def create_token(
+        self, ca_hash: str, ttl: float, description: str
+    ) -> tuple[JoinToken, TokenRecord]:
+        async with self._lock:
+            now = self._clock.now()
+            self._tokens = prune(self._tokens, now)
+            if len(self._tokens) >= MAX_TOKENS:
+                raise RegistryError(
+                    f"there are already {MAX_TOKENS} join tokens: revoke some first"
+                )
+            token, record = generate_token(ca_hash, now, ttl, description)
+            self._tokens[record.id] = record
+            await self._save_tokens()
+        return token, record
+
+    async def revoke(self, token_id: str) -> TokenRecord | None:
+        async with self._lock:
+            record = self._tokens.get(token_id)
+            if record is None:
+                return None
+            if not record.revoked_at:
+                record = replace(record, revoked_at=self._clock.now())
+                self._tokens[token_id] = record
+                await self._save_tokens()
+        return record
+
+    def check(self, token_id: str, secret: str) -> str:
+        """Why this token cannot join now ("" when it can)."""
+        return check_token(self._tokens.get(token_id), secret, self._clock.now())
+
+    async def count_use(self, token_id: str) -> None:
+        async with self._lock:
+            record = self._tokens.get(token_id)
+            if record is not None:
+                self._tokens[token_id] = record_use(record)
+                await self._save_tokens()
+
+    async def _save_tokens(self) -> None:
+        doc = json.dumps([r.to_json() for r in self._tokens.values()])
+        await asyncio.to_thread(self._store.meta_set, TOKENS_KEY, doc)
+
+    # -- node bindings ------------------------------------------------------------------
+
+    def binding(self, node: str) -> NodeBinding | None:
+        return self._bindings.get(node)
+
+    async def bind(self, node: str, key_sha256: str) -> None:
+        async with self._lock:
+            current = self._bindings.get(node)
+            if current is not None and current.key_sha256 == key_sha256:
+                return
+            if current is not None:
+                log.warning("node name %s moves to a new key (the old certificate is void)", node)
+            self._bindings[node] = NodeBinding(node, key_sha256, self._clock.now())
+            await self._save_bindings()
+
+    async def unbind(self, node: str) -> None:
+        async with self._lock:
+            if self._bindings.pop(node, None) is not None:
+                await self._save_bindings()
+
+    async def _save_bindings(self) -> None:
+        doc = json.dumps([b.to_json() for b in self._bindings.values()])
+        await asyncio.to_thread(self._store.meta_set, BINDINGS_KEY, doc)

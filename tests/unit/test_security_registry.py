@@ -1,0 +1,92 @@
+"""SecurityRegistry over the store's meta table: tokens and bindings persist; deletion unbinds."""
+
+from __future__ import annotations
+
+import asyncio
+
+from master.clock import FakeClock
+from master.model import Node, ObjectMeta, Resources
+from master.pki.registry import SecurityRegistry
+from master.state import ClusterState
+from master.store.memory import MemoryStore
+
+CA_HASH = "B" * 43
+
+
+def test_tokens_survive_a_restart_and_keep_only_their_hash() -> None:
+    async def scenario() -> None:
+        store, clock = MemoryStore(), FakeClock()
+        registry = SecurityRegistry(store, clock)
+        await registry.load()
+        token, _ = await registry.create_token(CA_HASH, 3600, "first")
+        await registry.count_use(token.id)
+
+        again = SecurityRegistry(store, clock)
+        await again.load()
+
+        assert [r.id for r in again.tokens()] == [token.id]
+        assert again.tokens()[0].uses == 1
+        assert again.check(token.id, token.secret) == ""
+        assert token.secret not in (store.meta_get("security.join_tokens") or "")
+
+    asyncio.run(scenario())
+
+
+def test_a_revoked_token_stays_revoked_after_a_restart() -> None:
+    async def scenario() -> None:
+        store, clock = MemoryStore(), FakeClock()
+        registry = SecurityRegistry(store, clock)
+        await registry.load()
+        token, _ = await registry.create_token(CA_HASH, 0, "")
+
+        revoked = await registry.revoke(token.id)
+        missing = await registry.revoke("nosuchid")
+        again = SecurityRegistry(store, clock)
+        await again.load()
+
+        assert revoked is not None and revoked.revoked_at == clock.now()
+        assert missing is None
+        assert "was revoked" in again.check(token.id, token.secret)
+
+    asyncio.run(scenario())
+
+
+def test_an_expired_token_is_refused() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        registry = SecurityRegistry(MemoryStore(), clock)
+        await registry.load()
+        token, _ = await registry.create_token(CA_HASH, 60, "")
+
+        clock.advance(61)
+
+        assert "has expired" in registry.check(token.id, token.secret)
+
+    asyncio.run(scenario())
+
+
+def test_deleting_a_node_forgets_its_binding() -> None:
+    async def scenario() -> None:
+        store, clock = MemoryStore(), FakeClock()
+        state = ClusterState(store, clock)
+        await state.load()
+        registry = SecurityRegistry(store, clock)
+        await registry.load()
+        registry.follow(state)
+        node = Node(ObjectMeta(name="web-1"), "127.0.0.1", Resources(1000, 2**30), Resources())
+        state.put(node)
+        await registry.bind("web-1", "a" * 64)
+        await registry.bind("web-2", "b" * 64)
+
+        state.remove("Node", "web-1")
+        for _ in range(10):
+            await asyncio.sleep(0)
+        again = SecurityRegistry(store, clock)
+        await again.load()
+
+        assert registry.binding("web-1") is None
+        assert again.binding("web-1") is None
+        binding = again.binding("web-2")
+        assert binding is not None and binding.key_sha256 == "b" * 64
+
+    asyncio.run(scenario())
