@@ -48,9 +48,14 @@ up() {
   $BIN/pinnace master --listen "$PINNACE_MASTER" --data-dir "$DEMO/master-data" \
     >"$DEMO/master.out" 2>"$DEMO/master.log" &
   echo $! >"$DEMO/master.pid"
+  # The master writes its admin credentials on first start; agents join with a token.
+  export PINNACE_CONFIG=$DEMO/master-data/pinnace.conf
+  wait_for 30 "the master's admin credentials" test -s "$PINNACE_CONFIG"
+  token=$($BIN/pinnace token create --ttl 1h)
   for node in "${NODES[@]}"; do
     step "starting agent $node"
     $BIN/pinnace agent --master "$PINNACE_MASTER" --name "$node" --advertise-address 127.0.0.1 \
+      --token "$token" --state-dir "$DEMO/$node-state" \
       >"$DEMO/$node.log" 2>&1 &
     echo $! >"$DEMO/$node.pid"
   done
@@ -80,7 +85,7 @@ up() {
   cat <<TXT
 
 The cluster keeps running. Explore it:
-  export PINNACE_MASTER=$PINNACE_MASTER
+  export PINNACE_MASTER=$PINNACE_MASTER PINNACE_CONFIG=$PWD/$PINNACE_CONFIG
   .venv/bin/pinnace get pods -o wide
   .venv/bin/pinnace scale deployment my-web-app-deployment --replicas 2
   .venv/bin/pinnace get events

@@ -7,7 +7,7 @@ dataclasses. Values from agents are untrusted: they are clamped or rejected here
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from master.model import (
@@ -50,6 +50,15 @@ def resources_to_proto(res: Resources) -> node_pb2.Resources:
     return node_pb2.Resources(cpu_millis=res.cpu_millis, memory_bytes=res.memory_bytes)
 
 
+MAX_NODE_LABELS = 64
+
+
+def _bounded_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """At most MAX_NODE_LABELS labels, keys and values cut to Kubernetes' lengths."""
+    items = sorted(labels.items())[:MAX_NODE_LABELS]
+    return {k[:253]: v[:63] for k, v in items}
+
+
 def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) -> Node:
     """The Node object for a registration; keeps cordon state and identity across re-registers."""
     capacity = resources_from_proto(info.capacity)
@@ -73,7 +82,7 @@ def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) 
     meta = ObjectMeta(
         name=meta.name,
         uid=meta.uid,
-        labels=dict(info.labels),
+        labels=_bounded_labels(info.labels),
         annotations=meta.annotations,
         resource_version=meta.resource_version,
         generation=meta.generation,

@@ -39,7 +39,7 @@ from protos import security_pb2, security_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 MAX_TTL_SECONDS = 10 * 365 * 86400.0
 
 

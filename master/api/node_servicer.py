@@ -33,7 +33,7 @@ from protos import node_pb2, node_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 MAX_PODS_PER_REPORT = 1000
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0

@@ -58,12 +58,17 @@ class LoadBalancerController:
         driver: HAProxyDriver,
         addresses: LbAddresses,
         drain_timeout: float = 10.0,
+        drain_delay: float = 1.0,
     ) -> None:
         self._state = state
         self._clock = clock
         self._driver = driver
         self._addresses = addresses
         self._drain_timeout = drain_timeout
+        # Requests already sent to a draining pod finish before it is stopped: the
+        # stop order goes out `drain_delay` after HAProxy stopped sending it new ones.
+        self._drain_delay = drain_delay
+        self._drained_at: dict[str, float] = {}
         self._dirty = asyncio.Event()
         self._applied: list[LbService] | None = None
         self._released: set[str] = set()
@@ -92,8 +97,9 @@ class LoadBalancerController:
             while True:
                 if not self._driver.running:
                     await self._restart()
+                tick = 0.25 if self._drained_at.keys() - self._released else 1.0
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), timeout=1.0)
+                    await asyncio.wait_for(self._dirty.wait(), timeout=tick)
                 self._dirty.clear()
                 try:
                     await self.sync_once()
@@ -140,9 +146,12 @@ class LoadBalancerController:
 
     def _release(self, applied: list[LbService], pods: list[Pod]) -> None:
         stopping = [p for p in pods if p.deletion_requested_at]
-        released = pods_released(applied, stopping) | {
-            p.meta.name for p in stopping if self.is_released(p)
-        }
+        now = self._clock.now()
+        drained = pods_released(applied, stopping)
+        self._drained_at = {name: self._drained_at.get(name, now) for name in drained}
+        released = {
+            name for name, since in self._drained_at.items() if now - since >= self._drain_delay
+        } | {p.meta.name for p in stopping if self.is_released(p)}
         newly = released - self._released
         self._released = released
         if newly:

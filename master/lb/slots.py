@@ -19,7 +19,7 @@ from master.lb.model import EMPTY_SLOT, BackendState, Endpoint, LbService, LbSta
 
 # HAProxy accepts letters, digits and "-_.:" in proxy names; service and port names are DNS
 # labels, so "." can separate them without ambiguity.
-_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
 
 
 def backend_name(service: str, port_name: str) -> str:

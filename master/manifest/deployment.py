@@ -23,7 +23,7 @@ MAX_REPLICAS = 10_000
 SPEC_SUPPORTED = ("replicas", "selector", "template", "strategy")
 SPEC_UNSUPPORTED = ("minReadySeconds", "revisionHistoryLimit", "paused", "progressDeadlineSeconds")
 STRATEGIES = ("RollingUpdate", "Recreate")
-_PERCENT = re.compile(r"^[0-9]{1,9}%$")
+_PERCENT = re.compile(r"^[0-9]{1,9}%\Z")
 
 
 def _parse_replicas(value: Any, where: Where) -> int:

@@ -31,7 +31,7 @@ PROBE_SUPPORTED = (
 )
 PROBE_UNSUPPORTED = ("terminationGracePeriodSeconds",)
 # RFC 7230's token: what an HTTP header name may be made of.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
 def _port(value: Any, where: Where, ports: tuple[ContainerPort, ...]) -> str:

@@ -127,7 +127,7 @@ async def main_async(nodes: int, pods: int, window: float) -> None:
     data = tempfile.mkdtemp(prefix="pinnace-hollow-")
     master = subprocess.Popen(
         [sys.executable, "-m", "master.cli.main", "master", "--listen", "127.0.0.1:0",
-         "--data-dir", data, "--no-lb", "--log-level", "WARNING"],
+         "--data-dir", data, "--no-lb", "--insecure", "--log-level", "WARNING"],
         stdout=subprocess.PIPE, cwd=REPO,
     )
     assert master.stdout is not None

@@ -214,3 +214,12 @@ def test_any_value_anywhere_gives_objects_or_manifest_error(path: str, value: An
     doc = mutate(DEPLOYMENT, path, value)
 
     _only_manifest_errors([("fuzz.yaml", dump(doc))])
+
+
+def test_a_trailing_newline_never_passes_as_part_of_a_valid_name() -> None:
+    doc = b'apiVersion: v1\nkind: Service\nmetadata: {name: "web\\n"}\nspec:\n  ports: [{port: 80}]\n'
+
+    with pytest.raises(ManifestError) as e:
+        parse_manifests([("svc.yaml", doc)])
+
+    assert "metadata.name" in str(e.value) and "\n" not in str(e.value)
