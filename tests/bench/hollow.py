@@ -44,7 +44,8 @@ class HollowAgent:
 
     async def run(self, stop: asyncio.Event) -> None:
         info = node_pb2.NodeInfo(
-            name=self.name, address="127.0.0.1",
+            name=self.name,
+            address="127.0.0.1",
             capacity=node_pb2.Resources(cpu_millis=32000, memory_bytes=64 * 2**30),
             allocatable=node_pb2.Resources(cpu_millis=32000, memory_bytes=64 * 2**30),
             agent_version="hollow",
@@ -76,9 +77,7 @@ class HollowAgent:
         await asyncio.sleep(hash(self.name) % 1000 / 1000 * interval)
         while not stop.is_set():
             seq += 1
-            await self.outbox.put(
-                node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=seq))
-            )
+            await self.outbox.put(node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=seq)))
             await asyncio.sleep(interval)
 
     async def _report(self, assignments: node_pb2.PodAssignments) -> None:
@@ -88,14 +87,24 @@ class HollowAgent:
             if key in self.reported:
                 continue
             self.reported.add(key)
-            reports.append(node_pb2.PodStatusReport(
-                pod_name=pod.name, epoch=pod.epoch, phase="Succeeded" if pod.stop else "Running",
-                host_ip="127.0.0.1", port_map={"80/TCP": 30000}, ready=not pod.stop,
-                removed=pod.stop, started_at=time.time(),
-                containers=[node_pb2.ContainerStatusReport(
-                    name=c.name, state="running", ready=True, image=c.image)
-                    for c in pod.spec.containers],
-            ))
+            reports.append(
+                node_pb2.PodStatusReport(
+                    pod_name=pod.name,
+                    epoch=pod.epoch,
+                    phase="Succeeded" if pod.stop else "Running",
+                    host_ip="127.0.0.1",
+                    port_map={"80/TCP": 30000},
+                    ready=not pod.stop,
+                    removed=pod.stop,
+                    started_at=time.time(),
+                    containers=[
+                        node_pb2.ContainerStatusReport(
+                            name=c.name, state="running", ready=True, image=c.image
+                        )
+                        for c in pod.spec.containers
+                    ],
+                )
+            )
         if reports:
             await self.outbox.put(
                 node_pb2.AgentMessage(statuses=node_pb2.PodStatusBatch(pods=reports))
@@ -105,7 +114,10 @@ class HollowAgent:
 def cli(address: str, *args: str) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "master.cli.main", "--master", address, *args],
-        capture_output=True, text=True, check=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
     )
     return out.stdout
 
@@ -113,8 +125,10 @@ def cli(address: str, *args: str) -> str:
 def ready_nodes(address: str) -> int:
     items = json.loads(cli(address, "get", "nodes", "-o", "json"))["items"]
     return sum(
-        1 for n in items
-        for c in n["status"]["conditions"] if c["type"] == "Ready" and c["status"] == "True"
+        1
+        for n in items
+        for c in n["status"]["conditions"]
+        if c["type"] == "Ready" and c["status"] == "True"
     )
 
 
@@ -126,9 +140,22 @@ def running_pods(address: str) -> int:
 async def main_async(nodes: int, pods: int, window: float) -> None:
     data = tempfile.mkdtemp(prefix="pinnace-hollow-")
     master = subprocess.Popen(
-        [sys.executable, "-m", "master.cli.main", "master", "--listen", "127.0.0.1:0",
-         "--data-dir", data, "--no-lb", "--insecure", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "master.cli.main",
+            "master",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+            "--no-lb",
+            "--insecure",
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=REPO,
     )
     assert master.stdout is not None
     address = master.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
@@ -137,8 +164,7 @@ async def main_async(nodes: int, pods: int, window: float) -> None:
     channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, nodes // 100))]
     try:
         t0 = time.monotonic()
-        agents = [HollowAgent(channels[i % len(channels)], f"hollow-{i:04d}")
-                  for i in range(nodes)]
+        agents = [HollowAgent(channels[i % len(channels)], f"hollow-{i:04d}") for i in range(nodes)]
         tasks = [asyncio.create_task(a.run(stop)) for a in agents]
         print(f"{nodes} hollow agents started in {time.monotonic() - t0:.1f}s", flush=True)
         manifest = Path(data) / "deploy.yaml"
@@ -164,8 +190,10 @@ async def main_async(nodes: int, pods: int, window: float) -> None:
         rss = proc.memory_info().rss / 2**20
         beats = sum(a.acks for a in agents)
         ready = await asyncio.to_thread(ready_nodes, address)
-        print(f"during the window: {beats / (w1 - w0):.0f} heartbeat acks/s received, "
-              f"{ready}/{nodes} nodes Ready at the end")
+        print(
+            f"during the window: {beats / (w1 - w0):.0f} heartbeat acks/s received, "
+            f"{ready}/{nodes} nodes Ready at the end"
+        )
         print()
         print("nodes | pods  | apply->all Running | master CPU (steady, cores) | master RSS")
         print(f"{nodes:5d} | {pods:5d} | {converge:17.1f}s | {used:26.3f} | {rss:7.0f} MiB")

@@ -217,7 +217,9 @@ def test_any_value_anywhere_gives_objects_or_manifest_error(path: str, value: An
 
 
 def test_a_trailing_newline_never_passes_as_part_of_a_valid_name() -> None:
-    doc = b'apiVersion: v1\nkind: Service\nmetadata: {name: "web\\n"}\nspec:\n  ports: [{port: 80}]\n'
+    doc = (
+        b'apiVersion: v1\nkind: Service\nmetadata: {name: "web\\n"}\nspec:\n  ports: [{port: 80}]\n'
+    )
 
     with pytest.raises(ManifestError) as e:
         parse_manifests([("svc.yaml", doc)])
