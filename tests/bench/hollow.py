@@ -113,7 +113,7 @@ class HollowAgent:
 
 def cli(address: str, *args: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "master.cli.main", "--master", address, *args],
+        [sys.executable, "-m", "master.cli.main", "--insecure", "--master", address, *args],
         capture_output=True,
         text=True,
         check=True,
