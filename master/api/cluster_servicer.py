@@ -238,17 +238,19 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             self._state.remove(kind, name)
             self._state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted")
 
+    async def _deployment(self, name: str, context: grpc.aio.ServicerContext) -> Deployment:
+        dep = self._state.get("Deployment", name)
+        if not isinstance(dep, Deployment):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f'deployments "{name[:253]}" not found')
+            raise AssertionError  # unreachable: abort raises
+        return dep
+
     # -- scale -------------------------------------------------------------------------------
 
     async def ScaleDeployment(
         self, request: cluster_pb2.ScaleDeploymentRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ScaleDeploymentResponse:
-        dep = self._state.get("Deployment", request.name)
-        if not isinstance(dep, Deployment):
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f'deployments "{request.name[:253]}" not found'
-            )
-            raise AssertionError  # unreachable
+        dep = await self._deployment(request.name, context)
         if not 0 <= request.replicas <= 10_000:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -267,12 +269,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     async def RollbackDeployment(
         self, request: cluster_pb2.RollbackDeploymentRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.RollbackDeploymentResponse:
-        dep = self._state.get("Deployment", request.name)
-        if not isinstance(dep, Deployment):
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f'deployments "{request.name[:253]}" not found'
-            )
-            raise AssertionError  # unreachable
+        dep = await self._deployment(request.name, context)
         try:
             template = rollback_template(dep, int(request.to_revision))
         except RollbackError as e:
