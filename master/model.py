@@ -276,6 +276,9 @@ class NodeStatus:
     os: str = ""
     kernel: str = ""
     container_runtime: str = ""
+    # When the agent's session stream broke (0: connected). A suspicion only: the
+    # node takes no new pods until its agent is back; the lease decides NotReady.
+    session_lost_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

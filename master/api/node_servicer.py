@@ -145,6 +145,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 f"no current registration for node {node_name!r}; register again",
             )
             return
+        self._mark_session(node_name, lost=False)
         # Heartbeat acks from the reader and assignment sets share one way down.
         acks: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         session.dirty.set()
@@ -188,6 +189,24 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 await reader
             # A broken stream is a suspicion, not a verdict: the lease decides.
             log.info("session of node %s ended", node_name)
+            if self._sessions.get(node_name) is session and not superseded.done():
+                self._mark_session(node_name, lost=True)
+
+    def _mark_session(self, node_name: str, lost: bool) -> None:
+        node = self._state.get("Node", node_name)
+        if not isinstance(node, Node) or bool(node.status.session_lost_at) == lost:
+            return
+        since = self._clock.now() if lost else 0.0
+        self._state.put(replace(node, status=replace(node.status, session_lost_at=since)))
+        if lost:
+            self._state.record_event(
+                "Node",
+                node_name,
+                "NodeSessionLost",
+                f"the agent's session ended; no new pods on {node_name} until it is back "
+                f"(NotReady after {self._lease_seconds:g}s of silence)",
+                "Warning",
+            )
 
     async def _read(
         self,

@@ -335,6 +335,21 @@ def _node_resources(r: Resources) -> Obj:
     return {"cpu": format_cpu(r.cpu_millis), "memory": format_memory_ki(r.memory_bytes)}
 
 
+def _session_condition(lost_at: float) -> list[Obj]:
+    """While the agent's stream is broken: shown until it reconnects or the lease expires."""
+    if not lost_at:
+        return []
+    return [
+        {
+            "type": "AgentConnected",
+            "status": "False",
+            "reason": "SessionLost",
+            "message": "the agent's session ended; no new pods until it is back",
+            "lastTransitionTime": rfc3339(lost_at),
+        }
+    ]
+
+
 def render_node(node: Node) -> Obj:
     st = node.status
     if st.ready:
@@ -363,7 +378,8 @@ def render_node(node: Node) -> Obj:
                     "message": st.message,
                     "lastHeartbeatTime": rfc3339(st.last_heartbeat),
                     "lastTransitionTime": rfc3339(st.last_transition),
-                }
+                },
+                *_session_condition(st.session_lost_at),
             ],
             "nodeInfo": {
                 "kubeletVersion": st.agent_version,

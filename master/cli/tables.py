@@ -121,6 +121,8 @@ def _node_row(node: Obj, now: float, wide: bool) -> list[str]:
     conditions = node.get("status", {}).get("conditions", [])
     ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
     status = {"True": "Ready", "False": "NotReady"}.get(ready.get("status", ""), "Unknown")
+    if any(c.get("type") == "AgentConnected" and c.get("status") == "False" for c in conditions):
+        status += ",Disconnected"
     if node.get("spec", {}).get("unschedulable"):
         status += ",SchedulingDisabled"
     info = node.get("status", {}).get("nodeInfo", {})

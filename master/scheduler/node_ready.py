@@ -1,4 +1,4 @@
-"""Filter: only nodes whose agent reports Ready take new pods.
+"""Filter: only nodes whose agent reports Ready, and is connected, take new pods.
 
 A node turns not-ready when its heartbeats stop (the node lifecycle controller
 flips `status.ready`); placing a pod there would leave it Pending on a machine
@@ -14,6 +14,7 @@ from master.model import Pod
 from master.scheduler.nodeinfo import NodeInfo
 
 NOT_READY = "node is not ready"
+DISCONNECTED = "node's agent is disconnected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,4 +22,7 @@ class NodeReady:
     name: str = "NodeReady"
 
     def filter(self, pod: Pod, info: NodeInfo) -> str | None:
-        return None if info.node.status.ready else NOT_READY
+        if not info.node.status.ready:
+            return NOT_READY
+        # A broken session is a suspicion: no new pods until the agent is back.
+        return DISCONNECTED if info.node.status.session_lost_at else None

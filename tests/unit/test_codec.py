@@ -165,6 +165,7 @@ def full_objects() -> list[StoredObject]:
                 os="linux",
                 kernel="6.1.0",
                 container_runtime="docker://24.0.7",
+                session_lost_at=1700000300.5,
             ),
         ),
         Event(
