@@ -2,7 +2,8 @@
 
 `LbCluster` starts `pinnace master` on 127.0.0.1 port 0 with `--lb-port-offset` chosen so the
 seed service's port 80 lands on a free port, and two agents (nodes `lb-<run>-n1`, `-n2`)
-publishing pods on 127.0.0.1; all plaintext on loopback (`--insecure` where the tree has TLS).
+publishing pods on 127.0.0.1 (the processes are tests/bench/procs.py's); all plaintext on
+loopback (`--insecure`): TLS is not on the load balancer's data path, which is what is measured.
 `PodWatch` follows the master's pod stream (the WatchObjects RPC, the one `pinnace get pods -w`
 uses) in a thread and stamps, per pod, when the master first showed it ready (Running, every
 container ready, not being deleted) and when its removal began (deletionTimestamp set, or the
@@ -14,19 +15,15 @@ bench's node names.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import docker
 import grpc
@@ -34,8 +31,8 @@ import grpc
 from protos import cluster_pb2, cluster_pb2_grpc
 from tests.bench.engine import BenchError, list_containers, remove_containers, shielded, wait_until
 from tests.bench.lb_load import HOSTNAME
+from tests.bench.procs import REPO, PinnaceProcs
 
-REPO = Path(__file__).resolve().parents[2]
 SEED = REPO.parent / "shared" / "fixtures" / "seed"
 DEPLOYMENT = "my-web-app-deployment"
 SERVICE_PORT = 80
@@ -45,23 +42,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def insecure_flag() -> list[str]:
-    """`--insecure` when this tree's master has TLS by default.
-
-    The bench talks plaintext on loopback, as a laptop setup does; TLS is not on the load
-    balancer's data path, which is what is measured.
-    """
-    result = subprocess.run(
-        [sys.executable, "-m", "master.cli.main", "master", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-    return ["--insecure"] if "--insecure" in result.stdout else []
 
 
 def pod_ready(obj: dict[str, Any]) -> bool:
@@ -148,77 +128,30 @@ class LbCluster:
         self.workdir = workdir
         self.run_id = run_id
         self.lb_port = free_port()
-        self.address = ""
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.node_names = [f"lb-{run_id}-n1", f"lb-{run_id}-n2"]
-        self._procs: list[subprocess.Popen[bytes]] = []
-        self._logs: list[IO[bytes]] = []
+        # The master last and slowly: it stops HAProxy on SIGTERM (HAProxy also dies with
+        # it on kill -9).
+        self.procs = PinnaceProcs(client, workdir, insecure=True, cli_timeout=150, grace=15)
         self.watch: PodWatch | None = None
         self._channel: grpc.Channel | None = None
         self._closed = False
-        self.insecure = insecure_flag()
 
-    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{log_name}.log").open("ab")
-        self._logs.append(log)
-        proc = subprocess.Popen(
-            [sys.executable, *args], stdout=subprocess.PIPE, stderr=log, env=self.env, cwd=REPO
-        )
-        self._procs.append(proc)
-        return proc
+    @property
+    def address(self) -> str:
+        return self.procs.address
+
+    @property
+    def agents(self) -> dict[str, subprocess.Popen[bytes]]:
+        return self.procs.agents
 
     def start(self, timeout: float) -> None:
-        master = self._spawn(
-            [
-                "-m",
-                "master.cli.main",
-                "master",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                str(self.workdir / "master-data"),
-                "--lb-port-offset",
-                str(self.lb_port - SERVICE_PORT),
-                *self.insecure,
-            ],
-            "master",
-        )
-        assert master.stdout is not None
-        line = master.stdout.readline().decode()
-        if "listening on" not in line:
-            raise BenchError(
-                f"master did not start (first line {line!r}, exit {master.poll()}); "
-                f"see {self.workdir / 'master.log'}"
-            )
-        self.address = line.strip().rsplit(" ", 1)[-1]
+        self.procs.start_master("--lb-port-offset", str(self.lb_port - SERVICE_PORT))
         self._channel = grpc.insecure_channel(self.address)
         for node in self.node_names:
-            self.agents[node] = self._spawn(
-                [
-                    "-m",
-                    "agent",
-                    "--master",
-                    self.address,
-                    "--name",
-                    node,
-                    "--advertise-address",
-                    "127.0.0.1",
-                    *self.insecure,
-                ],
-                f"agent-{node}",
-            )
+            self.procs.start_agent(node)
         self.watch = PodWatch(self.address)
         self.watch.start()
-
-        def nodes_ready() -> bool:
-            for node, proc in self.agents.items():
-                if proc.poll() is not None:
-                    raise BenchError(f"agent {node} exited with status {proc.returncode}")
-            items = json.loads(self.cli("get", "nodes", "-o", "json").stdout)["items"]
-            return sum(1 for n in items if _node_ready(n)) == len(self.node_names)
-
-        wait_until("both nodes Ready", nodes_ready, timeout)
+        self.procs.wait_ready(self.node_names, timeout)
 
     @property
     def pod_watch(self) -> PodWatch:
@@ -226,22 +159,7 @@ class LbCluster:
         return self.watch
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "master.cli.main", "--master", self.address),
-                *self.insecure,
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=REPO,
-            timeout=150,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise BenchError(f"pinnace {' '.join(args)} failed: {result.stderr.strip()}")
-        return result
+        return self.procs.cli(*args, check=check)
 
     def scale(self, replicas: int) -> float:
         """Scale the seed deployment through the RPC; the monotonic time just before the ask."""
@@ -319,10 +237,7 @@ class LbCluster:
 
     def kill_node(self, node: str) -> None:
         """Node death: kill -9 its agent, then remove its containers (the machine is gone)."""
-        proc = self.agents[node]
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        self.procs.kill(self.agents[node])
         remove_containers(self.client, f"pinnace.node={node}")
 
     def close(self) -> None:
@@ -336,26 +251,4 @@ class LbCluster:
             self.watch.close()
         if self._channel is not None:
             self._channel.close()
-        # The master last: it stops HAProxy on SIGTERM (HAProxy also dies with it on kill -9).
-        for proc in reversed(self._procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            if proc.stdout is not None:
-                proc.stdout.close()
-        for log in self._logs:
-            log.close()
-        for node in self.node_names:
-            with contextlib.suppress(docker.errors.APIError):
-                remove_containers(self.client, f"pinnace.node={node}")
-
-
-def _node_ready(item: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in item.get("status", {}).get("conditions", [])
-    )
+        self.procs.close()

@@ -1,8 +1,8 @@
 """The pinnace side of the bench: one master, one agent, and a timed `apply`.
 
-`PinnaceBench` starts `pinnace master` on 127.0.0.1 port 0 (its first stdout line
-names the bound address) and one agent with capacity for 30 nginx pods, both
-logging into the bench's tmp dir, and waits for the node to be Ready. A trial
+`PinnaceBench` starts `pinnace master` on 127.0.0.1 port 0 and one agent with
+capacity for 30 nginx pods, both logging into the bench's tmp dir (the processes
+are tests/bench/procs.py's), and waits for the node to be Ready. A trial
 writes a Deployment manifest, runs the real CLI (`apply -f`), and polls the
 engine for the node's running containers; the API's view (N pods Running) is
 confirmed afterwards. `close` ends both processes by PID and removes every
@@ -13,49 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import docker
 
-from tests.bench.engine import (
-    IMAGE,
-    BenchError,
-    any_count,
-    list_containers,
-    remove_containers,
-    shielded,
-    wait_until,
-)
-
-REPO = Path(__file__).resolve().parents[2]
-
-MANIFEST = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels:
-      app: {name}
-  template:
-    metadata:
-      labels:
-        app: {name}
-    spec:
-      containers:
-      - name: web
-        image: {image}
-        ports:
-        - containerPort: 80
-"""
+from tests.bench.engine import IMAGE, BenchError, list_containers, wait_until
+from tests.bench.procs import PinnaceProcs, deployment_manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,116 +36,37 @@ class Phases:
 
 
 class PinnaceBench:
-    def __init__(self, client: docker.DockerClient, run_id: str, workdir: Path) -> None:
+    def __init__(
+        self, client: docker.DockerClient, run_id: str, workdir: Path, insecure: bool = False
+    ) -> None:
         self.client = client
         self.workdir = workdir
         self.node = f"bench-{run_id}"
-        self.address = ""
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self._procs: list[subprocess.Popen[bytes]] = []
-        self._logs: list[IO[bytes]] = []
-        self.phases: dict[str, Phases] = {}
         # TLS as in production (the admin config for the CLI, a join token for the
         # agent); True runs everything with --insecure (tests/bench/tls.py compares).
-        self.insecure = False
+        self.procs = PinnaceProcs(client, workdir, insecure=insecure)
+        self.phases: dict[str, Phases] = {}
+
+    @property
+    def address(self) -> str:
+        return self.procs.address
+
+    @property
+    def insecure(self) -> bool:
+        return self.procs.insecure
 
     @property
     def node_label(self) -> str:
         return f"pinnace.node={self.node}"
 
-    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{log_name}.log").open("ab")
-        self._logs.append(log)
-        proc = subprocess.Popen(
-            [sys.executable, *args], stdout=subprocess.PIPE, stderr=log, env=self.env, cwd=REPO
-        )
-        self._procs.append(proc)
-        return proc
-
     def start(self, timeout: float) -> None:
-        master = self._spawn(
-            [
-                "-m",
-                "master.cli.main",
-                "master",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                str(self.workdir / "master-data"),
-                *(["--insecure"] if self.insecure else []),
-            ],
-            "master",
-        )
-        assert master.stdout is not None
-        line = master.stdout.readline().decode()
-        if "listening on" not in line:
-            raise BenchError(
-                f"master did not start (first line {line!r}, exit {master.poll()}); "
-                f"see {self.workdir / 'master.log'}"
-            )
-        self.address = line.strip().rsplit(" ", 1)[-1]
-        credentials = ["--insecure"]
-        if not self.insecure:
-            self.env["PINNACE_CONFIG"] = str(self.workdir / "master-data" / "pinnace.conf")
-            token = self.cli("token", "create").stdout.strip()
-            credentials = ["--token", token, "--state-dir", str(self.workdir / "agent-state")]
-        agent = self._spawn(
-            [
-                "-m",
-                "agent",
-                "--master",
-                self.address,
-                "--name",
-                self.node,
-                "--advertise-address",
-                "127.0.0.1",
-                "--capacity-cpu",
-                "64",
-                "--capacity-memory",
-                "64Gi",
-                *credentials,
-            ],
-            "agent",
-        )
-
-        def ready() -> bool:
-            if agent.poll() is not None:
-                raise BenchError(
-                    f"agent exited with status {agent.returncode}; see {self.workdir / 'agent.log'}"
-                )
-            return self._node_ready()
-
-        wait_until(f"node {self.node} Ready", ready, timeout)
-
-    def _node_ready(self) -> bool:
-        result = self.cli("get", "nodes", "-o", "json", check=False)
-        if result.returncode != 0:
-            return False
-        for item in json.loads(result.stdout).get("items", []):
-            if item.get("metadata", {}).get("name") != self.node:
-                continue
-            for cond in item.get("status", {}).get("conditions", []):
-                if cond.get("type") == "Ready" and cond.get("status") == "True":
-                    return True
-        return False
+        self.procs.start_master()
+        capacity = ["--capacity-cpu", "64", "--capacity-memory", "64Gi"]
+        self.procs.start_agent(self.node, *capacity, log_name="agent")
+        self.procs.wait_ready([self.node], timeout)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "master.cli.main", "--master", self.address),
-                *(["--insecure"] if self.insecure else []),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=REPO,
-            timeout=60,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise BenchError(f"pinnace {' '.join(args)} failed: {result.stderr.strip()}")
-        return result
+        return self.procs.cli(*args, check=check)
 
     def _running_pods(self, name: str) -> int:
         result = self.cli("get", "pods", "-o", "json", check=False)
@@ -205,7 +93,7 @@ class PinnaceBench:
         manifest = self.workdir / f"{name}.yaml"
         try:
             start = time.monotonic()
-            manifest.write_text(MANIFEST.format(name=name, replicas=replicas, image=IMAGE))
+            manifest.write_text(deployment_manifest(name, replicas, IMAGE))
             self.cli("apply", "-f", str(manifest))
             applied = time.monotonic()
             first: list[float] = []
@@ -247,21 +135,4 @@ class PinnaceBench:
         )
 
     def close(self) -> None:
-        with shielded():
-            self._close()
-
-    def _close(self) -> None:
-        for proc in reversed(self._procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            if proc.stdout is not None:
-                proc.stdout.close()
-        for log in self._logs:
-            log.close()
-        if any_count(self.client, self.node_label):
-            remove_containers(self.client, self.node_label)
+        self.procs.close()

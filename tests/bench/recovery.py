@@ -29,6 +29,7 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -45,8 +46,8 @@ from tests.bench.engine import (
     list_containers,
     machine_info,
 )
+from tests.bench.procs import PinnaceProcs, deployment_manifest
 from tests.bench.recovery_report import Row, duplicates_line, render_table
-from tests.integration.cluster import LocalCluster
 
 IMAGE = "pinnace/httpd:latest"
 POLL = 0.025
@@ -55,29 +56,6 @@ NODE_KILL_REPLICAS = 4
 SWARM_REPLICAS = 3
 # How long the healed total is watched for duplicates after each partition.
 WATCH_AFTER_HEAL = 3.0
-
-MANIFEST = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels:
-      app: {name}
-  template:
-    metadata:
-      labels:
-        app: {name}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: web
-        image: {image}
-        ports:
-        - containerPort: 80
-"""
 
 
 def poll(what: str, check: Callable[[], bool], timeout: float) -> float:
@@ -93,9 +71,10 @@ def poll(what: str, check: Callable[[], bool], timeout: float) -> float:
 class Pinnace:
     """The cluster under test, seen through the engine and the CLI."""
 
-    def __init__(self, cluster: LocalCluster, timeout: float) -> None:
-        self.c = cluster
-        self.api: Any = cluster.docker.api
+    def __init__(self, procs: PinnaceProcs, run_id: str, timeout: float) -> None:
+        self.c = procs
+        self.api: Any = procs.client.api
+        self.run_id = run_id
         self.timeout = timeout
 
     def running(self, deployment: str, node: str | None = None) -> list[dict[str, Any]]:
@@ -114,23 +93,15 @@ class Pinnace:
     def count(self, deployment: str, nodes: Sequence[str]) -> int:
         return sum(len(self.running(deployment, node)) for node in nodes)
 
-    def ready_nodes(self) -> set[str]:
-        return {
-            n["metadata"]["name"]
-            for n in self.c.get_json("nodes")["items"]
-            if any(
-                c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]
-            )
-        }
-
     def start_agent(self, short: str) -> str:
-        name = self.c.start_agent(short)
-        poll(f"node {name} Ready", lambda: name in self.ready_nodes(), self.timeout)
+        name = f"it-{self.run_id}-{short}"
+        self.c.start_agent(name, log_name=f"agent-{short}")
+        self.c.wait_ready([name], self.timeout)
         return name
 
     def apply(self, name: str, replicas: int) -> None:
         path = self.c.workdir / f"{name}.yaml"
-        path.write_text(MANIFEST.format(name=name, replicas=replicas, image=IMAGE))
+        path.write_text(deployment_manifest(name, replicas, IMAGE, grace=2))
         self.c.cli("apply", "-f", str(path))
         poll(
             f"{replicas} pods of {name} running",
@@ -141,7 +112,7 @@ class Pinnace:
     def pods_running(self, name: str) -> int:
         return sum(
             1
-            for p in self.c.pods()
+            for p in self.c.get_json("pods")["items"]
             if p["metadata"]["name"].startswith(f"{name}-")
             and p["status"].get("phase") == "Running"
         )
@@ -214,7 +185,7 @@ def _partition_trial(p: Pinnace, name: str, n: int) -> tuple[float, float, int]:
     while time.monotonic() < watch_until:
         most = max(most, len(p.running(name)))
         time.sleep(POLL)
-    poll(f"{stopped} Ready again", lambda: stopped in p.ready_nodes(), p.timeout)
+    poll(f"{stopped} Ready again", lambda: stopped in p.c.ready_nodes(), p.timeout)
     return end - start, gone - healed_from, max(0, most - n)
 
 
@@ -307,18 +278,18 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Namespace) -> Any:
-    cluster = LocalCluster(workdir, client)
+    procs = PinnaceProcs(client, workdir)
     try:
-        cluster.start_master()
-        p = Pinnace(cluster, args.timeout)
+        procs.start_master()
+        p = Pinnace(procs, uuid.uuid4().hex[:6], args.timeout)
         p.start_agent("a")
         p.start_agent("b")
-        print(f"pinnace: master {cluster.master_address}, nodes {', '.join(cluster.agents)}")
+        print(f"pinnace: master {procs.address}, nodes {', '.join(procs.agents)}")
         kills = container_kill(p, args.trials)
         replaced, fenced, duplicates = partition(p, args.trials)
         dead = node_kill(p, args.trials)
     finally:
-        cluster.close()
+        procs.close()
     return kills, replaced, fenced, duplicates, dead
 
 

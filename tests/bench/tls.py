@@ -87,7 +87,8 @@ async def _heartbeat_burst(channel: grpc.aio.Channel, name: str, count: int) -> 
 async def _throughput(bench: PinnaceBench, sessions: int, total: int) -> tuple[float, float]:
     names = [f"hollow-{uuid.uuid4().hex[:6]}-{i}" for i in range(sessions)]
     channels = [await _hollow_channel(bench, n) for n in names]
-    master = psutil.Process(bench._procs[0].pid)
+    assert bench.procs.master is not None
+    master = psutil.Process(bench.procs.master.pid)
     per_session = total // sessions
     try:
         cpu0 = sum(master.cpu_times()[:2])
@@ -108,8 +109,7 @@ def run_mode(
     client: docker.DockerClient, insecure: bool, trials: int, heartbeats: int, sessions: int
 ) -> ModeResult:
     with tempfile.TemporaryDirectory(prefix="pinnace-tls-bench-") as tmp:
-        bench = PinnaceBench(client, uuid.uuid4().hex[:6], Path(tmp))
-        bench.insecure = insecure
+        bench = PinnaceBench(client, uuid.uuid4().hex[:6], Path(tmp), insecure=insecure)
         try:
             bench.start(timeout=60)
             times = [
