@@ -33,7 +33,9 @@ from master.lb.controller import LbAddresses, LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbSettings
 from master.state import ClusterState
-from master.store.port import StoreError
+from master.store.etcd import EtcdStore
+from master.store.etcd_client import EtcdSettings
+from master.store.port import Store, StoreError
 from master.store.sqlite import SqliteStore
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
@@ -63,11 +65,13 @@ class MasterConfig:
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
+    # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
+    etcd: EtcdSettings | None = None
 
 
 async def serve(config: MasterConfig) -> None:
     clock = SystemClock()
-    store = SqliteStore.in_data_dir(config.data_dir)
+    store = await asyncio.to_thread(_open_store, config)
     state = ClusterState(store, clock)
     await state.load()
     leases = LeaseTable()
@@ -147,6 +151,14 @@ async def serve(config: MasterConfig) -> None:
     store.close()
     if lb is not None:
         shutil.rmtree(lb.workdir, ignore_errors=True)
+
+
+def _open_store(config: MasterConfig) -> Store:
+    if config.etcd is not None:
+        store = EtcdStore(config.etcd)
+        log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
+        return store
+    return SqliteStore.in_data_dir(config.data_dir)
 
 
 def _load_balancer(
