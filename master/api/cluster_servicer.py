@@ -16,8 +16,8 @@ from dataclasses import replace
 
 import grpc
 
+from kernel.clock import Clock
 from master.api.render import render_endpoints, render_object
-from master.clock import Clock
 from master.controllers.endpoints import compute_lb_services
 from master.controllers.manager import ControllerManager
 from master.controllers.revisions import (

@@ -64,3 +64,10 @@ def test_the_pure_core_does_no_io() -> None:
         for module in ("socket", "subprocess", "sqlite3", "docker", "asyncio"):
             allowed = ("master/controllers/manager.py",) if module == "asyncio" else ()
             assert _offenders(pure, module, allowed) == [], (pure, module)
+
+
+def test_the_kernel_imports_nothing_of_ours_and_both_sides_may_use_it() -> None:
+    for ours in ("master", "agent", "protos", "tests"):
+        assert _offenders("kernel", ours, ()) == [], ours
+    for third_party in ("grpc", "docker", "yaml", "psutil", "cryptography", "asyncio", "socket"):
+        assert _offenders("kernel", third_party, ()) == [], third_party
