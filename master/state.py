@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TypeVar
 
-from master.clock import Clock
+from kernel.clock import Clock
 from master.model import (
     KINDS,
     Event,

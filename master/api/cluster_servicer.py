@@ -19,13 +19,13 @@ from typing import NoReturn, TypeVar
 
 import grpc
 
+from kernel.clock import Clock
 from master.api.render import render_endpoints, render_object
 from master.app.apply import apply_objects
 from master.app.delete import delete_objects
 from master.app.errors import AppError, ErrorCode
 from master.app.queries import check_kind, list_endpoints, list_objects
 from master.app.scale import rollback_deployment, scale_deployment
-from master.clock import Clock
 from master.controllers.manager import ControllerManager
 from master.manifest import ManifestError, ParsedManifests, parse_manifests
 from master.model import StoredObject

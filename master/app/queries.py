@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from master.app.errors import AppError, not_found
-from master.controllers.endpoints import compute_lb_services
+from master.lb.endpoints import compute_lb_services
 from master.lb.model import LbService
 from master.model import KINDS, Node, Service, StoredObject, selector_matches
 from master.state import ClusterState

@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
+from kernel.clock import Clock
 from master.app.ratelimit import EventLimiter
-from master.clock import Clock
 from master.model import Pod, PodPhase, PodStatus, StoredObject
 from master.state import ClusterState
 

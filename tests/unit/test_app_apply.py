@@ -11,12 +11,12 @@ from dataclasses import replace
 
 import pytest
 
+from kernel.clock import FakeClock
 from master.app.apply import apply_objects, plan_apply
 from master.app.delete import delete_objects
 from master.app.errors import AppError
 from master.app.queries import list_objects
 from master.app.scale import rollback_deployment, scale_deployment
-from master.clock import FakeClock
 from master.model import (
     Container,
     Deployment,

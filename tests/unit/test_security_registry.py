@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from master.clock import FakeClock
+from kernel.clock import FakeClock
 from master.model import Node, ObjectMeta, Resources
 from master.pki.registry import SecurityRegistry
 from master.state import ClusterState
