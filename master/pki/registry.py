@@ -11,8 +11,9 @@ are served from memory; every change updates memory, then persists before the
 call that caused it answers (so an acknowledged token survives a crash). A
 change is computed on a copy, saved, and only then made the in-memory truth: a
 failed save leaves memory exactly as before, so the caller gets the error and a
-retry does the whole change again. Changes are serialised by one asyncio lock. A Node deleted from the cluster state drops
-its binding (a state listener schedules the write).
+retry does the whole change again. Changes are serialised by one asyncio lock.
+A Node deleted from the cluster state drops its binding (a state listener
+schedules the write).
 """
 
 from __future__ import annotations
