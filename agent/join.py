@@ -24,7 +24,6 @@ import asyncio
 import datetime as dt
 import ipaddress
 import logging
-import re
 import socket
 import ssl
 import tempfile
@@ -39,11 +38,11 @@ from cryptography.hazmat.primitives import serialization
 
 from agent import credentials as cr
 from agent.credentials import NodeCredentials
+from kernel.names import JOIN_TOKEN
 from protos import security_pb2, security_pb2_grpc
 
 log = logging.getLogger("pinnace.agent")
 
-_TOKEN = re.compile(r"pinnace1\.([a-z0-9]{8})\.([a-z0-9]{24})\.([A-Za-z0-9_-]{43})")
 JOIN_TIMEOUT = 15.0
 RETRY_CAP = 10.0
 # Renewal retries: often enough to make it well before expiry, rarely enough to be quiet.
@@ -64,7 +63,7 @@ class Token:
 
 
 def parse_token(text: str) -> Token:
-    match = _TOKEN.fullmatch(text.strip())
+    match = JOIN_TOKEN.fullmatch(text.strip())
     if match is None:
         raise JoinError(
             "--token: malformed: expected pinnace1.<id>.<secret>.<ca-hash> as "

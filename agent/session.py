@@ -23,12 +23,12 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from agent.clock import Clock
 from agent.convert import assignments_from_proto, node_info_to_proto, status_to_proto
 from agent.fencing import FencePolicy, fence_decision
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
 from agent.worker import Worker
+from kernel.clock import Clock
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
 

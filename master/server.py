@@ -22,11 +22,11 @@ from pathlib import Path
 
 import grpc
 
+from kernel.clock import SystemClock
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
-from master.clock import SystemClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.lb.controller import LbAddresses, LoadBalancerController

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from master.clock import Clock
+from kernel.clock import Clock
 from master.model import (
     KINDS,
     Event,

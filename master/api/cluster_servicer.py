@@ -19,8 +19,8 @@ from typing import TypeVar
 
 import grpc
 
+from kernel.clock import Clock
 from master.api.render import render_endpoints, render_object
-from master.clock import Clock
 from master.controllers.manager import ControllerManager
 from master.controllers.revisions import (
     CHANGE_CAUSE,

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from dataclasses import replace
 
-from master.clock import Clock
+from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.deployment import reconcile_deployment
 from master.controllers.naming import random_suffix

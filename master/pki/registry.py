@@ -23,7 +23,7 @@ import json
 import logging
 from dataclasses import replace
 
-from master.clock import Clock
+from kernel.clock import Clock
 from master.model import Node, StoredObject
 from master.pki.identities import NodeBinding
 from master.pki.tokens import (

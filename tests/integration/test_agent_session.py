@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from agent.clock import SystemClock
 from agent.fencing import FencePolicy
 from agent.model import NodeInfo, Resources
 from agent.outbox import StatusOutbox
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.session import Session
 from agent.worker import Worker
+from kernel.clock import SystemClock
 from tests.integration.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 IMAGE = "pinnace/httpd:latest"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from master.clock import FakeClock
+from kernel.clock import FakeClock
 from master.model import Node, ObjectMeta, Resources
 from master.pki.registry import SecurityRegistry
 from master.state import ClusterState

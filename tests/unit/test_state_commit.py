@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from master.clock import FakeClock
+from kernel.clock import FakeClock
 from master.model import (
     Container,
     Deployment,
