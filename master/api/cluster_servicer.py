@@ -5,8 +5,10 @@ anything is touched (one bad document stores nothing); what apply, delete,
 scale and rollback mean is decided by the transport-free use cases in
 master.app, which also serve the Kubernetes HTTP API. This module converts
 requests and replies and maps `AppError` codes onto gRPC status codes. Objects
-are rendered by master.api.render; every write is durable before the call
-returns, so an acknowledged apply survives a master crash.
+are rendered by master.api.render. Every write is a ClusterState.commit:
+planned against memory, made durable, then visible, before the call returns —
+so an acknowledged write survives a master crash, and a write the store refused
+(a full disk) answers UNAVAILABLE with nothing changed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     "not_found": grpc.StatusCode.NOT_FOUND,
     "already_exists": grpc.StatusCode.ALREADY_EXISTS,
     "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
 }
 
 

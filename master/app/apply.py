@@ -9,8 +9,9 @@ immutable, as in Kubernetes, and its rollout history records each new pod
 template. The whole batch is decided before anything is written, so one refused
 object stores nothing.
 
-`apply_objects` runs the plan against the ClusterState and waits for the write
-to be durable: the caller answers only after that.
+`apply_objects` runs the plan as one ClusterState commit: planned against
+memory, made durable, then visible; the caller answers only after that, and a
+refusal or a store failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from master.app.errors import AppError
+from master.app.errors import AppError, commit
 from master.controllers.revisions import CHANGE_CAUSE, record_revision
 from master.model import Deployment, Service, StoredObject
 from master.state import ClusterState
@@ -130,11 +131,11 @@ async def apply_objects(
     Written objects come back as stored (with their resource version); with
     `dry_run` nothing is written and the planned objects come back.
     """
-    planned = plan_apply(objects, state.get, now, create_only)
-    if dry_run:
-        return planned
-    results = [
-        p if p.action == "unchanged" else Applied(state.put(p.obj), p.action) for p in planned
-    ]
-    await state.flush()
-    return results
+
+    def plan() -> list[Applied]:
+        planned = plan_apply(objects, state.get, now, create_only)
+        if dry_run:
+            return planned
+        return [p if p.action == "unchanged" else Applied(state.put(p.obj), p.action) for p in planned]
+
+    return await commit(state, plan)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from master.app.errors import not_found
+from master.app.errors import commit, not_found
 from master.app.queries import check_kind
 from master.state import ClusterState
 
@@ -44,19 +44,22 @@ async def delete_objects(
     """Delete (kind, name) targets; AppError(not_found) for a missing one unless `missing_ok`."""
     for kind, _ in targets:
         check_kind(kind)
-    if not missing_ok:
+
+    def plan() -> list[Deleted]:
+        if not missing_ok:
+            for kind, name in targets:
+                if state.get(kind, name) is None:
+                    raise not_found(kind, name)
+        results = []
         for kind, name in targets:
             if state.get(kind, name) is None:
-                raise not_found(kind, name)
-    results = []
-    for kind, name in targets:
-        if state.get(kind, name) is None:
-            results.append(Deleted(kind, name, "not found"))
-            continue
-        _delete(state, lifecycle, kind, name)
-        results.append(Deleted(kind, name, "deleted"))
-    await state.flush()
-    return results
+                results.append(Deleted(kind, name, "not found"))
+                continue
+            _delete(state, lifecycle, kind, name)
+            results.append(Deleted(kind, name, "deleted"))
+        return results
+
+    return await commit(state, plan)
 
 
 def _delete(state: ClusterState, lifecycle: NodeLifecycle, kind: str, name: str) -> None:

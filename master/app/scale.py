@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from master.app.errors import AppError, not_found
+from master.app.errors import AppError, commit, not_found
 from master.controllers.revisions import RollbackError, record_revision, rollback_template
 from master.model import Deployment
 from master.state import ClusterState
@@ -40,13 +40,15 @@ def scaled(dep: Deployment, replicas: int) -> Deployment | None:
 
 async def scale_deployment(state: ClusterState, name: str, replicas: int) -> Deployment:
     """Set a deployment's replicas; returns it as stored."""
-    dep = deployment(state, name)
-    new = scaled(dep, int(replicas))
-    if new is None:
-        return dep
-    stored = state.put(new)
-    await state.flush()
-    return stored
+
+    def plan() -> Deployment:
+        # Read inside the commit: an identical scale planned while another is in
+        # flight sees its result, and answers only once that is durable.
+        dep = deployment(state, name)
+        new = scaled(dep, int(replicas))
+        return dep if new is None else state.put(new)
+
+    return await commit(state, plan)
 
 
 def rolled_back(dep: Deployment, to_revision: int, now: float) -> Deployment:
@@ -64,13 +66,15 @@ async def rollback_deployment(
     state: ClusterState, name: str, to_revision: int, now: float
 ) -> Deployment:
     """`rollout undo`: returns the deployment as stored, its revision the new one."""
-    dep = deployment(state, name)
-    stored = state.put(rolled_back(dep, to_revision, now))
-    state.record_event(
-        "Deployment",
-        name,
-        "RolledBack",
-        f"rolled back to the template of an earlier revision, now revision {stored.revision}",
-    )
-    await state.flush()
-    return stored
+
+    def plan() -> Deployment:
+        stored = state.put(rolled_back(deployment(state, name), to_revision, now))
+        state.record_event(
+            "Deployment",
+            name,
+            "RolledBack",
+            f"rolled back to the template of an earlier revision, now revision {stored.revision}",
+        )
+        return stored
+
+    return await commit(state, plan)
