@@ -136,6 +136,8 @@ async def apply_objects(
         planned = plan_apply(objects, state.get, now, create_only)
         if dry_run:
             return planned
-        return [p if p.action == "unchanged" else Applied(state.put(p.obj), p.action) for p in planned]
+        return [
+            p if p.action == "unchanged" else Applied(state.put(p.obj), p.action) for p in planned
+        ]
 
     return await commit(state, plan)
