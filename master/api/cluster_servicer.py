@@ -18,7 +18,6 @@ import grpc
 
 from master.api.render import render_endpoints, render_object
 from master.clock import Clock
-from master.controllers.endpoints import compute_lb_services
 from master.controllers.manager import ControllerManager
 from master.controllers.revisions import (
     CHANGE_CAUSE,
@@ -26,6 +25,7 @@ from master.controllers.revisions import (
     record_revision,
     rollback_template,
 )
+from master.lb.endpoints import compute_lb_services
 from master.manifest import ManifestError, parse_manifests
 from master.model import KINDS, Deployment, Node, Service, StoredObject, selector_matches
 from master.state import ClusterState

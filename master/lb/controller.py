@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from master.clock import Clock
-from master.controllers.endpoints import compute_lb_services, pods_released
+from master.lb.endpoints import compute_lb_services, pods_released
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbService
 from master.model import Node, Pod, Service, StoredObject
