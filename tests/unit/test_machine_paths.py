@@ -50,7 +50,7 @@ def machine_paths(checkouts: list[Path]) -> list[str]:
 
 
 def offenders(files: dict[str, bytes], needles: list[str]) -> list[str]:
-    """`file: what it holds` for every tracked file naming a machine path or ../shared."""
+    """`file: what it holds` for every tracked file naming a machine path or reaching up to shared/."""
     found: list[str] = []
     for name, data in files.items():
         text = data.decode("utf-8", errors="replace")
