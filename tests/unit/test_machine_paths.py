@@ -85,7 +85,7 @@ def test_the_check_finds_machine_paths_and_relative_reaches() -> None:
         "a.py": f'SEED = Path("{checkout.parent}/shared/fixtures/seed")'.encode(),
         "b.sh": b"cd /srv/build/pinnace && make",
         "c.md": f"see `{up}/DESIGN.md`".encode(),
-        "d.py": b'SEED = REPO.parent / "shared" / "fixtures"',
+        "d.py": b"SEED = REPO.parent / " + b'"shared" / "fixtures"',
         "e.py": b'DATA = Path("/srv/main/elsewhere")',
         IDENTITY_TEST: f'REFERENCE = REPO / "{up}/fixtures/seed"'.encode(),
         "fine.py": b'TMP = Path("/tmp/x"); ROOT = Path("/")',
