@@ -28,7 +28,7 @@ protos: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy master agent tests
+	$(BIN)/mypy master agent kernel tests
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
