@@ -6,7 +6,7 @@ are picked by binding port 0 and releasing it; if etcd then finds one taken (a
 race with another process) the whole cluster is started again on new ports.
 Members keep their data in a temporary directory that `stop()` removes.
 
-Under CI a missing etcd is a failure, not a skip (see `require_etcd`).
+Under CI a missing etcd is a failure, not a skip (`require_etcd`, tests/support.py's rule).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from tests.support import unavailable
 
 ETCD = "etcd"
 # Batches of the master's flusher can be large; etcd's defaults (128 ops,
@@ -31,18 +31,11 @@ MAX_TXN_OPS = 10000
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
-
-
 def require_etcd() -> str:
     """The etcd binary, or skip (fail under CI) when it is not installed."""
     path = shutil.which(ETCD)
     if path is None:
-        reason = "etcd is not installed (apt-get install etcd-server)"
-        if in_ci():
-            pytest.fail(f"{reason}; CI must run the etcd tests")
-        pytest.skip(reason)
+        unavailable("etcd is not installed (apt-get install etcd-server)")
     return path
 
 
