@@ -5,7 +5,7 @@ anything is touched (one bad document stores nothing), objects are rendered by
 master.api.render, and every write is a ClusterState.commit: planned against
 memory, made durable, then visible, before the call returns — so an
 acknowledged write survives a master crash, and a write the store refused
-(a full disk) answers UNAVAILABLE with nothing changed.
+(a full disk) answers INTERNAL, one sentence, with nothing changed.
 """
 
 from __future__ import annotations
@@ -94,8 +94,10 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             raise  # unreachable: abort raises
         except StoreError as e:
             log.error("a write was refused by the store: %s", e)
+            # INTERNAL, not UNAVAILABLE: the master is reachable (clients read
+            # UNAVAILABLE as "cannot reach"), it cannot save; the sentence says why.
             await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.INTERNAL,
                 f"nothing was changed: the master could not save the change ({e}); "
                 f"free space or fix its data directory, then retry",
             )
