@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 
 from agent import credentials as cr
 from agent.credentials import NodeCredentials
+from kernel.limits import AGENT_CHANNEL_OPTIONS
 from kernel.names import JOIN_TOKEN
 from protos import security_pb2, security_pb2_grpc
 
@@ -184,7 +185,7 @@ async def join(master: str, token: Token, node: str, key_pem: bytes) -> NodeCred
 
 def mtls_channel(master: str, creds: NodeCredentials) -> grpc.aio.Channel:
     tls = grpc.ssl_channel_credentials(creds.ca_pem, creds.key_pem, creds.cert_pem)
-    return grpc.aio.secure_channel(master, tls)
+    return grpc.aio.secure_channel(master, tls, options=AGENT_CHANNEL_OPTIONS)
 
 
 async def renew(master: str, creds: NodeCredentials, node: str) -> NodeCredentials:
@@ -226,7 +227,7 @@ class AgentSecurity:
 
     def channel(self) -> grpc.aio.Channel:
         if self.creds is None:
-            return grpc.aio.insecure_channel(self.master)
+            return grpc.aio.insecure_channel(self.master, options=AGENT_CHANNEL_OPTIONS)
         return mtls_channel(self.master, self.creds)
 
     async def run(self) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 
 from kernel.clock import SystemClock
+from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
@@ -88,7 +89,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
 
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.max_send_message_length", MAX_MASTER_MESSAGE_BYTES),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 1000),
     ]

@@ -17,6 +17,7 @@ import pytest
 from master.store.datadir import DataDirLock
 from master.store.port import StoreError
 from master.store.sqlite import SqliteStore
+from tests.support import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
@@ -108,7 +109,7 @@ def nobody_dir() -> Iterator[Path]:
     """A data dir owned by an unprivileged user (root may write any file, so the check of a
     read-only file has to run as someone who cannot)."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to run the store as another user")  # pragma: no cover
+        unavailable("the read-only store test needs root to run the store as another user")
     base = Path(tempfile.mkdtemp(prefix="pinnace-ro-"))
     try:
         os.chmod(base, 0o755)
