@@ -34,6 +34,7 @@ from master.lb.controller import LbAddresses, LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbSettings
 from master.state import ClusterState
+from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
 from master.store.etcd_client import EtcdSettings
 from master.store.port import Store, StoreError
@@ -72,6 +73,15 @@ class MasterConfig:
 
 async def serve(config: MasterConfig) -> None:
     clock = SystemClock()
+    # Before anything in the data dir is read or written: one master per directory.
+    lock = DataDirLock.acquire(config.data_dir, config.listen)
+    try:
+        await _serve_locked(config, clock, lock)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
     store = await asyncio.to_thread(_open_store, config)
     state = ClusterState(store, clock)
     await state.load()
@@ -127,6 +137,7 @@ async def serve(config: MasterConfig) -> None:
     if security is not None:
         security.write_config(port)
     host = config.listen.rsplit(":", 1)[0]
+    lock.advertise(f"{host}:{port}")
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
 
@@ -159,7 +170,9 @@ def _open_store(config: MasterConfig) -> Store:
         store = EtcdStore(config.etcd)
         log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
         return store
-    return SqliteStore.in_data_dir(config.data_dir)
+    return SqliteStore.in_data_dir(
+        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
+    )
 
 
 def _load_balancer(

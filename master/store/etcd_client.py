@@ -42,6 +42,13 @@ DEFAULT_TIMEOUT_S = 5.0
 # recognises its own first write when that did land.
 _ATTEMPT_S = 1.0
 _RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def _retried(e: grpc.RpcError) -> bool:
+    # etcd passes our deadline on to its own context and may answer UNKNOWN when it expires.
+    return e.code() in _RETRIED or "context deadline exceeded" in (e.details() or "")
+
+
 # A whole cluster's objects come back in pages; a page may still be large.
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -220,7 +227,7 @@ class EtcdClient:
             try:
                 return getattr(stub, method)(request, timeout=min(_ATTEMPT_S, max(remaining, 0.05)))
             except grpc.RpcError as e:
-                if e.code() not in _RETRIED or self._closed:
+                if not _retried(e) or self._closed:
                     raise StoreError(self._explain(e)) from None
                 last = e
                 tried += 1
@@ -239,6 +246,7 @@ class EtcdClient:
         if code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in details:
             return f"etcd is unreachable at {self.urls} ({details})"
         if timed_out or code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+            # A retried attempt: nothing says whether an earlier one was applied.
             return (
                 f"etcd at {self.urls} did not answer within {self._settings.timeout:g}s "
                 f"(has its cluster lost quorum?); a write may or may not have been applied"
