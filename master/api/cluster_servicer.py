@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 
 import grpc
@@ -32,6 +32,9 @@ from master.state import ClusterState
 from protos import cluster_pb2, cluster_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+# (Services being applied, Services stored) -> one sentence per Service refused.
+ServiceAdmission = Callable[[Sequence[Service], Sequence[Service]], list[str]]
 
 # How many watch events may queue for one slow client before it is cut off.
 WATCH_QUEUE_LIMIT = 10_000
@@ -62,10 +65,17 @@ def _same_desired_state(old: StoredObject, new: StoredObject) -> bool:
 
 
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
-    def __init__(self, state: ClusterState, manager: ControllerManager, clock: Clock) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        manager: ControllerManager,
+        clock: Clock,
+        admit_services: ServiceAdmission | None = None,
+    ) -> None:
         self._state = state
         self._manager = manager
         self._clock = clock
+        self._admit_services = admit_services
 
     def _json(self, obj: StoredObject) -> cluster_pb2.ObjectJson:
         body = json.dumps(render_object(obj, self._clock.now()), separators=(",", ":"))
@@ -91,6 +101,14 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         except ManifestError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             raise  # unreachable: abort raises
+        if self._admit_services is not None:
+            # The load balancer's word on ports: a Service it could not serve is refused
+            # here, in one sentence, rather than left pending.
+            applied = [o for o in parsed.objects if isinstance(o, Service)]
+            stored = [s for s in self._state.objects("Service") if isinstance(s, Service)]
+            errors = self._admit_services(applied, stored) if applied else []
+            if errors:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, errors[0])
         planned: list[tuple[StoredObject, str]] = []
         for obj in parsed.objects:
             existing = self._state.get(obj.kind, obj.meta.name)
