@@ -2,8 +2,10 @@
 
 Thin by design: manifests are parsed and validated by master.manifest before
 anything is touched (one bad document stores nothing), objects are rendered by
-master.api.render, and every write is flushed to the store before the call
-returns, so an acknowledged apply survives a master crash.
+master.api.render, and every write is a ClusterState.commit: planned against
+memory, made durable, then visible, before the call returns — so an
+acknowledged write survives a master crash, and a write the store refused
+(a full disk) answers UNAVAILABLE with nothing changed.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import grpc
 
+from kernel.clock import Clock
 from master.api.render import render_endpoints, render_object
-from master.clock import Clock
 from master.controllers.manager import ControllerManager
 from master.controllers.revisions import (
     CHANGE_CAUSE,
@@ -29,9 +32,12 @@ from master.lb.endpoints import compute_lb_services
 from master.manifest import ManifestError, parse_manifests
 from master.model import KINDS, Deployment, Node, Service, StoredObject, selector_matches
 from master.state import ClusterState
+from master.store.port import StoreError
 from protos import cluster_pb2, cluster_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 # (Services being applied, Services stored) -> one sentence per Service refused.
 ServiceAdmission = Callable[[Sequence[Service], Sequence[Service]], list[str]]
@@ -64,6 +70,14 @@ def _same_desired_state(old: StoredObject, new: StoredObject) -> bool:
     return False
 
 
+class _Refused(Exception):
+    """A plan's refusal, raised inside a commit (so nothing is written) and answered."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     def __init__(
         self,
@@ -80,6 +94,22 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     def _json(self, obj: StoredObject) -> cluster_pb2.ObjectJson:
         body = json.dumps(render_object(obj, self._clock.now()), separators=(",", ":"))
         return cluster_pb2.ObjectJson(kind=obj.kind, name=obj.meta.name, json=body.encode())
+
+    async def _commit(self, plan: Callable[[], R], context: grpc.aio.ServicerContext) -> R:
+        """Run a write plan as one durable commit; refusals and store failures answered."""
+        try:
+            return await self._state.commit(plan)
+        except _Refused as e:
+            await context.abort(e.code, str(e))
+            raise  # unreachable: abort raises
+        except StoreError as e:
+            log.error("a write was refused by the store: %s", e)
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"nothing was changed: the master could not save the change ({e}); "
+                f"free space or fix its data directory, then retry",
+            )
+            raise  # unreachable: abort raises
 
     async def _check_kind(self, kind: str, context: grpc.aio.ServicerContext) -> None:
         if kind not in KINDS:
@@ -101,46 +131,54 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         except ManifestError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             raise  # unreachable: abort raises
-        if self._admit_services is not None:
-            # The load balancer's word on ports: a Service it could not serve is refused
-            # here, in one sentence, rather than left pending.
-            applied = [o for o in parsed.objects if isinstance(o, Service)]
-            stored = [s for s in self._state.objects("Service") if isinstance(s, Service)]
-            errors = self._admit_services(applied, stored) if applied else []
-            if errors:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, errors[0])
-        planned: list[tuple[StoredObject, str]] = []
-        for obj in parsed.objects:
-            existing = self._state.get(obj.kind, obj.meta.name)
-            if existing is None:
-                planned.append((self._with_history(obj, None), "created"))
-                continue
-            if (
-                isinstance(existing, Deployment)
-                and isinstance(obj, Deployment)
-                and existing.selector != obj.selector
-            ):
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"deployment {obj.meta.name}: spec.selector: field is immutable "
-                    f"(delete the deployment first to change it)",
+
+        def plan() -> list[cluster_pb2.ObjectResult]:
+            self._admit(parsed.objects)
+            planned: list[tuple[StoredObject, str]] = []
+            for obj in parsed.objects:
+                existing = self._state.get(obj.kind, obj.meta.name)
+                if existing is None:
+                    planned.append((self._with_history(obj, None), "created"))
+                    continue
+                if (
+                    isinstance(existing, Deployment)
+                    and isinstance(obj, Deployment)
+                    and existing.selector != obj.selector
+                ):
+                    raise _Refused(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"deployment {obj.meta.name}: spec.selector: field is immutable "
+                        f"(delete the deployment first to change it)",
+                    )
+                if _same_desired_state(existing, obj):
+                    planned.append((existing, "unchanged"))
+                    continue
+                merged = self._with_history(self._merge(existing, obj), existing)
+                planned.append((merged, "configured"))
+            results = []
+            for planned_obj, action in planned:
+                if action != "unchanged" and not request.dry_run:
+                    self._state.put(planned_obj)
+                results.append(
+                    cluster_pb2.ObjectResult(
+                        kind=planned_obj.kind, name=planned_obj.meta.name, action=action
+                    )
                 )
-            if _same_desired_state(existing, obj):
-                planned.append((existing, "unchanged"))
-                continue
-            merged = self._with_history(self._merge(existing, obj), existing)
-            planned.append((merged, "configured"))
-        results = []
-        for planned_obj, action in planned:
-            if action != "unchanged" and not request.dry_run:
-                self._state.put(planned_obj)
-            results.append(
-                cluster_pb2.ObjectResult(
-                    kind=planned_obj.kind, name=planned_obj.meta.name, action=action
-                )
-            )
-        await self._state.flush()
+            return results
+
+        results = await self._commit(plan, context)
         return cluster_pb2.ApplyManifestsResponse(results=results, warnings=parsed.warnings)
+
+    def _admit(self, objects: Sequence[StoredObject]) -> None:
+        """The load balancer's word on ports: a Service it could not serve is refused here,
+        in one sentence, rather than left pending."""
+        applied = [o for o in objects if isinstance(o, Service)]
+        if self._admit_services is None or not applied:
+            return
+        stored = [s for s in self._state.objects("Service") if isinstance(s, Service)]
+        errors = self._admit_services(applied, stored)
+        if errors:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, errors[0])
 
     def _with_history(self, obj: StoredObject, existing: StoredObject | None) -> StoredObject:
         """A deployment's rollout history with its (possibly new) template recorded."""
@@ -164,7 +202,16 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         if isinstance(existing, Deployment) and isinstance(new, Deployment):
             return replace(new, meta=meta, status=existing.status)
         if isinstance(existing, Service) and isinstance(new, Service):
-            return replace(new, meta=meta, ingress_ip=existing.ingress_ip)
+            # The load balancer's status stays until it decides anew.
+            return replace(
+                new,
+                meta=meta,
+                ingress_ip=existing.ingress_ip,
+                cluster_ip=existing.cluster_ip,
+                lb_reason=existing.lb_reason,
+                lb_message=existing.lb_message,
+                lb_since=existing.lb_since,
+            )
         return replace(new, meta=meta)
 
     # -- get -----------------------------------------------------------------------------
@@ -237,14 +284,19 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         missing = [f'{_PLURAL[k]} "{n}"' for k, n in targets if self._state.get(k, n) is None]
         if missing and not request.files:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"{missing[0]} not found")
-        results = []
-        for kind, name in targets:
-            if self._state.get(kind, name) is None:
-                results.append(cluster_pb2.ObjectResult(kind=kind, name=name, action="not found"))
-                continue
-            self._delete(kind, name)
-            results.append(cluster_pb2.ObjectResult(kind=kind, name=name, action="deleted"))
-        await self._state.flush()
+
+        def plan() -> list[cluster_pb2.ObjectResult]:
+            results = []
+            for kind, name in targets:
+                if self._state.get(kind, name) is None:
+                    action = "not found"
+                else:
+                    self._delete(kind, name)
+                    action = "deleted"
+                results.append(cluster_pb2.ObjectResult(kind=kind, name=name, action=action))
+            return results
+
+        results = await self._commit(plan, context)
         return cluster_pb2.DeleteObjectsResponse(results=results)
 
     def _delete(self, kind: str, name: str) -> None:
@@ -274,10 +326,18 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"--replicas must be between 0 and 10000, got {request.replicas}",
             )
-        if dep.replicas != request.replicas:
-            meta = replace(dep.meta, generation=dep.meta.generation + 1)
-            self._state.put(replace(dep, meta=meta, replicas=int(request.replicas)))
-            await self._state.flush()
+
+        def plan() -> None:
+            # Re-read inside the commit: an identical scale planned while another was
+            # in flight sees its committed result, and answers only once it is durable.
+            current = self._state.get("Deployment", request.name)
+            if not isinstance(current, Deployment):
+                raise _Refused(grpc.StatusCode.NOT_FOUND, f'deployments "{request.name}" not found')
+            if current.replicas != request.replicas:
+                meta = replace(current.meta, generation=current.meta.generation + 1)
+                self._state.put(replace(current, meta=meta, replicas=int(request.replicas)))
+
+        await self._commit(plan, context)
         return cluster_pb2.ScaleDeploymentResponse(
             result=cluster_pb2.ObjectResult(kind="Deployment", name=dep.meta.name, action="scaled")
         )
@@ -293,21 +353,33 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         except RollbackError as e:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
             raise
-        history = record_revision(dep.history, template, self._clock.now(), "rollout undo")
-        meta = replace(dep.meta, generation=dep.meta.generation + 1)
-        rolled = self._state.put(replace(dep, meta=meta, template=template, history=history))
-        self._state.record_event(
-            "Deployment",
-            dep.meta.name,
-            "RolledBack",
-            f"rolled back to the template of an earlier revision, now revision {rolled.revision}",
-        )
-        await self._state.flush()
+
+        name = dep.meta.name
+
+        def plan() -> int:
+            current = self._state.get("Deployment", name)
+            if not isinstance(current, Deployment):
+                raise _Refused(grpc.StatusCode.NOT_FOUND, f'deployments "{name}" not found')
+            history = record_revision(current.history, template, self._clock.now(), "rollout undo")
+            meta = replace(current.meta, generation=current.meta.generation + 1)
+            rolled = self._state.put(
+                replace(current, meta=meta, template=template, history=history)
+            )
+            self._state.record_event(
+                "Deployment",
+                dep.meta.name,
+                "RolledBack",
+                "rolled back to the template of an earlier revision, "
+                f"now revision {rolled.revision}",
+            )
+            return rolled.revision
+
+        revision = await self._commit(plan, context)
         return cluster_pb2.RollbackDeploymentResponse(
             result=cluster_pb2.ObjectResult(
                 kind="Deployment", name=dep.meta.name, action="rolled back"
             ),
-            revision=rolled.revision,
+            revision=revision,
         )
 
     # -- watch ---------------------------------------------------------------------------------

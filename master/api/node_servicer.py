@@ -16,15 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 import grpc
 
+from kernel.clock import Clock
+from kernel.names import is_node_name
 from master.api.convert import assignments_to_proto, node_from_proto, pod_status_from_proto
-from master.clock import Clock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.model import Node, Pod, PodPhase, PodStatus, StoredObject
@@ -33,7 +33,6 @@ from protos import node_pb2, node_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 MAX_PODS_PER_REPORT = 1000
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
@@ -94,7 +93,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self, request: node_pb2.RegisterNodeRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.RegisterNodeResponse:
         info = request.node
-        if len(info.name) > 253 or not _NODE_NAME.match(info.name):
+        if not is_node_name(info.name):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"node name {info.name[:80]!r} is not a valid DNS-1123 subdomain",

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from dataclasses import replace
 
-from master.clock import Clock
+from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.deployment import reconcile_deployment
 from master.controllers.naming import random_suffix
@@ -70,6 +70,9 @@ class ControllerManager:
             if not obj.node_name or deleted:
                 self._schedule_needed = True
         elif isinstance(obj, Node):
+            if deleted:
+                # Only once the deletion is committed: a failed delete keeps the lease.
+                self._leases.forget(obj.meta.name)
             self._schedule_needed = True
         else:
             return
@@ -91,7 +94,6 @@ class ControllerManager:
         """A user's `delete node`: the node and every pod bound to it are forgotten."""
         if self._state.remove("Node", name) is None:
             return False
-        self._leases.forget(name)
         for pod in self._state.pods_on_node(name):
             self._state.remove("Pod", pod.meta.name)
         self._state.record_event("Node", name, "RemovingNode", f"node {name} was deleted")

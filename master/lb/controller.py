@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from master.clock import Clock
+from kernel.clock import Clock
 from master.lb.conflicts import Unservable, find_unservable, service_status
 from master.lb.endpoints import compute_lb_services, pods_released
 from master.lb.haproxy import HAProxyDriver

@@ -153,3 +153,10 @@ def test_the_load_balancer_core_is_pure() -> None:
             if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("master.lb.")
         }
         assert lb_modules <= {f"master.lb.{m.removesuffix('.py')}" for m in pure}, name
+
+
+def test_the_kernel_imports_nothing_of_ours_and_both_sides_may_use_it() -> None:
+    for ours in ("master", "agent", "protos", "tests"):
+        assert _offenders("kernel", ours, ()) == [], ours
+    for third_party in ("grpc", "docker", "yaml", "psutil", "cryptography", "asyncio", "socket"):
+        assert _offenders("kernel", third_party, ()) == [], third_party

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from master.clock import FakeClock
+from kernel.clock import FakeClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.model import (

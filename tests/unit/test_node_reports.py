@@ -14,8 +14,8 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+from kernel.clock import FakeClock
 from master.api.node_servicer import NodeServicer
-from master.clock import FakeClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.model import (
