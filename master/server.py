@@ -25,9 +25,10 @@ import grpc
 from kernel.clock import SystemClock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
-from master.api.cluster_servicer import ClusterServicer, ServiceAdmission
+from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
+from master.app.apply import ServiceAdmission
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.lb.conflicts import admission_errors

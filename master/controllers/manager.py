@@ -21,6 +21,7 @@ from dataclasses import replace
 from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.deployment import reconcile_deployment
+from master.controllers.epochs import AssignmentEpochs
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import (
     LeaseTable,
@@ -57,6 +58,7 @@ class ControllerManager:
         # Last FailedScheduling message per pod, so a stuck pod is reported once
         # per distinct reason rather than on every pass.
         self._unschedulable: dict[str, str] = {}
+        self._epochs = AssignmentEpochs(state.resource_version, state.pods())
         state.subscribe(self._on_change)
 
     # -- triggers -----------------------------------------------------------------
@@ -228,11 +230,8 @@ class ControllerManager:
 
     def _bind(self, pod: Pod, node_name: str) -> None:
         self._unschedulable.pop(pod.meta.name, None)
-        # The epoch is the resource version the binding gets: unique and
-        # increasing, so an agent can tell a fresh assignment from a stale one.
         status = PodStatus(reason="ContainerCreating")
-        bound = replace(pod, node_name=node_name, status=status)
-        bound = self._state.put(replace(bound, epoch=self._state.resource_version + 1))
+        self._state.put(replace(pod, node_name=node_name, status=status, epoch=self._epochs.next()))
         self._state.record_event(
             "Pod", pod.meta.name, "Scheduled", f"assigned {pod.meta.name} to {node_name}"
         )

@@ -54,13 +54,13 @@ def test_sqlite_is_imported_only_by_the_store() -> None:
 def test_grpc_stays_at_the_edges() -> None:
     edges = ("master/api/", "master/cli/client.py", "master/cli/commands.py", "master/server.py")
     assert _offenders("master", "grpc", edges) == []
-    for pure in ("master/controllers", "master/scheduler", "master/manifest"):
+    for pure in ("master/app", "master/controllers", "master/scheduler", "master/manifest"):
         assert _offenders(pure, "grpc", ()) == []
         assert _offenders(pure, "protos", ()) == []
 
 
 def test_the_pure_core_does_no_io() -> None:
-    for pure in ("master/controllers", "master/scheduler", "master/manifest"):
+    for pure in ("master/app", "master/controllers", "master/scheduler", "master/manifest"):
         for module in ("socket", "subprocess", "sqlite3", "docker", "asyncio"):
             allowed = ("master/controllers/manager.py",) if module == "asyncio" else ()
             assert _offenders(pure, module, allowed) == [], (pure, module)
@@ -160,3 +160,10 @@ def test_the_kernel_imports_nothing_of_ours_and_both_sides_may_use_it() -> None:
         assert _offenders("kernel", ours, ()) == [], ours
     for third_party in ("grpc", "docker", "yaml", "psutil", "cryptography", "asyncio", "socket"):
         assert _offenders("kernel", third_party, ()) == [], third_party
+
+
+def test_the_application_layer_knows_no_transport() -> None:
+    """master/app serves the gRPC and the HTTP API alike: it imports neither."""
+    for module in ("grpc", "protos", "aiohttp", "http", "urllib", "asyncio", "socket", "ssl"):
+        assert _offenders("master/app", module, ()) == [], module
+    assert (REPO / "master/app/apply.py").is_file() and (REPO / "master/app/reports.py").is_file()
