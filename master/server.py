@@ -36,6 +36,7 @@ from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
 from master.state import ClusterState
+from master.store.datadir import DataDirLock
 from master.store.port import StoreError
 from master.store.sqlite import SqliteStore
 from protos import cluster_pb2_grpc, node_pb2_grpc
@@ -70,7 +71,18 @@ class MasterConfig:
 
 async def serve(config: MasterConfig) -> None:
     clock = SystemClock()
-    store = SqliteStore.in_data_dir(config.data_dir)
+    # Before anything in the data dir is read or written: one master per directory.
+    lock = DataDirLock.acquire(config.data_dir, config.listen)
+    try:
+        await _serve_locked(config, clock, lock)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
+    store = SqliteStore.in_data_dir(
+        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
+    )
     state = ClusterState(store, clock)
     await state.load()
     leases = LeaseTable()
@@ -126,6 +138,7 @@ async def serve(config: MasterConfig) -> None:
     if security is not None:
         security.write_config(port)
     host = config.listen.rsplit(":", 1)[0]
+    lock.advertise(f"{host}:{port}")
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
 

@@ -8,7 +8,7 @@ requests and replies and maps `AppError` codes onto gRPC status codes. Objects
 are rendered by master.api.render. Every write is a ClusterState.commit:
 planned against memory, made durable, then visible, before the call returns —
 so an acknowledged write survives a master crash, and a write the store refused
-(a full disk) answers UNAVAILABLE with nothing changed.
+(a full disk) answers INTERNAL, one sentence, with nothing changed.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     "already_exists": grpc.StatusCode.ALREADY_EXISTS,
     "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "internal": grpc.StatusCode.INTERNAL,
 }
 
 
