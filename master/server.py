@@ -28,11 +28,13 @@ from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
+from master.app.apply import ServiceAdmission
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.lb.controller import LbAddresses, LoadBalancerController
+from master.lb.conflicts import admission_errors
+from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
-from master.lb.model import LbSettings
+from master.lb.model import LbAddresses, LbSettings
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
 from master.store.port import StoreError
@@ -113,8 +115,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     )
     if security is not None:
         security.add_servicers(server, state)
+    admission = _lb_admission(config)
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock), server
+        ClusterServicer(state, manager, clock, admission), server
     )
     node_servicer = NodeServicer(
         state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
@@ -163,6 +166,19 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
+def _lb_addresses(config: MasterConfig) -> LbAddresses:
+    return LbAddresses(
+        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
+    )
+
+
+def _lb_admission(config: MasterConfig) -> ServiceAdmission | None:
+    if not config.lb_enabled:
+        return None
+    addresses = _lb_addresses(config)
+    return lambda new, existing: admission_errors(new, existing, addresses)
+
+
 def _load_balancer(
     config: MasterConfig, state: ClusterState, clock: SystemClock
 ) -> LoadBalancerController | None:
@@ -177,10 +193,7 @@ def _load_balancer(
     # short private directory rather than under --data-dir.
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-"))
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
-    addresses = LbAddresses(
-        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
-    )
-    return LoadBalancerController(state, clock, driver, addresses)
+    return LoadBalancerController(state, clock, driver, _lb_addresses(config))
 
 
 def run_master(config: MasterConfig) -> int:
