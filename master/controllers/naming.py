@@ -2,8 +2,9 @@
 
 A pod of deployment `web` is named `web-<template hash>-<5 random chars>`
 (the part before the random characters cut to 58, so a name never exceeds 63,
-as Kubernetes' generateName does); the hash identifies the pod template, so pods made from an older template are told
-apart from current ones during a rollout. The hash is stable across master
+as Kubernetes' generateName does); the hash identifies the pod template, so
+pods made from an older template are told apart from current ones during a
+rollout. The hash is stable across master
 restarts and Python versions (sha256 of a canonical JSON form), and uses
 Kubernetes' alphabet without vowels so it never spells words.
 """
