@@ -15,6 +15,7 @@ import contextlib
 import logging
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_ins
 from master.app.apply import ServiceAdmission
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.ha.elector import MasterInfo
+from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
@@ -71,6 +74,9 @@ class MasterConfig:
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
     # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
     etcd: EtcdSettings | None = None
+    # --leader-elect (needs etcd): one of several masters leads; `name` tells them apart.
+    leader_elect: bool = False
+    name: str = ""
 
 
 async def serve(config: MasterConfig) -> None:
@@ -149,7 +155,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [
-        asyncio.create_task(manager.run(), name="controllers"),
+        _leader_or_controllers(config, store, state, manager, f"{host}:{port}", clock),
         asyncio.create_task(state.run_flusher(), name="flusher"),
     ]
     if lb is not None:
@@ -166,6 +172,23 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     store.close()
     if lb is not None:
         shutil.rmtree(lb.workdir, ignore_errors=True)
+
+
+def _leader_or_controllers(
+    config: MasterConfig,
+    store: Store,
+    state: ClusterState,
+    manager: ControllerManager,
+    address: str,
+    clock: SystemClock,
+) -> asyncio.Task[None]:
+    """Without --leader-elect this master runs the controllers; with it, only while it leads."""
+    if not config.leader_elect:
+        return asyncio.create_task(manager.run(), name="controllers")
+    assert isinstance(store, EtcdStore)
+    name = config.name or f"{socket.gethostname()}-{address.rsplit(':', 1)[-1]}"
+    role = HaRole(store, state, manager, MasterInfo(name, address, clock.now()))
+    return asyncio.create_task(role.run(), name="leader-election")
 
 
 def _open_store(config: MasterConfig) -> Store:
