@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from master.api.kube.patch import PatchError, json_patch, merge_patch, strategic_merge
 from master.manifest.schema import DEPLOYMENT, SERVICE
 
 
-def _deployment() -> dict:
+def _deployment() -> dict[str, Any]:
     return {
         "metadata": {"name": "web", "labels": {"app": "web", "tier": "front"}},
         "spec": {
@@ -55,7 +57,8 @@ def test_strategic_merge_deletes_by_key_and_merges_env_by_name() -> None:
     out = strategic_merge(_deployment(), patch, DEPLOYMENT)
     containers = out["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["web"]
-    assert containers[0]["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "3"}, {"name": "C"}]
+    env = [{"name": "A", "value": "1"}, {"name": "B", "value": "3"}, {"name": "C"}]
+    assert containers[0]["env"] == env
 
 
 def test_strategic_merge_honours_set_element_order_and_null_deletes() -> None:

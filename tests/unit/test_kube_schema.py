@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from master.api.kube import openapi, resources
 from master.api.kube.errors import invalid, split_manifest_error
 from master.api.kube.tables import render_table
-from master.cli.tables import header_for, rows_for
+from master.api.tables import header_for, rows_for
 from master.manifest import deployment, podspec, service
 
 
-def _doc(path: str) -> dict:
+def _doc(path: str) -> dict[str, Any]:
     raw = openapi.v3_document(path)
     assert raw is not None
-    return json.loads(raw)
+    doc: dict[str, Any] = json.loads(raw)
+    return doc
 
 
 def test_openapi_describes_exactly_the_fields_the_validators_accept() -> None:

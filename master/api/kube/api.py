@@ -19,13 +19,13 @@ from typing import Any
 
 from aiohttp import web
 
+from kernel.clock import Clock
 from master.api.kube import errors, objects, openapi, resources, writes
 from master.api.kube.resources import Resource
 from master.api.kube.selectors import parse_field_selector, parse_label_selector
 from master.api.kube.tables import render_table, wants_table
 from master.api.kube.watch import Change, TooOld, WatchHub
 from master.app.delete import NodeLifecycle
-from master.clock import Clock
 from master.model import DEFAULT_NAMESPACE
 from master.state import ClusterState
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from master.api.render import (
-    TEMPLATE_HASH_LABEL,
     render_endpoints,
     render_object,
     render_pod_spec,
     rfc3339,
 )
 from master.app.queries import list_endpoints
+from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.revisions import CHANGE_CAUSE
 from master.model import DEFAULT_NAMESPACE, KINDS, Deployment, Event, StoredObject
 from master.state import ClusterState

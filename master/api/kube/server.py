@@ -26,11 +26,11 @@ from typing import Any
 
 from aiohttp import web
 
+from kernel.clock import Clock
 from master.api.auth import Peer, peer_from_certificate
 from master.api.kube import errors
 from master.api.kube.api import KubeApi, status_errors
 from master.app.delete import NodeLifecycle
-from master.clock import Clock
 from master.pki.bootstrap import MasterPki, listen_host
 from master.state import ClusterState
 

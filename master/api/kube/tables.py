@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from master.cli.tables import header_for, human_age, rows_for
+from master.api.tables import header_for, human_age, rows_for
 
 Obj = dict[str, Any]
 

@@ -57,6 +57,8 @@ def app_error(e: AppError, r: Resource, name: str) -> errors.KubeError:
         return errors.invalid(
             r.kind, r.group, name, f"x: document 1: {e.message.split(': ', 1)[-1]}"
         )
+    if e.code == "unavailable":
+        return errors.KubeError(503, "ServiceUnavailable", e.message)
     return errors.KubeError(409, "Conflict", e.message)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from master.controllers.endpoints import compute_lb_services, lb_mode, pods_released
+from master.lb.endpoints import compute_lb_services, lb_mode, pods_released
 from master.lb.model import LbSettings
 from master.lb.render import render_haproxy
 from master.model import (
