@@ -292,14 +292,19 @@ class KubeApi:
             return await self._watch_static(request, r)
         rv_text = request.query.get("resourceVersion", "")
         since: int | None = None
-        if rv_text not in ("", "0"):
+        # Streaming lists (kubectl 1.3x's WatchList): the current objects, then a bookmark
+        # marking the end of them, then changes.
+        initial = _flag(request, "sendInitialEvents")
+        if rv_text not in ("", "0") and not initial:
             if not rv_text.isdigit():
                 raise errors.bad_request(f"resourceVersion {rv_text[:30]!r} is not a number")
             since = int(rv_text)
         try:
             watcher, backlog = self.hub.open(r.kind, since)
         except TooOld as e:
-            raise errors.gone(str(e)) from None
+            # As the API server does: a 200 stream whose one event is an ERROR with the
+            # 410 Status; clients then list again.
+            return await self._stream_error(request, errors.gone(str(e)))
         try:
             labels = parse_label_selector(request.query.get("labelSelector", ""))
             fields = parse_field_selector(request.query.get("fieldSelector", ""))
@@ -334,6 +339,14 @@ class KubeApi:
                 for obj in objects.list_kind(self.state, r.kind, now, self.started_at):
                     if wanted(obj):
                         await send("ADDED", obj)
+            if initial:
+                await send("BOOKMARK", {
+                    "kind": r.kind, "apiVersion": r.api_version,
+                    "metadata": {
+                        "resourceVersion": str(self.state.resource_version),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                })  # fmt: skip
             for old in backlog:
                 await self._send_change(old, send, wanted)
             last_rv = self.state.resource_version
@@ -365,6 +378,16 @@ class KubeApi:
             await response.write_eof()
         return response
 
+    async def _stream_error(
+        self, request: web.Request, error: errors.KubeError
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        line = json.dumps({"type": "ERROR", "object": error.status()}) + "\n"
+        await response.write(line.encode())
+        await response.write_eof()
+        return response
+
     async def _send_change(self, change: Change, send: Any, wanted: Any) -> None:
         obj = objects.render(change.obj, self.clock.now(), self.state)
         obj["metadata"]["resourceVersion"] = str(change.rv)
@@ -376,11 +399,23 @@ class KubeApi:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        if request.query.get("resourceVersion", "") in ("", "0"):
+        if request.query.get("resourceVersion", "") in ("", "0") or _flag(
+            request, "sendInitialEvents"
+        ):
             items = objects.list_kind(self.state, r.kind, self.clock.now(), self.started_at)
             for obj in self._selected(request, items):
                 line = json.dumps({"type": "ADDED", "object": obj}) + "\n"
                 await response.write(line.encode())
+        if _flag(request, "sendInitialEvents"):
+            mark = {
+                "kind": r.kind,
+                "apiVersion": r.api_version,
+                "metadata": {
+                    "resourceVersion": str(self.state.resource_version),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            }
+            await response.write((json.dumps({"type": "BOOKMARK", "object": mark}) + "\n").encode())
         timeout = request.query.get("timeoutSeconds", "")
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
             await asyncio.sleep(int(timeout) if timeout.isdigit() else DEFAULT_WATCH_SECONDS)
