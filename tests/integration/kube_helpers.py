@@ -14,16 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.cluster import REPO, LocalCluster
-
-SEED_CANDIDATES = (REPO / "examples" / "seed", REPO.parent / "shared" / "fixtures" / "seed")
+from tests.integration.cluster import LocalCluster
+from tests.support import SEED
 
 
 def seed_dir() -> Path:
-    for candidate in SEED_CANDIDATES:
-        if (candidate / "deployment.yaml").exists():
-            return candidate
-    raise AssertionError(f"the seed manifests are missing (looked in {SEED_CANDIDATES})")
+    """The project's copy of the seed (examples/seed)."""
+    return SEED
 
 
 def wheel_kubectl() -> str:
