@@ -37,7 +37,9 @@ from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
-from master.store.port import StoreError
+from master.store.etcd import EtcdStore
+from master.store.etcd_client import EtcdSettings
+from master.store.port import Store, StoreError
 from master.store.sqlite import SqliteStore
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
@@ -67,6 +69,8 @@ class MasterConfig:
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
+    # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
+    etcd: EtcdSettings | None = None
 
 
 async def serve(config: MasterConfig) -> None:
@@ -80,9 +84,7 @@ async def serve(config: MasterConfig) -> None:
 
 
 async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
-    store = SqliteStore.in_data_dir(
-        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
-    )
+    store = await asyncio.to_thread(_open_store, config)
     state = ClusterState(store, clock)
     await state.load()
     leases = LeaseTable()
@@ -164,6 +166,16 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     store.close()
     if lb is not None:
         shutil.rmtree(lb.workdir, ignore_errors=True)
+
+
+def _open_store(config: MasterConfig) -> Store:
+    if config.etcd is not None:
+        store = EtcdStore(config.etcd)
+        log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
+        return store
+    return SqliteStore.in_data_dir(
+        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
+    )
 
 
 def _lb_addresses(config: MasterConfig) -> LbAddresses:
