@@ -28,14 +28,18 @@ from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
+from master.app.apply import ServiceAdmission
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.lb.controller import LbAddresses, LoadBalancerController
+from master.lb.conflicts import admission_errors
+from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
-from master.lb.model import LbSettings
+from master.lb.model import LbAddresses, LbSettings
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
-from master.store.port import StoreError
+from master.store.etcd import EtcdStore
+from master.store.etcd_client import EtcdSettings
+from master.store.port import Store, StoreError
 from master.store.sqlite import SqliteStore
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
@@ -65,6 +69,8 @@ class MasterConfig:
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
+    # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
+    etcd: EtcdSettings | None = None
 
 
 async def serve(config: MasterConfig) -> None:
@@ -78,9 +84,7 @@ async def serve(config: MasterConfig) -> None:
 
 
 async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
-    store = SqliteStore.in_data_dir(
-        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
-    )
+    store = await asyncio.to_thread(_open_store, config)
     state = ClusterState(store, clock)
     await state.load()
     leases = LeaseTable()
@@ -113,8 +117,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     )
     if security is not None:
         security.add_servicers(server, state)
+    admission = _lb_admission(config)
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock), server
+        ClusterServicer(state, manager, clock, admission), server
     )
     node_servicer = NodeServicer(
         state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
@@ -163,6 +168,29 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
+def _open_store(config: MasterConfig) -> Store:
+    if config.etcd is not None:
+        store = EtcdStore(config.etcd)
+        log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
+        return store
+    return SqliteStore.in_data_dir(
+        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
+    )
+
+
+def _lb_addresses(config: MasterConfig) -> LbAddresses:
+    return LbAddresses(
+        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
+    )
+
+
+def _lb_admission(config: MasterConfig) -> ServiceAdmission | None:
+    if not config.lb_enabled:
+        return None
+    addresses = _lb_addresses(config)
+    return lambda new, existing: admission_errors(new, existing, addresses)
+
+
 def _load_balancer(
     config: MasterConfig, state: ClusterState, clock: SystemClock
 ) -> LoadBalancerController | None:
@@ -177,10 +205,7 @@ def _load_balancer(
     # short private directory rather than under --data-dir.
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-"))
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
-    addresses = LbAddresses(
-        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
-    )
-    return LoadBalancerController(state, clock, driver, addresses)
+    return LoadBalancerController(state, clock, driver, _lb_addresses(config))
 
 
 def run_master(config: MasterConfig) -> int:

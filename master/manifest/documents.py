@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from master.manifest.deployment import parse_deployment
-from master.manifest.errors import Where, describe
+from master.manifest.errors import ManifestError, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
 from master.manifest.loader import load_documents
 from master.manifest.service import parse_service
@@ -71,6 +71,17 @@ def _check_api_version(data: dict[str, Any], where: Where, kind: str, expected: 
         raise where.key("apiVersion").error(f'must be "{expected}" for kind {kind}, {shown}')
 
 
+# One apply stores at most this many objects, however they are packed: a
+# `kind: List` document counts each of its items, not once.
+MAX_OBJECTS = 200
+
+
+def _too_many(where: Where) -> ManifestError:
+    return where.error(
+        f"too many objects (at most {MAX_OBJECTS} in one apply, each item of a List counted)"
+    )
+
+
 def _parse_object(value: Any, where: Where, in_list: bool) -> list[tuple[Where, ManifestObject]]:
     if not isinstance(value, dict):
         raise where.error(f"must be a Kubernetes object (a map), got {describe(value)}")
@@ -82,6 +93,8 @@ def _parse_object(value: Any, where: Where, in_list: bool) -> list[tuple[Where, 
         _check_api_version(data, where, kind, "v1")
         check_fields(data, where, ("apiVersion", "kind", "items"), (), ("metadata",))
         at = where.key("items")
+        if isinstance(data.get("items"), list) and len(data["items"]) > MAX_OBJECTS:
+            raise _too_many(at)  # before parsing thousands of items
         return [
             obj
             for i, item in enumerate(as_list(data.get("items"), at))
@@ -115,4 +128,6 @@ def parse_manifests(files: Sequence[tuple[str, bytes]]) -> ParsedManifests:
                     )
                 defined[key] = f"{name}, document {number}"
                 objects.append(obj)
+                if len(objects) > MAX_OBJECTS:
+                    raise _too_many(at)
     return ParsedManifests(objects=tuple(objects), warnings=tuple(warnings))
