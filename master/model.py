@@ -201,8 +201,10 @@ class Service:
     ports: tuple[ServicePort, ...]
     type: str = "ClusterIP"
     ingress_ip: str = ""
-    # The load balancer's internal address this service is reachable on.
+    # The load balancer's internal address this service is reachable on ("None" when headless).
     cluster_ip: str = ""
+    # clusterIP: None -- no load balancer; clients find the pods through its endpoints.
+    headless: bool = False
 
     kind = "Service"
 
@@ -232,6 +234,8 @@ class ContainerStatus:
     image: str = ""
     exit_code: int = 0
     started_at: float = 0.0
+    # imagePullPolicy Always could not pull; the image on the node runs (and why).
+    image_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

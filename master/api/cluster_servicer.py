@@ -26,7 +26,7 @@ from master.controllers.revisions import (
     record_revision,
     rollback_template,
 )
-from master.manifest import ManifestError, parse_manifests
+from master.manifest import ManifestError, parse_manifests, parse_references
 from master.model import KINDS, Deployment, Node, Service, StoredObject, selector_matches
 from master.state import ClusterState
 from protos import cluster_pb2, cluster_pb2_grpc
@@ -44,6 +44,10 @@ _PLURAL = {
 }
 
 
+# Kinds `delete -f` may name (the rest are made by the master).
+DELETABLE = ("Deployment", "Service", "Pod")
+
+
 def _same_desired_state(old: StoredObject, new: StoredObject) -> bool:
     """True when applying `new` over `old` would change nothing the user declared."""
     if old.meta.labels != new.meta.labels or old.meta.annotations != new.meta.annotations:
@@ -57,7 +61,12 @@ def _same_desired_state(old: StoredObject, new: StoredObject) -> bool:
             new.rolling_update,
         )
     if isinstance(old, Service) and isinstance(new, Service):
-        return (old.selector, old.ports, old.type) == (new.selector, new.ports, new.type)
+        return (old.selector, old.ports, old.type, old.headless) == (
+            new.selector,
+            new.ports,
+            new.type,
+            new.headless,
+        )
     return False
 
 
@@ -91,6 +100,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         except ManifestError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             raise  # unreachable: abort raises
+        if not parsed.objects and not parsed.warnings:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no objects passed to apply")
         planned: list[tuple[StoredObject, str]] = []
         for obj in parsed.objects:
             existing = self._state.get(obj.kind, obj.meta.name)
@@ -146,7 +157,13 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         if isinstance(existing, Deployment) and isinstance(new, Deployment):
             return replace(new, meta=meta, status=existing.status)
         if isinstance(existing, Service) and isinstance(new, Service):
-            return replace(new, meta=meta, ingress_ip=existing.ingress_ip)
+            same_ip = existing.headless == new.headless
+            return replace(
+                new,
+                meta=meta,
+                ingress_ip=existing.ingress_ip,
+                cluster_ip=existing.cluster_ip if same_ip else "",
+            )
         return replace(new, meta=meta)
 
     # -- get -----------------------------------------------------------------------------
@@ -188,7 +205,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         nodes = {
             n.meta.name: n.status.ready for n in self._state.objects("Node") if isinstance(n, Node)
         }
-        lb = compute_lb_services(services, self._state.pods(), nodes)
+        lb = compute_lb_services(services, self._state.pods(), nodes, include_headless=True)
         objects = []
         for svc in sorted(services, key=lambda s: s.meta.name):
             ports = [p for p in lb if p.name == svc.meta.name]
@@ -206,13 +223,13 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         targets: list[tuple[str, str]] = []
         if request.files:
             try:
-                parsed = await asyncio.to_thread(
-                    parse_manifests, [(f.name, f.content) for f in request.files]
+                refs = await asyncio.to_thread(
+                    parse_references, [(f.name, f.content) for f in request.files], DELETABLE
                 )
             except ManifestError as e:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
                 raise
-            targets = [(o.kind, o.meta.name) for o in parsed.objects]
+            targets = [(r.kind, r.name) for r in refs]
         else:
             await self._check_kind(request.kind, context)
             targets = [(request.kind, request.name)]

@@ -298,6 +298,13 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     f"container {c.name} restarted (restart {c.restart_count})",
                     "Warning",
                 )
+            old_note = next(
+                (o.image_note for o in pod.status.container_statuses if o.name == c.name), ""
+            )
+            if c.image_note and c.image_note != old_note:
+                self._state.record_event(
+                    "Pod", name, "PullFallback", f"container {c.name}: {c.image_note}", "Warning"
+                )
             if c.reason in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
                 old = next((o for o in pod.status.container_statuses if o.name == c.name), None)
                 if old is None or old.reason != c.reason:

@@ -136,7 +136,12 @@ class LoadBalancerController:
         services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
         a = self._addresses
         desired = compute_lb_services(
-            services, pods, nodes, a.port_offset, a.listen, a.internal or a.listen
+            services,
+            pods,
+            nodes,
+            a.port_offset,
+            a.listen,
+            a.internal or a.listen,
         )
         if desired != self._applied:
             await self._driver.apply(desired)
@@ -161,6 +166,6 @@ class LoadBalancerController:
     def _set_ingress(self, services: list[Service]) -> None:
         for svc in services:
             ingress = self._addresses.external_ip if svc.type == "LoadBalancer" else ""
-            cluster_ip = self._addresses.cluster_ip
+            cluster_ip = "None" if svc.headless else self._addresses.cluster_ip
             if (svc.ingress_ip, svc.cluster_ip) != (ingress, cluster_ip):
                 self._state.put(replace(svc, ingress_ip=ingress, cluster_ip=cluster_ip))

@@ -3,9 +3,10 @@
 The result is the model's PodSpec, with quantities already in millicores and
 bytes. Kubernetes' defaulting applies where it changes what runs: a container
 that sets only limits gets the same requests (so the scheduler reserves what
-the container may use), ports default to TCP. Pod-wide rules are checked after
-every container is read: unique container names, unique port names, and no
-containerPort/protocol pair twice in one pod.
+the container may use), ports default to TCP, imagePullPolicy defaults to
+Always for `:latest` and untagged images and to IfNotPresent otherwise.
+Pod-wide rules are checked after every container is read: unique container
+names, unique port names, and no containerPort/protocol pair twice in one pod.
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ CONTAINER_UNSUPPORTED = (
 )  # fmt: skip
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 PROTOCOLS = ("TCP", "UDP")
+
+
+def default_pull_policy(image: str) -> str:
+    """Kubernetes' default: Always for a `:latest` or untagged image, else IfNotPresent.
+
+    An image pinned by digest (`name@sha256:...`) never changes, so IfNotPresent.
+    """
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
 
 
 def _parse_env(value: Any, where: Where) -> tuple[EnvVar, ...]:
@@ -156,7 +169,7 @@ def _parse_container(value: Any, where: Where) -> Container:
     if image != image.strip():
         raise where.key("image").error("must not have leading or trailing whitespace")
     requests, limits = _parse_resources(data.get("resources"), where.key("resources"))
-    pull = "IfNotPresent"
+    pull = default_pull_policy(image)
     if data.get("imagePullPolicy") is not None:
         pull = one_of(data["imagePullPolicy"], where.key("imagePullPolicy"), PULL_POLICIES)
     command = as_str_list(data.get("command"), where.key("command"))

@@ -66,8 +66,10 @@ def _start_master(source: Path, data_dir: Path, log: Path) -> tuple[subprocess.P
     env = {**os.environ, "PYTHONPATH": str(source)}
     with log.open("ab") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "master.cli.main", "master", "--insecure", "--no-lb"]
-            + ["--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+            [
+                *(sys.executable, "-m", "master.cli.main", "master", "--insecure", "--no-lb"),
+                *("--listen", "127.0.0.1:0", "--data-dir", str(data_dir)),
+            ],
             stdout=subprocess.PIPE,
             stderr=err,
             cwd=source,
@@ -91,8 +93,10 @@ def run(source: Path) -> list[Outcome]:
         env = {**os.environ, "PYTHONPATH": str(source)}
         for path in files:
             done = subprocess.run(
-                [sys.executable, "-m", "master.cli.main", "--insecure", "--master", address]
-                + ["apply", "--dry-run", "-f", str(path)],
+                [
+                    *(sys.executable, "-m", "master.cli.main", "--insecure", "--master", address),
+                    *("apply", "--dry-run", "-f", str(path)),
+                ],
                 capture_output=True,
                 text=True,
                 cwd=source,

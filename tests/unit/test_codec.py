@@ -115,6 +115,7 @@ def full_objects() -> list[StoredObject]:
             type="LoadBalancer",
             ingress_ip="127.0.0.1",
             cluster_ip="10.0.0.1",
+            headless=True,
         ),
         Pod(
             meta=_meta("web-abc-x1"),
@@ -142,6 +143,7 @@ def full_objects() -> list[StoredObject]:
                         image="nginx:1.25",
                         exit_code=137,
                         started_at=1700000050.125,
+                        image_note="could not pull web:latest",
                     ),
                     ContainerStatus(name="sidecar", state="terminated", exit_code=1),
                 ),
