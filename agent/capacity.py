@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psutil
 
 from agent.model import Resources
-from agent.quantity import parse_cpu_millis, parse_memory_bytes
+from kernel.quantity import parse_quantity_cpu, parse_quantity_memory
 
 DEFAULT_RESERVE_CPU = "100m"
 DEFAULT_RESERVE_MEMORY = "256Mi"
@@ -42,16 +42,16 @@ def compute_resources(
     """Applies overrides and reserves (quantity strings; QuantityError when malformed)."""
     capacity = Resources(
         cpu_millis=(
-            parse_cpu_millis(capacity_cpu) if capacity_cpu is not None else detected.cpu_millis
+            parse_quantity_cpu(capacity_cpu) if capacity_cpu is not None else detected.cpu_millis
         ),
         memory_bytes=(
-            parse_memory_bytes(capacity_memory)
+            parse_quantity_memory(capacity_memory)
             if capacity_memory is not None
             else detected.memory_bytes
         ),
     )
     allocatable = Resources(
-        cpu_millis=max(0, capacity.cpu_millis - parse_cpu_millis(reserve_cpu)),
-        memory_bytes=max(0, capacity.memory_bytes - parse_memory_bytes(reserve_memory)),
+        cpu_millis=max(0, capacity.cpu_millis - parse_quantity_cpu(reserve_cpu)),
+        memory_bytes=max(0, capacity.memory_bytes - parse_quantity_memory(reserve_memory)),
     )
     return NodeResources(capacity=capacity, allocatable=allocatable)

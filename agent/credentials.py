@@ -10,8 +10,8 @@ Layout of `--state-dir` (default ~/.pinnace/agent/<node>):
 Also the anonymous bootstrap identity a not-yet-joined agent presents (see the
 master's master/pki/anonymous.py: the master requires a client certificate on
 every connection; this one is minted from a public constant and proves nothing).
-The agent never imports the master, so the constants are repeated here; a unit
-test checks that the master accepts what this module mints.
+The constants come from the shared kernel (kernel/bootstrap.py); a unit test
+checks that the master accepts what this module mints.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# Must equal master/pki/anonymous.py's constants.
-ANONYMOUS_SEED = b"pinnace anonymous bootstrap identity v1 -- this key is public"
-ANONYMOUS_CA_CN = "pinnace anonymous bootstrap CA (public key: proves nothing)"
-ANONYMOUS_CN = "pinnace:anonymous"
+from kernel.bootstrap import ANONYMOUS_CA_CN, ANONYMOUS_CN, anonymous_secret
+from kernel.files import write_atomic
 
 KEY_FILE, CERT_FILE, CA_FILE = "node.key", "node.crt", "ca.crt"
 
@@ -59,8 +56,7 @@ def spki_hash(public_key: object) -> str:
 
 def anonymous_identity(now: dt.datetime) -> tuple[bytes, bytes]:
     """(key PEM, certificate PEM) of a throwaway anonymous client certificate."""
-    secret = int.from_bytes(hashlib.sha256(ANONYMOUS_SEED).digest(), "big")
-    key = ec.derive_private_key(secret, ec.SECP256R1())
+    key = ec.derive_private_key(anonymous_secret(), ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ANONYMOUS_CN)]))
@@ -142,16 +138,4 @@ def save(state_dir: Path, creds: NodeCredentials) -> None:
         (CA_FILE, creds.ca_pem, 0o644),
         (CERT_FILE, creds.cert_pem, 0o644),
     ):
-        _write(state_dir / name, data, mode)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        write_atomic(state_dir / name, data, mode)

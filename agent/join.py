@@ -24,7 +24,6 @@ import asyncio
 import datetime as dt
 import ipaddress
 import logging
-import re
 import socket
 import ssl
 import tempfile
@@ -39,11 +38,12 @@ from cryptography.hazmat.primitives import serialization
 
 from agent import credentials as cr
 from agent.credentials import NodeCredentials
+from kernel.limits import AGENT_CHANNEL_OPTIONS
+from kernel.names import JOIN_TOKEN
 from protos import security_pb2, security_pb2_grpc
 
 log = logging.getLogger("pinnace.agent")
 
-_TOKEN = re.compile(r"pinnace1\.([a-z0-9]{8})\.([a-z0-9]{24})\.([A-Za-z0-9_-]{43})")
 JOIN_TIMEOUT = 15.0
 RETRY_CAP = 10.0
 # Renewal retries: often enough to make it well before expiry, rarely enough to be quiet.
@@ -64,7 +64,7 @@ class Token:
 
 
 def parse_token(text: str) -> Token:
-    match = _TOKEN.fullmatch(text.strip())
+    match = JOIN_TOKEN.fullmatch(text.strip())
     if match is None:
         raise JoinError(
             "--token: malformed: expected pinnace1.<id>.<secret>.<ca-hash> as "
@@ -185,7 +185,7 @@ async def join(master: str, token: Token, node: str, key_pem: bytes) -> NodeCred
 
 def mtls_channel(master: str, creds: NodeCredentials) -> grpc.aio.Channel:
     tls = grpc.ssl_channel_credentials(creds.ca_pem, creds.key_pem, creds.cert_pem)
-    return grpc.aio.secure_channel(master, tls)
+    return grpc.aio.secure_channel(master, tls, options=AGENT_CHANNEL_OPTIONS)
 
 
 async def renew(master: str, creds: NodeCredentials, node: str) -> NodeCredentials:
@@ -227,7 +227,7 @@ class AgentSecurity:
 
     def channel(self) -> grpc.aio.Channel:
         if self.creds is None:
-            return grpc.aio.insecure_channel(self.master)
+            return grpc.aio.insecure_channel(self.master, options=AGENT_CHANNEL_OPTIONS)
         return mtls_channel(self.master, self.creds)
 
     async def run(self) -> None:

@@ -30,16 +30,17 @@ from agent.capacity import (
     compute_resources,
     detect_capacity,
 )
-from agent.clock import SystemClock
 from agent.credentials import default_state_dir
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
-from agent.quantity import QuantityError, parse_cpu_millis, parse_memory_bytes
 from agent.runtime.port import Runtime
 from agent.session import Session
 from agent.worker import Worker
+from kernel.clock import SystemClock
+from kernel.names import is_node_name
+from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
 
 AGENT_VERSION = "0.1.0"
 DEFAULT_MASTER = "127.0.0.1:7400"
@@ -127,8 +128,11 @@ def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResourc
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_address(parser, "--master", args.master)
-    if not args.name or "/" in args.name or " " in args.name:
-        parser.error(f"--name: {args.name!r} is not a valid node name")
+    if not is_node_name(args.name):
+        parser.error(
+            f"--name: {args.name[:80]!r} is not a valid node name (lower-case letters, digits, "
+            "'-' and '.', starting and ending with a letter or digit, at most 253 characters)"
+        )
     try:
         socket.inet_pton(
             socket.AF_INET6 if ":" in args.advertise_address else socket.AF_INET,
@@ -148,7 +152,7 @@ def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResourc
         parser.error(f"--fence-after: must be > 0, got {args.fence_after}")
     for flag in ("capacity_cpu", "capacity_memory", "reserve_cpu", "reserve_memory"):
         value = getattr(args, flag)
-        parse = parse_cpu_millis if flag.endswith("cpu") else parse_memory_bytes
+        parse = parse_quantity_cpu if flag.endswith("cpu") else parse_quantity_memory
         try:
             if value is not None:
                 parse(value)

@@ -23,12 +23,13 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from agent.clock import Clock
 from agent.convert import assignments_from_proto, node_info_to_proto, status_to_proto
 from agent.fencing import FencePolicy, fence_decision
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
 from agent.worker import Worker
+from kernel.clock import Clock
+from kernel.limits import AGENT_CHANNEL_OPTIONS
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
 
@@ -82,7 +83,9 @@ class Session:
         self._jitter = jitter
         # Builds each connection's channel (mTLS with the current node certificate,
         # agent/join.py); plaintext when not given.
-        self._channel = channel or (lambda: grpc.aio.insecure_channel(self._target))
+        self._channel = channel or (
+            lambda: grpc.aio.insecure_channel(self._target, options=AGENT_CHANNEL_OPTIONS)
+        )
         self._lease: float | None = None
         self._last_ack = clock.monotonic()
         self._last_error_refused = False

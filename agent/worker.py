@@ -27,7 +27,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from agent.clock import Clock
 from agent.containers import container_config
 from agent.model import Assignments, ContainerSpec, PodAssignment, PodStatusReport
 from agent.prober import run_probe
@@ -63,6 +62,7 @@ from agent.sync import (
     record_start_failure,
     sync,
 )
+from kernel.clock import Clock
 
 log = logging.getLogger("pinnace.agent")
 

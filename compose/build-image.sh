@@ -85,7 +85,7 @@ pinnace_wheel() {
   current=$(find "$wheels/pinnace" -name 'pinnace-*.whl' 2>/dev/null | head -n1 || true)
   if [[ "${FORCE:-0}" != 1 && -n "$current" ]]; then
     newer=$(find "$repo/pyproject.toml" "$repo/README.md" "$repo/master" "$repo/agent" \
-      "$repo/protos" -type f -newer "$current" \( -name '*.py' -o -name '*.pyi' -o -name '*.toml' \
+      "$repo/kernel" "$repo/protos" -type f -newer "$current" \( -name '*.py' -o -name '*.pyi' -o -name '*.toml' \
       -o -name '*.md' -o -name '*.proto' \) -print -quit)
     if [[ -z "$newer" ]]; then
       say "pinnace wheel up to date ($(basename "$current"))"
@@ -98,7 +98,7 @@ pinnace_wheel() {
   src="$workdir/src"
   mkdir -p "$src"
   cp "$repo/pyproject.toml" "$repo/README.md" "$src/"
-  (cd "$repo" && tar --exclude=__pycache__ -c master agent protos) | tar -x -C "$src"
+  (cd "$repo" && tar --exclude=__pycache__ -c master agent kernel protos) | tar -x -C "$src"
   "$py" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
     -w "$workdir/dist" "$src" >"$workdir/wheel.log" 2>&1 || {
     tail -n 20 "$workdir/wheel.log" >&2

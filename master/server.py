@@ -22,11 +22,12 @@ from pathlib import Path
 
 import grpc
 
+from kernel.clock import SystemClock
+from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
-from master.clock import SystemClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.lb.controller import LbAddresses, LoadBalancerController
@@ -76,7 +77,7 @@ async def serve(config: MasterConfig) -> None:
 
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.max_send_message_length", MAX_MASTER_MESSAGE_BYTES),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 1000),
     ]

@@ -1,14 +1,26 @@
 """The master's in-memory view of every object, written through to the Store.
 
 All reads (API, controllers, scheduler, node sessions) are served from memory;
-the store is durable persistence only. Every change goes through `put`/`remove`,
-which assign the next resource version, update the indexes (pods by owner and by
-node), queue the change for persistence and tell subscribers. Persistence is
-batched: `flush()` writes everything queued in one store transaction. User
-writes (apply, delete, scale) await a flush before answering, so an
-acknowledged change survives a crash; the high-rate traffic (pod status from
-agents) is flushed by a background task at most every `flush_interval`, which
-turns thousands of updates a second into a handful of transactions.
+the store is durable persistence only. Two write paths, by who is waiting:
+
+- `commit(plan)` — user writes (apply, delete, scale, rollback). The plan runs
+  synchronously against memory, but its `put`/`remove`/`record_event` calls
+  are staged, not applied. Under the flush lock the staged changes go to the
+  store in ONE transaction together with everything queued; only when that
+  commit succeeded are they put into memory and told to subscribers. So a
+  write is visible to controllers and answered only once it is durable, and a
+  failed write leaves memory and disk as they were (nothing is re-queued to be
+  saved later). Commits are serialised, so a second identical write planned
+  while the first is in flight sees the first's result, never a half state.
+- `put`/`remove` outside a plan — controllers and agent status (thousands a
+  second): applied to memory at once and queued; `flush()` writes the queue in
+  one transaction, by a background task at most every `flush_interval` (a
+  failed batch is re-queued: it is already the truth in memory).
+
+A commit also writes the queue, so an answered write means everything in memory
+at that moment is durable. A controller may change an object while a commit of
+it is in flight (a status update): the user's write then wins with a fresh
+resource version and the controller, told of it, derives its status again.
 
 Subscribers (controllers, watch streams, node sessions) get a callback with the
 kind, the object and whether it was deleted. Callbacks run synchronously on the
@@ -21,10 +33,10 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from master.clock import Clock
+from kernel.clock import Clock
 from master.model import (
     KINDS,
     Event,
@@ -37,11 +49,22 @@ from master.store.port import ObjectKey, Store
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=StoredObject)
+R = TypeVar("R")
 
 Listener = Callable[[str, StoredObject, bool], None]
 
 # Events are a bounded log, not history: the oldest go once there are more.
 MAX_EVENTS = 2000
+
+
+@dataclass(slots=True)
+class _Staged:
+    """One plan's changes, waiting for their commit: key -> object (None: removed)."""
+
+    changes: dict[ObjectKey, StoredObject | None] = field(default_factory=dict)
+    # The resource version each key had in memory when first staged (0: absent),
+    # to notice a controller changing it while the commit was in flight.
+    base_rv: dict[ObjectKey, int] = field(default_factory=dict)
 
 
 class ClusterState:
@@ -59,6 +82,7 @@ class ClusterState:
         self._flush_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._event_seq = 0
+        self._staged: _Staged | None = None
 
     # -- loading and persistence -------------------------------------------------
 
@@ -107,6 +131,66 @@ class ClusterState:
         # in the same transaction so versions never go backwards across a restart.
         self._store.write(puts, deletes, meta={"resource_version": str(rv)})
 
+    async def commit(self, plan: Callable[[], R]) -> R:
+        """Run `plan` with its writes staged, make them durable, then visible.
+
+        `plan` must be synchronous (no awaits) and may raise to refuse; then
+        nothing is written. If the store fails, StoreError propagates and
+        neither memory nor disk holds any of the plan's changes.
+        """
+        async with self._flush_lock:
+            staged = _Staged()
+            self._staged = staged
+            try:
+                result = plan()
+            finally:
+                self._staged = None
+            pending_puts = list(self._pending_puts.values())
+            pending_deletes = list(self._pending_deletes)
+            if not staged.changes and not pending_puts and not pending_deletes:
+                return result
+            self._pending_puts = {}
+            self._pending_deletes = set()
+            self._dirty.clear()
+            mine = staged.changes
+            puts = [o for o in pending_puts if (o.kind, o.meta.name) not in mine]
+            puts += [o for o in mine.values() if o is not None]
+            deletes = [k for k in pending_deletes if k not in mine]
+            deletes += [k for k, o in mine.items() if o is None]
+            try:
+                await asyncio.to_thread(self._write, puts, deletes, self._rv)
+            except Exception:
+                self._requeue(pending_puts, pending_deletes)
+                raise
+            self._publish(staged)
+            return result
+
+    def _publish(self, staged: _Staged) -> None:
+        """Make committed changes the in-memory truth and tell subscribers."""
+        for key, obj in staged.changes.items():
+            kind, name = key
+            current = self._objects[kind].get(name)
+            moved = (current.meta.resource_version if current else 0) != staged.base_rv[key]
+            if obj is None:
+                if current is not None:
+                    self._unindex(kind, current)
+                    self._pending_puts.pop(key, None)  # a racing put must not resurrect it
+                    self._notify(kind, current, True)
+                continue
+            if moved and current is None:
+                continue  # removed meanwhile (a queued delete follows): stays removed
+            if moved:
+                # Changed meanwhile: the user's write wins, under a newer version
+                # (queued so the stored row gets it too; its content is durable).
+                self._rv += 1
+                obj = replace(obj, meta=replace(obj.meta, resource_version=self._rv))
+                self._pending_puts[key] = obj
+                self._dirty.set()
+            self._unindex(kind, current)
+            self._index(kind, obj)
+            self._notify(kind, obj, False)
+        self._trim_events()
+
     async def run_flusher(self) -> None:
         """Background task: persist queued changes in batches."""
         while True:
@@ -121,6 +205,9 @@ class ClusterState:
     # -- reads ----------------------------------------------------------------------
 
     def get(self, kind: str, name: str) -> StoredObject | None:
+        staged = self._staged
+        if staged is not None and (kind, name) in staged.changes:
+            return staged.changes[(kind, name)]
         return self._objects[kind].get(name)
 
     def objects(self, kind: str) -> list[StoredObject]:
@@ -130,7 +217,7 @@ class ClusterState:
         return [p for p in self._objects["Pod"].values() if isinstance(p, Pod)]
 
     def pod(self, name: str) -> Pod | None:
-        obj = self._objects["Pod"].get(name)
+        obj = self.get("Pod", name)
         return obj if isinstance(obj, Pod) else None
 
     def pods_of_owner(self, owner: str) -> list[Pod]:
@@ -154,7 +241,7 @@ class ClusterState:
         kind = obj.kind
         self._rv += 1
         meta = obj.meta
-        existing = self._objects[kind].get(meta.name)
+        existing = self.get(kind, meta.name)
         if existing is None:
             meta = replace(
                 meta,
@@ -164,9 +251,12 @@ class ClusterState:
         else:
             meta = replace(meta, uid=existing.meta.uid, created_at=existing.meta.created_at)
         stored = replace(obj, meta=replace(meta, resource_version=self._rv))
+        key = (kind, meta.name)
+        if self._staged is not None:
+            self._stage(key, stored)
+            return stored
         self._unindex(kind, existing)
         self._index(kind, stored)
-        key = (kind, meta.name)
         self._pending_deletes.discard(key)
         self._pending_puts[key] = stored
         self._dirty.set()
@@ -174,17 +264,27 @@ class ClusterState:
         return stored
 
     def remove(self, kind: str, name: str) -> StoredObject | None:
-        existing = self._objects[kind].get(name)
+        existing = self.get(kind, name)
         if existing is None:
             return None
         self._rv += 1
-        self._unindex(kind, existing)
         key = (kind, name)
+        if self._staged is not None:
+            self._stage(key, None)
+            return existing
+        self._unindex(kind, existing)
         self._pending_puts.pop(key, None)
         self._pending_deletes.add(key)
         self._dirty.set()
         self._notify(kind, existing, True)
         return existing
+
+    def _stage(self, key: ObjectKey, obj: StoredObject | None) -> None:
+        assert self._staged is not None
+        if key not in self._staged.base_rv:
+            current = self._objects[key[0]].get(key[1])
+            self._staged.base_rv[key] = current.meta.resource_version if current else 0
+        self._staged.changes[key] = obj
 
     def record_event(
         self,
@@ -227,6 +327,8 @@ class ClusterState:
                 yield ev
 
     def _trim_events(self) -> None:
+        if self._staged is not None:
+            return  # trimmed when the commit publishes
         events = self._objects["Event"]
         excess = len(events) - MAX_EVENTS
         if excess > 0:

@@ -83,6 +83,7 @@ class NodeInfo(_message.Message):
     OS_FIELD_NUMBER: _builtins.int
     KERNEL_FIELD_NUMBER: _builtins.int
     CONTAINER_RUNTIME_FIELD_NUMBER: _builtins.int
+    WITNESS_PORT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     address: _builtins.str
     """The address pod ports are published on; a pod endpoint is address:host_port."""
@@ -90,6 +91,8 @@ class NodeInfo(_message.Message):
     os: _builtins.str
     kernel: _builtins.str
     container_runtime: _builtins.str
+    witness_port: _builtins.int
+    """The port of the agent's WitnessService on `address`; 0: it serves none."""
     @_builtins.property
     def capacity(self) -> Global___Resources: ...
     @_builtins.property
@@ -108,10 +111,11 @@ class NodeInfo(_message.Message):
         os: _builtins.str = ...,
         kernel: _builtins.str = ...,
         container_runtime: _builtins.str = ...,
+        witness_port: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable", "capacity", b"capacity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_version", b"agent_version", "allocatable", b"allocatable", "capacity", b"capacity", "container_runtime", b"container_runtime", "kernel", b"kernel", "labels", b"labels", "name", b"name", "os", b"os"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_version", b"agent_version", "allocatable", b"allocatable", "capacity", b"capacity", "container_runtime", b"container_runtime", "kernel", b"kernel", "labels", b"labels", "name", b"name", "os", b"os", "witness_port", b"witness_port"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -179,28 +183,87 @@ class AgentMessage(_message.Message):
     HELLO_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
+    NOTICE_FIELD_NUMBER: _builtins.int
+    GOODBYE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___SessionHello: ...
     @_builtins.property
     def heartbeat(self) -> Global___Heartbeat: ...
     @_builtins.property
     def statuses(self) -> Global___PodStatusBatch: ...
+    @_builtins.property
+    def notice(self) -> Global___NodeNotice:
+        """Something the agent decided on its own that users should see as a node event."""
+
+    @_builtins.property
+    def goodbye(self) -> Global___Goodbye:
+        """The agent is stopping (SIGTERM) and will be back: its pods keep running."""
+
     def __init__(
         self,
         *,
         hello: Global___SessionHello | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
         statuses: Global___PodStatusBatch | None = ...,
+        notice: Global___NodeNotice | None = ...,
+        goodbye: Global___Goodbye | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "heartbeat", b"heartbeat", "hello", b"hello", "statuses", b"statuses"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "notice", b"notice", "statuses", b"statuses"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "heartbeat", b"heartbeat", "hello", b"hello", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "notice", b"notice", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___AgentMessage: _TypeAlias = AgentMessage  # noqa: Y015
+
+@_typing.final
+class NodeNotice(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """CamelCase, as event reasons are (e.g. MasterUnreachable)."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeNotice: _TypeAlias = NodeNotice  # noqa: Y015
+
+@_typing.final
+class Goodbye(_message.Message):
+    """Sent last on a stream by an agent stopping for a restart (SIGTERM): its containers
+    keep running and a new agent adopts them, so the master should give the node a
+    grace rather than replace its pods when the lease runs out.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Goodbye: _TypeAlias = Goodbye  # noqa: Y015
 
 @_typing.final
 class SessionHello(_message.Message):
@@ -406,25 +469,166 @@ class MasterMessage(_message.Message):
 
     ASSIGNMENTS_FIELD_NUMBER: _builtins.int
     HEARTBEAT_ACK_FIELD_NUMBER: _builtins.int
+    PEERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def assignments(self) -> Global___PodAssignments: ...
     @_builtins.property
     def heartbeat_ack(self) -> Global___HeartbeatAck: ...
+    @_builtins.property
+    def peers(self) -> Global___PeerList:
+        """The agent's witnesses: sent at the start of a session and whenever it changes."""
+
     def __init__(
         self,
         *,
         assignments: Global___PodAssignments | None = ...,
         heartbeat_ack: Global___HeartbeatAck | None = ...,
+        peers: Global___PeerList | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "heartbeat_ack", b"heartbeat_ack"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "heartbeat_ack", b"heartbeat_ack", "peers", b"peers"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "heartbeat_ack", b"heartbeat_ack"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "heartbeat_ack", b"heartbeat_ack", "peers", b"peers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___MasterMessage: _TypeAlias = MasterMessage  # noqa: Y015
+
+@_typing.final
+class PeerList(_message.Message):
+    """Other nodes of the cluster (never the receiving node itself) with a witness port.
+    `cluster_size` counts every node the master holds, this one included; the list may
+    be a sample of them in a large cluster.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEERS_FIELD_NUMBER: _builtins.int
+    CLUSTER_SIZE_FIELD_NUMBER: _builtins.int
+    cluster_size: _builtins.int
+    @_builtins.property
+    def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Peer]: ...
+    def __init__(
+        self,
+        *,
+        peers: _abc.Iterable[Global___Peer] | None = ...,
+        cluster_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_size", b"cluster_size", "peers", b"peers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerList: _TypeAlias = PeerList  # noqa: Y015
+
+@_typing.final
+class Peer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    WITNESS_PORT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    address: _builtins.str
+    witness_port: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        address: _builtins.str = ...,
+        witness_port: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "name", b"name", "witness_port", b"witness_port"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Peer: _TypeAlias = Peer  # noqa: Y015
+
+@_typing.final
+class CheckMasterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NONCE_FIELD_NUMBER: _builtins.int
+    ASKER_FIELD_NUMBER: _builtins.int
+    nonce: _builtins.bytes
+    """Random bytes the answer must carry back signed (freshness)."""
+    asker: _builtins.str
+    """The asking node (for logs only: the answer is no secret)."""
+    def __init__(
+        self,
+        *,
+        nonce: _builtins.bytes = ...,
+        asker: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asker", b"asker", "nonce", b"nonce"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckMasterRequest: _TypeAlias = CheckMasterRequest  # noqa: Y015
+
+@_typing.final
+class CheckMasterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VIEW_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    view: _builtins.bytes
+    """A serialized WitnessView; signed as these exact bytes."""
+    signature: _builtins.bytes
+    """ECDSA-SHA256 signature of `view` by the answering node's key (empty in --insecure)."""
+    certificate: _builtins.bytes
+    """The answering node's certificate (PEM), signed by the cluster CA."""
+    def __init__(
+        self,
+        *,
+        view: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+        certificate: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "signature", b"signature", "view", b"view"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckMasterResponse: _TypeAlias = CheckMasterResponse  # noqa: Y015
+
+@_typing.final
+class WitnessView(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NONCE_FIELD_NUMBER: _builtins.int
+    NODE_NAME_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    SINCE_ACK_SECONDS_FIELD_NUMBER: _builtins.int
+    nonce: _builtins.bytes
+    node_name: _builtins.str
+    connected: _builtins.bool
+    """Whether the answering agent holds a session with the master now."""
+    since_ack_seconds: _builtins.float
+    """Seconds since it last heard the master (an ack or an assignment set); < 0: never."""
+    def __init__(
+        self,
+        *,
+        nonce: _builtins.bytes = ...,
+        node_name: _builtins.str = ...,
+        connected: _builtins.bool = ...,
+        since_ack_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connected", b"connected", "node_name", b"node_name", "nonce", b"nonce", "since_ack_seconds", b"since_ack_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WitnessView: _TypeAlias = WitnessView  # noqa: Y015
 
 @_typing.final
 class HeartbeatAck(_message.Message):

@@ -138,3 +138,96 @@ class NodeService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WitnessServiceStub:
+    """Served by every agent on its advertise address (port NodeInfo.witness_port): an
+    agent that stops hearing the master asks its peers whether they still hear it,
+    and fences itself only when it alone is cut off (a stalled master must not stop
+    every workload of the cluster). Plaintext, but the answer is signed with the
+    answering node's key and carries its node certificate, which the asker checks
+    against the cluster CA: a forged "I do not hear the master either" cannot stop a
+    cut-off node from fencing.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CheckMaster = channel.unary_unary(
+                '/pinnace.v1.WitnessService/CheckMaster',
+                request_serializer=protos_dot_node__pb2.CheckMasterRequest.SerializeToString,
+                response_deserializer=protos_dot_node__pb2.CheckMasterResponse.FromString,
+                _registered_method=True)
+
+
+class WitnessServiceServicer:
+    """Served by every agent on its advertise address (port NodeInfo.witness_port): an
+    agent that stops hearing the master asks its peers whether they still hear it,
+    and fences itself only when it alone is cut off (a stalled master must not stop
+    every workload of the cluster). Plaintext, but the answer is signed with the
+    answering node's key and carries its node certificate, which the asker checks
+    against the cluster CA: a forged "I do not hear the master either" cannot stop a
+    cut-off node from fencing.
+    """
+
+    def CheckMaster(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WitnessServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CheckMaster': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckMaster,
+                    request_deserializer=protos_dot_node__pb2.CheckMasterRequest.FromString,
+                    response_serializer=protos_dot_node__pb2.CheckMasterResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'pinnace.v1.WitnessService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('pinnace.v1.WitnessService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class WitnessService:
+    """Served by every agent on its advertise address (port NodeInfo.witness_port): an
+    agent that stops hearing the master asks its peers whether they still hear it,
+    and fences itself only when it alone is cut off (a stalled master must not stop
+    every workload of the cluster). Plaintext, but the answer is signed with the
+    answering node's key and carries its node certificate, which the asker checks
+    against the cluster CA: a forged "I do not hear the master either" cannot stop a
+    cut-off node from fencing.
+    """
+
+    @staticmethod
+    def CheckMaster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pinnace.v1.WitnessService/CheckMaster',
+            protos_dot_node__pb2.CheckMasterRequest.SerializeToString,
+            protos_dot_node__pb2.CheckMasterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -66,3 +66,52 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_node_pb2.MasterMessage], _abc.AsyncIterator[_node_pb2.MasterMessage]]: ...
 
 def add_NodeServiceServicer_to_server(servicer: NodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class WitnessServiceStub:
+    """Served by every agent on its advertise address (port NodeInfo.witness_port): an
+    agent that stops hearing the master asks its peers whether they still hear it,
+    and fences itself only when it alone is cut off (a stalled master must not stop
+    every workload of the cluster). Plaintext, but the answer is signed with the
+    answering node's key and carries its node certificate, which the asker checks
+    against the cluster CA: a forged "I do not hear the master either" cannot stop a
+    cut-off node from fencing.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> WitnessServiceAsyncStub: ...
+    CheckMaster: _grpc.UnaryUnaryMultiCallable[_node_pb2.CheckMasterRequest, _node_pb2.CheckMasterResponse]
+
+@_typing.type_check_only
+class WitnessServiceAsyncStub(WitnessServiceStub):
+    """Served by every agent on its advertise address (port NodeInfo.witness_port): an
+    agent that stops hearing the master asks its peers whether they still hear it,
+    and fences itself only when it alone is cut off (a stalled master must not stop
+    every workload of the cluster). Plaintext, but the answer is signed with the
+    answering node's key and carries its node certificate, which the asker checks
+    against the cluster CA: a forged "I do not hear the master either" cannot stop a
+    cut-off node from fencing.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CheckMaster: _aio.UnaryUnaryMultiCallable[_node_pb2.CheckMasterRequest, _node_pb2.CheckMasterResponse]  # type: ignore[assignment]
+
+class WitnessServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Served by every agent on its advertise address (port NodeInfo.witness_port): an
+    agent that stops hearing the master asks its peers whether they still hear it,
+    and fences itself only when it alone is cut off (a stalled master must not stop
+    every workload of the cluster). Plaintext, but the answer is signed with the
+    answering node's key and carries its node certificate, which the asker checks
+    against the cluster CA: a forged "I do not hear the master either" cannot stop a
+    cut-off node from fencing.
+    """
+
+    @_abc_1.abstractmethod
+    def CheckMaster(
+        self,
+        request: _node_pb2.CheckMasterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.CheckMasterResponse, _abc.Awaitable[_node_pb2.CheckMasterResponse]]: ...
+
+def add_WitnessServiceServicer_to_server(servicer: WitnessServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

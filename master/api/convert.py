@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+from master.app.reports import PodReport
 from master.model import (
     Container,
     ContainerPort,
@@ -124,6 +125,15 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
         container_statuses=containers,
         ready=report.ready,
         started_at=report.started_at,
+    )
+
+
+def pod_report_from_proto(report: node_pb2.PodStatusReport) -> PodReport:
+    return PodReport(
+        pod_name=report.pod_name[:253],
+        epoch=report.epoch,
+        status=pod_status_from_proto(report),
+        removed=report.removed,
     )
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kernel.clock import Clock
+from kernel.names import is_node_name
 from master.api.auth import AuthInterceptor
-from master.clock import Clock
 from master.model import Node
 from master.pki.ca import (
     CertificateAuthority,
@@ -39,7 +39,6 @@ from protos import security_pb2, security_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 MAX_TTL_SECONDS = 10 * 365 * 86400.0
 
 
@@ -69,7 +68,7 @@ class JoinServicer(security_pb2_grpc.JoinServiceServicer):
         self, request: security_pb2.JoinNodeRequest, context: grpc.aio.ServicerContext
     ) -> security_pb2.JoinNodeResponse:
         name = request.node_name
-        if len(name) > 253 or not _NODE_NAME.match(name):
+        if not is_node_name(name):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"node name {name[:80]!r} is not a valid DNS-1123 subdomain",

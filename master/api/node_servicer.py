@@ -7,8 +7,8 @@ Down: the node's complete assignment set, re-sent whenever any pod bound to the
 node changes (a state listener marks the node's session dirty), and when a stop
 order the drain gate held back may go (checked every second: the gate can open
 by timeout alone). A newer session for the same node supersedes the older one,
-whose stream then ends. Reports with reason Fenced (pods an agent stopped on
-losing its lease) become Fenced events, once per node, pod and epoch.
+whose stream then ends. What a pod report means (epochs, ownership, Fenced
+events) is decided by master.app.reports; this module only converts.
 """
 
 from __future__ import annotations
@@ -16,31 +16,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 import grpc
 
-from master.api.convert import assignments_to_proto, node_from_proto, pod_status_from_proto
-from master.clock import Clock
+from kernel.clock import Clock
+from kernel.names import is_node_name
+from master.api.convert import assignments_to_proto, node_from_proto, pod_report_from_proto
+from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.model import Node, Pod, PodPhase, PodStatus, StoredObject
+from master.model import Node, Pod, StoredObject
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 MAX_PODS_PER_REPORT = 1000
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
-# The pod reason an agent reports for a pod it stopped by fencing itself.
-FENCED = "Fenced"
-# Fenced events already recorded (node, pod, epoch), so re-sent reports add none.
-MAX_FENCED_REMEMBERED = 10_000
 
 
 @dataclass(slots=True)
@@ -67,7 +63,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
         self._sessions: dict[str, _Session] = {}
-        self._fenced_seen: dict[tuple[str, str, int], None] = {}
+        self._reports = NodeReports(state, clock)
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
         state.subscribe(self._on_change)
@@ -94,7 +90,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self, request: node_pb2.RegisterNodeRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.RegisterNodeResponse:
         info = request.node
-        if len(info.name) > 253 or not _NODE_NAME.match(info.name):
+        if not is_node_name(info.name):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"node name {info.name[:80]!r} is not a valid DNS-1123 subdomain",
@@ -112,7 +108,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             self._state.record_event("Node", info.name, "Registered", f"node {info.name} joined")
         self._leases.renew(info.name, self._clock.monotonic())
         for report in request.pods[:MAX_PODS_PER_REPORT]:
-            self._apply_report(info.name, report, adopted=True)
+            self._reports.apply(info.name, pod_report_from_proto(report), adopted=True)
         old = self._sessions.get(info.name)
         session = _Session(session_id=uuid.uuid4().hex)
         self._sessions[info.name] = session
@@ -228,90 +224,4 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 )
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
-                    self._apply_report(node_name, report, adopted=False)
-
-    # -- pod status --------------------------------------------------------------------
-
-    def _apply_report(
-        self, node_name: str, report: node_pb2.PodStatusReport, adopted: bool
-    ) -> None:
-        pod = self._state.pod(report.pod_name)
-        if report.reason == FENCED:
-            # Said even when the pod was replaced meanwhile: it explains the stop.
-            self._record_fenced(node_name, report)
-        # Reports about pods this node does not hold (anymore) are ignored: the
-        # assignment set the agent gets next tells it to remove them.
-        if pod is None or pod.node_name != node_name or report.epoch != pod.epoch:
-            return
-        if report.removed:
-            if pod.deletion_requested_at:
-                self._state.remove("Pod", pod.meta.name)
-                self._state.record_event(
-                    "Pod", pod.meta.name, "Stopped", f"pod {pod.meta.name} stopped on {node_name}"
-                )
-            elif report.reason == FENCED and pod.status.reason != FENCED:
-                status = replace(
-                    pod.status, ready=False, reason=FENCED, message=report.message[:1024]
-                )
-                self._state.put(replace(pod, status=status))
-            return
-        if adopted and report.phase == PodPhase.RUNNING.value:
-            self._state.record_event(
-                "Pod",
-                pod.meta.name,
-                "Adopted",
-                f"agent on {node_name} kept running {pod.meta.name}",
-            )
-        status = pod_status_from_proto(report)
-        if status == pod.status:
-            return
-        self._record_transitions(pod, status)
-        self._state.put(replace(pod, status=status))
-
-    def _record_fenced(self, node_name: str, report: node_pb2.PodStatusReport) -> None:
-        key = (node_name, report.pod_name[:253], report.epoch)
-        if not key[1] or key in self._fenced_seen:
-            return
-        self._fenced_seen[key] = None
-        if len(self._fenced_seen) > MAX_FENCED_REMEMBERED:
-            del self._fenced_seen[next(iter(self._fenced_seen))]
-        self._state.record_event(
-            "Pod",
-            key[1],
-            FENCED,
-            f"node {node_name} stopped its copy of {key[1]}: {report.message[:512]}",
-            "Warning",
-            source=node_name,
-        )
-
-    def _record_transitions(self, pod: Pod, new: PodStatus) -> None:
-        name = pod.meta.name
-        if new.phase == PodPhase.RUNNING and pod.status.phase != PodPhase.RUNNING:
-            self._state.record_event("Pod", name, "Started", f"pod {name} is running")
-        old_restarts = {c.name: c.restart_count for c in pod.status.container_statuses}
-        for c in new.container_statuses:
-            if c.restart_count > old_restarts.get(c.name, 0):
-                self._state.record_event(
-                    "Pod",
-                    name,
-                    "Restarted",
-                    f"container {c.name} restarted (restart {c.restart_count})",
-                    "Warning",
-                )
-            old_note = next(
-                (o.image_note for o in pod.status.container_statuses if o.name == c.name), ""
-            )
-            if c.image_note and c.image_note != old_note:
-                self._state.record_event(
-                    "Pod", name, "PullFallback", f"container {c.name}: {c.image_note}", "Warning"
-                )
-            if c.reason in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
-                old = next((o for o in pod.status.container_statuses if o.name == c.name), None)
-                if old is None or old.reason != c.reason:
-                    self._state.record_event(
-                        "Pod",
-                        name,
-                        "BackOff",
-                        f"container {c.name}: {c.reason}: {c.message}",
-                        "Warning",
-                    )
+                    self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.rolling import surge_and_unavailable
 from master.lb.model import LbService
 from master.manifest.quantities import format_cpu, format_memory, format_memory_ki
@@ -41,8 +42,6 @@ from master.model import (
 )
 
 Obj = dict[str, Any]
-
-TEMPLATE_HASH_LABEL = "pod-template-hash"
 
 
 def rfc3339(t: float) -> str | None:

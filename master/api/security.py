@@ -20,9 +20,9 @@ from pathlib import Path
 
 import grpc
 
+from kernel.clock import Clock
 from master.api.auth import AuthInterceptor
 from master.api.join_servicer import JoinServicer, TokenServicer
-from master.clock import Clock
 from master.pki.bootstrap import (
     MasterPki,
     config_address,

@@ -18,9 +18,10 @@ import contextlib
 import logging
 from dataclasses import replace
 
-from master.clock import Clock
+from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.deployment import reconcile_deployment
+from master.controllers.epochs import AssignmentEpochs
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import (
     LeaseTable,
@@ -57,6 +58,7 @@ class ControllerManager:
         # Last FailedScheduling message per pod, so a stuck pod is reported once
         # per distinct reason rather than on every pass.
         self._unschedulable: dict[str, str] = {}
+        self._epochs = AssignmentEpochs(state.resource_version, state.pods())
         state.subscribe(self._on_change)
 
     # -- triggers -----------------------------------------------------------------
@@ -70,6 +72,9 @@ class ControllerManager:
             if not obj.node_name or deleted:
                 self._schedule_needed = True
         elif isinstance(obj, Node):
+            if deleted:
+                # Only once the deletion is committed: a failed delete keeps the lease.
+                self._leases.forget(obj.meta.name)
             self._schedule_needed = True
         else:
             return
@@ -91,7 +96,6 @@ class ControllerManager:
         """A user's `delete node`: the node and every pod bound to it are forgotten."""
         if self._state.remove("Node", name) is None:
             return False
-        self._leases.forget(name)
         for pod in self._state.pods_on_node(name):
             self._state.remove("Pod", pod.meta.name)
         self._state.record_event("Node", name, "RemovingNode", f"node {name} was deleted")
@@ -226,11 +230,8 @@ class ControllerManager:
 
     def _bind(self, pod: Pod, node_name: str) -> None:
         self._unschedulable.pop(pod.meta.name, None)
-        # The epoch is the resource version the binding gets: unique and
-        # increasing, so an agent can tell a fresh assignment from a stale one.
         status = PodStatus(reason="ContainerCreating")
-        bound = replace(pod, node_name=node_name, status=status)
-        bound = self._state.put(replace(bound, epoch=self._state.resource_version + 1))
+        self._state.put(replace(pod, node_name=node_name, status=status, epoch=self._epochs.next()))
         self._state.record_event(
             "Pod", pod.meta.name, "Scheduled", f"assigned {pod.meta.name} to {node_name}"
         )

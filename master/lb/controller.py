@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from master.clock import Clock
-from master.controllers.endpoints import compute_lb_services, pods_released
+from kernel.clock import Clock
+from master.lb.endpoints import compute_lb_services, pods_released
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbService
 from master.model import Node, Pod, Service, StoredObject

@@ -1,7 +1,7 @@
 """Render the HAProxy configuration for a set of service ports (pure: data in, text out).
 
 A service port is proxied in TCP mode unless it is known to speak HTTP (see
-master/controllers/endpoints.py `lb_mode`); in HTTP mode HAProxy also retries
+master/lb/endpoints.py `lb_mode`); in HTTP mode HAProxy also retries
 idempotent requests that a dying server closed without an answer.
 
 Why TCP mode: a service port carries whatever its pods speak, and all we know is TCP. HAProxy's

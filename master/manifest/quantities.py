@@ -1,109 +1,45 @@
-"""Kubernetes resource quantities: parse "100m", "0.5", "64Mi", "129e6"; format them back.
-
-The core never sees a quantity string: CPU becomes whole millicores and memory
-whole bytes at parse time (rounded up, as Kubernetes' MilliValue/Value do), and
-the renderer turns them back into the canonical short forms kubectl prints.
-Arithmetic is exact (`Fraction`), and exponents and digit counts are bounded
-first, so "1e999999999" is refused instead of computed.
+"""Quantities in manifests: the kernel's parser (kernel/quantity.py), with the manifest's
+own description of a value that is not a quantity at all (a map, a list, a date that
+YAML read from an unquoted 2024-01-01), so the error says how to fix it.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from fractions import Fraction
-
+from kernel.quantity import (
+    QuantityError,
+    format_cpu,
+    format_memory,
+    format_memory_ki,
+    parse_quantity,
+)
+from kernel.quantity import parse_quantity_cpu as _cpu
+from kernel.quantity import parse_quantity_memory as _memory
 from master.manifest.errors import describe
 
-_QUANTITY = re.compile(
-    r"^(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE](?P<exp>[+-]?[0-9]+))?$"
-)
-_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-_MAX_DIGITS = 40
-_MAX_EXPONENT = 30
-# Kubernetes keeps quantities in int64; nothing larger is meaningful.
-_MAX_VALUE = 2**63 - 1
+__all__ = [
+    "QuantityError",
+    "format_cpu",
+    "format_memory",
+    "format_memory_ki",
+    "parse_quantity",
+    "parse_quantity_cpu",
+    "parse_quantity_memory",
+]
 
 
-class QuantityError(ValueError):
-    """Not a valid quantity; the message is a reason fit for a ManifestError."""
-
-
-def _to_text(value: object) -> str:
+def _scalar(value: object) -> object:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise QuantityError(
             f'must be a quantity such as "500m", "1" or "64Mi", got {describe(value)}'
         )
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise QuantityError("must be a finite quantity")
-        return repr(value)
-    return str(value)
-
-
-def parse_quantity(value: object) -> Fraction:
-    """Parse a Kubernetes quantity (string or YAML number) to an exact, non-negative number."""
-    text = _to_text(value).strip()
-    match = _QUANTITY.match(text)
-    if match is None:
-        raise QuantityError(
-            f'must be a quantity such as "500m", "1" or "64Mi", got {describe(text)}'
-        )
-    if len(match["number"]) > _MAX_DIGITS:
-        raise QuantityError(f"has too many digits (at most {_MAX_DIGITS})")
-    number = Fraction(match["number"])
-    if match["sign"] == "-" and number != 0:
-        raise QuantityError(f"must not be negative, got {describe(text)}")
-    suffix = match["suffix"] or ""
-    if match["exp"] is not None:
-        exponent = int(match["exp"])
-        if abs(exponent) > _MAX_EXPONENT:
-            raise QuantityError(f"exponent out of range, got {describe(text)}")
-        result = number * Fraction(10) ** exponent
-    elif suffix in _BINARY:
-        result = number * 1024 ** _BINARY[suffix]
-    else:
-        result = number * Fraction(10) ** _DECIMAL[suffix]
-    if result > _MAX_VALUE:
-        raise QuantityError(f"is too large, got {describe(text)}")
-    return result
+    return value
 
 
 def parse_quantity_cpu(value: object) -> int:
     """CPU quantity -> millicores, rounded up ("100m" -> 100, "0.5" -> 500, 2 -> 2000)."""
-    return math.ceil(parse_quantity(value) * 1000)
+    return _cpu(_scalar(value))
 
 
 def parse_quantity_memory(value: object) -> int:
     """Memory quantity -> bytes, rounded up ("64Mi" -> 67108864, "129e6" -> 129000000)."""
-    return math.ceil(parse_quantity(value))
-
-
-def format_cpu(millis: int) -> str:
-    """Millicores as kubectl shows them: "2" for whole cores, else "1500m"."""
-    if millis % 1000 == 0:
-        return str(millis // 1000)
-    return f"{millis}m"
-
-
-def format_memory(num_bytes: int) -> str:
-    """Bytes in the largest exact unit: "64Mi", "1G", or plain "128974849"."""
-    if num_bytes == 0:
-        return "0"
-    for suffix, power in sorted(_BINARY.items(), key=lambda item: -item[1]):
-        if num_bytes % 1024**power == 0:
-            return f"{num_bytes // 1024**power}{suffix}"
-    for suffix in ("E", "P", "T", "G", "M", "k"):
-        unit = 10 ** _DECIMAL[suffix]
-        if num_bytes % unit == 0:
-            return f"{num_bytes // unit}{suffix}"
-    return str(num_bytes)
-
-
-def format_memory_ki(num_bytes: int) -> str:
-    """Node memory the way kubelets report it: "16318412Ki" (plain bytes if not whole Ki)."""
-    if num_bytes % 1024 == 0:
-        return f"{num_bytes // 1024}Ki"
-    return str(num_bytes)
+    return _memory(_scalar(value))

@@ -11,29 +11,25 @@ anyone can mint a certificate under it, so such a certificate proves nothing.
 The authorisation layer (master/api/auth.py) treats every certificate not signed
 by the cluster CA as anonymous, which may call only JoinService.JoinNode (and
 that only with a valid join token). The agent mints its anonymous certificate
-from the same constant (agent/credentials.py); a unit test checks the two agree.
+from the same constant (kernel/bootstrap.py, agent/credentials.py); a unit test
+checks the two agree.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from kernel.bootstrap import ANONYMOUS_CA_CN, anonymous_secret
 from master.pki.ca import cert_pem
-
-# Changing either constant breaks joins between differing versions of master and agent.
-ANONYMOUS_SEED = b"pinnace anonymous bootstrap identity v1 -- this key is public"
-ANONYMOUS_CA_CN = "pinnace anonymous bootstrap CA (public key: proves nothing)"
 
 
 def anonymous_key() -> ec.EllipticCurvePrivateKey:
-    secret = int.from_bytes(hashlib.sha256(ANONYMOUS_SEED).digest(), "big")
-    return ec.derive_private_key(secret, ec.SECP256R1())
+    return ec.derive_private_key(anonymous_secret(), ec.SECP256R1())
 
 
 def anonymous_ca_pem() -> bytes:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from kernel.files import write_atomic
 from master.pki.anonymous import anonymous_ca_pem
 from master.pki.ca import (
     ADMIN_CN,
@@ -37,7 +38,7 @@ from master.pki.ca import (
     load_key,
     new_key,
 )
-from master.pki.clientconfig import ClientConfig, render_client_config, write_private
+from master.pki.clientconfig import ClientConfig, render_client_config
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +109,14 @@ def ensure_pki(data_dir: Path, sans: list[str], now: dt.datetime) -> MasterPki:
         )
     else:
         ca = CertificateAuthority.create(now)
-        write_private(ca_key, key_pem(ca.key))
-        write_private(ca_crt, ca.pem, 0o644)
+        write_atomic(ca_key, key_pem(ca.key))
+        write_atomic(ca_crt, ca.pem, 0o644)
         log.info("created the cluster CA in %s", pki)
 
     server_key = new_key()
     server_cert = ca.issue_server(server_key, sans, now)
-    write_private(pki / "server.key", key_pem(server_key))
-    write_private(pki / "server.crt", cert_pem(server_cert), 0o644)
+    write_atomic(pki / "server.key", key_pem(server_key))
+    write_atomic(pki / "server.crt", cert_pem(server_cert), 0o644)
 
     admin_crt, admin_key = pki / "admin.crt", pki / "admin.key"
     admin = _reusable(admin_crt, admin_key, ca, now)
@@ -123,8 +124,8 @@ def ensure_pki(data_dir: Path, sans: list[str], now: dt.datetime) -> MasterPki:
         key = new_key()
         cert = ca.issue_client(key.public_key(), ADMIN_CN, ADMIN_ORG, now, ADMIN_LIFETIME)
         admin = (key_pem(key), cert_pem(cert))
-        write_private(admin_key, admin[0])
-        write_private(admin_crt, admin[1], 0o644)
+        write_atomic(admin_key, admin[0])
+        write_atomic(admin_crt, admin[1], 0o644)
     return MasterPki(
         ca=ca,
         server_key_pem=key_pem(server_key),
@@ -155,7 +156,7 @@ def _reusable(
 def write_admin_config(pki: MasterPki, data_dir: Path, server: str) -> Path:
     path = data_dir / CONFIG_NAME
     config = ClientConfig(server, pki.ca.pem, pki.admin_cert_pem, pki.admin_key_pem)
-    write_private(path, render_client_config(config).encode())
+    write_atomic(path, render_client_config(config).encode())
     return path
 
 

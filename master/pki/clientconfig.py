@@ -20,7 +20,6 @@ Parsing is strict: a file that is not such a document is one sentence naming it.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,17 +89,3 @@ def read_client_config(path: Path) -> ClientConfig:
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
     return parse_client_config(data.decode(errors="replace"), str(path))
-
-
-def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file atomically, readable only by its owner from the first byte on."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

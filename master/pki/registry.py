@@ -8,9 +8,12 @@ controllers, and a secret-bearing kind must never be served by the cluster API.
 
 State flow: `load()` at master start reads both documents into memory; reads
 are served from memory; every change updates memory, then persists before the
-call that caused it answers (so an acknowledged token survives a crash). Changes
-are serialised by one asyncio lock. A Node deleted from the cluster state drops
-its binding (a state listener schedules the write).
+call that caused it answers (so an acknowledged token survives a crash). A
+change is computed on a copy, saved, and only then made the in-memory truth: a
+failed save leaves memory exactly as before, so the caller gets the error and a
+retry does the whole change again. Changes are serialised by one asyncio lock.
+A Node deleted from the cluster state drops its binding (a state listener
+schedules the write).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import logging
 from dataclasses import replace
 
-from master.clock import Clock
+from kernel.clock import Clock
 from master.model import Node, StoredObject
 from master.pki.identities import NodeBinding
 from master.pki.tokens import (
@@ -83,14 +86,13 @@ class SecurityRegistry:
     ) -> tuple[JoinToken, TokenRecord]:
         async with self._lock:
             now = self._clock.now()
-            self._tokens = prune(self._tokens, now)
-            if len(self._tokens) >= MAX_TOKENS:
+            tokens = prune(self._tokens, now)
+            if len(tokens) >= MAX_TOKENS:
                 raise RegistryError(
                     f"there are already {MAX_TOKENS} join tokens: revoke some first"
                 )
             token, record = generate_token(ca_hash, now, ttl, description)
-            self._tokens[record.id] = record
-            await self._save_tokens()
+            await self._save_tokens({**tokens, record.id: record})
         return token, record
 
     async def revoke(self, token_id: str) -> TokenRecord | None:
@@ -100,8 +102,7 @@ class SecurityRegistry:
                 return None
             if not record.revoked_at:
                 record = replace(record, revoked_at=self._clock.now())
-                self._tokens[token_id] = record
-                await self._save_tokens()
+                await self._save_tokens({**self._tokens, token_id: record})
         return record
 
     def check(self, token_id: str, secret: str) -> str:
@@ -112,12 +113,13 @@ class SecurityRegistry:
         async with self._lock:
             record = self._tokens.get(token_id)
             if record is not None:
-                self._tokens[token_id] = record_use(record)
-                await self._save_tokens()
+                await self._save_tokens({**self._tokens, token_id: record_use(record)})
 
-    async def _save_tokens(self) -> None:
-        doc = json.dumps([r.to_json() for r in self._tokens.values()])
+    async def _save_tokens(self, tokens: dict[str, TokenRecord]) -> None:
+        """Persist `tokens`, then make them the in-memory truth (never the other way)."""
+        doc = json.dumps([r.to_json() for r in tokens.values()])
         await asyncio.to_thread(self._store.meta_set, TOKENS_KEY, doc)
+        self._tokens = tokens
 
     # -- node bindings ------------------------------------------------------------------
 
@@ -129,16 +131,18 @@ class SecurityRegistry:
             current = self._bindings.get(node)
             if current is not None and current.key_sha256 == key_sha256:
                 return
+            binding = NodeBinding(node, key_sha256, self._clock.now())
+            await self._save_bindings({**self._bindings, node: binding})
             if current is not None:
                 log.warning("node name %s moves to a new key (the old certificate is void)", node)
-            self._bindings[node] = NodeBinding(node, key_sha256, self._clock.now())
-            await self._save_bindings()
 
     async def unbind(self, node: str) -> None:
         async with self._lock:
-            if self._bindings.pop(node, None) is not None:
-                await self._save_bindings()
+            if node in self._bindings:
+                await self._save_bindings({n: b for n, b in self._bindings.items() if n != node})
 
-    async def _save_bindings(self) -> None:
-        doc = json.dumps([b.to_json() for b in self._bindings.values()])
+    async def _save_bindings(self, bindings: dict[str, NodeBinding]) -> None:
+        """Persist `bindings`, then make them the in-memory truth (never the other way)."""
+        doc = json.dumps([b.to_json() for b in bindings.values()])
         await asyncio.to_thread(self._store.meta_set, BINDINGS_KEY, doc)
+        self._bindings = bindings

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from kernel.names import JOIN_TOKEN
+
 PREFIX = "pinnace1"
 ID_LENGTH = 8
 SECRET_LENGTH = 24
@@ -40,7 +42,6 @@ KEEP_DEAD = 24 * 3600.0
 MAX_TOKENS = 1000
 MAX_DESCRIPTION = 200
 
-_TOKEN = re.compile(r"pinnace1\.([a-z0-9]{8})\.([a-z0-9]{24})\.([A-Za-z0-9_-]{43})")
 _WIRE = re.compile(r"([a-z0-9]{8})\.([a-z0-9]{24})")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -137,7 +138,7 @@ def generate_token(
 
 def parse_token(text: str) -> JoinToken:
     """The agent's view of `--token`: id, secret and the CA pin."""
-    match = _TOKEN.fullmatch(text.strip())
+    match = JOIN_TOKEN.fullmatch(text.strip())
     if match is None:
         raise TokenFormatError(
             "the join token is malformed: expected pinnace1.<id>.<secret>.<ca-hash> "

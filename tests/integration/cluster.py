@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 import docker
 
+from tests.support import env_with_haproxy
+
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
@@ -57,7 +59,7 @@ class LocalCluster:
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self._all_procs: list[subprocess.Popen[bytes]] = []
         self.node_names: list[str] = []
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.env = env_with_haproxy({**os.environ, "PYTHONUNBUFFERED": "1"})
         self.insecure = False
         self._token = ""
 

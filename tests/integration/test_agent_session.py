@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from agent.clock import SystemClock
 from agent.fencing import FencePolicy
 from agent.model import NodeInfo, Resources
 from agent.outbox import StatusOutbox
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.session import Session
 from agent.worker import Worker
+from kernel.clock import SystemClock
 from tests.integration.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 IMAGE = "pinnace/httpd:latest"
@@ -146,5 +146,27 @@ def test_fences_when_the_master_hangs_but_not_when_it_is_down() -> None:
                 assert len(down.containers) == 1
         finally:
             await survivor.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_assignment_set_larger_than_grpcs_default_4_mib_reaches_the_agent() -> None:
+    # The master may legally send up to kernel.limits.MAX_MASTER_MESSAGE_BYTES in one set
+    # (say 25 replicas of a 200 KB template on one node): the agent must accept it.
+    async def scenario() -> None:
+        master = FakeMaster()
+        address = await master.start()
+        engine = new_engine()
+        try:
+            async with running_agent(address, engine):
+                await eventually(lambda: master.connected("n1"), what="session")
+                big = {f"K{i}": "x" * 200_000 for i in range(25)}  # ~5 MB
+                master.assign("n1", web_assignment("a", IMAGE, env=big))
+                await eventually(
+                    lambda: (s := master.status("n1", "a")) and s.phase == "Running",
+                    what="the 5 MB pod Running",
+                )
+        finally:
+            await master.stop()
 
     asyncio.run(scenario())

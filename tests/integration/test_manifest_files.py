@@ -11,14 +11,13 @@ lists its endpoints.
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.integration.conftest import IN_CI
+from tests.support import require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -116,10 +115,7 @@ def _free_port() -> int:
 def test_latest_image_falls_back_to_the_node_and_headless_service_has_no_balancer(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    if shutil.which("haproxy") is None:
-        if IN_CI:
-            pytest.fail("haproxy is not installed (CI=true: integration tests must run)")
-        pytest.skip("haproxy is not installed")
+    require_haproxy()
     port = _free_port()
     cluster.start_master("--lb-port-offset", str(port - 80))
     cluster.start_agent("n1")

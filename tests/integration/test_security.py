@@ -22,8 +22,9 @@ import grpc
 import pytest
 
 from agent import credentials as cr
+from kernel.files import write_atomic
 from master.pki.ca import ADMIN_ORG, CertificateAuthority, cert_pem, key_pem, new_key
-from master.pki.clientconfig import ClientConfig, render_client_config, write_private
+from master.pki.clientconfig import ClientConfig, render_client_config
 from protos import cluster_pb2, cluster_pb2_grpc, node_pb2, node_pb2_grpc
 from tests.integration.cluster import REPO, LocalCluster, wait_for
 from tests.integration.security_helpers import (
@@ -174,7 +175,7 @@ def test_the_cli_needs_credentials_and_plaintext_gets_nowhere(
     )
     foreign = tmp_path / "foreign.conf"
     config = ClientConfig(cluster.master_address, foreign_ca.pem, cert_pem(cert), key_pem(key))
-    write_private(foreign, render_client_config(config).encode())
+    write_atomic(foreign, render_client_config(config).encode())
     wrong = cli({**bare, "PINNACE_CONFIG": str(foreign)}, "get", "pods")
     assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1
     assert "cannot establish TLS with the pinnace master" in wrong.stderr

@@ -6,14 +6,14 @@ import pytest
 
 from agent.capacity import compute_resources, detect_capacity
 from agent.model import Resources
-from agent.quantity import QuantityError, parse_cpu_millis, parse_memory_bytes
+from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
 
 
 @pytest.mark.parametrize(
-    ("text", "millis"), [("100m", 100), ("2", 2000), ("0.5", 500), ("1.25", 1250), ("1e3m", 1000)]
+    ("text", "millis"), [("100m", 100), ("2", 2000), ("0.5", 500), ("1.25", 1250), ("1e3", 1000000)]
 )
 def test_cpu_quantities(text: str, millis: int) -> None:
-    assert parse_cpu_millis(text) == millis
+    assert parse_quantity_cpu(text) == millis
 
 
 @pytest.mark.parametrize(
@@ -21,13 +21,13 @@ def test_cpu_quantities(text: str, millis: int) -> None:
     [("256Mi", 256 * 2**20), ("1Gi", 2**30), ("1G", 10**9), ("128974848", 128974848), ("1k", 1000)],
 )
 def test_memory_quantities(text: str, size: int) -> None:
-    assert parse_memory_bytes(text) == size
+    assert parse_quantity_memory(text) == size
 
 
 @pytest.mark.parametrize("text", ["", "lots", "1Xi", "-1", "1.2.3"])
 def test_bad_quantities_are_rejected(text: str) -> None:
     with pytest.raises(QuantityError):
-        parse_memory_bytes(text)
+        parse_quantity_memory(text)
 
 
 def test_detected_capacity_is_positive() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from agent.clock import FakeClock
 from agent.model import (
     Assignments,
     ContainerPort,
@@ -19,6 +18,7 @@ from agent.model import (
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.runtime.port import ContainerConfig, ContainerInfo
 from agent.worker import Worker
+from kernel.clock import FakeClock
 
 IMAGE = "pinnace/httpd:latest"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from agent.clock import FakeClock
 from agent.model import (
     Assignments,
     ContainerPort,
@@ -18,6 +17,7 @@ from agent.probes import ProbeResult, ProbeTarget
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.runtime.port import ContainerInfo
 from agent.worker import Worker
+from kernel.clock import FakeClock
 
 IMAGE = "pinnace/httpd:latest"
 READINESS = Probe(kind="httpGet", port="80", path="/healthz", period_seconds=5)

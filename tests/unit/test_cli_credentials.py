@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel.files import write_atomic
 from master.cli import config
 from master.cli.config import CredentialsError, credentials_for, master_address, select
 from master.pki.clientconfig import (
@@ -15,7 +16,6 @@ from master.pki.clientconfig import (
     parse_client_config,
     read_client_config,
     render_client_config,
-    write_private,
 )
 
 PEM = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
@@ -33,7 +33,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
 
 
 def _write(path: Path, server: str = "10.0.0.1:7400") -> Path:
-    write_private(path, render_client_config(ClientConfig(server, PEM, PEM, KEY)).encode())
+    write_atomic(path, render_client_config(ClientConfig(server, PEM, PEM, KEY)).encode())
     return path
 
 

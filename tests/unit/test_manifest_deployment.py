@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from master.manifest import parse_manifests
 from master.model import Container, ContainerPort, Deployment, EnvVar, Resources, RollingUpdate
+from tests.support import SEED
 from tests.unit.test_manifest_support import DEPLOYMENT, error, mutate, parse
 
-SEED = Path("/work/shared/fixtures/seed")
 C0 = "spec.template.spec.containers[0]"
 PREFIX = "deployment.yaml: document 1: "
 

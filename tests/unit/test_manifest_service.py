@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from master.manifest import parse_manifests
 from master.model import Service, ServicePort
+from tests.support import SEED
 from tests.unit.test_manifest_support import SERVICE, error, mutate, parse
 
-SEED = Path("/work/shared/fixtures/seed")
 PREFIX = "service.yaml: document 1: "
 
 

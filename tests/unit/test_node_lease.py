@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from master.clock import FakeClock
+from kernel.clock import FakeClock
 from master.controllers.nodes import (
     LeaseTable,
     apply_transition,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from master.clock import FakeClock
+import pytest
+
+from kernel.clock import FakeClock
 from master.model import Node, ObjectMeta, Resources
 from master.pki.registry import SecurityRegistry
 from master.state import ClusterState
 from master.store.memory import MemoryStore
+from master.store.port import StoreError
+from tests.unit.faulty_store import FaultyStore
 
 CA_HASH = "B" * 43
 
@@ -88,5 +92,49 @@ def test_deleting_a_node_forgets_its_binding() -> None:
         assert again.binding("web-1") is None
         binding = again.binding("web-2")
         assert binding is not None and binding.key_sha256 == "b" * 64
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_revoke_changes_nothing_and_a_retry_saves_it() -> None:
+    async def scenario() -> None:
+        store, clock = FaultyStore(MemoryStore()), FakeClock()
+        registry = SecurityRegistry(store, clock)
+        await registry.load()
+        token, _ = await registry.create_token(CA_HASH, 0, "")
+
+        store.failing = True
+        with pytest.raises(StoreError):
+            await registry.revoke(token.id)
+        still_valid = registry.check(token.id, token.secret)
+        store.failing = False
+        retried = await registry.revoke(token.id)
+        after_restart = SecurityRegistry(store, clock)
+        await after_restart.load()
+
+        assert still_valid == ""
+        assert retried is not None and retried.revoked_at
+        assert "was revoked" in after_restart.check(token.id, token.secret)
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_create_leaves_no_token_behind() -> None:
+    async def scenario() -> None:
+        store, clock = FaultyStore(MemoryStore()), FakeClock()
+        registry = SecurityRegistry(store, clock)
+        await registry.load()
+
+        store.failing = True
+        with pytest.raises(StoreError):
+            await registry.create_token(CA_HASH, 0, "lost")
+        listed = registry.tokens()
+        store.failing = False
+        token, _ = await registry.create_token(CA_HASH, 0, "kept")
+        after_restart = SecurityRegistry(store, clock)
+        await after_restart.load()
+
+        assert listed == []
+        assert [r.id for r in after_restart.tokens()] == [token.id]
 
     asyncio.run(scenario())

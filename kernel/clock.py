@@ -1,7 +1,9 @@
-"""Injected time for the agent: wall time for timestamps and backoff, monotonic for leases.
+"""Injected time, so leases, backoff and ages are unit tested without sleeping.
 
-The agent does not import the master, so it has its own two-method clock;
-tests use FakeClock, which moves only when told to.
+`now()` is wall time (seconds since the epoch; stored in objects, shown to users,
+used for backoff), `monotonic()` is for measuring intervals (leases, fencing),
+which wall-clock jumps must not disturb. Production code takes a `Clock`; tests
+pass a `FakeClock`, which moves only when told to.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class SystemClock:
 
 
 class FakeClock:
+    """A clock that moves only when told to."""
+
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
         self._mono = 1000.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from master.controllers.endpoints import compute_lb_services, lb_mode, pods_released
+from master.lb.endpoints import compute_lb_services, lb_mode, pods_released
 from master.lb.model import LbSettings
 from master.lb.render import render_haproxy
 from master.model import (

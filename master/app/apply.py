@@ -1,0 +1,153 @@
+"""Apply: what storing a set of parsed objects means, for every API edge.
+
+`plan_apply` (pure) decides, object by object against what is stored: new
+objects are `created`; objects whose declared state did not change are
+`unchanged` (nothing is written, no generation bump, no rollout); changed ones
+are `configured` by merging the new desired state into the stored identity
+(uid, creation time, generation + 1) and status. A deployment's selector is
+immutable, as in Kubernetes, and its rollout history records each new pod
+template. The whole batch is decided before anything is written, so one refused
+object stores nothing.
+
+`apply_objects` runs the plan as one ClusterState commit: planned against
+memory, made durable, then visible; the caller answers only after that, and a
+refusal or a store failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from master.app.errors import AppError, commit
+from master.controllers.revisions import CHANGE_CAUSE, record_revision
+from master.model import Deployment, Service, StoredObject
+from master.state import ClusterState
+
+ApplyAction = Literal["created", "configured", "unchanged"]
+Lookup = Callable[[str, str], StoredObject | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One object of an apply and what happened to it (the stored object when written)."""
+
+    obj: StoredObject
+    action: ApplyAction
+
+
+def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
+    """True when applying `new` over `old` would change nothing the user declared."""
+    if old.meta.labels != new.meta.labels or old.meta.annotations != new.meta.annotations:
+        return False
+    if isinstance(old, Deployment) and isinstance(new, Deployment):
+        return (old.replicas, old.selector, old.template, old.strategy, old.rolling_update) == (
+            new.replicas,
+            new.selector,
+            new.template,
+            new.strategy,
+            new.rolling_update,
+        )
+    if isinstance(old, Service) and isinstance(new, Service):
+        return (old.selector, old.ports, old.type, old.headless) == (
+            new.selector,
+            new.ports,
+            new.type,
+            new.headless,
+        )
+    return False
+
+
+def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
+    """The new desired state with the existing identity, generation and status."""
+    meta = replace(
+        new.meta,
+        uid=existing.meta.uid,
+        created_at=existing.meta.created_at,
+        generation=existing.meta.generation + 1,
+    )
+    if isinstance(existing, Deployment) and isinstance(new, Deployment):
+        return replace(new, meta=meta, status=existing.status)
+    if isinstance(existing, Service) and isinstance(new, Service):
+        # Becoming headless (or no longer) changes the address the LB controller shows.
+        same_ip = existing.headless == new.headless
+        return replace(
+            new,
+            meta=meta,
+            ingress_ip=existing.ingress_ip,
+            cluster_ip=existing.cluster_ip if same_ip else "",
+        )
+    return replace(new, meta=meta)
+
+
+def with_history(obj: StoredObject, existing: StoredObject | None, now: float) -> StoredObject:
+    """A deployment with its (possibly new) template recorded in its rollout history."""
+    if not isinstance(obj, Deployment):
+        return obj
+    history = existing.history if isinstance(existing, Deployment) else ()
+    cause = obj.meta.annotations.get(CHANGE_CAUSE, "")
+    return replace(obj, history=record_revision(history, obj.template, now, cause))
+
+
+def check_immutable(existing: StoredObject, new: StoredObject) -> None:
+    """Refuse changes Kubernetes refuses on update."""
+    if (
+        isinstance(existing, Deployment)
+        and isinstance(new, Deployment)
+        and existing.selector != new.selector
+    ):
+        raise AppError(
+            "invalid",
+            f"deployment {new.meta.name}: spec.selector: field is immutable "
+            f"(delete the deployment first to change it)",
+        )
+
+
+def plan_apply(
+    objects: Sequence[StoredObject], lookup: Lookup, now: float, create_only: bool = False
+) -> list[Applied]:
+    """What applying `objects` does to each (pure); raises AppError for the first refusal.
+
+    `create_only` is Kubernetes' create (POST): an object that exists is a conflict.
+    """
+    planned: list[Applied] = []
+    for obj in objects:
+        existing = lookup(obj.kind, obj.meta.name)
+        if existing is None:
+            planned.append(Applied(with_history(obj, None, now), "created"))
+            continue
+        if create_only:
+            raise AppError(
+                "already_exists", f'{obj.kind.lower()}s "{obj.meta.name}" already exists'
+            )
+        check_immutable(existing, obj)
+        if same_desired_state(existing, obj):
+            planned.append(Applied(existing, "unchanged"))
+            continue
+        planned.append(Applied(with_history(merge(existing, obj), existing, now), "configured"))
+    return planned
+
+
+async def apply_objects(
+    state: ClusterState,
+    objects: Sequence[StoredObject],
+    now: float,
+    dry_run: bool = False,
+    create_only: bool = False,
+) -> list[Applied]:
+    """Apply parsed objects; returns each with its action once the write is durable.
+
+    Written objects come back as stored (with their resource version); with
+    `dry_run` nothing is written and the planned objects come back.
+    """
+
+    def plan() -> list[Applied]:
+        planned = plan_apply(objects, state.get, now, create_only)
+        if dry_run:
+            return planned
+        return [
+            p if p.action == "unchanged" else Applied(state.put(p.obj), p.action) for p in planned
+        ]
+
+    return await commit(state, plan)
