@@ -33,8 +33,10 @@ from master.controllers.nodes import LeaseTable
 from master.lb.controller import LbAddresses, LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbSettings
+from master.model import ObjectMeta, ServiceAccount
 from master.state import ClusterState
 from master.store.port import StoreError
+from master.store.sealing import SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
@@ -66,11 +68,25 @@ class MasterConfig:
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
 
 
+async def ensure_defaults(state: ClusterState) -> None:
+    """What every cluster has from its first start: the `default` ServiceAccount."""
+
+    def plan() -> None:
+        if state.get("ServiceAccount", "default") is None:
+            state.put(ServiceAccount(ObjectMeta(name="default")))
+
+    await state.commit(plan)
+
+
 async def serve(config: MasterConfig) -> None:
     clock = SystemClock()
-    store = SqliteStore.in_data_dir(config.data_dir)
+    # Secrets are sealed (AES-GCM) on their way to disk and opened on load.
+    store = SealingStore(
+        SqliteStore.in_data_dir(config.data_dir), SecretSealer.in_data_dir(config.data_dir)
+    )
     state = ClusterState(store, clock)
     await state.load()
+    await ensure_defaults(state)
     leases = LeaseTable()
     manager = ControllerManager(state, clock, leases, config.lease_seconds, config.eviction_timeout)
     manager.start_grace()

@@ -74,7 +74,7 @@ async def _parse(
 
 
 # Kinds `delete -f` may name (the rest are made by the master).
-DELETABLE = ("Deployment", "Service", "Pod")
+DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount")
 
 
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):

@@ -22,7 +22,7 @@ from typing import Literal
 
 from master.app.errors import AppError, commit
 from master.controllers.revisions import CHANGE_CAUSE, record_revision
-from master.model import Deployment, Service, StoredObject
+from master.model import ConfigMap, Deployment, Secret, Service, ServiceAccount, StoredObject
 from master.state import ClusterState
 
 ApplyAction = Literal["created", "configured", "unchanged"]
@@ -56,7 +56,15 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
             new.type,
             new.headless,
         )
-    return False
+    if isinstance(old, ConfigMap) and isinstance(new, ConfigMap):
+        return (old.data, old.binary_data, old.immutable) == (
+            new.data,
+            new.binary_data,
+            new.immutable,
+        )
+    if isinstance(old, Secret) and isinstance(new, Secret):
+        return (old.type, old.data, old.immutable) == (new.type, new.data, new.immutable)
+    return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
 
 
 def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
@@ -92,6 +100,21 @@ def with_history(obj: StoredObject, existing: StoredObject | None, now: float) -
 
 def check_immutable(existing: StoredObject, new: StoredObject) -> None:
     """Refuse changes Kubernetes refuses on update."""
+    if isinstance(existing, ConfigMap | Secret) and existing.immutable:
+        same = False
+        if isinstance(existing, ConfigMap) and isinstance(new, ConfigMap):
+            same = new.immutable and (existing.data, existing.binary_data) == (
+                new.data,
+                new.binary_data,
+            )
+        elif isinstance(existing, Secret) and isinstance(new, Secret):
+            same = new.immutable and (existing.type, existing.data) == (new.type, new.data)
+        if not same:
+            raise AppError(
+                "invalid",
+                f"{existing.kind.lower()} {new.meta.name}: field is immutable when "
+                f"`immutable` is set (delete it first to change it)",
+            )
     if (
         isinstance(existing, Deployment)
         and isinstance(new, Deployment)

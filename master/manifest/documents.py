@@ -16,25 +16,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from master.manifest.config import parse_config_map, parse_secret, parse_service_account
 from master.manifest.deployment import parse_deployment
 from master.manifest.errors import ManifestError, Warned, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
 from master.manifest.loader import TooManyDocuments, load_documents
 from master.manifest.service import parse_service
 from master.manifest.warnings import IGNORED_KINDS, object_warnings
-from master.model import Deployment, Service
+from master.model import ConfigMap, Deployment, Secret, Service, ServiceAccount
 
-ManifestObject = Deployment | Service
+ManifestObject = Deployment | Service | ConfigMap | Secret | ServiceAccount
 
 _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]]] = {
     "Deployment": ("apps/v1", parse_deployment),
     "Service": ("v1", parse_service),
+    "ConfigMap": ("v1", parse_config_map),
+    "Secret": ("v1", parse_secret),
+    "ServiceAccount": ("v1", parse_service_account),
 }
-_ACCEPTED = "Deployment (apps/v1), Service (v1) or List (v1)"
+_ACCEPTED = "Deployment (apps/v1), Service, ConfigMap, Secret, ServiceAccount or List (v1)"
 # Kinds a Kubernetes user may reasonably send; named as not supported rather than unknown.
 _KUBERNETES_KINDS = (
-    "Pod", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ConfigMap", "Secret",
-    "Namespace", "PersistentVolumeClaim", "PersistentVolume", "ServiceAccount", "Endpoints",
+    "Pod", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
+    "Namespace", "PersistentVolumeClaim", "PersistentVolume", "Endpoints",
     "EndpointSlice", "Node", "Event", "ReplicationController", "StorageClass",
     "CustomResourceDefinition",
 )  # fmt: skip

@@ -25,7 +25,12 @@ from master.manifest.fields import (
     one_of,
     require,
 )
-from master.manifest.names import check_dns1123_label, check_env_name, check_port_name
+from master.manifest.names import (
+    check_dns1123_label,
+    check_dns1123_subdomain,
+    check_env_name,
+    check_port_name,
+)
 from master.manifest.probes import parse_probe
 from master.manifest.quantities import (
     QuantityError,
@@ -36,11 +41,14 @@ from master.manifest.quantities import (
 )
 from master.model import Container, ContainerPort, EnvVar, PodSpec, Resources
 
-POD_SUPPORTED = ("containers", "restartPolicy", "terminationGracePeriodSeconds")
+POD_SUPPORTED = (
+    "containers", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
+    "serviceAccount", "automountServiceAccountToken",
+)  # fmt: skip
 POD_UNSUPPORTED = (
     "volumes", "initContainers", "ephemeralContainers", "activeDeadlineSeconds", "dnsPolicy",
-    "nodeSelector", "serviceAccountName", "serviceAccount", "automountServiceAccountToken",
-    "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "securityContext",
+    "nodeSelector", "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
+    "securityContext",
     "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
     "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
     "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
@@ -255,5 +263,27 @@ def parse_pod_spec(value: Any, where: Where) -> PodSpec:
             data["terminationGracePeriodSeconds"], where.key("terminationGracePeriodSeconds"), 0
         )
     return PodSpec(
-        containers=containers, restart_policy=restart, termination_grace_period_seconds=grace
+        containers=containers,
+        restart_policy=restart,
+        termination_grace_period_seconds=grace,
+        service_account_name=_service_account(data, where),
     )
+
+
+def _service_account(data: dict[str, Any], where: Where) -> str:
+    """serviceAccountName (or its old alias serviceAccount), kept and shown; pinnace mounts no
+    token, so automountServiceAccountToken: true is reported and false is what happens."""
+    name = ""
+    for key in ("serviceAccountName", "serviceAccount"):
+        if data.get(key) is not None:
+            name = name or as_str(data[key], where.key(key))
+            if name:
+                check_dns1123_subdomain(name, where.key(key))
+    mount = data.get("automountServiceAccountToken")
+    if mount is not None and not isinstance(mount, bool):
+        raise where.key("automountServiceAccountToken").error("must be true or false")
+    if mount:
+        where.key("automountServiceAccountToken").warn(
+            "not supported yet, ignored (no token is mounted)"
+        )
+    return name

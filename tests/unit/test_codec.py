@@ -10,6 +10,7 @@ import pytest
 
 from master.model import (
     KINDS,
+    ConfigMap,
     Container,
     ContainerPort,
     ContainerStatus,
@@ -30,7 +31,9 @@ from master.model import (
     Probe,
     Resources,
     RollingUpdate,
+    Secret,
     Service,
+    ServiceAccount,
     ServicePort,
     StoredObject,
 )
@@ -88,6 +91,7 @@ def _spec() -> PodSpec:
         containers=(_container(), dataclasses.replace(_container(), name="sidecar")),
         restart_policy="OnFailure",
         termination_grace_period_seconds=5,
+        service_account_name="robot",
     )
 
 
@@ -182,6 +186,9 @@ def full_objects() -> list[StoredObject]:
             last_seen=1700000300.5,
             source="node-1",
         ),
+        ConfigMap(_meta("cfg"), {"mode": "prod"}, {"logo": "iVBORw=="}, immutable=True),
+        Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
+        ServiceAccount(_meta("robot")),
     ]
 
 
