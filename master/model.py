@@ -207,6 +207,11 @@ class Service:
     cluster_ip: str = ""
     # clusterIP: None -- no load balancer; clients find the pods through its endpoints.
     headless: bool = False
+    # Why the load balancer does not serve this Service ("" while it does): a reason
+    # (PortConflict, ...), one sentence naming the object in the way, and since when.
+    lb_reason: str = ""
+    lb_message: str = ""
+    lb_since: float = 0.0
 
     kind = "Service"
 

@@ -28,14 +28,19 @@ from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
+from master.app.apply import ServiceAdmission
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.lb.controller import LbAddresses, LoadBalancerController
+from master.lb.conflicts import admission_errors
+from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
-from master.lb.model import LbSettings
+from master.lb.model import LbAddresses, LbSettings
 from master.model import ObjectMeta, ServiceAccount
 from master.state import ClusterState
-from master.store.port import StoreError
+from master.store.datadir import DataDirLock
+from master.store.etcd import EtcdStore
+from master.store.etcd_client import EtcdSettings
+from master.store.port import Store, StoreError
 from master.store.sealing import SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
 from protos import cluster_pb2_grpc, node_pb2_grpc
@@ -66,6 +71,8 @@ class MasterConfig:
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
+    # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
+    etcd: EtcdSettings | None = None
 
 
 async def ensure_defaults(state: ClusterState) -> None:
@@ -80,10 +87,16 @@ async def ensure_defaults(state: ClusterState) -> None:
 
 async def serve(config: MasterConfig) -> None:
     clock = SystemClock()
-    # Secrets are sealed (AES-GCM) on their way to disk and opened on load.
-    store = SealingStore(
-        SqliteStore.in_data_dir(config.data_dir), SecretSealer.in_data_dir(config.data_dir)
-    )
+    # Before anything in the data dir is read or written: one master per directory.
+    lock = DataDirLock.acquire(config.data_dir, config.listen)
+    try:
+        await _serve_locked(config, clock, lock)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
+    store = await asyncio.to_thread(_open_store, config)
     state = ClusterState(store, clock)
     await state.load()
     await ensure_defaults(state)
@@ -117,8 +130,9 @@ async def serve(config: MasterConfig) -> None:
     )
     if security is not None:
         security.add_servicers(server, state)
+    admission = _lb_admission(config)
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock), server
+        ClusterServicer(state, manager, clock, admission), server
     )
     node_servicer = NodeServicer(
         state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
@@ -139,6 +153,7 @@ async def serve(config: MasterConfig) -> None:
     if security is not None:
         security.write_config(port)
     host = config.listen.rsplit(":", 1)[0]
+    lock.advertise(f"{host}:{port}")
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
 
@@ -166,6 +181,33 @@ async def serve(config: MasterConfig) -> None:
         shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
+def _open_store(config: MasterConfig) -> Store:
+    # Secrets are sealed (AES-GCM) on their way to the store and opened on load; the
+    # key stays in the data dir (masters sharing etcd need the same secrets.key).
+    sealer = SecretSealer.in_data_dir(config.data_dir)
+    if config.etcd is not None:
+        store = EtcdStore(config.etcd)
+        log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
+        return SealingStore(store, sealer)
+    return SealingStore(
+        SqliteStore.in_data_dir(config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()),
+        sealer,
+    )
+
+
+def _lb_addresses(config: MasterConfig) -> LbAddresses:
+    return LbAddresses(
+        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
+    )
+
+
+def _lb_admission(config: MasterConfig) -> ServiceAdmission | None:
+    if not config.lb_enabled:
+        return None
+    addresses = _lb_addresses(config)
+    return lambda new, existing: admission_errors(new, existing, addresses)
+
+
 def _load_balancer(
     config: MasterConfig, state: ClusterState, clock: SystemClock
 ) -> LoadBalancerController | None:
@@ -180,10 +222,7 @@ def _load_balancer(
     # short private directory rather than under --data-dir.
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-"))
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
-    addresses = LbAddresses(
-        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
-    )
-    return LoadBalancerController(state, clock, driver, addresses)
+    return LoadBalancerController(state, clock, driver, _lb_addresses(config))
 
 
 def run_master(config: MasterConfig) -> int:

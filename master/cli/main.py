@@ -24,6 +24,7 @@ from master.cli.config import select as select_credentials
 from master.cli.rollout import run_rollout
 from master.cli.token import run_token
 from master.pki.tokens import parse_duration
+from master.store.etcd_client import EtcdSettings, parse_endpoints
 
 
 def _default_data_dir() -> str:
@@ -117,6 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="lifetime of node certificates (agents renew at 2/3 of it; default 90d)",
     )
+    m.add_argument(
+        "--store",
+        choices=["sqlite", "etcd"],
+        default="sqlite",
+        help="where the cluster's state lives: sqlite (in --data-dir, the default) or etcd",
+    )
+    m.add_argument(
+        "--etcd-endpoints",
+        metavar="URLS",
+        help="--store etcd: the etcd members, comma separated (https://10.0.0.1:2379,...)",
+    )
+    m.add_argument(
+        "--etcd-prefix", default="/pinnace/", help="--store etcd: the key prefix of this cluster"
+    )
+    m.add_argument("--etcd-cafile", metavar="FILE", help="--store etcd: CA of etcd's certificate")
+    m.add_argument("--etcd-certfile", metavar="FILE", help="--store etcd: client certificate")
+    m.add_argument("--etcd-keyfile", metavar="FILE", help="--store etcd: its private key")
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
@@ -206,7 +224,44 @@ def _run_master(args: argparse.Namespace) -> int:
             insecure=args.master_insecure,
             tls_sans=tuple(args.tls_san),
             node_cert_ttl=_duration("--node-cert-ttl", args.node_cert_ttl),
+            etcd=_etcd_settings(args),
         )
+    )
+
+
+def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
+    """--store etcd's settings, None for sqlite; a misplaced or missing flag is an error."""
+    etcd_flags = {
+        "--etcd-endpoints": args.etcd_endpoints,
+        "--etcd-cafile": args.etcd_cafile,
+        "--etcd-certfile": args.etcd_certfile,
+        "--etcd-keyfile": args.etcd_keyfile,
+    }
+    if args.store != "etcd":
+        given = [flag for flag, value in etcd_flags.items() if value]
+        if given:
+            raise CliError(f"pinnace master: {given[0]} needs --store etcd")
+        return None
+    if not args.etcd_endpoints:
+        raise CliError("pinnace master: --store etcd needs --etcd-endpoints URLS")
+    try:
+        endpoints = parse_endpoints(args.etcd_endpoints)
+    except ValueError as e:
+        raise CliError(f"pinnace master: --etcd-endpoints: {e}") from None
+    if not args.etcd_prefix.startswith("/"):
+        raise CliError(
+            f"pinnace master: --etcd-prefix: must start with '/', got {args.etcd_prefix!r}"
+        )
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    return EtcdSettings(
+        endpoints,
+        prefix=args.etcd_prefix,
+        cafile=path(args.etcd_cafile),
+        certfile=path(args.etcd_certfile),
+        keyfile=path(args.etcd_keyfile),
     )
 
 

@@ -15,7 +15,8 @@ and name of each object, for `delete -f`.
 The master runs this on input from the network, so it is bounded:
 
 - a file may be at most 1 MiB (`MAX_FILE_BYTES`);
-- one apply may hold at most 200 documents across all files (`MAX_DOCUMENTS`);
+- one apply may hold at most 200 documents across all files (`MAX_DOCUMENTS`)
+  and at most 200 objects (`MAX_OBJECTS`; each item of a `kind: List` counts);
 - values may nest at most 40 levels deep (`MAX_DEPTH`);
 - a file may use at most 200 YAML aliases (`MAX_ALIASES`), and a document may
   hold at most 100,000 values once its aliases are expanded
@@ -28,7 +29,12 @@ List, duplicates) -> deployment / service -> meta, podspec (fields, names,
 quantities) -> model objects without uid, version or timestamps.
 """
 
-from master.manifest.documents import ManifestObject, ParsedManifests, parse_manifests
+from master.manifest.documents import (
+    MAX_OBJECTS,
+    ManifestObject,
+    ParsedManifests,
+    parse_manifests,
+)
 from master.manifest.errors import ManifestError
 from master.manifest.loader import (
     MAX_ALIASES,
@@ -52,6 +58,7 @@ __all__ = [
     "MAX_DOCUMENTS",
     "MAX_EXPANDED_NODES",
     "MAX_FILE_BYTES",
+    "MAX_OBJECTS",
     "ManifestError",
     "ManifestObject",
     "ObjectReference",

@@ -75,6 +75,17 @@ def _check_api_version(data: dict[str, Any], where: Where, kind: str, expected: 
         raise where.key("apiVersion").error(f'must be "{expected}" for kind {kind}, {shown}')
 
 
+# One apply stores at most this many objects, however they are packed: a
+# `kind: List` document counts each of its items, not once.
+MAX_OBJECTS = 200
+
+
+def _too_many(where: Where) -> ManifestError:
+    return where.error(
+        f"too many objects (at most {MAX_OBJECTS} in one apply, each item of a List counted)"
+    )
+
+
 # One object of a document: where it is, its kind and name, and the parsed object
 # (None for a kind that is accepted with a warning and not stored).
 _Found = tuple[Where, str, str, ManifestObject | None]
@@ -98,6 +109,8 @@ def _parse_object(value: Any, where: Where, in_list: bool) -> list[_Found]:
         _check_api_version(data, where, kind, "v1")
         check_fields(data, where, ("apiVersion", "kind", "items"), (), ("metadata",))
         at = where.key("items")
+        if isinstance(data.get("items"), list) and len(data["items"]) > MAX_OBJECTS:
+            raise _too_many(at)  # before parsing thousands of items
         return [
             obj
             for i, item in enumerate(as_list(data.get("items"), at))
@@ -165,6 +178,9 @@ def parse_manifests(files: Sequence[tuple[str, bytes]]) -> ParsedManifests:
                     continue
                 defined[key] = f"{name}, document {number}"
                 objects.append(obj)
+                if len(objects) > MAX_OBJECTS:
+                    errors.append(str(_too_many(at)))
+                    raise _join(errors)  # the rest is not even read
     if errors:
         raise _join(errors)
     return ParsedManifests(objects=tuple(objects), warnings=tuple(warnings))
