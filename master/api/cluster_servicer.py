@@ -25,6 +25,7 @@ from kernel.clock import Clock
 from master.api.render import render_endpoints, render_object
 from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import delete_objects
+from master.app.drain import cordon_node, drain_node
 from master.app.errors import AppError, ErrorCode
 from master.app.queries import check_kind, list_endpoints, list_objects
 from master.app.scale import rollback_deployment, scale_deployment
@@ -178,6 +179,27 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         )
         return cluster_pb2.ScaleDeploymentResponse(
             result=cluster_pb2.ObjectResult(kind="Deployment", name=dep.meta.name, action="scaled")
+        )
+
+    # -- cordon and drain -----------------------------------------------------------------
+
+    async def CordonNode(
+        self, request: cluster_pb2.CordonNodeRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.CordonNodeResponse:
+        changed = await _call(
+            context, cordon_node(self._state, request.name, bool(request.unschedulable))
+        )
+        return cluster_pb2.CordonNodeResponse(changed=changed)
+
+    async def DrainNode(
+        self, request: cluster_pb2.DrainNodeRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.DrainNodeResponse:
+        plan = await _call(context, drain_node(self._state, self._manager, request.name))
+        return cluster_pb2.DrainNodeResponse(
+            evicted=plan.evict,
+            waiting=[cluster_pb2.PodWait(pod=w.pod, reason=w.reason) for w in plan.waiting],
+            blocked=[cluster_pb2.PodWait(pod=w.pod, reason=w.reason) for w in plan.blocked],
+            terminating=plan.terminating,
         )
 
     # -- rollback ------------------------------------------------------------------------

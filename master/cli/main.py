@@ -21,6 +21,7 @@ from master.cli.commands import (
     run_scale,
 )
 from master.cli.config import select as select_credentials
+from master.cli.drain import run_cordon, run_drain
 from master.cli.rollout import run_rollout
 from master.cli.token import run_token
 from master.pki.tokens import parse_duration
@@ -184,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="?")
     s.add_argument("--replicas", type=int, required=True)
 
+    for verb, what in (("cordon", "mark a node unschedulable"), ("uncordon", "undo cordon")):
+        c = sub.add_parser(verb, help=what)
+        c.add_argument("node")
+    dr = sub.add_parser("drain", help="cordon a node and move its pods elsewhere, keeping them up")
+    dr.add_argument("node")
+    dr.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="give up after this long (0: wait forever)",
+    )
+
     r = sub.add_parser("rollout", help="follow, list or undo a deployment's rollouts")
     r.add_argument("action", choices=["status", "history", "undo"])
     r.add_argument("kind", help="deployment/NAME (or deployment NAME)")
@@ -296,6 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_delete(address, args.kind, args.name, args.filename, args.recursive)
         if args.command == "scale":
             return run_scale(address, args.kind, args.name, args.replicas)
+        if args.command in ("cordon", "uncordon"):
+            return run_cordon(address, args.node, args.command == "cordon")
+        if args.command == "drain":
+            return run_drain(address, args.node, args.timeout)
         if args.command == "rollout":
             return run_rollout(
                 address, args.action, args.kind, args.name, args.to_revision, args.timeout
