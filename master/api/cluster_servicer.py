@@ -30,7 +30,7 @@ from master.app.errors import AppError, ErrorCode
 from master.app.queries import check_kind, list_endpoints, list_objects
 from master.app.scale import rollback_deployment, scale_deployment
 from master.controllers.manager import ControllerManager
-from master.manifest import ManifestError, ParsedManifests, parse_manifests
+from master.manifest import ManifestError, ParsedManifests, parse_manifests, parse_references
 from master.model import StoredObject
 from master.state import ClusterState
 from protos import cluster_pb2, cluster_pb2_grpc
@@ -75,6 +75,10 @@ async def _parse(
         await _abort(context, AppError("invalid", str(e)))
 
 
+# Kinds `delete -f` may name (the rest are made by the master).
+DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount")
+
+
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     def __init__(
         self,
@@ -98,6 +102,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         self, request: cluster_pb2.ApplyManifestsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ApplyManifestsResponse:
         parsed = await _parse(context, [(f.name, f.content) for f in request.files])
+        if not parsed.objects and not parsed.warnings:
+            await _abort(context, AppError("invalid", "no objects passed to apply"))
         applied = await _call(
             context,
             apply_objects(
@@ -143,8 +149,14 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         self, request: cluster_pb2.DeleteObjectsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.DeleteObjectsResponse:
         if request.files:
-            parsed = await _parse(context, [(f.name, f.content) for f in request.files])
-            targets = [(o.kind, o.meta.name) for o in parsed.objects]
+            # Only kind and name are read: an outdated file still deletes what it names.
+            try:
+                refs = await asyncio.to_thread(
+                    parse_references, [(f.name, f.content) for f in request.files], DELETABLE
+                )
+            except ManifestError as e:
+                await _abort(context, AppError("invalid", str(e)))
+            targets = [(r.kind, r.name) for r in refs]
         else:
             targets = [(request.kind, request.name)]
         deleted = await _call(

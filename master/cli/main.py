@@ -155,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a file, a directory of .yaml/.yml/.json files, or - for stdin",
     )
     a.add_argument("--dry-run", action="store_true", help="validate only")
+    a.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="also the manifests in the subdirectories of a -f directory",
+    )
 
     g = sub.add_parser("get", help="list objects")
     g.add_argument("kind", help="pods|deployments|services|nodes|events (or KIND/NAME)")
@@ -167,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("kind", nargs="?", help="KIND or KIND/NAME")
     d.add_argument("name", nargs="?")
     d.add_argument("-f", "--filename", action="append", help="delete what the manifests declare")
+    d.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="also the manifests in the subdirectories of a -f directory",
+    )
 
     s = sub.add_parser("scale", help="set a deployment's replicas")
     s.add_argument("kind", help="deployment (or deployment/NAME)")
@@ -291,11 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             return run_token(address, args.action, args.ttl, args.description, args.id)
         if args.command == "apply":
-            return run_apply(address, args.filename, args.dry_run)
+            return run_apply(address, args.filename, args.dry_run, args.recursive)
         if args.command == "get":
             return run_get(address, args.kind, args.name, args.output, args.selector, args.watch)
         if args.command == "delete":
-            return run_delete(address, args.kind, args.name, args.filename)
+            return run_delete(address, args.kind, args.name, args.filename, args.recursive)
         if args.command == "scale":
             return run_scale(address, args.kind, args.name, args.replicas)
         if args.command in ("cordon", "uncordon"):
