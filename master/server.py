@@ -36,11 +36,13 @@ from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
+from master.model import ObjectMeta, ServiceAccount
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
 from master.store.etcd_client import EtcdSettings
 from master.store.port import Store, StoreError
+from master.store.sealing import SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
@@ -76,6 +78,16 @@ class MasterConfig:
     etcd: EtcdSettings | None = None
 
 
+async def ensure_defaults(state: ClusterState) -> None:
+    """What every cluster has from its first start: the `default` ServiceAccount."""
+
+    def plan() -> None:
+        if state.get("ServiceAccount", "default") is None:
+            state.put(ServiceAccount(ObjectMeta(name="default")))
+
+    await state.commit(plan)
+
+
 async def serve(config: MasterConfig) -> None:
     clock = SystemClock()
     # Before anything in the data dir is read or written: one master per directory.
@@ -90,6 +102,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     store = await asyncio.to_thread(_open_store, config)
     state = ClusterState(store, clock)
     await state.load()
+    await ensure_defaults(state)
     leases = LeaseTable()
     manager = ControllerManager(state, clock, leases, config.lease_seconds, config.eviction_timeout)
     manager.start_grace()
@@ -195,12 +208,16 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
 
 
 def _open_store(config: MasterConfig) -> Store:
+    # Secrets are sealed (AES-GCM) on their way to the store and opened on load; the
+    # key stays in the data dir (masters sharing etcd need the same secrets.key).
+    sealer = SecretSealer.in_data_dir(config.data_dir)
     if config.etcd is not None:
         store = EtcdStore(config.etcd)
         log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
-        return store
-    return SqliteStore.in_data_dir(
-        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
+        return SealingStore(store, sealer)
+    return SealingStore(
+        SqliteStore.in_data_dir(config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()),
+        sealer,
     )
 
 
