@@ -6,8 +6,11 @@ Services (v1) exactly as Kubernetes would for the fields pinnace implements,
 and returns `ParsedManifests(objects, warnings)`. Fields Kubernetes knows but
 pinnace does not implement yet are warnings ("...: not supported yet,
 ignored"); unknown fields, wrong types and invalid values raise one
-`ManifestError` whose text is a single sentence:
-``<file>: document <n>: <field path>: <reason>``.
+`ManifestError` with one sentence per invalid document (every document is
+checked, so the user sees the whole list at once):
+``<file>: document <n>: <field path>: <reason>``. Warnings come one line per
+object (master/manifest/warnings.py). `parse_references` reads only the kind
+and name of each object, for `delete -f`.
 
 The master runs this on input from the network, so it is bounded:
 
@@ -47,6 +50,7 @@ from master.manifest.quantities import (
     parse_quantity_cpu,
     parse_quantity_memory,
 )
+from master.manifest.references import ObjectReference, parse_references
 
 __all__ = [
     "MAX_ALIASES",
@@ -57,6 +61,7 @@ __all__ = [
     "MAX_OBJECTS",
     "ManifestError",
     "ManifestObject",
+    "ObjectReference",
     "ParsedManifests",
     "format_cpu",
     "format_memory",
@@ -64,4 +69,5 @@ __all__ = [
     "parse_manifests",
     "parse_quantity_cpu",
     "parse_quantity_memory",
+    "parse_references",
 ]
