@@ -34,6 +34,7 @@ from master.app.apply import ServiceAdmission
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.ha.elector import MasterInfo
+from master.ha.follower import Follower
 from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
@@ -224,9 +225,12 @@ def _leader_or_controllers(
     """Without --leader-elect this master runs the controllers; with it, only while it leads."""
     if not config.leader_elect:
         return asyncio.create_task(manager.run(), name="controllers")
-    assert isinstance(store, EtcdStore)
+    assert isinstance(store, SealingStore) and isinstance(store.inner, EtcdStore)
     name = config.name or f"{socket.gethostname()}-{address.rsplit(':', 1)[-1]}"
-    role = HaRole(store, state, manager, MasterInfo(name, address, clock.now()))
+    follower = Follower(store.inner, state, store.load_all, store.opened)
+    role = HaRole(
+        store.inner, state, manager, MasterInfo(name, address, clock.now()), follower=follower
+    )
     return asyncio.create_task(role.run(), name="leader-election")
 
 

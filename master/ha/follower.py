@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
+from master.model import StoredObject
 from master.state import ClusterState
 from master.store.etcd import EtcdStore
 from master.store.etcd_lease import Change, Compacted, EtcdLeases
@@ -28,15 +30,24 @@ log = logging.getLogger(__name__)
 class Follower:
     """Mirror etcd into ClusterState; see the module docstring."""
 
-    def __init__(self, store: EtcdStore, state: ClusterState) -> None:
+    def __init__(
+        self,
+        store: EtcdStore,
+        state: ClusterState,
+        load_all: Callable[[], list[StoredObject]] | None = None,
+        opened: Callable[[StoredObject], StoredObject] | None = None,
+    ) -> None:
         self._store = store
         self._state = state
+        # The master's store may wrap etcd (SealingStore): read and open through it.
+        self._load_all = load_all or store.load_all
+        self._opened = opened or (lambda obj: obj)
         self._etcd = EtcdLeases(store.client)
         self.revision = store.revision  # every change up to here is in memory
 
     async def resync(self) -> None:
         """Reload everything from etcd into memory (a takeover, a deposition, a compaction)."""
-        objects = await asyncio.to_thread(self._store.load_all)
+        objects = await asyncio.to_thread(self._load_all)
         rv = await asyncio.to_thread(self._store.meta_get, "resource_version")
         self._state.replace_all(objects, int(rv) if rv and rv.isdigit() else 0)
         self.revision = self._store.revision
@@ -69,9 +80,18 @@ class Follower:
                 else:
                     obj = self._store.decode_object(change.key, change.value)
                     if obj is not None:
-                        self._state.apply_remote(obj)
+                        self._apply_object(obj)
             elif what == "meta" and a == "resource_version" and not change.deleted:
                 value = change.value.decode(errors="replace")
                 if value.isdigit():
                     self._state.observe_resource_version(int(value))
         self.revision = max(self.revision, change.mod_revision)
+
+    def _apply_object(self, obj: StoredObject) -> None:
+        try:
+            obj = self._opened(obj)
+        except StoreError as e:
+            # e.g. a Secret sealed with another master's key: skip it, say so, go on.
+            log.error("follower: cannot take %s/%s: %s", obj.kind, obj.meta.name, e)
+            return
+        self._state.apply_remote(obj)

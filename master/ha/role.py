@@ -37,10 +37,11 @@ class HaRole:
         manager: ControllerManager,
         me: MasterInfo,
         timing: LeaseTiming | None = None,
+        follower: Follower | None = None,
     ) -> None:
         self._state = state
         self._manager = manager
-        self._follower = Follower(store, state)
+        self._follower = follower or Follower(store, state)
         self.elector = LeaderElector(
             store, me, timing or LeaseTiming(), self._elected, self._deposed
         )
