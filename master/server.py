@@ -5,7 +5,10 @@ a fresh lease (the master was away, not the nodes), then serve. On SIGTERM or
 SIGINT the master stops accepting calls, flushes queued writes and exits; a
 kill -9 loses at most the last flush interval of agent status, which the agents
 report again when they reconnect (desired state is flushed before every apply
-returns, so it is never lost).
+returns, so it is never lost). A background task that ends (the controllers,
+the flusher, the load balancer) ends the master with status 1 and the cause
+(master/supervision.py), rather than leaving a master that answers but does
+nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from master.lb.model import LbSettings
 from master.state import ClusterState
 from master.store.port import StoreError
 from master.store.sqlite import SqliteStore
+from master.supervision import TaskDied, supervise
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
 log = logging.getLogger("pinnace.master")
@@ -136,18 +140,21 @@ async def serve(config: MasterConfig) -> None:
     ]
     if lb is not None:
         tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
-    await stop.wait()
-    log.info("stopping")
-    await server.stop(grace=2.0)
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await state.flush()
-    store.close()
-    if lb is not None:
-        shutil.rmtree(lb.workdir, ignore_errors=True)
+    try:
+        await supervise(tasks, stop)
+        log.info("stopping")
+    finally:
+        await server.stop(grace=2.0)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await state.flush()
+        store.close()
+        if lb is not None:
+            shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
 def _load_balancer(
@@ -175,7 +182,7 @@ def run_master(config: MasterConfig) -> int:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
-    except (OSError, StoreError) as e:
+    except (OSError, StoreError, TaskDied) as e:
         print(f"pinnace master: {e}", file=sys.stderr)
         return 1
     return 0
