@@ -306,6 +306,8 @@ class Node:
     allocatable: Resources
     unschedulable: bool = False
     status: NodeStatus = NodeStatus()
+    # Where its agent answers other agents' "do you hear the master?" (0: it does not).
+    witness_port: int = 0
 
     kind = "Node"
 
