@@ -31,11 +31,13 @@ from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
+from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.lb.controller import LbAddresses, LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbSettings
+from master.lb.reachability import PodReachability
 from master.state import ClusterState
 from master.store.port import StoreError
 from master.store.sqlite import SqliteStore
@@ -56,6 +58,11 @@ class MasterConfig:
     heartbeat_interval: float = 1.0
     lease_seconds: float = 3.0
     eviction_timeout: float = 0.0
+    # A node believed alive though silent (its agent said goodbye, or its pods answer
+    # the master's probe) keeps its pods this long.
+    node_grace: float = 60.0
+    # Evictions pause while more than this fraction of the nodes is silent at once.
+    unhealthy_threshold: float = 0.5
     # The load balancer: HAProxy binds lb_listen:(service port + lb_port_offset);
     # LoadBalancer services show lb_advertise (default lb_listen) as their ingress.
     lb_enabled: bool = True
@@ -76,8 +83,19 @@ async def serve(config: MasterConfig) -> None:
     state = ClusterState(store, clock)
     await state.load()
     leases = LeaseTable()
-    manager = ControllerManager(state, clock, leases, config.lease_seconds, config.eviction_timeout)
+    health = NodeHealthSettings(
+        config.lease_seconds, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
+    )
+    manager = ControllerManager(state, clock, leases, health=health)
     manager.start_grace()
+    reachability = PodReachability(
+        state,
+        clock,
+        lambda node: (
+            bool(node.status.session_lost_at) or leases.goodbye_at(node.meta.name) is not None
+        ),
+    )
+    manager.set_reachability(reachability)
 
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -137,6 +155,7 @@ async def serve(config: MasterConfig) -> None:
     tasks = [
         asyncio.create_task(manager.run(), name="controllers"),
         asyncio.create_task(state.run_flusher(), name="flusher"),
+        asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
     if lb is not None:
         tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
