@@ -203,6 +203,11 @@ class Service:
     ingress_ip: str = ""
     # The load balancer's internal address this service is reachable on.
     cluster_ip: str = ""
+    # Why the load balancer does not serve this Service ("" while it does): a reason
+    # (PortConflict, ...), one sentence naming the object in the way, and since when.
+    lb_reason: str = ""
+    lb_message: str = ""
+    lb_since: float = 0.0
 
     kind = "Service"
 

@@ -31,14 +31,17 @@ from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
+from master.app.apply import ServiceAdmission
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.lb.controller import LbAddresses, LoadBalancerController
+from master.lb.conflicts import admission_errors
+from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
-from master.lb.model import LbSettings
+from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.state import ClusterState
+from master.store.datadir import DataDirLock
 from master.store.port import StoreError
 from master.store.sqlite import SqliteStore
 from master.supervision import TaskDied, supervise
@@ -79,7 +82,18 @@ class MasterConfig:
 
 async def serve(config: MasterConfig) -> None:
     clock = SystemClock()
-    store = SqliteStore.in_data_dir(config.data_dir)
+    # Before anything in the data dir is read or written: one master per directory.
+    lock = DataDirLock.acquire(config.data_dir, config.listen)
+    try:
+        await _serve_locked(config, clock, lock)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
+    store = SqliteStore.in_data_dir(
+        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
+    )
     state = ClusterState(store, clock)
     await state.load()
     leases = LeaseTable()
@@ -123,8 +137,9 @@ async def serve(config: MasterConfig) -> None:
     )
     if security is not None:
         security.add_servicers(server, state)
+    admission = _lb_admission(config)
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock), server
+        ClusterServicer(state, manager, clock, admission), server
     )
     node_servicer = NodeServicer(
         state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
@@ -145,6 +160,7 @@ async def serve(config: MasterConfig) -> None:
     if security is not None:
         security.write_config(port)
     host = config.listen.rsplit(":", 1)[0]
+    lock.advertise(f"{host}:{port}")
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
 
@@ -176,6 +192,19 @@ async def serve(config: MasterConfig) -> None:
             shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
+def _lb_addresses(config: MasterConfig) -> LbAddresses:
+    return LbAddresses(
+        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
+    )
+
+
+def _lb_admission(config: MasterConfig) -> ServiceAdmission | None:
+    if not config.lb_enabled:
+        return None
+    addresses = _lb_addresses(config)
+    return lambda new, existing: admission_errors(new, existing, addresses)
+
+
 def _load_balancer(
     config: MasterConfig, state: ClusterState, clock: SystemClock
 ) -> LoadBalancerController | None:
@@ -190,10 +219,7 @@ def _load_balancer(
     # short private directory rather than under --data-dir.
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-"))
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
-    addresses = LbAddresses(
-        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
-    )
-    return LoadBalancerController(state, clock, driver, addresses)
+    return LoadBalancerController(state, clock, driver, _lb_addresses(config))
 
 
 def run_master(config: MasterConfig) -> int:

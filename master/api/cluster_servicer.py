@@ -8,7 +8,7 @@ requests and replies and maps `AppError` codes onto gRPC status codes. Objects
 are rendered by master.api.render. Every write is a ClusterState.commit:
 planned against memory, made durable, then visible, before the call returns —
 so an acknowledged write survives a master crash, and a write the store refused
-(a full disk) answers UNAVAILABLE with nothing changed.
+(a full disk) answers INTERNAL, one sentence, with nothing changed.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import grpc
 
 from kernel.clock import Clock
 from master.api.render import render_endpoints, render_object
-from master.app.apply import apply_objects
+from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import delete_objects
 from master.app.errors import AppError, ErrorCode
 from master.app.queries import check_kind, list_endpoints, list_objects
@@ -47,6 +47,7 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     "already_exists": grpc.StatusCode.ALREADY_EXISTS,
     "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "internal": grpc.StatusCode.INTERNAL,
 }
 
 
@@ -74,10 +75,17 @@ async def _parse(
 
 
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
-    def __init__(self, state: ClusterState, manager: ControllerManager, clock: Clock) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        manager: ControllerManager,
+        clock: Clock,
+        admit_services: ServiceAdmission | None = None,
+    ) -> None:
         self._state = state
         self._manager = manager
         self._clock = clock
+        self._admit_services = admit_services
 
     def _json(self, obj: StoredObject) -> cluster_pb2.ObjectJson:
         body = json.dumps(render_object(obj, self._clock.now()), separators=(",", ":"))
@@ -91,7 +99,13 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         parsed = await _parse(context, [(f.name, f.content) for f in request.files])
         applied = await _call(
             context,
-            apply_objects(self._state, parsed.objects, self._clock.now(), request.dry_run),
+            apply_objects(
+                self._state,
+                parsed.objects,
+                self._clock.now(),
+                request.dry_run,
+                admit_services=self._admit_services,
+            ),
         )
         results = [
             cluster_pb2.ObjectResult(kind=a.obj.kind, name=a.obj.meta.name, action=a.action)

@@ -326,8 +326,24 @@ def render_service(svc: Service) -> Obj:
         "kind": "Service",
         "metadata": _metadata(svc.meta),
         "spec": spec,
-        "status": {"loadBalancer": {"ingress": ingress}},
+        "status": _service_status(svc, ingress),
     }
+
+
+def _service_status(svc: Service, ingress: list[dict[str, str]]) -> Obj:
+    status: Obj = {"loadBalancer": {"ingress": ingress}}
+    if svc.lb_reason:
+        # Shaped like metav1.Condition, as Kubernetes' Service.status.conditions are.
+        status["conditions"] = [
+            {
+                "type": "LoadBalancerServing",
+                "status": "False",
+                "reason": svc.lb_reason,
+                "message": svc.lb_message,
+                "lastTransitionTime": rfc3339(svc.lb_since),
+            }
+        ]
+    return status
 
 
 def _node_resources(r: Resources) -> Obj:

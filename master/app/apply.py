@@ -27,6 +27,9 @@ from master.state import ClusterState
 
 ApplyAction = Literal["created", "configured", "unchanged"]
 Lookup = Callable[[str, str], StoredObject | None]
+# The load balancer's word on ports: (Services being applied, Services stored) -> one
+# sentence per Service it could not serve (see master/lb/conflicts.py).
+ServiceAdmission = Callable[[Sequence[Service], Sequence[Service]], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +68,15 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
     if isinstance(existing, Deployment) and isinstance(new, Deployment):
         return replace(new, meta=meta, status=existing.status)
     if isinstance(existing, Service) and isinstance(new, Service):
+        # The load balancer's status stays until it decides anew.
         return replace(
-            new, meta=meta, ingress_ip=existing.ingress_ip, cluster_ip=existing.cluster_ip
+            new,
+            meta=meta,
+            ingress_ip=existing.ingress_ip,
+            cluster_ip=existing.cluster_ip,
+            lb_reason=existing.lb_reason,
+            lb_message=existing.lb_message,
+            lb_since=existing.lb_since,
         )
     return replace(new, meta=meta)
 
@@ -125,14 +135,22 @@ async def apply_objects(
     now: float,
     dry_run: bool = False,
     create_only: bool = False,
+    admit_services: ServiceAdmission | None = None,
 ) -> list[Applied]:
     """Apply parsed objects; returns each with its action once the write is durable.
 
     Written objects come back as stored (with their resource version); with
-    `dry_run` nothing is written and the planned objects come back.
+    `dry_run` nothing is written and the planned objects come back. A Service
+    `admit_services` refuses (a port another Service holds) refuses the whole apply.
     """
 
     def plan() -> list[Applied]:
+        services = [o for o in objects if isinstance(o, Service)]
+        if admit_services is not None and services:
+            stored = [s for s in state.objects("Service") if isinstance(s, Service)]
+            errors = admit_services(services, stored)
+            if errors:
+                raise AppError("invalid", errors[0])
         planned = plan_apply(objects, state.get, now, create_only)
         if dry_run:
             return planned

@@ -2,12 +2,15 @@
 
 `code` says what kind of refusal it is, so the gRPC edge can answer
 INVALID_ARGUMENT / NOT_FOUND / ALREADY_EXISTS / FAILED_PRECONDITION /
-UNAVAILABLE and the HTTP edge 422 / 404 / 409 / 409 / 503 without either
-re-deciding anything. The message is the one sentence the user reads.
+UNAVAILABLE / INTERNAL and the HTTP edge 422 / 404 / 409 / 409 / 503 / 500
+without either re-deciding anything. The message is the one sentence the user
+reads.
 
 `commit` runs a use case's write plan as one ClusterState commit: a refusal
 raised by the plan writes nothing, and a store failure (a full disk) becomes
-AppError("unavailable") with nothing changed in memory or on disk.
+AppError("internal") with nothing changed in memory or on disk — "internal"
+(as Kubernetes answers 500 when etcd refuses a write), not "unavailable":
+the master is reachable, and clients read UNAVAILABLE as "cannot reach".
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-ErrorCode = Literal["invalid", "not_found", "already_exists", "failed_precondition", "unavailable"]
+ErrorCode = Literal[
+    "invalid", "not_found", "already_exists", "failed_precondition", "unavailable", "internal"
+]
 
 # Kind -> plural resource name, as kubectl and Kubernetes' error messages spell it.
 PLURALS = {
@@ -57,7 +62,7 @@ async def commit(state: ClusterState, plan: Callable[[], R]) -> R:
     except StoreError as e:
         log.error("a write was refused by the store: %s", e)
         raise AppError(
-            "unavailable",
+            "internal",
             f"nothing was changed: the master could not save the change ({e}); "
             f"free space or fix its data directory, then retry",
         ) from None

@@ -110,7 +110,11 @@ class MasterClient:
             return self.unreachable()
         if code == grpc.StatusCode.NOT_FOUND:
             return CliError(f"Error from server (NotFound): {details}")
-        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
+        if code in (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            grpc.StatusCode.INTERNAL,  # the master's own sentence (e.g. its store is full)
+        ):
             return CliError(f"error: {details}")
         if code == grpc.StatusCode.UNIMPLEMENTED:
             return CliError(

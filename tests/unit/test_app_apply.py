@@ -7,6 +7,7 @@ gRPC servicer and the Kubernetes HTTP API, so what they decide is pinned here.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -152,3 +153,24 @@ def test_list_objects_by_name_selector_and_unknown_kind() -> None:
     with pytest.raises(AppError) as err:
         list_objects(state, "Deployment", "db")
     assert err.value.code == "not_found"
+
+
+def test_a_service_the_load_balancer_refuses_stores_nothing_of_the_batch() -> None:
+    state = _state()
+    web = Service(
+        meta=ObjectMeta(name="web"), selector={"app": "web"}, ports=(ServicePort(80, "80"),)
+    )
+    asyncio.run(apply_objects(state, [web], 10.0))
+    other = replace(web, meta=ObjectMeta(name="other"))
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def admit(new: Sequence[Service], stored: Sequence[Service]) -> list[str]:
+        seen.append(([s.meta.name for s in new], [s.meta.name for s in stored]))
+        return ["service/other: spec.ports[0].port: 127.0.0.1:80 is already used by service/web"]
+
+    with pytest.raises(AppError) as err:
+        asyncio.run(apply_objects(state, [_dep(), other], 11.0, admit_services=admit))
+
+    assert err.value.code == "invalid" and "service/web" in err.value.message
+    assert seen == [(["other"], ["web"])]
+    assert state.get("Service", "other") is None and state.get("Deployment", "web") is None

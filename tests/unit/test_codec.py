@@ -115,6 +115,9 @@ def full_objects() -> list[StoredObject]:
             type="LoadBalancer",
             ingress_ip="127.0.0.1",
             cluster_ip="10.0.0.1",
+            lb_reason="PortConflict",
+            lb_message="taken",
+            lb_since=5.0,
         ),
         Pod(
             meta=_meta("web-abc-x1"),
