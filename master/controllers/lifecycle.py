@@ -54,6 +54,10 @@ class NodeHealthSettings:
     node_grace: float = 60.0
     # Evictions pause when more than this fraction of the nodes is silent at once.
     unhealthy_threshold: float = 0.5
+    # After the master starts or was stalled, every node has this long to be heard
+    # from: agents reconnect with a backoff (up to 5 s, with jitter), so a lease alone
+    # would be too short.
+    reconnect_grace: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,8 @@ class NodeSignals:
     """What the master knows about a node beyond its object (monotonic times)."""
 
     last_seen: float | None = None
+    # The lease was granted by the master (start, stall), not earned by a heartbeat.
+    granted: bool = False
     # When its agent said it is stopping and will be back (None: it did not).
     goodbye_at: float | None = None
     # Its pods answered the master's probe (True), none did (False), not probed (None).
@@ -119,6 +125,8 @@ def node_condition(
         return "Ready", f"node {name} is sending heartbeats"
     if silent_for is None:
         why = "no heartbeat since the master started"
+    elif signals.granted:
+        why = f"not heard from within {settings.reconnect_grace:g}s of the master's (re)start"
     else:
         why = f"no heartbeat for {silent_for:.1f}s (lease {lease:g}s)"
     grace = settings.node_grace

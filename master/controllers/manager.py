@@ -130,10 +130,12 @@ class ControllerManager:
         return True
 
     def start_grace(self) -> None:
-        """Give every known node a fresh lease from now (called once at master start)."""
-        now = self._clock.monotonic()
+        """Give every known node time to be heard from (at master start, after a stall)."""
+        until = self._clock.monotonic() + max(
+            self._health.reconnect_grace, self._health.lease_seconds
+        )
         for node in self._state.objects("Node"):
-            self._leases.renew(node.meta.name, now)
+            self._leases.grant(node.meta.name, until, self._health.lease_seconds)
 
     def set_reachability(self, reachability: Reachability) -> None:
         self._reachability = reachability
@@ -174,8 +176,9 @@ class ControllerManager:
             "Cluster",
             "nodes",
             "MasterStalled",
-            f"the master's loop did not run for {gap:.1f}s; every node gets a fresh lease "
-            f"before any is judged",
+            f"the master's loop did not run for {gap:.1f}s; every node has "
+            f"{max(self._health.reconnect_grace, self._health.lease_seconds):g}s to be heard "
+            f"from before any is judged",
             "Warning",
         )
 
@@ -194,9 +197,10 @@ class ControllerManager:
         nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
         signals = {
             n.meta.name: NodeSignals(
-                self._leases.last_seen(n.meta.name),
-                self._leases.goodbye_at(n.meta.name),
-                self._reachability.answering(n.meta.name),
+                last_seen=self._leases.last_seen(n.meta.name),
+                granted=self._leases.granted(n.meta.name),
+                goodbye_at=self._leases.goodbye_at(n.meta.name),
+                answering=self._reachability.answering(n.meta.name),
             )
             for n in nodes
         }

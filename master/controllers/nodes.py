@@ -36,17 +36,25 @@ class LeaseTable:
     def __init__(self) -> None:
         self._seen: dict[str, float] = {}
         self._goodbye: dict[str, float] = {}
+        # Nodes whose lease was granted by the master (start, stall), not earned.
+        self._granted: set[str] = set()
 
     def renew(self, node: str, at: float) -> None:
         self._seen[node] = at
+        self._granted.discard(node)
 
-    def renew_all(self, at: float) -> None:
-        """A fresh lease for every node (the master was away, not the nodes)."""
-        for node in self._seen:
-            self._seen[node] = at
+    def grant(self, node: str, until: float, lease_seconds: float) -> None:
+        """A lease that runs out at `until` though the node said nothing (the master was
+        away, not the nodes)."""
+        self._seen[node] = until - lease_seconds
+        self._granted.add(node)
 
     def last_seen(self, node: str) -> float | None:
         return self._seen.get(node)
+
+    def granted(self, node: str) -> bool:
+        """Whether the node's lease is a grant it has not renewed since."""
+        return node in self._granted
 
     def say_goodbye(self, node: str, at: float) -> None:
         """The node's agent is stopping and said it will be back."""
@@ -62,6 +70,7 @@ class LeaseTable:
     def forget(self, node: str) -> None:
         self._seen.pop(node, None)
         self._goodbye.pop(node, None)
+        self._granted.discard(node)
 
 
 def apply_transition(node: Node, t: NodeTransition, now: float) -> Node:

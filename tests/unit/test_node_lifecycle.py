@@ -271,3 +271,22 @@ def test_a_running_master_still_sees_a_silent_node() -> None:
     assert isinstance(node, Node) and not node.status.ready
     assert [p.meta.name for p in state.pods()] == ["n2-a"]
     assert _events(state, "MasterStalled") == []
+
+
+def test_after_a_master_restart_agents_have_the_reconnect_grace_not_just_a_lease() -> None:
+    clock, state, _, manager = _manager()
+    restarted = LeaseTable()  # a new master process: nothing heard yet
+    manager = ControllerManager(state, clock, restarted, lease_seconds=3.0)
+    manager.start_grace()
+
+    clock.advance(9.0)  # an agent in its reconnect backoff
+    manager.run_pass()
+    assert all(isinstance(n, Node) and n.status.ready for n in state.objects("Node"))
+    restarted.renew("n2", clock.monotonic())
+    clock.advance(1.5)
+    manager.run_pass()
+
+    node = state.get("Node", "n1")
+    assert isinstance(node, Node) and not node.status.ready
+    assert "not heard from within 10s of the master's (re)start" in node.status.message
+    assert [p.meta.name for p in state.pods()] == ["n2-a"]
