@@ -113,6 +113,8 @@ class PodSpec:
     containers: tuple[Container, ...]
     restart_policy: str = "Always"
     termination_grace_period_seconds: int = 30
+    # Accepted and shown; pinnace mounts no service account token.
+    service_account_name: str = ""
 
     def requests(self) -> Resources:
         total = Resources()
@@ -201,8 +203,10 @@ class Service:
     ports: tuple[ServicePort, ...]
     type: str = "ClusterIP"
     ingress_ip: str = ""
-    # The load balancer's internal address this service is reachable on.
+    # The load balancer's internal address this service is reachable on ("None" when headless).
     cluster_ip: str = ""
+    # clusterIP: None -- no load balancer; clients find the pods through its endpoints.
+    headless: bool = False
     # Why the load balancer does not serve this Service ("" while it does): a reason
     # (PortConflict, ...), one sentence naming the object in the way, and since when.
     lb_reason: str = ""
@@ -237,6 +241,8 @@ class ContainerStatus:
     image: str = ""
     exit_code: int = 0
     started_at: float = 0.0
+    # imagePullPolicy Always could not pull; the image on the node runs (and why).
+    image_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +341,47 @@ class Event:
     kind = "Event"
 
 
-StoredObject = Deployment | Service | Pod | Node | Event
+@dataclass(frozen=True, slots=True)
+class ConfigMap:
+    """Configuration for pods (Kubernetes' ConfigMap): text in `data`, bytes (base64 text)
+    in `binary_data`."""
+
+    meta: ObjectMeta
+    data: dict[str, str] = field(default_factory=dict)
+    binary_data: dict[str, str] = field(default_factory=dict)
+    immutable: bool = False
+
+    kind = "ConfigMap"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """Sensitive configuration (Kubernetes' Secret).
+
+    `data` holds each value base64-encoded, as Kubernetes' API shows it (stringData is
+    folded in at parse time). In memory it is plain; at rest the store keeps only
+    `sealed` (AES-GCM ciphertext of `data`, master/store/sealing.py) and an empty `data`.
+    """
+
+    meta: ObjectMeta
+    type: str = "Opaque"
+    data: dict[str, str] = field(default_factory=dict)
+    immutable: bool = False
+    sealed: str = ""
+
+    kind = "Secret"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """An identity for pods; stored and listed (pinnace issues no tokens)."""
+
+    meta: ObjectMeta
+
+    kind = "ServiceAccount"
+
+
+StoredObject = Deployment | Service | Pod | Node | Event | ConfigMap | Secret | ServiceAccount
 
 KINDS: dict[str, type[StoredObject]] = {
     "Deployment": Deployment,
@@ -343,6 +389,9 @@ KINDS: dict[str, type[StoredObject]] = {
     "Pod": Pod,
     "Node": Node,
     "Event": Event,
+    "ConfigMap": ConfigMap,
+    "Secret": Secret,
+    "ServiceAccount": ServiceAccount,
 }
 
 

@@ -29,6 +29,7 @@ from kernel.clock import SystemClock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.kube.server import start_kube_api
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
@@ -40,9 +41,13 @@ from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
+from master.model import ObjectMeta, ServiceAccount
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
-from master.store.port import StoreError
+from master.store.etcd import EtcdStore
+from master.store.etcd_client import EtcdSettings
+from master.store.port import Store, StoreError
+from master.store.sealing import SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
 from master.supervision import TaskDied, supervise
 from protos import cluster_pb2_grpc, node_pb2_grpc
@@ -78,6 +83,20 @@ class MasterConfig:
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
+    # The Kubernetes API (HTTPS, master/api/kube); empty: not served.
+    api_listen: str = "127.0.0.1:6443"
+    # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
+    etcd: EtcdSettings | None = None
+
+
+async def ensure_defaults(state: ClusterState) -> None:
+    """What every cluster has from its first start: the `default` ServiceAccount."""
+
+    def plan() -> None:
+        if state.get("ServiceAccount", "default") is None:
+            state.put(ServiceAccount(ObjectMeta(name="default")))
+
+    await state.commit(plan)
 
 
 async def serve(config: MasterConfig) -> None:
@@ -91,11 +110,10 @@ async def serve(config: MasterConfig) -> None:
 
 
 async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
-    store = SqliteStore.in_data_dir(
-        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
-    )
+    store = await asyncio.to_thread(_open_store, config)
     state = ClusterState(store, clock)
     await state.load()
+    await ensure_defaults(state)
     leases = LeaseTable()
     health = NodeHealthSettings(
         config.lease_seconds, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
@@ -157,12 +175,33 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     if port == 0:
         raise SystemExit(f"pinnace master: cannot listen on {config.listen}")
     await server.start()
+    kube = None
+    if config.api_listen:
+        if security is None:
+            check_insecure_listen(config.api_listen)
+        try:
+            kube = await start_kube_api(
+                config.api_listen,
+                security.pki if security is not None else None,
+                state,
+                manager,
+                clock,
+            )
+        except OSError as e:
+            raise SystemExit(
+                f"pinnace master: cannot serve the Kubernetes API on {config.api_listen}: "
+                f"{e.strerror or e} (choose another with --api-listen HOST:PORT, or "
+                f"--api-listen '' to serve none)"
+            ) from None
     if security is not None:
-        security.write_config(port)
+        security.write_config(port, kube.url if kube is not None else "")
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
+    if kube is not None:
+        # The second line: the Kubernetes API's URL (its port when --api-listen asked for 0).
+        print(f"pinnace master Kubernetes API on {kube.url}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -179,6 +218,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         await supervise(tasks, stop)
         log.info("stopping")
     finally:
+        if kube is not None:
+            with contextlib.suppress(Exception):
+                await kube.stop()
         await server.stop(grace=2.0)
         for task in tasks:
             task.cancel()
@@ -190,6 +232,20 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         store.close()
         if lb is not None:
             shutil.rmtree(lb.workdir, ignore_errors=True)
+
+
+def _open_store(config: MasterConfig) -> Store:
+    # Secrets are sealed (AES-GCM) on their way to the store and opened on load; the
+    # key stays in the data dir (masters sharing etcd need the same secrets.key).
+    sealer = SecretSealer.in_data_dir(config.data_dir)
+    if config.etcd is not None:
+        store = EtcdStore(config.etcd)
+        log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
+        return SealingStore(store, sealer)
+    return SealingStore(
+        SqliteStore.in_data_dir(config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()),
+        sealer,
+    )
 
 
 def _lb_addresses(config: MasterConfig) -> LbAddresses:

@@ -123,6 +123,7 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
             image=c.image[:512],
             exit_code=c.exit_code,
             started_at=c.started_at,
+            image_note=c.image_note[:512],
         )
         for c in report.containers
     )

@@ -38,6 +38,9 @@ PLURALS = {
     "Node": "nodes",
     "Event": "events",
     "Endpoints": "endpoints",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "ServiceAccount": "serviceaccounts",
 }
 
 

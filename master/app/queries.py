@@ -53,7 +53,7 @@ def list_endpoints(state: ClusterState, name: str = "") -> list[tuple[Service, l
         if not services:
             raise not_found("Endpoints", name)
     nodes = {n.meta.name: n.status.serving for n in state.objects("Node") if isinstance(n, Node)}
-    lb = compute_lb_services(services, state.pods(), nodes)
+    lb = compute_lb_services(services, state.pods(), nodes, include_headless=True)
     return [
         (svc, [p for p in lb if p.name == svc.meta.name])
         for svc in sorted(services, key=lambda s: s.meta.name)

@@ -103,7 +103,8 @@ def decide_report(
 
 
 def transition_events(pod: Pod, new: PodStatus) -> list[RecordEvent]:
-    """Started, Restarted and BackOff: what a user wants to see about a status change."""
+    """Started, Restarted, PullFallback and BackOff: what a user wants to see about a status
+    change."""
     name = pod.meta.name
     events = []
     if new.phase == PodPhase.RUNNING and pod.status.phase != PodPhase.RUNNING:
@@ -119,6 +120,10 @@ def transition_events(pod: Pod, new: PodStatus) -> list[RecordEvent]:
                     f"container {c.name} restarted (restart {c.restart_count})",
                     "Warning",
                 )
+            )
+        if c.image_note and c.image_note != (before.image_note if before else ""):
+            events.append(
+                RecordEvent(name, "PullFallback", f"container {c.name}: {c.image_note}", "Warning")
             )
         if c.reason in BACKOFF_REASONS and (before is None or before.reason != c.reason):
             events.append(

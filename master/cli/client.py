@@ -115,7 +115,8 @@ class MasterClient:
             grpc.StatusCode.FAILED_PRECONDITION,
             grpc.StatusCode.INTERNAL,  # the master's own sentence (e.g. its store is full)
         ):
-            return CliError(f"error: {details}")
+            # An apply of many files reports every invalid document, one per line.
+            return CliError("\n".join(f"error: {line}" for line in details.splitlines()))
         if code == grpc.StatusCode.UNIMPLEMENTED:
             return CliError(
                 f"error: the master at {self.address} does not offer this call "

@@ -264,6 +264,12 @@ class ControllerManager:
                 continue
             for action in reconcile_deployment(dep, pods, random_suffix):
                 if isinstance(action, CreatePod):
+                    if self._state.get("Pod", action.pod.meta.name) is not None:
+                        # A random suffix met an existing name (Kubernetes' AlreadyExists):
+                        # never overwrite a pod; the next pass draws a new suffix.
+                        self._dirty_deployments.add(name)
+                        self._wake.set()
+                        continue
                     self._state.put(action.pod)
                     self._state.record_event("Deployment", name, action.reason, action.message)
                 elif isinstance(action, DeletePod):
