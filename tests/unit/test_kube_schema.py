@@ -9,7 +9,7 @@ from master.api.kube import openapi, resources
 from master.api.kube.errors import invalid, split_manifest_error
 from master.api.kube.tables import render_table
 from master.api.tables import header_for, rows_for
-from master.manifest import deployment, podspec, service
+from master.manifest import deployment, podspec, schema, service
 
 
 def _doc(path: str) -> dict[str, Any]:
@@ -19,17 +19,20 @@ def _doc(path: str) -> dict[str, Any]:
     return doc
 
 
+def test_every_field_the_validators_accept_has_a_type_in_the_schema() -> None:
+    assert schema.UNTYPED == []
+
+
 def test_openapi_describes_exactly_the_fields_the_validators_accept() -> None:
     schemas = _doc("apis/apps/v1")["components"]["schemas"]
     spec = schemas["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]
     assert set(spec) == set(deployment.SPEC_SUPPORTED)
     container = schemas["io.k8s.api.core.v1.Container"]["properties"]
     assert set(container) == set(podspec.CONTAINER_SUPPORTED)
+    pod = schemas["io.k8s.api.core.v1.PodSpec"]["properties"]
+    assert set(pod) == {*podspec.POD_SUPPORTED, "nodeName"}
     core = _doc("api/v1")["components"]["schemas"]
-    assert set(core["io.k8s.api.core.v1.ServiceSpec"]["properties"]) == {
-        *service.SPEC_SUPPORTED,
-        "clusterIP",
-    }
+    assert set(core["io.k8s.api.core.v1.ServiceSpec"]["properties"]) == set(service.SPEC_SUPPORTED)
 
 
 def test_patch_operations_offer_field_validation_so_kubectl_validates_on_the_server() -> None:

@@ -90,6 +90,8 @@ def _field_schema(f: Field, v3: bool) -> Obj:
                 "anyOf": [{"type": "integer"}, {"type": "string"}],
                 "x-kubernetes-int-or-string": True,
             }
+    elif t == "any":
+        item = {"x-kubernetes-preserve-unknown-fields": True}
     elif t == MAP:
         item = {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
     elif t == "integer":
