@@ -16,9 +16,12 @@ random from:
   disk-full                 the master's tmpfs filled for 4 s, then freed
   cpu-starve                the master's threads pinned to one CPU with 3 busy loops
                             on it for 5 s
-After each fault the bench waits (up to 120 s) until the cluster is whole: every node
-Ready, exactly `--replicas` pods ready in the master, exactly that many containers
-running (each pod once) and the last request through HAProxy answered. The table
+After each fault the bench waits (up to 120 s) until the cluster is whole and stays
+whole for 5 s (longer than the lease): every node Ready, exactly `--replicas` pods
+ready in the master, exactly that many containers running (each pod once) and the
+last request through HAProxy answered; the convergence time ends where that stable
+stretch began. Requests and writes are counted from the first time the cluster is
+whole. The table
 (tests/bench/chaos_report.py) gives per fault kind: requests and writes failed while it
 was being healed, pods replaced (no fault kills a machine: every replacement is
 needless), duplicates (a pod running twice, or extra containers still running when
@@ -83,6 +86,9 @@ KINDS = (
 )
 HOLD_S = 4.0
 CONVERGE_TIMEOUT_S = 120.0
+# Whole means whole for this long (more than the 3 s lease): a restarted agent the
+# master has not yet missed must not count as healed before its lease could expire.
+STABLE_S = 5.0
 
 
 class Streams:
@@ -190,6 +196,8 @@ class Chaos:
         self.streams.start()
         if self.wait_converged(time.monotonic(), [0])[0] is None:
             raise BenchError(f"the cluster did not come up; see {self.workdir}")
+        self.streams.requests.clear()  # count from a whole cluster, not its start-up
+        self.streams.writes.clear()
 
     def start_master(self) -> None:
         for attempt in range(5):
@@ -240,6 +248,7 @@ class Chaos:
         deadline = since + CONVERGE_TIMEOUT_S
         pods: set[str] = set()
         counts: dict[str, int] = {}
+        whole_since: float | None = None
         while time.monotonic() < deadline:
             counts = self.running()
             duplicates[0] = max(duplicates[0], sum(n - 1 for n in counts.values() if n > 1))
@@ -247,6 +256,7 @@ class Chaos:
                 nodes = self._objects("Node")
                 listed = self.workload_pods()
             except grpc.RpcError:
+                whole_since = None
                 time.sleep(0.25)
                 continue
             ready = [
@@ -261,7 +271,12 @@ class Chaos:
                 and all(n == 1 for n in counts.values())
                 and self.streams.last_request_ok()
             ):
-                return time.monotonic() - since, pods
+                now = time.monotonic()
+                whole_since = now if whole_since is None else whole_since
+                if now - whole_since >= STABLE_S:
+                    return whole_since - since, pods
+            else:
+                whole_since = None
             time.sleep(0.25)
         duplicates[0] += max(0, sum(counts.values()) - self.replicas)
         return None, pods
