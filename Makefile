@@ -4,15 +4,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROTO_SRC := $(wildcard protos/*.proto)
 
-.PHONY: venv protos lint typecheck unit test images image demo demo-down demo-local demo-local-down bench clean
+.PHONY: deps venv protos lint typecheck unit test images image demo demo-down demo-local demo-local-down bench clean
 
+# Debian's python3 needs python3-venv (`make deps`); when $(PY) still cannot make a venv
+# (another python3 first on PATH), Debian's own python3 does.
 $(BIN)/pinnace: pyproject.toml
-	$(PY) -m venv $(VENV)
+	$(PY) -m venv $(VENV) || /usr/bin/python3 -m venv --clear $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
 venv: $(BIN)/pinnace
+
+# The Debian packages the tests and the demo need (compose/install-deps.sh: the one list, also
+# run by .ci/run). Silent when everything is there; as root or with sudo it installs.
+deps:
+	PY=$(PY) bash compose/install-deps.sh
 
 # Generated code is committed; tests/unit/test_protos_fresh.py fails when it is stale.
 protos: venv
@@ -26,21 +33,21 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-# The README's test command: venv, images, lint and types, then every test (unit,
-# integration on real Docker/HAProxy). CI=true turns a missing engine into a failure.
-test: venv images lint
+# The README's test command: packages, venv, images, lint and types, then every test (unit,
+# integration on real Docker/HAProxy). Under CI a missing engine is a failure (tests/support.py).
+test: deps venv images lint
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 # The README's main job: the docker-compose cluster (a master with its HAProxy, three agents)
 # running the seed walkthrough; builds what is missing (images, wheels, pinnace's image).
-demo: venv images
+demo: deps venv images
 	bash compose/demo.sh up
 
 demo-down:
 	bash compose/demo.sh down
 
 # The same story without compose: a master and two agents as processes on this machine.
-demo-local: venv images
+demo-local: deps venv images
 	bash compose/demo-local.sh up
 
 demo-local-down:

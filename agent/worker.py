@@ -40,6 +40,7 @@ from agent.state.events import (
     ContainersListed,
     Event,
     FenceRequested,
+    ImageReady,
     Instruction,
     ListFailed,
     Log,
@@ -254,7 +255,10 @@ class Worker:
         try:
             match action:
                 case PullImage():
-                    await self._runtime.ensure_image(action.image, action.pull_policy)
+                    note = await self._runtime.ensure_image(action.image, action.pull_policy)
+                    if note:
+                        log.warning("pod=%s container=%s: %s", action.pod, action.container, note)
+                    self.handle(ImageReady(action.pod, action.container, note))
                 case StartContainer():
                     await self._start(action.assignment, action.spec, action.restart_count)
                 case RestartContainer():

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The local demo: a pinnace master and two agents on this machine, running the seed
-# manifests (../shared/fixtures/seed, unchanged). `up` starts everything and leaves it
+# manifests (examples/seed, the seed unchanged). `up` starts everything and leaves it
 # running; `down` stops what `up` started (by the PIDs it wrote) and removes the pods'
 # containers (by their pinnace.node label). State and logs live in .demo/.
 set -euo pipefail
@@ -9,7 +9,7 @@ DEMO=.demo
 BIN=.venv/bin
 PORT=${PINNACE_DEMO_PORT:-7400}
 export PINNACE_MASTER=127.0.0.1:$PORT
-SEED=${PINNACE_SEED_DIR:-../shared/fixtures/seed}
+SEED=${PINNACE_SEED_DIR:-examples/seed}
 NODES=(demo-node-1 demo-node-2)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }

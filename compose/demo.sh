@@ -12,7 +12,7 @@
 # The host's `pinnace` CLI (.venv) talks to the master's published port over TLS, with the
 # admin credentials the master wrote on its volume, copied to compose/.state/PROJECT; the
 # agents join with a token made through it. Environment:
-# PINNACE_SEED_DIR (../shared/fixtures/seed), PINNACE_API_PORT (7400), PINNACE_LB_PORT
+# PINNACE_SEED_DIR (examples/seed), PINNACE_API_PORT (7400), PINNACE_LB_PORT
 # (8080), PINNACE_DEMO_PROJECT (pinnace-demo; also the network's name), and the
 # PINNACE_* variables compose/docker-compose.yml reads.
 set -Eeuo pipefail
@@ -26,7 +26,7 @@ export PINNACE_BIND=${PINNACE_BIND:-127.0.0.1}
 export PINNACE_NETWORK=${PINNACE_NETWORK:-$PROJECT}
 export PINNACE_NODE_PREFIX=${PINNACE_NODE_PREFIX:-}
 export PINNACE_MASTER=$PINNACE_BIND:$PINNACE_API_PORT
-SEED=${PINNACE_SEED_DIR:-../shared/fixtures/seed}
+SEED=${PINNACE_SEED_DIR:-examples/seed}
 LB=http://$PINNACE_BIND:$PINNACE_LB_PORT/
 BIN=.venv/bin
 STATE=$PWD/compose/.state/$PROJECT

@@ -67,6 +67,16 @@ class ActionFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageReady:
+    """A pod's image is present; `note` says why it is not a freshly pulled one ("" when
+    it is: imagePullPolicy Always with no registry falls back to the present image)."""
+
+    pod: str
+    container: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeFinished:
     target: ProbeTarget
     result: ProbeResult
@@ -123,6 +133,7 @@ Event = (
     | ListFailed
     | PodActionsFinished
     | ActionFailed
+    | ImageReady
     | ProbeFinished
     | Registered
     | MasterHeard

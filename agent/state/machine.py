@@ -22,6 +22,7 @@ from agent.state.events import (
     Event,
     FenceRequested,
     HeartbeatDue,
+    ImageReady,
     Instruction,
     ListFailed,
     MasterHeard,
@@ -77,6 +78,8 @@ class AgentState:
                 return self.pods.finished(event)
             case ActionFailed():
                 return self.pods.failed(event)
+            case ImageReady():
+                return self.pods.image_ready(event)
             case ProbeFinished():
                 return self.pods.probed(event)
             case Registered():

@@ -39,6 +39,7 @@ from agent.state.events import (
     ActionFailed,
     AssignmentsReceived,
     ContainersListed,
+    ImageReady,
     Instruction,
     ListFailed,
     Log,
@@ -54,6 +55,7 @@ from agent.sync import (
     Action,
     ContainerBackoff,
     ContainerKey,
+    record_image_note,
     record_pull_failure,
     record_start_failure,
     sync,
@@ -169,6 +171,11 @@ class PodsState:
         key = (event.pod, event.container)
         record = record_pull_failure if event.kind == "pull" else record_start_failure
         self.backoff = record(self.backoff, key, event.now, event.message)
+        return []
+
+    def image_ready(self, event: ImageReady) -> list[Instruction]:
+        key = (event.pod, event.container)
+        self.backoff = record_image_note(self.backoff, key, event.note)
         return []
 
     def probed(self, event: ProbeFinished) -> list[Instruction]:

@@ -1,11 +1,14 @@
 """The cluster API servicer: what `pinnace apply/get/delete/scale` call.
 
 Thin by design: manifests are parsed and validated by master.manifest before
-anything is touched (one bad document stores nothing), objects are rendered by
-master.api.render, and every write is a ClusterState.commit: planned against
-memory, made durable, then visible, before the call returns — so an
-acknowledged write survives a master crash, and a write the store refused
-(a full disk) answers UNAVAILABLE with nothing changed.
+anything is touched (one bad document stores nothing); what apply, delete,
+scale and rollback mean is decided by the transport-free use cases in
+master.app, which also serve the Kubernetes HTTP API. This module converts
+requests and replies and maps `AppError` codes onto gRPC status codes. Objects
+are rendered by master.api.render. Every write is a ClusterState.commit:
+planned against memory, made durable, then visible, before the call returns —
+so an acknowledged write survives a master crash, and a write the store refused
+(a full disk) answers INTERNAL, one sentence, with nothing changed.
 """
 
 from __future__ import annotations
@@ -13,302 +16,190 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import NoReturn, TypeVar
 
 import grpc
 
 from kernel.clock import Clock
 from master.api.render import render_endpoints, render_object
+from master.app.apply import ServiceAdmission, apply_objects
+from master.app.delete import delete_objects
+from master.app.drain import cordon_node, drain_node
+from master.app.errors import AppError, ErrorCode
+from master.app.queries import check_kind, list_endpoints, list_objects
+from master.app.scale import rollback_deployment, scale_deployment
 from master.controllers.manager import ControllerManager
-from master.controllers.revisions import (
-    CHANGE_CAUSE,
-    RollbackError,
-    record_revision,
-    rollback_template,
-)
-from master.lb.endpoints import compute_lb_services
-from master.manifest import ManifestError, parse_manifests
-from master.model import KINDS, Deployment, Node, Service, StoredObject, selector_matches
+from master.manifest import ManifestError, ParsedManifests, parse_manifests, parse_references
+from master.model import StoredObject
 from master.state import ClusterState
-from master.store.port import StoreError
 from protos import cluster_pb2, cluster_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-R = TypeVar("R")
-
 # How many watch events may queue for one slow client before it is cut off.
 WATCH_QUEUE_LIMIT = 10_000
-_PLURAL = {
-    "Deployment": "deployments",
-    "Service": "services",
-    "Pod": "pods",
-    "Node": "nodes",
-    "Event": "events",
+
+T = TypeVar("T")
+
+STATUS: dict[ErrorCode, grpc.StatusCode] = {
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "already_exists": grpc.StatusCode.ALREADY_EXISTS,
+    "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "internal": grpc.StatusCode.INTERNAL,
 }
 
 
-def _same_desired_state(old: StoredObject, new: StoredObject) -> bool:
-    """True when applying `new` over `old` would change nothing the user declared."""
-    if old.meta.labels != new.meta.labels or old.meta.annotations != new.meta.annotations:
-        return False
-    if isinstance(old, Deployment) and isinstance(new, Deployment):
-        return (old.replicas, old.selector, old.template, old.strategy, old.rolling_update) == (
-            new.replicas,
-            new.selector,
-            new.template,
-            new.strategy,
-            new.rolling_update,
-        )
-    if isinstance(old, Service) and isinstance(new, Service):
-        return (old.selector, old.ports, old.type) == (new.selector, new.ports, new.type)
-    return False
+async def _call(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
+    """Await a use case; its AppError becomes the matching gRPC status."""
+    try:
+        return await work
+    except AppError as e:
+        await _abort(context, e)
 
 
-class _Refused(Exception):
-    """A plan's refusal, raised inside a commit (so nothing is written) and answered."""
+async def _abort(context: grpc.aio.ServicerContext, e: AppError) -> NoReturn:
+    await context.abort(STATUS[e.code], e.message)
+    raise e  # unreachable: abort raises
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+
+async def _parse(
+    context: grpc.aio.ServicerContext, files: list[tuple[str, bytes]]
+) -> ParsedManifests:
+    try:
+        # Parsing big files is CPU work; keep the event loop (heartbeats) responsive.
+        return await asyncio.to_thread(parse_manifests, files)
+    except ManifestError as e:
+        await _abort(context, AppError("invalid", str(e)))
+
+
+# Kinds `delete -f` may name (the rest are made by the master).
+DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount")
 
 
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
-    def __init__(self, state: ClusterState, manager: ControllerManager, clock: Clock) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        manager: ControllerManager,
+        clock: Clock,
+        admit_services: ServiceAdmission | None = None,
+    ) -> None:
         self._state = state
         self._manager = manager
         self._clock = clock
+        self._admit_services = admit_services
 
     def _json(self, obj: StoredObject) -> cluster_pb2.ObjectJson:
         body = json.dumps(render_object(obj, self._clock.now()), separators=(",", ":"))
         return cluster_pb2.ObjectJson(kind=obj.kind, name=obj.meta.name, json=body.encode())
-
-    async def _commit(self, plan: Callable[[], R], context: grpc.aio.ServicerContext) -> R:
-        """Run a write plan as one durable commit; refusals and store failures answered."""
-        try:
-            return await self._state.commit(plan)
-        except _Refused as e:
-            await context.abort(e.code, str(e))
-            raise  # unreachable: abort raises
-        except StoreError as e:
-            log.error("a write was refused by the store: %s", e)
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"nothing was changed: the master could not save the change ({e}); "
-                f"free space or fix its data directory, then retry",
-            )
-            raise  # unreachable: abort raises
-
-    async def _check_kind(self, kind: str, context: grpc.aio.ServicerContext) -> None:
-        if kind not in KINDS:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"unknown kind {kind[:60]!r}; known kinds: {', '.join(sorted(KINDS))}",
-            )
 
     # -- apply -------------------------------------------------------------------------
 
     async def ApplyManifests(
         self, request: cluster_pb2.ApplyManifestsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ApplyManifestsResponse:
-        try:
-            # Parsing big files is CPU work; keep the event loop (heartbeats) responsive.
-            parsed = await asyncio.to_thread(
-                parse_manifests, [(f.name, f.content) for f in request.files]
-            )
-        except ManifestError as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-            raise  # unreachable: abort raises
-
-        def plan() -> list[cluster_pb2.ObjectResult]:
-            planned: list[tuple[StoredObject, str]] = []
-            for obj in parsed.objects:
-                existing = self._state.get(obj.kind, obj.meta.name)
-                if existing is None:
-                    planned.append((self._with_history(obj, None), "created"))
-                    continue
-                if (
-                    isinstance(existing, Deployment)
-                    and isinstance(obj, Deployment)
-                    and existing.selector != obj.selector
-                ):
-                    raise _Refused(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"deployment {obj.meta.name}: spec.selector: field is immutable "
-                        f"(delete the deployment first to change it)",
-                    )
-                if _same_desired_state(existing, obj):
-                    planned.append((existing, "unchanged"))
-                    continue
-                merged = self._with_history(self._merge(existing, obj), existing)
-                planned.append((merged, "configured"))
-            results = []
-            for planned_obj, action in planned:
-                if action != "unchanged" and not request.dry_run:
-                    self._state.put(planned_obj)
-                results.append(
-                    cluster_pb2.ObjectResult(
-                        kind=planned_obj.kind, name=planned_obj.meta.name, action=action
-                    )
-                )
-            return results
-
-        results = await self._commit(plan, context)
+        parsed = await _parse(context, [(f.name, f.content) for f in request.files])
+        if not parsed.objects and not parsed.warnings:
+            await _abort(context, AppError("invalid", "no objects passed to apply"))
+        applied = await _call(
+            context,
+            apply_objects(
+                self._state,
+                parsed.objects,
+                self._clock.now(),
+                request.dry_run,
+                admit_services=self._admit_services,
+            ),
+        )
+        results = [
+            cluster_pb2.ObjectResult(kind=a.obj.kind, name=a.obj.meta.name, action=a.action)
+            for a in applied
+        ]
         return cluster_pb2.ApplyManifestsResponse(results=results, warnings=parsed.warnings)
-
-    def _with_history(self, obj: StoredObject, existing: StoredObject | None) -> StoredObject:
-        """A deployment's rollout history with its (possibly new) template recorded."""
-        if not isinstance(obj, Deployment):
-            return obj
-        history = existing.history if isinstance(existing, Deployment) else ()
-        cause = obj.meta.annotations.get(CHANGE_CAUSE, "")
-        return replace(
-            obj, history=record_revision(history, obj.template, self._clock.now(), cause)
-        )
-
-    @staticmethod
-    def _merge(existing: StoredObject, new: StoredObject) -> StoredObject:
-        """The new desired state with the existing identity, generation and status."""
-        meta = replace(
-            new.meta,
-            uid=existing.meta.uid,
-            created_at=existing.meta.created_at,
-            generation=existing.meta.generation + 1,
-        )
-        if isinstance(existing, Deployment) and isinstance(new, Deployment):
-            return replace(new, meta=meta, status=existing.status)
-        if isinstance(existing, Service) and isinstance(new, Service):
-            return replace(new, meta=meta, ingress_ip=existing.ingress_ip)
-        return replace(new, meta=meta)
 
     # -- get -----------------------------------------------------------------------------
 
     async def GetObjects(
         self, request: cluster_pb2.GetObjectsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.GetObjectsResponse:
-        if request.kind == "Endpoints":
-            return await self._get_endpoints(request, context)
-        await self._check_kind(request.kind, context)
-        if request.name:
-            obj = self._state.get(request.kind, request.name)
-            if obj is None:
-                await context.abort(
-                    grpc.StatusCode.NOT_FOUND,
-                    f'{_PLURAL[request.kind]} "{request.name[:253]}" not found',
-                )
-            objs = [obj] if obj is not None else []
-        else:
-            objs = self._state.objects(request.kind)
-        selector = dict(request.label_selector)
-        if selector:
-            objs = [o for o in objs if selector_matches(selector, o.meta.labels)]
-        if request.kind != "Event":
-            objs.sort(key=lambda o: o.meta.name)
-        return cluster_pb2.GetObjectsResponse(objects=[self._json(o) for o in objs])
-
-    async def _get_endpoints(
-        self, request: cluster_pb2.GetObjectsRequest, context: grpc.aio.ServicerContext
-    ) -> cluster_pb2.GetObjectsResponse:
-        """Endpoints are derived, not stored: each service's pods as the LB sees them."""
-        services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
-        if request.name:
-            services = [s for s in services if s.meta.name == request.name]
-            if not services:
-                await context.abort(
-                    grpc.StatusCode.NOT_FOUND, f'endpoints "{request.name[:253]}" not found'
-                )
-        nodes = {
-            n.meta.name: n.status.ready for n in self._state.objects("Node") if isinstance(n, Node)
-        }
-        lb = compute_lb_services(services, self._state.pods(), nodes)
-        objects = []
-        for svc in sorted(services, key=lambda s: s.meta.name):
-            ports = [p for p in lb if p.name == svc.meta.name]
-            body = json.dumps(render_endpoints(svc, ports), separators=(",", ":"))
-            objects.append(
-                cluster_pb2.ObjectJson(kind="Endpoints", name=svc.meta.name, json=body.encode())
+        try:
+            if request.kind == "Endpoints":
+                objects = []
+                for svc, ports in list_endpoints(self._state, request.name):
+                    body = json.dumps(render_endpoints(svc, ports), separators=(",", ":"))
+                    objects.append(
+                        cluster_pb2.ObjectJson(
+                            kind="Endpoints", name=svc.meta.name, json=body.encode()
+                        )
+                    )
+                return cluster_pb2.GetObjectsResponse(objects=objects)
+            objs = list_objects(
+                self._state, request.kind, request.name, dict(request.label_selector)
             )
-        return cluster_pb2.GetObjectsResponse(objects=objects)
+        except AppError as e:
+            await _abort(context, e)
+        return cluster_pb2.GetObjectsResponse(objects=[self._json(o) for o in objs])
 
     # -- delete ----------------------------------------------------------------------------
 
     async def DeleteObjects(
         self, request: cluster_pb2.DeleteObjectsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.DeleteObjectsResponse:
-        targets: list[tuple[str, str]] = []
         if request.files:
+            # Only kind and name are read: an outdated file still deletes what it names.
             try:
-                parsed = await asyncio.to_thread(
-                    parse_manifests, [(f.name, f.content) for f in request.files]
+                refs = await asyncio.to_thread(
+                    parse_references, [(f.name, f.content) for f in request.files], DELETABLE
                 )
             except ManifestError as e:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-                raise
-            targets = [(o.kind, o.meta.name) for o in parsed.objects]
+                await _abort(context, AppError("invalid", str(e)))
+            targets = [(r.kind, r.name) for r in refs]
         else:
-            await self._check_kind(request.kind, context)
             targets = [(request.kind, request.name)]
-        missing = [f'{_PLURAL[k]} "{n}"' for k, n in targets if self._state.get(k, n) is None]
-        if missing and not request.files:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"{missing[0]} not found")
-
-        def plan() -> list[cluster_pb2.ObjectResult]:
-            results = []
-            for kind, name in targets:
-                if self._state.get(kind, name) is None:
-                    action = "not found"
-                else:
-                    self._delete(kind, name)
-                    action = "deleted"
-                results.append(cluster_pb2.ObjectResult(kind=kind, name=name, action=action))
-            return results
-
-        results = await self._commit(plan, context)
-        return cluster_pb2.DeleteObjectsResponse(results=results)
-
-    def _delete(self, kind: str, name: str) -> None:
-        if kind == "Pod":
-            self._manager.delete_pod(name, "Killing", f"pod {name} deleted by a user")
-        elif kind == "Node":
-            self._manager.forget_node(name)
-        else:
-            self._state.remove(kind, name)
-            self._state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted")
-
-    async def _deployment(self, name: str, context: grpc.aio.ServicerContext) -> Deployment:
-        dep = self._state.get("Deployment", name)
-        if not isinstance(dep, Deployment):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f'deployments "{name[:253]}" not found')
-            raise AssertionError  # unreachable: abort raises
-        return dep
+        deleted = await _call(
+            context,
+            delete_objects(self._state, self._manager, targets, missing_ok=bool(request.files)),
+        )
+        return cluster_pb2.DeleteObjectsResponse(
+            results=[
+                cluster_pb2.ObjectResult(kind=d.kind, name=d.name, action=d.action) for d in deleted
+            ]
+        )
 
     # -- scale -------------------------------------------------------------------------------
 
     async def ScaleDeployment(
         self, request: cluster_pb2.ScaleDeploymentRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ScaleDeploymentResponse:
-        dep = await self._deployment(request.name, context)
-        if not 0 <= request.replicas <= 10_000:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"--replicas must be between 0 and 10000, got {request.replicas}",
-            )
-
-        def plan() -> None:
-            # Re-read inside the commit: an identical scale planned while another was
-            # in flight sees its committed result, and answers only once it is durable.
-            current = self._state.get("Deployment", request.name)
-            if not isinstance(current, Deployment):
-                raise _Refused(grpc.StatusCode.NOT_FOUND, f'deployments "{request.name}" not found')
-            if current.replicas != request.replicas:
-                meta = replace(current.meta, generation=current.meta.generation + 1)
-                self._state.put(replace(current, meta=meta, replicas=int(request.replicas)))
-
-        await self._commit(plan, context)
+        dep = await _call(
+            context, scale_deployment(self._state, request.name, int(request.replicas))
+        )
         return cluster_pb2.ScaleDeploymentResponse(
             result=cluster_pb2.ObjectResult(kind="Deployment", name=dep.meta.name, action="scaled")
+        )
+
+    # -- cordon and drain -----------------------------------------------------------------
+
+    async def CordonNode(
+        self, request: cluster_pb2.CordonNodeRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.CordonNodeResponse:
+        changed = await _call(
+            context, cordon_node(self._state, request.name, bool(request.unschedulable))
+        )
+        return cluster_pb2.CordonNodeResponse(changed=changed)
+
+    async def DrainNode(
+        self, request: cluster_pb2.DrainNodeRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.DrainNodeResponse:
+        plan = await _call(context, drain_node(self._state, self._manager, request.name))
+        return cluster_pb2.DrainNodeResponse(
+            evicted=plan.evict,
+            waiting=[cluster_pb2.PodWait(pod=w.pod, reason=w.reason) for w in plan.waiting],
+            blocked=[cluster_pb2.PodWait(pod=w.pod, reason=w.reason) for w in plan.blocked],
+            terminating=plan.terminating,
         )
 
     # -- rollback ------------------------------------------------------------------------
@@ -316,39 +207,17 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     async def RollbackDeployment(
         self, request: cluster_pb2.RollbackDeploymentRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.RollbackDeploymentResponse:
-        dep = await self._deployment(request.name, context)
-        try:
-            template = rollback_template(dep, int(request.to_revision))
-        except RollbackError as e:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
-            raise
-
-        name = dep.meta.name
-
-        def plan() -> int:
-            current = self._state.get("Deployment", name)
-            if not isinstance(current, Deployment):
-                raise _Refused(grpc.StatusCode.NOT_FOUND, f'deployments "{name}" not found')
-            history = record_revision(current.history, template, self._clock.now(), "rollout undo")
-            meta = replace(current.meta, generation=current.meta.generation + 1)
-            rolled = self._state.put(
-                replace(current, meta=meta, template=template, history=history)
-            )
-            self._state.record_event(
-                "Deployment",
-                dep.meta.name,
-                "RolledBack",
-                "rolled back to the template of an earlier revision, "
-                f"now revision {rolled.revision}",
-            )
-            return rolled.revision
-
-        revision = await self._commit(plan, context)
+        dep = await _call(
+            context,
+            rollback_deployment(
+                self._state, request.name, int(request.to_revision), self._clock.now()
+            ),
+        )
         return cluster_pb2.RollbackDeploymentResponse(
             result=cluster_pb2.ObjectResult(
                 kind="Deployment", name=dep.meta.name, action="rolled back"
             ),
-            revision=revision,
+            revision=dep.revision,
         )
 
     # -- watch ---------------------------------------------------------------------------------
@@ -356,7 +225,10 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     async def WatchObjects(
         self, request: cluster_pb2.WatchObjectsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[cluster_pb2.WatchObjectsResponse]:
-        await self._check_kind(request.kind, context)
+        try:
+            check_kind(request.kind)
+        except AppError as e:
+            await _abort(context, e)
         queue: asyncio.Queue[tuple[bool, StoredObject] | None] = asyncio.Queue()
 
         def listener(kind: str, obj: StoredObject, deleted: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+from master.app.reports import PodReport
 from master.model import (
     Container,
     ContainerPort,
@@ -95,7 +96,18 @@ def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) 
         allocatable=allocatable,
         unschedulable=existing.unschedulable if existing else False,
         status=status,
+        witness_port=_clamp(info.witness_port, 65535),
     )
+
+
+def peers_to_proto(node_name: str, nodes: list[Node], limit: int) -> node_pb2.PeerList:
+    """The other nodes an agent may ask about the master (at most `limit`, by name)."""
+    peers = [
+        node_pb2.Peer(name=n.meta.name, address=n.address, witness_port=n.witness_port)
+        for n in sorted(nodes, key=lambda n: n.meta.name)
+        if n.meta.name != node_name and n.witness_port
+    ]
+    return node_pb2.PeerList(peers=peers[:limit], cluster_size=len(nodes))
 
 
 def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
@@ -111,6 +123,7 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
             image=c.image[:512],
             exit_code=c.exit_code,
             started_at=c.started_at,
+            image_note=c.image_note[:512],
         )
         for c in report.containers
     )
@@ -123,6 +136,15 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
         container_statuses=containers,
         ready=report.ready,
         started_at=report.started_at,
+    )
+
+
+def pod_report_from_proto(report: node_pb2.PodStatusReport) -> PodReport:
+    return PodReport(
+        pod_name=report.pod_name[:253],
+        epoch=report.epoch,
+        status=pod_status_from_proto(report),
+        removed=report.removed,
     )
 
 

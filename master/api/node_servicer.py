@@ -7,8 +7,8 @@ Down: the node's complete assignment set, re-sent whenever any pod bound to the
 node changes (a state listener marks the node's session dirty), and when a stop
 order the drain gate held back may go (checked every second: the gate can open
 by timeout alone). A newer session for the same node supersedes the older one,
-whose stream then ends. Reports with reason Fenced (pods an agent stopped on
-losing its lease) become Fenced events, once per node, pod and epoch.
+whose stream then ends. What a pod report means (epochs, ownership, Fenced
+events) is decided by master.app.reports; this module only converts.
 """
 
 from __future__ import annotations
@@ -24,29 +24,40 @@ import grpc
 
 from kernel.clock import Clock
 from kernel.names import is_node_name
-from master.api.convert import assignments_to_proto, node_from_proto, pod_status_from_proto
+from master.api.convert import (
+    assignments_to_proto,
+    node_from_proto,
+    peers_to_proto,
+    pod_report_from_proto,
+)
+from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.model import Node, Pod, PodPhase, PodStatus, StoredObject
+from master.model import Node, Pod, StoredObject
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 MAX_PODS_PER_REPORT = 1000
+# Peers an agent is told about (its witnesses); a sample in a larger cluster.
+MAX_PEERS = 32
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
-# The pod reason an agent reports for a pod it stopped by fencing itself.
-FENCED = "Fenced"
-# Fenced events already recorded (node, pod, epoch), so re-sent reports add none.
-MAX_FENCED_REMEMBERED = 10_000
 
 
 @dataclass(slots=True)
 class _Session:
     session_id: str
+    # The node's assignment set changed: send it again.
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     superseded: asyncio.Event = field(default_factory=asyncio.Event)
+    # The cluster's nodes changed: the agent's witness list may have.
+    peers_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Only the newest heartbeat ack waits to be sent (it acknowledges all before
+    # it), so an agent that stops reading costs the master nothing per heartbeat.
+    ack_due: asyncio.Event = field(default_factory=asyncio.Event)
+    ack_sequence: int = 0
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -66,7 +77,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
         self._sessions: dict[str, _Session] = {}
-        self._fenced_seen: dict[tuple[str, str, int], None] = {}
+        self._reports = NodeReports(state, clock)
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
         state.subscribe(self._on_change)
@@ -82,7 +93,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.dirty.set()
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
-        if isinstance(obj, Pod) and obj.node_name:
+        if isinstance(obj, Node):
+            for each in self._sessions.values():
+                each.peers_changed.set()
+        elif isinstance(obj, Pod) and obj.node_name:
             session = self._sessions.get(obj.node_name)
             if session is not None:
                 session.dirty.set()
@@ -110,8 +124,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         if existing is None:
             self._state.record_event("Node", info.name, "Registered", f"node {info.name} joined")
         self._leases.renew(info.name, self._clock.monotonic())
+        self._leases.welcome(info.name)
         for report in request.pods[:MAX_PODS_PER_REPORT]:
-            self._apply_report(info.name, report, adopted=True)
+            self._reports.apply(info.name, pod_report_from_proto(report), adopted=True)
         old = self._sessions.get(info.name)
         session = _Session(session_id=uuid.uuid4().hex)
         self._sessions[info.name] = session
@@ -145,28 +160,38 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             )
             return
         self._mark_session(node_name, lost=False)
-        # Heartbeat acks from the reader and assignment sets share one way down.
-        acks: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         session.dirty.set()
-        reader = asyncio.create_task(self._read(node_name, request_iterator, acks))
+        session.peers_changed.set()
+        reader = asyncio.create_task(self._read(node_name, session, request_iterator))
         superseded = asyncio.create_task(session.superseded.wait())
         # Stop orders held back by the gate (the LB still draining them): re-checked
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
+        peers_sent: node_pb2.PeerList | None = None
         try:
             while not reader.done() and not superseded.done():
-                dirty = asyncio.create_task(session.dirty.wait())
-                ack = asyncio.create_task(acks.get())
+                wakers = [
+                    asyncio.create_task(e.wait())
+                    for e in (session.dirty, session.ack_due, session.peers_changed)
+                ]
                 await asyncio.wait(
-                    {reader, superseded, dirty, ack},
+                    {reader, superseded, *wakers},
                     timeout=STOP_GATE_RECHECK if withheld else None,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                dirty.cancel()
-                if ack.done():
-                    yield ack.result()
-                else:
-                    ack.cancel()
+                for waker in wakers:
+                    waker.cancel()
+                if session.ack_due.is_set():
+                    session.ack_due.clear()
+                    ack = node_pb2.HeartbeatAck(sequence=session.ack_sequence)
+                    yield node_pb2.MasterMessage(heartbeat_ack=ack)
+                if session.peers_changed.is_set():
+                    session.peers_changed.clear()
+                    nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
+                    peers = peers_to_proto(node_name, nodes, MAX_PEERS)
+                    if peers != peers_sent:
+                        peers_sent = peers
+                        yield node_pb2.MasterMessage(peers=peers)
                 if withheld and any(
                     (p := self._state.pod(name)) is None or self._released(p) for name in withheld
                 ):
@@ -210,8 +235,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     async def _read(
         self,
         node_name: str,
+        session: _Session,
         request_iterator: AsyncIterator[node_pb2.AgentMessage],
-        acks: asyncio.Queue[node_pb2.MasterMessage],
     ) -> None:
         async for msg in request_iterator:
             body = msg.WhichOneof("body")
@@ -220,90 +245,13 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 node = self._state.get("Node", node_name)
                 if isinstance(node, Node) and not node.status.ready:
                     self._manager.poke()
-                acks.put_nowait(
-                    node_pb2.MasterMessage(
-                        heartbeat_ack=node_pb2.HeartbeatAck(sequence=msg.heartbeat.sequence)
-                    )
-                )
+                session.ack_sequence = msg.heartbeat.sequence
+                session.ack_due.set()
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
-                    self._apply_report(node_name, report, adopted=False)
-
-    # -- pod status --------------------------------------------------------------------
-
-    def _apply_report(
-        self, node_name: str, report: node_pb2.PodStatusReport, adopted: bool
-    ) -> None:
-        pod = self._state.pod(report.pod_name)
-        if report.reason == FENCED:
-            # Said even when the pod was replaced meanwhile: it explains the stop.
-            self._record_fenced(node_name, report)
-        # Reports about pods this node does not hold (anymore) are ignored: the
-        # assignment set the agent gets next tells it to remove them.
-        if pod is None or pod.node_name != node_name or report.epoch != pod.epoch:
-            return
-        if report.removed:
-            if pod.deletion_requested_at:
-                self._state.remove("Pod", pod.meta.name)
-                self._state.record_event(
-                    "Pod", pod.meta.name, "Stopped", f"pod {pod.meta.name} stopped on {node_name}"
-                )
-            elif report.reason == FENCED and pod.status.reason != FENCED:
-                status = replace(
-                    pod.status, ready=False, reason=FENCED, message=report.message[:1024]
-                )
-                self._state.put(replace(pod, status=status))
-            return
-        if adopted and report.phase == PodPhase.RUNNING.value:
-            self._state.record_event(
-                "Pod",
-                pod.meta.name,
-                "Adopted",
-                f"agent on {node_name} kept running {pod.meta.name}",
-            )
-        status = pod_status_from_proto(report)
-        if status == pod.status:
-            return
-        self._record_transitions(pod, status)
-        self._state.put(replace(pod, status=status))
-
-    def _record_fenced(self, node_name: str, report: node_pb2.PodStatusReport) -> None:
-        key = (node_name, report.pod_name[:253], report.epoch)
-        if not key[1] or key in self._fenced_seen:
-            return
-        self._fenced_seen[key] = None
-        if len(self._fenced_seen) > MAX_FENCED_REMEMBERED:
-            del self._fenced_seen[next(iter(self._fenced_seen))]
-        self._state.record_event(
-            "Pod",
-            key[1],
-            FENCED,
-            f"node {node_name} stopped its copy of {key[1]}: {report.message[:512]}",
-            "Warning",
-            source=node_name,
-        )
-
-    def _record_transitions(self, pod: Pod, new: PodStatus) -> None:
-        name = pod.meta.name
-        if new.phase == PodPhase.RUNNING and pod.status.phase != PodPhase.RUNNING:
-            self._state.record_event("Pod", name, "Started", f"pod {name} is running")
-        old_restarts = {c.name: c.restart_count for c in pod.status.container_statuses}
-        for c in new.container_statuses:
-            if c.restart_count > old_restarts.get(c.name, 0):
-                self._state.record_event(
-                    "Pod",
-                    name,
-                    "Restarted",
-                    f"container {c.name} restarted (restart {c.restart_count})",
-                    "Warning",
-                )
-            if c.reason in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
-                old = next((o for o in pod.status.container_statuses if o.name == c.name), None)
-                if old is None or old.reason != c.reason:
-                    self._state.record_event(
-                        "Pod",
-                        name,
-                        "BackOff",
-                        f"container {c.name}: {c.reason}: {c.message}",
-                        "Warning",
-                    )
+                    self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)
+            elif body == "goodbye":
+                self._leases.say_goodbye(node_name, self._clock.monotonic())
+                self._reports.goodbye(node_name, msg.goodbye.reason)
+            elif body == "notice":
+                self._reports.notice(node_name, msg.notice.reason, msg.notice.message)

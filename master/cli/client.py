@@ -110,8 +110,13 @@ class MasterClient:
             return self.unreachable()
         if code == grpc.StatusCode.NOT_FOUND:
             return CliError(f"Error from server (NotFound): {details}")
-        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
-            return CliError(f"error: {details}")
+        if code in (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            grpc.StatusCode.INTERNAL,  # the master's own sentence (e.g. its store is full)
+        ):
+            # An apply of many files reports every invalid document, one per line.
+            return CliError("\n".join(f"error: {line}" for line in details.splitlines()))
         if code == grpc.StatusCode.UNIMPLEMENTED:
             return CliError(
                 f"error: the master at {self.address} does not offer this call "

@@ -18,13 +18,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.clock import Clock
+from master.lb.conflicts import Unservable, find_unservable, service_status
 from master.lb.endpoints import compute_lb_services, pods_released
 from master.lb.haproxy import HAProxyDriver
-from master.lb.model import LbService
+from master.lb.model import LbAddresses, LbService
+from master.lb.runtime import HAProxyError
 from master.model import Node, Pod, Service, StoredObject
 from master.state import ClusterState
 
@@ -32,22 +34,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class LbAddresses:
-    """Where services are reachable: LoadBalancer services on `listen` (shown as
-    `advertise`), every service on `internal` (its cluster IP)."""
-
-    listen: str
-    advertise: str = ""
-    internal: str = ""
-    port_offset: int = 0
-
-    @property
-    def external_ip(self) -> str:
-        return self.advertise or self.listen
-
-    @property
-    def cluster_ip(self) -> str:
-        return self.internal or self.external_ip
+class _Refusal:
+    at: float
+    generation: int
+    problem: Unservable
 
 
 class LoadBalancerController:
@@ -59,6 +49,7 @@ class LoadBalancerController:
         addresses: LbAddresses,
         drain_timeout: float = 10.0,
         drain_delay: float = 1.0,
+        refused_retry: float = 30.0,
     ) -> None:
         self._state = state
         self._clock = clock
@@ -73,6 +64,10 @@ class LoadBalancerController:
         self._applied: list[LbService] | None = None
         self._released: set[str] = set()
         self._on_released: Callable[[set[str]], None] = lambda nodes: None
+        # Services HAProxy itself refused (e.g. a port some other process holds): when, and
+        # why. Tried again after `refused_retry` seconds or as soon as the Service changes.
+        self._refused: dict[str, _Refusal] = {}
+        self._refused_retry = refused_retry
         state.subscribe(self._on_change)
 
     @property
@@ -91,6 +86,11 @@ class LoadBalancerController:
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         if isinstance(obj, Service | Pod | Node):
             self._dirty.set()
+        if isinstance(obj, Service):
+            entry = self._refused.get(obj.meta.name)
+            # Our own status update comes back here too; only a new spec earns a retry.
+            if entry is not None and (deleted or obj.meta.generation != entry.generation):
+                del self._refused[obj.meta.name]
 
     async def run(self) -> None:
         try:
@@ -131,18 +131,62 @@ class LoadBalancerController:
     async def sync_once(self) -> None:
         pods = self._state.pods()
         nodes = {
-            n.meta.name: n.status.ready for n in self._state.objects("Node") if isinstance(n, Node)
+            n.meta.name: n.status.serving
+            for n in self._state.objects("Node")
+            if isinstance(n, Node)
         }
         services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
         a = self._addresses
+        now = self._clock.now()
+        self._refused = {
+            name: entry
+            for name, entry in self._refused.items()
+            if now - entry.at < self._refused_retry
+        }
+        unservable = find_unservable(services, a)
+        for name, entry in self._refused.items():
+            unservable.setdefault(name, entry.problem)
+        servable = [s for s in services if s.meta.name not in unservable]
         desired = compute_lb_services(
-            services, pods, nodes, a.port_offset, a.listen, a.internal or a.listen
+            servable, pods, nodes, a.port_offset, a.listen, a.bind_internal
         )
         if desired != self._applied:
-            await self._driver.apply(desired)
+            desired = await self._apply_isolating(desired, unservable)
             self._applied = desired
         self._release(desired, pods)
-        self._set_ingress(services)
+        self._set_status(services, unservable)
+
+    async def _apply_isolating(
+        self, desired: list[LbService], unservable: dict[str, Unservable]
+    ) -> list[LbService]:
+        """Apply `desired`; if HAProxy refuses it, find the new Services it refuses and leave
+        them out (each recorded in `unservable`), so every other Service is still programmed.
+
+        Returns what was applied. Failures not caused by a new Service propagate (retried)."""
+        try:
+            await self._driver.apply(desired)
+            return desired
+        except (HAProxyError, ValueError) as err:
+            held = {b.service for b in self._driver.state.backends}
+            added = sorted({s.name for s in desired} - held)
+            if not added:
+                raise
+            log.warning("HAProxy refused services %s (%s); isolating the cause", added, err)
+        applied = [s for s in desired if s.name not in added]
+        await self._driver.apply(applied)
+        now = self._clock.now()
+        for name in added:
+            attempt = applied + [s for s in desired if s.name == name]
+            try:
+                await self._driver.apply(attempt)
+                applied = attempt
+            except (HAProxyError, ValueError) as err:
+                problem = Unservable(name, "LoadBalancerFailed", f"HAProxy refused it: {err}")
+                svc = self._state.get("Service", name)
+                generation = svc.meta.generation if svc is not None else 0
+                self._refused[name] = _Refusal(now, generation, problem)
+                unservable[name] = problem
+        return applied
 
     def _release(self, applied: list[LbService], pods: list[Pod]) -> None:
         stopping = [p for p in pods if p.deletion_requested_at]
@@ -158,9 +202,13 @@ class LoadBalancerController:
             nodes = {p.node_name for p in stopping if p.meta.name in newly}
             self._on_released(nodes)
 
-    def _set_ingress(self, services: list[Service]) -> None:
+    def _set_status(self, services: list[Service], unservable: dict[str, Unservable]) -> None:
+        now = self._clock.now()
         for svc in services:
-            ingress = self._addresses.external_ip if svc.type == "LoadBalancer" else ""
-            cluster_ip = self._addresses.cluster_ip
-            if (svc.ingress_ip, svc.cluster_ip) != (ingress, cluster_ip):
-                self._state.put(replace(svc, ingress_ip=ingress, cluster_ip=cluster_ip))
+            new, event = service_status(svc, unservable.get(svc.meta.name), self._addresses, now)
+            if new is not svc:
+                self._state.put(new)
+            if event is not None:
+                self._state.record_event(
+                    "Service", svc.meta.name, event.reason, event.message, event.type
+                )

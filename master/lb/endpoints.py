@@ -15,6 +15,7 @@ in Kubernetes; the endpoint address is where the agent published it.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 
 from master.lb.model import Endpoint, LbService, ProxyMode
@@ -50,8 +51,17 @@ def _target_port(pod: Pod, target: str) -> tuple[int, str] | None:
     return (int(target), "TCP") if target.isdigit() else None
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def pod_endpoint(pod: Pod, target: str, node_ready: bool) -> Endpoint | None:
-    if not pod.node_name or not pod.status.host_ip:
+    if not pod.node_name or not _is_ip(pod.status.host_ip):
+        # HAProxy takes IP addresses only; a pod without one is not reachable yet.
         return None
     port = _target_port(pod, target)
     if port is None:
@@ -86,9 +96,14 @@ def compute_lb_services(
     port_offset: int = 0,
     external: str = "",
     internal: str = "",
+    include_headless: bool = False,
 ) -> list[LbService]:
+    """The load balancer's services; headless ones (clusterIP None) get no load balancer and
+    are left out unless `include_headless` (for listing endpoints)."""
     result = []
     for svc in sorted(services, key=lambda s: s.meta.name):
+        if svc.headless and not include_headless:
+            continue
         members = [p for p in pods if selector_matches(svc.selector, p.meta.labels)]
         for sp in svc.ports:
             endpoints = []

@@ -75,6 +75,30 @@ class LbService:
 
 
 @dataclass(frozen=True, slots=True)
+class LbAddresses:
+    """Where services are reachable: LoadBalancer services on `listen` (shown as
+    `advertise`), every service on `internal` (its cluster IP)."""
+
+    listen: str
+    advertise: str = ""
+    internal: str = ""
+    port_offset: int = 0
+
+    @property
+    def external_ip(self) -> str:
+        return self.advertise or self.listen
+
+    @property
+    def cluster_ip(self) -> str:
+        return self.internal or self.external_ip
+
+    @property
+    def bind_internal(self) -> str:
+        """The address ClusterIP services are bound to."""
+        return self.internal or self.listen
+
+
+@dataclass(frozen=True, slots=True)
 class LbSettings:
     """How HAProxy is configured; the defaults suit a LAN of a few hundred machines."""
 

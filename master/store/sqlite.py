@@ -2,8 +2,16 @@
 
 Why SQLite: one file, transactional, in the standard library, and fast enough
 for the master's write pattern (batches of upserts every ~50 ms) in WAL mode
-with synchronous=NORMAL — a commit is an append to the WAL, durable against a
-process crash; a power cut may lose the last few batches but never corrupts.
+with synchronous=FULL — a commit is an append to the WAL plus an fsync of it
+before COMMIT returns, so an acknowledged write survives a process crash AND a
+power cut (NORMAL would skip that fsync and could lose the last batches).
+
+Opening refuses, with one sentence naming the file and the fix, what would
+otherwise fail later or silently: a zero-length database in a data directory
+whose cluster exists (pki/ is there: the objects are gone, starting empty
+would hide it), and a database, -wal or -shm file the master cannot write (every
+write would fail). The files are created 0600 (SQLite gives -wal and -shm the
+database's mode).
 
 Layout: `objects(kind, name, resource_version, data)` keyed by (kind, name)
 WITHOUT ROWID, `data` being the codec's compact JSON; `meta(key, value)` for
@@ -22,6 +30,7 @@ back and surfaces as StoreError.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -72,15 +81,19 @@ _META_SET = (
 class SqliteStore:
     """The Store port on one SQLite file; see the module docstring."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cluster_exists: bool = False) -> None:
         self._path = path
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = _open(path)
+        self._conn: sqlite3.Connection | None = _open(path, cluster_exists)
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path) -> SqliteStore:
-        """The store kept in the master's --data-dir (created if missing)."""
-        return cls(data_dir / DB_FILENAME)
+    def in_data_dir(cls, data_dir: Path, cluster_exists: bool = False) -> SqliteStore:
+        """The store kept in the master's --data-dir (created if missing).
+
+        `cluster_exists`: the data directory shows a cluster was made here
+        (its pki/), so an empty database means lost objects, not a new cluster.
+        """
+        return cls(data_dir / DB_FILENAME, cluster_exists)
 
     @property
     def path(self) -> Path:
@@ -187,16 +200,17 @@ class SqliteStore:
 # -- opening -------------------------------------------------------------------------
 
 
-def _open(path: Path) -> sqlite3.Connection:
+def _open(path: Path, cluster_exists: bool) -> sqlite3.Connection:
     """Open (creating if needed) the database at `path`, checked and migrated."""
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a database file")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
         raise StoreError(
             f"cannot create the data directory {path.parent}: {e.strerror or e}"
         ) from e
+    _check_files(path, cluster_exists)
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is
         # exactly one transaction and nothing is implicitly left open.
@@ -222,7 +236,7 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         log.warning("%s: SQLite refused WAL mode (using %s); writes will be slower", path, mode)
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA synchronous = FULL")
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Re-read under the write lock: another process may have created it meanwhile.
@@ -233,10 +247,41 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         # Migrations from older schema versions go here, one step per version.
+        # A real write, so a file SQLite opened read-only fails here, not on the
+        # first user write.
+        conn.execute(_META_SET, ("store.opened_by_pid", str(os.getpid())))
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
         raise
+
+
+def _check_files(path: Path, cluster_exists: bool) -> None:
+    """Refuse an emptied database of an existing cluster and files we cannot write."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    except OSError as e:
+        raise StoreError(f"cannot read the store {path}: {e.strerror or e}") from e
+    if size == 0 and cluster_exists:
+        raise StoreError(
+            f"{path} is empty, but this data directory holds an existing cluster (pki/ is "
+            f"there): restore {path.name} from a backup, or move the data directory away "
+            f"to start a new cluster"
+        )
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+            raise StoreError(
+                f"{file} is not writable by this master (uid {os.geteuid()}): make it "
+                f"writable (chown it to this user and chmod 600 {file.name})"
+            )
+    if size is None:
+        # Created here, 0600 from the first byte; SQLite gives -wal/-shm this mode.
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError as e:
+            raise StoreError(f"cannot create the store {path}: {e.strerror or e}") from e
 
 
 def _check_identity(conn: sqlite3.Connection, path: Path, *, inside_transaction: bool) -> int:
@@ -259,6 +304,8 @@ def _check_identity(conn: sqlite3.Connection, path: Path, *, inside_transaction:
 
 def _explain(path: Path, e: sqlite3.Error) -> str:
     code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        code &= 0xFF  # extended codes (READONLY_DBMOVED ...) carry the primary in the low byte
     if code == getattr(sqlite3, "SQLITE_NOTADB", 26):
         return f"{path} is not a pinnace database (SQLite: {e})"
     if code in (
@@ -266,7 +313,10 @@ def _explain(path: Path, e: sqlite3.Error) -> str:
         getattr(sqlite3, "SQLITE_READONLY", 8),
         getattr(sqlite3, "SQLITE_PERM", 3),
     ):
-        return f"cannot open the store {path}: {e} (is the data directory writable?)"
+        return (
+            f"cannot open the store {path}: {e}: make the data directory and its "
+            f"pinnace.db* files writable by this master"
+        )
     return f"cannot open the store {path}: {e}"
 
 

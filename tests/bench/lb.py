@@ -43,11 +43,12 @@ import docker
 
 from tests.bench import lb_report
 from tests.bench.engine import BenchError, docker_cli, machine_info
-from tests.bench.lb_cluster import DEPLOYMENT, SEED, LbCluster, PodWatch, free_port
+from tests.bench.lb_cluster import DEPLOYMENT, LbCluster, PodWatch, free_port
 from tests.bench.lb_load import LoadProcess
 from tests.bench.lb_report import Disruption
 from tests.bench.lb_swarm import MeshSession
 from tests.bench.lb_wrk import WRK_MISSING, WrkError, WrkResult, run_wrk, wrk_available
+from tests.support import SEED, haproxy_path
 
 NGINX = "nginx:latest"
 HTTPD = "pinnace/httpd:latest"
@@ -90,7 +91,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _check(client: docker.DockerClient) -> str | None:
-    if shutil.which("haproxy") is None:
+    if haproxy_path() is None:
         return "haproxy is not installed: `apt-get install -y haproxy` (Debian's 2.6)"
     try:
         client.ping()
@@ -391,7 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix=f"pinnace-lb-bench-{run_id}-"))
     info = machine_info(client)
-    haproxy = subprocess.run(["haproxy", "-v"], capture_output=True, text=True).stdout
+    haproxy = subprocess.run(
+        [haproxy_path() or "haproxy", "-v"], capture_output=True, text=True
+    ).stdout
     print(
         f"machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}, Python "
         f"{platform.python_version()}; Docker {info['docker']}; "

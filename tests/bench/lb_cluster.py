@@ -31,9 +31,8 @@ import grpc
 from protos import cluster_pb2, cluster_pb2_grpc
 from tests.bench.engine import BenchError, list_containers, remove_containers, shielded, wait_until
 from tests.bench.lb_load import HOSTNAME
-from tests.bench.procs import REPO, PinnaceProcs
+from tests.bench.procs import PinnaceProcs
 
-SEED = REPO.parent / "shared" / "fixtures" / "seed"
 DEPLOYMENT = "my-web-app-deployment"
 SERVICE_PORT = 80
 

@@ -31,6 +31,7 @@ from typing import IO, Any
 import docker
 
 from tests.bench.engine import BenchError, remove_containers, shielded, wait_until
+from tests.support import env_with_haproxy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,7 +87,7 @@ class PinnaceProcs:
         self.insecure = insecure
         self.cli_timeout = cli_timeout
         self.grace = grace
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.env = env_with_haproxy({**os.environ, "PYTHONUNBUFFERED": "1"})
         self.address = ""
         self.master: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
@@ -118,6 +119,7 @@ class PinnaceProcs:
         proc = self.spawn(
             [
                 *("-m", "master.cli.main", "master", "--listen", "127.0.0.1:0"),
+                *("--api-listen", "127.0.0.1:0"),
                 *("--data-dir", str(self.workdir / "master-data")),
                 *extra,
                 *self._insecure_flag(),

@@ -6,7 +6,7 @@ serve HTTP 200 through the master's HAProxy from every pod; a node killed (agent
 container and its pods) under a stream of requests has its replicas running again on
 the other two with no failed request; `restart master` keeps every pod, container
 and object; and the teardown leaves no container, network or volume of the project.
-Under CI=true a missing engine, compose or image is a failure, not a skip.
+Under CI (tests/support.py's rule) a missing engine, compose or image is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -24,18 +24,13 @@ import pytest
 
 from tests.e2e.compose_cluster import ComposeCluster, Response, compose_command
 from tests.integration.cluster import REPO, wait_for
+from tests.support import SEED as DEFAULT_SEED
+from tests.support import unavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 T = TypeVar("T")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-SEED = Path(os.environ.get("PINNACE_SEED_DIR") or REPO.parent / "shared" / "fixtures" / "seed")
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the compose end-to-end test must run)")
-    pytest.skip(reason)
+SEED = Path(os.environ.get("PINNACE_SEED_DIR") or DEFAULT_SEED)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +39,11 @@ def engine() -> Iterator[docker.DockerClient]:
         client = docker.from_env()
         client.ping()
     except Exception as e:  # the SDK raises several types for "no engine"
-        _unavailable(f"no Docker engine: {e}")
+        unavailable(f"no Docker engine: {e}")
     try:
         client.images.get("nginx:latest")
     except docker.errors.ImageNotFound:
-        _unavailable("image nginx:latest is missing: run `make images`")
+        unavailable("image nginx:latest is missing: run `make images`")
     yield client
     client.close()
 
@@ -57,7 +52,7 @@ def engine() -> Iterator[docker.DockerClient]:
 def compose(engine: docker.DockerClient) -> list[str]:
     command = compose_command()
     if command is None:
-        _unavailable("neither `docker compose` nor docker-compose is installed")
+        unavailable("neither `docker compose` nor docker-compose is installed")
     assert command is not None
     # pinnace's image, from the code under test (seconds when it is up to date).
     built = subprocess.run(
@@ -69,7 +64,7 @@ def compose(engine: docker.DockerClient) -> list[str]:
         check=False,
     )
     if built.returncode != 0:
-        _unavailable(f"cannot build pinnace's image:\n{built.stdout[-2000:]}{built.stderr[-2000:]}")
+        unavailable(f"cannot build pinnace's image:\n{built.stdout[-2000:]}{built.stderr[-2000:]}")
     return command
 
 

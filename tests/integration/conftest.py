@@ -1,12 +1,11 @@
 """Shared fixtures for integration tests: a Docker engine, the test images, a cluster.
 
-Under CI=true a missing Docker engine or image is a failure, not a skip: the
-integration tests are the point of CI.
+Under CI (tests/support.py's rule) a missing Docker engine or image is a failure, not a
+skip: the integration tests are the point of CI.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,15 +13,9 @@ import docker
 import pytest
 
 from tests.integration.cluster import LocalCluster
+from tests.support import unavailable
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 REQUIRED_IMAGES = ("nginx:latest", "pinnace/httpd:latest")
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: integration tests must run)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -31,12 +24,12 @@ def docker_client() -> Iterator[docker.DockerClient]:
         client = docker.from_env()
         client.ping()
     except Exception as e:  # the SDK raises several types for "no engine"
-        _unavailable(f"no Docker engine: {e}")
+        unavailable(f"no Docker engine: {e}")
     for image in REQUIRED_IMAGES:
         try:
             client.images.get(image)
         except docker.errors.ImageNotFound:
-            _unavailable(f"image {image} is missing: run `make images`")
+            unavailable(f"image {image} is missing: run `make images`")
     yield client
     client.close()
 

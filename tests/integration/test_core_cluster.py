@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import REPO, LocalCluster, wait_for
+from tests.integration.cluster import LocalCluster, wait_for
+from tests.support import SEED
 
 pytestmark = pytest.mark.integration
-
-# The seed manifests live in shared/, beside the repository (as in CI).
-SEED = REPO.parent / "shared" / "fixtures" / "seed"
 
 
 def _running(cluster: LocalCluster) -> list[dict[str, object]]:

@@ -2,16 +2,14 @@
 
 Two tiny HTTP servers in this process answer their own name; HAProxy listens on free loopback
 ports. A load thread keeps sending requests (each on a new connection) while endpoints come and
-go and a reload happens, and must see no failure at all. Under CI=true a missing haproxy binary
-fails the test instead of skipping it.
+go and a reload happens, and must see no failure at all. Under CI a missing haproxy binary fails
+the test instead of skipping it (tests/support.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.server
-import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -28,21 +26,16 @@ from master.lb.haproxy import HAProxyDriver, pid_alive
 from master.lb.model import Endpoint, LbService, LbSettings
 from master.lb.render import render_haproxy
 from master.lb.runtime import HAProxyError
+from tests.support import require_haproxy
 
 pytestmark = pytest.mark.integration
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 SETTINGS = LbSettings(listen_address="127.0.0.1")
 
 
 @pytest.fixture
 def haproxy_bin() -> str:
-    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
-    if found is None:
-        if IN_CI:
-            pytest.fail("haproxy is not installed (CI=true: integration tests must run)")
-        pytest.skip("haproxy is not installed (apt-get install haproxy)")
-    return found
+    return require_haproxy()
 
 
 @pytest.fixture

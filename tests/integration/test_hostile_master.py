@@ -25,10 +25,11 @@ from protos import cluster_pb2 as pb
 from protos import cluster_pb2_grpc
 from tests.integration.cluster import LocalCluster
 from tests.integration.security_helpers import admin_channel
+from tests.support import SEED as SEED_DIR
 
 pytestmark = pytest.mark.integration
 
-SEED = Path("/work/shared/fixtures/seed/deployment.yaml")
+SEED = SEED_DIR / "deployment.yaml"
 KINDS = ("Deployment", "Service", "Pod", "Node", "Event")
 CLEAN_ERRORS = {
     grpc.StatusCode.INVALID_ARGUMENT,

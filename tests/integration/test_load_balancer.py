@@ -8,7 +8,6 @@ publish on 127.0.0.1.
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import socket
 import threading
@@ -21,21 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import REPO, LocalCluster, wait_for
-from tests.integration.conftest import IN_CI
+from tests.integration.cluster import LocalCluster, wait_for
+from tests.support import SEED, require_haproxy
 
 pytestmark = pytest.mark.integration
 
-SEED = REPO.parent / "shared" / "fixtures" / "seed"
 HOSTNAME = re.compile(r'hostname">([0-9a-f]{12})')
 
 
 @pytest.fixture(autouse=True)
 def _need_haproxy() -> None:
-    if shutil.which("haproxy") is None:
-        if IN_CI:
-            pytest.fail("haproxy is not installed (CI=true: integration tests must run)")
-        pytest.skip("haproxy is not installed")
+    require_haproxy()
 
 
 def _free_port() -> int:

@@ -1,8 +1,8 @@
 """The layering DESIGN.md promises, checked on the import graph.
 
 The agent never imports the master (and vice versa); docker only under
-agent/runtime/; sqlite3 only under master/store/; grpc only at the edges
-(servicers, clients, the server, the agent's session).
+agent/runtime/; sqlite3 and etcd only under master/store/; grpc only at the
+edges (servicers, clients, the server, the agent's session, the etcd client).
 """
 
 from __future__ import annotations
@@ -51,16 +51,27 @@ def test_sqlite_is_imported_only_by_the_store() -> None:
     assert _offenders("master", "sqlite3", ("master/store/",)) == []
 
 
+def test_etcd_is_reached_only_by_the_store() -> None:
+    assert _offenders("master", "aetcd", ("master/store/",)) == []
+
+
 def test_grpc_stays_at_the_edges() -> None:
-    edges = ("master/api/", "master/cli/client.py", "master/cli/commands.py", "master/server.py")
+    edges = (
+        "master/api/",
+        "master/cli/client.py",
+        "master/cli/commands.py",
+        "master/server.py",
+        # The etcd client is the store's edge, as sqlite3 is SqliteStore's.
+        "master/store/etcd_client.py",
+    )
     assert _offenders("master", "grpc", edges) == []
-    for pure in ("master/controllers", "master/scheduler", "master/manifest"):
+    for pure in ("master/app", "master/controllers", "master/scheduler", "master/manifest"):
         assert _offenders(pure, "grpc", ()) == []
         assert _offenders(pure, "protos", ()) == []
 
 
 def test_the_pure_core_does_no_io() -> None:
-    for pure in ("master/controllers", "master/scheduler", "master/manifest"):
+    for pure in ("master/app", "master/controllers", "master/scheduler", "master/manifest"):
         for module in ("socket", "subprocess", "sqlite3", "docker", "asyncio"):
             allowed = ("master/controllers/manager.py",) if module == "asyncio" else ()
             assert _offenders(pure, module, allowed) == [], (pure, module)
@@ -139,7 +150,7 @@ def test_the_cycle_check_finds_a_cycle() -> None:
 
 
 def test_the_load_balancer_core_is_pure() -> None:
-    pure = ("render.py", "plan.py", "slots.py", "model.py", "endpoints.py")
+    pure = ("render.py", "plan.py", "slots.py", "model.py", "endpoints.py", "conflicts.py")
     io_modules = {"socket", "subprocess", "asyncio", "os", "shutil", "signal", "tempfile"}
     io_modules |= {"grpc", "protos", "sqlite3", "docker"}
     for name in pure:
@@ -175,3 +186,10 @@ def test_the_agents_state_machine_is_pure() -> None:
                 if module in _imports(p)
             ]
             assert hits == [], (path, module)
+
+
+def test_the_application_layer_knows_no_transport() -> None:
+    """master/app serves the gRPC and the HTTP API alike: it imports neither."""
+    for module in ("grpc", "protos", "aiohttp", "http", "urllib", "asyncio", "socket", "ssl"):
+        assert _offenders("master/app", module, ()) == [], module
+    assert (REPO / "master/app/apply.py").is_file() and (REPO / "master/app/reports.py").is_file()

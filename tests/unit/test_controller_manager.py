@@ -153,3 +153,22 @@ def test_scaling_down_asks_the_agent_to_stop_pods_gracefully() -> None:
     stopping = [p for p in state.pods() if p.deletion_requested_at]
     assert len(stopping) == 2
     assert len(state.pods()) == 3  # still there until the agent reports them removed
+
+
+def test_assignment_epochs_only_grow_across_a_master_restart() -> None:
+    clock, state, leases, manager = _setup()
+    _add_node(state, leases, clock, "n1")
+    state.put(_deployment(replicas=2))
+    manager.run_pass()
+    first = {p.epoch for p in state.pods()}
+    # A new master process over the same objects binds the next pods.
+    manager2 = ControllerManager(state, clock, leases, lease_seconds=3.0)
+    dep = state.get("Deployment", "web")
+    assert isinstance(dep, Deployment)
+    state.put(replace(dep, replicas=4))
+
+    manager2.run_pass()
+
+    later = {p.epoch for p in state.pods()} - first
+    assert len(first) == 2 and len(later) == 2
+    assert min(later) > max(first)

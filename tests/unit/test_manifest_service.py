@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from master.manifest import parse_manifests
 from master.model import Service, ServicePort
+from tests.support import SEED
 from tests.unit.test_manifest_support import SERVICE, error, mutate, parse
 
-SEED = Path("/work/shared/fixtures/seed")
 PREFIX = "service.yaml: document 1: "
 
 
@@ -68,8 +67,8 @@ def test_status_is_ignored_and_unsupported_fields_warn() -> None:
     parsed = parse(doc, file="service.yaml")
 
     assert parsed.warnings == (
-        PREFIX + "spec.clusterIP: not supported yet, ignored",
-        PREFIX + "spec.sessionAffinity: not supported yet, ignored",
+        PREFIX + 'Service "web": spec.sessionAffinity: not supported yet, ignored; '
+        "spec.clusterIP: a fixed address is not supported yet, ignored (the master assigns it)",
     )
 
 

@@ -125,6 +125,9 @@ def test_a_restarted_agent_reporting_running_pods_records_adopted() -> None:
 
 def test_a_fenced_report_for_a_replaced_pod_is_one_event_however_often_it_comes() -> None:
     state, servicer = _setup()
+    # n1 held web-gone at epoch 5; the master took it away (evicted) meanwhile.
+    _bound_pod(state, name="web-gone", node="n1", epoch=5)
+    state.remove("Pod", "web-gone")
     fenced = node_pb2.PodStatusReport(
         pod_name="web-gone",
         epoch=5,
@@ -190,11 +193,49 @@ def test_a_stop_order_held_by_the_drain_gate_is_sent_once_the_gate_opens_by_itse
 
         context: Any = None
         stream: Any = servicer.StreamSession(agent_messages(), context)
-        first = await asyncio.wait_for(anext(stream), 5)
+
+        async def assignments() -> Any:
+            # The session also sends the agent its peers; only assignment sets count here.
+            while (msg := await anext(stream)).WhichOneof("body") != "assignments":
+                pass
+            return msg
+
+        first = await asyncio.wait_for(assignments(), 5)
         gate_open = True
-        second = await asyncio.wait_for(anext(stream), 5)
+        second = await asyncio.wait_for(assignments(), 5)
         hold.set()
         await stream.aclose()
         return [a.stop for m in (first, second) for a in m.assignments.pods]
 
     assert asyncio.run(scenario()) == [False, True]
+
+
+def test_fenced_reports_about_pods_a_node_never_held_are_not_events() -> None:
+    state, servicer = _setup()
+    _bound_pod(state, name="web-1", node="n2", epoch=7)
+    forged = [
+        node_pb2.PodStatusReport(
+            pod_name=name, epoch=epoch, reason="Fenced", message="forged", removed=True
+        )
+        for name, epoch in [(f"web-{i}", 1) for i in range(500)] + [("web-1", 7), ("web-1", 6)]
+    ]
+
+    _register(servicer, "n1", *forged)
+
+    assert _events(state, "Fenced") == []
+    held = state.pod("web-1")
+    assert held is not None and held.node_name == "n2" and held.status.reason != "Fenced"
+
+
+def test_events_one_node_causes_are_rate_limited() -> None:
+    state, servicer = _setup()
+    _bound_pod(state, name="web-1", node="n1", epoch=7)
+    for restarts in range(1, 201):  # a container restarting as fast as the agent reports
+        report = _running("web-1", epoch=7)
+        report.containers[0].restart_count = restarts
+        _register(servicer, "n1", report)
+
+    restarted = _events(state, "Restarted")
+    assert 0 < len(restarted) <= 25
+    pod = state.pod("web-1")
+    assert pod is not None and pod.status.container_statuses[0].restart_count == 200

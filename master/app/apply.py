@@ -1,0 +1,191 @@
+"""Apply: what storing a set of parsed objects means, for every API edge.
+
+`plan_apply` (pure) decides, object by object against what is stored: new
+objects are `created`; objects whose declared state did not change are
+`unchanged` (nothing is written, no generation bump, no rollout); changed ones
+are `configured` by merging the new desired state into the stored identity
+(uid, creation time, generation + 1) and status. A deployment's selector is
+immutable, as in Kubernetes, and its rollout history records each new pod
+template. The whole batch is decided before anything is written, so one refused
+object stores nothing.
+
+`apply_objects` runs the plan as one ClusterState commit: planned against
+memory, made durable, then visible; the caller answers only after that, and a
+refusal or a store failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from master.app.errors import AppError, commit
+from master.controllers.revisions import CHANGE_CAUSE, record_revision
+from master.model import ConfigMap, Deployment, Secret, Service, ServiceAccount, StoredObject
+from master.state import ClusterState
+
+ApplyAction = Literal["created", "configured", "unchanged"]
+Lookup = Callable[[str, str], StoredObject | None]
+# The load balancer's word on ports: (Services being applied, Services stored) -> one
+# sentence per Service it could not serve (see master/lb/conflicts.py).
+ServiceAdmission = Callable[[Sequence[Service], Sequence[Service]], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One object of an apply and what happened to it (the stored object when written)."""
+
+    obj: StoredObject
+    action: ApplyAction
+
+
+def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
+    """True when applying `new` over `old` would change nothing the user declared."""
+    if old.meta.labels != new.meta.labels or old.meta.annotations != new.meta.annotations:
+        return False
+    if isinstance(old, Deployment) and isinstance(new, Deployment):
+        return (old.replicas, old.selector, old.template, old.strategy, old.rolling_update) == (
+            new.replicas,
+            new.selector,
+            new.template,
+            new.strategy,
+            new.rolling_update,
+        )
+    if isinstance(old, Service) and isinstance(new, Service):
+        return (old.selector, old.ports, old.type, old.headless) == (
+            new.selector,
+            new.ports,
+            new.type,
+            new.headless,
+        )
+    if isinstance(old, ConfigMap) and isinstance(new, ConfigMap):
+        return (old.data, old.binary_data, old.immutable) == (
+            new.data,
+            new.binary_data,
+            new.immutable,
+        )
+    if isinstance(old, Secret) and isinstance(new, Secret):
+        return (old.type, old.data, old.immutable) == (new.type, new.data, new.immutable)
+    return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
+
+
+def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
+    """The new desired state with the existing identity, generation and status."""
+    meta = replace(
+        new.meta,
+        uid=existing.meta.uid,
+        created_at=existing.meta.created_at,
+        generation=existing.meta.generation + 1,
+    )
+    if isinstance(existing, Deployment) and isinstance(new, Deployment):
+        return replace(new, meta=meta, status=existing.status)
+    if isinstance(existing, Service) and isinstance(new, Service):
+        # The load balancer's status stays until it decides anew; becoming headless (or no
+        # longer) changes the address it shows.
+        same_ip = existing.headless == new.headless
+        return replace(
+            new,
+            meta=meta,
+            ingress_ip=existing.ingress_ip,
+            cluster_ip=existing.cluster_ip if same_ip else "",
+            lb_reason=existing.lb_reason,
+            lb_message=existing.lb_message,
+            lb_since=existing.lb_since,
+        )
+    return replace(new, meta=meta)
+
+
+def with_history(obj: StoredObject, existing: StoredObject | None, now: float) -> StoredObject:
+    """A deployment with its (possibly new) template recorded in its rollout history."""
+    if not isinstance(obj, Deployment):
+        return obj
+    history = existing.history if isinstance(existing, Deployment) else ()
+    cause = obj.meta.annotations.get(CHANGE_CAUSE, "")
+    return replace(obj, history=record_revision(history, obj.template, now, cause))
+
+
+def check_immutable(existing: StoredObject, new: StoredObject) -> None:
+    """Refuse changes Kubernetes refuses on update."""
+    if isinstance(existing, ConfigMap | Secret) and existing.immutable:
+        same = False
+        if isinstance(existing, ConfigMap) and isinstance(new, ConfigMap):
+            same = new.immutable and (existing.data, existing.binary_data) == (
+                new.data,
+                new.binary_data,
+            )
+        elif isinstance(existing, Secret) and isinstance(new, Secret):
+            same = new.immutable and (existing.type, existing.data) == (new.type, new.data)
+        if not same:
+            raise AppError(
+                "invalid",
+                f"{existing.kind.lower()} {new.meta.name}: field is immutable when "
+                f"`immutable` is set (delete it first to change it)",
+            )
+    if (
+        isinstance(existing, Deployment)
+        and isinstance(new, Deployment)
+        and existing.selector != new.selector
+    ):
+        raise AppError(
+            "invalid",
+            f"deployment {new.meta.name}: spec.selector: field is immutable "
+            f"(delete the deployment first to change it)",
+        )
+
+
+def plan_apply(
+    objects: Sequence[StoredObject], lookup: Lookup, now: float, create_only: bool = False
+) -> list[Applied]:
+    """What applying `objects` does to each (pure); raises AppError for the first refusal.
+
+    `create_only` is Kubernetes' create (POST): an object that exists is a conflict.
+    """
+    planned: list[Applied] = []
+    for obj in objects:
+        existing = lookup(obj.kind, obj.meta.name)
+        if existing is None:
+            planned.append(Applied(with_history(obj, None, now), "created"))
+            continue
+        if create_only:
+            raise AppError(
+                "already_exists", f'{obj.kind.lower()}s "{obj.meta.name}" already exists'
+            )
+        check_immutable(existing, obj)
+        if same_desired_state(existing, obj):
+            planned.append(Applied(existing, "unchanged"))
+            continue
+        planned.append(Applied(with_history(merge(existing, obj), existing, now), "configured"))
+    return planned
+
+
+async def apply_objects(
+    state: ClusterState,
+    objects: Sequence[StoredObject],
+    now: float,
+    dry_run: bool = False,
+    create_only: bool = False,
+    admit_services: ServiceAdmission | None = None,
+) -> list[Applied]:
+    """Apply parsed objects; returns each with its action once the write is durable.
+
+    Written objects come back as stored (with their resource version); with
+    `dry_run` nothing is written and the planned objects come back. A Service
+    `admit_services` refuses (a port another Service holds) refuses the whole apply.
+    """
+
+    def plan() -> list[Applied]:
+        services = [o for o in objects if isinstance(o, Service)]
+        if admit_services is not None and services:
+            stored = [s for s in state.objects("Service") if isinstance(s, Service)]
+            errors = admit_services(services, stored)
+            if errors:
+                raise AppError("invalid", errors[0])
+        planned = plan_apply(objects, state.get, now, create_only)
+        if dry_run:
+            return planned
+        return [
+            p if p.action == "unchanged" else Applied(state.put(p.obj), p.action) for p in planned
+        ]
+
+    return await commit(state, plan)

@@ -1,0 +1,72 @@
+"""Delete: what removing objects by name means, for every API edge.
+
+A pod is stopped gracefully (its deployment then makes a replacement), a node is
+forgotten with every pod bound to it, anything else is removed with a Deleted
+event. Deleting by file tolerates objects that are already gone (each is
+reported `not found`); deleting one object by name refuses a missing one before
+anything is changed. The call returns once the deletion is durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from master.app.errors import commit, not_found
+from master.app.queries import check_kind
+from master.state import ClusterState
+
+DeleteAction = Literal["deleted", "not found"]
+
+
+class NodeLifecycle(Protocol):
+    """What the controllers do when a user deletes a pod or a node."""
+
+    def delete_pod(self, name: str, reason: str, message: str) -> bool: ...
+
+    def forget_node(self, name: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    kind: str
+    name: str
+    action: DeleteAction
+
+
+async def delete_objects(
+    state: ClusterState,
+    lifecycle: NodeLifecycle,
+    targets: Sequence[tuple[str, str]],
+    missing_ok: bool,
+) -> list[Deleted]:
+    """Delete (kind, name) targets; AppError(not_found) for a missing one unless `missing_ok`."""
+    for kind, _ in targets:
+        check_kind(kind)
+
+    def plan() -> list[Deleted]:
+        if not missing_ok:
+            for kind, name in targets:
+                if state.get(kind, name) is None:
+                    raise not_found(kind, name)
+        results = []
+        for kind, name in targets:
+            if state.get(kind, name) is None:
+                results.append(Deleted(kind, name, "not found"))
+                continue
+            _delete(state, lifecycle, kind, name)
+            results.append(Deleted(kind, name, "deleted"))
+        return results
+
+    return await commit(state, plan)
+
+
+def _delete(state: ClusterState, lifecycle: NodeLifecycle, kind: str, name: str) -> None:
+    if kind == "Pod":
+        lifecycle.delete_pod(name, "Killing", f"pod {name} deleted by a user")
+    elif kind == "Node":
+        lifecycle.forget_node(name)
+    else:
+        state.remove(kind, name)
+        state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted")

@@ -1,0 +1,60 @@
+"""Reads: listing and getting objects, and the derived Endpoints, for every API edge.
+
+Objects come from the in-memory ClusterState; a label selector is equality-based.
+Endpoints are not stored: they are each service's pods as the load balancer
+sees them, derived on every read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from master.app.errors import AppError, not_found
+from master.lb.endpoints import compute_lb_services
+from master.lb.model import LbService
+from master.model import KINDS, Node, Service, StoredObject, selector_matches
+from master.state import ClusterState
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise AppError(
+            "invalid", f"unknown kind {kind[:60]!r}; known kinds: {', '.join(sorted(KINDS))}"
+        )
+
+
+def list_objects(
+    state: ClusterState, kind: str, name: str = "", selector: Mapping[str, str] | None = None
+) -> list[StoredObject]:
+    """One object by name (AppError(not_found) when missing) or all of a kind, by name.
+
+    Events keep their time order.
+    """
+    check_kind(kind)
+    if name:
+        obj = state.get(kind, name)
+        if obj is None:
+            raise not_found(kind, name)
+        objs = [obj]
+    else:
+        objs = state.objects(kind)
+    if selector:
+        objs = [o for o in objs if selector_matches(dict(selector), o.meta.labels)]
+    if kind != "Event":
+        objs.sort(key=lambda o: o.meta.name)
+    return objs
+
+
+def list_endpoints(state: ClusterState, name: str = "") -> list[tuple[Service, list[LbService]]]:
+    """Each service (or the named one) with its ports' endpoints, by service name."""
+    services = [s for s in state.objects("Service") if isinstance(s, Service)]
+    if name:
+        services = [s for s in services if s.meta.name == name]
+        if not services:
+            raise not_found("Endpoints", name)
+    nodes = {n.meta.name: n.status.serving for n in state.objects("Node") if isinstance(n, Node)}
+    lb = compute_lb_services(services, state.pods(), nodes, include_headless=True)
+    return [
+        (svc, [p for p in lb if p.name == svc.meta.name])
+        for svc in sorted(services, key=lambda s: s.meta.name)
+    ]

@@ -1,0 +1,231 @@
+"""Node reports: what a pod status report from an agent does to the cluster.
+
+An agent reports its pods when it registers (`adopted`: it found them running
+after a restart) and whenever one changes. A report counts only for the pod's
+current assignment: the same node and the same epoch. Everything else — a pod
+the node does not hold, an older epoch, a pod already replaced — changes
+nothing; the assignment set the agent gets next tells it what to remove.
+
+A report with reason Fenced says the agent stopped a pod on losing its lease.
+It becomes one Fenced event per node, pod and epoch — but only when the node
+holds or held that assignment (checked before anything is recorded), so a node
+cannot forge events about pods it never ran. Every event a node's reports
+cause passes a per-node rate limit (master/app/ratelimit.py).
+
+`decide_report` is the pure state machine (pod, report -> actions);
+`NodeReports` keeps the little memory it needs (assignments recently taken
+from nodes, Fenced events already said) and applies the actions to the state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+from kernel.clock import Clock
+from master.app.ratelimit import EventLimiter
+from master.model import Pod, PodPhase, PodStatus, StoredObject
+from master.state import ClusterState
+
+log = logging.getLogger(__name__)
+
+# The pod reason an agent reports for a pod it stopped by fencing itself.
+FENCED = "Fenced"
+# Assignments taken from nodes (evicted, deleted, removed) remembered for Fenced
+# reports, and Fenced events already recorded; the oldest are forgotten first.
+MAX_REMEMBERED = 10_000
+BACKOFF_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull")
+
+
+@dataclass(frozen=True, slots=True)
+class PodReport:
+    """One pod as an agent reports it, already converted and clamped at the edge."""
+
+    pod_name: str
+    epoch: int
+    status: PodStatus = field(default_factory=PodStatus)
+    # The agent no longer runs it (stopped on order, or fenced).
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PutPod:
+    pod: Pod
+
+
+@dataclass(frozen=True, slots=True)
+class RemovePod:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEvent:
+    name: str
+    reason: str
+    message: str
+    type: str = "Normal"
+    # Who says so: the master, or (for Fenced) the node itself.
+    source: str = "master"
+
+
+ReportAction = PutPod | RemovePod | RecordEvent
+
+
+def decide_report(
+    node_name: str, report: PodReport, pod: Pod | None, adopted: bool
+) -> list[ReportAction]:
+    """What a report about the node's current assignment changes (pure).
+
+    Fenced events are not decided here: they need the memory of past
+    assignments (see NodeReports).
+    """
+    if pod is None or pod.node_name != node_name or report.epoch != pod.epoch:
+        return []
+    name = pod.meta.name
+    if report.removed:
+        if pod.deletion_requested_at:
+            return [
+                RemovePod(name),
+                RecordEvent(name, "Stopped", f"pod {name} stopped on {node_name}"),
+            ]
+        if report.status.reason == FENCED and pod.status.reason != FENCED:
+            status = replace(pod.status, ready=False, reason=FENCED, message=report.status.message)
+            return [PutPod(replace(pod, status=status))]
+        return []
+    actions: list[ReportAction] = []
+    if adopted and report.status.phase == PodPhase.RUNNING:
+        actions.append(RecordEvent(name, "Adopted", f"agent on {node_name} kept running {name}"))
+    if report.status == pod.status:
+        return actions
+    actions.extend(transition_events(pod, report.status))
+    actions.append(PutPod(replace(pod, status=report.status)))
+    return actions
+
+
+def transition_events(pod: Pod, new: PodStatus) -> list[RecordEvent]:
+    """Started, Restarted, PullFallback and BackOff: what a user wants to see about a status
+    change."""
+    name = pod.meta.name
+    events = []
+    if new.phase == PodPhase.RUNNING and pod.status.phase != PodPhase.RUNNING:
+        events.append(RecordEvent(name, "Started", f"pod {name} is running"))
+    old = {c.name: c for c in pod.status.container_statuses}
+    for c in new.container_statuses:
+        before = old.get(c.name)
+        if c.restart_count > (before.restart_count if before else 0):
+            events.append(
+                RecordEvent(
+                    name,
+                    "Restarted",
+                    f"container {c.name} restarted (restart {c.restart_count})",
+                    "Warning",
+                )
+            )
+        if c.image_note and c.image_note != (before.image_note if before else ""):
+            events.append(
+                RecordEvent(name, "PullFallback", f"container {c.name}: {c.image_note}", "Warning")
+            )
+        if c.reason in BACKOFF_REASONS and (before is None or before.reason != c.reason):
+            events.append(
+                RecordEvent(
+                    name, "BackOff", f"container {c.name}: {c.reason}: {c.message}", "Warning"
+                )
+            )
+    return events
+
+
+def fenced_event(node_name: str, report: PodReport) -> RecordEvent:
+    name = report.pod_name
+    return RecordEvent(
+        name,
+        FENCED,
+        f"node {node_name} stopped its copy of {name}: {report.status.message[:512]}",
+        "Warning",
+        source=node_name,
+    )
+
+
+class NodeReports:
+    """Applies node reports to the ClusterState, with the memory Fenced events need."""
+
+    def __init__(self, state: ClusterState, clock: Clock) -> None:
+        self._state = state
+        self._clock = clock
+        self._limiter = EventLimiter()
+        # (node, pod, epoch) of assignments that ended on the master's side.
+        self._past: dict[tuple[str, str, int], None] = {}
+        self._fenced_said: dict[tuple[str, str, int], None] = {}
+        state.subscribe(self._on_change)
+
+    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+        if deleted and isinstance(obj, Pod) and obj.node_name:
+            _remember(self._past, (obj.node_name, obj.meta.name, obj.epoch))
+
+    def held(self, node_name: str, pod_name: str, epoch: int) -> bool:
+        """Whether the node holds or recently held this assignment."""
+        pod = self._state.pod(pod_name)
+        if pod is not None and pod.node_name == node_name and pod.epoch == epoch:
+            return True
+        return (node_name, pod_name, epoch) in self._past
+
+    def apply(self, node_name: str, report: PodReport, adopted: bool) -> None:
+        actions: list[ReportAction] = []
+        key = (node_name, report.pod_name, report.epoch)
+        if report.status.reason == FENCED and key not in self._fenced_said and self.held(*key):
+            # Said even when the pod was replaced meanwhile: it explains the stop.
+            _remember(self._fenced_said, key)
+            actions.append(fenced_event(node_name, report))
+        actions.extend(decide_report(node_name, report, self._state.pod(report.pod_name), adopted))
+        self._execute(node_name, actions)
+
+    def goodbye(self, node_name: str, reason: str) -> None:
+        """The node's agent is stopping and said it will be back."""
+        why = f" ({clean_text(reason, 128)})" if reason else ""
+        message = (
+            f"the agent on {node_name} is stopping and will be back{why}; its pods keep "
+            f"running and stay for the grace"
+        )
+        self._node_event(node_name, "NodeRestarting", message, "Normal")
+
+    def notice(self, node_name: str, reason: str, message: str) -> None:
+        """Something the node's agent decided on its own, shown as a node event."""
+        self._node_event(node_name, clean_reason(reason), clean_text(message, 512), "Normal")
+
+    def _node_event(self, node_name: str, reason: str, message: str, type_: str) -> None:
+        if self._limiter.allow(node_name, f"node/{reason}", self._clock.monotonic()):
+            self._state.record_event("Node", node_name, reason, message, type_, node_name)
+
+    def _execute(self, node_name: str, actions: list[ReportAction]) -> None:
+        now = self._clock.monotonic()
+        for action in actions:
+            if isinstance(action, PutPod):
+                self._state.put(action.pod)
+            elif isinstance(action, RemovePod):
+                self._state.remove("Pod", action.name)
+            elif self._limiter.allow(node_name, action.name, now):
+                self._state.record_event(
+                    "Pod", action.name, action.reason, action.message, action.type, action.source
+                )
+            elif self._limiter.dropped % 1000 == 1:
+                log.warning(
+                    "events caused by node %s are rate limited (%d dropped so far)",
+                    node_name,
+                    self._limiter.dropped,
+                )
+
+
+def clean_reason(reason: str) -> str:
+    """An event reason as Kubernetes spells them: CamelCase letters and digits, bounded."""
+    kept = "".join(c for c in reason[:64] if c.isascii() and c.isalnum())
+    return kept or "NodeNotice"
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Text from a node, bounded, without control characters (it reaches terminals)."""
+    return "".join(c if c.isprintable() else " " for c in text[:limit])
+
+
+def _remember(memory: dict[tuple[str, str, int], None], key: tuple[str, str, int]) -> None:
+    memory[key] = None
+    if len(memory) > MAX_REMEMBERED:
+        del memory[next(iter(memory))]

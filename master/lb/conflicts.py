@@ -1,0 +1,212 @@
+"""Which Services the load balancer cannot serve, and why (pure).
+
+One HAProxy serves every Service, so one Service that cannot be served (its
+port already taken on its address, a listen port out of range) must not stop
+the others from being programmed. `find_unservable(services, addresses)` walks
+the Services oldest first and gives each its listeners (address, port); a
+Service whose listener overlaps one already taken is unservable and names the
+Service holding it. The oldest Service keeps its port: applying a new Service
+never takes traffic away from one that already serves.
+
+`admission_errors(new, existing, addresses)` asks the same question at apply
+time, so the usual case (a second Service on port 80 of the same address) is
+refused with one sentence before anything is stored; `find_unservable` covers
+what apply cannot know (data written by an older master, changed LB flags).
+
+Flow: Services -> listeners per port -> first come, first served -> the
+controller leaves unservable Services out of the LB state and reports them
+(Warning event + status condition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from master.lb.endpoints import bind_addresses
+from master.lb.model import LbAddresses
+from master.model import Service
+
+WILDCARDS = frozenset({"0.0.0.0", "::"})
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One address:port the load balancer binds for a service port."""
+
+    address: str
+    port: int
+
+    def overlaps(self, other: Listener) -> bool:
+        if self.port != other.port:
+            return False
+        return (
+            self.address == other.address or self.address in WILDCARDS or other.address in WILDCARDS
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"[{self.address}]:{self.port}"
+            if ":" in self.address
+            else f"{self.address}:{self.port}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Unservable:
+    """Why the load balancer leaves one Service out; `other` names the object in the way."""
+
+    service: str
+    reason: str  # CamelCase, as in events: PortConflict, InvalidPort
+    message: str
+    other: str = ""
+
+
+def listeners(svc: Service, addresses: LbAddresses) -> list[tuple[int, Listener]]:
+    """(index of the service port, listener) for every address the LB binds for `svc`
+    (none for a headless Service: it gets no load balancer)."""
+    if svc.headless:
+        return []
+    binds = bind_addresses(svc, addresses.listen, addresses.bind_internal)
+    return [
+        (i, Listener(address, port.port + addresses.port_offset))
+        for i, port in enumerate(svc.ports)
+        for address in binds
+    ]
+
+
+def _age_order(services: Iterable[Service]) -> list[Service]:
+    return sorted(services, key=lambda s: (s.meta.created_at, s.meta.name))
+
+
+def _out_of_range(svc: Service, addresses: LbAddresses) -> Unservable | None:
+    if svc.headless:
+        return None
+    for i, port in enumerate(svc.ports):
+        listen = port.port + addresses.port_offset
+        if not 1 <= listen <= 65535:
+            return Unservable(
+                svc.meta.name,
+                "InvalidPort",
+                f"spec.ports[{i}].port {port.port} plus the load balancer's port offset "
+                f"{addresses.port_offset} is {listen}, outside 1-65535",
+            )
+    return None
+
+
+def _clash(
+    svc: Service, addresses: LbAddresses, taken: Sequence[tuple[Listener, str]]
+) -> tuple[int, Listener, str] | None:
+    """The first listener of `svc` that another Service already holds: (port index, it, holder)."""
+    for i, mine in listeners(svc, addresses):
+        for theirs, holder in taken:
+            if holder != svc.meta.name and mine.overlaps(theirs):
+                return i, theirs, holder
+    return None
+
+
+def find_unservable(services: Iterable[Service], addresses: LbAddresses) -> dict[str, Unservable]:
+    """Services the LB must leave out, by name; every other Service is served."""
+    unservable: dict[str, Unservable] = {}
+    taken: list[tuple[Listener, str]] = []
+    for svc in _age_order(services):
+        problem = _out_of_range(svc, addresses)
+        clash = _clash(svc, addresses, taken) if problem is None else None
+        if clash is not None:
+            i, listener, holder = clash
+            problem = Unservable(
+                svc.meta.name,
+                "PortConflict",
+                f"spec.ports[{i}].port: {listener} is already served by service {holder}",
+                other=f"service/{holder}",
+            )
+        if problem is not None:
+            unservable[svc.meta.name] = problem
+            continue
+        taken.extend((listener, svc.meta.name) for _, listener in listeners(svc, addresses))
+    return unservable
+
+
+def admission_errors(
+    new: Sequence[Service], existing: Iterable[Service], addresses: LbAddresses
+) -> list[str]:
+    """One sentence per Service of an apply that could not be served next to the others.
+
+    `existing` are the stored Services; those being re-applied are replaced by their new
+    version. A Service that is unservable already (stored before this check existed) does
+    not block others: only the Services the LB serves hold their ports.
+    """
+    replaced = {s.meta.name for s in new}
+    kept = [s for s in existing if s.meta.name not in replaced]
+    blocked = find_unservable(kept, addresses)
+    taken = [
+        (listener, s.meta.name)
+        for s in kept
+        if s.meta.name not in blocked
+        for _, listener in listeners(s, addresses)
+    ]
+    errors: list[str] = []
+    for svc in new:
+        problem = _out_of_range(svc, addresses)
+        if problem is not None:
+            errors.append(f"service/{svc.meta.name}: {problem.message}")
+            continue
+        clash = _clash(svc, addresses, taken)
+        if clash is not None:
+            i, listener, holder = clash
+            errors.append(
+                f"service/{svc.meta.name}: spec.ports[{i}].port: {listener} is already used by "
+                f"service/{holder}; choose another port or delete service/{holder} first"
+            )
+            continue
+        taken.extend((listener, svc.meta.name) for _, listener in listeners(svc, addresses))
+    return errors
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """An event to record for a Service whose load-balancer status changed."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+def service_status(
+    svc: Service, problem: Unservable | None, addresses: LbAddresses, now: float
+) -> tuple[Service, StatusEvent | None]:
+    """`svc` with the status the LB gives it, and the event that change deserves (if any).
+
+    A served Service shows its addresses; an unservable one shows none (kubectl prints
+    `<pending>`) and carries the reason until it is served.
+    """
+    if problem is not None:
+        since = svc.lb_since if svc.lb_reason == problem.reason else now
+        new = _with_status(svc, "", "", problem.reason, problem.message, since)
+        event = None
+        if (svc.lb_reason, svc.lb_message) != (problem.reason, problem.message):
+            event = StatusEvent("Warning", problem.reason, problem.message)
+        return new, event
+    ingress = addresses.external_ip if svc.type == "LoadBalancer" else ""
+    cluster_ip = "None" if svc.headless else addresses.cluster_ip
+    new = _with_status(svc, ingress, cluster_ip, "", "", 0.0)
+    event = None
+    if svc.lb_reason:
+        event = StatusEvent("Normal", "LoadBalancerServing", "the load balancer serves it now")
+    return new, event
+
+
+def _with_status(
+    svc: Service, ingress: str, cluster_ip: str, reason: str, message: str, since: float
+) -> Service:
+    current = (svc.ingress_ip, svc.cluster_ip, svc.lb_reason, svc.lb_message, svc.lb_since)
+    if current == (ingress, cluster_ip, reason, message, since):
+        return svc
+    return replace(
+        svc,
+        ingress_ip=ingress,
+        cluster_ip=cluster_ip,
+        lb_reason=reason,
+        lb_message=message,
+        lb_since=since,
+    )

@@ -1,0 +1,60 @@
+"""What every test tier and benchmark shares about its surroundings: where the repository and
+its seed manifests are, whether this run is CI, and where HAProxy is.
+
+Why one module: a test that needs Docker or HAProxy skips on a laptop without them and fails
+under CI, and that decision must mean the same thing everywhere (it used to be written four
+times with two meanings). The seed manifests are the project's own copy (examples/seed/);
+nothing here reaches outside the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "examples" / "seed"
+# Debian installs haproxy in /usr/sbin, which a non-root user's PATH lacks.
+HAPROXY_DIRS = "/usr/sbin:/usr/local/sbin"
+
+
+def in_ci(environ: dict[str, str] | None = None) -> bool:
+    """CI is any non-empty `CI` other than `0` or `false` (GitHub's `true`, GitLab's `1`, ...)."""
+    value = (os.environ if environ is None else environ).get("CI", "").strip().lower()
+    return value not in {"", "0", "false"}
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose real dependency is missing, or fail it under CI, where it must run."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set: this test must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def haproxy_path() -> str | None:
+    """The haproxy binary: on PATH, else in the sbin folders Debian puts it in."""
+    return shutil.which("haproxy") or shutil.which("haproxy", path=HAPROXY_DIRS)
+
+
+def require_haproxy() -> str:
+    """haproxy's path, or a skip (a failure under CI) naming the package to install."""
+    found = haproxy_path()
+    if found is None:
+        unavailable("haproxy is not installed (apt-get install haproxy)")
+    return found
+
+
+def env_with_haproxy(env: dict[str, str]) -> dict[str, str]:
+    """`env` with haproxy's folder on PATH, so a master started with it finds the same binary."""
+    found = haproxy_path()
+    if found is None:
+        return env
+    folder = str(Path(found).parent)
+    path = env.get("PATH", "")
+    if folder in path.split(os.pathsep):
+        return env
+    return {**env, "PATH": os.pathsep.join(p for p in (path, folder) if p)}
