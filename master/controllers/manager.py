@@ -29,6 +29,8 @@ from master.controllers.nodes import (
     reconcile_node_lease,
     should_evict,
 )
+from master.metrics import series
+from master.metrics.series import RECONCILE, timed
 from master.model import Deployment, Node, Pod, PodStatus, StoredObject
 from master.scheduler import Placement, build_node_infos, schedule_batch
 from master.state import ClusterState
@@ -127,12 +129,19 @@ class ControllerManager:
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
 
+    def queue_depths(self) -> dict[str, int]:
+        """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""
+        return {"deployment": len(self._dirty_deployments)}
+
     def run_pass(self) -> None:
-        self._check_nodes()
-        self._reconcile_deployments()
+        with timed(RECONCILE.labels("nodes")):
+            self._check_nodes()
+        with timed(RECONCILE.labels("deployment")):
+            self._reconcile_deployments()
         if self._schedule_needed:
             self._schedule_needed = False
-            self._schedule_pending()
+            with timed(RECONCILE.labels("scheduler")):
+                self._schedule_pending()
         self._collect_orphans()
 
     # -- 1. nodes -----------------------------------------------------------------
@@ -231,8 +240,10 @@ class ControllerManager:
             result = results[pod.meta.name]
             if isinstance(result, Placement):
                 self._bind(pod, result.node_name)
+                series.pod_scheduled(pod.meta.created_at, self._clock.now())
             else:
                 self._mark_unschedulable(pod, result.message)
+                series.pod_unschedulable()
 
     def _bind(self, pod: Pod, node_name: str) -> None:
         self._unschedulable.pop(pod.meta.name, None)
