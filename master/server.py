@@ -26,6 +26,7 @@ from kernel.clock import SystemClock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.kube.server import start_kube_api
 from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
@@ -76,6 +77,8 @@ class MasterConfig:
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
+    # The Kubernetes API (HTTPS, master/api/kube); empty: not served.
+    api_listen: str = "127.0.0.1:6443"
     # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
     etcd: EtcdSettings | None = None
 
@@ -158,13 +161,34 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     if port == 0:
         raise SystemExit(f"pinnace master: cannot listen on {config.listen}")
     await server.start()
+    kube = None
+    if config.api_listen:
+        if security is None:
+            check_insecure_listen(config.api_listen)
+        try:
+            kube = await start_kube_api(
+                config.api_listen,
+                security.pki if security is not None else None,
+                state,
+                manager,
+                clock,
+            )
+        except OSError as e:
+            raise SystemExit(
+                f"pinnace master: cannot serve the Kubernetes API on {config.api_listen}: "
+                f"{e.strerror or e} (choose another with --api-listen HOST:PORT, or "
+                f"--api-listen '' to serve none)"
+            ) from None
     if security is not None:
-        security.write_config(port)
+        security.write_config(port, kube.url if kube is not None else "")
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     metrics = _metrics(config, state, manager, leases, clock)
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
+    if kube is not None:
+        # The second line: the Kubernetes API's URL (its port when --api-listen asked for 0).
+        print(f"pinnace master Kubernetes API on {kube.url}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -178,6 +202,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
     await stop.wait()
     log.info("stopping")
+    if kube is not None:
+        await kube.stop()
     await server.stop(grace=2.0)
     for task in tasks:
         task.cancel()

@@ -22,6 +22,7 @@ from master.cli.commands import (
 )
 from master.cli.config import select as select_credentials
 from master.cli.drain import run_cordon, run_drain
+from master.cli.kubeconfig import run_kubeconfig
 from master.cli.rollout import run_rollout
 from master.cli.token import run_token
 from master.pki.tokens import parse_duration
@@ -127,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="lifetime of node certificates (agents renew at 2/3 of it; default 90d)",
     )
     m.add_argument(
+        "--api-listen",
+        default="127.0.0.1:6443",
+        metavar="HOST:PORT",
+        help="HOST:PORT for the Kubernetes API (HTTPS; kubectl); empty: do not serve it",
+    )
+    m.add_argument(
         "--store",
         choices=["sqlite", "etcd"],
         default="sqlite",
@@ -152,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("id", nargs="?", default="", metavar="TOKEN-ID", help="revoke: the token")
     t.add_argument("--ttl", help="create: lifetime like 30m, 24h, 7d; 0 = never (default 24h)")
     t.add_argument("--description", default="", help="create: a note shown by `token list`")
+
+    k = sub.add_parser("kubeconfig", help="print a kubeconfig for kubectl and Kubernetes clients")
+    k.add_argument("--server", help="the Kubernetes API URL (default: the one the master wrote)")
 
     a = sub.add_parser("apply", help="create or update objects from manifests")
     a.add_argument(
@@ -246,6 +256,7 @@ def _run_master(args: argparse.Namespace) -> int:
             insecure=args.master_insecure,
             tls_sans=tuple(args.tls_san),
             node_cert_ttl=_duration("--node-cert-ttl", args.node_cert_ttl),
+            api_listen=args.api_listen,
             etcd=_etcd_settings(args),
         )
     )
@@ -320,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         address = master_address(args.master)
         if args.command == "token":
             return run_token(address, args.action, args.ttl, args.description, args.id)
+        if args.command == "kubeconfig":
+            return run_kubeconfig(address, args.server)
         if args.command == "apply":
             return run_apply(address, args.filename, args.dry_run, args.recursive)
         if args.command == "get":
