@@ -29,6 +29,28 @@ from master.pki.tokens import parse_duration
 from master.store.etcd_client import EtcdSettings, parse_endpoints
 
 
+def _nonnegative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number between 0 and 1, got {text!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text!r}")
+    return value
+
+
 def _default_data_dir() -> str:
     return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
 
@@ -73,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="how long a NotReady node keeps its pods before they are replaced",
+    )
+    m.add_argument(
+        "--node-grace",
+        type=_nonnegative,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a silent node keeps its pods while believed alive: its agent said "
+        "it will be back (a restart), or its pods still answer the master's probe",
+    )
+    m.add_argument(
+        "--unhealthy-threshold",
+        type=_fraction,
+        default=0.5,
+        metavar="FRACTION",
+        help="pause evictions while more than this fraction of the nodes is silent at once "
+        "(as Kubernetes' --unhealthy-zone-threshold; 1 never pauses)",
     )
     m.add_argument(
         "--lb-listen",
@@ -246,6 +284,8 @@ def _run_master(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             lease_seconds=args.lease_seconds,
             eviction_timeout=args.pod_eviction_timeout,
+            node_grace=args.node_grace,
+            unhealthy_threshold=args.unhealthy_threshold,
             lb_enabled=not args.no_lb,
             lb_listen=args.lb_listen,
             lb_advertise=args.lb_advertise,
