@@ -199,8 +199,9 @@ async def run_agent(
     metered = runtime
     clock = SystemClock()
     outbox = StatusOutbox()
+    fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
-    worker = Worker(runtime, args.advertise_address, clock, outbox.update, check=check)
+    worker = Worker(runtime, args.advertise_address, clock, outbox.update, check=check, fence=fence)
     node = NodeInfo(
         name=args.name,
         address=args.advertise_address,
@@ -212,8 +213,7 @@ async def run_agent(
         kernel=platform.release(),
         container_runtime="docker",
     )
-    fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
-    session = Session(args.master, node, worker, outbox, clock, fence, channel=security.channel)
+    session = Session(args.master, node, worker, outbox, clock, channel=security.channel)
     metrics = start_metrics_server(args.metrics_listen)
     if metrics is not None:
         log.info("metrics on http://%s/metrics", metrics.address)
