@@ -33,6 +33,7 @@ from agent.capacity import (
 from agent.credentials import default_state_dir
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
+from agent.logs import LogStreamer
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
 from agent.runtime.port import Runtime
@@ -196,7 +197,16 @@ async def run_agent(
         container_runtime="docker",
     )
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
-    session = Session(args.master, node, worker, outbox, clock, fence, channel=security.channel)
+    session = Session(
+        args.master,
+        node,
+        worker,
+        outbox,
+        clock,
+        fence,
+        channel=security.channel,
+        logs=LogStreamer(runtime),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

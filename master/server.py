@@ -164,6 +164,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 state,
                 manager,
                 clock,
+                node_servicer.logs,
             )
         except OSError as e:
             raise SystemExit(

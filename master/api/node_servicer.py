@@ -25,6 +25,7 @@ import grpc
 from kernel.clock import Clock
 from kernel.names import is_node_name
 from master.api.convert import assignments_to_proto, node_from_proto, pod_report_from_proto
+from master.api.logs import LogRelay
 from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -66,6 +67,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._reports = NodeReports(state, clock)
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
+        # Container logs asked for through the API travel on the sessions.
+        self.logs = LogRelay()
         state.subscribe(self._on_change)
 
     def gate_stops(self, released: Callable[[Pod], bool]) -> None:
@@ -145,6 +148,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # Heartbeat acks from the reader and assignment sets share one way down.
         acks: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         session.dirty.set()
+        self.logs.attach(node_name, acks)
         reader = asyncio.create_task(self._read(node_name, request_iterator, acks))
         superseded = asyncio.create_task(session.superseded.wait())
         # Stop orders held back by the gate (the LB still draining them): re-checked
@@ -179,6 +183,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     }
                     yield node_pb2.MasterMessage(assignments=msg)
         finally:
+            self.logs.detach(node_name, acks)
             for task in (reader, superseded):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -222,6 +227,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         heartbeat_ack=node_pb2.HeartbeatAck(sequence=msg.heartbeat.sequence)
                     )
                 )
+            elif body == "log_chunk":
+                self.logs.deliver(msg.log_chunk)
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)

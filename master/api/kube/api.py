@@ -15,6 +15,8 @@ import base64
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +27,7 @@ from master.api.kube.resources import Resource
 from master.api.kube.selectors import parse_field_selector, parse_label_selector
 from master.api.kube.tables import render_table, wants_table
 from master.api.kube.watch import Change, TooOld, WatchHub
+from master.api.logs import LogQuery, LogRelay, LogUnavailable
 from master.app.delete import NodeLifecycle
 from master.model import DEFAULT_NAMESPACE
 from master.state import ClusterState
@@ -51,8 +54,14 @@ def _flag(request: web.Request, name: str) -> bool:
 
 class KubeApi:
     def __init__(
-        self, state: ClusterState, lifecycle: NodeLifecycle, clock: Clock, server_address: str
+        self,
+        state: ClusterState,
+        lifecycle: NodeLifecycle,
+        clock: Clock,
+        server_address: str,
+        logs: LogRelay | None = None,
     ) -> None:
+        self.logs = logs
         self.state = state
         self.lifecycle = lifecycle
         self.clock = clock
@@ -438,14 +447,72 @@ class KubeApi:
         )
         return _json(out)
 
-    async def _log(self, request: web.Request, name: str) -> web.Response:
-        if self.state.pod(name) is None:
+    async def _log(self, request: web.Request, name: str) -> web.StreamResponse:
+        """pods/NAME/log: the container's output, read by its agent over the node session."""
+        pod = self.state.pod(name)
+        if pod is None:
             raise errors.not_found("pods", "", name)
-        raise errors.KubeError(
-            501, "NotImplemented",
-            "pod logs are not served by pinnace's Kubernetes API yet; read them on the node "
-            "with `docker logs` (containers are labelled pinnace.pod=<pod name>)",
-        )  # fmt: skip
+        try:
+            query = log_query(name, request.query)
+        except ValueError as e:
+            raise errors.bad_request(str(e)) from None
+        container = query.container or pod.spec.containers[0].name
+        if query.container and query.container not in {c.name for c in pod.spec.containers}:
+            raise errors.bad_request(f"container {query.container} is not valid for pod {name}")
+        if _flag(request, "previous"):
+            raise errors.bad_request(
+                f'previous terminated container "{container}" in pod "{name}" not found '
+                f"(pinnace removes a crashed container when it restarts it)"
+            )
+        if not pod.node_name:
+            raise errors.bad_request(
+                f'container "{container}" in pod "{name}" is waiting to start: the pod is not '
+                f"scheduled to a node yet"
+            )
+        if self.logs is None:
+            raise errors.KubeError(503, "ServiceUnavailable", "this master relays no logs")
+        chunks = self.logs.stream(pod.node_name, replace(query, container=container))
+        try:
+            first = await anext(chunks, None)
+        except LogUnavailable as e:
+            raise errors.bad_request(str(e)) from None
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(first)
+                async for data in chunks:
+                    await response.write(data)
+        except (LogUnavailable, ConnectionResetError):
+            pass
+        finally:
+            await chunks.aclose()
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+
+def log_query(pod: str, query: Mapping[str, str]) -> LogQuery:
+    """kubectl logs' query parameters; ValueError names a bad one."""
+
+    def number(key: str, default: int) -> int:
+        text = query.get(key, "")
+        if not text:
+            return default
+        if not text.isdigit():
+            raise ValueError(f"{key} must be a number >= 0, got {text[:30]!r}")
+        return int(text)
+
+    return LogQuery(
+        pod=pod,
+        container=query.get("container", ""),
+        follow=query.get("follow", "").lower() in ("1", "true"),
+        tail_lines=number("tailLines", -1),
+        timestamps=query.get("timestamps", "").lower() in ("1", "true"),
+        since_seconds=number("sinceSeconds", 0),
+        limit_bytes=number("limitBytes", 0),
+    )
 
 
 @web.middleware
