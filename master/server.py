@@ -27,6 +27,7 @@ from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.kube.server import start_kube_api
+from master.api.logs import LogRelay
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
@@ -134,11 +135,13 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     if security is not None:
         security.add_servicers(server, state)
     admission = _lb_admission(config)
+    # Container logs: asked for on either API, carried by the node sessions.
+    logs = LogRelay()
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock, admission), server
+        ClusterServicer(state, manager, clock, admission, logs), server
     )
     node_servicer = NodeServicer(
-        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
+        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds, logs
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)
@@ -164,7 +167,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 state,
                 manager,
                 clock,
-                node_servicer.logs,
+                logs,
+                admission,
             )
         except OSError as e:
             raise SystemExit(

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from master.state import ClusterState
 from protos import node_pb2
 
 MAX_BUFFERED = 1024
@@ -25,6 +26,41 @@ MAX_BUFFERED = 1024
 
 class LogUnavailable(Exception):
     """The log cannot be read; the message is one sentence for the user."""
+
+
+class LogRefused(Exception):
+    """The request itself cannot be served (`code`: not_found | bad_request)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def locate(state: ClusterState, pod_name: str, container: str, previous: bool) -> tuple[str, str]:
+    """(node, container) to ask for a pod's log; the rules both API edges follow."""
+    pod = state.pod(pod_name)
+    if pod is None:
+        raise LogRefused("not_found", f'pods "{pod_name[:253]}" not found')
+    names = [c.name for c in pod.spec.containers]
+    if container and container not in names:
+        raise LogRefused(
+            "bad_request", f"container {container[:63]} is not valid for pod {pod_name}"
+        )
+    chosen = container or names[0]
+    if previous:
+        raise LogRefused(
+            "bad_request",
+            f'previous terminated container "{chosen}" in pod "{pod_name}" not found '
+            f"(pinnace removes a crashed container when it restarts it)",
+        )
+    if not pod.node_name:
+        raise LogRefused(
+            "bad_request",
+            f'container "{chosen}" in pod "{pod_name}" is waiting to start: the pod is not '
+            f"scheduled to a node yet",
+        )
+    return pod.node_name, chosen
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         clock: Clock,
         heartbeat_interval: float,
         lease_seconds: float,
+        logs: LogRelay | None = None,
     ) -> None:
         self._state = state
         self._leases = leases
@@ -68,7 +69,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
         # Container logs asked for through the API travel on the sessions.
-        self.logs = LogRelay()
+        self.logs = logs if logs is not None else LogRelay()
         state.subscribe(self._on_change)
 
     def gate_stops(self, released: Callable[[Pod], bool]) -> None:

@@ -27,7 +27,8 @@ from master.api.kube.resources import Resource
 from master.api.kube.selectors import parse_field_selector, parse_label_selector
 from master.api.kube.tables import render_table, wants_table
 from master.api.kube.watch import Change, TooOld, WatchHub
-from master.api.logs import LogQuery, LogRelay, LogUnavailable
+from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
+from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
 from master.model import DEFAULT_NAMESPACE
 from master.state import ClusterState
@@ -60,8 +61,10 @@ class KubeApi:
         clock: Clock,
         server_address: str,
         logs: LogRelay | None = None,
+        admit_services: ServiceAdmission | None = None,
     ) -> None:
         self.logs = logs
+        self.admit_services = admit_services
         self.state = state
         self.lifecycle = lifecycle
         self.clock = clock
@@ -200,7 +203,7 @@ class KubeApi:
             if method == "POST":
                 result = await writes.create(
                     self.state, base, writes.decode_body(await request.read(),
-                    request.content_type), namespace, now, dry_run,
+                    request.content_type), namespace, now, dry_run, self.admit_services,
                 )  # fmt: skip
                 return self._written(result, request)
             raise errors.method_not_allowed(f"{method} is not allowed on {base.name}")
@@ -209,13 +212,14 @@ class KubeApi:
         if method == "PUT":
             result = await writes.replace(
                 self.state, base, name, writes.decode_body(await request.read(),
-                request.content_type), namespace, now, dry_run,
+                request.content_type), namespace, now, dry_run, self.admit_services,
             )  # fmt: skip
             return self._written(result, request)
         if method == "PATCH":
             result = await writes.patch(
-                self.state, base, name, await request.read(), request.content_type, now, dry_run
-            )
+                self.state, base, name, await request.read(), request.content_type, now, dry_run,
+                self.admit_services,
+            )  # fmt: skip
             return self._written(result, request)
         if method == "DELETE":
             body = await request.read()
@@ -449,29 +453,18 @@ class KubeApi:
 
     async def _log(self, request: web.Request, name: str) -> web.StreamResponse:
         """pods/NAME/log: the container's output, read by its agent over the node session."""
-        pod = self.state.pod(name)
-        if pod is None:
-            raise errors.not_found("pods", "", name)
         try:
             query = log_query(name, request.query)
+            node, container = locate(self.state, name, query.container, _flag(request, "previous"))
         except ValueError as e:
             raise errors.bad_request(str(e)) from None
-        container = query.container or pod.spec.containers[0].name
-        if query.container and query.container not in {c.name for c in pod.spec.containers}:
-            raise errors.bad_request(f"container {query.container} is not valid for pod {name}")
-        if _flag(request, "previous"):
-            raise errors.bad_request(
-                f'previous terminated container "{container}" in pod "{name}" not found '
-                f"(pinnace removes a crashed container when it restarts it)"
-            )
-        if not pod.node_name:
-            raise errors.bad_request(
-                f'container "{container}" in pod "{name}" is waiting to start: the pod is not '
-                f"scheduled to a node yet"
-            )
+        except LogRefused as e:
+            if e.code == "not_found":
+                raise errors.not_found("pods", "", name) from None
+            raise errors.bad_request(e.message) from None
         if self.logs is None:
             raise errors.KubeError(503, "ServiceUnavailable", "this master relays no logs")
-        chunks = self.logs.stream(pod.node_name, replace(query, container=container))
+        chunks = self.logs.stream(node, replace(query, container=container))
         try:
             first = await anext(chunks, None)
         except LogUnavailable as e:
