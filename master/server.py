@@ -5,7 +5,10 @@ a fresh lease (the master was away, not the nodes), then serve. On SIGTERM or
 SIGINT the master stops accepting calls, flushes queued writes and exits; a
 kill -9 loses at most the last flush interval of agent status, which the agents
 report again when they reconnect (desired state is flushed before every apply
-returns, so it is never lost).
+returns, so it is never lost). A background task that ends (the controllers,
+the flusher, the load balancer) ends the master with status 1 and the cause
+(master/supervision.py), rather than leaving a master that answers but does
+nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import logging
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -31,12 +35,17 @@ from master.api.logs import LogRelay
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.ha.elector import MasterInfo
+from master.ha.follower import Follower
+from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
+from master.lb.reachability import PodReachability
 from master.model import ObjectMeta, ServiceAccount
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
@@ -45,6 +54,7 @@ from master.store.etcd_client import EtcdSettings
 from master.store.port import Store, StoreError
 from master.store.sealing import SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
+from master.supervision import TaskDied, supervise
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
 log = logging.getLogger("pinnace.master")
@@ -61,6 +71,11 @@ class MasterConfig:
     heartbeat_interval: float = 1.0
     lease_seconds: float = 3.0
     eviction_timeout: float = 0.0
+    # A node believed alive though silent (its agent said goodbye, or its pods answer
+    # the master's probe) keeps its pods this long.
+    node_grace: float = 60.0
+    # Evictions pause while more than this fraction of the nodes is silent at once.
+    unhealthy_threshold: float = 0.5
     # The load balancer: HAProxy binds lb_listen:(service port + lb_port_offset);
     # LoadBalancer services show lb_advertise (default lb_listen) as their ingress.
     lb_enabled: bool = True
@@ -77,6 +92,9 @@ class MasterConfig:
     api_listen: str = "127.0.0.1:6443"
     # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
     etcd: EtcdSettings | None = None
+    # --leader-elect (needs etcd): one of several masters leads; `name` tells them apart.
+    leader_elect: bool = False
+    name: str = ""
 
 
 async def ensure_defaults(state: ClusterState) -> None:
@@ -105,8 +123,19 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     await state.load()
     await ensure_defaults(state)
     leases = LeaseTable()
-    manager = ControllerManager(state, clock, leases, config.lease_seconds, config.eviction_timeout)
+    health = NodeHealthSettings(
+        config.lease_seconds, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
+    )
+    manager = ControllerManager(state, clock, leases, health=health)
     manager.start_grace()
+    reachability = PodReachability(
+        state,
+        clock,
+        lambda node: (
+            bool(node.status.session_lost_at) or leases.goodbye_at(node.meta.name) is not None
+        ),
+    )
+    manager.set_reachability(reachability)
 
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -191,25 +220,50 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [
-        asyncio.create_task(manager.run(), name="controllers"),
+        _leader_or_controllers(config, store, state, manager, f"{host}:{port}", clock),
         asyncio.create_task(state.run_flusher(), name="flusher"),
+        asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
     if lb is not None:
         tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
-    await stop.wait()
-    log.info("stopping")
-    if kube is not None:
-        await kube.stop()
-    await server.stop(grace=2.0)
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await state.flush()
-    store.close()
-    if lb is not None:
-        shutil.rmtree(lb.workdir, ignore_errors=True)
+    try:
+        await supervise(tasks, stop)
+        log.info("stopping")
+    finally:
+        if kube is not None:
+            with contextlib.suppress(Exception):
+                await kube.stop()
+        await server.stop(grace=2.0)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await state.flush()
+        store.close()
+        if lb is not None:
+            shutil.rmtree(lb.workdir, ignore_errors=True)
+
+
+def _leader_or_controllers(
+    config: MasterConfig,
+    store: Store,
+    state: ClusterState,
+    manager: ControllerManager,
+    address: str,
+    clock: SystemClock,
+) -> asyncio.Task[None]:
+    """Without --leader-elect this master runs the controllers; with it, only while it leads."""
+    if not config.leader_elect:
+        return asyncio.create_task(manager.run(), name="controllers")
+    assert isinstance(store, SealingStore) and isinstance(store.inner, EtcdStore)
+    name = config.name or f"{socket.gethostname()}-{address.rsplit(':', 1)[-1]}"
+    follower = Follower(store.inner, state, store.load_all, store.opened)
+    role = HaRole(
+        store.inner, state, manager, MasterInfo(name, address, clock.now()), follower=follower
+    )
+    return asyncio.create_task(role.run(), name="leader-election")
 
 
 def _open_store(config: MasterConfig) -> Store:
@@ -261,7 +315,7 @@ def run_master(config: MasterConfig) -> int:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
-    except (OSError, StoreError) as e:
+    except (OSError, StoreError, TaskDied) as e:
         print(f"pinnace master: {e}", file=sys.stderr)
         return 1
     return 0

@@ -30,6 +30,28 @@ from master.pki.tokens import parse_duration
 from master.store.etcd_client import EtcdSettings, parse_endpoints
 
 
+def _nonnegative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number between 0 and 1, got {text!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text!r}")
+    return value
+
+
 def _default_data_dir() -> str:
     return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
 
@@ -74,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="how long a NotReady node keeps its pods before they are replaced",
+    )
+    m.add_argument(
+        "--node-grace",
+        type=_nonnegative,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a silent node keeps its pods while believed alive: its agent said "
+        "it will be back (a restart), or its pods still answer the master's probe",
+    )
+    m.add_argument(
+        "--unhealthy-threshold",
+        type=_fraction,
+        default=0.5,
+        metavar="FRACTION",
+        help="pause evictions while more than this fraction of the nodes is silent at once "
+        "(as Kubernetes' --unhealthy-zone-threshold; 1 never pauses)",
     )
     m.add_argument(
         "--lb-listen",
@@ -144,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--etcd-cafile", metavar="FILE", help="--store etcd: CA of etcd's certificate")
     m.add_argument("--etcd-certfile", metavar="FILE", help="--store etcd: client certificate")
     m.add_argument("--etcd-keyfile", metavar="FILE", help="--store etcd: its private key")
+    m.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="--store etcd: run as one of several masters; the elected leader runs the "
+        "controllers, the others serve reads and send writers to it",
+    )
+    m.add_argument(
+        "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
+    )
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
@@ -250,6 +297,8 @@ def _run_master(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             lease_seconds=args.lease_seconds,
             eviction_timeout=args.pod_eviction_timeout,
+            node_grace=args.node_grace,
+            unhealthy_threshold=args.unhealthy_threshold,
             lb_enabled=not args.no_lb,
             lb_listen=args.lb_listen,
             lb_advertise=args.lb_advertise,
@@ -261,6 +310,8 @@ def _run_master(args: argparse.Namespace) -> int:
             node_cert_ttl=_duration("--node-cert-ttl", args.node_cert_ttl),
             api_listen=args.api_listen,
             etcd=_etcd_settings(args),
+            leader_elect=args.leader_elect,
+            name=args.name,
         )
     )
 
@@ -274,6 +325,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         "--etcd-keyfile": args.etcd_keyfile,
     }
     if args.store != "etcd":
+        etcd_flags["--leader-elect"] = args.leader_elect
         given = [flag for flag, value in etcd_flags.items() if value]
         if given:
             raise CliError(f"pinnace master: {given[0]} needs --store etcd")
