@@ -314,6 +314,14 @@ class Pod:
     kind = "Pod"
 
 
+# The Ready condition's reasons. Unknown: the agent is silent, but the node is
+# believed alive (it said it will be back, its pods still answer, or too many nodes
+# went silent at once to blame them): its pods stay and keep serving.
+NODE_READY = "NodeReady"
+NODE_NOT_READY = "NodeNotReady"
+NODE_UNKNOWN = "NodeStatusUnknown"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
     ready: bool = False
@@ -329,6 +337,15 @@ class NodeStatus:
     # node takes no new pods until its agent is back; the lease decides NotReady.
     session_lost_at: float = 0.0
 
+    @property
+    def unknown(self) -> bool:
+        return not self.ready and self.reason == NODE_UNKNOWN
+
+    @property
+    def serving(self) -> bool:
+        """Whether the node's pods may take traffic: Ready, or Unknown (kept while silent)."""
+        return self.ready or self.unknown
+
 
 @dataclass(frozen=True, slots=True)
 class Node:
@@ -338,6 +355,8 @@ class Node:
     allocatable: Resources
     unschedulable: bool = False
     status: NodeStatus = NodeStatus()
+    # Where its agent answers other agents' "do you hear the master?" (0: it does not).
+    witness_port: int = 0
 
     kind = "Node"
 

@@ -5,7 +5,10 @@ a fresh lease (the master was away, not the nodes), then serve. On SIGTERM or
 SIGINT the master stops accepting calls, flushes queued writes and exits; a
 kill -9 loses at most the last flush interval of agent status, which the agents
 report again when they reconnect (desired state is flushed before every apply
-returns, so it is never lost).
+returns, so it is never lost). A background task that ends (the controllers,
+the flusher, the load balancer) ends the master with status 1 and the cause
+(master/supervision.py), rather than leaving a master that answers but does
+nothing.
 """
 
 from __future__ import annotations
@@ -26,15 +29,18 @@ from kernel.clock import SystemClock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.kube.server import start_kube_api
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
+from master.lb.reachability import PodReachability
 from master.model import ObjectMeta, ServiceAccount
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
@@ -43,6 +49,7 @@ from master.store.etcd_client import EtcdSettings
 from master.store.port import Store, StoreError
 from master.store.sealing import SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
+from master.supervision import TaskDied, supervise
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
 log = logging.getLogger("pinnace.master")
@@ -59,6 +66,11 @@ class MasterConfig:
     heartbeat_interval: float = 1.0
     lease_seconds: float = 3.0
     eviction_timeout: float = 0.0
+    # A node believed alive though silent (its agent said goodbye, or its pods answer
+    # the master's probe) keeps its pods this long.
+    node_grace: float = 60.0
+    # Evictions pause while more than this fraction of the nodes is silent at once.
+    unhealthy_threshold: float = 0.5
     # The load balancer: HAProxy binds lb_listen:(service port + lb_port_offset);
     # LoadBalancer services show lb_advertise (default lb_listen) as their ingress.
     lb_enabled: bool = True
@@ -71,6 +83,8 @@ class MasterConfig:
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
+    # The Kubernetes API (HTTPS, master/api/kube); empty: not served.
+    api_listen: str = "127.0.0.1:6443"
     # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
     etcd: EtcdSettings | None = None
 
@@ -101,8 +115,19 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     await state.load()
     await ensure_defaults(state)
     leases = LeaseTable()
-    manager = ControllerManager(state, clock, leases, config.lease_seconds, config.eviction_timeout)
+    health = NodeHealthSettings(
+        config.lease_seconds, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
+    )
+    manager = ControllerManager(state, clock, leases, health=health)
     manager.start_grace()
+    reachability = PodReachability(
+        state,
+        clock,
+        lambda node: (
+            bool(node.status.session_lost_at) or leases.goodbye_at(node.meta.name) is not None
+        ),
+    )
+    manager.set_reachability(reachability)
 
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -150,12 +175,33 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     if port == 0:
         raise SystemExit(f"pinnace master: cannot listen on {config.listen}")
     await server.start()
+    kube = None
+    if config.api_listen:
+        if security is None:
+            check_insecure_listen(config.api_listen)
+        try:
+            kube = await start_kube_api(
+                config.api_listen,
+                security.pki if security is not None else None,
+                state,
+                manager,
+                clock,
+            )
+        except OSError as e:
+            raise SystemExit(
+                f"pinnace master: cannot serve the Kubernetes API on {config.api_listen}: "
+                f"{e.strerror or e} (choose another with --api-listen HOST:PORT, or "
+                f"--api-listen '' to serve none)"
+            ) from None
     if security is not None:
-        security.write_config(port)
+        security.write_config(port, kube.url if kube is not None else "")
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
+    if kube is not None:
+        # The second line: the Kubernetes API's URL (its port when --api-listen asked for 0).
+        print(f"pinnace master Kubernetes API on {kube.url}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -164,21 +210,28 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     tasks = [
         asyncio.create_task(manager.run(), name="controllers"),
         asyncio.create_task(state.run_flusher(), name="flusher"),
+        asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
     if lb is not None:
         tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
-    await stop.wait()
-    log.info("stopping")
-    await server.stop(grace=2.0)
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await state.flush()
-    store.close()
-    if lb is not None:
-        shutil.rmtree(lb.workdir, ignore_errors=True)
+    try:
+        await supervise(tasks, stop)
+        log.info("stopping")
+    finally:
+        if kube is not None:
+            with contextlib.suppress(Exception):
+                await kube.stop()
+        await server.stop(grace=2.0)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await state.flush()
+        store.close()
+        if lb is not None:
+            shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
 def _open_store(config: MasterConfig) -> Store:
@@ -230,7 +283,7 @@ def run_master(config: MasterConfig) -> int:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
-    except (OSError, StoreError) as e:
+    except (OSError, StoreError, TaskDied) as e:
         print(f"pinnace master: {e}", file=sys.stderr)
         return 1
     return 0

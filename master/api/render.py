@@ -387,7 +387,7 @@ def render_node(node: Node) -> Obj:
     st = node.status
     if st.ready:
         ready = "True"
-    elif not st.last_heartbeat and not st.last_transition:
+    elif st.unknown or (not st.last_heartbeat and not st.last_transition):
         ready = "Unknown"  # never heard from
     else:
         ready = "False"

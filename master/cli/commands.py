@@ -14,9 +14,9 @@ from typing import Any
 import grpc
 import yaml
 
+from master.api.tables import format_table, header_for, rows_for
 from master.cli.client import CliError, MasterClient
 from master.cli.kinds import RESOURCE_NAMES, KindError, resolve_kind, split_kind_name
-from master.cli.tables import format_table, header_for, rows_for
 from protos import cluster_pb2
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")

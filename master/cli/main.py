@@ -22,10 +22,33 @@ from master.cli.commands import (
 )
 from master.cli.config import select as select_credentials
 from master.cli.drain import run_cordon, run_drain
+from master.cli.kubeconfig import run_kubeconfig
 from master.cli.rollout import run_rollout
 from master.cli.token import run_token
 from master.pki.tokens import parse_duration
 from master.store.etcd_client import EtcdSettings, parse_endpoints
+
+
+def _nonnegative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number between 0 and 1, got {text!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text!r}")
+    return value
 
 
 def _default_data_dir() -> str:
@@ -74,6 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a NotReady node keeps its pods before they are replaced",
     )
     m.add_argument(
+        "--node-grace",
+        type=_nonnegative,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a silent node keeps its pods while believed alive: its agent said "
+        "it will be back (a restart), or its pods still answer the master's probe",
+    )
+    m.add_argument(
+        "--unhealthy-threshold",
+        type=_fraction,
+        default=0.5,
+        metavar="FRACTION",
+        help="pause evictions while more than this fraction of the nodes is silent at once "
+        "(as Kubernetes' --unhealthy-zone-threshold; 1 never pauses)",
+    )
+    m.add_argument(
         "--lb-listen",
         default="127.0.0.1",
         metavar="IP",
@@ -120,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="lifetime of node certificates (agents renew at 2/3 of it; default 90d)",
     )
     m.add_argument(
+        "--api-listen",
+        default="127.0.0.1:6443",
+        metavar="HOST:PORT",
+        help="HOST:PORT for the Kubernetes API (HTTPS; kubectl); empty: do not serve it",
+    )
+    m.add_argument(
         "--store",
         choices=["sqlite", "etcd"],
         default="sqlite",
@@ -145,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("id", nargs="?", default="", metavar="TOKEN-ID", help="revoke: the token")
     t.add_argument("--ttl", help="create: lifetime like 30m, 24h, 7d; 0 = never (default 24h)")
     t.add_argument("--description", default="", help="create: a note shown by `token list`")
+
+    k = sub.add_parser("kubeconfig", help="print a kubeconfig for kubectl and Kubernetes clients")
+    k.add_argument("--server", help="the Kubernetes API URL (default: the one the master wrote)")
 
     a = sub.add_parser("apply", help="create or update objects from manifests")
     a.add_argument(
@@ -229,6 +277,8 @@ def _run_master(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             lease_seconds=args.lease_seconds,
             eviction_timeout=args.pod_eviction_timeout,
+            node_grace=args.node_grace,
+            unhealthy_threshold=args.unhealthy_threshold,
             lb_enabled=not args.no_lb,
             lb_listen=args.lb_listen,
             lb_advertise=args.lb_advertise,
@@ -238,6 +288,7 @@ def _run_master(args: argparse.Namespace) -> int:
             insecure=args.master_insecure,
             tls_sans=tuple(args.tls_san),
             node_cert_ttl=_duration("--node-cert-ttl", args.node_cert_ttl),
+            api_listen=args.api_listen,
             etcd=_etcd_settings(args),
         )
     )
@@ -302,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         address = master_address(args.master)
         if args.command == "token":
             return run_token(address, args.action, args.ttl, args.description, args.id)
+        if args.command == "kubeconfig":
+            return run_kubeconfig(address, args.server)
         if args.command == "apply":
             return run_apply(address, args.filename, args.dry_run, args.recursive)
         if args.command == "get":

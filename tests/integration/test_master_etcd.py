@@ -61,7 +61,10 @@ def test_a_replacement_master_serves_what_a_killed_one_acknowledged(masters: Mas
 
 def _master(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "master.cli.main", "master", "--insecure", "--no-lb", *args],
+        [
+            *(sys.executable, "-m", "master.cli.main", "master", "--insecure", "--no-lb"),
+            *("--api-listen", "127.0.0.1:0", *args),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,

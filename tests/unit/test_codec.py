@@ -195,6 +195,7 @@ def full_objects() -> list[StoredObject]:
                 container_runtime="docker://24.0.7",
                 session_lost_at=1700000300.5,
             ),
+            witness_port=7401,
         ),
         Event(
             meta=_meta("web-abc-x1.1"),

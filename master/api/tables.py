@@ -1,7 +1,9 @@
 """kubectl-style tables from Kubernetes-shaped objects (the `-o json` shape).
 
 The CLI renders from the same JSON it prints with `-o json`, so what a table
-shows and what a script reads never disagree.
+shows and what a script reads never disagree; the Kubernetes API's `as=Table`
+answers (master/api/kube/tables.py) take their columns and cells from here too,
+so `kubectl get` and `pinnace get` print the same columns.
 """
 
 from __future__ import annotations
