@@ -56,7 +56,7 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
         image=msg.image,
         command=tuple(msg.command),
         args=tuple(msg.args),
-        env=tuple(EnvVar(e.name, e.value) for e in msg.env),
+        env=tuple(EnvVar(e.name, e.value, e.from_source) for e in msg.env),
         ports=tuple(
             ContainerPort(p.container_port, (p.protocol or "TCP").upper(), p.name, p.host_port)
             for p in msg.ports
@@ -70,6 +70,7 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
         liveness_probe=(
             probe_from_proto(msg.liveness_probe) if msg.HasField("liveness_probe") else None
         ),
+        config_error=msg.config_error,
         volume_mounts=tuple(
             VolumeMount(m.name, m.mount_path, m.sub_path, m.read_only) for m in msg.volume_mounts
         ),
