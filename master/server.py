@@ -39,6 +39,7 @@ from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.ha.elector import MasterInfo
 from master.ha.follower import Follower
+from master.ha.masters import MastersView
 from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
@@ -163,8 +164,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     if security is not None:
         security.add_servicers(server, state)
     admission = _lb_admission(config)
+    masters = MastersView(_etcd_of(store) if config.leader_elect else None)
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock, admission), server
+        ClusterServicer(state, manager, clock, admission, masters.list_masters), server
     )
     node_servicer = NodeServicer(
         state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
@@ -204,6 +206,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         security.write_config(port, kube.url if kube is not None else "")
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
+    masters.me = MasterInfo(
+        config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
+    )
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
     if kube is not None:
@@ -215,7 +220,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [
-        _leader_or_controllers(config, store, state, manager, f"{host}:{port}", clock),
+        _leader_or_controllers(config, store, state, manager, masters.me),
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
@@ -241,23 +246,25 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
+def _etcd_of(store: Store) -> EtcdStore:
+    inner = store.inner if isinstance(store, SealingStore) else store
+    assert isinstance(inner, EtcdStore)
+    return inner
+
+
 def _leader_or_controllers(
     config: MasterConfig,
     store: Store,
     state: ClusterState,
     manager: ControllerManager,
-    address: str,
-    clock: SystemClock,
+    me: MasterInfo | None,
 ) -> asyncio.Task[None]:
     """Without --leader-elect this master runs the controllers; with it, only while it leads."""
     if not config.leader_elect:
         return asyncio.create_task(manager.run(), name="controllers")
-    assert isinstance(store, SealingStore) and isinstance(store.inner, EtcdStore)
-    name = config.name or f"{socket.gethostname()}-{address.rsplit(':', 1)[-1]}"
-    follower = Follower(store.inner, state, store.load_all, store.opened)
-    role = HaRole(
-        store.inner, state, manager, MasterInfo(name, address, clock.now()), follower=follower
-    )
+    assert me is not None and isinstance(store, SealingStore)
+    follower = Follower(_etcd_of(store), state, store.load_all, store.opened)
+    role = HaRole(_etcd_of(store), state, manager, me, follower=follower)
     return asyncio.create_task(role.run(), name="leader-election")
 
 

@@ -229,6 +229,11 @@ def _endpoints_row(ep: Obj, now: float, wide: bool) -> list[str]:
     return [ep["metadata"]["name"], shown or "<none>", _age(ep, now)]
 
 
+def _master_row(master: Obj, now: float, wide: bool) -> list[str]:
+    role = "leader" if master.get("status", {}).get("leader") else "follower"
+    return [master["metadata"]["name"], master["spec"]["address"], role, _age(master, now)]
+
+
 _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"], ["IP", "ENDPOINTS"]),
     "Deployment": (
@@ -262,6 +267,7 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
         ],
         ["NODE"],
     ),
+    "Master": (["NAME", "ADDRESS", "ROLE", "AGE"], []),
 }
 _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Pod": _pod_row,
@@ -275,6 +281,7 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "ServiceAccount": _service_account_row,
     "PersistentVolumeClaim": _claim_row,
     "PersistentVolume": _volume_row,
+    "Master": _master_row,
 }
 
 

@@ -14,6 +14,7 @@ _ALIASES = {
     "ServiceAccount": ("serviceaccount", "serviceaccounts", "sa"),
     "PersistentVolumeClaim": ("persistentvolumeclaim", "persistentvolumeclaims", "pvc"),
     "PersistentVolume": ("persistentvolume", "persistentvolumes", "pv"),
+    "Master": ("master", "masters"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
 
@@ -30,6 +31,7 @@ RESOURCE_NAMES = {
     "ServiceAccount": "serviceaccount",
     "PersistentVolumeClaim": "persistentvolumeclaim",
     "PersistentVolume": "persistentvolume",
+    "Master": "master",
 }
 
 
