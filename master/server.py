@@ -31,6 +31,7 @@ from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.kube.server import start_kube_api
+from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
@@ -46,7 +47,9 @@ from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
-from master.model import ObjectMeta, ServiceAccount
+from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
+from master.metrics.http import MetricsServer, start_metrics_server
+from master.model import Node, ObjectMeta, ServiceAccount
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
@@ -84,6 +87,8 @@ class MasterConfig:
     lb_internal: str = ""
     lb_port_offset: int = 0
     haproxy_bin: str = "haproxy"
+    # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
+    metrics_listen: str = ""
     # Plaintext without authorisation (loopback only); else TLS as master/api/security.py says.
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
@@ -159,7 +164,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     server = grpc.aio.server(
         options=options,
         # Without TLS the interceptor only guards request decoding.
-        interceptors=[security.auth if security is not None else AuthInterceptor(None, None)],
+        interceptors=[
+            MetricsInterceptor(),
+            security.auth if security is not None else AuthInterceptor(None, None),
+        ],
     )
     if security is not None:
         security.add_servicers(server, state)
@@ -209,6 +217,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     masters.me = MasterInfo(
         config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
     )
+    metrics = _metrics(config, state, manager, leases, clock)
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
     if kube is not None:
@@ -242,8 +251,32 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         with contextlib.suppress(Exception):
             await state.flush()
         store.close()
+        if metrics is not None:
+            metrics.close()
         if lb is not None:
             shutil.rmtree(lb.workdir, ignore_errors=True)
+
+
+def _metrics(
+    config: MasterConfig,
+    state: ClusterState,
+    manager: ControllerManager,
+    leases: LeaseTable,
+    clock: SystemClock,
+) -> MetricsServer | None:
+    """/metrics on --metrics-listen, with the cluster gauges measured on this loop."""
+
+    def measure() -> ClusterGauges:
+        nodes = [n for n in state.objects("Node") if isinstance(n, Node)]
+        return measure_cluster(
+            state.pods(), nodes, leases.last_seen, clock.monotonic(), manager.queue_depths()
+        )
+
+    collector = ClusterCollector(asyncio.get_running_loop(), measure)
+    server = start_metrics_server(config.metrics_listen, collector)
+    if server is not None:
+        log.info("metrics on http://%s/metrics", server.address)
+    return server
 
 
 def _etcd_of(store: Store) -> EtcdStore:
