@@ -39,7 +39,7 @@ from master.manifest.quantities import (
     parse_quantity_cpu,
     parse_quantity_memory,
 )
-from master.model import Container, ContainerPort, EnvVar, PodSpec, Resources
+from master.model import Container, ContainerPort, EnvVar, PodSpec, Resources, RestartPolicy
 
 POD_SUPPORTED = (
     "containers", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
@@ -264,7 +264,7 @@ def parse_pod_spec(value: Any, where: Where) -> PodSpec:
         )
     return PodSpec(
         containers=containers,
-        restart_policy=restart,
+        restart_policy=RestartPolicy(restart),
         termination_grace_period_seconds=grace,
         service_account_name=_service_account(data, where),
     )
