@@ -18,6 +18,7 @@ import contextlib
 import logging
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ from master.app.apply import ServiceAdmission
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.ha.elector import MasterInfo
+from master.ha.follower import Follower
+from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
@@ -87,6 +91,9 @@ class MasterConfig:
     api_listen: str = "127.0.0.1:6443"
     # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
     etcd: EtcdSettings | None = None
+    # --leader-elect (needs etcd): one of several masters leads; `name` tells them apart.
+    leader_elect: bool = False
+    name: str = ""
 
 
 async def ensure_defaults(state: ClusterState) -> None:
@@ -208,7 +215,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [
-        asyncio.create_task(manager.run(), name="controllers"),
+        _leader_or_controllers(config, store, state, manager, f"{host}:{port}", clock),
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
@@ -232,6 +239,26 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         store.close()
         if lb is not None:
             shutil.rmtree(lb.workdir, ignore_errors=True)
+
+
+def _leader_or_controllers(
+    config: MasterConfig,
+    store: Store,
+    state: ClusterState,
+    manager: ControllerManager,
+    address: str,
+    clock: SystemClock,
+) -> asyncio.Task[None]:
+    """Without --leader-elect this master runs the controllers; with it, only while it leads."""
+    if not config.leader_elect:
+        return asyncio.create_task(manager.run(), name="controllers")
+    assert isinstance(store, SealingStore) and isinstance(store.inner, EtcdStore)
+    name = config.name or f"{socket.gethostname()}-{address.rsplit(':', 1)[-1]}"
+    follower = Follower(store.inner, state, store.load_all, store.opened)
+    role = HaRole(
+        store.inner, state, manager, MasterInfo(name, address, clock.now()), follower=follower
+    )
+    return asyncio.create_task(role.run(), name="leader-election")
 
 
 def _open_store(config: MasterConfig) -> Store:

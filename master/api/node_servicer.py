@@ -107,6 +107,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self, request: node_pb2.RegisterNodeRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.RegisterNodeResponse:
         info = request.node
+        if not self._state.writable:
+            # A follower master: the agent tries the next master it knows.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, self._state.write_refusal())
         if not is_node_name(info.name):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,

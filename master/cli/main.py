@@ -181,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--etcd-cafile", metavar="FILE", help="--store etcd: CA of etcd's certificate")
     m.add_argument("--etcd-certfile", metavar="FILE", help="--store etcd: client certificate")
     m.add_argument("--etcd-keyfile", metavar="FILE", help="--store etcd: its private key")
+    m.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="--store etcd: run as one of several masters; the elected leader runs the "
+        "controllers, the others serve reads and send writers to it",
+    )
+    m.add_argument(
+        "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
+    )
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
@@ -290,6 +299,8 @@ def _run_master(args: argparse.Namespace) -> int:
             node_cert_ttl=_duration("--node-cert-ttl", args.node_cert_ttl),
             api_listen=args.api_listen,
             etcd=_etcd_settings(args),
+            leader_elect=args.leader_elect,
+            name=args.name,
         )
     )
 
@@ -303,6 +314,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         "--etcd-keyfile": args.etcd_keyfile,
     }
     if args.store != "etcd":
+        etcd_flags["--leader-elect"] = args.leader_elect
         given = [flag for flag, value in etcd_flags.items() if value]
         if given:
             raise CliError(f"pinnace master: {given[0]} needs --store etcd")

@@ -102,7 +102,11 @@ class SealingStore:
         self._sealer = sealer
 
     def load_all(self) -> list[StoredObject]:
-        return [self._sealer.open(o) if isinstance(o, Secret) else o for o in self.inner.load_all()]
+        return [self.opened(o) for o in self.inner.load_all()]
+
+    def opened(self, obj: StoredObject) -> StoredObject:
+        """`obj` as read from `inner` (e.g. by a follower's watch), as memory holds it."""
+        return self._sealer.open(obj) if isinstance(obj, Secret) else obj
 
     def write(
         self,
