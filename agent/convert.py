@@ -54,7 +54,7 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
         image=msg.image,
         command=tuple(msg.command),
         args=tuple(msg.args),
-        env=tuple(EnvVar(e.name, e.value) for e in msg.env),
+        env=tuple(EnvVar(e.name, e.value, e.from_source) for e in msg.env),
         ports=tuple(
             ContainerPort(p.container_port, (p.protocol or "TCP").upper(), p.name, p.host_port)
             for p in msg.ports
@@ -68,6 +68,7 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
         liveness_probe=(
             probe_from_proto(msg.liveness_probe) if msg.HasField("liveness_probe") else None
         ),
+        config_error=msg.config_error,
     )
 
 

@@ -183,7 +183,8 @@ async def run_agent(
         runtime = DockerRuntime(args.name, pod_network=args.pod_network)
     clock = SystemClock()
     outbox = StatusOutbox()
-    worker = Worker(runtime, args.advertise_address, clock, outbox.update)
+    fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
+    worker = Worker(runtime, args.advertise_address, clock, outbox.update, fence=fence)
     node = NodeInfo(
         name=args.name,
         address=args.advertise_address,
@@ -195,8 +196,7 @@ async def run_agent(
         kernel=platform.release(),
         container_runtime="docker",
     )
-    fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
-    session = Session(args.master, node, worker, outbox, clock, fence, channel=security.channel)
+    session = Session(args.master, node, worker, outbox, clock, channel=security.channel)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

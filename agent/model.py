@@ -23,6 +23,9 @@ class Resources:
 class EnvVar:
     name: str
     value: str = ""
+    # The value came from a ConfigMap, Secret or field: final (not $(VAR)-expanded), and
+    # left out of the spec hash, so a changed ConfigMap never restarts a container.
+    from_source: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,8 @@ class ContainerSpec:
     image_pull_policy: str = "IfNotPresent"
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
+    # Set while a ConfigMap, Secret or key the container needs is missing: why.
+    config_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +111,24 @@ class Assignments:
     pods: tuple[PodAssignment, ...]
 
 
-# Probes are run by the agent, not by the container: changing one must not restart it.
-_NOT_HASHED = ("readiness_probe", "liveness_probe")
+# Probes are run by the agent, not by the container: changing one must not restart it;
+# nor may a missing ConfigMap (config_error) stop one that runs.
+_NOT_HASHED = ("readiness_probe", "liveness_probe", "config_error")
+
+
+def _hashed_env(var: dict[str, object]) -> dict[str, object]:
+    """An env entry as hashed: a resolved value (ConfigMap, Secret, field) counts only by
+    name, so changing the ConfigMap restarts nothing (as in Kubernetes); plain entries
+    hash exactly as before the field existed, so upgrading the agent restarts nothing."""
+    if var.get("from_source"):
+        return {"name": var["name"], "from_source": True}
+    return {"name": var["name"], "value": var["value"]}
 
 
 def spec_hash(spec: ContainerSpec) -> str:
     """A stable short hash of a container spec: a running container with another hash is stale."""
     fields = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED}
+    fields["env"] = [_hashed_env(e) for e in fields["env"]]
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

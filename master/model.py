@@ -88,9 +88,41 @@ class ContainerPort:
 
 
 @dataclass(frozen=True, slots=True)
+class EnvVarSource:
+    """Where an env var's value comes from (Kubernetes' valueFrom), resolved by the master
+    when it sends the pod to its node (master/app/podenv.py)."""
+
+    # configMapKeyRef | secretKeyRef | fieldRef | resourceFieldRef
+    kind: str
+    # configMapKeyRef, secretKeyRef: the object's name and key; optional: a missing
+    # object or key leaves the variable out instead of holding the container back.
+    name: str = ""
+    key: str = ""
+    optional: bool = False
+    # fieldRef: metadata.name, metadata.labels['app'], status.podIP ...
+    field_path: str = ""
+    # resourceFieldRef: limits.cpu ..., the container (default: this one) and divisor.
+    resource: str = ""
+    container_name: str = ""
+    divisor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class EnvVar:
     name: str
     value: str = ""
+    value_from: EnvVarSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvFromSource:
+    """Every key of a ConfigMap or Secret as a variable (Kubernetes' envFrom)."""
+
+    # configMapRef | secretRef
+    kind: str
+    name: str
+    prefix: str = ""
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +165,7 @@ class Container:
     requests: Resources = Resources()
     limits: Resources = Resources()
     image_pull_policy: str = "IfNotPresent"
+    env_from: tuple[EnvFromSource, ...] = ()
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
 

@@ -761,21 +761,29 @@ Global___PodSpec: _TypeAlias = PodSpec  # noqa: Y015
 
 @_typing.final
 class EnvVar(_message.Message):
+    """One environment variable, in the order the kubelet defines them (envFrom, then env;
+    a name may repeat: the later one wins). A value from a ConfigMap, Secret or field
+    (from_source) is final; any other may hold $(VAR) references the agent expands.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
+    FROM_SOURCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     value: _builtins.str
+    from_source: _builtins.bool
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         value: _builtins.str = ...,
+        from_source: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_source", b"from_source", "name", b"name", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -825,9 +833,14 @@ class ContainerSpec(_message.Message):
     IMAGE_PULL_POLICY_FIELD_NUMBER: _builtins.int
     READINESS_PROBE_FIELD_NUMBER: _builtins.int
     LIVENESS_PROBE_FIELD_NUMBER: _builtins.int
+    CONFIG_ERROR_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     image: _builtins.str
     image_pull_policy: _builtins.str
+    config_error: _builtins.str
+    """Why the container may not be created yet (a ConfigMap, Secret or key it needs is
+    missing): the agent starts nothing and reports CreateContainerConfigError.
+    """
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -860,10 +873,11 @@ class ContainerSpec(_message.Message):
         image_pull_policy: _builtins.str = ...,
         readiness_probe: Global___Probe | None = ...,
         liveness_probe: Global___Probe | None = ...,
+        config_error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

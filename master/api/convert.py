@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+from master.app.podenv import ResolvedEnv, ResolvedVar
 from master.app.reports import PodReport
 from master.model import (
     Container,
@@ -23,7 +24,6 @@ from master.model import (
     ObjectMeta,
     Pod,
     PodPhase,
-    PodSpec,
     PodStatus,
     Probe,
     ProbeKind,
@@ -193,13 +193,26 @@ def _probe_from_proto(
     )
 
 
-def _container_to_proto(c: Container) -> node_pb2.ContainerSpec:
+# A pod's containers -> their resolved environments (master/app/podenv.py).
+EnvResolver = Callable[[Pod, Container], ResolvedEnv]
+
+
+def _plain_env(pod: Pod, c: Container) -> ResolvedEnv:
+    """Without a resolver: plain values only (references would need the cluster's objects)."""
+    return ResolvedEnv(tuple(ResolvedVar(e.name, e.value, False) for e in c.env))
+
+
+def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpec:
     return node_pb2.ContainerSpec(
         name=c.name,
         image=c.image,
         command=list(c.command),
         args=list(c.args),
-        env=[node_pb2.EnvVar(name=e.name, value=e.value) for e in c.env],
+        env=[
+            node_pb2.EnvVar(name=v.name, value=v.value, from_source=v.from_source)
+            for v in env.variables
+        ],
+        config_error=env.error,
         ports=[
             node_pb2.ContainerPort(
                 container_port=p.container_port,
@@ -217,34 +230,42 @@ def _container_to_proto(c: Container) -> node_pb2.ContainerSpec:
     )
 
 
-def pod_spec_to_proto(spec: PodSpec) -> node_pb2.PodSpec:
+def pod_spec_to_proto(pod: Pod, resolve: EnvResolver = _plain_env) -> node_pb2.PodSpec:
+    spec = pod.spec
     return node_pb2.PodSpec(
-        containers=[_container_to_proto(c) for c in spec.containers],
+        containers=[_container_to_proto(c, resolve(pod, c)) for c in spec.containers],
         restart_policy=spec.restart_policy,
         termination_grace_period_seconds=spec.termination_grace_period_seconds,
     )
 
 
-def assignment_to_proto(pod: Pod, stop: bool) -> node_pb2.PodAssignment:
+def assignment_to_proto(
+    pod: Pod, stop: bool, resolve: EnvResolver = _plain_env
+) -> node_pb2.PodAssignment:
     return node_pb2.PodAssignment(
         name=pod.meta.name,
         epoch=pod.epoch,
         labels=pod.meta.labels,
         owner=pod.owner,
-        spec=pod_spec_to_proto(pod.spec),
+        spec=pod_spec_to_proto(pod, resolve),
         stop=stop,
     )
 
 
 def assignments_to_proto(
-    revision: int, pods: list[Pod], released: Callable[[Pod], bool]
+    revision: int,
+    pods: list[Pod],
+    released: Callable[[Pod], bool],
+    resolve: EnvResolver = _plain_env,
 ) -> node_pb2.PodAssignments:
-    """The node's assignment set; a stopping pod gets its stop order once `released`."""
+    """The node's assignment set; a stopping pod gets its stop order once `released`; each
+    container's environment as `resolve` gives it (values for this node only)."""
     ordered = sorted(pods, key=lambda p: p.meta.name)
     return node_pb2.PodAssignments(
         revision=revision,
         pods=[
-            assignment_to_proto(p, bool(p.deletion_requested_at) and released(p)) for p in ordered
+            assignment_to_proto(p, bool(p.deletion_requested_at) and released(p), resolve)
+            for p in ordered
         ],
     )
 
@@ -256,7 +277,7 @@ def container_from_proto(c: node_pb2.ContainerSpec) -> Container:
         image=c.image,
         command=tuple(c.command),
         args=tuple(c.args),
-        env=tuple(EnvVar(e.name, e.value) for e in c.env),
+        env=tuple(EnvVar(e.name, e.value) for e in c.env if not e.from_source),
         ports=tuple(
             ContainerPort(p.container_port, p.protocol, p.name, p.host_port) for p in c.ports
         ),

@@ -30,10 +30,11 @@ from master.api.convert import (
     peers_to_proto,
     pod_report_from_proto,
 )
+from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.model import Node, Pod, StoredObject
+from master.model import Container, Node, Pod, StoredObject
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -100,6 +101,19 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             session = self._sessions.get(obj.node_name)
             if session is not None:
                 session.dirty.set()
+        elif kind in ("ConfigMap", "Secret"):
+            # Nodes with a pod reading it get their values again (containers that start
+            # from now on see the change; running ones are not restarted).
+            key = (kind, obj.meta.name)
+            for name, session in self._sessions.items():
+                if any(key in references(p) for p in self._state.pods_on_node(name)):
+                    session.dirty.set()
+
+    def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
+        node = self._state.get("Node", pod.node_name)
+        return resolve_container_env(
+            pod, container, self._state.get, node if isinstance(node, Node) else None
+        )
 
     # -- RegisterNode ----------------------------------------------------------------
 
@@ -202,7 +216,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 if session.dirty.is_set() and not reader.done():
                     session.dirty.clear()
                     pods = self._state.pods_on_node(node_name)
-                    msg = assignments_to_proto(self._state.resource_version, pods, self._released)
+                    msg = assignments_to_proto(
+                        self._state.resource_version, pods, self._released, self._resolve_env
+                    )
                     withheld = {
                         p.meta.name
                         for p in pods

@@ -31,6 +31,9 @@ from master.model import (
     Container,
     ContainerStatus,
     Deployment,
+    EnvFromSource,
+    EnvVar,
+    EnvVarSource,
     Event,
     Node,
     ObjectMeta,
@@ -105,6 +108,39 @@ def render_probe(p: Probe) -> Obj:
     }
 
 
+def _env_source(s: EnvVarSource) -> Obj:
+    if s.kind in ("configMapKeyRef", "secretKeyRef"):
+        ref: Obj = {"name": s.name, "key": s.key}
+        if s.optional:
+            ref["optional"] = True
+        return {s.kind: ref}
+    if s.kind == "fieldRef":
+        return {"fieldRef": {"apiVersion": "v1", "fieldPath": s.field_path}}
+    resource: Obj = {"resource": s.resource}
+    if s.container_name:
+        resource["containerName"] = s.container_name
+    if s.divisor:
+        resource["divisor"] = s.divisor
+    return {"resourceFieldRef": resource}
+
+
+def render_env_var(e: EnvVar) -> Obj:
+    """As the manifest said it: a value, or where the value comes from (never the value)."""
+    if e.value_from is not None:
+        return {"name": e.name, "valueFrom": _env_source(e.value_from)}
+    return {"name": e.name, "value": e.value}
+
+
+def render_env_from(s: EnvFromSource) -> Obj:
+    ref: Obj = {"name": s.name}
+    if s.optional:
+        ref["optional"] = True
+    out: Obj = {s.kind: ref}
+    if s.prefix:
+        out["prefix"] = s.prefix
+    return out
+
+
 def render_container(c: Container) -> Obj:
     """A container as it appears in a manifest (empty fields left out, as kubectl does)."""
     out: Obj = {"name": c.name, "image": c.image}
@@ -113,7 +149,9 @@ def render_container(c: Container) -> Obj:
     if c.args:
         out["args"] = list(c.args)
     if c.env:
-        out["env"] = [{"name": e.name, "value": e.value} for e in c.env]
+        out["env"] = [render_env_var(e) for e in c.env]
+    if c.env_from:
+        out["envFrom"] = [render_env_from(s) for s in c.env_from]
     if c.ports:
         ports = []
         for p in c.ports:

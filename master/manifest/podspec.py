@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from master.manifest.env import parse_env, parse_env_from
 from master.manifest.errors import Where, describe
 from master.manifest.fields import (
     as_int,
@@ -28,7 +29,6 @@ from master.manifest.fields import (
 from master.manifest.names import (
     check_dns1123_label,
     check_dns1123_subdomain,
-    check_env_name,
     check_port_name,
 )
 from master.manifest.probes import parse_probe
@@ -39,7 +39,7 @@ from master.manifest.quantities import (
     parse_quantity_cpu,
     parse_quantity_memory,
 )
-from master.model import Container, ContainerPort, EnvVar, PodSpec, Resources, RestartPolicy
+from master.model import Container, ContainerPort, PodSpec, Resources, RestartPolicy
 
 POD_SUPPORTED = (
     "containers", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
@@ -56,11 +56,11 @@ POD_UNSUPPORTED = (
     "resourceClaims", "resources",
 )  # fmt: skip
 CONTAINER_SUPPORTED = (
-    "name", "image", "command", "args", "env", "ports", "resources", "imagePullPolicy",
+    "name", "image", "command", "args", "env", "envFrom", "ports", "resources", "imagePullPolicy",
     "readinessProbe", "livenessProbe",
 )  # fmt: skip
 CONTAINER_UNSUPPORTED = (
-    "workingDir", "envFrom", "resizePolicy", "restartPolicy", "volumeMounts", "volumeDevices",
+    "workingDir", "resizePolicy", "restartPolicy", "volumeMounts", "volumeDevices",
     "startupProbe", "lifecycle", "terminationMessagePath",
     "terminationMessagePolicy", "securityContext", "stdin", "stdinOnce", "tty",
 )  # fmt: skip
@@ -78,21 +78,6 @@ def default_pull_policy(image: str) -> str:
     last = image.rsplit("/", 1)[-1]
     tag = last.partition(":")[2]
     return "Always" if tag in ("", "latest") else "IfNotPresent"
-
-
-def _parse_env(value: Any, where: Where) -> tuple[EnvVar, ...]:
-    env: list[EnvVar] = []
-    for i, item in enumerate(as_list(value, where)):
-        at = where.index(i)
-        data = as_map(item, at)
-        check_fields(data, at, ("name", "value", "valueFrom"))
-        if data.get("valueFrom") is not None:
-            raise at.key("valueFrom").error("not supported yet; set value instead")
-        name = as_str(require(data, "name", at), at.key("name"))
-        check_env_name(name, at.key("name"))
-        raw = data.get("value")
-        env.append(EnvVar(name, "" if raw is None else as_str(raw, at.key("value"))))
-    return tuple(env)
 
 
 def _parse_ports(value: Any, where: Where) -> tuple[ContainerPort, ...]:
@@ -182,7 +167,8 @@ def _parse_container(value: Any, where: Where) -> Container:
         pull = one_of(data["imagePullPolicy"], where.key("imagePullPolicy"), PULL_POLICIES)
     command = as_str_list(data.get("command"), where.key("command"))
     args = as_str_list(data.get("args"), where.key("args"))
-    env = _parse_env(data.get("env"), where.key("env"))
+    env = parse_env(data.get("env"), where.key("env"))
+    env_from = parse_env_from(data.get("envFrom"), where.key("envFrom"))
     ports = _parse_ports(data.get("ports"), where.key("ports"))
     probes = {
         key: parse_probe(data[key], where.key(key), liveness=key == "livenessProbe", ports=ports)
@@ -195,6 +181,7 @@ def _parse_container(value: Any, where: Where) -> Container:
         command=command,
         args=args,
         env=env,
+        env_from=env_from,
         ports=ports,
         requests=requests,
         limits=limits,

@@ -150,11 +150,85 @@ _QUANTITIES = Type(
         Field("limits", "Maximum amounts.", MAP),
     ),
 )
+
+
+def _key_selector(name: str, what: str) -> Type:
+    return Type(
+        f"io.k8s.api.core.v1.{name}",
+        f"A key of a {what}.",
+        (
+            Field("name", f"The {what}'s name.", S),
+            Field("key", "The key.", S),
+            Field("optional", "Leave the variable out when missing.", B),
+        ),
+        required=("key",),
+    )
+
+
+_ENV_SOURCE = Type(
+    "io.k8s.api.core.v1.EnvVarSource",
+    "Where a variable's value comes from (exactly one).",
+    (
+        Field(
+            "configMapKeyRef",
+            "A ConfigMap key.",
+            _key_selector("ConfigMapKeySelector", "ConfigMap"),
+        ),
+        Field("secretKeyRef", "A Secret key.", _key_selector("SecretKeySelector", "Secret")),
+        Field(
+            "fieldRef",
+            "A field of the pod.",
+            Type(
+                "io.k8s.api.core.v1.ObjectFieldSelector",
+                "A field of the pod, e.g. metadata.name or status.podIP.",
+                (Field("apiVersion", "v1.", S), Field("fieldPath", "The field's path.", S)),
+                required=("fieldPath",),
+            ),
+        ),
+        Field(
+            "resourceFieldRef",
+            "A container's cpu or memory request or limit.",
+            Type(
+                "io.k8s.api.core.v1.ResourceFieldSelector",
+                "limits.cpu, limits.memory, requests.cpu or requests.memory.",
+                (
+                    Field("containerName", "The container (default: this one).", S),
+                    Field("resource", "The resource.", S),
+                    Field("divisor", "Unit of the value (default 1).", IOS),
+                ),
+                required=("resource",),
+            ),
+        ),
+    ),
+)
 _ENV = Type(
     "io.k8s.api.core.v1.EnvVar",
     "An environment variable.",
-    (Field("name", "Variable name.", S), Field("value", "Value; $(VAR) expands.", S)),
+    (
+        Field("name", "Variable name.", S),
+        Field("value", "Value; $(VAR) expands.", S),
+        Field("valueFrom", "Where the value comes from instead.", _ENV_SOURCE),
+    ),
     required=("name",),
+)
+
+
+def _source_ref(name: str, what: str) -> Type:
+    return Type(
+        f"io.k8s.api.core.v1.{name}",
+        f"A {what} whose keys become variables.",
+        (Field("name", f"The {what}'s name.", S), Field("optional", "May be missing.", B)),
+    )
+
+
+_ENV_FROM = Type(
+    "io.k8s.api.core.v1.EnvFromSource",
+    "Every key of a ConfigMap or Secret as a variable.",
+    (
+        Field("prefix", "Put before each key.", S),
+        Field("configMapRef", "The ConfigMap.", _source_ref("ConfigMapEnvSource", "ConfigMap")),
+        Field("secretRef", "The Secret.", _source_ref("SecretEnvSource", "Secret")),
+    ),
 )
 _CONTAINER_PORT = Type(
     "io.k8s.api.core.v1.ContainerPort",
@@ -183,6 +257,7 @@ CONTAINER = _check(
             Field("command", "Entrypoint; the image's when empty.", S, is_list=True),
             Field("args", "Arguments to the entrypoint.", S, is_list=True),
             Field("env", "Environment variables.", _ENV, is_list=True, merge_key="name"),
+            Field("envFrom", "ConfigMaps and Secrets as variables.", _ENV_FROM, is_list=True),
             Field(
                 "ports",
                 "Ports to publish.",

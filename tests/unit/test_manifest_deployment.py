@@ -181,8 +181,9 @@ def test_recreate_strategy() -> None:
         (f"{C0}.env", [{"name": "A", "value": 1}], f"{C0}.env[0].value: must be a string, got 1"),
         (
             f"{C0}.env",
-            [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
-            f"{C0}.env[0].valueFrom: not supported yet",
+            # valueFrom is supported since issue 11; a source it does not know is not.
+            [{"name": "A", "valueFrom": {"secretRef": {"name": "s", "key": "k"}}}],
+            f"{C0}.env[0].valueFrom.secretRef: unknown field",
         ),
         (f"{C0}.ports[0].containerPort", 0, f"{C0}.ports[0].containerPort: must be an integer"),
         (f"{C0}.ports[0].containerPort", -80, f"{C0}.ports[0].containerPort: must be an integer"),

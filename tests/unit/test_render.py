@@ -320,7 +320,19 @@ def _rich_deployment() -> dict[str, Any]:
         "image": "registry.local/app:1",
         "command": ["/bin/app"],
         "args": ["--port", "8080"],
-        "env": [{"name": "MODE", "value": "prod"}],
+        "env": [
+            {"name": "MODE", "value": "prod"},
+            {
+                "name": "PW",
+                "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": True}},
+            },
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {
+                "name": "MEM",
+                "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}},
+            },
+        ],
+        "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
         "ports": [{"containerPort": 8080, "name": "http", "hostPort": 18080}],
         "resources": {
             "requests": {"cpu": "0.25", "memory": "129e6"},
@@ -365,7 +377,7 @@ def test_round_trip_render_then_parse_gives_the_same_spec() -> None:
         for o in original.objects
     ]  # fmt: skip
     assert isinstance(stored[0], Deployment)
-    assert stored[0].template.spec.containers[0].env == (EnvVar("MODE", "prod"),)
+    assert stored[0].template.spec.containers[0].env[0] == EnvVar("MODE", "prod")
 
     listed = {"apiVersion": "v1", "kind": "List", "items": [render_object(o, NOW) for o in stored]}
     text = yaml.safe_dump(listed).encode()
