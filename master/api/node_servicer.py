@@ -34,6 +34,7 @@ from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.metrics.series import HEARTBEATS
 from master.model import Container, Node, Pod, StoredObject
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
@@ -260,6 +261,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         async for msg in request_iterator:
             body = msg.WhichOneof("body")
             if body == "heartbeat":
+                HEARTBEATS.inc()
                 self._leases.renew(node_name, self._clock.monotonic())
                 node = self._state.get("Node", node_name)
                 if isinstance(node, Node) and not node.status.ready:

@@ -186,6 +186,11 @@ def _endpoints_row(ep: Obj, now: float, wide: bool) -> list[str]:
     return [ep["metadata"]["name"], shown or "<none>", _age(ep, now)]
 
 
+def _master_row(master: Obj, now: float, wide: bool) -> list[str]:
+    role = "leader" if master.get("status", {}).get("leader") else "follower"
+    return [master["metadata"]["name"], master["spec"]["address"], role, _age(master, now)]
+
+
 _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"], ["IP", "ENDPOINTS"]),
     "Deployment": (
@@ -202,6 +207,7 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     "ConfigMap": (["NAME", "DATA", "AGE"], []),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], []),
     "ServiceAccount": (["NAME", "SECRETS", "AGE"], []),
+    "Master": (["NAME", "ADDRESS", "ROLE", "AGE"], []),
 }
 _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Pod": _pod_row,
@@ -213,6 +219,7 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "ConfigMap": _config_map_row,
     "Secret": _secret_row,
     "ServiceAccount": _service_account_row,
+    "Master": _master_row,
 }
 
 

@@ -12,6 +12,7 @@ _ALIASES = {
     "ConfigMap": ("configmap", "configmaps", "cm"),
     "Secret": ("secret", "secrets"),
     "ServiceAccount": ("serviceaccount", "serviceaccounts", "sa"),
+    "Master": ("master", "masters"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
 
@@ -26,6 +27,7 @@ RESOURCE_NAMES = {
     "ConfigMap": "configmap",
     "Secret": "secret",
     "ServiceAccount": "serviceaccount",
+    "Master": "master",
 }
 
 

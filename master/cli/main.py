@@ -140,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-lb", action="store_true", help="do not run a load balancer")
     m.add_argument("--haproxy", default="haproxy", help="the haproxy binary")
     m.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("PINNACE_METRICS_LISTEN", "127.0.0.1:9400"),
+        metavar="HOST:PORT",
+        help="where /metrics (Prometheus) is served; '' turns it off "
+        "(default: $PINNACE_METRICS_LISTEN, else 127.0.0.1:9400)",
+    )
+    m.add_argument(
         "--insecure",
         dest="master_insecure",
         action="store_true",
@@ -294,6 +301,7 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_internal=args.lb_internal_address,
             lb_port_offset=args.lb_port_offset,
             haproxy_bin=args.haproxy,
+            metrics_listen=_metrics_listen(args.metrics_listen),
             insecure=args.master_insecure,
             tls_sans=tuple(args.tls_san),
             node_cert_ttl=_duration("--node-cert-ttl", args.node_cert_ttl),
@@ -340,6 +348,16 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         certfile=path(args.etcd_certfile),
         keyfile=path(args.etcd_keyfile),
     )
+
+
+def _metrics_listen(text: str) -> str:
+    from master.metrics.http import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as e:
+        raise CliError(f"pinnace master: {e}") from None
+    return text
 
 
 def _duration(flag: str, text: str) -> float:

@@ -40,6 +40,8 @@ from master.controllers.lifecycle import (
 )
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
+from master.metrics import series
+from master.metrics.series import RECONCILE, timed
 from master.model import Deployment, Node, Pod, PodStatus, StoredObject
 from master.scheduler import Placement, build_node_infos, schedule_batch
 from master.state import ClusterState
@@ -160,6 +162,10 @@ class ControllerManager:
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
 
+    def queue_depths(self) -> dict[str, int]:
+        """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""
+        return {"deployment": len(self._dirty_deployments)}
+
     def tick(self) -> None:
         """One turn of the loop: notice a stall of the master itself, then a pass."""
         now = self._clock.monotonic()
@@ -183,11 +189,14 @@ class ControllerManager:
         )
 
     def run_pass(self) -> None:
-        self._check_nodes()
-        self._reconcile_deployments()
+        with timed(RECONCILE.labels("nodes")):
+            self._check_nodes()
+        with timed(RECONCILE.labels("deployment")):
+            self._reconcile_deployments()
         if self._schedule_needed:
             self._schedule_needed = False
-            self._schedule_pending()
+            with timed(RECONCILE.labels("scheduler")):
+                self._schedule_pending()
         self._collect_orphans()
 
     # -- 1. nodes -----------------------------------------------------------------
@@ -305,8 +314,10 @@ class ControllerManager:
             result = results[pod.meta.name]
             if isinstance(result, Placement):
                 self._bind(pod, result.node_name)
+                series.pod_scheduled(pod.meta.created_at, self._clock.now())
             else:
                 self._mark_unschedulable(pod, result.message)
+                series.pod_unschedulable()
 
     def _bind(self, pod: Pod, node_name: str) -> None:
         self._unschedulable.pop(pod.meta.name, None)
