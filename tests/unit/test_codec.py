@@ -27,6 +27,8 @@ from master.model import (
     Node,
     NodeStatus,
     ObjectMeta,
+    PersistentVolume,
+    PersistentVolumeClaim,
     Pod,
     PodPhase,
     PodSpec,
@@ -43,6 +45,8 @@ from master.model import (
     ServicePort,
     ServiceType,
     StoredObject,
+    Volume,
+    VolumeMount,
 )
 from master.store import codec
 from master.store.codec import CodecError, decode, encode
@@ -81,6 +85,7 @@ def _container() -> Container:
         env_from=(EnvFromSource("secretRef", "creds", "DB_", True),),
         readiness_probe=_probe("httpGet"),
         liveness_probe=_probe("exec"),
+        volume_mounts=(VolumeMount("data", "/data", "sub", True),),
     )
 
 
@@ -107,6 +112,20 @@ def _spec() -> PodSpec:
         restart_policy=RestartPolicy.ON_FAILURE,
         termination_grace_period_seconds=5,
         service_account_name="robot",
+        volumes=(
+            # Every field set, whatever the source (the codec does not care).
+            Volume(
+                "data",
+                "persistentVolumeClaim",
+                "Memory",
+                1 << 20,
+                "/srv",
+                "Directory",
+                "data-claim",
+                True,
+                "pinnace-pvc-1",
+            ),
+        ),
     )
 
 
@@ -208,6 +227,20 @@ def full_objects() -> list[StoredObject]:
         ConfigMap(_meta("cfg"), {"mode": "prod"}, {"logo": "iVBORw=="}, immutable=True),
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
+        PersistentVolumeClaim(
+            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1"
+        ),
+        PersistentVolume(
+            _meta("pvc-1"),
+            1 << 30,
+            ("ReadWriteOnce",),
+            "node-1",
+            "data",
+            "uid-data",
+            "Delete",
+            "fast",
+            "Released",
+        ),
     ]
 
 
