@@ -33,6 +33,7 @@ from agent.capacity import (
 from agent.credentials import default_state_dir
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
+from agent.logs import LogStreamer
 from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
@@ -40,6 +41,7 @@ from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
+from agent.volume_gc import run_volume_gc
 from agent.worker import Worker
 from kernel.clock import SystemClock
 from kernel.names import is_node_name
@@ -213,7 +215,15 @@ async def run_agent(
         kernel=platform.release(),
         container_runtime="docker",
     )
-    session = Session(args.master, node, worker, outbox, clock, channel=security.channel)
+    session = Session(
+        args.master,
+        node,
+        worker,
+        outbox,
+        clock,
+        channel=security.channel,
+        logs=LogStreamer(runtime),
+    )
     metrics = start_metrics_server(args.metrics_listen)
     if metrics is not None:
         log.info("metrics on http://%s/metrics", metrics.address)
@@ -236,6 +246,7 @@ async def run_agent(
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(security.run(), name="certificate-rotation"),
+        asyncio.create_task(run_volume_gc(runtime, clock), name="volume-collector"),
     ]
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

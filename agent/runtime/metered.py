@@ -14,7 +14,15 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 from agent.metrics import CONTAINER_ERRORS, CONTAINER_OPERATION
-from agent.runtime.port import ContainerConfig, ContainerInfo, ExecResult, Runtime, RuntimeEvent
+from agent.runtime.port import (
+    ContainerConfig,
+    ContainerInfo,
+    ExecResult,
+    LogOptions,
+    Runtime,
+    RuntimeEvent,
+    VolumeInfo,
+)
 
 T = TypeVar("T")
 
@@ -59,8 +67,18 @@ class MeteredRuntime:
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         return await _timed("exec", self._inner.exec(container_id, command))
 
+    async def list_volumes(self) -> list[VolumeInfo]:
+        return await _timed("list_volumes", self._inner.list_volumes())
+
+    async def remove_volume(self, name: str) -> bool:
+        return await _timed("remove_volume", self._inner.remove_volume(name))
+
     def events(self) -> AsyncIterator[RuntimeEvent]:
         return self._inner.events()
+
+    def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        # A stream, not an operation with a duration: passed through unmeasured.
+        return self._inner.logs(container_id, options)
 
     async def close(self) -> None:
         await self._inner.close()

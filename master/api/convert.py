@@ -15,6 +15,7 @@ from master.app.reports import PodReport
 from master.model import (
     Container,
     ContainerPort,
+    ContainerState,
     ContainerStatus,
     EnvVar,
     HTTPHeader,
@@ -25,7 +26,9 @@ from master.model import (
     PodPhase,
     PodStatus,
     Probe,
+    ProbeKind,
     Resources,
+    Volume,
 )
 from protos import node_pb2
 
@@ -33,7 +36,8 @@ from protos import node_pb2
 MAX_CPU_MILLIS = 1_000_000_000
 MAX_MEMORY_BYTES = 2**50
 _PHASES = {p.value: p for p in PodPhase}
-_CONTAINER_STATES = {"waiting", "running", "terminated"}
+_CONTAINER_STATES = {s.value: s for s in ContainerState}
+_PROBE_KINDS = {k.value: k for k in ProbeKind}
 
 
 def _clamp(value: int, high: int) -> int:
@@ -114,7 +118,7 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
     containers = tuple(
         ContainerStatus(
             name=c.name[:253],
-            state=c.state if c.state in _CONTAINER_STATES else "waiting",
+            state=_CONTAINER_STATES.get(c.state, ContainerState.WAITING),
             reason=c.reason[:128],
             message=c.message[:1024],
             ready=c.ready,
@@ -172,8 +176,11 @@ def _probe_from_proto(
     if not c.HasField(field):
         return None
     p: node_pb2.Probe = getattr(c, field)
+    kind = _PROBE_KINDS.get(p.kind)
+    if kind is None:
+        return None
     return Probe(
-        kind=p.kind,
+        kind=kind,
         port=p.port,
         path=p.path,
         scheme=p.scheme,
@@ -221,6 +228,26 @@ def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpe
         image_pull_policy=c.image_pull_policy,
         readiness_probe=_probe_to_proto(c.readiness_probe),
         liveness_probe=_probe_to_proto(c.liveness_probe),
+        volume_mounts=[
+            node_pb2.VolumeMount(
+                name=m.name, mount_path=m.mount_path, sub_path=m.sub_path, read_only=m.read_only
+            )
+            for m in c.volume_mounts
+        ],
+    )
+
+
+def _volume_to_proto(v: Volume) -> node_pb2.Volume:
+    return node_pb2.Volume(
+        name=v.name,
+        source=v.source,
+        medium=v.medium,
+        size_limit_bytes=v.size_limit_bytes,
+        path=v.path,
+        host_path_type=v.host_path_type,
+        claim_name=v.claim_name,
+        read_only=v.read_only,
+        volume_name=v.volume_name,
     )
 
 
@@ -230,6 +257,7 @@ def pod_spec_to_proto(pod: Pod, resolve: EnvResolver = _plain_env) -> node_pb2.P
         containers=[_container_to_proto(c, resolve(pod, c)) for c in spec.containers],
         restart_policy=spec.restart_policy,
         termination_grace_period_seconds=spec.termination_grace_period_seconds,
+        volumes=[_volume_to_proto(v) for v in spec.volumes],
     )
 
 
