@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from agent.expansion import container_env, expand_all
 from agent.model import ContainerSpec, PodAssignment, spec_hash
+from agent.mounts import container_mounts
 from agent.probes import probe_ports
 from agent.runtime.port import (
     LABEL_CONTAINER,
@@ -64,4 +65,5 @@ def container_config(
         host_ip=host_ip,
         nano_cpus=spec.limits.cpu_millis * 1_000_000,
         mem_limit=spec.limits.memory_bytes,
+        mounts=container_mounts(node, assignment, spec),
     )

@@ -19,6 +19,8 @@ from agent.model import (
     PodStatusReport,
     Probe,
     Resources,
+    Volume,
+    VolumeMount,
 )
 from protos import node_pb2 as pb
 
@@ -69,6 +71,23 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
             probe_from_proto(msg.liveness_probe) if msg.HasField("liveness_probe") else None
         ),
         config_error=msg.config_error,
+        volume_mounts=tuple(
+            VolumeMount(m.name, m.mount_path, m.sub_path, m.read_only) for m in msg.volume_mounts
+        ),
+    )
+
+
+def volume_from_proto(v: pb.Volume) -> Volume:
+    return Volume(
+        name=v.name,
+        source=v.source,
+        medium=v.medium,
+        size_limit_bytes=v.size_limit_bytes,
+        path=v.path,
+        host_path_type=v.host_path_type,
+        claim_name=v.claim_name,
+        read_only=v.read_only,
+        volume_name=v.volume_name,
     )
 
 
@@ -80,6 +99,7 @@ def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
             containers=tuple(container_from_proto(c) for c in msg.spec.containers),
             restart_policy=msg.spec.restart_policy or "Always",
             termination_grace_period_seconds=msg.spec.termination_grace_period_seconds,
+            volumes=tuple(volume_from_proto(v) for v in msg.spec.volumes),
         ),
         labels=dict(msg.labels),
         owner=msg.owner,

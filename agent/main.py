@@ -40,6 +40,7 @@ from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
+from agent.volume_gc import run_volume_gc
 from agent.worker import Worker
 from kernel.clock import SystemClock
 from kernel.names import is_node_name
@@ -236,6 +237,7 @@ async def run_agent(
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(security.run(), name="certificate-rotation"),
+        asyncio.create_task(run_volume_gc(runtime, clock), name="volume-collector"),
     ]
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -124,6 +124,38 @@ class Probe:
 
 
 @dataclass(frozen=True, slots=True)
+class VolumeMount:
+    """Where a container sees one of its pod's volumes (Kubernetes' volumeMounts[])."""
+
+    name: str
+    mount_path: str
+    # A path inside the volume to mount instead of its root.
+    sub_path: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """One pod volume (Kubernetes' spec.volumes[]) and where its files live on the node.
+
+    `source` is emptyDir (a Docker volume that lives and dies with the pod, or a
+    tmpfs with `medium` Memory), hostPath (a directory or file of the node) or
+    persistentVolumeClaim (the node-local Docker volume bound to the claim; the
+    master fills `volume_name` when it binds the pod, so an agent needs no lookup).
+    """
+
+    name: str
+    source: str
+    medium: str = ""
+    size_limit_bytes: int = 0
+    path: str = ""
+    host_path_type: str = ""
+    claim_name: str = ""
+    read_only: bool = False
+    volume_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
     name: str
     image: str
@@ -137,6 +169,7 @@ class Container:
     env_from: tuple[EnvFromSource, ...] = ()
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
+    volume_mounts: tuple[VolumeMount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +181,11 @@ class PodSpec:
     termination_grace_period_seconds: int = 30
     # Accepted and shown; pinnace mounts no service account token.
     service_account_name: str = ""
+    volumes: tuple[Volume, ...] = ()
+
+    def claim_names(self) -> tuple[str, ...]:
+        """The PersistentVolumeClaims this pod uses, in spec order."""
+        return tuple(v.claim_name for v in self.volumes if v.source == "persistentVolumeClaim")
 
     def requests(self) -> Resources:
         total = Resources()
@@ -414,7 +452,64 @@ class ServiceAccount:
     kind = "ServiceAccount"
 
 
-StoredObject = Deployment | Service | Pod | Node | Event | ConfigMap | Secret | ServiceAccount
+@dataclass(frozen=True, slots=True)
+class PersistentVolumeClaim:
+    """A request for storage (Kubernetes' PersistentVolumeClaim).
+
+    pinnace's one storage class, `local`, binds like Kubernetes' WaitForFirstConsumer:
+    the claim stays Pending until its first pod is scheduled, then it is bound to a
+    PersistentVolume on that pod's node (a Docker volume there), and every later pod
+    of the claim is placed on that node only.
+    """
+
+    meta: ObjectMeta
+    access_modes: tuple[str, ...]
+    storage_bytes: int
+    storage_class: str = "local"
+    volume_mode: str = "Filesystem"
+    # Set when bound: the PersistentVolume's name and the node that holds it.
+    volume_name: str = ""
+    node_name: str = ""
+
+    kind = "PersistentVolumeClaim"
+
+    @property
+    def phase(self) -> str:
+        return "Bound" if self.volume_name else "Pending"
+
+
+@dataclass(frozen=True, slots=True)
+class PersistentVolume:
+    """Node-local storage pinnace made for one claim (`get pv`): a Docker volume on a node."""
+
+    meta: ObjectMeta
+    storage_bytes: int
+    access_modes: tuple[str, ...]
+    node_name: str
+    claim_name: str
+    claim_uid: str
+    # Retain: deleting the claim keeps the Docker volume on its node (Delete, which
+    # would remove it, is not implemented yet).
+    reclaim_policy: str = "Retain"
+    storage_class: str = "local"
+    # Bound while its claim exists; Released once the claim is deleted.
+    phase: str = "Bound"
+
+    kind = "PersistentVolume"
+
+
+StoredObject = (
+    Deployment
+    | Service
+    | Pod
+    | Node
+    | Event
+    | ConfigMap
+    | Secret
+    | ServiceAccount
+    | PersistentVolumeClaim
+    | PersistentVolume
+)
 
 KINDS: dict[str, type[StoredObject]] = {
     "Deployment": Deployment,
@@ -425,6 +520,8 @@ KINDS: dict[str, type[StoredObject]] = {
     "ConfigMap": ConfigMap,
     "Secret": Secret,
     "ServiceAccount": ServiceAccount,
+    "PersistentVolumeClaim": PersistentVolumeClaim,
+    "PersistentVolume": PersistentVolume,
 }
 
 

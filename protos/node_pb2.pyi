@@ -740,24 +740,105 @@ class PodSpec(_message.Message):
     CONTAINERS_FIELD_NUMBER: _builtins.int
     RESTART_POLICY_FIELD_NUMBER: _builtins.int
     TERMINATION_GRACE_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    VOLUMES_FIELD_NUMBER: _builtins.int
     restart_policy: _builtins.str
     termination_grace_period_seconds: _builtins.int
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerSpec]: ...
+    @_builtins.property
+    def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Volume]: ...
     def __init__(
         self,
         *,
         containers: _abc.Iterable[Global___ContainerSpec] | None = ...,
         restart_policy: _builtins.str = ...,
         termination_grace_period_seconds: _builtins.int = ...,
+        volumes: _abc.Iterable[Global___Volume] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "restart_policy", b"restart_policy", "termination_grace_period_seconds", b"termination_grace_period_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "restart_policy", b"restart_policy", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PodSpec: _TypeAlias = PodSpec  # noqa: Y015
+
+@_typing.final
+class Volume(_message.Message):
+    """A pod volume and where its files live on the node (Kubernetes' spec.volumes[])."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    MEDIUM_FIELD_NUMBER: _builtins.int
+    SIZE_LIMIT_BYTES_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    HOST_PATH_TYPE_FIELD_NUMBER: _builtins.int
+    CLAIM_NAME_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    VOLUME_NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    source: _builtins.str
+    """emptyDir | hostPath | persistentVolumeClaim"""
+    medium: _builtins.str
+    """emptyDir: "" (a Docker volume that dies with the pod) or "Memory" (a tmpfs)."""
+    size_limit_bytes: _builtins.int
+    path: _builtins.str
+    """hostPath: the node's path and Kubernetes' type check."""
+    host_path_type: _builtins.str
+    claim_name: _builtins.str
+    """persistentVolumeClaim: the claim, and the node-local Docker volume bound to it."""
+    read_only: _builtins.bool
+    volume_name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        source: _builtins.str = ...,
+        medium: _builtins.str = ...,
+        size_limit_bytes: _builtins.int = ...,
+        path: _builtins.str = ...,
+        host_path_type: _builtins.str = ...,
+        claim_name: _builtins.str = ...,
+        read_only: _builtins.bool = ...,
+        volume_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_name", b"claim_name", "host_path_type", b"host_path_type", "medium", b"medium", "name", b"name", "path", b"path", "read_only", b"read_only", "size_limit_bytes", b"size_limit_bytes", "source", b"source", "volume_name", b"volume_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Volume: _TypeAlias = Volume  # noqa: Y015
+
+@_typing.final
+class VolumeMount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MOUNT_PATH_FIELD_NUMBER: _builtins.int
+    SUB_PATH_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    mount_path: _builtins.str
+    sub_path: _builtins.str
+    read_only: _builtins.bool
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        mount_path: _builtins.str = ...,
+        sub_path: _builtins.str = ...,
+        read_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mount_path", b"mount_path", "name", b"name", "read_only", b"read_only", "sub_path", b"sub_path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeMount: _TypeAlias = VolumeMount  # noqa: Y015
 
 @_typing.final
 class EnvVar(_message.Message):
@@ -834,6 +915,7 @@ class ContainerSpec(_message.Message):
     READINESS_PROBE_FIELD_NUMBER: _builtins.int
     LIVENESS_PROBE_FIELD_NUMBER: _builtins.int
     CONFIG_ERROR_FIELD_NUMBER: _builtins.int
+    VOLUME_MOUNTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     image: _builtins.str
     image_pull_policy: _builtins.str
@@ -859,6 +941,8 @@ class ContainerSpec(_message.Message):
 
     @_builtins.property
     def liveness_probe(self) -> Global___Probe: ...
+    @_builtins.property
+    def volume_mounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeMount]: ...
     def __init__(
         self,
         *,
@@ -874,10 +958,11 @@ class ContainerSpec(_message.Message):
         readiness_probe: Global___Probe | None = ...,
         liveness_probe: Global___Probe | None = ...,
         config_error: _builtins.str = ...,
+        volume_mounts: _abc.Iterable[Global___VolumeMount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests", "volume_mounts", b"volume_mounts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

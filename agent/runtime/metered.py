@@ -14,7 +14,14 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 from agent.metrics import CONTAINER_ERRORS, CONTAINER_OPERATION
-from agent.runtime.port import ContainerConfig, ContainerInfo, ExecResult, Runtime, RuntimeEvent
+from agent.runtime.port import (
+    ContainerConfig,
+    ContainerInfo,
+    ExecResult,
+    Runtime,
+    RuntimeEvent,
+    VolumeInfo,
+)
 
 T = TypeVar("T")
 
@@ -58,6 +65,12 @@ class MeteredRuntime:
 
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         return await _timed("exec", self._inner.exec(container_id, command))
+
+    async def list_volumes(self) -> list[VolumeInfo]:
+        return await _timed("list_volumes", self._inner.list_volumes())
+
+    async def remove_volume(self, name: str) -> bool:
+        return await _timed("remove_volume", self._inner.remove_volume(name))
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         return self._inner.events()

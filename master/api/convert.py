@@ -26,6 +26,7 @@ from master.model import (
     PodStatus,
     Probe,
     Resources,
+    Volume,
 )
 from protos import node_pb2
 
@@ -221,6 +222,26 @@ def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpe
         image_pull_policy=c.image_pull_policy,
         readiness_probe=_probe_to_proto(c.readiness_probe),
         liveness_probe=_probe_to_proto(c.liveness_probe),
+        volume_mounts=[
+            node_pb2.VolumeMount(
+                name=m.name, mount_path=m.mount_path, sub_path=m.sub_path, read_only=m.read_only
+            )
+            for m in c.volume_mounts
+        ],
+    )
+
+
+def _volume_to_proto(v: Volume) -> node_pb2.Volume:
+    return node_pb2.Volume(
+        name=v.name,
+        source=v.source,
+        medium=v.medium,
+        size_limit_bytes=v.size_limit_bytes,
+        path=v.path,
+        host_path_type=v.host_path_type,
+        claim_name=v.claim_name,
+        read_only=v.read_only,
+        volume_name=v.volume_name,
     )
 
 
@@ -230,6 +251,7 @@ def pod_spec_to_proto(pod: Pod, resolve: EnvResolver = _plain_env) -> node_pb2.P
         containers=[_container_to_proto(c, resolve(pod, c)) for c in spec.containers],
         restart_policy=spec.restart_policy,
         termination_grace_period_seconds=spec.termination_grace_period_seconds,
+        volumes=[_volume_to_proto(v) for v in spec.volumes],
     )
 
 

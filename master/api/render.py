@@ -21,6 +21,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from master.api.render_storage import (
+    render_claim,
+    render_volume,
+    render_volume_mount,
+    render_volume_object,
+)
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.rolling import surge_and_unavailable
 from master.lb.model import LbService
@@ -37,6 +43,8 @@ from master.model import (
     Event,
     Node,
     ObjectMeta,
+    PersistentVolume,
+    PersistentVolumeClaim,
     Pod,
     PodSpec,
     Probe,
@@ -173,6 +181,8 @@ def render_container(c: Container) -> Obj:
     if c.liveness_probe is not None:
         out["livenessProbe"] = render_probe(c.liveness_probe)
     out["imagePullPolicy"] = c.image_pull_policy
+    if c.volume_mounts:
+        out["volumeMounts"] = [render_volume_mount(m) for m in c.volume_mounts]
     return out
 
 
@@ -184,6 +194,8 @@ def render_pod_spec(spec: PodSpec) -> Obj:
     }
     if spec.service_account_name:
         out["serviceAccountName"] = spec.service_account_name
+    if spec.volumes:
+        out["volumes"] = [render_volume(v) for v in spec.volumes]
     return out
 
 
@@ -516,6 +528,10 @@ def render_object(obj: StoredObject, now: float) -> Obj:
         return render_service(obj)
     if isinstance(obj, Node):
         return render_node(obj)
+    if isinstance(obj, PersistentVolumeClaim):
+        return render_claim(obj, _metadata(obj.meta))
+    if isinstance(obj, PersistentVolume):
+        return render_volume_object(obj, _metadata(obj.meta))
     return render_event(obj)
 
 

@@ -39,14 +39,15 @@ from master.manifest.quantities import (
     parse_quantity_cpu,
     parse_quantity_memory,
 )
+from master.manifest.volumes import parse_volume_mounts, parse_volumes
 from master.model import Container, ContainerPort, PodSpec, Resources
 
 POD_SUPPORTED = (
-    "containers", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
+    "containers", "volumes", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
     "serviceAccount", "automountServiceAccountToken",
 )  # fmt: skip
 POD_UNSUPPORTED = (
-    "volumes", "initContainers", "ephemeralContainers", "activeDeadlineSeconds", "dnsPolicy",
+    "initContainers", "ephemeralContainers", "activeDeadlineSeconds", "dnsPolicy",
     "nodeSelector", "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
     "securityContext",
     "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
@@ -57,10 +58,10 @@ POD_UNSUPPORTED = (
 )  # fmt: skip
 CONTAINER_SUPPORTED = (
     "name", "image", "command", "args", "env", "envFrom", "ports", "resources", "imagePullPolicy",
-    "readinessProbe", "livenessProbe",
+    "readinessProbe", "livenessProbe", "volumeMounts",
 )  # fmt: skip
 CONTAINER_UNSUPPORTED = (
-    "workingDir", "resizePolicy", "restartPolicy", "volumeMounts", "volumeDevices",
+    "workingDir", "resizePolicy", "restartPolicy", "volumeDevices",
     "startupProbe", "lifecycle", "terminationMessagePath",
     "terminationMessagePolicy", "securityContext", "stdin", "stdinOnce", "tty",
 )  # fmt: skip
@@ -151,7 +152,12 @@ def _parse_resources(value: Any, where: Where) -> tuple[Resources, Resources]:
     return requests, limits
 
 
-def _parse_container(value: Any, where: Where) -> Container:
+def _parse_container(
+    value: Any,
+    where: Where,
+    volumes: frozenset[str] = frozenset(),
+    left_out: frozenset[str] = frozenset(),
+) -> Container:
     data = as_map(value, where)
     check_fields(data, where, CONTAINER_SUPPORTED, CONTAINER_UNSUPPORTED)
     name = as_str(require(data, "name", where), where.key("name"))
@@ -188,6 +194,9 @@ def _parse_container(value: Any, where: Where) -> Container:
         image_pull_policy=pull,
         readiness_probe=probes.get("readinessProbe"),
         liveness_probe=probes.get("livenessProbe"),
+        volume_mounts=parse_volume_mounts(
+            data.get("volumeMounts"), where.key("volumeMounts"), volumes, left_out
+        ),
     )
 
 
@@ -226,7 +235,11 @@ def parse_pod_spec(value: Any, where: Where) -> PodSpec:
     if is_empty(raw_containers):
         raise where.key("containers").error("is required (at least one container)")
     at = where.key("containers")
-    containers = tuple(_parse_container(c, at.index(i)) for i, c in enumerate(raw_containers))
+    volumes, left_out = parse_volumes(data.get("volumes"), where.key("volumes"))
+    declared = frozenset(v.name for v in volumes)
+    containers = tuple(
+        _parse_container(c, at.index(i), declared, left_out) for i, c in enumerate(raw_containers)
+    )
     seen: set[str] = set()
     for i, container in enumerate(containers):
         if container.name in seen:
@@ -254,6 +267,7 @@ def parse_pod_spec(value: Any, where: Where) -> PodSpec:
         restart_policy=restart,
         termination_grace_period_seconds=grace,
         service_account_name=_service_account(data, where),
+        volumes=volumes,
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from master.manifest import deployment, meta, podspec, probes, service
+from master.manifest import deployment, meta, podspec, probes, service, volumes
 
 # Kinds of leaf value: OpenAPI types, plus Kubernetes' int-or-string and string maps.
 Scalar = str  # "string" | "integer" | "boolean" | "int-or-string" | "string-map"
@@ -247,6 +247,61 @@ _CONTAINER_PORT = Type(
     ),
     required=("containerPort",),
 )
+_VOLUME_MOUNT = Type(
+    "io.k8s.api.core.v1.VolumeMount",
+    "Where a container sees one of the pod's volumes.",
+    (
+        Field("name", "The volume's name in spec.volumes.", S),
+        Field("mountPath", "Absolute path in the container.", S),
+        Field("subPath", "A path inside the volume to mount instead of its root.", S),
+        Field("readOnly", "Mount read-only.", B),
+        Field("mountPropagation", "Not supported (ignored).", S),
+        Field("subPathExpr", "Not supported (ignored).", S),
+        Field("recursiveReadOnly", "Not supported (ignored).", S),
+    ),
+    required=("name", "mountPath"),
+)
+_EMPTY_DIR = Type(
+    "io.k8s.api.core.v1.EmptyDirVolumeSource",
+    "Scratch space that lives and dies with the pod.",
+    (
+        Field("medium", '"" (node disk) or "Memory" (tmpfs).', S, enum=("", "Memory")),
+        Field("sizeLimit", "Size of a Memory volume (default 64Mi).", IOS),
+    ),
+)
+_HOST_PATH = Type(
+    "io.k8s.api.core.v1.HostPathVolumeSource",
+    "A directory or file of the node.",
+    (
+        Field("path", "Absolute path on the node.", S),
+        Field("type", "What must be there.", S, enum=volumes.HOST_PATH_TYPES),
+    ),
+    required=("path",),
+)
+_CLAIM = Type(
+    "io.k8s.api.core.v1.PersistentVolumeClaimVolumeSource",
+    "A PersistentVolumeClaim's node-local volume.",
+    (
+        Field("claimName", "The claim's name.", S),
+        Field("readOnly", "Mount read-only.", B),
+    ),
+    required=("claimName",),
+)
+VOLUME = Type(
+    "io.k8s.api.core.v1.Volume",
+    "A pod volume: exactly one source.",
+    (
+        Field("name", "Name the mounts refer to (DNS-1123 label).", S),
+        Field("emptyDir", "Scratch space of the pod.", _EMPTY_DIR),
+        Field("hostPath", "A path of the node.", _HOST_PATH),
+        Field("persistentVolumeClaim", "Node-local persistent storage.", _CLAIM),
+        *(
+            Field(name, "Not supported yet: the volume and its mounts are left out.", "any")
+            for name in volumes.UNSUPPORTED_SOURCES
+        ),
+    ),
+    required=("name",),
+)
 CONTAINER = _check(
     Type(
         "io.k8s.api.core.v1.Container",
@@ -269,6 +324,13 @@ CONTAINER = _check(
             Field("imagePullPolicy", "When to pull the image.", S, enum=podspec.PULL_POLICIES),
             Field("readinessProbe", "Traffic flows only while it passes.", PROBE),
             Field("livenessProbe", "The container is restarted when it fails.", PROBE),
+            Field(
+                "volumeMounts",
+                "The pod's volumes this container mounts.",
+                _VOLUME_MOUNT,
+                is_list=True,
+                merge_key="mountPath",
+            ),
         ),
         required=("name", "image"),
     ),
@@ -294,6 +356,13 @@ POD_SPEC = _check(
             ),
             Field("serviceAccount", "Deprecated alias of serviceAccountName.", S),
             Field("automountServiceAccountToken", "Accepted; pinnace mounts no token.", B),
+            Field(
+                "volumes",
+                "Volumes the containers may mount.",
+                VOLUME,
+                is_list=True,
+                merge_key="name",
+            ),
             Field("nodeName", "Set by the scheduler.", S, read_only=True),
         ),
         required=("containers",),

@@ -25,6 +25,8 @@ from master.model import (
     Node,
     NodeStatus,
     ObjectMeta,
+    PersistentVolume,
+    PersistentVolumeClaim,
     Pod,
     PodPhase,
     PodSpec,
@@ -38,6 +40,8 @@ from master.model import (
     ServiceAccount,
     ServicePort,
     StoredObject,
+    Volume,
+    VolumeMount,
 )
 from master.store import codec
 from master.store.codec import CodecError, decode, encode
@@ -76,6 +80,7 @@ def _container() -> Container:
         env_from=(EnvFromSource("secretRef", "creds", "DB_", True),),
         readiness_probe=_probe("httpGet"),
         liveness_probe=_probe("exec"),
+        volume_mounts=(VolumeMount("data", "/data", "sub", True),),
     )
 
 
@@ -102,6 +107,20 @@ def _spec() -> PodSpec:
         restart_policy="OnFailure",
         termination_grace_period_seconds=5,
         service_account_name="robot",
+        volumes=(
+            # Every field set, whatever the source (the codec does not care).
+            Volume(
+                "data",
+                "persistentVolumeClaim",
+                "Memory",
+                1 << 20,
+                "/srv",
+                "Directory",
+                "data-claim",
+                True,
+                "pinnace-pvc-1",
+            ),
+        ),
     )
 
 
@@ -203,6 +222,20 @@ def full_objects() -> list[StoredObject]:
         ConfigMap(_meta("cfg"), {"mode": "prod"}, {"logo": "iVBORw=="}, immutable=True),
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
+        PersistentVolumeClaim(
+            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1"
+        ),
+        PersistentVolume(
+            _meta("pvc-1"),
+            1 << 30,
+            ("ReadWriteOnce",),
+            "node-1",
+            "data",
+            "uid-data",
+            "Delete",
+            "fast",
+            "Released",
+        ),
     ]
 
 
