@@ -139,7 +139,9 @@ def _check_address(parser: argparse.ArgumentParser, flag: str, value: str) -> No
 def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResources]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_address(parser, "--master", args.master)
+    # Several masters (HA): comma separated; the session moves on when one fails it.
+    for master in args.master.split(","):
+        _check_address(parser, "--master", master.strip())
     if not is_node_name(args.name):
         parser.error(
             f"--name: {args.name[:80]!r} is not a valid node name (lower-case letters, digits, "
@@ -223,6 +225,7 @@ async def run_agent(
         clock,
         channel=security.channel,
         logs=LogStreamer(runtime),
+        prefer=security.prefer,
     )
     metrics = start_metrics_server(args.metrics_listen)
     if metrics is not None:
