@@ -1,7 +1,7 @@
 """Benchmark: how fast pinnace heals, and whether replica counts stay exact.
 
-Run as `python -m tests.bench.recovery [--trials 10] [--pause-trials 3] [--no-swarm]`. One master
-(default flags: 1 s heartbeat, 3 s lease, eviction at once) and two agents on
+Run as `python -m tests.bench.recovery [--trials 10] [--pause-trials 3] [--no-swarm]`.
+One master (default flags: 1 s heartbeat, 3 s lease, eviction at once) and two agents on
 127.0.0.1 run `pinnace/httpd:latest`; every time is read off the engine itself
 (containers by label, polled every 25 ms), from the moment the harm is done:
 - container kill: `docker kill` of one pod's container -> a new container for the
