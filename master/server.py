@@ -31,6 +31,7 @@ from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.kube.server import start_kube_api
+from master.api.logs import LogRelay
 from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
@@ -173,11 +174,13 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         security.add_servicers(server, state)
     admission = _lb_admission(config)
     masters = MastersView(_etcd_of(store) if config.leader_elect else None)
+    # Container logs: asked for on either API, carried by the node sessions.
+    logs = LogRelay()
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock, admission, masters.list_masters), server
+        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs), server
     )
     node_servicer = NodeServicer(
-        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
+        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds, logs
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)
@@ -203,6 +206,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 state,
                 manager,
                 clock,
+                logs,
+                admission,
             )
         except OSError as e:
             raise SystemExit(

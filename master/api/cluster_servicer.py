@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from kernel.clock import Clock
+from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
 from master.api.render import render_endpoints, render_object
 from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import delete_objects
@@ -88,7 +89,9 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         clock: Clock,
         admit_services: ServiceAdmission | None = None,
         masters: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
+        logs: LogRelay | None = None,
     ) -> None:
+        self._logs = logs if logs is not None else LogRelay()
         self._state = state
         self._manager = manager
         self._clock = clock
@@ -297,3 +300,31 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 )
         finally:
             unsubscribe()
+
+    # -- logs ----------------------------------------------------------------------------
+
+    async def StreamLogs(
+        self, request: cluster_pb2.StreamLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[cluster_pb2.StreamLogsResponse]:
+        """`pinnace logs`: the same rules and relay as the Kubernetes API's pods/NAME/log."""
+        try:
+            node, container = locate(self._state, request.pod, request.container, request.previous)
+        except LogRefused as e:
+            code = (
+                grpc.StatusCode.NOT_FOUND
+                if e.code == "not_found"
+                else grpc.StatusCode.FAILED_PRECONDITION
+            )
+            await context.abort(code, e.message)
+        query = LogQuery(
+            pod=request.pod,
+            container=container,
+            follow=request.follow,
+            tail_lines=int(request.tail_lines),
+            timestamps=request.timestamps,
+        )
+        try:
+            async for data in self._logs.stream(node, query):
+                yield cluster_pb2.StreamLogsResponse(data=data)
+        except LogUnavailable as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))

@@ -17,7 +17,7 @@ present (none today) need no change at the call sites.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,7 +111,7 @@ def render_probe(p: Probe) -> Obj:
                     {"name": h.name, "value": h.value} for h in p.http_headers
                 ]
     return {
-        p.kind: handler,
+        p.kind.value: handler,
         "initialDelaySeconds": p.initial_delay_seconds,
         "timeoutSeconds": p.timeout_seconds,
         "periodSeconds": p.period_seconds,
@@ -160,7 +160,7 @@ def render_container(c: Container) -> Obj:
 def render_pod_spec(spec: PodSpec) -> Obj:
     out: Obj = {
         "containers": [render_container(c) for c in spec.containers],
-        "restartPolicy": spec.restart_policy,
+        "restartPolicy": spec.restart_policy.value,
         "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
     }
     if spec.service_account_name:
@@ -249,7 +249,7 @@ def render_pod(pod: Pod, now: float) -> Obj:
 
 
 def render_deployment(dep: Deployment) -> Obj:
-    strategy: Obj = {"type": dep.strategy}
+    strategy: Obj = {"type": dep.strategy.value}
     if dep.strategy == "RollingUpdate":
         strategy["rollingUpdate"] = {
             "maxSurge": _int_or_str(dep.rolling_update.max_surge),
@@ -345,7 +345,7 @@ def render_service(svc: Service) -> Obj:
             port["nodePort"] = p.node_port
         ports.append(port)
     ingress = [{"ip": svc.ingress_ip}] if svc.ingress_ip else []
-    spec: Obj = {"type": svc.type, "selector": dict(svc.selector), "ports": ports}
+    spec: Obj = {"type": svc.type.value, "selector": dict(svc.selector), "ports": ports}
     if svc.cluster_ip:
         spec["clusterIP"] = svc.cluster_ip
     return {
@@ -474,16 +474,6 @@ def render_object(obj: StoredObject, now: float) -> Obj:
     if isinstance(obj, PersistentVolume):
         return render_volume_object(obj, _metadata(obj.meta))
     return render_event(obj)
-
-
-def render_list(objs: Iterable[StoredObject], now: float) -> Obj:
-    """Several objects as kubectl prints them: a v1 List with items."""
-    return {
-        "apiVersion": "v1",
-        "kind": "List",
-        "metadata": {"resourceVersion": ""},
-        "items": [render_object(o, now) for o in objs],
-    }
 
 
 def render_endpoints(svc: Service, ports: Sequence[LbService]) -> Obj:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -179,6 +181,16 @@ def test_metrics_move_when_pods_are_scheduled_probed_and_killed(
     probes = "pinnace_agent_probe_results_total"
     assert value(a1, probes, probe="readiness", result="success") >= 2
     assert value(a1, "pinnace_agent_container_operation_errors_total", operation="create") == 0
+
+    # The Kubernetes API, asked without a client certificate: a 401, timed and counted.
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE  # only to our own master on 127.0.0.1
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{cluster.api_url}/api/v1/pods", timeout=10, context=insecure)
+    assert refused.value.code == 401
+    kube = "pinnace_kube_api_request_duration_seconds_count"
+    assert total(scrape(master), kube, verb="GET", resource="pods", code="401") == 1
 
     # Killed: a pod deleted by the user is stopped and replaced (scheduled again); an unknown
     # object is a NOT_FOUND call.
