@@ -34,8 +34,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
-from agent.convert import assignments_from_proto, node_info_to_proto, status_to_proto
+from agent.convert import (
+    assignments_from_proto,
+    log_order_from_proto,
+    node_info_to_proto,
+    status_to_proto,
+)
 from agent.fencing import PROBE_WAIT, PeerView
+from agent.logs import LogStreamer
 from agent.model import NodeInfo, PeerAddress
 from agent.outbox import StatusOutbox
 from agent.state.events import (
@@ -103,8 +109,11 @@ class Session:
         jitter: Callable[[], float] = random.random,
         channel: Callable[[], grpc.aio.Channel] | None = None,
         witness: WitnessClient | None = None,
+        logs: LogStreamer | None = None,
     ) -> None:
         self._target = target
+        # Container logs the master asks for (agent/logs.py).
+        self._logs = logs
         self._node = node
         self._worker = worker
         self._outbox = outbox
@@ -257,7 +266,7 @@ class Session:
             senders = [
                 asyncio.create_task(self._heartbeats(outgoing, heartbeat)),
                 asyncio.create_task(self._flush(outgoing)),
-                asyncio.create_task(self._receive(call)),
+                asyncio.create_task(self._receive(call, outgoing)),
             ]
             restart = asyncio.create_task(self._restart.wait())
             try:
@@ -271,10 +280,18 @@ class Session:
             finally:
                 for task in [*senders, restart]:
                     task.cancel()
+                if self._logs is not None:
+                    self._logs.cancel_all()
                 call.cancel()
                 await asyncio.gather(*senders, restart, return_exceptions=True)
 
-    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _receive(
+        self, call: grpc.aio.StreamStreamCall, outgoing: asyncio.Queue[pb.AgentMessage]
+    ) -> None:
+        def send_log(request_id: str, data: bytes, end: bool, error: str) -> None:
+            chunk = pb.LogChunk(request_id=request_id, data=data, end=end, error=error)
+            outgoing.put_nowait(pb.AgentMessage(log_chunk=chunk))
+
         first = True
         async for msg in call:
             # Offered to the state machine first: a message that waited out a freeze or a
@@ -295,6 +312,12 @@ class Session:
                     if p.name != self._node.name and p.witness_port > 0
                 )
                 self._handle(PeersUpdated(peers, msg.peers.cluster_size))
+            elif kind == "log_request" and self._logs is not None:
+                self._logs.start(log_order_from_proto(msg.log_request), send_log)
+            elif kind == "log_request":
+                send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
+            elif kind == "log_cancel" and self._logs is not None:
+                self._logs.cancel(msg.log_cancel.request_id)
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
         while True:
