@@ -42,7 +42,7 @@ from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
 from agent.volume_gc import run_volume_gc
-from agent.witness import WitnessClient, WitnessServicer, serve_witness
+from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.clock import SystemClock
 from kernel.names import is_node_name
@@ -217,13 +217,21 @@ async def run_agent(
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
     worker = Worker(runtime, args.advertise_address, clock, outbox.update, check=check, fence=fence)
+    metrics = start_metrics_server(args.metrics_listen)
+    if metrics is not None:
+        log.info("metrics on http://%s/metrics", metrics.address)
     creds = lambda: security.creds  # noqa: E731 - read at each use: certificates rotate
     witness = WitnessServicer(args.name, creds)
     witness_server, witness_port = None, 0
     if args.witness_port >= 0:
-        witness_server, witness_port = await serve_witness(
-            args.advertise_address, args.witness_port, witness
-        )
+        try:
+            witness_server, witness_port = await serve_witness(
+                args.advertise_address, args.witness_port, witness
+            )
+        except WitnessListenError:
+            if metrics is not None:
+                metrics.close()
+            raise
     node = NodeInfo(
         name=args.name,
         address=args.advertise_address,
@@ -247,9 +255,6 @@ async def run_agent(
         logs=LogStreamer(runtime),
     )
     witness.bind(session.probe_master)
-    metrics = start_metrics_server(args.metrics_listen)
-    if metrics is not None:
-        log.info("metrics on http://%s/metrics", metrics.address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -304,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         asyncio.run(run_agent(args, resources))
-    except (JoinError, MetricsListenError) as e:
+    except (JoinError, MetricsListenError, WitnessListenError) as e:
         print(f"pinnace agent: {e}", file=sys.stderr)
         return 1
     return 0

@@ -37,6 +37,10 @@ Probe = Callable[[], Awaitable[tuple[bool, float]]]
 MAX_NONCE = 64
 
 
+class WitnessListenError(Exception):
+    """The witness service cannot listen where asked; one sentence naming the flag."""
+
+
 def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -74,11 +78,21 @@ class WitnessServicer(node_pb2_grpc.WitnessServiceServicer):
 
 async def serve_witness(host: str, port: int, servicer: WitnessServicer) -> tuple[Any, int]:
     """Starts the witness server; (server, the port it listens on)."""
-    server = grpc.aio.server()
+    # No SO_REUSEPORT: two agents on one machine must not share a port (an answer from
+    # the wrong agent would be refused, and the asker would count the peer unreachable).
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     node_pb2_grpc.add_WitnessServiceServicer_to_server(servicer, server)
-    bound = server.add_insecure_port(host_port(host, port))
+    address = host_port(host, port)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpc's way of saying the address is taken or not ours
+        bound = 0
     if not bound:
-        raise OSError(f"cannot listen on {host_port(host, port)} for the witness service")
+        await server.stop(grace=None)
+        raise WitnessListenError(
+            f"--witness-port {port}: cannot listen on {address} (port taken, or not an address "
+            "of this machine); pick another port, or 0 for any free one"
+        )
     await server.start()
     return server, bound
 

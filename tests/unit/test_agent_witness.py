@@ -27,7 +27,7 @@ from agent.model import NodeInfo, Resources
 from agent.outbox import StatusOutbox
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.session import Session
-from agent.witness import WitnessClient, WitnessServicer, serve_witness
+from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.clock import FakeClock
 from protos import node_pb2 as pb
@@ -213,3 +213,17 @@ def test_a_forged_answer_is_refused(forgery: str) -> None:
 
     with pytest.raises(AttestError):
         verify_answer(answer, nonce, "n2", n2.ca_pem, NOW)
+
+
+def test_a_witness_port_that_is_taken_is_one_clear_error() -> None:
+    async def scenario() -> str:
+        first, port = await serve_witness("127.0.0.1", 0, WitnessServicer("n1", lambda: None))
+        try:
+            with pytest.raises(WitnessListenError) as caught:
+                await serve_witness("127.0.0.1", port, WitnessServicer("n2", lambda: None))
+        finally:
+            await first.stop(grace=None)
+        return str(caught.value)
+
+    message = asyncio.run(scenario())
+    assert message.startswith("--witness-port ") and "cannot listen on 127.0.0.1:" in message
