@@ -16,14 +16,13 @@ import logging
 import shutil
 import signal
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
 from kernel.clock import SystemClock
-from kernel.limits import MAX_MASTER_MESSAGE_BYTES
+from kernel.limits import AGENT_RECONNECT_LONGEST_WAIT, MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.node_servicer import NodeServicer
@@ -62,6 +61,8 @@ class MasterConfig:
     lb_advertise: str = ""
     lb_internal: str = ""
     lb_port_offset: int = 0
+    # Stop HAProxy when the master exits; by default it keeps serving (and is adopted).
+    lb_stop_on_exit: bool = False
     haproxy_bin: str = "haproxy"
     # Plaintext without authorisation (loopback only); else TLS as master/api/security.py says.
     insecure: bool = False
@@ -87,7 +88,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     await state.load()
     leases = LeaseTable()
     manager = ControllerManager(state, clock, leases, config.lease_seconds, config.eviction_timeout)
-    manager.start_grace()
+    manager.start_grace(AGENT_RECONNECT_LONGEST_WAIT)
 
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -162,8 +163,6 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             await task
     await state.flush()
     store.close()
-    if lb is not None:
-        shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
 def _lb_addresses(config: MasterConfig) -> LbAddresses:
@@ -189,11 +188,12 @@ def _load_balancer(
             f"pinnace master: {config.haproxy_bin} not found: install HAProxy "
             f"(apt-get install haproxy) or start the master with --no-lb"
         )
-    # Unix socket paths are limited to 107 bytes, so HAProxy's sockets live in a
-    # short private directory rather than under --data-dir.
-    workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-"))
+    # HAProxy's runtime files live with the master's state; HAProxy outlives the master.
+    workdir = config.data_dir / "lb"
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
-    return LoadBalancerController(state, clock, driver, _lb_addresses(config))
+    return LoadBalancerController(
+        state, clock, driver, _lb_addresses(config), stop_on_exit=config.lb_stop_on_exit
+    )
 
 
 def run_master(config: MasterConfig) -> int:

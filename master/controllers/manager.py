@@ -101,11 +101,14 @@ class ControllerManager:
         self._state.record_event("Node", name, "RemovingNode", f"node {name} was deleted")
         return True
 
-    def start_grace(self) -> None:
-        """Give every known node a fresh lease from now (called once at master start)."""
+    def start_grace(self, extra: float = 0.0) -> None:
+        """Give every known node a fresh lease from now (called once at master start).
+
+        `extra` seconds are added: an agent backing off from the master's absence may
+        only try again that much later, and its pods must stay in service meanwhile."""
         now = self._clock.monotonic()
         for node in self._state.objects("Node"):
-            self._leases.renew(node.meta.name, now)
+            self._leases.renew(node.meta.name, now + extra)
 
     # -- the loop -----------------------------------------------------------------
 

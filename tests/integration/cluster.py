@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import docker
 
+from master.lb.process import stop_running
 from tests.support import env_with_haproxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -213,3 +214,6 @@ class LocalCluster:
         for container in self.containers(running_only=False):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
+        # HAProxy outlives its master by design: stop the one this cluster's master left,
+        # by the PID in its pid file.
+        stop_running(self.workdir / "master-data" / "lb")
