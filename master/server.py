@@ -151,10 +151,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         asyncio.create_task(manager.run(), name="controllers"),
         asyncio.create_task(state.run_flusher(), name="flusher"),
     ]
-    if lb is not None:
-        tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
+    lb_task = asyncio.create_task(lb.run(), name="load-balancer") if lb is not None else None
     await stop.wait()
     log.info("stopping")
+    if lb_task is not None:
+        # First freeze the data plane: HAProxy keeps serving exactly what it serves now,
+        # whatever the controllers would conclude from agents cut off by the shutdown.
+        lb_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lb_task
     await server.stop(grace=2.0)
     for task in tasks:
         task.cancel()

@@ -105,8 +105,10 @@ class LoadBalancerController:
                 if not self._driver.running:
                     await self._restart()
                 tick = 0.25 if self._drained_at.keys() - self._released else 1.0
+                # Not wait_for: on Python 3.11 it can lose a cancel (see the manager's loop).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), timeout=tick)
+                    async with asyncio.timeout(tick):
+                        await self._dirty.wait()
                 self._dirty.clear()
                 try:
                     await self.sync_once()
