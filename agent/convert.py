@@ -113,6 +113,7 @@ def status_to_proto(r: PodStatusReport) -> pb.PodStatusReport:
                 image=c.image,
                 exit_code=c.exit_code,
                 started_at=c.started_at,
+                image_note=c.image_note,
             )
             for c in r.containers
         ],

@@ -130,6 +130,8 @@ class ContainerStatus:
     image: str = ""
     exit_code: int = 0
     started_at: float = 0.0
+    # Why the running image is not a freshly pulled one (imagePullPolicy Always, no registry).
+    image_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

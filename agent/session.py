@@ -29,14 +29,14 @@ from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
 from agent.worker import Worker
 from kernel.clock import Clock
-from kernel.limits import AGENT_CHANNEL_OPTIONS, AGENT_RECONNECT_CAP
+from kernel.limits import AGENT_CHANNEL_OPTIONS
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
 
 log = logging.getLogger("pinnace.agent")
 
 RECONNECT_INITIAL = 0.2
-RECONNECT_CAP = AGENT_RECONNECT_CAP
+RECONNECT_CAP = 5.0
 FLUSH_INTERVAL = 0.1
 FENCE_TICK = 0.2
 REGISTER_TIMEOUT = 10.0

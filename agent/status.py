@@ -93,6 +93,7 @@ def _container_status(
             container_id=current.id,
             image=current.image or image,
             started_at=current.started_at,
+            image_note=b.image_note,
         )
         return running, True
     will_restart = should_restart(restart_policy, current)

@@ -64,6 +64,8 @@ class ContainerBackoff:
     # The container stopped because its liveness probe failed, and the failure.
     unhealthy_id: str = ""
     unhealthy_message: str = ""
+    # imagePullPolicy Always could not pull; the present image was used (and why).
+    image_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +176,16 @@ def _advance(
     return replace(
         b, retry_at=now + delay, next_delay=min(BACKOFF_CAP, max(BACKOFF_INITIAL, delay * 2))
     )
+
+
+def record_image_note(
+    backoff: Mapping[ContainerKey, ContainerBackoff], key: ContainerKey, note: str
+) -> dict[ContainerKey, ContainerBackoff]:
+    """The image is ready; `note` says when it is not the pulled one ("" when it is)."""
+    b = backoff.get(key, ContainerBackoff())
+    if b.image_note == note:
+        return dict(backoff)
+    return {**backoff, key: replace(b, image_note=note)}
 
 
 def record_pull_failure(

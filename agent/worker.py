@@ -57,6 +57,7 @@ from agent.sync import (
     RestartContainer,
     StartContainer,
     StopContainer,
+    record_image_note,
     record_pull_failure,
     record_start_failure,
     sync,
@@ -328,7 +329,10 @@ class Worker:
         try:
             match action:
                 case PullImage():
-                    await self._runtime.ensure_image(action.image, action.pull_policy)
+                    note = await self._runtime.ensure_image(action.image, action.pull_policy)
+                    if note:
+                        log.warning("pod=%s container=%s: %s", action.pod, action.container, note)
+                    self._backoff = record_image_note(self._backoff, key, note)
                 case StartContainer():
                     await self._start(action.assignment, action.spec, action.restart_count)
                 case RestartContainer():

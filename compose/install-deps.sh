@@ -25,6 +25,7 @@ packages=(
   ca-certificates # https mirrors for apt and debootstrap
   make            # the entry point
   curl            # the demo fetches its page through the load balancer
+  etcd-server     # --store etcd: the HA tests run real etcd members
 )
 # Needed only where the machine lacks what they provide.
 command -v python3 >/dev/null || packages+=(python3)

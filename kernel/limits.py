@@ -12,9 +12,3 @@ MAX_MASTER_MESSAGE_BYTES = 64 * 1024 * 1024
 
 # Options for an agent's channel to the master.
 AGENT_CHANNEL_OPTIONS = (("grpc.max_receive_message_length", MAX_MASTER_MESSAGE_BYTES),)
-
-# An agent retries an unreachable master at most this many seconds apart (its backoff
-# cap; jitter stretches one wait to at most 1.5x). A restarted master gives every node
-# that long on top of its lease before calling it NotReady: its agent may be mid-wait.
-AGENT_RECONNECT_CAP = 5.0
-AGENT_RECONNECT_LONGEST_WAIT = AGENT_RECONNECT_CAP * 1.5

@@ -113,6 +113,8 @@ class PodSpec:
     containers: tuple[Container, ...]
     restart_policy: str = "Always"
     termination_grace_period_seconds: int = 30
+    # Accepted and shown; pinnace mounts no service account token.
+    service_account_name: str = ""
 
     def requests(self) -> Resources:
         total = Resources()
@@ -201,8 +203,10 @@ class Service:
     ports: tuple[ServicePort, ...]
     type: str = "ClusterIP"
     ingress_ip: str = ""
-    # The load balancer's internal address this service is reachable on.
+    # The load balancer's internal address this service is reachable on ("None" when headless).
     cluster_ip: str = ""
+    # clusterIP: None -- no load balancer; clients find the pods through its endpoints.
+    headless: bool = False
     # Why the load balancer does not serve this Service ("" while it does): a reason
     # (PortConflict, ...), one sentence naming the object in the way, and since when.
     lb_reason: str = ""
@@ -237,6 +241,8 @@ class ContainerStatus:
     image: str = ""
     exit_code: int = 0
     started_at: float = 0.0
+    # imagePullPolicy Always could not pull; the image on the node runs (and why).
+    image_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +276,14 @@ class Pod:
     kind = "Pod"
 
 
+# The Ready condition's reasons. Unknown: the agent is silent, but the node is
+# believed alive (it said it will be back, its pods still answer, or too many nodes
+# went silent at once to blame them): its pods stay and keep serving.
+NODE_READY = "NodeReady"
+NODE_NOT_READY = "NodeNotReady"
+NODE_UNKNOWN = "NodeStatusUnknown"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
     ready: bool = False
@@ -285,6 +299,15 @@ class NodeStatus:
     # node takes no new pods until its agent is back; the lease decides NotReady.
     session_lost_at: float = 0.0
 
+    @property
+    def unknown(self) -> bool:
+        return not self.ready and self.reason == NODE_UNKNOWN
+
+    @property
+    def serving(self) -> bool:
+        """Whether the node's pods may take traffic: Ready, or Unknown (kept while silent)."""
+        return self.ready or self.unknown
+
 
 @dataclass(frozen=True, slots=True)
 class Node:
@@ -294,6 +317,8 @@ class Node:
     allocatable: Resources
     unschedulable: bool = False
     status: NodeStatus = NodeStatus()
+    # Where its agent answers other agents' "do you hear the master?" (0: it does not).
+    witness_port: int = 0
 
     kind = "Node"
 
@@ -316,7 +341,47 @@ class Event:
     kind = "Event"
 
 
-StoredObject = Deployment | Service | Pod | Node | Event
+@dataclass(frozen=True, slots=True)
+class ConfigMap:
+    """Configuration for pods (Kubernetes' ConfigMap): text in `data`, bytes (base64 text)
+    in `binary_data`."""
+
+    meta: ObjectMeta
+    data: dict[str, str] = field(default_factory=dict)
+    binary_data: dict[str, str] = field(default_factory=dict)
+    immutable: bool = False
+
+    kind = "ConfigMap"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """Sensitive configuration (Kubernetes' Secret).
+
+    `data` holds each value base64-encoded, as Kubernetes' API shows it (stringData is
+    folded in at parse time). In memory it is plain; at rest the store keeps only
+    `sealed` (AES-GCM ciphertext of `data`, master/store/sealing.py) and an empty `data`.
+    """
+
+    meta: ObjectMeta
+    type: str = "Opaque"
+    data: dict[str, str] = field(default_factory=dict)
+    immutable: bool = False
+    sealed: str = ""
+
+    kind = "Secret"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """An identity for pods; stored and listed (pinnace issues no tokens)."""
+
+    meta: ObjectMeta
+
+    kind = "ServiceAccount"
+
+
+StoredObject = Deployment | Service | Pod | Node | Event | ConfigMap | Secret | ServiceAccount
 
 KINDS: dict[str, type[StoredObject]] = {
     "Deployment": Deployment,
@@ -324,6 +389,9 @@ KINDS: dict[str, type[StoredObject]] = {
     "Pod": Pod,
     "Node": Node,
     "Event": Event,
+    "ConfigMap": ConfigMap,
+    "Secret": Secret,
+    "ServiceAccount": ServiceAccount,
 }
 
 

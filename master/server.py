@@ -5,7 +5,10 @@ a fresh lease (the master was away, not the nodes), then serve. On SIGTERM or
 SIGINT the master stops accepting calls, flushes queued writes and exits; a
 kill -9 loses at most the last flush interval of agent status, which the agents
 report again when they reconnect (desired state is flushed before every apply
-returns, so it is never lost).
+returns, so it is never lost). A background task that ends (the controllers,
+the flusher, the load balancer) ends the master with status 1 and the cause
+(master/supervision.py), rather than leaving a master that answers but does
+nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import logging
 import shutil
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,22 +26,33 @@ from pathlib import Path
 import grpc
 
 from kernel.clock import SystemClock
-from kernel.limits import AGENT_RECONNECT_LONGEST_WAIT, MAX_MASTER_MESSAGE_BYTES
+from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.kube.server import start_kube_api
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.ha.elector import MasterInfo
+from master.ha.follower import Follower
+from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
+from master.lb.reachability import PodReachability
+from master.model import ObjectMeta, ServiceAccount
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
-from master.store.port import StoreError
+from master.store.etcd import EtcdStore
+from master.store.etcd_client import EtcdSettings
+from master.store.port import Store, StoreError
+from master.store.sealing import SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
+from master.supervision import TaskDied, supervise
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
 log = logging.getLogger("pinnace.master")
@@ -54,6 +69,11 @@ class MasterConfig:
     heartbeat_interval: float = 1.0
     lease_seconds: float = 3.0
     eviction_timeout: float = 0.0
+    # A node believed alive though silent (its agent said goodbye, or its pods answer
+    # the master's probe) keeps its pods this long.
+    node_grace: float = 60.0
+    # Evictions pause while more than this fraction of the nodes is silent at once.
+    unhealthy_threshold: float = 0.5
     # The load balancer: HAProxy binds lb_listen:(service port + lb_port_offset);
     # LoadBalancer services show lb_advertise (default lb_listen) as their ingress.
     lb_enabled: bool = True
@@ -68,6 +88,23 @@ class MasterConfig:
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
     node_cert_ttl: float = DEFAULT_NODE_CERT_TTL
+    # The Kubernetes API (HTTPS, master/api/kube); empty: not served.
+    api_listen: str = "127.0.0.1:6443"
+    # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
+    etcd: EtcdSettings | None = None
+    # --leader-elect (needs etcd): one of several masters leads; `name` tells them apart.
+    leader_elect: bool = False
+    name: str = ""
+
+
+async def ensure_defaults(state: ClusterState) -> None:
+    """What every cluster has from its first start: the `default` ServiceAccount."""
+
+    def plan() -> None:
+        if state.get("ServiceAccount", "default") is None:
+            state.put(ServiceAccount(ObjectMeta(name="default")))
+
+    await state.commit(plan)
 
 
 async def serve(config: MasterConfig) -> None:
@@ -81,14 +118,24 @@ async def serve(config: MasterConfig) -> None:
 
 
 async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
-    store = SqliteStore.in_data_dir(
-        config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
-    )
+    store = await asyncio.to_thread(_open_store, config)
     state = ClusterState(store, clock)
     await state.load()
+    await ensure_defaults(state)
     leases = LeaseTable()
-    manager = ControllerManager(state, clock, leases, config.lease_seconds, config.eviction_timeout)
-    manager.start_grace(AGENT_RECONNECT_LONGEST_WAIT)
+    health = NodeHealthSettings(
+        config.lease_seconds, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
+    )
+    manager = ControllerManager(state, clock, leases, health=health)
+    manager.start_grace()
+    reachability = PodReachability(
+        state,
+        clock,
+        lambda node: (
+            bool(node.status.session_lost_at) or leases.goodbye_at(node.meta.name) is not None
+        ),
+    )
+    manager.set_reachability(reachability)
 
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -136,38 +183,102 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     if port == 0:
         raise SystemExit(f"pinnace master: cannot listen on {config.listen}")
     await server.start()
+    kube = None
+    if config.api_listen:
+        if security is None:
+            check_insecure_listen(config.api_listen)
+        try:
+            kube = await start_kube_api(
+                config.api_listen,
+                security.pki if security is not None else None,
+                state,
+                manager,
+                clock,
+            )
+        except OSError as e:
+            raise SystemExit(
+                f"pinnace master: cannot serve the Kubernetes API on {config.api_listen}: "
+                f"{e.strerror or e} (choose another with --api-listen HOST:PORT, or "
+                f"--api-listen '' to serve none)"
+            ) from None
     if security is not None:
-        security.write_config(port)
+        security.write_config(port, kube.url if kube is not None else "")
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
+    if kube is not None:
+        # The second line: the Kubernetes API's URL (its port when --api-listen asked for 0).
+        print(f"pinnace master Kubernetes API on {kube.url}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [
-        asyncio.create_task(manager.run(), name="controllers"),
+        _leader_or_controllers(config, store, state, manager, f"{host}:{port}", clock),
         asyncio.create_task(state.run_flusher(), name="flusher"),
+        asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
     lb_task = asyncio.create_task(lb.run(), name="load-balancer") if lb is not None else None
-    await stop.wait()
-    log.info("stopping")
     if lb_task is not None:
-        # First freeze the data plane: HAProxy keeps serving exactly what it serves now,
-        # whatever the controllers would conclude from agents cut off by the shutdown.
-        lb_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await lb_task
-    await server.stop(grace=2.0)
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await state.flush()
-    store.close()
+        tasks.append(lb_task)
+    try:
+        await supervise(tasks, stop)
+        log.info("stopping")
+    finally:
+        if lb_task is not None:
+            # First freeze the data plane: HAProxy keeps serving exactly what it serves
+            # now, whatever the controllers conclude from agents cut off by the shutdown.
+            lb_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await lb_task
+        if kube is not None:
+            with contextlib.suppress(Exception):
+                await kube.stop()
+        await server.stop(grace=2.0)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await state.flush()
+        store.close()
+
+
+def _leader_or_controllers(
+    config: MasterConfig,
+    store: Store,
+    state: ClusterState,
+    manager: ControllerManager,
+    address: str,
+    clock: SystemClock,
+) -> asyncio.Task[None]:
+    """Without --leader-elect this master runs the controllers; with it, only while it leads."""
+    if not config.leader_elect:
+        return asyncio.create_task(manager.run(), name="controllers")
+    assert isinstance(store, SealingStore) and isinstance(store.inner, EtcdStore)
+    name = config.name or f"{socket.gethostname()}-{address.rsplit(':', 1)[-1]}"
+    follower = Follower(store.inner, state, store.load_all, store.opened)
+    role = HaRole(
+        store.inner, state, manager, MasterInfo(name, address, clock.now()), follower=follower
+    )
+    return asyncio.create_task(role.run(), name="leader-election")
+
+
+def _open_store(config: MasterConfig) -> Store:
+    # Secrets are sealed (AES-GCM) on their way to the store and opened on load; the
+    # key stays in the data dir (masters sharing etcd need the same secrets.key).
+    sealer = SecretSealer.in_data_dir(config.data_dir)
+    if config.etcd is not None:
+        store = EtcdStore(config.etcd)
+        log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
+        return SealingStore(store, sealer)
+    return SealingStore(
+        SqliteStore.in_data_dir(config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()),
+        sealer,
+    )
 
 
 def _lb_addresses(config: MasterConfig) -> LbAddresses:
@@ -206,7 +317,7 @@ def run_master(config: MasterConfig) -> int:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
-    except (OSError, StoreError) as e:
+    except (OSError, StoreError, TaskDied) as e:
         print(f"pinnace master: {e}", file=sys.stderr)
         return 1
     return 0

@@ -64,6 +64,16 @@ class ClusterServiceStub:
                 request_serializer=protos_dot_cluster__pb2.WatchObjectsRequest.SerializeToString,
                 response_deserializer=protos_dot_cluster__pb2.WatchObjectsResponse.FromString,
                 _registered_method=True)
+        self.CordonNode = channel.unary_unary(
+                '/pinnace.v1.ClusterService/CordonNode',
+                request_serializer=protos_dot_cluster__pb2.CordonNodeRequest.SerializeToString,
+                response_deserializer=protos_dot_cluster__pb2.CordonNodeResponse.FromString,
+                _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/pinnace.v1.ClusterService/DrainNode',
+                request_serializer=protos_dot_cluster__pb2.DrainNodeRequest.SerializeToString,
+                response_deserializer=protos_dot_cluster__pb2.DrainNodeResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -105,6 +115,21 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CordonNode(self, request, context):
+        """Mark a node (un)schedulable: `pinnace cordon` / `uncordon`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainNode(self, request, context):
+        """One drain step: cordon, evict what the deployments' budgets allow now, say
+        what is left; `pinnace drain` repeats it until nothing is left.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +162,16 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.WatchObjects,
                     request_deserializer=protos_dot_cluster__pb2.WatchObjectsRequest.FromString,
                     response_serializer=protos_dot_cluster__pb2.WatchObjectsResponse.SerializeToString,
+            ),
+            'CordonNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.CordonNode,
+                    request_deserializer=protos_dot_cluster__pb2.CordonNodeRequest.FromString,
+                    response_serializer=protos_dot_cluster__pb2.CordonNodeResponse.SerializeToString,
+            ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=protos_dot_cluster__pb2.DrainNodeRequest.FromString,
+                    response_serializer=protos_dot_cluster__pb2.DrainNodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +336,60 @@ class ClusterService:
             '/pinnace.v1.ClusterService/WatchObjects',
             protos_dot_cluster__pb2.WatchObjectsRequest.SerializeToString,
             protos_dot_cluster__pb2.WatchObjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CordonNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pinnace.v1.ClusterService/CordonNode',
+            protos_dot_cluster__pb2.CordonNodeRequest.SerializeToString,
+            protos_dot_cluster__pb2.CordonNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pinnace.v1.ClusterService/DrainNode',
+            protos_dot_cluster__pb2.DrainNodeRequest.SerializeToString,
+            protos_dot_cluster__pb2.DrainNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,12 @@ class ClusterServiceStub:
     ScaleDeployment: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.ScaleDeploymentRequest, _cluster_pb2.ScaleDeploymentResponse]
     RollbackDeployment: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.RollbackDeploymentRequest, _cluster_pb2.RollbackDeploymentResponse]
     WatchObjects: _grpc.UnaryStreamMultiCallable[_cluster_pb2.WatchObjectsRequest, _cluster_pb2.WatchObjectsResponse]
+    CordonNode: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.CordonNodeRequest, _cluster_pb2.CordonNodeResponse]
+    """Mark a node (un)schedulable: `pinnace cordon` / `uncordon`."""
+    DrainNode: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.DrainNodeRequest, _cluster_pb2.DrainNodeResponse]
+    """One drain step: cordon, evict what the deployments' budgets allow now, say
+    what is left; `pinnace drain` repeats it until nothing is left.
+    """
 
 @_typing.type_check_only
 class ClusterServiceAsyncStub(ClusterServiceStub):
@@ -55,6 +61,12 @@ class ClusterServiceAsyncStub(ClusterServiceStub):
     ScaleDeployment: _aio.UnaryUnaryMultiCallable[_cluster_pb2.ScaleDeploymentRequest, _cluster_pb2.ScaleDeploymentResponse]  # type: ignore[assignment]
     RollbackDeployment: _aio.UnaryUnaryMultiCallable[_cluster_pb2.RollbackDeploymentRequest, _cluster_pb2.RollbackDeploymentResponse]  # type: ignore[assignment]
     WatchObjects: _aio.UnaryStreamMultiCallable[_cluster_pb2.WatchObjectsRequest, _cluster_pb2.WatchObjectsResponse]  # type: ignore[assignment]
+    CordonNode: _aio.UnaryUnaryMultiCallable[_cluster_pb2.CordonNodeRequest, _cluster_pb2.CordonNodeResponse]  # type: ignore[assignment]
+    """Mark a node (un)schedulable: `pinnace cordon` / `uncordon`."""
+    DrainNode: _aio.UnaryUnaryMultiCallable[_cluster_pb2.DrainNodeRequest, _cluster_pb2.DrainNodeResponse]  # type: ignore[assignment]
+    """One drain step: cordon, evict what the deployments' budgets allow now, say
+    what is left; `pinnace drain` repeats it until nothing is left.
+    """
 
 class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -98,5 +110,23 @@ class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _cluster_pb2.WatchObjectsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_cluster_pb2.WatchObjectsResponse], _abc.AsyncIterator[_cluster_pb2.WatchObjectsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CordonNode(
+        self,
+        request: _cluster_pb2.CordonNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.CordonNodeResponse, _abc.Awaitable[_cluster_pb2.CordonNodeResponse]]:
+        """Mark a node (un)schedulable: `pinnace cordon` / `uncordon`."""
+
+    @_abc_1.abstractmethod
+    def DrainNode(
+        self,
+        request: _cluster_pb2.DrainNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.DrainNodeResponse, _abc.Awaitable[_cluster_pb2.DrainNodeResponse]]:
+        """One drain step: cordon, evict what the deployments' budgets allow now, say
+        what is left; `pinnace drain` repeats it until nothing is left.
+        """
 
 def add_ClusterServiceServicer_to_server(servicer: ClusterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -346,6 +346,7 @@ class ContainerStatusReport(_message.Message):
     IMAGE_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
+    IMAGE_NOTE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     state: _builtins.str
     """waiting | running | terminated"""
@@ -357,6 +358,10 @@ class ContainerStatusReport(_message.Message):
     image: _builtins.str
     exit_code: _builtins.int
     started_at: _builtins.float
+    image_note: _builtins.str
+    """Set when imagePullPolicy Always could not pull and the image already on the node
+    runs instead: why (the master shows it as a PullFallback event).
+    """
     def __init__(
         self,
         *,
@@ -370,10 +375,11 @@ class ContainerStatusReport(_message.Message):
         image: _builtins.str = ...,
         exit_code: _builtins.int = ...,
         started_at: _builtins.float = ...,
+        image_note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "exit_code", b"exit_code", "image", b"image", "message", b"message", "name", b"name", "ready", b"ready", "reason", b"reason", "restart_count", b"restart_count", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "exit_code", b"exit_code", "image", b"image", "image_note", b"image_note", "message", b"message", "name", b"name", "ready", b"ready", "reason", b"reason", "restart_count", b"restart_count", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

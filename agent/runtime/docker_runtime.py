@@ -43,6 +43,7 @@ from agent.runtime.port import (
     RuntimeEvent,
     RuntimeFailure,
     RuntimeUnavailable,
+    fallback_note,
 )
 
 T = TypeVar("T")
@@ -219,15 +220,15 @@ class DockerRuntime:
         except OSError as exc:
             raise RuntimeUnavailable(f"cannot reach Docker: {exc}") from exc
 
-    def _ensure_image_sync(self, image: str, pull_policy: str) -> None:
+    def _ensure_image_sync(self, image: str, pull_policy: str) -> str:
         api = self._api()
         try:
             api.inspect_image(image)
-            return
+            present = True
         except docker.errors.ImageNotFound:
-            pass
-        # "Always" is honoured as IfNotPresent: machines without a registry (the norm
-        # here) could otherwise never run a `:latest` image built locally.
+            present = False
+        if present and pull_policy != "Always":
+            return ""
         if pull_policy == "Never":
             raise ImagePullError(f"image {image} is not present and imagePullPolicy is Never")
         repository, tag = parse_repository_tag(image)
@@ -235,11 +236,16 @@ class DockerRuntime:
             api.pull(repository, tag=tag or "latest")
             api.inspect_image(image)
         except docker.errors.DockerException as exc:
+            # Always, but no registry answers (machines that build images locally):
+            # the image on the node is used, and the agent says so.
+            if present:
+                return fallback_note(image, _explain(exc))
             raise ImagePullError(f"cannot pull image {image}: {_explain(exc)}") from exc
+        return ""
 
-    async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> None:
+    async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> str:
         try:
-            await self._call(self._ensure_image_sync, image, pull_policy)
+            return await self._call(self._ensure_image_sync, image, pull_policy)
         except RuntimeFailure:
             raise
         except (docker.errors.DockerException, OSError) as exc:

@@ -29,6 +29,7 @@ from agent.runtime.port import (
     ImagePullError,
     RuntimeEvent,
     RuntimeFailure,
+    fallback_note,
 )
 
 
@@ -104,16 +105,21 @@ class FakeRuntime:
     async def list_containers(self) -> list[ContainerInfo]:
         return [c for c in self.engine.containers.values() if self._mine(c)]
 
-    async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> None:
+    async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> str:
         engine = self.engine
-        if image in engine.present_images:
-            return
+        present = image in engine.present_images
+        if present and pull_policy != "Always":
+            return ""
         if pull_policy == "Never":
             raise ImagePullError(f"image {image} is not present and imagePullPolicy is Never")
         engine.pulls.append(image)
         if image not in engine.pullable_images:
-            raise ImagePullError(f"pull access denied for {image}: repository does not exist")
+            why = f"pull access denied for {image}: repository does not exist"
+            if present:
+                return fallback_note(image, why)
+            raise ImagePullError(why)
         engine.present_images.add(image)
+        return ""
 
     async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
         engine = self.engine

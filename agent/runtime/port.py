@@ -37,6 +37,11 @@ class ImagePullError(RuntimeFailure):
     """The image is not present and could not be pulled."""
 
 
+def fallback_note(image: str, why: str) -> str:
+    """The agent's note when policy Always could not pull but the image is present."""
+    return f"could not pull {image} ({why[:300]}); using the image already on the node"
+
+
 class ContainerCreateError(RuntimeFailure):
     """The container could not be created or started (port taken, bad command, ...)."""
 
@@ -173,8 +178,13 @@ class Runtime(Protocol):
         """Every container (running or not) labelled for this node."""
         ...
 
-    async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> None:
-        """Present: done. Absent: pull (unless policy Never). Raises ImagePullError."""
+    async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> str:
+        """Make the image present as the policy says; raises ImagePullError.
+
+        IfNotPresent: pull only when absent. Never: never pull. Always: pull, and when
+        no registry answers but the image is present, use it and return why (a note
+        the agent reports and the master shows as an event); otherwise return "".
+        """
         ...
 
     async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:

@@ -25,11 +25,12 @@ from kernel.clock import Clock
 from master.api.render import render_endpoints, render_object
 from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import delete_objects
+from master.app.drain import cordon_node, drain_node
 from master.app.errors import AppError, ErrorCode
 from master.app.queries import check_kind, list_endpoints, list_objects
 from master.app.scale import rollback_deployment, scale_deployment
 from master.controllers.manager import ControllerManager
-from master.manifest import ManifestError, ParsedManifests, parse_manifests
+from master.manifest import ManifestError, ParsedManifests, parse_manifests, parse_references
 from master.model import StoredObject
 from master.state import ClusterState
 from protos import cluster_pb2, cluster_pb2_grpc
@@ -74,6 +75,10 @@ async def _parse(
         await _abort(context, AppError("invalid", str(e)))
 
 
+# Kinds `delete -f` may name (the rest are made by the master).
+DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount")
+
+
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     def __init__(
         self,
@@ -97,6 +102,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         self, request: cluster_pb2.ApplyManifestsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ApplyManifestsResponse:
         parsed = await _parse(context, [(f.name, f.content) for f in request.files])
+        if not parsed.objects and not parsed.warnings:
+            await _abort(context, AppError("invalid", "no objects passed to apply"))
         applied = await _call(
             context,
             apply_objects(
@@ -142,8 +149,14 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         self, request: cluster_pb2.DeleteObjectsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.DeleteObjectsResponse:
         if request.files:
-            parsed = await _parse(context, [(f.name, f.content) for f in request.files])
-            targets = [(o.kind, o.meta.name) for o in parsed.objects]
+            # Only kind and name are read: an outdated file still deletes what it names.
+            try:
+                refs = await asyncio.to_thread(
+                    parse_references, [(f.name, f.content) for f in request.files], DELETABLE
+                )
+            except ManifestError as e:
+                await _abort(context, AppError("invalid", str(e)))
+            targets = [(r.kind, r.name) for r in refs]
         else:
             targets = [(request.kind, request.name)]
         deleted = await _call(
@@ -166,6 +179,27 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         )
         return cluster_pb2.ScaleDeploymentResponse(
             result=cluster_pb2.ObjectResult(kind="Deployment", name=dep.meta.name, action="scaled")
+        )
+
+    # -- cordon and drain -----------------------------------------------------------------
+
+    async def CordonNode(
+        self, request: cluster_pb2.CordonNodeRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.CordonNodeResponse:
+        changed = await _call(
+            context, cordon_node(self._state, request.name, bool(request.unschedulable))
+        )
+        return cluster_pb2.CordonNodeResponse(changed=changed)
+
+    async def DrainNode(
+        self, request: cluster_pb2.DrainNodeRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.DrainNodeResponse:
+        plan = await _call(context, drain_node(self._state, self._manager, request.name))
+        return cluster_pb2.DrainNodeResponse(
+            evicted=plan.evict,
+            waiting=[cluster_pb2.PodWait(pod=w.pod, reason=w.reason) for w in plan.waiting],
+            blocked=[cluster_pb2.PodWait(pod=w.pod, reason=w.reason) for w in plan.blocked],
+            terminating=plan.terminating,
         )
 
     # -- rollback ------------------------------------------------------------------------

@@ -96,7 +96,18 @@ def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) 
         allocatable=allocatable,
         unschedulable=existing.unschedulable if existing else False,
         status=status,
+        witness_port=_clamp(info.witness_port, 65535),
     )
+
+
+def peers_to_proto(node_name: str, nodes: list[Node], limit: int) -> node_pb2.PeerList:
+    """The other nodes an agent may ask about the master (at most `limit`, by name)."""
+    peers = [
+        node_pb2.Peer(name=n.meta.name, address=n.address, witness_port=n.witness_port)
+        for n in sorted(nodes, key=lambda n: n.meta.name)
+        if n.meta.name != node_name and n.witness_port
+    ]
+    return node_pb2.PeerList(peers=peers[:limit], cluster_size=len(nodes))
 
 
 def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
@@ -112,6 +123,7 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
             image=c.image[:512],
             exit_code=c.exit_code,
             started_at=c.started_at,
+            image_note=c.image_note[:512],
         )
         for c in report.containers
     )

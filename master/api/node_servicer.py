@@ -24,7 +24,12 @@ import grpc
 
 from kernel.clock import Clock
 from kernel.names import is_node_name
-from master.api.convert import assignments_to_proto, node_from_proto, pod_report_from_proto
+from master.api.convert import (
+    assignments_to_proto,
+    node_from_proto,
+    peers_to_proto,
+    pod_report_from_proto,
+)
 from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -35,6 +40,8 @@ from protos import node_pb2, node_pb2_grpc
 log = logging.getLogger(__name__)
 
 MAX_PODS_PER_REPORT = 1000
+# Peers an agent is told about (its witnesses); a sample in a larger cluster.
+MAX_PEERS = 32
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
 
@@ -42,8 +49,15 @@ STOP_GATE_RECHECK = 1.0
 @dataclass(slots=True)
 class _Session:
     session_id: str
+    # The node's assignment set changed: send it again.
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     superseded: asyncio.Event = field(default_factory=asyncio.Event)
+    # The cluster's nodes changed: the agent's witness list may have.
+    peers_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Only the newest heartbeat ack waits to be sent (it acknowledges all before
+    # it), so an agent that stops reading costs the master nothing per heartbeat.
+    ack_due: asyncio.Event = field(default_factory=asyncio.Event)
+    ack_sequence: int = 0
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -79,7 +93,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.dirty.set()
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
-        if isinstance(obj, Pod) and obj.node_name:
+        if isinstance(obj, Node):
+            for each in self._sessions.values():
+                each.peers_changed.set()
+        elif isinstance(obj, Pod) and obj.node_name:
             session = self._sessions.get(obj.node_name)
             if session is not None:
                 session.dirty.set()
@@ -90,6 +107,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self, request: node_pb2.RegisterNodeRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.RegisterNodeResponse:
         info = request.node
+        if not self._state.writable:
+            # A follower master: the agent tries the next master it knows.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, self._state.write_refusal())
         if not is_node_name(info.name):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -107,6 +127,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         if existing is None:
             self._state.record_event("Node", info.name, "Registered", f"node {info.name} joined")
         self._leases.renew(info.name, self._clock.monotonic())
+        self._leases.welcome(info.name)
         for report in request.pods[:MAX_PODS_PER_REPORT]:
             self._reports.apply(info.name, pod_report_from_proto(report), adopted=True)
         old = self._sessions.get(info.name)
@@ -142,28 +163,38 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             )
             return
         self._mark_session(node_name, lost=False)
-        # Heartbeat acks from the reader and assignment sets share one way down.
-        acks: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         session.dirty.set()
-        reader = asyncio.create_task(self._read(node_name, request_iterator, acks))
+        session.peers_changed.set()
+        reader = asyncio.create_task(self._read(node_name, session, request_iterator))
         superseded = asyncio.create_task(session.superseded.wait())
         # Stop orders held back by the gate (the LB still draining them): re-checked
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
+        peers_sent: node_pb2.PeerList | None = None
         try:
             while not reader.done() and not superseded.done():
-                dirty = asyncio.create_task(session.dirty.wait())
-                ack = asyncio.create_task(acks.get())
+                wakers = [
+                    asyncio.create_task(e.wait())
+                    for e in (session.dirty, session.ack_due, session.peers_changed)
+                ]
                 await asyncio.wait(
-                    {reader, superseded, dirty, ack},
+                    {reader, superseded, *wakers},
                     timeout=STOP_GATE_RECHECK if withheld else None,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                dirty.cancel()
-                if ack.done():
-                    yield ack.result()
-                else:
-                    ack.cancel()
+                for waker in wakers:
+                    waker.cancel()
+                if session.ack_due.is_set():
+                    session.ack_due.clear()
+                    ack = node_pb2.HeartbeatAck(sequence=session.ack_sequence)
+                    yield node_pb2.MasterMessage(heartbeat_ack=ack)
+                if session.peers_changed.is_set():
+                    session.peers_changed.clear()
+                    nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
+                    peers = peers_to_proto(node_name, nodes, MAX_PEERS)
+                    if peers != peers_sent:
+                        peers_sent = peers
+                        yield node_pb2.MasterMessage(peers=peers)
                 if withheld and any(
                     (p := self._state.pod(name)) is None or self._released(p) for name in withheld
                 ):
@@ -207,8 +238,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     async def _read(
         self,
         node_name: str,
+        session: _Session,
         request_iterator: AsyncIterator[node_pb2.AgentMessage],
-        acks: asyncio.Queue[node_pb2.MasterMessage],
     ) -> None:
         async for msg in request_iterator:
             body = msg.WhichOneof("body")
@@ -217,11 +248,13 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 node = self._state.get("Node", node_name)
                 if isinstance(node, Node) and not node.status.ready:
                     self._manager.poke()
-                acks.put_nowait(
-                    node_pb2.MasterMessage(
-                        heartbeat_ack=node_pb2.HeartbeatAck(sequence=msg.heartbeat.sequence)
-                    )
-                )
+                session.ack_sequence = msg.heartbeat.sequence
+                session.ack_due.set()
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)
+            elif body == "goodbye":
+                self._leases.say_goodbye(node_name, self._clock.monotonic())
+                self._reports.goodbye(node_name, msg.goodbye.reason)
+            elif body == "notice":
+                self._reports.notice(node_name, msg.notice.reason, msg.notice.message)

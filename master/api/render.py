@@ -27,6 +27,7 @@ from master.lb.model import LbService
 from master.manifest.quantities import format_cpu, format_memory, format_memory_ki
 from master.model import (
     DEFAULT_NAMESPACE,
+    ConfigMap,
     Container,
     ContainerStatus,
     Deployment,
@@ -37,7 +38,9 @@ from master.model import (
     PodSpec,
     Probe,
     Resources,
+    Secret,
     Service,
+    ServiceAccount,
     StoredObject,
 )
 
@@ -136,11 +139,14 @@ def render_container(c: Container) -> Obj:
 
 
 def render_pod_spec(spec: PodSpec) -> Obj:
-    return {
+    out: Obj = {
         "containers": [render_container(c) for c in spec.containers],
         "restartPolicy": spec.restart_policy,
         "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
     }
+    if spec.service_account_name:
+        out["serviceAccountName"] = spec.service_account_name
+    return out
 
 
 def _condition(kind: str, ok: bool, at: float, reason: str = "") -> Obj:
@@ -369,7 +375,7 @@ def render_node(node: Node) -> Obj:
     st = node.status
     if st.ready:
         ready = "True"
-    elif not st.last_heartbeat and not st.last_transition:
+    elif st.unknown or (not st.last_heartbeat and not st.last_transition):
         ready = "Unknown"  # never heard from
     else:
         ready = "False"
@@ -426,8 +432,44 @@ def render_event(ev: Event) -> Obj:
     }
 
 
+def render_config_map(cm: ConfigMap) -> Obj:
+    out: Obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(cm.meta)}
+    if cm.data:
+        out["data"] = dict(cm.data)
+    if cm.binary_data:
+        out["binaryData"] = dict(cm.binary_data)
+    if cm.immutable:
+        out["immutable"] = True
+    return out
+
+
+def render_secret(secret: Secret) -> Obj:
+    """As `kubectl get secret -o yaml` shows it: values base64-encoded (never in tables)."""
+    out: Obj = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(secret.meta),
+        "type": secret.type,
+    }
+    if secret.data:
+        out["data"] = dict(secret.data)
+    if secret.immutable:
+        out["immutable"] = True
+    return out
+
+
+def render_service_account(sa: ServiceAccount) -> Obj:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(sa.meta)}
+
+
 def render_object(obj: StoredObject, now: float) -> Obj:
     """Any stored object in Kubernetes' shape."""
+    if isinstance(obj, ConfigMap):
+        return render_config_map(obj)
+    if isinstance(obj, Secret):
+        return render_secret(obj)
+    if isinstance(obj, ServiceAccount):
+        return render_service_account(obj)
     if isinstance(obj, Pod):
         return render_pod(obj, now)
     if isinstance(obj, Deployment):

@@ -101,9 +101,9 @@ class MasterSecurity:
         )
         return int(server.add_secure_port(listen, credentials))
 
-    def write_config(self, port: int) -> Path:
+    def write_config(self, port: int, api_url: str = "") -> Path:
         address = config_address(self.listen, port)
-        path = write_admin_config(self.pki, self.data_dir, address)
+        path = write_admin_config(self.pki, self.data_dir, address, api_url)
         log.info(
             "TLS on; CA hash %s; admin credentials for %s written to %s "
             "(the CLI on this machine finds them; elsewhere pass --config or set PINNACE_CONFIG)",

@@ -22,7 +22,7 @@ from typing import Literal
 
 from master.app.errors import AppError, commit
 from master.controllers.revisions import CHANGE_CAUSE, record_revision
-from master.model import Deployment, Service, StoredObject
+from master.model import ConfigMap, Deployment, Secret, Service, ServiceAccount, StoredObject
 from master.state import ClusterState
 
 ApplyAction = Literal["created", "configured", "unchanged"]
@@ -53,8 +53,21 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
             new.rolling_update,
         )
     if isinstance(old, Service) and isinstance(new, Service):
-        return (old.selector, old.ports, old.type) == (new.selector, new.ports, new.type)
-    return False
+        return (old.selector, old.ports, old.type, old.headless) == (
+            new.selector,
+            new.ports,
+            new.type,
+            new.headless,
+        )
+    if isinstance(old, ConfigMap) and isinstance(new, ConfigMap):
+        return (old.data, old.binary_data, old.immutable) == (
+            new.data,
+            new.binary_data,
+            new.immutable,
+        )
+    if isinstance(old, Secret) and isinstance(new, Secret):
+        return (old.type, old.data, old.immutable) == (new.type, new.data, new.immutable)
+    return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
 
 
 def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
@@ -68,12 +81,14 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
     if isinstance(existing, Deployment) and isinstance(new, Deployment):
         return replace(new, meta=meta, status=existing.status)
     if isinstance(existing, Service) and isinstance(new, Service):
-        # The load balancer's status stays until it decides anew.
+        # The load balancer's status stays until it decides anew; becoming headless (or no
+        # longer) changes the address it shows.
+        same_ip = existing.headless == new.headless
         return replace(
             new,
             meta=meta,
             ingress_ip=existing.ingress_ip,
-            cluster_ip=existing.cluster_ip,
+            cluster_ip=existing.cluster_ip if same_ip else "",
             lb_reason=existing.lb_reason,
             lb_message=existing.lb_message,
             lb_since=existing.lb_since,
@@ -92,6 +107,21 @@ def with_history(obj: StoredObject, existing: StoredObject | None, now: float) -
 
 def check_immutable(existing: StoredObject, new: StoredObject) -> None:
     """Refuse changes Kubernetes refuses on update."""
+    if isinstance(existing, ConfigMap | Secret) and existing.immutable:
+        same = False
+        if isinstance(existing, ConfigMap) and isinstance(new, ConfigMap):
+            same = new.immutable and (existing.data, existing.binary_data) == (
+                new.data,
+                new.binary_data,
+            )
+        elif isinstance(existing, Secret) and isinstance(new, Secret):
+            same = new.immutable and (existing.type, existing.data) == (new.type, new.data)
+        if not same:
+            raise AppError(
+                "invalid",
+                f"{existing.kind.lower()} {new.meta.name}: field is immutable when "
+                f"`immutable` is set (delete it first to change it)",
+            )
     if (
         isinstance(existing, Deployment)
         and isinstance(new, Deployment)

@@ -22,6 +22,8 @@ from protos import cluster_pb2_grpc
 
 __all__ = ["DEFAULT_MASTER", "CliError", "MasterClient", "master_address"]
 CONNECT_WAIT_SECONDS = 4.0
+# How a master's own UNAVAILABLE answers begin (master/app/errors.py), unlike gRPC's.
+REFUSED = "nothing was changed: "
 CALL_TIMEOUT_SECONDS = 30.0
 
 T = TypeVar("T")
@@ -106,6 +108,9 @@ class MasterClient:
     def translate(self, e: grpc.RpcError) -> CliError:
         code = e.code() if hasattr(e, "code") else None
         details = e.details() if hasattr(e, "details") else str(e)
+        if code == grpc.StatusCode.UNAVAILABLE and (details or "").startswith(REFUSED):
+            # The master answered: it may not write now (a follower); its sentence says why.
+            return CliError(f"error: {details}")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return self.unreachable()
         if code == grpc.StatusCode.NOT_FOUND:
@@ -115,7 +120,8 @@ class MasterClient:
             grpc.StatusCode.FAILED_PRECONDITION,
             grpc.StatusCode.INTERNAL,  # the master's own sentence (e.g. its store is full)
         ):
-            return CliError(f"error: {details}")
+            # An apply of many files reports every invalid document, one per line.
+            return CliError("\n".join(f"error: {line}" for line in details.splitlines()))
         if code == grpc.StatusCode.UNIMPLEMENTED:
             return CliError(
                 f"error: the master at {self.address} does not offer this call "

@@ -14,16 +14,29 @@ from typing import Any
 import grpc
 import yaml
 
+from master.api.tables import format_table, header_for, rows_for
 from master.cli.client import CliError, MasterClient
 from master.cli.kinds import RESOURCE_NAMES, KindError, resolve_kind, split_kind_name
-from master.cli.tables import format_table, header_for, rows_for
 from protos import cluster_pb2
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 1024 * 1024
 
 
-def read_sources(paths: list[str]) -> list[cluster_pb2.SourceFile]:
+def _walk(directory: Path, recursive: bool) -> list[Path]:
+    """Manifests of a directory as kubectl picks them: .yaml, .yml and .json files, sorted by
+    name; subdirectories only when recursive (-R)."""
+    found: list[Path] = []
+    for entry in sorted(directory.iterdir()):
+        if entry.is_dir():
+            if recursive:
+                found += _walk(entry, recursive)
+        elif entry.suffix in MANIFEST_SUFFIXES:
+            found.append(entry)
+    return found
+
+
+def read_sources(paths: list[str], recursive: bool = False) -> list[cluster_pb2.SourceFile]:
     """Every file named by -f: a file, each manifest of a directory, or stdin."""
     files: list[cluster_pb2.SourceFile] = []
     for raw in paths:
@@ -32,9 +45,7 @@ def read_sources(paths: list[str]) -> list[cluster_pb2.SourceFile]:
             continue
         path = Path(raw)
         if path.is_dir():
-            members = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES)
-            if not members:
-                raise CliError(f"error: {raw}: no .yaml, .yml or .json files in this directory")
+            members = _walk(path, recursive)
         elif path.exists():
             members = [path]
         else:
@@ -54,8 +65,10 @@ def _resource(kind: str, name: str) -> str:
     return f"{RESOURCE_NAMES.get(kind, kind.lower())}/{name}"
 
 
-def run_apply(address: str, paths: list[str], dry_run: bool) -> int:
-    files = read_sources(paths)
+def run_apply(address: str, paths: list[str], dry_run: bool, recursive: bool = False) -> int:
+    files = read_sources(paths, recursive)
+    if not files:
+        raise CliError("error: no objects passed to apply")
     client = MasterClient(address)
     try:
         reply = client.call(
@@ -162,12 +175,20 @@ def _high_water(client: MasterClient, kind: str) -> int:
 
 
 def run_delete(
-    address: str, kind_text: str | None, name: str | None, paths: list[str] | None
+    address: str,
+    kind_text: str | None,
+    name: str | None,
+    paths: list[str] | None,
+    recursive: bool = False,
 ) -> int:
     if paths:
         if kind_text:
             raise CliError("error: give either -f FILE or KIND NAME, not both")
-        request = cluster_pb2.DeleteObjectsRequest(files=read_sources(paths))
+        files = read_sources(paths, recursive)
+        if not files:
+            print("No resources found", file=sys.stderr)
+            return 0
+        request = cluster_pb2.DeleteObjectsRequest(files=files)
     else:
         if not kind_text:
             raise CliError("error: you must give -f FILE or KIND NAME")

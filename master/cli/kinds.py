@@ -9,6 +9,9 @@ _ALIASES = {
     "Node": ("node", "nodes", "no"),
     "Event": ("event", "events", "ev"),
     "Endpoints": ("endpoints", "ep"),
+    "ConfigMap": ("configmap", "configmaps", "cm"),
+    "Secret": ("secret", "secrets"),
+    "ServiceAccount": ("serviceaccount", "serviceaccounts", "sa"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
 
@@ -20,6 +23,9 @@ RESOURCE_NAMES = {
     "Node": "node",
     "Event": "event",
     "Endpoints": "endpoints",
+    "ConfigMap": "configmap",
+    "Secret": "secret",
+    "ServiceAccount": "serviceaccount",
 }
 
 

@@ -21,9 +21,34 @@ from master.cli.commands import (
     run_scale,
 )
 from master.cli.config import select as select_credentials
+from master.cli.drain import run_cordon, run_drain
+from master.cli.kubeconfig import run_kubeconfig
 from master.cli.rollout import run_rollout
 from master.cli.token import run_token
 from master.pki.tokens import parse_duration
+from master.store.etcd_client import EtcdSettings, parse_endpoints
+
+
+def _nonnegative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number between 0 and 1, got {text!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text!r}")
+    return value
 
 
 def _default_data_dir() -> str:
@@ -70,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="how long a NotReady node keeps its pods before they are replaced",
+    )
+    m.add_argument(
+        "--node-grace",
+        type=_nonnegative,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a silent node keeps its pods while believed alive: its agent said "
+        "it will be back (a restart), or its pods still answer the master's probe",
+    )
+    m.add_argument(
+        "--unhealthy-threshold",
+        type=_fraction,
+        default=0.5,
+        metavar="FRACTION",
+        help="pause evictions while more than this fraction of the nodes is silent at once "
+        "(as Kubernetes' --unhealthy-zone-threshold; 1 never pauses)",
     )
     m.add_argument(
         "--lb-listen",
@@ -123,6 +164,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="lifetime of node certificates (agents renew at 2/3 of it; default 90d)",
     )
+    m.add_argument(
+        "--api-listen",
+        default="127.0.0.1:6443",
+        metavar="HOST:PORT",
+        help="HOST:PORT for the Kubernetes API (HTTPS; kubectl); empty: do not serve it",
+    )
+    m.add_argument(
+        "--store",
+        choices=["sqlite", "etcd"],
+        default="sqlite",
+        help="where the cluster's state lives: sqlite (in --data-dir, the default) or etcd",
+    )
+    m.add_argument(
+        "--etcd-endpoints",
+        metavar="URLS",
+        help="--store etcd: the etcd members, comma separated (https://10.0.0.1:2379,...)",
+    )
+    m.add_argument(
+        "--etcd-prefix", default="/pinnace/", help="--store etcd: the key prefix of this cluster"
+    )
+    m.add_argument("--etcd-cafile", metavar="FILE", help="--store etcd: CA of etcd's certificate")
+    m.add_argument("--etcd-certfile", metavar="FILE", help="--store etcd: client certificate")
+    m.add_argument("--etcd-keyfile", metavar="FILE", help="--store etcd: its private key")
+    m.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="--store etcd: run as one of several masters; the elected leader runs the "
+        "controllers, the others serve reads and send writers to it",
+    )
+    m.add_argument(
+        "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
+    )
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
@@ -137,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ttl", help="create: lifetime like 30m, 24h, 7d; 0 = never (default 24h)")
     t.add_argument("--description", default="", help="create: a note shown by `token list`")
 
+    k = sub.add_parser("kubeconfig", help="print a kubeconfig for kubectl and Kubernetes clients")
+    k.add_argument("--server", help="the Kubernetes API URL (default: the one the master wrote)")
+
     a = sub.add_parser("apply", help="create or update objects from manifests")
     a.add_argument(
         "-f",
@@ -146,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a file, a directory of .yaml/.yml/.json files, or - for stdin",
     )
     a.add_argument("--dry-run", action="store_true", help="validate only")
+    a.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="also the manifests in the subdirectories of a -f directory",
+    )
 
     g = sub.add_parser("get", help="list objects")
     g.add_argument("kind", help="pods|deployments|services|nodes|events (or KIND/NAME)")
@@ -158,11 +240,30 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("kind", nargs="?", help="KIND or KIND/NAME")
     d.add_argument("name", nargs="?")
     d.add_argument("-f", "--filename", action="append", help="delete what the manifests declare")
+    d.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="also the manifests in the subdirectories of a -f directory",
+    )
 
     s = sub.add_parser("scale", help="set a deployment's replicas")
     s.add_argument("kind", help="deployment (or deployment/NAME)")
     s.add_argument("name", nargs="?")
     s.add_argument("--replicas", type=int, required=True)
+
+    for verb, what in (("cordon", "mark a node unschedulable"), ("uncordon", "undo cordon")):
+        c = sub.add_parser(verb, help=what)
+        c.add_argument("node")
+    dr = sub.add_parser("drain", help="cordon a node and move its pods elsewhere, keeping them up")
+    dr.add_argument("node")
+    dr.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="give up after this long (0: wait forever)",
+    )
 
     r = sub.add_parser("rollout", help="follow, list or undo a deployment's rollouts")
     r.add_argument("action", choices=["status", "history", "undo"])
@@ -195,6 +296,8 @@ def _run_master(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             lease_seconds=args.lease_seconds,
             eviction_timeout=args.pod_eviction_timeout,
+            node_grace=args.node_grace,
+            unhealthy_threshold=args.unhealthy_threshold,
             lb_enabled=not args.no_lb,
             lb_listen=args.lb_listen,
             lb_advertise=args.lb_advertise,
@@ -205,6 +308,10 @@ def _run_master(args: argparse.Namespace) -> int:
             insecure=args.master_insecure,
             tls_sans=tuple(args.tls_san),
             node_cert_ttl=_duration("--node-cert-ttl", args.node_cert_ttl),
+            api_listen=args.api_listen,
+            etcd=_etcd_settings(args),
+            leader_elect=args.leader_elect,
+            name=args.name,
         )
     )
 
@@ -219,6 +326,43 @@ def _run_lb(action: str, data_dir: Path) -> int:
     else:
         print(f"load balancer (HAProxy pid {pid}) stopped")
     return 0
+
+
+def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
+    """--store etcd's settings, None for sqlite; a misplaced or missing flag is an error."""
+    etcd_flags = {
+        "--etcd-endpoints": args.etcd_endpoints,
+        "--etcd-cafile": args.etcd_cafile,
+        "--etcd-certfile": args.etcd_certfile,
+        "--etcd-keyfile": args.etcd_keyfile,
+    }
+    if args.store != "etcd":
+        etcd_flags["--leader-elect"] = args.leader_elect
+        given = [flag for flag, value in etcd_flags.items() if value]
+        if given:
+            raise CliError(f"pinnace master: {given[0]} needs --store etcd")
+        return None
+    if not args.etcd_endpoints:
+        raise CliError("pinnace master: --store etcd needs --etcd-endpoints URLS")
+    try:
+        endpoints = parse_endpoints(args.etcd_endpoints)
+    except ValueError as e:
+        raise CliError(f"pinnace master: --etcd-endpoints: {e}") from None
+    if not args.etcd_prefix.startswith("/"):
+        raise CliError(
+            f"pinnace master: --etcd-prefix: must start with '/', got {args.etcd_prefix!r}"
+        )
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    return EtcdSettings(
+        endpoints,
+        prefix=args.etcd_prefix,
+        cafile=path(args.etcd_cafile),
+        certfile=path(args.etcd_certfile),
+        keyfile=path(args.etcd_keyfile),
+    )
 
 
 def _duration(flag: str, text: str) -> float:
@@ -246,14 +390,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         address = master_address(args.master)
         if args.command == "token":
             return run_token(address, args.action, args.ttl, args.description, args.id)
+        if args.command == "kubeconfig":
+            return run_kubeconfig(address, args.server)
         if args.command == "apply":
-            return run_apply(address, args.filename, args.dry_run)
+            return run_apply(address, args.filename, args.dry_run, args.recursive)
         if args.command == "get":
             return run_get(address, args.kind, args.name, args.output, args.selector, args.watch)
         if args.command == "delete":
-            return run_delete(address, args.kind, args.name, args.filename)
+            return run_delete(address, args.kind, args.name, args.filename, args.recursive)
         if args.command == "scale":
             return run_scale(address, args.kind, args.name, args.replicas)
+        if args.command in ("cordon", "uncordon"):
+            return run_cordon(address, args.node, args.command == "cordon")
+        if args.command == "drain":
+            return run_drain(address, args.node, args.timeout)
         if args.command == "rollout":
             return run_rollout(
                 address, args.action, args.kind, args.name, args.to_revision, args.timeout

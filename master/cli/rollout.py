@@ -12,9 +12,9 @@ import json
 import time
 from typing import Any
 
+from master.api.tables import format_table
 from master.cli.client import CliError, MasterClient
 from master.cli.kinds import KindError, split_kind_name
-from master.cli.tables import format_table
 from protos import cluster_pb2
 
 POLL_SECONDS = 0.5

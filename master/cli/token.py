@@ -12,8 +12,8 @@ import datetime as dt
 import sys
 import time
 
+from master.api.tables import format_table
 from master.cli.client import CliError, MasterClient
-from master.cli.tables import format_table
 from master.pki.tokens import DEFAULT_TTL, format_duration, parse_duration
 from protos import security_pb2, security_pb2_grpc
 

@@ -1,8 +1,10 @@
 """Pod names and template hashes, the way Kubernetes makes them.
 
-A pod of deployment `web` is named `web-<template hash>-<5 random chars>`; the
-hash identifies the pod template, so pods made from an older template are told
-apart from current ones during a rollout. The hash is stable across master
+A pod of deployment `web` is named `web-<template hash>-<5 random chars>`
+(the part before the random characters cut to 58, so a name never exceeds 63,
+as Kubernetes' generateName does); the hash identifies the pod template, so
+pods made from an older template are told apart from current ones during a
+rollout. The hash is stable across master
 restarts and Python versions (sha256 of a canonical JSON form), and uses
 Kubernetes' alphabet without vowels so it never spells words.
 """
@@ -56,5 +58,14 @@ def random_suffix() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(5))
 
 
+# Kubernetes' generateName: a base longer than 58 characters is cut to 58 before
+# the 5 random characters, so a generated name is at most 63 (a DNS label).
+MAX_GENERATED_BASE = 58
+
+
 def pod_name(deployment: str, hash_: str, suffix: str) -> str:
-    return f"{deployment}-{hash_}-{suffix}"
+    """A pod name as Kubernetes gives a ReplicaSet's pods: generateName
+    `<deployment>-<hash>-`, cut to 58 characters, then the random suffix. A long
+    deployment name loses the hash from its pod names (the pod keeps it in its
+    pod-template-hash label), as in Kubernetes."""
+    return f"{deployment}-{hash_}-"[:MAX_GENERATED_BASE] + suffix

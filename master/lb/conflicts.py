@@ -63,7 +63,10 @@ class Unservable:
 
 
 def listeners(svc: Service, addresses: LbAddresses) -> list[tuple[int, Listener]]:
-    """(index of the service port, listener) for every address the LB binds for `svc`."""
+    """(index of the service port, listener) for every address the LB binds for `svc`
+    (none for a headless Service: it gets no load balancer)."""
+    if svc.headless:
+        return []
     binds = bind_addresses(svc, addresses.listen, addresses.bind_internal)
     return [
         (i, Listener(address, port.port + addresses.port_offset))
@@ -77,6 +80,8 @@ def _age_order(services: Iterable[Service]) -> list[Service]:
 
 
 def _out_of_range(svc: Service, addresses: LbAddresses) -> Unservable | None:
+    if svc.headless:
+        return None
     for i, port in enumerate(svc.ports):
         listen = port.port + addresses.port_offset
         if not 1 <= listen <= 65535:
@@ -183,7 +188,8 @@ def service_status(
             event = StatusEvent("Warning", problem.reason, problem.message)
         return new, event
     ingress = addresses.external_ip if svc.type == "LoadBalancer" else ""
-    new = _with_status(svc, ingress, addresses.cluster_ip, "", "", 0.0)
+    cluster_ip = "None" if svc.headless else addresses.cluster_ip
+    new = _with_status(svc, ingress, cluster_ip, "", "", 0.0)
     event = None
     if svc.lb_reason:
         event = StatusEvent("Normal", "LoadBalancerServing", "the load balancer serves it now")

@@ -145,7 +145,9 @@ class LoadBalancerController:
     async def sync_once(self) -> None:
         pods = self._state.pods()
         nodes = {
-            n.meta.name: n.status.ready for n in self._state.objects("Node") if isinstance(n, Node)
+            n.meta.name: n.status.serving
+            for n in self._state.objects("Node")
+            if isinstance(n, Node)
         }
         services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
         a = self._addresses

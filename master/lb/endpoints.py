@@ -96,9 +96,14 @@ def compute_lb_services(
     port_offset: int = 0,
     external: str = "",
     internal: str = "",
+    include_headless: bool = False,
 ) -> list[LbService]:
+    """The load balancer's services; headless ones (clusterIP None) get no load balancer and
+    are left out unless `include_headless` (for listing endpoints)."""
     result = []
     for svc in sorted(services, key=lambda s: s.meta.name):
+        if svc.headless and not include_headless:
+            continue
         members = [p for p in pods if selector_matches(svc.selector, p.meta.labels)]
         for sp in svc.ports:
             endpoints = []

@@ -3,7 +3,8 @@
 Each file is loaded with limits (loader.py), each document is dispatched on its
 kind to the Deployment or Service parser, `kind: List` documents are unpacked,
 and objects defined twice in one apply are refused. Nothing is half-accepted:
-the first problem raises one ManifestError and the caller stores nothing;
+every problem of every document is gathered into one ManifestError (a line
+each) and the caller stores nothing;
 warnings (fields we know but ignore) are returned beside the objects for the
 CLI to print.
 """
@@ -15,27 +16,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from master.manifest.config import parse_config_map, parse_secret, parse_service_account
 from master.manifest.deployment import parse_deployment
-from master.manifest.errors import Where, describe
+from master.manifest.errors import ManifestError, Warned, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
-from master.manifest.loader import load_documents
+from master.manifest.loader import TooManyDocuments, load_documents
 from master.manifest.service import parse_service
-from master.model import Deployment, Service
+from master.manifest.warnings import IGNORED_KINDS, object_warnings
+from master.model import ConfigMap, Deployment, Secret, Service, ServiceAccount
 
-ManifestObject = Deployment | Service
+ManifestObject = Deployment | Service | ConfigMap | Secret | ServiceAccount
 
 _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]]] = {
     "Deployment": ("apps/v1", parse_deployment),
     "Service": ("v1", parse_service),
+    "ConfigMap": ("v1", parse_config_map),
+    "Secret": ("v1", parse_secret),
+    "ServiceAccount": ("v1", parse_service_account),
 }
-_ACCEPTED = "Deployment (apps/v1), Service (v1) or List (v1)"
+_ACCEPTED = "Deployment (apps/v1), Service, ConfigMap, Secret, ServiceAccount or List (v1)"
 # Kinds a Kubernetes user may reasonably send; named as not supported rather than unknown.
 _KUBERNETES_KINDS = (
-    "Pod", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ConfigMap", "Secret",
-    "Ingress", "Namespace", "PersistentVolumeClaim", "PersistentVolume", "ServiceAccount",
-    "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "NetworkPolicy", "Endpoints",
-    "EndpointSlice", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Node", "Event",
-    "ReplicationController", "LimitRange", "ResourceQuota", "StorageClass",
+    "Pod", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
+    "Namespace", "PersistentVolumeClaim", "PersistentVolume", "Endpoints",
+    "EndpointSlice", "Node", "Event", "ReplicationController", "StorageClass",
     "CustomResourceDefinition",
 )  # fmt: skip
 
@@ -53,7 +57,7 @@ def _kind_of(data: dict[str, Any], where: Where) -> str:
     if raw is None:
         raise where.key("kind").error(f"is required; pinnace accepts {_ACCEPTED}")
     kind = as_str(raw, where.key("kind"))
-    if kind in _PARSERS or kind == "List":
+    if kind in _PARSERS or kind == "List" or kind in IGNORED_KINDS:
         return kind
     if kind in _KUBERNETES_KINDS:
         raise where.key("kind").error(f"{kind} is not supported yet; pinnace accepts {_ACCEPTED}")
@@ -71,7 +75,30 @@ def _check_api_version(data: dict[str, Any], where: Where, kind: str, expected: 
         raise where.key("apiVersion").error(f'must be "{expected}" for kind {kind}, {shown}')
 
 
-def _parse_object(value: Any, where: Where, in_list: bool) -> list[tuple[Where, ManifestObject]]:
+# One apply stores at most this many objects, however they are packed: a
+# `kind: List` document counts each of its items, not once.
+MAX_OBJECTS = 200
+
+
+def _too_many(where: Where) -> ManifestError:
+    return where.error(
+        f"too many objects (at most {MAX_OBJECTS} in one apply, each item of a List counted)"
+    )
+
+
+# One object of a document: where it is, its kind and name, and the parsed object
+# (None for a kind that is accepted with a warning and not stored).
+_Found = tuple[Where, str, str, ManifestObject | None]
+
+
+def _ignored(data: dict[str, Any], where: Where, kind: str) -> _Found:
+    meta = as_map(data.get("metadata"), where.key("metadata"))
+    name = meta.get("name")
+    where.warn(f"{kind} is not supported, ignored ({IGNORED_KINDS[kind]})")
+    return (where, kind, name if isinstance(name, str) else "", None)
+
+
+def _parse_object(value: Any, where: Where, in_list: bool) -> list[_Found]:
     if not isinstance(value, dict):
         raise where.error(f"must be a Kubernetes object (a map), got {describe(value)}")
     data = as_map(value, where)
@@ -82,37 +109,78 @@ def _parse_object(value: Any, where: Where, in_list: bool) -> list[tuple[Where, 
         _check_api_version(data, where, kind, "v1")
         check_fields(data, where, ("apiVersion", "kind", "items"), (), ("metadata",))
         at = where.key("items")
+        if isinstance(data.get("items"), list) and len(data["items"]) > MAX_OBJECTS:
+            raise _too_many(at)  # before parsing thousands of items
         return [
             obj
             for i, item in enumerate(as_list(data.get("items"), at))
             for obj in _parse_object(item, at.index(i), True)
         ]
+    if kind in IGNORED_KINDS:
+        return [_ignored(data, where, kind)]
     api_version, parse = _PARSERS[kind]
     _check_api_version(data, where, kind, api_version)
-    return [(where, parse(data, where))]
+    obj = parse(data, where)
+    return [(where, kind, obj.meta.name, obj)]
+
+
+# At most this many errors are listed; a file with more is broken beyond a list.
+MAX_ERRORS = 50
+
+
+def _join(errors: list[str]) -> ManifestError:
+    shown = errors[:MAX_ERRORS]
+    if len(errors) > MAX_ERRORS:
+        shown.append(f"... and {len(errors) - MAX_ERRORS} more errors")
+    return ManifestError("\n".join(shown))
 
 
 def parse_manifests(files: Sequence[tuple[str, bytes]]) -> ParsedManifests:
-    """Parse and validate every document of every file; raise ManifestError on the first problem."""
+    """Parse and validate every document of every file.
+
+    Every invalid document is reported, not only the first: the ManifestError
+    raised holds one sentence per line. Nothing is returned (so nothing is
+    stored) when any document is invalid.
+    """
     warnings: list[str] = []
+    errors: list[str] = []
     objects: list[ManifestObject] = []
     defined: dict[tuple[str, str], str] = {}
     documents_seen = 0
     for name, content in files:
-        count, documents = load_documents(name, content, documents_seen)
+        try:
+            count, documents = load_documents(name, content, documents_seen)
+        except TooManyDocuments as e:
+            errors.append(str(e))
+            break
+        except ManifestError as e:
+            errors.append(str(e))
+            continue
         documents_seen += count
         for number, value in documents:
-            for at, obj in _parse_object(value, Where(name, number, "", warnings), False):
+            noted: list[Warned] = []
+            try:
+                found = _parse_object(value, Where(name, number, "", noted), False)
+            except ManifestError as e:
+                errors.append(str(e))
+                continue
+            warnings += object_warnings(noted, [(at.path, k, n) for at, k, n, _ in found])
+            for at, _, _, obj in found:
+                if obj is None:
+                    continue
                 key = (obj.kind, obj.meta.name)
                 if key in defined:
-                    raise (
-                        at.key("metadata")
-                        .key("name")
-                        .error(
-                            f"{obj.kind} {describe(obj.meta.name)} is defined twice "
-                            f"(first in {defined[key]})"
-                        )
+                    where = at.key("metadata").key("name")
+                    errors.append(
+                        f"{where.prefix()}: {obj.kind} {describe(obj.meta.name)} is defined "
+                        f"twice (first in {defined[key]})"
                     )
+                    continue
                 defined[key] = f"{name}, document {number}"
                 objects.append(obj)
+                if len(objects) > MAX_OBJECTS:
+                    errors.append(str(_too_many(at)))
+                    raise _join(errors)  # the rest is not even read
+    if errors:
+        raise _join(errors)
     return ParsedManifests(objects=tuple(objects), warnings=tuple(warnings))

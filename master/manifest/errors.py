@@ -55,6 +55,9 @@ def key_segment(key: str) -> str:
     return "[" + json.dumps(key) + "]"
 
 
+Warned = tuple[str, int, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class Where:
     """A position in one document: file, document number (1-based) and field path."""
@@ -62,8 +65,9 @@ class Where:
     file: str
     document: int
     path: str = ""
-    # Shared by every Where of one parse, so warnings gather in document order.
-    warnings: list[str] = field(default_factory=list, compare=False, repr=False)
+    # Shared by every Where of one parse, so warnings gather in document order:
+    # (file, document, field path, reason); documents.py turns them into lines.
+    warnings: list[Warned] = field(default_factory=list, compare=False, repr=False)
 
     def key(self, name: str) -> Where:
         segment = key_segment(name)
@@ -83,4 +87,4 @@ class Where:
         return ManifestError(f"{self.prefix()}: {reason}")
 
     def warn(self, reason: str) -> None:
-        self.warnings.append(f"{self.prefix()}: {reason}")
+        self.warnings.append((self.file, self.document, self.path, reason))

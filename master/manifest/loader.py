@@ -32,6 +32,10 @@ except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader
 
 
+class TooManyDocuments(ManifestError):
+    """The apply holds more documents than MAX_DOCUMENTS; later files are not read."""
+
+
 @dataclass(slots=True)
 class _Frame:
     """An open sequence or mapping during the event scan."""
@@ -64,7 +68,8 @@ class _Scan:
     def start_document(self, line: int) -> None:
         self.document += 1
         if self.documents_before + self.document > MAX_DOCUMENTS:
-            raise self.fail(line, f"too many documents (at most {MAX_DOCUMENTS} in one apply)")
+            error = self.fail(line, f"too many documents (at most {MAX_DOCUMENTS} in one apply)")
+            raise TooManyDocuments(str(error))
         self.doc_nodes = 0
         self.anchors = {}
 

@@ -3,9 +3,10 @@
 The result is the model's PodSpec, with quantities already in millicores and
 bytes. Kubernetes' defaulting applies where it changes what runs: a container
 that sets only limits gets the same requests (so the scheduler reserves what
-the container may use), ports default to TCP. Pod-wide rules are checked after
-every container is read: unique container names, unique port names, and no
-containerPort/protocol pair twice in one pod.
+the container may use), ports default to TCP, imagePullPolicy defaults to
+Always for `:latest` and untagged images and to IfNotPresent otherwise.
+Pod-wide rules are checked after every container is read: unique container
+names, unique port names, and no containerPort/protocol pair twice in one pod.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from master.manifest.fields import (
     one_of,
     require,
 )
-from master.manifest.names import check_dns1123_label, check_env_name, check_port_name
+from master.manifest.names import (
+    check_dns1123_label,
+    check_dns1123_subdomain,
+    check_env_name,
+    check_port_name,
+)
 from master.manifest.probes import parse_probe
 from master.manifest.quantities import (
     QuantityError,
@@ -35,11 +41,14 @@ from master.manifest.quantities import (
 )
 from master.model import Container, ContainerPort, EnvVar, PodSpec, Resources
 
-POD_SUPPORTED = ("containers", "restartPolicy", "terminationGracePeriodSeconds")
+POD_SUPPORTED = (
+    "containers", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
+    "serviceAccount", "automountServiceAccountToken",
+)  # fmt: skip
 POD_UNSUPPORTED = (
     "volumes", "initContainers", "ephemeralContainers", "activeDeadlineSeconds", "dnsPolicy",
-    "nodeSelector", "serviceAccountName", "serviceAccount", "automountServiceAccountToken",
-    "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "securityContext",
+    "nodeSelector", "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
+    "securityContext",
     "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
     "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
     "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
@@ -57,6 +66,18 @@ CONTAINER_UNSUPPORTED = (
 )  # fmt: skip
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 PROTOCOLS = ("TCP", "UDP")
+
+
+def default_pull_policy(image: str) -> str:
+    """Kubernetes' default: Always for a `:latest` or untagged image, else IfNotPresent.
+
+    An image pinned by digest (`name@sha256:...`) never changes, so IfNotPresent.
+    """
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
 
 
 def _parse_env(value: Any, where: Where) -> tuple[EnvVar, ...]:
@@ -156,7 +177,7 @@ def _parse_container(value: Any, where: Where) -> Container:
     if image != image.strip():
         raise where.key("image").error("must not have leading or trailing whitespace")
     requests, limits = _parse_resources(data.get("resources"), where.key("resources"))
-    pull = "IfNotPresent"
+    pull = default_pull_policy(image)
     if data.get("imagePullPolicy") is not None:
         pull = one_of(data["imagePullPolicy"], where.key("imagePullPolicy"), PULL_POLICIES)
     command = as_str_list(data.get("command"), where.key("command"))
@@ -242,5 +263,27 @@ def parse_pod_spec(value: Any, where: Where) -> PodSpec:
             data["terminationGracePeriodSeconds"], where.key("terminationGracePeriodSeconds"), 0
         )
     return PodSpec(
-        containers=containers, restart_policy=restart, termination_grace_period_seconds=grace
+        containers=containers,
+        restart_policy=restart,
+        termination_grace_period_seconds=grace,
+        service_account_name=_service_account(data, where),
     )
+
+
+def _service_account(data: dict[str, Any], where: Where) -> str:
+    """serviceAccountName (or its old alias serviceAccount), kept and shown; pinnace mounts no
+    token, so automountServiceAccountToken: true is reported and false is what happens."""
+    name = ""
+    for key in ("serviceAccountName", "serviceAccount"):
+        if data.get(key) is not None:
+            name = name or as_str(data[key], where.key(key))
+            if name:
+                check_dns1123_subdomain(name, where.key(key))
+    mount = data.get("automountServiceAccountToken")
+    if mount is not None and not isinstance(mount, bool):
+        raise where.key("automountServiceAccountToken").error("must be true or false")
+    if mount:
+        where.key("automountServiceAccountToken").warn(
+            "not supported yet, ignored (no token is mounted)"
+        )
+    return name

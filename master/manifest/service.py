@@ -3,7 +3,9 @@
 pinnace load-balances TCP through HAProxy, so a Service is a selector plus TCP
 ports; everything else Kubernetes' ServiceSpec offers is reported as not
 supported yet. targetPort stays text ("8080" or a named container port); the
-endpoints controller resolves it against each pod.
+endpoints controller resolves it against each pod. `clusterIP: None` makes a
+headless Service, as in Kubernetes: no load balancer, only its endpoints; any
+other fixed clusterIP is reported and ignored (the master assigns the address).
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from master.manifest.meta import parse_labels, parse_object_meta
 from master.manifest.names import check_dns1035_label, check_dns1123_label, check_port_name
 from master.model import Service, ServicePort
 
-SPEC_SUPPORTED = ("ports", "selector", "type")
-SPEC_UNSUPPORTED = (
-    "clusterIP", "clusterIPs", "externalIPs", "sessionAffinity", "loadBalancerIP",
+SPEC_SUPPORTED = ("ports", "selector", "type", "clusterIP", "clusterIPs")
+SPEC_UNSUPPORTED = ( "externalIPs", "sessionAffinity", "loadBalancerIP",
     "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy", "healthCheckNodePort",
     "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy",
     "allocateLoadBalancerNodePorts", "loadBalancerClass", "internalTrafficPolicy",
@@ -105,9 +106,27 @@ def parse_service(data: dict[str, Any], where: Where) -> Service:
         if spec["type"] == "ExternalName":
             raise at.key("type").error("ExternalName is not supported yet")
         kind = one_of(spec["type"], at.key("type"), TYPES)
+    headless = _parse_cluster_ip(spec, at, kind)
     return Service(
         meta=meta,
         selector=parse_labels(spec.get("selector"), at.key("selector")),
         ports=_parse_ports(spec.get("ports"), at.key("ports")),
         type=kind,
+        headless=headless,
     )
+
+
+def _parse_cluster_ip(spec: dict[str, Any], at: Where, kind: str) -> bool:
+    """True for a headless Service (clusterIP "None"); a fixed address is warned and ignored."""
+    ips = [as_str(spec["clusterIP"], at.key("clusterIP"))] if spec.get("clusterIP") else []
+    for i, ip in enumerate(as_list(spec.get("clusterIPs"), at.key("clusterIPs"))):
+        ips.append(as_str(ip, at.key("clusterIPs").index(i)))
+    headless = "None" in ips
+    if headless and kind != "ClusterIP":
+        raise at.key("clusterIP").error(f'may not be "None" for a {kind} Service')
+    if headless and any(ip != "None" for ip in ips):
+        raise at.key("clusterIPs").error('must be ["None"] when clusterIP is "None"')
+    if ips and not headless:
+        field = "clusterIP" if spec.get("clusterIP") else "clusterIPs"
+        at.key(field).warn("a fixed address is not supported yet, ignored (the master assigns it)")
+    return headless

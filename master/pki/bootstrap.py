@@ -153,9 +153,9 @@ def _reusable(
     return key_data, crt.read_bytes()
 
 
-def write_admin_config(pki: MasterPki, data_dir: Path, server: str) -> Path:
+def write_admin_config(pki: MasterPki, data_dir: Path, server: str, api_server: str = "") -> Path:
     path = data_dir / CONFIG_NAME
-    config = ClientConfig(server, pki.ca.pem, pki.admin_cert_pem, pki.admin_key_pem)
+    config = ClientConfig(server, pki.ca.pem, pki.admin_cert_pem, pki.admin_key_pem, api_server)
     write_atomic(path, render_client_config(config).encode())
     return path
 

@@ -6,6 +6,7 @@ A small YAML document, written 0600 by the master for its admin
     apiVersion: pinnace/v1
     kind: Config
     server: 127.0.0.1:7400          # HOST:PORT of the master
+    api-server: https://127.0.0.1:6443  # its Kubernetes API, when served (`pinnace kubeconfig`)
     certificate-authority-data: |   # the cluster CA (PEM): who the master must be
       -----BEGIN CERTIFICATE-----
     client-certificate-data: |      # who we are (PEM, signed by the cluster CA)
@@ -39,6 +40,8 @@ class ClientConfig:
     ca_pem: bytes
     cert_pem: bytes
     key_pem: bytes
+    # The master's Kubernetes API URL; empty when it serves none.
+    api_server: str = ""
 
 
 def render_client_config(config: ClientConfig) -> str:
@@ -50,7 +53,8 @@ def render_client_config(config: ClientConfig) -> str:
         "apiVersion: pinnace/v1\n"
         "kind: Config\n"
         f"server: {json.dumps(config.server)}\n"
-        f"certificate-authority-data: {block(config.ca_pem)}"
+        + (f"api-server: {json.dumps(config.api_server)}\n" if config.api_server else "")
+        + f"certificate-authority-data: {block(config.ca_pem)}"
         f"client-certificate-data: {block(config.cert_pem)}"
         f"client-key-data: {block(config.key_pem)}"
     )
@@ -77,6 +81,7 @@ def parse_client_config(text: str, source: str) -> ClientConfig:
         ca_pem=values["certificate-authority-data"].encode(),
         cert_pem=values["client-certificate-data"].encode(),
         key_pem=values["client-key-data"].encode(),
+        api_server=str(doc.get("api-server") or "").strip(),
     )
 
 

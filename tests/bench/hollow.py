@@ -147,6 +147,8 @@ async def main_async(nodes: int, pods: int, window: float) -> None:
             "master",
             "--listen",
             "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
             "--data-dir",
             data,
             "--no-lb",

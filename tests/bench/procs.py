@@ -121,6 +121,7 @@ class PinnaceProcs:
         proc = self.spawn(
             [
                 *("-m", "master.cli.main", "master", "--listen", "127.0.0.1:0"),
+                *("--api-listen", "127.0.0.1:0"),
                 *("--data-dir", str(self.workdir / "master-data")),
                 *extra,
                 *self._insecure_flag(),

@@ -63,6 +63,7 @@ class LocalCluster:
         self.env = env_with_haproxy({**os.environ, "PYTHONUNBUFFERED": "1"})
         self.insecure = False
         self._token = ""
+        self.api_url = ""
 
     # -- processes ----------------------------------------------------------------
 
@@ -76,6 +77,8 @@ class LocalCluster:
 
     def start_master(self, *extra: str, port: int = 0) -> str:
         listen = f"127.0.0.1:{port}"
+        # The Kubernetes API on a port of its own too, unless the test says where.
+        api = [] if "--api-listen" in extra else ["--api-listen", "127.0.0.1:0"]
         proc = self._spawn(
             [
                 "-m",
@@ -85,6 +88,7 @@ class LocalCluster:
                 listen,
                 "--data-dir",
                 str(self.workdir / "master-data"),
+                *api,
                 *extra,
             ],
             "master",
@@ -95,6 +99,10 @@ class LocalCluster:
             proc.kill()
             raise AssertionError(f"master did not start: {line!r}; see {self.workdir}/master.log")
         self.master_address = line.strip().rsplit(" ", 1)[-1]
+        api_listen = api[1] if api else extra[list(extra).index("--api-listen") + 1]
+        if api_listen:
+            # The second line names the Kubernetes API's URL.
+            self.api_url = proc.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
         self.master_proc = proc
         self.insecure = "--insecure" in extra
         if not self.insecure:

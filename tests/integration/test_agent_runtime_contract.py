@@ -83,7 +83,12 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 def test_images_present_are_ensured_and_missing_ones_fail_with_a_message(backend: Backend) -> None:
     async def scenario() -> None:
         _, rt = backend.node()
-        await rt.ensure_image(IMAGE)
+        assert await rt.ensure_image(IMAGE) == ""
+        # Always: a pull is tried; no registry has this locally built image, so the
+        # present one is used and the runtime says why.
+        note = await rt.ensure_image(IMAGE, "Always")
+        assert note.startswith(f"could not pull {IMAGE} (")
+        assert note.endswith("using the image already on the node")
         with pytest.raises(ImagePullError, match="does-not-exist"):
             await rt.ensure_image(MISSING)
         with pytest.raises(ImagePullError, match="Never"):

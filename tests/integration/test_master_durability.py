@@ -59,6 +59,7 @@ def test_a_second_master_on_the_same_data_dir_is_refused_and_rewrites_nothing(
         [
             *(sys.executable, "-m", "master.cli.main", "master", "--no-lb"),
             *("--listen", "127.0.0.1:0", "--data-dir", str(cluster.workdir / "master-data")),
+            *("--api-listen", "127.0.0.1:0"),
         ],
         capture_output=True,
         text=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from agent.model import (
     Assignments,
@@ -172,6 +173,24 @@ def test_unpullable_image_backs_off_while_the_other_pod_runs() -> None:
         h.clock.advance(2.0)
         await h.step()
         assert h.reports["bad"].phase == "Running"
+
+    asyncio.run(scenario())
+
+
+def test_pull_always_without_a_registry_runs_the_present_image_and_says_so() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        pod = web_pod("a")
+        spec = replace(pod.spec.containers[0], image_pull_policy="Always")
+        h.assign(replace(pod, spec=replace(pod.spec, containers=(spec,))))
+
+        await h.step()
+
+        (c,) = h.reports["a"].containers
+        assert h.engine.pulls == [IMAGE]
+        assert (h.reports["a"].phase, c.state) == ("Running", "running")
+        assert c.image_note.startswith(f"could not pull {IMAGE} (pull access denied")
+        assert c.image_note.endswith("using the image already on the node")
 
     asyncio.run(scenario())
 

@@ -1,8 +1,8 @@
 """The layering DESIGN.md promises, checked on the import graph.
 
 The agent never imports the master (and vice versa); docker only under
-agent/runtime/; sqlite3 only under master/store/; grpc only at the edges
-(servicers, clients, the server, the agent's session).
+agent/runtime/; sqlite3 and etcd only under master/store/; grpc only at the
+edges (servicers, clients, the server, the agent's session, the etcd client).
 """
 
 from __future__ import annotations
@@ -51,8 +51,20 @@ def test_sqlite_is_imported_only_by_the_store() -> None:
     assert _offenders("master", "sqlite3", ("master/store/",)) == []
 
 
+def test_etcd_is_reached_only_by_the_store() -> None:
+    assert _offenders("master", "aetcd", ("master/store/",)) == []
+
+
 def test_grpc_stays_at_the_edges() -> None:
-    edges = ("master/api/", "master/cli/client.py", "master/cli/commands.py", "master/server.py")
+    edges = (
+        "master/api/",
+        "master/cli/client.py",
+        "master/cli/commands.py",
+        "master/server.py",
+        # The etcd client is the store's edge, as sqlite3 is SqliteStore's.
+        "master/store/etcd_client.py",
+        "master/store/etcd_lease.py",
+    )
     assert _offenders("master", "grpc", edges) == []
     for pure in ("master/app", "master/controllers", "master/scheduler", "master/manifest"):
         assert _offenders(pure, "grpc", ()) == []

@@ -10,6 +10,7 @@ import pytest
 
 from master.model import (
     KINDS,
+    ConfigMap,
     Container,
     ContainerPort,
     ContainerStatus,
@@ -30,7 +31,9 @@ from master.model import (
     Probe,
     Resources,
     RollingUpdate,
+    Secret,
     Service,
+    ServiceAccount,
     ServicePort,
     StoredObject,
 )
@@ -88,6 +91,7 @@ def _spec() -> PodSpec:
         containers=(_container(), dataclasses.replace(_container(), name="sidecar")),
         restart_policy="OnFailure",
         termination_grace_period_seconds=5,
+        service_account_name="robot",
     )
 
 
@@ -115,6 +119,7 @@ def full_objects() -> list[StoredObject]:
             type="LoadBalancer",
             ingress_ip="127.0.0.1",
             cluster_ip="10.0.0.1",
+            headless=True,
             lb_reason="PortConflict",
             lb_message="taken",
             lb_since=5.0,
@@ -145,6 +150,7 @@ def full_objects() -> list[StoredObject]:
                         image="nginx:1.25",
                         exit_code=137,
                         started_at=1700000050.125,
+                        image_note="could not pull web:latest",
                     ),
                     ContainerStatus(name="sidecar", state="terminated", exit_code=1),
                 ),
@@ -170,6 +176,7 @@ def full_objects() -> list[StoredObject]:
                 container_runtime="docker://24.0.7",
                 session_lost_at=1700000300.5,
             ),
+            witness_port=7401,
         ),
         Event(
             meta=_meta("web-abc-x1.1"),
@@ -183,6 +190,9 @@ def full_objects() -> list[StoredObject]:
             last_seen=1700000300.5,
             source="node-1",
         ),
+        ConfigMap(_meta("cfg"), {"mode": "prod"}, {"logo": "iVBORw=="}, immutable=True),
+        Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
+        ServiceAccount(_meta("robot")),
     ]
 
 

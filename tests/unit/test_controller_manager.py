@@ -172,20 +172,3 @@ def test_assignment_epochs_only_grow_across_a_master_restart() -> None:
     later = {p.epoch for p in state.pods()} - first
     assert len(first) == 2 and len(later) == 2
     assert min(later) > max(first)
-
-
-def test_master_restart_grace_covers_an_agent_backing_off_then_expires() -> None:
-    clock, state, leases, _ = _setup(lease=3.0)
-    _add_node(state, leases, clock, "n1")
-    restarted = ControllerManager(state, clock, LeaseTable(), lease_seconds=3.0)
-    restarted.start_grace(extra=7.5)
-
-    clock.advance(10.0)  # past the lease, within lease + extra
-    restarted.run_pass()
-    node = state.get("Node", "n1")
-    assert isinstance(node, Node) and node.status.ready
-
-    clock.advance(1.0)  # 11 s > 3 + 7.5: the agent never came back
-    restarted.run_pass()
-    node = state.get("Node", "n1")
-    assert isinstance(node, Node) and not node.status.ready

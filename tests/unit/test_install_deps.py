@@ -22,7 +22,15 @@ import pytest
 from tests.support import REPO
 
 SCRIPT = REPO / "compose" / "install-deps.sh"
-ALWAYS = ["haproxy", "busybox-static", "debootstrap", "ca-certificates", "make", "curl"]
+ALWAYS = [
+    "haproxy",
+    "busybox-static",
+    "debootstrap",
+    "ca-certificates",
+    "make",
+    "curl",
+    "etcd-server",
+]
 EVERYTHING = [*ALWAYS, "python3", "docker-compose", "python3-venv"]
 REAL_TOOLS = ("dirname", "grep", "mktemp", "rm", "env", "cat")
 

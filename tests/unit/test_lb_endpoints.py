@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from master.lb.endpoints import compute_lb_services, lb_mode, pods_released
@@ -137,3 +138,14 @@ def test_cluster_ip_services_listen_only_on_the_internal_address() -> None:
     }
     wildcard = compute_lb_services([lb], [], {}, external="0.0.0.0", internal="127.0.0.2")
     assert wildcard[0].bind_addresses == ("0.0.0.0",)
+
+
+def test_headless_service_gets_no_load_balancer_but_lists_its_endpoints() -> None:
+    headless = replace(_service(), type="ClusterIP", headless=True)
+    pods = [_pod("a", host_port=31001)]
+
+    balanced = compute_lb_services([headless], pods, {"n1": True})
+    (listed,) = compute_lb_services([headless], pods, {"n1": True}, include_headless=True)
+
+    assert balanced == []
+    assert [(e.pod, e.port, e.ready) for e in listed.endpoints] == [("a", 31001, True)]

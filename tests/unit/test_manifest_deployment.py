@@ -37,6 +37,8 @@ def test_seed_deployment_parses_unchanged() -> None:
             name="my-web-app-container",
             image="nginx:latest",
             ports=(ContainerPort(80, "TCP"),),
+            # Kubernetes' default for a :latest image (issue 11 made pinnace's the same).
+            image_pull_policy="Always",
         ),
     )
     assert dep.meta.uid == "" and dep.meta.resource_version == 0
@@ -309,12 +311,11 @@ def test_known_but_unsupported_fields_warn_and_are_ignored() -> None:
 
     parsed = parse(doc)
 
+    # One line for the object, its fields grouped by reason (issue 11).
     assert parsed.warnings == (
-        PREFIX + "spec.minReadySeconds: not supported yet, ignored",
-        PREFIX + "spec.template.metadata.annotations: not supported yet, ignored",
-        PREFIX + "spec.template.spec.volumes: not supported yet, ignored",
-        PREFIX + f"{C0}.startupProbe: not supported yet, ignored",
-        PREFIX + f'{C0}.resources.limits["nvidia.com/gpu"]: not supported yet, ignored',
+        PREFIX + 'Deployment "web": spec.minReadySeconds, spec.template.metadata.annotations, '
+        f"spec.template.spec.volumes, {C0}.startupProbe, "
+        f'{C0}.resources.limits["nvidia.com/gpu"]: not supported yet, ignored',
     )
     assert len(parsed.objects) == 1
 

@@ -98,7 +98,9 @@ def test_startup_probe_is_still_only_a_warning() -> None:
 
     parsed = parse(doc)
 
-    assert parsed.warnings == (PREFIX + f"{C0}.startupProbe: not supported yet, ignored",)
+    assert parsed.warnings == (
+        PREFIX + f'Deployment "web": {C0}.startupProbe: not supported yet, ignored',
+    )
 
 
 def test_probe_level_grace_period_is_a_warning() -> None:
@@ -107,7 +109,8 @@ def test_probe_level_grace_period_is_a_warning() -> None:
     parsed = parse(doc)
 
     assert parsed.warnings == (
-        PREFIX + f"{C0}.livenessProbe.terminationGracePeriodSeconds: not supported yet, ignored",
+        PREFIX + f'Deployment "web": {C0}.livenessProbe.terminationGracePeriodSeconds: '
+        "not supported yet, ignored",
     )
 
 

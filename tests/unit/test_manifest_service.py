@@ -67,8 +67,8 @@ def test_status_is_ignored_and_unsupported_fields_warn() -> None:
     parsed = parse(doc, file="service.yaml")
 
     assert parsed.warnings == (
-        PREFIX + "spec.clusterIP: not supported yet, ignored",
-        PREFIX + "spec.sessionAffinity: not supported yet, ignored",
+        PREFIX + 'Service "web": spec.sessionAffinity: not supported yet, ignored; '
+        "spec.clusterIP: a fixed address is not supported yet, ignored (the master assigns it)",
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from kernel.clock import FakeClock
 from master.api.node_servicer import NodeServicer
 from master.api.render import render_object
-from master.cli.tables import rows_for
+from master.api.tables import rows_for
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.model import Event, Node, NodeStatus, ObjectMeta, Pod, PodSpec, Resources

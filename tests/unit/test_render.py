@@ -10,6 +10,7 @@ import yaml
 from master.api.render import render_list, render_object
 from master.manifest import parse_manifests
 from master.model import (
+    ConfigMap,
     Container,
     ContainerPort,
     ContainerStatus,
@@ -25,7 +26,9 @@ from master.model import (
     PodSpec,
     PodStatus,
     Resources,
+    Secret,
     Service,
+    ServiceAccount,
 )
 from tests.unit.test_manifest_support import DEPLOYMENT, SERVICE, dump, mutate
 
@@ -334,11 +337,14 @@ def _rich_deployment() -> dict[str, Any]:
     return mutate(doc, "spec.strategy", {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
 
 
-def _spec_of(obj: Deployment | Service) -> tuple[Any, ...]:
+def _spec_of(obj: object) -> tuple[Any, ...]:
     if isinstance(obj, Deployment):
         return (obj.meta.labels, obj.meta.annotations, obj.replicas, obj.selector,
                 obj.template, obj.strategy, obj.rolling_update)  # fmt: skip
-    return (obj.meta.labels, obj.meta.annotations, obj.selector, obj.ports, obj.type)
+    if isinstance(obj, Service):
+        return (obj.meta.labels, obj.meta.annotations, obj.selector, obj.ports, obj.type)
+    assert isinstance(obj, ConfigMap | Secret | ServiceAccount)
+    return (dataclasses.replace(obj, meta=ObjectMeta(obj.meta.name, labels=obj.meta.labels)),)
 
 
 def test_round_trip_render_then_parse_gives_the_same_spec() -> None:
@@ -348,7 +354,14 @@ def test_round_trip_render_then_parse_gives_the_same_spec() -> None:
         {"name": "http", "port": 80, "targetPort": "http"},
         {"name": "admin", "port": 9000, "targetPort": 9001, "nodePort": 30900},
     ])  # fmt: skip
-    original = parse_manifests([("in.yaml", dump(_rich_deployment(), recreate, service))])
+    config = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+         "data": {"mode": "prod"}, "binaryData": {"logo": "iVBORw=="}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+         "type": "kubernetes.io/basic-auth", "stringData": {"password": "s3cret"}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}},
+    ]  # fmt: skip
+    original = parse_manifests([("in.yaml", dump(_rich_deployment(), recreate, service, *config))])
     stored = [
         dataclasses.replace(o, meta=dataclasses.replace(o.meta, uid="u1", resource_version=9,
                                                         created_at=T0))

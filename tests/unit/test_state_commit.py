@@ -9,6 +9,9 @@ from dataclasses import replace
 import pytest
 
 from kernel.clock import FakeClock
+from master.api.kube.resources import Resource
+from master.api.kube.writes import app_error
+from master.app.errors import AppError, commit
 from master.model import (
     Container,
     Deployment,
@@ -217,5 +220,21 @@ def test_a_removal_is_published_only_once_durable() -> None:
         assert state.get("Deployment", "web") is None
         assert _stored(inner) == {}
         assert seen == [("web", False), ("web", True)]
+
+    asyncio.run(scenario())
+
+
+def test_the_kubernetes_api_answers_a_store_failure_with_500_not_a_conflict() -> None:
+    async def scenario() -> None:
+        store, _, state, _ = _setup()
+        store.failing = True
+        with pytest.raises(AppError) as refused:
+            await commit(state, lambda: state.put(_deployment(2)))
+
+        answer = app_error(refused.value, Resource("deployments", "Deployment", "apps"), "web")
+
+        assert refused.value.code == "internal"
+        assert (answer.code, answer.reason) == (500, "InternalError")
+        assert answer.message.startswith("nothing was changed")
 
     asyncio.run(scenario())

@@ -1,6 +1,7 @@
-"""The Store contract, run against every implementation (MemoryStore, SqliteStore),
-plus what only the SQLite file can promise: durability across reopen and processes,
-and refusing files that are not ours or are too new."""
+"""The Store contract, run against every implementation (MemoryStore and SqliteStore
+here; EtcdStore on a real etcd in tests/integration/test_store_etcd.py), plus what
+only the SQLite file can promise: durability across reopen and processes, and
+refusing files that are not ours or are too new."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import master.store.etcd
 import master.store.memory
 import master.store.sqlite
 from master.model import (
@@ -197,6 +199,7 @@ def test_a_failure_midway_through_a_batch_rolls_all_of_it_back(
 
     monkeypatch.setattr(master.store.sqlite, "encode", encode_then_fail)
     monkeypatch.setattr(master.store.memory, "encode", encode_then_fail)
+    monkeypatch.setattr(master.store.etcd, "encode", encode_then_fail)
 
     with pytest.raises(StoreError, match="disk on fire"):
         store.write([pod(f"new-{i}") for i in range(5)], [("Pod", "web-1")])

@@ -1,7 +1,9 @@
 """kubectl-style tables from Kubernetes-shaped objects (the `-o json` shape).
 
 The CLI renders from the same JSON it prints with `-o json`, so what a table
-shows and what a script reads never disagree.
+shows and what a script reads never disagree; the Kubernetes API's `as=Table`
+answers (master/api/kube/tables.py) take their columns and cells from here too,
+so `kubectl get` and `pinnace get` print the same columns.
 """
 
 from __future__ import annotations
@@ -159,6 +161,21 @@ def _event_row(ev: Obj, now: float, wide: bool) -> list[str]:
     return row
 
 
+def _config_map_row(cm: Obj, now: float, wide: bool) -> list[str]:
+    keys = len(cm.get("data", {})) + len(cm.get("binaryData", {}))
+    return [cm["metadata"]["name"], str(keys), _age(cm, now)]
+
+
+def _secret_row(secret: Obj, now: float, wide: bool) -> list[str]:
+    """Name, type and how many keys: never a value."""
+    keys = len(secret.get("data", {}))
+    return [secret["metadata"]["name"], secret.get("type", "Opaque"), str(keys), _age(secret, now)]
+
+
+def _service_account_row(sa: Obj, now: float, wide: bool) -> list[str]:
+    return [sa["metadata"]["name"], "0", _age(sa, now)]
+
+
 def _endpoints_row(ep: Obj, now: float, wide: bool) -> list[str]:
     ready = [
         f"{a['ip']}:{s['ports'][0]['port']}"
@@ -182,6 +199,9 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], []),
     "Endpoints": (["NAME", "ENDPOINTS", "AGE"], []),
+    "ConfigMap": (["NAME", "DATA", "AGE"], []),
+    "Secret": (["NAME", "TYPE", "DATA", "AGE"], []),
+    "ServiceAccount": (["NAME", "SECRETS", "AGE"], []),
 }
 _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Pod": _pod_row,
@@ -190,6 +210,9 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Node": _node_row,
     "Event": _event_row,
     "Endpoints": _endpoints_row,
+    "ConfigMap": _config_map_row,
+    "Secret": _secret_row,
+    "ServiceAccount": _service_account_row,
 }
 
 

@@ -1,0 +1,479 @@
+"""HTTP handlers of the Kubernetes API: routing, discovery, get/list/watch, and writes.
+
+Every resource URL goes through one dispatcher that splits the path the way
+the API server does (`/api/v1[/namespaces/NS]/RESOURCE[/NAME[/SUBRESOURCE]]`,
+`/apis/GROUP/v1/...`), finds the `Resource`, and calls the verb. Reads come
+from the in-memory ClusterState (rendered as `pinnace get -o json` renders),
+writes go through master/api/kube/writes.py to master/app. Any refusal is a
+`KubeError`, answered as a Status object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from kernel.clock import Clock
+from master.api.kube import errors, objects, openapi, resources, writes
+from master.api.kube.resources import Resource
+from master.api.kube.selectors import parse_field_selector, parse_label_selector
+from master.api.kube.tables import render_table, wants_table
+from master.api.kube.watch import Change, TooOld, WatchHub
+from master.app.delete import NodeLifecycle
+from master.model import DEFAULT_NAMESPACE
+from master.state import ClusterState
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+DEFAULT_WATCH_SECONDS = 1800
+BOOKMARK_SECONDS = 15.0
+
+
+def _json(data: Obj, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true")
+
+
+class KubeApi:
+    def __init__(
+        self, state: ClusterState, lifecycle: NodeLifecycle, clock: Clock, server_address: str
+    ) -> None:
+        self.state = state
+        self.lifecycle = lifecycle
+        self.clock = clock
+        self.server_address = server_address
+        self.started_at = clock.now()
+        self.hub = WatchHub(state)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/version", self.version),
+            web.get("/api", self.api),
+            web.get("/apis", self.apis),
+            web.get("/openapi/v2", self.openapi_v2),
+            web.get("/openapi/v3", self.openapi_v3),
+            web.get("/openapi/v3/{path:.+}", self.openapi_v3_doc),
+            web.get("/healthz", self.healthz),
+            web.get("/livez", self.healthz),
+            web.get("/readyz", self.healthz),
+            web.get("/api/v1", self.core_resources),
+            web.get("/apis/{group}", self.group),
+            web.get("/apis/{group}/v1", self.group_resources),
+            web.route("*", "/api/v1/{tail:.+}", self.core),
+            web.route("*", "/apis/{group}/v1/{tail:.+}", self.grouped),
+        ]
+
+    # -- discovery -------------------------------------------------------------------
+
+    async def version(self, request: web.Request) -> web.Response:
+        return _json(resources.version_info())
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def api(self, request: web.Request) -> web.Response:
+        return _json(resources.api_versions(self.server_address))
+
+    async def apis(self, request: web.Request) -> web.Response:
+        return _json(resources.api_group_list())
+
+    async def core_resources(self, request: web.Request) -> web.Response:
+        found = resources.resource_list("")
+        assert found is not None
+        return _json(found)
+
+    async def group(self, request: web.Request) -> web.Response:
+        found = resources.api_group(request.match_info["group"])
+        if found is None:
+            raise errors.KubeError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        return _json(found)
+
+    async def group_resources(self, request: web.Request) -> web.Response:
+        found = resources.resource_list(request.match_info["group"])
+        if found is None:
+            raise errors.KubeError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        return _json(found)
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        if "protobuf" in accept and "json" not in accept:
+            raise errors.KubeError(406, "NotAcceptable", "only application/json is served")
+        return web.Response(body=openapi.v2_document(), content_type="application/json")
+
+    async def openapi_v3(self, request: web.Request) -> web.Response:
+        return _json(openapi.v3_index())
+
+    async def openapi_v3_doc(self, request: web.Request) -> web.Response:
+        doc = openapi.v3_document(request.match_info["path"])
+        if doc is None:
+            raise errors.KubeError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        return web.Response(body=doc, content_type="application/json")
+
+    # -- resource dispatch -----------------------------------------------------------
+
+    async def core(self, request: web.Request) -> web.StreamResponse:
+        return await self._dispatch(request, "", request.match_info["tail"])
+
+    async def grouped(self, request: web.Request) -> web.StreamResponse:
+        group = request.match_info["group"]
+        if group not in resources.GROUPS:
+            raise errors.KubeError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        return await self._dispatch(request, group, request.match_info["tail"])
+
+    async def _dispatch(self, request: web.Request, group: str, tail: str) -> web.StreamResponse:
+        parts = [p for p in tail.split("/") if p]
+        namespace: str | None = None
+        if not group and parts[0] == "namespaces" and len(parts) <= 2:
+            rest = parts
+        elif parts[0] == "namespaces" and len(parts) >= 3:
+            namespace, rest = parts[1], parts[2:]
+        else:
+            rest = parts
+        if len(rest) > 3:
+            raise errors.KubeError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        plural = rest[0]
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        r = resources.resource(group, f"{plural}/{sub}" if sub else plural)
+        base = resources.resource(group, plural)
+        if r is None or base is None:
+            raise errors.KubeError(
+                404, "NotFound", f"the server could not find the requested resource ({tail[:100]})"
+            )
+        if namespace is not None:
+            if not base.namespaced:
+                raise errors.KubeError(
+                    404, "NotFound", "the server could not find the requested resource"
+                )
+            if namespace != DEFAULT_NAMESPACE:
+                if request.method == "GET" and name is None:
+                    return await self._list(request, base, empty=True)
+                raise errors.not_found("namespaces", "", namespace)
+        method = request.method
+        dry_run = request.query.get("dryRun") == "All"
+        now = self.clock.now()
+        if sub == "scale":
+            return await self._scale(request, name or "", method, now)
+        if sub in ("status", "log") and method != "GET":
+            raise errors.method_not_allowed(f"{r.name} is read-only in pinnace")
+        if sub == "log":
+            return await self._log(request, name or "")
+        if name is None:
+            if method == "GET":
+                if _flag(request, "watch"):
+                    return await self._watch(request, base)
+                return await self._list(request, base)
+            if method == "POST":
+                result = await writes.create(
+                    self.state, base, writes.decode_body(await request.read(),
+                    request.content_type), namespace, now, dry_run,
+                )  # fmt: skip
+                return self._written(result, request)
+            raise errors.method_not_allowed(f"{method} is not allowed on {base.name}")
+        if method == "GET":
+            return self._get(request, base, name)
+        if method == "PUT":
+            result = await writes.replace(
+                self.state, base, name, writes.decode_body(await request.read(),
+                request.content_type), namespace, now, dry_run,
+            )  # fmt: skip
+            return self._written(result, request)
+        if method == "PATCH":
+            result = await writes.patch(
+                self.state, base, name, await request.read(), request.content_type, now, dry_run
+            )
+            return self._written(result, request)
+        if method == "DELETE":
+            body = await request.read()
+            options = writes.decode_body(body, "application/json") if body.strip() else {}
+            if not isinstance(options, dict):
+                options = {}
+            for key in ("propagationPolicy", "gracePeriodSeconds"):
+                if key in request.query:
+                    options[key] = request.query[key]
+            out = await writes.delete(self.state, self.lifecycle, base, name, options, now, dry_run)
+            return _json(out)
+        raise errors.method_not_allowed(f"{method} is not allowed on {base.name}")
+
+    def _written(self, result: writes.WriteResult, request: web.Request) -> web.Response:
+        headers = {}
+        if result.warnings:
+            # One Warning header (RFC 7234 form, as the API server sends) per warning.
+            headers["Warning"] = ", ".join(
+                f'299 - "{w.replace(chr(34), chr(39))}"' for w in result.warnings[:20]
+            )
+        return _json(result.obj, 201 if result.created else 200, headers)
+
+    # -- reads -----------------------------------------------------------------------
+
+    def _get(self, request: web.Request, r: Resource, name: str) -> web.Response:
+        obj = objects.get_one(self.state, r.kind, name, self.clock.now(), self.started_at)
+        if obj is None:
+            raise errors.not_found(r.name, r.group, name)
+        if wants_table(request.headers.get("Accept", "")):
+            table = render_table(
+                r.kind, [obj], self.clock.now(), obj["metadata"].get("resourceVersion", "")
+            )
+            return _json(table)
+        return _json(obj)
+
+    def _selected(self, request: web.Request, items: list[Obj]) -> list[Obj]:
+        try:
+            labels = parse_label_selector(request.query.get("labelSelector", ""))
+            fields = parse_field_selector(request.query.get("fieldSelector", ""))
+        except ValueError as e:
+            raise errors.bad_request(str(e)) from None
+        return [
+            o for o in items
+            if labels(o.get("metadata", {}).get("labels") or {}) and fields(o)
+        ]  # fmt: skip
+
+    async def _list(self, request: web.Request, r: Resource, empty: bool = False) -> web.Response:
+        now = self.clock.now()
+        rv = str(self.state.resource_version)
+        items = [] if empty else objects.list_kind(self.state, r.kind, now, self.started_at)
+        items = self._selected(request, items)
+        meta: Obj = {"resourceVersion": rv}
+        start = 0
+        cont = request.query.get("continue", "")
+        if cont:
+            try:
+                token = json.loads(base64.urlsafe_b64decode(cont.encode()))
+                start = int(token["start"])
+            except (ValueError, KeyError, TypeError):
+                raise errors.bad_request("the continue token is not valid") from None
+        limit = request.query.get("limit", "")
+        if limit.isdigit() and int(limit) > 0:
+            end = start + int(limit)
+            if end < len(items):
+                token_text = json.dumps({"start": end, "rv": rv}).encode()
+                meta["continue"] = base64.urlsafe_b64encode(token_text).decode()
+                meta["remainingItemCount"] = len(items) - end
+            items = items[start:end]
+        elif start:
+            items = items[start:]
+        if wants_table(request.headers.get("Accept", "")):
+            table = render_table(r.kind, items, now, rv)
+            table["metadata"].update(meta)
+            return _json(table)
+        return _json(
+            {"apiVersion": r.api_version, "kind": f"{r.kind}List", "metadata": meta, "items": items}
+        )
+
+    # -- watch -------------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, r: Resource) -> web.StreamResponse:
+        if r.kind in ("Endpoints", "ReplicaSet", "Namespace"):
+            return await self._watch_static(request, r)
+        rv_text = request.query.get("resourceVersion", "")
+        since: int | None = None
+        # Streaming lists (kubectl 1.3x's WatchList): the current objects, then a bookmark
+        # marking the end of them, then changes.
+        initial = _flag(request, "sendInitialEvents")
+        if rv_text not in ("", "0") and not initial:
+            if not rv_text.isdigit():
+                raise errors.bad_request(f"resourceVersion {rv_text[:30]!r} is not a number")
+            since = int(rv_text)
+        try:
+            watcher, backlog = self.hub.open(r.kind, since)
+        except TooOld as e:
+            # As the API server does: a 200 stream whose one event is an ERROR with the
+            # 410 Status; clients then list again.
+            return await self._stream_error(request, errors.gone(str(e)))
+        try:
+            labels = parse_label_selector(request.query.get("labelSelector", ""))
+            fields = parse_field_selector(request.query.get("fieldSelector", ""))
+        except ValueError as e:
+            self.hub.release(watcher)
+            raise errors.bad_request(str(e)) from None
+        table = wants_table(request.headers.get("Accept", ""))
+        bookmarks = _flag(request, "allowWatchBookmarks")
+        timeout = request.query.get("timeoutSeconds", "")
+        seconds = int(timeout) if timeout.isdigit() else DEFAULT_WATCH_SECONDS
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        now = self.clock.now()
+
+        async def send(type_: str, obj: Obj) -> None:
+            payload = obj
+            if table and type_ != "BOOKMARK":
+                payload = render_table(
+                    r.kind, [obj], self.clock.now(), obj["metadata"]["resourceVersion"]
+                )
+            line = json.dumps({"type": type_, "object": payload}, separators=(",", ":")) + "\n"
+            await response.write(line.encode())
+
+        def wanted(obj: Obj) -> bool:
+            return labels(obj.get("metadata", {}).get("labels") or {}) and fields(obj)
+
+        try:
+            if since is None:
+                for obj in objects.list_kind(self.state, r.kind, now, self.started_at):
+                    if wanted(obj):
+                        await send("ADDED", obj)
+            if initial:
+                await send("BOOKMARK", {
+                    "kind": r.kind, "apiVersion": r.api_version,
+                    "metadata": {
+                        "resourceVersion": str(self.state.resource_version),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                })  # fmt: skip
+            for old in backlog:
+                await self._send_change(old, send, wanted)
+            last_rv = self.state.resource_version
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    change: Change | None = await asyncio.wait_for(
+                        watcher.queue.get(), timeout=min(left, BOOKMARK_SECONDS)
+                    )
+                except TimeoutError:
+                    if bookmarks:
+                        mark = str(max(last_rv, self.state.resource_version))
+                        await send("BOOKMARK", {
+                            "kind": r.kind, "apiVersion": r.api_version,
+                            "metadata": {"resourceVersion": mark},
+                        })  # fmt: skip
+                    continue
+                if change is None:
+                    break
+                last_rv = change.rv
+                await self._send_change(change, send, wanted)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.hub.release(watcher)
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+    async def _stream_error(
+        self, request: web.Request, error: errors.KubeError
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        line = json.dumps({"type": "ERROR", "object": error.status()}) + "\n"
+        await response.write(line.encode())
+        await response.write_eof()
+        return response
+
+    async def _send_change(self, change: Change, send: Any, wanted: Any) -> None:
+        obj = objects.render(change.obj, self.clock.now(), self.state)
+        obj["metadata"]["resourceVersion"] = str(change.rv)
+        if wanted(obj):
+            await send(change.type, obj)
+
+    async def _watch_static(self, request: web.Request, r: Resource) -> web.StreamResponse:
+        """Derived kinds: the current objects, then the stream stays open until its timeout."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        if request.query.get("resourceVersion", "") in ("", "0") or _flag(
+            request, "sendInitialEvents"
+        ):
+            items = objects.list_kind(self.state, r.kind, self.clock.now(), self.started_at)
+            for obj in self._selected(request, items):
+                line = json.dumps({"type": "ADDED", "object": obj}) + "\n"
+                await response.write(line.encode())
+        if _flag(request, "sendInitialEvents"):
+            mark = {
+                "kind": r.kind,
+                "apiVersion": r.api_version,
+                "metadata": {
+                    "resourceVersion": str(self.state.resource_version),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            }
+            await response.write((json.dumps({"type": "BOOKMARK", "object": mark}) + "\n").encode())
+        timeout = request.query.get("timeoutSeconds", "")
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+            await asyncio.sleep(int(timeout) if timeout.isdigit() else DEFAULT_WATCH_SECONDS)
+        return response
+
+    # -- subresources ---------------------------------------------------------------------
+
+    async def _scale(
+        self, request: web.Request, name: str, method: str, now: float
+    ) -> web.Response:
+        if method == "GET":
+            obj = self.state.get("Deployment", name)
+            if obj is None or obj.kind != "Deployment":
+                raise errors.not_found("deployments", "apps", name)
+            return _json(objects.scale(obj))  # type: ignore[arg-type]
+        if method not in ("PUT", "PATCH"):
+            raise errors.method_not_allowed(f"{method} is not allowed on deployments/scale")
+        out = await writes.set_scale(
+            self.state, name, await request.read(), request.content_type, method, now
+        )
+        return _json(out)
+
+    async def _log(self, request: web.Request, name: str) -> web.Response:
+        if self.state.pod(name) is None:
+            raise errors.not_found("pods", "", name)
+        raise errors.KubeError(
+            501, "NotImplemented",
+            "pod logs are not served by pinnace's Kubernetes API yet; read them on the node "
+            "with `docker logs` (containers are labelled pinnace.pod=<pod name>)",
+        )  # fmt: skip
+
+
+@web.middleware
+async def status_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn KubeErrors (and surprises) into Status answers."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except errors.KubeError as e:
+        return _json(e.status(), e.code)
+    except web.HTTPException as e:
+        if e.status == 404:
+            return _json(
+                errors.KubeError(
+                    404, "NotFound", "the server could not find the requested resource"
+                ).status(),
+                404,
+            )
+        if e.status == 405:
+            return _json(
+                errors.method_not_allowed(f"{request.method} is not allowed").status(), 405
+            )
+        raise
+    except Exception:
+        log.exception("HTTP API %s %s failed", request.method, request.path)
+        return _json(
+            errors.KubeError(
+                500, "InternalError", "an internal error occurred; see the master's log"
+            ).status(),
+            500,
+        )

@@ -1,0 +1,188 @@
+"""Stored objects -> the Kubernetes objects the HTTP API serves, including derived kinds.
+
+Most kinds are master/api/render.py's shapes, the same `pinnace get -o json`
+prints. Three are derived on every read, never stored:
+
+- Endpoints: each service's pods as the load balancer sees them (master/app).
+- ReplicaSets: a Deployment's rollout history. Each revision pinnace records
+  (its pod template and template hash) is shown as the ReplicaSet Kubernetes
+  would have made for it: named `<deployment>-<hash>`, owned by the
+  deployment (its uid), annotated with `deployment.kubernetes.io/revision` and
+  the change cause, with as many replicas as pods of that template exist. That
+  is what `kubectl rollout history` and `rollout undo` read.
+- Namespaces: pinnace has one, `default`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from master.api.render import (
+    render_endpoints,
+    render_object,
+    render_pod_spec,
+    rfc3339,
+)
+from master.app.queries import list_endpoints
+from master.controllers.deployment import TEMPLATE_HASH_LABEL
+from master.controllers.revisions import CHANGE_CAUSE
+from master.model import DEFAULT_NAMESPACE, KINDS, Deployment, Event, StoredObject
+from master.state import ClusterState
+
+Obj = dict[str, Any]
+
+NAMESPACES = (DEFAULT_NAMESPACE,)
+
+
+def render(obj: StoredObject, now: float, state: ClusterState) -> Obj:
+    """An object as the API serves it: `pinnace get -o json`'s shape, with uids filled in.
+
+    Owner references and events' involved objects carry the referent's uid,
+    which clients need (the Python client requires it; `kubectl describe` finds
+    events by it).
+    """
+    out = render_object(obj, now)
+    if obj.kind == "Node":
+        out["metadata"].pop("namespace", None)
+    for ref in out["metadata"].get("ownerReferences", []):
+        owner = state.get(ref["kind"], ref["name"])
+        ref["uid"] = owner.meta.uid if owner is not None else ""
+        ref.setdefault("blockOwnerDeletion", True)
+    if isinstance(obj, Event):
+        involved = (
+            state.get(obj.involved_kind, obj.involved_name) if obj.involved_kind in KINDS else None
+        )
+        out["involvedObject"]["uid"] = involved.meta.uid if involved is not None else ""
+        out["involvedObject"]["apiVersion"] = (
+            "apps/v1" if obj.involved_kind == "Deployment" else "v1"
+        )
+        if obj.involved_kind == "Node":
+            out["involvedObject"]["namespace"] = ""
+    return out
+
+
+def namespace(name: str, created_at: float) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "uid": f"namespace-{name}",
+            "resourceVersion": "1",
+            "creationTimestamp": rfc3339(created_at),
+            "labels": {"kubernetes.io/metadata.name": name},
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+
+
+def replica_sets(dep: Deployment, state: ClusterState) -> list[Obj]:
+    counts: dict[str, tuple[int, int]] = {}
+    for pod in state.pods_of_owner(dep.meta.name):
+        if pod.deletion_requested_at:
+            continue
+        total, ready = counts.get(pod.template_hash, (0, 0))
+        counts[pod.template_hash] = (total + 1, ready + int(pod.status.ready))
+    out = []
+    current = dep.history[-1].template_hash if dep.history else ""
+    for rev in dep.history:
+        labels = {**rev.template.labels, TEMPLATE_HASH_LABEL: rev.template_hash}
+        total, ready = counts.get(rev.template_hash, (0, 0))
+        annotations = {"deployment.kubernetes.io/revision": str(rev.revision)}
+        if rev.change_cause:
+            annotations[CHANGE_CAUSE] = rev.change_cause
+        desired = dep.replicas if rev.template_hash == current else 0
+        out.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": f"{dep.meta.name}-{rev.template_hash}",
+                    "namespace": DEFAULT_NAMESPACE,
+                    "uid": f"{dep.meta.uid}-{rev.template_hash}",
+                    "resourceVersion": str(dep.meta.resource_version),
+                    "generation": 1,
+                    "creationTimestamp": rfc3339(rev.created_at or dep.meta.created_at),
+                    "labels": labels,
+                    "annotations": annotations,
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "name": dep.meta.name,
+                            "uid": dep.meta.uid,
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
+                },
+                "spec": {
+                    "replicas": desired,
+                    "selector": {
+                        "matchLabels": {**dep.selector, TEMPLATE_HASH_LABEL: rev.template_hash}
+                    },
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": render_pod_spec(rev.template.spec),
+                    },
+                },
+                "status": {
+                    "replicas": total,
+                    "readyReplicas": ready,
+                    "availableReplicas": ready,
+                    "observedGeneration": 1,
+                },
+            }
+        )
+    return out
+
+
+def scale(dep: Deployment) -> Obj:
+    return {
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": dep.meta.name,
+            "namespace": DEFAULT_NAMESPACE,
+            "uid": dep.meta.uid,
+            "resourceVersion": str(dep.meta.resource_version),
+            "creationTimestamp": rfc3339(dep.meta.created_at),
+        },
+        "spec": {"replicas": dep.replicas},
+        "status": {
+            "replicas": dep.status.replicas,
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(dep.selector.items())),
+        },
+    }
+
+
+def list_kind(state: ClusterState, kind: str, now: float, created_at: float) -> list[Obj]:
+    """Every object of a kind, rendered, sorted by name (events in time order)."""
+    if kind == "Namespace":
+        return [namespace(n, created_at) for n in NAMESPACES]
+    if kind == "Endpoints":
+        return [render_endpoints(svc, ports) for svc, ports in list_endpoints(state)]
+    if kind == "ReplicaSet":
+        deps = sorted(
+            (d for d in state.objects("Deployment") if isinstance(d, Deployment)),
+            key=lambda d: d.meta.name,
+        )
+        return [rs for d in deps for rs in replica_sets(d, state)]
+    objs = state.objects(kind)
+    if kind != "Event":
+        objs.sort(key=lambda o: o.meta.name)
+    return [render(o, now, state) for o in objs]
+
+
+def get_one(state: ClusterState, kind: str, name: str, now: float, created_at: float) -> Obj | None:
+    if kind == "Namespace":
+        return namespace(name, created_at) if name in NAMESPACES else None
+    if kind == "Endpoints":
+        found = [render_endpoints(s, p) for s, p in list_endpoints(state) if s.meta.name == name]
+        return found[0] if found else None
+    if kind == "ReplicaSet":
+        return next((rs for rs in list_kind(state, kind, now, created_at)
+                     if rs["metadata"]["name"] == name), None)  # fmt: skip
+    obj = state.get(kind, name)
+    return None if obj is None else render(obj, now, state)

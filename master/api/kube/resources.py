@@ -1,0 +1,159 @@
+"""The Kubernetes resources pinnace serves, and the discovery documents that list them.
+
+One `Resource` per REST resource (and subresource): its group, plural and kind,
+whether it lives in a namespace, the verbs it allows and kubectl's short names.
+Discovery (`/api`, `/api/v1`, `/apis`, `/apis/apps/v1`) is rendered from this
+table, so what kubectl believes the server can do and what the handlers do are
+one list. kubectl asks for aggregated discovery first and falls back to these
+plain documents when the answer is not an APIGroupDiscoveryList.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Obj = dict[str, Any]
+
+READ = ("get", "list", "watch")
+WRITE = ("create", "update", "patch", "delete")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    name: str  # plural, e.g. "deployments", or "deployments/scale"
+    kind: str
+    group: str = ""  # "" is the core group (/api/v1)
+    namespaced: bool = True
+    verbs: tuple[str, ...] = READ
+    short_names: tuple[str, ...] = ()
+    singular: str = ""
+    description: str = ""
+    # For subresources, the kind the parent path names (e.g. Scale's parent is deployments).
+    subresource: bool = False
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/v1" if self.group else "v1"
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("namespaces", "Namespace", namespaced=False, verbs=("get", "list", "watch"),
+             short_names=("ns",), singular="namespace",
+             description='Namespaces; pinnace has one, "default".'),
+    Resource("nodes", "Node", namespaced=False, verbs=(*READ, "patch", "delete"),
+             short_names=("no",), singular="node",
+             description="A machine that runs pods, registered by its agent."),
+    Resource("pods", "Pod", verbs=(*READ, "delete"), short_names=("po",), singular="pod",
+             description="Containers that run together on one node."),
+    Resource("pods/log", "Pod", verbs=("get",), subresource=True),
+    Resource("pods/status", "Pod", verbs=("get",), subresource=True),
+    Resource("services", "Service", verbs=(*READ, *WRITE), short_names=("svc",),
+             singular="service",
+             description="A load-balanced address for the ready pods a selector picks."),
+    Resource("endpoints", "Endpoints", verbs=("get", "list"), short_names=("ep",),
+             singular="endpoints",
+             description="The addresses behind a service, as the load balancer sees them."),
+    Resource("events", "Event", verbs=READ, short_names=("ev",), singular="event",
+             description="Something that happened to an object, and why."),
+    Resource("deployments", "Deployment", group="apps", verbs=(*READ, *WRITE),
+             short_names=("deploy",), singular="deployment",
+             description="Replicas of a pod template, rolled out as the template changes."),
+    Resource("deployments/scale", "Scale", group="apps", verbs=("get", "update", "patch"),
+             subresource=True),
+    Resource("deployments/status", "Deployment", group="apps", verbs=("get",),
+             subresource=True),
+    Resource("replicasets", "ReplicaSet", group="apps", verbs=READ, short_names=("rs",),
+             singular="replicaset",
+             description="A Deployment's revisions (one per pod template it has rolled out)."),
+)  # fmt: skip
+
+GROUPS = ("apps",)
+
+
+def resource(group: str, name: str) -> Resource | None:
+    for r in RESOURCES:
+        if r.group == group and r.name == name:
+            return r
+    return None
+
+
+def by_kind(kind: str) -> Resource:
+    for r in RESOURCES:
+        if r.kind == kind and not r.subresource:
+            return r
+    raise KeyError(kind)
+
+
+def api_versions(server_address: str) -> Obj:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+        ],
+    }
+
+
+def api_group_list() -> Obj:
+    groups = []
+    for g in GROUPS:
+        version = {"groupVersion": f"{g}/v1", "version": "v1"}
+        groups.append({"name": g, "versions": [version], "preferredVersion": version})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def api_group(group: str) -> Obj | None:
+    if group not in GROUPS:
+        return None
+    version = {"groupVersion": f"{group}/v1", "version": "v1"}
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": group,
+        "versions": [version],
+        "preferredVersion": version,
+    }
+
+
+def resource_list(group: str) -> Obj | None:
+    if group and group not in GROUPS:
+        return None
+    items = []
+    for r in RESOURCES:
+        if r.group != group:
+            continue
+        entry: Obj = {
+            "name": r.name,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": list(r.verbs),
+        }
+        if r.kind == "Scale":
+            entry.update(group="autoscaling", version="v1")
+        if r.short_names:
+            entry["shortNames"] = list(r.short_names)
+        if r.name in ("pods", "services", "deployments", "replicasets"):
+            entry["categories"] = ["all"]
+        items.append(entry)
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/v1" if group else "v1",
+        "resources": items,
+    }
+
+
+def version_info() -> Obj:
+    return {
+        "major": "1",
+        "minor": "32",
+        "gitVersion": "v1.32.0-pinnace",
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "python",
+        "compiler": "cpython",
+        "platform": "linux/amd64",
+    }

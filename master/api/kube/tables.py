@@ -1,0 +1,87 @@
+"""`as=Table` answers: the rows `kubectl get` prints, with the columns `pinnace get` prints.
+
+The cells come from master/cli/tables.py, the module the CLI renders with, over
+the same rendered objects, so both tools show the same columns and words.
+Columns only `-o wide` shows have priority 1, which is how kubectl knows to hide
+them otherwise. Each row carries the object's metadata (PartialObjectMetadata),
+which kubectl uses for names, namespaces and `-w` updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from master.api.tables import header_for, human_age, rows_for
+
+Obj = dict[str, Any]
+
+_TABLE_KINDS = ("Pod", "Deployment", "Service", "Node", "Event", "Endpoints")
+
+
+def _partial(obj: Obj) -> Obj:
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
+
+
+def _generic_rows(objs: Sequence[Obj], now: float) -> tuple[list[Obj], list[list[Any]]]:
+    columns = [
+        {
+            "name": "Name",
+            "type": "string",
+            "format": "name",
+            "priority": 0,
+            "description": "Name of the object.",
+        },
+        {
+            "name": "Age",
+            "type": "string",
+            "format": "",
+            "priority": 0,
+            "description": "Time since creation.",
+        },
+    ]
+    rows = []
+    for o in objs:
+        created = o.get("metadata", {}).get("creationTimestamp")
+        age = "<unknown>"
+        if created:
+            born = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+            age = human_age(now - born)
+        rows.append([o.get("metadata", {}).get("name", ""), age])
+    return columns, rows
+
+
+def render_table(kind: str, objs: Sequence[Obj], now: float, resource_version: str) -> Obj:
+    if kind in _TABLE_KINDS:
+        base = header_for(kind, wide=False)
+        wide = header_for(kind, wide=True)
+        # kubectl upper-cases column names when it prints them: pinnace's words survive.
+        columns = [
+            {
+                "name": h,
+                "type": "string",
+                "format": "name" if h == "NAME" else "",
+                "description": h,
+                "priority": 0 if h in base else 1,
+            }
+            for h in wide
+        ]
+        cells = rows_for(kind, objs, wide=True, now=now)
+    else:
+        columns, cells = _generic_rows(objs, now)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": columns,
+        "rows": [{"cells": row, "object": _partial(o)} for row, o in zip(cells, objs, strict=True)],
+    }
+
+
+def wants_table(accept: str) -> bool:
+    return "as=Table" in accept

@@ -1,0 +1,96 @@
+"""Watch streams for the HTTP API: recent changes by resource version, then live ones.
+
+One `WatchHub` per master subscribes to the ClusterState and keeps the last
+`history` changes (kind, ADDED/MODIFIED/DELETED, object, resource version).
+A watch from resourceVersion N replays the changes after N from that window and
+then follows live ones; N older than the window is `410 Gone` (the client lists
+again, as Kubernetes clients do). Each watcher has a bounded queue: a client too
+slow to keep up is cut off rather than growing the master's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from master.model import KINDS, StoredObject
+from master.state import ClusterState
+
+QUEUE_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    rv: int
+    kind: str
+    type: str  # ADDED | MODIFIED | DELETED
+    obj: StoredObject
+
+
+class TooOld(Exception):
+    """The requested resource version is older than the hub remembers."""
+
+
+class Watcher:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.queue: asyncio.Queue[Change | None] = asyncio.Queue()
+        self.closed = False
+
+    def push(self, change: Change) -> None:
+        if self.closed:
+            return
+        if self.queue.qsize() >= QUEUE_LIMIT:
+            self.closed = True
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(change)
+
+
+class WatchHub:
+    def __init__(self, state: ClusterState, history: int = 20_000) -> None:
+        self._state = state
+        self._log: deque[Change] = deque(maxlen=history)
+        self._floor = state.resource_version
+        self._watchers: set[Watcher] = set()
+        # Names that exist, per kind, to tell ADDED from MODIFIED.
+        self._known: dict[str, set[str]] = {
+            kind: {o.meta.name for o in state.objects(kind)} for kind in KINDS
+        }
+        self._unsubscribe: Callable[[], None] = state.subscribe(self._on_change)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        for w in list(self._watchers):
+            w.queue.put_nowait(None)
+
+    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+        known = self._known.setdefault(kind, set())
+        name = obj.meta.name
+        if deleted:
+            type_ = "DELETED"
+            known.discard(name)
+        else:
+            type_ = "MODIFIED" if name in known else "ADDED"
+            known.add(name)
+        if len(self._log) == self._log.maxlen:
+            self._floor = self._log[0].rv
+        change = Change(self._state.resource_version, kind, type_, obj)
+        self._log.append(change)
+        for w in list(self._watchers):
+            if w.kind == kind:
+                w.push(change)
+
+    def open(self, kind: str, since: int | None) -> tuple[Watcher, list[Change]]:
+        """A live watcher and the changes after `since` it must send first."""
+        if since is not None and since < self._floor:
+            raise TooOld(f"too old resource version: {since} ({self._floor})")
+        backlog = [] if since is None else [c for c in self._log if c.kind == kind and c.rv > since]
+        w = Watcher(kind)
+        self._watchers.add(w)
+        return w, backlog
+
+    def release(self, w: Watcher) -> None:
+        self._watchers.discard(w)

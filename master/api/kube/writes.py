@@ -1,0 +1,255 @@
+"""Writes through the HTTP API: create, replace, patch, delete and scale.
+
+Thin by design: a body (or the stored object with a patch applied) becomes a
+manifest, master/manifest validates it exactly as for `pinnace apply` (same
+words, now as a 422 Invalid naming the field), and master/app stores it with
+the same apply semantics the gRPC API uses. What is HTTP-only is decided here:
+optimistic concurrency (a replace or patch that names an older
+resourceVersion is 409 Conflict), URL/body agreement, and mapping errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from master.api.kube import errors
+from master.api.kube.objects import render, scale
+from master.api.kube.patch import PatchError, json_patch, merge_patch, strategic_merge
+from master.api.kube.resources import Resource
+from master.app.apply import apply_objects
+from master.app.delete import NodeLifecycle, delete_objects
+from master.app.errors import AppError
+from master.app.scale import deployment as stored_deployment
+from master.app.scale import scale_deployment
+from master.manifest import ManifestError, parse_manifests
+from master.manifest.schema import WRITABLE
+from master.model import DEFAULT_NAMESPACE
+from master.state import ClusterState
+
+Obj = dict[str, Any]
+
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    obj: Obj
+    created: bool
+    warnings: tuple[str, ...]
+
+
+def app_error(e: AppError, r: Resource, name: str) -> errors.KubeError:
+    if e.code == "not_found":
+        return errors.not_found(r.name, r.group, name)
+    if e.code == "already_exists":
+        return errors.already_exists(r.name, r.group, name)
+    if e.code == "invalid":
+        return errors.invalid(
+            r.kind, r.group, name, f"x: document 1: {e.message.split(': ', 1)[-1]}"
+        )
+    if e.code == "unavailable":
+        return errors.KubeError(503, "ServiceUnavailable", e.message)
+    if e.code == "internal":
+        # The store refused the write (a full disk): Kubernetes answers 500 when etcd does.
+        return errors.KubeError(500, "InternalError", e.message)
+    return errors.KubeError(409, "Conflict", e.message)
+
+
+def decode_body(body: bytes, content_type: str) -> Any:
+    try:
+        if "yaml" in content_type:
+            return yaml.safe_load(body.decode())
+        return json.loads(body)
+    except (ValueError, yaml.YAMLError) as e:
+        raise errors.bad_request(f"the request body is not valid JSON or YAML: {e}") from None
+
+
+def _check_identity(r: Resource, body: Any, name: str | None, namespace: str | None) -> str:
+    if not isinstance(body, dict):
+        raise errors.bad_request("the request body must be a JSON object")
+    if body.get("kind") not in (None, r.kind):
+        raise errors.bad_request(
+            f"the body's kind {str(body.get('kind'))[:60]!r} does not match the URL ({r.name})"
+        )
+    meta = body.get("metadata")
+    if not isinstance(meta, dict):
+        raise errors.invalid(r.kind, r.group, name or "", "x: document 1: metadata: is required")
+    ns = meta.get("namespace")
+    if namespace is not None and ns not in (None, namespace):
+        raise errors.bad_request(
+            f"the namespace of the provided object ({str(ns)[:63]}) does not match the "
+            f"namespace sent on the request ({namespace})"
+        )
+    body_name = meta.get("name")
+    if name is not None and body_name not in (None, name):
+        raise errors.bad_request(
+            f"the name of the object ({str(body_name)[:253]}) does not match the name on the URL "
+            f"({name})"
+        )
+    return str(body_name or name or "")
+
+
+async def _store(
+    state: ClusterState,
+    r: Resource,
+    body: Obj,
+    name: str,
+    now: float,
+    dry_run: bool,
+    create_only: bool,
+) -> WriteResult:
+    body = {**body, "apiVersion": r.api_version, "kind": r.kind}
+    data = json.dumps(body).encode()
+    try:
+        parsed = await asyncio.to_thread(parse_manifests, [(f"{r.name}/{name}", data)])
+    except ManifestError as e:
+        raise errors.invalid(r.kind, r.group, name, str(e)) from None
+    try:
+        applied = await apply_objects(state, parsed.objects, now, dry_run, create_only)
+    except AppError as e:
+        raise app_error(e, r, name) from None
+    result = applied[0]
+    warnings = tuple(errors.split_manifest_error(w)[0] + ": " + errors.split_manifest_error(w)[1]
+                     for w in parsed.warnings)  # fmt: skip
+    return WriteResult(render(result.obj, now, state), result.action == "created", warnings)
+
+
+async def create(
+    state: ClusterState, r: Resource, body: Any, namespace: str | None, now: float, dry_run: bool
+) -> WriteResult:
+    if r.kind not in WRITABLE:
+        raise errors.method_not_allowed(f"{r.name} are made by pinnace, not created by users")
+    name = _check_identity(r, body, None, namespace)
+    return await _store(state, r, body, name, now, dry_run, create_only=True)
+
+
+def _check_version(r: Resource, name: str, body: Obj, current_rv: str) -> None:
+    wanted = (body.get("metadata") or {}).get("resourceVersion")
+    if wanted not in (None, "") and str(wanted) != current_rv:
+        raise errors.conflict(
+            r.name,
+            r.group,
+            name,
+            "the object has been modified; please apply your changes to the latest version "
+            "and try again",
+        )
+
+
+async def replace(
+    state: ClusterState, r: Resource, name: str, body: Any, namespace: str | None, now: float,
+    dry_run: bool,
+) -> WriteResult:  # fmt: skip
+    if r.kind not in WRITABLE:
+        raise errors.method_not_allowed(f"{r.name} cannot be replaced through the API")
+    _check_identity(r, body, name, namespace)
+    current = state.get(r.kind, name)
+    if current is None:
+        raise errors.not_found(r.name, r.group, name)
+    _check_version(r, name, body, str(current.meta.resource_version))
+    return await _store(state, r, body, name, now, dry_run, create_only=False)
+
+
+def apply_patch(current: Obj, patch: Any, content_type: str, kind: str) -> Any:
+    try:
+        if content_type.startswith("application/json-patch+json"):
+            return json_patch(current, patch)
+        if content_type.startswith("application/merge-patch+json"):
+            return merge_patch(current, patch)
+        if content_type.startswith(("application/strategic-merge-patch+json",
+                                    "application/apply-patch+yaml")):  # fmt: skip
+            return strategic_merge(current, patch, WRITABLE.get(kind))
+    except PatchError as e:
+        raise errors.KubeError(422, "Invalid", f"the patch does not apply: {e}") from None
+    raise errors.KubeError(
+        415, "UnsupportedMediaType", f"the patch type {content_type[:80]!r} is not supported"
+    )
+
+
+async def patch(
+    state: ClusterState, r: Resource, name: str, body: bytes, content_type: str, now: float,
+    dry_run: bool,
+) -> WriteResult:  # fmt: skip
+    if r.kind not in WRITABLE:
+        raise errors.method_not_allowed(f"{r.name} cannot be patched through the API")
+    patch_doc = decode_body(body, content_type)
+    current = state.get(r.kind, name)
+    if current is None:
+        if content_type.startswith("application/apply-patch+yaml"):
+            return await create(state, r, patch_doc, DEFAULT_NAMESPACE, now, dry_run)
+        raise errors.not_found(r.name, r.group, name)
+    rendered = render(current, now, state)
+    patched = apply_patch(rendered, patch_doc, content_type, r.kind)
+    _check_identity(r, patched, name, DEFAULT_NAMESPACE)
+    if isinstance(patch_doc, dict):
+        _check_version(r, name, patch_doc, str(current.meta.resource_version))
+    return await _store(state, r, patched, name, now, dry_run, create_only=False)
+
+
+async def delete(
+    state: ClusterState, lifecycle: NodeLifecycle, r: Resource, name: str, options: Obj,
+    now: float, dry_run: bool,
+) -> Obj:  # fmt: skip
+    if "delete" not in r.verbs:
+        raise errors.method_not_allowed(f"{r.name} cannot be deleted")
+    policy = options.get("propagationPolicy")
+    if policy not in (None, "Background", "Foreground"):
+        raise errors.KubeError(
+            422, "Invalid",
+            f"propagationPolicy {str(policy)[:30]!r} is not supported: pinnace always deletes "
+            f"what an object owns (Background)",
+        )  # fmt: skip
+    current = state.get(r.kind, name)
+    if current is None:
+        raise errors.not_found(r.name, r.group, name)
+    rendered = render(current, now, state)
+    preconditions = options.get("preconditions") or {}
+    if preconditions.get("uid") not in (None, current.meta.uid):
+        raise errors.conflict(r.name, r.group, name, "the UID in the precondition does not match")
+    if dry_run:
+        return rendered
+    try:
+        await delete_objects(state, lifecycle, [(r.kind, name)], missing_ok=False)
+    except AppError as e:
+        raise app_error(e, r, name) from None
+    after = state.get(r.kind, name)
+    return render(after, now, state) if after is not None else rendered
+
+
+async def set_scale(
+    state: ClusterState, name: str, body: bytes, content_type: str, method: str, now: float
+) -> Obj:
+    try:
+        dep = stored_deployment(state, name)
+    except AppError:
+        raise errors.not_found("deployments", "apps", name) from None
+    doc = decode_body(body, content_type)
+    if method == "PATCH":
+        doc = apply_patch(scale(dep), doc, content_type, "Scale")
+    else:
+        if isinstance(doc, dict):
+            wanted = (doc.get("metadata") or {}).get("resourceVersion")
+            if wanted not in (None, "") and str(wanted) != str(dep.meta.resource_version):
+                raise errors.conflict("deployments", "apps", name, "the object has been modified")
+    replicas = (doc.get("spec") or {}).get("replicas") if isinstance(doc, dict) else None
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise errors.invalid(
+            "Scale", "autoscaling", name,
+            f"x: document 1: spec.replicas: must be an integer >= 0, got {replicas!r}",
+        )  # fmt: skip
+    try:
+        stored = await scale_deployment(state, name, replicas)
+    except AppError as e:
+        raise errors.invalid(
+            "Scale", "autoscaling", name, f"x: document 1: spec.replicas: {e}"
+        ) from None
+    return scale(stored)

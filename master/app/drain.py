@@ -1,0 +1,151 @@
+"""Cordon, uncordon and drain: taking a machine out of service without an outage.
+
+`cordon` marks a node unschedulable (the scheduler's NodeUnschedulable filter
+then places nothing new there); `uncordon` lifts it. `drain` cordons and then
+evicts the node's pods in steps that keep every deployment available — the
+budget Kubernetes users get from a PodDisruptionBudget, taken here from the
+deployment's own rolling-update `maxUnavailable` (at least 1, so a drain always
+progresses): a pod is evicted only while its deployment has no more than that
+many replicas missing, so the replacement of the first evicted pod is ready
+elsewhere before the next one goes. A pod that cannot move is named with the
+reason instead of being evicted into an empty or missing home.
+
+`plan_drain` decides (pure, unit tested); `drain_node` runs one step of it as
+one durable commit and says what is left, so a caller (the CLI) repeats the
+call until nothing is left or its timeout ends. As with kubectl, a node with a
+pod that cannot move is cordoned but nothing on it is evicted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from master.app.delete import NodeLifecycle
+from master.app.errors import commit, not_found
+from master.controllers.rolling import surge_and_unavailable
+from master.model import Deployment, Node, Pod
+from master.state import ClusterState
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A pod that stays for now, and why."""
+
+    pod: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DrainPlan:
+    # Evict these now.
+    evict: tuple[str, ...]
+    # Movable, but evicting them now would break their deployment's budget.
+    waiting: tuple[Waiting, ...]
+    # Cannot move at all (the drain does not finish while they are there).
+    blocked: tuple[Waiting, ...]
+    # Already stopping: the drain is done when they are gone.
+    terminating: tuple[str, ...]
+
+    @property
+    def done(self) -> bool:
+        return not (self.evict or self.waiting or self.blocked or self.terminating)
+
+
+def _missing_replicas(dep: Deployment, pods: Iterable[Pod]) -> int:
+    """How many of the deployment's desired replicas are not ready (and staying) now."""
+    ready = sum(
+        1
+        for p in pods
+        if p.owner == dep.meta.name and p.status.ready and not p.deletion_requested_at
+    )
+    return max(0, dep.replicas - ready)
+
+
+def plan_drain(
+    node: str,
+    pods: Iterable[Pod],
+    deployments: Mapping[str, Deployment],
+) -> DrainPlan:
+    """What one drain step of `node` does, given every pod and deployment of the cluster."""
+    all_pods = list(pods)
+    evict: list[str] = []
+    waiting: list[Waiting] = []
+    blocked: list[Waiting] = []
+    terminating: list[str] = []
+    # Evictions granted this step count against the budget like missing replicas.
+    granted: dict[str, int] = {}
+    mine = sorted((p for p in all_pods if p.node_name == node), key=lambda p: p.meta.name)
+    for pod in mine:
+        name = pod.meta.name
+        if pod.deletion_requested_at:
+            terminating.append(name)
+            continue
+        dep = deployments.get(pod.owner) if pod.owner else None
+        if dep is None:
+            blocked.append(
+                Waiting(name, "not managed by a Deployment: evicting it would lose it for good")
+            )
+            continue
+        _, max_unavailable = surge_and_unavailable(dep)
+        budget = max(1, max_unavailable)
+        missing = _missing_replicas(dep, all_pods) + granted.get(dep.meta.name, 0)
+        # A pod that is not ready is already counted as missing: evicting it
+        # takes nothing more away.
+        if not pod.status.ready or missing < budget:
+            evict.append(name)
+            if pod.status.ready:
+                granted[dep.meta.name] = granted.get(dep.meta.name, 0) + 1
+        else:
+            waiting.append(
+                Waiting(
+                    name,
+                    f"deployment {dep.meta.name} has {missing} of {dep.replicas} replicas "
+                    f"not ready and may lose at most {budget} at a time",
+                )
+            )
+    return DrainPlan(tuple(evict), tuple(waiting), tuple(blocked), tuple(terminating))
+
+
+def _node(state: ClusterState, name: str) -> Node:
+    node = state.get("Node", name)
+    if not isinstance(node, Node):
+        raise not_found("Node", name)
+    return node
+
+
+def _set_unschedulable(state: ClusterState, node: Node, value: bool) -> bool:
+    """Put the flag; True when it changed (and an event was recorded)."""
+    if node.unschedulable == value:
+        return False
+    state.put(replace(node, unschedulable=value))
+    reason, verb = (
+        ("NodeNotSchedulable", "cordoned") if value else ("NodeSchedulable", "uncordoned")
+    )
+    state.record_event("Node", node.meta.name, reason, f"node {node.meta.name} {verb}")
+    return True
+
+
+async def cordon_node(state: ClusterState, name: str, unschedulable: bool) -> bool:
+    """Cordon (or uncordon) a node; True when that changed anything. Durable on return."""
+    return await commit(state, lambda: _set_unschedulable(state, _node(state, name), unschedulable))
+
+
+async def drain_node(state: ClusterState, lifecycle: NodeLifecycle, name: str) -> DrainPlan:
+    """One drain step: cordon, evict what the budgets allow now; the plan says what is left."""
+
+    def step() -> DrainPlan:
+        _set_unschedulable(state, _node(state, name), True)
+        deployments = {
+            d.meta.name: d for d in state.objects("Deployment") if isinstance(d, Deployment)
+        }
+        plan = plan_drain(name, state.pods(), deployments)
+        if plan.blocked:
+            # As kubectl drain: the node stays cordoned, nothing is evicted, the
+            # caller names what cannot move.
+            return replace(plan, evict=())
+        for pod in plan.evict:
+            lifecycle.delete_pod(pod, "Evicted", f"evicted to drain node {name}")
+        return plan
+
+    return await commit(state, step)

