@@ -30,6 +30,8 @@ from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.kube.server import start_kube_api
+from master.api.logs import LogRelay
+from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
@@ -38,13 +40,16 @@ from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.ha.elector import MasterInfo
 from master.ha.follower import Follower
+from master.ha.masters import MastersView
 from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
-from master.model import ObjectMeta, ServiceAccount
+from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
+from master.metrics.http import MetricsServer, start_metrics_server
+from master.model import Node, ObjectMeta, ServiceAccount
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
@@ -84,6 +89,8 @@ class MasterConfig:
     # Stop HAProxy when the master exits; by default it keeps serving (and is adopted).
     lb_stop_on_exit: bool = False
     haproxy_bin: str = "haproxy"
+    # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
+    metrics_listen: str = ""
     # Plaintext without authorisation (loopback only); else TLS as master/api/security.py says.
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
@@ -159,16 +166,22 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     server = grpc.aio.server(
         options=options,
         # Without TLS the interceptor only guards request decoding.
-        interceptors=[security.auth if security is not None else AuthInterceptor(None, None)],
+        interceptors=[
+            MetricsInterceptor(),
+            security.auth if security is not None else AuthInterceptor(None, None),
+        ],
     )
     if security is not None:
         security.add_servicers(server, state)
     admission = _lb_admission(config)
+    masters = MastersView(_etcd_of(store) if config.leader_elect else None)
+    # Container logs: asked for on either API, carried by the node sessions.
+    logs = LogRelay()
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock, admission), server
+        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs), server
     )
     node_servicer = NodeServicer(
-        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
+        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds, logs
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)
@@ -194,6 +207,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 state,
                 manager,
                 clock,
+                logs,
+                admission,
             )
         except OSError as e:
             raise SystemExit(
@@ -205,6 +220,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         security.write_config(port, kube.url if kube is not None else "")
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
+    masters.me = MasterInfo(
+        config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
+    )
+    metrics = _metrics(config, state, manager, leases, clock)
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
     if kube is not None:
@@ -216,7 +235,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [
-        _leader_or_controllers(config, store, state, manager, f"{host}:{port}", clock),
+        _leader_or_controllers(config, store, state, manager, masters.me),
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
@@ -245,6 +264,36 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         with contextlib.suppress(Exception):
             await state.flush()
         store.close()
+        if metrics is not None:
+            metrics.close()
+
+
+def _metrics(
+    config: MasterConfig,
+    state: ClusterState,
+    manager: ControllerManager,
+    leases: LeaseTable,
+    clock: SystemClock,
+) -> MetricsServer | None:
+    """/metrics on --metrics-listen, with the cluster gauges measured on this loop."""
+
+    def measure() -> ClusterGauges:
+        nodes = [n for n in state.objects("Node") if isinstance(n, Node)]
+        return measure_cluster(
+            state.pods(), nodes, leases.last_seen, clock.monotonic(), manager.queue_depths()
+        )
+
+    collector = ClusterCollector(asyncio.get_running_loop(), measure)
+    server = start_metrics_server(config.metrics_listen, collector)
+    if server is not None:
+        log.info("metrics on http://%s/metrics", server.address)
+    return server
+
+
+def _etcd_of(store: Store) -> EtcdStore:
+    inner = store.inner if isinstance(store, SealingStore) else store
+    assert isinstance(inner, EtcdStore)
+    return inner
 
 
 def _leader_or_controllers(
@@ -252,18 +301,14 @@ def _leader_or_controllers(
     store: Store,
     state: ClusterState,
     manager: ControllerManager,
-    address: str,
-    clock: SystemClock,
+    me: MasterInfo | None,
 ) -> asyncio.Task[None]:
     """Without --leader-elect this master runs the controllers; with it, only while it leads."""
     if not config.leader_elect:
         return asyncio.create_task(manager.run(), name="controllers")
-    assert isinstance(store, SealingStore) and isinstance(store.inner, EtcdStore)
-    name = config.name or f"{socket.gethostname()}-{address.rsplit(':', 1)[-1]}"
-    follower = Follower(store.inner, state, store.load_all, store.opened)
-    role = HaRole(
-        store.inner, state, manager, MasterInfo(name, address, clock.now()), follower=follower
-    )
+    assert me is not None and isinstance(store, SealingStore)
+    follower = Follower(_etcd_of(store), state, store.load_all, store.opened)
+    role = HaRole(_etcd_of(store), state, manager, me, follower=follower)
     return asyncio.create_task(role.run(), name="leader-election")
 
 

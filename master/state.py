@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from kernel.clock import Clock
+from master.metrics.series import store_write
 from master.model import (
     KINDS,
     Event,
@@ -131,7 +132,8 @@ class ClusterState:
     def _write(self, puts: list[StoredObject], deletes: list[ObjectKey], rv: int) -> None:
         # Deleted objects take their versions with them; the high-water mark goes
         # in the same transaction so versions never go backwards across a restart.
-        self._store.write(puts, deletes, meta={"resource_version": str(rv)})
+        with store_write(len(puts) + len(deletes)):
+            self._store.write(puts, deletes, meta={"resource_version": str(rv)})
 
     async def commit(self, plan: Callable[[], R]) -> R:
         """Run `plan` with its writes staged, make them durable, then visible.

@@ -41,6 +41,8 @@ PLURALS = {
     "ConfigMap": "configmaps",
     "Secret": "secrets",
     "ServiceAccount": "serviceaccounts",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "PersistentVolume": "persistentvolumes",
 }
 
 

@@ -11,7 +11,7 @@ master/cli/config.py finds (plaintext only with --insecure, to loopback).
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import grpc
@@ -82,6 +82,14 @@ class MasterClient:
         try:
             self._wait_until_connected()
             return fn(request, timeout=timeout or CALL_TIMEOUT_SECONDS, wait_for_ready=True)
+        except grpc.RpcError as e:
+            raise self.translate(e) from None
+
+    def stream(self, fn: Callable[..., Iterable[T]], request: object) -> Iterator[T]:
+        """A server-streaming call's messages, with failures explained like `call`'s."""
+        try:
+            self._wait_until_connected()
+            yield from fn(request, wait_for_ready=True)
         except grpc.RpcError as e:
             raise self.translate(e) from None
 

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
+from master.controllers.claims import bind_claims, check_claims, pinned_message
 from master.controllers.deployment import reconcile_deployment
 from master.controllers.epochs import AssignmentEpochs
 from master.controllers.lifecycle import (
@@ -40,8 +41,18 @@ from master.controllers.lifecycle import (
 )
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
-from master.model import Deployment, Node, Pod, PodStatus, StoredObject
+from master.metrics import series
+from master.metrics.series import RECONCILE, timed
+from master.model import (
+    Deployment,
+    Node,
+    PersistentVolumeClaim,
+    Pod,
+    PodStatus,
+    StoredObject,
+)
 from master.scheduler import Placement, build_node_infos, schedule_batch
+from master.scheduler.nodeinfo import NodeInfo
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -163,6 +174,10 @@ class ControllerManager:
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
 
+    def queue_depths(self) -> dict[str, int]:
+        """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""
+        return {"deployment": len(self._dirty_deployments)}
+
     def tick(self) -> None:
         """One turn of the loop: notice a stall of the master itself, then a pass."""
         now = self._clock.monotonic()
@@ -186,11 +201,14 @@ class ControllerManager:
         )
 
     def run_pass(self) -> None:
-        self._check_nodes()
-        self._reconcile_deployments()
+        with timed(RECONCILE.labels("nodes")):
+            self._check_nodes()
+        with timed(RECONCILE.labels("deployment")):
+            self._reconcile_deployments()
         if self._schedule_needed:
             self._schedule_needed = False
-            self._schedule_pending()
+            with timed(RECONCILE.labels("scheduler")):
+                self._schedule_pending()
         self._collect_orphans()
 
     # -- 1. nodes -----------------------------------------------------------------
@@ -303,13 +321,70 @@ class ControllerManager:
         pending.sort(key=lambda p: (p.meta.created_at, p.meta.name))
         nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
         infos = build_node_infos(nodes, pods)
-        results, _ = schedule_batch(pending, infos)
-        for pod in pending:
+        with_claims = [p for p in pending if p.spec.claim_names()]
+        if with_claims:
+            infos = self._schedule_with_claims(with_claims, pods, infos)
+        plain = [p for p in pending if not p.spec.claim_names()]
+        results, _ = schedule_batch(plain, infos)
+        for pod in plain:
             result = results[pod.meta.name]
             if isinstance(result, Placement):
                 self._bind(pod, result.node_name)
+                series.pod_scheduled(pod.meta.created_at, self._clock.now())
             else:
                 self._mark_unschedulable(pod, result.message)
+                series.pod_unschedulable()
+
+    def _schedule_with_claims(
+        self, pending: list[Pod], pods: list[Pod], infos: dict[str, NodeInfo]
+    ) -> dict[str, NodeInfo]:
+        """One at a time: a claim bound by one pod pins the next pod of the same claim."""
+        claims = {
+            c.meta.name: c
+            for c in self._state.objects("PersistentVolumeClaim")
+            if isinstance(c, PersistentVolumeClaim)
+        }
+        placed: list[Pod] = list(pods)
+        for pod in pending:
+            check = check_claims(pod, claims, placed)
+            if check.error:
+                self._mark_unschedulable(pod, check.error)
+                continue
+            candidates = infos
+            if check.node:
+                if check.node not in infos:
+                    why = "that node is gone"
+                    self._mark_unschedulable(
+                        pod, pinned_message(check.node, pod.spec.claim_names(), why)
+                    )
+                    continue
+                candidates = {check.node: infos[check.node]}
+            results, updated = schedule_batch([pod], candidates)
+            result = results[pod.meta.name]
+            if not isinstance(result, Placement):
+                message = result.message
+                if check.node:
+                    why = " and ".join(sorted(result.reasons)) or result.message
+                    message = pinned_message(check.node, pod.spec.claim_names(), why)
+                self._mark_unschedulable(pod, message)
+                continue
+            infos = {**infos, **updated}
+            binding = bind_claims(pod, result.node_name, claims, self._clock.now())
+            for claim in binding.claims:
+                claims[claim.meta.name] = self._state.put(claim)
+                self._state.record_event(
+                    "PersistentVolumeClaim",
+                    claim.meta.name,
+                    "Bound",
+                    f"bound to volume {claim.volume_name} on node {claim.node_name} "
+                    f"(its first consumer, pod {pod.meta.name}, was scheduled there)",
+                )
+            for volume in binding.volumes:
+                self._state.put(volume)
+            self._bind(binding.pod, result.node_name)
+            series.pod_scheduled(pod.meta.created_at, self._clock.now())
+            placed.append(replace(binding.pod, node_name=result.node_name))
+        return infos
 
     def _bind(self, pod: Pod, node_name: str) -> None:
         self._unschedulable.pop(pod.meta.name, None)

@@ -32,6 +32,7 @@ from master.lb.endpoints import compute_lb_services, pods_released
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbService
 from master.lb.runtime import HAProxyError
+from master.metrics.series import RECONCILE, timed
 from master.model import Node, Pod, Service, StoredObject
 from master.state import ClusterState
 
@@ -111,7 +112,8 @@ class LoadBalancerController:
                         await self._dirty.wait()
                 self._dirty.clear()
                 try:
-                    await self.sync_once()
+                    with timed(RECONCILE.labels("loadbalancer")):
+                        await self.sync_once()
                 except Exception as e:
                     log.error("programming HAProxy failed: %s; retrying", e)
                     self._applied = None

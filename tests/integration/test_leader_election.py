@@ -122,6 +122,25 @@ def test_one_leader_writes_and_the_followers_mirror_it(ha: HaCluster) -> None:
         wait_for(f"{name} to mirror the scale", mirrored)
 
 
+def test_get_masters_lists_every_master_and_the_leader_from_any_of_them(ha: HaCluster) -> None:
+    leader = ha.wait_leader()
+    follower = next(n for n in NAMES if n != leader.name)
+
+    listed = ha.masters.cli(ha.masters.addresses[follower], "get", "masters", "-o", "json")
+    table = ha.masters.cli(ha.masters.addresses[follower], "get", "masters")
+
+    assert listed.returncode == 0, listed.stderr
+    items = json.loads(listed.stdout)["items"]
+    assert [i["metadata"]["name"] for i in items] == list(NAMES)
+    assert [i["spec"]["address"] for i in items] == [ha.masters.addresses[n] for n in NAMES]
+    assert [i["status"]["leader"] for i in items] == [n == leader.name for n in NAMES]
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "ADDRESS", "ROLE", "AGE"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        [n, ha.masters.addresses[n], "leader" if n == leader.name else "follower"] for n in NAMES
+    ]
+
+
 @dataclass
 class Writer:
     """Applies deployment w-0, w-1, ... as fast as it can to whichever master takes them."""
