@@ -30,6 +30,7 @@ from kernel.clock import Clock
 from master.api.auth import Peer, peer_from_certificate
 from master.api.kube import errors
 from master.api.kube.api import KubeApi, status_errors
+from master.api.kube.metered import request_metrics
 from master.api.logs import LogRelay
 from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
@@ -127,7 +128,8 @@ async def start_kube_api(
     api = KubeApi(state, lifecycle, clock, "", logs, admit_services)
     auth = Authenticator(pki)
     app = web.Application(
-        middlewares=[auth.middleware, status_errors], client_max_size=MAX_BODY_BYTES
+        middlewares=[request_metrics, auth.middleware, status_errors],
+        client_max_size=MAX_BODY_BYTES,
     )
     app.add_routes(api.routes())
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
