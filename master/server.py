@@ -193,6 +193,13 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
     await stop.wait()
     log.info("stopping")
+    # Controllers first: while the API drains, every agent's session ends and its
+    # heartbeats stop; controllers still running would take that for dead nodes and
+    # replace every pod (durably) as the master goes down.
+    controllers = tasks[0]
+    controllers.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await controllers
     if kube is not None:
         await kube.stop()
     await server.stop(grace=2.0)
