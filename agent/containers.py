@@ -4,7 +4,8 @@ The name and labels are what make the agent restartable: the name
 `pinnace-<node>-<pod>-<container>` is unique on a shared engine, and the labels
 carry the pod, container, epoch, spec hash, restart count and grace period, so a
 fresh agent knows from a list call alone what it runs. Kubernetes' `command`
-replaces the image's ENTRYPOINT and `args` its CMD; ports are published on the
+replaces the image's ENTRYPOINT and `args` its CMD, both `$(VAR)`-expanded with the
+container's environment (agent/expansion.py); ports are published on the
 advertise address, and so is a port only a probe uses (an agent that cannot reach
 the container's own IP probes through the published port; the pod's reported
 ports stay the declared ones); limits (never requests) become Docker's
@@ -13,7 +14,9 @@ nano_cpus/mem_limit.
 
 from __future__ import annotations
 
+from agent.expansion import container_env, expand_all
 from agent.model import ContainerSpec, PodAssignment, spec_hash
+from agent.mounts import container_mounts
 from agent.probes import probe_ports
 from agent.runtime.port import (
     LABEL_CONTAINER,
@@ -47,13 +50,14 @@ def container_config(
         LABEL_RESTART_COUNT: str(restart_count),
         LABEL_GRACE: str(assignment.spec.termination_grace_period_seconds),
     }
+    env = container_env(spec.env)
     return ContainerConfig(
         name=container_name(node, assignment.name, spec.name),
         image=spec.image,
         labels=labels,
-        entrypoint=spec.command,
-        cmd=spec.args,
-        env=tuple((e.name, e.value) for e in spec.env),
+        entrypoint=expand_all(spec.command, env),
+        cmd=expand_all(spec.args, env),
+        env=tuple(env.items()),
         ports=(
             *(PortBinding(p.container_port, p.protocol or "TCP", p.host_port) for p in spec.ports),
             *(PortBinding(port) for port in probe_ports(spec)),
@@ -61,4 +65,5 @@ def container_config(
         host_ip=host_ip,
         nano_cpus=spec.limits.cpu_millis * 1_000_000,
         mem_limit=spec.limits.memory_bytes,
+        mounts=container_mounts(node, assignment, spec),
     )

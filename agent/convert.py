@@ -7,6 +7,7 @@ pull policy) are filled in the way Kubernetes defaults them.
 
 from __future__ import annotations
 
+from agent.logs import LogOrder
 from agent.model import (
     Assignments,
     ContainerPort,
@@ -19,7 +20,10 @@ from agent.model import (
     PodStatusReport,
     Probe,
     Resources,
+    Volume,
+    VolumeMount,
 )
+from agent.runtime.port import LogOptions
 from protos import node_pb2 as pb
 
 
@@ -54,7 +58,7 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
         image=msg.image,
         command=tuple(msg.command),
         args=tuple(msg.args),
-        env=tuple(EnvVar(e.name, e.value) for e in msg.env),
+        env=tuple(EnvVar(e.name, e.value, e.from_source) for e in msg.env),
         ports=tuple(
             ContainerPort(p.container_port, (p.protocol or "TCP").upper(), p.name, p.host_port)
             for p in msg.ports
@@ -68,6 +72,24 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
         liveness_probe=(
             probe_from_proto(msg.liveness_probe) if msg.HasField("liveness_probe") else None
         ),
+        config_error=msg.config_error,
+        volume_mounts=tuple(
+            VolumeMount(m.name, m.mount_path, m.sub_path, m.read_only) for m in msg.volume_mounts
+        ),
+    )
+
+
+def volume_from_proto(v: pb.Volume) -> Volume:
+    return Volume(
+        name=v.name,
+        source=v.source,
+        medium=v.medium,
+        size_limit_bytes=v.size_limit_bytes,
+        path=v.path,
+        host_path_type=v.host_path_type,
+        claim_name=v.claim_name,
+        read_only=v.read_only,
+        volume_name=v.volume_name,
     )
 
 
@@ -79,6 +101,7 @@ def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
             containers=tuple(container_from_proto(c) for c in msg.spec.containers),
             restart_policy=msg.spec.restart_policy or "Always",
             termination_grace_period_seconds=msg.spec.termination_grace_period_seconds,
+            volumes=tuple(volume_from_proto(v) for v in msg.spec.volumes),
         ),
         labels=dict(msg.labels),
         owner=msg.owner,
@@ -134,4 +157,19 @@ def node_info_to_proto(n: NodeInfo) -> pb.NodeInfo:
         os=n.os,
         kernel=n.kernel,
         container_runtime=n.container_runtime,
+    )
+
+
+def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
+    return LogOrder(
+        request_id=msg.request_id,
+        pod=msg.pod_name,
+        container=msg.container,
+        options=LogOptions(
+            follow=msg.follow,
+            tail_lines=int(msg.tail_lines),
+            timestamps=msg.timestamps,
+            since_seconds=int(msg.since_seconds),
+        ),
+        limit_bytes=int(msg.limit_bytes),
     )

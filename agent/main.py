@@ -33,10 +33,15 @@ from agent.capacity import (
 from agent.credentials import default_state_dir
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
+from agent.logs import LogStreamer
+from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
+from agent.prober import run_probe
+from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
+from agent.volume_gc import run_volume_gc
 from agent.worker import Worker
 from kernel.clock import SystemClock
 from kernel.names import is_node_name
@@ -115,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="plaintext, no certificates: only to a master on loopback started with --insecure",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("PINNACE_METRICS_LISTEN", "127.0.0.1:9401"),
+        metavar="HOST:PORT",
+        help="where /metrics (Prometheus) is served; '' turns it off "
+        "(default: $PINNACE_METRICS_LISTEN, else 127.0.0.1:9401)",
+    )
     return p
 
 
@@ -144,6 +156,10 @@ def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResourc
         parser.error(f"--pod-network: {args.pod_network!r} is not a Docker network name")
     try:
         args.labels = parse_labels(args.labels)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        parse_listen(args.metrics_listen)
     except ValueError as exc:
         parser.error(str(exc))
     if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -181,9 +197,13 @@ async def run_agent(
         from agent.runtime.docker_runtime import DockerRuntime
 
         runtime = DockerRuntime(args.name, pod_network=args.pod_network)
+    runtime = MeteredRuntime(runtime)
+    metered = runtime
     clock = SystemClock()
     outbox = StatusOutbox()
-    worker = Worker(runtime, args.advertise_address, clock, outbox.update)
+    fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
+    check = counted(lambda target: run_probe(target, metered))
+    worker = Worker(runtime, args.advertise_address, clock, outbox.update, check=check, fence=fence)
     node = NodeInfo(
         name=args.name,
         address=args.advertise_address,
@@ -195,8 +215,18 @@ async def run_agent(
         kernel=platform.release(),
         container_runtime="docker",
     )
-    fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
-    session = Session(args.master, node, worker, outbox, clock, fence, channel=security.channel)
+    session = Session(
+        args.master,
+        node,
+        worker,
+        outbox,
+        clock,
+        channel=security.channel,
+        logs=LogStreamer(runtime),
+    )
+    metrics = start_metrics_server(args.metrics_listen)
+    if metrics is not None:
+        log.info("metrics on http://%s/metrics", metrics.address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -216,6 +246,7 @@ async def run_agent(
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(security.run(), name="certificate-rotation"),
+        asyncio.create_task(run_volume_gc(runtime, clock), name="volume-collector"),
     ]
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -227,6 +258,8 @@ async def run_agent(
             raise task.exception()  # type: ignore[misc]
     with contextlib.suppress(Exception):
         await runtime.close()
+    if metrics is not None:
+        metrics.close()
     log.info("agent stopped; its containers keep running and will be adopted on restart")
 
 
@@ -242,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         asyncio.run(run_agent(args, resources))
-    except JoinError as e:
+    except (JoinError, MetricsListenError) as e:
         print(f"pinnace agent: {e}", file=sys.stderr)
         return 1
     return 0

@@ -23,6 +23,9 @@ class Resources:
 class EnvVar:
     name: str
     value: str = ""
+    # The value came from a ConfigMap, Secret or field: final (not $(VAR)-expanded), and
+    # left out of the spec hash, so a changed ConfigMap never restarts a container.
+    from_source: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,31 @@ class Probe:
 
 
 @dataclass(frozen=True, slots=True)
+class VolumeMount:
+    name: str
+    mount_path: str
+    sub_path: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A pod volume as the master resolved it (the wire's Volume)."""
+
+    name: str
+    # emptyDir | hostPath | persistentVolumeClaim
+    source: str
+    medium: str = ""
+    size_limit_bytes: int = 0
+    path: str = ""
+    host_path_type: str = ""
+    claim_name: str = ""
+    read_only: bool = False
+    # persistentVolumeClaim: the Docker volume on this node that holds the claim's data.
+    volume_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerSpec:
     name: str
     image: str
@@ -77,6 +105,9 @@ class ContainerSpec:
     image_pull_policy: str = "IfNotPresent"
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
+    volume_mounts: tuple[VolumeMount, ...] = ()
+    # Set while a ConfigMap, Secret or key the container needs is missing: why.
+    config_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +115,7 @@ class PodSpec:
     containers: tuple[ContainerSpec, ...]
     restart_policy: str = "Always"
     termination_grace_period_seconds: int = 30
+    volumes: tuple[Volume, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +138,32 @@ class Assignments:
     pods: tuple[PodAssignment, ...]
 
 
-# Probes are run by the agent, not by the container: changing one must not restart it.
-_NOT_HASHED = ("readiness_probe", "liveness_probe")
+# Probes are run by the agent, not by the container: changing one must not restart it;
+# nor may a missing ConfigMap (config_error) stop one that runs.
+_NOT_HASHED = ("readiness_probe", "liveness_probe", "config_error")
+
+
+def _hashed_env(var: dict[str, object]) -> dict[str, object]:
+    """An env entry as hashed: a resolved value (ConfigMap, Secret, field) counts only by
+    name, so changing the ConfigMap restarts nothing (as in Kubernetes); plain entries
+    hash exactly as before the field existed, so upgrading the agent restarts nothing."""
+    if var.get("from_source"):
+        return {"name": var["name"], "from_source": True}
+    return {"name": var["name"], "value": var["value"]}
+
+
+_HASHED_WHEN_SET = ("volume_mounts",)
 
 
 def spec_hash(spec: ContainerSpec) -> str:
     """A stable short hash of a container spec: a running container with another hash is stale."""
-    fields = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED}
+    # Fields added later count only when set, so an agent upgrade restarts nothing.
+    fields = {
+        k: v
+        for k, v in asdict(spec).items()
+        if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and not v)
+    }
+    fields["env"] = [_hashed_env(e) for e in fields["env"]]
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -2,16 +2,20 @@
 
 Per connection: RegisterNode (node info, capacity, and the pods found running,
 so a restarted agent's containers are adopted, not replaced), then StreamSession:
-a SessionHello first, a Heartbeat every heartbeat_interval_seconds, and a batch of
-changed pod statuses at most every ~100 ms (from the StatusOutbox); down come
-PodAssignments (the complete set; the newest revision wins) and HeartbeatAcks.
-Any error ends the connection; it is retried with exponential backoff and jitter
-(0.2 s doubling to 5 s), re-registering each time. One log line per series of
-failed attempts, no tracebacks. A watcher applies the fencing rules
-(agent/fencing.py) against the time of the last message from the master (acks,
-assignments); when it fences, it also restarts the session. Each message received
-is checked the same way before it is used, so messages that waited out a freeze
-or a partition in a socket buffer fence first and are then dropped with the session.
+a SessionHello first, a Heartbeat whenever the state machine says one is due,
+and a batch of changed pod statuses at most every ~100 ms (from the
+StatusOutbox); down come PodAssignments (the complete set; the newest revision
+wins) and HeartbeatAcks. Any error ends the connection; it is retried after
+the delay the state machine gives, re-registering each time.
+
+Every decision (fence or not, heartbeat or not, how long to wait before the
+next attempt, what to log) is the state machine's (agent/state/lease.py): this
+module turns what happens on the wire into events (`Registered`, `MasterHeard`,
+`HeartbeatDue`, `Tick`, `SessionEnded`) and performs the instructions that come
+back (`SendHeartbeat`, `RestartSession`, `Reconnect`). Each message received is
+offered to the state machine before it is used, so messages that waited out a
+freeze or a partition in a socket buffer fence first and are then dropped with
+the session. All waiting is on the injected clock.
 """
 
 from __future__ import annotations
@@ -19,14 +23,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
-from agent.convert import assignments_from_proto, node_info_to_proto, status_to_proto
-from agent.fencing import FencePolicy, fence_decision
+from agent.convert import (
+    assignments_from_proto,
+    log_order_from_proto,
+    node_info_to_proto,
+    status_to_proto,
+)
+from agent.logs import LogStreamer
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
+from agent.state.events import (
+    Event,
+    HeartbeatDue,
+    Instruction,
+    MasterHeard,
+    Reconnect,
+    Registered,
+    RestartSession,
+    SendHeartbeat,
+    SessionEnded,
+    Tick,
+)
 from agent.worker import Worker
 from kernel.clock import Clock
 from kernel.limits import AGENT_CHANNEL_OPTIONS
@@ -35,8 +56,6 @@ from protos import node_pb2_grpc
 
 log = logging.getLogger("pinnace.agent")
 
-RECONNECT_INITIAL = 0.2
-RECONNECT_CAP = 5.0
 FLUSH_INTERVAL = 0.1
 FENCE_TICK = 0.2
 REGISTER_TIMEOUT = 10.0
@@ -59,7 +78,11 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
 
 
 class _Restart(Exception):
-    """The fence watcher asks for a new session (after a freeze)."""
+    """The state machine asked for a new session (after a fence)."""
+
+
+def _restarts(instructions: Sequence[Instruction]) -> bool:
+    return any(isinstance(i, RestartSession) for i in instructions)
 
 
 class Session:
@@ -70,41 +93,41 @@ class Session:
         worker: Worker,
         outbox: StatusOutbox,
         clock: Clock,
-        fence: FencePolicy | None = None,
         jitter: Callable[[], float] = random.random,
         channel: Callable[[], grpc.aio.Channel] | None = None,
+        logs: LogStreamer | None = None,
     ) -> None:
         self._target = target
+        # Container logs the master asks for (agent/logs.py).
+        self._logs = logs
         self._node = node
         self._worker = worker
         self._outbox = outbox
         self._clock = clock
-        self._fence = fence or FencePolicy(enabled=False)
         self._jitter = jitter
         # Builds each connection's channel (mTLS with the current node certificate,
         # agent/join.py); plaintext when not given.
         self._channel = channel or (
             lambda: grpc.aio.insecure_channel(self._target, options=AGENT_CHANNEL_OPTIONS)
         )
-        self._lease: float | None = None
-        self._last_ack = clock.monotonic()
-        self._last_error_refused = False
-        self._registered = False
         self._restart = asyncio.Event()
         self.session_id = ""
 
     @property
     def connected(self) -> bool:
-        return self._registered
+        return self._worker.state.lease.registered
+
+    def _handle(self, *events: Event) -> list[Instruction]:
+        instructions = self._worker.handle(*events)
+        if _restarts(instructions):
+            self._restart.set()
+        return instructions
 
     async def run(self) -> None:
         """Connects and reconnects forever (until cancelled)."""
         watcher = asyncio.create_task(self._watch_fence(), name="fence-watcher")
-        delay = RECONNECT_INITIAL
-        failures = 0
         try:
             while True:
-                self._registered = False
                 try:
                     await self._connect_once()
                     error, refused = "the master ended the session", False
@@ -112,25 +135,10 @@ class Session:
                     error, refused = "restarting the session after fencing", False
                 except Exception as exc:  # any failure means: reconnect
                     error, refused = describe_error(exc)
-                self._last_error_refused = refused
-                if self._registered:
-                    delay, failures = RECONNECT_INITIAL, 0
-                    log.warning(
-                        "session with master %s lost: %s; reconnecting", self._target, error
-                    )
-                else:
-                    failures += 1
-                    if failures == 1:
-                        log.warning(
-                            "cannot register with master %s: %s; retrying (every %gs at most)",
-                            self._target,
-                            error,
-                            RECONNECT_CAP,
-                        )
-                    else:
-                        log.debug("attempt %d to reach %s: %s", failures, self._target, error)
-                await asyncio.sleep(delay * (0.5 + self._jitter()))
-                delay = min(RECONNECT_CAP, delay * 2)
+                ended = SessionEnded(self._target, self.connected, error, refused, self._jitter())
+                for instruction in self._handle(ended):
+                    if isinstance(instruction, Reconnect):
+                        await self._clock.sleep(instruction.after)
         finally:
             watcher.cancel()
 
@@ -147,12 +155,12 @@ class Session:
                 ),
                 timeout=REGISTER_TIMEOUT,
             )
-            self._registered = True
-            self._last_ack = self._clock.monotonic()
-            self._last_error_refused = False
-            self._lease = response.lease_seconds or None
             self.session_id = response.session_id
             heartbeat = response.heartbeat_interval_seconds or 1.0
+            self._handle(
+                Registered(self._clock.monotonic(), response.lease_seconds or None, heartbeat)
+            )
+            self._restart.clear()
             log.info(
                 "registered node %s with master %s (session %s, %d pods, heartbeat %gs)",
                 self._node.name,
@@ -173,11 +181,10 @@ class Session:
                     yield await outgoing.get()
 
             call = stub.StreamSession(requests())
-            self._restart.clear()
             senders = [
                 asyncio.create_task(self._heartbeats(outgoing, heartbeat)),
                 asyncio.create_task(self._flush(outgoing)),
-                asyncio.create_task(self._receive(call)),
+                asyncio.create_task(self._receive(call, outgoing)),
             ]
             restart = asyncio.create_task(self._restart.wait())
             try:
@@ -191,39 +198,44 @@ class Session:
             finally:
                 for task in [*senders, restart]:
                     task.cancel()
+                if self._logs is not None:
+                    self._logs.cancel_all()
                 call.cancel()
                 await asyncio.gather(*senders, restart, return_exceptions=True)
 
-    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _receive(
+        self, call: grpc.aio.StreamStreamCall, outgoing: asyncio.Queue[pb.AgentMessage]
+    ) -> None:
+        def send_log(request_id: str, data: bytes, end: bool, error: str) -> None:
+            chunk = pb.LogChunk(request_id=request_id, data=data, end=end, error=error)
+            outgoing.put_nowait(pb.AgentMessage(log_chunk=chunk))
+
         first = True
         async for msg in call:
-            # Messages that were waiting while we were frozen or cut off are stale: fence
-            # first (before the worker acts on them), and take nothing more from this
-            # session once a fence asked for a fresh one.
-            now = self._clock.monotonic()
-            if self._restart.is_set() or self._maybe_fence(now, 0.0):
+            # Offered to the state machine first: a message that waited out a freeze or a
+            # partition fences, and is dropped with the session.
+            if _restarts(self._handle(MasterHeard(self._clock.monotonic()))):
                 return
             kind = msg.WhichOneof("body")
-            self._last_ack = now
             if kind == "assignments":
-                assignments = assignments_from_proto(msg.assignments)
-                if self._worker.set_assignments(assignments, reset_revision=first):
-                    log.info(
-                        "assignments revision %d: %d pods",
-                        assignments.revision,
-                        len(assignments.pods),
-                    )
+                self._worker.set_assignments(
+                    assignments_from_proto(msg.assignments), reset_revision=first
+                )
                 first = False
+            elif kind == "log_request" and self._logs is not None:
+                self._logs.start(log_order_from_proto(msg.log_request), send_log)
+            elif kind == "log_request":
+                send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
+            elif kind == "log_cancel" and self._logs is not None:
+                self._logs.cancel(msg.log_cancel.request_id)
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
-        sequence = 0
         while True:
-            await asyncio.sleep(every)
-            # No heartbeat (which would renew the lease) from a session that must fence.
-            if self._restart.is_set() or self._maybe_fence(self._clock.monotonic(), 0.0):
-                continue
-            sequence += 1
-            outgoing.put_nowait(pb.AgentMessage(heartbeat=pb.Heartbeat(sequence=sequence)))
+            await self._clock.sleep(every)
+            for instruction in self._handle(HeartbeatDue(self._clock.monotonic())):
+                if isinstance(instruction, SendHeartbeat):
+                    heartbeat = pb.Heartbeat(sequence=instruction.sequence)
+                    outgoing.put_nowait(pb.AgentMessage(heartbeat=heartbeat))
 
     async def _flush(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
         while True:
@@ -231,26 +243,9 @@ class Session:
             if changed:
                 batch = pb.PodStatusBatch(pods=[status_to_proto(r) for r in changed])
                 outgoing.put_nowait(pb.AgentMessage(statuses=batch))
-            await asyncio.sleep(FLUSH_INTERVAL)
+            await self._clock.sleep(FLUSH_INTERVAL)
 
     async def _watch_fence(self) -> None:
-        last = self._clock.monotonic()
         while True:
-            await asyncio.sleep(FENCE_TICK)
-            now = self._clock.monotonic()
-            gap, last = now - last, now
-            self._maybe_fence(now, gap)
-
-    def _maybe_fence(self, now: float, gap: float) -> bool:
-        """Applies the fencing rules now; True when it fenced."""
-        verdict = fence_decision(
-            self._fence, self._lease, now - self._last_ack, self._last_error_refused, gap
-        )
-        if verdict is None or (self._worker.fenced and not verdict.frozen):
-            return False
-        self._worker.fence(verdict.reason)
-        # The master has most likely given our session up: start a fresh one, whose
-        # assignments lift the fence (once the teardown is under way).
-        self._last_ack = now
-        self._restart.set()
-        return True
+            await self._clock.sleep(FENCE_TICK)
+            self._handle(Tick(self._clock.monotonic()))

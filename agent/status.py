@@ -26,6 +26,7 @@ from agent.probes import ProbeKey, ProbeState, readiness, unhealthy_containers
 from agent.runtime.port import ContainerInfo
 from agent.sync import (
     CRASH_LOOP_BACKOFF,
+    CREATE_CONTAINER_CONFIG_ERROR,
     CREATE_CONTAINER_ERROR,
     ERR_IMAGE_PULL,
     IMAGE_PULL_BACKOFF,
@@ -77,6 +78,8 @@ def _container_status(
     name, image = spec.name, spec.image
     restarts = max(b.restart_count, current.restart_count if current else 0)
     base = ContainerStatus(name=name, image=image, restart_count=restarts)
+    if spec.config_error and (current is None or not current.alive):
+        return _with(base, "waiting", CREATE_CONTAINER_CONFIG_ERROR, spec.config_error), True
     if current is None or current.state == "created":
         if b.waiting_reason in _WAITING_ERRORS:
             return _with(base, "waiting", b.waiting_reason, b.waiting_message), True

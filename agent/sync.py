@@ -42,6 +42,7 @@ ERR_IMAGE_PULL = "ErrImagePull"
 IMAGE_PULL_BACKOFF = "ImagePullBackOff"
 CRASH_LOOP_BACKOFF = "CrashLoopBackOff"
 CREATE_CONTAINER_ERROR = "CreateContainerError"
+CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,8 @@ def _teardown(
 
 
 def _start(a: PodAssignment, spec: ContainerSpec, restart_count: int, reason: str) -> list[Action]:
+    if spec.config_error:
+        return []  # a ConfigMap or Secret it needs is missing: wait (CreateContainerConfigError)
     return [
         PullImage(a.name, spec.name, spec.image, spec.image_pull_policy, reason),
         StartContainer(a.name, spec.name, a, spec, restart_count, reason),
@@ -293,6 +296,8 @@ def _sync_container(
     b = replace(b, restart_count=b.restart_count + 1)
     what = "failed its liveness probe" if b.unhealthy_id == current.id else "exited"
     reason = f"container {what} ({_exit_text(b, current)}); restart #{b.restart_count}"
+    if spec.config_error:
+        return actions, b  # restarted once what it needs is there again
     actions.append(
         RestartContainer(a.name, spec.name, current.id, a, spec, b.restart_count, reason)
     )

@@ -52,11 +52,13 @@ up() {
   export PINNACE_CONFIG=$DEMO/master-data/pinnace.conf
   wait_for 30 "the master's admin credentials" test -s "$PINNACE_CONFIG"
   token=$($BIN/pinnace token create --ttl 1h)
+  metrics=9401 # the master's /metrics is on 9400; each agent gets its own port
   for node in "${NODES[@]}"; do
-    step "starting agent $node"
+    step "starting agent $node (metrics on 127.0.0.1:$metrics)"
     $BIN/pinnace agent --master "$PINNACE_MASTER" --name "$node" --advertise-address 127.0.0.1 \
-      --token "$token" --state-dir "$DEMO/$node-state" \
+      --token "$token" --state-dir "$DEMO/$node-state" --metrics-listen "127.0.0.1:$metrics" \
       >"$DEMO/$node.log" 2>&1 &
+    metrics=$((metrics + 1))
     echo $! >"$DEMO/$node.pid"
   done
   wait_for 30 "two Ready nodes" ready_nodes

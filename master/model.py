@@ -19,6 +19,38 @@ from enum import StrEnum
 DEFAULT_NAMESPACE = "default"
 
 
+# The closed sets of values fields take. StrEnum members are strings (they compare,
+# hash and serialise as their value), so templates hash as before and stored
+# records read back unchanged; the type says which values exist.
+class DeploymentStrategy(StrEnum):
+    ROLLING_UPDATE = "RollingUpdate"
+    RECREATE = "Recreate"
+
+
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    LOAD_BALANCER = "LoadBalancer"
+    NODE_PORT = "NodePort"
+
+
+class RestartPolicy(StrEnum):
+    ALWAYS = "Always"
+    ON_FAILURE = "OnFailure"
+    NEVER = "Never"
+
+
+class ProbeKind(StrEnum):
+    HTTP_GET = "httpGet"
+    TCP_SOCKET = "tcpSocket"
+    EXEC = "exec"
+
+
+class ContainerState(StrEnum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    TERMINATED = "terminated"
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectMeta:
     """Identity and bookkeeping common to every kind (Kubernetes' metadata)."""
@@ -56,9 +88,41 @@ class ContainerPort:
 
 
 @dataclass(frozen=True, slots=True)
+class EnvVarSource:
+    """Where an env var's value comes from (Kubernetes' valueFrom), resolved by the master
+    when it sends the pod to its node (master/app/podenv.py)."""
+
+    # configMapKeyRef | secretKeyRef | fieldRef | resourceFieldRef
+    kind: str
+    # configMapKeyRef, secretKeyRef: the object's name and key; optional: a missing
+    # object or key leaves the variable out instead of holding the container back.
+    name: str = ""
+    key: str = ""
+    optional: bool = False
+    # fieldRef: metadata.name, metadata.labels['app'], status.podIP ...
+    field_path: str = ""
+    # resourceFieldRef: limits.cpu ..., the container (default: this one) and divisor.
+    resource: str = ""
+    container_name: str = ""
+    divisor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class EnvVar:
     name: str
     value: str = ""
+    value_from: EnvVarSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvFromSource:
+    """Every key of a ConfigMap or Secret as a variable (Kubernetes' envFrom)."""
+
+    # configMapRef | secretRef
+    kind: str
+    name: str
+    prefix: str = ""
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +138,7 @@ class Probe:
     Exactly one handler, named by `kind`; the timing fields carry Kubernetes' defaults.
     """
 
-    # httpGet | tcpSocket | exec
-    kind: str
+    kind: ProbeKind
     # httpGet and tcpSocket: a port number as text, or the name of a container port.
     port: str = ""
     # httpGet only; scheme is always HTTP (HTTPS is refused at parse time).
@@ -92,6 +155,38 @@ class Probe:
 
 
 @dataclass(frozen=True, slots=True)
+class VolumeMount:
+    """Where a container sees one of its pod's volumes (Kubernetes' volumeMounts[])."""
+
+    name: str
+    mount_path: str
+    # A path inside the volume to mount instead of its root.
+    sub_path: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """One pod volume (Kubernetes' spec.volumes[]) and where its files live on the node.
+
+    `source` is emptyDir (a Docker volume that lives and dies with the pod, or a
+    tmpfs with `medium` Memory), hostPath (a directory or file of the node) or
+    persistentVolumeClaim (the node-local Docker volume bound to the claim; the
+    master fills `volume_name` when it binds the pod, so an agent needs no lookup).
+    """
+
+    name: str
+    source: str
+    medium: str = ""
+    size_limit_bytes: int = 0
+    path: str = ""
+    host_path_type: str = ""
+    claim_name: str = ""
+    read_only: bool = False
+    volume_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
     name: str
     image: str
@@ -102,8 +197,10 @@ class Container:
     requests: Resources = Resources()
     limits: Resources = Resources()
     image_pull_policy: str = "IfNotPresent"
+    env_from: tuple[EnvFromSource, ...] = ()
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
+    volume_mounts: tuple[VolumeMount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +208,15 @@ class PodSpec:
     """What a pod runs; the pod template's spec and every pod's spec."""
 
     containers: tuple[Container, ...]
-    restart_policy: str = "Always"
+    restart_policy: RestartPolicy = RestartPolicy.ALWAYS
     termination_grace_period_seconds: int = 30
     # Accepted and shown; pinnace mounts no service account token.
     service_account_name: str = ""
+    volumes: tuple[Volume, ...] = ()
+
+    def claim_names(self) -> tuple[str, ...]:
+        """The PersistentVolumeClaims this pod uses, in spec order."""
+        return tuple(v.claim_name for v in self.volumes if v.source == "persistentVolumeClaim")
 
     def requests(self) -> Resources:
         total = Resources()
@@ -171,7 +273,7 @@ class Deployment:
     replicas: int
     selector: dict[str, str]
     template: PodTemplate
-    strategy: str = "RollingUpdate"
+    strategy: DeploymentStrategy = DeploymentStrategy.ROLLING_UPDATE
     rolling_update: RollingUpdate = RollingUpdate()
     status: DeploymentStatus = DeploymentStatus()
     # Oldest first; the last entry is the current template.
@@ -201,7 +303,7 @@ class Service:
     meta: ObjectMeta
     selector: dict[str, str]
     ports: tuple[ServicePort, ...]
-    type: str = "ClusterIP"
+    type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
     # The load balancer's internal address this service is reachable on ("None" when headless).
     cluster_ip: str = ""
@@ -229,8 +331,7 @@ class ContainerStatus:
     """What the agent last reported for one container of a pod."""
 
     name: str
-    # waiting | running | terminated
-    state: str = "waiting"
+    state: ContainerState = ContainerState.WAITING
     # Why it is in that state: ContainerCreating, ErrImagePull, ImagePullBackOff,
     # CrashLoopBackOff, Completed, Error, OOMKilled ...
     reason: str = ""
@@ -276,6 +377,14 @@ class Pod:
     kind = "Pod"
 
 
+# The Ready condition's reasons. Unknown: the agent is silent, but the node is
+# believed alive (it said it will be back, its pods still answer, or too many nodes
+# went silent at once to blame them): its pods stay and keep serving.
+NODE_READY = "NodeReady"
+NODE_NOT_READY = "NodeNotReady"
+NODE_UNKNOWN = "NodeStatusUnknown"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
     ready: bool = False
@@ -291,6 +400,15 @@ class NodeStatus:
     # node takes no new pods until its agent is back; the lease decides NotReady.
     session_lost_at: float = 0.0
 
+    @property
+    def unknown(self) -> bool:
+        return not self.ready and self.reason == NODE_UNKNOWN
+
+    @property
+    def serving(self) -> bool:
+        """Whether the node's pods may take traffic: Ready, or Unknown (kept while silent)."""
+        return self.ready or self.unknown
+
 
 @dataclass(frozen=True, slots=True)
 class Node:
@@ -300,6 +418,8 @@ class Node:
     allocatable: Resources
     unschedulable: bool = False
     status: NodeStatus = NodeStatus()
+    # Where its agent answers other agents' "do you hear the master?" (0: it does not).
+    witness_port: int = 0
 
     kind = "Node"
 
@@ -362,7 +482,64 @@ class ServiceAccount:
     kind = "ServiceAccount"
 
 
-StoredObject = Deployment | Service | Pod | Node | Event | ConfigMap | Secret | ServiceAccount
+@dataclass(frozen=True, slots=True)
+class PersistentVolumeClaim:
+    """A request for storage (Kubernetes' PersistentVolumeClaim).
+
+    pinnace's one storage class, `local`, binds like Kubernetes' WaitForFirstConsumer:
+    the claim stays Pending until its first pod is scheduled, then it is bound to a
+    PersistentVolume on that pod's node (a Docker volume there), and every later pod
+    of the claim is placed on that node only.
+    """
+
+    meta: ObjectMeta
+    access_modes: tuple[str, ...]
+    storage_bytes: int
+    storage_class: str = "local"
+    volume_mode: str = "Filesystem"
+    # Set when bound: the PersistentVolume's name and the node that holds it.
+    volume_name: str = ""
+    node_name: str = ""
+
+    kind = "PersistentVolumeClaim"
+
+    @property
+    def phase(self) -> str:
+        return "Bound" if self.volume_name else "Pending"
+
+
+@dataclass(frozen=True, slots=True)
+class PersistentVolume:
+    """Node-local storage pinnace made for one claim (`get pv`): a Docker volume on a node."""
+
+    meta: ObjectMeta
+    storage_bytes: int
+    access_modes: tuple[str, ...]
+    node_name: str
+    claim_name: str
+    claim_uid: str
+    # Retain: deleting the claim keeps the Docker volume on its node (Delete, which
+    # would remove it, is not implemented yet).
+    reclaim_policy: str = "Retain"
+    storage_class: str = "local"
+    # Bound while its claim exists; Released once the claim is deleted.
+    phase: str = "Bound"
+
+    kind = "PersistentVolume"
+
+
+StoredObject = (
+    Deployment
+    | Service
+    | Pod
+    | Node
+    | Event
+    | ConfigMap
+    | Secret
+    | ServiceAccount
+    | PersistentVolumeClaim
+    | PersistentVolume
+)
 
 KINDS: dict[str, type[StoredObject]] = {
     "Deployment": Deployment,
@@ -373,6 +550,8 @@ KINDS: dict[str, type[StoredObject]] = {
     "ConfigMap": ConfigMap,
     "Secret": Secret,
     "ServiceAccount": ServiceAccount,
+    "PersistentVolumeClaim": PersistentVolumeClaim,
+    "PersistentVolume": PersistentVolume,
 }
 
 

@@ -5,7 +5,10 @@ a fresh lease (the master was away, not the nodes), then serve. On SIGTERM or
 SIGINT the master stops accepting calls, flushes queued writes and exits; a
 kill -9 loses at most the last flush interval of agent status, which the agents
 report again when they reconnect (desired state is flushed before every apply
-returns, so it is never lost).
+returns, so it is never lost). A background task that ends (the controllers,
+the flusher, the load balancer) ends the master with status 1 and the cause
+(master/supervision.py), rather than leaving a master that answers but does
+nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import logging
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -27,16 +31,26 @@ from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.kube.server import start_kube_api
+from master.api.logs import LogRelay
+from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.ha.elector import MasterInfo
+from master.ha.follower import Follower
+from master.ha.masters import MastersView
+from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbSettings
-from master.model import ObjectMeta, ServiceAccount
+from master.lb.reachability import PodReachability
+from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
+from master.metrics.http import MetricsServer, start_metrics_server
+from master.model import Node, ObjectMeta, ServiceAccount
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
@@ -44,6 +58,7 @@ from master.store.etcd_client import EtcdSettings
 from master.store.port import Store, StoreError
 from master.store.sealing import SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
+from master.supervision import TaskDied, supervise
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
 log = logging.getLogger("pinnace.master")
@@ -60,6 +75,11 @@ class MasterConfig:
     heartbeat_interval: float = 1.0
     lease_seconds: float = 3.0
     eviction_timeout: float = 0.0
+    # A node believed alive though silent (its agent said goodbye, or its pods answer
+    # the master's probe) keeps its pods this long.
+    node_grace: float = 60.0
+    # Evictions pause while more than this fraction of the nodes is silent at once.
+    unhealthy_threshold: float = 0.5
     # The load balancer: HAProxy binds lb_listen:(service port + lb_port_offset);
     # LoadBalancer services show lb_advertise (default lb_listen) as their ingress.
     lb_enabled: bool = True
@@ -68,6 +88,8 @@ class MasterConfig:
     lb_internal: str = ""
     lb_port_offset: int = 0
     haproxy_bin: str = "haproxy"
+    # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
+    metrics_listen: str = ""
     # Plaintext without authorisation (loopback only); else TLS as master/api/security.py says.
     insecure: bool = False
     tls_sans: tuple[str, ...] = ()
@@ -76,6 +98,9 @@ class MasterConfig:
     api_listen: str = "127.0.0.1:6443"
     # --store etcd: where etcd is; None keeps the state in SQLite under data_dir.
     etcd: EtcdSettings | None = None
+    # --leader-elect (needs etcd): one of several masters leads; `name` tells them apart.
+    leader_elect: bool = False
+    name: str = ""
 
 
 async def ensure_defaults(state: ClusterState) -> None:
@@ -104,8 +129,19 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     await state.load()
     await ensure_defaults(state)
     leases = LeaseTable()
-    manager = ControllerManager(state, clock, leases, config.lease_seconds, config.eviction_timeout)
+    health = NodeHealthSettings(
+        config.lease_seconds, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
+    )
+    manager = ControllerManager(state, clock, leases, health=health)
     manager.start_grace()
+    reachability = PodReachability(
+        state,
+        clock,
+        lambda node: (
+            bool(node.status.session_lost_at) or leases.goodbye_at(node.meta.name) is not None
+        ),
+    )
+    manager.set_reachability(reachability)
 
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -129,16 +165,22 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     server = grpc.aio.server(
         options=options,
         # Without TLS the interceptor only guards request decoding.
-        interceptors=[security.auth if security is not None else AuthInterceptor(None, None)],
+        interceptors=[
+            MetricsInterceptor(),
+            security.auth if security is not None else AuthInterceptor(None, None),
+        ],
     )
     if security is not None:
         security.add_servicers(server, state)
     admission = _lb_admission(config)
+    masters = MastersView(_etcd_of(store) if config.leader_elect else None)
+    # Container logs: asked for on either API, carried by the node sessions.
+    logs = LogRelay()
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock, admission), server
+        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs), server
     )
     node_servicer = NodeServicer(
-        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
+        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds, logs
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)
@@ -164,6 +206,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 state,
                 manager,
                 clock,
+                logs,
+                admission,
             )
         except OSError as e:
             raise SystemExit(
@@ -175,6 +219,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         security.write_config(port, kube.url if kube is not None else "")
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
+    masters.me = MasterInfo(
+        config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
+    )
+    metrics = _metrics(config, state, manager, leases, clock)
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
     if kube is not None:
@@ -186,32 +234,82 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [
-        asyncio.create_task(manager.run(), name="controllers"),
+        _leader_or_controllers(config, store, state, manager, masters.me),
         asyncio.create_task(state.run_flusher(), name="flusher"),
+        asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
     if lb is not None:
         tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
-    await stop.wait()
-    log.info("stopping")
-    # Controllers first: while the API drains, every agent's session ends and its
-    # heartbeats stop; controllers still running would take that for dead nodes and
-    # replace every pod (durably) as the master goes down.
-    controllers = tasks[0]
-    controllers.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await controllers
-    if kube is not None:
-        await kube.stop()
-    await server.stop(grace=2.0)
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await state.flush()
-    store.close()
-    if lb is not None:
-        shutil.rmtree(lb.workdir, ignore_errors=True)
+    try:
+        await supervise(tasks, stop)
+        log.info("stopping")
+    finally:
+        # Controllers first: while the API drains, every agent's session ends and its
+        # heartbeats stop; controllers still running would take that for dead nodes and
+        # replace every pod (durably) as the master goes down.
+        tasks[0].cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await tasks[0]
+        if kube is not None:
+            with contextlib.suppress(Exception):
+                await kube.stop()
+        await server.stop(grace=2.0)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await state.flush()
+        store.close()
+        if metrics is not None:
+            metrics.close()
+        if lb is not None:
+            shutil.rmtree(lb.workdir, ignore_errors=True)
+
+
+def _metrics(
+    config: MasterConfig,
+    state: ClusterState,
+    manager: ControllerManager,
+    leases: LeaseTable,
+    clock: SystemClock,
+) -> MetricsServer | None:
+    """/metrics on --metrics-listen, with the cluster gauges measured on this loop."""
+
+    def measure() -> ClusterGauges:
+        nodes = [n for n in state.objects("Node") if isinstance(n, Node)]
+        return measure_cluster(
+            state.pods(), nodes, leases.last_seen, clock.monotonic(), manager.queue_depths()
+        )
+
+    collector = ClusterCollector(asyncio.get_running_loop(), measure)
+    server = start_metrics_server(config.metrics_listen, collector)
+    if server is not None:
+        log.info("metrics on http://%s/metrics", server.address)
+    return server
+
+
+def _etcd_of(store: Store) -> EtcdStore:
+    inner = store.inner if isinstance(store, SealingStore) else store
+    assert isinstance(inner, EtcdStore)
+    return inner
+
+
+def _leader_or_controllers(
+    config: MasterConfig,
+    store: Store,
+    state: ClusterState,
+    manager: ControllerManager,
+    me: MasterInfo | None,
+) -> asyncio.Task[None]:
+    """Without --leader-elect this master runs the controllers; with it, only while it leads."""
+    if not config.leader_elect:
+        return asyncio.create_task(manager.run(), name="controllers")
+    assert me is not None and isinstance(store, SealingStore)
+    follower = Follower(_etcd_of(store), state, store.load_all, store.opened)
+    role = HaRole(_etcd_of(store), state, manager, me, follower=follower)
+    return asyncio.create_task(role.run(), name="leader-election")
 
 
 def _open_store(config: MasterConfig) -> Store:
@@ -263,7 +361,7 @@ def run_master(config: MasterConfig) -> int:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
-    except (OSError, StoreError) as e:
+    except (OSError, StoreError, TaskDied) as e:
         print(f"pinnace master: {e}", file=sys.stderr)
         return 1
     return 0

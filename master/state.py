@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from kernel.clock import Clock
+from master.metrics.series import store_write
 from master.model import (
     KINDS,
     Event,
@@ -44,7 +45,7 @@ from master.model import (
     Pod,
     StoredObject,
 )
-from master.store.port import ObjectKey, Store
+from master.store.port import NotLeaderError, ObjectKey, Store
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class ClusterState:
         self._dirty = asyncio.Event()
         self._event_seq = 0
         self._staged: _Staged | None = None
+        # None: this master writes; else why it may not (a follower of another leader).
+        self._write_gate: Callable[[], str | None] = lambda: None
 
     # -- loading and persistence -------------------------------------------------
 
@@ -129,7 +132,8 @@ class ClusterState:
     def _write(self, puts: list[StoredObject], deletes: list[ObjectKey], rv: int) -> None:
         # Deleted objects take their versions with them; the high-water mark goes
         # in the same transaction so versions never go backwards across a restart.
-        self._store.write(puts, deletes, meta={"resource_version": str(rv)})
+        with store_write(len(puts) + len(deletes)):
+            self._store.write(puts, deletes, meta={"resource_version": str(rv)})
 
     async def commit(self, plan: Callable[[], R]) -> R:
         """Run `plan` with its writes staged, make them durable, then visible.
@@ -139,6 +143,7 @@ class ClusterState:
         neither memory nor disk holds any of the plan's changes.
         """
         async with self._flush_lock:
+            self._check_writable()
             staged = _Staged()
             self._staged = staged
             try:
@@ -238,6 +243,8 @@ class ClusterState:
 
     def put(self, obj: T) -> T:
         """Store a new or changed object; returns it with its new resource version."""
+        if self._staged is None:
+            self._check_writable()
         kind = obj.kind
         self._rv += 1
         meta = obj.meta
@@ -264,6 +271,8 @@ class ClusterState:
         return stored
 
     def remove(self, kind: str, name: str) -> StoredObject | None:
+        if self._staged is None:
+            self._check_writable()
         existing = self.get(kind, name)
         if existing is None:
             return None
@@ -278,6 +287,62 @@ class ClusterState:
         self._dirty.set()
         self._notify(kind, existing, True)
         return existing
+
+    # -- several masters: the leader writes, the others mirror it ----------------------
+
+    def set_write_gate(self, gate: Callable[[], str | None]) -> None:
+        """`gate()` is None while this master may write, else one sentence saying why not."""
+        self._write_gate = gate
+
+    @property
+    def writable(self) -> bool:
+        return self._write_gate() is None
+
+    def write_refusal(self) -> str:
+        """Why this master may not write now ("" when it may)."""
+        return self._write_gate() or ""
+
+    def _check_writable(self) -> None:
+        why = self._write_gate()
+        if why is not None:
+            raise NotLeaderError(why)
+
+    def apply_remote(self, obj: StoredObject) -> None:
+        """Another master stored `obj` (seen in the store): make it the in-memory truth."""
+        kind = obj.kind
+        self._unindex(kind, self._objects[kind].get(obj.meta.name))
+        self._index(kind, obj)
+        self._rv = max(self._rv, obj.meta.resource_version)
+        self._notify(kind, obj, False)
+
+    def remove_remote(self, kind: str, name: str) -> None:
+        """Another master deleted kind/name."""
+        existing = self._objects[kind].get(name)
+        if existing is not None:
+            self._unindex(kind, existing)
+            self._notify(kind, existing, True)
+
+    def observe_resource_version(self, rv: int) -> None:
+        """Another master's high-water mark: versions this master hands out stay above it."""
+        self._rv = max(self._rv, rv)
+
+    def replace_all(self, objects: Iterable[StoredObject], rv: int) -> None:
+        """Make memory equal to the store's full contents (a master taking over, or one
+        deposed); what is queued here and not stored is dropped: the store is the truth."""
+        self._pending_puts = {}
+        self._pending_deletes = set()
+        self._dirty.clear()
+        seen: set[ObjectKey] = set()
+        for obj in objects:
+            seen.add((obj.kind, obj.meta.name))
+            current = self._objects[obj.kind].get(obj.meta.name)
+            if current != obj:
+                self.apply_remote(obj)
+        for kind, by_name in self._objects.items():
+            for name in [n for n in by_name if (kind, n) not in seen]:
+                self.remove_remote(kind, name)
+        self._rv = max(self._rv, rv)
+        self._event_seq = max(self._event_seq, len(self._objects["Event"]))
 
     def _stage(self, key: ObjectKey, obj: StoredObject | None) -> None:
         assert self._staged is not None

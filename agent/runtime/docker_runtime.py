@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import posixpath
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -29,6 +31,7 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import docker.types
 from docker.utils import parse_repository_tag
 
 from agent.runtime.port import (
@@ -40,9 +43,12 @@ from agent.runtime.port import (
     ContainerInfo,
     ExecResult,
     ImagePullError,
+    LogOptions,
+    Mount,
     RuntimeEvent,
     RuntimeFailure,
     RuntimeUnavailable,
+    VolumeInfo,
     fallback_note,
 )
 
@@ -269,12 +275,15 @@ class DockerRuntime:
             for p in config.ports
             if not self._pod_network
         }
+        mounts, binds = self._prepare_mounts(api, config.mounts)
         host_config = api.create_host_config(
             port_bindings=port_bindings,
             nano_cpus=config.nano_cpus or None,
             mem_limit=config.mem_limit or None,
             restart_policy={"Name": "no"},
             network_mode=self._pod_network or None,
+            mounts=mounts or None,
+            binds=binds or None,
         )
         created = api.create_container(
             image=config.image,
@@ -295,6 +304,78 @@ class DockerRuntime:
             with contextlib.suppress(docker.errors.DockerException):
                 api.remove_container(cid, force=True)
             raise
+
+    def _prepare_mounts(
+        self, api: Any, wanted: tuple[Mount, ...]
+    ) -> tuple[list[docker.types.Mount], list[str]]:
+        """Docker mounts for `wanted`, creating named volumes on first use.
+
+        A bind that may create its directory goes through `binds` (the engine makes a
+        missing one, as hostPath DirectoryOrCreate asks); any other bind must exist."""
+        mounts: list[docker.types.Mount] = []
+        binds: list[str] = []
+        for m in wanted:
+            if m.type == "bind":
+                source = posixpath.join(m.source, m.sub_path) if m.sub_path else m.source
+                if m.create:
+                    binds.append(f"{source}:{m.target}:{'ro' if m.read_only else 'rw'}")
+                else:
+                    mounts.append(
+                        docker.types.Mount(m.target, source, type="bind", read_only=m.read_only)
+                    )
+                continue
+            self._ensure_volume(api, m)
+            mount = docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
+            if m.sub_path:
+                mount["VolumeOptions"] = {"Subpath": m.sub_path}
+            mounts.append(mount)
+        return mounts, binds
+
+    def _ensure_volume(self, api: Any, m: Mount) -> None:
+        try:
+            found = api.inspect_volume(m.source)
+        except docker.errors.NotFound:
+            options = (
+                {"type": "tmpfs", "device": "tmpfs", "o": f"size={m.tmpfs_bytes}"}
+                if m.tmpfs_bytes
+                else None
+            )
+            api.create_volume(m.source, driver="local", driver_opts=options, labels=m.labels)
+            return
+        if (found.get("Labels") or {}).get(LABEL_NODE) != self._node:
+            raise ContainerCreateError(
+                f"volume {m.source} exists but is not one of node {self._node}'s volumes"
+            )
+
+    def _list_volumes_sync(self) -> list[VolumeInfo]:
+        reply = self._api().volumes(filters=self._label_filter())
+        return [
+            VolumeInfo(v["Name"], dict(v.get("Labels") or {}))
+            for v in (reply or {}).get("Volumes") or []
+        ]
+
+    async def list_volumes(self) -> list[VolumeInfo]:
+        try:
+            return await self._call(self._list_volumes_sync)
+        except (docker.errors.DockerException, OSError) as exc:
+            raise RuntimeFailure(f"cannot list volumes: {_explain(exc)}") from exc
+
+    def _remove_volume_sync(self, name: str) -> bool:
+        try:
+            self._api().remove_volume(name)
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # in use by a container
+                return False
+            raise
+        return True
+
+    async def remove_volume(self, name: str) -> bool:
+        try:
+            return await self._call(self._remove_volume_sync, name)
+        except (docker.errors.DockerException, OSError) as exc:
+            raise RuntimeFailure(f"cannot remove volume {name}: {_explain(exc)}") from exc
 
     async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
         try:
@@ -414,6 +495,60 @@ class DockerRuntime:
         finally:
             closed.set()
             stream.close()
+
+    async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        """The engine's log stream read on a daemon thread (a follow never returns by itself)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        kwargs: dict[str, Any] = {
+            "stdout": True,
+            "stderr": True,
+            "stream": True,
+            "follow": options.follow,
+            "timestamps": options.timestamps,
+            "tail": "all" if options.tail_lines < 0 else options.tail_lines,
+        }
+        if options.since_seconds > 0:
+            kwargs["since"] = int(time.time()) - options.since_seconds
+        try:
+            info = await self.inspect(container_id)
+            if info is None:
+                raise RuntimeFailure(f"container {container_id[:12]} is gone")
+            stream = await self._call(lambda: self._api().logs(container_id, **kwargs))
+        except (docker.errors.DockerException, OSError) as exc:
+            raise RuntimeFailure(
+                f"cannot read the log of {container_id[:12]}: {_explain(exc)}"
+            ) from exc
+        closed = threading.Event()
+
+        def hand_over(item: bytes | BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def pump() -> None:
+            try:
+                for chunk in stream:
+                    if closed.is_set():
+                        break
+                    hand_over(chunk)
+            except Exception as exc:
+                if not closed.is_set():
+                    hand_over(exc)
+            hand_over(None)
+
+        threading.Thread(target=pump, name=f"docker-logs-{container_id[:12]}", daemon=True).start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise RuntimeFailure(f"the log of {container_id[:12]} broke: {_explain(item)}")
+                yield item
+        finally:
+            closed.set()
+            with contextlib.suppress(Exception):
+                stream.close()
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -27,8 +27,10 @@ from agent.runtime.port import (
     ContainerInfo,
     ExecResult,
     ImagePullError,
+    LogOptions,
     RuntimeEvent,
     RuntimeFailure,
+    VolumeInfo,
     fallback_note,
 )
 
@@ -53,9 +55,17 @@ class FakeEngine:
         # command -> how running it in any container ends (default: exit 0, no output).
         self.exec_results: dict[tuple[str, ...], ExecResult] = {}
         self.execs: list[tuple[str, tuple[str, ...]]] = []
+        # container id -> what it has written (tests append with `write_log`).
+        self.output: dict[str, list[bytes]] = {}
+        # Docker volumes by name, and which volumes each container mounts.
+        self.volumes: dict[str, VolumeInfo] = {}
+        self.mounted: dict[str, set[str]] = {}
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self._subscribers: list[_Subscriber] = []
+
+    def write_log(self, container_id: str, data: bytes) -> None:
+        self.output.setdefault(container_id, []).append(data)
 
     def crash(self, container_id: str, exit_code: int = 1, oom_killed: bool = False) -> None:
         """The container's process exits on its own, as a crash would."""
@@ -153,9 +163,23 @@ class FakeRuntime:
             started_at=engine.clock(),
             ports=ports,
         )
+        for mount in config.mounts:
+            if mount.type == "volume" and mount.source not in engine.volumes:
+                engine.volumes[mount.source] = VolumeInfo(mount.source, dict(mount.labels))
+        engine.mounted[info.id] = {m.source for m in config.mounts if m.type == "volume"}
         engine.containers[info.id] = info
         engine._publish("start", info)
         return info
+
+    async def list_volumes(self) -> list[VolumeInfo]:
+        return [v for v in self.engine.volumes.values() if v.labels.get(LABEL_NODE) == self._node]
+
+    async def remove_volume(self, name: str) -> bool:
+        engine = self.engine
+        if any(name in engine.mounted.get(cid, ()) for cid in engine.containers):
+            return False
+        engine.volumes.pop(name, None)
+        return True
 
     async def stop(self, container_id: str, grace_seconds: float) -> None:
         if self._mine(self.engine.containers.get(container_id)):
@@ -166,6 +190,7 @@ class FakeRuntime:
         if self._mine(self.engine.containers.get(container_id)):
             self.engine._exit(container_id, 137)
             del self.engine.containers[container_id]
+            self.engine.mounted.pop(container_id, None)
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         return self._mine(self.engine.containers.get(container_id))
@@ -185,6 +210,15 @@ class FakeRuntime:
                 yield await sub.queue.get()
         finally:
             self.engine._subscribers.remove(sub)
+
+    async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        if self._mine(self.engine.containers.get(container_id)) is None:
+            raise RuntimeFailure(f"container {container_id[:12]} is gone")
+        lines = b"".join(self.engine.output.get(container_id, [])).splitlines(keepends=True)
+        if options.tail_lines >= 0:
+            lines = lines[len(lines) - options.tail_lines :] if options.tail_lines else []
+        for line in lines:
+            yield line
 
     async def close(self) -> None:
         return None

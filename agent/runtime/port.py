@@ -23,6 +23,10 @@ LABEL_SPEC_HASH = "pinnace.spec-hash"
 LABEL_RESTART_COUNT = "pinnace.restart-count"
 LABEL_GRACE = "pinnace.grace-seconds"
 LABEL_POD_LABEL_PREFIX = "pinnace.label."
+# On Docker volumes: what the volume is for. emptyDir volumes die with their pod (the
+# agent's volume collector removes them); claim volumes hold data until told otherwise.
+LABEL_VOLUME_KIND = "pinnace.volume-kind"
+LABEL_CLAIM = "pinnace.claim"
 
 # Docker's container states, grouped the way the agent cares about them.
 ALIVE_STATES = frozenset({"running", "restarting", "paused"})
@@ -68,6 +72,28 @@ class PortBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class Mount:
+    """One mount of a container: a Docker volume (created on first use, with `labels` and,
+    for a tmpfs-backed one, `tmpfs_bytes`), a bind of a node path, or nothing else."""
+
+    type: Literal["volume", "bind"]
+    target: str
+    source: str
+    read_only: bool = False
+    sub_path: str = ""
+    # bind: create a missing directory (hostPath "" and DirectoryOrCreate), else it must exist.
+    create: bool = False
+    tmpfs_bytes: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeInfo:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerConfig:
     """Everything needed to create one container; built by agent/containers.py."""
 
@@ -83,6 +109,7 @@ class ContainerConfig:
     # 0: no limit.
     nano_cpus: int = 0
     mem_limit: int = 0
+    mounts: tuple[Mount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +195,18 @@ class RuntimeEvent:
     container: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """Which part of a container's log to read (kubectl logs' options)."""
+
+    follow: bool = False
+    # -1: every line.
+    tail_lines: int = -1
+    timestamps: bool = False
+    # 0: from the start.
+    since_seconds: int = 0
+
+
 class Runtime(Protocol):
     """A container engine seen through one node's labels."""
 
@@ -210,8 +249,22 @@ class Runtime(Protocol):
         no such executable); the caller bounds the wait."""
         ...
 
+    async def list_volumes(self) -> list[VolumeInfo]:
+        """The Docker volumes this node's pods use (labelled with this node)."""
+        ...
+
+    async def remove_volume(self, name: str) -> bool:
+        """Remove a volume; False when a container still uses it (nothing is removed)."""
+        ...
+
     def events(self) -> AsyncIterator[RuntimeEvent]:
         """Start/die events of this node's containers, until the consumer stops iterating."""
+        ...
+
+    def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        """The container's output (stdout and stderr, interleaved as written), in chunks;
+        with `follow`, until the container stops or the consumer stops iterating.
+        Raises RuntimeFailure when the container is gone or not this node's."""
         ...
 
     async def close(self) -> None: ...

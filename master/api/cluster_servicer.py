@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from typing import NoReturn, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
 from kernel.clock import Clock
+from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
 from master.api.render import render_endpoints, render_object
 from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import delete_objects
@@ -33,6 +34,7 @@ from master.controllers.manager import ControllerManager
 from master.manifest import ManifestError, ParsedManifests, parse_manifests, parse_references
 from master.model import StoredObject
 from master.state import ClusterState
+from master.store.port import StoreError
 from protos import cluster_pb2, cluster_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,16 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         manager: ControllerManager,
         clock: Clock,
         admit_services: ServiceAdmission | None = None,
+        masters: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
+        logs: LogRelay | None = None,
     ) -> None:
+        self._logs = logs if logs is not None else LogRelay()
         self._state = state
         self._manager = manager
         self._clock = clock
         self._admit_services = admit_services
+        # `get masters`: the masters sharing this cluster (master/ha/masters.py).
+        self._masters = masters
 
     def _json(self, obj: StoredObject) -> cluster_pb2.ObjectJson:
         body = json.dumps(render_object(obj, self._clock.now()), separators=(",", ":"))
@@ -126,6 +133,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         self, request: cluster_pb2.GetObjectsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.GetObjectsResponse:
         try:
+            if request.kind == "Master":
+                return cluster_pb2.GetObjectsResponse(objects=await self._list_masters(request))
             if request.kind == "Endpoints":
                 objects = []
                 for svc, ports in list_endpoints(self._state, request.name):
@@ -142,6 +151,28 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         except AppError as e:
             await _abort(context, e)
         return cluster_pb2.GetObjectsResponse(objects=[self._json(o) for o in objs])
+
+    async def _list_masters(
+        self, request: cluster_pb2.GetObjectsRequest
+    ) -> list[cluster_pb2.ObjectJson]:
+        if self._masters is None:
+            return []
+        try:
+            docs = await self._masters()
+        except StoreError as e:
+            raise AppError("unavailable", f"cannot list the masters: {e}") from None
+        if request.name:
+            docs = [d for d in docs if d["metadata"]["name"] == request.name]
+            if not docs:
+                raise AppError("not_found", f'masters "{request.name[:253]}" not found')
+        return [
+            cluster_pb2.ObjectJson(
+                kind="Master",
+                name=d["metadata"]["name"],
+                json=json.dumps(d, separators=(",", ":")).encode(),
+            )
+            for d in docs
+        ]
 
     # -- delete ----------------------------------------------------------------------------
 
@@ -269,3 +300,31 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 )
         finally:
             unsubscribe()
+
+    # -- logs ----------------------------------------------------------------------------
+
+    async def StreamLogs(
+        self, request: cluster_pb2.StreamLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[cluster_pb2.StreamLogsResponse]:
+        """`pinnace logs`: the same rules and relay as the Kubernetes API's pods/NAME/log."""
+        try:
+            node, container = locate(self._state, request.pod, request.container, request.previous)
+        except LogRefused as e:
+            code = (
+                grpc.StatusCode.NOT_FOUND
+                if e.code == "not_found"
+                else grpc.StatusCode.FAILED_PRECONDITION
+            )
+            await context.abort(code, e.message)
+        query = LogQuery(
+            pod=request.pod,
+            container=container,
+            follow=request.follow,
+            tail_lines=int(request.tail_lines),
+            timestamps=request.timestamps,
+        )
+        try:
+            async for data in self._logs.stream(node, query):
+                yield cluster_pb2.StreamLogsResponse(data=data)
+        except LogUnavailable as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+from master.app.podenv import ResolvedEnv, ResolvedVar
 from master.app.reports import PodReport
 from master.model import (
     Container,
     ContainerPort,
+    ContainerState,
     ContainerStatus,
     EnvVar,
     HTTPHeader,
@@ -22,10 +24,11 @@ from master.model import (
     ObjectMeta,
     Pod,
     PodPhase,
-    PodSpec,
     PodStatus,
     Probe,
+    ProbeKind,
     Resources,
+    Volume,
 )
 from protos import node_pb2
 
@@ -33,7 +36,8 @@ from protos import node_pb2
 MAX_CPU_MILLIS = 1_000_000_000
 MAX_MEMORY_BYTES = 2**50
 _PHASES = {p.value: p for p in PodPhase}
-_CONTAINER_STATES = {"waiting", "running", "terminated"}
+_CONTAINER_STATES = {s.value: s for s in ContainerState}
+_PROBE_KINDS = {k.value: k for k in ProbeKind}
 
 
 def _clamp(value: int, high: int) -> int:
@@ -96,14 +100,25 @@ def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) 
         allocatable=allocatable,
         unschedulable=existing.unschedulable if existing else False,
         status=status,
+        witness_port=_clamp(info.witness_port, 65535),
     )
+
+
+def peers_to_proto(node_name: str, nodes: list[Node], limit: int) -> node_pb2.PeerList:
+    """The other nodes an agent may ask about the master (at most `limit`, by name)."""
+    peers = [
+        node_pb2.Peer(name=n.meta.name, address=n.address, witness_port=n.witness_port)
+        for n in sorted(nodes, key=lambda n: n.meta.name)
+        if n.meta.name != node_name and n.witness_port
+    ]
+    return node_pb2.PeerList(peers=peers[:limit], cluster_size=len(nodes))
 
 
 def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
     containers = tuple(
         ContainerStatus(
             name=c.name[:253],
-            state=c.state if c.state in _CONTAINER_STATES else "waiting",
+            state=_CONTAINER_STATES.get(c.state, ContainerState.WAITING),
             reason=c.reason[:128],
             message=c.message[:1024],
             ready=c.ready,
@@ -161,8 +176,11 @@ def _probe_from_proto(
     if not c.HasField(field):
         return None
     p: node_pb2.Probe = getattr(c, field)
+    kind = _PROBE_KINDS.get(p.kind)
+    if kind is None:
+        return None
     return Probe(
-        kind=p.kind,
+        kind=kind,
         port=p.port,
         path=p.path,
         scheme=p.scheme,
@@ -176,13 +194,26 @@ def _probe_from_proto(
     )
 
 
-def _container_to_proto(c: Container) -> node_pb2.ContainerSpec:
+# A pod's containers -> their resolved environments (master/app/podenv.py).
+EnvResolver = Callable[[Pod, Container], ResolvedEnv]
+
+
+def _plain_env(pod: Pod, c: Container) -> ResolvedEnv:
+    """Without a resolver: plain values only (references would need the cluster's objects)."""
+    return ResolvedEnv(tuple(ResolvedVar(e.name, e.value, False) for e in c.env))
+
+
+def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpec:
     return node_pb2.ContainerSpec(
         name=c.name,
         image=c.image,
         command=list(c.command),
         args=list(c.args),
-        env=[node_pb2.EnvVar(name=e.name, value=e.value) for e in c.env],
+        env=[
+            node_pb2.EnvVar(name=v.name, value=v.value, from_source=v.from_source)
+            for v in env.variables
+        ],
+        config_error=env.error,
         ports=[
             node_pb2.ContainerPort(
                 container_port=p.container_port,
@@ -197,37 +228,66 @@ def _container_to_proto(c: Container) -> node_pb2.ContainerSpec:
         image_pull_policy=c.image_pull_policy,
         readiness_probe=_probe_to_proto(c.readiness_probe),
         liveness_probe=_probe_to_proto(c.liveness_probe),
+        volume_mounts=[
+            node_pb2.VolumeMount(
+                name=m.name, mount_path=m.mount_path, sub_path=m.sub_path, read_only=m.read_only
+            )
+            for m in c.volume_mounts
+        ],
     )
 
 
-def pod_spec_to_proto(spec: PodSpec) -> node_pb2.PodSpec:
+def _volume_to_proto(v: Volume) -> node_pb2.Volume:
+    return node_pb2.Volume(
+        name=v.name,
+        source=v.source,
+        medium=v.medium,
+        size_limit_bytes=v.size_limit_bytes,
+        path=v.path,
+        host_path_type=v.host_path_type,
+        claim_name=v.claim_name,
+        read_only=v.read_only,
+        volume_name=v.volume_name,
+    )
+
+
+def pod_spec_to_proto(pod: Pod, resolve: EnvResolver = _plain_env) -> node_pb2.PodSpec:
+    spec = pod.spec
     return node_pb2.PodSpec(
-        containers=[_container_to_proto(c) for c in spec.containers],
+        containers=[_container_to_proto(c, resolve(pod, c)) for c in spec.containers],
         restart_policy=spec.restart_policy,
         termination_grace_period_seconds=spec.termination_grace_period_seconds,
+        volumes=[_volume_to_proto(v) for v in spec.volumes],
     )
 
 
-def assignment_to_proto(pod: Pod, stop: bool) -> node_pb2.PodAssignment:
+def assignment_to_proto(
+    pod: Pod, stop: bool, resolve: EnvResolver = _plain_env
+) -> node_pb2.PodAssignment:
     return node_pb2.PodAssignment(
         name=pod.meta.name,
         epoch=pod.epoch,
         labels=pod.meta.labels,
         owner=pod.owner,
-        spec=pod_spec_to_proto(pod.spec),
+        spec=pod_spec_to_proto(pod, resolve),
         stop=stop,
     )
 
 
 def assignments_to_proto(
-    revision: int, pods: list[Pod], released: Callable[[Pod], bool]
+    revision: int,
+    pods: list[Pod],
+    released: Callable[[Pod], bool],
+    resolve: EnvResolver = _plain_env,
 ) -> node_pb2.PodAssignments:
-    """The node's assignment set; a stopping pod gets its stop order once `released`."""
+    """The node's assignment set; a stopping pod gets its stop order once `released`; each
+    container's environment as `resolve` gives it (values for this node only)."""
     ordered = sorted(pods, key=lambda p: p.meta.name)
     return node_pb2.PodAssignments(
         revision=revision,
         pods=[
-            assignment_to_proto(p, bool(p.deletion_requested_at) and released(p)) for p in ordered
+            assignment_to_proto(p, bool(p.deletion_requested_at) and released(p), resolve)
+            for p in ordered
         ],
     )
 
@@ -239,7 +299,7 @@ def container_from_proto(c: node_pb2.ContainerSpec) -> Container:
         image=c.image,
         command=tuple(c.command),
         args=tuple(c.args),
-        env=tuple(EnvVar(e.name, e.value) for e in c.env),
+        env=tuple(EnvVar(e.name, e.value) for e in c.env if not e.from_source),
         ports=tuple(
             ContainerPort(p.container_port, p.protocol, p.name, p.host_port) for p in c.ports
         ),

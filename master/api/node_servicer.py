@@ -24,17 +24,27 @@ import grpc
 
 from kernel.clock import Clock
 from kernel.names import is_node_name
-from master.api.convert import assignments_to_proto, node_from_proto, pod_report_from_proto
+from master.api.convert import (
+    assignments_to_proto,
+    node_from_proto,
+    peers_to_proto,
+    pod_report_from_proto,
+)
+from master.api.logs import LogRelay
+from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.model import Node, Pod, StoredObject
+from master.metrics.series import HEARTBEATS
+from master.model import Container, Node, Pod, StoredObject
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 MAX_PODS_PER_REPORT = 1000
+# Peers an agent is told about (its witnesses); a sample in a larger cluster.
+MAX_PEERS = 32
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
 
@@ -42,8 +52,15 @@ STOP_GATE_RECHECK = 1.0
 @dataclass(slots=True)
 class _Session:
     session_id: str
+    # The node's assignment set changed: send it again.
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     superseded: asyncio.Event = field(default_factory=asyncio.Event)
+    # The cluster's nodes changed: the agent's witness list may have.
+    peers_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Only the newest heartbeat ack waits to be sent (it acknowledges all before
+    # it), so an agent that stops reading costs the master nothing per heartbeat.
+    ack_due: asyncio.Event = field(default_factory=asyncio.Event)
+    ack_sequence: int = 0
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -55,7 +72,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         clock: Clock,
         heartbeat_interval: float,
         lease_seconds: float,
+        logs: LogRelay | None = None,
     ) -> None:
+        # Container logs asked for through the APIs travel on the sessions.
+        self.logs = logs if logs is not None else LogRelay()
         self._state = state
         self._leases = leases
         self._manager = manager
@@ -79,10 +99,26 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.dirty.set()
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
-        if isinstance(obj, Pod) and obj.node_name:
+        if isinstance(obj, Node):
+            for each in self._sessions.values():
+                each.peers_changed.set()
+        elif isinstance(obj, Pod) and obj.node_name:
             session = self._sessions.get(obj.node_name)
             if session is not None:
                 session.dirty.set()
+        elif kind in ("ConfigMap", "Secret"):
+            # Nodes with a pod reading it get their values again (containers that start
+            # from now on see the change; running ones are not restarted).
+            key = (kind, obj.meta.name)
+            for name, session in self._sessions.items():
+                if any(key in references(p) for p in self._state.pods_on_node(name)):
+                    session.dirty.set()
+
+    def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
+        node = self._state.get("Node", pod.node_name)
+        return resolve_container_env(
+            pod, container, self._state.get, node if isinstance(node, Node) else None
+        )
 
     # -- RegisterNode ----------------------------------------------------------------
 
@@ -90,6 +126,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self, request: node_pb2.RegisterNodeRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.RegisterNodeResponse:
         info = request.node
+        if not self._state.writable:
+            # A follower master: the agent tries the next master it knows.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, self._state.write_refusal())
         if not is_node_name(info.name):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -107,6 +146,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         if existing is None:
             self._state.record_event("Node", info.name, "Registered", f"node {info.name} joined")
         self._leases.renew(info.name, self._clock.monotonic())
+        self._leases.welcome(info.name)
         for report in request.pods[:MAX_PODS_PER_REPORT]:
             self._reports.apply(info.name, pod_report_from_proto(report), adopted=True)
         old = self._sessions.get(info.name)
@@ -142,28 +182,48 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             )
             return
         self._mark_session(node_name, lost=False)
-        # Heartbeat acks from the reader and assignment sets share one way down.
-        acks: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         session.dirty.set()
-        reader = asyncio.create_task(self._read(node_name, request_iterator, acks))
+        session.peers_changed.set()
+        # Log requests (master/api/logs.py) share the way down.
+        down: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
+        self.logs.attach(node_name, down)
+        reader = asyncio.create_task(self._read(node_name, session, request_iterator))
         superseded = asyncio.create_task(session.superseded.wait())
         # Stop orders held back by the gate (the LB still draining them): re-checked
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
+        peers_sent: node_pb2.PeerList | None = None
         try:
             while not reader.done() and not superseded.done():
-                dirty = asyncio.create_task(session.dirty.wait())
-                ack = asyncio.create_task(acks.get())
+                wakers = [
+                    asyncio.create_task(e.wait())
+                    for e in (session.dirty, session.ack_due, session.peers_changed)
+                ]
+                relayed = asyncio.create_task(down.get())
                 await asyncio.wait(
-                    {reader, superseded, dirty, ack},
+                    {reader, superseded, relayed, *wakers},
                     timeout=STOP_GATE_RECHECK if withheld else None,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                dirty.cancel()
-                if ack.done():
-                    yield ack.result()
+                for waker in wakers:
+                    waker.cancel()
+                if relayed.done():
+                    yield relayed.result()
+                    while not down.empty():
+                        yield down.get_nowait()
                 else:
-                    ack.cancel()
+                    relayed.cancel()
+                if session.ack_due.is_set():
+                    session.ack_due.clear()
+                    ack = node_pb2.HeartbeatAck(sequence=session.ack_sequence)
+                    yield node_pb2.MasterMessage(heartbeat_ack=ack)
+                if session.peers_changed.is_set():
+                    session.peers_changed.clear()
+                    nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
+                    peers = peers_to_proto(node_name, nodes, MAX_PEERS)
+                    if peers != peers_sent:
+                        peers_sent = peers
+                        yield node_pb2.MasterMessage(peers=peers)
                 if withheld and any(
                     (p := self._state.pod(name)) is None or self._released(p) for name in withheld
                 ):
@@ -171,7 +231,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 if session.dirty.is_set() and not reader.done():
                     session.dirty.clear()
                     pods = self._state.pods_on_node(node_name)
-                    msg = assignments_to_proto(self._state.resource_version, pods, self._released)
+                    msg = assignments_to_proto(
+                        self._state.resource_version, pods, self._released, self._resolve_env
+                    )
                     withheld = {
                         p.meta.name
                         for p in pods
@@ -179,6 +241,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     }
                     yield node_pb2.MasterMessage(assignments=msg)
         finally:
+            self.logs.detach(node_name, down)
             for task in (reader, superseded):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -207,21 +270,26 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     async def _read(
         self,
         node_name: str,
+        session: _Session,
         request_iterator: AsyncIterator[node_pb2.AgentMessage],
-        acks: asyncio.Queue[node_pb2.MasterMessage],
     ) -> None:
         async for msg in request_iterator:
             body = msg.WhichOneof("body")
             if body == "heartbeat":
+                HEARTBEATS.inc()
                 self._leases.renew(node_name, self._clock.monotonic())
                 node = self._state.get("Node", node_name)
                 if isinstance(node, Node) and not node.status.ready:
                     self._manager.poke()
-                acks.put_nowait(
-                    node_pb2.MasterMessage(
-                        heartbeat_ack=node_pb2.HeartbeatAck(sequence=msg.heartbeat.sequence)
-                    )
-                )
+                session.ack_sequence = msg.heartbeat.sequence
+                session.ack_due.set()
+            elif body == "log_chunk":
+                self.logs.deliver(msg.log_chunk)
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)
+            elif body == "goodbye":
+                self._leases.say_goodbye(node_name, self._clock.monotonic())
+                self._reports.goodbye(node_name, msg.goodbye.reason)
+            elif body == "notice":
+                self._reports.notice(node_name, msg.notice.reason, msg.notice.message)

@@ -17,10 +17,16 @@ present (none today) need no change at the call sites.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from master.api.render_storage import (
+    render_claim,
+    render_volume,
+    render_volume_mount,
+    render_volume_object,
+)
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.rolling import surge_and_unavailable
 from master.lb.model import LbService
@@ -31,9 +37,14 @@ from master.model import (
     Container,
     ContainerStatus,
     Deployment,
+    EnvFromSource,
+    EnvVar,
+    EnvVarSource,
     Event,
     Node,
     ObjectMeta,
+    PersistentVolume,
+    PersistentVolumeClaim,
     Pod,
     PodSpec,
     Probe,
@@ -96,13 +107,46 @@ def render_probe(p: Probe) -> Obj:
                     {"name": h.name, "value": h.value} for h in p.http_headers
                 ]
     return {
-        p.kind: handler,
+        p.kind.value: handler,
         "initialDelaySeconds": p.initial_delay_seconds,
         "timeoutSeconds": p.timeout_seconds,
         "periodSeconds": p.period_seconds,
         "successThreshold": p.success_threshold,
         "failureThreshold": p.failure_threshold,
     }
+
+
+def _env_source(s: EnvVarSource) -> Obj:
+    if s.kind in ("configMapKeyRef", "secretKeyRef"):
+        ref: Obj = {"name": s.name, "key": s.key}
+        if s.optional:
+            ref["optional"] = True
+        return {s.kind: ref}
+    if s.kind == "fieldRef":
+        return {"fieldRef": {"apiVersion": "v1", "fieldPath": s.field_path}}
+    resource: Obj = {"resource": s.resource}
+    if s.container_name:
+        resource["containerName"] = s.container_name
+    if s.divisor:
+        resource["divisor"] = s.divisor
+    return {"resourceFieldRef": resource}
+
+
+def render_env_var(e: EnvVar) -> Obj:
+    """As the manifest said it: a value, or where the value comes from (never the value)."""
+    if e.value_from is not None:
+        return {"name": e.name, "valueFrom": _env_source(e.value_from)}
+    return {"name": e.name, "value": e.value}
+
+
+def render_env_from(s: EnvFromSource) -> Obj:
+    ref: Obj = {"name": s.name}
+    if s.optional:
+        ref["optional"] = True
+    out: Obj = {s.kind: ref}
+    if s.prefix:
+        out["prefix"] = s.prefix
+    return out
 
 
 def render_container(c: Container) -> Obj:
@@ -113,7 +157,9 @@ def render_container(c: Container) -> Obj:
     if c.args:
         out["args"] = list(c.args)
     if c.env:
-        out["env"] = [{"name": e.name, "value": e.value} for e in c.env]
+        out["env"] = [render_env_var(e) for e in c.env]
+    if c.env_from:
+        out["envFrom"] = [render_env_from(s) for s in c.env_from]
     if c.ports:
         ports = []
         for p in c.ports:
@@ -135,17 +181,21 @@ def render_container(c: Container) -> Obj:
     if c.liveness_probe is not None:
         out["livenessProbe"] = render_probe(c.liveness_probe)
     out["imagePullPolicy"] = c.image_pull_policy
+    if c.volume_mounts:
+        out["volumeMounts"] = [render_volume_mount(m) for m in c.volume_mounts]
     return out
 
 
 def render_pod_spec(spec: PodSpec) -> Obj:
     out: Obj = {
         "containers": [render_container(c) for c in spec.containers],
-        "restartPolicy": spec.restart_policy,
+        "restartPolicy": spec.restart_policy.value,
         "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
     }
     if spec.service_account_name:
         out["serviceAccountName"] = spec.service_account_name
+    if spec.volumes:
+        out["volumes"] = [render_volume(v) for v in spec.volumes]
     return out
 
 
@@ -228,7 +278,7 @@ def render_pod(pod: Pod, now: float) -> Obj:
 
 
 def render_deployment(dep: Deployment) -> Obj:
-    strategy: Obj = {"type": dep.strategy}
+    strategy: Obj = {"type": dep.strategy.value}
     if dep.strategy == "RollingUpdate":
         strategy["rollingUpdate"] = {
             "maxSurge": _int_or_str(dep.rolling_update.max_surge),
@@ -324,7 +374,7 @@ def render_service(svc: Service) -> Obj:
             port["nodePort"] = p.node_port
         ports.append(port)
     ingress = [{"ip": svc.ingress_ip}] if svc.ingress_ip else []
-    spec: Obj = {"type": svc.type, "selector": dict(svc.selector), "ports": ports}
+    spec: Obj = {"type": svc.type.value, "selector": dict(svc.selector), "ports": ports}
     if svc.cluster_ip:
         spec["clusterIP"] = svc.cluster_ip
     return {
@@ -375,7 +425,7 @@ def render_node(node: Node) -> Obj:
     st = node.status
     if st.ready:
         ready = "True"
-    elif not st.last_heartbeat and not st.last_transition:
+    elif st.unknown or (not st.last_heartbeat and not st.last_transition):
         ready = "Unknown"  # never heard from
     else:
         ready = "False"
@@ -478,17 +528,11 @@ def render_object(obj: StoredObject, now: float) -> Obj:
         return render_service(obj)
     if isinstance(obj, Node):
         return render_node(obj)
+    if isinstance(obj, PersistentVolumeClaim):
+        return render_claim(obj, _metadata(obj.meta))
+    if isinstance(obj, PersistentVolume):
+        return render_volume_object(obj, _metadata(obj.meta))
     return render_event(obj)
-
-
-def render_list(objs: Iterable[StoredObject], now: float) -> Obj:
-    """Several objects as kubectl prints them: a v1 List with items."""
-    return {
-        "apiVersion": "v1",
-        "kind": "List",
-        "metadata": {"resourceVersion": ""},
-        "items": [render_object(o, now) for o in objs],
-    }
 
 
 def render_endpoints(svc: Service, ports: Sequence[LbService]) -> Obj:

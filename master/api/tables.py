@@ -176,6 +176,49 @@ def _service_account_row(sa: Obj, now: float, wide: bool) -> list[str]:
     return [sa["metadata"]["name"], "0", _age(sa, now)]
 
 
+_MODES = {"ReadWriteOnce": "RWO", "ReadWriteOncePod": "RWOP", "ReadOnlyMany": "ROX"}
+
+
+def _modes(modes: Sequence[str]) -> str:
+    return ",".join(_MODES.get(m, m) for m in modes)
+
+
+def _claim_row(pvc: Obj, now: float, wide: bool) -> list[str]:
+    spec, status = pvc.get("spec", {}), pvc.get("status", {})
+    row = [
+        pvc["metadata"]["name"],
+        status.get("phase", "Pending"),
+        spec.get("volumeName", ""),
+        status.get("capacity", {}).get("storage", ""),
+        _modes(status.get("accessModes", [])),
+        spec.get("storageClassName", ""),
+        _age(pvc, now),
+    ]
+    if wide:
+        node = pvc["metadata"].get("annotations", {}).get("volume.kubernetes.io/selected-node")
+        row += [spec.get("volumeMode", "Filesystem"), node or "<none>"]
+    return row
+
+
+def _volume_row(pv: Obj, now: float, wide: bool) -> list[str]:
+    spec = pv.get("spec", {})
+    claim = spec.get("claimRef", {})
+    node = spec["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+    row = [
+        pv["metadata"]["name"],
+        spec.get("capacity", {}).get("storage", ""),
+        _modes(spec.get("accessModes", [])),
+        spec.get("persistentVolumeReclaimPolicy", ""),
+        pv.get("status", {}).get("phase", ""),
+        f"{pv['metadata'].get('namespace', 'default')}/{claim.get('name', '')}",
+        spec.get("storageClassName", ""),
+        _age(pv, now),
+    ]
+    if wide:
+        row += [node["values"][0]]
+    return row
+
+
 def _endpoints_row(ep: Obj, now: float, wide: bool) -> list[str]:
     ready = [
         f"{a['ip']}:{s['ports'][0]['port']}"
@@ -184,6 +227,11 @@ def _endpoints_row(ep: Obj, now: float, wide: bool) -> list[str]:
     ]
     shown = ",".join(ready[:3]) + (f" + {len(ready) - 3} more..." if len(ready) > 3 else "")
     return [ep["metadata"]["name"], shown or "<none>", _age(ep, now)]
+
+
+def _master_row(master: Obj, now: float, wide: bool) -> list[str]:
+    role = "leader" if master.get("status", {}).get("leader") else "follower"
+    return [master["metadata"]["name"], master["spec"]["address"], role, _age(master, now)]
 
 
 _HEADERS: dict[str, tuple[list[str], list[str]]] = {
@@ -202,6 +250,24 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     "ConfigMap": (["NAME", "DATA", "AGE"], []),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], []),
     "ServiceAccount": (["NAME", "SECRETS", "AGE"], []),
+    "PersistentVolumeClaim": (
+        ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "AGE"],
+        ["VOLUMEMODE", "NODE"],
+    ),
+    "PersistentVolume": (
+        [
+            "NAME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "RECLAIM POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "AGE",
+        ],
+        ["NODE"],
+    ),
+    "Master": (["NAME", "ADDRESS", "ROLE", "AGE"], []),
 }
 _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Pod": _pod_row,
@@ -213,6 +279,9 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "ConfigMap": _config_map_row,
     "Secret": _secret_row,
     "ServiceAccount": _service_account_row,
+    "PersistentVolumeClaim": _claim_row,
+    "PersistentVolume": _volume_row,
+    "Master": _master_row,
 }
 
 
@@ -230,7 +299,19 @@ def header_for(kind: str, wide: bool) -> list[str]:
     return base + extra if wide else list(base)
 
 
+def printable(cell: str) -> str:
+    """A cell as it may reach a terminal: control characters shown escaped, never sent.
+
+    Event messages, reasons and labels come partly from nodes and users; an escape
+    sequence in them must not clear or retitle an admin's terminal.
+    """
+    if cell.isprintable():
+        return cell
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in cell)
+
+
 def format_table(header: list[str], rows: list[list[str]]) -> str:
+    rows = [[printable(c) for c in row] for row in rows]
     widths = [len(h) for h in header]
     for row in rows:
         for i, cell in enumerate(row[:-1]):

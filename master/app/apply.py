@@ -22,7 +22,15 @@ from typing import Literal
 
 from master.app.errors import AppError, commit
 from master.controllers.revisions import CHANGE_CAUSE, record_revision
-from master.model import ConfigMap, Deployment, Secret, Service, ServiceAccount, StoredObject
+from master.model import (
+    ConfigMap,
+    Deployment,
+    PersistentVolumeClaim,
+    Secret,
+    Service,
+    ServiceAccount,
+    StoredObject,
+)
 from master.state import ClusterState
 
 ApplyAction = Literal["created", "configured", "unchanged"]
@@ -67,6 +75,8 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
         )
     if isinstance(old, Secret) and isinstance(new, Secret):
         return (old.type, old.data, old.immutable) == (new.type, new.data, new.immutable)
+    if isinstance(old, PersistentVolumeClaim) and isinstance(new, PersistentVolumeClaim):
+        return _claim_spec(old) == _claim_spec(new)
     return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
 
 
@@ -93,7 +103,15 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
             lb_message=existing.lb_message,
             lb_since=existing.lb_since,
         )
+    if isinstance(existing, PersistentVolumeClaim) and isinstance(new, PersistentVolumeClaim):
+        return replace(
+            new, meta=meta, volume_name=existing.volume_name, node_name=existing.node_name
+        )
     return replace(new, meta=meta)
+
+
+def _claim_spec(c: PersistentVolumeClaim) -> tuple[object, ...]:
+    return (c.access_modes, c.storage_bytes, c.storage_class, c.volume_mode)
 
 
 def with_history(obj: StoredObject, existing: StoredObject | None, now: float) -> StoredObject:
@@ -122,6 +140,16 @@ def check_immutable(existing: StoredObject, new: StoredObject) -> None:
                 f"{existing.kind.lower()} {new.meta.name}: field is immutable when "
                 f"`immutable` is set (delete it first to change it)",
             )
+    if (
+        isinstance(existing, PersistentVolumeClaim)
+        and isinstance(new, PersistentVolumeClaim)
+        and _claim_spec(existing) != _claim_spec(new)
+    ):
+        raise AppError(
+            "invalid",
+            f"persistentvolumeclaim {new.meta.name}: spec is immutable after creation "
+            f"(local volumes cannot be resized; delete the claim first to change it)",
+        )
     if (
         isinstance(existing, Deployment)
         and isinstance(new, Deployment)

@@ -10,11 +10,12 @@ anything is changed. The call returns once the deletion is durable.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
-from master.app.errors import commit, not_found
+from master.app.errors import AppError, commit, not_found
 from master.app.queries import check_kind
+from master.model import PersistentVolume, PersistentVolumeClaim
 from master.state import ClusterState
 
 DeleteAction = Literal["deleted", "not found"]
@@ -67,6 +68,28 @@ def _delete(state: ClusterState, lifecycle: NodeLifecycle, kind: str, name: str)
         lifecycle.delete_pod(name, "Killing", f"pod {name} deleted by a user")
     elif kind == "Node":
         lifecycle.forget_node(name)
+    elif kind == "PersistentVolumeClaim":
+        _delete_claim(state, name)
     else:
         state.remove(kind, name)
         state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted")
+
+
+def _delete_claim(state: ClusterState, name: str) -> None:
+    """A claim in use stays (its data would vanish under a running pod); its volume is
+    Released and kept on its node (reclaim policy Retain)."""
+    users = sorted(p.meta.name for p in state.pods() if name in p.spec.claim_names())
+    if users:
+        raise AppError(
+            "failed_precondition",
+            f"persistentvolumeclaim {name} is used by pod {', '.join(users[:3])}"
+            f"{' ...' if len(users) > 3 else ''}: delete or scale down what runs them first",
+        )
+    claim = state.remove("PersistentVolumeClaim", name)
+    if isinstance(claim, PersistentVolumeClaim) and claim.volume_name:
+        pv = state.get("PersistentVolume", claim.volume_name)
+        if isinstance(pv, PersistentVolume):
+            state.put(replace(pv, phase="Released"))
+    state.record_event(
+        "PersistentVolumeClaim", name, "Deleted", f"persistentvolumeclaim {name} deleted"
+    )

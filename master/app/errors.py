@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Literal, TypeVar
 
 from master.state import ClusterState
-from master.store.port import StoreError
+from master.store.port import NotLeaderError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ PLURALS = {
     "ConfigMap": "configmaps",
     "Secret": "secrets",
     "ServiceAccount": "serviceaccounts",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "PersistentVolume": "persistentvolumes",
 }
 
 
@@ -62,6 +64,9 @@ async def commit(state: ClusterState, plan: Callable[[], R]) -> R:
     """Run `plan` (synchronous; raises AppError to refuse) as one durable commit."""
     try:
         return await state.commit(plan)
+    except NotLeaderError as e:
+        # Not a failure of this master: the client should send the write to the leader.
+        raise AppError("unavailable", f"nothing was changed: {e}") from None
     except StoreError as e:
         log.error("a write was refused by the store: %s", e)
         raise AppError(

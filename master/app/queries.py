@@ -45,11 +45,6 @@ def list_objects(
     return objs
 
 
-def node_serving(node: Node) -> bool:
-    """Whether pods on this node may take traffic (Ready, or Unknown while they answer)."""
-    return node.status.ready or node.status.reason == "NodeStatusUnknown"
-
-
 def list_endpoints(state: ClusterState, name: str = "") -> list[tuple[Service, list[LbService]]]:
     """Each service (or the named one) with its ports' endpoints, by service name."""
     services = [s for s in state.objects("Service") if isinstance(s, Service)]
@@ -57,7 +52,7 @@ def list_endpoints(state: ClusterState, name: str = "") -> list[tuple[Service, l
         services = [s for s in services if s.meta.name == name]
         if not services:
             raise not_found("Endpoints", name)
-    nodes = {n.meta.name: node_serving(n) for n in state.objects("Node") if isinstance(n, Node)}
+    nodes = {n.meta.name: n.status.serving for n in state.objects("Node") if isinstance(n, Node)}
     lb = compute_lb_services(services, state.pods(), nodes, include_headless=True)
     return [
         (svc, [p for p in lb if p.name == svc.meta.name])

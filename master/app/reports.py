@@ -178,6 +178,23 @@ class NodeReports:
         actions.extend(decide_report(node_name, report, self._state.pod(report.pod_name), adopted))
         self._execute(node_name, actions)
 
+    def goodbye(self, node_name: str, reason: str) -> None:
+        """The node's agent is stopping and said it will be back."""
+        why = f" ({clean_text(reason, 128)})" if reason else ""
+        message = (
+            f"the agent on {node_name} is stopping and will be back{why}; its pods keep "
+            f"running and stay for the grace"
+        )
+        self._node_event(node_name, "NodeRestarting", message, "Normal")
+
+    def notice(self, node_name: str, reason: str, message: str) -> None:
+        """Something the node's agent decided on its own, shown as a node event."""
+        self._node_event(node_name, clean_reason(reason), clean_text(message, 512), "Normal")
+
+    def _node_event(self, node_name: str, reason: str, message: str, type_: str) -> None:
+        if self._limiter.allow(node_name, f"node/{reason}", self._clock.monotonic()):
+            self._state.record_event("Node", node_name, reason, message, type_, node_name)
+
     def _execute(self, node_name: str, actions: list[ReportAction]) -> None:
         now = self._clock.monotonic()
         for action in actions:
@@ -195,6 +212,17 @@ class NodeReports:
                     node_name,
                     self._limiter.dropped,
                 )
+
+
+def clean_reason(reason: str) -> str:
+    """An event reason as Kubernetes spells them: CamelCase letters and digits, bounded."""
+    kept = "".join(c for c in reason[:64] if c.isascii() and c.isalnum())
+    return kept or "NodeNotice"
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Text from a node, bounded, without control characters (it reaches terminals)."""
+    return "".join(c if c.isprintable() else " " for c in text[:limit])
 
 
 def _remember(memory: dict[tuple[str, str, int], None], key: tuple[str, str, int]) -> None:

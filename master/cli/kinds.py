@@ -12,6 +12,9 @@ _ALIASES = {
     "ConfigMap": ("configmap", "configmaps", "cm"),
     "Secret": ("secret", "secrets"),
     "ServiceAccount": ("serviceaccount", "serviceaccounts", "sa"),
+    "PersistentVolumeClaim": ("persistentvolumeclaim", "persistentvolumeclaims", "pvc"),
+    "PersistentVolume": ("persistentvolume", "persistentvolumes", "pv"),
+    "Master": ("master", "masters"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
 
@@ -26,6 +29,9 @@ RESOURCE_NAMES = {
     "ConfigMap": "configmap",
     "Secret": "secret",
     "ServiceAccount": "serviceaccount",
+    "PersistentVolumeClaim": "persistentvolumeclaim",
+    "PersistentVolume": "persistentvolume",
+    "Master": "master",
 }
 
 

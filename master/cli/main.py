@@ -23,10 +23,33 @@ from master.cli.commands import (
 from master.cli.config import select as select_credentials
 from master.cli.drain import run_cordon, run_drain
 from master.cli.kubeconfig import run_kubeconfig
+from master.cli.logs import run_logs
 from master.cli.rollout import run_rollout
 from master.cli.token import run_token
 from master.pki.tokens import parse_duration
 from master.store.etcd_client import EtcdSettings, parse_endpoints
+
+
+def _nonnegative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number between 0 and 1, got {text!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text!r}")
+    return value
 
 
 def _default_data_dir() -> str:
@@ -75,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a NotReady node keeps its pods before they are replaced",
     )
     m.add_argument(
+        "--node-grace",
+        type=_nonnegative,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a silent node keeps its pods while believed alive: its agent said "
+        "it will be back (a restart), or its pods still answer the master's probe",
+    )
+    m.add_argument(
+        "--unhealthy-threshold",
+        type=_fraction,
+        default=0.5,
+        metavar="FRACTION",
+        help="pause evictions while more than this fraction of the nodes is silent at once "
+        "(as Kubernetes' --unhealthy-zone-threshold; 1 never pauses)",
+    )
+    m.add_argument(
         "--lb-listen",
         default="127.0.0.1",
         metavar="IP",
@@ -101,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--no-lb", action="store_true", help="do not run a load balancer")
     m.add_argument("--haproxy", default="haproxy", help="the haproxy binary")
+    m.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("PINNACE_METRICS_LISTEN", "127.0.0.1:9400"),
+        metavar="HOST:PORT",
+        help="where /metrics (Prometheus) is served; '' turns it off "
+        "(default: $PINNACE_METRICS_LISTEN, else 127.0.0.1:9400)",
+    )
     m.add_argument(
         "--insecure",
         dest="master_insecure",
@@ -143,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--etcd-cafile", metavar="FILE", help="--store etcd: CA of etcd's certificate")
     m.add_argument("--etcd-certfile", metavar="FILE", help="--store etcd: client certificate")
     m.add_argument("--etcd-keyfile", metavar="FILE", help="--store etcd: its private key")
+    m.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="--store etcd: run as one of several masters; the elected leader runs the "
+        "controllers, the others serve reads and send writers to it",
+    )
+    m.add_argument(
+        "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
+    )
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
@@ -155,6 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("kubeconfig", help="print a kubeconfig for kubectl and Kubernetes clients")
     k.add_argument("--server", help="the Kubernetes API URL (default: the one the master wrote)")
+
+    lg = sub.add_parser("logs", help="print a pod's container log (from its node)")
+    lg.add_argument("pod", help="POD (or pod/POD)")
+    lg.add_argument("-c", "--container", default="", help="the container (default: the first)")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    lg.add_argument("--tail", type=int, default=-1, metavar="N", help="only the last N lines")
+    lg.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
+    lg.add_argument(
+        "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
+    )
 
     a = sub.add_parser("apply", help="create or update objects from manifests")
     a.add_argument(
@@ -239,17 +304,22 @@ def _run_master(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             lease_seconds=args.lease_seconds,
             eviction_timeout=args.pod_eviction_timeout,
+            node_grace=args.node_grace,
+            unhealthy_threshold=args.unhealthy_threshold,
             lb_enabled=not args.no_lb,
             lb_listen=args.lb_listen,
             lb_advertise=args.lb_advertise,
             lb_internal=args.lb_internal_address,
             lb_port_offset=args.lb_port_offset,
             haproxy_bin=args.haproxy,
+            metrics_listen=_metrics_listen(args.metrics_listen),
             insecure=args.master_insecure,
             tls_sans=tuple(args.tls_san),
             node_cert_ttl=_duration("--node-cert-ttl", args.node_cert_ttl),
             api_listen=args.api_listen,
             etcd=_etcd_settings(args),
+            leader_elect=args.leader_elect,
+            name=args.name,
         )
     )
 
@@ -263,6 +333,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         "--etcd-keyfile": args.etcd_keyfile,
     }
     if args.store != "etcd":
+        etcd_flags["--leader-elect"] = args.leader_elect
         given = [flag for flag, value in etcd_flags.items() if value]
         if given:
             raise CliError(f"pinnace master: {given[0]} needs --store etcd")
@@ -290,6 +361,16 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
     )
 
 
+def _metrics_listen(text: str) -> str:
+    from master.metrics.http import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as e:
+        raise CliError(f"pinnace master: {e}") from None
+    return text
+
+
 def _duration(flag: str, text: str) -> float:
     try:
         seconds = parse_duration(text)
@@ -315,6 +396,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_token(address, args.action, args.ttl, args.description, args.id)
         if args.command == "kubeconfig":
             return run_kubeconfig(address, args.server)
+        if args.command == "logs":
+            return run_logs(
+                address,
+                args.pod,
+                args.container,
+                args.follow,
+                args.tail,
+                args.timestamps,
+                args.previous,
+            )
         if args.command == "apply":
             return run_apply(address, args.filename, args.dry_run, args.recursive)
         if args.command == "get":

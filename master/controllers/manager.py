@@ -2,7 +2,9 @@
 
 State changes mark work (a deployment to reconcile, pods to schedule, nodes to
 check) through a state listener; one asyncio task drains the work in passes:
-  1. node leases -> Ready/NotReady transitions, eviction of lost nodes' pods;
+  1. node leases, goodbyes and probes -> Ready/Unknown/NotReady, eviction of
+     lost nodes' pods (master/controllers/lifecycle.py decides; a loop that
+     was itself stalled first gives every node a fresh lease);
   2. dirty deployments -> reconcile_deployment -> create/delete pods, status;
   3. pending pods -> schedule_batch -> bind (or say why not, once per reason);
   4. pods asked to stop on nodes that cannot confirm -> forgotten.
@@ -17,23 +19,54 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import replace
+from typing import Protocol
 
 from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
+from master.controllers.claims import bind_claims, check_claims, pinned_message
 from master.controllers.deployment import reconcile_deployment
 from master.controllers.epochs import AssignmentEpochs
-from master.controllers.naming import random_suffix
-from master.controllers.nodes import (
-    LeaseTable,
-    apply_transition,
-    reconcile_node_lease,
-    should_evict,
+from master.controllers.lifecycle import (
+    REASONS,
+    EvictPod,
+    MarkPodNotReady,
+    Moment,
+    NodeAction,
+    NodeHealthSettings,
+    NodeSignals,
+    SetEvictionsPaused,
+    SetNodeCondition,
+    reconcile_nodes,
+    stalled,
 )
-from master.model import Deployment, Node, Pod, PodStatus, StoredObject
+from master.controllers.naming import random_suffix
+from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
+from master.metrics import series
+from master.metrics.series import RECONCILE, timed
+from master.model import (
+    Deployment,
+    Node,
+    PersistentVolumeClaim,
+    Pod,
+    PodStatus,
+    StoredObject,
+)
 from master.scheduler import Placement, build_node_infos, schedule_batch
+from master.scheduler.nodeinfo import NodeInfo
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
+
+
+class Reachability(Protocol):
+    """Whether a silent node's pods still answer (the master's own probe)."""
+
+    def answering(self, node: str) -> bool | None: ...
+
+
+class _NotProbed:
+    def answering(self, node: str) -> bool | None:
+        return None
 
 
 class ControllerManager:
@@ -45,13 +78,19 @@ class ControllerManager:
         lease_seconds: float = 3.0,
         eviction_timeout: float = 0.0,
         resync_seconds: float = 5.0,
+        health: NodeHealthSettings | None = None,
+        reachability: Reachability | None = None,
     ) -> None:
         self._state = state
         self._clock = clock
         self._leases = leases
-        self._lease_seconds = lease_seconds
-        self._eviction_timeout = eviction_timeout
+        self._health = health or NodeHealthSettings(lease_seconds, eviction_timeout)
+        self._lease_seconds = self._health.lease_seconds
+        self._reachability = reachability or _NotProbed()
         self._resync_seconds = resync_seconds
+        # Evictions paused because too many nodes went silent at once.
+        self._paused = False
+        self._last_tick: float | None = None
         self._dirty_deployments: set[str] = set()
         self._schedule_needed = True
         self._wake = asyncio.Event()
@@ -102,10 +141,15 @@ class ControllerManager:
         return True
 
     def start_grace(self) -> None:
-        """Give every known node a fresh lease from now (called once at master start)."""
-        now = self._clock.monotonic()
+        """Give every known node time to be heard from (at master start, after a stall)."""
+        until = self._clock.monotonic() + max(
+            self._health.reconnect_grace, self._health.lease_seconds
+        )
         for node in self._state.objects("Node"):
-            self._leases.renew(node.meta.name, now)
+            self._leases.grant(node.meta.name, until, self._health.lease_seconds)
+
+    def set_reachability(self, reachability: Reachability) -> None:
+        self._reachability = reachability
 
     # -- the loop -----------------------------------------------------------------
 
@@ -126,58 +170,106 @@ class ControllerManager:
                 )
                 self._schedule_needed = True
             try:
-                self.run_pass()
+                self.tick()
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
 
+    def queue_depths(self) -> dict[str, int]:
+        """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""
+        return {"deployment": len(self._dirty_deployments)}
+
+    def tick(self) -> None:
+        """One turn of the loop: notice a stall of the master itself, then a pass."""
+        now = self._clock.monotonic()
+        if self._last_tick is not None and stalled(self._last_tick, now, self._health):
+            self._after_stall(now - self._last_tick)
+        self._last_tick = now
+        self.run_pass()
+        # A long pass is a stall too: no heartbeat was read while it ran.
+        self._last_tick = self._clock.monotonic()
+
+    def _after_stall(self, gap: float) -> None:
+        self.start_grace()
+        self._state.record_event(
+            "Cluster",
+            "nodes",
+            "MasterStalled",
+            f"the master's loop did not run for {gap:.1f}s; every node has "
+            f"{max(self._health.reconnect_grace, self._health.lease_seconds):g}s to be heard "
+            f"from before any is judged",
+            "Warning",
+        )
+
     def run_pass(self) -> None:
-        self._check_nodes()
-        self._reconcile_deployments()
+        with timed(RECONCILE.labels("nodes")):
+            self._check_nodes()
+        with timed(RECONCILE.labels("deployment")):
+            self._reconcile_deployments()
         if self._schedule_needed:
             self._schedule_needed = False
-            self._schedule_pending()
+            with timed(RECONCILE.labels("scheduler")):
+                self._schedule_pending()
         self._collect_orphans()
 
     # -- 1. nodes -----------------------------------------------------------------
 
     def _check_nodes(self) -> None:
         mono = self._clock.monotonic()
-        now = self._clock.now()
-        for obj in self._state.objects("Node"):
-            assert isinstance(obj, Node)
-            node = obj
-            t = reconcile_node_lease(
-                node, self._leases.last_seen(node.meta.name), mono, self._lease_seconds
+        nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
+        signals = {
+            n.meta.name: NodeSignals(
+                last_seen=self._leases.last_seen(n.meta.name),
+                granted=self._leases.granted(n.meta.name),
+                goodbye_at=self._leases.goodbye_at(n.meta.name),
+                answering=self._reachability.answering(n.meta.name),
             )
-            if t is not None:
-                node = self._state.put(apply_transition(node, t, now))
-                self._state.record_event(
-                    "Node", node.meta.name, t.reason, t.message, "Normal" if t.ready else "Warning"
-                )
-                if not t.ready:
-                    self._mark_pods_not_ready(node)
-            if not node.status.ready and should_evict(node, now, self._eviction_timeout):
-                self._evict_pods(node)
+            for n in nodes
+        }
+        # Pods matter only on nodes that are not Ready and heard from.
+        pods = {
+            n.meta.name: self._state.pods_on_node(n.meta.name)
+            for n in nodes
+            if not n.status.ready
+            or (last := signals[n.meta.name].last_seen) is None
+            or mono - last > self._health.lease_seconds
+        }
+        now = Moment(self._clock.now(), mono)
+        for action in reconcile_nodes(nodes, signals, pods, now, self._health, self._paused):
+            self._execute_node_action(action, now.wall)
 
-    def _mark_pods_not_ready(self, node: Node) -> None:
-        for pod in self._state.pods_on_node(node.meta.name):
-            if pod.status.ready:
+    def _execute_node_action(self, action: NodeAction, now: float) -> None:
+        if isinstance(action, SetNodeCondition):
+            node = self._state.get("Node", action.node)
+            if not isinstance(node, Node):
+                return
+            reason = REASONS[action.condition]
+            ready = action.condition == "Ready"
+            self._state.put(
+                apply_transition(node, NodeTransition(ready, reason, action.message), now)
+            )
+            type_ = "Normal" if ready else "Warning"
+            self._state.record_event("Node", action.node, reason, action.message, type_)
+        elif isinstance(action, MarkPodNotReady):
+            pod = self._state.pod(action.pod)
+            if pod is not None and pod.status.ready:
                 status = replace(pod.status, ready=False, reason="NodeNotReady")
                 self._state.put(replace(pod, status=status))
-
-    def _evict_pods(self, node: Node) -> None:
-        for pod in self._state.pods_on_node(node.meta.name):
-            self._state.remove("Pod", pod.meta.name)
-            if pod.deletion_requested_at:
-                continue
+        elif isinstance(action, EvictPod):
+            if self._state.remove("Pod", action.pod) is None or action.stopping:
+                return
             self._state.record_event(
                 "Pod",
-                pod.meta.name,
+                action.pod,
                 "Rescheduled",
-                f"pod {pod.meta.name} was lost with NotReady node {node.meta.name}; "
+                f"pod {action.pod} was lost with NotReady node {action.node}; "
                 f"replacing it on a healthy node",
                 "Warning",
             )
+        elif isinstance(action, SetEvictionsPaused):
+            self._paused = action.paused
+            reason = "EvictionsPaused" if action.paused else "EvictionsResumed"
+            type_ = "Warning" if action.paused else "Normal"
+            self._state.record_event("Cluster", "nodes", reason, action.message, type_)
 
     # -- 2. deployments -------------------------------------------------------------
 
@@ -229,13 +321,70 @@ class ControllerManager:
         pending.sort(key=lambda p: (p.meta.created_at, p.meta.name))
         nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
         infos = build_node_infos(nodes, pods)
-        results, _ = schedule_batch(pending, infos)
-        for pod in pending:
+        with_claims = [p for p in pending if p.spec.claim_names()]
+        if with_claims:
+            infos = self._schedule_with_claims(with_claims, pods, infos)
+        plain = [p for p in pending if not p.spec.claim_names()]
+        results, _ = schedule_batch(plain, infos)
+        for pod in plain:
             result = results[pod.meta.name]
             if isinstance(result, Placement):
                 self._bind(pod, result.node_name)
+                series.pod_scheduled(pod.meta.created_at, self._clock.now())
             else:
                 self._mark_unschedulable(pod, result.message)
+                series.pod_unschedulable()
+
+    def _schedule_with_claims(
+        self, pending: list[Pod], pods: list[Pod], infos: dict[str, NodeInfo]
+    ) -> dict[str, NodeInfo]:
+        """One at a time: a claim bound by one pod pins the next pod of the same claim."""
+        claims = {
+            c.meta.name: c
+            for c in self._state.objects("PersistentVolumeClaim")
+            if isinstance(c, PersistentVolumeClaim)
+        }
+        placed: list[Pod] = list(pods)
+        for pod in pending:
+            check = check_claims(pod, claims, placed)
+            if check.error:
+                self._mark_unschedulable(pod, check.error)
+                continue
+            candidates = infos
+            if check.node:
+                if check.node not in infos:
+                    why = "that node is gone"
+                    self._mark_unschedulable(
+                        pod, pinned_message(check.node, pod.spec.claim_names(), why)
+                    )
+                    continue
+                candidates = {check.node: infos[check.node]}
+            results, updated = schedule_batch([pod], candidates)
+            result = results[pod.meta.name]
+            if not isinstance(result, Placement):
+                message = result.message
+                if check.node:
+                    why = " and ".join(sorted(result.reasons)) or result.message
+                    message = pinned_message(check.node, pod.spec.claim_names(), why)
+                self._mark_unschedulable(pod, message)
+                continue
+            infos = {**infos, **updated}
+            binding = bind_claims(pod, result.node_name, claims, self._clock.now())
+            for claim in binding.claims:
+                claims[claim.meta.name] = self._state.put(claim)
+                self._state.record_event(
+                    "PersistentVolumeClaim",
+                    claim.meta.name,
+                    "Bound",
+                    f"bound to volume {claim.volume_name} on node {claim.node_name} "
+                    f"(its first consumer, pod {pod.meta.name}, was scheduled there)",
+                )
+            for volume in binding.volumes:
+                self._state.put(volume)
+            self._bind(binding.pod, result.node_name)
+            series.pod_scheduled(pod.meta.created_at, self._clock.now())
+            placed.append(replace(binding.pod, node_name=result.node_name))
+        return infos
 
     def _bind(self, pod: Pod, node_name: str) -> None:
         self._unschedulable.pop(pod.meta.name, None)

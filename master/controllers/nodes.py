@@ -1,26 +1,26 @@
-"""Node lifecycle: leases, Ready/NotReady, and what happens to a lost node's pods.
+"""Node leases: when each node was last heard from, and how a condition is stored.
 
 Agents heartbeat over their session stream; the master keeps the time of each
 node's last heartbeat in memory only (`LeaseTable`, monotonic clock), so a
-heartbeat costs no store write. `reconcile_node_lease` (pure) turns a lease into
-a Ready/NotReady transition; only transitions are persisted.
+heartbeat costs no store write; an agent stopping for a restart says goodbye,
+which the table keeps until the agent registers again. What the leases mean —
+Ready, Unknown or NotReady, and whose pods are replaced — is decided by
+master/controllers/lifecycle.py; only condition transitions are persisted.
 
-When the master starts, every known node gets a fresh lease from that moment:
-the master was away, not the nodes, so their pods are left alone while the
-agents reconnect.
+When the master starts, and whenever its own loop was stalled, every known
+node gets a fresh lease from that moment: the master was away, not the nodes,
+so their pods are left alone while the agents reconnect.
 
-Pods on a NotReady node are evicted once the node has been NotReady for
-`eviction_timeout` (0 by default: replace at once, instead of Kubernetes' 300 s
-toleration). Evicted pods are forgotten by the master, which makes the
-deployment controller create replacements on healthy nodes; an agent that
-comes back stops whatever is no longer assigned to it.
+Evicted pods are forgotten by the master, which makes the deployment
+controller create replacements on healthy nodes; an agent that comes back
+stops whatever is no longer assigned to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from master.model import Node, NodeStatus
+from master.model import Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,36 +31,46 @@ class NodeTransition:
 
 
 class LeaseTable:
-    """Last heartbeat per node, on the monotonic clock."""
+    """Last heartbeat per node, and agents' goodbyes, on the monotonic clock."""
 
     def __init__(self) -> None:
         self._seen: dict[str, float] = {}
+        self._goodbye: dict[str, float] = {}
+        # Nodes whose lease was granted by the master (start, stall), not earned.
+        self._granted: set[str] = set()
 
     def renew(self, node: str, at: float) -> None:
         self._seen[node] = at
+        self._granted.discard(node)
+
+    def grant(self, node: str, until: float, lease_seconds: float) -> None:
+        """A lease that runs out at `until` though the node said nothing (the master was
+        away, not the nodes)."""
+        self._seen[node] = until - lease_seconds
+        self._granted.add(node)
 
     def last_seen(self, node: str) -> float | None:
         return self._seen.get(node)
 
+    def granted(self, node: str) -> bool:
+        """Whether the node's lease is a grant it has not renewed since."""
+        return node in self._granted
+
+    def say_goodbye(self, node: str, at: float) -> None:
+        """The node's agent is stopping and said it will be back."""
+        self._goodbye[node] = at
+
+    def goodbye_at(self, node: str) -> float | None:
+        return self._goodbye.get(node)
+
+    def welcome(self, node: str) -> None:
+        """The node's agent registered again: a goodbye is over."""
+        self._goodbye.pop(node, None)
+
     def forget(self, node: str) -> None:
         self._seen.pop(node, None)
-
-
-def reconcile_node_lease(
-    node: Node, last_seen: float | None, now: float, lease_seconds: float
-) -> NodeTransition | None:
-    """The transition a node's lease calls for, or None when its state stands."""
-    silent_for = None if last_seen is None else now - last_seen
-    fresh = silent_for is not None and silent_for <= lease_seconds
-    if fresh and not node.status.ready:
-        return NodeTransition(True, "NodeReady", f"node {node.meta.name} is sending heartbeats")
-    if not fresh and node.status.ready:
-        if silent_for is None:
-            why = "no heartbeat since the master started"
-        else:
-            why = f"no heartbeat for {silent_for:.1f}s (lease {lease_seconds:g}s)"
-        return NodeTransition(False, "NodeNotReady", f"node {node.meta.name}: {why}")
-    return None
+        self._goodbye.pop(node, None)
+        self._granted.discard(node)
 
 
 def apply_transition(node: Node, t: NodeTransition, now: float) -> Node:
@@ -72,9 +82,3 @@ def apply_transition(node: Node, t: NodeTransition, now: float) -> Node:
         last_transition=now,
     )
     return replace(node, status=status)
-
-
-def should_evict(node: Node, now: float, eviction_timeout: float) -> bool:
-    """Pods on a NotReady node go once it has been NotReady for the timeout."""
-    status: NodeStatus = node.status
-    return not status.ready and now - status.last_transition >= eviction_timeout

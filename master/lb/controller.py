@@ -27,6 +27,7 @@ from master.lb.endpoints import compute_lb_services, pods_released
 from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbService
 from master.lb.runtime import HAProxyError
+from master.metrics.series import RECONCILE, timed
 from master.model import Node, Pod, Service, StoredObject
 from master.state import ClusterState
 
@@ -106,7 +107,8 @@ class LoadBalancerController:
                         await self._dirty.wait()
                 self._dirty.clear()
                 try:
-                    await self.sync_once()
+                    with timed(RECONCILE.labels("loadbalancer")):
+                        await self.sync_once()
                 except Exception as e:
                     log.error("programming HAProxy failed: %s; retrying", e)
                     self._applied = None
@@ -135,7 +137,9 @@ class LoadBalancerController:
     async def sync_once(self) -> None:
         pods = self._state.pods()
         nodes = {
-            n.meta.name: n.status.ready for n in self._state.objects("Node") if isinstance(n, Node)
+            n.meta.name: n.status.serving
+            for n in self._state.objects("Node")
+            if isinstance(n, Node)
         }
         services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
         a = self._addresses

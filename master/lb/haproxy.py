@@ -37,6 +37,7 @@ from master.lb.runtime import (
     parse_show_stat,
     send_command,
 )
+from master.metrics.series import LB_FAILURES, LB_PROGRAM, timed
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class HAProxyDriver:
 
     async def apply(self, services: Sequence[LbService]) -> None:
         """Make HAProxy serve exactly `services`, without a reload whenever possible."""
-        async with self._lock:
+        async with self._lock, timed(LB_PROGRAM, LB_FAILURES):
             self._require_running()
             plan = plan_runtime(self._state, services, min_slots=self._settings.slots_per_backend)
             log.info("lb apply: %s (%d commands)", plan.reason, len(plan.commands))

@@ -22,10 +22,18 @@ from master.manifest.errors import ManifestError, Warned, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
 from master.manifest.loader import TooManyDocuments, load_documents
 from master.manifest.service import parse_service
+from master.manifest.storage import parse_persistent_volume_claim
 from master.manifest.warnings import IGNORED_KINDS, object_warnings
-from master.model import ConfigMap, Deployment, Secret, Service, ServiceAccount
+from master.model import (
+    ConfigMap,
+    Deployment,
+    PersistentVolumeClaim,
+    Secret,
+    Service,
+    ServiceAccount,
+)
 
-ManifestObject = Deployment | Service | ConfigMap | Secret | ServiceAccount
+ManifestObject = Deployment | Service | ConfigMap | Secret | ServiceAccount | PersistentVolumeClaim
 
 _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]]] = {
     "Deployment": ("apps/v1", parse_deployment),
@@ -33,12 +41,16 @@ _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]
     "ConfigMap": ("v1", parse_config_map),
     "Secret": ("v1", parse_secret),
     "ServiceAccount": ("v1", parse_service_account),
+    "PersistentVolumeClaim": ("v1", parse_persistent_volume_claim),
 }
-_ACCEPTED = "Deployment (apps/v1), Service, ConfigMap, Secret, ServiceAccount or List (v1)"
+_ACCEPTED = (
+    "Deployment (apps/v1), Service, ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim "
+    "or List (v1)"
+)
 # Kinds a Kubernetes user may reasonably send; named as not supported rather than unknown.
 _KUBERNETES_KINDS = (
     "Pod", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
-    "Namespace", "PersistentVolumeClaim", "PersistentVolume", "Endpoints",
+    "Namespace", "PersistentVolume", "Endpoints",
     "EndpointSlice", "Node", "Event", "ReplicationController", "StorageClass",
     "CustomResourceDefinition",
 )  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from master.manifest.env import parse_env, parse_env_from
 from master.manifest.errors import Where, describe
 from master.manifest.fields import (
     as_int,
@@ -28,7 +29,6 @@ from master.manifest.fields import (
 from master.manifest.names import (
     check_dns1123_label,
     check_dns1123_subdomain,
-    check_env_name,
     check_port_name,
 )
 from master.manifest.probes import parse_probe
@@ -39,14 +39,15 @@ from master.manifest.quantities import (
     parse_quantity_cpu,
     parse_quantity_memory,
 )
-from master.model import Container, ContainerPort, EnvVar, PodSpec, Resources
+from master.manifest.volumes import parse_volume_mounts, parse_volumes
+from master.model import Container, ContainerPort, PodSpec, Resources, RestartPolicy
 
 POD_SUPPORTED = (
-    "containers", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
+    "containers", "volumes", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
     "serviceAccount", "automountServiceAccountToken",
 )  # fmt: skip
 POD_UNSUPPORTED = (
-    "volumes", "initContainers", "ephemeralContainers", "activeDeadlineSeconds", "dnsPolicy",
+    "initContainers", "ephemeralContainers", "activeDeadlineSeconds", "dnsPolicy",
     "nodeSelector", "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
     "securityContext",
     "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
@@ -56,11 +57,11 @@ POD_UNSUPPORTED = (
     "resourceClaims", "resources",
 )  # fmt: skip
 CONTAINER_SUPPORTED = (
-    "name", "image", "command", "args", "env", "ports", "resources", "imagePullPolicy",
-    "readinessProbe", "livenessProbe",
+    "name", "image", "command", "args", "env", "envFrom", "ports", "resources", "imagePullPolicy",
+    "readinessProbe", "livenessProbe", "volumeMounts",
 )  # fmt: skip
 CONTAINER_UNSUPPORTED = (
-    "workingDir", "envFrom", "resizePolicy", "restartPolicy", "volumeMounts", "volumeDevices",
+    "workingDir", "resizePolicy", "restartPolicy", "volumeDevices",
     "startupProbe", "lifecycle", "terminationMessagePath",
     "terminationMessagePolicy", "securityContext", "stdin", "stdinOnce", "tty",
 )  # fmt: skip
@@ -78,21 +79,6 @@ def default_pull_policy(image: str) -> str:
     last = image.rsplit("/", 1)[-1]
     tag = last.partition(":")[2]
     return "Always" if tag in ("", "latest") else "IfNotPresent"
-
-
-def _parse_env(value: Any, where: Where) -> tuple[EnvVar, ...]:
-    env: list[EnvVar] = []
-    for i, item in enumerate(as_list(value, where)):
-        at = where.index(i)
-        data = as_map(item, at)
-        check_fields(data, at, ("name", "value", "valueFrom"))
-        if data.get("valueFrom") is not None:
-            raise at.key("valueFrom").error("not supported yet; set value instead")
-        name = as_str(require(data, "name", at), at.key("name"))
-        check_env_name(name, at.key("name"))
-        raw = data.get("value")
-        env.append(EnvVar(name, "" if raw is None else as_str(raw, at.key("value"))))
-    return tuple(env)
 
 
 def _parse_ports(value: Any, where: Where) -> tuple[ContainerPort, ...]:
@@ -166,7 +152,12 @@ def _parse_resources(value: Any, where: Where) -> tuple[Resources, Resources]:
     return requests, limits
 
 
-def _parse_container(value: Any, where: Where) -> Container:
+def _parse_container(
+    value: Any,
+    where: Where,
+    volumes: frozenset[str] = frozenset(),
+    left_out: frozenset[str] = frozenset(),
+) -> Container:
     data = as_map(value, where)
     check_fields(data, where, CONTAINER_SUPPORTED, CONTAINER_UNSUPPORTED)
     name = as_str(require(data, "name", where), where.key("name"))
@@ -182,7 +173,8 @@ def _parse_container(value: Any, where: Where) -> Container:
         pull = one_of(data["imagePullPolicy"], where.key("imagePullPolicy"), PULL_POLICIES)
     command = as_str_list(data.get("command"), where.key("command"))
     args = as_str_list(data.get("args"), where.key("args"))
-    env = _parse_env(data.get("env"), where.key("env"))
+    env = parse_env(data.get("env"), where.key("env"))
+    env_from = parse_env_from(data.get("envFrom"), where.key("envFrom"))
     ports = _parse_ports(data.get("ports"), where.key("ports"))
     probes = {
         key: parse_probe(data[key], where.key(key), liveness=key == "livenessProbe", ports=ports)
@@ -195,12 +187,16 @@ def _parse_container(value: Any, where: Where) -> Container:
         command=command,
         args=args,
         env=env,
+        env_from=env_from,
         ports=ports,
         requests=requests,
         limits=limits,
         image_pull_policy=pull,
         readiness_probe=probes.get("readinessProbe"),
         liveness_probe=probes.get("livenessProbe"),
+        volume_mounts=parse_volume_mounts(
+            data.get("volumeMounts"), where.key("volumeMounts"), volumes, left_out
+        ),
     )
 
 
@@ -239,7 +235,11 @@ def parse_pod_spec(value: Any, where: Where) -> PodSpec:
     if is_empty(raw_containers):
         raise where.key("containers").error("is required (at least one container)")
     at = where.key("containers")
-    containers = tuple(_parse_container(c, at.index(i)) for i, c in enumerate(raw_containers))
+    volumes, left_out = parse_volumes(data.get("volumes"), where.key("volumes"))
+    declared = frozenset(v.name for v in volumes)
+    containers = tuple(
+        _parse_container(c, at.index(i), declared, left_out) for i, c in enumerate(raw_containers)
+    )
     seen: set[str] = set()
     for i, container in enumerate(containers):
         if container.name in seen:
@@ -264,9 +264,10 @@ def parse_pod_spec(value: Any, where: Where) -> PodSpec:
         )
     return PodSpec(
         containers=containers,
-        restart_policy=restart,
+        restart_policy=RestartPolicy(restart),
         termination_grace_period_seconds=grace,
         service_account_name=_service_account(data, where),
+        volumes=volumes,
     )
 
 

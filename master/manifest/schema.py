@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from master.manifest import deployment, meta, podspec, probes, service
+from master.manifest import deployment, meta, podspec, probes, service, volumes
 
 # Kinds of leaf value: OpenAPI types, plus Kubernetes' int-or-string and string maps.
 Scalar = str  # "string" | "integer" | "boolean" | "int-or-string" | "string-map"
@@ -150,11 +150,85 @@ _QUANTITIES = Type(
         Field("limits", "Maximum amounts.", MAP),
     ),
 )
+
+
+def _key_selector(name: str, what: str) -> Type:
+    return Type(
+        f"io.k8s.api.core.v1.{name}",
+        f"A key of a {what}.",
+        (
+            Field("name", f"The {what}'s name.", S),
+            Field("key", "The key.", S),
+            Field("optional", "Leave the variable out when missing.", B),
+        ),
+        required=("key",),
+    )
+
+
+_ENV_SOURCE = Type(
+    "io.k8s.api.core.v1.EnvVarSource",
+    "Where a variable's value comes from (exactly one).",
+    (
+        Field(
+            "configMapKeyRef",
+            "A ConfigMap key.",
+            _key_selector("ConfigMapKeySelector", "ConfigMap"),
+        ),
+        Field("secretKeyRef", "A Secret key.", _key_selector("SecretKeySelector", "Secret")),
+        Field(
+            "fieldRef",
+            "A field of the pod.",
+            Type(
+                "io.k8s.api.core.v1.ObjectFieldSelector",
+                "A field of the pod, e.g. metadata.name or status.podIP.",
+                (Field("apiVersion", "v1.", S), Field("fieldPath", "The field's path.", S)),
+                required=("fieldPath",),
+            ),
+        ),
+        Field(
+            "resourceFieldRef",
+            "A container's cpu or memory request or limit.",
+            Type(
+                "io.k8s.api.core.v1.ResourceFieldSelector",
+                "limits.cpu, limits.memory, requests.cpu or requests.memory.",
+                (
+                    Field("containerName", "The container (default: this one).", S),
+                    Field("resource", "The resource.", S),
+                    Field("divisor", "Unit of the value (default 1).", IOS),
+                ),
+                required=("resource",),
+            ),
+        ),
+    ),
+)
 _ENV = Type(
     "io.k8s.api.core.v1.EnvVar",
     "An environment variable.",
-    (Field("name", "Variable name.", S), Field("value", "Value; $(VAR) expands.", S)),
+    (
+        Field("name", "Variable name.", S),
+        Field("value", "Value; $(VAR) expands.", S),
+        Field("valueFrom", "Where the value comes from instead.", _ENV_SOURCE),
+    ),
     required=("name",),
+)
+
+
+def _source_ref(name: str, what: str) -> Type:
+    return Type(
+        f"io.k8s.api.core.v1.{name}",
+        f"A {what} whose keys become variables.",
+        (Field("name", f"The {what}'s name.", S), Field("optional", "May be missing.", B)),
+    )
+
+
+_ENV_FROM = Type(
+    "io.k8s.api.core.v1.EnvFromSource",
+    "Every key of a ConfigMap or Secret as a variable.",
+    (
+        Field("prefix", "Put before each key.", S),
+        Field("configMapRef", "The ConfigMap.", _source_ref("ConfigMapEnvSource", "ConfigMap")),
+        Field("secretRef", "The Secret.", _source_ref("SecretEnvSource", "Secret")),
+    ),
 )
 _CONTAINER_PORT = Type(
     "io.k8s.api.core.v1.ContainerPort",
@@ -173,6 +247,61 @@ _CONTAINER_PORT = Type(
     ),
     required=("containerPort",),
 )
+_VOLUME_MOUNT = Type(
+    "io.k8s.api.core.v1.VolumeMount",
+    "Where a container sees one of the pod's volumes.",
+    (
+        Field("name", "The volume's name in spec.volumes.", S),
+        Field("mountPath", "Absolute path in the container.", S),
+        Field("subPath", "A path inside the volume to mount instead of its root.", S),
+        Field("readOnly", "Mount read-only.", B),
+        Field("mountPropagation", "Not supported (ignored).", S),
+        Field("subPathExpr", "Not supported (ignored).", S),
+        Field("recursiveReadOnly", "Not supported (ignored).", S),
+    ),
+    required=("name", "mountPath"),
+)
+_EMPTY_DIR = Type(
+    "io.k8s.api.core.v1.EmptyDirVolumeSource",
+    "Scratch space that lives and dies with the pod.",
+    (
+        Field("medium", '"" (node disk) or "Memory" (tmpfs).', S, enum=("", "Memory")),
+        Field("sizeLimit", "Size of a Memory volume (default 64Mi).", IOS),
+    ),
+)
+_HOST_PATH = Type(
+    "io.k8s.api.core.v1.HostPathVolumeSource",
+    "A directory or file of the node.",
+    (
+        Field("path", "Absolute path on the node.", S),
+        Field("type", "What must be there.", S, enum=volumes.HOST_PATH_TYPES),
+    ),
+    required=("path",),
+)
+_CLAIM = Type(
+    "io.k8s.api.core.v1.PersistentVolumeClaimVolumeSource",
+    "A PersistentVolumeClaim's node-local volume.",
+    (
+        Field("claimName", "The claim's name.", S),
+        Field("readOnly", "Mount read-only.", B),
+    ),
+    required=("claimName",),
+)
+VOLUME = Type(
+    "io.k8s.api.core.v1.Volume",
+    "A pod volume: exactly one source.",
+    (
+        Field("name", "Name the mounts refer to (DNS-1123 label).", S),
+        Field("emptyDir", "Scratch space of the pod.", _EMPTY_DIR),
+        Field("hostPath", "A path of the node.", _HOST_PATH),
+        Field("persistentVolumeClaim", "Node-local persistent storage.", _CLAIM),
+        *(
+            Field(name, "Not supported yet: the volume and its mounts are left out.", "any")
+            for name in volumes.UNSUPPORTED_SOURCES
+        ),
+    ),
+    required=("name",),
+)
 CONTAINER = _check(
     Type(
         "io.k8s.api.core.v1.Container",
@@ -183,6 +312,7 @@ CONTAINER = _check(
             Field("command", "Entrypoint; the image's when empty.", S, is_list=True),
             Field("args", "Arguments to the entrypoint.", S, is_list=True),
             Field("env", "Environment variables.", _ENV, is_list=True, merge_key="name"),
+            Field("envFrom", "ConfigMaps and Secrets as variables.", _ENV_FROM, is_list=True),
             Field(
                 "ports",
                 "Ports to publish.",
@@ -194,6 +324,13 @@ CONTAINER = _check(
             Field("imagePullPolicy", "When to pull the image.", S, enum=podspec.PULL_POLICIES),
             Field("readinessProbe", "Traffic flows only while it passes.", PROBE),
             Field("livenessProbe", "The container is restarted when it fails.", PROBE),
+            Field(
+                "volumeMounts",
+                "The pod's volumes this container mounts.",
+                _VOLUME_MOUNT,
+                is_list=True,
+                merge_key="mountPath",
+            ),
         ),
         required=("name", "image"),
     ),
@@ -219,6 +356,13 @@ POD_SPEC = _check(
             ),
             Field("serviceAccount", "Deprecated alias of serviceAccountName.", S),
             Field("automountServiceAccountToken", "Accepted; pinnace mounts no token.", B),
+            Field(
+                "volumes",
+                "Volumes the containers may mount.",
+                VOLUME,
+                is_list=True,
+                merge_key="name",
+            ),
             Field("nodeName", "Set by the scheduler.", S, read_only=True),
         ),
         required=("containers",),

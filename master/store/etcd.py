@@ -180,6 +180,22 @@ class EtcdStore:
             self._revs[key] = mod_revision
             self._uncertain.pop(key, None)
 
+    def parse_key(self, key: bytes) -> tuple[str, str, str] | None:
+        """("object", kind, name) or ("meta", key, "") for a key of this store, else None."""
+        if not key.startswith(self._prefix):
+            return None
+        rest = key[len(self._prefix) :].decode(errors="replace")
+        if rest.startswith("o/"):
+            kind, _, name = rest[2:].partition("/")
+            return ("object", kind, name)
+        if rest.startswith("m/"):
+            return ("meta", rest[2:], "")
+        return None
+
+    def decode_object(self, key: bytes, value: bytes) -> StoredObject | None:
+        """The object stored under `key` (None for a kind this master does not know)."""
+        return self._decode(key, value)
+
     # -- internals ---------------------------------------------------------------------
 
     def _commit(self, final: dict[bytes, bytes | None], what: str) -> None:

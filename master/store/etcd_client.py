@@ -168,8 +168,28 @@ class EtcdClient:
             for reply in self._with_deadline(one, timeout):
                 return int(reply.TTL)
         except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.CANCELLED and not self._closed:
+                self._next_endpoint()
+                raise StoreError(f"etcd did not renew the lease within {timeout:g}s") from None
+            if _retried(e):
+                self._next_endpoint()
             raise StoreError(self._explain(e)) from None
         return 0
+
+    def aio_channel(self) -> grpc.aio.Channel:
+        """A new asyncio channel to the current endpoint (for watches); the caller closes it."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            endpoint = self._endpoints[self._current]
+        options = [("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES)]
+        if endpoint.tls and self._credentials is not None:
+            return grpc.aio.secure_channel(endpoint.target, self._credentials, options=options)
+        return grpc.aio.insecure_channel(endpoint.target, options=options)
+
+    def next_endpoint(self) -> None:
+        """Move to the next member (the current one failed a stream)."""
+        self._next_endpoint()
 
     def close(self) -> None:
         with self._lock:

@@ -32,6 +32,11 @@ class StoreError(Exception):
     (data directory not writable, file is not a pinnace database, newer schema ...)."""
 
 
+class NotLeaderError(StoreError):
+    """This master may not write: another master leads (or none does yet). The message
+    names the leader when it is known, so a client can go there."""
+
+
 class Store(Protocol):
     def load_all(self) -> list[StoredObject]:
         """Every stored object, of every kind, in no particular order."""

@@ -83,7 +83,8 @@ class SecretSealer:
         if key_id != self.key_id:
             raise StoreError(
                 f"secret {name} was encrypted with key {key_id}, but {KEY_FILE} holds key "
-                f"{self.key_id}: restore the data dir's original {KEY_FILE}"
+                f"{self.key_id}: restore the data dir's original {KEY_FILE} (masters sharing "
+                f"one etcd need the same {KEY_FILE} in each data dir)"
             )
         raw = base64.b64decode(body)
         try:
@@ -102,7 +103,11 @@ class SealingStore:
         self._sealer = sealer
 
     def load_all(self) -> list[StoredObject]:
-        return [self._sealer.open(o) if isinstance(o, Secret) else o for o in self.inner.load_all()]
+        return [self.opened(o) for o in self.inner.load_all()]
+
+    def opened(self, obj: StoredObject) -> StoredObject:
+        """`obj` as read from `inner` (e.g. by a follower's watch), as memory holds it."""
+        return self._sealer.open(obj) if isinstance(obj, Secret) else obj
 
     def write(
         self,

@@ -87,7 +87,9 @@ class PinnaceProcs:
         self.insecure = insecure
         self.cli_timeout = cli_timeout
         self.grace = grace
-        self.env = env_with_haproxy({**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.env = env_with_haproxy(
+            {**os.environ, "PYTHONUNBUFFERED": "1", "PINNACE_METRICS_LISTEN": ""}
+        )
         self.address = ""
         self.master: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}

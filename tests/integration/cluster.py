@@ -221,3 +221,8 @@ class LocalCluster:
         for container in self.containers(running_only=False):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
+        # Volumes the agents made for pods and claims (labelled with their node).
+        for node in self.node_names:
+            for volume in self.docker.volumes.list(filters={"label": f"pinnace.node={node}"}):
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    volume.remove(force=True)

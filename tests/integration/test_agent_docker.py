@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from protos import node_pb2 as pb
-from tests.integration.test_agent_fake_master import FakeMaster, eventually, web_assignment
+from tests.unit.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_agent_docker import IMAGE, Agents, agents, running
-from tests.integration.test_agent_fake_master import FakeMaster, eventually, web_assignment
+from tests.unit.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 pytestmark = pytest.mark.integration
 __all__ = ["agents"]  # the fixture, imported so pytest finds it here

@@ -59,6 +59,18 @@ def test_a_replacement_master_serves_what_a_killed_one_acknowledged(masters: Mas
     assert len(names) == 4
 
 
+def test_a_single_master_lists_itself_as_the_leader(masters: Masters) -> None:
+    address = masters.start("solo", "--name", "solo")
+
+    listed = masters.cli(address, "get", "masters", "-o", "json")
+
+    assert listed.returncode == 0, listed.stderr
+    [item] = json.loads(listed.stdout)["items"]
+    assert item["metadata"]["name"] == "solo"
+    assert item["spec"]["address"] == address
+    assert item["status"]["leader"] is True
+
+
 def _master(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [

@@ -26,7 +26,7 @@ import yaml
 from protos import node_pb2 as pb
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.integration.test_agent_docker import IMAGE, Agents, agents
-from tests.integration.test_agent_fake_master import FakeMaster, eventually, web_assignment
+from tests.unit.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 pytestmark = pytest.mark.integration
 __all__ = ["agents"]  # the fixture, imported so pytest finds it here

@@ -65,12 +65,16 @@ def test_re_registration_after_a_fence_waits_for_the_teardown() -> None:
         h = Harness()
         h.assign(web_pod("a"))
         await h.step()
-        assert await h.worker.wait_fence_cleared(timeout=0.01)  # not fenced: no wait
+        assert await h.worker.wait_fence_cleared(timeout=1.0)  # not fenced: no wait
 
         h.worker.fence("frozen")
-        assert not await h.worker.wait_fence_cleared(timeout=0.01)
+        waiting = asyncio.create_task(h.worker.wait_fence_cleared(timeout=1.0))
+        while not h.clock.sleepers:
+            await asyncio.sleep(0)
+        h.clock.advance(1.0)  # the containers still run: the wait times out (fake time)
+        assert not await waiting
         await h.step()
 
-        assert await h.worker.wait_fence_cleared(timeout=0.01)
+        assert await h.worker.wait_fence_cleared(timeout=1.0)
 
     asyncio.run(scenario())

@@ -41,7 +41,7 @@ class Harness:
         self.engine.present_images.add(IMAGE)
         self.runtime = FakeRuntime(node, self.engine)
         self.reports: dict[str, PodStatusReport] = {}
-        self.worker = Worker(self.runtime, "127.0.0.1", self.clock, self._publish)
+        self.worker = Worker(self.runtime, "127.0.0.1", self.clock, self._publish, validate=True)
 
     def _publish(self, reports: list[PodStatusReport]) -> None:
         self.reports = {r.pod_name: r for r in reports}

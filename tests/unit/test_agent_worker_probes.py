@@ -44,7 +44,9 @@ class Harness:
         self.runtime = FakeRuntime("n1", self.engine)
         self.check = Checker()
         self.reports: dict[str, PodStatusReport] = {}
-        self.worker = Worker(self.runtime, "127.0.0.1", self.clock, self._publish, check=self.check)
+        self.worker = Worker(
+            self.runtime, "127.0.0.1", self.clock, self._publish, check=self.check, validate=True
+        )
 
     def _publish(self, reports: list[PodStatusReport]) -> None:
         self.reports = {r.pod_name: r for r in reports}
@@ -175,6 +177,7 @@ def test_a_restarted_agent_keeps_an_adopted_ready_pod_ready_until_its_probe_answ
             h.clock,
             lambda reports: published.extend(r.ready for r in reports),
             check=h.check,
+            validate=True,
         )
 
         await fresh.iterate()  # before assignments: adopted, ready as it runs

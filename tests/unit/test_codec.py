@@ -13,29 +13,40 @@ from master.model import (
     ConfigMap,
     Container,
     ContainerPort,
+    ContainerState,
     ContainerStatus,
     Deployment,
     DeploymentRevision,
     DeploymentStatus,
+    DeploymentStrategy,
+    EnvFromSource,
     EnvVar,
+    EnvVarSource,
     Event,
     HTTPHeader,
     Node,
     NodeStatus,
     ObjectMeta,
+    PersistentVolume,
+    PersistentVolumeClaim,
     Pod,
     PodPhase,
     PodSpec,
     PodStatus,
     PodTemplate,
     Probe,
+    ProbeKind,
     Resources,
+    RestartPolicy,
     RollingUpdate,
     Secret,
     Service,
     ServiceAccount,
     ServicePort,
+    ServiceType,
     StoredObject,
+    Volume,
+    VolumeMount,
 )
 from master.store import codec
 from master.store.codec import CodecError, decode, encode
@@ -59,20 +70,29 @@ def _container() -> Container:
         image="nginx:1.25",
         command=("nginx",),
         args=("-g", "daemon off;"),
-        env=(EnvVar("A", "1"), EnvVar("B", "two")),
+        env=(
+            EnvVar(
+                "A",
+                "1",
+                EnvVarSource("resourceFieldRef", "cm", "k", True, "f", "limits.cpu", "c", "1m"),
+            ),
+            EnvVar("B", "two"),
+        ),
         ports=(ContainerPort(80, "UDP", "http", 8080), ContainerPort(443, "SCTP", "tls", 8443)),
         requests=Resources(100, 64 << 20),
         limits=Resources(500, 128 << 20),
         image_pull_policy="Never",
+        env_from=(EnvFromSource("secretRef", "creds", "DB_", True),),
         readiness_probe=_probe("httpGet"),
         liveness_probe=_probe("exec"),
+        volume_mounts=(VolumeMount("data", "/data", "sub", True),),
     )
 
 
 def _probe(kind: str) -> Probe:
     # Every field away from its default, whatever the kind (the codec does not care).
     return Probe(
-        kind=kind,
+        kind=ProbeKind(kind),
         port="http",
         path="/healthz",
         scheme="HTTPS",
@@ -89,9 +109,23 @@ def _probe(kind: str) -> Probe:
 def _spec() -> PodSpec:
     return PodSpec(
         containers=(_container(), dataclasses.replace(_container(), name="sidecar")),
-        restart_policy="OnFailure",
+        restart_policy=RestartPolicy.ON_FAILURE,
         termination_grace_period_seconds=5,
         service_account_name="robot",
+        volumes=(
+            # Every field set, whatever the source (the codec does not care).
+            Volume(
+                "data",
+                "persistentVolumeClaim",
+                "Memory",
+                1 << 20,
+                "/srv",
+                "Directory",
+                "data-claim",
+                True,
+                "pinnace-pvc-1",
+            ),
+        ),
     )
 
 
@@ -103,7 +137,7 @@ def full_objects() -> list[StoredObject]:
             replicas=3,
             selector={"app": "web"},
             template=PodTemplate(labels={"app": "web"}, spec=_spec()),
-            strategy="Recreate",
+            strategy=DeploymentStrategy.RECREATE,
             rolling_update=RollingUpdate(max_surge="1", max_unavailable="0"),
             status=DeploymentStatus(1, 2, 3, 4, 5, "pod web-1: ImagePullBackOff"),
             history=(
@@ -116,7 +150,7 @@ def full_objects() -> list[StoredObject]:
             meta=_meta("web"),
             selector={"app": "web"},
             ports=(ServicePort(80, "http", "UDP", "web", 30080, "http"),),
-            type="LoadBalancer",
+            type=ServiceType.LOAD_BALANCER,
             ingress_ip="127.0.0.1",
             cluster_ip="10.0.0.1",
             headless=True,
@@ -141,7 +175,7 @@ def full_objects() -> list[StoredObject]:
                 container_statuses=(
                     ContainerStatus(
                         name="web",
-                        state="running",
+                        state=ContainerState.RUNNING,
                         reason="Restarted",
                         message="was OOMKilled",
                         ready=True,
@@ -152,7 +186,7 @@ def full_objects() -> list[StoredObject]:
                         started_at=1700000050.125,
                         image_note="could not pull web:latest",
                     ),
-                    ContainerStatus(name="sidecar", state="terminated", exit_code=1),
+                    ContainerStatus(name="sidecar", state=ContainerState.TERMINATED, exit_code=1),
                 ),
                 ready=True,
                 started_at=1700000040.0625,
@@ -176,6 +210,7 @@ def full_objects() -> list[StoredObject]:
                 container_runtime="docker://24.0.7",
                 session_lost_at=1700000300.5,
             ),
+            witness_port=7401,
         ),
         Event(
             meta=_meta("web-abc-x1.1"),
@@ -192,6 +227,20 @@ def full_objects() -> list[StoredObject]:
         ConfigMap(_meta("cfg"), {"mode": "prod"}, {"logo": "iVBORw=="}, immutable=True),
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
+        PersistentVolumeClaim(
+            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1"
+        ),
+        PersistentVolume(
+            _meta("pvc-1"),
+            1 << 30,
+            ("ReadWriteOnce",),
+            "node-1",
+            "data",
+            "uid-data",
+            "Delete",
+            "fast",
+            "Released",
+        ),
     ]
 
 

@@ -181,8 +181,9 @@ def test_recreate_strategy() -> None:
         (f"{C0}.env", [{"name": "A", "value": 1}], f"{C0}.env[0].value: must be a string, got 1"),
         (
             f"{C0}.env",
-            [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
-            f"{C0}.env[0].valueFrom: not supported yet",
+            # valueFrom is supported since issue 11; a source it does not know is not.
+            [{"name": "A", "valueFrom": {"secretRef": {"name": "s", "key": "k"}}}],
+            f"{C0}.env[0].valueFrom.secretRef: unknown field",
         ),
         (f"{C0}.ports[0].containerPort", 0, f"{C0}.ports[0].containerPort: must be an integer"),
         (f"{C0}.ports[0].containerPort", -80, f"{C0}.ports[0].containerPort: must be an integer"),
@@ -303,7 +304,8 @@ def test_same_port_with_another_protocol_is_allowed() -> None:
 
 def test_known_but_unsupported_fields_warn_and_are_ignored() -> None:
     doc = mutate(DEPLOYMENT, f"{C0}.startupProbe", {"httpGet": {"path": "/", "port": 80}})
-    doc = mutate(doc, "spec.template.spec.volumes", [{"name": "data", "emptyDir": {}}])
+    doc = mutate(doc, "spec.template.spec.volumes", [{"name": "cfg", "configMap": {"name": "x"}}])
+    doc = mutate(doc, f"{C0}.volumeMounts", [{"name": "cfg", "mountPath": "/etc/app"}])
     doc = mutate(doc, "spec.minReadySeconds", 5)
     doc = mutate(doc, "spec.template.metadata.annotations", {"team": "web"})
     doc = mutate(doc, f"{C0}.resources", {"limits": {"nvidia.com/gpu": 1}})
@@ -314,9 +316,13 @@ def test_known_but_unsupported_fields_warn_and_are_ignored() -> None:
     # One line for the object, its fields grouped by reason (issue 11).
     assert parsed.warnings == (
         PREFIX + 'Deployment "web": spec.minReadySeconds, spec.template.metadata.annotations, '
-        f"spec.template.spec.volumes, {C0}.startupProbe, "
-        f'{C0}.resources.limits["nvidia.com/gpu"]: not supported yet, ignored',
+        f"{C0}.startupProbe, "
+        f'{C0}.resources.limits["nvidia.com/gpu"]: not supported yet, ignored; '
+        "spec.template.spec.volumes[0].configMap: not supported yet, the volume and its "
+        "mounts are left out",
     )
+    assert parsed.objects[0].template.spec.volumes == ()  # type: ignore[union-attr]
+    assert parsed.objects[0].template.spec.containers[0].volume_mounts == ()  # type: ignore[union-attr]
     assert len(parsed.objects) == 1
 
 

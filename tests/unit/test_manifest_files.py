@@ -35,14 +35,14 @@ def test_every_invalid_document_of_every_file_is_reported_and_nothing_returned()
 
 def test_warnings_come_one_line_per_object_with_fields_grouped_by_reason() -> None:
     dep = mutate(DEPLOYMENT, "spec.minReadySeconds", 5)
-    dep = mutate(dep, "spec.template.spec.volumes", [{"name": "v", "emptyDir": {}}])
+    dep = mutate(dep, "spec.template.spec.initContainers", [{"name": "i", "image": "x"}])
     items = {"apiVersion": "v1", "kind": "List", "items": [SERVICE, dep]}
 
     parsed = parse(items, file="all.yaml")
 
     assert parsed.warnings == (
         'all.yaml: document 1: items[1]: Deployment "web": spec.minReadySeconds, '
-        "spec.template.spec.volumes: not supported yet, ignored",
+        "spec.template.spec.initContainers: not supported yet, ignored",
     )
 
 

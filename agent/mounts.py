@@ -1,0 +1,63 @@
+"""How a pod's volumes and a container's volumeMounts become engine mounts (pure).
+
+emptyDir: a Docker volume named `pinnace-<node>-<pod>-<volume>`, shared by the
+pod's containers and kept across their restarts; the volume collector
+(agent/volume_gc.py) removes it once its pod has had no container for a while.
+`medium: Memory` makes it a tmpfs-backed volume of `sizeLimit` bytes (its data
+is in RAM and goes when no container of the pod runs). hostPath: a bind mount
+of the node's path; with type "" or DirectoryOrCreate a missing directory is
+created, any other type must exist. persistentVolumeClaim: the node-local Docker
+volume the master bound the claim to (`volume_name`), never removed by the agent.
+"""
+
+from __future__ import annotations
+
+from agent.model import ContainerSpec, PodAssignment, Volume
+from agent.runtime.port import LABEL_CLAIM, LABEL_NODE, LABEL_POD, LABEL_VOLUME_KIND, Mount
+
+
+def empty_dir_name(node: str, pod: str, volume: str) -> str:
+    return f"pinnace-{node}-{pod}-{volume}"
+
+
+def _mount(node: str, pod: str, vol: Volume, target: str, sub_path: str, ro: bool) -> Mount:
+    if vol.source == "hostPath":
+        return Mount(
+            "bind",
+            target,
+            vol.path,
+            read_only=ro,
+            sub_path=sub_path,
+            create=vol.host_path_type in ("", "DirectoryOrCreate"),
+        )
+    if vol.source == "persistentVolumeClaim":
+        labels = {LABEL_NODE: node, LABEL_VOLUME_KIND: "claim", LABEL_CLAIM: vol.claim_name}
+        return Mount(
+            "volume",
+            target,
+            vol.volume_name,
+            read_only=ro or vol.read_only,
+            sub_path=sub_path,
+            labels=labels,
+        )
+    labels = {LABEL_NODE: node, LABEL_POD: pod, LABEL_VOLUME_KIND: "emptyDir"}
+    return Mount(
+        "volume",
+        target,
+        empty_dir_name(node, pod, vol.name),
+        read_only=ro,
+        sub_path=sub_path,
+        tmpfs_bytes=vol.size_limit_bytes if vol.medium == "Memory" else 0,
+        labels=labels,
+    )
+
+
+def container_mounts(
+    node: str, assignment: PodAssignment, spec: ContainerSpec
+) -> tuple[Mount, ...]:
+    volumes = {v.name: v for v in assignment.spec.volumes}
+    return tuple(
+        _mount(node, assignment.name, volumes[m.name], m.mount_path, m.sub_path, m.read_only)
+        for m in spec.volume_mounts
+        if m.name in volumes
+    )

@@ -1,0 +1,197 @@
+"""What goes into the agent's state machine (events) and what comes out (instructions).
+
+Events are facts the I/O shell observed: an assignment set arrived, a container
+list came back, a pod's actions finished, a probe answered, a message or silence
+from the master, a tick of the clock. Instructions are what the shell must do:
+run a pod's container actions, run a probe, publish reports, send a heartbeat,
+restart or re-open the session, log a line. All plain frozen data; times are
+given in the events (wall `now` for backoff and reports, monotonic `mono` for
+leases), so the machine never reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from agent.model import Assignments, PodStatusReport
+from agent.probes import ProbeResult, ProbeTarget
+from agent.runtime.port import ContainerInfo
+from agent.sync import Action
+
+# -- events: the pods -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentsReceived:
+    assignments: Assignments
+    # The first set of a session: a restarted master may count revisions from scratch.
+    first_of_session: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FenceRequested:
+    """Stop every pod of this node (decided by the lease rules, or ordered by a test)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContainersListed:
+    observed: tuple[ContainerInfo, ...]
+    now: float
+    # The count of finished pod tasks when the list was requested (see PodActionsFinished).
+    listed_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListFailed:
+    message: str
+    retry_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class PodActionsFinished:
+    pod: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFailed:
+    """A pull or a create failed: the container backs off before the next attempt."""
+
+    pod: str
+    container: str
+    kind: Literal["pull", "create"]
+    message: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ImageReady:
+    """A pod's image is present; `note` says why it is not a freshly pulled one ("" when
+    it is: imagePullPolicy Always with no registry falls back to the present image)."""
+
+    pod: str
+    container: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFinished:
+    target: ProbeTarget
+    result: ProbeResult
+
+
+# -- events: the session with the master ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    mono: float
+    # None: the master gave no lease (fencing has nothing to go by).
+    lease_seconds: float | None
+    heartbeat_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class MasterHeard:
+    """A message from the master arrived (an ack, an assignment set...)."""
+
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatDue:
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The fence watcher's tick: a gap between ticks longer than the lease means the
+    process was frozen."""
+
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    # The master's address (for the log line).
+    master: str
+    # Whether the session had registered before it ended.
+    registered: bool
+    error: str
+    # The error was "connection refused": the master process is down, not hung.
+    refused: bool
+    # A random number in [0, 1) for the reconnect delay's jitter.
+    jitter: float
+
+
+Event = (
+    AssignmentsReceived
+    | FenceRequested
+    | ContainersListed
+    | ListFailed
+    | PodActionsFinished
+    | ActionFailed
+    | ImageReady
+    | ProbeFinished
+    | Registered
+    | MasterHeard
+    | HeartbeatDue
+    | Tick
+    | SessionEnded
+)
+
+# -- instructions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunPodActions:
+    """Carry out these actions of one pod in order (stop at the first failure), then feed
+    back PodActionsFinished."""
+
+    pod: str
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunProbe:
+    target: ProbeTarget
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    reports: tuple[PodStatusReport, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Relist:
+    """Run another pass (list, decide, dispatch) soon."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendHeartbeat:
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestartSession:
+    """Drop the current session (and the message that led here) and open a fresh one."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    level: Literal["debug", "info", "warning", "error"]
+    message: str
+
+
+Instruction = (
+    RunPodActions | RunProbe | Publish | Relist | SendHeartbeat | RestartSession | Reconnect | Log
+)

@@ -1,0 +1,320 @@
+"""The pod half of the agent's state machine: assignments, containers, backoff, fencing.
+
+State: the master's latest assignment set (None until the first one: until then
+the agent only observes, so a restarted agent never touches the containers it is
+about to adopt), per-container backoff, the pods whose actions are in flight,
+probe states, and the bookkeeping behind reports of pods that are gone (removed
+after the master dropped them, Fenced after a fence stopped them).
+
+A container list (`ContainersListed`) is the heartbeat of this half: it plans
+probes, runs the pure `sync` over the pods that are not busy, hands each pod's
+actions out as one `RunPodActions`, and publishes the full report set. Results
+come back as events: `PodActionsFinished`, `ActionFailed` (backoff),
+`ProbeFinished`. Task completions are numbered, so a list requested before a
+pod's task finished is not trusted for that pod (it would start the container a
+second time).
+
+Fencing: `FenceRequested` stops every pod; an assignment set lifts the fence
+only once the teardown was dispatched, so a quick reconnect cannot race the
+stop; `fence_cleared` turns true once a list finds no container left, and the
+session re-registers only then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from agent.model import PodAssignment, PodStatusReport
+from agent.probes import (
+    ProbeKey,
+    ProbeState,
+    next_due,
+    plan_probes,
+    record_result,
+    unhealthy_containers,
+)
+from agent.runtime.port import ContainerInfo
+from agent.state.events import (
+    ActionFailed,
+    AssignmentsReceived,
+    ContainersListed,
+    ImageReady,
+    Instruction,
+    ListFailed,
+    Log,
+    PodActionsFinished,
+    ProbeFinished,
+    Publish,
+    Relist,
+    RunPodActions,
+    RunProbe,
+)
+from agent.status import adopted_status, fenced_status, pod_status, removed_status
+from agent.sync import (
+    Action,
+    ContainerBackoff,
+    ContainerKey,
+    record_image_note,
+    record_pull_failure,
+    record_start_failure,
+    sync,
+)
+
+# How long a removed=true (or Fenced) report for a pod the master no longer assigns stays.
+REMOVED_REPORT_TTL = 60.0
+FENCED_PREFIX = "Fenced: "
+
+
+@dataclass(slots=True)
+class PodsState:
+    host_ip: str
+    desired: dict[str, PodAssignment] | None = None
+    revision: int | None = None
+    backoff: dict[ContainerKey, ContainerBackoff] = field(default_factory=dict)
+    probes: dict[ProbeKey, ProbeState] = field(default_factory=dict)
+    # Containers last reported ready: after an agent restart they stay ready until their
+    # first probe answers (see agent/probes.py), instead of flapping.
+    reported_ready: frozenset[str] = frozenset()
+    busy: set[str] = field(default_factory=set)
+    completions: int = 0
+    completed_at: dict[str, int] = field(default_factory=dict)
+    # Pods found but not assigned (being torn down) -> their highest epoch.
+    orphans: dict[str, int] = field(default_factory=dict)
+    # Pods gone after the master dropped them -> (epoch, since): reported removed.
+    removed: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # Pods whose containers a fence stopped -> (epoch, why, since): reported Fenced until
+    # the master assigns the pod here again, or for REMOVED_REPORT_TTL.
+    fenced: dict[str, tuple[int, str, float]] = field(default_factory=dict)
+    fence_reason: str = ""
+    # A fence is lifted by fresh assignments only after its teardown was dispatched.
+    fence_dispatched: bool = False
+    lift_fence: bool = False
+    # While fenced: a list found no container left (the teardown is done).
+    fence_cleared: bool = False
+    observed_once: bool = False
+    runtime_down: bool = False
+
+    # -- events ---------------------------------------------------------------------------
+
+    def assignments(self, event: AssignmentsReceived) -> list[Instruction]:
+        a = event.assignments
+        if not event.first_of_session and self.revision is not None and a.revision < self.revision:
+            return []
+        self.revision = a.revision
+        self.desired = {p.name: p for p in a.pods}
+        # Assigned (again): no longer an orphan, no longer reported removed.
+        for name in self.desired:
+            self.orphans.pop(name, None)
+            self.removed.pop(name, None)
+        out: list[Instruction] = [
+            Log("info", f"assignments revision {a.revision}: {len(a.pods)} pods"),
+            Relist(),
+        ]
+        if self.fence_reason:
+            if self.fence_dispatched:
+                out.append(self._lift())
+            else:
+                self.lift_fence = True
+        return out
+
+    def _lift(self) -> Log:
+        self.fence_reason = ""
+        self.lift_fence = False
+        self.fence_dispatched = False
+        self.fence_cleared = False
+        return Log("info", "fresh assignments from the master: lifting the fence")
+
+    def fence(self, reason: str) -> list[Instruction]:
+        out: list[Instruction] = []
+        if not self.fence_reason:
+            out.append(Log("warning", f"fencing: stopping every pod of this node: {reason}"))
+        self.fence_reason = FENCED_PREFIX + reason
+        self.fence_dispatched = False
+        self.lift_fence = False
+        self.fence_cleared = False
+        return [*out, Relist()]
+
+    def list_failed(self, event: ListFailed) -> list[Instruction]:
+        if self.runtime_down:
+            return []
+        self.runtime_down = True
+        return [Log("error", f"{event.message}; retrying every {event.retry_seconds:g}s")]
+
+    def listed(self, event: ContainersListed) -> list[Instruction]:
+        out: list[Instruction] = []
+        if self.runtime_down:
+            out.append(Log("info", "container runtime reachable again"))
+            self.runtime_down = False
+        self.observed_once = True
+        observed, now = event.observed, event.now
+        # Done only when nothing runs and nothing is being started any more.
+        if self.fence_reason and not observed and not self.busy:
+            self.fence_cleared = True
+        out += self._plan_probes(observed, now)
+        if self.desired is not None or self.fence_reason:
+            out += self._dispatch(observed, now, event.listed_after)
+        reports = self._reports(observed, now)
+        self.reported_ready = frozenset(
+            c.container_id for r in reports for c in r.containers if c.ready
+        )
+        out.append(Publish(tuple(reports)))
+        return out
+
+    def finished(self, event: PodActionsFinished) -> list[Instruction]:
+        self.busy.discard(event.pod)
+        self.completions += 1
+        self.completed_at[event.pod] = self.completions
+        return [Relist()]
+
+    def failed(self, event: ActionFailed) -> list[Instruction]:
+        key = (event.pod, event.container)
+        record = record_pull_failure if event.kind == "pull" else record_start_failure
+        self.backoff = record(self.backoff, key, event.now, event.message)
+        return []
+
+    def image_ready(self, event: ImageReady) -> list[Instruction]:
+        key = (event.pod, event.container)
+        self.backoff = record_image_note(self.backoff, key, event.note)
+        return []
+
+    def probed(self, event: ProbeFinished) -> list[Instruction]:
+        target, result = event.target, event.result
+        pod, container, kind = target.key
+        out: list[Instruction] = []
+        if not result.ok:
+            out.append(
+                Log("debug", f"{kind} probe of pod={pod} container={container} failed: {result}")
+            )
+        self.probes, changed = record_result(self.probes, self.desired or {}, target, result)
+        if changed:
+            passing = self.probes[target.key].passing
+            verdict = "passing" if passing else f"failing: {result.message}"
+            out += [
+                Log("info", f"pod={pod} container={container}: {kind} probe now {verdict}"),
+                Relist(),
+            ]
+        return out
+
+    def next_probe_due(self) -> float | None:
+        return next_due(self.probes)
+
+    # -- a pass ---------------------------------------------------------------------------
+
+    def _plan_probes(self, observed: Sequence[ContainerInfo], now: float) -> list[Instruction]:
+        # A fenced node is stopping everything: probing it would only add noise.
+        desired = {} if self.fence_reason else (self.desired or {})
+        self.probes, due = plan_probes(
+            desired, observed, self.probes, now, self.host_ip, self.reported_ready
+        )
+        return [RunProbe(target) for target in due]
+
+    def _dispatch(
+        self, observed: Sequence[ContainerInfo], now: float, listed_after: int
+    ) -> list[Instruction]:
+        self.completed_at = {p: n for p, n in self.completed_at.items() if n > listed_after}
+        held = self.busy | set(self.completed_at)
+        desired = {n: a for n, a in (self.desired or {}).items() if n not in held}
+        backoff = {k: b for k, b in self.backoff.items() if k[0] not in held}
+        result = sync(
+            desired,
+            [c for c in observed if c.pod not in held],
+            now,
+            backoff,
+            self.fence_reason,
+            unhealthy_containers(self.probes),
+        )
+        self.backoff = {k: b for k, b in self.backoff.items() if k[0] in held} | result.backoff
+        by_pod: dict[str, list[Action]] = {}
+        for action in result.actions:
+            by_pod.setdefault(action.pod, []).append(action)
+        out: list[Instruction] = []
+        for pod, actions in by_pod.items():
+            self.busy.add(pod)
+            out.append(RunPodActions(pod, tuple(actions)))
+        if self.fence_reason:
+            assigned = self.desired or {}
+            why = self.fence_reason.removeprefix(FENCED_PREFIX)
+            for c in observed:
+                epoch = assigned[c.pod].epoch if c.pod in assigned else c.epoch
+                self.fenced.setdefault(c.pod, (epoch, why, now))
+            if not held:
+                self.fence_dispatched = True
+                if self.lift_fence:
+                    out += [self._lift(), Relist()]
+        return out
+
+    def _reports(self, observed: Sequence[ContainerInfo], now: float) -> list[PodStatusReport]:
+        by_pod: dict[str, list[ContainerInfo]] = {}
+        for c in observed:
+            by_pod.setdefault(c.pod, []).append(c)
+        if self.desired is None:
+            return [adopted_status(p, cs, self.host_ip) for p, cs in sorted(by_pod.items())]
+        desired = self.desired
+        reports = [
+            pod_status(a, by_pod.get(name, []), self.backoff, now, self.host_ip, self.probes)
+            for name, a in sorted(desired.items())
+        ]
+        # Pods found but not assigned are torn down; once gone, say so for a while.
+        for pod, containers in by_pod.items():
+            if pod not in desired:
+                self.orphans[pod] = max(c.epoch for c in containers)
+        for pod in list(self.orphans):
+            if pod in desired:
+                del self.orphans[pod]
+            elif pod not in by_pod:
+                self.removed[pod] = (self.orphans.pop(pod), now)
+        for pod, (epoch, since) in list(self.removed.items()):
+            if pod in desired or now - since > REMOVED_REPORT_TTL:
+                del self.removed[pod]
+            else:
+                reports.append(removed_status(pod, epoch, self.host_ip))
+        return self._with_fenced(reports, by_pod, now)
+
+    def _with_fenced(
+        self,
+        reports: list[PodStatusReport],
+        by_pod: dict[str, list[ContainerInfo]],
+        now: float,
+    ) -> list[PodStatusReport]:
+        """Pods stopped by a fence are reported as Fenced (not as merely Pending or Stopped)."""
+        desired = self.desired or {}
+        for pod, (_, _, since) in list(self.fenced.items()):
+            if (pod in desired and not self.fence_reason) or now - since > REMOVED_REPORT_TTL:
+                del self.fenced[pod]
+        if not self.fenced:
+            return reports
+        kept = [r for r in reports if r.pod_name not in self.fenced]
+        for pod, (epoch, why, _) in sorted(self.fenced.items()):
+            kept.append(fenced_status(pod, epoch, why, self.host_ip, pod not in by_pod))
+        return kept
+
+    # -- invariants -------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What is inconsistent in this state (empty when all is well)."""
+        found: list[str] = []
+        if (self.desired is None) != (self.revision is None):
+            found.append("an assignment set without a revision, or the reverse")
+        if (self.fence_dispatched or self.lift_fence or self.fence_cleared) and not (
+            self.fence_reason
+        ):
+            found.append("fence bookkeeping set while not fenced")
+        if self.lift_fence and self.fence_dispatched:
+            found.append("a fence waiting to lift after its teardown was dispatched")
+        if self.fence_reason and not self.fence_reason.startswith(FENCED_PREFIX):
+            found.append(f"fence reason {self.fence_reason!r} lacks {FENCED_PREFIX!r}")
+        if any(n > self.completions for n in self.completed_at.values()):
+            found.append("a pod completed after the last completion")
+        if self.busy & set(self.completed_at):
+            found.append(
+                f"pods busy again before a fresh list: {self.busy & set(self.completed_at)}"
+            )
+        desired = self.desired or {}
+        if set(self.orphans) & set(desired):
+            found.append(f"assigned pods counted as orphans: {set(self.orphans) & set(desired)}")
+        if set(self.removed) & set(desired):
+            found.append(f"assigned pods reported removed: {set(self.removed) & set(desired)}")
+        if self.fence_reason and self.fence_cleared and self.busy:
+            found.append("the fence teardown counted done while pod actions run")
+        return found

@@ -1,0 +1,102 @@
+"""Storage in Kubernetes' shape: pod volumes and mounts, PersistentVolumeClaims and
+PersistentVolumes, as `-o yaml` and the tables (`get pvc`, `get pv`) read them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from master.manifest.quantities import format_memory
+from master.model import PersistentVolume, PersistentVolumeClaim, Volume, VolumeMount
+
+Obj = dict[str, Any]
+
+
+def render_volume(v: Volume) -> Obj:
+    if v.source == "emptyDir":
+        source: Obj = {}
+        if v.medium:
+            source["medium"] = v.medium
+        if v.size_limit_bytes:
+            source["sizeLimit"] = format_memory(v.size_limit_bytes)
+        return {"name": v.name, "emptyDir": source}
+    if v.source == "hostPath":
+        host: Obj = {"path": v.path}
+        if v.host_path_type:
+            host["type"] = v.host_path_type
+        return {"name": v.name, "hostPath": host}
+    claim: Obj = {"claimName": v.claim_name}
+    if v.read_only:
+        claim["readOnly"] = True
+    return {"name": v.name, "persistentVolumeClaim": claim}
+
+
+def render_volume_mount(m: VolumeMount) -> Obj:
+    out: Obj = {"name": m.name, "mountPath": m.mount_path}
+    if m.sub_path:
+        out["subPath"] = m.sub_path
+    if m.read_only:
+        out["readOnly"] = True
+    return out
+
+
+def render_claim(claim: PersistentVolumeClaim, meta: Obj) -> Obj:
+    status: Obj = {"phase": claim.phase}
+    spec: Obj = {
+        "accessModes": list(claim.access_modes),
+        "resources": {"requests": {"storage": format_memory(claim.storage_bytes)}},
+        "storageClassName": claim.storage_class,
+        "volumeMode": claim.volume_mode,
+    }
+    if claim.volume_name:
+        spec["volumeName"] = claim.volume_name
+        status["accessModes"] = list(claim.access_modes)
+        status["capacity"] = {"storage": format_memory(claim.storage_bytes)}
+    annotations = dict(meta.get("annotations") or {})
+    if claim.node_name:
+        # Kubernetes' annotation for the node a WaitForFirstConsumer claim was bound on.
+        annotations["volume.kubernetes.io/selected-node"] = claim.node_name
+    if annotations:
+        meta = {**meta, "annotations": annotations}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta,
+        "spec": spec,
+        "status": status,
+    }
+
+
+def render_volume_object(pv: PersistentVolume, meta: Obj) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": meta,
+        "spec": {
+            "capacity": {"storage": format_memory(pv.storage_bytes)},
+            "accessModes": list(pv.access_modes),
+            "persistentVolumeReclaimPolicy": pv.reclaim_policy,
+            "storageClassName": pv.storage_class,
+            "claimRef": {
+                "kind": "PersistentVolumeClaim",
+                "name": pv.claim_name,
+                "uid": pv.claim_uid,
+            },
+            "local": {"path": f"docker volume pinnace-{pv.meta.name}"},
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "kubernetes.io/hostname",
+                                    "operator": "In",
+                                    "values": [pv.node_name],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            },
+        },
+        "status": {"phase": pv.phase},
+    }

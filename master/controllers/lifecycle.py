@@ -1,0 +1,228 @@
+"""Node lifecycle (pure): which nodes are Ready, Unknown or NotReady, and whose pods go.
+
+`reconcile_nodes(nodes, signals, pods, now, settings, paused) -> actions` is
+the whole decision; the controller manager only executes the actions. Inputs
+per node (`NodeSignals`): the last heartbeat (monotonic, from the in-memory
+lease table), whether its agent said goodbye ("stopping, will be back", on
+SIGTERM) and whether its pods answered the master's own probe.
+
+  * Ready     — a heartbeat within the lease.
+  * Unknown   — silent, but believed alive: its agent said it will be back
+                (for `node_grace`, unless its pods stop answering), or its
+                agent's session ended while its pods still answer (for
+                `node_grace` after the lease, while they answer). Its pods stay,
+                and stay in the load balancer, whose health checks still judge
+                them one by one. No new pods go there.
+  * NotReady  — silent and nothing says it is alive: its pods are marked not
+                ready (they leave the load balancer) and, `eviction_timeout`
+                after the transition, evicted so that their deployments
+                replace them on healthy nodes.
+
+A frozen agent whose connection stays open (SIGSTOP, a dropped link) gets no
+Unknown grace even if its containers answer: that is the partition case, where
+the agent fences itself and its pods must run elsewhere at once.
+
+More than `unhealthy_threshold` of the nodes going silent at once says the
+problem is the master's (or the network's), not the nodes': like Kubernetes'
+--unhealthy-zone-threshold, evictions pause — silent nodes are Unknown — and
+one event says why; another says when evictions resume. Nodes that were
+already NotReady with no pods left (long dead, fully handled) do not count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from master.model import NODE_NOT_READY, NODE_READY, NODE_UNKNOWN, Node, Pod
+
+NodeCondition = Literal["Ready", "Unknown", "NotReady"]
+REASONS: dict[NodeCondition, str] = {
+    "Ready": NODE_READY,
+    "Unknown": NODE_UNKNOWN,
+    "NotReady": NODE_NOT_READY,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHealthSettings:
+    lease_seconds: float = 3.0
+    # How long pods stay on a NotReady node before they are replaced (0: at once).
+    eviction_timeout: float = 0.0
+    # How long a node believed alive (goodbye, or pods still answering) keeps its pods.
+    node_grace: float = 60.0
+    # Evictions pause when more than this fraction of the nodes is silent at once.
+    unhealthy_threshold: float = 0.5
+    # After the master starts or was stalled, every node has this long to be heard
+    # from: agents reconnect with a backoff (up to 5 s, with jitter), so a lease alone
+    # would be too short.
+    reconnect_grace: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSignals:
+    """What the master knows about a node beyond its object (monotonic times)."""
+
+    last_seen: float | None = None
+    # The lease was granted by the master (start, stall), not earned by a heartbeat.
+    granted: bool = False
+    # When its agent said it is stopping and will be back (None: it did not).
+    goodbye_at: float | None = None
+    # Its pods answered the master's probe (True), none did (False), not probed (None).
+    answering: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    wall: float
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetNodeCondition:
+    node: str
+    condition: NodeCondition
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPodNotReady:
+    pod: str
+
+
+@dataclass(frozen=True, slots=True)
+class EvictPod:
+    pod: str
+    node: str
+    # It was being stopped anyway (no Rescheduled event: nothing replaces it).
+    stopping: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetEvictionsPaused:
+    paused: bool
+    message: str
+
+
+NodeAction = SetNodeCondition | MarkPodNotReady | EvictPod | SetEvictionsPaused
+
+
+def current_condition(node: Node) -> NodeCondition:
+    if node.status.ready:
+        return "Ready"
+    return "Unknown" if node.status.unknown else "NotReady"
+
+
+def node_condition(
+    node: Node, signals: NodeSignals, now: float, settings: NodeHealthSettings
+) -> tuple[NodeCondition, str]:
+    """A node's condition from its heartbeats, goodbye and probe, with the reason in words."""
+    name = node.meta.name
+    lease = settings.lease_seconds
+    silent_for = None if signals.last_seen is None else now - signals.last_seen
+    if silent_for is not None and silent_for <= lease:
+        return "Ready", f"node {name} is sending heartbeats"
+    if silent_for is None:
+        why = "no heartbeat since the master started"
+    elif signals.granted:
+        why = f"not heard from within {settings.reconnect_grace:g}s of the master's (re)start"
+    else:
+        why = f"no heartbeat for {silent_for:.1f}s (lease {lease:g}s)"
+    grace = settings.node_grace
+    if signals.goodbye_at is not None and signals.answering is not False:
+        since = now - signals.goodbye_at
+        if since < grace:
+            return "Unknown", (
+                f"node {name}: its agent is restarting (said so {since:.0f}s ago); "
+                f"its pods stay for up to {grace:g}s while they answer"
+            )
+    if (
+        node.status.session_lost_at
+        and signals.answering is True
+        and silent_for is not None
+        and silent_for < lease + grace
+    ):
+        return "Unknown", (
+            f"node {name}: {why}, its agent's session ended, but its pods still answer; "
+            f"they stay for up to {grace:g}s more while they do"
+        )
+    if signals.goodbye_at is not None and signals.answering is False:
+        why += "; its agent said it would be back, but its pods stopped answering"
+    return "NotReady", f"node {name}: {why}"
+
+
+def reconcile_nodes(
+    nodes: Sequence[Node],
+    signals: Mapping[str, NodeSignals],
+    pods: Mapping[str, Sequence[Pod]],
+    now: Moment,
+    settings: NodeHealthSettings,
+    paused: bool,
+) -> list[NodeAction]:
+    """Every node's condition and what happens to its pods (see the module docstring).
+
+    `pods` holds the pods bound to each node; nodes Ready and heard from within
+    the lease may be left out (nothing happens to their pods).
+    """
+    by_node = pods
+    judged = {
+        n.meta.name: node_condition(n, signals.get(n.meta.name, NodeSignals()), now.mono, settings)
+        for n in nodes
+    }
+    # Long-dead nodes (NotReady before, no pods left) say nothing about this moment.
+    counted = [
+        n
+        for n in nodes
+        if not (current_condition(n) == "NotReady" and not by_node.get(n.meta.name))
+    ]
+    silent = [n for n in counted if judged[n.meta.name][0] != "Ready"]
+    pause = bool(counted) and len(silent) / len(counted) > settings.unhealthy_threshold
+    actions: list[NodeAction] = []
+    if pause != paused:
+        actions.append(_pause_change(pause, len(silent), len(counted), settings))
+    for node in nodes:
+        name = node.meta.name
+        condition, message = judged[name]
+        if pause and condition == "NotReady":
+            condition = "Unknown"
+            message += (
+                f"; evictions paused: {len(silent)} of {len(counted)} nodes are silent at once"
+            )
+        transition = condition != current_condition(node)
+        if transition:
+            actions.append(SetNodeCondition(name, condition, message))
+        if condition != "NotReady":
+            continue
+        on_node = by_node.get(name, [])
+        actions.extend(MarkPodNotReady(p.meta.name) for p in on_node if p.status.ready)
+        since = now.wall if transition else node.status.last_transition
+        if now.wall - since >= settings.eviction_timeout:
+            actions.extend(
+                EvictPod(p.meta.name, name, bool(p.deletion_requested_at)) for p in on_node
+            )
+    return actions
+
+
+def _pause_change(
+    pause: bool, silent: int, total: int, settings: NodeHealthSettings
+) -> SetEvictionsPaused:
+    if pause:
+        return SetEvictionsPaused(
+            True,
+            f"{silent} of {total} nodes went silent at once (more than "
+            f"{settings.unhealthy_threshold:.0%}): the problem is more likely the master's "
+            f"or the network's than the nodes'; no pods are replaced until fewer are silent",
+        )
+    return SetEvictionsPaused(
+        False, f"{silent} of {total} nodes silent now: pods of lost nodes are replaced again"
+    )
+
+
+def stalled(last_pass: float, now: float, settings: NodeHealthSettings) -> bool:
+    """Whether the master itself was away: its loop did not run for half a lease or more.
+
+    Heartbeats could not be read meanwhile, so silence says nothing about the
+    nodes; the caller gives every node a fresh lease before judging any.
+    """
+    return now - last_pass >= settings.lease_seconds / 2

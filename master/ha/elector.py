@@ -1,0 +1,223 @@
+"""LeaderElector: runs for leadership through an etcd lease and keeps it, or lets it go.
+
+Every master with `--leader-elect` holds an etcd lease (TTL 2 s) and renews it
+every 0.5 s; its entry under `<prefix>masters/<name>` is attached to it, so the
+list of masters is the list of live leases. A follower looks at
+`<prefix>leader` every tick; when the key is absent it campaigns with one
+transaction: "if leader does not exist, put it, attached to my lease". The
+winner's guard — every later store write compares the leader key's
+create_revision with the one it created — makes its writes conditional on
+still holding it. Leadership ends when a renewal fails for too long
+(leadership.py decides when), when etcd says the lease expired, or when the
+key is no longer the one it created; then `on_deposed` runs before anything
+else happens, and the master campaigns again with a fresh lease.
+
+The etcd calls are the blocking EtcdClient's, run through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from master.ha.leadership import Leadership, LeaseTiming
+from master.store.etcd import EtcdStore
+from master.store.etcd_lease import EtcdLeases, holds
+from master.store.port import StoreError
+
+log = logging.getLogger(__name__)
+
+# How often a follower looks for a vacant leader key (and a leader checks its own).
+TICK_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class MasterInfo:
+    name: str
+    address: str
+    started_at: float
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"name": self.name, "address": self.address, "startedAt": self.started_at},
+            separators=(",", ":"),
+        ).encode()
+
+    @staticmethod
+    def decode(data: bytes) -> MasterInfo | None:
+        try:
+            doc = json.loads(data)
+            return MasterInfo(str(doc["name"]), str(doc["address"]), float(doc["startedAt"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class LeaderElector:
+    """See the module docstring. `leader()` names the current leader for refusals."""
+
+    def __init__(
+        self,
+        store: EtcdStore,
+        me: MasterInfo,
+        timing: LeaseTiming,
+        on_elected: Callable[[], Awaitable[None]],
+        on_deposed: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._store = store
+        self._etcd = EtcdLeases(store.client)
+        self._me = me
+        self.leadership = Leadership(timing)
+        self._on_elected = on_elected
+        self._on_deposed = on_deposed
+        self.leader_key = store.prefix + b"leader"
+        self.member_key = store.prefix + b"masters/" + me.name.encode()
+        self._lease = 0
+        self._lease_sent_at = 0.0
+        self._next_renewal = 0.0
+        self._my_create_revision = 0
+        self._leader: MasterInfo | None = None
+        self._revocations: set[asyncio.Task[None]] = set()
+
+    @property
+    def me(self) -> MasterInfo:
+        return self._me
+
+    def is_leader(self) -> bool:
+        return self.leadership.acting(time.monotonic())
+
+    def leader(self) -> MasterInfo | None:
+        """The leader as last seen (this master when it leads), or None when there is none."""
+        return self._me if self.is_leader() else self._leader
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self._tick()
+                except StoreError as e:
+                    log.warning("leader election: %s", e)
+                    await self._check_deadline()
+                await asyncio.sleep(TICK_S)
+        finally:
+            if self.leadership.role == "leader":
+                await self._step_down("stopping")
+            await self._resign()
+
+    # -- one step ---------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        if self._lease == 0:
+            await self._new_lease()
+        now = time.monotonic()
+        if now >= self._next_renewal:
+            await self._renew()
+        if self.leadership.role == "leader":
+            await self._check_key()
+            await self._check_deadline()
+        else:
+            await self._campaign()
+
+    async def _new_lease(self) -> None:
+        sent = time.monotonic()
+        ttl = max(1, round(self.leadership.timing.ttl))
+        self._lease = await asyncio.to_thread(self._etcd.grant, ttl)
+        self._lease_sent_at = sent
+        self._next_renewal = sent + self.leadership.timing.renew_every
+        await asyncio.to_thread(
+            self._etcd.put_on_lease, self.member_key, self._me.encode(), self._lease
+        )
+
+    async def _renew(self) -> None:
+        sent = time.monotonic()
+        timing = self.leadership.timing
+        budget = timing.renew_every
+        if self.leadership.role == "leader":
+            budget = max(0.05, min(budget, self.leadership.deadline - sent))
+        self._next_renewal = sent + timing.renew_every
+        ttl = await asyncio.to_thread(self._etcd.keepalive, self._lease, budget)
+        if ttl <= 0:
+            log.warning("leader election: lease %x expired", self._lease)
+            self._lease = 0
+            if self.leadership.role == "leader":
+                await self._step_down("its lease expired")
+            return
+        self._lease_sent_at = sent
+        self.leadership.renewed(sent)
+
+    async def _campaign(self) -> None:
+        current = await asyncio.to_thread(self._etcd.held, self.leader_key)
+        if current.create_revision:
+            self._leader = MasterInfo.decode(current.value)
+            if self._leader is not None and self._leader.name == self._me.name:
+                # Mine from before a restart or a deposition: it expires with that lease.
+                self._leader = None
+            return
+        sent_at = self._lease_sent_at
+        timing = self.leadership.timing
+        if time.monotonic() >= sent_at + timing.ttl - timing.margin:
+            return  # the lease is not known to be alive long enough to lead on it
+        won, holder = await asyncio.to_thread(
+            self._etcd.take_vacant, self.leader_key, self._me.encode(), self._lease
+        )
+        if not won:
+            self._leader = MasterInfo.decode(holder.value) if holder.create_revision else None
+            return
+        self._my_create_revision = holder.create_revision
+        self._store.set_guard([holds(self.leader_key, holder.create_revision)])
+        self.leadership.won(sent_at)
+        self._leader = self._me
+        log.info(
+            "leader election: %s is the leader (revision %d)",
+            self._me.name,
+            holder.create_revision,
+        )
+        try:
+            await self._on_elected()
+        except Exception:
+            log.exception("leader election: taking over failed; stepping down")
+            await self._step_down("taking over failed")
+            await self._resign()
+
+    async def _check_key(self) -> None:
+        current = await asyncio.to_thread(self._etcd.held, self.leader_key)
+        if current.create_revision != self._my_create_revision:
+            self._leader = MasterInfo.decode(current.value) if current.create_revision else None
+            await self._step_down("the leader key is no longer mine")
+
+    async def _check_deadline(self) -> None:
+        if self.leadership.role == "leader" and not self.leadership.acting(time.monotonic()):
+            await self._step_down("its lease could not be renewed in time")
+
+    async def _step_down(self, why: str) -> None:
+        log.warning("leader election: %s stops leading: %s", self._me.name, why)
+        self.leadership.lost()
+        self._store.set_guard([holds(self.leader_key, -1)])  # no write may pass any more
+        if self._leader == self._me:
+            self._leader = None
+        # The leader key lives on this lease: never renew it again (and revoke it when
+        # etcd answers), or a follower's renewals would keep a leader key nobody uses.
+        self._abandon_lease()
+        await self._on_deposed()
+
+    def _abandon_lease(self) -> None:
+        lease, self._lease = self._lease, 0
+        if lease:
+            task = asyncio.create_task(self._revoke(lease), name="revoke-lease")
+            self._revocations.add(task)
+            task.add_done_callback(self._revocations.discard)
+
+    async def _resign(self) -> None:
+        """Give the key up at once (a graceful stop) instead of letting the lease run out."""
+        lease, self._lease = self._lease, 0
+        if lease:
+            await self._revoke(lease)
+
+    async def _revoke(self, lease: int) -> None:
+        try:
+            await asyncio.to_thread(self._etcd.revoke, lease)
+        except StoreError as e:
+            log.info("leader election: could not revoke lease %x (it expires): %s", lease, e)

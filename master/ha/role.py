@@ -1,0 +1,98 @@
+"""HaRole: what a master does as leader or follower (`pinnace master --leader-elect`).
+
+The leader runs the controllers (deployments, scheduler, node leases) and is
+the only master whose writes the store lets through (its guard). A follower
+runs none of them: it mirrors etcd into memory (Follower) so it serves reads,
+and refuses writes with one sentence naming the leader, so a client with
+several masters (`--master a,b,c`) sends them there.
+
+Taking over: reload memory from etcd (everything the old leader committed is
+there; the revisions the store compares against become current), give every
+node one fresh lease before judging it (a failover is not a node failure),
+then start the controllers. Being deposed: stop the controllers first, then
+mirror again, starting with a reload (memory may hold changes etcd refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from master.controllers.manager import ControllerManager
+from master.ha.elector import LeaderElector, MasterInfo
+from master.ha.follower import Follower
+from master.ha.leadership import LeaseTiming
+from master.state import ClusterState
+from master.store.etcd import EtcdStore
+
+log = logging.getLogger(__name__)
+
+
+class HaRole:
+    def __init__(
+        self,
+        store: EtcdStore,
+        state: ClusterState,
+        manager: ControllerManager,
+        me: MasterInfo,
+        timing: LeaseTiming | None = None,
+        follower: Follower | None = None,
+    ) -> None:
+        self._state = state
+        self._manager = manager
+        self._follower = follower or Follower(store, state)
+        self.elector = LeaderElector(
+            store, me, timing or LeaseTiming(), self._elected, self._deposed
+        )
+        self._controllers: asyncio.Task[None] | None = None
+        self._mirror: asyncio.Task[None] | None = None
+        self._ready = False  # elected and caught up: only then are writes let through
+        state.set_write_gate(self.refusal)
+
+    def refusal(self) -> str | None:
+        """None while this master leads, else why it may not write (names the leader)."""
+        if self.elector.is_leader():
+            return None if self._ready else "this master is taking over as leader; retry"
+        leader = self.elector.leader()
+        if leader is None or leader.name == self.elector.me.name:
+            return "no master is the leader right now (is etcd reachable?); retry in a moment"
+        return (
+            f"master {self.elector.me.name} is a follower; the leader is {leader.name} "
+            f"at {leader.address}: send writes there"
+        )
+
+    async def run(self) -> None:
+        self._mirror = asyncio.create_task(self._follower.run(), name="follower")
+        try:
+            await self.elector.run()
+        finally:
+            await _cancel(self._controllers)
+            await _cancel(self._mirror)
+
+    async def _elected(self) -> None:
+        await _cancel(self._mirror)
+        self._mirror = None
+        await self._follower.resync()
+        self._manager.start_grace()
+        self._ready = True
+        self._controllers = asyncio.create_task(self._manager.run(), name="controllers")
+        log.info("leading: controllers started")
+
+    async def _deposed(self) -> None:
+        self._ready = False
+        await _cancel(self._controllers)
+        self._controllers = None
+        if self._mirror is None:
+            self._mirror = asyncio.create_task(
+                self._follower.run(resync_first=True), name="follower"
+            )
+        log.info("following: controllers stopped")
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

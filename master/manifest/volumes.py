@@ -1,0 +1,163 @@
+"""spec.volumes and containers[].volumeMounts of a pod template -> the model's Volume/VolumeMount.
+
+pinnace runs three volume types: `emptyDir` (a Docker volume that lives and dies
+with the pod; `medium: Memory` is a tmpfs whose size is `sizeLimit`, default half
+the node's memory as in Kubernetes — here 64 MiB unless set), `hostPath` (with
+Kubernetes' `type` checks, done by the agent when it mounts) and
+`persistentVolumeClaim` (node-local storage, master/controllers/claims.py).
+Other volume types are reported once in the object's warning line and left out,
+together with the mounts that use them, so the user sees exactly what is not
+there. A mount must name a declared volume, paths are absolute and a container
+mounts each path once — as Kubernetes validates them.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from master.manifest.errors import Where, describe
+from master.manifest.fields import as_list, as_map, as_str, check_fields, one_of, require
+from master.manifest.names import check_dns1123_label, check_dns1123_subdomain
+from master.manifest.quantities import QuantityError, parse_quantity_memory
+from master.model import Volume, VolumeMount
+
+SUPPORTED_SOURCES = ("emptyDir", "hostPath", "persistentVolumeClaim")
+# Kubernetes' other volume sources: named as not supported rather than unknown.
+UNSUPPORTED_SOURCES = (
+    "configMap", "secret", "projected", "downwardAPI", "nfs", "iscsi", "glusterfs", "rbd",
+    "cephfs", "cinder", "fc", "flocker", "flexVolume", "azureFile", "azureDisk",
+    "vsphereVolume", "quobyte", "photonPersistentDisk", "portworxVolume", "scaleIO",
+    "storageos", "csi", "ephemeral", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo",
+    "image",
+)  # fmt: skip
+HOST_PATH_TYPES = (
+    "", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
+    "BlockDevice",
+)  # fmt: skip
+MEMORY_DEFAULT_BYTES = 64 * 1024 * 1024
+
+
+def _source_of(data: dict[str, Any], where: Where) -> str | None:
+    """The one volume source set; None (with a warning) when it is not one pinnace runs."""
+    sources = [k for k in data if k != "name"]
+    if len(sources) != 1:
+        shown = ", ".join(sources) if sources else "none"
+        raise where.error(f"must set exactly one volume source (emptyDir, ...), got {shown}")
+    source = sources[0]
+    if source in SUPPORTED_SOURCES:
+        return source
+    if source in UNSUPPORTED_SOURCES:
+        where.key(source).warn("not supported yet, the volume and its mounts are left out")
+        return None
+    check_fields(data, where, ("name", *SUPPORTED_SOURCES), UNSUPPORTED_SOURCES)
+    return None  # unreachable: check_fields refused the unknown key
+
+
+def _empty_dir(value: Any, name: str, where: Where) -> Volume:
+    data = as_map(value, where)
+    check_fields(data, where, ("medium", "sizeLimit"))
+    medium = ""
+    if data.get("medium") is not None:
+        medium = one_of(data["medium"], where.key("medium"), ("", "Memory"))
+    size = 0
+    if data.get("sizeLimit") is not None:
+        try:
+            size = parse_quantity_memory(data["sizeLimit"])
+        except QuantityError as e:
+            raise where.key("sizeLimit").error(str(e)) from None
+    if medium == "Memory" and not size:
+        size = MEMORY_DEFAULT_BYTES
+    return Volume(name=name, source="emptyDir", medium=medium, size_limit_bytes=size)
+
+
+def _host_path(value: Any, name: str, where: Where) -> Volume:
+    data = as_map(value, where)
+    check_fields(data, where, ("path", "type"))
+    path = as_str(require(data, "path", where), where.key("path"))
+    if not path.startswith("/"):
+        raise where.key("path").error(f"must be an absolute path, got {describe(path)}")
+    type_ = ""
+    if data.get("type") is not None:
+        type_ = one_of(data["type"], where.key("type"), HOST_PATH_TYPES)
+    return Volume(name=name, source="hostPath", path=posixpath.normpath(path), host_path_type=type_)
+
+
+def _claim(value: Any, name: str, where: Where) -> Volume:
+    data = as_map(value, where)
+    check_fields(data, where, ("claimName", "readOnly"))
+    claim = as_str(require(data, "claimName", where), where.key("claimName"))
+    check_dns1123_subdomain(claim, where.key("claimName"))
+    read_only = data.get("readOnly", False)
+    if not isinstance(read_only, bool):
+        raise where.key("readOnly").error("must be true or false")
+    return Volume(name=name, source="persistentVolumeClaim", claim_name=claim, read_only=read_only)
+
+
+_PARSERS = {"emptyDir": _empty_dir, "hostPath": _host_path, "persistentVolumeClaim": _claim}
+
+
+def parse_volumes(value: Any, where: Where) -> tuple[tuple[Volume, ...], frozenset[str]]:
+    """The volumes pinnace runs, and the names of declared volumes it leaves out."""
+    volumes: list[Volume] = []
+    left_out: set[str] = set()
+    seen: set[str] = set()
+    for i, item in enumerate(as_list(value, where)):
+        at = where.index(i)
+        data = as_map(item, at)
+        name = as_str(require(data, "name", at), at.key("name"))
+        check_dns1123_label(name, at.key("name"))
+        if name in seen:
+            raise at.key("name").error(f"duplicate volume name {describe(name)}")
+        seen.add(name)
+        source = _source_of(data, at)
+        if source is None:
+            left_out.add(name)
+            continue
+        volumes.append(_PARSERS[source](data[source], name, at.key(source)))
+    return tuple(volumes), frozenset(left_out)
+
+
+def parse_volume_mounts(
+    value: Any, where: Where, declared: frozenset[str], left_out: frozenset[str]
+) -> tuple[VolumeMount, ...]:
+    """A container's mounts; each must name a volume of the pod (mounts of left-out ones go)."""
+    mounts: list[VolumeMount] = []
+    paths: set[str] = set()
+    for i, item in enumerate(as_list(value, where)):
+        at = where.index(i)
+        data = as_map(item, at)
+        check_fields(
+            data,
+            at,
+            ("name", "mountPath", "subPath", "readOnly"),
+            ("mountPropagation", "subPathExpr", "recursiveReadOnly"),
+        )
+        name = as_str(require(data, "name", at), at.key("name"))
+        path = as_str(require(data, "mountPath", at), at.key("mountPath"))
+        if not path.startswith("/"):
+            raise at.key("mountPath").error(f"must be an absolute path, got {describe(path)}")
+        path = posixpath.normpath(path)
+        if path in paths:
+            raise at.key("mountPath").error(f"{path} is mounted twice in this container")
+        paths.add(path)
+        sub_path = ""
+        if data.get("subPath") is not None:
+            sub_path = as_str(data["subPath"], at.key("subPath"))
+            if sub_path.startswith("/") or ".." in sub_path.split("/"):
+                raise at.key("subPath").error(
+                    f"must be a relative path inside the volume without '..', got "
+                    f"{describe(sub_path)}"
+                )
+        read_only = data.get("readOnly", False)
+        if not isinstance(read_only, bool):
+            raise at.key("readOnly").error("must be true or false")
+        if name in left_out:
+            continue
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise at.key("name").error(
+                f"no volume named {describe(name)} in spec.volumes (declared: {known})"
+            )
+        mounts.append(VolumeMount(name, path, sub_path, read_only))
+    return tuple(mounts)

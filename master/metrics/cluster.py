@@ -1,0 +1,117 @@
+"""The cluster's current state as Prometheus gauges, computed when /metrics is scraped.
+
+Why at scrape time: pods by phase, pending pods, node lease ages and controller queue depths
+are views of the state the master already holds; computing them on demand costs nothing
+between scrapes and can never disagree with `pinnace get`. `measure_cluster` is the pure
+part (plain data in, counts out). `ClusterCollector` is the edge: the HTTP server scrapes
+from its own thread while the state belongs to the asyncio loop, so the collector asks the
+loop to run the measurement and waits for it (bounded, so a stuck loop never hangs a scrape).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from master.model import Node, Pod, PodPhase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterGauges:
+    pods_by_phase: Mapping[str, int]
+    pending_pods: int
+    lease_ages: Mapping[str, float]
+    queue_depths: Mapping[str, int]
+
+
+def measure_cluster(
+    pods: Sequence[Pod],
+    nodes: Sequence[Node],
+    last_seen: Callable[[str], float | None],
+    monotonic_now: float,
+    queue_depths: Mapping[str, int],
+) -> ClusterGauges:
+    """Counts by phase (every phase, zeros included), unbound pods, seconds since each
+    node's last heartbeat (nodes not heard from since the master started have none)."""
+    phases = {phase.value: 0 for phase in PodPhase}
+    pending = 0
+    for pod in pods:
+        phases[pod.status.phase.value] += 1
+        if not pod.node_name and not pod.deletion_requested_at:
+            pending += 1
+    ages: dict[str, float] = {}
+    for node in nodes:
+        seen = last_seen(node.meta.name)
+        if seen is not None:
+            ages[node.meta.name] = max(0.0, monotonic_now - seen)
+    return ClusterGauges(phases, pending, ages, {**queue_depths, "scheduler": pending})
+
+
+def gauge_families(g: ClusterGauges | None) -> list[Metric]:
+    """The metric families for `g`; with None, the same families without samples."""
+    pods = GaugeMetricFamily("pinnace_pods", "Pods by phase.", labels=["phase"])
+    pending = GaugeMetricFamily(
+        "pinnace_scheduler_pending_pods", "Pods waiting to be bound to a node."
+    )
+    ages = GaugeMetricFamily(
+        "pinnace_node_lease_age_seconds",
+        "Seconds since the node's last heartbeat (its lease expires at --lease-seconds).",
+        labels=["node"],
+    )
+    depths = GaugeMetricFamily(
+        "pinnace_controller_queue_depth",
+        "Work items waiting for a controller's next pass, by controller.",
+        labels=["controller"],
+    )
+    if g is not None:
+        for phase, count in g.pods_by_phase.items():
+            pods.add_metric([phase], count)
+        pending.add_metric([], g.pending_pods)
+        for node, age in sorted(g.lease_ages.items()):
+            ages.add_metric([node], age)
+        for controller, depth in sorted(g.queue_depths.items()):
+            depths.add_metric([controller], depth)
+    return [pods, pending, ages, depths]
+
+
+class ClusterCollector(Collector):
+    """Runs `measure` on `loop` for each scrape (from the HTTP server's thread)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        measure: Callable[[], ClusterGauges],
+        timeout: float = 5.0,
+    ) -> None:
+        self._loop = loop
+        self._measure = measure
+        self._timeout = timeout
+
+    def describe(self) -> Iterable[Metric]:
+        # Without describe(), registering would call collect() from the loop's own thread.
+        return gauge_families(None)
+
+    def collect(self) -> Iterable[Metric]:
+        done: concurrent.futures.Future[ClusterGauges] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(self._measure())
+            except Exception as exc:
+                done.set_exception(exc)
+
+        try:
+            self._loop.call_soon_threadsafe(run)
+            gauges = done.result(self._timeout)
+        except Exception as exc:  # a closed loop, a stuck loop, a failed measurement
+            log.warning("cluster gauges left out of this scrape: %s", exc or type(exc).__name__)
+            return []
+        return gauge_families(gauges)

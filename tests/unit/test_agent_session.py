@@ -1,0 +1,244 @@
+"""The agent's Session + Worker in-process (FakeRuntime, FakeClock) against an in-test master.
+
+No Docker and no waiting on wall time: real gRPC over 127.0.0.1 carries the
+messages, while the agent's time (heartbeats, leases, fencing, reconnect delays,
+relists) moves only when the test advances the fake clock. This checks the gRPC
+side: registration with capacity and found pods, hello/heartbeats, change-only
+status batches, newest assignments, reconnecting with re-registration, fencing,
+and the message size the agent accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from agent.fencing import FencePolicy
+from agent.model import NodeInfo, Resources
+from agent.outbox import StatusOutbox
+from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
+from agent.session import Session
+from agent.worker import Worker
+from kernel.clock import FakeClock
+from tests.unit.test_agent_fake_master import FakeMaster, web_assignment
+
+IMAGE = "pinnace/httpd:latest"
+# Fake seconds per step, and the real pause that lets gRPC carry messages meanwhile.
+STEP = 0.02
+REAL_PAUSE = 0.003
+
+
+async def run_for(clock: FakeClock, seconds: float) -> None:
+    """Lets `seconds` of fake time pass, in small steps, with the network running."""
+    end = clock.monotonic() + seconds
+    while clock.monotonic() < end:
+        clock.advance(STEP)
+        await asyncio.sleep(REAL_PAUSE)
+
+
+async def until(
+    clock: FakeClock, predicate: Callable[[], Any], what: str, fake_timeout: float = 10.0
+) -> Any:
+    """Advances fake time until `predicate()` is truthy; fails naming `what` after
+    `fake_timeout` fake seconds (or 30 real ones)."""
+    end, real_end = clock.monotonic() + fake_timeout, time.monotonic() + 30
+    while not (value := predicate()):
+        if clock.monotonic() > end or time.monotonic() > real_end:
+            raise AssertionError(f"timed out waiting for {what}")
+        clock.advance(STEP)
+        await asyncio.sleep(REAL_PAUSE)
+    return value
+
+
+@contextlib.asynccontextmanager
+async def running_agent(
+    clock: FakeClock,
+    address: str,
+    engine: FakeEngine,
+    node: str = "n1",
+    fence: FencePolicy | None = None,
+) -> AsyncIterator[Worker]:
+    outbox = StatusOutbox()
+    worker = Worker(
+        FakeRuntime(node, engine),
+        "127.0.0.1",
+        clock,
+        outbox.update,
+        0.2,
+        fence=fence,
+        validate=True,
+    )
+    info = NodeInfo(node, "127.0.0.1", Resources(2000, 2**30), Resources(1900, 2**29))
+    session = Session(address, info, worker, outbox, clock)
+    tasks = [asyncio.create_task(worker.run()), asyncio.create_task(session.run())]
+    try:
+        yield worker
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def new_engine(clock: FakeClock) -> FakeEngine:
+    engine = FakeEngine(clock=clock.now)
+    engine.present_images.add(IMAGE)
+    return engine
+
+
+def test_registers_heartbeats_runs_assignments_and_reports_changes_only() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=0.1)
+        address = await master.start()
+        engine = new_engine(clock)
+        try:
+            async with running_agent(clock, address, engine):
+                await until(clock, lambda: master.connected("n1"), "session")
+                master.assign("n1", web_assignment("a", IMAGE), web_assignment("b", IMAGE))
+                a = await until(
+                    clock,
+                    lambda: (s := master.status("n1", "a")) and s.phase == "Running" and s,
+                    "pod a Running",
+                )
+                await until(clock, lambda: len(master.heartbeats) >= 3, "heartbeats")
+                reports_before = len(master.reports)
+                await run_for(clock, 0.5)  # quiet period: nothing changed, nothing sent
+                reports_after = len(master.reports)
+        finally:
+            await master.stop()
+
+        (registration,) = master.registrations
+        assert registration.node.name == "n1"
+        assert registration.node.allocatable.cpu_millis == 1900
+        assert master.hellos[0].session_id == "s1"
+        assert [seq for _, seq in master.heartbeats[:3]] == [1, 2, 3]
+        assert a.ready and a.host_ip == "127.0.0.1"
+        assert a.port_map["80/TCP"] >= 32768
+        assert reports_after == reports_before
+
+    asyncio.run(scenario())
+
+
+def test_heartbeats_follow_the_interval_the_master_gave_in_fake_time() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=1.0)
+        address = await master.start()
+        try:
+            async with running_agent(clock, address, new_engine(clock)):
+                await until(clock, lambda: master.connected("n1"), "session")
+                start = len(master.heartbeats)
+                await run_for(clock, 5.0)
+                await asyncio.sleep(0.05)  # let the last one arrive
+                sent = len(master.heartbeats) - start
+        finally:
+            await master.stop()
+
+        assert 4 <= sent <= 6
+
+    asyncio.run(scenario())
+
+
+def test_reconnects_and_reregisters_with_the_pods_it_runs() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster()
+        address = await master.start()
+        engine = new_engine(clock)
+        async with running_agent(clock, address, engine):
+            await until(clock, lambda: master.connected("n1"), "session")
+            master.assign("n1", web_assignment("a", IMAGE, epoch=4))
+            await until(
+                clock,
+                lambda: (s := master.status("n1", "a")) and s.phase == "Running",
+                "Running",
+            )
+            await master.stop()
+            replacement = FakeMaster()
+            replacement.assignments = dict(master.assignments)
+            await run_for(clock, 0.3)  # the agent now sees connection refused
+            await replacement.start(address)
+            try:
+                registration = await until(
+                    clock,
+                    lambda: replacement.registrations and replacement.registrations[0],
+                    "re-registration",
+                )
+                await until(clock, lambda: replacement.connected("n1"), "new session")
+            finally:
+                await replacement.stop()
+
+        assert [(p.pod_name, p.epoch, p.phase) for p in registration.pods] == [("a", 4, "Running")]
+        assert len(engine.containers) == 1  # kept running across the reconnect
+
+    asyncio.run(scenario())
+
+
+def test_fences_when_the_master_hangs_but_not_when_it_is_down() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=0.1)
+        address = await master.start()
+        engine = new_engine(clock)
+        fence = FencePolicy(fence_after=0.6)
+        try:
+            async with running_agent(clock, address, engine, fence=fence) as worker:
+                await until(clock, lambda: master.connected("n1"), "session")
+                master.assign("n1", web_assignment("a", IMAGE))
+                await until(clock, lambda: engine.containers, "container")
+
+                master.hung.set()
+                hung_at = clock.monotonic()
+                await until(clock, lambda: worker.fenced, "fence")
+                fenced_after = clock.monotonic() - hung_at
+                await until(clock, lambda: not engine.containers, "pods stopped")
+                await run_for(clock, 0.5)
+                assert worker.fenced and not engine.containers
+        finally:
+            await master.stop()
+        # The last ack came at most one heartbeat before the hang; fenced 0.6 s after it.
+        assert 0.5 <= fenced_after <= 0.9
+
+        # Master process down (connection refused): pods keep running.
+        down = new_engine(clock)
+        survivor = FakeMaster()
+        address = await survivor.start()
+        try:
+            async with running_agent(clock, address, down, node="n2", fence=fence) as worker:
+                await until(clock, lambda: survivor.connected("n2"), "session")
+                survivor.assign("n2", web_assignment("b", IMAGE))
+                await until(clock, lambda: down.containers, "container")
+                await survivor.stop()
+                await run_for(clock, 1.5)
+                assert not worker.fenced
+                assert len(down.containers) == 1
+        finally:
+            await survivor.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_assignment_set_larger_than_grpcs_default_4_mib_reaches_the_agent() -> None:
+    # The master may legally send up to kernel.limits.MAX_MASTER_MESSAGE_BYTES in one set
+    # (say 25 replicas of a 200 KB template on one node): the agent must accept it.
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster()
+        address = await master.start()
+        try:
+            async with running_agent(clock, address, new_engine(clock)):
+                await until(clock, lambda: master.connected("n1"), "session")
+                big = {f"K{i}": "x" * 200_000 for i in range(25)}  # ~5 MB
+                master.assign("n1", web_assignment("a", IMAGE, env=big))
+                await until(
+                    clock,
+                    lambda: (s := master.status("n1", "a")) and s.phase == "Running",
+                    "the 5 MB pod Running",
+                )
+        finally:
+            await master.stop()
+
+    asyncio.run(scenario())

@@ -1,0 +1,300 @@
+"""The agent's state machine (agent/state/): event sequences in, instructions out.
+
+No runtime, no network, no clock: containers are plain ContainerInfo values the
+test "lists", and every step is followed by the machine's invariant check
+(validate=True). The sequences: a crash loop, a fence and its healing, adoption
+after an agent restart, stale assignment sets and stale epochs, the lease rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.fencing import FencePolicy
+from agent.model import Assignments, ContainerPort, ContainerSpec, PodAssignment, PodSpec
+from agent.runtime.port import (
+    LABEL_CONTAINER,
+    LABEL_EPOCH,
+    LABEL_POD,
+    LABEL_RESTART_COUNT,
+    LABEL_SPEC_HASH,
+    ContainerInfo,
+)
+from agent.state.events import (
+    AssignmentsReceived,
+    ContainersListed,
+    Event,
+    FenceRequested,
+    HeartbeatDue,
+    Instruction,
+    MasterHeard,
+    PodActionsFinished,
+    Publish,
+    Reconnect,
+    Registered,
+    RestartSession,
+    RunPodActions,
+    SendHeartbeat,
+    SessionEnded,
+    Tick,
+)
+from agent.state.machine import AgentState
+from agent.sync import RestartContainer
+
+SPEC = ContainerSpec("web", "img:1", ports=(ContainerPort(80),))
+T0 = 1_700_000_000.0
+
+
+def pod(name: str, epoch: int = 1) -> PodAssignment:
+    return PodAssignment(name, epoch, PodSpec((SPEC,)))
+
+
+def container(
+    pod_name: str,
+    cid: str,
+    *,
+    state: str = "running",
+    epoch: int = 1,
+    restarts: int = 0,
+    exit_code: int = 0,
+    started: float = T0,
+    finished: float = 0.0,
+) -> ContainerInfo:
+    from agent.model import spec_hash
+
+    labels = {
+        LABEL_POD: pod_name,
+        LABEL_CONTAINER: "web",
+        LABEL_EPOCH: str(epoch),
+        LABEL_SPEC_HASH: spec_hash(SPEC),
+        LABEL_RESTART_COUNT: str(restarts),
+    }
+    return ContainerInfo(
+        cid,
+        f"pinnace-n1-{pod_name}-web",
+        "img:1",
+        state,
+        labels,
+        exit_code=exit_code,
+        started_at=started,
+        finished_at=finished,
+    )
+
+
+class Machine:
+    """An AgentState stepped by hand, its invariants checked after every event."""
+
+    def __init__(self, fence: FencePolicy | None = None) -> None:
+        self.state = AgentState("10.0.0.5", fence, validate=True)
+        self.finished = 0
+
+    def feed(self, *events: Event) -> list[Instruction]:
+        return self.state.handle(*events)
+
+    def assign(
+        self, *pods: PodAssignment, revision: int = 1, first: bool = False
+    ) -> list[Instruction]:
+        return self.feed(AssignmentsReceived(Assignments(revision, pods), first))
+
+    def listed(self, containers: Sequence[ContainerInfo], now: float = T0) -> list[Instruction]:
+        return self.feed(ContainersListed(tuple(containers), now, self.state.pods.completions))
+
+    def done(self, *pods: str) -> None:
+        for name in pods:
+            self.feed(PodActionsFinished(name))
+
+
+def actions(out: Sequence[Instruction]) -> dict[str, list[str]]:
+    return {
+        i.pod: [type(a).__name__ for a in i.actions] for i in out if isinstance(i, RunPodActions)
+    }
+
+
+def reports(out: Sequence[Instruction]) -> dict[str, tuple[str, str, bool]]:
+    (publish,) = [i for i in out if isinstance(i, Publish)]
+    return {r.pod_name: (r.phase, r.reason, r.removed) for r in publish.reports}
+
+
+def test_a_crash_loop_restarts_at_once_then_backs_off_doubling() -> None:
+    m = Machine()
+    m.assign(pod("a"))
+    assert actions(m.listed([])) == {"a": ["PullImage", "StartContainer"]}
+    m.done("a")
+
+    # exits: restarted at once (first restart), counted
+    out = m.listed([container("a", "c1", state="exited", exit_code=1, finished=T0 + 5)], T0 + 5)
+    (run,) = [i for i in out if isinstance(i, RunPodActions)]
+    (restart,) = run.actions
+    assert isinstance(restart, RestartContainer) and restart.restart_count == 1
+    m.done("a")
+
+    # exits again: waits 1 s (CrashLoopBackOff), then 2 s after the next exit
+    dead = container("a", "c2", state="exited", exit_code=1, restarts=1, finished=T0 + 6)
+    out = m.listed([dead], T0 + 6)
+    assert actions(out) == {}
+    assert reports(out)["a"][0] == "Running"
+    assert actions(m.listed([dead], T0 + 6.9)) == {}
+    assert actions(m.listed([dead], T0 + 7.0)) == {"a": ["RestartContainer"]}
+    m.done("a")
+    dead3 = container("a", "c3", state="exited", exit_code=1, restarts=2, finished=T0 + 8)
+    assert actions(m.listed([dead3], T0 + 8)) == {}
+    assert actions(m.listed([dead3], T0 + 9.9)) == {}
+    assert actions(m.listed([dead3], T0 + 10.0)) == {"a": ["RestartContainer"]}
+
+
+def test_a_list_taken_before_a_pod_task_finished_is_not_trusted_for_that_pod() -> None:
+    m = Machine()
+    m.assign(pod("a"))
+    before = m.state.pods.completions
+    m.listed([])  # start dispatched; the task is now running
+    m.done("a")
+    # This list was requested before the task finished: it does not show the container
+    # yet, and must not cause a second start.
+    out = m.feed(ContainersListed((), T0, before))
+    assert actions(out) == {}
+    # A fresh list shows it running: all quiet.
+    assert actions(m.listed([container("a", "c1")])) == {}
+
+
+def test_fence_stops_everything_then_fresh_assignments_heal_it() -> None:
+    m = Machine()
+    m.assign(pod("a", epoch=3), pod("b", epoch=4))
+    running = [container("a", "ca", epoch=3), container("b", "cb", epoch=4)]
+    m.listed(running)
+
+    m.feed(FenceRequested("no heartbeat ack from the master for 2.5s"))
+    out = m.listed(running)
+    assert actions(out) == {
+        "a": ["StopContainer", "RemoveContainer"],
+        "b": ["StopContainer", "RemoveContainer"],
+    }
+    assert reports(out) == {"a": ("Pending", "Fenced", False), "b": ("Pending", "Fenced", False)}
+    assert not m.state.pods.fence_cleared  # still stopping
+    m.done("a", "b")
+    out = m.listed([])
+    assert m.state.pods.fence_cleared  # now the session may re-register
+    assert reports(out) == {"a": ("Pending", "Fenced", True), "b": ("Pending", "Fenced", True)}
+
+    # the master moved "b" away and gives "a" back: the fence lifts, "a" starts again
+    m.assign(pod("a", epoch=5), revision=9, first=True)
+    assert not m.state.fenced
+    out = m.listed([])
+    assert actions(out) == {"a": ["PullImage", "StartContainer"]}
+    assert reports(out)["b"] == ("Pending", "Fenced", True)
+    assert reports(out)["a"][1] == ""
+
+
+def test_assignments_right_after_a_fence_wait_for_its_teardown_before_lifting_it() -> None:
+    m = Machine()
+    m.assign(pod("a"))
+    m.listed([container("a", "c1")])
+    m.feed(FenceRequested("frozen"))
+    m.assign(pod("a"), revision=2)  # a quick reconnect, before any pass
+    assert m.state.fenced  # lifted only once the teardown was dispatched
+
+    out = m.listed([container("a", "c1")])
+    assert actions(out) == {"a": ["StopContainer", "RemoveContainer"]}
+    assert not m.state.fenced
+    m.done("a")
+    assert actions(m.listed([])) == {"a": ["PullImage", "StartContainer"]}
+
+
+def test_a_restarted_agent_adopts_running_containers_and_touches_nothing_before_assignments() -> (
+    None
+):
+    m = Machine()
+    found = [container("a", "c1", epoch=7, restarts=2)]
+    out = m.listed(found)
+    assert actions(out) == {}
+    assert reports(out) == {"a": ("Running", "", False)}
+
+    m.assign(pod("a", epoch=7), first=True)
+    out = m.listed(found)
+    assert actions(out) == {}  # adopted, not replaced
+    (publish,) = [i for i in out if isinstance(i, Publish)]
+    assert publish.reports[0].containers[0].restart_count == 2
+
+
+def test_a_stale_assignment_set_is_ignored_unless_it_opens_a_new_session() -> None:
+    m = Machine()
+    m.assign(pod("a"), revision=5)
+    assert m.assign(revision=4) == []
+    assert set(m.state.pods.desired or {}) == {"a"}
+    # a restarted master counts from scratch: the first set of a session wins
+    m.assign(pod("b"), revision=1, first=True)
+    assert set(m.state.pods.desired or {}) == {"b"}
+
+
+def test_a_container_of_an_older_epoch_is_kept_and_reported_under_the_new_epoch() -> None:
+    m = Machine()
+    m.assign(pod("a", epoch=9))
+    out = m.listed([container("a", "c1", epoch=2)])
+    assert actions(out) == {}
+    (publish,) = [i for i in out if isinstance(i, Publish)]
+    assert publish.reports[0].epoch == 9
+
+
+def test_a_pod_dropped_by_the_master_is_torn_down_then_reported_removed_for_a_while() -> None:
+    m = Machine()
+    m.assign(pod("a", epoch=2), pod("b"))
+    m.listed([container("a", "ca", epoch=2), container("b", "cb")])
+    m.assign(pod("b"), revision=2)
+    out = m.listed([container("a", "ca", epoch=2), container("b", "cb")])
+    assert actions(out) == {"a": ["StopContainer", "RemoveContainer"]}
+    m.done("a")
+    out = m.listed([container("b", "cb")], T0 + 1)
+    assert reports(out)["a"] == ("Succeeded", "Stopped", True)
+    out = m.listed([container("b", "cb")], T0 + 62)
+    assert "a" not in reports(out)
+
+
+def test_the_lease_rules_fence_on_silence_and_on_a_freeze_not_on_a_dead_master() -> None:
+    m = Machine(FencePolicy(fence_after=2.0))
+    m.feed(Registered(100.0, 3.0, 1.0))
+    assert m.feed(HeartbeatDue(101.0)) == [SendHeartbeat(1)]
+    m.feed(MasterHeard(101.0))
+    assert m.feed(Tick(102.9)) == []
+
+    out = m.feed(Tick(103.1))  # 2.1 s of silence
+    assert any(isinstance(i, RestartSession) for i in out)
+    assert m.state.fenced
+    assert "no heartbeat ack from the master for 2.1s" in m.state.pods.fence_reason
+    # nothing more is taken from this session; no heartbeat renews the lease
+    assert any(isinstance(i, RestartSession) for i in m.feed(MasterHeard(103.2)))
+    assert not any(isinstance(i, SendHeartbeat) for i in m.feed(HeartbeatDue(103.3)))
+
+    # a dead master (connection refused) never fences
+    calm = Machine(FencePolicy(fence_after=2.0))
+    calm.feed(Registered(100.0, 3.0, 1.0))
+    calm.feed(SessionEnded("m:1", True, "connection refused", True, 0.5))
+    assert calm.feed(Tick(100.2), Tick(160.0 - 59.6)) == []
+    assert not calm.state.fenced
+
+    # a freeze longer than the lease fences at once, refused or not
+    frozen = Machine(FencePolicy(fence_after=2.0))
+    frozen.feed(Registered(100.0, 3.0, 1.0), Tick(100.2))
+    frozen.feed(SessionEnded("m:1", True, "connection refused", True, 0.5))
+    frozen.feed(Tick(104.0))
+    assert "frozen for 3.8s" in frozen.state.pods.fence_reason
+
+
+def test_reconnect_delays_double_to_the_cap_and_reset_after_a_session() -> None:
+    m = Machine()
+    delays = []
+    for _ in range(7):
+        out = m.feed(SessionEnded("m:1", False, "unavailable", False, 0.5))
+        delays += [i.after for i in out if isinstance(i, Reconnect)]
+    assert delays == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    m.feed(Registered(10.0, 3.0, 1.0))
+    out = m.feed(SessionEnded("m:1", True, "the master ended the session", False, 0.0))
+    assert [i.after for i in out if isinstance(i, Reconnect)] == [0.1]
+
+
+def test_a_master_that_refuses_connections_is_retried_at_least_every_second() -> None:
+    # A restarted master gives its nodes one lease (3 s) to come back: 5 s gaps lose pods.
+    m = Machine()
+    delays = []
+    for _ in range(6):
+        out = m.feed(SessionEnded("m:1", False, "connection refused", True, 0.5))
+        delays += [i.after for i in out if isinstance(i, Reconnect)]
+    assert delays == [0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
