@@ -134,6 +134,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     )
     manager = ControllerManager(state, clock, leases, health=health)
     manager.start_grace()
+    # Before anything is served: a taken metrics port stops the master with one sentence.
+    metrics = _metrics(config, state, manager, leases, clock)
     reachability = PodReachability(
         state,
         clock,
@@ -222,7 +224,6 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     masters.me = MasterInfo(
         config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
     )
-    metrics = _metrics(config, state, manager, leases, clock)
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
     if kube is not None:

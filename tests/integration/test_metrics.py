@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -234,6 +236,24 @@ def test_a_taken_metrics_port_is_one_clear_sentence(cluster: LocalCluster) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        refused = subprocess.run(
+            [
+                *(sys.executable, "-m", "master.cli.main", "master", "--listen", "127.0.0.1:0"),
+                *("--data-dir", str(cluster.workdir / "refused"), "--no-lb", "--insecure"),
+                *("--api-listen", "", "--metrics-listen", f"127.0.0.1:{port}"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=cluster.env,
+        )
+        assert refused.returncode == 1
+        assert refused.stdout == ""
+        assert (
+            f"pinnace master: --metrics-listen 127.0.0.1:{port}: Address already in use"
+            in refused.stderr
+        )
+        assert "Traceback" not in refused.stderr
         cluster.start_master("--no-lb", "--insecure")
         agent = cluster.start_agent("n1", "--metrics-listen", f"127.0.0.1:{port}")
         proc = cluster.agents[agent]
