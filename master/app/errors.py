@@ -43,6 +43,7 @@ PLURALS = {
     "ServiceAccount": "serviceaccounts",
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "PersistentVolume": "persistentvolumes",
+    "StatefulSet": "statefulsets",
 }
 
 
