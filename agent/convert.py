@@ -7,6 +7,7 @@ pull policy) are filled in the way Kubernetes defaults them.
 
 from __future__ import annotations
 
+from agent.logs import LogOrder
 from agent.model import (
     Assignments,
     ContainerPort,
@@ -22,6 +23,7 @@ from agent.model import (
     Volume,
     VolumeMount,
 )
+from agent.runtime.port import LogOptions
 from protos import node_pb2 as pb
 
 
@@ -155,4 +157,19 @@ def node_info_to_proto(n: NodeInfo) -> pb.NodeInfo:
         os=n.os,
         kernel=n.kernel,
         container_runtime=n.container_runtime,
+    )
+
+
+def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
+    return LogOrder(
+        request_id=msg.request_id,
+        pod=msg.pod_name,
+        container=msg.container,
+        options=LogOptions(
+            follow=msg.follow,
+            tail_lines=int(msg.tail_lines),
+            timestamps=msg.timestamps,
+            since_seconds=int(msg.since_seconds),
+        ),
+        limit_bytes=int(msg.limit_bytes),
     )

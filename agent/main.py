@@ -33,6 +33,7 @@ from agent.capacity import (
 from agent.credentials import default_state_dir
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
+from agent.logs import LogStreamer
 from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
@@ -214,7 +215,15 @@ async def run_agent(
         kernel=platform.release(),
         container_runtime="docker",
     )
-    session = Session(args.master, node, worker, outbox, clock, channel=security.channel)
+    session = Session(
+        args.master,
+        node,
+        worker,
+        outbox,
+        clock,
+        channel=security.channel,
+        logs=LogStreamer(runtime),
+    )
     metrics = start_metrics_server(args.metrics_listen)
     if metrics is not None:
         log.info("metrics on http://%s/metrics", metrics.address)

@@ -27,7 +27,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
-from agent.convert import assignments_from_proto, node_info_to_proto, status_to_proto
+from agent.convert import (
+    assignments_from_proto,
+    log_order_from_proto,
+    node_info_to_proto,
+    status_to_proto,
+)
+from agent.logs import LogStreamer
 from agent.model import NodeInfo
 from agent.outbox import StatusOutbox
 from agent.state.events import (
@@ -89,8 +95,11 @@ class Session:
         clock: Clock,
         jitter: Callable[[], float] = random.random,
         channel: Callable[[], grpc.aio.Channel] | None = None,
+        logs: LogStreamer | None = None,
     ) -> None:
         self._target = target
+        # Container logs the master asks for (agent/logs.py).
+        self._logs = logs
         self._node = node
         self._worker = worker
         self._outbox = outbox
@@ -175,7 +184,7 @@ class Session:
             senders = [
                 asyncio.create_task(self._heartbeats(outgoing, heartbeat)),
                 asyncio.create_task(self._flush(outgoing)),
-                asyncio.create_task(self._receive(call)),
+                asyncio.create_task(self._receive(call, outgoing)),
             ]
             restart = asyncio.create_task(self._restart.wait())
             try:
@@ -189,21 +198,36 @@ class Session:
             finally:
                 for task in [*senders, restart]:
                     task.cancel()
+                if self._logs is not None:
+                    self._logs.cancel_all()
                 call.cancel()
                 await asyncio.gather(*senders, restart, return_exceptions=True)
 
-    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _receive(
+        self, call: grpc.aio.StreamStreamCall, outgoing: asyncio.Queue[pb.AgentMessage]
+    ) -> None:
+        def send_log(request_id: str, data: bytes, end: bool, error: str) -> None:
+            chunk = pb.LogChunk(request_id=request_id, data=data, end=end, error=error)
+            outgoing.put_nowait(pb.AgentMessage(log_chunk=chunk))
+
         first = True
         async for msg in call:
             # Offered to the state machine first: a message that waited out a freeze or a
             # partition fences, and is dropped with the session.
             if _restarts(self._handle(MasterHeard(self._clock.monotonic()))):
                 return
-            if msg.WhichOneof("body") == "assignments":
+            kind = msg.WhichOneof("body")
+            if kind == "assignments":
                 self._worker.set_assignments(
                     assignments_from_proto(msg.assignments), reset_revision=first
                 )
                 first = False
+            elif kind == "log_request" and self._logs is not None:
+                self._logs.start(log_order_from_proto(msg.log_request), send_log)
+            elif kind == "log_request":
+                send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
+            elif kind == "log_cancel" and self._logs is not None:
+                self._logs.cancel(msg.log_cancel.request_id)
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
         while True:

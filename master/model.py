@@ -19,6 +19,38 @@ from enum import StrEnum
 DEFAULT_NAMESPACE = "default"
 
 
+# The closed sets of values fields take. StrEnum members are strings (they compare,
+# hash and serialise as their value), so templates hash as before and stored
+# records read back unchanged; the type says which values exist.
+class DeploymentStrategy(StrEnum):
+    ROLLING_UPDATE = "RollingUpdate"
+    RECREATE = "Recreate"
+
+
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    LOAD_BALANCER = "LoadBalancer"
+    NODE_PORT = "NodePort"
+
+
+class RestartPolicy(StrEnum):
+    ALWAYS = "Always"
+    ON_FAILURE = "OnFailure"
+    NEVER = "Never"
+
+
+class ProbeKind(StrEnum):
+    HTTP_GET = "httpGet"
+    TCP_SOCKET = "tcpSocket"
+    EXEC = "exec"
+
+
+class ContainerState(StrEnum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    TERMINATED = "terminated"
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectMeta:
     """Identity and bookkeeping common to every kind (Kubernetes' metadata)."""
@@ -106,8 +138,7 @@ class Probe:
     Exactly one handler, named by `kind`; the timing fields carry Kubernetes' defaults.
     """
 
-    # httpGet | tcpSocket | exec
-    kind: str
+    kind: ProbeKind
     # httpGet and tcpSocket: a port number as text, or the name of a container port.
     port: str = ""
     # httpGet only; scheme is always HTTP (HTTPS is refused at parse time).
@@ -177,7 +208,7 @@ class PodSpec:
     """What a pod runs; the pod template's spec and every pod's spec."""
 
     containers: tuple[Container, ...]
-    restart_policy: str = "Always"
+    restart_policy: RestartPolicy = RestartPolicy.ALWAYS
     termination_grace_period_seconds: int = 30
     # Accepted and shown; pinnace mounts no service account token.
     service_account_name: str = ""
@@ -242,7 +273,7 @@ class Deployment:
     replicas: int
     selector: dict[str, str]
     template: PodTemplate
-    strategy: str = "RollingUpdate"
+    strategy: DeploymentStrategy = DeploymentStrategy.ROLLING_UPDATE
     rolling_update: RollingUpdate = RollingUpdate()
     status: DeploymentStatus = DeploymentStatus()
     # Oldest first; the last entry is the current template.
@@ -272,7 +303,7 @@ class Service:
     meta: ObjectMeta
     selector: dict[str, str]
     ports: tuple[ServicePort, ...]
-    type: str = "ClusterIP"
+    type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
     # The load balancer's internal address this service is reachable on ("None" when headless).
     cluster_ip: str = ""
@@ -300,8 +331,7 @@ class ContainerStatus:
     """What the agent last reported for one container of a pod."""
 
     name: str
-    # waiting | running | terminated
-    state: str = "waiting"
+    state: ContainerState = ContainerState.WAITING
     # Why it is in that state: ContainerCreating, ErrImagePull, ImagePullBackOff,
     # CrashLoopBackOff, Completed, Error, OOMKilled ...
     reason: str = ""

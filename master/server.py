@@ -31,6 +31,7 @@ from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.kube.server import start_kube_api
+from master.api.logs import LogRelay
 from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
@@ -133,6 +134,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     )
     manager = ControllerManager(state, clock, leases, health=health)
     manager.start_grace()
+    # Before anything is served: a taken metrics port stops the master with one sentence.
+    metrics = _metrics(config, state, manager, leases, clock)
     reachability = PodReachability(
         state,
         clock,
@@ -173,11 +176,13 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         security.add_servicers(server, state)
     admission = _lb_admission(config)
     masters = MastersView(_etcd_of(store) if config.leader_elect else None)
+    # Container logs: asked for on either API, carried by the node sessions.
+    logs = LogRelay()
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock, admission, masters.list_masters), server
+        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs), server
     )
     node_servicer = NodeServicer(
-        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds
+        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds, logs
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)
@@ -203,6 +208,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 state,
                 manager,
                 clock,
+                logs,
+                admission,
             )
         except OSError as e:
             raise SystemExit(
@@ -217,7 +224,6 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     masters.me = MasterInfo(
         config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
     )
-    metrics = _metrics(config, state, manager, leases, clock)
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
     if kube is not None:
@@ -239,6 +245,12 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         await supervise(tasks, stop)
         log.info("stopping")
     finally:
+        # Controllers first: while the API drains, every agent's session ends and its
+        # heartbeats stop; controllers still running would take that for dead nodes and
+        # replace every pod (durably) as the master goes down.
+        tasks[0].cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await tasks[0]
         if kube is not None:
             with contextlib.suppress(Exception):
                 await kube.stop()

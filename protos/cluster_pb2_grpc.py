@@ -74,6 +74,11 @@ class ClusterServiceStub:
                 request_serializer=protos_dot_cluster__pb2.DrainNodeRequest.SerializeToString,
                 response_deserializer=protos_dot_cluster__pb2.DrainNodeResponse.FromString,
                 _registered_method=True)
+        self.StreamLogs = channel.unary_stream(
+                '/pinnace.v1.ClusterService/StreamLogs',
+                request_serializer=protos_dot_cluster__pb2.StreamLogsRequest.SerializeToString,
+                response_deserializer=protos_dot_cluster__pb2.StreamLogsResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -130,6 +135,13 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamLogs(self, request, context):
+        """A pod's container log, read by its node's agent and relayed: `pinnace logs`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -172,6 +184,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.DrainNode,
                     request_deserializer=protos_dot_cluster__pb2.DrainNodeRequest.FromString,
                     response_serializer=protos_dot_cluster__pb2.DrainNodeResponse.SerializeToString,
+            ),
+            'StreamLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamLogs,
+                    request_deserializer=protos_dot_cluster__pb2.StreamLogsRequest.FromString,
+                    response_serializer=protos_dot_cluster__pb2.StreamLogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -390,6 +407,33 @@ class ClusterService:
             '/pinnace.v1.ClusterService/DrainNode',
             protos_dot_cluster__pb2.DrainNodeRequest.SerializeToString,
             protos_dot_cluster__pb2.DrainNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pinnace.v1.ClusterService/StreamLogs',
+            protos_dot_cluster__pb2.StreamLogsRequest.SerializeToString,
+            protos_dot_cluster__pb2.StreamLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,8 @@ class ClusterServiceStub:
     """One drain step: cordon, evict what the deployments' budgets allow now, say
     what is left; `pinnace drain` repeats it until nothing is left.
     """
+    StreamLogs: _grpc.UnaryStreamMultiCallable[_cluster_pb2.StreamLogsRequest, _cluster_pb2.StreamLogsResponse]
+    """A pod's container log, read by its node's agent and relayed: `pinnace logs`."""
 
 @_typing.type_check_only
 class ClusterServiceAsyncStub(ClusterServiceStub):
@@ -67,6 +69,8 @@ class ClusterServiceAsyncStub(ClusterServiceStub):
     """One drain step: cordon, evict what the deployments' budgets allow now, say
     what is left; `pinnace drain` repeats it until nothing is left.
     """
+    StreamLogs: _aio.UnaryStreamMultiCallable[_cluster_pb2.StreamLogsRequest, _cluster_pb2.StreamLogsResponse]  # type: ignore[assignment]
+    """A pod's container log, read by its node's agent and relayed: `pinnace logs`."""
 
 class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -128,5 +132,13 @@ class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
         """One drain step: cordon, evict what the deployments' budgets allow now, say
         what is left; `pinnace drain` repeats it until nothing is left.
         """
+
+    @_abc_1.abstractmethod
+    def StreamLogs(
+        self,
+        request: _cluster_pb2.StreamLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_cluster_pb2.StreamLogsResponse], _abc.AsyncIterator[_cluster_pb2.StreamLogsResponse]]:
+        """A pod's container log, read by its node's agent and relayed: `pinnace logs`."""
 
 def add_ClusterServiceServicer_to_server(servicer: ClusterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -23,6 +23,7 @@ import functools
 import posixpath
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -42,6 +43,7 @@ from agent.runtime.port import (
     ContainerInfo,
     ExecResult,
     ImagePullError,
+    LogOptions,
     Mount,
     RuntimeEvent,
     RuntimeFailure,
@@ -493,6 +495,60 @@ class DockerRuntime:
         finally:
             closed.set()
             stream.close()
+
+    async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        """The engine's log stream read on a daemon thread (a follow never returns by itself)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        kwargs: dict[str, Any] = {
+            "stdout": True,
+            "stderr": True,
+            "stream": True,
+            "follow": options.follow,
+            "timestamps": options.timestamps,
+            "tail": "all" if options.tail_lines < 0 else options.tail_lines,
+        }
+        if options.since_seconds > 0:
+            kwargs["since"] = int(time.time()) - options.since_seconds
+        try:
+            info = await self.inspect(container_id)
+            if info is None:
+                raise RuntimeFailure(f"container {container_id[:12]} is gone")
+            stream = await self._call(lambda: self._api().logs(container_id, **kwargs))
+        except (docker.errors.DockerException, OSError) as exc:
+            raise RuntimeFailure(
+                f"cannot read the log of {container_id[:12]}: {_explain(exc)}"
+            ) from exc
+        closed = threading.Event()
+
+        def hand_over(item: bytes | BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def pump() -> None:
+            try:
+                for chunk in stream:
+                    if closed.is_set():
+                        break
+                    hand_over(chunk)
+            except Exception as exc:
+                if not closed.is_set():
+                    hand_over(exc)
+            hand_over(None)
+
+        threading.Thread(target=pump, name=f"docker-logs-{container_id[:12]}", daemon=True).start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise RuntimeFailure(f"the log of {container_id[:12]} broke: {_explain(item)}")
+                yield item
+        finally:
+            closed.set()
+            with contextlib.suppress(Exception):
+                stream.close()
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -27,6 +27,7 @@ from agent.runtime.port import (
     ContainerInfo,
     ExecResult,
     ImagePullError,
+    LogOptions,
     RuntimeEvent,
     RuntimeFailure,
     VolumeInfo,
@@ -54,12 +55,17 @@ class FakeEngine:
         # command -> how running it in any container ends (default: exit 0, no output).
         self.exec_results: dict[tuple[str, ...], ExecResult] = {}
         self.execs: list[tuple[str, tuple[str, ...]]] = []
+        # container id -> what it has written (tests append with `write_log`).
+        self.output: dict[str, list[bytes]] = {}
         # Docker volumes by name, and which volumes each container mounts.
         self.volumes: dict[str, VolumeInfo] = {}
         self.mounted: dict[str, set[str]] = {}
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self._subscribers: list[_Subscriber] = []
+
+    def write_log(self, container_id: str, data: bytes) -> None:
+        self.output.setdefault(container_id, []).append(data)
 
     def crash(self, container_id: str, exit_code: int = 1, oom_killed: bool = False) -> None:
         """The container's process exits on its own, as a crash would."""
@@ -204,6 +210,15 @@ class FakeRuntime:
                 yield await sub.queue.get()
         finally:
             self.engine._subscribers.remove(sub)
+
+    async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        if self._mine(self.engine.containers.get(container_id)) is None:
+            raise RuntimeFailure(f"container {container_id[:12]} is gone")
+        lines = b"".join(self.engine.output.get(container_id, [])).splitlines(keepends=True)
+        if options.tail_lines >= 0:
+            lines = lines[len(lines) - options.tail_lines :] if options.tail_lines else []
+        for line in lines:
+            yield line
 
     async def close(self) -> None:
         return None

@@ -18,6 +18,7 @@ from agent.runtime.port import (
     ContainerConfig,
     ContainerInfo,
     ExecResult,
+    LogOptions,
     Runtime,
     RuntimeEvent,
     VolumeInfo,
@@ -74,6 +75,10 @@ class MeteredRuntime:
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         return self._inner.events()
+
+    def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        # A stream, not an operation with a duration: passed through unmeasured.
+        return self._inner.logs(container_id, options)
 
     async def close(self) -> None:
         await self._inner.close()

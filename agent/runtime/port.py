@@ -195,6 +195,18 @@ class RuntimeEvent:
     container: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """Which part of a container's log to read (kubectl logs' options)."""
+
+    follow: bool = False
+    # -1: every line.
+    tail_lines: int = -1
+    timestamps: bool = False
+    # 0: from the start.
+    since_seconds: int = 0
+
+
 class Runtime(Protocol):
     """A container engine seen through one node's labels."""
 
@@ -247,6 +259,12 @@ class Runtime(Protocol):
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         """Start/die events of this node's containers, until the consumer stops iterating."""
+        ...
+
+    def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        """The container's output (stdout and stderr, interleaved as written), in chunks;
+        with `follow`, until the container stops or the consumer stops iterating.
+        Raises RuntimeFailure when the container is gone or not this node's."""
         ...
 
     async def close(self) -> None: ...

@@ -22,11 +22,15 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from kernel.clock import Clock
+from kernel.limits import MAX_MASTER_MESSAGE_BYTES
+from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
 from master.api.render import render_endpoints, render_object
+from master.app import paging
 from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import delete_objects
 from master.app.drain import cordon_node, drain_node
-from master.app.errors import AppError, ErrorCode
+from master.app.errors import PLURALS, AppError, ErrorCode
+from master.app.paging import check_reply_size, next_page
 from master.app.queries import check_kind, list_endpoints, list_objects
 from master.app.scale import rollback_deployment, scale_deployment, scale_statefulset
 from master.controllers.manager import ControllerManager
@@ -38,6 +42,8 @@ from protos import cluster_pb2, cluster_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+# The largest reply the master sends (as big as any client accepts).
+REPLY_LIMIT = MAX_MASTER_MESSAGE_BYTES
 # How many watch events may queue for one slow client before it is cut off.
 WATCH_QUEUE_LIMIT = 10_000
 
@@ -50,6 +56,7 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
     "internal": grpc.StatusCode.INTERNAL,
+    "resource_exhausted": grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -80,6 +87,23 @@ async def _parse(
 DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount")
 
 
+def _whole_or_page(
+    request: cluster_pb2.GetObjectsRequest,
+    names: list[str],
+    render: Callable[[int], cluster_pb2.ObjectJson],
+) -> cluster_pb2.GetObjectsResponse:
+    """The reply: one page of a paged request, or everything if it can be sent."""
+    if request.paged:
+        start, end, token = next_page(
+            names, lambda i: render(i).ByteSize(), request.continue_token, paging.PAGE_BYTES
+        )
+        objects = [render(i) for i in range(start, end)]
+        return cluster_pb2.GetObjectsResponse(objects=objects, continue_token=token)
+    reply = cluster_pb2.GetObjectsResponse(objects=[render(i) for i in range(len(names))])
+    check_reply_size(reply.ByteSize(), REPLY_LIMIT, PLURALS.get(request.kind, request.kind))
+    return reply
+
+
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     def __init__(
         self,
@@ -88,7 +112,9 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         clock: Clock,
         admit_services: ServiceAdmission | None = None,
         masters: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
+        logs: LogRelay | None = None,
     ) -> None:
+        self._logs = logs if logs is not None else LogRelay()
         self._state = state
         self._manager = manager
         self._clock = clock
@@ -141,13 +167,20 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                             kind="Endpoints", name=svc.meta.name, json=body.encode()
                         )
                     )
-                return cluster_pb2.GetObjectsResponse(objects=objects)
+                return _whole_or_page(request, [o.name for o in objects], objects.__getitem__)
             objs = list_objects(
                 self._state, request.kind, request.name, dict(request.label_selector)
             )
+            rendered: dict[int, cluster_pb2.ObjectJson] = {}
+
+            def render(i: int) -> cluster_pb2.ObjectJson:
+                if i not in rendered:
+                    rendered[i] = self._json(objs[i])
+                return rendered[i]
+
+            return _whole_or_page(request, [o.meta.name for o in objs], render)
         except AppError as e:
             await _abort(context, e)
-        return cluster_pb2.GetObjectsResponse(objects=[self._json(o) for o in objs])
 
     async def _list_masters(
         self, request: cluster_pb2.GetObjectsRequest
@@ -304,3 +337,31 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 )
         finally:
             unsubscribe()
+
+    # -- logs ----------------------------------------------------------------------------
+
+    async def StreamLogs(
+        self, request: cluster_pb2.StreamLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[cluster_pb2.StreamLogsResponse]:
+        """`pinnace logs`: the same rules and relay as the Kubernetes API's pods/NAME/log."""
+        try:
+            node, container = locate(self._state, request.pod, request.container, request.previous)
+        except LogRefused as e:
+            code = (
+                grpc.StatusCode.NOT_FOUND
+                if e.code == "not_found"
+                else grpc.StatusCode.FAILED_PRECONDITION
+            )
+            await context.abort(code, e.message)
+        query = LogQuery(
+            pod=request.pod,
+            container=container,
+            follow=request.follow,
+            tail_lines=int(request.tail_lines),
+            timestamps=request.timestamps,
+        )
+        try:
+            async for data in self._logs.stream(node, query):
+                yield cluster_pb2.StreamLogsResponse(data=data)
+        except LogUnavailable as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))

@@ -15,6 +15,7 @@ from master.app.reports import PodReport
 from master.model import (
     Container,
     ContainerPort,
+    ContainerState,
     ContainerStatus,
     EnvVar,
     HTTPHeader,
@@ -25,6 +26,7 @@ from master.model import (
     PodPhase,
     PodStatus,
     Probe,
+    ProbeKind,
     Resources,
     Volume,
 )
@@ -34,7 +36,8 @@ from protos import node_pb2
 MAX_CPU_MILLIS = 1_000_000_000
 MAX_MEMORY_BYTES = 2**50
 _PHASES = {p.value: p for p in PodPhase}
-_CONTAINER_STATES = {"waiting", "running", "terminated"}
+_CONTAINER_STATES = {s.value: s for s in ContainerState}
+_PROBE_KINDS = {k.value: k for k in ProbeKind}
 
 
 def _clamp(value: int, high: int) -> int:
@@ -115,7 +118,7 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
     containers = tuple(
         ContainerStatus(
             name=c.name[:253],
-            state=c.state if c.state in _CONTAINER_STATES else "waiting",
+            state=_CONTAINER_STATES.get(c.state, ContainerState.WAITING),
             reason=c.reason[:128],
             message=c.message[:1024],
             ready=c.ready,
@@ -173,8 +176,11 @@ def _probe_from_proto(
     if not c.HasField(field):
         return None
     p: node_pb2.Probe = getattr(c, field)
+    kind = _PROBE_KINDS.get(p.kind)
+    if kind is None:
+        return None
     return Probe(
-        kind=p.kind,
+        kind=kind,
         port=p.port,
         path=p.path,
         scheme=p.scheme,

@@ -43,7 +43,8 @@ MAX_TTL_SECONDS = 10 * 365 * 86400.0
 
 
 def _key_sha256(public_key: object) -> str:
-    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise ValueError(f"expected an EC public key, got {type(public_key).__name__}")
     return spki_sha256(public_key).hex()
 
 

@@ -30,6 +30,7 @@ from master.api.convert import (
     peers_to_proto,
     pod_report_from_proto,
 )
+from master.api.logs import LogRelay
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
@@ -71,7 +72,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         clock: Clock,
         heartbeat_interval: float,
         lease_seconds: float,
+        logs: LogRelay | None = None,
     ) -> None:
+        # Container logs asked for through the APIs travel on the sessions.
+        self.logs = logs if logs is not None else LogRelay()
         self._state = state
         self._leases = leases
         self._manager = manager
@@ -180,6 +184,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._mark_session(node_name, lost=False)
         session.dirty.set()
         session.peers_changed.set()
+        # Log requests (master/api/logs.py) share the way down.
+        down: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
+        self.logs.attach(node_name, down)
         reader = asyncio.create_task(self._read(node_name, session, request_iterator))
         superseded = asyncio.create_task(session.superseded.wait())
         # Stop orders held back by the gate (the LB still draining them): re-checked
@@ -192,13 +199,20 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     asyncio.create_task(e.wait())
                     for e in (session.dirty, session.ack_due, session.peers_changed)
                 ]
+                relayed = asyncio.create_task(down.get())
                 await asyncio.wait(
-                    {reader, superseded, *wakers},
+                    {reader, superseded, relayed, *wakers},
                     timeout=STOP_GATE_RECHECK if withheld else None,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 for waker in wakers:
                     waker.cancel()
+                if relayed.done():
+                    yield relayed.result()
+                    while not down.empty():
+                        yield down.get_nowait()
+                else:
+                    relayed.cancel()
                 if session.ack_due.is_set():
                     session.ack_due.clear()
                     ack = node_pb2.HeartbeatAck(sequence=session.ack_sequence)
@@ -227,6 +241,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     }
                     yield node_pb2.MasterMessage(assignments=msg)
         finally:
+            self.logs.detach(node_name, down)
             for task in (reader, superseded):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -268,6 +283,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     self._manager.poke()
                 session.ack_sequence = msg.heartbeat.sequence
                 session.ack_due.set()
+            elif body == "log_chunk":
+                self.logs.deliver(msg.log_chunk)
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)

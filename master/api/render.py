@@ -17,10 +17,17 @@ present (none today) need no change at the call sites.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from master.api.render_config import (
+    render_config_map,
+    render_env_from,
+    render_env_var,
+    render_secret,
+    render_service_account,
+)
 from master.api.render_storage import (
     render_claim,
     render_volume,
@@ -38,9 +45,6 @@ from master.model import (
     Container,
     ContainerStatus,
     Deployment,
-    EnvFromSource,
-    EnvVar,
-    EnvVarSource,
     Event,
     Node,
     ObjectMeta,
@@ -109,46 +113,13 @@ def render_probe(p: Probe) -> Obj:
                     {"name": h.name, "value": h.value} for h in p.http_headers
                 ]
     return {
-        p.kind: handler,
+        p.kind.value: handler,
         "initialDelaySeconds": p.initial_delay_seconds,
         "timeoutSeconds": p.timeout_seconds,
         "periodSeconds": p.period_seconds,
         "successThreshold": p.success_threshold,
         "failureThreshold": p.failure_threshold,
     }
-
-
-def _env_source(s: EnvVarSource) -> Obj:
-    if s.kind in ("configMapKeyRef", "secretKeyRef"):
-        ref: Obj = {"name": s.name, "key": s.key}
-        if s.optional:
-            ref["optional"] = True
-        return {s.kind: ref}
-    if s.kind == "fieldRef":
-        return {"fieldRef": {"apiVersion": "v1", "fieldPath": s.field_path}}
-    resource: Obj = {"resource": s.resource}
-    if s.container_name:
-        resource["containerName"] = s.container_name
-    if s.divisor:
-        resource["divisor"] = s.divisor
-    return {"resourceFieldRef": resource}
-
-
-def render_env_var(e: EnvVar) -> Obj:
-    """As the manifest said it: a value, or where the value comes from (never the value)."""
-    if e.value_from is not None:
-        return {"name": e.name, "valueFrom": _env_source(e.value_from)}
-    return {"name": e.name, "value": e.value}
-
-
-def render_env_from(s: EnvFromSource) -> Obj:
-    ref: Obj = {"name": s.name}
-    if s.optional:
-        ref["optional"] = True
-    out: Obj = {s.kind: ref}
-    if s.prefix:
-        out["prefix"] = s.prefix
-    return out
 
 
 def render_container(c: Container) -> Obj:
@@ -191,7 +162,7 @@ def render_container(c: Container) -> Obj:
 def render_pod_spec(spec: PodSpec) -> Obj:
     out: Obj = {
         "containers": [render_container(c) for c in spec.containers],
-        "restartPolicy": spec.restart_policy,
+        "restartPolicy": spec.restart_policy.value,
         "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
     }
     if spec.service_account_name:
@@ -286,7 +257,7 @@ def render_pod(pod: Pod, now: float) -> Obj:
 
 
 def render_deployment(dep: Deployment) -> Obj:
-    strategy: Obj = {"type": dep.strategy}
+    strategy: Obj = {"type": dep.strategy.value}
     if dep.strategy == "RollingUpdate":
         strategy["rollingUpdate"] = {
             "maxSurge": _int_or_str(dep.rolling_update.max_surge),
@@ -382,7 +353,7 @@ def render_service(svc: Service) -> Obj:
             port["nodePort"] = p.node_port
         ports.append(port)
     ingress = [{"ip": svc.ingress_ip}] if svc.ingress_ip else []
-    spec: Obj = {"type": svc.type, "selector": dict(svc.selector), "ports": ports}
+    spec: Obj = {"type": svc.type.value, "selector": dict(svc.selector), "ports": ports}
     if svc.cluster_ip:
         spec["clusterIP"] = svc.cluster_ip
     return {
@@ -490,44 +461,14 @@ def render_event(ev: Event) -> Obj:
     }
 
 
-def render_config_map(cm: ConfigMap) -> Obj:
-    out: Obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(cm.meta)}
-    if cm.data:
-        out["data"] = dict(cm.data)
-    if cm.binary_data:
-        out["binaryData"] = dict(cm.binary_data)
-    if cm.immutable:
-        out["immutable"] = True
-    return out
-
-
-def render_secret(secret: Secret) -> Obj:
-    """As `kubectl get secret -o yaml` shows it: values base64-encoded (never in tables)."""
-    out: Obj = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": _metadata(secret.meta),
-        "type": secret.type,
-    }
-    if secret.data:
-        out["data"] = dict(secret.data)
-    if secret.immutable:
-        out["immutable"] = True
-    return out
-
-
-def render_service_account(sa: ServiceAccount) -> Obj:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(sa.meta)}
-
-
 def render_object(obj: StoredObject, now: float) -> Obj:
     """Any stored object in Kubernetes' shape."""
     if isinstance(obj, ConfigMap):
-        return render_config_map(obj)
+        return render_config_map(obj, _metadata(obj.meta))
     if isinstance(obj, Secret):
-        return render_secret(obj)
+        return render_secret(obj, _metadata(obj.meta))
     if isinstance(obj, ServiceAccount):
-        return render_service_account(obj)
+        return render_service_account(obj, _metadata(obj.meta))
     if isinstance(obj, Pod):
         return render_pod(obj, now)
     if isinstance(obj, Deployment):
@@ -543,16 +484,6 @@ def render_object(obj: StoredObject, now: float) -> Obj:
     if isinstance(obj, PersistentVolume):
         return render_volume_object(obj, _metadata(obj.meta))
     return render_event(obj)
-
-
-def render_list(objs: Iterable[StoredObject], now: float) -> Obj:
-    """Several objects as kubectl prints them: a v1 List with items."""
-    return {
-        "apiVersion": "v1",
-        "kind": "List",
-        "metadata": {"resourceVersion": ""},
-        "items": [render_object(o, now) for o in objs],
-    }
 
 
 def render_endpoints(svc: Service, ports: Sequence[LbService]) -> Obj:

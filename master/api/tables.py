@@ -307,6 +307,11 @@ def rows_for(
     return [_ROWS[kind](o, when, wide) for o in objs]
 
 
+def has_table(kind: str) -> bool:
+    """Whether the CLI has columns of its own for this kind (else NAME and AGE)."""
+    return kind in _ROWS
+
+
 def header_for(kind: str, wide: bool) -> list[str]:
     base, extra = _HEADERS[kind]
     if kind == "Event" and wide:
@@ -314,7 +319,19 @@ def header_for(kind: str, wide: bool) -> list[str]:
     return base + extra if wide else list(base)
 
 
+def printable(cell: str) -> str:
+    """A cell as it may reach a terminal: control characters shown escaped, never sent.
+
+    Event messages, reasons and labels come partly from nodes and users; an escape
+    sequence in them must not clear or retitle an admin's terminal.
+    """
+    if cell.isprintable():
+        return cell
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in cell)
+
+
 def format_table(header: list[str], rows: list[list[str]]) -> str:
+    rows = [[printable(c) for c in row] for row in rows]
     widths = [len(h) for h in header]
     for row in rows:
         for i, cell in enumerate(row[:-1]):

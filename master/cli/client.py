@@ -11,7 +11,7 @@ master/cli/config.py finds (plaintext only with --insecure, to loopback).
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import grpc
@@ -33,6 +33,11 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
+def _passes_on(e: grpc.RpcError) -> bool:
+    """Whether another master may take this call: this one is unreachable or a follower."""
+    return e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
 def master_address(flag: str | None) -> str:
     """--master, else $PINNACE_MASTER, else the credentials' server, else 127.0.0.1:7400."""
     try:
@@ -42,13 +47,26 @@ def master_address(flag: str | None) -> str:
 
 
 class MasterClient:
+    """One master, or several (`--master a:7400,b:7400,c:7400`): a call that cannot reach
+    its master, or that a follower refuses, is sent to the next one."""
+
     def __init__(self, address: str) -> None:
-        self.address = address
-        # TLS with the credentials master/cli/config.py finds (plaintext with --insecure).
+        self.addresses = [a.strip() for a in address.split(",") if a.strip()] or [address]
+        self._turn = 0
+        self.address = self.addresses[0]
+        # TLS with the credentials master/cli/config.py finds (plaintext with --insecure);
+        # masters of one cluster share them.
         try:
-            self.credentials = config.credentials_for(address)
+            for a in self.addresses:
+                self.credentials = config.credentials_for(a)
         except CredentialsError as e:
             raise CliError(str(e)) from None
+        # With several masters a dead one is given up on sooner.
+        self._connect_wait = CONNECT_WAIT_SECONDS if len(self.addresses) == 1 else 1.0
+        self._open(self.address)
+
+    def _open(self, address: str) -> None:
+        self.address = address
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         creds = self.credentials.config
         if self.credentials.insecure:
@@ -61,6 +79,11 @@ class MasterClient:
             tls = grpc.ssl_channel_credentials(creds.ca_pem, creds.key_pem, creds.cert_pem)
             self._channel = grpc.secure_channel(address, tls, options=options)
         self.stub = cluster_pb2_grpc.ClusterServiceStub(self._channel)
+
+    def _next_master(self) -> None:
+        self._channel.close()
+        self._turn += 1
+        self._open(self.addresses[self._turn % len(self.addresses)])
 
     @property
     def channel(self) -> grpc.Channel:
@@ -78,16 +101,36 @@ class MasterClient:
         self._channel.close()
 
     def call(self, fn: Callable[..., T], request: object, timeout: float | None = None) -> T:
-        """One unary call; waits briefly for an unreachable master, then explains."""
+        """One unary call; waits briefly for an unreachable master, then explains. With
+        several masters, one that is unreachable or refuses (a follower) passes the call on."""
+        # The method's name on the stub, to make the same call on the next master's stub.
+        method = next((k for k, v in vars(self.stub).items() if v is fn), None)
+        for attempt in range(len(self.addresses)):
+            last = attempt == len(self.addresses) - 1 or method is None
+            try:
+                self._wait_until_connected()
+                call = fn if attempt == 0 or method is None else getattr(self.stub, method)
+                return call(request, timeout=timeout or CALL_TIMEOUT_SECONDS, wait_for_ready=True)
+            except grpc.RpcError as e:
+                if last or not _passes_on(e):
+                    raise self.translate(e) from None
+            except CliError:
+                if last:
+                    raise
+            self._next_master()
+        raise AssertionError("unreachable")
+
+    def stream(self, fn: Callable[..., Iterable[T]], request: object) -> Iterator[T]:
+        """A server-streaming call's messages, with failures explained like `call`'s."""
         try:
             self._wait_until_connected()
-            return fn(request, timeout=timeout or CALL_TIMEOUT_SECONDS, wait_for_ready=True)
+            yield from fn(request, wait_for_ready=True)
         except grpc.RpcError as e:
             raise self.translate(e) from None
 
     def _wait_until_connected(self) -> None:
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=CONNECT_WAIT_SECONDS)
+            grpc.channel_ready_future(self._channel).result(timeout=self._connect_wait)
         except grpc.FutureTimeoutError:
             raise self.unreachable() from None
 
@@ -99,6 +142,11 @@ class MasterClient:
                 f"{self.credentials.source} is for this cluster and that the master's "
                 f"certificate names {host} (master flag --tls-san), or pass --insecure if the "
                 f"master runs with --insecure"
+            )
+        if len(self.addresses) > 1:
+            return CliError(
+                f"cannot reach any pinnace master of {','.join(self.addresses)}: is one "
+                f"running? (set the addresses with --master or PINNACE_MASTER)"
             )
         return CliError(
             f"cannot reach the pinnace master at {self.address}: is `pinnace master` running? "

@@ -23,6 +23,7 @@ from master.cli.commands import (
 from master.cli.config import select as select_credentials
 from master.cli.drain import run_cordon, run_drain
 from master.cli.kubeconfig import run_kubeconfig
+from master.cli.logs import run_logs
 from master.cli.rollout import run_rollout
 from master.cli.token import run_token
 from master.pki.tokens import parse_duration
@@ -210,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("kubeconfig", help="print a kubeconfig for kubectl and Kubernetes clients")
     k.add_argument("--server", help="the Kubernetes API URL (default: the one the master wrote)")
 
+    lg = sub.add_parser("logs", help="print a pod's container log (from its node)")
+    lg.add_argument("pod", help="POD (or pod/POD)")
+    lg.add_argument("-c", "--container", default="", help="the container (default: the first)")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    lg.add_argument("--tail", type=int, default=-1, metavar="N", help="only the last N lines")
+    lg.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
+    lg.add_argument(
+        "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
+    )
+
     a = sub.add_parser("apply", help="create or update objects from manifests")
     a.add_argument(
         "-f",
@@ -385,6 +396,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_token(address, args.action, args.ttl, args.description, args.id)
         if args.command == "kubeconfig":
             return run_kubeconfig(address, args.server)
+        if args.command == "logs":
+            return run_logs(
+                address,
+                args.pod,
+                args.container,
+                args.follow,
+                args.tail,
+                args.timestamps,
+                args.previous,
+            )
         if args.command == "apply":
             return run_apply(address, args.filename, args.dry_run, args.recursive)
         if args.command == "get":

@@ -49,15 +49,6 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class LbFrontend:
-    """One listener per service port (the wire-level identity of what a client connects to)."""
-
-    service: str
-    service_port: int
-    protocol: str = "TCP"
-
-
-@dataclass(frozen=True, slots=True)
 class LbService:
     """One service port to balance: HAProxy listens on `listen_port` and spreads over endpoints."""
 

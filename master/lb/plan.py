@@ -33,7 +33,13 @@ def plan_runtime(current: LbState, desired: Sequence[LbService], *, min_slots: i
     commands: list[str] = []
     for new in state.backends:
         old = current.backend(new.service, new.port_name)
-        assert old is not None  # no reload means the same service ports
+        if old is None:  # cannot happen without a reload reason; a reload is always safe
+            return LbPlan(
+                needs_reload=True,
+                commands=post_reload_commands(state),
+                state=state,
+                reason=f"backend {new.service}/{new.port_name} is new",
+            )
         name = backend_name(new.service, new.port_name)
         for index, (before, after) in enumerate(zip(old.slots, new.slots, strict=True)):
             commands.extend(slot_commands(f"{name}/{server_name(index)}", before, after))

@@ -17,7 +17,7 @@ from master.manifest.fields import as_int, as_list, as_map, check_fields, one_of
 from master.manifest.meta import parse_labels, parse_object_meta, parse_template_labels
 from master.manifest.names import check_dns1123_subdomain
 from master.manifest.podspec import parse_pod_spec
-from master.model import Deployment, PodTemplate, RollingUpdate
+from master.model import Deployment, DeploymentStrategy, PodTemplate, RollingUpdate
 
 MAX_REPLICAS = 10_000
 SPEC_SUPPORTED = ("replicas", "selector", "template", "strategy")
@@ -60,7 +60,7 @@ def _int_or_percent(value: Any, where: Where, max_percent: int | None) -> str:
     raise where.error(f'must be an integer >= 0 or a percentage like "25%", got {describe(value)}')
 
 
-def _parse_strategy(value: Any, where: Where) -> tuple[str, RollingUpdate]:
+def _parse_strategy(value: Any, where: Where) -> tuple[DeploymentStrategy, RollingUpdate]:
     data = as_map(value, where)
     check_fields(data, where, ("type", "rollingUpdate"))
     kind = "RollingUpdate"
@@ -71,7 +71,7 @@ def _parse_strategy(value: Any, where: Where) -> tuple[str, RollingUpdate]:
     if kind == "Recreate":
         if rolling:
             raise at.error('may not be set when type is "Recreate"')
-        return kind, RollingUpdate()
+        return DeploymentStrategy.RECREATE, RollingUpdate()
     check_fields(rolling, at, ("maxSurge", "maxUnavailable"))
     surge, unavailable = RollingUpdate().max_surge, RollingUpdate().max_unavailable
     if rolling.get("maxSurge") is not None:
@@ -80,7 +80,9 @@ def _parse_strategy(value: Any, where: Where) -> tuple[str, RollingUpdate]:
         unavailable = _int_or_percent(rolling["maxUnavailable"], at.key("maxUnavailable"), 100)
     if surge.rstrip("%") == "0" and unavailable.rstrip("%") == "0":
         raise at.key("maxUnavailable").error("may not be 0 when maxSurge is 0")
-    return kind, RollingUpdate(max_surge=surge, max_unavailable=unavailable)
+    return DeploymentStrategy.ROLLING_UPDATE, RollingUpdate(
+        max_surge=surge, max_unavailable=unavailable
+    )
 
 
 def parse_pod_template(

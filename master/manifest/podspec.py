@@ -40,7 +40,7 @@ from master.manifest.quantities import (
     parse_quantity_memory,
 )
 from master.manifest.volumes import parse_volume_mounts, parse_volumes
-from master.model import Container, ContainerPort, PodSpec, Resources, Volume
+from master.model import Container, ContainerPort, PodSpec, Resources, RestartPolicy, Volume
 
 POD_SUPPORTED = (
     "containers", "volumes", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
@@ -271,7 +271,7 @@ def parse_pod_spec(value: Any, where: Where, claim_templates: tuple[str, ...] = 
         )
     return PodSpec(
         containers=containers,
-        restart_policy=restart,
+        restart_policy=RestartPolicy(restart),
         termination_grace_period_seconds=grace,
         service_account_name=_service_account(data, where),
         volumes=volumes,

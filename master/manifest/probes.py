@@ -18,7 +18,7 @@ from typing import Any
 
 from master.manifest.errors import Where, describe
 from master.manifest.fields import as_int, as_list, as_map, as_str, check_fields, require
-from master.model import ContainerPort, HTTPHeader, Probe
+from master.model import ContainerPort, HTTPHeader, Probe, ProbeKind
 
 HANDLERS = ("httpGet", "tcpSocket", "exec")
 PROBE_SUPPORTED = (
@@ -96,7 +96,7 @@ def _http_get(value: Any, where: Where, ports: tuple[ContainerPort, ...]) -> Pro
         if scheme != "HTTP":
             raise where.key("scheme").error(f'must be "HTTP", got {describe(scheme)}')
     headers = _headers(data.get("httpHeaders"), where.key("httpHeaders"))
-    return Probe(kind="httpGet", port=port, path=path, http_headers=headers)
+    return Probe(kind=ProbeKind.HTTP_GET, port=port, path=path, http_headers=headers)
 
 
 def _tcp_socket(value: Any, where: Where, ports: tuple[ContainerPort, ...]) -> Probe:
@@ -104,7 +104,8 @@ def _tcp_socket(value: Any, where: Where, ports: tuple[ContainerPort, ...]) -> P
     check_fields(data, where, ("port", "host"))
     _host(data, where)
     return Probe(
-        kind="tcpSocket", port=_port(require(data, "port", where), where.key("port"), ports)
+        kind=ProbeKind.TCP_SOCKET,
+        port=_port(require(data, "port", where), where.key("port"), ports),
     )
 
 
@@ -115,7 +116,7 @@ def _exec(value: Any, where: Where) -> Probe:
     command = tuple(as_str(c, at.index(i)) for i, c in enumerate(as_list(data.get("command"), at)))
     if not command:
         raise at.error("is required (the command to run in the container)")
-    return Probe(kind="exec", command=command)
+    return Probe(kind=ProbeKind.EXEC, command=command)
 
 
 def _handler(data: dict[str, Any], where: Where, ports: tuple[ContainerPort, ...]) -> Probe:

@@ -16,7 +16,7 @@ from master.manifest.errors import Where, describe
 from master.manifest.fields import as_int, as_list, as_map, as_str, check_fields, one_of, require
 from master.manifest.meta import parse_labels, parse_object_meta
 from master.manifest.names import check_dns1035_label, check_dns1123_label, check_port_name
-from master.model import Service, ServicePort
+from master.model import Service, ServicePort, ServiceType
 
 SPEC_SUPPORTED = ("ports", "selector", "type", "clusterIP", "clusterIPs")
 SPEC_UNSUPPORTED = ( "externalIPs", "sessionAffinity", "loadBalancerIP",
@@ -111,7 +111,7 @@ def parse_service(data: dict[str, Any], where: Where) -> Service:
         meta=meta,
         selector=parse_labels(spec.get("selector"), at.key("selector")),
         ports=_parse_ports(spec.get("ports"), at.key("ports")),
-        type=kind,
+        type=ServiceType(kind),
         headless=headless,
     )
 

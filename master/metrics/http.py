@@ -54,7 +54,10 @@ def start_metrics_server(
     try:
         server, _ = start_http_server(port, host, registry)
     except OSError as exc:
-        raise OSError(f"--metrics-listen {listen}: {exc.strerror or exc}") from None
+        raise OSError(
+            f"--metrics-listen {listen}: {exc.strerror or exc} (another master on this "
+            "machine? choose another HOST:PORT, or '' to serve no metrics)"
+        ) from None
     for collector in collectors:
         registry.register(collector)
     bound = server.server_address[1]

@@ -30,6 +30,13 @@ GRPC_HANDLING = Histogram(
     ["grpc_service", "grpc_method", "grpc_code"],
     buckets=FAST_BUCKETS,
 )
+KUBE_API_REQUESTS = Histogram(
+    "pinnace_kube_api_request_duration_seconds",
+    "Time the master took to answer a Kubernetes API request (a watch: its whole life), by "
+    "verb, resource and status code.",
+    ["verb", "resource", "code"],
+    buckets=FAST_BUCKETS,
+)
 SCHEDULE_ATTEMPTS = Counter(
     "pinnace_scheduler_schedule_attempts_total",
     "Pods the scheduler tried to place, by result (scheduled or unschedulable).",

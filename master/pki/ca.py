@@ -82,14 +82,9 @@ def spki_sha256(public_key: ec.EllipticCurvePublicKey) -> bytes:
 def ca_hash(ca_cert: x509.Certificate) -> str:
     """The CA pin carried by join tokens: unpadded base64url of spki_sha256."""
     public_key = ca_cert.public_key()
-    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise ValueError(f"the cluster CA's key is not an EC key: {type(public_key).__name__}")
     return base64.urlsafe_b64encode(spki_sha256(public_key)).rstrip(b"=").decode()
-
-
-def key_id(public_key: object) -> str:
-    """A short printable fingerprint of a public key, for messages (sha256:abcd1234...)."""
-    assert isinstance(public_key, ec.EllipticCurvePublicKey)
-    return "sha256:" + spki_sha256(public_key).hex()[:16]
 
 
 def _name(cn: str, org: str = "") -> x509.Name:
@@ -234,7 +229,8 @@ class CertificateAuthority:
                 f"the certificate request is for {subject_cn!r}, not for node {node_name!r}"
             )
         public_key = csr.public_key()
-        assert isinstance(public_key, ec.EllipticCurvePublicKey)  # parse_csr checked
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):  # parse_csr checks it too
+            raise CsrError("the certificate request's key must be an EC (P-256) key")
         return self.issue_client(public_key, node_name, NODE_ORG, now, lifetime)
 
 

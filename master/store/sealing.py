@@ -83,7 +83,8 @@ class SecretSealer:
         if key_id != self.key_id:
             raise StoreError(
                 f"secret {name} was encrypted with key {key_id}, but {KEY_FILE} holds key "
-                f"{self.key_id}: restore the data dir's original {KEY_FILE}"
+                f"{self.key_id}: restore the data dir's original {KEY_FILE} (masters sharing "
+                f"one etcd need the same {KEY_FILE} in each data dir)"
             )
         raw = base64.b64decode(body)
         try:

@@ -113,6 +113,10 @@ def test_one_leader_writes_and_the_followers_mirror_it(ha: HaCluster) -> None:
         f"{leader.name} at {leader.address}: send writes there\n"
     )
     assert applied.returncode == 0 and scaled.returncode == 0, applied.stderr + scaled.stderr
+    # With every master named, the CLI passes a follower's refusal on until the leader takes it.
+    everyone = ",".join([*(ha.masters.addresses[f] for f in followers), leader.address])
+    via_list = ha.masters.cli(everyone, "scale", "deployment", "web", "--replicas", "0")
+    assert via_list.returncode == 0, via_list.stderr
     for name in followers:
         address = ha.masters.addresses[name]
 
@@ -188,6 +192,15 @@ def test_the_leader_killed_another_takes_writes_and_nothing_acknowledged_is_lost
     finally:
         writer.stop.set()
         thread.join(timeout=30)
+
+    everyone = ",".join(ha.masters.addresses[n] for n in NAMES)  # the dead leader among them
+    started = time.monotonic()
+    via_list = ha.masters.cli(
+        everyone, "apply", "-f", "-", stdin=DEPLOYMENT.format(name="cli", replicas=0)
+    )
+    cli_took = time.monotonic() - started
+    assert via_list.returncode == 0, via_list.stderr
+    print(f"the CLI with --master {everyone} applied in {cli_took:.2f}s")
 
     takeover = first - killed_at
     print(f"new leader {new.name} acknowledged its first write {takeover:.2f}s after kill -9")

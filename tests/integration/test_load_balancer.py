@@ -110,6 +110,16 @@ class Load:
     def stop(self) -> None:
         self._stop.set()
 
+    def served_after(self, mark: int, count: int, timeout: float = 30.0) -> int:
+        """Wait until `count` more requests than `mark` succeeded; returns the new mark."""
+        wait_for(
+            f"{count} more requests served (at {self.ok})",
+            lambda: self.ok >= mark + count or bool(self.failures),
+            timeout,
+            interval=0.05,
+        )
+        return self.ok
+
 
 @contextmanager
 def steady_load(url: str) -> Iterator[Load]:
@@ -167,7 +177,16 @@ def test_disruptions_under_steady_traffic_fail_no_request(
         .replace("image: nginx:latest", "image: pinnace/httpd:latest")
     )
 
+    # Requests served during each disruption, counted at its end: every phase must
+    # have carried traffic (a counter, not a throughput the machine may not reach).
+    phases: dict[str, int] = {}
     with steady_load(url) as load:
+        mark = load.served_after(0, 20)
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            phases[name], mark = load.ok - mark, load.ok
+
         # a rolling update to a new image
         cluster.cli("apply", "-f", str(updated))
         status = cluster.cli(
@@ -175,10 +194,13 @@ def test_disruptions_under_steady_traffic_fail_no_request(
         )
         assert "successfully rolled out" in status.stdout
         _ready_pods(cluster, 5, image="pinnace/httpd:latest")
+        phase("rollout")
         # a scale from 5 to 2
         cluster.cli("scale", "deployment", "my-web-app-deployment", "--replicas", "2")
         _ready_pods(cluster, 2)
-        time.sleep(1)
+        # the scaled-down pods drained: 100 more requests go through the remaining two
+        load.served_after(load.ok, 100)
+        phase("scale")
         # a docker kill of a pod
         victim = cluster.containers()[0]
         victim.kill()
@@ -209,10 +231,12 @@ def test_disruptions_under_steady_traffic_fail_no_request(
             ),
             timeout=60,
         )
-        time.sleep(1)
+        # 100 more requests go through the survivors after the node's loss
+        load.served_after(load.ok, 100)
+        phase("kill and node loss")
 
     assert load.failures == [], f"{len(load.failures)} failed of {load.ok + len(load.failures)}"
-    assert load.ok >= 1000, load.ok
+    assert all(served > 0 for served in phases.values()), phases
 
 
 def test_a_rollout_to_a_missing_image_stalls_and_undo_recovers(

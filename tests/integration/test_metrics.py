@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
+import subprocess
+import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -180,6 +184,16 @@ def test_metrics_move_when_pods_are_scheduled_probed_and_killed(
     assert value(a1, probes, probe="readiness", result="success") >= 2
     assert value(a1, "pinnace_agent_container_operation_errors_total", operation="create") == 0
 
+    # The Kubernetes API, asked without a client certificate: a 401, timed and counted.
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE  # only to our own master on 127.0.0.1
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{cluster.api_url}/api/v1/pods", timeout=10, context=insecure)
+    assert refused.value.code == 401
+    kube = "pinnace_kube_api_request_duration_seconds_count"
+    assert total(scrape(master), kube, verb="GET", resource="pods", code="401") == 1
+
     # Killed: a pod deleted by the user is stopped and replaced (scheduled again); an unknown
     # object is a NOT_FOUND call.
     victim = _ready_pods(cluster)[0]["metadata"]["name"]
@@ -222,6 +236,24 @@ def test_a_taken_metrics_port_is_one_clear_sentence(cluster: LocalCluster) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        refused = subprocess.run(
+            [
+                *(sys.executable, "-m", "master.cli.main", "master", "--listen", "127.0.0.1:0"),
+                *("--data-dir", str(cluster.workdir / "refused"), "--no-lb", "--insecure"),
+                *("--api-listen", "", "--metrics-listen", f"127.0.0.1:{port}"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=cluster.env,
+        )
+        assert refused.returncode == 1
+        assert refused.stdout == ""
+        assert (
+            f"pinnace master: --metrics-listen 127.0.0.1:{port}: Address already in use"
+            in refused.stderr
+        )
+        assert "Traceback" not in refused.stderr
         cluster.start_master("--no-lb", "--insecure")
         agent = cluster.start_agent("n1", "--metrics-listen", f"127.0.0.1:{port}")
         proc = cluster.agents[agent]

@@ -194,3 +194,18 @@ def test_the_application_layer_knows_no_transport() -> None:
     for module in ("grpc", "protos", "aiohttp", "http", "urllib", "asyncio", "socket", "ssl"):
         assert _offenders("master/app", module, ()) == [], module
     assert (REPO / "master/app/apply.py").is_file() and (REPO / "master/app/reports.py").is_file()
+
+
+def test_production_code_does_not_check_with_assert() -> None:
+    """`python -O` drops asserts: a check that matters raises a real error."""
+    checked = ["master/app", "master/controllers", "master/lb", "master/pki", "master/scheduler"]
+    checked += ["master/manifest", "master/cli", "kernel"]
+    paths = [p for c in checked for p in _modules(c)]
+    paths += sorted((REPO / "master/api").glob("*.py"))
+    offenders = [
+        f"{p.relative_to(REPO)}:{node.lineno}"
+        for p in paths
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.Assert)
+    ]
+    assert offenders == []

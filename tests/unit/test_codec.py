@@ -14,10 +14,12 @@ from master.model import (
     ConfigMap,
     Container,
     ContainerPort,
+    ContainerState,
     ContainerStatus,
     Deployment,
     DeploymentRevision,
     DeploymentStatus,
+    DeploymentStrategy,
     EnvFromSource,
     EnvVar,
     EnvVarSource,
@@ -34,12 +36,15 @@ from master.model import (
     PodStatus,
     PodTemplate,
     Probe,
+    ProbeKind,
     Resources,
+    RestartPolicy,
     RollingUpdate,
     Secret,
     Service,
     ServiceAccount,
     ServicePort,
+    ServiceType,
     StatefulSet,
     StatefulSetStatus,
     StoredObject,
@@ -90,7 +95,7 @@ def _container() -> Container:
 def _probe(kind: str) -> Probe:
     # Every field away from its default, whatever the kind (the codec does not care).
     return Probe(
-        kind=kind,
+        kind=ProbeKind(kind),
         port="http",
         path="/healthz",
         scheme="HTTPS",
@@ -107,7 +112,7 @@ def _probe(kind: str) -> Probe:
 def _spec() -> PodSpec:
     return PodSpec(
         containers=(_container(), dataclasses.replace(_container(), name="sidecar")),
-        restart_policy="OnFailure",
+        restart_policy=RestartPolicy.ON_FAILURE,
         termination_grace_period_seconds=5,
         service_account_name="robot",
         volumes=(
@@ -135,7 +140,7 @@ def full_objects() -> list[StoredObject]:
             replicas=3,
             selector={"app": "web"},
             template=PodTemplate(labels={"app": "web"}, spec=_spec()),
-            strategy="Recreate",
+            strategy=DeploymentStrategy.RECREATE,
             rolling_update=RollingUpdate(max_surge="1", max_unavailable="0"),
             status=DeploymentStatus(1, 2, 3, 4, 5, "pod web-1: ImagePullBackOff"),
             history=(
@@ -148,7 +153,7 @@ def full_objects() -> list[StoredObject]:
             meta=_meta("web"),
             selector={"app": "web"},
             ports=(ServicePort(80, "http", "UDP", "web", 30080, "http"),),
-            type="LoadBalancer",
+            type=ServiceType.LOAD_BALANCER,
             ingress_ip="127.0.0.1",
             cluster_ip="10.0.0.1",
             headless=True,
@@ -173,7 +178,7 @@ def full_objects() -> list[StoredObject]:
                 container_statuses=(
                     ContainerStatus(
                         name="web",
-                        state="running",
+                        state=ContainerState.RUNNING,
                         reason="Restarted",
                         message="was OOMKilled",
                         ready=True,
@@ -184,7 +189,7 @@ def full_objects() -> list[StoredObject]:
                         started_at=1700000050.125,
                         image_note="could not pull web:latest",
                     ),
-                    ContainerStatus(name="sidecar", state="terminated", exit_code=1),
+                    ContainerStatus(name="sidecar", state=ContainerState.TERMINATED, exit_code=1),
                 ),
                 ready=True,
                 started_at=1700000040.0625,

@@ -12,6 +12,7 @@ from master.controllers.naming import template_hash
 from master.model import (
     Container,
     Deployment,
+    DeploymentStrategy,
     ObjectMeta,
     Pod,
     PodPhase,
@@ -37,7 +38,7 @@ def _deployment(
         replicas=replicas,
         selector={"app": "web"},
         template=template,
-        strategy=strategy,
+        strategy=DeploymentStrategy(strategy),
         rolling_update=RollingUpdate(surge, unavailable),
     )
 

@@ -12,7 +12,7 @@ from master.lb.conflicts import (
 from master.lb.endpoints import compute_lb_services
 from master.lb.model import LbAddresses, LbState
 from master.lb.slots import assign_slots
-from master.model import ObjectMeta, Service, ServicePort
+from master.model import ObjectMeta, Service, ServicePort, ServiceType
 
 ONE = LbAddresses(listen="127.0.0.1")
 SPLIT = LbAddresses(listen="192.0.2.1", internal="10.0.0.1")
@@ -23,7 +23,7 @@ def svc(name: str, *ports: int, type_: str = "LoadBalancer", created: float = 1.
         meta=ObjectMeta(name=name, created_at=created),
         selector={"app": name},
         ports=tuple(ServicePort(p, str(p), name=f"p{p}" if len(ports) > 1 else "") for p in ports),
-        type=type_,
+        type=ServiceType(type_),
     )
 
 

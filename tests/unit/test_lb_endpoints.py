@@ -18,6 +18,7 @@ from master.model import (
     PodStatus,
     Service,
     ServicePort,
+    ServiceType,
 )
 
 
@@ -51,7 +52,7 @@ def _service(target: str = "80", port: int = 80, name: str = "", app_protocol: s
         meta=ObjectMeta(name="web"),
         selector={"app": "web"},
         ports=(ServicePort(port, target, name=name, app_protocol=app_protocol),),
-        type="LoadBalancer",
+        type=ServiceType.LOAD_BALANCER,
     )
 
 
@@ -125,7 +126,7 @@ def test_cluster_ip_services_listen_only_on_the_internal_address() -> None:
         meta=ObjectMeta(name="db"),
         selector={"app": "web"},
         ports=(ServicePort(5432, "80"),),
-        type="ClusterIP",
+        type=ServiceType.CLUSTER_IP,
     )
 
     services = compute_lb_services(
@@ -141,7 +142,7 @@ def test_cluster_ip_services_listen_only_on_the_internal_address() -> None:
 
 
 def test_headless_service_gets_no_load_balancer_but_lists_its_endpoints() -> None:
-    headless = replace(_service(), type="ClusterIP", headless=True)
+    headless = replace(_service(), type=ServiceType.CLUSTER_IP, headless=True)
     pods = [_pod("a", host_port=31001)]
 
     balanced = compute_lb_services([headless], pods, {"n1": True})

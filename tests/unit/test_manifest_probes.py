@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from master.api.render import render_container
-from master.model import Container, Deployment, HTTPHeader, Probe
+from master.model import Container, Deployment, HTTPHeader, Probe, ProbeKind
 from tests.unit.test_manifest_support import DEPLOYMENT, dump, error, mutate, parse
 
 C0 = "spec.template.spec.containers[0]"
@@ -39,7 +39,7 @@ def test_http_get_probe_takes_kubernetes_defaults() -> None:
     readiness, liveness = probes_of(doc)
 
     assert readiness == Probe(
-        kind="httpGet",
+        kind=ProbeKind.HTTP_GET,
         port="80",
         path="/healthz",
         scheme="HTTP",
@@ -72,7 +72,7 @@ def test_every_field_of_every_handler_is_read() -> None:
     readiness, liveness = probes_of(doc)
 
     assert readiness == Probe(
-        kind="httpGet",
+        kind=ProbeKind.HTTP_GET,
         port="http",
         path="/",
         http_headers=(HTTPHeader("X-Probe", "ready"),),
@@ -82,15 +82,17 @@ def test_every_field_of_every_handler_is_read() -> None:
         success_threshold=2,
         failure_threshold=5,
     )
-    assert liveness == Probe(kind="exec", command=("cat", "/tmp/alive"), failure_threshold=1)
+    assert liveness == Probe(
+        kind=ProbeKind.EXEC, command=("cat", "/tmp/alive"), failure_threshold=1
+    )
 
 
 def test_tcp_socket_probe_by_number_and_by_name() -> None:
     by_number = with_probes(livenessProbe={"tcpSocket": {"port": 8080}})
     by_name = with_probes(livenessProbe={"tcpSocket": {"port": "http"}})
 
-    assert probes_of(by_number)[1] == Probe(kind="tcpSocket", port="8080")
-    assert probes_of(by_name)[1] == Probe(kind="tcpSocket", port="http")
+    assert probes_of(by_number)[1] == Probe(kind=ProbeKind.TCP_SOCKET, port="8080")
+    assert probes_of(by_name)[1] == Probe(kind=ProbeKind.TCP_SOCKET, port="http")
 
 
 def test_startup_probe_is_still_only_a_warning() -> None:
@@ -232,7 +234,7 @@ def test_liveness_success_threshold_must_be_one() -> None:
 def test_readiness_success_threshold_above_one_is_fine() -> None:
     doc = with_probes(readinessProbe={"tcpSocket": {"port": 80}, "successThreshold": 3})
 
-    assert probes_of(doc)[0] == Probe(kind="tcpSocket", port="80", success_threshold=3)
+    assert probes_of(doc)[0] == Probe(kind=ProbeKind.TCP_SOCKET, port="80", success_threshold=3)
 
 
 def test_a_named_port_of_another_container_does_not_count() -> None:
@@ -297,7 +299,9 @@ def test_probes_render_back_and_reapply_to_the_same_container() -> None:
 
 def test_a_numeric_port_renders_as_a_number() -> None:
     rendered = render_container(
-        probes_container(Probe(kind="tcpSocket", port="8080"), Probe(kind="httpGet", port="80"))
+        probes_container(
+            Probe(kind=ProbeKind.TCP_SOCKET, port="8080"), Probe(kind=ProbeKind.HTTP_GET, port="80")
+        )
     )
 
     assert rendered["readinessProbe"]["tcpSocket"] == {"port": 8080}

@@ -19,6 +19,7 @@ from agent.model import Probe
 from agent.probes import ProbeKind, ProbeResult, ProbeTarget
 from agent.runtime.fake_runtime import FakeRuntime
 from agent.runtime.metered import MeteredRuntime
+from master.api.kube.metered import resource_of
 from master.api.metrics_interceptor import _code, _names
 from master.metrics.cluster import ClusterCollector, gauge_families, measure_cluster
 from master.metrics.http import parse_listen
@@ -233,3 +234,17 @@ def test_container_operations_are_timed_and_failures_counted() -> None:
     assert sample(ops, operation="exec") - before["exec"] == 1
     assert sample(errors, operation="exec") - exec_errors == 1
     assert runtime.node == "n1"
+
+
+# -- Kubernetes API --------------------------------------------------------------------------
+
+
+def test_kube_api_requests_are_labelled_by_a_bounded_resource() -> None:
+    assert resource_of("/api/v1/pods") == "pods"
+    assert resource_of("/api/v1/namespaces/default/pods/web-1/log") == "pods"
+    assert resource_of("/apis/apps/v1/namespaces/d/deployments/web/scale") == "deployments"
+    assert resource_of("/api/v1/namespaces/default") == "namespaces"
+    # Anything else is not a resource label: discovery paths use their route, the rest "unknown".
+    assert resource_of("/api/v1/no-such-thing-3f9a") is None
+    assert resource_of("/version") is None
+    assert resource_of("/apis/apps") is None

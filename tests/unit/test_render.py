@@ -7,12 +7,13 @@ from typing import Any
 
 import yaml
 
-from master.api.render import render_list, render_object
+from master.api.render import render_object
 from master.manifest import parse_manifests
 from master.model import (
     ConfigMap,
     Container,
     ContainerPort,
+    ContainerState,
     ContainerStatus,
     Deployment,
     DeploymentStatus,
@@ -29,6 +30,7 @@ from master.model import (
     Secret,
     Service,
     ServiceAccount,
+    ServiceType,
 )
 from tests.unit.test_manifest_support import DEPLOYMENT, SERVICE, dump, mutate
 
@@ -60,11 +62,11 @@ def pod() -> Pod:
         port_map={"80/TCP": 32768},
         container_statuses=(
             ContainerStatus(
-                name="web", state="running", ready=True, restart_count=2,
+                name="web", state=ContainerState.RUNNING, ready=True, restart_count=2,
                 container_id="abc123", image="nginx:1.25", started_at=T0,
             ),
             ContainerStatus(
-                name="side", state="waiting", reason="CrashLoopBackOff",
+                name="side", state=ContainerState.WAITING, reason="CrashLoopBackOff",
                 message="back-off 10s", restart_count=5, image="busybox",
             ),
         ),
@@ -142,7 +144,9 @@ def test_pending_pod_and_terminated_container() -> None:
         deletion_requested_at=0.0,
         status=PodStatus(
             container_statuses=(
-                ContainerStatus(name="web", state="terminated", reason="Error", exit_code=3),
+                ContainerStatus(
+                    name="web", state=ContainerState.TERMINATED, reason="Error", exit_code=3
+                ),
             ),
             reason="Unschedulable",
             message="0/2 nodes are available: 2 Insufficient cpu.",
@@ -202,7 +206,7 @@ def test_service_shape() -> None:
         meta=meta("web"),
         selector={"app": "web"},
         ports=(),
-        type="LoadBalancer",
+        type=ServiceType.LOAD_BALANCER,
         ingress_ip="192.0.2.10",
     )
     (parsed,) = parse_manifests([("s.yaml", dump(SERVICE))]).objects
@@ -310,13 +314,6 @@ def test_event_shape() -> None:
     assert out["source"] == {"component": "scheduler"}
 
 
-def test_render_list() -> None:
-    out = render_list([pod(), pod()], NOW)
-
-    assert out["apiVersion"] == "v1" and out["kind"] == "List"
-    assert [i["kind"] for i in out["items"]] == ["Pod", "Pod"]
-
-
 def _rich_deployment() -> dict[str, Any]:
     container = {
         "name": "app",
@@ -382,7 +379,8 @@ def test_round_trip_render_then_parse_gives_the_same_spec() -> None:
     assert isinstance(stored[0], Deployment)
     assert stored[0].template.spec.containers[0].env[0] == EnvVar("MODE", "prod")
 
-    text = yaml.safe_dump(render_list(stored, NOW)).encode()
+    listed = {"apiVersion": "v1", "kind": "List", "items": [render_object(o, NOW) for o in stored]}
+    text = yaml.safe_dump(listed).encode()
     again = parse_manifests([("get.yaml", text)])
 
     assert [_spec_of(o) for o in again.objects] == [_spec_of(o) for o in original.objects]

@@ -12,6 +12,7 @@ from master.controllers.deployment import stalled_reason
 from master.controllers.revisions import RollbackError, record_revision, rollback_template
 from master.model import (
     Container,
+    ContainerState,
     ContainerStatus,
     Deployment,
     DeploymentRevision,
@@ -79,7 +80,9 @@ def test_rollback_goes_to_the_previous_or_a_named_revision() -> None:
 
 
 def test_a_new_pod_that_cannot_pull_its_image_stalls_the_rollout() -> None:
-    waiting = ContainerStatus("web", "waiting", "ImagePullBackOff", "image nope:1 not found")
+    waiting = ContainerStatus(
+        "web", ContainerState.WAITING, "ImagePullBackOff", "image nope:1 not found"
+    )
     pod = Pod(
         meta=ObjectMeta(name="web-x"),
         spec=_template("nope:1").spec,

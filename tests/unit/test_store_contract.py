@@ -21,6 +21,7 @@ import master.store.memory
 import master.store.sqlite
 from master.model import (
     Container,
+    ContainerState,
     ContainerStatus,
     Deployment,
     Event,
@@ -52,7 +53,7 @@ def pod(name: str, rv: int = 1, **status: Any) -> Pod:
         node_name="node-1",
         status=PodStatus(
             port_map={"80/TCP": 32000},
-            container_statuses=(ContainerStatus("web", state="running", ready=True),),
+            container_statuses=(ContainerStatus("web", state=ContainerState.RUNNING, ready=True),),
             **status,
         ),
     )

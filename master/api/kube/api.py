@@ -15,6 +15,8 @@ import base64
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +27,8 @@ from master.api.kube.resources import Resource
 from master.api.kube.selectors import parse_field_selector, parse_label_selector
 from master.api.kube.tables import render_table, wants_table
 from master.api.kube.watch import Change, TooOld, WatchHub
+from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
+from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
 from master.model import DEFAULT_NAMESPACE
 from master.state import ClusterState
@@ -51,8 +55,16 @@ def _flag(request: web.Request, name: str) -> bool:
 
 class KubeApi:
     def __init__(
-        self, state: ClusterState, lifecycle: NodeLifecycle, clock: Clock, server_address: str
+        self,
+        state: ClusterState,
+        lifecycle: NodeLifecycle,
+        clock: Clock,
+        server_address: str,
+        logs: LogRelay | None = None,
+        admit_services: ServiceAdmission | None = None,
     ) -> None:
+        self.logs = logs
+        self.admit_services = admit_services
         self.state = state
         self.lifecycle = lifecycle
         self.clock = clock
@@ -191,7 +203,7 @@ class KubeApi:
             if method == "POST":
                 result = await writes.create(
                     self.state, base, writes.decode_body(await request.read(),
-                    request.content_type), namespace, now, dry_run,
+                    request.content_type), namespace, now, dry_run, self.admit_services,
                 )  # fmt: skip
                 return self._written(result, request)
             raise errors.method_not_allowed(f"{method} is not allowed on {base.name}")
@@ -200,13 +212,14 @@ class KubeApi:
         if method == "PUT":
             result = await writes.replace(
                 self.state, base, name, writes.decode_body(await request.read(),
-                request.content_type), namespace, now, dry_run,
+                request.content_type), namespace, now, dry_run, self.admit_services,
             )  # fmt: skip
             return self._written(result, request)
         if method == "PATCH":
             result = await writes.patch(
-                self.state, base, name, await request.read(), request.content_type, now, dry_run
-            )
+                self.state, base, name, await request.read(), request.content_type, now, dry_run,
+                self.admit_services,
+            )  # fmt: skip
             return self._written(result, request)
         if method == "DELETE":
             body = await request.read()
@@ -438,14 +451,61 @@ class KubeApi:
         )
         return _json(out)
 
-    async def _log(self, request: web.Request, name: str) -> web.Response:
-        if self.state.pod(name) is None:
-            raise errors.not_found("pods", "", name)
-        raise errors.KubeError(
-            501, "NotImplemented",
-            "pod logs are not served by pinnace's Kubernetes API yet; read them on the node "
-            "with `docker logs` (containers are labelled pinnace.pod=<pod name>)",
-        )  # fmt: skip
+    async def _log(self, request: web.Request, name: str) -> web.StreamResponse:
+        """pods/NAME/log: the container's output, read by its agent over the node session."""
+        try:
+            query = log_query(name, request.query)
+            node, container = locate(self.state, name, query.container, _flag(request, "previous"))
+        except ValueError as e:
+            raise errors.bad_request(str(e)) from None
+        except LogRefused as e:
+            if e.code == "not_found":
+                raise errors.not_found("pods", "", name) from None
+            raise errors.bad_request(e.message) from None
+        if self.logs is None:
+            raise errors.KubeError(503, "ServiceUnavailable", "this master relays no logs")
+        chunks = self.logs.stream(node, replace(query, container=container))
+        try:
+            first = await anext(chunks, None)
+        except LogUnavailable as e:
+            raise errors.bad_request(str(e)) from None
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(first)
+                async for data in chunks:
+                    await response.write(data)
+        except (LogUnavailable, ConnectionResetError):
+            pass
+        finally:
+            await chunks.aclose()
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+
+def log_query(pod: str, query: Mapping[str, str]) -> LogQuery:
+    """kubectl logs' query parameters; ValueError names a bad one."""
+
+    def number(key: str, default: int) -> int:
+        text = query.get(key, "")
+        if not text:
+            return default
+        if not text.isdigit():
+            raise ValueError(f"{key} must be a number >= 0, got {text[:30]!r}")
+        return int(text)
+
+    return LogQuery(
+        pod=pod,
+        container=query.get("container", ""),
+        follow=query.get("follow", "").lower() in ("1", "true"),
+        tail_lines=number("tailLines", -1),
+        timestamps=query.get("timestamps", "").lower() in ("1", "true"),
+        since_seconds=number("sinceSeconds", 0),
+        limit_bytes=number("limitBytes", 0),
+    )
 
 
 @web.middleware

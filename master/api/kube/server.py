@@ -30,6 +30,9 @@ from kernel.clock import Clock
 from master.api.auth import Peer, peer_from_certificate
 from master.api.kube import errors
 from master.api.kube.api import KubeApi, status_errors
+from master.api.kube.metered import request_metrics
+from master.api.logs import LogRelay
+from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
 from master.pki.bootstrap import MasterPki, listen_host
 from master.state import ClusterState
@@ -116,14 +119,17 @@ async def start_kube_api(
     state: ClusterState,
     lifecycle: NodeLifecycle,
     clock: Clock,
+    logs: LogRelay | None = None,
+    admit_services: ServiceAdmission | None = None,
 ) -> KubeApiServer:
     """Bind `listen` (port 0 picks one) and serve; returns the bound port and URL."""
     host = listen_host(listen)
     port_text = listen.rsplit(":", 1)[-1] if ":" in listen else "6443"
-    api = KubeApi(state, lifecycle, clock, "")
+    api = KubeApi(state, lifecycle, clock, "", logs, admit_services)
     auth = Authenticator(pki)
     app = web.Application(
-        middlewares=[auth.middleware, status_errors], client_max_size=MAX_BODY_BYTES
+        middlewares=[request_metrics, auth.middleware, status_errors],
+        client_max_size=MAX_BODY_BYTES,
     )
     app.add_routes(api.routes())
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -21,7 +21,7 @@ from master.api.kube import errors
 from master.api.kube.objects import render, scale
 from master.api.kube.patch import PatchError, json_patch, merge_patch, strategic_merge
 from master.api.kube.resources import Resource
-from master.app.apply import apply_objects
+from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import NodeLifecycle, delete_objects
 from master.app.errors import AppError
 from master.app.scale import deployment as stored_deployment
@@ -107,6 +107,7 @@ async def _store(
     now: float,
     dry_run: bool,
     create_only: bool,
+    admit: ServiceAdmission | None = None,
 ) -> WriteResult:
     body = {**body, "apiVersion": r.api_version, "kind": r.kind}
     data = json.dumps(body).encode()
@@ -115,7 +116,9 @@ async def _store(
     except ManifestError as e:
         raise errors.invalid(r.kind, r.group, name, str(e)) from None
     try:
-        applied = await apply_objects(state, parsed.objects, now, dry_run, create_only)
+        applied = await apply_objects(
+            state, parsed.objects, now, dry_run, create_only, admit_services=admit
+        )
     except AppError as e:
         raise app_error(e, r, name) from None
     result = applied[0]
@@ -125,12 +128,13 @@ async def _store(
 
 
 async def create(
-    state: ClusterState, r: Resource, body: Any, namespace: str | None, now: float, dry_run: bool
-) -> WriteResult:
-    if r.kind not in WRITABLE:
+    state: ClusterState, r: Resource, body: Any, namespace: str | None, now: float, dry_run: bool,
+    admit: ServiceAdmission | None = None,
+) -> WriteResult:  # fmt: skip
+    if "create" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} are made by pinnace, not created by users")
     name = _check_identity(r, body, None, namespace)
-    return await _store(state, r, body, name, now, dry_run, create_only=True)
+    return await _store(state, r, body, name, now, dry_run, create_only=True, admit=admit)
 
 
 def _check_version(r: Resource, name: str, body: Obj, current_rv: str) -> None:
@@ -147,16 +151,16 @@ def _check_version(r: Resource, name: str, body: Obj, current_rv: str) -> None:
 
 async def replace(
     state: ClusterState, r: Resource, name: str, body: Any, namespace: str | None, now: float,
-    dry_run: bool,
+    dry_run: bool, admit: ServiceAdmission | None = None,
 ) -> WriteResult:  # fmt: skip
-    if r.kind not in WRITABLE:
+    if "update" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be replaced through the API")
     _check_identity(r, body, name, namespace)
     current = state.get(r.kind, name)
     if current is None:
         raise errors.not_found(r.name, r.group, name)
     _check_version(r, name, body, str(current.meta.resource_version))
-    return await _store(state, r, body, name, now, dry_run, create_only=False)
+    return await _store(state, r, body, name, now, dry_run, create_only=False, admit=admit)
 
 
 def apply_patch(current: Obj, patch: Any, content_type: str, kind: str) -> Any:
@@ -177,22 +181,22 @@ def apply_patch(current: Obj, patch: Any, content_type: str, kind: str) -> Any:
 
 async def patch(
     state: ClusterState, r: Resource, name: str, body: bytes, content_type: str, now: float,
-    dry_run: bool,
+    dry_run: bool, admit: ServiceAdmission | None = None,
 ) -> WriteResult:  # fmt: skip
-    if r.kind not in WRITABLE:
+    if "patch" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be patched through the API")
     patch_doc = decode_body(body, content_type)
     current = state.get(r.kind, name)
     if current is None:
         if content_type.startswith("application/apply-patch+yaml"):
-            return await create(state, r, patch_doc, DEFAULT_NAMESPACE, now, dry_run)
+            return await create(state, r, patch_doc, DEFAULT_NAMESPACE, now, dry_run, admit)
         raise errors.not_found(r.name, r.group, name)
     rendered = render(current, now, state)
     patched = apply_patch(rendered, patch_doc, content_type, r.kind)
     _check_identity(r, patched, name, DEFAULT_NAMESPACE)
     if isinstance(patch_doc, dict):
         _check_version(r, name, patch_doc, str(current.meta.resource_version))
-    return await _store(state, r, patched, name, now, dry_run, create_only=False)
+    return await _store(state, r, patched, name, now, dry_run, create_only=False, admit=admit)
 
 
 async def delete(

@@ -1,0 +1,118 @@
+"""Container logs through the master: `kubectl logs` and `pinnace logs` against a real agent.
+
+The agent reads Docker's log of the pod's container and streams it over its
+node session; the master relays it to the HTTP API (kubectl) and to the gRPC
+API (pinnace's CLI). Both see the same lines.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.cluster import REPO, LocalCluster, wait_for
+from tests.integration.kube_helpers import Kubectl, wheel_kubectl, write_kubeconfig
+
+TALKER = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: talker
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: talker
+  template:
+    metadata:
+      labels:
+        app: talker
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: talk
+        image: pinnace/httpd:latest
+        command: ["/bin/sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"]
+"""
+
+
+def _numbers(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"^line (\d+)$", text, re.M)]
+
+
+def test_logs_stream_from_the_agent_to_kubectl_and_the_cli(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cluster.start_master("--no-lb")
+    cluster.start_agent("a")
+    manifest = tmp_path / "talker.yaml"
+    manifest.write_text(TALKER)
+    k = Kubectl(wheel_kubectl(), write_kubeconfig(cluster), tmp_path)
+    k.run("apply", "-f", str(manifest))
+    k.run("rollout", "status", "deployment/talker", "--timeout=120s")
+    pod = wait_for(
+        "a running talker pod",
+        lambda: next(
+            (p["metadata"]["name"] for p in cluster.pods() if p["status"]["phase"] == "Running"),
+            None,
+        ),
+    )
+    wait_for("five lines written", lambda: len(_numbers(k.run("logs", pod).stdout)) >= 5)
+
+    whole = _numbers(k.run("logs", pod).stdout)
+    assert whole[:5] == [0, 1, 2, 3, 4]
+    tail = _numbers(k.run("logs", pod, "--tail=2").stdout)
+    assert len(tail) == 2 and tail[1] == tail[0] + 1 and tail[0] >= 4
+    by_deployment = _numbers(k.run("logs", "deployment/talker", "-c", "talk").stdout)
+    assert by_deployment[:3] == [0, 1, 2]
+
+    # -f follows: new lines arrive after the ones already written.
+    follow = subprocess.Popen(
+        [k.binary, "logs", "-f", "--tail=1", pod],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=k.env,
+    )
+    try:
+        assert follow.stdout is not None
+        first = _numbers(follow.stdout.readline())
+        later = [_numbers(follow.stdout.readline())[0] for _ in range(3)]
+        assert later == [first[0] + 1, first[0] + 2, first[0] + 3]
+    finally:
+        follow.kill()
+        follow.wait(timeout=10)
+        for pipe in (follow.stdout, follow.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    previous = k.run("logs", pod, "--previous", check=False)
+    assert previous.returncode == 1
+    assert "previous terminated container" in previous.stderr
+
+    ours = _numbers(cluster.cli("logs", pod, "--tail", "3").stdout)
+    assert len(ours) == 3 and ours == list(range(ours[0], ours[0] + 3))
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "master.cli.main", "--master", cluster.master_address,
+         "logs", "-f", pod],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cluster.env,
+        cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert cli.stdout is not None
+        assert _numbers(cli.stdout.readline()) == [0]
+        assert _numbers(cli.stdout.readline()) == [1]
+    finally:
+        cli.kill()
+        cli.wait(timeout=10)
+        for pipe in (cli.stdout, cli.stderr):
+            if pipe is not None:
+                pipe.close()
+    missing = cluster.cli("logs", "no-such-pod", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == 'Error from server (NotFound): pods "no-such-pod" not found'
