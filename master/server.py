@@ -245,6 +245,12 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         await supervise(tasks, stop)
         log.info("stopping")
     finally:
+        # Controllers first: while the API drains, every agent's session ends and its
+        # heartbeats stop; controllers still running would take that for dead nodes and
+        # replace every pod (durably) as the master goes down.
+        tasks[0].cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await tasks[0]
         if kube is not None:
             with contextlib.suppress(Exception):
                 await kube.stop()

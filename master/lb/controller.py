@@ -99,8 +99,12 @@ class LoadBalancerController:
                 if not self._driver.running:
                     await self._restart()
                 tick = 0.25 if self._drained_at.keys() - self._released else 1.0
+                # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a
+                # cancel that lands as the event is set, and the master would hang
+                # stopping.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), timeout=tick)
+                    async with asyncio.timeout(tick):
+                        await self._dirty.wait()
                 self._dirty.clear()
                 try:
                     with timed(RECONCILE.labels("loadbalancer")):
