@@ -157,13 +157,8 @@ class ControllerManager:
         lease_tick = min(0.25, self._lease_seconds / 4)
         last_resync = self._clock.monotonic()
         while True:
-<<<<<<< HEAD
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel that
-            # arrives as its timeout fires, and the loop would then outlive the master's stop.
-=======
             # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancel
             # that lands as the event is set, and the loop would never stop.
->>>>>>> main
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(lease_tick):
                     await self._wake.wait()
