@@ -106,9 +106,7 @@ class LoadBalancerController:
                 if not self._driver.running:
                     await self._restart()
                 tick = 0.25 if self._drained_at.keys() - self._released else 1.0
-                # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a
-                # cancel that lands as the event is set, and the master would hang
-                # stopping.
+                # Not wait_for: on Python 3.11 it can lose a cancel (see the manager's loop).
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(tick):
                         await self._dirty.wait()
