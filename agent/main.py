@@ -41,6 +41,7 @@ from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
+from agent.usage import UsageSampler
 from agent.volume_gc import run_volume_gc
 from agent.worker import Worker
 from kernel.clock import SystemClock
@@ -223,6 +224,7 @@ async def run_agent(
         clock,
         channel=security.channel,
         logs=LogStreamer(runtime),
+        usage=UsageSampler(runtime, clock),
     )
     metrics = start_metrics_server(args.metrics_listen)
     if metrics is not None:

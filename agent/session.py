@@ -32,6 +32,7 @@ from agent.convert import (
     log_order_from_proto,
     node_info_to_proto,
     status_to_proto,
+    usage_to_proto,
 )
 from agent.logs import LogStreamer
 from agent.model import NodeInfo
@@ -48,6 +49,7 @@ from agent.state.events import (
     SessionEnded,
     Tick,
 )
+from agent.usage import UsageSampler
 from agent.worker import Worker
 from kernel.clock import Clock
 from kernel.limits import AGENT_CHANNEL_OPTIONS
@@ -57,6 +59,8 @@ from protos import node_pb2_grpc
 log = logging.getLogger("pinnace.agent")
 
 FLUSH_INTERVAL = 0.1
+# metrics-server scrapes every 15 s; `pinnace top` is fresher at little cost.
+USAGE_INTERVAL = 5.0
 FENCE_TICK = 0.2
 REGISTER_TIMEOUT = 10.0
 # How long a re-registration after a fence waits for the teardown (a stuck engine
@@ -96,8 +100,11 @@ class Session:
         jitter: Callable[[], float] = random.random,
         channel: Callable[[], grpc.aio.Channel] | None = None,
         logs: LogStreamer | None = None,
+        usage: UsageSampler | None = None,
     ) -> None:
         self._target = target
+        # CPU and memory for `pinnace top` (agent/usage.py), sent every USAGE_INTERVAL.
+        self._usage = usage
         # Container logs the master asks for (agent/logs.py).
         self._logs = logs
         self._node = node
@@ -186,6 +193,8 @@ class Session:
                 asyncio.create_task(self._flush(outgoing)),
                 asyncio.create_task(self._receive(call, outgoing)),
             ]
+            if self._usage is not None:
+                senders.append(asyncio.create_task(self._report_usage(self._usage, outgoing)))
             restart = asyncio.create_task(self._restart.wait())
             try:
                 done, _ = await asyncio.wait(
@@ -244,6 +253,16 @@ class Session:
                 batch = pb.PodStatusBatch(pods=[status_to_proto(r) for r in changed])
                 outgoing.put_nowait(pb.AgentMessage(statuses=batch))
             await self._clock.sleep(FLUSH_INTERVAL)
+
+    async def _report_usage(
+        self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage]
+    ) -> None:
+        while True:
+            try:
+                outgoing.put_nowait(pb.AgentMessage(usage=usage_to_proto(await usage.sample())))
+            except Exception as exc:  # an engine that does not answer: no usage this round
+                log.debug("measuring usage failed: %s", exc)
+            await self._clock.sleep(USAGE_INTERVAL)
 
     async def _watch_fence(self) -> None:
         while True:
