@@ -312,10 +312,18 @@ class GetObjectsRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
+    PAGED_FIELD_NUMBER: _builtins.int
+    CONTINUE_TOKEN_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Canonical kind: Deployment | Service | Pod | Node | Event"""
     name: _builtins.str
     """Empty: every object of the kind."""
+    paged: _builtins.bool
+    """Ask for the answer in pages of a bounded size (the reply's continue_token
+    then names the next page); unpaged, a reply too big to send is refused.
+    """
+    continue_token: _builtins.str
+    """From a previous reply: where the next page starts. Empty: the first page."""
     @_builtins.property
     def label_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
@@ -324,10 +332,12 @@ class GetObjectsRequest(_message.Message):
         kind: _builtins.str = ...,
         name: _builtins.str = ...,
         label_selector: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        paged: _builtins.bool = ...,
+        continue_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "label_selector", b"label_selector", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["continue_token", b"continue_token", "kind", b"kind", "label_selector", b"label_selector", "name", b"name", "paged", b"paged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -364,16 +374,20 @@ class GetObjectsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OBJECTS_FIELD_NUMBER: _builtins.int
+    CONTINUE_TOKEN_FIELD_NUMBER: _builtins.int
+    continue_token: _builtins.str
+    """Set when the request was paged and more objects follow: ask again with it."""
     @_builtins.property
     def objects(self) -> _containers.RepeatedCompositeFieldContainer[Global___ObjectJson]: ...
     def __init__(
         self,
         *,
         objects: _abc.Iterable[Global___ObjectJson] | None = ...,
+        continue_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["objects", b"objects"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["continue_token", b"continue_token", "objects", b"objects"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,13 +22,16 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from kernel.clock import Clock
+from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
 from master.api.render import render_endpoints, render_object
 from master.api.usage import usage_response
+from master.app import paging
 from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import delete_objects
 from master.app.drain import cordon_node, drain_node
-from master.app.errors import AppError, ErrorCode
+from master.app.errors import PLURALS, AppError, ErrorCode
+from master.app.paging import check_reply_size, next_page
 from master.app.queries import check_kind, list_endpoints, list_objects
 from master.app.scale import rollback_deployment, scale_deployment
 from master.app.usage import UsageTable
@@ -41,6 +44,8 @@ from protos import cluster_pb2, cluster_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+# The largest reply the master sends (as big as any client accepts).
+REPLY_LIMIT = MAX_MASTER_MESSAGE_BYTES
 # How many watch events may queue for one slow client before it is cut off.
 WATCH_QUEUE_LIMIT = 10_000
 
@@ -53,6 +58,7 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
     "internal": grpc.StatusCode.INTERNAL,
+    "resource_exhausted": grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -81,6 +87,23 @@ async def _parse(
 
 # Kinds `delete -f` may name (the rest are made by the master).
 DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount")
+
+
+def _whole_or_page(
+    request: cluster_pb2.GetObjectsRequest,
+    names: list[str],
+    render: Callable[[int], cluster_pb2.ObjectJson],
+) -> cluster_pb2.GetObjectsResponse:
+    """The reply: one page of a paged request, or everything if it can be sent."""
+    if request.paged:
+        start, end, token = next_page(
+            names, lambda i: render(i).ByteSize(), request.continue_token, paging.PAGE_BYTES
+        )
+        objects = [render(i) for i in range(start, end)]
+        return cluster_pb2.GetObjectsResponse(objects=objects, continue_token=token)
+    reply = cluster_pb2.GetObjectsResponse(objects=[render(i) for i in range(len(names))])
+    check_reply_size(reply.ByteSize(), REPLY_LIMIT, PLURALS.get(request.kind, request.kind))
+    return reply
 
 
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
@@ -153,13 +176,20 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                             kind="Endpoints", name=svc.meta.name, json=body.encode()
                         )
                     )
-                return cluster_pb2.GetObjectsResponse(objects=objects)
+                return _whole_or_page(request, [o.name for o in objects], objects.__getitem__)
             objs = list_objects(
                 self._state, request.kind, request.name, dict(request.label_selector)
             )
+            rendered: dict[int, cluster_pb2.ObjectJson] = {}
+
+            def render(i: int) -> cluster_pb2.ObjectJson:
+                if i not in rendered:
+                    rendered[i] = self._json(objs[i])
+                return rendered[i]
+
+            return _whole_or_page(request, [o.meta.name for o in objs], render)
         except AppError as e:
             await _abort(context, e)
-        return cluster_pb2.GetObjectsResponse(objects=[self._json(o) for o in objs])
 
     async def _list_masters(
         self, request: cluster_pb2.GetObjectsRequest

@@ -21,6 +21,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from master.api.render_config import (
+    render_config_map,
+    render_env_from,
+    render_env_var,
+    render_secret,
+    render_service_account,
+)
 from master.api.render_storage import (
     render_claim,
     render_volume,
@@ -37,9 +44,6 @@ from master.model import (
     Container,
     ContainerStatus,
     Deployment,
-    EnvFromSource,
-    EnvVar,
-    EnvVarSource,
     Event,
     Node,
     ObjectMeta,
@@ -114,39 +118,6 @@ def render_probe(p: Probe) -> Obj:
         "successThreshold": p.success_threshold,
         "failureThreshold": p.failure_threshold,
     }
-
-
-def _env_source(s: EnvVarSource) -> Obj:
-    if s.kind in ("configMapKeyRef", "secretKeyRef"):
-        ref: Obj = {"name": s.name, "key": s.key}
-        if s.optional:
-            ref["optional"] = True
-        return {s.kind: ref}
-    if s.kind == "fieldRef":
-        return {"fieldRef": {"apiVersion": "v1", "fieldPath": s.field_path}}
-    resource: Obj = {"resource": s.resource}
-    if s.container_name:
-        resource["containerName"] = s.container_name
-    if s.divisor:
-        resource["divisor"] = s.divisor
-    return {"resourceFieldRef": resource}
-
-
-def render_env_var(e: EnvVar) -> Obj:
-    """As the manifest said it: a value, or where the value comes from (never the value)."""
-    if e.value_from is not None:
-        return {"name": e.name, "valueFrom": _env_source(e.value_from)}
-    return {"name": e.name, "value": e.value}
-
-
-def render_env_from(s: EnvFromSource) -> Obj:
-    ref: Obj = {"name": s.name}
-    if s.optional:
-        ref["optional"] = True
-    out: Obj = {s.kind: ref}
-    if s.prefix:
-        out["prefix"] = s.prefix
-    return out
 
 
 def render_container(c: Container) -> Obj:
@@ -482,44 +453,14 @@ def render_event(ev: Event) -> Obj:
     }
 
 
-def render_config_map(cm: ConfigMap) -> Obj:
-    out: Obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(cm.meta)}
-    if cm.data:
-        out["data"] = dict(cm.data)
-    if cm.binary_data:
-        out["binaryData"] = dict(cm.binary_data)
-    if cm.immutable:
-        out["immutable"] = True
-    return out
-
-
-def render_secret(secret: Secret) -> Obj:
-    """As `kubectl get secret -o yaml` shows it: values base64-encoded (never in tables)."""
-    out: Obj = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": _metadata(secret.meta),
-        "type": secret.type,
-    }
-    if secret.data:
-        out["data"] = dict(secret.data)
-    if secret.immutable:
-        out["immutable"] = True
-    return out
-
-
-def render_service_account(sa: ServiceAccount) -> Obj:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(sa.meta)}
-
-
 def render_object(obj: StoredObject, now: float) -> Obj:
     """Any stored object in Kubernetes' shape."""
     if isinstance(obj, ConfigMap):
-        return render_config_map(obj)
+        return render_config_map(obj, _metadata(obj.meta))
     if isinstance(obj, Secret):
-        return render_secret(obj)
+        return render_secret(obj, _metadata(obj.meta))
     if isinstance(obj, ServiceAccount):
-        return render_service_account(obj)
+        return render_service_account(obj, _metadata(obj.meta))
     if isinstance(obj, Pod):
         return render_pod(obj, now)
     if isinstance(obj, Deployment):

@@ -292,6 +292,11 @@ def rows_for(
     return [_ROWS[kind](o, when, wide) for o in objs]
 
 
+def has_table(kind: str) -> bool:
+    """Whether the CLI has columns of its own for this kind (else NAME and AGE)."""
+    return kind in _ROWS
+
+
 def header_for(kind: str, wide: bool) -> list[str]:
     base, extra = _HEADERS[kind]
     if kind == "Event" and wide:

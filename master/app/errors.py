@@ -27,7 +27,13 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 ErrorCode = Literal[
-    "invalid", "not_found", "already_exists", "failed_precondition", "unavailable", "internal"
+    "invalid",
+    "not_found",
+    "already_exists",
+    "failed_precondition",
+    "unavailable",
+    "internal",
+    "resource_exhausted",
 ]
 
 # Kind -> plural resource name, as kubectl and Kubernetes' error messages spell it.

@@ -132,13 +132,10 @@ def run_get(
         raise CliError(f"error: {e}") from None
     client = MasterClient(address)
     try:
-        reply = client.call(
-            client.stub.GetObjects,
-            cluster_pb2.GetObjectsRequest(
-                kind=kind, name=name or "", label_selector=_parse_selector(selector)
-            ),
+        request = cluster_pb2.GetObjectsRequest(
+            kind=kind, name=name or "", label_selector=_parse_selector(selector)
         )
-        objs = [json.loads(o.json) for o in reply.objects]
+        objs = [json.loads(o.json) for o in list_pages(client, request)]
         _print_objects(kind, objs, output, single=bool(name))
         if watch:
             _follow(client, kind, name, output)
@@ -166,11 +163,24 @@ def _follow(client: MasterClient, kind: str, name: str | None, output: str | Non
         raise client.translate(e) from None
 
 
+def list_pages(
+    client: MasterClient, request: cluster_pb2.GetObjectsRequest
+) -> list[cluster_pb2.ObjectJson]:
+    """Every object a GetObjects request names, fetched page by page (a list of large
+    objects can exceed what one reply may carry)."""
+    request.paged = True
+    objects: list[cluster_pb2.ObjectJson] = []
+    while True:
+        reply = client.call(client.stub.GetObjects, request)
+        objects.extend(reply.objects)
+        if not reply.continue_token:
+            return objects
+        request.continue_token = reply.continue_token
+
+
 def _high_water(client: MasterClient, kind: str) -> int:
-    reply = client.call(client.stub.GetObjects, cluster_pb2.GetObjectsRequest(kind=kind))
-    versions = [
-        int(json.loads(o.json)["metadata"].get("resourceVersion", 0)) for o in reply.objects
-    ]
+    objects = list_pages(client, cluster_pb2.GetObjectsRequest(kind=kind))
+    versions = [int(json.loads(o.json)["metadata"].get("resourceVersion", 0)) for o in objects]
     return max(versions, default=0) or 1
 
 

@@ -157,8 +157,11 @@ class ControllerManager:
         lease_tick = min(0.25, self._lease_seconds / 4)
         last_resync = self._clock.monotonic()
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel that
+            # arrives as its timeout fires, and the loop would then outlive the master's stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=lease_tick)
+                async with asyncio.timeout(lease_tick):
+                    await self._wake.wait()
             self._wake.clear()
             if self._clock.monotonic() - last_resync >= self._resync_seconds:
                 last_resync = self._clock.monotonic()

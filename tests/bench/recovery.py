@@ -1,7 +1,7 @@
 """Benchmark: how fast pinnace heals, and whether replica counts stay exact.
 
-Run as `python -m tests.bench.recovery [--trials 10] [--no-swarm]`. One master
-(default flags: 1 s heartbeat, 3 s lease, eviction at once) and two agents on
+Run as `python -m tests.bench.recovery [--trials 10] [--pause-trials 3] [--no-swarm]`.
+One master (default flags: 1 s heartbeat, 3 s lease, eviction at once) and two agents on
 127.0.0.1 run `pinnace/httpd:latest`; every time is read off the engine itself
 (containers by label, polled every 25 ms), from the moment the harm is done:
 - container kill: `docker kill` of one pod's container -> a new container for the
@@ -12,7 +12,13 @@ Run as `python -m tests.bench.recovery [--trials 10] [--no-swarm]`. One master
   as a duplicate after heal;
 - node kill: `kill -9` of the agent holding the pods and removal of its
   containers (a dead machine) -> all the pods running on the other node; the
-  dead node is deleted and a fresh agent joins before the next trial.
+  dead node is deleted and a fresh agent joins before the next trial;
+- master paused 6 s and 30 s: `SIGSTOP` of the master (a VM pause, a swap
+  storm), then `SIGCONT`, under a stream of HTTP requests (100 a second through
+  the master's HAProxy to a service of 4 pods); counted: pods replaced (running
+  containers before the pause that are gone after it) and requests failed,
+  watched until the cluster is whole again and then for a further
+  WATCH_AFTER_PAUSE seconds (longer than the agents' reconnect grace).
 Docker Swarm's container-kill figure is taken beside pinnace's, for the same
 image on the same engine: a single-node swarm (created only if the engine is in
 none, and left again, also on errors and Ctrl-C), a service of 3 replicas,
@@ -24,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -46,8 +54,9 @@ from tests.bench.engine import (
     list_containers,
     machine_info,
 )
+from tests.bench.lb_cluster import free_port
 from tests.bench.procs import PinnaceProcs, deployment_manifest
-from tests.bench.recovery_report import Row, duplicates_line, render_table
+from tests.bench.recovery_report import PauseTrial, Row, duplicates_line, pause_line, render_table
 
 IMAGE = "pinnace/httpd:latest"
 POLL = 0.025
@@ -56,6 +65,10 @@ NODE_KILL_REPLICAS = 4
 SWARM_REPLICAS = 3
 # How long the healed total is watched for duplicates after each partition.
 WATCH_AFTER_HEAL = 3.0
+PAUSE_REPLICAS = 4
+PAUSES = (6.0, 30.0)
+# How long a resumed master is watched for late damage (reconnect grace 10 s + lease).
+WATCH_AFTER_PAUSE = 14.0
 
 
 def poll(what: str, check: Callable[[], bool], timeout: float) -> float:
@@ -189,6 +202,97 @@ def _partition_trial(p: Pinnace, name: str, n: int) -> tuple[float, float, int]:
     return end - start, gone - healed_from, max(0, most - n)
 
 
+class RequestStream:
+    """GETs through the load balancer, 100 a second, each on a new connection."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.ok = 0
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RequestStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2.0)
+            try:
+                conn.request("GET", "/")
+                good = conn.getresponse().status == 200
+            except OSError:
+                good = False
+            finally:
+                conn.close()
+            if good:
+                self.ok += 1
+            else:
+                self.failed += 1
+
+
+def master_pause(p: Pinnace, seconds: float, trials: int) -> list[PauseTrial]:
+    """SIGSTOP the master for `seconds` under a request stream; what it cost."""
+    port = free_port()
+    path = p.c.workdir / "mp-service.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: mp\nspec:\n"
+        f"  selector:\n    app: mp\n  ports:\n  - port: {port}\n    targetPort: 80\n"
+    )
+    p.c.cli("apply", "-f", str(path))
+    p.apply("mp", PAUSE_REPLICAS)
+    poll("the service answering", lambda: _answers(port), p.timeout)
+    results: list[PauseTrial] = []
+    assert p.c.master is not None
+    for trial in range(1, trials + 1):
+        before = {c["Id"] for c in p.running("mp")}
+        with RequestStream(port) as stream:
+            poll("requests flowing", lambda: stream.ok >= 20, p.timeout)
+            p.c.master.send_signal(signal.SIGSTOP)
+            try:
+                time.sleep(seconds)  # the fault itself: the master frozen this long
+            finally:
+                p.c.master.send_signal(signal.SIGCONT)
+            poll(
+                "the cluster whole again",
+                lambda: (
+                    set(p.c.agents) <= p.c.ready_nodes() and len(p.running("mp")) == PAUSE_REPLICAS
+                ),
+                p.timeout,
+            )
+            watch_until = time.monotonic() + WATCH_AFTER_PAUSE
+            while time.monotonic() < watch_until:
+                time.sleep(POLL * 4)
+        after = {c["Id"] for c in p.running("mp")}
+        result = PauseTrial(len(before - after), stream.failed, stream.ok + stream.failed)
+        results.append(result)
+        print(
+            f"  master paused {seconds:g} s {trial:2}: pods replaced {result.pods_replaced}, "
+            f"requests failed {result.requests_failed} of {result.requests}",
+            flush=True,
+        )
+        p.apply("mp", PAUSE_REPLICAS)  # whole again before the next trial
+    p.delete("mp")
+    p.c.cli("delete", "service", "mp")
+    return results
+
+
+def _answers(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
 def node_kill(p: Pinnace, trials: int) -> list[float]:
     """kill -9 the holder and remove its containers; seconds until all pods run elsewhere."""
     p.apply("nk", NODE_KILL_REPLICAS)
@@ -264,6 +368,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--trials", type=int, default=10, help="trials per scenario (>= 1)")
     parser.add_argument("--no-swarm", action="store_true", help="skip Docker Swarm's figure")
+    parser.add_argument(
+        "--pause-trials", type=int, default=3, help="trials per master pause (6 s, 30 s)"
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one wait may take")
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
     args = parser.parse_args(argv)
@@ -288,9 +395,10 @@ def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Name
         kills = container_kill(p, args.trials)
         replaced, fenced, duplicates = partition(p, args.trials)
         dead = node_kill(p, args.trials)
+        paused = {s: master_pause(p, s, args.pause_trials) for s in PAUSES}
     finally:
         procs.close()
-    return kills, replaced, fenced, duplicates, dead
+    return kills, replaced, fenced, duplicates, dead, paused
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -312,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     swarm_times: list[float] = []
     swarm_note = ""
     try:
-        kills, replaced, fenced, duplicates, dead = _run_pinnace(client, workdir, args)
+        kills, replaced, fenced, duplicates, dead, paused = _run_pinnace(client, workdir, args)
         if args.no_swarm:
             swarm_note = "skipped (--no-swarm)"
         else:
@@ -351,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(render_table(rows))
     print(duplicates_line(duplicates))
+    for seconds, trials in paused.items():
+        print(pause_line(f"master paused {seconds:g} s", trials))
     if swarm_note:
         print(f"Docker Swarm: {swarm_note}")
     return 0

@@ -74,3 +74,26 @@ def duplicates_line(after_heal: Sequence[int]) -> str:
         f"duplicates observed after heal (copies beyond replicas, once the stale copies were "
         f"fenced; max over {len(after_heal)} trials): {worst} (target 0: {mark})"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PauseTrial:
+    """One master pause under a request stream: what it cost the workloads."""
+
+    pods_replaced: int
+    requests_failed: int
+    requests: int
+
+
+def pause_line(label: str, trials: Sequence[PauseTrial]) -> str:
+    """A master-pause row: pods replaced and requests failed per trial (target 0 and 0)."""
+    if not trials:
+        return f"{label}: n/a"
+    replaced = [t.pods_replaced for t in trials]
+    failed = [t.requests_failed for t in trials]
+    sent = sum(t.requests for t in trials)
+    mark = "ok" if max(replaced) == 0 and max(failed) == 0 else "MISS"
+    return (
+        f"{label} ({len(trials)} trials): pods replaced {'/'.join(map(str, replaced))}, "
+        f"requests failed {'/'.join(map(str, failed))} of {sent} (target 0 and 0: {mark})"
+    )

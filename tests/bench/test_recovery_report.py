@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bench.recovery_report import Row, duplicates_line, percentile, render_table, verdict
+from tests.bench.recovery_report import (
+    PauseTrial,
+    Row,
+    duplicates_line,
+    pause_line,
+    percentile,
+    render_table,
+    verdict,
+)
 
 
 def test_percentile_interpolates_between_closest_ranks() -> None:
@@ -39,3 +47,15 @@ def test_table_has_one_line_per_scenario_under_the_header() -> None:
 def test_any_duplicate_after_heal_misses_the_target() -> None:
     assert duplicates_line([0, 0, 0]).endswith("0 (target 0: ok)")
     assert "1 (target 0: MISS)" in duplicates_line([0, 1, 0])
+
+
+def test_a_master_pause_is_ok_only_when_no_pod_was_replaced_and_no_request_failed() -> None:
+    calm = [PauseTrial(0, 0, 600), PauseTrial(0, 0, 590)]
+    rough = [PauseTrial(0, 0, 600), PauseTrial(4, 12, 580)]
+
+    assert pause_line("master paused 6 s", calm) == (
+        "master paused 6 s (2 trials): pods replaced 0/0, requests failed 0/0 of 1190 "
+        "(target 0 and 0: ok)"
+    )
+    assert pause_line("master paused 6 s", rough).endswith("(target 0 and 0: MISS)")
+    assert pause_line("master paused 30 s", []) == "master paused 30 s: n/a"
