@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import grpc
 
 from agent.convert import (
-    assignments_from_proto,
+    AssignmentChunks,
     log_order_from_proto,
     node_info_to_proto,
     status_to_proto,
@@ -302,6 +302,7 @@ class Session:
             outgoing.put_nowait(pb.AgentMessage(log_chunk=chunk))
 
         first = True
+        chunks = AssignmentChunks()
         async for msg in call:
             # Offered to the state machine first: a message that waited out a freeze or a
             # partition fences, and is dropped with the session.
@@ -310,10 +311,10 @@ class Session:
             self._heard.set()
             kind = msg.WhichOneof("body")
             if kind == "assignments":
-                self._worker.set_assignments(
-                    assignments_from_proto(msg.assignments), reset_revision=first
-                )
-                first = False
+                assignments = chunks.add(msg.assignments)
+                if assignments is not None:
+                    self._worker.set_assignments(assignments, reset_revision=first)
+                    first = False
             elif kind == "peers":
                 peers = tuple(
                     PeerAddress(p.name, p.address, p.witness_port)

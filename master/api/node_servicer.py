@@ -26,6 +26,7 @@ from kernel.clock import Clock
 from kernel.names import is_node_name
 from master.api.convert import (
     assignments_to_proto,
+    chunk_assignments,
     node_from_proto,
     peers_to_proto,
     pod_report_from_proto,
@@ -244,7 +245,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         for p in pods
                         if p.deletion_requested_at and not self._released(p)
                     }
-                    yield node_pb2.MasterMessage(assignments=msg)
+                    for chunk in chunk_assignments(msg):
+                        yield node_pb2.MasterMessage(assignments=chunk)
         finally:
             self.logs.detach(node_name, down)
             for task in (reader, superseded):
