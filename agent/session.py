@@ -81,6 +81,20 @@ REGISTER_TIMEOUT = 10.0
 FENCE_TEARDOWN_WAIT = 10.0
 
 
+# A follower master's refusal names the leader in this trailing metadata.
+LEADER_METADATA = "pinnace-leader"
+
+
+def leader_hint(exc: BaseException) -> str:
+    """The leader's address a follower master named when refusing us ("" if none)."""
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return ""
+    for key, value in exc.trailing_metadata() or ():
+        if key == LEADER_METADATA and isinstance(value, str):
+            return value
+    return ""
+
+
 def describe_error(exc: BaseException) -> tuple[str, bool]:
     """One readable phrase for a connection failure, and whether it was 'connection refused'."""
     if isinstance(exc, grpc.aio.AioRpcError):
@@ -88,6 +102,9 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
         refused = "refused" in details.lower()
         if refused:
             return "connection refused", True
+        if "is a follower" in details or "no master is the leader" in details:
+            # One of several masters, not the leader: retry soon, as for a refusal.
+            return f"not the leader ({details})", True
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             return f"unavailable ({details})", False
         return f"{exc.code().name}: {details}", False
@@ -114,9 +131,12 @@ class Session:
         channel: Callable[[], grpc.aio.Channel] | None = None,
         witness: WitnessClient | None = None,
         logs: LogStreamer | None = None,
+        prefer: Callable[[str], None] | None = None,
         usage: UsageSampler | None = None,
     ) -> None:
         self._target = target
+        # Several masters: told the leader's address when a follower refuses us.
+        self._prefer = prefer
         # CPU and memory for `pinnace top` (agent/usage.py), sent every USAGE_INTERVAL.
         self._usage = usage
         # Container logs the master asks for (agent/logs.py).
@@ -215,6 +235,9 @@ class Session:
                     error, refused = "restarting the session after fencing", False
                 except Exception as exc:  # any failure means: reconnect
                     error, refused = describe_error(exc)
+                    leader = leader_hint(exc)
+                    if leader and self._prefer is not None:
+                        self._prefer(leader)
                 ended = SessionEnded(self._target, self.connected, error, refused, self._jitter())
                 for instruction in self._handle(ended):
                     if isinstance(instruction, Reconnect):

@@ -52,6 +52,10 @@ MAX_PEERS = 32
 STOP_GATE_RECHECK = 1.0
 
 
+# Trailing metadata of a follower's refusal: the leader's address (the agent goes there).
+LEADER_METADATA = "pinnace-leader"
+
+
 @dataclass(slots=True)
 class _Session:
     session_id: str
@@ -133,7 +137,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     ) -> node_pb2.RegisterNodeResponse:
         info = request.node
         if not self._state.writable:
-            # A follower master: the agent tries the next master it knows.
+            # A follower master: the agent goes to the leader it names, or the next master.
+            leader = self._state.leader_address()
+            if leader:
+                context.set_trailing_metadata(((LEADER_METADATA, leader),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, self._state.write_refusal())
         if not is_node_name(info.name):
             await context.abort(
