@@ -73,7 +73,7 @@ def start_master(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     return proc, grpc_line.split()[-1], api_line.split()[-1]
 
 
-DEPLOYMENT = {
+DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1",
     "kind": "Deployment",
     "metadata": {"name": "bench"},
