@@ -157,6 +157,7 @@ def node_info_to_proto(n: NodeInfo) -> pb.NodeInfo:
         os=n.os,
         kernel=n.kernel,
         container_runtime=n.container_runtime,
+        witness_port=n.witness_port,
     )
 
 

@@ -20,7 +20,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +86,8 @@ class MasterConfig:
     lb_advertise: str = ""
     lb_internal: str = ""
     lb_port_offset: int = 0
+    # Stop HAProxy when the master exits; by default it keeps serving (and is adopted).
+    lb_stop_on_exit: bool = False
     haproxy_bin: str = "haproxy"
     # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
     metrics_listen: str = ""
@@ -239,12 +240,25 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
-    if lb is not None:
-        tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
+    lb_task = asyncio.create_task(lb.run(), name="load-balancer") if lb is not None else None
+    if lb_task is not None:
+        tasks.append(lb_task)
     try:
         await supervise(tasks, stop)
         log.info("stopping")
     finally:
+        if lb_task is not None:
+            # First freeze the data plane: HAProxy keeps serving exactly what it serves
+            # now, whatever the controllers conclude from agents cut off by the shutdown.
+            lb_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await lb_task
+        # Controllers first: while the API drains, every agent's session ends and its
+        # heartbeats stop; controllers still running would take that for dead nodes and
+        # replace every pod (durably) as the master goes down.
+        tasks[0].cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await tasks[0]
         if kube is not None:
             with contextlib.suppress(Exception):
                 await kube.stop()
@@ -259,8 +273,6 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         store.close()
         if metrics is not None:
             metrics.close()
-        if lb is not None:
-            shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
 def _metrics(
@@ -344,11 +356,12 @@ def _load_balancer(
             f"pinnace master: {config.haproxy_bin} not found: install HAProxy "
             f"(apt-get install haproxy) or start the master with --no-lb"
         )
-    # Unix socket paths are limited to 107 bytes, so HAProxy's sockets live in a
-    # short private directory rather than under --data-dir.
-    workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-"))
+    # HAProxy's runtime files live with the master's state; HAProxy outlives the master.
+    workdir = config.data_dir / "lb"
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
-    return LoadBalancerController(state, clock, driver, _lb_addresses(config))
+    return LoadBalancerController(
+        state, clock, driver, _lb_addresses(config), stop_on_exit=config.lb_stop_on_exit
+    )
 
 
 def run_master(config: MasterConfig) -> int:
