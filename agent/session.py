@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import grpc
 
 from agent.convert import (
-    assignments_from_proto,
+    AssignmentChunks,
     log_order_from_proto,
     node_info_to_proto,
     status_to_proto,
@@ -77,6 +77,20 @@ REGISTER_TIMEOUT = 10.0
 FENCE_TEARDOWN_WAIT = 10.0
 
 
+# A follower master's refusal names the leader in this trailing metadata.
+LEADER_METADATA = "pinnace-leader"
+
+
+def leader_hint(exc: BaseException) -> str:
+    """The leader's address a follower master named when refusing us ("" if none)."""
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return ""
+    for key, value in exc.trailing_metadata() or ():
+        if key == LEADER_METADATA and isinstance(value, str):
+            return value
+    return ""
+
+
 def describe_error(exc: BaseException) -> tuple[str, bool]:
     """One readable phrase for a connection failure, and whether it was 'connection refused'."""
     if isinstance(exc, grpc.aio.AioRpcError):
@@ -84,6 +98,9 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
         refused = "refused" in details.lower()
         if refused:
             return "connection refused", True
+        if "is a follower" in details or "no master is the leader" in details:
+            # One of several masters, not the leader: retry soon, as for a refusal.
+            return f"not the leader ({details})", True
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             return f"unavailable ({details})", False
         return f"{exc.code().name}: {details}", False
@@ -110,8 +127,11 @@ class Session:
         channel: Callable[[], grpc.aio.Channel] | None = None,
         witness: WitnessClient | None = None,
         logs: LogStreamer | None = None,
+        prefer: Callable[[str], None] | None = None,
     ) -> None:
         self._target = target
+        # Several masters: told the leader's address when a follower refuses us.
+        self._prefer = prefer
         # Container logs the master asks for (agent/logs.py).
         self._logs = logs
         self._node = node
@@ -208,6 +228,9 @@ class Session:
                     error, refused = "restarting the session after fencing", False
                 except Exception as exc:  # any failure means: reconnect
                     error, refused = describe_error(exc)
+                    leader = leader_hint(exc)
+                    if leader and self._prefer is not None:
+                        self._prefer(leader)
                 ended = SessionEnded(self._target, self.connected, error, refused, self._jitter())
                 for instruction in self._handle(ended):
                     if isinstance(instruction, Reconnect):
@@ -293,6 +316,7 @@ class Session:
             outgoing.put_nowait(pb.AgentMessage(log_chunk=chunk))
 
         first = True
+        chunks = AssignmentChunks()
         async for msg in call:
             # Offered to the state machine first: a message that waited out a freeze or a
             # partition fences, and is dropped with the session.
@@ -301,10 +325,10 @@ class Session:
             self._heard.set()
             kind = msg.WhichOneof("body")
             if kind == "assignments":
-                self._worker.set_assignments(
-                    assignments_from_proto(msg.assignments), reset_revision=first
-                )
-                first = False
+                assignments = chunks.add(msg.assignments)
+                if assignments is not None:
+                    self._worker.set_assignments(assignments, reset_revision=first)
+                    first = False
             elif kind == "peers":
                 peers = tuple(
                     PeerAddress(p.name, p.address, p.witness_port)
