@@ -115,6 +115,30 @@ def assignments_from_proto(msg: pb.PodAssignments) -> Assignments:
     )
 
 
+class AssignmentChunks:
+    """Puts an assignment set the master sent in chunks back together.
+
+    Chunks of one revision are collected until the one with `more` unset; a
+    chunk of another revision starts over (the master sends whole sets only).
+    """
+
+    def __init__(self) -> None:
+        self._revision: int | None = None
+        self._pods: list[pb.PodAssignment] = []
+
+    def add(self, msg: pb.PodAssignments) -> Assignments | None:
+        """The whole set once its last chunk is in, else None."""
+        if msg.revision != self._revision:
+            self._pods = []
+        self._revision = msg.revision
+        self._pods.extend(msg.pods)
+        if msg.more:
+            return None
+        whole = pb.PodAssignments(revision=msg.revision, pods=self._pods)
+        self._revision, self._pods = None, []
+        return assignments_from_proto(whole)
+
+
 def status_to_proto(r: PodStatusReport) -> pb.PodStatusReport:
     return pb.PodStatusReport(
         pod_name=r.pod_name,
@@ -157,6 +181,7 @@ def node_info_to_proto(n: NodeInfo) -> pb.NodeInfo:
         os=n.os,
         kernel=n.kernel,
         container_runtime=n.container_runtime,
+        witness_port=n.witness_port,
     )
 
 

@@ -84,6 +84,13 @@ up() {
   $BIN/pinnace get pods
   step "what happened"
   $BIN/pinnace get events
+  step "the same cluster through kubectl (pinnace kubeconfig > $DEMO/kubeconfig)"
+  $BIN/pinnace kubeconfig >"$DEMO/kubeconfig"
+  kubectl=$BIN/kubectl
+  [[ -x $kubectl ]] || kubectl=kubectl
+  if command -v "$kubectl" >/dev/null; then
+    KUBECONFIG=$DEMO/kubeconfig "$kubectl" get deployments,pods
+  fi
   cat <<TXT
 
 The cluster keeps running. Explore it:
@@ -91,6 +98,7 @@ The cluster keeps running. Explore it:
   .venv/bin/pinnace get pods -o wide
   .venv/bin/pinnace scale deployment my-web-app-deployment --replicas 2
   .venv/bin/pinnace get events
+  KUBECONFIG=$PWD/$DEMO/kubeconfig kubectl get pods -o wide
 Stop it with: make demo-local-down
 TXT
 }

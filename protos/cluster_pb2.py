@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/cluster.proto\x12\npinnace.v1\"}\n\x11StreamLogsRequest\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x12\n\ntail_lines\x18\x04 \x01(\x03\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x12\n\ntimestamps\x18\x06 \x01(\x08\"\"\n\x12StreamLogsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"+\n\nSourceFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\":\n\x0cObjectResult\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\"O\n\x15\x41pplyManifestsRequest\x12%\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x16.pinnace.v1.SourceFile\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"U\n\x16\x41pplyManifestsResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.pinnace.v1.ObjectResult\x12\x10\n\x08warnings\x18\x02 \x03(\t\"\xd6\x01\n\x11GetObjectsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12H\n\x0elabel_selector\x18\x03 \x03(\x0b\x32\x30.pinnace.v1.GetObjectsRequest.LabelSelectorEntry\x12\r\n\x05paged\x18\x04 \x01(\x08\x12\x16\n\x0e\x63ontinue_token\x18\x05 \x01(\t\x1a\x34\n\x12LabelSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\nObjectJson\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\x0c\"U\n\x12GetObjectsResponse\x12\'\n\x07objects\x18\x01 \x03(\x0b\x32\x16.pinnace.v1.ObjectJson\x12\x16\n\x0e\x63ontinue_token\x18\x02 \x01(\t\"Y\n\x14\x44\x65leteObjectsRequest\x12%\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x16.pinnace.v1.SourceFile\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"B\n\x15\x44\x65leteObjectsResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.pinnace.v1.ObjectResult\"8\n\x16ScaleDeploymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x03\"C\n\x17ScaleDeploymentResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.pinnace.v1.ObjectResult\">\n\x19RollbackDeploymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bto_revision\x18\x02 \x01(\x03\"X\n\x1aRollbackDeploymentResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.pinnace.v1.ObjectResult\x12\x10\n\x08revision\x18\x02 \x01(\x03\"=\n\x13WatchObjectsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x18\n\x10resource_version\x18\x02 \x01(\x03\"f\n\x14WatchObjectsResponse\x12\x0c\n\x04type\x18\x01 \x01(\t\x12&\n\x06object\x18\x02 \x01(\x0b\x32\x16.pinnace.v1.ObjectJson\x12\x18\n\x10resource_version\x18\x03 \x01(\x03\"8\n\x11\x43ordonNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\runschedulable\x18\x02 \x01(\x08\"%\n\x12\x43ordonNodeResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\" \n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x07PodWait\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x85\x01\n\x11\x44rainNodeResponse\x12\x0f\n\x07\x65victed\x18\x01 \x03(\t\x12$\n\x07waiting\x18\x02 \x03(\x0b\x32\x13.pinnace.v1.PodWait\x12$\n\x07\x62locked\x18\x03 \x03(\x0b\x32\x13.pinnace.v1.PodWait\x12\x13\n\x0bterminating\x18\x04 \x03(\t2\x88\x06\n\x0e\x43lusterService\x12W\n\x0e\x41pplyManifests\x12!.pinnace.v1.ApplyManifestsRequest\x1a\".pinnace.v1.ApplyManifestsResponse\x12K\n\nGetObjects\x12\x1d.pinnace.v1.GetObjectsRequest\x1a\x1e.pinnace.v1.GetObjectsResponse\x12T\n\rDeleteObjects\x12 .pinnace.v1.DeleteObjectsRequest\x1a!.pinnace.v1.DeleteObjectsResponse\x12Z\n\x0fScaleDeployment\x12\".pinnace.v1.ScaleDeploymentRequest\x1a#.pinnace.v1.ScaleDeploymentResponse\x12\x63\n\x12RollbackDeployment\x12%.pinnace.v1.RollbackDeploymentRequest\x1a&.pinnace.v1.RollbackDeploymentResponse\x12S\n\x0cWatchObjects\x12\x1f.pinnace.v1.WatchObjectsRequest\x1a .pinnace.v1.WatchObjectsResponse0\x01\x12K\n\nCordonNode\x12\x1d.pinnace.v1.CordonNodeRequest\x1a\x1e.pinnace.v1.CordonNodeResponse\x12H\n\tDrainNode\x12\x1c.pinnace.v1.DrainNodeRequest\x1a\x1d.pinnace.v1.DrainNodeResponse\x12M\n\nStreamLogs\x12\x1d.pinnace.v1.StreamLogsRequest\x1a\x1e.pinnace.v1.StreamLogsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/cluster.proto\x12\npinnace.v1\"}\n\x11StreamLogsRequest\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x12\n\ntail_lines\x18\x04 \x01(\x03\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x12\n\ntimestamps\x18\x06 \x01(\x08\"\"\n\x12StreamLogsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"+\n\nSourceFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\":\n\x0cObjectResult\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\"O\n\x15\x41pplyManifestsRequest\x12%\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x16.pinnace.v1.SourceFile\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"U\n\x16\x41pplyManifestsResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.pinnace.v1.ObjectResult\x12\x10\n\x08warnings\x18\x02 \x03(\t\"\xd6\x01\n\x11GetObjectsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12H\n\x0elabel_selector\x18\x03 \x03(\x0b\x32\x30.pinnace.v1.GetObjectsRequest.LabelSelectorEntry\x12\r\n\x05paged\x18\x04 \x01(\x08\x12\x16\n\x0e\x63ontinue_token\x18\x05 \x01(\t\x1a\x34\n\x12LabelSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\nObjectJson\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\x0c\"U\n\x12GetObjectsResponse\x12\'\n\x07objects\x18\x01 \x03(\x0b\x32\x16.pinnace.v1.ObjectJson\x12\x16\n\x0e\x63ontinue_token\x18\x02 \x01(\t\"Y\n\x14\x44\x65leteObjectsRequest\x12%\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x16.pinnace.v1.SourceFile\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"B\n\x15\x44\x65leteObjectsResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.pinnace.v1.ObjectResult\"F\n\x16ScaleDeploymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\"C\n\x17ScaleDeploymentResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.pinnace.v1.ObjectResult\">\n\x19RollbackDeploymentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bto_revision\x18\x02 \x01(\x03\"X\n\x1aRollbackDeploymentResponse\x12(\n\x06result\x18\x01 \x01(\x0b\x32\x18.pinnace.v1.ObjectResult\x12\x10\n\x08revision\x18\x02 \x01(\x03\"=\n\x13WatchObjectsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x18\n\x10resource_version\x18\x02 \x01(\x03\"f\n\x14WatchObjectsResponse\x12\x0c\n\x04type\x18\x01 \x01(\t\x12&\n\x06object\x18\x02 \x01(\x0b\x32\x16.pinnace.v1.ObjectJson\x12\x18\n\x10resource_version\x18\x03 \x01(\x03\"8\n\x11\x43ordonNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\runschedulable\x18\x02 \x01(\x08\"%\n\x12\x43ordonNodeResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\" \n\x10\x44rainNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x07PodWait\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x85\x01\n\x11\x44rainNodeResponse\x12\x0f\n\x07\x65victed\x18\x01 \x03(\t\x12$\n\x07waiting\x18\x02 \x03(\x0b\x32\x13.pinnace.v1.PodWait\x12$\n\x07\x62locked\x18\x03 \x03(\x0b\x32\x13.pinnace.v1.PodWait\x12\x13\n\x0bterminating\x18\x04 \x03(\t2\x88\x06\n\x0e\x43lusterService\x12W\n\x0e\x41pplyManifests\x12!.pinnace.v1.ApplyManifestsRequest\x1a\".pinnace.v1.ApplyManifestsResponse\x12K\n\nGetObjects\x12\x1d.pinnace.v1.GetObjectsRequest\x1a\x1e.pinnace.v1.GetObjectsResponse\x12T\n\rDeleteObjects\x12 .pinnace.v1.DeleteObjectsRequest\x1a!.pinnace.v1.DeleteObjectsResponse\x12Z\n\x0fScaleDeployment\x12\".pinnace.v1.ScaleDeploymentRequest\x1a#.pinnace.v1.ScaleDeploymentResponse\x12\x63\n\x12RollbackDeployment\x12%.pinnace.v1.RollbackDeploymentRequest\x1a&.pinnace.v1.RollbackDeploymentResponse\x12S\n\x0cWatchObjects\x12\x1f.pinnace.v1.WatchObjectsRequest\x1a .pinnace.v1.WatchObjectsResponse0\x01\x12K\n\nCordonNode\x12\x1d.pinnace.v1.CordonNodeRequest\x1a\x1e.pinnace.v1.CordonNodeResponse\x12H\n\tDrainNode\x12\x1c.pinnace.v1.DrainNodeRequest\x1a\x1d.pinnace.v1.DrainNodeResponse\x12M\n\nStreamLogs\x12\x1d.pinnace.v1.StreamLogsRequest\x1a\x1e.pinnace.v1.StreamLogsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,27 +58,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEOBJECTSRESPONSE']._serialized_start=923
   _globals['_DELETEOBJECTSRESPONSE']._serialized_end=989
   _globals['_SCALEDEPLOYMENTREQUEST']._serialized_start=991
-  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_end=1047
-  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_start=1049
-  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_end=1116
-  _globals['_ROLLBACKDEPLOYMENTREQUEST']._serialized_start=1118
-  _globals['_ROLLBACKDEPLOYMENTREQUEST']._serialized_end=1180
-  _globals['_ROLLBACKDEPLOYMENTRESPONSE']._serialized_start=1182
-  _globals['_ROLLBACKDEPLOYMENTRESPONSE']._serialized_end=1270
-  _globals['_WATCHOBJECTSREQUEST']._serialized_start=1272
-  _globals['_WATCHOBJECTSREQUEST']._serialized_end=1333
-  _globals['_WATCHOBJECTSRESPONSE']._serialized_start=1335
-  _globals['_WATCHOBJECTSRESPONSE']._serialized_end=1437
-  _globals['_CORDONNODEREQUEST']._serialized_start=1439
-  _globals['_CORDONNODEREQUEST']._serialized_end=1495
-  _globals['_CORDONNODERESPONSE']._serialized_start=1497
-  _globals['_CORDONNODERESPONSE']._serialized_end=1534
-  _globals['_DRAINNODEREQUEST']._serialized_start=1536
-  _globals['_DRAINNODEREQUEST']._serialized_end=1568
-  _globals['_PODWAIT']._serialized_start=1570
-  _globals['_PODWAIT']._serialized_end=1608
-  _globals['_DRAINNODERESPONSE']._serialized_start=1611
-  _globals['_DRAINNODERESPONSE']._serialized_end=1744
-  _globals['_CLUSTERSERVICE']._serialized_start=1747
-  _globals['_CLUSTERSERVICE']._serialized_end=2523
+  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_end=1061
+  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_start=1063
+  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_end=1130
+  _globals['_ROLLBACKDEPLOYMENTREQUEST']._serialized_start=1132
+  _globals['_ROLLBACKDEPLOYMENTREQUEST']._serialized_end=1194
+  _globals['_ROLLBACKDEPLOYMENTRESPONSE']._serialized_start=1196
+  _globals['_ROLLBACKDEPLOYMENTRESPONSE']._serialized_end=1284
+  _globals['_WATCHOBJECTSREQUEST']._serialized_start=1286
+  _globals['_WATCHOBJECTSREQUEST']._serialized_end=1347
+  _globals['_WATCHOBJECTSRESPONSE']._serialized_start=1349
+  _globals['_WATCHOBJECTSRESPONSE']._serialized_end=1451
+  _globals['_CORDONNODEREQUEST']._serialized_start=1453
+  _globals['_CORDONNODEREQUEST']._serialized_end=1509
+  _globals['_CORDONNODERESPONSE']._serialized_start=1511
+  _globals['_CORDONNODERESPONSE']._serialized_end=1548
+  _globals['_DRAINNODEREQUEST']._serialized_start=1550
+  _globals['_DRAINNODEREQUEST']._serialized_end=1582
+  _globals['_PODWAIT']._serialized_start=1584
+  _globals['_PODWAIT']._serialized_end=1622
+  _globals['_DRAINNODERESPONSE']._serialized_start=1625
+  _globals['_DRAINNODERESPONSE']._serialized_end=1758
+  _globals['_CLUSTERSERVICE']._serialized_start=1761
+  _globals['_CLUSTERSERVICE']._serialized_end=2537
 # @@protoc_insertion_point(module_scope)

@@ -771,7 +771,13 @@ class PodAssignments(_message.Message):
 
     REVISION_FIELD_NUMBER: _builtins.int
     PODS_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
     revision: _builtins.int
+    more: _builtins.bool
+    """A large set comes in chunks of one revision, each a bounded message: `more`
+    says chunks follow; the set is the union of the chunks, complete with the
+    chunk that has `more` unset.
+    """
     @_builtins.property
     def pods(self) -> _containers.RepeatedCompositeFieldContainer[Global___PodAssignment]: ...
     def __init__(
@@ -779,10 +785,11 @@ class PodAssignments(_message.Message):
         *,
         revision: _builtins.int = ...,
         pods: _abc.Iterable[Global___PodAssignment] | None = ...,
+        more: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pods", b"pods", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["more", b"more", "pods", b"pods", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -32,10 +32,10 @@ from master.app.drain import cordon_node, drain_node
 from master.app.errors import PLURALS, AppError, ErrorCode
 from master.app.paging import check_reply_size, next_page
 from master.app.queries import check_kind, list_endpoints, list_objects
-from master.app.scale import rollback_deployment, scale_deployment
+from master.app.scale import rollback_deployment, scale_deployment, scale_statefulset
 from master.controllers.manager import ControllerManager
 from master.manifest import ManifestError, ParsedManifests, parse_manifests, parse_references
-from master.model import StoredObject
+from master.model import Deployment, StatefulSet, StoredObject
 from master.state import ClusterState
 from master.store.port import StoreError
 from protos import cluster_pb2, cluster_pb2_grpc
@@ -235,11 +235,18 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     async def ScaleDeployment(
         self, request: cluster_pb2.ScaleDeploymentRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ScaleDeploymentResponse:
-        dep = await _call(
-            context, scale_deployment(self._state, request.name, int(request.replicas))
-        )
+        if request.kind == "StatefulSet":
+            scaled: Deployment | StatefulSet = await _call(
+                context, scale_statefulset(self._state, request.name, int(request.replicas))
+            )
+        else:
+            scaled = await _call(
+                context, scale_deployment(self._state, request.name, int(request.replicas))
+            )
         return cluster_pb2.ScaleDeploymentResponse(
-            result=cluster_pb2.ObjectResult(kind="Deployment", name=dep.meta.name, action="scaled")
+            result=cluster_pb2.ObjectResult(
+                kind=scaled.kind, name=scaled.meta.name, action="scaled"
+            )
         )
 
     # -- cordon and drain -----------------------------------------------------------------

@@ -26,6 +26,7 @@ from kernel.clock import Clock
 from kernel.names import is_node_name
 from master.api.convert import (
     assignments_to_proto,
+    chunk_assignments,
     node_from_proto,
     peers_to_proto,
     pod_report_from_proto,
@@ -47,6 +48,10 @@ MAX_PODS_PER_REPORT = 1000
 MAX_PEERS = 32
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
+
+
+# Trailing metadata of a follower's refusal: the leader's address (the agent goes there).
+LEADER_METADATA = "pinnace-leader"
 
 
 @dataclass(slots=True)
@@ -127,7 +132,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     ) -> node_pb2.RegisterNodeResponse:
         info = request.node
         if not self._state.writable:
-            # A follower master: the agent tries the next master it knows.
+            # A follower master: the agent goes to the leader it names, or the next master.
+            leader = self._state.leader_address()
+            if leader:
+                context.set_trailing_metadata(((LEADER_METADATA, leader),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, self._state.write_refusal())
         if not is_node_name(info.name):
             await context.abort(
@@ -239,7 +247,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         for p in pods
                         if p.deletion_requested_at and not self._released(p)
                     }
-                    yield node_pb2.MasterMessage(assignments=msg)
+                    for chunk in chunk_assignments(msg):
+                        yield node_pb2.MasterMessage(assignments=chunk)
         finally:
             self.logs.detach(node_name, down)
             for task in (reader, superseded):

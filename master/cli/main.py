@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="HAProxy listens on service port + N (e.g. to avoid privileged ports)",
     )
     m.add_argument("--no-lb", action="store_true", help="do not run a load balancer")
+    m.add_argument(
+        "--stop-lb-on-exit",
+        action="store_true",
+        help="stop HAProxy when the master stops (by default it keeps serving and the next "
+        "master adopts it)",
+    )
     m.add_argument("--haproxy", default="haproxy", help="the haproxy binary")
     m.add_argument(
         "--metrics-listen",
@@ -201,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
+
+    lb = sub.add_parser("lb", help="the load balancer (HAProxy) a master left running")
+    lb.add_argument("action", choices=["stop"], help="stop: end it (services stop answering)")
+    lb.add_argument("--data-dir", default=_default_data_dir(), help="the master's --data-dir")
 
     t = sub.add_parser("token", help="create, list or revoke join tokens for agents")
     t.add_argument("action", choices=["create", "list", "revoke"])
@@ -311,6 +321,7 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_advertise=args.lb_advertise,
             lb_internal=args.lb_internal_address,
             lb_port_offset=args.lb_port_offset,
+            lb_stop_on_exit=args.stop_lb_on_exit,
             haproxy_bin=args.haproxy,
             metrics_listen=_metrics_listen(args.metrics_listen),
             insecure=args.master_insecure,
@@ -322,6 +333,18 @@ def _run_master(args: argparse.Namespace) -> int:
             name=args.name,
         )
     )
+
+
+def _run_lb(action: str, data_dir: Path) -> int:
+    from master.lb.process import stop_running
+
+    # action is "stop" (argparse allows nothing else).
+    pid = stop_running(data_dir / "lb")
+    if pid is None:
+        print(f"no load balancer is running for {data_dir}")
+    else:
+        print(f"load balancer (HAProxy pid {pid}) stopped")
+    return 0
 
 
 def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
@@ -390,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "master":
             return _run_master(args)
+        if args.command == "lb":
+            return _run_lb(args.action, Path(args.data_dir))
         select_credentials(args.config, args.insecure)
         address = master_address(args.master)
         if args.command == "token":

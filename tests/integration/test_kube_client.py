@@ -125,6 +125,14 @@ def test_client_deployments_scale_and_validation(
     assert (invalid.value.status, status["reason"]) == (422, "Invalid")
     assert status["details"]["causes"][0]["field"] == "spec.replicas"
     assert 'must be an integer >= 0, got "three"' in status["message"]
+    core = client.CoreV1Api(api)
+    config_map = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="settings"), data={"a": "1"})
+    core.create_namespaced_config_map(NS, config_map)
+    core.patch_namespaced_config_map("settings", NS, {"data": {"b": "2"}})
+    assert core.read_namespaced_config_map("settings", NS).data == {"a": "1", "b": "2"}
+    core.delete_namespaced_config_map("settings", NS)
+    assert core.list_namespaced_config_map(NS).items == []
+
     apps.delete_namespaced_deployment(DEP, NS, propagation_policy="Background")
     listed = apps.list_namespaced_deployment(NS)
     assert listed.items == []

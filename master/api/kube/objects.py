@@ -25,6 +25,7 @@ from master.api.render import (
 )
 from master.app.queries import list_endpoints
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
+from master.controllers.naming import template_hash
 from master.controllers.revisions import CHANGE_CAUSE
 from master.model import DEFAULT_NAMESPACE, KINDS, Deployment, Event, StoredObject
 from master.state import ClusterState
@@ -85,22 +86,25 @@ def replica_sets(dep: Deployment, state: ClusterState) -> list[Obj]:
         total, ready = counts.get(pod.template_hash, (0, 0))
         counts[pod.template_hash] = (total + 1, ready + int(pod.status.ready))
     out = []
-    current = dep.history[-1].template_hash if dep.history else ""
+    current = template_hash(dep.template)
     for rev in dep.history:
-        labels = {**rev.template.labels, TEMPLATE_HASH_LABEL: rev.template_hash}
-        total, ready = counts.get(rev.template_hash, (0, 0))
+        # The hash the controller gives this template's pods now (a stored one may predate
+        # a change of the hash function).
+        hash_ = template_hash(rev.template)
+        labels = {**rev.template.labels, TEMPLATE_HASH_LABEL: hash_}
+        total, ready = counts.get(hash_, (0, 0))
         annotations = {"deployment.kubernetes.io/revision": str(rev.revision)}
         if rev.change_cause:
             annotations[CHANGE_CAUSE] = rev.change_cause
-        desired = dep.replicas if rev.template_hash == current else 0
+        desired = dep.replicas if hash_ == current else 0
         out.append(
             {
                 "apiVersion": "apps/v1",
                 "kind": "ReplicaSet",
                 "metadata": {
-                    "name": f"{dep.meta.name}-{rev.template_hash}",
+                    "name": f"{dep.meta.name}-{hash_}",
                     "namespace": DEFAULT_NAMESPACE,
-                    "uid": f"{dep.meta.uid}-{rev.template_hash}",
+                    "uid": f"{dep.meta.uid}-{hash_}",
                     "resourceVersion": str(dep.meta.resource_version),
                     "generation": 1,
                     "creationTimestamp": rfc3339(rev.created_at or dep.meta.created_at),
@@ -119,9 +123,7 @@ def replica_sets(dep: Deployment, state: ClusterState) -> list[Obj]:
                 },
                 "spec": {
                     "replicas": desired,
-                    "selector": {
-                        "matchLabels": {**dep.selector, TEMPLATE_HASH_LABEL: rev.template_hash}
-                    },
+                    "selector": {"matchLabels": {**dep.selector, TEMPLATE_HASH_LABEL: hash_}},
                     "template": {
                         "metadata": {"labels": labels},
                         "spec": render_pod_spec(rev.template.spec),

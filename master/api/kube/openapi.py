@@ -39,6 +39,7 @@ _POD = Type(
 
 
 def _generic(kind: str, group: str, doc: str) -> Type:
+    """A kind described by its identity only; its other fields are left open."""
     prefix = "io.k8s.api.apps.v1." if group == "apps" else "io.k8s.api.core.v1."
     return Type(
         prefix + kind,
@@ -47,11 +48,12 @@ def _generic(kind: str, group: str, doc: str) -> Type:
             Field("apiVersion", "The versioned schema of this object.", "string"),
             Field("kind", "The kind of this object.", "string"),
             Field("metadata", "Standard object metadata.", OBJECT_META),
-            Field("spec", "The object's spec, as the server fills it.", "object"),
-            Field("status", "The observed state.", "object"),
         ),
         gvk=(group, "v1", kind),
     )
+
+
+_TYPED = {t.name for t in (*WRITABLE.values(), _POD)}
 
 
 def top_types() -> dict[str, Type]:
@@ -125,6 +127,8 @@ def _type_schema(t: Type, v3: bool) -> Obj:
     }
     if t.required:
         out["required"] = list(t.required)
+    if t.gvk is not None and t.name not in _TYPED:
+        out["x-kubernetes-preserve-unknown-fields"] = True
     if t.gvk is not None:
         group, version, kind = t.gvk
         out["x-kubernetes-group-version-kind"] = [

@@ -13,11 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from master.api.tables import header_for, human_age, rows_for
+from master.api.tables import has_table, header_for, human_age, rows_for
 
 Obj = dict[str, Any]
-
-_TABLE_KINDS = ("Pod", "Deployment", "Service", "Node", "Event", "Endpoints")
 
 
 def _partial(obj: Obj) -> Obj:
@@ -56,8 +54,23 @@ def _generic_rows(objs: Sequence[Obj], now: float) -> tuple[list[Obj], list[list
     return columns, rows
 
 
+def _replica_set_rows(objs: Sequence[Obj], now: float) -> tuple[list[Obj], list[list[Any]]]:
+    """kubectl's ReplicaSet columns: what `get rs` shows for a Deployment's revisions."""
+    columns, named = _generic_rows(objs, now)
+    counts = [
+        {"name": n, "type": "integer", "format": "", "priority": 0, "description": n}
+        for n in ("DESIRED", "CURRENT", "READY")
+    ]
+    rows = []
+    for (name, age), o in zip(named, objs, strict=True):
+        st = o.get("status", {})
+        desired = o.get("spec", {}).get("replicas", 0)
+        rows.append([name, desired, st.get("replicas", 0), st.get("readyReplicas", 0), age])
+    return [columns[0], *counts, columns[1]], rows
+
+
 def render_table(kind: str, objs: Sequence[Obj], now: float, resource_version: str) -> Obj:
-    if kind in _TABLE_KINDS:
+    if has_table(kind):
         base = header_for(kind, wide=False)
         wide = header_for(kind, wide=True)
         # kubectl upper-cases column names when it prints them: pinnace's words survive.
@@ -72,6 +85,8 @@ def render_table(kind: str, objs: Sequence[Obj], now: float, resource_version: s
             for h in wide
         ]
         cells = rows_for(kind, objs, wide=True, now=now)
+    elif kind == "ReplicaSet":
+        columns, cells = _replica_set_rows(objs, now)
     else:
         columns, cells = _generic_rows(objs, now)
     return {

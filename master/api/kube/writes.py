@@ -131,7 +131,7 @@ async def create(
     state: ClusterState, r: Resource, body: Any, namespace: str | None, now: float, dry_run: bool,
     admit: ServiceAdmission | None = None,
 ) -> WriteResult:  # fmt: skip
-    if r.kind not in WRITABLE:
+    if "create" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} are made by pinnace, not created by users")
     name = _check_identity(r, body, None, namespace)
     return await _store(state, r, body, name, now, dry_run, create_only=True, admit=admit)
@@ -153,7 +153,7 @@ async def replace(
     state: ClusterState, r: Resource, name: str, body: Any, namespace: str | None, now: float,
     dry_run: bool, admit: ServiceAdmission | None = None,
 ) -> WriteResult:  # fmt: skip
-    if r.kind not in WRITABLE:
+    if "update" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be replaced through the API")
     _check_identity(r, body, name, namespace)
     current = state.get(r.kind, name)
@@ -183,7 +183,7 @@ async def patch(
     state: ClusterState, r: Resource, name: str, body: bytes, content_type: str, now: float,
     dry_run: bool, admit: ServiceAdmission | None = None,
 ) -> WriteResult:  # fmt: skip
-    if r.kind not in WRITABLE:
+    if "patch" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be patched through the API")
     patch_doc = decode_body(body, content_type)
     current = state.get(r.kind, name)
