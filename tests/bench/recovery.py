@@ -1,7 +1,6 @@
 """Benchmark: how fast pinnace heals, and whether replica counts stay exact.
 
-Run as `python -m tests.bench.recovery [--trials 10] [--pause-trials 3] [--no-swarm]
-[--only-restarts]`.
+Run as `python -m tests.bench.recovery [--trials 10] [--pause-trials 3] [--no-swarm]`.
 One master (default flags: 1 s heartbeat, 3 s lease, eviction at once) and two agents on
 127.0.0.1 run `pinnace/httpd:latest`; every time is read off the engine itself
 (containers by label, polled every 25 ms), from the moment the harm is done:
@@ -421,6 +420,9 @@ class SwarmRecovery(SwarmSession):
         return times
 
 
+SCENARIOS = ("container-kill", "partition", "node-kill", "master-pause", "master-restart")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench.recovery",
@@ -435,13 +437,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="trials per master pause (6 s, 30 s) and per master restart",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one wait may take")
-    parser.add_argument(
-        "--only-restarts",
-        action="store_true",
-        help="run only the master restart rows (kill -9 with 10 s down, graceful)",
-    )
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SCENARIOS,
+        help="run only this scenario (repeatable; default: all)",
+    )
     args = parser.parse_args(argv)
+    args.only = args.only or list(SCENARIOS)
     if args.trials < 1:
         parser.error("--trials must be >= 1")
     return args
@@ -460,20 +464,25 @@ def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Name
         p.start_agent("a")
         p.start_agent("b")
         print(f"pinnace: master {procs.address}, nodes {', '.join(procs.agents)}")
-        kills: list[float] = []
-        replaced: list[float] = []
-        fenced: list[float] = []
-        duplicates: list[int] = []
-        dead: list[float] = []
-        paused: dict[float, list[PauseTrial]] = {}
-        if not args.only_restarts:
-            kills = container_kill(p, args.trials)
-            replaced, fenced, duplicates = partition(p, args.trials)
-            dead = node_kill(p, args.trials)
-            paused = {s: master_pause(p, s, args.pause_trials) for s in PAUSES}
-        restarts = {
-            label: master_restart(p, sig, down, args.pause_trials) for label, sig, down in RESTARTS
-        }
+        only = set(args.only)
+        kills = container_kill(p, args.trials) if "container-kill" in only else []
+        replaced, fenced, duplicates = (
+            partition(p, args.trials) if "partition" in only else ([], [], [])
+        )
+        dead = node_kill(p, args.trials) if "node-kill" in only else []
+        paused = (
+            {s: master_pause(p, s, args.pause_trials) for s in PAUSES}
+            if "master-pause" in only
+            else {}
+        )
+        restarts = (
+            {
+                label: master_restart(p, sig, down, args.pause_trials)
+                for label, sig, down in RESTARTS
+            }
+            if "master-restart" in only
+            else {}
+        )
     finally:
         procs.close()
     return kills, replaced, fenced, duplicates, dead, paused, restarts
@@ -500,8 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = _run_pinnace(client, workdir, args)
         kills, replaced, fenced, duplicates, dead, paused, restarts = results
-        if args.no_swarm or args.only_restarts:
-            swarm_note = "skipped (--no-swarm)" if args.no_swarm else "skipped (--only-restarts)"
+        if args.no_swarm:
+            swarm_note = "skipped (--no-swarm)"
         else:
             swarm = SwarmRecovery(client)
             try:
@@ -536,9 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Row("partition healed (SIGCONT) -> stale copies fenced", fenced),
     ]
     print()
-    if not args.only_restarts:
-        print(render_table(rows))
-        print(duplicates_line(duplicates))
+    print(render_table(rows))
+    print(duplicates_line(duplicates))
     for seconds, trials in paused.items():
         print(pause_line(f"master paused {seconds:g} s", trials))
     for label, trials in restarts.items():
