@@ -41,6 +41,7 @@ from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
+from agent.usage import UsageSampler
 from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
@@ -256,6 +257,7 @@ async def run_agent(
         witness=WitnessClient(args.name, creds),
         logs=LogStreamer(runtime),
         prefer=security.prefer,
+        usage=UsageSampler(runtime, clock),
     )
     witness.bind(session.probe_master)
     stop = asyncio.Event()

@@ -35,6 +35,7 @@ from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.app.usage import UsageTable
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -180,11 +181,13 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     masters = MastersView(_etcd_of(store) if config.leader_elect else None)
     # Container logs: asked for on either API, carried by the node sessions.
     logs = LogRelay()
+    usage = UsageTable()
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs), server
+        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs, usage),
+        server,
     )
     node_servicer = NodeServicer(
-        state, leases, manager, clock, config.heartbeat_interval, node_lease, logs
+        state, leases, manager, clock, config.heartbeat_interval, node_lease, logs, usage
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)

@@ -32,8 +32,10 @@ from master.api.convert import (
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
+from master.api.usage import report_from_proto
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.reports import NodeReports
+from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
@@ -78,9 +80,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         heartbeat_interval: float,
         lease_seconds: float,
         logs: LogRelay | None = None,
+        usage: UsageTable | None = None,
     ) -> None:
         # Container logs asked for through the APIs travel on the sessions.
         self.logs = logs if logs is not None else LogRelay()
+        # The agents' CPU and memory readings, for `pinnace top` (master/app/usage.py).
+        self._usage = usage if usage is not None else UsageTable()
         self._state = state
         self._leases = leases
         self._manager = manager
@@ -294,6 +299,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.ack_due.set()
             elif body == "log_chunk":
                 self.logs.deliver(msg.log_chunk)
+            elif body == "usage":
+                self._usage.record(node_name, report_from_proto(msg.usage))
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)
