@@ -24,6 +24,7 @@ from agent.model import (
     VolumeMount,
 )
 from agent.runtime.port import LogOptions
+from agent.usage import UsageSample
 from protos import node_pb2 as pb
 
 
@@ -197,4 +198,21 @@ def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
             since_seconds=int(msg.since_seconds),
         ),
         limit_bytes=int(msg.limit_bytes),
+    )
+
+
+def usage_to_proto(u: UsageSample) -> pb.UsageReport:
+    return pb.UsageReport(
+        node_cpu_millis=u.node_cpu_millis,
+        node_memory_bytes=u.node_memory_bytes,
+        containers=[
+            pb.ContainerUsage(
+                pod=c.pod,
+                container=c.container,
+                cpu_millis=c.cpu_millis,
+                memory_bytes=c.memory_bytes,
+            )
+            for c in u.containers
+        ],
+        measured_at=u.measured_at,
     )

@@ -41,6 +41,7 @@ from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
+from agent.usage import UsageSampler
 from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
@@ -148,7 +149,9 @@ def _check_address(parser: argparse.ArgumentParser, flag: str, value: str) -> No
 def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResources]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_address(parser, "--master", args.master)
+    # Several masters (HA): comma separated; the session moves on when one fails it.
+    for master in args.master.split(","):
+        _check_address(parser, "--master", master.strip())
     if not is_node_name(args.name):
         parser.error(
             f"--name: {args.name[:80]!r} is not a valid node name (lower-case letters, digits, "
@@ -253,6 +256,8 @@ async def run_agent(
         channel=security.channel,
         witness=WitnessClient(args.name, creds),
         logs=LogStreamer(runtime),
+        prefer=security.prefer,
+        usage=UsageSampler(runtime, clock),
     )
     witness.bind(session.probe_master)
     stop = asyncio.Event()

@@ -39,6 +39,7 @@ from agent.convert import (
     log_order_from_proto,
     node_info_to_proto,
     status_to_proto,
+    usage_to_proto,
 )
 from agent.fencing import PROBE_WAIT, PeerView
 from agent.logs import LogStreamer
@@ -60,6 +61,7 @@ from agent.state.events import (
     SessionEnded,
     Tick,
 )
+from agent.usage import UsageSampler
 from agent.witness import WitnessClient
 from agent.worker import Worker, wait_event
 from kernel.clock import Clock
@@ -70,11 +72,27 @@ from protos import node_pb2_grpc
 log = logging.getLogger("pinnace.agent")
 
 FLUSH_INTERVAL = 0.1
+# metrics-server scrapes every 15 s; `pinnace top` is fresher at little cost.
+USAGE_INTERVAL = 5.0
 FENCE_TICK = 0.2
 REGISTER_TIMEOUT = 10.0
 # How long a re-registration after a fence waits for the teardown (a stuck engine
 # must not keep the node away from its master for ever).
 FENCE_TEARDOWN_WAIT = 10.0
+
+
+# A follower master's refusal names the leader in this trailing metadata.
+LEADER_METADATA = "pinnace-leader"
+
+
+def leader_hint(exc: BaseException) -> str:
+    """The leader's address a follower master named when refusing us ("" if none)."""
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return ""
+    for key, value in exc.trailing_metadata() or ():
+        if key == LEADER_METADATA and isinstance(value, str):
+            return value
+    return ""
 
 
 def describe_error(exc: BaseException) -> tuple[str, bool]:
@@ -84,6 +102,9 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
         refused = "refused" in details.lower()
         if refused:
             return "connection refused", True
+        if "is a follower" in details or "no master is the leader" in details:
+            # One of several masters, not the leader: retry soon, as for a refusal.
+            return f"not the leader ({details})", True
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             return f"unavailable ({details})", False
         return f"{exc.code().name}: {details}", False
@@ -110,8 +131,14 @@ class Session:
         channel: Callable[[], grpc.aio.Channel] | None = None,
         witness: WitnessClient | None = None,
         logs: LogStreamer | None = None,
+        prefer: Callable[[str], None] | None = None,
+        usage: UsageSampler | None = None,
     ) -> None:
         self._target = target
+        # Several masters: told the leader's address when a follower refuses us.
+        self._prefer = prefer
+        # CPU and memory for `pinnace top` (agent/usage.py), sent every USAGE_INTERVAL.
+        self._usage = usage
         # Container logs the master asks for (agent/logs.py).
         self._logs = logs
         self._node = node
@@ -208,6 +235,9 @@ class Session:
                     error, refused = "restarting the session after fencing", False
                 except Exception as exc:  # any failure means: reconnect
                     error, refused = describe_error(exc)
+                    leader = leader_hint(exc)
+                    if leader and self._prefer is not None:
+                        self._prefer(leader)
                 ended = SessionEnded(self._target, self.connected, error, refused, self._jitter())
                 for instruction in self._handle(ended):
                     if isinstance(instruction, Reconnect):
@@ -268,6 +298,8 @@ class Session:
                 asyncio.create_task(self._flush(outgoing)),
                 asyncio.create_task(self._receive(call, outgoing)),
             ]
+            if self._usage is not None:
+                senders.append(asyncio.create_task(self._report_usage(self._usage, outgoing)))
             restart = asyncio.create_task(self._restart.wait())
             try:
                 done, _ = await asyncio.wait(
@@ -336,6 +368,16 @@ class Session:
                 batch = pb.PodStatusBatch(pods=[status_to_proto(r) for r in changed])
                 outgoing.put_nowait(pb.AgentMessage(statuses=batch))
             await self._clock.sleep(FLUSH_INTERVAL)
+
+    async def _report_usage(
+        self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage]
+    ) -> None:
+        while True:
+            try:
+                outgoing.put_nowait(pb.AgentMessage(usage=usage_to_proto(await usage.sample())))
+            except Exception as exc:  # an engine that does not answer: no usage this round
+                log.debug("measuring usage failed: %s", exc)
+            await self._clock.sleep(USAGE_INTERVAL)
 
     async def _watch_fence(self) -> None:
         while True:

@@ -35,6 +35,7 @@ from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.app.usage import UsageTable
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -130,8 +131,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     await state.load()
     await ensure_defaults(state)
     leases = LeaseTable()
+    node_lease = _node_lease(config)
     health = NodeHealthSettings(
-        config.lease_seconds, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
+        node_lease, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
     )
     manager = ControllerManager(state, clock, leases, health=health)
     manager.start_grace()
@@ -179,11 +181,13 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     masters = MastersView(_etcd_of(store) if config.leader_elect else None)
     # Container logs: asked for on either API, carried by the node sessions.
     logs = LogRelay()
+    usage = UsageTable()
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs), server
+        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs, usage),
+        server,
     )
     node_servicer = NodeServicer(
-        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds, logs
+        state, leases, manager, clock, config.heartbeat_interval, node_lease, logs, usage
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)
@@ -295,6 +299,23 @@ def _metrics(
     if server is not None:
         log.info("metrics on http://%s/metrics", server.address)
     return server
+
+
+# With several masters a node's lease must outlast a failover (leader lease 2 s, etcd's
+# 0.5 s expiry check, taking over, the agent finding the new leader): an agent must not
+# fence itself, nor the new leader judge the node, while the masters change hands.
+HA_NODE_LEASE_FLOOR = 6.0
+
+
+def _node_lease(config: MasterConfig) -> float:
+    if config.leader_elect and config.lease_seconds < HA_NODE_LEASE_FLOOR:
+        log.info(
+            "--leader-elect: node lease %gs raised to %gs so a failover never fences a node",
+            config.lease_seconds,
+            HA_NODE_LEASE_FLOOR,
+        )
+        return HA_NODE_LEASE_FLOOR
+    return config.lease_seconds
 
 
 def _etcd_of(store: Store) -> EtcdStore:

@@ -26,6 +26,7 @@ from master.cli.kubeconfig import run_kubeconfig
 from master.cli.logs import run_logs
 from master.cli.rollout import run_rollout
 from master.cli.token import run_token
+from master.cli.top import run_top
 from master.pki.tokens import parse_duration
 from master.store.etcd_client import EtcdSettings, parse_endpoints
 
@@ -231,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
     )
 
+    tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
+    tp.add_argument(
+        "kind", choices=["nodes", "node", "no", "pods", "pod", "po"], help="nodes or pods"
+    )
+
     a = sub.add_parser("apply", help="create or update objects from manifests")
     a.add_argument(
         "-f",
@@ -431,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.timestamps,
                 args.previous,
             )
+        if args.command == "top":
+            return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
         if args.command == "apply":
             return run_apply(address, args.filename, args.dry_run, args.recursive)
         if args.command == "get":
