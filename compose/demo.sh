@@ -2,7 +2,9 @@
 # The compose demo (`make demo`): a master with its HAProxy and three agents, each in its own
 # container (compose/docker-compose.yml), running the seed walkthrough: apply the seed
 # deployment and service unchanged, serve the page through the load balancer, scale to 5,
-# then kill a node under a stream of requests and print what happened, when.
+# then kill a node under a stream of requests and print what happened, when; last, a Redis
+# StatefulSet with a claim (examples/redis/): write a key, kill its container and its node's
+# agent, and read the key back from the new container.
 #
 #   demo.sh up      builds what is missing, starts the cluster, runs the walkthrough and
 #                   leaves the cluster running (a running demo is torn down first)
@@ -160,6 +162,8 @@ up() {
 
   step "building pinnace's image (compose/build-image.sh)"
   bash compose/build-image.sh || fail "building the image" "bash compose/build-image.sh"
+  step "building the stateful example's image (compose/images/build.sh redis)"
+  bash compose/images/build.sh redis || fail "building pinnace/redis:latest" "bash compose/images/build.sh redis"
 
   step "starting the master: $COMPOSE_HINT up -d master"
   compose up -d master || fail "$COMPOSE_HINT up -d master"
@@ -203,6 +207,7 @@ up() {
   pinnace get pods -o wide
 
   kill_a_node
+  stateful_redis
 
   cat <<TXT
 
@@ -213,6 +218,8 @@ The cluster keeps running. Explore it from this shell:
   .venv/bin/pinnace get events
   curl -s $LB | grep 'Served by'
   .venv/bin/pinnace scale deployment $DEPLOY --replicas 2
+  .venv/bin/pinnace get statefulsets; .venv/bin/pinnace get pvc -o wide    # Redis, its claim
+  docker exec \$(docker ps -q --filter label=pinnace.pod=redis-0) redis-cli get demo-key
   $COMPOSE_HINT start node-${victim##*-}    # bring the killed node back
   $COMPOSE_HINT logs master
 Stop and remove it all: make demo-down
@@ -300,6 +307,71 @@ print(Counter(p['spec'].get('nodeName', '') for p in items).most_common(1)[0][0]
   pinnace get nodes
   step "what happened (pinnace get events)"
   pinnace get events | tail -n 12
+}
+
+# redis-0's node and container id once it is Running and ready (nothing before).
+redis_state() { query pods "
+for p in items:
+    cs = p['status'].get('containerStatuses') or [{}]
+    if (p['metadata']['name'] == 'redis-0' and not p['metadata'].get('deletionTimestamp')
+            and p['status'].get('phase') == 'Running' and all(c.get('ready') for c in cs)
+            and cs[0].get('containerID')):
+        print(p['spec']['nodeName'], cs[0]['containerID'].removeprefix('docker://'))"; }
+redis_ready() { [[ -n $(redis_state) ]]; }
+# True once redis-0 is Running and ready again in a container (re)started after $1 (unix time)
+# that answers redis-cli.
+redis_back_after() {
+  local node cid started
+  read -r node cid <<<"$(redis_state)"
+  [[ -n $cid ]] || return 1
+  started=$(docker inspect --format '{{if .State.Running}}{{.State.StartedAt}}{{end}}' "$cid") || return 1
+  [[ -n $started ]] && awk -v a="$(date -d "$started" +%s.%N)" -v b="$1" 'BEGIN { exit !(a > b) }' &&
+    [[ $(docker exec "$cid" redis-cli ping 2>/dev/null) == PONG ]]
+}
+node_ready() { [[ $(node_status "$1") == True ]]; }
+
+# The stateful example: a key written to Redis on its claim survives the kill of its container
+# and of the agent that runs it.
+stateful_redis() {
+  local node cid service agent t0 at value timeline=()
+  step "a stateful example: pinnace apply -f examples/redis/ (Redis, a StatefulSet with a 64Mi claim)"
+  pinnace apply -f examples/redis/ || fail "applying examples/redis/"
+  wait_for 60 "redis-0 Running and ready" redis_ready ||
+    fail "redis-0 is not running" "$BIN/pinnace get events; $BIN/pinnace get pvc -o wide"
+  read -r node cid <<<"$(redis_state)"
+  service="node-${node##*-}"
+  agent=$(compose ps -q "$service")
+  [[ -n $agent ]] || fail "no container for service $service" "$COMPOSE_HINT ps"
+  pinnace get pvc -o wide
+  note "redis-0 runs on $node in container ${cid:0:12}; its claim is the Docker volume $(
+    docker inspect --format '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}' "$cid")"
+
+  step "writing a key: docker exec ${cid:0:12} redis-cli set demo-key hello"
+  docker exec "$cid" redis-cli set demo-key hello | sed 's/^/    /'
+  [[ $(docker exec "$cid" redis-cli get demo-key) == hello ]] || fail "redis did not keep demo-key" "docker logs $cid"
+
+  step "killing redis-0's container, then its node's agent ($COMPOSE_HINT stop/start $service)"
+  t0=$(now)
+  docker kill "$cid" >/dev/null
+  timeline+=("0.0 redis-0's container ${cid:0:12} killed (docker kill)")
+  compose stop -t 5 "$service" >/dev/null 2>&1 || fail "stopping $service" "$COMPOSE_HINT logs $service"
+  timeline+=("$(elapsed "$t0") agent $node stopped ($COMPOSE_HINT stop $service)")
+  compose start "$service" >/dev/null 2>&1 || fail "starting $service" "$COMPOSE_HINT logs $service"
+  timeline+=("$(elapsed "$t0") agent $node started again ($COMPOSE_HINT start $service)")
+  wait_for 30 "$node Ready again" node_ready "$node" ||
+    fail "$node did not come back" "$COMPOSE_HINT logs $service"
+  timeline+=("$(elapsed "$t0") $node Ready (seen by the CLI)")
+  wait_for 30 "redis-0 Running again" redis_back_after "$(awk -v t="$t0" 'BEGIN { printf "%.3f", t }')" ||
+    fail "redis-0 did not come back on $node" "$BIN/pinnace get events; $COMPOSE_HINT logs $service"
+  at=$(elapsed "$t0")
+  read -r node cid <<<"$(redis_state)"
+  timeline+=("$at redis-0 Running and ready again on $node in container ${cid:0:12}, on the same claim")
+  value=$(docker exec "$cid" redis-cli get demo-key)
+  timeline+=("$(elapsed "$t0") docker exec ${cid:0:12} redis-cli get demo-key -> \"$value\"")
+  printf '%s\n' "${timeline[@]}" | while read -r at what; do printf '    +%5ss  %s\n' "$at" "$what"; done
+  [[ $value == hello ]] || fail "demo-key is \"$value\" after the restart, not \"hello\": the data was lost" \
+    "docker logs $cid"
+  note "the key written before the kills is still there: the data lives on the claim, not in the container"
 }
 
 case "${1:-up}" in

@@ -13,6 +13,7 @@
 # small Dockerfiles FROM those bases, so a rebuild after a recipe change takes seconds.
 #
 #   build.sh nginx httpd      # what `make images` runs
+#   build.sh redis            # the stateful example's image (the demo builds it on demand)
 #   build.sh debian-python    # what `make images-base` runs (python3 + haproxy: the base for
 #                             # pinnace's own image, compose/Dockerfile)
 #
@@ -231,6 +232,22 @@ build_httpd() {
   say "built $tag ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.1f MB", $1 / 1e6}'))"
 }
 
+build_redis() {
+  # Never pulled: a pinnace/* name on a public registry would be someone else's image. Built
+  # only on demand (the demo and the stateful tests), not by `make images`.
+  local tag=pinnace/redis:latest base=pinnace/debian-redis-base:bookworm inputs
+  local packages=redis-server
+  inputs=$(hash_of "$here/redis/Dockerfile" <(echo "$recipe_version $packages"))
+  if ! needs_build "$tag" "$inputs"; then
+    say "$tag present"
+    return
+  fi
+  build_debian_base "$base" "$packages"
+  step="building $tag"
+  docker_build --build-arg "BASE=$base" --label "pinnace.build-inputs=$inputs" -t "$tag" "$here/redis"
+  say "built $tag ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%d MB", $1 / 1e6}'))"
+}
+
 build_debian_python() {
   # The base of pinnace's own image (compose/Dockerfile), one image for master and agents:
   # python3-venv brings ensurepip, so the image can make a venv and pip install wheels;
@@ -250,8 +267,9 @@ main() {
     case "$name" in
       nginx) build_nginx ;;
       httpd) build_httpd ;;
+      redis) build_redis ;;
       debian-python) build_debian_python ;;
-      *) fail "unknown image '$name' (known: nginx httpd debian-python)" ;;
+      *) fail "unknown image '$name' (known: nginx httpd redis debian-python)" ;;
     esac
   done
   # A rebuild leaves the previous image untagged; drop those, but only ones this script made.
