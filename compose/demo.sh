@@ -318,6 +318,12 @@ for p in items:
             and cs[0].get('containerID')):
         print(p['spec']['nodeName'], cs[0]['containerID'].removeprefix('docker://'))"; }
 redis_ready() { [[ -n $(redis_state) ]]; }
+node_ready() { [[ $(node_status "$1") == True ]]; }
+# Why redis-0 waits, while it is Pending without a node (nothing otherwise).
+redis_pending() { query pods "
+for p in items:
+    if p['metadata']['name'] == 'redis-0' and p['status'].get('phase') == 'Pending' and not p['spec'].get('nodeName'):
+        print(p['status'].get('message') or p['status'].get('reason') or 'not scheduled')"; }
 # True once redis-0 is Running and ready again in a container (re)started after $1 (unix time)
 # that answers redis-cli.
 redis_back_after() {
@@ -328,12 +334,18 @@ redis_back_after() {
   [[ -n $started ]] && awk -v a="$(date -d "$started" +%s.%N)" -v b="$1" 'BEGIN { exit !(a > b) }' &&
     [[ $(docker exec "$cid" redis-cli ping 2>/dev/null) == PONG ]]
 }
-node_ready() { [[ $(node_status "$1") == True ]]; }
+
+# Writes "<container id> <value of demo-key>" to $work/value, read in redis-0's container.
+read_demo_key() {
+  local node cid value
+  read -r node cid <<<"$(redis_state)"
+  [[ -n $cid ]] && value=$(docker exec "$cid" redis-cli get demo-key) && echo "$cid $value" >"$work/value"
+}
 
 # The stateful example: a key written to Redis on its claim survives the kill of its container
 # and of the agent that runs it.
 stateful_redis() {
-  local node cid service agent t0 at value timeline=()
+  local node cid service agent volume t0 value timeline=()
   step "a stateful example: pinnace apply -f examples/redis/ (Redis, a StatefulSet with a 64Mi claim)"
   pinnace apply -f examples/redis/ || fail "applying examples/redis/"
   wait_for 60 "redis-0 Running and ready" redis_ready ||
@@ -343,8 +355,8 @@ stateful_redis() {
   agent=$(compose ps -q "$service")
   [[ -n $agent ]] || fail "no container for service $service" "$COMPOSE_HINT ps"
   pinnace get pvc -o wide
-  note "redis-0 runs on $node in container ${cid:0:12}; its claim is the Docker volume $(
-    docker inspect --format '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}' "$cid")"
+  volume=$(docker inspect --format '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}' "$cid")
+  note "redis-0 runs on $node in container ${cid:0:12}; its claim data-redis-0 is the Docker volume $volume"
 
   step "writing a key: docker exec ${cid:0:12} redis-cli set demo-key hello"
   docker exec "$cid" redis-cli set demo-key hello | sed 's/^/    /'
@@ -354,24 +366,66 @@ stateful_redis() {
   t0=$(now)
   docker kill "$cid" >/dev/null
   timeline+=("0.0 redis-0's container ${cid:0:12} killed (docker kill)")
-  compose stop -t 5 "$service" >/dev/null 2>&1 || fail "stopping $service" "$COMPOSE_HINT logs $service"
-  timeline+=("$(elapsed "$t0") agent $node stopped ($COMPOSE_HINT stop $service)")
-  compose start "$service" >/dev/null 2>&1 || fail "starting $service" "$COMPOSE_HINT logs $service"
-  timeline+=("$(elapsed "$t0") agent $node started again ($COMPOSE_HINT start $service)")
-  wait_for 30 "$node Ready again" node_ready "$node" ||
-    fail "$node did not come back" "$COMPOSE_HINT logs $service"
-  timeline+=("$(elapsed "$t0") $node Ready (seen by the CLI)")
-  wait_for 30 "redis-0 Running again" redis_back_after "$(awk -v t="$t0" 'BEGIN { printf "%.3f", t }')" ||
-    fail "redis-0 did not come back on $node" "$BIN/pinnace get events; $COMPOSE_HINT logs $service"
-  at=$(elapsed "$t0")
+  # The agent goes down and comes back in the background while the CLI watches.
+  : >"$work/agent"
+  (
+    compose stop -t 5 "$service" >/dev/null 2>&1 && echo "$(elapsed "$t0") agent $node stopped ($COMPOSE_HINT stop $service)" &&
+      compose start "$service" >/dev/null 2>&1 && echo "$(elapsed "$t0") agent $node started again ($COMPOSE_HINT start $service)"
+  ) >"$work/agent" 2>&1 &
+  local restarter=$! since status first="" t_first="" t_notready="" t_pending="" t_ready="" t_back=""
+  local pending deadline=$((SECONDS + 40))
+  since=$(awk -v t="$t0" 'BEGIN { printf "%.3f", t }')
+  while ((SECONDS < deadline)); do
+    status=$(node_status "$node")
+    if [[ -z $t_notready && $status != True ]]; then
+      t_notready=$(elapsed "$t0")
+      timeline+=("$t_notready $node not Ready (Ready=${status:-gone}, seen by the CLI)")
+    fi
+    if [[ -z $t_pending ]]; then
+      pending=$(redis_pending)
+      [[ -n $pending ]] && t_pending=$(elapsed "$t0") && timeline+=("$t_pending redis-0 Pending, not moved: $pending")
+    fi
+    if [[ -n $t_notready && -z $t_ready && $status == True ]]; then
+      t_ready=$(elapsed "$t0")
+      timeline+=("$t_ready $node Ready again (seen by the CLI)")
+    fi
+    if (($(wc -l <"$work/agent") >= 2)); then
+      if redis_back_after "$since"; then
+        t_back=$(elapsed "$t0")
+        break
+      fi
+    elif [[ -z $t_first ]] && redis_back_after "$since"; then
+      t_first=$(elapsed "$t0")
+      read -r _ first <<<"$(redis_state)"
+      timeline+=("$t_first redis-0 Running and ready again in container ${first:0:12} (restarted by its agent)")
+    elif ! kill -0 "$restarter" 2>/dev/null; then
+      break # compose failed: said below
+    fi
+    sleep 0.2
+  done
+  wait "$restarter" || fail "stopping and starting $service" "$COMPOSE_HINT logs $service"
+  while read -r line; do timeline+=("$line"); done <"$work/agent"
+  [[ -n $t_back ]] || fail "redis-0 did not come back on $node within 40 s" \
+    "$BIN/pinnace get events; $COMPOSE_HINT logs $service"
+  if [[ -n $t_notready && -z $t_ready ]]; then
+    wait_for 20 "$node Ready again" node_ready "$node" || fail "$node did not come back" "$COMPOSE_HINT logs $service"
+    timeline+=("$(elapsed "$t0") $node Ready again (seen by the CLI)")
+  fi
   read -r node cid <<<"$(redis_state)"
-  timeline+=("$at redis-0 Running and ready again on $node in container ${cid:0:12}, on the same claim")
-  value=$(docker exec "$cid" redis-cli get demo-key)
+  if [[ $cid == "$first" ]]; then
+    timeline+=("$t_back redis-0 still Running on $node in container ${cid:0:12} after the agent's return (adopted)")
+  else
+    timeline+=("$t_back redis-0 Running and ready on $node in container ${cid:0:12} after the agent's return")
+  fi
+  # Read where redis-0 runs now (its container may still be replaced by the returning agent).
+  wait_for 15 "redis-cli get demo-key in redis-0" read_demo_key ||
+    fail "redis-0 does not answer redis-cli" "$BIN/pinnace get events; $COMPOSE_HINT logs $service"
+  read -r cid value <"$work/value"
   timeline+=("$(elapsed "$t0") docker exec ${cid:0:12} redis-cli get demo-key -> \"$value\"")
-  printf '%s\n' "${timeline[@]}" | while read -r at what; do printf '    +%5ss  %s\n' "$at" "$what"; done
+  printf '%s\n' "${timeline[@]}" | sort -g | while read -r at what; do printf '    +%5ss  %s\n' "$at" "$what"; done
   [[ $value == hello ]] || fail "demo-key is \"$value\" after the restart, not \"hello\": the data was lost" \
     "docker logs $cid"
-  note "the key written before the kills is still there: the data lives on the claim, not in the container"
+  note "the key written before the kills is still there: it lives on the claim ($volume), not in a container"
 }
 
 case "${1:-up}" in
