@@ -24,6 +24,7 @@ from agent.model import (
     VolumeMount,
 )
 from agent.runtime.port import LogOptions
+from agent.usage import UsageSample
 from protos import node_pb2 as pb
 
 
@@ -115,6 +116,30 @@ def assignments_from_proto(msg: pb.PodAssignments) -> Assignments:
     )
 
 
+class AssignmentChunks:
+    """Puts an assignment set the master sent in chunks back together.
+
+    Chunks of one revision are collected until the one with `more` unset; a
+    chunk of another revision starts over (the master sends whole sets only).
+    """
+
+    def __init__(self) -> None:
+        self._revision: int | None = None
+        self._pods: list[pb.PodAssignment] = []
+
+    def add(self, msg: pb.PodAssignments) -> Assignments | None:
+        """The whole set once its last chunk is in, else None."""
+        if msg.revision != self._revision:
+            self._pods = []
+        self._revision = msg.revision
+        self._pods.extend(msg.pods)
+        if msg.more:
+            return None
+        whole = pb.PodAssignments(revision=msg.revision, pods=self._pods)
+        self._revision, self._pods = None, []
+        return assignments_from_proto(whole)
+
+
 def status_to_proto(r: PodStatusReport) -> pb.PodStatusReport:
     return pb.PodStatusReport(
         pod_name=r.pod_name,
@@ -157,6 +182,7 @@ def node_info_to_proto(n: NodeInfo) -> pb.NodeInfo:
         os=n.os,
         kernel=n.kernel,
         container_runtime=n.container_runtime,
+        witness_port=n.witness_port,
     )
 
 
@@ -172,4 +198,21 @@ def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
             since_seconds=int(msg.since_seconds),
         ),
         limit_bytes=int(msg.limit_bytes),
+    )
+
+
+def usage_to_proto(u: UsageSample) -> pb.UsageReport:
+    return pb.UsageReport(
+        node_cpu_millis=u.node_cpu_millis,
+        node_memory_bytes=u.node_memory_bytes,
+        containers=[
+            pb.ContainerUsage(
+                pod=c.pod,
+                container=c.container,
+                cpu_millis=c.cpu_millis,
+                memory_bytes=c.memory_bytes,
+            )
+            for c in u.containers
+        ],
+        measured_at=u.measured_at,
     )

@@ -34,6 +34,15 @@ class FenceVerdict:
     frozen: bool = False
 
 
+def fence_after(policy: FencePolicy, lease_seconds: float | None) -> float | None:
+    """Seconds of silence after which the agent fences (None: no rule applies yet)."""
+    if not policy.enabled:
+        return None
+    if policy.fence_after is not None:
+        return policy.fence_after
+    return FENCE_FRACTION_OF_LEASE * lease_seconds if lease_seconds else None
+
+
 def fence_decision(
     policy: FencePolicy,
     lease_seconds: float | None,
@@ -49,9 +58,78 @@ def fence_decision(
             f"the agent was frozen for {tick_gap:.1f}s, longer than its {lease_seconds:g}s lease",
             frozen=True,
         )
-    limit = policy.fence_after
-    if limit is None and lease_seconds:
-        limit = FENCE_FRACTION_OF_LEASE * lease_seconds
+    limit = fence_after(policy, lease_seconds)
     if limit is None or since_ack <= limit or last_error_refused:
         return None
     return FenceVerdict(f"no heartbeat ack from the master for {since_ack:.1f}s")
+
+
+# -- witnesses: is it me, or is it the master? ------------------------------------------------
+#
+# An agent that stops hearing the master cannot tell by itself whether it is cut off
+# (the master will replace its pods: fence) or the master stalled (every node hears
+# nothing; nothing is replaced: keep the pods). So it asks its peers, over a call that
+# does not involve the master, whether they hear it. Each asked peer sends the master an
+# extra heartbeat and answers after the ack (or PROBE_WAIT without one), so its answer
+# says whether it hears the master *now*, not a heartbeat interval ago.
+#
+# The rule (own view x peers' views x elapsed), applied only once the silence is longer
+# than fence_after and the last error was not "connection refused":
+#
+# | cluster (size n)  | peers' answers                          | verdict                 |
+# |-------------------|-----------------------------------------|-------------------------|
+# | size unknown (0)  | -                                       | fence (as before)       |
+# | one node (n = 1)  | -                                       | hold: never fence       |
+# | n > 1             | me + silent peers > n / 2               | hold: the master stalled|
+# | n > 1             | me + silent peers <= n / 2              | fence: I am cut off     |
+#
+# "Silent" is an answer, signed by the peer, saying it holds no session or heard nothing
+# for HEARS_WITHIN seconds; a peer that does not answer, answers late or answers unsigned
+# counts as hearing the master (as a vote to fence): a node cut off from everything fences.
+# Answers count only if asked once the silence passed fence_after - ASK_LEAD (so they
+# speak of the same silence); in a large cluster the master lists a sample of the peers,
+# and the share of silent ones in the sample stands for the cluster's. While holding, the
+# agent keeps asking every ASK_EVERY seconds and fences as soon as the majority hears the
+# master again without it (the master came back, but not for this node).
+
+ASK_LEAD = 0.5
+ASK_EVERY = 0.5
+ASK_TIMEOUT = 0.45
+PROBE_WAIT = 0.3
+HEARS_WITHIN = 0.6
+# With at least this many peers listed and fewer than the cluster's size, the list is a
+# sample: its silent share stands for the cluster's.
+SAMPLE_MIN = 16
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """One peer's answer: reachable (a valid, signed answer came back in time) and, if so,
+    whether it hears the master."""
+
+    name: str
+    reachable: bool
+    hears_master: bool = True
+
+
+def peer_hears(connected: bool, since_ack: float) -> bool:
+    """What a peer's answer says: it holds a session and heard the master just now."""
+    return connected and 0 <= since_ack < HEARS_WITHIN
+
+
+def witness_verdict(
+    cluster_size: int, listed_peers: int, views: list[PeerView]
+) -> tuple[bool, str]:
+    """(hold, why): hold the pods when the master, not this node, is the problem."""
+    if cluster_size <= 0:
+        return False, "the master never said how large the cluster is"
+    if cluster_size == 1:
+        return True, "this is the only node of the cluster: nothing can replace its pods"
+    silent = 1 + sum(1 for v in views if v.reachable and not v.hears_master)
+    sampled = listed_peers >= SAMPLE_MIN and listed_peers + 1 < cluster_size
+    total = listed_peers + 1 if sampled else cluster_size
+    reachable = sum(1 for v in views if v.reachable)
+    said = f"{silent} of {total} nodes hear nothing from it ({reachable} peers answered)"
+    if 2 * silent > total:
+        return True, said
+    return False, said

@@ -213,7 +213,9 @@ class AgentSecurity:
         token: Token | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.master = master
+        # `a:7400,b:7400,c:7400`: several masters of one cluster (they share its CA).
+        self.masters = [m.strip() for m in master.split(",") if m.strip()] or [master]
+        self._turn = 0
         self.node = node
         self.state_dir = state_dir
         self.creds = creds
@@ -222,13 +224,32 @@ class AgentSecurity:
         self.renewals = 0
 
     @property
+    def master(self) -> str:
+        """The master the current (or last) session went to."""
+        return self.masters[(self._turn - 1) % len(self.masters)] if self._turn else self.masters[0]
+
+    @property
     def insecure(self) -> bool:
         return self.creds is None
 
+    def prefer(self, master: str) -> None:
+        """The next session goes to `master` (a follower named it as the leader)."""
+        if master in self.masters:
+            self._turn = self.masters.index(master)
+
+    def next_target(self) -> str:
+        """The master the next session goes to (and from then on `master`)."""
+        target = self.masters[self._turn % len(self.masters)]
+        self._turn += 1
+        return target
+
     def channel(self) -> grpc.aio.Channel:
+        """A channel for the next session: each new session goes to the next master, so one
+        that is gone or refuses (a follower) is passed over on the following attempt."""
+        target = self.next_target()
         if self.creds is None:
-            return grpc.aio.insecure_channel(self.master, options=AGENT_CHANNEL_OPTIONS)
-        return mtls_channel(self.master, self.creds)
+            return grpc.aio.insecure_channel(target, options=AGENT_CHANNEL_OPTIONS)
+        return mtls_channel(target, self.creds)
 
     async def run(self) -> None:
         """Renew the certificate at 2/3 of its lifetime, forever (nothing to do if insecure)."""
@@ -276,6 +297,11 @@ class AgentSecurity:
 
 
 def check_insecure_master(master: str) -> None:
+    for one in master.split(","):
+        _check_insecure_one(one.strip())
+
+
+def _check_insecure_one(master: str) -> None:
     host, _ = _split(master)
     loopback = host == "localhost"
     if not loopback:
@@ -333,9 +359,10 @@ async def _join_when_reachable(
     master: str, token: Token, node: str, key_pem: bytes
 ) -> NodeCredentials:
     delay, failures = 0.2, 0
+    masters = [m.strip() for m in master.split(",") if m.strip()] or [master]
     while True:
         try:
-            return await join(master, token, node, key_pem)
+            return await join(masters[failures % len(masters)], token, node, key_pem)
         except (OSError, grpc.aio.AioRpcError) as e:
             failures += 1
             if failures == 1:

@@ -41,7 +41,9 @@ from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
+from agent.usage import UsageSampler
 from agent.volume_gc import run_volume_gc
+from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.clock import SystemClock
 from kernel.names import is_node_name
@@ -103,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-fence", action="store_true", help="never stop pods on losing the master")
     p.add_argument(
+        "--witness-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="port on the advertise address where peers ask this agent whether it hears the "
+        "master, before they fence (default 0: any free port; -1: answer no peer)",
+    )
+    p.add_argument(
         "--token",
         default=os.environ.get("PINNACE_TOKEN", ""),
         help="join token from `pinnace token create` (default: $PINNACE_TOKEN); needed only "
@@ -139,7 +149,9 @@ def _check_address(parser: argparse.ArgumentParser, flag: str, value: str) -> No
 def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResources]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_address(parser, "--master", args.master)
+    # Several masters (HA): comma separated; the session moves on when one fails it.
+    for master in args.master.split(","):
+        _check_address(parser, "--master", master.strip())
     if not is_node_name(args.name):
         parser.error(
             f"--name: {args.name[:80]!r} is not a valid node name (lower-case letters, digits, "
@@ -164,6 +176,10 @@ def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResourc
         parser.error(str(exc))
     if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         parser.error(f"--log-level: {args.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+    if not -1 <= args.witness_port <= 65535:
+        parser.error(
+            f"--witness-port: must be -1 (off), 0 (any) or a port, got {args.witness_port}"
+        )
     if args.fence_after is not None and args.fence_after <= 0:
         parser.error(f"--fence-after: must be > 0, got {args.fence_after}")
     for flag in ("capacity_cpu", "capacity_memory", "reserve_cpu", "reserve_memory"):
@@ -204,6 +220,21 @@ async def run_agent(
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
     worker = Worker(runtime, args.advertise_address, clock, outbox.update, check=check, fence=fence)
+    metrics = start_metrics_server(args.metrics_listen)
+    if metrics is not None:
+        log.info("metrics on http://%s/metrics", metrics.address)
+    creds = lambda: security.creds  # noqa: E731 - read at each use: certificates rotate
+    witness = WitnessServicer(args.name, creds)
+    witness_server, witness_port = None, 0
+    if args.witness_port >= 0:
+        try:
+            witness_server, witness_port = await serve_witness(
+                args.advertise_address, args.witness_port, witness
+            )
+        except WitnessListenError:
+            if metrics is not None:
+                metrics.close()
+            raise
     node = NodeInfo(
         name=args.name,
         address=args.advertise_address,
@@ -214,6 +245,7 @@ async def run_agent(
         os=platform.system().lower(),
         kernel=platform.release(),
         container_runtime="docker",
+        witness_port=witness_port,
     )
     session = Session(
         args.master,
@@ -222,11 +254,12 @@ async def run_agent(
         outbox,
         clock,
         channel=security.channel,
+        witness=WitnessClient(args.name, creds),
         logs=LogStreamer(runtime),
+        prefer=security.prefer,
+        usage=UsageSampler(runtime, clock),
     )
-    metrics = start_metrics_server(args.metrics_listen)
-    if metrics is not None:
-        log.info("metrics on http://%s/metrics", metrics.address)
+    witness.bind(session.probe_master)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -250,6 +283,12 @@ async def run_agent(
     ]
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if stopper in done and await session.goodbye(
+        "the agent is stopping (SIGTERM) and will be back; its containers keep running"
+    ):
+        log.info("told the master this agent will be back")
+    if witness_server is not None:
+        await witness_server.stop(grace=None)
     for task in [*tasks, stopper]:
         task.cancel()
     await asyncio.gather(*tasks, stopper, return_exceptions=True)
@@ -275,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         asyncio.run(run_agent(args, resources))
-    except (JoinError, MetricsListenError) as e:
+    except (JoinError, MetricsListenError, WitnessListenError) as e:
         print(f"pinnace agent: {e}", file=sys.stderr)
         return 1
     return 0

@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 
 from agent.probes import ProbeResult, ProbeTarget
 
-OPERATIONS = ("list", "pull", "create", "stop", "remove", "inspect", "exec")
+OPERATIONS = ("list", "pull", "create", "stop", "remove", "inspect", "exec", "stats")
 # A list or inspect takes milliseconds; a stop waits up to the grace period; a pull, minutes.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 

@@ -213,3 +213,14 @@ class NodeInfo:
     os: str = ""
     kernel: str = ""
     container_runtime: str = ""
+    # The port of this agent's WitnessService on `address` (0: it serves none).
+    witness_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    """Another node's witness (agent/witness.py), from the master's peer list."""
+
+    name: str
+    address: str
+    port: int

@@ -12,10 +12,17 @@ Every decision (fence or not, heartbeat or not, how long to wait before the
 next attempt, what to log) is the state machine's (agent/state/lease.py): this
 module turns what happens on the wire into events (`Registered`, `MasterHeard`,
 `HeartbeatDue`, `Tick`, `SessionEnded`) and performs the instructions that come
-back (`SendHeartbeat`, `RestartSession`, `Reconnect`). Each message received is
+back (`SendHeartbeat`, `RestartSession`, `Reconnect`, `AskPeers` through the
+witness client, `SendNotice`). Each message received is
 offered to the state machine before it is used, so messages that waited out a
 freeze or a partition in a socket buffer fence first and are then dropped with
 the session. All waiting is on the injected clock.
+
+For the peers that ask this node about the master (agent/witness.py),
+`probe_master` sends one extra heartbeat and waits briefly for the master's
+answer. On SIGTERM, `goodbye` tells the master the agent will be back (its
+containers keep running), so the master gives the node a grace instead of
+replacing its pods when the lease runs out.
 """
 
 from __future__ import annotations
@@ -28,27 +35,35 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import grpc
 
 from agent.convert import (
-    assignments_from_proto,
+    AssignmentChunks,
     log_order_from_proto,
     node_info_to_proto,
     status_to_proto,
+    usage_to_proto,
 )
+from agent.fencing import PROBE_WAIT, PeerView
 from agent.logs import LogStreamer
-from agent.model import NodeInfo
+from agent.model import NodeInfo, PeerAddress
 from agent.outbox import StatusOutbox
 from agent.state.events import (
+    AskPeers,
     Event,
     HeartbeatDue,
     Instruction,
     MasterHeard,
+    PeersAnswered,
+    PeersUpdated,
     Reconnect,
     Registered,
     RestartSession,
     SendHeartbeat,
+    SendNotice,
     SessionEnded,
     Tick,
 )
-from agent.worker import Worker
+from agent.usage import UsageSampler
+from agent.witness import WitnessClient
+from agent.worker import Worker, wait_event
 from kernel.clock import Clock
 from kernel.limits import AGENT_CHANNEL_OPTIONS
 from protos import node_pb2 as pb
@@ -57,11 +72,27 @@ from protos import node_pb2_grpc
 log = logging.getLogger("pinnace.agent")
 
 FLUSH_INTERVAL = 0.1
+# metrics-server scrapes every 15 s; `pinnace top` is fresher at little cost.
+USAGE_INTERVAL = 5.0
 FENCE_TICK = 0.2
 REGISTER_TIMEOUT = 10.0
 # How long a re-registration after a fence waits for the teardown (a stuck engine
 # must not keep the node away from its master for ever).
 FENCE_TEARDOWN_WAIT = 10.0
+
+
+# A follower master's refusal names the leader in this trailing metadata.
+LEADER_METADATA = "pinnace-leader"
+
+
+def leader_hint(exc: BaseException) -> str:
+    """The leader's address a follower master named when refusing us ("" if none)."""
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return ""
+    for key, value in exc.trailing_metadata() or ():
+        if key == LEADER_METADATA and isinstance(value, str):
+            return value
+    return ""
 
 
 def describe_error(exc: BaseException) -> tuple[str, bool]:
@@ -71,6 +102,9 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
         refused = "refused" in details.lower()
         if refused:
             return "connection refused", True
+        if "is a follower" in details or "no master is the leader" in details:
+            # One of several masters, not the leader: retry soon, as for a refusal.
+            return f"not the leader ({details})", True
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             return f"unavailable ({details})", False
         return f"{exc.code().name}: {details}", False
@@ -95,9 +129,16 @@ class Session:
         clock: Clock,
         jitter: Callable[[], float] = random.random,
         channel: Callable[[], grpc.aio.Channel] | None = None,
+        witness: WitnessClient | None = None,
         logs: LogStreamer | None = None,
+        prefer: Callable[[str], None] | None = None,
+        usage: UsageSampler | None = None,
     ) -> None:
         self._target = target
+        # Several masters: told the leader's address when a follower refuses us.
+        self._prefer = prefer
+        # CPU and memory for `pinnace top` (agent/usage.py), sent every USAGE_INTERVAL.
+        self._usage = usage
         # Container logs the master asks for (agent/logs.py).
         self._logs = logs
         self._node = node
@@ -110,8 +151,16 @@ class Session:
         self._channel = channel or (
             lambda: grpc.aio.insecure_channel(self._target, options=AGENT_CHANNEL_OPTIONS)
         )
+        self._witness = witness
         self._restart = asyncio.Event()
         self.session_id = ""
+        # The current stream's way up (None between sessions), and what waits to go up it.
+        self._outgoing: asyncio.Queue[pb.AgentMessage] | None = None
+        self._notices: list[SendNotice] = []
+        self._asks: set[asyncio.Task[None]] = set()
+        # Set whenever a message from the master is accepted (probe_master waits on it).
+        self._heard = asyncio.Event()
+        self._probe_sent = float("-inf")
 
     @property
     def connected(self) -> bool:
@@ -119,15 +168,66 @@ class Session:
 
     def _handle(self, *events: Event) -> list[Instruction]:
         instructions = self._worker.handle(*events)
-        if _restarts(instructions):
-            self._restart.set()
+        for instruction in instructions:
+            match instruction:
+                case RestartSession():
+                    self._restart.set()
+                case AskPeers():
+                    task = asyncio.create_task(self._ask(instruction), name="ask-peers")
+                    self._asks.add(task)
+                    task.add_done_callback(self._asks.discard)
+                case SendNotice():
+                    self._notices.append(instruction)
+                case SendHeartbeat() if self._outgoing is not None:
+                    heartbeat = pb.Heartbeat(sequence=instruction.sequence)
+                    self._outgoing.put_nowait(pb.AgentMessage(heartbeat=heartbeat))
         return instructions
+
+    async def _ask(self, ask: AskPeers) -> None:
+        views = await self._witness.ask(ask.peers) if self._witness else []
+        answered = {v.name for v in views}
+        views += [PeerView(p.name, False) for p in ask.peers if p.name not in answered]
+        self._handle(PeersAnswered(ask.asked_at, tuple(views)))
+
+    async def probe_master(self) -> tuple[bool, float]:
+        """For a peer's witness question: whether this node hears the master now, after
+        one extra heartbeat answered within PROBE_WAIT (or not)."""
+        lease = self._worker.state.lease
+        if lease.registered and self._outgoing is not None:
+            now = self._clock.monotonic()
+            if now - lease.last_heard > PROBE_WAIT / 3:
+                self._heard.clear()
+                if now - self._probe_sent > PROBE_WAIT:
+                    self._probe_sent = now
+                    self._handle(HeartbeatDue(now))
+                await wait_event(self._clock, self._heard, PROBE_WAIT)
+        if not lease.registered:
+            return False, -1.0
+        return True, self._clock.monotonic() - lease.last_heard
+
+    async def goodbye(self, reason: str, timeout: float = 1.0) -> bool:
+        """Tells the master this agent is stopping and will be back; whether it went out."""
+        outgoing = self._outgoing
+        if outgoing is None:
+            return False
+        outgoing.put_nowait(pb.AgentMessage(goodbye=pb.Goodbye(reason=reason)))
+        sent = asyncio.ensure_future(outgoing.join())
+        done = await wait_event(self._clock, self._sent_event(sent), timeout)
+        sent.cancel()
+        return done
+
+    @staticmethod
+    def _sent_event(task: asyncio.Future[None]) -> asyncio.Event:
+        event = asyncio.Event()
+        task.add_done_callback(lambda _: event.set())
+        return event
 
     async def run(self) -> None:
         """Connects and reconnects forever (until cancelled)."""
         watcher = asyncio.create_task(self._watch_fence(), name="fence-watcher")
         try:
             while True:
+                self._outgoing = None
                 try:
                     await self._connect_once()
                     error, refused = "the master ended the session", False
@@ -135,12 +235,19 @@ class Session:
                     error, refused = "restarting the session after fencing", False
                 except Exception as exc:  # any failure means: reconnect
                     error, refused = describe_error(exc)
+                    leader = leader_hint(exc)
+                    if leader and self._prefer is not None:
+                        self._prefer(leader)
                 ended = SessionEnded(self._target, self.connected, error, refused, self._jitter())
                 for instruction in self._handle(ended):
                     if isinstance(instruction, Reconnect):
                         await self._clock.sleep(instruction.after)
         finally:
             watcher.cancel()
+            for task in list(self._asks):
+                task.cancel()
+            if self._witness is not None:
+                await self._witness.close()
 
     async def _connect_once(self) -> None:
         async with self._channel() as channel:
@@ -178,7 +285,12 @@ class Session:
 
             async def requests() -> AsyncIterator[pb.AgentMessage]:
                 while True:
-                    yield await outgoing.get()
+                    message = await outgoing.get()
+                    yield message
+                    # gRPC asks for the next one once this one is on its way.
+                    outgoing.task_done()
+
+            self._outgoing = outgoing
 
             call = stub.StreamSession(requests())
             senders = [
@@ -186,6 +298,8 @@ class Session:
                 asyncio.create_task(self._flush(outgoing)),
                 asyncio.create_task(self._receive(call, outgoing)),
             ]
+            if self._usage is not None:
+                senders.append(asyncio.create_task(self._report_usage(self._usage, outgoing)))
             restart = asyncio.create_task(self._restart.wait())
             try:
                 done, _ = await asyncio.wait(
@@ -211,17 +325,26 @@ class Session:
             outgoing.put_nowait(pb.AgentMessage(log_chunk=chunk))
 
         first = True
+        chunks = AssignmentChunks()
         async for msg in call:
             # Offered to the state machine first: a message that waited out a freeze or a
             # partition fences, and is dropped with the session.
             if _restarts(self._handle(MasterHeard(self._clock.monotonic()))):
                 return
+            self._heard.set()
             kind = msg.WhichOneof("body")
             if kind == "assignments":
-                self._worker.set_assignments(
-                    assignments_from_proto(msg.assignments), reset_revision=first
+                assignments = chunks.add(msg.assignments)
+                if assignments is not None:
+                    self._worker.set_assignments(assignments, reset_revision=first)
+                    first = False
+            elif kind == "peers":
+                peers = tuple(
+                    PeerAddress(p.name, p.address, p.witness_port)
+                    for p in msg.peers.peers
+                    if p.name != self._node.name and p.witness_port > 0
                 )
-                first = False
+                self._handle(PeersUpdated(peers, msg.peers.cluster_size))
             elif kind == "log_request" and self._logs is not None:
                 self._logs.start(log_order_from_proto(msg.log_request), send_log)
             elif kind == "log_request":
@@ -232,18 +355,29 @@ class Session:
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
         while True:
             await self._clock.sleep(every)
-            for instruction in self._handle(HeartbeatDue(self._clock.monotonic())):
-                if isinstance(instruction, SendHeartbeat):
-                    heartbeat = pb.Heartbeat(sequence=instruction.sequence)
-                    outgoing.put_nowait(pb.AgentMessage(heartbeat=heartbeat))
+            self._handle(HeartbeatDue(self._clock.monotonic()))  # queues SendHeartbeat
 
     async def _flush(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
         while True:
+            while self._notices:
+                notice = self._notices.pop(0)
+                body = pb.NodeNotice(reason=notice.reason, message=notice.message)
+                outgoing.put_nowait(pb.AgentMessage(notice=body))
             changed = self._outbox.take_changed()
             if changed:
                 batch = pb.PodStatusBatch(pods=[status_to_proto(r) for r in changed])
                 outgoing.put_nowait(pb.AgentMessage(statuses=batch))
             await self._clock.sleep(FLUSH_INTERVAL)
+
+    async def _report_usage(
+        self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage]
+    ) -> None:
+        while True:
+            try:
+                outgoing.put_nowait(pb.AgentMessage(usage=usage_to_proto(await usage.sample())))
+            except Exception as exc:  # an engine that does not answer: no usage this round
+                log.debug("measuring usage failed: %s", exc)
+            await self._clock.sleep(USAGE_INTERVAL)
 
     async def _watch_fence(self) -> None:
         while True:

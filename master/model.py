@@ -508,6 +508,62 @@ class PersistentVolumeClaim:
         return "Bound" if self.volume_name else "Pending"
 
 
+STATEFULSET_OWNER = "StatefulSet/"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimTemplate:
+    """One of a StatefulSet's volumeClaimTemplates: each ordinal gets its own claim,
+    `<name>-<set>-<ordinal>`, that outlives the pod."""
+
+    name: str
+    access_modes: tuple[str, ...]
+    storage_bytes: int
+    storage_class: str = "local"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StatefulSetStatus:
+    observed_generation: int = 0
+    replicas: int = 0
+    ready_replicas: int = 0
+    current_replicas: int = 0
+    updated_replicas: int = 0
+    current_revision: str = ""
+    update_revision: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatefulSet:
+    """Pods with stable names (`<set>-0` .. `<set>-N-1`) and storage (Kubernetes' StatefulSet).
+
+    Its pods carry `owner` "StatefulSet/<name>", so they never mix with a
+    Deployment's of the same name."""
+
+    meta: ObjectMeta
+    replicas: int
+    selector: dict[str, str]
+    template: PodTemplate
+    service_name: str = ""
+    # OrderedReady | Parallel
+    pod_management_policy: str = "OrderedReady"
+    # RollingUpdate | OnDelete
+    update_strategy: str = "RollingUpdate"
+    partition: int = 0
+    claim_templates: tuple[ClaimTemplate, ...] = ()
+    # persistentVolumeClaimRetentionPolicy: Retain | Delete
+    when_deleted: str = "Retain"
+    when_scaled: str = "Retain"
+    status: StatefulSetStatus = StatefulSetStatus()
+
+    kind = "StatefulSet"
+
+    @property
+    def owner(self) -> str:
+        return STATEFULSET_OWNER + self.meta.name
+
+
 @dataclass(frozen=True, slots=True)
 class PersistentVolume:
     """Node-local storage pinnace made for one claim (`get pv`): a Docker volume on a node."""
@@ -539,6 +595,7 @@ StoredObject = (
     | ServiceAccount
     | PersistentVolumeClaim
     | PersistentVolume
+    | StatefulSet
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -552,6 +609,7 @@ KINDS: dict[str, type[StoredObject]] = {
     "ServiceAccount": ServiceAccount,
     "PersistentVolumeClaim": PersistentVolumeClaim,
     "PersistentVolume": PersistentVolume,
+    "StatefulSet": StatefulSet,
 }
 
 

@@ -20,7 +20,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.app.usage import UsageTable
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -87,6 +87,8 @@ class MasterConfig:
     lb_advertise: str = ""
     lb_internal: str = ""
     lb_port_offset: int = 0
+    # Stop HAProxy when the master exits; by default it keeps serving (and is adopted).
+    lb_stop_on_exit: bool = False
     haproxy_bin: str = "haproxy"
     # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
     metrics_listen: str = ""
@@ -129,8 +131,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     await state.load()
     await ensure_defaults(state)
     leases = LeaseTable()
+    node_lease = _node_lease(config)
     health = NodeHealthSettings(
-        config.lease_seconds, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
+        node_lease, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
     )
     manager = ControllerManager(state, clock, leases, health=health)
     manager.start_grace()
@@ -178,11 +181,13 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     masters = MastersView(_etcd_of(store) if config.leader_elect else None)
     # Container logs: asked for on either API, carried by the node sessions.
     logs = LogRelay()
+    usage = UsageTable()
     cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs), server
+        ClusterServicer(state, manager, clock, admission, masters.list_masters, logs, usage),
+        server,
     )
     node_servicer = NodeServicer(
-        state, leases, manager, clock, config.heartbeat_interval, config.lease_seconds, logs
+        state, leases, manager, clock, config.heartbeat_interval, node_lease, logs, usage
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)
@@ -239,12 +244,19 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
-    if lb is not None:
-        tasks.append(asyncio.create_task(lb.run(), name="load-balancer"))
+    lb_task = asyncio.create_task(lb.run(), name="load-balancer") if lb is not None else None
+    if lb_task is not None:
+        tasks.append(lb_task)
     try:
         await supervise(tasks, stop)
         log.info("stopping")
     finally:
+        if lb_task is not None:
+            # First freeze the data plane: HAProxy keeps serving exactly what it serves
+            # now, whatever the controllers conclude from agents cut off by the shutdown.
+            lb_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await lb_task
         # Controllers first: while the API drains, every agent's session ends and its
         # heartbeats stop; controllers still running would take that for dead nodes and
         # replace every pod (durably) as the master goes down.
@@ -265,8 +277,6 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         store.close()
         if metrics is not None:
             metrics.close()
-        if lb is not None:
-            shutil.rmtree(lb.workdir, ignore_errors=True)
 
 
 def _metrics(
@@ -289,6 +299,23 @@ def _metrics(
     if server is not None:
         log.info("metrics on http://%s/metrics", server.address)
     return server
+
+
+# With several masters a node's lease must outlast a failover (leader lease 2 s, etcd's
+# 0.5 s expiry check, taking over, the agent finding the new leader): an agent must not
+# fence itself, nor the new leader judge the node, while the masters change hands.
+HA_NODE_LEASE_FLOOR = 6.0
+
+
+def _node_lease(config: MasterConfig) -> float:
+    if config.leader_elect and config.lease_seconds < HA_NODE_LEASE_FLOOR:
+        log.info(
+            "--leader-elect: node lease %gs raised to %gs so a failover never fences a node",
+            config.lease_seconds,
+            HA_NODE_LEASE_FLOOR,
+        )
+        return HA_NODE_LEASE_FLOOR
+    return config.lease_seconds
 
 
 def _etcd_of(store: Store) -> EtcdStore:
@@ -350,11 +377,12 @@ def _load_balancer(
             f"pinnace master: {config.haproxy_bin} not found: install HAProxy "
             f"(apt-get install haproxy) or start the master with --no-lb"
         )
-    # Unix socket paths are limited to 107 bytes, so HAProxy's sockets live in a
-    # short private directory rather than under --data-dir.
-    workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-"))
+    # HAProxy's runtime files live with the master's state; HAProxy outlives the master.
+    workdir = config.data_dir / "lb"
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
-    return LoadBalancerController(state, clock, driver, _lb_addresses(config))
+    return LoadBalancerController(
+        state, clock, driver, _lb_addresses(config), stop_on_exit=config.lb_stop_on_exit
+    )
 
 
 def run_master(config: MasterConfig) -> int:

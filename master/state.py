@@ -86,6 +86,7 @@ class ClusterState:
         self._staged: _Staged | None = None
         # None: this master writes; else why it may not (a follower of another leader).
         self._write_gate: Callable[[], str | None] = lambda: None
+        self._leader_address: Callable[[], str] = lambda: ""
 
     # -- loading and persistence -------------------------------------------------
 
@@ -290,9 +291,17 @@ class ClusterState:
 
     # -- several masters: the leader writes, the others mirror it ----------------------
 
-    def set_write_gate(self, gate: Callable[[], str | None]) -> None:
-        """`gate()` is None while this master may write, else one sentence saying why not."""
+    def set_write_gate(
+        self, gate: Callable[[], str | None], leader: Callable[[], str] | None = None
+    ) -> None:
+        """`gate()` is None while this master may write, else one sentence saying why not;
+        `leader()` is the address of the master that writes ("" when unknown)."""
         self._write_gate = gate
+        self._leader_address = leader or (lambda: "")
+
+    def leader_address(self) -> str:
+        """Where writes go when this master refuses them ("" when unknown or this one)."""
+        return self._leader_address()
 
     @property
     def writable(self) -> bool:

@@ -79,6 +79,11 @@ class ClusterServiceStub:
                 request_serializer=protos_dot_cluster__pb2.StreamLogsRequest.SerializeToString,
                 response_deserializer=protos_dot_cluster__pb2.StreamLogsResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/pinnace.v1.ClusterService/GetUsage',
+                request_serializer=protos_dot_cluster__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=protos_dot_cluster__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -142,6 +147,13 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """CPU and memory the agents last measured (Docker stats): `pinnace top nodes|pods`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -189,6 +201,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.StreamLogs,
                     request_deserializer=protos_dot_cluster__pb2.StreamLogsRequest.FromString,
                     response_serializer=protos_dot_cluster__pb2.StreamLogsResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=protos_dot_cluster__pb2.GetUsageRequest.FromString,
+                    response_serializer=protos_dot_cluster__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -434,6 +451,33 @@ class ClusterService:
             '/pinnace.v1.ClusterService/StreamLogs',
             protos_dot_cluster__pb2.StreamLogsRequest.SerializeToString,
             protos_dot_cluster__pb2.StreamLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pinnace.v1.ClusterService/GetUsage',
+            protos_dot_cluster__pb2.GetUsageRequest.SerializeToString,
+            protos_dot_cluster__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

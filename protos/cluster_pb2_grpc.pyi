@@ -53,6 +53,8 @@ class ClusterServiceStub:
     """
     StreamLogs: _grpc.UnaryStreamMultiCallable[_cluster_pb2.StreamLogsRequest, _cluster_pb2.StreamLogsResponse]
     """A pod's container log, read by its node's agent and relayed: `pinnace logs`."""
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.GetUsageRequest, _cluster_pb2.GetUsageResponse]
+    """CPU and memory the agents last measured (Docker stats): `pinnace top nodes|pods`."""
 
 @_typing.type_check_only
 class ClusterServiceAsyncStub(ClusterServiceStub):
@@ -71,6 +73,8 @@ class ClusterServiceAsyncStub(ClusterServiceStub):
     """
     StreamLogs: _aio.UnaryStreamMultiCallable[_cluster_pb2.StreamLogsRequest, _cluster_pb2.StreamLogsResponse]  # type: ignore[assignment]
     """A pod's container log, read by its node's agent and relayed: `pinnace logs`."""
+    GetUsage: _aio.UnaryUnaryMultiCallable[_cluster_pb2.GetUsageRequest, _cluster_pb2.GetUsageResponse]  # type: ignore[assignment]
+    """CPU and memory the agents last measured (Docker stats): `pinnace top nodes|pods`."""
 
 class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -140,5 +144,13 @@ class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_cluster_pb2.StreamLogsResponse], _abc.AsyncIterator[_cluster_pb2.StreamLogsResponse]]:
         """A pod's container log, read by its node's agent and relayed: `pinnace logs`."""
+
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _cluster_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.GetUsageResponse, _abc.Awaitable[_cluster_pb2.GetUsageResponse]]:
+        """CPU and memory the agents last measured (Docker stats): `pinnace top nodes|pods`."""
 
 def add_ClusterServiceServicer_to_server(servicer: ClusterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -34,6 +34,7 @@ import docker.errors
 import docker.types
 from docker.utils import parse_repository_tag
 
+from agent.runtime.docker_stats import parse_stats
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
@@ -41,6 +42,7 @@ from agent.runtime.port import (
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
+    ContainerStats,
     ExecResult,
     ImagePullError,
     LogOptions,
@@ -446,6 +448,19 @@ class DockerRuntime:
             return await self._call(self._exec_sync, container_id, command)
         except (docker.errors.DockerException, OSError) as exc:
             raise RuntimeFailure(f"cannot exec in {container_id[:12]}: {_explain(exc)}") from exc
+
+    def _stats_sync(self, container_id: str) -> ContainerStats | None:
+        try:
+            raw = self._api().stats(container_id, stream=False, one_shot=True)
+        except docker.errors.NotFound:
+            return None
+        return parse_stats(raw)
+
+    async def stats(self, container_id: str) -> ContainerStats | None:
+        try:
+            return await self._call(self._stats_sync, container_id)
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"cannot read stats of {container_id[:12]}: {exc}") from exc
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
         loop = asyncio.get_running_loop()

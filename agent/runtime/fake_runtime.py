@@ -25,6 +25,7 @@ from agent.runtime.port import (
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
+    ContainerStats,
     ExecResult,
     ImagePullError,
     LogOptions,
@@ -47,6 +48,8 @@ class FakeEngine:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.containers: dict[str, ContainerInfo] = {}
+        # What stats() answers per container id (tests set it); absent: all zero.
+        self.stats: dict[str, ContainerStats] = {}
         self.present_images: set[str] = set()
         self.pullable_images: set[str] = set()
         # image -> error message raised by create_and_start.
@@ -201,6 +204,12 @@ class FakeRuntime:
             raise RuntimeFailure(f"cannot exec in {container_id[:12]}: container is not running")
         self.engine.execs.append((container_id, command))
         return self.engine.exec_results.get(command, ExecResult(0))
+
+    async def stats(self, container_id: str) -> ContainerStats | None:
+        info = self._mine(self.engine.containers.get(container_id))
+        if info is None or info.state != "running":
+            return None
+        return self.engine.stats.get(container_id, ContainerStats(0, 0))
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
         sub = _Subscriber(self._node)

@@ -17,6 +17,7 @@ from agent.metrics import CONTAINER_ERRORS, CONTAINER_OPERATION
 from agent.runtime.port import (
     ContainerConfig,
     ContainerInfo,
+    ContainerStats,
     ExecResult,
     LogOptions,
     Runtime,
@@ -72,6 +73,9 @@ class MeteredRuntime:
 
     async def remove_volume(self, name: str) -> bool:
         return await _timed("remove_volume", self._inner.remove_volume(name))
+
+    async def stats(self, container_id: str) -> ContainerStats | None:
+        return await _timed("stats", self._inner.stats(container_id))
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         return self._inner.events()

@@ -188,6 +188,14 @@ class ExecResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerStats:
+    """One reading of a container's use (Docker stats): CPU time so far, memory now."""
+
+    cpu_ns: int  # cumulative CPU time, nanoseconds
+    memory_bytes: int  # in use, without reclaimable page cache (as `docker stats` shows)
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeEvent:
     action: Literal["start", "die"]
     container_id: str
@@ -255,6 +263,10 @@ class Runtime(Protocol):
 
     async def remove_volume(self, name: str) -> bool:
         """Remove a volume; False when a container still uses it (nothing is removed)."""
+        ...
+
+    async def stats(self, container_id: str) -> ContainerStats | None:
+        """One reading of the container's CPU and memory; None when it is gone or stopped."""
         ...
 
     def events(self) -> AsyncIterator[RuntimeEvent]:

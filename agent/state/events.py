@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.model import Assignments, PodStatusReport
+from agent.fencing import PeerView
+from agent.model import Assignments, PeerAddress, PodStatusReport
 from agent.probes import ProbeResult, ProbeTarget
 from agent.runtime.port import ContainerInfo
 from agent.sync import Action
@@ -114,6 +115,23 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class PeersUpdated:
+    """The master's list of this node's witnesses."""
+
+    peers: tuple[PeerAddress, ...]
+    # Every node the master holds, this one included.
+    cluster_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeersAnswered:
+    """The answers to one AskPeers (a peer that did not answer is there, unreachable)."""
+
+    asked_at: float
+    views: tuple[PeerView, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SessionEnded:
     # The master's address (for the log line).
     master: str
@@ -139,6 +157,8 @@ Event = (
     | MasterHeard
     | HeartbeatDue
     | Tick
+    | PeersUpdated
+    | PeersAnswered
     | SessionEnded
 )
 
@@ -187,11 +207,36 @@ class Reconnect:
 
 
 @dataclass(frozen=True, slots=True)
+class AskPeers:
+    """Ask these peers whether they hear the master; feed back PeersAnswered."""
+
+    asked_at: float
+    peers: tuple[PeerAddress, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SendNotice:
+    """Tell the master something users should see as an event of this node."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Log:
     level: Literal["debug", "info", "warning", "error"]
     message: str
 
 
 Instruction = (
-    RunPodActions | RunProbe | Publish | Relist | SendHeartbeat | RestartSession | Reconnect | Log
+    RunPodActions
+    | RunProbe
+    | Publish
+    | Relist
+    | SendHeartbeat
+    | RestartSession
+    | Reconnect
+    | AskPeers
+    | SendNotice
+    | Log
 )

@@ -11,6 +11,13 @@ Rules (agent/fencing.py holds the pure fence decision):
 - a heartbeat goes out only from a session that need not fence;
 - a fence restarts the session: the master has most likely given it up, and
   the new session's assignment set lifts the fence (agent/state/pods.py);
+- before fencing for silence, the peers are asked whether they hear the master
+  (the rule and its table: agent/fencing.py, "witnesses"): when most of the
+  cluster hears nothing either, the master stalled, and the pods are held
+  (kept running); the agent says so once the master is back (a NodeNotice,
+  which the master records as an event). While holding, a majority that hears
+  the master again without this node, in two rounds of answers running, fences
+  it; a message from the master itself ends the hold;
 - a failed connection is retried after 0.2 s doubling to 5 s (1 s while the
   master refuses connections: it is restarting, and gives its nodes one lease
   to come back), with jitter; one log line per series of failures.
@@ -20,16 +27,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.fencing import FencePolicy, FenceVerdict, fence_decision
+from agent.fencing import (
+    ASK_EVERY,
+    ASK_LEAD,
+    FencePolicy,
+    FenceVerdict,
+    PeerView,
+    fence_after,
+    fence_decision,
+    witness_verdict,
+)
+from agent.model import PeerAddress
 from agent.state.events import (
+    AskPeers,
     HeartbeatDue,
     Instruction,
     Log,
     MasterHeard,
+    PeersAnswered,
+    PeersUpdated,
     Reconnect,
     Registered,
     RestartSession,
     SendHeartbeat,
+    SendNotice,
     SessionEnded,
     Tick,
 )
@@ -40,6 +61,12 @@ RECONNECT_CAP = 5.0
 # retry at least every second: a refusal costs nothing, and a restarted master grants
 # its nodes only one lease to come back before it replaces their pods.
 REFUSED_CAP = 1.0
+# Answers older than this (by when they were asked) no longer count while holding.
+VIEW_MAX_AGE = 1.5
+# Rounds of answers running in which most of the cluster hears the master without this
+# node, before a holding node fences (one round may straddle the master's return).
+FLIP_ROUNDS = 2
+_RESTART = RestartSession("restarting the session after fencing")
 
 
 @dataclass(slots=True)
@@ -58,6 +85,17 @@ class LeaseState:
     reconnect_delay: float = RECONNECT_INITIAL
     failures: int = 0
     latest: float = 0.0
+    # Witnesses: the master's peer list, the answers (name -> (asked at, view)).
+    peers: tuple[PeerAddress, ...] = ()
+    cluster_size: int = 0
+    views: dict[str, tuple[float, PeerView]] = field(default_factory=dict)
+    asking: bool = False
+    last_ask: float = float("-inf")
+    # Holding the pods through a silence of the master (since when, and why).
+    holding: bool = False
+    hold_since: float = 0.0
+    hold_why: str = ""
+    flip_rounds: int = 0
 
     def _verdict(self, mono: float, gap: float) -> FenceVerdict | None:
         return fence_decision(
@@ -76,35 +114,131 @@ class LeaseState:
         self.lease_seconds = event.lease_seconds
         self.heartbeat_seconds = event.heartbeat_seconds
         self.sequence = 0
-        return []
+        return self._end_hold(event.mono)
 
     def check(self, mono: float, gap: float, fenced: bool) -> tuple[str, list[Instruction]]:
         """Applies the fence rules now: (the fence reason or "", instructions)."""
         self._see(mono)
         if self.restarting:
-            return "", [RestartSession("restarting the session after fencing")]
+            return "", [_RESTART]
         verdict = self._verdict(mono, gap)
         if verdict is None or (fenced and not verdict.frozen):
             return "", []
+        reason = verdict.reason
+        if not verdict.frozen and self.cluster_size > 0 and self.holding:
+            # Answers keep coming: `answered` decides. None for a while: no telling any
+            # more whether this node is the one cut off; fence.
+            if self._fresh(mono) or not self.peers:
+                return "", []
+            return self._fence(mono, f"{reason}, and no peer answered for {VIEW_MAX_AGE:g}s", [])
+        if not verdict.frozen and self.cluster_size > 0:
+            hold, why = witness_verdict(self.cluster_size, len(self.peers), self._fresh(mono))
+            if hold:
+                return "", self._hold(mono, why)
+            reason = f"{reason}, and {why}"
+        return self._fence(mono, reason, [])
+
+    def _fence(
+        self, mono: float, reason: str, out: list[Instruction]
+    ) -> tuple[str, list[Instruction]]:
         # The master has most likely given our session up: start a fresh one, whose
         # assignments lift the fence (once the teardown is under way).
+        self.holding, self.flip_rounds = False, 0
         self.last_heard = mono
         self.restarting = True
-        return verdict.reason, [RestartSession("restarting the session after fencing")]
+        return reason, [*out, _RESTART]
+
+    def _hold(self, mono: float, why: str) -> list[Instruction]:
+        if self.holding:
+            return []
+        self.holding, self.hold_since, self.hold_why = True, self.last_heard, why
+        silence = mono - self.last_heard
+        return [
+            Log(
+                "warning",
+                f"no word from the master for {silence:.1f}s, but {why}: the master is the "
+                "problem, not this node; keeping its pods running",
+            )
+        ]
+
+    def _end_hold(self, mono: float) -> list[Instruction]:
+        if not self.holding:
+            return []
+        self.holding, self.flip_rounds = False, 0
+        away = mono - self.hold_since
+        message = (
+            f"the master was silent for {away:.1f}s ({self.hold_why}); "
+            "this node kept its pods running"
+        )
+        return [
+            Log("info", f"the master is back: {message}"),
+            SendNotice("MasterUnreachable", message),
+        ]
+
+    def _fresh(self, mono: float) -> list[PeerView]:
+        """The answers that speak of this silence: asked once it neared fence_after, and
+        recently."""
+        limit = fence_after(self.policy, self.lease_seconds) or 0.0
+        oldest = max(self.last_heard + limit - ASK_LEAD, mono - VIEW_MAX_AGE)
+        return [view for asked, view in self.views.values() if asked >= oldest - 1e-9]
+
+    def _maybe_ask(self, mono: float) -> list[Instruction]:
+        limit = fence_after(self.policy, self.lease_seconds)
+        if (
+            limit is None
+            or not self.peers
+            or self.asking
+            or self.last_error_refused
+            or self.restarting
+            or mono - self.last_heard <= limit - ASK_LEAD
+            or mono - self.last_ask < ASK_EVERY
+        ):
+            return []
+        self.asking, self.last_ask = True, mono
+        return [AskPeers(mono, self.peers)]
 
     def heard(self, event: MasterHeard, fenced: bool) -> tuple[str, list[Instruction]]:
-        reason, out = self.check(event.mono, 0.0, fenced)
-        if not out:
+        if self.holding and not self.restarting:
+            # The master itself answers: whatever the peers said, it is back for us too.
+            self._see(event.mono)
             self.last_heard = event.mono
+            return "", self._end_hold(event.mono)
+        reason, out = self.check(event.mono, 0.0, fenced)
+        if _RESTART not in out:
+            self.last_heard = event.mono
+            out += self._end_hold(event.mono)
         return reason, out
 
     def heartbeat(self, event: HeartbeatDue, fenced: bool) -> tuple[str, list[Instruction]]:
         # No heartbeat (which would renew the lease) from a session that must fence.
         reason, out = self.check(event.mono, 0.0, fenced)
-        if out:
+        if _RESTART in out:
             return reason, out
         self.sequence += 1
-        return "", [SendHeartbeat(self.sequence)]
+        return reason, [*out, SendHeartbeat(self.sequence)]
+
+    def peers_updated(self, event: PeersUpdated) -> list[Instruction]:
+        self.peers, self.cluster_size = event.peers, event.cluster_size
+        names = {p.name for p in event.peers}
+        self.views = {n: v for n, v in self.views.items() if n in names}
+        self.asking = self.asking and bool(self.peers)
+        return []
+
+    def answered(self, event: PeersAnswered, fenced: bool) -> tuple[str, list[Instruction]]:
+        self.asking = False
+        listed = {p.name for p in self.peers}
+        for view in event.views:
+            if view.name in listed:
+                self.views[view.name] = (event.asked_at, view)
+        if not self.holding or self.restarting:
+            return "", []
+        hold, why = witness_verdict(self.cluster_size, len(self.peers), self._fresh(self.latest))
+        self.flip_rounds = 0 if hold else self.flip_rounds + 1
+        if self.flip_rounds < FLIP_ROUNDS or fenced:
+            return "", []
+        silence = self.latest - self.last_heard
+        reason = f"no heartbeat ack from the master for {silence:.1f}s, and {why}"
+        return self._fence(self.latest, reason, [])
 
     def tick(self, event: Tick, fenced: bool) -> tuple[str, list[Instruction]]:
         gap = 0.0 if self.last_tick is None else event.mono - self.last_tick
@@ -116,7 +250,8 @@ class LeaseState:
                 return "", []
             self.last_heard = event.mono
             return verdict.reason, []
-        return self.check(event.mono, gap, fenced)
+        reason, out = self.check(event.mono, gap, fenced)
+        return reason, out + ([] if reason else self._maybe_ask(event.mono))
 
     def ended(self, event: SessionEnded) -> list[Instruction]:
         target = event.master
@@ -158,4 +293,10 @@ class LeaseState:
             found.append(f"reconnect delay {self.reconnect_delay} out of range")
         if self.lease_seconds is not None and self.lease_seconds <= 0:
             found.append("a lease of no length")
+        if self.holding and (self.restarting or self.cluster_size <= 0):
+            found.append("holding the pods while restarting, or without a known cluster")
+        if set(self.views) - {p.name for p in self.peers}:
+            found.append("answers kept from peers no longer listed")
+        if self.asking and not self.peers:
+            found.append("asking no peers")
         return found

@@ -26,6 +26,8 @@ from agent.state.events import (
     Instruction,
     ListFailed,
     MasterHeard,
+    PeersAnswered,
+    PeersUpdated,
     PodActionsFinished,
     ProbeFinished,
     Registered,
@@ -90,6 +92,10 @@ class AgentState:
                 return self._fence_if(*self.lease.heartbeat(event, fenced))
             case Tick():
                 return self._fence_if(*self.lease.tick(event, fenced))
+            case PeersUpdated():
+                return self.lease.peers_updated(event)
+            case PeersAnswered():
+                return self._fence_if(*self.lease.answered(event, fenced))
             case SessionEnded():
                 return self.lease.ended(event)
 

@@ -25,6 +25,7 @@ from kernel.clock import Clock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
 from master.api.render import render_endpoints, render_object
+from master.api.usage import usage_response
 from master.app import paging
 from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import delete_objects
@@ -32,10 +33,11 @@ from master.app.drain import cordon_node, drain_node
 from master.app.errors import PLURALS, AppError, ErrorCode
 from master.app.paging import check_reply_size, next_page
 from master.app.queries import check_kind, list_endpoints, list_objects
-from master.app.scale import rollback_deployment, scale_deployment
+from master.app.scale import rollback_deployment, scale_deployment, scale_statefulset
+from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.manifest import ManifestError, ParsedManifests, parse_manifests, parse_references
-from master.model import StoredObject
+from master.model import Deployment, StatefulSet, StoredObject
 from master.state import ClusterState
 from master.store.port import StoreError
 from protos import cluster_pb2, cluster_pb2_grpc
@@ -113,8 +115,10 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         admit_services: ServiceAdmission | None = None,
         masters: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
         logs: LogRelay | None = None,
+        usage: UsageTable | None = None,
     ) -> None:
         self._logs = logs if logs is not None else LogRelay()
+        self._usage = usage if usage is not None else UsageTable()
         self._state = state
         self._manager = manager
         self._clock = clock
@@ -151,6 +155,11 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         return cluster_pb2.ApplyManifestsResponse(results=results, warnings=parsed.warnings)
 
     # -- get -----------------------------------------------------------------------------
+
+    async def GetUsage(
+        self, request: cluster_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
+    ) -> cluster_pb2.GetUsageResponse:
+        return usage_response(self._usage, self._state)
 
     async def GetObjects(
         self, request: cluster_pb2.GetObjectsRequest, context: grpc.aio.ServicerContext
@@ -235,11 +244,18 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     async def ScaleDeployment(
         self, request: cluster_pb2.ScaleDeploymentRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ScaleDeploymentResponse:
-        dep = await _call(
-            context, scale_deployment(self._state, request.name, int(request.replicas))
-        )
+        if request.kind == "StatefulSet":
+            scaled: Deployment | StatefulSet = await _call(
+                context, scale_statefulset(self._state, request.name, int(request.replicas))
+            )
+        else:
+            scaled = await _call(
+                context, scale_deployment(self._state, request.name, int(request.replicas))
+            )
         return cluster_pb2.ScaleDeploymentResponse(
-            result=cluster_pb2.ObjectResult(kind="Deployment", name=dep.meta.name, action="scaled")
+            result=cluster_pb2.ObjectResult(
+                kind=scaled.kind, name=scaled.meta.name, action="scaled"
+            )
         )
 
     # -- cordon and drain -----------------------------------------------------------------

@@ -274,6 +274,29 @@ def assignment_to_proto(
     )
 
 
+# One assignment chunk's pods, in bytes: far below any message limit, so no legal
+# set of pods (each at most a few MiB) ever makes a message too big to send.
+CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def chunk_assignments(
+    msg: node_pb2.PodAssignments, limit: int = CHUNK_BYTES
+) -> list[node_pb2.PodAssignments]:
+    """The set as messages of at most about `limit` bytes each (one pod per chunk at least)."""
+    chunks: list[node_pb2.PodAssignments] = []
+    current: list[node_pb2.PodAssignment] = []
+    size = 0
+    for pod in msg.pods:
+        pod_size = pod.ByteSize()
+        if current and size + pod_size > limit:
+            chunks.append(node_pb2.PodAssignments(revision=msg.revision, pods=current, more=True))
+            current, size = [], 0
+        current.append(pod)
+        size += pod_size
+    chunks.append(node_pb2.PodAssignments(revision=msg.revision, pods=current))
+    return chunks
+
+
 def assignments_to_proto(
     revision: int,
     pods: list[Pod],

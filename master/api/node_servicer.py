@@ -26,13 +26,16 @@ from kernel.clock import Clock
 from kernel.names import is_node_name
 from master.api.convert import (
     assignments_to_proto,
+    chunk_assignments,
     node_from_proto,
     peers_to_proto,
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
+from master.api.usage import report_from_proto
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.reports import NodeReports
+from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
@@ -47,6 +50,10 @@ MAX_PODS_PER_REPORT = 1000
 MAX_PEERS = 32
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
+
+
+# Trailing metadata of a follower's refusal: the leader's address (the agent goes there).
+LEADER_METADATA = "pinnace-leader"
 
 
 @dataclass(slots=True)
@@ -73,9 +80,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         heartbeat_interval: float,
         lease_seconds: float,
         logs: LogRelay | None = None,
+        usage: UsageTable | None = None,
     ) -> None:
         # Container logs asked for through the APIs travel on the sessions.
         self.logs = logs if logs is not None else LogRelay()
+        # The agents' CPU and memory readings, for `pinnace top` (master/app/usage.py).
+        self._usage = usage if usage is not None else UsageTable()
         self._state = state
         self._leases = leases
         self._manager = manager
@@ -127,7 +137,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     ) -> node_pb2.RegisterNodeResponse:
         info = request.node
         if not self._state.writable:
-            # A follower master: the agent tries the next master it knows.
+            # A follower master: the agent goes to the leader it names, or the next master.
+            leader = self._state.leader_address()
+            if leader:
+                context.set_trailing_metadata(((LEADER_METADATA, leader),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, self._state.write_refusal())
         if not is_node_name(info.name):
             await context.abort(
@@ -239,7 +252,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         for p in pods
                         if p.deletion_requested_at and not self._released(p)
                     }
-                    yield node_pb2.MasterMessage(assignments=msg)
+                    for chunk in chunk_assignments(msg):
+                        yield node_pb2.MasterMessage(assignments=chunk)
         finally:
             self.logs.detach(node_name, down)
             for task in (reader, superseded):
@@ -285,6 +299,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.ack_due.set()
             elif body == "log_chunk":
                 self.logs.deliver(msg.log_chunk)
+            elif body == "usage":
+                self._usage.record(node_name, report_from_proto(msg.usage))
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)

@@ -34,6 +34,7 @@ from master.api.render_storage import (
     render_volume_mount,
     render_volume_object,
 )
+from master.api.render_workloads import render_statefulset
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.rolling import surge_and_unavailable
 from master.lb.model import LbService
@@ -56,6 +57,7 @@ from master.model import (
     Secret,
     Service,
     ServiceAccount,
+    StatefulSet,
     StoredObject,
 )
 
@@ -217,8 +219,14 @@ def render_pod(pod: Pod, now: float) -> Obj:
         labels.setdefault(TEMPLATE_HASH_LABEL, pod.template_hash)
     metadata = _metadata(pod.meta, labels)
     if pod.owner:
+        kind, _, owner = pod.owner.rpartition("/")
         metadata["ownerReferences"] = [
-            {"apiVersion": "apps/v1", "kind": "Deployment", "name": pod.owner, "controller": True}
+            {
+                "apiVersion": "apps/v1",
+                "kind": kind or "Deployment",
+                "name": owner,
+                "controller": True,
+            }
         ]
     if pod.deletion_requested_at:
         metadata["deletionTimestamp"] = rfc3339(pod.deletion_requested_at)
@@ -469,6 +477,8 @@ def render_object(obj: StoredObject, now: float) -> Obj:
         return render_service(obj)
     if isinstance(obj, Node):
         return render_node(obj)
+    if isinstance(obj, StatefulSet):
+        return render_statefulset(obj, _metadata(obj.meta), render_pod_spec)
     if isinstance(obj, PersistentVolumeClaim):
         return render_claim(obj, _metadata(obj.meta))
     if isinstance(obj, PersistentVolume):

@@ -219,6 +219,19 @@ def _volume_row(pv: Obj, now: float, wide: bool) -> list[str]:
     return row
 
 
+def _statefulset_row(sts: Obj, now: float, wide: bool) -> list[str]:
+    spec, status = sts.get("spec", {}), sts.get("status", {})
+    row = [
+        sts["metadata"]["name"],
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+        _age(sts, now),
+    ]
+    if wide:
+        containers = spec.get("template", {}).get("spec", {}).get("containers", [])
+        row += [",".join(c["name"] for c in containers), ",".join(c["image"] for c in containers)]
+    return row
+
+
 def _endpoints_row(ep: Obj, now: float, wide: bool) -> list[str]:
     ready = [
         f"{a['ip']}:{s['ports'][0]['port']}"
@@ -268,6 +281,7 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
         ["NODE"],
     ),
     "Master": (["NAME", "ADDRESS", "ROLE", "AGE"], []),
+    "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"]),
 }
 _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Pod": _pod_row,
@@ -282,6 +296,7 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "PersistentVolumeClaim": _claim_row,
     "PersistentVolume": _volume_row,
     "Master": _master_row,
+    "StatefulSet": _statefulset_row,
 }
 
 

@@ -29,6 +29,7 @@ from master.model import (
     Secret,
     Service,
     ServiceAccount,
+    StatefulSet,
     StoredObject,
 )
 from master.state import ClusterState
@@ -77,6 +78,8 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
         return (old.type, old.data, old.immutable) == (new.type, new.data, new.immutable)
     if isinstance(old, PersistentVolumeClaim) and isinstance(new, PersistentVolumeClaim):
         return _claim_spec(old) == _claim_spec(new)
+    if isinstance(old, StatefulSet) and isinstance(new, StatefulSet):
+        return replace(old, meta=new.meta, status=new.status) == new
     return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
 
 
@@ -150,6 +153,16 @@ def check_immutable(existing: StoredObject, new: StoredObject) -> None:
             f"persistentvolumeclaim {new.meta.name}: spec is immutable after creation "
             f"(local volumes cannot be resized; delete the claim first to change it)",
         )
+    if isinstance(existing, StatefulSet) and isinstance(new, StatefulSet):
+        fixed = ("selector", "service_name", "pod_management_policy", "claim_templates")
+        changed = [f for f in fixed if getattr(existing, f) != getattr(new, f)]
+        if changed:
+            raise AppError(
+                "invalid",
+                f"statefulset {new.meta.name}: spec: updates to statefulset spec for fields "
+                f"other than 'replicas', 'template', 'updateStrategy' and "
+                f"'persistentVolumeClaimRetentionPolicy' are forbidden (delete it first)",
+            )
     if (
         isinstance(existing, Deployment)
         and isinstance(new, Deployment)

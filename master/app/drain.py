@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from master.app.delete import NodeLifecycle
 from master.app.errors import commit, not_found
 from master.controllers.rolling import surge_and_unavailable
-from master.model import Deployment, Node, Pod
+from master.model import STATEFULSET_OWNER, Deployment, Node, Pod
 from master.state import ClusterState
 
 
@@ -80,6 +80,19 @@ def plan_drain(
         name = pod.meta.name
         if pod.deletion_requested_at:
             terminating.append(name)
+            continue
+        claims = pod.spec.claim_names()
+        if claims:
+            blocked.append(
+                Waiting(
+                    name,
+                    f"its claim {', '.join(claims)} keeps its data on this node: evicted, "
+                    f"it could run nowhere else (scale its workload down instead)",
+                )
+            )
+            continue
+        if pod.owner.startswith(STATEFULSET_OWNER):
+            evict.append(name)
             continue
         dep = deployments.get(pod.owner) if pod.owner else None
         if dep is None:

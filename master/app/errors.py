@@ -49,6 +49,7 @@ PLURALS = {
     "ServiceAccount": "serviceaccounts",
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "PersistentVolume": "persistentvolumes",
+    "StatefulSet": "statefulsets",
 }
 
 

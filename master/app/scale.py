@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from master.app.errors import AppError, commit, not_found
 from master.controllers.revisions import RollbackError, record_revision, rollback_template
-from master.model import Deployment
+from master.model import Deployment, StatefulSet
 from master.state import ClusterState
 
 MAX_REPLICAS = 10_000
@@ -47,6 +47,32 @@ async def scale_deployment(state: ClusterState, name: str, replicas: int) -> Dep
         dep = deployment(state, name)
         new = scaled(dep, int(replicas))
         return dep if new is None else state.put(new)
+
+    return await commit(state, plan)
+
+
+def scaled_statefulset(sts: StatefulSet, replicas: int) -> StatefulSet | None:
+    """The statefulset with `replicas` (pure), None when nothing changes."""
+    if not 0 <= replicas <= MAX_REPLICAS:
+        raise AppError(
+            "invalid", f"--replicas must be between 0 and {MAX_REPLICAS}, got {replicas}"
+        )
+    if sts.replicas == replicas:
+        return None
+    return replace(
+        sts, meta=replace(sts.meta, generation=sts.meta.generation + 1), replicas=replicas
+    )
+
+
+async def scale_statefulset(state: ClusterState, name: str, replicas: int) -> StatefulSet:
+    """Set a statefulset's replicas (its pods come and go in order; claims stay)."""
+
+    def plan() -> StatefulSet:
+        sts = state.get("StatefulSet", name)
+        if not isinstance(sts, StatefulSet):
+            raise not_found("StatefulSet", name)
+        new = scaled_statefulset(sts, int(replicas))
+        return sts if new is None else state.put(new)
 
     return await commit(state, plan)
 

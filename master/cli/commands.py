@@ -232,17 +232,19 @@ def run_scale(address: str, kind_text: str, name: str | None, replicas: int) -> 
         kind, name = split_kind_name(kind_text, name)
     except KindError as e:
         raise CliError(f"error: {e}") from None
-    if kind != "Deployment":
-        raise CliError(f"error: cannot scale {kind_text}: only deployments can be scaled")
+    if kind not in ("Deployment", "StatefulSet"):
+        raise CliError(
+            f"error: cannot scale {kind_text}: only deployments and statefulsets can be scaled"
+        )
     if not name:
-        raise CliError("error: scale deployment: give the deployment's name")
+        raise CliError(f"error: scale {kind.lower()}: give the {kind.lower()}'s name")
     if replicas < 0:
         raise CliError(f"error: --replicas must be >= 0, got {replicas}")
     client = MasterClient(address)
     try:
         client.call(
             client.stub.ScaleDeployment,
-            cluster_pb2.ScaleDeploymentRequest(name=name, replicas=replicas),
+            cluster_pb2.ScaleDeploymentRequest(name=name, replicas=replicas, kind=kind),
         )
     finally:
         client.close()

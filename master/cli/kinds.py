@@ -14,6 +14,7 @@ _ALIASES = {
     "ServiceAccount": ("serviceaccount", "serviceaccounts", "sa"),
     "PersistentVolumeClaim": ("persistentvolumeclaim", "persistentvolumeclaims", "pvc"),
     "PersistentVolume": ("persistentvolume", "persistentvolumes", "pv"),
+    "StatefulSet": ("statefulset", "statefulsets", "sts", "statefulset.apps", "statefulsets.apps"),
     "Master": ("master", "masters"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
@@ -31,6 +32,7 @@ RESOURCE_NAMES = {
     "ServiceAccount": "serviceaccount",
     "PersistentVolumeClaim": "persistentvolumeclaim",
     "PersistentVolume": "persistentvolume",
+    "StatefulSet": "statefulset.apps",
     "Master": "master",
 }
 

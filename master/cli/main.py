@@ -26,6 +26,7 @@ from master.cli.kubeconfig import run_kubeconfig
 from master.cli.logs import run_logs
 from master.cli.rollout import run_rollout
 from master.cli.token import run_token
+from master.cli.top import run_top
 from master.pki.tokens import parse_duration
 from master.store.etcd_client import EtcdSettings, parse_endpoints
 
@@ -139,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="HAProxy listens on service port + N (e.g. to avoid privileged ports)",
     )
     m.add_argument("--no-lb", action="store_true", help="do not run a load balancer")
+    m.add_argument(
+        "--stop-lb-on-exit",
+        action="store_true",
+        help="stop HAProxy when the master stops (by default it keeps serving and the next "
+        "master adopts it)",
+    )
     m.add_argument("--haproxy", default="haproxy", help="the haproxy binary")
     m.add_argument(
         "--metrics-listen",
@@ -202,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
 
+    lb = sub.add_parser("lb", help="the load balancer (HAProxy) a master left running")
+    lb.add_argument("action", choices=["stop"], help="stop: end it (services stop answering)")
+    lb.add_argument("--data-dir", default=_default_data_dir(), help="the master's --data-dir")
+
     t = sub.add_parser("token", help="create, list or revoke join tokens for agents")
     t.add_argument("action", choices=["create", "list", "revoke"])
     t.add_argument("id", nargs="?", default="", metavar="TOKEN-ID", help="revoke: the token")
@@ -219,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
     lg.add_argument(
         "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
+    )
+
+    tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
+    tp.add_argument(
+        "kind", choices=["nodes", "node", "no", "pods", "pod", "po"], help="nodes or pods"
     )
 
     a = sub.add_parser("apply", help="create or update objects from manifests")
@@ -311,6 +327,7 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_advertise=args.lb_advertise,
             lb_internal=args.lb_internal_address,
             lb_port_offset=args.lb_port_offset,
+            lb_stop_on_exit=args.stop_lb_on_exit,
             haproxy_bin=args.haproxy,
             metrics_listen=_metrics_listen(args.metrics_listen),
             insecure=args.master_insecure,
@@ -322,6 +339,18 @@ def _run_master(args: argparse.Namespace) -> int:
             name=args.name,
         )
     )
+
+
+def _run_lb(action: str, data_dir: Path) -> int:
+    from master.lb.process import stop_running
+
+    # action is "stop" (argparse allows nothing else).
+    pid = stop_running(data_dir / "lb")
+    if pid is None:
+        print(f"no load balancer is running for {data_dir}")
+    else:
+        print(f"load balancer (HAProxy pid {pid}) stopped")
+    return 0
 
 
 def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
@@ -390,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "master":
             return _run_master(args)
+        if args.command == "lb":
+            return _run_lb(args.action, Path(args.data_dir))
         select_credentials(args.config, args.insecure)
         address = master_address(args.master)
         if args.command == "token":
@@ -406,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.timestamps,
                 args.previous,
             )
+        if args.command == "top":
+            return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
         if args.command == "apply":
             return run_apply(address, args.filename, args.dry_run, args.recursive)
         if args.command == "get":

@@ -41,14 +41,23 @@ from master.controllers.lifecycle import (
 )
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
+from master.controllers.statefulset import (
+    CreateClaim,
+    DeleteClaim,
+    SetStatefulSetStatus,
+    StatefulSetAction,
+    reconcile_statefulset,
+)
 from master.metrics import series
 from master.metrics.series import RECONCILE, timed
 from master.model import (
+    STATEFULSET_OWNER,
     Deployment,
     Node,
     PersistentVolumeClaim,
     Pod,
     PodStatus,
+    StatefulSet,
     StoredObject,
 )
 from master.scheduler import Placement, build_node_infos, schedule_batch
@@ -92,6 +101,7 @@ class ControllerManager:
         self._paused = False
         self._last_tick: float | None = None
         self._dirty_deployments: set[str] = set()
+        self._dirty_statefulsets: set[str] = set()
         self._schedule_needed = True
         self._wake = asyncio.Event()
         # Last FailedScheduling message per pod, so a stuck pod is reported once
@@ -105,8 +115,12 @@ class ControllerManager:
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         if isinstance(obj, Deployment):
             self._dirty_deployments.add(obj.meta.name)
+        elif isinstance(obj, StatefulSet):
+            self._dirty_statefulsets.add(obj.meta.name)
         elif isinstance(obj, Pod):
-            if obj.owner:
+            if obj.owner.startswith(STATEFULSET_OWNER):
+                self._dirty_statefulsets.add(obj.owner.removeprefix(STATEFULSET_OWNER))
+            elif obj.owner:
                 self._dirty_deployments.add(obj.owner)
             if not obj.node_name or deleted:
                 self._schedule_needed = True
@@ -157,8 +171,8 @@ class ControllerManager:
         lease_tick = min(0.25, self._lease_seconds / 4)
         last_resync = self._clock.monotonic()
         while True:
-            # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancel
-            # that lands as the event is set, and the loop would never stop.
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel that
+            # arrives as its timeout fires, and the loop would then outlive the master's stop.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(lease_tick):
                     await self._wake.wait()
@@ -168,6 +182,9 @@ class ControllerManager:
                 self._dirty_deployments.update(
                     d.meta.name for d in self._state.objects("Deployment")
                 )
+                self._dirty_statefulsets.update(
+                    s.meta.name for s in self._state.objects("StatefulSet")
+                )
                 self._schedule_needed = True
             try:
                 self.tick()
@@ -176,7 +193,10 @@ class ControllerManager:
 
     def queue_depths(self) -> dict[str, int]:
         """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""
-        return {"deployment": len(self._dirty_deployments)}
+        return {
+            "deployment": len(self._dirty_deployments),
+            "statefulset": len(self._dirty_statefulsets),
+        }
 
     def tick(self) -> None:
         """One turn of the loop: notice a stall of the master itself, then a pass."""
@@ -205,6 +225,8 @@ class ControllerManager:
             self._check_nodes()
         with timed(RECONCILE.labels("deployment")):
             self._reconcile_deployments()
+        with timed(RECONCILE.labels("statefulset")):
+            self._reconcile_statefulsets()
         if self._schedule_needed:
             self._schedule_needed = False
             with timed(RECONCILE.labels("scheduler")):
@@ -299,6 +321,43 @@ class ControllerManager:
                         self._request_deletion(doomed, action.reason, action.message)
                 elif isinstance(action, SetDeploymentStatus) and dep.status != action.status:
                     self._state.put(replace(dep, status=action.status))
+
+    def _reconcile_statefulsets(self) -> None:
+        dirty, self._dirty_statefulsets = self._dirty_statefulsets, set()
+        for name in dirty:
+            sts = self._state.get("StatefulSet", name)
+            pods = self._state.pods_of_owner(STATEFULSET_OWNER + name)
+            if not isinstance(sts, StatefulSet):
+                for pod in pods:
+                    self._request_deletion(pod, "Killing", "its statefulset was deleted")
+                continue
+            claims = {
+                c.meta.name: c
+                for c in self._state.objects("PersistentVolumeClaim")
+                if isinstance(c, PersistentVolumeClaim)
+            }
+            now = self._clock.now()
+            for action in reconcile_statefulset(sts, pods, claims, now):
+                self._execute_statefulset_action(sts, action)
+
+    def _execute_statefulset_action(self, sts: StatefulSet, action: StatefulSetAction) -> None:
+        name = sts.meta.name
+        if isinstance(action, CreateClaim):
+            self._state.put(action.claim)
+            self._state.record_event("StatefulSet", name, action.reason, action.message)
+        elif isinstance(action, CreatePod):
+            if self._state.get("Pod", action.pod.meta.name) is None:
+                self._state.put(action.pod)
+                self._state.record_event("StatefulSet", name, action.reason, action.message)
+        elif isinstance(action, DeletePod):
+            doomed = self._state.pod(action.name)
+            if doomed is not None:
+                self._request_deletion(doomed, action.reason, action.message)
+        elif isinstance(action, DeleteClaim):
+            if self._state.remove("PersistentVolumeClaim", action.name) is not None:
+                self._state.record_event("StatefulSet", name, action.reason, action.message)
+        elif isinstance(action, SetStatefulSetStatus):
+            self._state.put(replace(sts, status=action.status))
 
     def _request_deletion(self, pod: Pod, reason: str, message: str) -> None:
         if pod.deletion_requested_at:

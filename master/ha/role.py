@@ -48,7 +48,7 @@ class HaRole:
         self._controllers: asyncio.Task[None] | None = None
         self._mirror: asyncio.Task[None] | None = None
         self._ready = False  # elected and caught up: only then are writes let through
-        state.set_write_gate(self.refusal)
+        state.set_write_gate(self.refusal, self.leader_address)
 
     def refusal(self) -> str | None:
         """None while this master leads, else why it may not write (names the leader)."""
@@ -61,6 +61,12 @@ class HaRole:
             f"master {self.elector.me.name} is a follower; the leader is {leader.name} "
             f"at {leader.address}: send writes there"
         )
+
+    def leader_address(self) -> str:
+        leader = self.elector.leader()
+        if leader is None or leader.name == self.elector.me.name:
+            return ""
+        return leader.address
 
     async def run(self) -> None:
         self._mirror = asyncio.create_task(self._follower.run(), name="follower")

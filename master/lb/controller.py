@@ -10,6 +10,11 @@ applied LB state no longer sends it new traffic (drain), and only then does its
 agent get the stop order (`is_released`). If the LB cannot be programmed, the
 gate opens after `drain_timeout` so a broken HAProxy never keeps pods forever.
 LoadBalancer services get the LB's advertised address as their ingress.
+
+A Service the LB cannot serve (its port taken, HAProxy refusing it) is left out
+and reported on the Service (conflicts.py); every other Service is still
+programmed. HAProxy outlives this loop: a master that stops leaves it serving
+(unless told `stop_on_exit`), and the next one adopts it.
 """
 
 from __future__ import annotations
@@ -51,12 +56,14 @@ class LoadBalancerController:
         drain_timeout: float = 10.0,
         drain_delay: float = 1.0,
         refused_retry: float = 30.0,
+        stop_on_exit: bool = False,
     ) -> None:
         self._state = state
         self._clock = clock
         self._driver = driver
         self._addresses = addresses
         self._drain_timeout = drain_timeout
+        self._stop_on_exit = stop_on_exit
         # Requests already sent to a draining pod finish before it is stopped: the
         # stop order goes out `drain_delay` after HAProxy stopped sending it new ones.
         self._drain_delay = drain_delay
@@ -99,9 +106,7 @@ class LoadBalancerController:
                 if not self._driver.running:
                     await self._restart()
                 tick = 0.25 if self._drained_at.keys() - self._released else 1.0
-                # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a
-                # cancel that lands as the event is set, and the master would hang
-                # stopping.
+                # Not wait_for: on Python 3.11 it can lose a cancel (see the manager's loop).
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(tick):
                         await self._dirty.wait()
@@ -115,7 +120,11 @@ class LoadBalancerController:
                     await asyncio.sleep(1.0)
                     self._dirty.set()
         finally:
-            await self._driver.stop()
+            # HAProxy is the data plane: by default it keeps serving while no master runs.
+            if self._stop_on_exit:
+                await self._driver.stop()
+            else:
+                await self._driver.close()
 
     async def _restart(self) -> None:
         """(Re)start HAProxy until it runs; every failure is logged, never swallowed."""
@@ -125,7 +134,8 @@ class LoadBalancerController:
                 await self._driver.stop()
                 await self._driver.start()
                 self._applied = None
-                log.info("load balancer (HAProxy) running, pid %s", self._driver.pid)
+                how = "adopted" if self._driver.adopted else "started"
+                log.info("load balancer (HAProxy) %s, pid %s", how, self._driver.pid)
                 return
             except Exception as e:
                 log.error(

@@ -8,6 +8,11 @@ listening sockets (`expose-fd listeners`), so clients never see a refused connec
 old worker finishes its connections. Only after HAProxy has taken the change does the driver adopt
 the plan's state, so a failed apply leaves `self.state` describing what HAProxy really runs.
 Calls are serialised by a lock: the master's controllers may call apply() from several tasks.
+
+The process outlives the master (process.py): `start()` adopts an HAProxy already serving this
+data dir, reading its slot table back (adopt.py), and only starts one when none runs; `close()`
+leaves it serving, `stop()` ends it. After every change HAProxy took, the slot table is saved to
+state.json so the next master knows what runs.
 """
 
 from __future__ import annotations
@@ -16,15 +21,35 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
+from kernel.files import write_atomic
+from master.lb.adopt import (
+    adopt_state,
+    decode_state,
+    encode_state,
+    parse_show_servers_state,
+    settings_fingerprint,
+)
 from master.lb.model import LbService, LbSettings, LbState
 from master.lb.plan import plan_runtime, post_reload_commands
+from master.lb.process import (
+    MASTER_SOCKET,
+    RUNTIME_SOCKET,
+    LbPaths,
+    SocketDir,
+    find_running,
+    pid_alive,
+    remove_runtime_files,
+    runs_config,
+    signal_group,
+    spawn,
+    stop_group,
+)
 from master.lb.render import render_state
 from master.lb.runtime import (
     HAProxyAnswerError,
@@ -43,41 +68,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# sun_path is 108 bytes on Linux, including the terminating NUL.
-_MAX_SOCKET_PATH = 107
+# HAProxy runs in the LB dir and binds its sockets by relative name (see process.py).
+_STATS_SOCKET = f"unix@{RUNTIME_SOCKET}"
 
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` is a live process (a zombie counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    # The state letter follows the command name in parentheses, which may contain spaces.
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _die_with_parent() -> list[str]:
-    """A command prefix that ends HAProxy when the master dies, even by kill -9.
-
-    Otherwise a killed master would leave an HAProxy holding the service ports,
-    and the restarted master could not bind them. `setpriv --pdeathsig` (util-linux)
-    sets the signal in the child and execs HAProxy, so the master's own process
-    never runs Python code between fork and exec (a preexec_fn would, which is
-    unsafe in a process running gRPC's threads).
-    """
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+__all__ = ["HAProxyDriver", "pid_alive"]
 
 
 class HAProxyDriver:
-    """Runs one HAProxy (master-worker) in `workdir` and programs it."""
+    """Runs (or adopts) the HAProxy of one LB dir (DATA_DIR/lb) and programs it."""
 
     def __init__(
         self,
@@ -87,18 +85,19 @@ class HAProxyDriver:
         *,
         ready_timeout: float = 10.0,
     ) -> None:
-        self._workdir = workdir
+        self._paths = LbPaths(workdir)
+        self._sockets = SocketDir(workdir)
         self._settings = settings
         self._bin = haproxy_bin
         self._ready_timeout = ready_timeout
-        self.config_path = workdir / "haproxy.cfg"
-        self.runtime_socket = workdir / "runtime.sock"
-        self.master_socket = workdir / "master.sock"
-        self.log_path = workdir / "haproxy.log"
+        self.config_path = self._paths.config
+        self.runtime_socket = self._paths.runtime_socket
+        self.master_socket = self._paths.master_socket
+        self.log_path = self._paths.log
         self._state = LbState()
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: asyncio.subprocess.Process | None = None  # set when we started it
+        self._pid: int | None = None  # the HAProxy master, started or adopted
         self._log_file: IO[bytes] | None = None
-        self._workers: set[int] = set()  # every worker seen, so stop() can prove none is left
         self._lock = asyncio.Lock()
 
     @property
@@ -109,40 +108,68 @@ class HAProxyDriver:
     @property
     def pid(self) -> int | None:
         """PID of the HAProxy master process, while it runs."""
-        return self._proc.pid if self._proc is not None else None
+        return self._pid
+
+    @property
+    def adopted(self) -> bool:
+        """True when this driver found HAProxy running rather than starting it."""
+        return self._pid is not None and self._proc is None
 
     async def start(self) -> None:
-        """Write an empty config, validate it, start HAProxy and wait until it answers."""
+        """Adopt the HAProxy serving this LB dir, or start one; return once it answers."""
         async with self._lock:
-            if self._proc is not None:
+            if self._pid is not None:
                 raise HAProxyError("HAProxy is already running")
-            self._workdir.mkdir(parents=True, exist_ok=True)
-            for sock in (self.runtime_socket, self.master_socket):
-                if len(str(sock).encode()) > _MAX_SOCKET_PATH:
-                    raise HAProxyError(f"socket path too long for a unix socket: {sock}")
-                sock.unlink(missing_ok=True)
-            self._state = LbState()
-            await self._write_config(self._state)
-            self._log_file = self.log_path.open("ab")
-            try:
-                self._proc = await asyncio.create_subprocess_exec(
-                    *_die_with_parent(),
-                    self._bin,
-                    "-W",
-                    "-S",
-                    f"{self.master_socket},mode,600",
-                    "-f",
-                    str(self.config_path),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=self._log_file,
-                    stderr=self._log_file,
-                )
-                log.info("started haproxy master pid %d in %s", self._proc.pid, self._workdir)
-                procs = await self._until(self._first_worker, "HAProxy to start")
-                await self._until(lambda: self._worker_answers(procs.workers[0]), "worker")
-            except BaseException:
-                await self._stop_locked()
-                raise
+            self._paths.workdir.mkdir(parents=True, exist_ok=True)
+            running = find_running(self._paths)
+            if running is not None:
+                try:
+                    await self._adopt(running)
+                    return
+                except (HAProxyError, OSError, TimeoutError, ValueError) as err:
+                    log.error(
+                        "the running HAProxy (pid %d) does not answer: %s; replacing it",
+                        running,
+                        err,
+                    )
+                    await asyncio.to_thread(stop_group, running, self.config_path)
+                    self._pid = None
+            await self._start_new()
+
+    async def _adopt(self, pid: int) -> None:
+        """Take over a running HAProxy: read what it holds, change nothing."""
+        self._pid = pid
+        procs = await self._until(self._first_worker, "the running HAProxy to answer")
+        await self._until(lambda: self._worker_answers(procs.workers[0]), "its worker")
+        live = parse_show_servers_state(await self._send(RUNTIME_SOCKET, "show servers state"))
+        saved = None
+        with contextlib.suppress(OSError):
+            saved = decode_state(self._paths.state.read_bytes())
+        fingerprint_ok = saved is not None and saved[1] == self._fingerprint()
+        self._state = adopt_state(saved[0] if saved else None, fingerprint_ok, live)
+        self._log_file = self.log_path.open("ab")
+        log.info(
+            "adopted the running HAProxy (pid %d, %d backends%s)",
+            pid,
+            len(self._state.backends),
+            "" if self._state.backends or not live else "; it will be reloaded",
+        )
+
+    async def _start_new(self) -> None:
+        remove_runtime_files(self._paths)
+        self._state = LbState()
+        await self._write_config(self._state)
+        self._log_file = self.log_path.open("ab")
+        try:
+            self._proc = await spawn(self._bin, self._paths, self._log_file)
+            self._pid = self._proc.pid
+            log.info("started haproxy master pid %d in %s", self._pid, self._paths.workdir)
+            procs = await self._until(self._first_worker, "HAProxy to start")
+            await self._until(lambda: self._worker_answers(procs.workers[0]), "worker")
+            self._save_state()
+        except BaseException:
+            await self._stop_locked()
+            raise
 
     async def apply(self, services: Sequence[LbService]) -> None:
         """Make HAProxy serve exactly `services`, without a reload whenever possible."""
@@ -154,6 +181,7 @@ class HAProxyDriver:
                 await self._reload(plan.state)
                 # HAProxy runs this config now, whatever becomes of the drain commands.
                 self._state = plan.state
+                self._save_state()
                 await self._run(plan.commands)
                 return
             try:
@@ -165,16 +193,26 @@ class HAProxyDriver:
                 await self._reload(plan.state)
                 await self._run(post_reload_commands(plan.state))
             self._state = plan.state
+            self._save_state()
 
     async def stop(self) -> None:
-        """Stop the HAProxy this driver started (master and workers) and remove its sockets."""
+        """Stop HAProxy (master and workers, by its process group) and remove its sockets."""
         async with self._lock:
             await self._stop_locked()
+
+    async def close(self) -> None:
+        """Let go of HAProxy and leave it serving (the master is going away)."""
+        async with self._lock:
+            if self._pid is not None:
+                log.info("leaving HAProxy (pid %d) serving", self._pid)
+            self._release()
 
     @property
     def running(self) -> bool:
         """False once the HAProxy master has exited (then stop() and start() again)."""
-        return self._proc is not None and self._proc.returncode is None
+        if self._proc is not None:
+            return self._proc.returncode is None
+        return self._pid is not None and runs_config(self._pid, self.config_path)
 
     def listen_port(self, service: str, port_name: str) -> int:
         """The port HAProxy listens on for one service port."""
@@ -186,12 +224,12 @@ class HAProxyDriver:
     async def server_states(self) -> tuple[ServerStatus, ...]:
         """Every server slot as HAProxy reports it (`show stat`)."""
         self._require_running()
-        return parse_show_stat(await send_command(self.runtime_socket, "show stat"))
+        return parse_show_stat(await self._send(RUNTIME_SOCKET, "show stat"))
 
     async def processes(self) -> ProcessList:
         """The master's view of its processes (`show proc`)."""
         self._require_running()
-        return parse_show_proc(await send_command(self.master_socket, "show proc"))
+        return parse_show_proc(await self._send(MASTER_SOCKET, "show proc"))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -199,9 +237,22 @@ class HAProxyDriver:
         if not self.running:
             raise HAProxyError(f"HAProxy is not running (see {self.log_path})")
 
+    async def _send(self, socket_name: str, command: str, timeout: float = 5.0) -> str:
+        return await send_command(self._sockets.address(socket_name), command, timeout)
+
+    def _fingerprint(self) -> str:
+        return settings_fingerprint(render_state(LbState(), self._settings, _STATS_SOCKET))
+
+    def _save_state(self) -> None:
+        """Record what HAProxy holds for the next master; losing it only costs a reload."""
+        try:
+            write_atomic(self._paths.state, encode_state(self._state, self._fingerprint()))
+        except OSError as err:
+            log.warning("could not save the load balancer's state: %s", err)
+
     async def _write_config(self, state: LbState) -> None:
         """Write the config for `state` next to the live one, validate it, then swap it in."""
-        text = render_state(state, self._settings, self.runtime_socket)
+        text = render_state(state, self._settings, _STATS_SOCKET)
         candidate = self.config_path.with_suffix(".cfg.new")
         candidate.write_text(text)
         check = await asyncio.create_subprocess_exec(
@@ -210,6 +261,7 @@ class HAProxyDriver:
             "-q",
             "-f",
             str(candidate),
+            cwd=self._paths.workdir,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -237,10 +289,10 @@ class HAProxyDriver:
         log_offset = self.log_path.stat().st_size
         # The master re-executes itself on reload and may drop this connection while doing so.
         with contextlib.suppress(OSError, TimeoutError):
-            await send_command(self.master_socket, "reload", timeout=2.0)
+            await self._send(MASTER_SOCKET, "reload", timeout=2.0)
 
         async def reloaded() -> ProcessList | None:
-            procs = parse_show_proc(await send_command(self.master_socket, "show proc", 1.0))
+            procs = parse_show_proc(await self._send(MASTER_SOCKET, "show proc", 1.0))
             if procs.failed_reloads > before.failed_reloads:
                 raise HAProxyError(
                     f"HAProxy failed to reload: {self._alerts_since(log_offset)} "
@@ -251,22 +303,20 @@ class HAProxyDriver:
 
         procs = await self._until(reloaded, "HAProxy to reload")
         new_worker = next(pid for pid in procs.workers if pid not in before.workers)
-        self._workers = {pid for pid in self._workers if self._ours(pid)} | set(procs.workers)
         # The new worker re-binds the runtime socket; until it has, the old worker answers.
         await self._until(lambda: self._worker_answers(new_worker), "the new worker")
         log.info("haproxy reloaded: worker %d replaces %s", new_worker, before.workers)
 
     async def _run(self, commands: Sequence[str]) -> None:
         for command in commands:
-            check_answer(command, await send_command(self.runtime_socket, command))
+            check_answer(command, await self._send(RUNTIME_SOCKET, command))
 
     async def _first_worker(self) -> ProcessList | None:
-        procs = parse_show_proc(await send_command(self.master_socket, "show proc", 1.0))
-        self._workers.update(procs.workers)
+        procs = parse_show_proc(await self._send(MASTER_SOCKET, "show proc", 1.0))
         return procs if procs.workers else None
 
     async def _worker_answers(self, pid: int) -> bool | None:
-        answer = await send_command(self.runtime_socket, "show info", 1.0)
+        answer = await self._send(RUNTIME_SOCKET, "show info", 1.0)
         return True if parse_show_info_pid(answer) == pid else None
 
     async def _until(self, probe: Callable[[], Awaitable[T | None]], what: str) -> T:
@@ -274,7 +324,7 @@ class HAProxyDriver:
         deadline = time.monotonic() + self._ready_timeout
         last: Exception | None = None
         while True:
-            if self._proc is None or self._proc.returncode is not None:
+            if not self.running:
                 raise HAProxyError(f"HAProxy exited while waiting for {what}: {self._log_tail()}")
             try:
                 result = await probe()
@@ -303,50 +353,31 @@ class HAProxyDriver:
             return "(no log)"
 
     async def _stop_locked(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.returncode is None:
-                with contextlib.suppress(OSError, TimeoutError, HAProxyError, ValueError):
-                    procs = parse_show_proc(
-                        await send_command(self.master_socket, "show proc", 1.0)
-                    )
-                    self._workers.update(procs.workers + procs.old_workers)
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 10.0)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-            await self._reap_workers()
+        pid, proc = self._pid, self._proc
+        if pid is None:
+            # Nothing started or adopted: in particular, leave the files of an HAProxy
+            # another master left running alone, start() adopts it.
+            self._release()
+            return
+        if proc is not None and proc.returncode is None:
+            # Our child: signal the group, and wait() so no zombie is left behind.
+            signal_group(pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 10.0)
+        # Whatever is left of the group (workers of an adopted HAProxy, stuck ones).
+        await asyncio.to_thread(stop_group, pid, self.config_path)
+        if proc is not None and proc.returncode is None:
+            signal_group(pid, signal.SIGKILL)
+            await proc.wait()
+        log.info("stopped HAProxy (pid %d)", pid)
+        self._release()
+        remove_runtime_files(self._paths)
+        self._state = LbState()
+
+    def _release(self) -> None:
+        self._proc = None
+        self._pid = None
+        self._sockets.close()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-        for sock in (self.runtime_socket, self.master_socket):
-            sock.unlink(missing_ok=True)
-        self._state = LbState()
-
-    def _ours(self, pid: int) -> bool:
-        """True while `pid` is a live HAProxy process of this driver.
-
-        Worker PIDs are remembered across reloads, and an exited worker's PID may since belong
-        to someone else: only a process running our config file is ours.
-        """
-        if not pid_alive(pid):
-            return False
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return str(self.config_path).encode() in cmdline
-
-    async def _reap_workers(self) -> None:
-        """Workers exit when their master does; kill by PID any that has not within 5 s."""
-        deadline = time.monotonic() + 5.0
-        while any(self._ours(pid) for pid in self._workers) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        for pid in self._workers:
-            if self._ours(pid):
-                log.warning("haproxy worker %d outlived its master; killing it", pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        self._workers.clear()

@@ -46,7 +46,7 @@ class ProcessList:
     old_workers: tuple[int, ...]
 
 
-async def send_command(socket_path: Path, command: str, timeout: float = 5.0) -> str:
+async def send_command(socket_path: Path | str, command: str, timeout: float = 5.0) -> str:
     """Send one command line and return HAProxy's full answer."""
     if "\n" in command or ";" in command:
         raise ValueError(f"one command per call, got {command!r}")

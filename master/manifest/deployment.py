@@ -26,7 +26,7 @@ STRATEGIES = ("RollingUpdate", "Recreate")
 _PERCENT = re.compile(r"^[0-9]{1,9}%\Z")
 
 
-def _parse_replicas(value: Any, where: Where) -> int:
+def parse_replicas(value: Any, where: Where) -> int:
     if value is None:
         return 1
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -36,7 +36,7 @@ def _parse_replicas(value: Any, where: Where) -> int:
     return value
 
 
-def _parse_selector(value: Any, where: Where) -> dict[str, str]:
+def parse_selector(value: Any, where: Where) -> dict[str, str]:
     if value is None:
         raise where.error("is required")
     data = as_map(value, where)
@@ -85,15 +85,13 @@ def _parse_strategy(value: Any, where: Where) -> tuple[DeploymentStrategy, Rolli
     )
 
 
-def parse_deployment(data: dict[str, Any], where: Where) -> Deployment:
-    """`data` is one document already known to be kind Deployment, apiVersion apps/v1."""
-    check_fields(data, where, ("apiVersion", "kind", "metadata", "spec"), (), ("status",))
-    meta = parse_object_meta(data.get("metadata"), where.key("metadata"), check_dns1123_subdomain)
-    at = where.key("spec")
-    spec = as_map(require(data, "spec", where), at)
-    check_fields(spec, at, SPEC_SUPPORTED, SPEC_UNSUPPORTED)
-    replicas = _parse_replicas(spec.get("replicas"), at.key("replicas"))
-    selector = _parse_selector(spec.get("selector"), at.key("selector"))
+def parse_pod_template(
+    spec: dict[str, Any],
+    at: Where,
+    selector: dict[str, str],
+    claim_templates: tuple[str, ...] = (),
+) -> PodTemplate:
+    """spec.template of a workload: labels that match the selector and a pod spec that runs."""
     template_at = at.key("template")
     template = as_map(require(spec, "template", at), template_at)
     check_fields(template, template_at, ("metadata", "spec"))
@@ -106,13 +104,28 @@ def parse_deployment(data: dict[str, Any], where: Where) -> Deployment:
             .key("labels")
             .error(f"must match spec.selector.matchLabels (missing {wanted})")
         )
-    pod_spec = parse_pod_spec(require(template, "spec", template_at), template_at.key("spec"))
+    pod_spec = parse_pod_spec(
+        require(template, "spec", template_at), template_at.key("spec"), claim_templates
+    )
+    return PodTemplate(labels=labels, spec=pod_spec)
+
+
+def parse_deployment(data: dict[str, Any], where: Where) -> Deployment:
+    """`data` is one document already known to be kind Deployment, apiVersion apps/v1."""
+    check_fields(data, where, ("apiVersion", "kind", "metadata", "spec"), (), ("status",))
+    meta = parse_object_meta(data.get("metadata"), where.key("metadata"), check_dns1123_subdomain)
+    at = where.key("spec")
+    spec = as_map(require(data, "spec", where), at)
+    check_fields(spec, at, SPEC_SUPPORTED, SPEC_UNSUPPORTED)
+    replicas = parse_replicas(spec.get("replicas"), at.key("replicas"))
+    selector = parse_selector(spec.get("selector"), at.key("selector"))
+    template = parse_pod_template(spec, at, selector)
     strategy, rolling = _parse_strategy(spec.get("strategy"), at.key("strategy"))
     return Deployment(
         meta=meta,
         replicas=replicas,
         selector=selector,
-        template=PodTemplate(labels=labels, spec=pod_spec),
+        template=template,
         strategy=strategy,
         rolling_update=rolling,
     )

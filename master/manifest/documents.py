@@ -22,6 +22,7 @@ from master.manifest.errors import ManifestError, Warned, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
 from master.manifest.loader import TooManyDocuments, load_documents
 from master.manifest.service import parse_service
+from master.manifest.statefulset import parse_statefulset
 from master.manifest.storage import parse_persistent_volume_claim
 from master.manifest.warnings import IGNORED_KINDS, object_warnings
 from master.model import (
@@ -31,9 +32,12 @@ from master.model import (
     Secret,
     Service,
     ServiceAccount,
+    StatefulSet,
 )
 
-ManifestObject = Deployment | Service | ConfigMap | Secret | ServiceAccount | PersistentVolumeClaim
+ManifestObject = (
+    Deployment | Service | ConfigMap | Secret | ServiceAccount | PersistentVolumeClaim | StatefulSet
+)
 
 _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]]] = {
     "Deployment": ("apps/v1", parse_deployment),
@@ -42,14 +46,15 @@ _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]
     "Secret": ("v1", parse_secret),
     "ServiceAccount": ("v1", parse_service_account),
     "PersistentVolumeClaim": ("v1", parse_persistent_volume_claim),
+    "StatefulSet": ("apps/v1", parse_statefulset),
 }
 _ACCEPTED = (
-    "Deployment (apps/v1), Service, ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim "
-    "or List (v1)"
+    "Deployment, StatefulSet (apps/v1), Service, ConfigMap, Secret, ServiceAccount, "
+    "PersistentVolumeClaim or List (v1)"
 )
 # Kinds a Kubernetes user may reasonably send; named as not supported rather than unknown.
 _KUBERNETES_KINDS = (
-    "Pod", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
+    "Pod", "ReplicaSet", "DaemonSet", "Job", "CronJob",
     "Namespace", "PersistentVolume", "Endpoints",
     "EndpointSlice", "Node", "Event", "ReplicationController", "StorageClass",
     "CustomResourceDefinition",

@@ -40,7 +40,7 @@ from master.manifest.quantities import (
     parse_quantity_memory,
 )
 from master.manifest.volumes import parse_volume_mounts, parse_volumes
-from master.model import Container, ContainerPort, PodSpec, Resources, RestartPolicy
+from master.model import Container, ContainerPort, PodSpec, Resources, RestartPolicy, Volume
 
 POD_SUPPORTED = (
     "containers", "volumes", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
@@ -228,7 +228,9 @@ def _check_pod_ports(containers: tuple[Container, ...], where: Where) -> None:
                 host_pairs.add(host_pair)
 
 
-def parse_pod_spec(value: Any, where: Where) -> PodSpec:
+def parse_pod_spec(value: Any, where: Where, claim_templates: tuple[str, ...] = ()) -> PodSpec:
+    """`claim_templates`: a StatefulSet's volumeClaimTemplates names, which the containers
+    may mount as volumes (each pod gets its own claim; they win over same-named volumes)."""
     data = as_map(value, where)
     check_fields(data, where, POD_SUPPORTED, POD_UNSUPPORTED)
     raw_containers = as_list(data.get("containers"), where.key("containers"))
@@ -236,6 +238,11 @@ def parse_pod_spec(value: Any, where: Where) -> PodSpec:
         raise where.key("containers").error("is required (at least one container)")
     at = where.key("containers")
     volumes, left_out = parse_volumes(data.get("volumes"), where.key("volumes"))
+    if claim_templates:
+        volumes = (
+            *(v for v in volumes if v.name not in claim_templates),
+            *(Volume(name, "persistentVolumeClaim") for name in claim_templates),
+        )
     declared = frozenset(v.name for v in volumes)
     containers = tuple(
         _parse_container(c, at.index(i), declared, left_out) for i, c in enumerate(raw_containers)

@@ -55,11 +55,9 @@ def _storage_request(value: Any, where: Where) -> int:
     return size
 
 
-def parse_persistent_volume_claim(data: dict[str, Any], where: Where) -> PersistentVolumeClaim:
-    check_fields(data, where, ("apiVersion", "kind", "metadata", "spec"), (), ("status",))
-    meta = parse_object_meta(data.get("metadata"), where.key("metadata"), check_dns1123_subdomain)
-    at = where.key("spec")
-    spec = as_map(require(data, "spec", where), at)
+def parse_claim_spec(value: Any, at: Where) -> tuple[tuple[str, ...], int, str]:
+    """A claim's spec (also a StatefulSet claim template's): access modes, bytes, class."""
+    spec = as_map(value, at)
     check_fields(
         spec,
         at,
@@ -85,4 +83,11 @@ def parse_persistent_volume_claim(data: dict[str, Any], where: Where) -> Persist
             raise at.key("volumeMode").error(
                 'Block volumes are not supported; use "Filesystem" (the default)'
             )
+    return modes, size, storage_class
+
+
+def parse_persistent_volume_claim(data: dict[str, Any], where: Where) -> PersistentVolumeClaim:
+    check_fields(data, where, ("apiVersion", "kind", "metadata", "spec"), (), ("status",))
+    meta = parse_object_meta(data.get("metadata"), where.key("metadata"), check_dns1123_subdomain)
+    modes, size, storage_class = parse_claim_spec(require(data, "spec", where), where.key("spec"))
     return PersistentVolumeClaim(meta, modes, size, storage_class)

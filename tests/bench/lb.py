@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 1
     run_id = uuid.uuid4().hex[:6]
-    workdir = Path(tempfile.mkdtemp(prefix=f"pinnace-lb-bench-{run_id}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"pinnace-bench-lb-{run_id}-"))
     info = machine_info(client)
     haproxy = subprocess.run(
         [haproxy_path() or "haproxy", "-v"], capture_output=True, text=True

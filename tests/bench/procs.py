@@ -11,9 +11,10 @@ get `--insecure`.
 
 State: the processes in start order (the master first, `agents` by node name) and
 every node name ever started. `close` ends each process by PID, newest first so the
-master goes last (it stops HAProxy on SIGTERM): SIGCONT (a bench may have stopped
-it), SIGTERM, SIGKILL after `grace` seconds; then it removes every container labelled
-with one of those node names. Errors are `BenchError`, naming the log to read.
+master goes last: SIGCONT (a bench may have stopped it), SIGTERM, SIGKILL after
+`grace` seconds; then it stops the HAProxy the master left serving (by the PID in
+`master-data/lb/haproxy.pid`) and removes every container labelled with one of
+those node names. Errors are `BenchError`, naming the log to read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import IO, Any
 
 import docker
 
+from master.lb.process import stop_running
 from tests.bench.engine import BenchError, remove_containers, shielded, wait_until
 from tests.support import env_with_haproxy
 
@@ -238,6 +240,8 @@ class PinnaceProcs:
                 proc.stdout.close()
         for log in self._logs:
             log.close()
+        # HAProxy outlives its master by design; a bench leaves none behind.
+        stop_running(self.workdir / "master-data" / "lb")
         for node in self.node_names:
             with contextlib.suppress(docker.errors.APIError):
                 remove_containers(self.client, f"pinnace.node={node}")

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import docker
 
+from master.lb.process import stop_running
 from tests.support import env_with_haproxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -226,3 +227,6 @@ class LocalCluster:
             for volume in self.docker.volumes.list(filters={"label": f"pinnace.node={node}"}):
                 with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     volume.remove(force=True)
+        # HAProxy outlives its master by design: stop the one this cluster's master left,
+        # by the PID in its pid file.
+        stop_running(self.workdir / "master-data" / "lb")

@@ -131,6 +131,24 @@ def test_create_start_list_inspect_stop_remove(backend: Backend) -> None:
     run(scenario)
 
 
+def test_stats_read_a_running_container_and_nothing_once_it_stopped(backend: Backend) -> None:
+    async def scenario() -> None:
+        node, rt = backend.node()
+        info = await rt.create_and_start(config(node))
+
+        reading = await rt.stats(info.id)
+        assert reading is not None
+        assert reading.cpu_ns >= 0 and 0 <= reading.memory_bytes <= 64 * 2**20
+
+        await rt.stop(info.id, 2)
+        assert await rt.stats(info.id) is None
+        await rt.remove(info.id)
+        assert await rt.stats(info.id) is None
+        await rt.close()
+
+    run(scenario)
+
+
 def test_a_node_never_sees_or_touches_another_nodes_containers(backend: Backend) -> None:
     async def scenario() -> None:
         node_a, a = backend.node()

@@ -1,18 +1,20 @@
 """The HAProxy driver against a real HAProxy 2.6: traffic moves, reloads are hitless, stop is clean.
 
 Two tiny HTTP servers in this process answer their own name; HAProxy listens on free loopback
-ports. A load thread keeps sending requests (each on a new connection) while endpoints come and
-go and a reload happens, and must see no failure at all. Under CI a missing haproxy binary fails
-the test instead of skipping it (tests/support.py).
+ports, its runtime files in a directory deeper than a unix socket path may be. HAProxy outlives
+a driver that closes, and the next driver adopts it. A load thread keeps sending requests (each
+on a new connection) while endpoints come and go and a reload happens, and must see no failure
+at all. Under CI a missing haproxy binary fails the test instead of skipping it
+(tests/support.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.server
+import os
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
@@ -22,10 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from master.lb.adopt import UNKNOWN_POD
 from master.lb.haproxy import HAProxyDriver, pid_alive
-from master.lb.model import Endpoint, LbService, LbSettings
+from master.lb.model import Endpoint, LbService, LbSettings, LbState, Slot
+from master.lb.process import stop_running
 from master.lb.render import render_haproxy
-from master.lb.runtime import HAProxyError
+from master.lb.runtime import HAProxyError, send_command
 from tests.support import require_haproxy
 
 pytestmark = pytest.mark.integration
@@ -39,10 +43,13 @@ def haproxy_bin() -> str:
 
 
 @pytest.fixture
-def workdir() -> Iterator[Path]:
-    # pytest's tmp_path can exceed the 107 bytes a unix socket path may have.
-    with tempfile.TemporaryDirectory(prefix="pinnace-lb-") as name:
-        yield Path(name)
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """The LB dir; deeper than a unix socket path may be, as real data dirs can be."""
+    deep = tmp_path / ("d" * 60) / "master-data" / "lb"
+    assert len(str(deep / "master.sock")) > 107
+    yield deep
+    # HAProxy outlives drivers by design: whatever a test left running is stopped by PID.
+    stop_running(deep)
 
 
 class NamedServer:
@@ -289,11 +296,16 @@ def test_rendered_config_is_accepted_by_haproxy(haproxy_bin: str, workdir: Path)
         for i in range(20)
     )
     services = [web(*endpoints, port=18080), api(port=18081)]
+    workdir.mkdir(parents=True)
     config = workdir / "haproxy.cfg"
-    config.write_text(render_haproxy(services, SETTINGS, workdir / "runtime.sock"))
+    config.write_text(render_haproxy(services, SETTINGS, "unix@runtime.sock"))
 
     result = subprocess.run(
-        [haproxy_bin, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30
+        [haproxy_bin, "-c", "-f", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=workdir,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -308,3 +320,77 @@ def test_stop_without_start_and_apply_after_stop(haproxy_bin: str, workdir: Path
             await driver.apply([])
 
     asyncio.run(scenario())
+
+
+def test_haproxy_outlives_its_driver_and_the_next_one_adopts_it_without_a_reload(
+    haproxy_bin: str, workdir: Path, servers: tuple[NamedServer, NamedServer]
+) -> None:
+    a, b = servers
+    port = free_port()
+
+    async def scenario() -> None:
+        first = HAProxyDriver(workdir, SETTINGS, haproxy_bin)
+        await first.start()
+        await first.apply([web(a.endpoint(), b.endpoint(draining=True), port=port)])
+        pid, held = first.pid, first.state
+        assert pid is not None
+        reloads = (await first.processes()).reloads
+        await first.close()
+
+        # No driver: HAProxy keeps serving, in its own session.
+        assert pid_alive(pid) and os.getsid(pid) == pid != os.getsid(0)
+        assert answers(port, 6) == ["a"] * 6
+        assert {p.name for p in workdir.iterdir()} >= {
+            "haproxy.cfg",
+            "haproxy.pid",
+            "master.sock",
+            "runtime.sock",
+            "state.json",
+        }
+
+        second = HAProxyDriver(workdir, SETTINGS, haproxy_bin)
+        await second.start()
+        assert second.adopted and second.pid == pid
+        assert second.state == held  # drain included: read back, not re-applied
+        await second.apply([web(a.endpoint(), b.endpoint(draining=True), port=port)])
+        await second.apply([web(b.endpoint(), port=port)])
+        assert (await second.processes()).reloads == reloads  # runtime changes only
+        assert answers(port, 6) == ["b"] * 6
+
+        # Changed behind the file's back (a master killed between a command and the file
+        # write): the live address wins, and the next plan rewrites that slot.
+        await send_command(
+            second._sockets.address("runtime.sock"),
+            "set server be_web.http/s1 addr 127.0.0.1 port 9",
+        )
+        await second.close()
+        third = HAProxyDriver(workdir, SETTINGS, haproxy_bin)
+        await third.start()
+        slots = third.state.backends[0].slots
+        assert slots[0] == Slot()  # emptied by the last apply, as saved
+        assert (slots[1].pod, slots[1].port) == (UNKNOWN_POD, 9)
+        await third.apply([web(a.endpoint(), port=port)])
+        wait_until_answers(port, "a")
+        await third.close()
+
+        # Other settings (timeouts): only a reload can apply them, and it is hitless.
+        slower = LbSettings(listen_address="127.0.0.1", server_timeout_ms=90_000)
+        fourth = HAProxyDriver(workdir, slower, haproxy_bin)
+        await fourth.start()
+        assert fourth.adopted and fourth.state == LbState()
+        await fourth.apply([web(a.endpoint(), port=port)])
+        assert (await fourth.processes()).reloads == reloads + 1
+        assert "timeout server 90000ms" in (workdir / "haproxy.cfg").read_text()
+        assert answers(port, 4) == ["a"] * 4
+        await fourth.stop()
+        assert not pid_alive(pid)
+        assert not (workdir / "haproxy.pid").exists()
+
+    asyncio.run(scenario())
+
+
+def wait_until_answers(port: int, name: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while answers(port, 4) != [name] * 4:
+        assert time.monotonic() < deadline, f"port {port} never answered only {name}"
+        time.sleep(0.05)

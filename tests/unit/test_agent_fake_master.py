@@ -24,6 +24,8 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         self.heartbeat = heartbeat
         self.lease = lease
         self.ack_heartbeats = True
+        # Nodes whose heartbeats are never acknowledged (cut off from the master's side).
+        self.deaf: set[str] = set()
         # While set, the master is "hung": no acks and registrations never answer.
         self.hung = asyncio.Event()
         self.registrations: list[pb.RegisterNodeRequest] = []
@@ -32,6 +34,8 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         self.reports: list[tuple[str, pb.PodStatusReport]] = []
         self.latest: dict[tuple[str, str], pb.PodStatusReport] = {}
         self.batches = 0
+        self.notices: list[tuple[str, pb.NodeNotice]] = []
+        self.goodbyes: list[tuple[str, pb.Goodbye]] = []
         self.assignments: dict[str, pb.PodAssignments] = {}
         self._streams: dict[str, asyncio.Queue[pb.MasterMessage]] = {}
         self._revisions = itertools.count(1)
@@ -81,9 +85,13 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
                 kind = msg.WhichOneof("body")
                 if kind == "heartbeat":
                     self.heartbeats.append((node, msg.heartbeat.sequence))
-                    if self.ack_heartbeats and not self.hung.is_set():
+                    if self.ack_heartbeats and not self.hung.is_set() and node not in self.deaf:
                         ack = pb.HeartbeatAck(sequence=msg.heartbeat.sequence)
                         queue.put_nowait(pb.MasterMessage(heartbeat_ack=ack))
+                elif kind == "notice":
+                    self.notices.append((node, msg.notice))
+                elif kind == "goodbye":
+                    self.goodbyes.append((node, msg.goodbye))
                 elif kind == "statuses":
                     self.batches += 1
                     for report in msg.statuses.pods:
@@ -111,6 +119,11 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         if node in self._streams:
             self._streams[node].put_nowait(pb.MasterMessage(assignments=message))
         return revision
+
+    def send_peers(self, node: str, peers: list[pb.Peer], cluster_size: int) -> None:
+        """Pushes a peer list to a connected node."""
+        message = pb.PeerList(peers=peers, cluster_size=cluster_size)
+        self._streams[node].put_nowait(pb.MasterMessage(peers=message))
 
     def connected(self, node: str) -> bool:
         return node in self._streams

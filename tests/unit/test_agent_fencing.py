@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from agent.fencing import FencePolicy, fence_decision
+import pytest
+
+from agent.fencing import FencePolicy, PeerView, fence_decision, peer_hears, witness_verdict
 
 ON = FencePolicy()
 
@@ -38,3 +40,50 @@ def test_a_freeze_longer_than_the_lease_fences_at_once_even_if_refused() -> None
 def test_never_fences_before_knowing_a_lease_unless_told_when() -> None:
     assert fence_decision(ON, None, 999, False, 999) is None
     assert fence_decision(FencePolicy(fence_after=5), None, 6, False, 0.2) is not None
+
+
+# -- witnesses: own view x peers' views (agent/fencing.py's table) ------------------------------
+
+
+def views(silent: int, hearing: int, unreachable: int) -> list[PeerView]:
+    return (
+        [PeerView(f"s{i}", True, hears_master=False) for i in range(silent)]
+        + [PeerView(f"h{i}", True, hears_master=True) for i in range(hearing)]
+        + [PeerView(f"u{i}", False) for i in range(unreachable)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "listed", "silent", "hearing", "unreachable", "hold"),
+    [
+        (0, 0, 0, 0, 0, False),  # the master never said: fence as before
+        (1, 0, 0, 0, 0, True),  # a single node never fences on a master stall
+        (2, 1, 1, 0, 0, True),  # both hear nothing: the master stalled
+        (2, 1, 0, 1, 0, False),  # the peer hears it: I am cut off
+        (2, 1, 0, 0, 1, False),  # I reach nobody: cut off from everything
+        (3, 2, 2, 0, 0, True),
+        (3, 2, 1, 1, 0, True),  # 2 of 3 silent: a majority
+        (3, 2, 1, 0, 1, True),  # a dead peer, the other silent: still 2 of 3
+        (3, 2, 0, 2, 0, False),
+        (4, 3, 1, 2, 0, False),  # 2 of 4 is no majority
+        (4, 3, 2, 1, 0, True),
+        (5, 4, 2, 0, 2, True),  # cut in 3 + 2, the master with the 2: it stops evicting
+        (5, 2, 2, 0, 0, True),  # old agents without a witness count as hearing: 3 of 5
+        (5, 2, 1, 1, 0, False),
+        (100, 32, 20, 12, 0, True),  # a sample: 21 of 33 silent
+        (100, 32, 15, 17, 0, False),
+    ],
+)
+def test_the_witness_table(
+    size: int, listed: int, silent: int, hearing: int, unreachable: int, hold: bool
+) -> None:
+    verdict, why = witness_verdict(size, listed, views(silent, hearing, unreachable))
+
+    assert verdict is hold, why
+
+
+def test_a_peer_hears_the_master_only_with_a_session_and_a_fresh_ack() -> None:
+    assert peer_hears(True, 0.05)
+    assert not peer_hears(True, 1.4)
+    assert not peer_hears(False, 0.05)
+    assert not peer_hears(True, -1.0)

@@ -242,3 +242,31 @@ def test_an_assignment_set_larger_than_grpcs_default_4_mib_reaches_the_agent() -
             await master.stop()
 
     asyncio.run(scenario())
+
+
+def test_an_agent_stopping_says_goodbye_before_its_session_ends() -> None:
+    # Issue 16 item 12: on SIGTERM (agent/main.py calls goodbye) the master learns the
+    # agent will be back, so it gives the node a grace instead of replacing its pods.
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster()
+        address = await master.start()
+        outbox = StatusOutbox()
+        worker = Worker(FakeRuntime("n1", new_engine(clock)), "127.0.0.1", clock, outbox.update)
+        info = NodeInfo("n1", "127.0.0.1", Resources(2000, 2**30), Resources(1900, 2**29))
+        session = Session(address, info, worker, outbox, clock)
+        assert not await session.goodbye("stopping")  # no session yet: nothing to tell
+        tasks = [asyncio.create_task(worker.run()), asyncio.create_task(session.run())]
+        try:
+            await until(clock, lambda: master.connected("n1"), "session")
+            assert await session.goodbye("the agent is stopping (SIGTERM) and will be back")
+            await until(clock, lambda: master.goodbyes, "the goodbye at the master")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await master.stop()
+        ((node, goodbye),) = master.goodbyes
+        assert node == "n1" and "will be back" in goodbye.reason
+
+    asyncio.run(scenario())

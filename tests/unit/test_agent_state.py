@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.fencing import FencePolicy
-from agent.model import Assignments, ContainerPort, ContainerSpec, PodAssignment, PodSpec
+from agent.fencing import FencePolicy, PeerView
+from agent.model import (
+    Assignments,
+    ContainerPort,
+    ContainerSpec,
+    PeerAddress,
+    PodAssignment,
+    PodSpec,
+)
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_EPOCH,
@@ -21,13 +28,17 @@ from agent.runtime.port import (
     ContainerInfo,
 )
 from agent.state.events import (
+    AskPeers,
     AssignmentsReceived,
     ContainersListed,
     Event,
     FenceRequested,
     HeartbeatDue,
     Instruction,
+    Log,
     MasterHeard,
+    PeersAnswered,
+    PeersUpdated,
     PodActionsFinished,
     Publish,
     Reconnect,
@@ -35,6 +46,7 @@ from agent.state.events import (
     RestartSession,
     RunPodActions,
     SendHeartbeat,
+    SendNotice,
     SessionEnded,
     Tick,
 )
@@ -298,3 +310,135 @@ def test_a_master_that_refuses_connections_is_retried_at_least_every_second() ->
         out = m.feed(SessionEnded("m:1", False, "connection refused", True, 0.5))
         delays += [i.after for i in out if isinstance(i, Reconnect)]
     assert delays == [0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+
+
+# -- witnesses (issue 19): fence only the node that is cut off ----------------------------------
+
+PEERS = (PeerAddress("n2", "10.0.0.6", 7401), PeerAddress("n3", "10.0.0.7", 7401))
+
+
+def silent_master(m: Machine, size: int = 3) -> list[Instruction]:
+    """Registered at 100.0 (lease 3 s, so fence_after 2.4 s), peers listed, last ack 101.0."""
+    m.feed(Registered(100.0, 3.0, 1.0), PeersUpdated(PEERS[: size - 1], size))
+    m.feed(MasterHeard(101.0))
+    out: list[Instruction] = []
+    t = 101.0
+    while t < 102.8:  # ticks every 0.2 s up to 1.8 s of silence: no question yet
+        t = round(t + 0.2, 1)
+        out += m.feed(Tick(t))
+    return out
+
+
+def ticks(m: Machine, start: float, end: float) -> list[Instruction]:
+    """Ticks every 0.2 s (a live agent; a longer gap would mean it was frozen)."""
+    out: list[Instruction] = []
+    t = start
+    while t <= end:
+        out += m.feed(Tick(t))
+        t = round(t + 0.2, 1)
+    return out
+
+
+def asks(out: Sequence[Instruction]) -> list[AskPeers]:
+    return [i for i in out if isinstance(i, AskPeers)]
+
+
+def test_a_master_stall_heard_by_no_one_keeps_the_pods_and_says_so_when_it_is_back() -> None:
+    m = Machine(FencePolicy())
+    assert asks(silent_master(m)) == []
+    (ask,) = asks(m.feed(Tick(103.1)))  # 2.1 s: past fence_after - 0.5: ask
+    assert {p.name for p in ask.peers} == {"n2", "n3"}
+    silent = (PeerView("n2", True, False), PeerView("n3", True, False))
+    m.feed(PeersAnswered(ask.asked_at, silent))
+
+    out = m.feed(Tick(103.5))  # 2.5 s > 2.4 s: would fence, but all three hear nothing
+    assert not m.state.fenced and m.state.lease.holding
+    assert not any(isinstance(i, RestartSession) for i in out)
+    assert any(isinstance(i, Log) and "keeping its pods running" in i.message for i in out)
+    t = 103.7
+    while t < 131.0:  # asking on every 0.5 s (all still silent), heartbeats going out
+        for ask in asks(m.feed(Tick(t))):
+            m.feed(PeersAnswered(ask.asked_at, silent))
+        if t == int(t):
+            assert any(isinstance(i, SendHeartbeat) for i in m.feed(HeartbeatDue(t)))
+        t = round(t + 0.2, 1)
+    assert not m.state.fenced
+
+    back = m.feed(MasterHeard(131.0))  # 30 s later the master answers again
+    (notice,) = [i for i in back if isinstance(i, SendNotice)]
+    assert notice.reason == "MasterUnreachable" and "30.0s" in notice.message
+    assert not m.state.lease.holding and not m.state.fenced
+
+
+def test_a_node_cut_off_while_its_peers_hear_the_master_fences_at_the_usual_time() -> None:
+    m = Machine(FencePolicy())
+    silent_master(m)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    hearing = (PeerView("n2", True, True), PeerView("n3", True, True))
+    m.feed(PeersAnswered(ask.asked_at, hearing))
+
+    out = m.feed(Tick(103.5))
+    assert m.state.fenced
+    assert any(isinstance(i, RestartSession) for i in out)
+    assert "1 of 3 nodes hear nothing" in m.state.pods.fence_reason
+
+
+def test_a_node_that_reaches_no_peer_fences() -> None:
+    m = Machine(FencePolicy())
+    silent_master(m)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    m.feed(PeersAnswered(ask.asked_at, (PeerView("n2", False), PeerView("n3", False))))
+    m.feed(Tick(103.5))
+    assert m.state.fenced
+
+
+def test_answers_from_before_the_silence_neared_the_limit_do_not_count() -> None:
+    m = Machine(FencePolicy())
+    silent_master(m)
+    old = (PeerView("n2", True, False), PeerView("n3", True, False))
+    m.feed(PeersAnswered(101.5, old))  # asked long before: says nothing of this silence
+    m.feed(Tick(103.5))
+    assert m.state.fenced
+
+
+def test_a_single_node_cluster_never_fences_on_a_master_stall() -> None:
+    m = Machine(FencePolicy())
+    silent_master(m, size=1)
+    assert asks(m.feed(Tick(103.1))) == []  # nobody to ask
+    ticks(m, 103.5, 160.0)
+    assert not m.state.fenced and m.state.lease.holding
+
+
+def test_a_holding_node_fences_once_the_others_hear_the_master_again_without_it() -> None:
+    m = Machine(FencePolicy())
+    silent_master(m)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    silent = (PeerView("n2", True, False), PeerView("n3", True, False))
+    m.feed(PeersAnswered(ask.asked_at, silent), Tick(103.5))
+    assert m.state.lease.holding
+
+    hearing = (PeerView("n2", True, True), PeerView("n3", True, True))
+    (ask,) = asks(m.feed(Tick(103.7)))
+    m.feed(PeersAnswered(ask.asked_at, hearing))
+    assert not m.state.fenced  # one round may straddle the master's return
+    (ask,) = asks(m.feed(Tick(104.3)))
+    out = m.feed(PeersAnswered(ask.asked_at, hearing))
+    assert m.state.fenced and any(isinstance(i, RestartSession) for i in out)
+
+
+def test_a_frozen_agent_fences_whatever_its_peers_said() -> None:
+    m = Machine(FencePolicy())
+    silent_master(m)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    m.feed(PeersAnswered(ask.asked_at, (PeerView("n2", True, False), PeerView("n3", True, False))))
+    m.feed(Tick(103.3))
+    m.feed(Tick(110.0))  # 6.7 s between two ticks: SIGSTOP, a VM pause
+    assert "frozen" in m.state.pods.fence_reason
+
+
+def test_a_master_that_refuses_connections_is_not_asked_about() -> None:
+    m = Machine(FencePolicy())
+    silent_master(m)
+    m.feed(SessionEnded("m:1", True, "connection refused", True, 0.5))
+    assert asks(m.feed(Tick(103.1), Tick(104.0))) == []
+    assert not m.state.fenced

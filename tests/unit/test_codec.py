@@ -10,6 +10,7 @@ import pytest
 
 from master.model import (
     KINDS,
+    ClaimTemplate,
     ConfigMap,
     Container,
     ContainerPort,
@@ -44,6 +45,8 @@ from master.model import (
     ServiceAccount,
     ServicePort,
     ServiceType,
+    StatefulSet,
+    StatefulSetStatus,
     StoredObject,
     Volume,
     VolumeMount,
@@ -229,6 +232,22 @@ def full_objects() -> list[StoredObject]:
         ServiceAccount(_meta("robot")),
         PersistentVolumeClaim(
             _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1"
+        ),
+        StatefulSet(
+            meta=_meta("db"),
+            replicas=3,
+            selector={"app": "db"},
+            template=PodTemplate(labels={"app": "db"}, spec=_spec()),
+            service_name="db",
+            pod_management_policy="Parallel",
+            update_strategy="OnDelete",
+            partition=2,
+            claim_templates=(
+                ClaimTemplate("data", ("ReadWriteOnce",), 1 << 30, "fast", {"tier": "db"}),
+            ),
+            when_deleted="Delete",
+            when_scaled="Delete",
+            status=StatefulSetStatus(1, 2, 3, 4, 5, "db-a", "db-b"),
         ),
         PersistentVolume(
             _meta("pvc-1"),

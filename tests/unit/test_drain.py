@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from master.app.drain import DrainPlan, Waiting, plan_drain
 from master.model import (
     Container,
@@ -12,6 +14,7 @@ from master.model import (
     PodStatus,
     PodTemplate,
     RollingUpdate,
+    Volume,
 )
 
 SPEC = PodSpec(containers=(Container(name="web", image="nginx:1"),))
@@ -99,3 +102,16 @@ def test_a_pod_without_a_deployment_cannot_move() -> None:
         Waiting("lonely", "not managed by a Deployment: evicting it would lose it for good"),
     )
     assert not plan.done
+
+
+def test_a_pod_whose_claim_lives_on_the_node_cannot_move() -> None:
+    spec = PodSpec(
+        containers=SPEC.containers,
+        volumes=(Volume("data", "persistentVolumeClaim", claim_name="data-db-0"),),
+    )
+    pod = replace(_pod("db-0", "StatefulSet/db", "n1"), spec=spec)
+
+    plan = plan_drain("n1", [pod], _deps())
+
+    assert [w.pod for w in plan.blocked] == ["db-0"]
+    assert "data-db-0 keeps its data on this node" in plan.blocked[0].reason

@@ -248,7 +248,7 @@ def test_recreate_strategy() -> None:
         ),
         ("apiVersion", "extensions/v1beta1", 'apiVersion: must be "apps/v1" for kind Deployment'),
         ("kind", "Deploymnet", 'kind: unknown kind "Deploymnet" (did you mean "Deployment"?)'),
-        ("kind", "StatefulSet", "kind: StatefulSet is not supported yet; pinnace accepts"),
+        ("kind", "DaemonSet", "kind: DaemonSet is not supported yet; pinnace accepts"),
         ("spec.replica", 3, 'spec.replica: unknown field (did you mean "replicas"?)'),
         (f"{C0}.imagee", "x", f'{C0}.imagee: unknown field (did you mean "image"?)'),
         (f"{C0}.zzz", 1, f"{C0}.zzz: unknown field"),

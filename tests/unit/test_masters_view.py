@@ -1,7 +1,9 @@
-"""`get masters` rendering (master/ha/masters.py) and its table row: pure, no etcd."""
+"""`get masters` rendering (master/ha/masters.py) and its table row, and how an agent
+that knows several masters picks the next one: pure, no etcd."""
 
 from __future__ import annotations
 
+from agent.join import AgentSecurity
 from master.api.tables import header_for, rows_for
 from master.cli.kinds import resolve_kind
 from master.ha.elector import MasterInfo
@@ -44,3 +46,17 @@ def test_master_info_round_trips_and_rejects_garbage() -> None:
     assert MasterInfo.decode(info.encode()) == info
     assert MasterInfo.decode(b"not json") is None
     assert MasterInfo.decode(b'{"name": "x"}') is None
+
+
+def test_an_agent_goes_where_a_follower_points_and_otherwise_round_the_list() -> None:
+    security = AgentSecurity("a:1,b:2,c:3", "node-1", None, None)
+
+    targets = [security.next_target() for _ in range(4)]
+    security.prefer("c:3")
+    after_hint = security.next_target()
+    security.prefer("elsewhere:9")  # not one of ours: ignored
+
+    assert targets == ["a:1", "b:2", "c:3", "a:1"]
+    assert after_hint == "c:3"
+    assert security.master == "c:3"
+    assert security.next_target() == "a:1"

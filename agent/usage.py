@@ -1,0 +1,92 @@
+"""What this node and its pods use now, for `pinnace top` (like Kubernetes' metrics-server).
+
+Every few seconds the session asks `UsageSampler.sample()`: one Docker stats reading per
+running container of this node, plus the machine's own CPU and memory (psutil). CPU is a
+rate, so it needs two readings: the sampler keeps each container's previous cumulative CPU
+time and reports the millicores used in between (`cpu_millis_between`, pure); a container's
+first reading reports 0 until the next one. Memory is what the container uses now.
+A container that stops between the listing and its reading is left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+from agent.runtime.port import ContainerInfo, ContainerStats, Runtime
+from kernel.clock import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerUse:
+    pod: str
+    container: str
+    cpu_millis: int
+    memory_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSample:
+    node_cpu_millis: int
+    node_memory_bytes: int
+    containers: tuple[ContainerUse, ...]
+    measured_at: float  # wall clock
+
+
+def cpu_millis_between(before: tuple[float, int] | None, at: float, cpu_ns: int) -> int:
+    """Millicores used between the reading `before` ((monotonic s, cumulative ns)) and now;
+    0 without a previous reading, after a restart (the counter went back) or no time."""
+    if before is None:
+        return 0
+    then, ns = before
+    elapsed = at - then
+    if elapsed <= 0 or cpu_ns < ns:
+        return 0
+    return round((cpu_ns - ns) / elapsed / 1e6)
+
+
+def machine_usage() -> tuple[int, int]:
+    """The whole machine: millicores busy since the previous call, memory not available."""
+    cpus = psutil.cpu_count(logical=True) or 1
+    busy = psutil.cpu_percent(interval=None) / 100 * cpus * 1000
+    vm = psutil.virtual_memory()
+    return round(busy), int(vm.total - vm.available)
+
+
+class UsageSampler:
+    def __init__(
+        self,
+        runtime: Runtime,
+        clock: Clock,
+        machine: Callable[[], tuple[int, int]] = machine_usage,
+    ) -> None:
+        self._runtime = runtime
+        self._clock = clock
+        self._machine = machine
+        self._previous: dict[str, tuple[float, int]] = {}
+        machine()  # psutil's CPU percentage counts from its previous call: start it now
+
+    async def sample(self) -> UsageSample:
+        running = [
+            c for c in await self._runtime.list_containers() if c.state == "running" and c.pod
+        ]
+        readings = await asyncio.gather(
+            *(self._runtime.stats(c.id) for c in running), return_exceptions=True
+        )
+        at = self._clock.monotonic()
+        uses: list[ContainerUse] = []
+        previous: dict[str, tuple[float, int]] = {}
+        for info, reading in zip(running, readings, strict=True):
+            if isinstance(reading, ContainerStats):
+                uses.append(self._use(info, reading, at))
+                previous[info.id] = (at, reading.cpu_ns)
+        self._previous = previous
+        cpu, memory = self._machine()
+        return UsageSample(cpu, memory, tuple(uses), self._clock.now())
+
+    def _use(self, info: ContainerInfo, reading: ContainerStats, at: float) -> ContainerUse:
+        cpu = cpu_millis_between(self._previous.get(info.id), at, reading.cpu_ns)
+        return ContainerUse(info.pod, info.container, cpu, reading.memory_bytes)

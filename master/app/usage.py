@@ -1,0 +1,96 @@
+"""The latest CPU and memory each agent measured, kept in memory for `pinnace top`.
+
+Like Kubernetes' metrics-server, usage is not state: it is never stored, a master restart
+forgets it, and the next report (every few seconds) fills it again. The table holds the
+last report per node; `node_usage` and `pod_usage` (pure) join it with what the cluster
+knows now: a node that was deleted is left out, and a pod counts only on the node it is
+bound to (a report from its previous node, before it moved, is ignored). A pod's usage is
+the sum over its containers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from master.model import Node, Pod
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerUse:
+    pod: str
+    container: str
+    cpu_millis: int
+    memory_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    cpu_millis: int
+    memory_bytes: int
+    containers: tuple[ContainerUse, ...]
+    measured_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeUse:
+    node: str
+    cpu_millis: int
+    memory_bytes: int
+    allocatable_cpu_millis: int
+    allocatable_memory_bytes: int
+    measured_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PodUse:
+    pod: str
+    node: str
+    cpu_millis: int
+    memory_bytes: int
+    measured_at: float
+
+
+class UsageTable:
+    def __init__(self) -> None:
+        self._reports: dict[str, NodeReport] = {}
+
+    def record(self, node: str, report: NodeReport) -> None:
+        self._reports[node] = report
+
+    @property
+    def reports(self) -> Mapping[str, NodeReport]:
+        return self._reports
+
+
+def node_usage(reports: Mapping[str, NodeReport], nodes: Iterable[Node]) -> list[NodeUse]:
+    """Each known node that has reported, by name."""
+    found = []
+    for node in sorted(nodes, key=lambda n: n.meta.name):
+        r = reports.get(node.meta.name)
+        if r is not None:
+            a = node.allocatable
+            found.append(
+                NodeUse(
+                    node.meta.name,
+                    r.cpu_millis,
+                    r.memory_bytes,
+                    a.cpu_millis,
+                    a.memory_bytes,
+                    r.measured_at,
+                )
+            )
+    return found
+
+
+def pod_usage(reports: Mapping[str, NodeReport], pods: Iterable[Pod]) -> list[PodUse]:
+    """Each pod its own node reported containers of, summed, by name."""
+    found = []
+    for pod in sorted(pods, key=lambda p: p.meta.name):
+        r = reports.get(pod.node_name) if pod.node_name else None
+        mine = [c for c in r.containers if c.pod == pod.meta.name] if r is not None else []
+        if r is not None and mine:
+            cpu = sum(c.cpu_millis for c in mine)
+            memory = sum(c.memory_bytes for c in mine)
+            found.append(PodUse(pod.meta.name, pod.node_name, cpu, memory, r.measured_at))
+    return found

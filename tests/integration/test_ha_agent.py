@@ -1,0 +1,106 @@
+"""An agent that knows three masters (`--master a,b,c`) rides through the leader's kill -9:
+it registers with the new leader, its containers keep running untouched (no fencing, no
+restart), and the new leader neither replaces nor duplicates its pods."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.integration.cluster import wait_for
+from tests.integration.masters import DEPLOYMENT, REPO
+from tests.integration.test_leader_election import NAMES, HaCluster, ha  # noqa: F401
+
+
+@pytest.fixture
+def agent(
+    ha: HaCluster,  # noqa: F811
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+) -> Iterator[str]:
+    node = f"ha-{uuid.uuid4().hex[:6]}"
+    everyone = ",".join(ha.masters.addresses[n] for n in NAMES)
+    log = (tmp_path / "agent.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "agent", "--master", everyone, "--name", node,
+            "--advertise-address", "127.0.0.1", "--insecure", "--metrics-listen", "",
+            "--state-dir", str(tmp_path / "agent-state"),
+        ],
+        stdout=log, stderr=log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        yield node
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+        log.close()
+        for c in docker_client.containers.list(all=True, filters={"label": f"pinnace.node={node}"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
+
+
+def get(cluster: HaCluster, address: str, kind: str) -> list[dict[str, Any]]:
+    result = cluster.masters.cli(address, "get", kind, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
+    return items
+
+
+def running(cluster: HaCluster, address: str) -> list[str]:
+    pods = get(cluster, address, "pods")
+    return sorted(p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running")
+
+
+def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
+    ha: HaCluster,  # noqa: F811
+    agent: str,
+    docker_client: docker.DockerClient,
+) -> None:
+    leader = ha.wait_leader()
+    applied = ha.masters.cli(
+        leader.address, "apply", "-f", "-", stdin=DEPLOYMENT.format(name="web", replicas=2)
+    )
+    assert applied.returncode == 0, applied.stderr
+    pods = wait_for(
+        "2 running pods",
+        lambda: len(running(ha, leader.address)) == 2 and running(ha, leader.address),
+    )
+    containers = docker_client.containers.list(filters={"label": f"pinnace.node={agent}"})
+    started = {c.id: c.attrs["State"]["StartedAt"] for c in containers}
+    [node] = get(ha, leader.address, "nodes")
+    rv_before = int(node["metadata"]["resourceVersion"])
+
+    killed_at = time.monotonic()
+    ha.masters.kill(leader.name)
+    new = ha.wait_leader(other_than=leader.name)
+
+    def registered_again() -> bool:
+        [n] = get(ha, new.address, "nodes")
+        return int(n["metadata"]["resourceVersion"]) > rv_before
+
+    wait_for("the agent to register with the new leader", registered_again, timeout=15)
+    back = time.monotonic() - killed_at
+    print(f"agent registered with the new leader {back:.2f}s after kill -9")
+
+    # Same pods, still running, on the same containers, never restarted or fenced.
+    assert running(ha, new.address) == pods
+    now = docker_client.containers.list(filters={"label": f"pinnace.node={agent}"})
+    assert {c.id: c.attrs["State"]["StartedAt"] for c in now} == started
+    assert all(
+        p["status"]["containerStatuses"][0]["restartCount"] == 0
+        for p in get(ha, new.address, "pods")
+    )

@@ -1,0 +1,79 @@
+"""`pinnace top nodes|pods` on a real master and agent: the agent's Docker stats reach the CLI.
+
+One pod spins a shell loop under a 200m CPU limit (pinnace/httpd is busybox), so its CPU
+must show as a clear fraction of a core once two readings are in; the node shows its
+machine's memory in use. Readings arrive every 5 s, so the test polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.cluster import LocalCluster, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _busy() -> str:
+    container = {
+        "name": "spin",
+        "image": "pinnace/httpd:latest",
+        "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "while :; do :; done"],
+        "resources": {"limits": {"cpu": "200m", "memory": "32Mi"}},
+    }
+    return yaml.safe_dump(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "busy"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "busy"}},
+                "template": {
+                    "metadata": {"labels": {"app": "busy"}},
+                    "spec": {"containers": [container], "terminationGracePeriodSeconds": 1},
+                },
+            },
+        }
+    )
+
+
+def test_top_shows_the_cpu_a_busy_pod_uses_and_the_nodes_memory(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cluster.start_master("--no-lb")
+    node = cluster.start_agent("n1")
+    manifest = tmp_path / "busy.yaml"
+    manifest.write_text(_busy())
+    cluster.cli("apply", "-f", str(manifest))
+
+    def busy_row() -> tuple[str, int] | None:
+        out = cluster.cli("top", "pods", check=False).stdout
+        found = re.search(r"^(busy-\S+)\s+(\d+)m\s+\d+Mi$", out, re.MULTILINE)
+        if found and int(found.group(2)) >= 50:
+            return found.group(1), int(found.group(2))
+        return None
+
+    pod, millis = wait_for("the busy pod's CPU in `pinnace top pods`", busy_row, timeout=90)
+    assert 50 <= millis <= 400, millis  # a 200m limit, measured over a 5 s window
+
+    out = cluster.cli("top", "nodes").stdout.splitlines()
+    assert out[0].split() == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+    row = next(line.split() for line in out[1:] if line.startswith(node))
+    assert re.fullmatch(r"\d+m", row[1]) and re.fullmatch(r"\d+%", row[2])
+    assert int(row[3].removesuffix("Mi")) > 0
+    assert pod.startswith("busy-")
+
+
+def test_top_before_any_reading_says_so_in_one_sentence(cluster: LocalCluster) -> None:
+    cluster.start_master("--no-lb")
+
+    refused = cluster.cli("top", "pods", check=False)
+
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "error: metrics not available yet (no running pod reported)"

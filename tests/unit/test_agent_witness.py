@@ -1,0 +1,229 @@
+"""Witnesses (issue 19): two agents in-process ask each other about the master.
+
+Real gRPC on 127.0.0.1 between the agents' witness servers and to an in-test
+master; the agents' time is a FakeClock the test advances. A master that stalls
+for everyone leaves every pod running (and the agents say so once it is back);
+a node the master no longer hears, while its peer does, fences at the usual time.
+Also: answers are signed, and a forged or foreign answer is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from agent.attest import AttestError, sign_view, verify_answer
+from agent.credentials import NodeCredentials, key_pem
+from agent.fencing import FencePolicy
+from agent.model import NodeInfo, Resources
+from agent.outbox import StatusOutbox
+from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
+from agent.session import Session
+from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
+from agent.worker import Worker
+from kernel.clock import FakeClock
+from protos import node_pb2 as pb
+from tests.unit.test_agent_fake_master import FakeMaster, web_assignment
+from tests.unit.test_agent_session import IMAGE, run_for, until
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+@contextlib.asynccontextmanager
+async def cluster(
+    clock: FakeClock, master: FakeMaster, *names: str
+) -> AsyncIterator[dict[str, Worker]]:
+    """Agents with witness servers on 127.0.0.1:0, each told about the others."""
+    address = master.address
+    workers: dict[str, Worker] = {}
+    servers, tasks, ports = [], [], {}
+    for name in names:
+        engine = FakeEngine(clock=clock.now)
+        engine.present_images.add(IMAGE)
+        outbox = StatusOutbox()
+        worker = Worker(
+            FakeRuntime(name, engine),
+            "127.0.0.1",
+            clock,
+            outbox.update,
+            0.2,
+            fence=FencePolicy(),
+            validate=True,
+        )
+        servicer = WitnessServicer(name, lambda: None)
+        server, port = await serve_witness("127.0.0.1", 0, servicer)
+        info = NodeInfo(
+            name, "127.0.0.1", Resources(2000, 2**30), Resources(1900, 2**29), witness_port=port
+        )
+        session = Session(
+            address, info, worker, outbox, clock, witness=WitnessClient(name, lambda: None)
+        )
+        servicer.bind(session.probe_master)
+        servers.append(server)
+        ports[name] = port
+        workers[name] = worker
+        tasks += [asyncio.create_task(worker.run()), asyncio.create_task(session.run())]
+    try:
+        for name in names:
+            await until(clock, lambda n=name: master.connected(n), f"{name}'s session")  # type: ignore[misc]
+        for name in names:
+            peers = [
+                pb.Peer(name=n, address="127.0.0.1", witness_port=ports[n])
+                for n in names
+                if n != name
+            ]
+            master.send_peers(name, peers, len(names))
+            master.assign(name, web_assignment(f"pod-{name}", IMAGE))
+        await until(
+            clock, lambda: all(w.state.lease.cluster_size for w in workers.values()), "peer lists"
+        )
+        yield workers
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for server in servers:
+            await server.stop(grace=None)
+
+
+def test_a_master_stall_fences_no_one_and_each_agent_says_so_when_it_is_back() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=1.0, lease=3.0)
+        await master.start()
+        try:
+            async with cluster(clock, master, "n1", "n2") as workers:
+                await until(
+                    clock,
+                    lambda: all(w.state.pods.observed_once for w in workers.values()),
+                    "lists",
+                )
+                master.hung.set()  # SIGSTOP: no acks for anyone
+                await run_for(clock, 6.0)
+                assert not any(w.fenced for w in workers.values())
+                assert all(w.state.lease.holding for w in workers.values())
+                master.hung.clear()
+                await until(clock, lambda: len(master.notices) >= 2, "notices", 10.0)
+                assert not any(w.fenced for w in workers.values())
+        finally:
+            await master.stop()
+        assert {n for n, _ in master.notices} == {"n1", "n2"}
+        assert all(notice.reason == "MasterUnreachable" for _, notice in master.notices)
+
+    asyncio.run(scenario())
+
+
+def test_the_node_the_master_does_not_hear_fences_and_its_peer_does_not() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=1.0, lease=3.0)
+        await master.start()
+        try:
+            async with cluster(clock, master, "n1", "n2") as workers:
+                master.deaf.add("n1")  # n1's acks are lost; n2 still hears the master
+                cut_at = clock.monotonic()
+                n1 = workers["n1"].state.pods
+                reason = await until(clock, lambda: n1.fence_reason, "n1 fenced", 5.0)
+                took = clock.monotonic() - cut_at
+                await run_for(clock, 3.0)
+                assert not workers["n2"].fenced
+        finally:
+            await master.stop()
+        # fence_after is 0.8 x 3 s after the last ack, which came at most 1 s before the cut
+        assert 1.4 <= took <= 2.6
+        assert "1 of 2 nodes hear nothing" in reason
+
+    asyncio.run(scenario())
+
+
+# -- signed answers -----------------------------------------------------------------------------
+
+
+def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _node(ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], name: str) -> NodeCredentials:
+    from cryptography.hazmat.primitives import serialization
+
+    ca_key, ca_cert = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(NOW - dt.timedelta(hours=1))
+        .not_valid_after(NOW + dt.timedelta(hours=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return NodeCredentials(key_pem(key), cert.public_bytes(pem), ca_cert.public_bytes(pem))
+
+
+def test_a_signed_answer_from_the_asked_peer_is_believed() -> None:
+    ca = _ca()
+    n2 = _node(ca, "n2")
+    answer = sign_view(pb.WitnessView(nonce=b"abc", node_name="n2", connected=False), n2)
+
+    view = verify_answer(answer, b"abc", "n2", n2.ca_pem, NOW)
+
+    assert view.node_name == "n2" and not view.connected
+
+
+@pytest.mark.parametrize(
+    "forgery", ["other CA", "other node", "stale nonce", "unsigned", "tampered"]
+)
+def test_a_forged_answer_is_refused(forgery: str) -> None:
+    ca = _ca()
+    n2, n3 = _node(ca, "n2"), _node(ca, "n3")
+    foreign = _node(_ca(), "n2")
+    signer = {"other CA": foreign, "other node": n3}.get(forgery, n2)
+    name = "n3" if forgery == "other node" else "n2"
+    answer = sign_view(pb.WitnessView(nonce=b"abc", node_name=name, connected=False), signer)
+    if forgery == "unsigned":
+        answer = sign_view(pb.WitnessView(nonce=b"abc", node_name="n2"), None)
+    if forgery == "tampered":
+        answer.view = pb.WitnessView(
+            nonce=b"abc", node_name="n2", connected=True
+        ).SerializeToString()
+    nonce = b"xyz" if forgery == "stale nonce" else b"abc"
+
+    with pytest.raises(AttestError):
+        verify_answer(answer, nonce, "n2", n2.ca_pem, NOW)
+
+
+def test_a_witness_port_that_is_taken_is_one_clear_error() -> None:
+    async def scenario() -> str:
+        first, port = await serve_witness("127.0.0.1", 0, WitnessServicer("n1", lambda: None))
+        try:
+            with pytest.raises(WitnessListenError) as caught:
+                await serve_witness("127.0.0.1", port, WitnessServicer("n2", lambda: None))
+        finally:
+            await first.stop(grace=None)
+        return str(caught.value)
+
+    message = asyncio.run(scenario())
+    assert message.startswith("--witness-port ") and "cannot listen on 127.0.0.1:" in message
