@@ -79,6 +79,15 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     wait_for("one running pod after scale", lambda: _running(cluster, "nginx:latest", 1))
     assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
 
+    # cordon / uncordon: the one change a user may make to a node.
+    node = cluster.node("a")
+    assert f"node/{node} cordoned" in k.run("cordon", node).stdout
+    assert "SchedulingDisabled" in cluster.cli("get", "nodes").stdout
+    assert f"node/{node} uncordoned" in k.run("uncordon", node).stdout
+    assert "SchedulingDisabled" not in cluster.cli("get", "nodes").stdout
+    labelled = k.run("label", "node", node, "x=y", check=False)
+    assert labelled.returncode == 1 and "only spec.unschedulable may be changed" in labelled.stderr
+
     # edit through KUBE_EDITOR: a new image rolls out; history shows it; undo goes back.
     editor = tmp_path / "editor.sh"
     editor.write_text(

@@ -46,7 +46,7 @@ def render(obj: StoredObject, now: float, state: ClusterState) -> Obj:
     if obj.kind == "Node":
         out["metadata"].pop("namespace", None)
     for ref in out["metadata"].get("ownerReferences", []):
-        owner = state.get(ref["kind"], ref["name"])
+        owner = state.get(ref["kind"], ref["name"]) if ref["kind"] in KINDS else None
         ref["uid"] = owner.meta.uid if owner is not None else ""
         ref.setdefault("blockOwnerDeletion", True)
     if isinstance(obj, Event):

@@ -75,6 +75,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("persistentvolumes", "PersistentVolume", namespaced=False, verbs=READ,
              short_names=("pv",), singular="persistentvolume",
              description="A node's Docker volume bound to a claim."),
+    Resource("statefulsets", "StatefulSet", group="apps", verbs=(*READ, *WRITE),
+             short_names=("sts",), singular="statefulset",
+             description="Pods with stable names and their own volumes, started in order."),
     Resource("replicasets", "ReplicaSet", group="apps", verbs=READ, short_names=("rs",),
              singular="replicaset",
              description="A Deployment's revisions (one per pod template it has rolled out)."),
@@ -146,7 +149,7 @@ def resource_list(group: str) -> Obj | None:
             entry.update(group="autoscaling", version="v1")
         if r.short_names:
             entry["shortNames"] = list(r.short_names)
-        if r.name in ("pods", "services", "deployments", "replicasets"):
+        if r.name in ("pods", "services", "deployments", "replicasets", "statefulsets"):
             entry["categories"] = ["all"]
         items.append(entry)
     return {

@@ -21,8 +21,10 @@ from master.api.kube import errors
 from master.api.kube.objects import render, scale
 from master.api.kube.patch import PatchError, json_patch, merge_patch, strategic_merge
 from master.api.kube.resources import Resource
+from master.api.kube.resources import by_kind as resource_of
 from master.app.apply import ServiceAdmission, apply_objects
 from master.app.delete import NodeLifecycle, delete_objects
+from master.app.drain import cordon_node
 from master.app.errors import AppError
 from master.app.scale import deployment as stored_deployment
 from master.app.scale import scale_deployment
@@ -186,6 +188,8 @@ async def patch(
     if "patch" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be patched through the API")
     patch_doc = decode_body(body, content_type)
+    if r.kind == "Node":
+        return await _patch_node(state, name, patch_doc, content_type, now)
     current = state.get(r.kind, name)
     if current is None:
         if content_type.startswith("application/apply-patch+yaml"):
@@ -197,6 +201,37 @@ async def patch(
     if isinstance(patch_doc, dict):
         _check_version(r, name, patch_doc, str(current.meta.resource_version))
     return await _store(state, r, patched, name, now, dry_run, create_only=False, admit=admit)
+
+
+async def _patch_node(
+    state: ClusterState, name: str, patch_doc: Any, content_type: str, now: float
+) -> WriteResult:
+    """Nodes are the agents'; users may only cordon and uncordon them (`kubectl cordon`)."""
+    current = state.get("Node", name)
+    if current is None:
+        raise errors.not_found("nodes", "", name)
+    before = render(current, now, state)
+    after = apply_patch(before, patch_doc, content_type, "Node")
+    if not isinstance(after, dict):
+        raise errors.bad_request("the patched node is not an object")
+    wanted = bool((after.get("spec") or {}).get("unschedulable", False))
+    rest = {k: v for k, v in after.items() if k != "spec"}
+    others = {k: v for k, v in (after.get("spec") or {}).items() if k != "unschedulable"}
+    if rest != {k: v for k, v in before.items() if k != "spec"} or others != {
+        k: v for k, v in before["spec"].items() if k != "unschedulable"
+    }:
+        raise errors.KubeError(
+            422, "Invalid",
+            f'Node "{name}" is invalid: only spec.unschedulable may be changed (cordon, '
+            f"uncordon); the rest of a node is its agent's",
+        )  # fmt: skip
+    try:
+        await cordon_node(state, name, wanted)
+    except AppError as e:
+        raise app_error(e, resource_of("Node"), name) from None
+    stored = state.get("Node", name)
+    assert stored is not None
+    return WriteResult(render(stored, now, state), False, ())
 
 
 async def delete(

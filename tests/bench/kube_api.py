@@ -1,0 +1,316 @@
+"""The Kubernetes HTTP API beside the gRPC API: list, watch and write latency, master CPU.
+
+Starts a real master (`--insecure --no-lb`: plaintext on both APIs, so neither pays
+TLS and only the control plane is measured), then:
+
+1. list: a deployment of 10,000 pods (pending: no nodes, so nothing but the
+   master works), listed `--lists` times through `GET /api/v1/namespaces/default/pods`
+   and through gRPC `GetObjects(kind=Pod)`; latency p50/p99 and the master's CPU
+   seconds per list.
+2. watch: `--changes` writes (a ConfigMap's data, patched over HTTP one after
+   another) followed by an HTTP watch and a gRPC watch at once; for each change, the
+   time from the write's answer to its event on each watch (p50/p99).
+3. writes under load: `--nodes` hollow agents (tests/bench/hollow.py, in a child
+   process) heartbeat every second while HTTP PATCHes (a deployment's replicas
+   between 1 and 2, and ConfigMap data) go at `--rate`/s for `--seconds`; their
+   latency p50/p99 and the master's CPU share. The target: p99 <= 50 ms.
+
+    python -m tests.bench.kube_api --pods 10000 --changes 1000 --nodes 1000
+
+Every figure printed comes from this run; run it 3 times and report median and worst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import psutil
+
+from protos import cluster_pb2, cluster_pb2_grpc, node_pb2  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ms(values: list[float]) -> str:
+    return f"p50 {pct(values, 0.5) * 1000:7.1f} ms   p99 {pct(values, 0.99) * 1000:7.1f} ms"
+
+
+def start_master(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "master.cli.main", "master", "--insecure", "--no-lb"),
+            *("--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--metrics-listen", ""),
+            *("--data-dir", str(workdir / "data"), "--log-level", "WARNING"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(workdir / "master.log").open("ab"),
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    grpc_line = proc.stdout.readline().decode()
+    api_line = proc.stdout.readline().decode()
+    if "listening on" not in grpc_line or "API on" not in api_line:
+        proc.kill()
+        raise SystemExit(f"the master did not start; see {workdir}/master.log")
+    return proc, grpc_line.split()[-1], api_line.split()[-1]
+
+
+DEPLOYMENT: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "bench"},
+    "spec": {
+        "replicas": 0,
+        "selector": {"matchLabels": {"app": "bench"}},
+        "template": {
+            "metadata": {"labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "c", "image": "pinnace/httpd:latest"}]},
+        },
+    },
+}
+PODS = "/api/v1/namespaces/default/pods"
+DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
+CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+class Bench:
+    def __init__(self, master: psutil.Process, http: aiohttp.ClientSession, api: str) -> None:
+        self.master = master
+        self.http = http
+        self.api = api
+
+    def cpu(self) -> float:
+        t = self.master.cpu_times()
+        return float(t.user + t.system)
+
+    async def request(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        data = None if body is None else json.dumps(body)
+        async with self.http.request(method, self.api + path, data=data, **kw) as r:
+            text = await r.read()
+            if r.status >= 300:
+                raise SystemExit(f"{method} {path}: {r.status} {text[:300]!r}")
+            return json.loads(text)
+
+
+async def bench_list(b: Bench, stub: Any, pods: int, lists: int) -> None:
+    dep = {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": pods}}
+    await b.request("POST", DEPLOYMENTS, dep)
+    deadline = time.monotonic() + 300
+    while len((await b.request("GET", PODS + "?limit=1"))["items"]) == 0 or (
+        (await b.request("GET", PODS + "?limit=1")).get("metadata", {}).get("remainingItemCount", 0)
+        + 1
+        < pods
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{pods} pods were not created within 300 s")
+        await asyncio.sleep(1.0)
+    await asyncio.sleep(2.0)  # let the controllers settle
+    for name, call in (
+        ("HTTP GET pods (JSON)", lambda: b.request("GET", PODS)),
+        (
+            "gRPC GetObjects(Pod)",
+            lambda: stub.GetObjects(cluster_pb2.GetObjectsRequest(kind="Pod")),
+        ),
+    ):
+        times: list[float] = []
+        cpu0 = b.cpu()
+        for _ in range(lists):
+            t0 = time.perf_counter()
+            out = await call()
+            times.append(time.perf_counter() - t0)
+            count = len(out["items"]) if isinstance(out, dict) else len(out.objects)
+            assert count >= pods, count
+        cpu = (b.cpu() - cpu0) / lists
+        print(f"list {pods} pods  {name:24} {ms(times)}   master CPU {cpu * 1000:6.0f} ms/list")
+    await b.request("DELETE", DEPLOYMENTS + "/bench")
+
+
+async def bench_watch(b: Bench, stub: Any, changes: int) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w"}, "data": {"n": "0"}}
+    created = await b.request("POST", CONFIGMAPS, cm)
+    since = created["metadata"]["resourceVersion"]
+    seen_http: dict[str, float] = {}
+    seen_grpc: dict[str, float] = {}
+
+    async def http_watch() -> None:
+        url = f"{b.api}{CONFIGMAPS}?watch=1&resourceVersion={since}&timeoutSeconds=600"
+        async with b.http.get(url) as r:
+            async for line in r.content:
+                ev = json.loads(line)
+                n = ev["object"].get("data", {}).get("n", "")
+                seen_http.setdefault(n, time.perf_counter())
+                if len(seen_http) >= changes:
+                    return
+
+    async def grpc_watch() -> None:
+        request = cluster_pb2.WatchObjectsRequest(kind="ConfigMap", resource_version=int(since))
+        async for change in stub.WatchObjects(request):
+            n = json.loads(change.object.json).get("data", {}).get("n", "")
+            seen_grpc.setdefault(n, time.perf_counter())
+            if len(seen_grpc) >= changes:
+                return
+
+    watchers = [asyncio.create_task(http_watch()), asyncio.create_task(grpc_watch())]
+    await asyncio.sleep(0.5)
+    acked: dict[str, float] = {}
+    cpu0 = b.cpu()
+    for i in range(1, changes + 1):
+        await b.request("PATCH", CONFIGMAPS + "/w", {"data": {"n": str(i)}}, headers=MERGE)
+        acked[str(i)] = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*watchers), timeout=120)
+    cpu = b.cpu() - cpu0
+    for name, seen in (("HTTP watch", seen_http), ("gRPC watch", seen_grpc)):
+        lags = [max(0.0, seen[n] - t) for n, t in acked.items() if n in seen]
+        missing = changes - len(lags)
+        print(
+            f"watch {changes} changes  {name:12} write answered -> event: {ms(lags)}"
+            + (f"   MISSING {missing}" if missing else "")
+        )
+    print(f"  (master CPU for the {changes} writes and both watches: {cpu:.2f} s)")
+    await b.request("DELETE", CONFIGMAPS + "/w")
+
+
+async def bench_writes(
+    b: Bench, grpc_address: str, nodes: int, rate: float, seconds: float
+) -> None:
+    hollow = None
+    if nodes:
+        hollow = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.kube_api", "--hollow-for", grpc_address,
+             "--nodes", str(nodes)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while True:
+            listed = await b.request("GET", "/api/v1/nodes")
+            ready = sum(
+                1
+                for n in listed["items"]
+                for c in n["status"]["conditions"]
+                if c["type"] == "Ready" and c["status"] == "True"
+            )
+            if ready >= nodes:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {ready} of {nodes} hollow nodes became Ready")
+            await asyncio.sleep(1.0)
+    try:
+        await b.request(
+            "POST", DEPLOYMENTS, {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 1}}
+        )
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "load"}, "data": {}}
+        await b.request("POST", CONFIGMAPS, cm)
+        times: list[float] = []
+        cpu0, t_start = b.cpu(), time.perf_counter()
+        total = int(rate * seconds)
+        for i in range(total):
+            due = t_start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            t0 = time.perf_counter()
+            if i % 2:
+                patch = {"spec": {"replicas": 1 + i % 4 // 2}}
+                await b.request("PATCH", DEPLOYMENTS + "/bench", patch, headers=MERGE)
+            else:
+                await b.request(
+                    "PATCH", CONFIGMAPS + "/load", {"data": {"i": str(i)}}, headers=MERGE
+                )
+            times.append(time.perf_counter() - t0)
+        wall = time.perf_counter() - t_start
+        share = (b.cpu() - cpu0) / wall
+        print(
+            f"writes at {rate:g}/s for {seconds:g} s with {nodes} hollow nodes heartbeating: "
+            f"{ms(times)}   master CPU {share * 100:.0f}% of a core"
+        )
+    finally:
+        if hollow is not None:
+            hollow.send_signal(signal.SIGTERM)
+            hollow.wait(timeout=30)
+
+
+async def run_hollow(address: str, nodes: int) -> None:
+    from tests.bench.hollow import HollowAgent
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, nodes // 100))]
+    agents = [HollowAgent(channels[i % len(channels)], f"hollow-{i:04d}") for i in range(nodes)]
+    tasks = [asyncio.create_task(a.run(stop)) for a in agents]
+    await stop.wait()
+    for t in tasks:
+        t.cancel()
+    for ch in channels:
+        await ch.close()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="pinnace-kube-bench-"))
+    proc, grpc_address, api = start_master(workdir)
+    try:
+        master = psutil.Process(proc.pid)
+        timeout = aiohttp.ClientTimeout(total=600)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            grpc.aio.insecure_channel(
+                grpc_address, options=[("grpc.max_receive_message_length", 256 * 2**20)]
+            ) as channel,
+        ):
+            stub = cluster_pb2_grpc.ClusterServiceStub(channel)
+            b = Bench(master, http, api)
+            print(f"pinnace master {grpc_address} (gRPC), {api} (HTTP); plaintext, --no-lb")
+            if args.pods:
+                await bench_list(b, stub, args.pods, args.lists)
+            if args.changes:
+                await bench_watch(b, stub, args.changes)
+            if args.seconds:
+                await bench_writes(b, grpc_address, args.nodes, args.rate, args.seconds)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pods", type=int, default=10_000)
+    parser.add_argument("--lists", type=int, default=10)
+    parser.add_argument("--changes", type=int, default=1_000)
+    parser.add_argument("--nodes", type=int, default=1_000)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--hollow-for", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.hollow_for:
+        asyncio.run(run_hollow(args.hollow_for, args.nodes))
+        return
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""A stalled master stops no workload (issue 19): real master, real agents, real HAProxy.
+
+The master is paused with SIGSTOP (a VM pause, a swap storm, a long stall) for
+6 s and for 30 s, far beyond its 3 s lease, while a client sends requests
+through the load balancer. Every agent stops hearing the master; each asks its
+peer (agent/witness.py), learns that the peer hears nothing either, and keeps
+its pods running; on resume the master notices its own stall and grants fresh
+leases. Result: the same pods and containers before and after, no request
+failed, no Fenced or Rescheduled event, and each node reports MasterUnreachable.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cluster import LocalCluster, wait_for
+from tests.integration.test_agent_restarts import _ids, _inventory
+from tests.integration.test_self_healing import (
+    _events,
+    _full_strength,
+    _restart_counts,
+    _running_pods,
+    _wait_nodes_ready,
+    _write_deployment,
+)
+from tests.support import require_haproxy
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _need_haproxy() -> None:
+    require_haproxy()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RequestStream:
+    """GETs `url` back to back (about 100/s) on a thread; counts answers and failures."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ok = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as resp:
+                    resp.read()
+                    self.ok += 1
+            except OSError as exc:
+                self.failed.append(f"{time.strftime('%H:%M:%S')} {exc}")
+            self._stop.wait(0.01)
+
+    def __enter__(self) -> RequestStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _cluster_with_service(cluster: LocalCluster, tmp_path: Path) -> tuple[str, str, str]:
+    port = _free_port()
+    cluster.start_master("--lb-port-offset", str(port - 80))
+    n1, n2 = cluster.start_agent("n1"), cluster.start_agent("n2")
+    _wait_nodes_ready(cluster, n1, n2)
+    service = tmp_path / "svc.yaml"
+    service.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n"
+        "spec:\n  selector:\n    app: web\n  ports:\n  - port: 80\n"
+    )
+    cluster.cli("apply", "-f", str(_write_deployment(tmp_path, "web", 4)), "-f", str(service))
+    wait_for(
+        "4 pods ready on both nodes",
+        lambda: len(_running_pods(cluster, "web")) == 4 and _full_strength(cluster, "web", 4),
+        60,
+    )
+    url = f"http://127.0.0.1:{port}/"
+
+    def serving() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    wait_for("the load balancer serving all four", serving, 30)
+    return url, n1, n2
+
+
+@pytest.mark.parametrize("pause", [6.0, 30.0])
+def test_a_master_paused_beyond_its_lease_replaces_no_pod_and_fails_no_request(
+    cluster: LocalCluster, tmp_path: Path, pause: float
+) -> None:
+    url, n1, n2 = _cluster_with_service(cluster, tmp_path)
+    pods, ids, restarts = _inventory(cluster), _ids(cluster), _restart_counts(cluster)
+    assert cluster.master_proc is not None
+
+    with RequestStream(url) as stream:
+        time.sleep(1.0)  # traffic flowing before the fault
+        cluster.master_proc.send_signal(signal.SIGSTOP)
+        try:
+            # The fault itself lasts `pause` seconds (this is no wait for a condition).
+            time.sleep(pause)
+        finally:
+            cluster.master_proc.send_signal(signal.SIGCONT)
+        _wait_nodes_ready(cluster, n1, n2)
+        wait_for(
+            "both agents saying the master was unreachable",
+            lambda: _events(cluster).count("MasterUnreachable") >= 2,
+            20,
+        )
+        # A wrong eviction needs one lease (3 s) past the master's return to show: keep the
+        # stream going that long (a fault window, not a wait for something to happen).
+        time.sleep(3.5)
+
+    assert stream.failed == [], stream.failed[:5]
+    assert stream.ok > pause * 20  # the stream did run through the pause
+    assert _inventory(cluster) == pods
+    assert _ids(cluster) == ids
+    assert _restart_counts(cluster) == restarts
+    events = _events(cluster)
+    assert "Rescheduled" not in events and "Fenced" not in events
