@@ -62,6 +62,13 @@ def classify(file: str, returncode: int, stderr: str) -> Outcome:
     return Outcome(file, "accepted", "", 0)
 
 
+def _no_extra_listeners(source: Path) -> list[str]:
+    """Flags that keep a tree's master off fixed ports (older trees lack them)."""
+    cli = (source / "master" / "cli" / "main.py").read_text()
+    flags = ["--metrics-listen", "--api-listen"]
+    return [arg for flag in flags if flag in cli for arg in (flag, "")]
+
+
 def _start_master(source: Path, data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "PYTHONPATH": str(source)}
     with log.open("ab") as err:
@@ -69,6 +76,7 @@ def _start_master(source: Path, data_dir: Path, log: Path) -> tuple[subprocess.P
             [
                 *(sys.executable, "-m", "master.cli.main", "master", "--insecure", "--no-lb"),
                 *("--listen", "127.0.0.1:0", "--data-dir", str(data_dir)),
+                *_no_extra_listeners(source),
             ],
             stdout=subprocess.PIPE,
             stderr=err,

@@ -361,6 +361,9 @@ class SwarmRecovery(SwarmSession):
         return times
 
 
+SCENARIOS = ("container-kill", "partition", "node-kill", "master-pause")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench.recovery",
@@ -373,7 +376,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one wait may take")
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SCENARIOS,
+        help="run only this scenario (repeatable; default: all)",
+    )
     args = parser.parse_args(argv)
+    args.only = args.only or list(SCENARIOS)
     if args.trials < 1:
         parser.error("--trials must be >= 1")
     return args
@@ -392,10 +402,17 @@ def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Name
         p.start_agent("a")
         p.start_agent("b")
         print(f"pinnace: master {procs.address}, nodes {', '.join(procs.agents)}")
-        kills = container_kill(p, args.trials)
-        replaced, fenced, duplicates = partition(p, args.trials)
-        dead = node_kill(p, args.trials)
-        paused = {s: master_pause(p, s, args.pause_trials) for s in PAUSES}
+        only = set(args.only)
+        kills = container_kill(p, args.trials) if "container-kill" in only else []
+        replaced, fenced, duplicates = (
+            partition(p, args.trials) if "partition" in only else ([], [], [])
+        )
+        dead = node_kill(p, args.trials) if "node-kill" in only else []
+        paused = (
+            {s: master_pause(p, s, args.pause_trials) for s in PAUSES}
+            if "master-pause" in only
+            else {}
+        )
     finally:
         procs.close()
     return kills, replaced, fenced, duplicates, dead, paused

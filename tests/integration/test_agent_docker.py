@@ -192,7 +192,10 @@ def test_agent_runs_restarts_stops_and_adopts_pods(agents: Agents) -> None:
             assert {p.pod_name: p.epoch for p in registration.pods} == {"web-a": 11, "web-b": 12}
             assert all(p.phase == "Running" for p in registration.pods)
             await eventually(lambda: master.connected(node), 20, "the new session")
-            await asyncio.sleep(2.0)  # several relists: nothing may be restarted
+            # Ten heartbeats of the new session (2 s, more on a slow machine) span several
+            # relists: nothing may be restarted meanwhile.
+            beats = len(master.heartbeats)
+            await eventually(lambda: len(master.heartbeats) >= beats + 10, 20, "10 heartbeats")
             assert {p: c["Id"] for p, c in agents.containers(node).items()} == before
             assert agents.containers(other) == {}
 
@@ -228,9 +231,10 @@ def test_unreachable_master_logs_one_clear_line_and_registers_when_it_comes(
             port = probe.getsockname()[1]
         address = f"127.0.0.1:{port}"
         node = agents.node_name("late")
-        agents.start(address, node, "--log-level", "INFO")
+        agents.start(address, node, "--log-level", "DEBUG")
         await eventually(lambda: "cannot register" in agents.log(node), 20, "the log line")
-        await asyncio.sleep(1.5)  # several more attempts
+        # Several more attempts (logged at DEBUG only), before the master comes.
+        await eventually(lambda: "attempt 3 to reach" in agents.log(node), 20, "3 attempts")
 
         master = FakeMaster()
         await master.start(address)
