@@ -118,11 +118,12 @@ class PinnaceProcs:
     def _insecure_flag(self) -> list[str]:
         return ["--insecure"] if self.insecure else []
 
-    def start_master(self, *extra: str) -> str:
-        """Start the master on 127.0.0.1 port 0 (data in <workdir>/master-data); its address."""
+    def start_master(self, *extra: str, port: int = 0) -> str:
+        """Start the master on 127.0.0.1 (`port`, default 0: any; data in
+        <workdir>/master-data); its address. A restart passes the port agents know."""
         proc = self.spawn(
             [
-                *("-m", "master.cli.main", "master", "--listen", "127.0.0.1:0"),
+                *("-m", "master.cli.main", "master", "--listen", f"127.0.0.1:{port}"),
                 *("--api-listen", "127.0.0.1:0"),
                 *("--data-dir", str(self.workdir / "master-data")),
                 *extra,

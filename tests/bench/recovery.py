@@ -19,6 +19,12 @@ One master (default flags: 1 s heartbeat, 3 s lease, eviction at once) and two a
   containers before the pause that are gone after it) and requests failed,
   watched until the cluster is whole again and then for a further
   WATCH_AFTER_PAUSE seconds (longer than the agents' reconnect grace).
+- master kill -9, 10 s down, and master restart (graceful): the master killed
+  with SIGKILL and started again 10 s later, or stopped with SIGTERM and started
+  again at once (same port and data dir), under the same request stream; the
+  load balancer (HAProxy) keeps serving meanwhile and the new master adopts it.
+  Counted as for a pause, from the fault until the cluster is whole again plus
+  WATCH_AFTER_PAUSE seconds.
 Docker Swarm's container-kill figure is taken beside pinnace's, for the same
 image on the same engine: a single-node swarm (created only if the engine is in
 none, and left again, also on errors and Ctrl-C), a service of 3 replicas,
@@ -282,6 +288,59 @@ def master_pause(p: Pinnace, seconds: float, trials: int) -> list[PauseTrial]:
     return results
 
 
+# Master restarts: (label, signal, seconds the master stays down).
+RESTARTS = (
+    ("master kill -9, 10 s down", signal.SIGKILL, 10.0),
+    ("master restart (graceful)", signal.SIGTERM, 0.0),
+)
+
+
+def master_restart(p: Pinnace, sig: int, down: float, trials: int) -> list[PauseTrial]:
+    """Stop the master with `sig`, keep it down `down` s, start it again; what it cost."""
+    port = free_port()
+    path = p.c.workdir / "mr-service.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: mr\nspec:\n"
+        f"  selector:\n    app: mr\n  ports:\n  - port: {port}\n    targetPort: 80\n"
+    )
+    p.c.cli("apply", "-f", str(path))
+    p.apply("mr", PAUSE_REPLICAS)
+    poll("the service answering", lambda: _answers(port), p.timeout)
+    results: list[PauseTrial] = []
+    for trial in range(1, trials + 1):
+        before = {c["Id"] for c in p.running("mr")}
+        master_port = int(p.c.address.rsplit(":", 1)[1])
+        with RequestStream(port) as stream:
+            poll("requests flowing", lambda: stream.ok >= 20, p.timeout)
+            assert p.c.master is not None
+            p.c.kill(p.c.master, sig)
+            time.sleep(down)  # the fault itself: no master for this long
+            p.c.start_master(port=master_port)
+            poll(
+                "the cluster whole again",
+                lambda: (
+                    set(p.c.agents) <= p.c.ready_nodes() and len(p.running("mr")) == PAUSE_REPLICAS
+                ),
+                p.timeout,
+            )
+            watch_until = time.monotonic() + WATCH_AFTER_PAUSE
+            while time.monotonic() < watch_until:
+                time.sleep(POLL * 4)
+        after = {c["Id"] for c in p.running("mr")}
+        result = PauseTrial(len(before - after), stream.failed, stream.ok + stream.failed)
+        results.append(result)
+        print(
+            f"  master {signal.Signals(sig).name} + {down:g} s down {trial:2}: pods replaced "
+            f"{result.pods_replaced}, requests failed {result.requests_failed} of "
+            f"{result.requests}",
+            flush=True,
+        )
+        p.apply("mr", PAUSE_REPLICAS)
+    p.delete("mr")
+    p.c.cli("delete", "service", "mr")
+    return results
+
+
 def _answers(port: int) -> bool:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
     try:
@@ -361,7 +420,7 @@ class SwarmRecovery(SwarmSession):
         return times
 
 
-SCENARIOS = ("container-kill", "partition", "node-kill", "master-pause")
+SCENARIOS = ("container-kill", "partition", "node-kill", "master-pause", "master-restart")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -372,7 +431,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=10, help="trials per scenario (>= 1)")
     parser.add_argument("--no-swarm", action="store_true", help="skip Docker Swarm's figure")
     parser.add_argument(
-        "--pause-trials", type=int, default=3, help="trials per master pause (6 s, 30 s)"
+        "--pause-trials",
+        type=int,
+        default=3,
+        help="trials per master pause (6 s, 30 s) and per master restart",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one wait may take")
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
@@ -413,9 +475,17 @@ def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Name
             if "master-pause" in only
             else {}
         )
+        restarts = (
+            {
+                label: master_restart(p, sig, down, args.pause_trials)
+                for label, sig, down in RESTARTS
+            }
+            if "master-restart" in only
+            else {}
+        )
     finally:
         procs.close()
-    return kills, replaced, fenced, duplicates, dead, paused
+    return kills, replaced, fenced, duplicates, dead, paused, restarts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -437,7 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     swarm_times: list[float] = []
     swarm_note = ""
     try:
-        kills, replaced, fenced, duplicates, dead, paused = _run_pinnace(client, workdir, args)
+        results = _run_pinnace(client, workdir, args)
+        kills, replaced, fenced, duplicates, dead, paused, restarts = results
         if args.no_swarm:
             swarm_note = "skipped (--no-swarm)"
         else:
@@ -478,6 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(duplicates_line(duplicates))
     for seconds, trials in paused.items():
         print(pause_line(f"master paused {seconds:g} s", trials))
+    for label, trials in restarts.items():
+        print(pause_line(label, trials))
     if swarm_note:
         print(f"Docker Swarm: {swarm_note}")
     return 0
