@@ -34,12 +34,18 @@ from master.api.convert import (
 from master.api.logs import LogRelay
 from master.api.usage import report_from_proto
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
+from master.app.podvolumes import (
+    ResolvedFiles,
+    mount_error,
+    resolve_volume_files,
+    volume_references,
+)
 from master.app.reports import NodeReports
 from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, StoredObject
+from master.model import Container, Node, Pod, StoredObject, Volume
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -121,14 +127,24 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             # from now on see the change; running ones are not restarted).
             key = (kind, obj.meta.name)
             for name, session in self._sessions.items():
-                if any(key in references(p) for p in self._state.pods_on_node(name)):
+                if any(
+                    key in references(p) or key in volume_references(p)
+                    for p in self._state.pods_on_node(name)
+                ):
                     session.dirty.set()
 
     def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
         node = self._state.get("Node", pod.node_name)
-        return resolve_container_env(
+        env = resolve_container_env(
             pod, container, self._state.get, node if isinstance(node, Node) else None
         )
+        if env.error:
+            return env
+        # A configMap or secret volume that cannot be made holds the container back too.
+        return replace(env, error=mount_error(pod, container, self._state.get))
+
+    def _resolve_files(self, volume: Volume) -> ResolvedFiles:
+        return resolve_volume_files(volume, self._state.get)
 
     # -- RegisterNode ----------------------------------------------------------------
 
@@ -245,7 +261,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     session.dirty.clear()
                     pods = self._state.pods_on_node(node_name)
                     msg = assignments_to_proto(
-                        self._state.resource_version, pods, self._released, self._resolve_env
+                        self._state.resource_version,
+                        pods,
+                        self._released,
+                        self._resolve_env,
+                        self._resolve_files,
                     )
                     withheld = {
                         p.meta.name
