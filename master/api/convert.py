@@ -7,7 +7,7 @@ dataclasses. Values from agents are untrusted: they are clamped or rejected here
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from master.app.podenv import ResolvedEnv, ResolvedVar
@@ -105,14 +105,17 @@ def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) 
     )
 
 
-def peers_to_proto(node_name: str, nodes: list[Node], limit: int) -> node_pb2.PeerList:
-    """The other nodes an agent may ask about the master (at most `limit`, by name)."""
+def peers_to_proto(
+    node_name: str, witnesses: Sequence[tuple[str, str, int]], cluster_size: int, limit: int
+) -> node_pb2.PeerList:
+    """The other nodes an agent may ask about the master: at most `limit` of the
+    (name, address, witness port) rows, which come sorted by name."""
     peers = [
-        node_pb2.Peer(name=n.meta.name, address=n.address, witness_port=n.witness_port)
-        for n in sorted(nodes, key=lambda n: n.meta.name)
-        if n.meta.name != node_name and n.witness_port
+        node_pb2.Peer(name=name, address=address, witness_port=port)
+        for name, address, port in witnesses[: limit + 1]
+        if name != node_name
     ]
-    return node_pb2.PeerList(peers=peers[:limit], cluster_size=len(nodes))
+    return node_pb2.PeerList(peers=peers[:limit], cluster_size=cluster_size)
 
 
 def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
