@@ -54,7 +54,7 @@ class Masters:
             [
                 sys.executable, "-m", "master.cli.main", "master",
                 "--listen", "127.0.0.1:0", "--data-dir", str(data), "--insecure", "--no-lb",
-                "--api-listen", "127.0.0.1:0",
+                "--api-listen", "127.0.0.1:0", "--metrics-listen", "",
                 "--store", "etcd", "--etcd-endpoints", self.etcd_endpoints,
                 *self.extra, *extra,
             ],

@@ -10,6 +10,7 @@ error while reads go on, and everything recovers when quorum is back.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 import uuid
@@ -143,6 +144,18 @@ def test_get_masters_lists_every_master_and_the_leader_from_any_of_them(ha: HaCl
     assert [line.split()[:3] for line in lines[1:]] == [
         [n, ha.masters.addresses[n], "leader" if n == leader.name else "follower"] for n in NAMES
     ]
+
+    # A leader stopped gracefully hands over at once (it revokes its lease) and leaves the list.
+    stopped_at = time.monotonic()
+    ha.masters.kill(leader.name, signal.SIGTERM)
+    new = ha.wait_leader(other_than=leader.name)
+    handover = time.monotonic() - stopped_at
+    after = json.loads(
+        ha.masters.cli(ha.masters.addresses[follower], "get", "masters", "-o", "json").stdout
+    )["items"]
+    assert handover < 1.5, f"graceful handover took {handover:.2f}s"
+    assert [i["metadata"]["name"] for i in after] == [n for n in NAMES if n != leader.name]
+    assert [i["metadata"]["name"] for i in after if i["status"]["leader"]] == [new.name]
 
 
 @dataclass
