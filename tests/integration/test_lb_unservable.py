@@ -166,7 +166,7 @@ def test_an_unservable_service_leaves_the_others_programmed(
     held.write_text(_service("held", held_port, note="retry"))
     cluster.cli("apply", "-f", str(held))
     held_url = f"http://127.0.0.1:{held_port + offset}/"
-    wait_for("the held service to serve", lambda: "pinnace httpd" in _fetch(held_url), timeout=30)
+    wait_for("the held service to serve", lambda: _answers(held_url, "pinnace httpd"), timeout=30)
     wait_for(
         "the condition to clear",
         lambda: not cluster.get_json("services", "held")["status"].get("conditions"),
