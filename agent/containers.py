@@ -31,6 +31,7 @@ from agent.runtime.port import (
     PortBinding,
     container_name,
 )
+from agent.volume_files import DEFAULT_ROOT
 
 
 def container_config(
@@ -39,6 +40,7 @@ def container_config(
     assignment: PodAssignment,
     spec: ContainerSpec,
     restart_count: int,
+    files_root: str = DEFAULT_ROOT,
 ) -> ContainerConfig:
     labels = {f"{LABEL_POD_LABEL_PREFIX}{k}": v for k, v in assignment.labels.items()}
     labels |= {
@@ -65,5 +67,5 @@ def container_config(
         host_ip=host_ip,
         nano_cpus=spec.limits.cpu_millis * 1_000_000,
         mem_limit=spec.limits.memory_bytes,
-        mounts=container_mounts(node, assignment, spec),
+        mounts=container_mounts(node, assignment, spec, files_root),
     )

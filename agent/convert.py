@@ -21,6 +21,7 @@ from agent.model import (
     Probe,
     Resources,
     Volume,
+    VolumeFile,
     VolumeMount,
 )
 from agent.runtime.port import LogOptions
@@ -91,6 +92,7 @@ def volume_from_proto(v: pb.Volume) -> Volume:
         claim_name=v.claim_name,
         read_only=v.read_only,
         volume_name=v.volume_name,
+        files=tuple(VolumeFile(f.path, f.content, f.mode or 0o644) for f in v.files),
     )
 
 

@@ -42,6 +42,7 @@ from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
 from agent.usage import UsageSampler
+from agent.volume_files import DEFAULT_ROOT, VolumeFiles
 from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
@@ -123,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="DIR",
         help="where the node key and certificates live (default: ~/.pinnace/agent/NODE)",
+    )
+    p.add_argument(
+        "--volume-dir",
+        default=DEFAULT_ROOT,
+        metavar="DIR",
+        help="where configMap and secret volumes' files are kept; a tmpfs, so secrets never "
+        f"reach the disk (default: {DEFAULT_ROOT})",
     )
     p.add_argument(
         "--insecure",
@@ -219,7 +227,15 @@ async def run_agent(
     outbox = StatusOutbox()
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
-    worker = Worker(runtime, args.advertise_address, clock, outbox.update, check=check, fence=fence)
+    worker = Worker(
+        runtime,
+        args.advertise_address,
+        clock,
+        outbox.update,
+        check=check,
+        fence=fence,
+        files=VolumeFiles(args.volume_dir, args.name),
+    )
     metrics = start_metrics_server(args.metrics_listen)
     if metrics is not None:
         log.info("metrics on http://%s/metrics", metrics.address)

@@ -76,6 +76,13 @@ class VolumeMount:
 
 
 @dataclass(frozen=True, slots=True)
+class VolumeFile:
+    path: str
+    content: bytes = field(repr=False)
+    mode: int = 0o644
+
+
+@dataclass(frozen=True, slots=True)
 class Volume:
     """A pod volume as the master resolved it (the wire's Volume)."""
 
@@ -90,6 +97,8 @@ class Volume:
     read_only: bool = False
     # persistentVolumeClaim: the Docker volume on this node that holds the claim's data.
     volume_name: str = ""
+    # configMap / secret: the files, as the master resolved them for this node.
+    files: tuple[VolumeFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,20 @@ from __future__ import annotations
 
 from agent.model import ContainerSpec, PodAssignment, Volume
 from agent.runtime.port import LABEL_CLAIM, LABEL_NODE, LABEL_POD, LABEL_VOLUME_KIND, Mount
+from agent.volume_files import DEFAULT_ROOT, FILE_SOURCES, volume_dir
 
 
 def empty_dir_name(node: str, pod: str, volume: str) -> str:
     return f"pinnace-{node}-{pod}-{volume}"
 
 
-def _mount(node: str, pod: str, vol: Volume, target: str, sub_path: str, ro: bool) -> Mount:
+def _mount(
+    node: str, pod: str, vol: Volume, target: str, sub_path: str, ro: bool, files_root: str
+) -> Mount:
+    if vol.source in FILE_SOURCES:
+        # The files the agent keeps on a tmpfs (agent/volume_files.py), read-only as in
+        # Kubernetes; a subPath mounts one file (and, as there, is not updated in place).
+        return Mount("bind", target, volume_dir(files_root, node, pod, vol.name), True, sub_path)
     if vol.source == "hostPath":
         return Mount(
             "bind",
@@ -53,11 +60,19 @@ def _mount(node: str, pod: str, vol: Volume, target: str, sub_path: str, ro: boo
 
 
 def container_mounts(
-    node: str, assignment: PodAssignment, spec: ContainerSpec
+    node: str, assignment: PodAssignment, spec: ContainerSpec, files_root: str = DEFAULT_ROOT
 ) -> tuple[Mount, ...]:
     volumes = {v.name: v for v in assignment.spec.volumes}
     return tuple(
-        _mount(node, assignment.name, volumes[m.name], m.mount_path, m.sub_path, m.read_only)
+        _mount(
+            node,
+            assignment.name,
+            volumes[m.name],
+            m.mount_path,
+            m.sub_path,
+            m.read_only,
+            files_root,
+        )
         for m in spec.volume_mounts
         if m.name in volumes
     )

@@ -60,6 +60,7 @@ from agent.sync import (
     StartContainer,
     StopContainer,
 )
+from agent.volume_files import DEFAULT_ROOT, VolumeFiles
 from kernel.clock import Clock
 
 log = logging.getLogger("pinnace.agent")
@@ -95,8 +96,11 @@ class Worker:
         check: Checker | None = None,
         fence: FencePolicy | None = None,
         validate: bool = False,
+        files: VolumeFiles | None = None,
     ) -> None:
         self._runtime = runtime
+        # Where configMap/secret volumes' files are kept (a tmpfs by default).
+        self._files = files or VolumeFiles(DEFAULT_ROOT, runtime.node)
         # How a probe is performed; tests inject their own.
         self._check: Checker = check or (lambda target: run_probe(target, runtime))
         self._clock = clock
@@ -155,7 +159,11 @@ class Worker:
         count revisions from scratch. Returns whether the set was applied.
         """
         done = self.handle(AssignmentsReceived(assignments, reset_revision))
-        return any(isinstance(i, Relist) for i in done)
+        applied = any(isinstance(i, Relist) for i in done)
+        if applied:
+            # Before any container of these pods is made: their files are in place.
+            self._files.sync(assignments.pods)
+        return applied
 
     def fence(self, reason: str) -> None:
         """Stops every pod of this node (the master may be running them elsewhere)."""
@@ -262,8 +270,9 @@ class Worker:
                 case StartContainer():
                     await self._start(action.assignment, action.spec, action.restart_count)
                 case RestartContainer():
-                    await self._runtime.remove(action.container_id)
-                    await self._start(action.assignment, action.spec, action.restart_count)
+                    await self._start(
+                        action.assignment, action.spec, action.restart_count, action.container_id
+                    )
                 case StopContainer():
                     await self._runtime.stop(action.container_id, action.grace_seconds)
                 case RemoveContainer():
@@ -285,12 +294,16 @@ class Worker:
         return True
 
     async def _start(
-        self, assignment: PodAssignment, spec: ContainerSpec, restart_count: int
+        self, assignment: PodAssignment, spec: ContainerSpec, restart_count: int, dead: str = ""
     ) -> None:
+        """Starts a container for `spec`; in place of the `dead` one when given."""
         config = container_config(
-            self._runtime.node, self._host_ip, assignment, spec, restart_count
+            self._runtime.node, self._host_ip, assignment, spec, restart_count, self._files.root
         )
-        info = await self._runtime.create_and_start(config)
+        if dead:
+            info = await self._runtime.replace(dead, config)
+        else:
+            info = await self._runtime.create_and_start(config)
         log.info(
             "started pod=%s container=%s id=%s ports=%s",
             assignment.name,

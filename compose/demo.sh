@@ -126,6 +126,11 @@ down() {
   docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" |
     xargs -r docker volume rm >/dev/null
   rm -rf "$STATE"
+  # Pod volumes the agents made (labelled with their node), and configMap/secret files.
+  for node in "${NODES[@]}"; do
+    docker volume ls -q --filter "label=pinnace.node=$node" | xargs -r docker volume rm -f >/dev/null
+    rm -rf "/dev/shm/pinnace/$node" 2>/dev/null || true
+  done
   if docker network inspect "$PINNACE_NETWORK" >/dev/null 2>&1 &&
     ! docker network rm "$PINNACE_NETWORK" >/dev/null 2>&1; then
     fail "network $PINNACE_NETWORK is still there, with no container in it: the engine keeps a stale endpoint (moby/moby#42119); a dockerd restart removes it" \

@@ -166,13 +166,24 @@ class VolumeMount:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyToPath:
+    """One key of a ConfigMap or Secret volume as a file (`items[]`); mode 0: the default."""
+
+    key: str
+    path: str
+    mode: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Volume:
     """One pod volume (Kubernetes' spec.volumes[]) and where its files live on the node.
 
     `source` is emptyDir (a Docker volume that lives and dies with the pod, or a
-    tmpfs with `medium` Memory), hostPath (a directory or file of the node) or
+    tmpfs with `medium` Memory), hostPath (a directory or file of the node),
     persistentVolumeClaim (the node-local Docker volume bound to the claim; the
-    master fills `volume_name` when it binds the pod, so an agent needs no lookup).
+    master fills `volume_name` when it binds the pod, so an agent needs no lookup),
+    or configMap / secret (files the master sends with the assignment and the agent
+    keeps on a tmpfs, rewritten when the object changes).
     """
 
     name: str
@@ -184,6 +195,11 @@ class Volume:
     claim_name: str = ""
     read_only: bool = False
     volume_name: str = ""
+    # configMap / secret: the object, which keys as which files (all when empty), modes.
+    object_name: str = ""
+    items: tuple[KeyToPath, ...] = ()
+    default_mode: int = 0o644
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -962,6 +962,7 @@ class Volume(_message.Message):
     CLAIM_NAME_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
     VOLUME_NAME_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     source: _builtins.str
     """emptyDir | hostPath | persistentVolumeClaim"""
@@ -975,6 +976,10 @@ class Volume(_message.Message):
     """persistentVolumeClaim: the claim, and the node-local Docker volume bound to it."""
     read_only: _builtins.bool
     volume_name: _builtins.str
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeFile]:
+        """configMap | secret: the files, resolved by the master for this node (kept on a tmpfs)."""
+
     def __init__(
         self,
         *,
@@ -987,14 +992,41 @@ class Volume(_message.Message):
         claim_name: _builtins.str = ...,
         read_only: _builtins.bool = ...,
         volume_name: _builtins.str = ...,
+        files: _abc.Iterable[Global___VolumeFile] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_name", b"claim_name", "host_path_type", b"host_path_type", "medium", b"medium", "name", b"name", "path", b"path", "read_only", b"read_only", "size_limit_bytes", b"size_limit_bytes", "source", b"source", "volume_name", b"volume_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_name", b"claim_name", "files", b"files", "host_path_type", b"host_path_type", "medium", b"medium", "name", b"name", "path", b"path", "read_only", b"read_only", "size_limit_bytes", b"size_limit_bytes", "source", b"source", "volume_name", b"volume_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Volume: _TypeAlias = Volume  # noqa: Y015
+
+@_typing.final
+class VolumeFile(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """Relative to the volume's root."""
+    content: _builtins.bytes
+    mode: _builtins.int
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+        mode: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "mode", b"mode", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeFile: _TypeAlias = VolumeFile  # noqa: Y015
 
 @_typing.final
 class VolumeMount(_message.Message):

@@ -7,10 +7,11 @@ dataclasses. Values from agents are untrusted: they are clamped or rejected here
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from master.app.podenv import ResolvedEnv, ResolvedVar
+from master.app.podvolumes import ResolvedFiles
 from master.app.reports import PodReport
 from master.model import (
     Container,
@@ -104,14 +105,17 @@ def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) 
     )
 
 
-def peers_to_proto(node_name: str, nodes: list[Node], limit: int) -> node_pb2.PeerList:
-    """The other nodes an agent may ask about the master (at most `limit`, by name)."""
+def peers_to_proto(
+    node_name: str, witnesses: Sequence[tuple[str, str, int]], cluster_size: int, limit: int
+) -> node_pb2.PeerList:
+    """The other nodes an agent may ask about the master: at most `limit` of the
+    (name, address, witness port) rows, which come sorted by name."""
     peers = [
-        node_pb2.Peer(name=n.meta.name, address=n.address, witness_port=n.witness_port)
-        for n in sorted(nodes, key=lambda n: n.meta.name)
-        if n.meta.name != node_name and n.witness_port
+        node_pb2.Peer(name=name, address=address, witness_port=port)
+        for name, address, port in witnesses[: limit + 1]
+        if name != node_name
     ]
-    return node_pb2.PeerList(peers=peers[:limit], cluster_size=len(nodes))
+    return node_pb2.PeerList(peers=peers[:limit], cluster_size=cluster_size)
 
 
 def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
@@ -237,8 +241,19 @@ def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpe
     )
 
 
-def _volume_to_proto(v: Volume) -> node_pb2.Volume:
+# A pod's configMap/secret volumes -> their files (master/app/podvolumes.py).
+FileResolver = Callable[[Volume], ResolvedFiles]
+
+
+def _no_files(v: Volume) -> ResolvedFiles:
+    return ResolvedFiles()
+
+
+def _volume_to_proto(v: Volume, resolved: ResolvedFiles) -> node_pb2.Volume:
     return node_pb2.Volume(
+        files=[
+            node_pb2.VolumeFile(path=f.path, content=f.content, mode=f.mode) for f in resolved.files
+        ],
         name=v.name,
         source=v.source,
         medium=v.medium,
@@ -251,25 +266,27 @@ def _volume_to_proto(v: Volume) -> node_pb2.Volume:
     )
 
 
-def pod_spec_to_proto(pod: Pod, resolve: EnvResolver = _plain_env) -> node_pb2.PodSpec:
+def pod_spec_to_proto(
+    pod: Pod, resolve: EnvResolver = _plain_env, files: FileResolver = _no_files
+) -> node_pb2.PodSpec:
     spec = pod.spec
     return node_pb2.PodSpec(
         containers=[_container_to_proto(c, resolve(pod, c)) for c in spec.containers],
         restart_policy=spec.restart_policy,
         termination_grace_period_seconds=spec.termination_grace_period_seconds,
-        volumes=[_volume_to_proto(v) for v in spec.volumes],
+        volumes=[_volume_to_proto(v, files(v)) for v in spec.volumes],
     )
 
 
 def assignment_to_proto(
-    pod: Pod, stop: bool, resolve: EnvResolver = _plain_env
+    pod: Pod, stop: bool, resolve: EnvResolver = _plain_env, files: FileResolver = _no_files
 ) -> node_pb2.PodAssignment:
     return node_pb2.PodAssignment(
         name=pod.meta.name,
         epoch=pod.epoch,
         labels=pod.meta.labels,
         owner=pod.owner,
-        spec=pod_spec_to_proto(pod, resolve),
+        spec=pod_spec_to_proto(pod, resolve, files),
         stop=stop,
     )
 
@@ -302,6 +319,7 @@ def assignments_to_proto(
     pods: list[Pod],
     released: Callable[[Pod], bool],
     resolve: EnvResolver = _plain_env,
+    files: FileResolver = _no_files,
 ) -> node_pb2.PodAssignments:
     """The node's assignment set; a stopping pod gets its stop order once `released`; each
     container's environment as `resolve` gives it (values for this node only)."""
@@ -309,7 +327,7 @@ def assignments_to_proto(
     return node_pb2.PodAssignments(
         revision=revision,
         pods=[
-            assignment_to_proto(p, bool(p.deletion_requested_at) and released(p), resolve)
+            assignment_to_proto(p, bool(p.deletion_requested_at) and released(p), resolve, files)
             for p in ordered
         ],
     )

@@ -34,12 +34,18 @@ from master.api.convert import (
 from master.api.logs import LogRelay
 from master.api.usage import report_from_proto
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
+from master.app.podvolumes import (
+    ResolvedFiles,
+    mount_error,
+    resolve_volume_files,
+    volume_references,
+)
 from master.app.reports import NodeReports
 from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, StoredObject
+from master.model import Container, Node, Pod, StoredObject, Volume
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -94,6 +100,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._lease_seconds = lease_seconds
         self._sessions: dict[str, _Session] = {}
         self._reports = NodeReports(state, clock)
+        # Each node's (address, witness port) as last seen, and the sorted witness rows
+        # (None: to be rebuilt): status changes then cost the sessions nothing.
+        self._peer_seen: dict[str, tuple[str, int]] = {}
+        self._witness_rows: list[tuple[str, str, int]] | None = None
+        self._node_count = 0
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
         state.subscribe(self._on_change)
@@ -108,8 +119,26 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             if session is not None:
                 session.dirty.set()
 
+    def _witnesses(self) -> tuple[list[tuple[str, str, int]], int]:
+        """Every node's (name, address, witness port) by name, and the number of nodes."""
+        if self._witness_rows is None:
+            nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
+            self._witness_rows = sorted(
+                (n.meta.name, n.address, n.witness_port) for n in nodes if n.witness_port
+            )
+            self._node_count = len(nodes)
+        return self._witness_rows, self._node_count
+
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         if isinstance(obj, Node):
+            seen = None if deleted else (obj.address, obj.witness_port)
+            if self._peer_seen.get(obj.meta.name) == seen and not deleted:
+                return  # a status change: the witness list is the same
+            if deleted:
+                self._peer_seen.pop(obj.meta.name, None)
+            elif seen is not None:
+                self._peer_seen[obj.meta.name] = seen
+            self._witness_rows = None
             for each in self._sessions.values():
                 each.peers_changed.set()
         elif isinstance(obj, Pod) and obj.node_name:
@@ -121,14 +150,24 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             # from now on see the change; running ones are not restarted).
             key = (kind, obj.meta.name)
             for name, session in self._sessions.items():
-                if any(key in references(p) for p in self._state.pods_on_node(name)):
+                if any(
+                    key in references(p) or key in volume_references(p)
+                    for p in self._state.pods_on_node(name)
+                ):
                     session.dirty.set()
 
     def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
         node = self._state.get("Node", pod.node_name)
-        return resolve_container_env(
+        env = resolve_container_env(
             pod, container, self._state.get, node if isinstance(node, Node) else None
         )
+        if env.error:
+            return env
+        # A configMap or secret volume that cannot be made holds the container back too.
+        return replace(env, error=mount_error(pod, container, self._state.get))
+
+    def _resolve_files(self, volume: Volume) -> ResolvedFiles:
+        return resolve_volume_files(volume, self._state.get)
 
     # -- RegisterNode ----------------------------------------------------------------
 
@@ -232,8 +271,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     yield node_pb2.MasterMessage(heartbeat_ack=ack)
                 if session.peers_changed.is_set():
                     session.peers_changed.clear()
-                    nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
-                    peers = peers_to_proto(node_name, nodes, MAX_PEERS)
+                    witnesses, cluster_size = self._witnesses()
+                    peers = peers_to_proto(node_name, witnesses, cluster_size, MAX_PEERS)
                     if peers != peers_sent:
                         peers_sent = peers
                         yield node_pb2.MasterMessage(peers=peers)
@@ -245,7 +284,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     session.dirty.clear()
                     pods = self._state.pods_on_node(node_name)
                     msg = assignments_to_proto(
-                        self._state.resource_version, pods, self._released, self._resolve_env
+                        self._state.resource_version,
+                        pods,
+                        self._released,
+                        self._resolve_env,
+                        self._resolve_files,
                     )
                     withheld = {
                         p.meta.name

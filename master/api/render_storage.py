@@ -24,6 +24,17 @@ def render_volume(v: Volume) -> Obj:
         if v.host_path_type:
             host["type"] = v.host_path_type
         return {"name": v.name, "hostPath": host}
+    if v.source in ("configMap", "secret"):
+        files: Obj = {"name" if v.source == "configMap" else "secretName": v.object_name}
+        if v.items:
+            files["items"] = [
+                {"key": i.key, "path": i.path, **({"mode": i.mode} if i.mode else {})}
+                for i in v.items
+            ]
+        files["defaultMode"] = v.default_mode
+        if v.optional:
+            files["optional"] = True
+        return {"name": v.name, v.source: files}
     claim: Obj = {"claimName": v.claim_name}
     if v.read_only:
         claim["readOnly"] = True

@@ -106,6 +106,9 @@ class LeaderElector:
             if self.leadership.role == "leader":
                 await self._step_down("stopping")
             await self._resign()
+            # A graceful stop hands over at once: the leader key goes with its lease.
+            if self._revocations:
+                await asyncio.wait(self._revocations, timeout=2.0)
 
     # -- one step ---------------------------------------------------------------------
 

@@ -287,6 +287,38 @@ _CLAIM = Type(
     ),
     required=("claimName",),
 )
+_KEY_TO_PATH = Type(
+    "io.k8s.api.core.v1.KeyToPath",
+    "One key as a file.",
+    (
+        Field("key", "The key.", S),
+        Field("path", "Relative path of the file.", S),
+        Field("mode", "File mode (0 to 0777).", INT, minimum=0, maximum=0o777),
+    ),
+    required=("key", "path"),
+)
+
+
+def _key_files(kind: str, name_field: str) -> Type:
+    return Type(
+        f"io.k8s.api.core.v1.{kind}VolumeSource",
+        f"The keys of a {kind} as files (on a tmpfs, updated when it changes).",
+        (
+            Field(name_field, f"The {kind}'s name.", S),
+            Field(
+                "items",
+                "Which keys, as which files (default: every key).",
+                _KEY_TO_PATH,
+                is_list=True,
+            ),
+            Field(
+                "defaultMode", "Mode of the files (default 0644).", INT, minimum=0, maximum=0o777
+            ),
+            Field("optional", f"Start even when the {kind} is missing.", B),
+        ),
+    )
+
+
 VOLUME = Type(
     "io.k8s.api.core.v1.Volume",
     "A pod volume: exactly one source.",
@@ -295,6 +327,8 @@ VOLUME = Type(
         Field("emptyDir", "Scratch space of the pod.", _EMPTY_DIR),
         Field("hostPath", "A path of the node.", _HOST_PATH),
         Field("persistentVolumeClaim", "Node-local persistent storage.", _CLAIM),
+        Field("configMap", "A ConfigMap's keys as files.", _key_files("ConfigMap", "name")),
+        Field("secret", "A Secret's keys as files.", _key_files("Secret", "secretName")),
         *(
             Field(name, "Not supported yet: the volume and its mounts are left out.", "any")
             for name in volumes.UNSUPPORTED_SOURCES

@@ -1,10 +1,12 @@
 """spec.volumes and containers[].volumeMounts of a pod template -> the model's Volume/VolumeMount.
 
-pinnace runs three volume types: `emptyDir` (a Docker volume that lives and dies
+pinnace runs five volume types: `emptyDir` (a Docker volume that lives and dies
 with the pod; `medium: Memory` is a tmpfs whose size is `sizeLimit`, default half
 the node's memory as in Kubernetes — here 64 MiB unless set), `hostPath` (with
-Kubernetes' `type` checks, done by the agent when it mounts) and
-`persistentVolumeClaim` (node-local storage, master/controllers/claims.py).
+Kubernetes' `type` checks, done by the agent when it mounts),
+`persistentVolumeClaim` (node-local storage, master/controllers/claims.py), and
+`configMap` / `secret` (files of the object's keys, `items` and modes as
+Kubernetes has them; master/app/podvolumes.py resolves them).
 Other volume types are reported once in the object's warning line and left out,
 together with the mounts that use them, so the user sees exactly what is not
 there. A mount must name a declared volume, paths are absolute and a container
@@ -17,15 +19,15 @@ import posixpath
 from typing import Any
 
 from master.manifest.errors import Where, describe
-from master.manifest.fields import as_list, as_map, as_str, check_fields, one_of, require
+from master.manifest.fields import as_int, as_list, as_map, as_str, check_fields, one_of, require
 from master.manifest.names import check_dns1123_label, check_dns1123_subdomain
 from master.manifest.quantities import QuantityError, parse_quantity_memory
-from master.model import Volume, VolumeMount
+from master.model import KeyToPath, Volume, VolumeMount
 
-SUPPORTED_SOURCES = ("emptyDir", "hostPath", "persistentVolumeClaim")
+SUPPORTED_SOURCES = ("emptyDir", "hostPath", "persistentVolumeClaim", "configMap", "secret")
 # Kubernetes' other volume sources: named as not supported rather than unknown.
 UNSUPPORTED_SOURCES = (
-    "configMap", "secret", "projected", "downwardAPI", "nfs", "iscsi", "glusterfs", "rbd",
+    "projected", "downwardAPI", "nfs", "iscsi", "glusterfs", "rbd",
     "cephfs", "cinder", "fc", "flocker", "flexVolume", "azureFile", "azureDisk",
     "vsphereVolume", "quobyte", "photonPersistentDisk", "portworxVolume", "scaleIO",
     "storageos", "csi", "ephemeral", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo",
@@ -94,7 +96,65 @@ def _claim(value: Any, name: str, where: Where) -> Volume:
     return Volume(name=name, source="persistentVolumeClaim", claim_name=claim, read_only=read_only)
 
 
-_PARSERS = {"emptyDir": _empty_dir, "hostPath": _host_path, "persistentVolumeClaim": _claim}
+def _mode(value: Any, where: Where) -> int:
+    """A file mode: an integer from 0 to 0777 (YAML's 0644 and 420 are the same)."""
+    return as_int(value, where, 0, 0o777)
+
+
+def _key_files(value: Any, name: str, where: Where, source: str, name_key: str) -> Volume:
+    data = as_map(value, where)
+    check_fields(data, where, (name_key, "items", "defaultMode", "optional"))
+    obj = as_str(require(data, name_key, where), where.key(name_key))
+    check_dns1123_subdomain(obj, where.key(name_key))
+    items: list[KeyToPath] = []
+    paths: set[str] = set()
+    for i, item in enumerate(as_list(data.get("items"), where.key("items"))):
+        at = where.key("items").index(i)
+        entry = as_map(item, at)
+        check_fields(entry, at, ("key", "path", "mode"))
+        key = as_str(require(entry, "key", at), at.key("key"))
+        path = as_str(require(entry, "path", at), at.key("path"))
+        if not path or path.startswith("/") or ".." in path.split("/"):
+            raise at.key("path").error(
+                f"must be a relative path without '..', got {describe(path)}"
+            )
+        if path in paths:
+            raise at.key("path").error(f"{path} is used twice")
+        paths.add(path)
+        mode = _mode(entry["mode"], at.key("mode")) if entry.get("mode") is not None else 0
+        items.append(KeyToPath(key, path, mode))
+    default_mode = 0o644
+    if data.get("defaultMode") is not None:
+        default_mode = _mode(data["defaultMode"], where.key("defaultMode"))
+    optional = data.get("optional", False)
+    if not isinstance(optional, bool):
+        raise where.key("optional").error("must be true or false")
+    return Volume(
+        name=name,
+        source=source,
+        object_name=obj,
+        items=tuple(items),
+        default_mode=default_mode,
+        optional=optional,
+        read_only=True,
+    )
+
+
+def _config_map(value: Any, name: str, where: Where) -> Volume:
+    return _key_files(value, name, where, "configMap", "name")
+
+
+def _secret(value: Any, name: str, where: Where) -> Volume:
+    return _key_files(value, name, where, "secret", "secretName")
+
+
+_PARSERS = {
+    "emptyDir": _empty_dir,
+    "hostPath": _host_path,
+    "persistentVolumeClaim": _claim,
+    "configMap": _config_map,
+    "secret": _secret,
+}
 
 
 def parse_volumes(value: Any, where: Where) -> tuple[tuple[Volume, ...], frozenset[str]]:

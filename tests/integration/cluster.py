@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from typing import Any, TypeVar
 
 import docker
 
+from agent.volume_files import DEFAULT_ROOT as DEFAULT_VOLUME_ROOT
 from master.lb.process import stop_running
 from tests.support import env_with_haproxy
 
@@ -222,6 +224,9 @@ class LocalCluster:
         for container in self.containers(running_only=False):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
+        # configMap/secret volume files the agents kept on the tmpfs.
+        for node in self.node_names:
+            shutil.rmtree(Path(DEFAULT_VOLUME_ROOT) / node, ignore_errors=True)
         # Volumes the agents made for pods and claims (labelled with their node).
         for node in self.node_names:
             for volume in self.docker.volumes.list(filters={"label": f"pinnace.node={node}"}):

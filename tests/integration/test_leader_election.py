@@ -10,6 +10,7 @@ error while reads go on, and everything recovers when quorum is back.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 import uuid
@@ -30,6 +31,12 @@ from tests.integration.cluster import wait_for
 from tests.integration.masters import DEPLOYMENT, Masters
 
 NAMES = ("m0", "m1", "m2")
+SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata: {name: db}
+data: {password: aHVudGVyMg==}
+"""
 
 
 @dataclass
@@ -144,6 +151,18 @@ def test_get_masters_lists_every_master_and_the_leader_from_any_of_them(ha: HaCl
         [n, ha.masters.addresses[n], "leader" if n == leader.name else "follower"] for n in NAMES
     ]
 
+    # A leader stopped gracefully hands over at once (it revokes its lease) and leaves the list.
+    stopped_at = time.monotonic()
+    ha.masters.kill(leader.name, signal.SIGTERM)
+    new = ha.wait_leader(other_than=leader.name)
+    handover = time.monotonic() - stopped_at
+    after = json.loads(
+        ha.masters.cli(ha.masters.addresses[follower], "get", "masters", "-o", "json").stdout
+    )["items"]
+    assert handover < 1.5, f"graceful handover took {handover:.2f}s"
+    assert [i["metadata"]["name"] for i in after] == [n for n in NAMES if n != leader.name]
+    assert [i["metadata"]["name"] for i in after if i["status"]["leader"]] == [new.name]
+
 
 @dataclass
 class Writer:
@@ -175,6 +194,9 @@ def test_the_leader_killed_another_takes_writes_and_nothing_acknowledged_is_lost
     ha: HaCluster,
 ) -> None:
     leader = ha.wait_leader()
+    # A sealed Secret: the new leader must open it with the cluster's shared key to take over.
+    secret = ha.masters.cli(leader.address, "apply", "-f", "-", stdin=SECRET)
+    assert secret.returncode == 0, secret.stderr
     writer = Writer([ha.masters.addresses[n] for n in NAMES])
     thread = threading.Thread(target=writer.run)
     thread.start()
@@ -208,6 +230,8 @@ def test_the_leader_killed_another_takes_writes_and_nothing_acknowledged_is_lost
     assert takeover < 4.0
     stored = deployments(new.address)
     assert [n for n in writer.acked if n not in stored] == []
+    kept = json.loads(ha.masters.cli(new.address, "get", "secret", "db", "-o", "json").stdout)
+    assert kept["data"] == {"password": "aHVudGVyMg=="}
     for name in NAMES:
         if name != leader.name:
             address = ha.masters.addresses[name]

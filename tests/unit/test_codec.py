@@ -25,6 +25,7 @@ from master.model import (
     EnvVarSource,
     Event,
     HTTPHeader,
+    KeyToPath,
     Node,
     NodeStatus,
     ObjectMeta,
@@ -127,6 +128,10 @@ def _spec() -> PodSpec:
                 "data-claim",
                 True,
                 "pinnace-pvc-1",
+                "app-config",
+                (KeyToPath("a", "dir/a.conf", 0o400),),
+                0o600,
+                True,
             ),
         ),
     )

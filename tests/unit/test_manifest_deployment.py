@@ -304,7 +304,9 @@ def test_same_port_with_another_protocol_is_allowed() -> None:
 
 def test_known_but_unsupported_fields_warn_and_are_ignored() -> None:
     doc = mutate(DEPLOYMENT, f"{C0}.startupProbe", {"httpGet": {"path": "/", "port": 80}})
-    doc = mutate(doc, "spec.template.spec.volumes", [{"name": "cfg", "configMap": {"name": "x"}}])
+    doc = mutate(
+        doc, "spec.template.spec.volumes", [{"name": "cfg", "nfs": {"server": "x", "path": "/"}}]
+    )
     doc = mutate(doc, f"{C0}.volumeMounts", [{"name": "cfg", "mountPath": "/etc/app"}])
     doc = mutate(doc, "spec.minReadySeconds", 5)
     doc = mutate(doc, "spec.template.metadata.annotations", {"team": "web"})
@@ -318,7 +320,7 @@ def test_known_but_unsupported_fields_warn_and_are_ignored() -> None:
         PREFIX + 'Deployment "web": spec.minReadySeconds, spec.template.metadata.annotations, '
         f"{C0}.startupProbe, "
         f'{C0}.resources.limits["nvidia.com/gpu"]: not supported yet, ignored; '
-        "spec.template.spec.volumes[0].configMap: not supported yet, the volume and its "
+        "spec.template.spec.volumes[0].nfs: not supported yet, the volume and its "
         "mounts are left out",
     )
     assert parsed.objects[0].template.spec.volumes == ()  # type: ignore[union-attr]

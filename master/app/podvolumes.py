@@ -1,0 +1,106 @@
+"""configMap and secret volumes resolved into files for the node that runs the pod (pure).
+
+As with the environment (master/app/podenv.py), the master resolves each time it
+sends a node its assignment set: the files travel over that node's mTLS session
+only, the agent keeps them on a tmpfs and rewrites them when the object changes
+(the kubelet's "updated in place within seconds"). Kubernetes' rules: every key
+becomes a file named after it unless `items` picks keys and paths; a file's mode
+is its item's `mode`, else `defaultMode` (0644); a missing object, or a missing
+key named in `items`, holds the pod's containers back with the kubelet's sentence
+unless the volume is `optional` (then the volume is empty, or the key left out).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from master.model import ConfigMap, Container, Pod, Secret, StoredObject, Volume
+
+Lookup = Callable[[str, str], StoredObject | None]
+FILE_SOURCES = ("configMap", "secret")
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeFile:
+    path: str
+    content: bytes
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedFiles:
+    files: tuple[VolumeFile, ...] = ()
+    # Why the volume cannot be made yet ("" when it can).
+    error: str = ""
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode(), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _data(volume: Volume, lookup: Lookup) -> dict[str, bytes] | None:
+    if volume.source == "configMap":
+        cm = lookup("ConfigMap", volume.object_name)
+        if not isinstance(cm, ConfigMap):
+            return None
+        return {
+            **{k: v.encode() for k, v in cm.data.items()},
+            **{k: _b64(v) for k, v in cm.binary_data.items()},
+        }
+    secret = lookup("Secret", volume.object_name)
+    if not isinstance(secret, Secret):
+        return None
+    return {k: _b64(v) for k, v in secret.data.items()}
+
+
+def resolve_volume_files(volume: Volume, lookup: Lookup) -> ResolvedFiles:
+    if volume.source not in FILE_SOURCES:
+        return ResolvedFiles()
+    data = _data(volume, lookup)
+    what = "configmap" if volume.source == "configMap" else "secret"
+    if data is None:
+        if volume.optional:
+            return ResolvedFiles()
+        return ResolvedFiles(error=f'{what} "{volume.object_name}" not found')
+    if not volume.items:
+        return ResolvedFiles(
+            tuple(VolumeFile(k, data[k], volume.default_mode) for k in sorted(data))
+        )
+    files = []
+    for item in volume.items:
+        if item.key not in data:
+            if volume.optional:
+                continue
+            return ResolvedFiles(
+                error=f"{what} {volume.object_name} has no key {item.key} "
+                f"(volume {volume.name}, items)"
+            )
+        files.append(VolumeFile(item.path, data[item.key], item.mode or volume.default_mode))
+    return ResolvedFiles(tuple(files))
+
+
+def mount_error(pod: Pod, container: Container, lookup: Lookup) -> str:
+    """Why a container cannot start because a volume it mounts cannot be made, or ""."""
+    volumes = {v.name: v for v in pod.spec.volumes}
+    for mount in container.volume_mounts:
+        volume = volumes.get(mount.name)
+        if volume is not None and volume.source in FILE_SOURCES:
+            error = resolve_volume_files(volume, lookup).error
+            if error:
+                return f"MountVolume.SetUp failed for volume {volume.name}: {error}"
+    return ""
+
+
+def volume_references(pod: Pod) -> set[tuple[str, str]]:
+    """(kind, name) of every ConfigMap and Secret the pod's volumes read."""
+    return {
+        ("ConfigMap" if v.source == "configMap" else "Secret", v.object_name)
+        for v in pod.spec.volumes
+        if v.source in FILE_SOURCES
+    }

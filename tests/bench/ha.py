@@ -1,0 +1,97 @@
+"""Master failover: kill -9 the leader of three masters on a three-member etcd, N times.
+
+    .venv/bin/python -m tests.bench.ha --trials 10
+
+Each trial: three etcd members and three `pinnace master --store etcd --leader-elect`
+processes on 127.0.0.1 (no load balancer, no agents), a writer applying deployments
+`w-0, w-1, ...` as fast as it can over gRPC to whichever master takes them, the
+leader killed with SIGKILL once 20 writes are in; then the new leader's first
+acknowledged write is timed from the kill. After the writer stops, every
+acknowledged write is read back from the new leader (lost = acknowledged but
+absent). Everything started is stopped by PID; temp dirs are removed.
+
+Printed: one line per trial, then takeover p50 / p99 (nearest rank) / worst, and
+the total of lost writes. The target (issue 14) is p99 <= 2 s and 0 lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from tests.etcd_cluster import EtcdCluster
+from tests.integration.masters import Masters
+from tests.integration.test_leader_election import NAMES, HaCluster, Writer, deployments
+
+
+def trial() -> tuple[float, int, int]:
+    """(takeover seconds, acknowledged writes, lost writes)."""
+    etcd = EtcdCluster.start(members=3)
+    workdir = Path(tempfile.mkdtemp(prefix="pinnace-ha-bench-"))
+    prefix = f"/b-{uuid.uuid4().hex[:8]}/"
+    masters = Masters(workdir, etcd.endpoints, ("--leader-elect", "--etcd-prefix", prefix))
+    cluster: HaCluster | None = None
+    try:
+        for name in NAMES:
+            masters.start(name, "--name", name)
+        cluster = HaCluster(etcd, masters, prefix)
+        leader = cluster.wait_leader()
+        writer = Writer([masters.addresses[n] for n in NAMES])
+        thread = threading.Thread(target=writer.run)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while len(writer.acked) < 20 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            killed_at = time.monotonic()
+            masters.kill(leader.name)
+            new = cluster.wait_leader(other_than=leader.name)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                after = [t for t, a in writer.acked_at if t > killed_at and a == new.address]
+                if after:
+                    break
+                time.sleep(0.01)
+            else:
+                raise TimeoutError("the new leader acknowledged no write in 30 s")
+        finally:
+            writer.stop.set()
+            thread.join(timeout=30)
+        stored = deployments(new.address)
+        lost = sum(1 for n in writer.acked if n not in stored)
+        return min(after) - killed_at, len(writer.acked), lost
+    finally:
+        masters.stop_all()
+        if cluster is not None:
+            cluster.store.close()
+        etcd.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10)
+    args = parser.parse_args()
+    takeovers: list[float] = []
+    lost_total = 0
+    for i in range(args.trials):
+        takeover, acked, lost = trial()
+        takeovers.append(takeover)
+        lost_total += lost
+        print(f"trial {i + 1}: takeover {takeover:.2f}s, {acked} writes acknowledged, {lost} lost")
+    ranked = sorted(takeovers)
+    p99 = ranked[max(0, -(-99 * len(ranked) // 100) - 1)]
+    print(
+        f"takeover over {len(ranked)} trials: p50 {statistics.median(ranked):.2f}s, "
+        f"p99 {p99:.2f}s, worst {ranked[-1]:.2f}s; acknowledged writes lost: {lost_total}"
+    )
+
+
+if __name__ == "__main__":
+    main()
