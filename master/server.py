@@ -89,6 +89,8 @@ class MasterConfig:
     lb_port_offset: int = 0
     # Stop HAProxy when the master exits; by default it keeps serving (and is adopted).
     lb_stop_on_exit: bool = False
+    # LoadBalancer Services' own addresses (--lb-address-pool, parsed); () = one shared address.
+    lb_address_pool: tuple[str, ...] = ()
     haproxy_bin: str = "haproxy"
     # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
     metrics_listen: str = ""
@@ -384,7 +386,11 @@ def _check_sealing_key(store: Store, sealer: SecretSealer, data_dir: Path) -> No
 
 def _lb_addresses(config: MasterConfig) -> LbAddresses:
     return LbAddresses(
-        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
+        config.lb_listen,
+        config.lb_advertise,
+        config.lb_internal,
+        config.lb_port_offset,
+        config.lb_address_pool,
     )
 
 
