@@ -270,8 +270,9 @@ class Worker:
                 case StartContainer():
                     await self._start(action.assignment, action.spec, action.restart_count)
                 case RestartContainer():
-                    await self._runtime.remove(action.container_id)
-                    await self._start(action.assignment, action.spec, action.restart_count)
+                    await self._start(
+                        action.assignment, action.spec, action.restart_count, action.container_id
+                    )
                 case StopContainer():
                     await self._runtime.stop(action.container_id, action.grace_seconds)
                 case RemoveContainer():
@@ -293,12 +294,16 @@ class Worker:
         return True
 
     async def _start(
-        self, assignment: PodAssignment, spec: ContainerSpec, restart_count: int
+        self, assignment: PodAssignment, spec: ContainerSpec, restart_count: int, dead: str = ""
     ) -> None:
+        """Starts a container for `spec`; in place of the `dead` one when given."""
         config = container_config(
             self._runtime.node, self._host_ip, assignment, spec, restart_count, self._files.root
         )
-        info = await self._runtime.create_and_start(config)
+        if dead:
+            info = await self._runtime.replace(dead, config)
+        else:
+            info = await self._runtime.create_and_start(config)
         log.info(
             "started pod=%s container=%s id=%s ports=%s",
             assignment.name,

@@ -330,6 +330,8 @@ class Service:
     lb_reason: str = ""
     lb_message: str = ""
     lb_since: float = 0.0
+    # spec.loadBalancerIP: the external address asked for ("" lets the pool choose).
+    load_balancer_ip: str = ""
 
     kind = "Service"
 

@@ -56,7 +56,7 @@ from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
 from master.store.etcd_client import EtcdSettings
 from master.store.port import Store, StoreError
-from master.store.sealing import SealingStore, SecretSealer
+from master.store.sealing import KEY_FILE, SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
 from master.supervision import TaskDied, supervise
 from protos import cluster_pb2_grpc, node_pb2_grpc
@@ -89,6 +89,8 @@ class MasterConfig:
     lb_port_offset: int = 0
     # Stop HAProxy when the master exits; by default it keeps serving (and is adopted).
     lb_stop_on_exit: bool = False
+    # LoadBalancer Services' own addresses (--lb-address-pool, parsed); () = one shared address.
+    lb_address_pool: tuple[str, ...] = ()
     haproxy_bin: str = "haproxy"
     # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
     metrics_listen: str = ""
@@ -347,6 +349,11 @@ def _open_store(config: MasterConfig) -> Store:
     if config.etcd is not None:
         store = EtcdStore(config.etcd)
         log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
+        try:
+            _check_sealing_key(store, sealer, config.data_dir)
+        except BaseException:
+            store.close()
+            raise
         return SealingStore(store, sealer)
     return SealingStore(
         SqliteStore.in_data_dir(config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()),
@@ -354,9 +361,36 @@ def _open_store(config: MasterConfig) -> Store:
     )
 
 
+SEALING_KEY_META = "secrets_key_id"
+
+
+def _check_sealing_key(store: Store, sealer: SecretSealer, data_dir: Path) -> None:
+    """Every master on one etcd must seal with the same key, or a new leader could not open
+    the Secrets its predecessor stored: the first master records its key's id in etcd, and
+    a master with another key refuses to start."""
+    recorded = store.meta_get(SEALING_KEY_META)
+    if recorded is None:
+        try:
+            store.meta_set(SEALING_KEY_META, sealer.key_id)
+        except StoreError:
+            recorded = store.meta_get(SEALING_KEY_META)  # another master recorded one first
+        else:
+            return
+    if recorded != sealer.key_id:
+        raise StoreError(
+            f"{data_dir / KEY_FILE} holds secrets key {sealer.key_id}, but this cluster's "
+            f"Secrets in etcd are sealed with key {recorded}: copy {KEY_FILE} from the data "
+            f"dir of a master already in this cluster into {data_dir} (0600), then start again"
+        )
+
+
 def _lb_addresses(config: MasterConfig) -> LbAddresses:
     return LbAddresses(
-        config.lb_listen, config.lb_advertise, config.lb_internal, config.lb_port_offset
+        config.lb_listen,
+        config.lb_advertise,
+        config.lb_internal,
+        config.lb_port_offset,
+        config.lb_address_pool,
     )
 
 

@@ -411,6 +411,28 @@ class DockerRuntime:
             if exc.status_code != 409:
                 raise
 
+    def _replace_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        api = self._api()
+        # Renaming frees the name in milliseconds; removing takes a few hundred on a busy
+        # engine, and is no longer on the way to the new container running.
+        with contextlib.suppress(docker.errors.APIError):
+            api.rename(old_id, f"{config.name}-replaced-{old_id[:12]}")
+        try:
+            return self._create_sync(config)
+        finally:
+            with contextlib.suppress(docker.errors.DockerException, OSError):
+                self._remove_sync(old_id)
+
+    async def replace(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        try:
+            return await self._call(self._replace_sync, old_id, config)
+        except RuntimeFailure:
+            raise
+        except (docker.errors.DockerException, OSError) as exc:
+            raise ContainerCreateError(
+                f"cannot start container {config.name}: {_explain(exc)}"
+            ) from exc
+
     async def remove(self, container_id: str) -> None:
         if await self.inspect(container_id) is None:
             return

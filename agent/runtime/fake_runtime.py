@@ -195,6 +195,12 @@ class FakeRuntime:
             del self.engine.containers[container_id]
             self.engine.mounted.pop(container_id, None)
 
+    async def replace(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        try:
+            return await self.create_and_start(config)
+        finally:
+            await self.remove(old_id)
+
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         return self._mine(self.engine.containers.get(container_id))
 

@@ -247,6 +247,13 @@ class Runtime(Protocol):
         """Removes (forcibly). A gone container is fine."""
         ...
 
+    async def replace(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        """Creates and starts a container for `config` in place of the dead `old_id`, which
+        is moved out of the way first and removed only once the new one runs (a crashed
+        container runs again sooner). Raises ContainerCreateError as create_and_start;
+        the old container is removed either way."""
+        ...
+
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         """The container's current facts, or None when it is gone or not this node's."""
         ...

@@ -356,6 +356,8 @@ def render_service(svc: Service) -> Obj:
     spec: Obj = {"type": svc.type.value, "selector": dict(svc.selector), "ports": ports}
     if svc.cluster_ip:
         spec["clusterIP"] = svc.cluster_ip
+    if svc.load_balancer_ip:
+        spec["loadBalancerIP"] = svc.load_balancer_ip
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -62,11 +62,12 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
             new.rolling_update,
         )
     if isinstance(old, Service) and isinstance(new, Service):
-        return (old.selector, old.ports, old.type, old.headless) == (
+        return (old.selector, old.ports, old.type, old.headless, old.load_balancer_ip) == (
             new.selector,
             new.ports,
             new.type,
             new.headless,
+            new.load_balancer_ip,
         )
     if isinstance(old, ConfigMap) and isinstance(new, ConfigMap):
         return (old.data, old.binary_data, old.immutable) == (

@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--no-lb", action="store_true", help="do not run a load balancer")
     m.add_argument(
+        "--lb-address-pool",
+        default="",
+        metavar="ADDRESSES",
+        help="each LoadBalancer service gets its own address from these: a range A-B, a "
+        "CIDR A/N or a list A,B (loopback 127.0.0.x on a laptop); default: all share --lb-listen",
+    )
+    m.add_argument(
         "--stop-lb-on-exit",
         action="store_true",
         help="stop HAProxy when the master stops (by default it keeps serving and the next "
@@ -328,6 +335,7 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_internal=args.lb_internal_address,
             lb_port_offset=args.lb_port_offset,
             lb_stop_on_exit=args.stop_lb_on_exit,
+            lb_address_pool=_address_pool(args.lb_address_pool),
             haproxy_bin=args.haproxy,
             metrics_listen=_metrics_listen(args.metrics_listen),
             insecure=args.master_insecure,
@@ -339,6 +347,17 @@ def _run_master(args: argparse.Namespace) -> int:
             name=args.name,
         )
     )
+
+
+def _address_pool(text: str) -> tuple[str, ...]:
+    if not text:
+        return ()
+    from master.lb.pool import parse_pool
+
+    try:
+        return parse_pool(text)
+    except ValueError as e:
+        raise CliError(f"pinnace master: --lb-address-pool: {e}") from None
 
 
 def _run_lb(action: str, data_dir: Path) -> int:

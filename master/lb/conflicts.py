@@ -20,11 +20,12 @@ controller leaves unservable Services out of the LB state and reports them
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from master.lb.endpoints import bind_addresses
-from master.lb.model import LbAddresses
+from master.lb.model import LbAddresses, Unservable
+from master.lb.pool import assign_addresses
 from master.model import Service
 
 WILDCARDS = frozenset({"0.0.0.0", "::"})
@@ -52,22 +53,17 @@ class Listener:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Unservable:
-    """Why the load balancer leaves one Service out; `other` names the object in the way."""
-
-    service: str
-    reason: str  # CamelCase, as in events: PortConflict, InvalidPort
-    message: str
-    other: str = ""
-
-
-def listeners(svc: Service, addresses: LbAddresses) -> list[tuple[int, Listener]]:
+def listeners(
+    svc: Service, addresses: LbAddresses, own: Mapping[str, str] | None = None
+) -> list[tuple[int, Listener]]:
     """(index of the service port, listener) for every address the LB binds for `svc`
-    (none for a headless Service: it gets no load balancer)."""
+    (none for a headless Service: it gets no load balancer). `own` holds LoadBalancer
+    Services' addresses from the pool."""
     if svc.headless:
         return []
-    binds = bind_addresses(svc, addresses.listen, addresses.bind_internal)
+    mine = (own or {}).get(svc.meta.name)
+    external = mine or addresses.listen
+    binds = bind_addresses(svc, external, addresses.bind_internal, mine is not None)
     return [
         (i, Listener(address, port.port + addresses.port_offset))
         for i, port in enumerate(svc.ports)
@@ -95,36 +91,77 @@ def _out_of_range(svc: Service, addresses: LbAddresses) -> Unservable | None:
 
 
 def _clash(
-    svc: Service, addresses: LbAddresses, taken: Sequence[tuple[Listener, str]]
+    svc: Service,
+    addresses: LbAddresses,
+    taken: Sequence[tuple[Listener, str]],
+    own: Mapping[str, str],
 ) -> tuple[int, Listener, str] | None:
     """The first listener of `svc` that another Service already holds: (port index, it, holder)."""
-    for i, mine in listeners(svc, addresses):
+    for i, mine in listeners(svc, addresses, own):
         for theirs, holder in taken:
             if holder != svc.meta.name and mine.overlaps(theirs):
                 return i, theirs, holder
     return None
 
 
-def find_unservable(services: Iterable[Service], addresses: LbAddresses) -> dict[str, Unservable]:
-    """Services the LB must leave out, by name; every other Service is served."""
-    unservable: dict[str, Unservable] = {}
+def _address_unavailable(svc: Service, addresses: LbAddresses) -> Unservable | None:
+    """Without a pool there is one address: `loadBalancerIP` may only name it."""
+    wanted = svc.load_balancer_ip
+    if addresses.pool or not wanted or wanted in (addresses.listen, addresses.external_ip):
+        return None
+    return Unservable(
+        svc.meta.name,
+        "AddressNotAvailable",
+        f"spec.loadBalancerIP {wanted}: the load balancer has one address, "
+        f"{addresses.external_ip} (start the master with --lb-address-pool to give each "
+        "LoadBalancer Service its own)",
+    )
+
+
+def plan_services(
+    services: Iterable[Service], addresses: LbAddresses
+) -> tuple[dict[str, str], dict[str, Unservable]]:
+    """(LoadBalancer Services' own addresses from the pool, the Services the LB must leave
+    out); every other Service is served. Oldest first: a new Service never takes an
+    address or a port from one that already serves."""
+    ordered = _age_order(services)
+    if addresses.pool:
+        own, unservable = assign_addresses(ordered, addresses.pool)
+    else:
+        own, unservable = {}, {}
     taken: list[tuple[Listener, str]] = []
-    for svc in _age_order(services):
-        problem = _out_of_range(svc, addresses)
-        clash = _clash(svc, addresses, taken) if problem is None else None
+    for svc in ordered:
+        if svc.meta.name in unservable:
+            continue
+        problem = _out_of_range(svc, addresses) or _address_unavailable(svc, addresses)
+        clash = _clash(svc, addresses, taken, own) if problem is None else None
         if clash is not None:
             i, listener, holder = clash
             problem = Unservable(
                 svc.meta.name,
                 "PortConflict",
-                f"spec.ports[{i}].port: {listener} is already served by service {holder}",
+                f"spec.ports[{i}].port: {listener} is already used by service/{holder}",
                 other=f"service/{holder}",
             )
         if problem is not None:
             unservable[svc.meta.name] = problem
+            own.pop(svc.meta.name, None)
             continue
-        taken.extend((listener, svc.meta.name) for _, listener in listeners(svc, addresses))
-    return unservable
+        taken.extend((listener, svc.meta.name) for _, listener in listeners(svc, addresses, own))
+    return own, unservable
+
+
+def find_unservable(services: Iterable[Service], addresses: LbAddresses) -> dict[str, Unservable]:
+    """Services the LB must leave out, by name; every other Service is served."""
+    return plan_services(services, addresses)[1]
+
+
+_NEWER_THAN_ANY = 1e18
+
+# What apply refuses; anything else (a pool with no address left) leaves a Service pending.
+_REFUSED_AT_APPLY = frozenset(
+    {"PortConflict", "InvalidPort", "AddressNotInPool", "AddressInUse", "AddressNotAvailable"}
+)
 
 
 def admission_errors(
@@ -133,33 +170,33 @@ def admission_errors(
     """One sentence per Service of an apply that could not be served next to the others.
 
     `existing` are the stored Services; those being re-applied are replaced by their new
-    version. A Service that is unservable already (stored before this check existed) does
-    not block others: only the Services the LB serves hold their ports.
+    version, which keeps its age and address. New Services come after every stored one,
+    in the order given. A Service that cannot be served already (stored before this check
+    existed) holds nothing.
     """
-    replaced = {s.meta.name for s in new}
-    kept = [s for s in existing if s.meta.name not in replaced]
-    blocked = find_unservable(kept, addresses)
-    taken = [
-        (listener, s.meta.name)
-        for s in kept
-        if s.meta.name not in blocked
-        for _, listener in listeners(s, addresses)
-    ]
-    errors: list[str] = []
+    stored = {s.meta.name: s for s in existing}
+    candidates = [s for s in stored.values() if s.meta.name not in {n.meta.name for n in new}]
+    for index, svc in enumerate(new):
+        old = stored.get(svc.meta.name)
+        if old is not None:
+            aged = replace(svc.meta, created_at=old.meta.created_at)
+            candidates.append(replace(svc, meta=aged, ingress_ip=old.ingress_ip))
+        else:
+            # Younger than anything stored, in the order given.
+            aged = replace(svc.meta, created_at=_NEWER_THAN_ANY + index)
+            candidates.append(replace(svc, meta=aged))
+    _, unservable = plan_services(candidates, addresses)
+    errors = []
     for svc in new:
-        problem = _out_of_range(svc, addresses)
-        if problem is not None:
-            errors.append(f"service/{svc.meta.name}: {problem.message}")
+        problem = unservable.get(svc.meta.name)
+        if problem is None or problem.reason not in _REFUSED_AT_APPLY:
             continue
-        clash = _clash(svc, addresses, taken)
-        if clash is not None:
-            i, listener, holder = clash
-            errors.append(
-                f"service/{svc.meta.name}: spec.ports[{i}].port: {listener} is already used by "
-                f"service/{holder}; choose another port or delete service/{holder} first"
-            )
-            continue
-        taken.extend((listener, svc.meta.name) for _, listener in listeners(svc, addresses))
+        fix = ""
+        if problem.reason == "PortConflict":
+            fix = f"; choose another port or delete {problem.other} first"
+        elif problem.reason == "AddressInUse":
+            fix = f"; choose another address or delete {problem.other} first"
+        errors.append(f"service/{svc.meta.name}: {problem.message}{fix}")
     return errors
 
 
@@ -173,11 +210,16 @@ class StatusEvent:
 
 
 def service_status(
-    svc: Service, problem: Unservable | None, addresses: LbAddresses, now: float
+    svc: Service,
+    problem: Unservable | None,
+    addresses: LbAddresses,
+    now: float,
+    own_address: str = "",
 ) -> tuple[Service, StatusEvent | None]:
     """`svc` with the status the LB gives it, and the event that change deserves (if any).
 
-    A served Service shows its addresses; an unservable one shows none (kubectl prints
+    A served Service shows its addresses (a LoadBalancer Service with an address from the
+    pool shows that one as both); an unservable one shows none (kubectl prints
     `<pending>`) and carries the reason until it is served.
     """
     if problem is not None:
@@ -187,8 +229,8 @@ def service_status(
         if (svc.lb_reason, svc.lb_message) != (problem.reason, problem.message):
             event = StatusEvent("Warning", problem.reason, problem.message)
         return new, event
-    ingress = addresses.external_ip if svc.type == "LoadBalancer" else ""
-    cluster_ip = "None" if svc.headless else addresses.cluster_ip
+    ingress = (own_address or addresses.external_ip) if svc.type == "LoadBalancer" else ""
+    cluster_ip = "None" if svc.headless else (own_address or addresses.cluster_ip)
     new = _with_status(svc, ingress, cluster_ip, "", "", 0.0)
     event = None
     if svc.lb_reason:

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.clock import Clock
-from master.lb.conflicts import Unservable, find_unservable, service_status
+from master.lb.conflicts import plan_services, service_status
 from master.lb.endpoints import compute_lb_services, pods_released
 from master.lb.haproxy import HAProxyDriver
-from master.lb.model import LbAddresses, LbService
+from master.lb.model import LbAddresses, LbService, Unservable
 from master.lb.runtime import HAProxyError
 from master.metrics.series import RECONCILE, timed
 from master.model import Node, Pod, Service, StoredObject
@@ -159,18 +159,18 @@ class LoadBalancerController:
             for name, entry in self._refused.items()
             if now - entry.at < self._refused_retry
         }
-        unservable = find_unservable(services, a)
+        own, unservable = plan_services(services, a)
         for name, entry in self._refused.items():
             unservable.setdefault(name, entry.problem)
         servable = [s for s in services if s.meta.name not in unservable]
         desired = compute_lb_services(
-            servable, pods, nodes, a.port_offset, a.listen, a.bind_internal
+            servable, pods, nodes, a.port_offset, a.listen, a.bind_internal, own_addresses=own
         )
         if desired != self._applied:
             desired = await self._apply_isolating(desired, unservable)
             self._applied = desired
         self._release(desired, pods)
-        self._set_status(services, unservable)
+        self._set_status(services, unservable, own)
 
     async def _apply_isolating(
         self, desired: list[LbService], unservable: dict[str, Unservable]
@@ -218,10 +218,14 @@ class LoadBalancerController:
             nodes = {p.node_name for p in stopping if p.meta.name in newly}
             self._on_released(nodes)
 
-    def _set_status(self, services: list[Service], unservable: dict[str, Unservable]) -> None:
+    def _set_status(
+        self, services: list[Service], unservable: dict[str, Unservable], own: dict[str, str]
+    ) -> None:
         now = self._clock.now()
         for svc in services:
-            new, event = service_status(svc, unservable.get(svc.meta.name), self._addresses, now)
+            name = svc.meta.name
+            problem = unservable.get(name)
+            new, event = service_status(svc, problem, self._addresses, now, own.get(name, ""))
             if new is not svc:
                 self._state.put(new)
             if event is not None:

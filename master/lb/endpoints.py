@@ -78,12 +78,15 @@ def pod_endpoint(pod: Pod, target: str, node_ready: bool) -> Endpoint | None:
     )
 
 
-def bind_addresses(svc: Service, external: str, internal: str) -> tuple[str, ...]:
+def bind_addresses(
+    svc: Service, external: str, internal: str, own_address: bool = False
+) -> tuple[str, ...]:
     """ClusterIP services listen on the internal address only; LoadBalancer services on
-    the external one too (in Kubernetes a LoadBalancer service also has a cluster IP)."""
+    the external one too (in Kubernetes a LoadBalancer service also has a cluster IP),
+    or, with `own_address` (from the pool), on that address alone."""
     if svc.type == "ClusterIP":
         return (internal,)
-    if external in ("0.0.0.0", "::") or external == internal:
+    if own_address or external in ("0.0.0.0", "::") or external == internal:
         # A wildcard listener already covers the internal address.
         return (external,)
     return (external, internal)
@@ -97,9 +100,12 @@ def compute_lb_services(
     external: str = "",
     internal: str = "",
     include_headless: bool = False,
+    own_addresses: Mapping[str, str] | None = None,
 ) -> list[LbService]:
     """The load balancer's services; headless ones (clusterIP None) get no load balancer and
-    are left out unless `include_headless` (for listing endpoints)."""
+    are left out unless `include_headless` (for listing endpoints). `own_addresses` are
+    LoadBalancer Services' addresses from the pool, by name (each listens there only)."""
+    own = own_addresses or {}
     result = []
     for svc in sorted(services, key=lambda s: s.meta.name):
         if svc.headless and not include_headless:
@@ -118,7 +124,16 @@ def compute_lb_services(
                     listen_port=sp.port + port_offset,
                     endpoints=tuple(endpoints),
                     mode=lb_mode(sp),
-                    bind_addresses=bind_addresses(svc, external, internal) if internal else (),
+                    bind_addresses=(
+                        bind_addresses(
+                            svc,
+                            own.get(svc.meta.name, external),
+                            internal,
+                            svc.meta.name in own,
+                        )
+                        if internal
+                        else ()
+                    ),
                 )
             )
     return result

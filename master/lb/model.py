@@ -74,6 +74,9 @@ class LbAddresses:
     advertise: str = ""
     internal: str = ""
     port_offset: int = 0
+    # With a pool (--lb-address-pool), each LoadBalancer Service has an address of its
+    # own from it (master/lb/pool.py) and listens there only.
+    pool: tuple[str, ...] = ()
 
     @property
     def external_ip(self) -> str:
@@ -87,6 +90,16 @@ class LbAddresses:
     def bind_internal(self) -> str:
         """The address ClusterIP services are bound to."""
         return self.internal or self.listen
+
+
+@dataclass(frozen=True, slots=True)
+class Unservable:
+    """Why the load balancer leaves one Service out; `other` names the object in the way."""
+
+    service: str
+    reason: str  # CamelCase, as in events: PortConflict, InvalidPort, AddressPoolExhausted
+    message: str
+    other: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,23 +130,32 @@ def _slot_for(endpoint: Endpoint) -> Slot:
     return Slot(pod=endpoint.pod, address=endpoint.address, port=endpoint.port, mode=endpoint.mode)
 
 
+def _overlap(a: str, b: str) -> bool:
+    """Two bind addresses on one port clash: the same, or either a wildcard."""
+    return a == b or a in _WILDCARDS or b in _WILDCARDS
+
+
+_WILDCARDS = frozenset({"0.0.0.0", "::"})
+
+
 def assign_slots(previous: LbState, services: Sequence[LbService], min_slots: int) -> LbState:
     """The slot table for `services`, as stable as possible with respect to `previous`."""
     by_key: dict[tuple[str, str], LbService] = {}
-    listen_ports: dict[int, tuple[str, str]] = {}
+    # (address, port) -> service port; "" is the default listen address.
+    listeners: dict[tuple[str, int], tuple[str, str]] = {}
     for service in services:
         backend_name(service.name, service.port_name)  # validates the names
         if service.key in by_key:
             raise ValueError(f"service {service.name!r} port {service.port_name!r} given twice")
-        other = listen_ports.get(service.listen_port)
-        if other is not None:
-            raise ValueError(
-                f"listen port {service.listen_port} wanted by both {other} and {service.key}"
-            )
         if not 1 <= service.listen_port <= 65535:
             raise ValueError(f"service {service.name!r}: listen port {service.listen_port}")
+        for address in service.bind_addresses or ("",):
+            for (other_address, port), other in listeners.items():
+                if port == service.listen_port and _overlap(address, other_address):
+                    raise ValueError(f"listen port {port} wanted by both {other} and {service.key}")
         by_key[service.key] = service
-        listen_ports[service.listen_port] = service.key
+        for address in service.bind_addresses or ("",):
+            listeners[(address, service.listen_port)] = service.key
     backends = tuple(
         assign_backend(previous.backend(*key), by_key[key], min_slots) for key in sorted(by_key)
     )

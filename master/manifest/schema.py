@@ -496,6 +496,12 @@ SERVICE_SPEC = _check(
                 S,
             ),
             Field("clusterIPs", '["None"] for a headless service.', S, is_list=True),
+            Field(
+                "loadBalancerIP",
+                "The external address asked for (LoadBalancer only): from the master's "
+                "--lb-address-pool, or its one load balancer address.",
+                S,
+            ),
         ),
     ),
     service.SPEC_SUPPORTED,

@@ -10,6 +10,7 @@ other fixed clusterIP is reported and ignored (the master assigns the address).
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from master.manifest.errors import Where, describe
@@ -18,8 +19,8 @@ from master.manifest.meta import parse_labels, parse_object_meta
 from master.manifest.names import check_dns1035_label, check_dns1123_label, check_port_name
 from master.model import Service, ServicePort, ServiceType
 
-SPEC_SUPPORTED = ("ports", "selector", "type", "clusterIP", "clusterIPs")
-SPEC_UNSUPPORTED = ( "externalIPs", "sessionAffinity", "loadBalancerIP",
+SPEC_SUPPORTED = ("ports", "selector", "type", "clusterIP", "clusterIPs", "loadBalancerIP")
+SPEC_UNSUPPORTED = ( "externalIPs", "sessionAffinity",
     "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy", "healthCheckNodePort",
     "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy",
     "allocateLoadBalancerNodePorts", "loadBalancerClass", "internalTrafficPolicy",
@@ -107,13 +108,30 @@ def parse_service(data: dict[str, Any], where: Where) -> Service:
             raise at.key("type").error("ExternalName is not supported yet")
         kind = one_of(spec["type"], at.key("type"), TYPES)
     headless = _parse_cluster_ip(spec, at, kind)
+    load_balancer_ip = _parse_load_balancer_ip(spec, at, kind)
     return Service(
         meta=meta,
         selector=parse_labels(spec.get("selector"), at.key("selector")),
         ports=_parse_ports(spec.get("ports"), at.key("ports")),
         type=ServiceType(kind),
         headless=headless,
+        load_balancer_ip=load_balancer_ip,
     )
+
+
+def _parse_load_balancer_ip(spec: dict[str, Any], at: Where, kind: str) -> str:
+    """spec.loadBalancerIP: an IP address, on a LoadBalancer Service only."""
+    if not spec.get("loadBalancerIP"):
+        return ""
+    where = at.key("loadBalancerIP")
+    text = as_str(spec["loadBalancerIP"], where)
+    try:
+        address = str(ipaddress.ip_address(text))
+    except ValueError:
+        raise where.error(f"must be an IP address, got {describe(text)}") from None
+    if kind != "LoadBalancer":
+        raise where.error(f"applies to a LoadBalancer Service only, not a {kind} one")
+    return address
 
 
 def _parse_cluster_ip(spec: dict[str, Any], at: Where, kind: str) -> bool:

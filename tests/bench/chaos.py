@@ -170,6 +170,8 @@ class Chaos:
         self._channel: grpc.Channel | None = None
         self._stub: cluster_pb2_grpc.ClusterServiceStub | None = None
         self.streams: Streams | None = None
+        # Fault kinds whose SIGTERM did not end the process within 20 s.
+        self.hangs: list[str] = []
 
     # -- set-up and tear-down ---------------------------------------------------------
 
@@ -288,14 +290,12 @@ class Chaos:
         master = self.procs.master
         assert master is not None
         if kind in ("agent-kill9", "agent-term"):
-            self.procs.kill(
-                self.procs.agents[node], signal.SIGKILL if kind == "agent-kill9" else signal.SIGTERM
-            )
+            self._end(self.procs.agents[node], kind)
             self.procs.start_agent(node)
         elif kind == "agent-stop":
             self._hold(self.procs.agents[node])
         elif kind in ("master-kill9", "master-term"):
-            self.procs.kill(master, signal.SIGKILL if kind == "master-kill9" else signal.SIGTERM)
+            self._end(master, kind)
             self.start_master()
         elif kind == "master-stop":
             self._hold(master)
@@ -313,6 +313,16 @@ class Chaos:
             self._fill_disk()
         elif kind == "cpu-starve":
             self._starve(master.pid)
+
+    def _end(self, proc: subprocess.Popen[bytes], kind: str) -> None:
+        """kill -9, or SIGTERM with 20 s to exit (then kill -9, counted as a hang)."""
+        try:
+            self.procs.kill(proc, signal.SIGKILL if kind.endswith("kill9") else signal.SIGTERM)
+        except subprocess.TimeoutExpired:
+            self.hangs.append(kind)
+            print(f"  {kind}: the process did not exit within 20 s of SIGTERM", flush=True)
+            proc.kill()
+            proc.wait(timeout=10)
 
     @staticmethod
     def _hold(proc: subprocess.Popen[bytes]) -> None:
@@ -406,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nchaos: {args.faults} faults, seed {seed}, {args.replicas} replicas, 3 agents")
         table = rows(results, chaos.streams.requests, chaos.streams.writes)
         print(render(table, len(chaos.streams.acknowledged), lost))
+        print(f"SIGTERMs that did not stop their process within 20 s: {len(chaos.hangs)}")
         return 0
     except BenchError as e:
         print(f"chaos: {e}", file=sys.stderr)

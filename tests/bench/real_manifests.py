@@ -88,14 +88,19 @@ def _start_master(source: Path, data_dir: Path, log: Path) -> tuple[subprocess.P
     if "listening on" not in line:
         proc.kill()
         proc.wait()
-        raise SystemExit(f"master did not start ({line!r}); see {log}")
+        raise SystemExit(f"master did not start ({line!r}); its log follows")
     return proc, line.strip().rsplit(" ", 1)[-1]
 
 
 def run(source: Path) -> list[Outcome]:
     files = sorted(p for p in FIXTURES.iterdir() if p.suffix in SUFFIXES)
     work = Path(tempfile.mkdtemp(prefix="pinnace-real-manifests-"))
-    proc, address = _start_master(source, work / "data", work / "master.log")
+    try:
+        proc, address = _start_master(source, work / "data", work / "master.log")
+    except SystemExit:
+        print((work / "master.log").read_text(errors="replace")[-2000:], file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     outcomes = []
     try:
         env = {**os.environ, "PYTHONPATH": str(source)}

@@ -8,6 +8,7 @@ plane (objects, leadership, writes).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +48,11 @@ class Masters:
 
     def start(self, name: str, *extra: str) -> str:
         data = self.workdir / name
+        # Masters of one cluster share the key that seals Secrets (the first one's).
+        first = next(iter(self.addresses), None)
+        if first is not None and first != name and not (data / "secrets.key").exists():
+            data.mkdir(mode=0o700, exist_ok=True)
+            shutil.copy2(self.workdir / first / "secrets.key", data / "secrets.key")
         if name in self.procs and self.procs[name].stdout is not None:
             self.procs[name].stdout.close()  # type: ignore[union-attr]
         log = (self.workdir / f"{name}.log").open("ab")

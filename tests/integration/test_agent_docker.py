@@ -168,6 +168,16 @@ def test_agent_runs_restarts_stops_and_adopts_pods(agents: Agents) -> None:
                 "web-b restarted",
             )
             assert restarted.containers[0].container_id != old_b
+            # The dead container is removed once its replacement runs (Runtime.replace).
+            new_b = restarted.containers[0].container_id
+            await eventually(
+                lambda: (
+                    agents.containers(node)["web-b"]["Id"] == new_b
+                    and len(agents.client.api.containers(all=True, filters={"id": old_b})) == 0
+                ),
+                10,
+                "the dead web-b container removed",
+            )
             assert agents.containers(node)["web-b"]["Labels"]["pinnace.restart-count"] == "1"
 
             # A second agent with another name on the same engine leaves these alone.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -177,6 +177,27 @@ def test_a_stale_container_with_the_same_name_is_replaced(backend: Backend) -> N
 
         assert second.id != first.id
         assert [c.id for c in await rt.list_containers()] == [second.id]
+        await rt.close()
+
+    run(scenario)
+
+
+def test_a_dead_container_is_replaced_by_a_fresh_one_under_its_name(backend: Backend) -> None:
+    async def scenario() -> None:
+        node, rt = backend.node()
+        dead = await rt.create_and_start(config(node))
+        backend.crash(dead.id)
+
+        fresh = await rt.replace(dead.id, config(node))
+
+        assert fresh.id != dead.id and fresh.state == "running"
+        assert fresh.name == container_name(node, "p", "web")
+        assert [c.id for c in await rt.list_containers()] == [fresh.id]  # the dead one is gone
+        # A failed replacement still removes the dead container.
+        broken = replace(config(node), image=MISSING)
+        with pytest.raises(ContainerCreateError):
+            await rt.replace(fresh.id, broken)
+        assert await rt.list_containers() == []
         await rt.close()
 
     run(scenario)

@@ -166,9 +166,108 @@ def test_an_unservable_service_leaves_the_others_programmed(
     held.write_text(_service("held", held_port, note="retry"))
     cluster.cli("apply", "-f", str(held))
     held_url = f"http://127.0.0.1:{held_port + offset}/"
-    wait_for("the held service to serve", lambda: "pinnace httpd" in _fetch(held_url), timeout=30)
+    wait_for("the held service to serve", lambda: _answers(held_url, "pinnace httpd"), timeout=30)
     wait_for(
         "the condition to clear",
         lambda: not cluster.get_json("services", "held")["status"].get("conditions"),
         timeout=10,
     )
+
+
+def _httpd(name: str) -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: httpd
+        image: pinnace/httpd:latest
+        ports: [{{containerPort: 80}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  type: LoadBalancer
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 80}}]
+"""
+
+
+def _answers(url: str, marker: str) -> bool:
+    try:
+        return marker in _fetch(url)
+    except OSError:
+        return False
+
+
+def test_an_address_pool_gives_each_loadbalancer_service_its_own_address_on_port_80(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    cluster.start_master(
+        "--lb-port-offset", str(port - 80), "--lb-address-pool", "127.0.0.2-127.0.0.3"
+    )
+    cluster.start_agent("n1")
+    cluster.cli("apply", "-f", str(SEED))
+    other = tmp_path / "other-web.yaml"
+    other.write_text(_httpd("other-web"))
+    cluster.cli("apply", "-f", str(other))
+
+    # Both on port 80, each on its own address, each answering with its own pods.
+    def ingress(name: str) -> str:
+        found = cluster.get_json("services", name)["status"]["loadBalancer"]["ingress"]
+        return str(found[0]["ip"]) if found else ""
+
+    wait_for(
+        "two addresses",
+        lambda: {ingress("my-web-app-service"), ingress("other-web")} == {"127.0.0.2", "127.0.0.3"},
+        timeout=30,
+    )
+    web, other_web = ingress("my-web-app-service"), ingress("other-web")
+    wait_for("the seed app", lambda: _answers(f"http://{web}:{port}/", "Welcome to nginx!"), 90)
+    wait_for("the other app", lambda: _answers(f"http://{other_web}:{port}/", "pinnace httpd"), 90)
+    table = cluster.cli("get", "svc").stdout
+    assert re.search(rf"other-web\s+LoadBalancer\s+\S+\s+{re.escape(other_web)}\s+80/TCP", table)
+
+    # No address left: the third one waits, saying why; apply does not refuse it.
+    third = tmp_path / "third.yaml"
+    third.write_text(_httpd("third"))
+    cluster.cli("apply", "-f", str(third))
+
+    def pending() -> dict[str, str] | None:
+        status = cluster.get_json("services", "third")["status"]
+        conditions = [c for c in status.get("conditions", []) if c["status"] == "False"]
+        return dict(conditions[0]) if conditions else None
+
+    cond = wait_for("the third service pending", pending, timeout=30)
+    assert cond["reason"] == "AddressPoolExhausted"
+    assert re.search(
+        r"Warning\s+AddressPoolExhausted\s+service/third", cluster.cli("get", "events").stdout
+    )
+
+    # A loadBalancerIP outside the pool is refused at apply, naming the pool.
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(
+        _httpd("outside").replace(
+            "type: LoadBalancer", "type: LoadBalancer\n  loadBalancerIP: 127.0.0.9"
+        )
+    )
+    refused = cluster.cli("apply", "-f", str(outside), check=False)
+    assert refused.returncode == 1
+    assert (
+        "spec.loadBalancerIP 127.0.0.9 is not in the load balancer's address pool" in refused.stderr
+    )
+
+    # An address freed goes to the waiting Service.
+    cluster.cli("delete", "service", "other-web")
+    wait_for("the third service served", lambda: ingress("third") == other_web, timeout=30)
+    wait_for("the third app", lambda: _answers(f"http://{other_web}:{port}/", "pinnace httpd"), 60)
+    assert _answers(f"http://{web}:{port}/", "Welcome to nginx!")

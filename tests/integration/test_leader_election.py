@@ -31,6 +31,12 @@ from tests.integration.cluster import wait_for
 from tests.integration.masters import DEPLOYMENT, Masters
 
 NAMES = ("m0", "m1", "m2")
+SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata: {name: db}
+data: {password: aHVudGVyMg==}
+"""
 
 
 @dataclass
@@ -188,6 +194,9 @@ def test_the_leader_killed_another_takes_writes_and_nothing_acknowledged_is_lost
     ha: HaCluster,
 ) -> None:
     leader = ha.wait_leader()
+    # A sealed Secret: the new leader must open it with the cluster's shared key to take over.
+    secret = ha.masters.cli(leader.address, "apply", "-f", "-", stdin=SECRET)
+    assert secret.returncode == 0, secret.stderr
     writer = Writer([ha.masters.addresses[n] for n in NAMES])
     thread = threading.Thread(target=writer.run)
     thread.start()
@@ -221,6 +230,8 @@ def test_the_leader_killed_another_takes_writes_and_nothing_acknowledged_is_lost
     assert takeover < 4.0
     stored = deployments(new.address)
     assert [n for n in writer.acked if n not in stored] == []
+    kept = json.loads(ha.masters.cli(new.address, "get", "secret", "db", "-o", "json").stdout)
+    assert kept["data"] == {"password": "aHVudGVyMg=="}
     for name in NAMES:
         if name != leader.name:
             address = ha.masters.addresses[name]

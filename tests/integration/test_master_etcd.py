@@ -71,6 +71,24 @@ def test_a_single_master_lists_itself_as_the_leader(masters: Masters) -> None:
     assert item["status"]["leader"] is True
 
 
+def test_a_master_with_another_secrets_key_refuses_to_join(
+    masters: Masters, tmp_path: Path
+) -> None:
+    masters.start("a")
+    other = tmp_path / "other"
+
+    result = _master(
+        "--listen", "127.0.0.1:0", "--data-dir", str(other), "--metrics-listen", "",
+        "--api-listen", "127.0.0.1:0", "--store", "etcd",
+        "--etcd-endpoints", masters.etcd_endpoints, *masters.extra,
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert "Secrets in etcd are sealed with key" in result.stderr
+    assert "copy secrets.key from the data dir of a master already in this cluster" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def _master(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [

@@ -137,3 +137,5 @@ def test_a_master_paused_beyond_its_lease_replaces_no_pod_and_fails_no_request(
     assert _restart_counts(cluster) == restarts
     events = _events(cluster)
     assert "Rescheduled" not in events and "Fenced" not in events
+    # the master saw its own stall and judged no node by it
+    assert "MasterStalled" in events and "NodeNotReady" not in events

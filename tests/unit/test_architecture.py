@@ -151,7 +151,16 @@ def test_the_cycle_check_finds_a_cycle() -> None:
 
 
 def test_the_load_balancer_core_is_pure() -> None:
-    pure = ("render.py", "plan.py", "slots.py", "model.py", "endpoints.py", "conflicts.py")
+    pure = (
+        "render.py",
+        "plan.py",
+        "slots.py",
+        "model.py",
+        "endpoints.py",
+        "conflicts.py",
+        "pool.py",
+        "adopt.py",
+    )
     io_modules = {"socket", "subprocess", "asyncio", "os", "shutil", "signal", "tempfile"}
     io_modules |= {"grpc", "protos", "sqlite3", "docker"}
     for name in pure:

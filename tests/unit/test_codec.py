@@ -165,6 +165,7 @@ def full_objects() -> list[StoredObject]:
             lb_reason="PortConflict",
             lb_message="taken",
             lb_since=5.0,
+            load_balancer_ip="127.0.0.1",
         ),
         Pod(
             meta=_meta("web-abc-x1"),

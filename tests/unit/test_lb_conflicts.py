@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from master.lb.conflicts import (
     Listener,
-    Unservable,
     admission_errors,
     find_unservable,
+    plan_services,
     service_status,
 )
 from master.lb.endpoints import compute_lb_services
-from master.lb.model import LbAddresses, LbState
+from master.lb.model import LbAddresses, LbState, Unservable
 from master.lb.slots import assign_slots
 from master.model import ObjectMeta, Service, ServicePort, ServiceType
 
@@ -37,7 +39,7 @@ def test_a_second_service_on_the_same_port_is_unservable_and_names_the_first() -
         "other-web": Unservable(
             "other-web",
             "PortConflict",
-            "spec.ports[0].port: 127.0.0.1:80 is already served by service my-web-app-service",
+            "spec.ports[0].port: 127.0.0.1:80 is already used by service/my-web-app-service",
             other="service/my-web-app-service",
         )
     }
@@ -139,3 +141,61 @@ def test_status_carries_the_reason_and_emits_one_warning_then_clears() -> None:
     assert (healed.ingress_ip, healed.lb_reason) == ("127.0.0.1", "")
     assert normal is not None and normal.type == "Normal"
     assert service_status(healed, None, ONE, now=13.0) == (healed, None)
+
+
+POOLED = LbAddresses(listen="127.0.0.1", pool=("127.0.0.10", "127.0.0.11"))
+
+
+def with_ip(service: Service, ip: str) -> Service:
+    return replace(service, load_balancer_ip=ip)
+
+
+def test_with_a_pool_every_loadbalancer_service_can_use_port_80() -> None:
+    services = [svc("a", 80, created=1), svc("b", 80, created=2)]
+    cluster = svc("internal", 80, type_="ClusterIP", created=3)
+
+    own, problems = plan_services([*services, cluster], POOLED)
+    lb = compute_lb_services(
+        [*services, cluster], [], {}, 0, "127.0.0.1", "127.0.0.1", own_addresses=own
+    )
+
+    assert problems == {}
+    assert own == {"a": "127.0.0.10", "b": "127.0.0.11"}
+    assert {s.name: s.bind_addresses for s in lb} == {
+        "a": ("127.0.0.10",),
+        "b": ("127.0.0.11",),
+        "internal": ("127.0.0.1",),
+    }
+    status, _ = service_status(services[1], None, POOLED, 1.0, own["b"])
+    assert (status.ingress_ip, status.cluster_ip) == ("127.0.0.11", "127.0.0.11")
+
+
+def test_a_third_service_waits_for_an_address_and_apply_does_not_refuse_it() -> None:
+    stored = [svc("a", 80, created=1), svc("b", 80, created=2)]
+
+    assert find_unservable([*stored, svc("c", 80, created=3)], POOLED)["c"].reason == (
+        "AddressPoolExhausted"
+    )
+    assert admission_errors([svc("c", 80)], stored, POOLED) == []
+
+
+def test_apply_refuses_a_load_balancer_ip_outside_the_pool_or_in_use() -> None:
+    stored = [with_ip(svc("a", 80, created=1), "127.0.0.10")]
+
+    (outside,) = admission_errors([with_ip(svc("b", 80), "192.0.2.1")], stored, POOLED)
+    (taken,) = admission_errors([with_ip(svc("b", 80), "127.0.0.10")], stored, POOLED)
+
+    assert outside.startswith("service/b: spec.loadBalancerIP 192.0.2.1 is not in the")
+    assert "127.0.0.10..127.0.0.11" in outside
+    assert taken == (
+        "service/b: spec.loadBalancerIP 127.0.0.10 is already service/a's; choose another "
+        "address or delete service/a first"
+    )
+    assert admission_errors([with_ip(svc("b", 80), "127.0.0.11")], stored, POOLED) == []
+
+
+def test_without_a_pool_load_balancer_ip_may_only_name_the_one_address() -> None:
+    assert admission_errors([with_ip(svc("a", 80), "127.0.0.1")], [], ONE) == []
+    (error,) = admission_errors([with_ip(svc("a", 80), "127.0.0.5")], [], ONE)
+    assert "the load balancer has one address, 127.0.0.1" in error
+    assert "--lb-address-pool" in error

@@ -189,3 +189,15 @@ def test_invalid_input_is_refused_with_a_clear_message(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         render_haproxy(services, SETTINGS, SOCK)
+
+
+def test_one_port_on_two_addresses_is_two_listeners_and_one_address_is_a_clash() -> None:
+    a = LbService("a", "", 8080, (), bind_addresses=("127.0.0.2",))
+    b = LbService("b", "", 8080, (), bind_addresses=("127.0.0.3",))
+    wildcard = LbService("w", "", 8080, (), bind_addresses=("0.0.0.0",))
+
+    assert [x.service for x in assign_slots(LbState(), [a, b], 4).backends] == ["a", "b"]
+    with pytest.raises(ValueError, match="listen port 8080 wanted by both"):
+        assign_slots(LbState(), [a, wildcard], 4)
+    with pytest.raises(ValueError, match="listen port 8080 wanted by both"):
+        assign_slots(LbState(), [a, LbService("c", "", 8080, (), bind_addresses=("127.0.0.2",))], 4)

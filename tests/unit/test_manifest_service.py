@@ -39,6 +39,15 @@ def test_defaults_target_port_to_port_and_type_to_cluster_ip() -> None:
     assert svc.type == "ClusterIP"
 
 
+def test_load_balancer_ip_is_read_on_a_loadbalancer_service_only() -> None:
+    balanced = mutate(SERVICE, "spec.type", "LoadBalancer")
+    svc = only_service(mutate(balanced, "spec.loadBalancerIP", "127.0.0.10"))
+    assert svc.load_balancer_ip == "127.0.0.10"
+
+    cluster = mutate(SERVICE, "spec.loadBalancerIP", "10.0.0.1")
+    assert "applies to a LoadBalancer Service only" in error(cluster, file="service.yaml")
+
+
 def test_named_target_port_multiple_ports_and_node_port() -> None:
     ports = [
         {"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080},
@@ -98,6 +107,7 @@ def test_status_is_ignored_and_unsupported_fields_warn() -> None:
         ("spec.selector", {"app": ["web"]}, "spec.selector.app: must be a string, got a list"),
         ("spec.selectr", {}, 'spec.selectr: unknown field (did you mean "selector"?)'),
         ("apiVersion", "apps/v1", 'apiVersion: must be "v1" for kind Service, got "apps/v1"'),
+        ("spec.loadBalancerIP", "web", 'spec.loadBalancerIP: must be an IP address, got "web"'),
     ],
 )
 def test_invalid_service_is_refused_with_one_sentence(path: str, value: Any, expected: str) -> None:

@@ -1,33 +1,32 @@
-"""HTTP handlers of the Kubernetes API: routing, discovery, get/list/watch, and writes.
+"""HTTP handlers of the Kubernetes API: routing, discovery, get/list, and writes.
 
 Every resource URL goes through one dispatcher that splits the path the way
 the API server does (`/api/v1[/namespaces/NS]/RESOURCE[/NAME[/SUBRESOURCE]]`,
 `/apis/GROUP/v1/...`), finds the `Resource`, and calls the verb. Reads come
 from the in-memory ClusterState (rendered as `pinnace get -o json` renders),
-writes go through master/api/kube/writes.py to master/app. Any refusal is a
-`KubeError`, answered as a Status object.
+writes go through master/api/kube/writes.py to master/app, watches and logs
+are streamed by master/api/kube/streams.py. Any refusal is a `KubeError`,
+answered as a Status object.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from kernel.clock import Clock
 from master.api.kube import errors, objects, openapi, resources, writes
+from master.api.kube.http import flag as _flag
+from master.api.kube.http import json_response as _json
 from master.api.kube.resources import Resource
-from master.api.kube.selectors import parse_field_selector, parse_label_selector
+from master.api.kube.streams import Streams
 from master.api.kube.tables import render_table, wants_table
-from master.api.kube.watch import Change, TooOld, WatchHub
-from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
+from master.api.kube.watch import WatchHub
+from master.api.logs import LogRelay
 from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
 from master.model import DEFAULT_NAMESPACE
@@ -40,20 +39,7 @@ DEFAULT_WATCH_SECONDS = 1800
 BOOKMARK_SECONDS = 15.0
 
 
-def _json(data: Obj, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=json.dumps(data, separators=(",", ":")).encode(),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "").lower() in ("1", "true")
-
-
-class KubeApi:
+class KubeApi(Streams):
     def __init__(
         self,
         state: ClusterState,
@@ -255,17 +241,6 @@ class KubeApi:
             return _json(table)
         return _json(obj)
 
-    def _selected(self, request: web.Request, items: list[Obj]) -> list[Obj]:
-        try:
-            labels = parse_label_selector(request.query.get("labelSelector", ""))
-            fields = parse_field_selector(request.query.get("fieldSelector", ""))
-        except ValueError as e:
-            raise errors.bad_request(str(e)) from None
-        return [
-            o for o in items
-            if labels(o.get("metadata", {}).get("labels") or {}) and fields(o)
-        ]  # fmt: skip
-
     async def _list(self, request: web.Request, r: Resource, empty: bool = False) -> web.Response:
         now = self.clock.now()
         rv = str(self.state.resource_version)
@@ -300,140 +275,6 @@ class KubeApi:
 
     # -- watch -------------------------------------------------------------------------
 
-    async def _watch(self, request: web.Request, r: Resource) -> web.StreamResponse:
-        if r.kind in ("Endpoints", "ReplicaSet", "Namespace"):
-            return await self._watch_static(request, r)
-        rv_text = request.query.get("resourceVersion", "")
-        since: int | None = None
-        # Streaming lists (kubectl 1.3x's WatchList): the current objects, then a bookmark
-        # marking the end of them, then changes.
-        initial = _flag(request, "sendInitialEvents")
-        if rv_text not in ("", "0") and not initial:
-            if not rv_text.isdigit():
-                raise errors.bad_request(f"resourceVersion {rv_text[:30]!r} is not a number")
-            since = int(rv_text)
-        try:
-            watcher, backlog = self.hub.open(r.kind, since)
-        except TooOld as e:
-            # As the API server does: a 200 stream whose one event is an ERROR with the
-            # 410 Status; clients then list again.
-            return await self._stream_error(request, errors.gone(str(e)))
-        try:
-            labels = parse_label_selector(request.query.get("labelSelector", ""))
-            fields = parse_field_selector(request.query.get("fieldSelector", ""))
-        except ValueError as e:
-            self.hub.release(watcher)
-            raise errors.bad_request(str(e)) from None
-        table = wants_table(request.headers.get("Accept", ""))
-        bookmarks = _flag(request, "allowWatchBookmarks")
-        timeout = request.query.get("timeoutSeconds", "")
-        seconds = int(timeout) if timeout.isdigit() else DEFAULT_WATCH_SECONDS
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        now = self.clock.now()
-
-        async def send(type_: str, obj: Obj) -> None:
-            payload = obj
-            if table and type_ != "BOOKMARK":
-                payload = render_table(
-                    r.kind, [obj], self.clock.now(), obj["metadata"]["resourceVersion"]
-                )
-            line = json.dumps({"type": type_, "object": payload}, separators=(",", ":")) + "\n"
-            await response.write(line.encode())
-
-        def wanted(obj: Obj) -> bool:
-            return labels(obj.get("metadata", {}).get("labels") or {}) and fields(obj)
-
-        try:
-            if since is None:
-                for obj in objects.list_kind(self.state, r.kind, now, self.started_at):
-                    if wanted(obj):
-                        await send("ADDED", obj)
-            if initial:
-                await send("BOOKMARK", {
-                    "kind": r.kind, "apiVersion": r.api_version,
-                    "metadata": {
-                        "resourceVersion": str(self.state.resource_version),
-                        "annotations": {"k8s.io/initial-events-end": "true"},
-                    },
-                })  # fmt: skip
-            for old in backlog:
-                await self._send_change(old, send, wanted)
-            last_rv = self.state.resource_version
-            while True:
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    change: Change | None = await asyncio.wait_for(
-                        watcher.queue.get(), timeout=min(left, BOOKMARK_SECONDS)
-                    )
-                except TimeoutError:
-                    if bookmarks:
-                        mark = str(max(last_rv, self.state.resource_version))
-                        await send("BOOKMARK", {
-                            "kind": r.kind, "apiVersion": r.api_version,
-                            "metadata": {"resourceVersion": mark},
-                        })  # fmt: skip
-                    continue
-                if change is None:
-                    break
-                last_rv = change.rv
-                await self._send_change(change, send, wanted)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self.hub.release(watcher)
-        with contextlib.suppress(ConnectionResetError):
-            await response.write_eof()
-        return response
-
-    async def _stream_error(
-        self, request: web.Request, error: errors.KubeError
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(request)
-        line = json.dumps({"type": "ERROR", "object": error.status()}) + "\n"
-        await response.write(line.encode())
-        await response.write_eof()
-        return response
-
-    async def _send_change(self, change: Change, send: Any, wanted: Any) -> None:
-        obj = objects.render(change.obj, self.clock.now(), self.state)
-        obj["metadata"]["resourceVersion"] = str(change.rv)
-        if wanted(obj):
-            await send(change.type, obj)
-
-    async def _watch_static(self, request: web.Request, r: Resource) -> web.StreamResponse:
-        """Derived kinds: the current objects, then the stream stays open until its timeout."""
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        if request.query.get("resourceVersion", "") in ("", "0") or _flag(
-            request, "sendInitialEvents"
-        ):
-            items = objects.list_kind(self.state, r.kind, self.clock.now(), self.started_at)
-            for obj in self._selected(request, items):
-                line = json.dumps({"type": "ADDED", "object": obj}) + "\n"
-                await response.write(line.encode())
-        if _flag(request, "sendInitialEvents"):
-            mark = {
-                "kind": r.kind,
-                "apiVersion": r.api_version,
-                "metadata": {
-                    "resourceVersion": str(self.state.resource_version),
-                    "annotations": {"k8s.io/initial-events-end": "true"},
-                },
-            }
-            await response.write((json.dumps({"type": "BOOKMARK", "object": mark}) + "\n").encode())
-        timeout = request.query.get("timeoutSeconds", "")
-        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-            await asyncio.sleep(int(timeout) if timeout.isdigit() else DEFAULT_WATCH_SECONDS)
-        return response
-
     # -- subresources ---------------------------------------------------------------------
 
     async def _scale(
@@ -450,62 +291,6 @@ class KubeApi:
             self.state, name, await request.read(), request.content_type, method, now
         )
         return _json(out)
-
-    async def _log(self, request: web.Request, name: str) -> web.StreamResponse:
-        """pods/NAME/log: the container's output, read by its agent over the node session."""
-        try:
-            query = log_query(name, request.query)
-            node, container = locate(self.state, name, query.container, _flag(request, "previous"))
-        except ValueError as e:
-            raise errors.bad_request(str(e)) from None
-        except LogRefused as e:
-            if e.code == "not_found":
-                raise errors.not_found("pods", "", name) from None
-            raise errors.bad_request(e.message) from None
-        if self.logs is None:
-            raise errors.KubeError(503, "ServiceUnavailable", "this master relays no logs")
-        chunks = self.logs.stream(node, replace(query, container=container))
-        try:
-            first = await anext(chunks, None)
-        except LogUnavailable as e:
-            raise errors.bad_request(str(e)) from None
-        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        try:
-            if first is not None:
-                await response.write(first)
-                async for data in chunks:
-                    await response.write(data)
-        except (LogUnavailable, ConnectionResetError):
-            pass
-        finally:
-            await chunks.aclose()
-        with contextlib.suppress(ConnectionResetError):
-            await response.write_eof()
-        return response
-
-
-def log_query(pod: str, query: Mapping[str, str]) -> LogQuery:
-    """kubectl logs' query parameters; ValueError names a bad one."""
-
-    def number(key: str, default: int) -> int:
-        text = query.get(key, "")
-        if not text:
-            return default
-        if not text.isdigit():
-            raise ValueError(f"{key} must be a number >= 0, got {text[:30]!r}")
-        return int(text)
-
-    return LogQuery(
-        pod=pod,
-        container=query.get("container", ""),
-        follow=query.get("follow", "").lower() in ("1", "true"),
-        tail_lines=number("tailLines", -1),
-        timestamps=query.get("timestamps", "").lower() in ("1", "true"),
-        since_seconds=number("sinceSeconds", 0),
-        limit_bytes=number("limitBytes", 0),
-    )
 
 
 @web.middleware
