@@ -75,8 +75,10 @@ class LeaseState:
     lease_seconds: float | None = None
     heartbeat_seconds: float = 1.0
     registered: bool = False
-    # Monotonic time the master was last heard from (or the fence last restarted it).
+    # Monotonic time the master was last heard from (or the fence last restarted it, or
+    # the agent first looked).
     last_heard: float = 0.0
+    seen_any: bool = False
     last_error_refused: bool = False
     last_tick: float | None = None
     sequence: int = 0
@@ -103,6 +105,12 @@ class LeaseState:
         )
 
     def _see(self, mono: float) -> None:
+        if not self.seen_any:
+            # Silence is counted from when the agent started looking, not from the
+            # machine's boot: a restarted agent (--fence-after set, no lease yet) must
+            # not find itself silent for the machine's whole uptime.
+            self.seen_any = True
+            self.last_heard = mono
         self.latest = max(self.latest, mono)
 
     def registered_event(self, event: Registered) -> list[Instruction]:
