@@ -13,7 +13,6 @@ removes every `interval` seconds.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -74,4 +73,4 @@ async def run_volume_gc(
                     log.info("removed emptyDir volume %s: its pod is gone", name)
         except RuntimeFailure as e:
             log.warning("volume collector: %s", e)
-        await asyncio.sleep(interval)
+        await clock.sleep(interval)
