@@ -302,6 +302,12 @@ class Deployment:
         return self.history[-1].revision if self.history else 0
 
 
+# spec.clusterIP of a headless Service.
+HEADLESS = "None"
+# Kubernetes' default --service-cluster-ip-range.
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+
+
 @dataclass(frozen=True, slots=True)
 class ServicePort:
     port: int
@@ -321,9 +327,11 @@ class Service:
     ports: tuple[ServicePort, ...]
     type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
-    # The load balancer's internal address this service is reachable on ("None" when headless).
+    # spec.clusterIP: the Service's own virtual address from the service range
+    # (master/app/clusterip.py); "None" when headless. A parsed manifest holds what it
+    # asked for ("" for any); the stored Service holds what it got.
     cluster_ip: str = ""
-    # clusterIP: None -- no load balancer; clients find the pods through its endpoints.
+    # clusterIP: None -- no address, no proxy; clients find the pods through its endpoints.
     headless: bool = False
     # Why the load balancer does not serve this Service ("" while it does): a reason
     # (PortConflict, ...), one sentence naming the object in the way, and since when.

@@ -30,6 +30,7 @@ event loop and must only enqueue work.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ from typing import TypeVar
 from kernel.clock import Clock
 from master.metrics.series import store_write
 from master.model import (
+    DEFAULT_SERVICE_CIDR,
     KINDS,
     Event,
     ObjectMeta,
@@ -87,6 +89,8 @@ class ClusterState:
         # None: this master writes; else why it may not (a follower of another leader).
         self._write_gate: Callable[[], str | None] = lambda: None
         self._leader_address: Callable[[], str] = lambda: ""
+        # --service-cidr: where Services' cluster IPs come from (master/app/clusterip.py).
+        self.service_cidr = ipaddress.ip_network(DEFAULT_SERVICE_CIDR)
 
     # -- loading and persistence -------------------------------------------------
 

@@ -32,6 +32,7 @@ from master.api.convert import (
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
+from master.api.servicetable import ServiceTableFeed
 from master.api.usage import report_from_proto
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
@@ -74,6 +75,8 @@ class _Session:
     # it), so an agent that stops reading costs the master nothing per heartbeat.
     ack_due: asyncio.Event = field(default_factory=asyncio.Event)
     ack_sequence: int = 0
+    # The service table may have changed (master/api/servicetable.py).
+    services_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -100,6 +103,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._lease_seconds = lease_seconds
         self._sessions: dict[str, _Session] = {}
         self._reports = NodeReports(state, clock)
+        # Every Service's address and ready endpoints, for the node proxies and DNS.
+        self._service_table = ServiceTableFeed(state)
         # Each node's (address, witness port) as last seen, and the sorted witness rows
         # (None: to be rebuilt): status changes then cost the sessions nothing.
         self._peer_seen: dict[str, tuple[str, int]] = {}
@@ -236,6 +241,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._mark_session(node_name, lost=False)
         session.dirty.set()
         session.peers_changed.set()
+        session.services_changed.set()
+        unsubscribe = self._service_table.on_stale(session.services_changed.set)
         # Log requests (master/api/logs.py) share the way down.
         down: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         self.logs.attach(node_name, down)
@@ -245,11 +252,17 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
         peers_sent: node_pb2.PeerList | None = None
+        table_sent = -1
         try:
             while not reader.done() and not superseded.done():
                 wakers = [
                     asyncio.create_task(e.wait())
-                    for e in (session.dirty, session.ack_due, session.peers_changed)
+                    for e in (
+                        session.dirty,
+                        session.ack_due,
+                        session.peers_changed,
+                        session.services_changed,
+                    )
                 ]
                 relayed = asyncio.create_task(down.get())
                 await asyncio.wait(
@@ -276,6 +289,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     if peers != peers_sent:
                         peers_sent = peers
                         yield node_pb2.MasterMessage(peers=peers)
+                if session.services_changed.is_set():
+                    session.services_changed.clear()
+                    table = self._service_table.current()
+                    if table.version != table_sent:
+                        table_sent = table.version
+                        yield node_pb2.MasterMessage(services=table)
                 if withheld and any(
                     (p := self._state.pod(name)) is None or self._released(p) for name in withheld
                 ):
@@ -298,6 +317,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     for chunk in chunk_assignments(msg):
                         yield node_pb2.MasterMessage(assignments=chunk)
         finally:
+            unsubscribe()
             self.logs.detach(node_name, down)
             for task in (reader, superseded):
                 task.cancel()

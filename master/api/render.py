@@ -355,7 +355,9 @@ def render_service(svc: Service) -> Obj:
     ingress = [{"ip": svc.ingress_ip}] if svc.ingress_ip else []
     spec: Obj = {"type": svc.type.value, "selector": dict(svc.selector), "ports": ports}
     if svc.cluster_ip:
+        # As Kubernetes shows them: the address, and the one-item list (single stack).
         spec["clusterIP"] = svc.cluster_ip
+        spec["clusterIPs"] = [svc.cluster_ip]
     if svc.load_balancer_ip:
         spec["loadBalancerIP"] = svc.load_balancer_ip
     return {
