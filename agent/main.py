@@ -31,6 +31,7 @@ from agent.capacity import (
     detect_capacity,
 )
 from agent.credentials import default_state_dir
+from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
 from agent.logs import LogStreamer
@@ -278,6 +279,7 @@ async def run_agent(
         prefer=security.prefer,
         usage=UsageSampler(runtime, clock),
         services=services,
+        execs=ExecRunner(runtime),
     )
     witness.bind(session.probe_master)
     stop = asyncio.Event()
