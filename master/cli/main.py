@@ -220,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
     )
+    m.add_argument(
+        "--cluster-secret-file",
+        metavar="FILE",
+        help="--store etcd: the secret (>= 16 characters) that seals the cluster's CA, admin "
+        "credentials and Secrets key in etcd; the same file for every master (default: "
+        "DATA_DIR/cluster-secret, made by the cluster's first master)",
+    )
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
@@ -361,6 +368,9 @@ def _run_master(args: argparse.Namespace) -> int:
             etcd=_etcd_settings(args),
             leader_elect=args.leader_elect,
             name=args.name,
+            cluster_secret_file=(
+                Path(args.cluster_secret_file) if args.cluster_secret_file else None
+            ),
         )
     )
 
@@ -404,6 +414,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         "--etcd-cafile": args.etcd_cafile,
         "--etcd-certfile": args.etcd_certfile,
         "--etcd-keyfile": args.etcd_keyfile,
+        "--cluster-secret-file": args.cluster_secret_file,
     }
     if args.store != "etcd":
         etcd_flags["--leader-elect"] = args.leader_elect
