@@ -35,7 +35,8 @@ from master.model import (
 from master.state import ClusterState
 
 ApplyAction = Literal["created", "configured", "unchanged"]
-Lookup = Callable[[str, str], StoredObject | None]
+# (kind, name, namespace) -> the stored object (ClusterState.get).
+Lookup = Callable[[str, str, str], StoredObject | None]
 # The load balancer's word on ports: (Services being applied, Services stored) -> one
 # sentence per Service it could not serve (see master/lb/conflicts.py).
 ServiceAdmission = Callable[[Sequence[Service], Sequence[Service]], list[str]]
@@ -185,7 +186,7 @@ def plan_apply(
     """
     planned: list[Applied] = []
     for obj in objects:
-        existing = lookup(obj.kind, obj.meta.name)
+        existing = lookup(obj.kind, obj.meta.name, obj.meta.namespace)
         if existing is None:
             planned.append(Applied(with_history(obj, None, now), "created"))
             continue
