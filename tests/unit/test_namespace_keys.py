@@ -26,6 +26,7 @@ from master.model import (
     PodTemplate,
     Resources,
     Secret,
+    StoredObject,
     key_name,
     key_of,
     split_key,
@@ -87,7 +88,7 @@ def _write_old_store(data_dir: Path) -> dict[str, str]:
         ObjectMeta("creds", uid="u-s", resource_version=3),
         sealed=_legacy_seal(key, sealer.key_id, "creds", secret_data),
     )
-    rows = [
+    rows: list[StoredObject] = [
         Deployment(
             ObjectMeta("web", uid="u-d", resource_version=1),
             replicas=2,
