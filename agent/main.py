@@ -31,6 +31,7 @@ from agent.capacity import (
     detect_capacity,
 )
 from agent.credentials import default_state_dir
+from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
 from agent.logs import LogStreamer
@@ -274,6 +275,7 @@ async def run_agent(
         logs=LogStreamer(runtime),
         prefer=security.prefer,
         usage=UsageSampler(runtime, clock),
+        execs=ExecRunner(runtime),
     )
     witness.bind(session.probe_master)
     stop = asyncio.Event()

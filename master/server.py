@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import shutil
 import signal
@@ -39,6 +40,7 @@ from master.app.usage import UsageTable
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.ha.documents import SharedDocuments
 from master.ha.elector import MasterInfo
 from master.ha.follower import Follower
 from master.ha.masters import MastersView
@@ -51,6 +53,8 @@ from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
 from master.model import Node, ObjectMeta, ServiceAccount
+from master.pki.identity import ClusterIdentity
+from master.pki.shared import cluster_secret, load_or_create
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
@@ -105,6 +109,9 @@ class MasterConfig:
     # --leader-elect (needs etcd): one of several masters leads; `name` tells them apart.
     leader_elect: bool = False
     name: str = ""
+    # --store etcd: the file holding the secret that seals the shared cluster identity
+    # (master/pki/shared.py); None: <data-dir>/cluster-secret, made by a cluster's first master.
+    cluster_secret_file: Path | None = None
 
 
 async def ensure_defaults(state: ClusterState) -> None:
@@ -128,7 +135,7 @@ async def serve(config: MasterConfig) -> None:
 
 
 async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
-    store = await asyncio.to_thread(_open_store, config)
+    store, shared = await asyncio.to_thread(_open_store, config, clock)
     state = ClusterState(store, clock)
     await state.load()
     await ensure_defaults(state)
@@ -168,6 +175,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             store,
             state,
             clock,
+            shared,
         )
     server = grpc.aio.server(
         options=options,
@@ -246,6 +254,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
+    if security is not None and config.etcd is not None:
+        # Join tokens and node bindings changed through another master reach this one.
+        documents = SharedDocuments(_etcd_of(store), security.registry.take, security.registry.load)
+        tasks.append(asyncio.create_task(documents.run(), name="shared-documents"))
     lb_task = asyncio.create_task(lb.run(), name="load-balancer") if lb is not None else None
     if lb_task is not None:
         tasks.append(lb_task)
@@ -342,32 +354,39 @@ def _leader_or_controllers(
     return asyncio.create_task(role.run(), name="leader-election")
 
 
-def _open_store(config: MasterConfig) -> Store:
-    # Secrets are sealed (AES-GCM) on their way to the store and opened on load; the
-    # key stays in the data dir (masters sharing etcd need the same secrets.key).
-    sealer = SecretSealer.in_data_dir(config.data_dir)
-    if config.etcd is not None:
-        store = EtcdStore(config.etcd)
-        log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
-        try:
-            _check_sealing_key(store, sealer, config.data_dir)
-        except BaseException:
-            store.close()
-            raise
-        return SealingStore(store, sealer)
-    return SealingStore(
-        SqliteStore.in_data_dir(config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()),
-        sealer,
-    )
+def _open_store(config: MasterConfig, clock: SystemClock) -> tuple[Store, ClusterIdentity | None]:
+    """The store, Secrets sealed on their way in, and (etcd) the cluster's shared identity.
+
+    On SQLite the Secrets key stays in the data dir (one master per cluster). On etcd
+    it is part of the cluster identity every master loads from the store (sealed with
+    the cluster secret), with the CA and the admin credentials."""
+    if config.etcd is None:
+        sealer = SecretSealer.in_data_dir(config.data_dir)
+        sqlite = SqliteStore.in_data_dir(
+            config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
+        )
+        return SealingStore(sqlite, sealer), None
+    store = EtcdStore(config.etcd)
+    log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
+    try:
+        secret = cluster_secret(config.cluster_secret_file, config.data_dir, store)
+        now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
+        shared = load_or_create(store, secret, config.data_dir, now)
+        sealer = SecretSealer(shared.secrets_key)
+        _check_sealing_key(store, sealer)
+    except BaseException:
+        store.close()
+        raise
+    return SealingStore(store, sealer), shared
 
 
 SEALING_KEY_META = "secrets_key_id"
 
 
-def _check_sealing_key(store: Store, sealer: SecretSealer, data_dir: Path) -> None:
-    """Every master on one etcd must seal with the same key, or a new leader could not open
-    the Secrets its predecessor stored: the first master records its key's id in etcd, and
-    a master with another key refuses to start."""
+def _check_sealing_key(store: Store, sealer: SecretSealer) -> None:
+    """The key of the shared identity must be the one etcd's Secrets are sealed with (they
+    are, unless the prefix holds Secrets of a master from before the shared identity):
+    its id is recorded in etcd, and a master with another key refuses to start."""
     recorded = store.meta_get(SEALING_KEY_META)
     if recorded is None:
         try:
@@ -378,9 +397,9 @@ def _check_sealing_key(store: Store, sealer: SecretSealer, data_dir: Path) -> No
             return
     if recorded != sealer.key_id:
         raise StoreError(
-            f"{data_dir / KEY_FILE} holds secrets key {sealer.key_id}, but this cluster's "
-            f"Secrets in etcd are sealed with key {recorded}: copy {KEY_FILE} from the data "
-            f"dir of a master already in this cluster into {data_dir} (0600), then start again"
+            f"the cluster identity's secrets key is {sealer.key_id}, but this cluster's "
+            f"Secrets in etcd are sealed with key {recorded}: the identity was made without "
+            f"the {KEY_FILE} of the master that stored them; use another --etcd-prefix"
         )
 
 

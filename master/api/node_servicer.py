@@ -347,6 +347,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.ack_due.set()
             elif body == "log_chunk":
                 self.logs.deliver(msg.log_chunk)
+            elif body == "exec_output":
+                self.logs.execs.deliver(msg.exec_output)
             elif body == "usage":
                 self._usage.record(node_name, report_from_proto(msg.usage))
             elif body == "statuses":

@@ -22,6 +22,7 @@ from master.cli.commands import (
 )
 from master.cli.config import select as select_credentials
 from master.cli.drain import run_cordon, run_drain
+from master.cli.exec import run_exec
 from master.cli.kubeconfig import run_kubeconfig
 from master.cli.logs import run_logs
 from master.cli.rollout import run_rollout
@@ -212,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
     )
+    m.add_argument(
+        "--cluster-secret-file",
+        metavar="FILE",
+        help="--store etcd: the secret (>= 16 characters) that seals the cluster's CA, admin "
+        "credentials and Secrets key in etcd; the same file for every master (default: "
+        "DATA_DIR/cluster-secret, made by the cluster's first master)",
+    )
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
@@ -238,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument(
         "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
     )
+
+    ex = sub.add_parser("exec", help="run a command in a pod's container (through its node)")
+    ex.add_argument("pod", help="POD (or pod/POD)")
+    ex.add_argument("argv", nargs="*", metavar="-- COMMAND [ARG...]", help="the command to run")
+    ex.add_argument("-c", "--container", default="", help="the container (default: the first)")
+    ex.add_argument("-i", "--stdin", action="store_true", help="pass this stdin to the command")
+    ex.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
 
     tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
     tp.add_argument(
@@ -345,6 +360,9 @@ def _run_master(args: argparse.Namespace) -> int:
             etcd=_etcd_settings(args),
             leader_elect=args.leader_elect,
             name=args.name,
+            cluster_secret_file=(
+                Path(args.cluster_secret_file) if args.cluster_secret_file else None
+            ),
         )
     )
 
@@ -379,6 +397,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         "--etcd-cafile": args.etcd_cafile,
         "--etcd-certfile": args.etcd_certfile,
         "--etcd-keyfile": args.etcd_keyfile,
+        "--cluster-secret-file": args.cluster_secret_file,
     }
     if args.store != "etcd":
         etcd_flags["--leader-elect"] = args.leader_elect
@@ -434,6 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "agent":
         # The agent is its own program; exec keeps signals and PIDs simple.
         os.execv(sys.executable, [sys.executable, "-m", "agent", *argv[1:]])
+    command_argv: list[str] = []
+    if "exec" in argv and "--" in argv[argv.index("exec") :]:
+        # Everything after `--` is the command's, flags included.
+        cut = argv.index("--", argv.index("exec"))
+        argv, command_argv = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     try:
         if args.command == "master":
@@ -456,6 +480,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.timestamps,
                 args.previous,
             )
+        if args.command == "exec":
+            return run_exec(
+                address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
+                args.tty,
+            )  # fmt: skip
         if args.command == "top":
             return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
         if args.command == "apply":

@@ -33,6 +33,11 @@ class StoreError(Exception):
     (data directory not writable, file is not a pinnace database, newer schema ...)."""
 
 
+class WriteConflict(StoreError):
+    """Another writer changed a key since this store read it (a shared store: etcd);
+    nothing was written. Re-read and decide again."""
+
+
 class NotLeaderError(StoreError):
     """This master may not write: another master leads (or none does yet). The message
     names the leader when it is known, so a client can go there."""
@@ -63,7 +68,9 @@ class Store(Protocol):
         ...
 
     def meta_set(self, key: str, value: str) -> None:
-        """Set one metadata value durably (its own transaction)."""
+        """Set one metadata value durably (its own transaction). On a store several masters
+        share, a compare-and-set against the value this store last read (meta_get) or
+        saw: WriteConflict when another master changed it since."""
         ...
 
     def close(self) -> None:
