@@ -527,6 +527,7 @@ class PodStatusReport(_message.Message):
     READY_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     REMOVED_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     pod_name: _builtins.str
     epoch: _builtins.int
     """The assignment epoch this status answers to."""
@@ -541,6 +542,8 @@ class PodStatusReport(_message.Message):
     """True once the agent has stopped and removed every container of the pod
     (after a stop order, or because the pod is no longer assigned).
     """
+    namespace: _builtins.str
+    """The pod's namespace; empty means "default" (agents from before namespaces)."""
     @_builtins.property
     def port_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """"containerPort/PROTOCOL" -> host port the agent published it on."""
@@ -561,10 +564,11 @@ class PodStatusReport(_message.Message):
         ready: _builtins.bool = ...,
         started_at: _builtins.float = ...,
         removed: _builtins.bool = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "epoch", b"epoch", "host_ip", b"host_ip", "message", b"message", "phase", b"phase", "pod_name", b"pod_name", "port_map", b"port_map", "ready", b"ready", "reason", b"reason", "removed", b"removed", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "epoch", b"epoch", "host_ip", b"host_ip", "message", b"message", "namespace", b"namespace", "phase", b"phase", "pod_name", b"pod_name", "port_map", b"port_map", "ready", b"ready", "reason", b"reason", "removed", b"removed", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -915,6 +919,7 @@ class LogRequest(_message.Message):
     TIMESTAMPS_FIELD_NUMBER: _builtins.int
     SINCE_SECONDS_FIELD_NUMBER: _builtins.int
     LIMIT_BYTES_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     pod_name: _builtins.str
     container: _builtins.str
@@ -926,6 +931,8 @@ class LogRequest(_message.Message):
     since_seconds: _builtins.int
     """0: no limit."""
     limit_bytes: _builtins.int
+    namespace: _builtins.str
+    """The pod's namespace; empty means "default"."""
     def __init__(
         self,
         *,
@@ -937,10 +944,11 @@ class LogRequest(_message.Message):
         timestamps: _builtins.bool = ...,
         since_seconds: _builtins.int = ...,
         limit_bytes: _builtins.int = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "pod_name", b"pod_name", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "namespace", b"namespace", "pod_name", b"pod_name", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1183,11 +1191,14 @@ class PodAssignment(_message.Message):
     OWNER_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
     STOP_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     epoch: _builtins.int
     owner: _builtins.str
     stop: _builtins.bool
     """Stop the pod (SIGTERM, grace period, SIGKILL) and report removed=true."""
+    namespace: _builtins.str
+    """The pod's namespace (a pod is known by namespace and name); empty means "default"."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -1201,10 +1212,11 @@ class PodAssignment(_message.Message):
         owner: _builtins.str = ...,
         spec: Global___PodSpec | None = ...,
         stop: _builtins.bool = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "owner", b"owner", "spec", b"spec", "stop", b"stop"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "spec", b"spec", "stop", b"stop"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -46,7 +46,7 @@ from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, StoredObject, Volume
+from master.model import Container, Node, Pod, StoredObject, Volume, key_of
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -154,25 +154,31 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
             key = (kind, obj.meta.name)
+            ns = obj.meta.namespace
             for name, session in self._sessions.items():
                 if any(
-                    key in references(p) or key in volume_references(p)
+                    p.meta.namespace == ns and (key in references(p) or key in volume_references(p))
                     for p in self._state.pods_on_node(name)
                 ):
                     session.dirty.set()
 
     def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
         node = self._state.get("Node", pod.node_name)
+        lookup = self._lookup_in(pod.meta.namespace)
         env = resolve_container_env(
-            pod, container, self._state.get, node if isinstance(node, Node) else None
+            pod, container, lookup, node if isinstance(node, Node) else None
         )
         if env.error:
             return env
         # A configMap or secret volume that cannot be made holds the container back too.
-        return replace(env, error=mount_error(pod, container, self._state.get))
+        return replace(env, error=mount_error(pod, container, lookup))
 
-    def _resolve_files(self, volume: Volume) -> ResolvedFiles:
-        return resolve_volume_files(volume, self._state.get)
+    def _lookup_in(self, namespace: str) -> Callable[[str, str], StoredObject | None]:
+        """ConfigMaps and Secrets a pod reads are those of its own namespace."""
+        return lambda kind, name: self._state.get(kind, name, namespace)
+
+    def _resolve_files(self, pod: Pod, volume: Volume) -> ResolvedFiles:
+        return resolve_volume_files(volume, self._lookup_in(pod.meta.namespace))
 
     # -- RegisterNode ----------------------------------------------------------------
 
@@ -296,7 +302,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         table_sent = table.version
                         yield node_pb2.MasterMessage(services=table)
                 if withheld and any(
-                    (p := self._state.pod(name)) is None or self._released(p) for name in withheld
+                    not isinstance(p := self._state.get_key("Pod", key), Pod) or self._released(p)
+                    for key in withheld
                 ):
                     session.dirty.set()
                 if session.dirty.is_set() and not reader.done():
@@ -310,9 +317,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         self._resolve_files,
                     )
                     withheld = {
-                        p.meta.name
-                        for p in pods
-                        if p.deletion_requested_at and not self._released(p)
+                        key_of(p) for p in pods if p.deletion_requested_at and not self._released(p)
                     }
                     for chunk in chunk_assignments(msg):
                         yield node_pb2.MasterMessage(assignments=chunk)

@@ -40,7 +40,6 @@ from master.controllers.rolling import surge_and_unavailable
 from master.lb.model import LbService
 from master.manifest.quantities import format_cpu, format_memory, format_memory_ki
 from master.model import (
-    DEFAULT_NAMESPACE,
     ConfigMap,
     Container,
     ContainerStatus,
@@ -79,7 +78,7 @@ def _int_or_str(text: str) -> int | str:
 def _metadata(meta: ObjectMeta, labels: dict[str, str] | None = None) -> Obj:
     return {
         "name": meta.name,
-        "namespace": DEFAULT_NAMESPACE,
+        "namespace": meta.namespace,
         "uid": meta.uid,
         "resourceVersion": str(meta.resource_version),
         "generation": meta.generation,
@@ -453,7 +452,7 @@ def render_event(ev: Event) -> Obj:
         "involvedObject": {
             "kind": ev.involved_kind,
             "name": ev.involved_name,
-            "namespace": DEFAULT_NAMESPACE,
+            "namespace": ev.meta.namespace,
         },
         "reason": ev.reason,
         "message": ev.message,

@@ -95,7 +95,7 @@ class ServiceTableFeed:
             services,
             pods,
             {n.meta.name: n.status.serving for n in nodes},
-            {s.owner: s.service_name for s in sets if s.service_name},
+            {(s.meta.namespace, s.owner): s.service_name for s in sets if s.service_name},
         )
         if table != self._table:
             self._table = table

@@ -36,7 +36,8 @@ from master.model import (
 from master.state import ClusterState
 
 ApplyAction = Literal["created", "configured", "unchanged"]
-Lookup = Callable[[str, str], StoredObject | None]
+# (kind, name, namespace) -> the stored object (ClusterState.get).
+Lookup = Callable[[str, str, str], StoredObject | None]
 # The load balancer's word on ports: (Services being applied, Services stored) -> one
 # sentence per Service it could not serve (see master/lb/conflicts.py).
 ServiceAdmission = Callable[[Sequence[Service], Sequence[Service]], list[str]]
@@ -186,7 +187,7 @@ def plan_apply(
     """
     planned: list[Applied] = []
     for obj in objects:
-        existing = lookup(obj.kind, obj.meta.name)
+        existing = lookup(obj.kind, obj.meta.name, obj.meta.namespace)
         if existing is None:
             planned.append(Applied(with_history(obj, None, now), "created"))
             continue
@@ -238,15 +239,19 @@ def assign_cluster_ips(planned: list[Applied], state: ClusterState) -> list[Appl
     """`planned` with every created or configured Service given its cluster IP; one
     sentence (AppError) for the first that cannot have the address it asks for."""
     services = [s for s in state.objects("Service") if isinstance(s, Service)]
-    applying = {p.obj.meta.name for p in planned if isinstance(p.obj, Service)}
+    applying = {
+        (p.obj.meta.namespace, p.obj.meta.name) for p in planned if isinstance(p.obj, Service)
+    }
+    # The range is the cluster's: every namespace's Services share it.
     taken = taken_addresses(
-        (s for s in services if s.meta.name not in applying), state.service_cidr
+        (s for s in services if (s.meta.namespace, s.meta.name) not in applying),
+        state.service_cidr,
     )
     result = []
     for p in planned:
         obj = p.obj
         if isinstance(obj, Service) and p.action != "unchanged":
-            previous = state.get("Service", obj.meta.name)
+            previous = state.get("Service", obj.meta.name, obj.meta.namespace)
             try:
                 obj = assign_cluster_ip(
                     obj,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from master.lb.endpoints import bind_addresses
 from master.lb.model import LbAddresses, Unservable
 from master.lb.pool import assign_addresses
-from master.model import Service
+from master.model import Service, lb_name
 
 WILDCARDS = frozenset({"0.0.0.0", "::"})
 
@@ -61,7 +61,7 @@ def listeners(
     Services' addresses from the pool."""
     if svc.headless:
         return []
-    mine = (own or {}).get(svc.meta.name)
+    mine = (own or {}).get(lb_name(svc))
     external = mine or addresses.listen
     binds = bind_addresses(svc, external, addresses.bind_internal, mine is not None)
     return [
@@ -77,7 +77,7 @@ def _age_order(services: Iterable[Service]) -> list[Service]:
     A ClusterIP Service has its own address (its cluster IP, served by the node proxies);
     the master's internal address is only a second way in, so it never keeps a port
     from a Service whose external address needs it."""
-    return sorted(services, key=lambda s: (s.type == "ClusterIP", s.meta.created_at, s.meta.name))
+    return sorted(services, key=lambda s: (s.type == "ClusterIP", s.meta.created_at, lb_name(s)))
 
 
 def _out_of_range(svc: Service, addresses: LbAddresses) -> Unservable | None:
@@ -87,7 +87,7 @@ def _out_of_range(svc: Service, addresses: LbAddresses) -> Unservable | None:
         listen = port.port + addresses.port_offset
         if not 1 <= listen <= 65535:
             return Unservable(
-                svc.meta.name,
+                lb_name(svc),
                 "InvalidPort",
                 f"spec.ports[{i}].port {port.port} plus the load balancer's port offset "
                 f"{addresses.port_offset} is {listen}, outside 1-65535",
@@ -104,7 +104,7 @@ def _clash(
     """The first listener of `svc` that another Service already holds: (port index, it, holder)."""
     for i, mine in listeners(svc, addresses, own):
         for theirs, holder in taken:
-            if holder != svc.meta.name and mine.overlaps(theirs):
+            if holder != lb_name(svc) and mine.overlaps(theirs):
                 return i, theirs, holder
     return None
 
@@ -115,7 +115,7 @@ def _address_unavailable(svc: Service, addresses: LbAddresses) -> Unservable | N
     if addresses.pool or not wanted or wanted in (addresses.listen, addresses.external_ip):
         return None
     return Unservable(
-        svc.meta.name,
+        lb_name(svc),
         "AddressNotAvailable",
         f"spec.loadBalancerIP {wanted}: the load balancer has one address, "
         f"{addresses.external_ip} (start the master with --lb-address-pool to give each "
@@ -136,23 +136,23 @@ def plan_services(
         own, unservable = {}, {}
     taken: list[tuple[Listener, str]] = []
     for svc in ordered:
-        if svc.meta.name in unservable:
+        if lb_name(svc) in unservable:
             continue
         problem = _out_of_range(svc, addresses) or _address_unavailable(svc, addresses)
         clash = _clash(svc, addresses, taken, own) if problem is None else None
         if clash is not None:
             i, listener, holder = clash
             problem = Unservable(
-                svc.meta.name,
+                lb_name(svc),
                 "PortConflict",
                 f"spec.ports[{i}].port: {listener} is already used by service/{holder}",
                 other=f"service/{holder}",
             )
         if problem is not None:
-            unservable[svc.meta.name] = problem
-            own.pop(svc.meta.name, None)
+            unservable[lb_name(svc)] = problem
+            own.pop(lb_name(svc), None)
             continue
-        taken.extend((listener, svc.meta.name) for _, listener in listeners(svc, addresses, own))
+        taken.extend((listener, lb_name(svc)) for _, listener in listeners(svc, addresses, own))
     return own, unservable
 
 
@@ -179,10 +179,10 @@ def admission_errors(
     in the order given. A Service that cannot be served already (stored before this check
     existed) holds nothing.
     """
-    stored = {s.meta.name: s for s in existing}
-    candidates = [s for s in stored.values() if s.meta.name not in {n.meta.name for n in new}]
+    stored = {lb_name(s): s for s in existing}
+    candidates = [s for name, s in stored.items() if name not in {lb_name(n) for n in new}]
     for index, svc in enumerate(new):
-        old = stored.get(svc.meta.name)
+        old = stored.get(lb_name(svc))
         if old is not None:
             aged = replace(svc.meta, created_at=old.meta.created_at)
             candidates.append(replace(svc, meta=aged, ingress_ip=old.ingress_ip))
@@ -193,7 +193,7 @@ def admission_errors(
     _, unservable = plan_services(candidates, addresses)
     errors = []
     for svc in new:
-        problem = unservable.get(svc.meta.name)
+        problem = unservable.get(lb_name(svc))
         if problem is None or problem.reason not in _REFUSED_AT_APPLY:
             continue
         if svc.type == "ClusterIP" and problem.reason == "PortConflict":

@@ -58,14 +58,15 @@ def _endpoints(
     svc_port_target: str,
     members: Sequence[Pod],
     ready_nodes: Mapping[str, bool],
-    subdomains: Mapping[str, str],
+    subdomains: Mapping[tuple[str, str], str],
+    namespace: str,
 ) -> tuple[TableEndpoint, ...]:
     found = []
     for pod in members:
         ep = pod_endpoint(pod, svc_port_target, ready_nodes.get(pod.node_name, False))
         if ep is None or not ep.ready or ep.draining:
             continue
-        subdomain = subdomains.get(pod.owner, "")
+        subdomain = subdomains.get((namespace, pod.owner), "")
         found.append(
             TableEndpoint(
                 address=ep.address,
@@ -83,16 +84,25 @@ def compute_service_table(
     services: Iterable[Service],
     pods: Sequence[Pod],
     ready_nodes: Mapping[str, bool],
-    subdomains: Mapping[str, str] | None = None,
+    subdomains: Mapping[tuple[str, str], str] | None = None,
 ) -> tuple[TableService, ...]:
     """Every Service with its cluster IP (none if headless or not yet given) and, per
-    port, its ready endpoints. `subdomains` maps a pod owner ("StatefulSet/<name>") to
-    the Service that governs its pods' names (the StatefulSet's serviceName)."""
+    port, its ready endpoints. `subdomains` maps a pod owner (namespace,
+    "StatefulSet/<name>") to the Service that governs its pods' names (the StatefulSet's
+    serviceName)."""
     subs = subdomains or {}
     table = []
-    for svc in sorted(services, key=lambda s: s.meta.name):
+    for svc in sorted(services, key=lambda s: (s.meta.namespace, s.meta.name)):
+        # A Service selects pods of its own namespace only; no selector, no endpoints.
+        ns = svc.meta.namespace
         members = sorted(
-            (p for p in pods if selector_matches(svc.selector, p.meta.labels) and svc.selector),
+            (
+                p
+                for p in pods
+                if svc.selector
+                and p.meta.namespace == ns
+                and selector_matches(svc.selector, p.meta.labels)
+            ),
             key=lambda p: p.meta.name,
         )
         ports = tuple(
@@ -101,14 +111,14 @@ def compute_service_table(
                 port=sp.port,
                 protocol=sp.protocol,
                 app_protocol=sp.app_protocol or lb_mode(sp),
-                endpoints=_endpoints(sp.target_port, members, ready_nodes, subs),
+                endpoints=_endpoints(sp.target_port, members, ready_nodes, subs, ns),
             )
             for sp in svc.ports
         )
         table.append(
             TableService(
                 name=svc.meta.name,
-                namespace="",
+                namespace=ns,
                 type=str(svc.type),
                 cluster_ip="" if svc.headless else svc.cluster_ip,
                 headless=svc.headless,

@@ -69,7 +69,10 @@ def test_a_headless_service_has_no_address_and_statefulset_pods_have_their_names
     pod = replace(_pod("redis-0", "redis", 31000), owner="StatefulSet/redis")
 
     (entry,) = compute_service_table(
-        [_svc("redis", "None", headless=True)], [pod], {"n1": True}, {"StatefulSet/redis": "redis"}
+        [_svc("redis", "None", headless=True)],
+        [pod],
+        {"n1": True},
+        {("default", "StatefulSet/redis"): "redis"},
     )
 
     assert (entry.cluster_ip, entry.headless) == ("", True)
@@ -89,7 +92,10 @@ def test_a_service_without_selector_has_no_endpoints() -> None:
 def test_the_table_crosses_the_wire_unchanged_and_repeats_are_dropped() -> None:
     pods = [replace(_pod("redis-0", "redis", 31000), owner="StatefulSet/redis")]
     table = compute_service_table(
-        [_svc("redis", "10.96.1.0")], pods, {"n1": True}, {"StatefulSet/redis": "redis"}
+        [_svc("redis", "10.96.1.0")],
+        pods,
+        {"n1": True},
+        {("default", "StatefulSet/redis"): "redis"},
     )
     seen: list[int] = []
     tables = ServiceTables()
