@@ -175,7 +175,7 @@ def test_the_type_does_not_matter_every_non_headless_service_gets_one() -> None:
 
 
 class _NoLifecycle:
-    def delete_pod(self, name: str, reason: str, message: str) -> bool:
+    def delete_pod(self, name: str, reason: str, message: str, namespace: str = "") -> bool:
         return True
 
     def forget_node(self, name: str) -> bool:
