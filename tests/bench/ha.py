@@ -42,7 +42,7 @@ def trial() -> tuple[float, int, int]:
             masters.start(name, "--name", name)
         cluster = HaCluster(etcd, masters, prefix)
         leader = cluster.wait_leader()
-        writer = Writer([masters.addresses[n] for n in NAMES])
+        writer = Writer(masters, [masters.addresses[n] for n in NAMES])
         thread = threading.Thread(target=writer.run)
         thread.start()
         try:
@@ -63,7 +63,7 @@ def trial() -> tuple[float, int, int]:
         finally:
             writer.stop.set()
             thread.join(timeout=30)
-        stored = deployments(new.address)
+        stored = deployments(masters, new.address)
         lost = sum(1 for n in writer.acked if n not in stored)
         return min(after) - killed_at, len(writer.acked), lost
     finally:

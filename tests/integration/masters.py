@@ -2,18 +2,25 @@
 
 Unlike LocalCluster (tests/integration/cluster.py) these need no Docker: the
 masters run without a load balancer and the tests look only at the control
-plane (objects, leadership, writes).
+plane (objects, leadership, writes). They run as users run them: TLS, one
+cluster secret file for all (so they share the CA, the admin credentials and
+the Secrets key through etcd); the CLI and `channel()` use the admin's
+pinnace.conf, which every master of the cluster writes alike.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import secrets
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import grpc
+
+from master.pki.clientconfig import read_client_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,20 +53,35 @@ class Masters:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def secret_file(self) -> Path:
+        path = self.workdir / "cluster-secret"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32) + "\n")
+            path.chmod(0o600)
+        return path
+
+    @property
+    def config(self) -> Path:
+        """The admin's pinnace.conf (the first master's; every master writes the same)."""
+        return self.workdir / next(iter(self.addresses)) / "pinnace.conf"
+
+    def channel(self, address: str) -> grpc.Channel:
+        """An admin channel to one master, as the CLI makes it."""
+        creds = read_client_config(self.config)
+        tls = grpc.ssl_channel_credentials(creds.ca_pem, creds.key_pem, creds.cert_pem)
+        return grpc.secure_channel(address, tls)
+
     def start(self, name: str, *extra: str) -> str:
         data = self.workdir / name
-        # Masters of one cluster share the key that seals Secrets (the first one's).
-        first = next(iter(self.addresses), None)
-        if first is not None and first != name and not (data / "secrets.key").exists():
-            data.mkdir(mode=0o700, exist_ok=True)
-            shutil.copy2(self.workdir / first / "secrets.key", data / "secrets.key")
         if name in self.procs and self.procs[name].stdout is not None:
             self.procs[name].stdout.close()  # type: ignore[union-attr]
         log = (self.workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "master.cli.main", "master",
-                "--listen", "127.0.0.1:0", "--data-dir", str(data), "--insecure", "--no-lb",
+                "--listen", "127.0.0.1:0", "--data-dir", str(data), "--no-lb",
+                "--cluster-secret-file", str(self.secret_file),
                 "--api-listen", "127.0.0.1:0", "--metrics-listen", "",
                 "--store", "etcd", "--etcd-endpoints", self.etcd_endpoints,
                 *self.extra, *extra,
@@ -104,7 +126,10 @@ class Masters:
         self, address: str, *args: str, stdin: str | None = None, timeout: float = 30
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "master.cli.main", "--master", address, "--insecure", *args],
+            [
+                *(sys.executable, "-m", "master.cli.main", "--master", address),
+                *("--config", str(self.config), *args),
+            ],
             capture_output=True,
             text=True,
             cwd=REPO,
