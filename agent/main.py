@@ -34,7 +34,7 @@ from agent.credentials import default_state_dir
 from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
-from agent.logs import LogStreamer
+from agent.logs import LogStreamer, PreviousLogs
 from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
 from agent.model import NodeInfo
 from agent.nodeproxy.table import ServiceTables
@@ -229,6 +229,7 @@ async def run_agent(
     outbox = StatusOutbox()
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
+    previous = PreviousLogs()
     worker = Worker(
         runtime,
         args.advertise_address,
@@ -237,6 +238,7 @@ async def run_agent(
         check=check,
         fence=fence,
         files=VolumeFiles(args.volume_dir, args.name),
+        previous=previous,
     )
     metrics = start_metrics_server(args.metrics_listen)
     if metrics is not None:
@@ -275,7 +277,7 @@ async def run_agent(
         clock,
         channel=security.channel,
         witness=WitnessClient(args.name, creds),
-        logs=LogStreamer(runtime),
+        logs=LogStreamer(runtime, previous),
         prefer=security.prefer,
         usage=UsageSampler(runtime, clock),
         services=services,

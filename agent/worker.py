@@ -25,6 +25,7 @@ from typing import Literal
 
 from agent.containers import container_config
 from agent.fencing import FencePolicy
+from agent.logs import PreviousLogs
 from agent.model import Assignments, ContainerSpec, PodAssignment, PodStatusReport
 from agent.prober import run_probe
 from agent.probes import ProbeResult, ProbeTarget
@@ -97,8 +98,11 @@ class Worker:
         fence: FencePolicy | None = None,
         validate: bool = False,
         files: VolumeFiles | None = None,
+        previous: PreviousLogs | None = None,
     ) -> None:
         self._runtime = runtime
+        # The log of each restarted container's last run, for `logs --previous`.
+        self._previous = previous
         # Where configMap/secret volumes' files are kept (a tmpfs by default).
         self._files = files or VolumeFiles(DEFAULT_ROOT, runtime.node)
         # How a probe is performed; tests inject their own.
@@ -270,6 +274,8 @@ class Worker:
                 case StartContainer():
                     await self._start(action.assignment, action.spec, action.restart_count)
                 case RestartContainer():
+                    if self._previous is not None:
+                        await self._previous.capture(self._runtime, action.container_id)
                     await self._start(
                         action.assignment, action.spec, action.restart_count, action.container_id
                     )

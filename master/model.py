@@ -401,9 +401,19 @@ class Pod:
     # Set when the pod is to be stopped (scale down, rollout, delete); the agent
     # stops it and reports, then the master removes it.
     deletion_requested_at: float = 0.0
+    # A delete's gracePeriodSeconds: how long the agent waits between SIGTERM and SIGKILL
+    # when it stops the pod (-1: the pod's terminationGracePeriodSeconds).
+    deletion_grace_seconds: int = -1
     status: PodStatus = PodStatus()
 
     kind = "Pod"
+
+    @property
+    def stop_grace_seconds(self) -> int:
+        """The grace period the agent stops this pod with."""
+        if self.deletion_requested_at and self.deletion_grace_seconds >= 0:
+            return self.deletion_grace_seconds
+        return self.spec.termination_grace_period_seconds
 
     @property
     def owner_key(self) -> str:

@@ -107,6 +107,13 @@ def _whole_or_page(
     return reply
 
 
+def _grace(request: cluster_pb2.DeleteObjectsRequest) -> int | None:
+    """--grace-period: unset or negative leaves each pod's own grace period."""
+    if not request.HasField("grace_period_seconds") or request.grace_period_seconds < 0:
+        return None
+    return int(request.grace_period_seconds)
+
+
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     def __init__(
         self,
@@ -232,7 +239,13 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             targets = [(request.kind, request.name)]
         deleted = await _call(
             context,
-            delete_objects(self._state, self._manager, targets, missing_ok=bool(request.files)),
+            delete_objects(
+                self._state,
+                self._manager,
+                targets,
+                missing_ok=bool(request.files),
+                grace_seconds=_grace(request),
+            ),
         )
         return cluster_pb2.DeleteObjectsResponse(
             results=[
@@ -418,7 +431,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     ) -> AsyncIterator[cluster_pb2.StreamLogsResponse]:
         """`pinnace logs`: the same rules and relay as the Kubernetes API's pods/NAME/log."""
         try:
-            node, container = locate(self._state, request.pod, request.container, request.previous)
+            node, container = locate(self._state, request.pod, request.container)
         except LogRefused as e:
             code = (
                 grpc.StatusCode.NOT_FOUND
@@ -432,6 +445,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             follow=request.follow,
             tail_lines=int(request.tail_lines),
             timestamps=request.timestamps,
+            previous=request.previous,
         )
         try:
             async for data in self._logs.stream(node, query):

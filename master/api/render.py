@@ -229,6 +229,7 @@ def render_pod(pod: Pod, now: float) -> Obj:
         ]
     if pod.deletion_requested_at:
         metadata["deletionTimestamp"] = rfc3339(pod.deletion_requested_at)
+        metadata["deletionGracePeriodSeconds"] = pod.stop_grace_seconds
     spec = render_pod_spec(pod.spec)
     spec["nodeName"] = pod.node_name
     st = pod.status

@@ -304,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the manifests in the subdirectories of a -f directory",
     )
+    d.add_argument(
+        "--grace-period",
+        type=int,
+        default=-1,
+        metavar="SECONDS",
+        help="pods: seconds between SIGTERM and SIGKILL (default: the pod's own)",
+    )
 
     s = sub.add_parser("scale", help="set a deployment's replicas")
     s.add_argument("kind", help="deployment (or deployment/NAME)")
@@ -516,7 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "get":
             return run_get(address, args.kind, args.name, args.output, args.selector, args.watch)
         if args.command == "delete":
-            return run_delete(address, args.kind, args.name, args.filename, args.recursive)
+            return run_delete(
+                address, args.kind, args.name, args.filename, args.recursive, args.grace_period
+            )
         if args.command == "scale":
             return run_scale(address, args.kind, args.name, args.replicas)
         if args.command in ("cordon", "uncordon"):
