@@ -30,6 +30,7 @@ from kernel.clock import SystemClock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.forward import ForwardingInterceptor, admin_channels
 from master.api.kube.server import start_kube_api
 from master.api.logs import LogRelay
 from master.api.metrics_interceptor import MetricsInterceptor
@@ -53,6 +54,7 @@ from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
 from master.model import Node, ObjectMeta, ServiceAccount
+from master.pki.bootstrap import listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
 from master.state import ClusterState
@@ -177,14 +179,25 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             clock,
             shared,
         )
-    server = grpc.aio.server(
-        options=options,
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        MetricsInterceptor(),
         # Without TLS the interceptor only guards request decoding.
-        interceptors=[
-            MetricsInterceptor(),
-            security.auth if security is not None else AuthInterceptor(None, None),
-        ],
-    )
+        security.auth if security is not None else AuthInterceptor(None, None),
+    ]
+    if config.leader_elect:
+        # Inside the authorisation: a follower passes an authorised write to the leader.
+        pki = security.pki if security is not None else None
+        interceptors.append(
+            ForwardingInterceptor(
+                state,
+                admin_channels(
+                    pki.ca.pem if pki else None,
+                    pki.admin_key_pem if pki else None,
+                    pki.admin_cert_pem if pki else None,
+                ),
+            )
+        )
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     if security is not None:
         security.add_servicers(server, state)
     admission = _lb_admission(config)
@@ -237,7 +250,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     masters.me = MasterInfo(
-        config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
+        config.name or f"{socket.gethostname()}-{port}",
+        f"{host}:{port}",
+        clock.now(),
+        _reachable_url(kube.url, config.api_listen, host) if kube is not None else "",
     )
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
@@ -291,6 +307,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         store.close()
         if metrics is not None:
             metrics.close()
+
+
+def _reachable_url(url: str, api_listen: str, grpc_host: str) -> str:
+    """The Kubernetes API URL other masters can use: for a wildcard --api-listen `url`
+    shows loopback; the gRPC listen host (when it is a real address) is the better guess."""
+    wildcard = listen_host(api_listen) in ("", "0.0.0.0", "::", "*")
+    if wildcard and grpc_host not in ("", "0.0.0.0", "::", "[::]", "*"):
+        return url.replace("://127.0.0.1:", f"://{grpc_host}:", 1)
+    return url
 
 
 def _metrics(

@@ -87,6 +87,7 @@ class ClusterState:
         # None: this master writes; else why it may not (a follower of another leader).
         self._write_gate: Callable[[], str | None] = lambda: None
         self._leader_address: Callable[[], str] = lambda: ""
+        self._leader_api_url: Callable[[], str] = lambda: ""
 
     # -- loading and persistence -------------------------------------------------
 
@@ -292,16 +293,25 @@ class ClusterState:
     # -- several masters: the leader writes, the others mirror it ----------------------
 
     def set_write_gate(
-        self, gate: Callable[[], str | None], leader: Callable[[], str] | None = None
+        self,
+        gate: Callable[[], str | None],
+        leader: Callable[[], str] | None = None,
+        leader_api_url: Callable[[], str] | None = None,
     ) -> None:
         """`gate()` is None while this master may write, else one sentence saying why not;
-        `leader()` is the address of the master that writes ("" when unknown)."""
+        `leader()` is the address of the master that writes ("" when unknown), and
+        `leader_api_url()` the URL of its Kubernetes API ("" when unknown or none)."""
         self._write_gate = gate
         self._leader_address = leader or (lambda: "")
+        self._leader_api_url = leader_api_url or (lambda: "")
 
     def leader_address(self) -> str:
         """Where writes go when this master refuses them ("" when unknown or this one)."""
         return self._leader_address()
+
+    def leader_api_url(self) -> str:
+        """The leader's Kubernetes API URL when another master leads ("" otherwise)."""
+        return self._leader_api_url()
 
     @property
     def writable(self) -> bool:
