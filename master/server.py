@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
 import shutil
 import signal
@@ -37,6 +38,7 @@ from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.app.clusterip import repair_cluster_ips
 from master.app.usage import UsageTable
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
@@ -53,7 +55,7 @@ from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
-from master.model import Node, ObjectMeta, ServiceAccount
+from master.model import DEFAULT_SERVICE_CIDR, Node, ObjectMeta, Service, ServiceAccount
 from master.pki.bootstrap import listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
@@ -97,6 +99,8 @@ class MasterConfig:
     lb_stop_on_exit: bool = False
     # LoadBalancer Services' own addresses (--lb-address-pool, parsed); () = one shared address.
     lb_address_pool: tuple[str, ...] = ()
+    # --service-cidr: Services' cluster IPs (master/app/clusterip.py).
+    service_cidr: str = DEFAULT_SERVICE_CIDR
     haproxy_bin: str = "haproxy"
     # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
     metrics_listen: str = ""
@@ -117,11 +121,17 @@ class MasterConfig:
 
 
 async def ensure_defaults(state: ClusterState) -> None:
-    """What every cluster has from its first start: the `default` ServiceAccount."""
+    """What every cluster has from its first start: the `default` ServiceAccount; and
+    every Service with a cluster IP of the service range (stored by an older master, or
+    before --service-cidr changed)."""
 
     def plan() -> None:
         if state.get("ServiceAccount", "default") is None:
             state.put(ServiceAccount(ObjectMeta(name="default")))
+        services = [s for s in state.objects("Service") if isinstance(s, Service)]
+        for svc in repair_cluster_ips(services, state.service_cidr):
+            log.info("service/%s: cluster IP %s", svc.meta.name, svc.cluster_ip)
+            state.put(svc)
 
     await state.commit(plan)
 
@@ -139,6 +149,7 @@ async def serve(config: MasterConfig) -> None:
 async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
     store, shared = await asyncio.to_thread(_open_store, config, clock)
     state = ClusterState(store, clock)
+    state.service_cidr = ipaddress.ip_network(config.service_cidr)
     await state.load()
     await ensure_defaults(state)
     leases = LeaseTable()

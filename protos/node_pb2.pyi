@@ -527,6 +527,7 @@ class PodStatusReport(_message.Message):
     READY_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     REMOVED_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     pod_name: _builtins.str
     epoch: _builtins.int
     """The assignment epoch this status answers to."""
@@ -541,6 +542,8 @@ class PodStatusReport(_message.Message):
     """True once the agent has stopped and removed every container of the pod
     (after a stop order, or because the pod is no longer assigned).
     """
+    namespace: _builtins.str
+    """The pod's namespace; empty means "default" (agents from before namespaces)."""
     @_builtins.property
     def port_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """"containerPort/PROTOCOL" -> host port the agent published it on."""
@@ -561,10 +564,11 @@ class PodStatusReport(_message.Message):
         ready: _builtins.bool = ...,
         started_at: _builtins.float = ...,
         removed: _builtins.bool = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "epoch", b"epoch", "host_ip", b"host_ip", "message", b"message", "phase", b"phase", "pod_name", b"pod_name", "port_map", b"port_map", "ready", b"ready", "reason", b"reason", "removed", b"removed", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "epoch", b"epoch", "host_ip", b"host_ip", "message", b"message", "namespace", b"namespace", "phase", b"phase", "pod_name", b"pod_name", "port_map", b"port_map", "ready", b"ready", "reason", b"reason", "removed", b"removed", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -579,6 +583,7 @@ class MasterMessage(_message.Message):
     PEERS_FIELD_NUMBER: _builtins.int
     LOG_REQUEST_FIELD_NUMBER: _builtins.int
     LOG_CANCEL_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
     EXEC_START_FIELD_NUMBER: _builtins.int
     EXEC_INPUT_FIELD_NUMBER: _builtins.int
     @_builtins.property
@@ -598,6 +603,12 @@ class MasterMessage(_message.Message):
         """Stop a LogRequest that follows (the client went away)."""
 
     @_builtins.property
+    def services(self) -> Global___ServiceTable:
+        """Every Service with its ready endpoints (the node proxy and the node's DNS):
+        sent whole at the start of a session and whenever it changes.
+        """
+
+    @_builtins.property
     def exec_start(self) -> Global___ExecStart:
         """Run a command in a pod's container; output comes back as ExecOutputs."""
 
@@ -613,18 +624,169 @@ class MasterMessage(_message.Message):
         peers: Global___PeerList | None = ...,
         log_request: Global___LogRequest | None = ...,
         log_cancel: Global___LogCancel | None = ...,
+        services: Global___ServiceTable | None = ...,
         exec_start: Global___ExecStart | None = ...,
         exec_input: Global___ExecInput | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "exec_start", "exec_input"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "services", "exec_start", "exec_input"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___MasterMessage: _TypeAlias = MasterMessage  # noqa: Y015
+
+@_typing.final
+class ServiceTable(_message.Message):
+    """The cluster's Services as a node needs them: the node proxy (agent/nodeproxy)
+    listens on each cluster_ip:port and spreads connections over the ready endpoints;
+    the node's DNS answers names with cluster IPs (or, headless, the endpoints).
+    Level-triggered like PodAssignments: each message is the whole table, `version`
+    grows with every change, an agent keeps the newest and needs no history.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
+    SERVICE_CIDR_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    service_cidr: _builtins.str
+    """The master's --service-cidr: the agent makes the range local to the node
+    (`ip route replace local CIDR dev lo`) so the proxy can bind any address of it.
+    """
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceEntry]: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        services: _abc.Iterable[Global___ServiceEntry] | None = ...,
+        service_cidr: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["service_cidr", b"service_cidr", "services", b"services", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceTable: _TypeAlias = ServiceTable  # noqa: Y015
+
+@_typing.final
+class ServiceEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    CLUSTER_IP_FIELD_NUMBER: _builtins.int
+    HEADLESS_FIELD_NUMBER: _builtins.int
+    PORTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    namespace: _builtins.str
+    """"" until namespaces exist: the default namespace."""
+    type: _builtins.str
+    """ClusterIP | LoadBalancer | NodePort"""
+    cluster_ip: _builtins.str
+    """The Service's virtual address; empty when headless."""
+    headless: _builtins.bool
+    """clusterIP: None -- no address and no proxying; names resolve to the endpoints."""
+    @_builtins.property
+    def ports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServicePortEntry]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        type: _builtins.str = ...,
+        cluster_ip: _builtins.str = ...,
+        headless: _builtins.bool = ...,
+        ports: _abc.Iterable[Global___ServicePortEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_ip", b"cluster_ip", "headless", b"headless", "name", b"name", "namespace", b"namespace", "ports", b"ports", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceEntry: _TypeAlias = ServiceEntry  # noqa: Y015
+
+@_typing.final
+class ServicePortEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    PROTOCOL_FIELD_NUMBER: _builtins.int
+    APP_PROTOCOL_FIELD_NUMBER: _builtins.int
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Empty for a Service's only, unnamed port."""
+    port: _builtins.int
+    protocol: _builtins.str
+    """TCP (the only protocol pinnace serves today)."""
+    app_protocol: _builtins.str
+    """Kubernetes' appProtocol, or "http"/"tcp" as the load balancer decided it."""
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceEndpoint]:
+        """Ready endpoints only (a pod not ready or asked to stop is left out)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        port: _builtins.int = ...,
+        protocol: _builtins.str = ...,
+        app_protocol: _builtins.str = ...,
+        endpoints: _abc.Iterable[Global___ServiceEndpoint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_protocol", b"app_protocol", "endpoints", b"endpoints", "name", b"name", "port", b"port", "protocol", b"protocol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServicePortEntry: _TypeAlias = ServicePortEntry  # noqa: Y015
+
+@_typing.final
+class ServiceEndpoint(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    POD_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    SUBDOMAIN_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    """Where the pod's target port is published: its node's advertise address and host port."""
+    port: _builtins.int
+    pod: _builtins.str
+    node: _builtins.str
+    hostname: _builtins.str
+    """The pod's spec.hostname / spec.subdomain (a StatefulSet's pods: the pod's name and
+    the governing Service), for `<hostname>.<subdomain>.<ns>.svc` names; empty if none.
+    """
+    subdomain: _builtins.str
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        port: _builtins.int = ...,
+        pod: _builtins.str = ...,
+        node: _builtins.str = ...,
+        hostname: _builtins.str = ...,
+        subdomain: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "hostname", b"hostname", "node", b"node", "pod", b"pod", "port", b"port", "subdomain", b"subdomain"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceEndpoint: _TypeAlias = ServiceEndpoint  # noqa: Y015
 
 @_typing.final
 class ExecStart(_message.Message):
@@ -757,6 +919,7 @@ class LogRequest(_message.Message):
     TIMESTAMPS_FIELD_NUMBER: _builtins.int
     SINCE_SECONDS_FIELD_NUMBER: _builtins.int
     LIMIT_BYTES_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     pod_name: _builtins.str
     container: _builtins.str
@@ -768,6 +931,8 @@ class LogRequest(_message.Message):
     since_seconds: _builtins.int
     """0: no limit."""
     limit_bytes: _builtins.int
+    namespace: _builtins.str
+    """The pod's namespace; empty means "default"."""
     def __init__(
         self,
         *,
@@ -779,10 +944,11 @@ class LogRequest(_message.Message):
         timestamps: _builtins.bool = ...,
         since_seconds: _builtins.int = ...,
         limit_bytes: _builtins.int = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "pod_name", b"pod_name", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "namespace", b"namespace", "pod_name", b"pod_name", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1025,11 +1191,14 @@ class PodAssignment(_message.Message):
     OWNER_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
     STOP_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     epoch: _builtins.int
     owner: _builtins.str
     stop: _builtins.bool
     """Stop the pod (SIGTERM, grace period, SIGKILL) and report removed=true."""
+    namespace: _builtins.str
+    """The pod's namespace (a pod is known by namespace and name); empty means "default"."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -1043,10 +1212,11 @@ class PodAssignment(_message.Message):
         owner: _builtins.str = ...,
         spec: Global___PodSpec | None = ...,
         stop: _builtins.bool = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "owner", b"owner", "spec", b"spec", "stop", b"stop"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "spec", b"spec", "stop", b"stop"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         "CIDR A/N or a list A,B (loopback 127.0.0.x on a laptop); default: all share --lb-listen",
     )
     m.add_argument(
+        "--service-cidr",
+        default="10.96.0.0/12",
+        metavar="CIDR",
+        help="where Services' cluster IPs come from (Kubernetes' "
+        "--service-cluster-ip-range); every agent's node proxy answers on them",
+    )
+    m.add_argument(
         "--stop-lb-on-exit",
         action="store_true",
         help="stop HAProxy when the master stops (by default it keeps serving and the next "
@@ -351,6 +358,7 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_port_offset=args.lb_port_offset,
             lb_stop_on_exit=args.stop_lb_on_exit,
             lb_address_pool=_address_pool(args.lb_address_pool),
+            service_cidr=_service_cidr(args.service_cidr),
             haproxy_bin=args.haproxy,
             metrics_listen=_metrics_listen(args.metrics_listen),
             insecure=args.master_insecure,
@@ -376,6 +384,15 @@ def _address_pool(text: str) -> tuple[str, ...]:
         return parse_pool(text)
     except ValueError as e:
         raise CliError(f"pinnace master: --lb-address-pool: {e}") from None
+
+
+def _service_cidr(text: str) -> str:
+    from master.app.clusterip import ClusterIpError, parse_service_cidr
+
+    try:
+        return str(parse_service_cidr(text))
+    except ClusterIpError as e:
+        raise CliError(f"pinnace master: {e}") from None
 
 
 def _run_lb(action: str, data_dir: Path) -> int:

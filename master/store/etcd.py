@@ -41,7 +41,7 @@ from typing import Any
 
 from aetcd.rpc import rpc_pb2
 
-from master.model import KINDS, StoredObject
+from master.model import KINDS, StoredObject, key_of
 from master.store.codec import CodecError, decode, encode
 from master.store.etcd_client import EtcdClient, EtcdSettings, key_range_end
 from master.store.port import ObjectKey, StoreError, WriteConflict
@@ -136,7 +136,7 @@ class EtcdStore:
                 name = getattr(getattr(obj, "meta", None), "name", "?")
                 kind = getattr(obj, "kind", type(obj).__name__)
                 raise StoreError(f"cannot store {kind}/{name!r}: {e}") from e
-            final[self.object_key(obj.kind, obj.meta.name)] = data
+            final[self.object_key(obj.kind, key_of(obj))] = data
         for key, value in (meta or {}).items():
             final[self.meta_key(str(key))] = str(value).encode()
         with self._lock:

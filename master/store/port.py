@@ -23,7 +23,8 @@ from typing import Protocol
 
 from master.model import StoredObject
 
-# (kind, name), e.g. ("Pod", "web-7d9f-x2k4q"); names are unique per kind.
+# (kind, key name): ("Pod", "default/web-7d9f-x2k4q") for namespaced kinds, ("Node",
+# "node-1") for cluster-scoped ones (master.model.key_name); keys are unique per kind.
 ObjectKey = tuple[str, str]
 
 
@@ -55,7 +56,7 @@ class Store(Protocol):
     ) -> None:
         """Apply one batch atomically: all of it is stored, or (StoreError) none of it.
 
-        A put upserts by (obj.kind, obj.meta.name). Deleting a key that is not
+        A put upserts by (obj.kind, key_of(obj)). Deleting a key that is not
         stored is a no-op. Deletes apply before puts, so a key in both ends up
         stored. `meta` entries are set in the same transaction (e.g. the
         resource-version high-water mark that goes with the batch).
