@@ -21,6 +21,7 @@ from master.cli.commands import (
     run_scale,
 )
 from master.cli.config import select as select_credentials
+from master.cli.describe import run_describe
 from master.cli.drain import run_cordon, run_drain
 from master.cli.exec import run_exec
 from master.cli.kubeconfig import run_kubeconfig
@@ -253,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument(
         "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
     )
+
+    ds = sub.add_parser("describe", help="show an object in detail, with its events")
+    ds.add_argument("kind", help="pod, deployment, statefulset, service, node, pvc, secret...")
+    ds.add_argument("name", nargs="?", help="NAME (or give KIND/NAME); none: all of the kind")
 
     ex = sub.add_parser("exec", help="run a command in a pod's container (through its node)")
     ex.add_argument("pod", help="POD (or pod/POD)")
@@ -497,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.timestamps,
                 args.previous,
             )
+        if args.command == "describe":
+            return run_describe(address, args.kind, args.name)
         if args.command == "exec":
             return run_exec(
                 address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
