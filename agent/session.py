@@ -36,11 +36,13 @@ import grpc
 
 from agent.convert import (
     AssignmentChunks,
+    dns_table_from_proto,
     log_order_from_proto,
     node_info_to_proto,
     status_to_proto,
     usage_to_proto,
 )
+from agent.dns.render import DnsName
 from agent.fencing import PROBE_WAIT, PeerView
 from agent.logs import LogStreamer
 from agent.model import NodeInfo, PeerAddress
@@ -133,8 +135,11 @@ class Session:
         logs: LogStreamer | None = None,
         prefer: Callable[[str], None] | None = None,
         usage: UsageSampler | None = None,
+        names: Callable[[tuple[DnsName, ...]], None] | None = None,
     ) -> None:
         self._target = target
+        # The cluster's names for this node's DNS server (agent/dns/server.py).
+        self._names = names
         # Several masters: told the leader's address when a follower refuses us.
         self._prefer = prefer
         # CPU and memory for `pinnace top` (agent/usage.py), sent every USAGE_INTERVAL.
@@ -351,6 +356,8 @@ class Session:
                 send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
             elif kind == "log_cancel" and self._logs is not None:
                 self._logs.cancel(msg.log_cancel.request_id)
+            elif kind == "dns" and self._names is not None:
+                self._names(dns_table_from_proto(msg.dns))
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
         while True:

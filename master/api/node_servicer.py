@@ -27,12 +27,14 @@ from kernel.names import is_node_name
 from master.api.convert import (
     assignments_to_proto,
     chunk_assignments,
+    dns_table_to_proto,
     node_from_proto,
     peers_to_proto,
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
 from master.api.usage import report_from_proto
+from master.app.dnsrecords import DnsRecord, dns_records, namespace_of
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
     ResolvedFiles,
@@ -41,11 +43,12 @@ from master.app.podvolumes import (
     volume_references,
 )
 from master.app.reports import NodeReports
+from master.app.servicenv import service_env
 from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, StoredObject, Volume
+from master.model import Container, Node, Pod, Service, StatefulSet, StoredObject, Volume
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -74,6 +77,8 @@ class _Session:
     # it), so an agent that stops reading costs the master nothing per heartbeat.
     ack_due: asyncio.Event = field(default_factory=asyncio.Event)
     ack_sequence: int = 0
+    # The cluster's DNS table may have changed: send it if it did.
+    dns_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -107,6 +112,13 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._node_count = 0
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
+        # Service environment variables by (namespace, enableServiceLinks), and the DNS
+        # table; both dropped when a Service (or, for DNS, a pod or StatefulSet) changes
+        # what they hold. `_service_seen`: what of each Service they depend on.
+        self._service_env: dict[tuple[str, bool], tuple[tuple[str, str], ...]] = {}
+        self._service_seen: dict[str, tuple[object, ...]] = {}
+        self._dns: tuple[DnsRecord, ...] | None = None
+        self._headless = 0
         state.subscribe(self._on_change)
 
     def gate_stops(self, released: Callable[[Pod], bool]) -> None:
@@ -141,10 +153,17 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             self._witness_rows = None
             for each in self._sessions.values():
                 each.peers_changed.set()
-        elif isinstance(obj, Pod) and obj.node_name:
-            session = self._sessions.get(obj.node_name)
+        elif isinstance(obj, Service):
+            self._on_service(obj, deleted)
+        elif isinstance(obj, StatefulSet):
+            self._dns_changed()
+        elif isinstance(obj, Pod):
+            session = self._sessions.get(obj.node_name) if obj.node_name else None
             if session is not None:
                 session.dirty.set()
+            if self._headless:
+                # Headless Services name their ready pods.
+                self._dns_changed()
         elif kind in ("ConfigMap", "Secret"):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
@@ -155,6 +174,47 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     for p in self._state.pods_on_node(name)
                 ):
                     session.dirty.set()
+
+    def _on_service(self, svc: Service, deleted: bool) -> None:
+        key = f"{namespace_of(svc)}/{svc.meta.name}"
+        seen = None if deleted else (svc.cluster_ip, svc.ports, svc.headless, svc.selector)
+        if self._service_seen.get(key) == seen:
+            return  # a status change (the load balancer's): names and variables stay
+        if seen is None:
+            self._service_seen.pop(key, None)
+        else:
+            self._service_seen[key] = seen
+        self._service_env.clear()
+        self._dns_changed()
+        # Containers that start from now on (a restart, a new pod) see the change; the
+        # ones that run keep their environment, as with the kubelet.
+        for session in self._sessions.values():
+            session.dirty.set()
+
+    def _dns_changed(self) -> None:
+        self._dns = None
+        for session in self._sessions.values():
+            session.dns_changed.set()
+
+    def _dns_table(self) -> tuple[DnsRecord, ...]:
+        if self._dns is None:
+            services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
+            # Until a headless Service exists, no pod change can change the table.
+            self._headless = sum(1 for s in services if s.headless)
+            self._dns = dns_records(
+                services,
+                self._state.pods(),
+                (s for s in self._state.objects("StatefulSet") if isinstance(s, StatefulSet)),
+            )
+        return self._dns
+
+    def _services_env(self, pod: Pod) -> tuple[tuple[str, str], ...]:
+        key = (namespace_of(pod), pod.spec.enable_service_links is not False)
+        found = self._service_env.get(key)
+        if found is None:
+            services = (s for s in self._state.objects("Service") if isinstance(s, Service))
+            found = self._service_env[key] = service_env(key[0], key[1], services)
+        return found
 
     def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
         node = self._state.get("Node", pod.node_name)
@@ -236,6 +296,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._mark_session(node_name, lost=False)
         session.dirty.set()
         session.peers_changed.set()
+        session.dns_changed.set()
         # Log requests (master/api/logs.py) share the way down.
         down: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         self.logs.attach(node_name, down)
@@ -245,11 +306,17 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
         peers_sent: node_pb2.PeerList | None = None
+        dns_sent: tuple[DnsRecord, ...] | None = None
         try:
             while not reader.done() and not superseded.done():
                 wakers = [
                     asyncio.create_task(e.wait())
-                    for e in (session.dirty, session.ack_due, session.peers_changed)
+                    for e in (
+                        session.dirty,
+                        session.ack_due,
+                        session.peers_changed,
+                        session.dns_changed,
+                    )
                 ]
                 relayed = asyncio.create_task(down.get())
                 await asyncio.wait(
@@ -276,6 +343,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     if peers != peers_sent:
                         peers_sent = peers
                         yield node_pb2.MasterMessage(peers=peers)
+                if session.dns_changed.is_set():
+                    session.dns_changed.clear()
+                    table = self._dns_table()
+                    if table != dns_sent:
+                        dns_sent = table
+                        yield node_pb2.MasterMessage(dns=dns_table_to_proto(table))
                 if withheld and any(
                     (p := self._state.pod(name)) is None or self._released(p) for name in withheld
                 ):
@@ -289,6 +362,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         self._released,
                         self._resolve_env,
                         self._resolve_files,
+                        self._services_env,
                     )
                     withheld = {
                         p.meta.name
