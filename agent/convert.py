@@ -7,7 +7,6 @@ pull policy) are filled in the way Kubernetes defaults them.
 
 from __future__ import annotations
 
-from agent.dns.render import DnsName
 from agent.logs import LogOrder
 from agent.model import (
     Assignments,
@@ -108,12 +107,6 @@ def pod_dns_from_proto(msg: pb.PodDNS) -> PodDNS:
     )
 
 
-def dns_table_from_proto(msg: pb.DnsTable) -> tuple[DnsName, ...]:
-    return tuple(
-        DnsName(r.namespace, r.service, r.hostname, tuple(r.addresses)) for r in msg.records
-    )
-
-
 def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
     return PodAssignment(
         name=msg.name,
@@ -129,6 +122,7 @@ def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
         labels=dict(msg.labels),
         owner=msg.owner,
         stop=msg.stop,
+        namespace=msg.namespace,
     )
 
 

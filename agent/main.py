@@ -32,13 +32,16 @@ from agent.capacity import (
 )
 from agent.credentials import default_state_dir
 from agent.dns.address import derived_address
+from agent.dns.render import names_from_table
 from agent.dns.server import DEFAULT_DIR as DEFAULT_DNS_DIR
 from agent.dns.server import DnsServer, DnsStartError
+from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
 from agent.logs import LogStreamer
 from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
+from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
 from agent.poddns import NodeDns, ResolvConf, parse_resolv_conf, pod_resolv_conf
 from agent.prober import run_probe
@@ -266,7 +269,7 @@ async def run_agent(
     host_resolv = _host_resolv_conf()
 
     def resolv(assignment: PodAssignment) -> ResolvConf:
-        namespace = getattr(assignment, "namespace", "") or "default"
+        namespace = assignment.namespace or "default"
         return pod_resolv_conf(assignment.spec.dns, namespace, node_dns, host_resolv)
 
     worker = Worker(
@@ -306,6 +309,11 @@ async def run_agent(
         container_runtime="docker",
         witness_port=witness_port,
     )
+    # The master's service table: the node proxy and the node's DNS serve from it.
+    services = ServiceTables()
+    if dns is not None:
+        server = dns
+        services.subscribe(lambda table: server.update(names_from_table(table)))
     session = Session(
         args.master,
         node,
@@ -317,7 +325,8 @@ async def run_agent(
         logs=LogStreamer(runtime),
         prefer=security.prefer,
         usage=UsageSampler(runtime, clock),
-        names=dns.update if dns else None,
+        services=services,
+        execs=ExecRunner(runtime),
     )
     witness.bind(session.probe_master)
     stop = asyncio.Event()

@@ -159,6 +159,8 @@ class PodAssignment:
     labels: dict[str, str] = field(default_factory=dict)
     owner: str = ""
     stop: bool = False
+    # The pod's namespace ("": default), for its DNS search domains.
+    namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,21 @@
-"""What this node's dnsmasq is told: its config and the cluster's names as a hosts file (pure).
+"""What this node's dnsmasq is told: its config and the cluster's names as a hosts file
+(pure).
 
-The master sends the cluster's names without a domain (`<svc>.<ns>.svc`, and
-`<pod>.<svc>.<ns>.svc` for a StatefulSet's pods: master/app/dnsrecords.py); the
-agent appends its cluster domain (`--cluster-domain`, Kubernetes' cluster.local)
-and writes one hosts file, which dnsmasq re-reads when it changes (`hostsdir`,
-inotify). Only the full names are written: a pod's resolv.conf searches
-`<ns>.svc.<domain> svc.<domain> <domain>` (agent/poddns.py), so `backend`,
-`backend.<ns>` and `backend.<ns>.svc` reach them. Names under the cluster domain
-that are not in the file get NXDOMAIN at once (`local=/<domain>/`); every other
-name goes to the node's own resolvers (the resolv.conf dnsmasq reads). dnsmasq
-listens on the node's DNS address only (`bind-interfaces`, `listen-address`), so
-agents sharing one machine each run their own.
+The names come from the master's service table (agent/nodeproxy/table.py), as CoreDNS's
+kubernetes plugin makes them: a Service with a cluster IP is `<svc>.<ns>.svc` -> that
+address; a headless one is `<svc>.<ns>.svc` -> each ready endpoint's address, and
+`<hostname>.<svc>.<ns>.svc` -> one pod's address for an endpoint whose pod has that
+hostname and the Service as its subdomain (a StatefulSet's pods). An endpoint's address
+is where pinnace reaches the pod: its own IP on a pod network, else its node's address.
+The agent appends its cluster domain (`--cluster-domain`, Kubernetes' cluster.local) and
+writes one hosts file, which dnsmasq re-reads when it changes (`hostsdir`, inotify).
+Only the full names are written: a pod's resolv.conf searches `<ns>.svc.<domain>
+svc.<domain> <domain>` (agent/poddns.py), so `backend`, `backend.<ns>` and
+`backend.<ns>.svc` reach them. Names under the cluster domain that are not in the file
+get NXDOMAIN at once (`local=/<domain>/`); every other name goes to the node's own
+resolvers (the resolv.conf dnsmasq reads). dnsmasq listens on the node's DNS address
+only (`bind-interfaces`, `listen-address`), so agents sharing one machine each run their
+own.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.nodeproxy.table import ServiceTable
 
 # Seconds a client may keep an answer (CoreDNS's kubernetes plugin also says 5).
 LOCAL_TTL = 5
@@ -32,6 +39,23 @@ class DnsName:
     # "": the Service's own name; else a pod's hostname under it.
     hostname: str
     addresses: tuple[str, ...]
+
+
+def names_from_table(table: ServiceTable) -> tuple[DnsName, ...]:
+    names: list[DnsName] = []
+    for svc in table.services:
+        namespace = svc.namespace or "default"
+        if not svc.headless:
+            if svc.cluster_ip:
+                names.append(DnsName(namespace, svc.name, "", (svc.cluster_ip,)))
+            continue
+        backends = [b for port in svc.ports for b in port.backends]
+        if backends:
+            addresses = tuple(sorted({b.address for b in backends}))
+            names.append(DnsName(namespace, svc.name, "", addresses))
+        pods = {b.hostname: b.address for b in backends if b.hostname and b.subdomain == svc.name}
+        names += [DnsName(namespace, svc.name, host, (pods[host],)) for host in sorted(pods)]
+    return tuple(sorted(names))
 
 
 def fqdn(name: DnsName, domain: str) -> str:

@@ -30,11 +30,6 @@ from master.model import DEFAULT_NAMESPACE, Service
 MASTER_SERVICE = (DEFAULT_NAMESPACE, "kubernetes")
 
 
-def _namespace(svc: Service) -> str:
-    # Objects carry a namespace once namespaces exist; until then everything is "default".
-    return str(getattr(svc.meta, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE)
-
-
 def env_name(name: str) -> str:
     """kubelet's makeEnvVariableName: upper case, '-' as '_' (Service names are DNS labels)."""
     return name.replace("-", "_").upper()
@@ -82,7 +77,7 @@ def service_env(
     for svc in services:
         if not has_cluster_ip(svc):
             continue
-        where = (_namespace(svc), svc.meta.name)
+        where = (svc.meta.namespace, svc.meta.name)
         if where == MASTER_SERVICE:
             chosen.setdefault(svc.meta.name, svc)
         elif where[0] == namespace and enable_service_links:

@@ -1,53 +1,47 @@
-"""The cluster's names (issue 17 point 3): the master's table and the agent's dnsmasq files."""
+"""The cluster's names (issue 17 point 3): from the service table to the agent's dnsmasq files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from agent.dns.address import derived_address
-from agent.dns.render import DnsmasqConfig, DnsName, render_config, render_hosts
-from master.app.dnsrecords import DnsRecord, dns_records
-from master.model import (
-    Container,
-    ObjectMeta,
-    Pod,
-    PodSpec,
-    PodStatus,
-    PodTemplate,
-    Service,
-    ServicePort,
-    StatefulSet,
+from agent.dns.render import (
+    DnsmasqConfig,
+    DnsName,
+    names_from_table,
+    render_config,
+    render_hosts,
 )
-
-SPEC = PodSpec((Container("c", "pinnace/httpd"),))
-
-
-def _pod(name: str, ip: str, ready: bool = True, owner: str = "", app: str = "db") -> Pod:
-    status = PodStatus(host_ip=ip, ready=ready)
-    return Pod(ObjectMeta(name, labels={"app": app}), SPEC, owner=owner, status=status)
+from agent.nodeproxy.table import Backend, ServicePort, ServiceTable, TableService
 
 
-def test_services_are_named_by_cluster_ip_and_headless_ones_by_ready_pods() -> None:
-    port = (ServicePort(80, "80"),)
-    web = Service(ObjectMeta("web"), {"app": "web"}, port, cluster_ip="10.96.0.5")
-    db = Service(ObjectMeta("db"), {"app": "db"}, port, cluster_ip="None", headless=True)
-    pending = Service(ObjectMeta("pending"), {"app": "x"}, port)
-    pods = [
-        _pod("db-0", "172.17.0.3", owner="StatefulSet/db"),
-        _pod("db-1", "172.17.0.4", owner="StatefulSet/db"),
-        _pod("db-2", "172.17.0.5", ready=False, owner="StatefulSet/db"),
-        _pod("other", "172.17.0.6"),
-        _pod("web-1", "172.17.0.7", app="web"),
-    ]
-    sts = StatefulSet(ObjectMeta("db"), 3, {"app": "db"}, PodTemplate({}, SPEC), service_name="db")
+def test_services_are_named_by_cluster_ip_and_headless_ones_by_ready_endpoints() -> None:
+    def pod(n: int, host: str = "", subdomain: str = "") -> Backend:
+        return Backend(f"172.17.0.{n}", 80, f"p{n}", "node-1", host, subdomain)
 
-    table = dns_records([web, db, pending], pods, [sts])
+    table = ServiceTable(
+        1,
+        (
+            TableService("web", "", cluster_ip="10.96.0.5", ports=(ServicePort("", 80),)),
+            TableService("pending", "shop"),
+            TableService(
+                "db",
+                "shop",
+                headless=True,
+                ports=(
+                    ServicePort("a", 80, backends=(pod(3, "db-0", "db"), pod(4, "db-1", "db"))),
+                    ServicePort("b", 81, backends=(pod(3, "db-0", "db"), pod(6, "x", "other"))),
+                ),
+            ),
+            TableService("empty", "shop", headless=True, ports=(ServicePort("", 80),)),
+        ),
+    )
 
-    assert table == (
-        DnsRecord("default", "db", "", ("172.17.0.3", "172.17.0.4", "172.17.0.6")),
-        DnsRecord("default", "db", "db-0", ("172.17.0.3",)),
-        DnsRecord("default", "db", "db-1", ("172.17.0.4",)),
-        DnsRecord("default", "web", "", ("10.96.0.5",)),
+    assert names_from_table(table) == (
+        DnsName("default", "web", "", ("10.96.0.5",)),
+        DnsName("shop", "db", "", ("172.17.0.3", "172.17.0.4", "172.17.0.6")),
+        DnsName("shop", "db", "db-0", ("172.17.0.3",)),
+        DnsName("shop", "db", "db-1", ("172.17.0.4",)),
     )
 
 
