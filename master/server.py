@@ -31,6 +31,7 @@ from kernel.clock import SystemClock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.forward import ForwardingInterceptor, admin_channels
 from master.api.kube.server import start_kube_api
 from master.api.logs import LogRelay
 from master.api.metrics_interceptor import MetricsInterceptor
@@ -55,6 +56,7 @@ from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
 from master.model import DEFAULT_SERVICE_CIDR, Node, ObjectMeta, Service, ServiceAccount
+from master.pki.bootstrap import listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
 from master.state import ClusterState
@@ -188,14 +190,25 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             clock,
             shared,
         )
-    server = grpc.aio.server(
-        options=options,
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        MetricsInterceptor(),
         # Without TLS the interceptor only guards request decoding.
-        interceptors=[
-            MetricsInterceptor(),
-            security.auth if security is not None else AuthInterceptor(None, None),
-        ],
-    )
+        security.auth if security is not None else AuthInterceptor(None, None),
+    ]
+    if config.leader_elect:
+        # Inside the authorisation: a follower passes an authorised write to the leader.
+        pki = security.pki if security is not None else None
+        interceptors.append(
+            ForwardingInterceptor(
+                state,
+                admin_channels(
+                    pki.ca.pem if pki else None,
+                    pki.admin_key_pem if pki else None,
+                    pki.admin_cert_pem if pki else None,
+                ),
+            )
+        )
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     if security is not None:
         security.add_servicers(server, state)
     admission = _lb_admission(config)
@@ -248,7 +261,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     masters.me = MasterInfo(
-        config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
+        config.name or f"{socket.gethostname()}-{port}",
+        f"{host}:{port}",
+        clock.now(),
+        _reachable_url(kube.url, config.api_listen, host) if kube is not None else "",
     )
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
@@ -304,6 +320,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             metrics.close()
 
 
+def _reachable_url(url: str, api_listen: str, grpc_host: str) -> str:
+    """The Kubernetes API URL other masters can use: for a wildcard --api-listen `url`
+    shows loopback; the gRPC listen host (when it is a real address) is the better guess."""
+    wildcard = listen_host(api_listen) in ("", "0.0.0.0", "::", "*")
+    if wildcard and grpc_host not in ("", "0.0.0.0", "::", "[::]", "*"):
+        return url.replace("://127.0.0.1:", f"://{grpc_host}:", 1)
+    return url
+
+
 def _metrics(
     config: MasterConfig,
     state: ClusterState,
@@ -345,7 +370,8 @@ def _node_lease(config: MasterConfig) -> float:
 
 def _etcd_of(store: Store) -> EtcdStore:
     inner = store.inner if isinstance(store, SealingStore) else store
-    assert isinstance(inner, EtcdStore)
+    if not isinstance(inner, EtcdStore):
+        raise TypeError("--leader-elect runs only on an etcd store (checked when parsing flags)")
     return inner
 
 
@@ -359,7 +385,8 @@ def _leader_or_controllers(
     """Without --leader-elect this master runs the controllers; with it, only while it leads."""
     if not config.leader_elect:
         return asyncio.create_task(manager.run(), name="controllers")
-    assert me is not None and isinstance(store, SealingStore)
+    if me is None or not isinstance(store, SealingStore):
+        raise TypeError("--leader-elect needs this master's entry and the sealed etcd store")
     follower = Follower(_etcd_of(store), state, store.load_all, store.opened)
     role = HaRole(_etcd_of(store), state, manager, me, follower=follower)
     return asyncio.create_task(role.run(), name="leader-election")
