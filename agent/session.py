@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
+from agent.claim_volumes import ClaimOrders
 from agent.convert import (
     AssignmentChunks,
     log_order_from_proto,
@@ -133,8 +134,11 @@ class Session:
         logs: LogStreamer | None = None,
         prefer: Callable[[str], None] | None = None,
         usage: UsageSampler | None = None,
+        claims: ClaimOrders | None = None,
     ) -> None:
         self._target = target
+        # The master's removal orders for claim volumes (agent/claim_volumes.py).
+        self._claims = claims
         # Several masters: told the leader's address when a follower refuses us.
         self._prefer = prefer
         # CPU and memory for `pinnace top` (agent/usage.py), sent every USAGE_INTERVAL.
@@ -351,6 +355,8 @@ class Session:
                 send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
             elif kind == "log_cancel" and self._logs is not None:
                 self._logs.cancel(msg.log_cancel.request_id)
+            elif kind == "volume_orders" and self._claims is not None:
+                self._claims.set_removals(msg.volume_orders.remove)
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
         while True:

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+from agent.claim_volumes import ClaimOrders
 from agent.containers import container_config
 from agent.fencing import FencePolicy
 from agent.model import Assignments, ContainerSpec, PodAssignment, PodStatusReport
@@ -97,8 +98,11 @@ class Worker:
         fence: FencePolicy | None = None,
         validate: bool = False,
         files: VolumeFiles | None = None,
+        claims: ClaimOrders | None = None,
     ) -> None:
         self._runtime = runtime
+        # The claim sizes the assignment set asks for (agent/claim_volumes.py grows them).
+        self._claims = claims
         # Where configMap/secret volumes' files are kept (a tmpfs by default).
         self._files = files or VolumeFiles(DEFAULT_ROOT, runtime.node)
         # How a probe is performed; tests inject their own.
@@ -163,6 +167,8 @@ class Worker:
         if applied:
             # Before any container of these pods is made: their files are in place.
             self._files.sync(assignments.pods)
+            if self._claims is not None:
+                self._claims.set_sizes(assignments.pods)
         return applied
 
     def fence(self, reason: str) -> None:

@@ -32,7 +32,8 @@ from master.api.convert import (
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
-from master.api.usage import report_from_proto
+from master.api.usage import report_from_proto, volume_uses_from_proto
+from master.app.claimreports import record_volume_report, removal_orders
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
     ResolvedFiles,
@@ -45,7 +46,15 @@ from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, StoredObject, Volume
+from master.model import (
+    Container,
+    Node,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    StoredObject,
+    Volume,
+)
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -105,6 +114,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._peer_seen: dict[str, tuple[str, int]] = {}
         self._witness_rows: list[tuple[str, str, int]] | None = None
         self._node_count = 0
+        # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
+        self._claim_bytes: dict[str, int] = {}
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
         state.subscribe(self._on_change)
@@ -145,6 +156,18 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             session = self._sessions.get(obj.node_name)
             if session is not None:
                 session.dirty.set()
+        elif isinstance(obj, PersistentVolume):
+            # A Released volume to delete: its node gets its removal orders again.
+            session = self._sessions.get(obj.node_name)
+            if session is not None:
+                session.dirty.set()
+        elif isinstance(obj, PersistentVolumeClaim) and obj.node_name:
+            # A resized claim: the node's pods carry the new size (the agent grows it).
+            if self._claim_bytes.get(obj.meta.name) != obj.storage_bytes:
+                self._claim_bytes[obj.meta.name] = obj.storage_bytes
+                session = self._sessions.get(obj.node_name)
+                if session is not None:
+                    session.dirty.set()
         elif kind in ("ConfigMap", "Secret"):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
@@ -245,6 +268,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
         peers_sent: node_pb2.PeerList | None = None
+        removals_sent: list[str] | None = None
         try:
             while not reader.done() and not superseded.done():
                 wakers = [
@@ -297,6 +321,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     }
                     for chunk in chunk_assignments(msg):
                         yield node_pb2.MasterMessage(assignments=chunk)
+                    removals = removal_orders(self._state, node_name)
+                    if removals != removals_sent:
+                        removals_sent = removals
+                        orders = node_pb2.VolumeOrders(remove=removals)
+                        yield node_pb2.MasterMessage(volume_orders=orders)
         finally:
             self.logs.detach(node_name, down)
             for task in (reader, superseded):
@@ -344,6 +373,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self.logs.deliver(msg.log_chunk)
             elif body == "usage":
                 self._usage.record(node_name, report_from_proto(msg.usage))
+                record_volume_report(
+                    self._state,
+                    node_name,
+                    volume_uses_from_proto(msg.usage),
+                    msg.usage.volumes_listed,
+                )
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)
