@@ -40,7 +40,6 @@ from master.controllers.rolling import surge_and_unavailable
 from master.lb.model import LbService
 from master.manifest.quantities import format_cpu, format_memory, format_memory_ki
 from master.model import (
-    DEFAULT_NAMESPACE,
     ConfigMap,
     Container,
     ContainerStatus,
@@ -51,6 +50,7 @@ from master.model import (
     PersistentVolume,
     PersistentVolumeClaim,
     Pod,
+    PodDNSConfig,
     PodSpec,
     Probe,
     Resources,
@@ -79,7 +79,7 @@ def _int_or_str(text: str) -> int | str:
 def _metadata(meta: ObjectMeta, labels: dict[str, str] | None = None) -> Obj:
     return {
         "name": meta.name,
-        "namespace": DEFAULT_NAMESPACE,
+        "namespace": meta.namespace,
         "uid": meta.uid,
         "resourceVersion": str(meta.resource_version),
         "generation": meta.generation,
@@ -169,6 +169,25 @@ def render_pod_spec(spec: PodSpec) -> Obj:
         out["serviceAccountName"] = spec.service_account_name
     if spec.volumes:
         out["volumes"] = [render_volume(v) for v in spec.volumes]
+    # Kubernetes shows its defaults for these.
+    out["dnsPolicy"] = spec.dns_policy or "ClusterFirst"
+    out["enableServiceLinks"] = spec.enable_service_links is not False
+    if spec.dns_config is not None:
+        out["dnsConfig"] = render_dns_config(spec.dns_config)
+    return out
+
+
+def render_dns_config(config: PodDNSConfig) -> Obj:
+    out: Obj = {}
+    if config.nameservers:
+        out["nameservers"] = list(config.nameservers)
+    if config.searches:
+        out["searches"] = list(config.searches)
+    if config.options:
+        out["options"] = [
+            {"name": o.name} if o.value is None else {"name": o.name, "value": o.value}
+            for o in config.options
+        ]
     return out
 
 
@@ -355,7 +374,9 @@ def render_service(svc: Service) -> Obj:
     ingress = [{"ip": svc.ingress_ip}] if svc.ingress_ip else []
     spec: Obj = {"type": svc.type.value, "selector": dict(svc.selector), "ports": ports}
     if svc.cluster_ip:
+        # As Kubernetes shows them: the address, and the one-item list (single stack).
         spec["clusterIP"] = svc.cluster_ip
+        spec["clusterIPs"] = [svc.cluster_ip]
     if svc.load_balancer_ip:
         spec["loadBalancerIP"] = svc.load_balancer_ip
     return {
@@ -451,7 +472,7 @@ def render_event(ev: Event) -> Obj:
         "involvedObject": {
             "kind": ev.involved_kind,
             "name": ev.involved_name,
-            "namespace": DEFAULT_NAMESPACE,
+            "namespace": ev.meta.namespace,
         },
         "reason": ev.reason,
         "message": ev.message,

@@ -33,7 +33,7 @@ from master.lb.haproxy import HAProxyDriver
 from master.lb.model import LbAddresses, LbService, Unservable
 from master.lb.runtime import HAProxyError
 from master.metrics.series import RECONCILE, timed
-from master.model import Node, Pod, Service, StoredObject
+from master.model import Node, Pod, Service, StoredObject, lb_name, pod_ref
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class LoadBalancerController:
         self._on_released = callback
 
     def is_released(self, pod: Pod) -> bool:
-        if pod.meta.name in self._released:
+        if pod_ref(pod) in self._released:
             return True
         return self._clock.now() - pod.deletion_requested_at >= self._drain_timeout
 
@@ -95,10 +95,10 @@ class LoadBalancerController:
         if isinstance(obj, Service | Pod | Node):
             self._dirty.set()
         if isinstance(obj, Service):
-            entry = self._refused.get(obj.meta.name)
+            entry = self._refused.get(lb_name(obj))
             # Our own status update comes back here too; only a new spec earns a retry.
             if entry is not None and (deleted or obj.meta.generation != entry.generation):
-                del self._refused[obj.meta.name]
+                del self._refused[lb_name(obj)]
 
     async def run(self) -> None:
         try:
@@ -162,7 +162,7 @@ class LoadBalancerController:
         own, unservable = plan_services(services, a)
         for name, entry in self._refused.items():
             unservable.setdefault(name, entry.problem)
-        servable = [s for s in services if s.meta.name not in unservable]
+        servable = [s for s in services if lb_name(s) not in unservable]
         desired = compute_lb_services(
             servable, pods, nodes, a.port_offset, a.listen, a.bind_internal, own_addresses=own
         )
@@ -198,8 +198,14 @@ class LoadBalancerController:
                 applied = attempt
             except (HAProxyError, ValueError) as err:
                 problem = Unservable(name, "LoadBalancerFailed", f"HAProxy refused it: {err}")
-                svc = self._state.get("Service", name)
-                generation = svc.meta.generation if svc is not None else 0
+                generation = next(
+                    (
+                        s.meta.generation
+                        for s in self._state.objects("Service")
+                        if isinstance(s, Service) and lb_name(s) == name
+                    ),
+                    0,
+                )
                 self._refused[name] = _Refusal(now, generation, problem)
                 unservable[name] = problem
         return applied
@@ -211,11 +217,11 @@ class LoadBalancerController:
         self._drained_at = {name: self._drained_at.get(name, now) for name in drained}
         released = {
             name for name, since in self._drained_at.items() if now - since >= self._drain_delay
-        } | {p.meta.name for p in stopping if self.is_released(p)}
+        } | {pod_ref(p) for p in stopping if self.is_released(p)}
         newly = released - self._released
         self._released = released
         if newly:
-            nodes = {p.node_name for p in stopping if p.meta.name in newly}
+            nodes = {p.node_name for p in stopping if pod_ref(p) in newly}
             self._on_released(nodes)
 
     def _set_status(
@@ -223,12 +229,17 @@ class LoadBalancerController:
     ) -> None:
         now = self._clock.now()
         for svc in services:
-            name = svc.meta.name
+            name = lb_name(svc)
             problem = unservable.get(name)
             new, event = service_status(svc, problem, self._addresses, now, own.get(name, ""))
             if new is not svc:
                 self._state.put(new)
             if event is not None:
                 self._state.record_event(
-                    "Service", svc.meta.name, event.reason, event.message, event.type
+                    "Service",
+                    svc.meta.name,
+                    event.reason,
+                    event.message,
+                    event.type,
+                    namespace=svc.meta.namespace,
                 )

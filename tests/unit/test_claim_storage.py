@@ -195,7 +195,7 @@ def test_a_first_measure_or_a_new_size_is_always_stored() -> None:
 
 
 class _Lifecycle:
-    def delete_pod(self, name: str, reason: str, message: str) -> bool:
+    def delete_pod(self, name: str, reason: str, message: str, namespace: str = "") -> bool:
         return True
 
     def forget_node(self, name: str) -> bool:
