@@ -568,6 +568,10 @@ class PersistentVolumeClaim:
     # Set when bound: the PersistentVolume's name and the node that holds it.
     volume_name: str = ""
     node_name: str = ""
+    # As the node's agent last measured the volume: bytes used (-1: not known) and the
+    # size of its filesystem (0: the node does not enforce the size).
+    used_bytes: int = -1
+    capacity_bytes: int = 0
 
     kind = "PersistentVolumeClaim"
 
@@ -642,8 +646,8 @@ class PersistentVolume:
     node_name: str
     claim_name: str
     claim_uid: str
-    # Retain: deleting the claim keeps the Docker volume on its node (Delete, which
-    # would remove it, is not implemented yet).
+    # Retain: deleting the claim keeps the Docker volume on its node (Released);
+    # Delete: the node is told to remove it, and the volume goes once it has.
     reclaim_policy: str = "Retain"
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.

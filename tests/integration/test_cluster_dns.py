@@ -5,13 +5,15 @@ node) and pods on one pod network. From inside a client pod: `backend`,
 `backend.default` and `backend.default.svc.cluster.local` resolve to the Service's
 cluster IP, the headless Service `db` to its ready pods, `db-0.db` to the StatefulSet's
 first pod (whose page answers there); the resolv.conf has Kubernetes' searches and
-ndots:5; the environment has BACKEND_SERVICE_HOST and the Docker-link variables; and
-the names still resolve with the master gone.
+ndots:5; the environment has BACKEND_SERVICE_HOST and the Docker-link variables; the
+names still resolve with the agent killed, after its restart and with the master gone;
+and an agent asked to stop ends its dnsmasq and removes the route to its address.
 """
 
 from __future__ import annotations
 
 import re
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from agent.dns.address import derived_address
+from agent.dns.server import DEFAULT_DIR, is_local_address
 from tests.integration.cluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.integration
@@ -115,6 +119,21 @@ def _looked_up(container: Any, name: str) -> str:
     return found.group(1).decode() if found else ""
 
 
+def _dnsmasq_pid(node: str) -> int:
+    try:
+        return int((Path(DEFAULT_DIR) / node / "dnsmasq.pid").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _container_of(cluster: LocalCluster, pod: str) -> Any:
     return next((c for c in cluster.containers() if c.labels["pinnace.pod"] == pod), None)
 
@@ -179,6 +198,21 @@ def test_pods_resolve_services_and_get_their_variables(
     assert env["BACKEND_PORT_80_TCP"] == f"tcp://{cluster_ip}:80"
     assert "DB_SERVICE_HOST" not in env  # headless: no variables
 
-    # The names are the node's: they keep resolving with the master gone.
+    # The names are the node's data plane. A killed agent's dnsmasq keeps answering; the
+    # restarted agent replaces it (by its pid file) and answers from the names file at once.
+    node = pods[client_pod]["spec"]["nodeName"]
+    short = node.rsplit("-", 1)[-1]
+    old = _dnsmasq_pid(node)
+    cluster.kill(cluster.agents[node])
+    assert _addresses(client, "backend") == {cluster_ip}
+    cluster.start_agent(short, "--pod-network", pod_network, "--cluster-dns=auto")
+    new = wait_for("a new dnsmasq", lambda: (pid := _dnsmasq_pid(node)) != old and pid)
+    assert not _alive(old)
+    assert _addresses(client, "backend") == {cluster_ip}
+    # ... and with the master gone.
     cluster.kill_master()
     assert _addresses(client, "backend") == {cluster_ip}
+    # An agent asked to stop stops its dnsmasq and removes the route to its address.
+    cluster.kill(cluster.agents[node], signal.SIGTERM)
+    assert not _alive(new)
+    assert not is_local_address(derived_address(node))
