@@ -1230,12 +1230,25 @@ class PodSpec(_message.Message):
     RESTART_POLICY_FIELD_NUMBER: _builtins.int
     TERMINATION_GRACE_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
+    SERVICE_ENV_FIELD_NUMBER: _builtins.int
+    DNS_FIELD_NUMBER: _builtins.int
     restart_policy: _builtins.str
     termination_grace_period_seconds: _builtins.int
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerSpec]: ...
     @_builtins.property
     def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Volume]: ...
+    @_builtins.property
+    def service_env(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvVar]:
+        """The Service environment variables (<SVC>_SERVICE_HOST ..., master/app/servicenv.py):
+        every container starts with them and its own env and envFrom win over them. Final
+        values, and no part of a container's identity: a new Service restarts nothing.
+        """
+
+    @_builtins.property
+    def dns(self) -> Global___PodDNS:
+        """spec.dnsPolicy and spec.dnsConfig; the agent makes the resolv.conf (agent/poddns.py)."""
+
     def __init__(
         self,
         *,
@@ -1243,14 +1256,74 @@ class PodSpec(_message.Message):
         restart_policy: _builtins.str = ...,
         termination_grace_period_seconds: _builtins.int = ...,
         volumes: _abc.Iterable[Global___Volume] | None = ...,
+        service_env: _abc.Iterable[Global___EnvVar] | None = ...,
+        dns: Global___PodDNS | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dns", b"dns"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "restart_policy", b"restart_policy", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "dns", b"dns", "restart_policy", b"restart_policy", "service_env", b"service_env", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PodSpec: _TypeAlias = PodSpec  # noqa: Y015
+
+@_typing.final
+class PodDNS(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    NAMESERVERS_FIELD_NUMBER: _builtins.int
+    SEARCHES_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    policy: _builtins.str
+    """ClusterFirst (also when empty) | ClusterFirstWithHostNet | Default | None"""
+    @_builtins.property
+    def nameservers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def searches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___DNSOption]: ...
+    def __init__(
+        self,
+        *,
+        policy: _builtins.str = ...,
+        nameservers: _abc.Iterable[_builtins.str] | None = ...,
+        searches: _abc.Iterable[_builtins.str] | None = ...,
+        options: _abc.Iterable[Global___DNSOption] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nameservers", b"nameservers", "options", b"options", "policy", b"policy", "searches", b"searches"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PodDNS: _TypeAlias = PodDNS  # noqa: Y015
+
+@_typing.final
+class DNSOption(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    HAS_VALUE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    value: _builtins.str
+    has_value: _builtins.bool
+    """False: an option without a value ("rotate")."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        value: _builtins.str = ...,
+        has_value: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_value", b"has_value", "name", b"name", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DNSOption: _TypeAlias = DNSOption  # noqa: Y015
 
 @_typing.final
 class Volume(_message.Message):

@@ -24,7 +24,7 @@ import posixpath
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -55,6 +55,7 @@ from agent.runtime.port import (
     VolumeInfo,
     fallback_note,
 )
+from agent.runtime.thread_pump import pumped
 
 T = TypeVar("T")
 _POOL_SIZE = 64
@@ -288,6 +289,9 @@ class DockerRuntime:
             network_mode=self._pod_network or None,
             mounts=mounts or None,
             binds=binds or None,
+            dns=list(config.dns_servers) or None,
+            dns_search=list(config.dns_search) or None,
+            dns_opt=list(config.dns_options) or None,
         )
         created = api.create_container(
             image=config.image,
@@ -507,8 +511,6 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"cannot read stats of {container_id[:12]}: {exc}") from exc
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[RuntimeEvent | BaseException | None] = asyncio.Queue()
         filters = self._label_filter() | {"type": ["container"], "event": ["start", "die"]}
         try:
             stream = await self._call(lambda: self._api().events(decode=True, filters=filters))
@@ -516,49 +518,30 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"cannot watch Docker events: {_explain(exc)}") from exc
         closed = threading.Event()
 
-        def hand_over(item: RuntimeEvent | BaseException | None) -> None:
-            # A closed loop means nobody is listening any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+        def converted() -> Iterator[RuntimeEvent]:
+            for raw in stream:
+                labels = (raw.get("Actor") or {}).get("Attributes") or {}
+                action = raw.get("Action") or raw.get("status")
+                if action in ("start", "die"):
+                    yield RuntimeEvent(
+                        action,
+                        str(raw.get("id") or (raw.get("Actor") or {}).get("ID", "")),
+                        labels.get(LABEL_POD, ""),
+                        labels.get(LABEL_CONTAINER, ""),
+                    )
 
-        def pump() -> None:
-            # Reads the endless HTTP response; a daemon thread, not the pool, since it
-            # never returns and must not hold up interpreter exit.
-            try:
-                for raw in stream:
-                    labels = (raw.get("Actor") or {}).get("Attributes") or {}
-                    action = raw.get("Action") or raw.get("status")
-                    if action in ("start", "die"):
-                        hand_over(
-                            RuntimeEvent(
-                                action,
-                                str(raw.get("id") or (raw.get("Actor") or {}).get("ID", "")),
-                                labels.get(LABEL_POD, ""),
-                                labels.get(LABEL_CONTAINER, ""),
-                            )
-                        )
-            except Exception as exc:
-                if not closed.is_set():
-                    hand_over(exc)
-            hand_over(None)
+        def broke(exc: BaseException) -> Exception:
+            return RuntimeUnavailable(f"Docker event stream failed: {_explain(exc)}")
 
-        threading.Thread(target=pump, name=f"docker-events-{self._node}", daemon=True).start()
         try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise RuntimeUnavailable(f"Docker event stream failed: {_explain(item)}")
-                yield item
+            async for event in pumped(converted(), f"docker-events-{self._node}", closed, broke):
+                yield event
         finally:
             closed.set()
             stream.close()
 
     async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
-        """The engine's log stream read on a daemon thread (a follow never returns by itself)."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        """The engine's log stream, read on a daemon thread (a follow never returns by itself)."""
         kwargs: dict[str, Any] = {
             "stdout": True,
             "stderr": True,
@@ -580,30 +563,12 @@ class DockerRuntime:
             ) from exc
         closed = threading.Event()
 
-        def hand_over(item: bytes | BaseException | None) -> None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+        def broke(exc: BaseException) -> Exception:
+            return RuntimeFailure(f"the log of {container_id[:12]} broke: {_explain(exc)}")
 
-        def pump() -> None:
-            try:
-                for chunk in stream:
-                    if closed.is_set():
-                        break
-                    hand_over(chunk)
-            except Exception as exc:
-                if not closed.is_set():
-                    hand_over(exc)
-            hand_over(None)
-
-        threading.Thread(target=pump, name=f"docker-logs-{container_id[:12]}", daemon=True).start()
         try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise RuntimeFailure(f"the log of {container_id[:12]} broke: {_explain(item)}")
-                yield item
+            async for chunk in pumped(stream, f"docker-logs-{container_id[:12]}", closed, broke):
+                yield chunk
         finally:
             closed.set()
             with contextlib.suppress(Exception):
