@@ -451,7 +451,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
 
 
 def _metrics_listen(text: str) -> str:
-    from master.metrics.http import parse_listen
+    from kernel.listen import parse_listen
 
     try:
         parse_listen(text)
