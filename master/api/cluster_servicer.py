@@ -86,7 +86,7 @@ async def _parse(
 
 
 # Kinds `delete -f` may name (the rest are made by the master).
-DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount")
+DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount", "Ingress")
 
 
 def _whole_or_page(

@@ -25,6 +25,7 @@ from master.controllers.revisions import CHANGE_CAUSE, record_revision
 from master.model import (
     ConfigMap,
     Deployment,
+    Ingress,
     PersistentVolumeClaim,
     Secret,
     Service,
@@ -81,6 +82,8 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
         return _claim_spec(old) == _claim_spec(new)
     if isinstance(old, StatefulSet) and isinstance(new, StatefulSet):
         return replace(old, meta=new.meta, status=new.status) == new
+    if isinstance(old, Ingress) and isinstance(new, Ingress):
+        return _ingress_spec(old) == _ingress_spec(new)
     return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
 
 
@@ -111,7 +114,21 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
         return replace(
             new, meta=meta, volume_name=existing.volume_name, node_name=existing.node_name
         )
+    if isinstance(existing, Ingress) and isinstance(new, Ingress):
+        # The load balancer's status stays until it decides anew.
+        return replace(
+            new,
+            meta=meta,
+            address=existing.address,
+            ports=existing.ports,
+            lb_reason=existing.lb_reason,
+            lb_message=existing.lb_message,
+        )
     return replace(new, meta=meta)
+
+
+def _ingress_spec(i: Ingress) -> tuple[object, ...]:
+    return (i.class_name, i.default_backend, i.rules, i.tls)
 
 
 def _claim_spec(c: PersistentVolumeClaim) -> tuple[object, ...]:
