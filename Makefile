@@ -57,8 +57,10 @@ demo-local-down:
 image: venv
 	bash compose/build-image.sh
 
+# The quick set of benchmarks (tests/bench/quick.py): a table, and one JSON line per figure
+# appended to tests/bench/results.jsonl. A few minutes on two cores.
 bench: venv images
-	$(BIN)/python -m tests.bench.apply_to_running
+	$(BIN)/python -m tests.bench.quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

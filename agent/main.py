@@ -31,11 +31,13 @@ from agent.capacity import (
     detect_capacity,
 )
 from agent.credentials import default_state_dir
+from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
 from agent.logs import LogStreamer
 from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
 from agent.model import NodeInfo
+from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
 from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
@@ -263,6 +265,8 @@ async def run_agent(
         container_runtime="docker",
         witness_port=witness_port,
     )
+    # The master's service table: the node proxy and the node's DNS serve from it.
+    services = ServiceTables()
     session = Session(
         args.master,
         node,
@@ -274,6 +278,8 @@ async def run_agent(
         logs=LogStreamer(runtime),
         prefer=security.prefer,
         usage=UsageSampler(runtime, clock),
+        services=services,
+        execs=ExecRunner(runtime),
     )
     witness.bind(session.probe_master)
     stop = asyncio.Event()

@@ -62,6 +62,9 @@ class ObjectMeta:
     resource_version: int = 0
     generation: int = 1
     created_at: float = 0.0
+    # Meaningful for namespaced kinds only (cluster-scoped ones ignore it: see
+    # `key_name`). Objects written before namespaces existed read back as "default".
+    namespace: str = DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +305,12 @@ class Deployment:
         return self.history[-1].revision if self.history else 0
 
 
+# spec.clusterIP of a headless Service.
+HEADLESS = "None"
+# Kubernetes' default --service-cluster-ip-range.
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+
+
 @dataclass(frozen=True, slots=True)
 class ServicePort:
     port: int
@@ -321,9 +330,11 @@ class Service:
     ports: tuple[ServicePort, ...]
     type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
-    # The load balancer's internal address this service is reachable on ("None" when headless).
+    # spec.clusterIP: the Service's own virtual address from the service range
+    # (master/app/clusterip.py); "None" when headless. A parsed manifest holds what it
+    # asked for ("" for any); the stored Service holds what it got.
     cluster_ip: str = ""
-    # clusterIP: None -- no load balancer; clients find the pods through its endpoints.
+    # clusterIP: None -- no address, no proxy; clients find the pods through its endpoints.
     headless: bool = False
     # Why the load balancer does not serve this Service ("" while it does): a reason
     # (PortConflict, ...), one sentence naming the object in the way, and since when.
@@ -393,6 +404,12 @@ class Pod:
     status: PodStatus = PodStatus()
 
     kind = "Pod"
+
+    @property
+    def owner_key(self) -> str:
+        """The owner within its namespace (`ref`: "owner" in default, else "ns/owner"; ""
+        without one): the owners of two namespaces never mix, whatever their names."""
+        return ref(self.meta.namespace, self.owner) if self.owner else ""
 
 
 # The Ready condition's reasons. Unknown: the agent is silent, but the node is
@@ -699,6 +716,62 @@ KINDS: dict[str, type[StoredObject]] = {
     "StatefulSet": StatefulSet,
     "Ingress": Ingress,
 }
+
+
+# Kinds that live outside any namespace (as in Kubernetes); every other kind is
+# namespaced and its names are unique per namespace.
+CLUSTER_SCOPED: frozenset[str] = frozenset({"Node", "PersistentVolume", "Namespace"})
+
+
+def is_namespaced(kind: str) -> bool:
+    return kind not in CLUSTER_SCOPED
+
+
+def key_name(kind: str, namespace: str, name: str) -> str:
+    """The name an object is keyed by, in memory and in the store: "<namespace>/<name>" for
+    namespaced kinds, the bare name for cluster-scoped ones. Neither part can hold a "/"
+    (both are DNS names), so the key is unambiguous and splits back with `split_key`."""
+    return f"{namespace}/{name}" if kind not in CLUSTER_SCOPED else name
+
+
+def key_of(obj: StoredObject) -> str:
+    """`key_name` of a stored object."""
+    return key_name(obj.kind, obj.meta.namespace, obj.meta.name)
+
+
+def split_key(kind: str, key: str) -> tuple[str, str]:
+    """(namespace, name) of a key made by `key_name` ("" namespace: cluster-scoped)."""
+    if kind in CLUSTER_SCOPED:
+        return "", key
+    namespace, _, name = key.partition("/")
+    return namespace, name
+
+
+def lb_name(svc: Service) -> str:
+    """A Service's name in the load balancer (HAProxy frontends and backends, address pool,
+    conflicts): the bare name in "default" (so backends from before namespaces are adopted
+    as they are), "<namespace>.<name>" elsewhere (Service names and namespaces are DNS
+    labels without dots, so the two never meet)."""
+    ns = svc.meta.namespace
+    return svc.meta.name if ns == DEFAULT_NAMESPACE else f"{ns}.{svc.meta.name}"
+
+
+def ref(namespace: str, name: str) -> str:
+    """An object's identity where objects of every namespace meet by one string and the
+    names from before namespaces must stay as they were (LB endpoints, released pods,
+    drain plans): the bare name in "default", "<namespace>/<name>" elsewhere."""
+    return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
+
+
+def split_ref(text: str) -> tuple[str, str]:
+    """(namespace, name) of a `ref`."""
+    namespace, _, name = text.rpartition("/")
+    return namespace or DEFAULT_NAMESPACE, name
+
+
+def pod_ref(pod: Pod) -> str:
+    """`ref` of a pod."""
+    return ref(pod.meta.namespace, pod.meta.name)
 
 
 def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:

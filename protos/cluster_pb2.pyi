@@ -189,6 +189,110 @@ class StreamLogsResponse(_message.Message):
 Global___StreamLogsResponse: _TypeAlias = StreamLogsResponse  # noqa: Y015
 
 @_typing.final
+class ExecOpen(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POD_FIELD_NUMBER: _builtins.int
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    STDIN_FIELD_NUMBER: _builtins.int
+    TTY_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    pod: _builtins.str
+    container: _builtins.str
+    """Empty: the pod's first container."""
+    stdin: _builtins.bool
+    tty: _builtins.bool
+    width: _builtins.int
+    height: _builtins.int
+    @_builtins.property
+    def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        pod: _builtins.str = ...,
+        container: _builtins.str = ...,
+        command: _abc.Iterable[_builtins.str] | None = ...,
+        stdin: _builtins.bool = ...,
+        tty: _builtins.bool = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "pod", b"pod", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecOpen: _TypeAlias = ExecOpen  # noqa: Y015
+
+@_typing.final
+class ExecRequest(_message.Message):
+    """The first message opens the exec; later ones carry stdin, its end, or a terminal size."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPEN_FIELD_NUMBER: _builtins.int
+    STDIN_FIELD_NUMBER: _builtins.int
+    CLOSE_STDIN_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    stdin: _builtins.bytes
+    close_stdin: _builtins.bool
+    width: _builtins.int
+    """Both > 0: the terminal was resized."""
+    height: _builtins.int
+    @_builtins.property
+    def open(self) -> Global___ExecOpen: ...
+    def __init__(
+        self,
+        *,
+        open: Global___ExecOpen | None = ...,
+        stdin: _builtins.bytes = ...,
+        close_stdin: _builtins.bool = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["open", b"open"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_stdin", b"close_stdin", "height", b"height", "open", b"open", "stdin", b"stdin", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecRequest: _TypeAlias = ExecRequest  # noqa: Y015
+
+@_typing.final
+class ExecResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STREAM_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    EXITED_FIELD_NUMBER: _builtins.int
+    EXIT_CODE_FIELD_NUMBER: _builtins.int
+    stream: _builtins.int
+    """1 stdout, 2 stderr."""
+    data: _builtins.bytes
+    exited: _builtins.bool
+    """The command ended with `exit_code`; the last message."""
+    exit_code: _builtins.int
+    def __init__(
+        self,
+        *,
+        stream: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        exited: _builtins.bool = ...,
+        exit_code: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "exit_code", b"exit_code", "exited", b"exited", "stream", b"stream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecResponse: _TypeAlias = ExecResponse  # noqa: Y015
+
+@_typing.final
 class SourceFile(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -34,6 +34,7 @@ import docker.errors
 import docker.types
 from docker.utils import parse_repository_tag
 
+from agent.runtime.docker_exec import DockerExecSession
 from agent.runtime.docker_stats import parse_stats
 from agent.runtime.port import (
     LABEL_CONTAINER,
@@ -44,6 +45,7 @@ from agent.runtime.port import (
     ContainerInfo,
     ContainerStats,
     ExecResult,
+    ExecSession,
     ImagePullError,
     LogOptions,
     Mount,
@@ -470,6 +472,26 @@ class DockerRuntime:
             return await self._call(self._exec_sync, container_id, command)
         except (docker.errors.DockerException, OSError) as exc:
             raise RuntimeFailure(f"cannot exec in {container_id[:12]}: {_explain(exc)}") from exc
+
+    def _open_exec_sync(
+        self, container_id: str, command: tuple[str, ...], stdin: bool, tty: bool
+    ) -> tuple[str, Any]:
+        if self._inspect_sync(container_id) is None:
+            raise RuntimeFailure(f"container {container_id[:12]} is gone")
+        api = self._api()
+        created = api.exec_create(
+            container_id, list(command), stdin=stdin, tty=tty, stdout=True, stderr=True
+        )
+        return created["Id"], api.exec_start(created["Id"], tty=tty, socket=True)
+
+    async def open_exec(
+        self, container_id: str, command: tuple[str, ...], stdin: bool, tty: bool
+    ) -> ExecSession:
+        try:
+            exec_id, raw = await self._call(self._open_exec_sync, container_id, command, stdin, tty)
+        except (docker.errors.DockerException, OSError) as exc:
+            raise RuntimeFailure(f"cannot exec in {container_id[:12]}: {_explain(exc)}") from exc
+        return DockerExecSession(self._api(), exec_id, raw, tty, self._call)
 
     def _stats_sync(self, container_id: str) -> ContainerStats | None:
         try:

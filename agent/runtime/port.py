@@ -215,6 +215,30 @@ class LogOptions:
     since_seconds: int = 0
 
 
+STDOUT = 1
+STDERR = 2
+
+
+class ExecSession(Protocol):
+    """An interactive command running in a container (`kubectl exec`, `pinnace exec`).
+
+    `output()` yields (STDOUT or STDERR, bytes) until the command's output ends (with a
+    TTY everything is STDOUT); then `exit_code()` says how it ended. `close()` drops the
+    connection: a command still reading stdin sees its end (with a TTY, a hang-up)."""
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def resize(self, width: int, height: int) -> None: ...
+
+    async def exit_code(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
 class Runtime(Protocol):
     """A container engine seen through one node's labels."""
 
@@ -262,6 +286,13 @@ class Runtime(Protocol):
         """Runs `command` inside the running container and waits for it to end.
         Raises RuntimeFailure when it cannot be run (container gone or stopped,
         no such executable); the caller bounds the wait."""
+        ...
+
+    async def open_exec(
+        self, container_id: str, command: tuple[str, ...], stdin: bool, tty: bool
+    ) -> ExecSession:
+        """Starts `command` in the running container with its streams attached.
+        Raises RuntimeFailure when the container is gone, stopped or not this node's."""
         ...
 
     async def list_volumes(self) -> list[VolumeInfo]:

@@ -23,6 +23,7 @@ import grpc
 
 from kernel.clock import Clock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
+from master.api.exec import ExecRefused, ExecUnavailable, Exited, locate_exec
 from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
 from master.api.render import render_endpoints, render_object, rfc3339
 from master.api.render_ingress import render_ingress_class
@@ -359,6 +360,69 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 )
         finally:
             unsubscribe()
+
+    # -- exec ----------------------------------------------------------------------------
+
+    async def Exec(
+        self,
+        request_iterator: AsyncIterator[cluster_pb2.ExecRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[cluster_pb2.ExecResponse]:
+        """`pinnace exec`: the same rules and relay as the Kubernetes API's pods/NAME/exec."""
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("open"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an exec starts with open")
+            return
+        o = first.open
+        if not o.command:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "give the command after --, e.g. -- sh -c 'ls'"
+            )
+        try:
+            node, container = locate_exec(self._state, o.pod, o.container)
+            channel = self._logs.execs.open(
+                node, o.pod, container, list(o.command), o.stdin, o.tty, o.width, o.height
+            )
+        except ExecRefused as e:
+            code = (
+                grpc.StatusCode.NOT_FOUND
+                if e.code == "not_found"
+                else grpc.StatusCode.FAILED_PRECONDITION
+            )
+            await context.abort(code, e.message)
+            return
+        except ExecUnavailable as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+            return
+
+        async def pass_input() -> None:
+            try:
+                async for message in request_iterator:
+                    if message.stdin and o.stdin:
+                        channel.stdin(message.stdin)
+                    if message.close_stdin:
+                        channel.close_stdin()
+                    channel.resize(message.width, message.height)
+            except (grpc.RpcError, asyncio.CancelledError):
+                channel.client_gone()
+
+        reader = asyncio.create_task(pass_input())
+        error = ""
+        try:
+            while True:
+                event = await channel.next()
+                if isinstance(event, Exited):
+                    if event.error:
+                        error = event.error
+                        break
+                    yield cluster_pb2.ExecResponse(exited=True, exit_code=event.code)
+                    break
+                yield cluster_pb2.ExecResponse(stream=event.stream, data=event.data)
+        finally:
+            reader.cancel()
+            channel.close()
+        if error:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, error)
 
     # -- logs ----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from master.app.podenv import ResolvedEnv, ResolvedVar
 from master.app.podvolumes import ResolvedFiles
 from master.app.reports import PodReport
 from master.model import (
+    DEFAULT_NAMESPACE,
     Container,
     ContainerPort,
     ContainerState,
@@ -153,6 +154,7 @@ def pod_report_from_proto(report: node_pb2.PodStatusReport) -> PodReport:
         epoch=report.epoch,
         status=pod_status_from_proto(report),
         removed=report.removed,
+        namespace=report.namespace[:63] or DEFAULT_NAMESPACE,
     )
 
 
@@ -242,10 +244,10 @@ def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpe
 
 
 # A pod's configMap/secret volumes -> their files (master/app/podvolumes.py).
-FileResolver = Callable[[Volume], ResolvedFiles]
+FileResolver = Callable[[Pod, Volume], ResolvedFiles]
 
 
-def _no_files(v: Volume) -> ResolvedFiles:
+def _no_files(pod: Pod, v: Volume) -> ResolvedFiles:
     return ResolvedFiles()
 
 
@@ -274,7 +276,7 @@ def pod_spec_to_proto(
         containers=[_container_to_proto(c, resolve(pod, c)) for c in spec.containers],
         restart_policy=spec.restart_policy,
         termination_grace_period_seconds=spec.termination_grace_period_seconds,
-        volumes=[_volume_to_proto(v, files(v)) for v in spec.volumes],
+        volumes=[_volume_to_proto(v, files(pod, v)) for v in spec.volumes],
     )
 
 
@@ -288,6 +290,7 @@ def assignment_to_proto(
         owner=pod.owner,
         spec=pod_spec_to_proto(pod, resolve, files),
         stop=stop,
+        namespace=pod.meta.namespace,
     )
 
 
@@ -323,7 +326,7 @@ def assignments_to_proto(
 ) -> node_pb2.PodAssignments:
     """The node's assignment set; a stopping pod gets its stop order once `released`; each
     container's environment as `resolve` gives it (values for this node only)."""
-    ordered = sorted(pods, key=lambda p: p.meta.name)
+    ordered = sorted(pods, key=lambda p: (p.meta.namespace, p.meta.name))
     return node_pb2.PodAssignments(
         revision=revision,
         pods=[

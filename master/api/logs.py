@@ -8,7 +8,9 @@ LogChunk it reads to `deliver`; an API handler iterates `stream(...)`. When
 the reader goes away early (a closed `-f`), a `LogCancel` stops the agent;
 when the session ends, every stream of that node ends with an error sentence.
 Each stream buffers at most MAX_BUFFERED chunks: a reader that cannot keep up
-is cut off rather than growing the master's memory.
+is cut off rather than growing the master's memory. The relay of commands run in
+containers (master/api/exec.py) rides on the same sessions: `execs` is attached and
+detached with them, so every edge that can read logs can also exec.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from master.api.exec import ExecRelay
 from master.state import ClusterState
 from protos import node_pb2
 
@@ -82,11 +85,14 @@ class LogRelay:
         self._sessions: dict[str, asyncio.Queue[node_pb2.MasterMessage]] = {}
         # request id -> (node, chunks)
         self._pending: dict[str, tuple[str, asyncio.Queue[node_pb2.LogChunk]]] = {}
+        self.execs = ExecRelay()
 
     def attach(self, node: str, down: asyncio.Queue[node_pb2.MasterMessage]) -> None:
         self._sessions[node] = down
+        self.execs.attach(node, down)
 
     def detach(self, node: str, down: asyncio.Queue[node_pb2.MasterMessage]) -> None:
+        self.execs.detach(node, down)
         if self._sessions.get(node) is not down:
             return
         del self._sessions[node]

@@ -32,6 +32,7 @@ from master.api.convert import (
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
+from master.api.servicetable import ServiceTableFeed
 from master.api.usage import report_from_proto
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
@@ -45,7 +46,7 @@ from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, StoredObject, Volume
+from master.model import Container, Node, Pod, StoredObject, Volume, key_of
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -74,6 +75,8 @@ class _Session:
     # it), so an agent that stops reading costs the master nothing per heartbeat.
     ack_due: asyncio.Event = field(default_factory=asyncio.Event)
     ack_sequence: int = 0
+    # The service table may have changed (master/api/servicetable.py).
+    services_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -100,6 +103,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._lease_seconds = lease_seconds
         self._sessions: dict[str, _Session] = {}
         self._reports = NodeReports(state, clock)
+        # Every Service's address and ready endpoints, for the node proxies and DNS.
+        self._service_table = ServiceTableFeed(state)
         # Each node's (address, witness port) as last seen, and the sorted witness rows
         # (None: to be rebuilt): status changes then cost the sessions nothing.
         self._peer_seen: dict[str, tuple[str, int]] = {}
@@ -149,25 +154,31 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
             key = (kind, obj.meta.name)
+            ns = obj.meta.namespace
             for name, session in self._sessions.items():
                 if any(
-                    key in references(p) or key in volume_references(p)
+                    p.meta.namespace == ns and (key in references(p) or key in volume_references(p))
                     for p in self._state.pods_on_node(name)
                 ):
                     session.dirty.set()
 
     def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
         node = self._state.get("Node", pod.node_name)
+        lookup = self._lookup_in(pod.meta.namespace)
         env = resolve_container_env(
-            pod, container, self._state.get, node if isinstance(node, Node) else None
+            pod, container, lookup, node if isinstance(node, Node) else None
         )
         if env.error:
             return env
         # A configMap or secret volume that cannot be made holds the container back too.
-        return replace(env, error=mount_error(pod, container, self._state.get))
+        return replace(env, error=mount_error(pod, container, lookup))
 
-    def _resolve_files(self, volume: Volume) -> ResolvedFiles:
-        return resolve_volume_files(volume, self._state.get)
+    def _lookup_in(self, namespace: str) -> Callable[[str, str], StoredObject | None]:
+        """ConfigMaps and Secrets a pod reads are those of its own namespace."""
+        return lambda kind, name: self._state.get(kind, name, namespace)
+
+    def _resolve_files(self, pod: Pod, volume: Volume) -> ResolvedFiles:
+        return resolve_volume_files(volume, self._lookup_in(pod.meta.namespace))
 
     # -- RegisterNode ----------------------------------------------------------------
 
@@ -236,6 +247,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._mark_session(node_name, lost=False)
         session.dirty.set()
         session.peers_changed.set()
+        session.services_changed.set()
+        unsubscribe = self._service_table.on_stale(session.services_changed.set)
         # Log requests (master/api/logs.py) share the way down.
         down: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         self.logs.attach(node_name, down)
@@ -245,11 +258,17 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
         peers_sent: node_pb2.PeerList | None = None
+        table_sent = -1
         try:
             while not reader.done() and not superseded.done():
                 wakers = [
                     asyncio.create_task(e.wait())
-                    for e in (session.dirty, session.ack_due, session.peers_changed)
+                    for e in (
+                        session.dirty,
+                        session.ack_due,
+                        session.peers_changed,
+                        session.services_changed,
+                    )
                 ]
                 relayed = asyncio.create_task(down.get())
                 await asyncio.wait(
@@ -276,8 +295,15 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     if peers != peers_sent:
                         peers_sent = peers
                         yield node_pb2.MasterMessage(peers=peers)
+                if session.services_changed.is_set():
+                    session.services_changed.clear()
+                    table = self._service_table.current()
+                    if table.version != table_sent:
+                        table_sent = table.version
+                        yield node_pb2.MasterMessage(services=table)
                 if withheld and any(
-                    (p := self._state.pod(name)) is None or self._released(p) for name in withheld
+                    not isinstance(p := self._state.get_key("Pod", key), Pod) or self._released(p)
+                    for key in withheld
                 ):
                     session.dirty.set()
                 if session.dirty.is_set() and not reader.done():
@@ -291,13 +317,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         self._resolve_files,
                     )
                     withheld = {
-                        p.meta.name
-                        for p in pods
-                        if p.deletion_requested_at and not self._released(p)
+                        key_of(p) for p in pods if p.deletion_requested_at and not self._released(p)
                     }
                     for chunk in chunk_assignments(msg):
                         yield node_pb2.MasterMessage(assignments=chunk)
         finally:
+            unsubscribe()
             self.logs.detach(node_name, down)
             for task in (reader, superseded):
                 task.cancel()
@@ -342,6 +367,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.ack_due.set()
             elif body == "log_chunk":
                 self.logs.deliver(msg.log_chunk)
+            elif body == "exec_output":
+                self.logs.execs.deliver(msg.exec_output)
             elif body == "usage":
                 self._usage.record(node_name, report_from_proto(msg.usage))
             elif body == "statuses":

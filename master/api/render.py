@@ -41,7 +41,6 @@ from master.controllers.rolling import surge_and_unavailable
 from master.lb.model import LbService
 from master.manifest.quantities import format_cpu, format_memory, format_memory_ki
 from master.model import (
-    DEFAULT_NAMESPACE,
     ConfigMap,
     Container,
     ContainerStatus,
@@ -81,7 +80,7 @@ def _int_or_str(text: str) -> int | str:
 def _metadata(meta: ObjectMeta, labels: dict[str, str] | None = None) -> Obj:
     return {
         "name": meta.name,
-        "namespace": DEFAULT_NAMESPACE,
+        "namespace": meta.namespace,
         "uid": meta.uid,
         "resourceVersion": str(meta.resource_version),
         "generation": meta.generation,
@@ -357,7 +356,9 @@ def render_service(svc: Service) -> Obj:
     ingress = [{"ip": svc.ingress_ip}] if svc.ingress_ip else []
     spec: Obj = {"type": svc.type.value, "selector": dict(svc.selector), "ports": ports}
     if svc.cluster_ip:
+        # As Kubernetes shows them: the address, and the one-item list (single stack).
         spec["clusterIP"] = svc.cluster_ip
+        spec["clusterIPs"] = [svc.cluster_ip]
     if svc.load_balancer_ip:
         spec["loadBalancerIP"] = svc.load_balancer_ip
     return {
@@ -453,7 +454,7 @@ def render_event(ev: Event) -> Obj:
         "involvedObject": {
             "kind": ev.involved_kind,
             "name": ev.involved_name,
-            "namespace": DEFAULT_NAMESPACE,
+            "namespace": ev.meta.namespace,
         },
         "reason": ev.reason,
         "message": ev.message,

@@ -15,16 +15,20 @@ from typing import Literal, Protocol
 
 from master.app.errors import AppError, commit, not_found
 from master.app.queries import check_kind
-from master.model import PersistentVolume, PersistentVolumeClaim
+from master.model import DEFAULT_NAMESPACE, PersistentVolume, PersistentVolumeClaim
 from master.state import ClusterState
 
 DeleteAction = Literal["deleted", "not found"]
+# (kind, name) in "default", or (kind, name, namespace).
+Target = tuple[str, str] | tuple[str, str, str]
 
 
 class NodeLifecycle(Protocol):
     """What the controllers do when a user deletes a pod or a node."""
 
-    def delete_pod(self, name: str, reason: str, message: str) -> bool: ...
+    def delete_pod(
+        self, name: str, reason: str, message: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> bool: ...
 
     def forget_node(self, name: str) -> bool: ...
 
@@ -34,62 +38,76 @@ class Deleted:
     kind: str
     name: str
     action: DeleteAction
+    namespace: str = DEFAULT_NAMESPACE
+
+
+def _triple(target: Target) -> tuple[str, str, str]:
+    return (target[0], target[1], target[2] if len(target) == 3 else DEFAULT_NAMESPACE)
 
 
 async def delete_objects(
     state: ClusterState,
     lifecycle: NodeLifecycle,
-    targets: Sequence[tuple[str, str]],
+    targets: Sequence[Target],
     missing_ok: bool,
 ) -> list[Deleted]:
-    """Delete (kind, name) targets; AppError(not_found) for a missing one unless `missing_ok`."""
-    for kind, _ in targets:
+    """Delete (kind, name[, namespace]) targets; AppError(not_found) for a missing one
+    unless `missing_ok`."""
+    triples = [_triple(t) for t in targets]
+    for kind, _, _ in triples:
         check_kind(kind)
 
     def plan() -> list[Deleted]:
         if not missing_ok:
-            for kind, name in targets:
-                if state.get(kind, name) is None:
+            for kind, name, ns in triples:
+                if state.get(kind, name, ns) is None:
                     raise not_found(kind, name)
         results = []
-        for kind, name in targets:
-            if state.get(kind, name) is None:
-                results.append(Deleted(kind, name, "not found"))
+        for kind, name, ns in triples:
+            if state.get(kind, name, ns) is None:
+                results.append(Deleted(kind, name, "not found", ns))
                 continue
-            _delete(state, lifecycle, kind, name)
-            results.append(Deleted(kind, name, "deleted"))
+            delete_one(state, lifecycle, kind, name, ns)
+            results.append(Deleted(kind, name, "deleted", ns))
         return results
 
     return await commit(state, plan)
 
 
-def _delete(state: ClusterState, lifecycle: NodeLifecycle, kind: str, name: str) -> None:
+def delete_one(
+    state: ClusterState, lifecycle: NodeLifecycle, kind: str, name: str, ns: str
+) -> None:
+    """Delete one existing object inside a plan, as `delete` does it for a user."""
     if kind == "Pod":
-        lifecycle.delete_pod(name, "Killing", f"pod {name} deleted by a user")
+        lifecycle.delete_pod(name, "Killing", f"pod {name} deleted by a user", ns)
     elif kind == "Node":
         lifecycle.forget_node(name)
     elif kind == "PersistentVolumeClaim":
-        _delete_claim(state, name)
+        _delete_claim(state, name, ns)
     else:
-        state.remove(kind, name)
-        state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted")
+        state.remove(kind, name, ns)
+        state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted", namespace=ns)
 
 
-def _delete_claim(state: ClusterState, name: str) -> None:
+def _delete_claim(state: ClusterState, name: str, ns: str) -> None:
     """A claim in use stays (its data would vanish under a running pod); its volume is
     Released and kept on its node (reclaim policy Retain)."""
-    users = sorted(p.meta.name for p in state.pods() if name in p.spec.claim_names())
+    users = sorted(p.meta.name for p in state.pods(ns) if name in p.spec.claim_names())
     if users:
         raise AppError(
             "failed_precondition",
             f"persistentvolumeclaim {name} is used by pod {', '.join(users[:3])}"
             f"{' ...' if len(users) > 3 else ''}: delete or scale down what runs them first",
         )
-    claim = state.remove("PersistentVolumeClaim", name)
+    claim = state.remove("PersistentVolumeClaim", name, ns)
     if isinstance(claim, PersistentVolumeClaim) and claim.volume_name:
         pv = state.get("PersistentVolume", claim.volume_name)
         if isinstance(pv, PersistentVolume):
             state.put(replace(pv, phase="Released"))
     state.record_event(
-        "PersistentVolumeClaim", name, "Deleted", f"persistentvolumeclaim {name} deleted"
+        "PersistentVolumeClaim",
+        name,
+        "Deleted",
+        f"persistentvolumeclaim {name} deleted",
+        namespace=ns,
     )

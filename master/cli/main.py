@@ -21,7 +21,9 @@ from master.cli.commands import (
     run_scale,
 )
 from master.cli.config import select as select_credentials
+from master.cli.describe import run_describe
 from master.cli.drain import run_cordon, run_drain
+from master.cli.exec import run_exec
 from master.cli.kubeconfig import run_kubeconfig
 from master.cli.logs import run_logs
 from master.cli.rollout import run_rollout
@@ -170,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         "0 turns it off)",
     )
     m.add_argument(
+        "--service-cidr",
+        default="10.96.0.0/12",
+        metavar="CIDR",
+        help="where Services' cluster IPs come from (Kubernetes' "
+        "--service-cluster-ip-range); every agent's node proxy answers on them",
+    )
+    m.add_argument(
         "--stop-lb-on-exit",
         action="store_true",
         help="stop HAProxy when the master stops (by default it keeps serving and the next "
@@ -234,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
     )
+    m.add_argument(
+        "--cluster-secret-file",
+        metavar="FILE",
+        help="--store etcd: the secret (>= 16 characters) that seals the cluster's CA, admin "
+        "credentials and Secrets key in etcd; the same file for every master (default: "
+        "DATA_DIR/cluster-secret, made by the cluster's first master)",
+    )
     m.add_argument("--log-level", default="INFO")
 
     sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
@@ -260,6 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument(
         "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
     )
+
+    ds = sub.add_parser("describe", help="show an object in detail, with its events")
+    ds.add_argument("kind", help="pod, deployment, statefulset, service, node, pvc, secret...")
+    ds.add_argument("name", nargs="?", help="NAME (or give KIND/NAME); none: all of the kind")
+
+    ex = sub.add_parser("exec", help="run a command in a pod's container (through its node)")
+    ex.add_argument("pod", help="POD (or pod/POD)")
+    ex.add_argument("argv", nargs="*", metavar="-- COMMAND [ARG...]", help="the command to run")
+    ex.add_argument("-c", "--container", default="", help="the container (default: the first)")
+    ex.add_argument("-i", "--stdin", action="store_true", help="pass this stdin to the command")
+    ex.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
 
     tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
     tp.add_argument(
@@ -360,6 +387,7 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_address_pool=_address_pool(args.lb_address_pool),
             ingress_http_port=args.ingress_http_port,
             ingress_https_port=args.ingress_https_port,
+            service_cidr=_service_cidr(args.service_cidr),
             haproxy_bin=args.haproxy,
             metrics_listen=_metrics_listen(args.metrics_listen),
             insecure=args.master_insecure,
@@ -369,6 +397,9 @@ def _run_master(args: argparse.Namespace) -> int:
             etcd=_etcd_settings(args),
             leader_elect=args.leader_elect,
             name=args.name,
+            cluster_secret_file=(
+                Path(args.cluster_secret_file) if args.cluster_secret_file else None
+            ),
         )
     )
 
@@ -382,6 +413,15 @@ def _address_pool(text: str) -> tuple[str, ...]:
         return parse_pool(text)
     except ValueError as e:
         raise CliError(f"pinnace master: --lb-address-pool: {e}") from None
+
+
+def _service_cidr(text: str) -> str:
+    from master.app.clusterip import ClusterIpError, parse_service_cidr
+
+    try:
+        return str(parse_service_cidr(text))
+    except ClusterIpError as e:
+        raise CliError(f"pinnace master: {e}") from None
 
 
 def _run_lb(action: str, data_dir: Path) -> int:
@@ -403,6 +443,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         "--etcd-cafile": args.etcd_cafile,
         "--etcd-certfile": args.etcd_certfile,
         "--etcd-keyfile": args.etcd_keyfile,
+        "--cluster-secret-file": args.cluster_secret_file,
     }
     if args.store != "etcd":
         etcd_flags["--leader-elect"] = args.leader_elect
@@ -458,6 +499,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "agent":
         # The agent is its own program; exec keeps signals and PIDs simple.
         os.execv(sys.executable, [sys.executable, "-m", "agent", *argv[1:]])
+    command_argv: list[str] = []
+    if "exec" in argv and "--" in argv[argv.index("exec") :]:
+        # Everything after `--` is the command's, flags included.
+        cut = argv.index("--", argv.index("exec"))
+        argv, command_argv = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     try:
         if args.command == "master":
@@ -480,6 +526,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.timestamps,
                 args.previous,
             )
+        if args.command == "describe":
+            return run_describe(address, args.kind, args.name)
+        if args.command == "exec":
+            return run_exec(
+                address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
+                args.tty,
+            )  # fmt: skip
         if args.command == "top":
             return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
         if args.command == "apply":

@@ -35,6 +35,7 @@ from master.lb.ingress import (
     IngressPlan,
     IngressPorts,
     Problem,
+    ingress_ref,
     ingress_reserved,
     ingress_status,
     plan_ingress,
@@ -42,7 +43,7 @@ from master.lb.ingress import (
 from master.lb.model import IngressFrontend, LbAddresses, LbService, Unservable
 from master.lb.runtime import HAProxyError
 from master.metrics.series import RECONCILE, timed
-from master.model import Ingress, Node, Pod, Secret, Service, StoredObject
+from master.model import Ingress, Node, Pod, Secret, Service, StoredObject, lb_name, pod_ref
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class LoadBalancerController:
         self._on_released = callback
 
     def is_released(self, pod: Pod) -> bool:
-        if pod.meta.name in self._released:
+        if pod_ref(pod) in self._released:
             return True
         return self._clock.now() - pod.deletion_requested_at >= self._drain_timeout
 
@@ -112,14 +113,14 @@ class LoadBalancerController:
         refused = self._ingress_refused
         if refused is not None and isinstance(obj, Secret | Ingress):
             # Our own status updates of Ingresses come back here too; only a new spec counts.
-            generation = refused[2].get(obj.meta.name) if isinstance(obj, Ingress) else None
+            generation = refused[2].get(ingress_ref(obj)) if isinstance(obj, Ingress) else None
             if deleted or generation != obj.meta.generation:
                 self._ingress_refused = None
         if isinstance(obj, Service):
-            entry = self._refused.get(obj.meta.name)
+            entry = self._refused.get(lb_name(obj))
             # Our own status update comes back here too; only a new spec earns a retry.
             if entry is not None and (deleted or obj.meta.generation != entry.generation):
-                del self._refused[obj.meta.name]
+                del self._refused[lb_name(obj)]
 
     async def run(self) -> None:
         try:
@@ -186,7 +187,7 @@ class LoadBalancerController:
         blocked = unservable.pop(INGRESS_HOLDER, None)
         for name, entry in self._refused.items():
             unservable.setdefault(name, entry.problem)
-        servable = [s for s in services if s.meta.name not in unservable]
+        servable = [s for s in services if lb_name(s) not in unservable]
         desired = compute_lb_services(
             servable, pods, nodes, a.port_offset, a.listen, a.bind_internal, own_addresses=own
         )
@@ -223,7 +224,7 @@ class LoadBalancerController:
             problem = Problem(
                 "LoadBalancerFailed", f"HAProxy refused the Ingress routes: {refused[1]}"
             )
-        secrets = {s.meta.name: s for s in self._state.objects("Secret") if isinstance(s, Secret)}
+        secrets = [s for s in self._state.objects("Secret") if isinstance(s, Secret)]
         return plan_ingress(ingresses, services, secrets, pods, nodes, ports, problem)
 
     async def _apply_isolating(
@@ -247,7 +248,7 @@ class LoadBalancerController:
                 if self._driver.state.ingress == plan.frontend:
                     raise
                 log.warning("HAProxy refused the Ingress routes (%s); serving Services only", err)
-                generations = {i.meta.name: i.meta.generation for i in ingresses}
+                generations = {ingress_ref(i): i.meta.generation for i in ingresses}
                 self._ingress_refused = (self._clock.now(), str(err), generations)
         return await self._apply_services(desired, unservable), None
 
@@ -273,8 +274,14 @@ class LoadBalancerController:
                 applied = attempt
             except (HAProxyError, ValueError) as err:
                 problem = Unservable(name, "LoadBalancerFailed", f"HAProxy refused it: {err}")
-                svc = self._state.get("Service", name)
-                generation = svc.meta.generation if svc is not None else 0
+                generation = next(
+                    (
+                        s.meta.generation
+                        for s in self._state.objects("Service")
+                        if isinstance(s, Service) and lb_name(s) == name
+                    ),
+                    0,
+                )
                 self._refused[name] = _Refusal(now, generation, problem)
                 unservable[name] = problem
         return applied
@@ -286,24 +293,24 @@ class LoadBalancerController:
         self._drained_at = {name: self._drained_at.get(name, now) for name in drained}
         released = {
             name for name, since in self._drained_at.items() if now - since >= self._drain_delay
-        } | {p.meta.name for p in stopping if self.is_released(p)}
+        } | {pod_ref(p) for p in stopping if self.is_released(p)}
         newly = released - self._released
         self._released = released
         if newly:
-            nodes = {p.node_name for p in stopping if p.meta.name in newly}
+            nodes = {p.node_name for p in stopping if pod_ref(p) in newly}
             self._on_released(nodes)
 
     def _unchanged(self, obj: Service | Ingress) -> bool:
         """Whether `obj`, read before HAProxy was programmed, is still the stored version.
         A user's write meanwhile must not be overwritten by a status derived from the old
         spec; that write marked the LB dirty, so the next pass sets the status."""
-        current = self._state.get(obj.kind, obj.meta.name)
+        current = self._state.get(obj.kind, obj.meta.name, obj.meta.namespace)
         return current is not None and current.meta.resource_version == obj.meta.resource_version
 
     def _set_ingress_status(self, ingresses: list[Ingress], plan: IngressPlan) -> None:
         shown = (self._ingress_ports or IngressPorts("", 0, 0)).shown_address
         for ing in ingresses:
-            name = ing.meta.name
+            name = ingress_ref(ing)
             if not self._unchanged(ing):
                 continue
             served = plan.served.get(name)
@@ -314,14 +321,21 @@ class LoadBalancerController:
             if new is not ing:
                 self._state.put(new)
             if event is not None:
-                self._state.record_event("Ingress", name, event.reason, event.message, event.type)
+                self._state.record_event(
+                    "Ingress",
+                    ing.meta.name,
+                    event.reason,
+                    event.message,
+                    event.type,
+                    namespace=ing.meta.namespace,
+                )
 
     def _set_status(
         self, services: list[Service], unservable: dict[str, Unservable], own: dict[str, str]
     ) -> None:
         now = self._clock.now()
         for svc in services:
-            name = svc.meta.name
+            name = lb_name(svc)
             if not self._unchanged(svc):
                 continue
             problem = unservable.get(name)
@@ -330,5 +344,10 @@ class LoadBalancerController:
                 self._state.put(new)
             if event is not None:
                 self._state.record_event(
-                    "Service", svc.meta.name, event.reason, event.message, event.type
+                    "Service",
+                    svc.meta.name,
+                    event.reason,
+                    event.message,
+                    event.type,
+                    namespace=svc.meta.namespace,
                 )

@@ -35,6 +35,7 @@ from master.lb.ingress_tls import CertificateError, certificate_pem, digest
 from master.lb.model import CertRef, HostRoutes, IngressFrontend, LbService, Route
 from master.lb.slots import ingress_port_name
 from master.model import (
+    DEFAULT_NAMESPACE,
     INGRESS_CLASS,
     INGRESS_CLASS_ANNOTATION,
     Ingress,
@@ -43,6 +44,8 @@ from master.model import (
     Secret,
     Service,
     ServicePort,
+    lb_name,
+    ref,
     selector_matches,
 )
 
@@ -73,7 +76,7 @@ class IngressPlan:
     backends: tuple[LbService, ...]
     pems: Mapping[str, bytes]
     problems: Mapping[str, tuple[Problem, ...]]
-    # Ingresses of pinnace's class, by name, with the ports each is served on.
+    # Ingresses of pinnace's class (by `ingress_ref`), with the ports each is served on.
     served: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
@@ -102,6 +105,17 @@ def ingress_reserved(ports: IngressPorts | None, ingresses: Iterable[Ingress]) -
     ]
 
 
+def ingress_ref(ing: Ingress) -> str:
+    """How plans name an Ingress: its bare name in "default", "<namespace>/<name>" elsewhere."""
+    return ref(ing.meta.namespace, ing.meta.name)
+
+
+def cert_file(namespace: str, secret: str) -> str:
+    """The PEM file of a Secret in the LB dir's certs/: "_" appears in no DNS name, so
+    "<namespace>_<secret>" never meets a Secret of "default" (kept bare)."""
+    return f"{secret}.pem" if namespace == DEFAULT_NAMESPACE else f"{namespace}_{secret}.pem"
+
+
 def class_of(ing: Ingress) -> str:
     """The IngressClass an Ingress asks for; "" is the default class (pinnace)."""
     return ing.class_name or ing.meta.annotations.get(INGRESS_CLASS_ANNOTATION, "")
@@ -127,9 +141,10 @@ def _find_port(svc: Service, backend: IngressBackend) -> ServicePort | None:
 class _Builder:
     """Collects routes, backends, certificates and problems, oldest Ingress first."""
 
-    def __init__(self, services: Sequence[Service], secrets: Mapping[str, Secret]) -> None:
-        self.services = {s.meta.name: s for s in services}
-        self.secrets = secrets
+    def __init__(self, services: Sequence[Service], secrets: Iterable[Secret]) -> None:
+        # An Ingress names Services and Secrets of its own namespace.
+        self.services = {(s.meta.namespace, s.meta.name): s for s in services}
+        self.secrets = {(s.meta.namespace, s.meta.name): s for s in secrets}
         self.problems: dict[str, list[Problem]] = {}
         self.needed: dict[tuple[str, str], tuple[Service, ServicePort]] = {}
         self.hosts: dict[str, list[Route]] = {}
@@ -141,10 +156,10 @@ class _Builder:
         self.with_tls: set[str] = set()
 
     def problem(self, ing: Ingress, reason: str, message: str) -> None:
-        self.problems.setdefault(ing.meta.name, []).append(Problem(reason, message))
+        self.problems.setdefault(ingress_ref(ing), []).append(Problem(reason, message))
 
     def resolve(self, ing: Ingress, backend: IngressBackend, at: str) -> tuple[str, str] | None:
-        svc = self.services.get(backend.service)
+        svc = self.services.get((ing.meta.namespace, backend.service))
         if svc is None:
             self.problem(
                 ing, "BackendNotFound", f"{at}: service/{backend.service} does not exist (503)"
@@ -158,7 +173,7 @@ class _Builder:
                 f"{at}: service/{backend.service} has no port {backend.port_text} (503)",
             )
             return None
-        key = (svc.meta.name, ingress_port_name(port.port))
+        key = (lb_name(svc), ingress_port_name(port.port))
         self.needed[key] = (svc, port)
         return key
 
@@ -172,7 +187,7 @@ class _Builder:
                 key = (rule.host, normal, exact)
                 owner = self.declared.get(key)
                 if owner is not None:
-                    if owner != ing.meta.name:
+                    if owner != ingress_ref(ing):
                         shown = f"{rule.host or '*'}{normal} ({path.path_type})"
                         self.problem(
                             ing,
@@ -180,9 +195,9 @@ class _Builder:
                             f"{at}: {shown} is already routed by ingress/{owner}, which keeps it",
                         )
                     continue
-                self.declared[key] = ing.meta.name
+                self.declared[key] = ingress_ref(ing)
                 target = self.resolve(ing, path.backend, f"{at}.backend")
-                routes.append(Route(normal, exact, target, ing.meta.name))
+                routes.append(Route(normal, exact, target, ingress_ref(ing)))
 
     def add_default(self, ing: Ingress) -> None:
         if ing.default_backend is None:
@@ -195,13 +210,13 @@ class _Builder:
                 "backend, which it keeps",
             )
             return
-        self.default_owner = ing.meta.name
+        self.default_owner = ingress_ref(ing)
         self.default = self.resolve(ing, ing.default_backend, "spec.defaultBackend")
 
     def add_tls(self, ing: Ingress) -> None:
         for k, tls in enumerate(ing.tls):
             at = f"spec.tls[{k}].secretName"
-            secret = self.secrets.get(tls.secret_name)
+            secret = self.secrets.get((ing.meta.namespace, tls.secret_name))
             if secret is None:
                 self.problem(
                     ing,
@@ -209,7 +224,7 @@ class _Builder:
                     f"{at}: secret/{tls.secret_name} does not exist; its hosts get no HTTPS",
                 )
                 continue
-            file = f"{tls.secret_name}.pem"
+            file = cert_file(ing.meta.namespace, tls.secret_name)
             if file not in self.pems:
                 try:
                     self.pems[file] = certificate_pem(secret)
@@ -226,7 +241,7 @@ class _Builder:
                 self.cert_hosts[file] = None
             else:
                 self.cert_hosts[file] = current | set(tls.hosts)
-            self.with_tls.add(ing.meta.name)
+            self.with_tls.add(ingress_ref(ing))
 
     def certs(self) -> tuple[CertRef, ...]:
         return tuple(
@@ -254,7 +269,11 @@ def _backend(
     ready_nodes: Mapping[str, bool],
 ) -> LbService:
     endpoints = []
-    members = [p for p in pods if selector_matches(svc.selector, p.meta.labels)]
+    members = [
+        p
+        for p in pods
+        if p.meta.namespace == svc.meta.namespace and selector_matches(svc.selector, p.meta.labels)
+    ]
     for pod in sorted(members, key=lambda p: p.meta.name):
         ep = pod_endpoint(pod, port.target_port, ready_nodes.get(pod.node_name, False))
         if ep is not None:
@@ -272,7 +291,7 @@ def _backend(
 def plan_ingress(
     ingresses: Iterable[Ingress],
     services: Sequence[Service],
-    secrets: Mapping[str, Secret],
+    secrets: Iterable[Secret],
     pods: Sequence[Pod],
     ready_nodes: Mapping[str, bool],
     ports: IngressPorts,
@@ -285,7 +304,7 @@ def plan_ingress(
     problems: dict[str, tuple[Problem, ...]] = {}
     for ing in everyone:
         if not is_ours(ing):
-            problems[ing.meta.name] = (
+            problems[ingress_ref(ing)] = (
                 Problem(
                     "IgnoredIngressClass",
                     f'IngressClass "{class_of(ing)}" is not pinnace\'s ("{INGRESS_CLASS}"); '
@@ -295,7 +314,7 @@ def plan_ingress(
     if not ours or not (ports.http_port or ports.https_port):
         return IngressPlan(None, (), {}, problems)
     if blocked is not None:
-        problems.update({i.meta.name: (blocked,) for i in ours})
+        problems.update({ingress_ref(i): (blocked,) for i in ours})
         return IngressPlan(None, (), {}, problems)
     build = _Builder(services, secrets)
     for ing in ours:
@@ -323,9 +342,9 @@ def plan_ingress(
     served = {}
     for ing in ours:
         shown = [ports.http_port] if ports.http_port else []
-        if certs and ing.meta.name in build.with_tls:
+        if certs and ingress_ref(ing) in build.with_tls:
             shown.append(ports.https_port)
-        served[ing.meta.name] = tuple(shown)
+        served[ingress_ref(ing)] = tuple(shown)
     pems = {c.file: build.pems[c.file] for c in certs}
     return IngressPlan(frontend, backends, pems, problems, served)
 

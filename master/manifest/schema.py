@@ -491,11 +491,11 @@ SERVICE_SPEC = _check(
             Field("type", "How the service is exposed.", S, enum=service.TYPES),
             Field(
                 "clusterIP",
-                '"None" for a headless service; else set by the server (the load '
-                "balancer's internal address).",
+                '"None" for a headless service; an address of the service range '
+                "(--service-cidr) to ask for it; else the master picks one.",
                 S,
             ),
-            Field("clusterIPs", '["None"] for a headless service.', S, is_list=True),
+            Field("clusterIPs", "The same as clusterIP, as a one-item list.", S, is_list=True),
             Field(
                 "loadBalancerIP",
                 "The external address asked for (LoadBalancer only): from the master's "

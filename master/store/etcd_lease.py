@@ -76,6 +76,10 @@ class EtcdLeases:
             b"", 0
         )
 
+    def current_revision(self, key: bytes) -> int:
+        """etcd's revision now (read through `key`, which need not exist)."""
+        return int(self._client.range(key).header.revision)
+
     def list_prefix(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         reply = self._client.range(prefix, key_range_end(prefix))
         return [(bytes(kv.key), bytes(kv.value)) for kv in reply.kvs]

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -137,7 +138,18 @@ def running_pods(address: str) -> int:
     return sum(1 for p in items if p["status"].get("phase") == "Running")
 
 
-async def main_async(nodes: int, pods: int, window: float) -> None:
+@dataclass(frozen=True, slots=True)
+class HollowResult:
+    nodes: int
+    pods: int
+    converge_s: float
+    cpu_cores: float
+    rss_mib: float
+    acks_per_s: float
+    ready: int
+
+
+async def main_async(nodes: int, pods: int, window: float) -> HollowResult:
     data = tempfile.mkdtemp(prefix="pinnace-hollow-")
     master = subprocess.Popen(
         [
@@ -203,9 +215,15 @@ async def main_async(nodes: int, pods: int, window: float) -> None:
         stop.set()
         for t in tasks:
             t.cancel()
+        return HollowResult(nodes, pods, converge, used, rss, beats / (w1 - w0), ready)
     finally:
         master.terminate()
-        master.wait(timeout=30)
+        try:
+            master.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            print("the master did not stop within 30 s of SIGTERM: killed", file=sys.stderr)
+            master.kill()
+            master.wait()
         for ch in channels:
             await ch.close()
         subprocess.run(["rm", "-rf", data], check=False)

@@ -1,5 +1,6 @@
-"""An agent that knows three masters (`--master a,b,c`) rides through the leader's kill -9:
-it registers with the new leader, its containers keep running untouched (no fencing, no
+"""An agent that knows three masters (`--master a,b,c`) joins through any of them over TLS
+(one cluster CA and token list in etcd) and rides through the leader's kill -9: it
+registers with the new leader, its containers keep running untouched (no fencing, no
 restart), and the new leader neither replaces nor duplicates its pods."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 
 from tests.integration.cluster import wait_for
 from tests.integration.masters import DEPLOYMENT, REPO
-from tests.integration.test_leader_election import NAMES, HaCluster, ha  # noqa: F401
+from tests.integration.test_leader_election import NAMES, HaCluster, ha, ha_module  # noqa: F401
 
 
 @pytest.fixture
@@ -31,12 +32,19 @@ def agent(
     docker_client: docker.DockerClient,
 ) -> Iterator[str]:
     node = f"ha-{uuid.uuid4().hex[:6]}"
-    everyone = ",".join(ha.masters.addresses[n] for n in NAMES)
+    # The token is made on the leader; the agent joins through a follower (listed first):
+    # one cluster identity (CA, tokens) at every master.
+    leader = ha.wait_leader()
+    made = ha.masters.cli(leader.address, "token", "create", "--ttl", "1h")
+    assert made.returncode == 0, made.stderr
+    followers = [ha.masters.addresses[n] for n in NAMES if n != leader.name]
+    everyone = ",".join([*followers, leader.address])
     log = (tmp_path / "agent.log").open("ab")
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "agent", "--master", everyone, "--name", node,
-            "--advertise-address", "127.0.0.1", "--insecure", "--metrics-listen", "",
+            "--advertise-address", "127.0.0.1", "--token", made.stdout.strip(),
+            "--metrics-listen", "",
             "--state-dir", str(tmp_path / "agent-state"),
         ],
         stdout=log, stderr=log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -78,6 +86,7 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
     pods = wait_for(
         "2 running pods",
         lambda: len(running(ha, leader.address)) == 2 and running(ha, leader.address),
+        timeout=20,
     )
     containers = docker_client.containers.list(filters={"label": f"pinnace.node={agent}"})
     started = {c.id: c.attrs["State"]["StartedAt"] for c in containers}

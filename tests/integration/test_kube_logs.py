@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tests.integration.cluster import REPO, LocalCluster, wait_for
-from tests.integration.kube_helpers import Kubectl, wheel_kubectl, write_kubeconfig
+from tests.integration.kube_helpers import Kubectl, kubectls, write_kubeconfig
 
 TALKER = """\
 apiVersion: apps/v1
@@ -49,7 +49,8 @@ def test_logs_stream_from_the_agent_to_kubectl_and_the_cli(
     cluster.start_agent("a")
     manifest = tmp_path / "talker.yaml"
     manifest.write_text(TALKER)
-    k = Kubectl(wheel_kubectl(), write_kubeconfig(cluster), tmp_path)
+    config = write_kubeconfig(cluster)
+    k = Kubectl(kubectls()[0], config, tmp_path)
     k.run("apply", "-f", str(manifest))
     k.run("rollout", "status", "deployment/talker", "--timeout=120s")
     pod = wait_for(
@@ -115,5 +116,52 @@ def test_logs_stream_from_the_agent_to_kubectl_and_the_cli(
             if pipe is not None:
                 pipe.close()
     missing = cluster.cli("logs", "no-such-pod", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == 'Error from server (NotFound): pods "no-such-pod" not found'
+
+    _exec_through_kubectl_and_the_cli(cluster, config, tmp_path, pod)
+    _describe_through_kubectl_and_the_cli(cluster, k, pod)
+
+
+def _describe_through_kubectl_and_the_cli(cluster: LocalCluster, k: Kubectl, pod: str) -> None:
+    """kubectl describe reads the object and its events; pinnace describe prints the same."""
+    theirs = k.run("describe", "pod", pod).stdout.splitlines()
+    ours = cluster.cli("describe", "pod", pod).stdout.splitlines()
+    for text in (theirs, ours):
+        assert text[0].split() == ["Name:", pod]
+        assert "Controlled By:" in "\n".join(text) and "  talk:" in text
+        events = text.index("Events:")
+        assert any("Started" in line for line in text[events:])
+
+    # The fields kubectl prints, in its order, down to the events (ages aside).
+    def fields(lines: list[str]) -> list[str]:
+        return [line.split(":")[0] for line in lines if line and not line.startswith(" ")]
+
+    assert fields(ours) == fields(theirs)
+    dep = cluster.cli("describe", "deployment/talker").stdout
+    assert "NewReplicaSet:" in dep and "(1/1 replicas created)" in dep
+
+
+def _exec_through_kubectl_and_the_cli(
+    cluster: LocalCluster, config: Path, tmp_path: Path, pod: str
+) -> None:
+    """kubectl exec (WebSocket v5 channels) and pinnace exec, relayed over the node session."""
+    script = "echo out; echo err >&2; exit 3"
+    for binary in kubectls():  # the pinned 1.37 and Debian's 1.32
+        kx = Kubectl(binary, config, tmp_path)
+        done = kx.run("exec", pod, "-c", "talk", "--", "sh", "-c", script, check=False)
+        assert (done.returncode, done.stdout) == (3, "out\n"), done.stderr
+        assert "err" in done.stderr
+    piped = subprocess.run(
+        [kubectls()[0], "exec", "-i", pod, "--", "tr", "a-z", "A-Z"],
+        input="hello\nworld\n", capture_output=True, text=True, env=kx.env, timeout=60,
+    )  # fmt: skip
+    assert (piped.returncode, piped.stdout) == (0, "HELLO\nWORLD\n"), piped.stderr
+
+    ours = cluster.cli("exec", pod, "--", "sh", "-c", script, check=False)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (3, "out\n", "err\n")
+    fed = cluster.cli("exec", "-i", pod, "--", "wc", "-c", stdin=b"12345")
+    assert fed.stdout.strip() == "5"
+    missing = cluster.cli("exec", "no-such-pod", "--", "true", check=False)
     assert missing.returncode == 1
     assert missing.stderr.strip() == 'Error from server (NotFound): pods "no-such-pod" not found'

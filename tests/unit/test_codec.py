@@ -70,6 +70,7 @@ def _meta(name: str) -> ObjectMeta:
         resource_version=41,
         generation=3,
         created_at=1700000000.25,
+        namespace="team-a",
     )
 
 

@@ -100,7 +100,7 @@ def _rule(host: str, *paths: tuple[str, str, str]) -> IngressRule:
 def _plan(
     ingresses: list[Ingress], services: list[Service], secrets: dict[str, Secret] | None = None
 ) -> IngressPlan:
-    return plan_ingress(ingresses, services, secrets or {}, [], {}, PORTS)
+    return plan_ingress(ingresses, services, (secrets or {}).values(), [], {}, PORTS)
 
 
 SERVICES = [_svc("a"), _svc("b"), _svc("c")]
@@ -197,7 +197,7 @@ def test_backends_share_the_service_s_endpoints_and_have_no_frontend_of_their_ow
     ing = _ing("web", _rule("a.test", ("/", "Prefix", "a")), default=_to("a"))
     pods = [_pod("a-1", "a", 31001), _pod("b-1", "b", 31002)]
 
-    plan = plan_ingress([ing], SERVICES, {}, pods, {"n1": True}, PORTS)
+    plan = plan_ingress([ing], SERVICES, [], pods, {"n1": True}, PORTS)
 
     (backend,) = plan.backends
     assert (backend.name, backend.port_name, backend.mode, backend.frontend) == (
@@ -319,14 +319,14 @@ def test_rendered_frontends_route_by_host_then_path_elements() -> None:
 
 def test_endpoint_changes_need_no_reload_but_route_changes_do() -> None:
     ing = _ing("web", _rule("a.test", ("/", "Prefix", "a")))
-    before = plan_ingress([ing], SERVICES, {}, [_pod("a-1", "a", 31001)], {"n1": True}, PORTS)
+    before = plan_ingress([ing], SERVICES, [], [_pod("a-1", "a", 31001)], {"n1": True}, PORTS)
     first = plan_runtime(LbState(), list(before.backends), ingress=before.frontend)
     scaled = plan_ingress(
-        [ing], SERVICES, {}, [_pod("a-1", "a", 31001), _pod("a-2", "a", 31002)], {"n1": True},
+        [ing], SERVICES, [], [_pod("a-1", "a", 31001), _pod("a-2", "a", 31002)], {"n1": True},
         PORTS,
     )  # fmt: skip
     rerouted = plan_ingress(
-        [_ing("web", _rule("b.test", ("/", "Prefix", "a")))], SERVICES, {},
+        [_ing("web", _rule("b.test", ("/", "Prefix", "a")))], SERVICES, [],
         [_pod("a-1", "a", 31001)], {"n1": True}, PORTS,
     )  # fmt: skip
 

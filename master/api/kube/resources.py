@@ -48,6 +48,7 @@ RESOURCES: tuple[Resource, ...] = (
              description="Containers that run together on one node."),
     Resource("pods/log", "Pod", verbs=("get",), subresource=True),
     Resource("pods/status", "Pod", verbs=("get",), subresource=True),
+    Resource("pods/exec", "PodExecOptions", verbs=("create", "get"), subresource=True),
     Resource("services", "Service", verbs=(*READ, *WRITE), short_names=("svc",),
              singular="service",
              description="A load-balanced address for the ready pods a selector picks."),
