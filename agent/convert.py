@@ -12,10 +12,12 @@ from agent.model import (
     Assignments,
     ContainerPort,
     ContainerSpec,
+    DNSOption,
     EnvVar,
     HTTPHeader,
     NodeInfo,
     PodAssignment,
+    PodDNS,
     PodSpec,
     PodStatusReport,
     Probe,
@@ -93,6 +95,16 @@ def volume_from_proto(v: pb.Volume) -> Volume:
         read_only=v.read_only,
         volume_name=v.volume_name,
         files=tuple(VolumeFile(f.path, f.content, f.mode or 0o644) for f in v.files),
+        claim_bytes=v.claim_bytes,
+    )
+
+
+def pod_dns_from_proto(msg: pb.PodDNS) -> PodDNS:
+    return PodDNS(
+        policy=msg.policy or "ClusterFirst",
+        nameservers=tuple(msg.nameservers),
+        searches=tuple(msg.searches),
+        options=tuple(DNSOption(o.name, o.value if o.has_value else None) for o in msg.options),
     )
 
 
@@ -105,10 +117,13 @@ def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
             restart_policy=msg.spec.restart_policy or "Always",
             termination_grace_period_seconds=msg.spec.termination_grace_period_seconds,
             volumes=tuple(volume_from_proto(v) for v in msg.spec.volumes),
+            service_env=tuple(EnvVar(v.name, v.value, True) for v in msg.spec.service_env),
+            dns=pod_dns_from_proto(msg.spec.dns),
         ),
         labels=dict(msg.labels),
         owner=msg.owner,
         stop=msg.stop,
+        namespace=msg.namespace,
     )
 
 
@@ -217,4 +232,14 @@ def usage_to_proto(u: UsageSample) -> pb.UsageReport:
             for c in u.containers
         ],
         measured_at=u.measured_at,
+        volumes=[
+            pb.VolumeUsage(
+                volume_name=v.volume_name,
+                claim_name=v.claim_name,
+                used_bytes=v.used_bytes,
+                capacity_bytes=v.capacity_bytes,
+            )
+            for v in u.volumes or ()
+        ],
+        volumes_listed=u.volumes is not None,
     )

@@ -223,6 +223,23 @@ class Container:
 
 
 @dataclass(frozen=True, slots=True)
+class DNSOption:
+    """One resolver option of a pod's dnsConfig (`ndots` with value "5", `rotate` without)."""
+
+    name: str
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodDNSConfig:
+    """A pod's spec.dnsConfig: merged into what its dnsPolicy gives (agent/poddns.py)."""
+
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[DNSOption, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PodSpec:
     """What a pod runs; the pod template's spec and every pod's spec."""
 
@@ -232,6 +249,12 @@ class PodSpec:
     # Accepted and shown; pinnace mounts no service account token.
     service_account_name: str = ""
     volumes: tuple[Volume, ...] = ()
+    # None where the manifest says nothing (Kubernetes' defaults: links on, ClusterFirst),
+    # so templates written before these fields existed keep their hash.
+    enable_service_links: bool | None = None
+    # ClusterFirst | ClusterFirstWithHostNet | Default | None
+    dns_policy: str | None = None
+    dns_config: PodDNSConfig | None = None
 
     def claim_names(self) -> tuple[str, ...]:
         """The PersistentVolumeClaims this pod uses, in spec order."""
@@ -535,6 +558,10 @@ class PersistentVolumeClaim:
     # Set when bound: the PersistentVolume's name and the node that holds it.
     volume_name: str = ""
     node_name: str = ""
+    # As the node's agent last measured the volume: bytes used (-1: not known) and the
+    # size of its filesystem (0: the node does not enforce the size).
+    used_bytes: int = -1
+    capacity_bytes: int = 0
 
     kind = "PersistentVolumeClaim"
 
@@ -609,8 +636,8 @@ class PersistentVolume:
     node_name: str
     claim_name: str
     claim_uid: str
-    # Retain: deleting the claim keeps the Docker volume on its node (Delete, which
-    # would remove it, is not implemented yet).
+    # Retain: deleting the claim keeps the Docker volume on its node (Released);
+    # Delete: the node is told to remove it, and the volume goes once it has.
     reclaim_policy: str = "Retain"
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.

@@ -375,7 +375,8 @@ def _node_lease(config: MasterConfig) -> float:
 
 def _etcd_of(store: Store) -> EtcdStore:
     inner = store.inner if isinstance(store, SealingStore) else store
-    assert isinstance(inner, EtcdStore)
+    if not isinstance(inner, EtcdStore):
+        raise TypeError("--leader-elect runs only on an etcd store (checked when parsing flags)")
     return inner
 
 
@@ -389,7 +390,8 @@ def _leader_or_controllers(
     """Without --leader-elect this master runs the controllers; with it, only while it leads."""
     if not config.leader_elect:
         return asyncio.create_task(manager.run(), name="controllers")
-    assert me is not None and isinstance(store, SealingStore)
+    if me is None or not isinstance(store, SealingStore):
+        raise TypeError("--leader-elect needs this master's entry and the sealed etcd store")
     follower = Follower(_etcd_of(store), state, store.load_all, store.opened)
     role = HaRole(_etcd_of(store), state, manager, me, follower=follower)
     return asyncio.create_task(role.run(), name="leader-election")

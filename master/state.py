@@ -408,7 +408,8 @@ class ClusterState:
         self._event_seq = max(self._event_seq, len(self._objects["Event"]))
 
     def _stage(self, key: ObjectKey, obj: StoredObject | None) -> None:
-        assert self._staged is not None
+        if self._staged is None:
+            raise RuntimeError("a state change outside ClusterState.commit (a programming error)")
         if key not in self._staged.base_rv:
             current = self._objects[key[0]].get(key[1])
             self._staged.base_rv[key] = current.meta.resource_version if current else 0

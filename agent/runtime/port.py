@@ -85,6 +85,8 @@ class Mount:
     create: bool = False
     tmpfs_bytes: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    # A claim volume: the bytes its filesystem must hold (0: a plain Docker volume).
+    size_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,10 @@ class ContainerConfig:
     nano_cpus: int = 0
     mem_limit: int = 0
     mounts: tuple[Mount, ...] = ()
+    # The container's resolv.conf; all empty: the engine's default (the node's own).
+    dns_servers: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from master.api.render_storage import CAPACITY_BYTES, USED_BYTES
+
 Obj = dict[str, Any]
 
 
@@ -196,8 +198,30 @@ def _claim_row(pvc: Obj, now: float, wide: bool) -> list[str]:
     ]
     if wide:
         node = pvc["metadata"].get("annotations", {}).get("volume.kubernetes.io/selected-node")
-        row += [spec.get("volumeMode", "Filesystem"), node or "<none>"]
+        row += [spec.get("volumeMode", "Filesystem"), node or "<none>", _used(pvc)]
     return row
+
+
+def format_bytes(num_bytes: int) -> str:
+    """Bytes rounded for a table: 0, 812Ki, 12Mi, 1.5Gi."""
+    for suffix, power in (("Gi", 3), ("Mi", 2), ("Ki", 1)):
+        unit = 1024**power
+        if num_bytes >= unit:
+            value = num_bytes / unit
+            return (
+                f"{value:.1f}{suffix}" if value < 10 and power == 3 else f"{round(value)}{suffix}"
+            )
+    return str(num_bytes)
+
+
+def _used(pvc: Obj) -> str:
+    """`12Mi/64Mi` (used of the enforced size), `12Mi` (size not enforced), or <unknown>."""
+    notes = pvc["metadata"].get("annotations", {})
+    used, size = notes.get(USED_BYTES), notes.get(CAPACITY_BYTES)
+    if used is None:
+        return "<unknown>"
+    shown = format_bytes(int(used))
+    return f"{shown}/{format_bytes(int(size))}" if size else shown
 
 
 def _volume_row(pv: Obj, now: float, wide: bool) -> list[str]:
@@ -294,7 +318,7 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     "ServiceAccount": (["NAME", "SECRETS", "AGE"], []),
     "PersistentVolumeClaim": (
         ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "AGE"],
-        ["VOLUMEMODE", "NODE"],
+        ["VOLUMEMODE", "NODE", "USED"],
     ),
     "PersistentVolume": (
         [

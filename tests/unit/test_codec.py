@@ -20,6 +20,7 @@ from master.model import (
     DeploymentRevision,
     DeploymentStatus,
     DeploymentStrategy,
+    DNSOption,
     EnvFromSource,
     EnvVar,
     EnvVarSource,
@@ -37,6 +38,7 @@ from master.model import (
     PersistentVolume,
     PersistentVolumeClaim,
     Pod,
+    PodDNSConfig,
     PodPhase,
     PodSpec,
     PodStatus,
@@ -122,6 +124,9 @@ def _spec() -> PodSpec:
         restart_policy=RestartPolicy.ON_FAILURE,
         termination_grace_period_seconds=5,
         service_account_name="robot",
+        enable_service_links=False,
+        dns_policy="None",
+        dns_config=PodDNSConfig(("10.0.0.1",), ("a.example",), (DNSOption("ndots", "2"),)),
         volumes=(
             # Every field set, whatever the source (the codec does not care).
             Volume(
@@ -243,7 +248,7 @@ def full_objects() -> list[StoredObject]:
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
         PersistentVolumeClaim(
-            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1"
+            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1", 5, 7
         ),
         StatefulSet(
             meta=_meta("db"),
