@@ -266,6 +266,35 @@ def _endpoints_row(ep: Obj, now: float, wide: bool) -> list[str]:
     return [ep["metadata"]["name"], shown or "<none>", _age(ep, now)]
 
 
+def _ingress_hosts(rules: list[Obj]) -> str:
+    """kubectl's HOSTS: the first three hosts, "*" when no rule names one."""
+    hosts = [r["host"] for r in rules[:3] if r.get("host")]
+    if not hosts:
+        return "*"
+    more = f" + {len(rules) - 3} more..." if len(rules) > 3 else ""
+    return ",".join(hosts) + more
+
+
+def _ingress_row(ing: Obj, now: float, wide: bool) -> list[str]:
+    spec = ing.get("spec", {})
+    ingress = ing.get("status", {}).get("loadBalancer", {}).get("ingress", [])
+    address = ",".join(i.get("ip", "") for i in ingress)
+    ports = list(dict.fromkeys(p["port"] for i in ingress for p in i.get("ports", [])))
+    shown = ", ".join(str(p) for p in ports) or ("80, 443" if spec.get("tls") else "80")
+    return [
+        ing["metadata"]["name"],
+        spec.get("ingressClassName") or "<none>",
+        _ingress_hosts(spec.get("rules", [])),
+        address,
+        shown,
+        _age(ing, now),
+    ]
+
+
+def _ingress_class_row(ic: Obj, now: float, wide: bool) -> list[str]:
+    return [ic["metadata"]["name"], ic["spec"]["controller"], "<none>", _age(ic, now)]
+
+
 def _master_row(master: Obj, now: float, wide: bool) -> list[str]:
     role = "leader" if master.get("status", {}).get("leader") else "follower"
     return [master["metadata"]["name"], master["spec"]["address"], role, _age(master, now)]
@@ -306,6 +335,8 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "Master": (["NAME", "ADDRESS", "ROLE", "AGE"], []),
     "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"]),
+    "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], []),
+    "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], []),
 }
 _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Pod": _pod_row,
@@ -321,6 +352,8 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "PersistentVolume": _volume_row,
     "Master": _master_row,
     "StatefulSet": _statefulset_row,
+    "Ingress": _ingress_row,
+    "IngressClass": _ingress_class_row,
 }
 
 

@@ -27,6 +27,7 @@ from master.manifest.quantities import format_memory
 from master.model import (
     ConfigMap,
     Deployment,
+    Ingress,
     PersistentVolumeClaim,
     Secret,
     Service,
@@ -86,6 +87,8 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
         return _claim_spec(old) == _claim_spec(new)
     if isinstance(old, StatefulSet) and isinstance(new, StatefulSet):
         return replace(old, meta=new.meta, status=new.status) == new
+    if isinstance(old, Ingress) and isinstance(new, Ingress):
+        return _ingress_spec(old) == _ingress_spec(new)
     return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
 
 
@@ -119,7 +122,21 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
             used_bytes=existing.used_bytes,
             capacity_bytes=existing.capacity_bytes,
         )
+    if isinstance(existing, Ingress) and isinstance(new, Ingress):
+        # The load balancer's status stays until it decides anew.
+        return replace(
+            new,
+            meta=meta,
+            address=existing.address,
+            ports=existing.ports,
+            lb_reason=existing.lb_reason,
+            lb_message=existing.lb_message,
+        )
     return replace(new, meta=meta)
+
+
+def _ingress_spec(i: Ingress) -> tuple[object, ...]:
+    return (i.class_name, i.default_backend, i.rules, i.tls)
 
 
 def _claim_spec(c: PersistentVolumeClaim) -> tuple[object, ...]:

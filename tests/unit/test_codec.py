@@ -26,6 +26,11 @@ from master.model import (
     EnvVarSource,
     Event,
     HTTPHeader,
+    Ingress,
+    IngressBackend,
+    IngressPath,
+    IngressRule,
+    IngressTLS,
     KeyToPath,
     Node,
     NodeStatus,
@@ -272,6 +277,22 @@ def full_objects() -> list[StoredObject]:
             "Delete",
             "fast",
             "Released",
+        ),
+        Ingress(
+            meta=_meta("web"),
+            class_name="pinnace",
+            default_backend=IngressBackend("fallback", 80, "http"),
+            rules=(
+                IngressRule(
+                    "*.example.com",
+                    (IngressPath("/api", "Exact", IngressBackend("api", 8080, "web")),),
+                ),
+            ),
+            tls=(IngressTLS(("a.example.com",), "web-tls"),),
+            address="127.0.0.1",
+            ports=(8080, 8443),
+            lb_reason="BackendNotFound",
+            lb_message="spec.defaultBackend: service/fallback does not exist",
         ),
     ]
 
