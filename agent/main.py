@@ -42,7 +42,7 @@ from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
 from agent.logs import LogStreamer
-from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
+from agent.metrics import MetricsListenError, counted, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
 from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
@@ -57,6 +57,7 @@ from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.clock import SystemClock
+from kernel.listen import parse_listen
 from kernel.names import is_node_name
 from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
 
