@@ -235,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--etcd-certfile", metavar="FILE", help="--store etcd: client certificate")
     m.add_argument("--etcd-keyfile", metavar="FILE", help="--store etcd: its private key")
     m.add_argument(
+        "--etcd-timeout",
+        metavar="DURATION",
+        help="--store etcd: how long one etcd request may take, across its members, before "
+        "it fails (default 5s; etcd without quorum answers nothing)",
+    )
+    m.add_argument(
         "--leader-elect",
         action="store_true",
         help="--store etcd: run as one of several masters; the elected leader runs the "
@@ -444,6 +450,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         "--etcd-certfile": args.etcd_certfile,
         "--etcd-keyfile": args.etcd_keyfile,
         "--cluster-secret-file": args.cluster_secret_file,
+        "--etcd-timeout": args.etcd_timeout,
     }
     if args.store != "etcd":
         etcd_flags["--leader-elect"] = args.leader_elect
@@ -465,12 +472,14 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
 
+    timeout = _duration("--etcd-timeout", args.etcd_timeout) if args.etcd_timeout else None
     return EtcdSettings(
         endpoints,
         prefix=args.etcd_prefix,
         cafile=path(args.etcd_cafile),
         certfile=path(args.etcd_certfile),
         keyfile=path(args.etcd_keyfile),
+        **({"timeout": timeout} if timeout is not None else {}),
     )
 
 
