@@ -16,6 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import ProbeKind as ProbeKind
+from kernel.podspec import VolumeMount as VolumeMount
+
 DEFAULT_NAMESPACE = "default"
 
 
@@ -37,12 +42,6 @@ class RestartPolicy(StrEnum):
     ALWAYS = "Always"
     ON_FAILURE = "OnFailure"
     NEVER = "Never"
-
-
-class ProbeKind(StrEnum):
-    HTTP_GET = "httpGet"
-    TCP_SOCKET = "tcpSocket"
-    EXEC = "exec"
 
 
 class ContainerState(StrEnum):
@@ -126,46 +125,6 @@ class EnvFromSource:
     name: str
     prefix: str = ""
     optional: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check the agent runs against a container (Kubernetes' Probe).
-
-    Exactly one handler, named by `kind`; the timing fields carry Kubernetes' defaults.
-    """
-
-    kind: ProbeKind
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    # httpGet only; scheme is always HTTP (HTTPS is refused at parse time).
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    # exec only: run in the container; exit status 0 passes.
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    """Where a container sees one of its pod's volumes (Kubernetes' volumeMounts[])."""
-
-    name: str
-    mount_path: str
-    # A path inside the volume to mount instead of its root.
-    sub_path: str = ""
-    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,7 +115,7 @@ def render_probe(p: Probe) -> Obj:
                     {"name": h.name, "value": h.value} for h in p.http_headers
                 ]
     return {
-        p.kind.value: handler,
+        str(p.kind): handler,
         "initialDelaySeconds": p.initial_delay_seconds,
         "timeoutSeconds": p.timeout_seconds,
         "periodSeconds": p.period_seconds,
