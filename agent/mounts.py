@@ -13,12 +13,13 @@ volume the master bound the claim to (`volume_name`), never removed by the agent
 from __future__ import annotations
 
 from agent.model import ContainerSpec, PodAssignment, Volume
-from agent.runtime.port import LABEL_CLAIM, LABEL_NODE, LABEL_POD, LABEL_VOLUME_KIND, Mount
+from agent.runtime.port import LABEL_CLAIM, LABEL_NODE, LABEL_VOLUME_KIND, Mount, pod_labels
 from agent.volume_files import DEFAULT_ROOT, FILE_SOURCES, volume_dir
+from kernel.names import flat_pod_ref
 
 
 def empty_dir_name(node: str, pod: str, volume: str) -> str:
-    return f"pinnace-{node}-{pod}-{volume}"
+    return f"pinnace-{node}-{flat_pod_ref(pod)}-{volume}"
 
 
 def _mount(
@@ -47,7 +48,7 @@ def _mount(
             sub_path=sub_path,
             labels=labels,
         )
-    labels = {LABEL_NODE: node, LABEL_POD: pod, LABEL_VOLUME_KIND: "emptyDir"}
+    labels = {LABEL_NODE: node, **pod_labels(pod), LABEL_VOLUME_KIND: "emptyDir"}
     return Mount(
         "volume",
         target,

@@ -39,7 +39,6 @@ from agent.runtime.docker_stats import parse_stats
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
-    LABEL_POD,
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
@@ -54,6 +53,7 @@ from agent.runtime.port import (
     RuntimeUnavailable,
     VolumeInfo,
     fallback_note,
+    pod_of,
 )
 
 T = TypeVar("T")
@@ -533,7 +533,7 @@ class DockerRuntime:
                             RuntimeEvent(
                                 action,
                                 str(raw.get("id") or (raw.get("Actor") or {}).get("ID", "")),
-                                labels.get(LABEL_POD, ""),
+                                pod_of(labels),
                                 labels.get(LABEL_CONTAINER, ""),
                             )
                         )
