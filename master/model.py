@@ -609,8 +609,25 @@ class PersistentVolume:
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.
     phase: str = "Bound"
+    claim_namespace: str = DEFAULT_NAMESPACE
 
     kind = "PersistentVolume"
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A namespace (cluster-scoped): names of namespaced objects are unique within one.
+
+    Deleting it marks it Terminating (`deletion_requested_at`); the namespace
+    controller (master/controllers/namespaces.py) then deletes everything in it and
+    removes it once nothing is left. Nothing new may be created in it meanwhile."""
+
+    meta: ObjectMeta
+    # Active | Terminating
+    phase: str = "Active"
+    deletion_requested_at: float = 0.0
+
+    kind = "Namespace"
 
 
 StoredObject = (
@@ -625,6 +642,7 @@ StoredObject = (
     | PersistentVolumeClaim
     | PersistentVolume
     | StatefulSet
+    | Namespace
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -639,6 +657,7 @@ KINDS: dict[str, type[StoredObject]] = {
     "PersistentVolumeClaim": PersistentVolumeClaim,
     "PersistentVolume": PersistentVolume,
     "StatefulSet": StatefulSet,
+    "Namespace": Namespace,
 }
 
 

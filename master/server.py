@@ -52,7 +52,7 @@ from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
-from master.model import Node, ObjectMeta, ServiceAccount
+from master.model import DEFAULT_NAMESPACE, Namespace, Node, ObjectMeta, ServiceAccount
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
 from master.state import ClusterState
@@ -115,9 +115,13 @@ class MasterConfig:
 
 
 async def ensure_defaults(state: ClusterState) -> None:
-    """What every cluster has from its first start: the `default` ServiceAccount."""
+    """What every cluster has from its first start: the `default` Namespace and its
+    `default` ServiceAccount (a cluster from before namespaces gets them on its next
+    start). Other namespaces get their ServiceAccount from the namespace controller."""
 
     def plan() -> None:
+        if state.get("Namespace", DEFAULT_NAMESPACE) is None:
+            state.put(Namespace(ObjectMeta(name=DEFAULT_NAMESPACE)))
         if state.get("ServiceAccount", "default") is None:
             state.put(ServiceAccount(ObjectMeta(name="default")))
 

@@ -16,6 +16,7 @@ _ALIASES = {
     "PersistentVolume": ("persistentvolume", "persistentvolumes", "pv"),
     "StatefulSet": ("statefulset", "statefulsets", "sts", "statefulset.apps", "statefulsets.apps"),
     "Master": ("master", "masters"),
+    "Namespace": ("namespace", "namespaces", "ns"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
 
@@ -34,6 +35,7 @@ RESOURCE_NAMES = {
     "PersistentVolume": "persistentvolume",
     "StatefulSet": "statefulset.apps",
     "Master": "master",
+    "Namespace": "namespace",
 }
 
 

@@ -105,6 +105,7 @@ def bind_claims(
                     claim_name=claim.meta.name,
                     claim_uid=claim.meta.uid,
                     storage_class=claim.storage_class,
+                    claim_namespace=claim.meta.namespace,
                 )
             )
         resolved.append(replace(vol, volume_name=f"pinnace-{pv}"))

@@ -26,6 +26,7 @@ from master.model import (
     Event,
     HTTPHeader,
     KeyToPath,
+    Namespace,
     Node,
     NodeStatus,
     ObjectMeta,
@@ -266,7 +267,9 @@ def full_objects() -> list[StoredObject]:
             "Delete",
             "fast",
             "Released",
+            "team-a",
         ),
+        Namespace(_meta("team-a"), "Terminating", 1700000001.5),
     ]
 
 
