@@ -37,11 +37,17 @@ def server_name(index: int) -> str:
 
 
 def _proxy_suffix(service: str, port_name: str) -> str:
-    if not _NAME_RE.match(service):
-        raise ValueError(f"service name {service!r} is not a DNS label")
+    """`service` is master.model.lb_name: "svc" in default, "ns/svc" elsewhere, which HAProxy
+    names "ns_svc" ("_" is in no DNS label: "team-a_web" can never be another Service's
+    name or port, where "team-a.web" could be service team-a's port web)."""
+    namespace, _, name = service.rpartition("/")
+    for part in (namespace, name) if namespace else (name,):
+        if not _NAME_RE.match(part):
+            raise ValueError(f"service name {service!r} is not a DNS label")
     if port_name and not _NAME_RE.match(port_name):
         raise ValueError(f"port name {port_name!r} of service {service!r} is not a DNS label")
-    return f"{service}.{port_name}" if port_name else service
+    base = f"{namespace}_{name}" if namespace else name
+    return f"{base}.{port_name}" if port_name else base
 
 
 def format_address(address: str, port: int) -> str:
