@@ -12,10 +12,12 @@ from agent.model import (
     Assignments,
     ContainerPort,
     ContainerSpec,
+    DNSOption,
     EnvVar,
     HTTPHeader,
     NodeInfo,
     PodAssignment,
+    PodDNS,
     PodSpec,
     PodStatusReport,
     Probe,
@@ -97,6 +99,15 @@ def volume_from_proto(v: pb.Volume) -> Volume:
     )
 
 
+def pod_dns_from_proto(msg: pb.PodDNS) -> PodDNS:
+    return PodDNS(
+        policy=msg.policy or "ClusterFirst",
+        nameservers=tuple(msg.nameservers),
+        searches=tuple(msg.searches),
+        options=tuple(DNSOption(o.name, o.value if o.has_value else None) for o in msg.options),
+    )
+
+
 def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
     return PodAssignment(
         name=pod_ref(msg.namespace, msg.name),
@@ -106,10 +117,13 @@ def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
             restart_policy=msg.spec.restart_policy or "Always",
             termination_grace_period_seconds=msg.spec.termination_grace_period_seconds,
             volumes=tuple(volume_from_proto(v) for v in msg.spec.volumes),
+            service_env=tuple(EnvVar(v.name, v.value, True) for v in msg.spec.service_env),
+            dns=pod_dns_from_proto(msg.spec.dns),
         ),
         labels=dict(msg.labels),
         owner=msg.owner,
         stop=msg.stop,
+        namespace=msg.namespace,
     )
 
 

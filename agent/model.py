@@ -120,11 +120,33 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DNSOption:
+    name: str
+    # None: an option without a value ("rotate").
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodDNS:
+    """spec.dnsPolicy and spec.dnsConfig as the master sent them (agent/poddns.py decides)."""
+
+    # ClusterFirst | ClusterFirstWithHostNet | Default | None
+    policy: str = "ClusterFirst"
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[DNSOption, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PodSpec:
     containers: tuple[ContainerSpec, ...]
     restart_policy: str = "Always"
     termination_grace_period_seconds: int = 30
     volumes: tuple[Volume, ...] = ()
+    # The Service variables every container starts with (its own env wins); not part of
+    # any container's identity, so a new Service restarts nothing.
+    service_env: tuple[EnvVar, ...] = ()
+    dns: PodDNS = PodDNS()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +162,8 @@ class PodAssignment:
     labels: dict[str, str] = field(default_factory=dict)
     owner: str = ""
     stop: bool = False
+    # The pod's namespace ("": default), for its DNS search domains.
+    namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)

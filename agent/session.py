@@ -45,6 +45,7 @@ from agent.exec import ExecInput, ExecOrder, ExecRunner
 from agent.fencing import PROBE_WAIT, PeerView
 from agent.logs import LogStreamer
 from agent.model import NodeInfo, PeerAddress
+from agent.nodeproxy.table import ServiceTables, table_from_proto
 from agent.outbox import StatusOutbox
 from agent.state.events import (
     AskPeers,
@@ -135,6 +136,7 @@ class Session:
         logs: LogStreamer | None = None,
         prefer: Callable[[str], None] | None = None,
         usage: UsageSampler | None = None,
+        services: ServiceTables | None = None,
         execs: ExecRunner | None = None,
     ) -> None:
         self._target = target
@@ -144,6 +146,8 @@ class Session:
         self._prefer = prefer
         # CPU and memory for `pinnace top` (agent/usage.py), sent every USAGE_INTERVAL.
         self._usage = usage
+        # The cluster's Services for the node proxy and DNS (agent/nodeproxy/table.py).
+        self._services = services
         # Container logs the master asks for (agent/logs.py).
         self._logs = logs
         self._node = node
@@ -367,6 +371,8 @@ class Session:
                 send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
             elif kind == "log_cancel" and self._logs is not None:
                 self._logs.cancel(msg.log_cancel.request_id)
+            elif kind == "services" and self._services is not None:
+                self._services.publish(table_from_proto(msg.services))
             elif kind == "exec_start" and self._execs is not None:
                 start = msg.exec_start
                 self._execs.start(

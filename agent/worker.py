@@ -26,6 +26,7 @@ from typing import Literal
 from agent.containers import container_config
 from agent.fencing import FencePolicy
 from agent.model import Assignments, ContainerSpec, PodAssignment, PodStatusReport
+from agent.poddns import ResolvConf
 from agent.prober import run_probe
 from agent.probes import ProbeResult, ProbeTarget
 from agent.runtime.port import (
@@ -97,8 +98,11 @@ class Worker:
         fence: FencePolicy | None = None,
         validate: bool = False,
         files: VolumeFiles | None = None,
+        resolv: Callable[[PodAssignment], ResolvConf] | None = None,
     ) -> None:
         self._runtime = runtime
+        # A pod's resolv.conf (agent/poddns.py); without one, the engine's default.
+        self._resolv = resolv or (lambda assignment: ResolvConf())
         # Where configMap/secret volumes' files are kept (a tmpfs by default).
         self._files = files or VolumeFiles(DEFAULT_ROOT, runtime.node)
         # How a probe is performed; tests inject their own.
@@ -298,7 +302,13 @@ class Worker:
     ) -> None:
         """Starts a container for `spec`; in place of the `dead` one when given."""
         config = container_config(
-            self._runtime.node, self._host_ip, assignment, spec, restart_count, self._files.root
+            self._runtime.node,
+            self._host_ip,
+            assignment,
+            spec,
+            restart_count,
+            self._files.root,
+            self._resolv(assignment),
         )
         if dead:
             info = await self._runtime.replace(dead, config)

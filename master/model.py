@@ -225,6 +225,23 @@ class Container:
 
 
 @dataclass(frozen=True, slots=True)
+class DNSOption:
+    """One resolver option of a pod's dnsConfig (`ndots` with value "5", `rotate` without)."""
+
+    name: str
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodDNSConfig:
+    """A pod's spec.dnsConfig: merged into what its dnsPolicy gives (agent/poddns.py)."""
+
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[DNSOption, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PodSpec:
     """What a pod runs; the pod template's spec and every pod's spec."""
 
@@ -234,6 +251,12 @@ class PodSpec:
     # Accepted and shown; pinnace mounts no service account token.
     service_account_name: str = ""
     volumes: tuple[Volume, ...] = ()
+    # None where the manifest says nothing (Kubernetes' defaults: links on, ClusterFirst),
+    # so templates written before these fields existed keep their hash.
+    enable_service_links: bool | None = None
+    # ClusterFirst | ClusterFirstWithHostNet | Default | None
+    dns_policy: str | None = None
+    dns_config: PodDNSConfig | None = None
 
     def claim_names(self) -> tuple[str, ...]:
         """The PersistentVolumeClaims this pod uses, in spec order."""
@@ -307,6 +330,12 @@ class Deployment:
         return self.history[-1].revision if self.history else 0
 
 
+# spec.clusterIP of a headless Service.
+HEADLESS = "None"
+# Kubernetes' default --service-cluster-ip-range.
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+
+
 @dataclass(frozen=True, slots=True)
 class ServicePort:
     port: int
@@ -326,9 +355,11 @@ class Service:
     ports: tuple[ServicePort, ...]
     type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
-    # The load balancer's internal address this service is reachable on ("None" when headless).
+    # spec.clusterIP: the Service's own virtual address from the service range
+    # (master/app/clusterip.py); "None" when headless. A parsed manifest holds what it
+    # asked for ("" for any); the stored Service holds what it got.
     cluster_ip: str = ""
-    # clusterIP: None -- no load balancer; clients find the pods through its endpoints.
+    # clusterIP: None -- no address, no proxy; clients find the pods through its endpoints.
     headless: bool = False
     # Why the load balancer does not serve this Service ("" while it does): a reason
     # (PortConflict, ...), one sentence naming the object in the way, and since when.

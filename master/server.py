@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
 import shutil
 import signal
@@ -30,12 +31,14 @@ from kernel.clock import SystemClock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.forward import ForwardingInterceptor, admin_channels
 from master.api.kube.server import start_kube_api
 from master.api.logs import LogRelay
 from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.app.clusterip import repair_cluster_ips
 from master.app.usage import UsageTable
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
@@ -52,7 +55,16 @@ from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
-from master.model import DEFAULT_NAMESPACE, Namespace, Node, ObjectMeta, ServiceAccount
+from master.model import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICE_CIDR,
+    Namespace,
+    Node,
+    ObjectMeta,
+    Service,
+    ServiceAccount,
+)
+from master.pki.bootstrap import listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
 from master.state import ClusterState
@@ -95,6 +107,8 @@ class MasterConfig:
     lb_stop_on_exit: bool = False
     # LoadBalancer Services' own addresses (--lb-address-pool, parsed); () = one shared address.
     lb_address_pool: tuple[str, ...] = ()
+    # --service-cidr: Services' cluster IPs (master/app/clusterip.py).
+    service_cidr: str = DEFAULT_SERVICE_CIDR
     haproxy_bin: str = "haproxy"
     # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
     metrics_listen: str = ""
@@ -117,13 +131,19 @@ class MasterConfig:
 async def ensure_defaults(state: ClusterState) -> None:
     """What every cluster has from its first start: the `default` Namespace and its
     `default` ServiceAccount (a cluster from before namespaces gets them on its next
-    start). Other namespaces get their ServiceAccount from the namespace controller."""
+    start; other namespaces get theirs from the namespace controller); and every Service
+    with a cluster IP of the service range (stored by an older master, or before
+    --service-cidr changed)."""
 
     def plan() -> None:
         if state.get("Namespace", DEFAULT_NAMESPACE) is None:
             state.put(Namespace(ObjectMeta(name=DEFAULT_NAMESPACE)))
         if state.get("ServiceAccount", "default") is None:
             state.put(ServiceAccount(ObjectMeta(name="default")))
+        services = [s for s in state.objects("Service") if isinstance(s, Service)]
+        for svc in repair_cluster_ips(services, state.service_cidr):
+            log.info("service/%s: cluster IP %s", svc.meta.name, svc.cluster_ip)
+            state.put(svc)
 
     await state.commit(plan)
 
@@ -141,6 +161,7 @@ async def serve(config: MasterConfig) -> None:
 async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
     store, shared = await asyncio.to_thread(_open_store, config, clock)
     state = ClusterState(store, clock)
+    state.service_cidr = ipaddress.ip_network(config.service_cidr)
     await state.load()
     await ensure_defaults(state)
     leases = LeaseTable()
@@ -181,14 +202,25 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             clock,
             shared,
         )
-    server = grpc.aio.server(
-        options=options,
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        MetricsInterceptor(),
         # Without TLS the interceptor only guards request decoding.
-        interceptors=[
-            MetricsInterceptor(),
-            security.auth if security is not None else AuthInterceptor(None, None),
-        ],
-    )
+        security.auth if security is not None else AuthInterceptor(None, None),
+    ]
+    if config.leader_elect:
+        # Inside the authorisation: a follower passes an authorised write to the leader.
+        pki = security.pki if security is not None else None
+        interceptors.append(
+            ForwardingInterceptor(
+                state,
+                admin_channels(
+                    pki.ca.pem if pki else None,
+                    pki.admin_key_pem if pki else None,
+                    pki.admin_cert_pem if pki else None,
+                ),
+            )
+        )
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     if security is not None:
         security.add_servicers(server, state)
     admission = _lb_admission(config)
@@ -241,7 +273,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     masters.me = MasterInfo(
-        config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
+        config.name or f"{socket.gethostname()}-{port}",
+        f"{host}:{port}",
+        clock.now(),
+        _reachable_url(kube.url, config.api_listen, host) if kube is not None else "",
     )
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
@@ -297,6 +332,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             metrics.close()
 
 
+def _reachable_url(url: str, api_listen: str, grpc_host: str) -> str:
+    """The Kubernetes API URL other masters can use: for a wildcard --api-listen `url`
+    shows loopback; the gRPC listen host (when it is a real address) is the better guess."""
+    wildcard = listen_host(api_listen) in ("", "0.0.0.0", "::", "*")
+    if wildcard and grpc_host not in ("", "0.0.0.0", "::", "[::]", "*"):
+        return url.replace("://127.0.0.1:", f"://{grpc_host}:", 1)
+    return url
+
+
 def _metrics(
     config: MasterConfig,
     state: ClusterState,
@@ -338,7 +382,8 @@ def _node_lease(config: MasterConfig) -> float:
 
 def _etcd_of(store: Store) -> EtcdStore:
     inner = store.inner if isinstance(store, SealingStore) else store
-    assert isinstance(inner, EtcdStore)
+    if not isinstance(inner, EtcdStore):
+        raise TypeError("--leader-elect runs only on an etcd store (checked when parsing flags)")
     return inner
 
 
@@ -352,7 +397,8 @@ def _leader_or_controllers(
     """Without --leader-elect this master runs the controllers; with it, only while it leads."""
     if not config.leader_elect:
         return asyncio.create_task(manager.run(), name="controllers")
-    assert me is not None and isinstance(store, SealingStore)
+    if me is None or not isinstance(store, SealingStore):
+        raise TypeError("--leader-elect needs this master's entry and the sealed etcd store")
     follower = Follower(_etcd_of(store), state, store.load_all, store.opened)
     role = HaRole(_etcd_of(store), state, manager, me, follower=follower)
     return asyncio.create_task(role.run(), name="leader-election")

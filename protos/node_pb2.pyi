@@ -583,6 +583,7 @@ class MasterMessage(_message.Message):
     PEERS_FIELD_NUMBER: _builtins.int
     LOG_REQUEST_FIELD_NUMBER: _builtins.int
     LOG_CANCEL_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
     EXEC_START_FIELD_NUMBER: _builtins.int
     EXEC_INPUT_FIELD_NUMBER: _builtins.int
     @_builtins.property
@@ -602,6 +603,12 @@ class MasterMessage(_message.Message):
         """Stop a LogRequest that follows (the client went away)."""
 
     @_builtins.property
+    def services(self) -> Global___ServiceTable:
+        """Every Service with its ready endpoints (the node proxy and the node's DNS):
+        sent whole at the start of a session and whenever it changes.
+        """
+
+    @_builtins.property
     def exec_start(self) -> Global___ExecStart:
         """Run a command in a pod's container; output comes back as ExecOutputs."""
 
@@ -617,18 +624,169 @@ class MasterMessage(_message.Message):
         peers: Global___PeerList | None = ...,
         log_request: Global___LogRequest | None = ...,
         log_cancel: Global___LogCancel | None = ...,
+        services: Global___ServiceTable | None = ...,
         exec_start: Global___ExecStart | None = ...,
         exec_input: Global___ExecInput | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "exec_start", "exec_input"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "services", "exec_start", "exec_input"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___MasterMessage: _TypeAlias = MasterMessage  # noqa: Y015
+
+@_typing.final
+class ServiceTable(_message.Message):
+    """The cluster's Services as a node needs them: the node proxy (agent/nodeproxy)
+    listens on each cluster_ip:port and spreads connections over the ready endpoints;
+    the node's DNS answers names with cluster IPs (or, headless, the endpoints).
+    Level-triggered like PodAssignments: each message is the whole table, `version`
+    grows with every change, an agent keeps the newest and needs no history.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
+    SERVICE_CIDR_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    service_cidr: _builtins.str
+    """The master's --service-cidr: the agent makes the range local to the node
+    (`ip route replace local CIDR dev lo`) so the proxy can bind any address of it.
+    """
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceEntry]: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        services: _abc.Iterable[Global___ServiceEntry] | None = ...,
+        service_cidr: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["service_cidr", b"service_cidr", "services", b"services", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceTable: _TypeAlias = ServiceTable  # noqa: Y015
+
+@_typing.final
+class ServiceEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    CLUSTER_IP_FIELD_NUMBER: _builtins.int
+    HEADLESS_FIELD_NUMBER: _builtins.int
+    PORTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    namespace: _builtins.str
+    """"" until namespaces exist: the default namespace."""
+    type: _builtins.str
+    """ClusterIP | LoadBalancer | NodePort"""
+    cluster_ip: _builtins.str
+    """The Service's virtual address; empty when headless."""
+    headless: _builtins.bool
+    """clusterIP: None -- no address and no proxying; names resolve to the endpoints."""
+    @_builtins.property
+    def ports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServicePortEntry]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        type: _builtins.str = ...,
+        cluster_ip: _builtins.str = ...,
+        headless: _builtins.bool = ...,
+        ports: _abc.Iterable[Global___ServicePortEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_ip", b"cluster_ip", "headless", b"headless", "name", b"name", "namespace", b"namespace", "ports", b"ports", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceEntry: _TypeAlias = ServiceEntry  # noqa: Y015
+
+@_typing.final
+class ServicePortEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    PROTOCOL_FIELD_NUMBER: _builtins.int
+    APP_PROTOCOL_FIELD_NUMBER: _builtins.int
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Empty for a Service's only, unnamed port."""
+    port: _builtins.int
+    protocol: _builtins.str
+    """TCP (the only protocol pinnace serves today)."""
+    app_protocol: _builtins.str
+    """Kubernetes' appProtocol, or "http"/"tcp" as the load balancer decided it."""
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceEndpoint]:
+        """Ready endpoints only (a pod not ready or asked to stop is left out)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        port: _builtins.int = ...,
+        protocol: _builtins.str = ...,
+        app_protocol: _builtins.str = ...,
+        endpoints: _abc.Iterable[Global___ServiceEndpoint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_protocol", b"app_protocol", "endpoints", b"endpoints", "name", b"name", "port", b"port", "protocol", b"protocol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServicePortEntry: _TypeAlias = ServicePortEntry  # noqa: Y015
+
+@_typing.final
+class ServiceEndpoint(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    POD_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    SUBDOMAIN_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    """Where the pod's target port is published: its node's advertise address and host port."""
+    port: _builtins.int
+    pod: _builtins.str
+    node: _builtins.str
+    hostname: _builtins.str
+    """The pod's spec.hostname / spec.subdomain (a StatefulSet's pods: the pod's name and
+    the governing Service), for `<hostname>.<subdomain>.<ns>.svc` names; empty if none.
+    """
+    subdomain: _builtins.str
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        port: _builtins.int = ...,
+        pod: _builtins.str = ...,
+        node: _builtins.str = ...,
+        hostname: _builtins.str = ...,
+        subdomain: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "hostname", b"hostname", "node", b"node", "pod", b"pod", "port", b"port", "subdomain", b"subdomain"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceEndpoint: _TypeAlias = ServiceEndpoint  # noqa: Y015
 
 @_typing.final
 class ExecStart(_message.Message):
@@ -1076,12 +1234,25 @@ class PodSpec(_message.Message):
     RESTART_POLICY_FIELD_NUMBER: _builtins.int
     TERMINATION_GRACE_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
+    SERVICE_ENV_FIELD_NUMBER: _builtins.int
+    DNS_FIELD_NUMBER: _builtins.int
     restart_policy: _builtins.str
     termination_grace_period_seconds: _builtins.int
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerSpec]: ...
     @_builtins.property
     def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Volume]: ...
+    @_builtins.property
+    def service_env(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvVar]:
+        """The Service environment variables (<SVC>_SERVICE_HOST ..., master/app/servicenv.py):
+        every container starts with them and its own env and envFrom win over them. Final
+        values, and no part of a container's identity: a new Service restarts nothing.
+        """
+
+    @_builtins.property
+    def dns(self) -> Global___PodDNS:
+        """spec.dnsPolicy and spec.dnsConfig; the agent makes the resolv.conf (agent/poddns.py)."""
+
     def __init__(
         self,
         *,
@@ -1089,14 +1260,74 @@ class PodSpec(_message.Message):
         restart_policy: _builtins.str = ...,
         termination_grace_period_seconds: _builtins.int = ...,
         volumes: _abc.Iterable[Global___Volume] | None = ...,
+        service_env: _abc.Iterable[Global___EnvVar] | None = ...,
+        dns: Global___PodDNS | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dns", b"dns"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "restart_policy", b"restart_policy", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "dns", b"dns", "restart_policy", b"restart_policy", "service_env", b"service_env", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PodSpec: _TypeAlias = PodSpec  # noqa: Y015
+
+@_typing.final
+class PodDNS(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    NAMESERVERS_FIELD_NUMBER: _builtins.int
+    SEARCHES_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    policy: _builtins.str
+    """ClusterFirst (also when empty) | ClusterFirstWithHostNet | Default | None"""
+    @_builtins.property
+    def nameservers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def searches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___DNSOption]: ...
+    def __init__(
+        self,
+        *,
+        policy: _builtins.str = ...,
+        nameservers: _abc.Iterable[_builtins.str] | None = ...,
+        searches: _abc.Iterable[_builtins.str] | None = ...,
+        options: _abc.Iterable[Global___DNSOption] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nameservers", b"nameservers", "options", b"options", "policy", b"policy", "searches", b"searches"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PodDNS: _TypeAlias = PodDNS  # noqa: Y015
+
+@_typing.final
+class DNSOption(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    HAS_VALUE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    value: _builtins.str
+    has_value: _builtins.bool
+    """False: an option without a value ("rotate")."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        value: _builtins.str = ...,
+        has_value: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_value", b"has_value", "name", b"name", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DNSOption: _TypeAlias = DNSOption  # noqa: Y015
 
 @_typing.final
 class Volume(_message.Message):

@@ -288,6 +288,9 @@ class DockerRuntime:
             network_mode=self._pod_network or None,
             mounts=mounts or None,
             binds=binds or None,
+            dns=list(config.dns_servers) or None,
+            dns_search=list(config.dns_search) or None,
+            dns_opt=list(config.dns_options) or None,
         )
         created = api.create_container(
             image=config.image,

@@ -131,6 +131,10 @@ class ContainerConfig:
     nano_cpus: int = 0
     mem_limit: int = 0
     mounts: tuple[Mount, ...] = ()
+    # The container's resolv.conf; all empty: the engine's default (the node's own).
+    dns_servers: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

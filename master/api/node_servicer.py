@@ -32,6 +32,7 @@ from master.api.convert import (
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
+from master.api.servicetable import ServiceTableFeed
 from master.api.usage import report_from_proto
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
@@ -41,11 +42,12 @@ from master.app.podvolumes import (
     volume_references,
 )
 from master.app.reports import NodeReports
+from master.app.servicenv import service_env
 from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, StoredObject, Volume, key_of
+from master.model import Container, Node, Pod, Service, StoredObject, Volume, key_of
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -74,6 +76,8 @@ class _Session:
     # it), so an agent that stops reading costs the master nothing per heartbeat.
     ack_due: asyncio.Event = field(default_factory=asyncio.Event)
     ack_sequence: int = 0
+    # The service table may have changed (master/api/servicetable.py).
+    services_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -100,6 +104,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._lease_seconds = lease_seconds
         self._sessions: dict[str, _Session] = {}
         self._reports = NodeReports(state, clock)
+        # Every Service's address and ready endpoints, for the node proxies and DNS.
+        self._service_table = ServiceTableFeed(state)
         # Each node's (address, witness port) as last seen, and the sorted witness rows
         # (None: to be rebuilt): status changes then cost the sessions nothing.
         self._peer_seen: dict[str, tuple[str, int]] = {}
@@ -107,6 +113,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._node_count = 0
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
+        # Service environment variables by (namespace, enableServiceLinks), dropped when a
+        # Service changes what they hold (`_service_seen`: that part of each Service).
+        self._service_env: dict[tuple[str, bool], tuple[tuple[str, str], ...]] = {}
+        self._service_seen: dict[str, tuple[object, ...]] = {}
         state.subscribe(self._on_change)
 
     def gate_stops(self, released: Callable[[Pod], bool]) -> None:
@@ -145,6 +155,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             session = self._sessions.get(obj.node_name)
             if session is not None:
                 session.dirty.set()
+        elif isinstance(obj, Service):
+            self._on_service(obj, deleted)
         elif kind in ("ConfigMap", "Secret"):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
@@ -156,6 +168,31 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     for p in self._state.pods_on_node(name)
                 ):
                     session.dirty.set()
+
+    def _on_service(self, svc: Service, deleted: bool) -> None:
+        key = key_of(svc)
+        seen = None if deleted else (svc.cluster_ip, svc.ports, svc.headless)
+        if self._service_seen.get(key) == seen:
+            return  # a status change (the load balancer's): the variables stay
+        if seen is None:
+            self._service_seen.pop(key, None)
+        else:
+            self._service_seen[key] = seen
+        self._service_env.clear()
+        # Containers that start from now on (a restart, a new pod) see the change; the
+        # ones that run keep their environment, as with the kubelet.
+        for session in self._sessions.values():
+            session.dirty.set()
+
+    def _services_env(self, pod: Pod) -> tuple[tuple[str, str], ...]:
+        """The pod's Service variables (master/app/servicenv.py), computed once per
+        namespace and links setting until a Service changes."""
+        key = (pod.meta.namespace, pod.spec.enable_service_links is not False)
+        found = self._service_env.get(key)
+        if found is None:
+            services = (s for s in self._state.objects("Service") if isinstance(s, Service))
+            found = self._service_env[key] = service_env(key[0], key[1], services)
+        return found
 
     def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
         node = self._state.get("Node", pod.node_name)
@@ -242,6 +279,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._mark_session(node_name, lost=False)
         session.dirty.set()
         session.peers_changed.set()
+        session.services_changed.set()
+        unsubscribe = self._service_table.on_stale(session.services_changed.set)
         # Log requests (master/api/logs.py) share the way down.
         down: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         self.logs.attach(node_name, down)
@@ -251,11 +290,17 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
         peers_sent: node_pb2.PeerList | None = None
+        table_sent = -1
         try:
             while not reader.done() and not superseded.done():
                 wakers = [
                     asyncio.create_task(e.wait())
-                    for e in (session.dirty, session.ack_due, session.peers_changed)
+                    for e in (
+                        session.dirty,
+                        session.ack_due,
+                        session.peers_changed,
+                        session.services_changed,
+                    )
                 ]
                 relayed = asyncio.create_task(down.get())
                 await asyncio.wait(
@@ -282,6 +327,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     if peers != peers_sent:
                         peers_sent = peers
                         yield node_pb2.MasterMessage(peers=peers)
+                if session.services_changed.is_set():
+                    session.services_changed.clear()
+                    table = self._service_table.current()
+                    if table.version != table_sent:
+                        table_sent = table.version
+                        yield node_pb2.MasterMessage(services=table)
                 if withheld and any(
                     not isinstance(p := self._state.get_key("Pod", key), Pod) or self._released(p)
                     for key in withheld
@@ -296,6 +347,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         self._released,
                         self._resolve_env,
                         self._resolve_files,
+                        self._services_env,
                     )
                     withheld = {
                         key_of(p) for p in pods if p.deletion_requested_at and not self._released(p)
@@ -303,6 +355,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     for chunk in chunk_assignments(msg):
                         yield node_pb2.MasterMessage(assignments=chunk)
         finally:
+            unsubscribe()
             self.logs.detach(node_name, down)
             for task in (reader, superseded):
                 task.cancel()

@@ -51,6 +51,7 @@ from master.model import (
     PersistentVolume,
     PersistentVolumeClaim,
     Pod,
+    PodDNSConfig,
     PodSpec,
     Probe,
     Resources,
@@ -170,6 +171,25 @@ def render_pod_spec(spec: PodSpec) -> Obj:
         out["serviceAccountName"] = spec.service_account_name
     if spec.volumes:
         out["volumes"] = [render_volume(v) for v in spec.volumes]
+    # Kubernetes shows its defaults for these.
+    out["dnsPolicy"] = spec.dns_policy or "ClusterFirst"
+    out["enableServiceLinks"] = spec.enable_service_links is not False
+    if spec.dns_config is not None:
+        out["dnsConfig"] = render_dns_config(spec.dns_config)
+    return out
+
+
+def render_dns_config(config: PodDNSConfig) -> Obj:
+    out: Obj = {}
+    if config.nameservers:
+        out["nameservers"] = list(config.nameservers)
+    if config.searches:
+        out["searches"] = list(config.searches)
+    if config.options:
+        out["options"] = [
+            {"name": o.name} if o.value is None else {"name": o.name, "value": o.value}
+            for o in config.options
+        ]
     return out
 
 
@@ -356,7 +376,9 @@ def render_service(svc: Service) -> Obj:
     ingress = [{"ip": svc.ingress_ip}] if svc.ingress_ip else []
     spec: Obj = {"type": svc.type.value, "selector": dict(svc.selector), "ports": ports}
     if svc.cluster_ip:
+        # As Kubernetes shows them: the address, and the one-item list (single stack).
         spec["clusterIP"] = svc.cluster_ip
+        spec["clusterIPs"] = [svc.cluster_ip]
     if svc.load_balancer_ip:
         spec["loadBalancerIP"] = svc.load_balancer_ip
     return {

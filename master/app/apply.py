@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from master.app.clusterip import ClusterIpError, assign_cluster_ip, taken_addresses
 from master.app.errors import AppError, commit
 from master.app.namespaces import check_namespaces
 from master.controllers.revisions import CHANGE_CAUSE, record_revision
@@ -65,13 +66,15 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
             new.rolling_update,
         )
     if isinstance(old, Service) and isinstance(new, Service):
-        return (old.selector, old.ports, old.type, old.headless, old.load_balancer_ip) == (
-            new.selector,
-            new.ports,
-            new.type,
-            new.headless,
-            new.load_balancer_ip,
-        )
+        # An empty clusterIP asks for nothing: the stored one stays.
+        same_ip = new.cluster_ip in ("", old.cluster_ip)
+        return same_ip and (
+            old.selector,
+            old.ports,
+            old.type,
+            old.headless,
+            old.load_balancer_ip,
+        ) == (new.selector, new.ports, new.type, new.headless, new.load_balancer_ip)
     if isinstance(old, ConfigMap) and isinstance(new, ConfigMap):
         return (old.data, old.binary_data, old.immutable) == (
             new.data,
@@ -100,14 +103,12 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
     if isinstance(existing, Deployment) and isinstance(new, Deployment):
         return replace(new, meta=meta, status=existing.status)
     if isinstance(existing, Service) and isinstance(new, Service):
-        # The load balancer's status stays until it decides anew; becoming headless (or no
-        # longer) changes the address it shows.
-        same_ip = existing.headless == new.headless
+        # The load balancer's status stays until it decides anew; the cluster IP is
+        # decided by assign_cluster_ips (what the manifest asks for, else the stored one).
         return replace(
             new,
             meta=meta,
             ingress_ip=existing.ingress_ip,
-            cluster_ip=existing.cluster_ip if same_ip else "",
             lb_reason=existing.lb_reason,
             lb_message=existing.lb_message,
             lb_since=existing.lb_since,
@@ -241,7 +242,7 @@ async def apply_objects(
             errors = admit_services(services, stored)
             if errors:
                 raise AppError("invalid", errors[0])
-        planned = plan_apply(objects, state.get, now, create_only)
+        planned = assign_cluster_ips(plan_apply(objects, state.get, now, create_only), state)
         if dry_run:
             return planned
         return [
@@ -249,3 +250,36 @@ async def apply_objects(
         ]
 
     return await commit(state, plan)
+
+
+def assign_cluster_ips(planned: list[Applied], state: ClusterState) -> list[Applied]:
+    """`planned` with every created or configured Service given its cluster IP; one
+    sentence (AppError) for the first that cannot have the address it asks for."""
+    services = [s for s in state.objects("Service") if isinstance(s, Service)]
+    applying = {
+        (p.obj.meta.namespace, p.obj.meta.name) for p in planned if isinstance(p.obj, Service)
+    }
+    # The range is the cluster's: every namespace's Services share it.
+    taken = taken_addresses(
+        (s for s in services if (s.meta.namespace, s.meta.name) not in applying),
+        state.service_cidr,
+    )
+    result = []
+    for p in planned:
+        obj = p.obj
+        if isinstance(obj, Service) and p.action != "unchanged":
+            previous = state.get("Service", obj.meta.name, obj.meta.namespace)
+            try:
+                obj = assign_cluster_ip(
+                    obj,
+                    previous if isinstance(previous, Service) else None,
+                    taken,
+                    state.service_cidr,
+                )
+            except ClusterIpError as e:
+                raise AppError("invalid", str(e)) from None
+            p = Applied(obj, p.action)
+        if isinstance(obj, Service) and not obj.headless:
+            taken.add(obj.cluster_ip)
+        result.append(p)
+    return result

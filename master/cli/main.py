@@ -22,6 +22,7 @@ from master.cli.commands import (
     run_scale,
 )
 from master.cli.config import select as select_credentials
+from master.cli.describe import run_describe
 from master.cli.drain import run_cordon, run_drain
 from master.cli.exec import run_exec
 from master.cli.kubeconfig import run_kubeconfig
@@ -168,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         "CIDR A/N or a list A,B (loopback 127.0.0.x on a laptop); default: all share --lb-listen",
     )
     m.add_argument(
+        "--service-cidr",
+        default="10.96.0.0/12",
+        metavar="CIDR",
+        help="where Services' cluster IPs come from (Kubernetes' "
+        "--service-cluster-ip-range); every agent's node proxy answers on them",
+    )
+    m.add_argument(
         "--stop-lb-on-exit",
         action="store_true",
         help="stop HAProxy when the master stops (by default it keeps serving and the next "
@@ -266,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
     )
     _namespace_flags(lg)
+
+    ds = sub.add_parser("describe", help="show an object in detail, with its events")
+    ds.add_argument("kind", help="pod, deployment, statefulset, service, node, pvc, secret...")
+    ds.add_argument("name", nargs="?", help="NAME (or give KIND/NAME); none: all of the kind")
 
     ex = sub.add_parser("exec", help="run a command in a pod's container (through its node)")
     ex.add_argument("pod", help="POD (or pod/POD)")
@@ -382,6 +394,7 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_port_offset=args.lb_port_offset,
             lb_stop_on_exit=args.stop_lb_on_exit,
             lb_address_pool=_address_pool(args.lb_address_pool),
+            service_cidr=_service_cidr(args.service_cidr),
             haproxy_bin=args.haproxy,
             metrics_listen=_metrics_listen(args.metrics_listen),
             insecure=args.master_insecure,
@@ -407,6 +420,15 @@ def _address_pool(text: str) -> tuple[str, ...]:
         return parse_pool(text)
     except ValueError as e:
         raise CliError(f"pinnace master: --lb-address-pool: {e}") from None
+
+
+def _service_cidr(text: str) -> str:
+    from master.app.clusterip import ClusterIpError, parse_service_cidr
+
+    try:
+        return str(parse_service_cidr(text))
+    except ClusterIpError as e:
+        raise CliError(f"pinnace master: {e}") from None
 
 
 def _run_lb(action: str, data_dir: Path) -> int:
@@ -516,6 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.previous,
                 _ns(args),
             )
+        if args.command == "describe":
+            return run_describe(address, args.kind, args.name)
         if args.command == "exec":
             return run_exec(
                 address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,

@@ -40,19 +40,30 @@ class MasterInfo:
     name: str
     address: str
     started_at: float
+    # Its Kubernetes API's URL ("" when it serves none): where a follower forwards writes.
+    api_url: str = ""
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {"name": self.name, "address": self.address, "startedAt": self.started_at},
-            separators=(",", ":"),
-        ).encode()
+        doc: dict[str, object] = {
+            "name": self.name,
+            "address": self.address,
+            "startedAt": self.started_at,
+        }
+        if self.api_url:
+            doc["apiUrl"] = self.api_url
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @staticmethod
     def decode(data: bytes) -> MasterInfo | None:
         try:
             doc = json.loads(data)
-            return MasterInfo(str(doc["name"]), str(doc["address"]), float(doc["startedAt"]))
-        except (ValueError, KeyError, TypeError):
+            return MasterInfo(
+                str(doc["name"]),
+                str(doc["address"]),
+                float(doc["startedAt"]),
+                str(doc.get("apiUrl", "")),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
 

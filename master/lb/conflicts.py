@@ -72,7 +72,12 @@ def listeners(
 
 
 def _age_order(services: Iterable[Service]) -> list[Service]:
-    return sorted(services, key=lambda s: (s.meta.created_at, lb_name(s)))
+    """LoadBalancer and NodePort Services first, then ClusterIP ones; oldest first in each.
+
+    A ClusterIP Service has its own address (its cluster IP, served by the node proxies);
+    the master's internal address is only a second way in, so it never keeps a port
+    from a Service whose external address needs it."""
+    return sorted(services, key=lambda s: (s.type == "ClusterIP", s.meta.created_at, lb_name(s)))
 
 
 def _out_of_range(svc: Service, addresses: LbAddresses) -> Unservable | None:
@@ -191,6 +196,9 @@ def admission_errors(
         problem = unservable.get(lb_name(svc))
         if problem is None or problem.reason not in _REFUSED_AT_APPLY:
             continue
+        if svc.type == "ClusterIP" and problem.reason == "PortConflict":
+            # Its cluster IP serves it anyway; the master's internal address does not.
+            continue
         fix = ""
         if problem.reason == "PortConflict":
             fix = f"; choose another port or delete {problem.other} first"
@@ -224,30 +232,27 @@ def service_status(
     """
     if problem is not None:
         since = svc.lb_since if svc.lb_reason == problem.reason else now
-        new = _with_status(svc, "", "", problem.reason, problem.message, since)
+        new = _with_status(svc, "", problem.reason, problem.message, since)
         event = None
         if (svc.lb_reason, svc.lb_message) != (problem.reason, problem.message):
             event = StatusEvent("Warning", problem.reason, problem.message)
         return new, event
     ingress = (own_address or addresses.external_ip) if svc.type == "LoadBalancer" else ""
-    cluster_ip = "None" if svc.headless else (own_address or addresses.cluster_ip)
-    new = _with_status(svc, ingress, cluster_ip, "", "", 0.0)
+    new = _with_status(svc, ingress, "", "", 0.0)
     event = None
     if svc.lb_reason:
         event = StatusEvent("Normal", "LoadBalancerServing", "the load balancer serves it now")
     return new, event
 
 
-def _with_status(
-    svc: Service, ingress: str, cluster_ip: str, reason: str, message: str, since: float
-) -> Service:
-    current = (svc.ingress_ip, svc.cluster_ip, svc.lb_reason, svc.lb_message, svc.lb_since)
-    if current == (ingress, cluster_ip, reason, message, since):
+def _with_status(svc: Service, ingress: str, reason: str, message: str, since: float) -> Service:
+    """The cluster IP is not the load balancer's: apply gives it (master/app/clusterip.py)."""
+    current = (svc.ingress_ip, svc.lb_reason, svc.lb_message, svc.lb_since)
+    if current == (ingress, reason, message, since):
         return svc
     return replace(
         svc,
         ingress_ip=ingress,
-        cluster_ip=cluster_ip,
         lb_reason=reason,
         lb_message=message,
         lb_since=since,

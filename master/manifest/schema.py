@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from master.manifest import deployment, meta, podspec, probes, service, volumes
+from master.manifest import deployment, dns, meta, podspec, probes, service, volumes
 
 # Kinds of leaf value: OpenAPI types, plus Kubernetes' int-or-string and string maps.
 Scalar = str  # "string" | "integer" | "boolean" | "int-or-string" | "string-map"
@@ -370,6 +370,20 @@ CONTAINER = _check(
     ),
     podspec.CONTAINER_SUPPORTED,
 )
+_DNS_OPTION = Type(
+    "io.k8s.api.core.v1.PodDNSConfigOption",
+    "A resolver option.",
+    (Field("name", "Option name, e.g. ndots.", S), Field("value", "Its value, if any.", S)),
+)
+_DNS = Type(
+    "io.k8s.api.core.v1.PodDNSConfig",
+    "DNS settings merged into what the pod's dnsPolicy gives.",
+    (
+        Field("nameservers", "Nameserver IP addresses (at most 3).", S, is_list=True),
+        Field("searches", "Search domains (at most 32).", S, is_list=True),
+        Field("options", "Resolver options.", _DNS_OPTION, is_list=True),
+    ),
+)
 POD_SPEC = _check(
     Type(
         "io.k8s.api.core.v1.PodSpec",
@@ -390,6 +404,19 @@ POD_SPEC = _check(
             ),
             Field("serviceAccount", "Deprecated alias of serviceAccountName.", S),
             Field("automountServiceAccountToken", "Accepted; pinnace mounts no token.", B),
+            Field(
+                "dnsPolicy",
+                "ClusterFirst (default: the node's cluster DNS), Default (the node's resolvers) "
+                "or None (only dnsConfig).",
+                S,
+                enum=dns.DNS_POLICIES,
+            ),
+            Field("dnsConfig", "Nameservers, searches and options added to the policy's.", _DNS),
+            Field(
+                "enableServiceLinks",
+                "Whether containers get <SVC>_SERVICE_HOST ... variables (default true).",
+                B,
+            ),
             Field(
                 "volumes",
                 "Volumes the containers may mount.",
@@ -491,11 +518,11 @@ SERVICE_SPEC = _check(
             Field("type", "How the service is exposed.", S, enum=service.TYPES),
             Field(
                 "clusterIP",
-                '"None" for a headless service; else set by the server (the load '
-                "balancer's internal address).",
+                '"None" for a headless service; an address of the service range '
+                "(--service-cidr) to ask for it; else the master picks one.",
                 S,
             ),
-            Field("clusterIPs", '["None"] for a headless service.', S, is_list=True),
+            Field("clusterIPs", "The same as clusterIP, as a one-item list.", S, is_list=True),
             Field(
                 "loadBalancerIP",
                 "The external address asked for (LoadBalancer only): from the master's "

@@ -10,13 +10,19 @@ pinnace.conf, which every master of the cluster writes alike.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
+import tempfile
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -52,6 +58,7 @@ class Masters:
     extra: tuple[str, ...] = ()
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
+    api_urls: dict[str, str] = field(default_factory=dict)
 
     @property
     def secret_file(self) -> Path:
@@ -98,7 +105,32 @@ class Masters:
             self.kill(name)
             raise AssertionError(f"master {name} did not start: {self.log(name)[-2000:]}")
         self.addresses[name] = line.strip().rsplit(" ", 1)[-1]
+        api = proc.stdout.readline().decode()
+        if "Kubernetes API on" in api:
+            self.api_urls[name] = api.strip().rsplit(" ", 1)[-1]
         return self.addresses[name]
+
+    def kube(self, name: str, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        """One request to a master's Kubernetes API as the admin: (status, decoded JSON)."""
+        creds = read_client_config(self.config)
+        context = ssl.create_default_context(cadata=creds.ca_pem.decode())
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = Path(tmp, "c"), Path(tmp, "k")
+            cert.write_bytes(creds.cert_pem)
+            key.write_bytes(creds.key_pem)
+            context.load_cert_chain(cert, key)
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.api_urls[name] + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=15) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")

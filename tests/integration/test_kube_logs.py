@@ -120,6 +120,26 @@ def test_logs_stream_from_the_agent_to_kubectl_and_the_cli(
     assert missing.stderr.strip() == 'Error from server (NotFound): pods "no-such-pod" not found'
 
     _exec_through_kubectl_and_the_cli(cluster, config, tmp_path, pod)
+    _describe_through_kubectl_and_the_cli(cluster, k, pod)
+
+
+def _describe_through_kubectl_and_the_cli(cluster: LocalCluster, k: Kubectl, pod: str) -> None:
+    """kubectl describe reads the object and its events; pinnace describe prints the same."""
+    theirs = k.run("describe", "pod", pod).stdout.splitlines()
+    ours = cluster.cli("describe", "pod", pod).stdout.splitlines()
+    for text in (theirs, ours):
+        assert text[0].split() == ["Name:", pod]
+        assert "Controlled By:" in "\n".join(text) and "  talk:" in text
+        events = text.index("Events:")
+        assert any("Started" in line for line in text[events:])
+
+    # The fields kubectl prints, in its order, down to the events (ages aside).
+    def fields(lines: list[str]) -> list[str]:
+        return [line.split(":")[0] for line in lines if line and not line.startswith(" ")]
+
+    assert fields(ours) == fields(theirs)
+    dep = cluster.cli("describe", "deployment/talker").stdout
+    assert "NewReplicaSet:" in dep and "(1/1 replicas created)" in dep
 
 
 def _exec_through_kubectl_and_the_cli(

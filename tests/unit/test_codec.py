@@ -20,6 +20,7 @@ from master.model import (
     DeploymentRevision,
     DeploymentStatus,
     DeploymentStrategy,
+    DNSOption,
     EnvFromSource,
     EnvVar,
     EnvVarSource,
@@ -33,6 +34,7 @@ from master.model import (
     PersistentVolume,
     PersistentVolumeClaim,
     Pod,
+    PodDNSConfig,
     PodPhase,
     PodSpec,
     PodStatus,
@@ -118,6 +120,9 @@ def _spec() -> PodSpec:
         restart_policy=RestartPolicy.ON_FAILURE,
         termination_grace_period_seconds=5,
         service_account_name="robot",
+        enable_service_links=False,
+        dns_policy="None",
+        dns_config=PodDNSConfig(("10.0.0.1",), ("a.example",), (DNSOption("ndots", "2"),)),
         volumes=(
             # Every field set, whatever the source (the codec does not care).
             Volume(

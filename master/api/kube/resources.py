@@ -132,9 +132,18 @@ def api_group(group: str) -> Obj | None:
     }
 
 
+def core_resource_list() -> Obj:
+    """/api/v1's APIResourceList (the core group always exists)."""
+    return _resource_list("")
+
+
 def resource_list(group: str) -> Obj | None:
     if group and group not in GROUPS:
         return None
+    return _resource_list(group)
+
+
+def _resource_list(group: str) -> Obj:
     items = []
     for r in RESOURCES:
         if r.group != group:

@@ -230,7 +230,8 @@ async def _patch_node(
     except AppError as e:
         raise app_error(e, resource_of("Node"), name) from None
     stored = state.get("Node", name)
-    assert stored is not None
+    if stored is None:  # the node was deleted between the write and this read
+        raise errors.not_found("nodes", "", name)
     return WriteResult(render(stored, now, state), False, ())
 
 
