@@ -30,6 +30,9 @@ from agent.capacity import (
     compute_resources,
     detect_capacity,
 )
+from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
+from agent.claim_disks import ClaimDisks, why_unavailable
+from agent.claim_volumes import ClaimOrders, run_claim_keeper
 from agent.credentials import default_state_dir
 from agent.dns.address import derived_address
 from agent.dns.render import names_from_table
@@ -131,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="DIR",
         help="where the node key and certificates live (default: ~/.pinnace/agent/NODE)",
+    )
+    p.add_argument(
+        "--claim-dir",
+        default=CLAIM_ROOT,
+        metavar="DIR",
+        help="where claim volumes' files are kept, each a file of its claim's size "
+        f"formatted ext4 and loop-mounted (the agent must be root) (default: {CLAIM_ROOT})",
     )
     p.add_argument(
         "--volume-dir",
@@ -254,12 +264,18 @@ async def run_agent(
     # Credentials first (join if need be): an agent that cannot authenticate does nothing.
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir(args.name)
     security = await prepare(args.master, args.name, args.token, state_dir, args.insecure)
+    disks = None
     if runtime is None:
+        why = why_unavailable(args.claim_dir)
+        if why:
+            log.warning("claim sizes are not enforced on this node: %s", why)
+        disks = None if why else ClaimDisks(Path(args.claim_dir) / args.name)
         from agent.runtime.docker_runtime import DockerRuntime
 
-        runtime = DockerRuntime(args.name, pod_network=args.pod_network)
+        runtime = DockerRuntime(args.name, pod_network=args.pod_network, disks=disks)
     runtime = MeteredRuntime(runtime)
     metered = runtime
+    claims = ClaimOrders()
     clock = SystemClock()
     outbox = StatusOutbox()
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
@@ -280,6 +296,7 @@ async def run_agent(
         check=check,
         fence=fence,
         files=VolumeFiles(args.volume_dir, args.name),
+        claims=claims,
         resolv=resolv,
     )
     metrics = start_metrics_server(args.metrics_listen)
@@ -324,7 +341,8 @@ async def run_agent(
         witness=WitnessClient(args.name, creds),
         logs=LogStreamer(runtime),
         prefer=security.prefer,
-        usage=UsageSampler(runtime, clock),
+        usage=UsageSampler(runtime, clock, disks=disks),
+        claims=claims,
         services=services,
         execs=ExecRunner(runtime),
     )
@@ -349,6 +367,7 @@ async def run_agent(
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(security.run(), name="certificate-rotation"),
         asyncio.create_task(run_volume_gc(runtime, clock), name="volume-collector"),
+        asyncio.create_task(run_claim_keeper(runtime, disks, claims, clock), name="claims"),
     ]
     if dns is not None:
         tasks.append(asyncio.create_task(dns.run(), name="dns"))

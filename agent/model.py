@@ -99,6 +99,8 @@ class Volume:
     volume_name: str = ""
     # configMap / secret: the files, as the master resolved them for this node.
     files: tuple[VolumeFile, ...] = ()
+    # persistentVolumeClaim: the claim's requested bytes now (0: unknown).
+    claim_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

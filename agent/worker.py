@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+from agent.claim_volumes import ClaimOrders
 from agent.containers import container_config
 from agent.fencing import FencePolicy
 from agent.model import Assignments, ContainerSpec, PodAssignment, PodStatusReport
@@ -98,9 +99,12 @@ class Worker:
         fence: FencePolicy | None = None,
         validate: bool = False,
         files: VolumeFiles | None = None,
+        claims: ClaimOrders | None = None,
         resolv: Callable[[PodAssignment], ResolvConf] | None = None,
     ) -> None:
         self._runtime = runtime
+        # The claim sizes the assignment set asks for (agent/claim_volumes.py grows them).
+        self._claims = claims
         # A pod's resolv.conf (agent/poddns.py); without one, the engine's default.
         self._resolv = resolv or (lambda assignment: ResolvConf())
         # Where configMap/secret volumes' files are kept (a tmpfs by default).
@@ -167,6 +171,8 @@ class Worker:
         if applied:
             # Before any container of these pods is made: their files are in place.
             self._files.sync(assignments.pods)
+            if self._claims is not None:
+                self._claims.set_sizes(assignments.pods)
         return applied
 
     def fence(self, reason: str) -> None:

@@ -560,6 +560,10 @@ class PersistentVolumeClaim:
     # Set when bound: the PersistentVolume's name and the node that holds it.
     volume_name: str = ""
     node_name: str = ""
+    # As the node's agent last measured the volume: bytes used (-1: not known) and the
+    # size of its filesystem (0: the node does not enforce the size).
+    used_bytes: int = -1
+    capacity_bytes: int = 0
 
     kind = "PersistentVolumeClaim"
 
@@ -634,8 +638,8 @@ class PersistentVolume:
     node_name: str
     claim_name: str
     claim_uid: str
-    # Retain: deleting the claim keeps the Docker volume on its node (Delete, which
-    # would remove it, is not implemented yet).
+    # Retain: deleting the claim keeps the Docker volume on its node (Released);
+    # Delete: the node is told to remove it, and the volume goes once it has.
     reclaim_policy: str = "Retain"
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.
@@ -643,6 +647,74 @@ class PersistentVolume:
     claim_namespace: str = DEFAULT_NAMESPACE
 
     kind = "PersistentVolume"
+
+
+INGRESS_PATH_TYPES = ("Prefix", "Exact", "ImplementationSpecific")
+# The one IngressClass pinnace has: the default, served by the master's HAProxy.
+INGRESS_CLASS = "pinnace"
+INGRESS_CONTROLLER = "pinnace.dev/haproxy"
+# The annotation older Ingresses name their class with (before spec.ingressClassName).
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+
+
+@dataclass(frozen=True, slots=True)
+class IngressBackend:
+    """Where an Ingress sends a request: a Service's port, by number or by name."""
+
+    service: str
+    port_number: int = 0
+    port_name: str = ""
+
+    @property
+    def port_text(self) -> str:
+        return str(self.port_number) if self.port_number else self.port_name
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPath:
+    """One path of a rule: Prefix (by path elements), Exact, or ImplementationSpecific
+    (pinnace treats it as Prefix); "" for ImplementationSpecific matches every path."""
+
+    path: str
+    path_type: str
+    backend: IngressBackend
+
+
+@dataclass(frozen=True, slots=True)
+class IngressRule:
+    """Paths for one host: "" any host, "*.example.com" exactly one more label."""
+
+    host: str
+    paths: tuple[IngressPath, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IngressTLS:
+    """Hosts served over HTTPS with the certificate of a kubernetes.io/tls Secret."""
+
+    hosts: tuple[str, ...]
+    secret_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ingress:
+    """HTTP routing by host and path onto Services (Kubernetes' networking.k8s.io/v1 Ingress),
+    served by the master's load balancer on its ingress HTTP and HTTPS ports."""
+
+    meta: ObjectMeta
+    class_name: str = ""
+    default_backend: IngressBackend | None = None
+    rules: tuple[IngressRule, ...] = ()
+    tls: tuple[IngressTLS, ...] = ()
+    # status.loadBalancer.ingress[]: the address the load balancer serves it on, and the
+    # ports (HTTP, then HTTPS when it has TLS).
+    address: str = ""
+    ports: tuple[int, ...] = ()
+    # Why part or all of it is not served ("" when all is): a reason and one sentence.
+    lb_reason: str = ""
+    lb_message: str = ""
+
+    kind = "Ingress"
 
 
 @dataclass(frozen=True, slots=True)
@@ -673,6 +745,7 @@ StoredObject = (
     | PersistentVolumeClaim
     | PersistentVolume
     | StatefulSet
+    | Ingress
     | Namespace
 )
 
@@ -688,6 +761,7 @@ KINDS: dict[str, type[StoredObject]] = {
     "PersistentVolumeClaim": PersistentVolumeClaim,
     "PersistentVolume": PersistentVolume,
     "StatefulSet": StatefulSet,
+    "Ingress": Ingress,
     "Namespace": Namespace,
 }
 

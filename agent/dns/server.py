@@ -104,7 +104,13 @@ async def _run(*command: str) -> str:
 
 class DnsServer:
     def __init__(
-        self, node: str, address: str, domain: str, root: Path, binary: str = "dnsmasq"
+        self,
+        node: str,
+        address: str,
+        domain: str,
+        root: Path,
+        binary: str = "dnsmasq",
+        backoff: float = 1.0,
     ) -> None:
         directory, conf, pid_file, hosts_dir = layout(root, node)
         self._dir, self._conf, self._pid_file, self._hosts_dir = (
@@ -116,6 +122,8 @@ class DnsServer:
         self._route_marker = directory / "route"
         self._config = DnsmasqConfig(node, address, domain, hosts_dir, pid_file)
         self._binary = binary
+        # The first wait before restarting a dnsmasq that exited (doubled up to 30 s).
+        self._backoff = backoff
         self._proc: asyncio.subprocess.Process | None = None
         self._last_words = ""
         self._stopping = False
@@ -220,7 +228,7 @@ class DnsServer:
 
     async def run(self) -> None:
         """Keeps dnsmasq running: restarts it when it exits, waiting longer each time."""
-        backoff = 1.0
+        backoff = self._backoff
         while not self._stopping:
             proc = self._proc
             if proc is None:
@@ -233,7 +241,8 @@ class DnsServer:
                 "dnsmasq exited with %s (%s); restarting in %.0fs", code, self._last_words, backoff
             )
             await asyncio.sleep(backoff)
-            backoff = 1.0 if time.monotonic() - started > 60 else min(2 * backoff, 30.0)
+            quiet = time.monotonic() - started > 60
+            backoff = self._backoff if quiet else min(2 * backoff, RESTART_BACKOFF_MAX)
             try:
                 await self._spawn()
             except DnsStartError as exc:

@@ -25,7 +25,8 @@ from kernel.clock import Clock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.exec import ExecRefused, ExecUnavailable, Exited, locate_exec
 from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
-from master.api.render import render_endpoints, render_object
+from master.api.render import render_endpoints, render_object, rfc3339
+from master.api.render_ingress import render_ingress_class
 from master.api.usage import usage_response
 from master.app import paging
 from master.app.apply import ServiceAdmission, apply_objects
@@ -104,6 +105,7 @@ DELETABLE = (
     "Namespace",
     "StatefulSet",
     "PersistentVolumeClaim",
+    "Ingress",
 )
 
 
@@ -150,6 +152,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         self._state = state
         self._manager = manager
         self._clock = clock
+        self._started_at = clock.now()
         self._admit_services = admit_services
         # `get masters`: the masters sharing this cluster (master/ha/masters.py).
         self._masters = masters
@@ -199,6 +202,17 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         try:
             if request.kind == "Master":
                 return cluster_pb2.GetObjectsResponse(objects=await self._list_masters(request))
+            if request.kind == "IngressClass":
+                # Not stored: pinnace has one, its own, the default (render_ingress.py).
+                doc = render_ingress_class(rfc3339(self._started_at))
+                if request.name not in ("", doc["metadata"]["name"]):
+                    raise AppError("not_found", f'ingressclasses "{request.name[:253]}" not found')
+                found = cluster_pb2.ObjectJson(
+                    kind="IngressClass",
+                    name=doc["metadata"]["name"],
+                    json=json.dumps(doc, separators=(",", ":")).encode(),
+                )
+                return cluster_pb2.GetObjectsResponse(objects=[found])
             namespace = None if request.all_namespaces else _namespace(request.namespace)
             if request.kind == "Endpoints":
                 objects = []

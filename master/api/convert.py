@@ -266,6 +266,7 @@ def _volume_to_proto(v: Volume, resolved: ResolvedFiles) -> node_pb2.Volume:
         claim_name=v.claim_name,
         read_only=v.read_only,
         volume_name=v.volume_name,
+        claim_bytes=resolved.claim_bytes,
     )
 
 

@@ -28,6 +28,7 @@ from master.api.render_config import (
     render_secret,
     render_service_account,
 )
+from master.api.render_ingress import render_ingress
 from master.api.render_storage import (
     render_claim,
     render_volume,
@@ -45,6 +46,7 @@ from master.model import (
     ContainerStatus,
     Deployment,
     Event,
+    Ingress,
     Namespace,
     Node,
     ObjectMeta,
@@ -508,6 +510,8 @@ def render_object(obj: StoredObject, now: float) -> Obj:
         return render_claim(obj, _metadata(obj.meta))
     if isinstance(obj, PersistentVolume):
         return render_volume_object(obj, _metadata(obj.meta))
+    if isinstance(obj, Ingress):
+        return render_ingress(obj, _metadata(obj.meta))
     if isinstance(obj, Namespace):
         return render_namespace(obj)
     return render_event(obj)

@@ -94,7 +94,8 @@ def delete_one(
 
 def _delete_claim(state: ClusterState, name: str, ns: str) -> None:
     """A claim in use stays (its data would vanish under a running pod); its volume is
-    Released and kept on its node (reclaim policy Retain)."""
+    Released: kept on its node with reclaim policy Retain, with Delete removed by its
+    node's agent on order (master/controllers/claims.py `to_remove`), then forgotten."""
     users = sorted(p.meta.name for p in state.pods(ns) if name in p.spec.claim_names())
     if users:
         raise AppError(
@@ -107,6 +108,19 @@ def _delete_claim(state: ClusterState, name: str, ns: str) -> None:
         pv = state.get("PersistentVolume", claim.volume_name)
         if isinstance(pv, PersistentVolume):
             state.put(replace(pv, phase="Released"))
+            keep = (
+                f"node {pv.node_name} removes its volume (reclaim policy Delete)"
+                if pv.reclaim_policy == "Delete"
+                else f"its volume stays on node {pv.node_name} (reclaim policy Retain)"
+            )
+            state.record_event(
+                "PersistentVolumeClaim",
+                name,
+                "Deleted",
+                f"persistentvolumeclaim {name} deleted; {keep}",
+                namespace=ns,
+            )
+            return
     state.record_event(
         "PersistentVolumeClaim",
         name,

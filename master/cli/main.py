@@ -44,6 +44,12 @@ def _nonnegative(text: str) -> float:
     return value
 
 
+def _port_or_zero(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 (off) to 65535, got {text!r}")
+    return int(text)
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -167,6 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESSES",
         help="each LoadBalancer service gets its own address from these: a range A-B, a "
         "CIDR A/N or a list A,B (loopback 127.0.0.x on a laptop); default: all share --lb-listen",
+    )
+    m.add_argument(
+        "--ingress-http-port",
+        type=_port_or_zero,
+        default=8880,
+        metavar="PORT",
+        help="where Ingresses are served over HTTP, on --lb-listen (default 8880: no root "
+        "needed; 0 turns it off); bound only while an Ingress exists",
+    )
+    m.add_argument(
+        "--ingress-https-port",
+        type=_port_or_zero,
+        default=8443,
+        metavar="PORT",
+        help="where Ingresses with TLS are served over HTTPS, on --lb-listen (default 8443; "
+        "0 turns it off)",
     )
     m.add_argument(
         "--service-cidr",
@@ -394,6 +416,8 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_port_offset=args.lb_port_offset,
             lb_stop_on_exit=args.stop_lb_on_exit,
             lb_address_pool=_address_pool(args.lb_address_pool),
+            ingress_http_port=args.ingress_http_port,
+            ingress_https_port=args.ingress_https_port,
             service_cidr=_service_cidr(args.service_cidr),
             haproxy_bin=args.haproxy,
             metrics_listen=_metrics_listen(args.metrics_listen),

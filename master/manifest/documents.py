@@ -25,6 +25,7 @@ from master.manifest.config import (
 from master.manifest.deployment import parse_deployment
 from master.manifest.errors import ManifestError, Warned, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
+from master.manifest.ingress import parse_ingress
 from master.manifest.loader import TooManyDocuments, load_documents
 from master.manifest.service import parse_service
 from master.manifest.statefulset import parse_statefulset
@@ -34,6 +35,7 @@ from master.model import (
     DEFAULT_NAMESPACE,
     ConfigMap,
     Deployment,
+    Ingress,
     Namespace,
     PersistentVolumeClaim,
     Secret,
@@ -51,6 +53,7 @@ ManifestObject = (
     | ServiceAccount
     | PersistentVolumeClaim
     | StatefulSet
+    | Ingress
     | Namespace
 )
 
@@ -62,11 +65,12 @@ _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]
     "ServiceAccount": ("v1", parse_service_account),
     "PersistentVolumeClaim": ("v1", parse_persistent_volume_claim),
     "StatefulSet": ("apps/v1", parse_statefulset),
+    "Ingress": ("networking.k8s.io/v1", parse_ingress),
     "Namespace": ("v1", parse_namespace),
 }
 _ACCEPTED = (
-    "Deployment, StatefulSet (apps/v1), Service, ConfigMap, Secret, ServiceAccount, "
-    "PersistentVolumeClaim, Namespace or List (v1)"
+    "Deployment, StatefulSet (apps/v1), Ingress (networking.k8s.io/v1), Service, ConfigMap, "
+    "Secret, ServiceAccount, PersistentVolumeClaim, Namespace or List (v1)"
 )
 # Kinds a Kubernetes user may reasonably send; named as not supported rather than unknown.
 _KUBERNETES_KINDS = (

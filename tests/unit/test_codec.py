@@ -26,6 +26,11 @@ from master.model import (
     EnvVarSource,
     Event,
     HTTPHeader,
+    Ingress,
+    IngressBackend,
+    IngressPath,
+    IngressRule,
+    IngressTLS,
     KeyToPath,
     Namespace,
     Node,
@@ -244,7 +249,7 @@ def full_objects() -> list[StoredObject]:
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
         PersistentVolumeClaim(
-            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1"
+            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1", 5, 7
         ),
         StatefulSet(
             meta=_meta("db"),
@@ -273,6 +278,22 @@ def full_objects() -> list[StoredObject]:
             "fast",
             "Released",
             "team-a",
+        ),
+        Ingress(
+            meta=_meta("web"),
+            class_name="pinnace",
+            default_backend=IngressBackend("fallback", 80, "http"),
+            rules=(
+                IngressRule(
+                    "*.example.com",
+                    (IngressPath("/api", "Exact", IngressBackend("api", 8080, "web")),),
+                ),
+            ),
+            tls=(IngressTLS(("a.example.com",), "web-tls"),),
+            address="127.0.0.1",
+            ports=(8080, 8443),
+            lb_reason="BackendNotFound",
+            lb_message="spec.defaultBackend: service/fallback does not exist",
         ),
         Namespace(_meta("team-a"), "Terminating", 1700000001.5),
     ]
