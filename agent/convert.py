@@ -218,6 +218,7 @@ def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
             since_seconds=int(msg.since_seconds),
         ),
         limit_bytes=int(msg.limit_bytes),
+        previous=msg.previous,
     )
 
 

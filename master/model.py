@@ -19,6 +19,10 @@ from enum import StrEnum
 from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 from kernel.names import pod_ref as kernel_pod_ref
 from kernel.names import split_pod_ref
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import ProbeKind as ProbeKind
+from kernel.podspec import VolumeMount as VolumeMount
 
 
 # The closed sets of values fields take. StrEnum members are strings (they compare,
@@ -39,12 +43,6 @@ class RestartPolicy(StrEnum):
     ALWAYS = "Always"
     ON_FAILURE = "OnFailure"
     NEVER = "Never"
-
-
-class ProbeKind(StrEnum):
-    HTTP_GET = "httpGet"
-    TCP_SOCKET = "tcpSocket"
-    EXEC = "exec"
 
 
 class ContainerState(StrEnum):
@@ -128,46 +126,6 @@ class EnvFromSource:
     name: str
     prefix: str = ""
     optional: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check the agent runs against a container (Kubernetes' Probe).
-
-    Exactly one handler, named by `kind`; the timing fields carry Kubernetes' defaults.
-    """
-
-    kind: ProbeKind
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    # httpGet only; scheme is always HTTP (HTTPS is refused at parse time).
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    # exec only: run in the container; exit status 0 passes.
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    """Where a container sees one of its pod's volumes (Kubernetes' volumeMounts[])."""
-
-    name: str
-    mount_path: str
-    # A path inside the volume to mount instead of its root.
-    sub_path: str = ""
-    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,9 +384,19 @@ class Pod:
     # Set when the pod is to be stopped (scale down, rollout, delete); the agent
     # stops it and reports, then the master removes it.
     deletion_requested_at: float = 0.0
+    # A delete's gracePeriodSeconds: how long the agent waits between SIGTERM and SIGKILL
+    # when it stops the pod (-1: the pod's terminationGracePeriodSeconds).
+    deletion_grace_seconds: int = -1
     status: PodStatus = PodStatus()
 
     kind = "Pod"
+
+    @property
+    def stop_grace_seconds(self) -> int:
+        """The grace period the agent stops this pod with."""
+        if self.deletion_requested_at and self.deletion_grace_seconds >= 0:
+            return self.deletion_grace_seconds
+        return self.spec.termination_grace_period_seconds
 
     @property
     def owner_key(self) -> str:

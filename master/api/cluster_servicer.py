@@ -136,6 +136,13 @@ def _whole_or_page(
     return reply
 
 
+def _grace(request: cluster_pb2.DeleteObjectsRequest) -> int | None:
+    """--grace-period: unset or negative leaves each pod's own grace period."""
+    if not request.HasField("grace_period_seconds") or request.grace_period_seconds < 0:
+        return None
+    return int(request.grace_period_seconds)
+
+
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     def __init__(
         self,
@@ -284,7 +291,13 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             targets = [(request.kind, request.name, _namespace(request.namespace))]
         deleted = await _call(
             context,
-            delete_objects(self._state, self._manager, targets, missing_ok=bool(request.files)),
+            delete_objects(
+                self._state,
+                self._manager,
+                targets,
+                missing_ok=bool(request.files),
+                grace_seconds=_grace(request),
+            ),
         )
         return cluster_pb2.DeleteObjectsResponse(
             results=[_result(d.kind, d.name, d.namespace, d.action) for d in deleted]
@@ -477,11 +490,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         """`pinnace logs`: the same rules and relay as the Kubernetes API's pods/NAME/log."""
         try:
             node, container = locate(
-                self._state,
-                request.pod,
-                request.container,
-                request.previous,
-                _namespace(request.namespace),
+                self._state, request.pod, request.container, _namespace(request.namespace)
             )
         except LogRefused as e:
             code = (
@@ -496,6 +505,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             follow=request.follow,
             tail_lines=int(request.tail_lines),
             timestamps=request.timestamps,
+            previous=request.previous,
             namespace=_namespace(request.namespace),
         )
         try:

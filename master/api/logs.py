@@ -42,11 +42,7 @@ class LogRefused(Exception):
 
 
 def locate(
-    state: ClusterState,
-    pod_name: str,
-    container: str,
-    previous: bool,
-    namespace: str = DEFAULT_NAMESPACE,
+    state: ClusterState, pod_name: str, container: str, namespace: str = DEFAULT_NAMESPACE
 ) -> tuple[str, str]:
     """(node, container) to ask for a pod's log; the rules both API edges follow."""
     pod = state.pod(pod_name, namespace)
@@ -58,12 +54,6 @@ def locate(
             "bad_request", f"container {container[:63]} is not valid for pod {pod_name}"
         )
     chosen = container or names[0]
-    if previous:
-        raise LogRefused(
-            "bad_request",
-            f'previous terminated container "{chosen}" in pod "{pod_name}" not found '
-            f"(pinnace removes a crashed container when it restarts it)",
-        )
     if not pod.node_name:
         raise LogRefused(
             "bad_request",
@@ -82,6 +72,8 @@ class LogQuery:
     timestamps: bool = False
     since_seconds: int = 0
     limit_bytes: int = 0
+    # The container's previous run (what its agent kept when it restarted it).
+    previous: bool = False
     namespace: str = DEFAULT_NAMESPACE
 
 
@@ -151,6 +143,7 @@ class LogRelay:
                         timestamps=query.timestamps,
                         since_seconds=query.since_seconds,
                         limit_bytes=query.limit_bytes,
+                        previous=query.previous,
                     )
                 )
             )

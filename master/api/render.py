@@ -117,7 +117,7 @@ def render_probe(p: Probe) -> Obj:
                     {"name": h.name, "value": h.value} for h in p.http_headers
                 ]
     return {
-        p.kind.value: handler,
+        str(p.kind): handler,
         "initialDelaySeconds": p.initial_delay_seconds,
         "timeoutSeconds": p.timeout_seconds,
         "periodSeconds": p.period_seconds,
@@ -253,6 +253,7 @@ def render_pod(pod: Pod, now: float) -> Obj:
         ]
     if pod.deletion_requested_at:
         metadata["deletionTimestamp"] = rfc3339(pod.deletion_requested_at)
+        metadata["deletionGracePeriodSeconds"] = pod.stop_grace_seconds
     spec = render_pod_spec(pod.spec)
     spec["nodeName"] = pod.node_name
     st = pod.status

@@ -254,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--etcd-certfile", metavar="FILE", help="--store etcd: client certificate")
     m.add_argument("--etcd-keyfile", metavar="FILE", help="--store etcd: its private key")
     m.add_argument(
+        "--etcd-timeout",
+        metavar="DURATION",
+        help="--store etcd: how long one etcd request may take, across its members, before "
+        "it fails (default 5s; etcd without quorum answers nothing)",
+    )
+    m.add_argument(
         "--leader-elect",
         action="store_true",
         help="--store etcd: run as one of several masters; the elected leader runs the "
@@ -353,6 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--recursive",
         action="store_true",
         help="also the manifests in the subdirectories of a -f directory",
+    )
+    d.add_argument(
+        "--grace-period",
+        type=int,
+        default=-1,
+        metavar="SECONDS",
+        help="pods: seconds between SIGTERM and SIGKILL (default: the pod's own)",
     )
     _namespace_flags(d)
 
@@ -475,6 +488,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         "--etcd-certfile": args.etcd_certfile,
         "--etcd-keyfile": args.etcd_keyfile,
         "--cluster-secret-file": args.cluster_secret_file,
+        "--etcd-timeout": args.etcd_timeout,
     }
     if args.store != "etcd":
         etcd_flags["--leader-elect"] = args.leader_elect
@@ -496,17 +510,19 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
 
+    timeout = _duration("--etcd-timeout", args.etcd_timeout) if args.etcd_timeout else None
     return EtcdSettings(
         endpoints,
         prefix=args.etcd_prefix,
         cafile=path(args.etcd_cafile),
         certfile=path(args.etcd_certfile),
         keyfile=path(args.etcd_keyfile),
+        **({"timeout": timeout} if timeout is not None else {}),
     )
 
 
 def _metrics_listen(text: str) -> str:
-    from master.metrics.http import parse_listen
+    from kernel.listen import parse_listen
 
     try:
         parse_listen(text)
@@ -588,7 +604,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "delete":
             return run_delete(
-                address, args.kind, args.name, args.filename, args.recursive, args.namespace
+                address,
+                args.kind,
+                args.name,
+                args.filename,
+                args.recursive,
+                args.grace_period,
+                args.namespace,
             )
         if args.command == "scale":
             return run_scale(address, args.kind, args.name, args.replicas, _ns(args))

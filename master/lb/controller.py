@@ -333,6 +333,10 @@ class LoadBalancerController:
     def _set_status(
         self, services: list[Service], unservable: dict[str, Unservable], own: dict[str, str]
     ) -> None:
+        if not self._state.writable:
+            # A follower of several masters: its HAProxy serves the shared state as the
+            # leader's does; the services' status is the leader's to write.
+            return
         now = self._clock.now()
         for svc in services:
             name = lb_name(svc)

@@ -187,6 +187,7 @@ def full_objects() -> list[StoredObject]:
             node_name="node-1",
             epoch=7,
             deletion_requested_at=1700000100.5,
+            deletion_grace_seconds=4,
             status=PodStatus(
                 phase=PodPhase.RUNNING,
                 reason="Started",
