@@ -10,7 +10,7 @@ grouping the fields by reason:
     spec.template.spec.volumes: not supported yet, ignored
 
 Kinds that only add policy around a workload (roles, autoscalers, network
-policies, ingresses ...) are accepted with one such line and not stored: the
+policies, ingress classes ...) are accepted with one such line and not stored: the
 application still runs, the user learns what is not enforced. Kinds that would
 run or hold something (Pod, StatefulSet, Job, PersistentVolumeClaim ...) are
 refused instead, since ignoring them would leave the application broken.
