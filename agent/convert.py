@@ -95,6 +95,7 @@ def volume_from_proto(v: pb.Volume) -> Volume:
         read_only=v.read_only,
         volume_name=v.volume_name,
         files=tuple(VolumeFile(f.path, f.content, f.mode or 0o644) for f in v.files),
+        claim_bytes=v.claim_bytes,
     )
 
 
@@ -214,6 +215,7 @@ def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
             since_seconds=int(msg.since_seconds),
         ),
         limit_bytes=int(msg.limit_bytes),
+        previous=msg.previous,
     )
 
 
@@ -231,4 +233,14 @@ def usage_to_proto(u: UsageSample) -> pb.UsageReport:
             for c in u.containers
         ],
         measured_at=u.measured_at,
+        volumes=[
+            pb.VolumeUsage(
+                volume_name=v.volume_name,
+                claim_name=v.claim_name,
+                used_bytes=v.used_bytes,
+                capacity_bytes=v.capacity_bytes,
+            )
+            for v in u.volumes or ()
+        ],
+        volumes_listed=u.volumes is not None,
     )

@@ -30,6 +30,9 @@ from agent.capacity import (
     compute_resources,
     detect_capacity,
 )
+from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
+from agent.claim_disks import ClaimDisks, why_unavailable
+from agent.claim_volumes import ClaimOrders, run_claim_keeper
 from agent.credentials import default_state_dir
 from agent.dns.address import derived_address
 from agent.dns.render import names_from_table
@@ -38,8 +41,8 @@ from agent.dns.server import DnsServer, DnsStartError
 from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
-from agent.logs import LogStreamer
-from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
+from agent.logs import LogStreamer, PreviousLogs
+from agent.metrics import MetricsListenError, counted, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
 from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
@@ -54,6 +57,7 @@ from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.clock import SystemClock
+from kernel.listen import parse_listen
 from kernel.names import is_node_name
 from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
 
@@ -131,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="DIR",
         help="where the node key and certificates live (default: ~/.pinnace/agent/NODE)",
+    )
+    p.add_argument(
+        "--claim-dir",
+        default=CLAIM_ROOT,
+        metavar="DIR",
+        help="where claim volumes' files are kept, each a file of its claim's size "
+        f"formatted ext4 and loop-mounted (the agent must be root) (default: {CLAIM_ROOT})",
     )
     p.add_argument(
         "--volume-dir",
@@ -254,16 +265,23 @@ async def run_agent(
     # Credentials first (join if need be): an agent that cannot authenticate does nothing.
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir(args.name)
     security = await prepare(args.master, args.name, args.token, state_dir, args.insecure)
+    disks = None
     if runtime is None:
+        why = why_unavailable(args.claim_dir)
+        if why:
+            log.warning("claim sizes are not enforced on this node: %s", why)
+        disks = None if why else ClaimDisks(Path(args.claim_dir) / args.name)
         from agent.runtime.docker_runtime import DockerRuntime
 
-        runtime = DockerRuntime(args.name, pod_network=args.pod_network)
+        runtime = DockerRuntime(args.name, pod_network=args.pod_network, disks=disks)
     runtime = MeteredRuntime(runtime)
     metered = runtime
+    claims = ClaimOrders()
     clock = SystemClock()
     outbox = StatusOutbox()
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
+    previous = PreviousLogs()
     dns, dns_trouble = await start_dns(args)
     node_dns = NodeDns(dns.address if dns else "", args.cluster_domain)
     host_resolv = _host_resolv_conf()
@@ -280,6 +298,8 @@ async def run_agent(
         check=check,
         fence=fence,
         files=VolumeFiles(args.volume_dir, args.name),
+        previous=previous,
+        claims=claims,
         resolv=resolv,
     )
     metrics = start_metrics_server(args.metrics_listen)
@@ -322,9 +342,10 @@ async def run_agent(
         clock,
         channel=security.channel,
         witness=WitnessClient(args.name, creds),
-        logs=LogStreamer(runtime),
+        logs=LogStreamer(runtime, previous),
         prefer=security.prefer,
-        usage=UsageSampler(runtime, clock),
+        usage=UsageSampler(runtime, clock, disks=disks),
+        claims=claims,
         services=services,
         execs=ExecRunner(runtime),
     )
@@ -351,6 +372,7 @@ async def run_agent(
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(security.run(), name="certificate-rotation"),
         asyncio.create_task(run_volume_gc(runtime, clock), name="volume-collector"),
+        asyncio.create_task(run_claim_keeper(runtime, disks, claims, clock), name="claims"),
     ]
     if dns is not None:
         tasks.append(asyncio.create_task(dns.run(), name="dns"))

@@ -12,6 +12,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import VolumeMount as VolumeMount
+
 
 @dataclass(frozen=True, slots=True)
 class Resources:
@@ -43,39 +47,6 @@ class ContainerPort:
 
 
 @dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check (the wire's Probe), with Kubernetes' defaults filled in."""
-
-    # httpGet | tcpSocket | exec
-    kind: str
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    name: str
-    mount_path: str
-    sub_path: str = ""
-    read_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class VolumeFile:
     path: str
     content: bytes = field(repr=False)
@@ -99,6 +70,8 @@ class Volume:
     volume_name: str = ""
     # configMap / secret: the files, as the master resolved them for this node.
     files: tuple[VolumeFile, ...] = ()
+    # persistentVolumeClaim: the claim's requested bytes now (0: unknown).
+    claim_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ pod's containers and kept across their restarts; the volume collector
 is in RAM and goes when no container of the pod runs). hostPath: a bind mount
 of the node's path; with type "" or DirectoryOrCreate a missing directory is
 created, any other type must exist. persistentVolumeClaim: the node-local Docker
-volume the master bound the claim to (`volume_name`), never removed by the agent.
+volume the master bound the claim to (`volume_name`), of the claim's size when the
+node can enforce it (agent/claim_disks.py), removed only on the master's order.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def _mount(
             read_only=ro or vol.read_only,
             sub_path=sub_path,
             labels=labels,
+            size_bytes=vol.claim_bytes,
         )
     labels = {LABEL_NODE: node, LABEL_POD: pod, LABEL_VOLUME_KIND: "emptyDir"}
     return Mount(

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
+from agent.claim_volumes import ClaimOrders
 from agent.convert import (
     AssignmentChunks,
     log_order_from_proto,
@@ -135,10 +136,13 @@ class Session:
         logs: LogStreamer | None = None,
         prefer: Callable[[str], None] | None = None,
         usage: UsageSampler | None = None,
+        claims: ClaimOrders | None = None,
         services: ServiceTables | None = None,
         execs: ExecRunner | None = None,
     ) -> None:
         self._target = target
+        # The master's removal orders for claim volumes (agent/claim_volumes.py).
+        self._claims = claims
         # Commands the master asks to run in containers (agent/exec.py).
         self._execs = execs
         # Several masters: told the leader's address when a follower refuses us.
@@ -375,6 +379,8 @@ class Session:
                 send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
             elif kind == "log_cancel" and self._logs is not None:
                 self._logs.cancel(msg.log_cancel.request_id)
+            elif kind == "volume_orders" and self._claims is not None:
+                self._claims.set_removals(msg.volume_orders.remove)
             elif kind == "services" and self._services is not None:
                 self._services.publish(table_from_proto(msg.services))
             elif kind == "exec_start" and self._execs is not None:

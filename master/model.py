@@ -16,6 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import ProbeKind as ProbeKind
+from kernel.podspec import VolumeMount as VolumeMount
+
 DEFAULT_NAMESPACE = "default"
 
 
@@ -37,12 +42,6 @@ class RestartPolicy(StrEnum):
     ALWAYS = "Always"
     ON_FAILURE = "OnFailure"
     NEVER = "Never"
-
-
-class ProbeKind(StrEnum):
-    HTTP_GET = "httpGet"
-    TCP_SOCKET = "tcpSocket"
-    EXEC = "exec"
 
 
 class ContainerState(StrEnum):
@@ -126,46 +125,6 @@ class EnvFromSource:
     name: str
     prefix: str = ""
     optional: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check the agent runs against a container (Kubernetes' Probe).
-
-    Exactly one handler, named by `kind`; the timing fields carry Kubernetes' defaults.
-    """
-
-    kind: ProbeKind
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    # httpGet only; scheme is always HTTP (HTTPS is refused at parse time).
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    # exec only: run in the container; exit status 0 passes.
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    """Where a container sees one of its pod's volumes (Kubernetes' volumeMounts[])."""
-
-    name: str
-    mount_path: str
-    # A path inside the volume to mount instead of its root.
-    sub_path: str = ""
-    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,9 +383,19 @@ class Pod:
     # Set when the pod is to be stopped (scale down, rollout, delete); the agent
     # stops it and reports, then the master removes it.
     deletion_requested_at: float = 0.0
+    # A delete's gracePeriodSeconds: how long the agent waits between SIGTERM and SIGKILL
+    # when it stops the pod (-1: the pod's terminationGracePeriodSeconds).
+    deletion_grace_seconds: int = -1
     status: PodStatus = PodStatus()
 
     kind = "Pod"
+
+    @property
+    def stop_grace_seconds(self) -> int:
+        """The grace period the agent stops this pod with."""
+        if self.deletion_requested_at and self.deletion_grace_seconds >= 0:
+            return self.deletion_grace_seconds
+        return self.spec.termination_grace_period_seconds
 
     @property
     def owner_key(self) -> str:
@@ -558,6 +527,10 @@ class PersistentVolumeClaim:
     # Set when bound: the PersistentVolume's name and the node that holds it.
     volume_name: str = ""
     node_name: str = ""
+    # As the node's agent last measured the volume: bytes used (-1: not known) and the
+    # size of its filesystem (0: the node does not enforce the size).
+    used_bytes: int = -1
+    capacity_bytes: int = 0
 
     kind = "PersistentVolumeClaim"
 
@@ -632,14 +605,82 @@ class PersistentVolume:
     node_name: str
     claim_name: str
     claim_uid: str
-    # Retain: deleting the claim keeps the Docker volume on its node (Delete, which
-    # would remove it, is not implemented yet).
+    # Retain: deleting the claim keeps the Docker volume on its node (Released);
+    # Delete: the node is told to remove it, and the volume goes once it has.
     reclaim_policy: str = "Retain"
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.
     phase: str = "Bound"
 
     kind = "PersistentVolume"
+
+
+INGRESS_PATH_TYPES = ("Prefix", "Exact", "ImplementationSpecific")
+# The one IngressClass pinnace has: the default, served by the master's HAProxy.
+INGRESS_CLASS = "pinnace"
+INGRESS_CONTROLLER = "pinnace.dev/haproxy"
+# The annotation older Ingresses name their class with (before spec.ingressClassName).
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+
+
+@dataclass(frozen=True, slots=True)
+class IngressBackend:
+    """Where an Ingress sends a request: a Service's port, by number or by name."""
+
+    service: str
+    port_number: int = 0
+    port_name: str = ""
+
+    @property
+    def port_text(self) -> str:
+        return str(self.port_number) if self.port_number else self.port_name
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPath:
+    """One path of a rule: Prefix (by path elements), Exact, or ImplementationSpecific
+    (pinnace treats it as Prefix); "" for ImplementationSpecific matches every path."""
+
+    path: str
+    path_type: str
+    backend: IngressBackend
+
+
+@dataclass(frozen=True, slots=True)
+class IngressRule:
+    """Paths for one host: "" any host, "*.example.com" exactly one more label."""
+
+    host: str
+    paths: tuple[IngressPath, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IngressTLS:
+    """Hosts served over HTTPS with the certificate of a kubernetes.io/tls Secret."""
+
+    hosts: tuple[str, ...]
+    secret_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ingress:
+    """HTTP routing by host and path onto Services (Kubernetes' networking.k8s.io/v1 Ingress),
+    served by the master's load balancer on its ingress HTTP and HTTPS ports."""
+
+    meta: ObjectMeta
+    class_name: str = ""
+    default_backend: IngressBackend | None = None
+    rules: tuple[IngressRule, ...] = ()
+    tls: tuple[IngressTLS, ...] = ()
+    # status.loadBalancer.ingress[]: the address the load balancer serves it on, and the
+    # ports (HTTP, then HTTPS when it has TLS).
+    address: str = ""
+    ports: tuple[int, ...] = ()
+    # Why part or all of it is not served ("" when all is): a reason and one sentence.
+    lb_reason: str = ""
+    lb_message: str = ""
+
+    kind = "Ingress"
 
 
 StoredObject = (
@@ -654,6 +695,7 @@ StoredObject = (
     | PersistentVolumeClaim
     | PersistentVolume
     | StatefulSet
+    | Ingress
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -668,6 +710,7 @@ KINDS: dict[str, type[StoredObject]] = {
     "PersistentVolumeClaim": PersistentVolumeClaim,
     "PersistentVolume": PersistentVolume,
     "StatefulSet": StatefulSet,
+    "Ingress": Ingress,
 }
 
 

@@ -504,8 +504,11 @@ class DeleteObjectsRequest(_message.Message):
     FILES_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     name: _builtins.str
+    grace_period_seconds: _builtins.int
+    """Pods: seconds between SIGTERM and SIGKILL for this stop (unset: the pod's own)."""
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___SourceFile]:
         """Either files (delete what they declare) or kind + name."""
@@ -516,12 +519,15 @@ class DeleteObjectsRequest(_message.Message):
         files: _abc.Iterable[Global___SourceFile] | None = ...,
         kind: _builtins.str = ...,
         name: _builtins.str = ...,
+        grace_period_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds", "grace_period_seconds", b"grace_period_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds", "files", b"files", "grace_period_seconds", b"grace_period_seconds", "kind", b"kind", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__grace_period_seconds: _TypeAlias = _typing.Literal["grace_period_seconds"]  # noqa: Y015
+    _WhichOneofArgType__grace_period_seconds: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__grace_period_seconds) -> _WhichOneofReturnType__grace_period_seconds | None: ...
 
 Global___DeleteObjectsRequest: _TypeAlias = DeleteObjectsRequest  # noqa: Y015
 

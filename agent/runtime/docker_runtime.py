@@ -34,6 +34,7 @@ import docker.errors
 import docker.types
 from docker.utils import parse_repository_tag
 
+from agent.claim_disks import ClaimDisks, DiskError
 from agent.runtime.docker_exec import DockerExecSession
 from agent.runtime.docker_stats import parse_stats
 from agent.runtime.port import (
@@ -164,8 +165,11 @@ class DockerRuntime:
         client_factory: Callable[[], Any] | None = None,
         pod_network: str = "",
         reach_own_ip: bool | None = None,
+        disks: ClaimDisks | None = None,
     ) -> None:
         self._node = node
+        # Where claim volumes of a fixed size live (None: claims are plain volumes).
+        self._disks = disks
         self._pod_network = pod_network
         self._routable: Callable[[str], bool] = (
             is_local_address if reach_own_ip is None else (lambda _gateway: reach_own_ip)
@@ -343,17 +347,38 @@ class DockerRuntime:
         try:
             found = api.inspect_volume(m.source)
         except docker.errors.NotFound:
-            options = (
-                {"type": "tmpfs", "device": "tmpfs", "o": f"size={m.tmpfs_bytes}"}
-                if m.tmpfs_bytes
-                else None
-            )
+            options: dict[str, str] | None = None
+            if m.tmpfs_bytes:
+                options = {"type": "tmpfs", "device": "tmpfs", "o": f"size={m.tmpfs_bytes}"}
+            elif m.size_bytes and self._disks is not None:
+                # A bind of the claim's own filesystem, of the claim's size.
+                options = {"type": "none", "o": "bind", "device": self._claim_disk(m)}
             api.create_volume(m.source, driver="local", driver_opts=options, labels=m.labels)
             return
         if (found.get("Labels") or {}).get(LABEL_NODE) != self._node:
             raise ContainerCreateError(
                 f"volume {m.source} exists but is not one of node {self._node}'s volumes"
             )
+        device = (found.get("Options") or {}).get("device")
+        if (
+            m.size_bytes
+            and self._disks is not None
+            and device == self._disks.mountpoint(m.source).as_posix()
+        ):
+            # Mounted again after a reboot, grown when the claim asks for more.
+            self._claim_disk(m)
+
+    def _claim_disk(self, m: Mount) -> str:
+        if self._disks is None:
+            raise ContainerCreateError(f"volume {m.source} has no claim filesystem on this node")
+        try:
+            return self._disks.ensure(m.source, m.size_bytes)
+        except (DiskError, OSError) as exc:
+            raise ContainerCreateError(f"claim volume {m.source}: {exc}") from exc
+
+    @property
+    def disks(self) -> ClaimDisks | None:
+        return self._disks
 
     def _list_volumes_sync(self) -> list[VolumeInfo]:
         reply = self._api().volumes(filters=self._label_filter())

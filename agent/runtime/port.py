@@ -85,6 +85,8 @@ class Mount:
     create: bool = False
     tmpfs_bytes: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    # A claim volume: the bytes its filesystem must hold (0: a plain Docker volume).
+    size_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ from kernel.clock import Clock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.exec import ExecRefused, ExecUnavailable, Exited, locate_exec
 from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
-from master.api.render import render_endpoints, render_object
+from master.api.render import render_endpoints, render_object, rfc3339
+from master.api.render_ingress import render_ingress_class
 from master.api.usage import usage_response
 from master.app import paging
 from master.app.apply import ServiceAdmission, apply_objects
@@ -87,7 +88,7 @@ async def _parse(
 
 
 # Kinds `delete -f` may name (the rest are made by the master).
-DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount")
+DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount", "Ingress")
 
 
 def _whole_or_page(
@@ -107,6 +108,13 @@ def _whole_or_page(
     return reply
 
 
+def _grace(request: cluster_pb2.DeleteObjectsRequest) -> int | None:
+    """--grace-period: unset or negative leaves each pod's own grace period."""
+    if not request.HasField("grace_period_seconds") or request.grace_period_seconds < 0:
+        return None
+    return int(request.grace_period_seconds)
+
+
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     def __init__(
         self,
@@ -123,6 +131,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         self._state = state
         self._manager = manager
         self._clock = clock
+        self._started_at = clock.now()
         self._admit_services = admit_services
         # `get masters`: the masters sharing this cluster (master/ha/masters.py).
         self._masters = masters
@@ -168,6 +177,17 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         try:
             if request.kind == "Master":
                 return cluster_pb2.GetObjectsResponse(objects=await self._list_masters(request))
+            if request.kind == "IngressClass":
+                # Not stored: pinnace has one, its own, the default (render_ingress.py).
+                doc = render_ingress_class(rfc3339(self._started_at))
+                if request.name not in ("", doc["metadata"]["name"]):
+                    raise AppError("not_found", f'ingressclasses "{request.name[:253]}" not found')
+                found = cluster_pb2.ObjectJson(
+                    kind="IngressClass",
+                    name=doc["metadata"]["name"],
+                    json=json.dumps(doc, separators=(",", ":")).encode(),
+                )
+                return cluster_pb2.GetObjectsResponse(objects=[found])
             if request.kind == "Endpoints":
                 objects = []
                 for svc, ports in list_endpoints(self._state, request.name):
@@ -232,7 +252,13 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             targets = [(request.kind, request.name)]
         deleted = await _call(
             context,
-            delete_objects(self._state, self._manager, targets, missing_ok=bool(request.files)),
+            delete_objects(
+                self._state,
+                self._manager,
+                targets,
+                missing_ok=bool(request.files),
+                grace_seconds=_grace(request),
+            ),
         )
         return cluster_pb2.DeleteObjectsResponse(
             results=[
@@ -418,7 +444,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     ) -> AsyncIterator[cluster_pb2.StreamLogsResponse]:
         """`pinnace logs`: the same rules and relay as the Kubernetes API's pods/NAME/log."""
         try:
-            node, container = locate(self._state, request.pod, request.container, request.previous)
+            node, container = locate(self._state, request.pod, request.container)
         except LogRefused as e:
             code = (
                 grpc.StatusCode.NOT_FOUND
@@ -432,6 +458,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             follow=request.follow,
             tail_lines=int(request.tail_lines),
             timestamps=request.timestamps,
+            previous=request.previous,
         )
         try:
             async for data in self._logs.stream(node, query):

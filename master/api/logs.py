@@ -40,7 +40,7 @@ class LogRefused(Exception):
         self.message = message
 
 
-def locate(state: ClusterState, pod_name: str, container: str, previous: bool) -> tuple[str, str]:
+def locate(state: ClusterState, pod_name: str, container: str) -> tuple[str, str]:
     """(node, container) to ask for a pod's log; the rules both API edges follow."""
     pod = state.pod(pod_name)
     if pod is None:
@@ -51,12 +51,6 @@ def locate(state: ClusterState, pod_name: str, container: str, previous: bool) -
             "bad_request", f"container {container[:63]} is not valid for pod {pod_name}"
         )
     chosen = container or names[0]
-    if previous:
-        raise LogRefused(
-            "bad_request",
-            f'previous terminated container "{chosen}" in pod "{pod_name}" not found '
-            f"(pinnace removes a crashed container when it restarts it)",
-        )
     if not pod.node_name:
         raise LogRefused(
             "bad_request",
@@ -75,6 +69,8 @@ class LogQuery:
     timestamps: bool = False
     since_seconds: int = 0
     limit_bytes: int = 0
+    # The container's previous run (what its agent kept when it restarted it).
+    previous: bool = False
 
 
 _END = node_pb2.LogChunk(end=True)
@@ -142,6 +138,7 @@ class LogRelay:
                         timestamps=query.timestamps,
                         since_seconds=query.since_seconds,
                         limit_bytes=query.limit_bytes,
+                        previous=query.previous,
                     )
                 )
             )

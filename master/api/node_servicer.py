@@ -33,7 +33,8 @@ from master.api.convert import (
 )
 from master.api.logs import LogRelay
 from master.api.servicetable import ServiceTableFeed
-from master.api.usage import report_from_proto
+from master.api.usage import report_from_proto, volume_uses_from_proto
+from master.app.claimreports import record_volume_report, removal_orders
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
     ResolvedFiles,
@@ -47,7 +48,17 @@ from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, Service, StoredObject, Volume, key_of
+from master.model import (
+    Container,
+    Node,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    Service,
+    StoredObject,
+    Volume,
+    key_of,
+)
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -111,6 +122,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._peer_seen: dict[str, tuple[str, int]] = {}
         self._witness_rows: list[tuple[str, str, int]] | None = None
         self._node_count = 0
+        # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
+        self._claim_bytes: dict[str, int] = {}
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
         # Service environment variables by (namespace, enableServiceLinks), dropped when a
@@ -157,6 +170,18 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.dirty.set()
         elif isinstance(obj, Service):
             self._on_service(obj, deleted)
+        elif isinstance(obj, PersistentVolume):
+            # A Released volume to delete: its node gets its removal orders again.
+            session = self._sessions.get(obj.node_name)
+            if session is not None:
+                session.dirty.set()
+        elif isinstance(obj, PersistentVolumeClaim) and obj.node_name:
+            # A resized claim: the node's pods carry the new size (the agent grows it).
+            if self._claim_bytes.get(key_of(obj)) != obj.storage_bytes:
+                self._claim_bytes[key_of(obj)] = obj.storage_bytes
+                session = self._sessions.get(obj.node_name)
+                if session is not None:
+                    session.dirty.set()
         elif kind in ("ConfigMap", "Secret"):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
@@ -290,6 +315,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
         peers_sent: node_pb2.PeerList | None = None
+        removals_sent: list[str] | None = None
         table_sent = -1
         try:
             while not reader.done() and not superseded.done():
@@ -354,6 +380,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     }
                     for chunk in chunk_assignments(msg):
                         yield node_pb2.MasterMessage(assignments=chunk)
+                    removals = removal_orders(self._state, node_name)
+                    if removals != removals_sent:
+                        removals_sent = removals
+                        orders = node_pb2.VolumeOrders(remove=removals)
+                        yield node_pb2.MasterMessage(volume_orders=orders)
         finally:
             unsubscribe()
             self.logs.detach(node_name, down)
@@ -404,6 +435,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self.logs.execs.deliver(msg.exec_output)
             elif body == "usage":
                 self._usage.record(node_name, report_from_proto(msg.usage))
+                record_volume_report(
+                    self._state,
+                    node_name,
+                    volume_uses_from_proto(msg.usage),
+                    msg.usage.volumes_listed,
+                )
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)

@@ -28,6 +28,7 @@ from master.api.render_config import (
     render_secret,
     render_service_account,
 )
+from master.api.render_ingress import render_ingress
 from master.api.render_storage import (
     render_claim,
     render_volume,
@@ -45,6 +46,7 @@ from master.model import (
     ContainerStatus,
     Deployment,
     Event,
+    Ingress,
     Node,
     ObjectMeta,
     PersistentVolume,
@@ -113,7 +115,7 @@ def render_probe(p: Probe) -> Obj:
                     {"name": h.name, "value": h.value} for h in p.http_headers
                 ]
     return {
-        p.kind.value: handler,
+        str(p.kind): handler,
         "initialDelaySeconds": p.initial_delay_seconds,
         "timeoutSeconds": p.timeout_seconds,
         "periodSeconds": p.period_seconds,
@@ -249,6 +251,7 @@ def render_pod(pod: Pod, now: float) -> Obj:
         ]
     if pod.deletion_requested_at:
         metadata["deletionTimestamp"] = rfc3339(pod.deletion_requested_at)
+        metadata["deletionGracePeriodSeconds"] = pod.stop_grace_seconds
     spec = render_pod_spec(pod.spec)
     spec["nodeName"] = pod.node_name
     st = pod.status
@@ -506,6 +509,8 @@ def render_object(obj: StoredObject, now: float) -> Obj:
         return render_claim(obj, _metadata(obj.meta))
     if isinstance(obj, PersistentVolume):
         return render_volume_object(obj, _metadata(obj.meta))
+    if isinstance(obj, Ingress):
+        return render_ingress(obj, _metadata(obj.meta))
     return render_event(obj)
 
 

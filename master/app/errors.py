@@ -50,6 +50,7 @@ PLURALS = {
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "PersistentVolume": "persistentvolumes",
     "StatefulSet": "statefulsets",
+    "Ingress": "ingresses",
 }
 
 

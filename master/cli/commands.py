@@ -190,6 +190,7 @@ def run_delete(
     name: str | None,
     paths: list[str] | None,
     recursive: bool = False,
+    grace_period: int = -1,
 ) -> int:
     if paths:
         if kind_text:
@@ -209,6 +210,8 @@ def run_delete(
         if not name:
             raise CliError(f"error: delete {kind_text}: give the name of the object to delete")
         request = cluster_pb2.DeleteObjectsRequest(kind=kind, name=name)
+    if grace_period >= 0:
+        request.grace_period_seconds = grace_period
     client = MasterClient(address)
     try:
         reply = client.call(client.stub.DeleteObjects, request)

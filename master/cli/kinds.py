@@ -15,6 +15,8 @@ _ALIASES = {
     "PersistentVolumeClaim": ("persistentvolumeclaim", "persistentvolumeclaims", "pvc"),
     "PersistentVolume": ("persistentvolume", "persistentvolumes", "pv"),
     "StatefulSet": ("statefulset", "statefulsets", "sts", "statefulset.apps", "statefulsets.apps"),
+    "Ingress": ("ingress", "ingresses", "ing", "ingress.networking.k8s.io"),
+    "IngressClass": ("ingressclass", "ingressclasses", "ingressclass.networking.k8s.io"),
     "Master": ("master", "masters"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
@@ -33,6 +35,8 @@ RESOURCE_NAMES = {
     "PersistentVolumeClaim": "persistentvolumeclaim",
     "PersistentVolume": "persistentvolume",
     "StatefulSet": "statefulset.apps",
+    "Ingress": "ingress.networking.k8s.io",
+    "IngressClass": "ingressclass.networking.k8s.io",
     "Master": "master",
 }
 

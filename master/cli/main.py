@@ -43,6 +43,12 @@ def _nonnegative(text: str) -> float:
     return value
 
 
+def _port_or_zero(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 (off) to 65535, got {text!r}")
+    return int(text)
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -150,6 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
         "CIDR A/N or a list A,B (loopback 127.0.0.x on a laptop); default: all share --lb-listen",
     )
     m.add_argument(
+        "--ingress-http-port",
+        type=_port_or_zero,
+        default=8880,
+        metavar="PORT",
+        help="where Ingresses are served over HTTP, on --lb-listen (default 8880: no root "
+        "needed; 0 turns it off); bound only while an Ingress exists",
+    )
+    m.add_argument(
+        "--ingress-https-port",
+        type=_port_or_zero,
+        default=8443,
+        metavar="PORT",
+        help="where Ingresses with TLS are served over HTTPS, on --lb-listen (default 8443; "
+        "0 turns it off)",
+    )
+    m.add_argument(
         "--service-cidr",
         default="10.96.0.0/12",
         metavar="CIDR",
@@ -212,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--etcd-cafile", metavar="FILE", help="--store etcd: CA of etcd's certificate")
     m.add_argument("--etcd-certfile", metavar="FILE", help="--store etcd: client certificate")
     m.add_argument("--etcd-keyfile", metavar="FILE", help="--store etcd: its private key")
+    m.add_argument(
+        "--etcd-timeout",
+        metavar="DURATION",
+        help="--store etcd: how long one etcd request may take, across its members, before "
+        "it fails (default 5s; etcd without quorum answers nothing)",
+    )
     m.add_argument(
         "--leader-elect",
         action="store_true",
@@ -304,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the manifests in the subdirectories of a -f directory",
     )
+    d.add_argument(
+        "--grace-period",
+        type=int,
+        default=-1,
+        metavar="SECONDS",
+        help="pods: seconds between SIGTERM and SIGKILL (default: the pod's own)",
+    )
 
     s = sub.add_parser("scale", help="set a deployment's replicas")
     s.add_argument("kind", help="deployment (or deployment/NAME)")
@@ -363,6 +398,8 @@ def _run_master(args: argparse.Namespace) -> int:
             lb_port_offset=args.lb_port_offset,
             lb_stop_on_exit=args.stop_lb_on_exit,
             lb_address_pool=_address_pool(args.lb_address_pool),
+            ingress_http_port=args.ingress_http_port,
+            ingress_https_port=args.ingress_https_port,
             service_cidr=_service_cidr(args.service_cidr),
             haproxy_bin=args.haproxy,
             metrics_listen=_metrics_listen(args.metrics_listen),
@@ -420,6 +457,7 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         "--etcd-certfile": args.etcd_certfile,
         "--etcd-keyfile": args.etcd_keyfile,
         "--cluster-secret-file": args.cluster_secret_file,
+        "--etcd-timeout": args.etcd_timeout,
     }
     if args.store != "etcd":
         etcd_flags["--leader-elect"] = args.leader_elect
@@ -441,17 +479,19 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
 
+    timeout = _duration("--etcd-timeout", args.etcd_timeout) if args.etcd_timeout else None
     return EtcdSettings(
         endpoints,
         prefix=args.etcd_prefix,
         cafile=path(args.etcd_cafile),
         certfile=path(args.etcd_certfile),
         keyfile=path(args.etcd_keyfile),
+        **({"timeout": timeout} if timeout is not None else {}),
     )
 
 
 def _metrics_listen(text: str) -> str:
-    from master.metrics.http import parse_listen
+    from kernel.listen import parse_listen
 
     try:
         parse_listen(text)
@@ -516,7 +556,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "get":
             return run_get(address, args.kind, args.name, args.output, args.selector, args.watch)
         if args.command == "delete":
-            return run_delete(address, args.kind, args.name, args.filename, args.recursive)
+            return run_delete(
+                address, args.kind, args.name, args.filename, args.recursive, args.grace_period
+            )
         if args.command == "scale":
             return run_scale(address, args.kind, args.name, args.replicas)
         if args.command in ("cordon", "uncordon"):

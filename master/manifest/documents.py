@@ -20,6 +20,7 @@ from master.manifest.config import parse_config_map, parse_secret, parse_service
 from master.manifest.deployment import parse_deployment
 from master.manifest.errors import ManifestError, Warned, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
+from master.manifest.ingress import parse_ingress
 from master.manifest.loader import TooManyDocuments, load_documents
 from master.manifest.service import parse_service
 from master.manifest.statefulset import parse_statefulset
@@ -28,6 +29,7 @@ from master.manifest.warnings import IGNORED_KINDS, object_warnings
 from master.model import (
     ConfigMap,
     Deployment,
+    Ingress,
     PersistentVolumeClaim,
     Secret,
     Service,
@@ -36,7 +38,14 @@ from master.model import (
 )
 
 ManifestObject = (
-    Deployment | Service | ConfigMap | Secret | ServiceAccount | PersistentVolumeClaim | StatefulSet
+    Deployment
+    | Service
+    | ConfigMap
+    | Secret
+    | ServiceAccount
+    | PersistentVolumeClaim
+    | StatefulSet
+    | Ingress
 )
 
 _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]]] = {
@@ -47,10 +56,11 @@ _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]
     "ServiceAccount": ("v1", parse_service_account),
     "PersistentVolumeClaim": ("v1", parse_persistent_volume_claim),
     "StatefulSet": ("apps/v1", parse_statefulset),
+    "Ingress": ("networking.k8s.io/v1", parse_ingress),
 }
 _ACCEPTED = (
-    "Deployment, StatefulSet (apps/v1), Service, ConfigMap, Secret, ServiceAccount, "
-    "PersistentVolumeClaim or List (v1)"
+    "Deployment, StatefulSet (apps/v1), Ingress (networking.k8s.io/v1), Service, ConfigMap, "
+    "Secret, ServiceAccount, PersistentVolumeClaim or List (v1)"
 )
 # Kinds a Kubernetes user may reasonably send; named as not supported rather than unknown.
 _KUBERNETES_KINDS = (

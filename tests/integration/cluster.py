@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 
 import docker
 
+from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
+from agent.claim_disks import ClaimDisks, DiskError
 from agent.dns.server import DEFAULT_DIR as DEFAULT_DNS_ROOT
 from agent.dns.server import stop_node_dns
 from agent.volume_files import DEFAULT_ROOT as DEFAULT_VOLUME_ROOT
@@ -244,6 +246,14 @@ class LocalCluster:
             for volume in self.docker.volumes.list(filters={"label": f"pinnace.node={node}"}):
                 with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     volume.remove(force=True)
+        # Claim files the agents loop-mounted: unmounted, their loop devices (found by
+        # the file's path, never another's) detached, removed.
+        for node in self.node_names:
+            disks = ClaimDisks(Path(CLAIM_ROOT) / node)
+            for name in disks.names():
+                with contextlib.suppress(DiskError, OSError):
+                    disks.remove(name)
+            shutil.rmtree(disks.root, ignore_errors=True)
         # HAProxy outlives its master by design: stop the one this cluster's master left,
         # by the PID in its pid file.
         stop_running(self.workdir / "master-data" / "lb")

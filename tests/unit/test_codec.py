@@ -26,6 +26,11 @@ from master.model import (
     EnvVarSource,
     Event,
     HTTPHeader,
+    Ingress,
+    IngressBackend,
+    IngressPath,
+    IngressRule,
+    IngressTLS,
     KeyToPath,
     Node,
     NodeStatus,
@@ -181,6 +186,7 @@ def full_objects() -> list[StoredObject]:
             node_name="node-1",
             epoch=7,
             deletion_requested_at=1700000100.5,
+            deletion_grace_seconds=4,
             status=PodStatus(
                 phase=PodPhase.RUNNING,
                 reason="Started",
@@ -243,7 +249,7 @@ def full_objects() -> list[StoredObject]:
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
         PersistentVolumeClaim(
-            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1"
+            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1", 5, 7
         ),
         StatefulSet(
             meta=_meta("db"),
@@ -271,6 +277,22 @@ def full_objects() -> list[StoredObject]:
             "Delete",
             "fast",
             "Released",
+        ),
+        Ingress(
+            meta=_meta("web"),
+            class_name="pinnace",
+            default_backend=IngressBackend("fallback", 80, "http"),
+            rules=(
+                IngressRule(
+                    "*.example.com",
+                    (IngressPath("/api", "Exact", IngressBackend("api", 8080, "web")),),
+                ),
+            ),
+            tls=(IngressTLS(("a.example.com",), "web-tls"),),
+            address="127.0.0.1",
+            ports=(8080, 8443),
+            lb_reason="BackendNotFound",
+            lb_message="spec.defaultBackend: service/fallback does not exist",
         ),
     ]
 
