@@ -41,7 +41,7 @@ from agent.dns.server import DnsServer, DnsStartError
 from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
-from agent.logs import LogStreamer
+from agent.logs import LogStreamer, PreviousLogs
 from agent.metrics import MetricsListenError, counted, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
 from agent.nodeproxy.table import ServiceTables
@@ -281,6 +281,7 @@ async def run_agent(
     outbox = StatusOutbox()
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
+    previous = PreviousLogs()
     dns = await start_dns(args)
     node_dns = NodeDns(dns.address if dns else "", args.cluster_domain)
     host_resolv = _host_resolv_conf()
@@ -297,6 +298,7 @@ async def run_agent(
         check=check,
         fence=fence,
         files=VolumeFiles(args.volume_dir, args.name),
+        previous=previous,
         claims=claims,
         resolv=resolv,
     )
@@ -340,7 +342,7 @@ async def run_agent(
         clock,
         channel=security.channel,
         witness=WitnessClient(args.name, creds),
-        logs=LogStreamer(runtime),
+        logs=LogStreamer(runtime, previous),
         prefer=security.prefer,
         usage=UsageSampler(runtime, clock, disks=disks),
         claims=claims,

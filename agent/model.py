@@ -125,7 +125,10 @@ class PodSpec:
 
 @dataclass(frozen=True, slots=True)
 class PodAssignment:
-    """One pod the master wants on this node (or wants stopped, when `stop`)."""
+    """One pod the master wants on this node (or wants stopped, when `stop`).
+
+    `name` is the pod's `kernel.names.pod_ref`: its name in "default", "<ns>/<name>" in
+    any other namespace, so pods of two namespaces never meet in the agent's tables."""
 
     name: str
     epoch: int
@@ -194,7 +197,9 @@ class ContainerStatus:
 
 @dataclass(frozen=True, slots=True)
 class PodStatusReport:
-    """What the agent tells the master about one pod (PodStatusReport on the wire)."""
+    """What the agent tells the master about one pod (PodStatusReport on the wire).
+
+    `pod_name` is the pod's `kernel.names.pod_ref` (split again on the wire)."""
 
     pod_name: str
     epoch: int

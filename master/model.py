@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
+from kernel.names import pod_ref as kernel_pod_ref
+from kernel.names import split_pod_ref
 from kernel.podspec import HTTPHeader as HTTPHeader
 from kernel.podspec import Probe as Probe
 from kernel.podspec import ProbeKind as ProbeKind
 from kernel.podspec import VolumeMount as VolumeMount
-
-DEFAULT_NAMESPACE = "default"
 
 
 # The closed sets of values fields take. StrEnum members are strings (they compare,
@@ -384,9 +385,19 @@ class Pod:
     # Set when the pod is to be stopped (scale down, rollout, delete); the agent
     # stops it and reports, then the master removes it.
     deletion_requested_at: float = 0.0
+    # A delete's gracePeriodSeconds: how long the agent waits between SIGTERM and SIGKILL
+    # when it stops the pod (-1: the pod's terminationGracePeriodSeconds).
+    deletion_grace_seconds: int = -1
     status: PodStatus = PodStatus()
 
     kind = "Pod"
+
+    @property
+    def stop_grace_seconds(self) -> int:
+        """The grace period the agent stops this pod with."""
+        if self.deletion_requested_at and self.deletion_grace_seconds >= 0:
+            return self.deletion_grace_seconds
+        return self.spec.termination_grace_period_seconds
 
     @property
     def owner_key(self) -> str:
@@ -602,6 +613,7 @@ class PersistentVolume:
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.
     phase: str = "Bound"
+    claim_namespace: str = DEFAULT_NAMESPACE
 
     kind = "PersistentVolume"
 
@@ -674,6 +686,22 @@ class Ingress:
     kind = "Ingress"
 
 
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A namespace (cluster-scoped): names of namespaced objects are unique within one.
+
+    Deleting it marks it Terminating (`deletion_requested_at`); the namespace
+    controller (master/controllers/namespaces.py) then deletes everything in it and
+    removes it once nothing is left. Nothing new may be created in it meanwhile."""
+
+    meta: ObjectMeta
+    # Active | Terminating
+    phase: str = "Active"
+    deletion_requested_at: float = 0.0
+
+    kind = "Namespace"
+
+
 StoredObject = (
     Deployment
     | Service
@@ -687,6 +715,7 @@ StoredObject = (
     | PersistentVolume
     | StatefulSet
     | Ingress
+    | Namespace
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -702,6 +731,7 @@ KINDS: dict[str, type[StoredObject]] = {
     "PersistentVolume": PersistentVolume,
     "StatefulSet": StatefulSet,
     "Ingress": Ingress,
+    "Namespace": Namespace,
 }
 
 
@@ -735,25 +765,22 @@ def split_key(kind: str, key: str) -> tuple[str, str]:
 
 
 def lb_name(svc: Service) -> str:
-    """A Service's name in the load balancer (HAProxy frontends and backends, address pool,
-    conflicts): the bare name in "default" (so backends from before namespaces are adopted
-    as they are), "<namespace>.<name>" elsewhere (Service names and namespaces are DNS
-    labels without dots, so the two never meet)."""
-    ns = svc.meta.namespace
-    return svc.meta.name if ns == DEFAULT_NAMESPACE else f"{ns}.{svc.meta.name}"
+    """A Service's name in the load balancer (address pool, conflicts, LbService): its `ref`,
+    the bare name in "default" (so HAProxy backends from before namespaces are adopted as
+    they are), "<namespace>/<name>" elsewhere (HAProxy's names: master/lb/slots.py)."""
+    return ref(svc.meta.namespace, svc.meta.name)
 
 
 def ref(namespace: str, name: str) -> str:
     """An object's identity where objects of every namespace meet by one string and the
     names from before namespaces must stay as they were (LB endpoints, released pods,
-    drain plans): the bare name in "default", "<namespace>/<name>" elsewhere."""
-    return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
+    drain plans, the agent's pods): kernel.names.pod_ref."""
+    return kernel_pod_ref(namespace, name)
 
 
 def split_ref(text: str) -> tuple[str, str]:
     """(namespace, name) of a `ref`."""
-    namespace, _, name = text.rpartition("/")
-    return namespace or DEFAULT_NAMESPACE, name
+    return split_pod_ref(text)
 
 
 def pod_ref(pod: Pod) -> str:

@@ -32,6 +32,7 @@ from master.model import (
     IngressRule,
     IngressTLS,
     KeyToPath,
+    Namespace,
     Node,
     NodeStatus,
     ObjectMeta,
@@ -186,6 +187,7 @@ def full_objects() -> list[StoredObject]:
             node_name="node-1",
             epoch=7,
             deletion_requested_at=1700000100.5,
+            deletion_grace_seconds=4,
             status=PodStatus(
                 phase=PodPhase.RUNNING,
                 reason="Started",
@@ -276,6 +278,7 @@ def full_objects() -> list[StoredObject]:
             "Delete",
             "fast",
             "Released",
+            "team-a",
         ),
         Ingress(
             meta=_meta("web"),
@@ -293,6 +296,7 @@ def full_objects() -> list[StoredObject]:
             lb_reason="BackendNotFound",
             lb_message="spec.defaultBackend: service/fallback does not exist",
         ),
+        Namespace(_meta("team-a"), "Terminating", 1700000001.5),
     ]
 
 
