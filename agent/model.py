@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from kernel.podspec import HTTPHeader as HTTPHeader
@@ -124,12 +125,15 @@ class PodSpec:
 
 @dataclass(frozen=True, slots=True)
 class PodAssignment:
-    """One pod the master wants on this node (or wants stopped, when `stop`)."""
+    """One pod the master wants on this node (or wants stopped, when `stop`).
+
+    `name` is the pod's `kernel.names.pod_ref`: its name in "default", "<ns>/<name>" in
+    any other namespace, so pods of two namespaces never meet in the agent's tables."""
 
     name: str
     epoch: int
     spec: PodSpec
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""
     stop: bool = False
     # The pod's namespace ("": default), for its DNS search domains.
@@ -193,7 +197,9 @@ class ContainerStatus:
 
 @dataclass(frozen=True, slots=True)
 class PodStatusReport:
-    """What the agent tells the master about one pod (PodStatusReport on the wire)."""
+    """What the agent tells the master about one pod (PodStatusReport on the wire).
+
+    `pod_name` is the pod's `kernel.names.pod_ref` (split again on the wire)."""
 
     pod_name: str
     epoch: int
@@ -201,7 +207,7 @@ class PodStatusReport:
     reason: str = ""
     message: str = ""
     host_ip: str = ""
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     containers: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -214,7 +220,7 @@ class NodeInfo:
     address: str
     capacity: Resources
     allocatable: Resources
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     agent_version: str = ""
     os: str = ""
     kernel: str = ""

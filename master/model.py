@@ -13,15 +13,17 @@ CPU in millicores, memory in bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
+from kernel.names import pod_ref as kernel_pod_ref
+from kernel.names import split_pod_ref
 from kernel.podspec import HTTPHeader as HTTPHeader
 from kernel.podspec import Probe as Probe
 from kernel.podspec import ProbeKind as ProbeKind
 from kernel.podspec import VolumeMount as VolumeMount
-
-DEFAULT_NAMESPACE = "default"
 
 
 # The closed sets of values fields take. StrEnum members are strings (they compare,
@@ -56,8 +58,8 @@ class ObjectMeta:
 
     name: str
     uid: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
     resource_version: int = 0
     generation: int = 1
     created_at: float = 0.0
@@ -234,7 +236,7 @@ class PodSpec:
 
 @dataclass(frozen=True, slots=True)
 class PodTemplate:
-    labels: dict[str, str]
+    labels: Mapping[str, str]
     spec: PodSpec
 
 
@@ -272,7 +274,7 @@ class DeploymentRevision:
 class Deployment:
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     strategy: DeploymentStrategy = DeploymentStrategy.ROLLING_UPDATE
     rolling_update: RollingUpdate = RollingUpdate()
@@ -308,7 +310,7 @@ class ServicePort:
 @dataclass(frozen=True, slots=True)
 class Service:
     meta: ObjectMeta
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     ports: tuple[ServicePort, ...]
     type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
@@ -364,7 +366,7 @@ class PodStatus:
     message: str = ""
     host_ip: str = ""
     # host port for each declared container port, "containerPort/protocol" -> host port
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     container_statuses: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -475,8 +477,8 @@ class ConfigMap:
     in `binary_data`."""
 
     meta: ObjectMeta
-    data: dict[str, str] = field(default_factory=dict)
-    binary_data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
+    binary_data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
 
     kind = "ConfigMap"
@@ -493,7 +495,7 @@ class Secret:
 
     meta: ObjectMeta
     type: str = "Opaque"
-    data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
     sealed: str = ""
 
@@ -551,7 +553,7 @@ class ClaimTemplate:
     access_modes: tuple[str, ...]
     storage_bytes: int
     storage_class: str = "local"
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,7 +576,7 @@ class StatefulSet:
 
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     service_name: str = ""
     # OrderedReady | Parallel
@@ -611,6 +613,7 @@ class PersistentVolume:
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.
     phase: str = "Bound"
+    claim_namespace: str = DEFAULT_NAMESPACE
 
     kind = "PersistentVolume"
 
@@ -683,6 +686,22 @@ class Ingress:
     kind = "Ingress"
 
 
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A namespace (cluster-scoped): names of namespaced objects are unique within one.
+
+    Deleting it marks it Terminating (`deletion_requested_at`); the namespace
+    controller (master/controllers/namespaces.py) then deletes everything in it and
+    removes it once nothing is left. Nothing new may be created in it meanwhile."""
+
+    meta: ObjectMeta
+    # Active | Terminating
+    phase: str = "Active"
+    deletion_requested_at: float = 0.0
+
+    kind = "Namespace"
+
+
 StoredObject = (
     Deployment
     | Service
@@ -696,6 +715,7 @@ StoredObject = (
     | PersistentVolume
     | StatefulSet
     | Ingress
+    | Namespace
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -711,6 +731,7 @@ KINDS: dict[str, type[StoredObject]] = {
     "PersistentVolume": PersistentVolume,
     "StatefulSet": StatefulSet,
     "Ingress": Ingress,
+    "Namespace": Namespace,
 }
 
 
@@ -744,25 +765,22 @@ def split_key(kind: str, key: str) -> tuple[str, str]:
 
 
 def lb_name(svc: Service) -> str:
-    """A Service's name in the load balancer (HAProxy frontends and backends, address pool,
-    conflicts): the bare name in "default" (so backends from before namespaces are adopted
-    as they are), "<namespace>.<name>" elsewhere (Service names and namespaces are DNS
-    labels without dots, so the two never meet)."""
-    ns = svc.meta.namespace
-    return svc.meta.name if ns == DEFAULT_NAMESPACE else f"{ns}.{svc.meta.name}"
+    """A Service's name in the load balancer (address pool, conflicts, LbService): its `ref`,
+    the bare name in "default" (so HAProxy backends from before namespaces are adopted as
+    they are), "<namespace>/<name>" elsewhere (HAProxy's names: master/lb/slots.py)."""
+    return ref(svc.meta.namespace, svc.meta.name)
 
 
 def ref(namespace: str, name: str) -> str:
     """An object's identity where objects of every namespace meet by one string and the
     names from before namespaces must stay as they were (LB endpoints, released pods,
-    drain plans): the bare name in "default", "<namespace>/<name>" elsewhere."""
-    return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
+    drain plans, the agent's pods): kernel.names.pod_ref."""
+    return kernel_pod_ref(namespace, name)
 
 
 def split_ref(text: str) -> tuple[str, str]:
     """(namespace, name) of a `ref`."""
-    namespace, _, name = text.rpartition("/")
-    return namespace or DEFAULT_NAMESPACE, name
+    return split_pod_ref(text)
 
 
 def pod_ref(pod: Pod) -> str:
@@ -770,6 +788,6 @@ def pod_ref(pod: Pod) -> str:
     return ref(pod.meta.namespace, pod.meta.name)
 
 
-def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Equality-based label selection; an empty selector matches nothing, as for Services."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())

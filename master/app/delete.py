@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from master.app.errors import AppError, commit, not_found
+from master.app.namespaces import mark_terminating
 from master.app.queries import check_kind
 from master.model import DEFAULT_NAMESPACE, PersistentVolume, PersistentVolumeClaim
 from master.state import ClusterState
@@ -97,6 +98,8 @@ def delete_one(
         lifecycle.forget_node(name)
     elif kind == "PersistentVolumeClaim":
         _delete_claim(state, name, ns)
+    elif kind == "Namespace":
+        mark_terminating(state, name, state.now())
     else:
         state.remove(kind, name, ns)
         state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted", namespace=ns)

@@ -32,6 +32,7 @@ from master.model import (
     IngressRule,
     IngressTLS,
     KeyToPath,
+    Namespace,
     Node,
     NodeStatus,
     ObjectMeta,
@@ -277,6 +278,7 @@ def full_objects() -> list[StoredObject]:
             "Delete",
             "fast",
             "Released",
+            "team-a",
         ),
         Ingress(
             meta=_meta("web"),
@@ -294,6 +296,7 @@ def full_objects() -> list[StoredObject]:
             lb_reason="BackendNotFound",
             lb_message="spec.defaultBackend: service/fallback does not exist",
         ),
+        Namespace(_meta("team-a"), "Terminating", 1700000001.5),
     ]
 
 
