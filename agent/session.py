@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
+from agent.claim_volumes import ClaimOrders
 from agent.convert import (
     AssignmentChunks,
     log_order_from_proto,
@@ -41,9 +42,11 @@ from agent.convert import (
     status_to_proto,
     usage_to_proto,
 )
+from agent.exec import ExecInput, ExecOrder, ExecRunner
 from agent.fencing import PROBE_WAIT, PeerView
 from agent.logs import LogStreamer
 from agent.model import NodeInfo, PeerAddress
+from agent.nodeproxy.table import ServiceTables, table_from_proto
 from agent.outbox import StatusOutbox
 from agent.state.events import (
     AskPeers,
@@ -66,6 +69,7 @@ from agent.witness import WitnessClient
 from agent.worker import Worker, wait_event
 from kernel.clock import Clock
 from kernel.limits import AGENT_CHANNEL_OPTIONS
+from kernel.names import pod_ref
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
 
@@ -133,12 +137,21 @@ class Session:
         logs: LogStreamer | None = None,
         prefer: Callable[[str], None] | None = None,
         usage: UsageSampler | None = None,
+        claims: ClaimOrders | None = None,
+        services: ServiceTables | None = None,
+        execs: ExecRunner | None = None,
     ) -> None:
         self._target = target
+        # The master's removal orders for claim volumes (agent/claim_volumes.py).
+        self._claims = claims
+        # Commands the master asks to run in containers (agent/exec.py).
+        self._execs = execs
         # Several masters: told the leader's address when a follower refuses us.
         self._prefer = prefer
         # CPU and memory for `pinnace top` (agent/usage.py), sent every USAGE_INTERVAL.
         self._usage = usage
+        # The cluster's Services for the node proxy and DNS (agent/nodeproxy/table.py).
+        self._services = services
         # Container logs the master asks for (agent/logs.py).
         self._logs = logs
         self._node = node
@@ -161,6 +174,11 @@ class Session:
         # Set whenever a message from the master is accepted (probe_master waits on it).
         self._heard = asyncio.Event()
         self._probe_sent = float("-inf")
+
+    def notify(self, reason: str, message: str) -> None:
+        """Tell the master something users should see as an event of this node (sent once
+        a session is up)."""
+        self._notices.append(SendNotice(reason, message))
 
     @property
     def connected(self) -> bool:
@@ -314,6 +332,8 @@ class Session:
                     task.cancel()
                 if self._logs is not None:
                     self._logs.cancel_all()
+                if self._execs is not None:
+                    self._execs.cancel_all()
                 call.cancel()
                 await asyncio.gather(*senders, restart, return_exceptions=True)
 
@@ -323,6 +343,15 @@ class Session:
         def send_log(request_id: str, data: bytes, end: bool, error: str) -> None:
             chunk = pb.LogChunk(request_id=request_id, data=data, end=end, error=error)
             outgoing.put_nowait(pb.AgentMessage(log_chunk=chunk))
+
+        def send_exec(
+            request_id: str, stream: int, data: bytes, end: bool, code: int, error: str
+        ) -> None:
+            out = pb.ExecOutput(
+                request_id=request_id, stream=stream, data=data, end=end, exit_code=code,
+                error=error,
+            )  # fmt: skip
+            outgoing.put_nowait(pb.AgentMessage(exec_output=out))
 
         first = True
         chunks = AssignmentChunks()
@@ -351,6 +380,27 @@ class Session:
                 send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
             elif kind == "log_cancel" and self._logs is not None:
                 self._logs.cancel(msg.log_cancel.request_id)
+            elif kind == "volume_orders" and self._claims is not None:
+                self._claims.set_removals(msg.volume_orders.remove)
+            elif kind == "services" and self._services is not None:
+                self._services.publish(table_from_proto(msg.services))
+            elif kind == "exec_start" and self._execs is not None:
+                start = msg.exec_start
+                self._execs.start(
+                    ExecOrder(
+                        start.request_id, pod_ref(start.namespace, start.pod_name),
+                        start.container, tuple(start.command),
+                        start.stdin, start.tty, start.width, start.height,
+                    ),
+                    send_exec,
+                )  # fmt: skip
+            elif kind == "exec_start":
+                send_exec(msg.exec_start.request_id, 0, b"", True, 0, "this agent runs no execs")
+            elif kind == "exec_input" and self._execs is not None:
+                i = msg.exec_input
+                self._execs.input(
+                    ExecInput(i.request_id, i.data, i.close_stdin, i.width, i.height, i.cancel)
+                )
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
         while True:

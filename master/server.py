@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import ipaddress
 import logging
 import shutil
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +32,19 @@ from kernel.clock import SystemClock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.forward import ForwardingInterceptor, admin_channels
 from master.api.kube.server import start_kube_api
 from master.api.logs import LogRelay
 from master.api.metrics_interceptor import MetricsInterceptor
 from master.api.node_servicer import NodeServicer
 from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_insecure_listen
 from master.app.apply import ServiceAdmission
+from master.app.clusterip import repair_cluster_ips
 from master.app.usage import UsageTable
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.ha.documents import SharedDocuments
 from master.ha.elector import MasterInfo
 from master.ha.follower import Follower
 from master.ha.masters import MastersView
@@ -46,11 +52,24 @@ from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
+from master.lb.ingress import IngressPorts, ingress_reserved
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
-from master.model import Node, ObjectMeta, ServiceAccount
+from master.model import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICE_CIDR,
+    Ingress,
+    Namespace,
+    Node,
+    ObjectMeta,
+    Service,
+    ServiceAccount,
+)
+from master.pki.bootstrap import listen_host
+from master.pki.identity import ClusterIdentity
+from master.pki.shared import cluster_secret, load_or_create
 from master.state import ClusterState
 from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
@@ -91,6 +110,11 @@ class MasterConfig:
     lb_stop_on_exit: bool = False
     # LoadBalancer Services' own addresses (--lb-address-pool, parsed); () = one shared address.
     lb_address_pool: tuple[str, ...] = ()
+    # Where Ingresses are served on lb_listen (0: off); bound only while an Ingress exists.
+    ingress_http_port: int = 8880
+    ingress_https_port: int = 8443
+    # --service-cidr: Services' cluster IPs (master/app/clusterip.py).
+    service_cidr: str = DEFAULT_SERVICE_CIDR
     haproxy_bin: str = "haproxy"
     # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
     metrics_listen: str = ""
@@ -105,14 +129,27 @@ class MasterConfig:
     # --leader-elect (needs etcd): one of several masters leads; `name` tells them apart.
     leader_elect: bool = False
     name: str = ""
+    # --store etcd: the file holding the secret that seals the shared cluster identity
+    # (master/pki/shared.py); None: <data-dir>/cluster-secret, made by a cluster's first master.
+    cluster_secret_file: Path | None = None
 
 
 async def ensure_defaults(state: ClusterState) -> None:
-    """What every cluster has from its first start: the `default` ServiceAccount."""
+    """What every cluster has from its first start: the `default` Namespace and its
+    `default` ServiceAccount (a cluster from before namespaces gets them on its next
+    start; other namespaces get theirs from the namespace controller); and every Service
+    with a cluster IP of the service range (stored by an older master, or before
+    --service-cidr changed)."""
 
     def plan() -> None:
+        if state.get("Namespace", DEFAULT_NAMESPACE) is None:
+            state.put(Namespace(ObjectMeta(name=DEFAULT_NAMESPACE)))
         if state.get("ServiceAccount", "default") is None:
             state.put(ServiceAccount(ObjectMeta(name="default")))
+        services = [s for s in state.objects("Service") if isinstance(s, Service)]
+        for svc in repair_cluster_ips(services, state.service_cidr):
+            log.info("service/%s: cluster IP %s", svc.meta.name, svc.cluster_ip)
+            state.put(svc)
 
     await state.commit(plan)
 
@@ -128,8 +165,9 @@ async def serve(config: MasterConfig) -> None:
 
 
 async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
-    store = await asyncio.to_thread(_open_store, config)
+    store, shared = await asyncio.to_thread(_open_store, config, clock)
     state = ClusterState(store, clock)
+    state.service_cidr = ipaddress.ip_network(config.service_cidr)
     await state.load()
     await ensure_defaults(state)
     leases = LeaseTable()
@@ -168,18 +206,30 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             store,
             state,
             clock,
+            shared,
         )
-    server = grpc.aio.server(
-        options=options,
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        MetricsInterceptor(),
         # Without TLS the interceptor only guards request decoding.
-        interceptors=[
-            MetricsInterceptor(),
-            security.auth if security is not None else AuthInterceptor(None, None),
-        ],
-    )
+        security.auth if security is not None else AuthInterceptor(None, None),
+    ]
+    if config.leader_elect:
+        # Inside the authorisation: a follower passes an authorised write to the leader.
+        pki = security.pki if security is not None else None
+        interceptors.append(
+            ForwardingInterceptor(
+                state,
+                admin_channels(
+                    pki.ca.pem if pki else None,
+                    pki.admin_key_pem if pki else None,
+                    pki.admin_cert_pem if pki else None,
+                ),
+            )
+        )
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     if security is not None:
         security.add_servicers(server, state)
-    admission = _lb_admission(config)
+    admission = _lb_admission(config, state)
     masters = MastersView(_etcd_of(store) if config.leader_elect else None)
     # Container logs: asked for on either API, carried by the node sessions.
     logs = LogRelay()
@@ -229,7 +279,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     masters.me = MasterInfo(
-        config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
+        config.name or f"{socket.gethostname()}-{port}",
+        f"{host}:{port}",
+        clock.now(),
+        _reachable_url(kube.url, config.api_listen, host) if kube is not None else "",
     )
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
@@ -246,6 +299,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
     ]
+    if security is not None and config.etcd is not None:
+        # Join tokens and node bindings changed through another master reach this one.
+        documents = SharedDocuments(_etcd_of(store), security.registry.take, security.registry.load)
+        tasks.append(asyncio.create_task(documents.run(), name="shared-documents"))
     lb_task = asyncio.create_task(lb.run(), name="load-balancer") if lb is not None else None
     if lb_task is not None:
         tasks.append(lb_task)
@@ -279,6 +336,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         store.close()
         if metrics is not None:
             metrics.close()
+
+
+def _reachable_url(url: str, api_listen: str, grpc_host: str) -> str:
+    """The Kubernetes API URL other masters can use: for a wildcard --api-listen `url`
+    shows loopback; the gRPC listen host (when it is a real address) is the better guess."""
+    wildcard = listen_host(api_listen) in ("", "0.0.0.0", "::", "*")
+    if wildcard and grpc_host not in ("", "0.0.0.0", "::", "[::]", "*"):
+        return url.replace("://127.0.0.1:", f"://{grpc_host}:", 1)
+    return url
 
 
 def _metrics(
@@ -322,7 +388,8 @@ def _node_lease(config: MasterConfig) -> float:
 
 def _etcd_of(store: Store) -> EtcdStore:
     inner = store.inner if isinstance(store, SealingStore) else store
-    assert isinstance(inner, EtcdStore)
+    if not isinstance(inner, EtcdStore):
+        raise TypeError("--leader-elect runs only on an etcd store (checked when parsing flags)")
     return inner
 
 
@@ -336,38 +403,46 @@ def _leader_or_controllers(
     """Without --leader-elect this master runs the controllers; with it, only while it leads."""
     if not config.leader_elect:
         return asyncio.create_task(manager.run(), name="controllers")
-    assert me is not None and isinstance(store, SealingStore)
+    if me is None or not isinstance(store, SealingStore):
+        raise TypeError("--leader-elect needs this master's entry and the sealed etcd store")
     follower = Follower(_etcd_of(store), state, store.load_all, store.opened)
     role = HaRole(_etcd_of(store), state, manager, me, follower=follower)
     return asyncio.create_task(role.run(), name="leader-election")
 
 
-def _open_store(config: MasterConfig) -> Store:
-    # Secrets are sealed (AES-GCM) on their way to the store and opened on load; the
-    # key stays in the data dir (masters sharing etcd need the same secrets.key).
-    sealer = SecretSealer.in_data_dir(config.data_dir)
-    if config.etcd is not None:
-        store = EtcdStore(config.etcd)
-        log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
-        try:
-            _check_sealing_key(store, sealer, config.data_dir)
-        except BaseException:
-            store.close()
-            raise
-        return SealingStore(store, sealer)
-    return SealingStore(
-        SqliteStore.in_data_dir(config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()),
-        sealer,
-    )
+def _open_store(config: MasterConfig, clock: SystemClock) -> tuple[Store, ClusterIdentity | None]:
+    """The store, Secrets sealed on their way in, and (etcd) the cluster's shared identity.
+
+    On SQLite the Secrets key stays in the data dir (one master per cluster). On etcd
+    it is part of the cluster identity every master loads from the store (sealed with
+    the cluster secret), with the CA and the admin credentials."""
+    if config.etcd is None:
+        sealer = SecretSealer.in_data_dir(config.data_dir)
+        sqlite = SqliteStore.in_data_dir(
+            config.data_dir, cluster_exists=(config.data_dir / "pki").is_dir()
+        )
+        return SealingStore(sqlite, sealer), None
+    store = EtcdStore(config.etcd)
+    log.info("state in etcd at %s under %s", store.client.urls, config.etcd.prefix)
+    try:
+        secret = cluster_secret(config.cluster_secret_file, config.data_dir, store)
+        now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
+        shared = load_or_create(store, secret, config.data_dir, now)
+        sealer = SecretSealer(shared.secrets_key)
+        _check_sealing_key(store, sealer)
+    except BaseException:
+        store.close()
+        raise
+    return SealingStore(store, sealer), shared
 
 
 SEALING_KEY_META = "secrets_key_id"
 
 
-def _check_sealing_key(store: Store, sealer: SecretSealer, data_dir: Path) -> None:
-    """Every master on one etcd must seal with the same key, or a new leader could not open
-    the Secrets its predecessor stored: the first master records its key's id in etcd, and
-    a master with another key refuses to start."""
+def _check_sealing_key(store: Store, sealer: SecretSealer) -> None:
+    """The key of the shared identity must be the one etcd's Secrets are sealed with (they
+    are, unless the prefix holds Secrets of a master from before the shared identity):
+    its id is recorded in etcd, and a master with another key refuses to start."""
     recorded = store.meta_get(SEALING_KEY_META)
     if recorded is None:
         try:
@@ -378,9 +453,9 @@ def _check_sealing_key(store: Store, sealer: SecretSealer, data_dir: Path) -> No
             return
     if recorded != sealer.key_id:
         raise StoreError(
-            f"{data_dir / KEY_FILE} holds secrets key {sealer.key_id}, but this cluster's "
-            f"Secrets in etcd are sealed with key {recorded}: copy {KEY_FILE} from the data "
-            f"dir of a master already in this cluster into {data_dir} (0600), then start again"
+            f"the cluster identity's secrets key is {sealer.key_id}, but this cluster's "
+            f"Secrets in etcd are sealed with key {recorded}: the identity was made without "
+            f"the {KEY_FILE} of the master that stored them; use another --etcd-prefix"
         )
 
 
@@ -394,11 +469,23 @@ def _lb_addresses(config: MasterConfig) -> LbAddresses:
     )
 
 
-def _lb_admission(config: MasterConfig) -> ServiceAdmission | None:
+def _ingress_ports(config: MasterConfig) -> IngressPorts:
+    return IngressPorts(
+        config.lb_listen, config.ingress_http_port, config.ingress_https_port, config.lb_advertise
+    )
+
+
+def _lb_admission(config: MasterConfig, state: ClusterState) -> ServiceAdmission | None:
     if not config.lb_enabled:
         return None
     addresses = _lb_addresses(config)
-    return lambda new, existing: admission_errors(new, existing, addresses)
+    ports = _ingress_ports(config)
+
+    def admit(new: Sequence[Service], existing: Sequence[Service]) -> list[str]:
+        ingresses = [i for i in state.objects("Ingress") if isinstance(i, Ingress)]
+        return admission_errors(new, existing, addresses, ingress_reserved(ports, ingresses))
+
+    return admit
 
 
 def _load_balancer(
@@ -415,7 +502,12 @@ def _load_balancer(
     workdir = config.data_dir / "lb"
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
     return LoadBalancerController(
-        state, clock, driver, _lb_addresses(config), stop_on_exit=config.lb_stop_on_exit
+        state,
+        clock,
+        driver,
+        _lb_addresses(config),
+        stop_on_exit=config.lb_stop_on_exit,
+        ingress_ports=_ingress_ports(config),
     )
 
 

@@ -22,6 +22,11 @@ at that moment is durable. A controller may change an object while a commit of
 it is in flight (a status update): the user's write then wins with a fresh
 resource version and the controller, told of it, derives its status again.
 
+Objects are keyed per kind by `key_name`: "<namespace>/<name>" for namespaced
+kinds, the bare name for cluster-scoped ones. Reads take the namespace as a
+keyword that defaults to "default", the namespace everything lived in before
+namespaces existed. Pods are indexed by (namespace, owner) and by node.
+
 Subscribers (controllers, watch streams, node sessions) get a callback with the
 kind, the object and whether it was deleted. Callbacks run synchronously on the
 event loop and must only enqueue work.
@@ -30,6 +35,7 @@ event loop and must only enqueue work.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -39,12 +45,18 @@ from typing import TypeVar
 from kernel.clock import Clock
 from master.metrics.series import store_write
 from master.model import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICE_CIDR,
     KINDS,
     Event,
     ObjectMeta,
     Pod,
     StoredObject,
+    is_namespaced,
+    key_name,
+    key_of,
 )
+from master.store.migrate import KEYS_META, plan_key_migration
 from master.store.port import NotLeaderError, ObjectKey, Store
 
 log = logging.getLogger(__name__)
@@ -74,7 +86,8 @@ class ClusterState:
         self._clock = clock
         self._flush_interval = flush_interval
         self._objects: dict[str, dict[str, StoredObject]] = {k: {} for k in KINDS}
-        self._pods_by_owner: dict[str, set[str]] = {}
+        # Pod keys by (namespace, owner) and by node name.
+        self._pods_by_owner: dict[tuple[str, str], set[str]] = {}
         self._pods_by_node: dict[str, set[str]] = {}
         self._rv = 0
         self._pending_puts: dict[ObjectKey, StoredObject] = {}
@@ -91,12 +104,23 @@ class ClusterState:
         # None: this master writes; else why it may not (a follower of another leader).
         self._write_gate: Callable[[], str | None] = lambda: None
         self._leader_address: Callable[[], str] = lambda: ""
+        self._leader_api_url: Callable[[], str] = lambda: ""
+        # --service-cidr: where Services' cluster IPs come from (master/app/clusterip.py).
+        self.service_cidr = ipaddress.ip_network(DEFAULT_SERVICE_CIDR)
 
     # -- loading and persistence -------------------------------------------------
 
     async def load(self) -> None:
         """Fill memory from the store (at master start)."""
         objects = await asyncio.to_thread(self._store.load_all)
+        marker = await asyncio.to_thread(self._store.meta_get, KEYS_META)
+        migration = plan_key_migration(marker, objects)
+        if migration is not None:
+            await asyncio.to_thread(
+                self._store.write, migration.puts, migration.deletes, migration.meta
+            )
+            if migration.puts:
+                log.info("moved %d objects to namespaced keys", len(migration.puts))
         for obj in objects:
             self._index(obj.kind, obj)
             self._rv = max(self._rv, obj.meta.resource_version)
@@ -153,7 +177,7 @@ class ClusterState:
     def _requeue(self, puts: list[StoredObject], deletes: list[ObjectKey]) -> None:
         """Put a failed batch back, unless a key was changed again meanwhile."""
         for obj in puts:
-            key = (obj.kind, obj.meta.name)
+            key = (obj.kind, key_of(obj))
             if key not in self._pending_puts and key not in self._pending_deletes:
                 self._pending_puts[key] = obj
         for key in deletes:
@@ -190,7 +214,7 @@ class ClusterState:
             self._pending_deletes = set()
             self._dirty.clear()
             mine = staged.changes
-            puts = [o for o in pending_puts if (o.kind, o.meta.name) not in mine]
+            puts = [o for o in pending_puts if (o.kind, key_of(o)) not in mine]
             puts += [o for o in mine.values() if o is not None]
             deletes = [k for k in pending_deletes if k not in mine]
             deletes += [k for k, o in mine.items() if o is None]
@@ -207,8 +231,8 @@ class ClusterState:
     def _publish(self, staged: _Staged) -> None:
         """Make committed changes the in-memory truth and tell subscribers."""
         for key, obj in staged.changes.items():
-            kind, name = key
-            current = self._objects[kind].get(name)
+            kind, okey = key
+            current = self._objects[kind].get(okey)
             moved = (current.meta.resource_version if current else 0) != staged.base_rv[key]
             if obj is None:
                 if current is not None:
@@ -243,31 +267,49 @@ class ClusterState:
 
     # -- reads ----------------------------------------------------------------------
 
-    def get(self, kind: str, name: str) -> StoredObject | None:
+    def get(self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE) -> StoredObject | None:
+        """kind/name in `namespace` (ignored for cluster-scoped kinds)."""
+        return self.get_key(kind, key_name(kind, namespace, name))
+
+    def get_key(self, kind: str, key: str) -> StoredObject | None:
+        """The object stored under `key` (`key_name`: "ns/name", or a cluster-scoped name)."""
         staged = self._staged
-        if staged is not None and (kind, name) in staged.changes:
-            return staged.changes[(kind, name)]
-        return self._objects[kind].get(name)
+        if staged is not None and (kind, key) in staged.changes:
+            return staged.changes[(kind, key)]
+        return self._objects[kind].get(key)
 
-    def objects(self, kind: str) -> list[StoredObject]:
-        return list(self._objects[kind].values())
+    def objects(self, kind: str, namespace: str | None = None) -> list[StoredObject]:
+        """Every object of `kind`; only those of `namespace` when it is given."""
+        if namespace is None or not is_namespaced(kind):
+            return list(self._objects[kind].values())
+        return [o for o in self._objects[kind].values() if o.meta.namespace == namespace]
 
-    def pods(self) -> list[Pod]:
-        return [p for p in self._objects["Pod"].values() if isinstance(p, Pod)]
+    def pods(self, namespace: str | None = None) -> list[Pod]:
+        return [p for p in self.objects("Pod", namespace) if isinstance(p, Pod)]
 
-    def pod(self, name: str) -> Pod | None:
-        obj = self.get("Pod", name)
+    def pod(self, name: str, namespace: str = DEFAULT_NAMESPACE) -> Pod | None:
+        obj = self.get("Pod", name, namespace)
         return obj if isinstance(obj, Pod) else None
 
-    def pods_of_owner(self, owner: str) -> list[Pod]:
-        return [p for n in self._pods_by_owner.get(owner, ()) if (p := self.pod(n)) is not None]
+    def _pod_at(self, key: str) -> Pod | None:
+        obj = self.get_key("Pod", key)
+        return obj if isinstance(obj, Pod) else None
+
+    def pods_of_owner(self, owner: str, namespace: str = DEFAULT_NAMESPACE) -> list[Pod]:
+        keys = self._pods_by_owner.get((namespace, owner), ())
+        return [p for k in keys if (p := self._pod_at(k)) is not None]
 
     def pods_on_node(self, node: str) -> list[Pod]:
-        return [p for n in self._pods_by_node.get(node, ()) if (p := self.pod(n)) is not None]
+        """The pods bound to `node`, of every namespace."""
+        return [p for k in self._pods_by_node.get(node, ()) if (p := self._pod_at(k)) is not None]
 
     @property
     def resource_version(self) -> int:
         return self._rv
+
+    def now(self) -> float:
+        """The wall clock writes are stamped with (the injected clock)."""
+        return self._clock.now()
 
     # -- writes ---------------------------------------------------------------------
 
@@ -282,7 +324,8 @@ class ClusterState:
         kind = obj.kind
         self._rv += 1
         meta = obj.meta
-        existing = self.get(kind, meta.name)
+        key = (kind, key_of(obj))
+        existing = self.get_key(*key)
         if existing is None:
             meta = replace(
                 meta,
@@ -292,7 +335,6 @@ class ClusterState:
         else:
             meta = replace(meta, uid=existing.meta.uid, created_at=existing.meta.created_at)
         stored = replace(obj, meta=replace(meta, resource_version=self._rv))
-        key = (kind, meta.name)
         if self._staged is not None:
             self._stage(key, stored)
             return stored
@@ -304,14 +346,21 @@ class ClusterState:
         self._notify(kind, stored, False)
         return stored
 
-    def remove(self, kind: str, name: str) -> StoredObject | None:
+    def remove(
+        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> StoredObject | None:
+        """Delete kind/name of `namespace` (ignored for cluster-scoped kinds)."""
+        return self.remove_key(kind, key_name(kind, namespace, name))
+
+    def remove_key(self, kind: str, okey: str) -> StoredObject | None:
+        """Delete the object stored under `okey` (see `get_key`)."""
         if self._staged is None:
             self._check_writable()
-        existing = self.get(kind, name)
+        existing = self.get_key(kind, okey)
         if existing is None:
             return None
         self._rv += 1
-        key = (kind, name)
+        key = (kind, okey)
         if self._staged is not None:
             self._stage(key, None)
             return existing
@@ -325,16 +374,25 @@ class ClusterState:
     # -- several masters: the leader writes, the others mirror it ----------------------
 
     def set_write_gate(
-        self, gate: Callable[[], str | None], leader: Callable[[], str] | None = None
+        self,
+        gate: Callable[[], str | None],
+        leader: Callable[[], str] | None = None,
+        leader_api_url: Callable[[], str] | None = None,
     ) -> None:
         """`gate()` is None while this master may write, else one sentence saying why not;
-        `leader()` is the address of the master that writes ("" when unknown)."""
+        `leader()` is the address of the master that writes ("" when unknown), and
+        `leader_api_url()` the URL of its Kubernetes API ("" when unknown or none)."""
         self._write_gate = gate
         self._leader_address = leader or (lambda: "")
+        self._leader_api_url = leader_api_url or (lambda: "")
 
     def leader_address(self) -> str:
         """Where writes go when this master refuses them ("" when unknown or this one)."""
         return self._leader_address()
+
+    def leader_api_url(self) -> str:
+        """The leader's Kubernetes API URL when another master leads ("" otherwise)."""
+        return self._leader_api_url()
 
     @property
     def writable(self) -> bool:
@@ -352,14 +410,14 @@ class ClusterState:
     def apply_remote(self, obj: StoredObject) -> None:
         """Another master stored `obj` (seen in the store): make it the in-memory truth."""
         kind = obj.kind
-        self._unindex(kind, self._objects[kind].get(obj.meta.name))
+        self._unindex(kind, self._objects[kind].get(key_of(obj)))
         self._index(kind, obj)
         self._rv = max(self._rv, obj.meta.resource_version)
         self._notify(kind, obj, False)
 
-    def remove_remote(self, kind: str, name: str) -> None:
-        """Another master deleted kind/name."""
-        existing = self._objects[kind].get(name)
+    def remove_remote(self, kind: str, key: str) -> None:
+        """Another master deleted the object stored under (kind, key) (see `key_name`)."""
+        existing = self._objects[kind].get(key)
         if existing is not None:
             self._unindex(kind, existing)
             self._notify(kind, existing, True)
@@ -376,18 +434,19 @@ class ClusterState:
         self._dirty.clear()
         seen: set[ObjectKey] = set()
         for obj in objects:
-            seen.add((obj.kind, obj.meta.name))
-            current = self._objects[obj.kind].get(obj.meta.name)
+            seen.add((obj.kind, key_of(obj)))
+            current = self._objects[obj.kind].get(key_of(obj))
             if current != obj:
                 self.apply_remote(obj)
         for kind, by_name in self._objects.items():
-            for name in [n for n in by_name if (kind, n) not in seen]:
-                self.remove_remote(kind, name)
+            for key in [k for k in by_name if (kind, k) not in seen]:
+                self.remove_remote(kind, key)
         self._rv = max(self._rv, rv)
         self._event_seq = max(self._event_seq, len(self._objects["Event"]))
 
     def _stage(self, key: ObjectKey, obj: StoredObject | None) -> None:
-        assert self._staged is not None
+        if self._staged is None:
+            raise RuntimeError("a state change outside ClusterState.commit (a programming error)")
         if key not in self._staged.base_rv:
             current = self._objects[key[0]].get(key[1])
             self._staged.base_rv[key] = current.meta.resource_version if current else 0
@@ -401,15 +460,23 @@ class ClusterState:
         message: str,
         type_: str = "Normal",
         source: str = "master",
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> Event:
-        """Append to the event log, folding repeats of the same event into a count."""
+        """Append to the event log, folding repeats of the same event into a count.
+
+        The event lives in the involved object's namespace; events of cluster-scoped
+        objects (nodes) go to "default", as Kubernetes records them."""
         now = self._clock.now()
-        for ev in self._recent_events(kind, name):
+        if not is_namespaced(kind):
+            namespace = DEFAULT_NAMESPACE
+        for ev in self._recent_events(kind, name, namespace):
             if ev.reason == reason and ev.message == message and now - ev.last_seen < 600:
                 return self.put(replace(ev, count=ev.count + 1, last_seen=now))
         self._event_seq += 1
         event = Event(
-            meta=ObjectMeta(name=f"{name}.{int(now * 1000):x}{self._event_seq:04x}"),
+            meta=ObjectMeta(
+                name=f"{name}.{int(now * 1000):x}{self._event_seq:04x}", namespace=namespace
+            ),
             involved_kind=kind,
             involved_name=name,
             reason=reason,
@@ -424,13 +491,18 @@ class ClusterState:
         self._trim_events()
         return stored
 
-    def _recent_events(self, kind: str, name: str) -> Iterable[Event]:
+    def _recent_events(self, kind: str, name: str, namespace: str) -> Iterable[Event]:
         # Events are named after their object, so a prefix scan of the most
         # recent few is enough to find a repeat without an extra index.
         events = self._objects["Event"]
         for key in reversed(list(events)[-50:]):
             ev = events[key]
-            if isinstance(ev, Event) and ev.involved_kind == kind and ev.involved_name == name:
+            if (
+                isinstance(ev, Event)
+                and ev.involved_kind == kind
+                and ev.involved_name == name
+                and ev.meta.namespace == namespace
+            ):
                 yield ev
 
     def _trim_events(self) -> None:
@@ -439,8 +511,8 @@ class ClusterState:
         events = self._objects["Event"]
         excess = len(events) - MAX_EVENTS
         if excess > 0:
-            for name in list(events)[:excess]:
-                self.remove("Event", name)
+            for key in list(events)[:excess]:
+                self.remove_key("Event", key)
 
     def _notify(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         for listener in list(self._listeners):
@@ -452,20 +524,22 @@ class ClusterState:
     def _index(self, kind: str, obj: StoredObject) -> None:
         # dicts keep insertion order; re-inserting moves an object to the end, which
         # keeps the event log in time order.
-        self._objects[kind].pop(obj.meta.name, None)
-        self._objects[kind][obj.meta.name] = obj
+        key = key_of(obj)
+        self._objects[kind].pop(key, None)
+        self._objects[kind][key] = obj
         if isinstance(obj, Pod):
             if obj.owner:
-                self._pods_by_owner.setdefault(obj.owner, set()).add(obj.meta.name)
+                self._pods_by_owner.setdefault((obj.meta.namespace, obj.owner), set()).add(key)
             if obj.node_name:
-                self._pods_by_node.setdefault(obj.node_name, set()).add(obj.meta.name)
+                self._pods_by_node.setdefault(obj.node_name, set()).add(key)
 
     def _unindex(self, kind: str, obj: StoredObject | None) -> None:
         if obj is None:
             return
-        self._objects[kind].pop(obj.meta.name, None)
+        key = key_of(obj)
+        self._objects[kind].pop(key, None)
         if isinstance(obj, Pod):
             if obj.owner:
-                self._pods_by_owner.get(obj.owner, set()).discard(obj.meta.name)
+                self._pods_by_owner.get((obj.meta.namespace, obj.owner), set()).discard(key)
             if obj.node_name:
-                self._pods_by_node.get(obj.node_name, set()).discard(obj.meta.name)
+                self._pods_by_node.get(obj.node_name, set()).discard(key)

@@ -84,6 +84,11 @@ class ClusterServiceStub:
                 request_serializer=protos_dot_cluster__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=protos_dot_cluster__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/pinnace.v1.ClusterService/Exec',
+                request_serializer=protos_dot_cluster__pb2.ExecRequest.SerializeToString,
+                response_deserializer=protos_dot_cluster__pb2.ExecResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -154,6 +159,14 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exec(self, request_iterator, context):
+        """A command run in a pod's container, streamed both ways through its node's
+        session: `pinnace exec`. The first request opens it; the last response has `exited`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +219,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=protos_dot_cluster__pb2.GetUsageRequest.FromString,
                     response_serializer=protos_dot_cluster__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=protos_dot_cluster__pb2.ExecRequest.FromString,
+                    response_serializer=protos_dot_cluster__pb2.ExecResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -478,6 +496,33 @@ class ClusterService:
             '/pinnace.v1.ClusterService/GetUsage',
             protos_dot_cluster__pb2.GetUsageRequest.SerializeToString,
             protos_dot_cluster__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pinnace.v1.ClusterService/Exec',
+            protos_dot_cluster__pb2.ExecRequest.SerializeToString,
+            protos_dot_cluster__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,10 @@ class ClusterServiceStub:
     """A pod's container log, read by its node's agent and relayed: `pinnace logs`."""
     GetUsage: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.GetUsageRequest, _cluster_pb2.GetUsageResponse]
     """CPU and memory the agents last measured (Docker stats): `pinnace top nodes|pods`."""
+    Exec: _grpc.StreamStreamMultiCallable[_cluster_pb2.ExecRequest, _cluster_pb2.ExecResponse]
+    """A command run in a pod's container, streamed both ways through its node's
+    session: `pinnace exec`. The first request opens it; the last response has `exited`.
+    """
 
 @_typing.type_check_only
 class ClusterServiceAsyncStub(ClusterServiceStub):
@@ -75,6 +79,10 @@ class ClusterServiceAsyncStub(ClusterServiceStub):
     """A pod's container log, read by its node's agent and relayed: `pinnace logs`."""
     GetUsage: _aio.UnaryUnaryMultiCallable[_cluster_pb2.GetUsageRequest, _cluster_pb2.GetUsageResponse]  # type: ignore[assignment]
     """CPU and memory the agents last measured (Docker stats): `pinnace top nodes|pods`."""
+    Exec: _aio.StreamStreamMultiCallable[_cluster_pb2.ExecRequest, _cluster_pb2.ExecResponse]  # type: ignore[assignment]
+    """A command run in a pod's container, streamed both ways through its node's
+    session: `pinnace exec`. The first request opens it; the last response has `exited`.
+    """
 
 class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -152,5 +160,15 @@ class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_cluster_pb2.GetUsageResponse, _abc.Awaitable[_cluster_pb2.GetUsageResponse]]:
         """CPU and memory the agents last measured (Docker stats): `pinnace top nodes|pods`."""
+
+    @_abc_1.abstractmethod
+    def Exec(
+        self,
+        request_iterator: _MaybeAsyncIterator[_cluster_pb2.ExecRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_cluster_pb2.ExecResponse], _abc.AsyncIterator[_cluster_pb2.ExecResponse]]:
+        """A command run in a pod's container, streamed both ways through its node's
+        session: `pinnace exec`. The first request opens it; the last response has `exited`.
+        """
 
 def add_ClusterServiceServicer_to_server(servicer: ClusterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

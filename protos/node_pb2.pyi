@@ -186,6 +186,7 @@ class AgentMessage(_message.Message):
     NOTICE_FIELD_NUMBER: _builtins.int
     GOODBYE_FIELD_NUMBER: _builtins.int
     LOG_CHUNK_FIELD_NUMBER: _builtins.int
+    EXEC_OUTPUT_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___SessionHello: ...
@@ -206,6 +207,10 @@ class AgentMessage(_message.Message):
         """Container log bytes answering a LogRequest (kubectl logs, pinnace logs)."""
 
     @_builtins.property
+    def exec_output(self) -> Global___ExecOutput:
+        """Output and the end of a command run for an ExecStart (kubectl exec, pinnace exec)."""
+
+    @_builtins.property
     def usage(self) -> Global___UsageReport:
         """CPU and memory measured on this node (`pinnace top`), every few seconds."""
 
@@ -218,13 +223,14 @@ class AgentMessage(_message.Message):
         notice: Global___NodeNotice | None = ...,
         goodbye: Global___Goodbye | None = ...,
         log_chunk: Global___LogChunk | None = ...,
+        exec_output: Global___ExecOutput | None = ...,
         usage: Global___UsageReport | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "usage"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "exec_output", "usage"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -268,11 +274,20 @@ class UsageReport(_message.Message):
     NODE_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     CONTAINERS_FIELD_NUMBER: _builtins.int
     MEASURED_AT_FIELD_NUMBER: _builtins.int
+    VOLUMES_FIELD_NUMBER: _builtins.int
+    VOLUMES_LISTED_FIELD_NUMBER: _builtins.int
     node_cpu_millis: _builtins.int
     node_memory_bytes: _builtins.int
     measured_at: _builtins.float
+    volumes_listed: _builtins.bool
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerUsage]: ...
+    @_builtins.property
+    def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeUsage]:
+        """This node's claim volumes as the engine lists them (set only when the listing
+        worked: a claim volume missing from a listed report is gone from the node).
+        """
+
     def __init__(
         self,
         *,
@@ -280,14 +295,48 @@ class UsageReport(_message.Message):
         node_memory_bytes: _builtins.int = ...,
         containers: _abc.Iterable[Global___ContainerUsage] | None = ...,
         measured_at: _builtins.float = ...,
+        volumes: _abc.Iterable[Global___VolumeUsage] | None = ...,
+        volumes_listed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes", "volumes", b"volumes", "volumes_listed", b"volumes_listed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UsageReport: _TypeAlias = UsageReport  # noqa: Y015
+
+@_typing.final
+class VolumeUsage(_message.Message):
+    """One claim volume: bytes used and the filesystem's size (0: not enforced, a plain
+    Docker volume; used is then -1, unknown).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOLUME_NAME_FIELD_NUMBER: _builtins.int
+    CLAIM_NAME_FIELD_NUMBER: _builtins.int
+    USED_BYTES_FIELD_NUMBER: _builtins.int
+    CAPACITY_BYTES_FIELD_NUMBER: _builtins.int
+    volume_name: _builtins.str
+    claim_name: _builtins.str
+    used_bytes: _builtins.int
+    capacity_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        volume_name: _builtins.str = ...,
+        claim_name: _builtins.str = ...,
+        used_bytes: _builtins.int = ...,
+        capacity_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity_bytes", b"capacity_bytes", "claim_name", b"claim_name", "used_bytes", b"used_bytes", "volume_name", b"volume_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeUsage: _TypeAlias = VolumeUsage  # noqa: Y015
 
 @_typing.final
 class LogChunk(_message.Message):
@@ -521,6 +570,7 @@ class PodStatusReport(_message.Message):
     READY_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     REMOVED_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     pod_name: _builtins.str
     epoch: _builtins.int
     """The assignment epoch this status answers to."""
@@ -535,6 +585,8 @@ class PodStatusReport(_message.Message):
     """True once the agent has stopped and removed every container of the pod
     (after a stop order, or because the pod is no longer assigned).
     """
+    namespace: _builtins.str
+    """The pod's namespace; empty means "default" (agents from before namespaces)."""
     @_builtins.property
     def port_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """"containerPort/PROTOCOL" -> host port the agent published it on."""
@@ -555,10 +607,11 @@ class PodStatusReport(_message.Message):
         ready: _builtins.bool = ...,
         started_at: _builtins.float = ...,
         removed: _builtins.bool = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "epoch", b"epoch", "host_ip", b"host_ip", "message", b"message", "phase", b"phase", "pod_name", b"pod_name", "port_map", b"port_map", "ready", b"ready", "reason", b"reason", "removed", b"removed", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "epoch", b"epoch", "host_ip", b"host_ip", "message", b"message", "namespace", b"namespace", "phase", b"phase", "pod_name", b"pod_name", "port_map", b"port_map", "ready", b"ready", "reason", b"reason", "removed", b"removed", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -573,6 +626,10 @@ class MasterMessage(_message.Message):
     PEERS_FIELD_NUMBER: _builtins.int
     LOG_REQUEST_FIELD_NUMBER: _builtins.int
     LOG_CANCEL_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
+    EXEC_START_FIELD_NUMBER: _builtins.int
+    EXEC_INPUT_FIELD_NUMBER: _builtins.int
+    VOLUME_ORDERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def assignments(self) -> Global___PodAssignments: ...
     @_builtins.property
@@ -589,6 +646,26 @@ class MasterMessage(_message.Message):
     def log_cancel(self) -> Global___LogCancel:
         """Stop a LogRequest that follows (the client went away)."""
 
+    @_builtins.property
+    def services(self) -> Global___ServiceTable:
+        """Every Service with its ready endpoints (the node proxy and the node's DNS):
+        sent whole at the start of a session and whenever it changes.
+        """
+
+    @_builtins.property
+    def exec_start(self) -> Global___ExecStart:
+        """Run a command in a pod's container; output comes back as ExecOutputs."""
+
+    @_builtins.property
+    def exec_input(self) -> Global___ExecInput:
+        """Stdin, its end, a terminal size or a cancel for a running ExecStart."""
+
+    @_builtins.property
+    def volume_orders(self) -> Global___VolumeOrders:
+        """The claim volumes this node must remove (reclaim policy Delete): the whole set,
+        sent at the start of a session and whenever it changes.
+        """
+
     def __init__(
         self,
         *,
@@ -597,16 +674,311 @@ class MasterMessage(_message.Message):
         peers: Global___PeerList | None = ...,
         log_request: Global___LogRequest | None = ...,
         log_cancel: Global___LogCancel | None = ...,
+        services: Global___ServiceTable | None = ...,
+        exec_start: Global___ExecStart | None = ...,
+        exec_input: Global___ExecInput | None = ...,
+        volume_orders: Global___VolumeOrders | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "services", "exec_start", "exec_input", "volume_orders"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___MasterMessage: _TypeAlias = MasterMessage  # noqa: Y015
+
+@_typing.final
+class VolumeOrders(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOVE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def remove(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        remove: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["remove", b"remove"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeOrders: _TypeAlias = VolumeOrders  # noqa: Y015
+
+@_typing.final
+class ServiceTable(_message.Message):
+    """The cluster's Services as a node needs them: the node proxy (agent/nodeproxy)
+    listens on each cluster_ip:port and spreads connections over the ready endpoints;
+    the node's DNS answers names with cluster IPs (or, headless, the endpoints).
+    Level-triggered like PodAssignments: each message is the whole table, `version`
+    grows with every change, an agent keeps the newest and needs no history.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
+    SERVICE_CIDR_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    service_cidr: _builtins.str
+    """The master's --service-cidr: the agent makes the range local to the node
+    (`ip route replace local CIDR dev lo`) so the proxy can bind any address of it.
+    """
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceEntry]: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        services: _abc.Iterable[Global___ServiceEntry] | None = ...,
+        service_cidr: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["service_cidr", b"service_cidr", "services", b"services", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceTable: _TypeAlias = ServiceTable  # noqa: Y015
+
+@_typing.final
+class ServiceEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    CLUSTER_IP_FIELD_NUMBER: _builtins.int
+    HEADLESS_FIELD_NUMBER: _builtins.int
+    PORTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    namespace: _builtins.str
+    """"" until namespaces exist: the default namespace."""
+    type: _builtins.str
+    """ClusterIP | LoadBalancer | NodePort"""
+    cluster_ip: _builtins.str
+    """The Service's virtual address; empty when headless."""
+    headless: _builtins.bool
+    """clusterIP: None -- no address and no proxying; names resolve to the endpoints."""
+    @_builtins.property
+    def ports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServicePortEntry]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        type: _builtins.str = ...,
+        cluster_ip: _builtins.str = ...,
+        headless: _builtins.bool = ...,
+        ports: _abc.Iterable[Global___ServicePortEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_ip", b"cluster_ip", "headless", b"headless", "name", b"name", "namespace", b"namespace", "ports", b"ports", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceEntry: _TypeAlias = ServiceEntry  # noqa: Y015
+
+@_typing.final
+class ServicePortEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    PROTOCOL_FIELD_NUMBER: _builtins.int
+    APP_PROTOCOL_FIELD_NUMBER: _builtins.int
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Empty for a Service's only, unnamed port."""
+    port: _builtins.int
+    protocol: _builtins.str
+    """TCP (the only protocol pinnace serves today)."""
+    app_protocol: _builtins.str
+    """Kubernetes' appProtocol, or "http"/"tcp" as the load balancer decided it."""
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceEndpoint]:
+        """Ready endpoints only (a pod not ready or asked to stop is left out)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        port: _builtins.int = ...,
+        protocol: _builtins.str = ...,
+        app_protocol: _builtins.str = ...,
+        endpoints: _abc.Iterable[Global___ServiceEndpoint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_protocol", b"app_protocol", "endpoints", b"endpoints", "name", b"name", "port", b"port", "protocol", b"protocol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServicePortEntry: _TypeAlias = ServicePortEntry  # noqa: Y015
+
+@_typing.final
+class ServiceEndpoint(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    POD_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    SUBDOMAIN_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    """Where the pod's target port is published: its node's advertise address and host port."""
+    port: _builtins.int
+    pod: _builtins.str
+    node: _builtins.str
+    hostname: _builtins.str
+    """The pod's spec.hostname / spec.subdomain (a StatefulSet's pods: the pod's name and
+    the governing Service), for `<hostname>.<subdomain>.<ns>.svc` names; empty if none.
+    """
+    subdomain: _builtins.str
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        port: _builtins.int = ...,
+        pod: _builtins.str = ...,
+        node: _builtins.str = ...,
+        hostname: _builtins.str = ...,
+        subdomain: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "hostname", b"hostname", "node", b"node", "pod", b"pod", "port", b"port", "subdomain", b"subdomain"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceEndpoint: _TypeAlias = ServiceEndpoint  # noqa: Y015
+
+@_typing.final
+class ExecStart(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    POD_NAME_FIELD_NUMBER: _builtins.int
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    STDIN_FIELD_NUMBER: _builtins.int
+    TTY_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    pod_name: _builtins.str
+    container: _builtins.str
+    """Empty: the pod's only (first) container."""
+    stdin: _builtins.bool
+    tty: _builtins.bool
+    width: _builtins.int
+    """The terminal's size at the start (0: unknown)."""
+    height: _builtins.int
+    namespace: _builtins.str
+    """The pod's namespace; empty means "default"."""
+    @_builtins.property
+    def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        pod_name: _builtins.str = ...,
+        container: _builtins.str = ...,
+        command: _abc.Iterable[_builtins.str] | None = ...,
+        stdin: _builtins.bool = ...,
+        tty: _builtins.bool = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        namespace: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod_name", b"pod_name", "request_id", b"request_id", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecStart: _TypeAlias = ExecStart  # noqa: Y015
+
+@_typing.final
+class ExecInput(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    CLOSE_STDIN_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    CANCEL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    data: _builtins.bytes
+    close_stdin: _builtins.bool
+    width: _builtins.int
+    """Both > 0: resize the terminal."""
+    height: _builtins.int
+    cancel: _builtins.bool
+    """The client went away: stop relaying (the command gets EOF or a hang-up)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+        close_stdin: _builtins.bool = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        cancel: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "close_stdin", b"close_stdin", "data", b"data", "height", b"height", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecInput: _TypeAlias = ExecInput  # noqa: Y015
+
+@_typing.final
+class ExecOutput(_message.Message):
+    """Output of an exec (stream 1 stdout, 2 stderr), or its end (`end`, with the command's
+    `exit_code`, or `error`: why it could not run or was cut off).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    EXIT_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    stream: _builtins.int
+    data: _builtins.bytes
+    end: _builtins.bool
+    exit_code: _builtins.int
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        stream: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        end: _builtins.bool = ...,
+        exit_code: _builtins.int = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "end", b"end", "error", b"error", "exit_code", b"exit_code", "request_id", b"request_id", "stream", b"stream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecOutput: _TypeAlias = ExecOutput  # noqa: Y015
 
 @_typing.final
 class LogRequest(_message.Message):
@@ -622,6 +994,8 @@ class LogRequest(_message.Message):
     TIMESTAMPS_FIELD_NUMBER: _builtins.int
     SINCE_SECONDS_FIELD_NUMBER: _builtins.int
     LIMIT_BYTES_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     pod_name: _builtins.str
     container: _builtins.str
@@ -633,6 +1007,10 @@ class LogRequest(_message.Message):
     since_seconds: _builtins.int
     """0: no limit."""
     limit_bytes: _builtins.int
+    namespace: _builtins.str
+    """The pod's namespace; empty means "default"."""
+    previous: _builtins.bool
+    """The container's previous (terminated) run, as the agent kept it at the restart."""
     def __init__(
         self,
         *,
@@ -644,10 +1022,12 @@ class LogRequest(_message.Message):
         timestamps: _builtins.bool = ...,
         since_seconds: _builtins.int = ...,
         limit_bytes: _builtins.int = ...,
+        namespace: _builtins.str = ...,
+        previous: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "pod_name", b"pod_name", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "namespace", b"namespace", "pod_name", b"pod_name", "previous", b"previous", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -890,11 +1270,14 @@ class PodAssignment(_message.Message):
     OWNER_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
     STOP_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     epoch: _builtins.int
     owner: _builtins.str
     stop: _builtins.bool
     """Stop the pod (SIGTERM, grace period, SIGKILL) and report removed=true."""
+    namespace: _builtins.str
+    """The pod's namespace (a pod is known by namespace and name); empty means "default"."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -908,10 +1291,11 @@ class PodAssignment(_message.Message):
         owner: _builtins.str = ...,
         spec: Global___PodSpec | None = ...,
         stop: _builtins.bool = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "owner", b"owner", "spec", b"spec", "stop", b"stop"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "spec", b"spec", "stop", b"stop"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -925,12 +1309,25 @@ class PodSpec(_message.Message):
     RESTART_POLICY_FIELD_NUMBER: _builtins.int
     TERMINATION_GRACE_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
+    SERVICE_ENV_FIELD_NUMBER: _builtins.int
+    DNS_FIELD_NUMBER: _builtins.int
     restart_policy: _builtins.str
     termination_grace_period_seconds: _builtins.int
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerSpec]: ...
     @_builtins.property
     def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Volume]: ...
+    @_builtins.property
+    def service_env(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvVar]:
+        """The Service environment variables (<SVC>_SERVICE_HOST ..., master/app/servicenv.py):
+        every container starts with them and its own env and envFrom win over them. Final
+        values, and no part of a container's identity: a new Service restarts nothing.
+        """
+
+    @_builtins.property
+    def dns(self) -> Global___PodDNS:
+        """spec.dnsPolicy and spec.dnsConfig; the agent makes the resolv.conf (agent/poddns.py)."""
+
     def __init__(
         self,
         *,
@@ -938,14 +1335,74 @@ class PodSpec(_message.Message):
         restart_policy: _builtins.str = ...,
         termination_grace_period_seconds: _builtins.int = ...,
         volumes: _abc.Iterable[Global___Volume] | None = ...,
+        service_env: _abc.Iterable[Global___EnvVar] | None = ...,
+        dns: Global___PodDNS | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dns", b"dns"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "restart_policy", b"restart_policy", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "dns", b"dns", "restart_policy", b"restart_policy", "service_env", b"service_env", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PodSpec: _TypeAlias = PodSpec  # noqa: Y015
+
+@_typing.final
+class PodDNS(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    NAMESERVERS_FIELD_NUMBER: _builtins.int
+    SEARCHES_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    policy: _builtins.str
+    """ClusterFirst (also when empty) | ClusterFirstWithHostNet | Default | None"""
+    @_builtins.property
+    def nameservers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def searches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___DNSOption]: ...
+    def __init__(
+        self,
+        *,
+        policy: _builtins.str = ...,
+        nameservers: _abc.Iterable[_builtins.str] | None = ...,
+        searches: _abc.Iterable[_builtins.str] | None = ...,
+        options: _abc.Iterable[Global___DNSOption] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nameservers", b"nameservers", "options", b"options", "policy", b"policy", "searches", b"searches"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PodDNS: _TypeAlias = PodDNS  # noqa: Y015
+
+@_typing.final
+class DNSOption(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    HAS_VALUE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    value: _builtins.str
+    has_value: _builtins.bool
+    """False: an option without a value ("rotate")."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        value: _builtins.str = ...,
+        has_value: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_value", b"has_value", "name", b"name", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DNSOption: _TypeAlias = DNSOption  # noqa: Y015
 
 @_typing.final
 class Volume(_message.Message):
@@ -963,6 +1420,7 @@ class Volume(_message.Message):
     READ_ONLY_FIELD_NUMBER: _builtins.int
     VOLUME_NAME_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
+    CLAIM_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     source: _builtins.str
     """emptyDir | hostPath | persistentVolumeClaim"""
@@ -976,6 +1434,10 @@ class Volume(_message.Message):
     """persistentVolumeClaim: the claim, and the node-local Docker volume bound to it."""
     read_only: _builtins.bool
     volume_name: _builtins.str
+    claim_bytes: _builtins.int
+    """persistentVolumeClaim: the claim's requested bytes now (a larger request grows the
+    node's filesystem of it).
+    """
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeFile]:
         """configMap | secret: the files, resolved by the master for this node (kept on a tmpfs)."""
@@ -993,10 +1455,11 @@ class Volume(_message.Message):
         read_only: _builtins.bool = ...,
         volume_name: _builtins.str = ...,
         files: _abc.Iterable[Global___VolumeFile] | None = ...,
+        claim_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_name", b"claim_name", "files", b"files", "host_path_type", b"host_path_type", "medium", b"medium", "name", b"name", "path", b"path", "read_only", b"read_only", "size_limit_bytes", b"size_limit_bytes", "source", b"source", "volume_name", b"volume_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_bytes", b"claim_bytes", "claim_name", b"claim_name", "files", b"files", "host_path_type", b"host_path_type", "medium", b"medium", "name", b"name", "path", b"path", "read_only", b"read_only", "size_limit_bytes", b"size_limit_bytes", "source", b"source", "volume_name", b"volume_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,7 +6,8 @@ filtered by the `pinnace.node` label exactly like DockerRuntime. Everything is
 plain dicts and counters, no threads, so a thousand hollow nodes cost little.
 Tests drive failures through the engine: `crash()` a container, list images that
 are `present` or `pullable`, make starting an image fail, or set how a command
-run by `exec` ends (`exec_results`).
+run by `exec` ends (`exec_results`). An interactive exec (`open_exec`) prints that
+result's output, then, with stdin, echoes its input back (like `cat`) until stdin ends.
 """
 
 from __future__ import annotations
@@ -21,18 +22,20 @@ from typing import Literal
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
-    LABEL_POD,
+    STDOUT,
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
     ContainerStats,
     ExecResult,
+    ExecSession,
     ImagePullError,
     LogOptions,
     RuntimeEvent,
     RuntimeFailure,
     VolumeInfo,
     fallback_note,
+    pod_of,
 )
 
 
@@ -89,7 +92,7 @@ class FakeEngine:
         self._publish("die", self.containers[container_id])
 
     def _publish(self, action: Literal["start", "die"], info: ContainerInfo) -> None:
-        event = RuntimeEvent(action, info.id, info.labels.get(LABEL_POD, ""))
+        event = RuntimeEvent(action, info.id, pod_of(info.labels))
         event = replace(event, container=info.labels.get(LABEL_CONTAINER, ""))
         for sub in self._subscribers:
             if info.labels.get(LABEL_NODE) == sub.node:
@@ -97,6 +100,40 @@ class FakeEngine:
 
     def _host_ports_in_use(self) -> set[tuple[str, int]]:
         return {(k, p) for c in self.containers.values() if c.alive for k, p in c.ports.items()}
+
+
+class FakeExecSession:
+    """An exec in a fake container: the command's set output, then stdin echoed back."""
+
+    def __init__(self, result: ExecResult, stdin: bool) -> None:
+        self._result = result
+        self._pending: asyncio.Queue[bytes | None] = asyncio.Queue()
+        if result.output:
+            self._pending.put_nowait(result.output.encode())
+        if not stdin:
+            self._pending.put_nowait(None)
+        self.resizes: list[tuple[int, int]] = []
+        self.closed = False
+
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        while (data := await self._pending.get()) is not None:
+            yield STDOUT, data
+
+    async def write(self, data: bytes) -> None:
+        self._pending.put_nowait(data)
+
+    async def close_stdin(self) -> None:
+        self._pending.put_nowait(None)
+
+    async def resize(self, width: int, height: int) -> None:
+        self.resizes.append((width, height))
+
+    async def exit_code(self) -> int:
+        return self._result.exit_code
+
+    async def close(self) -> None:
+        self.closed = True
+        self._pending.put_nowait(None)
 
 
 class FakeRuntime:
@@ -210,6 +247,15 @@ class FakeRuntime:
             raise RuntimeFailure(f"cannot exec in {container_id[:12]}: container is not running")
         self.engine.execs.append((container_id, command))
         return self.engine.exec_results.get(command, ExecResult(0))
+
+    async def open_exec(
+        self, container_id: str, command: tuple[str, ...], stdin: bool, tty: bool
+    ) -> ExecSession:
+        info = self._mine(self.engine.containers.get(container_id))
+        if info is None or info.state != "running":
+            raise RuntimeFailure(f"cannot exec in {container_id[:12]}: container is not running")
+        self.engine.execs.append((container_id, command))
+        return FakeExecSession(self.engine.exec_results.get(command, ExecResult(0)), stdin)
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         info = self._mine(self.engine.containers.get(container_id))

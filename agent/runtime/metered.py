@@ -19,6 +19,7 @@ from agent.runtime.port import (
     ContainerInfo,
     ContainerStats,
     ExecResult,
+    ExecSession,
     LogOptions,
     Runtime,
     RuntimeEvent,
@@ -70,6 +71,11 @@ class MeteredRuntime:
 
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         return await _timed("exec", self._inner.exec(container_id, command))
+
+    async def open_exec(
+        self, container_id: str, command: tuple[str, ...], stdin: bool, tty: bool
+    ) -> ExecSession:
+        return await _timed("open_exec", self._inner.open_exec(container_id, command, stdin, tty))
 
     async def list_volumes(self) -> list[VolumeInfo]:
         return await _timed("list_volumes", self._inner.list_volumes())

@@ -11,12 +11,16 @@ unit tests and hollow nodes. Both pass tests/integration/test_agent_runtime_cont
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from kernel.names import DEFAULT_NAMESPACE, flat_pod_ref, pod_ref, split_pod_ref
+
 LABEL_NODE = "pinnace.node"
 LABEL_POD = "pinnace.pod"
+# Absent on containers of "default" (and on those made before namespaces existed).
+LABEL_NAMESPACE = "pinnace.namespace"
 LABEL_CONTAINER = "pinnace.container"
 LABEL_EPOCH = "pinnace.epoch"
 LABEL_SPEC_HASH = "pinnace.spec-hash"
@@ -55,8 +59,25 @@ class RuntimeUnavailable(RuntimeFailure):
 
 
 def container_name(node: str, pod: str, container: str) -> str:
-    """Docker names are engine-global, so the node is part of the name."""
-    return f"pinnace-{node}-{pod}-{container}"
+    """Docker names are engine-global, so the node is part of the name; `pod` is a
+    pod_ref, flattened for Docker ("<ns>_<name>" outside "default")."""
+    return f"pinnace-{node}-{flat_pod_ref(pod)}-{container}"
+
+
+def pod_labels(pod: str) -> dict[str, str]:
+    """The labels naming a pod (`pod` a pod_ref): its name, and its namespace when not
+    "default" (containers from before namespaces carry no namespace label)."""
+    namespace, name = split_pod_ref(pod)
+    labels = {LABEL_POD: name}
+    if namespace != DEFAULT_NAMESPACE:
+        labels[LABEL_NAMESPACE] = namespace
+    return labels
+
+
+def pod_of(labels: Mapping[str, str]) -> str:
+    """The pod_ref a container or volume belongs to, from `pod_labels`."""
+    name = labels.get(LABEL_POD, "")
+    return pod_ref(labels.get(LABEL_NAMESPACE, DEFAULT_NAMESPACE), name) if name else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +106,8 @@ class Mount:
     create: bool = False
     tmpfs_bytes: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    # A claim volume: the bytes its filesystem must hold (0: a plain Docker volume).
+    size_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +133,10 @@ class ContainerConfig:
     nano_cpus: int = 0
     mem_limit: int = 0
     mounts: tuple[Mount, ...] = ()
+    # The container's resolv.conf; all empty: the engine's default (the node's own).
+    dns_servers: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +167,8 @@ class ContainerInfo:
 
     @property
     def pod(self) -> str:
-        return self.labels.get(LABEL_POD, "")
+        """The pod's `kernel.names.pod_ref`, from its name and namespace labels."""
+        return pod_of(self.labels)
 
     @property
     def container(self) -> str:
@@ -215,6 +243,30 @@ class LogOptions:
     since_seconds: int = 0
 
 
+STDOUT = 1
+STDERR = 2
+
+
+class ExecSession(Protocol):
+    """An interactive command running in a container (`kubectl exec`, `pinnace exec`).
+
+    `output()` yields (STDOUT or STDERR, bytes) until the command's output ends (with a
+    TTY everything is STDOUT); then `exit_code()` says how it ended. `close()` drops the
+    connection: a command still reading stdin sees its end (with a TTY, a hang-up)."""
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def resize(self, width: int, height: int) -> None: ...
+
+    async def exit_code(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
 class Runtime(Protocol):
     """A container engine seen through one node's labels."""
 
@@ -262,6 +314,13 @@ class Runtime(Protocol):
         """Runs `command` inside the running container and waits for it to end.
         Raises RuntimeFailure when it cannot be run (container gone or stopped,
         no such executable); the caller bounds the wait."""
+        ...
+
+    async def open_exec(
+        self, container_id: str, command: tuple[str, ...], stdin: bool, tty: bool
+    ) -> ExecSession:
+        """Starts `command` in the running container with its streams attached.
+        Raises RuntimeFailure when the container is gone, stopped or not this node's."""
         ...
 
     async def list_volumes(self) -> list[VolumeInfo]:

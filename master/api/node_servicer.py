@@ -32,7 +32,9 @@ from master.api.convert import (
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
-from master.api.usage import report_from_proto
+from master.api.servicetable import ServiceTableFeed
+from master.api.usage import report_from_proto, volume_uses_from_proto
+from master.app.claimreports import record_volume_report, removal_orders
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
     ResolvedFiles,
@@ -41,11 +43,22 @@ from master.app.podvolumes import (
     volume_references,
 )
 from master.app.reports import NodeReports
+from master.app.servicenv import service_env
 from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, StoredObject, Volume
+from master.model import (
+    Container,
+    Node,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    Service,
+    StoredObject,
+    Volume,
+    key_of,
+)
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -83,6 +96,8 @@ class _Session:
     # it), so an agent that stops reading costs the master nothing per heartbeat.
     ack_due: asyncio.Event = field(default_factory=asyncio.Event)
     ack_sequence: int = 0
+    # The service table may have changed (master/api/servicetable.py).
+    services_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -109,6 +124,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._lease_seconds = lease_seconds
         self._sessions: dict[str, _Session] = {}
         self._reports = NodeReports(state, clock)
+        # Every Service's address and ready endpoints, for the node proxies and DNS.
+        self._service_table = ServiceTableFeed(state)
         # Each node's (address, witness port) as last seen, and the sorted witness rows
         # (None: to be rebuilt): status changes then cost the sessions nothing.
         self._peer_seen: dict[str, tuple[str, int]] = {}
@@ -116,8 +133,14 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._peers_broadcast_at = float("-inf")
         self._peers_broadcast_task: asyncio.Task[None] | None = None
         self._node_count = 0
+        # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
+        self._claim_bytes: dict[str, int] = {}
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
+        # Service environment variables by (namespace, enableServiceLinks), dropped when a
+        # Service changes what they hold (`_service_seen`: that part of each Service).
+        self._service_env: dict[tuple[str, bool], tuple[tuple[str, str], ...]] = {}
+        self._service_seen: dict[str, tuple[object, ...]] = {}
         state.subscribe(self._on_change)
 
     def gate_stops(self, released: Callable[[Pod], bool]) -> None:
@@ -184,29 +207,74 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             session = self._sessions.get(obj.node_name)
             if session is not None:
                 session.dirty.set()
+        elif isinstance(obj, Service):
+            self._on_service(obj, deleted)
+        elif isinstance(obj, PersistentVolume):
+            # A Released volume to delete: its node gets its removal orders again.
+            session = self._sessions.get(obj.node_name)
+            if session is not None:
+                session.dirty.set()
+        elif isinstance(obj, PersistentVolumeClaim) and obj.node_name:
+            # A resized claim: the node's pods carry the new size (the agent grows it).
+            if self._claim_bytes.get(key_of(obj)) != obj.storage_bytes:
+                self._claim_bytes[key_of(obj)] = obj.storage_bytes
+                session = self._sessions.get(obj.node_name)
+                if session is not None:
+                    session.dirty.set()
         elif kind in ("ConfigMap", "Secret"):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
             key = (kind, obj.meta.name)
+            ns = obj.meta.namespace
             for name, session in self._sessions.items():
                 if any(
-                    key in references(p) or key in volume_references(p)
+                    p.meta.namespace == ns and (key in references(p) or key in volume_references(p))
                     for p in self._state.pods_on_node(name)
                 ):
                     session.dirty.set()
 
+    def _on_service(self, svc: Service, deleted: bool) -> None:
+        key = key_of(svc)
+        seen = None if deleted else (svc.cluster_ip, svc.ports, svc.headless)
+        if self._service_seen.get(key) == seen:
+            return  # a status change (the load balancer's): the variables stay
+        if seen is None:
+            self._service_seen.pop(key, None)
+        else:
+            self._service_seen[key] = seen
+        self._service_env.clear()
+        # Containers that start from now on (a restart, a new pod) see the change; the
+        # ones that run keep their environment, as with the kubelet.
+        for session in self._sessions.values():
+            session.dirty.set()
+
+    def _services_env(self, pod: Pod) -> tuple[tuple[str, str], ...]:
+        """The pod's Service variables (master/app/servicenv.py), computed once per
+        namespace and links setting until a Service changes."""
+        key = (pod.meta.namespace, pod.spec.enable_service_links is not False)
+        found = self._service_env.get(key)
+        if found is None:
+            services = (s for s in self._state.objects("Service") if isinstance(s, Service))
+            found = self._service_env[key] = service_env(key[0], key[1], services)
+        return found
+
     def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
         node = self._state.get("Node", pod.node_name)
+        lookup = self._lookup_in(pod.meta.namespace)
         env = resolve_container_env(
-            pod, container, self._state.get, node if isinstance(node, Node) else None
+            pod, container, lookup, node if isinstance(node, Node) else None
         )
         if env.error:
             return env
         # A configMap or secret volume that cannot be made holds the container back too.
-        return replace(env, error=mount_error(pod, container, self._state.get))
+        return replace(env, error=mount_error(pod, container, lookup))
 
-    def _resolve_files(self, volume: Volume) -> ResolvedFiles:
-        return resolve_volume_files(volume, self._state.get)
+    def _lookup_in(self, namespace: str) -> Callable[[str, str], StoredObject | None]:
+        """ConfigMaps and Secrets a pod reads are those of its own namespace."""
+        return lambda kind, name: self._state.get(kind, name, namespace)
+
+    def _resolve_files(self, pod: Pod, volume: Volume) -> ResolvedFiles:
+        return resolve_volume_files(volume, self._lookup_in(pod.meta.namespace))
 
     # -- RegisterNode ----------------------------------------------------------------
 
@@ -275,6 +343,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._mark_session(node_name, lost=False)
         session.dirty.set()
         session.peers_changed.set()
+        session.services_changed.set()
+        unsubscribe = self._service_table.on_stale(session.services_changed.set)
         # Log requests (master/api/logs.py) share the way down.
         down: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
         self.logs.attach(node_name, down)
@@ -284,11 +354,18 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
         peers_sent: node_pb2.PeerList | None = None
+        removals_sent: list[str] | None = None
+        table_sent = -1
         try:
             while not reader.done() and not superseded.done():
                 wakers = [
                     asyncio.create_task(e.wait())
-                    for e in (session.dirty, session.ack_due, session.peers_changed)
+                    for e in (
+                        session.dirty,
+                        session.ack_due,
+                        session.peers_changed,
+                        session.services_changed,
+                    )
                 ]
                 relayed = asyncio.create_task(down.get())
                 await asyncio.wait(
@@ -315,8 +392,15 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     if peers != peers_sent:
                         peers_sent = peers
                         yield node_pb2.MasterMessage(peers=peers)
+                if session.services_changed.is_set():
+                    session.services_changed.clear()
+                    table = self._service_table.current()
+                    if table.version != table_sent:
+                        table_sent = table.version
+                        yield node_pb2.MasterMessage(services=table)
                 if withheld and any(
-                    (p := self._state.pod(name)) is None or self._released(p) for name in withheld
+                    not isinstance(p := self._state.get_key("Pod", key), Pod) or self._released(p)
+                    for key in withheld
                 ):
                     session.dirty.set()
                 if session.dirty.is_set() and not reader.done():
@@ -328,15 +412,20 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         self._released,
                         self._resolve_env,
                         self._resolve_files,
+                        self._services_env,
                     )
                     withheld = {
-                        p.meta.name
-                        for p in pods
-                        if p.deletion_requested_at and not self._released(p)
+                        key_of(p) for p in pods if p.deletion_requested_at and not self._released(p)
                     }
                     for chunk in chunk_assignments(msg):
                         yield node_pb2.MasterMessage(assignments=chunk)
+                    removals = removal_orders(self._state, node_name)
+                    if removals != removals_sent:
+                        removals_sent = removals
+                        orders = node_pb2.VolumeOrders(remove=removals)
+                        yield node_pb2.MasterMessage(volume_orders=orders)
         finally:
+            unsubscribe()
             self.logs.detach(node_name, down)
             for task in (reader, superseded):
                 task.cancel()
@@ -381,8 +470,16 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.ack_due.set()
             elif body == "log_chunk":
                 self.logs.deliver(msg.log_chunk)
+            elif body == "exec_output":
+                self.logs.execs.deliver(msg.exec_output)
             elif body == "usage":
                 self._usage.record(node_name, report_from_proto(msg.usage))
+                record_volume_report(
+                    self._state,
+                    node_name,
+                    volume_uses_from_proto(msg.usage),
+                    msg.usage.volumes_listed,
+                )
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)

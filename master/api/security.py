@@ -33,6 +33,7 @@ from master.pki.bootstrap import (
     write_admin_config,
 )
 from master.pki.ca import ca_hash
+from master.pki.identity import ClusterIdentity
 from master.pki.registry import SecurityRegistry
 from master.state import ClusterState
 from master.store.port import Store
@@ -73,9 +74,10 @@ class MasterSecurity:
         store: Store,
         state: ClusterState,
         clock: Clock,
+        shared: ClusterIdentity | None = None,
     ) -> MasterSecurity:
         now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
-        pki = ensure_pki(data_dir, server_names(listen, tls_sans), now)
+        pki = ensure_pki(data_dir, server_names(listen, tls_sans), now, shared)
         registry = SecurityRegistry(store, clock)
         await registry.load()
         registry.follow(state)

@@ -20,11 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from master.app.clusterip import ClusterIpError, assign_cluster_ip, taken_addresses
 from master.app.errors import AppError, commit
+from master.app.namespaces import check_namespaces
 from master.controllers.revisions import CHANGE_CAUSE, record_revision
+from master.manifest.quantities import format_memory
 from master.model import (
     ConfigMap,
     Deployment,
+    Ingress,
+    Namespace,
     PersistentVolumeClaim,
     Secret,
     Service,
@@ -35,7 +40,8 @@ from master.model import (
 from master.state import ClusterState
 
 ApplyAction = Literal["created", "configured", "unchanged"]
-Lookup = Callable[[str, str], StoredObject | None]
+# (kind, name, namespace) -> the stored object (ClusterState.get).
+Lookup = Callable[[str, str, str], StoredObject | None]
 # The load balancer's word on ports: (Services being applied, Services stored) -> one
 # sentence per Service it could not serve (see master/lb/conflicts.py).
 ServiceAdmission = Callable[[Sequence[Service], Sequence[Service]], list[str]]
@@ -62,13 +68,15 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
             new.rolling_update,
         )
     if isinstance(old, Service) and isinstance(new, Service):
-        return (old.selector, old.ports, old.type, old.headless, old.load_balancer_ip) == (
-            new.selector,
-            new.ports,
-            new.type,
-            new.headless,
-            new.load_balancer_ip,
-        )
+        # An empty clusterIP asks for nothing: the stored one stays.
+        same_ip = new.cluster_ip in ("", old.cluster_ip)
+        return same_ip and (
+            old.selector,
+            old.ports,
+            old.type,
+            old.headless,
+            old.load_balancer_ip,
+        ) == (new.selector, new.ports, new.type, new.headless, new.load_balancer_ip)
     if isinstance(old, ConfigMap) and isinstance(new, ConfigMap):
         return (old.data, old.binary_data, old.immutable) == (
             new.data,
@@ -81,6 +89,10 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
         return _claim_spec(old) == _claim_spec(new)
     if isinstance(old, StatefulSet) and isinstance(new, StatefulSet):
         return replace(old, meta=new.meta, status=new.status) == new
+    if isinstance(old, Ingress) and isinstance(new, Ingress):
+        return _ingress_spec(old) == _ingress_spec(new)
+    if isinstance(old, Namespace) and isinstance(new, Namespace):
+        return True
     return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
 
 
@@ -95,27 +107,71 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
     if isinstance(existing, Deployment) and isinstance(new, Deployment):
         return replace(new, meta=meta, status=existing.status)
     if isinstance(existing, Service) and isinstance(new, Service):
-        # The load balancer's status stays until it decides anew; becoming headless (or no
-        # longer) changes the address it shows.
-        same_ip = existing.headless == new.headless
+        # The load balancer's status stays until it decides anew; the cluster IP is
+        # decided by assign_cluster_ips (what the manifest asks for, else the stored one).
         return replace(
             new,
             meta=meta,
             ingress_ip=existing.ingress_ip,
-            cluster_ip=existing.cluster_ip if same_ip else "",
             lb_reason=existing.lb_reason,
             lb_message=existing.lb_message,
             lb_since=existing.lb_since,
         )
     if isinstance(existing, PersistentVolumeClaim) and isinstance(new, PersistentVolumeClaim):
         return replace(
-            new, meta=meta, volume_name=existing.volume_name, node_name=existing.node_name
+            new,
+            meta=meta,
+            volume_name=existing.volume_name,
+            node_name=existing.node_name,
+            used_bytes=existing.used_bytes,
+            capacity_bytes=existing.capacity_bytes,
+        )
+    if isinstance(existing, Ingress) and isinstance(new, Ingress):
+        # The load balancer's status stays until it decides anew.
+        return replace(
+            new,
+            meta=meta,
+            address=existing.address,
+            ports=existing.ports,
+            lb_reason=existing.lb_reason,
+            lb_message=existing.lb_message,
+        )
+    if isinstance(existing, Namespace) and isinstance(new, Namespace):
+        # Labels may change; a Terminating namespace stays Terminating.
+        return replace(
+            new,
+            meta=meta,
+            phase=existing.phase,
+            deletion_requested_at=existing.deletion_requested_at,
         )
     return replace(new, meta=meta)
 
 
+def _ingress_spec(i: Ingress) -> tuple[object, ...]:
+    return (i.class_name, i.default_backend, i.rules, i.tls)
+
+
 def _claim_spec(c: PersistentVolumeClaim) -> tuple[object, ...]:
     return (c.access_modes, c.storage_bytes, c.storage_class, c.volume_mode)
+
+
+def _check_claim_update(existing: PersistentVolumeClaim, new: PersistentVolumeClaim) -> None:
+    """A claim may grow (its storage classes allow volume expansion: the node grows the
+    filesystem); it never shrinks, and the rest of its spec is fixed."""
+    name = new.meta.name
+    if new.storage_bytes < existing.storage_bytes:
+        raise AppError(
+            "invalid",
+            f"persistentvolumeclaim {name}: spec.resources.requests.storage: cannot shrink "
+            f"from {format_memory(existing.storage_bytes)} to "
+            f"{format_memory(new.storage_bytes)}; a claim can only grow",
+        )
+    if _claim_spec(replace(new, storage_bytes=existing.storage_bytes)) != _claim_spec(existing):
+        raise AppError(
+            "invalid",
+            f"persistentvolumeclaim {name}: spec is immutable after creation except "
+            f"resources.requests.storage, which may grow (delete the claim to change the rest)",
+        )
 
 
 def with_history(obj: StoredObject, existing: StoredObject | None, now: float) -> StoredObject:
@@ -144,16 +200,8 @@ def check_immutable(existing: StoredObject, new: StoredObject) -> None:
                 f"{existing.kind.lower()} {new.meta.name}: field is immutable when "
                 f"`immutable` is set (delete it first to change it)",
             )
-    if (
-        isinstance(existing, PersistentVolumeClaim)
-        and isinstance(new, PersistentVolumeClaim)
-        and _claim_spec(existing) != _claim_spec(new)
-    ):
-        raise AppError(
-            "invalid",
-            f"persistentvolumeclaim {new.meta.name}: spec is immutable after creation "
-            f"(local volumes cannot be resized; delete the claim first to change it)",
-        )
+    if isinstance(existing, PersistentVolumeClaim) and isinstance(new, PersistentVolumeClaim):
+        _check_claim_update(existing, new)
     if isinstance(existing, StatefulSet) and isinstance(new, StatefulSet):
         fixed = ("selector", "service_name", "pod_management_policy", "claim_templates")
         changed = [f for f in fixed if getattr(existing, f) != getattr(new, f)]
@@ -185,7 +233,7 @@ def plan_apply(
     """
     planned: list[Applied] = []
     for obj in objects:
-        existing = lookup(obj.kind, obj.meta.name)
+        existing = lookup(obj.kind, obj.meta.name, obj.meta.namespace)
         if existing is None:
             planned.append(Applied(with_history(obj, None, now), "created"))
             continue
@@ -208,22 +256,27 @@ async def apply_objects(
     dry_run: bool = False,
     create_only: bool = False,
     admit_services: ServiceAdmission | None = None,
+    sources: Sequence[str] = (),
 ) -> list[Applied]:
     """Apply parsed objects; returns each with its action once the write is durable.
 
     Written objects come back as stored (with their resource version); with
     `dry_run` nothing is written and the planned objects come back. A Service
-    `admit_services` refuses (a port another Service holds) refuses the whole apply.
+    `admit_services` refuses (a port another Service holds) refuses the whole apply, so
+    does an object whose namespace does not exist (`sources[i]`: where objects[i] is
+    from, for the message).
     """
 
     def plan() -> list[Applied]:
+        check_namespaces(objects, state.get, sources)
         services = [o for o in objects if isinstance(o, Service)]
         if admit_services is not None and services:
+            # Ports and addresses are the cluster's, whichever namespace holds them.
             stored = [s for s in state.objects("Service") if isinstance(s, Service)]
             errors = admit_services(services, stored)
             if errors:
                 raise AppError("invalid", errors[0])
-        planned = plan_apply(objects, state.get, now, create_only)
+        planned = assign_cluster_ips(plan_apply(objects, state.get, now, create_only), state)
         if dry_run:
             return planned
         return [
@@ -231,3 +284,36 @@ async def apply_objects(
         ]
 
     return await commit(state, plan)
+
+
+def assign_cluster_ips(planned: list[Applied], state: ClusterState) -> list[Applied]:
+    """`planned` with every created or configured Service given its cluster IP; one
+    sentence (AppError) for the first that cannot have the address it asks for."""
+    services = [s for s in state.objects("Service") if isinstance(s, Service)]
+    applying = {
+        (p.obj.meta.namespace, p.obj.meta.name) for p in planned if isinstance(p.obj, Service)
+    }
+    # The range is the cluster's: every namespace's Services share it.
+    taken = taken_addresses(
+        (s for s in services if (s.meta.namespace, s.meta.name) not in applying),
+        state.service_cidr,
+    )
+    result = []
+    for p in planned:
+        obj = p.obj
+        if isinstance(obj, Service) and p.action != "unchanged":
+            previous = state.get("Service", obj.meta.name, obj.meta.namespace)
+            try:
+                obj = assign_cluster_ip(
+                    obj,
+                    previous if isinstance(previous, Service) else None,
+                    taken,
+                    state.service_cidr,
+                )
+            except ClusterIpError as e:
+                raise AppError("invalid", str(e)) from None
+            p = Applied(obj, p.action)
+        if isinstance(obj, Service) and not obj.headless:
+            taken.add(obj.cluster_ip)
+        result.append(p)
+    return result

@@ -14,17 +14,22 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from master.app.errors import AppError, commit, not_found
+from master.app.namespaces import mark_terminating
 from master.app.queries import check_kind
-from master.model import PersistentVolume, PersistentVolumeClaim
+from master.model import DEFAULT_NAMESPACE, PersistentVolume, PersistentVolumeClaim
 from master.state import ClusterState
 
 DeleteAction = Literal["deleted", "not found"]
+# (kind, name) in "default", or (kind, name, namespace).
+Target = tuple[str, str] | tuple[str, str, str]
 
 
 class NodeLifecycle(Protocol):
     """What the controllers do when a user deletes a pod or a node."""
 
-    def delete_pod(self, name: str, reason: str, message: str) -> bool: ...
+    def delete_pod(
+        self, name: str, reason: str, message: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> bool: ...
 
     def forget_node(self, name: str) -> bool: ...
 
@@ -34,62 +39,105 @@ class Deleted:
     kind: str
     name: str
     action: DeleteAction
+    namespace: str = DEFAULT_NAMESPACE
+
+
+def _triple(target: Target) -> tuple[str, str, str]:
+    return (target[0], target[1], target[2] if len(target) == 3 else DEFAULT_NAMESPACE)
 
 
 async def delete_objects(
     state: ClusterState,
     lifecycle: NodeLifecycle,
-    targets: Sequence[tuple[str, str]],
+    targets: Sequence[Target],
     missing_ok: bool,
+    grace_seconds: int | None = None,
 ) -> list[Deleted]:
-    """Delete (kind, name) targets; AppError(not_found) for a missing one unless `missing_ok`."""
-    for kind, _ in targets:
+    """Delete (kind, name[, namespace]) targets; AppError(not_found) for a missing one
+    unless `missing_ok`. `grace_seconds` (a delete's gracePeriodSeconds) replaces the
+    pods' terminationGracePeriodSeconds for this stop."""
+    triples = [_triple(t) for t in targets]
+    for kind, _, _ in triples:
         check_kind(kind)
 
     def plan() -> list[Deleted]:
         if not missing_ok:
-            for kind, name in targets:
-                if state.get(kind, name) is None:
+            for kind, name, ns in triples:
+                if state.get(kind, name, ns) is None:
                     raise not_found(kind, name)
         results = []
-        for kind, name in targets:
-            if state.get(kind, name) is None:
-                results.append(Deleted(kind, name, "not found"))
+        for kind, name, ns in triples:
+            if state.get(kind, name, ns) is None:
+                results.append(Deleted(kind, name, "not found", ns))
                 continue
-            _delete(state, lifecycle, kind, name)
-            results.append(Deleted(kind, name, "deleted"))
+            if grace_seconds is not None and kind == "Pod":
+                _set_stop_grace(state, name, ns, grace_seconds)
+            delete_one(state, lifecycle, kind, name, ns)
+            results.append(Deleted(kind, name, "deleted", ns))
         return results
 
     return await commit(state, plan)
 
 
-def _delete(state: ClusterState, lifecycle: NodeLifecycle, kind: str, name: str) -> None:
+def _set_stop_grace(state: ClusterState, name: str, ns: str, seconds: int) -> None:
+    pod = state.pod(name, ns)
+    if pod is None:
+        return
+    if pod.deletion_requested_at and 0 <= pod.stop_grace_seconds <= seconds:
+        return  # already stopping, as soon or sooner (a delete may only shorten it)
+    state.put(replace(pod, deletion_grace_seconds=seconds))
+
+
+def delete_one(
+    state: ClusterState, lifecycle: NodeLifecycle, kind: str, name: str, ns: str
+) -> None:
+    """Delete one existing object inside a plan, as `delete` does it for a user."""
     if kind == "Pod":
-        lifecycle.delete_pod(name, "Killing", f"pod {name} deleted by a user")
+        lifecycle.delete_pod(name, "Killing", f"pod {name} deleted by a user", ns)
     elif kind == "Node":
         lifecycle.forget_node(name)
     elif kind == "PersistentVolumeClaim":
-        _delete_claim(state, name)
+        _delete_claim(state, name, ns)
+    elif kind == "Namespace":
+        mark_terminating(state, name, state.now())
     else:
-        state.remove(kind, name)
-        state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted")
+        state.remove(kind, name, ns)
+        state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted", namespace=ns)
 
 
-def _delete_claim(state: ClusterState, name: str) -> None:
+def _delete_claim(state: ClusterState, name: str, ns: str) -> None:
     """A claim in use stays (its data would vanish under a running pod); its volume is
-    Released and kept on its node (reclaim policy Retain)."""
-    users = sorted(p.meta.name for p in state.pods() if name in p.spec.claim_names())
+    Released: kept on its node with reclaim policy Retain, with Delete removed by its
+    node's agent on order (master/controllers/claims.py `to_remove`), then forgotten."""
+    users = sorted(p.meta.name for p in state.pods(ns) if name in p.spec.claim_names())
     if users:
         raise AppError(
             "failed_precondition",
             f"persistentvolumeclaim {name} is used by pod {', '.join(users[:3])}"
             f"{' ...' if len(users) > 3 else ''}: delete or scale down what runs them first",
         )
-    claim = state.remove("PersistentVolumeClaim", name)
+    claim = state.remove("PersistentVolumeClaim", name, ns)
     if isinstance(claim, PersistentVolumeClaim) and claim.volume_name:
         pv = state.get("PersistentVolume", claim.volume_name)
         if isinstance(pv, PersistentVolume):
             state.put(replace(pv, phase="Released"))
+            keep = (
+                f"node {pv.node_name} removes its volume (reclaim policy Delete)"
+                if pv.reclaim_policy == "Delete"
+                else f"its volume stays on node {pv.node_name} (reclaim policy Retain)"
+            )
+            state.record_event(
+                "PersistentVolumeClaim",
+                name,
+                "Deleted",
+                f"persistentvolumeclaim {name} deleted; {keep}",
+                namespace=ns,
+            )
+            return
     state.record_event(
-        "PersistentVolumeClaim", name, "Deleted", f"persistentvolumeclaim {name} deleted"
+        "PersistentVolumeClaim",
+        name,
+        "Deleted",
+        f"persistentvolumeclaim {name} deleted",
+        namespace=ns,
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from master.app.delete import NodeLifecycle
 from master.app.errors import commit, not_found
 from master.controllers.rolling import surge_and_unavailable
-from master.model import STATEFULSET_OWNER, Deployment, Node, Pod
+from master.model import STATEFULSET_OWNER, Deployment, Node, Pod, pod_ref, ref, split_ref
 from master.state import ClusterState
 
 
@@ -57,7 +57,10 @@ def _missing_replicas(dep: Deployment, pods: Iterable[Pod]) -> int:
     ready = sum(
         1
         for p in pods
-        if p.owner == dep.meta.name and p.status.ready and not p.deletion_requested_at
+        if p.owner == dep.meta.name
+        and p.meta.namespace == dep.meta.namespace
+        and p.status.ready
+        and not p.deletion_requested_at
     )
     return max(0, dep.replicas - ready)
 
@@ -67,7 +70,8 @@ def plan_drain(
     pods: Iterable[Pod],
     deployments: Mapping[str, Deployment],
 ) -> DrainPlan:
-    """What one drain step of `node` does, given every pod and deployment of the cluster."""
+    """What one drain step of `node` does, given every pod and deployment of the cluster
+    (`deployments` by `ref`; pods are named by `pod_ref` in the plan)."""
     all_pods = list(pods)
     evict: list[str] = []
     waiting: list[Waiting] = []
@@ -75,9 +79,9 @@ def plan_drain(
     terminating: list[str] = []
     # Evictions granted this step count against the budget like missing replicas.
     granted: dict[str, int] = {}
-    mine = sorted((p for p in all_pods if p.node_name == node), key=lambda p: p.meta.name)
+    mine = sorted((p for p in all_pods if p.node_name == node), key=pod_ref)
     for pod in mine:
-        name = pod.meta.name
+        name = pod_ref(pod)
         if pod.deletion_requested_at:
             terminating.append(name)
             continue
@@ -94,7 +98,7 @@ def plan_drain(
         if pod.owner.startswith(STATEFULSET_OWNER):
             evict.append(name)
             continue
-        dep = deployments.get(pod.owner) if pod.owner else None
+        dep = deployments.get(ref(pod.meta.namespace, pod.owner)) if pod.owner else None
         if dep is None:
             blocked.append(
                 Waiting(name, "not managed by a Deployment: evicting it would lose it for good")
@@ -102,13 +106,14 @@ def plan_drain(
             continue
         _, max_unavailable = surge_and_unavailable(dep)
         budget = max(1, max_unavailable)
-        missing = _missing_replicas(dep, all_pods) + granted.get(dep.meta.name, 0)
+        owner = ref(dep.meta.namespace, dep.meta.name)
+        missing = _missing_replicas(dep, all_pods) + granted.get(owner, 0)
         # A pod that is not ready is already counted as missing: evicting it
         # takes nothing more away.
         if not pod.status.ready or missing < budget:
             evict.append(name)
             if pod.status.ready:
-                granted[dep.meta.name] = granted.get(dep.meta.name, 0) + 1
+                granted[owner] = granted.get(owner, 0) + 1
         else:
             waiting.append(
                 Waiting(
@@ -150,7 +155,9 @@ async def drain_node(state: ClusterState, lifecycle: NodeLifecycle, name: str) -
     def step() -> DrainPlan:
         _set_unschedulable(state, _node(state, name), True)
         deployments = {
-            d.meta.name: d for d in state.objects("Deployment") if isinstance(d, Deployment)
+            ref(d.meta.namespace, d.meta.name): d
+            for d in state.objects("Deployment")
+            if isinstance(d, Deployment)
         }
         plan = plan_drain(name, state.pods(), deployments)
         if plan.blocked:
@@ -158,7 +165,8 @@ async def drain_node(state: ClusterState, lifecycle: NodeLifecycle, name: str) -
             # caller names what cannot move.
             return replace(plan, evict=())
         for pod in plan.evict:
-            lifecycle.delete_pod(pod, "Evicted", f"evicted to drain node {name}")
+            ns, pod_name = split_ref(pod)
+            lifecycle.delete_pod(pod_name, "Evicted", f"evicted to drain node {name}", ns)
         return plan
 
     return await commit(state, step)

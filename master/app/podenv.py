@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 from master.manifest.quantities import QuantityError, parse_quantity_cpu, parse_quantity_memory
 from master.model import (
-    DEFAULT_NAMESPACE,
     ConfigMap,
     Container,
     EnvVarSource,
@@ -90,7 +89,7 @@ def _field(pod: Pod, path: str, node: Node | None) -> str:
     address = node.address if node is not None else pod.status.host_ip
     simple = {
         "metadata.name": pod.meta.name,
-        "metadata.namespace": DEFAULT_NAMESPACE,
+        "metadata.namespace": pod.meta.namespace,
         "metadata.uid": pod.meta.uid,
         "spec.nodeName": pod.node_name,
         "spec.serviceAccountName": pod.spec.service_account_name or "default",
@@ -145,7 +144,7 @@ def _value(
     if ref.optional:
         return None
     what = "ConfigMap" if ref.kind == "configMapKeyRef" else "Secret"
-    raise _Missing(f"couldn't find key {ref.key} in {what} {DEFAULT_NAMESPACE}/{ref.name}")
+    raise _Missing(f"couldn't find key {ref.key} in {what} {pod.meta.namespace}/{ref.name}")
 
 
 def resolve_container_env(

@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from master.app.errors import AppError, not_found
 from master.lb.endpoints import compute_lb_services
 from master.lb.model import LbService
-from master.model import KINDS, Node, Service, StoredObject, selector_matches
+from master.model import (
+    DEFAULT_NAMESPACE,
+    KINDS,
+    Node,
+    Service,
+    StoredObject,
+    is_namespaced,
+    lb_name,
+    selector_matches,
+)
 from master.state import ClusterState
 
 
@@ -24,30 +33,38 @@ def check_kind(kind: str) -> None:
 
 
 def list_objects(
-    state: ClusterState, kind: str, name: str = "", selector: Mapping[str, str] | None = None
+    state: ClusterState,
+    kind: str,
+    name: str = "",
+    selector: Mapping[str, str] | None = None,
+    namespace: str | None = DEFAULT_NAMESPACE,
 ) -> list[StoredObject]:
-    """One object by name (AppError(not_found) when missing) or all of a kind, by name.
+    """One object by name (AppError(not_found) when missing) or all of a kind, by
+    namespace then name; `namespace` None: every namespace (-A; not with a name).
 
     Events keep their time order.
     """
     check_kind(kind)
     if name:
-        obj = state.get(kind, name)
+        obj = state.get(kind, name, namespace or DEFAULT_NAMESPACE)
         if obj is None:
             raise not_found(kind, name)
         objs = [obj]
     else:
-        objs = state.objects(kind)
+        objs = state.objects(kind, namespace)
     if selector:
         objs = [o for o in objs if selector_matches(dict(selector), o.meta.labels)]
     if kind != "Event":
-        objs.sort(key=lambda o: o.meta.name)
+        objs.sort(key=lambda o: (o.meta.namespace if is_namespaced(kind) else "", o.meta.name))
     return objs
 
 
-def list_endpoints(state: ClusterState, name: str = "") -> list[tuple[Service, list[LbService]]]:
-    """Each service (or the named one) with its ports' endpoints, by service name."""
-    services = [s for s in state.objects("Service") if isinstance(s, Service)]
+def list_endpoints(
+    state: ClusterState, name: str = "", namespace: str | None = DEFAULT_NAMESPACE
+) -> list[tuple[Service, list[LbService]]]:
+    """Each service (or the named one) of `namespace` (None: all) with its ports' endpoints,
+    by namespace and service name."""
+    services = [s for s in state.objects("Service", namespace) if isinstance(s, Service)]
     if name:
         services = [s for s in services if s.meta.name == name]
         if not services:
@@ -55,6 +72,6 @@ def list_endpoints(state: ClusterState, name: str = "") -> list[tuple[Service, l
     nodes = {n.meta.name: n.status.serving for n in state.objects("Node") if isinstance(n, Node)}
     lb = compute_lb_services(services, state.pods(), nodes, include_headless=True)
     return [
-        (svc, [p for p in lb if p.name == svc.meta.name])
-        for svc in sorted(services, key=lambda s: s.meta.name)
+        (svc, [p for p in lb if p.name == lb_name(svc)])
+        for svc in sorted(services, key=lambda s: (s.meta.namespace, s.meta.name))
     ]

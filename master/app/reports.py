@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from kernel.clock import Clock
 from master.app.ratelimit import EventLimiter
-from master.model import Pod, PodPhase, PodStatus, StoredObject
+from master.model import DEFAULT_NAMESPACE, Pod, PodPhase, PodStatus, StoredObject, key_name, key_of
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class PodReport:
     status: PodStatus = field(default_factory=PodStatus)
     # The agent no longer runs it (stopped on order, or fenced).
     removed: bool = False
+    namespace: str = DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,24 +160,26 @@ class NodeReports:
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         if deleted and isinstance(obj, Pod) and obj.node_name:
-            _remember(self._past, (obj.node_name, obj.meta.name, obj.epoch))
+            _remember(self._past, (obj.node_name, key_of(obj), obj.epoch))
 
-    def held(self, node_name: str, pod_name: str, epoch: int) -> bool:
-        """Whether the node holds or recently held this assignment."""
-        pod = self._state.pod(pod_name)
-        if pod is not None and pod.node_name == node_name and pod.epoch == epoch:
+    def held(self, node_name: str, pod_key: str, epoch: int) -> bool:
+        """Whether the node holds or recently held this assignment (`pod_key`: "ns/name")."""
+        pod = self._state.get_key("Pod", pod_key)
+        if isinstance(pod, Pod) and pod.node_name == node_name and pod.epoch == epoch:
             return True
-        return (node_name, pod_name, epoch) in self._past
+        return (node_name, pod_key, epoch) in self._past
 
     def apply(self, node_name: str, report: PodReport, adopted: bool) -> None:
         actions: list[ReportAction] = []
-        key = (node_name, report.pod_name, report.epoch)
+        ns = report.namespace
+        key = (node_name, key_name("Pod", ns, report.pod_name), report.epoch)
         if report.status.reason == FENCED and key not in self._fenced_said and self.held(*key):
             # Said even when the pod was replaced meanwhile: it explains the stop.
             _remember(self._fenced_said, key)
             actions.append(fenced_event(node_name, report))
-        actions.extend(decide_report(node_name, report, self._state.pod(report.pod_name), adopted))
-        self._execute(node_name, actions)
+        pod = self._state.pod(report.pod_name, ns)
+        actions.extend(decide_report(node_name, report, pod, adopted))
+        self._execute(node_name, ns, actions)
 
     def goodbye(self, node_name: str, reason: str) -> None:
         """The node's agent is stopping and said it will be back."""
@@ -195,16 +198,23 @@ class NodeReports:
         if self._limiter.allow(node_name, f"node/{reason}", self._clock.monotonic()):
             self._state.record_event("Node", node_name, reason, message, type_, node_name)
 
-    def _execute(self, node_name: str, actions: list[ReportAction]) -> None:
+    def _execute(self, node_name: str, ns: str, actions: list[ReportAction]) -> None:
+        """Carry out what a report about one pod of namespace `ns` decided."""
         now = self._clock.monotonic()
         for action in actions:
             if isinstance(action, PutPod):
                 self._state.put(action.pod)
             elif isinstance(action, RemovePod):
-                self._state.remove("Pod", action.name)
-            elif self._limiter.allow(node_name, action.name, now):
+                self._state.remove("Pod", action.name, ns)
+            elif self._limiter.allow(node_name, f"{ns}/{action.name}", now):
                 self._state.record_event(
-                    "Pod", action.name, action.reason, action.message, action.type, action.source
+                    "Pod",
+                    action.name,
+                    action.reason,
+                    action.message,
+                    action.type,
+                    action.source,
+                    namespace=ns,
                 )
             elif self._limiter.dropped % 1000 == 1:
                 log.warning(

@@ -12,15 +12,15 @@ from dataclasses import replace
 
 from master.app.errors import AppError, commit, not_found
 from master.controllers.revisions import RollbackError, record_revision, rollback_template
-from master.model import Deployment, StatefulSet
+from master.model import DEFAULT_NAMESPACE, Deployment, StatefulSet
 from master.state import ClusterState
 
 MAX_REPLICAS = 10_000
 
 
-def deployment(state: ClusterState, name: str) -> Deployment:
+def deployment(state: ClusterState, name: str, namespace: str = DEFAULT_NAMESPACE) -> Deployment:
     """The stored deployment, or AppError(not_found)."""
-    dep = state.get("Deployment", name)
+    dep = state.get("Deployment", name, namespace)
     if not isinstance(dep, Deployment):
         raise not_found("Deployment", name)
     return dep
@@ -38,13 +38,15 @@ def scaled(dep: Deployment, replicas: int) -> Deployment | None:
     return replace(dep, meta=meta, replicas=replicas)
 
 
-async def scale_deployment(state: ClusterState, name: str, replicas: int) -> Deployment:
+async def scale_deployment(
+    state: ClusterState, name: str, replicas: int, namespace: str = DEFAULT_NAMESPACE
+) -> Deployment:
     """Set a deployment's replicas; returns it as stored."""
 
     def plan() -> Deployment:
         # Read inside the commit: an identical scale planned while another is in
         # flight sees its result, and answers only once that is durable.
-        dep = deployment(state, name)
+        dep = deployment(state, name, namespace)
         new = scaled(dep, int(replicas))
         return dep if new is None else state.put(new)
 
@@ -64,11 +66,13 @@ def scaled_statefulset(sts: StatefulSet, replicas: int) -> StatefulSet | None:
     )
 
 
-async def scale_statefulset(state: ClusterState, name: str, replicas: int) -> StatefulSet:
+async def scale_statefulset(
+    state: ClusterState, name: str, replicas: int, namespace: str = DEFAULT_NAMESPACE
+) -> StatefulSet:
     """Set a statefulset's replicas (its pods come and go in order; claims stay)."""
 
     def plan() -> StatefulSet:
-        sts = state.get("StatefulSet", name)
+        sts = state.get("StatefulSet", name, namespace)
         if not isinstance(sts, StatefulSet):
             raise not_found("StatefulSet", name)
         new = scaled_statefulset(sts, int(replicas))
@@ -89,17 +93,22 @@ def rolled_back(dep: Deployment, to_revision: int, now: float) -> Deployment:
 
 
 async def rollback_deployment(
-    state: ClusterState, name: str, to_revision: int, now: float
+    state: ClusterState,
+    name: str,
+    to_revision: int,
+    now: float,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> Deployment:
     """`rollout undo`: returns the deployment as stored, its revision the new one."""
 
     def plan() -> Deployment:
-        stored = state.put(rolled_back(deployment(state, name), to_revision, now))
+        stored = state.put(rolled_back(deployment(state, name, namespace), to_revision, now))
         state.record_event(
             "Deployment",
             name,
             "RolledBack",
             f"rolled back to the template of an earlier revision, now revision {stored.revision}",
+            namespace=namespace,
         )
         return stored
 

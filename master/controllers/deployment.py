@@ -106,7 +106,7 @@ def _create(dep: Deployment, hash_: str, suffix: str, why: str) -> CreatePod:
     labels = {**dep.template.labels, TEMPLATE_HASH_LABEL: hash_}
     name = pod_name(dep.meta.name, hash_, suffix)
     pod = Pod(
-        meta=ObjectMeta(name=name, labels=labels, annotations={}),
+        meta=ObjectMeta(name=name, labels=labels, annotations={}, namespace=dep.meta.namespace),
         spec=dep.template.spec,
         owner=dep.meta.name,
         template_hash=hash_,

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from master.model import NODE_NOT_READY, NODE_READY, NODE_UNKNOWN, Node, Pod
+from master.model import NODE_NOT_READY, NODE_READY, NODE_UNKNOWN, Node, Pod, pod_ref
 
 NodeCondition = Literal["Ready", "Unknown", "NotReady"]
 REASONS: dict[NodeCondition, str] = {
@@ -88,11 +88,13 @@ class SetNodeCondition:
 
 @dataclass(frozen=True, slots=True)
 class MarkPodNotReady:
+    # The pod, as master.model.pod_ref names it.
     pod: str
 
 
 @dataclass(frozen=True, slots=True)
 class EvictPod:
+    # The pod, as master.model.pod_ref names it.
     pod: str
     node: str
     # It was being stopped anyway (no Rescheduled event: nothing replaces it).
@@ -206,11 +208,11 @@ def reconcile_nodes(
         if condition != "NotReady":
             continue
         on_node = by_node.get(name, [])
-        actions.extend(MarkPodNotReady(p.meta.name) for p in on_node if p.status.ready)
+        actions.extend(MarkPodNotReady(pod_ref(p)) for p in on_node if p.status.ready)
         since = now.wall if transition else node.status.last_transition
         if now.wall - since >= settings.eviction_timeout:
             actions.extend(
-                EvictPod(p.meta.name, name, bool(p.deletion_requested_at)) for p in on_node
+                EvictPod(pod_ref(p), name, bool(p.deletion_requested_at)) for p in on_node
             )
     return actions
 

@@ -39,6 +39,17 @@ from master.controllers.lifecycle import (
     reconcile_nodes,
     stalled,
 )
+from master.controllers.namespaces import (
+    TERMINATING,
+    CreateDefaultAccount,
+    DeleteObject,
+    NamespaceAction,
+    NamespaceContents,
+    RemoveNamespace,
+    ReportStuck,
+    StopPod,
+    reconcile_namespace,
+)
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
 from master.controllers.pacing import rest_after_pass
@@ -52,14 +63,24 @@ from master.controllers.statefulset import (
 from master.metrics import series
 from master.metrics.series import RECONCILE, timed
 from master.model import (
+    DEFAULT_NAMESPACE,
+    KINDS,
     STATEFULSET_OWNER,
     Deployment,
+    Namespace,
     Node,
+    ObjectMeta,
+    PersistentVolume,
     PersistentVolumeClaim,
     Pod,
     PodStatus,
+    ServiceAccount,
     StatefulSet,
     StoredObject,
+    is_namespaced,
+    key_of,
+    pod_ref,
+    split_ref,
 )
 from master.scheduler import Placement, build_node_infos, schedule_batch
 from master.scheduler.nodeinfo import NodeInfo
@@ -77,6 +98,11 @@ class Reachability(Protocol):
 class _NotProbed:
     def answering(self, node: str) -> bool | None:
         return None
+
+
+def default_account(namespace: str) -> ServiceAccount:
+    """Every namespace's `default` ServiceAccount, as Kubernetes makes one."""
+    return ServiceAccount(ObjectMeta(name="default", namespace=namespace))
 
 
 class ControllerManager:
@@ -101,30 +127,36 @@ class ControllerManager:
         # Evictions paused because too many nodes went silent at once.
         self._paused = False
         self._last_tick: float | None = None
-        self._dirty_deployments: set[str] = set()
-        self._dirty_statefulsets: set[str] = set()
+        # (namespace, name) of the deployments and statefulsets to reconcile.
+        self._dirty_deployments: set[tuple[str, str]] = set()
+        self._dirty_statefulsets: set[tuple[str, str]] = set()
         self._schedule_needed = True
         self._wake = asyncio.Event()
-        # Last FailedScheduling message per pod, so a stuck pod is reported once
+        # Last FailedScheduling message per pod key, so a stuck pod is reported once
         # per distinct reason rather than on every pass.
         self._unschedulable: dict[str, str] = {}
         self._epochs = AssignmentEpochs(state.resource_version, state.pods())
+        # Terminating namespaces whose "still waiting" Warning was given.
+        self._stuck_reported: set[str] = set()
         state.subscribe(self._on_change)
 
     # -- triggers -----------------------------------------------------------------
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+        ns = obj.meta.namespace
         if isinstance(obj, Deployment):
-            self._dirty_deployments.add(obj.meta.name)
+            self._dirty_deployments.add((ns, obj.meta.name))
         elif isinstance(obj, StatefulSet):
-            self._dirty_statefulsets.add(obj.meta.name)
+            self._dirty_statefulsets.add((ns, obj.meta.name))
         elif isinstance(obj, Pod):
             if obj.owner.startswith(STATEFULSET_OWNER):
-                self._dirty_statefulsets.add(obj.owner.removeprefix(STATEFULSET_OWNER))
+                self._dirty_statefulsets.add((ns, obj.owner.removeprefix(STATEFULSET_OWNER)))
             elif obj.owner:
-                self._dirty_deployments.add(obj.owner)
+                self._dirty_deployments.add((ns, obj.owner))
             if not obj.node_name or deleted:
                 self._schedule_needed = True
+        elif isinstance(obj, Namespace):
+            pass
         elif isinstance(obj, Node):
             if deleted:
                 # Only once the deletion is committed: a failed delete keeps the lease.
@@ -138,9 +170,11 @@ class ControllerManager:
         """Ask for a pass soon (e.g. after a heartbeat revived a node)."""
         self._wake.set()
 
-    def delete_pod(self, name: str, reason: str, message: str) -> bool:
+    def delete_pod(
+        self, name: str, reason: str, message: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> bool:
         """A user's `delete pod`: graceful stop; its deployment makes a replacement."""
-        pod = self._state.pod(name)
+        pod = self._state.pod(name, namespace)
         if pod is None:
             return False
         self._request_deletion(pod, reason, message)
@@ -151,7 +185,7 @@ class ControllerManager:
         if self._state.remove("Node", name) is None:
             return False
         for pod in self._state.pods_on_node(name):
-            self._state.remove("Pod", pod.meta.name)
+            self._state.remove("Pod", pod.meta.name, pod.meta.namespace)
         self._state.record_event("Node", name, "RemovingNode", f"node {name} was deleted")
         return True
 
@@ -181,10 +215,10 @@ class ControllerManager:
             if self._clock.monotonic() - last_resync >= self._resync_seconds:
                 last_resync = self._clock.monotonic()
                 self._dirty_deployments.update(
-                    d.meta.name for d in self._state.objects("Deployment")
+                    (d.meta.namespace, d.meta.name) for d in self._state.objects("Deployment")
                 )
                 self._dirty_statefulsets.update(
-                    s.meta.name for s in self._state.objects("StatefulSet")
+                    (s.meta.namespace, s.meta.name) for s in self._state.objects("StatefulSet")
                 )
                 self._schedule_needed = True
             started = self._clock.monotonic()
@@ -236,7 +270,60 @@ class ControllerManager:
             self._schedule_needed = False
             with timed(RECONCILE.labels("scheduler")):
                 self._schedule_pending()
+        with timed(RECONCILE.labels("namespace")):
+            self._reconcile_namespaces()
         self._collect_orphans()
+
+    # -- 0. namespaces: a default ServiceAccount each; Terminating ones emptied ---------
+
+    def _reconcile_namespaces(self) -> None:
+        now = self._clock.now()
+        for ns in self._state.objects("Namespace"):
+            if not isinstance(ns, Namespace):
+                continue
+            name = ns.meta.name
+            if ns.phase != TERMINATING:
+                has_account = self._state.get("ServiceAccount", "default", name) is not None
+                contents = NamespaceContents(has_default_account=has_account)
+            else:
+                contents = NamespaceContents(
+                    pods=tuple(self._state.pods(name)),
+                    others=tuple(
+                        (kind, o.meta.name)
+                        for kind in KINDS
+                        if kind != "Pod" and is_namespaced(kind)
+                        for o in self._state.objects(kind, name)
+                    ),
+                )
+            stuck = name in self._stuck_reported
+            for action in reconcile_namespace(ns, contents, now, stuck):
+                self._execute_namespace_action(ns, action)
+
+    def _execute_namespace_action(self, ns: Namespace, action: NamespaceAction) -> None:
+        name = ns.meta.name
+        if isinstance(action, CreateDefaultAccount):
+            self._state.put(default_account(name))
+        elif isinstance(action, StopPod):
+            pod = self._state.pod(action.name, name)
+            if pod is not None:
+                self._request_deletion(pod, "Killing", f"its namespace {name} is being deleted")
+        elif isinstance(action, DeleteObject):
+            gone = self._state.remove(action.kind, action.name, name)
+            if isinstance(gone, PersistentVolumeClaim) and gone.volume_name:
+                pv = self._state.get("PersistentVolume", gone.volume_name)
+                if isinstance(pv, PersistentVolume):
+                    self._state.put(replace(pv, phase="Released"))
+        elif isinstance(action, ReportStuck):
+            self._stuck_reported.add(name)
+            self._state.record_event(
+                "Namespace", name, "NamespaceDeletionWaiting", action.message, "Warning"
+            )
+        elif isinstance(action, RemoveNamespace):
+            self._stuck_reported.discard(name)
+            if self._state.remove("Namespace", name) is not None:
+                self._state.record_event(
+                    "Namespace", name, "Deleted", f"namespace {name} and all it held are gone"
+                )
 
     # -- 1. nodes -----------------------------------------------------------------
 
@@ -277,20 +364,23 @@ class ControllerManager:
             type_ = "Normal" if ready else "Warning"
             self._state.record_event("Node", action.node, reason, action.message, type_)
         elif isinstance(action, MarkPodNotReady):
-            pod = self._state.pod(action.pod)
+            ns, name = split_ref(action.pod)
+            pod = self._state.pod(name, ns)
             if pod is not None and pod.status.ready:
                 status = replace(pod.status, ready=False, reason="NodeNotReady")
                 self._state.put(replace(pod, status=status))
         elif isinstance(action, EvictPod):
-            if self._state.remove("Pod", action.pod) is None or action.stopping:
+            ns, name = split_ref(action.pod)
+            if self._state.remove("Pod", name, ns) is None or action.stopping:
                 return
             self._state.record_event(
                 "Pod",
-                action.pod,
+                name,
                 "Rescheduled",
-                f"pod {action.pod} was lost with NotReady node {action.node}; "
+                f"pod {name} was lost with NotReady node {action.node}; "
                 f"replacing it on a healthy node",
                 "Warning",
+                namespace=ns,
             )
         elif isinstance(action, SetEvictionsPaused):
             self._paused = action.paused
@@ -302,9 +392,9 @@ class ControllerManager:
 
     def _reconcile_deployments(self) -> None:
         dirty, self._dirty_deployments = self._dirty_deployments, set()
-        for name in dirty:
-            dep = self._state.get("Deployment", name)
-            pods = self._state.pods_of_owner(name)
+        for ns, name in dirty:
+            dep = self._state.get("Deployment", name, ns)
+            pods = self._state.pods_of_owner(name, ns)
             if not isinstance(dep, Deployment):
                 # Deleted deployment: its pods go too.
                 for pod in pods:
@@ -312,16 +402,18 @@ class ControllerManager:
                 continue
             for action in reconcile_deployment(dep, pods, random_suffix):
                 if isinstance(action, CreatePod):
-                    if self._state.get("Pod", action.pod.meta.name) is not None:
+                    if self._state.get("Pod", action.pod.meta.name, ns) is not None:
                         # A random suffix met an existing name (Kubernetes' AlreadyExists):
                         # never overwrite a pod; the next pass draws a new suffix.
-                        self._dirty_deployments.add(name)
+                        self._dirty_deployments.add((ns, name))
                         self._wake.set()
                         continue
                     self._state.put(action.pod)
-                    self._state.record_event("Deployment", name, action.reason, action.message)
+                    self._state.record_event(
+                        "Deployment", name, action.reason, action.message, namespace=ns
+                    )
                 elif isinstance(action, DeletePod):
-                    doomed = self._state.pod(action.name)
+                    doomed = self._state.pod(action.name, ns)
                     if doomed is not None:
                         self._request_deletion(doomed, action.reason, action.message)
                 elif isinstance(action, SetDeploymentStatus) and dep.status != action.status:
@@ -329,16 +421,16 @@ class ControllerManager:
 
     def _reconcile_statefulsets(self) -> None:
         dirty, self._dirty_statefulsets = self._dirty_statefulsets, set()
-        for name in dirty:
-            sts = self._state.get("StatefulSet", name)
-            pods = self._state.pods_of_owner(STATEFULSET_OWNER + name)
+        for ns, name in dirty:
+            sts = self._state.get("StatefulSet", name, ns)
+            pods = self._state.pods_of_owner(STATEFULSET_OWNER + name, ns)
             if not isinstance(sts, StatefulSet):
                 for pod in pods:
                     self._request_deletion(pod, "Killing", "its statefulset was deleted")
                 continue
             claims = {
                 c.meta.name: c
-                for c in self._state.objects("PersistentVolumeClaim")
+                for c in self._state.objects("PersistentVolumeClaim", ns)
                 if isinstance(c, PersistentVolumeClaim)
             }
             now = self._clock.now()
@@ -346,21 +438,27 @@ class ControllerManager:
                 self._execute_statefulset_action(sts, action)
 
     def _execute_statefulset_action(self, sts: StatefulSet, action: StatefulSetAction) -> None:
-        name = sts.meta.name
+        name, ns = sts.meta.name, sts.meta.namespace
         if isinstance(action, CreateClaim):
             self._state.put(action.claim)
-            self._state.record_event("StatefulSet", name, action.reason, action.message)
+            self._state.record_event(
+                "StatefulSet", name, action.reason, action.message, namespace=ns
+            )
         elif isinstance(action, CreatePod):
-            if self._state.get("Pod", action.pod.meta.name) is None:
+            if self._state.get("Pod", action.pod.meta.name, ns) is None:
                 self._state.put(action.pod)
-                self._state.record_event("StatefulSet", name, action.reason, action.message)
+                self._state.record_event(
+                    "StatefulSet", name, action.reason, action.message, namespace=ns
+                )
         elif isinstance(action, DeletePod):
-            doomed = self._state.pod(action.name)
+            doomed = self._state.pod(action.name, ns)
             if doomed is not None:
                 self._request_deletion(doomed, action.reason, action.message)
         elif isinstance(action, DeleteClaim):
-            if self._state.remove("PersistentVolumeClaim", action.name) is not None:
-                self._state.record_event("StatefulSet", name, action.reason, action.message)
+            if self._state.remove("PersistentVolumeClaim", action.name, ns) is not None:
+                self._state.record_event(
+                    "StatefulSet", name, action.reason, action.message, namespace=ns
+                )
         elif isinstance(action, SetStatefulSetStatus):
             self._state.put(replace(sts, status=action.status))
 
@@ -370,10 +468,12 @@ class ControllerManager:
         node = self._state.get("Node", pod.node_name) if pod.node_name else None
         if not isinstance(node, Node) or not node.status.ready:
             # Nobody runs it (or its node cannot confirm): forget it now.
-            self._state.remove("Pod", pod.meta.name)
+            self._state.remove("Pod", pod.meta.name, pod.meta.namespace)
         else:
             self._state.put(replace(pod, deletion_requested_at=self._clock.now()))
-        self._state.record_event("Pod", pod.meta.name, reason, message)
+        self._state.record_event(
+            "Pod", pod.meta.name, reason, message, namespace=pod.meta.namespace
+        )
 
     # -- 3. scheduling ---------------------------------------------------------------
 
@@ -391,7 +491,7 @@ class ControllerManager:
         plain = [p for p in pending if not p.spec.claim_names()]
         results, _ = schedule_batch(plain, infos)
         for pod in plain:
-            result = results[pod.meta.name]
+            result = results[pod_ref(pod)]
             if isinstance(result, Placement):
                 self._bind(pod, result.node_name)
                 series.pod_scheduled(pod.meta.created_at, self._clock.now())
@@ -403,14 +503,16 @@ class ControllerManager:
         self, pending: list[Pod], pods: list[Pod], infos: dict[str, NodeInfo]
     ) -> dict[str, NodeInfo]:
         """One at a time: a claim bound by one pod pins the next pod of the same claim."""
-        claims = {
-            c.meta.name: c
-            for c in self._state.objects("PersistentVolumeClaim")
-            if isinstance(c, PersistentVolumeClaim)
-        }
+        # Claims and the pods that hold them are looked at within the pod's namespace.
+        claims_by_ns: dict[str, dict[str, PersistentVolumeClaim]] = {}
+        for c in self._state.objects("PersistentVolumeClaim"):
+            if isinstance(c, PersistentVolumeClaim):
+                claims_by_ns.setdefault(c.meta.namespace, {})[c.meta.name] = c
         placed: list[Pod] = list(pods)
         for pod in pending:
-            check = check_claims(pod, claims, placed)
+            ns = pod.meta.namespace
+            claims = claims_by_ns.setdefault(ns, {})
+            check = check_claims(pod, claims, [p for p in placed if p.meta.namespace == ns])
             if check.error:
                 self._mark_unschedulable(pod, check.error)
                 continue
@@ -424,7 +526,7 @@ class ControllerManager:
                     continue
                 candidates = {check.node: infos[check.node]}
             results, updated = schedule_batch([pod], candidates)
-            result = results[pod.meta.name]
+            result = results[pod_ref(pod)]
             if not isinstance(result, Placement):
                 message = result.message
                 if check.node:
@@ -442,6 +544,7 @@ class ControllerManager:
                     "Bound",
                     f"bound to volume {claim.volume_name} on node {claim.node_name} "
                     f"(its first consumer, pod {pod.meta.name}, was scheduled there)",
+                    namespace=ns,
                 )
             for volume in binding.volumes:
                 self._state.put(volume)
@@ -451,24 +554,35 @@ class ControllerManager:
         return infos
 
     def _bind(self, pod: Pod, node_name: str) -> None:
-        self._unschedulable.pop(pod.meta.name, None)
+        self._unschedulable.pop(key_of(pod), None)
         status = PodStatus(reason="ContainerCreating")
         self._state.put(replace(pod, node_name=node_name, status=status, epoch=self._epochs.next()))
         self._state.record_event(
-            "Pod", pod.meta.name, "Scheduled", f"assigned {pod.meta.name} to {node_name}"
+            "Pod",
+            pod.meta.name,
+            "Scheduled",
+            f"assigned {pod.meta.name} to {node_name}",
+            namespace=pod.meta.namespace,
         )
 
     def _mark_unschedulable(self, pod: Pod, message: str) -> None:
-        if self._unschedulable.get(pod.meta.name) == message:
+        if self._unschedulable.get(key_of(pod)) == message:
             return
-        self._unschedulable[pod.meta.name] = message
+        self._unschedulable[key_of(pod)] = message
         status = replace(pod.status, reason="Unschedulable", message=message)
         self._state.put(replace(pod, status=status))
-        self._state.record_event("Pod", pod.meta.name, "FailedScheduling", message, "Warning")
+        self._state.record_event(
+            "Pod",
+            pod.meta.name,
+            "FailedScheduling",
+            message,
+            "Warning",
+            namespace=pod.meta.namespace,
+        )
 
     # -- 4. orphans ------------------------------------------------------------------
 
     def _collect_orphans(self) -> None:
-        for name in list(self._unschedulable):
-            if self._state.pod(name) is None:
-                del self._unschedulable[name]
+        for key in list(self._unschedulable):
+            if self._state.get_key("Pod", key) is None:
+                del self._unschedulable[key]

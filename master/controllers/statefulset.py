@@ -83,7 +83,7 @@ def _pod(sts: StatefulSet, ordinal: int, hash_: str) -> Pod:
         POD_INDEX_LABEL: str(ordinal),
     }
     return Pod(
-        meta=ObjectMeta(name=name, labels=labels),
+        meta=ObjectMeta(name=name, labels=labels, namespace=sts.meta.namespace),
         spec=replace(sts.template.spec, volumes=volumes),
         owner=sts.owner,
         template_hash=hash_,
@@ -113,7 +113,10 @@ def reconcile_statefulset(
             if name not in claims:
                 claim = PersistentVolumeClaim(
                     meta=ObjectMeta(
-                        name=name, labels=dict(t.labels or sts.selector), created_at=now
+                        name=name,
+                        labels=dict(t.labels or sts.selector),
+                        created_at=now,
+                        namespace=sts.meta.namespace,
                     ),
                     access_modes=t.access_modes,
                     storage_bytes=t.storage_bytes,

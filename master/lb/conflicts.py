@@ -13,6 +13,11 @@ time, so the usual case (a second Service on port 80 of the same address) is
 refused with one sentence before anything is stored; `find_unservable` covers
 what apply cannot know (data written by an older master, changed LB flags).
 
+The ingress frontends' listeners (--ingress-http-port, --ingress-https-port) take
+part as `Reserved` listeners as old as the oldest Ingress: while Ingresses exist,
+a new Service may not take those ports, and an Ingress never takes them from an
+older Service (its Ingresses are then reported instead, master/lb/ingress.py).
+
 Flow: Services -> listeners per port -> first come, first served -> the
 controller leaves unservable Services out of the LB state and reports them
 (Warning event + status condition).
@@ -26,7 +31,7 @@ from dataclasses import dataclass, replace
 from master.lb.endpoints import bind_addresses
 from master.lb.model import LbAddresses, Unservable
 from master.lb.pool import assign_addresses
-from master.model import Service
+from master.model import Service, lb_name
 
 WILDCARDS = frozenset({"0.0.0.0", "::"})
 
@@ -61,7 +66,7 @@ def listeners(
     Services' addresses from the pool."""
     if svc.headless:
         return []
-    mine = (own or {}).get(svc.meta.name)
+    mine = (own or {}).get(lb_name(svc))
     external = mine or addresses.listen
     binds = bind_addresses(svc, external, addresses.bind_internal, mine is not None)
     return [
@@ -72,7 +77,12 @@ def listeners(
 
 
 def _age_order(services: Iterable[Service]) -> list[Service]:
-    return sorted(services, key=lambda s: (s.meta.created_at, s.meta.name))
+    """LoadBalancer and NodePort Services first, then ClusterIP ones; oldest first in each.
+
+    A ClusterIP Service has its own address (its cluster IP, served by the node proxies);
+    the master's internal address is only a second way in, so it never keeps a port
+    from a Service whose external address needs it."""
+    return sorted(services, key=lambda s: (s.type == "ClusterIP", s.meta.created_at, lb_name(s)))
 
 
 def _out_of_range(svc: Service, addresses: LbAddresses) -> Unservable | None:
@@ -82,7 +92,7 @@ def _out_of_range(svc: Service, addresses: LbAddresses) -> Unservable | None:
         listen = port.port + addresses.port_offset
         if not 1 <= listen <= 65535:
             return Unservable(
-                svc.meta.name,
+                lb_name(svc),
                 "InvalidPort",
                 f"spec.ports[{i}].port {port.port} plus the load balancer's port offset "
                 f"{addresses.port_offset} is {listen}, outside 1-65535",
@@ -99,7 +109,7 @@ def _clash(
     """The first listener of `svc` that another Service already holds: (port index, it, holder)."""
     for i, mine in listeners(svc, addresses, own):
         for theirs, holder in taken:
-            if holder != svc.meta.name and mine.overlaps(theirs):
+            if holder != lb_name(svc) and mine.overlaps(theirs):
                 return i, theirs, holder
     return None
 
@@ -110,7 +120,7 @@ def _address_unavailable(svc: Service, addresses: LbAddresses) -> Unservable | N
     if addresses.pool or not wanted or wanted in (addresses.listen, addresses.external_ip):
         return None
     return Unservable(
-        svc.meta.name,
+        lb_name(svc),
         "AddressNotAvailable",
         f"spec.loadBalancerIP {wanted}: the load balancer has one address, "
         f"{addresses.external_ip} (start the master with --lb-address-pool to give each "
@@ -118,36 +128,74 @@ def _address_unavailable(svc: Service, addresses: LbAddresses) -> Unservable | N
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """Listeners the load balancer itself needs (the ingress ports), as old as `since`;
+    `holder` names them in messages and keys them in the result when they lose."""
+
+    holder: str
+    description: str
+    listeners: tuple[Listener, ...]
+    since: float
+    remedy: str = ""
+
+
 def plan_services(
-    services: Iterable[Service], addresses: LbAddresses
+    services: Iterable[Service], addresses: LbAddresses, reserved: Sequence[Reserved] = ()
 ) -> tuple[dict[str, str], dict[str, Unservable]]:
     """(LoadBalancer Services' own addresses from the pool, the Services the LB must leave
     out); every other Service is served. Oldest first: a new Service never takes an
-    address or a port from one that already serves."""
+    address or a port from one that already serves. A `reserved` set of listeners takes
+    part by its age too; when an older Service holds one of its ports, it is reported in
+    the second map under its `holder` (which no Service name can equal)."""
     ordered = _age_order(services)
     if addresses.pool:
         own, unservable = assign_addresses(ordered, addresses.pool)
     else:
         own, unservable = {}, {}
     taken: list[tuple[Listener, str]] = []
+    waiting = sorted(reserved, key=lambda r: r.since)
+
+    def take_reserved(before: float) -> None:
+        while waiting and waiting[0].since <= before:
+            r = waiting.pop(0)
+            for mine in r.listeners:
+                for theirs, holder in taken:
+                    if mine.overlaps(theirs):
+                        unservable[r.holder] = Unservable(
+                            r.holder,
+                            "PortConflict",
+                            f"{mine}, which {r.description} listens on, is already used by "
+                            f"service/{holder} (older); delete it or {r.remedy}",
+                            other=f"service/{holder}",
+                        )
+                        break
+                if r.holder in unservable:
+                    break
+            if r.holder not in unservable:
+                taken.extend((listener, r.description) for listener in r.listeners)
+
     for svc in ordered:
-        if svc.meta.name in unservable:
+        take_reserved(svc.meta.created_at)
+        if lb_name(svc) in unservable:
             continue
         problem = _out_of_range(svc, addresses) or _address_unavailable(svc, addresses)
         clash = _clash(svc, addresses, taken, own) if problem is None else None
         if clash is not None:
             i, listener, holder = clash
+            other = holder if " " in holder else f"service/{holder}"
             problem = Unservable(
-                svc.meta.name,
+                lb_name(svc),
                 "PortConflict",
-                f"spec.ports[{i}].port: {listener} is already used by service/{holder}",
-                other=f"service/{holder}",
+                f"spec.ports[{i}].port: {listener} is already used by {other}",
+                other=other,
             )
         if problem is not None:
-            unservable[svc.meta.name] = problem
-            own.pop(svc.meta.name, None)
+            unservable[lb_name(svc)] = problem
+            own.pop(lb_name(svc), None)
             continue
-        taken.extend((listener, svc.meta.name) for _, listener in listeners(svc, addresses, own))
+        taken.extend((listener, lb_name(svc)) for _, listener in listeners(svc, addresses, own))
+    take_reserved(float("inf"))
     return own, unservable
 
 
@@ -165,7 +213,10 @@ _REFUSED_AT_APPLY = frozenset(
 
 
 def admission_errors(
-    new: Sequence[Service], existing: Iterable[Service], addresses: LbAddresses
+    new: Sequence[Service],
+    existing: Iterable[Service],
+    addresses: LbAddresses,
+    reserved: Sequence[Reserved] = (),
 ) -> list[str]:
     """One sentence per Service of an apply that could not be served next to the others.
 
@@ -174,10 +225,10 @@ def admission_errors(
     in the order given. A Service that cannot be served already (stored before this check
     existed) holds nothing.
     """
-    stored = {s.meta.name: s for s in existing}
-    candidates = [s for s in stored.values() if s.meta.name not in {n.meta.name for n in new}]
+    stored = {lb_name(s): s for s in existing}
+    candidates = [s for name, s in stored.items() if name not in {lb_name(n) for n in new}]
     for index, svc in enumerate(new):
-        old = stored.get(svc.meta.name)
+        old = stored.get(lb_name(svc))
         if old is not None:
             aged = replace(svc.meta, created_at=old.meta.created_at)
             candidates.append(replace(svc, meta=aged, ingress_ip=old.ingress_ip))
@@ -185,15 +236,20 @@ def admission_errors(
             # Younger than anything stored, in the order given.
             aged = replace(svc.meta, created_at=_NEWER_THAN_ANY + index)
             candidates.append(replace(svc, meta=aged))
-    _, unservable = plan_services(candidates, addresses)
+    _, unservable = plan_services(candidates, addresses, reserved)
     errors = []
     for svc in new:
-        problem = unservable.get(svc.meta.name)
+        problem = unservable.get(lb_name(svc))
         if problem is None or problem.reason not in _REFUSED_AT_APPLY:
             continue
+        if svc.type == "ClusterIP" and problem.reason == "PortConflict":
+            # Its cluster IP serves it anyway; the master's internal address does not.
+            continue
         fix = ""
-        if problem.reason == "PortConflict":
+        if problem.reason == "PortConflict" and problem.other.startswith("service/"):
             fix = f"; choose another port or delete {problem.other} first"
+        elif problem.reason == "PortConflict":
+            fix = "; choose another port"
         elif problem.reason == "AddressInUse":
             fix = f"; choose another address or delete {problem.other} first"
         errors.append(f"service/{svc.meta.name}: {problem.message}{fix}")
@@ -224,30 +280,27 @@ def service_status(
     """
     if problem is not None:
         since = svc.lb_since if svc.lb_reason == problem.reason else now
-        new = _with_status(svc, "", "", problem.reason, problem.message, since)
+        new = _with_status(svc, "", problem.reason, problem.message, since)
         event = None
         if (svc.lb_reason, svc.lb_message) != (problem.reason, problem.message):
             event = StatusEvent("Warning", problem.reason, problem.message)
         return new, event
     ingress = (own_address or addresses.external_ip) if svc.type == "LoadBalancer" else ""
-    cluster_ip = "None" if svc.headless else (own_address or addresses.cluster_ip)
-    new = _with_status(svc, ingress, cluster_ip, "", "", 0.0)
+    new = _with_status(svc, ingress, "", "", 0.0)
     event = None
     if svc.lb_reason:
         event = StatusEvent("Normal", "LoadBalancerServing", "the load balancer serves it now")
     return new, event
 
 
-def _with_status(
-    svc: Service, ingress: str, cluster_ip: str, reason: str, message: str, since: float
-) -> Service:
-    current = (svc.ingress_ip, svc.cluster_ip, svc.lb_reason, svc.lb_message, svc.lb_since)
-    if current == (ingress, cluster_ip, reason, message, since):
+def _with_status(svc: Service, ingress: str, reason: str, message: str, since: float) -> Service:
+    """The cluster IP is not the load balancer's: apply gives it (master/app/clusterip.py)."""
+    current = (svc.ingress_ip, svc.lb_reason, svc.lb_message, svc.lb_since)
+    if current == (ingress, reason, message, since):
         return svc
     return replace(
         svc,
         ingress_ip=ingress,
-        cluster_ip=cluster_ip,
         lb_reason=reason,
         lb_message=message,
         lb_since=since,

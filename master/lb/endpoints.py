@@ -19,7 +19,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 
 from master.lb.model import Endpoint, LbService, ProxyMode
-from master.model import Pod, Service, ServicePort, selector_matches
+from master.model import Pod, Service, ServicePort, lb_name, pod_ref, selector_matches
 
 # Ports that conventionally carry plain HTTP, used when a port says nothing else.
 HTTP_PORTS = frozenset({80, 8000, 8008, 8080, 8888})
@@ -70,7 +70,7 @@ def pod_endpoint(pod: Pod, target: str, node_ready: bool) -> Endpoint | None:
     if not host_port:
         return None
     return Endpoint(
-        pod=pod.meta.name,
+        pod=pod_ref(pod),
         address=pod.status.host_ip,
         port=host_port,
         ready=pod.status.ready and node_ready,
@@ -107,10 +107,16 @@ def compute_lb_services(
     LoadBalancer Services' addresses from the pool, by name (each listens there only)."""
     own = own_addresses or {}
     result = []
-    for svc in sorted(services, key=lambda s: s.meta.name):
+    for svc in sorted(services, key=lambda s: lb_name(s)):
         if svc.headless and not include_headless:
             continue
-        members = [p for p in pods if selector_matches(svc.selector, p.meta.labels)]
+        # A Service selects pods of its own namespace only.
+        ns = svc.meta.namespace
+        members = [
+            p
+            for p in pods
+            if p.meta.namespace == ns and selector_matches(svc.selector, p.meta.labels)
+        ]
         for sp in svc.ports:
             endpoints = []
             for pod in sorted(members, key=lambda p: p.meta.name):
@@ -119,7 +125,7 @@ def compute_lb_services(
                     endpoints.append(ep)
             result.append(
                 LbService(
-                    name=svc.meta.name,
+                    name=lb_name(svc),
                     port_name=sp.name,
                     listen_port=sp.port + port_offset,
                     endpoints=tuple(endpoints),
@@ -127,9 +133,9 @@ def compute_lb_services(
                     bind_addresses=(
                         bind_addresses(
                             svc,
-                            own.get(svc.meta.name, external),
+                            own.get(lb_name(svc), external),
                             internal,
-                            svc.meta.name in own,
+                            lb_name(svc) in own,
                         )
                         if internal
                         else ()
@@ -143,7 +149,7 @@ def pods_released(services: Sequence[LbService], stopping: Iterable[Pod]) -> set
     """Pods asked to stop that no longer take new traffic in the applied LB state.
 
     A pod is released once no service holds it as a ready (non-draining)
-    endpoint; only then does its agent get the stop order.
+    endpoint; only then does its agent get the stop order. Pods are named by `pod_ref`.
     """
     serving = {ep.pod for svc in services for ep in svc.endpoints if ep.ready and not ep.draining}
-    return {p.meta.name for p in stopping if p.meta.name not in serving}
+    return {pod_ref(p) for p in stopping if pod_ref(p) not in serving}

@@ -23,7 +23,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 from master.lb.model import Unservable
-from master.model import Service
+from master.model import Service, lb_name
 
 # A pool larger than this is a typo (a /8 would allocate 16 million strings).
 MAX_POOL = 65_536
@@ -92,14 +92,14 @@ def assign_addresses(
     """Each LoadBalancer Service's address, and the ones that get none (with the reason)."""
     in_pool = set(pool)
     ordered = sorted(
-        (s for s in services if _wants_address(s)), key=lambda s: (s.meta.created_at, s.meta.name)
+        (s for s in services if _wants_address(s)), key=lambda s: (s.meta.created_at, lb_name(s))
     )
     assigned: dict[str, str] = {}
     holder: dict[str, str] = {}
     problems: dict[str, Unservable] = {}
     # Oldest first: a requested address, else the one the Service already shows.
     for svc in ordered:
-        name, wanted, current = svc.meta.name, svc.load_balancer_ip, svc.ingress_ip
+        name, wanted, current = lb_name(svc), svc.load_balancer_ip, svc.ingress_ip
         if wanted and wanted not in in_pool:
             problems[name] = Unservable(
                 name,
@@ -120,7 +120,7 @@ def assign_addresses(
             assigned[name], holder[current] = current, name
     free = (a for a in pool if a not in holder)
     for svc in ordered:
-        name = svc.meta.name
+        name = lb_name(svc)
         if name in assigned or name in problems:
             continue
         address = next(free, None)

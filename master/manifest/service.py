@@ -4,8 +4,9 @@ pinnace load-balances TCP through HAProxy, so a Service is a selector plus TCP
 ports; everything else Kubernetes' ServiceSpec offers is reported as not
 supported yet. targetPort stays text ("8080" or a named container port); the
 endpoints controller resolves it against each pod. `clusterIP: None` makes a
-headless Service, as in Kubernetes: no load balancer, only its endpoints; any
-other fixed clusterIP is reported and ignored (the master assigns the address).
+headless Service, as in Kubernetes: no address, no proxy, only its endpoints; a
+fixed clusterIP is a request the master honours or refuses at apply
+(master/app/clusterip.py), else it picks one from --service-cidr.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from master.manifest.errors import Where, describe
 from master.manifest.fields import as_int, as_list, as_map, as_str, check_fields, one_of, require
 from master.manifest.meta import parse_labels, parse_object_meta
 from master.manifest.names import check_dns1035_label, check_dns1123_label, check_port_name
-from master.model import Service, ServicePort, ServiceType
+from master.model import HEADLESS, Service, ServicePort, ServiceType
 
 SPEC_SUPPORTED = ("ports", "selector", "type", "clusterIP", "clusterIPs", "loadBalancerIP")
 SPEC_UNSUPPORTED = ( "externalIPs", "sessionAffinity",
@@ -107,14 +108,15 @@ def parse_service(data: dict[str, Any], where: Where) -> Service:
         if spec["type"] == "ExternalName":
             raise at.key("type").error("ExternalName is not supported yet")
         kind = one_of(spec["type"], at.key("type"), TYPES)
-    headless = _parse_cluster_ip(spec, at, kind)
+    cluster_ip = _parse_cluster_ip(spec, at, kind)
     load_balancer_ip = _parse_load_balancer_ip(spec, at, kind)
     return Service(
         meta=meta,
         selector=parse_labels(spec.get("selector"), at.key("selector")),
         ports=_parse_ports(spec.get("ports"), at.key("ports")),
         type=ServiceType(kind),
-        headless=headless,
+        cluster_ip=cluster_ip,
+        headless=cluster_ip == HEADLESS,
         load_balancer_ip=load_balancer_ip,
     )
 
@@ -134,8 +136,8 @@ def _parse_load_balancer_ip(spec: dict[str, Any], at: Where, kind: str) -> str:
     return address
 
 
-def _parse_cluster_ip(spec: dict[str, Any], at: Where, kind: str) -> bool:
-    """True for a headless Service (clusterIP "None"); a fixed address is warned and ignored."""
+def _parse_cluster_ip(spec: dict[str, Any], at: Where, kind: str) -> str:
+    """The address asked for: "None" (headless), an IP address, or "" (any)."""
     ips = [as_str(spec["clusterIP"], at.key("clusterIP"))] if spec.get("clusterIP") else []
     for i, ip in enumerate(as_list(spec.get("clusterIPs"), at.key("clusterIPs"))):
         ips.append(as_str(ip, at.key("clusterIPs").index(i)))
@@ -144,7 +146,18 @@ def _parse_cluster_ip(spec: dict[str, Any], at: Where, kind: str) -> bool:
         raise at.key("clusterIP").error(f'may not be "None" for a {kind} Service')
     if headless and any(ip != "None" for ip in ips):
         raise at.key("clusterIPs").error('must be ["None"] when clusterIP is "None"')
-    if ips and not headless:
-        field = "clusterIP" if spec.get("clusterIP") else "clusterIPs"
-        at.key(field).warn("a fixed address is not supported yet, ignored (the master assigns it)")
-    return headless
+    if headless:
+        return HEADLESS
+    if len(set(ips)) > 1:
+        raise at.key("clusterIPs").error(
+            "dual-stack Services are not supported yet; give one address"
+        )
+    if not ips:
+        return ""
+    field = at.key("clusterIP") if spec.get("clusterIP") else at.key("clusterIPs").index(0)
+    try:
+        return str(ipaddress.ip_address(ips[0]))
+    except ValueError:
+        raise field.error(
+            f'must be an IP address, "None" or empty, got {describe(ips[0])}'
+        ) from None

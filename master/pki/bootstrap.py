@@ -39,6 +39,7 @@ from master.pki.ca import (
     new_key,
 )
 from master.pki.clientconfig import ClientConfig, render_client_config
+from master.pki.identity import ClusterIdentity
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,18 @@ def _interface_addresses() -> list[str]:
     return found
 
 
-def ensure_pki(data_dir: Path, sans: list[str], now: dt.datetime) -> MasterPki:
-    """Load (or create, on first start) the CA, and issue this start's certificates."""
+def ensure_pki(
+    data_dir: Path, sans: list[str], now: dt.datetime, shared: ClusterIdentity | None = None
+) -> MasterPki:
+    """Load (or create, on first start) the CA, and issue this start's certificates.
+
+    With `shared` (masters on etcd: master/pki/shared.py) the CA and the admin identity
+    are the cluster's, from the store; only ca.crt is written here (for tools), never
+    the CA's key, and the server certificate is this master's own (its own SANs)."""
     pki = data_dir / "pki"
     pki.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if shared is not None:
+        return _shared_pki(pki, shared, sans, now)
     ca_crt, ca_key = pki / "ca.crt", pki / "ca.key"
     if ca_crt.exists() and ca_key.exists():
         ca = CertificateAuthority(
@@ -133,6 +142,26 @@ def ensure_pki(data_dir: Path, sans: list[str], now: dt.datetime) -> MasterPki:
         client_roots_pem=ca.pem + anonymous_ca_pem(),
         admin_key_pem=admin[0],
         admin_cert_pem=admin[1],
+        directory=pki,
+    )
+
+
+def _shared_pki(pki: Path, shared: ClusterIdentity, sans: list[str], now: dt.datetime) -> MasterPki:
+    ca = CertificateAuthority(
+        x509.load_pem_x509_certificate(shared.ca_cert_pem), load_key(shared.ca_key_pem)
+    )
+    write_atomic(pki / "ca.crt", ca.pem, 0o644)
+    server_key = new_key()
+    server_cert = ca.issue_server(server_key, sans, now)
+    write_atomic(pki / "server.key", key_pem(server_key))
+    write_atomic(pki / "server.crt", cert_pem(server_cert), 0o644)
+    return MasterPki(
+        ca=ca,
+        server_key_pem=key_pem(server_key),
+        server_chain_pem=cert_pem(server_cert) + ca.pem,
+        client_roots_pem=ca.pem + anonymous_ca_pem(),
+        admin_key_pem=shared.admin_key_pem,
+        admin_cert_pem=shared.admin_cert_pem,
         directory=pki,
     )
 

@@ -14,6 +14,14 @@ failed save leaves memory exactly as before, so the caller gets the error and a
 retry does the whole change again. Changes are serialised by one asyncio lock.
 A Node deleted from the cluster state drops its binding (a state listener
 schedules the write).
+
+Several masters on one etcd share both documents: any of them may change one
+(a join through a follower, a token made on the leader). So a change starts
+from the document as stored now (re-read), and its save is a compare-and-set
+(the store's meta_set): when another master changed it in between
+(WriteConflict) the change is decided again on the newer document. Other
+masters' changes reach memory through `take` (master/ha/documents.py watches
+them).
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from kernel.clock import Clock
 from master.model import Node, StoredObject
@@ -36,12 +46,16 @@ from master.pki.tokens import (
     record_use,
 )
 from master.state import ClusterState
-from master.store.port import Store
+from master.store.port import Store, WriteConflict
 
 log = logging.getLogger(__name__)
 
 TOKENS_KEY = "security.join_tokens"
 BINDINGS_KEY = "security.node_bindings"
+# A change another master keeps beating is refused after this many tries.
+_CONFLICT_ATTEMPTS = 5
+
+R = TypeVar("R")
 
 
 class RegistryError(Exception):
@@ -60,10 +74,20 @@ class SecurityRegistry:
     async def load(self) -> None:
         tokens = await asyncio.to_thread(self._store.meta_get, TOKENS_KEY)
         bindings = await asyncio.to_thread(self._store.meta_get, BINDINGS_KEY)
-        self._tokens = {r.id: r for r in map(TokenRecord.from_json, json.loads(tokens or "[]"))}
-        self._bindings = {
-            b.node: b for b in map(NodeBinding.from_json, json.loads(bindings or "[]"))
-        }
+        self.take(TOKENS_KEY, tokens)
+        self.take(BINDINGS_KEY, bindings)
+
+    def take(self, key: str, document: str | None) -> None:
+        """A document as stored (by this master at load, or by another master, seen by the
+        follower's watch): make it the in-memory truth. Other keys are not ours."""
+        if key == TOKENS_KEY:
+            self._tokens = {
+                r.id: r for r in map(TokenRecord.from_json, json.loads(document or "[]"))
+            }
+        elif key == BINDINGS_KEY:
+            self._bindings = {
+                b.node: b for b in map(NodeBinding.from_json, json.loads(document or "[]"))
+            }
 
     def follow(self, state: ClusterState) -> None:
         """Forget a node's binding when the node is deleted."""
@@ -84,7 +108,7 @@ class SecurityRegistry:
     async def create_token(
         self, ca_hash: str, ttl: float, description: str
     ) -> tuple[JoinToken, TokenRecord]:
-        async with self._lock:
+        async def change() -> tuple[JoinToken, TokenRecord]:
             now = self._clock.now()
             tokens = prune(self._tokens, now)
             if len(tokens) >= MAX_TOKENS:
@@ -93,27 +117,45 @@ class SecurityRegistry:
                 )
             token, record = generate_token(ca_hash, now, ttl, description)
             await self._save_tokens({**tokens, record.id: record})
-        return token, record
+            return token, record
+
+        return await self._changing(TOKENS_KEY, change)
 
     async def revoke(self, token_id: str) -> TokenRecord | None:
-        async with self._lock:
+        async def change() -> TokenRecord | None:
             record = self._tokens.get(token_id)
             if record is None:
                 return None
             if not record.revoked_at:
                 record = replace(record, revoked_at=self._clock.now())
                 await self._save_tokens({**self._tokens, token_id: record})
-        return record
+            return record
+
+        return await self._changing(TOKENS_KEY, change)
 
     def check(self, token_id: str, secret: str) -> str:
         """Why this token cannot join now ("" when it can)."""
         return check_token(self._tokens.get(token_id), secret, self._clock.now())
 
     async def count_use(self, token_id: str) -> None:
-        async with self._lock:
+        async def change() -> None:
             record = self._tokens.get(token_id)
             if record is not None:
                 await self._save_tokens({**self._tokens, token_id: record_use(record)})
+
+        await self._changing(TOKENS_KEY, change)
+
+    async def _changing(self, key: str, change: Callable[[], Awaitable[R]]) -> R:
+        """Run `change` under the lock on the document as stored now; again on a conflict."""
+        async with self._lock:
+            for attempt in range(_CONFLICT_ATTEMPTS):
+                self.take(key, await asyncio.to_thread(self._store.meta_get, key))
+                try:
+                    return await change()
+                except WriteConflict:
+                    if attempt + 1 == _CONFLICT_ATTEMPTS:
+                        raise
+            raise AssertionError("unreachable")
 
     async def _save_tokens(self, tokens: dict[str, TokenRecord]) -> None:
         """Persist `tokens`, then make them the in-memory truth (never the other way)."""
@@ -127,7 +169,7 @@ class SecurityRegistry:
         return self._bindings.get(node)
 
     async def bind(self, node: str, key_sha256: str) -> None:
-        async with self._lock:
+        async def change() -> None:
             current = self._bindings.get(node)
             if current is not None and current.key_sha256 == key_sha256:
                 return
@@ -136,10 +178,14 @@ class SecurityRegistry:
             if current is not None:
                 log.warning("node name %s moves to a new key (the old certificate is void)", node)
 
+        await self._changing(BINDINGS_KEY, change)
+
     async def unbind(self, node: str) -> None:
-        async with self._lock:
+        async def change() -> None:
             if node in self._bindings:
                 await self._save_bindings({n: b for n, b in self._bindings.items() if n != node})
+
+        await self._changing(BINDINGS_KEY, change)
 
     async def _save_bindings(self, bindings: dict[str, NodeBinding]) -> None:
         """Persist `bindings`, then make them the in-memory truth (never the other way)."""

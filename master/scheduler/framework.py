@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from master.model import Pod
+from master.model import Pod, pod_ref
 from master.scheduler.host_ports import HostPorts
 from master.scheduler.least_allocated import LeastAllocated
 from master.scheduler.node_ready import NodeReady
@@ -143,7 +143,7 @@ def schedule_batch(
 ) -> tuple[dict[str, Placement | Unschedulable], dict[str, NodeInfo]]:
     """Place pods one after another, each seeing the placements before it.
 
-    Returns the decision per pod name and the infos with every placed pod
+    Returns the decision per pod (`pod_ref`) and the infos with every placed pod
     added. The input mapping is not modified.
     """
     current = dict(infos)
@@ -153,7 +153,7 @@ def schedule_batch(
     start = _start_index(pods[0], names) if pods else 0
     for pod in pods:
         result, processed = _schedule_one(pod, names, current, start, enough, filters, scores)
-        results[pod.meta.name] = result
+        results[pod_ref(pod)] = result
         if isinstance(result, Placement):
             current[result.node_name] = current[result.node_name].with_pod(pod)
         if names:

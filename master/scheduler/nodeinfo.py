@@ -79,9 +79,9 @@ class NodeInfo:
         """The node after binding one more pod."""
         demand = pod_demand(pod)
         owners = self.pods_by_owner
-        if pod.owner:
+        if pod.owner_key:
             owners = dict(owners)
-            owners[pod.owner] = owners.get(pod.owner, 0) + 1
+            owners[pod.owner_key] = owners.get(pod.owner_key, 0) + 1
         return NodeInfo(
             node=self.node,
             requested=self.requested + demand.requests,
@@ -96,13 +96,13 @@ class NodeInfo:
         """The node after a pod previously added with `with_pod` is removed."""
         demand = pod_demand(pod)
         owners = self.pods_by_owner
-        if pod.owner and pod.owner in owners:
+        if pod.owner_key and pod.owner_key in owners:
             owners = dict(owners)
-            left = owners[pod.owner] - 1
+            left = owners[pod.owner_key] - 1
             if left > 0:
-                owners[pod.owner] = left
+                owners[pod.owner_key] = left
             else:
-                del owners[pod.owner]
+                del owners[pod.owner_key]
         return NodeInfo(
             node=self.node,
             requested=self.requested - demand.requests,
@@ -139,9 +139,9 @@ def build_node_infos(nodes: Iterable[Node], pods: Iterable[Pod]) -> dict[str, No
         cpu[name] += requests.cpu_millis
         memory[name] += requests.memory_bytes
         ports[name].update(pod.spec.host_ports())
-        if pod.owner:
+        if pod.owner_key:
             by_owner = owners[name]
-            by_owner[pod.owner] = by_owner.get(pod.owner, 0) + 1
+            by_owner[pod.owner_key] = by_owner.get(pod.owner_key, 0) + 1
         counts[name] += 1
     return {
         node.meta.name: NodeInfo(

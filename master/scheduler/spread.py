@@ -27,8 +27,8 @@ class Spread:
     weight: int = 2
 
     def score(self, pod: Pod, info: NodeInfo, all_infos: Sequence[NodeInfo]) -> float:
-        if pod.owner:
-            return float(info.pods_by_owner.get(pod.owner, 0))
+        if pod.owner_key:
+            return float(info.pods_by_owner.get(pod.owner_key, 0))
         return float(info.pod_count)
 
     def normalize(self, pod: Pod, scores: list[float]) -> list[float]:

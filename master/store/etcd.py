@@ -41,10 +41,10 @@ from typing import Any
 
 from aetcd.rpc import rpc_pb2
 
-from master.model import KINDS, StoredObject
+from master.model import KINDS, StoredObject, key_of
 from master.store.codec import CodecError, decode, encode
 from master.store.etcd_client import EtcdClient, EtcdSettings, key_range_end
-from master.store.port import ObjectKey, StoreError
+from master.store.port import ObjectKey, StoreError, WriteConflict
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class EtcdStore:
                 name = getattr(getattr(obj, "meta", None), "name", "?")
                 kind = getattr(obj, "kind", type(obj).__name__)
                 raise StoreError(f"cannot store {kind}/{name!r}: {e}") from e
-            final[self.object_key(obj.kind, obj.meta.name)] = data
+            final[self.object_key(obj.kind, key_of(obj))] = data
         for key, value in (meta or {}).items():
             final[self.meta_key(str(key))] = str(value).encode()
         with self._lock:
@@ -156,9 +156,12 @@ class EtcdStore:
             return bytes(reply.kvs[0].value).decode()
 
     def meta_set(self, key: str, value: str) -> None:
+        # Not under the leader guard: metadata values set one at a time are the documents
+        # every master shares (join tokens, node bindings, the cluster identity), and any
+        # master may change them, each change compared against the revision it read.
         with self._lock:
             self._check_open()
-            self._commit({self.meta_key(key): value.encode()}, f"setting {key!r}")
+            self._commit({self.meta_key(key): value.encode()}, f"setting {key!r}", guarded=False)
 
     def close(self) -> None:
         with self._lock:
@@ -198,10 +201,11 @@ class EtcdStore:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _commit(self, final: dict[bytes, bytes | None], what: str) -> None:
+    def _commit(self, final: dict[bytes, bytes | None], what: str, guarded: bool = True) -> None:
+        guard = self._guard if guarded else []
         for _ in range(_ADOPT_RETRIES):
             keys = list(final)
-            compare = [*self._guard, *(self._compare(k) for k in keys)]
+            compare = [*guard, *(self._compare(k) for k in keys)]
             success = [_op(k, v) for k, v in final.items()]
             failure = [rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=k)) for k in keys]
             try:
@@ -218,12 +222,12 @@ class EtcdStore:
                 return
             conflicts = self._resolve(keys, final, reply)
             if conflicts:
-                raise StoreError(
+                raise WriteConflict(
                     f"writing a batch ({what}) refused: changed by another writer since "
                     f"this master read them: {', '.join(conflicts[:5])}"
                     + (f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
                 )
-            if self._guard and not self._guard_holds():
+            if guard and not self._guard_holds():
                 raise StoreError(f"writing a batch ({what}) refused: this master is not the leader")
         raise StoreError(f"writing a batch ({what}) failed: etcd kept changing under it")
 

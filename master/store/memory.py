@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 
-from master.model import StoredObject
+from master.model import StoredObject, key_of
 from master.store.codec import decode, encode
 from master.store.port import ObjectKey, StoreError
 
@@ -49,7 +49,7 @@ class MemoryStore:
         staged: dict[ObjectKey, bytes] = {}
         for obj in puts:
             try:
-                staged[(obj.kind, obj.meta.name)] = encode(obj)
+                staged[(obj.kind, key_of(obj))] = encode(obj)
             except Exception as e:
                 name = getattr(getattr(obj, "meta", None), "name", "?")
                 raise StoreError(

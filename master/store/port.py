@@ -23,13 +23,19 @@ from typing import Protocol
 
 from master.model import StoredObject
 
-# (kind, name), e.g. ("Pod", "web-7d9f-x2k4q"); names are unique per kind.
+# (kind, key name): ("Pod", "default/web-7d9f-x2k4q") for namespaced kinds, ("Node",
+# "node-1") for cluster-scoped ones (master.model.key_name); keys are unique per kind.
 ObjectKey = tuple[str, str]
 
 
 class StoreError(Exception):
     """The store cannot do what was asked; the message is one sentence for the operator
     (data directory not writable, file is not a pinnace database, newer schema ...)."""
+
+
+class WriteConflict(StoreError):
+    """Another writer changed a key since this store read it (a shared store: etcd);
+    nothing was written. Re-read and decide again."""
 
 
 class NotLeaderError(StoreError):
@@ -50,7 +56,7 @@ class Store(Protocol):
     ) -> None:
         """Apply one batch atomically: all of it is stored, or (StoreError) none of it.
 
-        A put upserts by (obj.kind, obj.meta.name). Deleting a key that is not
+        A put upserts by (obj.kind, key_of(obj)). Deleting a key that is not
         stored is a no-op. Deletes apply before puts, so a key in both ends up
         stored. `meta` entries are set in the same transaction (e.g. the
         resource-version high-water mark that goes with the batch).
@@ -62,7 +68,9 @@ class Store(Protocol):
         ...
 
     def meta_set(self, key: str, value: str) -> None:
-        """Set one metadata value durably (its own transaction)."""
+        """Set one metadata value durably (its own transaction). On a store several masters
+        share, a compare-and-set against the value this store last read (meta_get) or
+        saw: WriteConflict when another master changed it since."""
         ...
 
     def close(self) -> None:

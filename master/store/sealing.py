@@ -7,10 +7,14 @@ sees plain Secrets and the disk never does. Other kinds pass through.
 
 The key is 32 random bytes in `<data dir>/secrets.key`, created on first start
 with mode 0600 (as k3s's `--secrets-encryption` keeps its key beside the
-datastore). The envelope is `aesgcm:v1:<key id>:<base64(nonce | ciphertext)>`;
+datastore). The envelope is `aesgcm:v2:<key id>:<base64(nonce | ciphertext)>`;
 the key id (the first 8 bytes of the key's SHA-256, in hex) says which key sealed
-it, so a rotated key can be told from a damaged one. The Secret's kind and name
-are the associated data: a sealed value copied onto another Secret does not open.
+it, so a rotated key can be told from a damaged one. The Secret's kind, namespace
+and name are the associated data ("Secret/<ns>/<name>"): a sealed value copied
+onto another Secret, or into another namespace, does not open. Envelopes from
+before namespaces (`aesgcm:v1:`, bound to "Secret/<name>") still open, and only
+for a Secret of the "default" namespace, the only one there was; the master
+re-seals them as v2 when it migrates the store's keys (master/store/migrate.py).
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from master.model import Secret, StoredObject
+from master.model import DEFAULT_NAMESPACE, Secret, StoredObject
 from master.store.port import ObjectKey, Store, StoreError
 
 KEY_FILE = "secrets.key"
-_PREFIX = "aesgcm:v1:"
+_PREFIX = "aesgcm:v2:"
+_LEGACY_PREFIX = "aesgcm:v1:"
 
 
 class SecretSealer:
@@ -64,6 +69,10 @@ class SecretSealer:
 
     @staticmethod
     def _aad(secret: Secret) -> bytes:
+        return f"Secret/{secret.meta.namespace}/{secret.meta.name}".encode()
+
+    @staticmethod
+    def _legacy_aad(secret: Secret) -> bytes:
         return f"Secret/{secret.meta.name}".encode()
 
     def seal(self, secret: Secret) -> Secret:
@@ -76,10 +85,16 @@ class SecretSealer:
     def open(self, secret: Secret) -> Secret:
         if not secret.sealed:
             return secret
-        name = secret.meta.name
-        if not secret.sealed.startswith(_PREFIX):
+        name = f"{secret.meta.namespace}/{secret.meta.name}"
+        if secret.sealed.startswith(_PREFIX):
+            prefix, aad = _PREFIX, self._aad(secret)
+        elif (
+            secret.sealed.startswith(_LEGACY_PREFIX) and secret.meta.namespace == DEFAULT_NAMESPACE
+        ):
+            prefix, aad = _LEGACY_PREFIX, self._legacy_aad(secret)
+        else:
             raise StoreError(f"secret {name}: unknown encryption envelope")
-        key_id, _, body = secret.sealed[len(_PREFIX) :].partition(":")
+        key_id, _, body = secret.sealed[len(prefix) :].partition(":")
         if key_id != self.key_id:
             raise StoreError(
                 f"secret {name} was encrypted with key {key_id}, but {KEY_FILE} holds key "
@@ -88,7 +103,7 @@ class SecretSealer:
             )
         raw = base64.b64decode(body)
         try:
-            plain = self._aead.decrypt(raw[:12], raw[12:], self._aad(secret))
+            plain = self._aead.decrypt(raw[:12], raw[12:], aad)
         except InvalidTag:
             raise StoreError(f"secret {name}: its encrypted data is damaged") from None
         data = json.loads(plain)

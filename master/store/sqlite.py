@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from master.model import KINDS, StoredObject
+from master.model import KINDS, StoredObject, key_of
 from master.store.codec import CodecError, decode, encode
 from master.store.port import ObjectKey, StoreError
 
@@ -133,7 +133,7 @@ class SqliteStore:
                     data = encode(obj)
                 except CodecError as e:
                     raise StoreError(f"cannot store {obj.kind}/{obj.meta.name!r}: {e}") from e
-                yield obj.kind, obj.meta.name, obj.meta.resource_version, data
+                yield obj.kind, key_of(obj), obj.meta.resource_version, data
 
         def batch(conn: sqlite3.Connection) -> None:
             if deletes:

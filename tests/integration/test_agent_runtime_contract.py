@@ -271,3 +271,40 @@ def test_exec_runs_a_command_in_a_running_container_and_reports_how_it_ended(
         await rt.close()
 
     run(scenario)
+
+
+def test_an_interactive_exec_streams_stdin_and_output_and_ends_with_its_exit_code(
+    backend: Backend,
+) -> None:
+    echo = ("sh", "-c", "echo ready; cat")
+    failing = ("sh", "-c", "exit 5")
+
+    async def collect(session: Any) -> bytes:
+        return b"".join([data async for _, data in session.output()])
+
+    async def scenario() -> None:
+        node, rt = backend.node()
+        if isinstance(rt, FakeRuntime):
+            rt.engine.exec_results[echo] = ExecResult(0, "ready\n")
+            rt.engine.exec_results[failing] = ExecResult(5)
+        info = await rt.create_and_start(config(node))
+
+        session = await rt.open_exec(info.id, echo, stdin=True, tty=False)
+        reading = asyncio.create_task(collect(session))
+        await session.write(b"abc\n")
+        await session.close_stdin()
+        assert await reading == b"ready\nabc\n"
+        assert await session.exit_code() == 0
+        await session.close()
+
+        session = await rt.open_exec(info.id, failing, stdin=False, tty=False)
+        assert await collect(session) == b""
+        assert await session.exit_code() == 5
+        await session.close()
+
+        await rt.stop(info.id, 1)
+        with pytest.raises(RuntimeFailure, match="cannot exec"):
+            await rt.open_exec(info.id, ("true",), stdin=False, tty=False)
+        await rt.close()
+
+    run(scenario)

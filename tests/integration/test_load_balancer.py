@@ -304,7 +304,8 @@ def test_cluster_ip_services_answer_on_the_internal_address_only(
     with pytest.raises(OSError):
         _fetch(f"http://127.0.0.1:{port}/")
     table = cluster.cli("get", "svc").stdout
-    assert re.search(r"my-web-app-service\s+ClusterIP\s+127\.0\.0\.2\s+<none>\s+80/TCP", table)
+    # CLUSTER-IP is its own address (--service-cidr); 127.0.0.2 is the master's way in.
+    assert re.search(r"my-web-app-service\s+ClusterIP\s+10\.96\.1\.0\s+<none>\s+80/TCP", table)
 
 
 def _httpd_deployment(name: str, probe_path: str) -> str:

@@ -50,7 +50,7 @@ class _Lifecycle:
         self.pods: list[str] = []
         self.nodes: list[str] = []
 
-    def delete_pod(self, name: str, reason: str, message: str) -> bool:
+    def delete_pod(self, name: str, reason: str, message: str, namespace: str = "default") -> bool:
         self.pods.append(name)
         return True
 

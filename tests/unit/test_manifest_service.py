@@ -76,9 +76,19 @@ def test_status_is_ignored_and_unsupported_fields_warn() -> None:
     parsed = parse(doc, file="service.yaml")
 
     assert parsed.warnings == (
-        PREFIX + 'Service "web": spec.sessionAffinity: not supported yet, ignored; '
-        "spec.clusterIP: a fixed address is not supported yet, ignored (the master assigns it)",
+        PREFIX + 'Service "web": spec.sessionAffinity: not supported yet, ignored',
     )
+    # A fixed address is a request the master honours or refuses (master/app/clusterip.py).
+    (svc,) = parsed.objects
+    assert isinstance(svc, Service) and (svc.cluster_ip, svc.headless) == ("10.96.0.10", False)
+
+
+def test_cluster_ips_is_read_like_cluster_ip_and_none_is_headless() -> None:
+    listed = parse(mutate(SERVICE, "spec.clusterIPs", ["10.96.0.20"]), file="service.yaml")
+    headless = parse(mutate(SERVICE, "spec.clusterIP", "None"), file="service.yaml")
+
+    services = [s for s in (*listed.objects, *headless.objects) if isinstance(s, Service)]
+    assert [(s.cluster_ip, s.headless) for s in services] == [("10.96.0.20", False), ("None", True)]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +97,7 @@ def test_status_is_ignored_and_unsupported_fields_warn() -> None:
         ("metadata.name", "a" * 65, "metadata.name: must be at most 63 characters, got 65"),
         ("metadata.name", "1web", "metadata.name: must be a DNS-1035 label"),
         ("metadata.name", "web.app", "metadata.name: must be a DNS-1035 label"),
-        ("metadata.namespace", "kube-system", "metadata.namespace: namespaces are not supported"),
+        ("metadata.namespace", "kube.system", "metadata.namespace: must be a DNS-1123 label"),
         ("spec.ports", [], "spec.ports: is required (at least one port)"),
         ("spec.ports", None, "spec.ports: is required (at least one port)"),
         ("spec.ports", {"port": 80}, "spec.ports: must be a list, got a map"),
@@ -108,6 +118,8 @@ def test_status_is_ignored_and_unsupported_fields_warn() -> None:
         ("spec.selectr", {}, 'spec.selectr: unknown field (did you mean "selector"?)'),
         ("apiVersion", "apps/v1", 'apiVersion: must be "v1" for kind Service, got "apps/v1"'),
         ("spec.loadBalancerIP", "web", 'spec.loadBalancerIP: must be an IP address, got "web"'),
+        ("spec.clusterIP", "web", 'spec.clusterIP: must be an IP address, "None" or empty'),
+        ("spec.clusterIPs", ["10.96.0.1", "fd00::1"], "spec.clusterIPs: dual-stack Services"),
     ],
 )
 def test_invalid_service_is_refused_with_one_sentence(path: str, value: Any, expected: str) -> None:

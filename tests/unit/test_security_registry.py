@@ -11,7 +11,7 @@ from master.model import Node, ObjectMeta, Resources
 from master.pki.registry import SecurityRegistry
 from master.state import ClusterState
 from master.store.memory import MemoryStore
-from master.store.port import StoreError
+from master.store.port import StoreError, WriteConflict
 from tests.unit.faulty_store import FaultyStore
 
 CA_HASH = "B" * 43
@@ -136,5 +136,60 @@ def test_a_failed_create_leaves_no_token_behind() -> None:
 
         assert listed == []
         assert [r.id for r in after_restart.tokens()] == [token.id]
+
+    asyncio.run(scenario())
+
+
+class RacingStore(MemoryStore):
+    """A store shared with another master, who changes a document just before our save."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_save: list[tuple[str, str]] = []
+
+    def meta_set(self, key: str, value: str) -> None:
+        if self.before_save:
+            other_key, other_value = self.before_save.pop(0)
+            super().meta_set(other_key, other_value)
+            raise WriteConflict(f"{key} changed by another writer")
+        super().meta_set(key, value)
+
+
+def test_two_masters_making_tokens_at_once_both_keep_theirs() -> None:
+    async def scenario() -> None:
+        store, clock = RacingStore(), FakeClock()
+        here, there = SecurityRegistry(store, clock), SecurityRegistry(store, clock)
+        await here.load()
+        await there.load()
+        theirs, _ = await there.create_token(CA_HASH, 0, "made on another master")
+        # This master has not seen it (no watch here): its save conflicts once, and the
+        # change is decided again on the document as stored.
+        store.before_save.append(
+            ("security.join_tokens", store.meta_get("security.join_tokens") or "")
+        )
+        mine, _ = await here.create_token(CA_HASH, 0, "made here")
+
+        fresh = SecurityRegistry(store, clock)
+        await fresh.load()
+        assert fresh.check(theirs.id, theirs.secret) == ""
+        assert fresh.check(mine.id, mine.secret) == ""
+        assert here.check(theirs.id, theirs.secret) == ""
+
+    asyncio.run(scenario())
+
+
+def test_a_document_another_master_stored_replaces_memory() -> None:
+    async def scenario() -> None:
+        store, clock = MemoryStore(), FakeClock()
+        here, there = SecurityRegistry(store, clock), SecurityRegistry(store, clock)
+        await here.load()
+        await there.load()
+        token, _ = await there.create_token(CA_HASH, 0, "")
+
+        unknown = here.check(token.id, token.secret)
+        here.take("security.join_tokens", store.meta_get("security.join_tokens"))
+
+        assert "not valid" in unknown
+        assert here.check(token.id, token.secret) == ""
 
     asyncio.run(scenario())

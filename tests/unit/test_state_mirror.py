@@ -54,7 +54,7 @@ def test_changes_from_the_leader_become_the_truth_and_are_told() -> None:
     state.apply_remote(service("web", 7))
     state.apply_remote(service("web", 9, port=8080))
     state.apply_remote(service("api", 10))
-    state.remove_remote("Service", "api")
+    state.remove_remote("Service", "default/api")
     state.remove_remote("Service", "never-was")
     state.observe_resource_version(12)
 

@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -122,6 +122,16 @@ def test_same_name_in_different_kinds_are_different_objects(store: Store) -> Non
     }
 
 
+def test_same_name_in_different_namespaces_are_different_objects(store: Store) -> None:
+    a, b = pod("web-1"), pod("web-1", rv=2)
+    b = dataclasses.replace(b, meta=dataclasses.replace(b.meta, namespace="team-b"))
+
+    store.write([a, b], [])
+    store.write([], [("Pod", "default/web-1")])
+
+    assert store.load_all() == [b]
+
+
 def test_a_put_replaces_the_stored_object(store: Store) -> None:
     store.write([pod("web-1", rv=1), pod("web-2", rv=2)], [])
 
@@ -142,7 +152,7 @@ def test_a_delete_removes_only_that_object(store: Store) -> None:
     objects = one_of_each()
     store.write(objects, [])
 
-    store.write([], [("Pod", "web-1"), ("Service", "web")])
+    store.write([], [("Pod", "default/web-1"), ("Service", "default/web")])
 
     remaining = by_key(objects)
     del remaining[("Pod", "web-1")], remaining[("Service", "web")]
@@ -161,7 +171,9 @@ def test_puts_and_deletes_in_one_batch(store: Store) -> None:
     store.write([pod("web-1"), pod("web-2")], [])
 
     # Deletes apply before puts: a key in both (deleted, then recreated) stays.
-    store.write([pod("web-3"), pod("web-2", rv=5)], [("Pod", "web-1"), ("Pod", "web-2")])
+    store.write(
+        [pod("web-3"), pod("web-2", rv=5)], [("Pod", "default/web-1"), ("Pod", "default/web-2")]
+    )
 
     assert by_key(store.load_all()) == by_key([pod("web-2", rv=5), pod("web-3")])
 
@@ -177,7 +189,7 @@ def test_a_batch_that_fails_to_encode_stores_nothing(store: Store) -> None:
     with pytest.raises(StoreError, match=r"Pod/'web-4'.*meta\.labels\['app'\]"):
         store.write(
             [pod("web-1", rv=9), pod("web-3"), unencodable, pod("web-5")],
-            [("Pod", "web-2")],
+            [("Pod", "default/web-2")],
             meta={"resource_version": "9"},
         )
 
@@ -203,7 +215,7 @@ def test_a_failure_midway_through_a_batch_rolls_all_of_it_back(
     monkeypatch.setattr(master.store.etcd, "encode", encode_then_fail)
 
     with pytest.raises(StoreError, match="disk on fire"):
-        store.write([pod(f"new-{i}") for i in range(5)], [("Pod", "web-1")])
+        store.write([pod(f"new-{i}") for i in range(5)], [("Pod", "default/web-1")])
 
     assert calls == 3  # it really did fail midway, after two puts were encoded
     assert store.load_all() == [pod("web-1")]
@@ -239,9 +251,10 @@ def test_stored_objects_are_not_aliased(store: Store) -> None:
     original = pod("web-1")
     store.write([original], [])
 
-    original.meta.labels["app"] = "mutated after write"
+    # Labels are read-only by type; a caller that casts that away must still not reach the store.
+    cast(dict[str, str], original.meta.labels)["app"] = "mutated after write"
     loaded = store.load_all()[0]
-    loaded.meta.labels["app"] = "mutated after load"
+    cast(dict[str, str], loaded.meta.labels)["app"] = "mutated after load"
 
     assert store.load_all()[0].meta.labels == {"app": "web"}
 
@@ -427,12 +440,12 @@ def test_sqlite_names_an_unreadable_row(tmp_path: Path) -> None:
     store = SqliteStore(path)
     store.write([pod("web-1")], [])
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE objects SET data = ? WHERE name = 'web-1'", (b'{"meta": 3}',))
+    conn.execute("UPDATE objects SET data = ? WHERE name = 'default/web-1'", (b'{"meta": 3}',))
     conn.commit()
     conn.close()
 
     try:
-        with pytest.raises(StoreError, match=r"Pod/web-1 is unreadable: meta"):
+        with pytest.raises(StoreError, match=r"Pod/default/web-1 is unreadable: meta"):
             store.load_all()
     finally:
         store.close()

@@ -44,7 +44,7 @@ def test_sqlite_file_holds_no_secret_value_and_load_gives_it_back(tmp_path: Path
     assert b"prod" in raw  # the same file does hold other kinds in the clear
     with sqlite3.connect(tmp_path / DB_FILENAME) as db:
         rows = [bytes(r[0]) for r in db.execute("SELECT data FROM objects WHERE kind='Secret'")]
-    assert len(rows) == 1 and b"aesgcm:v1:" in rows[0]
+    assert len(rows) == 1 and b"aesgcm:v2:" in rows[0]
 
 
 def test_another_key_or_another_secret_name_cannot_open_it(tmp_path: Path) -> None:

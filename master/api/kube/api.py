@@ -20,6 +20,7 @@ from aiohttp import web
 
 from kernel.clock import Clock
 from master.api.kube import errors, objects, openapi, resources, writes
+from master.api.kube.exec_ws import serve_exec
 from master.api.kube.http import flag as _flag
 from master.api.kube.http import json_response as _json
 from master.api.kube.resources import Resource
@@ -91,9 +92,7 @@ class KubeApi(Streams):
         return _json(resources.api_group_list())
 
     async def core_resources(self, request: web.Request) -> web.Response:
-        found = resources.resource_list("")
-        assert found is not None
-        return _json(found)
+        return _json(resources.core_resource_list())
 
     async def group(self, request: web.Request) -> web.Response:
         found = resources.api_group(request.match_info["group"])
@@ -177,6 +176,9 @@ class KubeApi(Streams):
         now = self.clock.now()
         if sub == "scale":
             return await self._scale(request, name or "", method, now)
+        if sub == "exec" and method in ("GET", "POST"):
+            execs = self.logs.execs if self.logs is not None else None
+            return await serve_exec(request, self.state, execs, name or "")
         if sub in ("status", "log") and method != "GET":
             raise errors.method_not_allowed(f"{r.name} is read-only in pinnace")
         if sub == "log":

@@ -1,0 +1,152 @@
+"""Commands run in a pod's container for the master (`kubectl exec`, `pinnace exec`).
+
+The master sends an `ExecStart` on the node session; the agent finds the pod's
+running container (the rules of agent/logs.py), starts the command through the
+runtime with its streams attached, and sends the output back as `ExecOutput`s
+tagged with the request's id, then one with `end` and the exit code (or an error
+sentence when it could not run). `ExecInput`s carry stdin, its end, terminal
+resizes, and a cancel when the client went away. Each exec is its own task, so a
+long interactive shell never holds up heartbeats or pod work; at most MAX_EXECS
+run at once, and input for each waits in a bounded queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.logs import MAX_CHUNK, pick_container
+from agent.runtime.port import ExecSession, Runtime, RuntimeFailure
+
+log = logging.getLogger(__name__)
+
+MAX_EXECS = 32
+# Input messages waiting to be written to one command's stdin.
+MAX_PENDING_INPUT = 256
+
+# (request id, stream, data, end, exit code, error)
+Send = Callable[[str, int, bytes, bool, int, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecOrder:
+    request_id: str
+    pod: str
+    container: str
+    command: tuple[str, ...]
+    stdin: bool = False
+    tty: bool = False
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecInput:
+    """One message for a running exec: stdin bytes, stdin's end, a resize, or a cancel."""
+
+    request_id: str
+    data: bytes = b""
+    close_stdin: bool = False
+    width: int = 0
+    height: int = 0
+    cancel: bool = False
+
+
+class ExecRunner:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._inputs: dict[str, asyncio.Queue[ExecInput]] = {}
+
+    def start(self, order: ExecOrder, send: Send) -> None:
+        if not order.command:
+            send(order.request_id, 0, b"", True, 0, "you must specify at least one command")
+            return
+        if len(self._tasks) >= MAX_EXECS or order.request_id in self._tasks:
+            send(order.request_id, 0, b"", True, 0, f"too many execs on this node (>{MAX_EXECS})")
+            return
+        inputs: asyncio.Queue[ExecInput] = asyncio.Queue(MAX_PENDING_INPUT)
+        self._inputs[order.request_id] = inputs
+        task = asyncio.create_task(self._run(order, inputs, send), name=f"exec-{order.request_id}")
+        self._tasks[order.request_id] = task
+
+        def forget(_: object) -> None:
+            self._tasks.pop(order.request_id, None)
+            self._inputs.pop(order.request_id, None)
+
+        task.add_done_callback(forget)
+
+    def input(self, message: ExecInput) -> None:
+        task = self._tasks.get(message.request_id)
+        if task is None:
+            return
+        if message.cancel:
+            task.cancel()
+            return
+        try:
+            self._inputs[message.request_id].put_nowait(message)
+        except asyncio.QueueFull:
+            # A client writing faster than the command reads: cut off, not buffered.
+            log.warning("exec %s: stdin overran its buffer; cancelled", message.request_id)
+            task.cancel()
+
+    def cancel_all(self) -> None:
+        """The session ended: its execs have nobody to answer."""
+        for task in list(self._tasks.values()):
+            task.cancel()
+
+    async def _run(self, order: ExecOrder, inputs: asyncio.Queue[ExecInput], send: Send) -> None:
+        error = ""
+        code = 0
+        session: ExecSession | None = None
+        feeder: asyncio.Task[None] | None = None
+        cancelled = False
+        try:
+            found = pick_container(
+                [c for c in await self._runtime.list_containers() if c.alive],
+                order.pod,
+                order.container,
+            )
+            if isinstance(found, str):
+                error = found.replace("has no container", "has no running container")
+                return
+            session = await self._runtime.open_exec(found.id, order.command, order.stdin, order.tty)
+            if order.tty and order.width > 0 and order.height > 0:
+                await session.resize(order.width, order.height)
+            feeder = asyncio.create_task(_feed(session, inputs))
+            async for stream, data in session.output():
+                for start in range(0, len(data), MAX_CHUNK):
+                    send(order.request_id, stream, data[start : start + MAX_CHUNK], False, 0, "")
+            code = await session.exit_code()
+        except RuntimeFailure as e:
+            error = str(e)
+        except asyncio.CancelledError:
+            cancelled = True  # the master stopped listening: nobody to tell
+        except Exception as e:  # an engine failure must end the exec, not the agent
+            log.warning("exec %s failed: %s", order.request_id, e)
+            error = f"running the command failed: {e}"
+        finally:
+            if feeder is not None:
+                feeder.cancel()
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    await session.close()
+            if not cancelled:
+                with contextlib.suppress(Exception):
+                    send(order.request_id, 0, b"", True, code, error)
+
+
+async def _feed(session: ExecSession, inputs: asyncio.Queue[ExecInput]) -> None:
+    """Stdin and resizes, in the order the client sent them."""
+    while True:
+        message = await inputs.get()
+        if message.width > 0 and message.height > 0:
+            await session.resize(message.width, message.height)
+        if message.data:
+            with contextlib.suppress(RuntimeFailure):  # the command stopped reading
+                await session.write(message.data)
+        if message.close_stdin:
+            await session.close_stdin()

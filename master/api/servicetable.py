@@ -1,0 +1,104 @@
+"""The service table as the agents get it: computed once for all sessions, sent on change.
+
+A state change that may touch it (a Service, a Pod, a Node, a StatefulSet) only
+marks the table stale and wakes the sessions; the first session to look
+recomputes it with the pure `compute_service_table` (master/lb/servicetable.py)
+and converts it to the wire message once. Its version grows only when the
+content changed, so the many pod status reports that change nothing a node
+proxy cares about (a restart count, a probe that still passes) send nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from master.lb.servicetable import TableService, compute_service_table
+from master.model import Node, Pod, Service, StatefulSet, StoredObject
+from master.state import ClusterState
+from protos import node_pb2
+
+WATCHED = frozenset({"Service", "Pod", "Node", "StatefulSet"})
+
+
+def table_to_proto(
+    version: int, table: tuple[TableService, ...], service_cidr: str
+) -> node_pb2.ServiceTable:
+    return node_pb2.ServiceTable(
+        version=version,
+        service_cidr=service_cidr,
+        services=[
+            node_pb2.ServiceEntry(
+                name=s.name,
+                namespace=s.namespace,
+                type=s.type,
+                cluster_ip=s.cluster_ip,
+                headless=s.headless,
+                ports=[
+                    node_pb2.ServicePortEntry(
+                        name=p.name,
+                        port=p.port,
+                        protocol=p.protocol,
+                        app_protocol=p.app_protocol,
+                        endpoints=[
+                            node_pb2.ServiceEndpoint(
+                                address=e.address,
+                                port=e.port,
+                                pod=e.pod,
+                                node=e.node,
+                                hostname=e.hostname,
+                                subdomain=e.subdomain,
+                            )
+                            for e in p.endpoints
+                        ],
+                    )
+                    for p in s.ports
+                ],
+            )
+            for s in table
+        ],
+    )
+
+
+class ServiceTableFeed:
+    """The newest table (recomputed lazily) and whom to tell when it may have changed."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self._state = state
+        self._stale = True
+        self._version = 0
+        self._table: tuple[TableService, ...] | None = None
+        self._message = node_pb2.ServiceTable()
+        self._wake: list[Callable[[], None]] = []
+        state.subscribe(self._on_change)
+
+    def on_stale(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call `wake` whenever the table may have changed; returns the unsubscribe."""
+        self._wake.append(wake)
+        return lambda: self._wake.remove(wake) if wake in self._wake else None
+
+    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+        if kind not in WATCHED:
+            return
+        self._stale = True
+        for wake in list(self._wake):
+            wake()
+
+    def current(self) -> node_pb2.ServiceTable:
+        if not self._stale:
+            return self._message
+        self._stale = False
+        services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
+        pods: list[Pod] = list(self._state.pods())
+        nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
+        sets = [s for s in self._state.objects("StatefulSet") if isinstance(s, StatefulSet)]
+        table = compute_service_table(
+            services,
+            pods,
+            {n.meta.name: n.status.serving for n in nodes},
+            {(s.meta.namespace, s.owner): s.service_name for s in sets if s.service_name},
+        )
+        if table != self._table:
+            self._table = table
+            self._version += 1
+            self._message = table_to_proto(self._version, table, str(self._state.service_cidr))
+        return self._message

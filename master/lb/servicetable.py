@@ -1,0 +1,128 @@
+"""The service table every node gets: each Service's address, ports and ready endpoints (pure).
+
+kube-proxy's model: the master's HAProxy serves LoadBalancer addresses
+(north-south); east-west traffic goes from a pod to a Service's cluster IP,
+which the node proxy on the pod's own machine (agent/nodeproxy) answers and
+spreads over the ready endpoints -- no hop through the master, and it keeps
+working while the master is away. The node's DNS reads the same table.
+
+`compute_service_table(services, pods, ready_nodes, subdomains)` turns the
+cluster's state into plain data: one `TableService` per Service, sorted by name,
+with only the endpoints that may take new connections (the pod is ready, its
+node is Ready, it is not being stopped). The table is level-triggered: the
+master sends it whole when it changes and an agent keeps only the newest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from master.lb.endpoints import lb_mode, pod_endpoint
+from master.model import Pod, Service, selector_matches
+
+
+@dataclass(frozen=True, slots=True)
+class TableEndpoint:
+    """Where one pod serves one service port: its node's address and host port."""
+
+    address: str
+    port: int
+    pod: str
+    node: str
+    hostname: str = ""
+    subdomain: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TablePort:
+    name: str
+    port: int
+    protocol: str
+    app_protocol: str
+    endpoints: tuple[TableEndpoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TableService:
+    name: str
+    namespace: str
+    type: str
+    # "" when headless.
+    cluster_ip: str
+    headless: bool
+    ports: tuple[TablePort, ...]
+
+
+def _endpoints(
+    svc_port_target: str,
+    members: Sequence[Pod],
+    ready_nodes: Mapping[str, bool],
+    subdomains: Mapping[tuple[str, str], str],
+    namespace: str,
+) -> tuple[TableEndpoint, ...]:
+    found = []
+    for pod in members:
+        ep = pod_endpoint(pod, svc_port_target, ready_nodes.get(pod.node_name, False))
+        if ep is None or not ep.ready or ep.draining:
+            continue
+        subdomain = subdomains.get((namespace, pod.owner), "")
+        found.append(
+            TableEndpoint(
+                address=ep.address,
+                port=ep.port,
+                pod=pod.meta.name,
+                node=pod.node_name,
+                hostname=pod.meta.name if subdomain else "",
+                subdomain=subdomain,
+            )
+        )
+    return tuple(found)
+
+
+def compute_service_table(
+    services: Iterable[Service],
+    pods: Sequence[Pod],
+    ready_nodes: Mapping[str, bool],
+    subdomains: Mapping[tuple[str, str], str] | None = None,
+) -> tuple[TableService, ...]:
+    """Every Service with its cluster IP (none if headless or not yet given) and, per
+    port, its ready endpoints. `subdomains` maps a pod owner (namespace,
+    "StatefulSet/<name>") to the Service that governs its pods' names (the StatefulSet's
+    serviceName)."""
+    subs = subdomains or {}
+    table = []
+    for svc in sorted(services, key=lambda s: (s.meta.namespace, s.meta.name)):
+        # A Service selects pods of its own namespace only; no selector, no endpoints.
+        ns = svc.meta.namespace
+        members = sorted(
+            (
+                p
+                for p in pods
+                if svc.selector
+                and p.meta.namespace == ns
+                and selector_matches(svc.selector, p.meta.labels)
+            ),
+            key=lambda p: p.meta.name,
+        )
+        ports = tuple(
+            TablePort(
+                name=sp.name,
+                port=sp.port,
+                protocol=sp.protocol,
+                app_protocol=sp.app_protocol or lb_mode(sp),
+                endpoints=_endpoints(sp.target_port, members, ready_nodes, subs, ns),
+            )
+            for sp in svc.ports
+        )
+        table.append(
+            TableService(
+                name=svc.meta.name,
+                namespace=ns,
+                type=str(svc.type),
+                cluster_ip="" if svc.headless else svc.cluster_ip,
+                headless=svc.headless,
+                ports=ports,
+            )
+        )
+    return tuple(table)

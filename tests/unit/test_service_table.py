@@ -1,0 +1,116 @@
+"""The service table the nodes get: addresses, ready endpoints only, StatefulSet names, the wire."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from agent.nodeproxy.table import Backend, ServiceTables, table_from_proto
+from master.api.servicetable import table_to_proto
+from master.lb.servicetable import TableEndpoint, compute_service_table
+from master.model import (
+    Container,
+    ContainerPort,
+    ObjectMeta,
+    Pod,
+    PodPhase,
+    PodSpec,
+    PodStatus,
+    Service,
+    ServicePort,
+)
+
+
+def _pod(name: str, app: str, host_port: int, ready: bool = True, node: str = "n1") -> Pod:
+    spec = PodSpec(containers=(Container(name="c", image="x", ports=(ContainerPort(6379),)),))
+    return Pod(
+        meta=ObjectMeta(name=name, labels={"app": app}),
+        spec=spec,
+        node_name=node,
+        status=PodStatus(
+            phase=PodPhase.RUNNING,
+            ready=ready,
+            host_ip="192.0.2.1",
+            port_map={"6379/TCP": host_port},
+        ),
+    )
+
+
+def _svc(name: str, ip: str, headless: bool = False) -> Service:
+    return Service(
+        meta=ObjectMeta(name=name),
+        selector={"app": name},
+        ports=(ServicePort(6379, "6379", name="redis"),),
+        cluster_ip=ip,
+        headless=headless,
+    )
+
+
+def test_each_service_lists_only_its_ready_endpoints_on_ready_nodes() -> None:
+    pods = [
+        _pod("leader-1", "leader", 31001),
+        _pod("leader-2", "leader", 31002, ready=False),
+        _pod("follower-1", "follower", 31003),
+        _pod("follower-2", "follower", 31004, node="lost"),
+        replace(_pod("leader-3", "leader", 31005), deletion_requested_at=3.0),
+    ]
+    services = [_svc("leader", "10.96.1.0"), _svc("follower", "10.96.1.1")]
+
+    table = compute_service_table(services, pods, {"n1": True, "lost": False})
+
+    assert [(s.name, s.cluster_ip) for s in table] == [
+        ("follower", "10.96.1.1"),
+        ("leader", "10.96.1.0"),
+    ]
+    assert [[e.port for e in p.endpoints] for s in table for p in s.ports] == [[31003], [31001]]
+    assert table[0].ports[0].app_protocol == "tcp" and table[0].ports[0].name == "redis"
+
+
+def test_a_headless_service_has_no_address_and_statefulset_pods_have_their_names() -> None:
+    pod = replace(_pod("redis-0", "redis", 31000), owner="StatefulSet/redis")
+
+    (entry,) = compute_service_table(
+        [_svc("redis", "None", headless=True)],
+        [pod],
+        {"n1": True},
+        {("default", "StatefulSet/redis"): "redis"},
+    )
+
+    assert (entry.cluster_ip, entry.headless) == ("", True)
+    assert entry.ports[0].endpoints == (
+        TableEndpoint("192.0.2.1", 31000, "redis-0", "n1", hostname="redis-0", subdomain="redis"),
+    )
+
+
+def test_a_service_without_selector_has_no_endpoints() -> None:
+    svc = replace(_svc("external", "10.96.1.5"), selector={})
+
+    (entry,) = compute_service_table([svc], [_pod("a", "x", 1)], {"n1": True})
+
+    assert entry.ports[0].endpoints == ()
+
+
+def test_the_table_crosses_the_wire_unchanged_and_repeats_are_dropped() -> None:
+    pods = [replace(_pod("redis-0", "redis", 31000), owner="StatefulSet/redis")]
+    table = compute_service_table(
+        [_svc("redis", "10.96.1.0")],
+        pods,
+        {"n1": True},
+        {("default", "StatefulSet/redis"): "redis"},
+    )
+    seen: list[int] = []
+    tables = ServiceTables()
+    tables.subscribe(lambda t: seen.append(t.version))
+
+    received = table_from_proto(table_to_proto(7, table, "10.96.0.0/12"))
+    tables.publish(received)
+    # A new master starts counting again: the same content is no news, new content is.
+    tables.publish(replace(received, version=1))
+    tables.publish(replace(received, version=1, services=()))
+
+    assert received.service_cidr == "10.96.0.0/12" and received.version == 7
+    (svc,) = received.services
+    assert (svc.name, svc.cluster_ip, svc.ports[0].port) == ("redis", "10.96.1.0", 6379)
+    assert svc.ports[0].backends == (
+        Backend("192.0.2.1", 31000, "redis-0", "n1", "redis-0", "redis"),
+    )
+    assert seen == [7, 1]
