@@ -225,8 +225,8 @@ def test_haproxy_names_keep_namespaces_apart_and_default_names_unchanged() -> No
 
 # As kubectl 1.37 sent it (captured): name team-c, every other field empty.
 KUBECTL_BODY = (
-    b"k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12\x1e\n\x16\n\x06team-c\x12\x00\x1a\x00\"\x00*\x00"
-    b"2\x008\x00B\x00\x12\x00\x1a\x02\n\x00\x1a\x00\"\x00"
+    b'k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12\x1e\n\x16\n\x06team-c\x12\x00\x1a\x00"\x00*\x00'
+    b'2\x008\x00B\x00\x12\x00\x1a\x02\n\x00\x1a\x00"\x00'
 )
 
 
