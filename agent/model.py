@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from kernel.podspec import HTTPHeader as HTTPHeader
@@ -132,7 +133,7 @@ class PodAssignment:
     name: str
     epoch: int
     spec: PodSpec
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""
     stop: bool = False
     # The pod's namespace ("": default), for its DNS search domains.
@@ -206,7 +207,7 @@ class PodStatusReport:
     reason: str = ""
     message: str = ""
     host_ip: str = ""
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     containers: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -219,7 +220,7 @@ class NodeInfo:
     address: str
     capacity: Resources
     allocatable: Resources
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     agent_version: str = ""
     os: str = ""
     kernel: str = ""

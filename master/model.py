@@ -13,6 +13,7 @@ CPU in millicores, memory in bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -57,8 +58,8 @@ class ObjectMeta:
 
     name: str
     uid: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
     resource_version: int = 0
     generation: int = 1
     created_at: float = 0.0
@@ -235,7 +236,7 @@ class PodSpec:
 
 @dataclass(frozen=True, slots=True)
 class PodTemplate:
-    labels: dict[str, str]
+    labels: Mapping[str, str]
     spec: PodSpec
 
 
@@ -273,7 +274,7 @@ class DeploymentRevision:
 class Deployment:
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     strategy: DeploymentStrategy = DeploymentStrategy.ROLLING_UPDATE
     rolling_update: RollingUpdate = RollingUpdate()
@@ -309,7 +310,7 @@ class ServicePort:
 @dataclass(frozen=True, slots=True)
 class Service:
     meta: ObjectMeta
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     ports: tuple[ServicePort, ...]
     type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
@@ -365,7 +366,7 @@ class PodStatus:
     message: str = ""
     host_ip: str = ""
     # host port for each declared container port, "containerPort/protocol" -> host port
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     container_statuses: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -476,8 +477,8 @@ class ConfigMap:
     in `binary_data`."""
 
     meta: ObjectMeta
-    data: dict[str, str] = field(default_factory=dict)
-    binary_data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
+    binary_data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
 
     kind = "ConfigMap"
@@ -494,7 +495,7 @@ class Secret:
 
     meta: ObjectMeta
     type: str = "Opaque"
-    data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
     sealed: str = ""
 
@@ -552,7 +553,7 @@ class ClaimTemplate:
     access_modes: tuple[str, ...]
     storage_bytes: int
     storage_class: str = "local"
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,7 +576,7 @@ class StatefulSet:
 
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     service_name: str = ""
     # OrderedReady | Parallel
@@ -787,6 +788,6 @@ def pod_ref(pod: Pod) -> str:
     return ref(pod.meta.namespace, pod.meta.name)
 
 
-def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Equality-based label selection; an empty selector matches nothing, as for Services."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
