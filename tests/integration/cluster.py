@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import docker
 
+from agent.nodeproxy.proxy import stop_proxy
 from agent.volume_files import DEFAULT_ROOT as DEFAULT_VOLUME_ROOT
 from master.lb.process import stop_running
 from tests.support import env_with_haproxy
@@ -131,7 +132,9 @@ class LocalCluster:
             self.node_names.append(name)
         return name
 
-    def start_agent(self, short: str, *extra: str) -> str:
+    def start_agent(self, short: str, *extra: str, node_proxy: bool = False) -> str:
+        """An agent for node `short`; without `node_proxy` it serves no cluster IPs (most
+        tests need none, and a node proxy outlives its agent: close() stops it by PID)."""
         name = self.node(short)
         proc = self._spawn(
             [
@@ -144,6 +147,7 @@ class LocalCluster:
                 "--advertise-address",
                 "127.0.0.1",
                 *self._agent_credentials(name),
+                *([] if node_proxy else ["--no-node-proxy"]),
                 *extra,
             ],
             f"agent-{short}",
@@ -233,5 +237,7 @@ class LocalCluster:
                 with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     volume.remove(force=True)
         # HAProxy outlives its master by design: stop the one this cluster's master left,
-        # by the PID in its pid file.
+        # by the PID in its pid file; and the node proxies its agents left.
         stop_running(self.workdir / "master-data" / "lb")
+        for node in self.node_names:
+            stop_proxy(self.agent_state_dir(node) / "nodeproxy")
