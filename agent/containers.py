@@ -9,7 +9,9 @@ container's environment (agent/expansion.py); ports are published on the
 advertise address, and so is a port only a probe uses (an agent that cannot reach
 the container's own IP probes through the published port; the pod's reported
 ports stay the declared ones); limits (never requests) become Docker's
-nano_cpus/mem_limit.
+nano_cpus/mem_limit. The pod's Service variables come first in the environment, so the
+container's own env and envFrom win over them and `$(VAR)` may name them (as with
+the kubelet); its resolv.conf is what agent/poddns.py made of its DNS policy.
 """
 
 from __future__ import annotations
@@ -17,19 +19,20 @@ from __future__ import annotations
 from agent.expansion import container_env, expand_all
 from agent.model import ContainerSpec, PodAssignment, spec_hash
 from agent.mounts import container_mounts
+from agent.poddns import NODE_DEFAULT, ResolvConf
 from agent.probes import probe_ports
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_EPOCH,
     LABEL_GRACE,
     LABEL_NODE,
-    LABEL_POD,
     LABEL_POD_LABEL_PREFIX,
     LABEL_RESTART_COUNT,
     LABEL_SPEC_HASH,
     ContainerConfig,
     PortBinding,
     container_name,
+    pod_labels,
 )
 from agent.volume_files import DEFAULT_ROOT
 
@@ -41,18 +44,19 @@ def container_config(
     spec: ContainerSpec,
     restart_count: int,
     files_root: str = DEFAULT_ROOT,
+    resolv: ResolvConf = NODE_DEFAULT,
 ) -> ContainerConfig:
     labels = {f"{LABEL_POD_LABEL_PREFIX}{k}": v for k, v in assignment.labels.items()}
     labels |= {
         LABEL_NODE: node,
-        LABEL_POD: assignment.name,
+        **pod_labels(assignment.name),
         LABEL_CONTAINER: spec.name,
         LABEL_EPOCH: str(assignment.epoch),
         LABEL_SPEC_HASH: spec_hash(spec),
         LABEL_RESTART_COUNT: str(restart_count),
         LABEL_GRACE: str(assignment.spec.termination_grace_period_seconds),
     }
-    env = container_env(spec.env)
+    env = container_env((*assignment.spec.service_env, *spec.env))
     return ContainerConfig(
         name=container_name(node, assignment.name, spec.name),
         image=spec.image,
@@ -68,4 +72,8 @@ def container_config(
         nano_cpus=spec.limits.cpu_millis * 1_000_000,
         mem_limit=spec.limits.memory_bytes,
         mounts=container_mounts(node, assignment, spec, files_root),
+        dns_servers=resolv.nameservers,
+        # Own nameservers but no searches: "." (none), not Docker's copy of the node's.
+        dns_search=resolv.searches or ((".",) if resolv.nameservers else ()),
+        dns_options=resolv.options,
     )

@@ -12,10 +12,12 @@ from agent.model import (
     Assignments,
     ContainerPort,
     ContainerSpec,
+    DNSOption,
     EnvVar,
     HTTPHeader,
     NodeInfo,
     PodAssignment,
+    PodDNS,
     PodSpec,
     PodStatusReport,
     Probe,
@@ -26,6 +28,7 @@ from agent.model import (
 )
 from agent.runtime.port import LogOptions
 from agent.usage import UsageSample
+from kernel.names import DEFAULT_NAMESPACE, pod_ref, split_pod_ref
 from protos import node_pb2 as pb
 
 
@@ -93,22 +96,35 @@ def volume_from_proto(v: pb.Volume) -> Volume:
         read_only=v.read_only,
         volume_name=v.volume_name,
         files=tuple(VolumeFile(f.path, f.content, f.mode or 0o644) for f in v.files),
+        claim_bytes=v.claim_bytes,
+    )
+
+
+def pod_dns_from_proto(msg: pb.PodDNS) -> PodDNS:
+    return PodDNS(
+        policy=msg.policy or "ClusterFirst",
+        nameservers=tuple(msg.nameservers),
+        searches=tuple(msg.searches),
+        options=tuple(DNSOption(o.name, o.value if o.has_value else None) for o in msg.options),
     )
 
 
 def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
     return PodAssignment(
-        name=msg.name,
+        name=pod_ref(msg.namespace, msg.name),
         epoch=msg.epoch,
         spec=PodSpec(
             containers=tuple(container_from_proto(c) for c in msg.spec.containers),
             restart_policy=msg.spec.restart_policy or "Always",
             termination_grace_period_seconds=msg.spec.termination_grace_period_seconds,
             volumes=tuple(volume_from_proto(v) for v in msg.spec.volumes),
+            service_env=tuple(EnvVar(v.name, v.value, True) for v in msg.spec.service_env),
+            dns=pod_dns_from_proto(msg.spec.dns),
         ),
         labels=dict(msg.labels),
         owner=msg.owner,
         stop=msg.stop,
+        namespace=msg.namespace,
     )
 
 
@@ -143,8 +159,10 @@ class AssignmentChunks:
 
 
 def status_to_proto(r: PodStatusReport) -> pb.PodStatusReport:
+    namespace, name = split_pod_ref(r.pod_name)
     return pb.PodStatusReport(
-        pod_name=r.pod_name,
+        pod_name=name,
+        namespace="" if namespace == DEFAULT_NAMESPACE else namespace,
         epoch=r.epoch,
         phase=r.phase,
         reason=r.reason,
@@ -191,7 +209,7 @@ def node_info_to_proto(n: NodeInfo) -> pb.NodeInfo:
 def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
     return LogOrder(
         request_id=msg.request_id,
-        pod=msg.pod_name,
+        pod=pod_ref(msg.namespace, msg.pod_name),
         container=msg.container,
         options=LogOptions(
             follow=msg.follow,
@@ -200,6 +218,7 @@ def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
             since_seconds=int(msg.since_seconds),
         ),
         limit_bytes=int(msg.limit_bytes),
+        previous=msg.previous,
     )
 
 
@@ -217,4 +236,14 @@ def usage_to_proto(u: UsageSample) -> pb.UsageReport:
             for c in u.containers
         ],
         measured_at=u.measured_at,
+        volumes=[
+            pb.VolumeUsage(
+                volume_name=v.volume_name,
+                claim_name=v.claim_name,
+                used_bytes=v.used_bytes,
+                capacity_bytes=v.capacity_bytes,
+            )
+            for v in u.volumes or ()
+        ],
+        volumes_listed=u.volumes is not None,
     )

@@ -47,7 +47,8 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def spki_hash(public_key: object) -> str:
     """Unpadded base64url SHA-256 of a key's DER SubjectPublicKeyInfo (the token's CA hash)."""
-    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise ValueError("the cluster CA's key is not an elliptic-curve key")
     der = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -78,7 +79,8 @@ def new_key_pem() -> bytes:
 
 def csr_pem(node_key_pem: bytes, node: str) -> bytes:
     key = serialization.load_pem_private_key(node_key_pem, password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the node's key is not an elliptic-curve private key")
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node)]))

@@ -253,23 +253,21 @@ class AgentSecurity:
 
     async def run(self) -> None:
         """Renew the certificate at 2/3 of its lifetime, forever (nothing to do if insecure)."""
-        if self.creds is None or self.state_dir is None:
+        creds, state_dir = self.creds, self.state_dir
+        if creds is None or state_dir is None:
             await asyncio.Event().wait()
             return
         retry = RENEW_RETRY_MIN
         while True:
-            assert self.creds is not None
-            await asyncio.sleep(max(0.0, self.creds.renew_at() - self._clock()))
+            await asyncio.sleep(max(0.0, creds.renew_at() - self._clock()))
             try:
-                renewed = await renew(self.master, self.creds, self.node)
+                renewed = await renew(self.master, creds, self.node)
             except grpc.aio.AioRpcError as e:
-                left = self.creds.not_after() - self._clock()
+                left = creds.not_after() - self._clock()
                 if left <= 0 and self._token is not None:
                     log.warning("node certificate expired; joining again with the token")
                     try:
-                        renewed = await join(
-                            self.master, self._token, self.node, self.creds.key_pem
-                        )
+                        renewed = await join(self.master, self._token, self.node, creds.key_pem)
                     except (JoinError, grpc.aio.AioRpcError, OSError) as err:
                         log.warning("rejoin failed: %s", err)
                         await asyncio.sleep(retry)
@@ -286,8 +284,8 @@ class AgentSecurity:
                     retry = min(RENEW_RETRY_MAX, retry * 2)
                     continue
             retry = RENEW_RETRY_MIN
-            cr.save(self.state_dir, renewed)
-            self.creds = renewed
+            cr.save(state_dir, renewed)
+            self.creds = creds = renewed
             self.renewals += 1
             log.info(
                 "renewed the node certificate (serial %x, valid until %s)",

@@ -31,16 +31,24 @@ from agent.capacity import (
     compute_resources,
     detect_capacity,
 )
+from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
+from agent.claim_disks import ClaimDisks, why_unavailable
+from agent.claim_volumes import ClaimOrders, run_claim_keeper
 from agent.credentials import default_state_dir
+from agent.dns.address import derived_address
+from agent.dns.render import names_from_table
+from agent.dns.server import DEFAULT_DIR as DEFAULT_DNS_DIR
+from agent.dns.server import DnsServer, DnsStartError
 from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
-from agent.logs import LogStreamer
-from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
-from agent.model import NodeInfo
+from agent.logs import LogStreamer, PreviousLogs
+from agent.metrics import MetricsListenError, counted, start_metrics_server
+from agent.model import NodeInfo, PodAssignment
 from agent.nodeproxy.proxy import NodeProxy
 from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
+from agent.poddns import NodeDns, ResolvConf, parse_resolv_conf, pod_resolv_conf
 from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
@@ -51,6 +59,7 @@ from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.clock import Clock, SystemClock
+from kernel.listen import parse_listen
 from kernel.names import is_node_name
 from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
 
@@ -130,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the node key and certificates live (default: ~/.pinnace/agent/NODE)",
     )
     p.add_argument(
+        "--claim-dir",
+        default=CLAIM_ROOT,
+        metavar="DIR",
+        help="where claim volumes' files are kept, each a file of its claim's size "
+        f"formatted ext4 and loop-mounted (the agent must be root) (default: {CLAIM_ROOT})",
+    )
+    p.add_argument(
         "--volume-dir",
         default=DEFAULT_ROOT,
         metavar="DIR",
@@ -154,6 +170,27 @@ def build_parser() -> argparse.ArgumentParser:
         "next agent adopts it)",
     )
     p.add_argument("--haproxy", default="haproxy", help="the haproxy binary (node proxy)")
+    p.add_argument(
+        "--cluster-dns",
+        default="auto",
+        metavar="IP|auto|none",
+        help="the address this node's DNS server (dnsmasq) answers its pods on, port 53; the "
+        "agent makes it an address of this machine if it is not one (auto: 169.254.x.y "
+        "derived from the node name; none: no cluster DNS, pods use the node's resolvers)",
+    )
+    p.add_argument(
+        "--cluster-domain",
+        default="cluster.local",
+        help="the cluster's DNS domain: Services are <svc>.<namespace>.svc.<domain> "
+        "(default: cluster.local)",
+    )
+    p.add_argument(
+        "--dns-dir",
+        default=DEFAULT_DNS_DIR,
+        metavar="DIR",
+        help="where the node's dnsmasq keeps its config and the cluster's names (readable by "
+        f"the unprivileged user dnsmasq runs as; default: {DEFAULT_DNS_DIR})",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument(
         "--metrics-listen",
@@ -199,6 +236,15 @@ def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResourc
         parse_listen(args.metrics_listen)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.cluster_dns not in ("auto", "none"):
+        try:
+            socket.inet_pton(socket.AF_INET, args.cluster_dns)
+        except OSError:
+            parser.error(
+                f"--cluster-dns: {args.cluster_dns!r} is not an IPv4 address, auto or none"
+            )
+    if not is_node_name(args.cluster_domain):
+        parser.error(f"--cluster-domain: {args.cluster_domain[:80]!r} is not a DNS domain")
     if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         parser.error(f"--log-level: {args.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
     if not -1 <= args.witness_port <= 65535:
@@ -234,16 +280,31 @@ async def run_agent(
     # Credentials first (join if need be): an agent that cannot authenticate does nothing.
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir(args.name)
     security = await prepare(args.master, args.name, args.token, state_dir, args.insecure)
+    disks = None
     if runtime is None:
+        why = why_unavailable(args.claim_dir)
+        if why:
+            log.warning("claim sizes are not enforced on this node: %s", why)
+        disks = None if why else ClaimDisks(Path(args.claim_dir) / args.name)
         from agent.runtime.docker_runtime import DockerRuntime
 
-        runtime = DockerRuntime(args.name, pod_network=args.pod_network)
+        runtime = DockerRuntime(args.name, pod_network=args.pod_network, disks=disks)
     runtime = MeteredRuntime(runtime)
     metered = runtime
+    claims = ClaimOrders()
     clock = SystemClock()
     outbox = StatusOutbox()
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
+    previous = PreviousLogs()
+    dns, dns_trouble = await start_dns(args)
+    node_dns = NodeDns(dns.address if dns else "", args.cluster_domain)
+    host_resolv = _host_resolv_conf()
+
+    def resolv(assignment: PodAssignment) -> ResolvConf:
+        namespace = assignment.namespace or "default"
+        return pod_resolv_conf(assignment.spec.dns, namespace, node_dns, host_resolv)
+
     worker = Worker(
         runtime,
         args.advertise_address,
@@ -252,6 +313,9 @@ async def run_agent(
         check=check,
         fence=fence,
         files=VolumeFiles(args.volume_dir, args.name),
+        previous=previous,
+        claims=claims,
+        resolv=resolv,
     )
     metrics = start_metrics_server(args.metrics_listen)
     if metrics is not None:
@@ -282,6 +346,9 @@ async def run_agent(
     )
     # The master's service table: the node proxy and the node's DNS serve from it.
     services = ServiceTables()
+    if dns is not None:
+        server = dns
+        services.subscribe(lambda table: server.update(names_from_table(table)))
     session = Session(
         args.master,
         node,
@@ -290,13 +357,16 @@ async def run_agent(
         clock,
         channel=security.channel,
         witness=WitnessClient(args.name, creds),
-        logs=LogStreamer(runtime),
+        logs=LogStreamer(runtime, previous),
         prefer=security.prefer,
-        usage=UsageSampler(runtime, clock),
+        usage=UsageSampler(runtime, clock, disks=disks),
+        claims=claims,
         services=services,
         execs=ExecRunner(runtime),
     )
     witness.bind(session.probe_master)
+    if dns_trouble:
+        session.notify("ClusterDNSUnavailable", dns_trouble)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -319,7 +389,10 @@ async def run_agent(
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(security.run(), name="certificate-rotation"),
         asyncio.create_task(run_volume_gc(runtime, clock), name="volume-collector"),
+        asyncio.create_task(run_claim_keeper(runtime, disks, claims, clock), name="claims"),
     ]
+    if dns is not None:
+        tasks.append(asyncio.create_task(dns.run(), name="dns"))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     if stopper in done and await session.goodbye(
@@ -338,6 +411,8 @@ async def run_agent(
         stopped = await proxy.stop()
         if stopped is not None:
             log.info("node proxy stopped (HAProxy pid %d)", stopped)
+    if dns is not None:
+        await dns.stop()
     with contextlib.suppress(Exception):
         await runtime.close()
     if metrics is not None:
@@ -362,6 +437,30 @@ def _node_proxy(
     proxy = NodeProxy(state_dir / "nodeproxy", clock, args.haproxy)
     services.subscribe(proxy.offer)
     return proxy
+
+
+def _host_resolv_conf() -> ResolvConf:
+    try:
+        return parse_resolv_conf(Path("/etc/resolv.conf").read_text())
+    except OSError:
+        return ResolvConf()
+
+
+async def start_dns(args: argparse.Namespace) -> tuple[DnsServer | None, str]:
+    """This node's DNS server, started; None (pods use the node's resolvers) when it is off,
+    or when it cannot run: then also why, which is logged and becomes a node event."""
+    if args.cluster_dns == "none":
+        return None, ""
+    address = derived_address(args.name) if args.cluster_dns == "auto" else args.cluster_dns
+    server = DnsServer(args.name, address, args.cluster_domain, Path(args.dns_dir))
+    try:
+        await server.start()
+    except (DnsStartError, OSError) as exc:
+        why = f"no cluster DNS on this node, its pods use the node's resolvers: {exc}"
+        log.warning("%s", why)
+        await server.stop()
+        return None, why
+    return server, ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import VolumeMount as VolumeMount
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,39 +48,6 @@ class ContainerPort:
 
 
 @dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check (the wire's Probe), with Kubernetes' defaults filled in."""
-
-    # httpGet | tcpSocket | exec
-    kind: str
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    name: str
-    mount_path: str
-    sub_path: str = ""
-    read_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class VolumeFile:
     path: str
     content: bytes = field(repr=False)
@@ -99,6 +71,8 @@ class Volume:
     volume_name: str = ""
     # configMap / secret: the files, as the master resolved them for this node.
     files: tuple[VolumeFile, ...] = ()
+    # persistentVolumeClaim: the claim's requested bytes now (0: unknown).
+    claim_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,23 +94,50 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DNSOption:
+    name: str
+    # None: an option without a value ("rotate").
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodDNS:
+    """spec.dnsPolicy and spec.dnsConfig as the master sent them (agent/poddns.py decides)."""
+
+    # ClusterFirst | ClusterFirstWithHostNet | Default | None
+    policy: str = "ClusterFirst"
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[DNSOption, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PodSpec:
     containers: tuple[ContainerSpec, ...]
     restart_policy: str = "Always"
     termination_grace_period_seconds: int = 30
     volumes: tuple[Volume, ...] = ()
+    # The Service variables every container starts with (its own env wins); not part of
+    # any container's identity, so a new Service restarts nothing.
+    service_env: tuple[EnvVar, ...] = ()
+    dns: PodDNS = PodDNS()
 
 
 @dataclass(frozen=True, slots=True)
 class PodAssignment:
-    """One pod the master wants on this node (or wants stopped, when `stop`)."""
+    """One pod the master wants on this node (or wants stopped, when `stop`).
+
+    `name` is the pod's `kernel.names.pod_ref`: its name in "default", "<ns>/<name>" in
+    any other namespace, so pods of two namespaces never meet in the agent's tables."""
 
     name: str
     epoch: int
     spec: PodSpec
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""
     stop: bool = False
+    # The pod's namespace ("": default), for its DNS search domains.
+    namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +197,9 @@ class ContainerStatus:
 
 @dataclass(frozen=True, slots=True)
 class PodStatusReport:
-    """What the agent tells the master about one pod (PodStatusReport on the wire)."""
+    """What the agent tells the master about one pod (PodStatusReport on the wire).
+
+    `pod_name` is the pod's `kernel.names.pod_ref` (split again on the wire)."""
 
     pod_name: str
     epoch: int
@@ -204,7 +207,7 @@ class PodStatusReport:
     reason: str = ""
     message: str = ""
     host_ip: str = ""
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     containers: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -217,7 +220,7 @@ class NodeInfo:
     address: str
     capacity: Resources
     allocatable: Resources
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     agent_version: str = ""
     os: str = ""
     kernel: str = ""

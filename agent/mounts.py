@@ -7,18 +7,20 @@ pod's containers and kept across their restarts; the volume collector
 is in RAM and goes when no container of the pod runs). hostPath: a bind mount
 of the node's path; with type "" or DirectoryOrCreate a missing directory is
 created, any other type must exist. persistentVolumeClaim: the node-local Docker
-volume the master bound the claim to (`volume_name`), never removed by the agent.
+volume the master bound the claim to (`volume_name`), of the claim's size when the
+node can enforce it (agent/claim_disks.py), removed only on the master's order.
 """
 
 from __future__ import annotations
 
 from agent.model import ContainerSpec, PodAssignment, Volume
-from agent.runtime.port import LABEL_CLAIM, LABEL_NODE, LABEL_POD, LABEL_VOLUME_KIND, Mount
+from agent.runtime.port import LABEL_CLAIM, LABEL_NODE, LABEL_VOLUME_KIND, Mount, pod_labels
 from agent.volume_files import DEFAULT_ROOT, FILE_SOURCES, volume_dir
+from kernel.names import flat_pod_ref
 
 
 def empty_dir_name(node: str, pod: str, volume: str) -> str:
-    return f"pinnace-{node}-{pod}-{volume}"
+    return f"pinnace-{node}-{flat_pod_ref(pod)}-{volume}"
 
 
 def _mount(
@@ -46,8 +48,9 @@ def _mount(
             read_only=ro or vol.read_only,
             sub_path=sub_path,
             labels=labels,
+            size_bytes=vol.claim_bytes,
         )
-    labels = {LABEL_NODE: node, LABEL_POD: pod, LABEL_VOLUME_KIND: "emptyDir"}
+    labels = {LABEL_NODE: node, **pod_labels(pod), LABEL_VOLUME_KIND: "emptyDir"}
     return Mount(
         "volume",
         target,

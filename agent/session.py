@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
+from agent.claim_volumes import ClaimOrders
 from agent.convert import (
     AssignmentChunks,
     log_order_from_proto,
@@ -68,6 +69,7 @@ from agent.witness import WitnessClient
 from agent.worker import Worker, wait_event
 from kernel.clock import Clock
 from kernel.limits import AGENT_CHANNEL_OPTIONS
+from kernel.names import pod_ref
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
 
@@ -135,10 +137,13 @@ class Session:
         logs: LogStreamer | None = None,
         prefer: Callable[[str], None] | None = None,
         usage: UsageSampler | None = None,
+        claims: ClaimOrders | None = None,
         services: ServiceTables | None = None,
         execs: ExecRunner | None = None,
     ) -> None:
         self._target = target
+        # The master's removal orders for claim volumes (agent/claim_volumes.py).
+        self._claims = claims
         # Commands the master asks to run in containers (agent/exec.py).
         self._execs = execs
         # Several masters: told the leader's address when a follower refuses us.
@@ -169,6 +174,11 @@ class Session:
         # Set whenever a message from the master is accepted (probe_master waits on it).
         self._heard = asyncio.Event()
         self._probe_sent = float("-inf")
+
+    def notify(self, reason: str, message: str) -> None:
+        """Tell the master something users should see as an event of this node (sent once
+        a session is up)."""
+        self._notices.append(SendNotice(reason, message))
 
     @property
     def connected(self) -> bool:
@@ -370,13 +380,16 @@ class Session:
                 send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
             elif kind == "log_cancel" and self._logs is not None:
                 self._logs.cancel(msg.log_cancel.request_id)
+            elif kind == "volume_orders" and self._claims is not None:
+                self._claims.set_removals(msg.volume_orders.remove)
             elif kind == "services" and self._services is not None:
                 self._services.publish(table_from_proto(msg.services))
             elif kind == "exec_start" and self._execs is not None:
                 start = msg.exec_start
                 self._execs.start(
                     ExecOrder(
-                        start.request_id, start.pod_name, start.container, tuple(start.command),
+                        start.request_id, pod_ref(start.namespace, start.pod_name),
+                        start.container, tuple(start.command),
                         start.stdin, start.tty, start.width, start.height,
                     ),
                     send_exec,

@@ -169,10 +169,9 @@ def pod_status(
         statuses.append(status)
         if current is None or current.state == "created":
             all_created = False
-        if status.state == "running":
+        if status.state == "running" and current is not None:
             any_active = True
             started.append(status.started_at)
-            assert current is not None
             pod_ip = pod_ip or current.address
             for port in spec.ports:
                 if port.key in current.ports:
@@ -254,7 +253,8 @@ def adopted_status(pod: str, containers: Sequence[ContainerInfo], host_ip: str) 
         by_name.setdefault(c.container, []).append(c)
     for name in sorted(by_name):
         current, _ = pick_current(by_name[name], "")
-        assert current is not None
+        if current is None:  # cannot happen: every list here holds at least one container
+            continue
         if current.alive:
             port_map |= current.ports
             host_ip = current.address or host_ip

@@ -5,6 +5,7 @@ running container of this node, plus the machine's own CPU and memory (psutil). 
 rate, so it needs two readings: the sampler keeps each container's previous cumulative CPU
 time and reports the millicores used in between (`cpu_millis_between`, pure); a container's
 first reading reports 0 until the next one. Memory is what the container uses now.
+Each claim volume's used bytes ride along (agent/claim_volumes.py `measure`).
 A container that stops between the listing and its reading is left out.
 """
 
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 
 import psutil
 
-from agent.runtime.port import ContainerInfo, ContainerStats, Runtime
+from agent.claim_disks import ClaimDisks
+from agent.claim_volumes import VolumeUse, measure
+from agent.runtime.port import ContainerInfo, ContainerStats, Runtime, RuntimeFailure
 from kernel.clock import Clock
 
 
@@ -34,6 +37,8 @@ class UsageSample:
     node_memory_bytes: int
     containers: tuple[ContainerUse, ...]
     measured_at: float  # wall clock
+    # This node's claim volumes (None: they could not be listed this time).
+    volumes: tuple[VolumeUse, ...] | None = None
 
 
 def cpu_millis_between(before: tuple[float, int] | None, at: float, cpu_ns: int) -> int:
@@ -62,8 +67,11 @@ class UsageSampler:
         runtime: Runtime,
         clock: Clock,
         machine: Callable[[], tuple[int, int]] = machine_usage,
+        disks: ClaimDisks | None = None,
     ) -> None:
         self._runtime = runtime
+        # Where claim volumes' filesystems are measured (None: sizes not enforced here).
+        self._disks = disks
         self._clock = clock
         self._machine = machine
         self._previous: dict[str, tuple[float, int]] = {}
@@ -85,7 +93,11 @@ class UsageSampler:
                 previous[info.id] = (at, reading.cpu_ns)
         self._previous = previous
         cpu, memory = self._machine()
-        return UsageSample(cpu, memory, tuple(uses), self._clock.now())
+        try:
+            volumes: tuple[VolumeUse, ...] | None = tuple(await measure(self._runtime, self._disks))
+        except RuntimeFailure:
+            volumes = None
+        return UsageSample(cpu, memory, tuple(uses), self._clock.now(), volumes)
 
     def _use(self, info: ContainerInfo, reading: ContainerStats, at: float) -> ContainerUse:
         cpu = cpu_millis_between(self._previous.get(info.id), at, reading.cpu_ns)

@@ -23,9 +23,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+from agent.claim_volumes import ClaimOrders
 from agent.containers import container_config
 from agent.fencing import FencePolicy
+from agent.logs import PreviousLogs
 from agent.model import Assignments, ContainerSpec, PodAssignment, PodStatusReport
+from agent.poddns import ResolvConf
 from agent.prober import run_probe
 from agent.probes import ProbeResult, ProbeTarget
 from agent.runtime.port import (
@@ -97,8 +100,17 @@ class Worker:
         fence: FencePolicy | None = None,
         validate: bool = False,
         files: VolumeFiles | None = None,
+        previous: PreviousLogs | None = None,
+        claims: ClaimOrders | None = None,
+        resolv: Callable[[PodAssignment], ResolvConf] | None = None,
     ) -> None:
         self._runtime = runtime
+        # The log of each restarted container's last run, for `logs --previous`.
+        self._previous = previous
+        # The claim sizes the assignment set asks for (agent/claim_volumes.py grows them).
+        self._claims = claims
+        # A pod's resolv.conf (agent/poddns.py); without one, the engine's default.
+        self._resolv = resolv or (lambda assignment: ResolvConf())
         # Where configMap/secret volumes' files are kept (a tmpfs by default).
         self._files = files or VolumeFiles(DEFAULT_ROOT, runtime.node)
         # How a probe is performed; tests inject their own.
@@ -163,6 +175,8 @@ class Worker:
         if applied:
             # Before any container of these pods is made: their files are in place.
             self._files.sync(assignments.pods)
+            if self._claims is not None:
+                self._claims.set_sizes(assignments.pods)
         return applied
 
     def fence(self, reason: str) -> None:
@@ -270,6 +284,8 @@ class Worker:
                 case StartContainer():
                     await self._start(action.assignment, action.spec, action.restart_count)
                 case RestartContainer():
+                    if self._previous is not None:
+                        await self._previous.capture(self._runtime, action.container_id)
                     await self._start(
                         action.assignment, action.spec, action.restart_count, action.container_id
                     )
@@ -298,7 +314,13 @@ class Worker:
     ) -> None:
         """Starts a container for `spec`; in place of the `dead` one when given."""
         config = container_config(
-            self._runtime.node, self._host_ip, assignment, spec, restart_count, self._files.root
+            self._runtime.node,
+            self._host_ip,
+            assignment,
+            spec,
+            restart_count,
+            self._files.root,
+            self._resolv(assignment),
         )
         if dead:
             info = await self._runtime.replace(dead, config)

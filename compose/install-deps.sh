@@ -26,6 +26,7 @@ packages=(
   make            # the entry point
   curl            # the demo fetches its page through the load balancer
   etcd-server     # --store etcd: the HA tests run real etcd members
+  dnsmasq-base    # each agent's cluster DNS for its pods (the binary only: no system service)
 )
 # Needed only where the machine lacks what they provide.
 command -v python3 >/dev/null || packages+=(python3)

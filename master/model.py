@@ -13,10 +13,17 @@ CPU in millicores, memory in bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-DEFAULT_NAMESPACE = "default"
+from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
+from kernel.names import pod_ref as kernel_pod_ref
+from kernel.names import split_pod_ref
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import ProbeKind as ProbeKind
+from kernel.podspec import VolumeMount as VolumeMount
 
 
 # The closed sets of values fields take. StrEnum members are strings (they compare,
@@ -39,12 +46,6 @@ class RestartPolicy(StrEnum):
     NEVER = "Never"
 
 
-class ProbeKind(StrEnum):
-    HTTP_GET = "httpGet"
-    TCP_SOCKET = "tcpSocket"
-    EXEC = "exec"
-
-
 class ContainerState(StrEnum):
     WAITING = "waiting"
     RUNNING = "running"
@@ -57,8 +58,8 @@ class ObjectMeta:
 
     name: str
     uid: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
     resource_version: int = 0
     generation: int = 1
     created_at: float = 0.0
@@ -129,46 +130,6 @@ class EnvFromSource:
 
 
 @dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check the agent runs against a container (Kubernetes' Probe).
-
-    Exactly one handler, named by `kind`; the timing fields carry Kubernetes' defaults.
-    """
-
-    kind: ProbeKind
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    # httpGet only; scheme is always HTTP (HTTPS is refused at parse time).
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    # exec only: run in the container; exit status 0 passes.
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    """Where a container sees one of its pod's volumes (Kubernetes' volumeMounts[])."""
-
-    name: str
-    mount_path: str
-    # A path inside the volume to mount instead of its root.
-    sub_path: str = ""
-    read_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class KeyToPath:
     """One key of a ConfigMap or Secret volume as a file (`items[]`); mode 0: the default."""
 
@@ -223,6 +184,23 @@ class Container:
 
 
 @dataclass(frozen=True, slots=True)
+class DNSOption:
+    """One resolver option of a pod's dnsConfig (`ndots` with value "5", `rotate` without)."""
+
+    name: str
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodDNSConfig:
+    """A pod's spec.dnsConfig: merged into what its dnsPolicy gives (agent/poddns.py)."""
+
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[DNSOption, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PodSpec:
     """What a pod runs; the pod template's spec and every pod's spec."""
 
@@ -232,6 +210,12 @@ class PodSpec:
     # Accepted and shown; pinnace mounts no service account token.
     service_account_name: str = ""
     volumes: tuple[Volume, ...] = ()
+    # None where the manifest says nothing (Kubernetes' defaults: links on, ClusterFirst),
+    # so templates written before these fields existed keep their hash.
+    enable_service_links: bool | None = None
+    # ClusterFirst | ClusterFirstWithHostNet | Default | None
+    dns_policy: str | None = None
+    dns_config: PodDNSConfig | None = None
 
     def claim_names(self) -> tuple[str, ...]:
         """The PersistentVolumeClaims this pod uses, in spec order."""
@@ -252,7 +236,7 @@ class PodSpec:
 
 @dataclass(frozen=True, slots=True)
 class PodTemplate:
-    labels: dict[str, str]
+    labels: Mapping[str, str]
     spec: PodSpec
 
 
@@ -290,7 +274,7 @@ class DeploymentRevision:
 class Deployment:
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     strategy: DeploymentStrategy = DeploymentStrategy.ROLLING_UPDATE
     rolling_update: RollingUpdate = RollingUpdate()
@@ -326,7 +310,7 @@ class ServicePort:
 @dataclass(frozen=True, slots=True)
 class Service:
     meta: ObjectMeta
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     ports: tuple[ServicePort, ...]
     type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
@@ -382,7 +366,7 @@ class PodStatus:
     message: str = ""
     host_ip: str = ""
     # host port for each declared container port, "containerPort/protocol" -> host port
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     container_statuses: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -401,9 +385,19 @@ class Pod:
     # Set when the pod is to be stopped (scale down, rollout, delete); the agent
     # stops it and reports, then the master removes it.
     deletion_requested_at: float = 0.0
+    # A delete's gracePeriodSeconds: how long the agent waits between SIGTERM and SIGKILL
+    # when it stops the pod (-1: the pod's terminationGracePeriodSeconds).
+    deletion_grace_seconds: int = -1
     status: PodStatus = PodStatus()
 
     kind = "Pod"
+
+    @property
+    def stop_grace_seconds(self) -> int:
+        """The grace period the agent stops this pod with."""
+        if self.deletion_requested_at and self.deletion_grace_seconds >= 0:
+            return self.deletion_grace_seconds
+        return self.spec.termination_grace_period_seconds
 
     @property
     def owner_key(self) -> str:
@@ -483,8 +477,8 @@ class ConfigMap:
     in `binary_data`."""
 
     meta: ObjectMeta
-    data: dict[str, str] = field(default_factory=dict)
-    binary_data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
+    binary_data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
 
     kind = "ConfigMap"
@@ -501,7 +495,7 @@ class Secret:
 
     meta: ObjectMeta
     type: str = "Opaque"
-    data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
     sealed: str = ""
 
@@ -535,6 +529,10 @@ class PersistentVolumeClaim:
     # Set when bound: the PersistentVolume's name and the node that holds it.
     volume_name: str = ""
     node_name: str = ""
+    # As the node's agent last measured the volume: bytes used (-1: not known) and the
+    # size of its filesystem (0: the node does not enforce the size).
+    used_bytes: int = -1
+    capacity_bytes: int = 0
 
     kind = "PersistentVolumeClaim"
 
@@ -555,7 +553,7 @@ class ClaimTemplate:
     access_modes: tuple[str, ...]
     storage_bytes: int
     storage_class: str = "local"
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,7 +576,7 @@ class StatefulSet:
 
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     service_name: str = ""
     # OrderedReady | Parallel
@@ -609,14 +607,99 @@ class PersistentVolume:
     node_name: str
     claim_name: str
     claim_uid: str
-    # Retain: deleting the claim keeps the Docker volume on its node (Delete, which
-    # would remove it, is not implemented yet).
+    # Retain: deleting the claim keeps the Docker volume on its node (Released);
+    # Delete: the node is told to remove it, and the volume goes once it has.
     reclaim_policy: str = "Retain"
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.
     phase: str = "Bound"
+    claim_namespace: str = DEFAULT_NAMESPACE
 
     kind = "PersistentVolume"
+
+
+INGRESS_PATH_TYPES = ("Prefix", "Exact", "ImplementationSpecific")
+# The one IngressClass pinnace has: the default, served by the master's HAProxy.
+INGRESS_CLASS = "pinnace"
+INGRESS_CONTROLLER = "pinnace.dev/haproxy"
+# The annotation older Ingresses name their class with (before spec.ingressClassName).
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+
+
+@dataclass(frozen=True, slots=True)
+class IngressBackend:
+    """Where an Ingress sends a request: a Service's port, by number or by name."""
+
+    service: str
+    port_number: int = 0
+    port_name: str = ""
+
+    @property
+    def port_text(self) -> str:
+        return str(self.port_number) if self.port_number else self.port_name
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPath:
+    """One path of a rule: Prefix (by path elements), Exact, or ImplementationSpecific
+    (pinnace treats it as Prefix); "" for ImplementationSpecific matches every path."""
+
+    path: str
+    path_type: str
+    backend: IngressBackend
+
+
+@dataclass(frozen=True, slots=True)
+class IngressRule:
+    """Paths for one host: "" any host, "*.example.com" exactly one more label."""
+
+    host: str
+    paths: tuple[IngressPath, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IngressTLS:
+    """Hosts served over HTTPS with the certificate of a kubernetes.io/tls Secret."""
+
+    hosts: tuple[str, ...]
+    secret_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ingress:
+    """HTTP routing by host and path onto Services (Kubernetes' networking.k8s.io/v1 Ingress),
+    served by the master's load balancer on its ingress HTTP and HTTPS ports."""
+
+    meta: ObjectMeta
+    class_name: str = ""
+    default_backend: IngressBackend | None = None
+    rules: tuple[IngressRule, ...] = ()
+    tls: tuple[IngressTLS, ...] = ()
+    # status.loadBalancer.ingress[]: the address the load balancer serves it on, and the
+    # ports (HTTP, then HTTPS when it has TLS).
+    address: str = ""
+    ports: tuple[int, ...] = ()
+    # Why part or all of it is not served ("" when all is): a reason and one sentence.
+    lb_reason: str = ""
+    lb_message: str = ""
+
+    kind = "Ingress"
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A namespace (cluster-scoped): names of namespaced objects are unique within one.
+
+    Deleting it marks it Terminating (`deletion_requested_at`); the namespace
+    controller (master/controllers/namespaces.py) then deletes everything in it and
+    removes it once nothing is left. Nothing new may be created in it meanwhile."""
+
+    meta: ObjectMeta
+    # Active | Terminating
+    phase: str = "Active"
+    deletion_requested_at: float = 0.0
+
+    kind = "Namespace"
 
 
 StoredObject = (
@@ -631,6 +714,8 @@ StoredObject = (
     | PersistentVolumeClaim
     | PersistentVolume
     | StatefulSet
+    | Ingress
+    | Namespace
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -645,6 +730,8 @@ KINDS: dict[str, type[StoredObject]] = {
     "PersistentVolumeClaim": PersistentVolumeClaim,
     "PersistentVolume": PersistentVolume,
     "StatefulSet": StatefulSet,
+    "Ingress": Ingress,
+    "Namespace": Namespace,
 }
 
 
@@ -678,25 +765,22 @@ def split_key(kind: str, key: str) -> tuple[str, str]:
 
 
 def lb_name(svc: Service) -> str:
-    """A Service's name in the load balancer (HAProxy frontends and backends, address pool,
-    conflicts): the bare name in "default" (so backends from before namespaces are adopted
-    as they are), "<namespace>.<name>" elsewhere (Service names and namespaces are DNS
-    labels without dots, so the two never meet)."""
-    ns = svc.meta.namespace
-    return svc.meta.name if ns == DEFAULT_NAMESPACE else f"{ns}.{svc.meta.name}"
+    """A Service's name in the load balancer (address pool, conflicts, LbService): its `ref`,
+    the bare name in "default" (so HAProxy backends from before namespaces are adopted as
+    they are), "<namespace>/<name>" elsewhere (HAProxy's names: master/lb/slots.py)."""
+    return ref(svc.meta.namespace, svc.meta.name)
 
 
 def ref(namespace: str, name: str) -> str:
     """An object's identity where objects of every namespace meet by one string and the
     names from before namespaces must stay as they were (LB endpoints, released pods,
-    drain plans): the bare name in "default", "<namespace>/<name>" elsewhere."""
-    return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
+    drain plans, the agent's pods): kernel.names.pod_ref."""
+    return kernel_pod_ref(namespace, name)
 
 
 def split_ref(text: str) -> tuple[str, str]:
     """(namespace, name) of a `ref`."""
-    namespace, _, name = text.rpartition("/")
-    return namespace or DEFAULT_NAMESPACE, name
+    return split_pod_ref(text)
 
 
 def pod_ref(pod: Pod) -> str:
@@ -704,6 +788,6 @@ def pod_ref(pod: Pod) -> str:
     return ref(pod.meta.namespace, pod.meta.name)
 
 
-def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Equality-based label selection; an empty selector matches nothing, as for Services."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())

@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from kernel.clock import SystemClock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.forward import ForwardingInterceptor, admin_channels
 from master.api.kube.server import start_kube_api
 from master.api.logs import LogRelay
 from master.api.metrics_interceptor import MetricsInterceptor
@@ -50,11 +52,22 @@ from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
+from master.lb.ingress import IngressPorts, ingress_reserved
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
-from master.model import DEFAULT_SERVICE_CIDR, Node, ObjectMeta, Service, ServiceAccount
+from master.model import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICE_CIDR,
+    Ingress,
+    Namespace,
+    Node,
+    ObjectMeta,
+    Service,
+    ServiceAccount,
+)
+from master.pki.bootstrap import listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
 from master.state import ClusterState
@@ -97,6 +110,9 @@ class MasterConfig:
     lb_stop_on_exit: bool = False
     # LoadBalancer Services' own addresses (--lb-address-pool, parsed); () = one shared address.
     lb_address_pool: tuple[str, ...] = ()
+    # Where Ingresses are served on lb_listen (0: off); bound only while an Ingress exists.
+    ingress_http_port: int = 8880
+    ingress_https_port: int = 8443
     # --service-cidr: Services' cluster IPs (master/app/clusterip.py).
     service_cidr: str = DEFAULT_SERVICE_CIDR
     haproxy_bin: str = "haproxy"
@@ -119,11 +135,15 @@ class MasterConfig:
 
 
 async def ensure_defaults(state: ClusterState) -> None:
-    """What every cluster has from its first start: the `default` ServiceAccount; and
-    every Service with a cluster IP of the service range (stored by an older master, or
-    before --service-cidr changed)."""
+    """What every cluster has from its first start: the `default` Namespace and its
+    `default` ServiceAccount (a cluster from before namespaces gets them on its next
+    start; other namespaces get theirs from the namespace controller); and every Service
+    with a cluster IP of the service range (stored by an older master, or before
+    --service-cidr changed)."""
 
     def plan() -> None:
+        if state.get("Namespace", DEFAULT_NAMESPACE) is None:
+            state.put(Namespace(ObjectMeta(name=DEFAULT_NAMESPACE)))
         if state.get("ServiceAccount", "default") is None:
             state.put(ServiceAccount(ObjectMeta(name="default")))
         services = [s for s in state.objects("Service") if isinstance(s, Service)]
@@ -188,17 +208,28 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             clock,
             shared,
         )
-    server = grpc.aio.server(
-        options=options,
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        MetricsInterceptor(),
         # Without TLS the interceptor only guards request decoding.
-        interceptors=[
-            MetricsInterceptor(),
-            security.auth if security is not None else AuthInterceptor(None, None),
-        ],
-    )
+        security.auth if security is not None else AuthInterceptor(None, None),
+    ]
+    if config.leader_elect:
+        # Inside the authorisation: a follower passes an authorised write to the leader.
+        pki = security.pki if security is not None else None
+        interceptors.append(
+            ForwardingInterceptor(
+                state,
+                admin_channels(
+                    pki.ca.pem if pki else None,
+                    pki.admin_key_pem if pki else None,
+                    pki.admin_cert_pem if pki else None,
+                ),
+            )
+        )
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     if security is not None:
         security.add_servicers(server, state)
-    admission = _lb_admission(config)
+    admission = _lb_admission(config, state)
     masters = MastersView(_etcd_of(store) if config.leader_elect else None)
     # Container logs: asked for on either API, carried by the node sessions.
     logs = LogRelay()
@@ -248,7 +279,10 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     masters.me = MasterInfo(
-        config.name or f"{socket.gethostname()}-{port}", f"{host}:{port}", clock.now()
+        config.name or f"{socket.gethostname()}-{port}",
+        f"{host}:{port}",
+        clock.now(),
+        _reachable_url(kube.url, config.api_listen, host) if kube is not None else "",
     )
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
@@ -304,6 +338,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             metrics.close()
 
 
+def _reachable_url(url: str, api_listen: str, grpc_host: str) -> str:
+    """The Kubernetes API URL other masters can use: for a wildcard --api-listen `url`
+    shows loopback; the gRPC listen host (when it is a real address) is the better guess."""
+    wildcard = listen_host(api_listen) in ("", "0.0.0.0", "::", "*")
+    if wildcard and grpc_host not in ("", "0.0.0.0", "::", "[::]", "*"):
+        return url.replace("://127.0.0.1:", f"://{grpc_host}:", 1)
+    return url
+
+
 def _metrics(
     config: MasterConfig,
     state: ClusterState,
@@ -345,7 +388,8 @@ def _node_lease(config: MasterConfig) -> float:
 
 def _etcd_of(store: Store) -> EtcdStore:
     inner = store.inner if isinstance(store, SealingStore) else store
-    assert isinstance(inner, EtcdStore)
+    if not isinstance(inner, EtcdStore):
+        raise TypeError("--leader-elect runs only on an etcd store (checked when parsing flags)")
     return inner
 
 
@@ -359,7 +403,8 @@ def _leader_or_controllers(
     """Without --leader-elect this master runs the controllers; with it, only while it leads."""
     if not config.leader_elect:
         return asyncio.create_task(manager.run(), name="controllers")
-    assert me is not None and isinstance(store, SealingStore)
+    if me is None or not isinstance(store, SealingStore):
+        raise TypeError("--leader-elect needs this master's entry and the sealed etcd store")
     follower = Follower(_etcd_of(store), state, store.load_all, store.opened)
     role = HaRole(_etcd_of(store), state, manager, me, follower=follower)
     return asyncio.create_task(role.run(), name="leader-election")
@@ -424,11 +469,23 @@ def _lb_addresses(config: MasterConfig) -> LbAddresses:
     )
 
 
-def _lb_admission(config: MasterConfig) -> ServiceAdmission | None:
+def _ingress_ports(config: MasterConfig) -> IngressPorts:
+    return IngressPorts(
+        config.lb_listen, config.ingress_http_port, config.ingress_https_port, config.lb_advertise
+    )
+
+
+def _lb_admission(config: MasterConfig, state: ClusterState) -> ServiceAdmission | None:
     if not config.lb_enabled:
         return None
     addresses = _lb_addresses(config)
-    return lambda new, existing: admission_errors(new, existing, addresses)
+    ports = _ingress_ports(config)
+
+    def admit(new: Sequence[Service], existing: Sequence[Service]) -> list[str]:
+        ingresses = [i for i in state.objects("Ingress") if isinstance(i, Ingress)]
+        return admission_errors(new, existing, addresses, ingress_reserved(ports, ingresses))
+
+    return admit
 
 
 def _load_balancer(
@@ -445,7 +502,12 @@ def _load_balancer(
     workdir = config.data_dir / "lb"
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
     return LoadBalancerController(
-        state, clock, driver, _lb_addresses(config), stop_on_exit=config.lb_stop_on_exit
+        state,
+        clock,
+        driver,
+        _lb_addresses(config),
+        stop_on_exit=config.lb_stop_on_exit,
+        ingress_ports=_ingress_ports(config),
     )
 
 

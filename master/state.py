@@ -100,6 +100,7 @@ class ClusterState:
         # None: this master writes; else why it may not (a follower of another leader).
         self._write_gate: Callable[[], str | None] = lambda: None
         self._leader_address: Callable[[], str] = lambda: ""
+        self._leader_api_url: Callable[[], str] = lambda: ""
         # --service-cidr: where Services' cluster IPs come from (master/app/clusterip.py).
         self.service_cidr = ipaddress.ip_network(DEFAULT_SERVICE_CIDR)
 
@@ -273,6 +274,10 @@ class ClusterState:
     def resource_version(self) -> int:
         return self._rv
 
+    def now(self) -> float:
+        """The wall clock writes are stamped with (the injected clock)."""
+        return self._clock.now()
+
     # -- writes ---------------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -336,16 +341,25 @@ class ClusterState:
     # -- several masters: the leader writes, the others mirror it ----------------------
 
     def set_write_gate(
-        self, gate: Callable[[], str | None], leader: Callable[[], str] | None = None
+        self,
+        gate: Callable[[], str | None],
+        leader: Callable[[], str] | None = None,
+        leader_api_url: Callable[[], str] | None = None,
     ) -> None:
         """`gate()` is None while this master may write, else one sentence saying why not;
-        `leader()` is the address of the master that writes ("" when unknown)."""
+        `leader()` is the address of the master that writes ("" when unknown), and
+        `leader_api_url()` the URL of its Kubernetes API ("" when unknown or none)."""
         self._write_gate = gate
         self._leader_address = leader or (lambda: "")
+        self._leader_api_url = leader_api_url or (lambda: "")
 
     def leader_address(self) -> str:
         """Where writes go when this master refuses them ("" when unknown or this one)."""
         return self._leader_address()
+
+    def leader_api_url(self) -> str:
+        """The leader's Kubernetes API URL when another master leads ("" otherwise)."""
+        return self._leader_api_url()
 
     @property
     def writable(self) -> bool:
@@ -398,7 +412,8 @@ class ClusterState:
         self._event_seq = max(self._event_seq, len(self._objects["Event"]))
 
     def _stage(self, key: ObjectKey, obj: StoredObject | None) -> None:
-        assert self._staged is not None
+        if self._staged is None:
+            raise RuntimeError("a state change outside ClusterState.commit (a programming error)")
         if key not in self._staged.base_rv:
             current = self._objects[key[0]].get(key[1])
             self._staged.base_rv[key] = current.meta.resource_version if current else 0

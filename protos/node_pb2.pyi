@@ -274,11 +274,20 @@ class UsageReport(_message.Message):
     NODE_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     CONTAINERS_FIELD_NUMBER: _builtins.int
     MEASURED_AT_FIELD_NUMBER: _builtins.int
+    VOLUMES_FIELD_NUMBER: _builtins.int
+    VOLUMES_LISTED_FIELD_NUMBER: _builtins.int
     node_cpu_millis: _builtins.int
     node_memory_bytes: _builtins.int
     measured_at: _builtins.float
+    volumes_listed: _builtins.bool
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerUsage]: ...
+    @_builtins.property
+    def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeUsage]:
+        """This node's claim volumes as the engine lists them (set only when the listing
+        worked: a claim volume missing from a listed report is gone from the node).
+        """
+
     def __init__(
         self,
         *,
@@ -286,14 +295,48 @@ class UsageReport(_message.Message):
         node_memory_bytes: _builtins.int = ...,
         containers: _abc.Iterable[Global___ContainerUsage] | None = ...,
         measured_at: _builtins.float = ...,
+        volumes: _abc.Iterable[Global___VolumeUsage] | None = ...,
+        volumes_listed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes", "volumes", b"volumes", "volumes_listed", b"volumes_listed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UsageReport: _TypeAlias = UsageReport  # noqa: Y015
+
+@_typing.final
+class VolumeUsage(_message.Message):
+    """One claim volume: bytes used and the filesystem's size (0: not enforced, a plain
+    Docker volume; used is then -1, unknown).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOLUME_NAME_FIELD_NUMBER: _builtins.int
+    CLAIM_NAME_FIELD_NUMBER: _builtins.int
+    USED_BYTES_FIELD_NUMBER: _builtins.int
+    CAPACITY_BYTES_FIELD_NUMBER: _builtins.int
+    volume_name: _builtins.str
+    claim_name: _builtins.str
+    used_bytes: _builtins.int
+    capacity_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        volume_name: _builtins.str = ...,
+        claim_name: _builtins.str = ...,
+        used_bytes: _builtins.int = ...,
+        capacity_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity_bytes", b"capacity_bytes", "claim_name", b"claim_name", "used_bytes", b"used_bytes", "volume_name", b"volume_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeUsage: _TypeAlias = VolumeUsage  # noqa: Y015
 
 @_typing.final
 class LogChunk(_message.Message):
@@ -586,6 +629,7 @@ class MasterMessage(_message.Message):
     SERVICES_FIELD_NUMBER: _builtins.int
     EXEC_START_FIELD_NUMBER: _builtins.int
     EXEC_INPUT_FIELD_NUMBER: _builtins.int
+    VOLUME_ORDERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def assignments(self) -> Global___PodAssignments: ...
     @_builtins.property
@@ -616,6 +660,12 @@ class MasterMessage(_message.Message):
     def exec_input(self) -> Global___ExecInput:
         """Stdin, its end, a terminal size or a cancel for a running ExecStart."""
 
+    @_builtins.property
+    def volume_orders(self) -> Global___VolumeOrders:
+        """The claim volumes this node must remove (reclaim policy Delete): the whole set,
+        sent at the start of a session and whenever it changes.
+        """
+
     def __init__(
         self,
         *,
@@ -627,16 +677,37 @@ class MasterMessage(_message.Message):
         services: Global___ServiceTable | None = ...,
         exec_start: Global___ExecStart | None = ...,
         exec_input: Global___ExecInput | None = ...,
+        volume_orders: Global___VolumeOrders | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "services", "exec_start", "exec_input"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "services", "exec_start", "exec_input", "volume_orders"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___MasterMessage: _TypeAlias = MasterMessage  # noqa: Y015
+
+@_typing.final
+class VolumeOrders(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOVE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def remove(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        remove: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["remove", b"remove"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeOrders: _TypeAlias = VolumeOrders  # noqa: Y015
 
 @_typing.final
 class ServiceTable(_message.Message):
@@ -800,6 +871,7 @@ class ExecStart(_message.Message):
     TTY_FIELD_NUMBER: _builtins.int
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     pod_name: _builtins.str
     container: _builtins.str
@@ -809,6 +881,8 @@ class ExecStart(_message.Message):
     width: _builtins.int
     """The terminal's size at the start (0: unknown)."""
     height: _builtins.int
+    namespace: _builtins.str
+    """The pod's namespace; empty means "default"."""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -822,10 +896,11 @@ class ExecStart(_message.Message):
         tty: _builtins.bool = ...,
         width: _builtins.int = ...,
         height: _builtins.int = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "pod_name", b"pod_name", "request_id", b"request_id", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod_name", b"pod_name", "request_id", b"request_id", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -920,6 +995,7 @@ class LogRequest(_message.Message):
     SINCE_SECONDS_FIELD_NUMBER: _builtins.int
     LIMIT_BYTES_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     pod_name: _builtins.str
     container: _builtins.str
@@ -933,6 +1009,8 @@ class LogRequest(_message.Message):
     limit_bytes: _builtins.int
     namespace: _builtins.str
     """The pod's namespace; empty means "default"."""
+    previous: _builtins.bool
+    """The container's previous (terminated) run, as the agent kept it at the restart."""
     def __init__(
         self,
         *,
@@ -945,10 +1023,11 @@ class LogRequest(_message.Message):
         since_seconds: _builtins.int = ...,
         limit_bytes: _builtins.int = ...,
         namespace: _builtins.str = ...,
+        previous: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "namespace", b"namespace", "pod_name", b"pod_name", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "namespace", b"namespace", "pod_name", b"pod_name", "previous", b"previous", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1230,12 +1309,25 @@ class PodSpec(_message.Message):
     RESTART_POLICY_FIELD_NUMBER: _builtins.int
     TERMINATION_GRACE_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
+    SERVICE_ENV_FIELD_NUMBER: _builtins.int
+    DNS_FIELD_NUMBER: _builtins.int
     restart_policy: _builtins.str
     termination_grace_period_seconds: _builtins.int
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerSpec]: ...
     @_builtins.property
     def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Volume]: ...
+    @_builtins.property
+    def service_env(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvVar]:
+        """The Service environment variables (<SVC>_SERVICE_HOST ..., master/app/servicenv.py):
+        every container starts with them and its own env and envFrom win over them. Final
+        values, and no part of a container's identity: a new Service restarts nothing.
+        """
+
+    @_builtins.property
+    def dns(self) -> Global___PodDNS:
+        """spec.dnsPolicy and spec.dnsConfig; the agent makes the resolv.conf (agent/poddns.py)."""
+
     def __init__(
         self,
         *,
@@ -1243,14 +1335,74 @@ class PodSpec(_message.Message):
         restart_policy: _builtins.str = ...,
         termination_grace_period_seconds: _builtins.int = ...,
         volumes: _abc.Iterable[Global___Volume] | None = ...,
+        service_env: _abc.Iterable[Global___EnvVar] | None = ...,
+        dns: Global___PodDNS | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dns", b"dns"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "restart_policy", b"restart_policy", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "dns", b"dns", "restart_policy", b"restart_policy", "service_env", b"service_env", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PodSpec: _TypeAlias = PodSpec  # noqa: Y015
+
+@_typing.final
+class PodDNS(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    NAMESERVERS_FIELD_NUMBER: _builtins.int
+    SEARCHES_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    policy: _builtins.str
+    """ClusterFirst (also when empty) | ClusterFirstWithHostNet | Default | None"""
+    @_builtins.property
+    def nameservers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def searches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___DNSOption]: ...
+    def __init__(
+        self,
+        *,
+        policy: _builtins.str = ...,
+        nameservers: _abc.Iterable[_builtins.str] | None = ...,
+        searches: _abc.Iterable[_builtins.str] | None = ...,
+        options: _abc.Iterable[Global___DNSOption] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nameservers", b"nameservers", "options", b"options", "policy", b"policy", "searches", b"searches"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PodDNS: _TypeAlias = PodDNS  # noqa: Y015
+
+@_typing.final
+class DNSOption(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    HAS_VALUE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    value: _builtins.str
+    has_value: _builtins.bool
+    """False: an option without a value ("rotate")."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        value: _builtins.str = ...,
+        has_value: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_value", b"has_value", "name", b"name", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DNSOption: _TypeAlias = DNSOption  # noqa: Y015
 
 @_typing.final
 class Volume(_message.Message):
@@ -1268,6 +1420,7 @@ class Volume(_message.Message):
     READ_ONLY_FIELD_NUMBER: _builtins.int
     VOLUME_NAME_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
+    CLAIM_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     source: _builtins.str
     """emptyDir | hostPath | persistentVolumeClaim"""
@@ -1281,6 +1434,10 @@ class Volume(_message.Message):
     """persistentVolumeClaim: the claim, and the node-local Docker volume bound to it."""
     read_only: _builtins.bool
     volume_name: _builtins.str
+    claim_bytes: _builtins.int
+    """persistentVolumeClaim: the claim's requested bytes now (a larger request grows the
+    node's filesystem of it).
+    """
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeFile]:
         """configMap | secret: the files, resolved by the master for this node (kept on a tmpfs)."""
@@ -1298,10 +1455,11 @@ class Volume(_message.Message):
         read_only: _builtins.bool = ...,
         volume_name: _builtins.str = ...,
         files: _abc.Iterable[Global___VolumeFile] | None = ...,
+        claim_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_name", b"claim_name", "files", b"files", "host_path_type", b"host_path_type", "medium", b"medium", "name", b"name", "path", b"path", "read_only", b"read_only", "size_limit_bytes", b"size_limit_bytes", "source", b"source", "volume_name", b"volume_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_bytes", b"claim_bytes", "claim_name", b"claim_name", "files", b"files", "host_path_type", b"host_path_type", "medium", b"medium", "name", b"name", "path", b"path", "read_only", b"read_only", "size_limit_bytes", b"size_limit_bytes", "source", b"source", "volume_name", b"volume_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

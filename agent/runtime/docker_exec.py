@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from docker.utils.socket import frames_iter
 
 from agent.runtime.port import RuntimeFailure
+from agent.runtime.thread_pump import pumped
 
 # How long to wait for the engine to notice that a command whose output ended has exited.
 _EXIT_WAIT_SECONDS = 5.0
@@ -44,30 +45,16 @@ class DockerExecSession:
         self._closed = threading.Event()
 
     async def output(self) -> AsyncIterator[tuple[int, bytes]]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[int, bytes] | BaseException | None] = asyncio.Queue()
+        def frames() -> Iterator[tuple[int, bytes]]:
+            for stream, data in frames_iter(self._raw, self._tty):  # type: ignore[no-untyped-call]
+                if data:
+                    yield int(stream), bytes(data)
 
-        def hand_over(item: tuple[int, bytes] | BaseException | None) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody listens
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+        def broke(exc: BaseException) -> Exception:
+            return RuntimeFailure(f"the exec's connection to Docker broke: {exc}")
 
-        def pump() -> None:
-            try:
-                for stream, data in frames_iter(self._raw, self._tty):  # type: ignore[no-untyped-call]
-                    if data:
-                        hand_over((int(stream), bytes(data)))
-            except Exception as exc:
-                if not self._closed.is_set():
-                    hand_over(exc)
-            hand_over(None)
-
-        threading.Thread(target=pump, name=f"docker-exec-{self._exec_id[:12]}", daemon=True).start()
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise RuntimeFailure(f"the exec's connection to Docker broke: {item}")
+        name = f"docker-exec-{self._exec_id[:12]}"
+        async for item in pumped(frames(), name, self._closed, broke):
             yield item
 
     async def write(self, data: bytes) -> None:

@@ -24,7 +24,7 @@ import posixpath
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -34,12 +34,12 @@ import docker.errors
 import docker.types
 from docker.utils import parse_repository_tag
 
+from agent.claim_disks import ClaimDisks, DiskError
 from agent.runtime.docker_exec import DockerExecSession
 from agent.runtime.docker_stats import parse_stats
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
-    LABEL_POD,
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
@@ -54,7 +54,9 @@ from agent.runtime.port import (
     RuntimeUnavailable,
     VolumeInfo,
     fallback_note,
+    pod_of,
 )
+from agent.runtime.thread_pump import pumped
 
 T = TypeVar("T")
 _POOL_SIZE = 64
@@ -163,8 +165,11 @@ class DockerRuntime:
         client_factory: Callable[[], Any] | None = None,
         pod_network: str = "",
         reach_own_ip: bool | None = None,
+        disks: ClaimDisks | None = None,
     ) -> None:
         self._node = node
+        # Where claim volumes of a fixed size live (None: claims are plain volumes).
+        self._disks = disks
         self._pod_network = pod_network
         self._routable: Callable[[str], bool] = (
             is_local_address if reach_own_ip is None else (lambda _gateway: reach_own_ip)
@@ -288,6 +293,9 @@ class DockerRuntime:
             network_mode=self._pod_network or None,
             mounts=mounts or None,
             binds=binds or None,
+            dns=list(config.dns_servers) or None,
+            dns_search=list(config.dns_search) or None,
+            dns_opt=list(config.dns_options) or None,
         )
         created = api.create_container(
             image=config.image,
@@ -339,17 +347,38 @@ class DockerRuntime:
         try:
             found = api.inspect_volume(m.source)
         except docker.errors.NotFound:
-            options = (
-                {"type": "tmpfs", "device": "tmpfs", "o": f"size={m.tmpfs_bytes}"}
-                if m.tmpfs_bytes
-                else None
-            )
+            options: dict[str, str] | None = None
+            if m.tmpfs_bytes:
+                options = {"type": "tmpfs", "device": "tmpfs", "o": f"size={m.tmpfs_bytes}"}
+            elif m.size_bytes and self._disks is not None:
+                # A bind of the claim's own filesystem, of the claim's size.
+                options = {"type": "none", "o": "bind", "device": self._claim_disk(m)}
             api.create_volume(m.source, driver="local", driver_opts=options, labels=m.labels)
             return
         if (found.get("Labels") or {}).get(LABEL_NODE) != self._node:
             raise ContainerCreateError(
                 f"volume {m.source} exists but is not one of node {self._node}'s volumes"
             )
+        device = (found.get("Options") or {}).get("device")
+        if (
+            m.size_bytes
+            and self._disks is not None
+            and device == self._disks.mountpoint(m.source).as_posix()
+        ):
+            # Mounted again after a reboot, grown when the claim asks for more.
+            self._claim_disk(m)
+
+    def _claim_disk(self, m: Mount) -> str:
+        if self._disks is None:
+            raise ContainerCreateError(f"volume {m.source} has no claim filesystem on this node")
+        try:
+            return self._disks.ensure(m.source, m.size_bytes)
+        except (DiskError, OSError) as exc:
+            raise ContainerCreateError(f"claim volume {m.source}: {exc}") from exc
+
+    @property
+    def disks(self) -> ClaimDisks | None:
+        return self._disks
 
     def _list_volumes_sync(self) -> list[VolumeInfo]:
         reply = self._api().volumes(filters=self._label_filter())
@@ -507,8 +536,6 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"cannot read stats of {container_id[:12]}: {exc}") from exc
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[RuntimeEvent | BaseException | None] = asyncio.Queue()
         filters = self._label_filter() | {"type": ["container"], "event": ["start", "die"]}
         try:
             stream = await self._call(lambda: self._api().events(decode=True, filters=filters))
@@ -516,49 +543,30 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"cannot watch Docker events: {_explain(exc)}") from exc
         closed = threading.Event()
 
-        def hand_over(item: RuntimeEvent | BaseException | None) -> None:
-            # A closed loop means nobody is listening any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+        def converted() -> Iterator[RuntimeEvent]:
+            for raw in stream:
+                labels = (raw.get("Actor") or {}).get("Attributes") or {}
+                action = raw.get("Action") or raw.get("status")
+                if action in ("start", "die"):
+                    yield RuntimeEvent(
+                        action,
+                        str(raw.get("id") or (raw.get("Actor") or {}).get("ID", "")),
+                        pod_of(labels),
+                        labels.get(LABEL_CONTAINER, ""),
+                    )
 
-        def pump() -> None:
-            # Reads the endless HTTP response; a daemon thread, not the pool, since it
-            # never returns and must not hold up interpreter exit.
-            try:
-                for raw in stream:
-                    labels = (raw.get("Actor") or {}).get("Attributes") or {}
-                    action = raw.get("Action") or raw.get("status")
-                    if action in ("start", "die"):
-                        hand_over(
-                            RuntimeEvent(
-                                action,
-                                str(raw.get("id") or (raw.get("Actor") or {}).get("ID", "")),
-                                labels.get(LABEL_POD, ""),
-                                labels.get(LABEL_CONTAINER, ""),
-                            )
-                        )
-            except Exception as exc:
-                if not closed.is_set():
-                    hand_over(exc)
-            hand_over(None)
+        def broke(exc: BaseException) -> Exception:
+            return RuntimeUnavailable(f"Docker event stream failed: {_explain(exc)}")
 
-        threading.Thread(target=pump, name=f"docker-events-{self._node}", daemon=True).start()
         try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise RuntimeUnavailable(f"Docker event stream failed: {_explain(item)}")
-                yield item
+            async for event in pumped(converted(), f"docker-events-{self._node}", closed, broke):
+                yield event
         finally:
             closed.set()
             stream.close()
 
     async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
-        """The engine's log stream read on a daemon thread (a follow never returns by itself)."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        """The engine's log stream, read on a daemon thread (a follow never returns by itself)."""
         kwargs: dict[str, Any] = {
             "stdout": True,
             "stderr": True,
@@ -580,30 +588,12 @@ class DockerRuntime:
             ) from exc
         closed = threading.Event()
 
-        def hand_over(item: bytes | BaseException | None) -> None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+        def broke(exc: BaseException) -> Exception:
+            return RuntimeFailure(f"the log of {container_id[:12]} broke: {_explain(exc)}")
 
-        def pump() -> None:
-            try:
-                for chunk in stream:
-                    if closed.is_set():
-                        break
-                    hand_over(chunk)
-            except Exception as exc:
-                if not closed.is_set():
-                    hand_over(exc)
-            hand_over(None)
-
-        threading.Thread(target=pump, name=f"docker-logs-{container_id[:12]}", daemon=True).start()
         try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise RuntimeFailure(f"the log of {container_id[:12]} broke: {_explain(item)}")
-                yield item
+            async for chunk in pumped(stream, f"docker-logs-{container_id[:12]}", closed, broke):
+                yield chunk
         finally:
             closed.set()
             with contextlib.suppress(Exception):

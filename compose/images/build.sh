@@ -251,8 +251,10 @@ build_redis() {
 build_debian_python() {
   # The base of pinnace's own image (compose/Dockerfile), one image for master and agents:
   # python3-venv brings ensurepip, so the image can make a venv and pip install wheels;
-  # haproxy is the master's load balancer (no package can be fetched inside a build here).
-  build_debian_base pinnace/debian-python:bookworm python3,python3-venv,ca-certificates,haproxy
+  # haproxy is the master's load balancer, dnsmasq-base each agent's cluster DNS (no package
+  # can be fetched inside a build here).
+  build_debian_base pinnace/debian-python:bookworm \
+    python3,python3-venv,ca-certificates,haproxy,dnsmasq-base
 }
 
 main() {

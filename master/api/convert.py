@@ -26,6 +26,7 @@ from master.model import (
     ObjectMeta,
     Pod,
     PodPhase,
+    PodSpec,
     PodStatus,
     Probe,
     ProbeKind,
@@ -265,30 +266,67 @@ def _volume_to_proto(v: Volume, resolved: ResolvedFiles) -> node_pb2.Volume:
         claim_name=v.claim_name,
         read_only=v.read_only,
         volume_name=v.volume_name,
+        claim_bytes=resolved.claim_bytes,
+    )
+
+
+# A pod -> its Service environment variables (master/app/servicenv.py).
+ServiceEnv = Callable[[Pod], Sequence[tuple[str, str]]]
+
+
+def _no_services(pod: Pod) -> Sequence[tuple[str, str]]:
+    return ()
+
+
+def pod_dns_to_proto(spec: PodSpec) -> node_pb2.PodDNS:
+    config = spec.dns_config
+    if config is None:
+        return node_pb2.PodDNS(policy=spec.dns_policy or "")
+    return node_pb2.PodDNS(
+        policy=spec.dns_policy or "",
+        nameservers=list(config.nameservers),
+        searches=list(config.searches),
+        options=[
+            node_pb2.DNSOption(name=o.name, value=o.value or "", has_value=o.value is not None)
+            for o in config.options
+        ],
     )
 
 
 def pod_spec_to_proto(
-    pod: Pod, resolve: EnvResolver = _plain_env, files: FileResolver = _no_files
+    pod: Pod,
+    resolve: EnvResolver = _plain_env,
+    files: FileResolver = _no_files,
+    services: ServiceEnv = _no_services,
 ) -> node_pb2.PodSpec:
     spec = pod.spec
     return node_pb2.PodSpec(
         containers=[_container_to_proto(c, resolve(pod, c)) for c in spec.containers],
         restart_policy=spec.restart_policy,
-        termination_grace_period_seconds=spec.termination_grace_period_seconds,
+        # A delete may shorten it (gracePeriodSeconds); only a stopping pod uses it.
+        termination_grace_period_seconds=pod.stop_grace_seconds,
         volumes=[_volume_to_proto(v, files(pod, v)) for v in spec.volumes],
+        service_env=[
+            node_pb2.EnvVar(name=name, value=value, from_source=True)
+            for name, value in services(pod)
+        ],
+        dns=pod_dns_to_proto(spec),
     )
 
 
 def assignment_to_proto(
-    pod: Pod, stop: bool, resolve: EnvResolver = _plain_env, files: FileResolver = _no_files
+    pod: Pod,
+    stop: bool,
+    resolve: EnvResolver = _plain_env,
+    files: FileResolver = _no_files,
+    services: ServiceEnv = _no_services,
 ) -> node_pb2.PodAssignment:
     return node_pb2.PodAssignment(
         name=pod.meta.name,
         epoch=pod.epoch,
         labels=pod.meta.labels,
         owner=pod.owner,
-        spec=pod_spec_to_proto(pod, resolve, files),
+        spec=pod_spec_to_proto(pod, resolve, files, services),
         stop=stop,
         namespace=pod.meta.namespace,
     )
@@ -323,6 +361,7 @@ def assignments_to_proto(
     released: Callable[[Pod], bool],
     resolve: EnvResolver = _plain_env,
     files: FileResolver = _no_files,
+    services: ServiceEnv = _no_services,
 ) -> node_pb2.PodAssignments:
     """The node's assignment set; a stopping pod gets its stop order once `released`; each
     container's environment as `resolve` gives it (values for this node only)."""
@@ -330,7 +369,9 @@ def assignments_to_proto(
     return node_pb2.PodAssignments(
         revision=revision,
         pods=[
-            assignment_to_proto(p, bool(p.deletion_requested_at) and released(p), resolve, files)
+            assignment_to_proto(
+                p, bool(p.deletion_requested_at) and released(p), resolve, files, services
+            )
             for p in ordered
         ],
     )

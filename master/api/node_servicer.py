@@ -33,7 +33,8 @@ from master.api.convert import (
 )
 from master.api.logs import LogRelay
 from master.api.servicetable import ServiceTableFeed
-from master.api.usage import report_from_proto
+from master.api.usage import report_from_proto, volume_uses_from_proto
+from master.app.claimreports import record_volume_report, removal_orders
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
     ResolvedFiles,
@@ -42,11 +43,22 @@ from master.app.podvolumes import (
     volume_references,
 )
 from master.app.reports import NodeReports
+from master.app.servicenv import service_env
 from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
-from master.model import Container, Node, Pod, StoredObject, Volume, key_of
+from master.model import (
+    Container,
+    Node,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    Service,
+    StoredObject,
+    Volume,
+    key_of,
+)
 from master.state import ClusterState
 from protos import node_pb2, node_pb2_grpc
 
@@ -110,8 +122,14 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._peer_seen: dict[str, tuple[str, int]] = {}
         self._witness_rows: list[tuple[str, str, int]] | None = None
         self._node_count = 0
+        # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
+        self._claim_bytes: dict[str, int] = {}
         # Whether a stopping pod may be told to stop (the LB has drained it).
         self._released: Callable[[Pod], bool] = lambda pod: True
+        # Service environment variables by (namespace, enableServiceLinks), dropped when a
+        # Service changes what they hold (`_service_seen`: that part of each Service).
+        self._service_env: dict[tuple[str, bool], tuple[tuple[str, str], ...]] = {}
+        self._service_seen: dict[str, tuple[object, ...]] = {}
         state.subscribe(self._on_change)
 
     def gate_stops(self, released: Callable[[Pod], bool]) -> None:
@@ -150,6 +168,20 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             session = self._sessions.get(obj.node_name)
             if session is not None:
                 session.dirty.set()
+        elif isinstance(obj, Service):
+            self._on_service(obj, deleted)
+        elif isinstance(obj, PersistentVolume):
+            # A Released volume to delete: its node gets its removal orders again.
+            session = self._sessions.get(obj.node_name)
+            if session is not None:
+                session.dirty.set()
+        elif isinstance(obj, PersistentVolumeClaim) and obj.node_name:
+            # A resized claim: the node's pods carry the new size (the agent grows it).
+            if self._claim_bytes.get(key_of(obj)) != obj.storage_bytes:
+                self._claim_bytes[key_of(obj)] = obj.storage_bytes
+                session = self._sessions.get(obj.node_name)
+                if session is not None:
+                    session.dirty.set()
         elif kind in ("ConfigMap", "Secret"):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
@@ -161,6 +193,31 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     for p in self._state.pods_on_node(name)
                 ):
                     session.dirty.set()
+
+    def _on_service(self, svc: Service, deleted: bool) -> None:
+        key = key_of(svc)
+        seen = None if deleted else (svc.cluster_ip, svc.ports, svc.headless)
+        if self._service_seen.get(key) == seen:
+            return  # a status change (the load balancer's): the variables stay
+        if seen is None:
+            self._service_seen.pop(key, None)
+        else:
+            self._service_seen[key] = seen
+        self._service_env.clear()
+        # Containers that start from now on (a restart, a new pod) see the change; the
+        # ones that run keep their environment, as with the kubelet.
+        for session in self._sessions.values():
+            session.dirty.set()
+
+    def _services_env(self, pod: Pod) -> tuple[tuple[str, str], ...]:
+        """The pod's Service variables (master/app/servicenv.py), computed once per
+        namespace and links setting until a Service changes."""
+        key = (pod.meta.namespace, pod.spec.enable_service_links is not False)
+        found = self._service_env.get(key)
+        if found is None:
+            services = (s for s in self._state.objects("Service") if isinstance(s, Service))
+            found = self._service_env[key] = service_env(key[0], key[1], services)
+        return found
 
     def _resolve_env(self, pod: Pod, container: Container) -> ResolvedEnv:
         node = self._state.get("Node", pod.node_name)
@@ -258,6 +315,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # every second, since the gate may open by timeout without any state change.
         withheld: set[str] = set()
         peers_sent: node_pb2.PeerList | None = None
+        removals_sent: list[str] | None = None
         table_sent = -1
         try:
             while not reader.done() and not superseded.done():
@@ -315,12 +373,18 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         self._released,
                         self._resolve_env,
                         self._resolve_files,
+                        self._services_env,
                     )
                     withheld = {
                         key_of(p) for p in pods if p.deletion_requested_at and not self._released(p)
                     }
                     for chunk in chunk_assignments(msg):
                         yield node_pb2.MasterMessage(assignments=chunk)
+                    removals = removal_orders(self._state, node_name)
+                    if removals != removals_sent:
+                        removals_sent = removals
+                        orders = node_pb2.VolumeOrders(remove=removals)
+                        yield node_pb2.MasterMessage(volume_orders=orders)
         finally:
             unsubscribe()
             self.logs.detach(node_name, down)
@@ -371,6 +435,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self.logs.execs.deliver(msg.exec_output)
             elif body == "usage":
                 self._usage.record(node_name, report_from_proto(msg.usage))
+                record_volume_report(
+                    self._state,
+                    node_name,
+                    volume_uses_from_proto(msg.usage),
+                    msg.usage.volumes_listed,
+                )
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)

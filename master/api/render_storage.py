@@ -10,6 +10,9 @@ from master.model import PersistentVolume, PersistentVolumeClaim, Volume, Volume
 
 Obj = dict[str, Any]
 
+USED_BYTES = "pinnace.io/used-bytes"
+CAPACITY_BYTES = "pinnace.io/capacity-bytes"
+
 
 def render_volume(v: Volume) -> Obj:
     if v.source == "emptyDir":
@@ -66,6 +69,21 @@ def render_claim(claim: PersistentVolumeClaim, meta: Obj) -> Obj:
     if claim.node_name:
         # Kubernetes' annotation for the node a WaitForFirstConsumer claim was bound on.
         annotations["volume.kubernetes.io/selected-node"] = claim.node_name
+    # As the node last measured it (Kubernetes has no field for it; kubelet's volume
+    # stats are metrics): bytes used, and the filesystem's size when it is enforced.
+    if claim.used_bytes >= 0:
+        annotations[USED_BYTES] = str(claim.used_bytes)
+    if claim.capacity_bytes:
+        annotations[CAPACITY_BYTES] = str(claim.capacity_bytes)
+        if claim.capacity_bytes < claim.storage_bytes and claim.volume_name:
+            status["conditions"] = [
+                {
+                    "type": "FileSystemResizePending",
+                    "status": "True",
+                    "message": "the node grows the filesystem when no pod holds it "
+                    "(or at once where it can grow online)",
+                }
+            ]
     if annotations:
         meta = {**meta, "annotations": annotations}
     return {
@@ -90,6 +108,7 @@ def render_volume_object(pv: PersistentVolume, meta: Obj) -> Obj:
             "claimRef": {
                 "kind": "PersistentVolumeClaim",
                 "name": pv.claim_name,
+                "namespace": pv.claim_namespace,
                 "uid": pv.claim_uid,
             },
             "local": {"path": f"docker volume pinnace-{pv.meta.name}"},

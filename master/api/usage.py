@@ -7,9 +7,13 @@ pure joins of the table and the current nodes and pods.
 from __future__ import annotations
 
 from master.app.usage import ContainerUse, NodeReport, UsageTable, node_usage, pod_usage
+from master.controllers.claims import VolumeUse
 from master.model import Node
 from master.state import ClusterState
 from protos import cluster_pb2, node_pb2
+
+# Claim volumes read from one report (a node holds far fewer).
+MAX_VOLUMES = 10_000
 
 
 def report_from_proto(msg: node_pb2.UsageReport) -> NodeReport:
@@ -21,6 +25,13 @@ def report_from_proto(msg: node_pb2.UsageReport) -> NodeReport:
         ),
         measured_at=msg.measured_at,
     )
+
+
+def volume_uses_from_proto(msg: node_pb2.UsageReport) -> list[VolumeUse]:
+    return [
+        VolumeUse(v.volume_name[:253], max(v.used_bytes, -1), max(v.capacity_bytes, 0))
+        for v in msg.volumes[:MAX_VOLUMES]
+    ]
 
 
 def usage_response(table: UsageTable, state: ClusterState) -> cluster_pb2.GetUsageResponse:

@@ -17,7 +17,15 @@ import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from master.model import ConfigMap, Container, Pod, Secret, StoredObject, Volume
+from master.model import (
+    ConfigMap,
+    Container,
+    PersistentVolumeClaim,
+    Pod,
+    Secret,
+    StoredObject,
+    Volume,
+)
 
 Lookup = Callable[[str, str], StoredObject | None]
 FILE_SOURCES = ("configMap", "secret")
@@ -35,6 +43,9 @@ class ResolvedFiles:
     files: tuple[VolumeFile, ...] = ()
     # Why the volume cannot be made yet ("" when it can).
     error: str = ""
+    # A persistentVolumeClaim volume: its claim's requested bytes now (a resize reaches
+    # the node with the next assignment set; 0 when the claim is gone).
+    claim_bytes: int = 0
 
 
 def _b64(text: str) -> bytes:
@@ -60,6 +71,11 @@ def _data(volume: Volume, lookup: Lookup) -> dict[str, bytes] | None:
 
 
 def resolve_volume_files(volume: Volume, lookup: Lookup) -> ResolvedFiles:
+    if volume.source == "persistentVolumeClaim":
+        claim = lookup("PersistentVolumeClaim", volume.claim_name)
+        return ResolvedFiles(
+            claim_bytes=claim.storage_bytes if isinstance(claim, PersistentVolumeClaim) else 0
+        )
     if volume.source not in FILE_SOURCES:
         return ResolvedFiles()
     data = _data(volume, lookup)

@@ -13,6 +13,11 @@ a time.
 `check_claims` decides where a pod may go, `bind_claims` makes the new claim
 and volume objects and the pod's resolved volumes (pure; the controller
 manager writes them in one commit with the pod's binding).
+
+Afterwards (also pure): a deleted claim's volume with reclaim policy Delete is in
+its node's removal orders (`to_remove`) until the node's volume report no longer
+lists it (`apply_volume_report`), and then the PersistentVolume goes too; the same
+report carries each claim's used bytes and filesystem size.
 """
 
 from __future__ import annotations
@@ -105,8 +110,97 @@ def bind_claims(
                     claim_name=claim.meta.name,
                     claim_uid=claim.meta.uid,
                     storage_class=claim.storage_class,
+                    reclaim_policy=reclaim_policy(claim.storage_class),
+                    claim_namespace=claim.meta.namespace,
                 )
             )
-        resolved.append(replace(vol, volume_name=f"pinnace-{pv}"))
+        resolved.append(replace(vol, volume_name=docker_volume(pv)))
     spec = replace(pod.spec, volumes=tuple(resolved))
     return Binding(replace(pod, spec=spec), tuple(new_claims), tuple(new_volumes))
+
+
+# Each storage class's reclaim policy. `local` deletes, as Kubernetes' dynamic
+# provisioners default to (and k3s' local-path class does): a deleted claim frees its
+# node's disk. `local-retain` keeps the volume on its node (Released) for a person to
+# look at or remove.
+RECLAIM_POLICIES = {"local": "Delete", "local-retain": "Retain"}
+
+
+def reclaim_policy(storage_class: str) -> str:
+    return RECLAIM_POLICIES.get(storage_class, "Retain")
+
+
+def docker_volume(pv_name: str) -> str:
+    """The Docker volume on the node that holds a PersistentVolume's data."""
+    return f"pinnace-{pv_name}"
+
+
+def to_remove(pvs: Iterable[PersistentVolume], node: str) -> list[str]:
+    """The Docker volumes `node` must remove: its Released volumes with policy Delete."""
+    return sorted(
+        docker_volume(pv.meta.name)
+        for pv in pvs
+        if pv.node_name == node and pv.phase == "Released" and pv.reclaim_policy == "Delete"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeUse:
+    """One claim volume as a node's agent measured it."""
+
+    volume_name: str
+    used_bytes: int
+    capacity_bytes: int
+
+
+MIB = 1 << 20
+
+
+def _worth_writing(claim: PersistentVolumeClaim, use: VolumeUse) -> bool:
+    """A stored claim changes when its size changed, or its use by 1 MiB and 1%."""
+    if claim.capacity_bytes != use.capacity_bytes:
+        return True
+    if (claim.used_bytes < 0) != (use.used_bytes < 0):
+        return True
+    if use.used_bytes < 0:
+        return False
+    step = max(MIB, use.capacity_bytes // 100)
+    return abs(claim.used_bytes - use.used_bytes) >= step
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeReportOutcome:
+    claims: tuple[PersistentVolumeClaim, ...]
+    # PersistentVolumes whose Delete is done: their node no longer has the volume.
+    deleted: tuple[str, ...]
+
+
+def apply_volume_report(
+    node: str,
+    uses: Iterable[VolumeUse],
+    listed: bool,
+    claims: Iterable[PersistentVolumeClaim],
+    pvs: Iterable[PersistentVolume],
+) -> VolumeReportOutcome:
+    """A node's claim volume report -> the claims whose use to store, the volumes gone."""
+    pvs = list(pvs)
+    by_volume = {u.volume_name: u for u in uses}
+    changed = []
+    for claim in claims:
+        if claim.node_name != node or not claim.volume_name:
+            continue
+        use = by_volume.get(docker_volume(claim.volume_name))
+        if use is not None and _worth_writing(claim, use):
+            changed.append(
+                replace(claim, used_bytes=use.used_bytes, capacity_bytes=use.capacity_bytes)
+            )
+    deleted: list[str] = []
+    if listed:
+        pending = set(to_remove(pvs, node))
+        deleted = sorted(
+            pv.meta.name
+            for pv in pvs
+            if docker_volume(pv.meta.name) in pending
+            and docker_volume(pv.meta.name) not in by_volume
+        )
+    return VolumeReportOutcome(tuple(changed), tuple(deleted))

@@ -45,13 +45,12 @@ class MastersView:
 
     async def list_masters(self) -> list[Obj]:
         if self._etcd is not None:
-            return await asyncio.to_thread(self._read)
+            return await asyncio.to_thread(self._read, self._etcd)
         return render_masters([self.me], self.me.name) if self.me is not None else []
 
-    def _read(self) -> list[Obj]:
-        assert self._etcd is not None
-        entries = self._etcd.list_prefix(self._prefix + b"masters/")
-        held = self._etcd.held(self._prefix + b"leader")
+    def _read(self, etcd: EtcdLeases) -> list[Obj]:
+        entries = etcd.list_prefix(self._prefix + b"masters/")
+        held = etcd.held(self._prefix + b"leader")
         leader = MasterInfo.decode(held.value) if held.create_revision else None
         masters = [m for _, value in entries if (m := MasterInfo.decode(value)) is not None]
         return render_masters(masters, leader.name if leader else None)

@@ -48,7 +48,7 @@ class HaRole:
         self._controllers: asyncio.Task[None] | None = None
         self._mirror: asyncio.Task[None] | None = None
         self._ready = False  # elected and caught up: only then are writes let through
-        state.set_write_gate(self.refusal, self.leader_address)
+        state.set_write_gate(self.refusal, self.leader_address, self.leader_api_url)
 
     def refusal(self) -> str | None:
         """None while this master leads, else why it may not write (names the leader)."""
@@ -67,6 +67,13 @@ class HaRole:
         if leader is None or leader.name == self.elector.me.name:
             return ""
         return leader.address
+
+    def leader_api_url(self) -> str:
+        """The leader's Kubernetes API URL, where a follower forwards HTTP writes ("" if none)."""
+        leader = self.elector.leader()
+        if leader is None or leader.name == self.elector.me.name:
+            return ""
+        return leader.api_url
 
     async def run(self) -> None:
         self._mirror = asyncio.create_task(self._follower.run(), name="follower")

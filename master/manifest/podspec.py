@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from master.manifest.dns import parse_dns, parse_enable_service_links
 from master.manifest.env import parse_env, parse_env_from
 from master.manifest.errors import Where, describe
 from master.manifest.fields import (
@@ -44,15 +45,16 @@ from master.model import Container, ContainerPort, PodSpec, Resources, RestartPo
 
 POD_SUPPORTED = (
     "containers", "volumes", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
-    "serviceAccount", "automountServiceAccountToken",
+    "serviceAccount", "automountServiceAccountToken", "dnsPolicy", "dnsConfig",
+    "enableServiceLinks",
 )  # fmt: skip
 POD_UNSUPPORTED = (
-    "initContainers", "ephemeralContainers", "activeDeadlineSeconds", "dnsPolicy",
+    "initContainers", "ephemeralContainers", "activeDeadlineSeconds",
     "nodeSelector", "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
     "securityContext",
     "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
-    "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
-    "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
+    "hostAliases", "priorityClassName", "priority", "readinessGates",
+    "runtimeClassName", "preemptionPolicy", "overhead",
     "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates",
     "resourceClaims", "resources",
 )  # fmt: skip
@@ -269,12 +271,16 @@ def parse_pod_spec(value: Any, where: Where, claim_templates: tuple[str, ...] = 
         grace = as_int(
             data["terminationGracePeriodSeconds"], where.key("terminationGracePeriodSeconds"), 0
         )
+    dns_policy, dns_config = parse_dns(data, where)
     return PodSpec(
         containers=containers,
         restart_policy=RestartPolicy(restart),
         termination_grace_period_seconds=grace,
         service_account_name=_service_account(data, where),
         volumes=volumes,
+        enable_service_links=parse_enable_service_links(data, where),
+        dns_policy=dns_policy,
+        dns_config=dns_config,
     )
 
 

@@ -1,8 +1,9 @@
 """PersistentVolumeClaim manifests (v1) -> the model's PersistentVolumeClaim.
 
-pinnace has one storage class, `local` (node-local Docker volumes bound when the
-first pod is scheduled, as Kubernetes' WaitForFirstConsumer), which is also the
-default: a claim that names no class gets it. Local storage is reachable from one
+pinnace's storage class `local` (node-local volumes of the claim's size, bound
+when the first pod is scheduled, as Kubernetes' WaitForFirstConsumer; reclaim
+policy Delete; allowVolumeExpansion) is the default: a claim that names no class
+gets it. `local-retain` is the same with reclaim policy Retain. Local storage is reachable from one
 node only, so the access modes it can honour are ReadWriteOnce and
 ReadWriteOncePod; a claim asking for ReadWriteMany or ReadOnlyMany is refused
 with that reason rather than bound to storage that would not be shared.
@@ -20,6 +21,9 @@ from master.manifest.quantities import QuantityError, parse_quantity_memory
 from master.model import PersistentVolumeClaim
 
 STORAGE_CLASS = "local"
+# The same node-local volumes, kept on their node when their claim is deleted
+# (reclaim policy Retain; `local` deletes them).
+STORAGE_CLASSES = (STORAGE_CLASS, "local-retain")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany", "ReadWriteMany")
 LOCAL_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
 
@@ -71,12 +75,13 @@ def parse_claim_spec(value: Any, at: Where) -> tuple[tuple[str, ...], int, str]:
     storage_class = STORAGE_CLASS
     if spec.get("storageClassName") is not None:
         storage_class = as_str(spec["storageClassName"], at.key("storageClassName"))
-        if storage_class not in (STORAGE_CLASS, ""):
+        if storage_class not in (*STORAGE_CLASSES, ""):
             raise at.key("storageClassName").error(
                 f"storage class {describe(storage_class)} does not exist; pinnace has "
-                f'"{STORAGE_CLASS}" (node-local volumes; leave the field out to use it)'
+                f'"{STORAGE_CLASS}" (node-local volumes, removed with their claim; leave '
+                f'the field out to use it) and "local-retain" (kept when the claim goes)'
             )
-        storage_class = STORAGE_CLASS
+        storage_class = storage_class or STORAGE_CLASS
     if spec.get("volumeMode") is not None:
         mode = one_of(spec["volumeMode"], at.key("volumeMode"), ("Filesystem", "Block"))
         if mode == "Block":

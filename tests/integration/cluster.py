@@ -30,6 +30,10 @@ from typing import Any, TypeVar
 
 import docker
 
+from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
+from agent.claim_disks import ClaimDisks, DiskError
+from agent.dns.server import DEFAULT_DIR as DEFAULT_DNS_ROOT
+from agent.dns.server import stop_node_dns
 from agent.nodeproxy.proxy import stop_proxy
 from agent.volume_files import DEFAULT_ROOT as DEFAULT_VOLUME_ROOT
 from master.lb.process import stop_running
@@ -148,12 +152,19 @@ class LocalCluster:
                 "127.0.0.1",
                 *self._agent_credentials(name),
                 *([] if node_proxy else ["--no-node-proxy"]),
+                *self._dns_flags(extra),
                 *extra,
             ],
             f"agent-{short}",
         )
         self.agents[name] = proc
         return name
+
+    @staticmethod
+    def _dns_flags(extra: tuple[str, ...]) -> tuple[str, ...]:
+        """Cluster DNS only where a test asks for it (else a dnsmasq per agent)."""
+        asked = any(flag.startswith("--cluster-dns") for flag in extra)
+        return () if asked else ("--cluster-dns=none",)
 
     def _agent_credentials(self, name: str) -> list[str]:
         if self.insecure:
@@ -231,11 +242,22 @@ class LocalCluster:
         # configMap/secret volume files the agents kept on the tmpfs.
         for node in self.node_names:
             shutil.rmtree(Path(DEFAULT_VOLUME_ROOT) / node, ignore_errors=True)
+        # A killed agent's dnsmasq and the route to its DNS address (by its pid file).
+        for node in self.node_names:
+            stop_node_dns(Path(DEFAULT_DNS_ROOT), node)
         # Volumes the agents made for pods and claims (labelled with their node).
         for node in self.node_names:
             for volume in self.docker.volumes.list(filters={"label": f"pinnace.node={node}"}):
                 with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     volume.remove(force=True)
+        # Claim files the agents loop-mounted: unmounted, their loop devices (found by
+        # the file's path, never another's) detached, removed.
+        for node in self.node_names:
+            disks = ClaimDisks(Path(CLAIM_ROOT) / node)
+            for name in disks.names():
+                with contextlib.suppress(DiskError, OSError):
+                    disks.remove(name)
+            shutil.rmtree(disks.root, ignore_errors=True)
         # HAProxy outlives its master by design: stop the one this cluster's master left,
         # by the PID in its pid file; and the node proxies its agents left.
         stop_running(self.workdir / "master-data" / "lb")

@@ -1,8 +1,9 @@
 """`pinnace master` processes for the etcd tests: started on port 0, stopped by PID.
 
-Unlike LocalCluster (tests/integration/cluster.py) these need no Docker: the
-masters run without a load balancer and the tests look only at the control
-plane (objects, leadership, writes). They run as users run them: TLS, one
+Unlike LocalCluster (tests/integration/cluster.py) these need no Docker: by
+default the masters run without a load balancer and the tests look only at the
+control plane (objects, leadership, writes); `lb_port_offset` gives each master
+its HAProxy on a loopback address of its own. They run as users run them: TLS, one
 cluster secret file for all (so they share the CA, the admin credentials and
 the Secrets key through etcd); the CLI and `channel()` use the admin's
 pinnace.conf, which every master of the cluster writes alike.
@@ -10,17 +11,25 @@ pinnace.conf, which every master of the cluster writes alike.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
+import tempfile
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
+from master.lb.process import stop_running
 from master.pki.clientconfig import read_client_config
+from tests.support import env_with_haproxy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,6 +61,11 @@ class Masters:
     extra: tuple[str, ...] = ()
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
+    api_urls: dict[str, str] = field(default_factory=dict)
+    # With a load balancer: HAProxy at service port + this offset, each master's on its
+    # own loopback address (127.0.0.2, .3, ... in the order the masters first start).
+    lb_port_offset: int | None = None
+    lb_hosts: dict[str, str] = field(default_factory=dict)
 
     @property
     def secret_file(self) -> Path:
@@ -77,10 +91,15 @@ class Masters:
         if name in self.procs and self.procs[name].stdout is not None:
             self.procs[name].stdout.close()  # type: ignore[union-attr]
         log = (self.workdir / f"{name}.log").open("ab")
+        lb = ["--no-lb"]
+        if self.lb_port_offset is not None:
+            host = self.lb_hosts.setdefault(name, f"127.0.0.{len(self.lb_hosts) + 2}")
+            lb = ["--lb-listen", host, "--lb-port-offset", str(self.lb_port_offset)]
+            lb += ["--stop-lb-on-exit"]
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "master.cli.main", "master",
-                "--listen", "127.0.0.1:0", "--data-dir", str(data), "--no-lb",
+                "--listen", "127.0.0.1:0", "--data-dir", str(data), *lb,
                 "--cluster-secret-file", str(self.secret_file),
                 "--api-listen", "127.0.0.1:0", "--metrics-listen", "",
                 "--store", "etcd", "--etcd-endpoints", self.etcd_endpoints,
@@ -89,7 +108,7 @@ class Masters:
             stdout=subprocess.PIPE,
             stderr=log,
             cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=env_with_haproxy({**os.environ, "PYTHONUNBUFFERED": "1"}),
         )  # fmt: skip
         self.procs[name] = proc
         assert proc.stdout is not None
@@ -98,7 +117,32 @@ class Masters:
             self.kill(name)
             raise AssertionError(f"master {name} did not start: {self.log(name)[-2000:]}")
         self.addresses[name] = line.strip().rsplit(" ", 1)[-1]
+        api = proc.stdout.readline().decode()
+        if "Kubernetes API on" in api:
+            self.api_urls[name] = api.strip().rsplit(" ", 1)[-1]
         return self.addresses[name]
+
+    def kube(self, name: str, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        """One request to a master's Kubernetes API as the admin: (status, decoded JSON)."""
+        creds = read_client_config(self.config)
+        context = ssl.create_default_context(cadata=creds.ca_pem.decode())
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = Path(tmp, "c"), Path(tmp, "k")
+            cert.write_bytes(creds.cert_pem)
+            key.write_bytes(creds.key_pem)
+            context.load_cert_chain(cert, key)
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.api_urls[name] + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=15) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
@@ -121,6 +165,10 @@ class Masters:
                 proc.wait(timeout=20)
             if proc.stdout is not None:
                 proc.stdout.close()
+        for name in self.lb_hosts:
+            # A master killed with -9 leaves its HAProxy serving (by design): stop it by
+            # the pid in its data dir.
+            stop_running(self.workdir / name / "lb")
 
     def cli(
         self, address: str, *args: str, stdin: str | None = None, timeout: float = 30

@@ -1,6 +1,8 @@
 """Pod volumes and node-local claims on real processes and Docker.
 
-A claim's data survives a container kill, a pod delete (the replacement lands on
+A claim holds its requested size and no more (ENOSPC past it, a neighbour claim
+unaffected), reports its use, and goes with its node volume when deleted (reclaim
+policy Delete). A claim's data survives a container kill, a pod delete (the replacement lands on
 the claim's node) and an agent restart; a pod whose claim lives on a dead node
 stays Pending and says why instead of starting elsewhere empty; an emptyDir is
 shared by its pod's restarts and dies with the pod; a memory emptyDir is a tmpfs.
@@ -9,11 +11,13 @@ shared by its pod's restarts and dies with the pod; a memory emptyDir is a tmpfs
 from __future__ import annotations
 
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
 from tests.integration.cluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.integration
@@ -58,12 +62,48 @@ spec:
           emptyDir: {medium: Memory, sizeLimit: 8Mi}
 """
 
+# A second claim and its own pod: a neighbour the first claim's filling must not touch.
+OTHER = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: other
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 32Mi
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: other
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: other}
+  template:
+    metadata:
+      labels: {app: other}
+    spec:
+      containers:
+        - name: web
+          image: pinnace/httpd:latest
+          imagePullPolicy: IfNotPresent
+          volumeMounts:
+            - {name: other, mountPath: /other}
+      volumes:
+        - name: other
+          persistentVolumeClaim: {claimName: other}
+"""
 
-def _running_pod(cluster: LocalCluster) -> dict[str, Any] | None:
+
+def _running_pod(cluster: LocalCluster, app: str = "keeper") -> dict[str, Any] | None:
     pods = [
         p
         for p in cluster.pods()
-        if p["status"].get("phase") == "Running"
+        if p["metadata"].get("labels", {}).get("app") == app
+        and p["status"].get("phase") == "Running"
         and not p["metadata"].get("deletionTimestamp")
         and p["status"].get("containerStatuses", [{}])[0].get("ready")
     ]
@@ -75,10 +115,59 @@ def _container(cluster: LocalCluster, pod: dict[str, Any]) -> Any:
     return cluster.docker.containers.get(cid)
 
 
-def _sh(cluster: LocalCluster, pod: dict[str, Any], script: str) -> str:
-    code, out = _container(cluster, pod).exec_run(["sh", "-c", script])
-    assert code == 0, out
+def _sh(cluster: LocalCluster, pod: dict[str, Any], script: str, code: int = 0) -> str:
+    got, out = _container(cluster, pod).exec_run(["sh", "-c", script])
+    assert got == code, out
     return str(out.decode())
+
+
+def _claim_row(cluster: LocalCluster, name: str) -> list[str]:
+    table = cluster.cli("get", "pvc", "-o", "wide").stdout.splitlines()
+    return next(line.split() for line in table if line.startswith(f"{name} "))
+
+
+def _sizes_enforced_and_delete_reclaims(cluster: LocalCluster, pod: dict[str, Any]) -> None:
+    """Writing past the claim's size fails with ENOSPC, a neighbour claim is unaffected,
+    the use shows in `get pvc -o wide`, and deleting a claim (reclaim policy Delete)
+    removes its PersistentVolume, Docker volume, file and loop device."""
+    other = wait_for("the other pod running", lambda: _running_pod(cluster, "other"), 60)
+    full = _sh(cluster, pod, "dd if=/dev/zero of=/data/big bs=1M count=80 2>&1", code=1)
+    assert "No space left on device" in full
+    assert _sh(cluster, other, "dd if=/dev/zero of=/other/f bs=1M count=8 2>&1 && echo ok")
+    used = wait_for(
+        "the claim's use reported",
+        lambda: (lambda row: row[-1] if row[-1].startswith(("6", "7")) else None)(
+            _claim_row(cluster, "data")
+        ),
+        timeout=30,
+    )
+    assert used.endswith("/65Mi") or used.endswith("/66Mi"), used
+    annotations = cluster.get_json("pvc", "data")["metadata"]["annotations"]
+    assert int(annotations["pinnace.io/used-bytes"]) > 60 << 20
+    _sh(cluster, pod, "rm /data/big")
+
+    volume = cluster.get_json("pvc", "other")["spec"]["volumeName"]
+    assert cluster.get_json("pv", volume)["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+    node = pod["spec"]["nodeName"]
+    image = Path(CLAIM_ROOT) / node / f"pinnace-{volume}.img"
+    assert image.exists()
+    cluster.cli("delete", "deployment", "other")
+    wait_for(
+        "the other claim deleted",
+        lambda: cluster.cli("delete", "pvc", "other", check=False).returncode == 0,
+        timeout=30,
+    )
+    wait_for(
+        "its volume gone from the node and the cluster",
+        lambda: (
+            not cluster.docker.volumes.list(filters={"name": f"pinnace-{volume}"})
+            and not image.exists()
+            and volume not in cluster.cli("get", "pv").stdout
+        ),
+        timeout=30,
+    )
+    loops = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True)
+    assert loops.stdout == ""
 
 
 def _wait_pod(cluster: LocalCluster, other_than: str = "") -> dict[str, Any]:
@@ -97,10 +186,11 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     cluster.start_master("--no-lb")
     n1 = cluster.start_agent("n1")
     manifest = tmp_path / "app.yaml"
-    manifest.write_text(APP)
+    manifest.write_text(APP + "---\n" + OTHER)
     cluster.cli("apply", "-f", str(manifest))
     pod = _wait_pod(cluster)
     assert pod["spec"]["nodeName"] == n1
+    _sizes_enforced_and_delete_reclaims(cluster, pod)
 
     pvc = cluster.get_json("pvc", "data")
     assert pvc["status"]["phase"] == "Bound"

@@ -20,18 +20,26 @@ from master.model import (
     DeploymentRevision,
     DeploymentStatus,
     DeploymentStrategy,
+    DNSOption,
     EnvFromSource,
     EnvVar,
     EnvVarSource,
     Event,
     HTTPHeader,
+    Ingress,
+    IngressBackend,
+    IngressPath,
+    IngressRule,
+    IngressTLS,
     KeyToPath,
+    Namespace,
     Node,
     NodeStatus,
     ObjectMeta,
     PersistentVolume,
     PersistentVolumeClaim,
     Pod,
+    PodDNSConfig,
     PodPhase,
     PodSpec,
     PodStatus,
@@ -117,6 +125,9 @@ def _spec() -> PodSpec:
         restart_policy=RestartPolicy.ON_FAILURE,
         termination_grace_period_seconds=5,
         service_account_name="robot",
+        enable_service_links=False,
+        dns_policy="None",
+        dns_config=PodDNSConfig(("10.0.0.1",), ("a.example",), (DNSOption("ndots", "2"),)),
         volumes=(
             # Every field set, whatever the source (the codec does not care).
             Volume(
@@ -176,6 +187,7 @@ def full_objects() -> list[StoredObject]:
             node_name="node-1",
             epoch=7,
             deletion_requested_at=1700000100.5,
+            deletion_grace_seconds=4,
             status=PodStatus(
                 phase=PodPhase.RUNNING,
                 reason="Started",
@@ -238,7 +250,7 @@ def full_objects() -> list[StoredObject]:
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
         PersistentVolumeClaim(
-            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1"
+            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1", 5, 7
         ),
         StatefulSet(
             meta=_meta("db"),
@@ -266,7 +278,25 @@ def full_objects() -> list[StoredObject]:
             "Delete",
             "fast",
             "Released",
+            "team-a",
         ),
+        Ingress(
+            meta=_meta("web"),
+            class_name="pinnace",
+            default_backend=IngressBackend("fallback", 80, "http"),
+            rules=(
+                IngressRule(
+                    "*.example.com",
+                    (IngressPath("/api", "Exact", IngressBackend("api", 8080, "web")),),
+                ),
+            ),
+            tls=(IngressTLS(("a.example.com",), "web-tls"),),
+            address="127.0.0.1",
+            ports=(8080, 8443),
+            lb_reason="BackendNotFound",
+            lb_message="spec.defaultBackend: service/fallback does not exist",
+        ),
+        Namespace(_meta("team-a"), "Terminating", 1700000001.5),
     ]
 
 

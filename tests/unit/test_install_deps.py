@@ -30,6 +30,7 @@ ALWAYS = [
     "make",
     "curl",
     "etcd-server",
+    "dnsmasq-base",
 ]
 EVERYTHING = [*ALWAYS, "python3", "docker-compose", "python3-venv"]
 REAL_TOOLS = ("dirname", "grep", "mktemp", "rm", "env", "cat")

@@ -92,9 +92,7 @@ class KubeApi(Streams):
         return _json(resources.api_group_list())
 
     async def core_resources(self, request: web.Request) -> web.Response:
-        found = resources.resource_list("")
-        assert found is not None
-        return _json(found)
+        return _json(resources.core_resource_list())
 
     async def group(self, request: web.Request) -> web.Response:
         found = resources.api_group(request.match_info["group"])

@@ -30,6 +30,7 @@ from kernel.clock import Clock
 from master.api.auth import Peer, peer_from_certificate
 from master.api.kube import errors
 from master.api.kube.api import KubeApi, status_errors
+from master.api.kube.forward import KubeForwarder
 from master.api.kube.metered import request_metrics
 from master.api.logs import LogRelay
 from master.app.apply import ServiceAdmission
@@ -107,10 +108,13 @@ class KubeApiServer:
     api: KubeApi
     port: int
     url: str
+    forwarder: KubeForwarder | None = None
 
     async def stop(self) -> None:
         self.api.hub.close()
         await self.runner.cleanup()
+        if self.forwarder is not None:
+            await self.forwarder.close()
 
 
 async def start_kube_api(
@@ -127,8 +131,10 @@ async def start_kube_api(
     port_text = listen.rsplit(":", 1)[-1] if ":" in listen else "6443"
     api = KubeApi(state, lifecycle, clock, "", logs, admit_services)
     auth = Authenticator(pki)
+    # After authentication: a follower passes writes to the leader (several masters).
+    forwarder = KubeForwarder(state, pki)
     app = web.Application(
-        middlewares=[request_metrics, auth.middleware, status_errors],
+        middlewares=[request_metrics, auth.middleware, forwarder.middleware, status_errors],
         client_max_size=MAX_BODY_BYTES,
     )
     app.add_routes(api.routes())
@@ -149,4 +155,4 @@ async def start_kube_api(
     scheme = "https" if pki is not None else "http"
     url = f"{scheme}://[{shown}]:{port}" if ":" in shown else f"{scheme}://{shown}:{port}"
     api.server_address = url.split("://", 1)[1]
-    return KubeApiServer(runner, api, port, url)
+    return KubeApiServer(runner, api, port, url, forwarder)

@@ -1,0 +1,238 @@
+"""Claim volumes of the size they ask for: a sparse file formatted ext4, loop-mounted.
+
+Docker's local driver has no size limit on a plain named volume (overlay or ext4
+data roots have no per-volume quota), which is local-path-provisioner#345's
+complaint: a 1Gi claim fills the node's disk. XFS project quotas would need the
+data root on XFS mounted with `prjquota`, and ext4 project quotas a remount with
+`prjquota` — neither is how Debian installs a machine. A loop-mounted file works
+on any filesystem that holds sparse files, with nothing but util-linux and
+e2fsprogs (both in every Debian install), so the agent (root) does this:
+
+- `<root>/<volume>.img`: a sparse file, formatted ext4 (no reserved blocks), grown
+  until the filesystem holds at least the request; made under a temporary name
+  and renamed, so a half-made file is never adopted. Only written blocks use
+  disk; `discard` gives deleted files' blocks back to the host.
+- `<root>/<volume>/`: where the agent mounts it (`mount -o loop`: the loop device
+  is detached by the kernel at the last unmount). The claim's Docker volume is a
+  bind of that directory (local driver, `type=none,o=bind`), so containers,
+  subPath and Docker's copy of the image's files into an empty volume work as
+  with any named volume, and a write past the size fails with ENOSPC.
+- Restart: the mounts outlive the agent; after a reboot `adopt` (at start) and
+  `ensure` (before each container of the claim) mount the file again.
+- Growing: a larger request grows the file and `resize2fs` grows the mounted
+  filesystem online. Nothing here ever shrinks a filesystem.
+- Removal: unmount, detach any loop device still on the file (found by the
+  file's path: loop devices are shared by everything on the machine), remove it.
+
+Decisions (`image_bytes`, `shortfall`, `loops_of`) are pure; ClaimDisks runs the
+commands (blocking: the runtime calls it from its worker threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+DEFAULT_ROOT = "/var/lib/pinnace/claims"
+TOOLS = ("mount", "umount", "losetup", "mkfs.ext4", "resize2fs", "e2fsck")
+
+Run = Callable[[Sequence[str]], str]
+
+
+class DiskError(Exception):
+    """A command on a claim's file failed; the message says which and why."""
+
+
+# mke2fs's journal size by filesystem size (e2fsprogs' ext2fs_default_journal_size).
+_JOURNALS = ((128, 4), (1024, 16), (2048, 32), (16384, 64), (32768, 128), (65536, 256))
+
+
+def image_bytes(request: int) -> int:
+    """The first size of a claim's file: the request plus ext4's own room (inode tables
+    1.6%, the journal, a little more), rounded up to whole MiB; `shortfall` tops it up."""
+    journal = next((j for size, j in _JOURNALS if request < size * MIB), 1024) * MIB
+    extra = request // 50 + journal + 4 * MIB
+    return -(-(request + extra) // MIB) * MIB
+
+
+def shortfall(capacity: int, request: int) -> int:
+    """Bytes to add to the file so the filesystem holds `request` (0: it does), whole MiB
+    plus 1% for the metadata the added space itself needs."""
+    if capacity >= request:
+        return 0
+    missing = request - capacity
+    return -(-(missing + missing // 100 + MIB) // MIB) * MIB
+
+
+def loops_of(losetup_j_output: str) -> list[str]:
+    """The loop devices `losetup -j FILE` lists (`/dev/loop3: [2049]:131 (/path)`)."""
+    return [line.split(":", 1)[0] for line in losetup_j_output.splitlines() if ":" in line]
+
+
+def _run(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DiskError(f"{argv[0]}: {exc}") from exc
+    # e2fsck's 1: "errors corrected" (e.g. the journal of a filesystem unmounted just now).
+    if done.returncode != 0 and not (argv[0] == "e2fsck" and done.returncode == 1):
+        why = (done.stderr or done.stdout).strip().splitlines()
+        raise DiskError(f"{' '.join(argv)}: {why[-1] if why else f'exit {done.returncode}'}")
+    return done.stdout
+
+
+def why_unavailable(root: str) -> str:
+    """Why claim sizes cannot be enforced on this machine ("" when they can)."""
+    if os.geteuid() != 0:
+        return "the agent is not root (loop devices need it)"
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        return f"{', '.join(missing)} not found (util-linux, e2fsprogs)"
+    if not os.path.exists("/dev/loop-control"):
+        return "/dev/loop-control is missing (no loop device support)"
+    return ""
+
+
+class ClaimDisks:
+    def __init__(self, root: str | Path, run: Run = _run) -> None:
+        self.root = Path(root)
+        self._run = run
+        # One change at a time: two pods of a claim may start together.
+        self._lock = threading.RLock()
+
+    def image(self, name: str) -> Path:
+        return self.root / f"{name}.img"
+
+    def mountpoint(self, name: str) -> Path:
+        return self.root / name
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name.removesuffix(".img") for p in self.root.glob("*.img"))
+
+    def ensure(self, name: str, request: int) -> str:
+        """The mounted directory of the claim volume `name`, made, mounted and grown to hold
+        `request` bytes as needed."""
+        with self._lock:
+            return self._ensure_locked(name, request)
+
+    def _ensure_locked(self, name: str, request: int) -> str:
+        image, mnt = self.image(name), self.mountpoint(name)
+        fresh = not image.exists()
+        if fresh:
+            self.root.mkdir(parents=True, exist_ok=True)
+            making = image.with_suffix(".making")
+            with open(making, "wb") as f:
+                f.truncate(image_bytes(request))
+            self._run(
+                ["mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096", "-E", "nodiscard", str(making)]
+            )
+            making.rename(image)
+        self._mount(image, mnt)
+        if fresh:
+            # An empty root lets Docker copy the image's files (and owner) into the volume.
+            lost = mnt / "lost+found"
+            if lost.is_dir() and not any(lost.iterdir()):
+                lost.rmdir()
+        self.grow(name, request)
+        return str(mnt)
+
+    def _mount(self, image: Path, mnt: Path) -> None:
+        if os.path.ismount(mnt):
+            return
+        mnt.mkdir(parents=True, exist_ok=True)
+        self._run(["mount", "-t", "ext4", "-o", "loop,discard,nodev,nosuid", str(image), str(mnt)])
+        log.info("mounted claim file %s on %s", image, mnt)
+
+    def usage(self, name: str) -> tuple[int, int] | None:
+        """(used, capacity) bytes of a mounted claim filesystem; None when not mounted."""
+        mnt = self.mountpoint(name)
+        if not os.path.ismount(mnt):
+            return None
+        st = os.statvfs(mnt)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize
+
+    def grow(self, name: str, request: int) -> bool:
+        """Grow a mounted claim filesystem to hold `request` bytes; False when it already does."""
+        with self._lock:
+            return self._grow_locked(name, request)
+
+    def _grow_locked(self, name: str, request: int) -> bool:
+        image = self.image(name)
+        # The file's size follows from the request alone, so a growth that cannot be
+        # done now (see below) does not grow the file again at the next try.
+        for target in (image_bytes, None):
+            measured = self.usage(name)
+            if measured is None or not shortfall(measured[1], request):
+                return target is None
+            size = image.stat().st_size
+            want = target(request) if target else size + shortfall(measured[1], request)
+            if want > size:
+                with open(image, "r+b") as f:
+                    f.truncate(want)
+            try:
+                for loop in loops_of(self._run(["losetup", "-j", str(image)])):
+                    self._run(["losetup", "-c", loop])
+                    self._run(["resize2fs", loop])
+            except DiskError as exc:
+                # Online growth needs CAP_SYS_RESOURCE (some sandboxes drop it): grow it
+                # unmounted instead, which is safe only when no container holds it.
+                if not self._grow_unmounted(name):
+                    log.warning("claim volume %s grows when its pods stop (%s)", name, exc)
+                    return False
+            log.info("grew claim file %s to %d bytes", image, max(want, size))
+        return True
+
+    def _grow_unmounted(self, name: str) -> bool:
+        image, mnt = self.image(name), self.mountpoint(name)
+        self._run(["umount", str(mnt)])
+        if loops_of(self._run(["losetup", "-j", str(image)])):
+            self._mount(image, mnt)  # a container's volume still holds it
+            return False
+        try:
+            self._run(["e2fsck", "-f", "-p", str(image)])
+            self._run(["resize2fs", str(image)])
+        finally:
+            self._mount(image, mnt)
+        return True
+
+    def adopt(self) -> list[str]:
+        """Mount every claim file left unmounted (after a reboot); the names mounted."""
+        with self._lock:
+            return self._adopt_locked()
+
+    def _adopt_locked(self) -> list[str]:
+        mounted = []
+        for name in self.names():
+            if not os.path.ismount(self.mountpoint(name)):
+                try:
+                    self._mount(self.image(name), self.mountpoint(name))
+                    mounted.append(name)
+                except DiskError as exc:
+                    log.warning("cannot mount claim file of %s: %s", name, exc)
+        return mounted
+
+    def remove(self, name: str) -> None:
+        """Unmount the claim's filesystem, detach its loop devices, remove file and directory."""
+        with self._lock:
+            return self._remove_locked(name)
+
+    def _remove_locked(self, name: str) -> None:
+        image, mnt = self.image(name), self.mountpoint(name)
+        if os.path.ismount(mnt):
+            self._run(["umount", str(mnt)])
+        if image.exists():
+            for loop in loops_of(self._run(["losetup", "-j", str(image)])):
+                self._run(["losetup", "-d", loop])
+            image.unlink()
+        if mnt.is_dir():
+            mnt.rmdir()

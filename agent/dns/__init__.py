@@ -1,0 +1,1 @@
+"""The node's cluster DNS: a dnsmasq the agent runs for its pods (render.py, server.py)."""

@@ -1,0 +1,172 @@
+"""Writes on any master: a follower forwards the cluster API's writes to the leader.
+
+With several masters (`--leader-elect`) only the leader writes. A client may
+still call any of them: a follower passes each write call it receives — the
+request's bytes as they came — to the leader over one kept channel, and
+returns the leader's answer (its reply bytes, or its status code and
+sentence) as its own. The caller was authorised here first (the interceptor
+runs inside AuthInterceptor); the follower speaks to the leader as the
+cluster's admin, an identity every master holds (master/pki/shared.py).
+
+Decided by `forward_target` (pure): only the calls in FORWARDED, only while
+this master may not write and knows another leader, and never a call that was
+itself forwarded (metadata `pinnace-forwarded`): two masters that each believe
+the other leads answer with a refusal instead of passing a call back and forth.
+A leader that cannot be reached is UNAVAILABLE with one sentence, so a client
+with several masters moves on to the next.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from kernel.limits import MAX_MASTER_MESSAGE_BYTES
+from master.state import ClusterState
+
+log = logging.getLogger(__name__)
+
+FORWARDED_METADATA = "pinnace-forwarded"
+# The cluster API's calls that change state, and GetUsage (measured by the leader's
+# agent sessions, which a follower does not have).
+FORWARDED = frozenset(
+    f"/pinnace.v1.ClusterService/{m}"
+    for m in (
+        "ApplyManifests",
+        "DeleteObjects",
+        "ScaleDeployment",
+        "RollbackDeployment",
+        "CordonNode",
+        "DrainNode",
+        "GetUsage",
+    )
+)
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def forward_target(method: str, writable: bool, leader: str, forwarded: bool) -> str:
+    """The leader's address when this call goes there, else "" (answer it here)."""
+    if method not in FORWARDED or writable or not leader or forwarded:
+        return ""
+    return leader
+
+
+# (leader address) -> a channel to it; made with the admin identity (or plaintext).
+ChannelFactory = Callable[[str], grpc.aio.Channel]
+
+
+def admin_channels(
+    ca_pem: bytes | None, key_pem: bytes | None, cert_pem: bytes | None
+) -> ChannelFactory:
+    options = [
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ("grpc.max_send_message_length", MAX_MASTER_MESSAGE_BYTES),
+    ]
+
+    def make(address: str) -> grpc.aio.Channel:
+        if ca_pem is None:
+            return grpc.aio.insecure_channel(address, options=options)
+        creds = grpc.ssl_channel_credentials(ca_pem, key_pem, cert_pem)
+        return grpc.aio.secure_channel(address, creds, options=options)
+
+    return make
+
+
+class ForwardingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, state: ClusterState, channels: ChannelFactory) -> None:
+        self._state = state
+        self._channels = channels
+        self._channel: tuple[str, grpc.aio.Channel] | None = None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or handler.unary_unary is None or method not in FORWARDED:
+            return handler
+        forwarded = any(k == FORWARDED_METADATA for k, _ in details.invocation_metadata or ())
+        local, parse, serialize = (
+            handler.unary_unary,
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+
+        async def behaviour(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            leader = forward_target(
+                method, self._state.writable, self._state.leader_address(), forwarded
+            )
+            if leader:
+                return await self._forward(leader, method, raw, context)
+            try:
+                request = parse(raw) if parse is not None else raw
+            except Exception as e:  # the same answer AuthInterceptor's guard gives
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"the request does not decode: {str(e).split(':', 1)[0][:200]}",
+                )
+            return await local(request, context)
+
+        def reply_bytes(reply: Any) -> bytes:
+            if isinstance(reply, bytes):
+                return reply
+            return bytes(serialize(reply)) if serialize is not None else reply
+
+        # Raw bytes in and out: a forwarded call is passed on without being parsed.
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour, request_deserializer=None, response_serializer=reply_bytes
+        )
+
+    def _channel_to(self, leader: str) -> grpc.aio.Channel:
+        if self._channel is not None and self._channel[0] == leader:
+            return self._channel[1]
+        old = self._channel
+        channel = self._channels(leader)
+        self._channel = (leader, channel)
+        if old is not None:
+            # Calls still on the old channel finish: close it once they could have.
+            _close_later(old[1])
+        return channel
+
+    async def _forward(
+        self, leader: str, method: str, raw: bytes, context: grpc.aio.ServicerContext
+    ) -> bytes:
+        remaining = context.time_remaining()
+        timeout = DEFAULT_TIMEOUT_S if remaining is None else max(0.05, remaining)
+        call = self._channel_to(leader).unary_unary(method)
+        try:
+            reply: bytes = await call(
+                raw,
+                timeout=timeout,
+                metadata=((FORWARDED_METADATA, "1"),),
+                wait_for_ready=False,
+            )
+        except grpc.aio.AioRpcError as e:
+            code, message = e.code(), e.details() or ""
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and (
+                not message.startswith("nothing was changed")
+            ):
+                message = f"the leader at {leader} did not take the call ({code.name}: {message})"
+            await context.abort(code, message)
+            raise AssertionError("unreachable") from None  # abort raises
+        return reply
+
+
+def _close_later(channel: grpc.aio.Channel) -> None:
+    import asyncio
+
+    async def close() -> None:
+        await asyncio.sleep(DEFAULT_TIMEOUT_S)
+        await channel.close()
+
+    task = asyncio.get_running_loop().create_task(close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+_closing: set[Any] = set()

@@ -1,0 +1,111 @@
+"""Writes on any master's Kubernetes API: a follower passes them to the leader's.
+
+The gRPC side does the same (master/api/forward.py). A write request (POST,
+PUT, PATCH, DELETE) that reaches a follower after authentication is sent as it
+came — method, path and query, body, Content-Type — to the leader's API URL
+(which the leader publishes in its masters entry), as the cluster's admin,
+and the leader's answer (status, body, Content-Type) is returned unchanged,
+so kubectl and client libraries see one API whichever master they reached.
+
+`forward_url` decides (pure): never a read, never a connection upgrade
+(exec/attach streams stay where they are), never a request that was itself
+forwarded (header X-Pinnace-Forwarded), and only while this master may not
+write and knows the leader's URL. A leader that cannot be reached is a 503
+Status naming it.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from master.api.kube import errors
+from master.pki.bootstrap import MasterPki
+from master.state import ClusterState
+
+FORWARDED_HEADER = "X-Pinnace-Forwarded"
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+TIMEOUT_S = 30.0
+_PASSED_ON = ("Content-Type", "Accept")
+
+
+def forward_url(
+    method: str, path_qs: str, writable: bool, leader_api: str, forwarded: bool, upgrade: bool
+) -> str:
+    """The leader's URL for this request when it goes there, else "" (answer it here)."""
+    if method not in WRITES or writable or not leader_api or forwarded or upgrade:
+        return ""
+    return leader_api.rstrip("/") + path_qs
+
+
+def _client_ssl(pki: MasterPki) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cadata=pki.ca.pem.decode())
+    # ssl loads a client certificate from files only: a private temporary directory.
+    with tempfile.TemporaryDirectory(prefix="pinnace-forward-") as tmp:
+        cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        cert.write_bytes(pki.admin_cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(pki.admin_key_pem)
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class KubeForwarder:
+    def __init__(self, state: ClusterState, pki: MasterPki | None) -> None:
+        self._state = state
+        self._pki = pki
+        self._session: aiohttp.ClientSession | None = None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        url = forward_url(
+            request.method,
+            request.path_qs,
+            self._state.writable,
+            self._state.leader_api_url(),
+            FORWARDED_HEADER in request.headers,
+            "Upgrade" in request.headers,
+        )
+        if not url:
+            response: web.StreamResponse = await handler(request)
+            return response
+        return await self._forward(request, url)
+
+    async def _forward(self, request: web.Request, url: str) -> web.Response:
+        if self._session is None:
+            tls: ssl.SSLContext | bool = _client_ssl(self._pki) if self._pki is not None else False
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=tls),
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
+            )
+        headers = {k: request.headers[k] for k in _PASSED_ON if k in request.headers}
+        headers[FORWARDED_HEADER] = "1"
+        body = await request.read()
+        try:
+            async with self._session.request(
+                request.method, url, data=body, headers=headers, allow_redirects=False
+            ) as reply:
+                data = await reply.read()
+                content_type = reply.headers.get("Content-Type", "application/json")
+                return web.Response(
+                    status=reply.status, body=data, headers={"Content-Type": content_type}
+                )
+        except (TimeoutError, aiohttp.ClientError) as e:
+            leader = url.split("/", 3)[2] if "://" in url else url
+            e503 = errors.KubeError(
+                503,
+                "ServiceUnavailable",
+                f"nothing was changed: this master is a follower and the leader's API at "
+                f"{leader} did not take the request ({type(e).__name__}: {e}); retry",
+            )
+            return web.json_response(e503.status(), status=503)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

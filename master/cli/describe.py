@@ -1,0 +1,81 @@
+"""`pinnace describe KIND [NAME]`: kubectl's describe layout (master/cli/describe_render.py).
+
+Reads what kubectl's describe reads, through the gRPC API: the object, the events
+whose involvedObject is it, and what the layout shows beside it (a node's pods, a
+deployment's or statefulset's pods for its replica sets and pod counts, a service's
+endpoints, the pods that use a claim). Without NAME, every object of the kind.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from master.cli.client import CliError, MasterClient
+from master.cli.commands import list_pages
+from master.cli.describe_render import DESCRIBERS, Related, events_for
+from master.cli.kinds import RESOURCE_NAMES, KindError, split_kind_name
+from protos import cluster_pb2
+
+Obj = dict[str, Any]
+
+
+def _objects(client: MasterClient, kind: str, name: str = "") -> list[Obj]:
+    request = cluster_pb2.GetObjectsRequest(kind=kind, name=name)
+    return [json.loads(o.json) for o in list_pages(client, request)]
+
+
+def _matches(selector: Obj | None, pod: Obj) -> bool:
+    wanted = (selector or {}).get("matchLabels") or {}
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
+
+
+def related_pods(kind: str, obj: Obj, pods: list[Obj]) -> list[Obj]:
+    """The pods the layout of `obj` shows or counts."""
+    name = obj["metadata"]["name"]
+    if kind == "Node":
+        return [p for p in pods if (p.get("spec") or {}).get("nodeName") == name]
+    if kind in ("Deployment", "StatefulSet"):
+        return [p for p in pods if _matches((obj.get("spec") or {}).get("selector"), p)]
+    if kind == "PersistentVolumeClaim":
+        return pods
+    return []
+
+
+def run_describe(address: str, kind_text: str, name: str | None) -> int:
+    try:
+        kind, name = split_kind_name(kind_text, name)
+    except KindError as e:
+        raise CliError(f"error: {e}") from None
+    describe = DESCRIBERS.get(kind)
+    if describe is None:
+        known = ", ".join(sorted(RESOURCE_NAMES[k].split(".")[0] for k in DESCRIBERS))
+        raise CliError(f"error: pinnace describe shows {known}; not {kind_text}")
+    client = MasterClient(address)
+    try:
+        objs = _objects(client, kind, name or "")
+        if not objs:
+            print("No resources found in default namespace.", file=sys.stderr)
+            return 0
+        events = _objects(client, "Event") if kind not in ("Secret",) else []
+        needs_pods = kind in ("Node", "Deployment", "StatefulSet", "PersistentVolumeClaim")
+        pods = _objects(client, "Pod") if needs_pods else []
+        endpoints = {e["metadata"]["name"]: e for e in _objects(client, "Endpoints")} if (
+            kind == "Service") else {}  # fmt: skip
+        now = time.time()
+        texts = []
+        for obj in objs:
+            obj_name = obj["metadata"]["name"]
+            related = Related(
+                events=events_for(events, kind, obj_name),
+                pods=related_pods(kind, obj, pods),
+                endpoints=endpoints.get(obj_name),
+            )
+            texts.append(describe(obj, related, now))
+        sys.stdout.write("\n\n".join(texts))
+    finally:
+        client.close()
+    return 0

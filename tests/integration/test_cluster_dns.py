@@ -1,0 +1,218 @@
+"""Issue 17 points 3 and 4 on real Docker: names and Service variables inside pods.
+
+Two agents, each with its own dnsmasq (`--cluster-dns auto`: a link-local address per
+node) and pods on one pod network. From inside a client pod: `backend`,
+`backend.default` and `backend.default.svc.cluster.local` resolve to the Service's
+cluster IP, the headless Service `db` to its ready pods, `db-0.db` to the StatefulSet's
+first pod (whose page answers there); the resolv.conf has Kubernetes' searches and
+ndots:5; the environment has BACKEND_SERVICE_HOST and the Docker-link variables; the
+names still resolve with the agent killed, after its restart and with the master gone;
+and an agent asked to stop ends its dnsmasq and removes the route to its address.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.dns.address import derived_address
+from agent.dns.server import DEFAULT_DIR, is_local_address
+from tests.integration.cluster import LocalCluster, wait_for
+
+pytestmark = pytest.mark.integration
+
+SERVICES = """apiVersion: v1
+kind: Service
+metadata: {name: backend}
+spec:
+  selector: {app: backend}
+  ports: [{name: http, port: 80, targetPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports: [{port: 80, targetPort: 80}]
+"""
+WORKLOADS = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: backend}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: backend}}
+  template:
+    metadata: {labels: {app: backend}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: web, image: "pinnace/httpd:latest", ports: [{containerPort: 80}]}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: web, image: "pinnace/httpd:latest", ports: [{containerPort: 80}]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: client}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: client}}
+  template:
+    metadata: {labels: {app: client}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: sh, image: "pinnace/httpd:latest", command: [sleep, "3600"]}]
+"""
+
+
+@pytest.fixture
+def pod_network(docker_client: Any) -> Iterator[str]:
+    network = docker_client.networks.create(
+        f"pinnace-test-dns-{uuid.uuid4().hex[:6]}", labels={"pinnace.test": "cluster-dns"}
+    )
+    try:
+        yield str(network.name)
+    finally:
+        network.reload()
+        for container in network.containers:  # left only when the test failed midway
+            container.remove(force=True)
+        network.remove()
+
+
+def _exec(container: Any, *cmd: str) -> str:
+    code, out = container.exec_run(list(cmd))
+    text = str(out.decode(errors="replace"))
+    assert code == 0, f"{' '.join(cmd)}: {text}"
+    return text
+
+
+def _addresses(container: Any, name: str) -> set[str]:
+    """The A records busybox's nslookup prints for `name` (after the server's own lines).
+    Its exit status is no guide: it asks every search domain and fails when one fails."""
+    _, out = container.exec_run(["nslookup", "-type=a", name])
+    answer = out.decode().split("Name:", 1)[-1] if b"Name:" in out else ""
+    return {line.split()[-1] for line in answer.splitlines() if line.startswith("Address")}
+
+
+def _looked_up(container: Any, name: str) -> str:
+    """The address the C library's resolver (search domains, ndots) gives `name`: what
+    `ping` says it pings. busybox's nslookup searches only for names without a dot."""
+    _, out = container.exec_run(["ping", "-c", "1", "-W", "1", name])
+    found = re.search(rb"^PING \S+ \(([0-9.]+)\)", out, re.MULTILINE)
+    return found.group(1).decode() if found else ""
+
+
+def _dnsmasq_pid(node: str) -> int:
+    try:
+        return int((Path(DEFAULT_DIR) / node / "dnsmasq.pid").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _container_of(cluster: LocalCluster, pod: str) -> Any:
+    return next((c for c in cluster.containers() if c.labels["pinnace.pod"] == pod), None)
+
+
+def test_pods_resolve_services_and_get_their_variables(
+    pod_network: str, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cluster.start_master()
+    for short in ("a", "b"):
+        cluster.start_agent(short, "--pod-network", pod_network, "--cluster-dns=auto")
+    (tmp_path / "services.yaml").write_text(SERVICES)
+    (tmp_path / "workloads.yaml").write_text(WORKLOADS)
+    cluster.cli("apply", "-f", str(tmp_path / "services.yaml"))
+    cluster_ip = wait_for(
+        "backend's cluster IP",
+        lambda: cluster.get_json("services", "backend")["spec"].get("clusterIP"),
+        timeout=30,
+    )
+    cluster.cli("apply", "-f", str(tmp_path / "workloads.yaml"))
+
+    def ready() -> dict[str, dict[str, Any]] | None:
+        pods = {p["metadata"]["name"]: p for p in cluster.pods()}
+        good = {n: p for n, p in pods.items() if p["status"].get("phase") == "Running"}
+        ok = sum(1 for p in good.values() if p["metadata"]["labels"]["app"] == "db")
+        wanted = {"db-0", "db-1"} <= set(good) and ok == 2 and len(good) == 4
+        ready_db = all(
+            any(
+                c.get("type") == "Ready" and c["status"] == "True"
+                for c in p["status"]["conditions"]
+            )
+            for n, p in good.items()
+            if n.startswith("db-")
+        )
+        return good if wanted and ready_db else None
+
+    pods = wait_for("every pod running and ready", ready, timeout=90)
+    client_pod = next(n for n in pods if n.startswith("client-"))
+    client = wait_for("the client's container", lambda: _container_of(cluster, client_pod))
+    db_ips = {pods[n]["status"]["hostIP"] for n in ("db-0", "db-1")}
+
+    resolv = _exec(client, "cat", "/etc/resolv.conf")
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
+    assert "ndots:5" in resolv
+    found = wait_for("backend to resolve", lambda: _addresses(client, "backend"), timeout=15)
+    assert found == {cluster_ip}
+    assert _addresses(client, "backend.default.svc.cluster.local") == {cluster_ip}
+    for name in ("backend", "backend.default", "backend.default.svc"):
+        assert _looked_up(client, name) == cluster_ip, name
+    assert wait_for("db's pods", lambda: _addresses(client, "db") == db_ips or None, timeout=15)
+    assert _looked_up(client, "db-0.db") == pods["db-0"]["status"]["hostIP"]
+    assert _addresses(client, "db-1.db.default.svc.cluster.local") == {
+        pods["db-1"]["status"]["hostIP"]
+    }
+    # (busybox 1.35's wget crashes with -T: `timeout` bounds it instead.)
+    page = _exec(client, "timeout", "5", "wget", "-q", "-O", "-", "http://db-0.db/")
+    assert f'hostname">{_container_of(cluster, "db-0").id[:12]}<' in page  # db-0 answered
+    assert _addresses(client, "nothing-here") == set()
+
+    env = dict(line.split("=", 1) for line in _exec(client, "env").splitlines() if "=" in line)
+    assert env["BACKEND_SERVICE_HOST"] == cluster_ip
+    assert env["BACKEND_SERVICE_PORT"] == env["BACKEND_SERVICE_PORT_HTTP"] == "80"
+    assert env["BACKEND_PORT_80_TCP"] == f"tcp://{cluster_ip}:80"
+    assert "DB_SERVICE_HOST" not in env  # headless: no variables
+
+    # The names are the node's data plane. A killed agent's dnsmasq keeps answering; the
+    # restarted agent replaces it (by its pid file) and answers from the names file at once.
+    node = pods[client_pod]["spec"]["nodeName"]
+    short = node.rsplit("-", 1)[-1]
+    old = _dnsmasq_pid(node)
+    cluster.kill(cluster.agents[node])
+    assert _addresses(client, "backend") == {cluster_ip}
+    cluster.start_agent(short, "--pod-network", pod_network, "--cluster-dns=auto")
+    new = wait_for("a new dnsmasq", lambda: (pid := _dnsmasq_pid(node)) != old and pid)
+    assert not _alive(old)
+    assert _addresses(client, "backend") == {cluster_ip}
+    # ... and with the master gone.
+    cluster.kill_master()
+    assert _addresses(client, "backend") == {cluster_ip}
+    # An agent asked to stop stops its dnsmasq and removes the route to its address.
+    cluster.kill(cluster.agents[node], signal.SIGTERM)
+    assert not _alive(new)
+    assert not is_local_address(derived_address(node))

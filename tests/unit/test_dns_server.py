@@ -1,0 +1,141 @@
+"""The agent's supervision of its dnsmasq (agent/dns/server.py), with a stand-in binary.
+
+The stand-in reads the config it is given, writes its pid where `pid-file` says (as
+dnsmasq does once its socket is bound) and waits for SIGTERM; with FAKE_FAIL set it
+dies at once with dnsmasq's words. 127.0.0.1 is already an address of the machine, so
+no route is added. The real dnsmasq is exercised by tests/integration/test_cluster_dns.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.dns.render import DnsName
+from agent.dns.server import DnsServer, DnsStartError
+
+FAKE = """import os, signal, sys, time
+conf = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--conf-file="))
+lines = [line.split("=", 1) for line in open(conf).read().splitlines() if "=" in line]
+if os.environ.get("FAKE_FAIL"):
+    print("dnsmasq: failed to create listening socket for 127.0.0.1: Address in use",
+          file=sys.stderr)
+    sys.exit(2)
+open(dict(lines)["pid-file"], "w").write(str(os.getpid()))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.fixture
+def fake_dnsmasq(tmp_path: Path) -> str:
+    script = tmp_path / "fake-dnsmasq"
+    script.write_text(f"#!{sys.executable}\n{FAKE}")
+    script.chmod(0o755)
+    return str(script)
+
+
+def _server(tmp_path: Path, binary: str) -> DnsServer:
+    return DnsServer("n1", "127.0.0.1", "cluster.local", tmp_path / "dns", binary, backoff=0.01)
+
+
+def _pid(tmp_path: Path) -> int:
+    try:
+        return int((tmp_path / "dns" / "n1" / "dnsmasq.pid").read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+async def _until(what: str, check: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def _run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+def test_it_starts_is_restarted_when_it_dies_and_stops_when_asked(
+    tmp_path: Path, fake_dnsmasq: str
+) -> None:
+    async def scenario() -> None:
+        server = _server(tmp_path, fake_dnsmasq)
+        await server.start()
+        first = _pid(tmp_path)
+        assert _alive(first)
+        server.update([DnsName("default", "web", "", ("10.96.0.5",))])
+        names = tmp_path / "dns" / "n1" / "hosts" / "cluster"
+        assert "10.96.0.5 web.default.svc.cluster.local" in names.read_text()
+        supervisor = asyncio.create_task(server.run())
+
+        os.kill(first, signal.SIGKILL)
+        await _until("a new dnsmasq", lambda: _pid(tmp_path) not in (0, first))
+        second = _pid(tmp_path)
+        await server.stop()
+        await asyncio.wait_for(supervisor, 5)
+
+        assert not _alive(second)
+        assert "web.default.svc.cluster.local" in names.read_text()  # kept for the next agent
+
+    _run(scenario)
+
+
+def test_a_new_agent_replaces_the_dnsmasq_a_killed_one_left(
+    tmp_path: Path, fake_dnsmasq: str
+) -> None:
+    async def scenario() -> None:
+        left = _server(tmp_path, fake_dnsmasq)
+        await left.start()
+        orphan = _pid(tmp_path)
+
+        fresh = _server(tmp_path, fake_dnsmasq)
+        await fresh.start()
+
+        await _until("the orphan to end", lambda: not _alive(orphan))
+        assert _alive(_pid(tmp_path)) and _pid(tmp_path) != orphan
+        await fresh.stop()
+        await left.stop()
+
+    _run(scenario)
+
+
+def test_a_dnsmasq_that_cannot_start_is_one_sentence_with_its_reason(
+    tmp_path: Path, fake_dnsmasq: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_FAIL", "1")
+
+    async def scenario() -> None:
+        with pytest.raises(
+            DnsStartError, match=r"did not start on 127\.0\.0\.1:53: .*Address in use"
+        ):
+            await _server(tmp_path, fake_dnsmasq).start()
+        with pytest.raises(DnsStartError, match="cannot run /nonexistent/dnsmasq"):
+            await _server(tmp_path, "/nonexistent/dnsmasq").start()
+
+    _run(scenario)
+
+
+def test_an_unusable_directory_is_one_sentence_naming_the_flag(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory")
+    server = DnsServer("n1", "127.0.0.1", "cluster.local", tmp_path / "taken")
+
+    with pytest.raises(DnsStartError, match="give --dns-dir a directory"):
+        asyncio.run(server.start())

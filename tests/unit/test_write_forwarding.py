@@ -1,0 +1,58 @@
+"""Which calls a follower passes to the leader (gRPC and the Kubernetes API), and which not."""
+
+from __future__ import annotations
+
+from master.api.forward import FORWARDED, forward_target
+from master.api.kube.forward import forward_url
+from master.ha.elector import MasterInfo
+
+APPLY = "/pinnace.v1.ClusterService/ApplyManifests"
+GET = "/pinnace.v1.ClusterService/GetObjects"
+
+
+def test_a_follower_forwards_writes_to_the_leader_it_knows() -> None:
+    assert forward_target(APPLY, writable=False, leader="10.0.0.1:7400", forwarded=False) == (
+        "10.0.0.1:7400"
+    )
+
+
+def test_reads_the_leader_itself_unknown_leaders_and_forwarded_calls_stay_here() -> None:
+    assert forward_target(GET, writable=False, leader="a:1", forwarded=False) == ""
+    assert forward_target(APPLY, writable=True, leader="", forwarded=False) == ""
+    assert forward_target(APPLY, writable=False, leader="", forwarded=False) == ""
+    # Two masters that each think the other leads: refuse rather than pass it back.
+    assert forward_target(APPLY, writable=False, leader="a:1", forwarded=True) == ""
+
+
+def test_every_write_of_the_cluster_api_is_forwarded_and_no_stream() -> None:
+    names = {m.rsplit("/", 1)[1] for m in FORWARDED}
+    assert {"ApplyManifests", "DeleteObjects", "ScaleDeployment", "CordonNode"} <= names
+    assert not names & {"GetObjects", "WatchObjects", "StreamLogs"}
+
+
+def test_kube_writes_go_to_the_leaders_api_with_their_path_and_query() -> None:
+    url = forward_url(
+        "PATCH", "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=k",
+        writable=False, leader_api="https://10.0.0.1:6443/", forwarded=False, upgrade=False,
+    )  # fmt: skip
+    assert (
+        url
+        == "https://10.0.0.1:6443/apis/apps/v1/namespaces/default/deployments/web?fieldManager=k"
+    )
+
+
+def test_kube_reads_upgrades_and_forwarded_requests_stay_here() -> None:
+    leader = "https://10.0.0.1:6443"
+    assert forward_url("GET", "/api/v1/pods", False, leader, False, False) == ""
+    assert forward_url("POST", "/api/v1/x/exec", False, leader, False, True) == ""
+    assert forward_url("POST", "/api/v1/pods", False, leader, True, False) == ""
+    assert forward_url("POST", "/api/v1/pods", True, leader, False, False) == ""
+    assert forward_url("POST", "/api/v1/pods", False, "", False, False) == ""
+
+
+def test_a_masters_entry_carries_its_api_url_and_older_entries_still_read() -> None:
+    info = MasterInfo("m1", "10.0.0.2:7400", 5.0, "https://10.0.0.2:6443")
+
+    assert MasterInfo.decode(info.encode()) == info
+    old = b'{"name":"m0","address":"a:1","startedAt":1.0}'
+    assert MasterInfo.decode(old) == MasterInfo("m0", "a:1", 1.0, "")
