@@ -562,6 +562,9 @@ class PersistentVolumeClaim:
     # size of its filesystem (0: the node does not enforce the size).
     used_bytes: int = -1
     capacity_bytes: int = 0
+    # "StatefulSet/<name>" when that set's claims go with it (whenDeleted: Delete, as
+    # Kubernetes' ownerReference); "" when the claim outlives everything.
+    owner: str = ""
 
     kind = "PersistentVolumeClaim"
 

@@ -243,7 +243,16 @@ def full_objects() -> list[StoredObject]:
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
         PersistentVolumeClaim(
-            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1", 5, 7
+            _meta("data"),
+            ("ReadWriteOncePod",),
+            1 << 30,
+            "fast",
+            "Block",
+            "pvc-1",
+            "node-1",
+            5,
+            7,
+            "StatefulSet/db",
         ),
         StatefulSet(
             meta=_meta("db"),
