@@ -25,7 +25,7 @@ from agent.model import PodAssignment
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "/dev/shm/pinnace"
-FILE_SOURCES = ("configMap", "secret")
+FILE_SOURCES = ("configMap", "secret", "projected", "downwardAPI")
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,6 +178,28 @@ class KeyToPath:
 
 
 @dataclass(frozen=True, slots=True)
+class DownwardFile:
+    """One file of a downwardAPI volume or projection: a field of the pod (fieldRef, e.g.
+    metadata.labels) or a container's resource (resourceFieldRef), as the env has them."""
+
+    path: str
+    ref: EnvVarSource
+    mode: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectedSource:
+    """One source of a projected volume: a ConfigMap's or Secret's keys, or downward files."""
+
+    # configMap | secret | downwardAPI
+    source: str
+    object_name: str = ""
+    items: tuple[KeyToPath, ...] = ()
+    optional: bool = False
+    fields: tuple[DownwardFile, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Volume:
     """One pod volume (Kubernetes' spec.volumes[]) and where its files live on the node.
 
@@ -185,8 +207,9 @@ class Volume:
     tmpfs with `medium` Memory), hostPath (a directory or file of the node),
     persistentVolumeClaim (the node-local Docker volume bound to the claim; the
     master fills `volume_name` when it binds the pod, so an agent needs no lookup),
-    or configMap / secret (files the master sends with the assignment and the agent
-    keeps on a tmpfs, rewritten when the object changes).
+    or configMap / secret / projected / downwardAPI (files the master sends with the
+    assignment and the agent keeps on a tmpfs, rewritten when their objects change;
+    a downwardAPI volume is a projection of one downwardAPI source).
     """
 
     name: str
@@ -203,6 +226,8 @@ class Volume:
     items: tuple[KeyToPath, ...] = ()
     default_mode: int = 0o644
     optional: bool = False
+    # projected / downwardAPI: the sources, in order (a later file of the same path wins).
+    sources: tuple[ProjectedSource, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

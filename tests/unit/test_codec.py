@@ -21,6 +21,7 @@ from master.model import (
     DeploymentStatus,
     DeploymentStrategy,
     DNSOption,
+    DownwardFile,
     EnvFromSource,
     EnvVar,
     EnvVarSource,
@@ -40,6 +41,7 @@ from master.model import (
     PodTemplate,
     Probe,
     ProbeKind,
+    ProjectedSource,
     Resources,
     RestartPolicy,
     RollingUpdate,
@@ -138,6 +140,23 @@ def _spec() -> PodSpec:
                 (KeyToPath("a", "dir/a.conf", 0o400),),
                 0o600,
                 True,
+                (
+                    ProjectedSource(
+                        "downwardAPI",
+                        "app-config",
+                        (KeyToPath("b", "b", 0o444),),
+                        True,
+                        (
+                            DownwardFile(
+                                "labels",
+                                EnvVarSource(
+                                    "fieldRef", "n", "k", True, "x", "limits.cpu", "c", "1"
+                                ),
+                                0o400,
+                            ),
+                        ),
+                    ),
+                ),
             ),
         ),
     )
