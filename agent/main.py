@@ -41,8 +41,8 @@ from agent.dns.server import DnsServer, DnsStartError
 from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
-from agent.logs import LogStreamer
-from agent.metrics import MetricsListenError, counted, parse_listen, start_metrics_server
+from agent.logs import LogStreamer, PreviousLogs
+from agent.metrics import MetricsListenError, counted, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
 from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
@@ -57,6 +57,7 @@ from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.clock import SystemClock
+from kernel.listen import parse_listen
 from kernel.names import is_node_name
 from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
 
@@ -280,6 +281,7 @@ async def run_agent(
     outbox = StatusOutbox()
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
+    previous = PreviousLogs()
     dns = await start_dns(args)
     node_dns = NodeDns(dns.address if dns else "", args.cluster_domain)
     host_resolv = _host_resolv_conf()
@@ -296,6 +298,7 @@ async def run_agent(
         check=check,
         fence=fence,
         files=VolumeFiles(args.volume_dir, args.name),
+        previous=previous,
         claims=claims,
         resolv=resolv,
     )
@@ -339,7 +342,7 @@ async def run_agent(
         clock,
         channel=security.channel,
         witness=WitnessClient(args.name, creds),
-        logs=LogStreamer(runtime),
+        logs=LogStreamer(runtime, previous),
         prefer=security.prefer,
         usage=UsageSampler(runtime, clock, disks=disks),
         claims=claims,

@@ -21,6 +21,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 
 from agent.probes import ProbeResult, ProbeTarget
+from kernel.listen import parse_listen, show_address
 
 OPERATIONS = ("list", "pull", "create", "stop", "remove", "inspect", "exec", "stats")
 # A list or inspect takes milliseconds; a stop waits up to the grace period; a pull, minutes.
@@ -70,17 +71,6 @@ def counted(check: Checker) -> Checker:
     return run
 
 
-def parse_listen(value: str) -> tuple[str, int] | None:
-    """HOST:PORT as (host, port); '' as None (off). Raises ValueError with one sentence."""
-    if value == "":
-        return None
-    host, sep, port = value.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--metrics-listen: expected HOST:PORT or '' (off), got {value!r}")
-    return host, int(port)
-
-
 @dataclass(slots=True)
 class MetricsServer:
     server: WSGIServer
@@ -104,5 +94,4 @@ def start_metrics_server(listen: str) -> MetricsServer | None:
             f"--metrics-listen {listen}: {exc.strerror or exc} (another agent on this machine? "
             "give each its own port, or '' to turn metrics off)"
         ) from None
-    shown = f"[{host}]" if ":" in host else host
-    return MetricsServer(server, f"{shown}:{server.server_address[1]}")
+    return MetricsServer(server, show_address(host, server.server_address[1]))

@@ -12,6 +12,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import VolumeMount as VolumeMount
+
 
 @dataclass(frozen=True, slots=True)
 class Resources:
@@ -40,39 +44,6 @@ class ContainerPort:
     def key(self) -> str:
         """The port_map key, "80/TCP"."""
         return f"{self.container_port}/{self.protocol.upper()}"
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check (the wire's Probe), with Kubernetes' defaults filled in."""
-
-    # httpGet | tcpSocket | exec
-    kind: str
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    name: str
-    mount_path: str
-    sub_path: str = ""
-    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +124,10 @@ class PodSpec:
 
 @dataclass(frozen=True, slots=True)
 class PodAssignment:
-    """One pod the master wants on this node (or wants stopped, when `stop`)."""
+    """One pod the master wants on this node (or wants stopped, when `stop`).
+
+    `name` is the pod's `kernel.names.pod_ref`: its name in "default", "<ns>/<name>" in
+    any other namespace, so pods of two namespaces never meet in the agent's tables."""
 
     name: str
     epoch: int
@@ -222,7 +196,9 @@ class ContainerStatus:
 
 @dataclass(frozen=True, slots=True)
 class PodStatusReport:
-    """What the agent tells the master about one pod (PodStatusReport on the wire)."""
+    """What the agent tells the master about one pod (PodStatusReport on the wire).
+
+    `pod_name` is the pod's `kernel.names.pod_ref` (split again on the wire)."""
 
     pod_name: str
     epoch: int

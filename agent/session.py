@@ -69,6 +69,7 @@ from agent.witness import WitnessClient
 from agent.worker import Worker, wait_event
 from kernel.clock import Clock
 from kernel.limits import AGENT_CHANNEL_OPTIONS
+from kernel.names import pod_ref
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
 
@@ -382,7 +383,8 @@ class Session:
                 start = msg.exec_start
                 self._execs.start(
                     ExecOrder(
-                        start.request_id, start.pod_name, start.container, tuple(start.command),
+                        start.request_id, pod_ref(start.namespace, start.pod_name),
+                        start.container, tuple(start.command),
                         start.stdin, start.tty, start.width, start.height,
                     ),
                     send_exec,

@@ -16,7 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-DEFAULT_NAMESPACE = "default"
+from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
+from kernel.names import pod_ref as kernel_pod_ref
+from kernel.names import split_pod_ref
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import ProbeKind as ProbeKind
+from kernel.podspec import VolumeMount as VolumeMount
 
 
 # The closed sets of values fields take. StrEnum members are strings (they compare,
@@ -37,12 +43,6 @@ class RestartPolicy(StrEnum):
     ALWAYS = "Always"
     ON_FAILURE = "OnFailure"
     NEVER = "Never"
-
-
-class ProbeKind(StrEnum):
-    HTTP_GET = "httpGet"
-    TCP_SOCKET = "tcpSocket"
-    EXEC = "exec"
 
 
 class ContainerState(StrEnum):
@@ -126,46 +126,6 @@ class EnvFromSource:
     name: str
     prefix: str = ""
     optional: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check the agent runs against a container (Kubernetes' Probe).
-
-    Exactly one handler, named by `kind`; the timing fields carry Kubernetes' defaults.
-    """
-
-    kind: ProbeKind
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    # httpGet only; scheme is always HTTP (HTTPS is refused at parse time).
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    # exec only: run in the container; exit status 0 passes.
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    """Where a container sees one of its pod's volumes (Kubernetes' volumeMounts[])."""
-
-    name: str
-    mount_path: str
-    # A path inside the volume to mount instead of its root.
-    sub_path: str = ""
-    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,9 +409,19 @@ class Pod:
     # Set when the pod is to be stopped (scale down, rollout, delete); the agent
     # stops it and reports, then the master removes it.
     deletion_requested_at: float = 0.0
+    # A delete's gracePeriodSeconds: how long the agent waits between SIGTERM and SIGKILL
+    # when it stops the pod (-1: the pod's terminationGracePeriodSeconds).
+    deletion_grace_seconds: int = -1
     status: PodStatus = PodStatus()
 
     kind = "Pod"
+
+    @property
+    def stop_grace_seconds(self) -> int:
+        """The grace period the agent stops this pod with."""
+        if self.deletion_requested_at and self.deletion_grace_seconds >= 0:
+            return self.deletion_grace_seconds
+        return self.spec.termination_grace_period_seconds
 
     @property
     def owner_key(self) -> str:
@@ -670,8 +640,93 @@ class PersistentVolume:
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.
     phase: str = "Bound"
+    claim_namespace: str = DEFAULT_NAMESPACE
 
     kind = "PersistentVolume"
+
+
+INGRESS_PATH_TYPES = ("Prefix", "Exact", "ImplementationSpecific")
+# The one IngressClass pinnace has: the default, served by the master's HAProxy.
+INGRESS_CLASS = "pinnace"
+INGRESS_CONTROLLER = "pinnace.dev/haproxy"
+# The annotation older Ingresses name their class with (before spec.ingressClassName).
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+
+
+@dataclass(frozen=True, slots=True)
+class IngressBackend:
+    """Where an Ingress sends a request: a Service's port, by number or by name."""
+
+    service: str
+    port_number: int = 0
+    port_name: str = ""
+
+    @property
+    def port_text(self) -> str:
+        return str(self.port_number) if self.port_number else self.port_name
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPath:
+    """One path of a rule: Prefix (by path elements), Exact, or ImplementationSpecific
+    (pinnace treats it as Prefix); "" for ImplementationSpecific matches every path."""
+
+    path: str
+    path_type: str
+    backend: IngressBackend
+
+
+@dataclass(frozen=True, slots=True)
+class IngressRule:
+    """Paths for one host: "" any host, "*.example.com" exactly one more label."""
+
+    host: str
+    paths: tuple[IngressPath, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IngressTLS:
+    """Hosts served over HTTPS with the certificate of a kubernetes.io/tls Secret."""
+
+    hosts: tuple[str, ...]
+    secret_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ingress:
+    """HTTP routing by host and path onto Services (Kubernetes' networking.k8s.io/v1 Ingress),
+    served by the master's load balancer on its ingress HTTP and HTTPS ports."""
+
+    meta: ObjectMeta
+    class_name: str = ""
+    default_backend: IngressBackend | None = None
+    rules: tuple[IngressRule, ...] = ()
+    tls: tuple[IngressTLS, ...] = ()
+    # status.loadBalancer.ingress[]: the address the load balancer serves it on, and the
+    # ports (HTTP, then HTTPS when it has TLS).
+    address: str = ""
+    ports: tuple[int, ...] = ()
+    # Why part or all of it is not served ("" when all is): a reason and one sentence.
+    lb_reason: str = ""
+    lb_message: str = ""
+
+    kind = "Ingress"
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A namespace (cluster-scoped): names of namespaced objects are unique within one.
+
+    Deleting it marks it Terminating (`deletion_requested_at`); the namespace
+    controller (master/controllers/namespaces.py) then deletes everything in it and
+    removes it once nothing is left. Nothing new may be created in it meanwhile."""
+
+    meta: ObjectMeta
+    # Active | Terminating
+    phase: str = "Active"
+    deletion_requested_at: float = 0.0
+
+    kind = "Namespace"
 
 
 StoredObject = (
@@ -686,6 +741,8 @@ StoredObject = (
     | PersistentVolumeClaim
     | PersistentVolume
     | StatefulSet
+    | Ingress
+    | Namespace
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -700,6 +757,8 @@ KINDS: dict[str, type[StoredObject]] = {
     "PersistentVolumeClaim": PersistentVolumeClaim,
     "PersistentVolume": PersistentVolume,
     "StatefulSet": StatefulSet,
+    "Ingress": Ingress,
+    "Namespace": Namespace,
 }
 
 
@@ -733,25 +792,22 @@ def split_key(kind: str, key: str) -> tuple[str, str]:
 
 
 def lb_name(svc: Service) -> str:
-    """A Service's name in the load balancer (HAProxy frontends and backends, address pool,
-    conflicts): the bare name in "default" (so backends from before namespaces are adopted
-    as they are), "<namespace>.<name>" elsewhere (Service names and namespaces are DNS
-    labels without dots, so the two never meet)."""
-    ns = svc.meta.namespace
-    return svc.meta.name if ns == DEFAULT_NAMESPACE else f"{ns}.{svc.meta.name}"
+    """A Service's name in the load balancer (address pool, conflicts, LbService): its `ref`,
+    the bare name in "default" (so HAProxy backends from before namespaces are adopted as
+    they are), "<namespace>/<name>" elsewhere (HAProxy's names: master/lb/slots.py)."""
+    return ref(svc.meta.namespace, svc.meta.name)
 
 
 def ref(namespace: str, name: str) -> str:
     """An object's identity where objects of every namespace meet by one string and the
     names from before namespaces must stay as they were (LB endpoints, released pods,
-    drain plans): the bare name in "default", "<namespace>/<name>" elsewhere."""
-    return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
+    drain plans, the agent's pods): kernel.names.pod_ref."""
+    return kernel_pod_ref(namespace, name)
 
 
 def split_ref(text: str) -> tuple[str, str]:
     """(namespace, name) of a `ref`."""
-    namespace, _, name = text.rpartition("/")
-    return namespace or DEFAULT_NAMESPACE, name
+    return split_pod_ref(text)
 
 
 def pod_ref(pod: Pod) -> str:

@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,11 +52,21 @@ from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
 from master.lb.controller import LoadBalancerController
 from master.lb.haproxy import HAProxyDriver
+from master.lb.ingress import IngressPorts, ingress_reserved
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
-from master.model import DEFAULT_SERVICE_CIDR, Node, ObjectMeta, Service, ServiceAccount
+from master.model import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICE_CIDR,
+    Ingress,
+    Namespace,
+    Node,
+    ObjectMeta,
+    Service,
+    ServiceAccount,
+)
 from master.pki.bootstrap import listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
@@ -99,6 +110,9 @@ class MasterConfig:
     lb_stop_on_exit: bool = False
     # LoadBalancer Services' own addresses (--lb-address-pool, parsed); () = one shared address.
     lb_address_pool: tuple[str, ...] = ()
+    # Where Ingresses are served on lb_listen (0: off); bound only while an Ingress exists.
+    ingress_http_port: int = 8880
+    ingress_https_port: int = 8443
     # --service-cidr: Services' cluster IPs (master/app/clusterip.py).
     service_cidr: str = DEFAULT_SERVICE_CIDR
     haproxy_bin: str = "haproxy"
@@ -121,11 +135,15 @@ class MasterConfig:
 
 
 async def ensure_defaults(state: ClusterState) -> None:
-    """What every cluster has from its first start: the `default` ServiceAccount; and
-    every Service with a cluster IP of the service range (stored by an older master, or
-    before --service-cidr changed)."""
+    """What every cluster has from its first start: the `default` Namespace and its
+    `default` ServiceAccount (a cluster from before namespaces gets them on its next
+    start; other namespaces get theirs from the namespace controller); and every Service
+    with a cluster IP of the service range (stored by an older master, or before
+    --service-cidr changed)."""
 
     def plan() -> None:
+        if state.get("Namespace", DEFAULT_NAMESPACE) is None:
+            state.put(Namespace(ObjectMeta(name=DEFAULT_NAMESPACE)))
         if state.get("ServiceAccount", "default") is None:
             state.put(ServiceAccount(ObjectMeta(name="default")))
         services = [s for s in state.objects("Service") if isinstance(s, Service)]
@@ -211,7 +229,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     server = grpc.aio.server(options=options, interceptors=interceptors)
     if security is not None:
         security.add_servicers(server, state)
-    admission = _lb_admission(config)
+    admission = _lb_admission(config, state)
     masters = MastersView(_etcd_of(store) if config.leader_elect else None)
     # Container logs: asked for on either API, carried by the node sessions.
     logs = LogRelay()
@@ -451,11 +469,23 @@ def _lb_addresses(config: MasterConfig) -> LbAddresses:
     )
 
 
-def _lb_admission(config: MasterConfig) -> ServiceAdmission | None:
+def _ingress_ports(config: MasterConfig) -> IngressPorts:
+    return IngressPorts(
+        config.lb_listen, config.ingress_http_port, config.ingress_https_port, config.lb_advertise
+    )
+
+
+def _lb_admission(config: MasterConfig, state: ClusterState) -> ServiceAdmission | None:
     if not config.lb_enabled:
         return None
     addresses = _lb_addresses(config)
-    return lambda new, existing: admission_errors(new, existing, addresses)
+    ports = _ingress_ports(config)
+
+    def admit(new: Sequence[Service], existing: Sequence[Service]) -> list[str]:
+        ingresses = [i for i in state.objects("Ingress") if isinstance(i, Ingress)]
+        return admission_errors(new, existing, addresses, ingress_reserved(ports, ingresses))
+
+    return admit
 
 
 def _load_balancer(
@@ -472,7 +502,12 @@ def _load_balancer(
     workdir = config.data_dir / "lb"
     driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
     return LoadBalancerController(
-        state, clock, driver, _lb_addresses(config), stop_on_exit=config.lb_stop_on_exit
+        state,
+        clock,
+        driver,
+        _lb_addresses(config),
+        stop_on_exit=config.lb_stop_on_exit,
+        ingress_ports=_ingress_ports(config),
     )
 
 

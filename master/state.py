@@ -274,6 +274,10 @@ class ClusterState:
     def resource_version(self) -> int:
         return self._rv
 
+    def now(self) -> float:
+        """The wall clock writes are stamped with (the injected clock)."""
+        return self._clock.now()
+
     # -- writes ---------------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

@@ -156,6 +156,7 @@ def render_volume_object(pv: PersistentVolume, meta: Obj) -> Obj:
             "claimRef": {
                 "kind": "PersistentVolumeClaim",
                 "name": pv.claim_name,
+                "namespace": pv.claim_namespace,
                 "uid": pv.claim_uid,
             },
             "local": {"path": f"docker volume pinnace-{pv.meta.name}"},

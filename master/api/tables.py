@@ -178,6 +178,10 @@ def _service_account_row(sa: Obj, now: float, wide: bool) -> list[str]:
     return [sa["metadata"]["name"], "0", _age(sa, now)]
 
 
+def _namespace_row(ns: Obj, now: float, wide: bool) -> list[str]:
+    return [ns["metadata"]["name"], ns.get("status", {}).get("phase", "Active"), _age(ns, now)]
+
+
 _MODES = {"ReadWriteOnce": "RWO", "ReadWriteOncePod": "RWOP", "ReadOnlyMany": "ROX"}
 
 
@@ -234,7 +238,7 @@ def _volume_row(pv: Obj, now: float, wide: bool) -> list[str]:
         _modes(spec.get("accessModes", [])),
         spec.get("persistentVolumeReclaimPolicy", ""),
         pv.get("status", {}).get("phase", ""),
-        f"{pv['metadata'].get('namespace', 'default')}/{claim.get('name', '')}",
+        f"{claim.get('namespace', 'default')}/{claim.get('name', '')}",
         spec.get("storageClassName", ""),
         _age(pv, now),
     ]
@@ -266,6 +270,35 @@ def _endpoints_row(ep: Obj, now: float, wide: bool) -> list[str]:
     return [ep["metadata"]["name"], shown or "<none>", _age(ep, now)]
 
 
+def _ingress_hosts(rules: list[Obj]) -> str:
+    """kubectl's HOSTS: the first three hosts, "*" when no rule names one."""
+    hosts = [r["host"] for r in rules[:3] if r.get("host")]
+    if not hosts:
+        return "*"
+    more = f" + {len(rules) - 3} more..." if len(rules) > 3 else ""
+    return ",".join(hosts) + more
+
+
+def _ingress_row(ing: Obj, now: float, wide: bool) -> list[str]:
+    spec = ing.get("spec", {})
+    ingress = ing.get("status", {}).get("loadBalancer", {}).get("ingress", [])
+    address = ",".join(i.get("ip", "") for i in ingress)
+    ports = list(dict.fromkeys(p["port"] for i in ingress for p in i.get("ports", [])))
+    shown = ", ".join(str(p) for p in ports) or ("80, 443" if spec.get("tls") else "80")
+    return [
+        ing["metadata"]["name"],
+        spec.get("ingressClassName") or "<none>",
+        _ingress_hosts(spec.get("rules", [])),
+        address,
+        shown,
+        _age(ing, now),
+    ]
+
+
+def _ingress_class_row(ic: Obj, now: float, wide: bool) -> list[str]:
+    return [ic["metadata"]["name"], ic["spec"]["controller"], "<none>", _age(ic, now)]
+
+
 def _master_row(master: Obj, now: float, wide: bool) -> list[str]:
     role = "leader" if master.get("status", {}).get("leader") else "follower"
     return [master["metadata"]["name"], master["spec"]["address"], role, _age(master, now)]
@@ -287,6 +320,7 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     "ConfigMap": (["NAME", "DATA", "AGE"], []),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], []),
     "ServiceAccount": (["NAME", "SECRETS", "AGE"], []),
+    "Namespace": (["NAME", "STATUS", "AGE"], []),
     "PersistentVolumeClaim": (
         ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "AGE"],
         ["VOLUMEMODE", "NODE", "USED"],
@@ -306,6 +340,8 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "Master": (["NAME", "ADDRESS", "ROLE", "AGE"], []),
     "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"]),
+    "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], []),
+    "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], []),
 }
 _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Pod": _pod_row,
@@ -317,10 +353,13 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "ConfigMap": _config_map_row,
     "Secret": _secret_row,
     "ServiceAccount": _service_account_row,
+    "Namespace": _namespace_row,
     "PersistentVolumeClaim": _claim_row,
     "PersistentVolume": _volume_row,
     "Master": _master_row,
     "StatefulSet": _statefulset_row,
+    "Ingress": _ingress_row,
+    "IngressClass": _ingress_class_row,
 }
 
 

@@ -50,6 +50,8 @@ PLURALS = {
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "PersistentVolume": "persistentvolumes",
     "StatefulSet": "statefulsets",
+    "Ingress": "ingresses",
+    "Namespace": "namespaces",
 }
 
 

@@ -15,7 +15,10 @@ _ALIASES = {
     "PersistentVolumeClaim": ("persistentvolumeclaim", "persistentvolumeclaims", "pvc"),
     "PersistentVolume": ("persistentvolume", "persistentvolumes", "pv"),
     "StatefulSet": ("statefulset", "statefulsets", "sts", "statefulset.apps", "statefulsets.apps"),
+    "Ingress": ("ingress", "ingresses", "ing", "ingress.networking.k8s.io"),
+    "IngressClass": ("ingressclass", "ingressclasses", "ingressclass.networking.k8s.io"),
     "Master": ("master", "masters"),
+    "Namespace": ("namespace", "namespaces", "ns"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
 
@@ -33,7 +36,10 @@ RESOURCE_NAMES = {
     "PersistentVolumeClaim": "persistentvolumeclaim",
     "PersistentVolume": "persistentvolume",
     "StatefulSet": "statefulset.apps",
+    "Ingress": "ingress.networking.k8s.io",
+    "IngressClass": "ingressclass.networking.k8s.io",
     "Master": "master",
+    "Namespace": "namespace",
 }
 
 

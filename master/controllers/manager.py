@@ -39,6 +39,17 @@ from master.controllers.lifecycle import (
     reconcile_nodes,
     stalled,
 )
+from master.controllers.namespaces import (
+    TERMINATING,
+    CreateDefaultAccount,
+    DeleteObject,
+    NamespaceAction,
+    NamespaceContents,
+    RemoveNamespace,
+    ReportStuck,
+    StopPod,
+    reconcile_namespace,
+)
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
 from master.controllers.statefulset import (
@@ -54,15 +65,20 @@ from master.metrics import series
 from master.metrics.series import RECONCILE, timed
 from master.model import (
     DEFAULT_NAMESPACE,
+    KINDS,
     STATEFULSET_OWNER,
     Deployment,
+    Namespace,
     Node,
+    ObjectMeta,
     PersistentVolume,
     PersistentVolumeClaim,
     Pod,
     PodStatus,
+    ServiceAccount,
     StatefulSet,
     StoredObject,
+    is_namespaced,
     key_of,
     pod_ref,
     split_ref,
@@ -83,6 +99,11 @@ class Reachability(Protocol):
 class _NotProbed:
     def answering(self, node: str) -> bool | None:
         return None
+
+
+def default_account(namespace: str) -> ServiceAccount:
+    """Every namespace's `default` ServiceAccount, as Kubernetes makes one."""
+    return ServiceAccount(ObjectMeta(name="default", namespace=namespace))
 
 
 class ControllerManager:
@@ -116,6 +137,8 @@ class ControllerManager:
         # per distinct reason rather than on every pass.
         self._unschedulable: dict[str, str] = {}
         self._epochs = AssignmentEpochs(state.resource_version, state.pods())
+        # Terminating namespaces whose "still waiting" Warning was given.
+        self._stuck_reported: set[str] = set()
         state.subscribe(self._on_change)
 
     # -- triggers -----------------------------------------------------------------
@@ -133,6 +156,8 @@ class ControllerManager:
                 self._dirty_deployments.add((ns, obj.owner))
             if not obj.node_name or deleted:
                 self._schedule_needed = True
+        elif isinstance(obj, Namespace):
+            pass
         elif isinstance(obj, Node):
             if deleted:
                 # Only once the deletion is committed: a failed delete keeps the lease.
@@ -242,7 +267,60 @@ class ControllerManager:
             self._schedule_needed = False
             with timed(RECONCILE.labels("scheduler")):
                 self._schedule_pending()
+        with timed(RECONCILE.labels("namespace")):
+            self._reconcile_namespaces()
         self._collect_orphans()
+
+    # -- 0. namespaces: a default ServiceAccount each; Terminating ones emptied ---------
+
+    def _reconcile_namespaces(self) -> None:
+        now = self._clock.now()
+        for ns in self._state.objects("Namespace"):
+            if not isinstance(ns, Namespace):
+                continue
+            name = ns.meta.name
+            if ns.phase != TERMINATING:
+                has_account = self._state.get("ServiceAccount", "default", name) is not None
+                contents = NamespaceContents(has_default_account=has_account)
+            else:
+                contents = NamespaceContents(
+                    pods=tuple(self._state.pods(name)),
+                    others=tuple(
+                        (kind, o.meta.name)
+                        for kind in KINDS
+                        if kind != "Pod" and is_namespaced(kind)
+                        for o in self._state.objects(kind, name)
+                    ),
+                )
+            stuck = name in self._stuck_reported
+            for action in reconcile_namespace(ns, contents, now, stuck):
+                self._execute_namespace_action(ns, action)
+
+    def _execute_namespace_action(self, ns: Namespace, action: NamespaceAction) -> None:
+        name = ns.meta.name
+        if isinstance(action, CreateDefaultAccount):
+            self._state.put(default_account(name))
+        elif isinstance(action, StopPod):
+            pod = self._state.pod(action.name, name)
+            if pod is not None:
+                self._request_deletion(pod, "Killing", f"its namespace {name} is being deleted")
+        elif isinstance(action, DeleteObject):
+            gone = self._state.remove(action.kind, action.name, name)
+            if isinstance(gone, PersistentVolumeClaim) and gone.volume_name:
+                pv = self._state.get("PersistentVolume", gone.volume_name)
+                if isinstance(pv, PersistentVolume):
+                    self._state.put(replace(pv, phase="Released"))
+        elif isinstance(action, ReportStuck):
+            self._stuck_reported.add(name)
+            self._state.record_event(
+                "Namespace", name, "NamespaceDeletionWaiting", action.message, "Warning"
+            )
+        elif isinstance(action, RemoveNamespace):
+            self._stuck_reported.discard(name)
+            if self._state.remove("Namespace", name) is not None:
+                self._state.record_event(
+                    "Namespace", name, "Deleted", f"namespace {name} and all it held are gone"
+                )
 
     # -- 1. nodes -----------------------------------------------------------------
 

@@ -4,8 +4,8 @@ HAProxy outlives the master (see process.py), so a starting master finds it serv
 know its slot table before it changes anything. Two sources, neither enough alone:
 
 - `state.json`, written by the driver after every change HAProxy took: the slot table with pod
-  names and each backend's listen port, addresses and mode, plus a fingerprint of the settings
-  the config was rendered with;
+  names and each backend's listen port, addresses and mode, the ingress frontend's routes and
+  certificate digests, plus a fingerprint of the settings the config was rendered with;
 - the live servers (`show servers state`): address, port and admin state of every slot, which
   is the truth when the two disagree (a master killed between a Runtime API command and the
   file write).
@@ -25,7 +25,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from master.lb.model import EMPTY_ADDRESS, BackendState, LbState, Slot, SlotMode
+from master.lb.model import (
+    EMPTY_ADDRESS,
+    BackendState,
+    CertRef,
+    HostRoutes,
+    IngressFrontend,
+    LbState,
+    Route,
+    Slot,
+    SlotMode,
+)
 from master.lb.slots import backend_name, server_name
 
 # A slot whose pod is not known: no desired endpoint has this key, so the plan replaces it.
@@ -67,11 +77,67 @@ def encode_state(state: LbState, fingerprint: str) -> bytes:
             "listen_port": b.listen_port,
             "mode": b.mode,
             "bind_addresses": list(b.bind_addresses),
+            "frontend": b.frontend,
             "slots": [[s.pod, s.address, s.port, s.mode] for s in b.slots],
         }
         for b in state.backends
     ]
-    return json.dumps({"version": 1, "settings": fingerprint, "backends": backends}).encode()
+    doc = {
+        "version": 1,
+        "settings": fingerprint,
+        "backends": backends,
+        "ingress": _encode_ingress(state.ingress),
+    }
+    return json.dumps(doc).encode()
+
+
+def _encode_ingress(ingress: IngressFrontend | None) -> Any:
+    """The ingress frontend: routes, ports and certificate digests (never their content)."""
+    if ingress is None:
+        return None
+    return {
+        "bind_address": ingress.bind_address,
+        "http_port": ingress.http_port,
+        "https_port": ingress.https_port,
+        "hosts": [
+            [h.host, [[r.path, r.exact, r.backend, r.ingress] for r in h.routes]]
+            for h in ingress.hosts
+        ],
+        "default_backend": ingress.default_backend,
+        "certs": [[c.file, c.digest, list(c.hosts)] for c in ingress.certs],
+    }
+
+
+def _key(raw: Any) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    service, port_name = raw
+    return (str(service), str(port_name))
+
+
+def _decode_ingress(raw: Any) -> IngressFrontend | None:
+    if raw is None:
+        return None
+    return IngressFrontend(
+        bind_address=str(raw["bind_address"]),
+        http_port=int(raw["http_port"]),
+        https_port=int(raw["https_port"]),
+        hosts=tuple(
+            HostRoutes(
+                str(host),
+                tuple(
+                    Route(str(path), bool(exact), _key(backend), str(owner))
+                    for path, exact, backend, owner in routes
+                ),
+            )
+            for host, routes in raw["hosts"]
+        ),
+        default_backend=_key(raw["default_backend"]),
+        certs=tuple(
+            CertRef(str(file), str(sha), tuple(str(h) for h in hosts))
+            for file, sha, hosts in raw["certs"]
+        ),
+    )
 
 
 def decode_state(data: bytes) -> tuple[LbState, str] | None:
@@ -88,10 +154,12 @@ def decode_state(data: bytes) -> tuple[LbState, str] | None:
                 mode="http" if b["mode"] == "http" else "tcp",
                 bind_addresses=tuple(str(a) for a in b["bind_addresses"]),
                 slots=tuple(_slot(s) for s in b["slots"]),
+                frontend=bool(b.get("frontend", True)),
             )
             for b in raw["backends"]
         )
-        return LbState(backends=backends), str(raw["settings"])
+        ingress = _decode_ingress(raw.get("ingress"))
+        return LbState(backends=backends, ingress=ingress), str(raw["settings"])
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
@@ -153,9 +221,12 @@ def adopt_state(saved: LbState | None, fingerprint_ok: bool, live: Sequence[Live
                 slots=slots,
                 mode=backend.mode,
                 bind_addresses=backend.bind_addresses,
+                frontend=backend.frontend,
             )
         )
-    return LbState(backends=tuple(backends))
+    # Routes and certificates are not in `show servers state`; the saved ones are what the
+    # config was rendered with (a reload with other ones saves them too).
+    return LbState(backends=tuple(backends), ingress=saved.ingress)
 
 
 def _live_slot(saved: Slot, live: LiveServer) -> Slot:

@@ -13,6 +13,11 @@ time, so the usual case (a second Service on port 80 of the same address) is
 refused with one sentence before anything is stored; `find_unservable` covers
 what apply cannot know (data written by an older master, changed LB flags).
 
+The ingress frontends' listeners (--ingress-http-port, --ingress-https-port) take
+part as `Reserved` listeners as old as the oldest Ingress: while Ingresses exist,
+a new Service may not take those ports, and an Ingress never takes them from an
+older Service (its Ingresses are then reported instead, master/lb/ingress.py).
+
 Flow: Services -> listeners per port -> first come, first served -> the
 controller leaves unservable Services out of the LB state and reports them
 (Warning event + status condition).
@@ -123,36 +128,74 @@ def _address_unavailable(svc: Service, addresses: LbAddresses) -> Unservable | N
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """Listeners the load balancer itself needs (the ingress ports), as old as `since`;
+    `holder` names them in messages and keys them in the result when they lose."""
+
+    holder: str
+    description: str
+    listeners: tuple[Listener, ...]
+    since: float
+    remedy: str = ""
+
+
 def plan_services(
-    services: Iterable[Service], addresses: LbAddresses
+    services: Iterable[Service], addresses: LbAddresses, reserved: Sequence[Reserved] = ()
 ) -> tuple[dict[str, str], dict[str, Unservable]]:
     """(LoadBalancer Services' own addresses from the pool, the Services the LB must leave
     out); every other Service is served. Oldest first: a new Service never takes an
-    address or a port from one that already serves."""
+    address or a port from one that already serves. A `reserved` set of listeners takes
+    part by its age too; when an older Service holds one of its ports, it is reported in
+    the second map under its `holder` (which no Service name can equal)."""
     ordered = _age_order(services)
     if addresses.pool:
         own, unservable = assign_addresses(ordered, addresses.pool)
     else:
         own, unservable = {}, {}
     taken: list[tuple[Listener, str]] = []
+    waiting = sorted(reserved, key=lambda r: r.since)
+
+    def take_reserved(before: float) -> None:
+        while waiting and waiting[0].since <= before:
+            r = waiting.pop(0)
+            for mine in r.listeners:
+                for theirs, holder in taken:
+                    if mine.overlaps(theirs):
+                        unservable[r.holder] = Unservable(
+                            r.holder,
+                            "PortConflict",
+                            f"{mine}, which {r.description} listens on, is already used by "
+                            f"service/{holder} (older); delete it or {r.remedy}",
+                            other=f"service/{holder}",
+                        )
+                        break
+                if r.holder in unservable:
+                    break
+            if r.holder not in unservable:
+                taken.extend((listener, r.description) for listener in r.listeners)
+
     for svc in ordered:
+        take_reserved(svc.meta.created_at)
         if lb_name(svc) in unservable:
             continue
         problem = _out_of_range(svc, addresses) or _address_unavailable(svc, addresses)
         clash = _clash(svc, addresses, taken, own) if problem is None else None
         if clash is not None:
             i, listener, holder = clash
+            other = holder if " " in holder else f"service/{holder}"
             problem = Unservable(
                 lb_name(svc),
                 "PortConflict",
-                f"spec.ports[{i}].port: {listener} is already used by service/{holder}",
-                other=f"service/{holder}",
+                f"spec.ports[{i}].port: {listener} is already used by {other}",
+                other=other,
             )
         if problem is not None:
             unservable[lb_name(svc)] = problem
             own.pop(lb_name(svc), None)
             continue
         taken.extend((listener, lb_name(svc)) for _, listener in listeners(svc, addresses, own))
+    take_reserved(float("inf"))
     return own, unservable
 
 
@@ -170,7 +213,10 @@ _REFUSED_AT_APPLY = frozenset(
 
 
 def admission_errors(
-    new: Sequence[Service], existing: Iterable[Service], addresses: LbAddresses
+    new: Sequence[Service],
+    existing: Iterable[Service],
+    addresses: LbAddresses,
+    reserved: Sequence[Reserved] = (),
 ) -> list[str]:
     """One sentence per Service of an apply that could not be served next to the others.
 
@@ -190,7 +236,7 @@ def admission_errors(
             # Younger than anything stored, in the order given.
             aged = replace(svc.meta, created_at=_NEWER_THAN_ANY + index)
             candidates.append(replace(svc, meta=aged))
-    _, unservable = plan_services(candidates, addresses)
+    _, unservable = plan_services(candidates, addresses, reserved)
     errors = []
     for svc in new:
         problem = unservable.get(lb_name(svc))
@@ -200,8 +246,10 @@ def admission_errors(
             # Its cluster IP serves it anyway; the master's internal address does not.
             continue
         fix = ""
-        if problem.reason == "PortConflict":
+        if problem.reason == "PortConflict" and problem.other.startswith("service/"):
             fix = f"; choose another port or delete {problem.other} first"
+        elif problem.reason == "PortConflict":
+            fix = "; choose another port"
         elif problem.reason == "AddressInUse":
             fix = f"; choose another address or delete {problem.other} first"
         errors.append(f"service/{svc.meta.name}: {problem.message}{fix}")

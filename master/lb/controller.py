@@ -30,10 +30,20 @@ from kernel.clock import Clock
 from master.lb.conflicts import plan_services, service_status
 from master.lb.endpoints import compute_lb_services, pods_released
 from master.lb.haproxy import HAProxyDriver
-from master.lb.model import LbAddresses, LbService, Unservable
+from master.lb.ingress import (
+    INGRESS_HOLDER,
+    IngressPlan,
+    IngressPorts,
+    Problem,
+    ingress_ref,
+    ingress_reserved,
+    ingress_status,
+    plan_ingress,
+)
+from master.lb.model import IngressFrontend, LbAddresses, LbService, Unservable
 from master.lb.runtime import HAProxyError
 from master.metrics.series import RECONCILE, timed
-from master.model import Node, Pod, Service, StoredObject, lb_name, pod_ref
+from master.model import Ingress, Node, Pod, Secret, Service, StoredObject, lb_name, pod_ref
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,7 @@ class LoadBalancerController:
         drain_delay: float = 1.0,
         refused_retry: float = 30.0,
         stop_on_exit: bool = False,
+        ingress_ports: IngressPorts | None = None,
     ) -> None:
         self._state = state
         self._clock = clock
@@ -69,7 +80,12 @@ class LoadBalancerController:
         self._drain_delay = drain_delay
         self._drained_at: dict[str, float] = {}
         self._dirty = asyncio.Event()
-        self._applied: list[LbService] | None = None
+        self._applied: tuple[list[LbService], IngressFrontend | None] | None = None
+        self._ingress_ports = ingress_ports
+        # When HAProxy refused the ingress frontend, why, and the Ingresses' generations then:
+        # it is left out (the Services still served) until `refused_retry` passed or an
+        # Ingress or a Secret changed.
+        self._ingress_refused: tuple[float, str, dict[str, int]] | None = None
         self._released: set[str] = set()
         self._on_released: Callable[[set[str]], None] = lambda nodes: None
         # Services HAProxy itself refused (e.g. a port some other process holds): when, and
@@ -92,8 +108,14 @@ class LoadBalancerController:
         return self._clock.now() - pod.deletion_requested_at >= self._drain_timeout
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
-        if isinstance(obj, Service | Pod | Node):
+        if isinstance(obj, Service | Pod | Node | Ingress | Secret):
             self._dirty.set()
+        refused = self._ingress_refused
+        if refused is not None and isinstance(obj, Secret | Ingress):
+            # Our own status updates of Ingresses come back here too; only a new spec counts.
+            generation = refused[2].get(ingress_ref(obj)) if isinstance(obj, Ingress) else None
+            if deleted or generation != obj.meta.generation:
+                self._ingress_refused = None
         if isinstance(obj, Service):
             entry = self._refused.get(lb_name(obj))
             # Our own status update comes back here too; only a new spec earns a retry.
@@ -159,26 +181,80 @@ class LoadBalancerController:
             for name, entry in self._refused.items()
             if now - entry.at < self._refused_retry
         }
-        own, unservable = plan_services(services, a)
+        ingresses = [i for i in self._state.objects("Ingress") if isinstance(i, Ingress)]
+        reserved = ingress_reserved(self._ingress_ports, ingresses)
+        own, unservable = plan_services(services, a, reserved)
+        blocked = unservable.pop(INGRESS_HOLDER, None)
         for name, entry in self._refused.items():
             unservable.setdefault(name, entry.problem)
         servable = [s for s in services if lb_name(s) not in unservable]
         desired = compute_lb_services(
             servable, pods, nodes, a.port_offset, a.listen, a.bind_internal, own_addresses=own
         )
-        if desired != self._applied:
-            desired = await self._apply_isolating(desired, unservable)
-            self._applied = desired
-        self._release(desired, pods)
+        plan = self._plan_ingress(ingresses, services, pods, nodes, blocked, now)
+        wanted = (desired + list(plan.backends), plan.frontend)
+        applied = self._applied
+        if applied is None or applied != wanted:
+            applied = await self._apply_isolating(desired, unservable, plan, ingresses)
+            if applied[1] is None and plan.frontend is not None:
+                # HAProxy refused the routes: plan again, so the Ingresses say why.
+                plan = self._plan_ingress(ingresses, services, pods, nodes, blocked, now)
+            self._applied = applied
+        self._release(applied[0], pods)
         self._set_status(services, unservable, own)
+        self._set_ingress_status(ingresses, plan)
+
+    def _plan_ingress(
+        self,
+        ingresses: list[Ingress],
+        services: list[Service],
+        pods: list[Pod],
+        nodes: dict[str, bool],
+        blocked: Unservable | None,
+        now: float,
+    ) -> IngressPlan:
+        ports = self._ingress_ports or IngressPorts(self._addresses.listen, 0, 0)
+        refused = self._ingress_refused
+        if refused is not None and now - refused[0] >= self._refused_retry:
+            self._ingress_refused = refused = None
+        problem = None
+        if blocked is not None:
+            problem = Problem(blocked.reason, blocked.message)
+        elif refused is not None:
+            problem = Problem(
+                "LoadBalancerFailed", f"HAProxy refused the Ingress routes: {refused[1]}"
+            )
+        secrets = [s for s in self._state.objects("Secret") if isinstance(s, Secret)]
+        return plan_ingress(ingresses, services, secrets, pods, nodes, ports, problem)
 
     async def _apply_isolating(
+        self,
+        desired: list[LbService],
+        unservable: dict[str, Unservable],
+        plan: IngressPlan,
+        ingresses: list[Ingress],
+    ) -> tuple[list[LbService], IngressFrontend | None]:
+        """Apply `desired` and the Ingress `plan`; if HAProxy refuses the Ingress routes,
+        leave them out (recorded for the Ingresses' status); if it refuses new Services,
+        leave those out (each recorded in `unservable`), so everything else is programmed.
+
+        Returns what was applied. Failures not caused by something new propagate (retried)."""
+        if plan.frontend is not None:
+            try:
+                everything = desired + list(plan.backends)
+                await self._driver.apply(everything, plan.frontend, plan.pems)
+                return everything, plan.frontend
+            except (HAProxyError, ValueError) as err:
+                if self._driver.state.ingress == plan.frontend:
+                    raise
+                log.warning("HAProxy refused the Ingress routes (%s); serving Services only", err)
+                generations = {ingress_ref(i): i.meta.generation for i in ingresses}
+                self._ingress_refused = (self._clock.now(), str(err), generations)
+        return await self._apply_services(desired, unservable), None
+
+    async def _apply_services(
         self, desired: list[LbService], unservable: dict[str, Unservable]
     ) -> list[LbService]:
-        """Apply `desired`; if HAProxy refuses it, find the new Services it refuses and leave
-        them out (each recorded in `unservable`), so every other Service is still programmed.
-
-        Returns what was applied. Failures not caused by a new Service propagate (retried)."""
         try:
             await self._driver.apply(desired)
             return desired
@@ -224,12 +300,48 @@ class LoadBalancerController:
             nodes = {p.node_name for p in stopping if pod_ref(p) in newly}
             self._on_released(nodes)
 
+    def _unchanged(self, obj: Service | Ingress) -> bool:
+        """Whether `obj`, read before HAProxy was programmed, is still the stored version.
+        A user's write meanwhile must not be overwritten by a status derived from the old
+        spec; that write marked the LB dirty, so the next pass sets the status."""
+        current = self._state.get(obj.kind, obj.meta.name, obj.meta.namespace)
+        return current is not None and current.meta.resource_version == obj.meta.resource_version
+
+    def _set_ingress_status(self, ingresses: list[Ingress], plan: IngressPlan) -> None:
+        shown = (self._ingress_ports or IngressPorts("", 0, 0)).shown_address
+        for ing in ingresses:
+            name = ingress_ref(ing)
+            if not self._unchanged(ing):
+                continue
+            served = plan.served.get(name)
+            address = shown if served is not None and plan.frontend is not None else ""
+            new, event = ingress_status(
+                ing, plan.problems.get(name, ()), address, served or () if address else ()
+            )
+            if new is not ing:
+                self._state.put(new)
+            if event is not None:
+                self._state.record_event(
+                    "Ingress",
+                    ing.meta.name,
+                    event.reason,
+                    event.message,
+                    event.type,
+                    namespace=ing.meta.namespace,
+                )
+
     def _set_status(
         self, services: list[Service], unservable: dict[str, Unservable], own: dict[str, str]
     ) -> None:
+        if not self._state.writable:
+            # A follower of several masters: its HAProxy serves the shared state as the
+            # leader's does; the services' status is the leader's to write.
+            return
         now = self._clock.now()
         for svc in services:
             name = lb_name(svc)
+            if not self._unchanged(svc):
+                continue
             problem = unservable.get(name)
             new, event = service_status(svc, problem, self._addresses, now, own.get(name, ""))
             if new is not svc:

@@ -23,7 +23,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -35,7 +35,7 @@ from master.lb.adopt import (
     parse_show_servers_state,
     settings_fingerprint,
 )
-from master.lb.model import LbService, LbSettings, LbState
+from master.lb.model import IngressFrontend, LbService, LbSettings, LbState
 from master.lb.plan import plan_runtime, post_reload_commands
 from master.lb.process import (
     MASTER_SOCKET,
@@ -51,6 +51,7 @@ from master.lb.process import (
     stop_group,
 )
 from master.lb.render import render_state
+from master.lb.render_ingress import CERT_LIST, CERTS_DIR, render_cert_list
 from master.lb.runtime import (
     HAProxyAnswerError,
     HAProxyError,
@@ -171,13 +172,25 @@ class HAProxyDriver:
             await self._stop_locked()
             raise
 
-    async def apply(self, services: Sequence[LbService]) -> None:
-        """Make HAProxy serve exactly `services`, without a reload whenever possible."""
+    async def apply(
+        self,
+        services: Sequence[LbService],
+        ingress: IngressFrontend | None = None,
+        pems: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Make HAProxy serve exactly `services` and `ingress` (whose certificates' PEM
+        files are `pems`, by file name), without a reload whenever possible."""
         async with self._lock, timed(LB_PROGRAM, LB_FAILURES):
             self._require_running()
-            plan = plan_runtime(self._state, services, min_slots=self._settings.slots_per_backend)
+            plan = plan_runtime(
+                self._state,
+                services,
+                min_slots=self._settings.slots_per_backend,
+                ingress=ingress,
+            )
             log.info("lb apply: %s (%d commands)", plan.reason, len(plan.commands))
             if plan.needs_reload:
+                await asyncio.to_thread(self._write_certs, ingress, pems or {})
                 await self._reload(plan.state)
                 # HAProxy runs this config now, whatever becomes of the drain commands.
                 self._state = plan.state
@@ -249,6 +262,28 @@ class HAProxyDriver:
             write_atomic(self._paths.state, encode_state(self._state, self._fingerprint()))
         except OSError as err:
             log.warning("could not save the load balancer's state: %s", err)
+
+    def _write_certs(self, ingress: IngressFrontend | None, pems: Mapping[str, bytes]) -> None:
+        """The ingress certificates as HAProxy reads them: certs/<file> and certs.list, all
+        0600 in a 0700 folder (they hold private keys); files no longer named are removed."""
+        folder = self._paths.workdir / CERTS_DIR
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+        wanted = {c.file for c in ingress.certs} if ingress is not None else set()
+        for name in sorted(wanted):
+            if name not in pems:
+                raise HAProxyError(f"no certificate content given for {name}")
+            path = folder / name
+            try:
+                current = path.read_bytes()
+            except OSError:
+                current = b""
+            if current != pems[name]:
+                write_atomic(path, pems[name], 0o600)
+        for stale in folder.iterdir():
+            if stale.name not in wanted:
+                stale.unlink(missing_ok=True)
+        write_atomic(self._paths.workdir / CERT_LIST, render_cert_list(ingress).encode(), 0o600)
 
     async def _write_config(self, state: LbState) -> None:
         """Write the config for `state` next to the live one, validate it, then swap it in."""

@@ -59,6 +59,9 @@ class LbService:
     mode: ProxyMode = "tcp"
     # Addresses to listen on; empty means LbSettings.listen_address.
     bind_addresses: tuple[str, ...] = ()
+    # False for an Ingress backend (master/lb/ingress.py): reached through the ingress
+    # frontends' routes, it has no frontend of its own (listen_port is 0).
+    frontend: bool = True
 
     @property
     def key(self) -> tuple[str, str]:
@@ -162,6 +165,7 @@ class BackendState:
     slots: tuple[Slot, ...]
     mode: ProxyMode = "tcp"
     bind_addresses: tuple[str, ...] = ()
+    frontend: bool = True
 
     @property
     def key(self) -> tuple[str, str]:
@@ -169,10 +173,56 @@ class BackendState:
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """One path of an Ingress as HAProxy matches it: `path` "" or "/" matches every path;
+    Prefix matches path elements (/foo matches /foo and /foo/bar, not /foobar)."""
+
+    path: str
+    exact: bool
+    # The Ingress backend's key (service, port name) in LbState, or None for a Service
+    # that does not exist (answered 503).
+    backend: tuple[str, str] | None
+    ingress: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HostRoutes:
+    """The routes of one host, tried in order; `host` "" is any host, "*.x" a wildcard."""
+
+    host: str
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CertRef:
+    """One TLS certificate HAProxy serves: a PEM file in the LB dir's certs/ (never in
+    state.json), its digest (so a changed Secret reloads), and the SNI names it is for."""
+
+    file: str
+    digest: str
+    hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IngressFrontend:
+    """The ingress HTTP (and, with certificates, HTTPS) frontend: hosts in match order
+    (exact, then wildcard, then any host), and the backend for requests nothing matches
+    (None: 404)."""
+
+    bind_address: str
+    http_port: int
+    https_port: int
+    hosts: tuple[HostRoutes, ...] = ()
+    default_backend: tuple[str, str] | None = None
+    certs: tuple[CertRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LbState:
     """What HAProxy currently holds, backends sorted by (service, port name)."""
 
     backends: tuple[BackendState, ...] = ()
+    ingress: IngressFrontend | None = None
 
     def backend(self, service: str, port_name: str) -> BackendState | None:
         for backend in self.backends:

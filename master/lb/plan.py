@@ -7,7 +7,8 @@ of getting there:
   every backend still has enough slots: per changed slot, `set server b/s state maint` before its
   address changes, `set server b/s addr A port P`, then `set server b/s state ready|drain|maint`.
   Order matters: a slot never receives traffic at a half-changed address.
-- A reload, when the set of service ports or their listen ports changed, or a backend must grow.
+- A reload, when the set of service ports or their listen ports changed, a backend must grow,
+  or the ingress frontend's routes or certificates changed (master/lb/ingress.py).
   The config for the new state carries addresses and ready/maint already; the plan's commands
   then re-apply drain, the one state a config cannot express.
 
@@ -18,13 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from master.lb.model import LbPlan, LbService, LbState, Slot
+from master.lb.model import IngressFrontend, LbPlan, LbService, LbState, Slot
 from master.lb.slots import assign_slots, backend_name, server_name
 
 
-def plan_runtime(current: LbState, desired: Sequence[LbService], *, min_slots: int = 16) -> LbPlan:
-    """Commands (or a reload) that take HAProxy from `current` to `desired`."""
-    state = assign_slots(current, desired, min_slots)
+def plan_runtime(
+    current: LbState,
+    desired: Sequence[LbService],
+    *,
+    min_slots: int = 16,
+    ingress: IngressFrontend | None = None,
+) -> LbPlan:
+    """Commands (or a reload) that take HAProxy from `current` to `desired` (and `ingress`)."""
+    state = assign_slots(current, desired, min_slots, ingress)
     reason = _reload_reason(current, state)
     if reason:
         return LbPlan(
@@ -48,6 +55,9 @@ def plan_runtime(current: LbState, desired: Sequence[LbService], *, min_slots: i
 
 
 def _reload_reason(current: LbState, state: LbState) -> str:
+    if current.ingress != state.ingress:
+        # Routes live in the config (ACLs); certificates are re-read on reload.
+        return "ingress routes or certificates changed"
     old = {b.key: b for b in current.backends}
     new = {b.key: b for b in state.backends}
     added = sorted(new.keys() - old.keys())

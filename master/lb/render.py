@@ -23,7 +23,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from master.lb.model import BackendState, LbService, LbSettings, LbState, Slot
+from master.lb.model import BackendState, IngressFrontend, LbService, LbSettings, LbState, Slot
+from master.lb.render_ingress import render_ingress
 from master.lb.slots import (
     assign_slots,
     backend_name,
@@ -42,9 +43,10 @@ def render_haproxy(
     runtime_socket: Path | str,
     *,
     previous: LbState | None = None,
+    ingress: IngressFrontend | None = None,
 ) -> str:
     """The full haproxy.cfg for `services`; `previous` keeps slot assignment stable."""
-    state = assign_slots(previous or LbState(), services, settings.slots_per_backend)
+    state = assign_slots(previous or LbState(), services, settings.slots_per_backend, ingress)
     return render_state(state, settings, runtime_socket)
 
 
@@ -52,8 +54,12 @@ def render_state(state: LbState, settings: LbSettings, runtime_socket: Path | st
     """The full haproxy.cfg for an already assigned slot table."""
     parts = [_global(settings, runtime_socket), _defaults(settings)]
     for backend in state.backends:
-        parts.append(_frontend(backend, settings))
+        if backend.frontend:
+            parts.append(_frontend(backend, settings))
         parts.append(_backend(backend))
+    ingress = render_ingress(state.ingress)
+    if ingress:
+        parts.append(ingress)
     return "\n".join(parts)
 
 

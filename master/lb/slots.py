@@ -15,7 +15,15 @@ import ipaddress
 import re
 from collections.abc import Sequence
 
-from master.lb.model import EMPTY_SLOT, BackendState, Endpoint, LbService, LbState, Slot
+from master.lb.model import (
+    EMPTY_SLOT,
+    BackendState,
+    Endpoint,
+    IngressFrontend,
+    LbService,
+    LbState,
+    Slot,
+)
 
 # HAProxy accepts letters, digits and "-_.:" in proxy names; service and port names are DNS
 # labels, so "." can separate them without ambiguity.
@@ -36,12 +44,30 @@ def server_name(index: int) -> str:
     return f"s{index}"
 
 
+def ingress_port_name(port: int) -> str:
+    """The port name of the Ingress backend of a Service port: ":" never appears in a
+    Service's own port names, so its backend name cannot clash with theirs."""
+    return f"{INGRESS_PORT_PREFIX}{port}"
+
+
+INGRESS_PORT_PREFIX = "ingress:"
+
+
 def _proxy_suffix(service: str, port_name: str) -> str:
-    if not _NAME_RE.match(service):
-        raise ValueError(f"service name {service!r} is not a DNS label")
+    """`service` is master.model.lb_name: "svc" in default, "ns/svc" elsewhere, which HAProxy
+    names "ns_svc" ("_" is in no DNS label: "team-a_web" can never be another Service's
+    name or port, where "team-a.web" could be service team-a's port web)."""
+    namespace, _, name = service.rpartition("/")
+    for part in (namespace, name) if namespace else (name,):
+        if not _NAME_RE.match(part):
+            raise ValueError(f"service name {service!r} is not a DNS label")
+    base = f"{namespace}_{name}" if namespace else name
+    ingress_port = port_name.removeprefix(INGRESS_PORT_PREFIX)
+    if port_name.startswith(INGRESS_PORT_PREFIX) and ingress_port.isdigit():
+        return f"{base}.{port_name}"
     if port_name and not _NAME_RE.match(port_name):
         raise ValueError(f"port name {port_name!r} of service {service!r} is not a DNS label")
-    return f"{service}.{port_name}" if port_name else service
+    return f"{base}.{port_name}" if port_name else base
 
 
 def format_address(address: str, port: int) -> str:
@@ -123,6 +149,7 @@ def assign_backend(
         slots=tuple(slots),
         mode=service.mode,
         bind_addresses=service.bind_addresses,
+        frontend=service.frontend,
     )
 
 
@@ -138,8 +165,14 @@ def _overlap(a: str, b: str) -> bool:
 _WILDCARDS = frozenset({"0.0.0.0", "::"})
 
 
-def assign_slots(previous: LbState, services: Sequence[LbService], min_slots: int) -> LbState:
-    """The slot table for `services`, as stable as possible with respect to `previous`."""
+def assign_slots(
+    previous: LbState,
+    services: Sequence[LbService],
+    min_slots: int,
+    ingress: IngressFrontend | None = None,
+) -> LbState:
+    """The slot table for `services`, as stable as possible with respect to `previous`;
+    `ingress` is the ingress frontend to serve beside them (routes need no slots)."""
     by_key: dict[tuple[str, str], LbService] = {}
     # (address, port) -> service port; "" is the default listen address.
     listeners: dict[tuple[str, int], tuple[str, str]] = {}
@@ -147,6 +180,9 @@ def assign_slots(previous: LbState, services: Sequence[LbService], min_slots: in
         backend_name(service.name, service.port_name)  # validates the names
         if service.key in by_key:
             raise ValueError(f"service {service.name!r} port {service.port_name!r} given twice")
+        if not service.frontend:
+            by_key[service.key] = service
+            continue
         if not 1 <= service.listen_port <= 65535:
             raise ValueError(f"service {service.name!r}: listen port {service.listen_port}")
         for address in service.bind_addresses or ("",):
@@ -156,7 +192,12 @@ def assign_slots(previous: LbState, services: Sequence[LbService], min_slots: in
         by_key[service.key] = service
         for address in service.bind_addresses or ("",):
             listeners[(address, service.listen_port)] = service.key
+    if ingress is not None:
+        for port in (ingress.http_port, ingress.https_port if ingress.certs else 0):
+            for (other_address, other_port), other in listeners.items():
+                if port and port == other_port and _overlap(ingress.bind_address, other_address):
+                    raise ValueError(f"listen port {port} wanted by both {other} and the ingress")
     backends = tuple(
         assign_backend(previous.backend(*key), by_key[key], min_slots) for key in sorted(by_key)
     )
-    return LbState(backends=backends)
+    return LbState(backends=backends, ingress=ingress)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from master.manifest import deployment, dns, meta, podspec, probes, service, volumes
+from master.manifest import deployment, dns, ingress, meta, podspec, probes, service, volumes
 
 # Kinds of leaf value: OpenAPI types, plus Kubernetes' int-or-string and string maps.
 Scalar = str  # "string" | "integer" | "boolean" | "int-or-string" | "string-map"
@@ -623,6 +623,117 @@ SERVICE_SPEC = _check(
     ),
     service.SPEC_SUPPORTED,
 )
+_NET = "io.k8s.api.networking.v1."
+_INGRESS_PORT = _check(
+    Type(
+        _NET + "ServiceBackendPort",
+        "A Service port, by number or by name (exactly one).",
+        (
+            Field("number", "The Service port's number.", INT, minimum=1, maximum=65535),
+            Field("name", "The Service port's name.", S),
+        ),
+    ),
+    ingress.PORT_FIELDS,
+)
+_INGRESS_SERVICE = _check(
+    Type(
+        _NET + "IngressServiceBackend",
+        "A Service in the Ingress's namespace and one of its ports.",
+        (
+            Field("name", "The Service's name.", S),
+            Field("port", "The Service port.", _INGRESS_PORT),
+        ),
+        required=("name",),
+    ),
+    ingress.SERVICE_BACKEND_FIELDS,
+)
+_INGRESS_BACKEND = _check(
+    Type(
+        _NET + "IngressBackend",
+        "Where requests go: a Service port.",
+        (
+            Field("service", "The Service port requests go to.", _INGRESS_SERVICE),
+            Field("resource", "Not supported: pinnace routes to Services only.", "object"),
+        ),
+    ),
+    ingress.BACKEND_FIELDS,
+)
+_INGRESS_PATH = _check(
+    Type(
+        _NET + "HTTPIngressPath",
+        "A path and where requests for it go.",
+        (
+            Field(
+                "path",
+                "An absolute path; Prefix matches it element by element (/foo matches /foo "
+                "and /foo/bar, not /foobar).",
+                S,
+            ),
+            Field(
+                "pathType",
+                "Prefix, Exact, or ImplementationSpecific (treated as Prefix).",
+                S,
+                enum=("Prefix", "Exact", "ImplementationSpecific"),
+            ),
+            Field("backend", "Where matching requests go.", _INGRESS_BACKEND),
+        ),
+        required=("pathType", "backend"),
+    ),
+    ingress.PATH_FIELDS,
+)
+_INGRESS_HTTP = _check(
+    Type(
+        _NET + "HTTPIngressRuleValue",
+        "The paths of a rule.",
+        (Field("paths", "Paths, longest match first.", _INGRESS_PATH, is_list=True),),
+        required=("paths",),
+    ),
+    ingress.HTTP_FIELDS,
+)
+_INGRESS_RULE = _check(
+    Type(
+        _NET + "IngressRule",
+        "Routes for one host (or every host).",
+        (
+            Field(
+                "host",
+                'A DNS name, or "*.example.com" (exactly one more label); empty: any host.',
+                S,
+            ),
+            Field("http", "The rule's paths.", _INGRESS_HTTP),
+        ),
+    ),
+    ingress.RULE_FIELDS,
+)
+_INGRESS_TLS = _check(
+    Type(
+        _NET + "IngressTLS",
+        "Hosts served over HTTPS with a kubernetes.io/tls Secret's certificate (by SNI).",
+        (
+            Field("hosts", "The hosts the certificate is for.", S, is_list=True),
+            Field("secretName", "A kubernetes.io/tls Secret (tls.crt, tls.key).", S),
+        ),
+    ),
+    ingress.TLS_FIELDS,
+)
+INGRESS_SPEC = _check(
+    Type(
+        _NET + "IngressSpec",
+        "How HTTP requests reaching the load balancer's ingress ports are routed.",
+        (
+            Field(
+                "ingressClassName",
+                'The IngressClass; "pinnace" (the default) when empty. Other classes are '
+                "left to other controllers.",
+                S,
+            ),
+            Field("defaultBackend", "Where requests no rule matches go.", _INGRESS_BACKEND),
+            Field("rules", "Host and path rules.", _INGRESS_RULE, is_list=True),
+            Field("tls", "TLS certificates by host.", _INGRESS_TLS, is_list=True),
+        ),
+    ),
+    ingress.SPEC_SUPPORTED,
+)
 _STATUS_ANY = "object"  # status is the server's; shown as a free-form object
 
 
@@ -654,5 +765,12 @@ SERVICE = _top(
     "A Service load-balances TCP traffic to the ready pods its selector picks.",
     SERVICE_SPEC,
 )
+INGRESS = _top(
+    _NET + "Ingress",
+    ("networking.k8s.io", "v1", "Ingress"),
+    "An Ingress routes HTTP by host and path onto Services, through the load balancer's "
+    "ingress ports, with TLS from Secrets.",
+    INGRESS_SPEC,
+)
 # Kinds users write, keyed by kind.
-WRITABLE = {"Deployment": DEPLOYMENT, "Service": SERVICE}
+WRITABLE = {"Deployment": DEPLOYMENT, "Service": SERVICE, "Ingress": INGRESS}

@@ -10,7 +10,7 @@ grouping the fields by reason:
     spec.template.spec.volumes: not supported yet, ignored
 
 Kinds that only add policy around a workload (roles, autoscalers, network
-policies, ingresses ...) are accepted with one such line and not stored: the
+policies, ingress classes ...) are accepted with one such line and not stored: the
 application still runs, the user learns what is not enforced. Kinds that would
 run or hold something (Pod, StatefulSet, Job, PersistentVolumeClaim ...) are
 refused instead, since ignoring them would leave the application broken.
@@ -31,8 +31,7 @@ IGNORED_KINDS: dict[str, str] = {
     "NetworkPolicy": "pods are not isolated by network policies",
     "PodDisruptionBudget": "evictions do not consult disruption budgets",
     "HorizontalPodAutoscaler": "replicas are not scaled automatically",
-    "Ingress": "there is no HTTP ingress; use a LoadBalancer Service",
-    "IngressClass": "there is no HTTP ingress; use a LoadBalancer Service",
+    "IngressClass": 'pinnace has one built-in IngressClass, "pinnace" (the default)',
     "LimitRange": "no default or maximum resources are enforced",
     "ResourceQuota": "no quotas are enforced",
     "PriorityClass": "pods have no priorities",

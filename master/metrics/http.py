@@ -15,16 +15,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.registry import Collector, CollectorRegistry
 
-
-def parse_listen(value: str) -> tuple[str, int] | None:
-    """HOST:PORT as (host, port); '' as None (off). Raises ValueError with one sentence."""
-    if value == "":
-        return None
-    host, sep, port = value.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--metrics-listen: expected HOST:PORT or '' (off), got {value!r}")
-    return host, int(port)
+from kernel.listen import parse_listen, show_address
 
 
 @dataclass(slots=True)
@@ -60,6 +51,4 @@ def start_metrics_server(
         ) from None
     for collector in collectors:
         registry.register(collector)
-    bound = server.server_address[1]
-    shown = f"[{host}]" if ":" in host else host
-    return MetricsServer(server, f"{shown}:{bound}", collectors, registry)
+    return MetricsServer(server, show_address(host, server.server_address[1]), collectors, registry)

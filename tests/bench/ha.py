@@ -12,7 +12,8 @@ acknowledgement (by the new leader, directly or through a follower). After the w
 acknowledged write is read back from the new leader (lost = acknowledged but
 absent). Everything started is stopped by PID; temp dirs are removed.
 
-Printed: one line per trial, then takeover p50 / p99 (nearest rank) / worst, and
+Printed: one line per trial (with when the old leader's key was gone and when a
+new leader held it, polled every 5 ms), then takeover p50 / p99 (nearest rank) / worst, and
 the total of lost writes. The target (issue 14) is p99 <= 2 s and 0 lost.
 """
 
@@ -32,8 +33,21 @@ from tests.integration.masters import Masters
 from tests.integration.test_leader_election import NAMES, HaCluster, Writer, deployments
 
 
-def trial() -> tuple[float, int, int]:
-    """(takeover seconds, acknowledged writes, lost writes)."""
+def watch_leader_key(cluster: HaCluster, old: str, since: float, out: dict[str, float]) -> None:
+    """Record when the old leader's key is gone and when another master holds it."""
+    deadline = since + 30
+    while time.monotonic() < deadline and "elected" not in out:
+        leader = cluster.leader()
+        now = time.monotonic()
+        if leader is None or leader.name != old:
+            out.setdefault("vacant", now)
+        if leader is not None and leader.name != old:
+            out["elected"] = now
+        time.sleep(0.005)
+
+
+def trial() -> tuple[float, int, int, dict[str, float]]:
+    """(takeover seconds, acknowledged writes, lost writes, phase times from the kill)."""
     etcd = EtcdCluster.start(members=3)
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-ha-bench-"))
     prefix = f"/b-{uuid.uuid4().hex[:8]}/"
@@ -51,9 +65,15 @@ def trial() -> tuple[float, int, int]:
             deadline = time.monotonic() + 30
             while len(writer.acked) < 20 and time.monotonic() < deadline:
                 time.sleep(0.01)
+            phases: dict[str, float] = {}
             killed_at = time.monotonic()
+            watcher = threading.Thread(
+                target=watch_leader_key, args=(cluster, leader.name, killed_at, phases)
+            )
+            watcher.start()
             masters.kill(leader.name)
             new = cluster.wait_leader(other_than=leader.name)
+            watcher.join(timeout=30)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 first = writer.first_sent_after(killed_at)
@@ -67,7 +87,12 @@ def trial() -> tuple[float, int, int]:
             thread.join(timeout=30)
         stored = deployments(masters, new.address)
         lost = sum(1 for n in writer.acked if n not in stored)
-        return first - killed_at, len(writer.acked), lost
+        return (
+            first - killed_at,
+            len(writer.acked),
+            lost,
+            {k: v - killed_at for k, v in phases.items()},
+        )
     finally:
         masters.stop_all()
         if cluster is not None:
@@ -83,10 +108,15 @@ def main() -> None:
     takeovers: list[float] = []
     lost_total = 0
     for i in range(args.trials):
-        takeover, acked, lost = trial()
+        takeover, acked, lost, phases = trial()
         takeovers.append(takeover)
         lost_total += lost
-        print(f"trial {i + 1}: takeover {takeover:.2f}s, {acked} writes acknowledged, {lost} lost")
+        print(
+            f"trial {i + 1}: takeover {takeover:.2f}s (leader key gone "
+            f"+{phases.get('vacant', -1):.2f}s, new leader +{phases.get('elected', -1):.2f}s), "
+            f"{acked} writes acknowledged, {lost} lost",
+            flush=True,
+        )
     ranked = sorted(takeovers)
     p99 = ranked[max(0, -(-99 * len(ranked) // 100) - 1)]
     print(

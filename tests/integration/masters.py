@@ -1,8 +1,9 @@
 """`pinnace master` processes for the etcd tests: started on port 0, stopped by PID.
 
-Unlike LocalCluster (tests/integration/cluster.py) these need no Docker: the
-masters run without a load balancer and the tests look only at the control
-plane (objects, leadership, writes). They run as users run them: TLS, one
+Unlike LocalCluster (tests/integration/cluster.py) these need no Docker: by
+default the masters run without a load balancer and the tests look only at the
+control plane (objects, leadership, writes); `lb_port_offset` gives each master
+its HAProxy on a loopback address of its own. They run as users run them: TLS, one
 cluster secret file for all (so they share the CA, the admin credentials and
 the Secrets key through etcd); the CLI and `channel()` use the admin's
 pinnace.conf, which every master of the cluster writes alike.
@@ -26,7 +27,9 @@ from typing import Any
 
 import grpc
 
+from master.lb.process import stop_running
 from master.pki.clientconfig import read_client_config
+from tests.support import env_with_haproxy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,6 +62,10 @@ class Masters:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
     api_urls: dict[str, str] = field(default_factory=dict)
+    # With a load balancer: HAProxy at service port + this offset, each master's on its
+    # own loopback address (127.0.0.2, .3, ... in the order the masters first start).
+    lb_port_offset: int | None = None
+    lb_hosts: dict[str, str] = field(default_factory=dict)
 
     @property
     def secret_file(self) -> Path:
@@ -84,10 +91,15 @@ class Masters:
         if name in self.procs and self.procs[name].stdout is not None:
             self.procs[name].stdout.close()  # type: ignore[union-attr]
         log = (self.workdir / f"{name}.log").open("ab")
+        lb = ["--no-lb"]
+        if self.lb_port_offset is not None:
+            host = self.lb_hosts.setdefault(name, f"127.0.0.{len(self.lb_hosts) + 2}")
+            lb = ["--lb-listen", host, "--lb-port-offset", str(self.lb_port_offset)]
+            lb += ["--stop-lb-on-exit"]
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "master.cli.main", "master",
-                "--listen", "127.0.0.1:0", "--data-dir", str(data), "--no-lb",
+                "--listen", "127.0.0.1:0", "--data-dir", str(data), *lb,
                 "--cluster-secret-file", str(self.secret_file),
                 "--api-listen", "127.0.0.1:0", "--metrics-listen", "",
                 "--store", "etcd", "--etcd-endpoints", self.etcd_endpoints,
@@ -96,7 +108,7 @@ class Masters:
             stdout=subprocess.PIPE,
             stderr=log,
             cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=env_with_haproxy({**os.environ, "PYTHONUNBUFFERED": "1"}),
         )  # fmt: skip
         self.procs[name] = proc
         assert proc.stdout is not None
@@ -153,6 +165,10 @@ class Masters:
                 proc.wait(timeout=20)
             if proc.stdout is not None:
                 proc.stdout.close()
+        for name in self.lb_hosts:
+            # A master killed with -9 leaves its HAProxy serving (by design): stop it by
+            # the pid in its data dir.
+            stop_running(self.workdir / name / "lb")
 
     def cli(
         self, address: str, *args: str, stdin: str | None = None, timeout: float = 30

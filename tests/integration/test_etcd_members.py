@@ -17,13 +17,24 @@ from tests.etcd_cluster import EtcdCluster
 from tests.unit.test_store_contract import by_key, pod
 
 
-@pytest.fixture
-def etcd3() -> Iterator[EtcdCluster]:
+@pytest.fixture(scope="module")
+def etcd3_module() -> Iterator[EtcdCluster]:
     cluster = EtcdCluster.start(members=3)
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def etcd3(etcd3_module: EtcdCluster) -> EtcdCluster:
+    """The module's three members, each running (a test before may have killed some)."""
+    dead = [m for m in etcd3_module.members if m.process is None or m.process.poll() is not None]
+    for member in dead:
+        etcd3_module.start_member(member)
+    if dead:
+        etcd3_module.wait_healthy(timeout=30)
+    return etcd3_module
 
 
 def store_on(cluster: EtcdCluster, prefix: str, timeout: float = 5.0) -> EtcdStore:

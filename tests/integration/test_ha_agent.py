@@ -1,7 +1,9 @@
 """An agent that knows three masters (`--master a,b,c`) joins through any of them over TLS
 (one cluster CA and token list in etcd) and rides through the leader's kill -9: it
 registers with the new leader, its containers keep running untouched (no fencing, no
-restart), and the new leader neither replaces nor duplicates its pods."""
+restart), and the new leader neither replaces nor duplicates its pods. Every master's
+own HAProxy serves the service from the shared state, and a steady load through a
+follower's load balancer fails no request while the leader dies."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +26,59 @@ import pytest
 
 from tests.integration.cluster import wait_for
 from tests.integration.masters import DEPLOYMENT, REPO
-from tests.integration.test_leader_election import NAMES, HaCluster, ha, ha_module  # noqa: F401
+from tests.integration.test_lb_outlives_master import steady_load
+from tests.integration.test_leader_election import (  # noqa: F401
+    NAMES,
+    HaCluster,
+    ha,
+    start_ha,
+    stop_ha,
+)
+from tests.support import require_haproxy
+
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  type: LoadBalancer
+  ports: [{port: 80, targetPort: 80}]
+---
+"""
+WEB = DEPLOYMENT.replace(
+    "image: pinnace/httpd:latest",
+    "image: pinnace/httpd:latest\n          ports: [{{containerPort: 80}}]",
+)
+
+
+@pytest.fixture(scope="module")
+def ha_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HaCluster]:
+    """Three masters on three etcd members, each with its HAProxy on its own loopback
+    address; services answer at their port + the offset (a free port for port 80)."""
+    require_haproxy()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        lb_port = int(s.getsockname()[1])
+    cluster = start_ha(tmp_path_factory.mktemp("ha-lb"), lb_port_offset=lb_port - 80)
+    try:
+        yield cluster
+    finally:
+        stop_ha(cluster)
+
+
+def lb_url(cluster: HaCluster, name: str) -> str:
+    offset = cluster.masters.lb_port_offset
+    assert offset is not None
+    return f"http://{cluster.masters.lb_hosts[name]}:{80 + offset}/"
+
+
+def serves(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 @pytest.fixture
@@ -80,7 +136,7 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
 ) -> None:
     leader = ha.wait_leader()
     applied = ha.masters.cli(
-        leader.address, "apply", "-f", "-", stdin=DEPLOYMENT.format(name="web", replicas=2)
+        leader.address, "apply", "-f", "-", stdin=SERVICE + WEB.format(name="web", replicas=2)
     )
     assert applied.returncode == 0, applied.stderr
     pods = wait_for(
@@ -92,18 +148,29 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
     started = {c.id: c.attrs["State"]["StartedAt"] for c in containers}
     [node] = get(ha, leader.address, "nodes")
     rv_before = int(node["metadata"]["resourceVersion"])
+    # Every master's HAProxy serves the service, the followers' from the state they mirror.
+    for name in NAMES:
+        url = lb_url(ha, name)
+        wait_for(f"{name}'s load balancer to serve", lambda u=url: serves(u))  # type: ignore[misc]
+    survivor = next(n for n in NAMES if n != leader.name)
 
-    killed_at = time.monotonic()
-    ha.masters.kill(leader.name)
-    new = ha.wait_leader(other_than=leader.name)
+    with steady_load(lb_url(ha, survivor)) as load:
+        killed_at = time.monotonic()
+        ha.masters.kill(leader.name)
+        new = ha.wait_leader(other_than=leader.name)
 
-    def registered_again() -> bool:
-        [n] = get(ha, new.address, "nodes")
-        return int(n["metadata"]["resourceVersion"]) > rv_before
+        def registered_again() -> bool:
+            [n] = get(ha, new.address, "nodes")
+            return int(n["metadata"]["resourceVersion"]) > rv_before
 
-    wait_for("the agent to register with the new leader", registered_again, timeout=15)
-    back = time.monotonic() - killed_at
+        wait_for("the agent to register with the new leader", registered_again, timeout=15)
+        back = time.monotonic() - killed_at
     print(f"agent registered with the new leader {back:.2f}s after kill -9")
+
+    assert load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
+    # A follower's load balancer serves; it leaves the services' status to the leader.
+    assert all("programming HAProxy failed" not in ha.masters.log(n) for n in NAMES)
+    assert load.sent >= 100 * back * 0.5, load.sent
 
     # Same pods, still running, on the same containers, never restarted or fenced.
     assert running(ha, new.address) == pods

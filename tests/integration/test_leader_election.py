@@ -79,10 +79,15 @@ class HaCluster:
         self.wait_leader()
 
 
-def start_ha(workdir: Path) -> HaCluster:
+def start_ha(workdir: Path, lb_port_offset: int | None = None) -> HaCluster:
     etcd = EtcdCluster.start(members=3)
     prefix = f"/t-{uuid.uuid4().hex[:8]}/"
-    masters = Masters(workdir, etcd.endpoints, ("--leader-elect", "--etcd-prefix", prefix))
+    masters = Masters(
+        workdir,
+        etcd.endpoints,
+        ("--leader-elect", "--etcd-prefix", prefix),
+        lb_port_offset=lb_port_offset,
+    )
     try:
         for name in NAMES:
             masters.start(name, "--name", name)

@@ -27,7 +27,13 @@ from master.model import (
     EnvVarSource,
     Event,
     HTTPHeader,
+    Ingress,
+    IngressBackend,
+    IngressPath,
+    IngressRule,
+    IngressTLS,
     KeyToPath,
+    Namespace,
     Node,
     NodeStatus,
     ObjectMeta,
@@ -200,6 +206,7 @@ def full_objects() -> list[StoredObject]:
             node_name="node-1",
             epoch=7,
             deletion_requested_at=1700000100.5,
+            deletion_grace_seconds=4,
             status=PodStatus(
                 phase=PodPhase.RUNNING,
                 reason="Started",
@@ -299,7 +306,25 @@ def full_objects() -> list[StoredObject]:
             "Delete",
             "fast",
             "Released",
+            "team-a",
         ),
+        Ingress(
+            meta=_meta("web"),
+            class_name="pinnace",
+            default_backend=IngressBackend("fallback", 80, "http"),
+            rules=(
+                IngressRule(
+                    "*.example.com",
+                    (IngressPath("/api", "Exact", IngressBackend("api", 8080, "web")),),
+                ),
+            ),
+            tls=(IngressTLS(("a.example.com",), "web-tls"),),
+            address="127.0.0.1",
+            ports=(8080, 8443),
+            lb_reason="BackendNotFound",
+            lb_message="spec.defaultBackend: service/fallback does not exist",
+        ),
+        Namespace(_meta("team-a"), "Terminating", 1700000001.5),
     ]
 
 

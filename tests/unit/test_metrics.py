@@ -14,15 +14,14 @@ import pytest
 from prometheus_client import REGISTRY, Counter, Histogram
 
 from agent.metrics import counted
-from agent.metrics import parse_listen as agent_parse_listen
 from agent.model import Probe
 from agent.probes import ProbeKind, ProbeResult, ProbeTarget
 from agent.runtime.fake_runtime import FakeRuntime
 from agent.runtime.metered import MeteredRuntime
+from kernel.listen import parse_listen, show_address
 from master.api.kube.metered import resource_of
 from master.api.metrics_interceptor import _code, _names
 from master.metrics.cluster import ClusterCollector, gauge_families, measure_cluster
-from master.metrics.http import parse_listen
 from master.metrics.series import timed
 from master.model import (
     Container,
@@ -151,16 +150,16 @@ def test_timed_observes_every_block_and_counts_only_the_failed_ones() -> None:
     assert failures._value.get() == 1
 
 
-@pytest.mark.parametrize("parse", [parse_listen, agent_parse_listen])
-def test_metrics_listen_is_host_port_or_empty_for_off(parse: object) -> None:
-    assert callable(parse)
-    assert parse("") is None
-    assert parse("127.0.0.1:9400") == ("127.0.0.1", 9400)
-    assert parse("0.0.0.0:0") == ("0.0.0.0", 0)
-    assert parse("[::1]:9401") == ("::1", 9401)
+def test_metrics_listen_is_host_port_or_empty_for_off() -> None:
+    assert parse_listen("") is None
+    assert parse_listen("127.0.0.1:9400") == ("127.0.0.1", 9400)
+    assert parse_listen("0.0.0.0:0") == ("0.0.0.0", 0)
+    assert parse_listen("[::1]:9401") == ("::1", 9401)
+    assert show_address("::1", 9401) == "[::1]:9401"
+    assert show_address("127.0.0.1", 9400) == "127.0.0.1:9400"
     for bad in ("9400", ":9400", "localhost:", "host:http", "host:70000"):
         with pytest.raises(ValueError, match="--metrics-listen: expected HOST:PORT or ''"):
-            parse(bad)
+            parse_listen(bad)
 
 
 # -- gRPC codes --------------------------------------------------------------------------

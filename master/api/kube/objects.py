@@ -11,6 +11,7 @@ prints. Three are derived on every read, never stored:
   the change cause, with as many replicas as pods of that template exist. That
   is what `kubectl rollout history` and `rollout undo` read.
 - Namespaces: pinnace has one, `default`.
+- IngressClasses: pinnace has one, `pinnace`, the default (master/api/render_ingress.py).
 """
 
 from __future__ import annotations
@@ -23,16 +24,24 @@ from master.api.render import (
     render_pod_spec,
     rfc3339,
 )
+from master.api.render_ingress import render_ingress_class
 from master.app.queries import list_endpoints
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.naming import template_hash
 from master.controllers.revisions import CHANGE_CAUSE
-from master.model import DEFAULT_NAMESPACE, KINDS, Deployment, Event, StoredObject
+from master.model import DEFAULT_NAMESPACE, INGRESS_CLASS, KINDS, Deployment, Event, StoredObject
 from master.state import ClusterState
 
 Obj = dict[str, Any]
 
 NAMESPACES = (DEFAULT_NAMESPACE,)
+
+
+_GROUP_VERSIONS = {
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "Ingress": "networking.k8s.io/v1",
+}
 
 
 def render(obj: StoredObject, now: float, state: ClusterState) -> Obj:
@@ -54,9 +63,7 @@ def render(obj: StoredObject, now: float, state: ClusterState) -> Obj:
             state.get(obj.involved_kind, obj.involved_name) if obj.involved_kind in KINDS else None
         )
         out["involvedObject"]["uid"] = involved.meta.uid if involved is not None else ""
-        out["involvedObject"]["apiVersion"] = (
-            "apps/v1" if obj.involved_kind == "Deployment" else "v1"
-        )
+        out["involvedObject"]["apiVersion"] = _GROUP_VERSIONS.get(obj.involved_kind, "v1")
         if obj.involved_kind == "Node":
             out["involvedObject"]["namespace"] = ""
     return out
@@ -163,6 +170,8 @@ def list_kind(state: ClusterState, kind: str, now: float, created_at: float) -> 
     """Every object of a kind, rendered, sorted by name (events in time order)."""
     if kind == "Namespace":
         return [namespace(n, created_at) for n in NAMESPACES]
+    if kind == "IngressClass":
+        return [render_ingress_class(rfc3339(created_at))]
     if kind == "Endpoints":
         return [render_endpoints(svc, ports) for svc, ports in list_endpoints(state)]
     if kind == "ReplicaSet":
@@ -180,6 +189,8 @@ def list_kind(state: ClusterState, kind: str, now: float, created_at: float) -> 
 def get_one(state: ClusterState, kind: str, name: str, now: float, created_at: float) -> Obj | None:
     if kind == "Namespace":
         return namespace(name, created_at) if name in NAMESPACES else None
+    if kind == "IngressClass":
+        return render_ingress_class(rfc3339(created_at)) if name == INGRESS_CLASS else None
     if kind == "Endpoints":
         found = [render_endpoints(s, p) for s, p in list_endpoints(state) if s.meta.name == name]
         return found[0] if found else None

@@ -40,7 +40,7 @@ _POD = Type(
 
 def _generic(kind: str, group: str, doc: str) -> Type:
     """A kind described by its identity only; its other fields are left open."""
-    prefix = "io.k8s.api.apps.v1." if group == "apps" else "io.k8s.api.core.v1."
+    prefix = f"io.k8s.api.{group.split('.')[0] or 'core'}.v1."
     return Type(
         prefix + kind,
         doc,

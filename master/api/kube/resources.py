@@ -79,12 +79,18 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("statefulsets", "StatefulSet", group="apps", verbs=(*READ, *WRITE),
              short_names=("sts",), singular="statefulset",
              description="Pods with stable names and their own volumes, started in order."),
+    Resource("ingresses", "Ingress", group="networking.k8s.io", verbs=(*READ, *WRITE),
+             short_names=("ing",), singular="ingress",
+             description="HTTP routes by host and path onto services, with TLS."),
+    Resource("ingressclasses", "IngressClass", group="networking.k8s.io", namespaced=False,
+             verbs=("get", "list"), singular="ingressclass",
+             description='The one ingress controller: "pinnace", the default.'),
     Resource("replicasets", "ReplicaSet", group="apps", verbs=READ, short_names=("rs",),
              singular="replicaset",
              description="A Deployment's revisions (one per pod template it has rolled out)."),
 )  # fmt: skip
 
-GROUPS = ("apps",)
+GROUPS = ("apps", "networking.k8s.io")
 
 
 def resource(group: str, name: str) -> Resource | None:

@@ -193,7 +193,7 @@ class Streams:
         """pods/NAME/log: the container's output, read by its agent over the node session."""
         try:
             query = log_query(name, request.query)
-            node, container = locate(self.state, name, query.container, _flag(request, "previous"))
+            node, container = locate(self.state, name, query.container)
         except ValueError as e:
             raise errors.bad_request(str(e)) from None
         except LogRefused as e:
@@ -243,4 +243,5 @@ def log_query(pod: str, query: Mapping[str, str]) -> LogQuery:
         timestamps=query.get("timestamps", "").lower() in ("1", "true"),
         since_seconds=number("sinceSeconds", 0),
         limit_bytes=number("limitBytes", 0),
+        previous=query.get("previous", "").lower() in ("1", "true"),
     )
