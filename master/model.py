@@ -20,6 +20,8 @@ from enum import StrEnum
 from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 from kernel.names import pod_ref as kernel_pod_ref
 from kernel.names import split_pod_ref
+from kernel.podspec import ContainerState as ContainerState
+from kernel.podspec import ContainerStatus as ContainerStatus
 from kernel.podspec import HTTPHeader as HTTPHeader
 from kernel.podspec import Probe as Probe
 from kernel.podspec import ProbeKind as ProbeKind
@@ -44,12 +46,6 @@ class RestartPolicy(StrEnum):
     ALWAYS = "Always"
     ON_FAILURE = "OnFailure"
     NEVER = "Never"
-
-
-class ContainerState(StrEnum):
-    WAITING = "waiting"
-    RUNNING = "running"
-    TERMINATED = "terminated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,26 +333,6 @@ class PodPhase(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     UNKNOWN = "Unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerStatus:
-    """What the agent last reported for one container of a pod."""
-
-    name: str
-    state: ContainerState = ContainerState.WAITING
-    # Why it is in that state: ContainerCreating, ErrImagePull, ImagePullBackOff,
-    # CrashLoopBackOff, Completed, Error, OOMKilled ...
-    reason: str = ""
-    message: str = ""
-    ready: bool = False
-    restart_count: int = 0
-    container_id: str = ""
-    image: str = ""
-    exit_code: int = 0
-    started_at: float = 0.0
-    # imagePullPolicy Always could not pull; the image on the node runs (and why).
-    image_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
