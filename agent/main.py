@@ -282,7 +282,7 @@ async def run_agent(
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
     previous = PreviousLogs()
-    dns = await start_dns(args)
+    dns, dns_trouble = await start_dns(args)
     node_dns = NodeDns(dns.address if dns else "", args.cluster_domain)
     host_resolv = _host_resolv_conf()
 
@@ -350,6 +350,8 @@ async def run_agent(
         execs=ExecRunner(runtime),
     )
     witness.bind(session.probe_master)
+    if dns_trouble:
+        session.notify("ClusterDNSUnavailable", dns_trouble)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -404,20 +406,21 @@ def _host_resolv_conf() -> ResolvConf:
         return ResolvConf()
 
 
-async def start_dns(args: argparse.Namespace) -> DnsServer | None:
-    """This node's DNS server, started; None (pods use the node's resolvers) when it is off
-    or cannot run, which is logged with the reason."""
+async def start_dns(args: argparse.Namespace) -> tuple[DnsServer | None, str]:
+    """This node's DNS server, started; None (pods use the node's resolvers) when it is off,
+    or when it cannot run: then also why, which is logged and becomes a node event."""
     if args.cluster_dns == "none":
-        return None
+        return None, ""
     address = derived_address(args.name) if args.cluster_dns == "auto" else args.cluster_dns
     server = DnsServer(args.name, address, args.cluster_domain, Path(args.dns_dir))
     try:
         await server.start()
     except (DnsStartError, OSError) as exc:
-        log.warning("no cluster DNS on this node (pods use the node's resolvers): %s", exc)
+        why = f"no cluster DNS on this node, its pods use the node's resolvers: {exc}"
+        log.warning("%s", why)
         await server.stop()
-        return None
-    return server
+        return None, why
+    return server, ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

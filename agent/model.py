@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
+from kernel.podspec import ContainerStatus as ContainerStatus
 from kernel.podspec import HTTPHeader as HTTPHeader
 from kernel.podspec import Probe as Probe
 from kernel.podspec import VolumeMount as VolumeMount
@@ -132,7 +134,7 @@ class PodAssignment:
     name: str
     epoch: int
     spec: PodSpec
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""
     stop: bool = False
     # The pod's namespace ("": default), for its DNS search domains.
@@ -178,23 +180,6 @@ def spec_hash(spec: ContainerSpec) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ContainerStatus:
-    name: str
-    # waiting | running | terminated
-    state: str = "waiting"
-    reason: str = ""
-    message: str = ""
-    ready: bool = False
-    restart_count: int = 0
-    container_id: str = ""
-    image: str = ""
-    exit_code: int = 0
-    started_at: float = 0.0
-    # Why the running image is not a freshly pulled one (imagePullPolicy Always, no registry).
-    image_note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class PodStatusReport:
     """What the agent tells the master about one pod (PodStatusReport on the wire).
 
@@ -206,7 +191,7 @@ class PodStatusReport:
     reason: str = ""
     message: str = ""
     host_ip: str = ""
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     containers: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -219,7 +204,7 @@ class NodeInfo:
     address: str
     capacity: Resources
     allocatable: Resources
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     agent_version: str = ""
     os: str = ""
     kernel: str = ""

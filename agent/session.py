@@ -175,6 +175,11 @@ class Session:
         self._heard = asyncio.Event()
         self._probe_sent = float("-inf")
 
+    def notify(self, reason: str, message: str) -> None:
+        """Tell the master something users should see as an event of this node (sent once
+        a session is up)."""
+        self._notices.append(SendNotice(reason, message))
+
     @property
     def connected(self) -> bool:
         return self._worker.state.lease.registered

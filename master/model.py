@@ -13,12 +13,15 @@ CPU in millicores, memory in bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 from kernel.names import pod_ref as kernel_pod_ref
 from kernel.names import split_pod_ref
+from kernel.podspec import ContainerState as ContainerState
+from kernel.podspec import ContainerStatus as ContainerStatus
 from kernel.podspec import HTTPHeader as HTTPHeader
 from kernel.podspec import Probe as Probe
 from kernel.podspec import ProbeKind as ProbeKind
@@ -45,20 +48,14 @@ class RestartPolicy(StrEnum):
     NEVER = "Never"
 
 
-class ContainerState(StrEnum):
-    WAITING = "waiting"
-    RUNNING = "running"
-    TERMINATED = "terminated"
-
-
 @dataclass(frozen=True, slots=True)
 class ObjectMeta:
     """Identity and bookkeeping common to every kind (Kubernetes' metadata)."""
 
     name: str
     uid: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
     resource_version: int = 0
     generation: int = 1
     created_at: float = 0.0
@@ -260,7 +257,7 @@ class PodSpec:
 
 @dataclass(frozen=True, slots=True)
 class PodTemplate:
-    labels: dict[str, str]
+    labels: Mapping[str, str]
     spec: PodSpec
 
 
@@ -298,7 +295,7 @@ class DeploymentRevision:
 class Deployment:
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     strategy: DeploymentStrategy = DeploymentStrategy.ROLLING_UPDATE
     rolling_update: RollingUpdate = RollingUpdate()
@@ -334,7 +331,7 @@ class ServicePort:
 @dataclass(frozen=True, slots=True)
 class Service:
     meta: ObjectMeta
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     ports: tuple[ServicePort, ...]
     type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
@@ -364,33 +361,13 @@ class PodPhase(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ContainerStatus:
-    """What the agent last reported for one container of a pod."""
-
-    name: str
-    state: ContainerState = ContainerState.WAITING
-    # Why it is in that state: ContainerCreating, ErrImagePull, ImagePullBackOff,
-    # CrashLoopBackOff, Completed, Error, OOMKilled ...
-    reason: str = ""
-    message: str = ""
-    ready: bool = False
-    restart_count: int = 0
-    container_id: str = ""
-    image: str = ""
-    exit_code: int = 0
-    started_at: float = 0.0
-    # imagePullPolicy Always could not pull; the image on the node runs (and why).
-    image_note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class PodStatus:
     phase: PodPhase = PodPhase.PENDING
     reason: str = ""
     message: str = ""
     host_ip: str = ""
     # host port for each declared container port, "containerPort/protocol" -> host port
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     container_statuses: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -501,8 +478,8 @@ class ConfigMap:
     in `binary_data`."""
 
     meta: ObjectMeta
-    data: dict[str, str] = field(default_factory=dict)
-    binary_data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
+    binary_data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
 
     kind = "ConfigMap"
@@ -519,7 +496,7 @@ class Secret:
 
     meta: ObjectMeta
     type: str = "Opaque"
-    data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
     sealed: str = ""
 
@@ -580,7 +557,7 @@ class ClaimTemplate:
     access_modes: tuple[str, ...]
     storage_bytes: int
     storage_class: str = "local"
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,7 +580,7 @@ class StatefulSet:
 
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     service_name: str = ""
     # OrderedReady | Parallel
@@ -815,6 +792,6 @@ def pod_ref(pod: Pod) -> str:
     return ref(pod.meta.namespace, pod.meta.name)
 
 
-def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Equality-based label selection; an empty selector matches nothing, as for Services."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())

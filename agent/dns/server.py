@@ -139,10 +139,16 @@ class DnsServer:
 
     async def start(self) -> None:
         """Prepares and starts dnsmasq; raises DnsStartError with the reason."""
-        for folder in (self._dir, self._hosts_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-            # dnsmasq reads the names after dropping to an unprivileged user.
-            folder.chmod(0o755)
+        try:
+            for folder in (self._dir, self._hosts_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+                # dnsmasq reads the names after dropping to an unprivileged user.
+                folder.chmod(0o755)
+        except OSError as exc:
+            raise DnsStartError(
+                f"cannot use {self._dir} ({exc.strerror}); give --dns-dir a directory the "
+                "agent may write and every user may read"
+            ) from None
         await self._own_address()
         write_atomic(self._conf, render_config(self._config).encode(), 0o644)
         names = self._hosts_dir / "cluster"

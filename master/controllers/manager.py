@@ -52,6 +52,7 @@ from master.controllers.namespaces import (
 )
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
+from master.controllers.pacing import rest_after_pass
 from master.controllers.statefulset import (
     CreateClaim,
     DeleteClaim,
@@ -222,10 +223,14 @@ class ControllerManager:
                     (s.meta.namespace, s.meta.name) for s in self._state.objects("StatefulSet")
                 )
                 self._schedule_needed = True
+            started = self._clock.monotonic()
             try:
                 self.tick()
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
+            rest = rest_after_pass(self._clock.monotonic() - started)
+            if rest > 0:
+                await self._clock.sleep(rest)
 
     def queue_depths(self) -> dict[str, int]:
         """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""

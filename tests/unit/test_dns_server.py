@@ -131,3 +131,11 @@ def test_a_dnsmasq_that_cannot_start_is_one_sentence_with_its_reason(
             await _server(tmp_path, "/nonexistent/dnsmasq").start()
 
     _run(scenario)
+
+
+def test_an_unusable_directory_is_one_sentence_naming_the_flag(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory")
+    server = DnsServer("n1", "127.0.0.1", "cluster.local", tmp_path / "taken")
+
+    with pytest.raises(DnsStartError, match="give --dns-dir a directory"):
+        asyncio.run(server.start())
