@@ -56,7 +56,7 @@ class Streams:
         ]  # fmt: skip
 
     async def _watch(self, request: web.Request, r: Resource) -> web.StreamResponse:
-        if r.kind in ("Endpoints", "ReplicaSet", "Namespace"):
+        if r.kind in ("Endpoints", "EndpointSlice", "ReplicaSet", "Namespace"):
             return await self._watch_static(request, r)
         rv_text = request.query.get("resourceVersion", "")
         since: int | None = None
