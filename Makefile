@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROTO_SRC := $(wildcard protos/*.proto)
 
-.PHONY: deps venv protos lint typecheck unit test images image demo demo-down demo-local demo-local-down bench clean
+.PHONY: deps venv protos lint typecheck unit test images image demo demo-down demo-local demo-local-down demo-ha bench clean
 
 # Debian's python3 needs python3-venv (`make deps`); when $(PY) still cannot make a venv
 # (another python3 first on PATH), Debian's own python3 does.
@@ -52,6 +52,11 @@ demo-local: deps venv images
 
 demo-local-down:
 	bash compose/demo-local.sh down
+
+# Several masters: three etcd members, three masters (TLS, one cluster secret) and three agents
+# as processes; the leader is killed under requests and writes, and the timeline printed.
+demo-ha: deps venv images
+	PYTHONPATH=. $(BIN)/python compose/demo_ha.py
 
 # pinnace's own image (master and agents) from compose/Dockerfile, for the compose demo.
 image: venv

@@ -26,13 +26,13 @@ from agent.runtime.port import (
     LABEL_EPOCH,
     LABEL_GRACE,
     LABEL_NODE,
-    LABEL_POD,
     LABEL_POD_LABEL_PREFIX,
     LABEL_RESTART_COUNT,
     LABEL_SPEC_HASH,
     ContainerConfig,
     PortBinding,
     container_name,
+    pod_labels,
 )
 from agent.volume_files import DEFAULT_ROOT
 
@@ -49,7 +49,7 @@ def container_config(
     labels = {f"{LABEL_POD_LABEL_PREFIX}{k}": v for k, v in assignment.labels.items()}
     labels |= {
         LABEL_NODE: node,
-        LABEL_POD: assignment.name,
+        **pod_labels(assignment.name),
         LABEL_CONTAINER: spec.name,
         LABEL_EPOCH: str(assignment.epoch),
         LABEL_SPEC_HASH: spec_hash(spec),

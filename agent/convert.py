@@ -28,6 +28,7 @@ from agent.model import (
 )
 from agent.runtime.port import LogOptions
 from agent.usage import UsageSample
+from kernel.names import DEFAULT_NAMESPACE, pod_ref, split_pod_ref
 from protos import node_pb2 as pb
 
 
@@ -110,7 +111,7 @@ def pod_dns_from_proto(msg: pb.PodDNS) -> PodDNS:
 
 def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
     return PodAssignment(
-        name=msg.name,
+        name=pod_ref(msg.namespace, msg.name),
         epoch=msg.epoch,
         spec=PodSpec(
             containers=tuple(container_from_proto(c) for c in msg.spec.containers),
@@ -158,8 +159,10 @@ class AssignmentChunks:
 
 
 def status_to_proto(r: PodStatusReport) -> pb.PodStatusReport:
+    namespace, name = split_pod_ref(r.pod_name)
     return pb.PodStatusReport(
-        pod_name=r.pod_name,
+        pod_name=name,
+        namespace="" if namespace == DEFAULT_NAMESPACE else namespace,
         epoch=r.epoch,
         phase=r.phase,
         reason=r.reason,
@@ -206,7 +209,7 @@ def node_info_to_proto(n: NodeInfo) -> pb.NodeInfo:
 def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
     return LogOrder(
         request_id=msg.request_id,
-        pod=msg.pod_name,
+        pod=pod_ref(msg.namespace, msg.pod_name),
         container=msg.container,
         options=LogOptions(
             follow=msg.follow,
@@ -215,6 +218,7 @@ def log_order_from_proto(msg: pb.LogRequest) -> LogOrder:
             since_seconds=int(msg.since_seconds),
         ),
         limit_bytes=int(msg.limit_bytes),
+        previous=msg.previous,
     )
 
 

@@ -7,6 +7,14 @@ sends it back in chunks tagged with the request's id, then an end marker (with
 an error sentence when it could not be read). A `LogCancel` (the client went
 away) stops a follow. Each request is its own task, so a slow or endless log
 never holds up heartbeats or pod work; at most MAX_STREAMS run at once.
+
+`--previous` reads what PreviousLogs kept: when the worker restarts a crashed
+container, the engine removes the dead one, so just before that the tail of its
+log (at most PREVIOUS_MAX_BYTES) is copied into memory, replacing the one kept at
+the restart before. The tradeoff: up to PREVIOUS_MAX_CONTAINERS such tails in the
+agent's memory (a few MiB at most), the cost of reading the tail at each restart
+(a crash loop is slowed by its back-off anyway), and nothing survives an agent
+restart; timestamps and sinceSeconds are not offered for a previous log.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +31,10 @@ from agent.runtime.port import ContainerInfo, LogOptions, Runtime, RuntimeFailur
 log = logging.getLogger(__name__)
 
 MAX_STREAMS = 32
+PREVIOUS_MAX_BYTES = 256 * 1024
+PREVIOUS_MAX_CONTAINERS = 64
+# Read at most this many lines of a dead container's log (then cut to the bytes above).
+PREVIOUS_TAIL_LINES = 5000
 # The largest piece sent in one message; the engine's own chunks are usually lines.
 MAX_CHUNK = 64 * 1024
 
@@ -36,6 +49,7 @@ class LogOrder:
     container: str
     options: LogOptions
     limit_bytes: int = 0
+    previous: bool = False
 
 
 def pick_container(containers: list[ContainerInfo], pod: str, name: str) -> ContainerInfo | str:
@@ -53,9 +67,79 @@ def pick_container(containers: list[ContainerInfo], pod: str, name: str) -> Cont
     return max(mine, key=lambda c: (c.restart_count, c.started_at))
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """The log tail of a container's last terminated run."""
+
+    epoch: int
+    restart_count: int
+    data: bytes
+
+
+def last_lines(data: bytes, tail_lines: int) -> bytes:
+    """The last `tail_lines` lines (-1: all)."""
+    if tail_lines < 0:
+        return data
+    if tail_lines == 0:
+        return b""
+    lines = data.splitlines(keepends=True)
+    return b"".join(lines[-tail_lines:])
+
+
+def keep_tail(data: bytes, limit: int = PREVIOUS_MAX_BYTES) -> bytes:
+    """At most `limit` bytes from the end, starting at a line when one starts in them."""
+    if len(data) <= limit:
+        return data
+    cut = data[-limit:]
+    newline = cut.find(b"\n")
+    return cut[newline + 1 :] if 0 <= newline < len(cut) - 1 else cut
+
+
+class PreviousLogs:
+    """Per (pod, container): the log tail of its last terminated run, for `--previous`."""
+
+    def __init__(self, max_containers: int = PREVIOUS_MAX_CONTAINERS) -> None:
+        self._kept: OrderedDict[tuple[str, str], Kept] = OrderedDict()
+        self._max = max_containers
+
+    def keep(self, pod: str, container: str, kept: Kept) -> None:
+        self._kept[(pod, container)] = kept
+        self._kept.move_to_end((pod, container))
+        while len(self._kept) > self._max:
+            self._kept.popitem(last=False)
+
+    def find(self, current: ContainerInfo) -> Kept | None:
+        """The previous run of `current`: same pod incarnation (epoch), an earlier run."""
+        kept = self._kept.get((current.pod, current.container))
+        if kept is None or kept.epoch != current.epoch:
+            return None
+        if kept.restart_count >= current.restart_count:
+            return None
+        return kept
+
+    async def capture(self, runtime: Runtime, container_id: str) -> None:
+        """Copy a dead container's log tail before the engine removes it; best effort."""
+        try:
+            info = await runtime.inspect(container_id)
+            if info is None:
+                return
+            chunks = [
+                chunk
+                async for chunk in runtime.logs(
+                    container_id, LogOptions(tail_lines=PREVIOUS_TAIL_LINES)
+                )
+            ]
+        except Exception as e:  # a restart must never fail for want of an old log
+            log.debug("could not keep the log of %s: %s", container_id[:12], e)
+            return
+        data = keep_tail(b"".join(chunks))
+        self.keep(info.pod, info.container, Kept(info.epoch, info.restart_count, data))
+
+
 class LogStreamer:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, previous: PreviousLogs | None = None) -> None:
         self._runtime = runtime
+        self._previous = previous
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def start(self, order: LogOrder, send: Send) -> None:
@@ -85,6 +169,20 @@ class LogStreamer:
             )
             if isinstance(found, str):
                 error = found
+                return
+            if order.previous:
+                kept = self._previous.find(found) if self._previous is not None else None
+                if kept is None:
+                    error = (
+                        f'previous terminated container "{found.container}" in pod '
+                        f'"{order.pod}" not found'
+                    )
+                    return
+                data = last_lines(kept.data, order.options.tail_lines)
+                if order.limit_bytes:
+                    data = data[: order.limit_bytes]
+                for start in range(0, len(data), MAX_CHUNK):
+                    send(order.request_id, data[start : start + MAX_CHUNK], False, "")
                 return
             async for chunk in self._runtime.logs(found.id, order.options):
                 for start in range(0, len(chunk), MAX_CHUNK):

@@ -16,6 +16,7 @@ import logging
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -41,9 +42,10 @@ from agent.dns.server import DnsServer, DnsStartError
 from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
 from agent.join import JoinError, prepare
-from agent.logs import LogStreamer
+from agent.logs import LogStreamer, PreviousLogs
 from agent.metrics import MetricsListenError, counted, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
+from agent.nodeproxy.proxy import NodeProxy
 from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
 from agent.poddns import NodeDns, ResolvConf, parse_resolv_conf, pod_resolv_conf
@@ -56,7 +58,7 @@ from agent.volume_files import DEFAULT_ROOT, VolumeFiles
 from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
-from kernel.clock import SystemClock
+from kernel.clock import Clock, SystemClock
 from kernel.listen import parse_listen
 from kernel.names import is_node_name
 from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
@@ -155,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="plaintext, no certificates: only to a master on loopback started with --insecure",
     )
+    p.add_argument(
+        "--no-node-proxy",
+        action="store_true",
+        help="do not answer Services' cluster IPs on this node (by default the agent runs "
+        "an HAProxy listening on each cluster IP:port and routes the service range to lo)",
+    )
+    p.add_argument(
+        "--stop-node-proxy-on-exit",
+        action="store_true",
+        help="stop the node proxy when the agent stops (by default it keeps serving and the "
+        "next agent adopts it)",
+    )
+    p.add_argument("--haproxy", default="haproxy", help="the haproxy binary (node proxy)")
     p.add_argument(
         "--cluster-dns",
         default="auto",
@@ -281,7 +296,8 @@ async def run_agent(
     outbox = StatusOutbox()
     fence = FencePolicy(enabled=not args.no_fence, fence_after=args.fence_after)
     check = counted(lambda target: run_probe(target, metered))
-    dns = await start_dns(args)
+    previous = PreviousLogs()
+    dns, dns_trouble = await start_dns(args)
     node_dns = NodeDns(dns.address if dns else "", args.cluster_domain)
     host_resolv = _host_resolv_conf()
 
@@ -297,6 +313,7 @@ async def run_agent(
         check=check,
         fence=fence,
         files=VolumeFiles(args.volume_dir, args.name),
+        previous=previous,
         claims=claims,
         resolv=resolv,
     )
@@ -340,7 +357,7 @@ async def run_agent(
         clock,
         channel=security.channel,
         witness=WitnessClient(args.name, creds),
-        logs=LogStreamer(runtime),
+        logs=LogStreamer(runtime, previous),
         prefer=security.prefer,
         usage=UsageSampler(runtime, clock, disks=disks),
         claims=claims,
@@ -348,6 +365,8 @@ async def run_agent(
         execs=ExecRunner(runtime),
     )
     witness.bind(session.probe_master)
+    if dns_trouble:
+        session.notify("ClusterDNSUnavailable", dns_trouble)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -363,7 +382,9 @@ async def run_agent(
         resources.allocatable.cpu_millis,
         resources.allocatable.memory_bytes,
     )
+    proxy = _node_proxy(args, state_dir, clock, services)
     tasks = [
+        *([asyncio.create_task(proxy.run(), name="node-proxy")] if proxy else []),
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(security.run(), name="certificate-rotation"),
@@ -386,6 +407,10 @@ async def run_agent(
     for task in done:
         if task is not stopper and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+    if proxy is not None and args.stop_node_proxy_on_exit:
+        stopped = await proxy.stop()
+        if stopped is not None:
+            log.info("node proxy stopped (HAProxy pid %d)", stopped)
     if dns is not None:
         await dns.stop()
     with contextlib.suppress(Exception):
@@ -395,6 +420,25 @@ async def run_agent(
     log.info("agent stopped; its containers keep running and will be adopted on restart")
 
 
+def _node_proxy(
+    args: argparse.Namespace, state_dir: Path, clock: Clock, services: ServiceTables
+) -> NodeProxy | None:
+    """The node proxy (agent/nodeproxy), fed by the master's service table; None when off."""
+    if args.no_node_proxy:
+        log.info("node proxy off (--no-node-proxy): Services' cluster IPs are not served here")
+        return None
+    if shutil.which(args.haproxy) is None:
+        log.error(
+            "node proxy off: no HAProxy binary %r (install haproxy, pass --haproxy PATH, or "
+            "--no-node-proxy); pods on this node cannot reach Services' cluster IPs",
+            args.haproxy,
+        )
+        return None
+    proxy = NodeProxy(state_dir / "nodeproxy", clock, args.haproxy)
+    services.subscribe(proxy.offer)
+    return proxy
+
+
 def _host_resolv_conf() -> ResolvConf:
     try:
         return parse_resolv_conf(Path("/etc/resolv.conf").read_text())
@@ -402,20 +446,21 @@ def _host_resolv_conf() -> ResolvConf:
         return ResolvConf()
 
 
-async def start_dns(args: argparse.Namespace) -> DnsServer | None:
-    """This node's DNS server, started; None (pods use the node's resolvers) when it is off
-    or cannot run, which is logged with the reason."""
+async def start_dns(args: argparse.Namespace) -> tuple[DnsServer | None, str]:
+    """This node's DNS server, started; None (pods use the node's resolvers) when it is off,
+    or when it cannot run: then also why, which is logged and becomes a node event."""
     if args.cluster_dns == "none":
-        return None
+        return None, ""
     address = derived_address(args.name) if args.cluster_dns == "auto" else args.cluster_dns
     server = DnsServer(args.name, address, args.cluster_domain, Path(args.dns_dir))
     try:
         await server.start()
     except (DnsStartError, OSError) as exc:
-        log.warning("no cluster DNS on this node (pods use the node's resolvers): %s", exc)
+        why = f"no cluster DNS on this node, its pods use the node's resolvers: {exc}"
+        log.warning("%s", why)
         await server.stop()
-        return None
-    return server
+        return None, why
+    return server, ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

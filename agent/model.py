@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+
+from kernel.podspec import ContainerStatus as ContainerStatus
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import VolumeMount as VolumeMount
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,39 +46,6 @@ class ContainerPort:
     def key(self) -> str:
         """The port_map key, "80/TCP"."""
         return f"{self.container_port}/{self.protocol.upper()}"
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check (the wire's Probe), with Kubernetes' defaults filled in."""
-
-    # httpGet | tcpSocket | exec
-    kind: str
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    name: str
-    mount_path: str
-    sub_path: str = ""
-    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +126,15 @@ class PodSpec:
 
 @dataclass(frozen=True, slots=True)
 class PodAssignment:
-    """One pod the master wants on this node (or wants stopped, when `stop`)."""
+    """One pod the master wants on this node (or wants stopped, when `stop`).
+
+    `name` is the pod's `kernel.names.pod_ref`: its name in "default", "<ns>/<name>" in
+    any other namespace, so pods of two namespaces never meet in the agent's tables."""
 
     name: str
     epoch: int
     spec: PodSpec
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""
     stop: bool = False
     # The pod's namespace ("": default), for its DNS search domains.
@@ -204,25 +180,10 @@ def spec_hash(spec: ContainerSpec) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ContainerStatus:
-    name: str
-    # waiting | running | terminated
-    state: str = "waiting"
-    reason: str = ""
-    message: str = ""
-    ready: bool = False
-    restart_count: int = 0
-    container_id: str = ""
-    image: str = ""
-    exit_code: int = 0
-    started_at: float = 0.0
-    # Why the running image is not a freshly pulled one (imagePullPolicy Always, no registry).
-    image_note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class PodStatusReport:
-    """What the agent tells the master about one pod (PodStatusReport on the wire)."""
+    """What the agent tells the master about one pod (PodStatusReport on the wire).
+
+    `pod_name` is the pod's `kernel.names.pod_ref` (split again on the wire)."""
 
     pod_name: str
     epoch: int
@@ -230,7 +191,7 @@ class PodStatusReport:
     reason: str = ""
     message: str = ""
     host_ip: str = ""
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     containers: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -243,7 +204,7 @@ class NodeInfo:
     address: str
     capacity: Resources
     allocatable: Resources
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
     agent_version: str = ""
     os: str = ""
     kernel: str = ""

@@ -14,12 +14,13 @@ node can enforce it (agent/claim_disks.py), removed only on the master's order.
 from __future__ import annotations
 
 from agent.model import ContainerSpec, PodAssignment, Volume
-from agent.runtime.port import LABEL_CLAIM, LABEL_NODE, LABEL_POD, LABEL_VOLUME_KIND, Mount
+from agent.runtime.port import LABEL_CLAIM, LABEL_NODE, LABEL_VOLUME_KIND, Mount, pod_labels
 from agent.volume_files import DEFAULT_ROOT, FILE_SOURCES, volume_dir
+from kernel.names import flat_pod_ref
 
 
 def empty_dir_name(node: str, pod: str, volume: str) -> str:
-    return f"pinnace-{node}-{pod}-{volume}"
+    return f"pinnace-{node}-{flat_pod_ref(pod)}-{volume}"
 
 
 def _mount(
@@ -49,7 +50,7 @@ def _mount(
             labels=labels,
             size_bytes=vol.claim_bytes,
         )
-    labels = {LABEL_NODE: node, LABEL_POD: pod, LABEL_VOLUME_KIND: "emptyDir"}
+    labels = {LABEL_NODE: node, **pod_labels(pod), LABEL_VOLUME_KIND: "emptyDir"}
     return Mount(
         "volume",
         target,

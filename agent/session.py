@@ -69,6 +69,7 @@ from agent.witness import WitnessClient
 from agent.worker import Worker, wait_event
 from kernel.clock import Clock
 from kernel.limits import AGENT_CHANNEL_OPTIONS
+from kernel.names import pod_ref
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
 
@@ -173,6 +174,11 @@ class Session:
         # Set whenever a message from the master is accepted (probe_master waits on it).
         self._heard = asyncio.Event()
         self._probe_sent = float("-inf")
+
+    def notify(self, reason: str, message: str) -> None:
+        """Tell the master something users should see as an event of this node (sent once
+        a session is up)."""
+        self._notices.append(SendNotice(reason, message))
 
     @property
     def connected(self) -> bool:
@@ -382,7 +388,8 @@ class Session:
                 start = msg.exec_start
                 self._execs.start(
                     ExecOrder(
-                        start.request_id, start.pod_name, start.container, tuple(start.command),
+                        start.request_id, pod_ref(start.namespace, start.pod_name),
+                        start.container, tuple(start.command),
                         start.stdin, start.tty, start.width, start.height,
                     ),
                     send_exec,

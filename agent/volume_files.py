@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.model import PodAssignment
+from kernel.names import flat_pod_ref
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "/dev/shm/pinnace"
-FILE_SOURCES = ("configMap", "secret")
+FILE_SOURCES = ("configMap", "secret", "projected", "downwardAPI")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ def plan_files(assignments: Iterable[PodAssignment]) -> list[WantedFile]:
 
 
 def volume_dir(root: str, node: str, pod: str, volume: str) -> str:
-    return os.path.join(root, node, pod, volume)
+    return os.path.join(root, node, flat_pod_ref(pod), volume)
 
 
 class VolumeFiles:
@@ -67,7 +68,7 @@ class VolumeFiles:
         base = self._root / self._node
         wanted = plan_files(assigned)
         keep: dict[Path, set[Path]] = {
-            base / a.name / v.name: set()
+            base / flat_pod_ref(a.name) / v.name: set()
             for a in assigned
             if not a.stop
             for v in a.spec.volumes
@@ -82,8 +83,8 @@ class VolumeFiles:
                 directory.mkdir(parents=True, exist_ok=True)
                 os.chmod(directory, 0o755)
             for f in wanted:
-                target = base / f.pod / f.volume / f.path
-                keep[base / f.pod / f.volume].add(target)
+                target = base / flat_pod_ref(f.pod) / f.volume / f.path
+                keep[base / flat_pod_ref(f.pod) / f.volume].add(target)
                 self._write(target, f.content, f.mode)
             self._prune(base, keep)
         except OSError as e:

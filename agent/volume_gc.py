@@ -17,12 +17,12 @@ import logging
 from collections.abc import Iterable, Mapping
 
 from agent.runtime.port import (
-    LABEL_POD,
     LABEL_VOLUME_KIND,
     ContainerInfo,
     Runtime,
     RuntimeFailure,
     VolumeInfo,
+    pod_of,
 )
 from kernel.clock import Clock
 
@@ -40,13 +40,13 @@ def collectable(
     grace: float = GRACE_SECONDS,
 ) -> tuple[list[str], dict[str, float]]:
     """(volumes to remove now, when each remaining orphan was first seen without a pod)."""
-    pods = {c.labels.get(LABEL_POD, "") for c in containers}
+    pods = {pod_of(c.labels) for c in containers}
     remove: list[str] = []
     still: dict[str, float] = {}
     for vol in volumes:
         if vol.labels.get(LABEL_VOLUME_KIND) != "emptyDir":
             continue
-        if vol.labels.get(LABEL_POD, "") in pods:
+        if pod_of(vol.labels) in pods:
             continue
         since = orphaned_since.get(vol.name, now)
         if now - since >= grace:

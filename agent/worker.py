@@ -26,6 +26,7 @@ from typing import Literal
 from agent.claim_volumes import ClaimOrders
 from agent.containers import container_config
 from agent.fencing import FencePolicy
+from agent.logs import PreviousLogs
 from agent.model import Assignments, ContainerSpec, PodAssignment, PodStatusReport
 from agent.poddns import ResolvConf
 from agent.prober import run_probe
@@ -99,10 +100,13 @@ class Worker:
         fence: FencePolicy | None = None,
         validate: bool = False,
         files: VolumeFiles | None = None,
+        previous: PreviousLogs | None = None,
         claims: ClaimOrders | None = None,
         resolv: Callable[[PodAssignment], ResolvConf] | None = None,
     ) -> None:
         self._runtime = runtime
+        # The log of each restarted container's last run, for `logs --previous`.
+        self._previous = previous
         # The claim sizes the assignment set asks for (agent/claim_volumes.py grows them).
         self._claims = claims
         # A pod's resolv.conf (agent/poddns.py); without one, the engine's default.
@@ -280,6 +284,8 @@ class Worker:
                 case StartContainer():
                     await self._start(action.assignment, action.spec, action.restart_count)
                 case RestartContainer():
+                    if self._previous is not None:
+                        await self._previous.capture(self._runtime, action.container_id)
                     await self._start(
                         action.assignment, action.spec, action.restart_count, action.container_id
                     )

@@ -25,3 +25,30 @@ JOIN_TOKEN = re.compile(r"pinnace1\.([a-z0-9]{8})\.([a-z0-9]{24})\.([A-Za-z0-9_-
 def is_node_name(name: str) -> bool:
     """Whether `name` is a valid node name (a DNS-1123 subdomain)."""
     return len(name) <= NODE_NAME_MAX and _NODE_NAME.match(name) is not None
+
+
+# -- pods of several namespaces --------------------------------------------------------
+
+DEFAULT_NAMESPACE = "default"
+
+
+def pod_ref(namespace: str, name: str) -> str:
+    """One string for a pod of any namespace, where pods of all namespaces meet (the
+    agent's pod table, load-balancer endpoints): the bare name in "default" (so what was
+    named before namespaces keeps its name), "<namespace>/<name>" elsewhere. Names and
+    namespaces are DNS names, never holding "/", so the form splits back unambiguously."""
+    if not namespace or namespace == DEFAULT_NAMESPACE:
+        return name
+    return f"{namespace}/{name}"
+
+
+def split_pod_ref(ref: str) -> tuple[str, str]:
+    """(namespace, name) of a `pod_ref`."""
+    namespace, _, name = ref.rpartition("/")
+    return namespace or DEFAULT_NAMESPACE, name
+
+
+def flat_pod_ref(ref: str) -> str:
+    """A `pod_ref` where "/" cannot go (Docker container and volume names, one directory
+    level): "<namespace>_<name>"; "_" is in no DNS name, so two pods never share it."""
+    return ref.replace("/", "_")

@@ -13,10 +13,19 @@ CPU in millicores, memory in bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-DEFAULT_NAMESPACE = "default"
+from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
+from kernel.names import pod_ref as kernel_pod_ref
+from kernel.names import split_pod_ref
+from kernel.podspec import ContainerState as ContainerState
+from kernel.podspec import ContainerStatus as ContainerStatus
+from kernel.podspec import HTTPHeader as HTTPHeader
+from kernel.podspec import Probe as Probe
+from kernel.podspec import ProbeKind as ProbeKind
+from kernel.podspec import VolumeMount as VolumeMount
 
 
 # The closed sets of values fields take. StrEnum members are strings (they compare,
@@ -39,26 +48,14 @@ class RestartPolicy(StrEnum):
     NEVER = "Never"
 
 
-class ProbeKind(StrEnum):
-    HTTP_GET = "httpGet"
-    TCP_SOCKET = "tcpSocket"
-    EXEC = "exec"
-
-
-class ContainerState(StrEnum):
-    WAITING = "waiting"
-    RUNNING = "running"
-    TERMINATED = "terminated"
-
-
 @dataclass(frozen=True, slots=True)
 class ObjectMeta:
     """Identity and bookkeeping common to every kind (Kubernetes' metadata)."""
 
     name: str
     uid: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
     resource_version: int = 0
     generation: int = 1
     created_at: float = 0.0
@@ -129,52 +126,34 @@ class EnvFromSource:
 
 
 @dataclass(frozen=True, slots=True)
-class HTTPHeader:
-    name: str
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """A readiness or liveness check the agent runs against a container (Kubernetes' Probe).
-
-    Exactly one handler, named by `kind`; the timing fields carry Kubernetes' defaults.
-    """
-
-    kind: ProbeKind
-    # httpGet and tcpSocket: a port number as text, or the name of a container port.
-    port: str = ""
-    # httpGet only; scheme is always HTTP (HTTPS is refused at parse time).
-    path: str = "/"
-    scheme: str = "HTTP"
-    http_headers: tuple[HTTPHeader, ...] = ()
-    # exec only: run in the container; exit status 0 passes.
-    command: tuple[str, ...] = ()
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
-    """Where a container sees one of its pod's volumes (Kubernetes' volumeMounts[])."""
-
-    name: str
-    mount_path: str
-    # A path inside the volume to mount instead of its root.
-    sub_path: str = ""
-    read_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class KeyToPath:
     """One key of a ConfigMap or Secret volume as a file (`items[]`); mode 0: the default."""
 
     key: str
     path: str
     mode: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DownwardFile:
+    """One file of a downwardAPI volume or projection: a field of the pod (fieldRef, e.g.
+    metadata.labels) or a container's resource (resourceFieldRef), as the env has them."""
+
+    path: str
+    ref: EnvVarSource
+    mode: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectedSource:
+    """One source of a projected volume: a ConfigMap's or Secret's keys, or downward files."""
+
+    # configMap | secret | downwardAPI
+    source: str
+    object_name: str = ""
+    items: tuple[KeyToPath, ...] = ()
+    optional: bool = False
+    fields: tuple[DownwardFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +164,9 @@ class Volume:
     tmpfs with `medium` Memory), hostPath (a directory or file of the node),
     persistentVolumeClaim (the node-local Docker volume bound to the claim; the
     master fills `volume_name` when it binds the pod, so an agent needs no lookup),
-    or configMap / secret (files the master sends with the assignment and the agent
-    keeps on a tmpfs, rewritten when the object changes).
+    or configMap / secret / projected / downwardAPI (files the master sends with the
+    assignment and the agent keeps on a tmpfs, rewritten when their objects change;
+    a downwardAPI volume is a projection of one downwardAPI source).
     """
 
     name: str
@@ -203,6 +183,8 @@ class Volume:
     items: tuple[KeyToPath, ...] = ()
     default_mode: int = 0o644
     optional: bool = False
+    # projected / downwardAPI: the sources, in order (a later file of the same path wins).
+    sources: tuple[ProjectedSource, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +257,7 @@ class PodSpec:
 
 @dataclass(frozen=True, slots=True)
 class PodTemplate:
-    labels: dict[str, str]
+    labels: Mapping[str, str]
     spec: PodSpec
 
 
@@ -313,7 +295,7 @@ class DeploymentRevision:
 class Deployment:
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     strategy: DeploymentStrategy = DeploymentStrategy.ROLLING_UPDATE
     rolling_update: RollingUpdate = RollingUpdate()
@@ -349,7 +331,7 @@ class ServicePort:
 @dataclass(frozen=True, slots=True)
 class Service:
     meta: ObjectMeta
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     ports: tuple[ServicePort, ...]
     type: ServiceType = ServiceType.CLUSTER_IP
     ingress_ip: str = ""
@@ -379,33 +361,13 @@ class PodPhase(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ContainerStatus:
-    """What the agent last reported for one container of a pod."""
-
-    name: str
-    state: ContainerState = ContainerState.WAITING
-    # Why it is in that state: ContainerCreating, ErrImagePull, ImagePullBackOff,
-    # CrashLoopBackOff, Completed, Error, OOMKilled ...
-    reason: str = ""
-    message: str = ""
-    ready: bool = False
-    restart_count: int = 0
-    container_id: str = ""
-    image: str = ""
-    exit_code: int = 0
-    started_at: float = 0.0
-    # imagePullPolicy Always could not pull; the image on the node runs (and why).
-    image_note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class PodStatus:
     phase: PodPhase = PodPhase.PENDING
     reason: str = ""
     message: str = ""
     host_ip: str = ""
     # host port for each declared container port, "containerPort/protocol" -> host port
-    port_map: dict[str, int] = field(default_factory=dict)
+    port_map: Mapping[str, int] = field(default_factory=dict)
     container_statuses: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
@@ -424,9 +386,19 @@ class Pod:
     # Set when the pod is to be stopped (scale down, rollout, delete); the agent
     # stops it and reports, then the master removes it.
     deletion_requested_at: float = 0.0
+    # A delete's gracePeriodSeconds: how long the agent waits between SIGTERM and SIGKILL
+    # when it stops the pod (-1: the pod's terminationGracePeriodSeconds).
+    deletion_grace_seconds: int = -1
     status: PodStatus = PodStatus()
 
     kind = "Pod"
+
+    @property
+    def stop_grace_seconds(self) -> int:
+        """The grace period the agent stops this pod with."""
+        if self.deletion_requested_at and self.deletion_grace_seconds >= 0:
+            return self.deletion_grace_seconds
+        return self.spec.termination_grace_period_seconds
 
     @property
     def owner_key(self) -> str:
@@ -506,8 +478,8 @@ class ConfigMap:
     in `binary_data`."""
 
     meta: ObjectMeta
-    data: dict[str, str] = field(default_factory=dict)
-    binary_data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
+    binary_data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
 
     kind = "ConfigMap"
@@ -524,7 +496,7 @@ class Secret:
 
     meta: ObjectMeta
     type: str = "Opaque"
-    data: dict[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
     immutable: bool = False
     sealed: str = ""
 
@@ -562,6 +534,9 @@ class PersistentVolumeClaim:
     # size of its filesystem (0: the node does not enforce the size).
     used_bytes: int = -1
     capacity_bytes: int = 0
+    # "StatefulSet/<name>" when that set's claims go with it (whenDeleted: Delete, as
+    # Kubernetes' ownerReference); "" when the claim outlives everything.
+    owner: str = ""
 
     kind = "PersistentVolumeClaim"
 
@@ -582,7 +557,7 @@ class ClaimTemplate:
     access_modes: tuple[str, ...]
     storage_bytes: int
     storage_class: str = "local"
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -605,7 +580,7 @@ class StatefulSet:
 
     meta: ObjectMeta
     replicas: int
-    selector: dict[str, str]
+    selector: Mapping[str, str]
     template: PodTemplate
     service_name: str = ""
     # OrderedReady | Parallel
@@ -642,6 +617,7 @@ class PersistentVolume:
     storage_class: str = "local"
     # Bound while its claim exists; Released once the claim is deleted.
     phase: str = "Bound"
+    claim_namespace: str = DEFAULT_NAMESPACE
 
     kind = "PersistentVolume"
 
@@ -714,6 +690,22 @@ class Ingress:
     kind = "Ingress"
 
 
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A namespace (cluster-scoped): names of namespaced objects are unique within one.
+
+    Deleting it marks it Terminating (`deletion_requested_at`); the namespace
+    controller (master/controllers/namespaces.py) then deletes everything in it and
+    removes it once nothing is left. Nothing new may be created in it meanwhile."""
+
+    meta: ObjectMeta
+    # Active | Terminating
+    phase: str = "Active"
+    deletion_requested_at: float = 0.0
+
+    kind = "Namespace"
+
+
 StoredObject = (
     Deployment
     | Service
@@ -727,6 +719,7 @@ StoredObject = (
     | PersistentVolume
     | StatefulSet
     | Ingress
+    | Namespace
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -742,6 +735,7 @@ KINDS: dict[str, type[StoredObject]] = {
     "PersistentVolume": PersistentVolume,
     "StatefulSet": StatefulSet,
     "Ingress": Ingress,
+    "Namespace": Namespace,
 }
 
 
@@ -775,25 +769,22 @@ def split_key(kind: str, key: str) -> tuple[str, str]:
 
 
 def lb_name(svc: Service) -> str:
-    """A Service's name in the load balancer (HAProxy frontends and backends, address pool,
-    conflicts): the bare name in "default" (so backends from before namespaces are adopted
-    as they are), "<namespace>.<name>" elsewhere (Service names and namespaces are DNS
-    labels without dots, so the two never meet)."""
-    ns = svc.meta.namespace
-    return svc.meta.name if ns == DEFAULT_NAMESPACE else f"{ns}.{svc.meta.name}"
+    """A Service's name in the load balancer (address pool, conflicts, LbService): its `ref`,
+    the bare name in "default" (so HAProxy backends from before namespaces are adopted as
+    they are), "<namespace>/<name>" elsewhere (HAProxy's names: master/lb/slots.py)."""
+    return ref(svc.meta.namespace, svc.meta.name)
 
 
 def ref(namespace: str, name: str) -> str:
     """An object's identity where objects of every namespace meet by one string and the
     names from before namespaces must stay as they were (LB endpoints, released pods,
-    drain plans): the bare name in "default", "<namespace>/<name>" elsewhere."""
-    return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
+    drain plans, the agent's pods): kernel.names.pod_ref."""
+    return kernel_pod_ref(namespace, name)
 
 
 def split_ref(text: str) -> tuple[str, str]:
     """(namespace, name) of a `ref`."""
-    namespace, _, name = text.rpartition("/")
-    return namespace or DEFAULT_NAMESPACE, name
+    return split_pod_ref(text)
 
 
 def pod_ref(pod: Pod) -> str:
@@ -801,6 +792,6 @@ def pod_ref(pod: Pod) -> str:
     return ref(pod.meta.namespace, pod.meta.name)
 
 
-def selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Equality-based label selection; an empty selector matches nothing, as for Services."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())

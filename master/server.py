@@ -57,7 +57,16 @@ from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
-from master.model import DEFAULT_SERVICE_CIDR, Ingress, Node, ObjectMeta, Service, ServiceAccount
+from master.model import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICE_CIDR,
+    Ingress,
+    Namespace,
+    Node,
+    ObjectMeta,
+    Service,
+    ServiceAccount,
+)
 from master.pki.bootstrap import listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
@@ -126,11 +135,15 @@ class MasterConfig:
 
 
 async def ensure_defaults(state: ClusterState) -> None:
-    """What every cluster has from its first start: the `default` ServiceAccount; and
-    every Service with a cluster IP of the service range (stored by an older master, or
-    before --service-cidr changed)."""
+    """What every cluster has from its first start: the `default` Namespace and its
+    `default` ServiceAccount (a cluster from before namespaces gets them on its next
+    start; other namespaces get theirs from the namespace controller); and every Service
+    with a cluster IP of the service range (stored by an older master, or before
+    --service-cidr changed)."""
 
     def plan() -> None:
+        if state.get("Namespace", DEFAULT_NAMESPACE) is None:
+            state.put(Namespace(ObjectMeta(name=DEFAULT_NAMESPACE)))
         if state.get("ServiceAccount", "default") is None:
             state.put(ServiceAccount(ObjectMeta(name="default")))
         services = [s for s in state.objects("Service") if isinstance(s, Service)]

@@ -143,6 +143,7 @@ class StreamLogsRequest(_message.Message):
     TAIL_LINES_FIELD_NUMBER: _builtins.int
     PREVIOUS_FIELD_NUMBER: _builtins.int
     TIMESTAMPS_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     pod: _builtins.str
     container: _builtins.str
     """Empty: the pod's first container."""
@@ -151,6 +152,7 @@ class StreamLogsRequest(_message.Message):
     """-1: every line."""
     previous: _builtins.bool
     timestamps: _builtins.bool
+    namespace: _builtins.str
     def __init__(
         self,
         *,
@@ -160,10 +162,11 @@ class StreamLogsRequest(_message.Message):
         tail_lines: _builtins.int = ...,
         previous: _builtins.bool = ...,
         timestamps: _builtins.bool = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "pod", b"pod", "previous", b"previous", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "namespace", b"namespace", "pod", b"pod", "previous", b"previous", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -199,6 +202,7 @@ class ExecOpen(_message.Message):
     TTY_FIELD_NUMBER: _builtins.int
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     pod: _builtins.str
     container: _builtins.str
     """Empty: the pod's first container."""
@@ -206,6 +210,7 @@ class ExecOpen(_message.Message):
     tty: _builtins.bool
     width: _builtins.int
     height: _builtins.int
+    namespace: _builtins.str
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -218,10 +223,11 @@ class ExecOpen(_message.Message):
         tty: _builtins.bool = ...,
         width: _builtins.int = ...,
         height: _builtins.int = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "pod", b"pod", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod", b"pod", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -322,20 +328,24 @@ class ObjectResult(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     ACTION_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     name: _builtins.str
     action: _builtins.str
     """created | configured | unchanged | deleted | scaled"""
+    namespace: _builtins.str
+    """Empty for cluster-scoped kinds."""
     def __init__(
         self,
         *,
         kind: _builtins.str = ...,
         name: _builtins.str = ...,
         action: _builtins.str = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "kind", b"kind", "name", b"name", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -347,8 +357,11 @@ class ApplyManifestsRequest(_message.Message):
 
     FILES_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     dry_run: _builtins.bool
     """Validate only; store nothing."""
+    namespace: _builtins.str
+    """-n: objects without metadata.namespace go there, others must name it. Empty: "default"."""
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___SourceFile]: ...
     def __init__(
@@ -356,10 +369,11 @@ class ApplyManifestsRequest(_message.Message):
         *,
         files: _abc.Iterable[Global___SourceFile] | None = ...,
         dry_run: _builtins.bool = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "files", b"files"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "files", b"files", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,6 +432,8 @@ class GetObjectsRequest(_message.Message):
     LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
     PAGED_FIELD_NUMBER: _builtins.int
     CONTINUE_TOKEN_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Canonical kind: Deployment | Service | Pod | Node | Event"""
     name: _builtins.str
@@ -428,6 +444,9 @@ class GetObjectsRequest(_message.Message):
     """
     continue_token: _builtins.str
     """From a previous reply: where the next page starts. Empty: the first page."""
+    namespace: _builtins.str
+    """Namespaced kinds: this namespace ("" means "default"), or every one (-A)."""
+    all_namespaces: _builtins.bool
     @_builtins.property
     def label_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
@@ -438,10 +457,12 @@ class GetObjectsRequest(_message.Message):
         label_selector: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         paged: _builtins.bool = ...,
         continue_token: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        all_namespaces: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["continue_token", b"continue_token", "kind", b"kind", "label_selector", b"label_selector", "name", b"name", "paged", b"paged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "continue_token", b"continue_token", "kind", b"kind", "label_selector", b"label_selector", "name", b"name", "namespace", b"namespace", "paged", b"paged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -454,20 +475,23 @@ class ObjectJson(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     JSON_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     name: _builtins.str
     json: _builtins.bytes
     """UTF-8 JSON of one Kubernetes-shaped object."""
+    namespace: _builtins.str
     def __init__(
         self,
         *,
         kind: _builtins.str = ...,
         name: _builtins.str = ...,
         json: _builtins.bytes = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["json", b"json", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["json", b"json", "kind", b"kind", "name", b"name", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -504,8 +528,14 @@ class DeleteObjectsRequest(_message.Message):
     FILES_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     name: _builtins.str
+    grace_period_seconds: _builtins.int
+    """Pods: seconds between SIGTERM and SIGKILL for this stop (unset: the pod's own)."""
+    namespace: _builtins.str
+    """-n: the object's namespace (files: the one for objects that name none). "": "default"."""
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___SourceFile]:
         """Either files (delete what they declare) or kind + name."""
@@ -516,12 +546,16 @@ class DeleteObjectsRequest(_message.Message):
         files: _abc.Iterable[Global___SourceFile] | None = ...,
         kind: _builtins.str = ...,
         name: _builtins.str = ...,
+        grace_period_seconds: _builtins.int | None = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds", "grace_period_seconds", b"grace_period_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds", "files", b"files", "grace_period_seconds", b"grace_period_seconds", "kind", b"kind", "name", b"name", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__grace_period_seconds: _TypeAlias = _typing.Literal["grace_period_seconds"]  # noqa: Y015
+    _WhichOneofArgType__grace_period_seconds: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__grace_period_seconds) -> _WhichOneofReturnType__grace_period_seconds | None: ...
 
 Global___DeleteObjectsRequest: _TypeAlias = DeleteObjectsRequest  # noqa: Y015
 
@@ -552,20 +586,23 @@ class ScaleDeploymentRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     REPLICAS_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     replicas: _builtins.int
     kind: _builtins.str
     """Deployment (the default) or StatefulSet."""
+    namespace: _builtins.str
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         replicas: _builtins.int = ...,
         kind: _builtins.str = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "replicas", b"replicas"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "namespace", b"namespace", "replicas", b"replicas"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -597,18 +634,21 @@ class RollbackDeploymentRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     TO_REVISION_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     to_revision: _builtins.int
     """0: the revision before the current one."""
+    namespace: _builtins.str
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         to_revision: _builtins.int = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "to_revision", b"to_revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace", "to_revision", b"to_revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -644,18 +684,25 @@ class WatchObjectsRequest(_message.Message):
 
     KIND_FIELD_NUMBER: _builtins.int
     RESOURCE_VERSION_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     resource_version: _builtins.int
     """Only changes after this resource version (0: send the current objects first)."""
+    namespace: _builtins.str
+    """As GetObjectsRequest's."""
+    all_namespaces: _builtins.bool
     def __init__(
         self,
         *,
         kind: _builtins.str = ...,
         resource_version: _builtins.int = ...,
+        namespace: _builtins.str = ...,
+        all_namespaces: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "resource_version", b"resource_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "kind", b"kind", "namespace", b"namespace", "resource_version", b"resource_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

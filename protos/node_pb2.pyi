@@ -871,6 +871,7 @@ class ExecStart(_message.Message):
     TTY_FIELD_NUMBER: _builtins.int
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     pod_name: _builtins.str
     container: _builtins.str
@@ -880,6 +881,8 @@ class ExecStart(_message.Message):
     width: _builtins.int
     """The terminal's size at the start (0: unknown)."""
     height: _builtins.int
+    namespace: _builtins.str
+    """The pod's namespace; empty means "default"."""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -893,10 +896,11 @@ class ExecStart(_message.Message):
         tty: _builtins.bool = ...,
         width: _builtins.int = ...,
         height: _builtins.int = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "pod_name", b"pod_name", "request_id", b"request_id", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod_name", b"pod_name", "request_id", b"request_id", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -991,6 +995,7 @@ class LogRequest(_message.Message):
     SINCE_SECONDS_FIELD_NUMBER: _builtins.int
     LIMIT_BYTES_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     pod_name: _builtins.str
     container: _builtins.str
@@ -1004,6 +1009,8 @@ class LogRequest(_message.Message):
     limit_bytes: _builtins.int
     namespace: _builtins.str
     """The pod's namespace; empty means "default"."""
+    previous: _builtins.bool
+    """The container's previous (terminated) run, as the agent kept it at the restart."""
     def __init__(
         self,
         *,
@@ -1016,10 +1023,11 @@ class LogRequest(_message.Message):
         since_seconds: _builtins.int = ...,
         limit_bytes: _builtins.int = ...,
         namespace: _builtins.str = ...,
+        previous: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "namespace", b"namespace", "pod_name", b"pod_name", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow", "limit_bytes", b"limit_bytes", "namespace", b"namespace", "pod_name", b"pod_name", "previous", b"previous", "request_id", b"request_id", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

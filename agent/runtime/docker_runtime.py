@@ -40,7 +40,6 @@ from agent.runtime.docker_stats import parse_stats
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
-    LABEL_POD,
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
@@ -55,6 +54,7 @@ from agent.runtime.port import (
     RuntimeUnavailable,
     VolumeInfo,
     fallback_note,
+    pod_of,
 )
 from agent.runtime.thread_pump import pumped
 
@@ -551,7 +551,7 @@ class DockerRuntime:
                     yield RuntimeEvent(
                         action,
                         str(raw.get("id") or (raw.get("Actor") or {}).get("ID", "")),
-                        labels.get(LABEL_POD, ""),
+                        pod_of(labels),
                         labels.get(LABEL_CONTAINER, ""),
                     )
 

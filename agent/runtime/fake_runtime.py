@@ -22,7 +22,6 @@ from typing import Literal
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
-    LABEL_POD,
     STDOUT,
     ContainerConfig,
     ContainerCreateError,
@@ -36,6 +35,7 @@ from agent.runtime.port import (
     RuntimeFailure,
     VolumeInfo,
     fallback_note,
+    pod_of,
 )
 
 
@@ -92,7 +92,7 @@ class FakeEngine:
         self._publish("die", self.containers[container_id])
 
     def _publish(self, action: Literal["start", "die"], info: ContainerInfo) -> None:
-        event = RuntimeEvent(action, info.id, info.labels.get(LABEL_POD, ""))
+        event = RuntimeEvent(action, info.id, pod_of(info.labels))
         event = replace(event, container=info.labels.get(LABEL_CONTAINER, ""))
         for sub in self._subscribers:
             if info.labels.get(LABEL_NODE) == sub.node:

@@ -11,12 +11,16 @@ unit tests and hollow nodes. Both pass tests/integration/test_agent_runtime_cont
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from kernel.names import DEFAULT_NAMESPACE, flat_pod_ref, pod_ref, split_pod_ref
+
 LABEL_NODE = "pinnace.node"
 LABEL_POD = "pinnace.pod"
+# Absent on containers of "default" (and on those made before namespaces existed).
+LABEL_NAMESPACE = "pinnace.namespace"
 LABEL_CONTAINER = "pinnace.container"
 LABEL_EPOCH = "pinnace.epoch"
 LABEL_SPEC_HASH = "pinnace.spec-hash"
@@ -55,8 +59,25 @@ class RuntimeUnavailable(RuntimeFailure):
 
 
 def container_name(node: str, pod: str, container: str) -> str:
-    """Docker names are engine-global, so the node is part of the name."""
-    return f"pinnace-{node}-{pod}-{container}"
+    """Docker names are engine-global, so the node is part of the name; `pod` is a
+    pod_ref, flattened for Docker ("<ns>_<name>" outside "default")."""
+    return f"pinnace-{node}-{flat_pod_ref(pod)}-{container}"
+
+
+def pod_labels(pod: str) -> dict[str, str]:
+    """The labels naming a pod (`pod` a pod_ref): its name, and its namespace when not
+    "default" (containers from before namespaces carry no namespace label)."""
+    namespace, name = split_pod_ref(pod)
+    labels = {LABEL_POD: name}
+    if namespace != DEFAULT_NAMESPACE:
+        labels[LABEL_NAMESPACE] = namespace
+    return labels
+
+
+def pod_of(labels: Mapping[str, str]) -> str:
+    """The pod_ref a container or volume belongs to, from `pod_labels`."""
+    name = labels.get(LABEL_POD, "")
+    return pod_ref(labels.get(LABEL_NAMESPACE, DEFAULT_NAMESPACE), name) if name else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +167,8 @@ class ContainerInfo:
 
     @property
     def pod(self) -> str:
-        return self.labels.get(LABEL_POD, "")
+        """The pod's `kernel.names.pod_ref`, from its name and namespace labels."""
+        return pod_of(self.labels)
 
     @property
     def container(self) -> str:

@@ -39,7 +39,14 @@ from master.app.scale import rollback_deployment, scale_deployment, scale_statef
 from master.app.usage import UsageTable
 from master.controllers.manager import ControllerManager
 from master.manifest import ManifestError, ParsedManifests, parse_manifests, parse_references
-from master.model import Deployment, StatefulSet, StoredObject
+from master.model import (
+    DEFAULT_NAMESPACE,
+    Deployment,
+    StatefulSet,
+    StoredObject,
+    is_namespaced,
+    key_of,
+)
 from master.state import ClusterState
 from master.store.port import StoreError
 from protos import cluster_pb2, cluster_pb2_grpc
@@ -78,17 +85,38 @@ async def _abort(context: grpc.aio.ServicerContext, e: AppError) -> NoReturn:
 
 
 async def _parse(
-    context: grpc.aio.ServicerContext, files: list[tuple[str, bytes]]
+    context: grpc.aio.ServicerContext, files: list[tuple[str, bytes]], namespace: str | None
 ) -> ParsedManifests:
     try:
         # Parsing big files is CPU work; keep the event loop (heartbeats) responsive.
-        return await asyncio.to_thread(parse_manifests, files)
+        return await asyncio.to_thread(parse_manifests, files, namespace)
     except ManifestError as e:
         await _abort(context, AppError("invalid", str(e)))
 
 
 # Kinds `delete -f` may name (the rest are made by the master).
-DELETABLE = ("Deployment", "Service", "Pod", "ConfigMap", "Secret", "ServiceAccount", "Ingress")
+DELETABLE = (
+    "Deployment",
+    "Service",
+    "Pod",
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "Namespace",
+    "StatefulSet",
+    "PersistentVolumeClaim",
+    "Ingress",
+)
+
+
+def _namespace(text: str) -> str:
+    """A request's namespace: empty (an older client, or none given) means "default"."""
+    return text or DEFAULT_NAMESPACE
+
+
+def _result(kind: str, name: str, namespace: str, action: str) -> cluster_pb2.ObjectResult:
+    ns = namespace if is_namespaced(kind) else ""
+    return cluster_pb2.ObjectResult(kind=kind, name=name, action=action, namespace=ns)
 
 
 def _whole_or_page(
@@ -106,6 +134,13 @@ def _whole_or_page(
     reply = cluster_pb2.GetObjectsResponse(objects=[render(i) for i in range(len(names))])
     check_reply_size(reply.ByteSize(), REPLY_LIMIT, PLURALS.get(request.kind, request.kind))
     return reply
+
+
+def _grace(request: cluster_pb2.DeleteObjectsRequest) -> int | None:
+    """--grace-period: unset or negative leaves each pod's own grace period."""
+    if not request.HasField("grace_period_seconds") or request.grace_period_seconds < 0:
+        return None
+    return int(request.grace_period_seconds)
 
 
 class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
@@ -131,14 +166,18 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
 
     def _json(self, obj: StoredObject) -> cluster_pb2.ObjectJson:
         body = json.dumps(render_object(obj, self._clock.now()), separators=(",", ":"))
-        return cluster_pb2.ObjectJson(kind=obj.kind, name=obj.meta.name, json=body.encode())
+        ns = obj.meta.namespace if is_namespaced(obj.kind) else ""
+        return cluster_pb2.ObjectJson(
+            kind=obj.kind, name=obj.meta.name, json=body.encode(), namespace=ns
+        )
 
     # -- apply -------------------------------------------------------------------------
 
     async def ApplyManifests(
         self, request: cluster_pb2.ApplyManifestsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ApplyManifestsResponse:
-        parsed = await _parse(context, [(f.name, f.content) for f in request.files])
+        files = [(f.name, f.content) for f in request.files]
+        parsed = await _parse(context, files, request.namespace or None)
         if not parsed.objects and not parsed.warnings:
             await _abort(context, AppError("invalid", "no objects passed to apply"))
         applied = await _call(
@@ -149,11 +188,11 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 self._clock.now(),
                 request.dry_run,
                 admit_services=self._admit_services,
+                sources=parsed.sources,
             ),
         )
         results = [
-            cluster_pb2.ObjectResult(kind=a.obj.kind, name=a.obj.meta.name, action=a.action)
-            for a in applied
+            _result(a.obj.kind, a.obj.meta.name, a.obj.meta.namespace, a.action) for a in applied
         ]
         return cluster_pb2.ApplyManifestsResponse(results=results, warnings=parsed.warnings)
 
@@ -181,18 +220,22 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                     json=json.dumps(doc, separators=(",", ":")).encode(),
                 )
                 return cluster_pb2.GetObjectsResponse(objects=[found])
+            namespace = None if request.all_namespaces else _namespace(request.namespace)
             if request.kind == "Endpoints":
                 objects = []
-                for svc, ports in list_endpoints(self._state, request.name):
+                for svc, ports in list_endpoints(self._state, request.name, namespace):
                     body = json.dumps(render_endpoints(svc, ports), separators=(",", ":"))
                     objects.append(
                         cluster_pb2.ObjectJson(
-                            kind="Endpoints", name=svc.meta.name, json=body.encode()
+                            kind="Endpoints",
+                            name=svc.meta.name,
+                            json=body.encode(),
+                            namespace=svc.meta.namespace,
                         )
                     )
                 return _whole_or_page(request, [o.name for o in objects], objects.__getitem__)
             objs = list_objects(
-                self._state, request.kind, request.name, dict(request.label_selector)
+                self._state, request.kind, request.name, dict(request.label_selector), namespace
             )
             rendered: dict[int, cluster_pb2.ObjectJson] = {}
 
@@ -201,7 +244,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                     rendered[i] = self._json(objs[i])
                 return rendered[i]
 
-            return _whole_or_page(request, [o.meta.name for o in objs], render)
+            return _whole_or_page(request, [key_of(o) for o in objs], render)
         except AppError as e:
             await _abort(context, e)
 
@@ -236,21 +279,28 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             # Only kind and name are read: an outdated file still deletes what it names.
             try:
                 refs = await asyncio.to_thread(
-                    parse_references, [(f.name, f.content) for f in request.files], DELETABLE
+                    parse_references,
+                    [(f.name, f.content) for f in request.files],
+                    DELETABLE,
+                    request.namespace or None,
                 )
             except ManifestError as e:
                 await _abort(context, AppError("invalid", str(e)))
-            targets = [(r.kind, r.name) for r in refs]
+            targets: list[tuple[str, str, str]] = [(r.kind, r.name, r.namespace) for r in refs]
         else:
-            targets = [(request.kind, request.name)]
+            targets = [(request.kind, request.name, _namespace(request.namespace))]
         deleted = await _call(
             context,
-            delete_objects(self._state, self._manager, targets, missing_ok=bool(request.files)),
+            delete_objects(
+                self._state,
+                self._manager,
+                targets,
+                missing_ok=bool(request.files),
+                grace_seconds=_grace(request),
+            ),
         )
         return cluster_pb2.DeleteObjectsResponse(
-            results=[
-                cluster_pb2.ObjectResult(kind=d.kind, name=d.name, action=d.action) for d in deleted
-            ]
+            results=[_result(d.kind, d.name, d.namespace, d.action) for d in deleted]
         )
 
     # -- scale -------------------------------------------------------------------------------
@@ -258,18 +308,17 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     async def ScaleDeployment(
         self, request: cluster_pb2.ScaleDeploymentRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ScaleDeploymentResponse:
+        ns = _namespace(request.namespace)
         if request.kind == "StatefulSet":
             scaled: Deployment | StatefulSet = await _call(
-                context, scale_statefulset(self._state, request.name, int(request.replicas))
+                context, scale_statefulset(self._state, request.name, int(request.replicas), ns)
             )
         else:
             scaled = await _call(
-                context, scale_deployment(self._state, request.name, int(request.replicas))
+                context, scale_deployment(self._state, request.name, int(request.replicas), ns)
             )
         return cluster_pb2.ScaleDeploymentResponse(
-            result=cluster_pb2.ObjectResult(
-                kind=scaled.kind, name=scaled.meta.name, action="scaled"
-            )
+            result=_result(scaled.kind, scaled.meta.name, ns, "scaled")
         )
 
     # -- cordon and drain -----------------------------------------------------------------
@@ -301,13 +350,15 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         dep = await _call(
             context,
             rollback_deployment(
-                self._state, request.name, int(request.to_revision), self._clock.now()
+                self._state,
+                request.name,
+                int(request.to_revision),
+                self._clock.now(),
+                _namespace(request.namespace),
             ),
         )
         return cluster_pb2.RollbackDeploymentResponse(
-            result=cluster_pb2.ObjectResult(
-                kind="Deployment", name=dep.meta.name, action="rolled back"
-            ),
+            result=_result("Deployment", dep.meta.name, dep.meta.namespace, "rolled back"),
             revision=dep.revision,
         )
 
@@ -321,9 +372,14 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         except AppError as e:
             await _abort(context, e)
         queue: asyncio.Queue[tuple[bool, StoredObject] | None] = asyncio.Queue()
+        namespace = None if request.all_namespaces else _namespace(request.namespace)
+        if not is_namespaced(request.kind):
+            namespace = None
 
         def listener(kind: str, obj: StoredObject, deleted: bool) -> None:
             if kind != request.kind:
+                return
+            if namespace is not None and obj.meta.namespace != namespace:
                 return
             if queue.qsize() >= WATCH_QUEUE_LIMIT:
                 queue.put_nowait(None)  # too slow: end the stream; the client re-lists
@@ -331,11 +387,12 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             queue.put_nowait((deleted, obj))
 
         unsubscribe = self._state.subscribe(listener)
-        # Names this stream has reported, to tell ADDED from MODIFIED.
-        known = {o.meta.name for o in self._state.objects(request.kind)}
+        # Keys this stream has reported, to tell ADDED from MODIFIED.
+        current = self._state.objects(request.kind, namespace)
+        known = {key_of(o) for o in current}
         try:
             if request.resource_version == 0:
-                for obj in self._state.objects(request.kind):
+                for obj in current:
                     yield cluster_pb2.WatchObjectsResponse(
                         type="ADDED",
                         object=self._json(obj),
@@ -346,7 +403,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 if item is None:
                     return
                 deleted, obj = item
-                name = obj.meta.name
+                name = key_of(obj)
                 if deleted:
                     type_ = "DELETED"
                     known.discard(name)
@@ -379,9 +436,10 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, "give the command after --, e.g. -- sh -c 'ls'"
             )
         try:
-            node, container = locate_exec(self._state, o.pod, o.container)
+            ns = _namespace(o.namespace)
+            node, container = locate_exec(self._state, o.pod, o.container, ns)
             channel = self._logs.execs.open(
-                node, o.pod, container, list(o.command), o.stdin, o.tty, o.width, o.height
+                node, o.pod, container, list(o.command), o.stdin, o.tty, o.width, o.height, ns
             )
         except ExecRefused as e:
             code = (
@@ -431,7 +489,9 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     ) -> AsyncIterator[cluster_pb2.StreamLogsResponse]:
         """`pinnace logs`: the same rules and relay as the Kubernetes API's pods/NAME/log."""
         try:
-            node, container = locate(self._state, request.pod, request.container, request.previous)
+            node, container = locate(
+                self._state, request.pod, request.container, _namespace(request.namespace)
+            )
         except LogRefused as e:
             code = (
                 grpc.StatusCode.NOT_FOUND
@@ -445,6 +505,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             follow=request.follow,
             tail_lines=int(request.tail_lines),
             timestamps=request.timestamps,
+            previous=request.previous,
+            namespace=_namespace(request.namespace),
         )
         try:
             async for data in self._logs.stream(node, query):

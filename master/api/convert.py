@@ -303,7 +303,8 @@ def pod_spec_to_proto(
     return node_pb2.PodSpec(
         containers=[_container_to_proto(c, resolve(pod, c)) for c in spec.containers],
         restart_policy=spec.restart_policy,
-        termination_grace_period_seconds=spec.termination_grace_period_seconds,
+        # A delete may shorten it (gracePeriodSeconds); only a stopping pod uses it.
+        termination_grace_period_seconds=pod.stop_grace_seconds,
         volumes=[_volume_to_proto(v, files(pod, v)) for v in spec.volumes],
         service_env=[
             node_pb2.EnvVar(name=name, value=value, from_source=True)

@@ -17,6 +17,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+from master.model import DEFAULT_NAMESPACE
 from master.state import ClusterState
 from protos import node_pb2
 
@@ -33,9 +34,11 @@ class ExecRefused(Exception):
         self.message = message
 
 
-def locate_exec(state: ClusterState, pod_name: str, container: str) -> tuple[str, str]:
+def locate_exec(
+    state: ClusterState, pod_name: str, container: str, namespace: str = DEFAULT_NAMESPACE
+) -> tuple[str, str]:
     """(node, container) to run a command in; the rules both API edges follow."""
-    pod = state.pod(pod_name)
+    pod = state.pod(pod_name, namespace)
     if pod is None:
         raise ExecRefused("not_found", f'pods "{pod_name[:253]}" not found')
     names = [c.name for c in pod.spec.containers]
@@ -160,6 +163,7 @@ class ExecRelay:
         tty: bool,
         width: int = 0,
         height: int = 0,
+        namespace: str = DEFAULT_NAMESPACE,
     ) -> ExecChannel:
         if node not in self._sessions:
             raise ExecUnavailable(
@@ -170,7 +174,7 @@ class ExecRelay:
         self._pending[channel.request_id] = channel
         start = node_pb2.ExecStart(
             request_id=channel.request_id, pod_name=pod, container=container, command=command,
-            stdin=stdin, tty=tty, width=width, height=height,
+            stdin=stdin, tty=tty, width=width, height=height, namespace=namespace,
         )  # fmt: skip
         self.send(node, node_pb2.MasterMessage(exec_start=start))
         return channel

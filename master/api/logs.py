@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from master.api.exec import ExecRelay
+from master.model import DEFAULT_NAMESPACE
 from master.state import ClusterState
 from protos import node_pb2
 
@@ -40,9 +41,11 @@ class LogRefused(Exception):
         self.message = message
 
 
-def locate(state: ClusterState, pod_name: str, container: str, previous: bool) -> tuple[str, str]:
+def locate(
+    state: ClusterState, pod_name: str, container: str, namespace: str = DEFAULT_NAMESPACE
+) -> tuple[str, str]:
     """(node, container) to ask for a pod's log; the rules both API edges follow."""
-    pod = state.pod(pod_name)
+    pod = state.pod(pod_name, namespace)
     if pod is None:
         raise LogRefused("not_found", f'pods "{pod_name[:253]}" not found')
     names = [c.name for c in pod.spec.containers]
@@ -51,12 +54,6 @@ def locate(state: ClusterState, pod_name: str, container: str, previous: bool) -
             "bad_request", f"container {container[:63]} is not valid for pod {pod_name}"
         )
     chosen = container or names[0]
-    if previous:
-        raise LogRefused(
-            "bad_request",
-            f'previous terminated container "{chosen}" in pod "{pod_name}" not found '
-            f"(pinnace removes a crashed container when it restarts it)",
-        )
     if not pod.node_name:
         raise LogRefused(
             "bad_request",
@@ -75,6 +72,9 @@ class LogQuery:
     timestamps: bool = False
     since_seconds: int = 0
     limit_bytes: int = 0
+    # The container's previous run (what its agent kept when it restarted it).
+    previous: bool = False
+    namespace: str = DEFAULT_NAMESPACE
 
 
 _END = node_pb2.LogChunk(end=True)
@@ -136,12 +136,14 @@ class LogRelay:
                     log_request=node_pb2.LogRequest(
                         request_id=request_id,
                         pod_name=query.pod,
+                        namespace=query.namespace,
                         container=query.container,
                         follow=query.follow,
                         tail_lines=query.tail_lines,
                         timestamps=query.timestamps,
                         since_seconds=query.since_seconds,
                         limit_bytes=query.limit_bytes,
+                        previous=query.previous,
                     )
                 )
             )

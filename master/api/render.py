@@ -47,6 +47,7 @@ from master.model import (
     Deployment,
     Event,
     Ingress,
+    Namespace,
     Node,
     ObjectMeta,
     PersistentVolume,
@@ -61,6 +62,7 @@ from master.model import (
     ServiceAccount,
     StatefulSet,
     StoredObject,
+    split_ref,
 )
 
 Obj = dict[str, Any]
@@ -115,7 +117,7 @@ def render_probe(p: Probe) -> Obj:
                     {"name": h.name, "value": h.value} for h in p.http_headers
                 ]
     return {
-        p.kind.value: handler,
+        str(p.kind): handler,
         "initialDelaySeconds": p.initial_delay_seconds,
         "timeoutSeconds": p.timeout_seconds,
         "periodSeconds": p.period_seconds,
@@ -251,6 +253,7 @@ def render_pod(pod: Pod, now: float) -> Obj:
         ]
     if pod.deletion_requested_at:
         metadata["deletionTimestamp"] = rfc3339(pod.deletion_requested_at)
+        metadata["deletionGracePeriodSeconds"] = pod.stop_grace_seconds
     spec = render_pod_spec(pod.spec)
     spec["nodeName"] = pod.node_name
     st = pod.status
@@ -510,7 +513,26 @@ def render_object(obj: StoredObject, now: float) -> Obj:
         return render_volume_object(obj, _metadata(obj.meta))
     if isinstance(obj, Ingress):
         return render_ingress(obj, _metadata(obj.meta))
+    if isinstance(obj, Namespace):
+        return render_namespace(obj)
     return render_event(obj)
+
+
+def render_namespace(ns: Namespace) -> Obj:
+    """A Namespace as Kubernetes shows it: cluster-scoped, `status.phase` Active or
+    Terminating (with `metadata.deletionTimestamp` once deleted)."""
+    meta = _metadata(ns.meta)
+    del meta["namespace"]
+    meta.pop("generation", None)
+    if ns.deletion_requested_at:
+        meta["deletionTimestamp"] = rfc3339(ns.deletion_requested_at)
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": meta,
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": ns.phase},
+    }
 
 
 def render_endpoints(svc: Service, ports: Sequence[LbService]) -> Obj:
@@ -522,7 +544,9 @@ def render_endpoints(svc: Service, ports: Sequence[LbService]) -> Obj:
     subsets: list[Obj] = []
     for port in ports:
         for ep in port.endpoints:
-            address: Obj = {"ip": ep.address, "targetRef": {"kind": "Pod", "name": ep.pod}}
+            pod_ns, pod_name = split_ref(ep.pod)
+            target = {"kind": "Pod", "name": pod_name, "namespace": pod_ns}
+            address: Obj = {"ip": ep.address, "targetRef": target}
             key = "addresses" if ep.ready and not ep.draining else "notReadyAddresses"
             port_obj: Obj = {"port": ep.port, "protocol": "TCP"}
             if port.port_name:

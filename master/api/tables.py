@@ -178,6 +178,10 @@ def _service_account_row(sa: Obj, now: float, wide: bool) -> list[str]:
     return [sa["metadata"]["name"], "0", _age(sa, now)]
 
 
+def _namespace_row(ns: Obj, now: float, wide: bool) -> list[str]:
+    return [ns["metadata"]["name"], ns.get("status", {}).get("phase", "Active"), _age(ns, now)]
+
+
 _MODES = {"ReadWriteOnce": "RWO", "ReadWriteOncePod": "RWOP", "ReadOnlyMany": "ROX"}
 
 
@@ -234,7 +238,7 @@ def _volume_row(pv: Obj, now: float, wide: bool) -> list[str]:
         _modes(spec.get("accessModes", [])),
         spec.get("persistentVolumeReclaimPolicy", ""),
         pv.get("status", {}).get("phase", ""),
-        f"{pv['metadata'].get('namespace', 'default')}/{claim.get('name', '')}",
+        f"{claim.get('namespace', 'default')}/{claim.get('name', '')}",
         spec.get("storageClassName", ""),
         _age(pv, now),
     ]
@@ -316,6 +320,7 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     "ConfigMap": (["NAME", "DATA", "AGE"], []),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], []),
     "ServiceAccount": (["NAME", "SECRETS", "AGE"], []),
+    "Namespace": (["NAME", "STATUS", "AGE"], []),
     "PersistentVolumeClaim": (
         ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "AGE"],
         ["VOLUMEMODE", "NODE", "USED"],
@@ -348,6 +353,7 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "ConfigMap": _config_map_row,
     "Secret": _secret_row,
     "ServiceAccount": _service_account_row,
+    "Namespace": _namespace_row,
     "PersistentVolumeClaim": _claim_row,
     "PersistentVolume": _volume_row,
     "Master": _master_row,

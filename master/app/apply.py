@@ -22,12 +22,14 @@ from typing import Literal
 
 from master.app.clusterip import ClusterIpError, assign_cluster_ip, taken_addresses
 from master.app.errors import AppError, commit
+from master.app.namespaces import check_namespaces
 from master.controllers.revisions import CHANGE_CAUSE, record_revision
 from master.manifest.quantities import format_memory
 from master.model import (
     ConfigMap,
     Deployment,
     Ingress,
+    Namespace,
     PersistentVolumeClaim,
     Secret,
     Service,
@@ -89,6 +91,8 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
         return replace(old, meta=new.meta, status=new.status) == new
     if isinstance(old, Ingress) and isinstance(new, Ingress):
         return _ingress_spec(old) == _ingress_spec(new)
+    if isinstance(old, Namespace) and isinstance(new, Namespace):
+        return True
     return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
 
 
@@ -131,6 +135,14 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
             ports=existing.ports,
             lb_reason=existing.lb_reason,
             lb_message=existing.lb_message,
+        )
+    if isinstance(existing, Namespace) and isinstance(new, Namespace):
+        # Labels may change; a Terminating namespace stays Terminating.
+        return replace(
+            new,
+            meta=meta,
+            phase=existing.phase,
+            deletion_requested_at=existing.deletion_requested_at,
         )
     return replace(new, meta=meta)
 
@@ -244,17 +256,22 @@ async def apply_objects(
     dry_run: bool = False,
     create_only: bool = False,
     admit_services: ServiceAdmission | None = None,
+    sources: Sequence[str] = (),
 ) -> list[Applied]:
     """Apply parsed objects; returns each with its action once the write is durable.
 
     Written objects come back as stored (with their resource version); with
     `dry_run` nothing is written and the planned objects come back. A Service
-    `admit_services` refuses (a port another Service holds) refuses the whole apply.
+    `admit_services` refuses (a port another Service holds) refuses the whole apply, so
+    does an object whose namespace does not exist (`sources[i]`: where objects[i] is
+    from, for the message).
     """
 
     def plan() -> list[Applied]:
+        check_namespaces(objects, state.get, sources)
         services = [o for o in objects if isinstance(o, Service)]
         if admit_services is not None and services:
+            # Ports and addresses are the cluster's, whichever namespace holds them.
             stored = [s for s in state.objects("Service") if isinstance(s, Service)]
             errors = admit_services(services, stored)
             if errors:

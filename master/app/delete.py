@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from master.app.errors import AppError, commit, not_found
+from master.app.namespaces import mark_terminating
 from master.app.queries import check_kind
 from master.model import DEFAULT_NAMESPACE, PersistentVolume, PersistentVolumeClaim
 from master.state import ClusterState
@@ -50,9 +51,11 @@ async def delete_objects(
     lifecycle: NodeLifecycle,
     targets: Sequence[Target],
     missing_ok: bool,
+    grace_seconds: int | None = None,
 ) -> list[Deleted]:
     """Delete (kind, name[, namespace]) targets; AppError(not_found) for a missing one
-    unless `missing_ok`."""
+    unless `missing_ok`. `grace_seconds` (a delete's gracePeriodSeconds) replaces the
+    pods' terminationGracePeriodSeconds for this stop."""
     triples = [_triple(t) for t in targets]
     for kind, _, _ in triples:
         check_kind(kind)
@@ -67,11 +70,22 @@ async def delete_objects(
             if state.get(kind, name, ns) is None:
                 results.append(Deleted(kind, name, "not found", ns))
                 continue
+            if grace_seconds is not None and kind == "Pod":
+                _set_stop_grace(state, name, ns, grace_seconds)
             delete_one(state, lifecycle, kind, name, ns)
             results.append(Deleted(kind, name, "deleted", ns))
         return results
 
     return await commit(state, plan)
+
+
+def _set_stop_grace(state: ClusterState, name: str, ns: str, seconds: int) -> None:
+    pod = state.pod(name, ns)
+    if pod is None:
+        return
+    if pod.deletion_requested_at and 0 <= pod.stop_grace_seconds <= seconds:
+        return  # already stopping, as soon or sooner (a delete may only shorten it)
+    state.put(replace(pod, deletion_grace_seconds=seconds))
 
 
 def delete_one(
@@ -84,6 +98,8 @@ def delete_one(
         lifecycle.forget_node(name)
     elif kind == "PersistentVolumeClaim":
         _delete_claim(state, name, ns)
+    elif kind == "Namespace":
+        mark_terminating(state, name, state.now())
     else:
         state.remove(kind, name, ns)
         state.record_event(kind, name, "Deleted", f"{kind.lower()} {name} deleted", namespace=ns)

@@ -51,6 +51,7 @@ PLURALS = {
     "PersistentVolume": "persistentvolumes",
     "StatefulSet": "statefulsets",
     "Ingress": "ingresses",
+    "Namespace": "namespaces",
 }
 
 

@@ -17,7 +17,11 @@ import yaml
 from master.api.tables import format_table, header_for, rows_for
 from master.cli.client import CliError, MasterClient
 from master.cli.kinds import RESOURCE_NAMES, KindError, resolve_kind, split_kind_name
+from master.model import CLUSTER_SCOPED, DEFAULT_NAMESPACE
 from protos import cluster_pb2
+
+# Kinds listed without a namespace (-n and -A do not apply).
+CLUSTER_KINDS = CLUSTER_SCOPED | {"Master"}
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 1024 * 1024
@@ -65,7 +69,14 @@ def _resource(kind: str, name: str) -> str:
     return f"{RESOURCE_NAMES.get(kind, kind.lower())}/{name}"
 
 
-def run_apply(address: str, paths: list[str], dry_run: bool, recursive: bool = False) -> int:
+def run_apply(
+    address: str,
+    paths: list[str],
+    dry_run: bool,
+    recursive: bool = False,
+    namespace: str | None = None,
+) -> int:
+    """`apply -f`; `namespace` (-n) goes to objects that name none (None: "default")."""
     files = read_sources(paths, recursive)
     if not files:
         raise CliError("error: no objects passed to apply")
@@ -73,7 +84,9 @@ def run_apply(address: str, paths: list[str], dry_run: bool, recursive: bool = F
     try:
         reply = client.call(
             client.stub.ApplyManifests,
-            cluster_pb2.ApplyManifestsRequest(files=files, dry_run=dry_run),
+            cluster_pb2.ApplyManifestsRequest(
+                files=files, dry_run=dry_run, namespace=namespace or ""
+            ),
         )
     finally:
         client.close()
@@ -97,7 +110,22 @@ def _parse_selector(text: str | None) -> dict[str, str]:
     return selector
 
 
-def _print_objects(kind: str, objs: list[dict[str, Any]], output: str | None, single: bool) -> None:
+def _with_namespace(
+    header: list[str], rows: list[list[str]], objs: list[dict[str, Any]]
+) -> tuple[list[str], list[list[str]]]:
+    """kubectl's -A table: a NAMESPACE column first."""
+    namespaces = [o["metadata"].get("namespace", "") for o in objs]
+    return ["NAMESPACE", *header], [[ns, *row] for ns, row in zip(namespaces, rows, strict=True)]
+
+
+def _print_objects(
+    kind: str,
+    objs: list[dict[str, Any]],
+    output: str | None,
+    single: bool,
+    where: str | None = DEFAULT_NAMESPACE,
+) -> None:
+    """`where`: the namespace listed (None: every one, -A; "": a cluster-scoped kind)."""
     if output in ("json", "yaml"):
         doc: dict[str, Any] = (
             objs[0] if single else {"apiVersion": "v1", "kind": "List", "items": objs}
@@ -112,10 +140,14 @@ def _print_objects(kind: str, objs: list[dict[str, Any]], output: str | None, si
             print(_resource(kind, o["metadata"]["name"]))
         return
     if not objs:
-        print("No resources found.", file=sys.stderr)
+        suffix = f" in {where} namespace" if where else ""
+        print(f"No resources found{suffix}.", file=sys.stderr)
         return
     wide = output == "wide"
-    print(format_table(header_for(kind, wide), rows_for(kind, objs, wide)))
+    header, rows = header_for(kind, wide), rows_for(kind, objs, wide)
+    if where is None:
+        header, rows = _with_namespace(header, rows, objs)
+    print(format_table(header, rows))
 
 
 def run_get(
@@ -125,29 +157,53 @@ def run_get(
     output: str | None,
     selector: str | None,
     watch: bool,
+    namespace: str = DEFAULT_NAMESPACE,
+    all_namespaces: bool = False,
 ) -> int:
     try:
         kind, name = split_kind_name(kind_text, name)
     except KindError as e:
         raise CliError(f"error: {e}") from None
+    if all_namespaces and name:
+        raise CliError(
+            "error: a resource cannot be retrieved by name across all namespaces (use -n NS)"
+        )
+    scoped = kind not in CLUSTER_KINDS
+    where = (None if all_namespaces else namespace) if scoped else ""
     client = MasterClient(address)
     try:
         request = cluster_pb2.GetObjectsRequest(
-            kind=kind, name=name or "", label_selector=_parse_selector(selector)
+            kind=kind,
+            name=name or "",
+            label_selector=_parse_selector(selector),
+            namespace=namespace,
+            all_namespaces=all_namespaces,
         )
         objs = [json.loads(o.json) for o in list_pages(client, request)]
-        _print_objects(kind, objs, output, single=bool(name))
+        _print_objects(kind, objs, output, single=bool(name), where=where)
         if watch:
-            _follow(client, kind, name, output)
+            _follow(client, kind, name, output, namespace, all_namespaces and scoped)
     finally:
         client.close()
     return 0
 
 
-def _follow(client: MasterClient, kind: str, name: str | None, output: str | None) -> None:
+def _follow(
+    client: MasterClient,
+    kind: str,
+    name: str | None,
+    output: str | None,
+    namespace: str,
+    all_namespaces: bool,
+) -> None:
     """`-w`: print each change as it happens, one row (or document) per change."""
     sys.stdout.flush()
-    request = cluster_pb2.WatchObjectsRequest(kind=kind, resource_version=_high_water(client, kind))
+    request = cluster_pb2.WatchObjectsRequest(
+        kind=kind,
+        resource_version=_high_water(client, kind),
+        namespace=namespace,
+        all_namespaces=all_namespaces,
+    )
     try:
         for change in client.stub.WatchObjects(request):
             obj = json.loads(change.object.json)
@@ -156,8 +212,13 @@ def _follow(client: MasterClient, kind: str, name: str | None, output: str | Non
             if output in ("json", "yaml", "name"):
                 _print_objects(kind, [obj], output, single=True)
             else:
-                rows = rows_for(kind, [obj], output == "wide")
-                print(format_table(header_for(kind, output == "wide"), rows).splitlines()[1])
+                header, rows = (
+                    header_for(kind, output == "wide"),
+                    rows_for(kind, [obj], output == "wide"),
+                )
+                if all_namespaces:
+                    header, rows = _with_namespace(header, rows, [obj])
+                print(format_table(header, rows).splitlines()[1])
             sys.stdout.flush()
     except grpc.RpcError as e:
         raise client.translate(e) from None
@@ -179,7 +240,7 @@ def list_pages(
 
 
 def _high_water(client: MasterClient, kind: str) -> int:
-    objects = list_pages(client, cluster_pb2.GetObjectsRequest(kind=kind))
+    objects = list_pages(client, cluster_pb2.GetObjectsRequest(kind=kind, all_namespaces=True))
     versions = [int(json.loads(o.json)["metadata"].get("resourceVersion", 0)) for o in objects]
     return max(versions, default=0) or 1
 
@@ -190,7 +251,11 @@ def run_delete(
     name: str | None,
     paths: list[str] | None,
     recursive: bool = False,
+    grace_period: int = -1,
+    namespace: str | None = None,
 ) -> int:
+    """`delete`; `namespace` (-n; None: "default") is the object's, or with -f the one
+    for objects that name none."""
     if paths:
         if kind_text:
             raise CliError("error: give either -f FILE or KIND NAME, not both")
@@ -198,7 +263,7 @@ def run_delete(
         if not files:
             print("No resources found", file=sys.stderr)
             return 0
-        request = cluster_pb2.DeleteObjectsRequest(files=files)
+        request = cluster_pb2.DeleteObjectsRequest(files=files, namespace=namespace or "")
     else:
         if not kind_text:
             raise CliError("error: you must give -f FILE or KIND NAME")
@@ -208,7 +273,9 @@ def run_delete(
             raise CliError(f"error: {e}") from None
         if not name:
             raise CliError(f"error: delete {kind_text}: give the name of the object to delete")
-        request = cluster_pb2.DeleteObjectsRequest(kind=kind, name=name)
+        request = cluster_pb2.DeleteObjectsRequest(kind=kind, name=name, namespace=namespace or "")
+    if grace_period >= 0:
+        request.grace_period_seconds = grace_period
     client = MasterClient(address)
     try:
         reply = client.call(client.stub.DeleteObjects, request)
@@ -227,7 +294,13 @@ def run_delete(
     return status
 
 
-def run_scale(address: str, kind_text: str, name: str | None, replicas: int) -> int:
+def run_scale(
+    address: str,
+    kind_text: str,
+    name: str | None,
+    replicas: int,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> int:
     try:
         kind, name = split_kind_name(kind_text, name)
     except KindError as e:
@@ -244,7 +317,9 @@ def run_scale(address: str, kind_text: str, name: str | None, replicas: int) -> 
     try:
         client.call(
             client.stub.ScaleDeployment,
-            cluster_pb2.ScaleDeploymentRequest(name=name, replicas=replicas, kind=kind),
+            cluster_pb2.ScaleDeploymentRequest(
+                name=name, replicas=replicas, kind=kind, namespace=namespace
+            ),
         )
     finally:
         client.close()
@@ -252,4 +327,31 @@ def run_scale(address: str, kind_text: str, name: str | None, replicas: int) -> 
     return 0
 
 
-__all__ = ["resolve_kind", "run_apply", "run_delete", "run_get", "run_scale"]
+def run_create_namespace(address: str, name: str, dry_run: bool = False) -> int:
+    """`create namespace NAME` (kubectl's): an apply of one Namespace that must be new."""
+    manifest = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {json.dumps(name)}\n"
+    client = MasterClient(address)
+    try:
+        reply = client.call(
+            client.stub.ApplyManifests,
+            cluster_pb2.ApplyManifestsRequest(
+                files=[cluster_pb2.SourceFile(name="namespace", content=manifest.encode())],
+                dry_run=dry_run,
+            ),
+        )
+    finally:
+        client.close()
+    if reply.results and reply.results[0].action == "unchanged":
+        raise CliError(f'Error from server (AlreadyExists): namespaces "{name}" already exists')
+    print(f"namespace/{name} created{' (dry run)' if dry_run else ''}")
+    return 0
+
+
+__all__ = [
+    "resolve_kind",
+    "run_apply",
+    "run_create_namespace",
+    "run_delete",
+    "run_get",
+    "run_scale",
+]

@@ -50,7 +50,13 @@ def _read_stdin(inputs: queue.Queue[cluster_pb2.ExecRequest | None]) -> None:
 
 
 def run_exec(
-    address: str, pod: str, container: str, command: list[str], stdin: bool, tty: bool
+    address: str,
+    pod: str,
+    container: str,
+    command: list[str],
+    stdin: bool,
+    tty: bool,
+    namespace: str = "default",
 ) -> int:
     if pod.startswith(("pod/", "pods/", "po/")):
         pod = pod.split("/", 1)[1]
@@ -65,7 +71,7 @@ def run_exec(
     size = shutil.get_terminal_size() if terminal else os.terminal_size((0, 0))
     opening = cluster_pb2.ExecOpen(
         pod=pod, container=container, command=command, stdin=stdin, tty=terminal,
-        width=size.columns, height=size.lines,
+        width=size.columns, height=size.lines, namespace=namespace,
     )  # fmt: skip
     inputs: queue.Queue[cluster_pb2.ExecRequest | None] = queue.Queue()
     if not stdin:

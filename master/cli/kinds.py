@@ -18,6 +18,7 @@ _ALIASES = {
     "Ingress": ("ingress", "ingresses", "ing", "ingress.networking.k8s.io"),
     "IngressClass": ("ingressclass", "ingressclasses", "ingressclass.networking.k8s.io"),
     "Master": ("master", "masters"),
+    "Namespace": ("namespace", "namespaces", "ns"),
 }
 _LOOKUP = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
 
@@ -38,6 +39,7 @@ RESOURCE_NAMES = {
     "Ingress": "ingress.networking.k8s.io",
     "IngressClass": "ingressclass.networking.k8s.io",
     "Master": "master",
+    "Namespace": "namespace",
 }
 
 

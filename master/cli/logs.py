@@ -21,6 +21,7 @@ def run_logs(
     tail: int,
     timestamps: bool,
     previous: bool,
+    namespace: str = "default",
 ) -> int:
     if pod.startswith(("pod/", "pods/", "po/")):
         pod = pod.split("/", 1)[1]
@@ -32,6 +33,7 @@ def run_logs(
         tail_lines=tail,
         timestamps=timestamps,
         previous=previous,
+        namespace=namespace,
     )
     out = sys.stdout.buffer
     try:

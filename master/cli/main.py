@@ -16,6 +16,7 @@ from pathlib import Path
 from master.cli.client import CliError, master_address
 from master.cli.commands import (
     run_apply,
+    run_create_namespace,
     run_delete,
     run_get,
     run_scale,
@@ -63,6 +64,24 @@ def _fraction(text: str) -> float:
 
 def _default_data_dir() -> str:
     return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
+
+
+def _namespace_flags(p: argparse.ArgumentParser, all_namespaces: bool = False) -> None:
+    """kubectl's -n/--namespace (and -A/--all-namespaces where a list makes sense)."""
+    p.add_argument(
+        "-n",
+        "--namespace",
+        default=None,
+        metavar="NS",
+        help='the namespace (default: "default"; cluster-scoped kinds ignore it)',
+    )
+    if all_namespaces:
+        p.add_argument(
+            "-A",
+            "--all-namespaces",
+            action="store_true",
+            help="every namespace (a NAMESPACE column comes first)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument(
         "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
     )
+    _namespace_flags(lg)
 
     ds = sub.add_parser("describe", help="show an object in detail, with its events")
     ds.add_argument("kind", help="pod, deployment, statefulset, service, node, pvc, secret...")
@@ -293,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-c", "--container", default="", help="the container (default: the first)")
     ex.add_argument("-i", "--stdin", action="store_true", help="pass this stdin to the command")
     ex.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
+    _namespace_flags(ex)
 
     tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
     tp.add_argument(
@@ -314,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the manifests in the subdirectories of a -f directory",
     )
+    _namespace_flags(a)
+
+    cr = sub.add_parser("create", help="create a namespace (as kubectl create namespace)")
+    cr.add_argument("kind", choices=["namespace", "ns"])
+    cr.add_argument("name")
+    cr.add_argument("--dry-run", action="store_true", help="validate only")
 
     g = sub.add_parser("get", help="list objects")
     g.add_argument("kind", help="pods|deployments|services|nodes|events (or KIND/NAME)")
@@ -321,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
     g.add_argument("-l", "--selector", help="label selector key=value[,key=value]")
     g.add_argument("-w", "--watch", action="store_true", help="after listing, follow changes")
+    _namespace_flags(g, all_namespaces=True)
 
     d = sub.add_parser("delete", help="delete objects")
     d.add_argument("kind", nargs="?", help="KIND or KIND/NAME")
@@ -332,11 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the manifests in the subdirectories of a -f directory",
     )
+    d.add_argument(
+        "--grace-period",
+        type=int,
+        default=-1,
+        metavar="SECONDS",
+        help="pods: seconds between SIGTERM and SIGKILL (default: the pod's own)",
+    )
+    _namespace_flags(d)
 
     s = sub.add_parser("scale", help="set a deployment's replicas")
     s.add_argument("kind", help="deployment (or deployment/NAME)")
     s.add_argument("name", nargs="?")
     s.add_argument("--replicas", type=int, required=True)
+    _namespace_flags(s)
 
     for verb, what in (("cordon", "mark a node unschedulable"), ("uncordon", "undo cordon")):
         c = sub.add_parser(verb, help=what)
@@ -363,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="status: give up after this long (0: wait forever)",
     )
+    _namespace_flags(r)
     return parser
 
 
@@ -508,6 +546,10 @@ def _duration(flag: str, text: str) -> float:
     return seconds
 
 
+def _ns(args: argparse.Namespace) -> str:
+    return str(args.namespace or "default")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "agent":
@@ -539,32 +581,53 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.tail,
                 args.timestamps,
                 args.previous,
+                _ns(args),
             )
         if args.command == "describe":
             return run_describe(address, args.kind, args.name)
         if args.command == "exec":
             return run_exec(
                 address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
-                args.tty,
+                args.tty, _ns(args),
             )  # fmt: skip
         if args.command == "top":
             return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
         if args.command == "apply":
-            return run_apply(address, args.filename, args.dry_run, args.recursive)
+            return run_apply(address, args.filename, args.dry_run, args.recursive, args.namespace)
+        if args.command == "create":
+            return run_create_namespace(address, args.name, args.dry_run)
         if args.command == "get":
-            return run_get(address, args.kind, args.name, args.output, args.selector, args.watch)
+            return run_get(
+                address,
+                args.kind,
+                args.name,
+                args.output,
+                args.selector,
+                args.watch,
+                _ns(args),
+                args.all_namespaces,
+            )
         if args.command == "delete":
-            return run_delete(address, args.kind, args.name, args.filename, args.recursive)
+            return run_delete(
+                address,
+                args.kind,
+                args.name,
+                args.filename,
+                args.recursive,
+                args.grace_period,
+                args.namespace,
+            )
         if args.command == "scale":
-            return run_scale(address, args.kind, args.name, args.replicas)
+            return run_scale(address, args.kind, args.name, args.replicas, _ns(args))
         if args.command in ("cordon", "uncordon"):
             return run_cordon(address, args.node, args.command == "cordon")
         if args.command == "drain":
             return run_drain(address, args.node, args.timeout)
         if args.command == "rollout":
             return run_rollout(
-                address, args.action, args.kind, args.name, args.to_revision, args.timeout
-            )
+                address, args.action, args.kind, args.name, args.to_revision, args.timeout,
+                _ns(args),
+            )  # fmt: skip
     except CliError as e:
         print(str(e), file=sys.stderr)
         return 1

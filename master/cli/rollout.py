@@ -62,27 +62,36 @@ def _deployment_name(target: str, name: str | None) -> str:
     return resolved
 
 
-def _get(client: MasterClient, name: str) -> dict[str, Any]:
+def _get(client: MasterClient, name: str, namespace: str) -> dict[str, Any]:
     reply = client.call(
-        client.stub.GetObjects, cluster_pb2.GetObjectsRequest(kind="Deployment", name=name)
+        client.stub.GetObjects,
+        cluster_pb2.GetObjectsRequest(kind="Deployment", name=name, namespace=namespace),
     )
     obj: dict[str, Any] = json.loads(reply.objects[0].json)
     return obj
 
 
 def run_rollout(
-    address: str, action: str, target: str, name: str | None, to_revision: int, timeout: float
+    address: str,
+    action: str,
+    target: str,
+    name: str | None,
+    to_revision: int,
+    timeout: float,
+    namespace: str = "default",
 ) -> int:
     dep_name = _deployment_name(target, name)
     client = MasterClient(address)
     try:
         if action == "status":
-            return _status(client, dep_name, timeout)
+            return _status(client, dep_name, timeout, namespace)
         if action == "history":
-            return _history(client, dep_name)
+            return _history(client, dep_name, namespace)
         reply = client.call(
             client.stub.RollbackDeployment,
-            cluster_pb2.RollbackDeploymentRequest(name=dep_name, to_revision=to_revision),
+            cluster_pb2.RollbackDeploymentRequest(
+                name=dep_name, to_revision=to_revision, namespace=namespace
+            ),
         )
         print(f"deployment.apps/{dep_name} rolled back (now revision {reply.revision})")
         return 0
@@ -90,11 +99,11 @@ def run_rollout(
         client.close()
 
 
-def _status(client: MasterClient, name: str, timeout: float) -> int:
+def _status(client: MasterClient, name: str, timeout: float, namespace: str) -> int:
     deadline = time.monotonic() + timeout if timeout > 0 else float("inf")
     last = ""
     while True:
-        message, done = rollout_message(_get(client, name))
+        message, done = rollout_message(_get(client, name, namespace))
         if message != last:
             print(message, flush=True)
             last = message
@@ -105,8 +114,8 @@ def _status(client: MasterClient, name: str, timeout: float) -> int:
         time.sleep(POLL_SECONDS)
 
 
-def _history(client: MasterClient, name: str) -> int:
-    dep = _get(client, name)
+def _history(client: MasterClient, name: str, namespace: str) -> int:
+    dep = _get(client, name, namespace)
     print(f"deployment.apps/{name}")
     rows = [
         [str(r["revision"]), ",".join(r.get("images", [])), r.get("changeCause") or "<none>"]

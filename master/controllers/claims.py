@@ -111,6 +111,7 @@ def bind_claims(
                     claim_uid=claim.meta.uid,
                     storage_class=claim.storage_class,
                     reclaim_policy=reclaim_policy(claim.storage_class),
+                    claim_namespace=claim.meta.namespace,
                 )
             )
         resolved.append(replace(vol, volume_name=docker_volume(pv)))

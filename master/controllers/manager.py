@@ -39,27 +39,47 @@ from master.controllers.lifecycle import (
     reconcile_nodes,
     stalled,
 )
+from master.controllers.namespaces import (
+    TERMINATING,
+    CreateDefaultAccount,
+    DeleteObject,
+    NamespaceAction,
+    NamespaceContents,
+    RemoveNamespace,
+    ReportStuck,
+    StopPod,
+    reconcile_namespace,
+)
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
+from master.controllers.pacing import rest_after_pass
 from master.controllers.statefulset import (
     CreateClaim,
     DeleteClaim,
+    SetClaimOwner,
     SetStatefulSetStatus,
     StatefulSetAction,
+    orphaned_claims,
     reconcile_statefulset,
 )
 from master.metrics import series
 from master.metrics.series import RECONCILE, timed
 from master.model import (
     DEFAULT_NAMESPACE,
+    KINDS,
     STATEFULSET_OWNER,
     Deployment,
+    Namespace,
     Node,
+    ObjectMeta,
+    PersistentVolume,
     PersistentVolumeClaim,
     Pod,
     PodStatus,
+    ServiceAccount,
     StatefulSet,
     StoredObject,
+    is_namespaced,
     key_of,
     pod_ref,
     split_ref,
@@ -80,6 +100,11 @@ class Reachability(Protocol):
 class _NotProbed:
     def answering(self, node: str) -> bool | None:
         return None
+
+
+def default_account(namespace: str) -> ServiceAccount:
+    """Every namespace's `default` ServiceAccount, as Kubernetes makes one."""
+    return ServiceAccount(ObjectMeta(name="default", namespace=namespace))
 
 
 class ControllerManager:
@@ -113,6 +138,8 @@ class ControllerManager:
         # per distinct reason rather than on every pass.
         self._unschedulable: dict[str, str] = {}
         self._epochs = AssignmentEpochs(state.resource_version, state.pods())
+        # Terminating namespaces whose "still waiting" Warning was given.
+        self._stuck_reported: set[str] = set()
         state.subscribe(self._on_change)
 
     # -- triggers -----------------------------------------------------------------
@@ -130,6 +157,8 @@ class ControllerManager:
                 self._dirty_deployments.add((ns, obj.owner))
             if not obj.node_name or deleted:
                 self._schedule_needed = True
+        elif isinstance(obj, Namespace):
+            pass
         elif isinstance(obj, Node):
             if deleted:
                 # Only once the deletion is committed: a failed delete keeps the lease.
@@ -194,10 +223,14 @@ class ControllerManager:
                     (s.meta.namespace, s.meta.name) for s in self._state.objects("StatefulSet")
                 )
                 self._schedule_needed = True
+            started = self._clock.monotonic()
             try:
                 self.tick()
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
+            rest = rest_after_pass(self._clock.monotonic() - started)
+            if rest > 0:
+                await self._clock.sleep(rest)
 
     def queue_depths(self) -> dict[str, int]:
         """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""
@@ -239,7 +272,60 @@ class ControllerManager:
             self._schedule_needed = False
             with timed(RECONCILE.labels("scheduler")):
                 self._schedule_pending()
+        with timed(RECONCILE.labels("namespace")):
+            self._reconcile_namespaces()
         self._collect_orphans()
+
+    # -- 0. namespaces: a default ServiceAccount each; Terminating ones emptied ---------
+
+    def _reconcile_namespaces(self) -> None:
+        now = self._clock.now()
+        for ns in self._state.objects("Namespace"):
+            if not isinstance(ns, Namespace):
+                continue
+            name = ns.meta.name
+            if ns.phase != TERMINATING:
+                has_account = self._state.get("ServiceAccount", "default", name) is not None
+                contents = NamespaceContents(has_default_account=has_account)
+            else:
+                contents = NamespaceContents(
+                    pods=tuple(self._state.pods(name)),
+                    others=tuple(
+                        (kind, o.meta.name)
+                        for kind in KINDS
+                        if kind != "Pod" and is_namespaced(kind)
+                        for o in self._state.objects(kind, name)
+                    ),
+                )
+            stuck = name in self._stuck_reported
+            for action in reconcile_namespace(ns, contents, now, stuck):
+                self._execute_namespace_action(ns, action)
+
+    def _execute_namespace_action(self, ns: Namespace, action: NamespaceAction) -> None:
+        name = ns.meta.name
+        if isinstance(action, CreateDefaultAccount):
+            self._state.put(default_account(name))
+        elif isinstance(action, StopPod):
+            pod = self._state.pod(action.name, name)
+            if pod is not None:
+                self._request_deletion(pod, "Killing", f"its namespace {name} is being deleted")
+        elif isinstance(action, DeleteObject):
+            gone = self._state.remove(action.kind, action.name, name)
+            if isinstance(gone, PersistentVolumeClaim) and gone.volume_name:
+                pv = self._state.get("PersistentVolume", gone.volume_name)
+                if isinstance(pv, PersistentVolume):
+                    self._state.put(replace(pv, phase="Released"))
+        elif isinstance(action, ReportStuck):
+            self._stuck_reported.add(name)
+            self._state.record_event(
+                "Namespace", name, "NamespaceDeletionWaiting", action.message, "Warning"
+            )
+        elif isinstance(action, RemoveNamespace):
+            self._stuck_reported.discard(name)
+            if self._state.remove("Namespace", name) is not None:
+                self._state.record_event(
+                    "Namespace", name, "Deleted", f"namespace {name} and all it held are gone"
+                )
 
     # -- 1. nodes -----------------------------------------------------------------
 
@@ -343,6 +429,18 @@ class ControllerManager:
             if not isinstance(sts, StatefulSet):
                 for pod in pods:
                     self._request_deletion(pod, "Killing", "its statefulset was deleted")
+                owned = [
+                    c
+                    for c in self._state.objects("PersistentVolumeClaim", ns)
+                    if isinstance(c, PersistentVolumeClaim)
+                ]
+                for claim in orphaned_claims(name, owned, self._state.pods(ns)):
+                    self._remove_claim(
+                        claim,
+                        ns,
+                        f"delete claim {claim}: statefulset {name} was deleted "
+                        f"(whenDeleted: Delete)",
+                    )
                 continue
             claims = {
                 c.meta.name: c
@@ -371,12 +469,26 @@ class ControllerManager:
             if doomed is not None:
                 self._request_deletion(doomed, action.reason, action.message)
         elif isinstance(action, DeleteClaim):
-            if self._state.remove("PersistentVolumeClaim", action.name, ns) is not None:
+            if self._remove_claim(action.name, ns, action.message):
                 self._state.record_event(
                     "StatefulSet", name, action.reason, action.message, namespace=ns
                 )
+        elif isinstance(action, SetClaimOwner):
+            self._state.put(action.claim)
         elif isinstance(action, SetStatefulSetStatus):
             self._state.put(replace(sts, status=action.status))
+
+    def _remove_claim(self, name: str, ns: str, message: str) -> bool:
+        """Delete a claim a statefulset's policy gives up; its volume is Released (and, by
+        its reclaim policy, removed from its node)."""
+        claim = self._state.remove("PersistentVolumeClaim", name, ns)
+        if not isinstance(claim, PersistentVolumeClaim):
+            return False
+        pv = self._state.get("PersistentVolume", claim.volume_name) if claim.volume_name else None
+        if isinstance(pv, PersistentVolume):
+            self._state.put(replace(pv, phase="Released"))
+        self._state.record_event("PersistentVolumeClaim", name, "Deleted", message, namespace=ns)
+        return True
 
     def _request_deletion(self, pod: Pod, reason: str, message: str) -> None:
         if pod.deletion_requested_at:

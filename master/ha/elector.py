@@ -12,6 +12,11 @@ still holding it. Leadership ends when a renewal fails for too long
 key is no longer the one it created; then `on_deposed` runs before anything
 else happens, and the master campaigns again with a fresh lease.
 
+A follower does not wait for etcd's expiry sweep (every 500 ms) to delete a
+dead leader's key: it reads the leader's lease TTL every tick and revokes the
+lease itself once etcd has let it run out (leadership.LeaseRunOut), then
+campaigns in the same tick.
+
 The etcd calls are the blocking EtcdClient's, run through asyncio.to_thread.
 """
 
@@ -24,15 +29,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from master.ha.leadership import Leadership, LeaseTiming
+from master.ha.leadership import Leadership, LeaseRunOut, LeaseTiming
 from master.store.etcd import EtcdStore
 from master.store.etcd_lease import EtcdLeases, holds
 from master.store.port import StoreError
 
 log = logging.getLogger(__name__)
 
-# How often a follower looks for a vacant leader key (and a leader checks its own).
+# How often a leader checks its own key, and a follower the leader's key and lease
+# (a follower's tick bounds how late it sees the key gone: it is the takeover's slack).
 TICK_S = 0.1
+FOLLOWER_TICK_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +98,7 @@ class LeaderElector:
         self._next_renewal = 0.0
         self._my_create_revision = 0
         self._leader: MasterInfo | None = None
+        self._run_out = LeaseRunOut()
         self._revocations: set[asyncio.Task[None]] = set()
 
     @property
@@ -112,7 +120,8 @@ class LeaderElector:
                 except StoreError as e:
                     log.warning("leader election: %s", e)
                     await self._check_deadline()
-                await asyncio.sleep(TICK_S)
+                leading = self.leadership.role == "leader"
+                await asyncio.sleep(TICK_S if leading else FOLLOWER_TICK_S)
         finally:
             if self.leadership.role == "leader":
                 await self._step_down("stopping")
@@ -169,7 +178,8 @@ class LeaderElector:
             if self._leader is not None and self._leader.name == self._me.name:
                 # Mine from before a restart or a deposition: it expires with that lease.
                 self._leader = None
-            return
+            if not current.lease or not await self._revoked_run_out(current.lease):
+                return
         sent_at = self._lease_sent_at
         timing = self.leadership.timing
         if time.monotonic() >= sent_at + timing.ttl - timing.margin:
@@ -195,6 +205,25 @@ class LeaderElector:
             log.exception("leader election: taking over failed; stepping down")
             await self._step_down("taking over failed")
             await self._resign()
+
+    async def _revoked_run_out(self, lease: int) -> bool:
+        """Revoke the leader's lease once etcd has let it run out (leadership.LeaseRunOut):
+        its key goes now rather than at etcd's next expiry sweep (up to 500 ms later)."""
+        ttl = await asyncio.to_thread(self._etcd.time_to_live, lease)
+        self._run_out.observe(lease, ttl, time.monotonic())
+        if not self._run_out.run_out(time.monotonic()):
+            return False
+        ttl = await asyncio.to_thread(self._etcd.time_to_live, lease)  # renewed meanwhile?
+        self._run_out.observe(lease, ttl, time.monotonic())
+        if ttl >= 1:
+            return False
+        try:
+            await asyncio.to_thread(self._etcd.revoke, lease)
+        except StoreError as e:  # another follower (or etcd's sweep) was first
+            log.debug("leader election: revoking lease %x: %s", lease, e)
+        else:
+            log.info("leader election: the leader's lease %x ran out; revoked it", lease)
+        return True
 
     async def _check_key(self) -> None:
         current = await asyncio.to_thread(self._etcd.held, self.leader_key)

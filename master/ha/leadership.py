@@ -76,3 +76,39 @@ class Leadership:
     def deadline(self) -> float:
         """Monotonic time at which a leader without a newer renewal must stop acting."""
         return self._valid_until
+
+
+# etcd reports a lease's TTL in whole seconds, truncated: 0 means "less than one left".
+TTL_UNIT_S = 1.0
+
+
+class LeaseRunOut:
+    """When may a follower revoke the leader's lease itself, instead of waiting up to
+    500 ms more for etcd's expiry sweep? Once etcd itself has let it run out.
+
+    A follower asks etcd for the lease's TTL every tick. The first answer of 0
+    (received at `t`) says less than one second was left when etcd answered, so the
+    lease has run out at etcd by `t + 1 s` — unless it was renewed since, which a
+    later answer of >= 1 shows (and which resets this). etcd never renews a lease
+    that has run out, so revoking it then only does etcd's pending sweep early. The
+    driver looks once more just before revoking, which leaves a window of one
+    round trip; a leader renewing in it after a second of silence loses its key,
+    and the guard on its writes (its key's create_revision) refuses them.
+    """
+
+    def __init__(self) -> None:
+        self.lease = 0
+        self._below_one_since: float | None = None
+
+    def observe(self, lease: int, ttl: int, received_at: float) -> None:
+        if lease != self.lease:
+            self.lease, self._below_one_since = lease, None
+        if ttl >= 1:
+            self._below_one_since = None
+        elif self._below_one_since is None:
+            self._below_one_since = received_at
+
+    def run_out(self, now: float) -> bool:
+        """Whether etcd has certainly let the observed lease run out by `now`."""
+        since = self._below_one_since
+        return since is not None and now >= since + TTL_UNIT_S

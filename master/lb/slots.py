@@ -54,14 +54,20 @@ INGRESS_PORT_PREFIX = "ingress:"
 
 
 def _proxy_suffix(service: str, port_name: str) -> str:
-    if not _NAME_RE.match(service):
-        raise ValueError(f"service name {service!r} is not a DNS label")
+    """`service` is master.model.lb_name: "svc" in default, "ns/svc" elsewhere, which HAProxy
+    names "ns_svc" ("_" is in no DNS label: "team-a_web" can never be another Service's
+    name or port, where "team-a.web" could be service team-a's port web)."""
+    namespace, _, name = service.rpartition("/")
+    for part in (namespace, name) if namespace else (name,):
+        if not _NAME_RE.match(part):
+            raise ValueError(f"service name {service!r} is not a DNS label")
+    base = f"{namespace}_{name}" if namespace else name
     ingress_port = port_name.removeprefix(INGRESS_PORT_PREFIX)
     if port_name.startswith(INGRESS_PORT_PREFIX) and ingress_port.isdigit():
-        return f"{service}.{port_name}"
+        return f"{base}.{port_name}"
     if port_name and not _NAME_RE.match(port_name):
         raise ValueError(f"port name {port_name!r} of service {service!r} is not a DNS label")
-    return f"{service}.{port_name}" if port_name else service
+    return f"{base}.{port_name}" if port_name else base
 
 
 def format_address(address: str, port: int) -> str:

@@ -6,7 +6,8 @@ ConfigMap: `data` (text) and `binaryData` (base64), keys as Kubernetes allows th
 over `data` for the same key, as in Kubernetes) are kept as base64 in `data`;
 `type` is free text (Opaque by default) and the well-known types' required keys
 are checked. ServiceAccount: metadata only; its token fields are reported as
-not supported. Error messages and warnings name keys, never a Secret's values.
+not supported. Namespace: metadata only. Error messages and warnings name keys, never a
+Secret's values.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from dataclasses import replace
 from typing import Any
 
 from master.manifest.errors import Where
 from master.manifest.fields import as_map, as_str, check_fields
 from master.manifest.meta import parse_object_meta
-from master.manifest.names import check_dns1123_subdomain
-from master.model import ConfigMap, Secret, ServiceAccount
+from master.manifest.names import check_dns1123_label, check_dns1123_subdomain
+from master.model import DEFAULT_NAMESPACE, ConfigMap, Namespace, Secret, ServiceAccount
 
 _KEY = re.compile(r"^[-._a-zA-Z0-9]+\Z")
 MAX_DATA_BYTES = 1024 * 1024
@@ -109,6 +111,14 @@ def parse_secret(data: dict[str, Any], where: Where) -> Secret:
             raise where.key("data").error(f'a Secret of type "{type_}" needs the key "{key}"')
     _check_size(sum(len(v) for v in values.values()), where.key("data"))
     return Secret(meta, type_, values, _immutable(data, where))
+
+
+def parse_namespace(data: dict[str, Any], where: Where) -> Namespace:
+    """A Namespace: its name (a DNS-1123 label); `spec.finalizers` and `status` are what the
+    server keeps, accepted and ignored (so `get ns -o yaml` applies again)."""
+    check_fields(data, where, ("apiVersion", "kind", "metadata"), (), ("spec", "status"))
+    meta = parse_object_meta(data.get("metadata"), where.key("metadata"), check_dns1123_label)
+    return Namespace(replace(meta, namespace=DEFAULT_NAMESPACE))
 
 
 def parse_service_account(data: dict[str, Any], where: Where) -> ServiceAccount:

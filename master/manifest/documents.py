@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from master.manifest.config import parse_config_map, parse_secret, parse_service_account
+from master.manifest.config import (
+    parse_config_map,
+    parse_namespace,
+    parse_secret,
+    parse_service_account,
+)
 from master.manifest.deployment import parse_deployment
 from master.manifest.errors import ManifestError, Warned, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
@@ -27,14 +32,17 @@ from master.manifest.statefulset import parse_statefulset
 from master.manifest.storage import parse_persistent_volume_claim
 from master.manifest.warnings import IGNORED_KINDS, object_warnings
 from master.model import (
+    DEFAULT_NAMESPACE,
     ConfigMap,
     Deployment,
     Ingress,
+    Namespace,
     PersistentVolumeClaim,
     Secret,
     Service,
     ServiceAccount,
     StatefulSet,
+    is_namespaced,
 )
 
 ManifestObject = (
@@ -46,6 +54,7 @@ ManifestObject = (
     | PersistentVolumeClaim
     | StatefulSet
     | Ingress
+    | Namespace
 )
 
 _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]]] = {
@@ -57,15 +66,16 @@ _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]
     "PersistentVolumeClaim": ("v1", parse_persistent_volume_claim),
     "StatefulSet": ("apps/v1", parse_statefulset),
     "Ingress": ("networking.k8s.io/v1", parse_ingress),
+    "Namespace": ("v1", parse_namespace),
 }
 _ACCEPTED = (
     "Deployment, StatefulSet (apps/v1), Ingress (networking.k8s.io/v1), Service, ConfigMap, "
-    "Secret, ServiceAccount, PersistentVolumeClaim or List (v1)"
+    "Secret, ServiceAccount, PersistentVolumeClaim, Namespace or List (v1)"
 )
 # Kinds a Kubernetes user may reasonably send; named as not supported rather than unknown.
 _KUBERNETES_KINDS = (
     "Pod", "ReplicaSet", "DaemonSet", "Job", "CronJob",
-    "Namespace", "PersistentVolume", "Endpoints",
+    "PersistentVolume", "Endpoints",
     "EndpointSlice", "Node", "Event", "ReplicationController", "StorageClass",
     "CustomResourceDefinition",
 )  # fmt: skip
@@ -73,10 +83,12 @@ _KUBERNETES_KINDS = (
 
 @dataclass(frozen=True, slots=True)
 class ParsedManifests:
-    """Every object of one apply, in file order, and the warnings to show the user."""
+    """Every object of one apply, in file order, and the warnings to show the user;
+    `sources` says where each object is ("file: document N"), for errors found later."""
 
     objects: tuple[ManifestObject, ...]
     warnings: tuple[str, ...]
+    sources: tuple[str, ...] = ()
 
 
 def _kind_of(data: dict[str, Any], where: Where) -> str:
@@ -162,8 +174,34 @@ def _join(errors: list[str]) -> ManifestError:
     return ManifestError("\n".join(shown))
 
 
-def parse_manifests(files: Sequence[tuple[str, bytes]]) -> ParsedManifests:
-    """Parse and validate every document of every file.
+def in_namespace(obj: ManifestObject, at: Where, namespace: str | None) -> ManifestObject:
+    """`obj` with its namespace filled: its own, else `namespace` (kubectl's -n, the URL's),
+    else "default". An object naming another namespace than an explicit `namespace` is
+    refused as kubectl refuses it; cluster-scoped kinds have none ("default" internally)."""
+    own = obj.meta.namespace
+    if not is_namespaced(obj.kind):
+        chosen = DEFAULT_NAMESPACE
+    elif own and namespace and own != namespace:
+        raise (
+            at.key("metadata")
+            .key("namespace")
+            .error(
+                f'the namespace from the provided object "{own}" does not match the namespace '
+                f'"{namespace}"; pass --namespace={own} or remove metadata.namespace'
+            )
+        )
+    else:
+        chosen = own or namespace or DEFAULT_NAMESPACE
+    if chosen == own:
+        return obj
+    return replace(obj, meta=replace(obj.meta, namespace=chosen))
+
+
+def parse_manifests(
+    files: Sequence[tuple[str, bytes]], namespace: str | None = None
+) -> ParsedManifests:
+    """Parse and validate every document of every file; objects without a namespace go to
+    `namespace` (None: "default").
 
     Every invalid document is reported, not only the first: the ManifestError
     raised holds one sentence per line. Nothing is returned (so nothing is
@@ -172,7 +210,8 @@ def parse_manifests(files: Sequence[tuple[str, bytes]]) -> ParsedManifests:
     warnings: list[str] = []
     errors: list[str] = []
     objects: list[ManifestObject] = []
-    defined: dict[tuple[str, str], str] = {}
+    sources: list[str] = []
+    defined: dict[tuple[str, str, str], str] = {}
     documents_seen = 0
     for name, content in files:
         try:
@@ -192,10 +231,15 @@ def parse_manifests(files: Sequence[tuple[str, bytes]]) -> ParsedManifests:
                 errors.append(str(e))
                 continue
             warnings += object_warnings(noted, [(at.path, k, n) for at, k, n, _ in found])
-            for at, _, _, obj in found:
-                if obj is None:
+            for at, _, _, found_obj in found:
+                if found_obj is None:
                     continue
-                key = (obj.kind, obj.meta.name)
+                try:
+                    obj = in_namespace(found_obj, at, namespace)
+                except ManifestError as e:
+                    errors.append(str(e))
+                    continue
+                key = (obj.kind, obj.meta.namespace, obj.meta.name)
                 if key in defined:
                     where = at.key("metadata").key("name")
                     errors.append(
@@ -205,9 +249,10 @@ def parse_manifests(files: Sequence[tuple[str, bytes]]) -> ParsedManifests:
                     continue
                 defined[key] = f"{name}, document {number}"
                 objects.append(obj)
+                sources.append(f"{name}: document {at.document}")
                 if len(objects) > MAX_OBJECTS:
                     errors.append(str(_too_many(at)))
                     raise _join(errors)  # the rest is not even read
     if errors:
         raise _join(errors)
-    return ParsedManifests(objects=tuple(objects), warnings=tuple(warnings))
+    return ParsedManifests(objects=tuple(objects), warnings=tuple(warnings), sources=tuple(sources))

@@ -1,7 +1,9 @@
 """metadata of manifests: an object's identity (name, labels, annotations) and the pod template's.
 
-Only the "default" namespace exists in pinnace, so a manifest naming another is
-refused rather than silently moved. Fields the server fills (uid,
+`metadata.namespace`, when given, must be a DNS-1123 label; a missing one is left
+empty here and filled by `parse_manifests` (the -n flag, the URL's namespace, or
+"default"). Whether the namespace exists is the application layer's question
+(master/app/namespaces.py). Fields the server fills (uid,
 resourceVersion, creationTimestamp, ...) are accepted and ignored so that the
 output of `pinnace get -o yaml` can be applied again unchanged.
 """
@@ -11,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from master.manifest.errors import Where, describe
+from master.manifest.errors import Where
 from master.manifest.fields import as_map, as_str, as_str_map, check_fields
-from master.manifest.names import check_annotations, check_labels
-from master.model import DEFAULT_NAMESPACE, ObjectMeta
+from master.manifest.names import check_annotations, check_dns1123_label, check_labels
+from master.model import ObjectMeta
 
 SUPPORTED = ("name", "namespace", "labels", "annotations")
 # Written by the server; present in `get -o yaml` output.
@@ -56,12 +58,10 @@ def parse_object_meta(
         raise where.key("name").error("is required")
     data = as_map(value, where)
     check_fields(data, where, SUPPORTED, UNSUPPORTED, SERVER_FILLED)
-    namespace = data.get("namespace")
-    if namespace is not None and as_str(namespace, where.key("namespace")) != DEFAULT_NAMESPACE:
-        raise where.key("namespace").error(
-            f'namespaces are not supported yet; only "{DEFAULT_NAMESPACE}" is allowed, '
-            f"got {describe(namespace)}"
-        )
+    namespace = ""
+    if data.get("namespace") not in (None, ""):
+        namespace = as_str(data["namespace"], where.key("namespace"))
+        check_dns1123_label(namespace, where.key("namespace"))
     raw_name = data.get("name")
     if raw_name is None or raw_name == "":
         hint = " (generateName is not supported yet)" if data.get("generateName") else ""
@@ -72,6 +72,7 @@ def parse_object_meta(
         name=name,
         labels=parse_labels(data.get("labels"), where.key("labels")),
         annotations=parse_annotations(data.get("annotations"), where.key("annotations")),
+        namespace=namespace,
     )
 
 

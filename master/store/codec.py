@@ -20,6 +20,7 @@ Flow: `encode(obj)` -> class plan -> plain JSON value -> bytes;
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import enum
 import json
@@ -210,7 +211,7 @@ def _encoder(tp: Any) -> Converter:
         return _codec_for(tp).encode
     if origin is tuple:
         return _seq_converter(_encoder(_tuple_item(tp)), tuple, list)
-    if origin is dict:
+    if origin in (dict, collections.abc.Mapping):
         return _dict_converter(_encoder(_dict_value(tp)), _EXACT.get(_dict_value(tp)))
     if origin in (types.UnionType, typing.Union):
         return _optional_converter(_encoder(_optional_inner(tp)))
@@ -233,7 +234,7 @@ def _decoder(tp: Any) -> Converter:
         return _codec_for(tp).decode
     if origin is tuple:
         return _seq_converter(_decoder(_tuple_item(tp)), list, tuple)
-    if origin is dict:
+    if origin in (dict, collections.abc.Mapping):
         return _dict_converter(_decoder(_dict_value(tp)), _EXACT.get(_dict_value(tp)))
     if origin in (types.UnionType, typing.Union):
         return _optional_converter(_decoder(_optional_inner(tp)))

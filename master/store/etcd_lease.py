@@ -20,10 +20,11 @@ from master.store.port import StoreError
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """Who holds a key: its value and create_revision (0 and b"" when vacant)."""
+    """Who holds a key: its value, create_revision and lease (0, b"", 0 when vacant)."""
 
     value: bytes
     create_revision: int
+    lease: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,10 @@ class EtcdLeases:
     def revoke(self, lease: int) -> None:
         self._client.lease_revoke(lease)
 
+    def time_to_live(self, lease: int) -> int:
+        """Whole seconds left, truncated (0: less than one; -1: the lease is gone)."""
+        return self._client.lease_time_to_live(lease)
+
     def put_on_lease(self, key: bytes, value: bytes, lease: int) -> None:
         put = rpc_pb2.PutRequest(key=key, value=value, lease=lease)
         self._client.txn([], [rpc_pb2.RequestOp(request_put=put)], [])
@@ -59,7 +64,8 @@ class EtcdLeases:
         reply = self._client.range(key)
         if not reply.kvs:
             return Held(b"", 0)
-        return Held(bytes(reply.kvs[0].value), int(reply.kvs[0].create_revision))
+        kv = reply.kvs[0]
+        return Held(bytes(kv.value), int(kv.create_revision), int(kv.lease))
 
     def take_vacant(self, key: bytes, value: bytes, lease: int) -> tuple[bool, Held]:
         """Put key (on lease) only if it does not exist: (won, who holds it now)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.integration.cluster import REPO, LocalCluster, wait_for
@@ -35,6 +36,26 @@ spec:
       - name: talk
         image: pinnace/httpd:latest
         command: ["/bin/sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: stubborn
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: stubborn
+  template:
+    metadata:
+      labels:
+        app: stubborn
+    spec:
+      terminationGracePeriodSeconds: 120
+      containers:
+      - name: s
+        image: pinnace/httpd:latest
+        command: ["/bin/sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]
 """
 
 
@@ -56,7 +77,11 @@ def test_logs_stream_from_the_agent_to_kubectl_and_the_cli(
     pod = wait_for(
         "a running talker pod",
         lambda: next(
-            (p["metadata"]["name"] for p in cluster.pods() if p["status"]["phase"] == "Running"),
+            (
+                p["metadata"]["name"]
+                for p in cluster.pods()
+                if p["status"]["phase"] == "Running" and p["metadata"]["name"].startswith("talker-")
+            ),
             None,
         ),
     )
@@ -121,6 +146,47 @@ def test_logs_stream_from_the_agent_to_kubectl_and_the_cli(
 
     _exec_through_kubectl_and_the_cli(cluster, config, tmp_path, pod)
     _describe_through_kubectl_and_the_cli(cluster, k, pod)
+    _previous_after_a_restart(cluster, k, pod)
+    _grace_period_of_a_delete(cluster, k)
+
+
+def _grace_period_of_a_delete(cluster: LocalCluster, k: Kubectl) -> None:
+    """--grace-period replaces the pod's 120 s: SIGKILL follows SIGTERM after 1 s."""
+    stubborn = wait_for(
+        "the stubborn pod running",
+        lambda: next(
+            (
+                p["metadata"]["name"]
+                for p in cluster.pods()
+                if p["metadata"]["name"].startswith("stubborn-")
+                and p["status"]["phase"] == "Running"
+            ),
+            None,
+        ),
+    )
+    started = time.monotonic()
+    k.run("delete", "pod", stubborn, "--grace-period=1", "--timeout=60s")
+    assert time.monotonic() - started < 30
+    assert all(p["metadata"]["name"] != stubborn for p in cluster.pods())
+
+
+def _previous_after_a_restart(cluster: LocalCluster, k: Kubectl, pod: str) -> None:
+    """A killed container restarts; --previous reads what the agent kept of the dead run."""
+    written = _numbers(k.run("logs", pod).stdout)
+    (victim,) = [c for c in cluster.containers() if c.labels.get("pinnace.pod") == pod]
+    cluster.docker.api.kill(victim.id)
+
+    def restarted() -> bool | None:
+        found = [p for p in cluster.pods() if p["metadata"]["name"] == pod]
+        statuses = found[0]["status"].get("containerStatuses") or [] if found else []
+        up = bool(statuses) and statuses[0]["restartCount"] == 1 and statuses[0]["ready"]
+        return up or None
+
+    wait_for("the killed container running again", restarted)
+    previous = _numbers(k.run("logs", pod, "--previous").stdout)
+    assert previous[: len(written)] == written
+    ours = _numbers(cluster.cli("logs", pod, "--previous", "--tail", "2").stdout)
+    assert ours == previous[-2:]
 
 
 def _describe_through_kubectl_and_the_cli(cluster: LocalCluster, k: Kubectl, pod: str) -> None:

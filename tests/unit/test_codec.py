@@ -21,6 +21,7 @@ from master.model import (
     DeploymentStatus,
     DeploymentStrategy,
     DNSOption,
+    DownwardFile,
     EnvFromSource,
     EnvVar,
     EnvVarSource,
@@ -32,6 +33,7 @@ from master.model import (
     IngressRule,
     IngressTLS,
     KeyToPath,
+    Namespace,
     Node,
     NodeStatus,
     ObjectMeta,
@@ -45,6 +47,7 @@ from master.model import (
     PodTemplate,
     Probe,
     ProbeKind,
+    ProjectedSource,
     Resources,
     RestartPolicy,
     RollingUpdate,
@@ -143,6 +146,23 @@ def _spec() -> PodSpec:
                 (KeyToPath("a", "dir/a.conf", 0o400),),
                 0o600,
                 True,
+                (
+                    ProjectedSource(
+                        "downwardAPI",
+                        "app-config",
+                        (KeyToPath("b", "b", 0o444),),
+                        True,
+                        (
+                            DownwardFile(
+                                "labels",
+                                EnvVarSource(
+                                    "fieldRef", "n", "k", True, "x", "limits.cpu", "c", "1"
+                                ),
+                                0o400,
+                            ),
+                        ),
+                    ),
+                ),
             ),
         ),
     )
@@ -186,6 +206,7 @@ def full_objects() -> list[StoredObject]:
             node_name="node-1",
             epoch=7,
             deletion_requested_at=1700000100.5,
+            deletion_grace_seconds=4,
             status=PodStatus(
                 phase=PodPhase.RUNNING,
                 reason="Started",
@@ -248,7 +269,16 @@ def full_objects() -> list[StoredObject]:
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
         PersistentVolumeClaim(
-            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1", 5, 7
+            _meta("data"),
+            ("ReadWriteOncePod",),
+            1 << 30,
+            "fast",
+            "Block",
+            "pvc-1",
+            "node-1",
+            5,
+            7,
+            "StatefulSet/db",
         ),
         StatefulSet(
             meta=_meta("db"),
@@ -276,6 +306,7 @@ def full_objects() -> list[StoredObject]:
             "Delete",
             "fast",
             "Released",
+            "team-a",
         ),
         Ingress(
             meta=_meta("web"),
@@ -293,6 +324,7 @@ def full_objects() -> list[StoredObject]:
             lb_reason="BackendNotFound",
             lb_message="spec.defaultBackend: service/fallback does not exist",
         ),
+        Namespace(_meta("team-a"), "Terminating", 1700000001.5),
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from master.ha.leadership import Leadership, LeaseTiming
+from master.ha.leadership import Leadership, LeaseRunOut, LeaseTiming
 
 
 def test_a_new_master_is_a_follower() -> None:
@@ -75,3 +75,32 @@ def test_each_election_won_is_a_new_term() -> None:
 def test_a_lease_must_outlast_two_renewals(ttl: float, renew: float) -> None:
     with pytest.raises(ValueError, match="more than twice the renewal interval"):
         LeaseTiming(ttl=ttl, renew_every=renew)
+
+
+def test_a_lease_has_run_out_one_second_after_etcd_first_says_less_than_one_is_left() -> None:
+    run_out = LeaseRunOut()
+    run_out.observe(7, 1, received_at=10.0)
+    run_out.observe(7, 0, received_at=10.4)  # less than 1 s left when etcd answered
+
+    assert not run_out.run_out(11.3)
+    assert run_out.run_out(11.4)
+
+
+def test_a_renewal_seen_since_starts_the_count_again() -> None:
+    run_out = LeaseRunOut()
+    run_out.observe(7, 0, received_at=10.0)
+    run_out.observe(7, 1, received_at=10.5)  # the leader renewed: alive after all
+    run_out.observe(7, 0, received_at=11.2)
+
+    assert not run_out.run_out(11.5)
+    assert not run_out.run_out(12.1)
+    assert run_out.run_out(12.2)
+
+
+def test_another_leaders_lease_is_counted_afresh() -> None:
+    run_out = LeaseRunOut()
+    run_out.observe(7, 0, received_at=10.0)
+    run_out.observe(8, 0, received_at=10.9)
+
+    assert not run_out.run_out(11.5)
+    assert run_out.run_out(11.9)

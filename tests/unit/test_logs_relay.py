@@ -110,3 +110,86 @@ def test_the_relay_refuses_a_node_without_a_session_and_ends_streams_when_it_goe
             await asyncio.wait_for(waiting, 5)
 
     asyncio.run(run())
+
+
+# -- --previous: the log kept at a restart ---------------------------------------------
+
+
+def test_a_restart_keeps_the_dead_runs_log_for_previous_until_the_next_restart() -> None:
+    from agent.logs import PreviousLogs
+    from agent.model import Assignments, ContainerSpec, PodAssignment, PodSpec
+    from agent.worker import Worker
+    from kernel.clock import FakeClock
+
+    async def run() -> None:
+        clock = FakeClock()
+        engine = FakeEngine(clock=clock.now)
+        engine.present_images.add("img")
+        runtime = FakeRuntime("n1", engine)
+        previous = PreviousLogs()
+        worker = Worker(runtime, "127.0.0.1", clock, lambda _: None, previous=previous)
+        streamer = LogStreamer(runtime, previous)
+
+        async def step() -> None:
+            await worker.iterate()
+            await worker.settle()
+            await worker.iterate()
+
+        worker.set_assignments(
+            Assignments(1, (PodAssignment("a", 1, PodSpec((ContainerSpec("web", "img"),))),))
+        )
+        await step()
+        (first,) = engine.containers.values()
+        order = LogOrder("r1", "a", "", LogOptions(), previous=True)
+        never = await _collect(streamer, order)
+        assert never[-1][3] == 'previous terminated container "web" in pod "a" not found'
+
+        engine.write_log(first.id, b"one\ntwo\nboom\n")
+        engine.crash(first.id, 1)
+        await step()
+        (second,) = engine.containers.values()
+        assert second.id != first.id
+        engine.write_log(second.id, b"fresh\n")
+        got = await _collect(streamer, order)
+        assert b"".join(c[1] for c in got) == b"one\ntwo\nboom\n" and got[-1][3] == ""
+        tail = await _collect(streamer, replace_options(order, LogOptions(tail_lines=1)))
+        assert b"".join(c[1] for c in tail) == b"boom\n"
+        current = await _collect(streamer, LogOrder("r2", "a", "", LogOptions()))
+        assert b"".join(c[1] for c in current) == b"fresh\n"
+
+        engine.crash(second.id, 1)
+        await step()  # backing off: the dead run stays, nothing new is kept yet
+        clock.advance(60)
+        await step()
+        assert len(engine.containers) == 1 and second.id not in engine.containers
+        again = await _collect(streamer, order)
+        assert b"".join(c[1] for c in again) == b"fresh\n"
+
+    asyncio.run(run())
+
+
+def replace_options(order: LogOrder, options: LogOptions) -> LogOrder:
+    return LogOrder(order.request_id, order.pod, order.container, options, previous=True)
+
+
+def test_kept_tails_are_bounded_and_belong_to_one_pod_incarnation() -> None:
+    from agent.logs import Kept, PreviousLogs, keep_tail, last_lines
+    from agent.runtime.port import ContainerInfo
+
+    assert keep_tail(b"a" * 10 + b"\nline\n", 8) == b"line\n"
+    assert keep_tail(b"x" * 20, 8) == b"x" * 8
+    assert last_lines(b"1\n2\n3\n", 2) == b"2\n3\n" and last_lines(b"1\n", 0) == b""
+    kept = PreviousLogs(max_containers=2)
+    for pod in ("a", "b", "c"):
+        kept.keep(pod, "web", Kept(epoch=1, restart_count=0, data=pod.encode()))
+
+    def info(pod: str, epoch: int, restarts: int) -> ContainerInfo:
+        labels = {LABEL_POD: pod, LABEL_CONTAINER: "web", "pinnace.epoch": str(epoch),
+                  "pinnace.restart-count": str(restarts)}  # fmt: skip
+        return ContainerInfo("id", "n", "img", "running", labels)
+
+    assert kept.find(info("a", 1, 1)) is None  # the oldest was dropped
+    found = kept.find(info("c", 1, 1))
+    assert found is not None and found.data == b"c"
+    assert kept.find(info("c", 2, 1)) is None  # a new pod of that name: not its past
+    assert kept.find(info("c", 1, 0)) is None  # not an earlier run

@@ -145,7 +145,7 @@ def test_recreate_strategy() -> None:
         ("metadata.name", "Web_App", "metadata.name: must be a DNS-1123 subdomain"),
         ("metadata.name", "a" * 254, "metadata.name: must be at most 253 characters, got 254"),
         ("metadata.name", 7, "metadata.name: must be a string, got 7"),
-        ("metadata.namespace", "prod", "metadata.namespace: namespaces are not supported yet"),
+        ("metadata.namespace", "Prod_1", "metadata.namespace: must be a DNS-1123 label"),
         ("metadata.labels", {"app": "x" * 64}, "metadata.labels.app: must be at most 63"),
         ("metadata.labels", {"bad key!": "x"}, 'metadata.labels["bad key!"]: key name must'),
         ("metadata.labels", {"app": 1}, "metadata.labels.app: must be a string, got 1"),

@@ -97,7 +97,7 @@ def test_cluster_ips_is_read_like_cluster_ip_and_none_is_headless() -> None:
         ("metadata.name", "a" * 65, "metadata.name: must be at most 63 characters, got 65"),
         ("metadata.name", "1web", "metadata.name: must be a DNS-1035 label"),
         ("metadata.name", "web.app", "metadata.name: must be a DNS-1035 label"),
-        ("metadata.namespace", "kube-system", "metadata.namespace: namespaces are not supported"),
+        ("metadata.namespace", "kube.system", "metadata.namespace: must be a DNS-1123 label"),
         ("spec.ports", [], "spec.ports: is required (at least one port)"),
         ("spec.ports", None, "spec.ports: is required (at least one port)"),
         ("spec.ports", {"port": 80}, "spec.ports: must be a list, got a map"),

@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -251,9 +251,10 @@ def test_stored_objects_are_not_aliased(store: Store) -> None:
     original = pod("web-1")
     store.write([original], [])
 
-    original.meta.labels["app"] = "mutated after write"
+    # Labels are read-only by type; a caller that casts that away must still not reach the store.
+    cast(dict[str, str], original.meta.labels)["app"] = "mutated after write"
     loaded = store.load_all()[0]
-    loaded.meta.labels["app"] = "mutated after load"
+    cast(dict[str, str], loaded.meta.labels)["app"] = "mutated after load"
 
     assert store.load_all()[0].meta.labels == {"app": "web"}
 

@@ -166,6 +166,42 @@ def scale(dep: Deployment) -> Obj:
     }
 
 
+def endpoint_slices(endpoints: Obj) -> list[Obj]:
+    """discovery.k8s.io EndpointSlices for a service's Endpoints (what `kubectl describe
+    service` reads): each pod is reached on a port of its own, so each subset is a slice,
+    labelled with its service's name as Kubernetes' are."""
+    meta = endpoints.get("metadata") or {}
+    service = str(meta.get("name", ""))
+    slices: list[Obj] = []
+    for i, subset in enumerate(endpoints.get("subsets") or []):
+        found = [(a, True) for a in subset.get("addresses") or []] + [
+            (a, False) for a in subset.get("notReadyAddresses") or []
+        ]
+        slices.append({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{service}-{i}",
+                "namespace": meta.get("namespace", DEFAULT_NAMESPACE),
+                "creationTimestamp": meta.get("creationTimestamp"),
+                "labels": {
+                    "kubernetes.io/service-name": service,
+                    "endpointslice.kubernetes.io/managed-by": "pinnace",
+                },
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": service}],
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": [a.get("ip")], "conditions": {"ready": ready},
+                 **({"targetRef": a["targetRef"]} if a.get("targetRef") else {})}
+                for a, ready in found
+            ],
+            # kubectl reads every port's name (unnamed: ""), as the API server always sets it.
+            "ports": [{"name": "", **p} for p in subset.get("ports") or []],
+        })  # fmt: skip
+    return slices
+
+
 def list_kind(state: ClusterState, kind: str, now: float, created_at: float) -> list[Obj]:
     """Every object of a kind, rendered, sorted by name (events in time order)."""
     if kind == "Namespace":
@@ -174,6 +210,12 @@ def list_kind(state: ClusterState, kind: str, now: float, created_at: float) -> 
         return [render_ingress_class(rfc3339(created_at))]
     if kind == "Endpoints":
         return [render_endpoints(svc, ports) for svc, ports in list_endpoints(state)]
+    if kind == "EndpointSlice":
+        return [
+            s
+            for svc, ports in list_endpoints(state)
+            for s in endpoint_slices(render_endpoints(svc, ports))
+        ]
     if kind == "ReplicaSet":
         deps = sorted(
             (d for d in state.objects("Deployment") if isinstance(d, Deployment)),
@@ -194,6 +236,9 @@ def get_one(state: ClusterState, kind: str, name: str, now: float, created_at: f
     if kind == "Endpoints":
         found = [render_endpoints(s, p) for s, p in list_endpoints(state) if s.meta.name == name]
         return found[0] if found else None
+    if kind == "EndpointSlice":
+        return next((s for s in list_kind(state, kind, now, created_at)
+                     if s["metadata"]["name"] == name), None)  # fmt: skip
     if kind == "ReplicaSet":
         return next((rs for rs in list_kind(state, kind, now, created_at)
                      if rs["metadata"]["name"] == name), None)  # fmt: skip

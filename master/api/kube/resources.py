@@ -85,12 +85,15 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("ingressclasses", "IngressClass", group="networking.k8s.io", namespaced=False,
              verbs=("get", "list"), singular="ingressclass",
              description='The one ingress controller: "pinnace", the default.'),
+    Resource("endpointslices", "EndpointSlice", group="discovery.k8s.io", verbs=("get", "list"),
+             singular="endpointslice",
+             description="A service's endpoints (derived from its Endpoints), one slice per port."),
     Resource("replicasets", "ReplicaSet", group="apps", verbs=READ, short_names=("rs",),
              singular="replicaset",
              description="A Deployment's revisions (one per pod template it has rolled out)."),
 )  # fmt: skip
 
-GROUPS = ("apps", "networking.k8s.io")
+GROUPS = ("apps", "networking.k8s.io", "discovery.k8s.io")
 
 
 def resource(group: str, name: str) -> Resource | None:

@@ -56,7 +56,7 @@ class Streams:
         ]  # fmt: skip
 
     async def _watch(self, request: web.Request, r: Resource) -> web.StreamResponse:
-        if r.kind in ("Endpoints", "ReplicaSet", "Namespace"):
+        if r.kind in ("Endpoints", "EndpointSlice", "ReplicaSet", "Namespace"):
             return await self._watch_static(request, r)
         rv_text = request.query.get("resourceVersion", "")
         since: int | None = None
@@ -193,7 +193,7 @@ class Streams:
         """pods/NAME/log: the container's output, read by its agent over the node session."""
         try:
             query = log_query(name, request.query)
-            node, container = locate(self.state, name, query.container, _flag(request, "previous"))
+            node, container = locate(self.state, name, query.container)
         except ValueError as e:
             raise errors.bad_request(str(e)) from None
         except LogRefused as e:
@@ -243,4 +243,5 @@ def log_query(pod: str, query: Mapping[str, str]) -> LogQuery:
         timestamps=query.get("timestamps", "").lower() in ("1", "true"),
         since_seconds=number("sinceSeconds", 0),
         limit_bytes=number("limitBytes", 0),
+        previous=query.get("previous", "").lower() in ("1", "true"),
     )

@@ -248,6 +248,7 @@ async def delete(
             f"propagationPolicy {str(policy)[:30]!r} is not supported: pinnace always deletes "
             f"what an object owns (Background)",
         )  # fmt: skip
+    grace = grace_period(options.get("gracePeriodSeconds"))
     current = state.get(r.kind, name)
     if current is None:
         raise errors.not_found(r.name, r.group, name)
@@ -258,11 +259,24 @@ async def delete(
     if dry_run:
         return rendered
     try:
-        await delete_objects(state, lifecycle, [(r.kind, name)], missing_ok=False)
+        await delete_objects(
+            state, lifecycle, [(r.kind, name)], missing_ok=False, grace_seconds=grace
+        )
     except AppError as e:
         raise app_error(e, r, name) from None
     after = state.get(r.kind, name)
     return render(after, now, state) if after is not None else rendered
+
+
+def grace_period(value: object) -> int | None:
+    """DeleteOptions.gracePeriodSeconds (a number in the body, text in the query)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise errors.bad_request(f"gracePeriodSeconds must be an integer >= 0, got {str(value)[:30]!r}")
 
 
 async def set_scale(
