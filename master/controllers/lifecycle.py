@@ -110,6 +110,10 @@ class SetEvictionsPaused:
 NodeAction = SetNodeCondition | MarkPodNotReady | EvictPod | SetEvictionsPaused
 
 
+_NO_SIGNALS = NodeSignals()
+_STAYS_READY: tuple[NodeCondition, str] = ("Ready", "")
+
+
 def current_condition(node: Node) -> NodeCondition:
     if node.status.ready:
         return "Ready"
@@ -168,10 +172,17 @@ def reconcile_nodes(
     the lease may be left out (nothing happens to their pods).
     """
     by_node = pods
-    judged = {
-        n.meta.name: node_condition(n, signals.get(n.meta.name, NodeSignals()), now.mono, settings)
-        for n in nodes
-    }
+    judged: dict[str, tuple[NodeCondition, str]] = {}
+    lease = settings.lease_seconds
+    for n in nodes:
+        name = n.meta.name
+        sig = signals.get(name, _NO_SIGNALS)
+        if n.status.ready and sig.last_seen is not None and now.mono - sig.last_seen <= lease:
+            # The common case, kept cheap (it runs for every node on every pass): Ready
+            # and staying Ready, so there is no transition and no message to write.
+            judged[name] = _STAYS_READY
+        else:
+            judged[name] = node_condition(n, sig, now.mono, settings)
     # Long-dead nodes (NotReady before, no pods left) say nothing about this moment.
     counted = [
         n
