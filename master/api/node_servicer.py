@@ -277,7 +277,13 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         return lambda kind, name: self._state.get(kind, name, namespace)
 
     def _resolve_files(self, pod: Pod, volume: Volume) -> ResolvedFiles:
-        return resolve_volume_files(volume, self._lookup_in(pod.meta.namespace))
+        node = self._state.get("Node", pod.node_name) if volume.sources else None
+        return resolve_volume_files(
+            volume,
+            self._lookup_in(pod.meta.namespace),
+            pod,
+            node if isinstance(node, Node) else None,
+        )
 
     # -- RegisterNode ----------------------------------------------------------------
 

@@ -56,8 +56,10 @@ from master.controllers.pacing import rest_after_pass
 from master.controllers.statefulset import (
     CreateClaim,
     DeleteClaim,
+    SetClaimOwner,
     SetStatefulSetStatus,
     StatefulSetAction,
+    orphaned_claims,
     reconcile_statefulset,
 )
 from master.metrics import series
@@ -431,6 +433,18 @@ class ControllerManager:
             if not isinstance(sts, StatefulSet):
                 for pod in pods:
                     self._request_deletion(pod, "Killing", "its statefulset was deleted")
+                owned = [
+                    c
+                    for c in self._state.objects("PersistentVolumeClaim", ns)
+                    if isinstance(c, PersistentVolumeClaim)
+                ]
+                for claim in orphaned_claims(name, owned, self._state.pods(ns)):
+                    self._remove_claim(
+                        claim,
+                        ns,
+                        f"delete claim {claim}: statefulset {name} was deleted "
+                        f"(whenDeleted: Delete)",
+                    )
                 continue
             claims = {
                 c.meta.name: c
@@ -459,12 +473,26 @@ class ControllerManager:
             if doomed is not None:
                 self._request_deletion(doomed, action.reason, action.message)
         elif isinstance(action, DeleteClaim):
-            if self._state.remove("PersistentVolumeClaim", action.name, ns) is not None:
+            if self._remove_claim(action.name, ns, action.message):
                 self._state.record_event(
                     "StatefulSet", name, action.reason, action.message, namespace=ns
                 )
+        elif isinstance(action, SetClaimOwner):
+            self._state.put(action.claim)
         elif isinstance(action, SetStatefulSetStatus):
             self._state.put(replace(sts, status=action.status))
+
+    def _remove_claim(self, name: str, ns: str, message: str) -> bool:
+        """Delete a claim a statefulset's policy gives up; its volume is Released (and, by
+        its reclaim policy, removed from its node)."""
+        claim = self._state.remove("PersistentVolumeClaim", name, ns)
+        if not isinstance(claim, PersistentVolumeClaim):
+            return False
+        pv = self._state.get("PersistentVolume", claim.volume_name) if claim.volume_name else None
+        if isinstance(pv, PersistentVolume):
+            self._state.put(replace(pv, phase="Released"))
+        self._state.record_event("PersistentVolumeClaim", name, "Deleted", message, namespace=ns)
+        return True
 
     def _request_deletion(self, pod: Pod, reason: str, message: str) -> None:
         if pod.deletion_requested_at:
