@@ -217,7 +217,12 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
 ) -> None:
     http_port, https_port = _free_ports(2)
     offset = _free_offset((80, 81))
-    flags = ("--lb-port-offset", str(offset), "--ingress-http-port", str(http_port))
+    flags: tuple[str, ...] = (
+        "--lb-port-offset",
+        str(offset),
+        "--ingress-http-port",
+        str(http_port),
+    )
     flags += ("--ingress-https-port", str(https_port))
     cluster.start_master(*flags)
     cluster.start_agent("n1")
