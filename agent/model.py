@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
+from kernel.podspec import ContainerStatus as ContainerStatus
 from kernel.podspec import HTTPHeader as HTTPHeader
 from kernel.podspec import Probe as Probe
 from kernel.podspec import VolumeMount as VolumeMount
@@ -176,23 +177,6 @@ def spec_hash(spec: ContainerSpec) -> str:
     fields["env"] = [_hashed_env(e) for e in fields["env"]]
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerStatus:
-    name: str
-    # waiting | running | terminated
-    state: str = "waiting"
-    reason: str = ""
-    message: str = ""
-    ready: bool = False
-    restart_count: int = 0
-    container_id: str = ""
-    image: str = ""
-    exit_code: int = 0
-    started_at: float = 0.0
-    # Why the running image is not a freshly pulled one (imagePullPolicy Always, no registry).
-    image_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

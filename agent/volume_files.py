@@ -26,7 +26,7 @@ from kernel.names import flat_pod_ref
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "/dev/shm/pinnace"
-FILE_SOURCES = ("configMap", "secret")
+FILE_SOURCES = ("configMap", "secret", "projected", "downwardAPI")
 
 
 @dataclass(frozen=True, slots=True)

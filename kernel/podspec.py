@@ -1,4 +1,4 @@
-"""Parts of a pod's spec that master and agent hold alike: probes and volume mounts.
+"""Parts of a pod that master and agent hold alike: probes, volume mounts, container status.
 
 The master parses them from manifests and sends them on the wire; the agent reads them back
 and acts on them. One definition keeps the two sides from drifting (defaults, field names).
@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+
+class ContainerState(StrEnum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    TERMINATED = "terminated"
 
 
 class ProbeKind(StrEnum):
@@ -57,3 +63,24 @@ class VolumeMount:
     # A path inside the volume to mount instead of its root.
     sub_path: str = ""
     read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    """What the agent reports, and the master keeps, for one container of a pod."""
+
+    name: str
+    # A ContainerState's value (text, so an agent's report of a newer state still reads).
+    state: str = ContainerState.WAITING
+    # Why it is in that state: ContainerCreating, ErrImagePull, ImagePullBackOff,
+    # CrashLoopBackOff, Completed, Error, OOMKilled ...
+    reason: str = ""
+    message: str = ""
+    ready: bool = False
+    restart_count: int = 0
+    container_id: str = ""
+    image: str = ""
+    exit_code: int = 0
+    started_at: float = 0.0
+    # imagePullPolicy Always could not pull; the image on the node runs (and why).
+    image_note: str = ""

@@ -20,6 +20,8 @@ from enum import StrEnum
 from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 from kernel.names import pod_ref as kernel_pod_ref
 from kernel.names import split_pod_ref
+from kernel.podspec import ContainerState as ContainerState
+from kernel.podspec import ContainerStatus as ContainerStatus
 from kernel.podspec import HTTPHeader as HTTPHeader
 from kernel.podspec import Probe as Probe
 from kernel.podspec import ProbeKind as ProbeKind
@@ -44,12 +46,6 @@ class RestartPolicy(StrEnum):
     ALWAYS = "Always"
     ON_FAILURE = "OnFailure"
     NEVER = "Never"
-
-
-class ContainerState(StrEnum):
-    WAITING = "waiting"
-    RUNNING = "running"
-    TERMINATED = "terminated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +135,28 @@ class KeyToPath:
 
 
 @dataclass(frozen=True, slots=True)
+class DownwardFile:
+    """One file of a downwardAPI volume or projection: a field of the pod (fieldRef, e.g.
+    metadata.labels) or a container's resource (resourceFieldRef), as the env has them."""
+
+    path: str
+    ref: EnvVarSource
+    mode: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectedSource:
+    """One source of a projected volume: a ConfigMap's or Secret's keys, or downward files."""
+
+    # configMap | secret | downwardAPI
+    source: str
+    object_name: str = ""
+    items: tuple[KeyToPath, ...] = ()
+    optional: bool = False
+    fields: tuple[DownwardFile, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Volume:
     """One pod volume (Kubernetes' spec.volumes[]) and where its files live on the node.
 
@@ -146,8 +164,9 @@ class Volume:
     tmpfs with `medium` Memory), hostPath (a directory or file of the node),
     persistentVolumeClaim (the node-local Docker volume bound to the claim; the
     master fills `volume_name` when it binds the pod, so an agent needs no lookup),
-    or configMap / secret (files the master sends with the assignment and the agent
-    keeps on a tmpfs, rewritten when the object changes).
+    or configMap / secret / projected / downwardAPI (files the master sends with the
+    assignment and the agent keeps on a tmpfs, rewritten when their objects change;
+    a downwardAPI volume is a projection of one downwardAPI source).
     """
 
     name: str
@@ -164,6 +183,8 @@ class Volume:
     items: tuple[KeyToPath, ...] = ()
     default_mode: int = 0o644
     optional: bool = False
+    # projected / downwardAPI: the sources, in order (a later file of the same path wins).
+    sources: tuple[ProjectedSource, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,26 +361,6 @@ class PodPhase(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ContainerStatus:
-    """What the agent last reported for one container of a pod."""
-
-    name: str
-    state: ContainerState = ContainerState.WAITING
-    # Why it is in that state: ContainerCreating, ErrImagePull, ImagePullBackOff,
-    # CrashLoopBackOff, Completed, Error, OOMKilled ...
-    reason: str = ""
-    message: str = ""
-    ready: bool = False
-    restart_count: int = 0
-    container_id: str = ""
-    image: str = ""
-    exit_code: int = 0
-    started_at: float = 0.0
-    # imagePullPolicy Always could not pull; the image on the node runs (and why).
-    image_note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class PodStatus:
     phase: PodPhase = PodPhase.PENDING
     reason: str = ""
@@ -533,6 +534,9 @@ class PersistentVolumeClaim:
     # size of its filesystem (0: the node does not enforce the size).
     used_bytes: int = -1
     capacity_bytes: int = 0
+    # "StatefulSet/<name>" when that set's claims go with it (whenDeleted: Delete, as
+    # Kubernetes' ownerReference); "" when the claim outlives everything.
+    owner: str = ""
 
     kind = "PersistentVolumeClaim"
 

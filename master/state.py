@@ -95,6 +95,10 @@ class ClusterState:
         self._listeners: list[Listener] = []
         self._flush_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
+        # Every change up to this resource version is in the store (group commit: a
+        # waiter whose change another flush already wrote returns without writing).
+        self._durable_rv = 0
+        self._flushing: asyncio.Future[None] | None = None
         self._event_seq = 0
         self._staged: _Staged | None = None
         # None: this master writes; else why it may not (a follower of another leader).
@@ -127,21 +131,48 @@ class ClusterState:
         log.info("loaded %d objects from the store (resource version %d)", len(objects), self._rv)
 
     async def flush(self) -> None:
-        """Write every queued change in one transaction."""
-        async with self._flush_lock:
-            if not self._pending_puts and not self._pending_deletes:
-                return
-            puts = list(self._pending_puts.values())
-            deletes = list(self._pending_deletes)
-            rv = self._rv
-            self._pending_puts = {}
-            self._pending_deletes = set()
-            self._dirty.clear()
+        """Make every change made before this call durable.
+
+        Changes queued by anyone go in one transaction (group commit). A caller
+        whose changes an earlier flush already wrote returns at once instead of
+        writing the changes queued since, and callers arriving during a flush wait
+        for it together instead of queueing on the lock one by one: with a thousand
+        agents registering at once, each lock hand-off waited for a turn of the
+        event loop, and registrations waited for tens of seconds.
+        """
+        target = self._rv
+        while self._durable_rv < target:
+            running = self._flushing
+            if running is not None:
+                # Its outcome is its starter's to report; this caller checks again.
+                await asyncio.wait({running})
+                continue
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._flushing = done
             try:
-                await asyncio.to_thread(self._write, puts, deletes, rv)
-            except Exception:
-                self._requeue(puts, deletes)
-                raise
+                async with self._flush_lock:
+                    await self._flush_queued()
+            finally:
+                self._flushing = None
+                done.set_result(None)
+
+    async def _flush_queued(self) -> None:
+        """Write every queued change in one transaction (the caller holds the lock)."""
+        if not self._pending_puts and not self._pending_deletes:
+            self._durable_rv = self._rv
+            return
+        puts = list(self._pending_puts.values())
+        deletes = list(self._pending_deletes)
+        rv = self._rv
+        self._pending_puts = {}
+        self._pending_deletes = set()
+        self._dirty.clear()
+        try:
+            await asyncio.to_thread(self._write, puts, deletes, rv)
+        except Exception:
+            self._requeue(puts, deletes)
+            raise
+        self._durable_rv = max(self._durable_rv, rv)
 
     def _requeue(self, puts: list[StoredObject], deletes: list[ObjectKey]) -> None:
         """Put a failed batch back, unless a key was changed again meanwhile."""
@@ -187,11 +218,13 @@ class ClusterState:
             puts += [o for o in mine.values() if o is not None]
             deletes = [k for k in pending_deletes if k not in mine]
             deletes += [k for k, o in mine.items() if o is None]
+            rv = self._rv
             try:
-                await asyncio.to_thread(self._write, puts, deletes, self._rv)
+                await asyncio.to_thread(self._write, puts, deletes, rv)
             except Exception:
                 self._requeue(pending_puts, pending_deletes)
                 raise
+            self._durable_rv = max(self._durable_rv, rv)
             self._publish(staged)
             return result
 

@@ -45,6 +45,7 @@ from master.app.podvolumes import (
 from master.app.reports import NodeReports
 from master.app.servicenv import service_env
 from master.app.usage import UsageTable
+from master.controllers.heartbeats import DEFAULT_MAX_HEARTBEATS_PER_SECOND, heartbeat_plan
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
@@ -67,6 +68,15 @@ log = logging.getLogger(__name__)
 MAX_PODS_PER_REPORT = 1000
 # Peers an agent is told about (its witnesses); a sample in a larger cluster.
 MAX_PEERS = 32
+# Peer-list changes reach the sessions at most this often (a join storm is coalesced).
+PEER_BROADCAST_SECONDS = 1.0
+
+
+def peer_broadcast_wait(last: float, now: float, interval: float = PEER_BROADCAST_SECONDS) -> float:
+    """Seconds until the next peer-list broadcast may go out (0: at once)."""
+    return max(0.0, last + interval - now)
+
+
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
 
@@ -102,6 +112,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         lease_seconds: float,
         logs: LogRelay | None = None,
         usage: UsageTable | None = None,
+        max_heartbeat_rate: float = DEFAULT_MAX_HEARTBEATS_PER_SECOND,
     ) -> None:
         # Container logs asked for through the APIs travel on the sessions.
         self.logs = logs if logs is not None else LogRelay()
@@ -113,6 +124,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._clock = clock
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
+        self._max_heartbeat_rate = max_heartbeat_rate
         self._sessions: dict[str, _Session] = {}
         self._reports = NodeReports(state, clock)
         # Every Service's address and ready endpoints, for the node proxies and DNS.
@@ -121,6 +133,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # (None: to be rebuilt): status changes then cost the sessions nothing.
         self._peer_seen: dict[str, tuple[str, int]] = {}
         self._witness_rows: list[tuple[str, str, int]] | None = None
+        self._peers_broadcast_at = float("-inf")
+        self._peers_broadcast_task: asyncio.Task[None] | None = None
         self._node_count = 0
         # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
         self._claim_bytes: dict[str, int] = {}
@@ -152,6 +166,35 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             self._node_count = len(nodes)
         return self._witness_rows, self._node_count
 
+    def _broadcast_peers(self) -> None:
+        """Tell every session the peer list changed, at most once per PEER_BROADCAST_SECONDS.
+
+        A thousand agents joining at once changed the list a thousand times; waking
+        every session for each change was a million wake-ups, and the event loop had
+        no time left to accept the last registrations. Coalesced, a join storm costs
+        each session one wake-up per interval; a new session gets the list at once.
+        """
+        due = self._peers_broadcast_task
+        if due is not None and not due.done():
+            return
+        now = self._clock.monotonic()
+        wait = peer_broadcast_wait(self._peers_broadcast_at, now)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            wait = 0.0  # no loop (a synchronous caller): nothing to coalesce with
+        if wait <= 0:
+            self._peers_broadcast_at = now
+            for each in self._sessions.values():
+                each.peers_changed.set()
+            return
+        self._peers_broadcast_task = loop.create_task(self._broadcast_later(wait))
+
+    async def _broadcast_later(self, wait: float) -> None:
+        await self._clock.sleep(wait)
+        self._peers_broadcast_task = None
+        self._broadcast_peers()
+
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         if isinstance(obj, Node):
             seen = None if deleted else (obj.address, obj.witness_port)
@@ -162,8 +205,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             elif seen is not None:
                 self._peer_seen[obj.meta.name] = seen
             self._witness_rows = None
-            for each in self._sessions.values():
-                each.peers_changed.set()
+            self._broadcast_peers()
         elif isinstance(obj, Pod) and obj.node_name:
             session = self._sessions.get(obj.node_name)
             if session is not None:
@@ -235,7 +277,13 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         return lambda kind, name: self._state.get(kind, name, namespace)
 
     def _resolve_files(self, pod: Pod, volume: Volume) -> ResolvedFiles:
-        return resolve_volume_files(volume, self._lookup_in(pod.meta.namespace))
+        node = self._state.get("Node", pod.node_name) if volume.sources else None
+        return resolve_volume_files(
+            volume,
+            self._lookup_in(pod.meta.namespace),
+            pod,
+            node if isinstance(node, Node) else None,
+        )
 
     # -- RegisterNode ----------------------------------------------------------------
 
@@ -275,11 +323,19 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         if old is not None:
             old.superseded.set()
         self._manager.poke()
+        # Heartbeats stretch as the cluster grows, the node's lease with them.
+        plan = heartbeat_plan(
+            len(self._state.objects("Node")),
+            self._heartbeat_interval,
+            self._lease_seconds,
+            self._max_heartbeat_rate,
+        )
+        self._leases.set_lease(info.name, plan.lease)
         await self._state.flush()
         return node_pb2.RegisterNodeResponse(
             session_id=session.session_id,
-            heartbeat_interval_seconds=self._heartbeat_interval,
-            lease_seconds=self._lease_seconds,
+            heartbeat_interval_seconds=plan.interval,
+            lease_seconds=plan.lease,
         )
 
     # -- StreamSession ---------------------------------------------------------------

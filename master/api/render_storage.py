@@ -6,12 +6,58 @@ from __future__ import annotations
 from typing import Any
 
 from master.manifest.quantities import format_memory
-from master.model import PersistentVolume, PersistentVolumeClaim, Volume, VolumeMount
+from master.model import (
+    DownwardFile,
+    KeyToPath,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Volume,
+    VolumeMount,
+)
 
 Obj = dict[str, Any]
 
 USED_BYTES = "pinnace.io/used-bytes"
 CAPACITY_BYTES = "pinnace.io/capacity-bytes"
+
+
+def _items(items: tuple[KeyToPath, ...]) -> list[Obj]:
+    return [{"key": i.key, "path": i.path, **({"mode": i.mode} if i.mode else {})} for i in items]
+
+
+def _downward_items(files: tuple[DownwardFile, ...]) -> list[Obj]:
+    out = []
+    for f in files:
+        item: Obj = {"path": f.path}
+        if f.ref.kind == "fieldRef":
+            item["fieldRef"] = {"apiVersion": "v1", "fieldPath": f.ref.field_path}
+        else:
+            ref: Obj = {"containerName": f.ref.container_name, "resource": f.ref.resource}
+            if f.ref.divisor:
+                ref["divisor"] = f.ref.divisor
+            item["resourceFieldRef"] = ref
+        if f.mode:
+            item["mode"] = f.mode
+        out.append(item)
+    return out
+
+
+def _projection(v: Volume) -> Obj:
+    if v.source == "downwardAPI":
+        fields = v.sources[0].fields if v.sources else ()
+        return {"items": _downward_items(fields), "defaultMode": v.default_mode}
+    sources: list[Obj] = []
+    for s in v.sources:
+        if s.source == "downwardAPI":
+            sources.append({"downwardAPI": {"items": _downward_items(s.fields)}})
+            continue
+        one: Obj = {"name": s.object_name}
+        if s.items:
+            one["items"] = _items(s.items)
+        if s.optional:
+            one["optional"] = True
+        sources.append({s.source: one})
+    return {"sources": sources, "defaultMode": v.default_mode}
 
 
 def render_volume(v: Volume) -> Obj:
@@ -38,6 +84,8 @@ def render_volume(v: Volume) -> Obj:
         if v.optional:
             files["optional"] = True
         return {"name": v.name, v.source: files}
+    if v.source in ("projected", "downwardAPI"):
+        return {"name": v.name, v.source: _projection(v)}
     claim: Obj = {"claimName": v.claim_name}
     if v.read_only:
         claim["readOnly"] = True

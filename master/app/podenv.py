@@ -85,7 +85,7 @@ def _source_data(kind: str, name: str, optional: bool, lookup: Lookup) -> dict[s
     raise _Missing(f'secret "{name}" not found')
 
 
-def _field(pod: Pod, path: str, node: Node | None) -> str:
+def field_value(pod: Pod, path: str, node: Node | None) -> str:
     address = node.address if node is not None else pod.status.host_ip
     simple = {
         "metadata.name": pod.meta.name,
@@ -108,7 +108,7 @@ def _field(pod: Pod, path: str, node: Node | None) -> str:
     return source.get(match.group(2), "")
 
 
-def _resource(pod: Pod, container: Container, ref: EnvVarSource, node: Node | None) -> str:
+def resource_value(pod: Pod, container: Container, ref: EnvVarSource, node: Node | None) -> str:
     target = container
     if ref.container_name:
         target = next((c for c in pod.spec.containers if c.name == ref.container_name), container)
@@ -133,9 +133,9 @@ def _value(
     pod: Pod, container: Container, ref: EnvVarSource, node: Node | None, lookup: Lookup
 ) -> str | None:
     if ref.kind == "fieldRef":
-        return _field(pod, ref.field_path, node)
+        return field_value(pod, ref.field_path, node)
     if ref.kind == "resourceFieldRef":
-        return _resource(pod, container, ref, node)
+        return resource_value(pod, container, ref, node)
     data = _source_data(ref.kind, ref.name, ref.optional, lookup)
     if data is None:
         return None

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from master.app.podenv import field_value, resource_value
 from master.model import (
     ConfigMap,
     Container,
+    DownwardFile,
+    Node,
     PersistentVolumeClaim,
     Pod,
     Secret,
@@ -28,7 +32,8 @@ from master.model import (
 )
 
 Lookup = Callable[[str, str], StoredObject | None]
-FILE_SOURCES = ("configMap", "secret")
+KEY_SOURCES = ("configMap", "secret")
+FILE_SOURCES = (*KEY_SOURCES, "projected", "downwardAPI")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +75,57 @@ def _data(volume: Volume, lookup: Lookup) -> dict[str, bytes] | None:
     return {k: _b64(v) for k, v in secret.data.items()}
 
 
-def resolve_volume_files(volume: Volume, lookup: Lookup) -> ResolvedFiles:
+def _downward(pod: Pod | None, f: DownwardFile, node: Node | None) -> bytes:
+    """A downwardAPI file's content: one field, all labels/annotations as `key="value"`
+    lines (the kubelet's format), or a container's resource."""
+    if pod is None:
+        return b""
+    if f.ref.kind == "resourceFieldRef":
+        container = next((c for c in pod.spec.containers if c.name == f.ref.container_name), None)
+        return resource_value(pod, container, f.ref, node).encode() if container else b""
+    if f.ref.field_path in ("metadata.labels", "metadata.annotations"):
+        pairs = pod.meta.labels if f.ref.field_path == "metadata.labels" else pod.meta.annotations
+        return "\n".join(f"{k}={json.dumps(v)}" for k, v in sorted(pairs.items())).encode()
+    return field_value(pod, f.ref.field_path, node).encode()
+
+
+def _projected(volume: Volume, lookup: Lookup, pod: Pod | None, node: Node | None) -> ResolvedFiles:
+    """Every source's files in order (a later file of the same path wins); a missing
+    object or key holds the pod back as for a configMap or secret volume."""
+    files: dict[str, VolumeFile] = {}
+    for s in volume.sources:
+        if s.source in KEY_SOURCES:
+            one = Volume(
+                volume.name,
+                s.source,
+                object_name=s.object_name,
+                items=s.items,
+                default_mode=volume.default_mode,
+                optional=s.optional,
+            )
+            got = resolve_volume_files(one, lookup)
+            if got.error:
+                return got
+            files.update((f.path, f) for f in got.files)
+            continue
+        for d in s.fields:
+            files[d.path] = VolumeFile(
+                d.path, _downward(pod, d, node), d.mode or volume.default_mode
+            )
+    return ResolvedFiles(tuple(files.values()))
+
+
+def resolve_volume_files(
+    volume: Volume, lookup: Lookup, pod: Pod | None = None, node: Node | None = None
+) -> ResolvedFiles:
     if volume.source == "persistentVolumeClaim":
         claim = lookup("PersistentVolumeClaim", volume.claim_name)
         return ResolvedFiles(
             claim_bytes=claim.storage_bytes if isinstance(claim, PersistentVolumeClaim) else 0
         )
-    if volume.source not in FILE_SOURCES:
+    if volume.source in ("projected", "downwardAPI"):
+        return _projected(volume, lookup, pod, node)
+    if volume.source not in KEY_SOURCES:
         return ResolvedFiles()
     data = _data(volume, lookup)
     what = "configmap" if volume.source == "configMap" else "secret"
@@ -107,7 +156,7 @@ def mount_error(pod: Pod, container: Container, lookup: Lookup) -> str:
     for mount in container.volume_mounts:
         volume = volumes.get(mount.name)
         if volume is not None and volume.source in FILE_SOURCES:
-            error = resolve_volume_files(volume, lookup).error
+            error = resolve_volume_files(volume, lookup, pod).error
             if error:
                 return f"MountVolume.SetUp failed for volume {volume.name}: {error}"
     return ""
@@ -115,8 +164,11 @@ def mount_error(pod: Pod, container: Container, lookup: Lookup) -> str:
 
 def volume_references(pod: Pod) -> set[tuple[str, str]]:
     """(kind, name) of every ConfigMap and Secret the pod's volumes read."""
-    return {
-        ("ConfigMap" if v.source == "configMap" else "Secret", v.object_name)
+    refs = {
+        (source, name)
         for v in pod.spec.volumes
-        if v.source in FILE_SOURCES
+        for source, name in [(v.source, v.object_name)]
+        + [(s.source, s.object_name) for s in v.sources]
+        if source in KEY_SOURCES
     }
+    return {("ConfigMap" if s == "configMap" else "Secret", name) for s, name in refs}

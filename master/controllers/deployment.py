@@ -124,12 +124,17 @@ STALLED_REASONS = ("ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "Crea
 
 def stalled_reason(new: list[Pod]) -> str:
     """Why the current template's pods cannot become ready, or ""."""
-    for pod in sorted(new, key=lambda p: p.meta.name):
+    # One pass without sorting: this runs on every pass over every pod of the template.
+    first: tuple[str, str] | None = None
+    for pod in new:
         for cs in pod.status.container_statuses:
             if cs.reason in STALLED_REASONS:
                 detail = f": {cs.message}" if cs.message else ""
-                return f"pod {pod.meta.name}: container {cs.name}: {cs.reason}{detail}"
-    return ""
+                found = (pod.meta.name, f"container {cs.name}: {cs.reason}{detail}")
+                if first is None or found[0] < first[0]:
+                    first = found
+                break
+    return "" if first is None else f"pod {first[0]}: {first[1]}"
 
 
 def _status(dep: Deployment, new: list[Pod], live: list[Pod]) -> DeploymentStatus:

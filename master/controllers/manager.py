@@ -52,11 +52,14 @@ from master.controllers.namespaces import (
 )
 from master.controllers.naming import random_suffix
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
+from master.controllers.pacing import rest_after_pass
 from master.controllers.statefulset import (
     CreateClaim,
     DeleteClaim,
+    SetClaimOwner,
     SetStatefulSetStatus,
     StatefulSetAction,
+    orphaned_claims,
     reconcile_statefulset,
 )
 from master.metrics import series
@@ -115,6 +118,7 @@ class ControllerManager:
         resync_seconds: float = 5.0,
         health: NodeHealthSettings | None = None,
         reachability: Reachability | None = None,
+        percentage_of_nodes_to_score: int = 0,
     ) -> None:
         self._state = state
         self._clock = clock
@@ -123,6 +127,8 @@ class ControllerManager:
         self._lease_seconds = self._health.lease_seconds
         self._reachability = reachability or _NotProbed()
         self._resync_seconds = resync_seconds
+        # Kubernetes' percentageOfNodesToScore (0: adaptive; below 100 nodes every node).
+        self._percentage = percentage_of_nodes_to_score
         # Evictions paused because too many nodes went silent at once.
         self._paused = False
         self._last_tick: float | None = None
@@ -220,10 +226,14 @@ class ControllerManager:
                     (s.meta.namespace, s.meta.name) for s in self._state.objects("StatefulSet")
                 )
                 self._schedule_needed = True
+            started = self._clock.monotonic()
             try:
                 self.tick()
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
+            rest = rest_after_pass(self._clock.monotonic() - started)
+            if rest > 0:
+                await self._clock.sleep(rest)
 
     def queue_depths(self) -> dict[str, int]:
         """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""
@@ -331,6 +341,7 @@ class ControllerManager:
                 granted=self._leases.granted(n.meta.name),
                 goodbye_at=self._leases.goodbye_at(n.meta.name),
                 answering=self._reachability.answering(n.meta.name),
+                lease_seconds=self._leases.lease_of(n.meta.name),
             )
             for n in nodes
         }
@@ -339,8 +350,8 @@ class ControllerManager:
             n.meta.name: self._state.pods_on_node(n.meta.name)
             for n in nodes
             if not n.status.ready
-            or (last := signals[n.meta.name].last_seen) is None
-            or mono - last > self._health.lease_seconds
+            or (last := (sig := signals[n.meta.name]).last_seen) is None
+            or mono - last > (sig.lease_seconds or self._health.lease_seconds)
         }
         now = Moment(self._clock.now(), mono)
         for action in reconcile_nodes(nodes, signals, pods, now, self._health, self._paused):
@@ -422,6 +433,18 @@ class ControllerManager:
             if not isinstance(sts, StatefulSet):
                 for pod in pods:
                     self._request_deletion(pod, "Killing", "its statefulset was deleted")
+                owned = [
+                    c
+                    for c in self._state.objects("PersistentVolumeClaim", ns)
+                    if isinstance(c, PersistentVolumeClaim)
+                ]
+                for claim in orphaned_claims(name, owned, self._state.pods(ns)):
+                    self._remove_claim(
+                        claim,
+                        ns,
+                        f"delete claim {claim}: statefulset {name} was deleted "
+                        f"(whenDeleted: Delete)",
+                    )
                 continue
             claims = {
                 c.meta.name: c
@@ -450,12 +473,26 @@ class ControllerManager:
             if doomed is not None:
                 self._request_deletion(doomed, action.reason, action.message)
         elif isinstance(action, DeleteClaim):
-            if self._state.remove("PersistentVolumeClaim", action.name, ns) is not None:
+            if self._remove_claim(action.name, ns, action.message):
                 self._state.record_event(
                     "StatefulSet", name, action.reason, action.message, namespace=ns
                 )
+        elif isinstance(action, SetClaimOwner):
+            self._state.put(action.claim)
         elif isinstance(action, SetStatefulSetStatus):
             self._state.put(replace(sts, status=action.status))
+
+    def _remove_claim(self, name: str, ns: str, message: str) -> bool:
+        """Delete a claim a statefulset's policy gives up; its volume is Released (and, by
+        its reclaim policy, removed from its node)."""
+        claim = self._state.remove("PersistentVolumeClaim", name, ns)
+        if not isinstance(claim, PersistentVolumeClaim):
+            return False
+        pv = self._state.get("PersistentVolume", claim.volume_name) if claim.volume_name else None
+        if isinstance(pv, PersistentVolume):
+            self._state.put(replace(pv, phase="Released"))
+        self._state.record_event("PersistentVolumeClaim", name, "Deleted", message, namespace=ns)
+        return True
 
     def _request_deletion(self, pod: Pod, reason: str, message: str) -> None:
         if pod.deletion_requested_at:
@@ -484,7 +521,7 @@ class ControllerManager:
         if with_claims:
             infos = self._schedule_with_claims(with_claims, pods, infos)
         plain = [p for p in pending if not p.spec.claim_names()]
-        results, _ = schedule_batch(plain, infos)
+        results, _ = schedule_batch(plain, infos, percentage_of_nodes_to_score=self._percentage)
         for pod in plain:
             result = results[pod_ref(pod)]
             if isinstance(result, Placement):
@@ -520,7 +557,9 @@ class ControllerManager:
                     )
                     continue
                 candidates = {check.node: infos[check.node]}
-            results, updated = schedule_batch([pod], candidates)
+            results, updated = schedule_batch(
+                [pod], candidates, percentage_of_nodes_to_score=self._percentage
+            )
             result = results[pod_ref(pod)]
             if not isinstance(result, Placement):
                 message = result.message

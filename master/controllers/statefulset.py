@@ -11,8 +11,10 @@ Kubernetes' StatefulSet guarantees, decided over plain data:
   template is stale is deleted (and recreated from the new template), one at a
   time; OnDelete: a stale pod is replaced only when the user deletes it.
 - persistentVolumeClaimRetentionPolicy.whenScaled Delete: the claims of ordinals
-  scaled away are deleted once their pods are gone (whenDeleted is handled when
-  the set is deleted, master/app/delete.py).
+  scaled away are deleted once their pods are gone. whenDeleted Delete: the set's
+  claims are owned by it (`owner`, Kubernetes' ownerReference; kept in step when
+  the policy changes), and once the set is deleted and no pod uses them they are
+  deleted (`orphaned_claims`); with Retain they stay.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, replace
 from master.controllers.actions import CreatePod, DeletePod
 from master.controllers.naming import template_hash
 from master.model import (
+    STATEFULSET_OWNER,
     ObjectMeta,
     PersistentVolumeClaim,
     Pod,
@@ -52,12 +55,19 @@ class DeleteClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class SetClaimOwner:
+    claim: PersistentVolumeClaim
+
+
+@dataclass(frozen=True, slots=True)
 class SetStatefulSetStatus:
     name: str
     status: StatefulSetStatus
 
 
-StatefulSetAction = CreatePod | DeletePod | CreateClaim | DeleteClaim | SetStatefulSetStatus
+StatefulSetAction = (
+    CreatePod | DeletePod | CreateClaim | DeleteClaim | SetClaimOwner | SetStatefulSetStatus
+)
 
 
 def claim_name(template: str, sts: StatefulSet, ordinal: int) -> str:
@@ -121,6 +131,7 @@ def reconcile_statefulset(
                     access_modes=t.access_modes,
                     storage_bytes=t.storage_bytes,
                     storage_class=t.storage_class,
+                    owner=_claim_owner(sts),
                 )
                 actions.append(
                     CreateClaim(
@@ -170,6 +181,11 @@ def reconcile_statefulset(
 
     if sts.when_scaled == "Delete":
         actions += _claims_scaled_away(sts, claims, set(by_ordinal))
+    owner = _claim_owner(sts)
+    for name in sorted(claims):
+        claim = claims[name]
+        if claim.owner != owner and _ordinal_of_claim(sts, name) is not None:
+            actions.append(SetClaimOwner(replace(claim, owner=owner)))
 
     live = [p for o, p in by_ordinal.items() if o < sts.replicas]
     settled = len(live) == sts.replicas and all(_up(p) for p in live) and not condemned
@@ -197,6 +213,31 @@ def reconcile_statefulset(
     if status != sts.status:
         actions.append(SetStatefulSetStatus(sts.meta.name, status))
     return actions
+
+
+def _claim_owner(sts: StatefulSet) -> str:
+    return STATEFULSET_OWNER + sts.meta.name if sts.when_deleted == "Delete" else ""
+
+
+def _ordinal_of_claim(sts: StatefulSet, name: str) -> int | None:
+    """The ordinal of one of this set's claims (`<template>-<set>-<i>`), else None."""
+    for t in sts.claim_templates:
+        tail = name.removeprefix(f"{t.name}-{sts.meta.name}-")
+        if tail != name and tail.isdigit():
+            return int(tail)
+    return None
+
+
+def orphaned_claims(
+    set_name: str, claims: Iterable[PersistentVolumeClaim], pods: Iterable[Pod]
+) -> list[str]:
+    """Claims a deleted set owned (whenDeleted: Delete) that no pod uses any more."""
+    used = {name for p in pods for name in p.spec.claim_names()}
+    return sorted(
+        c.meta.name
+        for c in claims
+        if c.owner == STATEFULSET_OWNER + set_name and c.meta.name not in used
+    )
 
 
 def _claims_scaled_away(

@@ -29,7 +29,7 @@ FIELD_PATHS = (
     "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP",
     "status.podIPs",
 )  # fmt: skip
-_SUBSCRIPTED = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]\Z")
+SUBSCRIPTED = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]\Z")
 RESOURCES = ("limits.cpu", "limits.memory", "requests.cpu", "requests.memory")
 _KEY = re.compile(r"^[-._a-zA-Z0-9]+\Z")
 
@@ -64,7 +64,7 @@ def _field_ref(data: dict[str, Any], where: Where) -> EnvVarSource:
     if data.get("apiVersion") not in (None, "v1"):
         raise where.key("apiVersion").error(f'must be "v1", got {describe(data["apiVersion"])}')
     path = as_str(require(data, "fieldPath", where), where.key("fieldPath"))
-    if path not in FIELD_PATHS and not _SUBSCRIPTED.match(path):
+    if path not in FIELD_PATHS and not SUBSCRIPTED.match(path):
         raise where.key("fieldPath").error(
             f"{describe(path)} is not supported for env; use one of {', '.join(FIELD_PATHS)}, "
             "metadata.labels['KEY'] or metadata.annotations['KEY']"
@@ -72,7 +72,7 @@ def _field_ref(data: dict[str, Any], where: Where) -> EnvVarSource:
     return EnvVarSource("fieldRef", field_path=path)
 
 
-def _resource_ref(data: dict[str, Any], where: Where) -> EnvVarSource:
+def resource_ref(data: dict[str, Any], where: Where) -> EnvVarSource:
     check_fields(data, where, ("resource", "containerName", "divisor"))
     resource = as_str(require(data, "resource", where), where.key("resource"))
     if resource not in RESOURCES:
@@ -115,7 +115,7 @@ def _value_from(value: Any, where: Where) -> EnvVarSource:
         return _key_ref(kind, source, at)
     if kind == "fieldRef":
         return _field_ref(source, at)
-    return _resource_ref(source, at)
+    return resource_ref(source, at)
 
 
 def parse_env(value: Any, where: Where) -> tuple[EnvVar, ...]:

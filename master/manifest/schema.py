@@ -319,6 +319,94 @@ def _key_files(kind: str, name_field: str) -> Type:
     )
 
 
+_DOWNWARD_FILE = Type(
+    "io.k8s.api.core.v1.DownwardAPIVolumeFile",
+    "One file of pod information.",
+    (
+        Field("path", "Relative path of the file.", S),
+        Field(
+            "fieldRef",
+            "metadata.name, namespace, uid, labels, annotations or one label/annotation.",
+            Type(
+                "io.k8s.api.core.v1.ObjectFieldSelector",
+                "A field of the pod, e.g. metadata.name or status.podIP.",
+                (Field("apiVersion", "v1.", S), Field("fieldPath", "The field's path.", S)),
+                required=("fieldPath",),
+            ),
+        ),
+        Field(
+            "resourceFieldRef",
+            "A container's cpu or memory request or limit.",
+            Type(
+                "io.k8s.api.core.v1.ResourceFieldSelector",
+                "limits.cpu, limits.memory, requests.cpu or requests.memory.",
+                (
+                    Field("containerName", "The container (default: this one).", S),
+                    Field("resource", "The resource.", S),
+                    Field("divisor", "Unit of the value (default 1).", IOS),
+                ),
+                required=("resource",),
+            ),
+        ),
+        Field("mode", "File mode (0 to 0777).", INT, minimum=0, maximum=0o777),
+    ),
+    required=("path",),
+)
+_DOWNWARD_ITEMS = Field("items", "The files.", _DOWNWARD_FILE, is_list=True)
+_DEFAULT_MODE = Field(
+    "defaultMode", "Mode of the files (default 0644).", INT, minimum=0, maximum=0o777
+)
+
+
+def _projection(kind: str) -> Type:
+    return Type(
+        f"io.k8s.api.core.v1.{kind}Projection",
+        f"The keys of a {kind} as files of the projection.",
+        (
+            Field("name", f"The {kind}'s name.", S),
+            Field("items", "Which keys, as which files.", _KEY_TO_PATH, is_list=True),
+            Field("optional", f"Start even when the {kind} is missing.", B),
+        ),
+    )
+
+
+_PROJECTED = Type(
+    "io.k8s.api.core.v1.ProjectedVolumeSource",
+    "Files of several ConfigMaps, Secrets and pod fields in one directory.",
+    (
+        Field(
+            "sources",
+            "The projections, in order.",
+            Type(
+                "io.k8s.api.core.v1.VolumeProjection",
+                "One projection (exactly one of its fields).",
+                (
+                    Field("configMap", "A ConfigMap's keys.", _projection("ConfigMap")),
+                    Field("secret", "A Secret's keys.", _projection("Secret")),
+                    Field(
+                        "downwardAPI",
+                        "Pod information.",
+                        Type(
+                            "io.k8s.api.core.v1.DownwardAPIProjection",
+                            "Pod information as files.",
+                            (_DOWNWARD_ITEMS,),
+                        ),
+                    ),
+                    Field("serviceAccountToken", "Not supported: left out, warned.", "any"),
+                    Field("clusterTrustBundle", "Not supported: left out, warned.", "any"),
+                ),
+            ),
+            is_list=True,
+        ),
+        _DEFAULT_MODE,
+    ),
+)
+_DOWNWARD_API = Type(
+    "io.k8s.api.core.v1.DownwardAPIVolumeSource",
+    "Pod information as files (updated in place).",
+    (_DOWNWARD_ITEMS, _DEFAULT_MODE),
+)
+
 VOLUME = Type(
     "io.k8s.api.core.v1.Volume",
     "A pod volume: exactly one source.",
@@ -329,6 +417,8 @@ VOLUME = Type(
         Field("persistentVolumeClaim", "Node-local persistent storage.", _CLAIM),
         Field("configMap", "A ConfigMap's keys as files.", _key_files("ConfigMap", "name")),
         Field("secret", "A Secret's keys as files.", _key_files("Secret", "secretName")),
+        Field("projected", "ConfigMaps, Secrets and pod fields as files.", _PROJECTED),
+        Field("downwardAPI", "Pod information as files.", _DOWNWARD_API),
         *(
             Field(name, "Not supported yet: the volume and its mounts are left out.", "any")
             for name in volumes.UNSUPPORTED_SOURCES

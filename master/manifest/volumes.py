@@ -6,7 +6,9 @@ the node's memory as in Kubernetes — here 64 MiB unless set), `hostPath` (with
 Kubernetes' `type` checks, done by the agent when it mounts),
 `persistentVolumeClaim` (node-local storage, master/controllers/claims.py), and
 `configMap` / `secret` (files of the object's keys, `items` and modes as
-Kubernetes has them; master/app/podvolumes.py resolves them).
+Kubernetes has them; master/app/podvolumes.py resolves them), and `projected` /
+`downwardAPI` (files from several ConfigMaps, Secrets and fields of the pod, on the
+same machinery; a serviceAccountToken projection is warned about and left out).
 Other volume types are reported once in the object's warning line and left out,
 together with the mounts that use them, so the user sees exactly what is not
 there. A mount must name a declared volume, paths are absolute and a container
@@ -18,16 +20,33 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from master.manifest.env import SUBSCRIPTED, resource_ref
 from master.manifest.errors import Where, describe
 from master.manifest.fields import as_int, as_list, as_map, as_str, check_fields, one_of, require
 from master.manifest.names import check_dns1123_label, check_dns1123_subdomain
 from master.manifest.quantities import QuantityError, parse_quantity_memory
-from master.model import KeyToPath, Volume, VolumeMount
+from master.model import (
+    DownwardFile,
+    EnvVarSource,
+    KeyToPath,
+    ProjectedSource,
+    Volume,
+    VolumeMount,
+)
 
-SUPPORTED_SOURCES = ("emptyDir", "hostPath", "persistentVolumeClaim", "configMap", "secret")
+# The pod fields a downwardAPI file may hold (Kubernetes' list for volumes).
+DOWNWARD_FIELDS = (
+    "metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels",
+    "metadata.annotations",
+)  # fmt: skip
+
+SUPPORTED_SOURCES = (
+    "emptyDir", "hostPath", "persistentVolumeClaim", "configMap", "secret", "projected",
+    "downwardAPI",
+)  # fmt: skip
 # Kubernetes' other volume sources: named as not supported rather than unknown.
 UNSUPPORTED_SOURCES = (
-    "projected", "downwardAPI", "nfs", "iscsi", "glusterfs", "rbd",
+    "nfs", "iscsi", "glusterfs", "rbd",
     "cephfs", "cinder", "fc", "flocker", "flexVolume", "azureFile", "azureDisk",
     "vsphereVolume", "quobyte", "photonPersistentDisk", "portworxVolume", "scaleIO",
     "storageos", "csi", "ephemeral", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo",
@@ -101,34 +120,51 @@ def _mode(value: Any, where: Where) -> int:
     return as_int(value, where, 0, 0o777)
 
 
+def _file_path(entry: dict[str, Any], at: Where, paths: set[str]) -> str:
+    path = as_str(require(entry, "path", at), at.key("path"))
+    if not path or path.startswith("/") or ".." in path.split("/"):
+        raise at.key("path").error(f"must be a relative path without '..', got {describe(path)}")
+    if path in paths:
+        raise at.key("path").error(f"{path} is used twice")
+    paths.add(path)
+    return path
+
+
+def _items(value: Any, where: Where) -> tuple[KeyToPath, ...]:
+    items: list[KeyToPath] = []
+    paths: set[str] = set()
+    for i, item in enumerate(as_list(value, where)):
+        at = where.index(i)
+        entry = as_map(item, at)
+        check_fields(entry, at, ("key", "path", "mode"))
+        key = as_str(require(entry, "key", at), at.key("key"))
+        path = _file_path(entry, at, paths)
+        mode = _mode(entry["mode"], at.key("mode")) if entry.get("mode") is not None else 0
+        items.append(KeyToPath(key, path, mode))
+    return tuple(items)
+
+
+def _optional(data: dict[str, Any], where: Where) -> bool:
+    optional = data.get("optional", False)
+    if not isinstance(optional, bool):
+        raise where.key("optional").error("must be true or false")
+    return optional
+
+
+def _default_mode(data: dict[str, Any], where: Where) -> int:
+    if data.get("defaultMode") is None:
+        return 0o644
+    return _mode(data["defaultMode"], where.key("defaultMode"))
+
+
 def _key_files(value: Any, name: str, where: Where, source: str, name_key: str) -> Volume:
     data = as_map(value, where)
     check_fields(data, where, (name_key, "items", "defaultMode", "optional"))
     obj = as_str(require(data, name_key, where), where.key(name_key))
     check_dns1123_subdomain(obj, where.key(name_key))
-    items: list[KeyToPath] = []
-    paths: set[str] = set()
-    for i, item in enumerate(as_list(data.get("items"), where.key("items"))):
-        at = where.key("items").index(i)
-        entry = as_map(item, at)
-        check_fields(entry, at, ("key", "path", "mode"))
-        key = as_str(require(entry, "key", at), at.key("key"))
-        path = as_str(require(entry, "path", at), at.key("path"))
-        if not path or path.startswith("/") or ".." in path.split("/"):
-            raise at.key("path").error(
-                f"must be a relative path without '..', got {describe(path)}"
-            )
-        if path in paths:
-            raise at.key("path").error(f"{path} is used twice")
-        paths.add(path)
-        mode = _mode(entry["mode"], at.key("mode")) if entry.get("mode") is not None else 0
-        items.append(KeyToPath(key, path, mode))
-    default_mode = 0o644
-    if data.get("defaultMode") is not None:
-        default_mode = _mode(data["defaultMode"], where.key("defaultMode"))
-    optional = data.get("optional", False)
-    if not isinstance(optional, bool):
-        raise where.key("optional").error("must be true or false")
+    items = _items(data.get("items"), where.key("items"))
+    default_mode = _default_mode(data, where)
+    optional = _optional(data, where)
     return Volume(
         name=name,
         source=source,
@@ -137,6 +173,115 @@ def _key_files(value: Any, name: str, where: Where, source: str, name_key: str) 
         default_mode=default_mode,
         optional=optional,
         read_only=True,
+    )
+
+
+def _downward_files(value: Any, where: Where) -> tuple[DownwardFile, ...]:
+    """downwardAPI items: each a path and a fieldRef (metadata.name, namespace, uid,
+    labels, annotations, or one label/annotation) or a resourceFieldRef naming its
+    container (a volume belongs to no container)."""
+    files: list[DownwardFile] = []
+    paths: set[str] = set()
+    for i, item in enumerate(as_list(value, where)):
+        at = where.index(i)
+        entry = as_map(item, at)
+        check_fields(entry, at, ("path", "fieldRef", "resourceFieldRef", "mode"))
+        path = _file_path(entry, at, paths)
+        mode = _mode(entry["mode"], at.key("mode")) if entry.get("mode") is not None else 0
+        refs = [k for k in ("fieldRef", "resourceFieldRef") if entry.get(k) is not None]
+        if len(refs) != 1:
+            raise at.error("must set exactly one of fieldRef and resourceFieldRef")
+        if refs[0] == "fieldRef":
+            ref = as_map(entry["fieldRef"], at.key("fieldRef"))
+            check_fields(ref, at.key("fieldRef"), ("fieldPath", "apiVersion"))
+            field = as_str(require(ref, "fieldPath", at.key("fieldRef")), at.key("fieldRef"))
+            if field not in DOWNWARD_FIELDS and not SUBSCRIPTED.match(field):
+                raise (
+                    at.key("fieldRef")
+                    .key("fieldPath")
+                    .error(
+                        f"{describe(field)} is not supported in a volume; use one of "
+                        f"{', '.join(DOWNWARD_FIELDS)}, metadata.labels['KEY'] or "
+                        f"metadata.annotations['KEY']"
+                    )
+                )
+            files.append(DownwardFile(path, EnvVarSource("fieldRef", field_path=field), mode))
+            continue
+        ref_at = at.key("resourceFieldRef")
+        resource = resource_ref(as_map(entry["resourceFieldRef"], ref_at), ref_at)
+        if not resource.container_name:
+            raise (
+                at.key("resourceFieldRef")
+                .key("containerName")
+                .error("is required in a volume (it belongs to no one container)")
+            )
+        files.append(DownwardFile(path, resource, mode))
+    return tuple(files)
+
+
+def _downward_api(value: Any, name: str, where: Where) -> Volume:
+    data = as_map(value, where)
+    check_fields(data, where, ("items", "defaultMode"))
+    source = ProjectedSource(
+        "downwardAPI", fields=_downward_files(data.get("items"), where.key("items"))
+    )
+    return Volume(
+        name=name,
+        source="downwardAPI",
+        default_mode=_default_mode(data, where),
+        read_only=True,
+        sources=(source,),
+    )
+
+
+_PROJECTIONS = ("configMap", "secret", "downwardAPI", "serviceAccountToken", "clusterTrustBundle")
+
+
+def _projection(data: dict[str, Any], at: Where) -> ProjectedSource | None:
+    kinds = [k for k in data if data[k] is not None]
+    check_fields(data, at, _PROJECTIONS)
+    if len(kinds) != 1:
+        raise at.error(f"must set exactly one of {', '.join(_PROJECTIONS)}")
+    kind = kinds[0]
+    where = at.key(kind)
+    if kind in ("serviceAccountToken", "clusterTrustBundle"):
+        where.warn(
+            "not supported (pinnace issues no service account tokens or trust bundles); "
+            "the projection is left out and the other sources are mounted"
+        )
+        return None
+    source = as_map(data[kind], where)
+    if kind == "downwardAPI":
+        check_fields(source, where, ("items",))
+        return ProjectedSource(
+            kind, fields=_downward_files(source.get("items"), where.key("items"))
+        )
+    check_fields(source, where, ("name", "items", "optional"))
+    obj = as_str(require(source, "name", where), where.key("name"))
+    check_dns1123_subdomain(obj, where.key("name"))
+    return ProjectedSource(
+        kind,
+        object_name=obj,
+        items=_items(source.get("items"), where.key("items")),
+        optional=_optional(source, where),
+    )
+
+
+def _projected(value: Any, name: str, where: Where) -> Volume:
+    data = as_map(value, where)
+    check_fields(data, where, ("sources", "defaultMode"))
+    sources = []
+    for i, item in enumerate(as_list(data.get("sources"), where.key("sources"))):
+        at = where.key("sources").index(i)
+        source = _projection(as_map(item, at), at)
+        if source is not None:
+            sources.append(source)
+    return Volume(
+        name=name,
+        source="projected",
+        default_mode=_default_mode(data, where),
+        read_only=True,
+        sources=tuple(sources),
     )
 
 
@@ -154,6 +299,8 @@ _PARSERS = {
     "persistentVolumeClaim": _claim,
     "configMap": _config_map,
     "secret": _secret,
+    "projected": _projected,
+    "downwardAPI": _downward_api,
 }
 
 

@@ -1,4 +1,4 @@
-"""configMap and secret volumes on real processes and Docker.
+"""configMap, secret and projected volumes on real processes and Docker.
 
 The files are the objects' keys (items and modes as Kubernetes has them), kept
 on a tmpfs (the secret's value is nowhere on disk: not in the SQLite file, not
@@ -54,7 +54,17 @@ spec:
           volumeMounts:
             - {name: config, mountPath: /etc/app}
             - {name: secret, mountPath: /etc/secret}
+            - {name: all, mountPath: /etc/all}
       volumes:
+        - name: all
+          projected:
+            sources:
+              - configMap: {name: app-config, items: [{key: app.conf, path: conf}]}
+              - secret: {name: app-secret}
+              - downwardAPI:
+                  items:
+                    - {path: name, fieldRef: {fieldPath: metadata.name}}
+                    - {path: labels, fieldRef: {fieldPath: metadata.labels}}
         - name: config
           configMap:
             name: app-config
@@ -113,13 +123,17 @@ def test_config_and_secret_files_on_tmpfs_follow_updates_and_wait_for_the_object
     assert _sh(cluster, pod, "cat /etc/secret/password") == SECRET_VALUE
     mounts = _sh(cluster, pod, "cat /proc/mounts")
     assert any(" /etc/secret tmpfs " in line for line in mounts.splitlines()), mounts
+    # a projected volume: a key, a secret and the pod's own fields in one directory
+    assert _sh(cluster, pod, "cat /etc/all/conf /etc/all/password") == "v1" + SECRET_VALUE
+    assert _sh(cluster, pod, "cat /etc/all/name") == pod["metadata"]["name"]
+    assert 'app="reader"' in _sh(cluster, pod, "cat /etc/all/labels")
 
     # an update reaches the running container without a restart
     config.write_text(CONFIG.format(setting="v2", secret=SECRET_VALUE))
     cluster.cli("apply", "-f", str(config))
     wait_for(
-        "the file updated in place",
-        lambda: _sh(cluster, pod, "cat /etc/app/conf/app.conf") == "v2",
+        "the files updated in place",
+        lambda: _sh(cluster, pod, "cat /etc/app/conf/app.conf /etc/all/conf") == "v2v2",
         timeout=30,
     )
     assert _pod(cluster)["status"]["containerStatuses"][0]["restartCount"] == 0  # type: ignore[index]

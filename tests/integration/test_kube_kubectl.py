@@ -51,6 +51,11 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert sorted(line.split()[0] for line in table[1:]) == sorted(
         line.split()[0] for line in ours[1:]
     )
+    # describe reads the service's EndpointSlices: the three pods' addresses.
+    for client in (k, first):
+        described = client.run("describe", "service", "my-web-app-service").stdout
+        endpoints = next(line for line in described.splitlines() if line.startswith("Endpoints:"))
+        assert endpoints.split()[1].count(":") == 3, described
     dep = json.loads(k.run("get", "deployment", DEP, "-o", "json").stdout)
     assert dep["status"]["readyReplicas"] == 3
     assert dep["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]

@@ -21,6 +21,7 @@ from master.model import (
     DeploymentStatus,
     DeploymentStrategy,
     DNSOption,
+    DownwardFile,
     EnvFromSource,
     EnvVar,
     EnvVarSource,
@@ -46,6 +47,7 @@ from master.model import (
     PodTemplate,
     Probe,
     ProbeKind,
+    ProjectedSource,
     Resources,
     RestartPolicy,
     RollingUpdate,
@@ -144,6 +146,23 @@ def _spec() -> PodSpec:
                 (KeyToPath("a", "dir/a.conf", 0o400),),
                 0o600,
                 True,
+                (
+                    ProjectedSource(
+                        "downwardAPI",
+                        "app-config",
+                        (KeyToPath("b", "b", 0o444),),
+                        True,
+                        (
+                            DownwardFile(
+                                "labels",
+                                EnvVarSource(
+                                    "fieldRef", "n", "k", True, "x", "limits.cpu", "c", "1"
+                                ),
+                                0o400,
+                            ),
+                        ),
+                    ),
+                ),
             ),
         ),
     )
@@ -250,7 +269,16 @@ def full_objects() -> list[StoredObject]:
         Secret(_meta("creds"), "kubernetes.io/tls", {"tls.key": "a2V5"}, True, "k1:ab:Zm9v"),
         ServiceAccount(_meta("robot")),
         PersistentVolumeClaim(
-            _meta("data"), ("ReadWriteOncePod",), 1 << 30, "fast", "Block", "pvc-1", "node-1", 5, 7
+            _meta("data"),
+            ("ReadWriteOncePod",),
+            1 << 30,
+            "fast",
+            "Block",
+            "pvc-1",
+            "node-1",
+            5,
+            7,
+            "StatefulSet/db",
         ),
         StatefulSet(
             meta=_meta("db"),

@@ -233,3 +233,25 @@ def test_a_claim_names_the_pods_that_use_it() -> None:
     assert "Used By:       web-1" in lines
     assert "Access Modes:  RWO" in lines
     json.dumps(pvc)
+
+
+def test_endpoint_slices_carry_each_subset_for_kubectl_describe_service() -> None:
+    from master.api.kube.objects import endpoint_slices
+
+    endpoints = {
+        "metadata": {"name": "web", "namespace": "default"},
+        "subsets": [
+            {"addresses": [{"ip": "10.0.0.5", "targetRef": {"kind": "Pod", "name": "a"}}],
+             "ports": [{"port": 32768, "protocol": "TCP"}]},
+            {"notReadyAddresses": [{"ip": "10.0.0.6"}], "ports": [{"port": 32769}]},
+        ],
+    }  # fmt: skip
+    first, second = endpoint_slices(endpoints)
+    assert first["metadata"]["labels"]["kubernetes.io/service-name"] == "web"
+    assert first["endpoints"] == [
+        {"addresses": ["10.0.0.5"], "conditions": {"ready": True},
+         "targetRef": {"kind": "Pod", "name": "a"}}
+    ]  # fmt: skip
+    assert first["ports"] == [{"name": "", "port": 32768, "protocol": "TCP"}]
+    assert second["endpoints"][0]["conditions"] == {"ready": False}
+    assert {first["metadata"]["name"], second["metadata"]["name"]} == {"web-0", "web-1"}

@@ -59,7 +59,12 @@ def test_merge_keys_are_published_for_strategic_merge() -> None:
 
 def test_v3_index_points_at_every_group_version() -> None:
     index = openapi.v3_index()["paths"]
-    assert set(index) == {"api/v1", "apis/apps/v1", "apis/networking.k8s.io/v1"}
+    assert set(index) == {
+        "api/v1",
+        "apis/apps/v1",
+        "apis/networking.k8s.io/v1",
+        "apis/discovery.k8s.io/v1",
+    }
     assert index["api/v1"]["serverRelativeURL"].startswith("/openapi/v3/api/v1?hash=")
 
 

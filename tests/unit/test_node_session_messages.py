@@ -105,7 +105,7 @@ def test_an_agent_that_stops_reading_leaves_one_ack_pending_not_one_per_heartbea
 
 
 def test_agents_are_told_their_peers_at_the_start_and_when_the_cluster_changes() -> None:
-    _, _, _, servicer = _setup()
+    clock, _, _, servicer = _setup()
     session_id = _register(servicer, "n1", witness_port=7401)
     _register(servicer, "n22", witness_port=7402)
 
@@ -113,6 +113,10 @@ def test_agents_are_told_their_peers_at_the_start_and_when_the_cluster_changes()
         agent = _Agent(servicer, "n1", session_id)
         first = await agent.next("peers")
         await _aregister(servicer, "n333", witness_port=7403)
+        # Changes within a second of the last broadcast wait for the rest of the second.
+        while not clock.sleepers:
+            await asyncio.sleep(0.01)
+        clock.advance(1.0)
         second = await agent.next("peers")
         await agent.close()
         return first, second

@@ -9,8 +9,10 @@ from master.controllers.naming import template_hash
 from master.controllers.statefulset import (
     CreateClaim,
     DeleteClaim,
+    SetClaimOwner,
     SetStatefulSetStatus,
     StatefulSetAction,
+    orphaned_claims,
     reconcile_statefulset,
 )
 from master.model import (
@@ -148,3 +150,37 @@ def test_on_delete_never_replaces_a_running_pod() -> None:
     pods = [_pod(sts, i, stale=True) for i in range(3)]
 
     assert _kinds(reconcile_statefulset(sts, pods, _claims(sts, 3), 1.0)) == []
+
+
+def test_when_deleted_delete_makes_the_set_own_its_claims_and_follows_policy_changes() -> None:
+    sts = _sts(1, when_deleted="Delete")
+
+    created = reconcile_statefulset(sts, [], {}, 1.0)
+    (claim,) = [a.claim for a in created if isinstance(a, CreateClaim)]
+    assert claim.owner == "StatefulSet/db"
+
+    # An existing claim is adopted; a set turned back to Retain gives its claims up.
+    owned = [
+        a.claim
+        for a in reconcile_statefulset(sts, [_pod(sts, 0)], _claims(sts, 1), 2.0)
+        if isinstance(a, SetClaimOwner)
+    ]
+    assert [(c.meta.name, c.owner) for c in owned] == [("data-db-0", "StatefulSet/db")]
+    freed = reconcile_statefulset(_sts(1), [_pod(sts, 0)], {"data-db-0": owned[0]}, 3.0)
+    assert [a.claim.owner for a in freed if isinstance(a, SetClaimOwner)] == [""]
+
+
+def test_a_deleted_sets_owned_claims_go_once_no_pod_uses_them() -> None:
+    sts = _sts(2, when_deleted="Delete")
+    claims = [replace(c, owner="StatefulSet/db") for c in _claims(sts, 2).values()]
+    claims.append(PersistentVolumeClaim(ObjectMeta("data-other-0"), ("ReadWriteOnce",), 1))
+    still = replace(
+        _pod(sts, 1),
+        spec=replace(
+            sts.template.spec,
+            volumes=(Volume("data", "persistentVolumeClaim", claim_name="data-db-1"),),
+        ),
+    )
+
+    assert orphaned_claims("db", claims, [still]) == ["data-db-0"]
+    assert orphaned_claims("db", claims, []) == ["data-db-0", "data-db-1"]

@@ -38,9 +38,10 @@ class Resource:
 
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource("namespaces", "Namespace", namespaced=False, verbs=("get", "list", "watch"),
+    Resource("namespaces", "Namespace", namespaced=False,
+             verbs=("get", "list", "watch", "create", "delete"),
              short_names=("ns",), singular="namespace",
-             description='Namespaces; pinnace has one, "default".'),
+             description="Namespaces; deleting one deletes everything in it."),
     Resource("nodes", "Node", namespaced=False, verbs=(*READ, "patch", "delete"),
              short_names=("no",), singular="node",
              description="A machine that runs pods, registered by its agent."),
@@ -85,12 +86,15 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("ingressclasses", "IngressClass", group="networking.k8s.io", namespaced=False,
              verbs=("get", "list"), singular="ingressclass",
              description='The one ingress controller: "pinnace", the default.'),
+    Resource("endpointslices", "EndpointSlice", group="discovery.k8s.io", verbs=("get", "list"),
+             singular="endpointslice",
+             description="A service's endpoints (derived from its Endpoints), one slice per port."),
     Resource("replicasets", "ReplicaSet", group="apps", verbs=READ, short_names=("rs",),
              singular="replicaset",
              description="A Deployment's revisions (one per pod template it has rolled out)."),
 )  # fmt: skip
 
-GROUPS = ("apps", "networking.k8s.io")
+GROUPS = ("apps", "networking.k8s.io", "discovery.k8s.io")
 
 
 def resource(group: str, name: str) -> Resource | None:
