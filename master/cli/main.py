@@ -409,6 +409,11 @@ def _run_master(args: argparse.Namespace) -> int:
 
     from master.server import MasterConfig, run_master
 
+    if args.ingress_http_port and args.ingress_http_port == args.ingress_https_port:
+        raise CliError(
+            f"pinnace master: --ingress-http-port and --ingress-https-port are both "
+            f"{args.ingress_http_port}; give them different ports (or 0 to turn one off)"
+        )
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

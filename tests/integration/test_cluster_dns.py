@@ -5,7 +5,8 @@ node) and pods on one pod network. From inside a client pod: `backend`,
 `backend.default` and `backend.default.svc.cluster.local` resolve to the Service's
 cluster IP, the headless Service `db` to its ready pods, `db-0.db` to the StatefulSet's
 first pod (whose page answers there); the resolv.conf has Kubernetes' searches and
-ndots:5; the environment has BACKEND_SERVICE_HOST and the Docker-link variables; the
+ndots:5; the environment has BACKEND_SERVICE_HOST and the Docker-link variables (and
+a pod with dnsPolicy None and enableServiceLinks false gets its dnsConfig and none); the
 names still resolve with the agent killed, after its restart and with the master gone;
 and an agent asked to stop ends its dnsmasq and removes the route to its address.
 """
@@ -78,6 +79,24 @@ spec:
     metadata: {labels: {app: client}}
     spec:
       terminationGracePeriodSeconds: 1
+      containers: [{name: sh, image: "pinnace/httpd:latest", command: [sleep, "3600"]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: custom}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: custom}}
+  template:
+    metadata: {labels: {app: custom}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      enableServiceLinks: false
+      dnsPolicy: None
+      dnsConfig:
+        nameservers: [192.0.2.53]
+        searches: [corp.example]
+        options: [{name: ndots, value: "2"}, {name: edns0}]
       containers: [{name: sh, image: "pinnace/httpd:latest", command: [sleep, "3600"]}]
 """
 
@@ -158,7 +177,7 @@ def test_pods_resolve_services_and_get_their_variables(
         pods = {p["metadata"]["name"]: p for p in cluster.pods()}
         good = {n: p for n, p in pods.items() if p["status"].get("phase") == "Running"}
         ok = sum(1 for p in good.values() if p["metadata"]["labels"]["app"] == "db")
-        wanted = {"db-0", "db-1"} <= set(good) and ok == 2 and len(good) == 4
+        wanted = {"db-0", "db-1"} <= set(good) and ok == 2 and len(good) == 5
         ready_db = all(
             any(
                 c.get("type") == "Ready" and c["status"] == "True"
@@ -197,6 +216,14 @@ def test_pods_resolve_services_and_get_their_variables(
     assert env["BACKEND_SERVICE_PORT"] == env["BACKEND_SERVICE_PORT_HTTP"] == "80"
     assert env["BACKEND_PORT_80_TCP"] == f"tcp://{cluster_ip}:80"
     assert "DB_SERVICE_HOST" not in env  # headless: no variables
+
+    # dnsPolicy None: only the pod's dnsConfig (Docker's embedded resolver on the pod
+    # network forwards to its nameserver); enableServiceLinks false: no variables.
+    custom_pod = next(n for n in pods if n.startswith("custom-"))
+    custom = wait_for("the custom pod's container", lambda: _container_of(cluster, custom_pod))
+    resolv = _exec(custom, "cat", "/etc/resolv.conf")
+    assert "search corp.example" in resolv and "options ndots:2 edns0" in resolv
+    assert "BACKEND_SERVICE_HOST" not in _exec(custom, "env")
 
     # The names are the node's data plane. A killed agent's dnsmasq keeps answering; the
     # restarted agent replaces it (by its pid file) and answers from the names file at once.

@@ -276,6 +276,10 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     assert "service/no-such-app does not exist" in message
     assert "secret/no-such-secret does not exist" in message
 
+    described = cluster.cli("describe", "ingress", "broken").stdout
+    assert 'no-such-app:80 (<error: services "no-such-app" not found>)' in described
+    assert "BackendNotFound" in described
+
     web = cluster.get_json("ingress", "web")
     assert web["status"]["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1"
     table = cluster.cli("get", "ingress").stdout.splitlines()

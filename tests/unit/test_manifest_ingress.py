@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from master.api.render import render_object
+from master.api.tables import rows_for
 from master.model import Ingress, IngressBackend, IngressPath, IngressRule, IngressTLS
 from tests.unit.test_manifest_support import error, mutate, parse
 
@@ -162,3 +165,26 @@ def test_the_api_version_must_be_networking_v1() -> None:
         PREFIX + 'apiVersion: must be "networking.k8s.io/v1" for kind Ingress, '
         'got "extensions/v1beta1"'
     )
+
+
+def test_what_get_o_yaml_prints_applies_again_unchanged() -> None:
+    ing = only_ingress(INGRESS)
+    served = replace(ing, address="127.0.0.1", ports=(8880, 8443))
+
+    rendered = render_object(served, 0.0)
+
+    assert rendered["status"]["loadBalancer"]["ingress"] == [
+        {
+            "ip": "127.0.0.1",
+            "ports": [{"port": 8880, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}],
+        }
+    ]
+    again = only_ingress(rendered)
+    assert (again.class_name, again.default_backend, again.rules, again.tls) == (
+        ing.class_name,
+        ing.default_backend,
+        ing.rules,
+        ing.tls,
+    )
+    row = rows_for("Ingress", [rendered], wide=False, now=0.0)[0]
+    assert row[:5] == ["web", "pinnace", "a.example.com,*.example.com", "127.0.0.1", "8880, 8443"]
