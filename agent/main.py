@@ -16,6 +16,7 @@ import logging
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -44,6 +45,7 @@ from agent.join import JoinError, prepare
 from agent.logs import LogStreamer, PreviousLogs
 from agent.metrics import MetricsListenError, counted, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
+from agent.nodeproxy.proxy import NodeProxy
 from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
 from agent.poddns import NodeDns, ResolvConf, parse_resolv_conf, pod_resolv_conf
@@ -56,7 +58,7 @@ from agent.volume_files import DEFAULT_ROOT, VolumeFiles
 from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
-from kernel.clock import SystemClock
+from kernel.clock import Clock, SystemClock
 from kernel.listen import parse_listen
 from kernel.names import is_node_name
 from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
@@ -155,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="plaintext, no certificates: only to a master on loopback started with --insecure",
     )
+    p.add_argument(
+        "--no-node-proxy",
+        action="store_true",
+        help="do not answer Services' cluster IPs on this node (by default the agent runs "
+        "an HAProxy listening on each cluster IP:port and routes the service range to lo)",
+    )
+    p.add_argument(
+        "--stop-node-proxy-on-exit",
+        action="store_true",
+        help="stop the node proxy when the agent stops (by default it keeps serving and the "
+        "next agent adopts it)",
+    )
+    p.add_argument("--haproxy", default="haproxy", help="the haproxy binary (node proxy)")
     p.add_argument(
         "--cluster-dns",
         default="auto",
@@ -367,7 +382,9 @@ async def run_agent(
         resources.allocatable.cpu_millis,
         resources.allocatable.memory_bytes,
     )
+    proxy = _node_proxy(args, state_dir, clock, services)
     tasks = [
+        *([asyncio.create_task(proxy.run(), name="node-proxy")] if proxy else []),
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(security.run(), name="certificate-rotation"),
@@ -390,6 +407,10 @@ async def run_agent(
     for task in done:
         if task is not stopper and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+    if proxy is not None and args.stop_node_proxy_on_exit:
+        stopped = await proxy.stop()
+        if stopped is not None:
+            log.info("node proxy stopped (HAProxy pid %d)", stopped)
     if dns is not None:
         await dns.stop()
     with contextlib.suppress(Exception):
@@ -397,6 +418,25 @@ async def run_agent(
     if metrics is not None:
         metrics.close()
     log.info("agent stopped; its containers keep running and will be adopted on restart")
+
+
+def _node_proxy(
+    args: argparse.Namespace, state_dir: Path, clock: Clock, services: ServiceTables
+) -> NodeProxy | None:
+    """The node proxy (agent/nodeproxy), fed by the master's service table; None when off."""
+    if args.no_node_proxy:
+        log.info("node proxy off (--no-node-proxy): Services' cluster IPs are not served here")
+        return None
+    if shutil.which(args.haproxy) is None:
+        log.error(
+            "node proxy off: no HAProxy binary %r (install haproxy, pass --haproxy PATH, or "
+            "--no-node-proxy); pods on this node cannot reach Services' cluster IPs",
+            args.haproxy,
+        )
+        return None
+    proxy = NodeProxy(state_dir / "nodeproxy", clock, args.haproxy)
+    services.subscribe(proxy.offer)
+    return proxy
 
 
 def _host_resolv_conf() -> ResolvConf:

@@ -57,6 +57,7 @@ up() {
     step "starting agent $node (metrics on 127.0.0.1:$metrics)"
     $BIN/pinnace agent --master "$PINNACE_MASTER" --name "$node" --advertise-address 127.0.0.1 \
       --token "$token" --state-dir "$DEMO/$node-state" --metrics-listen "127.0.0.1:$metrics" \
+      --stop-node-proxy-on-exit \
       >"$DEMO/$node.log" 2>&1 &
     metrics=$((metrics + 1))
     echo $! >"$DEMO/$node.pid"

@@ -2,9 +2,10 @@
 # The compose demo (`make demo`): a master with its HAProxy and three agents, each in its own
 # container (compose/docker-compose.yml), running the seed walkthrough: apply the seed
 # deployment and service unchanged, serve the page through the load balancer, scale to 5,
-# then kill a node under a stream of requests and print what happened, when; last, a Redis
+# then kill a node under a stream of requests and print what happened, when; a Redis
 # StatefulSet with a claim (examples/redis/): write a key, kill its container and its node's
-# agent, and read the key back from the new container.
+# agent, and read the key back from the new container; last, an Ingress (examples/ingress/)
+# routing two host names on one port to the seed's nginx and a second web app.
 #
 #   demo.sh up      builds what is missing, starts the cluster, runs the walkthrough and
 #                   leaves the cluster running (a running demo is torn down first)
@@ -15,7 +16,7 @@
 # admin credentials the master wrote on its volume, copied to compose/.state/PROJECT; the
 # agents join with a token made through it. Environment:
 # PINNACE_SEED_DIR (examples/seed), PINNACE_API_PORT (7400), PINNACE_LB_PORT
-# (8080), PINNACE_DEMO_PROJECT (pinnace-demo; also the network's name), and the
+# (8080), PINNACE_INGRESS_PORT (8880), PINNACE_DEMO_PROJECT (pinnace-demo; also the network's name), and the
 # PINNACE_* variables compose/docker-compose.yml reads.
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,6 +25,7 @@ PROJECT=${PINNACE_DEMO_PROJECT:-pinnace-demo}
 FILE=compose/docker-compose.yml
 export PINNACE_API_PORT=${PINNACE_API_PORT:-7400}
 export PINNACE_LB_PORT=${PINNACE_LB_PORT:-8080}
+export PINNACE_INGRESS_PORT=${PINNACE_INGRESS_PORT:-8880}
 export PINNACE_BIND=${PINNACE_BIND:-127.0.0.1}
 export PINNACE_NETWORK=${PINNACE_NETWORK:-$PROJECT}
 export PINNACE_NODE_PREFIX=${PINNACE_NODE_PREFIX:-}
@@ -155,9 +157,9 @@ up() {
     step "a demo cluster is already running: starting afresh"
     down
   fi
-  for port in "$PINNACE_API_PORT" "$PINNACE_LB_PORT"; do
+  for port in "$PINNACE_API_PORT" "$PINNACE_LB_PORT" "$PINNACE_INGRESS_PORT"; do
     port_free "$port" || fail "$PINNACE_BIND:$port is already in use (the local demo? \`make demo-local-down\`)" \
-      "ss -ltnp 'sport = :$port' (or set PINNACE_API_PORT / PINNACE_LB_PORT)"
+      "ss -ltnp 'sport = :$port' (or set PINNACE_API_PORT / PINNACE_LB_PORT / PINNACE_INGRESS_PORT)"
   done
 
   step "building pinnace's image (compose/build-image.sh)"
@@ -208,6 +210,7 @@ up() {
 
   kill_a_node
   stateful_redis
+  ingress_by_host
 
   cat <<TXT
 
@@ -220,6 +223,8 @@ The cluster keeps running. Explore it from this shell:
   .venv/bin/pinnace scale deployment $DEPLOY --replicas 2
   .venv/bin/pinnace get statefulsets; .venv/bin/pinnace get pvc -o wide    # Redis, its claim
   docker exec \$(docker ps -q --filter label=pinnace.pod=redis-0) redis-cli get demo-key
+  curl -s --resolve hello.demo:$PINNACE_INGRESS_PORT:$PINNACE_BIND http://hello.demo:$PINNACE_INGRESS_PORT/ | grep message
+  .venv/bin/pinnace get ingress
   $COMPOSE_HINT start node-${victim##*-}    # bring the killed node back
   $COMPOSE_HINT logs master
 Stop and remove it all: make demo-down
@@ -426,6 +431,26 @@ stateful_redis() {
   [[ $value == hello ]] || fail "demo-key is \"$value\" after the restart, not \"hello\": the data was lost" \
     "docker logs $cid"
   note "the key written before the kills is still there: it lives on the claim ($volume), not in a container"
+}
+
+# The page title and message a host name gets through the Ingress port ($1: the host).
+through_ingress() {
+  curl -fsS -m 5 --resolve "$1:$PINNACE_INGRESS_PORT:$PINNACE_BIND" "http://$1:$PINNACE_INGRESS_PORT/" |
+    grep -E '<title>|id="message"' | sed -e 's/<[^>]*>//g' | tr -s ' \n' ' '
+}
+hello_served() { [[ $(through_ingress hello.demo) == *"hello from pinnace"* ]]; }
+
+# Two web apps behind one port, told apart by host name (examples/ingress/).
+ingress_by_host() {
+  local host
+  step "an Ingress routing by host: pinnace apply -f examples/ingress/ (a second web app and the Ingress)"
+  pinnace apply -f examples/ingress/ || fail "applying examples/ingress/"
+  wait_for 60 "hello.demo through the Ingress on $PINNACE_BIND:$PINNACE_INGRESS_PORT" hello_served ||
+    fail "the Ingress does not serve hello.demo" "$BIN/pinnace get ingress; $BIN/pinnace get events; $COMPOSE_HINT logs master"
+  pinnace get ingress
+  for host in web.demo hello.demo; do
+    note "curl --resolve $host:$PINNACE_INGRESS_PORT:$PINNACE_BIND http://$host:$PINNACE_INGRESS_PORT/ -> $(through_ingress "$host")"
+  done
 }
 
 case "${1:-up}" in

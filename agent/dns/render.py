@@ -20,6 +20,7 @@ own.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,13 +50,22 @@ def names_from_table(table: ServiceTable) -> tuple[DnsName, ...]:
             if svc.cluster_ip:
                 names.append(DnsName(namespace, svc.name, "", (svc.cluster_ip,)))
             continue
-        backends = [b for port in svc.ports for b in port.backends]
+        # A loopback address (pods published on a node's 127.0.0.1) would lead a pod to
+        # itself: such pods have no address other pods can reach, so no name.
+        backends = [b for port in svc.ports for b in port.backends if not _is_loopback(b.address)]
         if backends:
             addresses = tuple(sorted({b.address for b in backends}))
             names.append(DnsName(namespace, svc.name, "", addresses))
         pods = {b.hostname: b.address for b in backends if b.hostname and b.subdomain == svc.name}
         names += [DnsName(namespace, svc.name, host, (pods[host],)) for host in sorted(pods)]
     return tuple(sorted(names))
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return True
 
 
 def fqdn(name: DnsName, domain: str) -> str:

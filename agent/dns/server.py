@@ -90,6 +90,14 @@ def stop_node_dns(root: Path, node: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def _running(pid: int) -> bool:
+    """Whether the process exists and has not ended (a zombie has: its sockets are closed)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 async def _run(*command: str) -> str:
     """Runs a command; "" when it succeeded, else its error output."""
     try:
@@ -176,12 +184,15 @@ class DnsServer:
         log.info("stopping dnsmasq %d left by an earlier agent", pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+        # Its pid file goes first, its socket last: wait for the process itself.
         deadline = time.monotonic() + 3.0
-        while _owned_pid(self._pid_file, self._conf) == pid and time.monotonic() < deadline:
+        while _running(pid) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            if _owned_pid(self._pid_file, self._conf) == pid:
+        if _running(pid):
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            while _running(pid) and time.monotonic() < deadline + 2.0:
+                await asyncio.sleep(0.05)
 
     async def _spawn(self) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -3,7 +3,8 @@
 Reads what kubectl's describe reads, through the gRPC API: the object, the events
 whose involvedObject is it, and what the layout shows beside it (a node's pods, a
 deployment's or statefulset's pods for its replica sets and pod counts, a service's
-endpoints, the pods that use a claim). Without NAME, every object of the kind.
+endpoints, an ingress's services' endpoints, the pods that use a claim). Without NAME,
+every object of the kind.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from master.cli.client import CliError, MasterClient
 from master.cli.commands import list_pages
+from master.cli.describe_ingress import describe_ingress
 from master.cli.describe_render import DESCRIBERS, Related, events_for
 from master.cli.kinds import RESOURCE_NAMES, KindError, split_kind_name
 from protos import cluster_pb2
@@ -50,9 +52,10 @@ def run_describe(address: str, kind_text: str, name: str | None) -> int:
         kind, name = split_kind_name(kind_text, name)
     except KindError as e:
         raise CliError(f"error: {e}") from None
-    describe = DESCRIBERS.get(kind)
+    describers = {**DESCRIBERS, "Ingress": describe_ingress}
+    describe = describers.get(kind)
     if describe is None:
-        known = ", ".join(sorted(RESOURCE_NAMES[k].split(".")[0] for k in DESCRIBERS))
+        known = ", ".join(sorted(RESOURCE_NAMES[k].split(".")[0] for k in describers))
         raise CliError(f"error: pinnace describe shows {known}; not {kind_text}")
     client = MasterClient(address)
     try:
@@ -64,7 +67,7 @@ def run_describe(address: str, kind_text: str, name: str | None) -> int:
         needs_pods = kind in ("Node", "Deployment", "StatefulSet", "PersistentVolumeClaim")
         pods = _objects(client, "Pod") if needs_pods else []
         endpoints = {e["metadata"]["name"]: e for e in _objects(client, "Endpoints")} if (
-            kind == "Service") else {}  # fmt: skip
+            kind in ("Service", "Ingress")) else {}  # fmt: skip
         now = time.time()
         texts = []
         for obj in objs:
@@ -73,6 +76,8 @@ def run_describe(address: str, kind_text: str, name: str | None) -> int:
                 events=events_for(events, kind, obj_name),
                 pods=related_pods(kind, obj, pods),
                 endpoints=endpoints.get(obj_name),
+                # An Ingress shows the endpoints of every Service it routes to.
+                extra={"endpoints": endpoints} if kind == "Ingress" else {},
             )
             texts.append(describe(obj, related, now))
         sys.stdout.write("\n\n".join(texts))

@@ -62,6 +62,24 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number per second, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 per second (0: off), got {text!r}")
+    return value
+
+
+def _percentage(text: str) -> int:
+    if not text.isdigit() or int(text) > 100:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole percentage from 0 (adaptive) to 100 (every node), got {text!r}"
+        )
+    return int(text)
+
+
 def _default_data_dir() -> str:
     return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
 
@@ -117,6 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=3.0,
         metavar="SECONDS",
         help="a node without heartbeat this long is NotReady",
+    )
+    m.add_argument(
+        "--max-heartbeats-per-second",
+        type=_rate,
+        default=2500.0,
+        metavar="RATE",
+        help="beyond this many heartbeats a second from all nodes together, a node that "
+        "registers is given a longer heartbeat interval and lease, by the same amount "
+        "(1 s / 3 s up to 2,500 nodes, 2 s / 4 s at 5,000; 0 never stretches)",
+    )
+    m.add_argument(
+        "--percentage-of-nodes-to-score",
+        type=_percentage,
+        default=0,
+        metavar="PERCENT",
+        help="the scheduler scores this share of the feasible nodes, as Kubernetes' "
+        "percentageOfNodesToScore (0: its adaptive default, 50%% minus 1%% per 125 nodes, "
+        "at least 5%%; every node below 100 nodes; 100: every node always)",
     )
     m.add_argument(
         "--pod-eviction-timeout",
@@ -409,6 +445,11 @@ def _run_master(args: argparse.Namespace) -> int:
 
     from master.server import MasterConfig, run_master
 
+    if args.ingress_http_port and args.ingress_http_port == args.ingress_https_port:
+        raise CliError(
+            f"pinnace master: --ingress-http-port and --ingress-https-port are both "
+            f"{args.ingress_http_port}; give them different ports (or 0 to turn one off)"
+        )
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -419,6 +460,8 @@ def _run_master(args: argparse.Namespace) -> int:
             data_dir=Path(args.data_dir),
             heartbeat_interval=args.heartbeat_interval,
             lease_seconds=args.lease_seconds,
+            max_heartbeats_per_second=args.max_heartbeats_per_second,
+            percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
             eviction_timeout=args.pod_eviction_timeout,
             node_grace=args.node_grace,
             unhealthy_threshold=args.unhealthy_threshold,

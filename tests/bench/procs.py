@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import docker
 
+from agent.nodeproxy.proxy import stop_proxy
 from master.lb.process import stop_running
 from tests.bench.engine import BenchError, remove_containers, shielded, wait_until
 from tests.support import env_with_haproxy
@@ -150,8 +151,12 @@ class PinnaceProcs:
             self._token = self.cli("token", "create").stdout.strip()
         return self._token
 
-    def start_agent(self, name: str, *extra: str, log_name: str = "") -> subprocess.Popen[bytes]:
-        """Start an agent for node `name`, advertising 127.0.0.1; logs to agent-<name>.log."""
+    def start_agent(
+        self, name: str, *extra: str, log_name: str = "", node_proxy: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start an agent for node `name`, advertising 127.0.0.1; logs to agent-<name>.log.
+        A node proxy outlives its agent: only benches that measure it ask for one (close()
+        stops it by PID)."""
         if self.insecure:
             credentials = ["--insecure"]
         else:
@@ -161,6 +166,13 @@ class PinnaceProcs:
             [
                 *("-m", "agent", "--master", self.address, "--name", name),
                 *("--advertise-address", "127.0.0.1"),
+                *([] if node_proxy else ["--no-node-proxy"]),
+                # No dnsmasq per bench agent unless a bench asks (it would outlive a kill).
+                *(
+                    []
+                    if any(a.startswith("--cluster-dns") for a in extra)
+                    else ["--cluster-dns=none"]
+                ),
                 *extra,
                 *credentials,
             ],
@@ -241,8 +253,11 @@ class PinnaceProcs:
                 proc.stdout.close()
         for log in self._logs:
             log.close()
-        # HAProxy outlives its master by design; a bench leaves none behind.
+        # HAProxy outlives its master by design (and node proxies their agents); a bench
+        # leaves none behind.
         stop_running(self.workdir / "master-data" / "lb")
+        for node in self.node_names:
+            stop_proxy(self.workdir / "agent-state" / node / "nodeproxy")
         for node in self.node_names:
             with contextlib.suppress(docker.errors.APIError):
                 remove_containers(self.client, f"pinnace.node={node}")

@@ -74,12 +74,14 @@ class ComposeCluster:
         self._compose = compose
         self.api_port = free_port()
         self.lb_port = free_port()
+        self.ingress_port = free_port()
         self.nodes = [f"e2e{self.id}-node-{i}" for i in (1, 2, 3)]
         self.config = workdir / "pinnace.conf"
         self.env = {
             **os.environ,
             "PINNACE_API_PORT": str(self.api_port),
             "PINNACE_LB_PORT": str(self.lb_port),
+            "PINNACE_INGRESS_PORT": str(self.ingress_port),
             "PINNACE_BIND": "127.0.0.1",
             "PINNACE_NETWORK": self.project,
             "PINNACE_NODE_PREFIX": f"e2e{self.id}-",

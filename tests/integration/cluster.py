@@ -34,6 +34,7 @@ from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
 from agent.claim_disks import ClaimDisks, DiskError
 from agent.dns.server import DEFAULT_DIR as DEFAULT_DNS_ROOT
 from agent.dns.server import stop_node_dns
+from agent.nodeproxy.proxy import stop_proxy
 from agent.volume_files import DEFAULT_ROOT as DEFAULT_VOLUME_ROOT
 from master.lb.process import stop_running
 from tests.support import env_with_haproxy
@@ -135,7 +136,9 @@ class LocalCluster:
             self.node_names.append(name)
         return name
 
-    def start_agent(self, short: str, *extra: str) -> str:
+    def start_agent(self, short: str, *extra: str, node_proxy: bool = False) -> str:
+        """An agent for node `short`; without `node_proxy` it serves no cluster IPs (most
+        tests need none, and a node proxy outlives its agent: close() stops it by PID)."""
         name = self.node(short)
         proc = self._spawn(
             [
@@ -148,6 +151,7 @@ class LocalCluster:
                 "--advertise-address",
                 "127.0.0.1",
                 *self._agent_credentials(name),
+                *([] if node_proxy else ["--no-node-proxy"]),
                 *self._dns_flags(extra),
                 *extra,
             ],
@@ -255,5 +259,7 @@ class LocalCluster:
                     disks.remove(name)
             shutil.rmtree(disks.root, ignore_errors=True)
         # HAProxy outlives its master by design: stop the one this cluster's master left,
-        # by the PID in its pid file.
+        # by the PID in its pid file; and the node proxies its agents left.
         stop_running(self.workdir / "master-data" / "lb")
+        for node in self.node_names:
+            stop_proxy(self.agent_state_dir(node) / "nodeproxy")

@@ -100,7 +100,7 @@ def agent(
         [
             sys.executable, "-m", "agent", "--master", everyone, "--name", node,
             "--advertise-address", "127.0.0.1", "--token", made.stdout.strip(),
-            "--metrics-listen", "",
+            "--metrics-listen", "", "--no-node-proxy", "--cluster-dns=none",
             "--state-dir", str(tmp_path / "agent-state"),
         ],
         stdout=log, stderr=log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},

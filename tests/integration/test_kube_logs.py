@@ -7,7 +7,10 @@ API (pinnace's CLI). Both see the same lines.
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import select
 import subprocess
 import sys
 import time
@@ -231,3 +234,39 @@ def _exec_through_kubectl_and_the_cli(
     missing = cluster.cli("exec", "no-such-pod", "--", "true", check=False)
     assert missing.returncode == 1
     assert missing.stderr.strip() == 'Error from server (NotFound): pods "no-such-pod" not found'
+
+    # -it on a terminal: a shell with a TTY of its own, its exit code passed through.
+    pinnace = [sys.executable, "-m", "master.cli.main", "--master", cluster.master_address]
+    for argv, env in (
+        ([kubectls()[0], "exec", "-it", pod, "--", "sh"], kx.env),
+        ([*pinnace, "exec", "-it", pod, "--", "sh"], cluster.env),
+    ):
+        code, screen = _on_a_terminal(argv, env, b"tty; exit 7\r")
+        assert code == 7 and b"/dev/pts/" in screen, screen
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str], typed: bytes) -> tuple[int, bytes]:
+    """Run `argv` on a pseudo-terminal; type `typed` at the shell's first prompt."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO)
+    os.close(slave)
+    screen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the other side closed
+                    break
+                if typed and b"# " in screen + chunk:
+                    os.write(master, typed)
+                    typed = b""
+                screen += chunk
+        return proc.wait(timeout=10), screen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(master)

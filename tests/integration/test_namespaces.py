@@ -8,6 +8,7 @@ One cluster (a master with HAProxy, one agent) serves the whole module.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import urllib.error
@@ -19,6 +20,7 @@ import docker
 import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
+from tests.integration.kube_helpers import Kubectl, kubectls, write_kubeconfig
 from tests.support import require_haproxy
 
 pytestmark = pytest.mark.integration
@@ -161,6 +163,36 @@ def test_same_names_in_two_namespaces_each_service_reaches_only_its_own_pods(
     assert re.search(r"team-a\s+web\s+LoadBalancer", services), services
     assert re.search(r"team-b\s+web\s+LoadBalancer", services), services
     assert "No resources found in default namespace." in (setup.cluster.cli("get", "pods").stderr)
+
+
+def test_kubectl_sees_and_uses_namespaces(setup: _Setup, tmp_path: Path) -> None:
+    k = Kubectl(kubectls()[-1], write_kubeconfig(setup.cluster), tmp_path)
+
+    every = k.run("get", "pods", "-A").stdout.splitlines()
+    assert every[0].split()[:2] == ["NAMESPACE", "NAME"], every
+    assert sorted(line.split()[0] for line in every[1:]) == ["team-a"] * 2 + ["team-b"] * 2
+    only_b = k.run("-n", "team-b", "get", "deployments").stdout
+    assert re.search(r"^web\s+2/2", only_b, re.M), only_b
+    assert "No resources found in default namespace." in k.run("get", "deployments").stderr
+
+    assert "namespace/team-c created" in k.run("create", "namespace", "team-c").stdout
+    config = tmp_path / "cfg.yaml"
+    config.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {a: b}\n")
+    assert "configmap/web created" in k.run("-n", "team-c", "apply", "-f", str(config)).stdout
+    stored = json.loads(setup.cluster.cli("get", "cm", "web", "-n", "team-c", "-o", "json").stdout)
+    assert stored["metadata"]["namespace"] == "team-c"
+    assert setup.cluster.cli("get", "cm", "web", check=False).returncode == 1  # not in default
+    assert "team-c" in k.run("get", "namespaces").stdout
+    missing = k.run("-n", "nowhere", "apply", "-f", str(config), check=False)
+    assert missing.returncode == 1 and 'namespaces "nowhere" not found' in missing.stderr
+
+    assert 'namespace "team-c" deleted' in k.run("delete", "namespace", "team-c").stdout
+    wait_for(
+        "namespace team-c to be gone",
+        lambda: k.run("get", "namespace", "team-c", check=False).returncode == 1,
+        timeout=15,
+    )
+    assert k.run("get", "namespace", "default").returncode == 0
 
 
 def test_deleting_a_namespace_stops_its_pods_and_its_service_and_spares_the_other(

@@ -34,6 +34,13 @@ def test_services_are_named_by_cluster_ip_and_headless_ones_by_ready_endpoints()
                 ),
             ),
             TableService("empty", "shop", headless=True, ports=(ServicePort("", 80),)),
+            # Published on its node's loopback: a pod would reach itself there.
+            TableService(
+                "local",
+                "shop",
+                headless=True,
+                ports=(ServicePort("", 80, backends=(Backend("127.0.0.1", 32768, "l-0"),)),),
+            ),
         ),
     )
 

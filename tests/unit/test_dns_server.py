@@ -1,7 +1,8 @@
 """The agent's supervision of its dnsmasq (agent/dns/server.py), with a stand-in binary.
 
 The stand-in reads the config it is given, writes its pid where `pid-file` says (as
-dnsmasq does once its socket is bound) and waits for SIGTERM; with FAKE_FAIL set it
+dnsmasq does once its socket is bound) and waits for SIGTERM, on which it removes its pid
+file a moment before it ends (as dnsmasq does); with FAKE_FAIL set it
 dies at once with dnsmasq's words. 127.0.0.1 is already an address of the machine, so
 no route is added. The real dnsmasq is exercised by tests/integration/test_cluster_dns.py.
 """
@@ -29,8 +30,13 @@ if os.environ.get("FAKE_FAIL"):
     print("dnsmasq: failed to create listening socket for 127.0.0.1: Address in use",
           file=sys.stderr)
     sys.exit(2)
-open(dict(lines)["pid-file"], "w").write(str(os.getpid()))
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+pid_file = dict(lines)["pid-file"]
+open(pid_file, "w").write(str(os.getpid()))
+def bye(*_):
+    os.unlink(pid_file)  # as dnsmasq: the pid file goes first, the socket a moment later
+    time.sleep(0.3)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
 while True:
     time.sleep(1)
 """
@@ -79,18 +85,20 @@ def test_it_starts_is_restarted_when_it_dies_and_stops_when_asked(
     async def scenario() -> None:
         server = _server(tmp_path, fake_dnsmasq)
         await server.start()
-        first = _pid(tmp_path)
-        assert _alive(first)
-        server.update([DnsName("default", "web", "", ("10.96.0.5",))])
-        names = tmp_path / "dns" / "n1" / "hosts" / "cluster"
-        assert "10.96.0.5 web.default.svc.cluster.local" in names.read_text()
         supervisor = asyncio.create_task(server.run())
+        try:
+            first = _pid(tmp_path)
+            assert _alive(first)
+            server.update([DnsName("default", "web", "", ("10.96.0.5",))])
+            names = tmp_path / "dns" / "n1" / "hosts" / "cluster"
+            assert "10.96.0.5 web.default.svc.cluster.local" in names.read_text()
 
-        os.kill(first, signal.SIGKILL)
-        await _until("a new dnsmasq", lambda: _pid(tmp_path) not in (0, first))
-        second = _pid(tmp_path)
-        await server.stop()
-        await asyncio.wait_for(supervisor, 5)
+            os.kill(first, signal.SIGKILL)
+            await _until("a new dnsmasq", lambda: _pid(tmp_path) not in (0, first))
+            second = _pid(tmp_path)
+        finally:
+            await server.stop()
+            await asyncio.wait_for(supervisor, 5)
 
         assert not _alive(second)
         assert "web.default.svc.cluster.local" in names.read_text()  # kept for the next agent
@@ -103,16 +111,19 @@ def test_a_new_agent_replaces_the_dnsmasq_a_killed_one_left(
 ) -> None:
     async def scenario() -> None:
         left = _server(tmp_path, fake_dnsmasq)
-        await left.start()
-        orphan = _pid(tmp_path)
-
         fresh = _server(tmp_path, fake_dnsmasq)
-        await fresh.start()
+        try:
+            await left.start()
+            orphan = _pid(tmp_path)
 
-        await _until("the orphan to end", lambda: not _alive(orphan))
-        assert _alive(_pid(tmp_path)) and _pid(tmp_path) != orphan
-        await fresh.stop()
-        await left.stop()
+            await fresh.start()
+
+            # Gone before the new one started (else the new one would find its port taken).
+            assert not _alive(orphan)
+            assert _alive(_pid(tmp_path)) and _pid(tmp_path) != orphan
+        finally:
+            await fresh.stop()
+            await left.stop()
 
     _run(scenario)
 

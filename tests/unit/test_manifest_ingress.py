@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from master.api.render import render_object
+from master.api.tables import rows_for
 from master.model import Ingress, IngressBackend, IngressPath, IngressRule, IngressTLS
 from tests.unit.test_manifest_support import error, mutate, parse
 
@@ -161,4 +164,44 @@ def test_the_api_version_must_be_networking_v1() -> None:
     assert message == (
         PREFIX + 'apiVersion: must be "networking.k8s.io/v1" for kind Ingress, '
         'got "extensions/v1beta1"'
+    )
+
+
+def test_what_get_o_yaml_prints_applies_again_unchanged() -> None:
+    ing = only_ingress(INGRESS)
+    served = replace(ing, address="127.0.0.1", ports=(8880, 8443))
+
+    rendered = render_object(served, 0.0)
+
+    assert rendered["status"]["loadBalancer"]["ingress"] == [
+        {
+            "ip": "127.0.0.1",
+            "ports": [{"port": 8880, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}],
+        }
+    ]
+    again = only_ingress(rendered)
+    assert (again.class_name, again.default_backend, again.rules, again.tls) == (
+        ing.class_name,
+        ing.default_backend,
+        ing.rules,
+        ing.tls,
+    )
+    row = rows_for("Ingress", [rendered], wide=False, now=0.0)[0]
+    assert row[:5] == ["web", "pinnace", "a.example.com,*.example.com", "127.0.0.1", "8880, 8443"]
+
+
+def test_other_controllers_annotations_are_warned_about() -> None:
+    annotations = {
+        "nginx.ingress.kubernetes.io/rewrite-target": "/",
+        "cert-manager.io/cluster-issuer": "letsencrypt",
+        "team": "shop",
+    }
+    doc = mutate(INGRESS, "metadata.annotations", annotations)
+
+    parsed = parse(doc, file="ingress.yaml")
+
+    assert parsed.warnings == (
+        PREFIX + 'Ingress "web": metadata.annotations["cert-manager.io/cluster-issuer"], '
+        'metadata.annotations["nginx.ingress.kubernetes.io/rewrite-target"]: another ingress '
+        "controller's annotation, not acted on by pinnace",
     )

@@ -162,32 +162,31 @@ class KubeApi(Streams):
             raise errors.KubeError(
                 404, "NotFound", f"the server could not find the requested resource ({tail[:100]})"
             )
-        if namespace is not None:
-            if not base.namespaced:
-                raise errors.KubeError(
-                    404, "NotFound", "the server could not find the requested resource"
-                )
-            if namespace != DEFAULT_NAMESPACE:
-                if request.method == "GET" and name is None:
-                    return await self._list(request, base, empty=True)
-                raise errors.not_found("namespaces", "", namespace)
+        if namespace is not None and not base.namespaced:
+            raise errors.KubeError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        # Lists and watches without a namespace in the path span every namespace (as
+        # /api/v1/pods does); one object without one is looked up in "default".
+        scope = namespace if base.namespaced else None
+        ns = namespace or DEFAULT_NAMESPACE
         method = request.method
         dry_run = request.query.get("dryRun") == "All"
         now = self.clock.now()
         if sub == "scale":
-            return await self._scale(request, name or "", method, now)
+            return await self._scale(request, name or "", method, now, ns)
         if sub == "exec" and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
-            return await serve_exec(request, self.state, execs, name or "")
+            return await serve_exec(request, self.state, execs, name or "", ns)
         if sub in ("status", "log") and method != "GET":
             raise errors.method_not_allowed(f"{r.name} is read-only in pinnace")
         if sub == "log":
-            return await self._log(request, name or "")
+            return await self._log(request, name or "", ns)
         if name is None:
             if method == "GET":
                 if _flag(request, "watch"):
-                    return await self._watch(request, base)
-                return await self._list(request, base)
+                    return await self._watch(request, base, scope)
+                return await self._list(request, base, scope)
             if method == "POST":
                 result = await writes.create(
                     self.state, base, writes.decode_body(await request.read(),
@@ -196,7 +195,7 @@ class KubeApi(Streams):
                 return self._written(result, request)
             raise errors.method_not_allowed(f"{method} is not allowed on {base.name}")
         if method == "GET":
-            return self._get(request, base, name)
+            return self._get(request, base, name, ns)
         if method == "PUT":
             result = await writes.replace(
                 self.state, base, name, writes.decode_body(await request.read(),
@@ -206,7 +205,7 @@ class KubeApi(Streams):
         if method == "PATCH":
             result = await writes.patch(
                 self.state, base, name, await request.read(), request.content_type, now, dry_run,
-                self.admit_services,
+                self.admit_services, ns,
             )  # fmt: skip
             return self._written(result, request)
         if method == "DELETE":
@@ -217,7 +216,9 @@ class KubeApi(Streams):
             for key in ("propagationPolicy", "gracePeriodSeconds"):
                 if key in request.query:
                     options[key] = request.query[key]
-            out = await writes.delete(self.state, self.lifecycle, base, name, options, now, dry_run)
+            out = await writes.delete(
+                self.state, self.lifecycle, base, name, options, now, dry_run, ns
+            )
             return _json(out)
         raise errors.method_not_allowed(f"{method} is not allowed on {base.name}")
 
@@ -232,8 +233,10 @@ class KubeApi(Streams):
 
     # -- reads -----------------------------------------------------------------------
 
-    def _get(self, request: web.Request, r: Resource, name: str) -> web.Response:
-        obj = objects.get_one(self.state, r.kind, name, self.clock.now(), self.started_at)
+    def _get(self, request: web.Request, r: Resource, name: str, namespace: str) -> web.Response:
+        obj = objects.get_one(
+            self.state, r.kind, name, self.clock.now(), self.started_at, namespace
+        )
         if obj is None:
             raise errors.not_found(r.name, r.group, name)
         if wants_table(request.headers.get("Accept", "")):
@@ -243,10 +246,11 @@ class KubeApi(Streams):
             return _json(table)
         return _json(obj)
 
-    async def _list(self, request: web.Request, r: Resource, empty: bool = False) -> web.Response:
+    async def _list(self, request: web.Request, r: Resource, namespace: str | None) -> web.Response:
+        """Every object of the resource in `namespace` (None: all namespaces)."""
         now = self.clock.now()
         rv = str(self.state.resource_version)
-        items = [] if empty else objects.list_kind(self.state, r.kind, now, self.started_at)
+        items = objects.list_kind(self.state, r.kind, now, self.started_at, namespace)
         items = self._selected(request, items)
         meta: Obj = {"resourceVersion": rv}
         start = 0
@@ -280,17 +284,17 @@ class KubeApi(Streams):
     # -- subresources ---------------------------------------------------------------------
 
     async def _scale(
-        self, request: web.Request, name: str, method: str, now: float
+        self, request: web.Request, name: str, method: str, now: float, namespace: str
     ) -> web.Response:
         if method == "GET":
-            obj = self.state.get("Deployment", name)
+            obj = self.state.get("Deployment", name, namespace)
             if obj is None or obj.kind != "Deployment":
                 raise errors.not_found("deployments", "apps", name)
             return _json(objects.scale(obj))  # type: ignore[arg-type]
         if method not in ("PUT", "PATCH"):
             raise errors.method_not_allowed(f"{method} is not allowed on deployments/scale")
         out = await writes.set_scale(
-            self.state, name, await request.read(), request.content_type, method, now
+            self.state, name, await request.read(), request.content_type, method, now, namespace
         )
         return _json(out)
 

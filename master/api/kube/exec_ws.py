@@ -29,15 +29,20 @@ from master.api.kube.channels import (
     frame,
     parse_client_frame,
 )
+from master.model import DEFAULT_NAMESPACE
 from master.state import ClusterState
 
 
 async def serve_exec(
-    request: web.Request, state: ClusterState, relay: ExecRelay | None, name: str
+    request: web.Request,
+    state: ClusterState,
+    relay: ExecRelay | None,
+    name: str,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> web.StreamResponse:
     try:
         params = exec_params(request.query, request.query.getall("command", []))
-        node, container = locate_exec(state, name, params.container)
+        node, container = locate_exec(state, name, params.container, namespace)
     except ValueError as e:
         raise errors.bad_request(str(e)) from None
     except ExecRefused as e:
@@ -54,7 +59,9 @@ async def serve_exec(
             "SPDY is not supported"
         )
     try:
-        channel = relay.open(node, name, container, params.command, params.stdin, params.tty)
+        channel = relay.open(
+            node, name, container, params.command, params.stdin, params.tty, namespace=namespace
+        )
     except ExecUnavailable as e:
         raise errors.bad_request(str(e)) from None
     ws = web.WebSocketResponse(protocols=(protocol,), autoping=True, max_msg_size=1 << 20)

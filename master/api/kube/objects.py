@@ -10,7 +10,6 @@ prints. Three are derived on every read, never stored:
   deployment (its uid), annotated with `deployment.kubernetes.io/revision` and
   the change cause, with as many replicas as pods of that template exist. That
   is what `kubectl rollout history` and `rollout undo` read.
-- Namespaces: pinnace has one, `default`.
 - IngressClasses: pinnace has one, `pinnace`, the default (master/api/render_ingress.py).
 """
 
@@ -29,12 +28,18 @@ from master.app.queries import list_endpoints
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.naming import template_hash
 from master.controllers.revisions import CHANGE_CAUSE
-from master.model import DEFAULT_NAMESPACE, INGRESS_CLASS, KINDS, Deployment, Event, StoredObject
+from master.model import (
+    DEFAULT_NAMESPACE,
+    INGRESS_CLASS,
+    KINDS,
+    Deployment,
+    Event,
+    StoredObject,
+    is_namespaced,
+)
 from master.state import ClusterState
 
 Obj = dict[str, Any]
-
-NAMESPACES = (DEFAULT_NAMESPACE,)
 
 
 _GROUP_VERSIONS = {
@@ -52,42 +57,34 @@ def render(obj: StoredObject, now: float, state: ClusterState) -> Obj:
     events by it).
     """
     out = render_object(obj, now)
-    if obj.kind == "Node":
+    ns = obj.meta.namespace
+    if not is_namespaced(obj.kind):
         out["metadata"].pop("namespace", None)
+    if obj.kind == "Namespace":
+        out["metadata"]["labels"] = {
+            **out["metadata"].get("labels", {}),
+            "kubernetes.io/metadata.name": obj.meta.name,
+        }
     for ref in out["metadata"].get("ownerReferences", []):
-        owner = state.get(ref["kind"], ref["name"]) if ref["kind"] in KINDS else None
+        owner = state.get(ref["kind"], ref["name"], ns) if ref["kind"] in KINDS else None
         ref["uid"] = owner.meta.uid if owner is not None else ""
         ref.setdefault("blockOwnerDeletion", True)
     if isinstance(obj, Event):
         involved = (
-            state.get(obj.involved_kind, obj.involved_name) if obj.involved_kind in KINDS else None
+            state.get(obj.involved_kind, obj.involved_name, ns)
+            if obj.involved_kind in KINDS
+            else None
         )
         out["involvedObject"]["uid"] = involved.meta.uid if involved is not None else ""
         out["involvedObject"]["apiVersion"] = _GROUP_VERSIONS.get(obj.involved_kind, "v1")
-        if obj.involved_kind == "Node":
+        if not is_namespaced(obj.involved_kind):
             out["involvedObject"]["namespace"] = ""
     return out
 
 
-def namespace(name: str, created_at: float) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "uid": f"namespace-{name}",
-            "resourceVersion": "1",
-            "creationTimestamp": rfc3339(created_at),
-            "labels": {"kubernetes.io/metadata.name": name},
-        },
-        "spec": {"finalizers": ["kubernetes"]},
-        "status": {"phase": "Active"},
-    }
-
-
 def replica_sets(dep: Deployment, state: ClusterState) -> list[Obj]:
     counts: dict[str, tuple[int, int]] = {}
-    for pod in state.pods_of_owner(dep.meta.name):
+    for pod in state.pods_of_owner(dep.meta.name, dep.meta.namespace):
         if pod.deletion_requested_at:
             continue
         total, ready = counts.get(pod.template_hash, (0, 0))
@@ -110,7 +107,7 @@ def replica_sets(dep: Deployment, state: ClusterState) -> list[Obj]:
                 "kind": "ReplicaSet",
                 "metadata": {
                     "name": f"{dep.meta.name}-{hash_}",
-                    "namespace": DEFAULT_NAMESPACE,
+                    "namespace": dep.meta.namespace,
                     "uid": f"{dep.meta.uid}-{hash_}",
                     "resourceVersion": str(dep.meta.resource_version),
                     "generation": 1,
@@ -153,7 +150,7 @@ def scale(dep: Deployment) -> Obj:
         "kind": "Scale",
         "metadata": {
             "name": dep.meta.name,
-            "namespace": DEFAULT_NAMESPACE,
+            "namespace": dep.meta.namespace,
             "uid": dep.meta.uid,
             "resourceVersion": str(dep.meta.resource_version),
             "creationTimestamp": rfc3339(dep.meta.created_at),
@@ -202,45 +199,55 @@ def endpoint_slices(endpoints: Obj) -> list[Obj]:
     return slices
 
 
-def list_kind(state: ClusterState, kind: str, now: float, created_at: float) -> list[Obj]:
-    """Every object of a kind, rendered, sorted by name (events in time order)."""
-    if kind == "Namespace":
-        return [namespace(n, created_at) for n in NAMESPACES]
+def list_kind(
+    state: ClusterState, kind: str, now: float, created_at: float, namespace: str | None = None
+) -> list[Obj]:
+    """Every object of a kind in `namespace` (None: every namespace), rendered, sorted by
+    namespace and name (events in time order)."""
     if kind == "IngressClass":
         return [render_ingress_class(rfc3339(created_at))]
     if kind == "Endpoints":
-        return [render_endpoints(svc, ports) for svc, ports in list_endpoints(state)]
+        return [render_endpoints(svc, ports) for svc, ports in list_endpoints(state, "", namespace)]
     if kind == "EndpointSlice":
         return [
             s
-            for svc, ports in list_endpoints(state)
+            for svc, ports in list_endpoints(state, "", namespace)
             for s in endpoint_slices(render_endpoints(svc, ports))
         ]
     if kind == "ReplicaSet":
         deps = sorted(
-            (d for d in state.objects("Deployment") if isinstance(d, Deployment)),
-            key=lambda d: d.meta.name,
+            (d for d in state.objects("Deployment", namespace) if isinstance(d, Deployment)),
+            key=lambda d: (d.meta.namespace, d.meta.name),
         )
         return [rs for d in deps for rs in replica_sets(d, state)]
-    objs = state.objects(kind)
+    objs = state.objects(kind, namespace)
     if kind != "Event":
-        objs.sort(key=lambda o: o.meta.name)
+        objs.sort(key=lambda o: (o.meta.namespace, o.meta.name))
     return [render(o, now, state) for o in objs]
 
 
-def get_one(state: ClusterState, kind: str, name: str, now: float, created_at: float) -> Obj | None:
-    if kind == "Namespace":
-        return namespace(name, created_at) if name in NAMESPACES else None
+def get_one(
+    state: ClusterState,
+    kind: str,
+    name: str,
+    now: float,
+    created_at: float,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> Obj | None:
     if kind == "IngressClass":
         return render_ingress_class(rfc3339(created_at)) if name == INGRESS_CLASS else None
     if kind == "Endpoints":
-        found = [render_endpoints(s, p) for s, p in list_endpoints(state) if s.meta.name == name]
+        found = [
+            render_endpoints(s, p)
+            for s, p in list_endpoints(state, "", namespace)
+            if s.meta.name == name
+        ]
         return found[0] if found else None
     if kind == "EndpointSlice":
-        return next((s for s in list_kind(state, kind, now, created_at)
+        return next((s for s in list_kind(state, kind, now, created_at, namespace)
                      if s["metadata"]["name"] == name), None)  # fmt: skip
     if kind == "ReplicaSet":
-        return next((rs for rs in list_kind(state, kind, now, created_at)
+        return next((rs for rs in list_kind(state, kind, now, created_at, namespace)
                      if rs["metadata"]["name"] == name), None)  # fmt: skip
-    obj = state.get(kind, name)
+    obj = state.get(kind, name, namespace)
     return None if obj is None else render(obj, now, state)

@@ -38,9 +38,10 @@ class Resource:
 
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource("namespaces", "Namespace", namespaced=False, verbs=("get", "list", "watch"),
+    Resource("namespaces", "Namespace", namespaced=False,
+             verbs=("get", "list", "watch", "create", "delete"),
              short_names=("ns",), singular="namespace",
-             description='Namespaces; pinnace has one, "default".'),
+             description="Namespaces; deleting one deletes everything in it."),
     Resource("nodes", "Node", namespaced=False, verbs=(*READ, "patch", "delete"),
              short_names=("no",), singular="node",
              description="A machine that runs pods, registered by its agent."),

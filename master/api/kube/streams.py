@@ -27,6 +27,7 @@ from master.api.kube.selectors import parse_field_selector, parse_label_selector
 from master.api.kube.tables import render_table, wants_table
 from master.api.kube.watch import Change, TooOld, WatchHub
 from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
+from master.model import DEFAULT_NAMESPACE
 from master.state import ClusterState
 
 Obj = dict[str, Any]
@@ -55,9 +56,12 @@ class Streams:
             if labels(o.get("metadata", {}).get("labels") or {}) and fields(o)
         ]  # fmt: skip
 
-    async def _watch(self, request: web.Request, r: Resource) -> web.StreamResponse:
-        if r.kind in ("Endpoints", "EndpointSlice", "ReplicaSet", "Namespace"):
-            return await self._watch_static(request, r)
+    async def _watch(
+        self, request: web.Request, r: Resource, namespace: str | None = None
+    ) -> web.StreamResponse:
+        """Changes of the resource in `namespace` (None: every namespace)."""
+        if r.kind in ("Endpoints", "EndpointSlice", "ReplicaSet", "IngressClass"):
+            return await self._watch_static(request, r, namespace)
         rv_text = request.query.get("resourceVersion", "")
         since: int | None = None
         # Streaming lists (kubectl 1.3x's WatchList): the current objects, then a bookmark
@@ -68,7 +72,7 @@ class Streams:
                 raise errors.bad_request(f"resourceVersion {rv_text[:30]!r} is not a number")
             since = int(rv_text)
         try:
-            watcher, backlog = self.hub.open(r.kind, since)
+            watcher, backlog = self.hub.open(r.kind, since, namespace)
         except TooOld as e:
             # As the API server does: a 200 stream whose one event is an ERROR with the
             # 410 Status; clients then list again.
@@ -104,7 +108,7 @@ class Streams:
 
         try:
             if since is None:
-                for obj in objects.list_kind(self.state, r.kind, now, self.started_at):
+                for obj in objects.list_kind(self.state, r.kind, now, self.started_at, namespace):
                     if wanted(obj):
                         await send("ADDED", obj)
             if initial:
@@ -162,7 +166,9 @@ class Streams:
         if wanted(obj):
             await send(change.type, obj)
 
-    async def _watch_static(self, request: web.Request, r: Resource) -> web.StreamResponse:
+    async def _watch_static(
+        self, request: web.Request, r: Resource, namespace: str | None = None
+    ) -> web.StreamResponse:
         """Derived kinds: the current objects, then the stream stays open until its timeout."""
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
@@ -170,7 +176,9 @@ class Streams:
         if request.query.get("resourceVersion", "") in ("", "0") or _flag(
             request, "sendInitialEvents"
         ):
-            items = objects.list_kind(self.state, r.kind, self.clock.now(), self.started_at)
+            items = objects.list_kind(
+                self.state, r.kind, self.clock.now(), self.started_at, namespace
+            )
             for obj in self._selected(request, items):
                 line = json.dumps({"type": "ADDED", "object": obj}) + "\n"
                 await response.write(line.encode())
@@ -189,11 +197,13 @@ class Streams:
             await asyncio.sleep(int(timeout) if timeout.isdigit() else DEFAULT_WATCH_SECONDS)
         return response
 
-    async def _log(self, request: web.Request, name: str) -> web.StreamResponse:
+    async def _log(
+        self, request: web.Request, name: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> web.StreamResponse:
         """pods/NAME/log: the container's output, read by its agent over the node session."""
         try:
-            query = log_query(name, request.query)
-            node, container = locate(self.state, name, query.container)
+            query = replace(log_query(name, request.query), namespace=namespace)
+            node, container = locate(self.state, name, query.container, namespace)
         except ValueError as e:
             raise errors.bad_request(str(e)) from None
         except LogRefused as e:

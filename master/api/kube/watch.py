@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from master.model import KINDS, StoredObject
+from master.model import KINDS, StoredObject, is_namespaced, key_of
 from master.state import ClusterState
 
 QUEUE_LIMIT = 10_000
@@ -34,13 +34,23 @@ class TooOld(Exception):
 
 
 class Watcher:
-    def __init__(self, kind: str) -> None:
+    """One watch of a kind, in one namespace (None: every namespace)."""
+
+    def __init__(self, kind: str, namespace: str | None = None) -> None:
         self.kind = kind
+        self.namespace = namespace
         self.queue: asyncio.Queue[Change | None] = asyncio.Queue()
         self.closed = False
 
+    def wants(self, change: Change) -> bool:
+        return change.kind == self.kind and (
+            self.namespace is None
+            or not is_namespaced(change.kind)
+            or change.obj.meta.namespace == self.namespace
+        )
+
     def push(self, change: Change) -> None:
-        if self.closed:
+        if self.closed or not self.wants(change):
             return
         if self.queue.qsize() >= QUEUE_LIMIT:
             self.closed = True
@@ -55,9 +65,9 @@ class WatchHub:
         self._log: deque[Change] = deque(maxlen=history)
         self._floor = state.resource_version
         self._watchers: set[Watcher] = set()
-        # Names that exist, per kind, to tell ADDED from MODIFIED.
+        # Keys that exist, per kind, to tell ADDED from MODIFIED.
         self._known: dict[str, set[str]] = {
-            kind: {o.meta.name for o in state.objects(kind)} for kind in KINDS
+            kind: {key_of(o) for o in state.objects(kind)} for kind in KINDS
         }
         self._unsubscribe: Callable[[], None] = state.subscribe(self._on_change)
 
@@ -68,7 +78,7 @@ class WatchHub:
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         known = self._known.setdefault(kind, set())
-        name = obj.meta.name
+        name = key_of(obj)
         if deleted:
             type_ = "DELETED"
             known.discard(name)
@@ -80,15 +90,17 @@ class WatchHub:
         change = Change(self._state.resource_version, kind, type_, obj)
         self._log.append(change)
         for w in list(self._watchers):
-            if w.kind == kind:
-                w.push(change)
+            w.push(change)
 
-    def open(self, kind: str, since: int | None) -> tuple[Watcher, list[Change]]:
-        """A live watcher and the changes after `since` it must send first."""
+    def open(
+        self, kind: str, since: int | None, namespace: str | None = None
+    ) -> tuple[Watcher, list[Change]]:
+        """A live watcher (of `namespace`; None: all) and the changes after `since` it must
+        send first."""
         if since is not None and since < self._floor:
             raise TooOld(f"too old resource version: {since} ({self._floor})")
-        backlog = [] if since is None else [c for c in self._log if c.kind == kind and c.rv > since]
-        w = Watcher(kind)
+        w = Watcher(kind, namespace)
+        backlog = [] if since is None else [c for c in self._log if w.wants(c) and c.rv > since]
         self._watchers.add(w)
         return w, backlog
 

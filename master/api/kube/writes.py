@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import yaml
 from master.api.kube import errors
 from master.api.kube.objects import render, scale
 from master.api.kube.patch import PatchError, json_patch, merge_patch, strategic_merge
+from master.api.kube.protobuf import ProtobufError, decode_namespace
 from master.api.kube.resources import Resource
 from master.api.kube.resources import by_kind as resource_of
 from master.app.apply import ServiceAdmission, apply_objects
@@ -51,8 +53,18 @@ class WriteResult:
 
 
 def app_error(e: AppError, r: Resource, name: str) -> errors.KubeError:
+    missing_namespace = re.match(r'namespaces "([^"]*)" not found', e.message)
+    if e.code == "not_found" and missing_namespace:
+        return errors.not_found("namespaces", "", missing_namespace.group(1))
     if e.code == "not_found":
         return errors.not_found(r.name, r.group, name)
+    if e.code == "failed_precondition" and "being terminated" in e.message:
+        # Kubernetes answers 403 Forbidden for content in a Terminating namespace.
+        return errors.KubeError(
+            403,
+            "Forbidden",
+            f'{r.name} "{name[:253]}" is forbidden: {e.message.split(": ", 1)[-1]}',
+        )
     if e.code == "already_exists":
         return errors.already_exists(r.name, r.group, name)
     if e.code == "invalid":
@@ -68,6 +80,16 @@ def app_error(e: AppError, r: Resource, name: str) -> errors.KubeError:
 
 
 def decode_body(body: bytes, content_type: str) -> Any:
+    if "protobuf" in content_type:
+        # `kubectl create namespace` sends protobuf only (master/api/kube/protobuf.py).
+        try:
+            return decode_namespace(body)
+        except (ProtobufError, UnicodeDecodeError) as e:
+            raise errors.KubeError(
+                415,
+                "UnsupportedMediaType",
+                f"pinnace reads JSON and YAML bodies (protobuf only for a Namespace), got {e}",
+            ) from None
     try:
         if "yaml" in content_type:
             return yaml.safe_load(body.decode())
@@ -110,11 +132,13 @@ async def _store(
     dry_run: bool,
     create_only: bool,
     admit: ServiceAdmission | None = None,
+    namespace: str | None = None,
 ) -> WriteResult:
     body = {**body, "apiVersion": r.api_version, "kind": r.kind}
     data = json.dumps(body).encode()
+    ns = namespace if r.namespaced else None
     try:
-        parsed = await asyncio.to_thread(parse_manifests, [(f"{r.name}/{name}", data)])
+        parsed = await asyncio.to_thread(parse_manifests, [(f"{r.name}/{name}", data)], ns)
     except ManifestError as e:
         raise errors.invalid(r.kind, r.group, name, str(e)) from None
     try:
@@ -136,7 +160,9 @@ async def create(
     if "create" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} are made by pinnace, not created by users")
     name = _check_identity(r, body, None, namespace)
-    return await _store(state, r, body, name, now, dry_run, create_only=True, admit=admit)
+    return await _store(
+        state, r, body, name, now, dry_run, create_only=True, admit=admit, namespace=namespace
+    )
 
 
 def _check_version(r: Resource, name: str, body: Obj, current_rv: str) -> None:
@@ -158,11 +184,13 @@ async def replace(
     if "update" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be replaced through the API")
     _check_identity(r, body, name, namespace)
-    current = state.get(r.kind, name)
+    current = state.get(r.kind, name, namespace or DEFAULT_NAMESPACE)
     if current is None:
         raise errors.not_found(r.name, r.group, name)
     _check_version(r, name, body, str(current.meta.resource_version))
-    return await _store(state, r, body, name, now, dry_run, create_only=False, admit=admit)
+    return await _store(
+        state, r, body, name, now, dry_run, create_only=False, admit=admit, namespace=namespace
+    )
 
 
 def apply_patch(current: Obj, patch: Any, content_type: str, kind: str) -> Any:
@@ -183,24 +211,27 @@ def apply_patch(current: Obj, patch: Any, content_type: str, kind: str) -> Any:
 
 async def patch(
     state: ClusterState, r: Resource, name: str, body: bytes, content_type: str, now: float,
-    dry_run: bool, admit: ServiceAdmission | None = None,
+    dry_run: bool, admit: ServiceAdmission | None = None, namespace: str = DEFAULT_NAMESPACE,
 ) -> WriteResult:  # fmt: skip
     if "patch" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be patched through the API")
     patch_doc = decode_body(body, content_type)
     if r.kind == "Node":
         return await _patch_node(state, name, patch_doc, content_type, now)
-    current = state.get(r.kind, name)
+    current = state.get(r.kind, name, namespace)
     if current is None:
         if content_type.startswith("application/apply-patch+yaml"):
-            return await create(state, r, patch_doc, DEFAULT_NAMESPACE, now, dry_run, admit)
+            return await create(state, r, patch_doc, namespace, now, dry_run, admit)
         raise errors.not_found(r.name, r.group, name)
     rendered = render(current, now, state)
     patched = apply_patch(rendered, patch_doc, content_type, r.kind)
-    _check_identity(r, patched, name, DEFAULT_NAMESPACE)
+    _check_identity(r, patched, name, namespace if r.namespaced else None)
     if isinstance(patch_doc, dict):
         _check_version(r, name, patch_doc, str(current.meta.resource_version))
-    return await _store(state, r, patched, name, now, dry_run, create_only=False, admit=admit)
+    return await _store(
+        state, r, patched, name, now, dry_run, create_only=False, admit=admit,
+        namespace=namespace,
+    )  # fmt: skip
 
 
 async def _patch_node(
@@ -237,7 +268,7 @@ async def _patch_node(
 
 async def delete(
     state: ClusterState, lifecycle: NodeLifecycle, r: Resource, name: str, options: Obj,
-    now: float, dry_run: bool,
+    now: float, dry_run: bool, namespace: str = DEFAULT_NAMESPACE,
 ) -> Obj:  # fmt: skip
     if "delete" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be deleted")
@@ -249,7 +280,7 @@ async def delete(
             f"what an object owns (Background)",
         )  # fmt: skip
     grace = grace_period(options.get("gracePeriodSeconds"))
-    current = state.get(r.kind, name)
+    current = state.get(r.kind, name, namespace)
     if current is None:
         raise errors.not_found(r.name, r.group, name)
     rendered = render(current, now, state)
@@ -260,11 +291,11 @@ async def delete(
         return rendered
     try:
         await delete_objects(
-            state, lifecycle, [(r.kind, name)], missing_ok=False, grace_seconds=grace
+            state, lifecycle, [(r.kind, name, namespace)], missing_ok=False, grace_seconds=grace
         )
     except AppError as e:
         raise app_error(e, r, name) from None
-    after = state.get(r.kind, name)
+    after = state.get(r.kind, name, namespace)
     return render(after, now, state) if after is not None else rendered
 
 
@@ -280,10 +311,16 @@ def grace_period(value: object) -> int | None:
 
 
 async def set_scale(
-    state: ClusterState, name: str, body: bytes, content_type: str, method: str, now: float
+    state: ClusterState,
+    name: str,
+    body: bytes,
+    content_type: str,
+    method: str,
+    now: float,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> Obj:
     try:
-        dep = stored_deployment(state, name)
+        dep = stored_deployment(state, name, namespace)
     except AppError:
         raise errors.not_found("deployments", "apps", name) from None
     doc = decode_body(body, content_type)
@@ -301,7 +338,7 @@ async def set_scale(
             f"x: document 1: spec.replicas: must be an integer >= 0, got {replicas!r}",
         )  # fmt: skip
     try:
-        stored = await scale_deployment(state, name, replicas)
+        stored = await scale_deployment(state, name, replicas, namespace)
     except AppError as e:
         raise errors.invalid(
             "Scale", "autoscaling", name, f"x: document 1: spec.replicas: {e}"

@@ -1,0 +1,250 @@
+"""Service cluster IPs on real Docker and HAProxy: an address per Service, served on every node.
+
+One cluster for the module: a master (no load balancer: east-west traffic does not need
+it) with a service range of its own (a random /24, so concurrent runs on one machine never
+share an address), and two agents running node proxies. Two ClusterIP Services on port 80
+each answer with their own pods, reached from inside a pod container on the other node
+(`nc` to the cluster IP: busybox's static wget crashes in these images); a headless Service
+gets no address; a requested address is honoured, a taken one refused in one sentence; the
+node proxy keeps serving through its agent's death and is adopted by the restarted agent;
+and with the master killed it keeps serving (the data plane outlives the master).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.integration.cluster import LocalCluster, wait_for
+
+APP = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: httpd
+        image: pinnace/httpd:latest
+        env: [{{name: MESSAGE, value: "I am {name}"}}]
+        ports: [{{containerPort: 80}}]
+        readinessProbe:
+          httpGet: {{path: /healthz, port: 80}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80}}]
+"""
+
+HEADLESS = """apiVersion: v1
+kind: Service
+metadata: {name: red-pods}
+spec:
+  clusterIP: None
+  selector: {app: red}
+  ports: [{port: 80}]
+"""
+
+CLIENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: client}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: client}}
+  template:
+    metadata: {labels: {app: client}}
+    spec:
+      containers:
+      - name: httpd
+        image: pinnace/httpd:latest
+"""
+
+
+def _pinned(name: str, address: str) -> str:
+    return (
+        f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n"
+        f"spec:\n  clusterIP: {address}\n  selector: {{app: red}}\n  ports: [{{port: 80}}]\n"
+    )
+
+
+def _service_range() -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(f"10.{random.randint(200, 239)}.{random.randint(0, 255)}.0/24")
+
+
+def _route_gone(network: ipaddress.IPv4Network) -> None:
+    """The node proxies' route (`local CIDR dev lo`) this module caused, removed by its range."""
+    subprocess.run(
+        ["ip", "route", "del", "local", str(network), "dev", "lo", "table", "local"],
+        capture_output=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def vips(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+) -> Iterator[tuple[LocalCluster, ipaddress.IPv4Network, Path]]:
+    network = _service_range()
+    workdir = tmp_path_factory.mktemp("service-vips")
+    cluster = LocalCluster(workdir, docker_client)
+    try:
+        cluster.start_master("--no-lb", "--service-cidr", str(network))
+        cluster.start_agent("a", node_proxy=True)
+        manifest = workdir / "apps.yaml"
+        manifest.write_text(
+            "---\n".join((APP.format(name="red"), APP.format(name="blue"), HEADLESS))
+        )
+        cluster.cli("apply", "-f", str(manifest))
+        wait_for("red and blue ready", lambda: _ready(cluster, "red", "blue"), 60)
+        # The client runs on the other node: its proxy, not the backends', answers it.
+        cluster.cli("cordon", cluster.node("a"))
+        cluster.start_agent("b", node_proxy=True)
+        client = workdir / "client.yaml"
+        client.write_text(CLIENT)
+        cluster.cli("apply", "-f", str(client))
+        wait_for("the client pod ready", lambda: _ready(cluster, "client"), 60)
+        yield cluster, network, workdir
+    finally:
+        cluster.close()
+        _route_gone(network)
+
+
+def _ready(cluster: LocalCluster, *apps: str) -> bool:
+    pods = cluster.pods()
+    return all(
+        any(
+            p["metadata"]["labels"].get("app") == app
+            and p["status"].get("phase") == "Running"
+            and all(c.get("ready") for c in p["status"].get("containerStatuses", [{}]))
+            for p in pods
+        )
+        for app in apps
+    )
+
+
+def _client(cluster: LocalCluster) -> Any:
+    (pod,) = [p for p in cluster.pods() if p["metadata"]["labels"].get("app") == "client"]
+    assert pod["spec"]["nodeName"] == cluster.node("b")
+    (container,) = [
+        c for c in cluster.containers() if c.labels.get("pinnace.pod") == pod["metadata"]["name"]
+    ]
+    return container
+
+
+def _get(container: Any, address: str, port: int = 80) -> str:
+    """GET / from inside the pod's container, to address:port (busybox sh and nc)."""
+    request = f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 5 nc {address} {port}'
+    code, output = container.exec_run(["/bin/sh", "-c", request])
+    return output.decode(errors="replace") if code == 0 else f"exit {code}: {output!r}"
+
+
+def _cluster_ip(cluster: LocalCluster, name: str) -> str:
+    spec = cluster.get_json("services", name)["spec"]
+    assert spec["clusterIPs"] == [spec["clusterIP"]]
+    return str(spec["clusterIP"])
+
+
+def test_two_services_on_port_80_each_answer_from_a_pod_on_another_node(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    cluster, network, _ = vips
+    red, blue = _cluster_ip(cluster, "red"), _cluster_ip(cluster, "blue")
+    assert red != blue
+    assert ipaddress.ip_address(red) in network and ipaddress.ip_address(blue) in network
+    table = cluster.cli("get", "svc").stdout
+    assert re.search(rf"red\s+ClusterIP\s+{re.escape(red)}\s+<none>\s+80/TCP", table)
+    assert re.search(r"red-pods\s+ClusterIP\s+None\s+<none>\s+80/TCP", table)
+    client = _client(cluster)
+
+    for name, address in (("red", red), ("blue", blue)):
+        wait_for(
+            f"{name}'s cluster IP to answer from its own pod",
+            lambda a=address, n=name: f"I am {n}" in _get(client, a),  # type: ignore[misc]
+            20,
+        )
+
+
+def test_a_headless_service_has_no_cluster_ip_but_lists_its_endpoints(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    cluster, _, _ = vips
+
+    assert _cluster_ip(cluster, "red-pods") == "None"
+    endpoints = cluster.get_json("endpoints", "red-pods")
+    assert [a for s in endpoints["subsets"] for a in s.get("addresses", [])]
+
+
+def test_a_requested_address_is_honoured_and_a_taken_one_refused(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    cluster, network, workdir = vips
+    wanted = str(network.network_address + 10)
+    first, second = workdir / "pinned.yaml", workdir / "again.yaml"
+    first.write_text(_pinned("pinned", wanted))
+    second.write_text(_pinned("again", wanted))
+
+    cluster.cli("apply", "-f", str(first))
+    refused = cluster.cli("apply", "-f", str(second), check=False)
+
+    assert _cluster_ip(cluster, "pinned") == wanted
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith(
+        f"service/again: spec.clusterIP: {wanted} is already allocated to another Service "
+        "(choose another address or leave it out)"
+    )
+    assert "Traceback" not in refused.stderr
+    wait_for("the pinned address to answer", lambda: "I am red" in _get(_client(cluster), wanted))
+
+
+def test_the_node_proxy_outlives_its_agent_and_a_restarted_agent_adopts_it(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    cluster, _, workdir = vips
+    red = _cluster_ip(cluster, "red")
+    client = _client(cluster)
+    node = cluster.node("b")
+    pidfile = cluster.agent_state_dir(node) / "nodeproxy" / "haproxy.pid"
+    before = pidfile.read_text().split()[0]
+
+    cluster.kill(cluster.agents[node])
+    assert "I am red" in _get(client, red)
+    cluster.start_agent("b", node_proxy=True)
+
+    log = workdir / "agent-b.log"
+    wait_for(
+        "the restarted agent to adopt",
+        lambda: f"adopted HAProxy (pid {before})" in log.read_text(),
+        30,
+    )
+    assert pidfile.read_text().split()[0] == before
+    assert "I am red" in _get(client, red)
+
+
+def test_the_node_proxy_keeps_serving_while_the_master_is_down(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    cluster, _, _ = vips
+    red = _cluster_ip(cluster, "red")
+    client = _client(cluster)
+
+    cluster.kill_master()
+
+    assert "I am red" in _get(client, red)
+    state = cluster.agent_state_dir(cluster.node("b")) / "nodeproxy"
+    assert (state / "haproxy.pid").is_file()
+    assert f"bind {red}:80" in (state / "haproxy.cfg").read_text()

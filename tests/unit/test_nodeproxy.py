@@ -1,0 +1,137 @@
+"""The node proxy: its HAProxy config from the service table, and what each table asks for."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from agent.nodeproxy.proxy import NodeProxy, plan_step
+from agent.nodeproxy.render import render_config, section_name
+from agent.nodeproxy.route import local_route_command
+from agent.nodeproxy.table import Backend, ServicePort, ServiceTable, TableService
+from kernel.clock import FakeClock
+
+RED = TableService(
+    name="red",
+    cluster_ip="10.96.1.0",
+    ports=(ServicePort("", 6379, backends=(Backend("192.0.2.1", 31001, "red-a"),)),),
+)
+BLUE = TableService(
+    name="blue",
+    namespace="shop",
+    cluster_ip="10.96.1.1",
+    ports=(
+        ServicePort(
+            "redis",
+            6379,
+            backends=(Backend("192.0.2.1", 31002, "blue-a"), Backend("192.0.2.2", 31003, "blue-b")),
+        ),
+    ),
+)
+HEADLESS = TableService(name="db", headless=True, ports=(ServicePort("", 5432),))
+TABLE = ServiceTable(version=3, services=(RED, BLUE, HEADLESS), service_cidr="10.96.0.0/12")
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("listen "):
+            current = line.split()[1]
+            sections[current] = []
+        elif current and line.startswith("    "):
+            sections[current].append(line.strip())
+    return sections
+
+
+def test_two_services_on_one_port_bind_their_own_addresses_with_their_own_pods() -> None:
+    sections = _sections(render_config(TABLE))
+
+    assert sections["default.red:6379"] == [
+        "bind 10.96.1.0:6379",
+        "balance roundrobin",
+        "server red-a-0 192.0.2.1:31001 check",
+    ]
+    assert sections["shop.blue:redis"] == [
+        "bind 10.96.1.1:6379",
+        "balance roundrobin",
+        "server blue-a-0 192.0.2.1:31002 check",
+        "server blue-b-1 192.0.2.2:31003 check",
+    ]
+
+
+def test_headless_services_and_those_without_address_are_not_proxied() -> None:
+    pending = TableService(name="new", ports=(ServicePort("", 80),))
+    text = render_config(replace(TABLE, services=(HEADLESS, pending)))
+
+    # Only the always-present idle listener: HAProxy starts with no Service at all.
+    assert list(_sections(text)) == ["idle"]
+    assert "bind unix@idle.sock" in text
+
+
+def test_a_port_without_ready_endpoints_still_binds_and_has_no_server() -> None:
+    empty = replace(RED, ports=(ServicePort("", 80),))
+
+    sections = _sections(render_config(replace(TABLE, services=(empty,))))
+
+    assert sections["default.red:80"] == ["bind 10.96.1.0:80", "balance roundrobin"]
+
+
+def test_names_are_safe_for_haproxy_and_ipv6_is_bracketed() -> None:
+    v6 = TableService(
+        name="v6",
+        cluster_ip="fd00::10",
+        ports=(ServicePort("", 80, backends=(Backend("fd00::1", 30000, "p/q"),)),),
+    )
+
+    text = render_config(replace(TABLE, services=(v6,)))
+
+    assert "bind [fd00::10]:80" in text and "server p_q-0 [fd00::1]:30000 check" in text
+    assert section_name(v6, "", 80) == "default.v6:80"
+
+
+def test_the_first_table_starts_haproxy_and_routes_the_range() -> None:
+    step = plan_step(TABLE, applied="", running=False, routed="")
+
+    assert (step.route, step.action) == ("10.96.0.0/12", "start")
+    assert step.text == render_config(TABLE)
+
+
+def test_a_changed_table_reloads_a_new_version_alone_does_nothing() -> None:
+    applied = render_config(TABLE)
+
+    same = plan_step(replace(TABLE, version=9), applied, running=True, routed="10.96.0.0/12")
+    fewer = plan_step(replace(TABLE, services=(RED,)), applied, True, "10.96.0.0/12")
+
+    assert (same.route, same.action) == ("", "none")
+    assert fewer.action == "reload"
+
+
+def test_an_adopted_proxy_that_died_is_started_again() -> None:
+    step = plan_step(TABLE, render_config(TABLE), running=False, routed="10.96.0.0/12")
+
+    assert step.action == "start" and step.route == ""
+
+
+def test_the_route_command_makes_the_range_local_on_lo() -> None:
+    assert local_route_command("10.96.0.0/12") == [
+        *("ip", "-4", "route", "replace", "local", "10.96.0.0/12", "dev", "lo"),
+    ]
+    assert local_route_command("fd00:96::/108")[1] == "-6"
+
+
+def test_a_route_failure_is_one_sentence_and_nothing_starts(tmp_path: Path) -> None:
+    from agent.nodeproxy.route import RouteError
+
+    def refuse(cidr: str) -> None:
+        raise RouteError(f"cannot make the service range {cidr} local (...): not permitted")
+
+    proxy = NodeProxy(tmp_path / "np", FakeClock(), "/nonexistent/haproxy", route=refuse)
+
+    with pytest.raises(RouteError):
+        asyncio.run(proxy._apply(TABLE))
+    assert not (tmp_path / "np" / "haproxy.cfg").exists()
+    assert proxy.serving_version == -1
