@@ -21,6 +21,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,18 @@ class Masters:
         return grpc.secure_channel(address, tls)
 
     def start(self, name: str, *extra: str) -> str:
+        self.spawn(name, *extra)
+        return self.ready(name)
+
+    def start_many(self, names: Sequence[str], *extra: str) -> None:
+        """Start several masters at once (each with `--name NAME` and `extra`): they come
+        up in parallel, the first to store the cluster identity making it for all."""
+        for name in names:
+            self.spawn(name, "--name", name, *extra)
+        for name in names:
+            self.ready(name)
+
+    def spawn(self, name: str, *extra: str) -> None:
         data = self.workdir / name
         if name in self.procs and self.procs[name].stdout is not None:
             self.procs[name].stdout.close()  # type: ignore[union-attr]
@@ -111,6 +124,10 @@ class Masters:
             env=env_with_haproxy({**os.environ, "PYTHONUNBUFFERED": "1"}),
         )  # fmt: skip
         self.procs[name] = proc
+
+    def ready(self, name: str) -> str:
+        """Wait for a spawned master's first lines: its address and its API's URL."""
+        proc = self.procs[name]
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
         if "listening on" not in line:
