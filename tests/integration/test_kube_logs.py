@@ -227,6 +227,15 @@ def _exec_through_kubectl_and_the_cli(
     )  # fmt: skip
     assert (piped.returncode, piped.stdout) == (0, "HELLO\nWORLD\n"), piped.stderr
 
+    # kubectl cp is tar over exec's stdin and stdout: 8 MiB in and back, paced by the
+    # agent's acknowledgements rather than buffered.
+    sent = tmp_path / "payload.bin"
+    sent.write_bytes(os.urandom(8 * 1024 * 1024))
+    kx.run("cp", str(sent), f"{pod}:/payload.bin", "-c", "talk")
+    back = tmp_path / "back.bin"
+    kx.run("cp", f"{pod}:/payload.bin", str(back), "-c", "talk")
+    assert back.read_bytes() == sent.read_bytes()
+
     ours = cluster.cli("exec", pod, "--", "sh", "-c", script, check=False)
     assert (ours.returncode, ours.stdout, ours.stderr) == (3, "out\n", "err\n")
     fed = cluster.cli("exec", "-i", pod, "--", "wc", "-c", stdin=b"12345")
