@@ -423,12 +423,15 @@ class Session:
     async def _report_usage(
         self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage]
     ) -> None:
+        # A removed claim volume is reported at once (the master then forgets it).
+        removed = self._claims.removed if self._claims is not None else asyncio.Event()
         while True:
+            removed.clear()
             try:
                 outgoing.put_nowait(pb.AgentMessage(usage=usage_to_proto(await usage.sample())))
             except Exception as exc:  # an engine that does not answer: no usage this round
                 log.debug("measuring usage failed: %s", exc)
-            await self._clock.sleep(USAGE_INTERVAL)
+            await wait_event(self._clock, removed, USAGE_INTERVAL)
 
     async def _watch_fence(self) -> None:
         while True:

@@ -119,6 +119,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5.0, help="each wrk run")
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--requests", type=int, default=300, help="each latency run")
+    p.add_argument(
+        "--node-death",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="then a second pod on node 2, and node 2 killed under load (default: on)",
+    )
+    p.add_argument("--death-seconds", type=float, default=15.0)
     return p.parse_args(argv)
 
 
@@ -229,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, runs in results.items():
             s = summarize(runs)
             print(f"{labels[key]:<28}" + "".join(f"{s[c]:<20}" for c in columns) + s["failed"])
+        if args.node_death:
+            print(node_death(procs, client, box, vip, nodes, args))
         return 0
     except BenchError as e:
         print(f"bench failed: {e}", file=sys.stderr)
@@ -242,6 +251,97 @@ def main(argv: Sequence[str] | None = None) -> int:
             capture_output=True,
             check=False,
         )
+
+
+# Sequential GETs to the cluster IP, each on a new connection, for SECONDS; one JSON line.
+_STREAM = r"""
+import json, socket, sys, time
+host, seconds = sys.argv[1], float(sys.argv[2])
+ok, failed, errors = 0, 0, {}
+until = time.monotonic() + seconds
+while time.monotonic() < until:
+    try:
+        s = socket.create_connection((host, 80), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        good = data.startswith(b"HTTP/1.1 200")
+    except Exception as e:
+        good = False
+        errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+    ok += good
+    failed += not good
+    time.sleep(0.005)
+print(json.dumps({"ok": ok, "failed": failed, "errors": errors}))
+"""
+
+
+def _servers(workdir: Path, node: str) -> int:
+    try:
+        text = (workdir / "agent-state" / node / "nodeproxy" / "haproxy.cfg").read_text()
+    except OSError:
+        return 0
+    return sum(1 for line in text.splitlines() if line.strip().startswith("server "))
+
+
+def node_death(
+    procs: PinnaceProcs,
+    client: docker.DockerClient,
+    box: Any,
+    vip: str,
+    nodes: list[str],
+    args: argparse.Namespace,
+) -> str:
+    """A second pod on node 2, then node 2 dies (its agent kill -9, its containers removed)
+    under a stream of requests to the cluster IP: how many failed."""
+    procs.cli("scale", "deployment", "web", "--replicas", "2")
+
+    # Both pods ready, one per node, and both node proxies serving both.
+    def spread() -> bool:
+        pods = procs.get_json("pods")["items"]
+        ready = [
+            p
+            for p in pods
+            if p["status"].get("phase") == "Running"
+            and all(c.get("ready") for c in p["status"].get("containerStatuses", [{}]))
+        ]
+        on = {p["spec"].get("nodeName") for p in ready}
+        return len(ready) == 2 and on == set(nodes)
+
+    try:
+        wait_until("a ready pod on each node", spread, 120)
+        wait_until(
+            "both node proxies to hold both pods",
+            lambda: all(_servers(procs.workdir, n) == 2 for n in nodes),
+            30,
+        )
+    except BenchError as e:
+        return f"node death: not measured ({e})"
+    box.reload()
+    stream = subprocess.Popen(
+        ["docker", "exec", box.id, "python3", "-c", _STREAM, vip, str(args.death_seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(args.death_seconds / 3)
+    killed = time.monotonic()
+    procs.kill(procs.agents[nodes[1]])
+    for container in client.containers.list(filters={"label": f"pinnace.node={nodes[1]}"}):
+        container.remove(force=True)
+    removed = time.monotonic() - killed
+    out, _ = stream.communicate(timeout=args.death_seconds + 60)
+    data = json.loads(out.strip().splitlines()[-1])
+    return (
+        f"node death (agent of node 2 kill -9, its pod's container removed {removed:.1f} s "
+        f"later) under sequential new-connection requests to the cluster IP for "
+        f"{args.death_seconds:.0f} s: {data['ok'] + data['failed']} requests, "
+        f"{data['failed']} failed {data['errors'] or ''}; load {_load()}"
+    )
 
 
 _PROBE = r"""
