@@ -342,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("describe", help="show an object in detail, with its events")
     ds.add_argument("kind", help="pod, deployment, statefulset, service, node, pvc, secret...")
     ds.add_argument("name", nargs="?", help="NAME (or give KIND/NAME); none: all of the kind")
+    _namespace_flags(ds)
 
     ex = sub.add_parser("exec", help="run a command in a pod's container (through its node)")
     ex.add_argument("pod", help="POD (or pod/POD)")
@@ -622,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _ns(args),
             )
         if args.command == "describe":
-            return run_describe(address, args.kind, args.name)
+            return run_describe(address, args.kind, args.name, _ns(args))
         if args.command == "exec":
             return run_exec(
                 address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,

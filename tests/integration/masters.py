@@ -140,7 +140,8 @@ class Masters:
         return self.addresses[name]
 
     def kube(self, name: str, method: str, path: str, body: object = None) -> tuple[int, Any]:
-        """One request to a master's Kubernetes API as the admin: (status, decoded JSON)."""
+        """One request to a master's Kubernetes API as the admin: (status, decoded JSON, or
+        the text of a text/plain answer such as a pod's log)."""
         creds = read_client_config(self.config)
         context = ssl.create_default_context(cadata=creds.ca_pem.decode())
         with tempfile.TemporaryDirectory() as tmp:
@@ -157,9 +158,9 @@ class Masters:
         )
         try:
             with urllib.request.urlopen(request, context=context, timeout=15) as reply:
-                return reply.status, json.loads(reply.read())
+                return reply.status, _decoded(reply.read(), reply.headers["Content-Type"])
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            return e.code, _decoded(e.read(), e.headers["Content-Type"])
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
@@ -188,12 +189,19 @@ class Masters:
             stop_running(self.workdir / name / "lb")
 
     def cli(
-        self, address: str, *args: str, stdin: str | None = None, timeout: float = 30
+        self,
+        address: str,
+        *args: str,
+        stdin: str | None = None,
+        timeout: float = 30,
+        config: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """The CLI as the admin; `address` "" leaves the masters to the config's `server`."""
+        master = ("--master", address) if address else ()
         return subprocess.run(
             [
-                *(sys.executable, "-m", "master.cli.main", "--master", address),
-                *("--config", str(self.config), *args),
+                *(sys.executable, "-m", "master.cli.main", *master),
+                *("--config", str(config or self.config), *args),
             ],
             capture_output=True,
             text=True,
@@ -202,3 +210,9 @@ class Masters:
             timeout=timeout,
             check=False,
         )
+
+
+def _decoded(body: bytes, content_type: str | None) -> Any:
+    if (content_type or "").startswith("text/plain"):
+        return body.decode(errors="replace")
+    return json.loads(body)

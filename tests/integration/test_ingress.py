@@ -309,6 +309,8 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     listed = kubectl.run("get", "ingress").stdout
     assert "kube" in listed and "broken" in listed and "127.0.0.1" in listed
     assert "pinnace.dev/haproxy" in kubectl.run("get", "ingressclass").stdout
+    described = kubectl.run("describe", "ingress", "broken").stdout
+    assert "c.test" in described and "BackendNotFound" in described, described
     assert cluster.cli("get", "ingressclass").stdout.split()[4:6] == [
         "pinnace",
         "pinnace.dev/haproxy",

@@ -207,6 +207,8 @@ def _describe_through_kubectl_and_the_cli(cluster: LocalCluster, k: Kubectl, pod
         return [line.split(":")[0] for line in lines if line and not line.startswith(" ")]
 
     assert fields(ours) == fields(theirs)
+    node = cluster.cli("describe", "node", cluster.node("a")).stdout
+    assert pod in node and "Non-terminated Pods:" in node  # pods of every namespace
     dep = cluster.cli("describe", "deployment/talker").stdout
     assert "NewReplicaSet:" in dep and "(1/1 replicas created)" in dep
 
