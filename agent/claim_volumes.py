@@ -75,6 +75,8 @@ class ClaimOrders:
         self.sizes: dict[str, int] = {}
         self.remove: frozenset[str] = frozenset()
         self.changed = asyncio.Event()
+        # Set when a volume was removed: the session reports usage now, not in 5 s.
+        self.removed = asyncio.Event()
         # Growths tried and put off (the claim is in use where only offline growth
         # works): tried again by the next container of the claim, not every round.
         self.put_off: dict[str, int] = {}
@@ -117,6 +119,7 @@ async def keep_once(runtime: Runtime, disks: ClaimDisks | None, orders: ClaimOrd
                 log.warning("claim volume %s removed, its file not yet: %s", name, exc)
                 continue
         log.info("removed claim volume %s (reclaim policy Delete)", name)
+        orders.removed.set()
     if disks is None:
         return
     # Files of volumes removed while the agent was down, or left by a failed round.

@@ -11,7 +11,9 @@ the container's own IP probes through the published port; the pod's reported
 ports stay the declared ones); limits (never requests) become Docker's
 nano_cpus/mem_limit. The pod's Service variables come first in the environment, so the
 container's own env and envFrom win over them and `$(VAR)` may name them (as with
-the kubelet); its resolv.conf is what agent/poddns.py made of its DNS policy.
+the kubelet); its resolv.conf is what agent/poddns.py made of its DNS policy. A
+StatefulSet's pod has its own name as hostname, as Kubernetes gives it (programs
+read their ordinal from it; `<pod>.<service>` resolves to it: agent/dns/render.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,18 @@ from agent.runtime.port import (
     pod_labels,
 )
 from agent.volume_files import DEFAULT_ROOT
+
+STATEFULSET_OWNER = "StatefulSet/"
+# Kubernetes' limit for a hostname (a DNS label); a longer pod name is cut, as the kubelet
+# cuts it, without a trailing '-' or '.'.
+HOSTNAME_MAX = 63
+
+
+def pod_hostname(assignment: PodAssignment) -> str:
+    """A StatefulSet pod's hostname ("" for other pods: the engine's default)."""
+    if not assignment.owner.startswith(STATEFULSET_OWNER):
+        return ""
+    return assignment.name[:HOSTNAME_MAX].rstrip("-.")
 
 
 def container_config(
@@ -72,6 +86,7 @@ def container_config(
         nano_cpus=spec.limits.cpu_millis * 1_000_000,
         mem_limit=spec.limits.memory_bytes,
         mounts=container_mounts(node, assignment, spec, files_root),
+        hostname=pod_hostname(assignment),
         dns_servers=resolv.nameservers,
         # Own nameservers but no searches: "." (none), not Docker's copy of the node's.
         dns_search=resolv.searches or ((".",) if resolv.nameservers else ()),

@@ -7,7 +7,10 @@ tagged with the request's id, then one with `end` and the exit code (or an error
 sentence when it could not run). `ExecInput`s carry stdin, its end, terminal
 resizes, and a cancel when the client went away. Each exec is its own task, so a
 long interactive shell never holds up heartbeats or pod work; at most MAX_EXECS
-run at once, and input for each waits in a bounded queue.
+run at once, and input for each waits in a bounded queue: the agent reports how
+many stdin pieces it has written (`input_done`) and the master sends no more than a
+window ahead of that, so the queue only overflows for a master that ignores it (the
+exec then ends with an error rather than buffering without bound).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ MAX_EXECS = 32
 # Input messages waiting to be written to one command's stdin.
 MAX_PENDING_INPUT = 256
 
-# (request id, stream, data, end, exit code, error)
-Send = Callable[[str, int, bytes, bool, int, str], None]
+# (request id, stream, data, end, exit code, error, stdin pieces written so far)
+Send = Callable[[str, int, bytes, bool, int, str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +63,28 @@ class ExecRunner:
         self._runtime = runtime
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._inputs: dict[str, asyncio.Queue[ExecInput]] = {}
+        # Where each running exec's output goes (an overrun is reported from here).
+        self._sends: dict[str, Send] = {}
 
     def start(self, order: ExecOrder, send: Send) -> None:
         if not order.command:
-            send(order.request_id, 0, b"", True, 0, "you must specify at least one command")
+            send(order.request_id, 0, b"", True, 0, "you must specify at least one command", 0)
             return
         if len(self._tasks) >= MAX_EXECS or order.request_id in self._tasks:
-            send(order.request_id, 0, b"", True, 0, f"too many execs on this node (>{MAX_EXECS})")
+            send(
+                order.request_id, 0, b"", True, 0, f"too many execs on this node (>{MAX_EXECS})", 0
+            )
             return
         inputs: asyncio.Queue[ExecInput] = asyncio.Queue(MAX_PENDING_INPUT)
         self._inputs[order.request_id] = inputs
+        self._sends[order.request_id] = send
         task = asyncio.create_task(self._run(order, inputs, send), name=f"exec-{order.request_id}")
         self._tasks[order.request_id] = task
 
         def forget(_: object) -> None:
             self._tasks.pop(order.request_id, None)
             self._inputs.pop(order.request_id, None)
+            self._sends.pop(order.request_id, None)
 
         task.add_done_callback(forget)
 
@@ -90,7 +99,10 @@ class ExecRunner:
             self._inputs[message.request_id].put_nowait(message)
         except asyncio.QueueFull:
             # A client writing faster than the command reads: cut off, not buffered.
-            log.warning("exec %s: stdin overran its buffer; cancelled", message.request_id)
+            log.warning("exec %s: stdin overran its buffer; cut off", message.request_id)
+            why = "the command's stdin overran the agent's buffer; cut off"
+            with contextlib.suppress(Exception):
+                self._sends[message.request_id](message.request_id, 0, b"", True, 0, why, 0)
             task.cancel()
 
     def cancel_all(self) -> None:
@@ -116,15 +128,19 @@ class ExecRunner:
             session = await self._runtime.open_exec(found.id, order.command, order.stdin, order.tty)
             if order.tty and order.width > 0 and order.height > 0:
                 await session.resize(order.width, order.height)
-            feeder = asyncio.create_task(_feed(session, inputs))
+            feeder = asyncio.create_task(
+                _feed(session, inputs, lambda n: send(order.request_id, 0, b"", False, 0, "", n))
+            )
             async for stream, data in session.output():
                 for start in range(0, len(data), MAX_CHUNK):
-                    send(order.request_id, stream, data[start : start + MAX_CHUNK], False, 0, "")
+                    piece = data[start : start + MAX_CHUNK]
+                    send(order.request_id, stream, piece, False, 0, "", 0)
             code = await session.exit_code()
         except RuntimeFailure as e:
             error = str(e)
         except asyncio.CancelledError:
-            cancelled = True  # the master stopped listening: nobody to tell
+            # The master stopped listening, or an overrun was already reported.
+            cancelled = True
         except Exception as e:  # an engine failure must end the exec, not the agent
             log.warning("exec %s failed: %s", order.request_id, e)
             error = f"running the command failed: {e}"
@@ -136,11 +152,14 @@ class ExecRunner:
                     await session.close()
             if not cancelled:
                 with contextlib.suppress(Exception):
-                    send(order.request_id, 0, b"", True, code, error)
+                    send(order.request_id, 0, b"", True, code, error, 0)
 
 
-async def _feed(session: ExecSession, inputs: asyncio.Queue[ExecInput]) -> None:
-    """Stdin and resizes, in the order the client sent them."""
+async def _feed(
+    session: ExecSession, inputs: asyncio.Queue[ExecInput], written: Callable[[int], None]
+) -> None:
+    """Stdin and resizes, in the order the client sent them; `written` counts stdin."""
+    done = 0
     while True:
         message = await inputs.get()
         if message.width > 0 and message.height > 0:
@@ -148,5 +167,7 @@ async def _feed(session: ExecSession, inputs: asyncio.Queue[ExecInput]) -> None:
         if message.data:
             with contextlib.suppress(RuntimeFailure):  # the command stopped reading
                 await session.write(message.data)
+            done += 1
+            written(done)
         if message.close_stdin:
             await session.close_stdin()

@@ -345,11 +345,12 @@ class Session:
             outgoing.put_nowait(pb.AgentMessage(log_chunk=chunk))
 
         def send_exec(
-            request_id: str, stream: int, data: bytes, end: bool, code: int, error: str
-        ) -> None:
+            request_id: str, stream: int, data: bytes, end: bool, code: int, error: str,
+            written: int,
+        ) -> None:  # fmt: skip
             out = pb.ExecOutput(
                 request_id=request_id, stream=stream, data=data, end=end, exit_code=code,
-                error=error,
+                error=error, input_done=written,
             )  # fmt: skip
             outgoing.put_nowait(pb.AgentMessage(exec_output=out))
 
@@ -395,7 +396,7 @@ class Session:
                     send_exec,
                 )  # fmt: skip
             elif kind == "exec_start":
-                send_exec(msg.exec_start.request_id, 0, b"", True, 0, "this agent runs no execs")
+                send_exec(msg.exec_start.request_id, 0, b"", True, 0, "this agent runs no execs", 0)
             elif kind == "exec_input" and self._execs is not None:
                 i = msg.exec_input
                 self._execs.input(
@@ -422,12 +423,15 @@ class Session:
     async def _report_usage(
         self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage]
     ) -> None:
+        # A removed claim volume is reported at once (the master then forgets it).
+        removed = self._claims.removed if self._claims is not None else asyncio.Event()
         while True:
+            removed.clear()
             try:
                 outgoing.put_nowait(pb.AgentMessage(usage=usage_to_proto(await usage.sample())))
             except Exception as exc:  # an engine that does not answer: no usage this round
                 log.debug("measuring usage failed: %s", exc)
-            await self._clock.sleep(USAGE_INTERVAL)
+            await wait_event(self._clock, removed, USAGE_INTERVAL)
 
     async def _watch_fence(self) -> None:
         while True:

@@ -41,6 +41,7 @@ from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_ins
 from master.app.apply import ServiceAdmission
 from master.app.clusterip import repair_cluster_ips
 from master.app.usage import UsageTable
+from master.controllers.heartbeats import DEFAULT_MAX_HEARTBEATS_PER_SECOND
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -93,6 +94,11 @@ class MasterConfig:
     data_dir: Path
     heartbeat_interval: float = 1.0
     lease_seconds: float = 3.0
+    # Heartbeats stretch beyond this total rate (master/controllers/heartbeats.py); 0: never.
+    max_heartbeats_per_second: float = DEFAULT_MAX_HEARTBEATS_PER_SECOND
+    # The scheduler's share of nodes to score (Kubernetes' percentageOfNodesToScore;
+    # 0: its adaptive default, 100: every node).
+    percentage_of_nodes_to_score: int = 0
     eviction_timeout: float = 0.0
     # A node believed alive though silent (its agent said goodbye, or its pods answer
     # the master's probe) keeps its pods this long.
@@ -175,7 +181,13 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     health = NodeHealthSettings(
         node_lease, config.eviction_timeout, config.node_grace, config.unhealthy_threshold
     )
-    manager = ControllerManager(state, clock, leases, health=health)
+    manager = ControllerManager(
+        state,
+        clock,
+        leases,
+        health=health,
+        percentage_of_nodes_to_score=config.percentage_of_nodes_to_score,
+    )
     manager.start_grace()
     # Before anything is served: a taken metrics port stops the master with one sentence.
     metrics = _metrics(config, state, manager, leases, clock)
@@ -239,7 +251,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         server,
     )
     node_servicer = NodeServicer(
-        state, leases, manager, clock, config.heartbeat_interval, node_lease, logs, usage
+        state,
+        leases,
+        manager,
+        clock,
+        config.heartbeat_interval,
+        node_lease,
+        logs,
+        usage,
+        max_heartbeat_rate=config.max_heartbeats_per_second,
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)

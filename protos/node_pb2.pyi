@@ -956,12 +956,17 @@ class ExecOutput(_message.Message):
     END_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    INPUT_DONE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     stream: _builtins.int
     data: _builtins.bytes
     end: _builtins.bool
     exit_code: _builtins.int
     error: _builtins.str
+    input_done: _builtins.int
+    """How many stdin messages the agent has written to the command so far: the master
+    keeps at most a window of them in flight (flow control; stdin is not buffered).
+    """
     def __init__(
         self,
         *,
@@ -971,10 +976,11 @@ class ExecOutput(_message.Message):
         end: _builtins.bool = ...,
         exit_code: _builtins.int = ...,
         error: _builtins.str = ...,
+        input_done: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "end", b"end", "error", b"error", "exit_code", b"exit_code", "request_id", b"request_id", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "end", b"end", "error", b"error", "exit_code", b"exit_code", "input_done", b"input_done", "request_id", b"request_id", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -121,6 +121,9 @@ class NodeProxy:
                 continue
             try:
                 await self._apply(table)
+            except RouteError:
+                # Said once (in _apply); tried again when the next table comes.
+                continue
             except Exception as e:  # one bad table must not stop the agent
                 log.error("node proxy: %s; trying again in %.0f s", e, self._retry_after)
                 await self._clock.sleep(self._retry_after)
@@ -136,7 +139,7 @@ class NodeProxy:
                 await asyncio.to_thread(self._route, step.route)
             except RouteError as e:
                 if self._route_failed != step.route:
-                    log.error("node proxy: %s", e)
+                    log.error("node proxy: %s; Services' cluster IPs are not served here", e)
                     self._route_failed = step.route
                 raise
             self._routed = step.route

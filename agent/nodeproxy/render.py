@@ -4,8 +4,10 @@ One `listen` section per Service port that has a cluster IP: HAProxy binds
 cluster_ip:port (the service range is local to the node, agent/nodeproxy/route.py)
 and spreads TCP connections round-robin over the ready endpoints, each a pod's
 published address (its node's advertise address and host port). Layer 4, as
-kube-proxy: what the port speaks does not matter, and the client's bytes reach
-the pod unchanged.
+kube-proxy, where a refused connect is retried on another endpoint; a port the
+master judged HTTP (appProtocol, name or number, as for its own load balancer)
+is proxied at layer 7 so that an idempotent request whose server closed without
+answering (a pod killed mid-request) is retried elsewhere too.
 
 HAProxy checks each endpoint itself (a TCP connect every second, out after two
 failures): a pod or node that dies while the master is away stops taking new
@@ -42,6 +44,7 @@ class ProxySettings:
     check_interval_ms: int = 1000
     check_fall: int = 2
     check_rise: int = 1
+    down_check_interval_ms: int = 250
     retries: int = 2
     # HAProxy needs two file descriptors per connection; 4096 stays under common limits.
     max_connections: int = 4096
@@ -90,8 +93,11 @@ def render_config(table: ServiceTable, settings: ProxySettings = DEFAULT_SETTING
         f"    timeout client {s.client_timeout_ms}ms",
         f"    timeout server {s.server_timeout_ms}ms",
         f"    retries {s.retries}",
-        "    option redispatch",
-        f"    default-server inter {s.check_interval_ms}ms fall {s.check_fall} rise {s.check_rise}",
+        # 1: every retry goes to another endpoint (a refused one is gone).
+        "    option redispatch 1",
+        # A failed connect marks the endpoint down at once, not after the next checks.
+        f"    default-server inter {s.check_interval_ms}ms fall {s.check_fall} rise {s.check_rise}"
+        f" downinter {s.down_check_interval_ms}ms observe layer4 error-limit 1 on-error mark-down",
         "",
         "# HAProxy will not start without a listener: this one, on a socket in its own folder",
         "# (HAProxy runs there), is always present, so a table without Services is valid.",
@@ -108,6 +114,13 @@ def render_config(table: ServiceTable, settings: ProxySettings = DEFAULT_SETTING
                 f"    bind {_address(svc.cluster_ip, port.port)}",
                 "    balance roundrobin",
             ]
+            if port.app_protocol.lower() == "http":
+                lines += [
+                    "    mode http",
+                    "    retry-on conn-failure empty-response junk-response",
+                    "    http-request disable-l7-retry unless"
+                    " { method GET HEAD OPTIONS PUT DELETE }",
+                ]
             for i, backend in enumerate(port.backends):
                 server = _name(f"{backend.pod or 'ep'}-{i}")
                 lines.append(f"    server {server} {_address(backend.address, backend.port)} check")

@@ -304,6 +304,7 @@ class DockerRuntime:
             command=list(config.cmd) or None,
             environment=[f"{k}={v}" for k, v in config.env],
             labels=config.labels,
+            hostname=config.hostname or None,
             ports=[(p.container_port, p.protocol.lower()) for p in config.ports],
             host_config=host_config,
         )

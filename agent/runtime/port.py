@@ -133,6 +133,8 @@ class ContainerConfig:
     nano_cpus: int = 0
     mem_limit: int = 0
     mounts: tuple[Mount, ...] = ()
+    # "": the engine's default (the container's short id).
+    hostname: str = ""
     # The container's resolv.conf; all empty: the engine's default (the node's own).
     dns_servers: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()

@@ -457,7 +457,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             try:
                 async for message in request_iterator:
                     if message.stdin and o.stdin:
-                        channel.stdin(message.stdin)
+                        await channel.stdin(message.stdin)
                     if message.close_stdin:
                         channel.close_stdin()
                     channel.resize(message.width, message.height)

@@ -22,6 +22,10 @@ from master.state import ClusterState
 from protos import node_pb2
 
 MAX_BUFFERED = 1024
+# Stdin messages sent to the agent and not yet written to the command: past this many,
+# the edge stops reading from its client (its TCP window fills), so a large upload
+# (`kubectl cp`) is paced by the command instead of buffered in the master or agent.
+INPUT_WINDOW = 32
 STDOUT, STDERR = 1, 2
 
 
@@ -84,16 +88,32 @@ class ExecChannel:
         self.request_id = request_id
         self.events: asyncio.Queue[Output | Exited] = asyncio.Queue()
         self.ended = False
+        self._sent = 0
+        self._done = 0
+        self._room = asyncio.Event()
+        self._room.set()
 
     async def next(self) -> Output | Exited:
         event = await self.events.get()
         if isinstance(event, Exited):
             self.ended = True
+            self._room.set()
         return event
 
-    def stdin(self, data: bytes) -> None:
-        if data:
-            self._send(node_pb2.ExecInput(data=data))
+    async def stdin(self, data: bytes) -> None:
+        """Send stdin once fewer than INPUT_WINDOW earlier pieces are still unwritten."""
+        if not data:
+            return
+        while not self.ended and self._sent - self._done >= INPUT_WINDOW:
+            self._room.clear()
+            await self._room.wait()
+        self._sent += 1
+        self._send(node_pb2.ExecInput(data=data))
+
+    def written(self, count: int) -> None:
+        """The agent has written `count` stdin pieces to the command in all."""
+        self._done = max(self._done, count)
+        self._room.set()
 
     def close_stdin(self) -> None:
         self._send(node_pb2.ExecInput(close_stdin=True))
@@ -105,6 +125,7 @@ class ExecChannel:
     def client_gone(self) -> None:
         """The client's connection closed: whoever waits for the next event stops."""
         self.events.put_nowait(Exited(-1, "the client went away"))
+        self._room.set()
 
     def close(self) -> None:
         """The client is done: tell the agent to stop unless the command already ended."""
@@ -143,6 +164,10 @@ class ExecRelay:
         channel = self._pending.get(message.request_id)
         if channel is None:
             return
+        if message.input_done:
+            channel.written(message.input_done)
+            if not message.data and not message.end:
+                return
         channel.events.put_nowait(incoming(message, channel.events.qsize()))
 
     def send(self, node: str, message: node_pb2.MasterMessage) -> None:

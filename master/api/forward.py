@@ -4,7 +4,9 @@ With several masters (`--leader-elect`) only the leader writes. A client may
 still call any of them: a follower passes each write call it receives — the
 request's bytes as they came — to the leader over one kept channel, and
 returns the leader's answer (its reply bytes, or its status code and
-sentence) as its own. The caller was authorised here first (the interceptor
+sentence) as its own. Calls that need an agent's session (logs, exec: streams)
+go the same way, message by message, since agents keep their sessions with the
+leader. The caller was authorised here first (the interceptor
 runs inside AuthInterceptor); the follower speaks to the leader as the
 cluster's admin, an identity every master holds (master/pki/shared.py).
 
@@ -19,7 +21,7 @@ with several masters moves on to the next.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -30,8 +32,8 @@ from master.state import ClusterState
 log = logging.getLogger(__name__)
 
 FORWARDED_METADATA = "pinnace-forwarded"
-# The cluster API's calls that change state, and GetUsage (measured by the leader's
-# agent sessions, which a follower does not have).
+# The cluster API's calls that change state, and those that need the agents' sessions,
+# which only the leader holds: usage (top), container logs and exec (streams).
 FORWARDED = frozenset(
     f"/pinnace.v1.ClusterService/{m}"
     for m in (
@@ -42,6 +44,8 @@ FORWARDED = frozenset(
         "CordonNode",
         "DrainNode",
         "GetUsage",
+        "StreamLogs",
+        "Exec",
     )
 )
 DEFAULT_TIMEOUT_S = 30.0
@@ -88,29 +92,25 @@ class ForwardingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
         method: str = details.method
-        if handler is None or handler.unary_unary is None or method not in FORWARDED:
+        if handler is None or method not in FORWARDED:
             return handler
         forwarded = any(k == FORWARDED_METADATA for k, _ in details.invocation_metadata or ())
-        local, parse, serialize = (
-            handler.unary_unary,
-            handler.request_deserializer,
-            handler.response_serializer,
-        )
 
-        async def behaviour(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-            leader = forward_target(
+        def target() -> str:
+            return forward_target(
                 method, self._state.writable, self._state.leader_address(), forwarded
             )
-            if leader:
-                return await self._forward(leader, method, raw, context)
+
+        parse, serialize = handler.request_deserializer, handler.response_serializer
+
+        async def parsed(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             try:
-                request = parse(raw) if parse is not None else raw
+                return parse(raw) if parse is not None else raw
             except Exception as e:  # the same answer AuthInterceptor's guard gives
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"the request does not decode: {str(e).split(':', 1)[0][:200]}",
                 )
-            return await local(request, context)
 
         def reply_bytes(reply: Any) -> bytes:
             if isinstance(reply, bytes):
@@ -118,9 +118,74 @@ class ForwardingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return bytes(serialize(reply)) if serialize is not None else reply
 
         # Raw bytes in and out: a forwarded call is passed on without being parsed.
-        return grpc.unary_unary_rpc_method_handler(
-            behaviour, request_deserializer=None, response_serializer=reply_bytes
-        )
+        if handler.unary_unary is not None:
+            local = handler.unary_unary
+
+            async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+                leader = target()
+                if leader:
+                    return await self._forward(leader, method, raw, context)
+                return await local(await parsed(raw, context), context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, request_deserializer=None, response_serializer=reply_bytes
+            )
+        if handler.unary_stream is not None:
+            local_stream = handler.unary_stream
+
+            async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+                leader = target()
+                if leader:
+                    call = self._channel_to(leader).unary_stream(method)(
+                        raw, metadata=((FORWARDED_METADATA, "1"),)
+                    )
+                    async for reply in self._relay(leader, call, context):
+                        yield reply
+                    return
+                async for reply in local_stream(await parsed(raw, context), context):
+                    yield reply
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, request_deserializer=None, response_serializer=reply_bytes
+            )
+        if handler.stream_stream is not None:
+            local_bidi = handler.stream_stream
+
+            async def bidi(
+                requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+            ) -> Any:
+                leader = target()
+                if leader:
+                    call = self._channel_to(leader).stream_stream(method)(
+                        requests, metadata=((FORWARDED_METADATA, "1"),)
+                    )
+                    async for reply in self._relay(leader, call, context):
+                        yield reply
+                    return
+
+                async def messages() -> AsyncIterator[Any]:
+                    async for raw in requests:
+                        yield await parsed(raw, context)
+
+                async for reply in local_bidi(messages(), context):
+                    yield reply
+
+            return grpc.stream_stream_rpc_method_handler(
+                bidi, request_deserializer=None, response_serializer=reply_bytes
+            )
+        return handler
+
+    async def _relay(
+        self, leader: str, call: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        """The leader's stream of replies, as ours; its failure as ours; cancelled with us."""
+        try:
+            async for reply in call:
+                yield reply
+        except grpc.aio.AioRpcError as e:
+            await context.abort(e.code(), _passed_on(leader, e))
+        finally:
+            call.cancel()
 
     def _channel_to(self, leader: str) -> grpc.aio.Channel:
         if self._channel is not None and self._channel[0] == leader:
@@ -147,14 +212,19 @@ class ForwardingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 wait_for_ready=False,
             )
         except grpc.aio.AioRpcError as e:
-            code, message = e.code(), e.details() or ""
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and (
-                not message.startswith("nothing was changed")
-            ):
-                message = f"the leader at {leader} did not take the call ({code.name}: {message})"
-            await context.abort(code, message)
+            await context.abort(e.code(), _passed_on(leader, e))
             raise AssertionError("unreachable") from None  # abort raises
         return reply
+
+
+def _passed_on(leader: str, e: grpc.aio.AioRpcError) -> str:
+    """The leader's sentence, or one saying the leader could not be reached."""
+    code, message = e.code(), e.details() or ""
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and (
+        not message.startswith("nothing was changed")
+    ):
+        return f"the leader at {leader} did not take the call ({code.name}: {message})"
+    return message
 
 
 def _close_later(channel: grpc.aio.Channel) -> None:

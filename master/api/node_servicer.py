@@ -45,6 +45,7 @@ from master.app.podvolumes import (
 from master.app.reports import NodeReports
 from master.app.servicenv import service_env
 from master.app.usage import UsageTable
+from master.controllers.heartbeats import DEFAULT_MAX_HEARTBEATS_PER_SECOND, heartbeat_plan
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
@@ -111,6 +112,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         lease_seconds: float,
         logs: LogRelay | None = None,
         usage: UsageTable | None = None,
+        max_heartbeat_rate: float = DEFAULT_MAX_HEARTBEATS_PER_SECOND,
     ) -> None:
         # Container logs asked for through the APIs travel on the sessions.
         self.logs = logs if logs is not None else LogRelay()
@@ -122,6 +124,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._clock = clock
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
+        self._max_heartbeat_rate = max_heartbeat_rate
         self._sessions: dict[str, _Session] = {}
         self._reports = NodeReports(state, clock)
         # Every Service's address and ready endpoints, for the node proxies and DNS.
@@ -320,11 +323,19 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         if old is not None:
             old.superseded.set()
         self._manager.poke()
+        # Heartbeats stretch as the cluster grows, the node's lease with them.
+        plan = heartbeat_plan(
+            len(self._state.objects("Node")),
+            self._heartbeat_interval,
+            self._lease_seconds,
+            self._max_heartbeat_rate,
+        )
+        self._leases.set_lease(info.name, plan.lease)
         await self._state.flush()
         return node_pb2.RegisterNodeResponse(
             session_id=session.session_id,
-            heartbeat_interval_seconds=self._heartbeat_interval,
-            lease_seconds=self._lease_seconds,
+            heartbeat_interval_seconds=plan.interval,
+            lease_seconds=plan.lease,
         )
 
     # -- StreamSession ---------------------------------------------------------------

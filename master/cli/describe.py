@@ -4,7 +4,7 @@ Reads what kubectl's describe reads, through the gRPC API: the object, the event
 whose involvedObject is it, and what the layout shows beside it (a node's pods, a
 deployment's or statefulset's pods for its replica sets and pod counts, a service's
 endpoints, an ingress's services' endpoints, the pods that use a claim). Without NAME,
-every object of the kind.
+every object of the kind in the namespace (-n); a node shows its pods of every namespace.
 """
 
 from __future__ import annotations
@@ -15,17 +15,23 @@ import time
 from typing import Any
 
 from master.cli.client import CliError, MasterClient
-from master.cli.commands import list_pages
+from master.cli.commands import CLUSTER_KINDS, list_pages
 from master.cli.describe_ingress import describe_ingress
 from master.cli.describe_render import DESCRIBERS, Related, events_for
 from master.cli.kinds import RESOURCE_NAMES, KindError, split_kind_name
+from master.model import DEFAULT_NAMESPACE
 from protos import cluster_pb2
 
 Obj = dict[str, Any]
 
 
-def _objects(client: MasterClient, kind: str, name: str = "") -> list[Obj]:
-    request = cluster_pb2.GetObjectsRequest(kind=kind, name=name)
+def _objects(
+    client: MasterClient, kind: str, name: str = "", namespace: str | None = DEFAULT_NAMESPACE
+) -> list[Obj]:
+    """`namespace` None: every namespace."""
+    request = cluster_pb2.GetObjectsRequest(
+        kind=kind, name=name, namespace=namespace or "", all_namespaces=namespace is None
+    )
     return [json.loads(o.json) for o in list_pages(client, request)]
 
 
@@ -47,7 +53,9 @@ def related_pods(kind: str, obj: Obj, pods: list[Obj]) -> list[Obj]:
     return []
 
 
-def run_describe(address: str, kind_text: str, name: str | None) -> int:
+def run_describe(
+    address: str, kind_text: str, name: str | None, namespace: str = DEFAULT_NAMESPACE
+) -> int:
     try:
         kind, name = split_kind_name(kind_text, name)
     except KindError as e:
@@ -59,15 +67,19 @@ def run_describe(address: str, kind_text: str, name: str | None) -> int:
         raise CliError(f"error: pinnace describe shows {known}; not {kind_text}")
     client = MasterClient(address)
     try:
-        objs = _objects(client, kind, name or "")
+        scoped = kind not in CLUSTER_KINDS
+        objs = _objects(client, kind, name or "", namespace if scoped else "")
         if not objs:
-            print("No resources found in default namespace.", file=sys.stderr)
+            where = f" in {namespace} namespace" if scoped else ""
+            print(f"No resources found{where}.", file=sys.stderr)
             return 0
-        events = _objects(client, "Event") if kind not in ("Secret",) else []
+        # Events about a cluster-scoped object (a node) may be kept in any namespace.
+        events = _objects(client, "Event", namespace=namespace if scoped else None)
         needs_pods = kind in ("Node", "Deployment", "StatefulSet", "PersistentVolumeClaim")
-        pods = _objects(client, "Pod") if needs_pods else []
-        endpoints = {e["metadata"]["name"]: e for e in _objects(client, "Endpoints")} if (
-            kind in ("Service", "Ingress")) else {}  # fmt: skip
+        pods_from = None if kind == "Node" else namespace
+        pods = _objects(client, "Pod", namespace=pods_from) if needs_pods else []
+        endpoints = {e["metadata"]["name"]: e for e in _objects(client, "Endpoints",
+                     namespace=namespace)} if kind in ("Service", "Ingress") else {}  # fmt: skip
         now = time.time()
         texts = []
         for obj in objs:

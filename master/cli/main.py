@@ -62,6 +62,24 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number per second, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 per second (0: off), got {text!r}")
+    return value
+
+
+def _percentage(text: str) -> int:
+    if not text.isdigit() or int(text) > 100:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole percentage from 0 (adaptive) to 100 (every node), got {text!r}"
+        )
+    return int(text)
+
+
 def _default_data_dir() -> str:
     return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
 
@@ -117,6 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=3.0,
         metavar="SECONDS",
         help="a node without heartbeat this long is NotReady",
+    )
+    m.add_argument(
+        "--max-heartbeats-per-second",
+        type=_rate,
+        default=2500.0,
+        metavar="RATE",
+        help="beyond this many heartbeats a second from all nodes together, a node that "
+        "registers is given a longer heartbeat interval and lease, by the same amount "
+        "(1 s / 3 s up to 2,500 nodes, 2 s / 4 s at 5,000; 0 never stretches)",
+    )
+    m.add_argument(
+        "--percentage-of-nodes-to-score",
+        type=_percentage,
+        default=0,
+        metavar="PERCENT",
+        help="the scheduler scores this share of the feasible nodes, as Kubernetes' "
+        "percentageOfNodesToScore (0: its adaptive default, 50%% minus 1%% per 125 nodes, "
+        "at least 5%%; every node below 100 nodes; 100: every node always)",
     )
     m.add_argument(
         "--pod-eviction-timeout",
@@ -306,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("describe", help="show an object in detail, with its events")
     ds.add_argument("kind", help="pod, deployment, statefulset, service, node, pvc, secret...")
     ds.add_argument("name", nargs="?", help="NAME (or give KIND/NAME); none: all of the kind")
+    _namespace_flags(ds)
 
     ex = sub.add_parser("exec", help="run a command in a pod's container (through its node)")
     ex.add_argument("pod", help="POD (or pod/POD)")
@@ -424,6 +461,8 @@ def _run_master(args: argparse.Namespace) -> int:
             data_dir=Path(args.data_dir),
             heartbeat_interval=args.heartbeat_interval,
             lease_seconds=args.lease_seconds,
+            max_heartbeats_per_second=args.max_heartbeats_per_second,
+            percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
             eviction_timeout=args.pod_eviction_timeout,
             node_grace=args.node_grace,
             unhealthy_threshold=args.unhealthy_threshold,
@@ -584,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _ns(args),
             )
         if args.command == "describe":
-            return run_describe(address, args.kind, args.name)
+            return run_describe(address, args.kind, args.name, _ns(args))
         if args.command == "exec":
             return run_exec(
                 address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,

@@ -71,6 +71,8 @@ class NodeSignals:
     goodbye_at: float | None = None
     # Its pods answered the master's probe (True), none did (False), not probed (None).
     answering: bool | None = None
+    # The lease it was given at registration (None: the settings' lease).
+    lease_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,7 @@ def node_condition(
 ) -> tuple[NodeCondition, str]:
     """A node's condition from its heartbeats, goodbye and probe, with the reason in words."""
     name = node.meta.name
-    lease = settings.lease_seconds
+    lease = signals.lease_seconds or settings.lease_seconds
     silent_for = None if signals.last_seen is None else now - signals.last_seen
     if silent_for is not None and silent_for <= lease:
         return "Ready", f"node {name} is sending heartbeats"
@@ -173,10 +175,10 @@ def reconcile_nodes(
     """
     by_node = pods
     judged: dict[str, tuple[NodeCondition, str]] = {}
-    lease = settings.lease_seconds
     for n in nodes:
         name = n.meta.name
         sig = signals.get(name, _NO_SIGNALS)
+        lease = sig.lease_seconds or settings.lease_seconds
         if n.status.ready and sig.last_seen is not None and now.mono - sig.last_seen <= lease:
             # The common case, kept cheap (it runs for every node on every pass): Ready
             # and staying Ready, so there is no transition and no message to write.

@@ -118,6 +118,7 @@ class ControllerManager:
         resync_seconds: float = 5.0,
         health: NodeHealthSettings | None = None,
         reachability: Reachability | None = None,
+        percentage_of_nodes_to_score: int = 0,
     ) -> None:
         self._state = state
         self._clock = clock
@@ -126,6 +127,8 @@ class ControllerManager:
         self._lease_seconds = self._health.lease_seconds
         self._reachability = reachability or _NotProbed()
         self._resync_seconds = resync_seconds
+        # Kubernetes' percentageOfNodesToScore (0: adaptive; below 100 nodes every node).
+        self._percentage = percentage_of_nodes_to_score
         # Evictions paused because too many nodes went silent at once.
         self._paused = False
         self._last_tick: float | None = None
@@ -338,6 +341,7 @@ class ControllerManager:
                 granted=self._leases.granted(n.meta.name),
                 goodbye_at=self._leases.goodbye_at(n.meta.name),
                 answering=self._reachability.answering(n.meta.name),
+                lease_seconds=self._leases.lease_of(n.meta.name),
             )
             for n in nodes
         }
@@ -346,8 +350,8 @@ class ControllerManager:
             n.meta.name: self._state.pods_on_node(n.meta.name)
             for n in nodes
             if not n.status.ready
-            or (last := signals[n.meta.name].last_seen) is None
-            or mono - last > self._health.lease_seconds
+            or (last := (sig := signals[n.meta.name]).last_seen) is None
+            or mono - last > (sig.lease_seconds or self._health.lease_seconds)
         }
         now = Moment(self._clock.now(), mono)
         for action in reconcile_nodes(nodes, signals, pods, now, self._health, self._paused):
@@ -517,7 +521,7 @@ class ControllerManager:
         if with_claims:
             infos = self._schedule_with_claims(with_claims, pods, infos)
         plain = [p for p in pending if not p.spec.claim_names()]
-        results, _ = schedule_batch(plain, infos)
+        results, _ = schedule_batch(plain, infos, percentage_of_nodes_to_score=self._percentage)
         for pod in plain:
             result = results[pod_ref(pod)]
             if isinstance(result, Placement):
@@ -553,7 +557,9 @@ class ControllerManager:
                     )
                     continue
                 candidates = {check.node: infos[check.node]}
-            results, updated = schedule_batch([pod], candidates)
+            results, updated = schedule_batch(
+                [pod], candidates, percentage_of_nodes_to_score=self._percentage
+            )
             result = results[pod_ref(pod)]
             if not isinstance(result, Placement):
                 message = result.message

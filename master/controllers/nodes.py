@@ -38,6 +38,8 @@ class LeaseTable:
         self._goodbye: dict[str, float] = {}
         # Nodes whose lease was granted by the master (start, stall), not earned.
         self._granted: set[str] = set()
+        # The lease each node was given when it registered (heartbeats stretch with size).
+        self._lease: dict[str, float] = {}
 
     def renew(self, node: str, at: float) -> None:
         self._seen[node] = at
@@ -48,6 +50,13 @@ class LeaseTable:
         away, not the nodes)."""
         self._seen[node] = until - lease_seconds
         self._granted.add(node)
+
+    def set_lease(self, node: str, seconds: float) -> None:
+        """The lease this node was told at registration (master/controllers/heartbeats.py)."""
+        self._lease[node] = seconds
+
+    def lease_of(self, node: str) -> float | None:
+        return self._lease.get(node)
 
     def last_seen(self, node: str) -> float | None:
         return self._seen.get(node)
@@ -71,6 +80,7 @@ class LeaseTable:
         self._seen.pop(node, None)
         self._goodbye.pop(node, None)
         self._granted.discard(node)
+        self._lease.pop(node, None)
 
 
 def apply_transition(node: Node, t: NodeTransition, now: float) -> Node:

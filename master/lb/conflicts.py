@@ -184,12 +184,11 @@ def plan_services(
         if clash is not None:
             i, listener, holder = clash
             other = holder if " " in holder else f"service/{holder}"
-            problem = Unservable(
-                lb_name(svc),
-                "PortConflict",
-                f"spec.ports[{i}].port: {listener} is already used by {other}",
-                other=other,
-            )
+            message = f"spec.ports[{i}].port: {listener} is already used by {other}"
+            if svc.type == "ClusterIP" and svc.cluster_ip:
+                # Only this second way in is lost: the node proxies serve its own address.
+                message += f" (pods still reach it at its cluster IP {svc.cluster_ip})"
+            problem = Unservable(lb_name(svc), "PortConflict", message, other=other)
         if problem is not None:
             unservable[lb_name(svc)] = problem
             own.pop(lb_name(svc), None)

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kernel.clock import Clock
@@ -31,7 +31,8 @@ from master.lb.conflicts import plan_services, service_status
 from master.lb.endpoints import compute_lb_services, pods_released
 from master.lb.haproxy import HAProxyDriver
 from master.lb.ingress import (
-    INGRESS_HOLDER,
+    INGRESS_HTTP_HOLDER,
+    INGRESS_HTTPS_HOLDER,
     IngressPlan,
     IngressPorts,
     Problem,
@@ -184,7 +185,11 @@ class LoadBalancerController:
         ingresses = [i for i in self._state.objects("Ingress") if isinstance(i, Ingress)]
         reserved = ingress_reserved(self._ingress_ports, ingresses)
         own, unservable = plan_services(services, a, reserved)
-        blocked = unservable.pop(INGRESS_HOLDER, None)
+        blocked = {
+            holder: problem
+            for holder in (INGRESS_HTTP_HOLDER, INGRESS_HTTPS_HOLDER)
+            if (problem := unservable.pop(holder, None)) is not None
+        }
         for name, entry in self._refused.items():
             unservable.setdefault(name, entry.problem)
         servable = [s for s in services if lb_name(s) not in unservable]
@@ -210,22 +215,27 @@ class LoadBalancerController:
         services: list[Service],
         pods: list[Pod],
         nodes: dict[str, bool],
-        blocked: Unservable | None,
+        blocked: dict[str, Unservable],
         now: float,
     ) -> IngressPlan:
+        """The Ingress plan on the ports the ingress may use now: a port an older Service
+        holds is left out, and both while HAProxy's refusal of the routes is fresh."""
         ports = self._ingress_ports or IngressPorts(self._addresses.listen, 0, 0)
         refused = self._ingress_refused
         if refused is not None and now - refused[0] >= self._refused_retry:
             self._ingress_refused = refused = None
-        problem = None
-        if blocked is not None:
-            problem = Problem(blocked.reason, blocked.message)
-        elif refused is not None:
-            problem = Problem(
-                "LoadBalancerFailed", f"HAProxy refused the Ingress routes: {refused[1]}"
+        problems = [Problem(b.reason, b.message) for b in blocked.values()]
+        if INGRESS_HTTP_HOLDER in blocked:
+            ports = replace(ports, http_port=0)
+        if INGRESS_HTTPS_HOLDER in blocked:
+            ports = replace(ports, https_port=0)
+        if refused is not None:
+            problems.append(
+                Problem("LoadBalancerFailed", f"HAProxy refused the Ingress routes: {refused[1]}")
             )
+            ports = replace(ports, http_port=0, https_port=0)
         secrets = [s for s in self._state.objects("Secret") if isinstance(s, Secret)]
-        return plan_ingress(ingresses, services, secrets, pods, nodes, ports, problem)
+        return plan_ingress(ingresses, services, secrets, pods, nodes, ports, problems)
 
     async def _apply_isolating(
         self,

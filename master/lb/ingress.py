@@ -80,29 +80,34 @@ class IngressPlan:
     served: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
-# Where plan_services reports the ingress frontend when an older Service holds one of
-# its ports (":" never appears in a Service's name).
-INGRESS_HOLDER = "ingress:frontend"
+# Where plan_services reports an ingress port an older Service holds (":" never appears in
+# a Service's name); each port is held or lost on its own.
+INGRESS_HTTP_HOLDER = "ingress:http"
+INGRESS_HTTPS_HOLDER = "ingress:https"
 
 
 def ingress_reserved(ports: IngressPorts | None, ingresses: Iterable[Ingress]) -> list[Reserved]:
-    """The ingress frontend's listeners, as old as the oldest Ingress it serves; none while
-    no Ingress of pinnace's class exists (then nothing is bound either)."""
+    """The ingress ports' listeners, as old as the oldest Ingress served; none while no
+    Ingress of pinnace's class exists (then nothing is bound either)."""
     ours = [i.meta.created_at for i in ingresses if is_ours(i)]
     if ports is None or not ours:
         return []
-    listeners = tuple(
-        Listener(ports.bind_address, p) for p in (ports.http_port, ports.https_port) if p
-    )
-    return [
-        Reserved(
-            INGRESS_HOLDER,
-            "the Ingress frontend",
-            listeners,
-            min(ours),
-            remedy="start the master with other --ingress-http-port/--ingress-https-port",
-        )
-    ]
+    found = []
+    for holder, port, what, flag in (
+        (INGRESS_HTTP_HOLDER, ports.http_port, "HTTP", "--ingress-http-port"),
+        (INGRESS_HTTPS_HOLDER, ports.https_port, "HTTPS", "--ingress-https-port"),
+    ):
+        if port:
+            found.append(
+                Reserved(
+                    holder,
+                    f"the Ingress {what} port",
+                    (Listener(ports.bind_address, port),),
+                    min(ours),
+                    remedy=f"start the master with another {flag}",
+                )
+            )
+    return found
 
 
 def ingress_ref(ing: Ingress) -> str:
@@ -295,10 +300,11 @@ def plan_ingress(
     pods: Sequence[Pod],
     ready_nodes: Mapping[str, bool],
     ports: IngressPorts,
-    blocked: Problem | None = None,
+    blocked: Sequence[Problem] = (),
 ) -> IngressPlan:
-    """What to serve for `ingresses`; `blocked` says why the frontend cannot listen at all
-    (its port is an older Service's), which leaves every Ingress unserved with that reason."""
+    """What to serve for `ingresses` on `ports`; the caller has set a port it cannot serve
+    to 0 (an older Service holds it, HAProxy refused the routes), and `blocked` says why:
+    every Ingress served carries those problems too."""
     everyone = _age_order(ingresses)
     ours = [i for i in everyone if is_ours(i)]
     problems: dict[str, tuple[Problem, ...]] = {}
@@ -311,10 +317,9 @@ def plan_ingress(
                     "this Ingress is left to that class's controller",
                 ),
             )
+    if ours and blocked:
+        problems.update({ingress_ref(i): tuple(blocked) for i in ours})
     if not ours or not (ports.http_port or ports.https_port):
-        return IngressPlan(None, (), {}, problems)
-    if blocked is not None:
-        problems.update({ingress_ref(i): (blocked,) for i in ours})
         return IngressPlan(None, (), {}, problems)
     build = _Builder(services, secrets)
     for ing in ours:
@@ -338,13 +343,15 @@ def plan_ingress(
         _backend(key, svc, port, pods, ready_nodes)
         for key, (svc, port) in sorted(build.needed.items())
     )
-    problems.update({name: tuple(found) for name, found in build.problems.items()})
+    for name, found in build.problems.items():
+        problems[name] = (*problems.get(name, ()), *found)
     served = {}
     for ing in ours:
         shown = [ports.http_port] if ports.http_port else []
         if certs and ingress_ref(ing) in build.with_tls:
             shown.append(ports.https_port)
-        served[ingress_ref(ing)] = tuple(shown)
+        if shown:
+            served[ingress_ref(ing)] = tuple(shown)
     pems = {c.file: build.pems[c.file] for c in certs}
     return IngressPlan(frontend, backends, pems, problems, served)
 

@@ -8,7 +8,8 @@ every backend names a Service (a DNS-1035 label) and a port by number or by
 name, not both. Paths are further limited to the characters URL paths
 normally use (letters, digits and `-._~/%:@+,;=`), as ingress-nginx's strict
 path validation does, because they end up in HAProxy's configuration.
-`resource` backends are refused: pinnace can only route to Services.
+`resource` backends are refused: pinnace can only route to Services. Annotations other
+controllers act on (ingress-nginx's rewrite-target, cert-manager's ...) are warned about.
 """
 
 from __future__ import annotations
@@ -43,6 +44,19 @@ HTTP_FIELDS = ("paths",)
 PATH_FIELDS = ("path", "pathType", "backend")
 TLS_FIELDS = ("hosts", "secretName")
 
+# Annotations other ingress controllers act on (rewrites, redirects, auth, certificates):
+# pinnace routes by the spec alone, so an Ingress counting on one is told at apply time.
+CONTROLLER_ANNOTATIONS = (
+    "nginx.ingress.kubernetes.io/",
+    "ingress.kubernetes.io/",
+    "traefik.ingress.kubernetes.io/",
+    "haproxy.org/",
+    "haproxy-ingress.github.io/",
+    "alb.ingress.kubernetes.io/",
+    "cert-manager.io/",
+    "kubernetes.io/tls-acme",
+)
+
 _PATH = re.compile(r"^/[A-Za-z0-9\-._~/%:@+,;=]*\Z")
 _PATH_CHARS = "letters, digits and -._~/%:@+,;="
 
@@ -51,6 +65,11 @@ def parse_ingress(data: dict[str, Any], where: Where) -> Ingress:
     """`data` is one document already known to be kind Ingress, networking.k8s.io/v1."""
     check_fields(data, where, ("apiVersion", "kind", "metadata", "spec"), (), ("status",))
     meta = parse_object_meta(data.get("metadata"), where.key("metadata"), check_dns1123_subdomain)
+    for key in sorted(meta.annotations):
+        if key.startswith(CONTROLLER_ANNOTATIONS):
+            where.key("metadata").key("annotations").key(key).warn(
+                "another ingress controller's annotation, not acted on by pinnace"
+            )
     at = where.key("spec")
     spec = as_map(require(data, "spec", where), at)
     check_fields(spec, at, SPEC_SUPPORTED)

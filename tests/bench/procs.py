@@ -167,6 +167,12 @@ class PinnaceProcs:
                 *("-m", "agent", "--master", self.address, "--name", name),
                 *("--advertise-address", "127.0.0.1"),
                 *([] if node_proxy else ["--no-node-proxy"]),
+                # No dnsmasq per bench agent unless a bench asks (it would outlive a kill).
+                *(
+                    []
+                    if any(a.startswith("--cluster-dns") for a in extra)
+                    else ["--cluster-dns=none"]
+                ),
                 *extra,
                 *credentials,
             ],

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,18 @@ class Masters:
         return grpc.secure_channel(address, tls)
 
     def start(self, name: str, *extra: str) -> str:
+        self.spawn(name, *extra)
+        return self.ready(name)
+
+    def start_many(self, names: Sequence[str], *extra: str) -> None:
+        """Start several masters at once (each with `--name NAME` and `extra`): they come
+        up in parallel, the first to store the cluster identity making it for all."""
+        for name in names:
+            self.spawn(name, "--name", name, *extra)
+        for name in names:
+            self.ready(name)
+
+    def spawn(self, name: str, *extra: str) -> None:
         data = self.workdir / name
         if name in self.procs and self.procs[name].stdout is not None:
             self.procs[name].stdout.close()  # type: ignore[union-attr]
@@ -111,6 +124,10 @@ class Masters:
             env=env_with_haproxy({**os.environ, "PYTHONUNBUFFERED": "1"}),
         )  # fmt: skip
         self.procs[name] = proc
+
+    def ready(self, name: str) -> str:
+        """Wait for a spawned master's first lines: its address and its API's URL."""
+        proc = self.procs[name]
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
         if "listening on" not in line:
@@ -123,7 +140,8 @@ class Masters:
         return self.addresses[name]
 
     def kube(self, name: str, method: str, path: str, body: object = None) -> tuple[int, Any]:
-        """One request to a master's Kubernetes API as the admin: (status, decoded JSON)."""
+        """One request to a master's Kubernetes API as the admin: (status, decoded JSON, or
+        the text of a text/plain answer such as a pod's log)."""
         creds = read_client_config(self.config)
         context = ssl.create_default_context(cadata=creds.ca_pem.decode())
         with tempfile.TemporaryDirectory() as tmp:
@@ -140,9 +158,9 @@ class Masters:
         )
         try:
             with urllib.request.urlopen(request, context=context, timeout=15) as reply:
-                return reply.status, json.loads(reply.read())
+                return reply.status, _decoded(reply.read(), reply.headers["Content-Type"])
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            return e.code, _decoded(e.read(), e.headers["Content-Type"])
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
@@ -185,3 +203,9 @@ class Masters:
             timeout=timeout,
             check=False,
         )
+
+
+def _decoded(body: bytes, content_type: str | None) -> Any:
+    if (content_type or "").startswith("text/plain"):
+        return body.decode(errors="replace")
+    return json.loads(body)

@@ -51,7 +51,7 @@ def run_agent(cluster: LocalCluster, name: str, *args: str) -> subprocess.Comple
     return subprocess.run(
         [
             *(sys.executable, "-m", "agent", "--master", cluster.master_address, "--name", name),
-            *("--advertise-address", "127.0.0.1", "--no-node-proxy", *args),
+            *("--advertise-address", "127.0.0.1", "--no-node-proxy", "--cluster-dns=none", *args),
         ],
         capture_output=True,
         text=True,

@@ -53,7 +53,8 @@ class Agents:
             [
                 *(sys.executable, "-m", "agent", "--master", master, "--name", node),
                 *("--advertise-address", "127.0.0.1", "--capacity-cpu", "2"),
-                *("--capacity-memory", "2Gi", "--log-level", "DEBUG", "--no-node-proxy", *extra),
+                *("--capacity-memory", "2Gi", "--log-level", "DEBUG", "--no-node-proxy"),
+                *("--cluster-dns=none", *extra),
                 "--insecure",  # the fake master speaks plaintext on 127.0.0.1
             ],
             cwd=REPO,

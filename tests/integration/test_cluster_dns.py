@@ -3,16 +3,19 @@
 Two agents, each with its own dnsmasq (`--cluster-dns auto`: a link-local address per
 node) and pods on one pod network. From inside a client pod: `backend`,
 `backend.default` and `backend.default.svc.cluster.local` resolve to the Service's
-cluster IP, the headless Service `db` to its ready pods, `db-0.db` to the StatefulSet's
-first pod (whose page answers there); the resolv.conf has Kubernetes' searches and
-ndots:5; the environment has BACKEND_SERVICE_HOST and the Docker-link variables (and
-a pod with dnsPolicy None and enableServiceLinks false gets its dnsConfig and none); the
-names still resolve with the agent killed, after its restart and with the master gone;
-and an agent asked to stop ends its dnsmasq and removes the route to its address.
+cluster IP (and `wget http://backend/` reaches the backend through the node proxy),
+the headless Service `db` to its ready pods, `db-0.db` to the StatefulSet's
+first pod (whose page answers there, naming its hostname db-0); the resolv.conf has
+Kubernetes' searches and ndots:5; the environment has BACKEND_SERVICE_HOST and the
+Docker-link variables (and a pod with dnsPolicy None and enableServiceLinks false gets
+its dnsConfig and none); the names still resolve with the agent killed, after its
+restart and with the master gone; and an agent asked to stop ends its dnsmasq and
+removes the route to its address.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import signal
 import uuid
@@ -138,6 +141,13 @@ def _looked_up(container: Any, name: str) -> str:
     return found.group(1).decode() if found else ""
 
 
+def _fetch(container: Any, url: str) -> str:
+    """The page at `url` fetched inside the container ("" when it fails); busybox 1.35's
+    wget crashes with -T, so `timeout` bounds it."""
+    code, out = container.exec_run(["timeout", "5", "wget", "-q", "-O", "-", url])
+    return str(out.decode(errors="replace")) if code == 0 else ""
+
+
 def _dnsmasq_pid(node: str) -> int:
     try:
         return int((Path(DEFAULT_DIR) / node / "dnsmasq.pid").read_text().strip() or 0)
@@ -162,7 +172,9 @@ def test_pods_resolve_services_and_get_their_variables(
 ) -> None:
     cluster.start_master()
     for short in ("a", "b"):
-        cluster.start_agent(short, "--pod-network", pod_network, "--cluster-dns=auto")
+        cluster.start_agent(
+            short, "--pod-network", pod_network, "--cluster-dns=auto", node_proxy=True
+        )
     (tmp_path / "services.yaml").write_text(SERVICES)
     (tmp_path / "workloads.yaml").write_text(WORKLOADS)
     cluster.cli("apply", "-f", str(tmp_path / "services.yaml"))
@@ -201,14 +213,18 @@ def test_pods_resolve_services_and_get_their_variables(
     assert _addresses(client, "backend.default.svc.cluster.local") == {cluster_ip}
     for name in ("backend", "backend.default", "backend.default.svc"):
         assert _looked_up(client, name) == cluster_ip, name
+    # By name, through the node proxy on the cluster IP, to the backend's pod.
+    backend = _container_of(cluster, next(n for n in pods if n.startswith("backend-")))
+    for url in ("http://backend/", "http://backend.default.svc.cluster.local/"):
+        page = wait_for(f"{url} to answer", functools.partial(_fetch, client, url), timeout=20)
+        assert f'hostname">{backend.id[:12]}<' in page, url
     assert wait_for("db's pods", lambda: _addresses(client, "db") == db_ips or None, timeout=15)
     assert _looked_up(client, "db-0.db") == pods["db-0"]["status"]["hostIP"]
     assert _addresses(client, "db-1.db.default.svc.cluster.local") == {
         pods["db-1"]["status"]["hostIP"]
     }
-    # (busybox 1.35's wget crashes with -T: `timeout` bounds it instead.)
-    page = _exec(client, "timeout", "5", "wget", "-q", "-O", "-", "http://db-0.db/")
-    assert f'hostname">{_container_of(cluster, "db-0").id[:12]}<' in page  # db-0 answered
+    # db-0 answers there, and its hostname is its name, as Kubernetes gives it.
+    assert 'hostname">db-0<' in _fetch(client, "http://db-0.db/")
     assert _addresses(client, "nothing-here") == set()
 
     env = dict(line.split("=", 1) for line in _exec(client, "env").splitlines() if "=" in line)
@@ -232,7 +248,7 @@ def test_pods_resolve_services_and_get_their_variables(
     old = _dnsmasq_pid(node)
     cluster.kill(cluster.agents[node])
     assert _addresses(client, "backend") == {cluster_ip}
-    cluster.start_agent(short, "--pod-network", pod_network, "--cluster-dns=auto")
+    cluster.start_agent(short, "--pod-network", pod_network, "--cluster-dns=auto", node_proxy=True)
     new = wait_for("a new dnsmasq", lambda: (pid := _dnsmasq_pid(node)) != old and pid)
     assert not _alive(old)
     assert _addresses(client, "backend") == {cluster_ip}

@@ -100,7 +100,7 @@ def agent(
         [
             sys.executable, "-m", "agent", "--master", everyone, "--name", node,
             "--advertise-address", "127.0.0.1", "--token", made.stdout.strip(),
-            "--metrics-listen", "", "--no-node-proxy",
+            "--metrics-listen", "", "--no-node-proxy", "--cluster-dns=none",
             "--state-dir", str(tmp_path / "agent-state"),
         ],
         stdout=log, stderr=log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -139,11 +139,8 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
         leader.address, "apply", "-f", "-", stdin=SERVICE + WEB.format(name="web", replicas=2)
     )
     assert applied.returncode == 0, applied.stderr
-    pods = wait_for(
-        "2 running pods",
-        lambda: len(running(ha, leader.address)) == 2 and running(ha, leader.address),
-        timeout=20,
-    )
+    wait_for("2 running pods", lambda: len(running(ha, leader.address)) == 2, timeout=20)
+    pods = running(ha, leader.address)
     containers = docker_client.containers.list(filters={"label": f"pinnace.node={agent}"})
     started = {c.id: c.attrs["State"]["StartedAt"] for c in containers}
     [node] = get(ha, leader.address, "nodes")
@@ -153,6 +150,16 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
         url = lb_url(ha, name)
         wait_for(f"{name}'s load balancer to serve", lambda u=url: serves(u))  # type: ignore[misc]
     survivor = next(n for n in NAMES if n != leader.name)
+    # Logs and exec reach the agent's session, which the leader holds, from a follower too.
+    follower = ha.masters.addresses[survivor]
+    logs = ha.masters.cli(follower, "logs", pods[0])
+    execed = ha.masters.cli(follower, "exec", pods[0], "--", "echo", "through a follower")
+    status, text = ha.masters.kube(
+        survivor, "GET", f"/api/v1/namespaces/default/pods/{pods[0]}/log?tailLines=5"
+    )
+    assert logs.returncode == 0, logs.stderr
+    assert status == 200, text
+    assert (execed.returncode, execed.stdout) == (0, "through a follower\n"), execed.stderr
 
     with steady_load(lb_url(ha, survivor)) as load:
         killed_at = time.monotonic()

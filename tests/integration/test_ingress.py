@@ -217,14 +217,14 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
 ) -> None:
     http_port, https_port = _free_ports(2)
     offset = _free_offset((80, 81))
-    cluster.start_master(
+    flags: tuple[str, ...] = (
         "--lb-port-offset",
         str(offset),
         "--ingress-http-port",
         str(http_port),
-        "--ingress-https-port",
-        str(https_port),
     )
+    flags += ("--ingress-https-port", str(https_port))
+    cluster.start_master(*flags)
     cluster.start_agent("n1")
     cert, key = _self_signed("a.test")
     cafile = tmp_path / "ca.pem"
@@ -309,7 +309,27 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     listed = kubectl.run("get", "ingress").stdout
     assert "kube" in listed and "broken" in listed and "127.0.0.1" in listed
     assert "pinnace.dev/haproxy" in kubectl.run("get", "ingressclass").stdout
+    described = kubectl.run("describe", "ingress", "broken").stdout
+    assert "c.test" in described and "BackendNotFound" in described, described
     assert cluster.cli("get", "ingressclass").stdout.split()[4:6] == [
         "pinnace",
         "pinnace.dev/haproxy",
     ]
+
+    # HAProxy outlives the master: the routes and certificates keep serving while it is
+    # down, and the next master adopts them as they are (no reload).
+    cluster.kill_master()
+    assert _says(http_port, "b.test") == "beta"
+    assert '"message">alpha<' in _https(https_port, "a.test", cafile)[1]
+    log = cluster.workdir / "master.log"
+    offset_in_log = log.stat().st_size
+    cluster.start_master(*flags)
+
+    def adopted() -> str | None:
+        text = log.read_text(errors="replace")[offset_in_log:]
+        return text if "lb apply: " in text else None
+
+    text = wait_for("the new master to program the adopted HAProxy", adopted, timeout=30)
+    assert "load balancer (HAProxy) adopted" in text
+    assert "lb apply: nothing changed" in text, text[-2000:]
+    assert _says(http_port, "k.test", "/index.html") == "beta"

@@ -207,6 +207,8 @@ def _describe_through_kubectl_and_the_cli(cluster: LocalCluster, k: Kubectl, pod
         return [line.split(":")[0] for line in lines if line and not line.startswith(" ")]
 
     assert fields(ours) == fields(theirs)
+    node = cluster.cli("describe", "node", cluster.node("a")).stdout
+    assert pod in node and "Non-terminated Pods:" in node  # pods of every namespace
     dep = cluster.cli("describe", "deployment/talker").stdout
     assert "NewReplicaSet:" in dep and "(1/1 replicas created)" in dep
 
@@ -226,6 +228,15 @@ def _exec_through_kubectl_and_the_cli(
         input="hello\nworld\n", capture_output=True, text=True, env=kx.env, timeout=60,
     )  # fmt: skip
     assert (piped.returncode, piped.stdout) == (0, "HELLO\nWORLD\n"), piped.stderr
+
+    # kubectl cp is tar over exec's stdin and stdout: 8 MiB in and back, paced by the
+    # agent's acknowledgements rather than buffered.
+    sent = tmp_path / "payload.bin"
+    sent.write_bytes(os.urandom(8 * 1024 * 1024))
+    kx.run("cp", str(sent), f"{pod}:/payload.bin", "-c", "talk")
+    back = tmp_path / "back.bin"
+    kx.run("cp", f"{pod}:/payload.bin", str(back), "-c", "talk")
+    assert back.read_bytes() == sent.read_bytes()
 
     ours = cluster.cli("exec", pod, "--", "sh", "-c", script, check=False)
     assert (ours.returncode, ours.stdout, ours.stderr) == (3, "out\n", "err\n")

@@ -85,12 +85,12 @@ def start_ha(workdir: Path, lb_port_offset: int | None = None) -> HaCluster:
     masters = Masters(
         workdir,
         etcd.endpoints,
-        ("--leader-elect", "--etcd-prefix", prefix),
+        # A write without etcd quorum is refused after 2 s rather than 5 (the quorum test).
+        ("--leader-elect", "--etcd-prefix", prefix, "--etcd-timeout", "2s"),
         lb_port_offset=lb_port_offset,
     )
     try:
-        for name in NAMES:
-            masters.start(name, "--name", name)
+        masters.start_many(NAMES)
         return HaCluster(etcd, masters, prefix)
     except BaseException:
         masters.stop_all()

@@ -238,6 +238,7 @@ def test_a_restarted_agent_needs_no_token(cluster: LocalCluster) -> None:
             *(sys.executable, "-m", "agent", "--master", cluster.master_address),
             *("--name", node, "--advertise-address", "127.0.0.1"),
             *("--state-dir", str(cluster.agent_state_dir(node)), "--no-node-proxy"),
+            "--cluster-dns=none",
         ],
         stdout=log,
         stderr=log,

@@ -5,8 +5,9 @@ it) with a service range of its own (a random /24, so concurrent runs on one mac
 share an address), and two agents running node proxies. Two ClusterIP Services on port 80
 each answer with their own pods, reached from inside a pod container on the other node
 (`nc` to the cluster IP: busybox's static wget crashes in these images); a headless Service
-gets no address; a requested address is honoured, a taken one refused in one sentence; and
-with the master killed the node proxy keeps serving (the data plane outlives the master).
+gets no address; a requested address is honoured, a taken one refused in one sentence; the
+node proxy keeps serving through its agent's death and is adopted by the restarted agent;
+and with the master killed it keeps serving (the data plane outlives the master).
 """
 
 from __future__ import annotations
@@ -208,6 +209,30 @@ def test_a_requested_address_is_honoured_and_a_taken_one_refused(
     )
     assert "Traceback" not in refused.stderr
     wait_for("the pinned address to answer", lambda: "I am red" in _get(_client(cluster), wanted))
+
+
+def test_the_node_proxy_outlives_its_agent_and_a_restarted_agent_adopts_it(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    cluster, _, workdir = vips
+    red = _cluster_ip(cluster, "red")
+    client = _client(cluster)
+    node = cluster.node("b")
+    pidfile = cluster.agent_state_dir(node) / "nodeproxy" / "haproxy.pid"
+    before = pidfile.read_text().split()[0]
+
+    cluster.kill(cluster.agents[node])
+    assert "I am red" in _get(client, red)
+    cluster.start_agent("b", node_proxy=True)
+
+    log = workdir / "agent-b.log"
+    wait_for(
+        "the restarted agent to adopt",
+        lambda: f"adopted HAProxy (pid {before})" in log.read_text(),
+        30,
+    )
+    assert pidfile.read_text().split()[0] == before
+    assert "I am red" in _get(client, red)
 
 
 def test_the_node_proxy_keeps_serving_while_the_master_is_down(

@@ -2,7 +2,8 @@
 
 Three replicas come up as web-0, web-1, web-2, each with its own claim; data written
 by each survives a scale 3 -> 1 -> 3 (ordinal 2 gets its own claim back) and a
-rolling update to a new template, which replaces pods from the highest ordinal down.
+rolling update to a new template, which replaces pods from the highest ordinal down;
+with whenDeleted: Delete, deleting the set removes its claims and their volumes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ metadata:
 spec:
   serviceName: web
   replicas: {replicas}
+  persistentVolumeClaimRetentionPolicy: {{whenDeleted: {when_deleted}}}
   selector:
     matchLabels: {{app: sts-web}}
   template:
@@ -78,7 +80,7 @@ def test_stable_names_claims_per_ordinal_scale_and_rolling_update(
     cluster.start_master("--no-lb")
     cluster.start_agent("n1")
     manifest = tmp_path / "sts.yaml"
-    manifest.write_text(SET.format(replicas=3, message="v1"))
+    manifest.write_text(SET.format(replicas=3, message="v1", when_deleted="Retain"))
     out = cluster.cli("apply", "-f", str(manifest)).stdout
     assert "statefulset.apps/web created" in out
 
@@ -103,7 +105,7 @@ def test_stable_names_claims_per_ordinal_scale_and_rolling_update(
         assert _sh(cluster, pod, "cat /data/who") == f"{name}\n"
 
     # a new template rolls out from the highest ordinal down; the data stays
-    manifest.write_text(SET.format(replicas=3, message="v2"))
+    manifest.write_text(SET.format(replicas=3, message="v2", when_deleted="Retain"))
     cluster.cli("apply", "-f", str(manifest))
     pods = _wait_ready(cluster, {"web-0", "web-1", "web-2"}, message="v2")
     for name, pod in pods.items():
@@ -112,3 +114,21 @@ def test_stable_names_claims_per_ordinal_scale_and_rolling_update(
     replaced = [line for line in events.splitlines() if "RollingUpdate" in line]
     order = [next(w for w in ("web-2", "web-1", "web-0") if w in line) for line in replaced]
     assert order[:3] == ["web-2", "web-1", "web-0"], replaced
+
+    # whenDeleted: Delete, then the set deleted: its claims go once its pods are gone,
+    # and with them (reclaim policy Delete) the volumes on the node
+    manifest.write_text(SET.format(replicas=3, message="v2", when_deleted="Delete"))
+    cluster.cli("apply", "-f", str(manifest))
+    volumes = {c["spec"]["volumeName"] for c in cluster.get_json("pvc")["items"]}
+    cluster.cli("delete", "statefulset", "web")
+    wait_for(
+        "the set's claims, volumes and node volumes gone",
+        lambda: (
+            not cluster.get_json("pvc")["items"]
+            and not cluster.get_json("pv")["items"]
+            and not any(
+                cluster.docker.volumes.list(filters={"name": f"pinnace-{v}"}) for v in volumes
+            )
+        ),
+        timeout=60,
+    )

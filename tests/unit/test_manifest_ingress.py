@@ -188,3 +188,20 @@ def test_what_get_o_yaml_prints_applies_again_unchanged() -> None:
     )
     row = rows_for("Ingress", [rendered], wide=False, now=0.0)[0]
     assert row[:5] == ["web", "pinnace", "a.example.com,*.example.com", "127.0.0.1", "8880, 8443"]
+
+
+def test_other_controllers_annotations_are_warned_about() -> None:
+    annotations = {
+        "nginx.ingress.kubernetes.io/rewrite-target": "/",
+        "cert-manager.io/cluster-issuer": "letsencrypt",
+        "team": "shop",
+    }
+    doc = mutate(INGRESS, "metadata.annotations", annotations)
+
+    parsed = parse(doc, file="ingress.yaml")
+
+    assert parsed.warnings == (
+        PREFIX + 'Ingress "web": metadata.annotations["cert-manager.io/cluster-issuer"], '
+        'metadata.annotations["nginx.ingress.kubernetes.io/rewrite-target"]: another ingress '
+        "controller's annotation, not acted on by pinnace",
+    )

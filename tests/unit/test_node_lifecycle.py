@@ -290,3 +290,26 @@ def test_after_a_master_restart_agents_have_the_reconnect_grace_not_just_a_lease
     assert isinstance(node, Node) and not node.status.ready
     assert "not heard from within 10s of the master's (re)start" in node.status.message
     assert [p.meta.name for p in state.pods()] == ["n2-a"]
+
+
+def test_a_node_is_judged_by_the_lease_it_was_given() -> None:
+    # Registered into a large cluster: 2 s heartbeats, a 4 s lease (heartbeat_plan).
+    nodes = [_node("big"), _node("small")]
+    signals = {
+        "big": NodeSignals(last_seen=T0 - 3.5, lease_seconds=4.0),
+        "small": NodeSignals(last_seen=T0 - 3.5),
+    }
+
+    actions = reconcile_nodes(nodes, signals, {}, Moment(T0, T0), SETTINGS, paused=False)
+
+    assert [a.node for a in actions if isinstance(a, SetNodeCondition)] == ["small"]
+    late = {
+        "big": NodeSignals(last_seen=T0 - 4.5, lease_seconds=4.0),
+        "small": NodeSignals(last_seen=T0),
+        "other": NodeSignals(last_seen=T0),
+    }
+    three = [*nodes, _node("other")]
+    (action,) = reconcile_nodes(three, late, {}, Moment(T0, T0), SETTINGS, paused=False)
+    assert isinstance(action, SetNodeCondition) and action.node == "big"
+    assert action.condition == "NotReady"
+    assert "lease 4s" in action.message

@@ -135,3 +135,24 @@ def test_a_route_failure_is_one_sentence_and_nothing_starts(tmp_path: Path) -> N
         asyncio.run(proxy._apply(TABLE))
     assert not (tmp_path / "np" / "haproxy.cfg").exists()
     assert proxy.serving_version == -1
+
+
+def test_an_http_port_is_proxied_at_layer_7_retrying_only_idempotent_requests() -> None:
+    web = TableService(
+        name="web",
+        cluster_ip="10.96.1.2",
+        ports=(
+            ServicePort(
+                "", 80, app_protocol="http", backends=(Backend("192.0.2.1", 31009, "web-a"),)
+            ),
+        ),
+    )
+
+    sections = _sections(render_config(replace(TABLE, services=(web, RED))))
+
+    assert sections["default.web:80"][2:5] == [
+        "mode http",
+        "retry-on conn-failure empty-response junk-response",
+        "http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }",
+    ]
+    assert not any("mode" in line for line in sections["default.red:6379"])

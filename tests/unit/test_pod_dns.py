@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from agent.model import DNSOption, PodDNS
+from agent.containers import container_config
+from agent.model import ContainerSpec, DNSOption, PodAssignment, PodDNS, PodSpec
 from agent.poddns import NodeDns, ResolvConf, parse_resolv_conf, pod_resolv_conf
 from master.model import Deployment, PodDNSConfig
 from master.model import DNSOption as ManifestOption
@@ -128,3 +129,14 @@ def test_default_is_the_nodes_own_and_none_is_only_the_config() -> None:
 
 def test_a_node_without_cluster_dns_falls_back_to_default() -> None:
     assert pod_resolv_conf(PodDNS(), "default", NodeDns(""), HOST) == ResolvConf()
+
+
+def test_a_statefulset_pod_is_named_by_its_hostname_and_others_keep_the_engines() -> None:
+    spec = ContainerSpec("web", "pinnace/httpd")
+    member = PodAssignment("db-0", 1, PodSpec((spec,)), owner="StatefulSet/db")
+    long = PodAssignment("d" * 70 + "-0", 1, PodSpec((spec,)), owner="StatefulSet/d")
+    replica = PodAssignment("web-7d9f-abcde", 1, PodSpec((spec,)), owner="web")
+
+    assert container_config("n", "127.0.0.1", member, spec, 0).hostname == "db-0"
+    assert container_config("n", "127.0.0.1", long, spec, 0).hostname == "d" * 63
+    assert container_config("n", "127.0.0.1", replica, spec, 0).hostname == ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from master.api.forward import FORWARDED, forward_target
-from master.api.kube.forward import forward_url
+from master.api.kube.forward import forward_url, is_log
 from master.ha.elector import MasterInfo
 
 APPLY = "/pinnace.v1.ClusterService/ApplyManifests"
@@ -24,10 +24,11 @@ def test_reads_the_leader_itself_unknown_leaders_and_forwarded_calls_stay_here()
     assert forward_target(APPLY, writable=False, leader="a:1", forwarded=True) == ""
 
 
-def test_every_write_of_the_cluster_api_is_forwarded_and_no_stream() -> None:
+def test_every_write_and_every_session_bound_call_is_forwarded_and_no_read() -> None:
     names = {m.rsplit("/", 1)[1] for m in FORWARDED}
     assert {"ApplyManifests", "DeleteObjects", "ScaleDeployment", "CordonNode"} <= names
-    assert not names & {"GetObjects", "WatchObjects", "StreamLogs"}
+    assert not names & {"GetObjects", "WatchObjects"}
+    assert {"StreamLogs", "Exec", "GetUsage"} <= names  # they need the leader's sessions
 
 
 def test_kube_writes_go_to_the_leaders_api_with_their_path_and_query() -> None:
@@ -56,3 +57,14 @@ def test_a_masters_entry_carries_its_api_url_and_older_entries_still_read() -> N
     assert MasterInfo.decode(info.encode()) == info
     old = b'{"name":"m0","address":"a:1","startedAt":1.0}'
     assert MasterInfo.decode(old) == MasterInfo("m0", "a:1", 1.0, "")
+
+
+def test_a_pods_log_is_read_through_the_leader_which_holds_the_sessions() -> None:
+    path = "/api/v1/namespaces/default/pods/web-1/log"
+    leader = "https://10.0.0.1:6443"
+
+    assert is_log(path) and not is_log("/api/v1/namespaces/default/pods/log")
+    assert forward_url("GET", path + "?follow=true", False, leader, False, False, True) == (
+        leader + path + "?follow=true"
+    )
+    assert forward_url("GET", path, True, leader, False, False, True) == ""

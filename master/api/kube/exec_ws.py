@@ -80,7 +80,7 @@ async def serve_exec(
                     continue
                 wanted = parse_client_frame(message.data, protocol)
                 if isinstance(wanted, Stdin) and params.stdin:
-                    channel.stdin(wanted.data)
+                    await channel.stdin(wanted.data)
                 elif isinstance(wanted, CloseStdin):
                     channel.close_stdin()
                 elif isinstance(wanted, Resize):

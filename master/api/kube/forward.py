@@ -7,7 +7,10 @@ came — method, path and query, body, Content-Type — to the leader's API URL
 and the leader's answer (status, body, Content-Type) is returned unchanged,
 so kubectl and client libraries see one API whichever master they reached.
 
-`forward_url` decides (pure): never a read, never a connection upgrade
+A pod's log is read through the agent's session, which only the leader holds:
+that GET goes to the leader too, streamed back as it comes (`follow=true`).
+
+`forward_url` decides (pure): never another read, never a connection upgrade
 (exec/attach streams stay where they are), never a request that was itself
 forwarded (header X-Pinnace-Forwarded), and only while this master may not
 write and knows the leader's URL. A leader that cannot be reached is a 503
@@ -32,15 +35,31 @@ FORWARDED_HEADER = "X-Pinnace-Forwarded"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TIMEOUT_S = 30.0
 _PASSED_ON = ("Content-Type", "Accept")
+_RETURNED = ("Content-Type", "Warning")
 
 
 def forward_url(
-    method: str, path_qs: str, writable: bool, leader_api: str, forwarded: bool, upgrade: bool
+    method: str,
+    path_qs: str,
+    writable: bool,
+    leader_api: str,
+    forwarded: bool,
+    upgrade: bool,
+    session_bound: bool = False,
 ) -> str:
-    """The leader's URL for this request when it goes there, else "" (answer it here)."""
-    if method not in WRITES or writable or not leader_api or forwarded or upgrade:
+    """The leader's URL for this request when it goes there, else "" (answer it here).
+    `session_bound`: a read only the leader can answer (a pod's log: the agents' sessions)."""
+    if method not in WRITES and not session_bound:
+        return ""
+    if writable or not leader_api or forwarded or upgrade:
         return ""
     return leader_api.rstrip("/") + path_qs
+
+
+def is_log(path: str) -> bool:
+    """/api/v1/namespaces/NS/pods/NAME/log: served from the agent's session."""
+    parts = path.rstrip("/").split("/")
+    return len(parts) >= 3 and parts[-1] == "log" and parts[-3] == "pods"
 
 
 def _client_ssl(pki: MasterPki) -> ssl.SSLContext:
@@ -70,13 +89,14 @@ class KubeForwarder:
             self._state.leader_api_url(),
             FORWARDED_HEADER in request.headers,
             "Upgrade" in request.headers,
+            is_log(request.path),
         )
         if not url:
             response: web.StreamResponse = await handler(request)
             return response
         return await self._forward(request, url)
 
-    async def _forward(self, request: web.Request, url: str) -> web.Response:
+    async def _forward(self, request: web.Request, url: str) -> web.StreamResponse:
         if self._session is None:
             tls: ssl.SSLContext | bool = _client_ssl(self._pki) if self._pki is not None else False
             self._session = aiohttp.ClientSession(
@@ -86,15 +106,33 @@ class KubeForwarder:
         headers = {k: request.headers[k] for k in _PASSED_ON if k in request.headers}
         headers[FORWARDED_HEADER] = "1"
         body = await request.read()
+        streamed = is_log(request.path)
+        # A followed log may run for hours: only connecting is bounded.
+        timeout = (
+            aiohttp.ClientTimeout(total=None, sock_connect=10)
+            if streamed
+            else aiohttp.ClientTimeout(total=TIMEOUT_S)
+        )
         try:
             async with self._session.request(
-                request.method, url, data=body, headers=headers, allow_redirects=False
+                request.method,
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=timeout,
             ) as reply:
+                passed = {k: reply.headers[k] for k in _RETURNED if k in reply.headers}
+                passed.setdefault("Content-Type", "application/json")
+                if streamed and reply.status == 200:
+                    out = web.StreamResponse(status=reply.status, headers=passed)
+                    await out.prepare(request)
+                    async for chunk in reply.content.iter_any():
+                        await out.write(chunk)
+                    await out.write_eof()
+                    return out
                 data = await reply.read()
-                content_type = reply.headers.get("Content-Type", "application/json")
-                return web.Response(
-                    status=reply.status, body=data, headers={"Content-Type": content_type}
-                )
+                return web.Response(status=reply.status, body=data, headers=passed)
         except (TimeoutError, aiohttp.ClientError) as e:
             leader = url.split("/", 3)[2] if "://" in url else url
             e503 = errors.KubeError(
