@@ -25,6 +25,7 @@ from typing import Literal
 
 from agent.claim_volumes import ClaimOrders
 from agent.containers import container_config
+from agent.deaths import DIE_RECHECK_FOR, DIE_RECHECK_SECONDS, pending_deaths
 from agent.fencing import FencePolicy
 from agent.logs import PreviousLogs
 from agent.model import Assignments, ContainerSpec, PodAssignment, PodStatusReport
@@ -123,6 +124,8 @@ class Worker:
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._probe_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        # Containers whose die event came before the engine's list showed them exited.
+        self._dying: dict[str, float] = {}
         self._observed_once = asyncio.Event()
         self._fence_cleared = asyncio.Event()
 
@@ -225,16 +228,19 @@ class Worker:
 
     def _pause(self) -> float:
         """How long to wait for a wake-up: the relist interval, or less when a probe is
-        due sooner."""
+        due sooner or a died container is still listed alive (agent/deaths.py)."""
+        base = DIE_RECHECK_SECONDS if self._dying else self._relist_interval
         due = self.state.pods.next_probe_due()
         if due is None:
-            return self._relist_interval
-        return min(self._relist_interval, max(0.0, due - self._clock.now()))
+            return base
+        return min(base, max(0.0, due - self._clock.now()))
 
     async def _watch_events(self) -> None:
         while True:
             try:
-                async for _ in self._runtime.events():
+                async for event in self._runtime.events():
+                    if event.action == "die" and event.container_id:
+                        self._dying[event.container_id] = self._clock.monotonic() + DIE_RECHECK_FOR
                     self._wake.set()
             except RuntimeFailure as exc:
                 log.debug("runtime event stream ended: %s", exc)
@@ -248,6 +254,8 @@ class Worker:
         except RuntimeFailure as exc:
             self.handle(ListFailed(str(exc), self._relist_interval))
             return
+        if self._dying:
+            self._dying = pending_deaths(self._dying, observed, self._clock.monotonic())
         self.handle(ContainersListed(tuple(observed), self._clock.now(), listed_after))
 
     # -- performing instructions ----------------------------------------------------------------

@@ -10,6 +10,7 @@ proxy cares about (a restart count, a probe that still passes) send nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from master.lb.servicetable import TableService, compute_service_table
@@ -18,6 +19,9 @@ from master.state import ClusterState
 from protos import node_pb2
 
 WATCHED = frozenset({"Service", "Pod", "Node", "StatefulSet"})
+# Sessions are told the table may have changed at most this often (kube-proxy's default
+# minimum sync period is 1 s too); each tell wakes every node's session.
+WAKE_INTERVAL = 1.0
 
 
 def table_to_proto(
@@ -69,6 +73,8 @@ class ServiceTableFeed:
         self._table: tuple[TableService, ...] | None = None
         self._message = node_pb2.ServiceTable()
         self._wake: list[Callable[[], None]] = []
+        self._woke_at = float("-inf")
+        self._pending: asyncio.TimerHandle | None = None
         state.subscribe(self._on_change)
 
     def on_stale(self, wake: Callable[[], None]) -> Callable[[], None]:
@@ -79,7 +85,29 @@ class ServiceTableFeed:
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         if kind not in WATCHED:
             return
+        if self._stale:
+            return  # the sessions were woken and none has looked yet: one look serves all
         self._stale = True
+        # Coalesced: a stream of pod reports (thousands a second in a large cluster) woke
+        # every session for each, and each wake-up recomputed the table over every pod.
+        # The sessions hear at most every WAKE_INTERVAL seconds.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._wake_all()  # no loop (a synchronous caller): nothing to coalesce with
+            return
+        wait = max(0.0, self._woke_at + WAKE_INTERVAL - loop.time())
+        if wait <= 0:
+            self._wake_all()
+        elif self._pending is None or self._pending.cancelled():
+            self._pending = loop.call_later(wait, self._wake_all)
+
+    def _wake_all(self) -> None:
+        self._pending = None
+        try:
+            self._woke_at = asyncio.get_running_loop().time()
+        except RuntimeError:
+            self._woke_at = 0.0
         for wake in list(self._wake):
             wake()
 

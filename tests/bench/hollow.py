@@ -166,7 +166,14 @@ class HollowResult:
     ready: int
 
 
-async def main_async(nodes: int, pods: int, window: float, per_channel: int = 10) -> HollowResult:
+async def main_async(
+    nodes: int,
+    pods: int,
+    window: float,
+    per_channel: int = 10,
+    source: Path | None = None,
+    timeout: float = 600.0,
+) -> HollowResult | None:
     data = tempfile.mkdtemp(prefix="pinnace-hollow-")
     master = subprocess.Popen(
         [
@@ -186,7 +193,7 @@ async def main_async(nodes: int, pods: int, window: float, per_channel: int = 10
             "WARNING",
         ],
         stdout=subprocess.PIPE,
-        cwd=REPO,
+        cwd=source or REPO,
     )
     assert master.stdout is not None
     address = master.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
@@ -209,6 +216,9 @@ async def main_async(nodes: int, pods: int, window: float, per_channel: int = 10
         t1 = time.monotonic()
         await asyncio.to_thread(cli, address, "apply", "-f", str(manifest))
         while await asyncio.to_thread(running_pods, address) < pods:
+            if time.monotonic() - t1 > timeout:
+                print(f"not all {pods} pods Running after {timeout:.0f}s: did not converge")
+                return None
             await asyncio.sleep(1.0)
         converge = time.monotonic() - t1
         print(f"{pods} pods Running on {nodes} hollow nodes in {converge:.1f}s", flush=True)
@@ -264,6 +274,13 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=10000)
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument(
+        "--source",
+        type=Path,
+        help="run the master from this tree (e.g. `git archive COMMIT | tar -x -C DIR`), "
+        "for a before/after comparison with the same hollow agents",
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to converge")
+    parser.add_argument(
         "--agents-per-channel",
         type=int,
         default=10,
@@ -272,7 +289,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    asyncio.run(main_async(args.nodes, args.pods, args.window, args.agents_per_channel))
+    result = asyncio.run(
+        main_async(
+            args.nodes, args.pods, args.window, args.agents_per_channel, args.source, args.timeout
+        )
+    )
+    sys.exit(0 if result is not None else 1)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def bench_hollow() -> list[Figure]:
     from tests.bench import hollow
 
     r = asyncio.run(hollow.main_async(100, 1000, 10.0))
+    if r is None:
+        raise RuntimeError("100 hollow nodes / 1,000 pods did not converge")
     return [
         Figure("hollow 100/1000 apply -> all Running", r.converge_s, "s"),
         Figure("hollow 100/1000 master CPU steady", r.cpu_cores, "cores", "10 s window"),
