@@ -25,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -295,7 +296,12 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 f"--api-listen '' to serve none)"
             ) from None
     if security is not None:
-        security.write_config(port, kube.url if kube is not None else "")
+        others = [
+            m["spec"]["address"]
+            for m in await _masters_now(masters)
+            if not config.name or m["metadata"]["name"] != config.name  # its own, from before
+        ]
+        security.write_config(port, kube.url if kube is not None else "", others)
     host = config.listen.rsplit(":", 1)[0]
     lock.advertise(f"{host}:{port}")
     masters.me = MasterInfo(
@@ -356,6 +362,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         store.close()
         if metrics is not None:
             metrics.close()
+
+
+async def _masters_now(masters: MastersView) -> list[dict[str, Any]]:
+    """The other masters running now (empty without --leader-elect or when etcd fails)."""
+    try:
+        return await masters.list_masters()
+    except StoreError as e:
+        log.warning("cannot list the other masters for pinnace.conf: %s", e)
+        return []
 
 
 def _reachable_url(url: str, api_listen: str, grpc_host: str) -> str:

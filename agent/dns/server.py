@@ -244,12 +244,14 @@ class DnsServer:
         self._hosts = text
 
     async def run(self) -> None:
-        """Keeps dnsmasq running: restarts it when it exits, waiting longer each time."""
+        """Keeps dnsmasq running: restarts it when it exits, waiting longer each time. It
+        never ends by itself (the agent ends it): DNS trouble must not stop the agent."""
         backoff = self._backoff
         while not self._stopping:
             proc = self._proc
-            if proc is None:
-                return
+            if proc is None:  # never started: nothing to keep running
+                await asyncio.Event().wait()
+                continue
             started = time.monotonic()
             code = await proc.wait()
             if self._stopping:
@@ -264,6 +266,8 @@ class DnsServer:
                 await self._spawn()
             except DnsStartError as exc:
                 log.warning("%s", exc)
+            except Exception:
+                log.exception("restarting dnsmasq failed; trying again")
 
     async def stop(self) -> None:
         """Ends dnsmasq and removes the route this agent added (the names file stays)."""

@@ -27,6 +27,7 @@ from master.api.exec import ExecRefused, ExecUnavailable, Exited, locate_exec
 from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
 from master.api.render import render_endpoints, render_object, rfc3339
 from master.api.render_ingress import render_ingress_class
+from master.api.render_storage import render_storage_classes
 from master.api.usage import usage_response
 from master.app import paging
 from master.app.apply import ServiceAdmission, apply_objects
@@ -220,6 +221,25 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                     json=json.dumps(doc, separators=(",", ":")).encode(),
                 )
                 return cluster_pb2.GetObjectsResponse(objects=[found])
+            if request.kind == "StorageClass":
+                # Not stored: pinnace's built-in classes (render_storage.py).
+                docs = [
+                    d
+                    for d in render_storage_classes(rfc3339(self._started_at))
+                    if request.name in ("", d["metadata"]["name"])
+                ]
+                if not docs:
+                    raise AppError("not_found", f'storageclasses "{request.name[:253]}" not found')
+                return cluster_pb2.GetObjectsResponse(
+                    objects=[
+                        cluster_pb2.ObjectJson(
+                            kind="StorageClass",
+                            name=d["metadata"]["name"],
+                            json=json.dumps(d, separators=(",", ":")).encode(),
+                        )
+                        for d in docs
+                    ]
+                )
             namespace = None if request.all_namespaces else _namespace(request.namespace)
             if request.kind == "Endpoints":
                 objects = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from master.controllers.claims import RECLAIM_POLICIES, reclaim_policy
 from master.manifest.quantities import format_memory
 from master.model import (
     DownwardFile,
@@ -178,3 +179,32 @@ def render_volume_object(pv: PersistentVolume, meta: Obj) -> Obj:
         },
         "status": {"phase": pv.phase},
     }
+
+
+DEFAULT_STORAGE_CLASS = "storageclass.kubernetes.io/is-default-class"
+PROVISIONER = "pinnace.io/local"
+
+
+def render_storage_classes(created: str | None) -> list[Obj]:
+    """The built-in StorageClasses (not stored; `created` is when this master started):
+    `local`, the default, and `local-retain`: node-local volumes of the claim's size,
+    bound when the first pod is scheduled, that may grow."""
+    return [
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": name,
+                "uid": f"pinnace-storageclass-{name}",
+                "resourceVersion": "1",
+                "creationTimestamp": created,
+                "labels": {},
+                "annotations": {DEFAULT_STORAGE_CLASS: "true"} if name == "local" else {},
+            },
+            "provisioner": PROVISIONER,
+            "reclaimPolicy": reclaim_policy(name),
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "allowVolumeExpansion": True,
+        }
+        for name in sorted(RECLAIM_POLICIES)
+    ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,9 +104,12 @@ class MasterSecurity:
         )
         return int(server.add_secure_port(listen, credentials))
 
-    def write_config(self, port: int, api_url: str = "") -> Path:
+    def write_config(self, port: int, api_url: str = "", others: Sequence[str] = ()) -> Path:
+        """The admin's pinnace.conf; with several masters, `server` lists this one first,
+        then the `others` running now (the CLI passes a call on along that list)."""
         address = config_address(self.listen, port)
-        path = write_admin_config(self.pki, self.data_dir, address, api_url)
+        servers = ",".join(dict.fromkeys([address, *others]))
+        path = write_admin_config(self.pki, self.data_dir, servers, api_url)
         log.info(
             "TLS on; CA hash %s; admin credentials for %s written to %s "
             "(the CLI on this machine finds them; elsewhere pass --config or set PINNACE_CONFIG)",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from master.api.render_storage import CAPACITY_BYTES, USED_BYTES
+from master.api.render_storage import CAPACITY_BYTES, DEFAULT_STORAGE_CLASS, USED_BYTES
 
 Obj = dict[str, Any]
 
@@ -299,6 +299,18 @@ def _ingress_class_row(ic: Obj, now: float, wide: bool) -> list[str]:
     return [ic["metadata"]["name"], ic["spec"]["controller"], "<none>", _age(ic, now)]
 
 
+def _storage_class_row(sc: Obj, now: float, wide: bool) -> list[str]:
+    default = sc["metadata"].get("annotations", {}).get(DEFAULT_STORAGE_CLASS) == "true"
+    return [
+        sc["metadata"]["name"] + (" (default)" if default else ""),
+        sc["provisioner"],
+        sc["reclaimPolicy"],
+        sc["volumeBindingMode"],
+        str(sc["allowVolumeExpansion"]).lower(),
+        _age(sc, now),
+    ]
+
+
 def _master_row(master: Obj, now: float, wide: bool) -> list[str]:
     role = "leader" if master.get("status", {}).get("leader") else "follower"
     return [master["metadata"]["name"], master["spec"]["address"], role, _age(master, now)]
@@ -342,6 +354,17 @@ _HEADERS: dict[str, tuple[list[str], list[str]]] = {
     "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"]),
     "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], []),
     "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], []),
+    "StorageClass": (
+        [
+            "NAME",
+            "PROVISIONER",
+            "RECLAIMPOLICY",
+            "VOLUMEBINDINGMODE",
+            "ALLOWVOLUMEEXPANSION",
+            "AGE",
+        ],
+        [],
+    ),
 }
 _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "Pod": _pod_row,
@@ -360,6 +383,7 @@ _ROWS: dict[str, Callable[[Obj, float, bool], list[str]]] = {
     "StatefulSet": _statefulset_row,
     "Ingress": _ingress_row,
     "IngressClass": _ingress_class_row,
+    "StorageClass": _storage_class_row,
 }
 
 

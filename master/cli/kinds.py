@@ -17,6 +17,7 @@ _ALIASES = {
     "StatefulSet": ("statefulset", "statefulsets", "sts", "statefulset.apps", "statefulsets.apps"),
     "Ingress": ("ingress", "ingresses", "ing", "ingress.networking.k8s.io"),
     "IngressClass": ("ingressclass", "ingressclasses", "ingressclass.networking.k8s.io"),
+    "StorageClass": ("storageclass", "storageclasses", "sc", "storageclass.storage.k8s.io"),
     "Master": ("master", "masters"),
     "Namespace": ("namespace", "namespaces", "ns"),
 }
@@ -38,6 +39,7 @@ RESOURCE_NAMES = {
     "StatefulSet": "statefulset.apps",
     "Ingress": "ingress.networking.k8s.io",
     "IngressClass": "ingressclass.networking.k8s.io",
+    "StorageClass": "storageclass.storage.k8s.io",
     "Master": "master",
     "Namespace": "namespace",
 }

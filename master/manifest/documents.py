@@ -76,7 +76,7 @@ _ACCEPTED = (
 _KUBERNETES_KINDS = (
     "Pod", "ReplicaSet", "DaemonSet", "Job", "CronJob",
     "PersistentVolume", "Endpoints",
-    "EndpointSlice", "Node", "Event", "ReplicationController", "StorageClass",
+    "EndpointSlice", "Node", "Event", "ReplicationController",
     "CustomResourceDefinition",
 )  # fmt: skip
 

@@ -32,6 +32,8 @@ IGNORED_KINDS: dict[str, str] = {
     "PodDisruptionBudget": "evictions do not consult disruption budgets",
     "HorizontalPodAutoscaler": "replicas are not scaled automatically",
     "IngressClass": 'pinnace has one built-in IngressClass, "pinnace" (the default)',
+    "StorageClass": 'pinnace has built-in StorageClasses "local" (the default: node-local, '
+    'reclaim policy Delete, expandable) and "local-retain" (the same, reclaim policy Retain)',
     "LimitRange": "no default or maximum resources are enforced",
     "ResourceQuota": "no quotas are enforced",
     "PriorityClass": "pods have no priorities",

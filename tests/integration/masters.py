@@ -189,12 +189,19 @@ class Masters:
             stop_running(self.workdir / name / "lb")
 
     def cli(
-        self, address: str, *args: str, stdin: str | None = None, timeout: float = 30
+        self,
+        address: str,
+        *args: str,
+        stdin: str | None = None,
+        timeout: float = 30,
+        config: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """The CLI as the admin; `address` "" leaves the masters to the config's `server`."""
+        master = ("--master", address) if address else ()
         return subprocess.run(
             [
-                *(sys.executable, "-m", "master.cli.main", "--master", address),
-                *("--config", str(self.config), *args),
+                *(sys.executable, "-m", "master.cli.main", *master),
+                *("--config", str(config or self.config), *args),
             ],
             capture_output=True,
             text=True,

@@ -58,6 +58,12 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
         assert endpoints.split()[1].count(":") == 3, described
     dep = json.loads(k.run("get", "deployment", DEP, "-o", "json").stdout)
     assert dep["status"]["readyReplicas"] == 3
+    # The built-in storage classes, as kubectl lists a cluster's.
+    classes = k.run("get", "storageclass").stdout.splitlines()
+    assert classes[1].split()[:6] == [
+        *("local", "(default)", "pinnace.io/local", "Delete", "WaitForFirstConsumer", "true"),
+    ]
+    assert classes[2].split()[:3] == ["local-retain", "pinnace.io/local", "Retain"]
     assert dep["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
 
     # get -w follows a scale.

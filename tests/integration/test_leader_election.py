@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from master.ha.elector import MasterInfo
+from master.pki.clientconfig import read_client_config
 from master.store.etcd import EtcdStore
 from master.store.etcd_client import EtcdSettings
 from master.store.etcd_lease import EtcdLeases
@@ -205,6 +206,16 @@ def test_get_masters_lists_every_master_and_the_leader_from_any_of_them(ha: HaCl
     assert handover < 1.5, f"graceful handover took {handover:.2f}s"
     assert [i["metadata"]["name"] for i in after] == [n for n in NAMES if n != leader.name]
     assert [i["metadata"]["name"] for i in after if i["status"]["leader"]] == [new.name]
+
+    # Back again, it lists every master in its pinnace.conf (itself first), and the CLI
+    # given only that file reaches the cluster.
+    ha.heal()
+    conf = ha.masters.workdir / leader.name / "pinnace.conf"
+    servers = read_client_config(conf).server.split(",")
+    listed_again = ha.masters.cli("", "get", "masters", config=conf)
+    assert servers[0] == ha.masters.addresses[leader.name]
+    assert set(servers) == {ha.masters.addresses[n] for n in NAMES}
+    assert listed_again.returncode == 0, listed_again.stderr
 
 
 @dataclass

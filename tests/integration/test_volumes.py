@@ -269,3 +269,9 @@ def test_a_claim_asking_for_shared_storage_is_refused_with_the_reason(
         result.stderr
     )
     assert cluster.get_json("pvc")["items"] == []
+    classes = cluster.cli("get", "sc").stdout.splitlines()
+    assert classes[0].split() == [
+        *("NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION"),
+        "AGE",
+    ]
+    assert classes[1].startswith("local (default) ") and " Delete " in classes[1]

@@ -11,6 +11,7 @@ prints. Three are derived on every read, never stored:
   the change cause, with as many replicas as pods of that template exist. That
   is what `kubectl rollout history` and `rollout undo` read.
 - IngressClasses: pinnace has one, `pinnace`, the default (master/api/render_ingress.py).
+- StorageClasses: built in, `local` (the default) and `local-retain` (render_storage.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from master.api.render import (
     rfc3339,
 )
 from master.api.render_ingress import render_ingress_class
+from master.api.render_storage import render_storage_classes
 from master.app.queries import list_endpoints
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.naming import template_hash
@@ -206,6 +208,8 @@ def list_kind(
     namespace and name (events in time order)."""
     if kind == "IngressClass":
         return [render_ingress_class(rfc3339(created_at))]
+    if kind == "StorageClass":
+        return render_storage_classes(rfc3339(created_at))
     if kind == "Endpoints":
         return [render_endpoints(svc, ports) for svc, ports in list_endpoints(state, "", namespace)]
     if kind == "EndpointSlice":
@@ -236,6 +240,9 @@ def get_one(
 ) -> Obj | None:
     if kind == "IngressClass":
         return render_ingress_class(rfc3339(created_at)) if name == INGRESS_CLASS else None
+    if kind == "StorageClass":
+        classes = render_storage_classes(rfc3339(created_at))
+        return next((c for c in classes if c["metadata"]["name"] == name), None)
     if kind == "Endpoints":
         found = [
             render_endpoints(s, p)

@@ -39,7 +39,7 @@ class Resource:
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("namespaces", "Namespace", namespaced=False,
-             verbs=("get", "list", "watch", "create", "delete"),
+             verbs=("get", "list", "watch", "create", "update", "patch", "delete"),
              short_names=("ns",), singular="namespace",
              description="Namespaces; deleting one deletes everything in it."),
     Resource("nodes", "Node", namespaced=False, verbs=(*READ, "patch", "delete"),
@@ -89,12 +89,15 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("endpointslices", "EndpointSlice", group="discovery.k8s.io", verbs=("get", "list"),
              singular="endpointslice",
              description="A service's endpoints (derived from its Endpoints), one slice per port."),
+    Resource("storageclasses", "StorageClass", group="storage.k8s.io", namespaced=False,
+             verbs=("get", "list"), short_names=("sc",), singular="storageclass",
+             description='Built in: "local" (the default; reclaim Delete) and "local-retain".'),
     Resource("replicasets", "ReplicaSet", group="apps", verbs=READ, short_names=("rs",),
              singular="replicaset",
              description="A Deployment's revisions (one per pod template it has rolled out)."),
 )  # fmt: skip
 
-GROUPS = ("apps", "networking.k8s.io", "discovery.k8s.io")
+GROUPS = ("apps", "networking.k8s.io", "discovery.k8s.io", "storage.k8s.io")
 
 
 def resource(group: str, name: str) -> Resource | None:

@@ -60,7 +60,7 @@ class Streams:
         self, request: web.Request, r: Resource, namespace: str | None = None
     ) -> web.StreamResponse:
         """Changes of the resource in `namespace` (None: every namespace)."""
-        if r.kind in ("Endpoints", "EndpointSlice", "ReplicaSet", "IngressClass"):
+        if r.kind in ("Endpoints", "EndpointSlice", "ReplicaSet", "IngressClass", "StorageClass"):
             return await self._watch_static(request, r, namespace)
         rv_text = request.query.get("resourceVersion", "")
         since: int | None = None
