@@ -244,23 +244,30 @@ class LoadBalancerController:
         plan: IngressPlan,
         ingresses: list[Ingress],
     ) -> tuple[list[LbService], IngressFrontend | None]:
-        """Apply `desired` and the Ingress `plan`; if HAProxy refuses the Ingress routes,
-        leave them out (recorded for the Ingresses' status); if it refuses new Services,
-        leave those out (each recorded in `unservable`), so everything else is programmed.
+        """Apply `desired` and the Ingress `plan`. If HAProxy refuses them, the Services are
+        applied alone first, leaving out new ones it refuses (each recorded in `unservable`);
+        then the Ingress routes are tried again beside what was applied, and left out if
+        refused (recorded for the Ingresses' status), so everything else is programmed.
 
         Returns what was applied. Failures not caused by something new propagate (retried)."""
-        if plan.frontend is not None:
-            try:
-                everything = desired + list(plan.backends)
-                await self._driver.apply(everything, plan.frontend, plan.pems)
-                return everything, plan.frontend
-            except (HAProxyError, ValueError) as err:
-                if self._driver.state.ingress == plan.frontend:
-                    raise
-                log.warning("HAProxy refused the Ingress routes (%s); serving Services only", err)
-                generations = {ingress_ref(i): i.meta.generation for i in ingresses}
-                self._ingress_refused = (self._clock.now(), str(err), generations)
-        return await self._apply_services(desired, unservable), None
+        if plan.frontend is None:
+            return await self._apply_services(desired, unservable), None
+        try:
+            everything = desired + list(plan.backends)
+            await self._driver.apply(everything, plan.frontend, plan.pems)
+            return everything, plan.frontend
+        except (HAProxyError, ValueError) as err:
+            log.warning("HAProxy refused the programme (%s); trying the Services alone", err)
+        applied = await self._apply_services(desired, unservable)
+        try:
+            everything = applied + list(plan.backends)
+            await self._driver.apply(everything, plan.frontend, plan.pems)
+            return everything, plan.frontend
+        except (HAProxyError, ValueError) as err:
+            log.warning("HAProxy refused the Ingress routes (%s); serving Services only", err)
+            generations = {ingress_ref(i): i.meta.generation for i in ingresses}
+            self._ingress_refused = (self._clock.now(), str(err), generations)
+        return applied, None
 
     async def _apply_services(
         self, desired: list[LbService], unservable: dict[str, Unservable]
@@ -269,7 +276,7 @@ class LoadBalancerController:
             await self._driver.apply(desired)
             return desired
         except (HAProxyError, ValueError) as err:
-            held = {b.service for b in self._driver.state.backends}
+            held = {b.service for b in self._driver.state.backends if b.frontend}
             added = sorted({s.name for s in desired} - held)
             if not added:
                 raise

@@ -193,12 +193,12 @@ def test_only_admin_certificates_may_use_the_api(cluster: LocalCluster) -> None:
     ca = str(cluster.workdir / "master-data" / "pki" / "ca.crt")
     url = f"{cluster.api_url}/api/v1/namespaces/default/pods"
 
-    def call(cert: tuple[str, str] | None) -> tuple[int, dict[str, Any]]:
+    def call(cert: tuple[str, str] | None, at: str = url) -> tuple[int, dict[str, Any]]:
         ctx = ssl.create_default_context(cafile=ca)
         if cert is not None:
             ctx.load_cert_chain(*cert)
         try:
-            with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+            with urllib.request.urlopen(at, context=ctx, timeout=10) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
@@ -209,6 +209,10 @@ def test_only_admin_certificates_may_use_the_api(cluster: LocalCluster) -> None:
     code, body = call((str(state / "node.crt"), str(state / "node.key")))
     assert (code, body["reason"]) == (403, "Forbidden")
     assert node in body["message"]
+    # Nor may a node run commands in pods (exec is refused before any upgrade).
+    exec_url = f"{url}/any/exec?command=true&stdout=true"
+    code, body = call((str(state / "node.crt"), str(state / "node.key")), exec_url)
+    assert (code, body["reason"]) == (403, "Forbidden")
     pki = cluster.workdir / "master-data" / "pki"
     code, body = call((str(pki / "admin.crt"), str(pki / "admin.key")))
     assert (code, body["kind"]) == (200, "PodList")
