@@ -1,6 +1,6 @@
 """Keeps the HAProxy in step with the cluster: the master's load-balancer loop.
 
-State changes (Services, Pods, Nodes) mark the LB dirty; the loop recomputes
+State changes (Services, Pods, Nodes, Ingresses, Secrets) mark the LB dirty; the loop recomputes
 the desired LB state with the pure `compute_lb_services` and hands it to the
 HAProxy driver, which changes servers through the Runtime API (no reload) or,
 for new services or ports, validates and hot-reloads.
@@ -15,6 +15,13 @@ A Service the LB cannot serve (its port taken, HAProxy refusing it) is left out
 and reported on the Service (conflicts.py); every other Service is still
 programmed. HAProxy outlives this loop: a master that stops leaves it serving
 (unless told `stop_on_exit`), and the next one adopts it.
+
+Ingresses (and the Secrets their TLS names) are planned beside the Services by the pure
+`plan_ingress` (master/lb/ingress.py): their HTTP backends join the Services' in the
+slot table, their routes and certificates form the ingress frontend. An ingress port an
+older Service holds is left out; routes HAProxy refuses (a port another process holds)
+are left out for `refused_retry` or until an Ingress or Secret changes; either way the
+Ingresses get a Warning event and every Service is still programmed.
 """
 
 from __future__ import annotations
@@ -244,23 +251,30 @@ class LoadBalancerController:
         plan: IngressPlan,
         ingresses: list[Ingress],
     ) -> tuple[list[LbService], IngressFrontend | None]:
-        """Apply `desired` and the Ingress `plan`; if HAProxy refuses the Ingress routes,
-        leave them out (recorded for the Ingresses' status); if it refuses new Services,
-        leave those out (each recorded in `unservable`), so everything else is programmed.
+        """Apply `desired` and the Ingress `plan`. If HAProxy refuses them, the Services are
+        applied alone first, leaving out new ones it refuses (each recorded in `unservable`);
+        then the Ingress routes are tried again beside what was applied, and left out if
+        refused (recorded for the Ingresses' status), so everything else is programmed.
 
         Returns what was applied. Failures not caused by something new propagate (retried)."""
-        if plan.frontend is not None:
-            try:
-                everything = desired + list(plan.backends)
-                await self._driver.apply(everything, plan.frontend, plan.pems)
-                return everything, plan.frontend
-            except (HAProxyError, ValueError) as err:
-                if self._driver.state.ingress == plan.frontend:
-                    raise
-                log.warning("HAProxy refused the Ingress routes (%s); serving Services only", err)
-                generations = {ingress_ref(i): i.meta.generation for i in ingresses}
-                self._ingress_refused = (self._clock.now(), str(err), generations)
-        return await self._apply_services(desired, unservable), None
+        if plan.frontend is None:
+            return await self._apply_services(desired, unservable), None
+        try:
+            everything = desired + list(plan.backends)
+            await self._driver.apply(everything, plan.frontend, plan.pems)
+            return everything, plan.frontend
+        except (HAProxyError, ValueError) as err:
+            log.warning("HAProxy refused the programme (%s); trying the Services alone", err)
+        applied = await self._apply_services(desired, unservable)
+        try:
+            everything = applied + list(plan.backends)
+            await self._driver.apply(everything, plan.frontend, plan.pems)
+            return everything, plan.frontend
+        except (HAProxyError, ValueError) as err:
+            log.warning("HAProxy refused the Ingress routes (%s); serving Services only", err)
+            generations = {ingress_ref(i): i.meta.generation for i in ingresses}
+            self._ingress_refused = (self._clock.now(), str(err), generations)
+        return applied, None
 
     async def _apply_services(
         self, desired: list[LbService], unservable: dict[str, Unservable]
@@ -269,7 +283,7 @@ class LoadBalancerController:
             await self._driver.apply(desired)
             return desired
         except (HAProxyError, ValueError) as err:
-            held = {b.service for b in self._driver.state.backends}
+            held = {b.service for b in self._driver.state.backends if b.frontend}
             added = sorted({s.name for s in desired} - held)
             if not added:
                 raise

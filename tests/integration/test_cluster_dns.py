@@ -16,6 +16,7 @@ removes the route to its address.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import signal
 import uuid
@@ -45,6 +46,17 @@ spec:
   clusterIP: None
   selector: {app: db}
   ports: [{port: 80, targetPort: 80}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: backend, namespace: shop}
+spec:
+  selector: {app: shop-backend}
+  ports: [{port: 8080, targetPort: 80}]
 """
 WORKLOADS = """apiVersion: apps/v1
 kind: Deployment
@@ -80,6 +92,18 @@ spec:
   selector: {matchLabels: {app: client}}
   template:
     metadata: {labels: {app: client}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: sh, image: "pinnace/httpd:latest", command: [sleep, "3600"]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shopper, namespace: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: shopper}}
+  template:
+    metadata: {labels: {app: shopper}}
     spec:
       terminationGracePeriodSeconds: 1
       containers: [{name: sh, image: "pinnace/httpd:latest", command: [sleep, "3600"]}]
@@ -183,13 +207,18 @@ def test_pods_resolve_services_and_get_their_variables(
         lambda: cluster.get_json("services", "backend")["spec"].get("clusterIP"),
         timeout=30,
     )
+    shop_ip = json.loads(cluster.cli("get", "svc", "backend", "-n", "shop", "-o", "json").stdout)[
+        "spec"
+    ]["clusterIP"]
+    assert shop_ip and shop_ip != cluster_ip
     cluster.cli("apply", "-f", str(tmp_path / "workloads.yaml"))
 
     def ready() -> dict[str, dict[str, Any]] | None:
-        pods = {p["metadata"]["name"]: p for p in cluster.pods()}
+        listed = json.loads(cluster.cli("get", "pods", "-A", "-o", "json").stdout)["items"]
+        pods = {p["metadata"]["name"]: p for p in listed}
         good = {n: p for n, p in pods.items() if p["status"].get("phase") == "Running"}
         ok = sum(1 for p in good.values() if p["metadata"]["labels"]["app"] == "db")
-        wanted = {"db-0", "db-1"} <= set(good) and ok == 2 and len(good) == 5
+        wanted = {"db-0", "db-1"} <= set(good) and ok == 2 and len(good) == 6
         ready_db = all(
             any(
                 c.get("type") == "Ready" and c["status"] == "True"
@@ -232,6 +261,16 @@ def test_pods_resolve_services_and_get_their_variables(
     assert env["BACKEND_SERVICE_PORT"] == env["BACKEND_SERVICE_PORT_HTTP"] == "80"
     assert env["BACKEND_PORT_80_TCP"] == f"tcp://{cluster_ip}:80"
     assert "DB_SERVICE_HOST" not in env  # headless: no variables
+
+    # A pod of namespace shop searches shop first: `backend` is shop's, `backend.default`
+    # the other; its variables are shop's Services'.
+    shopper_pod = next(n for n in pods if n.startswith("shopper-"))
+    shopper = wait_for("the shopper's container", lambda: _container_of(cluster, shopper_pod))
+    resolv = _exec(shopper, "cat", "/etc/resolv.conf")
+    assert "search shop.svc.cluster.local svc.cluster.local cluster.local" in resolv
+    assert _addresses(shopper, "backend") == {shop_ip}
+    assert _looked_up(shopper, "backend.default") == cluster_ip
+    assert f"BACKEND_SERVICE_HOST={shop_ip}" in _exec(shopper, "env").splitlines()
 
     # dnsPolicy None: only the pod's dnsConfig (Docker's embedded resolver on the pod
     # network forwards to its nameserver); enableServiceLinks false: no variables.

@@ -25,6 +25,7 @@ import docker
 import pytest
 
 from tests.integration.cluster import wait_for
+from tests.integration.kube_helpers import wheel_kubectl
 from tests.integration.masters import DEPLOYMENT, REPO
 from tests.integration.test_lb_outlives_master import steady_load
 from tests.integration.test_leader_election import (  # noqa: F401
@@ -133,6 +134,7 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
     ha: HaCluster,  # noqa: F811
     agent: str,
     docker_client: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     leader = ha.wait_leader()
     applied = ha.masters.cli(
@@ -160,6 +162,19 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
     assert logs.returncode == 0, logs.stderr
     assert status == 200, text
     assert (execed.returncode, execed.stdout) == (0, "through a follower\n"), execed.stderr
+    # kubectl exec (a WebSocket) through a follower's Kubernetes API.
+    kubeconfig = tmp_path / "kubeconfig"
+    made = ha.masters.cli(follower, "kubeconfig", "--server", ha.masters.api_urls[survivor])
+    kubeconfig.write_text(made.stdout)
+    kubectl = subprocess.run(
+        [wheel_kubectl(), "exec", pods[0], "--", "echo", "via the API"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)},
+        check=False,
+    )
+    assert (kubectl.returncode, kubectl.stdout) == (0, "via the API\n"), kubectl.stderr
 
     with steady_load(lb_url(ha, survivor)) as load:
         killed_at = time.monotonic()

@@ -333,3 +333,21 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     assert "load balancer (HAProxy) adopted" in text
     assert "lb apply: nothing changed" in text, text[-2000:]
     assert _says(http_port, "k.test", "/index.html") == "beta"
+
+    # HAProxy cannot bind the HTTPS port (another process holds it): the Ingresses say so
+    # in a Warning, and the Services are still programmed.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        cluster.kill_master()
+        cluster.start_master(*flags[:-1], str(holder.getsockname()[1]))
+
+        def refused() -> bool:
+            events = cluster.get_json("events")["items"]
+            return any(
+                e["reason"] == "LoadBalancerFailed" and e["involvedObject"]["name"] == "web"
+                for e in events
+            )
+
+        wait_for("the Ingresses to report HAProxy's refusal", refused, timeout=30)
+        assert _says(80 + offset, "any") == "alpha"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from master.api.forward import FORWARDED, forward_target
-from master.api.kube.forward import forward_url, is_log
+from master.api.kube.forward import forward_url, is_log, is_session_bound
 from master.ha.elector import MasterInfo
 
 APPLY = "/pinnace.v1.ClusterService/ApplyManifests"
@@ -68,3 +68,12 @@ def test_a_pods_log_is_read_through_the_leader_which_holds_the_sessions() -> Non
         leader + path + "?follow=true"
     )
     assert forward_url("GET", path, True, leader, False, False, True) == ""
+
+
+def test_an_exec_websocket_goes_to_the_leader_and_other_upgrades_stay() -> None:
+    path = "/api/v1/namespaces/default/pods/web-1/exec?command=ls&stdout=true"
+    leader = "https://10.0.0.1:6443"
+
+    assert is_session_bound(path.split("?")[0]) and not is_session_bound("/api/v1/pods")
+    assert forward_url("GET", path, False, leader, False, True, True) == leader + path
+    assert forward_url("GET", "/api/v1/pods?watch=1", False, leader, False, True, False) == ""
