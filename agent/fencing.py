@@ -16,6 +16,7 @@ the fence (agent/worker.py), once the teardown is under way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 FENCE_FRACTION_OF_LEASE = 0.8
 
@@ -76,21 +77,33 @@ def fence_decision(
 # The rule (own view x peers' views x elapsed), applied only once the silence is longer
 # than fence_after and the last error was not "connection refused":
 #
-# | cluster (size n)  | peers' answers                          | verdict                 |
-# |-------------------|-----------------------------------------|-------------------------|
-# | size unknown (0)  | -                                       | fence (as before)       |
-# | one node (n = 1)  | -                                       | hold: never fence       |
-# | n > 1             | me + silent peers > n / 2               | hold: the master stalled|
-# | n > 1             | me + silent peers <= n / 2              | fence: I am cut off     |
+# | cluster (size n)  | peers' answers                                   | verdict          |
+# |-------------------|--------------------------------------------------|------------------|
+# | size unknown (0)  | -                                                | fence (as before)|
+# | one node (n = 1)  | -                                                | hold: never fence|
+# | n > 1             | me + silent peers > n / 2                        | hold: the master |
+# |                   |                                                  | stalled          |
+# | n > 1             | me + silent + unanswered peers <= n / 2          | fence: I am cut  |
+# |                   |                                                  | off              |
+# | n > 1             | otherwise (too few answers to tell)              | wait, ask again, |
+# |                   |                                                  | fence at the     |
+# |                   |                                                  | wait deadline    |
 #
 # "Silent" is an answer, signed by the peer, saying it holds no session or heard nothing
-# for HEARS_WITHIN seconds; a peer that does not answer, answers late or answers unsigned
-# counts as hearing the master (as a vote to fence): a node cut off from everything fences.
+# for HEARS_WITHIN seconds. A listed peer that does not answer in time, or not credibly,
+# is unknown: it is not evidence that the master is up (a cold connection of a freshly
+# joined agent timed out while every node heard nothing, and the agent fenced with "0
+# peers answered"), nor that it is down. Nodes the master does not list (agents without
+# a witness) count as hearing the master. While the answers cannot tell, the agent keeps
+# asking until the wait deadline (WAIT_FRACTION_OF_LEASE of the lease, still before the
+# master gives up on it) and then fences: a node cut off from everything fences a few
+# tenths of a second later than it did, and still before its pods are replaced.
 # Answers count only if asked once the silence passed fence_after - ASK_LEAD (so they
 # speak of the same silence); in a large cluster the master lists a sample of the peers,
 # and the share of silent ones in the sample stands for the cluster's. While holding, the
-# agent keeps asking every ASK_EVERY seconds and fences as soon as the majority hears the
-# master again without it (the master came back, but not for this node).
+# agent keeps asking every ASK_EVERY seconds and fences as soon as the answers no longer
+# show a silent majority for FLIP_ROUNDS rounds (the master came back, but not for this
+# node, or the peers can no longer be reached).
 
 ASK_LEAD = 0.5
 ASK_EVERY = 0.5
@@ -100,6 +113,10 @@ HEARS_WITHIN = 0.6
 # With at least this many peers listed and fewer than the cluster's size, the list is a
 # sample: its silent share stands for the cluster's.
 SAMPLE_MIN = 16
+# Undecided answers keep the pods until this share of the lease has passed without an ack.
+WAIT_FRACTION_OF_LEASE = 0.95
+
+Verdict = Literal["hold", "fence", "wait"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,19 +134,34 @@ def peer_hears(connected: bool, since_ack: float) -> bool:
     return connected and 0 <= since_ack < HEARS_WITHIN
 
 
+def wait_deadline(policy: FencePolicy, lease_seconds: float | None) -> float | None:
+    """Seconds of silence after which undecided answers no longer keep the pods."""
+    limit = fence_after(policy, lease_seconds)
+    if limit is None or not lease_seconds:
+        return limit
+    return max(limit, WAIT_FRACTION_OF_LEASE * lease_seconds)
+
+
 def witness_verdict(
     cluster_size: int, listed_peers: int, views: list[PeerView]
-) -> tuple[bool, str]:
-    """(hold, why): hold the pods when the master, not this node, is the problem."""
+) -> tuple[Verdict, str]:
+    """(verdict, why): hold the pods when the master, not this node, is the problem; fence
+    when it is this node; wait when the answers cannot tell yet (see the table above)."""
     if cluster_size <= 0:
-        return False, "the master never said how large the cluster is"
+        return "fence", "the master never said how large the cluster is"
     if cluster_size == 1:
-        return True, "this is the only node of the cluster: nothing can replace its pods"
-    silent = 1 + sum(1 for v in views if v.reachable and not v.hears_master)
+        return "hold", "this is the only node of the cluster: nothing can replace its pods"
+    answered = {v.name: v for v in views if v.reachable}
+    silent = 1 + sum(1 for v in answered.values() if not v.hears_master)
     sampled = listed_peers >= SAMPLE_MIN and listed_peers + 1 < cluster_size
     total = listed_peers + 1 if sampled else cluster_size
-    reachable = sum(1 for v in views if v.reachable)
-    said = f"{silent} of {total} nodes hear nothing from it ({reachable} peers answered)"
+    unknown = max(0, listed_peers - len(answered))
+    said = (
+        f"{silent} of {total} nodes hear nothing from it "
+        f"({len(answered)} of {listed_peers} peers answered)"
+    )
     if 2 * silent > total:
-        return True, said
-    return False, said
+        return "hold", said
+    if 2 * (silent + unknown) <= total:
+        return "fence", said
+    return "wait", said

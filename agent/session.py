@@ -381,6 +381,9 @@ class Session:
                     if p.name != self._node.name and p.witness_port > 0
                 )
                 self._handle(PeersUpdated(peers, msg.peers.cluster_size))
+                if self._witness is not None:
+                    # Connected now, not when the master goes silent (agent/witness.py).
+                    await self._witness.warm(peers)
             elif kind == "log_request" and self._logs is not None:
                 self._logs.start(log_order_from_proto(msg.log_request), send_log)
             elif kind == "log_request":

@@ -35,6 +35,13 @@ log = logging.getLogger("pinnace.agent")
 # (connected to the master, seconds since it was last heard; < 0: never)
 Probe = Callable[[], Awaitable[tuple[bool, float]]]
 MAX_NONCE = 64
+# A witness channel stays connected: no idle timeout, keepalive pings every 20 s even
+# without calls (the witness server permits them), so the first question finds it warm.
+WARM_CHANNEL_OPTIONS = [
+    ("grpc.client_idle_timeout_ms", 2**31 - 1),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
 
 
 class WitnessListenError(Exception):
@@ -80,7 +87,14 @@ async def serve_witness(host: str, port: int, servicer: WitnessServicer) -> tupl
     """Starts the witness server; (server, the port it listens on)."""
     # No SO_REUSEPORT: two agents on one machine must not share a port (an answer from
     # the wrong agent would be refused, and the asker would count the peer unreachable).
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 0),
+            # Peers keep their channels warm with keepalive pings (WARM_CHANNEL_OPTIONS).
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ]
+    )
     node_pb2_grpc.add_WitnessServiceServicer_to_server(servicer, server)
     address = host_port(host, port)
     try:
@@ -103,17 +117,35 @@ class WitnessClient:
         self._creds = creds
         self._channels: dict[str, grpc.aio.Channel] = {}
 
+    async def warm(self, peers: tuple[PeerAddress, ...]) -> None:
+        """Connects to every listed peer now, ahead of need: a question asked over a cold
+        connection during a master pause could time out on the connection alone (a
+        freshly joined agent fenced with "0 peers answered"). Channels keep their
+        connection alive with keepalive pings and never go idle."""
+        await self._drop_unlisted(peers)
+        for peer in peers:
+            self._channel(host_port(peer.address, peer.port)).get_state(try_to_connect=True)
+
     async def ask(self, peers: tuple[PeerAddress, ...]) -> list[PeerView]:
+        await self._drop_unlisted(peers)
+        return list(await asyncio.gather(*(self._ask_one(p) for p in peers)))
+
+    async def _drop_unlisted(self, peers: tuple[PeerAddress, ...]) -> None:
         listed = {host_port(p.address, p.port) for p in peers}
         for target in set(self._channels) - listed:
             await self._channels.pop(target).close()
-        return list(await asyncio.gather(*(self._ask_one(p) for p in peers)))
+
+    def _channel(self, target: str) -> grpc.aio.Channel:
+        channel = self._channels.get(target)
+        if channel is None:
+            channel = self._channels[target] = grpc.aio.insecure_channel(
+                target, options=WARM_CHANNEL_OPTIONS
+            )
+        return channel
 
     async def _ask_one(self, peer: PeerAddress) -> PeerView:
         target = host_port(peer.address, peer.port)
-        channel = self._channels.get(target)
-        if channel is None:
-            channel = self._channels[target] = grpc.aio.insecure_channel(target)
+        channel = self._channel(target)
         nonce = os.urandom(16)
         creds = self._creds()
         try:

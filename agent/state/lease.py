@@ -35,6 +35,7 @@ from agent.fencing import (
     PeerView,
     fence_after,
     fence_decision,
+    wait_deadline,
     witness_verdict,
 )
 from agent.model import PeerAddress
@@ -93,6 +94,8 @@ class LeaseState:
     views: dict[str, tuple[float, PeerView]] = field(default_factory=dict)
     asking: bool = False
     last_ask: float = float("-inf")
+    # The last round left listed peers unanswered: ask again without waiting ASK_EVERY.
+    unanswered: bool = False
     # Holding the pods through a silence of the master (since when, and why).
     holding: bool = False
     hold_since: float = 0.0
@@ -140,9 +143,12 @@ class LeaseState:
                 return "", []
             return self._fence(mono, f"{reason}, and no peer answered for {VIEW_MAX_AGE:g}s", [])
         if not verdict.frozen and self.cluster_size > 0:
-            hold, why = witness_verdict(self.cluster_size, len(self.peers), self._fresh(mono))
-            if hold:
+            decision, why = witness_verdict(self.cluster_size, len(self.peers), self._fresh(mono))
+            if decision == "hold":
                 return "", self._hold(mono, why)
+            deadline = wait_deadline(self.policy, self.lease_seconds) or 0.0
+            if decision == "wait" and mono - self.last_heard <= deadline:
+                return "", []  # too few answers to tell: ask again until the deadline
             reason = f"{reason}, and {why}"
         return self._fence(mono, reason, [])
 
@@ -199,10 +205,12 @@ class LeaseState:
             or self.last_error_refused
             or self.restarting
             or mono - self.last_heard <= limit - ASK_LEAD
-            or mono - self.last_ask < ASK_EVERY
+            # Again at once when the last round left peers unanswered (a cold connection
+            # timed out): waiting ASK_EVERY would leave no time to ask before the deadline.
+            or (mono - self.last_ask < ASK_EVERY and not self.unanswered)
         ):
             return []
-        self.asking, self.last_ask = True, mono
+        self.asking, self.last_ask, self.unanswered = True, mono, False
         return [AskPeers(mono, self.peers)]
 
     def heard(self, event: MasterHeard, fenced: bool) -> tuple[str, list[Instruction]]:
@@ -235,13 +243,19 @@ class LeaseState:
     def answered(self, event: PeersAnswered, fenced: bool) -> tuple[str, list[Instruction]]:
         self.asking = False
         listed = {p.name for p in self.peers}
+        reached = {v.name for v in event.views if v.reachable}
+        self.unanswered = bool(listed - reached)
         for view in event.views:
             if view.name in listed:
                 self.views[view.name] = (event.asked_at, view)
         if not self.holding or self.restarting:
             return "", []
-        hold, why = witness_verdict(self.cluster_size, len(self.peers), self._fresh(self.latest))
-        self.flip_rounds = 0 if hold else self.flip_rounds + 1
+        decision, why = witness_verdict(
+            self.cluster_size, len(self.peers), self._fresh(self.latest)
+        )
+        # While holding, answers that cannot tell count against holding like a fence verdict:
+        # a node that can no longer reach its peers must not hold on for ever.
+        self.flip_rounds = 0 if decision == "hold" else self.flip_rounds + 1
         if self.flip_rounds < FLIP_ROUNDS or fenced:
             return "", []
         silence = self.latest - self.last_heard

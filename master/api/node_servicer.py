@@ -46,6 +46,7 @@ from master.app.reports import NodeReports
 from master.app.servicenv import service_env
 from master.app.usage import UsageTable
 from master.controllers.heartbeats import DEFAULT_MAX_HEARTBEATS_PER_SECOND, heartbeat_plan
+from master.controllers.lifecycle import witness_members
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
@@ -153,11 +154,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._service_table = ServiceTableFeed(state)
         # Each node's (address, witness port) as last seen, and the sorted witness rows
         # (None: to be rebuilt): status changes then cost the sessions nothing.
-        self._peer_seen: dict[str, tuple[str, int]] = {}
+        self._peer_seen: dict[str, tuple[str, int, bool]] = {}
         self._witness_rows: list[tuple[str, str, int]] | None = None
         self._peers_broadcast_at = float("-inf")
         self._peers_broadcast_task: asyncio.Task[None] | None = None
         self._node_count = 0
+        self._counted: set[str] = set()
         # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
         self._claim_bytes: dict[str, int] = {}
         # Whether a stopping pod may be told to stop (the LB has drained it).
@@ -181,11 +183,15 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def _witnesses(self) -> tuple[list[tuple[str, str, int]], int]:
         """Every node's (name, address, witness port) by name, and the number of nodes."""
         if self._witness_rows is None:
-            nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
+            nodes = witness_members(
+                [n for n in self._state.objects("Node") if isinstance(n, Node)],
+                lambda name: bool(self._state.pods_on_node(name)),
+            )
             self._witness_rows = sorted(
                 (n.meta.name, n.address, n.witness_port) for n in nodes if n.witness_port
             )
             self._node_count = len(nodes)
+            self._counted = {n.meta.name for n in nodes}
         return self._witness_rows, self._node_count
 
     def _broadcast_peers(self) -> None:
@@ -219,7 +225,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
         if isinstance(obj, Node):
-            seen = None if deleted else (obj.address, obj.witness_port)
+            # Readiness too: a dead node leaves the witness list (witness_members).
+            seen = None if deleted else (obj.address, obj.witness_port, obj.status.ready)
             if self._peer_seen.get(obj.meta.name) == seen and not deleted:
                 return  # a status change: the witness list is the same
             if deleted:
@@ -232,6 +239,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             session = self._sessions.get(obj.node_name)
             if session is not None:
                 session.dirty.set()
+            if deleted and self._peer_seen.get(obj.node_name, (None, None, True))[2] is False:
+                # The last pods of a NotReady node going may make it dead: recount.
+                self._witness_rows = None
+                self._broadcast_peers()
         elif isinstance(obj, Service):
             self._on_service(obj, deleted)
         elif isinstance(obj, PersistentVolume):
@@ -420,6 +431,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 if session.peers_changed.is_set():
                     session.peers_changed.clear()
                     witnesses, cluster_size = self._witnesses()
+                    if node_name not in self._counted:
+                        cluster_size += 1  # it holds a session: it counts, dead or not
                     peers = peers_to_proto(node_name, witnesses, cluster_size, MAX_PEERS)
                     if peers != peers_sent:
                         peers_sent = peers

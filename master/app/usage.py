@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from master.model import Node, Pod
+from master.model import Node, Pod, pod_ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +84,14 @@ def node_usage(reports: Mapping[str, NodeReport], nodes: Iterable[Node]) -> list
 
 
 def pod_usage(reports: Mapping[str, NodeReport], pods: Iterable[Pod]) -> list[PodUse]:
-    """Each pod its own node reported containers of, summed, by name."""
+    """Each pod its own node reported containers of, summed, by name (`pod`: the pod_ref the
+    agent reports, "ns/name" outside default)."""
     found = []
-    for pod in sorted(pods, key=lambda p: p.meta.name):
+    for pod in sorted(pods, key=pod_ref):
         r = reports.get(pod.node_name) if pod.node_name else None
-        mine = [c for c in r.containers if c.pod == pod.meta.name] if r is not None else []
+        mine = [c for c in r.containers if c.pod == pod_ref(pod)] if r is not None else []
         if r is not None and mine:
             cpu = sum(c.cpu_millis for c in mine)
             memory = sum(c.memory_bytes for c in mine)
-            found.append(PodUse(pod.meta.name, pod.node_name, cpu, memory, r.measured_at))
+            found.append(PodUse(pod_ref(pod), pod.node_name, cpu, memory, r.measured_at))
     return found

@@ -31,7 +31,7 @@ already NotReady with no pods left (long dead, fully handled) do not count.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -241,3 +241,23 @@ def stalled(last_pass: float, now: float, settings: NodeHealthSettings) -> bool:
     nodes; the caller gives every node a fresh lease before judging any.
     """
     return now - last_pass >= settings.lease_seconds / 2
+
+
+def witness_members(nodes: Sequence[Node], has_pods: Callable[[str], bool]) -> list[Node]:
+    """The nodes an agent's witness rule counts and asks (agent/fencing.py).
+
+    A node NotReady with no pods left is dead (a machine that died, its pods replaced);
+    counting it made a two-node cluster whose other node had died look like two, and the
+    survivor fenced itself on a master stall ("1 of 2 nodes hear nothing"). A NotReady
+    node that still holds pods (evictions paused, or waiting for them) still counts, and so
+    does every Ready or Unknown node, and a node that just registered (NotReady only until
+    the next pass, with no NotReady transition recorded).
+    """
+    return [
+        n
+        for n in nodes
+        if n.status.ready
+        or n.status.reason != NODE_NOT_READY
+        or current_condition(n) != "NotReady"
+        or has_pods(n.meta.name)
+    ]

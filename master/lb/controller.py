@@ -1,6 +1,6 @@
 """Keeps the HAProxy in step with the cluster: the master's load-balancer loop.
 
-State changes (Services, Pods, Nodes) mark the LB dirty; the loop recomputes
+State changes (Services, Pods, Nodes, Ingresses, Secrets) mark the LB dirty; the loop recomputes
 the desired LB state with the pure `compute_lb_services` and hands it to the
 HAProxy driver, which changes servers through the Runtime API (no reload) or,
 for new services or ports, validates and hot-reloads.
@@ -15,6 +15,13 @@ A Service the LB cannot serve (its port taken, HAProxy refusing it) is left out
 and reported on the Service (conflicts.py); every other Service is still
 programmed. HAProxy outlives this loop: a master that stops leaves it serving
 (unless told `stop_on_exit`), and the next one adopts it.
+
+Ingresses (and the Secrets their TLS names) are planned beside the Services by the pure
+`plan_ingress` (master/lb/ingress.py): their HTTP backends join the Services' in the
+slot table, their routes and certificates form the ingress frontend. An ingress port an
+older Service holds is left out; routes HAProxy refuses (a port another process holds)
+are left out for `refused_retry` or until an Ingress or Secret changes; either way the
+Ingresses get a Warning event and every Service is still programmed.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ OBJECT_META = _check(
         "Standard object metadata: name, labels, annotations.",
         (
             Field("name", "Name, unique among objects of its kind.", S),
-            Field("namespace", 'Namespace; only "default" exists in pinnace.', S),
+            Field("namespace", 'The namespace (default: "default"); it must exist.', S),
             Field("labels", "Labels for selection by selectors.", MAP),
             Field("annotations", "Unstructured key-value data.", MAP),
             Field("uid", "Set by the server.", S, read_only=True),

@@ -231,11 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "one pod"
         )
         columns = ("p50 ms", "p99 ms", "req/s", "load p50 ms", "load p99 ms")
-        print(f"{'path':<28}" + "".join(f"{c:<20}" for c in columns) + "failed")
+        print(f"{'path':<28}" + "".join(f"{c:<21}" for c in columns) + "failed")
         labels = {"direct": f"direct {direct}", "service": f"cluster IP {vip}"}
         for key, runs in results.items():
             s = summarize(runs)
-            print(f"{labels[key]:<28}" + "".join(f"{s[c]:<20}" for c in columns) + s["failed"])
+            print(f"{labels[key]:<28}" + "".join(f"{s[c]:<20} " for c in columns) + s["failed"])
         if args.node_death:
             print(node_death(procs, client, box, vip, nodes, args))
         return 0

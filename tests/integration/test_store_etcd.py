@@ -15,7 +15,7 @@ import pytest
 
 from master.store import StoreError
 from master.store.etcd import SCHEMA_VERSION, EtcdStore
-from master.store.etcd_client import EtcdSettings
+from master.store.etcd_client import EtcdSettings, key_range_end
 from master.store.port import Store
 from tests.etcd_cluster import EtcdCluster
 from tests.unit import test_store_contract as contract
@@ -164,3 +164,74 @@ def _put(key: bytes, value: bytes) -> object:
     from aetcd.rpc import rpc_pb2
 
     return rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))
+
+
+def test_a_store_from_before_namespaces_is_migrated_in_one_batch(
+    etcd: EtcdCluster, prefix: str
+) -> None:
+    """Keys (kind, name) as a master before namespaces wrote them become (kind, "ns/name"),
+    with the marker, in one transaction; a Secret's old envelope is re-sealed."""
+    import asyncio
+    import json
+    import os
+
+    from aetcd.rpc import rpc_pb2
+
+    from kernel.clock import FakeClock
+    from master.model import Node, ObjectMeta, Resources, Secret, StoredObject
+    from master.state import ClusterState
+    from master.store.codec import encode
+    from master.store.migrate import KEYS_META, KEYS_NAMESPACED
+    from master.store.sealing import SealingStore, SecretSealer
+    from tests.unit.test_namespace_keys import _legacy_seal
+
+    key = os.urandom(32)
+    sealer = SecretSealer(key)
+    data = {"k": "dg=="}
+    node = Node(ObjectMeta("node-1"), "127.0.0.1", Resources(1000, 1), Resources(1000, 1))
+    old: list[StoredObject] = [
+        pod("web-1"),
+        Secret(ObjectMeta("creds"), sealed=_legacy_seal(key, sealer.key_id, "creds", data)),
+        node,
+    ]
+    raw = EtcdStore(settings(etcd, prefix))
+    try:
+        puts = []
+        for obj in old:
+            body = json.loads(encode(obj))
+            del body["meta"]["namespace"]  # the old model had no such field
+            k = f"{prefix}o/{obj.kind}/{obj.meta.name}".encode()
+            puts.append(
+                rpc_pb2.RequestOp(
+                    request_put=rpc_pb2.PutRequest(key=k, value=json.dumps(body).encode())
+                )
+            )
+        raw.client.txn([], puts, [])
+    finally:
+        raw.close()
+
+    async def load() -> ClusterState:
+        store = SealingStore(EtcdStore(settings(etcd, prefix)), sealer)
+        state = ClusterState(store, FakeClock())
+        await state.load()
+        store.close()
+        return state
+
+    state = asyncio.run(load())
+
+    secret = state.get("Secret", "creds")
+    assert isinstance(secret, Secret) and secret.data == data
+    assert state.pod("web-1") is not None and state.get("Node", "node-1") is not None
+    check = EtcdStore(settings(etcd, prefix))
+    try:
+        reply = check.client.range(f"{prefix}o/".encode(), key_range_end(f"{prefix}o/".encode()))
+        keys = sorted(bytes(kv.key).decode().removeprefix(prefix) for kv in reply.kvs)
+        sealed = {bytes(kv.key): bytes(kv.value) for kv in reply.kvs}[
+            f"{prefix}o/Secret/default/creds".encode()
+        ]
+        assert check.meta_get(KEYS_META) == KEYS_NAMESPACED
+    finally:
+        check.close()
+    assert keys == ["o/Node/node-1", "o/Pod/default/web-1", "o/Secret/default/creds"]
+    assert b"aesgcm:v2:" in sealed
+    assert asyncio.run(load()).get("Secret", "creds") == secret  # nothing left to move

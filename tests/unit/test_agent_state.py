@@ -399,13 +399,39 @@ def test_a_node_cut_off_while_its_peers_hear_the_master_fences_at_the_usual_time
     assert "1 of 3 nodes hear nothing" in m.state.pods.fence_reason
 
 
-def test_a_node_that_reaches_no_peer_fences() -> None:
+def test_a_node_that_reaches_no_peer_fences_at_the_wait_deadline() -> None:
     m = Machine(FencePolicy())
     silent_master(m)
     (ask,) = asks(m.feed(Tick(103.1)))
     m.feed(PeersAnswered(ask.asked_at, (PeerView("n2", False), PeerView("n3", False))))
-    m.feed(Tick(103.5))
+    # Unanswered is not "hears the master": it asks again at once (not ASK_EVERY later)...
+    (again,) = asks(m.feed(Tick(103.3)))
+    m.feed(PeersAnswered(again.asked_at, (PeerView("n2", False), PeerView("n3", False))))
+    ticks(m, 103.5, 103.7)  # past fence_after (2.4 s): still waiting, still asking
+    assert not m.state.fenced
+    # ...and fences at 0.95 x the lease (2.85 s), still before the master gives up (3 s).
+    m.feed(Tick(103.9))
     assert m.state.fenced
+
+
+def test_a_cold_witness_connection_that_answers_on_the_second_round_keeps_the_pods() -> None:
+    # A freshly joined agent during a master pause: its first question timed out on a cold
+    # connection ("0 peers answered"), the second finds the peers silent too.
+    m = Machine(FencePolicy())
+    silent_master(m)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    m.feed(PeersAnswered(ask.asked_at, (PeerView("n2", False), PeerView("n3", False))))
+    (again,) = asks(m.feed(Tick(103.3)))  # at once, not ASK_EVERY later
+    m.feed(Tick(103.5))  # past fence_after (2.4 s), the second round still out
+    assert not m.state.fenced
+    silent = (PeerView("n2", True, False), PeerView("n3", True, False))
+    m.feed(PeersAnswered(again.asked_at, silent))
+    t = 103.7
+    while t <= 110.0:  # the peers keep answering "silent too" while the master is away
+        for question in asks(m.feed(Tick(t))):
+            m.feed(PeersAnswered(question.asked_at, silent))
+        t = round(t + 0.2, 1)
+    assert not m.state.fenced and m.state.lease.holding
 
 
 def test_answers_from_before_the_silence_neared_the_limit_do_not_count() -> None:
@@ -414,6 +440,9 @@ def test_answers_from_before_the_silence_neared_the_limit_do_not_count() -> None
     old = (PeerView("n2", True, False), PeerView("n3", True, False))
     m.feed(PeersAnswered(101.5, old))  # asked long before: says nothing of this silence
     m.feed(Tick(103.5))
+    assert not m.state.fenced  # no answer that counts: wait for one...
+    m.feed(Tick(103.7))
+    m.feed(Tick(103.9))  # ...until the wait deadline
     assert m.state.fenced
 
 

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 
+import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -23,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from agent.attest import AttestError, sign_view, verify_answer
 from agent.credentials import NodeCredentials, key_pem
 from agent.fencing import FencePolicy
-from agent.model import NodeInfo, Resources
+from agent.model import NodeInfo, PeerAddress, Resources
 from agent.outbox import StatusOutbox
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.session import Session
@@ -227,3 +228,23 @@ def test_a_witness_port_that_is_taken_is_one_clear_error() -> None:
 
     message = asyncio.run(scenario())
     assert message.startswith("--witness-port ") and "cannot listen on 127.0.0.1:" in message
+
+
+def test_warm_connects_to_the_listed_peers_before_any_question() -> None:
+    async def scenario() -> tuple[str, int]:
+        server, port = await serve_witness("127.0.0.1", 0, WitnessServicer("n2", lambda: None))
+        client = WitnessClient("n1", lambda: None)
+        try:
+            await client.warm((PeerAddress("n2", "127.0.0.1", port),))
+            channel = client._channels[f"127.0.0.1:{port}"]
+            async with asyncio.timeout(5):
+                while channel.get_state() != grpc.ChannelConnectivity.READY:
+                    await channel.wait_for_state_change(channel.get_state())
+            ready = channel.get_state().name
+            await client.warm(())  # no longer listed: closed and forgotten
+            return ready, len(client._channels)
+        finally:
+            await client.close()
+            await server.stop(None)
+
+    assert asyncio.run(scenario()) == ("READY", 0)

@@ -22,6 +22,7 @@ from master.controllers.lifecycle import (
     SetNodeCondition,
     reconcile_nodes,
     stalled,
+    witness_members,
 )
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -313,3 +314,16 @@ def test_a_node_is_judged_by_the_lease_it_was_given() -> None:
     assert isinstance(action, SetNodeCondition) and action.node == "big"
     assert action.condition == "NotReady"
     assert "lease 4s" in action.message
+
+
+def test_witness_members_leave_out_dead_nodes_only() -> None:
+    nodes = [
+        _node("ready"),
+        _node("unknown", ready=False, reason=NODE_UNKNOWN),
+        _node("dead", ready=False, reason=NODE_NOT_READY),
+        _node("silent-with-pods", ready=False, reason=NODE_NOT_READY),
+    ]
+
+    members = witness_members(nodes, lambda name: name == "silent-with-pods")
+
+    assert [n.meta.name for n in members] == ["ready", "unknown", "silent-with-pods"]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from kernel.clock import FakeClock
 from master.api.node_servicer import NodeServicer
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.model import Event
+from master.model import NODE_NOT_READY, Event, Node
 from master.state import ClusterState
 from master.store import MemoryStore
 from protos import node_pb2
@@ -175,3 +176,24 @@ def test_a_notice_is_a_node_event_without_control_characters() -> None:
     assert event.reason == "Master2JUnreachable"
     assert "\x1b" not in event.message and "\x07" not in event.message
     assert event.message.startswith("kept pods")
+
+
+def test_a_dead_node_is_neither_listed_nor_counted_as_a_witness() -> None:
+    _, state, _, servicer = _setup()
+    session_id = _register(servicer, "n1", witness_port=7401)
+    _register(servicer, "n22", witness_port=7402)
+    node = state.get("Node", "n22")
+    assert isinstance(node, Node)
+    # NotReady with no pods left: its machine died and its pods were replaced.
+    dead = replace(node, status=replace(node.status, ready=False, reason=NODE_NOT_READY))
+    state.put(dead)
+
+    async def scenario() -> Any:
+        agent = _Agent(servicer, "n1", session_id)
+        peers = await agent.next("peers")
+        await agent.close()
+        return peers
+
+    peers = asyncio.run(scenario())
+
+    assert list(peers.peers) == [] and peers.cluster_size == 1

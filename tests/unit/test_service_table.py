@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from agent.nodeproxy.table import Backend, ServiceTables, table_from_proto
-from master.api.servicetable import table_to_proto
+from kernel.clock import FakeClock
+from master.api.servicetable import ServiceTableFeed, table_to_proto
+from master.app.apply import apply_objects
 from master.lb.servicetable import TableEndpoint, compute_service_table
 from master.model import (
     Container,
@@ -18,6 +21,8 @@ from master.model import (
     Service,
     ServicePort,
 )
+from master.state import ClusterState
+from master.store import MemoryStore
 
 
 def _pod(name: str, app: str, host_port: int, ready: bool = True, node: str = "n1") -> Pod:
@@ -114,3 +119,27 @@ def test_the_table_crosses_the_wire_unchanged_and_repeats_are_dropped() -> None:
         Backend("192.0.2.1", 31000, "redis-0", "n1", "redis-0", "redis"),
     )
     assert seen == [7, 1]
+
+
+def test_the_feed_recomputes_once_per_change_and_bumps_the_version_only_on_news() -> None:
+    state = ClusterState(MemoryStore(), FakeClock())
+    feed = ServiceTableFeed(state)
+    woken: list[int] = []
+    unsubscribe = feed.on_stale(lambda: woken.append(1))
+
+    empty = feed.current()
+    asyncio.run(apply_objects(state, [_svc("leader", "")], 1.0))
+    first = feed.current()
+    again = feed.current()
+    # A change to something the table does not show (a label) is no news.
+    labelled = replace(_svc("leader", ""), meta=ObjectMeta(name="leader", labels={"x": "y"}))
+    asyncio.run(apply_objects(state, [labelled], 2.0))
+    same = feed.current()
+    unsubscribe()
+    asyncio.run(apply_objects(state, [_svc("follower", "")], 3.0))
+
+    assert (empty.version, first.version, again.version, same.version) == (1, 2, 2, 2)
+    assert [(s.name, s.cluster_ip) for s in first.services] == [("leader", "10.96.1.0")]
+    assert first.service_cidr == "10.96.0.0/12"
+    # Woken for the first apply (later ones within WAKE_INTERVAL are coalesced).
+    assert woken

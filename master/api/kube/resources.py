@@ -39,7 +39,7 @@ class Resource:
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("namespaces", "Namespace", namespaced=False,
-             verbs=("get", "list", "watch", "create", "delete"),
+             verbs=("get", "list", "watch", "create", "update", "patch", "delete"),
              short_names=("ns",), singular="namespace",
              description="Namespaces; deleting one deletes everything in it."),
     Resource("nodes", "Node", namespaced=False, verbs=(*READ, "patch", "delete"),
