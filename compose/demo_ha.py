@@ -67,6 +67,8 @@ def start_agents(ha: HaCluster, workdir: Path, run: str) -> list[subprocess.Pope
             sys.executable, "-m", "agent", "--master", everyone, "--name", node,
             "--advertise-address", "127.0.0.1", "--token", token.stdout.strip(),
             "--metrics-listen", "", "--state-dir", str(workdir / node),
+            # No cluster IPs in this demo; a node proxy would outlive its agent.
+            "--no-node-proxy",
         ]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         agents.append(subprocess.Popen(args, stdout=log, stderr=log, cwd=REPO, env=env))
