@@ -29,7 +29,7 @@ install), so the agent (root) does this:
 - Removal: unmount, detach the loop devices found by the file's path (loop devices
   are shared by everything on the machine: only the file's own), remove it.
 
-Decisions (`image_bytes`, `shortfall`, `loops_of`, `mounted`) are pure; ClaimDisks
+Decisions (`image_bytes`, `shortfall`, `loops_of`, `mounts_of`) are pure; ClaimDisks
 runs the commands (blocking: the runtime calls it from its worker threads).
 """
 
@@ -82,10 +82,10 @@ def loops_of(losetup_j_output: str) -> list[str]:
     return [line.split(":", 1)[0] for line in losetup_j_output.splitlines() if ":" in line]
 
 
-def mounted(proc_mounts: str, devices: list[str]) -> bool:
-    """Whether one of `devices` is mounted anywhere (/proc/mounts: a container's volume
-    holds the claim's filesystem through Docker's bind of it)."""
-    return any(line.split(" ", 1)[0] in devices for line in proc_mounts.splitlines())
+def mounts_of(proc_mounts: str, devices: list[str]) -> int:
+    """How many mounts of `devices` /proc/mounts lists: the agent's own, plus one for
+    each Docker volume mount of the claim a container holds."""
+    return sum(line.split(" ", 1)[0] in devices for line in proc_mounts.splitlines())
 
 
 def _allocate(path: Path, size: int) -> None:
@@ -234,11 +234,10 @@ class ClaimDisks:
 
     def _grow_unmounted(self, name: str) -> bool:
         image, mnt = self.image(name), self.mountpoint(name)
-        self._run(["umount", str(mnt)])
         loops = self._loops(image)
-        if mounted(Path("/proc/mounts").read_text(), loops):
-            self._mount(image, mnt)  # a container's volume still holds it
-            return False
+        if mounts_of(Path("/proc/mounts").read_text(), loops) > 1:
+            return False  # a container's volume holds it too: later
+        self._run(["umount", str(mnt)])
         for loop in loops:
             self._run(["losetup", "-d", loop])
         try:

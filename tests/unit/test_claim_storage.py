@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.claim_disks import MIB, ClaimDisks, image_bytes, loops_of, mounted, shortfall
+from agent.claim_disks import MIB, ClaimDisks, image_bytes, loops_of, mounts_of, shortfall
 from agent.claim_volumes import claim_sizes, plan_growth, plan_removals
 from agent.model import PodAssignment, PodSpec, Volume
 from agent.runtime.port import LABEL_VOLUME_KIND, VolumeInfo
@@ -150,11 +150,15 @@ def test_a_loop_device_left_attached_to_the_file_is_reused(tmp_path: Path) -> No
     assert run.calls[-1][:5] == ["mount", "-t", "ext4", "-o", "nodev,nosuid"]
 
 
-def test_mounted_finds_a_device_in_proc_mounts() -> None:
-    text = "/dev/loop3 /var/lib/docker/volumes/x/_data ext4 rw 0 0\nproc /proc proc rw 0 0\n"
-    assert mounted(text, ["/dev/loop3"])
-    assert not mounted(text, ["/dev/loop30"])
-    assert not mounted(text, [])
+def test_mounts_of_counts_a_devices_mounts_in_proc_mounts() -> None:
+    text = (
+        "/dev/loop3 /var/lib/pinnace/claims/n1/v ext4 rw 0 0\n"
+        "/dev/loop3 /var/lib/docker/volumes/v/_data ext4 rw 0 0\n"
+        "proc /proc proc rw 0 0\n"
+    )
+    assert mounts_of(text, ["/dev/loop3"]) == 2
+    assert mounts_of(text, ["/dev/loop30"]) == 0
+    assert mounts_of(text, []) == 0
 
 
 # -- master ------------------------------------------------------------------------------
