@@ -1,31 +1,36 @@
-"""Claim volumes of the size they ask for: a sparse file formatted ext4, loop-mounted.
+"""Claim volumes of the size they ask for: a file of that size formatted ext4, loop-mounted.
 
 Docker's local driver has no size limit on a plain named volume (overlay or ext4
 data roots have no per-volume quota), which is local-path-provisioner#345's
 complaint: a 1Gi claim fills the node's disk. XFS project quotas would need the
 data root on XFS mounted with `prjquota`, and ext4 project quotas a remount with
 `prjquota` — neither is how Debian installs a machine. A loop-mounted file works
-on any filesystem that holds sparse files, with nothing but util-linux and
-e2fsprogs (both in every Debian install), so the agent (root) does this:
+on any filesystem, with nothing but util-linux and e2fsprogs (both in every Debian
+install), so the agent (root) does this:
 
-- `<root>/<volume>.img`: a sparse file, formatted ext4 (no reserved blocks), grown
-  until the filesystem holds at least the request; made under a temporary name
-  and renamed, so a half-made file is never adopted. Only written blocks use
-  disk; `discard` gives deleted files' blocks back to the host.
-- `<root>/<volume>/`: where the agent mounts it (`mount -o loop`: the loop device
-  is detached by the kernel at the last unmount). The claim's Docker volume is a
-  bind of that directory (local driver, `type=none,o=bind`), so containers,
-  subPath and Docker's copy of the image's files into an empty volume work as
-  with any named volume, and a write past the size fails with ENOSPC.
+- `<root>/<volume>.img`: a file of the request plus ext4's own room, allocated
+  whole (`fallocate`: the claim's space is the claim's, so claims can never
+  overcommit the node's disk and turn a full host disk into I/O errors inside a
+  claim), formatted ext4 with no reserved blocks; made under a temporary name and
+  renamed, so a half-made file is never adopted.
+- `<root>/<volume>/`: where the agent mounts it, through a loop device with direct
+  I/O (`losetup --direct-io=on`: the data is cached once, by the claim's own
+  filesystem, not a second time for the backing file). The claim's Docker volume
+  is a bind of that directory (local driver, `type=none,o=bind`), so containers,
+  subPath and Docker's copy of the image's files into an empty volume work as with
+  any named volume, and a write past the size fails with ENOSPC.
 - Restart: the mounts outlive the agent; after a reboot `adopt` (at start) and
-  `ensure` (before each container of the claim) mount the file again.
+  `ensure` (before each container of the claim) mount the file again (a loop
+  device still attached to the file is reused).
 - Growing: a larger request grows the file and `resize2fs` grows the mounted
-  filesystem online. Nothing here ever shrinks a filesystem.
-- Removal: unmount, detach any loop device still on the file (found by the
-  file's path: loop devices are shared by everything on the machine), remove it.
+  filesystem online; where the kernel refuses (it needs CAP_SYS_RESOURCE), the
+  filesystem grows unmounted the next time no container holds it. Nothing here
+  ever shrinks a filesystem.
+- Removal: unmount, detach the loop devices found by the file's path (loop devices
+  are shared by everything on the machine: only the file's own), remove it.
 
-Decisions (`image_bytes`, `shortfall`, `loops_of`) are pure; ClaimDisks runs the
-commands (blocking: the runtime calls it from its worker threads).
+Decisions (`image_bytes`, `shortfall`, `loops_of`, `mounts_of`) are pure; ClaimDisks
+runs the commands (blocking: the runtime calls it from its worker threads).
 """
 
 from __future__ import annotations
@@ -75,6 +80,21 @@ def shortfall(capacity: int, request: int) -> int:
 def loops_of(losetup_j_output: str) -> list[str]:
     """The loop devices `losetup -j FILE` lists (`/dev/loop3: [2049]:131 (/path)`)."""
     return [line.split(":", 1)[0] for line in losetup_j_output.splitlines() if ":" in line]
+
+
+def mounts_of(proc_mounts: str, devices: list[str]) -> int:
+    """How many mounts of `devices` /proc/mounts lists: the agent's own, plus one for
+    each Docker volume mount of the claim a container holds."""
+    return sum(line.split(" ", 1)[0] in devices for line in proc_mounts.splitlines())
+
+
+def _allocate(path: Path, size: int) -> None:
+    """The file at `size` bytes, every byte allocated (ENOSPC now rather than later)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
 
 
 def _run(argv: Sequence[str]) -> str:
@@ -131,8 +151,12 @@ class ClaimDisks:
         if fresh:
             self.root.mkdir(parents=True, exist_ok=True)
             making = image.with_suffix(".making")
-            with open(making, "wb") as f:
-                f.truncate(image_bytes(request))
+            making.unlink(missing_ok=True)
+            try:
+                _allocate(making, image_bytes(request))
+            except OSError as exc:
+                making.unlink(missing_ok=True)
+                raise DiskError(f"cannot make the claim's file of {request} bytes: {exc}") from exc
             self._run(
                 ["mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096", "-E", "nodiscard", str(making)]
             )
@@ -146,12 +170,26 @@ class ClaimDisks:
         self.grow(name, request)
         return str(mnt)
 
+    def _loops(self, image: Path) -> list[str]:
+        return loops_of(self._run(["losetup", "-j", str(image)]))
+
     def _mount(self, image: Path, mnt: Path) -> None:
         if os.path.ismount(mnt):
             return
         mnt.mkdir(parents=True, exist_ok=True)
-        self._run(["mount", "-t", "ext4", "-o", "loop,discard,nodev,nosuid", str(image), str(mnt)])
-        log.info("mounted claim file %s on %s", image, mnt)
+        attached = self._loops(image)
+        loop = (
+            attached[0]
+            if attached
+            else self._run(["losetup", "--find", "--show", "--direct-io=on", str(image)]).strip()
+        )
+        try:
+            self._run(["mount", "-t", "ext4", "-o", "nodev,nosuid", loop, str(mnt)])
+        except DiskError:
+            if not attached:
+                self._run(["losetup", "-d", loop])
+            raise
+        log.info("mounted claim file %s on %s (%s)", image, mnt, loop)
 
     def usage(self, name: str) -> tuple[int, int] | None:
         """(used, capacity) bytes of a mounted claim filesystem; None when not mounted."""
@@ -177,10 +215,12 @@ class ClaimDisks:
             size = image.stat().st_size
             want = target(request) if target else size + shortfall(measured[1], request)
             if want > size:
-                with open(image, "r+b") as f:
-                    f.truncate(want)
+                try:
+                    _allocate(image, want)
+                except OSError as exc:
+                    raise DiskError(f"cannot grow the claim's file to {want} bytes: {exc}") from exc
             try:
-                for loop in loops_of(self._run(["losetup", "-j", str(image)])):
+                for loop in self._loops(image):
                     self._run(["losetup", "-c", loop])
                     self._run(["resize2fs", loop])
             except DiskError as exc:
@@ -194,10 +234,12 @@ class ClaimDisks:
 
     def _grow_unmounted(self, name: str) -> bool:
         image, mnt = self.image(name), self.mountpoint(name)
+        loops = self._loops(image)
+        if mounts_of(Path("/proc/mounts").read_text(), loops) > 1:
+            return False  # a container's volume holds it too: later
         self._run(["umount", str(mnt)])
-        if loops_of(self._run(["losetup", "-j", str(image)])):
-            self._mount(image, mnt)  # a container's volume still holds it
-            return False
+        for loop in loops:
+            self._run(["losetup", "-d", loop])
         try:
             self._run(["e2fsck", "-f", "-p", str(image)])
             self._run(["resize2fs", str(image)])
@@ -231,7 +273,7 @@ class ClaimDisks:
         if os.path.ismount(mnt):
             self._run(["umount", str(mnt)])
         if image.exists():
-            for loop in loops_of(self._run(["losetup", "-j", str(image)])):
+            for loop in self._loops(image):
                 self._run(["losetup", "-d", loop])
             image.unlink()
         if mnt.is_dir():

@@ -78,7 +78,7 @@ class ClaimOrders:
         # Set when a volume was removed: the session reports usage now, not in 5 s.
         self.removed = asyncio.Event()
         # Growths tried and put off (the claim is in use where only offline growth
-        # works): tried again by the next container of the claim, not every round.
+        # works), by size: said once, tried again every round.
         self.put_off: dict[str, int] = {}
 
     def set_sizes(self, pods: Iterable[PodAssignment]) -> None:
@@ -133,14 +133,16 @@ async def keep_once(runtime: Runtime, disks: ClaimDisks | None, orders: ClaimOrd
         v.name: await asyncio.to_thread(disks.usage, v.name) for v in _claim_volumes(volumes)
     }
     for name in plan_growth(orders.sizes, measured):
-        if orders.put_off.get(name) == orders.sizes[name]:
-            continue
+        # Tried every round (a growth put off waits for the claim's containers to stop);
+        # said once per size.
+        said = orders.put_off.get(name) == orders.sizes[name]
         try:
             if not await asyncio.to_thread(disks.grow, name, orders.sizes[name]):
                 orders.put_off[name] = orders.sizes[name]
         except (DiskError, OSError) as exc:
             orders.put_off[name] = orders.sizes[name]
-            log.warning("cannot grow claim volume %s: %s", name, exc)
+            if not said:
+                log.warning("cannot grow claim volume %s: %s", name, exc)
 
 
 async def run_claim_keeper(

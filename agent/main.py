@@ -20,7 +20,7 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -382,7 +382,7 @@ async def run_agent(
         resources.allocatable.cpu_millis,
         resources.allocatable.memory_bytes,
     )
-    proxy = _node_proxy(args, state_dir, clock, services)
+    proxy = _node_proxy(args, state_dir, clock, services, session.notify)
     tasks = [
         *([asyncio.create_task(proxy.run(), name="node-proxy")] if proxy else []),
         asyncio.create_task(worker.run(), name="worker"),
@@ -421,20 +421,26 @@ async def run_agent(
 
 
 def _node_proxy(
-    args: argparse.Namespace, state_dir: Path, clock: Clock, services: ServiceTables
+    args: argparse.Namespace,
+    state_dir: Path,
+    clock: Clock,
+    services: ServiceTables,
+    notify: Callable[[str, str], None],
 ) -> NodeProxy | None:
     """The node proxy (agent/nodeproxy), fed by the master's service table; None when off."""
     if args.no_node_proxy:
         log.info("node proxy off (--no-node-proxy): Services' cluster IPs are not served here")
         return None
     if shutil.which(args.haproxy) is None:
-        log.error(
-            "node proxy off: no HAProxy binary %r (install haproxy, pass --haproxy PATH, or "
-            "--no-node-proxy); pods on this node cannot reach Services' cluster IPs",
-            args.haproxy,
+        why = (
+            f"node proxy off: no HAProxy binary {args.haproxy!r} (install haproxy, pass "
+            "--haproxy PATH, or --no-node-proxy); pods on this node cannot reach Services' "
+            "cluster IPs"
         )
+        log.error("%s", why)
+        notify("NodeProxyUnavailable", why)
         return None
-    proxy = NodeProxy(state_dir / "nodeproxy", clock, args.haproxy)
+    proxy = NodeProxy(state_dir / "nodeproxy", clock, args.haproxy, notify=notify)
     services.subscribe(proxy.offer)
     return proxy
 

@@ -87,6 +87,7 @@ FENCE_TEARDOWN_WAIT = 10.0
 
 # A follower master's refusal names the leader in this trailing metadata.
 LEADER_METADATA = "pinnace-leader"
+NOT_THE_LEADER = "not the leader"
 
 
 def leader_hint(exc: BaseException) -> str:
@@ -108,7 +109,7 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
             return "connection refused", True
         if "is a follower" in details or "no master is the leader" in details:
             # One of several masters, not the leader: retry soon, as for a refusal.
-            return f"not the leader ({details})", True
+            return f"{NOT_THE_LEADER} ({details})", True
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
             return f"unavailable ({details})", False
         return f"{exc.code().name}: {details}", False
@@ -249,14 +250,19 @@ class Session:
                 try:
                     await self._connect_once()
                     error, refused = "the master ended the session", False
+                    redirected = False
                 except _Restart:
                     error, refused = "restarting the session after fencing", False
+                    redirected = False
                 except Exception as exc:  # any failure means: reconnect
                     error, refused = describe_error(exc)
                     leader = leader_hint(exc)
                     if leader and self._prefer is not None:
                         self._prefer(leader)
-                ended = SessionEnded(self._target, self.connected, error, refused, self._jitter())
+                    redirected = error.startswith(NOT_THE_LEADER)
+                ended = SessionEnded(
+                    self._target, self.connected, error, refused, self._jitter(), redirected
+                )
                 for instruction in self._handle(ended):
                     if isinstance(instruction, Reconnect):
                         await self._clock.sleep(instruction.after)

@@ -56,8 +56,8 @@ from master.model import (
     key_name,
     key_of,
 )
-from master.store.migrate import KEYS_META, plan_key_migration
-from master.store.port import NotLeaderError, ObjectKey, Store
+from master.store.migrate import KEYS_META, KEYS_NAMESPACED, plan_key_migration
+from master.store.port import NotLeaderError, ObjectKey, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +116,19 @@ class ClusterState:
         marker = await asyncio.to_thread(self._store.meta_get, KEYS_META)
         migration = plan_key_migration(marker, objects)
         if migration is not None:
-            await asyncio.to_thread(
-                self._store.write, migration.puts, migration.deletes, migration.meta
-            )
-            if migration.puts:
-                log.info("moved %d objects to namespaced keys", len(migration.puts))
+            try:
+                await asyncio.to_thread(
+                    self._store.write, migration.puts, migration.deletes, migration.meta
+                )
+            except StoreError:
+                # Several masters on one etcd: another may have migrated it first (its
+                # batch changed the keys this one compared); then its result is the store.
+                if await asyncio.to_thread(self._store.meta_get, KEYS_META) != KEYS_NAMESPACED:
+                    raise
+                objects = await asyncio.to_thread(self._store.load_all)
+            else:
+                if migration.puts:
+                    log.info("moved %d objects to namespaced keys", len(migration.puts))
         for obj in objects:
             self._index(obj.kind, obj)
             self._rv = max(self._rv, obj.meta.resource_version)

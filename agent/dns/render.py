@@ -33,7 +33,7 @@ LOCAL_TTL = 5
 
 @dataclass(frozen=True, slots=True, order=True)
 class DnsName:
-    """One name of the cluster, as the master sends it (protos/node.proto DnsRecord)."""
+    """One name of the cluster, made from the service table (`names_from_table`)."""
 
     namespace: str
     service: str

@@ -75,6 +75,7 @@ class NodeProxy:
         min_interval: float = 0.3,
         retry_after: float = 5.0,
         route: Callable[[str], None] = make_local,
+        notify: Callable[[str, str], None] | None = None,
     ) -> None:
         self.paths = process.ProxyPaths(workdir)
         self._clock = clock
@@ -83,6 +84,9 @@ class NodeProxy:
         self._min_interval = min_interval
         self._retry_after = retry_after
         self._route = route
+        # Tells the master what users should see as a node event (Session.notify).
+        self._notify = notify or (lambda reason, message: None)
+        self._told = ""
         self._latest: ServiceTable | None = None
         self._wake = asyncio.Event()
         self._routed = ""
@@ -126,6 +130,7 @@ class NodeProxy:
                 continue
             except Exception as e:  # one bad table must not stop the agent
                 log.error("node proxy: %s; trying again in %.0f s", e, self._retry_after)
+                self._tell(f"{e}; pods on this node may not reach Services' cluster IPs")
                 await self._clock.sleep(self._retry_after)
                 self._wake.set()
                 continue
@@ -141,6 +146,7 @@ class NodeProxy:
                 if self._route_failed != step.route:
                     log.error("node proxy: %s; Services' cluster IPs are not served here", e)
                     self._route_failed = step.route
+                    self._tell(f"{e}; Services' cluster IPs are not served on this node")
                 raise
             self._routed = step.route
             log.info("node proxy: service range %s is local to this node", step.route)
@@ -155,6 +161,12 @@ class NodeProxy:
             process.reload(self._pid)
         self._applied = step.text
         self._served(table)
+
+    def _tell(self, message: str) -> None:
+        """A NodeProxyUnavailable node event, once per distinct trouble."""
+        if message != self._told:
+            self._told = message
+            self._notify("NodeProxyUnavailable", message)
 
     def _served(self, table: ServiceTable) -> None:
         self.serving_version = table.version

@@ -142,6 +142,9 @@ class SessionEnded:
     refused: bool
     # A random number in [0, 1) for the reconnect delay's jitter.
     jitter: float
+    # A follower master refused us, naming the leader (or saying one is being elected):
+    # the masters are up, so come back soon rather than back off.
+    redirected: bool = False
 
 
 Event = (

@@ -299,6 +299,13 @@ class LeaseState:
                     Log("debug", f"attempt {self.failures} to reach {target}: {event.error}")
                 )
         self.registered = False
+        if event.redirected:
+            # One of several masters answered (a follower): a failover is under way or
+            # over. Come back at once to the leader it named, and start backing off afresh
+            # (a dead old leader's "connection refused" must not pile up delays).
+            self.reconnect_delay = RECONNECT_INITIAL
+            out.append(Reconnect(RECONNECT_INITIAL * (0.5 + event.jitter)))
+            return out
         cap = REFUSED_CAP if event.refused else RECONNECT_CAP
         self.reconnect_delay = min(cap, self.reconnect_delay)
         out.append(Reconnect(self.reconnect_delay * (0.5 + event.jitter)))

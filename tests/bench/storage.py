@@ -5,7 +5,8 @@ Run as `python -m tests.bench.storage [--runs 3] [--mib 256] [--syncs 200]`. It 
 pinnace master and one agent (subprocesses, 127.0.0.1), applies a claim and a deployment
 of `pinnace/httpd` that mounts it, and measures inside that pod's container; beside it,
 the same commands in a `docker run` container on a plain Docker volume, and on a
-bind-mounted directory of the host's disk. Per target and run:
+bind-mounted directory of the host's disk. The claim is a loop-mounted ext4 file of
+its size when the agent runs as root (agent/claim_disks.py), as it does here. Per target and run:
 
 - sequential write: `dd` of `--mib` MiB in 1 MiB blocks with `conv=fsync` (MiB/s);
 - fsync rate: `--syncs` writes of 4 KiB, each followed by fsync (`dd conv=fsync` in a
@@ -34,6 +35,8 @@ from typing import Any
 
 import docker
 
+from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
+from agent.claim_disks import ClaimDisks
 from tests.bench.engine import wait_until
 from tests.bench.procs import REPO, PinnaceProcs
 
@@ -177,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         for node in procs.node_names:
             for vol in client.volumes.list(filters={"label": f"pinnace.node={node}"}):
                 vol.remove(force=True)
+            # The claim's loop-mounted file (agent/claim_disks.py): unmounted, removed.
+            disks = ClaimDisks(Path(CLAIM_ROOT) / node)
+            for name in disks.names():
+                disks.remove(name)
+            shutil.rmtree(disks.root, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
     print(_table(results))
     _record(results, args)

@@ -56,6 +56,10 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
         described = client.run("describe", "service", "my-web-app-service").stdout
         endpoints = next(line for line in described.splitlines() if line.startswith("Endpoints:"))
         assert endpoints.split()[1].count(":") == 3, described
+    # Server-side apply updates as a strategic merge, and says so.
+    ssa = k.run("apply", "--server-side", "-f", str(seed_dir() / "service.yaml"))
+    assert "serverside-applied" in ssa.stdout
+    assert "no managedFields, no conflicts" in ssa.stderr
     dep = json.loads(k.run("get", "deployment", DEP, "-o", "json").stdout)
     assert dep["status"]["readyReplicas"] == 3
     # The built-in storage classes, as kubectl lists a cluster's.

@@ -1,5 +1,7 @@
-"""Issue 11 point 1 on real Docker and HAProxy: the same Deployment and Service names in two
-namespaces, each Service reaching only its own pods; `get -A`; a missing namespace refused;
+"""Issue 11 point 1 on real Docker and HAProxy: the same Deployment, Service, ConfigMap and
+Secret names in two namespaces, each Service reaching only its own pods and each pod's
+environment (env valueFrom, envFrom, $(VAR)) built from its own namespace's objects;
+`get -A`; a missing namespace refused; kubectl -n/-A and create/delete namespace;
 deleting a namespace (Terminating, then gone) stops its containers and its load balancer
 entries while the other namespace keeps serving.
 
@@ -35,6 +37,20 @@ kind: Namespace
 metadata:
   name: {namespace}
 ---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: {namespace}
+data: {{color: {namespace}-color, size: "{port}"}}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+  namespace: {namespace}
+stringData: {{password: {namespace}-password}}
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -52,6 +68,12 @@ spec:
       - name: web
         image: nginx:latest
         ports: [{{containerPort: 80}}]
+        envFrom: [{{prefix: CFG_, configMapRef: {{name: settings}}}}]
+        env:
+        - {{name: COLOR, valueFrom: {{configMapKeyRef: {{name: settings, key: color}}}}}}
+        - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}}}
+        - {{name: WHERE, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
+        - {{name: GREETING, value: "$(COLOR) in $(WHERE)"}}
 ---
 apiVersion: v1
 kind: Service
@@ -138,8 +160,8 @@ def test_an_object_for_a_missing_namespace_is_refused_naming_file_and_field(
     assert len(line.splitlines()) == 1 and "Traceback" not in line, line
     assert f"{path}: document 1: metadata.namespace: " in line, line
     assert 'namespaces "nowhere" not found' in line, line
-    listed = setup.cluster.cli("get", "deployments", "-A").stdout
-    assert "nowhere" not in listed
+    for kind in ("configmaps", "secrets", "deployments", "services"):
+        assert "nowhere" not in setup.cluster.cli("get", kind, "-A").stdout
 
 
 def test_same_names_in_two_namespaces_each_service_reaches_only_its_own_pods(
@@ -153,6 +175,14 @@ def test_same_names_in_two_namespaces_each_service_reaches_only_its_own_pods(
 
         wait_for(f"service web of {namespace} to serve its own 2 pods", own_pods_only, timeout=60)
     assert not setup.containers("team-a") & setup.containers("team-b")
+    for container in setup.cluster.containers():
+        ns = container.labels["pinnace.namespace"]
+        code, out = container.exec_run(["env"])
+        assert code == 0, out
+        env = dict(line.split("=", 1) for line in out.decode().splitlines() if "=" in line)
+        assert env["COLOR"] == f"{ns}-color" and env["PASSWORD"] == f"{ns}-password"
+        assert env["CFG_size"] == str(TEAMS[ns]) and env["CFG_color"] == f"{ns}-color"
+        assert env["GREETING"] == f"{ns}-color in {ns}", env
 
     every = setup.cluster.cli("get", "pods", "-A").stdout.splitlines()
     assert every[0].split()[:2] == ["NAMESPACE", "NAME"], every
@@ -214,7 +244,8 @@ def test_deleting_a_namespace_stops_its_pods_and_its_service_and_spares_the_othe
         timeout=15,
     )
     wait_for("team-a's service port to close", lambda: setup.served("team-a", 1) is None)
-    assert "team-a" not in setup.cluster.cli("get", "svc", "-A").stdout
+    for kind in ("svc", "cm", "secrets", "deploy", "sa", "pods"):
+        assert "team-a" not in setup.cluster.cli("get", kind, "-A").stdout, kind
     events = setup.cluster.cli("get", "events").stdout
     assert re.search(r"Terminating\s+namespace/team-a", events), events
     assert re.search(r"Deleted\s+namespace/team-a", events), events

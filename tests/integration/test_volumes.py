@@ -126,10 +126,13 @@ def _claim_row(cluster: LocalCluster, name: str) -> list[str]:
     return next(line.split() for line in table if line.startswith(f"{name} "))
 
 
-def _sizes_enforced_and_delete_reclaims(cluster: LocalCluster, pod: dict[str, Any]) -> None:
+def _sizes_enforced_and_delete_reclaims(
+    cluster: LocalCluster, pod: dict[str, Any], tmp_path: Path
+) -> None:
     """Writing past the claim's size fails with ENOSPC, a neighbour claim is unaffected,
-    the use shows in `get pvc -o wide`, and deleting a claim (reclaim policy Delete)
-    removes its PersistentVolume, Docker volume, file and loop device."""
+    the use shows in `get pvc -o wide`, a claim grows (never shrinks), and deleting a
+    claim (reclaim policy Delete) removes its PersistentVolume, Docker volume, file and
+    loop device."""
     other = wait_for("the other pod running", lambda: _running_pod(cluster, "other"), 60)
     full = _sh(cluster, pod, "dd if=/dev/zero of=/data/big bs=1M count=80 2>&1", code=1)
     assert "No space left on device" in full
@@ -145,6 +148,25 @@ def _sizes_enforced_and_delete_reclaims(cluster: LocalCluster, pod: dict[str, An
     claims = {c["metadata"]["name"]: c for c in cluster.get_json("pvc")["items"]}
     assert int(claims["data"]["metadata"]["annotations"]["pinnace.io/used-bytes"]) > 60 << 20
     _sh(cluster, pod, "rm /data/big")
+
+    # The other claim grows 32Mi -> 48Mi: online where the kernel lets the agent, else
+    # (this machine's sandbox drops CAP_SYS_RESOURCE) once no container holds it.
+    grown = tmp_path / "grown.yaml"
+    grown.write_text(OTHER.replace("storage: 32Mi", "storage: 48Mi"))
+    cluster.cli("apply", "-f", str(grown))
+    shrink = cluster.cli("apply", "-f", str(grown.with_name("app.yaml")), check=False)
+    assert "cannot shrink from 48Mi to 32Mi" in shrink.stderr
+    cluster.cli("scale", "deployment", "other", "--replicas", "0")
+    wait_for(
+        "the other pod gone",
+        lambda: not any("other" in p["metadata"]["name"] for p in cluster.pods()),
+        60,
+    )
+    cluster.cli("scale", "deployment", "other", "--replicas", "1")
+    other = wait_for("the other pod back", lambda: _running_pod(cluster, "other"), 60)
+    size_kib = int(_sh(cluster, other, "df -k /other | tail -1").split()[1])
+    assert size_kib >= 48 * 1024, size_kib
+    assert _sh(cluster, other, "dd if=/dev/zero of=/other/g bs=1M count=40 2>&1 && echo ok")
 
     # storage class local: reclaim policy Delete
     volume = claims["other"]["spec"]["volumeName"]
@@ -190,7 +212,7 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     cluster.cli("apply", "-f", str(manifest))
     pod = _wait_pod(cluster)
     assert pod["spec"]["nodeName"] == n1
-    _sizes_enforced_and_delete_reclaims(cluster, pod)
+    _sizes_enforced_and_delete_reclaims(cluster, pod, tmp_path)
 
     pvc = cluster.get_json("pvc", "data")
     assert pvc["status"]["phase"] == "Bound"

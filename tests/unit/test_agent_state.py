@@ -312,6 +312,22 @@ def test_a_master_that_refuses_connections_is_retried_at_least_every_second() ->
     assert delays == [0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
 
 
+def test_during_a_failover_a_followers_redirect_restarts_the_backoff() -> None:
+    # Three masters, the leader killed: the dead leader refuses connections, a follower
+    # answers "not the leader" naming it (then the new one). Delays never pile up to 1 s.
+    m = Machine()
+    delays = []
+    for _ in range(3):
+        for ended in (
+            SessionEnded("dead:1", False, "connection refused", True, 0.5),
+            SessionEnded("dead:1", False, "connection refused", True, 0.5),
+            SessionEnded("f:1", False, "not the leader (...)", True, 0.5, redirected=True),
+        ):
+            out = m.feed(ended)
+            delays += [i.after for i in out if isinstance(i, Reconnect)]
+    assert delays == [0.2, 0.4, 0.2] * 3
+
+
 # -- witnesses (issue 19): fence only the node that is cut off ----------------------------------
 
 PEERS = (PeerAddress("n2", "10.0.0.6", 7401), PeerAddress("n3", "10.0.0.7", 7401))

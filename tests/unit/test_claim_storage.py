@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.claim_disks import MIB, ClaimDisks, image_bytes, loops_of, shortfall
+from agent.claim_disks import MIB, ClaimDisks, image_bytes, loops_of, mounts_of, shortfall
 from agent.claim_volumes import claim_sizes, plan_growth, plan_removals
 from agent.model import PodAssignment, PodSpec, Volume
 from agent.runtime.port import LABEL_VOLUME_KIND, VolumeInfo
@@ -90,15 +90,19 @@ def test_growth_is_planned_for_measured_filesystems_smaller_than_asked() -> None
 
 
 class _Commands:
-    """A fake command runner: records argv, answers `losetup -j` with one device."""
+    """A fake command runner: records argv; one loop device, attached by `--find`."""
 
-    def __init__(self) -> None:
+    def __init__(self, attached: bool = True) -> None:
         self.calls: list[list[str]] = []
+        self.attached = attached
 
     def __call__(self, argv: Sequence[str]) -> str:
         self.calls.append(list(argv))
         if argv[:2] == ["losetup", "-j"]:
-            return f"/dev/loop9: [1]:2 ({argv[2]})\n"
+            return f"/dev/loop9: [1]:2 ({argv[2]})\n" if self.attached else ""
+        if argv[:2] == ["losetup", "--find"]:
+            self.attached = True
+            return "/dev/loop9\n"
         return ""
 
 
@@ -115,20 +119,46 @@ def test_removing_a_claim_detaches_only_the_loop_devices_of_its_own_file(tmp_pat
     assert not disks.image("v1").exists() and not disks.mountpoint("v1").exists()
 
 
-def test_a_new_claim_file_is_made_under_another_name_then_mounted(tmp_path: Path) -> None:
-    run = _Commands()
+def test_a_new_claim_file_is_allocated_whole_then_mounted_with_direct_io(tmp_path: Path) -> None:
+    run = _Commands(attached=False)
     disks = ClaimDisks(tmp_path, run)
 
     mounted = disks.ensure("v1", 64 * MIB)
 
     image = tmp_path / "v1.img"
     assert run.calls[0][0] == "mkfs.ext4" and run.calls[0][-1] == str(tmp_path / "v1.making")
-    assert run.calls[1] == [
-        *("mount", "-t", "ext4", "-o", "loop,discard,nodev,nosuid"),
-        *(str(image), str(tmp_path / "v1")),
+    assert run.calls[1:] == [
+        ["losetup", "-j", str(image)],
+        ["losetup", "--find", "--show", "--direct-io=on", str(image)],
+        ["mount", "-t", "ext4", "-o", "nodev,nosuid", "/dev/loop9", str(tmp_path / "v1")],
     ]
     assert image.stat().st_size == image_bytes(64 * MIB)
+    assert image.stat().st_blocks * 512 >= image_bytes(64 * MIB)  # allocated, not sparse
     assert mounted == str(tmp_path / "v1") and not (tmp_path / "v1.making").exists()
+
+
+def test_a_loop_device_left_attached_to_the_file_is_reused(tmp_path: Path) -> None:
+    run = _Commands(attached=True)
+    disks = ClaimDisks(tmp_path, run)
+    disks.image("v1").write_bytes(b"")
+
+    disks.adopt()
+
+    assert ["losetup", "--find", "--show", "--direct-io=on", str(disks.image("v1"))] not in (
+        run.calls
+    )
+    assert run.calls[-1][:5] == ["mount", "-t", "ext4", "-o", "nodev,nosuid"]
+
+
+def test_mounts_of_counts_a_devices_mounts_in_proc_mounts() -> None:
+    text = (
+        "/dev/loop3 /var/lib/pinnace/claims/n1/v ext4 rw 0 0\n"
+        "/dev/loop3 /var/lib/docker/volumes/v/_data ext4 rw 0 0\n"
+        "proc /proc proc rw 0 0\n"
+    )
+    assert mounts_of(text, ["/dev/loop3"]) == 2
+    assert mounts_of(text, ["/dev/loop30"]) == 0
+    assert mounts_of(text, []) == 0
 
 
 # -- master ------------------------------------------------------------------------------

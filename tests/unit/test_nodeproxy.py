@@ -129,12 +129,28 @@ def test_a_route_failure_is_one_sentence_and_nothing_starts(tmp_path: Path) -> N
     def refuse(cidr: str) -> None:
         raise RouteError(f"cannot make the service range {cidr} local (...): not permitted")
 
-    proxy = NodeProxy(tmp_path / "np", FakeClock(), "/nonexistent/haproxy", route=refuse)
+    told: list[tuple[str, str]] = []
+    proxy = NodeProxy(
+        tmp_path / "np",
+        FakeClock(),
+        "/nonexistent/haproxy",
+        route=refuse,
+        notify=lambda reason, message: told.append((reason, message)),
+    )
 
-    with pytest.raises(RouteError):
-        asyncio.run(proxy._apply(TABLE))
+    for _ in range(2):
+        with pytest.raises(RouteError):
+            asyncio.run(proxy._apply(TABLE))
     assert not (tmp_path / "np" / "haproxy.cfg").exists()
     assert proxy.serving_version == -1
+    # One node event, however often the table comes.
+    assert told == [
+        (
+            "NodeProxyUnavailable",
+            "cannot make the service range 10.96.0.0/12 local (...): not permitted; "
+            "Services' cluster IPs are not served on this node",
+        )
+    ]
 
 
 def test_an_http_port_is_proxied_at_layer_7_retrying_only_idempotent_requests() -> None:

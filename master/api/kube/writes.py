@@ -45,6 +45,14 @@ PATCH_TYPES = (
 )
 
 
+# Said to every server-side apply that updates an object: what it does differs.
+SERVER_SIDE_APPLY_NOTE = (
+    "pinnace applies server-side apply as a strategic merge: no managedFields, no "
+    "conflicts with other field managers, and fields dropped from the applied "
+    "configuration are kept"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     obj: Obj
@@ -228,10 +236,13 @@ async def patch(
     _check_identity(r, patched, name, namespace if r.namespaced else None)
     if isinstance(patch_doc, dict):
         _check_version(r, name, patch_doc, str(current.meta.resource_version))
-    return await _store(
+    result = await _store(
         state, r, patched, name, now, dry_run, create_only=False, admit=admit,
         namespace=namespace,
     )  # fmt: skip
+    if content_type.startswith("application/apply-patch+yaml"):
+        return WriteResult(result.obj, result.created, (*result.warnings, SERVER_SIDE_APPLY_NOTE))
+    return result
 
 
 async def _patch_node(
