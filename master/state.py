@@ -80,6 +80,18 @@ class _Staged:
     base_rv: dict[ObjectKey, int] = field(default_factory=dict)
 
 
+# A store write (one transaction) this slow is reported as a StoreSlow event.
+STORE_SLOW_SECONDS = 1.0
+STORE_SLOW_REPORT_EVERY = 60.0
+
+
+def store_was_slow(seconds: float, last_report: float | None, now: float) -> bool:
+    """Whether a write that took `seconds` is reported (slow, and none reported lately)."""
+    if seconds < STORE_SLOW_SECONDS:
+        return False
+    return last_report is None or now - last_report >= STORE_SLOW_REPORT_EVERY
+
+
 class ClusterState:
     def __init__(self, store: Store, clock: Clock, flush_interval: float = 0.05) -> None:
         self._store = store
@@ -99,6 +111,7 @@ class ClusterState:
         # waiter whose change another flush already wrote returns without writing).
         self._durable_rv = 0
         self._flushing: asyncio.Future[None] | None = None
+        self._slow_reported_at: float | None = None
         self._event_seq = 0
         self._staged: _Staged | None = None
         # None: this master writes; else why it may not (a follower of another leader).
@@ -175,12 +188,31 @@ class ClusterState:
         self._pending_puts = {}
         self._pending_deletes = set()
         self._dirty.clear()
+        started = self._clock.monotonic()
         try:
             await asyncio.to_thread(self._write, puts, deletes, rv)
         except Exception:
             self._requeue(puts, deletes)
             raise
         self._durable_rv = max(self._durable_rv, rv)
+        self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
+
+    def _note_write(self, seconds: float, changes: int) -> None:
+        """Say so, as a cluster event, when the store held the master up (at most once a
+        minute): a slow disk or etcd delays every write and registration, not the leases."""
+        now = self._clock.monotonic()
+        if not store_was_slow(seconds, self._slow_reported_at, now):
+            return
+        self._slow_reported_at = now
+        self.record_event(
+            "Cluster",
+            "store",
+            "StoreSlow",
+            f"writing {changes} changes to the store took {seconds:.1f}s (more than "
+            f"{STORE_SLOW_SECONDS:g}s): the master's writes, the API's answers and agents' "
+            "registrations waited for it; node leases do not wait for the store",
+            "Warning",
+        )
 
     def _requeue(self, puts: list[StoredObject], deletes: list[ObjectKey]) -> None:
         """Put a failed batch back, unless a key was changed again meanwhile."""
@@ -227,6 +259,7 @@ class ClusterState:
             deletes = [k for k in pending_deletes if k not in mine]
             deletes += [k for k, o in mine.items() if o is None]
             rv = self._rv
+            started = self._clock.monotonic()
             try:
                 await asyncio.to_thread(self._write, puts, deletes, rv)
             except Exception:
@@ -234,6 +267,7 @@ class ClusterState:
                 raise
             self._durable_rv = max(self._durable_rv, rv)
             self._publish(staged)
+            self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
             return result
 
     def _publish(self, staged: _Staged) -> None:
