@@ -5,7 +5,10 @@ whose agent said goodbye may still run healthy pods — or be a dead machine.
 Its silence alone cannot tell; its pods can. While a node is suspect, this
 task connects over TCP to a few of its pods' published endpoints (the same
 addresses the load balancer sends traffic to) every `interval`; a node answers
-when any of them accepts a connection. The node lifecycle
+when at least half of them accept a connection (`node_answers`): one stray answer
+(a port taken over by another process, a proxy left behind) no longer keeps a dead
+machine's pods for the whole grace, and one crashed container of several still
+does not make a live machine look dead. The node lifecycle
 (master/controllers/lifecycle.py) reads the result: a node whose pods answer is
 Unknown and keeps them; one whose pods do not is NotReady and its pods are
 replaced. Results older than `fresh_for` count as "not probed".
@@ -27,9 +30,15 @@ from master.state import ClusterState
 
 log = logging.getLogger(__name__)
 
-# Pods probed per node and round: one answer is enough, a few guard against one
-# crashed container making a live machine look dead.
+# Pods probed per node and round: a few, so one crashed container does not make a live
+# machine look dead, and one stray answer does not make a dead one look alive.
 PODS_PER_NODE = 4
+
+
+def node_answers(answers: Sequence[bool]) -> bool:
+    """Whether a node's probed pods say it is alive: at least half of them answered."""
+    answered = sum(1 for a in answers if a)
+    return answered > 0 and 2 * answered >= len(answers)
 
 
 def endpoints_of(pods: Sequence[Pod], limit: int = PODS_PER_NODE) -> list[tuple[str, int]]:
@@ -91,7 +100,7 @@ class PodReachability:
             return
         started = self._clock.monotonic()
         answers = await asyncio.gather(*(self._connect(host, port) for host, port in targets))
-        self._results[node] = (started, any(answers))
+        self._results[node] = (started, node_answers(answers))
 
     async def _connect(self, host: str, port: int) -> bool:
         try:
