@@ -56,8 +56,8 @@ from master.model import (
     key_name,
     key_of,
 )
-from master.store.migrate import KEYS_META, plan_key_migration
-from master.store.port import NotLeaderError, ObjectKey, Store
+from master.store.migrate import KEYS_META, KEYS_NAMESPACED, plan_key_migration
+from master.store.port import NotLeaderError, ObjectKey, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,18 @@ class _Staged:
     base_rv: dict[ObjectKey, int] = field(default_factory=dict)
 
 
+# A store write (one transaction) this slow is reported as a StoreSlow event.
+STORE_SLOW_SECONDS = 1.0
+STORE_SLOW_REPORT_EVERY = 60.0
+
+
+def store_was_slow(seconds: float, last_report: float | None, now: float) -> bool:
+    """Whether a write that took `seconds` is reported (slow, and none reported lately)."""
+    if seconds < STORE_SLOW_SECONDS:
+        return False
+    return last_report is None or now - last_report >= STORE_SLOW_REPORT_EVERY
+
+
 class ClusterState:
     def __init__(self, store: Store, clock: Clock, flush_interval: float = 0.05) -> None:
         self._store = store
@@ -99,6 +111,7 @@ class ClusterState:
         # waiter whose change another flush already wrote returns without writing).
         self._durable_rv = 0
         self._flushing: asyncio.Future[None] | None = None
+        self._slow_reported_at: float | None = None
         self._event_seq = 0
         self._staged: _Staged | None = None
         # None: this master writes; else why it may not (a follower of another leader).
@@ -116,11 +129,19 @@ class ClusterState:
         marker = await asyncio.to_thread(self._store.meta_get, KEYS_META)
         migration = plan_key_migration(marker, objects)
         if migration is not None:
-            await asyncio.to_thread(
-                self._store.write, migration.puts, migration.deletes, migration.meta
-            )
-            if migration.puts:
-                log.info("moved %d objects to namespaced keys", len(migration.puts))
+            try:
+                await asyncio.to_thread(
+                    self._store.write, migration.puts, migration.deletes, migration.meta
+                )
+            except StoreError:
+                # Several masters on one etcd: another may have migrated it first (its
+                # batch changed the keys this one compared); then its result is the store.
+                if await asyncio.to_thread(self._store.meta_get, KEYS_META) != KEYS_NAMESPACED:
+                    raise
+                objects = await asyncio.to_thread(self._store.load_all)
+            else:
+                if migration.puts:
+                    log.info("moved %d objects to namespaced keys", len(migration.puts))
         for obj in objects:
             self._index(obj.kind, obj)
             self._rv = max(self._rv, obj.meta.resource_version)
@@ -167,12 +188,31 @@ class ClusterState:
         self._pending_puts = {}
         self._pending_deletes = set()
         self._dirty.clear()
+        started = self._clock.monotonic()
         try:
             await asyncio.to_thread(self._write, puts, deletes, rv)
         except Exception:
             self._requeue(puts, deletes)
             raise
         self._durable_rv = max(self._durable_rv, rv)
+        self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
+
+    def _note_write(self, seconds: float, changes: int) -> None:
+        """Say so, as a cluster event, when the store held the master up (at most once a
+        minute): a slow disk or etcd delays every write and registration, not the leases."""
+        now = self._clock.monotonic()
+        if not store_was_slow(seconds, self._slow_reported_at, now):
+            return
+        self._slow_reported_at = now
+        self.record_event(
+            "Cluster",
+            "store",
+            "StoreSlow",
+            f"writing {changes} changes to the store took {seconds:.1f}s (more than "
+            f"{STORE_SLOW_SECONDS:g}s): the master's writes, the API's answers and agents' "
+            "registrations waited for it; node leases do not wait for the store",
+            "Warning",
+        )
 
     def _requeue(self, puts: list[StoredObject], deletes: list[ObjectKey]) -> None:
         """Put a failed batch back, unless a key was changed again meanwhile."""
@@ -219,6 +259,7 @@ class ClusterState:
             deletes = [k for k in pending_deletes if k not in mine]
             deletes += [k for k, o in mine.items() if o is None]
             rv = self._rv
+            started = self._clock.monotonic()
             try:
                 await asyncio.to_thread(self._write, puts, deletes, rv)
             except Exception:
@@ -226,6 +267,7 @@ class ClusterState:
                 raise
             self._durable_rv = max(self._durable_rv, rv)
             self._publish(staged)
+            self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
             return result
 
     def _publish(self, staged: _Staged) -> None:

@@ -589,16 +589,24 @@ def _ns(args: argparse.Namespace) -> str:
     return str(args.namespace or "default")
 
 
+def split_exec_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`exec POD ... -- CMD ARGS`: everything after the first `--` following `exec` is the
+    command's, flags included (argparse would take `-c` or `-i` there for its own)."""
+    if "exec" not in argv:
+        return argv, []
+    start = argv.index("exec")
+    if "--" not in argv[start:]:
+        return argv, []
+    cut = argv.index("--", start)
+    return argv[:cut], argv[cut + 1 :]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "agent":
         # The agent is its own program; exec keeps signals and PIDs simple.
         os.execv(sys.executable, [sys.executable, "-m", "agent", *argv[1:]])
-    command_argv: list[str] = []
-    if "exec" in argv and "--" in argv[argv.index("exec") :]:
-        # Everything after `--` is the command's, flags included.
-        cut = argv.index("--", argv.index("exec"))
-        argv, command_argv = argv[:cut], argv[cut + 1 :]
+    argv, command_argv = split_exec_command(argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "master":

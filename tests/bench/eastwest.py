@@ -6,11 +6,13 @@ own (a random /24) and two agents with node proxies; one nginx pod behind a Clus
 Service on port 80, on node 1; the client is a container on the default Docker bridge (where
 pods run), with python3 (pinnace/debian-python), on the other node's side of the bridge.
 
-Two paths, measured alternately `--runs` times each, from inside the client container:
+Three paths, measured alternately `--runs` times each, from inside the client container:
 - direct: the nginx pod's container address on the bridge, port 80 (what pod-to-pod traffic
   without a Service meets: the bridge alone);
-- service: the Service's cluster IP, port 80 -- the node proxy (HAProxy, layer 4) on the
-  client's machine, then the pod's published port (its node's advertise address).
+- cluster IP (L7): the Service `web`'s cluster IP, port 80 -- the node proxy (HAProxy) on
+  the client's machine, at layer 7 as for any HTTP port, then the pod's published port (its
+  node's advertise address);
+- cluster IP (L4): the same pod behind a second Service with `appProtocol: tcp` (layer 4).
 Per run: latency, sequential requests each on a new connection (connect, GET, read to the
 end; p50 and p99 of `--requests`, a Python client in the container), and throughput, wrk
 (Debian's package, run from the host inside the client container's network namespace with
@@ -69,6 +71,13 @@ metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-tcp}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, appProtocol: tcp}]
 """
 
 # Runs inside the client container: python3 -c CLIENT HOST PORT REQUESTS -- sequential
@@ -208,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         procs.start_agent(nodes[1], node_proxy=True)
         procs.wait_ready(nodes, 60)
         vip = json.loads(procs.cli("get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
+        tcp = json.loads(procs.cli("get", "svc", "web-tcp", "-o", "json").stdout)["spec"]
+        vip_tcp = tcp["clusterIP"]
         (server,) = client.containers.list(filters={"label": f"pinnace.node={nodes[0]}"})
         direct = server.attrs["NetworkSettings"]["IPAddress"]
         box = client.containers.run(
@@ -219,10 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             30,
         )
         print(f"load average before: {_load()}", flush=True)
-        results: dict[str, list[Run]] = {"direct": [], "service": []}
+        results: dict[str, list[Run]] = {"direct": [], "service": [], "tcp": []}
         for _ in range(args.runs):
             results["direct"].append(_client_run(box, direct, args))
             results["service"].append(_client_run(box, vip, args))
+            results["tcp"].append(_client_run(box, vip_tcp, args))
         print(f"load average after:  {_load()}")
         print(
             f"east-west, median of {args.runs} runs (worst): latency of {args.requests} "
@@ -231,11 +243,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "one pod"
         )
         columns = ("p50 ms", "p99 ms", "req/s", "load p50 ms", "load p99 ms")
-        print(f"{'path':<28}" + "".join(f"{c:<21}" for c in columns) + "failed")
-        labels = {"direct": f"direct {direct}", "service": f"cluster IP {vip}"}
+        print(f"{'path':<32}" + "".join(f"{c:<21}" for c in columns) + "failed")
+        labels = {
+            "direct": f"direct {direct}",
+            "service": f"cluster IP {vip} (L7)",
+            "tcp": f"cluster IP {vip_tcp} (L4)",
+        }
         for key, runs in results.items():
             s = summarize(runs)
-            print(f"{labels[key]:<28}" + "".join(f"{s[c]:<20} " for c in columns) + s["failed"])
+            print(f"{labels[key]:<32}" + "".join(f"{s[c]:<20} " for c in columns) + s["failed"])
         if args.node_death:
             print(node_death(procs, client, box, vip, nodes, args))
         return 0
@@ -282,11 +298,13 @@ print(json.dumps({"ok": ok, "failed": failed, "errors": errors}))
 
 
 def _servers(workdir: Path, node: str) -> int:
+    """The endpoints the node's proxy holds for Service `web` (its section's servers)."""
     try:
         text = (workdir / "agent-state" / node / "nodeproxy" / "haproxy.cfg").read_text()
     except OSError:
         return 0
-    return sum(1 for line in text.splitlines() if line.strip().startswith("server "))
+    section = text.split("listen default.web:80\n", 1)[-1].split("\nlisten ", 1)[0]
+    return sum(1 for line in section.splitlines() if line.strip().startswith("server "))
 
 
 def node_death(

@@ -205,7 +205,15 @@ async def main_async(
         t0 = time.monotonic()
         agents = [HollowAgent(channels[i % len(channels)], f"hollow-{i:04d}") for i in range(nodes)]
         tasks = [asyncio.create_task(a.run(stop)) for a in agents]
-        print(f"{nodes} hollow agents started in {time.monotonic() - t0:.1f}s", flush=True)
+        # Apply to a cluster whose nodes are all in: a join storm and a 10,000-pod apply at
+        # once measured the storm (registrations waited for the loop) more than the apply.
+        while sum(1 for a in agents if a.acks) < nodes:
+            if time.monotonic() - t0 > timeout:
+                joined = sum(1 for a in agents if a.acks)
+                print(f"only {joined} of {nodes} hollow agents joined in {timeout:.0f}s")
+                return None
+            await asyncio.sleep(0.2)
+        print(f"{nodes} hollow agents joined (first ack) in {time.monotonic() - t0:.1f}s")
         manifest = Path(data) / "deploy.yaml"
         manifest.write_text(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: hollow}\n"
@@ -242,6 +250,8 @@ async def main_async(
         silent = Counter(a.stage for a in agents if a.acks == 0)
         if silent:
             print(f"agents without an ack in the window, by stage: {dict(silent)}")
+        states = Counter(ch.get_state().name for ch in channels)
+        print(f"hollow connections by state: {dict(states)}")
         ended = Counter(a.ended for a in agents if a.ended)
         if ended:
             print(f"agent sessions ended (hollow agents do not reconnect): {dict(ended)}")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
-from master.controllers.deployment import reconcile_deployment
+from master.controllers.deployment import BURST_REPLICAS, reconcile_deployment
 from master.controllers.naming import template_hash
 from master.model import (
     Container,
@@ -197,3 +197,21 @@ def test_template_hash_is_stable_and_sensitive() -> None:
     assert template_hash(a) == template_hash(b)
     assert template_hash(a) != template_hash(c)
     assert len(template_hash(a)) == 10
+
+
+def test_a_large_scale_up_creates_at_most_a_burst_per_pass() -> None:
+    burst = BURST_REPLICAS
+    dep = _deployment(replicas=2 * burst + 200)
+
+    first = _creates(reconcile_deployment(dep, [], _suffix))
+    second = _creates(reconcile_deployment(dep, _pods_for(dep, burst), _suffix))
+    last = _creates(reconcile_deployment(dep, _pods_for(dep, 2 * burst), _suffix))
+
+    assert (len(first), len(second), len(last)) == (burst, burst, 200)
+
+
+def test_a_large_scale_down_deletes_at_most_a_burst_per_pass() -> None:
+    dep = _deployment(replicas=0)
+
+    deletes = _deletes(reconcile_deployment(dep, _pods_for(dep, BURST_REPLICAS + 7), _suffix))
+    assert len(deletes) == BURST_REPLICAS

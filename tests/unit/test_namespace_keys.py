@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from master.state import ClusterState
 from master.store.codec import encode
 from master.store.memory import MemoryStore
 from master.store.migrate import KEYS_META, KEYS_NAMESPACED, plan_key_migration
-from master.store.port import StoreError
+from master.store.port import ObjectKey, StoreError
 from master.store.sealing import KEY_FILE, SealingStore, SecretSealer
 from master.store.sqlite import DB_FILENAME, SqliteStore
 
@@ -198,3 +199,33 @@ def test_same_names_in_two_namespaces_are_two_objects_with_their_own_pods() -> N
     assert [p.meta.name for p in state.pods_of_owner("web")] == ["web-1"]
     assert sorted(p.meta.name for p in state.pods_of_owner("web", "team-a")) == ["web-1", "web-2"]
     assert len(state.pods()) == 3 and len(state.pods("team-a")) == 2
+
+
+def test_a_migration_another_master_did_first_is_taken_as_it_is() -> None:
+    """Masters sharing one etcd start together: the loser's batch conflicts; it loads the
+    winner's result instead of failing its start."""
+
+    class RacedStore(MemoryStore):
+        def write(
+            self,
+            puts: Sequence[StoredObject],
+            deletes: Sequence[ObjectKey],
+            meta: Mapping[str, str] | None = None,
+        ) -> None:
+            if meta and KEYS_META in meta and self.meta_get(KEYS_META) is None:
+                super().write(puts, deletes, meta)  # the other master's identical batch
+                raise StoreError("etcd: the keys changed meanwhile")
+            super().write(puts, deletes, meta)
+
+    store = RacedStore()
+    store.write([ConfigMap(ObjectMeta("cfg"), {"a": "b"})], [])
+
+    async def load() -> ClusterState:
+        state = ClusterState(store, FakeClock())
+        await state.load()
+        return state
+
+    state = asyncio.run(load())
+
+    assert state.get("ConfigMap", "cfg") is not None
+    assert store.meta_get(KEYS_META) == KEYS_NAMESPACED

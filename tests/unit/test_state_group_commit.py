@@ -8,9 +8,11 @@ import asyncio
 import threading
 from collections.abc import Mapping, Sequence
 
+import pytest
+
 from kernel.clock import FakeClock
-from master.model import ConfigMap, ObjectMeta, StoredObject
-from master.state import ClusterState
+from master.model import ConfigMap, Event, ObjectMeta, StoredObject
+from master.state import ClusterState, store_was_slow
 from master.store.memory import MemoryStore
 from master.store.port import ObjectKey
 
@@ -81,3 +83,63 @@ async def _later_change() -> set[str]:
 
 def test_a_change_made_before_the_call_is_always_written() -> None:
     assert asyncio.run(_later_change()) == {"a", "b"}
+
+
+# -- a slow store is reported ---------------------------------------------------------------
+
+
+class SlowStore(MemoryStore):
+    """Every write takes `seconds` on the fake clock."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.seconds = seconds
+
+    def write(
+        self,
+        puts: Sequence[StoredObject],
+        deletes: Sequence[ObjectKey],
+        meta: Mapping[str, str] | None = None,
+    ) -> None:
+        self.clock.advance(self.seconds)
+        super().write(puts, deletes, meta)
+
+
+def _slow_events(seconds: float, writes: int) -> list[str]:
+    async def scenario() -> list[str]:
+        clock = FakeClock()
+        state = ClusterState(SlowStore(clock, seconds), clock)
+        for i in range(writes):
+            state.put(_config(f"c{i}"))
+            await state.flush()
+        return [
+            e.message
+            for e in state.objects("Event")
+            if isinstance(e, Event) and e.reason == "StoreSlow"
+        ]
+
+    return asyncio.run(scenario())
+
+
+def test_a_slow_store_write_is_one_warning_event_a_minute() -> None:
+    (message,) = _slow_events(2.5, 3)  # three slow writes within a minute: one event
+
+    assert "took 2.5s" in message and "node leases do not wait" in message
+
+
+def test_a_fast_store_says_nothing() -> None:
+    assert _slow_events(0.2, 3) == []
+
+
+@pytest.mark.parametrize(
+    ("seconds", "last", "now", "report"),
+    [
+        (0.5, None, 100.0, False),
+        (1.0, None, 100.0, True),
+        (3.0, 90.0, 100.0, False),  # reported 10 s ago
+        (3.0, 40.0, 100.0, True),  # a minute ago
+    ],
+)
+def test_store_was_slow(seconds: float, last: float | None, now: float, report: bool) -> None:
+    assert store_was_slow(seconds, last, now) is report
