@@ -153,12 +153,16 @@ async def run_claim_keeper(
     interval: float = INTERVAL_SECONDS,
 ) -> None:
     if disks is not None:
-        await asyncio.to_thread(disks.adopt)
+        try:
+            await asyncio.to_thread(disks.adopt)
+        except OSError as e:  # the next container of each claim mounts it then
+            log.warning("claim volumes: cannot look at %s: %s", disks.root, e)
     while True:
         orders.changed.clear()
         try:
             await keep_once(runtime, disks, orders)
-        except RuntimeFailure as e:
+        except (RuntimeFailure, DiskError, OSError) as e:
+            # One bad round (an engine away, a stale mount) never stops the agent.
             log.warning("claim volumes: %s", e)
         waiter = asyncio.ensure_future(orders.changed.wait())
         sleeper = asyncio.ensure_future(clock.sleep(interval))

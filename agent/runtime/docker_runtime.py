@@ -377,10 +377,6 @@ class DockerRuntime:
         except (DiskError, OSError) as exc:
             raise ContainerCreateError(f"claim volume {m.source}: {exc}") from exc
 
-    @property
-    def disks(self) -> ClaimDisks | None:
-        return self._disks
-
     def _list_volumes_sync(self) -> list[VolumeInfo]:
         reply = self._api().volumes(filters=self._label_filter())
         return [

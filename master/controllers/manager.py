@@ -23,7 +23,7 @@ from typing import Protocol
 
 from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
-from master.controllers.claims import bind_claims, check_claims, pinned_message
+from master.controllers.claim_placement import Waiting, place_pods_with_claims
 from master.controllers.deployment import reconcile_deployment
 from master.controllers.epochs import AssignmentEpochs
 from master.controllers.lifecycle import (
@@ -534,57 +534,34 @@ class ControllerManager:
     def _schedule_with_claims(
         self, pending: list[Pod], pods: list[Pod], infos: dict[str, NodeInfo]
     ) -> dict[str, NodeInfo]:
-        """One at a time: a claim bound by one pod pins the next pod of the same claim."""
-        # Claims and the pods that hold them are looked at within the pod's namespace.
-        claims_by_ns: dict[str, dict[str, PersistentVolumeClaim]] = {}
-        for c in self._state.objects("PersistentVolumeClaim"):
-            if isinstance(c, PersistentVolumeClaim):
-                claims_by_ns.setdefault(c.meta.namespace, {})[c.meta.name] = c
-        placed: list[Pod] = list(pods)
-        for pod in pending:
-            ns = pod.meta.namespace
-            claims = claims_by_ns.setdefault(ns, {})
-            check = check_claims(pod, claims, [p for p in placed if p.meta.namespace == ns])
-            if check.error:
-                self._mark_unschedulable(pod, check.error)
+        """Carries out place_pods_with_claims' decisions: claims, volumes, bindings, events."""
+        claims = [
+            c
+            for c in self._state.objects("PersistentVolumeClaim")
+            if isinstance(c, PersistentVolumeClaim)
+        ]
+        decisions, infos = place_pods_with_claims(
+            pending, pods, claims, infos, self._clock.now(), self._percentage
+        )
+        for decision in decisions:
+            if isinstance(decision, Waiting):
+                self._mark_unschedulable(decision.pod, decision.message)
                 continue
-            candidates = infos
-            if check.node:
-                if check.node not in infos:
-                    why = "that node is gone"
-                    self._mark_unschedulable(
-                        pod, pinned_message(check.node, pod.spec.claim_names(), why)
-                    )
-                    continue
-                candidates = {check.node: infos[check.node]}
-            results, updated = schedule_batch(
-                [pod], candidates, percentage_of_nodes_to_score=self._percentage
-            )
-            result = results[pod_ref(pod)]
-            if not isinstance(result, Placement):
-                message = result.message
-                if check.node:
-                    why = " and ".join(sorted(result.reasons)) or result.message
-                    message = pinned_message(check.node, pod.spec.claim_names(), why)
-                self._mark_unschedulable(pod, message)
-                continue
-            infos = {**infos, **updated}
-            binding = bind_claims(pod, result.node_name, claims, self._clock.now())
+            binding, node = decision.binding, decision.node
             for claim in binding.claims:
-                claims[claim.meta.name] = self._state.put(claim)
+                self._state.put(claim)
                 self._state.record_event(
                     "PersistentVolumeClaim",
                     claim.meta.name,
                     "Bound",
                     f"bound to volume {claim.volume_name} on node {claim.node_name} "
-                    f"(its first consumer, pod {pod.meta.name}, was scheduled there)",
-                    namespace=ns,
+                    f"(its first consumer, pod {binding.pod.meta.name}, was scheduled there)",
+                    namespace=claim.meta.namespace,
                 )
             for volume in binding.volumes:
                 self._state.put(volume)
-            self._bind(binding.pod, result.node_name)
-            series.pod_scheduled(pod.meta.created_at, self._clock.now())
-            placed.append(replace(binding.pod, node_name=result.node_name))
+            self._bind(binding.pod, node)
+            series.pod_scheduled(binding.pod.meta.created_at, self._clock.now())
         return infos
 
     def _bind(self, pod: Pod, node_name: str) -> None:

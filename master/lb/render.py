@@ -20,13 +20,11 @@ receive new connections from the fresh worker even before its drain state is re-
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
-from master.lb.model import BackendState, IngressFrontend, LbService, LbSettings, LbState, Slot
+from master.lb.model import BackendState, LbSettings, LbState, Slot
 from master.lb.render_ingress import render_ingress
 from master.lb.slots import (
-    assign_slots,
     backend_name,
     format_address,
     frontend_name,
@@ -35,19 +33,6 @@ from master.lb.slots import (
 
 # Pod names go into a comment; anything that could end it or the line is replaced.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def render_haproxy(
-    services: Sequence[LbService],
-    settings: LbSettings,
-    runtime_socket: Path | str,
-    *,
-    previous: LbState | None = None,
-    ingress: IngressFrontend | None = None,
-) -> str:
-    """The full haproxy.cfg for `services`; `previous` keeps slot assignment stable."""
-    state = assign_slots(previous or LbState(), services, settings.slots_per_backend, ingress)
-    return render_state(state, settings, runtime_socket)
 
 
 def render_state(state: LbState, settings: LbSettings, runtime_socket: Path | str) -> str:

@@ -28,8 +28,8 @@ from master.lb.adopt import UNKNOWN_POD
 from master.lb.haproxy import HAProxyDriver, pid_alive
 from master.lb.model import Endpoint, LbService, LbSettings, LbState, Slot
 from master.lb.process import stop_running
-from master.lb.render import render_haproxy
 from master.lb.runtime import HAProxyError, send_command
+from tests.lb_support import render_config
 from tests.support import require_haproxy
 
 pytestmark = pytest.mark.integration
@@ -298,7 +298,7 @@ def test_rendered_config_is_accepted_by_haproxy(haproxy_bin: str, workdir: Path)
     services = [web(*endpoints, port=18080), api(port=18081)]
     workdir.mkdir(parents=True)
     config = workdir / "haproxy.cfg"
-    config.write_text(render_haproxy(services, SETTINGS, "unix@runtime.sock"))
+    config.write_text(render_config(services, SETTINGS, "unix@runtime.sock"))
 
     result = subprocess.run(
         [haproxy_bin, "-c", "-f", str(config)],

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from agent.claim_disks import MIB, ClaimDisks, image_bytes, loops_of, mounts_of, shortfall
-from agent.claim_volumes import claim_sizes, plan_growth, plan_removals
+from agent.claim_volumes import ClaimOrders, claim_sizes, keep_once, plan_growth, plan_removals
 from agent.model import PodAssignment, PodSpec, Volume
-from agent.runtime.port import LABEL_VOLUME_KIND, VolumeInfo
+from agent.runtime.fake_runtime import FakeRuntime
+from agent.runtime.port import LABEL_NODE, LABEL_VOLUME_KIND, ContainerInfo, VolumeInfo
 from kernel.clock import FakeClock
 from master.app.apply import apply_objects
 from master.app.delete import delete_objects
@@ -262,3 +263,42 @@ def test_a_claim_grows_keeps_its_measure_and_never_shrinks() -> None:
     with pytest.raises(AppError, match="immutable after creation except"):
         other = replace(bigger, access_modes=("ReadWriteOncePod",))
         asyncio.run(apply_objects(state, [other], 12.0))
+
+
+class _Disks:
+    """ClaimDisks' removals, recorded."""
+
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+
+    def remove(self, name: str) -> None:
+        self.removed.append(name)
+
+    def names(self) -> list[str]:
+        return ["pinnace-pvc-gone-while-down"]
+
+    def usage(self, name: str) -> tuple[int, int] | None:
+        return None
+
+
+def test_an_ordered_removal_waits_for_the_volume_to_be_free_then_takes_its_file() -> None:
+    runtime = FakeRuntime("n1")
+    labels = {LABEL_NODE: "n1", LABEL_VOLUME_KIND: "claim"}
+    runtime.engine.volumes["pinnace-pvc-1"] = VolumeInfo("pinnace-pvc-1", labels)
+    # a container still holds it
+    runtime.engine.containers["c1"] = ContainerInfo("c1", "c1", "img", "running", dict(labels))
+    runtime.engine.mounted["c1"] = {"pinnace-pvc-1"}
+    disks, orders = _Disks(), ClaimOrders()
+    orders.set_removals(["pinnace-pvc-1", "pinnace-pvc-gone-while-down"])
+
+    async def rounds() -> None:
+        await keep_once(runtime, disks, orders)  # type: ignore[arg-type]
+        assert "pinnace-pvc-1" not in disks.removed and not orders.removed.is_set()
+        del runtime.engine.containers["c1"]
+        await keep_once(runtime, disks, orders)  # type: ignore[arg-type]
+
+    asyncio.run(rounds())
+
+    assert disks.removed.count("pinnace-pvc-1") == 1
+    assert "pinnace-pvc-gone-while-down" in disks.removed
+    assert orders.removed.is_set() and not runtime.engine.volumes

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from master.lb.endpoints import compute_lb_services, lb_mode, pods_released
 from master.lb.model import LbSettings
-from master.lb.render import render_haproxy
 from master.model import (
     Container,
     ContainerPort,
@@ -20,6 +19,7 @@ from master.model import (
     ServicePort,
     ServiceType,
 )
+from tests.lb_support import render_config
 
 
 def _pod(
@@ -113,7 +113,7 @@ def test_lb_mode_follows_app_protocol_then_name_then_well_known_ports() -> None:
 def test_http_mode_renders_layer7_retries_for_idempotent_methods_only() -> None:
     services = compute_lb_services([_service()], [_pod("a")], {"n1": True})
 
-    cfg = render_haproxy(services, LbSettings("127.0.0.1"), Path("/tmp/x.sock"))
+    cfg = render_config(services, LbSettings("127.0.0.1"), Path("/tmp/x.sock"))
 
     assert "    mode http" in cfg
     assert "retry-on conn-failure empty-response junk-response" in cfg

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from master.lb.model import Endpoint, LbService, LbSettings, LbState
-from master.lb.render import render_haproxy
 from master.lb.slots import assign_slots, slot_count
+from tests.lb_support import render_config
 
 SOCK = Path("/run/pinnace/lb/runtime.sock")
 SETTINGS = LbSettings(listen_address="127.0.0.1")
@@ -43,14 +43,14 @@ def servers(text: str, backend: str) -> list[str]:
 
 
 def test_global_section_enables_master_worker_and_an_admin_socket_exposing_listeners() -> None:
-    cfg = sections(render_haproxy([], SETTINGS, SOCK))
+    cfg = sections(render_config([], SETTINGS, SOCK))
 
     assert "master-worker" in cfg["global"]
     assert f"stats socket {SOCK} mode 600 level admin expose-fd listeners" in cfg["global"]
 
 
 def test_defaults_are_tcp_with_retries_redispatch_and_health_checks() -> None:
-    cfg = sections(render_haproxy([], SETTINGS, SOCK))
+    cfg = sections(render_config([], SETTINGS, SOCK))
 
     defaults = cfg["defaults"]
     assert "mode tcp" in defaults
@@ -67,7 +67,7 @@ def test_defaults_are_tcp_with_retries_redispatch_and_health_checks() -> None:
 def test_connection_logging_is_opt_in() -> None:
     settings = LbSettings(listen_address="127.0.0.1", log_connections=True)
 
-    cfg = sections(render_haproxy([], settings, SOCK))
+    cfg = sections(render_config([], settings, SOCK))
 
     assert "option tcplog" in cfg["defaults"]
     assert any(line.startswith("log stderr") for line in cfg["global"])
@@ -80,7 +80,7 @@ def test_one_frontend_and_backend_per_service_port() -> None:
         svc("db", "", 15432),
     ]
 
-    cfg = sections(render_haproxy(services, SETTINGS, SOCK))
+    cfg = sections(render_config(services, SETTINGS, SOCK))
 
     assert cfg["frontend fe_web.http"] == ["bind 127.0.0.1:18080", "default_backend be_web.http"]
     assert cfg["frontend fe_web.admin"] == [
@@ -99,14 +99,14 @@ def test_ipv6_listen_and_endpoint_addresses_are_bracketed() -> None:
     settings = LbSettings(listen_address="::1")
     endpoint = Endpoint(pod="p", address="fd00::5", port=8080, ready=True)
 
-    text = render_haproxy([svc("web", "", 18080, endpoint)], settings, SOCK)
+    text = render_config([svc("web", "", 18080, endpoint)], settings, SOCK)
 
     assert sections(text)["frontend fe_web"][0] == "bind [::1]:18080"
     assert servers(text, "be_web")[0] == "server s0 [fd00::5]:8080"
 
 
 def test_backend_preallocates_disabled_empty_slots() -> None:
-    text = render_haproxy([svc("web", "http", 18080, ep("a", 1), ep("b", 2))], SETTINGS, SOCK)
+    text = render_config([svc("web", "http", 18080, ep("a", 1), ep("b", 2))], SETTINGS, SOCK)
 
     lines = servers(text, "be_web.http")
     assert len(lines) == 16
@@ -124,7 +124,7 @@ def test_slot_count_is_the_next_power_of_two_at_least_the_minimum() -> None:
 def test_many_endpoints_get_a_bigger_backend() -> None:
     endpoints = [ep(f"p{i:02}", 30000 + i) for i in range(17)]
 
-    text = render_haproxy([svc("web", "http", 18080, *endpoints)], SETTINGS, SOCK)
+    text = render_config([svc("web", "http", 18080, *endpoints)], SETTINGS, SOCK)
 
     assert len(servers(text, "be_web.http")) == 32
 
@@ -134,7 +134,7 @@ def test_not_ready_and_draining_endpoints_render_disabled_with_their_address() -
         svc("web", "", 18080, ep("a", 1), ep("b", 2, ready=False), ep("c", 3, draining=True))
     ]
 
-    lines = servers(render_haproxy(services, SETTINGS, SOCK), "be_web")
+    lines = servers(render_config(services, SETTINGS, SOCK), "be_web")
 
     assert lines[:3] == [
         "server s0 10.0.0.1:1",
@@ -144,7 +144,7 @@ def test_not_ready_and_draining_endpoints_render_disabled_with_their_address() -
 
 
 def test_pod_names_are_kept_as_comments_and_cannot_break_the_line() -> None:
-    text = render_haproxy([svc("web", "", 18080, ep("web-1\nbind :1", 1))], SETTINGS, SOCK)
+    text = render_config([svc("web", "", 18080, ep("web-1\nbind :1", 1))], SETTINGS, SOCK)
 
     assert "    server s0 10.0.0.1:1  # web-1_bind__1" in text.splitlines()
 
@@ -153,7 +153,7 @@ def test_fresh_assignment_does_not_depend_on_endpoint_order() -> None:
     forward = [svc("web", "", 18080, ep("a", 1), ep("b", 2), ep("c", 3))]
     backward = [svc("web", "", 18080, ep("c", 3), ep("b", 2), ep("a", 1))]
 
-    assert render_haproxy(forward, SETTINGS, SOCK) == render_haproxy(backward, SETTINGS, SOCK)
+    assert render_config(forward, SETTINGS, SOCK) == render_config(backward, SETTINGS, SOCK)
 
 
 def test_surviving_endpoints_keep_their_slot_across_renders() -> None:
@@ -161,7 +161,7 @@ def test_surviving_endpoints_keep_their_slot_across_renders() -> None:
     previous = assign_slots(LbState(), before, 16)
     after = [svc("web", "", 18080, ep("c", 3), ep("aa", 4))]
 
-    lines = servers(render_haproxy(after, SETTINGS, SOCK, previous=previous), "be_web")
+    lines = servers(render_config(after, SETTINGS, SOCK, previous=previous), "be_web")
 
     assert lines[2] == "server s2 10.0.0.1:3"  # c stays where it was
     assert lines[0] == "server s0 0.0.0.0:0 disabled"  # a left
@@ -188,7 +188,7 @@ def test_invalid_input_is_refused_with_a_clear_message(
     services: list[LbService], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        render_haproxy(services, SETTINGS, SOCK)
+        render_config(services, SETTINGS, SOCK)
 
 
 def test_one_port_on_two_addresses_is_two_listeners_and_one_address_is_a_clash() -> None:
