@@ -27,6 +27,9 @@ packages=(
   curl            # the demo fetches its page through the load balancer
   etcd-server     # --store etcd: the HA tests run real etcd members
   dnsmasq-base    # each agent's cluster DNS for its pods (the binary only: no system service)
+  iproute2        # the agent's local routes for cluster IPs and its DNS address (ip route)
+  mount           # losetup: claims of an enforced size are loop-mounted files
+  e2fsprogs       # mkfs.ext4, resize2fs, e2fsck for those claim files
 )
 # Needed only where the machine lacks what they provide.
 command -v python3 >/dev/null || packages+=(python3)

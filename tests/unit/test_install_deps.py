@@ -31,6 +31,9 @@ ALWAYS = [
     "curl",
     "etcd-server",
     "dnsmasq-base",
+    "iproute2",
+    "mount",
+    "e2fsprogs",
 ]
 EVERYTHING = [*ALWAYS, "python3", "docker-compose", "python3-venv"]
 REAL_TOOLS = ("dirname", "grep", "mktemp", "rm", "env", "cat")
