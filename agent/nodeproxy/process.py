@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.files import write_atomic
+from kernel.processes import pid_alive as pid_alive
+from kernel.processes import runs_config as runs_config
 
 
 class ProxyError(RuntimeError):
@@ -45,25 +47,6 @@ class ProxyPaths:
     @property
     def pidfile(self) -> Path:
         return self.workdir / "haproxy.pid"
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` is a live process (a zombie counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def runs_config(pid: int, config: Path) -> bool:
-    if not pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return str(config).encode() in cmdline
 
 
 def find_running(paths: ProxyPaths) -> int | None:

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from kernel.processes import pid_alive as pid_alive
+from kernel.processes import runs_config as runs_config
+
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_SOCKET_PATH = 107
 MASTER_SOCKET = "master.sock"
@@ -81,33 +84,6 @@ class SocketDir:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` is a live process (a zombie counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    # The state letter follows the command name in parentheses, which may contain spaces.
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def runs_config(pid: int, config: Path) -> bool:
-    """True while `pid` is a live HAProxy running `config` (a recycled PID is someone else)."""
-    if not pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return str(config).encode() in cmdline
 
 
 def find_running(paths: LbPaths) -> int | None:
