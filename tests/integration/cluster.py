@@ -16,8 +16,10 @@ the CLI use `--insecure` too.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -41,6 +43,21 @@ from tests.support import env_with_haproxy
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
+
+
+def service_range() -> ipaddress.IPv4Network:
+    """A random /24 service range for one test's master: node proxies make it local to this
+    host (`ip route replace local CIDR dev lo`), so no test may take Kubernetes' default."""
+    return ipaddress.IPv4Network(f"10.{random.randint(200, 239)}.{random.randint(0, 255)}.0/24")
+
+
+def remove_local_route(network: ipaddress.IPv4Network) -> None:
+    """The node proxies' route for `network`, removed (an agent leaves it on purpose)."""
+    subprocess.run(
+        ["ip", "route", "del", "local", str(network), "dev", "lo", "table", "local"],
+        capture_output=True,
+        check=False,
+    )
 
 
 def wait_for(

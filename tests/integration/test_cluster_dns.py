@@ -28,7 +28,12 @@ import pytest
 
 from agent.dns.address import derived_address
 from agent.dns.server import DEFAULT_DIR, is_local_address
-from tests.integration.cluster import LocalCluster, wait_for
+from tests.integration.cluster import (
+    LocalCluster,
+    remove_local_route,
+    service_range,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -191,10 +196,20 @@ def _container_of(cluster: LocalCluster, pod: str) -> Any:
     return next((c for c in cluster.containers() if c.labels["pinnace.pod"] == pod), None)
 
 
+@pytest.fixture
+def service_cidr() -> Iterator[str]:
+    """This test's own service range; the route its node proxies make local goes with it."""
+    network = service_range()
+    try:
+        yield str(network)
+    finally:
+        remove_local_route(network)
+
+
 def test_pods_resolve_services_and_get_their_variables(
-    pod_network: str, cluster: LocalCluster, tmp_path: Path
+    pod_network: str, service_cidr: str, cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    cluster.start_master()
+    cluster.start_master("--service-cidr", service_cidr)
     for short in ("a", "b"):
         cluster.start_agent(
             short, "--pod-network", pod_network, "--cluster-dns=auto", node_proxy=True

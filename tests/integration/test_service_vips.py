@@ -13,9 +13,7 @@ and with the master killed it keeps serving (the data plane outlives the master)
 from __future__ import annotations
 
 import ipaddress
-import random
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,12 @@ from typing import Any
 import docker
 import pytest
 
-from tests.integration.cluster import LocalCluster, wait_for
+from tests.integration.cluster import (
+    LocalCluster,
+    remove_local_route,
+    service_range,
+    wait_for,
+)
 
 APP = """apiVersion: apps/v1
 kind: Deployment
@@ -82,24 +85,11 @@ def _pinned(name: str, address: str) -> str:
     )
 
 
-def _service_range() -> ipaddress.IPv4Network:
-    return ipaddress.IPv4Network(f"10.{random.randint(200, 239)}.{random.randint(0, 255)}.0/24")
-
-
-def _route_gone(network: ipaddress.IPv4Network) -> None:
-    """The node proxies' route (`local CIDR dev lo`) this module caused, removed by its range."""
-    subprocess.run(
-        ["ip", "route", "del", "local", str(network), "dev", "lo", "table", "local"],
-        capture_output=True,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def vips(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
 ) -> Iterator[tuple[LocalCluster, ipaddress.IPv4Network, Path]]:
-    network = _service_range()
+    network = service_range()
     workdir = tmp_path_factory.mktemp("service-vips")
     cluster = LocalCluster(workdir, docker_client)
     try:
@@ -121,7 +111,7 @@ def vips(
         yield cluster, network, workdir
     finally:
         cluster.close()
-        _route_gone(network)
+        remove_local_route(network)
 
 
 def _ready(cluster: LocalCluster, *apps: str) -> bool:
