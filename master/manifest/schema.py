@@ -152,6 +152,25 @@ _QUANTITIES = Type(
 )
 
 
+# A pod field and a container resource, as env[].valueFrom and downwardAPI items name them.
+_OBJECT_FIELD_SELECTOR = Type(
+    "io.k8s.api.core.v1.ObjectFieldSelector",
+    "A field of the pod, e.g. metadata.name or status.podIP.",
+    (Field("apiVersion", "v1.", S), Field("fieldPath", "The field's path.", S)),
+    required=("fieldPath",),
+)
+_RESOURCE_FIELD_SELECTOR = Type(
+    "io.k8s.api.core.v1.ResourceFieldSelector",
+    "limits.cpu, limits.memory, requests.cpu or requests.memory.",
+    (
+        Field("containerName", "The container (default: this one).", S),
+        Field("resource", "The resource.", S),
+        Field("divisor", "Unit of the value (default 1).", IOS),
+    ),
+    required=("resource",),
+)
+
+
 def _key_selector(name: str, what: str) -> Type:
     return Type(
         f"io.k8s.api.core.v1.{name}",
@@ -178,26 +197,12 @@ _ENV_SOURCE = Type(
         Field(
             "fieldRef",
             "A field of the pod.",
-            Type(
-                "io.k8s.api.core.v1.ObjectFieldSelector",
-                "A field of the pod, e.g. metadata.name or status.podIP.",
-                (Field("apiVersion", "v1.", S), Field("fieldPath", "The field's path.", S)),
-                required=("fieldPath",),
-            ),
+            _OBJECT_FIELD_SELECTOR,
         ),
         Field(
             "resourceFieldRef",
             "A container's cpu or memory request or limit.",
-            Type(
-                "io.k8s.api.core.v1.ResourceFieldSelector",
-                "limits.cpu, limits.memory, requests.cpu or requests.memory.",
-                (
-                    Field("containerName", "The container (default: this one).", S),
-                    Field("resource", "The resource.", S),
-                    Field("divisor", "Unit of the value (default 1).", IOS),
-                ),
-                required=("resource",),
-            ),
+            _RESOURCE_FIELD_SELECTOR,
         ),
     ),
 )
@@ -327,26 +332,12 @@ _DOWNWARD_FILE = Type(
         Field(
             "fieldRef",
             "metadata.name, namespace, uid, labels, annotations or one label/annotation.",
-            Type(
-                "io.k8s.api.core.v1.ObjectFieldSelector",
-                "A field of the pod, e.g. metadata.name or status.podIP.",
-                (Field("apiVersion", "v1.", S), Field("fieldPath", "The field's path.", S)),
-                required=("fieldPath",),
-            ),
+            _OBJECT_FIELD_SELECTOR,
         ),
         Field(
             "resourceFieldRef",
             "A container's cpu or memory request or limit.",
-            Type(
-                "io.k8s.api.core.v1.ResourceFieldSelector",
-                "limits.cpu, limits.memory, requests.cpu or requests.memory.",
-                (
-                    Field("containerName", "The container (default: this one).", S),
-                    Field("resource", "The resource.", S),
-                    Field("divisor", "Unit of the value (default 1).", IOS),
-                ),
-                required=("resource",),
-            ),
+            _RESOURCE_FIELD_SELECTOR,
         ),
         Field("mode", "File mode (0 to 0777).", INT, minimum=0, maximum=0o777),
     ),
