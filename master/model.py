@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kernel.names import CLUSTER_SCOPED as CLUSTER_SCOPED
 from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 from kernel.names import pod_ref as kernel_pod_ref
 from kernel.names import split_pod_ref
@@ -737,11 +738,6 @@ KINDS: dict[str, type[StoredObject]] = {
     "Ingress": Ingress,
     "Namespace": Namespace,
 }
-
-
-# Kinds that live outside any namespace (as in Kubernetes); every other kind is
-# namespaced and its names are unique per namespace.
-CLUSTER_SCOPED: frozenset[str] = frozenset({"Node", "PersistentVolume", "Namespace"})
 
 
 def is_namespaced(kind: str) -> bool:
