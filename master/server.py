@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import ipaddress
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -30,6 +31,7 @@ from typing import Any
 import grpc
 
 from kernel.clock import SystemClock
+from kernel.haproxy_tuning import haproxy_threads
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
@@ -535,7 +537,9 @@ def _load_balancer(
         )
     # HAProxy's runtime files live with the master's state; HAProxy outlives the master.
     workdir = config.data_dir / "lb"
-    driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
+    # One HAProxy thread on a machine of two CPUs (kernel/haproxy_tuning.py says why).
+    settings = LbSettings(listen_address=config.lb_listen, threads=haproxy_threads(os.cpu_count()))
+    driver = HAProxyDriver(workdir, settings, config.haproxy_bin)
     return LoadBalancerController(
         state,
         clock,
