@@ -182,6 +182,24 @@ def test_a_stale_container_with_the_same_name_is_replaced(backend: Backend) -> N
     run(scenario)
 
 
+def test_a_name_held_by_another_nodes_container_is_not_taken_over(backend: Backend) -> None:
+    async def scenario() -> None:
+        owner, rt_owner = backend.node()
+        other, rt_other = backend.node()
+        held = await rt_owner.create_and_start(config(owner))
+        same_name = replace(config(owner), labels={**config(owner).labels, "pinnace.node": other})
+
+        with pytest.raises(ContainerCreateError, match="another node"):
+            await rt_other.create_and_start(same_name)
+
+        assert [c.id for c in await rt_owner.list_containers()] == [held.id]
+        assert await rt_other.list_containers() == []
+        await rt_owner.close()
+        await rt_other.close()
+
+    run(scenario)
+
+
 def test_a_dead_container_is_replaced_by_a_fresh_one_under_its_name(backend: Backend) -> None:
     async def scenario() -> None:
         node, rt = backend.node()
