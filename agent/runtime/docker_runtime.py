@@ -24,7 +24,7 @@ import posixpath
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -465,27 +465,33 @@ class DockerRuntime:
             if exc.status_code != 409:
                 raise
 
-    def _replace_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
-        api = self._api()
+    def _swap_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
         # Renaming frees the name in milliseconds; removing takes a few hundred on a busy
         # engine, and is no longer on the way to the new container running.
         with contextlib.suppress(docker.errors.APIError):
-            api.rename(old_id, f"{config.name}-replaced-{old_id[:12]}")
-        try:
-            return self._create_sync(config)
-        finally:
-            with contextlib.suppress(docker.errors.DockerException, OSError):
-                self._remove_sync(old_id)
+            self._api().rename(old_id, f"{config.name}-replaced-{old_id[:12]}")
+        return self._create_sync(config)
 
-    async def replace(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+    def _remove_quietly_sync(self, container_id: str) -> None:
+        with contextlib.suppress(docker.errors.DockerException, OSError):
+            self._remove_sync(container_id)
+
+    async def replace(
+        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+    ) -> ContainerInfo:
         try:
-            return await self._call(self._replace_sync, old_id, config)
+            return await self._call(self._swap_sync, old_id, config)
         except RuntimeFailure:
             raise
         except (docker.errors.DockerException, OSError) as exc:
             raise ContainerCreateError(
                 f"cannot start container {config.name}: {_explain(exc)}"
             ) from exc
+        finally:
+            if before_remove is not None:
+                with contextlib.suppress(Exception):
+                    await before_remove
+            await self._call(self._remove_quietly_sync, old_id)
 
     async def remove(self, container_id: str) -> None:
         if await self.inspect(container_id) is None:
