@@ -103,6 +103,23 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     labelled = k.run("label", "node", node, "x=y", check=False)
     assert labelled.returncode == 1 and "only spec.unschedulable may be changed" in labelled.stderr
 
+    # Node leases, computed from the agent's heartbeats: describe shows them, get lists them.
+    for client in (k, first):
+        described = client.run("describe", "node", node).stdout
+        assert "Failed to get lease" not in described
+        lease_lines = described.split("\nLease:\n", 1)[1].splitlines()
+        assert lease_lines[0].split() == ["HolderIdentity:", node]
+        assert lease_lines[2].startswith("  RenewTime:") and "<unset>" not in lease_lines[2]
+        listed = client.run("get", "leases", "-n", "kube-node-lease").stdout.splitlines()
+        assert [line.split()[:2] for line in listed] == [["NAME", "HOLDER"], [node, node]]
+
+    def renew_time() -> str:
+        lease = k.run("get", "lease", node, "-n", "kube-node-lease", "-o", "json").stdout
+        return str(json.loads(lease)["spec"]["renewTime"])
+
+    first_renewal = renew_time()
+    wait_for("the lease renewed by a heartbeat", lambda: renew_time() > first_renewal, interval=1)
+
     # edit through KUBE_EDITOR: a new image rolls out; history shows it; undo goes back.
     editor = tmp_path / "editor.sh"
     editor.write_text(
