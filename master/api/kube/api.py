@@ -23,6 +23,7 @@ from master.api.kube import errors, leases, objects, openapi, resources, writes
 from master.api.kube.exec_ws import serve_exec
 from master.api.kube.http import flag as _flag
 from master.api.kube.http import json_response as _json
+from master.api.kube.portforward import serve_port_forward
 from master.api.kube.resources import Resource
 from master.api.kube.streams import Streams
 from master.api.kube.tables import render_table, wants_table
@@ -183,6 +184,9 @@ class KubeApi(Streams):
         if sub == "exec" and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
             return await serve_exec(request, self.state, execs, name or "", ns)
+        if sub == "portforward" and method in ("GET", "POST"):
+            execs = self.logs.execs if self.logs is not None else None
+            return await serve_port_forward(request, self.state, execs, name or "", ns)
         if sub in ("status", "log") and method != "GET":
             raise errors.method_not_allowed(f"{r.name} is read-only in pinnace")
         if sub == "log":

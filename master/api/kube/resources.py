@@ -50,6 +50,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("pods/log", "Pod", verbs=("get",), subresource=True),
     Resource("pods/status", "Pod", verbs=("get",), subresource=True),
     Resource("pods/exec", "PodExecOptions", verbs=("create", "get"), subresource=True),
+    Resource("pods/portforward", "PodPortForwardOptions", verbs=("create", "get"),
+             subresource=True),
     Resource("services", "Service", verbs=(*READ, *WRITE), short_names=("svc",),
              singular="service",
              description="A load-balanced address for the ready pods a selector picks."),
