@@ -362,7 +362,7 @@ async def run_agent(
         usage=UsageSampler(runtime, clock, disks=disks),
         claims=claims,
         services=services,
-        execs=ExecRunner(runtime),
+        execs=ExecRunner(runtime, args.advertise_address),
     )
     witness.bind(session.probe_master)
     if dns_trouble:

@@ -424,6 +424,7 @@ class Session:
                         start.request_id, pod_ref(start.namespace, start.pod_name),
                         start.container, tuple(start.command),
                         start.stdin, start.tty, start.width, start.height,
+                        start.port, start.attach,
                     ),
                     send_exec,
                 )  # fmt: skip
@@ -432,7 +433,15 @@ class Session:
             elif kind == "exec_input" and self._execs is not None:
                 i = msg.exec_input
                 self._execs.input(
-                    ExecInput(i.request_id, i.data, i.close_stdin, i.width, i.height, i.cancel)
+                    ExecInput(
+                        i.request_id,
+                        i.data,
+                        i.close_stdin,
+                        i.width,
+                        i.height,
+                        i.cancel,
+                        i.output_done,
+                    )
                 )
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:

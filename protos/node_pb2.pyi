@@ -937,6 +937,8 @@ class ExecStart(_message.Message):
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    ATTACH_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     pod_name: _builtins.str
     container: _builtins.str
@@ -948,6 +950,13 @@ class ExecStart(_message.Message):
     height: _builtins.int
     namespace: _builtins.str
     """The pod's namespace; empty means "default"."""
+    port: _builtins.int
+    """> 0: no command but a TCP connection to this port of the pod (kubectl port-forward):
+    stdin goes down the connection, its bytes come back as stdout, close_stdin
+    half-closes it, and the end is the connection's (error: why it could not be made).
+    """
+    attach: _builtins.bool
+    """Attach to the container's main process instead of running a command (kubectl attach)."""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -962,10 +971,12 @@ class ExecStart(_message.Message):
         width: _builtins.int = ...,
         height: _builtins.int = ...,
         namespace: _builtins.str = ...,
+        port: _builtins.int = ...,
+        attach: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod_name", b"pod_name", "request_id", b"request_id", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attach", b"attach", "command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod_name", b"pod_name", "port", b"port", "request_id", b"request_id", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -981,6 +992,7 @@ class ExecInput(_message.Message):
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
+    OUTPUT_DONE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     data: _builtins.bytes
     close_stdin: _builtins.bool
@@ -989,6 +1001,10 @@ class ExecInput(_message.Message):
     height: _builtins.int
     cancel: _builtins.bool
     """The client went away: stop relaying (the command gets EOF or a hang-up)."""
+    output_done: _builtins.int
+    """How many output messages the master has passed to its client so far; for a
+    port-forward the agent keeps at most a window of them in flight (flow control).
+    """
     def __init__(
         self,
         *,
@@ -998,10 +1014,11 @@ class ExecInput(_message.Message):
         width: _builtins.int = ...,
         height: _builtins.int = ...,
         cancel: _builtins.bool = ...,
+        output_done: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "close_stdin", b"close_stdin", "data", b"data", "height", b"height", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "close_stdin", b"close_stdin", "data", b"data", "height", b"height", "output_done", b"output_done", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
