@@ -363,6 +363,9 @@ class Service:
     # Nodes whose proxy cannot serve a port of this Service, as their agents last said
     # (master/app/proxyproblems.py); sorted, empty while every node serves it.
     proxy_problems: tuple[ProxyProblem, ...] = ()
+    # spec.publishNotReadyAddresses: its pods are endpoints (names, proxied) while not
+    # ready yet, as Kubernetes' endpoints controller then lists them.
+    publish_not_ready: bool = False
 
     kind = "Service"
 
