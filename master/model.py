@@ -646,6 +646,9 @@ INGRESS_CLASS = "pinnace"
 INGRESS_CONTROLLER = "pinnace.dev/haproxy"
 # The annotation older Ingresses name their class with (before spec.ingressClassName).
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+# ingress-nginx's switch for its default HTTP -> HTTPS redirect of hosts with TLS; pinnace
+# honours "false" the same way.
+SSL_REDIRECT_ANNOTATION = "nginx.ingress.kubernetes.io/ssl-redirect"
 
 
 @dataclass(frozen=True, slots=True)
