@@ -50,7 +50,7 @@ spec:
 """
 
 
-def _server_side_apply(k: Kubectl, tmp_path: Path, name: str) -> None:
+def _server_side_apply(k: Kubectl, cluster: LocalCluster, tmp_path: Path, name: str) -> None:
     """Apply creates; a field dropped from the configuration goes; another manager's
     change to an owned value is a 409 naming field and manager until forced."""
     path = tmp_path / f"{name}.yaml"
@@ -84,6 +84,20 @@ def _server_side_apply(k: Kubectl, tmp_path: Path, name: str) -> None:
     env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env == [{"name": "A", "value": "9"}, {"name": "B", "value": "2"}]
     assert _managers(k, "deployment", name) == [("kubectl", "Apply"), ("other", "Apply")]
+
+    # pinnace's own apply is an Update by "pinnace": it takes the value it changes.
+    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "5"'))
+    cluster.cli("apply", "-f", str(path))
+    assert "managedFields" not in cluster.get_json("deployment", name)["metadata"]
+    shown = cluster.cli("get", "deployment", name, "-o", "json", "--show-managed-fields").stdout
+    entries = json.loads(shown)["metadata"]["managedFields"]
+    assert [(e["manager"], e["operation"]) for e in entries][-1] == ("pinnace", "Update")
+    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "9"'))
+    refused = k.run(*other, check=False)
+    assert (
+        'conflict with "pinnace" using apps/v1: '
+        '.spec.template.spec.containers[name="web"].env[name="A"].value'
+    ) in refused.stderr
     k.run("delete", "deployment", name)
 
 
@@ -166,7 +180,7 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     ) in refused.stderr
     assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
     for i, binary in enumerate(binaries):
-        _server_side_apply(Kubectl(binary, config, tmp_path), tmp_path, f"owned-{i}")
+        _server_side_apply(Kubectl(binary, config, tmp_path), cluster, tmp_path, f"owned-{i}")
 
     # cordon / uncordon: the one change a user may make to a node.
     node = cluster.node("a")
