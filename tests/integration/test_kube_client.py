@@ -199,6 +199,11 @@ def _server_side_apply_owns_fields(core: client.CoreV1Api) -> None:
         {"type": "FieldManagerConflict", "message": 'conflict with "py-a"', "field": ".data.a"}
     ]
     assert core.read_namespaced_config_map("owned", NS).data == {"a": "1", "b": "2"}
+    # A dry run answers what the apply would store, and stores nothing.
+    dry = _apply(core, "py-b", {"a": "9", "c": "3"}, force=True, dry_run="All")
+    assert dry.data == {"a": "9", "b": "2", "c": "3"}
+    assert core.read_namespaced_config_map("owned", NS).data == {"a": "1", "b": "2"}
+    assert _owners(core) == {"py-a": ["a", "b"]}
     # Forced, it takes a over; py-a then stops applying a and b: a (py-b's) stays, b goes.
     assert _apply(core, "py-b", {"a": "9", "c": "3"}, force=True).data["a"] == "9"
     assert _owners(core) == {"py-a": ["b"], "py-b": ["a", "c"]}
