@@ -8,13 +8,18 @@ and the planned object and lets master/api/managedfields.py update the ledger.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
+from master.api.fieldsets import FieldSetError
 from master.api.managedfields import Manager, entries_from_request, record, with_entries
 from master.api.render import render_object
 from master.app.apply import FieldTracker
+from master.app.errors import AppError
 from master.model import StoredObject
+
+log = logging.getLogger(__name__)
 
 # The manager of writes made with the pinnace CLI (gRPC API).
 CLI_MANAGER = "pinnace"
@@ -37,9 +42,20 @@ def field_tracker(
         given = entries_from_request(sent) if sent is not None else None
         entries = existing.meta.managed_fields if existing is not None else ()
         who = manager if manager.api_version else replace(manager, api_version=new["apiVersion"])
-        ledger = record(
-            entries if given is None else given, old, new, planned.kind, who, now, config, force
-        )
+        try:
+            ledger = record(
+                entries if given is None else given, old, new, planned.kind, who, now, config,
+                force,
+            )  # fmt: skip
+        except FieldSetError as e:
+            if manager.operation == "Apply":
+                raise AppError("invalid", f"the applied configuration does not fit: {e}") from None
+            # An object the validators accepted always fits; should one not, the write
+            # matters more than its bookkeeping: the stored ledger stays as it was.
+            log.warning(
+                "managedFields of %s %s not updated: %s", planned.kind, planned.meta.name, e
+            )
+            return with_entries(planned, entries)
         return with_entries(planned, ledger)
 
     return track
