@@ -384,6 +384,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 int(request.to_revision),
                 self._clock.now(),
                 _namespace(request.namespace),
+                cli_update(self._clock.now()),
             ),
         )
         return cluster_pb2.RollbackDeploymentResponse(

@@ -115,11 +115,18 @@ async def rollback_deployment(
     to_revision: int,
     now: float,
     namespace: str = DEFAULT_NAMESPACE,
+    track: FieldTracker | None = None,
 ) -> Deployment:
     """`rollout undo`: returns the deployment as stored, its revision the new one."""
 
     def plan() -> Deployment:
-        stored = state.put(rolled_back(deployment(state, name, namespace), to_revision, now))
+        dep = deployment(state, name, namespace)
+        new: StoredObject = rolled_back(dep, to_revision, now)
+        if track is not None:
+            new = track(dep, new)
+        if not isinstance(new, Deployment):
+            return dep
+        stored = state.put(new)
         state.record_event(
             "Deployment",
             name,
