@@ -49,6 +49,7 @@ from master.model import (
     Probe,
     ProbeKind,
     ProjectedSource,
+    ProxyProblem,
     Resources,
     RestartPolicy,
     RollingUpdate,
@@ -203,6 +204,7 @@ def full_objects() -> list[StoredObject]:
             lb_message="taken",
             lb_since=5.0,
             load_balancer_ip="127.0.0.1",
+            proxy_problems=(ProxyProblem("n1", "http", "PortInUse", "held", 4.0),),
         ),
         Pod(
             meta=_meta("web-abc-x1"),
