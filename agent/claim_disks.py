@@ -43,6 +43,8 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from kernel.claimfiles import claim_file_bytes
+
 log = logging.getLogger(__name__)
 
 MIB = 1 << 20
@@ -56,16 +58,10 @@ class DiskError(Exception):
     """A command on a claim's file failed; the message says which and why."""
 
 
-# mke2fs's journal size by filesystem size (e2fsprogs' ext2fs_default_journal_size).
-_JOURNALS = ((128, 4), (1024, 16), (2048, 32), (16384, 64), (32768, 128), (65536, 256))
-
-
 def image_bytes(request: int) -> int:
-    """The first size of a claim's file: the request plus ext4's own room (inode tables
-    1.6%, the journal, a little more), rounded up to whole MiB; `shortfall` tops it up."""
-    journal = next((j for size, j in _JOURNALS if request < size * MIB), 1024) * MIB
-    extra = request // 50 + journal + 4 * MIB
-    return -(-(request + extra) // MIB) * MIB
+    """The first size of a claim's file (kernel/claimfiles.py: the master counts the same);
+    `shortfall` tops it up."""
+    return claim_file_bytes(request)
 
 
 def shortfall(capacity: int, request: int) -> int:
@@ -202,6 +198,15 @@ class ClaimDisks:
             return None
         st = os.statvfs(mnt)
         return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize
+
+    def free_bytes(self) -> int:
+        """Bytes new claim files can still take on the claim dir's disk (measured at the
+        nearest folder that exists: the node's own is made with its first claim)."""
+        path = self.root
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize
 
     def grow(self, name: str, request: int) -> bool:
         """Grow a mounted claim filesystem to hold `request` bytes; False when it already does."""

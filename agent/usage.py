@@ -5,7 +5,8 @@ running container of this node, plus the machine's own CPU and memory (psutil). 
 rate, so it needs two readings: the sampler keeps each container's previous cumulative CPU
 time and reports the millicores used in between (`cpu_millis_between`, pure); a container's
 first reading reports 0 until the next one. Memory is what the container uses now.
-Each claim volume's used bytes ride along (agent/claim_volumes.py `measure`).
+Each claim volume's used bytes ride along (agent/claim_volumes.py `measure`), and the room
+left for claim files on the claim dir's disk (the scheduler places new claims by it).
 A container that stops between the listing and its reading is left out.
 """
 
@@ -39,6 +40,9 @@ class UsageSample:
     measured_at: float  # wall clock
     # This node's claim volumes (None: they could not be listed this time).
     volumes: tuple[VolumeUse, ...] | None = None
+    # Room left for claim files on the claim dir's disk, measured after `volumes` were
+    # listed (None: sizes not enforced here, or the volumes could not be listed).
+    claim_free_bytes: int | None = None
 
 
 def cpu_millis_between(before: tuple[float, int] | None, at: float, cpu_ns: int) -> int:
@@ -97,7 +101,15 @@ class UsageSampler:
             volumes: tuple[VolumeUse, ...] | None = tuple(await measure(self._runtime, self._disks))
         except RuntimeFailure:
             volumes = None
-        return UsageSample(cpu, memory, tuple(uses), self._clock.now(), volumes)
+        free = None
+        if volumes is not None and self._disks is not None:
+            # After the listing: a claim file made in between is counted twice by the
+            # master (here and as not yet listed), never not at all.
+            try:
+                free = await asyncio.to_thread(self._disks.free_bytes)
+            except OSError:
+                free = None
+        return UsageSample(cpu, memory, tuple(uses), self._clock.now(), volumes, free)
 
     def _use(self, info: ContainerInfo, reading: ContainerStats, at: float) -> ContainerUse:
         cpu = cpu_millis_between(self._previous.get(info.id), at, reading.cpu_ns)
