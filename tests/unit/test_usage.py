@@ -161,6 +161,28 @@ def test_an_agent_that_does_not_enforce_sizes_reports_no_room() -> None:
     assert claim_disk_from_proto(usage_to_proto(sample)) is None
 
 
+def test_a_claim_that_is_a_plain_volume_reports_what_the_engine_counts_once_a_minute() -> None:
+    engine = FakeEngine()
+    labels = {LABEL_NODE: "n1", LABEL_VOLUME_KIND: "claim", LABEL_CLAIM: "data"}
+    engine.volumes["pinnace-pvc-1"] = VolumeInfo("pinnace-pvc-1", labels)
+    engine.volume_bytes["pinnace-pvc-1"] = 12 * MI
+    clock = FakeClock()
+    sampler = UsageSampler(FakeRuntime("n1", engine), clock, lambda: (1, 2))
+
+    def used() -> int:
+        volumes = asyncio.run(sampler.sample()).volumes
+        assert volumes is not None and volumes[0].capacity_bytes == 0  # size not enforced
+        return volumes[0].used_bytes
+
+    first = used()
+    engine.volume_bytes["pinnace-pvc-1"] = 20 * MI
+    clock.advance(30)
+    within_the_minute = used()  # the engine walks every volume to answer: not every 5 s
+    clock.advance(30)
+
+    assert (first, within_the_minute, used()) == (12 * MI, 12 * MI, 20 * MI)
+
+
 def test_top_prints_kubectl_columns_and_units() -> None:
     reply = cluster_pb2.GetUsageResponse(
         nodes=[
