@@ -328,6 +328,18 @@ class ServicePort:
     app_protocol: str = ""
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class ProxyProblem:
+    """A port of a Service that one node's proxy cannot serve (its agent said why)."""
+
+    node: str
+    # The Service port's name, or its number when unnamed.
+    port: str
+    reason: str
+    message: str
+    since: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class Service:
     meta: ObjectMeta
@@ -348,6 +360,9 @@ class Service:
     lb_since: float = 0.0
     # spec.loadBalancerIP: the external address asked for ("" lets the pool choose).
     load_balancer_ip: str = ""
+    # Nodes whose proxy cannot serve a port of this Service, as their agents last said
+    # (master/app/proxyproblems.py); sorted, empty while every node serves it.
+    proxy_problems: tuple[ProxyProblem, ...] = ()
 
     kind = "Service"
 

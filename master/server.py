@@ -288,6 +288,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 clock,
                 logs,
                 admission,
+                leases,
+                node_lease,
             )
         except OSError as e:
             raise SystemExit(

@@ -35,7 +35,7 @@ import docker.types
 from docker.utils import parse_repository_tag
 
 from agent.claim_disks import ClaimDisks, DiskError
-from agent.runtime.docker_exec import DockerExecSession
+from agent.runtime.docker_exec import DockerAttachSession, DockerExecSession
 from agent.runtime.docker_stats import parse_stats
 from agent.runtime.port import (
     LABEL_CONTAINER,
@@ -536,6 +536,24 @@ class DockerRuntime:
         except (docker.errors.DockerException, OSError) as exc:
             raise RuntimeFailure(f"cannot exec in {container_id[:12]}: {_explain(exc)}") from exc
         return DockerExecSession(self._api(), exec_id, raw, tty, self._call)
+
+    def _open_attach_sync(self, container_id: str, stdin: bool) -> tuple[bool, Any]:
+        api = self._api()
+        facts = api.inspect_container(container_id)
+        labels = (facts.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_NODE) != self._node or not (facts.get("State") or {}).get("Running"):
+            raise RuntimeFailure(f"container {container_id[:12]} is not running")
+        tty = bool((facts.get("Config") or {}).get("Tty"))
+        params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
+        return tty, api.attach_socket(container_id, params=params)
+
+    async def open_attach(self, container_id: str, stdin: bool, tty: bool) -> ExecSession:
+        try:
+            own_tty, raw = await self._call(self._open_attach_sync, container_id, stdin)
+        except (docker.errors.DockerException, OSError) as exc:
+            raise RuntimeFailure(f"cannot attach to {container_id[:12]}: {_explain(exc)}") from exc
+        # The stream is framed by the container's own TTY setting, not the client's wish.
+        return DockerAttachSession(self._api(), container_id, raw, own_tty, self._call)
 
     def _stats_sync(self, container_id: str) -> ContainerStats | None:
         try:

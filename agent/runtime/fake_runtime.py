@@ -262,6 +262,13 @@ class FakeRuntime:
         self.engine.execs.append((container_id, command))
         return FakeExecSession(self.engine.exec_results.get(command, ExecResult(0)), stdin)
 
+    async def open_attach(self, container_id: str, stdin: bool, tty: bool) -> ExecSession:
+        info = self._mine(self.engine.containers.get(container_id))
+        if info is None or info.state != "running":
+            raise RuntimeFailure(f"cannot attach to {container_id[:12]}: container is not running")
+        self.engine.execs.append((container_id, ("<attach>",)))
+        return FakeExecSession(ExecResult(0), stdin)
+
     async def stats(self, container_id: str) -> ContainerStats | None:
         info = self._mine(self.engine.containers.get(container_id))
         if info is None or info.state != "running":

@@ -77,6 +77,9 @@ class MeteredRuntime:
     ) -> ExecSession:
         return await _timed("open_exec", self._inner.open_exec(container_id, command, stdin, tty))
 
+    async def open_attach(self, container_id: str, stdin: bool, tty: bool) -> ExecSession:
+        return await _timed("open_attach", self._inner.open_attach(container_id, stdin, tty))
+
     async def list_volumes(self) -> list[VolumeInfo]:
         return await _timed("list_volumes", self._inner.list_volumes())
 

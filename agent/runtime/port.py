@@ -325,6 +325,12 @@ class Runtime(Protocol):
         Raises RuntimeFailure when the container is gone, stopped or not this node's."""
         ...
 
+    async def open_attach(self, container_id: str, stdin: bool, tty: bool) -> ExecSession:
+        """Attaches to the running container's main process (its output from now on; stdin
+        when asked and the container keeps it open). Its `exit_code()` is the container's.
+        Raises RuntimeFailure when the container is gone, stopped or not this node's."""
+        ...
+
     async def list_volumes(self) -> list[VolumeInfo]:
         """The Docker volumes this node's pods use (labelled with this node)."""
         ...

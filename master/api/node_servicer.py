@@ -42,6 +42,7 @@ from master.app.podvolumes import (
     resolve_volume_files,
     volume_references,
 )
+from master.app.proxyproblems import Reported
 from master.app.reports import NodeReports
 from master.app.servicenv import service_env
 from master.app.usage import UsageTable
@@ -534,3 +535,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self._reports.goodbye(node_name, msg.goodbye.reason)
             elif body == "notice":
                 self._reports.notice(node_name, msg.notice.reason, msg.notice.message)
+            elif body == "proxy_problems":
+                reported = [
+                    Reported(p.namespace, p.service, p.port, p.reason, p.message)
+                    for p in msg.proxy_problems.problems
+                ]
+                self._reports.proxy_problems(node_name, reported)

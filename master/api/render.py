@@ -395,9 +395,10 @@ def render_service(svc: Service) -> Obj:
 
 def _service_status(svc: Service, ingress: list[dict[str, str]]) -> Obj:
     status: Obj = {"loadBalancer": {"ingress": ingress}}
+    conditions: list[Obj] = []
     if svc.lb_reason:
         # Shaped like metav1.Condition, as Kubernetes' Service.status.conditions are.
-        status["conditions"] = [
+        conditions.append(
             {
                 "type": "LoadBalancerServing",
                 "status": "False",
@@ -405,7 +406,23 @@ def _service_status(svc: Service, ingress: list[dict[str, str]]) -> Obj:
                 "message": svc.lb_message,
                 "lastTransitionTime": rfc3339(svc.lb_since),
             }
-        ]
+        )
+    if svc.proxy_problems:
+        # Node proxies that cannot listen on a port of its cluster IP, and why.
+        first = min(svc.proxy_problems, key=lambda p: p.since)
+        conditions.append(
+            {
+                "type": "NodeProxyServing",
+                "status": "False",
+                "reason": first.reason,
+                "message": "; ".join(
+                    f"node {p.node}: port {p.port}: {p.message}" for p in svc.proxy_problems
+                ),
+                "lastTransitionTime": rfc3339(first.since),
+            }
+        )
+    if conditions:
+        status["conditions"] = conditions
     return status
 
 

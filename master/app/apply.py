@@ -116,6 +116,7 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
             lb_reason=existing.lb_reason,
             lb_message=existing.lb_message,
             lb_since=existing.lb_since,
+            proxy_problems=existing.proxy_problems,
         )
     if isinstance(existing, PersistentVolumeClaim) and isinstance(new, PersistentVolumeClaim):
         return replace(

@@ -7,12 +7,14 @@ through pinnace's own CLI too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.integration.kube_helpers import Kubectl, kubectls, seed_dir, write_kubeconfig
+from tests.integration.kube_streams import curl, fetch_in_parallel, port_forward
 
 DEP = "my-web-app-deployment"
 
@@ -43,6 +45,7 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert "service/my-web-app-service created" in applied
     k.run("rollout", "status", f"deployment/{DEP}", "--timeout=120s")
     wait_for("three running seed pods", lambda: _running(cluster, "nginx:latest", 3))
+    _port_forward_with_both_kubectls(k, first, cluster.pods()[0]["metadata"]["name"])
 
     # Tables: kubectl prints pinnace's columns (wide ones too).
     table = k.run("get", "pods", "-o", "wide").stdout.splitlines()
@@ -103,6 +106,23 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     labelled = k.run("label", "node", node, "x=y", check=False)
     assert labelled.returncode == 1 and "only spec.unschedulable may be changed" in labelled.stderr
 
+    # Node leases, computed from the agent's heartbeats: describe shows them, get lists them.
+    for client in (k, first):
+        described = client.run("describe", "node", node).stdout
+        assert "Failed to get lease" not in described
+        lease_lines = described.split("\nLease:\n", 1)[1].splitlines()
+        assert lease_lines[0].split() == ["HolderIdentity:", node]
+        assert lease_lines[2].startswith("  RenewTime:") and "<unset>" not in lease_lines[2]
+        listed = client.run("get", "leases", "-n", "kube-node-lease").stdout.splitlines()
+        assert [line.split()[:2] for line in listed] == [["NAME", "HOLDER"], [node, node]]
+
+    def renew_time() -> str:
+        lease = k.run("get", "lease", node, "-n", "kube-node-lease", "-o", "json").stdout
+        return str(json.loads(lease)["spec"]["renewTime"])
+
+    first_renewal = renew_time()
+    wait_for("the lease renewed by a heartbeat", lambda: renew_time() > first_renewal, interval=1)
+
     # edit through KUBE_EDITOR: a new image rolls out; history shows it; undo goes back.
     editor = tmp_path / "editor.sh"
     editor.write_text(
@@ -134,3 +154,25 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert cluster.get_json("deployments")["items"] == []
     assert cluster.get_json("services")["items"] == []
     wait_for("no pods left", lambda: cluster.pods() == [] or None)
+
+
+def _port_forward_with_both_kubectls(k: Kubectl, first: Kubectl, pod: str) -> None:
+    """kubectl port-forward (SPDY in a WebSocket) through the master and the agent to nginx:
+    pod/, svc/ and deployment/ targets, connections in parallel, a large transfer, and a
+    port nothing can reach refused in a sentence."""
+    made = k.run("exec", pod, "--", "sh", "-c",
+                 "head -c 16000000 /dev/urandom > /usr/share/nginx/html/big && "
+                 "md5sum /usr/share/nginx/html/big").stdout  # fmt: skip
+    digest = made.split()[0]
+    for client in (k, first):
+        with port_forward(client, f"pod/{pod}", 80) as forward:
+            got = fetch_in_parallel(forward.port, ["/big", "/big", "/", "/", "/", "/"])
+            assert [hashlib.md5(b).hexdigest() for b in got[:2]] == [digest, digest]
+            assert b"<html>" in got[2] and got[3:] == [got[2]] * 3
+        for target in ("svc/my-web-app-service", f"deployment/{DEP}"):
+            with port_forward(client, target, 80) as forward:
+                assert all(b"<html>" in p for p in fetch_in_parallel(forward.port, ["/"] * 3))
+    with port_forward(k, f"pod/{pod}", 9) as refused:
+        assert curl(refused.port, "/", timeout=20).returncode != 0
+    assert "error occurred forwarding" in refused.stderr.lower(), refused.stderr
+    assert f"cannot connect to port 9 of pod {pod}" in refused.stderr, refused.stderr

@@ -48,6 +48,7 @@ from master.model import (
     Probe,
     ProbeKind,
     ProjectedSource,
+    ProxyProblem,
     Resources,
     RestartPolicy,
     RollingUpdate,
@@ -197,6 +198,7 @@ def full_objects() -> list[StoredObject]:
             lb_message="taken",
             lb_since=5.0,
             load_balancer_ip="127.0.0.1",
+            proxy_problems=(ProxyProblem("n1", "http", "PortInUse", "held", 4.0),),
         ),
         Pod(
             meta=_meta("web-abc-x1"),
