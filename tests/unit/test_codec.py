@@ -33,6 +33,7 @@ from master.model import (
     IngressRule,
     IngressTLS,
     KeyToPath,
+    ManagedFieldsEntry,
     Namespace,
     Node,
     NodeStatus,
@@ -77,6 +78,11 @@ def _meta(name: str) -> ObjectMeta:
         generation=3,
         created_at=1700000000.25,
         namespace="team-a",
+        managed_fields=(
+            ManagedFieldsEntry(
+                "kubectl", "Apply", "apps/v1", 1700000001.0, '{"f:spec":{}}', subresource="scale"
+            ),
+        ),
     )
 
 
