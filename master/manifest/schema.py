@@ -612,8 +612,7 @@ SERVICE_SPEC = _check(
             ),
             Field(
                 "publishNotReadyAddresses",
-                "Pods are endpoints (named in DNS, proxied) before they are ready (default "
-                "false).",
+                "Pods are endpoints (named in DNS, proxied) before they are ready (default false).",
                 B,
             ),
         ),
