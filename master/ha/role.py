@@ -25,6 +25,7 @@ from master.ha.follower import Follower
 from master.ha.leadership import LeaseTiming
 from master.state import ClusterState
 from master.store.etcd import EtcdStore
+from master.store.etcd_lease import EtcdLeases
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,12 @@ class HaRole:
         self._manager = manager
         self._follower = follower or Follower(store, state)
         self.elector = LeaderElector(
-            store, me, timing or LeaseTiming(), self._elected, self._deposed
+            store,
+            EtcdLeases(store.client),
+            me,
+            timing or LeaseTiming(),
+            self._elected,
+            self._deposed,
         )
         self._controllers: asyncio.Task[None] | None = None
         self._mirror: asyncio.Task[None] | None = None

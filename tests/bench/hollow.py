@@ -43,6 +43,10 @@ class HollowAgent:
         self.reported: set[tuple[str, int]] = set()
         self.outbox: asyncio.Queue[node_pb2.AgentMessage] = asyncio.Queue()
         self.acks = 0
+        # Heartbeat round trips (sent -> its ack) while `timing` is set (store_compare.py).
+        self.timing = False
+        self.rtts: list[float] = []
+        self._sent: dict[int, float] = {}
         # Why the session ended ("" while it runs): hollow agents do not reconnect.
         self.ended = ""
         self.stage = "new"
@@ -73,6 +77,9 @@ class HollowAgent:
                     await self._report(msg.assignments)
                 elif body == "heartbeat_ack":
                     self.acks += 1
+                    sent = self._sent.pop(msg.heartbeat_ack.sequence, None)
+                    if sent is not None and self.timing:
+                        self.rtts.append(time.monotonic() - sent)
         except grpc.aio.AioRpcError as exc:
             self.ended = f"{exc.code().name}: {exc.details()}"[:120]
         else:
@@ -90,6 +97,7 @@ class HollowAgent:
         await asyncio.sleep(hash(self.name) % 1000 / 1000 * interval)
         while not stop.is_set():
             seq += 1
+            self._sent[seq] = time.monotonic()
             await self.outbox.put(node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=seq)))
             await asyncio.sleep(interval)
 

@@ -204,6 +204,10 @@ def test_get_masters_lists_every_master_and_the_leader_from_any_of_them(ha: HaCl
         ha.masters.cli(ha.masters.addresses[follower], "get", "masters", "-o", "json").stdout
     )["items"]
     assert handover < 1.5, f"graceful handover took {handover:.2f}s"
+    # It stopped its controllers before giving the key up (never two leaders' controllers).
+    stopping = ha.masters.log(leader.name)
+    stopping = stopping[stopping.rindex("stops leading: stopping") :]
+    assert stopping.index("controllers stopped") < stopping.index("revoked"), stopping[-2000:]
     assert [i["metadata"]["name"] for i in after] == [n for n in NAMES if n != leader.name]
     assert [i["metadata"]["name"] for i in after if i["status"]["leader"]] == [new.name]
 
@@ -353,3 +357,27 @@ def test_without_etcd_quorum_writes_are_refused_reads_served_and_all_recovers(
     assert {"before-quorum", "after-quorum"} <= set(
         deployments(ha.masters, ha.masters.addresses[writer])
     )
+
+
+def test_a_master_advertises_the_address_it_is_given_not_its_listen_host(ha: HaCluster) -> None:
+    leader = ha.wait_leader()
+    follower = next(n for n in NAMES if n != leader.name)
+    ha.masters.kill(follower, signal.SIGTERM)
+    try:
+        # As behind --listen 0.0.0.0: the name the others and the agents must dial.
+        ha.masters.start(follower, "--name", follower, "--advertise-address", "localhost")
+        port = ha.masters.addresses[follower].rsplit(":", 1)[1]
+        listed = ha.masters.cli(leader.address, "get", "masters", "-o", "json")
+        via_name = ha.masters.cli(f"localhost:{port}", "get", "masters", "-o", "json")
+        conf = read_client_config(ha.masters.workdir / follower / "pinnace.conf")
+    finally:
+        ha.masters.kill(follower, signal.SIGTERM)
+        ha.heal()
+
+    assert listed.returncode == 0, listed.stderr
+    addresses = {
+        i["metadata"]["name"]: i["spec"]["address"] for i in json.loads(listed.stdout)["items"]
+    }
+    assert addresses[follower] == f"localhost:{port}"
+    assert via_name.returncode == 0, via_name.stderr  # its certificate names it
+    assert conf.server.split(",")[0] == f"localhost:{port}"
