@@ -7,12 +7,14 @@ live leases. A follower looks at `<prefix>leader` every tick; when the key is
 absent it campaigns with one transaction: "if leader does not exist, put it,
 attached to my lease". The winner's guard — every later store write compares the
 leader key's create_revision with the one it created — makes its writes
-conditional on still holding it. Leadership ends when a renewal fails for too long
-(leadership.py decides when), when etcd says the lease expired, or when the key is
-no longer the one it created; then writes are fenced, `on_deposed` stops the
-controllers, and only then is the lease revoked (revoking first would let another
-master take over while this one's controllers still ran). The master then
-campaigns again with a fresh lease.
+conditional on still holding it. A leader whose renewals fail for too long
+(leadership.py decides when) pauses: it stops acting but keeps its key and lease,
+and resumes if etcd still renews the lease (an etcd member electing a new Raft
+leader stalls renewals about that long). Leadership ends when etcd says the lease
+expired, or when the key is no longer the one it created; then writes are fenced,
+`on_deposed` stops the controllers, and only then is the lease revoked (revoking
+first would let another master take over while this one's controllers still ran).
+The master then campaigns again with a fresh lease.
 
 A dead leader's key goes when etcd's expiry sweep (every 500 ms) finds its lease
 run out; followers do not revoke it early: etcd reports TTLs in whole seconds, so
@@ -130,13 +132,14 @@ class LeaderElector:
         self._my_create_revision = 0
         self._leader: MasterInfo | None = None
         self._revocations: set[asyncio.Task[None]] = set()
+        self._paused = False
 
     @property
     def me(self) -> MasterInfo:
         return self._me
 
     def is_leader(self) -> bool:
-        return self.leadership.acting(self._monotonic())
+        return self.leadership.acting(self._monotonic()) and not self._paused
 
     def leader(self) -> MasterInfo | None:
         """The leader as last seen (this master when it leads), or None when there is none."""
@@ -184,6 +187,8 @@ class LeaderElector:
         if self.leadership.role == "leader":
             await self._check_key()
             await self._check_deadline()
+            if self._paused and self.leadership.acting(self._monotonic()):
+                await self._resume()  # renewed this tick, and the key is still its own
         else:
             await self._campaign()
 
@@ -209,7 +214,7 @@ class LeaderElector:
         sent = self._monotonic()
         timing = self.leadership.timing
         budget = timing.renew_every
-        if self.leadership.role == "leader":
+        if self.leadership.role == "leader" and not self._paused:
             # A late answer still extends the reign (from when it was sent): wait for it as
             # long as it can help rather than give up and send another.
             budget = max(0.05, self.leadership.deadline - sent)
@@ -265,20 +270,52 @@ class LeaderElector:
             await self._step_down("the leader key is no longer mine")
 
     async def _check_deadline(self) -> None:
-        if self.leadership.role == "leader" and not self.leadership.acting(self._monotonic()):
-            await self._step_down("its lease could not be renewed in time")
+        if self._paused or self.leadership.role != "leader":
+            return
+        if not self.leadership.acting(self._monotonic()):
+            await self._pause()
+
+    @property
+    def paused(self) -> bool:
+        """Leading by its key, but not acting: its lease is not confirmed alive right now."""
+        return self._paused
+
+    async def _pause(self) -> None:
+        """No renewal confirmed in time (etcd electing a new leader of its own, a stalled
+        loop): stop acting as a step-down does, but keep the lease and the key. Renewals go
+        on; if etcd still accepts one, the lease never lapsed and no other master could have
+        led, so this one resumes (no election, nothing visible beyond writes waiting); if
+        etcd says the lease expired, or the key is another's, it steps down."""
+        log.warning(
+            "leader election: %s pauses: its lease could not be renewed in time", self._me.name
+        )
+        self._paused = True
+        self._store.set_guard([holds(self.leader_key, -1)])
+        await self._on_deposed()
+
+    async def _resume(self) -> None:
+        log.info("leader election: %s resumes: its lease was renewed in time", self._me.name)
+        self._paused = False
+        self._store.set_guard([holds(self.leader_key, self._my_create_revision)])
+        try:
+            await self._on_elected()
+        except Exception:
+            log.exception("leader election: resuming failed; stepping down")
+            await self._step_down("resuming failed")
 
     async def _step_down(self, why: str) -> None:
         """Fence writes, stop the controllers, and only then let the key go: while this
         master's lease lives no other can lead, so its controllers are stopped before
         another's can start (revoking first let two leaders' controllers run at once)."""
         log.warning("leader election: %s stops leading: %s", self._me.name, why)
+        paused, self._paused = self._paused, False
         self.leadership.lost()
         self._store.set_guard([holds(self.leader_key, -1)])  # no write may pass any more
         if self._leader == self._me:
             self._leader = None
         try:
-            await self._on_deposed()
+            if not paused:  # a pause has stopped them already
+                await self._on_deposed()
         finally:
             # The leader key lives on this lease: never renew it again (and revoke it when
             # etcd answers), or a follower's renewals would keep a leader key nobody uses.

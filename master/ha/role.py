@@ -54,12 +54,17 @@ class HaRole:
         self._controllers: asyncio.Task[None] | None = None
         self._mirror: asyncio.Task[None] | None = None
         self._ready = False  # elected and caught up: only then are writes let through
-        state.set_write_gate(self.refusal, self.leader_address, self.leader_api_url)
+        state.set_write_gate(self.refusal, self.leader_address, self.leader_api_url, self.settling)
 
     def refusal(self) -> str | None:
         """None while this master leads, else why it may not write (names the leader)."""
         if self.elector.is_leader():
             return None if self._ready else "this master is taking over as leader; retry"
+        if self.elector.paused:
+            return (
+                f"the leader {self.elector.me.name} cannot confirm its etcd lease right now "
+                "(is etcd reachable, with a quorum of its members?); retry in a moment"
+            )
         leader = self.elector.leader()
         if leader is None or leader.name == self.elector.me.name:
             return "no master is the leader right now (is etcd reachable?); retry in a moment"
@@ -67,6 +72,10 @@ class HaRole:
             f"master {self.elector.me.name} is a follower; the leader is {leader.name} "
             f"at {leader.address}: send writes there"
         )
+
+    def settling(self) -> bool:
+        """Leading, but not writing for a moment: taking over, or confirming its lease."""
+        return self.elector.paused or (self.elector.is_leader() and not self._ready)
 
     def leader_address(self) -> str:
         leader = self.elector.leader()

@@ -1,7 +1,9 @@
-"""LeaderElector (master/ha/elector.py) on a fake clock and a fake etcd: however a leader stops
-leading — renewals failing past its deadline, its key taken, a graceful stop — it fences its
-writes, then stops its controllers, and only then revokes its lease. Revoking first let another
-master win the key while this one's controllers still ran (issue 14's early-revoke race)."""
+"""LeaderElector (master/ha/elector.py) on a fake clock and a fake etcd. However a leader stops
+leading — its key taken, a graceful stop — it fences its writes, then stops its controllers,
+and only then revokes its lease: revoking first let another master win the key while this
+one's controllers still ran (issue 14's early-revoke race). A leader whose renewals fail past
+its deadline pauses (stops acting, keeps key and lease) and resumes if etcd still renews the
+lease, or steps down when etcd says it expired."""
 
 from __future__ import annotations
 
@@ -125,36 +127,70 @@ def make_elector() -> tuple[LeaderElector, FakeEtcd, FakeClock, list[str]]:
 STEP_DOWN = ["controllers started", "writes fenced", "controllers stopped", "lease revoked"]
 
 
-async def scenario_a_leader_whose_renewals_fail_stops_its_controllers_before_revoking() -> None:
+async def scenario_a_leader_whose_renewals_fail_pauses_and_keeps_its_key() -> None:
     elector, etcd, clock, events = make_elector()
     await elector.step()
     assert elector.is_leader()
 
-    etcd.renewals_fail = True
+    etcd.renewals_fail = True  # etcd electing a Raft leader of its own, say
     clock.now += 0.5
     await elector.step()
     assert elector.is_leader()  # one lost renewal is absorbed
     clock.now += 0.3
     await elector.step()  # past 0.75 s since the last confirmed renewal was sent
-    await elector.settled()
 
     assert not elector.is_leader()
-    assert events == STEP_DOWN
+    assert elector.paused
+    assert events == ["controllers started", "writes fenced", "controllers stopped"]
+    assert elector.leader_key in etcd.keys  # no revoke: its lease may well be alive
 
 
-async def scenario_a_late_renewal_etcd_still_accepts_keeps_the_leader() -> None:
+async def scenario_a_paused_leader_whose_lease_etcd_still_renews_resumes() -> None:
     elector, etcd, clock, events = make_elector()
     await elector.step()
     etcd.renewals_fail = True
-    clock.now += 0.5
+    clock.now += 0.8
     await elector.step()
-    etcd.renewals_fail = False  # the lease is alive at etcd until +1 s: the renewal proves it
+    assert elector.paused
 
-    clock.now += 0.3
+    etcd.renewals_fail = False  # etcd answers: the lease never lapsed, nobody else led
+    clock.now += 0.25
     await elector.step()
 
     assert elector.is_leader()
-    assert events == ["controllers started"]
+    assert not elector.paused
+    assert events == [
+        "controllers started",
+        "writes fenced",
+        "controllers stopped",
+        "controllers started",
+    ]
+
+
+async def scenario_a_paused_leader_whose_lease_expired_steps_down() -> None:
+    elector, etcd, clock, events = make_elector()
+    await elector.step()
+    etcd.renewals_fail = True
+    clock.now += 0.8
+    await elector.step()
+
+    etcd.renewals_fail = False
+    etcd.leases.clear()  # etcd let it run out (and deleted the key)
+    etcd.keys.pop(elector.leader_key)
+    clock.now += 0.25
+    await elector.step()
+    await elector.settled()
+
+    assert not elector.is_leader()
+    assert not elector.paused
+    assert elector.leadership.role == "follower"
+    # The controllers were stopped once, when it paused; nothing is left to revoke.
+    assert events == [
+        "controllers started",
+        "writes fenced",
+        "controllers stopped",
+        "writes fenced",
+    ]
 
 
 async def scenario_a_leader_whose_key_was_taken_stops_its_controllers_before_revoking() -> None:
@@ -196,8 +232,16 @@ async def scenario_a_follower_does_not_campaign_while_the_leader_key_is_held() -
     assert events == []
 
 
-def test_a_leader_whose_renewals_fail_stops_its_controllers_before_revoking() -> None:
-    asyncio.run(scenario_a_leader_whose_renewals_fail_stops_its_controllers_before_revoking())
+def test_a_leader_whose_renewals_fail_pauses_and_keeps_its_key() -> None:
+    asyncio.run(scenario_a_leader_whose_renewals_fail_pauses_and_keeps_its_key())
+
+
+def test_a_paused_leader_whose_lease_etcd_still_renews_resumes() -> None:
+    asyncio.run(scenario_a_paused_leader_whose_lease_etcd_still_renews_resumes())
+
+
+def test_a_paused_leader_whose_lease_expired_steps_down() -> None:
+    asyncio.run(scenario_a_paused_leader_whose_lease_expired_steps_down())
 
 
 def test_a_leader_whose_key_was_taken_stops_its_controllers_before_revoking() -> None:

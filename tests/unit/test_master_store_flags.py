@@ -36,8 +36,10 @@ from master.cli.main import main
             "pinnace master: --leader-lease needs --leader-elect\n",
         ),
         (
-            ["--store", "etcd", "--etcd-endpoints", "http://e:2379", "--leader-elect"]
-            + ["--leader-lease", "1500ms"],
+            [
+                *("--store", "etcd", "--etcd-endpoints", "http://e:2379", "--leader-elect"),
+                *("--leader-lease", "1500ms"),
+            ],
             "pinnace master: --leader-lease: etcd's leases last whole seconds, got '1500ms' "
             "(try 1s or 2s)\n",
         ),
