@@ -62,7 +62,7 @@ from master.store.port import NotLeaderError, ObjectKey, Store, StoreError
 log = logging.getLogger(__name__)
 
 # How long a write waits for a leader that is taking over or confirming its lease.
-WRITE_SETTLE_S = 2.0
+WRITE_SETTLE_S = 3.0
 
 T = TypeVar("T", bound=StoredObject)
 R = TypeVar("R")
@@ -208,6 +208,11 @@ class ClusterState:
         if not store_was_slow(seconds, self._slow_reported_at, now):
             return
         self._slow_reported_at = now
+        if not self.writable:
+            # The write is durable: a leader that paused meanwhile must not fail it over
+            # its own event (it said "nothing was changed" of an acknowledged change).
+            log.warning("writing %d changes to the store took %.1fs", changes, seconds)
+            return
         self.record_event(
             "Cluster",
             "store",

@@ -214,7 +214,12 @@ class LeaderElector:
         sent = self._monotonic()
         timing = self.leadership.timing
         budget = timing.renew_every
-        if self.leadership.role == "leader" and not self._paused:
+        if self._paused:
+            # Its lease may live a whole TTL past its last confirmed renewal (longer if etcd
+            # changed Raft leaders, which extends every lease): an answer that slow still
+            # proves it alive. Cancelling sooner, under load, kept a leader paused for good.
+            budget = timing.ttl
+        elif self.leadership.role == "leader":
             # A late answer still extends the reign (from when it was sent): wait for it as
             # long as it can help rather than give up and send another.
             budget = max(0.05, self.leadership.deadline - sent)

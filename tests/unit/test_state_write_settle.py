@@ -5,14 +5,15 @@ a master that is simply not the leader refuses at once (a fake clock throughout)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 from kernel.clock import FakeClock
-from master.model import ConfigMap, ObjectMeta
+from master.model import ConfigMap, Event, ObjectMeta, StoredObject
 from master.state import WRITE_SETTLE_S, ClusterState
 from master.store.memory import MemoryStore
-from master.store.port import NotLeaderError
+from master.store.port import NotLeaderError, ObjectKey
 
 
 class Gate:
@@ -82,5 +83,41 @@ def test_a_follower_refuses_at_once() -> None:
         with pytest.raises(NotLeaderError, match="is a follower"):
             await state.commit(lambda: put_one(state))
         assert clock.monotonic() == 1000.0
+
+    asyncio.run(scenario())
+
+
+class PausingStore(MemoryStore):
+    """A slow write during which the leader pauses (etcd electing a Raft leader of its own)."""
+
+    def __init__(self, clock: FakeClock, gate: Gate) -> None:
+        super().__init__()
+        self.clock = clock
+        self.gate = gate
+
+    def write(
+        self,
+        puts: Sequence[StoredObject],
+        deletes: Sequence[ObjectKey],
+        meta: Mapping[str, str] | None = None,
+    ) -> None:
+        super().write(puts, deletes, meta)
+        self.clock.advance(1.5)  # slow enough for a StoreSlow event
+        self.gate.refusal, self.gate.settling = "cannot confirm its etcd lease", True
+
+
+def test_a_durable_write_is_acknowledged_though_the_leader_paused_during_it() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        gate = Gate(None, settling=False)
+        store = PausingStore(clock, gate)
+        state = ClusterState(store, clock)
+        state.set_write_gate(lambda: gate.refusal, settling=lambda: gate.settling)
+
+        await state.commit(lambda: put_one(state))  # no NotLeaderError: it is durable
+
+        assert [o.meta.name for o in store.load_all() if o.kind == "ConfigMap"] == ["c"]
+        assert state.get("ConfigMap", "c") is not None
+        assert not [e for e in state.objects("Event") if isinstance(e, Event)]
 
     asyncio.run(scenario())
