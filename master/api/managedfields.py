@@ -366,7 +366,46 @@ def record(
     if own:
         unchanged = mine is not None and not changed and not removed and own == entry_fields(mine)
         result.append(mine if unchanged and mine is not None else _entry(manager, own, now))
-    return _sorted(result)
+    return _sorted(_cap_updates(result))
+
+
+# Kubernetes keeps at most this many Update entries; older ones merge into one per version.
+MAX_UPDATE_MANAGERS = 10
+ANCIENT_CHANGES = "ancient-changes"
+
+
+def _cap_updates(entries: list[ManagedFieldsEntry]) -> list[ManagedFieldsEntry]:
+    """Merge the oldest Update entries, per API version, into an `ancient-changes` entry
+    until at most MAX_UPDATE_MANAGERS remain (the API server's capManagersManager), so
+    an object written by many one-off managers does not grow without end."""
+    updates = sorted(
+        (e for e in entries if e.operation == "Update"), key=lambda e: (int(e.time), e.manager)
+    )
+    excess = len(updates) - MAX_UPDATE_MANAGERS
+    out = list(entries)
+    first: dict[str, ManagedFieldsEntry] = {}
+    for e in updates:
+        if excess <= 0:
+            break
+        if e.api_version not in first:
+            first[e.api_version] = e
+            continue
+        bucket = next(
+            (x for x in out if x.manager == ANCIENT_CHANGES and x.operation == "Update"
+             and x.api_version == e.api_version and not x.subresource),
+            first[e.api_version],
+        )  # fmt: skip
+        if bucket is e:
+            continue
+        out.remove(bucket)
+        out.remove(e)
+        merged = entry_fields(bucket) | entry_fields(e)
+        out.append(
+            replace(bucket, manager=ANCIENT_CHANGES, time=e.time, fields_v1=_encode(merged),
+                    subresource="")
+        )  # fmt: skip
+        excess -= 1
+    return out
 
 
 def _encode(fields: FieldSet) -> str:

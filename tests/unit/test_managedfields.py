@@ -211,3 +211,24 @@ def test_an_unreadable_stored_entry_owns_nothing() -> None:
     # ... so a write over it goes on, and the writer's entry is recorded beside it.
     entries = record((broken,), _dep(), _dep(replicas=4), "Deployment", CSA, NOW)
     assert [e.manager for e in entries] == ["kubectl-client-side-apply"]
+
+
+def test_at_most_ten_update_entries_the_oldest_merge_into_ancient_changes() -> None:
+    entries: tuple[ManagedFieldsEntry, ...] = ()
+    old = _dep()
+    labels = dict(old["metadata"]["labels"])
+    for i in range(12):
+        new = _dep(image=f"img{i}")
+        labels[f"by-{i}"] = "x"  # each manager adds a label of its own and the image
+        new["metadata"]["labels"] = dict(labels)
+        writer = Manager(f"m{i}", "Update", "apps/v1")
+        entries = record(entries, old, new, "Deployment", writer, NOW + i)
+        old = new
+    names = [e.manager for e in entries]
+    assert len(names) == 10 and names[0] == "ancient-changes"
+    assert names[1:] == [f"m{i}" for i in range(3, 12)]
+    ancient = _owners(entries)["ancient-changes/Update"]
+    # m0, m1 and m2 merged: what they still owned is kept; the image is m11's.
+    assert {".metadata.labels.by-0", ".metadata.labels.by-1", ".metadata.labels.by-2"} <= ancient
+    assert entries[0].time == NOW + 2
+    assert not any("image" in p for p in ancient)
