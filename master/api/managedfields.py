@@ -342,18 +342,21 @@ def record(
     changed = _strip(change.added | change.modified)
     removed = _strip(change.removed)
     mine = next((e for e in entries if manager.owns(e)), None)
-    conflicts: list[Conflict] = []
+    conflicts: list[tuple[ManagedFieldsEntry, Path]] = []
     others: list[tuple[ManagedFieldsEntry, FieldSet]] = []
     for e in entries:
         if e is mine:
             continue
         fields = entry_fields(e)
         taken = fields & changed
-        if taken and manager.operation == "Apply" and not force:
-            conflicts.extend(Conflict(describe(e), path_string(p)) for p in _ordered(taken))
+        if manager.operation == "Apply" and not force:
+            conflicts.extend((e, p) for p in _ordered(taken))
         others.append((e, fields - taken - removed))
+    if conflicts and manager.name == UPGRADING_MANAGER and old is not None:
+        allowed = _still_last_applied(old, shape)
+        conflicts = [(e, p) for e, p in conflicts if p not in allowed]
     if conflicts:
-        raise FieldConflicts(conflicts)
+        raise FieldConflicts([Conflict(describe(e), path_string(p)) for e, p in conflicts])
     if manager.operation == "Apply":
         own = _strip(to_field_set(tracked(config if config is not None else new), shape))
     else:
@@ -406,6 +409,27 @@ def _cap_updates(entries: list[ManagedFieldsEntry]) -> list[ManagedFieldsEntry]:
         )  # fmt: skip
         excess -= 1
     return out
+
+
+# Kubernetes lets kubectl's own server-side apply take over what its client-side apply
+# set (the API server's lastAppliedManager): only for this manager name.
+UPGRADING_MANAGER = "kubectl"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _still_last_applied(live: Obj, shape: Shape) -> FieldSet:
+    """The fields of the client-side apply's last-applied configuration whose values the
+    live object still has: an apply by `kubectl` may change them without a conflict."""
+    text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        last = json.loads(text) if isinstance(text, str) else None
+        if not isinstance(last, dict):
+            return frozenset()
+        fields = _strip(to_field_set(tracked(last), shape))
+        drift = compare(tracked(last), tracked(live), shape)
+    except (ValueError, FieldSetError):
+        return frozenset()
+    return fields - drift.modified - drift.removed
 
 
 def _encode(fields: FieldSet) -> str:
