@@ -315,10 +315,13 @@ def _attach_through_kubectl(
             finally:
                 proc.kill()
                 proc.communicate(timeout=10)
-    not_stdin = Kubectl(kubectls()[0], config, tmp_path).run(
+    missing = Kubectl(kubectls()[0], config, tmp_path).run(
         "attach", "-i", "no-such-pod", check=False
     )
-    assert not_stdin.returncode == 1 and 'pods "no-such-pod" not found' in not_stdin.stderr
+    assert missing.returncode == 1 and 'pods "no-such-pod" not found' in missing.stderr
+    # pinnace attach over gRPC; its stdin's end reaches the process, which then exits.
+    ours = cluster.cli("attach", "-i", reader, stdin=b"hello cli\n")
+    assert (ours.returncode, ours.stdout) == (0, "got: hello cli\n"), ours.stderr
 
 
 def _on_a_terminal(argv: list[str], env: dict[str, str], typed: bytes) -> tuple[int, bytes]:
