@@ -49,6 +49,21 @@ class RestartPolicy(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ManagedFieldsEntry:
+    """The fields one manager owns (an entry of Kubernetes' metadata.managedFields).
+
+    Written by master/api/managedfields.py on every write through an API; the
+    fields are kept as their FieldsV1 JSON text, which only that module reads."""
+
+    manager: str
+    operation: str  # "Apply" (server-side apply) or "Update" (any other write)
+    api_version: str
+    time: float
+    fields_v1: str
+    subresource: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectMeta:
     """Identity and bookkeeping common to every kind (Kubernetes' metadata)."""
 
@@ -62,6 +77,8 @@ class ObjectMeta:
     # Meaningful for namespaced kinds only (cluster-scoped ones ignore it: see
     # `key_name`). Objects written before namespaces existed read back as "default".
     namespace: str = DEFAULT_NAMESPACE
+    # Who set which fields (server-side apply's bookkeeping); never part of desired state.
+    managed_fields: tuple[ManagedFieldsEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +350,18 @@ class ServicePort:
     app_protocol: str = ""
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class ProxyProblem:
+    """A port of a Service that one node's proxy cannot serve (its agent said why)."""
+
+    node: str
+    # The Service port's name, or its number when unnamed.
+    port: str
+    reason: str
+    message: str
+    since: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class Service:
     meta: ObjectMeta
@@ -353,6 +382,9 @@ class Service:
     lb_since: float = 0.0
     # spec.loadBalancerIP: the external address asked for ("" lets the pool choose).
     load_balancer_ip: str = ""
+    # Nodes whose proxy cannot serve a port of this Service, as their agents last said
+    # (master/app/proxyproblems.py); sorted, empty while every node serves it.
+    proxy_problems: tuple[ProxyProblem, ...] = ()
 
     kind = "Service"
 

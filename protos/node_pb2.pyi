@@ -188,6 +188,7 @@ class AgentMessage(_message.Message):
     LOG_CHUNK_FIELD_NUMBER: _builtins.int
     EXEC_OUTPUT_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    PROXY_PROBLEMS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___SessionHello: ...
     @_builtins.property
@@ -214,6 +215,12 @@ class AgentMessage(_message.Message):
     def usage(self) -> Global___UsageReport:
         """CPU and memory measured on this node (`pinnace top`), every few seconds."""
 
+    @_builtins.property
+    def proxy_problems(self) -> Global___ProxyProblems:
+        """The Service ports this node's proxy cannot serve (the whole list, sent when it
+        changes and at every new session; empty: it serves them all).
+        """
+
     def __init__(
         self,
         *,
@@ -225,16 +232,74 @@ class AgentMessage(_message.Message):
         log_chunk: Global___LogChunk | None = ...,
         exec_output: Global___ExecOutput | None = ...,
         usage: Global___UsageReport | None = ...,
+        proxy_problems: Global___ProxyProblems | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "exec_output", "usage"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "exec_output", "usage", "proxy_problems"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___AgentMessage: _TypeAlias = AgentMessage  # noqa: Y015
+
+@_typing.final
+class ProxyProblem(_message.Message):
+    """A Service port the node proxy could not listen on (e.g. a process on the node holds
+    the port): the master shows it as a Warning event and a condition of the Service.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    service: _builtins.str
+    port: _builtins.str
+    """The Service port's name, or its number when unnamed."""
+    reason: _builtins.str
+    """CamelCase (PortInUse, AddressNotAvailable, ...)."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        service: _builtins.str = ...,
+        port: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "namespace", b"namespace", "port", b"port", "reason", b"reason", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProxyProblem: _TypeAlias = ProxyProblem  # noqa: Y015
+
+@_typing.final
+class ProxyProblems(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProxyProblem]: ...
+    def __init__(
+        self,
+        *,
+        problems: _abc.Iterable[Global___ProxyProblem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["problems", b"problems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProxyProblems: _TypeAlias = ProxyProblems  # noqa: Y015
 
 @_typing.final
 class ContainerUsage(_message.Message):

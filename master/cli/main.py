@@ -394,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
     g.add_argument("-l", "--selector", help="label selector key=value[,key=value]")
     g.add_argument("-w", "--watch", action="store_true", help="after listing, follow changes")
+    g.add_argument(
+        "--show-managed-fields",
+        action="store_true",
+        help="with -o json|yaml, keep metadata.managedFields (who set which fields)",
+    )
     _namespace_flags(g, all_namespaces=True)
 
     d = sub.add_parser("delete", help="delete objects")
@@ -667,6 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.watch,
                 _ns(args),
                 args.all_namespaces,
+                args.show_managed_fields,
             )
         if args.command == "delete":
             return run_delete(

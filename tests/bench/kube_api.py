@@ -254,14 +254,16 @@ async def bench_writes(
 
 
 async def run_hollow(address: str, nodes: int) -> None:
-    from tests.bench.hollow import HollowAgent
+    from tests.bench.hollow_fleet import HollowAgent
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, nodes // 100))]
-    agents = [HollowAgent(channels[i % len(channels)], f"hollow-{i:04d}") for i in range(nodes)]
-    tasks = [asyncio.create_task(a.run(stop)) for a in agents]
+    agents = [HollowAgent(f"hollow-{i:04d}") for i in range(nodes)]
+    tasks = [
+        asyncio.create_task(a.run(channels[i % len(channels)], stop)) for i, a in enumerate(agents)
+    ]
     await stop.wait()
     for t in tasks:
         t.cancel()
