@@ -249,4 +249,5 @@ def usage_to_proto(u: UsageSample) -> pb.UsageReport:
             for v in u.volumes or ()
         ],
         volumes_listed=u.volumes is not None,
+        claim_free_bytes=u.claim_free_bytes,
     )

@@ -341,10 +341,16 @@ class UsageReport(_message.Message):
     MEASURED_AT_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
     VOLUMES_LISTED_FIELD_NUMBER: _builtins.int
+    CLAIM_FREE_BYTES_FIELD_NUMBER: _builtins.int
     node_cpu_millis: _builtins.int
     node_memory_bytes: _builtins.int
     measured_at: _builtins.float
     volumes_listed: _builtins.bool
+    claim_free_bytes: _builtins.int
+    """Bytes a new claim file can still take on the disk of the agent's claim dir, measured
+    after `volumes` were listed (so every claim volume listed is already counted in it).
+    Unset where claim sizes are not enforced (plain Docker volumes) or not listed.
+    """
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerUsage]: ...
     @_builtins.property
@@ -362,12 +368,15 @@ class UsageReport(_message.Message):
         measured_at: _builtins.float = ...,
         volumes: _abc.Iterable[Global___VolumeUsage] | None = ...,
         volumes_listed: _builtins.bool = ...,
+        claim_free_bytes: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_claim_free_bytes", b"_claim_free_bytes", "claim_free_bytes", b"claim_free_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes", "volumes", b"volumes", "volumes_listed", b"volumes_listed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_claim_free_bytes", b"_claim_free_bytes", "claim_free_bytes", b"claim_free_bytes", "containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes", "volumes", b"volumes", "volumes_listed", b"volumes_listed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__claim_free_bytes: _TypeAlias = _typing.Literal["claim_free_bytes"]  # noqa: Y015
+    _WhichOneofArgType__claim_free_bytes: _TypeAlias = _typing.Literal["_claim_free_bytes", b"_claim_free_bytes"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__claim_free_bytes) -> _WhichOneofReturnType__claim_free_bytes | None: ...
 
 Global___UsageReport: _TypeAlias = UsageReport  # noqa: Y015
 

@@ -344,6 +344,11 @@ class Runtime(Protocol):
         """Remove a volume; False when a container still uses it (nothing is removed)."""
         ...
 
+    async def volume_sizes(self) -> dict[str, int]:
+        """Bytes each of this node's volumes holds, as the engine measures it (Docker's
+        `system df`, which walks every volume: ask rarely). RuntimeFailure: cannot ask."""
+        ...
+
     async def stats(self, container_id: str) -> ContainerStats | None:
         """One reading of the container's CPU and memory; None when it is gone or stopped."""
         ...

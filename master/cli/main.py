@@ -215,16 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_port_or_zero,
         default=8880,
         metavar="PORT",
-        help="where Ingresses are served over HTTP, on --lb-listen (default 8880: no root "
-        "needed; 0 turns it off); bound only while an Ingress exists",
+        help="where Ingresses are served over HTTP, on --lb-listen, + --lb-port-offset "
+        "(default 8880: no root needed; 0 turns it off); bound only while an Ingress exists",
     )
     m.add_argument(
         "--ingress-https-port",
         type=_port_or_zero,
         default=8443,
         metavar="PORT",
-        help="where Ingresses with TLS are served over HTTPS, on --lb-listen (default 8443; "
-        "0 turns it off)",
+        help="where Ingresses with TLS are served over HTTPS, on --lb-listen, + "
+        "--lb-port-offset (default 8443; 0 turns it off)",
     )
     m.add_argument(
         "--service-cidr",
@@ -465,6 +465,16 @@ def _run_master(args: argparse.Namespace) -> int:
             f"pinnace master: --ingress-http-port and --ingress-https-port are both "
             f"{args.ingress_http_port}; give them different ports (or 0 to turn one off)"
         )
+    for flag, port in (
+        ("--ingress-http-port", args.ingress_http_port),
+        ("--ingress-https-port", args.ingress_https_port),
+    ):
+        if port and not 1 <= port + args.lb_port_offset <= 65535:
+            raise CliError(
+                f"pinnace master: {flag} {port} shifted by --lb-port-offset "
+                f"{args.lb_port_offset} is {port + args.lb_port_offset}, not a port; give "
+                f"{flag} a port that stays in 1-65535 (or 0 to turn it off)"
+            )
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

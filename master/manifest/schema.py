@@ -613,6 +613,11 @@ SERVICE_SPEC = _check(
                 "--lb-address-pool, or its one load balancer address.",
                 S,
             ),
+            Field(
+                "publishNotReadyAddresses",
+                "Pods are endpoints (named in DNS, proxied) before they are ready (default false).",
+                B,
+            ),
         ),
     ),
     service.SPEC_SUPPORTED,
