@@ -352,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     _namespace_flags(ex)
 
+    at = sub.add_parser("attach", help="attach to a container's main process (through its node)")
+    at.add_argument("pod", help="POD (or pod/POD)")
+    at.add_argument("-c", "--container", default="", help="the container (default: the first)")
+    at.add_argument(
+        "-i", "--stdin", action="store_true", help="pass this stdin (the container: stdin: true)"
+    )
+    at.add_argument("-t", "--tty", action="store_true", help="the container has a terminal")
+    _namespace_flags(at)
+
     tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
     tp.add_argument(
         "kind", choices=["nodes", "node", "no", "pods", "pod", "po"], help="nodes or pods"
@@ -651,6 +660,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_exec(
                 address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
                 args.tty, _ns(args),
+            )  # fmt: skip
+        if args.command == "attach":
+            return run_exec(
+                address, args.pod, args.container, [], args.stdin, args.tty, _ns(args),
+                attach=True,
             )  # fmt: skip
         if args.command == "top":
             return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
