@@ -11,6 +11,14 @@ run at once, and input for each waits in a bounded queue: the agent reports how
 many stdin pieces it has written (`input_done`) and the master sends no more than a
 window ahead of that, so the queue only overflows for a master that ignores it (the
 exec then ends with an error rather than buffering without bound).
+
+The same machinery carries `kubectl port-forward` (an order with a `port`: a TCP
+connection to the pod, agent/port_forward.py) and `kubectl attach` (an order with
+`attach`: the container's main process, through the runtime's attach). A
+port-forward's output is paced too: the master reports how many output messages
+it has passed on (`output_done`) and the agent reads no further from the pod than
+OUTPUT_WINDOW messages ahead, so a large download runs at the client's speed
+instead of piling up in the master.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.logs import MAX_CHUNK, pick_container
+from agent.port_forward import TcpSession, forward_target
 from agent.runtime.port import ExecSession, Runtime, RuntimeFailure
 
 log = logging.getLogger(__name__)
@@ -29,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_EXECS = 32
 # Input messages waiting to be written to one command's stdin.
 MAX_PENDING_INPUT = 256
+# Output messages of a port-forward sent and not yet passed on by the master.
+OUTPUT_WINDOW = 16
 
 # (request id, stream, data, end, exit code, error, stdin pieces written so far)
 Send = Callable[[str, int, bytes, bool, int, str, int], None]
@@ -44,6 +55,10 @@ class ExecOrder:
     tty: bool = False
     width: int = 0
     height: int = 0
+    # > 0: a TCP connection to this port of the pod instead of a command (port-forward).
+    port: int = 0
+    # The container's main process instead of a command (attach).
+    attach: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +71,42 @@ class ExecInput:
     width: int = 0
     height: int = 0
     cancel: bool = False
+    # Output messages the master has passed on so far (port-forwards are paced by it).
+    output_done: int = 0
+
+
+class OutputWindow:
+    """At most OUTPUT_WINDOW output messages ahead of what the master passed on."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self._done = 0
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def passed_on(self, count: int) -> None:
+        self._done = max(self._done, count)
+        self._room.set()
+
+    async def wait_for_room(self) -> None:
+        while self.sent - self._done >= OUTPUT_WINDOW:
+            self._room.clear()
+            await self._room.wait()
 
 
 class ExecRunner:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, host_ip: str = "127.0.0.1") -> None:
         self._runtime = runtime
+        # Where published pod ports are reached (the node's advertise address).
+        self._host_ip = host_ip
+        self._windows: dict[str, OutputWindow] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._inputs: dict[str, asyncio.Queue[ExecInput]] = {}
         # Where each running exec's output goes (an overrun is reported from here).
         self._sends: dict[str, Send] = {}
 
     def start(self, order: ExecOrder, send: Send) -> None:
-        if not order.command:
+        if not order.command and not order.port and not order.attach:
             send(order.request_id, 0, b"", True, 0, "you must specify at least one command", 0)
             return
         if len(self._tasks) >= MAX_EXECS or order.request_id in self._tasks:
@@ -78,13 +117,19 @@ class ExecRunner:
         inputs: asyncio.Queue[ExecInput] = asyncio.Queue(MAX_PENDING_INPUT)
         self._inputs[order.request_id] = inputs
         self._sends[order.request_id] = send
-        task = asyncio.create_task(self._run(order, inputs, send), name=f"exec-{order.request_id}")
+        window = OutputWindow() if order.port > 0 else None
+        if window is not None:
+            self._windows[order.request_id] = window
+        task = asyncio.create_task(
+            self._run(order, inputs, send, window), name=f"exec-{order.request_id}"
+        )
         self._tasks[order.request_id] = task
 
         def forget(_: object) -> None:
             self._tasks.pop(order.request_id, None)
             self._inputs.pop(order.request_id, None)
             self._sends.pop(order.request_id, None)
+            self._windows.pop(order.request_id, None)
 
         task.add_done_callback(forget)
 
@@ -94,6 +139,11 @@ class ExecRunner:
             return
         if message.cancel:
             task.cancel()
+            return
+        window = self._windows.get(message.request_id)
+        if message.output_done and window is not None:
+            window.passed_on(message.output_done)
+        if not (message.data or message.close_stdin or message.width or message.height):
             return
         try:
             self._inputs[message.request_id].put_nowait(message)
@@ -110,22 +160,39 @@ class ExecRunner:
         for task in list(self._tasks.values()):
             task.cancel()
 
-    async def _run(self, order: ExecOrder, inputs: asyncio.Queue[ExecInput], send: Send) -> None:
+    async def _open(self, order: ExecOrder) -> ExecSession | str:
+        """The session an order asks for, or why it cannot be had."""
+        containers = [c for c in await self._runtime.list_containers() if c.alive]
+        if order.port > 0:
+            target = forward_target(containers, order.pod, order.port, self._host_ip)
+            if isinstance(target, str):
+                return target
+            return await TcpSession.connect(*target, f"port {order.port} of pod {order.pod}")
+        found = pick_container(containers, order.pod, order.container)
+        if isinstance(found, str):
+            return found.replace("has no container", "has no running container")
+        if order.attach:
+            return await self._runtime.open_attach(found.id, order.stdin, order.tty)
+        return await self._runtime.open_exec(found.id, order.command, order.stdin, order.tty)
+
+    async def _run(
+        self,
+        order: ExecOrder,
+        inputs: asyncio.Queue[ExecInput],
+        send: Send,
+        window: OutputWindow | None = None,
+    ) -> None:
         error = ""
         code = 0
         session: ExecSession | None = None
         feeder: asyncio.Task[None] | None = None
         cancelled = False
         try:
-            found = pick_container(
-                [c for c in await self._runtime.list_containers() if c.alive],
-                order.pod,
-                order.container,
-            )
-            if isinstance(found, str):
-                error = found.replace("has no container", "has no running container")
+            opened = await self._open(order)
+            if isinstance(opened, str):
+                error = opened
                 return
-            session = await self._runtime.open_exec(found.id, order.command, order.stdin, order.tty)
+            session = opened
             if order.tty and order.width > 0 and order.height > 0:
                 await session.resize(order.width, order.height)
             feeder = asyncio.create_task(
@@ -134,6 +201,9 @@ class ExecRunner:
             async for stream, data in session.output():
                 for start in range(0, len(data), MAX_CHUNK):
                     piece = data[start : start + MAX_CHUNK]
+                    if window is not None:
+                        await window.wait_for_room()
+                        window.sent += 1
                     send(order.request_id, stream, piece, False, 0, "", 0)
             code = await session.exit_code()
         except RuntimeFailure as e:

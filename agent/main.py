@@ -36,7 +36,7 @@ from agent.claim_disks import ClaimDisks, why_unavailable
 from agent.claim_volumes import ClaimOrders, run_claim_keeper
 from agent.credentials import default_state_dir
 from agent.dns.address import derived_address
-from agent.dns.render import names_from_table
+from agent.dns.render import names_from_table, srv_from_table
 from agent.dns.server import DEFAULT_DIR as DEFAULT_DNS_DIR
 from agent.dns.server import DnsServer, DnsStartError
 from agent.exec import ExecRunner
@@ -45,7 +45,7 @@ from agent.join import JoinError, prepare
 from agent.logs import LogStreamer, PreviousLogs
 from agent.metrics import MetricsListenError, counted, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
-from agent.nodeproxy.proxy import NodeProxy
+from agent.nodeproxy.proxy import ListenerProblem, NodeProxy
 from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
 from agent.poddns import NodeDns, ResolvConf, parse_resolv_conf, pod_resolv_conf
@@ -348,7 +348,9 @@ async def run_agent(
     services = ServiceTables()
     if dns is not None:
         server = dns
-        services.subscribe(lambda table: server.update(names_from_table(table)))
+        services.subscribe(
+            lambda table: server.update(names_from_table(table), srv_from_table(table))
+        )
     session = Session(
         args.master,
         node,
@@ -362,7 +364,7 @@ async def run_agent(
         usage=UsageSampler(runtime, clock, disks=disks),
         claims=claims,
         services=services,
-        execs=ExecRunner(runtime),
+        execs=ExecRunner(runtime, args.advertise_address),
     )
     witness.bind(session.probe_master)
     if dns_trouble:
@@ -382,7 +384,9 @@ async def run_agent(
         resources.allocatable.cpu_millis,
         resources.allocatable.memory_bytes,
     )
-    proxy = _node_proxy(args, state_dir, clock, services, session.notify)
+    proxy = _node_proxy(
+        args, state_dir, clock, services, session.notify, session.report_proxy_problems
+    )
     tasks = [
         *([asyncio.create_task(proxy.run(), name="node-proxy")] if proxy else []),
         asyncio.create_task(worker.run(), name="worker"),
@@ -426,6 +430,7 @@ def _node_proxy(
     clock: Clock,
     services: ServiceTables,
     notify: Callable[[str, str], None],
+    report: Callable[[tuple[ListenerProblem, ...]], None],
 ) -> NodeProxy | None:
     """The node proxy (agent/nodeproxy), fed by the master's service table; None when off."""
     if args.no_node_proxy:
@@ -440,7 +445,7 @@ def _node_proxy(
         log.error("%s", why)
         notify("NodeProxyUnavailable", why)
         return None
-    proxy = NodeProxy(state_dir / "nodeproxy", clock, args.haproxy, notify=notify)
+    proxy = NodeProxy(state_dir / "nodeproxy", clock, args.haproxy, notify=notify, report=report)
     services.subscribe(proxy.offer)
     return proxy
 

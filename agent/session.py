@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import grpc
 
@@ -46,6 +46,7 @@ from agent.exec import ExecInput, ExecOrder, ExecRunner
 from agent.fencing import PROBE_WAIT, PeerView
 from agent.logs import LogStreamer
 from agent.model import NodeInfo, PeerAddress
+from agent.nodeproxy.proxy import ListenerProblem
 from agent.nodeproxy.table import ServiceTables, table_from_proto
 from agent.outbox import StatusOutbox
 from agent.state.events import (
@@ -171,6 +172,10 @@ class Session:
         # The current stream's way up (None between sessions), and what waits to go up it.
         self._outgoing: asyncio.Queue[pb.AgentMessage] | None = None
         self._notices: list[SendNotice] = []
+        # The node proxy's refused Service ports: the newest list, and whether this
+        # session has sent it (a new session sends it again: the master may be new).
+        self._proxy_problems = pb.ProxyProblems()
+        self._proxy_problems_due = False
         self._asks: set[asyncio.Task[None]] = set()
         # Set whenever a message from the master is accepted (probe_master waits on it).
         self._heard = asyncio.Event()
@@ -180,6 +185,23 @@ class Session:
         """Tell the master something users should see as an event of this node (sent once
         a session is up)."""
         self._notices.append(SendNotice(reason, message))
+
+    def report_proxy_problems(self, problems: Iterable[ListenerProblem]) -> None:
+        """The Service ports this node's proxy cannot serve, the whole list (sent once a
+        session is up, and again on every new session)."""
+        self._proxy_problems = pb.ProxyProblems(
+            problems=[
+                pb.ProxyProblem(
+                    namespace=p.namespace,
+                    service=p.service,
+                    port=p.port,
+                    reason=p.reason,
+                    message=p.message,
+                )
+                for p in problems
+            ]
+        )
+        self._proxy_problems_due = True
 
     @property
     def connected(self) -> bool:
@@ -315,6 +337,7 @@ class Session:
                     outgoing.task_done()
 
             self._outgoing = outgoing
+            self._proxy_problems_due = True
 
             call = stub.StreamSession(requests())
             senders = [
@@ -401,6 +424,7 @@ class Session:
                         start.request_id, pod_ref(start.namespace, start.pod_name),
                         start.container, tuple(start.command),
                         start.stdin, start.tty, start.width, start.height,
+                        start.port, start.attach,
                     ),
                     send_exec,
                 )  # fmt: skip
@@ -409,7 +433,15 @@ class Session:
             elif kind == "exec_input" and self._execs is not None:
                 i = msg.exec_input
                 self._execs.input(
-                    ExecInput(i.request_id, i.data, i.close_stdin, i.width, i.height, i.cancel)
+                    ExecInput(
+                        i.request_id,
+                        i.data,
+                        i.close_stdin,
+                        i.width,
+                        i.height,
+                        i.cancel,
+                        i.output_done,
+                    )
                 )
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
@@ -423,6 +455,9 @@ class Session:
                 notice = self._notices.pop(0)
                 body = pb.NodeNotice(reason=notice.reason, message=notice.message)
                 outgoing.put_nowait(pb.AgentMessage(notice=body))
+            if self._proxy_problems_due:
+                self._proxy_problems_due = False
+                outgoing.put_nowait(pb.AgentMessage(proxy_problems=self._proxy_problems))
             changed = self._outbox.take_changed()
             if changed:
                 batch = pb.PodStatusBatch(pods=[status_to_proto(r) for r in changed])

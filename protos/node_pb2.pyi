@@ -188,6 +188,7 @@ class AgentMessage(_message.Message):
     LOG_CHUNK_FIELD_NUMBER: _builtins.int
     EXEC_OUTPUT_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    PROXY_PROBLEMS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___SessionHello: ...
     @_builtins.property
@@ -214,6 +215,12 @@ class AgentMessage(_message.Message):
     def usage(self) -> Global___UsageReport:
         """CPU and memory measured on this node (`pinnace top`), every few seconds."""
 
+    @_builtins.property
+    def proxy_problems(self) -> Global___ProxyProblems:
+        """The Service ports this node's proxy cannot serve (the whole list, sent when it
+        changes and at every new session; empty: it serves them all).
+        """
+
     def __init__(
         self,
         *,
@@ -225,16 +232,74 @@ class AgentMessage(_message.Message):
         log_chunk: Global___LogChunk | None = ...,
         exec_output: Global___ExecOutput | None = ...,
         usage: Global___UsageReport | None = ...,
+        proxy_problems: Global___ProxyProblems | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "exec_output", "usage"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "exec_output", "usage", "proxy_problems"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___AgentMessage: _TypeAlias = AgentMessage  # noqa: Y015
+
+@_typing.final
+class ProxyProblem(_message.Message):
+    """A Service port the node proxy could not listen on (e.g. a process on the node holds
+    the port): the master shows it as a Warning event and a condition of the Service.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    service: _builtins.str
+    port: _builtins.str
+    """The Service port's name, or its number when unnamed."""
+    reason: _builtins.str
+    """CamelCase (PortInUse, AddressNotAvailable, ...)."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        service: _builtins.str = ...,
+        port: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "namespace", b"namespace", "port", b"port", "reason", b"reason", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProxyProblem: _TypeAlias = ProxyProblem  # noqa: Y015
+
+@_typing.final
+class ProxyProblems(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProxyProblem]: ...
+    def __init__(
+        self,
+        *,
+        problems: _abc.Iterable[Global___ProxyProblem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["problems", b"problems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProxyProblems: _TypeAlias = ProxyProblems  # noqa: Y015
 
 @_typing.final
 class ContainerUsage(_message.Message):
@@ -276,10 +341,16 @@ class UsageReport(_message.Message):
     MEASURED_AT_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
     VOLUMES_LISTED_FIELD_NUMBER: _builtins.int
+    CLAIM_FREE_BYTES_FIELD_NUMBER: _builtins.int
     node_cpu_millis: _builtins.int
     node_memory_bytes: _builtins.int
     measured_at: _builtins.float
     volumes_listed: _builtins.bool
+    claim_free_bytes: _builtins.int
+    """Bytes a new claim file can still take on the disk of the agent's claim dir, measured
+    after `volumes` were listed (so every claim volume listed is already counted in it).
+    Unset where claim sizes are not enforced (plain Docker volumes) or not listed.
+    """
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerUsage]: ...
     @_builtins.property
@@ -297,12 +368,15 @@ class UsageReport(_message.Message):
         measured_at: _builtins.float = ...,
         volumes: _abc.Iterable[Global___VolumeUsage] | None = ...,
         volumes_listed: _builtins.bool = ...,
+        claim_free_bytes: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_claim_free_bytes", b"_claim_free_bytes", "claim_free_bytes", b"claim_free_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes", "volumes", b"volumes", "volumes_listed", b"volumes_listed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_claim_free_bytes", b"_claim_free_bytes", "claim_free_bytes", b"claim_free_bytes", "containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes", "volumes", b"volumes", "volumes_listed", b"volumes_listed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__claim_free_bytes: _TypeAlias = _typing.Literal["claim_free_bytes"]  # noqa: Y015
+    _WhichOneofArgType__claim_free_bytes: _TypeAlias = _typing.Literal["_claim_free_bytes", b"_claim_free_bytes"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__claim_free_bytes) -> _WhichOneofReturnType__claim_free_bytes | None: ...
 
 Global___UsageReport: _TypeAlias = UsageReport  # noqa: Y015
 
@@ -872,6 +946,8 @@ class ExecStart(_message.Message):
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    ATTACH_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     pod_name: _builtins.str
     container: _builtins.str
@@ -883,6 +959,13 @@ class ExecStart(_message.Message):
     height: _builtins.int
     namespace: _builtins.str
     """The pod's namespace; empty means "default"."""
+    port: _builtins.int
+    """> 0: no command but a TCP connection to this port of the pod (kubectl port-forward):
+    stdin goes down the connection, its bytes come back as stdout, close_stdin
+    half-closes it, and the end is the connection's (error: why it could not be made).
+    """
+    attach: _builtins.bool
+    """Attach to the container's main process instead of running a command (kubectl attach)."""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -897,10 +980,12 @@ class ExecStart(_message.Message):
         width: _builtins.int = ...,
         height: _builtins.int = ...,
         namespace: _builtins.str = ...,
+        port: _builtins.int = ...,
+        attach: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod_name", b"pod_name", "request_id", b"request_id", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attach", b"attach", "command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod_name", b"pod_name", "port", b"port", "request_id", b"request_id", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -916,6 +1001,7 @@ class ExecInput(_message.Message):
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
+    OUTPUT_DONE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     data: _builtins.bytes
     close_stdin: _builtins.bool
@@ -924,6 +1010,10 @@ class ExecInput(_message.Message):
     height: _builtins.int
     cancel: _builtins.bool
     """The client went away: stop relaying (the command gets EOF or a hang-up)."""
+    output_done: _builtins.int
+    """How many output messages the master has passed to its client so far; for a
+    port-forward the agent keeps at most a window of them in flight (flow control).
+    """
     def __init__(
         self,
         *,
@@ -933,10 +1023,11 @@ class ExecInput(_message.Message):
         width: _builtins.int = ...,
         height: _builtins.int = ...,
         cancel: _builtins.bool = ...,
+        output_done: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "close_stdin", b"close_stdin", "data", b"data", "height", b"height", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "close_stdin", b"close_stdin", "data", b"data", "height", b"height", "output_done", b"output_done", "request_id", b"request_id", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1601,6 +1692,9 @@ class ContainerSpec(_message.Message):
     LIVENESS_PROBE_FIELD_NUMBER: _builtins.int
     CONFIG_ERROR_FIELD_NUMBER: _builtins.int
     VOLUME_MOUNTS_FIELD_NUMBER: _builtins.int
+    STDIN_FIELD_NUMBER: _builtins.int
+    STDIN_ONCE_FIELD_NUMBER: _builtins.int
+    TTY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     image: _builtins.str
     image_pull_policy: _builtins.str
@@ -1608,6 +1702,12 @@ class ContainerSpec(_message.Message):
     """Why the container may not be created yet (a ConfigMap, Secret or key it needs is
     missing): the agent starts nothing and reports CreateContainerConfigError.
     """
+    stdin: _builtins.bool
+    """The main process's stdin kept open (kubectl attach -i), closed after the first
+    attach (stdin_once), and a terminal (tty).
+    """
+    stdin_once: _builtins.bool
+    tty: _builtins.bool
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1644,10 +1744,13 @@ class ContainerSpec(_message.Message):
         liveness_probe: Global___Probe | None = ...,
         config_error: _builtins.str = ...,
         volume_mounts: _abc.Iterable[Global___VolumeMount] | None = ...,
+        stdin: _builtins.bool = ...,
+        stdin_once: _builtins.bool = ...,
+        tty: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests", "volume_mounts", b"volume_mounts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests", "stdin", b"stdin", "stdin_once", b"stdin_once", "tty", b"tty", "volume_mounts", b"volume_mounts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

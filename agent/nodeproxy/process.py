@@ -3,12 +3,16 @@
 The proxy is the node's data plane, so it must not live and die with the agent:
 HAProxy runs in master-worker mode as a daemon (`-W -D`: its own session, no
 signal to the agent's process group reaches it), with everything in one folder
-of the agent's state dir: haproxy.cfg, haproxy.pid. An agent that starts finds
+of the agent's state dir: haproxy.cfg, haproxy.pid, master.sock (the master CLI:
+`show proc` says whether a reload worked) and admin.sock (the Runtime API the
+endpoint changes go through). An agent that starts finds
 it through the pid file (checked against /proc/PID/cmdline, so a recycled PID is
 never taken for it) and adopts it; SIGUSR2 makes the master re-read the config
 and start new workers while the old ones finish their connections (hitless).
 A config is checked (`haproxy -c`) before it replaces the running one, so a bad
-one never reaches the proxy.
+one never reaches the proxy; a reload is then confirmed on the master CLI (a new
+worker, no failed reload), so a listener HAProxy could not bind is noticed at once
+(the old workers go on serving the old config meanwhile).
 
 Blocking calls (subprocess, the waits in `stop`): the shell runs them in a thread.
 """
@@ -18,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.nodeproxy.render import ADMIN_SOCKET
 from kernel.files import write_atomic
 from kernel.processes import pid_alive as pid_alive
 from kernel.processes import runs_config as runs_config
@@ -47,6 +53,19 @@ class ProxyPaths:
     @property
     def pidfile(self) -> Path:
         return self.workdir / "haproxy.pid"
+
+    @property
+    def master_socket(self) -> Path:
+        return self.workdir / MASTER_SOCKET
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.workdir / ADMIN_SOCKET
+
+
+MASTER_SOCKET = "master.sock"
+# sun_path holds 107 bytes and a NUL; a longer path is reached through /proc/self/fd.
+MAX_SOCKET_PATH = 107
 
 
 def find_running(paths: ProxyPaths) -> int | None:
@@ -87,7 +106,10 @@ def install(binary: str, paths: ProxyPaths, text: str) -> None:
 def start(binary: str, paths: ProxyPaths) -> int:
     """Start HAProxy on the installed config, detached; its master's PID."""
     done = subprocess.run(
-        [binary, "-W", "-D", "-p", str(paths.pidfile), "-f", str(paths.config)],
+        [
+            *(binary, "-W", "-D", "-S", f"unix@{MASTER_SOCKET},mode,600"),
+            *("-p", str(paths.pidfile), "-f", str(paths.config)),
+        ],
         cwd=paths.workdir,
         capture_output=True,
         text=True,
@@ -106,9 +128,120 @@ def start(binary: str, paths: ProxyPaths) -> int:
     raise ProxyError("the node proxy (HAProxy) started but wrote no pid file within 5 s")
 
 
-def reload(pid: int) -> None:
-    """Hitless: the master starts workers on the new config; old ones finish their connections."""
+def reload(pid: int, paths: ProxyPaths, timeout: float = 10.0) -> None:
+    """Hitless: the master starts workers on the new config; old ones finish their connections.
+    Returns once a new worker serves it and answers on the admin socket; raises ProxyError
+    when HAProxy says the reload failed (the old workers then still serve the old config)."""
+    if not paths.master_socket.exists():
+        # Started by an agent from before the master CLI: reload blind, as it did.
+        os.kill(pid, signal.SIGUSR2)
+        return
+    before = _procs(paths, timeout)
     os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        try:
+            now = parse_show_proc(command(paths.master_socket, "show proc"))
+        except (OSError, ValueError):
+            continue  # the master re-executes itself on reload
+        if now.failed > before.failed:
+            raise ProxyError("HAProxy could not load the new node proxy config (a failed reload)")
+        fresh = [w for w in now.workers if w not in before.workers]
+        if now.reloads > before.reloads and fresh:
+            _until_answers(paths, fresh[0], deadline)
+            return
+    raise ProxyError(f"the node proxy (HAProxy) did not reload within {timeout:.0f} s")
+
+
+def _procs(paths: ProxyPaths, timeout: float) -> Procs:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return parse_show_proc(command(paths.master_socket, "show proc"))
+        except (OSError, ValueError) as e:
+            if time.monotonic() >= deadline:
+                raise ProxyError(f"the node proxy's master CLI does not answer: {e}") from None
+            time.sleep(0.05)
+
+
+def _until_answers(paths: ProxyPaths, worker: int, deadline: float) -> None:
+    """Wait until `worker` has taken the admin socket over (runtime commands go to it)."""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if parse_info_pid(command(paths.admin_socket, "show info")) == worker:
+                return
+        time.sleep(0.02)
+    raise ProxyError(f"the node proxy's new worker {worker} does not answer on its admin socket")
+
+
+def run_commands(paths: ProxyPaths, commands: tuple[str, ...]) -> None:
+    """Runtime API commands, in order; raises ProxyError on the first HAProxy refuses."""
+    for line in commands:
+        try:
+            answer = command(paths.admin_socket, line).strip()
+        except OSError as e:
+            raise ProxyError(f"the node proxy's admin socket: {e}") from None
+        # `set server ... addr` says what changed; state and health commands say nothing.
+        if answer and "changed" not in answer and "no need to change" not in answer:
+            raise ProxyError(f"HAProxy refused {line!r}: {answer}")
+
+
+@dataclass(frozen=True, slots=True)
+class Procs:
+    """`show proc` on the master CLI: reloads so far, failed ones, and current workers."""
+
+    reloads: int
+    failed: int
+    workers: tuple[int, ...]
+
+
+def parse_show_proc(text: str) -> Procs:
+    """The master row's reload counts and the current workers (HAProxy 2.6 layout)."""
+    reloads = failed = -1
+    workers = []
+    section = "master"
+    for line in text.splitlines():
+        fields = line.split()
+        if line.startswith("# "):  # "# workers", "# old workers", "# programs"
+            section = "workers" if line.startswith("# workers") else "other"
+        elif section == "master" and len(fields) >= 3 and fields[1] == "master":
+            reloads = int(fields[2])
+            if "[failed:" in line:
+                failed = int(line.split("[failed:", 1)[1].split("]", 1)[0])
+        elif section == "workers" and len(fields) >= 2 and fields[1] == "worker":
+            workers.append(int(fields[0]))
+    if reloads < 0:
+        raise ValueError(f"no master row in 'show proc': {text[:200]!r}")
+    return Procs(reloads, max(failed, 0), tuple(workers))
+
+
+def parse_info_pid(text: str) -> int:
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "Pid":
+            return int(value)
+    raise ValueError(f"no Pid in 'show info': {text[:200]!r}")
+
+
+def command(path: Path, line: str, timeout: float = 2.0) -> str:
+    """One command on an HAProxy unix socket (master CLI or Runtime API), its whole answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        if len(str(path).encode()) <= MAX_SOCKET_PATH:
+            sock.connect(str(path))
+        else:
+            folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                sock.connect(f"/proc/self/fd/{folder}/{path.name}")
+            finally:
+                os.close(folder)
+        sock.sendall(line.encode() + b"\n")
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def stop(paths: ProxyPaths, timeout: float = 10.0) -> int | None:

@@ -1,12 +1,19 @@
 """The node proxy's shell: the newest service table in, the route set, HAProxy programmed.
 
-`plan_step` (pure) decides what one table asks for: the route for a new service
-range, and whether HAProxy must start (none runs), reload (the config text
-changed) or be left alone. `NodeProxy.run` carries it out: it keeps only the
-newest table (tables arrive whole; one that waits is simply replaced), makes
-at most one change per `min_interval` so a rollout's burst of endpoint changes
-becomes a few reloads, and never lets a failure stop the agent -- it logs one
+`plan_step` (pure, agent/nodeproxy/plan.py) decides what one table asks for: the
+route for a new service range, then start, reload, Runtime API commands (only
+endpoints changed) or nothing. `NodeProxy.run` carries it out: it keeps only the
+newest table (tables arrive whole; one that waits is simply replaced), makes at most
+one change per `min_interval`, and never lets a failure stop the agent -- it logs one
 sentence and tries again with the next table or after `retry_after`.
+
+Before HAProxy is given a config, every listener is test-bound
+(agent/nodeproxy/listeners.py): one the node cannot bind (a process on the node
+holds the port) is left out and reported for its Service -- `report` hands the
+master the whole list whenever it changes, which shows it as a Warning event and a
+status condition of the Service -- while every other Service is served. Refused
+listeners are tried again every `reprobe_after` (a test bind costs microseconds), so
+a freed port is served without any new table.
 
 Started, the proxy is adopted from its pid file (agent/nodeproxy/process.py), so
 an agent restart costs no connection; it is stopped only when the agent is asked
@@ -17,52 +24,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from agent.nodeproxy import process
-from agent.nodeproxy.render import ProxySettings, render_config
+from agent.nodeproxy.listeners import BindFailure, try_bind
+from agent.nodeproxy.plan import ProxyStep, plan_step
+from agent.nodeproxy.render import ProxySettings
 from agent.nodeproxy.route import RouteError, make_local
+from agent.nodeproxy.slots import Endpoint, ProxyState, listeners
 from agent.nodeproxy.table import ServiceTable
 from kernel.clock import Clock
+from kernel.files import write_atomic
 
 log = logging.getLogger(__name__)
 
-Action = Literal["start", "reload", "none"]
 DEFAULT_SETTINGS = ProxySettings()
 
 
-@dataclass(frozen=True, slots=True)
-class ProxyStep:
-    """What to do for one table: route this range first ("" none), then `action` with `text`."""
+@dataclass(frozen=True, slots=True, order=True)
+class ListenerProblem:
+    """A Service port this node's proxy cannot serve, and why (for the master to show)."""
 
-    route: str
-    action: Action
-    text: str
-
-
-def plan_step(
-    table: ServiceTable,
-    applied: str,
-    running: bool,
-    routed: str,
-    settings: ProxySettings = DEFAULT_SETTINGS,
-) -> ProxyStep:
-    """`applied` is the config HAProxy runs ("" unknown), `routed` the range already local."""
-    route = table.service_cidr if table.service_cidr and table.service_cidr != routed else ""
-    text = render_config(table, settings)
-    if not running:
-        return ProxyStep(route, "start", text)
-    if _body(text) != _body(applied):
-        return ProxyStep(route, "reload", text)
-    return ProxyStep(route, "none", text)
+    namespace: str
+    service: str
+    port: str
+    reason: str
+    message: str
 
 
-def _body(text: str) -> str:
-    """The config without its comment header (the table version alone is no change)."""
-    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+def problems_for(
+    wanted: dict[Endpoint, tuple[str, str, str]], failures: Collection[BindFailure]
+) -> tuple[ListenerProblem, ...]:
+    """One problem per refused listener, in a stable order (pure)."""
+    found = []
+    for f in failures:
+        namespace, service, label = wanted[(f.address, f.port)]
+        where = f"[{f.address}]:{f.port}" if ":" in f.address else f"{f.address}:{f.port}"
+        message = (
+            f"the node proxy cannot listen on {where} ({f.detail}); this cluster IP port "
+            "does not answer on this node until the port is free there"
+        )
+        found.append(ListenerProblem(namespace, service, label, f.reason, message))
+    return tuple(sorted(found))
 
 
 class NodeProxy:
@@ -74,8 +79,11 @@ class NodeProxy:
         settings: ProxySettings = DEFAULT_SETTINGS,
         min_interval: float = 0.3,
         retry_after: float = 5.0,
+        reprobe_after: float = 2.0,
         route: Callable[[str], None] = make_local,
         notify: Callable[[str, str], None] | None = None,
+        report: Callable[[tuple[ListenerProblem, ...]], None] | None = None,
+        probe: Callable[[str, int], BindFailure | None] = try_bind,
     ) -> None:
         self.paths = process.ProxyPaths(workdir)
         self._clock = clock
@@ -83,10 +91,20 @@ class NodeProxy:
         self._settings = settings
         self._min_interval = min_interval
         self._retry_after = retry_after
+        self._reprobe_after = reprobe_after
         self._route = route
         # Tells the master what users should see as a node event (Session.notify).
         self._notify = notify or (lambda reason, message: None)
         self._told = ""
+        # Tells the master which Services this node cannot serve (the whole list).
+        self._report = report or (lambda problems: None)
+        self._probe = probe
+        self._problems: tuple[ListenerProblem, ...] = ()
+        self._refused: frozenset[Endpoint] = frozenset()
+        self._state: ProxyState | None = None
+        self._rewake: asyncio.Task[None] | None = None
+        # How the last change was made ("start", "reload", "runtime", "none"; for tests).
+        self.last_action = ""
         self._latest: ServiceTable | None = None
         self._wake = asyncio.Event()
         self._routed = ""
@@ -134,33 +152,81 @@ class NodeProxy:
                 await self._clock.sleep(self._retry_after)
                 self._wake.set()
                 continue
+            if self._refused and (self._rewake is None or self._rewake.done()):
+                self._rewake = asyncio.create_task(self._wake_later())
             await self._clock.sleep(self._min_interval)
+
+    async def _wake_later(self) -> None:
+        """Try refused listeners again: the port may be free now, with no new table."""
+        await self._clock.sleep(self._reprobe_after)
+        self._wake.set()
 
     async def _apply(self, table: ServiceTable) -> None:
         running = self._pid is not None and process.pid_alive(self._pid)
-        step = plan_step(table, self._applied, running, self._routed, self._settings)
+        wanted = listeners(table)
+        failures = await asyncio.to_thread(self._probe_all, wanted)
+        refused = frozenset(f.listener for f in failures)
+        step = plan_step(
+            table, self._state, running, self._routed, refused, self._applied, self._settings
+        )
         if step.route:
-            try:
-                await asyncio.to_thread(self._route, step.route)
-            except RouteError as e:
-                if self._route_failed != step.route:
-                    log.error("node proxy: %s; Services' cluster IPs are not served here", e)
-                    self._route_failed = step.route
-                    self._tell(f"{e}; Services' cluster IPs are not served on this node")
-                raise
-            self._routed = step.route
-            log.info("node proxy: service range %s is local to this node", step.route)
+            await self._make_route(step.route)
+        await self._carry_out(step)
+        self._state, self._applied, self.last_action = step.state, step.text, step.action
+        if refused != self._refused:
+            for f in failures:
+                if f.listener not in self._refused:
+                    log.warning("node proxy: cannot listen on %s:%d: %s", *f.listener, f.detail)
+            self._refused = refused
+        problems = problems_for(wanted, failures)
+        if problems != self._problems:
+            self._problems = problems
+            self._report(problems)
+        self._served(table)
+
+    def _probe_all(self, wanted: dict[Endpoint, tuple[str, str, str]]) -> list[BindFailure]:
+        return [f for f in (self._probe(a, p) for a, p in sorted(wanted)) if f is not None]
+
+    async def _make_route(self, cidr: str) -> None:
+        try:
+            await asyncio.to_thread(self._route, cidr)
+        except RouteError as e:
+            if self._route_failed != cidr:
+                log.error("node proxy: %s; Services' cluster IPs are not served here", e)
+                self._route_failed = cidr
+                self._tell(f"{e}; Services' cluster IPs are not served on this node")
+            raise
+        self._routed = cidr
+        log.info("node proxy: service range %s is local to this node", cidr)
+
+    async def _carry_out(self, step: ProxyStep) -> None:
         if step.action == "none":
-            self._served(table)
             return
+        if step.action == "runtime":
+            try:
+                await asyncio.to_thread(process.run_commands, self.paths, step.commands)
+            except process.ProxyError as e:
+                # What HAProxy holds is uncertain now: the reload makes it the config's.
+                log.warning("node proxy: %s; reloading instead", e)
+            else:
+                # The file keeps describing what runs, for the next reload and an adopter.
+                await asyncio.to_thread(write_atomic, self.paths.config, step.text.encode(), 0o644)
+                return
+        previous = self._applied
         await asyncio.to_thread(process.install, self._bin, self.paths, step.text)
-        if step.action == "start":
+        if step.action == "start" or self._pid is None:
             self._pid = await asyncio.to_thread(process.start, self._bin, self.paths)
             log.info("node proxy: HAProxy started (pid %d)", self._pid)
-        elif self._pid is not None:
-            process.reload(self._pid)
-        self._applied = step.text
-        self._served(table)
+            return
+        try:
+            await asyncio.to_thread(process.reload, self._pid, self.paths)
+        except process.ProxyError:
+            # The old workers still serve the old config: the file says so again.
+            if previous:
+                await asyncio.to_thread(write_atomic, self.paths.config, previous.encode(), 0o644)
+            self._state = None
+            raise
+        log.info("node proxy: HAProxy reloaded (%s)", step.reason)
 
     def _tell(self, message: str) -> None:
         """A NodeProxyUnavailable node event, once per distinct trouble."""

@@ -20,17 +20,24 @@ nodes): HAProxy binds with SO_REUSEPORT by default, so each agent's proxy binds
 the same addresses and the kernel spreads connections between them; every
 agent gets the same table from the master, so the union answers alike.
 
-Same table in, same text out: the shell reloads HAProxy only when the text changed.
+Each section has fixed server slots (agent/nodeproxy/slots.py): an empty one is
+`0.0.0.0:0 disabled` and is filled at run time through the admin socket (`set server
+... addr`), so the config always describes the whole slot table and a reload starts the
+new worker with the addresses the old one had been given.
+
+Same state in, same text out: the shell reloads HAProxy only when the text changed.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from agent.nodeproxy.table import ServiceTable, TableService
+from agent.nodeproxy.slots import Endpoint, ProxyState, Section, desired_state
+from agent.nodeproxy.table import ServiceTable
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+# The Runtime API socket, relative to HAProxy's folder (it runs there): `set server` for
+# endpoint changes; expose-fd lets a reloaded worker take the listeners over.
+ADMIN_SOCKET = "admin.sock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,34 +62,27 @@ class ProxySettings:
     max_reloads: int = 50
 
 
-def _name(text: str) -> str:
-    return _UNSAFE.sub("_", text)
-
-
-def section_name(svc: TableService, port_name: str, port: int) -> str:
-    """A unique, readable proxy name: <namespace>.<service>:<port name or number>."""
-    ns = svc.namespace or "default"
-    return _name(f"{ns}.{svc.name}:{port_name or port}")
-
-
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def served(table: ServiceTable) -> list[TableService]:
-    """The Services the proxy answers for: every one with a cluster IP (not headless)."""
-    return [s for s in table.services if s.cluster_ip and not s.headless]
 
 
 DEFAULT_SETTINGS = ProxySettings()
 
 
 def render_config(table: ServiceTable, settings: ProxySettings = DEFAULT_SETTINGS) -> str:
+    """The config for `table` with freshly assigned slots (a first start)."""
+    return render_state(desired_state(table), table.version, table.service_cidr, settings)
+
+
+def render_state(
+    state: ProxyState, version: int, cidr: str, settings: ProxySettings = DEFAULT_SETTINGS
+) -> str:
     s = settings
     lines = [
         "# Written by the pinnace agent (node proxy) from the master's service table.",
-        f"# Service table version {table.version}; service range {table.service_cidr or '-'}.",
+        f"# Service table version {version}; service range {cidr or '-'}.",
         "global",
+        f"    stats socket unix@{ADMIN_SOCKET} mode 600 level admin expose-fd listeners",
         f"    maxconn {s.max_connections}",
         f"    hard-stop-after {s.hard_stop_after_ms}ms",
         f"    mworker-max-reloads {s.max_reloads}",
@@ -104,24 +104,32 @@ def render_config(table: ServiceTable, settings: ProxySettings = DEFAULT_SETTING
         "listen idle",
         "    bind unix@idle.sock",
     ]
-    for svc in served(table):
-        for port in svc.ports:
-            if port.protocol.upper() != "TCP":
-                continue
-            lines += [
-                "",
-                f"listen {section_name(svc, port.name, port.port)}",
-                f"    bind {_address(svc.cluster_ip, port.port)}",
-                "    balance roundrobin",
-            ]
-            if port.app_protocol.lower() == "http":
-                lines += [
-                    "    mode http",
-                    "    retry-on conn-failure empty-response junk-response",
-                    "    http-request disable-l7-retry unless"
-                    " { method GET HEAD OPTIONS PUT DELETE }",
-                ]
-            for i, backend in enumerate(port.backends):
-                server = _name(f"{backend.pod or 'ep'}-{i}")
-                lines.append(f"    server {server} {_address(backend.address, backend.port)} check")
+    for section in state.sections:
+        lines += ["", *_section(section)]
     return "\n".join(lines) + "\n"
+
+
+def _section(section: Section) -> list[str]:
+    lines = [
+        f"listen {section.name}",
+        f"    bind {_address(section.address, section.port)}",
+        "    balance roundrobin",
+    ]
+    if section.http:
+        lines += [
+            "    mode http",
+            "    retry-on conn-failure empty-response junk-response",
+            "    http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }",
+        ]
+    lines += [f"    {server_line(i, slot)}" for i, slot in enumerate(section.slots)]
+    return lines
+
+
+def server_name(index: int) -> str:
+    return f"s{index}"
+
+
+def server_line(index: int, slot: Endpoint | None) -> str:
+    if slot is None:
+        return f"server {server_name(index)} 0.0.0.0:0 check disabled"
+    return f"server {server_name(index)} {_address(*slot)} check"

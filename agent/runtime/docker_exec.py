@@ -93,3 +93,39 @@ class DockerExecSession:
             self._sock.close()
         with contextlib.suppress(Exception):
             self._raw.close()
+
+
+class DockerAttachSession(DockerExecSession):
+    """The container's main process (`kubectl attach`): Docker's attach connection, read
+    and written as an exec's. Its end is the process's: the container's exit code (0
+    when the container still runs: the client detached)."""
+
+    def __init__(
+        self,
+        api: Any,
+        container_id: str,
+        raw: Any,
+        tty: bool,
+        call: Callable[..., Awaitable[Any]],
+    ) -> None:
+        super().__init__(api, container_id, raw, tty, call)
+        self._container_id = container_id
+
+    async def resize(self, width: int, height: int) -> None:
+        with contextlib.suppress(Exception):  # a container that just ended
+            await self._call(self._api.resize, self._container_id, height, width)
+
+    async def exit_code(self) -> int:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _EXIT_WAIT_SECONDS
+        while True:
+            try:
+                facts = await self._call(self._api.inspect_container, self._container_id)
+            except Exception:  # removed already: its end is not known
+                return -1
+            state = facts.get("State") or {}
+            if not state.get("Running"):
+                return int(state.get("ExitCode") or 0)
+            if loop.time() >= deadline:
+                return 0
+            await asyncio.sleep(0.05)

@@ -35,7 +35,7 @@ import docker.types
 from docker.utils import parse_repository_tag
 
 from agent.claim_disks import ClaimDisks, DiskError
-from agent.runtime.docker_exec import DockerExecSession
+from agent.runtime.docker_exec import DockerAttachSession, DockerExecSession
 from agent.runtime.docker_stats import parse_stats
 from agent.runtime.port import (
     LABEL_CONTAINER,
@@ -297,7 +297,7 @@ class DockerRuntime:
             dns_search=list(config.dns_search) or None,
             dns_opt=list(config.dns_options) or None,
         )
-        created = api.create_container(
+        arguments: dict[str, Any] = dict(
             image=config.image,
             name=config.name,
             entrypoint=list(config.entrypoint) or None,
@@ -307,7 +307,17 @@ class DockerRuntime:
             hostname=config.hostname or None,
             ports=[(p.container_port, p.protocol.lower()) for p in config.ports],
             host_config=host_config,
+            stdin_open=config.stdin_open,
+            tty=config.tty,
         )
+        if config.stdin_once:
+            # docker-py's create_container has no argument for StdinOnce: the body by hand.
+            name = arguments.pop("name")
+            body = api.create_container_config(**arguments)
+            body["StdinOnce"] = True
+            created = api.create_container_from_config(body, name)
+        else:
+            created = api.create_container(**arguments)
         cid = created["Id"]
         try:
             api.start(cid)
@@ -389,6 +399,24 @@ class DockerRuntime:
             return await self._call(self._list_volumes_sync)
         except (docker.errors.DockerException, OSError) as exc:
             raise RuntimeFailure(f"cannot list volumes: {_explain(exc)}") from exc
+
+    def _volume_sizes_sync(self) -> dict[str, int]:
+        api = self._api()
+        # `system df` for volumes only (Engine API 1.42+; an older engine answers with
+        # everything, volumes included). Size -1: the engine could not measure it.
+        reply = api._result(api._get(api._url("/system/df"), params={"type": "volume"}), True)
+        return {
+            v["Name"]: int(v["UsageData"]["Size"])
+            for v in (reply or {}).get("Volumes") or []
+            if (v.get("Labels") or {}).get(LABEL_NODE) == self._node
+            and int((v.get("UsageData") or {}).get("Size", -1)) >= 0
+        }
+
+    async def volume_sizes(self) -> dict[str, int]:
+        try:
+            return await self._call(self._volume_sizes_sync)
+        except (docker.errors.DockerException, OSError, KeyError, TypeError, ValueError) as exc:
+            raise RuntimeFailure(f"cannot measure volumes: {_explain(exc)}") from exc
 
     def _remove_volume_sync(self, name: str) -> bool:
         try:
@@ -518,6 +546,24 @@ class DockerRuntime:
         except (docker.errors.DockerException, OSError) as exc:
             raise RuntimeFailure(f"cannot exec in {container_id[:12]}: {_explain(exc)}") from exc
         return DockerExecSession(self._api(), exec_id, raw, tty, self._call)
+
+    def _open_attach_sync(self, container_id: str, stdin: bool) -> tuple[bool, Any]:
+        api = self._api()
+        facts = api.inspect_container(container_id)
+        labels = (facts.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_NODE) != self._node or not (facts.get("State") or {}).get("Running"):
+            raise RuntimeFailure(f"container {container_id[:12]} is not running")
+        tty = bool((facts.get("Config") or {}).get("Tty"))
+        params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
+        return tty, api.attach_socket(container_id, params=params)
+
+    async def open_attach(self, container_id: str, stdin: bool, tty: bool) -> ExecSession:
+        try:
+            own_tty, raw = await self._call(self._open_attach_sync, container_id, stdin)
+        except (docker.errors.DockerException, OSError) as exc:
+            raise RuntimeFailure(f"cannot attach to {container_id[:12]}: {_explain(exc)}") from exc
+        # The stream is framed by the container's own TTY setting, not the client's wish.
+        return DockerAttachSession(self._api(), container_id, raw, own_tty, self._call)
 
     def _stats_sync(self, container_id: str) -> ContainerStats | None:
         try:

@@ -66,6 +66,8 @@ class FakeEngine:
         # Docker volumes by name, and which volumes each container mounts.
         self.volumes: dict[str, VolumeInfo] = {}
         self.mounted: dict[str, set[str]] = {}
+        # What `volume_sizes` answers for a volume (tests set it; absent: 0 bytes).
+        self.volume_bytes: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self._subscribers: list[_Subscriber] = []
@@ -214,6 +216,9 @@ class FakeRuntime:
     async def list_volumes(self) -> list[VolumeInfo]:
         return [v for v in self.engine.volumes.values() if v.labels.get(LABEL_NODE) == self._node]
 
+    async def volume_sizes(self) -> dict[str, int]:
+        return {v.name: self.engine.volume_bytes.get(v.name, 0) for v in await self.list_volumes()}
+
     async def remove_volume(self, name: str) -> bool:
         engine = self.engine
         if any(name in engine.mounted.get(cid, ()) for cid in engine.containers):
@@ -256,6 +261,13 @@ class FakeRuntime:
             raise RuntimeFailure(f"cannot exec in {container_id[:12]}: container is not running")
         self.engine.execs.append((container_id, command))
         return FakeExecSession(self.engine.exec_results.get(command, ExecResult(0)), stdin)
+
+    async def open_attach(self, container_id: str, stdin: bool, tty: bool) -> ExecSession:
+        info = self._mine(self.engine.containers.get(container_id))
+        if info is None or info.state != "running":
+            raise RuntimeFailure(f"cannot attach to {container_id[:12]}: container is not running")
+        self.engine.execs.append((container_id, ("<attach>",)))
+        return FakeExecSession(ExecResult(0), stdin)
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         info = self._mine(self.engine.containers.get(container_id))

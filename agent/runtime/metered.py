@@ -77,11 +77,17 @@ class MeteredRuntime:
     ) -> ExecSession:
         return await _timed("open_exec", self._inner.open_exec(container_id, command, stdin, tty))
 
+    async def open_attach(self, container_id: str, stdin: bool, tty: bool) -> ExecSession:
+        return await _timed("open_attach", self._inner.open_attach(container_id, stdin, tty))
+
     async def list_volumes(self) -> list[VolumeInfo]:
         return await _timed("list_volumes", self._inner.list_volumes())
 
     async def remove_volume(self, name: str) -> bool:
         return await _timed("remove_volume", self._inner.remove_volume(name))
+
+    async def volume_sizes(self) -> dict[str, int]:
+        return await _timed("volume_sizes", self._inner.volume_sizes())
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         return await _timed("stats", self._inner.stats(container_id))

@@ -16,6 +16,8 @@
 #   build.sh redis            # the stateful example's image (the demo builds it on demand)
 #   build.sh debian-python    # what `make images-base` runs (python3 + haproxy: the base for
 #                             # pinnace's own image, compose/Dockerfile)
+#   build.sh guestbook voting # stand-ins for the images of the real manifests' guestbook and
+#                             # voting app (tests/bench/apps.py; standins/README.md)
 #
 # Environment: FORCE=1 rebuilds everything; PINNACE_PULL=0 never tries a pull;
 # DEBIAN_MIRROR overrides the mirror read from /etc/apt/sources.list*.
@@ -232,11 +234,17 @@ build_httpd() {
   say "built $tag ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.1f MB", $1 / 1e6}'))"
 }
 
+# One base for pinnace/redis and the guestbook's stand-ins (below): php-cli and php-redis are
+# the guestbook frontend's, and cost seconds here against a second debootstrap (about a
+# minute) in every fresh CI run, which builds both.
+redis_base=pinnace/debian-redis-base:bookworm
+redis_base_packages=redis-server,php-cli,php-redis
+
 build_redis() {
   # Never pulled: a pinnace/* name on a public registry would be someone else's image. Built
   # only on demand (the demo and the stateful tests), not by `make images`.
-  local tag=pinnace/redis:latest base=pinnace/debian-redis-base:bookworm inputs
-  local packages=redis-server
+  local tag=pinnace/redis:latest base=$redis_base inputs
+  local packages=$redis_base_packages
   inputs=$(hash_of "$here/redis/Dockerfile" <(echo "$recipe_version $packages"))
   if ! needs_build "$tag" "$inputs"; then
     say "$tag present"
@@ -257,6 +265,59 @@ build_debian_python() {
     python3,python3-venv,ca-certificates,haproxy,dnsmasq-base
 }
 
+# --- stand-ins for the images the real manifests name ---------------------------------------
+# tests/fixtures/real-manifests/ holds public applications' manifests, unmodified; the images
+# they name cannot be pulled here. These stand-ins are made of Debian's packages, tagged with
+# the exact names those manifests use, and behave like the originals on the wire: the same
+# ports, variables, protocols and Service names they connect to (compose/images/standins/
+# README.md lists each and what differs). Each carries the label pinnace.stand-in saying what
+# it stands for. Never pulled: the originals are other programs (the voting app's result pushes
+# its counts over socket.io, the stand-in serves them as JSON), and tests/bench/apps.py drives
+# the stand-ins. An image of that name without our label (pulled where a registry answers) is
+# kept as it is, as for nginx.
+
+voting_packages=python3-flask,python3-redis,python3-psycopg2,postgresql-15
+
+# build_standin TAG DIR BASE BASE-PACKAGES [BUILD-ARG...]: compose/images/standins/DIR FROM
+# BASE (debootstrapped with BASE-PACKAGES when missing).
+build_standin() {
+  local tag=$1 ctx=$here/standins/$2 base=$3 packages=$4 inputs arg args=()
+  shift 4
+  for arg in "$@"; do args+=(--build-arg "$arg"); done
+  inputs=$(hash_of "$ctx"/* <(echo "$recipe_version $base $packages $*"))
+  if ! needs_build "$tag" "$inputs"; then
+    say "$tag present"
+    return
+  fi
+  build_debian_base "$base" "$packages"
+  step="building $tag"
+  docker_build --build-arg "BASE=$base" "${args[@]}" --label "pinnace.build-inputs=$inputs" \
+    -t "$tag" "$ctx"
+  say "built $tag (a stand-in: $(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%d MB", $1 / 1e6}'))"
+}
+
+build_guestbook() {
+  # Kubernetes' guestbook (guestbook-all-in-one.yaml): leader, followers and the PHP frontend,
+  # all on pinnace/redis's base.
+  build_standin registry.k8s.io/redis:e2e redis "$redis_base" "$redis_base_packages" \
+    "STANDS_FOR=registry.k8s.io/redis:e2e"
+  build_standin gcr.io/google_samples/gb-redisslave:v1 gb-redisslave "$redis_base" \
+    "$redis_base_packages"
+  build_standin gcr.io/google-samples/gb-frontend:v5 gb-frontend "$redis_base" \
+    "$redis_base_packages"
+}
+
+build_voting() {
+  # Docker's example voting app (voting-*.yaml): Redis on pinnace/redis's base, the rest
+  # (vote, worker, result, db) on one base with Flask, redis-py, psycopg2 and PostgreSQL 15.
+  local base=pinnace/debian-voting-base:bookworm
+  build_standin redis:alpine redis "$redis_base" "$redis_base_packages" "STANDS_FOR=redis:alpine"
+  build_standin postgres:15-alpine postgres "$base" "$voting_packages"
+  build_standin dockersamples/examplevotingapp_vote vote "$base" "$voting_packages"
+  build_standin dockersamples/examplevotingapp_worker worker "$base" "$voting_packages"
+  build_standin dockersamples/examplevotingapp_result result "$base" "$voting_packages"
+}
+
 main() {
   (($# > 0)) || set -- nginx httpd
   step="talking to the Docker engine"
@@ -271,7 +332,9 @@ main() {
       httpd) build_httpd ;;
       redis) build_redis ;;
       debian-python) build_debian_python ;;
-      *) fail "unknown image '$name' (known: nginx httpd redis debian-python)" ;;
+      guestbook) build_guestbook ;;
+      voting) build_voting ;;
+      *) fail "unknown image '$name' (known: nginx httpd redis debian-python guestbook voting)" ;;
     esac
   done
   # A rebuild leaves the previous image untagged; drop those, but only ones this script made.

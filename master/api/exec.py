@@ -118,6 +118,11 @@ class ExecChannel:
     def close_stdin(self) -> None:
         self._send(node_pb2.ExecInput(close_stdin=True))
 
+    def passed_on(self, count: int) -> None:
+        """The edge has handed `count` outputs in all to its client (a port-forward's agent
+        reads no further ahead of this than its window)."""
+        self._send(node_pb2.ExecInput(output_done=count))
+
     def resize(self, width: int, height: int) -> None:
         if width > 0 and height > 0:
             self._send(node_pb2.ExecInput(width=width, height=height))
@@ -189,7 +194,11 @@ class ExecRelay:
         width: int = 0,
         height: int = 0,
         namespace: str = DEFAULT_NAMESPACE,
+        port: int = 0,
+        attach: bool = False,
     ) -> ExecChannel:
+        """Start a command (or, with `port`, a TCP connection to the pod's port; with
+        `attach`, the container's main process) on the pod's node."""
         if node not in self._sessions:
             raise ExecUnavailable(
                 f"node {node} has no live session with the master; its pods cannot run "
@@ -199,7 +208,8 @@ class ExecRelay:
         self._pending[channel.request_id] = channel
         start = node_pb2.ExecStart(
             request_id=channel.request_id, pod_name=pod, container=container, command=command,
-            stdin=stdin, tty=tty, width=width, height=height, namespace=namespace,
+            stdin=stdin, tty=tty, width=width, height=height, namespace=namespace, port=port,
+            attach=attach,
         )  # fmt: skip
         self.send(node, node_pb2.MasterMessage(exec_start=start))
         return channel

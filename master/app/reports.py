@@ -20,9 +20,11 @@ from nodes, Fenced events already said) and applies the actions to the state.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from kernel.clock import Clock
+from master.app.proxyproblems import Reported, record_proxy_problems
 from master.app.ratelimit import EventLimiter
 from master.model import DEFAULT_NAMESPACE, Pod, PodPhase, PodStatus, StoredObject, key_name, key_of
 from master.state import ClusterState
@@ -34,6 +36,8 @@ FENCED = "Fenced"
 # Assignments taken from nodes (evicted, deleted, removed) remembered for Fenced
 # reports, and Fenced events already recorded; the oldest are forgotten first.
 MAX_REMEMBERED = 10_000
+# A node reporting more refused Service ports than this is cut short (no Service has more).
+MAX_PROXY_PROBLEMS = 1000
 BACKOFF_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull")
 
 
@@ -193,6 +197,20 @@ class NodeReports:
     def notice(self, node_name: str, reason: str, message: str) -> None:
         """Something the node's agent decided on its own, shown as a node event."""
         self._node_event(node_name, clean_reason(reason), clean_text(message, 512), "Normal")
+
+    def proxy_problems(self, node_name: str, reported: Sequence[Reported]) -> None:
+        """The Service ports the node's proxy cannot serve now (its whole list)."""
+        cleaned = [
+            Reported(
+                clean_text(r.namespace, 63),
+                clean_text(r.service, 63),
+                clean_text(r.port, 63),
+                clean_reason(r.reason),
+                clean_text(r.message, 512),
+            )
+            for r in reported[:MAX_PROXY_PROBLEMS]
+        ]
+        record_proxy_problems(self._state, node_name, cleaned, self._clock.now())
 
     def _node_event(self, node_name: str, reason: str, message: str, type_: str) -> None:
         if self._limiter.allow(node_name, f"node/{reason}", self._clock.monotonic()):

@@ -298,13 +298,15 @@ print(json.dumps({"ok": ok, "failed": failed, "errors": errors}))
 
 
 def _servers(workdir: Path, node: str) -> int:
-    """The endpoints the node's proxy holds for Service `web` (its section's servers)."""
+    """The endpoints the node's proxy holds for Service `web` (its section's servers that
+    have an address: empty slots are `0.0.0.0:0 disabled`)."""
     try:
         text = (workdir / "agent-state" / node / "nodeproxy" / "haproxy.cfg").read_text()
     except OSError:
         return 0
     section = text.split("listen default.web:80\n", 1)[-1].split("\nlisten ", 1)[0]
-    return sum(1 for line in section.splitlines() if line.strip().startswith("server "))
+    servers = [line.split() for line in section.splitlines() if line.strip().startswith("server ")]
+    return sum(1 for fields in servers if not fields[2].startswith("0.0.0.0:"))
 
 
 def node_death(

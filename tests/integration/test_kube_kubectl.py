@@ -7,12 +7,14 @@ through pinnace's own CLI too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.integration.kube_helpers import Kubectl, kubectls, seed_dir, write_kubeconfig
+from tests.integration.kube_streams import curl, fetch_in_parallel, port_forward
 
 DEP = "my-web-app-deployment"
 
@@ -25,6 +27,80 @@ def _running(cluster: LocalCluster, image: str, count: int) -> bool:
         and all(c["ready"] for c in p["status"]["containerStatuses"])
         for p in pods
     )
+
+
+def _managers(k: Kubectl, kind: str, name: str) -> list[tuple[str, str]]:
+    obj = json.loads(k.run("get", kind, name, "-o", "json", "--show-managed-fields").stdout)
+    return [(e["manager"], e["operation"]) for e in obj["metadata"]["managedFields"]]
+
+
+_OWNED = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: NAME
+  labels: {app: NAME, tier: web}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: NAME}}
+  template:
+    metadata: {labels: {app: NAME}}
+    spec:
+      containers:
+      - name: web
+        image: pinnace/httpd:latest
+        env: [{name: A, value: "1"}, {name: B, value: "2"}]
+"""
+
+
+def _server_side_apply(k: Kubectl, cluster: LocalCluster, tmp_path: Path, name: str) -> None:
+    """Apply creates; a field dropped from the configuration goes; another manager's
+    change to an owned value is a 409 naming field and manager until forced."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(_OWNED.replace("NAME", name))
+    assert "serverside-applied" in k.run("apply", "--server-side", "-f", str(path)).stdout
+    shown = k.run("get", "deployment", name, "-o", "yaml", "--show-managed-fields").stdout
+    assert "manager: kubectl\n    operation: Apply" in shown
+    assert 'k:{"name":"B"}' in shown and "f:tier: {}" in shown
+    assert "managedFields" not in k.run("get", "deployment", name, "-o", "yaml").stdout
+
+    path.write_text(
+        _OWNED.replace("NAME", name)
+        .replace(", tier: web", "")
+        .replace(', {name: B, value: "2"}', "")
+    )
+    k.run("apply", "--server-side", "-f", str(path))
+    dep = json.loads(k.run("get", "deployment", name, "-o", "json").stdout)
+    assert dep["metadata"]["labels"] == {"app": name}
+    assert dep["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
+
+    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "9"'))
+    other = ("apply", "--server-side", "--field-manager=other", "-f", str(path))
+    refused = k.run(*other, check=False)
+    assert refused.returncode == 1
+    assert (
+        'Apply failed with 1 conflict: conflict with "kubectl": '
+        '.spec.template.spec.containers[name="web"].env[name="A"].value'
+    ) in refused.stderr
+    k.run(*other, "--force-conflicts")
+    dep = json.loads(k.run("get", "deployment", name, "-o", "json").stdout)
+    env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "A", "value": "9"}, {"name": "B", "value": "2"}]
+    assert _managers(k, "deployment", name) == [("kubectl", "Apply"), ("other", "Apply")]
+
+    # pinnace's own apply is an Update by "pinnace": it takes the value it changes.
+    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "5"'))
+    cluster.cli("apply", "-f", str(path))
+    assert "managedFields" not in cluster.get_json("deployment", name)["metadata"]
+    shown = cluster.cli("get", "deployment", name, "-o", "json", "--show-managed-fields").stdout
+    entries = json.loads(shown)["metadata"]["managedFields"]
+    assert [(e["manager"], e["operation"]) for e in entries][-1] == ("pinnace", "Update")
+    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "9"'))
+    refused = k.run(*other, check=False)
+    assert (
+        'conflict with "pinnace" using apps/v1: '
+        '.spec.template.spec.containers[name="web"].env[name="A"].value'
+    ) in refused.stderr
+    k.run("delete", "deployment", name)
 
 
 def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
@@ -43,6 +119,7 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert "service/my-web-app-service created" in applied
     k.run("rollout", "status", f"deployment/{DEP}", "--timeout=120s")
     wait_for("three running seed pods", lambda: _running(cluster, "nginx:latest", 3))
+    _port_forward_with_both_kubectls(k, first, cluster.pods()[0]["metadata"]["name"])
 
     # Tables: kubectl prints pinnace's columns (wide ones too).
     table = k.run("get", "pods", "-o", "wide").stdout.splitlines()
@@ -56,10 +133,12 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
         described = client.run("describe", "service", "my-web-app-service").stdout
         endpoints = next(line for line in described.splitlines() if line.startswith("Endpoints:"))
         assert endpoints.split()[1].count(":") == 3, described
-    # Server-side apply updates as a strategic merge, and says so.
+    # Server-side apply of what client-side apply stored: the same values, no conflict;
+    # kubectl moves the client-side apply's fields to its own Apply entry, as on Kubernetes.
     ssa = k.run("apply", "--server-side", "-f", str(seed_dir() / "service.yaml"))
-    assert "serverside-applied" in ssa.stdout
-    assert "no managedFields, no conflicts" in ssa.stderr
+    assert "serverside-applied" in ssa.stdout and ssa.stderr == ""
+    owners = _managers(k, "service", "my-web-app-service")
+    assert owners == [("kubectl", "Apply"), ("kubectl-last-applied", "Apply")]
     dep = json.loads(k.run("get", "deployment", DEP, "-o", "json").stdout)
     assert dep["status"]["readyReplicas"] == 3
     # The built-in storage classes, as kubectl lists a cluster's.
@@ -93,6 +172,18 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
             watch.stderr.close()
     wait_for("one running pod after scale", lambda: _running(cluster, "nginx:latest", 1))
     assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
+    # As in Kubernetes: the scale took spec.replicas, so applying the seed's 3 conflicts.
+    refused = k.run(
+        "apply", "--server-side", "-f", str(seed_dir() / "deployment.yaml"), check=False
+    )
+    assert refused.returncode == 1
+    assert (
+        'Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using '
+        "apps/v1: .spec.replicas"
+    ) in refused.stderr
+    assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
+    for i, binary in enumerate(binaries):
+        _server_side_apply(Kubectl(binary, config, tmp_path), cluster, tmp_path, f"owned-{i}")
 
     # cordon / uncordon: the one change a user may make to a node.
     node = cluster.node("a")
@@ -102,6 +193,23 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert "SchedulingDisabled" not in cluster.cli("get", "nodes").stdout
     labelled = k.run("label", "node", node, "x=y", check=False)
     assert labelled.returncode == 1 and "only spec.unschedulable may be changed" in labelled.stderr
+
+    # Node leases, computed from the agent's heartbeats: describe shows them, get lists them.
+    for client in (k, first):
+        described = client.run("describe", "node", node).stdout
+        assert "Failed to get lease" not in described
+        lease_lines = described.split("\nLease:\n", 1)[1].splitlines()
+        assert lease_lines[0].split() == ["HolderIdentity:", node]
+        assert lease_lines[2].startswith("  RenewTime:") and "<unset>" not in lease_lines[2]
+        listed = client.run("get", "leases", "-n", "kube-node-lease").stdout.splitlines()
+        assert [line.split()[:2] for line in listed] == [["NAME", "HOLDER"], [node, node]]
+
+    def renew_time() -> str:
+        lease = k.run("get", "lease", node, "-n", "kube-node-lease", "-o", "json").stdout
+        return str(json.loads(lease)["spec"]["renewTime"])
+
+    first_renewal = renew_time()
+    wait_for("the lease renewed by a heartbeat", lambda: renew_time() > first_renewal, interval=1)
 
     # edit through KUBE_EDITOR: a new image rolls out; history shows it; undo goes back.
     editor = tmp_path / "editor.sh"
@@ -134,3 +242,25 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert cluster.get_json("deployments")["items"] == []
     assert cluster.get_json("services")["items"] == []
     wait_for("no pods left", lambda: cluster.pods() == [] or None)
+
+
+def _port_forward_with_both_kubectls(k: Kubectl, first: Kubectl, pod: str) -> None:
+    """kubectl port-forward (SPDY in a WebSocket) through the master and the agent to nginx:
+    pod/, svc/ and deployment/ targets, connections in parallel, a large transfer, and a
+    port nothing can reach refused in a sentence."""
+    made = k.run("exec", pod, "--", "sh", "-c",
+                 "head -c 16000000 /dev/urandom > /usr/share/nginx/html/big && "
+                 "md5sum /usr/share/nginx/html/big").stdout  # fmt: skip
+    digest = made.split()[0]
+    for client in (k, first):
+        with port_forward(client, f"pod/{pod}", 80) as forward:
+            got = fetch_in_parallel(forward.port, ["/big", "/big", "/", "/", "/", "/"])
+            assert [hashlib.md5(b).hexdigest() for b in got[:2]] == [digest, digest]
+            assert b"<html>" in got[2] and got[3:] == [got[2]] * 3
+        for target in ("svc/my-web-app-service", f"deployment/{DEP}"):
+            with port_forward(client, target, 80) as forward:
+                assert all(b"<html>" in p for p in fetch_in_parallel(forward.port, ["/"] * 3))
+    with port_forward(k, f"pod/{pod}", 9) as refused:
+        assert curl(refused.port, "/", timeout=20).returncode != 0
+    assert "error occurred forwarding" in refused.stderr.lower(), refused.stderr
+    assert f"cannot connect to port 9 of pod {pod}" in refused.stderr, refused.stderr

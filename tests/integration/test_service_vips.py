@@ -5,15 +5,20 @@ it) with a service range of its own (a random /24, so concurrent runs on one mac
 share an address), and two agents running node proxies. Two ClusterIP Services on port 80
 each answer with their own pods, reached from inside a pod container on the other node
 (`nc` to the cluster IP: busybox's static wget crashes in these images); a headless Service
-gets no address; a requested address is honoured, a taken one refused in one sentence; the
-node proxy keeps serving through its agent's death and is adopted by the restarted agent;
-and with the master killed it keeps serving (the data plane outlives the master).
+gets no address; a requested address is honoured, a taken one refused in one sentence; a
+port held by another process on the node is reported for its Service (Warning event and
+condition) while the other Services follow a scale through the Runtime API, without a
+reload, and is served once freed; the node proxy keeps serving through its agent's death
+and is adopted by the restarted agent; and with the master killed it keeps serving (the
+data plane outlives the master).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ from typing import Any
 import docker
 import pytest
 
+from agent.nodeproxy.process import command, parse_show_proc
 from tests.integration.cluster import (
     LocalCluster,
     remove_local_route,
@@ -199,6 +205,91 @@ def test_a_requested_address_is_honoured_and_a_taken_one_refused(
     )
     assert "Traceback" not in refused.stderr
     wait_for("the pinned address to answer", lambda: "I am red" in _get(_client(cluster), wanted))
+
+
+def _blocked(address: str, port: int) -> str:
+    return (
+        f"apiVersion: v1\nkind: Service\nmetadata: {{name: blocked}}\nspec:\n"
+        f"  clusterIP: {address}\n  selector: {{app: red}}\n"
+        f"  ports: [{{port: {port}, targetPort: 80}}]\n"
+    )
+
+
+def _condition(cluster: LocalCluster, name: str, kind: str) -> dict[str, str] | None:
+    status = cluster.get_json("services", name)["status"]
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), None)
+
+
+def _red_servers(proxy: Path) -> set[str]:
+    """The addresses running (operational state 2) in the red section of one node proxy."""
+    rows = command(proxy / "admin.sock", "show servers state default.red:80").splitlines()
+    return {f"{r.split()[4]}:{r.split()[18]}" for r in rows[2:] if r and r.split()[5] == "2"}
+
+
+def _red_endpoints(cluster: LocalCluster) -> set[str]:
+    subsets = cluster.get_json("endpoints", "red").get("subsets", [])
+    return {
+        f"{a['ip']}:{port['port']}"
+        for s in subsets
+        for a in s.get("addresses", [])
+        for port in s.get("ports", [])
+    }
+
+
+def test_a_port_taken_on_the_node_stays_with_its_service_and_endpoints_change_without_reload(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    cluster, network, workdir = vips
+    address = str(network.network_address + 20)
+    proxy = cluster.agent_state_dir(cluster.node("b")) / "nodeproxy"
+    reloads = parse_show_proc(command(proxy / "master.sock", "show proc")).reloads
+    # Another process on the node listens on the Service's address and port (no
+    # SO_REUSEPORT): the node proxy cannot bind it.
+    holder = socket.socket()
+    try:
+        holder.bind((address, 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        manifest = workdir / "blocked.yaml"
+        manifest.write_text(_blocked(address, port))
+        cluster.cli("apply", "-f", str(manifest))
+        # Meanwhile the other Services keep being programmed: red scales, through the
+        # Runtime API (no reload).
+        cluster.cli("scale", "deployment", "red", "--replicas", "2")
+
+        condition = wait_for(
+            "the blocked Service's NodeProxyServing condition",
+            lambda: _condition(cluster, "blocked", "NodeProxyServing"),
+            20,
+        )
+        assert condition["status"] == "False" and condition["reason"] == "PortInUse"
+        assert f"cannot listen on {address}:{port}" in condition["message"]
+        assert f"held by pid {os.getpid()}" in condition["message"]
+        events = cluster.cli("get", "events").stdout
+        assert re.search(r"Warning\s+PortInUse\s+service/blocked", events), events
+        wait_for(
+            "the node proxy to serve both red endpoints",
+            lambda: (
+                len(_red_servers(proxy)) == 2 and _red_servers(proxy) == _red_endpoints(cluster)
+            ),
+            60,
+        )
+        after = parse_show_proc(command(proxy / "master.sock", "show proc"))
+        assert after.reloads == reloads and after.failed == 0
+    finally:
+        holder.close()
+    # Freed, the port is bound on the next retry, with no new table, and the problem clears.
+    wait_for(
+        "the blocked Service to answer on its freed port",
+        lambda: "I am red" in _get(_client(cluster), address, port),
+        20,
+    )
+    wait_for(
+        "the condition to clear",
+        lambda: _condition(cluster, "blocked", "NodeProxyServing") is None,
+        20,
+    )
+    cluster.cli("scale", "deployment", "red", "--replicas", "1")
 
 
 def test_the_node_proxy_outlives_its_agent_and_a_restarted_agent_adopts_it(

@@ -191,7 +191,7 @@ def test_the_kernel_imports_nothing_of_ours_and_both_sides_may_use_it() -> None:
 def test_the_agents_state_machine_is_pure() -> None:
     pure = ["agent/state", "agent/sync.py", "agent/status.py", "agent/probes.py"]
     pure.append("agent/fencing.py")
-    pure.append("agent/nodeproxy/render.py")
+    pure += ["agent/nodeproxy/render.py", "agent/nodeproxy/slots.py", "agent/nodeproxy/plan.py"]
     for path in pure:
         for module in ("asyncio", "grpc", "docker", "socket", "subprocess", "time", "protos"):
             hits = [

@@ -65,6 +65,7 @@ def test_v3_index_points_at_every_group_version() -> None:
         "apis/networking.k8s.io/v1",
         "apis/discovery.k8s.io/v1",
         "apis/storage.k8s.io/v1",
+        "apis/coordination.k8s.io/v1",
     }
     assert index["api/v1"]["serverRelativeURL"].startswith("/openapi/v3/api/v1?hash=")
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.nodeproxy.proxy import NodeProxy, plan_step
-from agent.nodeproxy.render import render_config, section_name
+from agent.nodeproxy.plan import plan_step
+from agent.nodeproxy.proxy import NodeProxy
+from agent.nodeproxy.render import render_config
 from agent.nodeproxy.route import local_route_command
+from agent.nodeproxy.slots import section_name
 from agent.nodeproxy.table import Backend, ServicePort, ServiceTable, TableService
 from kernel.clock import FakeClock
 
@@ -50,16 +52,19 @@ def _sections(text: str) -> dict[str, list[str]]:
 def test_two_services_on_one_port_bind_their_own_addresses_with_their_own_pods() -> None:
     sections = _sections(render_config(TABLE))
 
+    empty = [f"server s{i} 0.0.0.0:0 check disabled" for i in range(1, 8)]
     assert sections["default.red:6379"] == [
         "bind 10.96.1.0:6379",
         "balance roundrobin",
-        "server red-a-0 192.0.2.1:31001 check",
+        "server s0 192.0.2.1:31001 check",
+        *empty,
     ]
     assert sections["shop.blue:redis"] == [
         "bind 10.96.1.1:6379",
         "balance roundrobin",
-        "server blue-a-0 192.0.2.1:31002 check",
-        "server blue-b-1 192.0.2.2:31003 check",
+        "server s0 192.0.2.1:31002 check",
+        "server s1 192.0.2.2:31003 check",
+        *empty[1:],
     ]
 
 
@@ -77,43 +82,51 @@ def test_a_port_without_ready_endpoints_still_binds_and_has_no_server() -> None:
 
     sections = _sections(render_config(replace(TABLE, services=(empty,))))
 
-    assert sections["default.red:80"] == ["bind 10.96.1.0:80", "balance roundrobin"]
+    assert sections["default.red:80"][:2] == ["bind 10.96.1.0:80", "balance roundrobin"]
+    assert all(
+        line.endswith(" 0.0.0.0:0 check disabled") for line in sections["default.red:80"][2:]
+    )
 
 
 def test_names_are_safe_for_haproxy_and_ipv6_is_bracketed() -> None:
     v6 = TableService(
-        name="v6",
+        name="v6/x",
         cluster_ip="fd00::10",
         ports=(ServicePort("", 80, backends=(Backend("fd00::1", 30000, "p/q"),)),),
     )
 
     text = render_config(replace(TABLE, services=(v6,)))
 
-    assert "bind [fd00::10]:80" in text and "server p_q-0 [fd00::1]:30000 check" in text
-    assert section_name(v6, "", 80) == "default.v6:80"
+    assert "bind [fd00::10]:80" in text and "server s0 [fd00::1]:30000 check" in text
+    assert section_name(v6, "", 80) == "default.v6_x:80"
 
 
 def test_the_first_table_starts_haproxy_and_routes_the_range() -> None:
-    step = plan_step(TABLE, applied="", running=False, routed="")
+    step = plan_step(TABLE, None, running=False, routed="")
 
     assert (step.route, step.action) == ("10.96.0.0/12", "start")
     assert step.text == render_config(TABLE)
 
 
-def test_a_changed_table_reloads_a_new_version_alone_does_nothing() -> None:
-    applied = render_config(TABLE)
+def test_a_changed_service_set_reloads_a_new_version_alone_does_nothing() -> None:
+    current = plan_step(TABLE, None, False, "").state
 
-    same = plan_step(replace(TABLE, version=9), applied, running=True, routed="10.96.0.0/12")
-    fewer = plan_step(replace(TABLE, services=(RED,)), applied, True, "10.96.0.0/12")
+    same = plan_step(replace(TABLE, version=9), current, running=True, routed="10.96.0.0/12")
+    fewer = plan_step(replace(TABLE, services=(RED,)), current, True, "10.96.0.0/12")
 
     assert (same.route, same.action) == ("", "none")
-    assert fewer.action == "reload"
+    assert (fewer.action, fewer.reason) == ("reload", "sections removed: shop.blue:redis")
 
 
-def test_an_adopted_proxy_that_died_is_started_again() -> None:
-    step = plan_step(TABLE, render_config(TABLE), running=False, routed="10.96.0.0/12")
+def test_an_adopted_proxy_is_reloaded_only_when_its_config_differs() -> None:
+    applied = render_config(TABLE)
 
-    assert step.action == "start" and step.route == ""
+    same = plan_step(replace(TABLE, version=4), None, True, "10.96.0.0/12", applied_text=applied)
+    other = plan_step(replace(TABLE, services=(RED,)), None, True, "", applied_text=applied)
+    dead = plan_step(TABLE, None, running=False, routed="10.96.0.0/12", applied_text=applied)
+
+    assert same.action == "none" and other.action == "reload"
+    assert dead.action == "start" and dead.route == ""
 
 
 def test_the_route_command_makes_the_range_local_on_lo() -> None:

@@ -19,10 +19,11 @@ from typing import Any
 from aiohttp import web
 
 from kernel.clock import Clock
-from master.api.kube import errors, objects, openapi, resources, writes
+from master.api.kube import errors, leases, objects, openapi, resources, writes
 from master.api.kube.exec_ws import serve_exec
 from master.api.kube.http import flag as _flag
 from master.api.kube.http import json_response as _json
+from master.api.kube.portforward import serve_port_forward
 from master.api.kube.resources import Resource
 from master.api.kube.streams import Streams
 from master.api.kube.tables import render_table, wants_table
@@ -30,7 +31,8 @@ from master.api.kube.watch import WatchHub
 from master.api.logs import LogRelay
 from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
-from master.model import DEFAULT_NAMESPACE
+from master.controllers.nodes import LeaseTable
+from master.model import DEFAULT_NAMESPACE, Node
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,12 @@ class KubeApi(Streams):
         server_address: str,
         logs: LogRelay | None = None,
         admit_services: ServiceAdmission | None = None,
+        node_leases: LeaseTable | None = None,
+        lease_seconds: float = 40.0,
     ) -> None:
         self.logs = logs
+        self.node_leases = node_leases
+        self.lease_seconds = lease_seconds
         self.admit_services = admit_services
         self.state = state
         self.lifecycle = lifecycle
@@ -173,11 +179,19 @@ class KubeApi(Streams):
         method = request.method
         dry_run = request.query.get("dryRun") == "All"
         now = self.clock.now()
+        w = writes.writer(
+            request.query.get("fieldManager"),
+            request.headers.get("User-Agent", ""),
+            request.query.get("force"),
+        )
         if sub == "scale":
-            return await self._scale(request, name or "", method, now, ns)
-        if sub == "exec" and method in ("GET", "POST"):
+            return await self._scale(request, name or "", method, now, ns, w)
+        if sub in ("exec", "attach") and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
-            return await serve_exec(request, self.state, execs, name or "", ns)
+            return await serve_exec(request, self.state, execs, name or "", ns, sub == "attach")
+        if sub == "portforward" and method in ("GET", "POST"):
+            execs = self.logs.execs if self.logs is not None else None
+            return await serve_port_forward(request, self.state, execs, name or "", ns)
         if sub in ("status", "log") and method != "GET":
             raise errors.method_not_allowed(f"{r.name} is read-only in pinnace")
         if sub == "log":
@@ -190,7 +204,7 @@ class KubeApi(Streams):
             if method == "POST":
                 result = await writes.create(
                     self.state, base, writes.decode_body(await request.read(),
-                    request.content_type), namespace, now, dry_run, self.admit_services,
+                    request.content_type), namespace, now, dry_run, self.admit_services, w,
                 )  # fmt: skip
                 return self._written(result, request)
             raise errors.method_not_allowed(f"{method} is not allowed on {base.name}")
@@ -199,13 +213,13 @@ class KubeApi(Streams):
         if method == "PUT":
             result = await writes.replace(
                 self.state, base, name, writes.decode_body(await request.read(),
-                request.content_type), namespace, now, dry_run, self.admit_services,
+                request.content_type), namespace, now, dry_run, self.admit_services, w,
             )  # fmt: skip
             return self._written(result, request)
         if method == "PATCH":
             result = await writes.patch(
                 self.state, base, name, await request.read(), request.content_type, now, dry_run,
-                self.admit_services, ns,
+                self.admit_services, ns, w,
             )  # fmt: skip
             return self._written(result, request)
         if method == "DELETE":
@@ -233,10 +247,24 @@ class KubeApi(Streams):
 
     # -- reads -----------------------------------------------------------------------
 
+    def _leases(self, namespace: str | None) -> list[Obj]:
+        """The nodes' Leases as of now (master/api/kube/leases.py)."""
+        table = self.node_leases
+        return leases.node_leases(
+            (n for n in self.state.objects("Node") if isinstance(n, Node)),
+            table.last_seen if table is not None else lambda _: None,
+            table.lease_of if table is not None else lambda _: None,
+            self.lease_seconds, self.clock.monotonic(), self.clock.now(),
+            self.state.resource_version, namespace,
+        )  # fmt: skip
+
     def _get(self, request: web.Request, r: Resource, name: str, namespace: str) -> web.Response:
-        obj = objects.get_one(
-            self.state, r.kind, name, self.clock.now(), self.started_at, namespace
-        )
+        if r.kind == "Lease":
+            obj = next((o for o in self._leases(namespace) if o["metadata"]["name"] == name), None)
+        else:
+            obj = objects.get_one(
+                self.state, r.kind, name, self.clock.now(), self.started_at, namespace
+            )
         if obj is None:
             raise errors.not_found(r.name, r.group, name)
         if wants_table(request.headers.get("Accept", "")):
@@ -250,7 +278,10 @@ class KubeApi(Streams):
         """Every object of the resource in `namespace` (None: all namespaces)."""
         now = self.clock.now()
         rv = str(self.state.resource_version)
-        items = objects.list_kind(self.state, r.kind, now, self.started_at, namespace)
+        if r.kind == "Lease":
+            items = self._leases(namespace)
+        else:
+            items = objects.list_kind(self.state, r.kind, now, self.started_at, namespace)
         items = self._selected(request, items)
         meta: Obj = {"resourceVersion": rv}
         start = 0
@@ -284,8 +315,9 @@ class KubeApi(Streams):
     # -- subresources ---------------------------------------------------------------------
 
     async def _scale(
-        self, request: web.Request, name: str, method: str, now: float, namespace: str
-    ) -> web.Response:
+        self, request: web.Request, name: str, method: str, now: float, namespace: str,
+        w: writes.Writer,
+    ) -> web.Response:  # fmt: skip
         if method == "GET":
             obj = self.state.get("Deployment", name, namespace)
             if obj is None or obj.kind != "Deployment":
@@ -294,8 +326,9 @@ class KubeApi(Streams):
         if method not in ("PUT", "PATCH"):
             raise errors.method_not_allowed(f"{method} is not allowed on deployments/scale")
         out = await writes.set_scale(
-            self.state, name, await request.read(), request.content_type, method, now, namespace
-        )
+            self.state, name, await request.read(), request.content_type, method, now, namespace,
+            w,
+        )  # fmt: skip
         return _json(out)
 
 

@@ -72,8 +72,9 @@ def is_log(path: str) -> bool:
 
 
 def is_session_bound(path: str) -> bool:
-    """A pod's log or exec: served through the agent's session, which the leader holds."""
-    return _pod_sub(path) in ("log", "exec")
+    """A pod's log, exec, attach or port-forward: served through the agent's session,
+    which the leader holds."""
+    return _pod_sub(path) in ("log", "exec", "attach", "portforward")
 
 
 def _client_ssl(pki: MasterPki) -> ssl.SSLContext:

@@ -50,6 +50,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("pods/log", "Pod", verbs=("get",), subresource=True),
     Resource("pods/status", "Pod", verbs=("get",), subresource=True),
     Resource("pods/exec", "PodExecOptions", verbs=("create", "get"), subresource=True),
+    Resource("pods/attach", "PodAttachOptions", verbs=("create", "get"), subresource=True),
+    Resource("pods/portforward", "PodPortForwardOptions", verbs=("create", "get"),
+             subresource=True),
     Resource("services", "Service", verbs=(*READ, *WRITE), short_names=("svc",),
              singular="service",
              description="A load-balanced address for the ready pods a selector picks."),
@@ -95,9 +98,14 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("replicasets", "ReplicaSet", group="apps", verbs=READ, short_names=("rs",),
              singular="replicaset",
              description="A Deployment's revisions (one per pod template it has rolled out)."),
+    Resource("leases", "Lease", group="coordination.k8s.io", verbs=READ, singular="lease",
+             description="A node's heartbeat lease (namespace kube-node-lease), computed from "
+                         "the master's last heartbeat of each node; read-only."),
 )  # fmt: skip
 
-GROUPS = ("apps", "networking.k8s.io", "discovery.k8s.io", "storage.k8s.io")
+GROUPS = (
+    "apps", "networking.k8s.io", "discovery.k8s.io", "storage.k8s.io", "coordination.k8s.io",
+)  # fmt: skip
 
 
 def resource(group: str, name: str) -> Resource | None:

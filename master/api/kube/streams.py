@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from kernel.clock import Clock
-from master.api.kube import errors, objects
+from master.api.kube import errors, leases, objects
 from master.api.kube.http import flag as _flag
 from master.api.kube.resources import Resource
 from master.api.kube.selectors import parse_field_selector, parse_label_selector
@@ -62,6 +62,8 @@ class Streams:
         """Changes of the resource in `namespace` (None: every namespace)."""
         if r.kind in ("Endpoints", "EndpointSlice", "ReplicaSet", "IngressClass", "StorageClass"):
             return await self._watch_static(request, r, namespace)
+        if r.kind == "Lease":
+            return await self._watch_leases(request, namespace)
         rv_text = request.query.get("resourceVersion", "")
         since: int | None = None
         # Streaming lists (kubectl 1.3x's WatchList): the current objects, then a bookmark
@@ -195,6 +197,53 @@ class Streams:
         timeout = request.query.get("timeoutSeconds", "")
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
             await asyncio.sleep(int(timeout) if timeout.isdigit() else DEFAULT_WATCH_SECONDS)
+        return response
+
+    def _leases(self, namespace: str | None) -> list[Obj]:
+        raise NotImplementedError  # KubeApi's
+
+    async def _watch_leases(
+        self, request: web.Request, namespace: str | None
+    ) -> web.StreamResponse:
+        """Leases are computed (master/api/kube/leases.py): the current ones unless the
+        client names a version, then what changed, looked at every WATCH_INTERVAL_S."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        table = wants_table(request.headers.get("Accept", ""))
+
+        async def send(type_: str, obj: Obj) -> None:
+            payload = obj
+            if table and type_ != "BOOKMARK":
+                payload = render_table("Lease", [obj], self.clock.now(),
+                                       obj["metadata"]["resourceVersion"])  # fmt: skip
+            line = json.dumps({"type": type_, "object": payload}, separators=(",", ":")) + "\n"
+            await response.write(line.encode())
+
+        initial = _flag(request, "sendInitialEvents")
+        sent = {o["metadata"]["name"]: o for o in self._selected(request, self._leases(namespace))}
+        if request.query.get("resourceVersion", "") in ("", "0") or initial:
+            for obj in sent.values():
+                await send("ADDED", obj)
+        if initial:
+            await send("BOOKMARK", {
+                "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                "metadata": {
+                    "resourceVersion": str(self.state.resource_version),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            })  # fmt: skip
+        timeout = request.query.get("timeoutSeconds", "")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (int(timeout) if timeout.isdigit() else DEFAULT_WATCH_SECONDS)
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+            while (left := deadline - loop.time()) > 0:
+                await asyncio.sleep(min(left, leases.WATCH_INTERVAL_S))
+                now = self._selected(request, self._leases(namespace))
+                for type_, obj in leases.changed_leases(sent, now):
+                    await send(type_, obj)
+                sent = {o["metadata"]["name"]: o for o in now}
+            await response.write_eof()
         return response
 
     async def _log(

@@ -69,6 +69,18 @@ def _replica_set_rows(objs: Sequence[Obj], now: float) -> tuple[list[Obj], list[
     return [columns[0], *counts, columns[1]], rows
 
 
+def _lease_rows(objs: Sequence[Obj], now: float) -> tuple[list[Obj], list[list[Any]]]:
+    """kubectl's Lease columns: NAME, HOLDER, AGE."""
+    columns, named = _generic_rows(objs, now)
+    holder = {"name": "Holder", "type": "string", "format": "", "priority": 0,
+              "description": "The node holding the lease."}  # fmt: skip
+    rows = [
+        [name, o.get("spec", {}).get("holderIdentity", ""), age]
+        for (name, age), o in zip(named, objs, strict=True)
+    ]
+    return [columns[0], holder, columns[1]], rows
+
+
 def render_table(kind: str, objs: Sequence[Obj], now: float, resource_version: str) -> Obj:
     if has_table(kind):
         base = header_for(kind, wide=False)
@@ -87,6 +99,8 @@ def render_table(kind: str, objs: Sequence[Obj], now: float, resource_version: s
         cells = rows_for(kind, objs, wide=True, now=now)
     elif kind == "ReplicaSet":
         columns, cells = _replica_set_rows(objs, now)
+    elif kind == "Lease":
+        columns, cells = _lease_rows(objs, now)
     else:
         columns, cells = _generic_rows(objs, now)
     return {
