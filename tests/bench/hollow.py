@@ -245,9 +245,13 @@ async def main_async(
                 last_print = now
                 fleet_cpu = sum(sum(psutil.Process(f.proc.pid).cpu_times()[:2]) for f in fleets)
                 master_cpu = sum(proc.cpu_times()[:2])
+                failures: Counter[str] = Counter()
+                for f in fleets:
+                    failures.update(dict(f.status.get("join_failures", {})))  # type: ignore[call-overload]
                 print(
                     f"  {now - t0:5.0f}s: {joined} joined; CPU s so far: master "
-                    f"{master_cpu:.0f}, fleet {fleet_cpu:.0f}",
+                    f"{master_cpu:.0f}, fleet {fleet_cpu:.0f}; failed join attempts "
+                    f"{dict(failures)}",
                     flush=True,
                 )
             await asyncio.sleep(0.2)

@@ -200,8 +200,14 @@ async def main_async(args: argparse.Namespace) -> None:
     channels: list[grpc.aio.Channel] = []
     tasks: list[asyncio.Task[None]] = []
 
+    # Machines do not all boot in the same millisecond: at most this many joins of this
+    # process are in flight at once (1,250 at once spent the fleet's CPU on handshakes that
+    # timed out and were retried, and stalled at 417 of 5,000 joined).
+    joining = asyncio.Semaphore(args.join_concurrency)
+
     async def start_tls(agent: HollowAgent, token: Token) -> None:
-        channel = await agent.join_tls(args.master, token)
+        async with joining:
+            channel = await agent.join_tls(args.master, token)
         if channel is None:
             return
         channels.append(channel)
@@ -271,6 +277,7 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--agents-per-channel", type=int, default=10)
+    parser.add_argument("--join-concurrency", type=int, default=16, help="joins in flight")
     asyncio.run(main_async(parser.parse_args()))
 
 
