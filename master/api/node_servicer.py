@@ -28,6 +28,7 @@ from master.api.convert import (
     assignments_to_proto,
     chunk_assignments,
     node_from_proto,
+    peer_list_news,
     peers_to_proto,
     pod_report_from_proto,
 )
@@ -461,7 +462,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     if node_name not in self._counted:
                         cluster_size += 1  # it holds a session: it counts, dead or not
                     peers = peers_to_proto(node_name, witnesses, cluster_size, MAX_PEERS)
-                    if peers != peers_sent:
+                    if peer_list_news(peers_sent, peers):
                         peers_sent = peers
                         yield node_pb2.MasterMessage(peers=peers)
                 if session.services_changed.is_set():

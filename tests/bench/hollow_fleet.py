@@ -92,6 +92,9 @@ class HollowAgent:
             capacity=node_pb2.Resources(cpu_millis=32000, memory_bytes=64 * 2**30),
             allocatable=node_pb2.Resources(cpu_millis=32000, memory_bytes=64 * 2**30),
             agent_version="hollow",
+            # Real agents serve a witness port, so the master lists them as peers (a
+            # hollow agent is never asked: no other agent fences).
+            witness_port=9,
         )
         self.stage = "registering"
         delay = RETRY_FIRST
