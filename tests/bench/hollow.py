@@ -200,6 +200,7 @@ async def main_async(
     deaths: int = 0,
     master_args: tuple[str, ...] = (),
     profile: str = "",
+    profile_window: bool = False,
 ) -> HollowResult | None:
     data = tempfile.mkdtemp(prefix="pinnace-hollow-")
     metrics_port = free_port()
@@ -264,6 +265,8 @@ async def main_async(
             "  template:\n    metadata: {labels: {app: hollow}}\n    spec:\n"
             "      containers: [{name: c, image: nginx:latest, ports: [{containerPort: 80}]}]\n"
         )
+        if profile and not profile_window:
+            os.kill(master.pid, signal.SIGUSR1)  # profile from the apply on
         t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
         await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
         while (running := await asyncio.to_thread(running_pods, metrics_url)) < pods:
@@ -282,7 +285,7 @@ async def main_async(
         await asyncio.sleep(5)  # let the status flushes settle
         for f in fleets:
             await f.ask("reset")
-        if profile:
+        if profile and profile_window:
             os.kill(master.pid, signal.SIGUSR1)  # profile the window on (profile_master.py)
         cpu0, w0 = proc.cpu_times(), time.monotonic()
         await asyncio.sleep(window)
@@ -408,7 +411,12 @@ def main() -> None:
         default="",
         metavar="FILE[:wall]",
         help="run the master under yappi (tests/bench/profile_master.py), CPU clock unless "
-        ":wall, and save its profile to FILE when it stops",
+        ":wall, and save its profile to FILE when it stops: from the apply on",
+    )
+    parser.add_argument(
+        "--profile-window",
+        action="store_true",
+        help="--profile-master from the steady-state window on instead",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
@@ -427,6 +435,7 @@ def main() -> None:
             args.deaths,
             tuple(args.master_arg),
             args.profile_master,
+            args.profile_window,
         )
     )
     if result is None:
