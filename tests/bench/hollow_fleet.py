@@ -125,9 +125,12 @@ class HollowAgent:
                 elif body == "heartbeat_ack":
                     self.joined = True
                     self.acks += 1
-                    sent = self.sent_at.pop(msg.heartbeat_ack.sequence, None)
+                    acked = msg.heartbeat_ack.sequence
+                    sent = self.sent_at.pop(acked, None)
                     if sent is not None:
                         self.rtt_ms.append((time.monotonic() - sent) * 1000)
+                    for older in [k for k in self.sent_at if k < acked]:
+                        del self.sent_at[older]
         except grpc.aio.AioRpcError as exc:
             self.ended = f"{exc.code().name}: {exc.details()}"[:120]
         else:
@@ -145,7 +148,11 @@ class HollowAgent:
         await asyncio.sleep(random.random() * interval)
         while not stop.is_set() and not self.frozen:
             seq += 1
-            self.sent_at = {seq: time.monotonic()}  # an ack acknowledges the newest beat
+            # Beats not yet acknowledged (an ack answers its beat and voids older ones; a
+            # slow master's acks arrive after the next beat went out: still counted).
+            self.sent_at[seq] = time.monotonic()
+            if len(self.sent_at) > 16:
+                del self.sent_at[min(self.sent_at)]
             await self.outbox.put(node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=seq)))
             await asyncio.sleep(interval)
 
@@ -241,6 +248,7 @@ async def main_async(args: argparse.Namespace) -> None:
             await asyncio.sleep(1.0)
 
     reporter = asyncio.create_task(status())
+    reset_at = time.monotonic()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -250,6 +258,7 @@ async def main_async(args: argparse.Namespace) -> None:
             break
         word, _, arg = line.partition(" ")
         if word == "reset":
+            reset_at = time.monotonic()
             for a in agents:
                 a.acks = 0
                 a.rtt_ms = []
@@ -258,6 +267,7 @@ async def main_async(args: argparse.Namespace) -> None:
             emit(
                 {
                     "acks": sum(a.acks for a in agents),
+                    "seconds": time.monotonic() - reset_at,
                     "rtt_ms": [round(r, 2) for a in agents for r in a.rtt_ms],
                     "without_ack": dict(Counter(a.stage for a in agents if a.acks == 0)),
                 }
