@@ -508,8 +508,16 @@ def _lb_addresses(config: MasterConfig) -> LbAddresses:
 
 
 def _ingress_ports(config: MasterConfig) -> IngressPorts:
+    """The ingress ports, shifted by --lb-port-offset as every load-balancer port is (so
+    masters sharing a machine with their own offsets never want the same port); 0 stays
+    off."""
+    offset = config.lb_port_offset
+    http, https = config.ingress_http_port, config.ingress_https_port
     return IngressPorts(
-        config.lb_listen, config.ingress_http_port, config.ingress_https_port, config.lb_advertise
+        config.lb_listen,
+        http + offset if http else 0,
+        https + offset if https else 0,
+        config.lb_advertise,
     )
 
 

@@ -265,6 +265,9 @@ def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpe
             )
             for m in c.volume_mounts
         ],
+        stdin=c.stdin,
+        stdin_once=c.stdin_once,
+        tty=c.tty,
     )
 
 
@@ -417,4 +420,7 @@ def container_from_proto(c: node_pb2.ContainerSpec) -> Container:
         image_pull_policy=c.image_pull_policy,
         readiness_probe=_probe_from_proto(c, "readiness_probe"),
         liveness_probe=_probe_from_proto(c, "liveness_probe"),
+        stdin=c.stdin,
+        stdin_once=c.stdin_once,
+        tty=c.tty,
     )

@@ -34,7 +34,7 @@ from master.api.convert import (
 )
 from master.api.logs import LogRelay
 from master.api.servicetable import ServiceTableFeed
-from master.api.usage import report_from_proto, volume_uses_from_proto
+from master.api.usage import claim_disk_from_proto, report_from_proto, volume_uses_from_proto
 from master.app.claimreports import record_volume_report, removal_orders
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
@@ -556,6 +556,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     volume_uses_from_proto(msg.usage),
                     msg.usage.volumes_listed,
                 )
+                self._manager.record_claim_disk(node_name, claim_disk_from_proto(msg.usage))
             elif body == "statuses":
                 for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                     self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)
