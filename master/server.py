@@ -367,6 +367,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         if kube is not None:
             with contextlib.suppress(Exception):
                 await kube.stop()
+        node_servicer.stopping()
         await server.stop(grace=2.0)
         for task in tasks:
             task.cancel()
