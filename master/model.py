@@ -220,6 +220,11 @@ class Container:
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
     volume_mounts: tuple[VolumeMount, ...] = ()
+    # Keep the main process's stdin open (for `kubectl attach -i`); close it after the
+    # first attach ends (stdin_once); give it a terminal (tty).
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -310,19 +310,28 @@ class DockerRuntime:
             dns_search=list(config.dns_search) or None,
             dns_opt=list(config.dns_options) or None,
         )
+        arguments: dict[str, Any] = dict(
+            image=config.image,
+            name=config.name,
+            entrypoint=list(config.entrypoint) or None,
+            command=list(config.cmd) or None,
+            environment=[f"{k}={v}" for k, v in config.env],
+            labels=config.labels,
+            hostname=config.hostname or None,
+            ports=[(p.container_port, p.protocol.lower()) for p in config.ports],
+            host_config=host_config,
+            stdin_open=config.stdin_open,
+            tty=config.tty,
+        )
 
         def create() -> Any:
-            return api.create_container(
-                image=config.image,
-                name=config.name,
-                entrypoint=list(config.entrypoint) or None,
-                command=list(config.cmd) or None,
-                environment=[f"{k}={v}" for k, v in config.env],
-                labels=config.labels,
-                hostname=config.hostname or None,
-                ports=[(p.container_port, p.protocol.lower()) for p in config.ports],
-                host_config=host_config,
-            )
+            if config.stdin_once:
+                # docker-py's create_container has no argument for StdinOnce: the body by hand.
+                fields = {k: v for k, v in arguments.items() if k != "name"}
+                body = api.create_container_config(**fields)
+                body["StdinOnce"] = True
+                return api.create_container_from_config(body, config.name)
+            return api.create_container(**arguments)
 
         # Create first and look for a stale holder of the name only on a conflict: one
         # engine call less per start than inspecting beforehand, in a burst where every

@@ -292,7 +292,23 @@ def build_parser() -> argparse.ArgumentParser:
         "controllers, the others serve reads and send writers to it",
     )
     m.add_argument(
+        "--leader-lease",
+        metavar="DURATION",
+        help="--leader-elect: the leader's etcd lease, renewed every quarter of it; a killed "
+        "leader is replaced within it plus etcd's 0.5 s expiry check (whole seconds, default "
+        "1s; etcd grants no less than 1.5 x its --election-timeout: run etcd with "
+        "--heartbeat-interval 50 --election-timeout 500)",
+    )
+    m.add_argument(
         "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
+    )
+    m.add_argument(
+        "--advertise-address",
+        default="",
+        metavar="HOST",
+        help="where other masters, agents and clients reach this master (the leader hint, "
+        "`get masters`, pinnace.conf; added to its certificate); default: the --listen host, "
+        "or this machine's first non-loopback address when --listen is a wildcard",
     )
     m.add_argument(
         "--cluster-secret-file",
@@ -341,6 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-i", "--stdin", action="store_true", help="pass this stdin to the command")
     ex.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     _namespace_flags(ex)
+
+    at = sub.add_parser("attach", help="attach to a container's main process (through its node)")
+    at.add_argument("pod", help="POD (or pod/POD)")
+    at.add_argument("-c", "--container", default="", help="the container (default: the first)")
+    at.add_argument(
+        "-i", "--stdin", action="store_true", help="pass this stdin (the container: stdin: true)"
+    )
+    at.add_argument("-t", "--tty", action="store_true", help="the container has a terminal")
+    _namespace_flags(at)
 
     tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
     tp.add_argument(
@@ -489,6 +514,8 @@ def _run_master(args: argparse.Namespace) -> int:
             api_listen=args.api_listen,
             etcd=_etcd_settings(args),
             leader_elect=args.leader_elect,
+            leader_lease=_leader_lease(args),
+            advertise_address=args.advertise_address,
             name=args.name,
             cluster_secret_file=(
                 Path(args.cluster_secret_file) if args.cluster_secret_file else None
@@ -572,6 +599,21 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
     )
 
 
+def _leader_lease(args: argparse.Namespace) -> float:
+    """--leader-lease: whole seconds (etcd's lease TTLs are), only with --leader-elect."""
+    if not args.leader_lease:
+        return 1.0
+    if not args.leader_elect:
+        raise CliError("pinnace master: --leader-lease needs --leader-elect")
+    seconds = _duration("--leader-lease", args.leader_lease)
+    if seconds != int(seconds):
+        raise CliError(
+            f"pinnace master: --leader-lease: etcd's leases last whole seconds, "
+            f"got {args.leader_lease!r} (try 1s or 2s)"
+        )
+    return seconds
+
+
 def _metrics_listen(text: str) -> str:
     from kernel.listen import parse_listen
 
@@ -644,6 +686,13 @@ def _run_command(args: argparse.Namespace, address: str, command_argv: list[str]
         return run_exec(
             address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
             args.tty, _ns(args),
+        )  # fmt: skip
+    if command == "attach":
+        from master.cli.exec import run_exec
+
+        return run_exec(
+            address, args.pod, args.container, [], args.stdin, args.tty, _ns(args),
+            attach=True,
         )  # fmt: skip
     if command == "top":
         from master.cli.top import run_top
