@@ -16,8 +16,9 @@
 #   build.sh redis            # the stateful example's image (the demo builds it on demand)
 #   build.sh debian-python    # what `make images-base` runs (python3 + haproxy: the base for
 #                             # pinnace's own image, compose/Dockerfile)
-#   build.sh guestbook voting # stand-ins for the images of the real manifests' guestbook and
-#                             # voting app (tests/bench/apps.py; standins/README.md)
+#   build.sh guestbook voting podinfo # stand-ins for the images of the real manifests'
+#                             # guestbook, voting app and podinfo (tests/bench/apps.py;
+#                             # standins/README.md)
 #
 # Environment: FORCE=1 rebuilds everything; PINNACE_PULL=0 never tries a pull;
 # DEBIAN_MIRROR overrides the mirror read from /etc/apt/sources.list*.
@@ -318,6 +319,13 @@ build_voting() {
   build_standin dockersamples/examplevotingapp_result result "$base" "$voting_packages"
 }
 
+build_podinfo() {
+  # stefanprodan/podinfo (podinfo-*.yaml): one program in every tier, Python on the voting
+  # app's base (python3 and redis-py are all it needs).
+  build_standin ghcr.io/stefanprodan/podinfo:6.14.1 podinfo pinnace/debian-voting-base:bookworm \
+    "$voting_packages"
+}
+
 main() {
   (($# > 0)) || set -- nginx httpd
   step="talking to the Docker engine"
@@ -334,7 +342,8 @@ main() {
       debian-python) build_debian_python ;;
       guestbook) build_guestbook ;;
       voting) build_voting ;;
-      *) fail "unknown image '$name' (known: nginx httpd redis debian-python guestbook voting)" ;;
+      podinfo) build_podinfo ;;
+      *) fail "unknown image '$name' (known: nginx httpd redis debian-python guestbook voting podinfo)" ;;
     esac
   done
   # A rebuild leaves the previous image untagged; drop those, but only ones this script made.

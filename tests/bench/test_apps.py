@@ -52,11 +52,13 @@ def test_each_app_applies_every_service_its_programs_connect_to() -> None:
     # server.js) and the ones the bench drives.
     assert services(APPS["guestbook"].files) == {"redis-master", "redis-replica", "frontend"}
     assert services(APPS["voting"].files) == {"redis", "db", "vote", "result"}
+    assert services(APPS["podinfo"].files) == {"backend", "frontend"}
 
 
 def test_the_pods_wanted_are_the_deployments_replicas() -> None:
     assert replicas_wanted(APPS["guestbook"]) == 1 + 2 + 3
     assert replicas_wanted(APPS["voting"]) == 5
+    assert replicas_wanted(APPS["podinfo"]) == 2
 
 
 def _pod(phase: str, ready: bool, deleting: bool = False) -> dict[str, Any]:
