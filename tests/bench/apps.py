@@ -22,11 +22,11 @@ IPs as a user inside the cluster would:
 
 The images are the stand-ins `compose/images/build.sh guestbook voting podinfo` makes (built first,
 outside the timing; compose/images/standins/README.md). Printed: one table -- app, files,
-pods Running of pods made, answered (runs), time from the first `apply` to the answer and to
-all pods Running (median of the runs, worst beside it) -- and the load average before and
-after. One JSON line per app and figure goes to tests/bench/results.jsonl unless
-`--no-record`. Everything started is stopped by PID or container id, the routes removed, also
-on failure or Ctrl-C.
+pods Running of pods made, how many nodes they ran on, answered (runs), time from the first
+`apply` to the answer and to all pods Running (median of the runs, worst beside it) -- and
+the load average before and after. One JSON line per app and figure goes to
+tests/bench/results.jsonl unless `--no-record`. Everything started is stopped by PID or
+container id, the routes removed, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -262,10 +262,15 @@ class Run:
     app: str
     pods: int = 0
     running: int = 0
+    nodes: int = 0  # how many nodes the pods ran on (2: traffic crossed nodes)
     answered: bool = False
     to_running: float | None = None  # seconds from the first apply to every pod Running
     to_answer: float | None = None  # ... to the end-to-end answer
     why: str = ""
+
+
+def nodes_used(pods: Sequence[dict[str, Any]]) -> int:
+    return len({p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")})
 
 
 def pod_counts(pods: Sequence[dict[str, Any]]) -> tuple[int, int]:
@@ -311,6 +316,7 @@ def run_once(app: App, client: docker.DockerClient, timeout: float) -> Run:
         def all_running() -> bool:
             listed = json.loads(procs.cli("get", "pods", "-A", "-o", "json").stdout)
             result.running, result.pods = pod_counts(listed["items"])
+            result.nodes = nodes_used(listed["items"])
             return result.pods == wanted and result.running == wanted
 
         result.to_running = wait_until("every pod Running", all_running, timeout) - start
@@ -374,6 +380,7 @@ def render(apps: Sequence[App], runs: dict[str, list[Run]]) -> str:
         "app",
         "files",
         "pods Running",
+        "nodes",
         "end to end answer",
         "time to answer",
         "time to all Running",
@@ -388,6 +395,7 @@ def render(apps: Sequence[App], runs: dict[str, list[Run]]) -> str:
                 app.name,
                 str(len(app.files)),
                 pods,
+                "/".join(sorted({str(r.nodes) for r in done})),
                 f"{'yes' if answered == len(done) else 'no'} ({answered}/{len(done)} runs)",
                 seconds([r.to_answer for r in done]),
                 seconds([r.to_running for r in done]),

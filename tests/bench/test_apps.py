@@ -85,13 +85,14 @@ def test_the_table_says_no_when_one_run_did_not_answer_and_why() -> None:
     apps = [APPS["guestbook"]]
     runs = {
         "guestbook": [
-            Run("guestbook", 6, 6, True, 20.0, 30.0),
-            Run("guestbook", 6, 5, False, None, None, "get: 0 timed out"),
+            Run("guestbook", 6, 6, 2, True, 20.0, 30.0),
+            Run("guestbook", 6, 5, 1, False, None, None, "get: 0 timed out"),
         ]
     }
     text = render(apps, runs)
     row = text.splitlines()[2]
     assert row.split(" | ")[2].strip() == "5/6"
+    assert row.split(" | ")[3].strip() == "1/2"
     assert "no (1/2 runs)" in row
     assert "30.0 s, 1 run(s) never" in row
     assert text.splitlines()[-1] == "guestbook: get: 0 timed out"
