@@ -11,8 +11,8 @@ install), so the agent (root) does this:
 - `<root>/<volume>.img`: a file of the request plus ext4's own room, allocated
   whole (`fallocate`: the claim's space is the claim's, so claims can never
   overcommit the node's disk and turn a full host disk into I/O errors inside a
-  claim), formatted ext4 with no reserved blocks; made under a temporary name and
-  renamed, so a half-made file is never adopted.
+  claim), formatted ext4 with fast commits and no reserved blocks (`mkfs_commands`);
+  made under a temporary name and renamed, so a half-made file is never adopted.
 - `<root>/<volume>/`: where the agent mounts it, through a loop device with direct
   I/O (`losetup --direct-io=on`: the data is cached once, by the claim's own
   filesystem, not a second time for the backing file). The claim's Docker volume
@@ -29,8 +29,8 @@ install), so the agent (root) does this:
 - Removal: unmount, detach the loop devices found by the file's path (loop devices
   are shared by everything on the machine: only the file's own), remove it.
 
-Decisions (`image_bytes`, `shortfall`, `loops_of`, `mounts_of`) are pure; ClaimDisks
-runs the commands (blocking: the runtime calls it from its worker threads).
+Decisions (`image_bytes`, `shortfall`, `mkfs_commands`, `loops_of`, `mounts_of`) are pure;
+ClaimDisks runs the commands (blocking: the runtime calls it from its worker threads).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from kernel.claimfiles import claim_file_bytes
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +58,10 @@ class DiskError(Exception):
     """A command on a claim's file failed; the message says which and why."""
 
 
-# mke2fs's journal size by filesystem size (e2fsprogs' ext2fs_default_journal_size).
-_JOURNALS = ((128, 4), (1024, 16), (2048, 32), (16384, 64), (32768, 128), (65536, 256))
-
-
 def image_bytes(request: int) -> int:
-    """The first size of a claim's file: the request plus ext4's own room (inode tables
-    1.6%, the journal, a little more), rounded up to whole MiB; `shortfall` tops it up."""
-    journal = next((j for size, j in _JOURNALS if request < size * MIB), 1024) * MIB
-    extra = request // 50 + journal + 4 * MIB
-    return -(-(request + extra) // MIB) * MIB
+    """The first size of a claim's file (kernel/claimfiles.py: the master counts the same);
+    `shortfall` tops it up."""
+    return claim_file_bytes(request)
 
 
 def shortfall(capacity: int, request: int) -> int:
@@ -86,6 +82,29 @@ def mounts_of(proc_mounts: str, devices: list[str]) -> int:
     """How many mounts of `devices` /proc/mounts lists: the agent's own, plus one for
     each Docker volume mount of the claim a container holds."""
     return sum(line.split(" ", 1)[0] in devices for line in proc_mounts.splitlines())
+
+
+def mkfs_commands(path: str) -> list[list[str]]:
+    """How to format a claim's file, best first (each later one for an older e2fsprogs).
+
+    - `fast_commit` (e2fsprogs 1.46, kernel 5.10): an fsync journals only what changed
+      in a small fast-commit block instead of a full jbd2 commit. A claim's fsync costs
+      two journals' commits (its own, then the host's for the backing file, through the
+      loop device's flush); this takes the claim's own down to a few blocks. Durability
+      is the same (fsync still returns after the flush; fast commits are replayed from
+      the journal, checksummed). Measured in tests/bench/claim_fs.py: claim fsync
+      latency 0.57 -> 0.36 ms. A kernel without it mounts the filesystem as before
+      (a compatible feature) and commits in full.
+    - `assume_storage_prezeroed` (1.47): the file reads as zeros, so no inode tables to
+      zero in the background (ext4lazyinit's writes would compete with the first pod's).
+    - no reserved blocks (`-m 0`): the claim's size is all the pod's.
+    """
+    base = ["mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096"]
+    return [
+        [*base, "-O", "fast_commit", "-E", "nodiscard,assume_storage_prezeroed=1", path],
+        [*base, "-O", "fast_commit", "-E", "nodiscard", path],
+        [*base, "-E", "nodiscard", path],
+    ]
 
 
 def _allocate(path: Path, size: int) -> None:
@@ -157,13 +176,7 @@ class ClaimDisks:
             except OSError as exc:
                 making.unlink(missing_ok=True)
                 raise DiskError(f"cannot make the claim's file of {request} bytes: {exc}") from exc
-            mkfs = ["mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096", "-E"]
-            try:
-                # The file reads as zeros: no inode tables to zero in the background
-                # (ext4lazyinit's writes would compete with the first pod's).
-                self._run([*mkfs, "nodiscard,assume_storage_prezeroed=1", str(making)])
-            except DiskError:  # e2fsprogs before 1.47 does not know the option
-                self._run([*mkfs, "nodiscard", str(making)])
+            self._mkfs(making)
             making.rename(image)
         self._mount(image, mnt)
         if fresh:
@@ -173,6 +186,16 @@ class ClaimDisks:
                 lost.rmdir()
         self.grow(name, request)
         return str(mnt)
+
+    def _mkfs(self, path: Path) -> None:
+        attempts = mkfs_commands(str(path))
+        for argv in attempts[:-1]:
+            try:
+                self._run(argv)
+                return
+            except DiskError as exc:  # an older e2fsprogs: the next attempt asks for less
+                log.info("%s; trying without its newer options", exc)
+        self._run(attempts[-1])
 
     def _loops(self, image: Path) -> list[str]:
         return loops_of(self._run(["losetup", "-j", str(image)]))
@@ -202,6 +225,15 @@ class ClaimDisks:
             return None
         st = os.statvfs(mnt)
         return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize
+
+    def free_bytes(self) -> int:
+        """Bytes new claim files can still take on the claim dir's disk (measured at the
+        nearest folder that exists: the node's own is made with its first claim)."""
+        path = self.root
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize
 
     def grow(self, name: str, request: int) -> bool:
         """Grow a mounted claim filesystem to hold `request` bytes; False when it already does."""

@@ -5,15 +5,19 @@ running container of this node, plus the machine's own CPU and memory (psutil). 
 rate, so it needs two readings: the sampler keeps each container's previous cumulative CPU
 time and reports the millicores used in between (`cpu_millis_between`, pure); a container's
 first reading reports 0 until the next one. Memory is what the container uses now.
-Each claim volume's used bytes ride along (agent/claim_volumes.py `measure`).
+Each claim volume's used bytes ride along (agent/claim_volumes.py `measure`; a claim that is
+a plain Docker volume, where sizes are not enforced, with what the engine counts in it,
+asked at most once a minute), and the room left for claim files on the claim dir's disk
+(the scheduler places new claims by it).
 A container that stops between the listing and its reading is left out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psutil
 
@@ -21,6 +25,12 @@ from agent.claim_disks import ClaimDisks
 from agent.claim_volumes import VolumeUse, measure
 from agent.runtime.port import ContainerInfo, ContainerStats, Runtime, RuntimeFailure
 from kernel.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# How often the engine is asked what plain claim volumes hold (`docker system df` walks
+# every file of every volume, so not every 5 s).
+PLAIN_SIZES_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,9 @@ class UsageSample:
     measured_at: float  # wall clock
     # This node's claim volumes (None: they could not be listed this time).
     volumes: tuple[VolumeUse, ...] | None = None
+    # Room left for claim files on the claim dir's disk, measured after `volumes` were
+    # listed (None: sizes not enforced here, or the volumes could not be listed).
+    claim_free_bytes: int | None = None
 
 
 def cpu_millis_between(before: tuple[float, int] | None, at: float, cpu_ns: int) -> int:
@@ -75,6 +88,9 @@ class UsageSampler:
         self._clock = clock
         self._machine = machine
         self._previous: dict[str, tuple[float, int]] = {}
+        # The engine's last measure of plain claim volumes, and when (monotonic).
+        self._sizes: dict[str, int] = {}
+        self._sizes_at: float | None = None
         machine()  # psutil's CPU percentage counts from its previous call: start it now
 
     async def sample(self) -> UsageSample:
@@ -97,7 +113,33 @@ class UsageSampler:
             volumes: tuple[VolumeUse, ...] | None = tuple(await measure(self._runtime, self._disks))
         except RuntimeFailure:
             volumes = None
-        return UsageSample(cpu, memory, tuple(uses), self._clock.now(), volumes)
+        if volumes and any(v.used_bytes < 0 for v in volumes):
+            volumes = await self._with_plain_sizes(volumes)
+        free = None
+        if volumes is not None and self._disks is not None:
+            # After the listing: a claim file made in between is counted twice by the
+            # master (here and as not yet listed), never not at all.
+            try:
+                free = await asyncio.to_thread(self._disks.free_bytes)
+            except OSError:
+                free = None
+        return UsageSample(cpu, memory, tuple(uses), self._clock.now(), volumes, free)
+
+    async def _with_plain_sizes(self, volumes: tuple[VolumeUse, ...]) -> tuple[VolumeUse, ...]:
+        """Claims that are plain Docker volumes (sizes not enforced here) with the bytes the
+        engine counts in them, measured at most every PLAIN_SIZES_SECONDS (it walks them)."""
+        now = self._clock.monotonic()
+        if self._sizes_at is None or now - self._sizes_at >= PLAIN_SIZES_SECONDS:
+            try:
+                self._sizes = await self._runtime.volume_sizes()
+            except RuntimeFailure as exc:
+                log.info("cannot measure the claims' plain volumes: %s", exc)
+                self._sizes = {}
+            self._sizes_at = now
+        return tuple(
+            replace(v, used_bytes=self._sizes.get(v.volume_name, -1)) if v.used_bytes < 0 else v
+            for v in volumes
+        )
 
     def _use(self, info: ContainerInfo, reading: ContainerStats, at: float) -> ContainerUse:
         cpu = cpu_millis_between(self._previous.get(info.id), at, reading.cpu_ns)

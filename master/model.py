@@ -49,6 +49,21 @@ class RestartPolicy(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ManagedFieldsEntry:
+    """The fields one manager owns (an entry of Kubernetes' metadata.managedFields).
+
+    Written by master/api/managedfields.py on every write through an API; the
+    fields are kept as their FieldsV1 JSON text, which only that module reads."""
+
+    manager: str
+    operation: str  # "Apply" (server-side apply) or "Update" (any other write)
+    api_version: str
+    time: float
+    fields_v1: str
+    subresource: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectMeta:
     """Identity and bookkeeping common to every kind (Kubernetes' metadata)."""
 
@@ -62,6 +77,8 @@ class ObjectMeta:
     # Meaningful for namespaced kinds only (cluster-scoped ones ignore it: see
     # `key_name`). Objects written before namespaces existed read back as "default".
     namespace: str = DEFAULT_NAMESPACE
+    # Who set which fields (server-side apply's bookkeeping); never part of desired state.
+    managed_fields: tuple[ManagedFieldsEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +219,11 @@ class Container:
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
     volume_mounts: tuple[VolumeMount, ...] = ()
+    # Keep the main process's stdin open (for `kubectl attach -i`); close it after the
+    # first attach ends (stdin_once); give it a terminal (tty).
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +385,9 @@ class Service:
     # Nodes whose proxy cannot serve a port of this Service, as their agents last said
     # (master/app/proxyproblems.py); sorted, empty while every node serves it.
     proxy_problems: tuple[ProxyProblem, ...] = ()
+    # spec.publishNotReadyAddresses: its pods are endpoints (names, proxied) while not
+    # ready yet, as Kubernetes' endpoints controller then lists them.
+    publish_not_ready: bool = False
 
     kind = "Service"
 
@@ -643,6 +668,9 @@ INGRESS_CLASS = "pinnace"
 INGRESS_CONTROLLER = "pinnace.dev/haproxy"
 # The annotation older Ingresses name their class with (before spec.ingressClassName).
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+# ingress-nginx's switch for its default HTTP -> HTTPS redirect of hosts with TLS; pinnace
+# honours "false" the same way.
+SSL_REDIRECT_ANNOTATION = "nginx.ingress.kubernetes.io/ssl-redirect"
 
 
 @dataclass(frozen=True, slots=True)

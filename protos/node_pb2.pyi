@@ -341,10 +341,16 @@ class UsageReport(_message.Message):
     MEASURED_AT_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
     VOLUMES_LISTED_FIELD_NUMBER: _builtins.int
+    CLAIM_FREE_BYTES_FIELD_NUMBER: _builtins.int
     node_cpu_millis: _builtins.int
     node_memory_bytes: _builtins.int
     measured_at: _builtins.float
     volumes_listed: _builtins.bool
+    claim_free_bytes: _builtins.int
+    """Bytes a new claim file can still take on the disk of the agent's claim dir, measured
+    after `volumes` were listed (so every claim volume listed is already counted in it).
+    Unset where claim sizes are not enforced (plain Docker volumes) or not listed.
+    """
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerUsage]: ...
     @_builtins.property
@@ -362,12 +368,15 @@ class UsageReport(_message.Message):
         measured_at: _builtins.float = ...,
         volumes: _abc.Iterable[Global___VolumeUsage] | None = ...,
         volumes_listed: _builtins.bool = ...,
+        claim_free_bytes: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_claim_free_bytes", b"_claim_free_bytes", "claim_free_bytes", b"claim_free_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes", "volumes", b"volumes", "volumes_listed", b"volumes_listed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_claim_free_bytes", b"_claim_free_bytes", "claim_free_bytes", b"claim_free_bytes", "containers", b"containers", "measured_at", b"measured_at", "node_cpu_millis", b"node_cpu_millis", "node_memory_bytes", b"node_memory_bytes", "volumes", b"volumes", "volumes_listed", b"volumes_listed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__claim_free_bytes: _TypeAlias = _typing.Literal["claim_free_bytes"]  # noqa: Y015
+    _WhichOneofArgType__claim_free_bytes: _TypeAlias = _typing.Literal["_claim_free_bytes", b"_claim_free_bytes"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__claim_free_bytes) -> _WhichOneofReturnType__claim_free_bytes | None: ...
 
 Global___UsageReport: _TypeAlias = UsageReport  # noqa: Y015
 
@@ -1683,6 +1692,9 @@ class ContainerSpec(_message.Message):
     LIVENESS_PROBE_FIELD_NUMBER: _builtins.int
     CONFIG_ERROR_FIELD_NUMBER: _builtins.int
     VOLUME_MOUNTS_FIELD_NUMBER: _builtins.int
+    STDIN_FIELD_NUMBER: _builtins.int
+    STDIN_ONCE_FIELD_NUMBER: _builtins.int
+    TTY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     image: _builtins.str
     image_pull_policy: _builtins.str
@@ -1690,6 +1702,12 @@ class ContainerSpec(_message.Message):
     """Why the container may not be created yet (a ConfigMap, Secret or key it needs is
     missing): the agent starts nothing and reports CreateContainerConfigError.
     """
+    stdin: _builtins.bool
+    """The main process's stdin kept open (kubectl attach -i), closed after the first
+    attach (stdin_once), and a terminal (tty).
+    """
+    stdin_once: _builtins.bool
+    tty: _builtins.bool
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1726,10 +1744,13 @@ class ContainerSpec(_message.Message):
         liveness_probe: Global___Probe | None = ...,
         config_error: _builtins.str = ...,
         volume_mounts: _abc.Iterable[Global___VolumeMount] | None = ...,
+        stdin: _builtins.bool = ...,
+        stdin_once: _builtins.bool = ...,
+        tty: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests", "volume_mounts", b"volume_mounts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests", "stdin", b"stdin", "stdin_once", b"stdin_once", "tty", b"tty", "volume_mounts", b"volume_mounts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -297,7 +297,7 @@ class DockerRuntime:
             dns_search=list(config.dns_search) or None,
             dns_opt=list(config.dns_options) or None,
         )
-        created = api.create_container(
+        arguments: dict[str, Any] = dict(
             image=config.image,
             name=config.name,
             entrypoint=list(config.entrypoint) or None,
@@ -307,7 +307,17 @@ class DockerRuntime:
             hostname=config.hostname or None,
             ports=[(p.container_port, p.protocol.lower()) for p in config.ports],
             host_config=host_config,
+            stdin_open=config.stdin_open,
+            tty=config.tty,
         )
+        if config.stdin_once:
+            # docker-py's create_container has no argument for StdinOnce: the body by hand.
+            name = arguments.pop("name")
+            body = api.create_container_config(**arguments)
+            body["StdinOnce"] = True
+            created = api.create_container_from_config(body, name)
+        else:
+            created = api.create_container(**arguments)
         cid = created["Id"]
         try:
             api.start(cid)
@@ -389,6 +399,24 @@ class DockerRuntime:
             return await self._call(self._list_volumes_sync)
         except (docker.errors.DockerException, OSError) as exc:
             raise RuntimeFailure(f"cannot list volumes: {_explain(exc)}") from exc
+
+    def _volume_sizes_sync(self) -> dict[str, int]:
+        api = self._api()
+        # `system df` for volumes only (Engine API 1.42+; an older engine answers with
+        # everything, volumes included). Size -1: the engine could not measure it.
+        reply = api._result(api._get(api._url("/system/df"), params={"type": "volume"}), True)
+        return {
+            v["Name"]: int(v["UsageData"]["Size"])
+            for v in (reply or {}).get("Volumes") or []
+            if (v.get("Labels") or {}).get(LABEL_NODE) == self._node
+            and int((v.get("UsageData") or {}).get("Size", -1)) >= 0
+        }
+
+    async def volume_sizes(self) -> dict[str, int]:
+        try:
+            return await self._call(self._volume_sizes_sync)
+        except (docker.errors.DockerException, OSError, KeyError, TypeError, ValueError) as exc:
+            raise RuntimeFailure(f"cannot measure volumes: {_explain(exc)}") from exc
 
     def _remove_volume_sync(self, name: str) -> bool:
         try:

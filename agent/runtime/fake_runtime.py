@@ -66,6 +66,8 @@ class FakeEngine:
         # Docker volumes by name, and which volumes each container mounts.
         self.volumes: dict[str, VolumeInfo] = {}
         self.mounted: dict[str, set[str]] = {}
+        # What `volume_sizes` answers for a volume (tests set it; absent: 0 bytes).
+        self.volume_bytes: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self._subscribers: list[_Subscriber] = []
@@ -213,6 +215,9 @@ class FakeRuntime:
 
     async def list_volumes(self) -> list[VolumeInfo]:
         return [v for v in self.engine.volumes.values() if v.labels.get(LABEL_NODE) == self._node]
+
+    async def volume_sizes(self) -> dict[str, int]:
+        return {v.name: self.engine.volume_bytes.get(v.name, 0) for v in await self.list_volumes()}
 
     async def remove_volume(self, name: str) -> bool:
         engine = self.engine

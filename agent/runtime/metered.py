@@ -86,6 +86,9 @@ class MeteredRuntime:
     async def remove_volume(self, name: str) -> bool:
         return await _timed("remove_volume", self._inner.remove_volume(name))
 
+    async def volume_sizes(self) -> dict[str, int]:
+        return await _timed("volume_sizes", self._inner.volume_sizes())
+
     async def stats(self, container_id: str) -> ContainerStats | None:
         return await _timed("stats", self._inner.stats(container_id))
 

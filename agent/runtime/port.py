@@ -139,6 +139,11 @@ class ContainerConfig:
     dns_servers: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
+    # The main process's stdin kept open for attaches (closed after the first: stdin_once),
+    # and a terminal.
+    stdin_open: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +342,11 @@ class Runtime(Protocol):
 
     async def remove_volume(self, name: str) -> bool:
         """Remove a volume; False when a container still uses it (nothing is removed)."""
+        ...
+
+    async def volume_sizes(self) -> dict[str, int]:
+        """Bytes each of this node's volumes holds, as the engine measures it (Docker's
+        `system df`, which walks every volume: ask rarely). RuntimeFailure: cannot ask."""
         ...
 
     async def stats(self, container_id: str) -> ContainerStats | None:

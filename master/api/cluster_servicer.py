@@ -24,6 +24,7 @@ import grpc
 from kernel.clock import Clock
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.exec import ExecRefused, ExecUnavailable, Exited, locate_exec
+from master.api.fieldowners import cli_update
 from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
 from master.api.render import render_endpoints, render_object, rfc3339
 from master.api.render_ingress import render_ingress_class
@@ -190,6 +191,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 request.dry_run,
                 admit_services=self._admit_services,
                 sources=parsed.sources,
+                track=cli_update(self._clock.now()),
             ),
         )
         results = [
@@ -329,13 +331,20 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         self, request: cluster_pb2.ScaleDeploymentRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.ScaleDeploymentResponse:
         ns = _namespace(request.namespace)
+        now = self._clock.now()
         if request.kind == "StatefulSet":
             scaled: Deployment | StatefulSet = await _call(
-                context, scale_statefulset(self._state, request.name, int(request.replicas), ns)
+                context,
+                scale_statefulset(
+                    self._state, request.name, int(request.replicas), ns, cli_update(now)
+                ),
             )
         else:
             scaled = await _call(
-                context, scale_deployment(self._state, request.name, int(request.replicas), ns)
+                context,
+                scale_deployment(
+                    self._state, request.name, int(request.replicas), ns, cli_update(now)
+                ),
             )
         return cluster_pb2.ScaleDeploymentResponse(
             result=_result(scaled.kind, scaled.meta.name, ns, "scaled")
@@ -375,6 +384,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 int(request.to_revision),
                 self._clock.now(),
                 _namespace(request.namespace),
+                cli_update(self._clock.now()),
             ),
         )
         return cluster_pb2.RollbackDeploymentResponse(
@@ -451,7 +461,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an exec starts with open")
             return
         o = first.open
-        if not o.command:
+        if not o.command and not o.attach:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "give the command after --, e.g. -- sh -c 'ls'"
             )
@@ -459,8 +469,9 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             ns = _namespace(o.namespace)
             node, container = locate_exec(self._state, o.pod, o.container, ns)
             channel = self._logs.execs.open(
-                node, o.pod, container, list(o.command), o.stdin, o.tty, o.width, o.height, ns
-            )
+                node, o.pod, container, list(o.command), o.stdin, o.tty, o.width, o.height, ns,
+                attach=o.attach,
+            )  # fmt: skip
         except ExecRefused as e:
             code = (
                 grpc.StatusCode.NOT_FOUND

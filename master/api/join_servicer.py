@@ -13,6 +13,7 @@ hashed), list (never the secret), revoke. Every refusal is one sentence.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
@@ -98,8 +99,8 @@ class JoinServicer(security_pb2_grpc.JoinServiceServicer):
             log.warning("join of node %s refused: %s", name, refusal)
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, refusal)
         cert = await self._sign(context, request.csr_pem, name)
-        await self._registry.bind(name, key)
-        await self._registry.count_use(token[0])
+        # Both are coalesced with the other joins in flight (master/pki/registry.py).
+        await asyncio.gather(self._registry.bind(name, key), self._registry.count_use(token[0]))
         log.info("node %s joined with token %s (key sha256:%s)", name, token[0], key[:16])
         return security_pb2.JoinNodeResponse(certificate_pem=cert, ca_pem=self._ca.pem)
 

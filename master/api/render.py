@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from master.api.managedfields import render_entries
 from master.api.render_config import (
     render_config_map,
     render_env_from,
@@ -81,7 +82,7 @@ def _int_or_str(text: str) -> int | str:
 
 
 def _metadata(meta: ObjectMeta, labels: dict[str, str] | None = None) -> Obj:
-    return {
+    out = {
         "name": meta.name,
         "namespace": meta.namespace,
         "uid": meta.uid,
@@ -91,6 +92,10 @@ def _metadata(meta: ObjectMeta, labels: dict[str, str] | None = None) -> Obj:
         "labels": dict(meta.labels if labels is None else labels),
         "annotations": dict(meta.annotations),
     }
+    if meta.managed_fields:
+        # Clients hide them unless asked (kubectl --show-managed-fields).
+        out["managedFields"] = render_entries(meta.managed_fields, rfc3339)
+    return out
 
 
 def _amounts(r: Resources) -> Obj:
@@ -160,6 +165,9 @@ def render_container(c: Container) -> Obj:
     out["imagePullPolicy"] = c.image_pull_policy
     if c.volume_mounts:
         out["volumeMounts"] = [render_volume_mount(m) for m in c.volume_mounts]
+    for key, on in (("stdin", c.stdin), ("stdinOnce", c.stdin_once), ("tty", c.tty)):
+        if on:
+            out[key] = True
     return out
 
 
@@ -384,6 +392,8 @@ def render_service(svc: Service) -> Obj:
         spec["clusterIPs"] = [svc.cluster_ip]
     if svc.load_balancer_ip:
         spec["loadBalancerIP"] = svc.load_balancer_ip
+    if svc.publish_not_ready:
+        spec["publishNotReadyAddresses"] = True
     return {
         "apiVersion": "v1",
         "kind": "Service",

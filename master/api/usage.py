@@ -7,7 +7,7 @@ pure joins of the table and the current nodes and pods.
 from __future__ import annotations
 
 from master.app.usage import ContainerUse, NodeReport, UsageTable, node_usage, pod_usage
-from master.controllers.claims import VolumeUse
+from master.controllers.claims import ClaimDisk, VolumeUse
 from master.model import Node
 from master.state import ClusterState
 from protos import cluster_pb2, node_pb2
@@ -32,6 +32,16 @@ def volume_uses_from_proto(msg: node_pb2.UsageReport) -> list[VolumeUse]:
         VolumeUse(v.volume_name[:253], max(v.used_bytes, -1), max(v.capacity_bytes, 0))
         for v in msg.volumes[:MAX_VOLUMES]
     ]
+
+
+def claim_disk_from_proto(msg: node_pb2.UsageReport) -> ClaimDisk | None:
+    """The node's claim disk room, when it enforces sizes and could list its volumes."""
+    if not msg.volumes_listed or not msg.HasField("claim_free_bytes"):
+        return None
+    return ClaimDisk(
+        max(msg.claim_free_bytes, 0),
+        frozenset(v.volume_name[:253] for v in msg.volumes[:MAX_VOLUMES]),
+    )
 
 
 def usage_response(table: UsageTable, state: ClusterState) -> cluster_pb2.GetUsageResponse:

@@ -45,6 +45,11 @@ Lookup = Callable[[str, str, str], StoredObject | None]
 # The load balancer's word on ports: (Services being applied, Services stored) -> one
 # sentence per Service it could not serve (see master/lb/conflicts.py).
 ServiceAdmission = Callable[[Sequence[Service], Sequence[Service]], list[str]]
+# Records who changed which fields (metadata.managedFields): given the stored object
+# (None when it is being created) and the object about to be stored, returns the latter
+# with its ledger, or raises to refuse the write (server-side apply's conflicts). The API
+# edges supply it: they know the manager and how objects look on the wire.
+FieldTracker = Callable[[StoredObject | None, StoredObject], StoredObject]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,7 @@ def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
         uid=existing.meta.uid,
         created_at=existing.meta.created_at,
         generation=existing.meta.generation + 1,
+        managed_fields=existing.meta.managed_fields,
     )
     if isinstance(existing, Deployment) and isinstance(new, Deployment):
         return replace(new, meta=meta, status=existing.status)
@@ -258,6 +264,7 @@ async def apply_objects(
     create_only: bool = False,
     admit_services: ServiceAdmission | None = None,
     sources: Sequence[str] = (),
+    track: FieldTracker | None = None,
 ) -> list[Applied]:
     """Apply parsed objects; returns each with its action once the write is durable.
 
@@ -278,11 +285,11 @@ async def apply_objects(
             if errors:
                 raise AppError("invalid", errors[0])
         planned = assign_cluster_ips(plan_apply(objects, state.get, now, create_only), state)
+        if track is not None:
+            planned = [_tracked(p, state, track) for p in planned]
         if dry_run:
             return planned
-        return [
-            p if p.action == "unchanged" else Applied(state.put(p.obj), p.action) for p in planned
-        ]
+        return [_write(p, state) for p in planned]
 
     return await commit(state, plan)
 
@@ -318,3 +325,18 @@ def assign_cluster_ips(planned: list[Applied], state: ClusterState) -> list[Appl
             taken.add(obj.cluster_ip)
         result.append(p)
     return result
+
+
+def _tracked(p: Applied, state: ClusterState, track: FieldTracker) -> Applied:
+    existing = state.get(p.obj.kind, p.obj.meta.name, p.obj.meta.namespace)
+    return Applied(track(existing, p.obj), p.action)
+
+
+def _write(p: Applied, state: ClusterState) -> Applied:
+    """Store a planned object; an unchanged one only when its managers changed."""
+    if p.action != "unchanged":
+        return Applied(state.put(p.obj), p.action)
+    stored = state.get(p.obj.kind, p.obj.meta.name, p.obj.meta.namespace)
+    if stored is not None and stored.meta.managed_fields != p.obj.meta.managed_fields:
+        return Applied(state.put(p.obj), p.action)
+    return p

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from master.app.apply import FieldTracker
 from master.app.errors import AppError, commit, not_found
 from master.controllers.revisions import RollbackError, record_revision, rollback_template
-from master.model import DEFAULT_NAMESPACE, Deployment, StatefulSet
+from master.model import DEFAULT_NAMESPACE, Deployment, StatefulSet, StoredObject
 from master.state import ClusterState
 
 MAX_REPLICAS = 10_000
@@ -39,16 +40,24 @@ def scaled(dep: Deployment, replicas: int) -> Deployment | None:
 
 
 async def scale_deployment(
-    state: ClusterState, name: str, replicas: int, namespace: str = DEFAULT_NAMESPACE
+    state: ClusterState,
+    name: str,
+    replicas: int,
+    namespace: str = DEFAULT_NAMESPACE,
+    track: FieldTracker | None = None,
 ) -> Deployment:
-    """Set a deployment's replicas; returns it as stored."""
+    """Set a deployment's replicas; returns it as stored (`track`: see apply_objects)."""
 
     def plan() -> Deployment:
         # Read inside the commit: an identical scale planned while another is in
         # flight sees its result, and answers only once that is durable.
         dep = deployment(state, name, namespace)
-        new = scaled(dep, int(replicas))
-        return dep if new is None else state.put(new)
+        new: StoredObject = scaled(dep, int(replicas)) or dep
+        if track is not None:
+            new = track(dep, new)
+        if new == dep or not isinstance(new, Deployment):
+            return dep
+        return state.put(new)
 
     return await commit(state, plan)
 
@@ -67,7 +76,11 @@ def scaled_statefulset(sts: StatefulSet, replicas: int) -> StatefulSet | None:
 
 
 async def scale_statefulset(
-    state: ClusterState, name: str, replicas: int, namespace: str = DEFAULT_NAMESPACE
+    state: ClusterState,
+    name: str,
+    replicas: int,
+    namespace: str = DEFAULT_NAMESPACE,
+    track: FieldTracker | None = None,
 ) -> StatefulSet:
     """Set a statefulset's replicas (its pods come and go in order; claims stay)."""
 
@@ -75,8 +88,12 @@ async def scale_statefulset(
         sts = state.get("StatefulSet", name, namespace)
         if not isinstance(sts, StatefulSet):
             raise not_found("StatefulSet", name)
-        new = scaled_statefulset(sts, int(replicas))
-        return sts if new is None else state.put(new)
+        new: StoredObject = scaled_statefulset(sts, int(replicas)) or sts
+        if track is not None:
+            new = track(sts, new)
+        if new == sts or not isinstance(new, StatefulSet):
+            return sts
+        return state.put(new)
 
     return await commit(state, plan)
 
@@ -98,11 +115,18 @@ async def rollback_deployment(
     to_revision: int,
     now: float,
     namespace: str = DEFAULT_NAMESPACE,
+    track: FieldTracker | None = None,
 ) -> Deployment:
     """`rollout undo`: returns the deployment as stored, its revision the new one."""
 
     def plan() -> Deployment:
-        stored = state.put(rolled_back(deployment(state, name, namespace), to_revision, now))
+        dep = deployment(state, name, namespace)
+        new: StoredObject = rolled_back(dep, to_revision, now)
+        if track is not None:
+            new = track(dep, new)
+        if not isinstance(new, Deployment):
+            return dep
+        stored = state.put(new)
         state.record_event(
             "Deployment",
             name,

@@ -118,14 +118,25 @@ def _with_namespace(
     return ["NAMESPACE", *header], [[ns, *row] for ns, row in zip(namespaces, rows, strict=True)]
 
 
+def _hide_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without metadata.managedFields: as kubectl, they show only when asked."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def _print_objects(
     kind: str,
     objs: list[dict[str, Any]],
     output: str | None,
     single: bool,
     where: str | None = DEFAULT_NAMESPACE,
+    show_managed_fields: bool = False,
 ) -> None:
     """`where`: the namespace listed (None: every one, -A; "": a cluster-scoped kind)."""
+    if not show_managed_fields:
+        objs = [_hide_managed_fields(o) for o in objs]
     if output in ("json", "yaml"):
         doc: dict[str, Any] = (
             objs[0] if single else {"apiVersion": "v1", "kind": "List", "items": objs}
@@ -159,6 +170,7 @@ def run_get(
     watch: bool,
     namespace: str = DEFAULT_NAMESPACE,
     all_namespaces: bool = False,
+    show_managed_fields: bool = False,
 ) -> int:
     try:
         kind, name = split_kind_name(kind_text, name)
@@ -180,9 +192,12 @@ def run_get(
             all_namespaces=all_namespaces,
         )
         objs = [json.loads(o.json) for o in list_pages(client, request)]
-        _print_objects(kind, objs, output, single=bool(name), where=where)
+        _print_objects(kind, objs, output, bool(name), where, show_managed_fields)
         if watch:
-            _follow(client, kind, name, output, namespace, all_namespaces and scoped)
+            _follow(
+                client, kind, name, output, namespace, all_namespaces and scoped,
+                show_managed_fields,
+            )  # fmt: skip
     finally:
         client.close()
     return 0
@@ -195,6 +210,7 @@ def _follow(
     output: str | None,
     namespace: str,
     all_namespaces: bool,
+    show_managed_fields: bool = False,
 ) -> None:
     """`-w`: print each change as it happens, one row (or document) per change."""
     sys.stdout.flush()
@@ -210,7 +226,9 @@ def _follow(
             if name and obj["metadata"]["name"] != name:
                 continue
             if output in ("json", "yaml", "name"):
-                _print_objects(kind, [obj], output, single=True)
+                _print_objects(
+                    kind, [obj], output, single=True, show_managed_fields=show_managed_fields
+                )
             else:
                 header, rows = (
                     header_for(kind, output == "wide"),

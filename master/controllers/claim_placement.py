@@ -3,9 +3,11 @@
 A pod with claims cannot be placed in a batch with the others: the first pod of a new claim
 binds it to the node it lands on (WaitForFirstConsumer), and that binding pins every later
 pod of the same claim to the same node. So these pods go one after another, each seeing the
-claims the ones before it bound. This is a pure function of the pending pods, the pods
-already placed, the claims and the node infos; the controller manager writes what it
-returns (claims, volumes, the pod's binding, events) and nothing here touches the state.
+claims the ones before it bound, and each new claim's file taking its room on the node's
+claim disk (NodeInfo.claim_free_bytes, master/scheduler/claim_storage.py). This is a pure
+function of the pending pods, the pods already placed, the claims and the node infos; the
+controller manager writes what it returns (claims, volumes, the pod's binding, events) and
+nothing here touches the state.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass, replace
 
 from master.controllers.claims import Binding, bind_claims, check_claims, pinned_message
 from master.model import PersistentVolumeClaim, Pod, pod_ref
-from master.scheduler import Placement, schedule_batch
+from master.scheduler import DEFAULT_FILTERS, Placement, schedule_batch
+from master.scheduler.claim_storage import ClaimStorageFit, new_claim_bytes
 from master.scheduler.framework import SCORE_ALL_NODES
 from master.scheduler.nodeinfo import NodeInfo
 
@@ -71,8 +74,14 @@ def place_pods_with_claims(
                 )
                 continue
             candidates = {check.node: current[check.node]}
+        # Its new claims' files need room on the node's claim disk (bound ones have it).
+        need = new_claim_bytes(pod, ns_claims)
+        filters = (*DEFAULT_FILTERS, ClaimStorageFit(need)) if need else DEFAULT_FILTERS
         results, updated = schedule_batch(
-            [pod], candidates, percentage_of_nodes_to_score=percentage_of_nodes_to_score
+            [pod],
+            candidates,
+            filters=filters,
+            percentage_of_nodes_to_score=percentage_of_nodes_to_score,
         )
         result = results[pod_ref(pod)]
         if not isinstance(result, Placement):
@@ -83,6 +92,7 @@ def place_pods_with_claims(
             decisions.append(Waiting(pod, message))
             continue
         current.update(updated)
+        current[result.node_name] = current[result.node_name].with_claim_files(need)
         binding = bind_claims(pod, result.node_name, ns_claims, now)
         for claim in binding.claims:
             ns_claims[claim.meta.name] = claim

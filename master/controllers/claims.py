@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
+from kernel.claimfiles import claim_file_bytes
 from master.model import ObjectMeta, PersistentVolume, PersistentVolumeClaim, Pod
 
 
@@ -133,6 +134,33 @@ def reclaim_policy(storage_class: str) -> str:
 def docker_volume(pv_name: str) -> str:
     """The Docker volume on the node that holds a PersistentVolume's data."""
     return f"pinnace-{pv_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDisk:
+    """A node's claim disk as its agent last reported it (kept in memory, as usage is)."""
+
+    # Bytes new claim files can still take there.
+    free_bytes: int
+    # The claim volumes the node had when it measured that (their files are counted).
+    listed: frozenset[str]
+
+
+def claim_room(disk: ClaimDisk | None, pvs: Iterable[PersistentVolume], node: str) -> int | None:
+    """Room left for new claim files on `node`'s claim disk: the free bytes it last
+    reported (None: none, sizes not enforced there) less the files of the claims bound
+    there that the same report did not list (bound since; the file is made when the first
+    pod starts). Counting a file twice for a moment is safe; not at all would overcommit."""
+    if disk is None:
+        return None
+    pending = sum(
+        claim_file_bytes(pv.storage_bytes)
+        for pv in pvs
+        if pv.node_name == node
+        and pv.phase == "Bound"
+        and docker_volume(pv.meta.name) not in disk.listed
+    )
+    return disk.free_bytes - pending
 
 
 def to_remove(pvs: Iterable[PersistentVolume], node: str) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Protocol
 from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.claim_placement import Waiting, place_pods_with_claims
+from master.controllers.claims import ClaimDisk, claim_room
 from master.controllers.deployment import reconcile_deployment
 from master.controllers.epochs import AssignmentEpochs
 from master.controllers.lifecycle import (
@@ -137,6 +138,8 @@ class ControllerManager:
         self._dirty_statefulsets: set[tuple[str, str]] = set()
         self._schedule_needed = True
         self._wake = asyncio.Event()
+        # Each node's claim disk as last reported (memory only: refilled within seconds).
+        self._claim_disks: dict[str, ClaimDisk] = {}
         # Last FailedScheduling message per pod key, so a stuck pod is reported once
         # per distinct reason rather than on every pass.
         self._unschedulable: dict[str, str] = {}
@@ -509,6 +512,13 @@ class ControllerManager:
 
     # -- 3. scheduling ---------------------------------------------------------------
 
+    def record_claim_disk(self, node: str, disk: ClaimDisk | None) -> None:
+        """A node's report of its claim disk's room (None: it does not enforce sizes)."""
+        if disk is None:
+            self._claim_disks.pop(node, None)
+        else:
+            self._claim_disks[node] = disk
+
     def _schedule_pending(self) -> None:
         pods = self._state.pods()
         pending = [p for p in pods if not p.node_name and not p.deletion_requested_at]
@@ -540,6 +550,13 @@ class ControllerManager:
             for c in self._state.objects("PersistentVolumeClaim")
             if isinstance(c, PersistentVolumeClaim)
         ]
+        pvs = [
+            v for v in self._state.objects("PersistentVolume") if isinstance(v, PersistentVolume)
+        ]
+        infos = {
+            name: info.with_claim_room(claim_room(self._claim_disks.get(name), pvs, name))
+            for name, info in infos.items()
+        }
         decisions, infos = place_pods_with_claims(
             pending, pods, claims, infos, self._clock.now(), self._percentage
         )

@@ -20,7 +20,7 @@ stopped them and the master removed the pod.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from master.model import Node, Pod, Resources
 
@@ -70,6 +70,9 @@ class NodeInfo:
     # only counted in pod_count.
     pods_by_owner: Mapping[str, int] = field(default_factory=dict)
     pod_count: int = 0
+    # Bytes new claim files can still take on the node's claim disk: its last report less
+    # the claims bound there since (None: not reported, or sizes not enforced there).
+    claim_free_bytes: int | None = None
 
     @property
     def name(self) -> str:
@@ -90,6 +93,7 @@ class NodeInfo:
             else self.host_ports,
             pods_by_owner=owners,
             pod_count=self.pod_count + 1,
+            claim_free_bytes=self.claim_free_bytes,
         )
 
     def without_pod(self, pod: Pod) -> NodeInfo:
@@ -111,11 +115,29 @@ class NodeInfo:
             else self.host_ports,
             pods_by_owner=owners,
             pod_count=self.pod_count - 1,
+            claim_free_bytes=self.claim_free_bytes,
         )
 
     def with_node(self, node: Node) -> NodeInfo:
         """The same aggregates over a newer version of the node (status, cordon)."""
-        return NodeInfo(node, self.requested, self.host_ports, self.pods_by_owner, self.pod_count)
+        return NodeInfo(
+            node,
+            self.requested,
+            self.host_ports,
+            self.pods_by_owner,
+            self.pod_count,
+            self.claim_free_bytes,
+        )
+
+    def with_claim_room(self, free_bytes: int | None) -> NodeInfo:
+        """The same node with this much room left for claim files."""
+        return replace(self, claim_free_bytes=free_bytes)
+
+    def with_claim_files(self, taken_bytes: int) -> NodeInfo:
+        """The node after new claim files of `taken_bytes` were placed on it."""
+        if self.claim_free_bytes is None or not taken_bytes:
+            return self
+        return replace(self, claim_free_bytes=self.claim_free_bytes - taken_bytes)
 
 
 def build_node_infos(nodes: Iterable[Node], pods: Iterable[Pod]) -> dict[str, NodeInfo]:

@@ -1,16 +1,31 @@
 """Hollow nodes: how much CPU the master spends carrying many agents and pods.
 
-Starts a real master (`--no-lb`, so only the control plane is measured), then
-N hollow agents in this one process: each registers over gRPC, holds a real
-session stream, heartbeats every second and reports every assigned pod Running
-and ready at once (no containers). Applies a deployment of P pods, waits until
-all are Running, then samples the master process's CPU time over a window of
-steady state (heartbeats only) and prints a table.
+Starts a real master (`--no-lb`, so only the control plane is measured; TLS on
+unless `--insecure`), makes a join token through the CLI, then N hollow agents
+shared out over `--processes` fleet processes (tests/bench/hollow_fleet.py):
+each joins as a real agent does (CA pinned by the token, JoinNode with a CSR,
+then its own mTLS connection), registers, holds a real session stream,
+heartbeats at the interval the master gives it and reports every assigned pod
+Running and ready at once (no containers). Once every agent has its first
+heartbeat ack, applies a Deployment of P pods and times apply -> all Running
+(the master's own `pinnace_pods{phase="Running"}` on /metrics, polled every
+second). Then, at steady state (heartbeats only), over `--window` seconds:
 
-    python -m tests.bench.hollow --nodes 1000 --pods 10000 --window 30
+- master CPU: the master process's own user + system CPU time (psutil, from
+  /proc) over the window divided by its wall time, in cores; the fleet runs in
+  other processes, so this is the master's share alone;
+- master RSS at the end of the window;
+- heartbeat round trip (agent sends a beat -> its ack arrives) p50 / p99;
 
-The target (issue 2's design note): 1,000 agents heartbeating every second and
-10,000 pods with the master under a third of one core.
+and last, node-death detection: `--deaths` agents, one at a time, stop
+heartbeating but keep their connection (a hung machine: nothing tells the master
+but the silence); the time from that moment until the master reports the node
+NotReady (polled every 0.1 s through the API).
+
+    python -m tests.bench.hollow --nodes 5000 --pods 50000 --processes 4
+
+Prints one table and appends one JSON line per figure to tests/bench/results.jsonl
+(`--no-record`: none).
 """
 
 from __future__ import annotations
@@ -19,151 +34,159 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import psutil
 
-from protos import node_pb2, node_pb2_grpc
+from tests.bench.results import Figure, record, table
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class HollowAgent:
-    def __init__(self, channel: grpc.aio.Channel, name: str) -> None:
-        self.stub = node_pb2_grpc.NodeServiceStub(channel)
-        self.name = name
-        self.pods: dict[str, int] = {}
-        self.reported: set[tuple[str, int]] = set()
-        self.outbox: asyncio.Queue[node_pb2.AgentMessage] = asyncio.Queue()
-        self.acks = 0
-        # Why the session ended ("" while it runs): hollow agents do not reconnect.
-        self.ended = ""
-        self.stage = "new"
-
-    async def run(self, stop: asyncio.Event) -> None:
-        info = node_pb2.NodeInfo(
-            name=self.name,
-            address="127.0.0.1",
-            capacity=node_pb2.Resources(cpu_millis=32000, memory_bytes=64 * 2**30),
-            allocatable=node_pb2.Resources(cpu_millis=32000, memory_bytes=64 * 2**30),
-            agent_version="hollow",
-        )
-        self.stage = "registering"
-        try:
-            reply = await self.stub.RegisterNode(node_pb2.RegisterNodeRequest(node=info))
-        except grpc.aio.AioRpcError as exc:
-            self.ended = f"RegisterNode: {exc.code().name}: {exc.details()}"[:120]
-            return
-        self.stage = "registered"
-        hello = node_pb2.SessionHello(node_name=self.name, session_id=reply.session_id)
-        await self.outbox.put(node_pb2.AgentMessage(hello=hello))
-        call = self.stub.StreamSession(self._messages(stop))
-        beat = asyncio.create_task(self._heartbeat(stop, reply.heartbeat_interval_seconds))
-        try:
-            async for msg in call:
-                body = msg.WhichOneof("body")
-                if body == "assignments":
-                    await self._report(msg.assignments)
-                elif body == "heartbeat_ack":
-                    self.acks += 1
-        except grpc.aio.AioRpcError as exc:
-            self.ended = f"{exc.code().name}: {exc.details()}"[:120]
-        else:
-            self.ended = "stream closed by the master"
-        finally:
-            beat.cancel()
-
-    async def _messages(self, stop: asyncio.Event):  # type: ignore[no-untyped-def]
-        while not stop.is_set():
-            yield await self.outbox.get()
-
-    async def _heartbeat(self, stop: asyncio.Event, interval: float) -> None:
-        seq = 0
-        # Spread the beats over the interval, as real agents started at random times are.
-        await asyncio.sleep(hash(self.name) % 1000 / 1000 * interval)
-        while not stop.is_set():
-            seq += 1
-            await self.outbox.put(node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=seq)))
-            await asyncio.sleep(interval)
-
-    async def _report(self, assignments: node_pb2.PodAssignments) -> None:
-        reports = []
-        for pod in assignments.pods:
-            key = (pod.name, pod.epoch)
-            if key in self.reported:
-                continue
-            self.reported.add(key)
-            reports.append(
-                node_pb2.PodStatusReport(
-                    pod_name=pod.name,
-                    epoch=pod.epoch,
-                    phase="Succeeded" if pod.stop else "Running",
-                    host_ip="127.0.0.1",
-                    port_map={"80/TCP": 30000},
-                    ready=not pod.stop,
-                    removed=pod.stop,
-                    started_at=time.time(),
-                    containers=[
-                        node_pb2.ContainerStatusReport(
-                            name=c.name, state="running", ready=True, image=c.image
-                        )
-                        for c in pod.spec.containers
-                    ],
-                )
-            )
-        if reports:
-            await self.outbox.put(
-                node_pb2.AgentMessage(statuses=node_pb2.PodStatusBatch(pods=reports))
-            )
-
-
-def cli(address: str, *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "master.cli.main", "--insecure", "--master", address, *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    return out.stdout
-
-
-def ready_nodes(address: str) -> int:
-    items = json.loads(cli(address, "get", "nodes", "-o", "json"))["items"]
-    return sum(
-        1
-        for n in items
-        for c in n["status"]["conditions"]
-        if c["type"] == "Ready" and c["status"] == "True"
-    )
-
-
-def event_reasons(address: str) -> Counter[str]:
-    items = json.loads(cli(address, "get", "events", "-o", "json"))["items"]
-    return Counter(str(e.get("reason", "")) for e in items)
-
-
-def running_pods(address: str) -> int:
-    items = json.loads(cli(address, "get", "pods", "-o", "json"))["items"]
-    return sum(1 for p in items if p["status"].get("phase") == "Running")
+INSECURE = ["--insecure"]
 
 
 @dataclass(frozen=True, slots=True)
 class HollowResult:
     nodes: int
     pods: int
+    join_s: float
     converge_s: float
+    # The master's own CPU time (user + system) from apply to all Running.
+    converge_cpu_s: float
     cpu_cores: float
     rss_mib: float
     acks_per_s: float
+    rtt_p50_ms: float
+    rtt_p99_ms: float
     ready: int
+    detect_s: tuple[float, ...]
+
+
+class Fleet:
+    """One hollow_fleet process: its latest status line, and commands to it."""
+
+    def __init__(self, master: str, token: str, first: int, count: int, per_channel: int) -> None:
+        argv = [sys.executable, "-m", "tests.bench.hollow_fleet", "--master", master]
+        argv += ["--first", str(first), "--count", str(count)]
+        argv += ["--token", token] if token else ["--agents-per-channel", str(per_channel)]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, text=True
+        )
+        self.status: dict[str, object] = {}
+        self.replies: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+        self.names = [f"hollow-{i:05d}" for i in range(first, first + count)]
+
+    async def pump(self) -> None:
+        """Read the process's lines: status lines update `status`, the rest are replies."""
+        out = self.proc.stdout
+        if out is None:
+            return
+        while True:
+            line = await asyncio.to_thread(out.readline)
+            if not line:
+                return
+            doc = json.loads(line)
+            if "joined" in doc:
+                self.status = doc
+            else:
+                await self.replies.put(doc)
+
+    async def ask(self, command: str) -> dict[str, object]:
+        stdin = self.proc.stdin
+        if stdin is None:
+            raise RuntimeError("fleet process has no stdin")
+        stdin.write(command + "\n")
+        stdin.flush()
+        return await asyncio.wait_for(self.replies.get(), 60)
+
+    def joined(self) -> int:
+        value = self.status.get("joined", 0)
+        return value if isinstance(value, int) else 0
+
+    def stop(self) -> None:
+        """End the process by its PID (stdin `stop`, then SIGTERM, then SIGKILL)."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.write("stop\n")
+                self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(address: str, env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "master.cli.main",
+            *INSECURE[: bool(env.get("HOLLOW_INSECURE"))],
+            "--master",
+            address,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env=env,
+    )
+    return out.stdout
+
+
+def running_pods(metrics_url: str) -> int:
+    with urllib.request.urlopen(metrics_url, timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith('pinnace_pods{phase="Running"}'):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+def node_ready(client: object, name: str) -> bool | None:
+    from master.cli.client import MasterClient
+    from protos import cluster_pb2
+
+    if not isinstance(client, MasterClient):
+        return None
+    reply = client.call(
+        client.stub.GetObjects, cluster_pb2.GetObjectsRequest(kind="Node", name=name)
+    )
+    for obj in reply.objects:
+        for c in json.loads(obj.json)["status"]["conditions"]:
+            if c["type"] == "Ready":
+                return bool(c["status"] == "True")
+    return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def main_async(
@@ -173,47 +196,72 @@ async def main_async(
     per_channel: int = 10,
     source: Path | None = None,
     timeout: float = 600.0,
+    processes: int = 2,
+    insecure: bool = False,
+    deaths: int = 0,
+    master_args: tuple[str, ...] = (),
+    profile: str = "",
+    profile_window: bool = False,
+    during_window: Callable[[str, float], Awaitable[None]] | None = None,
 ) -> HollowResult | None:
+    """One run; `during_window(address, seconds)` runs beside the steady window (another
+    bench's probe, e.g. store_compare.py's writes)."""
     data = tempfile.mkdtemp(prefix="pinnace-hollow-")
-    master = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "master.cli.main",
-            "master",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data,
-            "--no-lb",
-            "--insecure",
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.PIPE,
-        cwd=source or REPO,
-    )
-    assert master.stdout is not None
-    address = master.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
-    proc = psutil.Process(master.pid)
-    print(f"master pid {master.pid} at {address}", flush=True)
-    stop = asyncio.Event()
-    channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, -(-nodes // per_channel)))]
+    metrics_port = free_port()
+    argv = [sys.executable, "-m", "master.cli.main"]
+    if profile:
+        out, _, clock = profile.partition(":")
+        argv = [sys.executable, "-m", "tests.bench.profile_master", out, clock or "cpu"]
+    argv += ["master", "--listen", "127.0.0.1:0"]
+    argv += ["--api-listen", "127.0.0.1:0", "--data-dir", data, "--no-lb"]
+    argv += ["--metrics-listen", f"127.0.0.1:{metrics_port}", "--log-level", "WARNING"]
+    argv += ["--insecure"] if insecure else []
+    master = subprocess.Popen([*argv, *master_args], stdout=subprocess.PIPE, cwd=source or REPO)
+    fleets: list[Fleet] = []
+    pumps: list[asyncio.Task[None]] = []
+    client = None
     try:
+        if master.stdout is None:
+            raise RuntimeError("the master has no stdout")
+        address = master.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
+        proc = psutil.Process(master.pid)
+        env = dict(os.environ, PINNACE_CONFIG=str(Path(data) / "pinnace.conf"))
+        if insecure:
+            env["HOLLOW_INSECURE"] = "1"
+        token = "" if insecure else cli(address, env, "token", "create").strip()
+        print(f"master pid {master.pid} at {address} ({'insecure' if insecure else 'TLS'})")
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        share = -(-nodes // processes)
         t0 = time.monotonic()
-        agents = [HollowAgent(channels[i % len(channels)], f"hollow-{i:04d}") for i in range(nodes)]
-        tasks = [asyncio.create_task(a.run(stop)) for a in agents]
-        # Apply to a cluster whose nodes are all in: a join storm and a 10,000-pod apply at
-        # once measured the storm (registrations waited for the loop) more than the apply.
-        while sum(1 for a in agents if a.acks) < nodes:
-            if time.monotonic() - t0 > timeout:
-                joined = sum(1 for a in agents if a.acks)
+        for first in range(0, nodes, share):
+            fleets.append(Fleet(address, token, first, min(share, nodes - first), per_channel))
+        pumps = [asyncio.create_task(f.pump()) for f in fleets]
+        # Apply to a cluster whose nodes are all in: a join storm and a big apply at once
+        # measured the storm more than the apply.
+        last_print = 0.0
+        while (joined := sum(f.joined() for f in fleets)) < nodes:
+            now = time.monotonic()
+            if now - t0 > timeout:
                 print(f"only {joined} of {nodes} hollow agents joined in {timeout:.0f}s")
+                for f in fleets:
+                    print(f"  fleet {f.proc.pid}: {f.status}")
                 return None
+            if now - last_print >= 10:
+                last_print = now
+                fleet_cpu = sum(sum(psutil.Process(f.proc.pid).cpu_times()[:2]) for f in fleets)
+                master_cpu = sum(proc.cpu_times()[:2])
+                failures: Counter[str] = Counter()
+                for f in fleets:
+                    failures.update(dict(f.status.get("join_failures", {})))  # type: ignore[call-overload]
+                print(
+                    f"  {now - t0:5.0f}s: {joined} joined; CPU s so far: master "
+                    f"{master_cpu:.0f}, fleet {fleet_cpu:.0f}; failed join attempts "
+                    f"{dict(failures)}",
+                    flush=True,
+                )
             await asyncio.sleep(0.2)
-        print(f"{nodes} hollow agents joined (first ack) in {time.monotonic() - t0:.1f}s")
+        join_s = time.monotonic() - t0
+        print(f"{nodes} hollow agents joined (first heartbeat ack) in {join_s:.1f}s", flush=True)
         manifest = Path(data) / "deploy.yaml"
         manifest.write_text(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: hollow}\n"
@@ -221,51 +269,94 @@ async def main_async(
             "  template:\n    metadata: {labels: {app: hollow}}\n    spec:\n"
             "      containers: [{name: c, image: nginx:latest, ports: [{containerPort: 80}]}]\n"
         )
-        t1 = time.monotonic()
-        await asyncio.to_thread(cli, address, "apply", "-f", str(manifest))
-        while await asyncio.to_thread(running_pods, address) < pods:
+        if profile and not profile_window:
+            os.kill(master.pid, signal.SIGUSR1)  # profile from the apply on
+        t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
+        await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
+        while (running := await asyncio.to_thread(running_pods, metrics_url)) < pods:
             if time.monotonic() - t1 > timeout:
-                print(f"not all {pods} pods Running after {timeout:.0f}s: did not converge")
+                print(f"not all {pods} pods Running after {timeout:.0f}s ({running}): no converge")
                 return None
             await asyncio.sleep(1.0)
         converge = time.monotonic() - t1
-        print(f"{pods} pods Running on {nodes} hollow nodes in {converge:.1f}s", flush=True)
-        await asyncio.sleep(3)  # let the status flushes settle
-        for a in agents:
-            a.acks = 0
-        me = psutil.Process()
-        cpu0, mine0, w0 = proc.cpu_times(), me.cpu_times(), time.monotonic()
-        await asyncio.sleep(window)
-        cpu1, mine1, w1 = proc.cpu_times(), me.cpu_times(), time.monotonic()
-        agents_cpu = (mine1.user - mine0.user + mine1.system - mine0.system) / (w1 - w0)
-        print(f"the hollow agents' own process used {agents_cpu:.2f} cores in the window")
+        apply_cpu1 = proc.cpu_times()
+        converge_cpu = sum(apply_cpu1[:2]) - sum(apply_cpu0[:2])
+        print(
+            f"{pods} pods Running on {nodes} hollow nodes in {converge:.1f}s; the master used "
+            f"{converge_cpu:.1f} CPU-seconds meanwhile",
+            flush=True,
+        )
+        await asyncio.sleep(5)  # let the status flushes settle
+        for f in fleets:
+            await f.ask("reset")
+        if profile and profile_window:
+            os.kill(master.pid, signal.SIGUSR1)  # profile the window on (profile_master.py)
+        cpu0, w0 = proc.cpu_times(), time.monotonic()
+        if during_window is not None:
+            await asyncio.gather(asyncio.sleep(window), during_window(address, window))
+        else:
+            await asyncio.sleep(window)
+        cpu1, w1 = proc.cpu_times(), time.monotonic()
+        reports = [await f.ask("report") for f in fleets]
         used = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / (w1 - w0)
         rss = proc.memory_info().rss / 2**20
-        beats = sum(a.acks for a in agents)
-        ready = await asyncio.to_thread(ready_nodes, address)
-        print(
-            f"during the window: {beats / (w1 - w0):.0f} heartbeat acks/s received, "
-            f"{ready}/{nodes} nodes Ready at the end"
+        rtts = [float(r) for rep in reports for r in rep["rtt_ms"]]  # type: ignore[attr-defined]
+        # Each process counted from its reset to its report: its own rate, summed.
+        acks_per_s = sum(
+            int(rep["acks"]) / float(rep["seconds"])  # type: ignore[call-overload, arg-type]
+            for rep in reports
         )
-        silent = Counter(a.stage for a in agents if a.acks == 0)
+        silent: Counter[str] = Counter()
+        for rep in reports:
+            silent.update(dict(rep["without_ack"]))  # type: ignore[call-overload]
         if silent:
             print(f"agents without an ack in the window, by stage: {dict(silent)}")
-        states = Counter(ch.get_state().name for ch in channels)
-        print(f"hollow connections by state: {dict(states)}")
-        ended = Counter(a.ended for a in agents if a.ended)
+        ended: Counter[str] = Counter()
+        for f in fleets:
+            ended.update(dict(f.status.get("ended", {})))  # type: ignore[call-overload]
         if ended:
             print(f"agent sessions ended (hollow agents do not reconnect): {dict(ended)}")
-        reasons = await asyncio.to_thread(event_reasons, address)
-        print(f"events by reason: {dict(sorted(reasons.items()))}")
-        print()
-        print("nodes | pods  | apply->all Running | master CPU (steady, cores) | master RSS")
-        print(f"{nodes:5d} | {pods:5d} | {converge:17.1f}s | {used:26.3f} | {rss:7.0f} MiB")
-        print(f"target: master CPU < 0.333 cores -> {'ok' if used < 1 / 3 else 'MISS'}")
-        stop.set()
-        for t in tasks:
-            t.cancel()
-        return HollowResult(nodes, pods, converge, used, rss, beats / (w1 - w0), ready)
+        from master.cli import config
+        from master.cli.client import MasterClient
+
+        os.environ.update(env)
+        config.select(None, insecure)
+        client = MasterClient(address)
+        detections: list[float] = []
+        for k in range(deaths):
+            fleet = fleets[k % len(fleets)]
+            name = fleet.names[len(fleet.names) // 2 + k]
+            frozen = await fleet.ask(f"freeze {name}")
+            at = float(frozen["at"])  # type: ignore[arg-type]
+            while await asyncio.to_thread(node_ready, client, name):
+                if time.time() - at > 60:
+                    print(f"node {name} still Ready 60 s after it went silent")
+                    break
+                await asyncio.sleep(0.1)
+            detections.append(time.time() - at)
+            print(f"node {name} silent -> NotReady in {detections[-1]:.2f}s", flush=True)
+        result = HollowResult(
+            nodes,
+            pods,
+            join_s,
+            converge,
+            converge_cpu,
+            used,
+            rss,
+            acks_per_s,
+            percentile(rtts, 0.5),
+            percentile(rtts, 0.99),
+            nodes - len(detections),
+            tuple(detections),
+        )
+        return result
     finally:
+        if client is not None:
+            client.close()
+        for f in fleets:
+            f.stop()
+        for p in pumps:
+            p.cancel()
         master.terminate()
         try:
             master.wait(timeout=30)
@@ -273,9 +364,31 @@ async def main_async(
             print("the master did not stop within 30 s of SIGTERM: killed", file=sys.stderr)
             master.kill()
             master.wait()
-        for ch in channels:
-            await ch.close()
         subprocess.run(["rm", "-rf", data], check=False)
+
+
+def figures(r: HollowResult, window: float, insecure: bool) -> list[Figure]:
+    tag = f"hollow {r.nodes}/{r.pods}{' insecure' if insecure else ''}"
+    out = [
+        Figure(f"{tag} join (all first acks)", r.join_s, "s"),
+        Figure(f"{tag} apply -> all Running", r.converge_s, "s"),
+        Figure(f"{tag} master CPU time, apply -> all Running", r.converge_cpu_s, "s"),
+        Figure(f"{tag} master CPU steady", r.cpu_cores, "cores", f"{window:g} s window"),
+        Figure(f"{tag} master RSS", r.rss_mib, "MiB"),
+        Figure(f"{tag} heartbeat acks", r.acks_per_s, "1/s"),
+        Figure(f"{tag} heartbeat round trip p50", r.rtt_p50_ms, "ms"),
+        Figure(f"{tag} heartbeat round trip p99", r.rtt_p99_ms, "ms"),
+    ]
+    if r.detect_s:
+        out.append(
+            Figure(
+                f"{tag} silent node -> NotReady",
+                statistics.median(r.detect_s),
+                "s",
+                f"median of {len(r.detect_s)}, worst {max(r.detect_s):.2f}",
+            )
+        )
+    return out
 
 
 def main() -> None:
@@ -283,6 +396,11 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=10000)
     parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument("--processes", type=int, default=2, help="hollow fleet processes")
+    parser.add_argument(
+        "--insecure", action="store_true", help="plaintext master, no join (TLS is the default)"
+    )
+    parser.add_argument("--deaths", type=int, default=3, help="silent nodes to time, one by one")
     parser.add_argument(
         "--source",
         type=Path,
@@ -294,17 +412,51 @@ def main() -> None:
         "--agents-per-channel",
         type=int,
         default=10,
-        help="hollow agents sharing one gRPC connection (real agents have one each; "
-        "with 100 per connection half of 1,000 never got their session through)",
+        help="--insecure: hollow agents sharing one connection (with TLS each has its own)",
     )
+    parser.add_argument(
+        "--master-arg", action="append", default=[], help="one more master flag (repeatable)"
+    )
+    parser.add_argument(
+        "--profile-master",
+        default="",
+        metavar="FILE[:wall]",
+        help="run the master under yappi (tests/bench/profile_master.py), CPU clock unless "
+        ":wall, and save its profile to FILE when it stops: from the apply on",
+    )
+    parser.add_argument(
+        "--profile-window",
+        action="store_true",
+        help="--profile-master from the steady-state window on instead",
+    )
+    parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    started = os.getloadavg()
     result = asyncio.run(
         main_async(
-            args.nodes, args.pods, args.window, args.agents_per_channel, args.source, args.timeout
+            args.nodes,
+            args.pods,
+            args.window,
+            args.agents_per_channel,
+            args.source,
+            args.timeout,
+            args.processes,
+            args.insecure,
+            args.deaths,
+            tuple(args.master_arg),
+            args.profile_master,
+            args.profile_window,
         )
     )
-    sys.exit(0 if result is not None else 1)
+    if result is None:
+        sys.exit(1)
+    found = figures(result, args.window, args.insecure)
+    print()
+    print(table(found))
+    print(f"load average at start {started[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+    if not args.no_record:
+        record(found, "python -m tests.bench.hollow " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

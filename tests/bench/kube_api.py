@@ -225,6 +225,7 @@ async def bench_writes(
         cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "load"}, "data": {}}
         await b.request("POST", CONFIGMAPS, cm)
         times: list[float] = []
+        load_before = os.getloadavg()[0]
         cpu0, t_start = b.cpu(), time.perf_counter()
         total = int(rate * seconds)
         for i in range(total):
@@ -243,7 +244,8 @@ async def bench_writes(
         share = (b.cpu() - cpu0) / wall
         print(
             f"writes at {rate:g}/s for {seconds:g} s with {nodes} hollow nodes heartbeating: "
-            f"{ms(times)}   master CPU {share * 100:.0f}% of a core"
+            f"{ms(times)}   master CPU {share * 100:.0f}% of a core   "
+            f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
         )
     finally:
         if hollow is not None:
@@ -252,14 +254,16 @@ async def bench_writes(
 
 
 async def run_hollow(address: str, nodes: int) -> None:
-    from tests.bench.hollow import HollowAgent
+    from tests.bench.hollow_fleet import HollowAgent
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, nodes // 100))]
-    agents = [HollowAgent(channels[i % len(channels)], f"hollow-{i:04d}") for i in range(nodes)]
-    tasks = [asyncio.create_task(a.run(stop)) for a in agents]
+    agents = [HollowAgent(f"hollow-{i:04d}") for i in range(nodes)]
+    tasks = [
+        asyncio.create_task(a.run(channels[i % len(channels)], stop)) for i, a in enumerate(agents)
+    ]
     await stop.wait()
     for t in tasks:
         t.cancel()

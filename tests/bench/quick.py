@@ -40,8 +40,8 @@ def _median_note(values: list[float], worst: float) -> str:
 def bench_scheduler() -> list[Figure]:
     infos = scheduler.cluster(1000)
     figures = []
-    for mode, percentage in scheduler.MODES.items():
-        rates = [scheduler.run_once(infos, 1000, percentage).rate for _ in range(3)]
+    for mode, (percentage, general) in scheduler.MODES.items():
+        rates = [scheduler.run_once(infos, 1000, percentage, general).rate for _ in range(3)]
         figures.append(
             Figure(
                 f"scheduler 1000 nodes {mode} placements/s",

@@ -13,9 +13,14 @@ its size when the agent runs as root (agent/claim_disks.py), as it does here. Pe
   shell loop; the same loop everywhere, so its process starts cost every target alike).
 
 Targets run interleaved, `--runs` times, each run starting with the next target and
-the host's disk flushed before each measure; the table shows the median and the worst run,
-and the claim's ratio to the plain Docker volume (target >= 0.95). One JSON line is
-appended to `tests/bench/results.jsonl`. Everything started is removed (the cluster,
+the host's disk flushed before each sequential measure. The fsync loop is cut in chunks
+of 10 that take turns across the targets, so a burst of load from the machine's other
+users (this one is shared) falls on every target alike rather than on whichever was
+measuring then. The table shows the median and the worst run, the claim's ratio to the
+plain Docker volume (target >= 0.95), and the load average before and after. The plain
+volume and the host directory are the same disk through the same kind of mount: how far
+apart they come out is the run's noise. One JSON line is appended to
+`tests/bench/results.jsonl`. Everything started is removed (the cluster,
 its volumes, the comparison container and volume, the host directory).
 """
 
@@ -85,16 +90,34 @@ def _sync_script(n: int) -> str:
     )
 
 
-def _measure(run: Exec, mib: int, syncs: int) -> tuple[float, float]:
-    """(sequential MiB/s, fsyncs/s) through `run` (a shell in the target container)."""
+SYNC_CHUNK = 10
+
+
+def _sequential(run: Exec, mib: int) -> float:
+    """Sequential MiB/s through `run` (a shell in the target container)."""
     start = time.perf_counter()
     run(_seq_script(mib))
     seq = mib / (time.perf_counter() - start)
-    start = time.perf_counter()
-    run(_sync_script(syncs))
-    rate = syncs / (time.perf_counter() - start)
-    run("rm -f /data/seq /data/sync")
-    return seq, rate
+    run("rm -f /data/seq")
+    return seq
+
+
+def _fsync_rates(targets: dict[str, Exec], order: list[str], syncs: int) -> dict[str, float]:
+    """fsyncs/s per target: `syncs` each, in chunks that take turns across the targets."""
+    spent = dict.fromkeys(targets, 0.0)
+    done = 0
+    while done < syncs:
+        n = min(SYNC_CHUNK, syncs - done)
+        for name in (
+            order[done // SYNC_CHUNK % len(order) :] + order[: done // SYNC_CHUNK % len(order)]
+        ):
+            start = time.perf_counter()
+            targets[name](_sync_script(n))
+            spent[name] += time.perf_counter() - start
+        done += n
+    for run in targets.values():
+        run("rm -f /data/sync")
+    return {name: syncs / spent[name] for name in targets}
 
 
 def _exec_in(container: Any) -> Exec:
@@ -166,12 +189,20 @@ def main(argv: list[str] | None = None) -> int:
             "host": _exec_in(others[1]),
         }
         order = list(targets)
+        load_before = os.getloadavg()
         for i in range(args.runs):
             # Each run starts with another target, and the disk is flushed before each
             # measure, so no target pays for another's write-back.
-            for name in order[i % len(order) :] + order[: i % len(order)]:
+            turn = order[i % len(order) :] + order[: i % len(order)]
+            seq = {}
+            for name in turn:
                 os.sync()
-                results[name].append(_measure(targets[name], args.mib, args.syncs))
+                seq[name] = _sequential(targets[name], args.mib)
+            os.sync()
+            rates = _fsync_rates(targets, turn, args.syncs)
+            for name in order:
+                results[name].append((seq[name], rates[name]))
+        load = (load_before, os.getloadavg())
     finally:
         for container in others:
             container.remove(force=True)
@@ -187,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(disks.root, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
     print(_table(results))
-    _record(results, args)
+    print(f"load average (1, 5, 15 min): before {_load(load[0])}, after {_load(load[1])}")
+    _record(results, args, load)
     return 0
 
 
@@ -214,7 +246,15 @@ def _table(results: dict[str, list[tuple[float, float]]]) -> str:
     return "\n".join(lines)
 
 
-def _record(results: dict[str, list[tuple[float, float]]], args: argparse.Namespace) -> None:
+def _load(avg: tuple[float, float, float]) -> str:
+    return " ".join(f"{x:.2f}" for x in avg)
+
+
+def _record(
+    results: dict[str, list[tuple[float, float]]],
+    args: argparse.Namespace,
+    load: tuple[tuple[float, float, float], ...],
+) -> None:
     line = {
         "bench": "storage",
         "at": time.time(),
@@ -222,6 +262,7 @@ def _record(results: dict[str, list[tuple[float, float]]], args: argparse.Namesp
         "mib": args.mib,
         "syncs": args.syncs,
         "results": {k: [list(r) for r in v] for k, v in results.items()},
+        "load": [list(x) for x in load],
     }
     with RESULTS.open("a") as fh:
         fh.write(json.dumps(line) + "\n")

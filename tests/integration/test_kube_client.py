@@ -132,6 +132,7 @@ def test_client_deployments_scale_and_validation(
     assert core.read_namespaced_config_map("settings", NS).data == {"a": "1", "b": "2"}
     core.delete_namespaced_config_map("settings", NS)
     assert core.list_namespaced_config_map(NS).items == []
+    _server_side_apply_owns_fields(core)
 
     apps.delete_namespaced_deployment(DEP, NS, propagation_policy="Background")
     listed = apps.list_namespaced_deployment(NS)
@@ -155,6 +156,63 @@ def test_client_deployments_scale_and_validation(
             )
             list(stream)
         assert too_old.value.status == 410
+
+
+APPLY = "application/apply-patch+yaml"
+
+
+def _apply(
+    core: client.CoreV1Api, manager: str | None, data: dict[str, str] | None, **kw: Any
+) -> Any:
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}}
+    if data is not None:
+        body["data"] = data
+    if manager is not None:
+        kw["field_manager"] = manager
+    return core.patch_namespaced_config_map("owned", NS, body, _content_type=APPLY, **kw)
+
+
+def _owners(core: client.CoreV1Api) -> dict[str, list[str]]:
+    """manager -> the data keys it owns, from the object's managedFields."""
+    obj = core.read_namespaced_config_map("owned", NS)
+    return {
+        e.manager: sorted(k[2:] for k in e.fields_v1.get("f:data", {}))
+        for e in obj.metadata.managed_fields
+    }
+
+
+def _server_side_apply_owns_fields(core: client.CoreV1Api) -> None:
+    with pytest.raises(client.ApiException) as anonymous:
+        _apply(core, None, {"a": "1"})
+    assert anonymous.value.status == 422
+    assert "fieldManager: Required value" in json.loads(anonymous.value.body)["message"]
+    # Apply creates; the applier owns exactly what it applied.
+    assert _apply(core, "py-a", {"a": "1", "b": "2"}).data == {"a": "1", "b": "2"}
+    assert _owners(core) == {"py-a": ["a", "b"]}
+    # Another manager changing a's value: 409, one FieldManagerConflict cause naming both.
+    with pytest.raises(client.ApiException) as conflict:
+        _apply(core, "py-b", {"a": "9", "c": "3"})
+    status = json.loads(conflict.value.body)
+    assert (conflict.value.status, status["reason"]) == (409, "Conflict")
+    assert status["message"] == 'Apply failed with 1 conflict: conflict with "py-a": .data.a'
+    assert status["details"]["causes"] == [
+        {"type": "FieldManagerConflict", "message": 'conflict with "py-a"', "field": ".data.a"}
+    ]
+    assert core.read_namespaced_config_map("owned", NS).data == {"a": "1", "b": "2"}
+    # A dry run answers what the apply would store, and stores nothing.
+    dry = _apply(core, "py-b", {"a": "9", "c": "3"}, force=True, dry_run="All")
+    assert dry.data == {"a": "9", "b": "2", "c": "3"}
+    assert core.read_namespaced_config_map("owned", NS).data == {"a": "1", "b": "2"}
+    assert _owners(core) == {"py-a": ["a", "b"]}
+    # Forced, it takes a over; py-a then stops applying a and b: a (py-b's) stays, b goes.
+    assert _apply(core, "py-b", {"a": "9", "c": "3"}, force=True).data["a"] == "9"
+    assert _owners(core) == {"py-a": ["b"], "py-b": ["a", "c"]}
+    assert _apply(core, "py-a", None).data == {"a": "9", "c": "3"}
+    assert _owners(core) == {"py-b": ["a", "c"]}
+    # A merge patch is an Update: its manager takes the field from the applier.
+    core.patch_namespaced_config_map("owned", NS, {"data": {"c": "4"}}, field_manager="py-c")
+    assert _owners(core) == {"py-b": ["a"], "py-c": ["c"]}
+    core.delete_namespaced_config_map("owned", NS)
 
 
 DEP = "my-web-app-deployment"

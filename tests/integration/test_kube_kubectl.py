@@ -29,6 +29,80 @@ def _running(cluster: LocalCluster, image: str, count: int) -> bool:
     )
 
 
+def _managers(k: Kubectl, kind: str, name: str) -> list[tuple[str, str]]:
+    obj = json.loads(k.run("get", kind, name, "-o", "json", "--show-managed-fields").stdout)
+    return [(e["manager"], e["operation"]) for e in obj["metadata"]["managedFields"]]
+
+
+_OWNED = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: NAME
+  labels: {app: NAME, tier: web}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: NAME}}
+  template:
+    metadata: {labels: {app: NAME}}
+    spec:
+      containers:
+      - name: web
+        image: pinnace/httpd:latest
+        env: [{name: A, value: "1"}, {name: B, value: "2"}]
+"""
+
+
+def _server_side_apply(k: Kubectl, cluster: LocalCluster, tmp_path: Path, name: str) -> None:
+    """Apply creates; a field dropped from the configuration goes; another manager's
+    change to an owned value is a 409 naming field and manager until forced."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(_OWNED.replace("NAME", name))
+    assert "serverside-applied" in k.run("apply", "--server-side", "-f", str(path)).stdout
+    shown = k.run("get", "deployment", name, "-o", "yaml", "--show-managed-fields").stdout
+    assert "manager: kubectl\n    operation: Apply" in shown
+    assert 'k:{"name":"B"}' in shown and "f:tier: {}" in shown
+    assert "managedFields" not in k.run("get", "deployment", name, "-o", "yaml").stdout
+
+    path.write_text(
+        _OWNED.replace("NAME", name)
+        .replace(", tier: web", "")
+        .replace(', {name: B, value: "2"}', "")
+    )
+    k.run("apply", "--server-side", "-f", str(path))
+    dep = json.loads(k.run("get", "deployment", name, "-o", "json").stdout)
+    assert dep["metadata"]["labels"] == {"app": name}
+    assert dep["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
+
+    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "9"'))
+    other = ("apply", "--server-side", "--field-manager=other", "-f", str(path))
+    refused = k.run(*other, check=False)
+    assert refused.returncode == 1
+    assert (
+        'Apply failed with 1 conflict: conflict with "kubectl": '
+        '.spec.template.spec.containers[name="web"].env[name="A"].value'
+    ) in refused.stderr
+    k.run(*other, "--force-conflicts")
+    dep = json.loads(k.run("get", "deployment", name, "-o", "json").stdout)
+    env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "A", "value": "9"}, {"name": "B", "value": "2"}]
+    assert _managers(k, "deployment", name) == [("kubectl", "Apply"), ("other", "Apply")]
+
+    # pinnace's own apply is an Update by "pinnace": it takes the value it changes.
+    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "5"'))
+    cluster.cli("apply", "-f", str(path))
+    assert "managedFields" not in cluster.get_json("deployment", name)["metadata"]
+    shown = cluster.cli("get", "deployment", name, "-o", "json", "--show-managed-fields").stdout
+    entries = json.loads(shown)["metadata"]["managedFields"]
+    assert [(e["manager"], e["operation"]) for e in entries][-1] == ("pinnace", "Update")
+    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "9"'))
+    refused = k.run(*other, check=False)
+    assert (
+        'conflict with "pinnace" using apps/v1: '
+        '.spec.template.spec.containers[name="web"].env[name="A"].value'
+    ) in refused.stderr
+    k.run("delete", "deployment", name)
+
+
 def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
@@ -59,10 +133,12 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
         described = client.run("describe", "service", "my-web-app-service").stdout
         endpoints = next(line for line in described.splitlines() if line.startswith("Endpoints:"))
         assert endpoints.split()[1].count(":") == 3, described
-    # Server-side apply updates as a strategic merge, and says so.
+    # Server-side apply of what client-side apply stored: the same values, no conflict;
+    # kubectl moves the client-side apply's fields to its own Apply entry, as on Kubernetes.
     ssa = k.run("apply", "--server-side", "-f", str(seed_dir() / "service.yaml"))
-    assert "serverside-applied" in ssa.stdout
-    assert "no managedFields, no conflicts" in ssa.stderr
+    assert "serverside-applied" in ssa.stdout and ssa.stderr == ""
+    owners = _managers(k, "service", "my-web-app-service")
+    assert owners == [("kubectl", "Apply"), ("kubectl-last-applied", "Apply")]
     dep = json.loads(k.run("get", "deployment", DEP, "-o", "json").stdout)
     assert dep["status"]["readyReplicas"] == 3
     # The built-in storage classes, as kubectl lists a cluster's.
@@ -96,6 +172,18 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
             watch.stderr.close()
     wait_for("one running pod after scale", lambda: _running(cluster, "nginx:latest", 1))
     assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
+    # As in Kubernetes: the scale took spec.replicas, so applying the seed's 3 conflicts.
+    refused = k.run(
+        "apply", "--server-side", "-f", str(seed_dir() / "deployment.yaml"), check=False
+    )
+    assert refused.returncode == 1
+    assert (
+        'Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using '
+        "apps/v1: .spec.replicas"
+    ) in refused.stderr
+    assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
+    for i, binary in enumerate(binaries):
+        _server_side_apply(Kubectl(binary, config, tmp_path), cluster, tmp_path, f"owned-{i}")
 
     # cordon / uncordon: the one change a user may make to a node.
     node = cluster.node("a")

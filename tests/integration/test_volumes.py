@@ -2,14 +2,16 @@
 
 A claim holds its requested size and no more (ENOSPC past it, a neighbour claim
 unaffected), reports its use, and goes with its node volume when deleted (reclaim
-policy Delete). A claim's data survives a container kill, a pod delete (the replacement lands on
-the claim's node) and an agent restart; a pod whose claim lives on a dead node
+policy Delete); a new claim no node has the disk for waits Pending with the reason. A
+claim's data survives a container kill, an agent restart, a master restart (kill -9) and
+a pod delete (the replacement lands on the claim's node); a pod whose claim lives on a dead node
 stays Pending and says why instead of starting elsewhere empty; an emptyDir is
 shared by its pod's restarts and dies with the pod; a memory emptyDir is a tmpfs.
 """
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -192,6 +194,68 @@ def _sizes_enforced_and_delete_reclaims(
     assert loops.stdout == ""
 
 
+HUGE = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: huge
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: {size}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: huge
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: huge}}
+  template:
+    metadata:
+      labels: {{app: huge}}
+    spec:
+      containers:
+        - name: web
+          image: pinnace/httpd:latest
+          imagePullPolicy: IfNotPresent
+          volumeMounts:
+            - {{name: huge, mountPath: /huge}}
+      volumes:
+        - name: huge
+          persistentVolumeClaim: {{claimName: huge}}
+"""
+
+
+def _a_claim_larger_than_the_disk_waits_with_the_reason(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """A new claim no node's claim disk has room for leaves its pod Pending with
+    kubectl's words (the scheduler counts the free bytes the agent reports), instead of
+    failing the container with fallocate's ENOSPC; the claim stays unbound."""
+    disk = Path(CLAIM_ROOT)
+    while not disk.exists():
+        disk = disk.parent
+    gib = shutil.disk_usage(disk).free * 2 // (1 << 30) + 1
+    manifest = tmp_path / "huge.yaml"
+    manifest.write_text(HUGE.format(size=f"{gib}Gi"))
+    cluster.cli("apply", "-f", str(manifest))
+
+    def pending_message() -> str | None:
+        pods = [p for p in cluster.pods() if p["metadata"].get("labels", {}).get("app") == "huge"]
+        message = pods[0]["status"].get("message", "") if pods else ""
+        assert not (pods and pods[0]["spec"].get("nodeName")), "placed without the room"
+        return str(message) if "storage" in message else None
+
+    message = wait_for("the huge claim's pod pending", pending_message, timeout=30)
+    assert message == "0/1 nodes are available: 1 node(s) did not have enough free storage."
+    assert cluster.get_json("pvc", "huge")["status"]["phase"] == "Pending"
+    cluster.cli("delete", "deployment", "huge")
+    cluster.cli("delete", "pvc", "huge")
+
+
 def _wait_pod(cluster: LocalCluster, other_than: str = "") -> dict[str, Any]:
     return wait_for(
         "one running pod",
@@ -213,6 +277,7 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     pod = _wait_pod(cluster)
     assert pod["spec"]["nodeName"] == n1
     _sizes_enforced_and_delete_reclaims(cluster, pod, tmp_path)
+    _a_claim_larger_than_the_disk_waits_with_the_reason(cluster, tmp_path)
 
     pvc = cluster.get_json("pvc", "data")
     assert pvc["status"]["phase"] == "Bound"
@@ -239,6 +304,17 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     cluster.kill(cluster.agents[n1], signal.SIGTERM)
     cluster.start_agent("n1")
     pod = _wait_pod(cluster)
+    assert _sh(cluster, pod, "cat /data/k") == "kept\n"
+
+    # master killed (-9) and started again on its data dir: the pod keeps its claim and
+    # its data; the replacement below is placed by the restarted master
+    port = cluster.master_address.rsplit(":", 1)[1]
+    before = pod["metadata"]["name"]
+    cluster.kill_master()
+    cluster.start_master("--no-lb", port=int(port))
+    pod = _wait_pod(cluster)
+    assert pod["metadata"]["name"] == before and pod["spec"]["nodeName"] == n1
+    assert cluster.get_json("pvc", "data")["spec"]["volumeName"] == volume
     assert _sh(cluster, pod, "cat /data/k") == "kept\n"
 
     # pod deleted -> its replacement has the claim's data and a fresh emptyDir

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from kernel.clock import FakeClock
-from master.app.apply import apply_objects, plan_apply
+from master.app.apply import FieldTracker, apply_objects, plan_apply
 from master.app.delete import delete_objects
 from master.app.errors import AppError
 from master.app.queries import list_objects
@@ -21,11 +21,13 @@ from master.app.scale import rollback_deployment, scale_deployment
 from master.model import (
     Container,
     Deployment,
+    ManagedFieldsEntry,
     ObjectMeta,
     PodSpec,
     PodTemplate,
     Service,
     ServicePort,
+    StoredObject,
 )
 from master.state import ClusterState
 from master.store import MemoryStore
@@ -174,3 +176,56 @@ def test_a_service_the_load_balancer_refuses_stores_nothing_of_the_batch() -> No
     assert err.value.code == "invalid" and "service/web" in err.value.message
     assert seen == [(["other"], ["web"])]
     assert state.get("Service", "other") is None and state.get("Deployment", "web") is None
+
+
+def _ledger(tag: str) -> tuple[ManagedFieldsEntry, ...]:
+    return (ManagedFieldsEntry(tag, "Update", "apps/v1", 1.0, "{}"),)
+
+
+def _tagger(tag: str) -> FieldTracker:
+    def track(existing: StoredObject | None, planned: StoredObject) -> StoredObject:
+        return replace(planned, meta=replace(planned.meta, managed_fields=_ledger(tag)))
+
+    return track
+
+
+def test_a_field_tracker_sees_each_write_and_may_refuse_it() -> None:
+    state = _state()
+    seen: list[tuple[bool, str]] = []
+
+    def track(existing: StoredObject | None, planned: StoredObject) -> StoredObject:
+        seen.append((existing is None, planned.meta.name))
+        return replace(planned, meta=replace(planned.meta, managed_fields=_ledger("a")))
+
+    asyncio.run(apply_objects(state, [_dep()], 0.0, track=track))
+    stored = state.get("Deployment", "web")
+    assert seen == [(True, "web")] and stored is not None
+    assert stored.meta.managed_fields == _ledger("a")
+    # An unchanged object is written when only its managers change (no new generation).
+    applied = asyncio.run(apply_objects(state, [_dep()], 0.0, track=_tagger("b")))
+    after = state.get("Deployment", "web")
+    assert applied[0].action == "unchanged" and after is not None
+    assert after.meta.managed_fields == _ledger("b")
+    assert after.meta.generation == stored.meta.generation
+    assert after.meta.resource_version > stored.meta.resource_version
+    # A configured object keeps its ledger when no tracker is given (a controller's write).
+    asyncio.run(apply_objects(state, [_dep(image="nginx:2")], 0.0))
+    configured = state.get("Deployment", "web")
+    assert configured is not None and configured.meta.managed_fields == _ledger("b")
+
+    def refuse(existing: StoredObject | None, planned: StoredObject) -> StoredObject:
+        raise AppError("invalid", "no")
+
+    with pytest.raises(AppError):
+        asyncio.run(apply_objects(state, [_dep(image="nginx:3")], 0.0, track=refuse))
+    with pytest.raises(AppError):
+        asyncio.run(scale_deployment(state, "web", 5, track=refuse))
+    unchanged = state.get("Deployment", "web")
+    assert unchanged == configured
+
+
+def test_scale_records_its_manager_even_when_the_count_is_the_same() -> None:
+    state = _state()
+    asyncio.run(apply_objects(state, [_dep()], 0.0))
+    scaled = asyncio.run(scale_deployment(state, "web", 2, track=_tagger("s")))
+    assert scaled.meta.managed_fields == _ledger("s") and scaled.replicas == 2

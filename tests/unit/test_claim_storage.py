@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.claim_disks import MIB, ClaimDisks, image_bytes, loops_of, mounts_of, shortfall
+from agent.claim_disks import (
+    MIB,
+    ClaimDisks,
+    DiskError,
+    image_bytes,
+    loops_of,
+    mkfs_commands,
+    mounts_of,
+    shortfall,
+)
 from agent.claim_volumes import ClaimOrders, claim_sizes, keep_once, plan_growth, plan_removals
 from agent.model import PodAssignment, PodSpec, Volume
 from agent.runtime.fake_runtime import FakeRuntime
@@ -136,6 +145,27 @@ def test_a_new_claim_file_is_allocated_whole_then_mounted_with_direct_io(tmp_pat
     assert image.stat().st_size == image_bytes(64 * MIB)
     assert image.stat().st_blocks * 512 >= image_bytes(64 * MIB)  # allocated, not sparse
     assert mounted == str(tmp_path / "v1") and not (tmp_path / "v1.making").exists()
+
+
+def test_claim_filesystems_ask_for_fast_commits_and_fall_back_on_older_e2fsprogs(
+    tmp_path: Path,
+) -> None:
+    class OldMkfs(_Commands):
+        def __call__(self, argv: Sequence[str]) -> str:
+            if argv[0] == "mkfs.ext4" and "fast_commit" in argv:
+                self.calls.append(list(argv))
+                raise DiskError("mkfs.ext4: Invalid filesystem option set: fast_commit")
+            return super().__call__(argv)
+
+    run = OldMkfs(attached=False)
+
+    ClaimDisks(tmp_path, run).ensure("v1", 64 * MIB)
+
+    mkfs = [c for c in run.calls if c[0] == "mkfs.ext4"]
+    making = str(tmp_path / "v1.making")
+    assert mkfs == mkfs_commands(making)
+    assert mkfs[0][mkfs[0].index("-O") + 1] == "fast_commit"
+    assert "-O" not in mkfs[-1] and mkfs[-1][-1] == making
 
 
 def test_a_loop_device_left_attached_to_the_file_is_reused(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from master.model import (
     IngressRule,
     IngressTLS,
     KeyToPath,
+    ManagedFieldsEntry,
     Namespace,
     Node,
     NodeStatus,
@@ -77,6 +78,11 @@ def _meta(name: str) -> ObjectMeta:
         generation=3,
         created_at=1700000000.25,
         namespace="team-a",
+        managed_fields=(
+            ManagedFieldsEntry(
+                "kubectl", "Apply", "apps/v1", 1700000001.0, '{"f:spec":{}}', subresource="scale"
+            ),
+        ),
     )
 
 
@@ -102,6 +108,9 @@ def _container() -> Container:
         readiness_probe=_probe("httpGet"),
         liveness_probe=_probe("exec"),
         volume_mounts=(VolumeMount("data", "/data", "sub", True),),
+        stdin=True,
+        stdin_once=True,
+        tty=True,
     )
 
 
@@ -199,6 +208,7 @@ def full_objects() -> list[StoredObject]:
             lb_since=5.0,
             load_balancer_ip="127.0.0.1",
             proxy_problems=(ProxyProblem("n1", "http", "PortInUse", "held", 4.0),),
+            publish_not_ready=True,
         ),
         Pod(
             meta=_meta("web-abc-x1"),

@@ -193,3 +193,47 @@ def test_a_document_another_master_stored_replaces_memory() -> None:
         assert here.check(token.id, token.secret) == ""
 
     asyncio.run(scenario())
+
+
+def test_joins_at_once_share_their_saves_and_all_persist() -> None:
+    async def scenario() -> None:
+        store, clock = FaultyStore(MemoryStore()), FakeClock()
+        registry = SecurityRegistry(store, clock)
+        await registry.load()
+        token, _ = await registry.create_token(CA_HASH, 0, "")
+        before = store.attempts
+
+        await asyncio.gather(
+            *(registry.bind(f"node-{i}", f"{i:064x}") for i in range(200)),
+            *(registry.count_use(token.id) for _ in range(200)),
+        )
+        again = SecurityRegistry(store, clock)
+        await again.load()
+
+        # One join at a time took two saves each (400 here); coalesced, a handful.
+        assert store.attempts - before <= 4
+        assert again.tokens()[0].uses == 200
+        assert all(again.binding(f"node-{i}") is not None for i in range(200))
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_batch_fails_every_join_in_it_and_keeps_memory() -> None:
+    async def scenario() -> None:
+        store, clock = FaultyStore(MemoryStore()), FakeClock()
+        registry = SecurityRegistry(store, clock)
+        await registry.load()
+        await registry.bind("old", "0" * 64)
+
+        store.failing = True
+        outcomes = await asyncio.gather(
+            *(registry.bind(f"node-{i}", f"{i:064x}") for i in range(5)), return_exceptions=True
+        )
+        store.failing = False
+        await registry.bind("node-1", f"{1:064x}")
+
+        assert all(isinstance(o, StoreError) for o in outcomes)
+        assert registry.binding("node-0") is None
+        assert registry.binding("old") is not None and registry.binding("node-1") is not None
+
+    asyncio.run(scenario())

@@ -5,16 +5,29 @@ pods, the wire round trip and kubectl top's tables."""
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
+from agent.claim_disks import ClaimDisks
 from agent.convert import usage_to_proto
 from agent.runtime.docker_stats import parse_stats
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
-from agent.runtime.port import LABEL_CONTAINER, LABEL_NODE, LABEL_POD, ContainerInfo, ContainerStats
+from agent.runtime.port import (
+    LABEL_CLAIM,
+    LABEL_CONTAINER,
+    LABEL_NODE,
+    LABEL_POD,
+    LABEL_VOLUME_KIND,
+    ContainerInfo,
+    ContainerStats,
+    VolumeInfo,
+)
 from agent.usage import UsageSampler, cpu_millis_between
 from kernel.clock import FakeClock
-from master.api.usage import report_from_proto
+from master.api.usage import claim_disk_from_proto, report_from_proto
 from master.app.usage import ContainerUse, NodeReport, node_usage, pod_usage
 from master.cli.top import node_table, pod_table
+from master.controllers.claims import ClaimDisk
 from master.model import Container, Node, NodeStatus, ObjectMeta, Pod, PodSpec, Resources
 from protos import cluster_pb2
 
@@ -119,6 +132,55 @@ def test_a_report_crosses_the_wire_unchanged() -> None:
     report = report_from_proto(usage_to_proto(sample))
 
     assert report == NodeReport(1, 2, (ContainerUse("pod-a", "web", 0, 3 * MI),), clock.now())
+
+
+def test_the_claim_disks_room_rides_with_the_volumes_it_already_counts(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    labels = {LABEL_NODE: "n1", LABEL_VOLUME_KIND: "claim", LABEL_CLAIM: "data"}
+    engine.volumes["pinnace-pvc-1"] = VolumeInfo("pinnace-pvc-1", labels)
+    # The node's own claim folder is made with its first claim: measured at its parent.
+    disks = ClaimDisks(tmp_path / "claims" / "n1")
+    sampler = UsageSampler(FakeRuntime("n1", engine), FakeClock(), lambda: (1, 2), disks)
+
+    sample = asyncio.run(sampler.sample())
+    disk = claim_disk_from_proto(usage_to_proto(sample))
+
+    st = os.statvfs(tmp_path)
+    assert sample.claim_free_bytes is not None
+    assert abs(sample.claim_free_bytes - st.f_bavail * st.f_frsize) < 64 * MI
+    assert disk == ClaimDisk(sample.claim_free_bytes, frozenset({"pinnace-pvc-1"}))
+
+
+def test_an_agent_that_does_not_enforce_sizes_reports_no_room() -> None:
+    engine = FakeEngine()
+    sample = asyncio.run(
+        UsageSampler(FakeRuntime("n1", engine), FakeClock(), lambda: (1, 2)).sample()
+    )
+
+    assert sample.claim_free_bytes is None
+    assert claim_disk_from_proto(usage_to_proto(sample)) is None
+
+
+def test_a_claim_that_is_a_plain_volume_reports_what_the_engine_counts_once_a_minute() -> None:
+    engine = FakeEngine()
+    labels = {LABEL_NODE: "n1", LABEL_VOLUME_KIND: "claim", LABEL_CLAIM: "data"}
+    engine.volumes["pinnace-pvc-1"] = VolumeInfo("pinnace-pvc-1", labels)
+    engine.volume_bytes["pinnace-pvc-1"] = 12 * MI
+    clock = FakeClock()
+    sampler = UsageSampler(FakeRuntime("n1", engine), clock, lambda: (1, 2))
+
+    def used() -> int:
+        volumes = asyncio.run(sampler.sample()).volumes
+        assert volumes is not None and volumes[0].capacity_bytes == 0  # size not enforced
+        return volumes[0].used_bytes
+
+    first = used()
+    engine.volume_bytes["pinnace-pvc-1"] = 20 * MI
+    clock.advance(30)
+    within_the_minute = used()  # the engine walks every volume to answer: not every 5 s
+    clock.advance(30)
+
+    assert (first, within_the_minute, used()) == (12 * MI, 12 * MI, 20 * MI)
 
 
 def test_top_prints_kubectl_columns_and_units() -> None:

@@ -179,11 +179,16 @@ class KubeApi(Streams):
         method = request.method
         dry_run = request.query.get("dryRun") == "All"
         now = self.clock.now()
+        w = writes.writer(
+            request.query.get("fieldManager"),
+            request.headers.get("User-Agent", ""),
+            request.query.get("force"),
+        )
         if sub == "scale":
-            return await self._scale(request, name or "", method, now, ns)
-        if sub == "exec" and method in ("GET", "POST"):
+            return await self._scale(request, name or "", method, now, ns, w)
+        if sub in ("exec", "attach") and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
-            return await serve_exec(request, self.state, execs, name or "", ns)
+            return await serve_exec(request, self.state, execs, name or "", ns, sub == "attach")
         if sub == "portforward" and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
             return await serve_port_forward(request, self.state, execs, name or "", ns)
@@ -199,7 +204,7 @@ class KubeApi(Streams):
             if method == "POST":
                 result = await writes.create(
                     self.state, base, writes.decode_body(await request.read(),
-                    request.content_type), namespace, now, dry_run, self.admit_services,
+                    request.content_type), namespace, now, dry_run, self.admit_services, w,
                 )  # fmt: skip
                 return self._written(result, request)
             raise errors.method_not_allowed(f"{method} is not allowed on {base.name}")
@@ -208,13 +213,13 @@ class KubeApi(Streams):
         if method == "PUT":
             result = await writes.replace(
                 self.state, base, name, writes.decode_body(await request.read(),
-                request.content_type), namespace, now, dry_run, self.admit_services,
+                request.content_type), namespace, now, dry_run, self.admit_services, w,
             )  # fmt: skip
             return self._written(result, request)
         if method == "PATCH":
             result = await writes.patch(
                 self.state, base, name, await request.read(), request.content_type, now, dry_run,
-                self.admit_services, ns,
+                self.admit_services, ns, w,
             )  # fmt: skip
             return self._written(result, request)
         if method == "DELETE":
@@ -310,8 +315,9 @@ class KubeApi(Streams):
     # -- subresources ---------------------------------------------------------------------
 
     async def _scale(
-        self, request: web.Request, name: str, method: str, now: float, namespace: str
-    ) -> web.Response:
+        self, request: web.Request, name: str, method: str, now: float, namespace: str,
+        w: writes.Writer,
+    ) -> web.Response:  # fmt: skip
         if method == "GET":
             obj = self.state.get("Deployment", name, namespace)
             if obj is None or obj.kind != "Deployment":
@@ -320,8 +326,9 @@ class KubeApi(Streams):
         if method not in ("PUT", "PATCH"):
             raise errors.method_not_allowed(f"{method} is not allowed on deployments/scale")
         out = await writes.set_scale(
-            self.state, name, await request.read(), request.content_type, method, now, namespace
-        )
+            self.state, name, await request.read(), request.content_type, method, now, namespace,
+            w,
+        )  # fmt: skip
         return _json(out)
 
 

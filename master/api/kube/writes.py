@@ -18,13 +18,16 @@ from typing import Any
 
 import yaml
 
+from master.api.fieldowners import field_tracker
+from master.api.fieldsets import FieldSetError
 from master.api.kube import errors
 from master.api.kube.objects import render, scale
 from master.api.kube.patch import PatchError, json_patch, merge_patch, strategic_merge
 from master.api.kube.protobuf import ProtobufError, decode_namespace
 from master.api.kube.resources import Resource
 from master.api.kube.resources import by_kind as resource_of
-from master.app.apply import ServiceAdmission, apply_objects
+from master.api.managedfields import FieldConflicts, Manager, applied_object
+from master.app.apply import FieldTracker, ServiceAdmission, apply_objects
 from master.app.delete import NodeLifecycle, delete_objects
 from master.app.drain import cordon_node
 from master.app.errors import AppError
@@ -45,12 +48,57 @@ PATCH_TYPES = (
 )
 
 
-# Said to every server-side apply that updates an object: what it does differs.
-SERVER_SIDE_APPLY_NOTE = (
-    "pinnace applies server-side apply as a strategic merge: no managedFields, no "
-    "conflicts with other field managers, and fields dropped from the applied "
-    "configuration are kept"
-)
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Who writes, as the request says: `?fieldManager=` (else the User-Agent's
+    product, as Kubernetes defaults it) and, for server-side apply, `?force=`."""
+
+    manager: str
+    force: bool = False
+    manager_given: bool = True
+
+
+def writer(field_manager: str | None, user_agent: str, force: str | None) -> Writer:
+    """The request's writer; 422 Invalid for options Kubernetes refuses."""
+    if field_manager is not None and (len(field_manager) > 128 or not field_manager.isprintable()):
+        raise _invalid_options(
+            "fieldManager: Invalid value: must be at most 128 printable characters"
+        )
+    if force not in (None, "", "true", "false"):
+        raise errors.bad_request(f"force must be true or false, got {force[:20]!r}")
+    default = user_agent.split("/", 1)[0].strip()[:128]
+    return Writer(field_manager or default, force == "true", bool(field_manager))
+
+
+def _invalid_options(why: str) -> errors.KubeError:
+    return errors.KubeError(
+        422,
+        "Invalid",
+        f'PatchOptions.meta.k8s.io "" is invalid: {why}',
+        {"group": "meta.k8s.io", "kind": "PatchOptions",
+         "causes": [{"reason": "FieldValueInvalid", "message": why.split(": ", 1)[1],
+                     "field": why.split(": ", 1)[0]}]},
+    )  # fmt: skip
+
+
+def _update(
+    w: Writer, r: Resource, now: float, sent: Any = None, subresource: str = ""
+) -> FieldTracker:
+    """An Update by the request's manager; `sent`: the object as the request has it."""
+    manager = Manager(w.manager, "Update", r.api_version, subresource)
+    return field_tracker(manager, now, sent=sent if isinstance(sent, dict) else None)
+
+
+def conflicts_error(e: FieldConflicts) -> errors.KubeError:
+    """409 Conflict with one FieldManagerConflict cause per field (Kubernetes' shape)."""
+    causes = [
+        {"type": "FieldManagerConflict", "message": f"conflict with {c.manager}", "field": c.path}
+        for c in e.conflicts
+    ]
+    return errors.KubeError(409, "Conflict", str(e), {"causes": causes})
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +189,7 @@ async def _store(
     create_only: bool,
     admit: ServiceAdmission | None = None,
     namespace: str | None = None,
+    track: FieldTracker | None = None,
 ) -> WriteResult:
     body = {**body, "apiVersion": r.api_version, "kind": r.kind}
     data = json.dumps(body).encode()
@@ -151,10 +200,12 @@ async def _store(
         raise errors.invalid(r.kind, r.group, name, str(e)) from None
     try:
         applied = await apply_objects(
-            state, parsed.objects, now, dry_run, create_only, admit_services=admit
+            state, parsed.objects, now, dry_run, create_only, admit_services=admit, track=track
         )
     except AppError as e:
         raise app_error(e, r, name) from None
+    except FieldConflicts as e:
+        raise conflicts_error(e) from None
     result = applied[0]
     warnings = tuple(errors.split_manifest_error(w)[0] + ": " + errors.split_manifest_error(w)[1]
                      for w in parsed.warnings)  # fmt: skip
@@ -163,14 +214,15 @@ async def _store(
 
 async def create(
     state: ClusterState, r: Resource, body: Any, namespace: str | None, now: float, dry_run: bool,
-    admit: ServiceAdmission | None = None,
+    admit: ServiceAdmission | None = None, w: Writer = Writer(""),
 ) -> WriteResult:  # fmt: skip
     if "create" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} are made by pinnace, not created by users")
     name = _check_identity(r, body, None, namespace)
     return await _store(
-        state, r, body, name, now, dry_run, create_only=True, admit=admit, namespace=namespace
-    )
+        state, r, body, name, now, dry_run, create_only=True, admit=admit, namespace=namespace,
+        track=_update(w, r, now, body),
+    )  # fmt: skip
 
 
 def _check_version(r: Resource, name: str, body: Obj, current_rv: str) -> None:
@@ -187,7 +239,7 @@ def _check_version(r: Resource, name: str, body: Obj, current_rv: str) -> None:
 
 async def replace(
     state: ClusterState, r: Resource, name: str, body: Any, namespace: str | None, now: float,
-    dry_run: bool, admit: ServiceAdmission | None = None,
+    dry_run: bool, admit: ServiceAdmission | None = None, w: Writer = Writer(""),
 ) -> WriteResult:  # fmt: skip
     if "update" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be replaced through the API")
@@ -197,8 +249,9 @@ async def replace(
         raise errors.not_found(r.name, r.group, name)
     _check_version(r, name, body, str(current.meta.resource_version))
     return await _store(
-        state, r, body, name, now, dry_run, create_only=False, admit=admit, namespace=namespace
-    )
+        state, r, body, name, now, dry_run, create_only=False, admit=admit, namespace=namespace,
+        track=_update(w, r, now, body),
+    )  # fmt: skip
 
 
 def apply_patch(current: Obj, patch: Any, content_type: str, kind: str) -> Any:
@@ -207,8 +260,7 @@ def apply_patch(current: Obj, patch: Any, content_type: str, kind: str) -> Any:
             return json_patch(current, patch)
         if content_type.startswith("application/merge-patch+json"):
             return merge_patch(current, patch)
-        if content_type.startswith(("application/strategic-merge-patch+json",
-                                    "application/apply-patch+yaml")):  # fmt: skip
+        if content_type.startswith("application/strategic-merge-patch+json"):
             return strategic_merge(current, patch, WRITABLE.get(kind))
     except PatchError as e:
         raise errors.KubeError(422, "Invalid", f"the patch does not apply: {e}") from None
@@ -220,29 +272,65 @@ def apply_patch(current: Obj, patch: Any, content_type: str, kind: str) -> Any:
 async def patch(
     state: ClusterState, r: Resource, name: str, body: bytes, content_type: str, now: float,
     dry_run: bool, admit: ServiceAdmission | None = None, namespace: str = DEFAULT_NAMESPACE,
+    w: Writer = Writer(""),
 ) -> WriteResult:  # fmt: skip
     if "patch" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be patched through the API")
+    is_apply = content_type.startswith(APPLY_PATCH)
+    if is_apply and not w.manager_given:
+        # kubectl always names itself; other clients must (Kubernetes refuses the same).
+        raise _invalid_options("fieldManager: Required value: is required for apply patch")
+    if w.force and not is_apply:
+        raise _invalid_options("force: Forbidden: may not be specified for non-apply patch")
     patch_doc = decode_body(body, content_type)
     if r.kind == "Node":
         return await _patch_node(state, name, patch_doc, content_type, now)
+    if is_apply:
+        return await _server_side_apply(state, r, name, patch_doc, now, dry_run, admit,
+                                        namespace, w)  # fmt: skip
     current = state.get(r.kind, name, namespace)
     if current is None:
-        if content_type.startswith("application/apply-patch+yaml"):
-            return await create(state, r, patch_doc, namespace, now, dry_run, admit)
         raise errors.not_found(r.name, r.group, name)
     rendered = render(current, now, state)
     patched = apply_patch(rendered, patch_doc, content_type, r.kind)
     _check_identity(r, patched, name, namespace if r.namespaced else None)
     if isinstance(patch_doc, dict):
         _check_version(r, name, patch_doc, str(current.meta.resource_version))
-    result = await _store(
+    return await _store(
         state, r, patched, name, now, dry_run, create_only=False, admit=admit,
-        namespace=namespace,
+        namespace=namespace, track=_update(w, r, now, patched),
     )  # fmt: skip
-    if content_type.startswith("application/apply-patch+yaml"):
-        return WriteResult(result.obj, result.created, (*result.warnings, SERVER_SIDE_APPLY_NOTE))
-    return result
+
+
+async def _server_side_apply(
+    state: ClusterState, r: Resource, name: str, config: Any, now: float, dry_run: bool,
+    admit: ServiceAdmission | None, namespace: str, w: Writer,
+) -> WriteResult:  # fmt: skip
+    """PATCH application/apply-patch+yaml: `config` merged into the object (or creating
+    it), what `w` applied before and no longer applies removed, its fields owned by `w`;
+    a changed value another manager owns is 409 Conflict unless forced."""
+    _check_identity(r, config, name, namespace if r.namespaced else None)
+    if config.get("apiVersion") not in (None, r.api_version):
+        raise errors.bad_request(
+            f"the body's apiVersion {str(config.get('apiVersion'))[:60]!r} does not match the "
+            f"URL ({r.api_version})"
+        )
+    manager = Manager(w.manager, "Apply", r.api_version)
+    current = state.get(r.kind, name, namespace)
+    live = render(current, now, state) if current is not None else {}
+    entries = current.meta.managed_fields if current is not None else ()
+    try:
+        wanted = applied_object(entries, live, config, r.kind, manager)
+    except FieldSetError as e:
+        raise errors.KubeError(
+            422, "Invalid", f"the applied configuration does not fit: {e}"
+        ) from None
+    _check_version(r, name, config, str(current.meta.resource_version) if current else "")
+    track = field_tracker(manager, now, config, w.force)
+    return await _store(
+        state, r, wanted, name, now, dry_run, create_only=False, admit=admit,
+        namespace=namespace, track=track,
+    )  # fmt: skip
 
 
 async def _patch_node(
@@ -329,6 +417,7 @@ async def set_scale(
     method: str,
     now: float,
     namespace: str = DEFAULT_NAMESPACE,
+    w: Writer = Writer(""),
 ) -> Obj:
     try:
         dep = stored_deployment(state, name, namespace)
@@ -349,7 +438,8 @@ async def set_scale(
             f"x: document 1: spec.replicas: must be an integer >= 0, got {replicas!r}",
         )  # fmt: skip
     try:
-        stored = await scale_deployment(state, name, replicas, namespace)
+        track = _update(w, resource_of("Deployment"), now, subresource="scale")
+        stored = await scale_deployment(state, name, replicas, namespace, track=track)
     except AppError as e:
         raise errors.invalid(
             "Scale", "autoscaling", name, f"x: document 1: spec.replicas: {e}"
