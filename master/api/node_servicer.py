@@ -28,6 +28,7 @@ from master.api.convert import (
     assignments_to_proto,
     chunk_assignments,
     node_from_proto,
+    peer_broadcast_news,
     peer_list_news,
     peers_to_proto,
     pod_report_from_proto,
@@ -179,6 +180,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._witness_rows: list[tuple[str, str, int]] | None = None
         self._peers_broadcast_at = float("-inf")
         self._peers_broadcast_task: asyncio.Task[None] | None = None
+        # The head of the witness list and the cluster size last broadcast.
+        self._peers_told: tuple[list[tuple[str, str, int]], int] | None = None
         self._node_count = 0
         self._counted: set[str] = set()
         # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
@@ -244,6 +247,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             wait = 0.0  # no loop (a synchronous caller): nothing to coalesce with
         if wait <= 0:
             self._peers_broadcast_at = now
+            witnesses, size = self._witnesses()
+            head = witnesses[: MAX_PEERS + 1]
+            if not peer_broadcast_news(self._peers_told, (head, size), MAX_PEERS):
+                return  # no session's list would change: none is woken
+            self._peers_told = (head, size)
             for each in self._sessions.values():
                 each.peers_changed.set()
             return
