@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
+from kernel.limits import WITNESS_SAMPLE_MIN
 from master.app.podenv import ResolvedEnv, ResolvedVar
 from master.app.podvolumes import ResolvedFiles
 from master.app.reports import PodReport
@@ -118,6 +119,29 @@ def peers_to_proto(
         if name != node_name
     ]
     return node_pb2.PeerList(peers=peers[:limit], cluster_size=cluster_size)
+
+
+def peer_list_news(sent: node_pb2.PeerList | None, new: node_pb2.PeerList) -> bool:
+    """Whether an agent that has `sent` must be told `new`.
+
+    Every join changes the cluster's size, and a size change went to every session:
+    a join storm of N nodes sent each of them about N peer lists (coalesced to one a
+    second, still one message per session per second while nodes kept joining: as
+    many as the heartbeats). An agent listing at least WITNESS_SAMPLE_MIN peers in a
+    larger cluster judges by its listed peers alone (agent/fencing.py,
+    witness_verdict), so a size change that keeps the cluster larger than the list
+    changes nothing it decides: not sent. The same peers and sizes that matter: sent.
+    """
+    if sent is None or list(sent.peers) != list(new.peers):
+        return True
+    if sent.cluster_size == new.cluster_size:
+        return False
+    listed = len(new.peers)
+    return not (
+        listed >= WITNESS_SAMPLE_MIN
+        and sent.cluster_size > listed + 1
+        and new.cluster_size > listed + 1
+    )
 
 
 def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:

@@ -28,6 +28,7 @@ from master.api.convert import (
     assignments_to_proto,
     chunk_assignments,
     node_from_proto,
+    peer_list_news,
     peers_to_proto,
     pod_report_from_proto,
 )
@@ -167,6 +168,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._lease_seconds = lease_seconds
         self._max_heartbeat_rate = max_heartbeat_rate
         self._sessions: dict[str, _Session] = {}
+        # Set when the master stops: the sessions it ends then say nothing about the nodes.
+        self._stopping = False
         self._reports = NodeReports(state, clock)
         # Every Service's address and ready endpoints, for the node proxies and DNS.
         self._service_table = ServiceTableFeed(state)
@@ -187,6 +190,16 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._service_env: dict[tuple[str, bool], tuple[tuple[str, str], ...]] = {}
         self._service_seen: dict[str, tuple[object, ...]] = {}
         state.subscribe(self._on_change)
+
+    def stopping(self) -> None:
+        """The master is stopping: sessions that end from now on are not marked lost.
+
+        Stopping ends every session at once; marking each node disconnected wrote a
+        node and a warning event per node (5,000 of each at scale) on a loop that was
+        shutting down, and the master did not exit within 30 s of SIGTERM. The next
+        master grants every node a fresh lease anyway (nodes.py), so nothing is lost.
+        """
+        self._stopping = True
 
     def gate_stops(self, released: Callable[[Pod], bool]) -> None:
         self._released = released
@@ -449,7 +462,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     if node_name not in self._counted:
                         cluster_size += 1  # it holds a session: it counts, dead or not
                     peers = peers_to_proto(node_name, witnesses, cluster_size, MAX_PEERS)
-                    if peers != peers_sent:
+                    if peer_list_news(peers_sent, peers):
                         peers_sent = peers
                         yield node_pb2.MasterMessage(peers=peers)
                 if session.services_changed.is_set():
@@ -492,7 +505,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 await reader
             # A broken stream is a suspicion, not a verdict: the lease decides.
             log.info("session of node %s ended", node_name)
-            if self._sessions.get(node_name) is session and not session.superseded.is_set():
+            if (
+                self._sessions.get(node_name) is session
+                and not session.superseded.is_set()
+                and not self._stopping
+            ):
                 self._mark_session(node_name, lost=True)
 
     def _mark_session(self, node_name: str, lost: bool) -> None:
