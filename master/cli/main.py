@@ -302,7 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
         "controllers, the others serve reads and send writers to it",
     )
     m.add_argument(
+        "--leader-lease",
+        metavar="DURATION",
+        help="--leader-elect: the leader's etcd lease, renewed every quarter of it; a killed "
+        "leader is replaced within it plus etcd's 0.5 s expiry check (whole seconds, default "
+        "1s; etcd grants no less than 1.5 x its --election-timeout: run etcd with "
+        "--heartbeat-interval 50 --election-timeout 500)",
+    )
+    m.add_argument(
         "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
+    )
+    m.add_argument(
+        "--advertise-address",
+        default="",
+        metavar="HOST",
+        help="where other masters, agents and clients reach this master (the leader hint, "
+        "`get masters`, pinnace.conf; added to its certificate); default: the --listen host, "
+        "or this machine's first non-loopback address when --listen is a wildcard",
     )
     m.add_argument(
         "--cluster-secret-file",
@@ -508,6 +524,8 @@ def _run_master(args: argparse.Namespace) -> int:
             api_listen=args.api_listen,
             etcd=_etcd_settings(args),
             leader_elect=args.leader_elect,
+            leader_lease=_leader_lease(args),
+            advertise_address=args.advertise_address,
             name=args.name,
             cluster_secret_file=(
                 Path(args.cluster_secret_file) if args.cluster_secret_file else None
@@ -587,6 +605,21 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         keyfile=path(args.etcd_keyfile),
         **({"timeout": timeout} if timeout is not None else {}),
     )
+
+
+def _leader_lease(args: argparse.Namespace) -> float:
+    """--leader-lease: whole seconds (etcd's lease TTLs are), only with --leader-elect."""
+    if not args.leader_lease:
+        return 1.0
+    if not args.leader_elect:
+        raise CliError("pinnace master: --leader-lease needs --leader-elect")
+    seconds = _duration("--leader-lease", args.leader_lease)
+    if seconds != int(seconds):
+        raise CliError(
+            f"pinnace master: --leader-lease: etcd's leases last whole seconds, "
+            f"got {args.leader_lease!r} (try 1s or 2s)"
+        )
+    return seconds
 
 
 def _metrics_listen(text: str) -> str:

@@ -43,6 +43,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,7 +202,10 @@ async def main_async(
     master_args: tuple[str, ...] = (),
     profile: str = "",
     profile_window: bool = False,
+    during_window: Callable[[str, float], Awaitable[None]] | None = None,
 ) -> HollowResult | None:
+    """One run; `during_window(address, seconds)` runs beside the steady window (another
+    bench's probe, e.g. store_compare.py's writes)."""
     data = tempfile.mkdtemp(prefix="pinnace-hollow-")
     metrics_port = free_port()
     argv = [sys.executable, "-m", "master.cli.main"]
@@ -288,7 +292,10 @@ async def main_async(
         if profile and profile_window:
             os.kill(master.pid, signal.SIGUSR1)  # profile the window on (profile_master.py)
         cpu0, w0 = proc.cpu_times(), time.monotonic()
-        await asyncio.sleep(window)
+        if during_window is not None:
+            await asyncio.gather(asyncio.sleep(window), during_window(address, window))
+        else:
+            await asyncio.sleep(window)
         cpu1, w1 = proc.cpu_times(), time.monotonic()
         reports = [await f.ask("report") for f in fleets]
         used = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / (w1 - w0)
