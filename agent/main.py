@@ -36,7 +36,7 @@ from agent.claim_disks import ClaimDisks, why_unavailable
 from agent.claim_volumes import ClaimOrders, run_claim_keeper
 from agent.credentials import default_state_dir
 from agent.dns.address import derived_address
-from agent.dns.render import names_from_table
+from agent.dns.render import names_from_table, srv_from_table
 from agent.dns.server import DEFAULT_DIR as DEFAULT_DNS_DIR
 from agent.dns.server import DnsServer, DnsStartError
 from agent.exec import ExecRunner
@@ -348,7 +348,9 @@ async def run_agent(
     services = ServiceTables()
     if dns is not None:
         server = dns
-        services.subscribe(lambda table: server.update(names_from_table(table)))
+        services.subscribe(
+            lambda table: server.update(names_from_table(table), srv_from_table(table))
+        )
     session = Session(
         args.master,
         node,

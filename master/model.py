@@ -219,6 +219,11 @@ class Container:
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
     volume_mounts: tuple[VolumeMount, ...] = ()
+    # Keep the main process's stdin open (for `kubectl attach -i`); close it after the
+    # first attach ends (stdin_once); give it a terminal (tty).
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +385,9 @@ class Service:
     # Nodes whose proxy cannot serve a port of this Service, as their agents last said
     # (master/app/proxyproblems.py); sorted, empty while every node serves it.
     proxy_problems: tuple[ProxyProblem, ...] = ()
+    # spec.publishNotReadyAddresses: its pods are endpoints (names, proxied) while not
+    # ready yet, as Kubernetes' endpoints controller then lists them.
+    publish_not_ready: bool = False
 
     kind = "Service"
 
@@ -660,6 +668,9 @@ INGRESS_CLASS = "pinnace"
 INGRESS_CONTROLLER = "pinnace.dev/haproxy"
 # The annotation older Ingresses name their class with (before spec.ingressClassName).
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+# ingress-nginx's switch for its default HTTP -> HTTPS redirect of hosts with TLS; pinnace
+# honours "false" the same way.
+SSL_REDIRECT_ANNOTATION = "nginx.ingress.kubernetes.io/ssl-redirect"
 
 
 @dataclass(frozen=True, slots=True)

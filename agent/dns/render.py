@@ -13,9 +13,21 @@ Only the full names are written: a pod's resolv.conf searches `<ns>.svc.<domain>
 svc.<domain> <domain>` (agent/poddns.py), so `backend`, `backend.<ns>` and
 `backend.<ns>.svc` reach them. Names under the cluster domain that are not in the file
 get NXDOMAIN at once (`local=/<domain>/`); every other name goes to the node's own
-resolvers (the resolv.conf dnsmasq reads). dnsmasq listens on the node's DNS address
-only (`bind-interfaces`, `listen-address`), so agents sharing one machine each run their
-own.
+resolvers (the resolv.conf dnsmasq reads).
+
+SRV records, as CoreDNS makes them, for every named port:
+`_<port>._<proto>.<svc>.<ns>.svc` -> `<svc>.<ns>.svc`:<port> for a Service with a cluster
+IP; for a headless one, one record per ready endpoint -> `<hostname>.<svc>.<ns>.svc`
+(a StatefulSet's pod) or `<a-b-c-d>.<svc>.<ns>.svc` (named after its address, with an
+A record of its own) at the port the pod is reached on. In the default networking mode
+that port is the pod's published host port on its node's address, so a client that
+asks SRV reaches a headless Service's pods on any node even though their container
+ports are not where they listen. dnsmasq reads SRV records (`srv-host=`) only from its
+config, at start: they go to a file of their own (`render_srv`), and the server
+restarts dnsmasq when that file changes (agent/dns/server.py).
+
+dnsmasq listens on the node's DNS address only (`bind-interfaces`, `listen-address`), so
+agents sharing one machine each run their own.
 """
 
 from __future__ import annotations
@@ -42,6 +54,46 @@ class DnsName:
     addresses: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class SrvRecord:
+    """`_<port>._<proto>.<service>.<namespace>.svc` -> `target` (relative to the domain)."""
+
+    namespace: str
+    service: str
+    port_name: str
+    protocol: str
+    target: str
+    port: int
+
+
+def _dashed(address: str) -> str:
+    """A pod's name from its address, as CoreDNS names unnamed endpoints (10-0-0-1)."""
+    return address.replace(".", "-").replace(":", "-")
+
+
+def srv_from_table(table: ServiceTable) -> tuple[SrvRecord, ...]:
+    """The SRV records of every named Service port (see the module's docstring)."""
+    records: list[SrvRecord] = []
+    for svc in table.services:
+        namespace = svc.namespace or "default"
+        own = f"{svc.name}.{namespace}.svc"
+        for port in svc.ports:
+            if not port.name:
+                continue
+            proto = port.protocol.lower()
+            if not svc.headless:
+                if svc.cluster_ip:
+                    records.append(SrvRecord(namespace, svc.name, port.name, proto, own, port.port))
+                continue
+            for b in port.backends:
+                if _is_loopback(b.address):
+                    continue
+                host = b.hostname if b.hostname and b.subdomain == svc.name else _dashed(b.address)
+                target = f"{host}.{own}"
+                records.append(SrvRecord(namespace, svc.name, port.name, proto, target, b.port))
+    return tuple(sorted(set(records)))
+
+
 def names_from_table(table: ServiceTable) -> tuple[DnsName, ...]:
     names: list[DnsName] = []
     for svc in table.services:
@@ -58,6 +110,16 @@ def names_from_table(table: ServiceTable) -> tuple[DnsName, ...]:
             names.append(DnsName(namespace, svc.name, "", addresses))
         pods = {b.hostname: b.address for b in backends if b.hostname and b.subdomain == svc.name}
         names += [DnsName(namespace, svc.name, host, (pods[host],)) for host in sorted(pods)]
+        # The SRV targets of endpoints without a hostname of their own (srv_from_table).
+        named_ports = {p.name for p in svc.ports if p.name}
+        unnamed = {
+            b.address
+            for port in svc.ports
+            if port.name in named_ports
+            for b in port.backends
+            if not _is_loopback(b.address) and not (b.hostname and b.subdomain == svc.name)
+        }
+        names += [DnsName(namespace, svc.name, _dashed(a), (a,)) for a in sorted(unnamed)]
     return tuple(sorted(names))
 
 
@@ -80,6 +142,16 @@ def render_hosts(names: Iterable[DnsName], domain: str) -> str:
     return header + "".join(f"{line}\n" for line in lines)
 
 
+def render_srv(records: Iterable[SrvRecord], domain: str) -> str:
+    """dnsmasq config lines, one `srv-host=NAME,TARGET,PORT,PRIORITY,WEIGHT` per record."""
+    lines = [
+        f"srv-host=_{r.port_name}._{r.protocol}.{r.service}.{r.namespace}.svc.{domain},"
+        f"{r.target}.{domain},{r.port},0,100\n"
+        for r in sorted(records)
+    ]
+    return f"# SRV records of the cluster under {domain} (rewritten).\n" + "".join(lines)
+
+
 @dataclass(frozen=True, slots=True)
 class DnsmasqConfig:
     node: str
@@ -90,6 +162,8 @@ class DnsmasqConfig:
     port: int = 53
     # Where the names of the rest of the world are asked: the node's resolvers.
     upstream: str = "/etc/resolv.conf"
+    # The SRV records' file (render_srv), read at start; "" none.
+    srv_file: Path | None = None
 
 
 def render_config(c: DnsmasqConfig) -> str:
@@ -109,6 +183,7 @@ def render_config(c: DnsmasqConfig) -> str:
             f"resolv-file={c.upstream}",
             f"pid-file={c.pid_file}",
             "cache-size=1000",
+            *([f"conf-file={c.srv_file}"] if c.srv_file else []),
             "",
         )
     )

@@ -31,7 +31,14 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from agent.dns.render import DnsmasqConfig, DnsName, render_config, render_hosts
+from agent.dns.render import (
+    DnsmasqConfig,
+    DnsName,
+    SrvRecord,
+    render_config,
+    render_hosts,
+    render_srv,
+)
 from kernel.files import write_atomic
 
 log = logging.getLogger(__name__)
@@ -128,7 +135,10 @@ class DnsServer:
             hosts_dir,
         )
         self._route_marker = directory / "route"
-        self._config = DnsmasqConfig(node, address, domain, hosts_dir, pid_file)
+        self._srv_file = directory / "srv.conf"
+        self._config = DnsmasqConfig(
+            node, address, domain, hosts_dir, pid_file, srv_file=self._srv_file
+        )
         self._binary = binary
         # The first wait before restarting a dnsmasq that exited (doubled up to 30 s).
         self._backoff = backoff
@@ -136,6 +146,13 @@ class DnsServer:
         self._last_words = ""
         self._stopping = False
         self._hosts = ""
+        self._srv = ""
+        # A dnsmasq ended on purpose (to read new SRV records): `run` does not restart it.
+        self._replaced: asyncio.subprocess.Process | None = None
+        self._restarts: set[asyncio.Task[None]] = set()
+        self._restart_lock = asyncio.Lock()
+        # How often dnsmasq was restarted for new SRV records (tests, logs).
+        self.srv_restarts = 0
 
     @property
     def address(self) -> str:
@@ -162,6 +179,11 @@ class DnsServer:
         names = self._hosts_dir / "cluster"
         if not names.exists():
             write_atomic(names, render_hosts((), self.domain).encode(), 0o644)
+        if self._srv_file.exists():
+            self._srv = self._srv_file.read_text()
+        else:
+            self._srv = render_srv((), self.domain)
+            write_atomic(self._srv_file, self._srv.encode(), 0o644)
         await self._stop_stale()
         await self._spawn()
 
@@ -235,13 +257,43 @@ class DnsServer:
                 self._last_words = line
                 log.info("%s", line)
 
-    def update(self, names: Iterable[DnsName]) -> None:
-        """Writes the names for dnsmasq when they changed (it re-reads the file itself)."""
+    def update(self, names: Iterable[DnsName], srv: Iterable[SrvRecord] = ()) -> None:
+        """Writes the names for dnsmasq when they changed (it re-reads the file itself), and
+        the SRV records, restarting dnsmasq when those changed (it reads them at start)."""
         text = render_hosts(names, self.domain)
-        if text == self._hosts:
-            return
-        write_atomic(self._hosts_dir / "cluster", text.encode(), 0o644)
-        self._hosts = text
+        if text != self._hosts:
+            write_atomic(self._hosts_dir / "cluster", text.encode(), 0o644)
+            self._hosts = text
+        records = render_srv(srv, self.domain)
+        if records != self._srv:
+            write_atomic(self._srv_file, records.encode(), 0o644)
+            self._srv = records
+            if self._proc is not None:
+                task = asyncio.get_running_loop().create_task(self._restart_for_srv())
+                self._restarts.add(task)
+                task.add_done_callback(self._restarts.discard)
+
+    async def _restart_for_srv(self) -> None:
+        """A new dnsmasq on the new SRV records. The old one ends first (both cannot bind
+        port 53); the gap is the new one's start, tens of milliseconds, and a pod's
+        resolver asks again. Restarts queue behind each other; the last reads the newest."""
+        async with self._restart_lock:
+            old = self._proc
+            if self._stopping or old is None:
+                return
+            self._replaced = old
+            if old.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    old.terminate()
+                await old.wait()
+            try:
+                await self._spawn()
+                self.srv_restarts += 1
+                log.info("dnsmasq restarted to serve new SRV records")
+            except DnsStartError as exc:
+                log.warning("%s", exc)
+                # `run` sees the old one ended and keeps trying, with its backoff.
+                self._replaced = None
 
     async def run(self) -> None:
         """Keeps dnsmasq running: restarts it when it exits, waiting longer each time. It
@@ -256,6 +308,11 @@ class DnsServer:
             code = await proc.wait()
             if self._stopping:
                 return
+            if proc is self._replaced:
+                # Ended on purpose for new SRV records: wait for its successor.
+                while self._proc is proc and self._replaced is proc and not self._stopping:
+                    await asyncio.sleep(0.05)
+                continue
             log.warning(
                 "dnsmasq exited with %s (%s); restarting in %.0fs", code, self._last_words, backoff
             )

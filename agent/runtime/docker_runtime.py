@@ -297,7 +297,7 @@ class DockerRuntime:
             dns_search=list(config.dns_search) or None,
             dns_opt=list(config.dns_options) or None,
         )
-        created = api.create_container(
+        arguments: dict[str, Any] = dict(
             image=config.image,
             name=config.name,
             entrypoint=list(config.entrypoint) or None,
@@ -307,7 +307,17 @@ class DockerRuntime:
             hostname=config.hostname or None,
             ports=[(p.container_port, p.protocol.lower()) for p in config.ports],
             host_config=host_config,
+            stdin_open=config.stdin_open,
+            tty=config.tty,
         )
+        if config.stdin_once:
+            # docker-py's create_container has no argument for StdinOnce: the body by hand.
+            name = arguments.pop("name")
+            body = api.create_container_config(**arguments)
+            body["StdinOnce"] = True
+            created = api.create_container_from_config(body, name)
+        else:
+            created = api.create_container(**arguments)
         cid = created["Id"]
         try:
             api.start(cid)

@@ -139,6 +139,11 @@ class ContainerConfig:
     dns_servers: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
+    # The main process's stdin kept open for attaches (closed after the first: stdin_once),
+    # and a terminal.
+    stdin_open: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,6 +165,9 @@ def render_container(c: Container) -> Obj:
     out["imagePullPolicy"] = c.image_pull_policy
     if c.volume_mounts:
         out["volumeMounts"] = [render_volume_mount(m) for m in c.volume_mounts]
+    for key, on in (("stdin", c.stdin), ("stdinOnce", c.stdin_once), ("tty", c.tty)):
+        if on:
+            out[key] = True
     return out
 
 
@@ -389,6 +392,8 @@ def render_service(svc: Service) -> Obj:
         spec["clusterIPs"] = [svc.cluster_ip]
     if svc.load_balancer_ip:
         spec["loadBalancerIP"] = svc.load_balancer_ip
+    if svc.publish_not_ready:
+        spec["publishNotReadyAddresses"] = True
     return {
         "apiVersion": "v1",
         "kind": "Service",

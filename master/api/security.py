@@ -104,10 +104,13 @@ class MasterSecurity:
         )
         return int(server.add_secure_port(listen, credentials))
 
-    def write_config(self, port: int, api_url: str = "", others: Sequence[str] = ()) -> Path:
-        """The admin's pinnace.conf; with several masters, `server` lists this one first,
-        then the `others` running now (the CLI passes a call on along that list)."""
-        address = config_address(self.listen, port)
+    def write_config(
+        self, port: int, api_url: str = "", others: Sequence[str] = (), address: str = ""
+    ) -> Path:
+        """The admin's pinnace.conf; with several masters, `server` lists this one first
+        (at its `address` when it advertises one), then the `others` running now (the CLI
+        passes a call on along that list)."""
+        address = address or config_address(self.listen, port)
         servers = ",".join(dict.fromkeys([address, *others]))
         path = write_admin_config(self.pki, self.data_dir, servers, api_url)
         log.info(

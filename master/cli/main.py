@@ -215,16 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_port_or_zero,
         default=8880,
         metavar="PORT",
-        help="where Ingresses are served over HTTP, on --lb-listen (default 8880: no root "
-        "needed; 0 turns it off); bound only while an Ingress exists",
+        help="where Ingresses are served over HTTP, on --lb-listen, + --lb-port-offset "
+        "(default 8880: no root needed; 0 turns it off); bound only while an Ingress exists",
     )
     m.add_argument(
         "--ingress-https-port",
         type=_port_or_zero,
         default=8443,
         metavar="PORT",
-        help="where Ingresses with TLS are served over HTTPS, on --lb-listen (default 8443; "
-        "0 turns it off)",
+        help="where Ingresses with TLS are served over HTTPS, on --lb-listen, + "
+        "--lb-port-offset (default 8443; 0 turns it off)",
     )
     m.add_argument(
         "--service-cidr",
@@ -302,7 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
         "controllers, the others serve reads and send writers to it",
     )
     m.add_argument(
+        "--leader-lease",
+        metavar="DURATION",
+        help="--leader-elect: the leader's etcd lease, renewed every quarter of it; a killed "
+        "leader is replaced within it plus etcd's 0.5 s expiry check (whole seconds, default "
+        "1s; etcd grants no less than 1.5 x its --election-timeout: run etcd with "
+        "--heartbeat-interval 50 --election-timeout 500)",
+    )
+    m.add_argument(
         "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
+    )
+    m.add_argument(
+        "--advertise-address",
+        default="",
+        metavar="HOST",
+        help="where other masters, agents and clients reach this master (the leader hint, "
+        "`get masters`, pinnace.conf; added to its certificate); default: the --listen host, "
+        "or this machine's first non-loopback address when --listen is a wildcard",
     )
     m.add_argument(
         "--cluster-secret-file",
@@ -351,6 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-i", "--stdin", action="store_true", help="pass this stdin to the command")
     ex.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     _namespace_flags(ex)
+
+    at = sub.add_parser("attach", help="attach to a container's main process (through its node)")
+    at.add_argument("pod", help="POD (or pod/POD)")
+    at.add_argument("-c", "--container", default="", help="the container (default: the first)")
+    at.add_argument(
+        "-i", "--stdin", action="store_true", help="pass this stdin (the container: stdin: true)"
+    )
+    at.add_argument("-t", "--tty", action="store_true", help="the container has a terminal")
+    _namespace_flags(at)
 
     tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
     tp.add_argument(
@@ -456,6 +481,16 @@ def _run_master(args: argparse.Namespace) -> int:
             f"pinnace master: --ingress-http-port and --ingress-https-port are both "
             f"{args.ingress_http_port}; give them different ports (or 0 to turn one off)"
         )
+    for flag, port in (
+        ("--ingress-http-port", args.ingress_http_port),
+        ("--ingress-https-port", args.ingress_https_port),
+    ):
+        if port and not 1 <= port + args.lb_port_offset <= 65535:
+            raise CliError(
+                f"pinnace master: {flag} {port} shifted by --lb-port-offset "
+                f"{args.lb_port_offset} is {port + args.lb_port_offset}, not a port; give "
+                f"{flag} a port that stays in 1-65535 (or 0 to turn it off)"
+            )
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -489,6 +524,8 @@ def _run_master(args: argparse.Namespace) -> int:
             api_listen=args.api_listen,
             etcd=_etcd_settings(args),
             leader_elect=args.leader_elect,
+            leader_lease=_leader_lease(args),
+            advertise_address=args.advertise_address,
             name=args.name,
             cluster_secret_file=(
                 Path(args.cluster_secret_file) if args.cluster_secret_file else None
@@ -570,6 +607,21 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
     )
 
 
+def _leader_lease(args: argparse.Namespace) -> float:
+    """--leader-lease: whole seconds (etcd's lease TTLs are), only with --leader-elect."""
+    if not args.leader_lease:
+        return 1.0
+    if not args.leader_elect:
+        raise CliError("pinnace master: --leader-lease needs --leader-elect")
+    seconds = _duration("--leader-lease", args.leader_lease)
+    if seconds != int(seconds):
+        raise CliError(
+            f"pinnace master: --leader-lease: etcd's leases last whole seconds, "
+            f"got {args.leader_lease!r} (try 1s or 2s)"
+        )
+    return seconds
+
+
 def _metrics_listen(text: str) -> str:
     from kernel.listen import parse_listen
 
@@ -641,6 +693,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_exec(
                 address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
                 args.tty, _ns(args),
+            )  # fmt: skip
+        if args.command == "attach":
+            return run_exec(
+                address, args.pod, args.container, [], args.stdin, args.tty, _ns(args),
+                attach=True,
             )  # fmt: skip
         if args.command == "top":
             return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")

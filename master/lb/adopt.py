@@ -105,6 +105,7 @@ def _encode_ingress(ingress: IngressFrontend | None) -> Any:
         ],
         "default_backend": ingress.default_backend,
         "certs": [[c.file, c.digest, list(c.hosts)] for c in ingress.certs],
+        "redirect_hosts": list(ingress.redirect_hosts),
     }
 
 
@@ -137,6 +138,8 @@ def _decode_ingress(raw: Any) -> IngressFrontend | None:
             CertRef(str(file), str(sha), tuple(str(h) for h in hosts))
             for file, sha, hosts in raw["certs"]
         ),
+        # Absent in a state an older master wrote: then the config differs and it reloads.
+        redirect_hosts=tuple(str(h) for h in raw.get("redirect_hosts", ())),
     )
 
 

@@ -35,6 +35,7 @@ from master.lb.adopt import (
     parse_show_servers_state,
     settings_fingerprint,
 )
+from master.lb.ingress_tls import default_certificate_pem
 from master.lb.model import IngressFrontend, LbService, LbSettings, LbState
 from master.lb.plan import plan_runtime, post_reload_commands
 from master.lb.process import (
@@ -51,7 +52,7 @@ from master.lb.process import (
     stop_group,
 )
 from master.lb.render import render_state
-from master.lb.render_ingress import CERT_LIST, CERTS_DIR, render_cert_list
+from master.lb.render_ingress import CERT_LIST, CERTS_DIR, DEFAULT_CERT, render_cert_list
 from master.lb.runtime import (
     HAProxyAnswerError,
     HAProxyError,
@@ -270,6 +271,11 @@ class HAProxyDriver:
         folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(folder, 0o700)
         wanted = {c.file for c in ingress.certs} if ingress is not None else set()
+        if wanted:
+            # Made once and kept (an adopted HAProxy serves the same one).
+            default = folder / DEFAULT_CERT
+            if not default.exists():
+                write_atomic(default, default_certificate_pem(), 0o600)
         for name in sorted(wanted):
             if name not in pems:
                 raise HAProxyError(f"no certificate content given for {name}")
@@ -281,7 +287,7 @@ class HAProxyDriver:
             if current != pems[name]:
                 write_atomic(path, pems[name], 0o600)
         for stale in folder.iterdir():
-            if stale.name not in wanted:
+            if stale.name not in wanted and stale.name != DEFAULT_CERT:
                 stale.unlink(missing_ok=True)
         write_atomic(self._paths.workdir / CERT_LIST, render_cert_list(ingress).encode(), 0o600)
 

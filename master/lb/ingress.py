@@ -19,6 +19,10 @@ Only Ingresses of the class "pinnace" are served: `spec.ingressClassName`, else 
 legacy annotation `kubernetes.io/ingress.class`, else the default class, which is
 pinnace's. The others belong to some other controller and are reported as ignored.
 
+A host with a certificate served is redirected from HTTP to HTTPS (308, as ingress-nginx
+does by default), unless an Ingress naming it in its rules or tls says
+`nginx.ingress.kubernetes.io/ssl-redirect: "false"`.
+
 Matching follows Kubernetes: a host is exact or `*.` plus one label; Prefix matches
 path elements with trailing slashes ignored; the longest path wins and Exact beats
 Prefix at equal length; ImplementationSpecific is Prefix here.
@@ -38,6 +42,7 @@ from master.model import (
     DEFAULT_NAMESPACE,
     INGRESS_CLASS,
     INGRESS_CLASS_ANNOTATION,
+    SSL_REDIRECT_ANNOTATION,
     Ingress,
     IngressBackend,
     Pod,
@@ -159,6 +164,14 @@ class _Builder:
         self.cert_hosts: dict[str, set[str] | None] = {}
         self.pems: dict[str, bytes] = {}
         self.with_tls: set[str] = set()
+        # Hosts with a certificate served, and hosts an Ingress keeps on plain HTTP.
+        self.secure_hosts: set[str] = set()
+        self.plain_hosts: set[str] = set()
+
+    def add_redirect_choice(self, ing: Ingress) -> None:
+        if ing.meta.annotations.get(SSL_REDIRECT_ANNOTATION, "").lower() == "false":
+            self.plain_hosts.update(r.host for r in ing.rules if r.host)
+            self.plain_hosts.update(h for tls in ing.tls for h in tls.hosts)
 
     def problem(self, ing: Ingress, reason: str, message: str) -> None:
         self.problems.setdefault(ingress_ref(ing), []).append(Problem(reason, message))
@@ -247,6 +260,7 @@ class _Builder:
             else:
                 self.cert_hosts[file] = current | set(tls.hosts)
             self.with_tls.add(ingress_ref(ing))
+            self.secure_hosts.update(tls.hosts)
 
     def certs(self) -> tuple[CertRef, ...]:
         return tuple(
@@ -326,6 +340,7 @@ def plan_ingress(
         build.add_rules(ing)
         build.add_default(ing)
         build.add_tls(ing)
+        build.add_redirect_choice(ing)
     hosts = tuple(
         HostRoutes(host, tuple(sorted(routes, key=_route_order)))
         for host, routes in sorted(build.hosts.items(), key=lambda kv: _host_order(kv[0]))
@@ -338,6 +353,7 @@ def plan_ingress(
         hosts=hosts,
         default_backend=build.default,
         certs=certs,
+        redirect_hosts=tuple(sorted(build.secure_hosts - build.plain_hosts)) if certs else (),
     )
     backends = tuple(
         _backend(key, svc, port, pods, ready_nodes)

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import hashlib
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from master.model import Secret
 
@@ -69,3 +72,31 @@ def certificate_pem(secret: Secret) -> bytes:
 def digest(pem: bytes) -> str:
     """Identifies a certificate file's content (stored in state.json instead of the content)."""
     return hashlib.sha256(pem).hexdigest()[:16]
+
+
+# The default certificate's only name: .invalid never resolves, so it names no tenant.
+DEFAULT_CERT_NAME = "ingress.pinnace.invalid"
+
+
+def default_certificate_pem() -> bytes:
+    """A fresh self-signed certificate and key (one PEM) for HTTPS clients that name no host
+    or one no Ingress has a certificate for, as ingress-nginx's "fake certificate": they
+    must not be shown a tenant's certificate, which would tell them its host names."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEFAULT_CERT_NAME)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(DEFAULT_CERT_NAME)]), False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM) + key_pem

@@ -215,6 +215,9 @@ class IngressFrontend:
     hosts: tuple[HostRoutes, ...] = ()
     default_backend: tuple[str, str] | None = None
     certs: tuple[CertRef, ...] = ()
+    # Hosts (exact or "*.x") whose plain-HTTP requests are redirected to HTTPS: those
+    # with a certificate served, unless an Ingress naming them says ssl-redirect "false".
+    redirect_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

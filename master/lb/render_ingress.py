@@ -18,6 +18,13 @@ begins with `/foo/`. Hosts and paths were validated at apply time
 (master/manifest/ingress.py) to hold no character HAProxy's config parser
 treats specially. Requests nothing matches get 404 unless an Ingress declares
 a default backend; a route to a Service that does not exist gets 503.
+
+On the HTTP frontend, requests for a host with a certificate served (and no
+ssl-redirect "false") are answered `308` to `https://<host>[:port]<path?query>`,
+before any route (ingress-nginx's default; 308 keeps the method and body). On the
+HTTPS frontend a client naming no host, or one no certificate is for, gets the
+default certificate (certs/_default.pem, self-signed, made by the driver), never one
+of the tenants' certificates -- which would tell any client their host names.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ NOT_FOUND_BACKEND = "ingress:404"
 MISSING_BACKEND = "ingress:503"
 CERTS_DIR = "certs"
 CERT_LIST = "certs.list"
+# The certificate for clients that name no host or one nothing else is for (first in
+# certs.list; "_" begins no Secret's file, master/lb/ingress.py cert_file); the driver
+# makes it once, self-signed (master/lb/ingress_tls.py).
+DEFAULT_CERT = "_default.pem"
 
 # Bound lengths keep one hostile manifest from producing a giant config line.
 _SAFE_HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?\Z")
@@ -43,14 +54,19 @@ def _backend(key: tuple[str, str] | None, missing: str) -> str:
     return backend_name(*key) if key is not None else missing
 
 
-def _host_acl(index: int, host: str) -> str:
+def _host_match(host: str) -> str:
+    """The ACL expression matching requests for `host` (exact, or `*.` plus one label)."""
     if not _SAFE_HOST.match(host):
         raise ValueError(f"ingress host {host!r} is not a DNS name")
     fetch = "req.hdr(host),host_only,lower"
     if host.startswith("*."):
         suffix = re.escape(host[2:])
-        return f"    acl host{index} {fetch} -m reg ^[^.]+\\.{suffix}$"
-    return f"    acl host{index} {fetch} -m str {host}"
+        return f"{fetch} -m reg ^[^.]+\\.{suffix}$"
+    return f"{fetch} -m str {host}"
+
+
+def _host_acl(index: int, host: str) -> str:
+    return f"    acl host{index} {_host_match(host)}"
 
 
 def _path_condition(route: Route, host: str) -> str:
@@ -86,6 +102,19 @@ def _routes(frontend: IngressFrontend) -> list[str]:
     return [*acls, *lines, f"    default_backend {fallback}"]
 
 
+def _redirects(frontend: IngressFrontend) -> list[str]:
+    """308 to HTTPS for the hosts that have it (only when an HTTPS frontend is served)."""
+    if not (frontend.https_port and frontend.certs):
+        return []
+    port = "" if frontend.https_port == 443 else f":{frontend.https_port}"
+    location = f"https://%[req.hdr(host),host_only]{port}%[pathq]"
+    lines = []
+    for host in frontend.redirect_hosts:
+        condition = _host_match(host)
+        lines.append(f"    http-request redirect location {location} code 308 if {{ {condition} }}")
+    return lines
+
+
 def _frontend(name: str, bind: str, proto: str, port: int, frontend: IngressFrontend) -> str:
     lines = [
         f"frontend {name}",
@@ -95,6 +124,7 @@ def _frontend(name: str, bind: str, proto: str, port: int, frontend: IngressFron
         "    option forwardfor",
         f"    http-request set-header X-Forwarded-Proto {proto}",
         f"    http-request set-header X-Forwarded-Port {port}",
+        *(_redirects(frontend) if proto == "http" else []),
         *_routes(frontend),
     ]
     return "\n".join(lines) + "\n"
@@ -129,11 +159,11 @@ def render_ingress(frontend: IngressFrontend | None) -> str:
 
 
 def render_cert_list(frontend: IngressFrontend | None) -> str:
-    """certs.list: one certificate a line with the SNI names it serves; the first is the
-    default for clients that name no host or a host no certificate is for."""
-    if frontend is None:
+    """certs.list: one certificate a line with the SNI names it serves; the first, the
+    default certificate, is for clients that name no host or a host no certificate is for."""
+    if frontend is None or not frontend.certs:
         return ""
-    lines = []
+    lines = [f"{CERTS_DIR}/{DEFAULT_CERT}"]
     for cert in frontend.certs:
         names = " ".join(cert.hosts)
         lines.append(f"{CERTS_DIR}/{cert.file} {names}".rstrip())

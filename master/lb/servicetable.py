@@ -9,8 +9,11 @@ working while the master is away. The node's DNS reads the same table.
 `compute_service_table(services, pods, ready_nodes, subdomains)` turns the
 cluster's state into plain data: one `TableService` per Service, sorted by name,
 with only the endpoints that may take new connections (the pod is ready, its
-node is Ready, it is not being stopped). The table is level-triggered: the
-master sends it whole when it changes and an agent keeps only the newest.
+node is Ready, it is not being stopped) -- or, for a Service with
+publishNotReadyAddresses, every pod that has an address and is not being stopped
+(Kubernetes' endpoints controller lists those as ready: named and proxied). The table
+is level-triggered: the master sends it whole when it changes and an agent keeps only
+the newest.
 """
 
 from __future__ import annotations
@@ -60,11 +63,12 @@ def _endpoints(
     ready_nodes: Mapping[str, bool],
     subdomains: Mapping[tuple[str, str], str],
     namespace: str,
+    not_ready_too: bool = False,
 ) -> tuple[TableEndpoint, ...]:
     found = []
     for pod in members:
         ep = pod_endpoint(pod, svc_port_target, ready_nodes.get(pod.node_name, False))
-        if ep is None or not ep.ready or ep.draining:
+        if ep is None or ep.draining or not (ep.ready or not_ready_too):
             continue
         subdomain = subdomains.get((namespace, pod.owner), "")
         found.append(
@@ -111,7 +115,9 @@ def compute_service_table(
                 port=sp.port,
                 protocol=sp.protocol,
                 app_protocol=sp.app_protocol or lb_mode(sp),
-                endpoints=_endpoints(sp.target_port, members, ready_nodes, subs, ns),
+                endpoints=_endpoints(
+                    sp.target_port, members, ready_nodes, subs, ns, svc.publish_not_ready
+                ),
             )
             for sp in svc.ports
         )

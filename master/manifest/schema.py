@@ -446,6 +446,9 @@ CONTAINER = _check(
                 is_list=True,
                 merge_key="mountPath",
             ),
+            Field("stdin", "Keep the main process's stdin open (kubectl attach -i).", B),
+            Field("stdinOnce", "Close that stdin when the first attach ends.", B),
+            Field("tty", "Give the main process a terminal.", B),
         ),
         required=("name", "image"),
     ),
@@ -609,6 +612,11 @@ SERVICE_SPEC = _check(
                 "The external address asked for (LoadBalancer only): from the master's "
                 "--lb-address-pool, or its one load balancer address.",
                 S,
+            ),
+            Field(
+                "publishNotReadyAddresses",
+                "Pods are endpoints (named in DNS, proxied) before they are ready (default false).",
+                B,
             ),
         ),
     ),

@@ -20,10 +20,13 @@ from master.manifest.meta import parse_labels, parse_object_meta
 from master.manifest.names import check_dns1035_label, check_dns1123_label, check_port_name
 from master.model import HEADLESS, Service, ServicePort, ServiceType
 
-SPEC_SUPPORTED = ("ports", "selector", "type", "clusterIP", "clusterIPs", "loadBalancerIP")
+SPEC_SUPPORTED = (
+    *("ports", "selector", "type", "clusterIP", "clusterIPs", "loadBalancerIP"),
+    "publishNotReadyAddresses",
+)
 SPEC_UNSUPPORTED = ( "externalIPs", "sessionAffinity",
     "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy", "healthCheckNodePort",
-    "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy",
+    "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy",
     "allocateLoadBalancerNodePorts", "loadBalancerClass", "internalTrafficPolicy",
     "trafficDistribution",
 )  # fmt: skip
@@ -118,7 +121,20 @@ def parse_service(data: dict[str, Any], where: Where) -> Service:
         cluster_ip=cluster_ip,
         headless=cluster_ip == HEADLESS,
         load_balancer_ip=load_balancer_ip,
+        publish_not_ready=_parse_publish_not_ready(spec, at),
     )
+
+
+def _parse_publish_not_ready(spec: dict[str, Any], at: Where) -> bool:
+    """spec.publishNotReadyAddresses: pods are named and served before they are ready (a
+    StatefulSet's peers finding each other to form a cluster)."""
+    value = spec.get("publishNotReadyAddresses")
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        where = at.key("publishNotReadyAddresses")
+        raise where.error(f"must be true or false, got {describe(value)}")
+    return value
 
 
 def _parse_load_balancer_ip(spec: dict[str, Any], at: Where, kind: str) -> str:

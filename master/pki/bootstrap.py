@@ -189,6 +189,33 @@ def write_admin_config(pki: MasterPki, data_dir: Path, server: str, api_server: 
     return path
 
 
+def advertised_host(listen: str, advertise: str, interfaces: list[str] | None = None) -> str:
+    """The host other masters, agents and clients are told to reach this master at: the
+    `--advertise-address`, else the listen host, else (a wildcard listen, which nobody can
+    dial) the first interface address that is not loopback, else loopback. `interfaces`
+    defaults to this machine's."""
+    if advertise:
+        return advertise.strip("[]")
+    host = listen_host(listen)
+    if host not in _WILDCARDS:
+        return host
+    found = _interface_addresses() if interfaces is None else interfaces
+    routable = [a for a in found if not is_loopback(a) and not _link_local(a)]
+    ipv4 = [a for a in routable if ":" not in a]
+    return (ipv4 or routable or ["127.0.0.1"])[0]
+
+
+def _link_local(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_link_local
+    except ValueError:
+        return False
+
+
+def host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def config_address(listen: str, port: int) -> str:
     """The address the admin config points at: the listen host, or loopback for a wildcard."""
     host = listen_host(listen)

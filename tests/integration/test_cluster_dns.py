@@ -5,7 +5,9 @@ node) and pods on one pod network. From inside a client pod: `backend`,
 `backend.default` and `backend.default.svc.cluster.local` resolve to the Service's
 cluster IP (and `wget http://backend/` reaches the backend through the node proxy),
 the headless Service `db` to its ready pods, `db-0.db` to the StatefulSet's
-first pod (whose page answers there, naming its hostname db-0); the resolv.conf has
+first pod (whose page answers there, naming its hostname db-0); named ports have SRV
+records (a headless Service's: one per pod); a headless Service with
+publishNotReadyAddresses names a pod that never gets ready; the resolv.conf has
 Kubernetes' searches and ndots:5; the environment has BACKEND_SERVICE_HOST and the
 Docker-link variables (and a pod with dnsPolicy None and enableServiceLinks false gets
 its dnsConfig and none); the names still resolve with the agent killed, after its
@@ -50,6 +52,15 @@ metadata: {name: db}
 spec:
   clusterIP: None
   selector: {app: db}
+  ports: [{name: web, port: 80, targetPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: peers}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {app: starting}
   ports: [{port: 80, targetPort: 80}]
 ---
 apiVersion: v1
@@ -100,6 +111,22 @@ spec:
     spec:
       terminationGracePeriodSeconds: 1
       containers: [{name: sh, image: "pinnace/httpd:latest", command: [sleep, "3600"]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: starting}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: starting}}
+  template:
+    metadata: {labels: {app: starting}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: "pinnace/httpd:latest"
+        ports: [{containerPort: 80}]
+        readinessProbe: {httpGet: {path: /never, port: 80}, periodSeconds: 1}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -160,6 +187,16 @@ def _addresses(container: Any, name: str) -> set[str]:
     _, out = container.exec_run(["nslookup", "-type=a", name])
     answer = out.decode().split("Name:", 1)[-1] if b"Name:" in out else ""
     return {line.split()[-1] for line in answer.splitlines() if line.startswith("Address")}
+
+
+def _srv(container: Any, name: str) -> set[str]:
+    """The SRV records busybox's nslookup prints for `name`: "priority weight port target"."""
+    _, out = container.exec_run(["nslookup", "-type=srv", name])
+    return {
+        line.split("service =", 1)[1].strip()
+        for line in out.decode().splitlines()
+        if "service =" in line
+    }
 
 
 def _looked_up(container: Any, name: str) -> str:
@@ -233,7 +270,7 @@ def test_pods_resolve_services_and_get_their_variables(
         pods = {p["metadata"]["name"]: p for p in listed}
         good = {n: p for n, p in pods.items() if p["status"].get("phase") == "Running"}
         ok = sum(1 for p in good.values() if p["metadata"]["labels"]["app"] == "db")
-        wanted = {"db-0", "db-1"} <= set(good) and ok == 2 and len(good) == 6
+        wanted = {"db-0", "db-1"} <= set(good) and ok == 2 and len(good) == 7
         ready_db = all(
             any(
                 c.get("type") == "Ready" and c["status"] == "True"
@@ -270,6 +307,25 @@ def test_pods_resolve_services_and_get_their_variables(
     # db-0 answers there, and its hostname is its name, as Kubernetes gives it.
     assert 'hostname">db-0<' in _fetch(client, "http://db-0.db/")
     assert _addresses(client, "nothing-here") == set()
+    # SRV records of named ports: the Service's name and port; a headless Service's pods
+    # at the port they are reached on (here, on the pod network, their container port).
+    assert _srv(client, "_http._tcp.backend.default.svc.cluster.local") == {
+        "0 100 80 backend.default.svc.cluster.local"
+    }
+    assert wait_for(
+        "db's SRV records",
+        lambda: (
+            _srv(client, "_web._tcp.db.default.svc.cluster.local")
+            == {
+                "0 100 80 db-0.db.default.svc.cluster.local",
+                "0 100 80 db-1.db.default.svc.cluster.local",
+            }
+        ),
+        timeout=15,
+    )
+    # publishNotReadyAddresses: a pod that never gets ready is named all the same.
+    starting = next(n for n in pods if n.startswith("starting-"))
+    assert _addresses(client, "peers") == {pods[starting]["status"]["hostIP"]}
 
     env = dict(line.split("=", 1) for line in _exec(client, "env").splitlines() if "=" in line)
     assert env["BACKEND_SERVICE_HOST"] == cluster_ip

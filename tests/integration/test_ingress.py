@@ -4,7 +4,10 @@ One cluster: two web apps (pinnace/httpd pods saying "alpha" or "beta", with a C
 script that prints the forwarding headers it received), a Service each, a TLS Secret
 made here with `cryptography`, an Ingress routing two hosts, a path, a wildcard and a
 default backend, and beside it an Ingress naming a Service and a Secret that do not
-exist. Traffic goes only to 127.0.0.1, with the host in the Host header or SNI.
+exist. The ingress ports are shifted by --lb-port-offset; a host with TLS is redirected
+from HTTP to HTTPS unless its Ingress says ssl-redirect "false"; an unknown SNI gets the
+default certificate. Traffic goes only to 127.0.0.1, with the host in the Host header
+or SNI.
 """
 
 from __future__ import annotations
@@ -185,6 +188,32 @@ def _http(port: int, host: str, path: str = "/") -> tuple[int, str]:
         conn.close()
 
 
+def _redirect(port: int, host: str, path: str) -> tuple[int, str]:
+    """The status and Location of a plain-HTTP GET (a redirect is not followed)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Location") or ""
+    finally:
+        conn.close()
+
+
+def _certificate_name(port: int, sni: str | None) -> str:
+    """The common name of the certificate HAProxy shows a client sending `sni` (or none)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=sni) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    name = x509.load_der_x509_certificate(der).subject
+    return str(name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
 def _https(port: int, host: str, cafile: Path, path: str = "/") -> tuple[int, str]:
     """GET over TLS to 127.0.0.1 with `host` as SNI and Host, verifying the certificate."""
     ctx = ssl.create_default_context(cafile=str(cafile))
@@ -215,15 +244,11 @@ def _says(port: int, host: str, path: str = "/") -> str:
 def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    http_port, https_port = _free_ports(2)
-    offset = _free_offset((80, 81))
-    flags: tuple[str, ...] = (
-        "--lb-port-offset",
-        str(offset),
-        "--ingress-http-port",
-        str(http_port),
-    )
-    flags += ("--ingress-https-port", str(https_port))
+    # The ingress ports are shifted by --lb-port-offset like the Services' ports (8880 and
+    # 8443 by default); 9443 + offset is kept free for the refused-port step at the end.
+    offset = _free_offset((80, 81, 8880, 8443, 9443))
+    http_port, https_port = 8880 + offset, 8443 + offset
+    flags: tuple[str, ...] = ("--lb-port-offset", str(offset))
     cluster.start_master(*flags)
     cluster.start_agent("n1")
     cert, key = _self_signed("a.test")
@@ -233,8 +258,10 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     manifests.write_text(_manifests(cert, key))
     cluster.cli("apply", "-f", str(manifests))
 
-    wait_for("a.test to reach alpha", lambda: _says(http_port, "a.test") == "alpha", timeout=60)
-    wait_for("b.test to reach beta", lambda: _says(http_port, "b.test") == "beta", timeout=30)
+    wait_for("b.test to reach beta", lambda: _says(http_port, "b.test") == "beta", timeout=60)
+    # a.test has TLS: plain HTTP is redirected to HTTPS (308), path and query kept.
+    status, location = _redirect(http_port, "a.test", "/x/y?z=1")
+    assert (status, location) == (308, f"https://a.test:{https_port}/x/y?z=1")
 
     # Hosts, a path (by whole elements), a wildcard of exactly one label, the default.
     assert _says(http_port, "B.TEST:80", "/cgi-bin/h") == "alpha"
@@ -245,13 +272,17 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     assert _says(http_port, "unknown.test") == "alpha"
 
     # The client's address and scheme reach the pod.
-    status, body = _http(http_port, "a.test", "/cgi-bin/h")
+    status, body = _http(http_port, "b.test", "/cgi-bin/h")
     assert (status, body.strip()) == (200, "app=alpha xff=127.0.0.1 proto=http")
     # TLS with SNI, verified against the Secret's certificate.
     status, body = _https(https_port, "a.test", cafile)
     assert status == 200 and '"message">alpha<' in body
     status, body = _https(https_port, "a.test", cafile, "/cgi-bin/h")
     assert body.strip() == "app=alpha xff=127.0.0.1 proto=https"
+    # A client naming a host no certificate is for (or none) gets the default certificate,
+    # not a tenant's.
+    assert _certificate_name(https_port, "nobody.test") == "ingress.pinnace.invalid"
+    assert _certificate_name(https_port, None) == "ingress.pinnace.invalid"
 
     # The broken Ingress: its route answers 503, it carries Warning events naming what is
     # missing, and it stopped nothing else.
@@ -300,11 +331,15 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     extra, beta = tmp_path / "kube.yaml", _to("beta", "name: http")
     for path in ("/", "/index.html"):
         extra.write_text(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: kube}\n"
-            "spec:\n  ingressClassName: pinnace\n  rules:\n  - host: k.test\n    http:\n"
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: kube\n"
+            "  annotations: {nginx.ingress.kubernetes.io/ssl-redirect: 'false'}\n"
+            "spec:\n  ingressClassName: pinnace\n"
+            "  tls: [{hosts: [k.test], secretName: web-tls}]\n"
+            "  rules:\n  - host: k.test\n    http:\n"
             f"      paths: [{{path: {path}, pathType: Exact, backend: {beta}}}]\n"
         )
         kubectl.run("apply", "-f", str(extra))
+    # k.test has TLS too, but ssl-redirect "false" keeps it on plain HTTP.
     wait_for("k.test to reach beta", lambda: _says(http_port, "k.test", "/index.html") == "beta")
     listed = kubectl.run("get", "ingress").stdout
     assert "kube" in listed and "broken" in listed and "127.0.0.1" in listed
@@ -337,10 +372,10 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     # HAProxy cannot bind the HTTPS port (another process holds it): the Ingresses say so
     # in a Warning, and the Services are still programmed.
     with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
+        holder.bind(("127.0.0.1", 9443 + offset))
         holder.listen()
         cluster.kill_master()
-        cluster.start_master(*flags[:-1], str(holder.getsockname()[1]))
+        cluster.start_master(*flags, "--ingress-https-port", "9443")
 
         def refused() -> bool:
             events = cluster.get_json("events")["items"]

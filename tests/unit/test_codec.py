@@ -108,6 +108,9 @@ def _container() -> Container:
         readiness_probe=_probe("httpGet"),
         liveness_probe=_probe("exec"),
         volume_mounts=(VolumeMount("data", "/data", "sub", True),),
+        stdin=True,
+        stdin_once=True,
+        tty=True,
     )
 
 
@@ -205,6 +208,7 @@ def full_objects() -> list[StoredObject]:
             lb_since=5.0,
             load_balancer_ip="127.0.0.1",
             proxy_problems=(ProxyProblem("n1", "http", "PortInUse", "held", 4.0),),
+            publish_not_ready=True,
         ),
         Pod(
             meta=_meta("web-abc-x1"),

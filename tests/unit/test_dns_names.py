@@ -47,6 +47,8 @@ def test_services_are_named_by_cluster_ip_and_headless_ones_by_ready_endpoints()
     assert names_from_table(table) == (
         DnsName("default", "web", "", ("10.96.0.5",)),
         DnsName("shop", "db", "", ("172.17.0.3", "172.17.0.4", "172.17.0.6")),
+        # The SRV target of port b's endpoint that is no pod of db's own.
+        DnsName("shop", "db", "172-17-0-6", ("172.17.0.6",)),
         DnsName("shop", "db", "db-0", ("172.17.0.3",)),
         DnsName("shop", "db", "db-1", ("172.17.0.4",)),
     )
@@ -89,3 +91,49 @@ def test_derived_addresses_are_link_local_stable_and_differ_by_node() -> None:
     assert derived_address("node-1") == derived_address("node-1")
     assert len(addresses) == 50
     assert all(a.startswith("169.254.") and a != "169.254.169.254" for a in addresses)
+
+
+def test_named_ports_get_srv_records_headless_ones_per_endpoint_at_its_reached_port() -> None:
+    from agent.dns.render import SrvRecord, render_srv, srv_from_table
+
+    table = ServiceTable(
+        1,
+        (
+            TableService(
+                "web",
+                "",
+                cluster_ip="10.96.0.5",
+                ports=(ServicePort("http", 80), ServicePort("", 81)),
+            ),
+            TableService(
+                "db",
+                "shop",
+                headless=True,
+                ports=(
+                    ServicePort(
+                        "pg",
+                        5432,
+                        backends=(
+                            # A StatefulSet's pod, and an unnamed one published on its node.
+                            Backend("192.0.2.7", 31001, "db-0", "n1", "db-0", "db"),
+                            Backend("192.0.2.8", 31002, "x", "n2"),
+                            Backend("127.0.0.1", 31003, "l", "n3"),
+                        ),
+                    ),
+                ),
+            ),
+        ),
+    )
+
+    records = srv_from_table(table)
+
+    assert records == (
+        SrvRecord("default", "web", "http", "tcp", "web.default.svc", 80),
+        SrvRecord("shop", "db", "pg", "tcp", "192-0-2-8.db.shop.svc", 31002),
+        SrvRecord("shop", "db", "pg", "tcp", "db-0.db.shop.svc", 31001),
+    )
+    # The unnamed endpoint's target has an A record of its own.
+    assert DnsName("shop", "db", "192-0-2-8", ("192.0.2.8",)) in names_from_table(table)
+    assert render_srv(records[:1], "cluster.local").splitlines()[1:] == [
+        "srv-host=_http._tcp.web.default.svc.cluster.local,web.default.svc.cluster.local,80,0,100"
+    ]

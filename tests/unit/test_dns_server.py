@@ -150,3 +150,35 @@ def test_an_unusable_directory_is_one_sentence_naming_the_flag(tmp_path: Path) -
 
     with pytest.raises(DnsStartError, match="give --dns-dir a directory"):
         asyncio.run(server.start())
+
+
+def test_new_srv_records_restart_dnsmasq_once_and_the_same_ones_do_not(
+    tmp_path: Path, fake_dnsmasq: str
+) -> None:
+    from agent.dns.render import SrvRecord
+
+    record = SrvRecord("default", "web", "http", "tcp", "web.default.svc", 80)
+
+    async def scenario() -> None:
+        server = _server(tmp_path, fake_dnsmasq)
+        await server.start()
+        supervisor = asyncio.create_task(server.run())
+        try:
+            first = _pid(tmp_path)
+            server.update([], [record])
+            await _until("a dnsmasq on the new records", lambda: server.srv_restarts == 1)
+            second = _pid(tmp_path)
+            server.update([], [record])
+            await asyncio.sleep(0.3)
+            assert (server.srv_restarts, _pid(tmp_path)) == (1, second)
+        finally:
+            await server.stop()
+            await asyncio.wait_for(supervisor, 5)
+
+        assert second not in (0, first) and not _alive(first) and not _alive(second)
+        srv = (tmp_path / "dns" / "n1" / "srv.conf").read_text()
+        assert "srv-host=_http._tcp.web.default.svc.cluster.local," in srv
+        conf = (tmp_path / "dns" / "n1" / "dnsmasq.conf").read_text()
+        assert f"conf-file={tmp_path / 'dns' / 'n1' / 'srv.conf'}" in conf
+
+    _run(scenario)

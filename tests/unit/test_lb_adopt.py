@@ -116,3 +116,19 @@ def test_long_socket_paths_go_through_a_directory_descriptor(tmp_path: Path) -> 
         assert len(address) < 107
     finally:
         sockets.close()
+
+
+def test_an_ingress_frontend_round_trips_with_its_redirected_hosts() -> None:
+    from master.lb.model import CertRef, HostRoutes, IngressFrontend, Route
+
+    frontend = IngressFrontend(
+        "127.0.0.1",
+        8880,
+        8443,
+        hosts=(HostRoutes("a.test", (Route("/", False, ("a", "ingress:80"), "web"),)),),
+        certs=(CertRef("tls.pem", "abc", ("a.test",)),),
+        redirect_hosts=("a.test",),
+    )
+    state = LbState(ingress=frontend)
+
+    assert decode_state(encode_state(state, "f1")) == (state, "f1")

@@ -260,7 +260,8 @@ def test_certificates_come_from_tls_secrets_and_bad_ones_stay_with_their_ingress
     assert [p.reason for p in plan.problems["bad"]] == ["InvalidCertificate", "SecretNotFound"]
     assert all("BEGIN" not in p.message for p in plan.problems["bad"])
     assert plan.served == {"good": (8880, 8443), "bad": (8880,)}
-    assert render_cert_list(plan.frontend) == "certs/good.pem a.test\n"
+    # The default certificate first: clients naming an unknown host never see good.pem.
+    assert render_cert_list(plan.frontend) == "certs/_default.pem\ncerts/good.pem a.test\n"
 
 
 def test_a_certificate_secret_is_checked_before_haproxy_sees_it() -> None:
@@ -300,6 +301,9 @@ def test_rendered_frontends_route_by_host_then_path_elements() -> None:
         "    option forwardfor",
         "    http-request set-header X-Forwarded-Proto http",
         "    http-request set-header X-Forwarded-Port 8880",
+        # a.test has its certificate served: plain HTTP is sent to HTTPS first.
+        "    http-request redirect location https://%[req.hdr(host),host_only]:8443%[pathq] "
+        "code 308 if { req.hdr(host),host_only,lower -m str a.test }",
         "    acl host0 req.hdr(host),host_only,lower -m str a.test",
         "    acl host1 req.hdr(host),host_only,lower -m reg ^[^.]+\\.example\\.com$",
         "    use_backend be_b.ingress:80 if host0 { path -m str /exact }",
@@ -313,6 +317,8 @@ def test_rendered_frontends_route_by_host_then_path_elements() -> None:
     ]
     assert "bind 127.0.0.1:8443 ssl crt-list certs.list alpn h2,http/1.1" in config
     assert "X-Forwarded-Proto https" in config
+    # No redirect on the HTTPS frontend itself.
+    assert config.count("http-request redirect") == 1
     # Ingress backends have no frontend of their own.
     assert "frontend fe_a" not in config and "backend be_a.ingress:80\n    mode http" in config
 
@@ -416,3 +422,41 @@ def test_a_lost_http_port_leaves_the_https_one_serving() -> None:
     assert plan.frontend is not None and plan.frontend.http_port == 0
     assert plan.served == {"secure": (8443,)}
     assert plan.problems == {"secure": (lost,), "plain": (lost,)}
+
+
+def test_ssl_redirect_false_keeps_a_tls_host_on_plain_http_and_hosts_without_tls_stay() -> None:
+    cert, key = _cert("a.test")
+    secrets = {"tls": _secret("tls", cert, key)}
+    tls = (IngressTLS(("a.test", "*.w.test"), "tls"),)
+    rules = (_rule("a.test", ("/", "Prefix", "a")), _rule("b.test", ("/", "Prefix", "b")))
+    redirected = _ing("web", *rules, tls=tls)
+    opted_out = replace(
+        redirected,
+        meta=replace(
+            redirected.meta, annotations={"nginx.ingress.kubernetes.io/ssl-redirect": "false"}
+        ),
+    )
+
+    on = _plan([redirected], SERVICES, secrets).frontend
+    off = _plan([opted_out], SERVICES, secrets).frontend
+    no_https = plan_ingress(
+        [redirected], SERVICES, list(secrets.values()), [], {}, replace(PORTS, https_port=0)
+    ).frontend
+
+    assert on is not None and on.redirect_hosts == ("*.w.test", "a.test")
+    assert off is not None and off.redirect_hosts == ()
+    assert no_https is not None and no_https.redirect_hosts == ()
+
+
+def test_the_ingress_ports_shift_with_the_lb_port_offset_and_off_stays_off() -> None:
+    from pathlib import Path
+
+    from master.server import MasterConfig, _ingress_ports
+
+    config = MasterConfig("127.0.0.1:0", Path("unused"), lb_port_offset=10000)
+
+    shifted = _ingress_ports(config)
+    http_only = _ingress_ports(replace(config, ingress_https_port=0))
+
+    assert (shifted.http_port, shifted.https_port) == (18880, 18443)
+    assert (http_only.http_port, http_only.https_port) == (18880, 0)

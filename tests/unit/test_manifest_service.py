@@ -144,3 +144,13 @@ def test_several_ports_need_unique_names_and_numbers() -> None:
     assert error(same_port, file="service.yaml") == (
         PREFIX + "spec.ports[1].port: duplicate port 80/TCP"
     )
+
+
+def test_publish_not_ready_addresses_is_read_and_must_be_a_boolean() -> None:
+    svc = only_service(mutate(SERVICE, "spec.publishNotReadyAddresses", True))
+
+    assert svc.publish_not_ready
+    assert not only_service(SERVICE).publish_not_ready
+    assert error(mutate(SERVICE, "spec.publishNotReadyAddresses", "yes"), file="service.yaml") == (
+        PREFIX + 'spec.publishNotReadyAddresses: must be true or false, got "yes"'
+    )

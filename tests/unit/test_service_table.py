@@ -143,3 +143,17 @@ def test_the_feed_recomputes_once_per_change_and_bumps_the_version_only_on_news(
     assert first.service_cidr == "10.96.0.0/12"
     # Woken for the first apply (later ones within WAKE_INTERVAL are coalesced).
     assert woken
+
+
+def test_publish_not_ready_addresses_lists_pods_before_they_are_ready_but_not_stopping() -> None:
+    pods = [
+        _pod("peer-0", "peer", 31000, ready=False),
+        replace(_pod("peer-1", "peer", 31001, ready=False), deletion_requested_at=2.0),
+    ]
+    svc = replace(_svc("peer", "None", headless=True), publish_not_ready=True)
+
+    (entry,) = compute_service_table([svc], pods, {"n1": True})
+    (plain,) = compute_service_table([replace(svc, publish_not_ready=False)], pods, {"n1": True})
+
+    assert [e.pod for e in entry.ports[0].endpoints] == ["peer-0"]
+    assert plain.ports[0].endpoints == ()
