@@ -663,6 +663,8 @@ INGRESS_CLASS = "pinnace"
 INGRESS_CONTROLLER = "pinnace.dev/haproxy"
 # The annotation older Ingresses name their class with (before spec.ingressClassName).
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+# Marks the IngressClass of Ingresses that name none.
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 # ingress-nginx's switch for its default HTTP -> HTTPS redirect of hosts with TLS; pinnace
 # honours "false" the same way.
 SSL_REDIRECT_ANNOTATION = "nginx.ingress.kubernetes.io/ssl-redirect"
@@ -744,6 +746,24 @@ class Namespace:
     kind = "Namespace"
 
 
+@dataclass(frozen=True, slots=True)
+class IngressClass:
+    """A stored IngressClass (networking.k8s.io/v1, cluster-scoped): which controller serves
+    the Ingresses naming it. pinnace serves those whose class's controller is its own
+    (INGRESS_CONTROLLER), beside its built-in class "pinnace"; the one annotated
+    `ingressclass.kubernetes.io/is-default-class: "true"` is the class of Ingresses that
+    name none (master/lb/ingress.py)."""
+
+    meta: ObjectMeta
+    controller: str
+
+    kind = "IngressClass"
+
+    @property
+    def is_default(self) -> bool:
+        return self.meta.annotations.get(DEFAULT_CLASS_ANNOTATION, "").lower() == "true"
+
+
 StoredObject = (
     Deployment
     | Service
@@ -758,6 +778,7 @@ StoredObject = (
     | StatefulSet
     | Ingress
     | Namespace
+    | IngressClass
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -774,12 +795,15 @@ KINDS: dict[str, type[StoredObject]] = {
     "StatefulSet": StatefulSet,
     "Ingress": Ingress,
     "Namespace": Namespace,
+    "IngressClass": IngressClass,
 }
 
 
 # Kinds that live outside any namespace (as in Kubernetes); every other kind is
 # namespaced and its names are unique per namespace.
-CLUSTER_SCOPED: frozenset[str] = frozenset({"Node", "PersistentVolume", "Namespace"})
+CLUSTER_SCOPED: frozenset[str] = frozenset(
+    {"Node", "PersistentVolume", "Namespace", "IngressClass"}
+)
 
 
 def is_namespaced(kind: str) -> bool:
