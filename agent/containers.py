@@ -91,4 +91,7 @@ def container_config(
         # Own nameservers but no searches: "." (none), not Docker's copy of the node's.
         dns_search=resolv.searches or ((".",) if resolv.nameservers else ()),
         dns_options=resolv.options,
+        stdin_open=spec.stdin,
+        stdin_once=spec.stdin_once,
+        tty=spec.tty,
     )

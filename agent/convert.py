@@ -81,6 +81,9 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
         volume_mounts=tuple(
             VolumeMount(m.name, m.mount_path, m.sub_path, m.read_only) for m in msg.volume_mounts
         ),
+        stdin=msg.stdin,
+        stdin_once=msg.stdin_once,
+        tty=msg.tty,
     )
 
 

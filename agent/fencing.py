@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from kernel.limits import WITNESS_SAMPLE_MIN
+
 FENCE_FRACTION_OF_LEASE = 0.8
 
 
@@ -112,7 +114,7 @@ PROBE_WAIT = 0.3
 HEARS_WITHIN = 0.6
 # With at least this many peers listed and fewer than the cluster's size, the list is a
 # sample: its silent share stands for the cluster's.
-SAMPLE_MIN = 16
+SAMPLE_MIN = WITNESS_SAMPLE_MIN
 # Undecided answers keep the pods until this share of the lease has passed without an ack.
 WAIT_FRACTION_OF_LEASE = 0.95
 

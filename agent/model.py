@@ -92,6 +92,9 @@ class ContainerSpec:
     volume_mounts: tuple[VolumeMount, ...] = ()
     # Set while a ConfigMap, Secret or key the container needs is missing: why.
     config_error: str = ""
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,7 @@ def _hashed_env(var: dict[str, object]) -> dict[str, object]:
     return {"name": var["name"], "value": var["value"]}
 
 
-_HASHED_WHEN_SET = ("volume_mounts",)
+_HASHED_WHEN_SET = ("volume_mounts", "stdin", "stdin_once", "tty")
 
 
 def spec_hash(spec: ContainerSpec) -> str:

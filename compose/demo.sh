@@ -15,7 +15,8 @@
 # The host's `pinnace` CLI (.venv) talks to the master's published port over TLS, with the
 # admin credentials the master wrote on its volume, copied to compose/.state/PROJECT; the
 # agents join with a token made through it. Environment:
-# PINNACE_SEED_DIR (examples/seed), PINNACE_API_PORT (7400), PINNACE_LB_PORT
+# PINNACE_SEED_DIR (examples/seed), PINNACE_API_PORT (7400), PINNACE_KUBE_PORT (6443,
+# the Kubernetes API; demo.sh writes compose/.state/PROJECT/kubeconfig), PINNACE_LB_PORT
 # (8080), PINNACE_INGRESS_PORT (8880), PINNACE_DEMO_PROJECT (pinnace-demo; also the network's name), and the
 # PINNACE_* variables compose/docker-compose.yml reads.
 set -Eeuo pipefail
@@ -24,6 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PROJECT=${PINNACE_DEMO_PROJECT:-pinnace-demo}
 FILE=compose/docker-compose.yml
 export PINNACE_API_PORT=${PINNACE_API_PORT:-7400}
+export PINNACE_KUBE_PORT=${PINNACE_KUBE_PORT:-6443}
 export PINNACE_LB_PORT=${PINNACE_LB_PORT:-8080}
 export PINNACE_INGRESS_PORT=${PINNACE_INGRESS_PORT:-8880}
 export PINNACE_BIND=${PINNACE_BIND:-127.0.0.1}
@@ -149,6 +151,23 @@ fetch_credentials() {
   docker cp "$(compose ps -q master):/var/lib/pinnace/pinnace.conf" "$STATE/pinnace.conf"
 }
 
+# The same cluster through its Kubernetes API: a kubeconfig (`pinnace kubeconfig`, the server
+# being the published port) and one `kubectl get pods` (the venv's kubectl, else one on PATH).
+kubectl_too() {
+  local kubectl=$BIN/kubectl server=https://$PINNACE_BIND:$PINNACE_KUBE_PORT
+  [[ -x $kubectl ]] || kubectl=$(command -v kubectl || true)
+  step "the Kubernetes API on $server: pinnace kubeconfig > $STATE/kubeconfig"
+  pinnace kubeconfig --server "$server" >"$STATE/kubeconfig" || fail "writing a kubeconfig"
+  chmod 600 "$STATE/kubeconfig"
+  if [[ -z $kubectl ]]; then
+    note "no kubectl here (make venv installs one); with one: kubectl --kubeconfig $STATE/kubeconfig get pods"
+    return
+  fi
+  note "kubectl --kubeconfig $STATE/kubeconfig get pods"
+  "$kubectl" --kubeconfig "$STATE/kubeconfig" --cache-dir "$work/kube-cache" get pods |
+    sed -e 's/^/    /' || fail "kubectl get pods through the Kubernetes API" "$COMPOSE_HINT logs master"
+}
+
 up() {
   check_engine
   [[ -f $SEED/deployment.yaml && -f $SEED/service.yaml ]] ||
@@ -157,9 +176,9 @@ up() {
     step "a demo cluster is already running: starting afresh"
     down
   fi
-  for port in "$PINNACE_API_PORT" "$PINNACE_LB_PORT" "$PINNACE_INGRESS_PORT"; do
+  for port in "$PINNACE_API_PORT" "$PINNACE_KUBE_PORT" "$PINNACE_LB_PORT" "$PINNACE_INGRESS_PORT"; do
     port_free "$port" || fail "$PINNACE_BIND:$port is already in use (the local demo? \`make demo-local-down\`)" \
-      "ss -ltnp 'sport = :$port' (or set PINNACE_API_PORT / PINNACE_LB_PORT / PINNACE_INGRESS_PORT)"
+      "ss -ltnp 'sport = :$port' (or set PINNACE_API_PORT / PINNACE_KUBE_PORT / PINNACE_LB_PORT / PINNACE_INGRESS_PORT)"
   done
 
   step "building pinnace's image (compose/build-image.sh)"
@@ -196,6 +215,7 @@ up() {
   wait_for 30 "the load balancer on $LB" curl -fsS -m 2 -o /dev/null "$LB" ||
     fail "the load balancer does not serve the page" "$COMPOSE_HINT logs master"
   pinnace get services
+  kubectl_too
 
   step "fetching the page through the load balancer: curl $LB"
   curl -fsS -m 5 "$LB" | grep -E '<title>|Served by' | sed -e 's/<[^>]*>//g' -e 's/^/    /'

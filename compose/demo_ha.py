@@ -152,7 +152,10 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-demo-ha-"))
     run = f"demo-ha-{uuid.uuid4().hex[:4]}"
     lb_port = free_port()
-    say(f"starting 3 etcd members and 3 masters (work dir {workdir})")
+    say(
+        f"starting 3 etcd members (--heartbeat-interval 50 --election-timeout 500, so the "
+        f"masters' 1 s leader lease is granted as asked) and 3 masters (work dir {workdir})"
+    )
     ha = start_ha(workdir, lb_port_offset=lb_port - 80)
     agents: list[subprocess.Popen[bytes]] = []
     try:

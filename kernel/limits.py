@@ -12,3 +12,8 @@ MAX_MASTER_MESSAGE_BYTES = 64 * 1024 * 1024
 
 # Options for an agent's channel to the master.
 AGENT_CHANNEL_OPTIONS = (("grpc.max_receive_message_length", MAX_MASTER_MESSAGE_BYTES),)
+
+# An agent that lists at least this many peers judges a master outage by its listed
+# peers alone once the cluster is larger (agent/fencing.py); the master then need not
+# resend the peer list when only the cluster's size changed (master/api/convert.py).
+WITNESS_SAMPLE_MIN = 16

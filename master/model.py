@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kernel.names import CLUSTER_SCOPED as CLUSTER_SCOPED
 from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
 from kernel.names import pod_ref as kernel_pod_ref
 from kernel.names import split_pod_ref
@@ -219,6 +220,11 @@ class Container:
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
     volume_mounts: tuple[VolumeMount, ...] = ()
+    # Keep the main process's stdin open (for `kubectl attach -i`); close it after the
+    # first attach ends (stdin_once); give it a terminal (tty).
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -797,13 +803,6 @@ KINDS: dict[str, type[StoredObject]] = {
     "Namespace": Namespace,
     "IngressClass": IngressClass,
 }
-
-
-# Kinds that live outside any namespace (as in Kubernetes); every other kind is
-# namespaced and its names are unique per namespace.
-CLUSTER_SCOPED: frozenset[str] = frozenset(
-    {"Node", "PersistentVolume", "Namespace", "IngressClass"}
-)
 
 
 def is_namespaced(kind: str) -> bool:

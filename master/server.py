@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import ipaddress
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -30,6 +31,7 @@ from typing import Any
 import grpc
 
 from kernel.clock import SystemClock
+from kernel.haproxy_tuning import haproxy_threads
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
@@ -49,6 +51,7 @@ from master.controllers.nodes import LeaseTable
 from master.ha.documents import SharedDocuments
 from master.ha.elector import MasterInfo
 from master.ha.follower import Follower
+from master.ha.leadership import LeaseTiming
 from master.ha.masters import MastersView
 from master.ha.role import HaRole
 from master.lb.conflicts import admission_errors
@@ -70,7 +73,7 @@ from master.model import (
     Service,
     ServiceAccount,
 )
-from master.pki.bootstrap import listen_host
+from master.pki.bootstrap import advertised_host, host_port, listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
 from master.state import ClusterState
@@ -136,7 +139,12 @@ class MasterConfig:
     etcd: EtcdSettings | None = None
     # --leader-elect (needs etcd): one of several masters leads; `name` tells them apart.
     leader_elect: bool = False
+    # --leader-lease: the leader's etcd lease, renewed every quarter of it (whole seconds).
+    leader_lease: float = 1.0
     name: str = ""
+    # --advertise-address: where other masters, agents and clients are told to reach this
+    # one ('' : the listen host, or an interface address for a wildcard listen).
+    advertise_address: str = ""
     # --store etcd: the file holding the secret that seals the shared cluster identity
     # (master/pki/shared.py); None: <data-dir>/cluster-secret, made by a cluster's first master.
     cluster_secret_file: Path | None = None
@@ -215,7 +223,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         security = await MasterSecurity.start(
             config.data_dir,
             config.listen,
-            list(config.tls_sans),
+            [*config.tls_sans, *([config.advertise_address] if config.advertise_address else [])],
             config.node_cert_ttl,
             store,
             state,
@@ -304,14 +312,22 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             for m in await _masters_now(masters)
             if not config.name or m["metadata"]["name"] != config.name  # its own, from before
         ]
-        security.write_config(port, kube.url if kube is not None else "", others)
+        security.write_config(
+            port,
+            kube.url if kube is not None else "",
+            others,
+            host_port(config.advertise_address, port) if config.advertise_address else "",
+        )
     host = config.listen.rsplit(":", 1)[0]
-    lock.advertise(f"{host}:{port}")
+    # What the other masters and the agents are told (the leader hint, `get masters`,
+    # pinnace.conf): never a wildcard, which nobody can dial.
+    advertised = advertised_host(config.listen, config.advertise_address)
+    lock.advertise(host_port(advertised, port))
     masters.me = MasterInfo(
         config.name or f"{socket.gethostname()}-{port}",
-        f"{host}:{port}",
+        host_port(advertised, port),
         clock.now(),
-        _reachable_url(kube.url, config.api_listen, host) if kube is not None else "",
+        _reachable_url(kube.url, config.api_listen, advertised) if kube is not None else "",
     )
     # Tests and scripts read this line to learn the port when --listen asked for 0.
     print(f"pinnace master listening on {host}:{port}", flush=True)
@@ -354,6 +370,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         if kube is not None:
             with contextlib.suppress(Exception):
                 await kube.stop()
+        node_servicer.stopping()
         await server.stop(grace=2.0)
         for task in tasks:
             task.cancel()
@@ -376,12 +393,13 @@ async def _masters_now(masters: MastersView) -> list[dict[str, Any]]:
         return []
 
 
-def _reachable_url(url: str, api_listen: str, grpc_host: str) -> str:
+def _reachable_url(url: str, api_listen: str, advertised: str) -> str:
     """The Kubernetes API URL other masters can use: for a wildcard --api-listen `url`
-    shows loopback; the gRPC listen host (when it is a real address) is the better guess."""
-    wildcard = listen_host(api_listen) in ("", "0.0.0.0", "::", "*")
-    if wildcard and grpc_host not in ("", "0.0.0.0", "::", "[::]", "*"):
-        return url.replace("://127.0.0.1:", f"://{grpc_host}:", 1)
+    shows loopback; this master's advertised host is where the others reach it."""
+    wildcard = listen_host(api_listen) in ("", "0.0.0.0", "::", "[::]", "*")
+    if wildcard and advertised:
+        host = f"[{advertised}]" if ":" in advertised else advertised
+        return url.replace("://127.0.0.1:", f"://{host}:", 1)
     return url
 
 
@@ -407,8 +425,8 @@ def _metrics(
     return server
 
 
-# With several masters a node's lease must outlast a failover (leader lease 2 s, etcd's
-# 0.5 s expiry check, taking over, the agent finding the new leader): an agent must not
+# With several masters a node's lease must outlast a failover (leader lease 1 s by default,
+# etcd's 0.5 s expiry check, taking over, the agent finding the new leader): an agent must not
 # fence itself, nor the new leader judge the node, while the masters change hands.
 HA_NODE_LEASE_FLOOR = 6.0
 
@@ -444,7 +462,8 @@ def _leader_or_controllers(
     if me is None or not isinstance(store, SealingStore):
         raise TypeError("--leader-elect needs this master's entry and the sealed etcd store")
     follower = Follower(_etcd_of(store), state, store.load_all, store.opened)
-    role = HaRole(_etcd_of(store), state, manager, me, follower=follower)
+    timing = LeaseTiming.of(config.leader_lease)
+    role = HaRole(_etcd_of(store), state, manager, me, timing, follower=follower)
     return asyncio.create_task(role.run(), name="leader-election")
 
 
@@ -548,7 +567,9 @@ def _load_balancer(
         )
     # HAProxy's runtime files live with the master's state; HAProxy outlives the master.
     workdir = config.data_dir / "lb"
-    driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
+    # One HAProxy thread on a machine of two CPUs (kernel/haproxy_tuning.py says why).
+    settings = LbSettings(listen_address=config.lb_listen, threads=haproxy_threads(os.cpu_count()))
+    driver = HAProxyDriver(workdir, settings, config.haproxy_bin)
     return LoadBalancerController(
         state,
         clock,

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -60,6 +61,9 @@ from master.store.migrate import KEYS_META, KEYS_NAMESPACED, plan_key_migration
 from master.store.port import NotLeaderError, ObjectKey, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+# How long a write waits for a leader that is taking over or confirming its lease.
+WRITE_SETTLE_S = 3.0
 
 T = TypeVar("T", bound=StoredObject)
 R = TypeVar("R")
@@ -116,6 +120,7 @@ class ClusterState:
         self._staged: _Staged | None = None
         # None: this master writes; else why it may not (a follower of another leader).
         self._write_gate: Callable[[], str | None] = lambda: None
+        self._settling: Callable[[], bool] = lambda: False
         self._leader_address: Callable[[], str] = lambda: ""
         self._leader_api_url: Callable[[], str] = lambda: ""
         # --service-cidr: where Services' cluster IPs come from (master/app/clusterip.py).
@@ -204,6 +209,11 @@ class ClusterState:
         if not store_was_slow(seconds, self._slow_reported_at, now):
             return
         self._slow_reported_at = now
+        if not self.writable:
+            # The write is durable: a leader that paused meanwhile must not fail it over
+            # its own event (it said "nothing was changed" of an acknowledged change).
+            log.warning("writing %d changes to the store took %.1fs", changes, seconds)
+            return
         self.record_event(
             "Cluster",
             "store",
@@ -238,37 +248,46 @@ class ClusterState:
         nothing is written. If the store fails, StoreError propagates and
         neither memory nor disk holds any of the plan's changes.
         """
-        async with self._flush_lock:
-            self._check_writable()
-            staged = _Staged()
-            self._staged = staged
-            try:
-                result = plan()
-            finally:
-                self._staged = None
-            pending_puts = list(self._pending_puts.values())
-            pending_deletes = list(self._pending_deletes)
-            if not staged.changes and not pending_puts and not pending_deletes:
-                return result
-            self._pending_puts = {}
-            self._pending_deletes = set()
-            self._dirty.clear()
-            mine = staged.changes
-            puts = [o for o in pending_puts if (o.kind, key_of(o)) not in mine]
-            puts += [o for o in mine.values() if o is not None]
-            deletes = [k for k in pending_deletes if k not in mine]
-            deletes += [k for k, o in mine.items() if o is None]
-            rv = self._rv
-            started = self._clock.monotonic()
-            try:
-                await asyncio.to_thread(self._write, puts, deletes, rv)
-            except Exception:
-                self._requeue(pending_puts, pending_deletes)
-                raise
-            self._durable_rv = max(self._durable_rv, rv)
-            self._publish(staged)
-            self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
+        deadline = self._clock.monotonic() + WRITE_SETTLE_S
+        while True:
+            await self._wait_settled(deadline)
+            async with self._flush_lock:
+                # The lock may have been held by a flush waiting on etcd through a pause.
+                if not self._waits(deadline):
+                    return await self._commit_locked(plan)
+
+    async def _commit_locked(self, plan: Callable[[], R]) -> R:
+        """commit()'s body, under the flush lock."""
+        self._check_writable()
+        staged = _Staged()
+        self._staged = staged
+        try:
+            result = plan()
+        finally:
+            self._staged = None
+        pending_puts = list(self._pending_puts.values())
+        pending_deletes = list(self._pending_deletes)
+        if not staged.changes and not pending_puts and not pending_deletes:
             return result
+        self._pending_puts = {}
+        self._pending_deletes = set()
+        self._dirty.clear()
+        mine = staged.changes
+        puts = [o for o in pending_puts if (o.kind, key_of(o)) not in mine]
+        puts += [o for o in mine.values() if o is not None]
+        deletes = [k for k in pending_deletes if k not in mine]
+        deletes += [k for k, o in mine.items() if o is None]
+        rv = self._rv
+        started = self._clock.monotonic()
+        try:
+            await asyncio.to_thread(self._write, puts, deletes, rv)
+        except Exception:
+            self._requeue(pending_puts, pending_deletes)
+            raise
+        self._durable_rv = max(self._durable_rv, rv)
+        self._publish(staged)
+        self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
+        return result
 
     def _publish(self, staged: _Staged) -> None:
         """Make committed changes the in-memory truth and tell subscribers."""
@@ -420,11 +439,15 @@ class ClusterState:
         gate: Callable[[], str | None],
         leader: Callable[[], str] | None = None,
         leader_api_url: Callable[[], str] | None = None,
+        settling: Callable[[], bool] | None = None,
     ) -> None:
         """`gate()` is None while this master may write, else one sentence saying why not;
         `leader()` is the address of the master that writes ("" when unknown), and
-        `leader_api_url()` the URL of its Kubernetes API ("" when unknown or none)."""
+        `leader_api_url()` the URL of its Kubernetes API ("" when unknown or none).
+        `settling()` is true while this master leads but may not write for a moment (taking
+        over, or confirming its lease): a write then waits up to WRITE_SETTLE_S for it."""
         self._write_gate = gate
+        self._settling = settling or (lambda: False)
         self._leader_address = leader or (lambda: "")
         self._leader_api_url = leader_api_url or (lambda: "")
 
@@ -443,6 +466,19 @@ class ClusterState:
     def write_refusal(self) -> str:
         """Why this master may not write now ("" when it may)."""
         return self._write_gate() or ""
+
+    def _waits(self, deadline: float) -> bool:
+        """Whether a write should wait: the leader takes over or confirms its lease (an etcd
+        member electing a new Raft leader takes about that long), and time is left."""
+        return (
+            self._write_gate() is not None
+            and self._settling()
+            and self._clock.monotonic() < deadline
+        )
+
+    async def _wait_settled(self, deadline: float) -> None:
+        while self._waits(deadline):
+            await self._clock.sleep(0.02)
 
     def _check_writable(self) -> None:
         why = self._write_gate()
@@ -536,9 +572,10 @@ class ClusterState:
     def _recent_events(self, kind: str, name: str, namespace: str) -> Iterable[Event]:
         # Events are named after their object, so a prefix scan of the most
         # recent few is enough to find a repeat without an extra index.
+        # (reversed() walks the dict from its end: copying all 2,000 keys to take the
+        # last 50 was a share of every event's cost, three events a pod at scale.)
         events = self._objects["Event"]
-        for key in reversed(list(events)[-50:]):
-            ev = events[key]
+        for ev in itertools.islice(reversed(events.values()), 50):
             if (
                 isinstance(ev, Event)
                 and ev.involved_kind == kind
@@ -553,7 +590,7 @@ class ClusterState:
         events = self._objects["Event"]
         excess = len(events) - MAX_EVENTS
         if excess > 0:
-            for key in list(events)[:excess]:
+            for key in list(itertools.islice(events, excess)):
                 self.remove_key("Event", key)
 
     def _notify(self, kind: str, obj: StoredObject, deleted: bool) -> None:

@@ -203,6 +203,7 @@ class ExecOpen(_message.Message):
     WIDTH_FIELD_NUMBER: _builtins.int
     HEIGHT_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
+    ATTACH_FIELD_NUMBER: _builtins.int
     pod: _builtins.str
     container: _builtins.str
     """Empty: the pod's first container."""
@@ -211,6 +212,8 @@ class ExecOpen(_message.Message):
     width: _builtins.int
     height: _builtins.int
     namespace: _builtins.str
+    attach: _builtins.bool
+    """No command: attach to the container's main process (`pinnace attach`)."""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -224,10 +227,11 @@ class ExecOpen(_message.Message):
         width: _builtins.int = ...,
         height: _builtins.int = ...,
         namespace: _builtins.str = ...,
+        attach: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod", b"pod", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attach", b"attach", "command", b"command", "container", b"container", "height", b"height", "namespace", b"namespace", "pod", b"pod", "stdin", b"stdin", "tty", b"tty", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1692,6 +1692,9 @@ class ContainerSpec(_message.Message):
     LIVENESS_PROBE_FIELD_NUMBER: _builtins.int
     CONFIG_ERROR_FIELD_NUMBER: _builtins.int
     VOLUME_MOUNTS_FIELD_NUMBER: _builtins.int
+    STDIN_FIELD_NUMBER: _builtins.int
+    STDIN_ONCE_FIELD_NUMBER: _builtins.int
+    TTY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     image: _builtins.str
     image_pull_policy: _builtins.str
@@ -1699,6 +1702,12 @@ class ContainerSpec(_message.Message):
     """Why the container may not be created yet (a ConfigMap, Secret or key it needs is
     missing): the agent starts nothing and reports CreateContainerConfigError.
     """
+    stdin: _builtins.bool
+    """The main process's stdin kept open (kubectl attach -i), closed after the first
+    attach (stdin_once), and a terminal (tty).
+    """
+    stdin_once: _builtins.bool
+    tty: _builtins.bool
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1735,10 +1744,13 @@ class ContainerSpec(_message.Message):
         liveness_probe: Global___Probe | None = ...,
         config_error: _builtins.str = ...,
         volume_mounts: _abc.Iterable[Global___VolumeMount] | None = ...,
+        stdin: _builtins.bool = ...,
+        stdin_once: _builtins.bool = ...,
+        tty: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests", "volume_mounts", b"volume_mounts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests", "stdin", b"stdin", "stdin_once", b"stdin_once", "tty", b"tty", "volume_mounts", b"volume_mounts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

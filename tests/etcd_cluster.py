@@ -158,6 +158,17 @@ class EtcdCluster:
             os.kill(member.process.pid, sig)
             member.process.wait(timeout=30)
 
+    def leader(self) -> Member:
+        """The member etcd's Raft has elected (its /metrics say etcd_server_is_leader 1)."""
+        for member in self.members:
+            try:
+                with urllib.request.urlopen(f"{member.client_url}/metrics", timeout=2) as r:
+                    if b"\netcd_server_is_leader 1\n" in r.read():
+                        return member
+            except OSError:
+                continue
+        raise RuntimeError("no etcd member says it is the leader")
+
     def logs(self) -> str:
         return "".join(m.log.read_text(errors="replace") for m in self.members if m.log.exists())
 

@@ -470,7 +470,7 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an exec starts with open")
             return
         o = first.open
-        if not o.command:
+        if not o.command and not o.attach:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "give the command after --, e.g. -- sh -c 'ls'"
             )
@@ -478,8 +478,9 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             ns = _namespace(o.namespace)
             node, container = locate_exec(self._state, o.pod, o.container, ns)
             channel = self._logs.execs.open(
-                node, o.pod, container, list(o.command), o.stdin, o.tty, o.width, o.height, ns
-            )
+                node, o.pod, container, list(o.command), o.stdin, o.tty, o.width, o.height, ns,
+                attach=o.attach,
+            )  # fmt: skip
         except ExecRefused as e:
             code = (
                 grpc.StatusCode.NOT_FOUND

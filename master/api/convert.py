@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
+from kernel.limits import WITNESS_SAMPLE_MIN
 from master.app.podenv import ResolvedEnv, ResolvedVar
 from master.app.podvolumes import ResolvedFiles
 from master.app.reports import PodReport
@@ -118,6 +119,51 @@ def peers_to_proto(
         if name != node_name
     ]
     return node_pb2.PeerList(peers=peers[:limit], cluster_size=cluster_size)
+
+
+def peer_list_news(sent: node_pb2.PeerList | None, new: node_pb2.PeerList) -> bool:
+    """Whether an agent that has `sent` must be told `new`.
+
+    Every join changes the cluster's size, and a size change went to every session:
+    a join storm of N nodes sent each of them about N peer lists (coalesced to one a
+    second, still one message per session per second while nodes kept joining: as
+    many as the heartbeats). An agent listing at least WITNESS_SAMPLE_MIN peers in a
+    larger cluster judges by its listed peers alone (agent/fencing.py,
+    witness_verdict), so a size change that keeps the cluster larger than the list
+    changes nothing it decides: not sent. The same peers and sizes that matter: sent.
+    """
+    if sent is None or list(sent.peers) != list(new.peers):
+        return True
+    if sent.cluster_size == new.cluster_size:
+        return False
+    listed = len(new.peers)
+    return not (
+        listed >= WITNESS_SAMPLE_MIN
+        and sent.cluster_size > listed + 1
+        and new.cluster_size > listed + 1
+    )
+
+
+def peer_broadcast_news(
+    told: tuple[Sequence[tuple[str, str, int]], int] | None,
+    now: tuple[Sequence[tuple[str, str, int]], int],
+    limit: int,
+) -> bool:
+    """Whether a witness-list change can give any session a new peer list.
+
+    Every session's list is the first `limit` + 1 rows (by name) minus itself
+    (`peers_to_proto`), so when those rows are the same and the cluster's size changed
+    only where no agent's verdict looks at it (`peer_list_news`), no session would
+    send anything: waking all of them once a second while nodes keep joining cost as
+    much as their heartbeats (5,000 sessions woken to find nothing to say).
+    """
+    if told is None:
+        return True
+    (old_head, old_size), (new_head, new_size) = told, now
+    if list(old_head) != list(new_head):
+        return True
+    listed = min(len(new_head) - 1, limit)
+    return not (listed >= WITNESS_SAMPLE_MIN and old_size > limit + 1 and new_size > limit + 1)
 
 
 def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
@@ -241,6 +287,9 @@ def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpe
             )
             for m in c.volume_mounts
         ],
+        stdin=c.stdin,
+        stdin_once=c.stdin_once,
+        tty=c.tty,
     )
 
 
@@ -393,4 +442,7 @@ def container_from_proto(c: node_pb2.ContainerSpec) -> Container:
         image_pull_policy=c.image_pull_policy,
         readiness_probe=_probe_from_proto(c, "readiness_probe"),
         liveness_probe=_probe_from_proto(c, "liveness_probe"),
+        stdin=c.stdin,
+        stdin_once=c.stdin_once,
+        tty=c.tty,
     )

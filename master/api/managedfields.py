@@ -342,18 +342,21 @@ def record(
     changed = _strip(change.added | change.modified)
     removed = _strip(change.removed)
     mine = next((e for e in entries if manager.owns(e)), None)
-    conflicts: list[Conflict] = []
+    conflicts: list[tuple[ManagedFieldsEntry, Path]] = []
     others: list[tuple[ManagedFieldsEntry, FieldSet]] = []
     for e in entries:
         if e is mine:
             continue
         fields = entry_fields(e)
         taken = fields & changed
-        if taken and manager.operation == "Apply" and not force:
-            conflicts.extend(Conflict(describe(e), path_string(p)) for p in _ordered(taken))
+        if manager.operation == "Apply" and not force:
+            conflicts.extend((e, p) for p in _ordered(taken))
         others.append((e, fields - taken - removed))
+    if conflicts and manager.name == UPGRADING_MANAGER and old is not None:
+        allowed = _still_last_applied(old, shape)
+        conflicts = [(e, p) for e, p in conflicts if p not in allowed]
     if conflicts:
-        raise FieldConflicts(conflicts)
+        raise FieldConflicts([Conflict(describe(e), path_string(p)) for e, p in conflicts])
     if manager.operation == "Apply":
         own = _strip(to_field_set(tracked(config if config is not None else new), shape))
     else:
@@ -366,7 +369,67 @@ def record(
     if own:
         unchanged = mine is not None and not changed and not removed and own == entry_fields(mine)
         result.append(mine if unchanged and mine is not None else _entry(manager, own, now))
-    return _sorted(result)
+    return _sorted(_cap_updates(result))
+
+
+# Kubernetes keeps at most this many Update entries; older ones merge into one per version.
+MAX_UPDATE_MANAGERS = 10
+ANCIENT_CHANGES = "ancient-changes"
+
+
+def _cap_updates(entries: list[ManagedFieldsEntry]) -> list[ManagedFieldsEntry]:
+    """Merge the oldest Update entries, per API version, into an `ancient-changes` entry
+    until at most MAX_UPDATE_MANAGERS remain (the API server's capManagersManager), so
+    an object written by many one-off managers does not grow without end."""
+    updates = sorted(
+        (e for e in entries if e.operation == "Update"), key=lambda e: (int(e.time), e.manager)
+    )
+    excess = len(updates) - MAX_UPDATE_MANAGERS
+    out = list(entries)
+    first: dict[str, ManagedFieldsEntry] = {}
+    for e in updates:
+        if excess <= 0:
+            break
+        if e.api_version not in first:
+            first[e.api_version] = e
+            continue
+        bucket = next(
+            (x for x in out if x.manager == ANCIENT_CHANGES and x.operation == "Update"
+             and x.api_version == e.api_version and not x.subresource),
+            first[e.api_version],
+        )  # fmt: skip
+        if bucket is e:
+            continue
+        out.remove(bucket)
+        out.remove(e)
+        merged = entry_fields(bucket) | entry_fields(e)
+        out.append(
+            replace(bucket, manager=ANCIENT_CHANGES, time=e.time, fields_v1=_encode(merged),
+                    subresource="")
+        )  # fmt: skip
+        excess -= 1
+    return out
+
+
+# Kubernetes lets kubectl's own server-side apply take over what its client-side apply
+# set (the API server's lastAppliedManager): only for this manager name.
+UPGRADING_MANAGER = "kubectl"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _still_last_applied(live: Obj, shape: Shape) -> FieldSet:
+    """The fields of the client-side apply's last-applied configuration whose values the
+    live object still has: an apply by `kubectl` may change them without a conflict."""
+    text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        last = json.loads(text) if isinstance(text, str) else None
+        if not isinstance(last, dict):
+            return frozenset()
+        fields = _strip(to_field_set(tracked(last), shape))
+        drift = compare(tracked(last), tracked(live), shape)
+    except (ValueError, FieldSetError):
+        return frozenset()
+    return fields - drift.modified - drift.removed
 
 
 def _encode(fields: FieldSet) -> str:

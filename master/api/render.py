@@ -170,6 +170,9 @@ def render_container(c: Container) -> Obj:
     out["imagePullPolicy"] = c.image_pull_policy
     if c.volume_mounts:
         out["volumeMounts"] = [render_volume_mount(m) for m in c.volume_mounts]
+    for key, on in (("stdin", c.stdin), ("stdinOnce", c.stdin_once), ("tty", c.tty)):
+        if on:
+            out[key] = True
     return out
 
 

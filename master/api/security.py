@@ -28,12 +28,12 @@ from master.pki.bootstrap import (
     MasterPki,
     config_address,
     ensure_pki,
-    is_loopback,
     listen_host,
     server_names,
     write_admin_config,
 )
 from master.pki.ca import ca_hash
+from master.pki.clientconfig import is_loopback
 from master.pki.identity import ClusterIdentity
 from master.pki.registry import SecurityRegistry
 from master.state import ClusterState
@@ -104,10 +104,13 @@ class MasterSecurity:
         )
         return int(server.add_secure_port(listen, credentials))
 
-    def write_config(self, port: int, api_url: str = "", others: Sequence[str] = ()) -> Path:
-        """The admin's pinnace.conf; with several masters, `server` lists this one first,
-        then the `others` running now (the CLI passes a call on along that list)."""
-        address = config_address(self.listen, port)
+    def write_config(
+        self, port: int, api_url: str = "", others: Sequence[str] = (), address: str = ""
+    ) -> Path:
+        """The admin's pinnace.conf; with several masters, `server` lists this one first
+        (at its `address` when it advertises one), then the `others` running now (the CLI
+        passes a call on along that list)."""
+        address = address or config_address(self.listen, port)
         servers = ",".join(dict.fromkeys([address, *others]))
         path = write_admin_config(self.pki, self.data_dir, servers, api_url)
         log.info(

@@ -57,12 +57,15 @@ def run_exec(
     stdin: bool,
     tty: bool,
     namespace: str = "default",
+    attach: bool = False,
 ) -> int:
+    """`pinnace exec`, or with `attach` (no command) `pinnace attach`: the container's main
+    process, its output from now on and, with -i, this stdin to it."""
     if pod.startswith(("pod/", "pods/", "po/")):
         pod = pod.split("/", 1)[1]
     if command[:1] == ["--"]:
         command = command[1:]
-    if not command:
+    if not command and not attach:
         raise CliError("error: give the command after --, e.g. pinnace exec web -- ls /")
     terminal = tty and stdin and sys.stdin.isatty()
     if tty and not terminal:
@@ -71,7 +74,7 @@ def run_exec(
     size = shutil.get_terminal_size() if terminal else os.terminal_size((0, 0))
     opening = cluster_pb2.ExecOpen(
         pod=pod, container=container, command=command, stdin=stdin, tty=terminal,
-        width=size.columns, height=size.lines, namespace=namespace,
+        width=size.columns, height=size.lines, namespace=namespace, attach=attach,
     )  # fmt: skip
     inputs: queue.Queue[cluster_pb2.ExecRequest | None] = queue.Queue()
     if not stdin:

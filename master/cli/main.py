@@ -12,26 +12,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from master.cli.client import CliError, master_address
-from master.cli.commands import (
-    run_apply,
-    run_create_namespace,
-    run_delete,
-    run_get,
-    run_scale,
-)
 from master.cli.config import select as select_credentials
-from master.cli.describe import run_describe
-from master.cli.drain import run_cordon, run_drain
-from master.cli.exec import run_exec
-from master.cli.kubeconfig import run_kubeconfig
-from master.cli.logs import run_logs
-from master.cli.rollout import run_rollout
-from master.cli.token import run_token
-from master.cli.top import run_top
-from master.pki.tokens import parse_duration
-from master.store.etcd_client import EtcdSettings, parse_endpoints
+
+if TYPE_CHECKING:
+    from master.store.etcd_client import EtcdSettings
+
+# Each command imports its own modules when it runs (below, in main): `pinnace get pods`
+# should not pay for the master's store, the PKI's cryptography or the manifest model.
 
 
 def _nonnegative(text: str) -> float:
@@ -302,7 +292,23 @@ def build_parser() -> argparse.ArgumentParser:
         "controllers, the others serve reads and send writers to it",
     )
     m.add_argument(
+        "--leader-lease",
+        metavar="DURATION",
+        help="--leader-elect: the leader's etcd lease, renewed every quarter of it; a killed "
+        "leader is replaced within it plus etcd's 0.5 s expiry check (whole seconds, default "
+        "1s; etcd grants no less than 1.5 x its --election-timeout: run etcd with "
+        "--heartbeat-interval 50 --election-timeout 500)",
+    )
+    m.add_argument(
         "--name", default="", help="this master's name among several (default: HOSTNAME-PORT)"
+    )
+    m.add_argument(
+        "--advertise-address",
+        default="",
+        metavar="HOST",
+        help="where other masters, agents and clients reach this master (the leader hint, "
+        "`get masters`, pinnace.conf; added to its certificate); default: the --listen host, "
+        "or this machine's first non-loopback address when --listen is a wildcard",
     )
     m.add_argument(
         "--cluster-secret-file",
@@ -351,6 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-i", "--stdin", action="store_true", help="pass this stdin to the command")
     ex.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     _namespace_flags(ex)
+
+    at = sub.add_parser("attach", help="attach to a container's main process (through its node)")
+    at.add_argument("pod", help="POD (or pod/POD)")
+    at.add_argument("-c", "--container", default="", help="the container (default: the first)")
+    at.add_argument(
+        "-i", "--stdin", action="store_true", help="pass this stdin (the container: stdin: true)"
+    )
+    at.add_argument("-t", "--tty", action="store_true", help="the container has a terminal")
+    _namespace_flags(at)
 
     tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
     tp.add_argument(
@@ -499,6 +514,8 @@ def _run_master(args: argparse.Namespace) -> int:
             api_listen=args.api_listen,
             etcd=_etcd_settings(args),
             leader_elect=args.leader_elect,
+            leader_lease=_leader_lease(args),
+            advertise_address=args.advertise_address,
             name=args.name,
             cluster_secret_file=(
                 Path(args.cluster_secret_file) if args.cluster_secret_file else None
@@ -540,6 +557,8 @@ def _run_lb(action: str, data_dir: Path) -> int:
 
 
 def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
+    from master.store.etcd_client import EtcdSettings, parse_endpoints
+
     """--store etcd's settings, None for sqlite; a misplaced or missing flag is an error."""
     etcd_flags = {
         "--etcd-endpoints": args.etcd_endpoints,
@@ -580,6 +599,21 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
     )
 
 
+def _leader_lease(args: argparse.Namespace) -> float:
+    """--leader-lease: whole seconds (etcd's lease TTLs are), only with --leader-elect."""
+    if not args.leader_lease:
+        return 1.0
+    if not args.leader_elect:
+        raise CliError("pinnace master: --leader-lease needs --leader-elect")
+    seconds = _duration("--leader-lease", args.leader_lease)
+    if seconds != int(seconds):
+        raise CliError(
+            f"pinnace master: --leader-lease: etcd's leases last whole seconds, "
+            f"got {args.leader_lease!r} (try 1s or 2s)"
+        )
+    return seconds
+
+
 def _metrics_listen(text: str) -> str:
     from kernel.listen import parse_listen
 
@@ -591,6 +625,8 @@ def _metrics_listen(text: str) -> str:
 
 
 def _duration(flag: str, text: str) -> float:
+    from master.pki.tokens import parse_duration
+
     try:
         seconds = parse_duration(text)
     except ValueError as e:
@@ -616,6 +652,100 @@ def split_exec_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:cut], argv[cut + 1 :]
 
 
+def _run_command(args: argparse.Namespace, address: str, command_argv: list[str]) -> int:
+    """The kubectl-style verbs; each imports only what it uses."""
+    command = args.command
+    if command == "token":
+        from master.cli.token import run_token
+
+        return run_token(address, args.action, args.ttl, args.description, args.id)
+    if command == "kubeconfig":
+        from master.cli.kubeconfig import run_kubeconfig
+
+        return run_kubeconfig(address, args.server)
+    if command == "logs":
+        from master.cli.logs import run_logs
+
+        return run_logs(
+            address,
+            args.pod,
+            args.container,
+            args.follow,
+            args.tail,
+            args.timestamps,
+            args.previous,
+            _ns(args),
+        )
+    if command == "describe":
+        from master.cli.describe import run_describe
+
+        return run_describe(address, args.kind, args.name, _ns(args))
+    if command == "exec":
+        from master.cli.exec import run_exec
+
+        return run_exec(
+            address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
+            args.tty, _ns(args),
+        )  # fmt: skip
+    if command == "attach":
+        from master.cli.exec import run_exec
+
+        return run_exec(
+            address, args.pod, args.container, [], args.stdin, args.tty, _ns(args),
+            attach=True,
+        )  # fmt: skip
+    if command == "top":
+        from master.cli.top import run_top
+
+        return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
+    if command in ("cordon", "uncordon", "drain"):
+        from master.cli.drain import run_cordon, run_drain
+
+        if command == "drain":
+            return run_drain(address, args.node, args.timeout)
+        return run_cordon(address, args.node, command == "cordon")
+    if command == "rollout":
+        from master.cli.rollout import run_rollout
+
+        return run_rollout(
+            address, args.action, args.kind, args.name, args.to_revision, args.timeout,
+            _ns(args),
+        )  # fmt: skip
+    from master.cli import commands
+
+    if command == "apply":
+        return commands.run_apply(
+            address, args.filename, args.dry_run, args.recursive, args.namespace
+        )
+    if command == "create":
+        return commands.run_create_namespace(address, args.name, args.dry_run)
+    if command == "get":
+        return commands.run_get(
+            address,
+            args.kind,
+            args.name,
+            args.output,
+            args.selector,
+            args.watch,
+            _ns(args),
+            args.all_namespaces,
+            args.show_managed_fields,
+        )
+    if command == "delete":
+        return commands.run_delete(
+            address,
+            args.kind,
+            args.name,
+            args.filename,
+            args.recursive,
+            args.grace_period,
+            args.namespace,
+        )
+    if command == "scale":
+        return commands.run_scale(address, args.kind, args.name, args.replicas, _ns(args))
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "agent":
@@ -630,67 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_lb(args.action, Path(args.data_dir))
         select_credentials(args.config, args.insecure)
         address = master_address(args.master)
-        if args.command == "token":
-            return run_token(address, args.action, args.ttl, args.description, args.id)
-        if args.command == "kubeconfig":
-            return run_kubeconfig(address, args.server)
-        if args.command == "logs":
-            return run_logs(
-                address,
-                args.pod,
-                args.container,
-                args.follow,
-                args.tail,
-                args.timestamps,
-                args.previous,
-                _ns(args),
-            )
-        if args.command == "describe":
-            return run_describe(address, args.kind, args.name, _ns(args))
-        if args.command == "exec":
-            return run_exec(
-                address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
-                args.tty, _ns(args),
-            )  # fmt: skip
-        if args.command == "top":
-            return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
-        if args.command == "apply":
-            return run_apply(address, args.filename, args.dry_run, args.recursive, args.namespace)
-        if args.command == "create":
-            return run_create_namespace(address, args.name, args.dry_run)
-        if args.command == "get":
-            return run_get(
-                address,
-                args.kind,
-                args.name,
-                args.output,
-                args.selector,
-                args.watch,
-                _ns(args),
-                args.all_namespaces,
-                args.show_managed_fields,
-            )
-        if args.command == "delete":
-            return run_delete(
-                address,
-                args.kind,
-                args.name,
-                args.filename,
-                args.recursive,
-                args.grace_period,
-                args.namespace,
-            )
-        if args.command == "scale":
-            return run_scale(address, args.kind, args.name, args.replicas, _ns(args))
-        if args.command in ("cordon", "uncordon"):
-            return run_cordon(address, args.node, args.command == "cordon")
-        if args.command == "drain":
-            return run_drain(address, args.node, args.timeout)
-        if args.command == "rollout":
-            return run_rollout(
-                address, args.action, args.kind, args.name, args.to_revision, args.timeout,
-                _ns(args),
-            )  # fmt: skip
+        return _run_command(args, address, command_argv)
     except CliError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -698,7 +768,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 2
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """When may this master act as the leader? A pure state machine over a monotonic clock.
 
-Leadership is an etcd key attached to a lease (TTL `ttl`, renewed every
-`renew_every`). etcd deletes the key — and another master may win it — no
-sooner than `ttl` after the last renewal etcd accepted, which was itself sent
-no sooner than we sent it. So a leader whose last successful renewal was sent
-at `t` holds the key at least until `t + ttl`. It acts only until
-`t + ttl - margin` (the margin, one renewal interval, covers a write already on
-its way), so it has stopped before another master can start: there are never
-two leaders acting. Every store write of a leader is also conditional on its
-key (EtcdStore's guard), so a write that races the deadline anyway is refused
-by etcd, not applied.
+Leadership is an etcd key attached to a lease (TTL `ttl`, 1 s by default,
+renewed every `renew_every`, a quarter of it). etcd deletes the key — and
+another master may win it — no sooner than `ttl` after the last renewal etcd
+accepted, which was itself sent no sooner than we sent it. So a leader whose
+last successful renewal was sent at `t` holds the key at least until `t + ttl`.
+It acts only until `t + ttl - margin` (the margin, one renewal interval, covers
+a write already on its way and the tick that notices), so it has stopped before
+another master can start: there are never two leaders acting. Every store write
+of a leader is also conditional on its key (EtcdStore's guard), so a write that
+races the deadline anyway is refused by etcd, not applied. A renewal etcd still
+accepts after that deadline proves the lease alive and restores the right to act.
 
 The driver (elector.py) calls `won`, `renewed`, `lost`; everyone else asks
 `acting(now)` and `deadline`.
@@ -22,13 +23,25 @@ from typing import Literal
 
 Role = Literal["follower", "leader"]
 
+# Renewals per lease. A leader acts until 3/4 of a lease after sending its last confirmed
+# renewal: one renewal lost or late (a busy loop, a slow etcd) costs nothing, two in a row
+# end its reign before etcd can hand the key to another.
+RENEWALS_PER_LEASE = 4
+
 
 @dataclass(frozen=True, slots=True)
 class LeaseTiming:
-    """Kubernetes uses 15 s / 10 s / 2 s; pinnace fails over faster: 2 s lease, 0.5 s renewals."""
+    """Kubernetes uses 15 s / 10 s / 2 s; pinnace fails over within 2 s: a 1 s lease renewed
+    every 0.25 s. A dead leader's key goes at most `ttl` after its last renewal plus etcd's
+    expiry sweep (every 500 ms): about 1.6 s at worst, where a 2 s lease gave 2.5 s. A live
+    leader has three renewals' worth of slack (0.75 s) before it must stop acting.
 
-    ttl: float = 2.0
-    renew_every: float = 0.5
+    etcd's TTLs are whole seconds and at least 1.5 x its election timeout: a 1 s lease needs
+    etcd run with `--heartbeat-interval 50 --election-timeout 500` (the elector warns when
+    etcd grants more than it asked, and failover is then that much slower)."""
+
+    ttl: float = 1.0
+    renew_every: float = 0.25
 
     def __post_init__(self) -> None:
         if not 0 < self.renew_every * 2 < self.ttl:
@@ -36,6 +49,11 @@ class LeaseTiming:
                 f"lease {self.ttl:g}s must be more than twice the renewal interval "
                 f"{self.renew_every:g}s"
             )
+
+    @staticmethod
+    def of(ttl: float) -> LeaseTiming:
+        """A lease of `ttl` seconds renewed every quarter of it (`--leader-lease`)."""
+        return LeaseTiming(ttl=ttl, renew_every=ttl / RENEWALS_PER_LEASE)
 
     @property
     def margin(self) -> float:
@@ -76,39 +94,3 @@ class Leadership:
     def deadline(self) -> float:
         """Monotonic time at which a leader without a newer renewal must stop acting."""
         return self._valid_until
-
-
-# etcd reports a lease's TTL in whole seconds, truncated: 0 means "less than one left".
-TTL_UNIT_S = 1.0
-
-
-class LeaseRunOut:
-    """When may a follower revoke the leader's lease itself, instead of waiting up to
-    500 ms more for etcd's expiry sweep? Once etcd itself has let it run out.
-
-    A follower asks etcd for the lease's TTL every tick. The first answer of 0
-    (received at `t`) says less than one second was left when etcd answered, so the
-    lease has run out at etcd by `t + 1 s` — unless it was renewed since, which a
-    later answer of >= 1 shows (and which resets this). etcd never renews a lease
-    that has run out, so revoking it then only does etcd's pending sweep early. The
-    driver looks once more just before revoking, which leaves a window of one
-    round trip; a leader renewing in it after a second of silence loses its key,
-    and the guard on its writes (its key's create_revision) refuses them.
-    """
-
-    def __init__(self) -> None:
-        self.lease = 0
-        self._below_one_since: float | None = None
-
-    def observe(self, lease: int, ttl: int, received_at: float) -> None:
-        if lease != self.lease:
-            self.lease, self._below_one_since = lease, None
-        if ttl >= 1:
-            self._below_one_since = None
-        elif self._below_one_since is None:
-            self._below_one_since = received_at
-
-    def run_out(self, now: float) -> bool:
-        """Whether etcd has certainly let the observed lease run out by `now`."""
-        since = self._below_one_since
-        return since is not None and now >= since + TTL_UNIT_S

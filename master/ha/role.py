@@ -25,6 +25,7 @@ from master.ha.follower import Follower
 from master.ha.leadership import LeaseTiming
 from master.state import ClusterState
 from master.store.etcd import EtcdStore
+from master.store.etcd_lease import EtcdLeases
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +44,27 @@ class HaRole:
         self._manager = manager
         self._follower = follower or Follower(store, state)
         self.elector = LeaderElector(
-            store, me, timing or LeaseTiming(), self._elected, self._deposed
+            store,
+            EtcdLeases(store.client),
+            me,
+            timing or LeaseTiming(),
+            self._elected,
+            self._deposed,
         )
         self._controllers: asyncio.Task[None] | None = None
         self._mirror: asyncio.Task[None] | None = None
         self._ready = False  # elected and caught up: only then are writes let through
-        state.set_write_gate(self.refusal, self.leader_address, self.leader_api_url)
+        state.set_write_gate(self.refusal, self.leader_address, self.leader_api_url, self.settling)
 
     def refusal(self) -> str | None:
         """None while this master leads, else why it may not write (names the leader)."""
         if self.elector.is_leader():
             return None if self._ready else "this master is taking over as leader; retry"
+        if self.elector.paused:
+            return (
+                f"the leader {self.elector.me.name} cannot confirm its etcd lease right now "
+                "(is etcd reachable, with a quorum of its members?); retry in a moment"
+            )
         leader = self.elector.leader()
         if leader is None or leader.name == self.elector.me.name:
             return "no master is the leader right now (is etcd reachable?); retry in a moment"
@@ -61,6 +72,10 @@ class HaRole:
             f"master {self.elector.me.name} is a follower; the leader is {leader.name} "
             f"at {leader.address}: send writes there"
         )
+
+    def settling(self) -> bool:
+        """Leading, but not writing for a moment: taking over, or confirming its lease."""
+        return self.elector.paused or (self.elector.is_leader() and not self._ready)
 
     def leader_address(self) -> str:
         leader = self.elector.leader()

@@ -60,12 +60,12 @@ POD_UNSUPPORTED = (
 )  # fmt: skip
 CONTAINER_SUPPORTED = (
     "name", "image", "command", "args", "env", "envFrom", "ports", "resources", "imagePullPolicy",
-    "readinessProbe", "livenessProbe", "volumeMounts",
+    "readinessProbe", "livenessProbe", "volumeMounts", "stdin", "stdinOnce", "tty",
 )  # fmt: skip
 CONTAINER_UNSUPPORTED = (
     "workingDir", "resizePolicy", "restartPolicy", "volumeDevices",
     "startupProbe", "lifecycle", "terminationMessagePath",
-    "terminationMessagePolicy", "securityContext", "stdin", "stdinOnce", "tty",
+    "terminationMessagePolicy", "securityContext",
 )  # fmt: skip
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 PROTOCOLS = ("TCP", "UDP")
@@ -183,7 +183,16 @@ def _parse_container(
         for key in ("readinessProbe", "livenessProbe")
         if data.get(key) is not None
     }
+    flags = {}
+    for key in ("stdin", "stdinOnce", "tty"):
+        flag = data.get(key)
+        if flag is not None and not isinstance(flag, bool):
+            raise where.key(key).error("must be true or false")
+        flags[key] = bool(flag)
     return Container(
+        stdin=flags["stdin"],
+        stdin_once=flags["stdinOnce"],
+        tty=flags["tty"],
         name=name,
         image=image,
         command=command,

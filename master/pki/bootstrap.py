@@ -38,13 +38,12 @@ from master.pki.ca import (
     load_key,
     new_key,
 )
-from master.pki.clientconfig import ClientConfig, render_client_config
+from master.pki.clientconfig import CONFIG_NAME, ClientConfig, is_loopback, render_client_config
 from master.pki.identity import ClusterIdentity
 
 log = logging.getLogger(__name__)
 
 RENEW_ADMIN_BEFORE = dt.timedelta(days=30)
-CONFIG_NAME = "pinnace.conf"
 _WILDCARDS = ("", "0.0.0.0", "::", "[::]", "*")
 
 
@@ -64,15 +63,6 @@ class MasterPki:
 def listen_host(listen: str) -> str:
     host = listen.rsplit(":", 1)[0] if ":" in listen else listen
     return host.strip("[]")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def server_names(listen: str, extra: list[str]) -> list[str]:
@@ -187,6 +177,33 @@ def write_admin_config(pki: MasterPki, data_dir: Path, server: str, api_server: 
     config = ClientConfig(server, pki.ca.pem, pki.admin_cert_pem, pki.admin_key_pem, api_server)
     write_atomic(path, render_client_config(config).encode())
     return path
+
+
+def advertised_host(listen: str, advertise: str, interfaces: list[str] | None = None) -> str:
+    """The host other masters, agents and clients are told to reach this master at: the
+    `--advertise-address`, else the listen host, else (a wildcard listen, which nobody can
+    dial) the first interface address that is not loopback, else loopback. `interfaces`
+    defaults to this machine's."""
+    if advertise:
+        return advertise.strip("[]")
+    host = listen_host(listen)
+    if host not in _WILDCARDS:
+        return host
+    found = _interface_addresses() if interfaces is None else interfaces
+    routable = [a for a in found if not is_loopback(a) and not _link_local(a)]
+    ipv4 = [a for a in routable if ":" not in a]
+    return (ipv4 or routable or ["127.0.0.1"])[0]
+
+
+def _link_local(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_link_local
+    except ValueError:
+        return False
+
+
+def host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def config_address(listen: str, port: int) -> str:

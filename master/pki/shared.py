@@ -14,6 +14,15 @@ store compares the key's revision: two first masters racing both end up with
 the one that landed). A first master that already has a CA, admin credentials
 or a Secrets key in its data dir (it ran before on its own) brings them along,
 so agents and Secrets it already had keep working.
+
+Migrating a prefix written before masters shared one identity: its agents trust
+the CA of the master they joined through. So the identity must start from that
+master's CA, and no other CA may be dropped silently: a master with no CA of its
+own refuses to make the identity of a prefix that already holds a cluster (start
+the master that ran it first), and a master whose data dir holds a CA key of its
+own that is not the cluster's refuses to start (its agents would be cut off): the
+operator moves DATA_DIR/pki aside and re-joins those agents. Bridging two CAs
+(cross-signing, so agents of both keep working) is not done.
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ from master.store.sealing import KEY_FILE
 log = logging.getLogger(__name__)
 
 IDENTITY_META = "cluster.identity"
+# Written with the first object: present on a store that already holds a cluster.
+RESOURCE_VERSION_META = "resource_version"
 SECRET_FILE = "cluster-secret"
 MAX_SECRET_BYTES = 4096
 
@@ -99,6 +110,15 @@ def load_or_create(store: Store, secret: str, data_dir: Path, now: dt.datetime) 
     """The cluster's identity from the store, made and stored first if there is none."""
     envelope = store.meta_get(IDENTITY_META)
     if envelope is None:
+        if (
+            store.meta_get(RESOURCE_VERSION_META) is not None
+            and _local_ca(data_dir / "pki") is None
+        ):
+            raise StoreError(
+                "the store already holds a cluster from before its masters shared one identity, "
+                f"and {data_dir / 'pki'} has no CA: start the master that ran this cluster "
+                "first (its CA is the one the agents trust), then this one"
+            )
         identity = initial_identity(data_dir, now)
         try:
             store.meta_set(IDENTITY_META, seal_identity(identity, secret))
@@ -110,11 +130,20 @@ def load_or_create(store: Store, secret: str, data_dir: Path, now: dt.datetime) 
             log.info("stored this cluster's identity (sealed with the cluster secret)")
             return identity
     try:
-        return open_identity(envelope, secret)
+        identity = open_identity(envelope, secret)
     except IdentityError as e:
         raise StoreError(
             f"{e}: start this master with the --cluster-secret-file the cluster's other masters use"
         ) from None
+    own = _local_ca(data_dir / "pki")
+    if own is not None and own.pem != identity.ca_cert_pem:
+        raise StoreError(
+            f"{data_dir / 'pki'} holds a CA of this master's own that is not the cluster's "
+            "(from before its masters shared one identity): agents that joined through this "
+            f"master trust it and would be cut off; move {data_dir / 'pki'} aside to take the "
+            "cluster's CA and re-join those agents with a token (`pinnace token create`)"
+        )
+    return identity
 
 
 def initial_identity(data_dir: Path, now: dt.datetime) -> ClusterIdentity:

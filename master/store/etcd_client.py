@@ -157,11 +157,6 @@ class EtcdClient:
     def lease_revoke(self, lease_id: int) -> Any:
         return self._call("lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=lease_id))
 
-    def lease_time_to_live(self, lease_id: int) -> int:
-        """A lease's remaining TTL as etcd reports it: whole seconds, truncated (-1: gone)."""
-        reply = self._call("lease", "LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id))
-        return int(reply.TTL)
-
     def lease_keepalive(self, lease_id: int, timeout: float) -> int:
         """Renew a lease once; its remaining TTL in seconds (0: it has expired)."""
         stub = self._stub("lease")

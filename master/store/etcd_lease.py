@@ -43,18 +43,16 @@ class EtcdLeases:
     def __init__(self, client: EtcdClient) -> None:
         self._client = client
 
-    def grant(self, ttl: int) -> int:
-        return int(self._client.lease_grant(ttl).ID)
+    def grant(self, ttl: int) -> tuple[int, int]:
+        """A new lease: (its ID, the TTL etcd granted, which is never below etcd's minimum)."""
+        reply = self._client.lease_grant(ttl)
+        return int(reply.ID), int(reply.TTL)
 
     def keepalive(self, lease: int, timeout: float) -> int:
         return self._client.lease_keepalive(lease, timeout)
 
     def revoke(self, lease: int) -> None:
         self._client.lease_revoke(lease)
-
-    def time_to_live(self, lease: int) -> int:
-        """Whole seconds left, truncated (0: less than one; -1: the lease is gone)."""
-        return self._client.lease_time_to_live(lease)
 
     def put_on_lease(self, key: bytes, value: bytes, lease: int) -> None:
         put = rpc_pb2.PutRequest(key=key, value=value, lease=lease)

@@ -9,7 +9,7 @@ heartbeats at the interval the master gives it and reports every assigned pod
 Running and ready at once (no containers). Once every agent has its first
 heartbeat ack, applies a Deployment of P pods and times apply -> all Running
 (the master's own `pinnace_pods{phase="Running"}` on /metrics, polled every
-0.5 s). Then, at steady state (heartbeats only), over `--window` seconds:
+second). Then, at steady state (heartbeats only), over `--window` seconds:
 
 - master CPU: the master process's own user + system CPU time (psutil, from
   /proc) over the window divided by its wall time, in cores; the fleet runs in
@@ -43,6 +43,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,7 +201,11 @@ async def main_async(
     deaths: int = 0,
     master_args: tuple[str, ...] = (),
     profile: str = "",
+    profile_window: bool = False,
+    during_window: Callable[[str, float], Awaitable[None]] | None = None,
 ) -> HollowResult | None:
+    """One run; `during_window(address, seconds)` runs beside the steady window (another
+    bench's probe, e.g. store_compare.py's writes)."""
     data = tempfile.mkdtemp(prefix="pinnace-hollow-")
     metrics_port = free_port()
     argv = [sys.executable, "-m", "master.cli.main"]
@@ -245,9 +250,13 @@ async def main_async(
                 last_print = now
                 fleet_cpu = sum(sum(psutil.Process(f.proc.pid).cpu_times()[:2]) for f in fleets)
                 master_cpu = sum(proc.cpu_times()[:2])
+                failures: Counter[str] = Counter()
+                for f in fleets:
+                    failures.update(dict(f.status.get("join_failures", {})))  # type: ignore[call-overload]
                 print(
                     f"  {now - t0:5.0f}s: {joined} joined; CPU s so far: master "
-                    f"{master_cpu:.0f}, fleet {fleet_cpu:.0f}",
+                    f"{master_cpu:.0f}, fleet {fleet_cpu:.0f}; failed join attempts "
+                    f"{dict(failures)}",
                     flush=True,
                 )
             await asyncio.sleep(0.2)
@@ -260,13 +269,15 @@ async def main_async(
             "  template:\n    metadata: {labels: {app: hollow}}\n    spec:\n"
             "      containers: [{name: c, image: nginx:latest, ports: [{containerPort: 80}]}]\n"
         )
+        if profile and not profile_window:
+            os.kill(master.pid, signal.SIGUSR1)  # profile from the apply on
         t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
         await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
         while (running := await asyncio.to_thread(running_pods, metrics_url)) < pods:
             if time.monotonic() - t1 > timeout:
                 print(f"not all {pods} pods Running after {timeout:.0f}s ({running}): no converge")
                 return None
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
         converge = time.monotonic() - t1
         apply_cpu1 = proc.cpu_times()
         converge_cpu = sum(apply_cpu1[:2]) - sum(apply_cpu0[:2])
@@ -278,16 +289,23 @@ async def main_async(
         await asyncio.sleep(5)  # let the status flushes settle
         for f in fleets:
             await f.ask("reset")
-        if profile:
+        if profile and profile_window:
             os.kill(master.pid, signal.SIGUSR1)  # profile the window on (profile_master.py)
         cpu0, w0 = proc.cpu_times(), time.monotonic()
-        await asyncio.sleep(window)
+        if during_window is not None:
+            await asyncio.gather(asyncio.sleep(window), during_window(address, window))
+        else:
+            await asyncio.sleep(window)
         cpu1, w1 = proc.cpu_times(), time.monotonic()
         reports = [await f.ask("report") for f in fleets]
         used = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / (w1 - w0)
         rss = proc.memory_info().rss / 2**20
         rtts = [float(r) for rep in reports for r in rep["rtt_ms"]]  # type: ignore[attr-defined]
-        acks = sum(int(rep["acks"]) for rep in reports)  # type: ignore[call-overload]
+        # Each process counted from its reset to its report: its own rate, summed.
+        acks_per_s = sum(
+            int(rep["acks"]) / float(rep["seconds"])  # type: ignore[call-overload, arg-type]
+            for rep in reports
+        )
         silent: Counter[str] = Counter()
         for rep in reports:
             silent.update(dict(rep["without_ack"]))  # type: ignore[call-overload]
@@ -325,7 +343,7 @@ async def main_async(
             converge_cpu,
             used,
             rss,
-            acks / (w1 - w0),
+            acks_per_s,
             percentile(rtts, 0.5),
             percentile(rtts, 0.99),
             nodes - len(detections),
@@ -404,7 +422,12 @@ def main() -> None:
         default="",
         metavar="FILE[:wall]",
         help="run the master under yappi (tests/bench/profile_master.py), CPU clock unless "
-        ":wall, and save its profile to FILE when it stops",
+        ":wall, and save its profile to FILE when it stops: from the apply on",
+    )
+    parser.add_argument(
+        "--profile-window",
+        action="store_true",
+        help="--profile-master from the steady-state window on instead",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
@@ -423,6 +446,7 @@ def main() -> None:
             args.deaths,
             tuple(args.master_arg),
             args.profile_master,
+            args.profile_window,
         )
     )
     if result is None:

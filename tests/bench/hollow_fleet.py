@@ -92,6 +92,9 @@ class HollowAgent:
             capacity=node_pb2.Resources(cpu_millis=32000, memory_bytes=64 * 2**30),
             allocatable=node_pb2.Resources(cpu_millis=32000, memory_bytes=64 * 2**30),
             agent_version="hollow",
+            # Real agents serve a witness port, so the master lists them as peers (a
+            # hollow agent is never asked: no other agent fences).
+            witness_port=9,
         )
         self.stage = "registering"
         delay = RETRY_FIRST
@@ -122,9 +125,12 @@ class HollowAgent:
                 elif body == "heartbeat_ack":
                     self.joined = True
                     self.acks += 1
-                    sent = self.sent_at.pop(msg.heartbeat_ack.sequence, None)
+                    acked = msg.heartbeat_ack.sequence
+                    sent = self.sent_at.pop(acked, None)
                     if sent is not None:
                         self.rtt_ms.append((time.monotonic() - sent) * 1000)
+                    for older in [k for k in self.sent_at if k < acked]:
+                        del self.sent_at[older]
         except grpc.aio.AioRpcError as exc:
             self.ended = f"{exc.code().name}: {exc.details()}"[:120]
         else:
@@ -142,7 +148,11 @@ class HollowAgent:
         await asyncio.sleep(random.random() * interval)
         while not stop.is_set() and not self.frozen:
             seq += 1
-            self.sent_at = {seq: time.monotonic()}  # an ack acknowledges the newest beat
+            # Beats not yet acknowledged (an ack answers its beat and voids older ones; a
+            # slow master's acks arrive after the next beat went out: still counted).
+            self.sent_at[seq] = time.monotonic()
+            if len(self.sent_at) > 16:
+                del self.sent_at[min(self.sent_at)]
             await self.outbox.put(node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=seq)))
             await asyncio.sleep(interval)
 
@@ -200,8 +210,14 @@ async def main_async(args: argparse.Namespace) -> None:
     channels: list[grpc.aio.Channel] = []
     tasks: list[asyncio.Task[None]] = []
 
+    # Machines do not all boot in the same millisecond: at most this many joins of this
+    # process are in flight at once (1,250 at once spent the fleet's CPU on handshakes that
+    # timed out and were retried, and stalled at 417 of 5,000 joined).
+    joining = asyncio.Semaphore(args.join_concurrency)
+
     async def start_tls(agent: HollowAgent, token: Token) -> None:
-        channel = await agent.join_tls(args.master, token)
+        async with joining:
+            channel = await agent.join_tls(args.master, token)
         if channel is None:
             return
         channels.append(channel)
@@ -232,6 +248,7 @@ async def main_async(args: argparse.Namespace) -> None:
             await asyncio.sleep(1.0)
 
     reporter = asyncio.create_task(status())
+    reset_at = time.monotonic()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -241,6 +258,7 @@ async def main_async(args: argparse.Namespace) -> None:
             break
         word, _, arg = line.partition(" ")
         if word == "reset":
+            reset_at = time.monotonic()
             for a in agents:
                 a.acks = 0
                 a.rtt_ms = []
@@ -249,6 +267,7 @@ async def main_async(args: argparse.Namespace) -> None:
             emit(
                 {
                     "acks": sum(a.acks for a in agents),
+                    "seconds": time.monotonic() - reset_at,
                     "rtt_ms": [round(r, 2) for a in agents for r in a.rtt_ms],
                     "without_ack": dict(Counter(a.stage for a in agents if a.acks == 0)),
                 }
@@ -271,6 +290,7 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--agents-per-channel", type=int, default=10)
+    parser.add_argument("--join-concurrency", type=int, default=16, help="joins in flight")
     asyncio.run(main_async(parser.parse_args()))
 
 

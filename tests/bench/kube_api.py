@@ -225,6 +225,7 @@ async def bench_writes(
         cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "load"}, "data": {}}
         await b.request("POST", CONFIGMAPS, cm)
         times: list[float] = []
+        load_before = os.getloadavg()[0]
         cpu0, t_start = b.cpu(), time.perf_counter()
         total = int(rate * seconds)
         for i in range(total):
@@ -243,7 +244,8 @@ async def bench_writes(
         share = (b.cpu() - cpu0) / wall
         print(
             f"writes at {rate:g}/s for {seconds:g} s with {nodes} hollow nodes heartbeating: "
-            f"{ms(times)}   master CPU {share * 100:.0f}% of a core"
+            f"{ms(times)}   master CPU {share * 100:.0f}% of a core   "
+            f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
         )
     finally:
         if hollow is not None:

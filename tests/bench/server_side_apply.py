@@ -9,7 +9,9 @@ and then, round after round, changes one env value of each:
   kubectl starts, reads discovery and OpenAPI from its cache, then writes), each
   timed from process start to exit;
 - over HTTP (aiohttp, no process start): a strategic merge PATCH and an apply PATCH
-  of the same change, timed from request to answer: the master's own cost.
+  of the same change, timed from request to answer: the master's own cost;
+- in this process: the CPU the managedFields bookkeeping takes per write (load
+  does not change CPU time much, so this one compares across machines' busy hours).
 
 The two sides alternate within each round, so load changes hit both alike.
 
@@ -114,8 +116,15 @@ async def run(runs: int, kubectl: str, workdir: Path) -> list[Figure]:
         timed_kubectl(kubectl, env, "apply", "--server-side", "-f", str(files["ssa"]))
         times: dict[str, list[float]] = {k: [] for k in ("csa", "ssa", "smp", "apply")}
         async with aiohttp.ClientSession() as http:
-            for name in ("smp", "apply"):
-                await http.post(api + DEPLOYMENTS, json=manifest(name, "0"))
+            # The applied one is created by its own apply: created otherwise, its fields
+            # would be its creator's, and the first apply would (rightly) conflict.
+            await http.post(api + DEPLOYMENTS, json=manifest("smp", "0"))
+            await timed_patch(
+                http,
+                f"{api}{DEPLOYMENTS}/apply?fieldManager=bench",
+                manifest("apply", "0"),
+                "application/apply-patch+yaml",
+            )
             for i in range(1, runs + 1):
                 for name in ("csa", "ssa"):
                     files[name].write_text(yaml.safe_dump(manifest(name, str(i))))
@@ -163,6 +172,45 @@ async def run(runs: int, kubectl: str, workdir: Path) -> list[Figure]:
     ]
 
 
+def bookkeeping_cpu(writes: int) -> list[Figure]:
+    """CPU per write of the managedFields bookkeeping alone (in this process): rendering
+    the stored and the planned object, comparing them and updating the ledger (the
+    tracker every write now runs), and for an apply also merging and pruning."""
+    from dataclasses import replace
+
+    from master.api.fieldowners import field_tracker
+    from master.api.managedfields import Manager, applied_object
+    from master.manifest import parse_manifests
+
+    def parsed(value: str) -> Any:
+        text = json.dumps(manifest("web", value)).encode()
+        return parse_manifests([("web.json", text)]).objects[0]
+
+    stored = replace(parsed("0"), meta=replace(parsed("0").meta, uid="u", resource_version=1))
+    planned = [parsed(str(i)) for i in range(1, writes + 1)]
+    update = field_tracker(Manager("kubectl-client-side-apply", "Update", "apps/v1"), 1.0)
+    created = update(None, stored)
+    start = time.process_time()
+    for p in planned:
+        update(created, p)
+    update_ms = (time.process_time() - start) / writes * 1000
+    # The applier applied before (so its last set is pruned against), beside an updater.
+    applier = Manager("kubectl", "Apply", "apps/v1")
+    live = manifest("web", "0")
+    applied = field_tracker(applier, 1.0, live)(created, stored)
+    start = time.process_time()
+    for i, p in enumerate(planned, 1):
+        config = manifest("web", str(i))
+        applied_object(applied.meta.managed_fields, live, config, "Deployment", applier)
+        field_tracker(applier, 1.0, config, force=True)(applied, p)
+    apply_ms = (time.process_time() - start) / writes * 1000
+    note = f"mean of {writes}, CPU time in-process"
+    return [
+        Figure("managedFields bookkeeping of an update", update_ms, "ms CPU", note),
+        Figure("managedFields bookkeeping of an apply", apply_ms, "ms CPU", note),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -171,6 +219,7 @@ def main() -> None:
     before = load_average()
     with tempfile.TemporaryDirectory(prefix="pinnace-ssa-bench-") as tmp:
         figures = asyncio.run(run(args.runs, args.kubectl, Path(tmp)))
+    figures += bookkeeping_cpu(200)
     after = load_average()
     print(table(figures))
     print(f"load average before {before}, after {after}")

@@ -73,6 +73,7 @@ class ComposeCluster:
         self.docker = docker_client
         self._compose = compose
         self.api_port = free_port()
+        self.kube_port = free_port()
         self.lb_port = free_port()
         self.ingress_port = free_port()
         self.nodes = [f"e2e{self.id}-node-{i}" for i in (1, 2, 3)]
@@ -80,6 +81,7 @@ class ComposeCluster:
         self.env = {
             **os.environ,
             "PINNACE_API_PORT": str(self.api_port),
+            "PINNACE_KUBE_PORT": str(self.kube_port),
             "PINNACE_LB_PORT": str(self.lb_port),
             "PINNACE_INGRESS_PORT": str(self.ingress_port),
             "PINNACE_BIND": "127.0.0.1",

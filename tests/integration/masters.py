@@ -67,6 +67,8 @@ class Masters:
     # own loopback address (127.0.0.2, .3, ... in the order the masters first start).
     lb_port_offset: int | None = None
     lb_hosts: dict[str, str] = field(default_factory=dict)
+    # Run the masters from another tree (a bench's before/after in one run); None: this one.
+    source: Path | None = None
 
     @property
     def secret_file(self) -> Path:
@@ -120,7 +122,7 @@ class Masters:
             ],
             stdout=subprocess.PIPE,
             stderr=log,
-            cwd=REPO,
+            cwd=self.source or REPO,
             env=env_with_haproxy({**os.environ, "PYTHONUNBUFFERED": "1"}),
         )  # fmt: skip
         self.procs[name] = proc

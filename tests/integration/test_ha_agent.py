@@ -194,11 +194,47 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
     assert all("programming HAProxy failed" not in ha.masters.log(n) for n in NAMES)
     assert load.sent >= 100 * back * 0.5, load.sent
 
-    # Same pods, still running, on the same containers, never restarted or fenced.
+    # Same pods, still running, on the same containers, never restarted, fenced or duplicated.
     assert running(ha, new.address) == pods
-    now = docker_client.containers.list(filters={"label": f"pinnace.node={agent}"})
+    assert sorted(p["metadata"]["name"] for p in get(ha, new.address, "pods")) == pods
+    now = docker_client.containers.list(all=True, filters={"label": f"pinnace.node={agent}"})
     assert {c.id: c.attrs["State"]["StartedAt"] for c in now} == started
     assert all(
         p["status"]["containerStatuses"][0]["restartCount"] == 0
         for p in get(ha, new.address, "pods")
     )
+
+    # etcd loses quorum: writes are refused in one sentence, reads are served, the pods and
+    # the load balancers go on (longer than a node lease), and all recovers on its own.
+    follower_after = next(
+        ha.masters.addresses[n] for n in NAMES if n not in (leader.name, new.name)
+    )
+    lost = [m for m in ha.etcd.members if m.process is not None][:2]
+    with steady_load(lb_url(ha, survivor)) as load:
+        for member in lost:
+            ha.etcd.kill(member)
+        lost_at = time.monotonic()
+        refused = ha.masters.cli(new.address, "scale", "deployment", "web", "--replicas", "3")
+        read = get(ha, follower_after, "pods")
+        while time.monotonic() - lost_at < 8.0:  # a node lease is 6 s under --leader-elect
+            up = docker_client.containers.list(filters={"label": f"pinnace.node={agent}"})
+            assert {c.id for c in up} == set(started), "a container stopped without quorum"
+            time.sleep(0.5)
+        for member in lost:
+            ha.etcd.start_member(member)
+        ha.etcd.wait_healthy(timeout=30)
+
+        def scaled() -> bool:
+            done = ha.masters.cli(follower_after, "scale", "deployment", "web", "--replicas", "2")
+            return done.returncode == 0
+
+        wait_for("a write once quorum is back", scaled, timeout=30)
+    print(f"quorum lost and back: {time.monotonic() - lost_at:.1f}s")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: nothing was changed: "), refused.stderr
+    assert "etcd" in refused.stderr and "Traceback" not in refused.stderr
+    assert sorted(p["metadata"]["name"] for p in read) == pods
+    assert load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
+    after = docker_client.containers.list(all=True, filters={"label": f"pinnace.node={agent}"})
+    assert {c.id: c.attrs["State"]["StartedAt"] for c in after} == started
+    assert running(ha, follower_after) == pods

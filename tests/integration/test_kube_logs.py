@@ -59,6 +59,27 @@ spec:
       - name: s
         image: pinnace/httpd:latest
         command: ["/bin/sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: reader
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: reader
+  template:
+    metadata:
+      labels:
+        app: reader
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: r
+        image: pinnace/httpd:latest
+        stdin: true
+        command: ["/bin/sh", "-c", "while read line; do echo got: $line; done"]
 """
 
 
@@ -148,6 +169,7 @@ def test_logs_stream_from_the_agent_to_kubectl_and_the_cli(
     assert missing.stderr.strip() == 'Error from server (NotFound): pods "no-such-pod" not found'
 
     _exec_through_kubectl_and_the_cli(cluster, config, tmp_path, pod)
+    _attach_through_kubectl(cluster, config, tmp_path, pod)
     _describe_through_kubectl_and_the_cli(cluster, k, pod)
     _previous_after_a_restart(cluster, k, pod)
     _grace_period_of_a_delete(cluster, k)
@@ -254,6 +276,52 @@ def _exec_through_kubectl_and_the_cli(
     ):
         code, screen = _on_a_terminal(argv, env, b"tty; exit 7\r")
         assert code == 7 and b"/dev/pts/" in screen, screen
+
+
+def _attach_through_kubectl(
+    cluster: LocalCluster, config: Path, tmp_path: Path, talker: str
+) -> None:
+    """kubectl attach (Docker's attach over the same channels): the main process's output
+    from now on; with -i, lines typed reach a process reading its stdin (stdin: true)."""
+    reader = wait_for(
+        "a running reader pod",
+        lambda: next(
+            (
+                p["metadata"]["name"]
+                for p in cluster.pods()
+                if p["status"]["phase"] == "Running" and p["metadata"]["name"].startswith("reader-")
+            ),
+            None,
+        ),
+    )
+    for n, binary in enumerate(kubectls()):
+        kx = Kubectl(binary, config, tmp_path)
+        for argv, typed, expected in (
+            (["attach", talker], None, re.compile(r"^line \d+$")),
+            (["attach", "-i", reader], f"hello {n}\n", re.compile(rf"^got: hello {n}$")),
+        ):
+            proc = subprocess.Popen(
+                [binary, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, env=kx.env,
+            )  # fmt: skip
+            try:
+                assert proc.stdin is not None and proc.stdout is not None
+                if typed:
+                    proc.stdin.write(typed)
+                    proc.stdin.flush()
+                ready, _, _ = select.select([proc.stdout], [], [], 30)
+                line = proc.stdout.readline().rstrip("\n") if ready else ""
+                assert expected.match(line), (argv, line)
+            finally:
+                proc.kill()
+                proc.communicate(timeout=10)
+    missing = Kubectl(kubectls()[0], config, tmp_path).run(
+        "attach", "-i", "no-such-pod", check=False
+    )
+    assert missing.returncode == 1 and 'pods "no-such-pod" not found' in missing.stderr
+    # pinnace attach over gRPC; its stdin's end reaches the process, which then exits.
+    ours = cluster.cli("attach", "-i", reader, stdin=b"hello cli\n")
+    assert (ours.returncode, ours.stdout) == (0, "got: hello cli\n"), ours.stderr
 
 
 def _on_a_terminal(argv: list[str], env: dict[str, str], typed: bytes) -> tuple[int, bytes]:

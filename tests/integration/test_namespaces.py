@@ -31,6 +31,23 @@ HOSTNAME = re.compile(r'hostname">([0-9a-f]{12})')
 TEAMS = {"team-a": 80, "team-b": 81}
 
 
+_SLOW_POD = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: slow}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: slow}}
+  template:
+    metadata: {labels: {app: slow}}
+    spec:
+      terminationGracePeriodSeconds: 10
+      containers:
+      - name: s
+        image: pinnace/httpd:latest
+        command: ["/bin/sh", "-c", "trap 'sleep 1; exit 0' TERM; while true; do sleep 0.2; done"]
+"""
+
+
 def _app(namespace: str, port: int) -> str:
     return f"""apiVersion: v1
 kind: Namespace
@@ -216,12 +233,20 @@ def test_kubectl_sees_and_uses_namespaces(setup: _Setup, tmp_path: Path) -> None
     missing = k.run("-n", "nowhere", "apply", "-f", str(config), check=False)
     assert missing.returncode == 1 and 'namespaces "nowhere" not found' in missing.stderr
 
-    assert 'namespace "team-c" deleted' in k.run("delete", "namespace", "team-c").stdout
-    wait_for(
-        "namespace team-c to be gone",
-        lambda: k.run("get", "namespace", "team-c", check=False).returncode == 1,
-        timeout=15,
-    )
+    # kubectl delete namespace waits (it watches the namespace) until it is gone, pods and
+    # all; a pod that takes a second to stop on SIGTERM makes the wait real.
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(_SLOW_POD)
+    wheel = Kubectl(kubectls()[0], write_kubeconfig(setup.cluster), tmp_path)
+    for client in (k, wheel):
+        if client is wheel:
+            client.run("create", "namespace", "team-c")
+        client.run("-n", "team-c", "apply", "-f", str(slow))
+        wait_for("team-c's pod running", lambda: setup.containers("team-c"))
+        assert 'namespace "team-c" deleted' in client.run("delete", "namespace", "team-c").stdout
+        gone = client.run("get", "namespace", "team-c", check=False)
+        assert gone.returncode == 1 and 'namespaces "team-c" not found' in gone.stderr
+        assert setup.containers("team-c") == set()
     assert k.run("get", "namespace", "default").returncode == 0
 
 

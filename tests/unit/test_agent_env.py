@@ -96,3 +96,12 @@ def test_container_config_gets_the_expanded_environment_command_and_args() -> No
     assert dict(config.env) == {"MODE": "prod", "PORT": "80", "URL": "x:80"}
     assert config.entrypoint == ("httpd", "-p", "80")
     assert config.cmd == ("--mode=prod", "$(MODE)")
+
+
+def test_stdin_and_tty_count_only_when_set() -> None:
+    # Specs from before attach hash as they did (no restart on upgrade); set, they change it.
+    assert spec_hash(replace(WEB, stdin=False, tty=False)) == spec_hash(WEB)
+    assert spec_hash(replace(WEB, stdin=True)) != spec_hash(WEB)
+    attached = replace(WEB, stdin=True, tty=True)
+    config = container_config("n1", "127.0.0.1", _pod(attached), attached, 0)
+    assert (config.stdin_open, config.tty) == (True, True)

@@ -71,6 +71,47 @@ def test_a_first_master_keeps_the_ca_and_secrets_key_of_its_data_dir(tmp_path: P
     assert made.secrets_key == b"s" * 32
 
 
+def own_ca(data_dir: Path) -> CertificateAuthority:
+    """A CA in a data dir, as a master made it before masters shared one identity."""
+    ca = CertificateAuthority.create(NOW)
+    (data_dir / "pki").mkdir(parents=True)
+    (data_dir / "pki" / "ca.crt").write_bytes(cert_pem(ca.cert))
+    (data_dir / "pki" / "ca.key").write_bytes(key_pem(ca.key))
+    return ca
+
+
+def test_an_old_cluster_takes_the_ca_of_the_master_that_ran_it_never_a_new_one(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    store.meta_set("resource_version", "42")  # objects written before the shared identity
+    original = own_ca(tmp_path / "old")
+
+    with pytest.raises(StoreError, match=r"has no CA: start the master that ran this cluster"):
+        load_or_create(store, SECRET, tmp_path / "new", NOW)
+    assert store.meta_get(IDENTITY_META) is None  # nothing half-made
+    made = load_or_create(store, SECRET, tmp_path / "old", NOW)
+    joined = load_or_create(store, SECRET, tmp_path / "new", NOW)
+
+    assert made.ca_cert_pem == joined.ca_cert_pem == cert_pem(original.cert)
+
+
+def test_a_master_with_a_ca_of_its_own_that_is_not_the_clusters_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    load_or_create(store, SECRET, tmp_path / "first", NOW)
+    own_ca(tmp_path / "other")
+
+    with pytest.raises(StoreError, match=r"holds a CA of this master's own .* move .* aside"):
+        load_or_create(store, SECRET, tmp_path / "other", NOW)
+    # Its CA moved aside, it takes the cluster's.
+    (tmp_path / "other" / "pki").rename(tmp_path / "other" / "pki.old")
+    assert load_or_create(store, SECRET, tmp_path / "other", NOW) == load_or_create(
+        store, SECRET, tmp_path / "first", NOW
+    )
+
+
 def test_the_cluster_secret_is_made_once_then_required(tmp_path: Path) -> None:
     store = MemoryStore()
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"

@@ -109,6 +109,9 @@ def _container() -> Container:
         readiness_probe=_probe("httpGet"),
         liveness_probe=_probe("exec"),
         volume_mounts=(VolumeMount("data", "/data", "sub", True),),
+        stdin=True,
+        stdin_once=True,
+        tty=True,
     )
 
 

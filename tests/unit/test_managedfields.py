@@ -211,3 +211,56 @@ def test_an_unreadable_stored_entry_owns_nothing() -> None:
     # ... so a write over it goes on, and the writer's entry is recorded beside it.
     entries = record((broken,), _dep(), _dep(replicas=4), "Deployment", CSA, NOW)
     assert [e.manager for e in entries] == ["kubectl-client-side-apply"]
+
+
+def test_at_most_ten_update_entries_the_oldest_merge_into_ancient_changes() -> None:
+    entries: tuple[ManagedFieldsEntry, ...] = ()
+    old = _dep()
+    labels = dict(old["metadata"]["labels"])
+    for i in range(12):
+        new = _dep(image=f"img{i}")
+        labels[f"by-{i}"] = "x"  # each manager adds a label of its own and the image
+        new["metadata"]["labels"] = dict(labels)
+        writer = Manager(f"m{i}", "Update", "apps/v1")
+        entries = record(entries, old, new, "Deployment", writer, NOW + i)
+        old = new
+    names = [e.manager for e in entries]
+    assert len(names) == 10 and names[0] == "ancient-changes"
+    assert names[1:] == [f"m{i}" for i in range(3, 12)]
+    ancient = _owners(entries)["ancient-changes/Update"]
+    # m0, m1 and m2 merged: what they still owned is kept; the image is m11's.
+    assert {".metadata.labels.by-0", ".metadata.labels.by-1", ".metadata.labels.by-2"} <= ancient
+    assert entries[0].time == NOW + 2
+    assert not any("image" in p for p in ancient)
+
+
+def _client_side_applied(replicas: int = 3) -> dict[str, Any]:
+    """A deployment as `kubectl apply` (client-side) leaves it: its last-applied annotation."""
+    live = _dep(replicas=replicas)
+    last = _dep()
+    for key in ("uid", "resourceVersion"):
+        del last["metadata"][key]
+    del last["status"]
+    annotation = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(last)}
+    live["metadata"]["annotations"] = annotation
+    return live
+
+
+def test_kubectl_takes_over_what_its_client_side_apply_set_without_conflicts() -> None:
+    live = _client_side_applied()
+    entries = record((), None, live, "Deployment", CSA, NOW)
+    # Another manager changing a client-side-applied value conflicts ...
+    with pytest.raises(FieldConflicts):
+        _apply(entries, live, _dep(replicas=5), who=OTHER)
+    # ... kubectl's server-side apply does not (Kubernetes' lastAppliedManager).
+    wanted, upgraded = _apply(entries, live, _dep(replicas=5))
+    assert wanted["spec"]["replicas"] == 5
+    assert ".spec.replicas" in _owners(upgraded)["kubectl/Apply"]
+    # A value changed since the client-side apply (a scale) still conflicts, by name.
+    scaled = _client_side_applied(replicas=7)
+    entries = record(entries, live, scaled, "Deployment", SCALE, NOW + 1)
+    with pytest.raises(FieldConflicts) as refused:
+        _apply(entries, scaled, _dep(replicas=5))
+    assert [c.manager for c in refused.value.conflicts] == [
+        '"kubectl" with subresource "scale" using apps/v1'
+    ]

@@ -342,3 +342,14 @@ def test_label_key_with_prefix_is_valid_and_bad_prefix_is_not() -> None:
     assert error(bad).startswith(
         PREFIX + "metadata.labels[\"Bad_Prefix/name\"]: key prefix before '/' must be"
     )
+
+
+def test_stdin_and_tty_are_read_for_attach_and_must_be_booleans() -> None:
+    doc = mutate(mutate(DEPLOYMENT, f"{C0}.stdin", True), f"{C0}.tty", True)
+
+    c = only_deployment(doc).template.spec.containers[0]
+
+    assert (c.stdin, c.stdin_once, c.tty) == (True, False, True)
+    assert error(mutate(DEPLOYMENT, f"{C0}.stdinOnce", "yes")) == (
+        PREFIX + f"{C0}.stdinOnce: must be true or false"
+    )

@@ -31,6 +31,18 @@ from master.cli.main import main
             ["--store", "etcd", "--etcd-endpoints", "http://e:2379", "--etcd-timeout", "0.5s"],
             "pinnace master: --etcd-timeout: must be at least 1s, got '0.5s'\n",
         ),
+        (
+            ["--store", "etcd", "--etcd-endpoints", "http://e:2379", "--leader-lease", "2s"],
+            "pinnace master: --leader-lease needs --leader-elect\n",
+        ),
+        (
+            [
+                *("--store", "etcd", "--etcd-endpoints", "http://e:2379", "--leader-elect"),
+                *("--leader-lease", "1500ms"),
+            ],
+            "pinnace master: --leader-lease: etcd's leases last whole seconds, got '1500ms' "
+            "(try 1s or 2s)\n",
+        ),
     ],
 )
 def test_flags_that_do_not_fit_are_refused(

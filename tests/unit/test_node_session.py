@@ -82,3 +82,27 @@ def test_the_end_of_a_session_marks_the_node_until_the_agent_registers_again() -
     asyncio.run(servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=info), context))
     node = state.get("Node", "n1")
     assert isinstance(node, Node) and node.status.session_lost_at == 0.0
+
+
+def test_sessions_the_stopping_master_ends_do_not_mark_their_nodes() -> None:
+    clock = FakeClock()
+    state = ClusterState(MemoryStore(), clock)
+    leases = LeaseTable()
+    servicer = NodeServicer(state, leases, ControllerManager(state, clock, leases), clock, 1, 3)
+    info = node_pb2.NodeInfo(
+        name="n1",
+        address="127.0.0.1",
+        capacity=node_pb2.Resources(cpu_millis=2000, memory_bytes=2**30),
+        allocatable=node_pb2.Resources(cpu_millis=2000, memory_bytes=2**30),
+    )
+    context: Any = None
+    reply = asyncio.run(servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=info), context))
+
+    servicer.stopping()
+    asyncio.run(_session(servicer, reply.session_id))
+
+    node = state.get("Node", "n1")
+    assert isinstance(node, Node) and node.status.session_lost_at == 0.0
+    assert not any(
+        isinstance(e, Event) and e.reason == "NodeSessionLost" for e in state.objects("Event")
+    )

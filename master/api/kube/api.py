@@ -186,9 +186,9 @@ class KubeApi(Streams):
         )
         if sub == "scale":
             return await self._scale(request, name or "", method, now, ns, w)
-        if sub == "exec" and method in ("GET", "POST"):
+        if sub in ("exec", "attach") and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
-            return await serve_exec(request, self.state, execs, name or "", ns)
+            return await serve_exec(request, self.state, execs, name or "", ns, sub == "attach")
         if sub == "portforward" and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
             return await serve_port_forward(request, self.state, execs, name or "", ns)

@@ -1,6 +1,7 @@
 """The Kubernetes remote-command stream protocol over WebSocket, as pure functions.
 
 `kubectl exec` (1.30+) and the official clients open `GET pods/NAME/exec?command=...`
+(`kubectl attach`: `pods/NAME/attach`, the same channels without a command)
 as a WebSocket offering the sub-protocols `v5.channel.k8s.io` and
 `v4.channel.k8s.io`. Every binary message starts with a channel byte: 0 stdin,
 1 stdout, 2 stderr, 3 error, 4 resize (JSON `{"Width": w, "Height": h}`). The
@@ -115,15 +116,15 @@ class ExecParams:
     tty: bool = False
 
 
-def exec_params(query: Mapping[str, str], commands: list[str]) -> ExecParams:
-    """pods/NAME/exec's query (the `command` values given apart: they repeat);
-    ValueError names what is wrong."""
+def exec_params(query: Mapping[str, str], commands: list[str], attach: bool = False) -> ExecParams:
+    """pods/NAME/exec's (or, `attach`, pods/NAME/attach's: no command) query (the `command`
+    values given apart: they repeat); ValueError names what is wrong."""
 
     def flag(key: str, default: bool) -> bool:
         text = query.get(key, "")
         return default if not text else text.lower() in ("1", "true")
 
-    if not commands:
+    if not commands and not attach:
         raise ValueError("you must specify at least one command for the container")
     params = ExecParams(
         command=commands,

@@ -39,9 +39,13 @@ async def serve_exec(
     relay: ExecRelay | None,
     name: str,
     namespace: str = DEFAULT_NAMESPACE,
+    attach: bool = False,
 ) -> web.StreamResponse:
+    """An exec, or with `attach` the container's main process (Docker's attach): the
+    same channels; an attach ends with Success when the stream ends (as the kubelet's)."""
+    verb = "attach" if attach else "exec"
     try:
-        params = exec_params(request.query, request.query.getall("command", []))
+        params = exec_params(request.query, request.query.getall("command", []), attach)
         node, container = locate_exec(state, name, params.container, namespace)
     except ValueError as e:
         raise errors.bad_request(str(e)) from None
@@ -54,14 +58,15 @@ async def serve_exec(
     protocol = choose_protocol(request.headers.get("Sec-WebSocket-Protocol", ""))
     if request.headers.get("Upgrade", "").lower() != "websocket" or protocol is None:
         raise errors.bad_request(
-            "pinnace serves exec over WebSocket only, with the sub-protocol "
+            f"pinnace serves {verb} over WebSocket only, with the sub-protocol "
             "v5.channel.k8s.io or v4.channel.k8s.io (kubectl 1.30 and later use it); "
             "SPDY is not supported"
         )
     try:
         channel = relay.open(
-            node, name, container, params.command, params.stdin, params.tty, namespace=namespace
-        )
+            node, name, container, params.command, params.stdin, params.tty, namespace=namespace,
+            attach=attach,
+        )  # fmt: skip
     except ExecUnavailable as e:
         raise errors.bad_request(str(e)) from None
     ws = web.WebSocketResponse(protocols=(protocol,), autoping=True, max_msg_size=1 << 20)
@@ -91,7 +96,8 @@ async def serve_exec(
             while True:
                 event = await channel.next()
                 if isinstance(event, Exited):
-                    status = exit_status(event.code, event.error, params.command)
+                    code = 0 if attach and not event.error else event.code
+                    status = exit_status(code, event.error, params.command)
                     await ws.send_bytes(frame(ERROR, json.dumps(status).encode()))
                     break
                 if event.stream == STDERR and not params.stderr:

@@ -50,6 +50,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("pods/log", "Pod", verbs=("get",), subresource=True),
     Resource("pods/status", "Pod", verbs=("get",), subresource=True),
     Resource("pods/exec", "PodExecOptions", verbs=("create", "get"), subresource=True),
+    Resource("pods/attach", "PodAttachOptions", verbs=("create", "get"), subresource=True),
     Resource("pods/portforward", "PodPortForwardOptions", verbs=("create", "get"),
              subresource=True),
     Resource("services", "Service", verbs=(*READ, *WRITE), short_names=("svc",),
