@@ -46,6 +46,7 @@ from agent.logs import LogStreamer, PreviousLogs
 from agent.metrics import MetricsListenError, counted, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
 from agent.nodeproxy.proxy import ListenerProblem, NodeProxy
+from agent.nodeproxy.render import ProxySettings
 from agent.nodeproxy.table import ServiceTables
 from agent.outbox import StatusOutbox
 from agent.poddns import NodeDns, ResolvConf, parse_resolv_conf, pod_resolv_conf
@@ -59,6 +60,7 @@ from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.clock import Clock, SystemClock
+from kernel.haproxy_tuning import haproxy_threads
 from kernel.listen import parse_listen
 from kernel.names import is_node_name
 from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
@@ -445,7 +447,11 @@ def _node_proxy(
         log.error("%s", why)
         notify("NodeProxyUnavailable", why)
         return None
-    proxy = NodeProxy(state_dir / "nodeproxy", clock, args.haproxy, notify=notify, report=report)
+    # One HAProxy thread on a machine of two CPUs (kernel/haproxy_tuning.py says why).
+    settings = ProxySettings(threads=haproxy_threads(os.cpu_count()))
+    proxy = NodeProxy(
+        state_dir / "nodeproxy", clock, args.haproxy, settings, notify=notify, report=report
+    )
     services.subscribe(proxy.offer)
     return proxy
 

@@ -292,10 +292,21 @@ class Worker:
                 case StartContainer():
                     await self._start(action.assignment, action.spec, action.restart_count)
                 case RestartContainer():
-                    if self._previous is not None:
-                        await self._previous.capture(self._runtime, action.container_id)
+                    # The dead container's log is kept beside the replacement's start, not
+                    # before it: reading it was two engine calls on the way to running again.
+                    keep_log = (
+                        None
+                        if self._previous is None
+                        else asyncio.ensure_future(
+                            self._previous.capture(self._runtime, action.container_id)
+                        )
+                    )
                     await self._start(
-                        action.assignment, action.spec, action.restart_count, action.container_id
+                        action.assignment,
+                        action.spec,
+                        action.restart_count,
+                        action.container_id,
+                        keep_log,
                     )
                 case StopContainer():
                     await self._runtime.stop(action.container_id, action.grace_seconds)
@@ -318,9 +329,15 @@ class Worker:
         return True
 
     async def _start(
-        self, assignment: PodAssignment, spec: ContainerSpec, restart_count: int, dead: str = ""
+        self,
+        assignment: PodAssignment,
+        spec: ContainerSpec,
+        restart_count: int,
+        dead: str = "",
+        before_remove: Awaitable[None] | None = None,
     ) -> None:
-        """Starts a container for `spec`; in place of the `dead` one when given."""
+        """Starts a container for `spec`; in place of the `dead` one when given (removed
+        after `before_remove`)."""
         config = container_config(
             self._runtime.node,
             self._host_ip,
@@ -331,7 +348,7 @@ class Worker:
             self._resolv(assignment),
         )
         if dead:
-            info = await self._runtime.replace(dead, config)
+            info = await self._runtime.replace(dead, config, before_remove)
         else:
             info = await self._runtime.create_and_start(config)
         log.info(

@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import ipaddress
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -30,6 +31,7 @@ from typing import Any
 import grpc
 
 from kernel.clock import SystemClock
+from kernel.haproxy_tuning import haproxy_threads
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
@@ -64,6 +66,7 @@ from master.model import (
     DEFAULT_NAMESPACE,
     DEFAULT_SERVICE_CIDR,
     Ingress,
+    IngressClass,
     Namespace,
     Node,
     ObjectMeta,
@@ -545,7 +548,9 @@ def _lb_admission(config: MasterConfig, state: ClusterState) -> ServiceAdmission
 
     def admit(new: Sequence[Service], existing: Sequence[Service]) -> list[str]:
         ingresses = [i for i in state.objects("Ingress") if isinstance(i, Ingress)]
-        return admission_errors(new, existing, addresses, ingress_reserved(ports, ingresses))
+        classes = [c for c in state.objects("IngressClass") if isinstance(c, IngressClass)]
+        reserved = ingress_reserved(ports, ingresses, classes)
+        return admission_errors(new, existing, addresses, reserved)
 
     return admit
 
@@ -562,7 +567,9 @@ def _load_balancer(
         )
     # HAProxy's runtime files live with the master's state; HAProxy outlives the master.
     workdir = config.data_dir / "lb"
-    driver = HAProxyDriver(workdir, LbSettings(listen_address=config.lb_listen), config.haproxy_bin)
+    # One HAProxy thread on a machine of two CPUs (kernel/haproxy_tuning.py says why).
+    settings = LbSettings(listen_address=config.lb_listen, threads=haproxy_threads(os.cpu_count()))
+    driver = HAProxyDriver(workdir, settings, config.haproxy_bin)
     return LoadBalancerController(
         state,
         clock,

@@ -60,6 +60,9 @@ class ProxySettings:
     hard_stop_after_ms: int = 600_000
     # Old workers kept alive by connections beyond this many reloads are stopped.
     max_reloads: int = 50
+    # HAProxy's nbthread; 0 leaves its default (one per CPU). The agent passes
+    # kernel.haproxy_tuning.haproxy_threads(cpus): one thread on a machine of two CPUs.
+    threads: int = 0
 
 
 def _address(host: str, port: int) -> str:
@@ -86,6 +89,7 @@ def render_state(
         f"    maxconn {s.max_connections}",
         f"    hard-stop-after {s.hard_stop_after_ms}ms",
         f"    mworker-max-reloads {s.max_reloads}",
+        *([f"    nbthread {s.threads}"] if s.threads else []),
         "",
         "defaults",
         "    mode tcp",

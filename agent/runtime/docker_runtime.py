@@ -24,7 +24,7 @@ import posixpath
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -56,10 +56,12 @@ from agent.runtime.port import (
     fallback_note,
     pod_of,
 )
+from agent.runtime.single_flight import SingleFlight
 from agent.runtime.thread_pump import pumped
 
 T = TypeVar("T")
 _POOL_SIZE = 64
+_CONFLICT = 409  # the engine's answer to a create whose name is taken
 # An exec probe's output is only shown in a message; keep its tail.
 _EXEC_OUTPUT_MAX = 4096
 
@@ -181,6 +183,7 @@ class DockerRuntime:
         self._client_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix=f"docker-{node}")
         self._cache: dict[str, tuple[str, ContainerInfo]] = {}
+        self._image_asks: SingleFlight[tuple[str, str], str] = SingleFlight()
 
     @property
     def node(self) -> str:
@@ -259,6 +262,13 @@ class DockerRuntime:
         return ""
 
     async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> str:
+        # Pods asking for the same image at the same time share one inspect/pull
+        # (agent/runtime/single_flight.py says why).
+        return await self._image_asks.run(
+            (image, pull_policy), lambda: self._ensure_image(image, pull_policy)
+        )
+
+    async def _ensure_image(self, image: str, pull_policy: str) -> str:
         try:
             return await self._call(self._ensure_image_sync, image, pull_policy)
         except RuntimeFailure:
@@ -266,18 +276,21 @@ class DockerRuntime:
         except (docker.errors.DockerException, OSError) as exc:
             raise ImagePullError(f"cannot pull image {image}: {_explain(exc)}") from exc
 
+    def _remove_stale(self, api: Any, name: str) -> None:
+        """Frees `name` held by a container this node left behind (a crash between create and
+        record); a container of another node keeps it and the create fails."""
+        try:
+            stale = api.inspect_container(name)
+        except docker.errors.NotFound:
+            return
+        if (stale.get("Config") or {}).get("Labels", {}).get(LABEL_NODE) != self._node:
+            raise ContainerCreateError(
+                f"container name {name} is taken by a container of another node"
+            )
+        api.remove_container(stale["Id"], force=True)
+
     def _create_sync(self, config: ContainerConfig) -> ContainerInfo:
         api = self._api()
-        try:
-            stale = api.inspect_container(config.name)
-        except docker.errors.NotFound:
-            stale = None
-        if stale is not None:
-            if (stale.get("Config") or {}).get("Labels", {}).get(LABEL_NODE) != self._node:
-                raise ContainerCreateError(
-                    f"container name {config.name} is taken by a container of another node"
-                )
-            api.remove_container(stale["Id"], force=True)
         # On a pod network the ports stay exposed (so inspect lists them) but unpublished.
         port_bindings = {
             f"{p.container_port}/{p.protocol.lower()}": (config.host_ip, p.host_port or None)
@@ -310,14 +323,26 @@ class DockerRuntime:
             stdin_open=config.stdin_open,
             tty=config.tty,
         )
-        if config.stdin_once:
-            # docker-py's create_container has no argument for StdinOnce: the body by hand.
-            name = arguments.pop("name")
-            body = api.create_container_config(**arguments)
-            body["StdinOnce"] = True
-            created = api.create_container_from_config(body, name)
-        else:
-            created = api.create_container(**arguments)
+
+        def create() -> Any:
+            if config.stdin_once:
+                # docker-py's create_container has no argument for StdinOnce: the body by hand.
+                fields = {k: v for k, v in arguments.items() if k != "name"}
+                body = api.create_container_config(**fields)
+                body["StdinOnce"] = True
+                return api.create_container_from_config(body, config.name)
+            return api.create_container(**arguments)
+
+        # Create first and look for a stale holder of the name only on a conflict: one
+        # engine call less per start than inspecting beforehand, in a burst where every
+        # call queues behind the others.
+        try:
+            created = create()
+        except docker.errors.APIError as exc:
+            if exc.status_code != _CONFLICT:
+                raise
+            self._remove_stale(api, config.name)
+            created = create()
         cid = created["Id"]
         try:
             api.start(cid)
@@ -467,27 +492,33 @@ class DockerRuntime:
             if exc.status_code != 409:
                 raise
 
-    def _replace_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
-        api = self._api()
+    def _swap_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
         # Renaming frees the name in milliseconds; removing takes a few hundred on a busy
         # engine, and is no longer on the way to the new container running.
         with contextlib.suppress(docker.errors.APIError):
-            api.rename(old_id, f"{config.name}-replaced-{old_id[:12]}")
-        try:
-            return self._create_sync(config)
-        finally:
-            with contextlib.suppress(docker.errors.DockerException, OSError):
-                self._remove_sync(old_id)
+            self._api().rename(old_id, f"{config.name}-replaced-{old_id[:12]}")
+        return self._create_sync(config)
 
-    async def replace(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+    def _remove_quietly_sync(self, container_id: str) -> None:
+        with contextlib.suppress(docker.errors.DockerException, OSError):
+            self._remove_sync(container_id)
+
+    async def replace(
+        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+    ) -> ContainerInfo:
         try:
-            return await self._call(self._replace_sync, old_id, config)
+            return await self._call(self._swap_sync, old_id, config)
         except RuntimeFailure:
             raise
         except (docker.errors.DockerException, OSError) as exc:
             raise ContainerCreateError(
                 f"cannot start container {config.name}: {_explain(exc)}"
             ) from exc
+        finally:
+            if before_remove is not None:
+                with contextlib.suppress(Exception):
+                    await before_remove
+            await self._call(self._remove_quietly_sync, old_id)
 
     async def remove(self, container_id: str) -> None:
         if await self.inspect(container_id) is None:

@@ -13,9 +13,10 @@ result's output, then, with stdin, echoes its input back (like `cat`) until stdi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -237,10 +238,19 @@ class FakeRuntime:
             del self.engine.containers[container_id]
             self.engine.mounted.pop(container_id, None)
 
-    async def replace(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+    async def replace(
+        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+    ) -> ContainerInfo:
+        old = self._mine(self.engine.containers.get(old_id))
+        if old is not None:
+            # Moved out of the way, as the engine's rename does: the new one takes the name.
+            self.engine.containers[old_id] = replace(old, name=f"{old.name}-replaced-{old_id[:12]}")
         try:
             return await self.create_and_start(config)
         finally:
+            if before_remove is not None:
+                with contextlib.suppress(Exception):
+                    await before_remove
             await self.remove(old_id)
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:

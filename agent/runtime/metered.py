@@ -63,8 +63,10 @@ class MeteredRuntime:
     async def remove(self, container_id: str) -> None:
         await _timed("remove", self._inner.remove(container_id))
 
-    async def replace(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
-        return await _timed("replace", self._inner.replace(old_id, config))
+    async def replace(
+        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+    ) -> ContainerInfo:
+        return await _timed("replace", self._inner.replace(old_id, config, before_remove))
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         return await _timed("inspect", self._inner.inspect(container_id))

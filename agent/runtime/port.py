@@ -11,7 +11,7 @@ unit tests and hollow nodes. Both pass tests/integration/test_agent_runtime_cont
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -306,11 +306,14 @@ class Runtime(Protocol):
         """Removes (forcibly). A gone container is fine."""
         ...
 
-    async def replace(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+    async def replace(
+        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+    ) -> ContainerInfo:
         """Creates and starts a container for `config` in place of the dead `old_id`, which
         is moved out of the way first and removed only once the new one runs (a crashed
         container runs again sooner). Raises ContainerCreateError as create_and_start;
-        the old container is removed either way."""
+        the old container is removed either way, after `before_remove` (work that still
+        reads the old container, such as keeping its log, runs beside the start)."""
         ...
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:

@@ -16,8 +16,9 @@
 #   build.sh redis            # the stateful example's image (the demo builds it on demand)
 #   build.sh debian-python    # what `make images-base` runs (python3 + haproxy: the base for
 #                             # pinnace's own image, compose/Dockerfile)
-#   build.sh guestbook voting # stand-ins for the images of the real manifests' guestbook and
-#                             # voting app (tests/bench/apps.py; standins/README.md)
+#   build.sh guestbook voting podinfo # stand-ins for the images of the real manifests'
+#                             # guestbook, voting app and podinfo (tests/bench/apps.py;
+#                             # standins/README.md)
 #
 # Environment: FORCE=1 rebuilds everything; PINNACE_PULL=0 never tries a pull;
 # DEBIAN_MIRROR overrides the mirror read from /etc/apt/sources.list*.
@@ -278,20 +279,20 @@ build_debian_python() {
 
 voting_packages=python3-flask,python3-redis,python3-psycopg2,postgresql-15
 
-# build_standin TAG DIR BASE BASE-PACKAGES [BUILD-ARG...]: compose/images/standins/DIR FROM
-# BASE (debootstrapped with BASE-PACKAGES when missing).
+# build_standin TAG DIR BASE BASE-PACKAGES STANDS-IN: compose/images/standins/DIR FROM BASE
+# (debootstrapped with BASE-PACKAGES when missing or from an older recipe), labelled
+# pinnace.stand-in="TAG: STANDS-IN".
 build_standin() {
-  local tag=$1 ctx=$here/standins/$2 base=$3 packages=$4 inputs arg args=()
-  shift 4
-  for arg in "$@"; do args+=(--build-arg "$arg"); done
-  inputs=$(hash_of "$ctx"/* <(echo "$recipe_version $base $packages $*"))
+  local tag=$1 ctx=$here/standins/$2 base=$3 packages=$4 what=$5 inputs
+  inputs=$(hash_of "$ctx"/* <(echo "$recipe_version $base $packages $what"))
   if ! needs_build "$tag" "$inputs"; then
     say "$tag present"
     return
   fi
   build_debian_base "$base" "$packages"
   step="building $tag"
-  docker_build --build-arg "BASE=$base" "${args[@]}" --label "pinnace.build-inputs=$inputs" \
+  docker_build --build-arg "BASE=$base" --label "pinnace.build-inputs=$inputs" \
+    --label "pinnace.stand-in=$tag: $what, built by pinnace's compose/images/build.sh" \
     -t "$tag" "$ctx"
   say "built $tag (a stand-in: $(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%d MB", $1 / 1e6}'))"
 }
@@ -299,23 +300,34 @@ build_standin() {
 build_guestbook() {
   # Kubernetes' guestbook (guestbook-all-in-one.yaml): leader, followers and the PHP frontend,
   # all on pinnace/redis's base.
-  build_standin registry.k8s.io/redis:e2e redis "$redis_base" "$redis_base_packages" \
-    "STANDS_FOR=registry.k8s.io/redis:e2e"
-  build_standin gcr.io/google_samples/gb-redisslave:v1 gb-redisslave "$redis_base" \
-    "$redis_base_packages"
-  build_standin gcr.io/google-samples/gb-frontend:v5 gb-frontend "$redis_base" \
-    "$redis_base_packages"
+  local base=$redis_base packages=$redis_base_packages
+  build_standin registry.k8s.io/redis:e2e redis "$base" "$packages" "Debian's redis-server"
+  build_standin gcr.io/google_samples/gb-redisslave:v1 gb-redisslave "$base" "$packages" \
+    "Debian's redis-server as a replica of redis-master"
+  build_standin gcr.io/google-samples/gb-frontend:v5 gb-frontend "$base" "$packages" \
+    "Debian's php-cli and php-redis, same HTTP API"
 }
 
 build_voting() {
   # Docker's example voting app (voting-*.yaml): Redis on pinnace/redis's base, the rest
   # (vote, worker, result, db) on one base with Flask, redis-py, psycopg2 and PostgreSQL 15.
-  local base=pinnace/debian-voting-base:bookworm
-  build_standin redis:alpine redis "$redis_base" "$redis_base_packages" "STANDS_FOR=redis:alpine"
-  build_standin postgres:15-alpine postgres "$base" "$voting_packages"
-  build_standin dockersamples/examplevotingapp_vote vote "$base" "$voting_packages"
-  build_standin dockersamples/examplevotingapp_worker worker "$base" "$voting_packages"
-  build_standin dockersamples/examplevotingapp_result result "$base" "$voting_packages"
+  local base=pinnace/debian-voting-base:bookworm packages=$voting_packages
+  build_standin redis:alpine redis "$redis_base" "$redis_base_packages" "Debian's redis-server"
+  build_standin postgres:15-alpine postgres "$base" "$packages" \
+    "Debian's postgresql-15 with the official image's POSTGRES_* variables"
+  build_standin dockersamples/examplevotingapp_vote vote "$base" "$packages" \
+    "Debian's python3-flask and python3-redis, same form, cookie and Redis list"
+  build_standin dockersamples/examplevotingapp_worker worker "$base" "$packages" \
+    "Python with Debian's python3-redis and python3-psycopg2, same list, table and Services"
+  build_standin dockersamples/examplevotingapp_result result "$base" "$packages" \
+    "Python with Debian's python3-psycopg2, same query; counts as JSON at /scores, no socket.io"
+}
+
+build_podinfo() {
+  # stefanprodan/podinfo (podinfo-*.yaml): one program in every tier, Python on the voting
+  # app's base (python3 and redis-py are all it needs).
+  build_standin ghcr.io/stefanprodan/podinfo:6.14.1 podinfo pinnace/debian-voting-base:bookworm \
+    "$voting_packages" "Python, upstream's flags and HTTP API without gRPC or UI"
 }
 
 main() {
@@ -334,7 +346,8 @@ main() {
       debian-python) build_debian_python ;;
       guestbook) build_guestbook ;;
       voting) build_voting ;;
-      *) fail "unknown image '$name' (known: nginx httpd redis debian-python guestbook voting)" ;;
+      podinfo) build_podinfo ;;
+      *) fail "unknown image '$name' (known: nginx httpd redis debian-python guestbook voting podinfo)" ;;
     esac
   done
   # A rebuild leaves the previous image untagged; drop those, but only ones this script made.

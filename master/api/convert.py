@@ -144,6 +144,28 @@ def peer_list_news(sent: node_pb2.PeerList | None, new: node_pb2.PeerList) -> bo
     )
 
 
+def peer_broadcast_news(
+    told: tuple[Sequence[tuple[str, str, int]], int] | None,
+    now: tuple[Sequence[tuple[str, str, int]], int],
+    limit: int,
+) -> bool:
+    """Whether a witness-list change can give any session a new peer list.
+
+    Every session's list is the first `limit` + 1 rows (by name) minus itself
+    (`peers_to_proto`), so when those rows are the same and the cluster's size changed
+    only where no agent's verdict looks at it (`peer_list_news`), no session would
+    send anything: waking all of them once a second while nodes keep joining cost as
+    much as their heartbeats (5,000 sessions woken to find nothing to say).
+    """
+    if told is None:
+        return True
+    (old_head, old_size), (new_head, new_size) = told, now
+    if list(old_head) != list(new_head):
+        return True
+    listed = min(len(new_head) - 1, limit)
+    return not (listed >= WITNESS_SAMPLE_MIN and old_size > limit + 1 and new_size > limit + 1)
+
+
 def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
     containers = tuple(
         ContainerStatus(

@@ -28,6 +28,7 @@ from master.api.convert import (
     assignments_to_proto,
     chunk_assignments,
     node_from_proto,
+    peer_broadcast_news,
     peer_list_news,
     peers_to_proto,
     pod_report_from_proto,
@@ -177,8 +178,13 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # (None: to be rebuilt): status changes then cost the sessions nothing.
         self._peer_seen: dict[str, tuple[str, int, bool]] = {}
         self._witness_rows: list[tuple[str, str, int]] | None = None
+        self._witness_stale = False
+        # The first name (by sort order) of the nodes changed since the rows were built.
+        self._witness_changed_min: str | None = None
         self._peers_broadcast_at = float("-inf")
         self._peers_broadcast_task: asyncio.Task[None] | None = None
+        # The head of the witness list and the cluster size last broadcast.
+        self._peers_told: tuple[list[tuple[str, str, int]], int] | None = None
         self._node_count = 0
         self._counted: set[str] = set()
         # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
@@ -211,19 +217,42 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             if session is not None:
                 session.dirty.set()
 
-    def _witnesses(self) -> tuple[list[tuple[str, str, int]], int]:
-        """Every node's (name, address, witness port) by name, and the number of nodes."""
-        if self._witness_rows is None:
+    def _witnesses(self, fresh: bool = True) -> tuple[list[tuple[str, str, int]], int]:
+        """Every node's (name, address, witness port) by name, and the number of nodes.
+
+        `fresh=False` (a session starting) keeps the last rows built when every node
+        changed since sorts after their head (the rows any session is told) and the
+        cluster is larger than the head: each join made them stale, and the next session
+        start rebuilt them all (every node filtered and sorted, per join). The size told
+        may then lag by the joins since, which no agent's verdict looks at in a cluster
+        that large (convert.peer_list_news); the change's broadcast rebuilds them anyway.
+        """
+        rows = self._witness_rows
+        if rows is None or (self._witness_stale and (fresh or not self._head_holds(rows))):
+            self._witness_stale = False
+            self._witness_changed_min = None
             nodes = witness_members(
                 [n for n in self._state.objects("Node") if isinstance(n, Node)],
                 lambda name: bool(self._state.pods_on_node(name)),
             )
-            self._witness_rows = sorted(
+            rows = self._witness_rows = sorted(
                 (n.meta.name, n.address, n.witness_port) for n in nodes if n.witness_port
             )
             self._node_count = len(nodes)
             self._counted = {n.meta.name for n in nodes}
-        return self._witness_rows, self._node_count
+        return rows, self._node_count
+
+    def _head_holds(self, rows: list[tuple[str, str, int]]) -> bool:
+        """Whether the nodes changed since `rows` were built all sort after their head."""
+        if len(rows) <= MAX_PEERS + 1 or self._node_count <= MAX_PEERS + 1:
+            return False
+        first_changed = self._witness_changed_min
+        return first_changed is not None and first_changed > rows[MAX_PEERS][0]
+
+    def _witness_changed(self, name: str) -> None:
+        self._witness_stale = True
+        if self._witness_changed_min is None or name < self._witness_changed_min:
+            self._witness_changed_min = name
 
     def _broadcast_peers(self) -> None:
         """Tell every session the peer list changed, at most once per PEER_BROADCAST_SECONDS.
@@ -244,6 +273,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             wait = 0.0  # no loop (a synchronous caller): nothing to coalesce with
         if wait <= 0:
             self._peers_broadcast_at = now
+            witnesses, size = self._witnesses()
+            head = witnesses[: MAX_PEERS + 1]
+            if not peer_broadcast_news(self._peers_told, (head, size), MAX_PEERS):
+                return  # no session's list would change: none is woken
+            self._peers_told = (head, size)
             for each in self._sessions.values():
                 each.peers_changed.set()
             return
@@ -264,7 +298,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self._peer_seen.pop(obj.meta.name, None)
             elif seen is not None:
                 self._peer_seen[obj.meta.name] = seen
-            self._witness_rows = None
+            self._witness_changed(obj.meta.name)
             self._broadcast_peers()
         elif isinstance(obj, Pod) and obj.node_name:
             session = self._sessions.get(obj.node_name)
@@ -272,7 +306,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.dirty.set()
             if deleted and self._peer_seen.get(obj.node_name, (None, None, True))[2] is False:
                 # The last pods of a NotReady node going may make it dead: recount.
-                self._witness_rows = None
+                self._witness_changed(obj.node_name)
                 self._broadcast_peers()
         elif isinstance(obj, Service):
             self._on_service(obj, deleted)
@@ -458,7 +492,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     yield node_pb2.MasterMessage(heartbeat_ack=ack)
                 if session.peers_changed.is_set():
                     session.peers_changed.clear()
-                    witnesses, cluster_size = self._witnesses()
+                    witnesses, cluster_size = self._witnesses(fresh=False)
                     if node_name not in self._counted:
                         cluster_size += 1  # it holds a session: it counts, dead or not
                     peers = peers_to_proto(node_name, witnesses, cluster_size, MAX_PEERS)

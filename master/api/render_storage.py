@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from master.api.storage_notes import CAPACITY_BYTES, DEFAULT_STORAGE_CLASS, USED_BYTES
 from master.controllers.claims import RECLAIM_POLICIES, reclaim_policy
 from master.manifest.quantities import format_memory
 from master.model import (
@@ -17,9 +18,6 @@ from master.model import (
 )
 
 Obj = dict[str, Any]
-
-USED_BYTES = "pinnace.io/used-bytes"
-CAPACITY_BYTES = "pinnace.io/capacity-bytes"
 
 
 def _items(items: tuple[KeyToPath, ...]) -> list[Obj]:
@@ -181,7 +179,6 @@ def render_volume_object(pv: PersistentVolume, meta: Obj) -> Obj:
     }
 
 
-DEFAULT_STORAGE_CLASS = "storageclass.kubernetes.io/is-default-class"
 PROVISIONER = "pinnace.io/local"
 
 

@@ -28,12 +28,12 @@ from master.pki.bootstrap import (
     MasterPki,
     config_address,
     ensure_pki,
-    is_loopback,
     listen_host,
     server_names,
     write_admin_config,
 )
 from master.pki.ca import ca_hash
+from master.pki.clientconfig import is_loopback
 from master.pki.identity import ClusterIdentity
 from master.pki.registry import SecurityRegistry
 from master.state import ClusterState

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from master.api.render_storage import CAPACITY_BYTES, DEFAULT_STORAGE_CLASS, USED_BYTES
+from master.api.storage_notes import CAPACITY_BYTES, DEFAULT_STORAGE_CLASS, USED_BYTES
 
 Obj = dict[str, Any]
 

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import yaml
 
+from kernel.names import CLUSTER_SCOPED, DEFAULT_NAMESPACE
 from master.api.tables import format_table, header_for, rows_for
 from master.cli.client import CliError, MasterClient
 from master.cli.kinds import RESOURCE_NAMES, KindError, resolve_kind, split_kind_name
-from master.model import CLUSTER_SCOPED, DEFAULT_NAMESPACE
 from protos import cluster_pb2
 
 # Kinds listed without a namespace (-n and -A do not apply).
@@ -144,6 +143,8 @@ def _print_objects(
         if output == "json":
             print(json.dumps(doc, indent=4))
         else:
+            import yaml  # only for -o yaml
+
             print(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False), end="")
         return
     if output == "name":

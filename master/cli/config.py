@@ -24,8 +24,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from master.pki.bootstrap import CONFIG_NAME, is_loopback
-from master.pki.clientconfig import ClientConfig, ConfigError, read_client_config
+from master.pki.clientconfig import (
+    CONFIG_NAME,
+    ClientConfig,
+    ConfigError,
+    is_loopback,
+    read_client_config,
+)
 
 DEFAULT_MASTER = "127.0.0.1:7400"
 

@@ -14,12 +14,12 @@ import sys
 import time
 from typing import Any
 
+from kernel.names import DEFAULT_NAMESPACE
 from master.cli.client import CliError, MasterClient
 from master.cli.commands import CLUSTER_KINDS, list_pages
 from master.cli.describe_ingress import describe_ingress
 from master.cli.describe_render import DESCRIBERS, Related, events_for
 from master.cli.kinds import RESOURCE_NAMES, KindError, split_kind_name
-from master.model import DEFAULT_NAMESPACE
 from protos import cluster_pb2
 
 Obj = dict[str, Any]

@@ -12,26 +12,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from master.cli.client import CliError, master_address
-from master.cli.commands import (
-    run_apply,
-    run_create_namespace,
-    run_delete,
-    run_get,
-    run_scale,
-)
 from master.cli.config import select as select_credentials
-from master.cli.describe import run_describe
-from master.cli.drain import run_cordon, run_drain
-from master.cli.exec import run_exec
-from master.cli.kubeconfig import run_kubeconfig
-from master.cli.logs import run_logs
-from master.cli.rollout import run_rollout
-from master.cli.token import run_token
-from master.cli.top import run_top
-from master.pki.tokens import parse_duration
-from master.store.etcd_client import EtcdSettings, parse_endpoints
+
+if TYPE_CHECKING:
+    from master.store.etcd_client import EtcdSettings
+
+# Each command imports its own modules when it runs (below, in main): `pinnace get pods`
+# should not pay for the master's store, the PKI's cryptography or the manifest model.
 
 
 def _nonnegative(text: str) -> float:
@@ -567,6 +557,8 @@ def _run_lb(action: str, data_dir: Path) -> int:
 
 
 def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
+    from master.store.etcd_client import EtcdSettings, parse_endpoints
+
     """--store etcd's settings, None for sqlite; a misplaced or missing flag is an error."""
     etcd_flags = {
         "--etcd-endpoints": args.etcd_endpoints,
@@ -633,6 +625,8 @@ def _metrics_listen(text: str) -> str:
 
 
 def _duration(flag: str, text: str) -> float:
+    from master.pki.tokens import parse_duration
+
     try:
         seconds = parse_duration(text)
     except ValueError as e:
@@ -658,6 +652,100 @@ def split_exec_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:cut], argv[cut + 1 :]
 
 
+def _run_command(args: argparse.Namespace, address: str, command_argv: list[str]) -> int:
+    """The kubectl-style verbs; each imports only what it uses."""
+    command = args.command
+    if command == "token":
+        from master.cli.token import run_token
+
+        return run_token(address, args.action, args.ttl, args.description, args.id)
+    if command == "kubeconfig":
+        from master.cli.kubeconfig import run_kubeconfig
+
+        return run_kubeconfig(address, args.server)
+    if command == "logs":
+        from master.cli.logs import run_logs
+
+        return run_logs(
+            address,
+            args.pod,
+            args.container,
+            args.follow,
+            args.tail,
+            args.timestamps,
+            args.previous,
+            _ns(args),
+        )
+    if command == "describe":
+        from master.cli.describe import run_describe
+
+        return run_describe(address, args.kind, args.name, _ns(args))
+    if command == "exec":
+        from master.cli.exec import run_exec
+
+        return run_exec(
+            address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
+            args.tty, _ns(args),
+        )  # fmt: skip
+    if command == "attach":
+        from master.cli.exec import run_exec
+
+        return run_exec(
+            address, args.pod, args.container, [], args.stdin, args.tty, _ns(args),
+            attach=True,
+        )  # fmt: skip
+    if command == "top":
+        from master.cli.top import run_top
+
+        return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
+    if command in ("cordon", "uncordon", "drain"):
+        from master.cli.drain import run_cordon, run_drain
+
+        if command == "drain":
+            return run_drain(address, args.node, args.timeout)
+        return run_cordon(address, args.node, command == "cordon")
+    if command == "rollout":
+        from master.cli.rollout import run_rollout
+
+        return run_rollout(
+            address, args.action, args.kind, args.name, args.to_revision, args.timeout,
+            _ns(args),
+        )  # fmt: skip
+    from master.cli import commands
+
+    if command == "apply":
+        return commands.run_apply(
+            address, args.filename, args.dry_run, args.recursive, args.namespace
+        )
+    if command == "create":
+        return commands.run_create_namespace(address, args.name, args.dry_run)
+    if command == "get":
+        return commands.run_get(
+            address,
+            args.kind,
+            args.name,
+            args.output,
+            args.selector,
+            args.watch,
+            _ns(args),
+            args.all_namespaces,
+            args.show_managed_fields,
+        )
+    if command == "delete":
+        return commands.run_delete(
+            address,
+            args.kind,
+            args.name,
+            args.filename,
+            args.recursive,
+            args.grace_period,
+            args.namespace,
+        )
+    if command == "scale":
+        return commands.run_scale(address, args.kind, args.name, args.replicas, _ns(args))
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "agent":
@@ -672,72 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_lb(args.action, Path(args.data_dir))
         select_credentials(args.config, args.insecure)
         address = master_address(args.master)
-        if args.command == "token":
-            return run_token(address, args.action, args.ttl, args.description, args.id)
-        if args.command == "kubeconfig":
-            return run_kubeconfig(address, args.server)
-        if args.command == "logs":
-            return run_logs(
-                address,
-                args.pod,
-                args.container,
-                args.follow,
-                args.tail,
-                args.timestamps,
-                args.previous,
-                _ns(args),
-            )
-        if args.command == "describe":
-            return run_describe(address, args.kind, args.name, _ns(args))
-        if args.command == "exec":
-            return run_exec(
-                address, args.pod, args.container, [*args.argv, *command_argv], args.stdin,
-                args.tty, _ns(args),
-            )  # fmt: skip
-        if args.command == "attach":
-            return run_exec(
-                address, args.pod, args.container, [], args.stdin, args.tty, _ns(args),
-                attach=True,
-            )  # fmt: skip
-        if args.command == "top":
-            return run_top(address, "nodes" if args.kind in ("nodes", "node", "no") else "pods")
-        if args.command == "apply":
-            return run_apply(address, args.filename, args.dry_run, args.recursive, args.namespace)
-        if args.command == "create":
-            return run_create_namespace(address, args.name, args.dry_run)
-        if args.command == "get":
-            return run_get(
-                address,
-                args.kind,
-                args.name,
-                args.output,
-                args.selector,
-                args.watch,
-                _ns(args),
-                args.all_namespaces,
-                args.show_managed_fields,
-            )
-        if args.command == "delete":
-            return run_delete(
-                address,
-                args.kind,
-                args.name,
-                args.filename,
-                args.recursive,
-                args.grace_period,
-                args.namespace,
-            )
-        if args.command == "scale":
-            return run_scale(address, args.kind, args.name, args.replicas, _ns(args))
-        if args.command in ("cordon", "uncordon"):
-            return run_cordon(address, args.node, args.command == "cordon")
-        if args.command == "drain":
-            return run_drain(address, args.node, args.timeout)
-        if args.command == "rollout":
-            return run_rollout(
-                address, args.action, args.kind, args.name, args.to_revision, args.timeout,
-                _ns(args),
-            )  # fmt: skip
+        return _run_command(args, address, command_argv)
     except CliError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -745,7 +768,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 2
 
 
 if __name__ == "__main__":

@@ -126,6 +126,9 @@ class LbSettings:
     check_rise: int = 1
     retries: int = 3
     max_connections: int = 4096
+    # HAProxy's nbthread; 0 leaves its default (one per CPU). The master passes
+    # kernel.haproxy_tuning.haproxy_threads(cpus): one thread on a machine of two CPUs.
+    threads: int = 0
     # After a reload the old worker keeps serving its established connections; long-lived TCP
     # sessions would otherwise keep old workers alive forever.
     hard_stop_after_ms: int = 300_000

@@ -60,6 +60,8 @@ def _global(settings: LbSettings, runtime_socket: Path | str) -> str:
         f"    maxconn {settings.max_connections}",
         f"    hard-stop-after {settings.hard_stop_after_ms}ms",
     ]
+    if settings.threads:
+        lines.append(f"    nbthread {settings.threads}")
     if settings.log_connections:
         lines.append("    log stderr format raw local0 info")
     return "\n".join(lines) + "\n"

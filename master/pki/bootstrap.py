@@ -38,13 +38,12 @@ from master.pki.ca import (
     load_key,
     new_key,
 )
-from master.pki.clientconfig import ClientConfig, render_client_config
+from master.pki.clientconfig import CONFIG_NAME, ClientConfig, is_loopback, render_client_config
 from master.pki.identity import ClusterIdentity
 
 log = logging.getLogger(__name__)
 
 RENEW_ADMIN_BEFORE = dt.timedelta(days=30)
-CONFIG_NAME = "pinnace.conf"
 _WILDCARDS = ("", "0.0.0.0", "::", "[::]", "*")
 
 
@@ -64,15 +63,6 @@ class MasterPki:
 def listen_host(listen: str) -> str:
     host = listen.rsplit(":", 1)[0] if ":" in listen else listen
     return host.strip("[]")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def server_names(listen: str, extra: list[str]) -> list[str]:

@@ -20,14 +20,27 @@ Parsing is strict: a file that is not such a document is one sentence naming it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+# The admin's file in the master's data dir. Defined here, not with the master's PKI, so
+# the CLI reads credentials without importing cryptography (a third of its start-up).
+CONFIG_NAME = "pinnace.conf"
 MAX_CONFIG_BYTES = 64 * 1024
 FIELDS = ("certificate-authority-data", "client-certificate-data", "client-key-data")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(Exception):

@@ -4,7 +4,8 @@ Run as `python -m tests.bench.apply_to_running [--replicas 3,30] [--trials 3]`
 (`make bench`). On one node with `nginx:latest` present (`make images`), each
 trial asks each system for N replicas and times until the engine lists N running
 containers: pinnace (`pinnace apply -f` of a Deployment, the CLI process
-included), plain `docker run -d` N times in a row, and `docker service create`
+included), plain `docker run -d` N times in a row, the same N `docker run -d`
+started all at once (the engine's own limit), and `docker service create`
 on a single-node Swarm. Trials are interleaved (pinnace, docker run, swarm, then
 again) so a slow patch of the machine does not land on one system only. The
 table shows the median (min-max) per system and pinnace's ratios against the
@@ -43,10 +44,16 @@ from tests.bench.engine import (
     machine_info,
     remove_containers,
     time_docker_run,
+    time_docker_run_parallel,
 )
 from tests.bench.pinnace_side import PinnaceBench
 
-SYSTEM_FLAGS = {"pinnace": report.PINNACE, "docker-run": report.DOCKER_RUN, "swarm": report.SWARM}
+SYSTEM_FLAGS = {
+    "pinnace": report.PINNACE,
+    "docker-run": report.DOCKER_RUN,
+    "parallel-run": report.PARALLEL_RUN,
+    "swarm": report.SWARM,
+}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -58,8 +65,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=3, help="trials per N and system")
     parser.add_argument(
         "--systems",
-        default="pinnace,docker-run,swarm",
-        help="comma-separated subset of pinnace,docker-run,swarm",
+        default="pinnace,docker-run,parallel-run,swarm",
+        help="comma-separated subset of pinnace,docker-run,parallel-run,swarm",
     )
     parser.add_argument(
         "--timeout", type=float, default=180.0, help="seconds one trial may take before it fails"
@@ -198,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"pinnace: failed to start: {e}", file=sys.stderr)
         if report.DOCKER_RUN in args.system_names:
             runners[report.DOCKER_RUN] = lambda name, n: time_docker_run(
+                client, run_id, name, n, args.timeout
+            )
+        if report.PARALLEL_RUN in args.system_names:
+            runners[report.PARALLEL_RUN] = lambda name, n: time_docker_run_parallel(
                 client, run_id, name, n, args.timeout
             )
         if report.SWARM in args.system_names:

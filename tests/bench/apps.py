@@ -1,6 +1,6 @@
 """Multi-tier real applications, end to end: unmodified manifests on a real cluster, answering.
 
-Run as `.venv/bin/python -m tests.bench.apps [--apps guestbook,voting] [--runs 3]`
+Run as `.venv/bin/python -m tests.bench.apps [--apps guestbook,voting,podinfo] [--runs 3]`
 (root: node proxies and cluster DNS add routes; a Docker engine; debootstrap for the images).
 
 For each application of tests/fixtures/real-manifests/ listed in APPS, and each run: a fresh
@@ -15,15 +15,18 @@ IPs as a user inside the cluster would:
   leader up;
 - voting: three votes (two voters for a, one for b, each with its own voter_id cookie)
   POSTed to the vote Service, then the result Service polled until it counts them (the
-  worker moved them from Redis to PostgreSQL).
+  worker moved them from Redis to PostgreSQL);
+- podinfo (its webapp: namespace webapp, a frontend and a backend): a text POSTed to the
+  frontend Service's /api/echo comes back as the backend's echo (the frontend calls
+  http://backend:9898/echo, a name of its own namespace).
 
-The images are the stand-ins `compose/images/build.sh guestbook voting` makes (built first,
+The images are the stand-ins `compose/images/build.sh guestbook voting podinfo` makes (built first,
 outside the timing; compose/images/standins/README.md). Printed: one table -- app, files,
-pods Running of pods made, answered (runs), time from the first `apply` to the answer and to
-all pods Running (median of the runs, worst beside it) -- and the load average before and
-after. One JSON line per app and figure goes to tests/bench/results.jsonl unless
-`--no-record`. Everything started is stopped by PID or container id, the routes removed, also
-on failure or Ctrl-C.
+pods Running of pods made, how many nodes they ran on, answered (runs), time from the first
+`apply` to the answer and to all pods Running (median of the runs, worst beside it) -- and
+the load average before and after. One JSON line per app and figure goes to
+tests/bench/results.jsonl unless `--no-record`. Everything started is stopped by PID or
+container id, the routes removed, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -79,12 +82,16 @@ def request(
     path: str,
     form: dict[str, str] | None = None,
     cookie: str = "",
+    body: bytes | None = None,
 ) -> Reply:
-    """One HTTP request on a new connection; never raises for a network failure."""
-    body = urllib.parse.urlencode(form).encode() if form is not None else None
+    """One HTTP request on a new connection (a form, else `body`, as the request's body);
+    never raises for a network failure."""
     headers = {"Connection": "close"}
-    if body is not None:
+    if form is not None:
+        body = urllib.parse.urlencode(form).encode()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        headers["Content-Type"] = "text/plain"
     if cookie:
         headers["Cookie"] = cookie
     conn = http.client.HTTPConnection(host, port, timeout=HTTP_TIMEOUT)
@@ -113,7 +120,7 @@ def json_of(reply: Reply) -> Any:
 class Cluster:
     """What a driver needs from the cluster: a Service's cluster IP, the app's containers."""
 
-    cluster_ip: Callable[[str], str]
+    cluster_ip: Callable[[str], str]  # of "NAME" (namespace default) or "NAMESPACE/NAME"
     containers: Callable[[str], list[Any]]  # running containers of pods named PREFIX-...
 
 
@@ -178,6 +185,21 @@ def voting(cluster: Cluster, deadline: float) -> str:
     return f"result: {last.status} {last.body[:120]} (wanted {wanted})"
 
 
+def podinfo(cluster: Cluster, deadline: float) -> str:
+    """POST a text to the webapp frontend's /api/echo: it forwards it to its --backend-url,
+    http://backend:9898/echo (a name of its own namespace, webapp), and answers the list of
+    the backends' replies, here the backend's echo of the text."""
+    frontend = cluster.cluster_ip("webapp/frontend")
+    text = f"hello-from-pinnace-{uuid.uuid4().hex[:8]}"
+    last = Reply(0, "not asked")
+    while time.monotonic() < deadline:
+        last = request("POST", frontend, 80, "/api/echo", body=text.encode())
+        if json_of(last) == [text]:
+            return ""
+        time.sleep(0.5)
+    return f"echo: {last.status} {last.body[:160]}"
+
+
 # -- the applications ----------------------------------------------------------------------
 
 
@@ -213,6 +235,22 @@ APPS = {
         "voting",
         voting,
     ),
+    "podinfo": App(
+        "podinfo",
+        tuple(
+            f"podinfo-webapp-{part}.yaml"
+            for part in (
+                "namespace",
+                "service-account",
+                "backend-service",
+                "backend-deployment",
+                "frontend-service",
+                "frontend-deployment",
+            )
+        ),
+        "podinfo",
+        podinfo,
+    ),
 }
 
 
@@ -224,10 +262,15 @@ class Run:
     app: str
     pods: int = 0
     running: int = 0
+    nodes: int = 0  # how many nodes the pods ran on (2: traffic crossed nodes)
     answered: bool = False
     to_running: float | None = None  # seconds from the first apply to every pod Running
     to_answer: float | None = None  # ... to the end-to-end answer
     why: str = ""
+
+
+def nodes_used(pods: Sequence[dict[str, Any]]) -> int:
+    return len({p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")})
 
 
 def pod_counts(pods: Sequence[dict[str, Any]]) -> tuple[int, int]:
@@ -271,14 +314,17 @@ def run_once(app: App, client: docker.DockerClient, timeout: float) -> Run:
             procs.cli("apply", "-f", str(FIXTURES / name))
 
         def all_running() -> bool:
-            result.running, result.pods = pod_counts(procs.get_json("pods")["items"])
+            listed = json.loads(procs.cli("get", "pods", "-A", "-o", "json").stdout)
+            result.running, result.pods = pod_counts(listed["items"])
+            result.nodes = nodes_used(listed["items"])
             return result.pods == wanted and result.running == wanted
 
         result.to_running = wait_until("every pod Running", all_running, timeout) - start
 
         def cluster_ip(service: str) -> str:
-            svc = json.loads(procs.cli("get", "svc", service, "-o", "json").stdout)
-            return str(svc["spec"]["clusterIP"])
+            namespace, _, name = service.rpartition("/")
+            args = ("get", "svc", name, "-n", namespace or "default", "-o", "json")
+            return str(json.loads(procs.cli(*args).stdout)["spec"]["clusterIP"])
 
         def containers(prefix: str) -> list[Any]:
             found = []
@@ -334,6 +380,7 @@ def render(apps: Sequence[App], runs: dict[str, list[Run]]) -> str:
         "app",
         "files",
         "pods Running",
+        "nodes",
         "end to end answer",
         "time to answer",
         "time to all Running",
@@ -348,6 +395,7 @@ def render(apps: Sequence[App], runs: dict[str, list[Run]]) -> str:
                 app.name,
                 str(len(app.files)),
                 pods,
+                "/".join(sorted({str(r.nodes) for r in done})),
                 f"{'yes' if answered == len(done) else 'no'} ({answered}/{len(done)} runs)",
                 seconds([r.to_answer for r in done]),
                 seconds([r.to_running for r in done]),

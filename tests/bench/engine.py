@@ -3,7 +3,9 @@
 Every system is timed the same way: from the ask until the engine itself lists N
 running containers carrying the system's label, polled through the Docker SDK
 every 50 ms (cheap next to a CLI round trip). The baselines are what a user would
-type: `docker run -d` N times one after another, and `docker service create` on a
+type: `docker run -d` N times one after another, the same N `docker run -d` started
+all at once (the engine's own limit on this machine: nothing can start N containers
+faster through it), and `docker service create` on a
 single-node Swarm that this module initialises only when the engine is not
 already in one, and leaves again (also from atexit) only when it created it.
 """
@@ -139,6 +141,39 @@ def time_docker_run(
                 with contextlib.suppress(docker.errors.APIError):
                     client.api.remove_container(container_id, force=True)
             # A run interrupted between `docker run` and reading its id leaves a labelled one.
+            remove_containers(client, label)
+
+
+def time_docker_run_parallel(
+    client: docker.DockerClient, run_id: str, trial: str, replicas: int, timeout: float
+) -> float:
+    """N `docker run -d -p 127.0.0.1::80` processes started at once; seconds until all N run."""
+    label = f"{BENCH_LABEL}.trial={trial}"
+    cmd = ["docker", "run", "-d", "-p", "127.0.0.1::80", "--label", f"{BENCH_LABEL}={run_id}"]
+    cmd += ["--label", label, IMAGE]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        start = time.monotonic()
+        procs = [
+            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for _ in range(replicas)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=timeout)
+            if proc.returncode != 0:
+                raise BenchError(f"docker run failed: {err.decode().strip()}")
+        end = wait_until(
+            f"{replicas} parallel docker-run containers running",
+            lambda: running_count(client, label) >= replicas,
+            timeout,
+        )
+        return end - start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        with shielded():
             remove_containers(client, label)
 
 

@@ -52,11 +52,13 @@ def test_each_app_applies_every_service_its_programs_connect_to() -> None:
     # server.js) and the ones the bench drives.
     assert services(APPS["guestbook"].files) == {"redis-master", "redis-replica", "frontend"}
     assert services(APPS["voting"].files) == {"redis", "db", "vote", "result"}
+    assert services(APPS["podinfo"].files) == {"backend", "frontend"}
 
 
 def test_the_pods_wanted_are_the_deployments_replicas() -> None:
     assert replicas_wanted(APPS["guestbook"]) == 1 + 2 + 3
     assert replicas_wanted(APPS["voting"]) == 5
+    assert replicas_wanted(APPS["podinfo"]) == 2
 
 
 def _pod(phase: str, ready: bool, deleting: bool = False) -> dict[str, Any]:
@@ -83,13 +85,14 @@ def test_the_table_says_no_when_one_run_did_not_answer_and_why() -> None:
     apps = [APPS["guestbook"]]
     runs = {
         "guestbook": [
-            Run("guestbook", 6, 6, True, 20.0, 30.0),
-            Run("guestbook", 6, 5, False, None, None, "get: 0 timed out"),
+            Run("guestbook", 6, 6, 2, True, 20.0, 30.0),
+            Run("guestbook", 6, 5, 1, False, None, None, "get: 0 timed out"),
         ]
     }
     text = render(apps, runs)
     row = text.splitlines()[2]
     assert row.split(" | ")[2].strip() == "5/6"
+    assert row.split(" | ")[3].strip() == "1/2"
     assert "no (1/2 runs)" in row
     assert "30.0 s, 1 run(s) never" in row
     assert text.splitlines()[-1] == "guestbook: get: 0 timed out"

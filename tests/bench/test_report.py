@@ -27,6 +27,7 @@ def test_table_marks_each_target_met_or_missed() -> None:
     results = {
         report.PINNACE: {3: [1.0, 1.2, 0.8], 30: [9.0]},
         report.DOCKER_RUN: {3: [2.0, 2.0, 2.0], 30: [6.0]},
+        report.PARALLEL_RUN: {3: [0.95], 30: [8.0]},
         report.SWARM: {3: [2.0], 30: [12.0]},
     }
 
@@ -35,8 +36,17 @@ def test_table_marks_each_target_met_or_missed() -> None:
     assert table[0].split(" | ")[0].strip() == "N"
     row3 = [cell.strip() for cell in table[2].split("|")]
     row30 = [cell.strip() for cell in table[3].split("|")]
-    assert row3 == ["3", "1.00 (0.80-1.20)", "2.00 (2.00-2.00)", "2.00", "0.50 ok", "0.50 MISS"]
-    assert row30 == ["30", "9.00", "6.00", "12.00", "1.50 MISS", "0.75 MISS"]
+    assert row3 == [
+        "3",
+        "1.00 (0.80-1.20)",
+        "2.00 (2.00-2.00)",
+        "0.95",
+        "2.00",
+        "0.50 ok",
+        "1.05 ok",
+        "0.50 MISS",
+    ]
+    assert row30 == ["30", "9.00", "6.00", "8.00", "12.00", "1.50 MISS", "1.12 MISS", "0.75 MISS"]
 
 
 def test_table_shows_missing_systems_as_na() -> None:
@@ -46,6 +56,8 @@ def test_table_shows_missing_systems_as_na() -> None:
         "3",
         "n/a",
         "2.00",
+        "n/a",
+        "n/a",
         "n/a",
         "n/a",
         "n/a",

@@ -19,6 +19,7 @@ from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.runtime.port import (
     ContainerConfig,
     ContainerCreateError,
+    ContainerInfo,
     ExecResult,
     ImagePullError,
     PortBinding,
@@ -178,6 +179,45 @@ def test_a_stale_container_with_the_same_name_is_replaced(backend: Backend) -> N
         assert second.id != first.id
         assert [c.id for c in await rt.list_containers()] == [second.id]
         await rt.close()
+
+    run(scenario)
+
+
+def test_work_given_to_replace_still_finds_the_dead_container(backend: Backend) -> None:
+    # The agent keeps a crashed container's log while its replacement starts: the dead
+    # container must still be there for that work, and gone once replace returns.
+    async def scenario() -> None:
+        node, rt = backend.node()
+        dead = await rt.create_and_start(config(node))
+        backend.crash(dead.id)
+        seen: list[ContainerInfo | None] = []
+
+        async def read_the_dead_one() -> None:
+            seen.append(await rt.inspect(dead.id))
+
+        fresh = await rt.replace(dead.id, config(node), read_the_dead_one())
+
+        assert [s.id if s else None for s in seen] == [dead.id]
+        assert [c.id for c in await rt.list_containers()] == [fresh.id]
+        await rt.close()
+
+    run(scenario)
+
+
+def test_a_name_held_by_another_nodes_container_is_not_taken_over(backend: Backend) -> None:
+    async def scenario() -> None:
+        owner, rt_owner = backend.node()
+        other, rt_other = backend.node()
+        held = await rt_owner.create_and_start(config(owner))
+        same_name = replace(config(owner), labels={**config(owner).labels, "pinnace.node": other})
+
+        with pytest.raises(ContainerCreateError, match="another node"):
+            await rt_other.create_and_start(same_name)
+
+        assert [c.id for c in await rt_owner.list_containers()] == [held.id]
+        assert await rt_other.list_containers() == []
+        await rt_owner.close()
+        await rt_other.close()
 
     run(scenario)
 

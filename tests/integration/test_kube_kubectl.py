@@ -12,6 +12,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.integration.kube_helpers import Kubectl, kubectls, seed_dir, write_kubeconfig
 from tests.integration.kube_streams import curl, fetch_in_parallel, port_forward
@@ -52,24 +54,25 @@ spec:
 """
 
 
-def _server_side_apply(k: Kubectl, cluster: LocalCluster, tmp_path: Path, name: str) -> None:
+def _server_side_apply(k: Kubectl, tmp_path: Path, name: str) -> tuple[str, ...]:
     """Apply creates; a field dropped from the configuration goes; another manager's
-    change to an owned value is a 409 naming field and manager until forced."""
+    change to an owned value is a 409 naming field and manager until forced. Each
+    apply prints the object it stored (no extra get: this runs once per kubectl).
+    Returns the other manager's apply command."""
     path = tmp_path / f"{name}.yaml"
     path.write_text(_OWNED.replace("NAME", name))
-    assert "serverside-applied" in k.run("apply", "--server-side", "-f", str(path)).stdout
-    shown = k.run("get", "deployment", name, "-o", "yaml", "--show-managed-fields").stdout
+    apply = ("apply", "--server-side", "-f", str(path))
+    shown = k.run(*apply, "-o", "yaml", "--show-managed-fields").stdout
     assert "manager: kubectl\n    operation: Apply" in shown
     assert 'k:{"name":"B"}' in shown and "f:tier: {}" in shown
-    assert "managedFields" not in k.run("get", "deployment", name, "-o", "yaml").stdout
 
     path.write_text(
         _OWNED.replace("NAME", name)
         .replace(", tier: web", "")
         .replace(', {name: B, value: "2"}', "")
     )
-    k.run("apply", "--server-side", "-f", str(path))
-    dep = json.loads(k.run("get", "deployment", name, "-o", "json").stdout)
+    dep = json.loads(k.run(*apply, "-o", "json").stdout)
+    assert "managedFields" not in dep["metadata"]  # kubectl hides them unless asked
     assert dep["metadata"]["labels"] == {"app": name}
     assert dep["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
 
@@ -81,26 +84,33 @@ def _server_side_apply(k: Kubectl, cluster: LocalCluster, tmp_path: Path, name: 
         'Apply failed with 1 conflict: conflict with "kubectl": '
         '.spec.template.spec.containers[name="web"].env[name="A"].value'
     ) in refused.stderr
-    k.run(*other, "--force-conflicts")
-    dep = json.loads(k.run("get", "deployment", name, "-o", "json").stdout)
+    dep = json.loads(
+        k.run(*other, "--force-conflicts", "-o", "json", "--show-managed-fields").stdout
+    )
     env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env == [{"name": "A", "value": "9"}, {"name": "B", "value": "2"}]
-    assert _managers(k, "deployment", name) == [("kubectl", "Apply"), ("other", "Apply")]
+    managers = [(e["manager"], e["operation"]) for e in dep["metadata"]["managedFields"]]
+    assert managers == [("kubectl", "Apply"), ("other", "Apply")]
+    return other
 
-    # pinnace's own apply is an Update by "pinnace": it takes the value it changes.
-    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "5"'))
+
+def _cli_writes_are_updates(k: Kubectl, cluster: LocalCluster, other: tuple[str, ...]) -> None:
+    """pinnace's own apply is an Update by "pinnace": it takes the value it changes."""
+    path = Path(other[-1])
+    applied = path.read_text()
+    path.write_text(applied.replace('value: "9"', 'value: "5"'))
     cluster.cli("apply", "-f", str(path))
+    name = yaml.safe_load(applied)["metadata"]["name"]
     assert "managedFields" not in cluster.get_json("deployment", name)["metadata"]
     shown = cluster.cli("get", "deployment", name, "-o", "json", "--show-managed-fields").stdout
     entries = json.loads(shown)["metadata"]["managedFields"]
     assert [(e["manager"], e["operation"]) for e in entries][-1] == ("pinnace", "Update")
-    path.write_text(_OWNED.replace("NAME", name).replace('value: "1"', 'value: "9"'))
+    path.write_text(applied)
     refused = k.run(*other, check=False)
     assert (
         'conflict with "pinnace" using apps/v1: '
         '.spec.template.spec.containers[name="web"].env[name="A"].value'
     ) in refused.stderr
-    k.run("delete", "deployment", name)
 
 
 def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
@@ -182,8 +192,12 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
         "apps/v1: .spec.replicas"
     ) in refused.stderr
     assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
-    for i, binary in enumerate(binaries):
-        _server_side_apply(Kubectl(binary, config, tmp_path), cluster, tmp_path, f"owned-{i}")
+    others = [
+        _server_side_apply(Kubectl(binary, config, tmp_path), tmp_path, f"owned-{i}")
+        for i, binary in enumerate(binaries)
+    ]
+    _cli_writes_are_updates(k, cluster, others[0])
+    k.run("delete", "deployment", *(f"owned-{i}" for i in range(len(binaries))))
 
     # cordon / uncordon: the one change a user may make to a node.
     node = cluster.node("a")

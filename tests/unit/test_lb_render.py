@@ -64,6 +64,16 @@ def test_defaults_are_tcp_with_retries_redispatch_and_health_checks() -> None:
     assert "option tcplog" not in defaults
 
 
+def test_threads_are_haproxys_default_unless_set() -> None:
+    default = sections(render_config([], SETTINGS, SOCK))["global"]
+    one = sections(render_config([], LbSettings(listen_address="127.0.0.1", threads=1), SOCK))[
+        "global"
+    ]
+
+    assert not any(line.startswith("nbthread") for line in default)
+    assert "nbthread 1" in one
+
+
 def test_connection_logging_is_opt_in() -> None:
     settings = LbSettings(listen_address="127.0.0.1", log_connections=True)
 

@@ -197,3 +197,22 @@ def test_a_dead_node_is_neither_listed_nor_counted_as_a_witness() -> None:
     peers = asyncio.run(scenario())
 
     assert list(peers.peers) == [] and peers.cluster_size == 1
+
+
+def test_a_join_after_the_head_of_a_large_cluster_does_not_rebuild_the_peers_a_session_gets() -> (
+    None
+):
+    _, _, _, servicer = _setup()
+    for i in range(40):
+        _register(servicer, f"n{i:02d}", witness_port=7401)
+    rows, size = servicer._witnesses()
+
+    _register(servicer, "n99", witness_port=7401)  # sorts after the 33 rows told
+    kept, kept_size = servicer._witnesses(fresh=False)
+    _register(servicer, "a00", witness_port=7401)  # sorts first: every list changes
+    rebuilt, rebuilt_size = servicer._witnesses(fresh=False)
+    fresh, fresh_size = servicer._witnesses()
+
+    assert kept is rows and kept_size == size == 40
+    assert rebuilt[0][0] == "a00" and rebuilt_size == 42
+    assert fresh == rebuilt and fresh_size == 42

@@ -10,11 +10,12 @@ import pytest
 
 from agent.nodeproxy.plan import plan_step
 from agent.nodeproxy.proxy import NodeProxy
-from agent.nodeproxy.render import render_config
+from agent.nodeproxy.render import ProxySettings, render_config
 from agent.nodeproxy.route import local_route_command
 from agent.nodeproxy.slots import section_name
 from agent.nodeproxy.table import Backend, ServicePort, ServiceTable, TableService
 from kernel.clock import FakeClock
+from kernel.haproxy_tuning import haproxy_threads
 
 RED = TableService(
     name="red",
@@ -47,6 +48,15 @@ def _sections(text: str) -> dict[str, list[str]]:
         elif current and line.startswith("    "):
             sections[current].append(line.strip())
     return sections
+
+
+def test_threads_are_haproxys_default_unless_set() -> None:
+    assert "nbthread" not in render_config(TABLE)
+    assert "    nbthread 1\n" in render_config(TABLE, ProxySettings(threads=1))
+
+
+def test_one_haproxy_thread_on_machines_of_two_cpus_or_fewer() -> None:
+    assert [haproxy_threads(n) for n in (1, 2, 3, 8, None)] == [1, 1, 0, 0, 0]
 
 
 def test_two_services_on_one_port_bind_their_own_addresses_with_their_own_pods() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.fencing import PeerView, witness_verdict
-from master.api.convert import peer_list_news, peers_to_proto
+from master.api.convert import peer_broadcast_news, peer_list_news, peers_to_proto
 from master.api.node_servicer import peer_broadcast_wait
 from protos import node_pb2
 
@@ -56,3 +56,35 @@ def test_a_skipped_size_change_never_changes_the_agents_verdict() -> None:
                 assert witness_verdict(old, listed, views[:listed]) == witness_verdict(
                     new, listed, views[:listed]
                 )
+
+
+def _rows(count: int, first: int = 0) -> list[tuple[str, str, int]]:
+    return [(f"n{i:04d}", "10.0.0.1", 7401) for i in range(first, first + count)]
+
+
+@pytest.mark.parametrize(
+    ("told", "now", "news"),
+    [
+        (None, (_rows(33), 100), True),  # never broadcast
+        ((_rows(33), 100), (_rows(33), 101), False),  # a node joined beyond the head
+        ((_rows(33), 100), (_rows(33, first=1), 101), True),  # the head moved
+        ((_rows(33), 33), (_rows(33), 34), True),  # the size still counts for some
+        ((_rows(10), 10), (_rows(10), 11), True),  # a small cluster: every size counts
+    ],
+)
+def test_a_broadcast_wakes_the_sessions_only_when_a_list_can_change(
+    told: tuple[list[tuple[str, str, int]], int] | None,
+    now: tuple[list[tuple[str, str, int]], int],
+    news: bool,
+) -> None:
+    assert peer_broadcast_news(told, now, 32) is news
+
+
+def test_no_broadcast_hides_news_from_any_session() -> None:
+    for size_before, size_after in [(100, 101), (40, 5000)]:
+        head = _rows(33)
+        if peer_broadcast_news((head, size_before), (head, size_after), 32):
+            continue
+        for me in [name for name, _, _ in head] + ["n9999"]:
+            sent = peers_to_proto(me, head, size_before, 32)
+            assert not peer_list_news(sent, peers_to_proto(me, head, size_after, 32))

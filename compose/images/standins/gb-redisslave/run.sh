@@ -8,4 +8,5 @@ if [ "${GET_HOSTS_FROM:-dns}" = env ]; then
 else
 	leader=redis-master
 fi
+mkdir -p /data
 exec redis-server --replicaof "$leader" 6379 --protected-mode no --dir /data

@@ -1,0 +1,53 @@
+"""`pinnace get pods` loads only what it uses: no cryptography, store, manifest model or YAML
+emitter at start-up (each was a slice of the CLI's second-long start on a loaded machine)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support import REPO
+
+# Modules the kubectl-style verbs must not import just to start (the master, `apply -o yaml`,
+# `token` and `kubeconfig` import them when they run).
+HEAVY = (
+    "cryptography",
+    "master.model",
+    "master.manifest",
+    "master.store",
+    "master.controllers",
+    "master.pki.bootstrap",
+    "aetcd",
+    "docker",
+)
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def test_get_command_modules_load_without_heavy_dependencies() -> None:
+    loaded = _loaded_after(
+        "import master.cli.main, master.cli.commands, master.cli.describe, master.cli.top"
+    )
+
+    assert "grpc" in loaded  # the probe sees imports at all
+    assert _heavy(loaded) == []
+
+
+def test_the_master_command_still_loads_what_it_needs() -> None:
+    # The lazy imports must resolve: the master's own modules import from where they moved.
+    loaded = _loaded_after(
+        "import master.cli.main; import master.server; import master.pki.bootstrap"
+    )
+
+    assert {"cryptography", "master.model", "master.pki.bootstrap"} <= loaded
