@@ -33,7 +33,9 @@ DEFAULT_NAMESPACE = "default"
 # Kinds that live outside any namespace (as in Kubernetes); every other kind is
 # namespaced and its names are unique per namespace. Here rather than in master/model.py
 # so the CLI knows them without loading the model.
-CLUSTER_SCOPED: frozenset[str] = frozenset({"Node", "PersistentVolume", "Namespace"})
+CLUSTER_SCOPED: frozenset[str] = frozenset(
+    {"Node", "PersistentVolume", "Namespace", "IngressClass"}
+)
 
 
 def pod_ref(namespace: str, name: str) -> str:

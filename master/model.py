@@ -669,6 +669,8 @@ INGRESS_CLASS = "pinnace"
 INGRESS_CONTROLLER = "pinnace.dev/haproxy"
 # The annotation older Ingresses name their class with (before spec.ingressClassName).
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+# Marks the IngressClass of Ingresses that name none.
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 # ingress-nginx's switch for its default HTTP -> HTTPS redirect of hosts with TLS; pinnace
 # honours "false" the same way.
 SSL_REDIRECT_ANNOTATION = "nginx.ingress.kubernetes.io/ssl-redirect"
@@ -750,6 +752,24 @@ class Namespace:
     kind = "Namespace"
 
 
+@dataclass(frozen=True, slots=True)
+class IngressClass:
+    """A stored IngressClass (networking.k8s.io/v1, cluster-scoped): which controller serves
+    the Ingresses naming it. pinnace serves those whose class's controller is its own
+    (INGRESS_CONTROLLER), beside its built-in class "pinnace"; the one annotated
+    `ingressclass.kubernetes.io/is-default-class: "true"` is the class of Ingresses that
+    name none (master/lb/ingress.py)."""
+
+    meta: ObjectMeta
+    controller: str
+
+    kind = "IngressClass"
+
+    @property
+    def is_default(self) -> bool:
+        return self.meta.annotations.get(DEFAULT_CLASS_ANNOTATION, "").lower() == "true"
+
+
 StoredObject = (
     Deployment
     | Service
@@ -764,6 +784,7 @@ StoredObject = (
     | StatefulSet
     | Ingress
     | Namespace
+    | IngressClass
 )
 
 KINDS: dict[str, type[StoredObject]] = {
@@ -780,6 +801,7 @@ KINDS: dict[str, type[StoredObject]] = {
     "StatefulSet": StatefulSet,
     "Ingress": Ingress,
     "Namespace": Namespace,
+    "IngressClass": IngressClass,
 }
 
 

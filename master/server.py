@@ -66,6 +66,7 @@ from master.model import (
     DEFAULT_NAMESPACE,
     DEFAULT_SERVICE_CIDR,
     Ingress,
+    IngressClass,
     Namespace,
     Node,
     ObjectMeta,
@@ -547,7 +548,9 @@ def _lb_admission(config: MasterConfig, state: ClusterState) -> ServiceAdmission
 
     def admit(new: Sequence[Service], existing: Sequence[Service]) -> list[str]:
         ingresses = [i for i in state.objects("Ingress") if isinstance(i, Ingress)]
-        return admission_errors(new, existing, addresses, ingress_reserved(ports, ingresses))
+        classes = [c for c in state.objects("IngressClass") if isinstance(c, IngressClass)]
+        reserved = ingress_reserved(ports, ingresses, classes)
+        return admission_errors(new, existing, addresses, reserved)
 
     return admit
 

@@ -26,8 +26,7 @@ from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.exec import ExecRefused, ExecUnavailable, Exited, locate_exec
 from master.api.fieldowners import cli_update
 from master.api.logs import LogQuery, LogRefused, LogRelay, LogUnavailable, locate
-from master.api.render import render_endpoints, render_object, rfc3339
-from master.api.render_ingress import render_ingress_class
+from master.api.render import render_endpoints, render_ingress_class_list, render_object, rfc3339
 from master.api.render_storage import render_storage_classes
 from master.api.usage import usage_response
 from master.app import paging
@@ -213,16 +212,26 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             if request.kind == "Master":
                 return cluster_pb2.GetObjectsResponse(objects=await self._list_masters(request))
             if request.kind == "IngressClass":
-                # Not stored: pinnace has one, its own, the default (render_ingress.py).
-                doc = render_ingress_class(rfc3339(self._started_at))
-                if request.name not in ("", doc["metadata"]["name"]):
+                # The built-in class and the stored ones (render_ingress.py).
+                docs = [
+                    d
+                    for d in render_ingress_class_list(
+                        self._state.objects("IngressClass"), rfc3339(self._started_at)
+                    )
+                    if request.name in ("", d["metadata"]["name"])
+                ]
+                if not docs:
                     raise AppError("not_found", f'ingressclasses "{request.name[:253]}" not found')
-                found = cluster_pb2.ObjectJson(
-                    kind="IngressClass",
-                    name=doc["metadata"]["name"],
-                    json=json.dumps(doc, separators=(",", ":")).encode(),
+                return cluster_pb2.GetObjectsResponse(
+                    objects=[
+                        cluster_pb2.ObjectJson(
+                            kind="IngressClass",
+                            name=d["metadata"]["name"],
+                            json=json.dumps(d, separators=(",", ":")).encode(),
+                        )
+                        for d in docs
+                    ]
                 )
-                return cluster_pb2.GetObjectsResponse(objects=[found])
             if request.kind == "StorageClass":
                 # Not stored: pinnace's built-in classes (render_storage.py).
                 docs = [

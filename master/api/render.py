@@ -17,7 +17,7 @@ present (none today) need no change at the call sites.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +29,11 @@ from master.api.render_config import (
     render_secret,
     render_service_account,
 )
-from master.api.render_ingress import render_ingress
+from master.api.render_ingress import (
+    render_ingress,
+    render_ingress_classes,
+    render_stored_ingress_class,
+)
 from master.api.render_storage import (
     render_claim,
     render_volume,
@@ -48,6 +52,7 @@ from master.model import (
     Deployment,
     Event,
     Ingress,
+    IngressClass,
     Namespace,
     Node,
     ObjectMeta,
@@ -542,7 +547,17 @@ def render_object(obj: StoredObject, now: float) -> Obj:
         return render_ingress(obj, _metadata(obj.meta))
     if isinstance(obj, Namespace):
         return render_namespace(obj)
+    if isinstance(obj, IngressClass):
+        return render_stored_ingress_class(obj, _metadata(obj.meta))
     return render_event(obj)
+
+
+def render_ingress_class_list(
+    state_classes: Iterable[StoredObject], created: str | None
+) -> list[Obj]:
+    """The built-in IngressClass and the stored ones (render_ingress.py)."""
+    pairs = [(c, _metadata(c.meta)) for c in state_classes if isinstance(c, IngressClass)]
+    return render_ingress_classes(pairs, created)
 
 
 def render_namespace(ns: Namespace) -> Obj:

@@ -4,19 +4,23 @@ The spec is written in manifest form, so rendering an Ingress and applying the
 output again declares the same thing. The status carries what the load
 balancer serves it on: `status.loadBalancer.ingress[].ip` (kubectl's ADDRESS)
 and its `ports` (kubectl 1.26+'s IngressPortStatus); `pinnace get ingress`
-and kubectl's PORTS column read them. IngressClasses are not stored: pinnace
-has one, "pinnace", the default, made here on every read.
+and kubectl's PORTS column read them. IngressClasses: pinnace's own, "pinnace",
+made here on every read (the default unless a stored class is annotated default), and
+the stored ones users apply (`render_ingress_classes`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from master.model import (
+    DEFAULT_CLASS_ANNOTATION,
     INGRESS_CLASS,
     INGRESS_CONTROLLER,
     Ingress,
     IngressBackend,
+    IngressClass,
     IngressPath,
     IngressRule,
 )
@@ -24,7 +28,6 @@ from master.model import (
 Obj = dict[str, Any]
 
 API_VERSION = "networking.k8s.io/v1"
-DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 
 
 def render_backend(b: IngressBackend) -> Obj:
@@ -77,7 +80,7 @@ def render_ingress(ing: Ingress, metadata: Obj) -> Obj:
     }
 
 
-def render_ingress_class(created: str | None) -> Obj:
+def render_ingress_class(created: str | None, default: bool = True) -> Obj:
     """The built-in IngressClass; `created` is when this master started (RFC 3339)."""
     return {
         "apiVersion": API_VERSION,
@@ -89,7 +92,32 @@ def render_ingress_class(created: str | None) -> Obj:
             "generation": 1,
             "creationTimestamp": created,
             "labels": {},
-            "annotations": {DEFAULT_CLASS_ANNOTATION: "true"},
+            "annotations": {DEFAULT_CLASS_ANNOTATION: "true"} if default else {},
         },
         "spec": {"controller": INGRESS_CONTROLLER},
     }
+
+
+def render_stored_ingress_class(ic: IngressClass, meta: Obj) -> Obj:
+    """A stored IngressClass; `meta` is its rendered metadata (cluster-scoped: no namespace)."""
+    meta.pop("namespace", None)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "IngressClass",
+        "metadata": meta,
+        "spec": {"controller": ic.controller},
+    }
+
+
+def render_ingress_classes(
+    stored: Iterable[tuple[IngressClass, Obj]], created: str | None
+) -> list[Obj]:
+    """Every IngressClass by name: the stored ones (each with its rendered metadata) and the
+    built-in "pinnace" unless one of them has taken that name; the built-in is the default
+    only while no stored class is."""
+    classes = sorted(stored, key=lambda pair: pair[0].meta.name)
+    docs = [render_stored_ingress_class(ic, meta) for ic, meta in classes]
+    if not any(ic.meta.name == INGRESS_CLASS for ic, _ in classes):
+        builtin = render_ingress_class(created, not any(ic.is_default for ic, _ in classes))
+        docs.append(builtin)
+    return sorted(docs, key=lambda d: str(d["metadata"]["name"]))

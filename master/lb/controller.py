@@ -51,7 +51,17 @@ from master.lb.ingress import (
 from master.lb.model import IngressFrontend, LbAddresses, LbService, Unservable
 from master.lb.runtime import HAProxyError
 from master.metrics.series import RECONCILE, timed
-from master.model import Ingress, Node, Pod, Secret, Service, StoredObject, lb_name, pod_ref
+from master.model import (
+    Ingress,
+    IngressClass,
+    Node,
+    Pod,
+    Secret,
+    Service,
+    StoredObject,
+    lb_name,
+    pod_ref,
+)
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -99,6 +109,8 @@ class LoadBalancerController:
         # Services HAProxy itself refused (e.g. a port some other process holds): when, and
         # why. Tried again after `refused_retry` seconds or as soon as the Service changes.
         self._refused: dict[str, _Refusal] = {}
+        # The stored IngressClasses, read with the Ingresses on each pass.
+        self._classes: list[IngressClass] = []
         self._refused_retry = refused_retry
         state.subscribe(self._on_change)
 
@@ -116,7 +128,7 @@ class LoadBalancerController:
         return self._clock.now() - pod.deletion_requested_at >= self._drain_timeout
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
-        if isinstance(obj, Service | Pod | Node | Ingress | Secret):
+        if isinstance(obj, Service | Pod | Node | Ingress | Secret | IngressClass):
             self._dirty.set()
         refused = self._ingress_refused
         if refused is not None and isinstance(obj, Secret | Ingress):
@@ -190,7 +202,10 @@ class LoadBalancerController:
             if now - entry.at < self._refused_retry
         }
         ingresses = [i for i in self._state.objects("Ingress") if isinstance(i, Ingress)]
-        reserved = ingress_reserved(self._ingress_ports, ingresses)
+        self._classes = [
+            c for c in self._state.objects("IngressClass") if isinstance(c, IngressClass)
+        ]
+        reserved = ingress_reserved(self._ingress_ports, ingresses, self._classes)
         own, unservable = plan_services(services, a, reserved)
         blocked = {
             holder: problem
@@ -242,7 +257,9 @@ class LoadBalancerController:
             )
             ports = replace(ports, http_port=0, https_port=0)
         secrets = [s for s in self._state.objects("Secret") if isinstance(s, Secret)]
-        return plan_ingress(ingresses, services, secrets, pods, nodes, ports, problems)
+        return plan_ingress(
+            ingresses, services, secrets, pods, nodes, ports, problems, self._classes
+        )
 
     async def _apply_isolating(
         self,

@@ -4,7 +4,8 @@
 desired state (master.lb.model): one LbService per service port, with an
 Endpoint for every pod the selector matches that has been placed and has
 published the target port. An endpoint is
-  * ready    when the pod reports ready and its node is Ready;
+  * ready    when the pod reports ready and its node is Ready (or always, for a
+             Service with publishNotReadyAddresses, as Kubernetes lists them);
   * draining when the pod has been asked to stop: it leaves the load balancer
     first (no new connections, in-flight ones finish) and only then is the agent
     told to stop it (see `pods_released`);
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from master.lb.model import Endpoint, LbService, ProxyMode
 from master.model import Pod, Service, ServicePort, lb_name, pod_ref, selector_matches
@@ -121,6 +123,9 @@ def compute_lb_services(
             endpoints = []
             for pod in sorted(members, key=lambda p: p.meta.name):
                 ep = pod_endpoint(pod, sp.target_port, ready_nodes.get(pod.node_name, False))
+                if ep is not None and svc.publish_not_ready and not ep.ready:
+                    # publishNotReadyAddresses: Kubernetes lists it as ready all the same.
+                    ep = replace(ep, ready=True)
                 if ep is not None:
                     endpoints.append(ep)
             result.append(

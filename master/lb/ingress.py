@@ -15,9 +15,14 @@
   declared (the oldest Ingress keeps it). Nothing one Ingress says stops another
   Ingress or any Service from being served.
 
-Only Ingresses of the class "pinnace" are served: `spec.ingressClassName`, else the
-legacy annotation `kubernetes.io/ingress.class`, else the default class, which is
-pinnace's. The others belong to some other controller and are reported as ignored.
+Only Ingresses of pinnace's classes are served: the class an Ingress names
+(`spec.ingressClassName`, else the legacy annotation `kubernetes.io/ingress.class`) is
+pinnace's when a stored IngressClass of that name has pinnace's controller
+(`pinnace.dev/haproxy`) or, none stored by that name, when it is the built-in "pinnace".
+An Ingress naming no class gets the default class: a stored IngressClass annotated
+`ingressclass.kubernetes.io/is-default-class: "true"` (the oldest, if several), else the
+built-in one. The others belong to some other controller and are reported as ignored,
+with the reason.
 
 A host with a certificate served is redirected from HTTP to HTTPS (308, as ingress-nginx
 does by default), unless an Ingress naming it in its rules or tls says
@@ -42,9 +47,11 @@ from master.model import (
     DEFAULT_NAMESPACE,
     INGRESS_CLASS,
     INGRESS_CLASS_ANNOTATION,
+    INGRESS_CONTROLLER,
     SSL_REDIRECT_ANNOTATION,
     Ingress,
     IngressBackend,
+    IngressClass,
     Pod,
     Secret,
     Service,
@@ -91,10 +98,14 @@ INGRESS_HTTP_HOLDER = "ingress:http"
 INGRESS_HTTPS_HOLDER = "ingress:https"
 
 
-def ingress_reserved(ports: IngressPorts | None, ingresses: Iterable[Ingress]) -> list[Reserved]:
+def ingress_reserved(
+    ports: IngressPorts | None,
+    ingresses: Iterable[Ingress],
+    classes: Sequence[IngressClass] = (),
+) -> list[Reserved]:
     """The ingress ports' listeners, as old as the oldest Ingress served; none while no
     Ingress of pinnace's class exists (then nothing is bound either)."""
-    ours = [i.meta.created_at for i in ingresses if is_ours(i)]
+    ours = [i.meta.created_at for i in ingresses if is_ours(i, classes)]
     if ports is None or not ours:
         return []
     found = []
@@ -131,8 +142,37 @@ def class_of(ing: Ingress) -> str:
     return ing.class_name or ing.meta.annotations.get(INGRESS_CLASS_ANNOTATION, "")
 
 
-def is_ours(ing: Ingress) -> bool:
-    return class_of(ing) in ("", INGRESS_CLASS)
+def foreign_reason(ing: Ingress, classes: Sequence[IngressClass] = ()) -> str:
+    """Why `ing` is left to another controller ("" when pinnace serves it)."""
+    name = class_of(ing)
+    if not name:
+        defaults = sorted(
+            (c for c in classes if c.is_default), key=lambda c: (c.meta.created_at, c.meta.name)
+        )
+        if not defaults or defaults[0].controller == INGRESS_CONTROLLER:
+            return ""
+        return (
+            f'it names no IngressClass and the default one, "{defaults[0].meta.name}", is '
+            f"controller {defaults[0].controller}'s; this Ingress is left to that controller"
+        )
+    stored = next((c for c in classes if c.meta.name == name), None)
+    if stored is not None:
+        if stored.controller == INGRESS_CONTROLLER:
+            return ""
+        return (
+            f"IngressClass \"{name}\" is controller {stored.controller}'s, not pinnace's "
+            f"({INGRESS_CONTROLLER}); this Ingress is left to that controller"
+        )
+    if name == INGRESS_CLASS:
+        return ""
+    return (
+        f'IngressClass "{name}" is not pinnace\'s ("{INGRESS_CLASS}", or one with controller '
+        f"{INGRESS_CONTROLLER}); this Ingress is left to that class's controller"
+    )
+
+
+def is_ours(ing: Ingress, classes: Sequence[IngressClass] = ()) -> bool:
+    return not foreign_reason(ing, classes)
 
 
 def _age_order(ingresses: Iterable[Ingress]) -> list[Ingress]:
@@ -315,22 +355,17 @@ def plan_ingress(
     ready_nodes: Mapping[str, bool],
     ports: IngressPorts,
     blocked: Sequence[Problem] = (),
+    classes: Sequence[IngressClass] = (),
 ) -> IngressPlan:
     """What to serve for `ingresses` on `ports`; the caller has set a port it cannot serve
     to 0 (an older Service holds it, HAProxy refused the routes), and `blocked` says why:
     every Ingress served carries those problems too."""
     everyone = _age_order(ingresses)
-    ours = [i for i in everyone if is_ours(i)]
+    ours = [i for i in everyone if is_ours(i, classes)]
     problems: dict[str, tuple[Problem, ...]] = {}
     for ing in everyone:
-        if not is_ours(ing):
-            problems[ingress_ref(ing)] = (
-                Problem(
-                    "IgnoredIngressClass",
-                    f'IngressClass "{class_of(ing)}" is not pinnace\'s ("{INGRESS_CLASS}"); '
-                    "this Ingress is left to that class's controller",
-                ),
-            )
+        if reason := foreign_reason(ing, classes):
+            problems[ingress_ref(ing)] = (Problem("IgnoredIngressClass", reason),)
     if ours and blocked:
         problems.update({ingress_ref(i): tuple(blocked) for i in ours})
     if not ours or not (ports.http_port or ports.https_port):

@@ -25,7 +25,7 @@ from master.manifest.config import (
 from master.manifest.deployment import parse_deployment
 from master.manifest.errors import ManifestError, Warned, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
-from master.manifest.ingress import parse_ingress
+from master.manifest.ingress import parse_ingress, parse_ingress_class
 from master.manifest.loader import TooManyDocuments, load_documents
 from master.manifest.service import parse_service
 from master.manifest.statefulset import parse_statefulset
@@ -36,6 +36,7 @@ from master.model import (
     ConfigMap,
     Deployment,
     Ingress,
+    IngressClass,
     Namespace,
     PersistentVolumeClaim,
     Secret,
@@ -55,6 +56,7 @@ ManifestObject = (
     | StatefulSet
     | Ingress
     | Namespace
+    | IngressClass
 )
 
 _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]]] = {
@@ -67,9 +69,11 @@ _PARSERS: dict[str, tuple[str, Callable[[dict[str, Any], Where], ManifestObject]
     "StatefulSet": ("apps/v1", parse_statefulset),
     "Ingress": ("networking.k8s.io/v1", parse_ingress),
     "Namespace": ("v1", parse_namespace),
+    "IngressClass": ("networking.k8s.io/v1", parse_ingress_class),
 }
 _ACCEPTED = (
-    "Deployment, StatefulSet (apps/v1), Ingress (networking.k8s.io/v1), Service, ConfigMap, "
+    "Deployment, StatefulSet (apps/v1), Ingress, IngressClass (networking.k8s.io/v1), Service, "
+    "ConfigMap, "
     "Secret, ServiceAccount, PersistentVolumeClaim, Namespace or List (v1)"
 )
 # Kinds a Kubernetes user may reasonably send; named as not supported rather than unknown.

@@ -9,13 +9,18 @@ name, not both. Paths are further limited to the characters URL paths
 normally use (letters, digits and `-._~/%:@+,;=`), as ingress-nginx's strict
 path validation does, because they end up in HAProxy's configuration.
 `resource` backends are refused: pinnace can only route to Services. Annotations other
-controllers act on (ingress-nginx's rewrite-target, cert-manager's ...) are warned about.
+controllers act on (ingress-nginx's rewrite-target, cert-manager's ...) are warned about,
+except ingress-nginx's ssl-redirect, which pinnace honours.
+
+An IngressClass (networking.k8s.io/v1, cluster-scoped) is its controller's name; its
+`parameters` (a controller's own settings) are warned about and ignored.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import replace
 from typing import Any
 
 from master.manifest.errors import Where, describe
@@ -27,9 +32,12 @@ from master.manifest.names import (
     check_port_name,
 )
 from master.model import (
+    DEFAULT_NAMESPACE,
     INGRESS_PATH_TYPES,
+    SSL_REDIRECT_ANNOTATION,
     Ingress,
     IngressBackend,
+    IngressClass,
     IngressPath,
     IngressRule,
     IngressTLS,
@@ -66,7 +74,7 @@ def parse_ingress(data: dict[str, Any], where: Where) -> Ingress:
     check_fields(data, where, ("apiVersion", "kind", "metadata", "spec"), (), ("status",))
     meta = parse_object_meta(data.get("metadata"), where.key("metadata"), check_dns1123_subdomain)
     for key in sorted(meta.annotations):
-        if key.startswith(CONTROLLER_ANNOTATIONS):
+        if key.startswith(CONTROLLER_ANNOTATIONS) and key != SSL_REDIRECT_ANNOTATION:
             where.key("metadata").key("annotations").key(key).warn(
                 "another ingress controller's annotation, not acted on by pinnace"
             )
@@ -195,3 +203,19 @@ def _parse_tls(value: Any, where: Where) -> IngressTLS | None:
         return None
     check_dns1123_subdomain(secret, where.key("secretName"))
     return IngressTLS(hosts=tuple(hosts), secret_name=secret)
+
+
+def parse_ingress_class(data: dict[str, Any], where: Where) -> IngressClass:
+    """`data` is one document already known to be kind IngressClass, networking.k8s.io/v1."""
+    check_fields(data, where, ("apiVersion", "kind", "metadata", "spec"), (), ("status",))
+    meta = parse_object_meta(data.get("metadata"), where.key("metadata"), check_dns1123_subdomain)
+    at = where.key("spec")
+    spec = as_map(require(data, "spec", where), at)
+    check_fields(spec, at, ("controller",), ("parameters",))
+    controller = as_str(require(spec, "controller", at), at.key("controller"))
+    if not controller or len(controller) > 250:
+        raise at.key("controller").error(
+            "must name the controller (a domain-prefixed path such as pinnace.dev/haproxy, "
+            "at most 250 characters)"
+        )
+    return IngressClass(replace(meta, namespace=DEFAULT_NAMESPACE), controller)

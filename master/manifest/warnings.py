@@ -31,7 +31,6 @@ IGNORED_KINDS: dict[str, str] = {
     "NetworkPolicy": "pods are not isolated by network policies",
     "PodDisruptionBudget": "evictions do not consult disruption budgets",
     "HorizontalPodAutoscaler": "replicas are not scaled automatically",
-    "IngressClass": 'pinnace has one built-in IngressClass, "pinnace" (the default)',
     "StorageClass": 'pinnace has built-in StorageClasses "local" (the default: node-local, '
     'reclaim policy Delete, expandable) and "local-retain" (the same, reclaim policy Retain)',
     "LimitRange": "no default or maximum resources are enforced",

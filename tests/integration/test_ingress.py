@@ -259,9 +259,12 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     cluster.cli("apply", "-f", str(manifests))
 
     wait_for("b.test to reach beta", lambda: _says(http_port, "b.test") == "beta", timeout=60)
+    wait_for("alpha's CGI", lambda: _says(http_port, "b.test", "/cgi-bin/h") == "alpha")
     # a.test has TLS: plain HTTP is redirected to HTTPS (308), path and query kept.
-    status, location = _redirect(http_port, "a.test", "/x/y?z=1")
-    assert (status, location) == (308, f"https://a.test:{https_port}/x/y?z=1")
+    # (Waited for: the apply's objects are stored one by one, and a pass of the load
+    # balancer may see the Ingress before its Secret.)
+    wanted = (308, f"https://a.test:{https_port}/x/y?z=1")
+    wait_for("a.test's redirect", lambda: _redirect(http_port, "a.test", "/x/y?z=1") == wanted)
 
     # Hosts, a path (by whole elements), a wildcard of exactly one label, the default.
     assert _says(http_port, "B.TEST:80", "/cgi-bin/h") == "alpha"
@@ -350,6 +353,45 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
         "pinnace",
         "pinnace.dev/haproxy",
     ]
+    # A stored IngressClass of another controller, made the default: an Ingress of that
+    # class, or naming none, is left alone with the reason; the built-in class is listed
+    # beside it, no longer the default.
+    other = tmp_path / "nginx.yaml"
+    other.write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\n"
+        "  annotations: {ingressclass.kubernetes.io/is-default-class: 'true'}\n"
+        "spec: {controller: k8s.io/ingress-nginx}\n---\n"
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: theirs}\n"
+        "spec:\n  ingressClassName: nginx\n  rules:\n  - host: n.test\n    http:\n"
+        f"      paths: [{{path: /, pathType: Prefix, backend: {beta}}}]\n"
+    )
+    cluster.cli("apply", "-f", str(other))
+
+    def ignored() -> str | None:
+        return next(
+            (
+                str(e["message"])
+                for e in cluster.get_json("events")["items"]
+                if e["involvedObject"]["name"] == "theirs" and e["reason"] == "IgnoredIngressClass"
+            ),
+            None,
+        )
+
+    message = wait_for("the nginx-class Ingress to be ignored with its reason", ignored)
+    assert 'IngressClass "nginx" is controller k8s.io/ingress-nginx\'s' in message
+    # The default class is nginx's now: `web`, naming no class, is left to it too.
+    wait_for("web's routes to go", lambda: _says(http_port, "b.test").startswith("404"))
+    web_status = cluster.get_json("ingress", "web")["status"]
+    assert web_status["loadBalancer"] in ({}, {"ingress": []}), web_status
+    assert _says(http_port, "n.test").startswith("404")
+    classes = kubectl.run("get", "ingressclass", "-o", "json").stdout
+    by_name = {i["metadata"]["name"]: i for i in json.loads(classes)["items"]}
+    assert sorted(by_name) == ["nginx", "pinnace"]
+    assert by_name["pinnace"]["metadata"]["annotations"] == {}
+    # The Ingress naming pinnace's class is still served; without the nginx class, web again.
+    assert _says(http_port, "k.test", "/index.html") == "beta"
+    cluster.cli("delete", "ingressclass", "nginx")
+    wait_for("web's routes back", lambda: _says(http_port, "b.test") == "beta")
 
     # HAProxy outlives the master: the routes and certificates keep serving while it is
     # down, and the next master adopts them as they are (no reload).

@@ -29,6 +29,7 @@ from master.model import (
     HTTPHeader,
     Ingress,
     IngressBackend,
+    IngressClass,
     IngressPath,
     IngressRule,
     IngressTLS,
@@ -337,6 +338,7 @@ def full_objects() -> list[StoredObject]:
             lb_message="spec.defaultBackend: service/fallback does not exist",
         ),
         Namespace(_meta("team-a"), "Terminating", 1700000001.5),
+        IngressClass(_meta("edge"), "pinnace.dev/haproxy"),
     ]
 
 

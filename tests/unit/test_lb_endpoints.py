@@ -82,6 +82,16 @@ def test_pods_on_not_ready_nodes_or_not_ready_are_not_ready_endpoints() -> None:
     assert {e.pod: e.ready for e in svc.endpoints} == {"a": True, "b": False, "c": False}
 
 
+def test_publish_not_ready_addresses_makes_every_endpoint_ready_as_kubernetes_lists_it() -> None:
+    pods = [_pod("b", node="n2"), _pod("c", ready=False), _pod("d", stopping=True)]
+    published = replace(_service(), publish_not_ready=True)
+
+    (svc,) = compute_lb_services([published], pods, {"n1": True, "n2": False})
+
+    assert {e.pod: e.ready for e in svc.endpoints} == {"b": True, "c": True, "d": True}
+    assert [e.pod for e in svc.endpoints if e.draining] == ["d"]
+
+
 def test_a_stopping_pod_drains_and_is_released_only_once_applied_as_draining() -> None:
     serving = compute_lb_services([_service()], [_pod("a")], {"n1": True})
     stopping_pod = _pod("a", stopping=True)

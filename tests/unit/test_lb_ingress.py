@@ -34,6 +34,7 @@ from master.model import (
     ContainerPort,
     Ingress,
     IngressBackend,
+    IngressClass,
     IngressPath,
     IngressRule,
     IngressTLS,
@@ -460,3 +461,72 @@ def test_the_ingress_ports_shift_with_the_lb_port_offset_and_off_stays_off() -> 
 
     assert (shifted.http_port, shifted.https_port) == (18880, 18443)
     assert (http_only.http_port, http_only.https_port) == (18880, 0)
+
+
+def _class(name: str, controller: str, default: bool = False, created: float = 1.0) -> IngressClass:
+    annotations = {"ingressclass.kubernetes.io/is-default-class": "true"} if default else {}
+    return IngressClass(
+        ObjectMeta(name=name, annotations=annotations, created_at=created), controller
+    )
+
+
+def test_stored_ingress_classes_decide_whose_ingresses_are_served() -> None:
+    mine = _ing("mine", _rule("a.test", ("/", "Prefix", "a")), class_name="edge")
+    nginx = _ing("theirs", _rule("b.test", ("/", "Prefix", "a")), class_name="nginx")
+    unnamed = _ing("unnamed", _rule("c.test", ("/", "Prefix", "a")))
+    edge = _class("edge", "pinnace.dev/haproxy")
+    nginx_class = _class("nginx", "k8s.io/ingress-nginx", default=True)
+
+    plan = plan_ingress(
+        [mine, nginx, unnamed], SERVICES, [], [], {}, PORTS, classes=[edge, nginx_class]
+    )
+    builtin_default = plan_ingress([unnamed], SERVICES, [], [], {}, PORTS, classes=[edge])
+
+    assert plan.frontend is not None
+    assert [h.host for h in plan.frontend.hosts] == ["a.test"]
+    assert plan.problems["theirs"][0].message == (
+        "IngressClass \"nginx\" is controller k8s.io/ingress-nginx's, not pinnace's "
+        "(pinnace.dev/haproxy); this Ingress is left to that controller"
+    )
+    # No class named: the default class decides, here nginx's.
+    assert 'the default one, "nginx", is controller' in plan.problems["unnamed"][0].message
+    assert builtin_default.frontend is not None and "unnamed" not in builtin_default.problems
+
+
+def test_the_built_in_class_is_listed_and_default_only_while_no_stored_one_is() -> None:
+    from master.api.render_ingress import render_ingress_classes
+
+    edge = _class("edge", "pinnace.dev/haproxy")
+    default = _class("nginx", "k8s.io/ingress-nginx", default=True)
+
+    alone = render_ingress_classes([(edge, {"name": "edge"})], "t")
+    beside = render_ingress_classes([(edge, {"name": "edge"}), (default, {"name": "nginx"})], "t")
+
+    assert [d["metadata"]["name"] for d in alone] == ["edge", "pinnace"]
+    assert alone[1]["metadata"]["annotations"] == {
+        "ingressclass.kubernetes.io/is-default-class": "true"
+    }
+    assert [d["metadata"]["name"] for d in beside] == ["edge", "nginx", "pinnace"]
+    assert beside[2]["metadata"]["annotations"] == {}
+    assert beside[1]["spec"] == {"controller": "k8s.io/ingress-nginx"}
+
+
+def test_an_ingress_class_manifest_is_stored_without_namespace_and_needs_a_controller() -> None:
+    from master.manifest import parse_manifests
+
+    doc = (
+        b"apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\n"
+        b"  annotations: {ingressclass.kubernetes.io/is-default-class: 'true'}\n"
+        b"spec: {controller: k8s.io/ingress-nginx}\n"
+    )
+
+    (parsed,) = parse_manifests([("class.yaml", doc)]).objects
+
+    assert isinstance(parsed, IngressClass)
+    assert (parsed.meta.name, parsed.controller, parsed.is_default) == (
+        "nginx",
+        "k8s.io/ingress-nginx",
+        True,
+    )
+    with pytest.raises(Exception, match=r"spec\.controller: is required"):
+        parse_manifests([("class.yaml", doc.replace(b"{controller: k8s.io/ingress-nginx}", b"{}"))])

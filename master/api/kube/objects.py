@@ -20,11 +20,11 @@ from typing import Any
 
 from master.api.render import (
     render_endpoints,
+    render_ingress_class_list,
     render_object,
     render_pod_spec,
     rfc3339,
 )
-from master.api.render_ingress import render_ingress_class
 from master.api.render_storage import render_storage_classes
 from master.app.queries import list_endpoints
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
@@ -32,7 +32,6 @@ from master.controllers.naming import template_hash
 from master.controllers.revisions import CHANGE_CAUSE
 from master.model import (
     DEFAULT_NAMESPACE,
-    INGRESS_CLASS,
     KINDS,
     Deployment,
     Event,
@@ -207,7 +206,7 @@ def list_kind(
     """Every object of a kind in `namespace` (None: every namespace), rendered, sorted by
     namespace and name (events in time order)."""
     if kind == "IngressClass":
-        return [render_ingress_class(rfc3339(created_at))]
+        return render_ingress_class_list(state.objects("IngressClass"), rfc3339(created_at))
     if kind == "StorageClass":
         return render_storage_classes(rfc3339(created_at))
     if kind == "Endpoints":
@@ -239,7 +238,8 @@ def get_one(
     namespace: str = DEFAULT_NAMESPACE,
 ) -> Obj | None:
     if kind == "IngressClass":
-        return render_ingress_class(rfc3339(created_at)) if name == INGRESS_CLASS else None
+        classes = render_ingress_class_list(state.objects("IngressClass"), rfc3339(created_at))
+        return next((c for c in classes if c["metadata"]["name"] == name), None)
     if kind == "StorageClass":
         classes = render_storage_classes(rfc3339(created_at))
         return next((c for c in classes if c["metadata"]["name"] == name), None)

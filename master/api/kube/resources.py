@@ -87,8 +87,9 @@ RESOURCES: tuple[Resource, ...] = (
              short_names=("ing",), singular="ingress",
              description="HTTP routes by host and path onto services, with TLS."),
     Resource("ingressclasses", "IngressClass", group="networking.k8s.io", namespaced=False,
-             verbs=("get", "list"), singular="ingressclass",
-             description='The one ingress controller: "pinnace", the default.'),
+             verbs=(*READ, *WRITE), singular="ingressclass",
+             description='Ingress controllers by name: pinnace\'s own ("pinnace") and stored '
+             "ones; Ingresses of classes whose controller is not pinnace's are left alone."),
     Resource("endpointslices", "EndpointSlice", group="discovery.k8s.io", verbs=("get", "list"),
              singular="endpointslice",
              description="A service's endpoints (derived from its Endpoints), one slice per port."),
