@@ -51,6 +51,8 @@ class Run:
     heartbeat_p99: float = 0.0
     write_p50: float = 0.0
     write_p99: float = 0.0
+    # Probe writes refused or failed (a leader change under load shows here).
+    write_failures: int = 0
     loads: list[float] = field(default_factory=list)
 
 
@@ -79,10 +81,15 @@ async def one_run(store: str, nodes: int, window: float, timeout: float) -> Run:
                     name="probe.yaml", content=CONFIGMAP.format(n=n).encode()
                 )
                 sent = time.monotonic()
-                await stub.ApplyManifests(
-                    cluster_pb2.ApplyManifestsRequest(files=[file]), timeout=30
-                )
-                writes.append(time.monotonic() - sent)
+                try:
+                    await stub.ApplyManifests(
+                        cluster_pb2.ApplyManifestsRequest(files=[file]), timeout=30
+                    )
+                except grpc.aio.AioRpcError as e:
+                    run.write_failures += 1
+                    print(f"{store}: a write failed: {e.code().name}: {e.details()}", flush=True)
+                else:
+                    writes.append(time.monotonic() - sent)
                 await asyncio.sleep(max(0.0, 0.25 - (time.monotonic() - sent)))
         etcd1 = sum(sum(m.cpu_times()[:2]) for m in members)
         etcd_cpu.append((etcd1 - etcd0) / (time.monotonic() - w0))
@@ -114,7 +121,8 @@ async def one_run(store: str, nodes: int, window: float, timeout: float) -> Run:
         f"{store}: apply->30 Running {run.apply_to_running:.2f}s; master CPU "
         f"{run.cpu_cores:.3f} cores (etcd {run.etcd_cores:.3f}); heartbeat p50 "
         f"{run.heartbeat_p50:.1f} ms p99 {run.heartbeat_p99:.1f} ms; write p50 "
-        f"{run.write_p50:.1f} ms p99 {run.write_p99:.1f} ms ({len(writes)}); "
+        f"{run.write_p50:.1f} ms p99 {run.write_p99:.1f} ms ({len(writes)} ok, "
+        f"{run.write_failures} failed); "
         f"load {min(run.loads):.1f}-{max(run.loads):.1f}",
         flush=True,
     )
@@ -132,6 +140,7 @@ def summary(runs: list[Run]) -> list[Figure]:
         ("heartbeat p99", "heartbeat_p99", "ms"),
         ("write p50", "write_p50", "ms"),
         ("write p99", "write_p99", "ms"),
+        ("writes failed", "write_failures", ""),
     ]
     for store in STORES:
         mine = [r for r in runs if r.store == store]
