@@ -392,6 +392,10 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     assert _says(http_port, "k.test", "/index.html") == "beta"
     cluster.cli("delete", "ingressclass", "nginx")
     wait_for("web's routes back", lambda: _says(http_port, "b.test") == "beta")
+    # ... and saved for the next master (the kill below must not fall between the reload
+    # and the save, or the next master reloads instead of adopting as it is).
+    saved = cluster.workdir / "master-data" / "lb" / "state.json"
+    wait_for("the routes saved", lambda: "b.test" in saved.read_text())
 
     # HAProxy outlives the master: the routes and certificates keep serving while it is
     # down, and the next master adopts them as they are (no reload).
