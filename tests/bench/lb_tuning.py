@@ -114,15 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     client = docker.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-tuning-"))
-    run_label = f"{LABEL}={workdir.name}"
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    started: list[str] = []  # removed by id at the end, whatever happens
     try:
         ports = []
         for _ in range(3):
             cid = client.api.create_container(
-                IMAGE, ports=[80], labels=[run_label],
+                IMAGE, ports=[80], labels={LABEL: workdir.name},
                 host_config=client.api.create_host_config(port_bindings={80: ("127.0.0.1", None)}),
             )["Id"]  # fmt: skip
+            started.append(cid)
             client.api.start(cid)
             ports.append(int(client.api.port(cid, 80)[0]["HostPort"]))
         for port in ports:
@@ -167,8 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        for c in client.api.containers(all=True, filters={"label": run_label}):
-            client.api.remove_container(c["Id"], force=True)
+        for cid in started:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_container(cid, force=True)
         client.close()
 
     figures = []
