@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import posixpath
 import socket
 import threading
@@ -40,6 +41,7 @@ from agent.runtime.docker_stats import parse_stats
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
+    LABEL_VOLUME_KIND,
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
@@ -385,11 +387,17 @@ class DockerRuntime:
         except docker.errors.NotFound:
             options: dict[str, str] | None = None
             if m.tmpfs_bytes:
-                options = {"type": "tmpfs", "device": "tmpfs", "o": f"size={m.tmpfs_bytes}"}
+                # mode=0777: an emptyDir is writable by any user, as the kubelet makes it.
+                o = f"size={m.tmpfs_bytes},mode=0777"
+                options = {"type": "tmpfs", "device": "tmpfs", "o": o}
             elif m.size_bytes and self._disks is not None:
                 # A bind of the claim's own filesystem, of the claim's size.
                 options = {"type": "none", "o": "bind", "device": self._claim_disk(m)}
-            api.create_volume(m.source, driver="local", driver_opts=options, labels=m.labels)
+            created = api.create_volume(
+                m.source, driver="local", driver_opts=options, labels=m.labels
+            )
+            if options is None and m.labels.get(LABEL_VOLUME_KIND) == "emptyDir":
+                _open_to_all(str((created or {}).get("Mountpoint") or ""))
             return
         if (found.get("Labels") or {}).get(LABEL_NODE) != self._node:
             raise ContainerCreateError(
@@ -677,3 +685,16 @@ class DockerRuntime:
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             self._client.close()
+
+
+def _open_to_all(mountpoint: str) -> None:
+    """Make a new disk emptyDir writable by any user (mode 0777), as the kubelet does.
+
+    The engine creates a volume's directory root-owned 0755, so an image that runs as
+    another user could not write to its emptyDir. Where the image has files at the
+    mount path the engine copies them, with that directory's owner and mode, over this
+    on first mount (as before). An agent that cannot reach the engine's volume
+    directory (one in a container without it) leaves the engine's mode."""
+    if mountpoint and os.path.isdir(mountpoint):
+        with contextlib.suppress(OSError):
+            os.chmod(mountpoint, 0o777)

@@ -34,6 +34,7 @@ import docker
 from agent.nodeproxy.proxy import stop_proxy
 from master.lb.process import stop_running
 from tests.bench.engine import BenchError, remove_containers, shielded, wait_until
+from tests.integration.cluster import NO_INGRESS, asks_ingress
 from tests.support import env_with_haproxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,6 +128,7 @@ class PinnaceProcs:
                 *("-m", "master.cli.main", "master", "--listen", f"127.0.0.1:{port}"),
                 *("--api-listen", "127.0.0.1:0"),
                 *("--data-dir", str(self.workdir / "master-data")),
+                *([] if asks_ingress(extra) else NO_INGRESS),
                 *extra,
                 *self._insecure_flag(),
             ],

@@ -74,6 +74,14 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+# Both Ingress ports turned off (see LocalCluster.start_master).
+NO_INGRESS = ("--ingress-http-port", "0", "--ingress-https-port", "0")
+
+
+def asks_ingress(extra: tuple[str, ...]) -> bool:
+    return any(a.startswith(("--ingress-http-port", "--ingress-https-port")) for a in extra)
+
+
 class LocalCluster:
     def __init__(self, workdir: Path, docker_client: docker.DockerClient) -> None:
         self.workdir = workdir
@@ -103,6 +111,10 @@ class LocalCluster:
         listen = f"127.0.0.1:{port}"
         # The Kubernetes API on a port of its own too, unless the test says where.
         api = [] if "--api-listen" in extra else ["--api-listen", "127.0.0.1:0"]
+        # The Ingress ports are off unless the test asks for them: they are shifted by
+        # --lb-port-offset, and a test's offset from a random free port would put 8880 or
+        # 8443 past 65535 (the master refuses that) or onto another program's port.
+        ingress = [] if asks_ingress(extra) else list(NO_INGRESS)
         proc = self._spawn(
             [
                 "-m",
@@ -113,6 +125,7 @@ class LocalCluster:
                 "--data-dir",
                 str(self.workdir / "master-data"),
                 *api,
+                *ingress,
                 *extra,
             ],
             "master",

@@ -30,6 +30,7 @@ import grpc
 
 from master.lb.process import stop_running
 from master.pki.clientconfig import read_client_config
+from tests.integration.cluster import NO_INGRESS
 from tests.support import env_with_haproxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,7 +111,8 @@ class Masters:
         if self.lb_port_offset is not None:
             host = self.lb_hosts.setdefault(name, f"127.0.0.{len(self.lb_hosts) + 2}")
             lb = ["--lb-listen", host, "--lb-port-offset", str(self.lb_port_offset)]
-            lb += ["--stop-lb-on-exit"]
+            # No Ingress ports: shifted by the offset they could pass 65535.
+            lb += ["--stop-lb-on-exit", *NO_INGRESS]
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "master.cli.main", "master",

@@ -248,7 +248,7 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     # 8443 by default); 9443 + offset is kept free for the refused-port step at the end.
     offset = _free_offset((80, 81, 8880, 8443, 9443))
     http_port, https_port = 8880 + offset, 8443 + offset
-    flags: tuple[str, ...] = ("--lb-port-offset", str(offset))
+    flags: tuple[str, ...] = ("--lb-port-offset", str(offset), "--ingress-http-port", "8880")
     cluster.start_master(*flags)
     cluster.start_agent("n1")
     cert, key = _self_signed("a.test")
@@ -392,6 +392,10 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     assert _says(http_port, "k.test", "/index.html") == "beta"
     cluster.cli("delete", "ingressclass", "nginx")
     wait_for("web's routes back", lambda: _says(http_port, "b.test") == "beta")
+    # ... and saved for the next master (the kill below must not fall between the reload
+    # and the save, or the next master reloads instead of adopting as it is).
+    saved = cluster.workdir / "master-data" / "lb" / "state.json"
+    wait_for("the routes saved", lambda: "b.test" in saved.read_text())
 
     # HAProxy outlives the master: the routes and certificates keep serving while it is
     # down, and the next master adopts them as they are (no reload).

@@ -147,7 +147,9 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     # kubectl moves the client-side apply's fields to its own Apply entry, as on Kubernetes.
     ssa = k.run("apply", "--server-side", "-f", str(seed_dir() / "service.yaml"))
     assert "serverside-applied" in ssa.stdout and ssa.stderr == ""
-    owners = _managers(k, "service", "my-web-app-service")
+    # (sorted: entries of one operation are ordered by their whole-second times, and
+    # kubectl's two requests may fall in different seconds)
+    owners = sorted(_managers(k, "service", "my-web-app-service"))
     assert owners == [("kubectl", "Apply"), ("kubectl-last-applied", "Apply")]
     dep = json.loads(k.run("get", "deployment", DEP, "-o", "json").stdout)
     assert dep["status"]["readyReplicas"] == 3

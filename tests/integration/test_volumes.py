@@ -287,6 +287,9 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     _sh(cluster, pod, "echo kept > /data/k; echo scratch > /scratch/s; echo fast > /fast/f")
     mounts = _sh(cluster, pod, "cat /proc/mounts")
     assert any(" /fast tmpfs " in line for line in mounts.splitlines()), mounts
+    # emptyDirs writable by any user, as the kubelet makes them (images running as
+    # another user write to them); a claim keeps its filesystem's own root
+    assert _sh(cluster, pod, "stat -c %a /scratch /fast") == "777\n777\n"
 
     # container killed -> restarted in place: the claim and the emptyDir keep their files
     _container(cluster, pod).kill()
