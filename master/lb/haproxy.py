@@ -36,6 +36,7 @@ from master.lb.adopt import (
     settings_fingerprint,
 )
 from master.lb.ingress_tls import default_certificate_pem
+from master.lb.listeners import added_listeners, held_elsewhere
 from master.lb.model import IngressFrontend, LbService, LbSettings, LbState
 from master.lb.plan import plan_runtime, post_reload_commands
 from master.lb.process import (
@@ -191,6 +192,12 @@ class HAProxyDriver:
             )
             log.info("lb apply: %s (%d commands)", plan.reason, len(plan.commands))
             if plan.needs_reload:
+                # A reload that fails to bind pauses every listener for a second (see
+                # listeners.py): a port another process holds is refused before reloading.
+                added = added_listeners(self._state, plan.state, self._settings.listen_address)
+                held = await asyncio.to_thread(held_elsewhere, added)
+                if held:
+                    raise HAProxyError(f"{'; '.join(held)}; HAProxy was not reloaded")
                 await asyncio.to_thread(self._write_certs, ingress, pems or {})
                 await self._reload(plan.state)
                 # HAProxy runs this config now, whatever becomes of the drain commands.

@@ -1,7 +1,7 @@
 """Issue 17 point 1 on a real HAProxy and real Docker: one unservable Service never blocks the rest.
 
 A second Service on a port another Service holds is refused at apply time; a Service whose
-port some other process holds (only HAProxy can find that out) gets a Warning event and a
+port some other process holds (found only by binding it) gets a Warning event and a
 status condition, and meanwhile the seed Service's endpoints keep following a scale, a
 rollout and a pod's death. Freed and re-applied, the refused Service is served.
 """
