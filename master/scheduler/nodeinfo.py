@@ -11,7 +11,8 @@ yields `info.without_pod(pod)`, each O(1) in the number of pods.
 Two request totals are kept per node. `requested` is the plain sum of the pods'
 requests: what the fit filter checks (describe node sums the pods' own requests,
 so the defaults never show to users). `nonzero_requested` counts a container
-without a CPU request as 100m and one without a memory request as 200 MiB (kube-scheduler's DefaultMilliCPURequest / DefaultMemoryRequest): the
+without a CPU request as 100m and one without a memory request as 200 MiB
+(kube-scheduler's DefaultMilliCPURequest / DefaultMemoryRequest): the
 least-allocated score reads only this one, so pods that request nothing still
 spread by room instead of all tying on an "empty" node. A pod without requests
 still fits anywhere; the defaults never reach the filter.
