@@ -57,6 +57,9 @@ class Columns:
         self.alloc_memory = [i.node.allocatable.memory_bytes for i in rows]
         self.used_cpu = [i.requested.cpu_millis for i in rows]
         self.used_memory = [i.requested.memory_bytes for i in rows]
+        # Non-zero requested (missing requests defaulted): only the score reads these.
+        self.scored_cpu = [i.nonzero_requested.cpu_millis for i in rows]
+        self.scored_memory = [i.nonzero_requested.memory_bytes for i in rows]
         self.ports: list[frozenset[HostPort]] = [i.host_ports for i in rows]
         self.pod_count = [i.pod_count for i in rows]
         self._owners = [i.pods_by_owner for i in rows]
@@ -77,6 +80,8 @@ class Columns:
         demand = pod_demand(pod)
         self.used_cpu[i] += demand.requests.cpu_millis
         self.used_memory[i] += demand.requests.memory_bytes
+        self.scored_cpu[i] += demand.nonzero_requests.cpu_millis
+        self.scored_memory[i] += demand.nonzero_requests.memory_bytes
         if demand.host_ports:
             self.ports[i] = self.ports[i] | demand.host_ports
         self.pod_count[i] += 1
@@ -134,14 +139,18 @@ def decide(
     raw = [float(peers[k]) for k in feasible]
     highest = max(raw)
     names = columns.names
+    scored_cpu, scored_memory = columns.scored_cpu, columns.scored_memory
+    score_cpu = demand.nonzero_requests.cpu_millis
+    score_memory = demand.nonzero_requests.memory_bytes
     best: int | None = None
     best_total = 0.0
     for k, count in zip(feasible, raw, strict=True):
         spread = 100.0 if highest <= 0 else 100.0 * (highest - count) / highest
-        # NodeResourcesLeastAllocated: mean free fraction after the pod, 0..100.
-        a_cpu, r_cpu = alloc_cpu[k], used_cpu[k] + want_cpu
+        # NodeResourcesLeastAllocated: mean free fraction after the pod, 0..100,
+        # over the non-zero requests (the filter above used the plain ones).
+        a_cpu, r_cpu = alloc_cpu[k], scored_cpu[k] + score_cpu
         cpu = 0.0 if a_cpu <= 0 or r_cpu > a_cpu else (a_cpu - r_cpu) / a_cpu
-        a_mem, r_mem = alloc_memory[k], used_memory[k] + want_memory
+        a_mem, r_mem = alloc_memory[k], scored_memory[k] + score_memory
         memory = 0.0 if a_mem <= 0 or r_mem > a_mem else (a_mem - r_mem) / a_mem
         total = 0.0 + SPREAD_WEIGHT * spread + LEAST_ALLOCATED_WEIGHT * ((cpu + memory) * 50.0)
         if best is None or total > best_total or (total == best_total and names[k] < names[best]):

@@ -8,6 +8,15 @@ computed once from the store's pods (`build_node_infos`) and then carried
 forward incrementally: binding a pod yields `info.with_pod(pod)`, removing one
 yields `info.without_pod(pod)`, each O(1) in the number of pods.
 
+Two request totals are kept per node. `requested` is the plain sum of the pods'
+requests: what the fit filter checks (describe node sums the pods' own requests,
+so the defaults never show to users). `nonzero_requested` counts a container
+without a CPU request as 100m and one without a memory request as 200 MiB
+(kube-scheduler's DefaultMilliCPURequest / DefaultMemoryRequest): the
+least-allocated score reads only this one, so pods that request nothing still
+spread by room instead of all tying on an "empty" node. A pod without requests
+still fits anywhere; the defaults never reach the filter.
+
 State flow: store snapshot -> build_node_infos -> schedule / schedule_batch,
 which return the updated infos so a burst keeps accounting for its own
 placements. NodeInfo is immutable; every change returns a new one.
@@ -29,6 +38,11 @@ HostPort = tuple[int, str]
 _NO_PORTS: frozenset[HostPort] = frozenset()
 _NOTHING = Resources()
 
+# What scoring assumes a container without a request uses (kube-scheduler's
+# DefaultMilliCPURequest and DefaultMemoryRequest), so it is not scored as free.
+DEFAULT_MILLI_CPU_REQUEST = 100
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class PodDemand:
@@ -36,6 +50,9 @@ class PodDemand:
 
     requests: Resources
     host_ports: frozenset[HostPort]
+    # `requests` with each container's missing CPU / memory request defaulted; for
+    # scoring only (see the module docstring).
+    nonzero_requests: Resources
 
 
 # A single-entry memo keyed by identity: filters and scores ask for the same
@@ -44,16 +61,33 @@ class PodDemand:
 # equality, so the lookup is O(1) and can never return another pod's answer;
 # the whole tuple is swapped in one assignment, so concurrent callers at worst
 # recompute.
-_last_demand: tuple[Pod | None, PodDemand] = (None, PodDemand(_NOTHING, _NO_PORTS))
+_last_demand: tuple[Pod | None, PodDemand] = (
+    None,
+    PodDemand(_NOTHING, _NO_PORTS, _NOTHING),
+)
+
+
+def nonzero_requests(pod: Pod) -> Resources:
+    """The pod's requests as scoring sees them (kube-scheduler's GetNonzeroRequests).
+
+    Per container, a CPU request of 0 counts as DEFAULT_MILLI_CPU_REQUEST and a
+    memory request of 0 as DEFAULT_MEMORY_REQUEST. pinnace's model cannot tell an
+    explicit "0" from no request, so both are defaulted.
+    """
+    cpu = memory = 0
+    for c in pod.spec.containers:
+        cpu += c.requests.cpu_millis or DEFAULT_MILLI_CPU_REQUEST
+        memory += c.requests.memory_bytes or DEFAULT_MEMORY_REQUEST
+    return Resources(cpu, memory)
 
 
 def pod_demand(pod: Pod) -> PodDemand:
-    """The pod's summed requests and its explicit host ports."""
+    """The pod's summed requests (plain and non-zero) and its explicit host ports."""
     global _last_demand
     last_pod, demand = _last_demand
     if last_pod is pod:
         return demand
-    demand = PodDemand(pod.spec.requests(), pod.spec.host_ports())
+    demand = PodDemand(pod.spec.requests(), pod.spec.host_ports(), nonzero_requests(pod))
     _last_demand = (pod, demand)
     return demand
 
@@ -65,6 +99,8 @@ class NodeInfo:
     node: Node
     # Sum of the requests of pods bound to the node and not yet removed.
     requested: Resources = _NOTHING
+    # The same with missing requests defaulted; read only by the least-allocated score.
+    nonzero_requested: Resources = _NOTHING
     host_ports: frozenset[HostPort] = _NO_PORTS
     # Deployment name -> pods of it on this node; pods without an owner are
     # only counted in pod_count.
@@ -88,6 +124,7 @@ class NodeInfo:
         return NodeInfo(
             node=self.node,
             requested=self.requested + demand.requests,
+            nonzero_requested=self.nonzero_requested + demand.nonzero_requests,
             host_ports=self.host_ports | demand.host_ports
             if demand.host_ports
             else self.host_ports,
@@ -110,6 +147,7 @@ class NodeInfo:
         return NodeInfo(
             node=self.node,
             requested=self.requested - demand.requests,
+            nonzero_requested=self.nonzero_requested - demand.nonzero_requests,
             host_ports=self.host_ports - demand.host_ports
             if demand.host_ports
             else self.host_ports,
@@ -123,6 +161,7 @@ class NodeInfo:
         return NodeInfo(
             node,
             self.requested,
+            self.nonzero_requested,
             self.host_ports,
             self.pods_by_owner,
             self.pod_count,
@@ -144,13 +183,15 @@ def build_node_infos(nodes: Iterable[Node], pods: Iterable[Pod]) -> dict[str, No
     """Aggregate bound pods per node in one pass; pods on unknown nodes are ignored."""
     cpu: dict[str, int] = {}
     memory: dict[str, int] = {}
+    scored_cpu: dict[str, int] = {}
+    scored_memory: dict[str, int] = {}
     ports: dict[str, set[HostPort]] = {}
     owners: dict[str, dict[str, int]] = {}
     counts: dict[str, int] = {}
     node_list = list(nodes)
     for node in node_list:
         name = node.meta.name
-        cpu[name] = memory[name] = counts[name] = 0
+        cpu[name] = memory[name] = scored_cpu[name] = scored_memory[name] = counts[name] = 0
         ports[name] = set()
         owners[name] = {}
     for pod in pods:
@@ -160,6 +201,9 @@ def build_node_infos(nodes: Iterable[Node], pods: Iterable[Pod]) -> dict[str, No
         requests = pod.spec.requests()
         cpu[name] += requests.cpu_millis
         memory[name] += requests.memory_bytes
+        scored = nonzero_requests(pod)
+        scored_cpu[name] += scored.cpu_millis
+        scored_memory[name] += scored.memory_bytes
         ports[name].update(pod.spec.host_ports())
         if pod.owner_key:
             by_owner = owners[name]
@@ -169,6 +213,7 @@ def build_node_infos(nodes: Iterable[Node], pods: Iterable[Pod]) -> dict[str, No
         node.meta.name: NodeInfo(
             node=node,
             requested=Resources(cpu[node.meta.name], memory[node.meta.name]),
+            nonzero_requested=Resources(scored_cpu[node.meta.name], scored_memory[node.meta.name]),
             host_ports=frozenset(ports[node.meta.name]),
             pods_by_owner=owners[node.meta.name],
             pod_count=counts[node.meta.name],

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
+from master.api.render import render_pod
+from master.cli.describe_render import Related, describe_node
 from master.model import (
     Container,
     ContainerPort,
@@ -22,6 +25,8 @@ from master.model import (
     Resources,
 )
 from master.scheduler import (
+    DEFAULT_FILTERS,
+    FilterResult,
     NodeInfo,
     Placement,
     Unschedulable,
@@ -29,6 +34,11 @@ from master.scheduler import (
     feasible_nodes_to_find,
     schedule,
     schedule_batch,
+)
+from master.scheduler.nodeinfo import (
+    DEFAULT_MEMORY_REQUEST,
+    DEFAULT_MILLI_CPU_REQUEST,
+    nonzero_requests,
 )
 
 GIB = 1024**3
@@ -76,6 +86,19 @@ def pod(
     )
 
 
+class NotDefault:
+    """A default filter under another object: schedule_batch then takes the general
+    framework path instead of the fused one (master/scheduler/fused.py)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.name = str(getattr(inner, "name", ""))
+
+    def filter(self, p: Pod, info: NodeInfo) -> FilterResult:
+        result: FilterResult = self.inner.filter(p, info)  # type: ignore[attr-defined]
+        return result
+
+
 def infos_for(*nodes: Node, pods: tuple[Pod, ...] = ()) -> dict[str, NodeInfo]:
     return build_node_infos(nodes, pods)
 
@@ -111,6 +134,8 @@ def test_with_pod_then_without_pod_restores_the_aggregates() -> None:
     removed = added.without_pod(p)
 
     assert added.requested == Resources(500, GIB)
+    # The memory request is given, the CPU one is too: nothing is defaulted.
+    assert added.nonzero_requested == Resources(500, GIB)
     assert added.host_ports == frozenset({(8080, "TCP")})
     assert dict(added.pods_by_owner) == {"web": 1}
     assert added.pod_count == 1
@@ -204,7 +229,11 @@ def test_host_port_conflict_excludes_the_node() -> None:
     infos = infos_for(
         node("a"),
         node("b"),
-        pods=(pod("web-1", host_port=8080, owner="web", node_name="a"),),
+        # "b" is busier, so only the port can keep a pod off "a".
+        pods=(
+            pod("web-1", host_port=8080, owner="web", node_name="a"),
+            pod("busy", cpu=2000, memory=4 * GIB, node_name="b"),
+        ),
     )
 
     same_port = schedule(pod("web-2", host_port=8080, owner="other"), infos)
@@ -233,6 +262,38 @@ def test_no_nodes_at_all() -> None:
     assert result.message == "0/0 nodes are available: no nodes registered."
 
 
+def test_without_pod_takes_back_the_defaulted_requests_too() -> None:
+    empty = build_node_infos([node("n1")], [])["n1"]
+    bare = pod("bare")
+
+    added = empty.with_pod(bare)
+
+    assert added.requested == Resources(0, 0)
+    assert added.nonzero_requested == Resources(DEFAULT_MILLI_CPU_REQUEST, DEFAULT_MEMORY_REQUEST)
+    assert added.without_pod(bare) == empty
+
+
+def test_nonzero_requests_default_each_missing_request_per_container() -> None:
+    two = Pod(
+        meta=ObjectMeta(name="two"),
+        spec=PodSpec(
+            containers=(
+                Container(name="a", image="busybox", requests=Resources(300, 0)),
+                Container(name="b", image="busybox", requests=Resources(0, GIB)),
+            )
+        ),
+    )
+
+    assert two.spec.requests() == Resources(300, GIB)
+    assert nonzero_requests(two) == Resources(
+        300 + DEFAULT_MILLI_CPU_REQUEST, DEFAULT_MEMORY_REQUEST + GIB
+    )
+    # Built from the store, the node carries both totals.
+    info = build_node_infos([node("n1")], [replace(two, node_name="n1")])["n1"]
+    assert info.requested == Resources(300, GIB)
+    assert info.nonzero_requested == nonzero_requests(two)
+
+
 def test_zero_request_pod_fits_a_full_node() -> None:
     infos = infos_for(node("full", cpu=1000), pods=(pod("hog", cpu=1000, node_name="full"),))
 
@@ -241,7 +302,75 @@ def test_zero_request_pod_fits_a_full_node() -> None:
     assert isinstance(result, Placement) and result.node_name == "full"
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_defaulted_requests_never_reach_the_filter(fused: bool) -> None:
+    # CPU and memory fully requested, and request-less pods already bound whose
+    # defaulted 100m / 200 MiB would overflow what is left: a pod without requests
+    # still fits (kube-scheduler defaults them for scoring only).
+    bound = (
+        pod("hog", cpu=1000, memory=GIB, node_name="full"),
+        pod("bare-0", node_name="full"),
+        pod("bare-1", node_name="full"),
+    )
+    infos = infos_for(node("full", cpu=1000, memory=GIB), pods=bound)
+    assert infos["full"].nonzero_requested.cpu_millis > 1000
+
+    filters = DEFAULT_FILTERS if fused else tuple(NotDefault(f) for f in DEFAULT_FILTERS)
+    results, after = schedule_batch([pod("p"), pod("q")], infos, filters=filters)
+
+    assert [r.node_name for r in results.values() if isinstance(r, Placement)] == ["full"] * 2
+    assert after["full"].requested == Resources(1000, GIB)
+    assert after["full"].pod_count == 5
+
+
 # --- scores -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_pods_without_requests_spread_by_least_allocated(fused: bool) -> None:
+    # The voting app: five single-replica Deployments, no requests, two equal
+    # nodes. Spread sees one pod per owner (no help); least-allocated must, with
+    # the defaulted 100m / 200 MiB, send them to alternate nodes, not all to "a".
+    infos = infos_for(node("a"), node("b"))
+    apps = ["vote", "redis", "worker", "db", "result"]
+    pods = [pod(f"{app}-0", owner=app) for app in apps]
+
+    filters = DEFAULT_FILTERS if fused else tuple(NotDefault(f) for f in DEFAULT_FILTERS)
+    results, after = schedule_batch(pods, infos, filters=filters)
+
+    chosen = [r.node_name for r in results.values() if isinstance(r, Placement)]
+    assert chosen == ["a", "b", "a", "b", "a"]
+    assert after["a"].nonzero_requested == Resources(
+        3 * DEFAULT_MILLI_CPU_REQUEST, 3 * DEFAULT_MEMORY_REQUEST
+    )
+    # What users are shown as requested stays the plain sum: nothing was requested.
+    assert after["a"].requested == after["b"].requested == Resources(0, 0)
+
+
+def test_describe_node_shows_no_requests_for_pods_placed_without_requests() -> None:
+    infos = infos_for(node("a"), node("b"))
+    pods = [pod(f"app{i}-0", owner=f"app{i}") for i in range(4)]
+    results, _ = schedule_batch(pods, infos)
+    placed = [
+        replace(p, node_name=r.node_name)
+        for p, r in zip(pods, results.values(), strict=True)
+        if isinstance(r, Placement)
+    ]
+    on_a = [render_pod(p, 0.0) for p in placed if p.node_name == "a"]
+    assert len(on_a) == 2  # they spread
+
+    shown = {
+        "metadata": {"name": "a"},
+        "spec": {},
+        "status": {"allocatable": {"cpu": "4", "memory": "8Gi"}},
+    }
+    lines = describe_node(shown, Related(pods=on_a), 0.0).splitlines()
+
+    allocated = lines[lines.index("Allocated resources:") :]
+    assert [line.split() for line in allocated if line.split()[0] in ("cpu", "memory")] == [
+        ["cpu", "0", "(0%)", "0", "(0%)"],
+        ["memory", "0", "(0%)", "0", "(0%)"],
+    ]
 
 
 @pytest.mark.parametrize(

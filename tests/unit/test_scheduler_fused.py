@@ -3,9 +3,10 @@
 schedule_batch takes the fused path whenever it is asked for the default plugins;
 the general path runs when the plugins are wrapped (equal behaviour, different
 objects). Random clusters -- cordoned, not ready, disconnected and full nodes,
-host ports, pods with and without owners, bare pods that request nothing,
-full scan and sampling -- must give the same placements, the same scores, the
-same reasons and the same infos afterwards.
+host ports, pods with and without owners, bare pods that request nothing and
+pods whose containers request only CPU or only memory or nothing at all (the score
+defaults those, the filter does not), full scan and sampling -- must give the same
+placements, the same scores, the same reasons and the same infos afterwards.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from dataclasses import replace
 
 import pytest
 
-from master.model import Pod
+from master.model import Container, Pod, Resources
 from master.scheduler import (
     DEFAULT_FILTERS,
     DEFAULT_SCORES,
     FilterResult,
     NodeInfo,
     build_node_infos,
+    pod_demand,
     schedule_batch,
 )
 from tests.unit.test_scheduler import GIB, node, pod
@@ -39,6 +41,14 @@ class Wrapped:
         return result
 
 
+def some_bare(rng: random.Random, p: Pod) -> Pod:
+    """Sometimes add a container without requests, so scoring defaults it per container."""
+    if rng.random() < 0.3:
+        extra = Container(name="sidecar", image="busybox", requests=Resources(0, 0))
+        p = replace(p, spec=replace(p.spec, containers=(*p.spec.containers, extra)))
+    return p
+
+
 def random_cluster(rng: random.Random, count: int) -> tuple[dict[str, NodeInfo], list[Pod]]:
     nodes = []
     for i in range(count):
@@ -53,26 +63,41 @@ def random_cluster(rng: random.Random, count: int) -> tuple[dict[str, NodeInfo],
             n = replace(n, status=replace(n.status, session_lost_at=5.0))
         nodes.append(n)
     bound = [
-        pod(
-            f"old-{k}",
-            cpu=rng.choice([0, 100, 300]),
-            memory=rng.choice([0, GIB // 4]),
-            owner=rng.choice(["", "a", "b"]),
-            host_port=rng.choice([0, 0, 8080]),
-            node_name=rng.choice(nodes).meta.name,
+        some_bare(
+            rng,
+            pod(
+                f"old-{k}",
+                cpu=rng.choice([0, 100, 300]),
+                memory=rng.choice([0, GIB // 4]),
+                owner=rng.choice(["", "a", "b"]),
+                host_port=rng.choice([0, 0, 8080]),
+                node_name=rng.choice(nodes).meta.name,
+            ),
         )
         for k in range(count * 2)
     ]
     burst = [
-        pod(
-            f"new-{k}",
-            cpu=rng.choice([0, 100, 250]),
-            memory=rng.choice([0, GIB // 8]),
-            owner=rng.choice(["", "a", "c"]),
-            host_port=rng.choice([0, 0, 0, 8080]),
+        some_bare(
+            rng,
+            pod(
+                f"new-{k}",
+                cpu=rng.choice([0, 100, 250]),
+                memory=rng.choice([0, GIB // 8]),
+                owner=rng.choice(["", "a", "c"]),
+                host_port=rng.choice([0, 0, 0, 8080]),
+            ),
         )
         for k in range(count * 3)
     ]
+    # Small bursts may draw none by chance: always one bare pod and one that
+    # requests only CPU, with a bare sidecar, somewhere in the burst.
+    sidecar = Container(name="sidecar", image="busybox")
+    partial = pod("partial", cpu=150, owner=rng.choice(["", "a"]))
+    partial = replace(
+        partial, spec=replace(partial.spec, containers=(*partial.spec.containers, sidecar))
+    )
+    for extra in (pod("bare", owner=rng.choice(["", "c"])), partial):
+        burst.insert(rng.randrange(len(burst) + 1), extra)
     return build_node_infos(nodes, bound), burst
 
 
@@ -91,6 +116,10 @@ def test_fused_and_framework_decide_alike(seed: int, percentage: int) -> None:
         percentage_of_nodes_to_score=percentage,
     )
 
+    # Not vacuous either: the burst holds pods without requests and with partial ones.
+    demands = [pod_demand(p) for p in burst]
+    assert any(d.requests == Resources(0, 0) for d in demands)
+    assert any(d.requests != d.nonzero_requests != Resources(0, 0) for d in demands)
     assert fused == general
     assert fused_after == general_after
     # Not a vacuous comparison: both placed some pods and refused some.
