@@ -263,3 +263,11 @@ class PinnaceProcs:
         for node in self.node_names:
             with contextlib.suppress(docker.errors.APIError):
                 remove_containers(self.client, f"pinnace.node={node}")
+        # The agents' volume collector removes an emptyDir only some time after its pod is
+        # gone, and the agents are stopped by now: their emptyDirs go here. (Claims are left
+        # to their benches, which unmount and detach their files.)
+        for node in self.node_names:
+            labels = [f"pinnace.node={node}", "pinnace.volume-kind=emptyDir"]
+            with contextlib.suppress(docker.errors.APIError):
+                for volume in self.client.volumes.list(filters={"label": labels}):
+                    volume.remove(force=True)
