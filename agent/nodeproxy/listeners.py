@@ -4,9 +4,9 @@ HAProxy loads a config all or nothing: one listener it cannot bind (a process on
 node already listening on the port, on every address or on that one) fails the whole
 start or reload, and the proxy would go on serving the old table for every Service.
 So before HAProxy is given a config, each listener is bound once by the agent the way
-HAProxy binds it (SO_REUSEADDR and SO_REUSEPORT, as root): that succeeds beside the
-proxy's own sockets -- and beside the proxies of other agents sharing the machine --
-and fails exactly where HAProxy would. A refused listener is left out of the config
+HAProxy binds it (kernel/bindprobe.py, the master's load balancer asks the same): that
+succeeds beside the proxy's own sockets -- and beside the proxies of other agents sharing
+the machine -- and fails exactly where HAProxy would. A refused listener is left out of the config
 and reported for its Service (agent/nodeproxy/proxy.py), naming the process in the
 way when /proc shows it.
 """
@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from kernel.bindprobe import bind_error
 
 _REASONS = {
     errno.EADDRINUSE: "PortInUse",
@@ -41,19 +42,14 @@ class BindFailure:
 
 def try_bind(address: str, port: int) -> BindFailure | None:
     """None when HAProxy could bind address:port now, else why not."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((address, port))
-    except OSError as e:
-        code = e.errno or 0
-        words = os.strerror(code) if code else str(e)
-        holder = listener_of(port) if code == errno.EADDRINUSE else ""
-        detail = f"{words}; held by {holder}" if holder else words
-        return BindFailure(address, port, _REASONS.get(code, "ListenFailed"), detail)
-    return None
+    e = bind_error(address, port)
+    if e is None:
+        return None
+    code = e.errno or 0
+    words = os.strerror(code) if code else str(e)
+    holder = listener_of(port) if code == errno.EADDRINUSE else ""
+    detail = f"{words}; held by {holder}" if holder else words
+    return BindFailure(address, port, _REASONS.get(code, "ListenFailed"), detail)
 
 
 def listener_of(port: int) -> str:

@@ -5,15 +5,14 @@ Why check before reloading: a reload whose new listener cannot bind does not jus
 re-executed HAProxy asks the serving worker to pause its listeners (SIGTTOU) while it retries
 the bind for about a second, then resumes them (SIGTTIN): for that second every Service's
 port refuses connections. A port another process holds is therefore found here, by binding
-it the way HAProxy would (SO_REUSEADDR and SO_REUSEPORT, so only a foreign holder counts),
-and the reload is not attempted at all. HAProxy refusing the reload stays the fallback for the
+it the way HAProxy would (kernel/bindprobe.py: only a foreign holder counts), and the
+reload is not attempted at all. HAProxy refusing the reload stays the fallback for the
 race where the port is taken between this check and the reload.
 """
 
 from __future__ import annotations
 
-import socket
-
+from kernel.bindprobe import bind_error
 from master.lb.model import LbState
 from master.lb.slots import format_address
 
@@ -43,15 +42,8 @@ def held_elsewhere(wanted: list[tuple[str, int]]) -> list[str]:
     """For each of `wanted` that HAProxy could not bind now, why (empty: all free)."""
     problems = []
     for address, port in wanted:
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            try:
-                probe.bind((address, port))
-            except OSError as err:
-                shown = format_address(address, port)
-                problems.append(
-                    f"cannot listen on {shown}: another process holds it ({err.strerror})"
-                )
+        err = bind_error(address, port)
+        if err is not None:
+            shown = format_address(address, port)
+            problems.append(f"cannot listen on {shown}: another process holds it ({err.strerror})")
     return problems
