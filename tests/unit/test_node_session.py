@@ -58,7 +58,8 @@ async def _session(servicer: NodeServicer, session_id: str) -> None:
         pass
 
 
-def test_the_end_of_a_session_marks_the_node_until_the_agent_registers_again() -> None:
+def _registered_node() -> tuple[FakeClock, ClusterState, NodeServicer, node_pb2.NodeInfo, str]:
+    """A servicer on a fake clock with node n1 registered; the session id it was given."""
     clock = FakeClock()
     state = ClusterState(MemoryStore(), clock)
     leases = LeaseTable()
@@ -71,35 +72,30 @@ def test_the_end_of_a_session_marks_the_node_until_the_agent_registers_again() -
     )
     context: Any = None
     reply = asyncio.run(servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=info), context))
+    return clock, state, servicer, info, reply.session_id
 
-    asyncio.run(_session(servicer, reply.session_id))
+
+def test_the_end_of_a_session_marks_the_node_until_the_agent_registers_again() -> None:
+    clock, state, servicer, info, session_id = _registered_node()
+
+    asyncio.run(_session(servicer, session_id))
 
     node = state.get("Node", "n1")
     assert isinstance(node, Node) and node.status.session_lost_at == clock.now()
     assert any(
         isinstance(e, Event) and e.reason == "NodeSessionLost" for e in state.objects("Event")
     )
+    context: Any = None
     asyncio.run(servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=info), context))
     node = state.get("Node", "n1")
     assert isinstance(node, Node) and node.status.session_lost_at == 0.0
 
 
 def test_sessions_the_stopping_master_ends_do_not_mark_their_nodes() -> None:
-    clock = FakeClock()
-    state = ClusterState(MemoryStore(), clock)
-    leases = LeaseTable()
-    servicer = NodeServicer(state, leases, ControllerManager(state, clock, leases), clock, 1, 3)
-    info = node_pb2.NodeInfo(
-        name="n1",
-        address="127.0.0.1",
-        capacity=node_pb2.Resources(cpu_millis=2000, memory_bytes=2**30),
-        allocatable=node_pb2.Resources(cpu_millis=2000, memory_bytes=2**30),
-    )
-    context: Any = None
-    reply = asyncio.run(servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=info), context))
+    _, state, servicer, _, session_id = _registered_node()
 
     servicer.stopping()
-    asyncio.run(_session(servicer, reply.session_id))
+    asyncio.run(_session(servicer, session_id))
 
     node = state.get("Node", "n1")
     assert isinstance(node, Node) and node.status.session_lost_at == 0.0
