@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import NoReturn
 
@@ -33,6 +34,22 @@ def unavailable(reason: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"{reason} (CI is set: this test must run)", pytrace=False)
     pytest.skip(reason)
+
+
+def build_images(*targets: str) -> None:
+    """Build compose/images/build.sh's `targets` (seconds when they are already built), as
+    `make images` and the demo do; a build that fails makes the test unavailable."""
+    built = subprocess.run(
+        ["bash", str(REPO / "compose" / "images" / "build.sh"), *targets],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    if built.returncode != 0:
+        output = built.stdout[-2000:] + built.stderr[-2000:]
+        unavailable(f"cannot build the images {', '.join(targets)}:\n{output}")
 
 
 def haproxy_path() -> str | None:

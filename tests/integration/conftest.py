@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.cluster import LocalCluster
+from tests.integration.cluster import LocalCluster, remove_local_route, service_range
 from tests.support import unavailable
 
 REQUIRED_IMAGES = ("nginx:latest", "pinnace/httpd:latest")
@@ -41,3 +41,13 @@ def cluster(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Loca
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def service_cidr() -> Iterator[str]:
+    """The test's own service range; the route its node proxies make local goes with it."""
+    network = service_range()
+    try:
+        yield str(network)
+    finally:
+        remove_local_route(network)

@@ -32,8 +32,6 @@ from agent.dns.address import derived_address
 from agent.dns.server import DEFAULT_DIR, is_local_address
 from tests.integration.cluster import (
     LocalCluster,
-    remove_local_route,
-    service_range,
     wait_for,
 )
 
@@ -231,16 +229,6 @@ def _alive(pid: int) -> bool:
 
 def _container_of(cluster: LocalCluster, pod: str) -> Any:
     return next((c for c in cluster.containers() if c.labels["pinnace.pod"] == pod), None)
-
-
-@pytest.fixture
-def service_cidr() -> Iterator[str]:
-    """This test's own service range; the route its node proxies make local goes with it."""
-    network = service_range()
-    try:
-        yield str(network)
-    finally:
-        remove_local_route(network)
 
 
 def test_pods_resolve_services_and_get_their_variables(

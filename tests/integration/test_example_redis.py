@@ -10,7 +10,6 @@ a missing debootstrap or mirror is a skip, a failure under CI).
 
 from __future__ import annotations
 
-import subprocess
 import time
 from typing import Any
 
@@ -18,7 +17,7 @@ import docker
 import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.support import REPO, unavailable
+from tests.support import REPO, build_images
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -28,16 +27,7 @@ IMAGE = "pinnace/redis:latest"
 
 @pytest.fixture(scope="module")
 def redis_image() -> str:
-    built = subprocess.run(
-        ["bash", "compose/images/build.sh", "redis"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
-    if built.returncode != 0:
-        unavailable(f"cannot build {IMAGE}:\n{built.stdout[-2000:]}{built.stderr[-2000:]}")
+    build_images("redis")
     return IMAGE
 
 

@@ -13,17 +13,14 @@ tests/bench/apps.py runs the same check, and the voting app's, with timings.
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.bench.apps import (
     APPS,
-    BUILD,
     FIXTURES,
     Cluster,
     followers_linked,
@@ -31,34 +28,15 @@ from tests.bench.apps import (
     pod_counts,
     replicas_wanted,
 )
-from tests.integration.cluster import LocalCluster, remove_local_route, service_range, wait_for
-from tests.support import REPO, unavailable
+from tests.integration.cluster import LocalCluster, wait_for
+from tests.support import build_images
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
 def guestbook_images() -> None:
-    built = subprocess.run(
-        ["bash", str(BUILD), "guestbook"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
-    if built.returncode != 0:
-        output = built.stdout[-2000:] + built.stderr[-2000:]
-        unavailable(f"cannot build the guestbook's images:\n{output}")
-
-
-@pytest.fixture
-def service_cidr() -> Iterator[str]:
-    network = service_range()
-    try:
-        yield str(network)
-    finally:
-        remove_local_route(network)
+    build_images("guestbook")
 
 
 def _ready_nodes(cluster: LocalCluster) -> int:
