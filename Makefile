@@ -35,8 +35,10 @@ unit: venv
 
 # The README's test command: packages, venv, images, lint and types, then every test (unit,
 # integration on real Docker/HAProxy). Under CI a missing engine is a failure (tests/support.py).
+# Two files at a time (pytest-xdist, a file's tests stay together with its module clusters):
+# the integration tests mostly wait on Docker, and one at a time took 18 min of CI's 20.
 test: deps venv images lint
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
 
 # The README's main job: the docker-compose cluster (a master with its HAProxy, three agents)
 # running the seed walkthrough; builds what is missing (images, wheels, pinnace's image).

@@ -43,6 +43,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from agent.mountns import why_mounts_stay_here
 from kernel.claimfiles import claim_file_bytes
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,9 @@ def why_unavailable(root: str) -> str:
     """Why claim sizes cannot be enforced on this machine ("" when they can)."""
     if os.geteuid() != 0:
         return "the agent is not root (loop devices need it)"
+    elsewhere = why_mounts_stay_here()
+    if elsewhere:
+        return elsewhere
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         return f"{', '.join(missing)} not found (util-linux, e2fsprogs)"
@@ -146,6 +150,8 @@ class ClaimDisks:
         self._run = run
         # One change at a time: two pods of a claim may start together.
         self._lock = threading.RLock()
+        # Claim volume -> the request whose growth waits for its pods to stop (said once).
+        self._put_off: dict[str, int] = {}
 
     def image(self, name: str) -> Path:
         return self.root / f"{name}.img"
@@ -263,7 +269,10 @@ class ClaimDisks:
                 # Online growth needs CAP_SYS_RESOURCE (some sandboxes drop it): grow it
                 # unmounted instead, which is safe only when no container holds it.
                 if not self._grow_unmounted(name):
-                    log.warning("claim volume %s grows when its pods stop (%s)", name, exc)
+                    # Tried again every round while the pod runs: said once per size.
+                    if self._put_off.get(name) != request:
+                        log.warning("claim volume %s grows when its pods stop (%s)", name, exc)
+                    self._put_off[name] = request
                     return False
             log.info("grew claim file %s to %d bytes", image, max(want, size))
         return True

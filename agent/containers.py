@@ -18,12 +18,16 @@ read their ordinal from it; `<pod>.<service>` resolves to it: agent/dns/render.p
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+
 from agent.expansion import container_env, expand_all
 from agent.model import ContainerSpec, PodAssignment, spec_hash
 from agent.mounts import container_mounts
 from agent.poddns import NODE_DEFAULT, ResolvConf
 from agent.probes import probe_ports
 from agent.runtime.port import (
+    LABEL_CONFIG_HASH,
     LABEL_CONTAINER,
     LABEL_EPOCH,
     LABEL_GRACE,
@@ -36,6 +40,7 @@ from agent.runtime.port import (
     container_name,
     pod_labels,
 )
+from agent.security import engine_groups, engine_user
 from agent.volume_files import DEFAULT_ROOT
 
 STATEFULSET_OWNER = "StatefulSet/"
@@ -59,7 +64,9 @@ def container_config(
     restart_count: int,
     files_root: str = DEFAULT_ROOT,
     resolv: ResolvConf = NODE_DEFAULT,
+    image_user: str = "",
 ) -> ContainerConfig:
+    """`image_user`: the image's own user, needed only where agent/security.py says so."""
     labels = {f"{LABEL_POD_LABEL_PREFIX}{k}": v for k, v in assignment.labels.items()}
     labels |= {
         LABEL_NODE: node,
@@ -71,7 +78,7 @@ def container_config(
         LABEL_GRACE: str(assignment.spec.termination_grace_period_seconds),
     }
     env = container_env((*assignment.spec.service_env, *spec.env))
-    return ContainerConfig(
+    config = ContainerConfig(
         name=container_name(node, assignment.name, spec.name),
         image=spec.image,
         labels=labels,
@@ -94,4 +101,19 @@ def container_config(
         stdin_open=spec.stdin,
         stdin_once=spec.stdin_once,
         tty=spec.tty,
+        user=engine_user(spec.security, image_user),
+        group_add=engine_groups(spec.security),
+        read_only=bool(spec.security and spec.security.read_only_root_filesystem),
     )
+    return dataclasses.replace(config, labels=labels | {LABEL_CONFIG_HASH: config_hash(config)})
+
+
+def config_hash(config: ContainerConfig) -> str:
+    """A digest of what a container is created with, but its name and restart count: equal
+    digests mean starting the old container again runs what a new one would (its Service
+    variables, DNS, mounts, limits, epoch and spec alike)."""
+    labels = {
+        k: v for k, v in config.labels.items() if k not in (LABEL_RESTART_COUNT, LABEL_CONFIG_HASH)
+    }
+    kept = dataclasses.replace(config, name="", labels=dict(sorted(labels.items())))
+    return hashlib.sha256(repr(kept).encode()).hexdigest()[:16]

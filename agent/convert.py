@@ -22,12 +22,14 @@ from agent.model import (
     PodStatusReport,
     Probe,
     Resources,
+    Security,
     Volume,
     VolumeFile,
     VolumeMount,
 )
 from agent.runtime.port import LogOptions
 from agent.usage import UsageSample
+from agent.volume_owner import ALWAYS
 from kernel.names import DEFAULT_NAMESPACE, pod_ref, split_pod_ref
 from protos import node_pb2 as pb
 
@@ -84,6 +86,17 @@ def container_from_proto(msg: pb.ContainerSpec) -> ContainerSpec:
         stdin=msg.stdin,
         stdin_once=msg.stdin_once,
         tty=msg.tty,
+        security=security_from_proto(msg.security) if msg.HasField("security") else None,
+    )
+
+
+def security_from_proto(msg: pb.ContainerSecurity) -> Security:
+    return Security(
+        run_as_user=msg.run_as_user if msg.HasField("run_as_user") else None,
+        run_as_group=msg.run_as_group if msg.HasField("run_as_group") else None,
+        run_as_non_root=msg.run_as_non_root,
+        read_only_root_filesystem=msg.read_only_root_filesystem,
+        supplemental_groups=tuple(msg.supplemental_groups),
     )
 
 
@@ -123,11 +136,14 @@ def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
             volumes=tuple(volume_from_proto(v) for v in msg.spec.volumes),
             service_env=tuple(EnvVar(v.name, v.value, True) for v in msg.spec.service_env),
             dns=pod_dns_from_proto(msg.spec.dns),
+            fs_group=msg.spec.fs_group if msg.spec.HasField("fs_group") else None,
+            fs_group_change_policy=msg.spec.fs_group_change_policy or ALWAYS,
         ),
         labels=dict(msg.labels),
         owner=msg.owner,
         stop=msg.stop,
         namespace=msg.namespace,
+        uid=msg.uid,
     )
 
 
@@ -171,6 +187,7 @@ def status_to_proto(r: PodStatusReport) -> pb.PodStatusReport:
         reason=r.reason,
         message=r.message,
         host_ip=r.host_ip,
+        pod_ip=r.pod_ip,
         port_map=r.port_map,
         containers=[
             pb.ContainerStatusReport(
@@ -185,6 +202,7 @@ def status_to_proto(r: PodStatusReport) -> pb.PodStatusReport:
                 exit_code=c.exit_code,
                 started_at=c.started_at,
                 image_note=c.image_note,
+                image_id=c.image_id,
             )
             for c in r.containers
         ],

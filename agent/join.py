@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import ipaddress
 import logging
+import random
 import socket
 import ssl
 import tempfile
@@ -38,6 +39,8 @@ from cryptography.hazmat.primitives import serialization
 
 from agent import credentials as cr
 from agent.credentials import NodeCredentials
+from agent.join_retry import RETRY_FIRST, join_wait, retry_after
+from kernel.addresses import is_ip
 from kernel.limits import AGENT_CHANNEL_OPTIONS
 from kernel.names import JOIN_TOKEN
 from protos import security_pb2, security_pb2_grpc
@@ -45,11 +48,14 @@ from protos import security_pb2, security_pb2_grpc
 log = logging.getLogger("pinnace.agent")
 
 JOIN_TIMEOUT = 15.0
-RETRY_CAP = 10.0
 # Renewal retries: often enough to make it well before expiry, rarely enough to be quiet.
 RENEW_RETRY_MIN, RENEW_RETRY_MAX = 1.0, 300.0
-# Grpc codes that mean "the master is not there (yet)", worth waiting for.
-_TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# Grpc codes that mean "the master is not there (yet)", or busy, worth waiting for.
+_TRANSIENT = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
 
 
 class JoinError(Exception):
@@ -97,7 +103,7 @@ def fetch_pinned_ca(master: str, ca_hash: str, timeout: float = 10.0) -> bytes:
         (Path(tmp) / "k").write_bytes(key_pem)
         (Path(tmp) / "c").write_bytes(cert_pem)
         context.load_cert_chain(str(Path(tmp) / "c"), str(Path(tmp) / "k"))
-    sni = None if _is_ip(host) else host
+    sni = None if is_ip(host) else host
     with (
         socket.create_connection((host, port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=sni) as tls,
@@ -130,14 +136,6 @@ def _unverified_chain(tls: ssl.SSLSocket) -> list[bytes]:
     return [c.public_bytes(_ssl.ENCODING_DER) for c in private or []]
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _check_names(leaf: x509.Certificate, host: str, master: str) -> None:
     try:
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -145,7 +143,7 @@ def _check_names(leaf: x509.Certificate, host: str, master: str) -> None:
         return
     names = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     names |= set(sans.get_values_for_type(x509.DNSName))
-    wanted = str(ipaddress.ip_address(host)) if _is_ip(host) else host
+    wanted = str(ipaddress.ip_address(host)) if is_ip(host) else host
     if wanted not in names:
         raise JoinError(
             f"the master's certificate does not name {host} (it names "
@@ -354,17 +352,32 @@ async def prepare(
 
 
 async def _join_when_reachable(
-    master: str, token: Token, node: str, key_pem: bytes
+    master: str,
+    token: Token,
+    node: str,
+    key_pem: bytes,
+    jitter: Callable[[], float] = random.random,
 ) -> NodeCredentials:
-    delay, failures = 0.2, 0
+    """Join, retrying a master that is not up yet or busy (agent/join_retry.py)."""
+    delay, failures, busy_told = RETRY_FIRST, 0, False
     masters = [m.strip() for m in master.split(",") if m.strip()] or [master]
     while True:
         try:
             return await join(masters[failures % len(masters)], token, node, key_pem)
         except (OSError, grpc.aio.AioRpcError) as e:
-            failures += 1
-            if failures == 1:
-                reason = _describe(e) if isinstance(e, grpc.aio.AioRpcError) else str(e)
-                log.warning("cannot reach the master at %s to join (%s); retrying", master, reason)
-            await asyncio.sleep(delay)
-            delay = min(RETRY_CAP, delay * 2)
+            rpc = e if isinstance(e, grpc.aio.AioRpcError) else None
+            busy = rpc is not None and rpc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            hint = retry_after(rpc.trailing_metadata()) if rpc is not None else 0.0
+            wait = join_wait(busy, hint, delay, jitter())
+            delay = wait.delay
+            reason = _describe(rpc) if rpc is not None else str(e)
+            if wait.failure:
+                failures += 1
+                if failures == 1:
+                    log.warning(
+                        "cannot reach the master at %s to join (%s); retrying", master, reason
+                    )
+            elif not busy_told:
+                busy_told = True
+                log.info("cannot join yet: %s", reason)
+            await asyncio.sleep(wait.seconds)

@@ -8,13 +8,15 @@ an error sentence when it could not be read). A `LogCancel` (the client went
 away) stops a follow. Each request is its own task, so a slow or endless log
 never holds up heartbeats or pod work; at most MAX_STREAMS run at once.
 
-`--previous` reads what PreviousLogs kept: when the worker restarts a crashed
+`--previous` reads what PreviousLogs kept: when the worker replaces a crashed
 container, the engine removes the dead one, so just before that the tail of its
 log (at most PREVIOUS_MAX_BYTES) is copied into memory, replacing the one kept at
-the restart before. The tradeoff: up to PREVIOUS_MAX_CONTAINERS such tails in the
-agent's memory (a few MiB at most), the cost of reading the tail at each restart
-(a crash loop is slowed by its back-off anyway), and nothing survives an agent
-restart; timestamps and sinceSeconds are not offered for a previous log.
+the restart before; a container started again in place keeps its log file, and the
+tail up to that restart is copied just after it. The tradeoff: up to
+PREVIOUS_MAX_CONTAINERS such tails in the agent's memory (a few MiB at most), the
+cost of reading the tail at each restart (a crash loop is slowed by its back-off
+anyway), and nothing survives an agent restart; timestamps and sinceSeconds are not
+offered for a previous log.
 """
 
 from __future__ import annotations
@@ -117,23 +119,23 @@ class PreviousLogs:
             return None
         return kept
 
-    async def capture(self, runtime: Runtime, container_id: str) -> None:
-        """Copy a dead container's log tail before the engine removes it; best effort."""
+    async def capture(
+        self, runtime: Runtime, container_id: str, restart_count: int, until: float = 0.0
+    ) -> None:
+        """Copy a dead run's log tail before the engine removes it; best effort.
+        `restart_count`: the dead run's count; `until`: for a container started again in
+        place, the instant of that restart (the log before it is the dead run's)."""
         try:
             info = await runtime.inspect(container_id)
             if info is None:
                 return
-            chunks = [
-                chunk
-                async for chunk in runtime.logs(
-                    container_id, LogOptions(tail_lines=PREVIOUS_TAIL_LINES)
-                )
-            ]
+            options = LogOptions(tail_lines=PREVIOUS_TAIL_LINES, until=until)
+            chunks = [chunk async for chunk in runtime.logs(container_id, options)]
         except Exception as e:  # a restart must never fail for want of an old log
             log.debug("could not keep the log of %s: %s", container_id[:12], e)
             return
         data = keep_tail(b"".join(chunks))
-        self.keep(info.pod, info.container, Kept(info.epoch, info.restart_count, data))
+        self.keep(info.pod, info.container, Kept(info.epoch, restart_count, data))
 
 
 class LogStreamer:

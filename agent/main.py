@@ -22,7 +22,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from agent.capacity import (
     DEFAULT_RESERVE_CPU,
@@ -41,13 +41,23 @@ from agent.dns.server import DEFAULT_DIR as DEFAULT_DNS_DIR
 from agent.dns.server import DnsServer, DnsStartError
 from agent.exec import ExecRunner
 from agent.fencing import FencePolicy
+from agent.hostgw.routes import HostRoutes
 from agent.join import JoinError, prepare
 from agent.logs import LogStreamer, PreviousLogs
+from agent.memory_volumes import DEFAULT_ROOT as MEMORY_ROOT
+from agent.memory_volumes import MemoryVolumes
 from agent.metrics import MetricsListenError, counted, start_metrics_server
 from agent.model import NodeInfo, PodAssignment
+from agent.nodeproxy.nodeaddresses import (
+    NodePortAddresses,
+    NodePortAddressesError,
+    parse_nodeport_addresses,
+)
+from agent.nodeproxy.podroutes import pod_routes_for
 from agent.nodeproxy.proxy import ListenerProblem, NodeProxy
 from agent.nodeproxy.render import ProxySettings
-from agent.nodeproxy.table import ServiceTables
+from agent.nodeproxy.table import ServiceTable, ServiceTables
+from agent.nodeproxy.udpkernel import UdpRules
 from agent.outbox import StatusOutbox
 from agent.poddns import NodeDns, ResolvConf, parse_resolv_conf, pod_resolv_conf
 from agent.prober import run_probe
@@ -59,11 +69,15 @@ from agent.volume_files import DEFAULT_ROOT, VolumeFiles
 from agent.volume_gc import run_volume_gc
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
+from kernel.bindprobe import bind_error
 from kernel.clock import Clock, SystemClock
 from kernel.haproxy_tuning import haproxy_threads
 from kernel.listen import parse_listen
 from kernel.names import is_node_name
 from kernel.quantity import QuantityError, parse_quantity_cpu, parse_quantity_memory
+
+if TYPE_CHECKING:
+    from agent.runtime.docker_runtime import DockerRuntime
 
 AGENT_VERSION = "0.1.0"
 DEFAULT_MASTER = "127.0.0.1:7400"
@@ -155,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"reach the disk (default: {DEFAULT_ROOT})",
     )
     p.add_argument(
+        "--memory-dir",
+        default=MEMORY_ROOT,
+        metavar="DIR",
+        help="where memory emptyDirs live, each a tmpfs of its sizeLimit the agent mounts "
+        "(a root agent), else a directory on this tmpfs without a size limit "
+        f"(default: {MEMORY_ROOT})",
+    )
+    p.add_argument(
         "--insecure",
         action="store_true",
         help="plaintext, no certificates: only to a master on loopback started with --insecure",
@@ -172,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
         "next agent adopts it)",
     )
     p.add_argument("--haproxy", default="haproxy", help="the haproxy binary (node proxy)")
+    p.add_argument(
+        "--nodeport-addresses",
+        default="",
+        metavar="CIDR,...",
+        help="the node's addresses that answer on node ports, as kube-proxy's flag: those in "
+        "these ranges (127.0.0.0/8 among them: loopback too, TCP only) and the advertise "
+        "address (default: every address of the node but loopback)",
+    )
     p.add_argument(
         "--cluster-dns",
         default="auto",
@@ -228,6 +258,10 @@ def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResourc
         )
     except OSError:
         parser.error(f"--advertise-address: {args.advertise_address!r} is not an IP address")
+    try:
+        args.nodeport_addresses = parse_nodeport_addresses(args.nodeport_addresses)
+    except NodePortAddressesError as exc:
+        parser.error(str(exc))
     if args.pod_network and not _NETWORK_NAME.fullmatch(args.pod_network):
         parser.error(f"--pod-network: {args.pod_network!r} is not a Docker network name")
     try:
@@ -276,6 +310,22 @@ def resolve(argv: Sequence[str] | None) -> tuple[argparse.Namespace, NodeResourc
     return args, resources
 
 
+async def _memory_volumes(args: argparse.Namespace) -> tuple[MemoryVolumes, str]:
+    """The node's memory emptyDirs, each its own tmpfs where the agent can mount one; else
+    directories on --memory-dir, and the warning that says what that costs."""
+    memory = MemoryVolumes(Path(args.memory_dir) / args.name)
+    why = await asyncio.to_thread(memory.why_unavailable)
+    if not why:
+        return memory, ""
+    memory.mounts = False
+    trouble = (
+        f"memory emptyDirs on this node are directories in {args.memory_dir}: kept for "
+        f"their pod's life, but their sizeLimit is not enforced: {why}"
+    )
+    log.warning("%s", trouble)
+    return memory, trouble
+
+
 async def run_agent(
     args: argparse.Namespace, resources: NodeResources, runtime: Runtime | None = None
 ) -> None:
@@ -283,14 +333,19 @@ async def run_agent(
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir(args.name)
     security = await prepare(args.master, args.name, args.token, state_dir, args.insecure)
     disks = None
+    docker_runtime: DockerRuntime | None = None
+    memory, memory_trouble = None, ""
     if runtime is None:
         why = why_unavailable(args.claim_dir)
         if why:
             log.warning("claim sizes are not enforced on this node: %s", why)
         disks = None if why else ClaimDisks(Path(args.claim_dir) / args.name)
+        memory, memory_trouble = await _memory_volumes(args)
         from agent.runtime.docker_runtime import DockerRuntime
 
-        runtime = DockerRuntime(args.name, pod_network=args.pod_network, disks=disks)
+        runtime = docker_runtime = DockerRuntime(
+            args.name, pod_network=args.pod_network, disks=disks, memory=memory
+        )
     runtime = MeteredRuntime(runtime)
     metered = runtime
     claims = ClaimOrders()
@@ -348,11 +403,32 @@ async def run_agent(
     )
     # The master's service table: the node proxy and the node's DNS serve from it.
     services = ServiceTables()
+    # Pods reached at their own addresses from every node (agent/hostgw): routes to the
+    # other nodes' pod subnets, planned before the DNS reads which nodes they reach.
+    gateway = None
+    if docker_runtime is not None and not args.pod_network:
+        gateway = HostRoutes(
+            args.name,
+            clock,
+            lambda reason, text: session.notify(reason, text),
+            report=lambda ready, unreached: session.report_pod_routes(ready, unreached),
+        )
+        services.subscribe(gateway.offer)
     if dns is not None:
         server = dns
-        services.subscribe(
-            lambda table: server.update(names_from_table(table), srv_from_table(table))
-        )
+
+        def named(table: ServiceTable) -> None:
+            reach = gateway.reachable if gateway is not None else frozenset()
+            server.update(names_from_table(table, reach), srv_from_table(table, reach))
+
+        services.subscribe(named)
+
+    def pod_cidr(cidr: str) -> None:
+        """The master gave this node a pod subnet: its pods go on a bridge of it."""
+        settled = docker_runtime.use_pod_subnet(cidr) if docker_runtime is not None else None
+        if settled is not None:
+            settled.add_done_callback(lambda done: _bridge_settled(done, cidr, session.notify))
+
     session = Session(
         args.master,
         node,
@@ -367,10 +443,13 @@ async def run_agent(
         claims=claims,
         services=services,
         execs=ExecRunner(runtime, args.advertise_address),
+        pod_cidr=pod_cidr,
     )
     witness.bind(session.probe_master)
     if dns_trouble:
         session.notify("ClusterDNSUnavailable", dns_trouble)
+    if memory_trouble:
+        session.notify("MemoryVolumeSizeNotEnforced", memory_trouble)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -389,12 +468,27 @@ async def run_agent(
     proxy = _node_proxy(
         args, state_dir, clock, services, session.notify, session.report_proxy_problems
     )
+    # An agent that is not where its pods' packets leave (in a container of its own) gives
+    # each pod a route to itself (agent/nodeproxy/podroutes.py); None when none is needed.
+    routes = None
+    if proxy is not None and docker_runtime is not None and args.pod_network:
+        routes = await pod_routes_for(
+            args.pod_network,
+            docker_runtime.pod_network_ranges,
+            metered.list_containers,
+            session.notify,
+        )
+        if routes is not None:
+            docker_runtime.call_after_start(routes.after_start)
+            services.subscribe(routes.offer)
     tasks = [
         *([asyncio.create_task(proxy.run(), name="node-proxy")] if proxy else []),
+        *([asyncio.create_task(routes.run(), name="pod-routes")] if routes else []),
+        *([asyncio.create_task(gateway.run(), name="host-gw")] if gateway else []),
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(session.run(), name="session"),
         asyncio.create_task(security.run(), name="certificate-rotation"),
-        asyncio.create_task(run_volume_gc(runtime, clock), name="volume-collector"),
+        asyncio.create_task(run_volume_gc(runtime, clock, memory), name="volume-collector"),
         asyncio.create_task(run_claim_keeper(runtime, disks, claims, clock), name="claims"),
     ]
     if dns is not None:
@@ -449,11 +543,36 @@ def _node_proxy(
         return None
     # One HAProxy thread on a machine of two CPUs (kernel/haproxy_tuning.py says why).
     settings = ProxySettings(threads=haproxy_threads(os.cpu_count()))
+    workdir = state_dir / "nodeproxy"
     proxy = NodeProxy(
-        state_dir / "nodeproxy", clock, args.haproxy, settings, notify=notify, report=report
+        workdir,
+        clock,
+        args.haproxy,
+        settings,
+        notify=notify,
+        report=report,
+        node=NodePortAddresses(
+            args.advertise_address,
+            args.nodeport_addresses,
+            ipv6=bind_error("::", 0) is None,
+        ),
+        udp=UdpRules(workdir, args.name, node_ranges=args.nodeport_addresses),
     )
     services.subscribe(proxy.offer)
     return proxy
+
+
+def _bridge_settled(
+    done: asyncio.Future[str], cidr: str, notify: Callable[[str, str], None]
+) -> None:
+    if done.cancelled():
+        return
+    failure = done.exception()
+    if failure is None:
+        log.info("pods on network %s (pod subnet %s)", done.result(), cidr)
+        return
+    log.warning("%s", failure)
+    notify("PodSubnetUnavailable", str(failure))
 
 
 def _host_resolv_conf() -> ResolvConf:

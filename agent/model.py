@@ -77,6 +77,19 @@ class Volume:
 
 
 @dataclass(frozen=True, slots=True)
+class Security:
+    """Who a container's process is: its securityContext merged with its pod's (the wire's
+    ContainerSecurity); agent/security.py turns it into the engine's user and groups."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool = False
+    read_only_root_filesystem: bool = False
+    # The pod's supplementalGroups and fsGroup.
+    supplemental_groups: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerSpec:
     name: str
     image: str
@@ -95,6 +108,7 @@ class ContainerSpec:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    security: Security | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +139,11 @@ class PodSpec:
     # any container's identity, so a new Service restarts nothing.
     service_env: tuple[EnvVar, ...] = ()
     dns: PodDNS = PodDNS()
+    # spec.securityContext.fsGroup: the group owning the pod's volumes (None: untouched).
+    fs_group: int | None = None
+    # spec.securityContext.fsGroupChangePolicy: when the group is given to a volume's
+    # files (agent/volume_owner.py).
+    fs_group_change_policy: str = "Always"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +161,8 @@ class PodAssignment:
     stop: bool = False
     # The pod's namespace ("": default), for its DNS search domains.
     namespace: str = ""
+    # metadata.uid, for messages that name the pod as the kubelet does.
+    uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +187,7 @@ def _hashed_env(var: dict[str, object]) -> dict[str, object]:
     return {"name": var["name"], "value": var["value"]}
 
 
-_HASHED_WHEN_SET = ("volume_mounts", "stdin", "stdin_once", "tty")
+_HASHED_WHEN_SET = ("volume_mounts", "stdin", "stdin_once", "tty", "security")
 
 
 def spec_hash(spec: ContainerSpec) -> str:
@@ -199,6 +220,9 @@ class PodStatusReport:
     ready: bool = False
     started_at: float = 0.0
     removed: bool = False
+    # The pod's address on its machine's container network, reachable from this machine
+    # ("" if none): node proxies here send UDP to it (protos/node.proto).
+    pod_ip: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,13 @@
 emptyDir: a Docker volume named `pinnace-<node>-<pod>-<volume>`, shared by the
 pod's containers and kept across their restarts; the volume collector
 (agent/volume_gc.py) removes it once its pod has had no container for a while.
-`medium: Memory` makes it a tmpfs-backed volume of `sizeLimit` bytes (its data
-is in RAM and goes when no container of the pod runs). hostPath: a bind mount
+`medium: Memory` makes it a tmpfs of `sizeLimit` bytes the agent mounts and keeps
+while the pod lives (agent/memory_volumes.py). hostPath: a bind mount
 of the node's path; with type "" or DirectoryOrCreate a missing directory is
 created, any other type must exist. persistentVolumeClaim: the node-local Docker
 volume the master bound the claim to (`volume_name`), of the claim's size when the
 node can enforce it (agent/claim_disks.py), removed only on the master's order.
+emptyDirs and claims carry the pod's fsGroup, which owns them (agent/volume_owner.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ def empty_dir_name(node: str, pod: str, volume: str) -> str:
 
 
 def _mount(
-    node: str, pod: str, vol: Volume, target: str, sub_path: str, ro: bool, files_root: str
+    node: str,
+    pod: str,
+    vol: Volume,
+    target: str,
+    sub_path: str,
+    ro: bool,
+    files_root: str,
+    fs_group: int | None,
+    fs_group_policy: str,
 ) -> Mount:
     if vol.source in FILE_SOURCES:
         # The files the agent keeps on a tmpfs (agent/volume_files.py), read-only as in
@@ -49,6 +58,8 @@ def _mount(
             sub_path=sub_path,
             labels=labels,
             size_bytes=vol.claim_bytes,
+            fs_group=fs_group,
+            fs_group_policy=fs_group_policy,
         )
     labels = {LABEL_NODE: node, **pod_labels(pod), LABEL_VOLUME_KIND: "emptyDir"}
     return Mount(
@@ -59,6 +70,8 @@ def _mount(
         sub_path=sub_path,
         tmpfs_bytes=vol.size_limit_bytes if vol.medium == "Memory" else 0,
         labels=labels,
+        fs_group=fs_group,
+        fs_group_policy=fs_group_policy,
     )
 
 
@@ -75,6 +88,8 @@ def container_mounts(
             m.sub_path,
             m.read_only,
             files_root,
+            assignment.spec.fs_group,
+            assignment.spec.fs_group_change_policy,
         )
         for m in spec.volume_mounts
         if m.name in volumes

@@ -44,11 +44,12 @@ from agent.convert import (
 )
 from agent.exec import ExecInput, ExecOrder, ExecRunner
 from agent.fencing import PROBE_WAIT, PeerView
+from agent.join_retry import retry_after
 from agent.logs import LogStreamer
 from agent.model import NodeInfo, PeerAddress
 from agent.nodeproxy.proxy import ListenerProblem
 from agent.nodeproxy.table import ServiceTables, table_from_proto
-from agent.outbox import StatusOutbox
+from agent.outbox import FLUSH_INTERVAL, StatusOutbox, flush_pause
 from agent.state.events import (
     AskPeers,
     Event,
@@ -57,6 +58,7 @@ from agent.state.events import (
     MasterHeard,
     PeersAnswered,
     PeersUpdated,
+    PlanStretched,
     Reconnect,
     Registered,
     RestartSession,
@@ -76,9 +78,17 @@ from protos import node_pb2_grpc
 
 log = logging.getLogger("pinnace.agent")
 
-FLUSH_INTERVAL = 0.1
-# metrics-server scrapes every 15 s; `pinnace top` is fresher at little cost.
+# metrics-server scrapes every 15 s; `pinnace top` is fresher at little cost. In a large
+# cluster the master stretches the heartbeat (master/controllers/heartbeats.py), and the
+# usage report, the larger message, stretches with it.
 USAGE_INTERVAL = 5.0
+
+
+def usage_interval(heartbeat: float) -> float:
+    """Seconds between usage reports for the heartbeat interval the master gave."""
+    return max(USAGE_INTERVAL, heartbeat)
+
+
 FENCE_TICK = 0.2
 REGISTER_TIMEOUT = 10.0
 # How long a re-registration after a fence waits for the teardown (a stuck engine
@@ -99,6 +109,16 @@ def leader_hint(exc: BaseException) -> str:
         if key == LEADER_METADATA and isinstance(value, str):
             return value
     return ""
+
+
+def busy_hint(exc: BaseException) -> float:
+    """Seconds a busy master asked us to wait before registering again (0: it did not):
+    RESOURCE_EXHAUSTED with a `retry-after` trailer (master/pki/admission.py)."""
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return 0.0
+    if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return 0.0
+    return retry_after(exc.trailing_metadata())
 
 
 def describe_error(exc: BaseException) -> tuple[str, bool]:
@@ -142,8 +162,12 @@ class Session:
         claims: ClaimOrders | None = None,
         services: ServiceTables | None = None,
         execs: ExecRunner | None = None,
+        pod_cidr: Callable[[str], None] | None = None,
     ) -> None:
         self._target = target
+        # Told the node's pod subnet at each registration, before any assignment arrives
+        # (the runtime makes the node's pod bridge of it, agent/hostgw/bridge.py).
+        self._pod_cidr = pod_cidr
         # The master's removal orders for claim volumes (agent/claim_volumes.py).
         self._claims = claims
         # Commands the master asks to run in containers (agent/exec.py).
@@ -159,6 +183,9 @@ class Session:
         self._node = node
         self._worker = worker
         self._outbox = outbox
+        # Set by every update of the outbox: changed reports go without waiting for a tick.
+        self._reports_due = asyncio.Event()
+        outbox.on_update(self._reports_due.set)
         self._clock = clock
         self._jitter = jitter
         # Builds each connection's channel (mTLS with the current node certificate,
@@ -176,6 +203,10 @@ class Session:
         # session has sent it (a new session sends it again: the master may be new).
         self._proxy_problems = pb.ProxyProblems()
         self._proxy_problems_due = False
+        # This machine's host-gw state (agent/hostgw), likewise; None until host-gw has
+        # tried its routes once (nothing to say without it).
+        self._pod_routes: pb.PodRoutes | None = None
+        self._pod_routes_due = False
         self._asks: set[asyncio.Task[None]] = set()
         # Set whenever a message from the master is accepted (probe_master waits on it).
         self._heard = asyncio.Event()
@@ -202,6 +233,18 @@ class Session:
             ]
         )
         self._proxy_problems_due = True
+
+    def report_pod_routes(self, ready: str, unreached: Iterable[tuple[str, str]]) -> None:
+        """This node's pod subnet once its rules are in place ("" not), and the (node, pod
+        subnet) pairs this machine cannot reach (sent once a session is up, and again on
+        every new session)."""
+        message = pb.PodRoutes(
+            ready_pod_cidr=ready,
+            unreached=[pb.NodeSubnet(node=node, pod_cidr=cidr) for node, cidr in unreached],
+        )
+        if message != self._pod_routes:
+            self._pod_routes = message
+            self._pod_routes_due = True
 
     @property
     def connected(self) -> bool:
@@ -273,17 +316,26 @@ class Session:
                     await self._connect_once()
                     error, refused = "the master ended the session", False
                     redirected = False
+                    busy = 0.0
                 except _Restart:
                     error, refused = "restarting the session after fencing", False
                     redirected = False
+                    busy = 0.0
                 except Exception as exc:  # any failure means: reconnect
                     error, refused = describe_error(exc)
+                    busy = busy_hint(exc)
                     leader = leader_hint(exc)
                     if leader and self._prefer is not None:
                         self._prefer(leader)
                     redirected = error.startswith(NOT_THE_LEADER)
                 ended = SessionEnded(
-                    self._target, self.connected, error, refused, self._jitter(), redirected
+                    self._target,
+                    self.connected,
+                    error,
+                    refused,
+                    self._jitter(),
+                    redirected,
+                    busy,
                 )
                 for instruction in self._handle(ended):
                     if isinstance(instruction, Reconnect):
@@ -309,6 +361,8 @@ class Session:
                 timeout=REGISTER_TIMEOUT,
             )
             self.session_id = response.session_id
+            if self._pod_cidr is not None:
+                self._pod_cidr(response.pod_cidr)
             heartbeat = response.heartbeat_interval_seconds or 1.0
             self._handle(
                 Registered(self._clock.monotonic(), response.lease_seconds or None, heartbeat)
@@ -338,6 +392,7 @@ class Session:
 
             self._outgoing = outgoing
             self._proxy_problems_due = True
+            self._pod_routes_due = self._pod_routes is not None
 
             call = stub.StreamSession(requests())
             senders = [
@@ -346,7 +401,9 @@ class Session:
                 asyncio.create_task(self._receive(call, outgoing)),
             ]
             if self._usage is not None:
-                senders.append(asyncio.create_task(self._report_usage(self._usage, outgoing)))
+                senders.append(
+                    asyncio.create_task(self._report_usage(self._usage, outgoing, heartbeat))
+                )
             restart = asyncio.create_task(self._restart.wait())
             try:
                 done, _ = await asyncio.wait(
@@ -397,6 +454,9 @@ class Session:
                 if assignments is not None:
                     self._worker.set_assignments(assignments, reset_revision=first)
                     first = False
+            elif kind == "heartbeat_ack" and msg.heartbeat_ack.lease_seconds > 0:
+                ack = msg.heartbeat_ack
+                self._handle(PlanStretched(ack.heartbeat_interval_seconds, ack.lease_seconds))
             elif kind == "peers":
                 peers = tuple(
                     PeerAddress(p.name, p.address, p.witness_port)
@@ -446,10 +506,15 @@ class Session:
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
         while True:
-            await self._clock.sleep(every)
+            # The master may stretch the interval as the cluster grows (PlanStretched).
+            await self._clock.sleep(max(every, self._worker.state.lease.heartbeat_seconds))
             self._handle(HeartbeatDue(self._clock.monotonic()))  # queues SendHeartbeat
 
     async def _flush(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
+        """Sends notices, proxy problems (looked at every FLUSH_INTERVAL) and changed pod
+        reports: those as soon as the outbox is updated, at most one batch per
+        FLUSH_INTERVAL (agent/outbox.py flush_pause)."""
+        last_batch = -FLUSH_INTERVAL
         while True:
             while self._notices:
                 notice = self._notices.pop(0)
@@ -458,14 +523,22 @@ class Session:
             if self._proxy_problems_due:
                 self._proxy_problems_due = False
                 outgoing.put_nowait(pb.AgentMessage(proxy_problems=self._proxy_problems))
+            if self._pod_routes_due and self._pod_routes is not None:
+                self._pod_routes_due = False
+                outgoing.put_nowait(pb.AgentMessage(pod_routes=self._pod_routes))
             changed = self._outbox.take_changed()
             if changed:
                 batch = pb.PodStatusBatch(pods=[status_to_proto(r) for r in changed])
                 outgoing.put_nowait(pb.AgentMessage(statuses=batch))
-            await self._clock.sleep(FLUSH_INTERVAL)
+                last_batch = self._clock.monotonic()
+            self._reports_due.clear()
+            await wait_event(self._clock, self._reports_due, FLUSH_INTERVAL)
+            pause = flush_pause(self._clock.monotonic(), last_batch)
+            if pause > 0:
+                await self._clock.sleep(pause)
 
     async def _report_usage(
-        self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage]
+        self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage], heartbeat: float
     ) -> None:
         # A removed claim volume is reported at once (the master then forgets it).
         removed = self._claims.removed if self._claims is not None else asyncio.Event()
@@ -475,7 +548,8 @@ class Session:
                 outgoing.put_nowait(pb.AgentMessage(usage=usage_to_proto(await usage.sample())))
             except Exception as exc:  # an engine that does not answer: no usage this round
                 log.debug("measuring usage failed: %s", exc)
-            await wait_event(self._clock, removed, USAGE_INTERVAL)
+            every = max(heartbeat, self._worker.state.lease.heartbeat_seconds)
+            await wait_event(self._clock, removed, usage_interval(every))
 
     async def _watch_fence(self) -> None:
         while True:

@@ -41,7 +41,9 @@ UNHEALTHY = "Unhealthy"
 
 # The pod reason of a pod stopped by fencing (the master turns it into an event).
 FENCED = "Fenced"
-_WAITING_ERRORS = frozenset({ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF, CREATE_CONTAINER_ERROR})
+_WAITING_ERRORS = frozenset(
+    {ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF, CREATE_CONTAINER_ERROR, CREATE_CONTAINER_CONFIG_ERROR}
+)
 
 
 def _terminated_reason(c: ContainerInfo) -> str:
@@ -94,13 +96,14 @@ def _container_status(
             ready=current.state == "running" and healthy,
             restart_count=restarts,
             container_id=current.id,
+            image_id=current.image_id,
             image=current.image or image,
             started_at=current.started_at,
             image_note=b.image_note,
         )
         return running, True
     will_restart = should_restart(restart_policy, current)
-    if will_restart and b.handled_exit == current.id and now < b.retry_at:
+    if will_restart and b.handled_exit == current.run_key and now < b.retry_at:
         waiting = ContainerStatus(
             name=name,
             state="waiting",
@@ -108,6 +111,7 @@ def _container_status(
             message=b.waiting_message,
             restart_count=restarts,
             container_id=current.id,
+            image_id=current.image_id,
             image=current.image or image,
             exit_code=current.exit_code,
         )
@@ -117,10 +121,13 @@ def _container_status(
         state="terminated",
         reason=_terminated_reason(current),
         message=(
-            liveness_failure(b.unhealthy_message) if b.unhealthy_id == current.id else current.error
+            liveness_failure(b.unhealthy_message)
+            if b.unhealthy_id == current.run_key
+            else current.error
         ),
         restart_count=restarts,
         container_id=current.id,
+        image_id=current.image_id,
         image=current.image or image,
         exit_code=current.exit_code,
         started_at=current.started_at,
@@ -155,6 +162,7 @@ def pod_status(
     statuses: list[ContainerStatus] = []
     port_map: dict[str, int] = {}
     pod_ip = ""
+    bridge_ip = ""
     started: list[float] = []
     all_created = True
     any_active = False
@@ -173,6 +181,7 @@ def pod_status(
             any_active = True
             started.append(status.started_at)
             pod_ip = pod_ip or current.address
+            bridge_ip = bridge_ip or current.probe_address
             for port in spec.ports:
                 if port.key in current.ports:
                     port_map[port.key] = current.ports[port.key]
@@ -212,6 +221,7 @@ def pod_status(
         containers=tuple(statuses),
         ready=ready,
         started_at=min(started) if started else 0.0,
+        pod_ip=bridge_ip,
     )
 
 
@@ -266,6 +276,7 @@ def adopted_status(pod: str, containers: Sequence[ContainerInfo], host_ip: str) 
                 ready=current.state == "running",
                 restart_count=current.restart_count,
                 container_id=current.id,
+                image_id=current.image_id,
                 image=current.image,
                 exit_code=current.exit_code,
                 started_at=current.started_at,

@@ -54,7 +54,10 @@ class ContainerBackoff:
     next_delay: float = 0.0
     # No new attempt before this time.
     retry_at: float = 0.0
-    # The dead container whose exit has been accounted for (so it backs off once).
+    # The delay that retry_at was set with (0: the attempt goes at once).
+    last_delay: float = 0.0
+    # The run (ContainerInfo.run_key) whose exit has been accounted for (so it backs off
+    # once; a container started again in place keeps its id, so the id is not enough).
     handled_exit: str = ""
     last_exit_code: int = 0
     last_oom: bool = False
@@ -62,7 +65,7 @@ class ContainerBackoff:
     waiting_reason: str = ""
     waiting_message: str = ""
     pull_failures: int = 0
-    # The container stopped because its liveness probe failed, and the failure.
+    # The run (run_key) stopped because its liveness probe failed, and the failure.
     unhealthy_id: str = ""
     unhealthy_message: str = ""
     # imagePullPolicy Always could not pull; the present image was used (and why).
@@ -92,7 +95,9 @@ class StartContainer:
 
 @dataclass(frozen=True, slots=True)
 class RestartContainer:
-    """Remove the dead container, start a fresh one; restart_count is already the new count."""
+    """Run the dead container again: start it again as it is or replace it with a new one
+    (agent/restart_path.py decides); restart_count is already the new count. `immediate`:
+    the back-off let it restart at once."""
 
     pod: str
     container: str
@@ -101,6 +106,9 @@ class RestartContainer:
     spec: ContainerSpec
     restart_count: int
     reason: str
+    immediate: bool = False
+    # The dead container as last listed.
+    dead: ContainerInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +172,7 @@ def liveness_failure(message: str) -> str:
 
 
 def _exit_text(b: ContainerBackoff, current: ContainerInfo) -> str:
-    if b.unhealthy_id == current.id:
+    if b.unhealthy_id == current.run_key:
         return liveness_failure(b.unhealthy_message)
     return exit_description(current.exit_code, current.oom_killed)
 
@@ -175,7 +183,10 @@ def _advance(
     delay = 0.0 if reset else b.next_delay
     delay = max(delay, minimum)
     return replace(
-        b, retry_at=now + delay, next_delay=min(BACKOFF_CAP, max(BACKOFF_INITIAL, delay * 2))
+        b,
+        retry_at=now + delay,
+        last_delay=delay,
+        next_delay=min(BACKOFF_CAP, max(BACKOFF_INITIAL, delay * 2)),
     )
 
 
@@ -209,6 +220,16 @@ def record_start_failure(
     b = _advance(backoff.get(key, ContainerBackoff()), now, reset=False, minimum=BACKOFF_INITIAL)
     waiting = f"{message} (retrying in {b.retry_at - now:g}s)"
     b = replace(b, waiting_reason=CREATE_CONTAINER_ERROR, waiting_message=waiting)
+    return {**backoff, key: b}
+
+
+def record_config_failure(
+    backoff: Mapping[ContainerKey, ContainerBackoff], key: ContainerKey, now: float, message: str
+) -> dict[ContainerKey, ContainerBackoff]:
+    """The container may not run as configured (runAsNonRoot and a root image): back off
+    and wait in CreateContainerConfigError with the kubelet's sentence as it is."""
+    b = _advance(backoff.get(key, ContainerBackoff()), now, reset=False, minimum=BACKOFF_INITIAL)
+    b = replace(b, waiting_reason=CREATE_CONTAINER_CONFIG_ERROR, waiting_message=message)
     return {**backoff, key: b}
 
 
@@ -267,22 +288,22 @@ def _sync_container(
         if b.waiting_reason:
             b = replace(b, waiting_reason="", waiting_message="", pull_failures=0)
         if sick is not None and sick.container_id == current.id:
-            b = replace(b, unhealthy_id=current.id, unhealthy_message=sick.message)
+            b = replace(b, unhealthy_id=current.run_key, unhealthy_message=sick.message)
             grace = a.spec.termination_grace_period_seconds
             why = f"{liveness_failure(sick.message)}; the container will be restarted"
             actions.append(StopContainer(a.name, spec.name, current.id, grace, why))
         return actions, b
     # A container killed as unhealthy has failed, whatever its exit code says.
-    failed = b.unhealthy_id == current.id and a.spec.restart_policy == "OnFailure"
+    failed = b.unhealthy_id == current.run_key and a.spec.restart_policy == "OnFailure"
     if not (failed or should_restart(a.spec.restart_policy, current)):
         return actions, b
-    if b.handled_exit != current.id:
+    if b.handled_exit != current.run_key:
         ran = current.finished_at - current.started_at if current.started_at else 0.0
         b = _advance(b, now, reset=ran >= BACKOFF_RESET_AFTER)
         exit_text = _exit_text(b, current)
         b = replace(
             b,
-            handled_exit=current.id,
+            handled_exit=current.run_key,
             last_exit_code=current.exit_code,
             last_oom=current.oom_killed,
             waiting_reason=CRASH_LOOP_BACKOFF,
@@ -294,12 +315,22 @@ def _sync_container(
     if now < b.retry_at:
         return actions, b
     b = replace(b, restart_count=b.restart_count + 1)
-    what = "failed its liveness probe" if b.unhealthy_id == current.id else "exited"
+    what = "failed its liveness probe" if b.unhealthy_id == current.run_key else "exited"
     reason = f"container {what} ({_exit_text(b, current)}); restart #{b.restart_count}"
     if spec.config_error:
         return actions, b  # restarted once what it needs is there again
     actions.append(
-        RestartContainer(a.name, spec.name, current.id, a, spec, b.restart_count, reason)
+        RestartContainer(
+            a.name,
+            spec.name,
+            current.id,
+            a,
+            spec,
+            b.restart_count,
+            reason,
+            immediate=b.last_delay == 0,
+            dead=current,
+        )
     )
     return actions, b
 

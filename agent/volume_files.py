@@ -7,12 +7,14 @@ Secret's values never touch the node's disk nor the agent's state dir — and th
 container bind-mounts that directory read-only. Each set of assignments rewrites
 what changed (each file atomically: written beside, then renamed), so a changed
 ConfigMap or Secret reaches running containers within a heartbeat or two, as the
-kubelet's do; directories of pods no longer assigned are removed. `plan_files`
+kubelet's do; directories of pods no longer assigned are removed. A pod's fsGroup
+owns its files, group-readable, as the kubelet makes them. `plan_files`
 decides (pure); `VolumeFiles.sync` writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.model import PodAssignment
+from agent.volume_owner import owned_mode
 from kernel.names import flat_pod_ref
 
 log = logging.getLogger(__name__)
@@ -36,12 +39,21 @@ class WantedFile:
     path: str
     content: bytes
     mode: int
+    # The pod's fsGroup: the file's group, and group-readable (agent/volume_owner.py).
+    fs_group: int | None = None
 
 
 def plan_files(assignments: Iterable[PodAssignment]) -> list[WantedFile]:
     """Every file the node's configMap/secret volumes must hold now."""
     return [
-        WantedFile(a.name, v.name, f.path, f.content, f.mode)
+        WantedFile(
+            a.name,
+            v.name,
+            f.path,
+            f.content,
+            f.mode if a.spec.fs_group is None else owned_mode(f.mode, False, read_only=True),
+            a.spec.fs_group,
+        )
         for a in assignments
         if not a.stop
         for v in a.spec.volumes
@@ -85,15 +97,20 @@ class VolumeFiles:
             for f in wanted:
                 target = base / flat_pod_ref(f.pod) / f.volume / f.path
                 keep[base / flat_pod_ref(f.pod) / f.volume].add(target)
-                self._write(target, f.content, f.mode)
+                self._write(target, f.content, f.mode, f.fs_group)
             self._prune(base, keep)
         except OSError as e:
             log.warning("cannot write configMap/secret volumes under %s: %s", base, e)
 
     @staticmethod
-    def _write(target: Path, content: bytes, mode: int) -> None:
+    def _write(target: Path, content: bytes, mode: int, fs_group: int | None) -> None:
         try:
-            same = target.read_bytes() == content and (target.stat().st_mode & 0o777) == mode
+            st = target.stat()
+            same = (
+                target.read_bytes() == content
+                and (st.st_mode & 0o777) == mode
+                and fs_group in (None, st.st_gid)
+            )
         except OSError:
             same = False
         if same:
@@ -104,6 +121,9 @@ class VolumeFiles:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
             os.write(fd, content)
+            if fs_group is not None:
+                with contextlib.suppress(PermissionError):  # an agent that may not: as is
+                    os.fchown(fd, -1, fs_group)
             os.fchmod(fd, mode)
         finally:
             os.close(fd)

@@ -7,15 +7,20 @@ decisions about pods live elsewhere (agent/worker.py); this collector needs
 none of them: an emptyDir volume (labelled with its node and pod) that no
 container of its pod has used for `grace` seconds belongs to a pod that is
 gone, and is removed. Claim volumes are never collected: their data outlives
-every pod. `collectable` decides (pure); `run_volume_gc` lists, decides and
-removes every `interval` seconds.
+every pod. A memory emptyDir's own tmpfs (agent/memory_volumes.py) goes right after
+its Docker volume; one whose Docker volume is gone on two rounds in a row (an agent
+stopped between the two removals; one round could race a pod making its volume) too.
+`collectable` decides (pure); `run_volume_gc` lists, decides and removes every
+`interval` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
+from agent.memory_volumes import MemoryVolumeError, MemoryVolumes, strays
 from agent.runtime.port import (
     LABEL_VOLUME_KIND,
     ContainerInfo,
@@ -59,10 +64,12 @@ def collectable(
 async def run_volume_gc(
     runtime: Runtime,
     clock: Clock,
+    memory: MemoryVolumes | None = None,
     interval: float = INTERVAL_SECONDS,
     grace: float = GRACE_SECONDS,
 ) -> None:
     orphaned: dict[str, float] = {}
+    stray_before: set[str] = set()
     while True:
         try:
             volumes = await runtime.list_volumes()
@@ -71,6 +78,16 @@ async def run_volume_gc(
             for name in remove:
                 if await runtime.remove_volume(name):
                     log.info("removed emptyDir volume %s: its pod is gone", name)
+                    if memory is not None:
+                        await asyncio.to_thread(memory.remove, name)
+            if memory is not None:
+                left = strays(await asyncio.to_thread(memory.names), (v.name for v in volumes))
+                for name in stray_before.intersection(left):
+                    log.info("removed memory volume %s: its Docker volume is gone", name)
+                    await asyncio.to_thread(memory.remove, name)
+                stray_before = set(left)
         except RuntimeFailure as e:
             log.warning("volume collector: %s", e)
+        except (MemoryVolumeError, OSError) as e:
+            log.warning("volume collector: memory volume: %s", e)
         await clock.sleep(interval)

@@ -7,10 +7,12 @@ actions in order (pods proceed in parallel, so thirty starts take about as long
 as a few), probe tasks (agent/prober.py, each bounded by its timeout), and the
 full report set handed to `publish` (the session's outbox, which sends only
 changes). Outcomes go back in as events (`PodActionsFinished`, `ActionFailed`,
-`ProbeFinished`). A pass runs when assignments change, a container starts or
-dies (runtime events), a pod task finishes, a probe's verdict changes, a probe
-is due, or every `relist_interval` seconds; all waiting is on the injected
-clock.
+`ProbeFinished`). A pass runs when assignments change, a container starts, a
+pod task finishes, a probe's verdict changes, a probe is due, or every
+`relist_interval` seconds; all waiting is on the injected clock. A container's
+die event is decided from that container alone, without a pass (agent/deaths.py):
+it is inspected and fed in (`ContainerDied`); the state machine asks for a pass
+where it cannot decide so.
 
 The session (agent/session.py) feeds its events through `handle` too, and
 performs the session instructions it gets back.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Literal
 
 from agent.claim_volumes import ClaimOrders
@@ -32,15 +35,24 @@ from agent.model import Assignments, ContainerSpec, PodAssignment, PodStatusRepo
 from agent.poddns import ResolvConf
 from agent.prober import run_probe
 from agent.probes import ProbeResult, ProbeTarget
+from agent.restart_path import RestartPath, restart_path
+from agent.restart_timeline import DeathSeen, RestartTimeline
 from agent.runtime.port import (
+    ContainerConfig,
+    ContainerConfigError,
     ContainerCreateError,
+    ContainerInfo,
     ImagePullError,
     Runtime,
+    RuntimeEvent,
     RuntimeFailure,
 )
+from agent.security import needs_image_user, non_root_refusal
 from agent.state.events import (
     ActionFailed,
     AssignmentsReceived,
+    ContainerDied,
+    ContainerRan,
     ContainersListed,
     Event,
     FenceRequested,
@@ -70,6 +82,8 @@ from kernel.clock import Clock
 log = logging.getLogger("pinnace.agent")
 
 Checker = Callable[[ProbeTarget], Awaitable[ProbeResult]]
+# Die events remembered for the restart spans (a bound: most are consumed at once).
+_DIED_SEEN_MAX = 1024
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR
 
@@ -123,9 +137,15 @@ class Worker:
         self.state = AgentState(host_ip, fence, validate=validate)
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._probe_tasks: set[asyncio.Task[None]] = set()
+        # Die events being decided from their container alone (inspect, then ContainerDied).
+        self._death_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         # Containers whose die event came before the engine's list showed them exited.
         self._dying: dict[str, float] = {}
+        # Each container's last die event as met here, and the restarts whose running
+        # state is not published yet: the spans of agent/restart_timeline.py.
+        self._died_seen: dict[str, DeathSeen] = {}
+        self._unreported: dict[str, RestartTimeline] = {}
         self._observed_once = asyncio.Event()
         self._fence_cleared = asyncio.Event()
 
@@ -155,6 +175,8 @@ class Worker:
                     probe.add_done_callback(self._probe_tasks.discard)
                 case Publish():
                     self._publish(list(instruction.reports))
+                    if self._unreported:
+                        self._log_reported(instruction.reports)
                 case Relist():
                     self._wake.set()
                 case Log():
@@ -203,13 +225,18 @@ class Worker:
     async def settle(self) -> None:
         """Waits until no pod task or probe is in flight (tests step the loop: iterate,
         settle)."""
-        while self._busy or self._probe_tasks:
-            await asyncio.gather(*self._busy.values(), *self._probe_tasks, return_exceptions=True)
+        while self._busy or self._probe_tasks or self._death_tasks:
+            await asyncio.gather(
+                *self._busy.values(),
+                *self._probe_tasks,
+                *self._death_tasks,
+                return_exceptions=True,
+            )
 
     # -- the loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        events = asyncio.create_task(self._watch_events(), name="runtime-events")
+        events = asyncio.create_task(self.watch_events(), name="runtime-events")
         try:
             while True:
                 try:
@@ -221,7 +248,7 @@ class Worker:
                 self._wake.clear()
         finally:
             events.cancel()
-            tasks = [events, *self._busy.values(), *self._probe_tasks]
+            tasks = [events, *self._busy.values(), *self._probe_tasks, *self._death_tasks]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -235,16 +262,52 @@ class Worker:
             return base
         return min(base, max(0.0, due - self._clock.now()))
 
-    async def _watch_events(self) -> None:
+    async def watch_events(self) -> None:
+        """Follows the engine's start/die events for ever (run() starts it; tests may)."""
         while True:
             try:
                 async for event in self._runtime.events():
-                    if event.action == "die" and event.container_id:
-                        self._dying[event.container_id] = self._clock.monotonic() + DIE_RECHECK_FOR
-                    self._wake.set()
+                    self._on_event(event)
             except RuntimeFailure as exc:
                 log.debug("runtime event stream ended: %s", exc)
             await self._clock.sleep(1.0)
+
+    def _on_event(self, event: RuntimeEvent) -> None:
+        if event.action == "die" and event.container_id:
+            cid = event.container_id
+            self._died_seen[cid] = DeathSeen(event.at, self._clock.now())
+            if len(self._died_seen) > _DIED_SEEN_MAX:
+                self._died_seen.pop(next(iter(self._died_seen)))
+            if self.state.pods.decides_death(event.pod):
+                task = asyncio.create_task(self._died(cid), name=f"died-{cid[:12]}")
+                self._death_tasks.add(task)
+                task.add_done_callback(self._death_tasks.discard)
+                return
+            self._relist_fast(cid)
+        self._wake.set()
+
+    async def _died(self, container_id: str) -> None:
+        """Decides a died container's restart from that container alone: the engine answers
+        its inspect once the exit is recorded. Unanswered, a relist decides (as before)."""
+        try:
+            info = await self._runtime.inspect(container_id)
+        except RuntimeFailure as exc:
+            log.debug("inspecting died container %s failed: %s", container_id[:12], exc)
+            self._relist_fast(container_id)
+            self._wake.set()
+            return
+        if info is None or not info.dead:
+            self._wake.set()  # gone, or started again meanwhile: a relist says what is there
+            return
+        now = self._clock.now()
+        seen = self._died_seen.get(container_id)
+        if seen is not None:
+            self._died_seen[container_id] = replace(seen, inspected=now)
+        self.handle(ContainerDied(info, now))
+
+    def _relist_fast(self, container_id: str) -> None:
+        """Lists every DIE_RECHECK_SECONDS until a list shows the container not alive."""
+        self._dying[container_id] = self._clock.monotonic() + DIE_RECHECK_FOR
 
     async def iterate(self) -> None:
         """One pass: observe, then let the state machine decide. Public so tests can step it."""
@@ -292,30 +355,19 @@ class Worker:
                 case StartContainer():
                     await self._start(action.assignment, action.spec, action.restart_count)
                 case RestartContainer():
-                    # The dead container's log is kept beside the replacement's start, not
-                    # before it: reading it was two engine calls on the way to running again.
-                    keep_log = (
-                        None
-                        if self._previous is None
-                        else asyncio.ensure_future(
-                            self._previous.capture(self._runtime, action.container_id)
-                        )
-                    )
-                    await self._start(
-                        action.assignment,
-                        action.spec,
-                        action.restart_count,
-                        action.container_id,
-                        keep_log,
-                    )
+                    await self._restart(action)
                 case StopContainer():
                     await self._runtime.stop(action.container_id, action.grace_seconds)
                 case RemoveContainer():
                     await self._runtime.remove(action.container_id)
-        except (ImagePullError, ContainerCreateError) as exc:
+        except (ImagePullError, ContainerCreateError, ContainerConfigError) as exc:
             log.warning("pod=%s container=%s: %s", action.pod, action.container, exc)
-            kind: Literal["pull", "create"] = (
-                "pull" if isinstance(exc, ImagePullError) else "create"
+            kind: Literal["pull", "create", "config"] = (
+                "pull"
+                if isinstance(exc, ImagePullError)
+                else "config"
+                if isinstance(exc, ContainerConfigError)
+                else "create"
             )
             self.handle(
                 ActionFailed(action.pod, action.container, kind, str(exc), self._clock.now())
@@ -328,17 +380,18 @@ class Worker:
             return False
         return True
 
-    async def _start(
-        self,
-        assignment: PodAssignment,
-        spec: ContainerSpec,
-        restart_count: int,
-        dead: str = "",
-        before_remove: Awaitable[None] | None = None,
-    ) -> None:
-        """Starts a container for `spec`; in place of the `dead` one when given (removed
-        after `before_remove`)."""
-        config = container_config(
+    async def _config(
+        self, assignment: PodAssignment, spec: ContainerSpec, restart_count: int
+    ) -> ContainerConfig:
+        """What the container for `spec` is created with. ContainerConfigError:
+        runAsNonRoot refuses the image."""
+        image_user = ""
+        if needs_image_user(spec.security):
+            image_user = await self._runtime.image_user(spec.image)
+        refusal = non_root_refusal(spec.security, image_user, assignment, spec.name)
+        if refusal:
+            raise ContainerConfigError(refusal)
+        return container_config(
             self._runtime.node,
             self._host_ip,
             assignment,
@@ -346,11 +399,17 @@ class Worker:
             restart_count,
             self._files.root,
             self._resolv(assignment),
+            image_user,
         )
-        if dead:
-            info = await self._runtime.replace(dead, config, before_remove)
-        else:
-            info = await self._runtime.create_and_start(config)
+
+    async def _start(
+        self, assignment: PodAssignment, spec: ContainerSpec, restart_count: int
+    ) -> None:
+        """Creates and starts a container for `spec`."""
+        config = await self._config(assignment, spec, restart_count)
+        self._started(assignment, spec, await self._runtime.create_and_start(config))
+
+    def _started(self, assignment: PodAssignment, spec: ContainerSpec, info: ContainerInfo) -> None:
         log.info(
             "started pod=%s container=%s id=%s ports=%s",
             assignment.name,
@@ -358,3 +417,66 @@ class Worker:
             info.id[:12],
             info.ports or "-",
         )
+
+    async def _restart(self, action: RestartContainer) -> None:
+        """Runs the dead container again: started again as it is where agent/restart_path.py
+        allows it (its log for --previous read afterwards, up to the restart), otherwise
+        replaced by a new container (its log read beside the new one's start, before the
+        old one is removed). A container that will not start again is replaced."""
+        decided = self._clock.now()
+        config = await self._config(action.assignment, action.spec, action.restart_count)
+        path = (
+            restart_path(action.dead, config, action.immediate)
+            if action.dead is not None
+            else RestartPath(False, "the dead container was not listed")
+        )
+        info: ContainerInfo | None = None
+        how = "in place"
+        if path.in_place:
+            try:
+                info = await self._runtime.restart_in_place(action.container_id, config.name)
+            except RuntimeFailure as exc:
+                how = f"replaced (starting it again failed: {exc})"
+            else:
+                self._keep_log(action, until=info.restarted_at)
+        else:
+            how = f"replaced ({path.why_not})"
+        if info is None:
+            # Its log is kept beside the replacement's start, not before it: reading it is
+            # two engine calls on the way to running again.
+            keep_log = self._keep_log(action, until=0.0)
+            info = await self._runtime.replace(action.container_id, config, keep_log)
+        self._started(action.assignment, action.spec, info)
+        timeline = RestartTimeline(
+            action.pod,
+            action.container,
+            info.id,
+            how,
+            death=self._died_seen.pop(action.container_id, DeathSeen()),
+            decided=decided,
+            started_at=info.started_at,
+            running=self._clock.now(),
+        )
+        self._unreported[info.id] = timeline
+        log.info("%s", timeline.describe())
+        # Reported running now, not after the list that follows this pod's task.
+        self.handle(ContainerRan(info, action.container_id, self._clock.now()))
+
+    def _keep_log(self, action: RestartContainer, until: float) -> asyncio.Future[None] | None:
+        if self._previous is None:
+            return None
+        return asyncio.ensure_future(
+            self._previous.capture(
+                self._runtime, action.container_id, action.restart_count - 1, until
+            )
+        )
+
+    def _log_reported(self, reports: tuple[PodStatusReport, ...]) -> None:
+        """Logs when the restarted containers' running state was handed to the session."""
+        now = self._clock.now()
+        for report in reports:
+            for status in report.containers:
+                timeline = self._unreported.get(status.container_id)
+                if timeline is not None and status.state == "running":
+                    del self._unreported[status.container_id]
+                    log.info("%s", timeline.reported_line(now))

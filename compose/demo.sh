@@ -4,8 +4,10 @@
 # deployment and service unchanged, serve the page through the load balancer, scale to 5,
 # then kill a node under a stream of requests and print what happened, when; a Redis
 # StatefulSet with a claim (examples/redis/): write a key, kill its container and its node's
-# agent, and read the key back from the new container; last, an Ingress (examples/ingress/)
-# routing two host names on one port to the seed's nginx and a second web app.
+# agent, and read the key back from the new container; an Ingress (examples/ingress/)
+# routing two host names on one port to the seed's nginx and a second web app; last, that
+# second app's pod reaching the seed's Service by name (both on port 80, each its own cluster
+# IP), answered by a pod on another node.
 #
 #   demo.sh up      builds what is missing, starts the cluster, runs the walkthrough and
 #                   leaves the cluster running (a running demo is torn down first)
@@ -132,10 +134,11 @@ down() {
   docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" |
     xargs -r docker volume rm >/dev/null
   rm -rf "$STATE"
-  # Pod volumes the agents made (labelled with their node), and configMap/secret files.
+  # Pod volumes the agents made (labelled with their node), configMap/secret files and
+  # memory emptyDirs.
   for node in "${NODES[@]}"; do
     docker volume ls -q --filter "label=pinnace.node=$node" | xargs -r docker volume rm -f >/dev/null
-    rm -rf "/dev/shm/pinnace/$node" 2>/dev/null || true
+    rm -rf "/dev/shm/pinnace/$node" "/dev/shm/pinnace-memory/$node" 2>/dev/null || true
   done
   if docker network inspect "$PINNACE_NETWORK" >/dev/null 2>&1 &&
     ! docker network rm "$PINNACE_NETWORK" >/dev/null 2>&1; then
@@ -231,6 +234,7 @@ up() {
   kill_a_node
   stateful_redis
   ingress_by_host
+  services_by_name
 
   cat <<TXT
 
@@ -471,6 +475,55 @@ ingress_by_host() {
   for host in web.demo hello.demo; do
     note "curl --resolve $host:$PINNACE_INGRESS_PORT:$PINNACE_BIND http://$host:$PINNACE_INGRESS_PORT/ -> $(through_ingress "$host")"
   done
+}
+
+# A hello pod: "<node> <container id>" once one is Running (nothing before).
+hello_pod() { query pods "
+for p in items:
+    cs = p['status'].get('containerStatuses') or [{}]
+    if (p['metadata'].get('labels', {}).get('app') == 'hello' and p['status'].get('phase') == 'Running'
+            and not p['metadata'].get('deletionTimestamp') and cs[0].get('containerID')):
+        print(p['spec']['nodeName'], cs[0]['containerID'].removeprefix('docker://'))
+        break"; }
+# GET http://$2/ from inside container $1 (busybox's wget: Debian's static 1.35 crashes on -T,
+# hence timeout).
+wget_in() { docker exec "$1" timeout 5 wget -qO- "http://$2/"; }
+nginx_answers_in() { wget_in "$1" "$2" | grep -q 'id="hostname"'; }
+# The address a name resolves to inside container $1 (busybox nslookup, the pod's resolv.conf).
+resolved_in() { docker exec "$1" nslookup "$2" 2>/dev/null | awk '/^Address/ { a = $NF } END { print a }'; }
+node_of_container() { docker inspect --format '{{index .Config.Labels "pinnace.node"}}' "$1" 2>/dev/null; }
+
+# Two web apps on port 80 side by side, each its own cluster IP; one reached by name from the
+# other's pods, through the node proxy of the pod's own node (compose/docker-compose.yml says
+# how a pod's packets get there).
+services_by_name() {
+  local node cid host n i name from_other=""
+  step "Services by name from inside a pod: the seed's nginx and hello, both on port 80"
+  pinnace get services
+  wait_for 60 "a hello pod Running" hello_pod || fail "no hello pod is running" "$BIN/pinnace get pods -o wide"
+  read -r node cid <<<"$(hello_pod)"
+  note "from hello's pod on $node (container ${cid:0:12}; its DNS server and node proxy are $node's agent):"
+  wait_for 60 "my-web-app-service answering inside hello's pod" nginx_answers_in "$cid" my-web-app-service ||
+    fail "hello's pod cannot reach my-web-app-service by name" \
+      "docker exec ${cid:0:12} cat /etc/resolv.conf; docker exec ${cid:0:12} ip route; $COMPOSE_HINT logs node-${node##*-}"
+  for name in my-web-app-service hello.default.svc.cluster.local; do
+    note "docker exec ${cid:0:12} nslookup $name -> $(resolved_in "$cid" "$name")"
+  done
+  # Round robin over the seed's pods: ask until one on another node has answered.
+  for ((i = 0; i < 20; i++)); do
+    host=$(wget_in "$cid" my-web-app-service | served_by) || continue
+    n=$(node_of_container "$host")
+    note "docker exec ${cid:0:12} wget -qO- http://my-web-app-service/ -> nginx of pod $(pod_of "$host") on $n"
+    if [[ $n != "$node" ]]; then
+      from_other=$n
+      break
+    fi
+  done
+  [[ -n $from_other ]] || fail "no pod of my-web-app-service on another node answered hello's pod" \
+    "$BIN/pinnace get pods -o wide; $COMPOSE_HINT logs node-${node##*-}"
+  note "docker exec ${cid:0:12} wget -qO- http://hello.default.svc.cluster.local/ -> \"$(wget_in "$cid" hello.default.svc.cluster.local |
+    grep -o 'id="message">[^<]*' | cut -d'>' -f2)\""
+  note "$node's pod reached $from_other's nginx by name: the cluster IP is served by $node's own node proxy"
 }
 
 case "${1:-up}" in

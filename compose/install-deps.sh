@@ -30,6 +30,8 @@ packages=(
   iproute2        # the agent's local routes for cluster IPs and its DNS address (ip route)
   mount           # losetup: claims of an enforced size are loop-mounted files
   e2fsprogs       # mkfs.ext4, resize2fs, e2fsck for those claim files
+  nftables        # nft: the node proxy's kernel NAT rules for UDP Services
+  conntrack       # the node proxy deletes UDP flows of gone endpoints (conntrack -D)
 )
 # Needed only where the machine lacks what they provide.
 command -v python3 >/dev/null || packages+=(python3)

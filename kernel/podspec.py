@@ -84,3 +84,6 @@ class ContainerStatus:
     started_at: float = 0.0
     # imagePullPolicy Always could not pull; the image on the node runs (and why).
     image_note: str = ""
+    # Kubernetes' containerStatuses[].imageID: docker-pullable://REPO@DIGEST or
+    # docker://sha256:ID (agent/runtime/image_ids.py).
+    image_id: str = ""

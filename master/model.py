@@ -206,6 +206,22 @@ class Volume:
 
 
 @dataclass(frozen=True, slots=True)
+class SecurityContext:
+    """The securityContext fields pinnace applies, at pod level (spec.securityContext:
+    no read_only_root_filesystem) or container level (no fs_group nor
+    supplemental_groups); None: not set there (a container's own wins over its pod's)."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+    read_only_root_filesystem: bool | None = None
+    # The group owning the pod's volumes, added to every container's groups.
+    fs_group: int | None = None
+    fs_group_change_policy: str | None = None
+    supplemental_groups: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Container:
     name: str
     image: str
@@ -225,6 +241,7 @@ class Container:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    security_context: SecurityContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +277,7 @@ class PodSpec:
     # ClusterFirst | ClusterFirstWithHostNet | Default | None
     dns_policy: str | None = None
     dns_config: PodDNSConfig | None = None
+    security_context: SecurityContext | None = None
 
     def claim_names(self) -> tuple[str, ...]:
         """The PersistentVolumeClaims this pod uses, in spec order."""
@@ -340,6 +358,23 @@ DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 
 
 @dataclass(frozen=True, slots=True)
+class NodePortRange:
+    """--service-node-port-range (master/app/nodeport.py): inclusive bounds."""
+
+    first: int = 30000
+    last: int = 32767
+
+    def __contains__(self, port: object) -> bool:
+        return isinstance(port, int) and self.first <= port <= self.last
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}"
+
+
+DEFAULT_NODE_PORTS = NodePortRange()
+
+
+@dataclass(frozen=True, slots=True)
 class ServicePort:
     port: int
     target_port: str  # a number as text, or a named container port
@@ -389,6 +424,9 @@ class Service:
     # spec.publishNotReadyAddresses: its pods are endpoints (names, proxied) while not
     # ready yet, as Kubernetes' endpoints controller then lists them.
     publish_not_ready: bool = False
+    # spec.allocateLoadBalancerNodePorts (LoadBalancer only): False gives the Service no
+    # node ports but those it asks for by number, as in Kubernetes; None: not given (true).
+    allocate_node_ports: bool | None = None
 
     kind = "Service"
 
@@ -412,6 +450,9 @@ class PodStatus:
     container_statuses: tuple[ContainerStatus, ...] = ()
     ready: bool = False
     started_at: float = 0.0
+    # The pod's address on its machine's container network (the agent's report; "" none):
+    # node proxies on that machine send UDP there (master/lb/servicetable.py).
+    pod_ip: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +532,13 @@ class Node:
     status: NodeStatus = NodeStatus()
     # Where its agent answers other agents' "do you hear the master?" (0: it does not).
     witness_port: int = 0
+    # Its pods' subnet of --cluster-cidr (spec.podCIDR, master/app/podcidr.py); "" none.
+    pod_cidr: str = ""
+    # Its agent's host-gw report (master/app/podnetwork.py reads them): its pod subnet
+    # once its routes and rules are in place ("" not, or never said), and the nodes whose
+    # pods its machine cannot reach at their own addresses ("node=subnet" each, sorted).
+    pod_cidr_ready: str = ""
+    pod_unreached: tuple[str, ...] = ()
 
     kind = "Node"
 

@@ -30,11 +30,13 @@ from typing import Any
 
 import grpc
 
+from kernel import heap
 from kernel.clock import SystemClock
 from kernel.haproxy_tuning import haproxy_threads
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
+from master.api.fieldowners import writer_fields
 from master.api.forward import ForwardingInterceptor, admin_channels
 from master.api.kube.server import start_kube_api
 from master.api.logs import LogRelay
@@ -60,33 +62,77 @@ from master.lb.haproxy import HAProxyDriver
 from master.lb.ingress import IngressPorts, ingress_reserved
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
+from master.metrics import looplag
 from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
 from master.model import (
     DEFAULT_NAMESPACE,
+    DEFAULT_NODE_PORTS,
     DEFAULT_SERVICE_CIDR,
     Ingress,
     IngressClass,
     Namespace,
     Node,
+    NodePortRange,
     ObjectMeta,
     Service,
     ServiceAccount,
 )
+from master.pki.admission import DEFAULT_JOINS_IN_FLIGHT, JoinAdmission
 from master.pki.bootstrap import advertised_host, host_port, listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
 from master.state import ClusterState
+from master.stopping import StopTimes, arm_stop_deadline, disarm_stop_deadline
 from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
 from master.store.etcd_client import EtcdSettings
-from master.store.port import Store, StoreError
+from master.store.port import Store, StoreError, WriteConflict
 from master.store.sealing import KEY_FILE, SealingStore, SecretSealer
 from master.store.sqlite import SqliteStore
 from master.supervision import TaskDied, supervise
 from protos import cluster_pb2_grpc, node_pb2_grpc
 
 log = logging.getLogger("pinnace.master")
+
+# The master pings every connection every second (HTTP/2 keepalive: gRPC's core sends
+# the ping and the agent's gRPC core answers it, no Python on either side). Two clocks
+# judge the answer:
+#   * the kernel's: gRPC sets TCP_USER_TIMEOUT to `keepalive_timeout` (2.5 s), so a ping
+#     whose TCP segment no one acknowledges for 2.5 s closes the connection. The peer's
+#     kernel acknowledges it even when the agent's process gets no CPU; only a dead
+#     machine or a cut link does not. So a node cut off the network loses its session
+#     stream within 3.5 s however large the cluster, and a killed agent's at once (its
+#     socket closes): liveness without a heartbeat per second (lifecycle.py).
+#   * gRPC's own: `ping_timeout` for the HTTP/2 ping ack, which the agent's process
+#     must send. It was 2.5 s too, and on a machine at load 35-100 live agents starved of
+#     CPU missed it by thousands: at 5,000 hollow nodes 4,600 sessions of live agents
+#     ended ("ping timeout"), and their registrations starved the master in turn. Now
+#     10 s: a live but slow agent keeps its connection (measured: a SIGSTOPped client
+#     keeps its stream with 10 s, loses it after 3.2 s with 2.5 s, and a link whose
+#     packets are dropped still ends after 3.3-4.3 s either way). An agent frozen for
+#     longer loses it then, or is caught by its heartbeat lease first.
+# gRPC sends no more than two pings without data unless `max_pings_without_data` is 0.
+# Each ping costs the master's gRPC core threads CPU (at 1,000 TLS connections pinged every
+# second they used 0.14 core, twice the master's Python); `--session-ping-seconds` trades
+# that against how soon a cut-off node is found.
+SESSION_PING_SECONDS = 1.0
+# TCP_USER_TIMEOUT: unacknowledged bytes (a ping) this long close the connection.
+SESSION_LINK_TIMEOUT_SECONDS = 2.5
+# How long the agent's gRPC core has to answer a ping (its process may be starved).
+SESSION_PING_ANSWER_SECONDS = 10.0
+
+
+def session_keepalive(ping_seconds: float = SESSION_PING_SECONDS) -> tuple[tuple[str, int], ...]:
+    """The server's keepalive options: a ping every `ping_seconds`; 2.5 s for the peer's
+    kernel to acknowledge it (TCP_USER_TIMEOUT), 10 s for its gRPC core to answer it."""
+    return (
+        ("grpc.keepalive_time_ms", round(ping_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", round(SESSION_LINK_TIMEOUT_SECONDS * 1000)),
+        ("grpc.http2.ping_timeout_ms", round(SESSION_PING_ANSWER_SECONDS * 1000)),
+        ("grpc.http2.max_pings_without_data", 0),
+    )
+
 
 # The largest gRPC message the master accepts: apply carries whole files
 # (master.manifest caps each at 1 MiB), 8 MiB leaves room for several.
@@ -101,6 +147,12 @@ class MasterConfig:
     lease_seconds: float = 3.0
     # Heartbeats stretch beyond this total rate (master/controllers/heartbeats.py); 0: never.
     max_heartbeats_per_second: float = DEFAULT_MAX_HEARTBEATS_PER_SECOND
+    # Joins in flight (JoinNode until the node registers); beyond, joins are told to come
+    # back later (master/pki/admission.py).
+    max_joins_in_flight: int = DEFAULT_JOINS_IN_FLIGHT
+    # How often the master pings each connection (a cut-off node is found within this
+    # plus 2.5 s, plus the session grace).
+    session_ping_seconds: float = SESSION_PING_SECONDS
     # The scheduler's share of nodes to score (Kubernetes' percentageOfNodesToScore;
     # 0: its adaptive default, 100: every node).
     percentage_of_nodes_to_score: int = 0
@@ -126,6 +178,12 @@ class MasterConfig:
     ingress_https_port: int = 8443
     # --service-cidr: Services' cluster IPs (master/app/clusterip.py).
     service_cidr: str = DEFAULT_SERVICE_CIDR
+    # --cluster-cidr / --node-cidr-mask-size: nodes' pod subnets (master/app/podcidr.py);
+    # "" gives none.
+    cluster_cidr: str = ""
+    node_cidr_mask: int = 24
+    # --service-node-port-range: node ports (master/app/nodeport.py), inclusive.
+    node_port_range: tuple[int, int] = (DEFAULT_NODE_PORTS.first, DEFAULT_NODE_PORTS.last)
     haproxy_bin: str = "haproxy"
     # Where /metrics is served (HOST:PORT, port 0 picks one); '' serves none.
     metrics_listen: str = ""
@@ -150,6 +208,10 @@ class MasterConfig:
     cluster_secret_file: Path | None = None
 
 
+# Each conflict means another master wrote first; a few suffice even when all start at once.
+DEFAULTS_ATTEMPTS = 5
+
+
 async def ensure_defaults(state: ClusterState) -> None:
     """What every cluster has from its first start: the `default` Namespace and its
     `default` ServiceAccount (a cluster from before namespaces gets them on its next
@@ -167,7 +229,18 @@ async def ensure_defaults(state: ClusterState) -> None:
             log.info("service/%s: cluster IP %s", svc.meta.name, svc.cluster_ip)
             state.put(svc)
 
-    await state.commit(plan)
+    for attempt in range(1, DEFAULTS_ATTEMPTS + 1):
+        try:
+            await state.commit(plan)
+            return
+        except WriteConflict:
+            # Masters started together on one etcd all do this before any of them leads;
+            # the first write wins and the others read what it wrote and decide again
+            # (nothing of theirs was stored). It used to stop the master that lost.
+            if attempt == DEFAULTS_ATTEMPTS:
+                raise
+            log.info("the cluster's defaults were written by another master; reading them")
+            await state.reload()
 
 
 async def serve(config: MasterConfig) -> None:
@@ -183,7 +256,12 @@ async def serve(config: MasterConfig) -> None:
 async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirLock) -> None:
     store, shared = await asyncio.to_thread(_open_store, config, clock)
     state = ClusterState(store, clock)
+    state.writer_fields = writer_fields
     state.service_cidr = ipaddress.ip_network(config.service_cidr)
+    if config.cluster_cidr:
+        state.cluster_cidr = ipaddress.IPv4Network(config.cluster_cidr)
+        state.node_cidr_mask = config.node_cidr_mask
+    state.node_port_range = NodePortRange(*config.node_port_range)
     await state.load()
     await ensure_defaults(state)
     leases = LeaseTable()
@@ -215,6 +293,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         ("grpc.max_send_message_length", MAX_MASTER_MESSAGE_BYTES),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+        *session_keepalive(config.session_ping_seconds),
     ]
     security = None
     if config.insecure:
@@ -249,8 +328,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             )
         )
     server = grpc.aio.server(options=options, interceptors=interceptors)
+    joins = JoinAdmission(config.max_joins_in_flight)
     if security is not None:
-        security.add_servicers(server, state)
+        security.add_servicers(server, state, joins)
     admission = _lb_admission(config, state)
     masters = MastersView(_etcd_of(store) if config.leader_elect else None)
     # Container logs: asked for on either API, carried by the node sessions.
@@ -270,6 +350,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         logs,
         usage,
         max_heartbeat_rate=config.max_heartbeats_per_second,
+        session_grace=health.session_grace,
+        on_registered=lambda name: joins.finished(name, clock.monotonic()),
+        joining=joins.holds,
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(node_servicer, server)
     lb = _load_balancer(config, state, clock)
@@ -339,10 +422,14 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Loaded and serving: what lives now lives on; the collector stops walking it (heap.py).
+    heap.settle()
     tasks = [
         _leader_or_controllers(config, store, state, manager, masters.me),
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
+        asyncio.create_task(looplag.run_probe(clock), name="loop-lag"),
+        asyncio.create_task(heap.run(clock), name="heap"),
     ]
     if security is not None and config.etcd is not None:
         # Join tokens and node bindings changed through another master reach this one.
@@ -355,33 +442,43 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         await supervise(tasks, stop)
         log.info("stopping")
     finally:
+        # Bounded: a stop that hangs dumps every thread's stack and exits (master/stopping.py).
+        arm_stop_deadline()
+        times = StopTimes()
         if lb_task is not None:
             # First freeze the data plane: HAProxy keeps serving exactly what it serves
             # now, whatever the controllers conclude from agents cut off by the shutdown.
-            lb_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await lb_task
+            with times.stage("load balancer"):
+                lb_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await lb_task
         # Controllers first: while the API drains, every agent's session ends and its
         # heartbeats stop; controllers still running would take that for dead nodes and
         # replace every pod (durably) as the master goes down.
-        tasks[0].cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await tasks[0]
+        with times.stage("controllers"):
+            tasks[0].cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await tasks[0]
         if kube is not None:
-            with contextlib.suppress(Exception):
+            with times.stage("Kubernetes API"), contextlib.suppress(Exception):
                 await kube.stop()
         node_servicer.stopping()
-        await server.stop(grace=2.0)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(Exception):
+        with times.stage("gRPC server and sessions"):
+            await server.stop(grace=2.0)
+        with times.stage("background tasks"):
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        with times.stage("last flush"), contextlib.suppress(Exception):
             await state.flush()
-        store.close()
-        if metrics is not None:
-            metrics.close()
+        with times.stage("store and metrics"):
+            store.close()
+            if metrics is not None:
+                metrics.close()
+        if slow := times.slow():
+            log.warning("%s", slow)
 
 
 async def _masters_now(masters: MastersView) -> list[dict[str, Any]]:
@@ -580,7 +677,10 @@ def _load_balancer(
     )
 
 
-def run_master(config: MasterConfig) -> int:
+def run_master(config: MasterConfig, bounded_exit: bool = False) -> int:
+    """Serve until stopped. The stop is bounded from the signal on (master/stopping.py);
+    with `bounded_exit` (the `pinnace master` process) the bound also covers the
+    process's own exit after this returns, otherwise (in-process tests) it ends here."""
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
@@ -588,4 +688,7 @@ def run_master(config: MasterConfig) -> int:
     except (OSError, StoreError, TaskDied) as e:
         print(f"pinnace master: {e}", file=sys.stderr)
         return 1
+    finally:
+        if not bounded_exit:
+            disarm_stop_deadline()
     return 0

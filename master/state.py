@@ -44,9 +44,10 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from kernel.clock import Clock
-from master.metrics.series import store_write
+from master.metrics.series import COMMIT_PHASES, store_write
 from master.model import (
     DEFAULT_NAMESPACE,
+    DEFAULT_NODE_PORTS,
     DEFAULT_SERVICE_CIDR,
     KINDS,
     Event,
@@ -57,8 +58,10 @@ from master.model import (
     key_name,
     key_of,
 )
+from master.similar_events import COMBINED_PREFIX, SimilarEvents
 from master.store.migrate import KEYS_META, KEYS_NAMESPACED, plan_key_migration
 from master.store.port import NotLeaderError, ObjectKey, Store, StoreError
+from master.writers import MASTER_SOURCE, WriterFields, event_writer, untracked
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,8 @@ class ClusterState:
         # Pod keys by (namespace, owner) and by node name.
         self._pods_by_owner: dict[tuple[str, str], set[str]] = {}
         self._pods_by_node: dict[str, set[str]] = {}
+        # Per kind, how many times an object was stored or removed in memory (see changes()).
+        self._changes: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._rv = 0
         self._pending_puts: dict[ObjectKey, StoredObject] = {}
         self._pending_deletes: set[ObjectKey] = set()
@@ -117,6 +122,8 @@ class ClusterState:
         self._flushing: asyncio.Future[None] | None = None
         self._slow_reported_at: float | None = None
         self._event_seq = 0
+        # Events alike but for their message, combined as Kubernetes does (similar_events.py).
+        self._similar = SimilarEvents()
         self._staged: _Staged | None = None
         # None: this master writes; else why it may not (a follower of another leader).
         self._write_gate: Callable[[], str | None] = lambda: None
@@ -125,6 +132,16 @@ class ClusterState:
         self._leader_api_url: Callable[[], str] = lambda: ""
         # --service-cidr: where Services' cluster IPs come from (master/app/clusterip.py).
         self.service_cidr = ipaddress.ip_network(DEFAULT_SERVICE_CIDR)
+        # --cluster-cidr and --node-cidr-mask-size: where nodes' pod subnets come from
+        # (master/app/podcidr.py); None gives nodes none.
+        self.cluster_cidr: ipaddress.IPv4Network | None = None
+        self.node_cidr_mask = 24
+        # --service-node-port-range: where node ports come from (master/app/nodeport.py).
+        self.node_port_range = DEFAULT_NODE_PORTS
+        # Records the master's own writes (controllers, agents' reports, events) in
+        # managedFields under Kubernetes' names for their writers (master/writers.py); the
+        # server sets master/api/fieldowners.py's. Unset (unit tests): stored as they are.
+        self.writer_fields: WriterFields = untracked
 
     # -- loading and persistence -------------------------------------------------
 
@@ -251,7 +268,9 @@ class ClusterState:
         deadline = self._clock.monotonic() + WRITE_SETTLE_S
         while True:
             await self._wait_settled(deadline)
+            asked = self._clock.monotonic()
             async with self._flush_lock:
+                COMMIT_PHASES.labels("lock").observe(self._clock.monotonic() - asked)
                 # The lock may have been held by a flush waiting on etcd through a pause.
                 if not self._waits(deadline):
                     return await self._commit_locked(plan)
@@ -261,10 +280,12 @@ class ClusterState:
         self._check_writable()
         staged = _Staged()
         self._staged = staged
+        started = self._clock.monotonic()
         try:
             result = plan()
         finally:
             self._staged = None
+            COMMIT_PHASES.labels("plan").observe(self._clock.monotonic() - started)
         pending_puts = list(self._pending_puts.values())
         pending_deletes = list(self._pending_deletes)
         if not staged.changes and not pending_puts and not pending_deletes:
@@ -284,9 +305,12 @@ class ClusterState:
         except Exception:
             self._requeue(pending_puts, pending_deletes)
             raise
+        stored = self._clock.monotonic()
+        COMMIT_PHASES.labels("store").observe(stored - started)
         self._durable_rv = max(self._durable_rv, rv)
         self._publish(staged)
-        self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
+        COMMIT_PHASES.labels("publish").observe(self._clock.monotonic() - stored)
+        self._note_write(stored - started, len(puts) + len(deletes))
         return result
 
     def _publish(self, staged: _Staged) -> None:
@@ -339,6 +363,16 @@ class ClusterState:
             return staged.changes[(kind, key)]
         return self._objects[kind].get(key)
 
+    def count(self, kind: str) -> int:
+        """How many objects of `kind` there are (of every namespace)."""
+        return len(self._objects[kind])
+
+    def changes(self, kind: str) -> int:
+        """A number that moves whenever an object of `kind` is stored or removed: what is
+        derived from all of them (the pod network from the Nodes) is still valid while it
+        stands, known in O(1) instead of comparing every object."""
+        return self._changes[kind]
+
     def objects(self, kind: str, namespace: str | None = None) -> list[StoredObject]:
         """Every object of `kind`; only those of `namespace` when it is given."""
         if namespace is None or not is_namespaced(kind):
@@ -387,15 +421,22 @@ class ClusterState:
         meta = obj.meta
         key = (kind, key_of(obj))
         existing = self.get_key(*key)
+        # One replace of the metadata (each is a share of a put at thousands a second).
         if existing is None:
             meta = replace(
                 meta,
                 uid=meta.uid or str(uuid.uuid4()),
                 created_at=meta.created_at or self._clock.now(),
+                resource_version=self._rv,
             )
         else:
-            meta = replace(meta, uid=existing.meta.uid, created_at=existing.meta.created_at)
-        stored = replace(obj, meta=replace(meta, resource_version=self._rv))
+            meta = replace(
+                meta,
+                uid=existing.meta.uid,
+                created_at=existing.meta.created_at,
+                resource_version=self._rv,
+            )
+        stored = replace(obj, meta=meta)
         if self._staged is not None:
             self._stage(key, stored)
             return stored
@@ -406,6 +447,12 @@ class ClusterState:
         self._dirty.set()
         self._notify(kind, stored, False)
         return stored
+
+    def put_by(self, writer: str, obj: T, subresource: str = "") -> T:
+        """`put` of `writer`'s Update of the object (through `subresource`, "" for the
+        object itself), recorded in its managedFields (master/writers.py)."""
+        existing = self.get_key(obj.kind, key_of(obj))
+        return self.put(self.writer_fields(existing, obj, writer, subresource, self._clock.now()))
 
     def remove(
         self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
@@ -467,6 +514,19 @@ class ClusterState:
         """Why this master may not write now ("" when it may)."""
         return self._write_gate() or ""
 
+    def _writer_unknown(self) -> bool:
+        """Neither this master writes, nor is it settling, nor does it know who writes."""
+        return not self.writable and not self._settling() and not self._leader_address()
+
+    async def wait_for_a_writer(self) -> None:
+        """A write reaching a master that neither writes nor knows who does (one just
+        started, or a leader election under way) waits up to WRITE_SETTLE_S for a writer,
+        as a write to a leader confirming its lease does, instead of being refused at once
+        with "no master is the leader". Forwarders call this before they decide."""
+        deadline = self._clock.monotonic() + WRITE_SETTLE_S
+        while self._writer_unknown() and self._clock.monotonic() < deadline:
+            await self._clock.sleep(0.02)
+
     def _waits(self, deadline: float) -> bool:
         """Whether a write should wait: the leader takes over or confirms its lease (an etcd
         member electing a new Raft leader takes about that long), and time is left."""
@@ -504,6 +564,14 @@ class ClusterState:
         """Another master's high-water mark: versions this master hands out stay above it."""
         self._rv = max(self._rv, rv)
 
+    async def reload(self) -> None:
+        """Read the store again and make memory equal to it (a write refused because
+        another master changed what it compared: the store is the truth)."""
+        objects = await asyncio.to_thread(self._store.load_all)
+        stored_rv = await asyncio.to_thread(self._store.meta_get, "resource_version")
+        rv = max((o.meta.resource_version for o in objects), default=0)
+        self.replace_all(objects, max(rv, int(stored_rv or 0)))
+
     def replace_all(self, objects: Iterable[StoredObject], rv: int) -> None:
         """Make memory equal to the store's full contents (a master taking over, or one
         deposed); what is queued here and not stored is dropped: the store is the truth."""
@@ -537,19 +605,48 @@ class ClusterState:
         reason: str,
         message: str,
         type_: str = "Normal",
-        source: str = "master",
+        source: str = MASTER_SOURCE,
         namespace: str = DEFAULT_NAMESPACE,
+        writer: str = "",
     ) -> Event:
         """Append to the event log, folding repeats of the same event into a count.
 
         The event lives in the involved object's namespace; events of cluster-scoped
-        objects (nodes) go to "default", as Kubernetes records them."""
+        objects (nodes) go to "default", as Kubernetes records them. `writer`: who records
+        it in managedFields (default: by its source, master/writers.py)."""
         now = self._clock.now()
+        writer = writer or event_writer(source)
         if not is_namespaced(kind):
             namespace = DEFAULT_NAMESPACE
+        group = (kind, namespace, name, type_, reason, source)
+        if self._similar.observe(group, message, now):
+            # Many alike but for their message: one event counts them (similar_events.py).
+            message = COMBINED_PREFIX + message
+            into = self._similar.combined_into(group)
+            combined = self.get_key("Event", into) if into is not None else None
+            if isinstance(combined, Event):
+                folded = replace(combined, count=combined.count + 1, last_seen=now, message=message)
+                return self.put_by(writer, folded)
+            stored = self._new_event(kind, name, reason, message, type_, source, namespace, writer)
+            self._similar.combine_into(group, key_of(stored))
+            return stored
         for ev in self._recent_events(kind, name, namespace):
             if ev.reason == reason and ev.message == message and now - ev.last_seen < 600:
-                return self.put(replace(ev, count=ev.count + 1, last_seen=now))
+                return self.put_by(writer, replace(ev, count=ev.count + 1, last_seen=now))
+        return self._new_event(kind, name, reason, message, type_, source, namespace, writer)
+
+    def _new_event(
+        self,
+        kind: str,
+        name: str,
+        reason: str,
+        message: str,
+        type_: str,
+        source: str,
+        namespace: str,
+        writer: str,
+    ) -> Event:
+        now = self._clock.now()
         self._event_seq += 1
         event = Event(
             meta=ObjectMeta(
@@ -565,7 +662,7 @@ class ClusterState:
             source=source,
         )
         log.info("event %s %s/%s: %s", reason, kind, name, message)
-        stored = self.put(event)
+        stored = self.put(self.writer_fields(None, event, writer, "", now))
         self._trim_events()
         return stored
 
@@ -604,6 +701,7 @@ class ClusterState:
         # dicts keep insertion order; re-inserting moves an object to the end, which
         # keeps the event log in time order.
         key = key_of(obj)
+        self._changes[kind] += 1
         self._objects[kind].pop(key, None)
         self._objects[kind][key] = obj
         if isinstance(obj, Pod):
@@ -616,6 +714,7 @@ class ClusterState:
         if obj is None:
             return
         key = key_of(obj)
+        self._changes[kind] += 1
         self._objects[kind].pop(key, None)
         if isinstance(obj, Pod):
             if obj.owner:

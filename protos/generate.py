@@ -38,6 +38,21 @@ def generate(out_dir: Path) -> None:
     code = protoc.main(args)
     if code != 0:
         raise SystemExit(f"protoc failed with exit status {code}")
+    generate_kubernetes(out_dir)
+
+
+def generate_kubernetes(out_dir: Path) -> None:
+    """Kubernetes' vendored schema (protos/kubernetes, see its vendor.py) as one descriptor
+    set, which the master's API loads to read protobuf request bodies."""
+    base = ROOT / "protos" / "kubernetes"
+    sources = sorted(str(p.relative_to(base)) for p in base.rglob("generated.proto"))
+    target = out_dir / "protos" / "kubernetes" / "descriptors.binpb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    code = protoc.main(
+        ["protoc", f"-I{base}", f"--descriptor_set_out={target}", "--include_imports", *sources]
+    )
+    if code != 0:
+        raise SystemExit(f"protoc failed on the Kubernetes schema with exit status {code}")
 
 
 def main() -> None:

@@ -156,21 +156,27 @@ class RegisterNodeResponse(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    POD_CIDR_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Identifies this registration; the first AgentMessage of a session carries it."""
     heartbeat_interval_seconds: _builtins.float
     lease_seconds: _builtins.float
     """Silence longer than this makes the node NotReady."""
+    pod_cidr: _builtins.str
+    """The node's pod subnet of the master's --cluster-cidr (its spec.podCIDR): the agent
+    makes its pods' bridge of it (agent/hostgw). Empty: none (pods on Docker's bridge).
+    """
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         heartbeat_interval_seconds: _builtins.float = ...,
         lease_seconds: _builtins.float = ...,
+        pod_cidr: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval_seconds", b"heartbeat_interval_seconds", "lease_seconds", b"lease_seconds", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval_seconds", b"heartbeat_interval_seconds", "lease_seconds", b"lease_seconds", "pod_cidr", b"pod_cidr", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -189,6 +195,7 @@ class AgentMessage(_message.Message):
     EXEC_OUTPUT_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     PROXY_PROBLEMS_FIELD_NUMBER: _builtins.int
+    POD_ROUTES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___SessionHello: ...
     @_builtins.property
@@ -221,6 +228,14 @@ class AgentMessage(_message.Message):
         changes and at every new session; empty: it serves them all).
         """
 
+    @_builtins.property
+    def pod_routes(self) -> Global___PodRoutes:
+        """This machine's host-gw state (agent/hostgw): whether its own pod subnet's rules are
+        in place and which nodes' subnets it cannot route, sent when it changes and at every
+        new session. The master shows a pod at its own address (status.podIP, Endpoints)
+        when its node's rules are in place and no node reports that subnet unreached.
+        """
+
     def __init__(
         self,
         *,
@@ -233,16 +248,45 @@ class AgentMessage(_message.Message):
         exec_output: Global___ExecOutput | None = ...,
         usage: Global___UsageReport | None = ...,
         proxy_problems: Global___ProxyProblems | None = ...,
+        pod_routes: Global___PodRoutes | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "pod_routes", b"pod_routes", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "pod_routes", b"pod_routes", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "exec_output", "usage", "proxy_problems"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "exec_output", "usage", "proxy_problems", "pod_routes"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___AgentMessage: _TypeAlias = AgentMessage  # noqa: Y015
+
+@_typing.final
+class PodRoutes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READY_POD_CIDR_FIELD_NUMBER: _builtins.int
+    UNREACHED_FIELD_NUMBER: _builtins.int
+    ready_pod_cidr: _builtins.str
+    """This node's pod subnet, once its routes and firewall rules are in place ("" not)."""
+    @_builtins.property
+    def unreached(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeSubnet]:
+        """The nodes (with their subnets; `address` unused) whose pods this machine cannot reach
+        at their own addresses: refused by the plan, or needing a route that failed.
+        """
+
+    def __init__(
+        self,
+        *,
+        ready_pod_cidr: _builtins.str = ...,
+        unreached: _abc.Iterable[Global___NodeSubnet] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ready_pod_cidr", b"ready_pod_cidr", "unreached", b"unreached"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PodRoutes: _TypeAlias = PodRoutes  # noqa: Y015
 
 @_typing.final
 class ProxyProblem(_message.Message):
@@ -571,6 +615,7 @@ class ContainerStatusReport(_message.Message):
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     IMAGE_NOTE_FIELD_NUMBER: _builtins.int
+    IMAGE_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     state: _builtins.str
     """waiting | running | terminated"""
@@ -586,6 +631,11 @@ class ContainerStatusReport(_message.Message):
     """Set when imagePullPolicy Always could not pull and the image already on the node
     runs instead: why (the master shows it as a PullFallback event).
     """
+    image_id: _builtins.str
+    """The image the container runs as the kubelet names it from Docker:
+    docker-pullable://REPO@sha256:... when the image has a repo digest, else
+    docker://sha256:... (its id); empty while no container exists.
+    """
     def __init__(
         self,
         *,
@@ -600,10 +650,11 @@ class ContainerStatusReport(_message.Message):
         exit_code: _builtins.int = ...,
         started_at: _builtins.float = ...,
         image_note: _builtins.str = ...,
+        image_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "exit_code", b"exit_code", "image", b"image", "image_note", b"image_note", "message", b"message", "name", b"name", "ready", b"ready", "reason", b"reason", "restart_count", b"restart_count", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "exit_code", b"exit_code", "image", b"image", "image_id", b"image_id", "image_note", b"image_note", "message", b"message", "name", b"name", "ready", b"ready", "reason", b"reason", "restart_count", b"restart_count", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -645,6 +696,7 @@ class PodStatusReport(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     REMOVED_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
+    POD_IP_FIELD_NUMBER: _builtins.int
     pod_name: _builtins.str
     epoch: _builtins.int
     """The assignment epoch this status answers to."""
@@ -661,6 +713,11 @@ class PodStatusReport(_message.Message):
     """
     namespace: _builtins.str
     """The pod's namespace; empty means "default" (agents from before namespaces)."""
+    pod_ip: _builtins.str
+    """The pod's own address on a container network of its machine (Docker's bridge), as
+    that machine reaches it; empty if none. Node proxies on the same machine send UDP
+    there (a DNAT to a published loopback port would be dropped as martian).
+    """
     @_builtins.property
     def port_map(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """"containerPort/PROTOCOL" -> host port the agent published it on."""
@@ -682,10 +739,11 @@ class PodStatusReport(_message.Message):
         started_at: _builtins.float = ...,
         removed: _builtins.bool = ...,
         namespace: _builtins.str = ...,
+        pod_ip: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "epoch", b"epoch", "host_ip", b"host_ip", "message", b"message", "namespace", b"namespace", "phase", b"phase", "pod_name", b"pod_name", "port_map", b"port_map", "ready", b"ready", "reason", b"reason", "removed", b"removed", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "epoch", b"epoch", "host_ip", b"host_ip", "message", b"message", "namespace", b"namespace", "phase", b"phase", "pod_ip", b"pod_ip", "pod_name", b"pod_name", "port_map", b"port_map", "ready", b"ready", "reason", b"reason", "removed", b"removed", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -797,27 +855,64 @@ class ServiceTable(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     SERVICES_FIELD_NUMBER: _builtins.int
     SERVICE_CIDR_FIELD_NUMBER: _builtins.int
+    CLUSTER_CIDR_FIELD_NUMBER: _builtins.int
+    NODE_SUBNETS_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     service_cidr: _builtins.str
     """The master's --service-cidr: the agent makes the range local to the node
     (`ip route replace local CIDR dev lo`) so the proxy can bind any address of it.
     """
+    cluster_cidr: _builtins.str
+    """The master's --cluster-cidr ("" none) and every node's pod subnet in it: each agent
+    routes the other nodes' subnets via their addresses (agent/hostgw, flannel's host-gw)
+    and its DNS gives the addresses of pods it reaches so (headless Services).
+    """
     @_builtins.property
     def services(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceEntry]: ...
+    @_builtins.property
+    def node_subnets(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeSubnet]: ...
     def __init__(
         self,
         *,
         version: _builtins.int = ...,
         services: _abc.Iterable[Global___ServiceEntry] | None = ...,
         service_cidr: _builtins.str = ...,
+        cluster_cidr: _builtins.str = ...,
+        node_subnets: _abc.Iterable[Global___NodeSubnet] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["service_cidr", b"service_cidr", "services", b"services", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_cidr", b"cluster_cidr", "node_subnets", b"node_subnets", "service_cidr", b"service_cidr", "services", b"services", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ServiceTable: _TypeAlias = ServiceTable  # noqa: Y015
+
+@_typing.final
+class NodeSubnet(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    POD_CIDR_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    address: _builtins.str
+    """The node's advertise address: the next hop to its pods."""
+    pod_cidr: _builtins.str
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        address: _builtins.str = ...,
+        pod_cidr: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "node", b"node", "pod_cidr", b"pod_cidr"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeSubnet: _TypeAlias = NodeSubnet  # noqa: Y015
 
 @_typing.final
 class ServiceEntry(_message.Message):
@@ -867,13 +962,16 @@ class ServicePortEntry(_message.Message):
     PROTOCOL_FIELD_NUMBER: _builtins.int
     APP_PROTOCOL_FIELD_NUMBER: _builtins.int
     ENDPOINTS_FIELD_NUMBER: _builtins.int
+    NODE_PORT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Empty for a Service's only, unnamed port."""
     port: _builtins.int
     protocol: _builtins.str
-    """TCP (the only protocol pinnace serves today)."""
+    """TCP (served by the node proxy's HAProxy) or UDP (by its kernel NAT rules)."""
     app_protocol: _builtins.str
     """Kubernetes' appProtocol, or "http"/"tcp" as the load balancer decided it."""
+    node_port: _builtins.int
+    """The port every node answers on for this Service port (NodePort, LoadBalancer); 0 none."""
     @_builtins.property
     def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceEndpoint]:
         """Ready endpoints only (a pod not ready or asked to stop is left out)."""
@@ -886,10 +984,11 @@ class ServicePortEntry(_message.Message):
         protocol: _builtins.str = ...,
         app_protocol: _builtins.str = ...,
         endpoints: _abc.Iterable[Global___ServiceEndpoint] | None = ...,
+        node_port: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_protocol", b"app_protocol", "endpoints", b"endpoints", "name", b"name", "port", b"port", "protocol", b"protocol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_protocol", b"app_protocol", "endpoints", b"endpoints", "name", b"name", "node_port", b"node_port", "port", b"port", "protocol", b"protocol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -905,6 +1004,8 @@ class ServiceEndpoint(_message.Message):
     NODE_FIELD_NUMBER: _builtins.int
     HOSTNAME_FIELD_NUMBER: _builtins.int
     SUBDOMAIN_FIELD_NUMBER: _builtins.int
+    POD_IP_FIELD_NUMBER: _builtins.int
+    TARGET_PORT_FIELD_NUMBER: _builtins.int
     address: _builtins.str
     """Where the pod's target port is published: its node's advertise address and host port."""
     port: _builtins.int
@@ -915,6 +1016,11 @@ class ServiceEndpoint(_message.Message):
     the governing Service), for `<hostname>.<subdomain>.<ns>.svc` names; empty if none.
     """
     subdomain: _builtins.str
+    pod_ip: _builtins.str
+    """The pod's own address on its machine's container network and the container port
+    (empty/0 when unknown): for node proxies on that same machine.
+    """
+    target_port: _builtins.int
     def __init__(
         self,
         *,
@@ -924,10 +1030,12 @@ class ServiceEndpoint(_message.Message):
         node: _builtins.str = ...,
         hostname: _builtins.str = ...,
         subdomain: _builtins.str = ...,
+        pod_ip: _builtins.str = ...,
+        target_port: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "hostname", b"hostname", "node", b"node", "pod", b"pod", "port", b"port", "subdomain", b"subdomain"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "hostname", b"hostname", "node", b"node", "pod", b"pod", "pod_ip", b"pod_ip", "port", b"port", "subdomain", b"subdomain", "target_port", b"target_port"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1289,15 +1397,24 @@ class HeartbeatAck(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
+    heartbeat_interval_seconds: _builtins.float
+    """Set when the cluster grew enough that this node's heartbeats stretch (0: unchanged):
+    beat this often from now on; the lease is this long. A lease only grows in a session.
+    """
+    lease_seconds: _builtins.float
     def __init__(
         self,
         *,
         sequence: _builtins.int = ...,
+        heartbeat_interval_seconds: _builtins.float = ...,
+        lease_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval_seconds", b"heartbeat_interval_seconds", "lease_seconds", b"lease_seconds", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1368,6 +1485,7 @@ class PodAssignment(_message.Message):
     SPEC_FIELD_NUMBER: _builtins.int
     STOP_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     epoch: _builtins.int
     owner: _builtins.str
@@ -1375,6 +1493,8 @@ class PodAssignment(_message.Message):
     """Stop the pod (SIGTERM, grace period, SIGKILL) and report removed=true."""
     namespace: _builtins.str
     """The pod's namespace (a pod is known by namespace and name); empty means "default"."""
+    uid: _builtins.str
+    """metadata.uid, for the kubelet's messages that name the pod ("name_namespace(uid)")."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -1389,10 +1509,11 @@ class PodAssignment(_message.Message):
         spec: Global___PodSpec | None = ...,
         stop: _builtins.bool = ...,
         namespace: _builtins.str = ...,
+        uid: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "spec", b"spec", "stop", b"stop"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "spec", b"spec", "stop", b"stop", "uid", b"uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1408,8 +1529,17 @@ class PodSpec(_message.Message):
     VOLUMES_FIELD_NUMBER: _builtins.int
     SERVICE_ENV_FIELD_NUMBER: _builtins.int
     DNS_FIELD_NUMBER: _builtins.int
+    FS_GROUP_FIELD_NUMBER: _builtins.int
+    FS_GROUP_CHANGE_POLICY_FIELD_NUMBER: _builtins.int
     restart_policy: _builtins.str
     termination_grace_period_seconds: _builtins.int
+    fs_group: _builtins.int
+    """spec.securityContext.fsGroup: the group that owns the pod's volumes (kubelet's way)."""
+    fs_group_change_policy: _builtins.str
+    """spec.securityContext.fsGroupChangePolicy: Always (also when empty, Kubernetes'
+    default: every volume's files get the group at each mount) | OnRootMismatch (only
+    when the volume's root does not show it yet).
+    """
     @_builtins.property
     def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerSpec]: ...
     @_builtins.property
@@ -1434,12 +1564,16 @@ class PodSpec(_message.Message):
         volumes: _abc.Iterable[Global___Volume] | None = ...,
         service_env: _abc.Iterable[Global___EnvVar] | None = ...,
         dns: Global___PodDNS | None = ...,
+        fs_group: _builtins.int | None = ...,
+        fs_group_change_policy: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["dns", b"dns"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fs_group", b"_fs_group", "dns", b"dns", "fs_group", b"fs_group"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "dns", b"dns", "restart_policy", b"restart_policy", "service_env", b"service_env", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fs_group", b"_fs_group", "containers", b"containers", "dns", b"dns", "fs_group", b"fs_group", "fs_group_change_policy", b"fs_group_change_policy", "restart_policy", b"restart_policy", "service_env", b"service_env", "termination_grace_period_seconds", b"termination_grace_period_seconds", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__fs_group: _TypeAlias = _typing.Literal["fs_group"]  # noqa: Y015
+    _WhichOneofArgType__fs_group: _TypeAlias = _typing.Literal["_fs_group", b"_fs_group"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fs_group) -> _WhichOneofReturnType__fs_group | None: ...
 
 Global___PodSpec: _TypeAlias = PodSpec  # noqa: Y015
 
@@ -1695,6 +1829,7 @@ class ContainerSpec(_message.Message):
     STDIN_FIELD_NUMBER: _builtins.int
     STDIN_ONCE_FIELD_NUMBER: _builtins.int
     TTY_FIELD_NUMBER: _builtins.int
+    SECURITY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     image: _builtins.str
     image_pull_policy: _builtins.str
@@ -1728,6 +1863,10 @@ class ContainerSpec(_message.Message):
     def liveness_probe(self) -> Global___Probe: ...
     @_builtins.property
     def volume_mounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___VolumeMount]: ...
+    @_builtins.property
+    def security(self) -> Global___ContainerSecurity:
+        """Its securityContext as it applies (its own fields over its pod's); unset: none."""
+
     def __init__(
         self,
         *,
@@ -1747,14 +1886,59 @@ class ContainerSpec(_message.Message):
         stdin: _builtins.bool = ...,
         stdin_once: _builtins.bool = ...,
         tty: _builtins.bool = ...,
+        security: Global___ContainerSecurity | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "requests", b"requests"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "requests", b"requests", "security", b"security"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests", "stdin", b"stdin", "stdin_once", b"stdin_once", "tty", b"tty", "volume_mounts", b"volume_mounts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "config_error", b"config_error", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "limits", b"limits", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "requests", b"requests", "security", b"security", "stdin", b"stdin", "stdin_once", b"stdin_once", "tty", b"tty", "volume_mounts", b"volume_mounts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerSpec: _TypeAlias = ContainerSpec  # noqa: Y015
+
+@_typing.final
+class ContainerSecurity(_message.Message):
+    """Who a container's process is (Kubernetes' securityContext, merged by the master)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_AS_USER_FIELD_NUMBER: _builtins.int
+    RUN_AS_GROUP_FIELD_NUMBER: _builtins.int
+    RUN_AS_NON_ROOT_FIELD_NUMBER: _builtins.int
+    READ_ONLY_ROOT_FILESYSTEM_FIELD_NUMBER: _builtins.int
+    SUPPLEMENTAL_GROUPS_FIELD_NUMBER: _builtins.int
+    run_as_user: _builtins.int
+    run_as_group: _builtins.int
+    run_as_non_root: _builtins.bool
+    """Refuse to start when the process would run as root (the agent checks the image's user)."""
+    read_only_root_filesystem: _builtins.bool
+    @_builtins.property
+    def supplemental_groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Added to the process's groups: the pod's supplementalGroups, then its fsGroup."""
+
+    def __init__(
+        self,
+        *,
+        run_as_user: _builtins.int | None = ...,
+        run_as_group: _builtins.int | None = ...,
+        run_as_non_root: _builtins.bool = ...,
+        read_only_root_filesystem: _builtins.bool = ...,
+        supplemental_groups: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_run_as_group", b"_run_as_group", "_run_as_user", b"_run_as_user", "run_as_group", b"run_as_group", "run_as_user", b"run_as_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_run_as_group", b"_run_as_group", "_run_as_user", b"_run_as_user", "read_only_root_filesystem", b"read_only_root_filesystem", "run_as_group", b"run_as_group", "run_as_non_root", b"run_as_non_root", "run_as_user", b"run_as_user", "supplemental_groups", b"supplemental_groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__run_as_group: _TypeAlias = _typing.Literal["run_as_group"]  # noqa: Y015
+    _WhichOneofArgType__run_as_group: _TypeAlias = _typing.Literal["_run_as_group", b"_run_as_group"]  # noqa: Y015
+    _WhichOneofReturnType__run_as_user: _TypeAlias = _typing.Literal["run_as_user"]  # noqa: Y015
+    _WhichOneofArgType__run_as_user: _TypeAlias = _typing.Literal["_run_as_user", b"_run_as_user"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__run_as_group) -> _WhichOneofReturnType__run_as_group | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__run_as_user) -> _WhichOneofReturnType__run_as_user | None: ...
+
+Global___ContainerSecurity: _TypeAlias = ContainerSecurity  # noqa: Y015
 
 @_typing.final
 class HTTPHeader(_message.Message):

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import docker.errors
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +52,31 @@ def build_images(*targets: str) -> None:
     if built.returncode != 0:
         output = built.stdout[-2000:] + built.stderr[-2000:]
         unavailable(f"cannot build the images {', '.join(targets)}:\n{output}")
+
+
+# What Docker on fuse-overlayfs answers while another removal of the same container (an agent's,
+# or the engine's own log writer closing) is still finishing; the next try succeeds.
+_REMOVAL_RACES = ("directory not empty", "removal of container", "already in progress")
+
+
+def remove_container(container: Any, within: float = 60.0) -> None:
+    """Force-remove one container (a docker-py Container, by its id); one already gone is fine.
+
+    Why not `container.remove(force=True)`: on this engine a removal racing another one fails
+    with 500 "unable to remove filesystem ... directory not empty" (a CI run's teardown error);
+    such answers are retried until `within` seconds have passed, then raised."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            container.remove(force=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            said = str(exc.explanation or exc).lower()
+            if time.monotonic() > deadline or not any(race in said for race in _REMOVAL_RACES):
+                raise
+        time.sleep(0.2)
 
 
 def haproxy_path() -> str | None:

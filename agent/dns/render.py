@@ -6,7 +6,9 @@ kubernetes plugin makes them: a Service with a cluster IP is `<svc>.<ns>.svc` ->
 address; a headless one is `<svc>.<ns>.svc` -> each ready endpoint's address, and
 `<hostname>.<svc>.<ns>.svc` -> one pod's address for an endpoint whose pod has that
 hostname and the Service as its subdomain (a StatefulSet's pods). An endpoint's address
-is where pinnace reaches the pod: its own IP on a pod network, else its node's address.
+is where pinnace reaches the pod: its own IP on a pod network; its own IP on its node's
+pod bridge when the master gives nodes pod subnets (--cluster-cidr) and this machine
+routes to that node's subnet (`reach`, agent/hostgw); else its node's address.
 The agent appends its cluster domain (`--cluster-domain`, Kubernetes' cluster.local) and
 writes one hosts file, which dnsmasq re-reads when it changes (`hostsdir`, inotify).
 Only the full names are written: a pod's resolv.conf searches `<ns>.svc.<domain>
@@ -23,8 +25,9 @@ A record of its own) at the port the pod is reached on. In the default networkin
 that port is the pod's published host port on its node's address, so a client that
 asks SRV reaches a headless Service's pods on any node even though their container
 ports are not where they listen. dnsmasq reads SRV records (`srv-host=`) only from its
-config, at start: they go to a file of their own (`render_srv`), and the server
-restarts dnsmasq when that file changes (agent/dns/server.py).
+config, at start: they are served by a second dnsmasq of their own
+(`render_srv_config`), to which the node's forwards `svc.<domain>` (`render_servers`),
+replaced whole when they change (agent/dns/srvdns.py) while the node's keeps answering.
 
 dnsmasq listens on the node's DNS address only (`bind-interfaces`, `listen-address`), so
 agents sharing one machine each run their own.
@@ -34,10 +37,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agent.nodeproxy.table import ServiceTable
+from agent.nodeproxy.table import Backend, ServiceTable
 
 # Seconds a client may keep an answer (CoreDNS's kubernetes plugin also says 5).
 LOCAL_TTL = 5
@@ -66,13 +69,53 @@ class SrvRecord:
     port: int
 
 
+Reach = frozenset[str]
+
+
+def _where(b: Backend, cluster: str, reach: Reach) -> Backend:
+    """The endpoint as this node's pods reach it: at the pod's own address and container
+    port when its node's pod subnet is routed from here (see the module's docstring)."""
+    if b.node in reach and b.pod_ip and b.target_port and _inside(b.pod_ip, cluster):
+        return replace(b, address=b.pod_ip, port=b.target_port)
+    return b
+
+
+def _inside(address: str, cidr: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(cidr)
+    except ValueError:
+        return False
+
+
+def _reached(table: ServiceTable, reach: Reach) -> ServiceTable:
+    """The table with every endpoint where this node's pods reach it."""
+    if not reach or not table.cluster_cidr:
+        return table
+    cluster = table.cluster_cidr
+    return replace(
+        table,
+        services=tuple(
+            replace(
+                svc,
+                ports=tuple(
+                    replace(p, backends=tuple(_where(b, cluster, reach) for b in p.backends))
+                    for p in svc.ports
+                ),
+            )
+            for svc in table.services
+        ),
+    )
+
+
 def _dashed(address: str) -> str:
     """A pod's name from its address, as CoreDNS names unnamed endpoints (10-0-0-1)."""
     return address.replace(".", "-").replace(":", "-")
 
 
-def srv_from_table(table: ServiceTable) -> tuple[SrvRecord, ...]:
-    """The SRV records of every named Service port (see the module's docstring)."""
+def srv_from_table(table: ServiceTable, reach: Reach = frozenset()) -> tuple[SrvRecord, ...]:
+    """The SRV records of every named Service port (see the module's docstring); `reach`:
+    the nodes whose pods this machine reaches at their own addresses."""
+    table = _reached(table, reach)
     records: list[SrvRecord] = []
     for svc in table.services:
         namespace = svc.namespace or "default"
@@ -94,7 +137,9 @@ def srv_from_table(table: ServiceTable) -> tuple[SrvRecord, ...]:
     return tuple(sorted(set(records)))
 
 
-def names_from_table(table: ServiceTable) -> tuple[DnsName, ...]:
+def names_from_table(table: ServiceTable, reach: Reach = frozenset()) -> tuple[DnsName, ...]:
+    """The cluster's names (see the module's docstring); `reach` as for srv_from_table."""
+    table = _reached(table, reach)
     names: list[DnsName] = []
     for svc in table.services:
         namespace = svc.namespace or "default"
@@ -162,8 +207,9 @@ class DnsmasqConfig:
     port: int = 53
     # Where the names of the rest of the world are asked: the node's resolvers.
     upstream: str = "/etc/resolv.conf"
-    # The SRV records' file (render_srv), read at start; "" none.
-    srv_file: Path | None = None
+    # Where the SRV records' dnsmasq is named (render_servers), re-read on SIGHUP; None:
+    # no SRV records (names under the domain not in the hosts file get NXDOMAIN here).
+    servers_file: Path | None = None
 
 
 def render_config(c: DnsmasqConfig) -> str:
@@ -183,7 +229,33 @@ def render_config(c: DnsmasqConfig) -> str:
             f"resolv-file={c.upstream}",
             f"pid-file={c.pid_file}",
             "cache-size=1000",
-            *([f"conf-file={c.srv_file}"] if c.srv_file else []),
+            *([f"servers-file={c.servers_file}"] if c.servers_file else []),
             "",
         )
     )
+
+
+def render_srv_config(node: str, port: int, domain: str, pid_file: Path, records: str) -> str:
+    """The SRV records' dnsmasq (agent/dns/srvdns.py): on 127.0.0.1:`port`, nothing but
+    `records` (render_srv's lines); every other name under the domain is NXDOMAIN, and it
+    asks no one else."""
+    return "\n".join(
+        (
+            f"# dnsmasq of pinnace agent {node}: the cluster's SRV records (generated).",
+            f"port={port}",
+            "listen-address=127.0.0.1",
+            "bind-interfaces",
+            "no-hosts",
+            "no-resolv",
+            f"local=/{domain}/",
+            f"local-ttl={LOCAL_TTL}",
+            f"pid-file={pid_file}",
+            records,
+        )
+    )
+
+
+def render_servers(domain: str, port: int) -> str:
+    """The node's dnsmasq's servers file: what its hosts file does not answer under
+    `svc.<domain>` (the SRV names) is asked of the SRV records' dnsmasq on `port`."""
+    return f"server=/svc.{domain}/127.0.0.1#{port}\n"

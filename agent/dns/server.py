@@ -15,6 +15,11 @@ has bound its socket (it writes its pid file then) or died (the reason is its
 last words). `run` restarts it when it exits; `stop` ends it and removes the
 route. The names file survives the agent: a restarted agent's dnsmasq answers
 with the last table before the master has said anything.
+
+SRV records are served by a second dnsmasq the node's forwards to (agent/dns/srvdns.py):
+dnsmasq reads them only at start, and the node's dnsmasq is never restarted for them --
+a new SRV dnsmasq takes the change and the node's is told with SIGHUP, so no query goes
+unanswered while the records change.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from agent.dns import dnsmasq
 from agent.dns.render import (
     DnsmasqConfig,
     DnsName,
@@ -39,6 +45,7 @@ from agent.dns.render import (
     render_hosts,
     render_srv,
 )
+from agent.dns.srvdns import SrvDns, SrvDnsError
 from kernel.files import write_atomic
 
 log = logging.getLogger(__name__)
@@ -68,24 +75,21 @@ def layout(root: Path, node: str) -> tuple[Path, Path, Path, Path]:
     return directory, directory / "dnsmasq.conf", directory / "dnsmasq.pid", directory / "hosts"
 
 
-def _owned_pid(pid_file: Path, conf: Path) -> int:
-    """The pid in `pid_file` if that process is a dnsmasq started with `conf`, else 0."""
-    try:
-        pid = int(pid_file.read_text().strip() or "0")
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return 0
-    return pid if pid > 0 and f"--conf-file={conf}".encode() in cmdline else 0
+_owned_pid = dnsmasq.owned_pid
+_running = dnsmasq.running
 
 
 def stop_node_dns(root: Path, node: str) -> None:
     """Cleans up after a node whose agent was killed (tests): ends its dnsmasq, by the pid in
     its pid file, removes the route the agent added and the node's directory."""
     directory, conf, pid_file, _ = layout(root, node)
-    pid = _owned_pid(pid_file, conf)
-    if pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    # The node's dnsmasq and its SRV records' (agent/dns/srvdns.py).
+    pairs = [(pid_file, conf), *((p, p.with_suffix(".conf")) for p in directory.glob("srv-*.pid"))]
+    for pids, config in pairs:
+        pid = _owned_pid(pids, config)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     marker = directory / "route"
     with contextlib.suppress(OSError):
         address = marker.read_text().strip()
@@ -95,14 +99,6 @@ def stop_node_dns(root: Path, node: str) -> None:
             check=False,
         )
     shutil.rmtree(directory, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    """Whether the process exists and has not ended (a zombie has: its sockets are closed)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 async def _run(*command: str) -> str:
@@ -126,6 +122,7 @@ class DnsServer:
         root: Path,
         binary: str = "dnsmasq",
         backoff: float = 1.0,
+        port: int = 53,
     ) -> None:
         directory, conf, pid_file, hosts_dir = layout(root, node)
         self._dir, self._conf, self._pid_file, self._hosts_dir = (
@@ -135,9 +132,17 @@ class DnsServer:
             hosts_dir,
         )
         self._route_marker = directory / "route"
+        # The SRV records as last rendered: read at start, so a restarted agent serves them.
         self._srv_file = directory / "srv.conf"
+        self._srv_dns = SrvDns(directory, node, domain, binary, lost=self._srv_lost)
         self._config = DnsmasqConfig(
-            node, address, domain, hosts_dir, pid_file, srv_file=self._srv_file
+            node,
+            address,
+            domain,
+            hosts_dir,
+            pid_file,
+            port=port,
+            servers_file=self._srv_dns.servers_file,
         )
         self._binary = binary
         # The first wait before restarting a dnsmasq that exited (doubled up to 30 s).
@@ -147,12 +152,10 @@ class DnsServer:
         self._stopping = False
         self._hosts = ""
         self._srv = ""
-        # A dnsmasq ended on purpose (to read new SRV records): `run` does not restart it.
-        self._replaced: asyncio.subprocess.Process | None = None
-        self._restarts: set[asyncio.Task[None]] = set()
-        self._restart_lock = asyncio.Lock()
-        # How often dnsmasq was restarted for new SRV records (tests, logs).
-        self.srv_restarts = 0
+        self._swaps: set[asyncio.Task[None]] = set()
+        self._swap_lock = asyncio.Lock()
+        # How often new SRV records were taken by a new SRV dnsmasq (tests, logs).
+        self.srv_swaps = 0
 
     @property
     def address(self) -> str:
@@ -185,7 +188,17 @@ class DnsServer:
             self._srv = render_srv((), self.domain)
             write_atomic(self._srv_file, self._srv.encode(), 0o644)
         await self._stop_stale()
-        await self._spawn()
+        await self._srv_dns.stop_stale()
+        try:
+            # First: the node's dnsmasq reads the servers file naming it at start.
+            await self._srv_dns.serve(self._srv)
+        except SrvDnsError as exc:
+            raise DnsStartError(str(exc)) from None
+        try:
+            await self._spawn()
+        except DnsStartError:
+            await self._srv_dns.stop()
+            raise
 
     async def _own_address(self) -> None:
         address = self.address
@@ -204,62 +217,32 @@ class DnsServer:
         if not pid:
             return
         log.info("stopping dnsmasq %d left by an earlier agent", pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        # Its pid file goes first, its socket last: wait for the process itself.
-        deadline = time.monotonic() + 3.0
-        while _running(pid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if _running(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while _running(pid) and time.monotonic() < deadline + 2.0:
-                await asyncio.sleep(0.05)
+        await dnsmasq.stop_pid(pid)
 
     async def _spawn(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._pid_file.unlink()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self._binary,
-                "--keep-in-foreground",
-                f"--conf-file={self._conf}",
-                "--log-facility=-",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
+            proc = await dnsmasq.launch(self._binary, self._conf)
         except OSError as exc:
             raise DnsStartError(f"cannot run {self._binary}: {exc.strerror or exc}") from None
         self._proc = proc
-        asyncio.get_running_loop().create_task(self._relay(proc))
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.returncode is not None:
-                break
-            if _owned_pid(self._pid_file, self._conf) == proc.pid:
-                log.info("cluster DNS for pods on %s:53 (%s)", self.address, self.domain)
-                return
-            await asyncio.sleep(0.05)
+        asyncio.get_running_loop().create_task(dnsmasq.relay(proc, self._said))
+        if await dnsmasq.bound(proc, self._pid_file, self._conf, START_TIMEOUT):
+            log.info("cluster DNS for pods on %s:53 (%s)", self.address, self.domain)
+            return
         await asyncio.sleep(0.1)  # its last words
         raise DnsStartError(
-            f"dnsmasq did not start on {self.address}:53: {self._last_words or 'no answer'}"
+            f"dnsmasq did not start on {self.address}:{self._config.port}: "
+            f"{self._last_words or 'no answer'}"
         )
 
-    async def _relay(self, proc: asyncio.subprocess.Process) -> None:
-        """dnsmasq's log lines into the agent's log; the last one says why it stopped."""
-        if proc.stderr is None:
-            return
-        async for raw in proc.stderr:
-            line = raw.decode(errors="replace").strip()
-            if line:
-                self._last_words = line
-                log.info("%s", line)
+    def _said(self, line: str) -> None:
+        self._last_words = line
 
     def update(self, names: Iterable[DnsName], srv: Iterable[SrvRecord] = ()) -> None:
         """Writes the names for dnsmasq when they changed (it re-reads the file itself), and
-        the SRV records, restarting dnsmasq when those changed (it reads them at start)."""
+        hands changed SRV records to a new SRV dnsmasq (agent/dns/srvdns.py)."""
         text = render_hosts(names, self.domain)
         if text != self._hosts:
             write_atomic(self._hosts_dir / "cluster", text.encode(), 0o644)
@@ -269,31 +252,42 @@ class DnsServer:
             write_atomic(self._srv_file, records.encode(), 0o644)
             self._srv = records
             if self._proc is not None:
-                task = asyncio.get_running_loop().create_task(self._restart_for_srv())
-                self._restarts.add(task)
-                task.add_done_callback(self._restarts.discard)
+                self._swap_soon()
 
-    async def _restart_for_srv(self) -> None:
-        """A new dnsmasq on the new SRV records. The old one ends first (both cannot bind
-        port 53); the gap is the new one's start, tens of milliseconds, and a pod's
-        resolver asks again. Restarts queue behind each other; the last reads the newest."""
-        async with self._restart_lock:
-            old = self._proc
-            if self._stopping or old is None:
+    def _swap_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._swap())
+        self._swaps.add(task)
+        task.add_done_callback(self._swaps.discard)
+
+    def _srv_lost(self) -> None:
+        """The SRV dnsmasq ended by itself: another, after a pause (it may end again)."""
+
+        async def later() -> None:
+            await asyncio.sleep(self._backoff)
+            await self._swap()
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._swaps.add(task)
+        task.add_done_callback(self._swaps.discard)
+
+    async def _swap(self) -> None:
+        """A new SRV dnsmasq on the newest records, then SIGHUP: the node's dnsmasq re-reads
+        its servers file (now naming the new one) and clears its cache, without a gap.
+        Swaps queue behind each other; one that finds the newest records served is done."""
+        async with self._swap_lock:
+            if self._stopping or self._srv_dns.records == self._srv:
                 return
-            self._replaced = old
-            if old.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    old.terminate()
-                await old.wait()
             try:
-                await self._spawn()
-                self.srv_restarts += 1
-                log.info("dnsmasq restarted to serve new SRV records")
-            except DnsStartError as exc:
-                log.warning("%s", exc)
-                # `run` sees the old one ended and keeps trying, with its backoff.
-                self._replaced = None
+                await self._srv_dns.serve(self._srv)
+            except SrvDnsError as exc:
+                log.warning("%s; SRV answers keep the earlier records", exc)
+                return
+            proc = self._proc
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGHUP)
+            self.srv_swaps += 1
+            log.info("SRV records now served by a new dnsmasq (the node's was told: SIGHUP)")
 
     async def run(self) -> None:
         """Keeps dnsmasq running: restarts it when it exits, waiting longer each time. It
@@ -308,11 +302,6 @@ class DnsServer:
             code = await proc.wait()
             if self._stopping:
                 return
-            if proc is self._replaced:
-                # Ended on purpose for new SRV records: wait for its successor.
-                while self._proc is proc and self._replaced is proc and not self._stopping:
-                    await asyncio.sleep(0.05)
-                continue
             log.warning(
                 "dnsmasq exited with %s (%s); restarting in %.0fs", code, self._last_words, backoff
             )
@@ -329,16 +318,14 @@ class DnsServer:
     async def stop(self) -> None:
         """Ends dnsmasq and removes the route this agent added (the names file stays)."""
         self._stopping = True
+        for task in list(self._swaps):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         proc = self._proc
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 3.0)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        if proc is not None:
+            await dnsmasq.end(proc)
+        await self._srv_dns.stop()
         if self._route_marker.exists():
             failed = await _run(
                 "ip", "route", "del", "local", f"{self.address}/32", "dev", "lo", "table", "local"

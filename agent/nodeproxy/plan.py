@@ -24,6 +24,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
+from agent.nodeproxy.nodeaddresses import NO_NODE_PORTS, NodePortAddresses
 from agent.nodeproxy.render import DEFAULT_SETTINGS, ProxySettings, render_state, server_name
 from agent.nodeproxy.slots import Endpoint, ProxyState, desired_state
 from agent.nodeproxy.table import ServiceTable
@@ -52,11 +53,12 @@ def plan_step(
     refused: Collection[Endpoint] = (),
     applied_text: str = "",
     settings: ProxySettings = DEFAULT_SETTINGS,
+    node: NodePortAddresses = NO_NODE_PORTS,
 ) -> ProxyStep:
     """`current` is what HAProxy holds (None: unknown, e.g. adopted; then `applied_text`,
     the config it was started with, decides), `routed` the range already local."""
     route = table.service_cidr if table.service_cidr and table.service_cidr != routed else ""
-    state = desired_state(table, current, refused)
+    state = desired_state(table, current, refused, node=node)
     text = render_state(state, table.version, table.service_cidr, settings)
     if not running:
         return ProxyStep(route, "start", state, text, reason="no HAProxy runs")
@@ -83,7 +85,7 @@ def reload_reason(current: ProxyState, state: ProxyState) -> str:
         return "sections removed: " + ", ".join(removed)
     for name in sorted(new):
         before, after = old[name], new[name]
-        if (before.listener, before.http) != (after.listener, after.http):
+        if before.where != after.where:
             return f"{name} moved or changed mode"
         if len(before.slots) != len(after.slots):
             return f"{name} grows to {len(after.slots)} slots"

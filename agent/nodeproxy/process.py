@@ -31,6 +31,7 @@ from pathlib import Path
 from agent.nodeproxy.render import ADMIN_SOCKET
 from kernel.files import write_atomic
 from kernel.processes import pid_alive as pid_alive
+from kernel.processes import read_pid_file
 from kernel.processes import runs_config as runs_config
 
 
@@ -69,12 +70,9 @@ MAX_SOCKET_PATH = 107
 
 
 def find_running(paths: ProxyPaths) -> int | None:
-    """The PID of the HAProxy master serving this folder's config, if one runs."""
-    try:
-        pid = int(paths.pidfile.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if runs_config(pid, paths.config) else None
+    """The PID of the HAProxy master serving this folder's config, if one runs (blocks for a
+    moment while HAProxy rewrites its pid file: see read_pid_file)."""
+    return read_pid_file(paths.pidfile, paths.config)
 
 
 def _last_lines(text: str, count: int = 3) -> str:

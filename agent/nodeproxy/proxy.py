@@ -7,13 +7,19 @@ newest table (tables arrive whole; one that waits is simply replaced), makes at 
 one change per `min_interval`, and never lets a failure stop the agent -- it logs one
 sentence and tries again with the next table or after `retry_after`.
 
-Before HAProxy is given a config, every listener is test-bound
-(agent/nodeproxy/listeners.py): one the node cannot bind (a process on the node
-holds the port) is left out and reported for its Service -- `report` hands the
-master the whole list whenever it changes, which shows it as a Warning event and a
-status condition of the Service -- while every other Service is served. Refused
-listeners are tried again every `reprobe_after` (a test bind costs microseconds), so
-a freed port is served without any new table.
+A new service range is made local first; then, before HAProxy is given a config,
+every listener is test-bound (agent/nodeproxy/listeners.py): one the node cannot
+bind (a process on the node holds the port) is left out and reported for its
+Service -- `report` hands the master the whole list whenever it changes, which shows
+it as a Warning event and a status condition of the Service -- while every other
+Service is served. Refused listeners are tried again every `reprobe_after` (a test
+bind costs microseconds), so a freed port is served without any new table.
+
+A Service's UDP ports are not HAProxy's: `udp` (agent/nodeproxy/udpkernel.py) puts them
+into the node's kernel NAT with each table; a failure there is reported as a node event
+and never stops the TCP side. With `node` (the advertise address and kube-proxy's
+--nodeport-addresses, agent/nodeproxy/nodeaddresses.py), node ports are served on the
+node's addresses too.
 
 Started, the proxy is adopted from its pid file (agent/nodeproxy/process.py), so
 an agent restart costs no connection; it is stopped only when the agent is asked
@@ -30,11 +36,13 @@ from pathlib import Path
 
 from agent.nodeproxy import process
 from agent.nodeproxy.listeners import BindFailure, try_bind
+from agent.nodeproxy.nodeaddresses import NO_NODE_PORTS, NodePortAddresses
 from agent.nodeproxy.plan import ProxyStep, plan_step
 from agent.nodeproxy.render import ProxySettings
 from agent.nodeproxy.route import RouteError, make_local
 from agent.nodeproxy.slots import Endpoint, ProxyState, listeners
 from agent.nodeproxy.table import ServiceTable
+from agent.nodeproxy.udpkernel import UdpRules, UdpRulesError, remove_udp_rules
 from kernel.clock import Clock
 from kernel.files import write_atomic
 
@@ -57,16 +65,24 @@ class ListenerProblem:
 def problems_for(
     wanted: dict[Endpoint, tuple[str, str, str]], failures: Collection[BindFailure]
 ) -> tuple[ListenerProblem, ...]:
-    """One problem per refused listener, in a stable order (pure)."""
+    """One problem per Service port with a refused listener (a node port's several binds
+    named in one sentence, in the order asked for), in a stable order (pure)."""
+    by_port: dict[tuple[str, str, str], list[BindFailure]] = {}
+    order = list(wanted)
+    for f in sorted(failures, key=lambda f: order.index(f.listener)):
+        by_port.setdefault(wanted[f.listener], []).append(f)
     found = []
-    for f in failures:
-        namespace, service, label = wanted[(f.address, f.port)]
-        where = f"[{f.address}]:{f.port}" if ":" in f.address else f"{f.address}:{f.port}"
+    for (namespace, service, label), refused in by_port.items():
+        where = " and ".join(
+            f"[{f.address}]:{f.port}" if ":" in f.address else f"{f.address}:{f.port}"
+            for f in refused
+        )
+        what = "node port" if "(node port" in label else "cluster IP port"
         message = (
-            f"the node proxy cannot listen on {where} ({f.detail}); this cluster IP port "
+            f"the node proxy cannot listen on {where} ({refused[0].detail}); this {what} "
             "does not answer on this node until the port is free there"
         )
-        found.append(ListenerProblem(namespace, service, label, f.reason, message))
+        found.append(ListenerProblem(namespace, service, label, refused[0].reason, message))
     return tuple(sorted(found))
 
 
@@ -84,6 +100,8 @@ class NodeProxy:
         notify: Callable[[str, str], None] | None = None,
         report: Callable[[tuple[ListenerProblem, ...]], None] | None = None,
         probe: Callable[[str, int], BindFailure | None] = try_bind,
+        node: NodePortAddresses = NO_NODE_PORTS,
+        udp: UdpRules | None = None,
     ) -> None:
         self.paths = process.ProxyPaths(workdir)
         self._clock = clock
@@ -99,6 +117,9 @@ class NodeProxy:
         # Tells the master which Services this node cannot serve (the whole list).
         self._report = report or (lambda problems: None)
         self._probe = probe
+        self._node = node
+        self._udp = udp
+        self._udp_failed = ""
         self._problems: tuple[ListenerProblem, ...] = ()
         self._refused: frozenset[Endpoint] = frozenset()
         self._state: ProxyState | None = None
@@ -162,15 +183,26 @@ class NodeProxy:
         self._wake.set()
 
     async def _apply(self, table: ServiceTable) -> None:
+        if table.service_cidr and table.service_cidr != self._routed:
+            # The range first: until it is local no cluster IP can be bound, and the test
+            # binds below would refuse every listener -- as they did in an agent container
+            # that restarted (a fresh namespace without the route): every cluster IP of
+            # that node unserved and a Warning on each Service until the retry 2 s later.
+            await self._make_route(table.service_cidr)
         running = self._pid is not None and process.pid_alive(self._pid)
-        wanted = listeners(table)
+        wanted = listeners(table, self._node)
         failures = await asyncio.to_thread(self._probe_all, wanted)
         refused = frozenset(f.listener for f in failures)
         step = plan_step(
-            table, self._state, running, self._routed, refused, self._applied, self._settings
+            table,
+            self._state,
+            running,
+            self._routed,
+            refused,
+            self._applied,
+            self._settings,
+            self._node,
         )
-        if step.route:
-            await self._make_route(step.route)
         await self._carry_out(step)
         self._state, self._applied, self.last_action = step.state, step.text, step.action
         if refused != self._refused:
@@ -182,7 +214,23 @@ class NodeProxy:
         if problems != self._problems:
             self._problems = problems
             self._report(problems)
+        await self._apply_udp(table)
         self._served(table)
+
+    async def _apply_udp(self, table: ServiceTable) -> None:
+        """The UDP ports into the kernel; a failure is told once and tried with the next
+        table, and never stops the TCP side."""
+        if self._udp is None:
+            return
+        try:
+            await asyncio.to_thread(self._udp.apply, table)
+        except (UdpRulesError, OSError) as e:
+            if str(e) != self._udp_failed:
+                self._udp_failed = str(e)
+                log.error("node proxy: %s", e)
+                self._tell(str(e))
+            return
+        self._udp_failed = ""
 
     def _probe_all(self, wanted: dict[Endpoint, tuple[str, str, str]]) -> list[BindFailure]:
         return [f for f in (self._probe(a, p) for a, p in sorted(wanted)) if f is not None]
@@ -241,10 +289,14 @@ class NodeProxy:
     async def stop(self) -> int | None:
         """Stop HAProxy (the agent was asked to take its data plane down with it)."""
         pid = await asyncio.to_thread(process.stop, self.paths)
+        if self._udp is not None:
+            await asyncio.to_thread(self._udp.remove)
         self._pid = None
         return pid
 
 
 def stop_proxy(workdir: Path) -> int | None:
-    """Stop the node proxy of an agent's state dir; its PID, or None if none ran."""
+    """Stop the node proxy of an agent's state dir (and delete its UDP rules); its PID, or
+    None if no HAProxy ran."""
+    remove_udp_rules(workdir)
     return process.stop(process.ProxyPaths(workdir))

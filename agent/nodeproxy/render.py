@@ -116,7 +116,8 @@ def render_state(
 def _section(section: Section) -> list[str]:
     lines = [
         f"listen {section.name}",
-        f"    bind {_address(section.address, section.port)}",
+        *(f"    bind {_address(*bind)}{_v6only(bind)}" for bind in section.binds),
+        *([f"    {section.rule}"] if section.rule else []),
         "    balance roundrobin",
     ]
     if section.http:
@@ -127,6 +128,11 @@ def _section(section: Section) -> list[str]:
         ]
     lines += [f"    {server_line(i, slot)}" for i, slot in enumerate(section.slots)]
     return lines
+
+
+def _v6only(bind: Endpoint) -> str:
+    """[::] answers IPv6 alone: IPv4 is the 0.0.0.0 socket's (else the two would clash)."""
+    return " v6only" if bind[0] == "::" else ""
 
 
 def server_name(index: int) -> str:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from agent.hostgw.plan import NodeSubnet
 from protos import node_pb2
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ class Backend:
     # A StatefulSet pod's stable name parts (<hostname>.<subdomain>.<ns>.svc), else "".
     hostname: str = ""
     subdomain: str = ""
+    # The pod's address on its machine's container network and its container port (""/0
+    # unknown): the UDP rules of a node proxy on that machine DNAT there.
+    pod_ip: str = ""
+    target_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,8 @@ class ServicePort:
     protocol: str = "TCP"
     app_protocol: str = ""
     backends: tuple[Backend, ...] = ()
+    # The port every node answers on for this Service port (NodePort, LoadBalancer); 0 none.
+    node_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +64,18 @@ class ServiceTable:
     version: int = 0
     services: tuple[TableService, ...] = ()
     service_cidr: str = ""
+    # The master's --cluster-cidr ("" none) and every node's pod subnet in it, for the
+    # node's host-gw routes and its DNS (agent/hostgw).
+    cluster_cidr: str = ""
+    subnets: tuple[NodeSubnet, ...] = ()
 
 
 def table_from_proto(msg: node_pb2.ServiceTable) -> ServiceTable:
     return ServiceTable(
         version=msg.version,
         service_cidr=msg.service_cidr,
+        cluster_cidr=msg.cluster_cidr,
+        subnets=tuple(NodeSubnet(n.node, n.address, n.pod_cidr) for n in msg.node_subnets),
         services=tuple(
             TableService(
                 name=s.name,
@@ -76,8 +89,18 @@ def table_from_proto(msg: node_pb2.ServiceTable) -> ServiceTable:
                         port=p.port,
                         protocol=p.protocol or "TCP",
                         app_protocol=p.app_protocol,
+                        node_port=p.node_port,
                         backends=tuple(
-                            Backend(e.address, e.port, e.pod, e.node, e.hostname, e.subdomain)
+                            Backend(
+                                e.address,
+                                e.port,
+                                e.pod,
+                                e.node,
+                                e.hostname,
+                                e.subdomain,
+                                e.pod_ip,
+                                e.target_port,
+                            )
                             for e in p.endpoints
                         ),
                     )

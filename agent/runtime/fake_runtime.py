@@ -37,6 +37,7 @@ from agent.runtime.port import (
     VolumeInfo,
     fallback_note,
     pod_of,
+    restarted_name,
 )
 
 
@@ -55,6 +56,8 @@ class FakeEngine:
         # What stats() answers per container id (tests set it); absent: all zero.
         self.stats: dict[str, ContainerStats] = {}
         self.present_images: set[str] = set()
+        # An image's Config.User (absent: "", root).
+        self.image_users: dict[str, str] = {}
         self.pullable_images: set[str] = set()
         # image -> error message raised by create_and_start.
         self.start_failures: dict[str, str] = {}
@@ -69,9 +72,20 @@ class FakeEngine:
         self.mounted: dict[str, set[str]] = {}
         # What `volume_sizes` answers for a volume (tests set it; absent: 0 bytes).
         self.volume_bytes: dict[str, int] = {}
+        # The ports each container was created with (the engine publishes them again when
+        # a container is started again), and where in its output its current run began.
+        self.bindings: dict[str, dict[str, int]] = {}
+        self.run_began: dict[str, int] = {}
+        # Ids a restart_in_place refuses to start, with the engine's message.
+        self.restart_failures: dict[str, str] = {}
+        self.restarts_in_place: list[str] = []
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self._subscribers: list[_Subscriber] = []
+
+    def watched(self, node: str) -> bool:
+        """Whether a runtime of `node` follows the events (so a crash is seen as one)."""
+        return any(sub.node == node for sub in self._subscribers)
 
     def write_log(self, container_id: str, data: bytes) -> None:
         self.output.setdefault(container_id, []).append(data)
@@ -96,7 +110,7 @@ class FakeEngine:
 
     def _publish(self, action: Literal["start", "die"], info: ContainerInfo) -> None:
         event = RuntimeEvent(action, info.id, pod_of(info.labels))
-        event = replace(event, container=info.labels.get(LABEL_CONTAINER, ""))
+        event = replace(event, container=info.labels.get(LABEL_CONTAINER, ""), at=self.clock())
         for sub in self._subscribers:
             if info.labels.get(LABEL_NODE) == sub.node:
                 sub.queue.put_nowait(event)
@@ -174,6 +188,11 @@ class FakeRuntime:
         engine.present_images.add(image)
         return ""
 
+    async def image_user(self, image: str) -> str:
+        if image not in self.engine.present_images:
+            raise RuntimeFailure(f"no such image: {image}")
+        return self.engine.image_users.get(image, "")
+
     async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
         engine = self.engine
         for existing in list(engine.containers.values()):
@@ -211,6 +230,29 @@ class FakeRuntime:
                 engine.volumes[mount.source] = VolumeInfo(mount.source, dict(mount.labels))
         engine.mounted[info.id] = {m.source for m in config.mounts if m.type == "volume"}
         engine.containers[info.id] = info
+        engine.bindings[info.id] = dict(ports)
+        engine._publish("start", info)
+        return info
+
+    async def restart_in_place(self, container_id: str, name: str) -> ContainerInfo:
+        engine = self.engine
+        old = self._mine(engine.containers.get(container_id))
+        if old is None or old.state != "exited":
+            raise ContainerCreateError(f"cannot start container {name} again: not exited")
+        # As the engine's: started first, then renamed (a failed start keeps the old name).
+        renamed = replace(old, name=restarted_name(name, engine.clock()))
+        if container_id in engine.restart_failures:
+            raise ContainerCreateError(engine.restart_failures[container_id])
+        ports = engine.bindings.get(container_id, {})
+        if set(ports.values()) & {port for _, port in engine._host_ports_in_use()}:
+            raise ContainerCreateError(f"cannot start container {name} again: port allocated")
+        # A later run starts later, even on a test's stopped clock (runs are told apart by
+        # their start: ContainerInfo.run_key).
+        began = max(engine.clock(), old.started_at + 1e-6)
+        info = replace(renamed, state="running", started_at=began, ports=dict(ports))
+        engine.containers[container_id] = info
+        engine.run_began[container_id] = len(engine.output.get(container_id, []))
+        engine.restarts_in_place.append(container_id)
         engine._publish("start", info)
         return info
 
@@ -297,7 +339,12 @@ class FakeRuntime:
     async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
         if self._mine(self.engine.containers.get(container_id)) is None:
             raise RuntimeFailure(f"container {container_id[:12]} is gone")
-        lines = b"".join(self.engine.output.get(container_id, [])).splitlines(keepends=True)
+        # As the engine's log window (docker_runtime.log_window): a container started again
+        # in place shows its current run, or with `until` the run before.
+        written = self.engine.output.get(container_id, [])
+        began = self.engine.run_began.get(container_id, 0)
+        written = written[:began] if options.until > 0 else written[began:]
+        lines = b"".join(written).splitlines(keepends=True)
         if options.tail_lines >= 0:
             lines = lines[len(lines) - options.tail_lines :] if options.tail_lines else []
         for line in lines:

@@ -54,6 +54,9 @@ class MeteredRuntime:
     async def ensure_image(self, image: str, pull_policy: str = "IfNotPresent") -> str:
         return await _timed("pull", self._inner.ensure_image(image, pull_policy))
 
+    async def image_user(self, image: str) -> str:
+        return await self._inner.image_user(image)
+
     async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
         return await _timed("create", self._inner.create_and_start(config))
 
@@ -67,6 +70,9 @@ class MeteredRuntime:
         self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
     ) -> ContainerInfo:
         return await _timed("replace", self._inner.replace(old_id, config, before_remove))
+
+    async def restart_in_place(self, container_id: str, name: str) -> ContainerInfo:
+        return await _timed("restart_in_place", self._inner.restart_in_place(container_id, name))
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         return await _timed("inspect", self._inner.inspect(container_id))

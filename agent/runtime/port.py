@@ -11,6 +11,7 @@ unit tests and hollow nodes. Both pass tests/integration/test_agent_runtime_cont
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -26,11 +27,36 @@ LABEL_EPOCH = "pinnace.epoch"
 LABEL_SPEC_HASH = "pinnace.spec-hash"
 LABEL_RESTART_COUNT = "pinnace.restart-count"
 LABEL_GRACE = "pinnace.grace-seconds"
+# A digest of everything the container was created with but its name and restart count
+# (agent/containers.py): a dead container whose digest matches what the agent would create
+# now may be started again as it is (agent/restart_path.py).
+LABEL_CONFIG_HASH = "pinnace.config-hash"
 LABEL_POD_LABEL_PREFIX = "pinnace.label."
 # On Docker volumes: what the volume is for. emptyDir volumes die with their pod (the
 # agent's volume collector removes them); claim volumes hold data until told otherwise.
 LABEL_VOLUME_KIND = "pinnace.volume-kind"
 LABEL_CLAIM = "pinnace.claim"
+
+# A container started again in place (agent/restart_path.py) is renamed to
+# `<name>.restarted-<microseconds>` once started, the instant taken just before the start:
+# labels cannot change, so the name is what says, to any agent that lists it later, that its
+# restart count is one above its label and when its current run began (its log before that
+# instant is the previous run's). The rename comes after the start so that it is not on the
+# way to running; an agent that dies between the two forgets that one restart.
+RESTARTED_MARK = ".restarted-"
+_RESTARTED_NAME = re.compile(re.escape(RESTARTED_MARK) + r"([0-9]{1,20})$")
+
+
+def restarted_name(name: str, at: float) -> str:
+    """The name a container takes when it is started again in place at wall time `at`."""
+    return f"{name}{RESTARTED_MARK}{round(at * 1_000_000)}"
+
+
+def restarted_at(name: str) -> float:
+    """When a container of that name was started again in place (0.0: never)."""
+    found = _RESTARTED_NAME.search(name)
+    return int(found.group(1)) / 1_000_000 if found else 0.0
+
 
 # Docker's container states, grouped the way the agent cares about them.
 ALIVE_STATES = frozenset({"running", "restarting", "paused"})
@@ -52,6 +78,11 @@ def fallback_note(image: str, why: str) -> str:
 
 class ContainerCreateError(RuntimeFailure):
     """The container could not be created or started (port taken, bad command, ...)."""
+
+
+class ContainerConfigError(RuntimeFailure):
+    """The container may not be created as configured (runAsNonRoot and a root image):
+    Kubernetes' CreateContainerConfigError, the message in the kubelet's words."""
 
 
 class RuntimeUnavailable(RuntimeFailure):
@@ -108,6 +139,11 @@ class Mount:
     labels: dict[str, str] = field(default_factory=dict)
     # A claim volume: the bytes its filesystem must hold (0: a plain Docker volume).
     size_bytes: int = 0
+    # The pod's fsGroup: the group owning an emptyDir or claim (agent/volume_owner.py).
+    fs_group: int | None = None
+    # Its fsGroupChangePolicy: Always walks the volume at every mount, OnRootMismatch only
+    # when the root does not show the group yet.
+    fs_group_policy: str = "Always"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +180,11 @@ class ContainerConfig:
     stdin_open: bool = False
     stdin_once: bool = False
     tty: bool = False
+    # securityContext: the engine's "uid[:gid]" ("": the image's user), supplementary
+    # groups, and the image's filesystem mounted read-only.
+    user: str = ""
+    group_add: tuple[str, ...] = ()
+    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +212,11 @@ class ContainerInfo:
     # there ("": through the published host port, which a userland proxy may answer
     # for a container that does not listen).
     probe_address: str = ""
+    # The container's main process as the engine's host numbers it (0: not running, or
+    # no such thing): the node proxy enters its network namespace through /proc.
+    pid: int = 0
+    # The image as the kubelet names it (agent/runtime/image_ids.py); "" when unknown.
+    image_id: str = ""
 
     @property
     def pod(self) -> str:
@@ -190,8 +236,21 @@ class ContainerInfo:
         return self.labels.get(LABEL_SPEC_HASH, "")
 
     @property
+    def restarted_at(self) -> float:
+        """When this container was started again in place (0.0: it runs its first run)."""
+        return restarted_at(self.name)
+
+    @property
     def restart_count(self) -> int:
-        return _int_label(self.labels, LABEL_RESTART_COUNT)
+        """The count on its label, plus the one restart in place it may have had."""
+        return _int_label(self.labels, LABEL_RESTART_COUNT) + (1 if self.restarted_at else 0)
+
+    @property
+    def run_key(self) -> str:
+        """One run of this container: its id and when that run started. A container started
+        again in place keeps its id, so what happened to a run (its exit handled, its
+        liveness failure) is keyed by this, not by the id."""
+        return f"{self.id}@{self.started_at!r}"
 
     @property
     def grace_seconds(self) -> int:
@@ -236,6 +295,8 @@ class RuntimeEvent:
     container_id: str
     pod: str = ""
     container: str = ""
+    # When the engine says it happened (wall seconds; 0.0 when it does not say).
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +309,10 @@ class LogOptions:
     timestamps: bool = False
     # 0: from the start.
     since_seconds: int = 0
+    # A wall time (0.0: none): only what was logged before it. Reads the whole log of a
+    # container started again in place up to then (its previous run's log, kept for
+    # --previous); without it a log starts at the container's current run.
+    until: float = 0.0
 
 
 STDOUT = 1
@@ -293,6 +358,11 @@ class Runtime(Protocol):
         """
         ...
 
+    async def image_user(self, image: str) -> str:
+        """The user a present image runs as (its Config.User: "", "uid[:gid]" or a name).
+        Raises RuntimeFailure when the image is not there."""
+        ...
+
     async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
         """Creates and starts; removes a stale container of this node with the same name
         first. Raises ContainerCreateError (the half-made container is removed)."""
@@ -314,6 +384,13 @@ class Runtime(Protocol):
         container runs again sooner). Raises ContainerCreateError as create_and_start;
         the old container is removed either way, after `before_remove` (work that still
         reads the old container, such as keeping its log, runs beside the start)."""
+        ...
+
+    async def restart_in_place(self, container_id: str, new_name: str) -> ContainerInfo:
+        """Starts the dead container again as it is (no create, its writable layer kept),
+        then renames it (port.restarted_name with the instant before the start; `new_name`
+        is its name without that mark). Raises ContainerCreateError when it cannot be
+        started (its name unchanged); the caller then replaces it (`replace`)."""
         ...
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:

@@ -46,6 +46,27 @@ class ContainersListed:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerDied:
+    """One container's die event, with the container as the engine describes it once the
+    exit is recorded (inspected): the restart is decided from it alone, without waiting
+    for a list of every container (agent/deaths.py)."""
+
+    info: ContainerInfo
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRan:
+    """A crashed container runs again (started again in place, or its replacement started;
+    `info` as the engine described it after the start, `replaced_id` the dead container):
+    reported at once, not after the list that follows the pod's task (agent/deaths.py)."""
+
+    info: ContainerInfo
+    replaced_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class ListFailed:
     message: str
     retry_seconds: float
@@ -58,11 +79,12 @@ class PodActionsFinished:
 
 @dataclass(frozen=True, slots=True)
 class ActionFailed:
-    """A pull or a create failed: the container backs off before the next attempt."""
+    """A pull, a create or the container's configuration (runAsNonRoot) failed: the
+    container backs off before the next attempt."""
 
     pod: str
     container: str
-    kind: Literal["pull", "create"]
+    kind: Literal["pull", "create", "config"]
     message: str
     now: float
 
@@ -92,6 +114,14 @@ class Registered:
     # None: the master gave no lease (fencing has nothing to go by).
     lease_seconds: float | None
     heartbeat_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStretched:
+    """The master stretched this node's heartbeat and lease (the cluster grew)."""
+
+    heartbeat_seconds: float
+    lease_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,18 +175,24 @@ class SessionEnded:
     # A follower master refused us, naming the leader (or saying one is being elected):
     # the masters are up, so come back soon rather than back off.
     redirected: bool = False
+    # The master refused the registration as busy (RESOURCE_EXHAUSTED: it admits so many
+    # at once) and said when to come back, in seconds (0: no such hint).
+    retry_after: float = 0.0
 
 
 Event = (
     AssignmentsReceived
     | FenceRequested
     | ContainersListed
+    | ContainerDied
+    | ContainerRan
     | ListFailed
     | PodActionsFinished
     | ActionFailed
     | ImageReady
     | ProbeFinished
     | Registered
+    | PlanStretched
     | MasterHeard
     | HeartbeatDue
     | Tick

@@ -38,6 +38,7 @@ from agent.fencing import (
     wait_deadline,
     witness_verdict,
 )
+from agent.join_retry import join_wait
 from agent.model import PeerAddress
 from agent.state.events import (
     AskPeers,
@@ -47,6 +48,7 @@ from agent.state.events import (
     MasterHeard,
     PeersAnswered,
     PeersUpdated,
+    PlanStretched,
     Reconnect,
     Registered,
     RestartSession,
@@ -126,6 +128,15 @@ class LeaseState:
         self.heartbeat_seconds = event.heartbeat_seconds
         self.sequence = 0
         return self._end_hold(event.mono)
+
+    def stretched(self, event: PlanStretched) -> list[Instruction]:
+        """A longer heartbeat interval and lease from the master (the cluster grew). Within
+        a session a lease only grows: the master judges the node by the longer one from the
+        moment it sent it, so fencing by the old one meanwhile is early, never late."""
+        if self.lease_seconds is not None and event.lease_seconds > self.lease_seconds:
+            self.lease_seconds = event.lease_seconds
+            self.heartbeat_seconds = max(self.heartbeat_seconds, event.heartbeat_seconds)
+        return []
 
     def check(self, mono: float, gap: float, fenced: bool) -> tuple[str, list[Instruction]]:
         """Applies the fence rules now: (the fence reason or "", instructions)."""
@@ -279,6 +290,22 @@ class LeaseState:
         target = event.master
         self.last_error_refused = event.refused
         out: list[Instruction] = []
+        if event.retry_after > 0 and not event.registered:
+            # The master is up and admitting as many registrations as it takes at once: no
+            # failure (the backoff does not grow), and come back when it said, jittered so
+            # that thousands refused in the same second do not return in the same second
+            # (agent/join_retry.py: half to one and a half times the hint).
+            self.registered = False
+            wait = join_wait(True, event.retry_after, self.reconnect_delay, event.jitter)
+            out.append(
+                Log(
+                    "info",
+                    f"master {target} is busy admitting other registrations: "
+                    f"coming back in {wait.seconds:.1f}s",
+                )
+            )
+            out.append(Reconnect(wait.seconds))
+            return out
         if event.registered:
             self.reconnect_delay, self.failures = RECONNECT_INITIAL, 0
             out.append(

@@ -18,6 +18,8 @@ from agent.fencing import FencePolicy
 from agent.state.events import (
     ActionFailed,
     AssignmentsReceived,
+    ContainerDied,
+    ContainerRan,
     ContainersListed,
     Event,
     FenceRequested,
@@ -28,6 +30,7 @@ from agent.state.events import (
     MasterHeard,
     PeersAnswered,
     PeersUpdated,
+    PlanStretched,
     PodActionsFinished,
     ProbeFinished,
     Registered,
@@ -74,6 +77,10 @@ class AgentState:
                 return self.pods.fence(event.reason)
             case ContainersListed():
                 return self.pods.listed(event)
+            case ContainerDied():
+                return self.pods.died(event)
+            case ContainerRan():
+                return self.pods.ran(event)
             case ListFailed():
                 return self.pods.list_failed(event)
             case PodActionsFinished():
@@ -86,6 +93,8 @@ class AgentState:
                 return self.pods.probed(event)
             case Registered():
                 return self.lease.registered_event(event)
+            case PlanStretched():
+                return self.lease.stretched(event)
             case MasterHeard():
                 return self._fence_if(*self.lease.heard(event, fenced))
             case HeartbeatDue():

@@ -14,6 +14,15 @@ come back as events: `PodActionsFinished`, `ActionFailed` (backoff),
 pod's task finished is not trusted for that pod (it would start the container a
 second time).
 
+A container's die event (`ContainerDied`, the container inspected) is decided without
+a list: the last list, with that container as inspected in its place, is synced for
+its pod alone (agent/deaths.py). Only a pod the last list can be trusted for is decided
+so (assigned, not fenced, no action in flight or finished since that list); any other
+die asks for a relist, as every die did before. The died run's probe verdicts go with it
+(a run started again in place keeps the container's id). When the pod's task has the
+container running again (`ContainerRan`), that run is put in the last list and reported
+at once, before the list that follows the task.
+
 Fencing: `FenceRequested` stops every pod; an assignment set lifts the fence
 only once the teardown was dispatched, so a quick reconnect cannot race the
 stop; `fence_cleared` turns true once a list finds no container left, and the
@@ -25,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from agent.deaths import with_death, with_run
 from agent.model import PodAssignment, PodStatusReport
 from agent.probes import (
     ProbeKey,
@@ -38,6 +48,8 @@ from agent.runtime.port import ContainerInfo
 from agent.state.events import (
     ActionFailed,
     AssignmentsReceived,
+    ContainerDied,
+    ContainerRan,
     ContainersListed,
     ImageReady,
     Instruction,
@@ -55,6 +67,7 @@ from agent.sync import (
     Action,
     ContainerBackoff,
     ContainerKey,
+    record_config_failure,
     record_image_note,
     record_pull_failure,
     record_start_failure,
@@ -94,6 +107,8 @@ class PodsState:
     fence_cleared: bool = False
     observed_once: bool = False
     runtime_down: bool = False
+    # The last list, as die events have changed it since (see ContainerDied).
+    observed: tuple[ContainerInfo, ...] = ()
 
     # -- events ---------------------------------------------------------------------------
 
@@ -148,18 +163,62 @@ class PodsState:
             self.runtime_down = False
         self.observed_once = True
         observed, now = event.observed, event.now
+        self.observed = observed
         # Done only when nothing runs and nothing is being started any more.
         if self.fence_reason and not observed and not self.busy:
             self.fence_cleared = True
         out += self._plan_probes(observed, now)
         if self.desired is not None or self.fence_reason:
             out += self._dispatch(observed, now, event.listed_after)
-        reports = self._reports(observed, now)
-        self.reported_ready = frozenset(
-            c.container_id for r in reports for c in r.containers if c.ready
-        )
-        out.append(Publish(tuple(reports)))
+        out.append(self._publish(observed, now))
         return out
+
+    def decides_death(self, pod: str) -> bool:
+        """Whether a die of a container of `pod` would be decided from that container alone
+        (else a relist decides it): the last list is trusted for the pod."""
+        return (
+            self.observed_once
+            and self.desired is not None
+            and not self.fence_reason
+            and pod in self.desired
+            and pod not in self.busy
+            and pod not in self.completed_at
+        )
+
+    def died(self, event: ContainerDied) -> list[Instruction]:
+        """Syncs the died container's pod from the last list with the container as inspected
+        in its place, and publishes; a relist decides where that cannot be trusted."""
+        pod = event.info.pod
+        observed = with_death(self.observed, event.info) if self.decides_death(pod) else None
+        if observed is None or self.desired is None:
+            return [Relist()]
+        self.observed = observed
+        now = event.now
+        result = sync(
+            {pod: self.desired[pod]},
+            [c for c in observed if c.pod == pod],
+            now,
+            {k: b for k, b in self.backoff.items() if k[0] == pod},
+            unhealthy=unhealthy_containers(self.probes),
+        )
+        self.backoff = {k: b for k, b in self.backoff.items() if k[0] != pod} | result.backoff
+        # Its probes' verdicts were of the run that ended (a list drops them too): a run
+        # started again in place keeps its id, and must not inherit them.
+        dead = event.info.id
+        self.probes = {k: s for k, s in self.probes.items() if s.container_id != dead}
+        return [*self._run(result.actions), self._publish(observed, now)]
+
+    def ran(self, event: ContainerRan) -> list[Instruction]:
+        """A crashed container runs again (its pod's task started it): the last list with the
+        new run in place of the dead one, published at once; the relist that follows the
+        task decides anything else, as ever."""
+        pod = event.info.pod
+        if self.fence_reason or self.desired is None or pod not in self.desired:
+            return []
+        if not self.observed_once:
+            return []
+        self.observed = with_run(self.observed, event.info, event.replaced_id)
+        return [self._publish(self.observed, event.now)]
 
     def finished(self, event: PodActionsFinished) -> list[Instruction]:
         self.busy.discard(event.pod)
@@ -169,7 +228,11 @@ class PodsState:
 
     def failed(self, event: ActionFailed) -> list[Instruction]:
         key = (event.pod, event.container)
-        record = record_pull_failure if event.kind == "pull" else record_start_failure
+        record = {
+            "pull": record_pull_failure,
+            "create": record_start_failure,
+            "config": record_config_failure,
+        }[event.kind]
         self.backoff = record(self.backoff, key, event.now, event.message)
         return []
 
@@ -225,13 +288,7 @@ class PodsState:
             unhealthy_containers(self.probes),
         )
         self.backoff = {k: b for k, b in self.backoff.items() if k[0] in held} | result.backoff
-        by_pod: dict[str, list[Action]] = {}
-        for action in result.actions:
-            by_pod.setdefault(action.pod, []).append(action)
-        out: list[Instruction] = []
-        for pod, actions in by_pod.items():
-            self.busy.add(pod)
-            out.append(RunPodActions(pod, tuple(actions)))
+        out = self._run(result.actions)
         if self.fence_reason:
             assigned = self.desired or {}
             why = self.fence_reason.removeprefix(FENCED_PREFIX)
@@ -243,6 +300,24 @@ class PodsState:
                 if self.lift_fence:
                     out += [self._lift(), Relist()]
         return out
+
+    def _run(self, actions: Sequence[Action]) -> list[Instruction]:
+        """Each pod's actions as one task; the pod is busy until it finishes."""
+        by_pod: dict[str, list[Action]] = {}
+        for action in actions:
+            by_pod.setdefault(action.pod, []).append(action)
+        out: list[Instruction] = []
+        for pod, mine in by_pod.items():
+            self.busy.add(pod)
+            out.append(RunPodActions(pod, tuple(mine)))
+        return out
+
+    def _publish(self, observed: Sequence[ContainerInfo], now: float) -> Publish:
+        reports = self._reports(observed, now)
+        self.reported_ready = frozenset(
+            c.container_id for r in reports for c in r.containers if c.ready
+        )
+        return Publish(tuple(reports))
 
     def _reports(self, observed: Sequence[ContainerInfo], now: float) -> list[PodStatusReport]:
         by_pod: dict[str, list[ContainerInfo]] = {}

@@ -260,10 +260,13 @@ build_redis() {
 build_debian_python() {
   # The base of pinnace's own image (compose/Dockerfile), one image for master and agents:
   # python3-venv brings ensurepip, so the image can make a venv and pip install wheels;
-  # haproxy is the master's load balancer, dnsmasq-base each agent's cluster DNS (no package
-  # can be fetched inside a build here).
+  # haproxy is the master's load balancer and each agent's node proxy, dnsmasq-base each
+  # agent's cluster DNS, iproute2 the agent's routes to its node proxy (nsenter is in
+  # util-linux, always there), nftables and conntrack the node proxy's UDP Services (its
+  # kernel NAT rules, and deleting the flows of gone endpoints); no package can be fetched
+  # inside a build here.
   build_debian_base pinnace/debian-python:bookworm \
-    python3,python3-venv,ca-certificates,haproxy,dnsmasq-base
+    python3,python3-venv,ca-certificates,haproxy,dnsmasq-base,iproute2,nftables,conntrack
 }
 
 # --- stand-ins for the images the real manifests name ---------------------------------------

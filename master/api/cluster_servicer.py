@@ -35,6 +35,7 @@ from master.app.delete import delete_objects
 from master.app.drain import cordon_node, drain_node
 from master.app.errors import PLURALS, AppError, ErrorCode
 from master.app.paging import check_reply_size, next_page
+from master.app.podnetwork import network_of
 from master.app.queries import check_kind, list_endpoints, list_objects
 from master.app.scale import rollback_deployment, scale_deployment, scale_statefulset
 from master.app.usage import UsageTable
@@ -166,7 +167,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
         self._masters = masters
 
     def _json(self, obj: StoredObject) -> cluster_pb2.ObjectJson:
-        body = json.dumps(render_object(obj, self._clock.now()), separators=(",", ":"))
+        network = network_of(self._state) if obj.kind == "Pod" else None
+        body = json.dumps(render_object(obj, self._clock.now(), network), separators=(",", ":"))
         ns = obj.meta.namespace if is_namespaced(obj.kind) else ""
         return cluster_pb2.ObjectJson(
             kind=obj.kind, name=obj.meta.name, json=body.encode(), namespace=ns

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
+from kernel.addresses import is_ip
 from kernel.limits import WITNESS_SAMPLE_MIN
 from master.app.podenv import ResolvedEnv, ResolvedVar
 from master.app.podvolumes import ResolvedFiles
 from master.app.reports import PodReport
+from master.manifest.security import effective
 from master.model import (
     DEFAULT_NAMESPACE,
     Container,
@@ -32,6 +34,7 @@ from master.model import (
     Probe,
     ProbeKind,
     Resources,
+    SecurityContext,
     Volume,
 )
 from protos import node_pb2
@@ -96,6 +99,7 @@ def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) 
         resource_version=meta.resource_version,
         generation=meta.generation,
         created_at=meta.created_at,
+        managed_fields=meta.managed_fields,
     )
     return Node(
         meta=meta,
@@ -105,6 +109,9 @@ def node_from_proto(info: node_pb2.NodeInfo, existing: Node | None, now: float) 
         unschedulable=existing.unschedulable if existing else False,
         status=status,
         witness_port=_clamp(info.witness_port, 65535),
+        # A restarted agent says its routes again; they outlived it meanwhile.
+        pod_cidr_ready=existing.pod_cidr_ready if existing else "",
+        pod_unreached=existing.pod_unreached if existing else (),
     )
 
 
@@ -180,6 +187,7 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
             exit_code=c.exit_code,
             started_at=c.started_at,
             image_note=c.image_note[:512],
+            image_id=c.image_id[:512],
         )
         for c in report.containers
     )
@@ -192,6 +200,8 @@ def pod_status_from_proto(report: node_pb2.PodStatusReport) -> PodStatus:
         container_statuses=containers,
         ready=report.ready,
         started_at=report.started_at,
+        # Only an IP address is kept: it ends up in the node proxies' kernel rules.
+        pod_ip=report.pod_ip if is_ip(report.pod_ip) else "",
     )
 
 
@@ -256,7 +266,26 @@ def _plain_env(pod: Pod, c: Container) -> ResolvedEnv:
     return ResolvedEnv(tuple(ResolvedVar(e.name, e.value, False) for e in c.env))
 
 
-def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpec:
+def _security_to_proto(
+    pod: SecurityContext | None, container: SecurityContext | None
+) -> node_pb2.ContainerSecurity | None:
+    """The container's securityContext as it applies; None when neither level sets one."""
+    if pod is None and container is None:
+        return None
+    e = effective(pod, container)
+    groups = [*(e.supplemental_groups or ()), *(() if e.fs_group is None else (e.fs_group,))]
+    return node_pb2.ContainerSecurity(
+        run_as_user=e.run_as_user,
+        run_as_group=e.run_as_group,
+        run_as_non_root=bool(e.run_as_non_root),
+        read_only_root_filesystem=bool(e.read_only_root_filesystem),
+        supplemental_groups=groups,
+    )
+
+
+def _container_to_proto(
+    c: Container, env: ResolvedEnv, pod_security: SecurityContext | None = None
+) -> node_pb2.ContainerSpec:
     return node_pb2.ContainerSpec(
         name=c.name,
         image=c.image,
@@ -290,6 +319,7 @@ def _container_to_proto(c: Container, env: ResolvedEnv) -> node_pb2.ContainerSpe
         stdin=c.stdin,
         stdin_once=c.stdin_once,
         tty=c.tty,
+        security=_security_to_proto(pod_security, c.security_context),
     )
 
 
@@ -350,7 +380,9 @@ def pod_spec_to_proto(
 ) -> node_pb2.PodSpec:
     spec = pod.spec
     return node_pb2.PodSpec(
-        containers=[_container_to_proto(c, resolve(pod, c)) for c in spec.containers],
+        containers=[
+            _container_to_proto(c, resolve(pod, c), spec.security_context) for c in spec.containers
+        ],
         restart_policy=spec.restart_policy,
         # A delete may shorten it (gracePeriodSeconds); only a stopping pod uses it.
         termination_grace_period_seconds=pod.stop_grace_seconds,
@@ -360,6 +392,10 @@ def pod_spec_to_proto(
             for name, value in services(pod)
         ],
         dns=pod_dns_to_proto(spec),
+        fs_group=spec.security_context.fs_group if spec.security_context else None,
+        fs_group_change_policy=(
+            spec.security_context.fs_group_change_policy or "" if spec.security_context else ""
+        ),
     )
 
 
@@ -378,6 +414,7 @@ def assignment_to_proto(
         spec=pod_spec_to_proto(pod, resolve, files, services),
         stop=stop,
         namespace=pod.meta.namespace,
+        uid=pod.meta.uid,
     )
 
 

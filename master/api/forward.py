@@ -14,6 +14,8 @@ Decided by `forward_target` (pure): only the calls in FORWARDED, only while
 this master may not write and knows another leader, and never a call that was
 itself forwarded (metadata `pinnace-forwarded`): two masters that each believe
 the other leads answer with a refusal instead of passing a call back and forth.
+A master that knows no leader yet (just started, or an election under way) first
+waits a moment for one (ClusterState.wait_for_a_writer) rather than refuse.
 A leader that cannot be reached is UNAVAILABLE with one sentence, so a client
 with several masters moves on to the next.
 """
@@ -122,6 +124,8 @@ class ForwardingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             local = handler.unary_unary
 
             async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+                if not forwarded:
+                    await self._state.wait_for_a_writer()
                 leader = target()
                 if leader:
                     return await self._forward(leader, method, raw, context)
@@ -134,6 +138,8 @@ class ForwardingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             local_stream = handler.unary_stream
 
             async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+                if not forwarded:
+                    await self._state.wait_for_a_writer()
                 leader = target()
                 if leader:
                     call = self._channel_to(leader).unary_stream(method)(

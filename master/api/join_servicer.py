@@ -1,11 +1,12 @@
 """JoinService and TokenService: join tokens in, node certificates out.
 
-Join (anonymous peer + token): check the token (master/pki/tokens.py), the CSR
-(one P-256 key, CN = the node name) and the name's binding
-(master/pki/identities.py), then sign a node certificate, bind the name to the
-CSR's key and count the token's use. Renew (the node's own certificate, already
-authorised by master/api/auth.py): a CSR for the same name and the same key gets
-a fresh certificate, so rotation never moves the binding.
+Join (anonymous peer + token): admitted if fewer than a limit are in flight, else
+refused with a time to come back (master/pki/admission.py); check the token
+(master/pki/tokens.py), the CSR (one P-256 key, CN = the node name) and the
+name's binding (master/pki/identities.py), then sign a node certificate, bind
+the name to the CSR's key and count the token's use. Renew (the node's own
+certificate, already authorised by master/api/auth.py): a CSR for the same name
+and the same key gets a fresh certificate, so rotation never moves the binding.
 
 Tokens (admin peers only): create (the secret is returned once and stored
 hashed), list (never the secret), revoke. Every refusal is one sentence.
@@ -24,6 +25,7 @@ from kernel.clock import Clock
 from kernel.names import is_node_name
 from master.api.auth import AuthInterceptor
 from master.model import Node
+from master.pki.admission import RETRY_AFTER_METADATA, Busy, JoinAdmission
 from master.pki.ca import (
     CertificateAuthority,
     CsrError,
@@ -58,7 +60,10 @@ class JoinServicer(security_pb2_grpc.JoinServiceServicer):
         auth: AuthInterceptor,
         clock: Clock,
         node_cert_lifetime: float,
+        admission: JoinAdmission | None = None,
     ) -> None:
+        # At most so many joins in flight; the rest come back later (master/pki/admission.py).
+        self._admission = admission or JoinAdmission()
         self._ca = ca
         self._registry = registry
         self._state = state
@@ -67,6 +72,24 @@ class JoinServicer(security_pb2_grpc.JoinServiceServicer):
         self._lifetime = dt.timedelta(seconds=node_cert_lifetime)
 
     async def JoinNode(
+        self, request: security_pb2.JoinNodeRequest, context: grpc.aio.ServicerContext
+    ) -> security_pb2.JoinNodeResponse:
+        name = request.node_name
+        verdict = self._admission.admit(name, self._clock.monotonic())
+        if isinstance(verdict, Busy):
+            context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{verdict.retry_after:.2f}"),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, verdict.message)
+        joined = False
+        try:
+            reply = await self._join(request, context)
+            joined = True
+            return reply
+        finally:
+            # A joined node holds its slot until it registers (node_servicer.py).
+            if not joined:
+                self._admission.finished(name, self._clock.monotonic())
+
+    async def _join(
         self, request: security_pb2.JoinNodeRequest, context: grpc.aio.ServicerContext
     ) -> security_pb2.JoinNodeResponse:
         name = request.node_name

@@ -37,6 +37,7 @@ from master.api.logs import LogRelay
 from master.api.servicetable import ServiceTableFeed
 from master.api.usage import claim_disk_from_proto, report_from_proto, volume_uses_from_proto
 from master.app.claimreports import record_volume_report, removal_orders
+from master.app.podcidr import node_pod_cidr
 from master.app.podenv import ResolvedEnv, references, resolve_container_env
 from master.app.podvolumes import (
     ResolvedFiles,
@@ -48,8 +49,12 @@ from master.app.proxyproblems import Reported
 from master.app.reports import NodeReports
 from master.app.servicenv import service_env
 from master.app.usage import UsageTable
-from master.controllers.heartbeats import DEFAULT_MAX_HEARTBEATS_PER_SECOND, heartbeat_plan
-from master.controllers.lifecycle import witness_members
+from master.controllers.heartbeats import (
+    DEFAULT_MAX_HEARTBEATS_PER_SECOND,
+    HeartbeatPlan,
+    heartbeat_plan,
+)
+from master.controllers.lifecycle import NodeHealthSettings, witness_members
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.metrics.series import HEARTBEATS
@@ -64,7 +69,14 @@ from master.model import (
     Volume,
     key_of,
 )
+from master.pki.admission import (
+    DEFAULT_REGISTRATIONS_IN_FLIGHT,
+    RETRY_AFTER_METADATA,
+    Busy,
+    JoinAdmission,
+)
 from master.state import ClusterState
+from master.writers import KUBELET
 from protos import node_pb2, node_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -79,6 +91,26 @@ PEER_BROADCAST_SECONDS = 1.0
 def peer_broadcast_wait(last: float, now: float, interval: float = PEER_BROADCAST_SECONDS) -> float:
     """Seconds until the next peer-list broadcast may go out (0: at once)."""
     return max(0.0, last + interval - now)
+
+
+def assignment_inputs(pod: Pod) -> tuple[object, ...]:
+    """What of a pod its assignment (convert.assignment_to_proto, the environment and files
+    resolved for it) is made from: all of it but its status and bookkeeping. (Its status
+    is read only for a pod whose node is gone, which has no session to tell.)"""
+    meta = pod.meta
+    return (
+        meta.name,
+        meta.namespace,
+        meta.uid,
+        meta.labels,
+        meta.annotations,
+        pod.spec,
+        pod.owner,
+        pod.node_name,
+        pod.epoch,
+        pod.deletion_requested_at,
+        pod.deletion_grace_seconds,
+    )
 
 
 # How often stop orders held back by the drain gate are checked again.
@@ -133,6 +165,8 @@ class _Session:
     # it), so an agent that stops reading costs the master nothing per heartbeat.
     ack_due: asyncio.Event = field(init=False)
     ack_sequence: int = 0
+    # A stretched heartbeat plan the next ack carries (the cluster grew since it joined).
+    stretch: HeartbeatPlan | None = None
     # The service table may have changed (master/api/servicetable.py).
     services_changed: asyncio.Event = field(init=False)
 
@@ -156,7 +190,19 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         logs: LogRelay | None = None,
         usage: UsageTable | None = None,
         max_heartbeat_rate: float = DEFAULT_MAX_HEARTBEATS_PER_SECOND,
+        session_grace: float = NodeHealthSettings().session_grace,
+        on_registered: Callable[[str], None] | None = None,
+        joining: Callable[[str], bool] | None = None,
+        registrations: JoinAdmission | None = None,
     ) -> None:
+        # A joined node's first registration ends its join (master/pki/admission.py).
+        self._on_registered = on_registered or (lambda name: None)
+        # Registrations in flight are limited as joins are; a node whose join holds a
+        # slot is not counted twice (master/pki/admission.py).
+        self._joining = joining or (lambda name: False)
+        self._registrations = registrations or JoinAdmission(
+            DEFAULT_REGISTRATIONS_IN_FLIGHT, noun="registrations"
+        )
         # Container logs asked for through the APIs travel on the sessions.
         self.logs = logs if logs is not None else LogRelay()
         # The agents' CPU and memory readings, for `pinnace top` (master/app/usage.py).
@@ -168,6 +214,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
         self._max_heartbeat_rate = max_heartbeat_rate
+        self._session_grace = session_grace
         self._sessions: dict[str, _Session] = {}
         # Set when the master stops: the sessions it ends then say nothing about the nodes.
         self._stopping = False
@@ -187,6 +234,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._peers_told: tuple[list[tuple[str, str, int]], int] | None = None
         self._node_count = 0
         self._counted: set[str] = set()
+        # Each bound pod's assignment_inputs as last seen, by key (a change re-sends its
+        # node's set; a status change alone does not).
+        self._assigned: dict[str, tuple[object, ...]] = {}
         # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
         self._claim_bytes: dict[str, int] = {}
         # Whether a stopping pod may be told to stop (the LB has drained it).
@@ -302,7 +352,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             self._broadcast_peers()
         elif isinstance(obj, Pod) and obj.node_name:
             session = self._sessions.get(obj.node_name)
-            if session is not None:
+            if self._assignment_changed(obj, deleted) and session is not None:
                 session.dirty.set()
             if deleted and self._peer_seen.get(obj.node_name, (None, None, True))[2] is False:
                 # The last pods of a NotReady node going may make it dead: recount.
@@ -333,6 +383,20 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     for p in self._state.pods_on_node(name)
                 ):
                     session.dirty.set()
+
+    def _assignment_changed(self, pod: Pod, deleted: bool) -> bool:
+        """Whether the change of a bound pod changes what its node is told (a status the
+        agent itself reported does not: re-sending the node's whole set for each of its
+        pods' reports was O(pods on the node) per report, twice per pod at apply)."""
+        key = key_of(pod)
+        if deleted:
+            self._assigned.pop(key, None)
+            return True
+        seen = assignment_inputs(pod)
+        if self._assigned.get(key) == seen:
+            return False
+        self._assigned[key] = seen
+        return True
 
     def _on_service(self, svc: Service, deleted: bool) -> None:
         key = key_of(svc)
@@ -404,15 +468,37 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "node address (--advertise-address) is required"
             )
+        if not self._joining(info.name):
+            verdict = self._registrations.admit(info.name, self._clock.monotonic())
+            if isinstance(verdict, Busy):
+                context.set_trailing_metadata(
+                    ((RETRY_AFTER_METADATA, f"{verdict.retry_after:.2f}"),)
+                )
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, verdict.message)
+        try:
+            return await self._register(request, info)
+        except BaseException:
+            self._registrations.finished(info.name, self._clock.monotonic())
+            raise
+
+    async def _register(
+        self, request: node_pb2.RegisterNodeRequest, info: node_pb2.NodeInfo
+    ) -> node_pb2.RegisterNodeResponse:
         existing = self._state.get("Node", info.name)
         node = node_from_proto(
             info, existing if isinstance(existing, Node) else None, self._clock.now()
         )
-        self._state.put(node)
+        node = self._with_pod_cidr(node, existing if isinstance(existing, Node) else None)
+        # The kubelet's writes on Kubernetes: the Node itself (labels, addresses), then its
+        # status (capacity, conditions), each recorded in managedFields.
+        now = self._clock.now()
+        node = self._state.writer_fields(existing, node, KUBELET, "", now)
+        self._state.put_by(KUBELET, node, "status")
         if existing is None:
             self._state.record_event("Node", info.name, "Registered", f"node {info.name} joined")
         self._leases.renew(info.name, self._clock.monotonic())
         self._leases.welcome(info.name)
+        self._leases.session_started(info.name)
         for report in request.pods[:MAX_PODS_PER_REPORT]:
             self._reports.apply(info.name, pod_report_from_proto(report), adopted=True)
         old = self._sessions.get(info.name)
@@ -422,19 +508,45 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             old.superseded.set()
         self._manager.poke()
         # Heartbeats stretch as the cluster grows, the node's lease with them.
-        plan = heartbeat_plan(
-            len(self._state.objects("Node")),
-            self._heartbeat_interval,
-            self._lease_seconds,
-            self._max_heartbeat_rate,
-        )
+        plan = self._plan()
         self._leases.set_lease(info.name, plan.lease)
         await self._state.flush()
+        self._on_registered(info.name)
         return node_pb2.RegisterNodeResponse(
             session_id=session.session_id,
             heartbeat_interval_seconds=plan.interval,
             lease_seconds=plan.lease,
+            pod_cidr=node.pod_cidr,
         )
+
+    def _with_pod_cidr(self, node: Node, existing: Node | None) -> Node:
+        """The node with its pod subnet of --cluster-cidr: the one it holds, else the lowest
+        free one (master/app/podcidr.py); none left is a Warning event of the node."""
+        cluster = self._state.cluster_cidr
+        if cluster is None:
+            return node
+        current = existing.pod_cidr if existing is not None else ""
+        others = (
+            n.pod_cidr
+            for n in self._state.objects("Node")
+            if isinstance(n, Node) and n.meta.name != node.meta.name
+        )
+        mask = self._state.node_cidr_mask
+        pod_cidr = node_pod_cidr(cluster, mask, current, others)
+        if not pod_cidr:
+            self._state.record_event(
+                "Node",
+                node.meta.name,
+                "CIDRNotAvailable",
+                f"no pod subnet left in --cluster-cidr {cluster} (/{mask} each): pods on node "
+                f"{node.meta.name} are reached at its address only; give a larger range",
+                type_="Warning",
+            )
+        elif pod_cidr != current:
+            self._state.record_event(
+                "Node", node.meta.name, "CIDRAssigned", f"pod subnet {pod_cidr}"
+            )
+        return replace(node, pod_cidr=pod_cidr)
 
     # -- StreamSession ---------------------------------------------------------------
 
@@ -471,6 +583,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         peers_sent: node_pb2.PeerList | None = None
         removals_sent: list[str] | None = None
         table_sent = -1
+        # Its registration is in flight until these first sets are on their way.
+        admitted = True
         try:
             while not reader.done() and not session.superseded.is_set():
                 if not session.kick.is_set():
@@ -489,6 +603,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 if session.ack_due.is_set():
                     session.ack_due.clear()
                     ack = node_pb2.HeartbeatAck(sequence=session.ack_sequence)
+                    if session.stretch is not None:
+                        ack.heartbeat_interval_seconds = session.stretch.interval
+                        ack.lease_seconds = session.stretch.lease
+                        session.stretch = None
                     yield node_pb2.MasterMessage(heartbeat_ack=ack)
                 if session.peers_changed.is_set():
                     session.peers_changed.clear()
@@ -531,20 +649,38 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                         removals_sent = removals
                         orders = node_pb2.VolumeOrders(remove=removals)
                         yield node_pb2.MasterMessage(volume_orders=orders)
+                if admitted:
+                    admitted = False
+                    self._registrations.finished(node_name, self._clock.monotonic())
         finally:
+            self._registrations.finished(node_name, self._clock.monotonic())
             unsubscribe()
             self.logs.detach(node_name, down)
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
-            # A broken stream is a suspicion, not a verdict: the lease decides.
+            # A broken stream is a suspicion, not yet a verdict: the agent has
+            # `session_grace` to come back (master/controllers/lifecycle.py).
             log.info("session of node %s ended", node_name)
             if (
                 self._sessions.get(node_name) is session
                 and not session.superseded.is_set()
                 and not self._stopping
             ):
-                self._mark_session(node_name, lost=True)
+                # Unless many ended at once: then the master is the suspect, and the node
+                # keeps a fresh lease (master/controllers/session_loss.py).
+                if self._manager.session_ended(node_name):
+                    self._mark_session(node_name, lost=True)
+                self._manager.poke()
+
+    def _plan(self) -> HeartbeatPlan:
+        """The heartbeat plan for the cluster's size now (master/controllers/heartbeats.py)."""
+        return heartbeat_plan(
+            self._state.count("Node"),
+            self._heartbeat_interval,
+            self._lease_seconds,
+            self._max_heartbeat_rate,
+        )
 
     def _mark_session(self, node_name: str, lost: bool) -> None:
         node = self._state.get("Node", node_name)
@@ -558,7 +694,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 node_name,
                 "NodeSessionLost",
                 f"the agent's session ended; no new pods on {node_name} until it is back "
-                f"(NotReady after {self._lease_seconds:g}s of silence)",
+                f"(NotReady unless it is back within {self._session_grace:g}s)",
                 "Warning",
             )
 
@@ -573,6 +709,14 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             if body == "heartbeat":
                 HEARTBEATS.inc()
                 self._leases.renew(node_name, self._clock.monotonic())
+                # The cluster grew since this node's plan: stretch it (the lease at once,
+                # the agent's interval with this ack), or the early nodes' one-second beats
+                # would keep the total far above the cap (500 + 500 x ln(N / 500) a second).
+                plan = self._plan()
+                lease = self._leases.lease_of(node_name)
+                if lease is not None and plan.lease > lease:
+                    self._leases.set_lease(node_name, plan.lease)
+                    session.stretch = plan
                 node = self._state.get("Node", node_name)
                 if isinstance(node, Node) and not node.status.ready:
                     self._manager.poke()
@@ -605,3 +749,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     for p in msg.proxy_problems.problems
                 ]
                 self._reports.proxy_problems(node_name, reported)
+            elif body == "pod_routes":
+                routes = msg.pod_routes
+                unreached = [(r.node, r.pod_cidr) for r in routes.unreached]
+                self._reports.pod_routes(node_name, routes.ready_pod_cidr, unreached)

@@ -41,6 +41,8 @@ from master.api.render_storage import (
     render_volume_object,
 )
 from master.api.render_workloads import render_statefulset
+from master.app.podnetwork import CONDITION as POD_IP_CONDITION
+from master.app.podnetwork import PodNetwork, pod_address
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.rolling import surge_and_unavailable
 from master.lb.model import LbService
@@ -64,8 +66,10 @@ from master.model import (
     Probe,
     Resources,
     Secret,
+    SecurityContext,
     Service,
     ServiceAccount,
+    ServiceType,
     StatefulSet,
     StoredObject,
     split_ref,
@@ -78,7 +82,21 @@ def rfc3339(t: float) -> str | None:
     """Seconds since the epoch as Kubernetes prints times ("2024-05-01T12:00:00Z"); 0 is null."""
     if t <= 0:
         return None
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    whole = int(t)
+    if t - whole >= 0.999999:
+        # Rounded to microseconds, this may be the next second: not from the memo.
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = _RFC3339.get(whole)
+    if text is None:
+        if len(_RFC3339) >= 4096:
+            _RFC3339.clear()
+        text = _RFC3339[whole] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return text
+
+
+# Texts of whole seconds: every object rendered (each write the master records in
+# managedFields renders two) prints its times, and at scale they fall in a few seconds.
+_RFC3339: dict[int, str] = {}
 
 
 def _int_or_str(text: str) -> int | str:
@@ -173,7 +191,26 @@ def render_container(c: Container) -> Obj:
     for key, on in (("stdin", c.stdin), ("stdinOnce", c.stdin_once), ("tty", c.tty)):
         if on:
             out[key] = True
+    if c.security_context is not None:
+        out["securityContext"] = render_security_context(c.security_context)
     return out
+
+
+def render_security_context(context: SecurityContext) -> Obj:
+    """The fields set, under Kubernetes' names."""
+    fields = (
+        ("runAsUser", context.run_as_user),
+        ("runAsGroup", context.run_as_group),
+        ("runAsNonRoot", context.run_as_non_root),
+        ("readOnlyRootFilesystem", context.read_only_root_filesystem),
+        ("fsGroup", context.fs_group),
+        ("fsGroupChangePolicy", context.fs_group_change_policy),
+        (
+            "supplementalGroups",
+            None if context.supplemental_groups is None else list(context.supplemental_groups),
+        ),
+    )
+    return {key: value for key, value in fields if value is not None}
 
 
 def render_pod_spec(spec: PodSpec) -> Obj:
@@ -191,6 +228,8 @@ def render_pod_spec(spec: PodSpec) -> Obj:
     out["enableServiceLinks"] = spec.enable_service_links is not False
     if spec.dns_config is not None:
         out["dnsConfig"] = render_dns_config(spec.dns_config)
+    if spec.security_context is not None:
+        out["securityContext"] = render_security_context(spec.security_context)
     return out
 
 
@@ -244,12 +283,16 @@ def _container_status(cs: ContainerStatus) -> Obj:
         "ready": cs.ready,
         "restartCount": cs.restart_count,
         "image": cs.image,
+        # Required in Kubernetes' schema (the Python client refuses a status without it):
+        # docker-pullable://REPO@DIGEST or docker://sha256:ID as the agent reports it,
+        # empty while no container exists (as the kubelet's).
+        "imageID": cs.image_id,
         "containerID": container_id,
         "started": cs.state == "running",
     }
 
 
-def render_pod(pod: Pod, now: float) -> Obj:
+def render_pod(pod: Pod, now: float, network: PodNetwork | None = None) -> Obj:
     labels = dict(pod.meta.labels)
     if pod.template_hash:
         labels.setdefault(TEMPLATE_HASH_LABEL, pod.template_hash)
@@ -274,18 +317,29 @@ def render_pod(pod: Pod, now: float) -> Obj:
     containers_ready = bool(st.container_statuses) and all(c.ready for c in st.container_statuses)
     port_map = dict(st.port_map)
     endpoints = [f"{st.host_ip}:{hp}" for hp in port_map.values()] if st.host_ip else []
+    # The pod's own address where every node reaches it (host-gw), else its node's
+    # (master/app/podnetwork.py); `endpoints` stays where its ports are published.
+    address = pod_address(pod, network)
+    conditions = [
+        _condition("PodScheduled", bool(pod.node_name), scheduled_at, "Unschedulable"),
+        _condition("ContainersReady", containers_ready, scheduled_at, "ContainersNotReady"),
+        _condition("Ready", st.ready, scheduled_at, "ContainersNotReady"),
+    ]
+    if address.routable is not None:
+        routable = _condition(POD_IP_CONDITION, address.routable, scheduled_at, "NodeAddress")
+        if address.why:
+            routable["message"] = address.why
+        conditions.append(routable)
     status: Obj = {
         "phase": str(st.phase),
         "reason": st.reason,
         "message": st.message,
         "hostIP": st.host_ip,
-        "podIP": st.host_ip,
+        "hostIPs": [{"ip": st.host_ip}] if st.host_ip else [],
+        "podIP": address.ip,
+        "podIPs": [{"ip": address.ip}] if address.ip else [],
         "startTime": rfc3339(st.started_at),
-        "conditions": [
-            _condition("PodScheduled", bool(pod.node_name), scheduled_at, "Unschedulable"),
-            _condition("ContainersReady", containers_ready, scheduled_at, "ContainersNotReady"),
-            _condition("Ready", st.ready, scheduled_at, "ContainersNotReady"),
-        ],
+        "conditions": conditions,
         "containerStatuses": [_container_status(c) for c in st.container_statuses],
         "portMap": port_map,
         "endpoints": endpoints,
@@ -399,6 +453,9 @@ def render_service(svc: Service) -> Obj:
         spec["loadBalancerIP"] = svc.load_balancer_ip
     if svc.publish_not_ready:
         spec["publishNotReadyAddresses"] = True
+    if svc.type == ServiceType.LOAD_BALANCER:
+        # Kubernetes defaults it to true and shows it on every LoadBalancer Service.
+        spec["allocateLoadBalancerNodePorts"] = svc.allocate_node_ports is not False
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -472,7 +529,10 @@ def render_node(node: Node) -> Obj:
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": _metadata(node.meta),
-        "spec": {"unschedulable": node.unschedulable},
+        "spec": {
+            "unschedulable": node.unschedulable,
+            **({"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]} if node.pod_cidr else {}),
+        },
         "status": {
             "capacity": _node_resources(node.capacity),
             "allocatable": _node_resources(node.allocatable),
@@ -521,8 +581,9 @@ def render_event(ev: Event) -> Obj:
     }
 
 
-def render_object(obj: StoredObject, now: float) -> Obj:
-    """Any stored object in Kubernetes' shape."""
+def render_object(obj: StoredObject, now: float, network: PodNetwork | None = None) -> Obj:
+    """Any stored object in Kubernetes' shape; `network`: which nodes' pods are shown at
+    their own addresses (master/app/podnetwork.py; None: none)."""
     if isinstance(obj, ConfigMap):
         return render_config_map(obj, _metadata(obj.meta))
     if isinstance(obj, Secret):
@@ -530,7 +591,7 @@ def render_object(obj: StoredObject, now: float) -> Obj:
     if isinstance(obj, ServiceAccount):
         return render_service_account(obj, _metadata(obj.meta))
     if isinstance(obj, Pod):
-        return render_pod(obj, now)
+        return render_pod(obj, now, network)
     if isinstance(obj, Deployment):
         return render_deployment(obj)
     if isinstance(obj, Service):

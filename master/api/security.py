@@ -24,6 +24,7 @@ import grpc
 from kernel.clock import Clock
 from master.api.auth import AuthInterceptor
 from master.api.join_servicer import JoinServicer, TokenServicer
+from master.pki.admission import JoinAdmission
 from master.pki.bootstrap import (
     MasterPki,
     config_address,
@@ -85,10 +86,18 @@ class MasterSecurity:
         auth = AuthInterceptor(pki.ca, registry)
         return cls(pki, registry, auth, data_dir, listen, node_cert_ttl, clock)
 
-    def add_servicers(self, server: grpc.aio.Server, state: ClusterState) -> None:
+    def add_servicers(
+        self, server: grpc.aio.Server, state: ClusterState, joins: JoinAdmission | None = None
+    ) -> None:
         security_pb2_grpc.add_JoinServiceServicer_to_server(
             JoinServicer(
-                self.pki.ca, self.registry, state, self.auth, self.clock, self.node_cert_ttl
+                self.pki.ca,
+                self.registry,
+                state,
+                self.auth,
+                self.clock,
+                self.node_cert_ttl,
+                joins,
             ),
             server,
         )

@@ -101,13 +101,19 @@ def _deployment_row(dep: Obj, now: float, wide: bool) -> list[str]:
     return row
 
 
+def _service_port(port: Obj) -> str:
+    """As kubectl shows it: `53/UDP`, or with a node port `80:31234/TCP`."""
+    node = f":{port['nodePort']}" if port.get("nodePort") else ""
+    return f"{port['port']}{node}/{port.get('protocol', 'TCP')}"
+
+
 def _service_row(svc: Obj, now: float, wide: bool) -> list[str]:
     spec = svc.get("spec", {})
     ingress = svc.get("status", {}).get("loadBalancer", {}).get("ingress", [])
     external = ",".join(i.get("ip", "") for i in ingress) or (
         "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
     )
-    ports = ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}" for p in spec.get("ports", []))
+    ports = ",".join(_service_port(p) for p in spec.get("ports", []))
     row = [
         svc["metadata"]["name"],
         spec.get("type", "ClusterIP"),

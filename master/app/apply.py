@@ -23,6 +23,7 @@ from typing import Literal
 from master.app.clusterip import ClusterIpError, assign_cluster_ip, taken_addresses
 from master.app.errors import AppError, commit
 from master.app.namespaces import check_namespaces
+from master.app.nodeport import NodePortError, assign_node_ports, taken_node_ports
 from master.controllers.revisions import CHANGE_CAUSE, record_revision
 from master.manifest.quantities import format_memory
 from master.model import (
@@ -34,6 +35,7 @@ from master.model import (
     Secret,
     Service,
     ServiceAccount,
+    ServicePort,
     StatefulSet,
     StoredObject,
 )
@@ -81,7 +83,15 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
             old.type,
             old.headless,
             old.load_balancer_ip,
-        ) == (new.selector, new.ports, new.type, new.headless, new.load_balancer_ip)
+            old.allocate_node_ports is not False,
+        ) == (
+            new.selector,
+            _kept_node_ports(old, new),
+            new.type,
+            new.headless,
+            new.load_balancer_ip,
+            new.allocate_node_ports is not False,
+        )
     if isinstance(old, ConfigMap) and isinstance(new, ConfigMap):
         return (old.data, old.binary_data, old.immutable) == (
             new.data,
@@ -99,6 +109,16 @@ def same_desired_state(old: StoredObject, new: StoredObject) -> bool:
     if isinstance(old, Namespace) and isinstance(new, Namespace):
         return True
     return isinstance(old, ServiceAccount) and isinstance(new, ServiceAccount)
+
+
+def _kept_node_ports(old: Service, new: Service) -> tuple[ServicePort, ...]:
+    """`new`'s ports, each without a nodePort taking the stored one of the same port (an
+    empty nodePort asks for nothing, as an empty clusterIP does)."""
+    stored = {(p.port, p.protocol): p.node_port for p in old.ports}
+    return tuple(
+        p if p.node_port else replace(p, node_port=stored.get((p.port, p.protocol), 0))
+        for p in new.ports
+    )
 
 
 def merge(existing: StoredObject, new: StoredObject) -> StoredObject:
@@ -295,17 +315,16 @@ async def apply_objects(
 
 
 def assign_cluster_ips(planned: list[Applied], state: ClusterState) -> list[Applied]:
-    """`planned` with every created or configured Service given its cluster IP; one
-    sentence (AppError) for the first that cannot have the address it asks for."""
+    """`planned` with every created or configured Service given its cluster IP and node
+    ports; one sentence (AppError) for the first that cannot have what it asks for."""
     services = [s for s in state.objects("Service") if isinstance(s, Service)]
     applying = {
         (p.obj.meta.namespace, p.obj.meta.name) for p in planned if isinstance(p.obj, Service)
     }
     # The range is the cluster's: every namespace's Services share it.
-    taken = taken_addresses(
-        (s for s in services if (s.meta.namespace, s.meta.name) not in applying),
-        state.service_cidr,
-    )
+    others = [s for s in services if (s.meta.namespace, s.meta.name) not in applying]
+    taken = taken_addresses(others, state.service_cidr)
+    ports_taken = taken_node_ports(others)
     result = []
     for p in planned:
         obj = p.obj
@@ -318,9 +337,19 @@ def assign_cluster_ips(planned: list[Applied], state: ClusterState) -> list[Appl
                     taken,
                     state.service_cidr,
                 )
-            except ClusterIpError as e:
+                obj = assign_node_ports(
+                    obj,
+                    previous if isinstance(previous, Service) else None,
+                    ports_taken,
+                    state.node_port_range,
+                )
+            except (ClusterIpError, NodePortError) as e:
                 raise AppError("invalid", str(e)) from None
             p = Applied(obj, p.action)
+        elif isinstance(obj, Service):
+            # Unchanged: it keeps the ports it has stored.
+            stored = state.get("Service", obj.meta.name, obj.meta.namespace)
+            ports_taken |= taken_node_ports([stored] if isinstance(stored, Service) else [])
         if isinstance(obj, Service) and not obj.headless:
             taken.add(obj.cluster_ip)
         result.append(p)

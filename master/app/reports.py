@@ -24,10 +24,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from kernel.clock import Clock
+from master.app.podnetwork import reached_key
 from master.app.proxyproblems import Reported, record_proxy_problems
 from master.app.ratelimit import EventLimiter
-from master.model import DEFAULT_NAMESPACE, Pod, PodPhase, PodStatus, StoredObject, key_name, key_of
+from master.model import (
+    DEFAULT_NAMESPACE,
+    Node,
+    Pod,
+    PodPhase,
+    PodStatus,
+    StoredObject,
+    key_name,
+    key_of,
+)
 from master.state import ClusterState
+from master.writers import KUBELET
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +49,8 @@ FENCED = "Fenced"
 MAX_REMEMBERED = 10_000
 # A node reporting more refused Service ports than this is cut short (no Service has more).
 MAX_PROXY_PROBLEMS = 1000
+# Nodes one report may name as unreached (the rest of a longer list are left out).
+MAX_POD_ROUTES = 10000
 BACKOFF_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull")
 
 
@@ -212,6 +225,21 @@ class NodeReports:
         ]
         record_proxy_problems(self._state, node_name, cleaned, self._clock.now())
 
+    def pod_routes(self, node_name: str, ready: str, unreached: Sequence[tuple[str, str]]) -> None:
+        """The node's host-gw report: its pod subnet once its rules are in place, and the
+        (node, pod subnet) pairs its machine cannot reach; kept on its Node (written only
+        when it changed) for master/app/podnetwork.py."""
+        node = self._state.get("Node", node_name)
+        if not isinstance(node, Node):
+            return
+        keys = tuple(
+            sorted({reached_key(clean_text(n, 253), clean_text(c, 43)) for n, c in unreached})
+        )[:MAX_POD_ROUTES]
+        ready = clean_text(ready, 43)
+        if (ready, keys) != (node.pod_cidr_ready, node.pod_unreached):
+            changed = replace(node, pod_cidr_ready=ready, pod_unreached=keys)
+            self._state.put_by(KUBELET, changed, "status")
+
     def _node_event(self, node_name: str, reason: str, message: str, type_: str) -> None:
         if self._limiter.allow(node_name, f"node/{reason}", self._clock.monotonic()):
             self._state.record_event("Node", node_name, reason, message, type_, node_name)
@@ -221,7 +249,8 @@ class NodeReports:
         now = self._clock.monotonic()
         for action in actions:
             if isinstance(action, PutPod):
-                self._state.put(action.pod)
+                # The pod's status as the agent saw it: the kubelet's write on Kubernetes.
+                self._state.put_by(KUBELET, action.pod, "status")
             elif isinstance(action, RemovePod):
                 self._state.remove("Pod", action.name, ns)
             elif self._limiter.allow(node_name, f"{ns}/{action.name}", now):
@@ -233,6 +262,7 @@ class NodeReports:
                     action.type,
                     action.source,
                     namespace=ns,
+                    writer=KUBELET,
                 )
             elif self._limiter.dropped % 1000 == 1:
                 log.warning(

@@ -62,6 +62,22 @@ def _rate(text: str) -> float:
     return value
 
 
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 seconds, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def _percentage(text: str) -> int:
     if not text.isdigit() or int(text) > 100:
         raise argparse.ArgumentTypeError(
@@ -124,16 +140,35 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=3.0,
         metavar="SECONDS",
-        help="a node without heartbeat this long is NotReady",
+        help="a node without heartbeat this long is NotReady (an agent that hangs with its "
+        "connection open; one whose session ends is NotReady 1 s after)",
     )
     m.add_argument(
         "--max-heartbeats-per-second",
         type=_rate,
-        default=2500.0,
+        default=250.0,  # master.controllers.heartbeats (not imported: the CLI starts lean)
         metavar="RATE",
         help="beyond this many heartbeats a second from all nodes together, a node that "
         "registers is given a longer heartbeat interval and lease, by the same amount "
-        "(1 s / 3 s up to 2,500 nodes, 2 s / 4 s at 5,000; 0 never stretches)",
+        "(1 s / 3 s up to 250 nodes, 20 s / 22 s at 5,000; 0 never stretches); a dead or "
+        "cut-off node is found by its session stream within seconds whatever the lease",
+    )
+    m.add_argument(
+        "--max-joins-in-flight",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="joins in progress at once (a join lasts until the node registers); more "
+        "are told to come back later, and their agents retry",
+    )
+    m.add_argument(
+        "--session-ping-seconds",
+        type=_interval,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often the master pings each agent's connection (gRPC keepalive); a "
+        "cut-off node is found within this plus 2.5 s plus the 1 s session grace. Each "
+        "ping costs the master CPU: 1,000 nodes at 1 s took 0.14 core",
     )
     m.add_argument(
         "--percentage-of-nodes-to-score",
@@ -222,6 +257,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CIDR",
         help="where Services' cluster IPs come from (Kubernetes' "
         "--service-cluster-ip-range); every agent's node proxy answers on them",
+    )
+    m.add_argument(
+        "--cluster-cidr",
+        default="",
+        metavar="CIDR",
+        help="give every node a pod subnet of this IPv4 range (Kubernetes' --cluster-cidr "
+        "with --allocate-node-cidrs): agents put their pods on a bridge of it and route the "
+        "other nodes' subnets via their addresses (nodes on one L2 network), so pods reach "
+        "each other at their own addresses (default: none; pods are reached at their "
+        "node's published ports)",
+    )
+    m.add_argument(
+        "--node-cidr-mask-size",
+        type=int,
+        default=24,
+        metavar="BITS",
+        help="the size of each node's pod subnet of --cluster-cidr (default 24: 254 pods)",
+    )
+    m.add_argument(
+        "--service-node-port-range",
+        default="30000-32767",
+        metavar="FIRST-LAST",
+        help="where NodePort and LoadBalancer Services' node ports come from (as in "
+        "Kubernetes); every agent's node proxy answers on them on its node's address",
     )
     m.add_argument(
         "--stop-lb-on-exit",
@@ -492,6 +551,8 @@ def _run_master(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             lease_seconds=args.lease_seconds,
             max_heartbeats_per_second=args.max_heartbeats_per_second,
+            max_joins_in_flight=args.max_joins_in_flight,
+            session_ping_seconds=args.session_ping_seconds,
             percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
             eviction_timeout=args.pod_eviction_timeout,
             node_grace=args.node_grace,
@@ -506,6 +567,9 @@ def _run_master(args: argparse.Namespace) -> int:
             ingress_http_port=args.ingress_http_port,
             ingress_https_port=args.ingress_https_port,
             service_cidr=_service_cidr(args.service_cidr),
+            cluster_cidr=_cluster_cidr(args.cluster_cidr, args.node_cidr_mask_size),
+            node_cidr_mask=args.node_cidr_mask_size,
+            node_port_range=_node_port_range(args.service_node_port_range),
             haproxy_bin=args.haproxy,
             metrics_listen=_metrics_listen(args.metrics_listen),
             insecure=args.master_insecure,
@@ -520,7 +584,8 @@ def _run_master(args: argparse.Namespace) -> int:
             cluster_secret_file=(
                 Path(args.cluster_secret_file) if args.cluster_secret_file else None
             ),
-        )
+        ),
+        bounded_exit=True,
     )
 
 
@@ -542,6 +607,27 @@ def _service_cidr(text: str) -> str:
         return str(parse_service_cidr(text))
     except ClusterIpError as e:
         raise CliError(f"pinnace master: {e}") from None
+
+
+def _cluster_cidr(text: str, mask: int) -> str:
+    if not text:
+        return ""
+    from master.app.podcidr import PodCidrError, parse_cluster_cidr
+
+    try:
+        return str(parse_cluster_cidr(text, mask))
+    except PodCidrError as e:
+        raise CliError(f"pinnace master: {e}") from None
+
+
+def _node_port_range(text: str) -> tuple[int, int]:
+    from master.app.nodeport import NodePortError, parse_port_range
+
+    try:
+        ports = parse_port_range(text)
+    except NodePortError as e:
+        raise CliError(f"pinnace master: {e}") from None
+    return ports.first, ports.last
 
 
 def _run_lb(action: str, data_dir: Path) -> int:

@@ -18,7 +18,13 @@ from dataclasses import dataclass, replace
 from master.controllers.claims import Binding, bind_claims, check_claims, pinned_message
 from master.model import PersistentVolumeClaim, Pod, pod_ref
 from master.scheduler import DEFAULT_FILTERS, Placement, schedule_batch
-from master.scheduler.claim_storage import ClaimStorageFit, new_claim_bytes
+from master.scheduler.claim_storage import (
+    NOT_ENOUGH_STORAGE,
+    NOT_REPORTED,
+    ClaimStorageFit,
+    claims_note,
+    new_claim_bytes,
+)
 from master.scheduler.framework import SCORE_ALL_NODES
 from master.scheduler.nodeinfo import NodeInfo
 
@@ -86,6 +92,8 @@ def place_pods_with_claims(
         result = results[pod_ref(pod)]
         if not isinstance(result, Placement):
             message = result.message
+            if NOT_ENOUGH_STORAGE in result.reasons or NOT_REPORTED in result.reasons:
+                message = f"{message} {claims_note(pod, ns_claims)}"
             if check.node:
                 why = " and ".join(sorted(result.reasons)) or result.message
                 message = pinned_message(check.node, pod.spec.claim_names(), why)

@@ -146,20 +146,33 @@ class ClaimDisk:
     listed: frozenset[str]
 
 
-def claim_room(disk: ClaimDisk | None, pvs: Iterable[PersistentVolume], node: str) -> int | None:
+def claim_room(
+    disk: ClaimDisk | None,
+    pvs: Iterable[PersistentVolume],
+    node: str,
+    claims: Iterable[PersistentVolumeClaim] = (),
+) -> int | None:
     """Room left for new claim files on `node`'s claim disk: the free bytes it last
     reported (None: none, sizes not enforced there) less the files of the claims bound
     there that the same report did not list (bound since; the file is made when the first
-    pod starts). Counting a file twice for a moment is safe; not at all would overcommit."""
+    pod starts, of the claim's request then) and less the growth of listed claims asked
+    for more than their filesystem holds (a resize: the node grows the file to the new
+    request's size). Counting a file twice for a moment is safe; not at all would
+    overcommit."""
     if disk is None:
         return None
-    pending = sum(
-        claim_file_bytes(pv.storage_bytes)
-        for pv in pvs
-        if pv.node_name == node
-        and pv.phase == "Bound"
-        and docker_volume(pv.meta.name) not in disk.listed
-    )
+    by_name = {(c.meta.namespace, c.meta.name): c for c in claims}
+    pending = 0
+    for pv in pvs:
+        if pv.node_name != node or pv.phase != "Bound":
+            continue
+        claim = by_name.get((pv.claim_namespace, pv.claim_name))
+        request = max(pv.storage_bytes, claim.storage_bytes if claim else 0)
+        if docker_volume(pv.meta.name) not in disk.listed:
+            pending += claim_file_bytes(request)
+        elif claim is not None and 0 < claim.capacity_bytes < claim.storage_bytes:
+            held = max(pv.storage_bytes, claim.capacity_bytes)
+            pending += max(0, claim_file_bytes(claim.storage_bytes) - claim_file_bytes(held))
     return disk.free_bytes - pending
 
 

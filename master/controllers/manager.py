@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Protocol
 
@@ -52,8 +54,16 @@ from master.controllers.namespaces import (
     reconcile_namespace,
 )
 from master.controllers.naming import random_suffix
+from master.controllers.node_watch import NodeWatch, alive_until
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
 from master.controllers.pacing import rest_after_pass
+from master.controllers.session_loss import (
+    Counted,
+    Opened,
+    SessionLossSettings,
+    SessionLossValve,
+)
+from master.controllers.slicing import step_over
 from master.controllers.statefulset import (
     CreateClaim,
     DeleteClaim,
@@ -82,12 +92,12 @@ from master.model import (
     StoredObject,
     is_namespaced,
     key_of,
-    pod_ref,
     split_ref,
 )
-from master.scheduler import Placement, build_node_infos, schedule_batch
+from master.scheduler import Placement, build_node_infos, schedule_each
 from master.scheduler.nodeinfo import NodeInfo
 from master.state import ClusterState
+from master.writers import CONTROLLER_MANAGER, SCHEDULER
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +118,11 @@ def default_account(namespace: str) -> ServiceAccount:
     return ServiceAccount(ObjectMeta(name="default", namespace=namespace))
 
 
+# How long after the master starts a node without a claim disk report is not offered
+# new claims (its agent reports when its session starts; sessions come back within seconds).
+CLAIM_REPORT_GRACE = 20.0
+
+
 class ControllerManager:
     def __init__(
         self,
@@ -120,8 +135,11 @@ class ControllerManager:
         health: NodeHealthSettings | None = None,
         reachability: Reachability | None = None,
         percentage_of_nodes_to_score: int = 0,
+        session_loss: SessionLossSettings | None = None,
     ) -> None:
         self._state = state
+        # Many sessions ending at once excuse the nodes (master/controllers/session_loss.py).
+        self._session_loss = SessionLossValve(session_loss)
         self._clock = clock
         self._leases = leases
         self._health = health or NodeHealthSettings(lease_seconds, eviction_timeout)
@@ -132,14 +150,19 @@ class ControllerManager:
         self._percentage = percentage_of_nodes_to_score
         # Evictions paused because too many nodes went silent at once.
         self._paused = False
+        # The nodes a pass looks at (master/controllers/node_watch.py); all on the first.
+        self._node_watch = NodeWatch()
+        self._full_node_check = True
         self._last_tick: float | None = None
         # (namespace, name) of the deployments and statefulsets to reconcile.
         self._dirty_deployments: set[tuple[str, str]] = set()
         self._dirty_statefulsets: set[tuple[str, str]] = set()
         self._schedule_needed = True
         self._wake = asyncio.Event()
-        # Each node's claim disk as last reported (memory only: refilled within seconds).
-        self._claim_disks: dict[str, ClaimDisk] = {}
+        # Each node's claim disk as last reported (memory only: refilled within seconds;
+        # None: the node reported that it does not enforce sizes).
+        self._claim_disks: dict[str, ClaimDisk | None] = {}
+        self._started = clock.monotonic()
         # Last FailedScheduling message per pod key, so a stuck pod is reported once
         # per distinct reason rather than on every pass.
         self._unschedulable: dict[str, str] = {}
@@ -147,6 +170,10 @@ class ControllerManager:
         # Terminating namespaces whose "still waiting" Warning was given.
         self._stuck_reported: set[str] = set()
         state.subscribe(self._on_change)
+
+    def _put_status(self, planned: StoredObject) -> None:
+        """A controller's write of the object's status (as kube-controller-manager's)."""
+        self._state.put_by(CONTROLLER_MANAGER, planned, "status")
 
     # -- triggers -----------------------------------------------------------------
 
@@ -166,6 +193,7 @@ class ControllerManager:
         elif isinstance(obj, Namespace):
             pass
         elif isinstance(obj, Node):
+            self._node_watch.touch(obj.meta.name)
             if deleted:
                 # Only once the deletion is committed: a failed delete keeps the lease.
                 self._leases.forget(obj.meta.name)
@@ -205,6 +233,22 @@ class ControllerManager:
         for node in self._state.objects("Node"):
             self._leases.grant(node.meta.name, until, self._health.lease_seconds)
 
+    def session_ended(self, node: str) -> bool:
+        """A node's session stream ended: whether it counts against the node (then its
+        end is recorded in the lease table and the caller marks the node lost), or was
+        excused as part of a mass loss (master/controllers/session_loss.py)."""
+        mono = self._clock.monotonic()
+        verdict = self._session_loss.session_ended(mono, self._state.count("Node"))
+        if isinstance(verdict, Opened):
+            self.start_grace()
+            self._state.record_event(
+                "Cluster", "nodes", "MassSessionLoss", verdict.message, "Warning"
+            )
+        if not isinstance(verdict, Counted):
+            return False
+        self._leases.session_ended(node, mono)  # (not recorded while the node runs on a grant)
+        return True
+
     def set_reachability(self, reachability: Reachability) -> None:
         self._reachability = reachability
 
@@ -229,12 +273,22 @@ class ControllerManager:
                     (s.meta.namespace, s.meta.name) for s in self._state.objects("StatefulSet")
                 )
                 self._schedule_needed = True
-            started = self._clock.monotonic()
+                self._full_node_check = True
+            # The pass runs in steps, the loop free between two (heartbeats, API calls):
+            # `held` is the time the pass itself held it.
+            held = 0.0
             try:
-                self.tick()
+                steps = self._tick_steps()
+                while True:
+                    started = self._clock.monotonic()
+                    more = next(steps, None) is not None
+                    held += self._clock.monotonic() - started
+                    if not more:
+                        break
+                    await asyncio.sleep(0)
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
-            rest = rest_after_pass(self._clock.monotonic() - started)
+            rest = rest_after_pass(held)
             if rest > 0:
                 await self._clock.sleep(rest)
 
@@ -247,16 +301,25 @@ class ControllerManager:
 
     def tick(self) -> None:
         """One turn of the loop: notice a stall of the master itself, then a pass."""
+        for _ in self._tick_steps():
+            pass
+
+    def _tick_steps(self) -> Iterator[bool]:
+        """`tick` in steps: the loop may run other work where it yields (run() lets it)."""
         now = self._clock.monotonic()
         if self._last_tick is not None and stalled(self._last_tick, now, self._health):
             self._after_stall(now - self._last_tick)
         self._last_tick = now
-        self.run_pass()
-        # A long pass is a stall too: no heartbeat was read while it ran.
+        closed = self._session_loss.check(now, self._state.count("Node"))
+        if closed is not None:
+            self._state.record_event("Cluster", "nodes", "MassSessionLossOver", closed.message)
+        yield from self._pass_steps()
+        # A long step is a stall too: no heartbeat was read while it ran.
         self._last_tick = self._clock.monotonic()
 
     def _after_stall(self, gap: float) -> None:
         self.start_grace()
+        self._full_node_check = True
         self._state.record_event(
             "Cluster",
             "nodes",
@@ -268,16 +331,28 @@ class ControllerManager:
         )
 
     def run_pass(self) -> None:
+        for _ in self._pass_steps():
+            pass
+
+    def _pass_steps(self) -> Iterator[bool]:
+        """A pass, yielding between controllers and between slices of the two that can be
+        long (the deployments' pod creations, the scheduler's placements): at 1,000 nodes
+        a pass placing 2,000 pods held the master's loop for 350 ms and more in one piece,
+        every heartbeat and API call waiting behind it. Each step is short; the loop runs
+        whatever came meanwhile before the next (state read afresh where it matters)."""
         with timed(RECONCILE.labels("nodes")):
             self._check_nodes()
+        yield True
         with timed(RECONCILE.labels("deployment")):
-            self._reconcile_deployments()
+            yield from self._reconcile_deployments()
+        yield True
         with timed(RECONCILE.labels("statefulset")):
             self._reconcile_statefulsets()
         if self._schedule_needed:
             self._schedule_needed = False
+            yield True
             with timed(RECONCILE.labels("scheduler")):
-                self._schedule_pending()
+                yield from self._schedule_pending()
         with timed(RECONCILE.labels("namespace")):
             self._reconcile_namespaces()
         self._collect_orphans()
@@ -337,27 +412,52 @@ class ControllerManager:
 
     def _check_nodes(self) -> None:
         mono = self._clock.monotonic()
-        nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
+        leases, health, watch = self._leases, self._health, self._node_watch
+        watch.touch_all(leases.take_touched())
+        if self._full_node_check:
+            # At start, after a stall, on every resync: every node, whatever the triggers
+            # said (a missed one costs at most one resync period, never a node's fate).
+            self._full_node_check = False
+            watch.touch_all(n.meta.name for n in self._state.objects("Node"))
+
+        def until_of(name: str) -> float | None:
+            return alive_until(
+                leases.last_seen(name),
+                leases.lease_of(name) or health.lease_seconds,
+                leases.ended_at(name),
+                health.session_grace,
+            )
+
+        # Only the nodes touched, due or unwell are looked at (master/controllers/
+        # node_watch.py); every other node is Ready and alive, and only counted.
+        judged: list[Node] = []
+        for name in watch.take(mono, until_of):
+            n = self._state.get("Node", name)
+            if not isinstance(n, Node):
+                watch.forget(name)
+                continue
+            until = until_of(name)
+            if n.status.ready and until is not None and mono <= until:
+                watch.healthy(name, until)
+            else:
+                watch.unwell(name)
+                judged.append(n)
+        healthy = self._state.count("Node") - len(judged)
         signals = {
             n.meta.name: NodeSignals(
-                last_seen=self._leases.last_seen(n.meta.name),
-                granted=self._leases.granted(n.meta.name),
-                goodbye_at=self._leases.goodbye_at(n.meta.name),
+                last_seen=leases.last_seen(n.meta.name),
+                granted=leases.granted(n.meta.name),
+                goodbye_at=leases.goodbye_at(n.meta.name),
                 answering=self._reachability.answering(n.meta.name),
-                lease_seconds=self._leases.lease_of(n.meta.name),
+                lease_seconds=leases.lease_of(n.meta.name),
+                session_ended_at=leases.ended_at(n.meta.name),
             )
-            for n in nodes
+            for n in judged
         }
-        # Pods matter only on nodes that are not Ready and heard from.
-        pods = {
-            n.meta.name: self._state.pods_on_node(n.meta.name)
-            for n in nodes
-            if not n.status.ready
-            or (last := (sig := signals[n.meta.name]).last_seen) is None
-            or mono - last > (sig.lease_seconds or self._health.lease_seconds)
-        }
+        pods = {n.meta.name: self._state.pods_on_node(n.meta.name) for n in judged}
         now = Moment(self._clock.now(), mono)
-        for action in reconcile_nodes(nodes, signals, pods, now, self._health, self._paused):
+        actions = reconcile_nodes(judged, signals, pods, now, health, self._paused, healthy)
+        for action in actions:
             self._execute_node_action(action, now.wall)
 
     def _execute_node_action(self, action: NodeAction, now: float) -> None:
@@ -367,7 +467,7 @@ class ControllerManager:
                 return
             reason = REASONS[action.condition]
             ready = action.condition == "Ready"
-            self._state.put(
+            self._put_status(
                 apply_transition(node, NodeTransition(ready, reason, action.message), now)
             )
             type_ = "Normal" if ready else "Warning"
@@ -377,7 +477,7 @@ class ControllerManager:
             pod = self._state.pod(name, ns)
             if pod is not None and pod.status.ready:
                 status = replace(pod.status, ready=False, reason="NodeNotReady")
-                self._state.put(replace(pod, status=status))
+                self._put_status(replace(pod, status=status))
         elif isinstance(action, EvictPod):
             ns, name = split_ref(action.pod)
             if self._state.remove("Pod", name, ns) is None or action.stopping:
@@ -399,8 +499,9 @@ class ControllerManager:
 
     # -- 2. deployments -------------------------------------------------------------
 
-    def _reconcile_deployments(self) -> None:
+    def _reconcile_deployments(self) -> Iterator[bool]:
         dirty, self._dirty_deployments = self._dirty_deployments, set()
+        started = time.thread_time()
         for ns, name in dirty:
             dep = self._state.get("Deployment", name, ns)
             pods = self._state.pods_of_owner(name, ns)
@@ -417,16 +518,19 @@ class ControllerManager:
                         self._dirty_deployments.add((ns, name))
                         self._wake.set()
                         continue
-                    self._state.put(action.pod)
+                    self._state.put_by(CONTROLLER_MANAGER, action.pod)
                     self._state.record_event(
                         "Deployment", name, action.reason, action.message, namespace=ns
                     )
+                    if step_over(started, time.thread_time()):
+                        yield True
+                        started = time.thread_time()
                 elif isinstance(action, DeletePod):
                     doomed = self._state.pod(action.name, ns)
                     if doomed is not None:
                         self._request_deletion(doomed, action.reason, action.message)
                 elif isinstance(action, SetDeploymentStatus) and dep.status != action.status:
-                    self._state.put(replace(dep, status=action.status))
+                    self._put_status(replace(dep, status=action.status))
 
     def _reconcile_statefulsets(self) -> None:
         dirty, self._dirty_statefulsets = self._dirty_statefulsets, set()
@@ -461,13 +565,13 @@ class ControllerManager:
     def _execute_statefulset_action(self, sts: StatefulSet, action: StatefulSetAction) -> None:
         name, ns = sts.meta.name, sts.meta.namespace
         if isinstance(action, CreateClaim):
-            self._state.put(action.claim)
+            self._state.put_by(CONTROLLER_MANAGER, action.claim)
             self._state.record_event(
                 "StatefulSet", name, action.reason, action.message, namespace=ns
             )
         elif isinstance(action, CreatePod):
             if self._state.get("Pod", action.pod.meta.name, ns) is None:
-                self._state.put(action.pod)
+                self._state.put_by(CONTROLLER_MANAGER, action.pod)
                 self._state.record_event(
                     "StatefulSet", name, action.reason, action.message, namespace=ns
                 )
@@ -481,9 +585,9 @@ class ControllerManager:
                     "StatefulSet", name, action.reason, action.message, namespace=ns
                 )
         elif isinstance(action, SetClaimOwner):
-            self._state.put(action.claim)
+            self._state.put_by(CONTROLLER_MANAGER, action.claim)
         elif isinstance(action, SetStatefulSetStatus):
-            self._state.put(replace(sts, status=action.status))
+            self._put_status(replace(sts, status=action.status))
 
     def _remove_claim(self, name: str, ns: str, message: str) -> bool:
         """Delete a claim a statefulset's policy gives up; its volume is Released (and, by
@@ -513,13 +617,22 @@ class ControllerManager:
     # -- 3. scheduling ---------------------------------------------------------------
 
     def record_claim_disk(self, node: str, disk: ClaimDisk | None) -> None:
-        """A node's report of its claim disk's room (None: it does not enforce sizes)."""
-        if disk is None:
-            self._claim_disks.pop(node, None)
-        else:
-            self._claim_disks[node] = disk
+        """A node's report of its claim disk's room (None: it does not enforce sizes). A
+        first report since the master started lets pods waiting for it be placed now."""
+        first = node not in self._claim_disks
+        self._claim_disks[node] = disk
+        if first:
+            self._schedule_needed = True
+            self._wake.set()
 
-    def _schedule_pending(self) -> None:
+    def _claim_room_unknown(self, node: str) -> bool:
+        """No report from `node` yet, this soon after the master started (its agent reports
+        as its session starts): its room may be anything. A node that never reports (an
+        agent of an older version) is taken as before once CLAIM_REPORT_GRACE is over."""
+        recent = self._clock.monotonic() - self._started < CLAIM_REPORT_GRACE
+        return recent and node not in self._claim_disks
+
+    def _schedule_pending(self) -> Iterator[bool]:
         pods = self._state.pods()
         pending = [p for p in pods if not p.node_name and not p.deletion_requested_at]
         if not pending:
@@ -531,15 +644,41 @@ class ControllerManager:
         if with_claims:
             infos = self._schedule_with_claims(with_claims, pods, infos)
         plain = [p for p in pending if not p.spec.claim_names()]
-        results, _ = schedule_batch(plain, infos, percentage_of_nodes_to_score=self._percentage)
-        for pod in plain:
-            result = results[pod_ref(pod)]
+        # One decision at a time, the loop free whenever a step has had its turn
+        # (master/controllers/slicing.py); the scheduler keeps its columns across.
+        decisions = schedule_each(plain, dict(infos), percentage_of_nodes_to_score=self._percentage)
+        yield True  # the infos over every pod and node took a step of their own
+        started, yielded = time.thread_time(), True
+        for pod, result in decisions:
             if isinstance(result, Placement):
+                if yielded and not self._still_placeable(pod, result.node_name):
+                    continue  # changed while the loop ran other work: the next pass
                 self._bind(pod, result.node_name)
                 series.pod_scheduled(pod.meta.created_at, self._clock.now())
             else:
                 self._mark_unschedulable(pod, result.message)
                 series.pod_unschedulable()
+            if step_over(started, time.thread_time()):
+                yield True
+                started, yielded = time.thread_time(), True
+
+    def _still_placeable(self, pod: Pod, node_name: str) -> bool:
+        """After a yield: the pod still waits unbound and the node is still there, Ready.
+        (If not, the pass after this one places the pod again, from fresh state.)"""
+        current = self._state.pod(pod.meta.name, pod.meta.namespace)
+        node = self._state.get("Node", node_name)
+        fine = (
+            current is not None
+            and not current.node_name
+            and not current.deletion_requested_at
+            and isinstance(node, Node)
+            and node.status.ready
+            and not node.unschedulable
+        )
+        if not fine:
+            self._schedule_needed = True
+            self._wake.set()
+        return fine
 
     def _schedule_with_claims(
         self, pending: list[Pod], pods: list[Pod], infos: dict[str, NodeInfo]
@@ -554,7 +693,10 @@ class ControllerManager:
             v for v in self._state.objects("PersistentVolume") if isinstance(v, PersistentVolume)
         ]
         infos = {
-            name: info.with_claim_room(claim_room(self._claim_disks.get(name), pvs, name))
+            name: info.with_claim_room(
+                claim_room(self._claim_disks.get(name), pvs, name, claims),
+                self._claim_room_unknown(name),
+            )
             for name, info in infos.items()
         }
         decisions, infos = place_pods_with_claims(
@@ -591,6 +733,7 @@ class ControllerManager:
             "Scheduled",
             f"assigned {pod.meta.name} to {node_name}",
             namespace=pod.meta.namespace,
+            writer=SCHEDULER,
         )
 
     def _mark_unschedulable(self, pod: Pod, message: str) -> None:
@@ -598,7 +741,7 @@ class ControllerManager:
             return
         self._unschedulable[key_of(pod)] = message
         status = replace(pod.status, reason="Unschedulable", message=message)
-        self._state.put(replace(pod, status=status))
+        self._state.put_by(SCHEDULER, replace(pod, status=status), "status")
         self._state.record_event(
             "Pod",
             pod.meta.name,
@@ -606,6 +749,7 @@ class ControllerManager:
             message,
             "Warning",
             namespace=pod.meta.namespace,
+            writer=SCHEDULER,
         )
 
     # -- 4. orphans ------------------------------------------------------------------

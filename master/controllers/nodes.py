@@ -3,7 +3,9 @@
 Agents heartbeat over their session stream; the master keeps the time of each
 node's last heartbeat in memory only (`LeaseTable`, monotonic clock), so a
 heartbeat costs no store write; an agent stopping for a restart says goodbye,
-which the table keeps until the agent registers again. What the leases mean —
+which the table keeps until the agent registers again. The table also keeps when
+a node's session stream ended (the agent died, or the master's keepalive pings
+went unanswered), until the agent registers again. What the leases mean —
 Ready, Unknown or NotReady, and whose pods are replaced — is decided by
 master/controllers/lifecycle.py; only condition transitions are persisted.
 
@@ -40,6 +42,16 @@ class LeaseTable:
         self._granted: set[str] = set()
         # The lease each node was given when it registered (heartbeats stretch with size).
         self._lease: dict[str, float] = {}
+        # When each node's session stream ended, until it registers again.
+        self._ended: dict[str, float] = {}
+        # Nodes changed other than by a heartbeat since the controller last asked: what
+        # may bring a node's end of life earlier (master/controllers/node_watch.py).
+        self._touched: set[str] = set()
+
+    def take_touched(self) -> set[str]:
+        """The nodes changed other than by a heartbeat since the last call."""
+        touched, self._touched = self._touched, set()
+        return touched
 
     def renew(self, node: str, at: float) -> None:
         self._seen[node] = at
@@ -47,12 +59,31 @@ class LeaseTable:
 
     def grant(self, node: str, until: float, lease_seconds: float) -> None:
         """A lease that runs out at `until` though the node said nothing (the master was
-        away, not the nodes)."""
+        away, not the nodes: a stream that ended meanwhile is judged by the grant too)."""
+        self._touched.add(node)
         self._seen[node] = until - lease_seconds
         self._granted.add(node)
+        self._ended.pop(node, None)
+
+    def session_ended(self, node: str, at: float) -> None:
+        """The node's session stream ended (not superseded by a newer one). Not while the
+        node runs on a grant: after a stall of the master its keepalive pings may time out
+        on waking, before any answer is read; the grant's reconnect grace judges it."""
+        self._touched.add(node)
+        if node not in self._granted:
+            self._ended[node] = at
+
+    def session_started(self, node: str) -> None:
+        """The node's agent registered: whatever stream ended before is replaced."""
+        self._touched.add(node)
+        self._ended.pop(node, None)
+
+    def ended_at(self, node: str) -> float | None:
+        return self._ended.get(node)
 
     def set_lease(self, node: str, seconds: float) -> None:
         """The lease this node was told at registration (master/controllers/heartbeats.py)."""
+        self._touched.add(node)
         self._lease[node] = seconds
 
     def lease_of(self, node: str) -> float | None:
@@ -67,6 +98,7 @@ class LeaseTable:
 
     def say_goodbye(self, node: str, at: float) -> None:
         """The node's agent is stopping and said it will be back."""
+        self._touched.add(node)
         self._goodbye[node] = at
 
     def goodbye_at(self, node: str) -> float | None:
@@ -74,13 +106,16 @@ class LeaseTable:
 
     def welcome(self, node: str) -> None:
         """The node's agent registered again: a goodbye is over."""
+        self._touched.add(node)
         self._goodbye.pop(node, None)
 
     def forget(self, node: str) -> None:
+        self._touched.add(node)
         self._seen.pop(node, None)
         self._goodbye.pop(node, None)
         self._granted.discard(node)
         self._lease.pop(node, None)
+        self._ended.pop(node, None)
 
 
 def apply_transition(node: Node, t: NodeTransition, now: float) -> Node:

@@ -282,8 +282,13 @@ class LeaderElector:
 
     @property
     def paused(self) -> bool:
-        """Leading by its key, but not acting: its lease is not confirmed alive right now."""
-        return self._paused
+        """Leading by its key, but not acting: its lease is not confirmed alive right now.
+        That starts the moment its deadline passes, not at the tick that notices (a tick
+        may be waiting on etcd for a while): in that gap a write must wait for the lease
+        as it does in a pause, not be refused as if no master led."""
+        return self._paused or (
+            self.leadership.role == "leader" and not self.leadership.acting(self._monotonic())
+        )
 
     async def _pause(self) -> None:
         """No renewal confirmed in time (etcd electing a new leader of its own, a stalled

@@ -72,6 +72,7 @@ def listeners(
     return [
         (i, Listener(address, port.port + addresses.port_offset))
         for i, port in enumerate(svc.ports)
+        if port.protocol == "TCP"
         for address in binds
     ]
 
@@ -90,7 +91,7 @@ def _out_of_range(svc: Service, addresses: LbAddresses) -> Unservable | None:
         return None
     for i, port in enumerate(svc.ports):
         listen = port.port + addresses.port_offset
-        if not 1 <= listen <= 65535:
+        if port.protocol == "TCP" and not 1 <= listen <= 65535:
             return Unservable(
                 lb_name(svc),
                 "InvalidPort",
@@ -285,11 +286,41 @@ def service_status(
             event = StatusEvent("Warning", problem.reason, problem.message)
         return new, event
     ingress = (own_address or addresses.external_ip) if svc.type == "LoadBalancer" else ""
+    udp = udp_not_served(svc)
+    if udp:
+        # TCP ports (if any) are served at the address; the UDP ones are said not to be.
+        tcp = any(p.protocol == "TCP" for p in svc.ports)
+        since = svc.lb_since if svc.lb_reason == UDP_NOT_SERVED else now
+        new = _with_status(svc, ingress if tcp else "", UDP_NOT_SERVED, udp, since)
+        changed = (svc.lb_reason, svc.lb_message) != (UDP_NOT_SERVED, udp)
+        return new, StatusEvent("Warning", UDP_NOT_SERVED, udp) if changed else None
     new = _with_status(svc, ingress, "", "", 0.0)
     event = None
     if svc.lb_reason:
         event = StatusEvent("Normal", "LoadBalancerServing", "the load balancer serves it now")
     return new, event
+
+
+UDP_NOT_SERVED = "UDPNotServedByLoadBalancer"
+
+
+def udp_not_served(svc: Service) -> str:
+    """For a LoadBalancer Service with UDP ports: one sentence saying the master's HAProxy
+    (TCP only) does not serve them and where they are served instead; else ""."""
+    if svc.type != "LoadBalancer":
+        return ""
+    udp = [(i, p) for i, p in enumerate(svc.ports) if p.protocol == "UDP"]
+    if not udp:
+        return ""
+    named = ", ".join(
+        f"spec.ports[{i}] {p.port}/UDP" + (f" (node port {p.node_port})" if p.node_port else "")
+        for i, p in udp
+    )
+    return (
+        f"{named}: the load balancer (HAProxy) serves TCP only, so no external address "
+        "answers UDP; reach it at the Service's cluster IP from pods, or at its node port "
+        "on any node's address"
+    )
 
 
 def _with_status(svc: Service, ingress: str, reason: str, message: str, since: float) -> Service:

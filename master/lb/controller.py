@@ -216,7 +216,14 @@ class LoadBalancerController:
             unservable.setdefault(name, entry.problem)
         servable = [s for s in services if lb_name(s) not in unservable]
         desired = compute_lb_services(
-            servable, pods, nodes, a.port_offset, a.listen, a.bind_internal, own_addresses=own
+            servable,
+            pods,
+            nodes,
+            a.port_offset,
+            a.listen,
+            a.bind_internal,
+            own_addresses=own,
+            tcp_only=True,
         )
         plan = self._plan_ingress(ingresses, services, pods, nodes, blocked, now)
         wanted = (desired + list(plan.backends), plan.frontend)

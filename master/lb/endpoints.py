@@ -16,10 +16,10 @@ in Kubernetes; the endpoint address is where the agent published it.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from kernel.addresses import is_ip
 from master.lb.model import Endpoint, LbService, ProxyMode
 from master.model import Pod, Service, ServicePort, lb_name, pod_ref, selector_matches
 
@@ -53,16 +53,14 @@ def _target_port(pod: Pod, target: str) -> tuple[int, str] | None:
     return (int(target), "TCP") if target.isdigit() else None
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+def container_port(pod: Pod, target: str) -> int:
+    """The container port a service targetPort names in this pod (0 if none)."""
+    port = _target_port(pod, target)
+    return port[0] if port is not None else 0
 
 
 def pod_endpoint(pod: Pod, target: str, node_ready: bool) -> Endpoint | None:
-    if not pod.node_name or not _is_ip(pod.status.host_ip):
+    if not pod.node_name or not is_ip(pod.status.host_ip):
         # HAProxy takes IP addresses only; a pod without one is not reachable yet.
         return None
     port = _target_port(pod, target)
@@ -103,10 +101,13 @@ def compute_lb_services(
     internal: str = "",
     include_headless: bool = False,
     own_addresses: Mapping[str, str] | None = None,
+    tcp_only: bool = False,
 ) -> list[LbService]:
     """The load balancer's services; headless ones (clusterIP None) get no load balancer and
     are left out unless `include_headless` (for listing endpoints). `own_addresses` are
-    LoadBalancer Services' addresses from the pool, by name (each listens there only)."""
+    LoadBalancer Services' addresses from the pool, by name (each listens there only).
+    `tcp_only` leaves UDP ports out (the master's HAProxy serves TCP; the node proxies'
+    kernel rules serve UDP, and master/lb/conflicts.py says so on the Service)."""
     own = own_addresses or {}
     result = []
     for svc in sorted(services, key=lambda s: lb_name(s)):
@@ -120,6 +121,8 @@ def compute_lb_services(
             if p.meta.namespace == ns and selector_matches(svc.selector, p.meta.labels)
         ]
         for sp in svc.ports:
+            if tcp_only and sp.protocol != "TCP":
+                continue
             endpoints = []
             for pod in sorted(members, key=lambda p: p.meta.name):
                 ep = pod_endpoint(pod, sp.target_port, ready_nodes.get(pod.node_name, False))

@@ -124,7 +124,7 @@ class HAProxyDriver:
             if self._pid is not None:
                 raise HAProxyError("HAProxy is already running")
             self._paths.workdir.mkdir(parents=True, exist_ok=True)
-            running = find_running(self._paths)
+            running = await asyncio.to_thread(find_running, self._paths)
             if running is not None:
                 try:
                     await self._adopt(running)

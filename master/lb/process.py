@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from kernel.processes import pid_alive as pid_alive
+from kernel.processes import read_pid_file
 from kernel.processes import runs_config as runs_config
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
@@ -87,12 +88,9 @@ class SocketDir:
 
 
 def find_running(paths: LbPaths) -> int | None:
-    """The PID of the HAProxy master serving this data dir, if one runs."""
-    try:
-        pid = int(paths.pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if runs_config(pid, paths.config) else None
+    """The PID of the HAProxy master serving this data dir, if one runs (blocks for a moment
+    while HAProxy rewrites its pid file: see read_pid_file)."""
+    return read_pid_file(paths.pidfile, paths.config)
 
 
 def group_members(pgid: int) -> list[int]:

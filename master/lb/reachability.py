@@ -13,6 +13,12 @@ does not make a live machine look dead. The node lifecycle
 Unknown and keeps them; one whose pods do not is NotReady and its pods are
 replaced. Results older than `fresh_for` count as "not probed".
 
+A round that fails is not yet a verdict: only MISSED_ROUNDS_TO_FAIL failed rounds in a row
+make the node's pods "not answering" (until then the last verdict stands), while one round
+that answers counts at once (`next_verdict`). A connect times out on a loaded machine too
+(the master's loop starved past `timeout`), and a wrong "not answering" replaces a live
+node's pods: an agent restarting at load 60 had its three running pods rescheduled.
+
 Only the TCP connect is tried — what HAProxy's own `check` does for a TCP
 backend; the load balancer's health checks still judge each pod for traffic.
 """
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from kernel.clock import Clock
 from master.model import Node, Pod
@@ -33,6 +40,31 @@ log = logging.getLogger(__name__)
 # Pods probed per node and round: a few, so one crashed container does not make a live
 # machine look dead, and one stray answer does not make a dead one look alive.
 PODS_PER_NODE = 4
+# Failed rounds in a row before a node's pods count as not answering (see the module doc):
+# about 1.5 s more for a dead machine whose agent had said goodbye.
+MISSED_ROUNDS_TO_FAIL = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the probe says of a node after its latest round."""
+
+    # True: its pods answer; False: they have not for MISSED_ROUNDS_TO_FAIL rounds; None:
+    # not known yet (no round answered, too few failed).
+    answering: bool | None
+    # Failed rounds in a row.
+    missed: int = 0
+
+
+def next_verdict(previous: Verdict | None, answered: bool) -> Verdict:
+    """The verdict after a round: answering at once; not answering only after
+    MISSED_ROUNDS_TO_FAIL failed rounds in a row (before that, the previous verdict)."""
+    if answered:
+        return Verdict(True)
+    missed = (previous.missed if previous is not None else 0) + 1
+    if missed >= MISSED_ROUNDS_TO_FAIL:
+        return Verdict(False, missed)
+    return Verdict(previous.answering if previous is not None else None, missed)
 
 
 def node_answers(answers: Sequence[bool]) -> bool:
@@ -73,13 +105,13 @@ class PodReachability:
         self._interval = interval
         self._timeout = timeout
         self._fresh_for = fresh_for
-        self._results: dict[str, tuple[float, bool]] = {}
+        self._results: dict[str, tuple[float, Verdict]] = {}
 
     def answering(self, node: str) -> bool | None:
         result = self._results.get(node)
         if result is None or self._clock.monotonic() - result[0] > self._fresh_for:
             return None
-        return result[1]
+        return result[1].answering
 
     async def run(self) -> None:
         while True:
@@ -100,7 +132,12 @@ class PodReachability:
             return
         started = self._clock.monotonic()
         answers = await asyncio.gather(*(self._connect(host, port) for host, port in targets))
-        self._results[node] = (started, node_answers(answers))
+        previous = self._results.get(node)
+        # A verdict too old to count is no history either.
+        if previous is not None and started - previous[0] > self._fresh_for:
+            previous = None
+        verdict = next_verdict(previous[1] if previous else None, node_answers(answers))
+        self._results[node] = (started, verdict)
 
     async def _connect(self, host: str, port: int) -> bool:
         try:

@@ -9,6 +9,14 @@ Why TCP mode: a service port carries whatever its pods speak, and all we know is
 out connects are retried, and with `option redispatch 1` every retry goes to another server), so
 a dead endpoint costs a client a retry, not an error, until health checks mark it DOWN.
 
+Why HTTP ports stay in HTTP mode although it costs: HAProxy spends 1.4-1.7x the CPU per
+request of TCP mode on them (tests/bench/lb_tuning.py, variants threads1 and tcp), but in TCP
+mode a pod killed mid-request costs its client an error, and so does a killed container whose
+published port still accepts (Docker's userland proxy) and then closes: only an HTTP-mode
+retry hides them. With every port in TCP mode, tests/integration/test_load_balancer.py's
+disruptions test lost 4 of 1448 requests ("closed connection without response") at the
+docker kill and the node death. `appProtocol: tcp` is the user's way out.
+
 Every backend is pre-allocated with a power-of-two number of server slots (see `slots.py`); empty
 slots are `0.0.0.0:0 disabled` and are filled at run time with `set server ... addr`. The config
 rendered here always reflects a full slot table, so after a reload the new worker starts with the

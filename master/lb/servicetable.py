@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from master.lb.endpoints import lb_mode, pod_endpoint
+from master.lb.endpoints import container_port, lb_mode, pod_endpoint
 from master.model import Pod, Service, selector_matches
 
 
@@ -35,6 +35,10 @@ class TableEndpoint:
     node: str
     hostname: str = ""
     subdomain: str = ""
+    # The pod's address on its machine's container network and its container port (""/0
+    # unknown): node proxies on that machine reach a UDP pod there.
+    pod_ip: str = ""
+    target_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,8 @@ class TablePort:
     protocol: str
     app_protocol: str
     endpoints: tuple[TableEndpoint, ...]
+    # Every node's port for it (NodePort and LoadBalancer Services); 0 none.
+    node_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,8 @@ def _endpoints(
                 node=pod.node_name,
                 hostname=pod.meta.name if subdomain else "",
                 subdomain=subdomain,
+                pod_ip=pod.status.pod_ip,
+                target_port=container_port(pod, svc_port_target) if pod.status.pod_ip else 0,
             )
         )
     return tuple(found)
@@ -118,6 +126,7 @@ def compute_service_table(
                 endpoints=_endpoints(
                     sp.target_port, members, ready_nodes, subs, ns, svc.publish_not_ready
                 ),
+                node_port=sp.node_port,
             )
             for sp in svc.ports
         )

@@ -40,18 +40,18 @@ from master.manifest.quantities import (
     parse_quantity_cpu,
     parse_quantity_memory,
 )
+from master.manifest.security import parse_security_context
 from master.manifest.volumes import parse_volume_mounts, parse_volumes
 from master.model import Container, ContainerPort, PodSpec, Resources, RestartPolicy, Volume
 
 POD_SUPPORTED = (
     "containers", "volumes", "restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName",
     "serviceAccount", "automountServiceAccountToken", "dnsPolicy", "dnsConfig",
-    "enableServiceLinks",
+    "enableServiceLinks", "securityContext",
 )  # fmt: skip
 POD_UNSUPPORTED = (
     "initContainers", "ephemeralContainers", "activeDeadlineSeconds",
     "nodeSelector", "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
-    "securityContext",
     "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
     "hostAliases", "priorityClassName", "priority", "readinessGates",
     "runtimeClassName", "preemptionPolicy", "overhead",
@@ -61,11 +61,12 @@ POD_UNSUPPORTED = (
 CONTAINER_SUPPORTED = (
     "name", "image", "command", "args", "env", "envFrom", "ports", "resources", "imagePullPolicy",
     "readinessProbe", "livenessProbe", "volumeMounts", "stdin", "stdinOnce", "tty",
+    "securityContext",
 )  # fmt: skip
 CONTAINER_UNSUPPORTED = (
     "workingDir", "resizePolicy", "restartPolicy", "volumeDevices",
     "startupProbe", "lifecycle", "terminationMessagePath",
-    "terminationMessagePolicy", "securityContext",
+    "terminationMessagePolicy",
 )  # fmt: skip
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 PROTOCOLS = ("TCP", "UDP")
@@ -208,6 +209,9 @@ def _parse_container(
         volume_mounts=parse_volume_mounts(
             data.get("volumeMounts"), where.key("volumeMounts"), volumes, left_out
         ),
+        security_context=parse_security_context(
+            data.get("securityContext"), where.key("securityContext"), pod=False
+        ),
     )
 
 
@@ -290,6 +294,9 @@ def parse_pod_spec(value: Any, where: Where, claim_templates: tuple[str, ...] = 
         enable_service_links=parse_enable_service_links(data, where),
         dns_policy=dns_policy,
         dns_config=dns_config,
+        security_context=parse_security_context(
+            data.get("securityContext"), where.key("securityContext"), pod=True
+        ),
     )
 
 

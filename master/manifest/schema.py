@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from master.manifest import deployment, dns, ingress, meta, podspec, probes, service, volumes
+from master.manifest import (
+    deployment,
+    dns,
+    ingress,
+    meta,
+    podspec,
+    probes,
+    security,
+    service,
+    volumes,
+)
 
 # Kinds of leaf value: OpenAPI types, plus Kubernetes' int-or-string and string maps.
 Scalar = str  # "string" | "integer" | "boolean" | "int-or-string" | "string-map"
@@ -417,6 +427,57 @@ VOLUME = Type(
     ),
     required=("name",),
 )
+_RUN_AS = (
+    Field("runAsUser", "The user id the process runs as (the image's when unset).", INT,
+          minimum=0, maximum=security.ID_MAX),
+    Field("runAsGroup", "The group id the process runs as.", INT,
+          minimum=0, maximum=security.ID_MAX),
+    Field("runAsNonRoot", "Refuse to start a container that would run as root.", B),
+)  # fmt: skip
+_SECURITY = _check(
+    Type(
+        "io.k8s.api.core.v1.SecurityContext",
+        "Who the container's process is (over its pod's securityContext).",
+        (
+            *_RUN_AS,
+            Field("readOnlyRootFilesystem", "Mount the image's filesystem read-only.", B),
+            *(
+                Field(name, "Not supported yet (ignored).", "any")
+                for name in security.CONTAINER_UNSUPPORTED
+            ),
+        ),
+    ),
+    (*security.CONTAINER_SUPPORTED, *security.CONTAINER_UNSUPPORTED),
+)
+_POD_SECURITY = _check(
+    Type(
+        "io.k8s.api.core.v1.PodSecurityContext",
+        "Who every container's process is, and the group owning the pod's volumes.",
+        (
+            *_RUN_AS,
+            Field(
+                "fsGroup",
+                "The group owning the pod's volumes, added to every process.",
+                INT,
+                minimum=0,
+                maximum=security.ID_MAX,
+            ),
+            Field(
+                "fsGroupChangePolicy",
+                "Accepted; ownership is changed when the volume's "
+                "root does not match (OnRootMismatch).",
+                S,
+                enum=security.FS_GROUP_CHANGE_POLICIES,
+            ),
+            Field("supplementalGroups", "More groups for every process.", INT, is_list=True),
+            *(
+                Field(name, "Not supported yet (ignored).", "any")
+                for name in security.POD_UNSUPPORTED
+            ),
+        ),
+    ),
+    (*security.POD_SUPPORTED, *security.POD_UNSUPPORTED),
+)
 CONTAINER = _check(
     Type(
         "io.k8s.api.core.v1.Container",
@@ -449,6 +510,7 @@ CONTAINER = _check(
             Field("stdin", "Keep the main process's stdin open (kubectl attach -i).", B),
             Field("stdinOnce", "Close that stdin when the first attach ends.", B),
             Field("tty", "Give the main process a terminal.", B),
+            Field("securityContext", "Who the process is.", _SECURITY),
         ),
         required=("name", "image"),
     ),
@@ -508,6 +570,7 @@ POD_SPEC = _check(
                 is_list=True,
                 merge_key="name",
             ),
+            Field("securityContext", "Who the processes are; the volumes' group.", _POD_SECURITY),
             Field("nodeName", "Set by the scheduler.", S, read_only=True),
         ),
         required=("containers",),
@@ -585,7 +648,12 @@ _SERVICE_PORT = Type(
             Field("protocol", 'Only "TCP".', S, enum=("TCP",)),
             Field("port", "Port the load balancer listens on.", INT, minimum=1, maximum=65535),
             Field("targetPort", "Container port number or name (default: port).", IOS),
-            Field("nodePort", "Accepted; pinnace serves through the load balancer.", INT),
+            Field(
+                "nodePort",
+                "The port every node answers on (NodePort, LoadBalancer): from "
+                "--service-node-port-range, or this one when given.",
+                INT,
+            ),
             Field("appProtocol", '"http" enables layer-7 retries.', S),
         )
         if f.name in service.PORT_FIELDS
@@ -616,6 +684,12 @@ SERVICE_SPEC = _check(
             Field(
                 "publishNotReadyAddresses",
                 "Pods are endpoints (named in DNS, proxied) before they are ready (default false).",
+                B,
+            ),
+            Field(
+                "allocateLoadBalancerNodePorts",
+                "LoadBalancer only: false gives the Service no node ports but those its "
+                "ports ask for (default true).",
                 B,
             ),
         ),

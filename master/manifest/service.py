@@ -1,7 +1,9 @@
 """A Service manifest (v1) -> the model's Service.
 
-pinnace load-balances TCP through HAProxy, so a Service is a selector plus TCP
-ports; everything else Kubernetes' ServiceSpec offers is reported as not
+A Service is a selector plus TCP or UDP ports (TCP is served through HAProxy, UDP
+through the node's kernel NAT, agent/nodeproxy/udprules.py; SCTP is refused); a
+nodePort (and allocateLoadBalancerNodePorts) is a request the master honours or refuses
+at apply (master/app/nodeport.py); everything else Kubernetes' ServiceSpec offers is reported as not
 supported yet. targetPort stays text ("8080" or a named container port); the
 endpoints controller resolves it against each pod. `clusterIP: None` makes a
 headless Service, as in Kubernetes: no address, no proxy, only its endpoints; a
@@ -22,12 +24,12 @@ from master.model import HEADLESS, Service, ServicePort, ServiceType
 
 SPEC_SUPPORTED = (
     *("ports", "selector", "type", "clusterIP", "clusterIPs", "loadBalancerIP"),
-    "publishNotReadyAddresses",
+    *("publishNotReadyAddresses", "allocateLoadBalancerNodePorts"),
 )
 SPEC_UNSUPPORTED = ( "externalIPs", "sessionAffinity",
     "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy", "healthCheckNodePort",
     "sessionAffinityConfig", "ipFamilies", "ipFamilyPolicy",
-    "allocateLoadBalancerNodePorts", "loadBalancerClass", "internalTrafficPolicy",
+    "loadBalancerClass", "internalTrafficPolicy",
     "trafficDistribution",
 )  # fmt: skip
 TYPES = ("ClusterIP", "LoadBalancer", "NodePort")
@@ -51,11 +53,12 @@ def _parse_port(value: Any, where: Where) -> ServicePort:
     data = as_map(value, where)
     check_fields(data, where, PORT_FIELDS, ())
     port = as_int(require(data, "port", where), where.key("port"), 1, 65535)
+    protocol = "TCP"
     if data.get("protocol") is not None:
         protocol = as_str(data["protocol"], where.key("protocol"))
-        if protocol in ("UDP", "SCTP"):
-            raise where.key("protocol").error(f'{protocol} is not supported yet; only "TCP" is')
-        one_of(protocol, where.key("protocol"), ("TCP",))
+        if protocol == "SCTP":
+            raise where.key("protocol").error('SCTP is not supported yet; use "TCP" or "UDP"')
+        one_of(protocol, where.key("protocol"), ("TCP", "UDP"))
     name = ""
     if data.get("name") is not None:
         name = as_str(data["name"], where.key("name"))
@@ -72,7 +75,7 @@ def _parse_port(value: Any, where: Where) -> ServicePort:
     return ServicePort(
         port=port,
         target_port=_parse_target_port(data.get("targetPort"), where.key("targetPort"), port),
-        protocol="TCP",
+        protocol=protocol,
         name=name,
         node_port=node_port,
         app_protocol=app_protocol,
@@ -85,7 +88,7 @@ def _parse_ports(value: Any, where: Where) -> tuple[ServicePort, ...]:
         raise where.error("is required (at least one port)")
     ports = tuple(_parse_port(item, where.index(i)) for i, item in enumerate(items))
     names: set[str] = set()
-    numbers: set[int] = set()
+    numbers: set[tuple[int, str]] = set()
     for i, port in enumerate(ports):
         at = where.index(i)
         if len(ports) > 1 and not port.name:
@@ -93,9 +96,9 @@ def _parse_ports(value: Any, where: Where) -> tuple[ServicePort, ...]:
         if port.name in names:
             raise at.key("name").error(f"duplicate port name {describe(port.name)}")
         names.add(port.name)
-        if port.port in numbers:
-            raise at.key("port").error(f"duplicate port {port.port}/TCP")
-        numbers.add(port.port)
+        if (port.port, port.protocol) in numbers:
+            raise at.key("port").error(f"duplicate port {port.port}/{port.protocol}")
+        numbers.add((port.port, port.protocol))
     return ports
 
 
@@ -122,7 +125,21 @@ def parse_service(data: dict[str, Any], where: Where) -> Service:
         headless=cluster_ip == HEADLESS,
         load_balancer_ip=load_balancer_ip,
         publish_not_ready=_parse_publish_not_ready(spec, at),
+        allocate_node_ports=_parse_allocate_node_ports(spec, at),
     )
+
+
+def _parse_allocate_node_ports(spec: dict[str, Any], at: Where) -> bool | None:
+    """spec.allocateLoadBalancerNodePorts: true or false (None when not given). Which type
+    may carry it is the master's to judge (master/app/nodeport.py): as in Kubernetes, a
+    Service changed from LoadBalancer may send back the value it had."""
+    value = spec.get("allocateLoadBalancerNodePorts")
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        where = at.key("allocateLoadBalancerNodePorts")
+        raise where.error(f"must be true or false, got {describe(value)}")
+    return value
 
 
 def _parse_publish_not_ready(spec: dict[str, Any], at: Where) -> bool:

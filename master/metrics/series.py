@@ -67,6 +67,14 @@ STORE_BATCH = Histogram(
     "Objects (puts plus deletes) written per store transaction.",
     buckets=BATCH_BUCKETS,
 )
+COMMIT_PHASES = Histogram(
+    "pinnace_commit_phase_seconds",
+    "Where an API write's time goes inside the master, by phase: lock (waiting behind other "
+    "writes and background flushes), plan (deciding the change on the event loop), store "
+    "(the transaction, fsync included) and publish (making it visible, telling watchers).",
+    ["phase"],
+    buckets=FAST_BUCKETS,
+)
 STORE_FAILURES = Counter(
     "pinnace_store_write_failures_total",
     "Store transactions that failed (nothing of them was written).",
@@ -128,3 +136,5 @@ for _result in ("scheduled", "unschedulable"):
     SCHEDULE_ATTEMPTS.labels(_result)
 for _controller in ("nodes", "deployment", "scheduler", "loadbalancer"):
     RECONCILE.labels(_controller)
+for _phase in ("lock", "plan", "store", "publish"):
+    COMMIT_PHASES.labels(_phase)

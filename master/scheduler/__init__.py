@@ -16,6 +16,7 @@ from master.scheduler.framework import (
     feasible_nodes_to_find,
     schedule,
     schedule_batch,
+    schedule_each,
     unschedulable_message,
 )
 from master.scheduler.nodeinfo import NodeInfo, PodDemand, build_node_infos, pod_demand
@@ -35,5 +36,6 @@ __all__ = [
     "pod_demand",
     "schedule",
     "schedule_batch",
+    "schedule_each",
     "unschedulable_message",
 ]

@@ -12,9 +12,15 @@ less the files of claims bound to the node since (master/controllers/claims.py
 `claim_room`); a placement in the same
 pass takes its files off too (NodeInfo.with_claim_files). Claims already bound need no new
 room (their file exists or is counted), so only the pod's unbound claims are asked for
-(`new_claim_bytes`). A node that reports no room (sizes not enforced, not reported yet
-after a master restart) is not filtered: its claims are plain Docker volumes, or the
-agent's own ENOSPC still says why.
+(`new_claim_bytes`). A node that reports no room (sizes not enforced) is not filtered:
+its claims are plain Docker volumes. A node that has not reported since the master
+started (its agent reports at once when its session starts; for a while after a master
+restart the session is not back yet) is not a candidate for new claims until it does
+(NOT_REPORTED): placing blind could land the pod on a full disk, where it would fail
+with the agent's ENOSPC instead of waiting with the reason.
+
+The Pending message keeps kubectl's words and then names the claims, as Kubernetes'
+volume binding messages name them (`persistentvolumeclaim "data"`): `claims_note`.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kernel.claimfiles import claim_file_bytes
+from master.manifest.quantities import format_memory
 from master.model import PersistentVolumeClaim, Pod
 from master.scheduler.nodeinfo import NodeInfo
 
 NOT_ENOUGH_STORAGE = "node(s) did not have enough free storage"
+NOT_REPORTED = "node(s) had not reported their free storage yet"
 
 
 def new_claim_bytes(pod: Pod, claims: Mapping[str, PersistentVolumeClaim]) -> int:
@@ -47,6 +55,21 @@ class ClaimStorageFit:
 
     def filter(self, pod: Pod, info: NodeInfo) -> str | None:
         room = info.claim_free_bytes
-        if self.need_bytes <= 0 or room is None or self.need_bytes <= room:
+        if self.need_bytes <= 0:
+            return None
+        if info.claim_room_unknown:
+            return NOT_REPORTED
+        if room is None or self.need_bytes <= room:
             return None
         return NOT_ENOUGH_STORAGE
+
+
+def claims_note(pod: Pod, claims: Mapping[str, PersistentVolumeClaim]) -> str:
+    """The pod's claims still to bind, for its Pending message:
+    `Claims to bind: persistentvolumeclaim "data" (1Gi).`"""
+    unbound = [
+        f'persistentvolumeclaim "{name}" ({format_memory(claim.storage_bytes)})'
+        for name in sorted(set(pod.spec.claim_names()))
+        if (claim := claims.get(name)) is not None and not claim.volume_name
+    ]
+    return f"Claims to bind: {', '.join(unbound)}." if unbound else ""

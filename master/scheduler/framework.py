@@ -23,13 +23,15 @@ takes its turn. Sampling trades spread quality for speed, hence not the
 default. Ties between equal scores go to the smallest node name, so the same
 input always gives the same answer. With the default plugins a batch runs the
 same decision fused into one loop over flat columns (master/scheduler/fused.py:
-about 5x the placements a second, same answers).
+about 5x the placements a second, same answers), and a demand repeated in the
+batch (a Deployment's replicas) is decided from per-demand columns in C-level
+passes (about 3x again at 5,000 nodes sampled).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -150,8 +152,21 @@ def schedule_batch(
     added. The input mapping is not modified.
     """
     current = dict(infos)
+    decisions = schedule_each(pods, current, filters, scores, percentage_of_nodes_to_score)
+    return {pod_ref(pod): result for pod, result in decisions}, current
+
+
+def schedule_each(
+    pods: Sequence[Pod],
+    current: dict[str, NodeInfo],
+    filters: Sequence[FilterPlugin] = DEFAULT_FILTERS,
+    scores: Sequence[ScorePlugin] = DEFAULT_SCORES,
+    percentage_of_nodes_to_score: int = SCORE_ALL_NODES,
+) -> Iterator[tuple[Pod, Placement | Unschedulable]]:
+    """`schedule_batch` one pod at a time, adding each placed pod to `current` (which it
+    changes): a caller may stop between two decisions, let other work run, and go on
+    with the same columns (the controller manager's slices, master/controllers/slicing.py)."""
     names = sorted(current)
-    results: dict[str, Placement | Unschedulable] = {}
     enough = feasible_nodes_to_find(len(names), percentage_of_nodes_to_score)
     start = _start_index(pods[0], names) if pods else 0
     if tuple(filters) == DEFAULT_FILTERS and tuple(scores) == DEFAULT_SCORES and names:
@@ -159,24 +174,23 @@ def schedule_batch(
         columns = fused.Columns(names, current)
         for pod in pods:
             chosen, score, reasons, processed = fused.decide(pod, columns, start, enough)
+            start = (start + processed) % len(names)
             if chosen is None:
                 message = unschedulable_message(len(names), reasons)
-                results[pod_ref(pod)] = Unschedulable(reasons, message)
+                yield pod, Unschedulable(reasons, message)
             else:
                 name = names[chosen]
-                results[pod_ref(pod)] = Placement(name, score)
                 current[name] = current[name].with_pod(pod)
                 columns.place(chosen, pod)
-            start = (start + processed) % len(names)
-        return results, current
+                yield pod, Placement(name, score)
+        return
     for pod in pods:
         result, processed = _schedule_one(pod, names, current, start, enough, filters, scores)
-        results[pod_ref(pod)] = result
         if isinstance(result, Placement):
             current[result.node_name] = current[result.node_name].with_pod(pod)
         if names:
             start = (start + processed) % len(names)
-    return results, current
+        yield pod, result
 
 
 def unschedulable_message(node_count: int, reasons: Mapping[str, int]) -> str:

@@ -109,6 +109,8 @@ class NodeInfo:
     # Bytes new claim files can still take on the node's claim disk: its last report less
     # the claims bound there since (None: not reported, or sizes not enforced there).
     claim_free_bytes: int | None = None
+    # No report yet since the master started: the room may be anything (the filter waits).
+    claim_room_unknown: bool = False
 
     @property
     def name(self) -> str:
@@ -131,6 +133,7 @@ class NodeInfo:
             pods_by_owner=owners,
             pod_count=self.pod_count + 1,
             claim_free_bytes=self.claim_free_bytes,
+            claim_room_unknown=self.claim_room_unknown,
         )
 
     def without_pod(self, pod: Pod) -> NodeInfo:
@@ -154,6 +157,7 @@ class NodeInfo:
             pods_by_owner=owners,
             pod_count=self.pod_count - 1,
             claim_free_bytes=self.claim_free_bytes,
+            claim_room_unknown=self.claim_room_unknown,
         )
 
     def with_node(self, node: Node) -> NodeInfo:
@@ -166,11 +170,13 @@ class NodeInfo:
             self.pods_by_owner,
             self.pod_count,
             self.claim_free_bytes,
+            self.claim_room_unknown,
         )
 
-    def with_claim_room(self, free_bytes: int | None) -> NodeInfo:
-        """The same node with this much room left for claim files."""
-        return replace(self, claim_free_bytes=free_bytes)
+    def with_claim_room(self, free_bytes: int | None, unknown: bool = False) -> NodeInfo:
+        """The same node with this much room left for claim files (`unknown`: not reported
+        yet since the master started)."""
+        return replace(self, claim_free_bytes=free_bytes, claim_room_unknown=unknown)
 
     def with_claim_files(self, taken_bytes: int) -> NodeInfo:
         """The node after new claim files of `taken_bytes` were placed on it."""

@@ -17,10 +17,17 @@ second). Then, at steady state (heartbeats only), over `--window` seconds:
 - master RSS at the end of the window;
 - heartbeat round trip (agent sends a beat -> its ack arrives) p50 / p99;
 
-and last, node-death detection: `--deaths` agents, one at a time, stop
-heartbeating but keep their connection (a hung machine: nothing tells the master
-but the silence); the time from that moment until the master reports the node
-NotReady (polled every 0.1 s through the API).
+and last, node-death detection, `--deaths` agents of each `--death-kinds`, one at
+a time: `kill` (the agent's connection closes, as a killed process's does),
+`cut` (its connection goes through a relay in its fleet process that stops
+passing bytes and keeps the sockets open: a cut cable or a dead machine, found
+by the master's keepalive pings; the relay's kernel still acknowledges their TCP
+segments, so this is the pings' 10 s HTTP/2 answer timeout, not the 2.5 s
+TCP_USER_TIMEOUT that ends a really cut link, master/server.py) and `hang` (it
+stops heartbeating but keeps its connection and answers pings: found by its
+stretched lease); the time from that
+moment until the master reports the node NotReady (polled every 0.1 s through
+the API).
 
     python -m tests.bench.hollow --nodes 5000 --pods 50000 --processes 4
 
@@ -53,6 +60,7 @@ from tests.bench.results import Figure, record, table
 
 REPO = Path(__file__).resolve().parents[2]
 INSECURE = ["--insecure"]
+DEATH_KINDS = ("kill", "cut", "hang")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +77,24 @@ class HollowResult:
     rtt_p50_ms: float
     rtt_p99_ms: float
     ready: int
-    detect_s: tuple[float, ...]
+    # Seconds from a node's death to NotReady, by kind (kill, cut, hang).
+    detect_s: dict[str, tuple[float, ...]]
 
 
 class Fleet:
     """One hollow_fleet process: its latest status line, and commands to it."""
 
-    def __init__(self, master: str, token: str, first: int, count: int, per_channel: int) -> None:
+    def __init__(
+        self,
+        master: str,
+        token: str,
+        first: int,
+        count: int,
+        per_channel: int,
+        proxied: tuple[str, ...] = (),
+    ) -> None:
         argv = [sys.executable, "-m", "tests.bench.hollow_fleet", "--master", master]
-        argv += ["--first", str(first), "--count", str(count)]
+        argv += ["--first", str(first), "--count", str(count), "--proxied", ",".join(proxied)]
         argv += ["--token", token] if token else ["--agents-per-channel", str(per_channel)]
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, text=True
@@ -132,6 +149,23 @@ class Fleet:
                 self.proc.wait()
 
 
+def deployments(pods: int) -> str:
+    """The manifest applied: `pods` replicas in Deployments of at most MAX_REPLICAS each
+    (a Deployment takes at most 10,000: 50,000 pods are five of them)."""
+    from master.manifest.deployment import MAX_REPLICAS
+
+    docs = []
+    for i, first in enumerate(range(0, pods, MAX_REPLICAS)):
+        replicas = min(MAX_REPLICAS, pods - first)
+        docs.append(
+            f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: hollow-{i}}}\n"
+            f"spec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: hollow-{i}}}}}\n"
+            f"  template:\n    metadata: {{labels: {{app: hollow-{i}}}}}\n    spec:\n"
+            "      containers: [{name: c, image: nginx:latest, ports: [{containerPort: 80}]}]\n"
+        )
+    return "---\n".join(docs)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,10 +185,13 @@ def cli(address: str, env: dict[str, str], *args: str) -> str:
         ],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         cwd=REPO,
         env=env,
     )
+    if out.returncode != 0:
+        # Say why (a CLI that gave up on a busy master said nothing in the traceback).
+        raise RuntimeError(f"pinnace {' '.join(args)} failed: {out.stderr.strip()}")
     return out.stdout
 
 
@@ -203,6 +240,11 @@ async def main_async(
     profile: str = "",
     profile_window: bool = False,
     during_window: Callable[[str, float], Awaitable[None]] | None = None,
+    death_kinds: tuple[str, ...] = ("kill", "cut", "hang"),
+    profile_joins: bool = False,
+    stalls_ms: float = 0.0,
+    stalls_out: str = "",
+    stop_times: list[float] | None = None,
 ) -> HollowResult | None:
     """One run; `during_window(address, seconds)` runs beside the steady window (another
     bench's probe, e.g. store_compare.py's writes)."""
@@ -212,6 +254,9 @@ async def main_async(
     if profile:
         out, _, clock = profile.partition(":")
         argv = [sys.executable, "-m", "tests.bench.profile_master", out, clock or "cpu"]
+    elif stalls_ms:
+        # Every loop callback over stalls_ms of CPU, from the start (tests/bench/debug_master.py).
+        argv = [sys.executable, "-m", "tests.bench.debug_master", stalls_out, f"{stalls_ms:g}"]
     argv += ["master", "--listen", "127.0.0.1:0"]
     argv += ["--api-listen", "127.0.0.1:0", "--data-dir", data, "--no-lb"]
     argv += ["--metrics-listen", f"127.0.0.1:{metrics_port}", "--log-level", "WARNING"]
@@ -232,9 +277,13 @@ async def main_async(
         print(f"master pid {master.pid} at {address} ({'insecure' if insecure else 'TLS'})")
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         share = -(-nodes // processes)
+        firsts = list(range(0, nodes, share))
+        victims = death_victims(firsts, share, nodes, deaths, death_kinds)
         t0 = time.monotonic()
-        for first in range(0, nodes, share):
-            fleets.append(Fleet(address, token, first, min(share, nodes - first), per_channel))
+        for i, first in enumerate(firsts):
+            count = min(share, nodes - first)
+            cuts = tuple(name for kind, f, name in victims if kind == "cut" and f == i)
+            fleets.append(Fleet(address, token, first, count, per_channel, cuts))
         pumps = [asyncio.create_task(f.pump()) for f in fleets]
         # Apply to a cluster whose nodes are all in: a join storm and a big apply at once
         # measured the storm more than the apply.
@@ -251,25 +300,22 @@ async def main_async(
                 fleet_cpu = sum(sum(psutil.Process(f.proc.pid).cpu_times()[:2]) for f in fleets)
                 master_cpu = sum(proc.cpu_times()[:2])
                 failures: Counter[str] = Counter()
+                lost: Counter[str] = Counter()
                 for f in fleets:
                     failures.update(dict(f.status.get("join_failures", {})))  # type: ignore[call-overload]
+                    lost.update(dict(f.status.get("reconnects", {})))  # type: ignore[call-overload]
                 print(
                     f"  {now - t0:5.0f}s: {joined} joined; CPU s so far: master "
                     f"{master_cpu:.0f}, fleet {fleet_cpu:.0f}; failed join attempts "
-                    f"{dict(failures)}",
+                    f"{dict(failures)}; sessions lost {dict(lost)}",
                     flush=True,
                 )
             await asyncio.sleep(0.2)
         join_s = time.monotonic() - t0
         print(f"{nodes} hollow agents joined (first heartbeat ack) in {join_s:.1f}s", flush=True)
         manifest = Path(data) / "deploy.yaml"
-        manifest.write_text(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: hollow}\n"
-            f"spec:\n  replicas: {pods}\n  selector: {{matchLabels: {{app: hollow}}}}\n"
-            "  template:\n    metadata: {labels: {app: hollow}}\n    spec:\n"
-            "      containers: [{name: c, image: nginx:latest, ports: [{containerPort: 80}]}]\n"
-        )
-        if profile and not profile_window:
+        manifest.write_text(deployments(pods))
+        if profile and not profile_window and not profile_joins:
             os.kill(master.pid, signal.SIGUSR1)  # profile from the apply on
         t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
         await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
@@ -315,26 +361,33 @@ async def main_async(
         for f in fleets:
             ended.update(dict(f.status.get("ended", {})))  # type: ignore[call-overload]
         if ended:
-            print(f"agent sessions ended (hollow agents do not reconnect): {dict(ended)}")
+            print(f"agent sessions ended for good (killed, cut or hung): {dict(ended)}")
+        reconnects: Counter[str] = Counter()
+        for f in fleets:
+            reconnects.update(dict(f.status.get("reconnects", {})))  # type: ignore[call-overload]
+        print(f"sessions lost and registered again, by why they ended: {dict(reconnects)}")
         from master.cli import config
         from master.cli.client import MasterClient
 
         os.environ.update(env)
         config.select(None, insecure)
         client = MasterClient(address)
-        detections: list[float] = []
-        for k in range(deaths):
-            fleet = fleets[k % len(fleets)]
-            name = fleet.names[len(fleet.names) // 2 + k]
-            frozen = await fleet.ask(f"freeze {name}")
-            at = float(frozen["at"])  # type: ignore[arg-type]
+        detections: dict[str, list[float]] = {}
+        verbs = {"kill": "kill", "cut": "cut", "hang": "freeze"}
+        for kind, index, name in victims:
+            fleet = fleets[index]
+            if insecure and kind != "hang":
+                continue  # plaintext agents share connections: only a hang is theirs alone
+            died = await fleet.ask(f"{verbs[kind]} {name}")
+            at = float(str(died["at"]))
             while await asyncio.to_thread(node_ready, client, name):
                 if time.time() - at > 60:
-                    print(f"node {name} still Ready 60 s after it went silent")
+                    print(f"node {name} still Ready 60 s after it died ({kind})")
                     break
                 await asyncio.sleep(0.1)
-            detections.append(time.time() - at)
-            print(f"node {name} silent -> NotReady in {detections[-1]:.2f}s", flush=True)
+            took = time.time() - at
+            detections.setdefault(kind, []).append(took)
+            print(f"node {name} {kind} -> NotReady in {took:.2f}s", flush=True)
         result = HollowResult(
             nodes,
             pods,
@@ -346,8 +399,8 @@ async def main_async(
             acks_per_s,
             percentile(rtts, 0.5),
             percentile(rtts, 0.99),
-            nodes - len(detections),
-            tuple(detections),
+            nodes - sum(len(d) for d in detections.values()),
+            {kind: tuple(d) for kind, d in detections.items()},
         )
         return result
     finally:
@@ -357,11 +410,18 @@ async def main_async(
             f.stop()
         for p in pumps:
             p.cancel()
+        if stalls_ms and master.poll() is None:
+            os.kill(master.pid, signal.SIGUSR2)  # the stall record ends before the stop
+        asked = time.monotonic()
         master.terminate()
         try:
-            master.wait(timeout=30)
+            master.wait(timeout=60)
+            took = time.monotonic() - asked
+            print(f"the master exited {took:.2f}s after SIGTERM", flush=True)
+            if stop_times is not None:
+                stop_times.append(took)
         except subprocess.TimeoutExpired:
-            print("the master did not stop within 30 s of SIGTERM: killed", file=sys.stderr)
+            print("the master did not stop within 60 s of SIGTERM: killed", file=sys.stderr)
             master.kill()
             master.wait()
         subprocess.run(["rm", "-rf", data], check=False)
@@ -379,15 +439,30 @@ def figures(r: HollowResult, window: float, insecure: bool) -> list[Figure]:
         Figure(f"{tag} heartbeat round trip p50", r.rtt_p50_ms, "ms"),
         Figure(f"{tag} heartbeat round trip p99", r.rtt_p99_ms, "ms"),
     ]
-    if r.detect_s:
+    names = {"hang": "silent node", "kill": "killed agent", "cut": "cut-off node"}
+    for kind, times in r.detect_s.items():
         out.append(
             Figure(
-                f"{tag} silent node -> NotReady",
-                statistics.median(r.detect_s),
+                f"{tag} {names[kind]} -> NotReady",
+                statistics.median(times),
                 "s",
-                f"median of {len(r.detect_s)}, worst {max(r.detect_s):.2f}",
+                f"median of {len(times)}, worst {max(times):.2f}",
             )
         )
+    return out
+
+
+def death_victims(
+    firsts: list[int], share: int, nodes: int, deaths: int, kinds: tuple[str, ...]
+) -> list[tuple[str, int, str]]:
+    """(kind, fleet index, node name) of each node to kill, cut or hang, in turn over the
+    fleets, from the middle of each fleet's names (joined long before, not the last)."""
+    out: list[tuple[str, int, str]] = []
+    for k in range(deaths * len(kinds)):
+        f = k % len(firsts)
+        count = min(share, nodes - firsts[f])
+        index = firsts[f] + (count // 2 + k // len(firsts)) % count
+        out.append((kinds[k // deaths], f, f"hollow-{index:05d}"))
     return out
 
 
@@ -400,7 +475,15 @@ def main() -> None:
     parser.add_argument(
         "--insecure", action="store_true", help="plaintext master, no join (TLS is the default)"
     )
-    parser.add_argument("--deaths", type=int, default=3, help="silent nodes to time, one by one")
+    parser.add_argument(
+        "--deaths", type=int, default=3, help="dead nodes of each kind to time, one by one"
+    )
+    parser.add_argument(
+        "--death-kinds",
+        default=",".join(DEATH_KINDS),
+        help="kill (connection closed), cut (relay stops passing bytes), hang (no heartbeat, "
+        "connection kept); comma-separated",
+    )
     parser.add_argument(
         "--source",
         type=Path,
@@ -429,8 +512,24 @@ def main() -> None:
         action="store_true",
         help="--profile-master from the steady-state window on instead",
     )
+    parser.add_argument(
+        "--profile-joins",
+        action="store_true",
+        help="--profile-master from the master's start (the joins, and all that follows)",
+    )
+    parser.add_argument(
+        "--stalls",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="run the master under tests/bench/debug_master.py and list the loop callbacks "
+        "that held it over MS of CPU, from its start to the SIGTERM",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
+    stalls_dir = tempfile.mkdtemp(prefix="pinnace-hollow-stalls-") if args.stalls else ""
+    stalls_out = str(Path(stalls_dir) / "stalls.json") if stalls_dir else ""
+    stop_times: list[float] = []
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     started = os.getloadavg()
     result = asyncio.run(
@@ -447,11 +546,23 @@ def main() -> None:
             tuple(args.master_arg),
             args.profile_master,
             args.profile_window,
+            death_kinds=tuple(k for k in args.death_kinds.split(",") if k),
+            profile_joins=args.profile_joins,
+            stalls_ms=args.stalls,
+            stalls_out=stalls_out,
+            stop_times=stop_times,
         )
     )
+    if stalls_dir:
+        from tests.bench.kube_api import report_stalls
+
+        report_stalls(Path(stalls_out), args.stalls)
+        subprocess.run(["rm", "-rf", stalls_dir], check=False)
     if result is None:
         sys.exit(1)
     found = figures(result, args.window, args.insecure)
+    tag = f"hollow {result.nodes}/{result.pods}{' insecure' if args.insecure else ''}"
+    found += [Figure(f"{tag} SIGTERM -> master exit", t, "s") for t in stop_times]
     print()
     print(table(found))
     print(f"load average at start {started[0]:.2f}, at end {os.getloadavg()[0]:.2f}")

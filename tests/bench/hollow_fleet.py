@@ -17,14 +17,20 @@ Protocol (one JSON object per line): the process prints
 stdin it takes `reset` (zero the ack counters and heartbeat round trips),
 `report` (prints `{"acks": n, "rtt_ms": [...]}`: every heartbeat's round trip
 since the last reset), `freeze NAME` (that agent stops heartbeating but keeps its
-connection, like a hung machine; prints `{"frozen": NAME, "at": unix time}`) and
-`stop`.
+connection, like a hung agent; prints `{"frozen": NAME, "at": unix time}`),
+`kill NAME` (its connection is closed, as the kernel closes a killed process's
+sockets; prints `{"killed": NAME, "at": ...}`), `cut NAME` (an agent named in
+`--proxied` talks to the master through a TCP relay in this process; the relay
+stops passing bytes both ways and keeps both sockets open, as a cut cable or a
+dead machine: nothing tells the master but unanswered pings; prints
+`{"cut": NAME, "at": ...}`) and `stop`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -35,13 +41,16 @@ import grpc
 
 from agent import credentials as cr
 from agent.join import JoinError, Token, join, mtls_channel, parse_token
+from agent.join_retry import RETRY_FIRST, join_wait, retry_after
 from protos import node_pb2, node_pb2_grpc
 
-# Join attempts the master answers "busy" (or does not answer in time) are retried after
-# the delay it asks for, else after this backoff (doubling, capped), as the agent does.
-RETRY_FIRST, RETRY_CAP = 0.2, 10.0
+# Join attempts the master answers "busy" (or does not answer in time) are retried as
+# the agent retries them (agent/join_retry.py).
+RETRY_CAP = 10.0
 # Failed join attempts of this process's agents, by gRPC code or exception type.
 JOIN_FAILURES: Counter[str] = Counter()
+# Sessions lost and registered again, by why they ended (the gRPC code).
+RECONNECTS: Counter[str] = Counter()
 
 
 class HollowAgent:
@@ -54,12 +63,16 @@ class HollowAgent:
         self.sent_at: dict[int, float] = {}
         self.joined = False
         self.frozen = False
-        # Why the session ended ("" while it runs): hollow agents do not reconnect.
+        # Why the session ended for good ("" while it runs): a hollow agent registers again
+        # after a lost session, as a real one does, unless it was killed, cut or hung.
         self.ended = ""
         self.stage = "new"
         self.join_attempts = 0
+        self.reconnects = 0
+        # The heartbeat interval the master gave (stretched by its acks as the cluster grows).
+        self.interval = 1.0
 
-    async def join_tls(self, master: str, token: Token) -> grpc.aio.Channel | None:
+    async def join_tls(self, master: str, token: Token) -> cr.NodeCredentials | None:
         """Join with the agent's own code; retry what the master says is transient."""
         self.stage = "joining"
         key_pem = cr.new_key_pem()
@@ -73,16 +86,15 @@ class HollowAgent:
                 self.ended = f"JoinNode: {exc}"[:120]
                 return None
             except (OSError, grpc.aio.AioRpcError) as exc:
-                JOIN_FAILURES[
-                    exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
-                ] += 1
-                wait = (
-                    _retry_after(exc) if isinstance(exc, grpc.aio.AioRpcError) else 0.0
-                ) or delay * (0.5 + random.random())
-                delay = min(RETRY_CAP, delay * 2)
-                await asyncio.sleep(wait)
+                rpc = exc if isinstance(exc, grpc.aio.AioRpcError) else None
+                JOIN_FAILURES[rpc.code().name if rpc is not None else type(exc).__name__] += 1
+                busy = rpc is not None and rpc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                hint = retry_after(rpc.trailing_metadata()) if rpc is not None else 0.0
+                wait = join_wait(busy, hint, delay, random.random())
+                delay = wait.delay
+                await asyncio.sleep(wait.seconds)
         self.stage = "joined"
-        return mtls_channel(master, creds)
+        return creds
 
     async def run(self, channel: grpc.aio.Channel, stop: asyncio.Event) -> None:
         stub = node_pb2_grpc.NodeServiceStub(channel)
@@ -96,7 +108,22 @@ class HollowAgent:
             # hollow agent is never asked: no other agent fences).
             witness_port=9,
         )
+        while True:
+            why = await self._session(stub, info, stop)
+            if self.frozen or stop.is_set():
+                self.ended = why
+                return
+            # A real agent registers again after a lost session (agent/state/lease.py).
+            self.reconnects += 1
+            RECONNECTS[":".join(why.split(":")[:2])] += 1  # e.g. "RegisterNode: CANCELLED"
+            await asyncio.sleep(RETRY_FIRST * (0.5 + random.random()))
+
+    async def _session(
+        self, stub: node_pb2_grpc.NodeServiceStub, info: node_pb2.NodeInfo, stop: asyncio.Event
+    ) -> str:
+        """One registration and session stream; why it ended."""
         self.stage = "registering"
+        self.outbox = asyncio.Queue()
         delay = RETRY_FIRST
         while True:
             try:
@@ -108,15 +135,17 @@ class HollowAgent:
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     grpc.StatusCode.DEADLINE_EXCEEDED,
                 ):
-                    self.ended = f"RegisterNode: {exc.code().name}: {exc.details()}"[:120]
-                    return
-                await asyncio.sleep(_retry_after(exc) or delay * (0.5 + random.random()))
+                    return f"RegisterNode: {exc.code().name}: {exc.details()}"[:120]
+                await asyncio.sleep(
+                    retry_after(exc.trailing_metadata()) or delay * (0.5 + random.random())
+                )
                 delay = min(RETRY_CAP, delay * 2)
         self.stage = "registered"
         hello = node_pb2.SessionHello(node_name=self.name, session_id=reply.session_id)
         await self.outbox.put(node_pb2.AgentMessage(hello=hello))
         call = stub.StreamSession(self._messages(stop))
-        beat = asyncio.create_task(self._heartbeat(stop, reply.heartbeat_interval_seconds))
+        self.interval = reply.heartbeat_interval_seconds
+        beat = asyncio.create_task(self._heartbeat(stop))
         try:
             async for msg in call:
                 body = msg.WhichOneof("body")
@@ -125,6 +154,8 @@ class HollowAgent:
                 elif body == "heartbeat_ack":
                     self.joined = True
                     self.acks += 1
+                    if msg.heartbeat_ack.heartbeat_interval_seconds > self.interval:
+                        self.interval = msg.heartbeat_ack.heartbeat_interval_seconds
                     acked = msg.heartbeat_ack.sequence
                     sent = self.sent_at.pop(acked, None)
                     if sent is not None:
@@ -132,9 +163,9 @@ class HollowAgent:
                     for older in [k for k in self.sent_at if k < acked]:
                         del self.sent_at[older]
         except grpc.aio.AioRpcError as exc:
-            self.ended = f"{exc.code().name}: {exc.details()}"[:120]
+            return f"{exc.code().name}: {exc.details()}"[:120]
         else:
-            self.ended = "stream closed by the master"
+            return "stream closed by the master"
         finally:
             beat.cancel()
 
@@ -142,10 +173,10 @@ class HollowAgent:
         while not stop.is_set():
             yield await self.outbox.get()
 
-    async def _heartbeat(self, stop: asyncio.Event, interval: float) -> None:
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
         seq = 0
         # Spread the beats over the interval, as real agents started at random times are.
-        await asyncio.sleep(random.random() * interval)
+        await asyncio.sleep(random.random() * self.interval)
         while not stop.is_set() and not self.frozen:
             seq += 1
             # Beats not yet acknowledged (an ack answers its beat and voids older ones; a
@@ -154,7 +185,7 @@ class HollowAgent:
             if len(self.sent_at) > 16:
                 del self.sent_at[min(self.sent_at)]
             await self.outbox.put(node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=seq)))
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.interval)
 
     async def _report(self, assignments: node_pb2.PodAssignments) -> None:
         reports = []
@@ -187,15 +218,44 @@ class HollowAgent:
             )
 
 
-def _retry_after(exc: grpc.aio.AioRpcError) -> float:
-    """The master's `retry-after` trailing metadata in seconds (0: none given)."""
-    for key, value in exc.trailing_metadata() or ():
-        if key == "retry-after":
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                return 0.0
-    return 0.0
+class Relay:
+    """A TCP relay to the master that can be cut: bytes stop both ways, sockets stay open."""
+
+    def __init__(self, master: str) -> None:
+        host, _, port = master.rpartition(":")
+        self._target = (host.strip("[]"), int(port))
+        self._cut = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._held: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"127.0.0.1:{port}"
+
+    def cut(self) -> None:
+        self._cut.set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        self._held += [writer, up_writer]
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        cut = asyncio.ensure_future(self._cut.wait())
+        while True:
+            read = asyncio.ensure_future(reader.read(65536))
+            await asyncio.wait([read, cut], return_when=asyncio.FIRST_COMPLETED)
+            if self._cut.is_set():
+                read.cancel()
+                await asyncio.Event().wait()  # hold the sockets open, pass nothing
+            data = read.result()
+            if not data:
+                writer.close()
+                return
+            writer.write(data)
+            await writer.drain()
 
 
 def emit(doc: dict[str, object]) -> None:
@@ -215,11 +275,21 @@ async def main_async(args: argparse.Namespace) -> None:
     # timed out and were retried, and stalled at 417 of 5,000 joined).
     joining = asyncio.Semaphore(args.join_concurrency)
 
+    proxied = {n for n in args.proxied.split(",") if n}
+    relays: dict[str, Relay] = {}
+    own_channel: dict[str, grpc.aio.Channel] = {}
+
     async def start_tls(agent: HollowAgent, token: Token) -> None:
         async with joining:
-            channel = await agent.join_tls(args.master, token)
-        if channel is None:
+            creds = await agent.join_tls(args.master, token)
+        if creds is None:
             return
+        target = args.master
+        if agent.name in proxied:
+            relays[agent.name] = relay = Relay(args.master)
+            target = await relay.start()
+        channel = mtls_channel(target, creds)
+        own_channel[agent.name] = channel
         channels.append(channel)
         await agent.run(channel, stop)
 
@@ -242,6 +312,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     "stages": dict(Counter(a.stage for a in agents)),
                     "join_attempts": sum(a.join_attempts for a in agents),
                     "join_failures": dict(JOIN_FAILURES),
+                    "reconnects": dict(RECONNECTS),
                     "ended": dict(Counter(a.ended for a in agents if a.ended)),
                 }
             )
@@ -275,6 +346,15 @@ async def main_async(args: argparse.Namespace) -> None:
         elif word == "freeze" and arg in by_name:
             by_name[arg].frozen = True
             emit({"frozen": arg, "at": time.time()})
+        elif word == "kill" and arg in own_channel:
+            by_name[arg].frozen = True
+            at = time.time()
+            await own_channel[arg].close(grace=None)
+            emit({"killed": arg, "at": at})
+        elif word == "cut" and arg in relays:
+            by_name[arg].frozen = True
+            relays[arg].cut()
+            emit({"cut": arg, "at": time.time()})
     stop.set()
     reporter.cancel()
     for t in tasks:
@@ -291,6 +371,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--agents-per-channel", type=int, default=10)
     parser.add_argument("--join-concurrency", type=int, default=16, help="joins in flight")
+    parser.add_argument("--proxied", default="", help="agents reached through a relay (cut)")
     asyncio.run(main_async(parser.parse_args()))
 
 

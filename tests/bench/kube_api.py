@@ -15,6 +15,8 @@ TLS and only the control plane is measured), then:
    process) heartbeat every second while HTTP PATCHes (a deployment's replicas
    between 1 and 2, and ConfigMap data) go at `--rate`/s for `--seconds`; their
    latency p50/p99 and the master's CPU share. The target: p99 <= 50 ms.
+   `--node-lists-every S` lists every node meanwhile (what a dashboard or
+   `kubectl get nodes -w` polling does).
 
     python -m tests.bench.kube_api --pods 10000 --changes 1000 --nodes 1000
 
@@ -28,6 +30,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +43,7 @@ import grpc
 import psutil
 
 from protos import cluster_pb2, cluster_pb2_grpc, node_pb2  # noqa: F401
+from tests.bench import master_metrics as mm
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,11 +57,27 @@ def ms(values: list[float]) -> str:
     return f"p50 {pct(values, 0.5) * 1000:7.1f} ms   p99 {pct(values, 0.99) * 1000:7.1f} ms"
 
 
-def start_master(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_master(
+    workdir: Path, metrics_port: int = 0, profile: str = "", stalls_ms: float = 0.0
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """The master; its /metrics on `metrics_port` (0: none)."""
+    out, _, clock = profile.partition(":")
+    runner = ["master.cli.main"]
+    if profile:
+        runner = ["tests.bench.profile_master", out, f"{clock or 'cpu'}@usr1"]
+    elif stalls_ms:
+        runner = ["tests.bench.debug_master", str(workdir / "stalls.json"), f"{stalls_ms:g}"]
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "master.cli.main", "master", "--insecure", "--no-lb"),
-            *("--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--metrics-listen", ""),
+            *(sys.executable, "-m", *runner, "master", "--insecure", "--no-lb"),
+            *("--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"),
+            *("--metrics-listen", f"127.0.0.1:{metrics_port}" if metrics_port else ""),
             *("--data-dir", str(workdir / "data"), "--log-level", "WARNING"),
         ],
         stdout=subprocess.PIPE,
@@ -94,10 +114,18 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
 class Bench:
-    def __init__(self, master: psutil.Process, http: aiohttp.ClientSession, api: str) -> None:
+    def __init__(
+        self, master: psutil.Process, http: aiohttp.ClientSession, api: str, metrics: str
+    ) -> None:
         self.master = master
         self.http = http
         self.api = api
+        self.metrics = metrics
+        self.profiling = False
+
+    async def scrape(self) -> mm.Samples:
+        async with self.http.get(self.metrics) as r:
+            return mm.parse(await r.text())
 
     def cpu(self) -> float:
         t = self.master.cpu_times()
@@ -193,8 +221,23 @@ async def bench_watch(b: Bench, stub: Any, changes: int) -> None:
     await b.request("DELETE", CONFIGMAPS + "/w")
 
 
+async def list_nodes_every(b: Bench, every: float, times: list[float]) -> None:
+    """GET /api/v1/nodes every `every` seconds (each list's latency into `times`)."""
+    while True:
+        t0 = time.perf_counter()
+        await b.request("GET", "/api/v1/nodes")
+        times.append(time.perf_counter() - t0)
+        await asyncio.sleep(max(0.0, every - (time.perf_counter() - t0)))
+
+
 async def bench_writes(
-    b: Bench, grpc_address: str, nodes: int, rate: float, seconds: float
+    b: Bench,
+    grpc_address: str,
+    nodes: int,
+    rate: float,
+    seconds: float,
+    idle: float,
+    node_lists_every: float = 0.0,
 ) -> None:
     hollow = None
     if nodes:
@@ -218,15 +261,39 @@ async def bench_writes(
                 break
             if time.monotonic() > deadline:
                 raise SystemExit(f"only {ready} of {nodes} hollow nodes became Ready in 600 s")
-            await asyncio.sleep(1.0)
+            # Listing 1,000 nodes costs the master ~0.1 s of CPU: not every second.
+            await asyncio.sleep(5.0)
         await b.request(
             "POST", DEPLOYMENTS, {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 1}}
         )
         cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "load"}, "data": {}}
         await b.request("POST", CONFIGMAPS, cm)
         times: list[float] = []
+        # Heartbeats alone first: the master's CPU for them, so a write's share is known.
+        idle_scrape, idle_cpu, idle_t = await b.scrape(), b.cpu(), time.perf_counter()
+        await asyncio.sleep(idle)
+        idle_window = mm.delta(await b.scrape(), idle_scrape)
+        idle_wall = time.perf_counter() - idle_t
+        idle_share = (b.cpu() - idle_cpu) / idle_wall
+        beats = mm.total(idle_window, "pinnace_node_heartbeats_total")
+        print(
+            f"heartbeats alone for {idle_wall:.0f} s: master CPU {idle_share * 100:.0f}% of a "
+            f"core, {beats / idle_wall:.0f} heartbeats/s"
+            + (f", {idle_share * idle_wall / beats * 1e6:.0f} us CPU each" if beats else "")
+        )
+        print("  " + mm.lag_line(idle_window))
         load_before = os.getloadavg()[0]
+        before = await b.scrape()
+        if b.profiling:
+            # profile_master.py / debug_master.py: the window starts
+            os.kill(b.master.pid, signal.SIGUSR1)
         cpu0, t_start = b.cpu(), time.perf_counter()
+        node_lists: list[float] = []
+        lister = (
+            asyncio.create_task(list_nodes_every(b, node_lists_every, node_lists))
+            if node_lists_every
+            else None
+        )
         total = int(rate * seconds)
         for i in range(total):
             due = t_start + i / rate
@@ -241,12 +308,23 @@ async def bench_writes(
                 )
             times.append(time.perf_counter() - t0)
         wall = time.perf_counter() - t_start
+        if lister is not None:
+            lister.cancel()
+            await asyncio.gather(lister, return_exceptions=True)
+            print(f"GET /api/v1/nodes ({nodes} nodes) x {len(node_lists)}: {ms(node_lists)}")
+        if b.profiling:
+            os.kill(b.master.pid, signal.SIGUSR2)  # the window ended
         share = (b.cpu() - cpu0) / wall
+        window = mm.delta(await b.scrape(), before)
+        per_write = max(0.0, share - idle_share) * wall / max(1, len(times))
         print(
             f"writes at {rate:g}/s for {seconds:g} s with {nodes} hollow nodes heartbeating: "
-            f"{ms(times)}   master CPU {share * 100:.0f}% of a core   "
+            f"{ms(times)}   master CPU {share * 100:.0f}% of a core "
+            f"(~{per_write * 1000:.1f} ms per write beyond the heartbeats)   "
             f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
         )
+        print("  " + mm.lag_line(window))
+        print("  " + mm.commit_line(window))
     finally:
         if hollow is not None:
             hollow.send_signal(signal.SIGTERM)
@@ -271,9 +349,50 @@ async def run_hollow(address: str, nodes: int) -> None:
         await ch.close()
 
 
+def report_stalls(path: Path, limit_ms: float, top: int = 15) -> None:
+    """The callbacks that held the master's loop longest in CPU time (`--stalls`)."""
+    if not path.exists():
+        print(f"no stall record ({path} missing: the master did not exit cleanly)")
+        return
+    found = json.loads(path.read_text())
+    sites = found["sites"]
+    print(
+        f"master loop during the writes: {found['callbacks']} callbacks, "
+        f"{found['cpu']:.2f} s CPU; {sum(v[0] for v in sites.values())} over {limit_ms:g} ms:"
+    )
+    for site, (count, cpu, largest) in sorted(sites.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"  {count:5d} x  largest {largest * 1000:6.1f} ms  sum {cpu:6.2f} s  {site}")
+    heap = found.get("heap") or {}
+    print(f"  heap when the writes ended: {heap}")
+    start = heap.get("start") or {}
+    if start and heap.get("at", 0) > start.get("at", 0):
+        minutes = (heap["at"] - start["at"]) / 60
+        grown = heap.get("frozen", 0) - start.get("frozen", 0)
+        print(f"  frozen objects {grown:+d} over the window ({grown / minutes:+.0f}/min)")
+    for cpu, before, after, collected in found.get("sweeps", []):
+        print(
+            f"  sweep (kernel/heap.py full collection): {cpu * 1000:6.1f} ms CPU, "
+            f"frozen {before:d} -> {after:d}, {collected:d} unreachable objects freed"
+        )
+    for generation, (count, cpu, largest) in sorted(found.get("gc", {}).items()):
+        print(
+            f"  garbage collections of generation {generation}: {count:5d} x  "
+            f"largest {largest * 1000:6.1f} ms  sum {cpu:6.2f} s"
+        )
+
+
 async def main_async(args: argparse.Namespace) -> None:
+    print(mm.machine_line("before"))
+    try:
+        await run_bench(args)
+    finally:
+        print(mm.machine_line("after"))
+
+
+async def run_bench(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-kube-bench-"))
-    proc, grpc_address, api = start_master(workdir)
+    metrics_port = free_port()
+    proc, grpc_address, api = start_master(workdir, metrics_port, args.profile_master, args.stalls)
     try:
         master = psutil.Process(proc.pid)
         timeout = aiohttp.ClientTimeout(total=600)
@@ -284,14 +403,23 @@ async def main_async(args: argparse.Namespace) -> None:
             ) as channel,
         ):
             stub = cluster_pb2_grpc.ClusterServiceStub(channel)
-            b = Bench(master, http, api)
+            b = Bench(master, http, api, f"http://127.0.0.1:{metrics_port}/metrics")
+            b.profiling = bool(args.profile_master or args.stalls)
             print(f"pinnace master {grpc_address} (gRPC), {api} (HTTP); plaintext, --no-lb")
             if args.pods:
                 await bench_list(b, stub, args.pods, args.lists)
             if args.changes:
                 await bench_watch(b, stub, args.changes)
             if args.seconds:
-                await bench_writes(b, grpc_address, args.nodes, args.rate, args.seconds)
+                await bench_writes(
+                    b,
+                    grpc_address,
+                    args.nodes,
+                    args.rate,
+                    args.seconds,
+                    args.idle_seconds,
+                    args.node_lists_every,
+                )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -301,6 +429,8 @@ async def main_async(args: argparse.Namespace) -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+        if args.stalls:
+            report_stalls(workdir / "stalls.json", args.stalls)
         subprocess.run(["rm", "-rf", str(workdir)], check=False)
 
 
@@ -312,10 +442,49 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--profile-master",
+        default="",
+        metavar="FILE[:wall]",
+        help="run the master under yappi (tests/bench/profile_master.py) and save the "
+        "profile of the write window to FILE when it stops",
+    )
+    parser.add_argument(
+        "--stalls",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="list the master's event-loop callbacks that used more than MS milliseconds of "
+        "CPU during the writes (tests/bench/debug_master.py)",
+    )
+    parser.add_argument(
+        "--node-lists-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="during the writes, also list every node (GET /api/v1/nodes) every S seconds; "
+        "with --stalls the list handler's longest hold of the loop shows among the callbacks",
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=10.0,
+        help="heartbeats alone before the writes, for the master's CPU without writes",
+    )
+    parser.add_argument(
+        "--quiet-check",
+        action="store_true",
+        help="only say how loaded the machine is (load average, the CPU share a spinning "
+        "process gets) and exit; every run prints the same before and after",
+    )
     parser.add_argument("--hollow-for", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hollow_for:
         asyncio.run(run_hollow(args.hollow_for, args.nodes))
+        return
+    if args.quiet_check:
+        for _ in range(3):
+            print(mm.machine_line("now"))
         return
     asyncio.run(main_async(args))
 

@@ -1,6 +1,7 @@
 """Pinnace as the benches run it: a master and agents as subprocesses on 127.0.0.1, and the CLI.
 
-`PinnaceProcs` starts each process as `python -m ...` from the repo root, its stderr
+`PinnaceProcs` starts each process as `python -m ...` from the repo root (or `source`,
+another checkout, whose packages then come first on the path), its stderr
 appended to `<workdir>/<log name>.log` and its stdout piped: the master listens on
 port 0 and its first line ("... listening on HOST:PORT") is how the address is learnt.
 Security is as in production unless `insecure`: the master writes its admin config,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +33,8 @@ from typing import IO, Any
 
 import docker
 
+from agent.memory_volumes import DEFAULT_ROOT as MEMORY_ROOT
+from agent.memory_volumes import MemoryVolumeError, MemoryVolumes
 from agent.nodeproxy.proxy import stop_proxy
 from master.lb.process import stop_running
 from tests.bench.engine import BenchError, remove_containers, shielded, wait_until
@@ -85,9 +89,12 @@ class PinnaceProcs:
         insecure: bool = False,
         cli_timeout: float = 60.0,
         grace: float = 10.0,
+        source: Path = REPO,
     ) -> None:
         self.client = client
         self.workdir = workdir
+        # The pinnace tree the processes run (another checkout for a before/after figure).
+        self.source = source
         self.insecure = insecure
         self.cli_timeout = cli_timeout
         self.grace = grace
@@ -107,12 +114,20 @@ class PinnaceProcs:
     def log_path(self, log_name: str) -> Path:
         return self.workdir / f"{log_name}.log"
 
+    def agent_log(self, name: str) -> str:
+        """What agent `name` has logged so far."""
+        return self.log_path(self._agent_logs[name]).read_text(errors="replace")
+
     def spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        """`python <args>` from the repo root, stderr into its log, stdout piped."""
+        """`python <args>` from `source`, stderr into its log, stdout piped."""
         log = self.log_path(log_name).open("ab")
         self._logs.append(log)
         proc = subprocess.Popen(
-            [sys.executable, *args], stdout=subprocess.PIPE, stderr=log, env=self.env, cwd=REPO
+            [sys.executable, *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=self.env,
+            cwd=self.source,
         )
         self._procs.append(proc)
         return proc
@@ -197,7 +212,7 @@ class PinnaceProcs:
             capture_output=True,
             text=True,
             env=self.env,
-            cwd=REPO,
+            cwd=self.source,
             timeout=self.cli_timeout,
             check=False,
         )
@@ -271,3 +286,9 @@ class PinnaceProcs:
             with contextlib.suppress(docker.errors.APIError):
                 for volume in self.client.volumes.list(filters={"label": labels}):
                     volume.remove(force=True)
+            # Memory emptyDirs' tmpfs mounts (or directories) under their node's directory.
+            memory = MemoryVolumes(Path(MEMORY_ROOT) / node)
+            for name in memory.names():
+                with contextlib.suppress(MemoryVolumeError, OSError):
+                    memory.remove(name)
+            shutil.rmtree(memory.root, ignore_errors=True)

@@ -1,11 +1,17 @@
 """Benchmark: how fast pinnace heals, and whether replica counts stay exact.
 
-Run as `python -m tests.bench.recovery [--trials 10] [--pause-trials 3] [--no-swarm]`.
+Run as `python -m tests.bench.recovery [--trials 10] [--pause-trials 3] [--no-swarm]`;
+`--only container-kill --compare DIR` also runs a cluster from another checkout (DIR, e.g. a
+worktree of the commit before a change) and kills one pod in each in turn, so the before
+and after figures share one load.
 One master (default flags: 1 s heartbeat, 3 s lease, eviction at once) and two agents on
 127.0.0.1 run `pinnace/httpd:latest`; every time is read off the engine itself
 (containers by label, polled every 25 ms), from the moment the harm is done:
 - container kill: `docker kill` of one pod's container -> a new container for the
-  same pod running (its first restart: each trial kills a different pod);
+  same pod running (its first restart: each trial kills a different pod); each
+  restart's spans as the agent logged them, and after each trial one round of the
+  engine's own floor for the same image (tests/bench/engine_floor.py: `docker start`,
+  `docker restart`, kill -> die event -> start, the engine's on-failure policy);
 - partition: `SIGSTOP` of the agent holding the pods -> replacements running on
   the other node; then `SIGCONT` -> the stale copies gone (fenced), after which
   the total is watched for a few seconds: any copy beyond `replicas` is counted
@@ -36,7 +42,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
+import os
 import shutil
 import signal
 import sys
@@ -60,9 +68,11 @@ from tests.bench.engine import (
     list_containers,
     machine_info,
 )
+from tests.bench.engine_floor import FloorRounds
 from tests.bench.lb_cluster import free_port
 from tests.bench.procs import PinnaceProcs, deployment_manifest
 from tests.bench.recovery_report import PauseTrial, Row, duplicates_line, pause_line, render_table
+from tests.bench.recovery_spans import read_restarts, span_table, spans
 
 IMAGE = "pinnace/httpd:latest"
 POLL = 0.025
@@ -90,11 +100,13 @@ def poll(what: str, check: Callable[[], bool], timeout: float) -> float:
 class Pinnace:
     """The cluster under test, seen through the engine and the CLI."""
 
-    def __init__(self, procs: PinnaceProcs, run_id: str, timeout: float) -> None:
+    def __init__(self, procs: PinnaceProcs, run_id: str, timeout: float, label: str = "") -> None:
         self.c = procs
         self.api: Any = procs.client.api
         self.run_id = run_id
         self.timeout = timeout
+        # How its lines are told apart when another tree runs beside it ("": alone).
+        self.label = label
 
     def running(self, deployment: str, node: str | None = None) -> list[dict[str, Any]]:
         """Running containers of a deployment's pods (on one node, or on any of ours)."""
@@ -108,6 +120,20 @@ class Pinnace:
                 if c["Labels"].get("pinnace.pod", "").startswith(f"{deployment}-")
             ]
         return found
+
+    def running_again(self, pod: str, old_id: str, old_started: str) -> bool:
+        """A container of `pod` runs that is not the killed run: a new container, or the
+        same one started again in place (a later StartedAt)."""
+        for c in self.running("ck"):
+            if c["Labels"]["pinnace.pod"] != pod:
+                continue
+            if c["Id"] != old_id:
+                return True
+            with contextlib.suppress(docker.errors.NotFound):
+                state = self.api.inspect_container(c["Id"])["State"]
+                if state["Running"] and state["StartedAt"] != old_started:
+                    return True
+        return False
 
     def count(self, deployment: str, nodes: Sequence[str]) -> int:
         return sum(len(self.running(deployment, node)) for node in nodes)
@@ -146,25 +172,51 @@ class Pinnace:
         return max(counts, key=lambda n: counts[n])
 
 
-def container_kill(p: Pinnace, trials: int) -> list[float]:
-    """Kill a different pod's container each trial; seconds until that pod runs again."""
-    p.apply("ck", trials)
-    times: list[float] = []
-    for victim in p.running("ck"):
-        pod = victim["Labels"]["pinnace.pod"]
-        start = time.monotonic()
-        p.api.kill(victim["Id"])
-        end = poll(
-            f"pod {pod} running again",
-            lambda pod=pod, old=victim["Id"]: any(  # type: ignore[misc]
-                c["Labels"]["pinnace.pod"] == pod and c["Id"] != old for c in p.running("ck")
-            ),
-            p.timeout,
-        )
-        times.append(end - start)
-        print(f"  container kill {len(times):2}: {times[-1]:.2f} s", flush=True)
-    p.delete("ck")
-    return times
+Kills = tuple[list[float], list[dict[str, float]]]
+
+
+def container_kill(
+    clusters: Sequence[Pinnace], trials: int, floor: FloorRounds | None = None
+) -> list[Kills]:
+    """Kill a different pod's container each trial; seconds until that pod runs again, and
+    each restart's spans as its agent logged them (tests/bench/recovery_spans.py). With
+    several clusters (--compare) each trial kills one pod in each in turn, so that both
+    figures are taken under the same load; `floor` takes one round of the engine's own
+    figures after each trial (tests/bench/engine_floor.py), under that load too."""
+    for p in clusters:
+        p.apply("ck", trials)
+    victims = [p.running("ck") for p in clusters]
+    times: list[list[float]] = [[] for _ in clusters]
+    kills: list[list[tuple[str, float]]] = [[] for _ in clusters]
+    for n in range(trials):
+        for i, p in enumerate(clusters):
+            victim = victims[i][n]
+            pod = victim["Labels"]["pinnace.pod"]
+            old = p.api.inspect_container(victim["Id"])["State"]["StartedAt"]
+            start, killed_at = time.monotonic(), time.time()
+            p.api.kill(victim["Id"])
+            end = poll(
+                f"pod {pod} running again",
+                functools.partial(p.running_again, pod, victim["Id"], old),
+                p.timeout,
+            )
+            times[i].append(end - start)
+            kills[i].append((pod, killed_at))
+            print(f"  container kill {n + 1:2}{p.label}: {times[i][-1]:.2f} s", flush=True)
+        if floor is not None:
+            floor.round()
+    out: list[Kills] = []
+    for i, p in enumerate(clusters):
+        logged = [r for name in p.c.agents for r in read_restarts(p.c.agent_log(name))]
+        rows: list[dict[str, float]] = []
+        for pod, killed_at in kills[i]:
+            mine = [r for r in logged if r.pod == pod and r.decided >= killed_at]
+            if mine:
+                in_place = float(mine[0].how == "in place")
+                rows.append(spans(killed_at, mine[0]) | {"in place": in_place})
+        p.delete("ck")
+        out.append((times[i], rows))
+    return out
 
 
 def partition(p: Pinnace, trials: int) -> tuple[list[float], list[float], list[int]]:
@@ -439,6 +491,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one wait may take")
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
     parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="container kill only: also run a cluster from another pinnace checkout, killing"
+        " in each in turn (a before/after figure under one load)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=SCENARIOS,
@@ -446,6 +504,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.only = args.only or list(SCENARIOS)
+    if args.compare and args.only != ["container-kill"]:
+        parser.error("--compare goes with --only container-kill")
+    if args.compare and not (Path(args.compare) / "agent" / "worker.py").is_file():
+        parser.error(f"--compare {args.compare}: not a pinnace checkout (no agent/worker.py)")
     if args.trials < 1:
         parser.error("--trials must be >= 1")
     return args
@@ -456,16 +518,36 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _start_cluster(procs: PinnaceProcs, timeout: float, label: str = "") -> Pinnace:
+    procs.start_master()
+    p = Pinnace(procs, uuid.uuid4().hex[:6], timeout, label)
+    p.start_agent("a")
+    p.start_agent("b")
+    print(f"pinnace{label}: master {procs.address}, nodes {', '.join(procs.agents)}")
+    return p
+
+
 def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Namespace) -> Any:
     procs = PinnaceProcs(client, workdir)
+    other: PinnaceProcs | None = None
     try:
-        procs.start_master()
-        p = Pinnace(procs, uuid.uuid4().hex[:6], args.timeout)
-        p.start_agent("a")
-        p.start_agent("b")
-        print(f"pinnace: master {procs.address}, nodes {', '.join(procs.agents)}")
+        p = _start_cluster(procs, args.timeout, " (this tree)" if args.compare else "")
+        clusters = [p]
+        if args.compare:
+            other = PinnaceProcs(client, workdir / "compare", source=Path(args.compare).resolve())
+            other.workdir.mkdir()
+            clusters.append(_start_cluster(other, args.timeout, f" ({args.compare})"))
         only = set(args.only)
-        kills = container_kill(p, args.trials) if "container-kill" in only else []
+        if "container-kill" in only:
+            floor = FloorRounds(client, IMAGE)
+            try:
+                killed = container_kill(clusters, args.trials, floor)
+            finally:
+                floor.close()
+            floors = floor.found
+        else:
+            killed, floors = [], {}
+        kills, kill_spans = killed[0] if killed else ([], [])
         replaced, fenced, duplicates = (
             partition(p, args.trials) if "partition" in only else ([], [], [])
         )
@@ -484,8 +566,11 @@ def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Name
             else {}
         )
     finally:
+        if other is not None:
+            other.close()
         procs.close()
-    return kills, replaced, fenced, duplicates, dead, paused, restarts
+    compared = [(clusters[i].label, *killed[i]) for i in range(1, len(killed))]
+    return kills, kill_spans, replaced, fenced, duplicates, dead, paused, restarts, compared, floors
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -508,7 +593,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     swarm_note = ""
     try:
         results = _run_pinnace(client, workdir, args)
-        kills, replaced, fenced, duplicates, dead, paused, restarts = results
+        (
+            kills,
+            kill_spans,
+            replaced,
+            fenced,
+            duplicates,
+            dead,
+            paused,
+            restarts,
+            compared,
+            floors,
+        ) = results
         if args.no_swarm:
             swarm_note = "skipped (--no-swarm)"
         else:
@@ -534,8 +630,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    this = " this tree" if compared else ""
     rows = [
-        Row("container kill -> running again (pinnace, 1st restart)", kills, 1.5),
+        Row(f"container kill -> running again (pinnace{this}, 1st restart)", kills, 0.5, "p99"),
+        *(
+            Row(f"container kill -> running again (pinnace{label}, 1st restart)", t, 0.5, "p99")
+            for label, t, _ in compared
+        ),
+        *(Row(f"engine floor: {name}", seconds) for name, seconds in floors.items() if seconds),
         Row(
             f"container kill -> running again (Docker Swarm, {SWARM_REPLICAS} replicas)",
             swarm_times,
@@ -547,6 +649,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(render_table(rows))
     print(duplicates_line(duplicates))
+    for label, restarts_spans in [(this, kill_spans)] + [(lb, r) for lb, _, r in compared]:
+        if not restarts_spans:
+            continue
+        in_place = sum(int(r.get("in place", 0)) for r in restarts_spans)
+        print(
+            f"\ncontainer kill{label}, spans as the agents logged them ({len(restarts_spans)}"
+            f" restarts, {in_place} started again in place;"
+            f" load average {os.getloadavg()[0]:.1f}):"
+        )
+        print(span_table(restarts_spans))
     for seconds, trials in paused.items():
         print(pause_line(f"master paused {seconds:g} s", trials))
     for label, trials in restarts.items():

@@ -5,13 +5,17 @@ node names): three agents come up Ready; the seed deployment and service, unchan
 serve HTTP 200 through the master's HAProxy from every pod; a node killed (agent
 container and its pods) under a stream of requests has its replicas running again on
 the other two with no failed request; `restart master` keeps every pod, container
-and object; and the teardown leaves no container, network or volume of the project.
+and object; and the teardown leaves no container, network or volume of the project. Before it, a
+second app's pod reaches the seed's Service by name (both on port 80) and is answered
+by a pod on another node (issue 17: cluster IPs in compose), and a UDP Service answers
+it through its cluster IP (the agents' nftables rules: the image has nft and conntrack).
 Under CI (tests/support.py's rule) a missing engine, compose or image is a failure, not a skip.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -22,12 +26,41 @@ from typing import TypeVar
 import docker
 import pytest
 
-from tests.e2e.compose_cluster import ComposeCluster, Response, compose_command
+from tests.e2e.compose_cluster import HOSTNAME, ComposeCluster, Response, compose_command
 from tests.integration.cluster import REPO, wait_for
+from tests.integration.udp_echo import serve_udp, stop, udp_ask
 from tests.support import SEED as DEFAULT_SEED
 from tests.support import unavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+# A UDP Service: the httpd image for readiness, and 5353/UDP where the test runs an echo
+# server in the pod's network namespace (tests/integration/udp_echo.py).
+UDP_ECHO = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: echo}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      containers:
+      - name: echo
+        image: pinnace/httpd:latest
+        imagePullPolicy: IfNotPresent
+        ports: [{containerPort: 80}, {containerPort: 5353, protocol: UDP}]
+        readinessProbe:
+          httpGet: {path: /healthz, port: 80}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  selector: {app: echo}
+  ports: [{name: dns, port: 53, targetPort: 5353, protocol: UDP}]
+"""
 
 T = TypeVar("T")
 SEED = Path(os.environ.get("PINNACE_SEED_DIR") or DEFAULT_SEED)
@@ -68,15 +101,24 @@ def compose(engine: docker.DockerClient) -> list[str]:
     return command
 
 
+HOST_DIRS = (Path("/dev/shm/pinnace"), Path("/dev/shm/pinnace-memory"))
+
+
 @pytest.fixture
 def cluster(
     engine: docker.DockerClient, compose: list[str], tmp_path: Path
 ) -> Iterator[ComposeCluster]:
+    # The compose file bind-mounts these host dirs into the agents (the same path on both
+    # sides for the engine's mounts); Docker makes them when absent. Made by this test, they
+    # and what the agents wrote in them go with it.
+    made = [d for d in HOST_DIRS if not d.exists()]
     c = ComposeCluster(compose, engine, tmp_path)
     try:
         yield c
     finally:
         c.down()  # again, when the test failed before its own teardown: idempotent
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class Traffic:
@@ -128,6 +170,44 @@ def wait_until(
     except AssertionError as e:
         raise AssertionError(f"{e}; last seen: {seen[-1] if seen else None!r}") from None
     return seen[-1]
+
+
+def in_pod(cluster: ComposeCluster, container: str, url: str) -> str:
+    """GET `url` from inside a pod's container (its busybox wget: Debian's static 1.35
+    crashes on -T, hence timeout); the nginx hostname that answered, "" for none."""
+    code, out = cluster.docker.containers.get(container).exec_run(
+        ["timeout", "5", "wget", "-qO-", url]
+    )
+    assert isinstance(out, bytes)
+    match = HOSTNAME.search(out.decode(errors="replace")) if code == 0 else None
+    return match.group(1) if match else ""
+
+
+def udp_service_answers(c: ComposeCluster, client_id: str) -> None:
+    manifest = c.config.parent / "udp-echo.yaml"
+    manifest.write_text(UDP_ECHO)
+    c.cli("apply", "-f", str(manifest))
+    echo = wait_until(
+        "the echo pod serving",
+        lambda: next((p for p in c.serving_pods() if p.startswith("echo-")), ""),
+        lambda pod: pod != "",
+    )
+    echo_container = wait_until(
+        "the echo pod's container", lambda: c.pod_containers().get(echo, ""), bool
+    )
+    (svc,) = [s for s in c.items("services") if s["metadata"]["name"] == "echo"]
+    address = svc["spec"]["clusterIP"]
+    client = c.docker.containers.get(client_id)
+    server = serve_udp(c.docker.containers.get(echo_container), echo)
+    try:
+        answer = wait_until(
+            f"the UDP Service {address}:53 answering",
+            lambda: udp_ask(client, address, 53, 20053),
+            lambda text: text != "",
+        )
+    finally:
+        stop(server)
+    assert answer == f"{echo} ping"
 
 
 def short_ids(containers: dict[str, str]) -> set[str]:
@@ -215,6 +295,33 @@ def test_compose_cluster_serves_survives_a_node_and_a_master_restart(
     assert [s["metadata"]["name"] for s in c.items("services")] == [service["metadata"]["name"]]
     wait_for("the load balancer after the restart", lambda: c.get(timeout=2).status == 200, 30, 0.5)
     assert hostnames_through_lb(c, want) == want
+
+    # Services by name from inside a pod: a second app, its Service on port 80 too; its pod
+    # on one agent asks the seed's Service by name and is answered by a pod on the other
+    # agent, through its own agent's node proxy (the route that agent put in its namespace).
+    c.cli("apply", "-f", str(REPO / "examples" / "ingress" / "hello.yaml"))
+    found = wait_until(
+        "a hello pod serving",
+        lambda: next(((p, n) for p, n in c.serving_pods().items() if p.startswith("hello-")), None),
+        lambda pod: pod is not None,
+    )
+    assert found is not None
+    hello_pod, hello_node = found
+    hello = c.pod_containers()[hello_pod]
+    seed_nodes = {cid[:12]: after[pod] for pod, cid in containers.items()}
+    assert len(set(seed_nodes.values())) == 2, "the seed's pods should be on both live nodes"
+    answered = wait_until(
+        f"my-web-app-service answering {hello_pod} from a pod on another node than {hello_node}",
+        lambda: seed_nodes.get(in_pod(c, hello, "http://my-web-app-service/"), ""),
+        lambda node: node not in ("", hello_node),
+    )
+    assert answered in c.nodes[1:]
+    full_name = "http://my-web-app-service.default.svc.cluster.local/"
+    assert in_pod(c, hello, full_name) in seed_nodes
+
+    # A UDP Service answers the hello pod through its cluster IP: its agent's kernel rules
+    # (nft) send the datagram to the echo pod, wherever that runs.
+    udp_service_answers(c, hello)
 
     # Down: nothing of the project is left in the engine.
     c.down()

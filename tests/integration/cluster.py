@@ -9,8 +9,11 @@ Security is on as in production: the master writes its admin config
 (`<data-dir>/pinnace.conf`), which `env` hands to every CLI call through
 PINNACE_CONFIG; agents join with a token made through the CLI (`token create`)
 and keep their certificates in `<workdir>/agent-state/<node>`, so a restarted
-agent rejoins without one. A master started with `--insecure` makes agents and
-the CLI use `--insecure` too.
+agent rejoins without one. Their other files are the cluster's own too, so a test run
+leaves nothing behind on the machine and two test files never share them: configMap/secret
+files and memory emptyDirs in a folder of /dev/shm (a tmpfs, as the agent's defaults are),
+claim files under `<workdir>/claims`, the node DNS in a folder of the temp dir.
+A master started with `--insecure` makes agents and the CLI use `--insecure` too.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -32,16 +36,15 @@ from typing import Any, TypeVar
 
 import docker
 
-from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
 from agent.claim_disks import ClaimDisks, DiskError
-from agent.dns.server import DEFAULT_DIR as DEFAULT_DNS_ROOT
 from agent.dns.server import stop_node_dns
+from agent.memory_volumes import MemoryVolumeError, MemoryVolumes
 from agent.nodeproxy.proxy import stop_proxy
-from agent.volume_files import DEFAULT_ROOT as DEFAULT_VOLUME_ROOT
 from master.lb.process import stop_running
-from tests.support import env_with_haproxy
+from tests.support import env_with_haproxy, remove_container
 
 REPO = Path(__file__).resolve().parents[2]
+SHM = "/dev/shm"
 T = TypeVar("T")
 
 
@@ -58,6 +61,44 @@ def remove_local_route(network: ipaddress.IPv4Network) -> None:
         capture_output=True,
         check=False,
     )
+
+
+def pod_range(docker_client: docker.DockerClient) -> ipaddress.IPv4Network:
+    """A random /20 pod range (--cluster-cidr: 16 node subnets of /24) that no Docker
+    network on this machine overlaps: each agent makes a bridge of its node's subnet, and
+    concurrent runs on one machine must not ask for the same one."""
+    taken = [
+        ipaddress.ip_network(c["Subnet"], strict=False)
+        for n in docker_client.api.networks()
+        for c in ((n.get("IPAM") or {}).get("Config") or [])
+        if c.get("Subnet") and ":" not in c["Subnet"]
+    ]
+    for _ in range(100):
+        network = ipaddress.IPv4Network(
+            f"10.{random.randint(100, 199)}.{random.randrange(0, 256, 16)}.0/20"
+        )
+        if not any(network.overlaps(t) for t in taken):
+            return network
+    raise AssertionError("no free /20 in 10.100.0.0-10.199.255.255 for a pod range")
+
+
+def remove_pod_range_rules(network: ipaddress.IPv4Network) -> None:
+    """The agents' firewall rules for pod range `network` (agent/hostgw/plan.py), removed
+    (an agent leaves them on purpose)."""
+    comment = f"pinnace pod network {network}"
+    for table, chain, target in (
+        ("filter", "DOCKER-USER", "ACCEPT"),
+        ("nat", "POSTROUTING", "RETURN"),
+    ):
+        rule = ["-s", str(network), "-d", str(network), "-m", "comment", "--comment", comment]
+        for _ in range(10):
+            done = subprocess.run(
+                ["iptables", "-w", "5", "-t", table, "-D", chain, *rule, "-j", target],
+                capture_output=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                break
 
 
 def wait_for(
@@ -96,6 +137,8 @@ class LocalCluster:
         self.insecure = False
         self._token = ""
         self.api_url = ""
+        self._dns_root: Path | None = None
+        self._shm_root: Path | None = None
 
     # -- processes ----------------------------------------------------------------
 
@@ -160,6 +203,51 @@ class LocalCluster:
     def agent_state_dir(self, name: str) -> Path:
         return self.workdir / "agent-state" / name
 
+    @property
+    def shm_root(self) -> Path:
+        """This cluster's folder on /dev/shm: secrets' files must be on a tmpfs."""
+        if self._shm_root is None:
+            self._shm_root = Path(tempfile.mkdtemp(prefix=f"pinnace-{self.run_id}-", dir=SHM))
+        return self._shm_root
+
+    @property
+    def volume_root(self) -> Path:
+        """The agents' --volume-dir (configMap and secret files)."""
+        return self.shm_root / "volumes"
+
+    @property
+    def memory_root(self) -> Path:
+        """The agents' --memory-dir (memory emptyDirs)."""
+        return self.shm_root / "memory"
+
+    @property
+    def claim_root(self) -> Path:
+        """The agents' --claim-dir (claim volumes' loop-mounted files)."""
+        return self.workdir / "claims"
+
+    @property
+    def dns_root(self) -> Path:
+        """The agents' --dns-dir: a folder of its own in the temp dir, not under the workdir,
+        which dnsmasq (an unprivileged user once started) could not read."""
+        if self._dns_root is None:
+            self._dns_root = Path(tempfile.mkdtemp(prefix=f"pinnace-dns-{self.run_id}-"))
+            self._dns_root.chmod(0o755)
+        return self._dns_root
+
+    def node_dirs(self, extra: tuple[str, ...]) -> list[str]:
+        """The agent flags that keep its files in this cluster's own folders, but those the
+        test gives itself."""
+        given = {a.split("=", 1)[0] for a in extra}
+        dirs = {
+            "--volume-dir": self.volume_root,
+            "--memory-dir": self.memory_root,
+            "--claim-dir": self.claim_root,
+        }
+        flags = [f"{flag}={path}" for flag, path in dirs.items() if flag not in given]
+        if "--dns-dir" not in given and "--cluster-dns=none" not in extra:
+            flags.append(f"--dns-dir={self.dns_root}")
+        return flags
+
     def node(self, short: str) -> str:
         name = f"it-{self.run_id}-{short}"
         if name not in self.node_names:
@@ -183,6 +271,7 @@ class LocalCluster:
                 *self._agent_credentials(name),
                 *([] if node_proxy else ["--no-node-proxy"]),
                 *self._dns_flags(extra),
+                *self.node_dirs((*extra, *self._dns_flags(extra))),
                 *extra,
             ],
             f"agent-{short}",
@@ -205,7 +294,7 @@ class LocalCluster:
         if proc.poll() is None:
             proc.send_signal(sig)
             if sig in (signal.SIGKILL, signal.SIGTERM):
-                proc.wait(timeout=20)
+                proc.wait(timeout=60)
 
     def kill_master(self) -> None:
         assert self.master_proc is not None
@@ -263,18 +352,21 @@ class LocalCluster:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
                 proc.kill()
-                proc.wait(timeout=20)
+                proc.wait(timeout=60)
             if proc.stdout is not None:
                 proc.stdout.close()
         for container in self.containers(running_only=False):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-        # configMap/secret volume files the agents kept on the tmpfs.
-        for node in self.node_names:
-            shutil.rmtree(Path(DEFAULT_VOLUME_ROOT) / node, ignore_errors=True)
+            remove_container(container)
         # A killed agent's dnsmasq and the route to its DNS address (by its pid file).
+        if self._dns_root is not None:
+            for node in self.node_names:
+                stop_node_dns(self._dns_root, node)
+            shutil.rmtree(self._dns_root, ignore_errors=True)
+        # The agents' pod bridges (agent/hostgw/bridge.py), labelled with their node.
         for node in self.node_names:
-            stop_node_dns(Path(DEFAULT_DNS_ROOT), node)
+            for network in self.docker.networks.list(filters={"label": f"pinnace.node={node}"}):
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    network.remove()
         # Volumes the agents made for pods and claims (labelled with their node).
         for node in self.node_names:
             for volume in self.docker.volumes.list(filters={"label": f"pinnace.node={node}"}):
@@ -283,11 +375,20 @@ class LocalCluster:
         # Claim files the agents loop-mounted: unmounted, their loop devices (found by
         # the file's path, never another's) detached, removed.
         for node in self.node_names:
-            disks = ClaimDisks(Path(CLAIM_ROOT) / node)
+            disks = ClaimDisks(self.claim_root / node)
             for name in disks.names():
                 with contextlib.suppress(DiskError, OSError):
                     disks.remove(name)
             shutil.rmtree(disks.root, ignore_errors=True)
+        # Memory emptyDirs' tmpfs mounts (or directories) the agents left, then the folder on
+        # /dev/shm with them and the configMap/secret files.
+        if self._shm_root is not None:
+            for node in self.node_names:
+                memory = MemoryVolumes(self.memory_root / node)
+                for name in memory.names():
+                    with contextlib.suppress(MemoryVolumeError, OSError):
+                        memory.remove(name)
+            shutil.rmtree(self._shm_root, ignore_errors=True)
         # HAProxy outlives its master by design: stop the one this cluster's master left,
         # by the PID in its pid file; and the node proxies its agents left.
         stop_running(self.workdir / "master-data" / "lb")

@@ -8,6 +8,7 @@ is used beside it where it exists.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -77,3 +78,16 @@ class Kubectl:
                 f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}"
             )
         return result
+
+
+def over_spdy(k: Kubectl) -> Kubectl:
+    """The same kubectl made to use plain SPDY for exec, attach, cp and port-forward, as
+    kubectl before 1.30 (1.31 for port-forward) always does, and later ones when the
+    WebSocket upgrade fails."""
+    spdy = copy.copy(k)
+    spdy.env = {
+        **k.env,
+        "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false",
+        "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false",
+    }
+    return spdy

@@ -173,7 +173,7 @@ class Masters:
         proc = self.procs.get(name)
         if proc is not None and proc.poll() is None:
             os.kill(proc.pid, sig)
-            proc.wait(timeout=20)
+            proc.wait(timeout=60)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
@@ -184,7 +184,7 @@ class Masters:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
+                proc.wait(timeout=60)
             if proc.stdout is not None:
                 proc.stdout.close()
         for name in self.lb_hosts:
@@ -197,7 +197,7 @@ class Masters:
         address: str,
         *args: str,
         stdin: str | None = None,
-        timeout: float = 30,
+        timeout: float = 60,
         config: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """The CLI as the admin; `address` "" leaves the masters to the config's `server`."""

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_agent_docker import IMAGE, Agents, agents, running
+from tests.support import remove_container
 from tests.unit.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ def pod_network(docker_client: Any) -> Iterator[str]:
     finally:
         network.reload()
         for container in network.containers:  # left only when the test failed midway
-            container.remove(force=True)
+            remove_container(container)
         network.remove()
 
 
@@ -40,8 +41,10 @@ def page_status(address: str) -> int:
 
 
 def test_pods_join_the_pod_network_and_report_their_ip_there(
-    agents: Agents, pod_network: str, docker_client: Any
+    pod_network: str, agents: Agents, docker_client: Any
 ) -> None:
+    # pod_network first: it is torn down after the agents and their containers are gone (torn
+    # down before them, its removal raced the still running agent's: "directory not empty").
     async def scenario() -> None:
         master = FakeMaster(heartbeat=0.2, lease=10.0)
         address = await master.start()

@@ -22,6 +22,7 @@ from agent.runtime.port import (
     ContainerInfo,
     ExecResult,
     ImagePullError,
+    LogOptions,
     PortBinding,
     Runtime,
     RuntimeEvent,
@@ -38,6 +39,8 @@ MISSING = "127.0.0.1:9/pinnace-agent-test/does-not-exist:1"
 class Backend:
     make: Callable[[str], Runtime]
     crash: Callable[[str], None]
+    # What a container's process prints at start (the fake's; a real one prints it itself).
+    prints: Callable[[str, bytes], None] = lambda cid, data: None
     nodes: list[str] = field(default_factory=list)
 
     def node(self, prefix: str = "ct") -> tuple[str, Runtime]:
@@ -51,7 +54,11 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "fake":
         engine = FakeEngine()
         engine.present_images.add(IMAGE)
-        yield Backend(lambda node: FakeRuntime(node, engine), lambda cid: engine.crash(cid, 137))
+        yield Backend(
+            lambda node: FakeRuntime(node, engine),
+            lambda cid: engine.crash(cid, 137),
+            engine.write_log,
+        )
         return
     from agent.runtime.docker_runtime import DockerRuntime
 
@@ -243,6 +250,58 @@ def test_a_dead_container_is_replaced_by_a_fresh_one_under_its_name(backend: Bac
     run(scenario)
 
 
+def test_a_dead_container_started_again_in_place_keeps_its_id_and_shows_its_new_run(
+    backend: Backend,
+) -> None:
+    async def scenario() -> None:
+        node, rt = backend.node()
+        # Each run prints one line as it starts.
+        counting = replace(
+            config(node),
+            entrypoint=("sh", "-c", "echo run; exec /bin/pinnace-httpd"),
+        )
+        dead = await rt.create_and_start(counting)
+        backend.prints(dead.id, b"run\n")
+        await _wait_for_log(rt, dead.id, b"run\n")
+        backend.crash(dead.id)
+        await _wait_until_dead(rt, dead.id)
+
+        again = await rt.restart_in_place(dead.id, counting.name)
+
+        assert (again.id, again.state) == (dead.id, "running")
+        assert again.name.startswith(f"{counting.name}.restarted-") and again.restarted_at
+        assert again.restart_count == dead.restart_count + 1
+        assert again.started_at > dead.started_at and "80/TCP" in again.ports
+        # Its log is its current run only; `until` the restart reads the run before.
+        backend.prints(dead.id, b"run\n")
+        await _wait_for_log(rt, dead.id, b"run\n")
+        before = LogOptions(until=again.restarted_at)
+        assert b"".join([c async for c in rt.logs(dead.id, before)]).count(b"run\n") == 1
+        assert b"".join([c async for c in rt.logs(dead.id, LogOptions())]).count(b"run\n") == 1
+        listed = {c.id: c for c in await rt.list_containers()}
+        assert listed[dead.id].restart_count == 1 and listed[dead.id].state == "running"
+        # One that cannot start again says so (the agent then replaces it).
+        backend.crash(dead.id)
+        await _wait_until_dead(rt, dead.id)
+        await rt.remove(dead.id)
+        with pytest.raises(ContainerCreateError):
+            await rt.restart_in_place(dead.id, counting.name)
+        await rt.close()
+
+    run(scenario)
+
+
+async def _wait_for_log(rt: Runtime, cid: str, wanted: bytes) -> None:
+    """Until the container's (current run's) log holds `wanted`; the contract's 60 s bound."""
+    while wanted not in b"".join([c async for c in rt.logs(cid, LogOptions())]):
+        await asyncio.sleep(0.05)
+
+
+async def _wait_until_dead(rt: Runtime, cid: str) -> None:
+    while (info := await rt.inspect(cid)) is not None and info.alive:
+        await asyncio.sleep(0.05)
+
+
 def test_a_taken_host_port_fails_cleanly(backend: Backend) -> None:
     async def scenario() -> None:
         node, rt = backend.node()
@@ -258,31 +317,62 @@ def test_a_taken_host_port_fails_cleanly(backend: Backend) -> None:
     run(scenario)
 
 
+async def _until_attached(rt: Runtime, node: str, seen: list[RuntimeEvent]) -> None:
+    """Until the event stream is attached (its first call can take seconds on a loaded
+    machine): a probe container of this node, started and removed until its events show;
+    `seen` is emptied once the probe's die is in it."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        probe = await rt.create_and_start(config(node, "probe"))
+        for _ in range(20):
+            if any(e.container_id == probe.id for e in seen):
+                break
+            await asyncio.sleep(0.05)
+        await rt.remove(probe.id)
+        if any(e.container_id == probe.id for e in seen):
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the event stream never attached"
+    while not any(e.container_id == probe.id and e.action == "die" for e in seen):
+        assert asyncio.get_running_loop().time() < deadline, f"no die of the probe: {seen}"
+        await asyncio.sleep(0.05)
+    seen.clear()
+
+
 def test_events_report_start_and_die_of_this_nodes_containers(backend: Backend) -> None:
     async def scenario() -> None:
         node, rt = backend.node()
         other_node, other = backend.node()
         seen: list[RuntimeEvent] = []
+        # The container inspected as soon as its die event came: the exit is recorded by
+        # then (the agent decides the restart from that answer, agent/deaths.py).
+        at_die: list[tuple[str, ContainerInfo | None]] = []
 
         async def watch() -> None:
             async for event in rt.events():
                 seen.append(event)
+                if event.action == "die":
+                    at_die.append((event.container_id, await rt.inspect(event.container_id)))
 
         watcher = asyncio.create_task(watch())
-        await asyncio.sleep(0.3)  # let the stream attach before acting
+        await _until_attached(rt, node, seen)
         await other.create_and_start(config(other_node))
         info = await rt.create_and_start(config(node))
         backend.crash(info.id)
         deadline = asyncio.get_running_loop().time() + 10
-        while [e.action for e in seen] != ["start", "die"]:
+        while [e.action for e in seen] != ["start", "die"] or info.id not in dict(at_die):
             assert asyncio.get_running_loop().time() < deadline, seen
             await asyncio.sleep(0.05)
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
 
         assert {(e.container_id, e.pod, e.container) for e in seen} == {(info.id, "p", "web")}
-        dead = await rt.inspect(info.id)
+        # (The probe's die, from _until_attached, may be in at_die too.)
+        (dead,) = [found for cid, found in at_die if cid == info.id]
         assert dead is not None and dead.dead and dead.exit_code == 137
+        assert dead.started_at == info.started_at and dead.finished_at >= dead.started_at
+        # The event says when the engine saw the exit (the restart spans begin there).
+        (died,) = [e for e in seen if e.action == "die"]
+        assert abs(died.at - dead.finished_at) < 5.0, (died.at, dead.finished_at)
         await rt.close()
         await other.close()
 

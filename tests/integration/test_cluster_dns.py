@@ -29,11 +29,12 @@ from typing import Any
 import pytest
 
 from agent.dns.address import derived_address
-from agent.dns.server import DEFAULT_DIR, is_local_address
+from agent.dns.server import is_local_address
 from tests.integration.cluster import (
     LocalCluster,
     wait_for,
 )
+from tests.support import remove_container
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +169,7 @@ def pod_network(docker_client: Any) -> Iterator[str]:
     finally:
         network.reload()
         for container in network.containers:  # left only when the test failed midway
-            container.remove(force=True)
+            remove_container(container)
         network.remove()
 
 
@@ -212,9 +213,9 @@ def _fetch(container: Any, url: str) -> str:
     return str(out.decode(errors="replace")) if code == 0 else ""
 
 
-def _dnsmasq_pid(node: str) -> int:
+def _dnsmasq_pid(cluster: LocalCluster, node: str) -> int:
     try:
-        return int((Path(DEFAULT_DIR) / node / "dnsmasq.pid").read_text().strip() or 0)
+        return int((cluster.dns_root / node / "dnsmasq.pid").read_text().strip() or 0)
     except (OSError, ValueError):
         return 0
 
@@ -277,7 +278,7 @@ def test_pods_resolve_services_and_get_their_variables(
     resolv = _exec(client, "cat", "/etc/resolv.conf")
     assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
     assert "ndots:5" in resolv
-    found = wait_for("backend to resolve", lambda: _addresses(client, "backend"), timeout=15)
+    found = wait_for("backend to resolve", lambda: _addresses(client, "backend"), timeout=60)
     assert found == {cluster_ip}
     assert _addresses(client, "backend.default.svc.cluster.local") == {cluster_ip}
     for name in ("backend", "backend.default", "backend.default.svc"):
@@ -285,9 +286,9 @@ def test_pods_resolve_services_and_get_their_variables(
     # By name, through the node proxy on the cluster IP, to the backend's pod.
     backend = _container_of(cluster, next(n for n in pods if n.startswith("backend-")))
     for url in ("http://backend/", "http://backend.default.svc.cluster.local/"):
-        page = wait_for(f"{url} to answer", functools.partial(_fetch, client, url), timeout=20)
+        page = wait_for(f"{url} to answer", functools.partial(_fetch, client, url), timeout=60)
         assert f'hostname">{backend.id[:12]}<' in page, url
-    assert wait_for("db's pods", lambda: _addresses(client, "db") == db_ips or None, timeout=15)
+    assert wait_for("db's pods", lambda: _addresses(client, "db") == db_ips or None, timeout=60)
     assert _looked_up(client, "db-0.db") == pods["db-0"]["status"]["hostIP"]
     assert _addresses(client, "db-1.db.default.svc.cluster.local") == {
         pods["db-1"]["status"]["hostIP"]
@@ -309,7 +310,7 @@ def test_pods_resolve_services_and_get_their_variables(
                 "0 100 80 db-1.db.default.svc.cluster.local",
             }
         ),
-        timeout=15,
+        timeout=60,
     )
     # publishNotReadyAddresses: a pod that never gets ready is named all the same.
     starting = next(n for n in pods if n.startswith("starting-"))
@@ -343,11 +344,11 @@ def test_pods_resolve_services_and_get_their_variables(
     # restarted agent replaces it (by its pid file) and answers from the names file at once.
     node = pods[client_pod]["spec"]["nodeName"]
     short = node.rsplit("-", 1)[-1]
-    old = _dnsmasq_pid(node)
+    old = _dnsmasq_pid(cluster, node)
     cluster.kill(cluster.agents[node])
     assert _addresses(client, "backend") == {cluster_ip}
     cluster.start_agent(short, "--pod-network", pod_network, "--cluster-dns=auto", node_proxy=True)
-    new = wait_for("a new dnsmasq", lambda: (pid := _dnsmasq_pid(node)) != old and pid)
+    new = wait_for("a new dnsmasq", lambda: (pid := _dnsmasq_pid(cluster, node)) != old and pid)
     assert not _alive(old)
     assert _addresses(client, "backend") == {cluster_ip}
     # ... and with the master gone.

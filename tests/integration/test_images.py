@@ -26,13 +26,16 @@ import pytest
 from docker.errors import DockerException, ImageNotFound
 from docker.models.containers import Container
 
-from tests.support import unavailable
+from tests.support import remove_container, unavailable
 
 pytestmark = pytest.mark.integration
 
 NGINX = "nginx:latest"
 HTTPD = "pinnace/httpd:latest"
-STOP_LIMIT_S = 3.0
+# `docker stop` sends SIGTERM and, this many seconds later, SIGKILL: an image that ends on
+# SIGTERM exits 0, one that ignores it is killed (137). The exit code tells them apart, on a
+# machine of any load (a time limit would not).
+STOP_GRACE_S = 30
 
 RunContainer = Callable[..., Container]  # run(image, *, hostname=None, environment=None)
 
@@ -68,8 +71,8 @@ def run(engine: docker.DockerClient) -> Iterator[RunContainer]:
     yield start
     for container_id in started:
         # A container already gone leaves nothing of ours behind.
-        with contextlib.suppress(DockerException):
-            engine.containers.get(container_id).remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            remove_container(engine.containers.get(container_id))
 
 
 def _require_image(engine: docker.DockerClient, image: str) -> None:
@@ -92,7 +95,7 @@ def _host_port(container: Container) -> int:
     return int(bindings[0]["HostPort"])
 
 
-def _get_page(container: Container, path: str = "/", deadline_s: float = 15.0) -> tuple[int, str]:
+def _get_page(container: Container, path: str = "/", deadline_s: float = 60.0) -> tuple[int, str]:
     """GETs the container's page, retrying while its server is still starting."""
     url = f"http://127.0.0.1:{_host_port(container)}{path}"
     deadline = time.monotonic() + deadline_s
@@ -115,7 +118,7 @@ def _get_page(container: Container, path: str = "/", deadline_s: float = 15.0) -
 
 def _timed_stop(container: Container) -> float:
     started = time.monotonic()
-    container.stop(timeout=10)
+    container.stop(timeout=STOP_GRACE_S)
     return time.monotonic() - started
 
 
@@ -150,7 +153,7 @@ def test_nginx_logs_requests_to_stdout(run: RunContainer) -> None:
     container = run(NGINX)
     _get_page(container, "/logged-path")
 
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while b"GET /logged-path" not in container.logs(stdout=True, stderr=False):
         assert time.monotonic() < deadline, "the access log line never reached stdout"
         time.sleep(0.1)
@@ -186,7 +189,7 @@ def test_httpd_crashes_on_demand(
     container = run(HTTPD, environment=environment)
     status, _ = _get_page(container, "/healthz")
 
-    result = container.wait(timeout=15)
+    result = container.wait(timeout=60)
 
     assert status == 200
     assert result["StatusCode"] == expected_code
@@ -201,7 +204,8 @@ def test_docker_stop_is_prompt(run: RunContainer, image: str) -> None:
 
     container.reload()
     assert container.status == "exited"
-    assert elapsed < STOP_LIMIT_S, f"docker stop of {image} took {elapsed:.1f}s"
+    code = container.attrs["State"]["ExitCode"]
+    assert code == 0, f"{image} did not end on SIGTERM (exit {code}) in {elapsed:.1f}s"
 
 
 @pytest.mark.parametrize("image", [NGINX, HTTPD])
@@ -209,9 +213,7 @@ def test_sigterm_ends_the_container_promptly(run: RunContainer, image: str) -> N
     container = run(image)
     _get_page(container)
 
-    started = time.monotonic()
     container.kill(signal="SIGTERM")
-    container.wait(timeout=10)
-    elapsed = time.monotonic() - started
+    result = container.wait(timeout=STOP_GRACE_S)
 
-    assert elapsed < STOP_LIMIT_S, f"{image} took {elapsed:.1f}s to exit on SIGTERM"
+    assert result["StatusCode"] == 0, f"{image} exited {result['StatusCode']} on SIGTERM"

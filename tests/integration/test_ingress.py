@@ -300,7 +300,7 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
         }
         return found if found else None
 
-    reasons = wait_for("the broken Ingress's warning", warnings, timeout=20)
+    reasons = wait_for("the broken Ingress's warning", warnings, timeout=60)
     assert reasons == {"BackendNotFound"}
     message = next(
         e["message"]

@@ -11,11 +11,20 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import kubernetes
 import yaml
+from kubernetes.stream import portforward
 
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.integration.kube_helpers import Kubectl, kubectls, seed_dir, write_kubeconfig
+from tests.integration.kube_helpers import (
+    Kubectl,
+    kubectls,
+    over_spdy,
+    seed_dir,
+    write_kubeconfig,
+)
 from tests.integration.kube_streams import curl, fetch_in_parallel, port_forward
 
 DEP = "my-web-app-deployment"
@@ -29,6 +38,12 @@ def _running(cluster: LocalCluster, image: str, count: int) -> bool:
         and all(c["ready"] for c in p["status"]["containerStatuses"])
         for p in pods
     )
+
+
+def _writers(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(manager, operation) of the entries of writes to the object itself (the
+    controller's status entry aside)."""
+    return [(e["manager"], e["operation"]) for e in entries if e.get("subresource") != "status"]
 
 
 def _managers(k: Kubectl, kind: str, name: str) -> list[tuple[str, str]]:
@@ -89,7 +104,7 @@ def _server_side_apply(k: Kubectl, tmp_path: Path, name: str) -> tuple[str, ...]
     )
     env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env == [{"name": "A", "value": "9"}, {"name": "B", "value": "2"}]
-    managers = [(e["manager"], e["operation"]) for e in dep["metadata"]["managedFields"]]
+    managers = _writers(dep["metadata"]["managedFields"])
     assert managers == [("kubectl", "Apply"), ("other", "Apply")]
     return other
 
@@ -104,7 +119,7 @@ def _cli_writes_are_updates(k: Kubectl, cluster: LocalCluster, other: tuple[str,
     assert "managedFields" not in cluster.get_json("deployment", name)["metadata"]
     shown = cluster.cli("get", "deployment", name, "-o", "json", "--show-managed-fields").stdout
     entries = json.loads(shown)["metadata"]["managedFields"]
-    assert [(e["manager"], e["operation"]) for e in entries][-1] == ("pinnace", "Update")
+    assert _writers(entries)[-1] == ("pinnace", "Update")
     path.write_text(applied)
     refused = k.run(*other, check=False)
     assert (
@@ -129,7 +144,11 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert "service/my-web-app-service created" in applied
     k.run("rollout", "status", f"deployment/{DEP}", "--timeout=120s")
     wait_for("three running seed pods", lambda: _running(cluster, "nginx:latest", 3))
+    _pods_as_the_kubelet_reports_them(k, cluster.pods()[0]["metadata"]["name"])
     _port_forward_with_both_kubectls(k, first, cluster.pods()[0]["metadata"]["name"])
+
+    _typed_creates(first, "made-0")  # Debian's 1.32: every generator
+    _typed_creates(k, "made-1", every=False)
 
     # Tables: kubectl prints pinnace's columns (wide ones too).
     table = k.run("get", "pods", "-o", "wide").stdout.splitlines()
@@ -151,8 +170,14 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     # kubectl's two requests may fall in different seconds)
     owners = sorted(_managers(k, "service", "my-web-app-service"))
     assert owners == [("kubectl", "Apply"), ("kubectl-last-applied", "Apply")]
-    dep = json.loads(k.run("get", "deployment", DEP, "-o", "json").stdout)
+    dep = json.loads(k.run("get", "deployment", DEP, "-o", "json", "--show-managed-fields").stdout)
     assert dep["status"]["readyReplicas"] == 3
+    # The controller's status writes are recorded as kube-controller-manager's are.
+    (status_entry,) = [e for e in dep["metadata"]["managedFields"] if e.get("subresource")]
+    assert (status_entry["manager"], status_entry["operation"], status_entry["subresource"]) == (
+        "kube-controller-manager", "Update", "status"
+    )  # fmt: skip
+    assert "f:readyReplicas" in status_entry["fieldsV1"]["f:status"]
     # The built-in storage classes, as kubectl lists a cluster's.
     classes = k.run("get", "storageclass").stdout.splitlines()
     assert classes[1].split()[:6] == [
@@ -260,6 +285,81 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     wait_for("no pods left", lambda: cluster.pods() == [] or None)
 
 
+def _pods_as_the_kubelet_reports_them(k: Kubectl, name: str) -> None:
+    """A pod's container status names its container and image as the kubelet does from
+    Docker (checked against the engine itself), and its managedFields name its writers
+    as Kubernetes' do: the ReplicaSet controller made it, the kubelet wrote its status."""
+    pod = json.loads(k.run("get", "pod", name, "-o", "json", "--show-managed-fields").stdout)
+    (status,) = pod["status"]["containerStatuses"]
+    assert status["containerID"].startswith("docker://")
+    engine = json.loads(
+        subprocess.run(
+            ["docker", "inspect", status["containerID"].removeprefix("docker://")],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )[0]  # fmt: skip
+    digests = json.loads(
+        subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", engine["Image"]],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert status["imageID"] == (
+        f"docker-pullable://{digests[0]}" if digests else f"docker://{engine['Image']}"
+    )
+    assert engine["Image"].startswith("sha256:")
+    writers = {
+        (e["manager"], e["operation"], e.get("subresource", "")): e["fieldsV1"]
+        for e in pod["metadata"]["managedFields"]
+    }
+    made_and_reported = {("kube-controller-manager", "Update", ""), ("kubelet", "Update", "status")}
+    # (the scheduler's entry too when it found no room at first, on a busy machine)
+    scheduler = ("kube-scheduler", "Update", "status")
+    assert made_and_reported <= set(writers) <= {*made_and_reported, scheduler}
+    assert "f:containers" in writers[("kube-controller-manager", "Update", "")]["f:spec"]
+    assert "f:containerStatuses" in writers[("kubelet", "Update", "status")]["f:status"]
+    events = json.loads(
+        k.run("get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json",
+              "--show-managed-fields").stdout
+    )["items"]  # fmt: skip
+    managers = {e["reason"]: e["metadata"]["managedFields"][0]["manager"] for e in events}
+    assert (managers["Scheduled"], managers["Started"]) == ("kube-scheduler", "kubelet")
+
+
+def _typed_creates(k: Kubectl, name: str, every: bool = True) -> None:
+    """kubectl's generators (create deployment|service|configmap|secret, expose) send
+    protobuf bodies: stored as the same JSON would be; `run` is refused in a sentence.
+    Not `every`: a deployment only (both kubectls send the same bytes)."""
+    k.run("create", "deployment", name, "--image=pinnace/httpd:latest", "--replicas=0",
+          "--port=80")  # fmt: skip
+    if not every:
+        dep = json.loads(k.run("get", "deployment", name, "-o", "json").stdout)
+        assert dep["spec"]["replicas"] == 0
+        k.run("delete", "deployment", name)
+        return
+    k.run("create", "service", "clusterip", name, "--tcp=8080:80")
+    k.run("create", "configmap", name, "--from-literal=a=b")
+    k.run("create", "secret", "generic", name, "--from-literal=a=b")
+    k.run("expose", "deployment", name, f"--name={name}-x", "--port=81", "--target-port=80")
+    made = (f"deployment/{name}", f"service/{name}", f"service/{name}-x", f"configmap/{name}",
+            f"secret/{name}")  # fmt: skip
+    listed = k.run("get", *made, "-o", "json", "--show-managed-fields").stdout
+    dep, svc, exposed, cm, secret = json.loads(listed)["items"]
+    assert dep["spec"]["replicas"] == 0
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert (container["image"], container["ports"][0]["containerPort"]) == (
+        "pinnace/httpd:latest", 80
+    )  # fmt: skip
+    assert _writers(dep["metadata"]["managedFields"]) == [("kubectl-create", "Update")]
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(8080, 80)]
+    assert exposed["spec"]["selector"] == {"app": name}
+    assert exposed["spec"]["ports"][0]["port"] == 81
+    assert (cm["data"], secret["data"]) == ({"a": "b"}, {"a": "Yg=="})
+    refused = k.run("run", name, "--image=nginx", check=False)
+    assert "make a Deployment instead (kubectl create deployment" in refused.stderr
+    k.run("delete", *made)
+
+
 def _port_forward_with_both_kubectls(k: Kubectl, first: Kubectl, pod: str) -> None:
     """kubectl port-forward (SPDY in a WebSocket) through the master and the agent to nginx:
     pod/, svc/ and deployment/ targets, connections in parallel, a large transfer, and a
@@ -276,7 +376,30 @@ def _port_forward_with_both_kubectls(k: Kubectl, first: Kubectl, pod: str) -> No
         for target in ("svc/my-web-app-service", f"deployment/{DEP}"):
             with port_forward(client, target, 80) as forward:
                 assert all(b"<html>" in p for p in fetch_in_parallel(forward.port, ["/"] * 3))
+        # Plain SPDY (kubectl < 1.31, or the WebSocket upgrade failing): the same session.
+        with port_forward(over_spdy(client), f"pod/{pod}", 80) as forward:
+            got = fetch_in_parallel(forward.port, ["/big", "/", "/"])
+            assert hashlib.md5(got[0]).hexdigest() == digest and b"<html>" in got[1]
     with port_forward(k, f"pod/{pod}", 9) as refused:
         assert curl(refused.port, "/", timeout=20).returncode != 0
     assert "error occurred forwarding" in refused.stderr.lower(), refused.stderr
     assert f"cannot connect to port 9 of pod {pod}" in refused.stderr, refused.stderr
+    _port_forward_with_the_python_client(Path(k.env["KUBECONFIG"]), pod, got[0])
+
+
+def _port_forward_with_the_python_client(kubeconfig: Path, pod: str, big: bytes) -> None:
+    """kubernetes.stream.portforward (WebSocket v4 channels, two per port): the first MiB
+    of the big file through port 80 intact, and port 9's refusal on its error channel."""
+    api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(str(kubeconfig)))
+    forward = portforward(api.connect_get_namespaced_pod_portforward, pod, "default", ports="80,9")
+    sock = forward.socket(80)
+    sock.settimeout(60)
+    sock.sendall(b"GET /big HTTP/1.0\r\nHost: pod\r\nRange: bytes=0-1048575\r\n\r\n")
+    received = bytearray()
+    while chunk := sock.recv(1 << 20):
+        received += chunk
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 206") and body == big[: 1 << 20]
+    assert f"cannot connect to port 9 of pod {pod}" in (forward.error(9) or "")
+    assert forward.error(80) is None
+    forward.close()

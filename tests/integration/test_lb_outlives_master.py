@@ -34,8 +34,11 @@ from tests.support import SEED, require_haproxy
 pytestmark = pytest.mark.integration
 
 HOSTNAME = re.compile(r'hostname">([0-9a-f]{12})')
-# The outage the issue asks to survive: the master gone for this long.
+# The outage the issue asks to survive: the master gone for this long, and at least this many
+# requests sent while it is (100/s for 10 s; a loaded machine sends them more slowly, and the
+# master then stays away longer: the test counts requests, never a rate).
 MASTER_DOWN_SECONDS = 10.0
+REQUESTS_WHILE_DOWN = 1000
 
 
 @dataclass
@@ -107,7 +110,7 @@ class Setup:
         wait_for(
             "two Ready nodes whose agents are connected",
             lambda: _ready_nodes(self.cluster, since, restarted) == 2,
-            timeout=30,
+            timeout=60,
         )
         wait_for("3 ready pods", lambda: _ready_pods(self.cluster) == 3, timeout=60)
 
@@ -176,29 +179,40 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _keep_down(seconds: float) -> None:
-    # The scenario itself, not a wait for a condition: the master stays away this long.
-    time.sleep(seconds)
+def _keep_down(load: Load) -> None:
+    """The scenario itself: the master stays away MASTER_DOWN_SECONDS (a sleep, not a wait
+    for a condition) and until REQUESTS_WHILE_DOWN requests were sent meanwhile."""
+    sent = load.sent
+    time.sleep(MASTER_DOWN_SECONDS)
+    wait_for(
+        f"{REQUESTS_WHILE_DOWN} requests while the master is down",
+        lambda: load.sent >= sent + REQUESTS_WHILE_DOWN,
+        timeout=120,
+        interval=0.05,
+    )
 
 
-def _check(load: Load, minimum: int) -> None:
+def _more_requests(load: Load, count: int = 200) -> None:
+    sent = load.sent
+    wait_for(f"{count} more requests", lambda: load.sent >= sent + count, timeout=60)
+
+
+def _check(load: Load) -> None:
     assert load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
-    assert load.sent >= minimum, load.sent
 
 
 def test_master_kill_9_and_10_s_down_fails_no_request(setup: Setup) -> None:
     haproxy = setup.haproxy_pid()
     with steady_load(setup.url) as load:
         setup.stop_master(signal.SIGKILL)
-        _keep_down(MASTER_DOWN_SECONDS)
+        _keep_down(load)
         assert setup.haproxy_pid() == haproxy
         restarted = time.time()
         setup.start_master()
         setup.wait_settled(restarted)
-        sent = load.sent
-        wait_for("more requests after the restart", lambda: load.sent >= sent + 200, timeout=10)
+        _more_requests(load)
 
-    _check(load, int(MASTER_DOWN_SECONDS * 100))
+    _check(load)
     assert setup.haproxy_pid() == haproxy  # adopted, not restarted
     log = (setup.cluster.workdir / "master.log").read_text()
     assert f"load balancer (HAProxy) adopted, pid {haproxy}" in log
@@ -210,14 +224,13 @@ def test_graceful_master_restart_fails_no_request(setup: Setup) -> None:
         setup.stop_master(signal.SIGTERM)
         assert setup.cluster.master_proc is not None
         assert setup.cluster.master_proc.returncode == 0
-        _keep_down(MASTER_DOWN_SECONDS)
+        _keep_down(load)
         restarted = time.time()
         setup.start_master()
         setup.wait_settled(restarted)
-        sent = load.sent
-        wait_for("more requests after the restart", lambda: load.sent >= sent + 200, timeout=10)
+        _more_requests(load)
 
-    _check(load, int(MASTER_DOWN_SECONDS * 100))
+    _check(load)
     assert setup.haproxy_pid() == haproxy
 
 
@@ -227,7 +240,7 @@ def test_a_pod_killed_while_the_master_is_down_fails_no_request(setup: Setup) ->
         setup.stop_master(signal.SIGKILL)
         victim = setup.cluster.containers()[0]
         victim.kill()
-        _keep_down(MASTER_DOWN_SECONDS)
+        _keep_down(load)
         restarted = time.time()
         setup.start_master()
         setup.wait_settled(restarted)
@@ -236,7 +249,7 @@ def test_a_pod_killed_while_the_master_is_down_fails_no_request(setup: Setup) ->
         load.served_by.clear()
         wait_for("every running pod to answer", lambda: running <= load.served_by, timeout=30)
 
-    _check(load, int(MASTER_DOWN_SECONDS * 100))
+    _check(load)
     assert setup.haproxy_pid() == haproxy
 
 
@@ -255,10 +268,10 @@ def test_upgrading_master_and_agents_in_place_fails_no_request(setup: Setup) -> 
             restarted = time.time()
             cluster.start_agent(short)
             setup.wait_settled(restarted, name)
-        sent = load.sent
-        wait_for("more requests after the upgrade", lambda: load.sent >= sent + 200, timeout=10)
+        _more_requests(load)
+        wait_for("500 requests in all", lambda: load.sent >= 500, timeout=60)
 
-    _check(load, 500)
+    _check(load)
     assert setup.haproxy_pid() == haproxy
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.support import SEED, require_haproxy
+from tests.support import SEED, remove_container, require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -150,11 +150,12 @@ def test_the_seed_service_reaches_every_pod_through_haproxy(cluster: LocalCluste
             seen.update(HOSTNAME.findall(page))
         return seen == containers
 
-    wait_for("every pod to answer through the load balancer", all_pods_answer, timeout=20)
+    wait_for("every pod to answer through the load balancer", all_pods_answer, timeout=60)
     svc = cluster.get_json("services", "my-web-app-service")
     assert svc["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.1"}]
     table = cluster.cli("get", "svc").stdout
-    assert "LoadBalancer" in table and "127.0.0.1" in table and "80/TCP" in table
+    # A LoadBalancer Service has a node port too, as in Kubernetes: 80:<nodePort>/TCP.
+    assert re.search(r"LoadBalancer\s+\S+\s+127\.0\.0\.1\s+80:3\d{4}/TCP", table), table
     endpoints = cluster.get_json("endpoints", "my-web-app-service")
     ready = [a["targetRef"]["name"] for s in endpoints["subsets"] for a in s.get("addresses", [])]
     assert sorted(ready) == sorted(p["metadata"]["name"] for p in cluster.pods())
@@ -168,7 +169,7 @@ def test_disruptions_under_steady_traffic_fail_no_request(
     cluster.cli("apply", "-f", str(SEED))
     cluster.cli("scale", "deployment", "my-web-app-deployment", "--replicas", "5")
     _ready_pods(cluster, 5)
-    wait_for("the LB to serve", lambda: "nginx" in _fetch(url), timeout=20)
+    wait_for("the LB to serve", lambda: "nginx" in _fetch(url), timeout=60)
     updated = tmp_path / "deployment.yaml"
     updated.write_text(
         (SEED / "deployment.yaml")
@@ -218,7 +219,7 @@ def test_disruptions_under_steady_traffic_fail_no_request(
         n1 = cluster.node("n1")
         cluster.kill(cluster.agents[n1], signal.SIGKILL)
         for c in cluster.docker.containers.list(all=True, filters={"label": f"pinnace.node={n1}"}):
-            c.remove(force=True)
+            remove_container(c)
         wait_for(
             "2 pods on the surviving node",
             lambda: (
@@ -299,7 +300,7 @@ def test_cluster_ip_services_answer_on_the_internal_address_only(
     wait_for(
         "the internal address to serve",
         lambda: "Welcome to nginx!" in _fetch(f"http://127.0.0.2:{port}/"),
-        timeout=20,
+        timeout=60,
     )
     with pytest.raises(OSError):
         _fetch(f"http://127.0.0.1:{port}/")

@@ -100,7 +100,7 @@ def _cluster_with_service(cluster: LocalCluster, tmp_path: Path) -> tuple[str, s
         except OSError:
             return False
 
-    wait_for("the load balancer serving all four", serving, 30)
+    wait_for("the load balancer serving all four", serving, 60)
     return url, n1, n2
 
 
@@ -115,23 +115,26 @@ def test_a_master_paused_beyond_its_lease_replaces_no_pod_and_fails_no_request(
     with RequestStream(url) as stream:
         time.sleep(1.0)  # traffic flowing before the fault
         cluster.master_proc.send_signal(signal.SIGSTOP)
+        before = stream.ok
         try:
             # The fault itself lasts `pause` seconds (this is no wait for a condition).
             time.sleep(pause)
+            during = stream.ok - before
         finally:
             cluster.master_proc.send_signal(signal.SIGCONT)
         _wait_nodes_ready(cluster, n1, n2)
         wait_for(
             "both agents saying the master was unreachable",
             lambda: _events(cluster).count("MasterUnreachable") >= 2,
-            20,
+            60,
         )
         # A wrong eviction needs one lease (3 s) past the master's return to show: keep the
         # stream going that long (a fault window, not a wait for something to happen).
         time.sleep(3.5)
 
     assert stream.failed == [], stream.failed[:5]
-    assert stream.ok > pause * 20  # the stream did run through the pause
+    # The stream ran through the pause (how many a second is the machine's business).
+    assert during >= 10, (during, stream.ok)
     assert _inventory(cluster) == pods
     assert _ids(cluster) == ids
     assert _restart_counts(cluster) == restarts

@@ -266,7 +266,7 @@ def test_deleting_a_namespace_stops_its_pods_and_its_service_and_spares_the_othe
     wait_for(
         "namespace team-a to be gone",
         lambda: setup.cluster.cli("get", "ns", "team-a", check=False).returncode == 1,
-        timeout=15,
+        timeout=60,
     )
     wait_for("team-a's service port to close", lambda: setup.served("team-a", 1) is None)
     for kind in ("svc", "cm", "secrets", "deploy", "sa", "pods"):

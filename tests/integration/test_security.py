@@ -22,6 +22,7 @@ import grpc
 import pytest
 
 from agent import credentials as cr
+from agent.join import join, parse_token
 from kernel.files import write_atomic
 from master.pki.ca import ADMIN_ORG, CertificateAuthority, cert_pem, key_pem, new_key
 from master.pki.clientconfig import ClientConfig, render_client_config
@@ -67,7 +68,8 @@ def _code(fn: Any, request: Any) -> grpc.StatusCode:
 
 
 def test_agents_without_a_valid_token_are_refused(cluster: LocalCluster, tmp_path: Path) -> None:
-    cluster.start_master("--no-lb")
+    # One join at a time: the last part holds it and shows a busy master's refusal.
+    cluster.start_master("--no-lb", "--max-joins-in-flight", "1")
     good = cluster.join_token()
     ca_hash = good.rsplit(".", 1)[1]
     expired = cluster.cli("token", "create", "--ttl", "1s").stdout.strip()
@@ -99,6 +101,25 @@ def test_agents_without_a_valid_token_are_refused(cluster: LocalCluster, tmp_pat
     listing = cluster.cli("token", "list").stdout
     assert "revoked" in listing and "expired" in listing
     assert good.split(".")[2] not in listing  # never a secret
+
+    # A busy master: its one join slot is held by a node that joined and has not
+    # registered yet, so a real agent's join is refused (RESOURCE_EXHAUSTED, with a
+    # retry-after); the agent keeps trying and joins once the holder has registered.
+    holder = cluster.node("holder")
+    held = asyncio.run(join(cluster.master_address, parse_token(good), holder, cr.new_key_pem()))
+    late = cluster.start_agent("late")
+    log = cluster.workdir / "agent-late.log"
+    wait_for("the master to tell the agent it is busy", lambda: b"busy" in log.read_bytes(), 30)
+    assert late not in _node_names(cluster)
+    cr.save(tmp_path / "holder", held)
+    register = node_pb2.RegisterNodeRequest(
+        node=node_pb2.NodeInfo(name=holder, address="127.0.0.1")
+    )
+    node_pb2_grpc.NodeServiceStub(node_channel(cluster, tmp_path / "holder")).RegisterNode(
+        register, timeout=10
+    )
+    wait_for(f"{late} Ready after the busy master took it", lambda: _ready(cluster, late), 30)
+    assert b"at most 1 at a time" in log.read_bytes()
 
 
 def test_a_certificate_acts_only_for_its_own_node(cluster: LocalCluster, tmp_path: Path) -> None:

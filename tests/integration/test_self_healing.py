@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import REPO, LocalCluster, wait_for
+from tests.integration.relay import CutRelay
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +81,7 @@ def _ready_nodes(cluster: LocalCluster) -> set[str]:
 
 
 def _wait_nodes_ready(cluster: LocalCluster, *names: str) -> None:
-    wait_for(f"nodes {names} Ready", lambda: set(names) <= _ready_nodes(cluster), 30)
+    wait_for(f"nodes {names} Ready", lambda: set(names) <= _ready_nodes(cluster), 60)
 
 
 def _engine_running(cluster: LocalCluster, node: str | None = None) -> list[dict[str, Any]]:
@@ -139,6 +140,15 @@ def _two_nodes_with(
     return n1, n2
 
 
+def _restart_timeline(cluster: LocalCluster, short: str, pod: str) -> str | None:
+    """The agent's `restart-timeline` log line for `pod` (agent/restart_timeline.py)."""
+    log = (cluster.workdir / f"agent-{short}.log").read_text(errors="replace")
+    lines = [
+        line for line in log.splitlines() if "restart-timeline" in line and f"pod={pod} " in line
+    ]
+    return lines[0] if lines else None
+
+
 # -- 1. container crashes ----------------------------------------------------------------
 
 
@@ -154,25 +164,36 @@ def test_a_killed_container_runs_again_and_a_crash_loop_backs_off(
     (pod,) = wait_for("the steady pod running", lambda: _running_pods(cluster, "steady"), 60)
     pod_name = pod["metadata"]["name"]
 
-    # docker kill -> the same pod runs again, restarted by its agent at once (no backoff yet)
+    # docker kill -> the same pod runs again, restarted by its agent (no backoff yet): the
+    # same container started again (agent/restart_path.py), a later run of it. How fast is
+    # the recovery bench's figure (tests/bench/recovery.py), not this test's: a busy CI
+    # machine stretches any deadline.
     (victim,) = [c for c in _engine_running(cluster) if c["Labels"]["pinnace.pod"] == pod_name]
-    killed_at = time.monotonic()
+    first_run = cluster.docker.api.inspect_container(victim["Id"])["State"]["StartedAt"]
     cluster.docker.api.kill(victim["Id"])
-    wait_for(
-        "a new container for the same pod",
-        lambda: any(
-            c["Labels"]["pinnace.pod"] == pod_name and c["Id"] != victim["Id"]
-            for c in _engine_running(cluster)
-        ),
-        10,
-        interval=0.05,
+
+    def runs_again() -> bool:
+        mine = [c for c in _engine_running(cluster) if c["Labels"]["pinnace.pod"] == pod_name]
+        return any(
+            c["Id"] != victim["Id"]
+            or cluster.docker.api.inspect_container(c["Id"])["State"]["StartedAt"] != first_run
+            for c in mine
+        )
+
+    wait_for("the same pod running again", runs_again, 60, interval=0.05)
+    # Restarted at once, not after a back-off: the agent's restart timeline says how it ran
+    # the container again, and only an immediate restart may start it again in place
+    # (agent/restart_path.py; "the restart waited out a back-off" otherwise).
+    timeline = wait_for(
+        "the agent's restart timeline for the killed pod",
+        lambda: _restart_timeline(cluster, "n1", pod_name),
+        30,
     )
-    back_after = time.monotonic() - killed_at
-    assert back_after < 5.0, f"restart took {back_after:.1f}s"
+    assert "waited out a back-off" not in timeline, timeline
     wait_for(
         "the pod Running with one restart",
         lambda: _restart_counts(cluster).get(pod_name) == 1 and _running_pods(cluster, "steady"),
-        15,
+        60,
     )
     assert [p["metadata"]["name"] for p in _running_pods(cluster, "steady")] == [pod_name]
 
@@ -220,10 +241,11 @@ def test_a_dead_nodes_pods_run_on_the_other_node_at_full_strength(
     wait_for(
         "4 containers running on the surviving node",
         lambda: len(_engine_running(cluster, n2)) == 4,
-        30,
+        90,
         interval=0.1,
     )
-    recovered = time.monotonic() - died
+    # How fast is the recovery bench's question (tests/bench/recovery.py); here the order.
+    print(f"node died -> 4 containers on the other node in {time.monotonic() - died:.1f}s")
     wait_for("the deployment at full strength", lambda: _full_strength(cluster, "web", 4), 30)
     pods = cluster.pods()
     assert len(pods) == 4
@@ -233,7 +255,39 @@ def test_a_dead_nodes_pods_run_on_the_other_node_at_full_strength(
     assert n1 not in _ready_nodes(cluster)
     events = _events(cluster)
     assert "NodeNotReady" in events and "Rescheduled" in events
-    assert recovered < 15, f"recovery took {recovered:.1f}s"
+
+
+def _ready_message(cluster: LocalCluster, name: str) -> str:
+    node = cluster.get_json("nodes", name)
+    return " ".join(
+        str(c.get("message", "")) for c in node["status"]["conditions"] if c["type"] == "Ready"
+    )
+
+
+def test_a_killed_or_cut_off_agent_is_not_ready_long_before_its_lease(
+    cluster: LocalCluster,
+) -> None:
+    # Heartbeats a minute apart and a 62 s lease: only the session stream (closed by a
+    # killed process, or by the master's unanswered keepalive pings) finds them in time.
+    cluster.start_master("--no-lb", "--heartbeat-interval", "60", "--lease-seconds", "62")
+    relay = CutRelay(cluster.master_address)
+    try:
+        cut = cluster.start_agent("cut", "--master", relay.address)
+        killed = cluster.start_agent("killed")
+        _wait_nodes_ready(cluster, cut, killed)
+
+        cluster.kill(cluster.agents[killed], signal.SIGKILL)
+        died = time.monotonic()
+        wait_for(f"{killed} NotReady", lambda: killed not in _ready_nodes(cluster), 30, 0.1)
+        print(f"killed agent -> NotReady in {time.monotonic() - died:.2f}s")
+        relay.cut()
+        died = time.monotonic()
+        wait_for(f"{cut} NotReady", lambda: cut not in _ready_nodes(cluster), 30, 0.1)
+        print(f"cut-off agent -> NotReady in {time.monotonic() - died:.2f}s")
+    finally:
+        relay.close()
+    for name in (killed, cut):
+        assert "its session ended" in _ready_message(cluster, name)
 
 
 # -- 3. a partition ---------------------------------------------------------------------
@@ -247,13 +301,13 @@ def test_a_partitioned_node_is_replaced_fenced_and_comes_back_without_duplicates
 
     agent.send_signal(signal.SIGSTOP)
     try:
-        wait_for("n1 NotReady", lambda: n1 not in _ready_nodes(cluster), 30)
+        wait_for("n1 NotReady", lambda: n1 not in _ready_nodes(cluster), 60)
         wait_for(
             "replacements running on n2",
             lambda: (
                 len(_engine_running(cluster, n2)) == 4 and len(_running_pods(cluster, "web")) == 4
             ),
-            30,
+            60,
         )
         # the silent node's copies still run (its process is frozen, not its containers)
         assert _engine_running(cluster, n1)
@@ -264,7 +318,7 @@ def test_a_partitioned_node_is_replaced_fenced_and_comes_back_without_duplicates
     wait_for(
         "the stale copies stopped",
         lambda: len(_engine_running(cluster)) == 4,
-        20,
+        60,
         interval=0.1,
     )
     wait_for("n1 Ready again", lambda: n1 in _ready_nodes(cluster), 30)
@@ -451,7 +505,7 @@ def test_pending_pods_are_placed_when_a_big_enough_node_joins(
 
     wait_for("2 pending pods", pending, 30)
     wait_for(
-        "FailedScheduling naming memory", lambda: "insufficient memory" in _events(cluster), 20
+        "FailedScheduling naming memory", lambda: "insufficient memory" in _events(cluster), 60
     )
     assert not _engine_running(cluster)
 

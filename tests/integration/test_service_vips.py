@@ -11,14 +11,28 @@ condition) while the other Services follow a scale through the Runtime API, with
 reload, and is served once freed; the node proxy keeps serving through its agent's death
 and is adopted by the restarted agent; and with the master killed it keeps serving (the
 data plane outlives the master).
+
+UDP and node ports: a UDP echo pod (busybox's udpsvd in the httpd image) behind a NodePort
+Service answers a client in another pod's network namespace through its cluster IP (the
+node proxies' nftables DNAT), and, the client keeping its source port, the pod that
+replaces it answers next (the flows of the gone pod deleted from conntrack); the UDP node
+port answers on a node address; a TCP NodePort Service answers on 127.0.0.1:<nodePort>
+(the node proxies' HAProxy) and on the node's other addresses (not on other loopback
+addresses), and a node port another process holds on the node is reported
+for its Service while the others keep answering. The master's node port range is a random
+window of 30000-32767, so concurrent runs never share a port; every nftables table the
+agents made is gone once the cluster is closed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import random
 import re
 import socket
+import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,10 +43,13 @@ import pytest
 from agent.nodeproxy.process import command, parse_show_proc
 from tests.integration.cluster import (
     LocalCluster,
+    pod_range,
     remove_local_route,
+    remove_pod_range_rules,
     service_range,
     wait_for,
 )
+from tests.integration.udp_echo import serve_udp, stop, udp_ask
 
 APP = """apiVersion: apps/v1
 kind: Deployment
@@ -67,6 +84,27 @@ spec:
   clusterIP: None
   selector: {app: red}
   ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports: [{name: web, port: 80}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: httpd, image: "pinnace/httpd:latest", ports: [{containerPort: 80}]}]
 """
 
 CLIENT = """apiVersion: apps/v1
@@ -84,6 +122,48 @@ spec:
 """
 
 
+# The UDP echo pod: httpd for its readiness, and 5353/UDP, where the test runs an echo
+# server in the pod's network namespace (tests/integration/udp_echo.py: none of the images
+# the tests build has a UDP server); NodePort Services for it and for red.
+ECHO = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: echo}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      containers:
+      - name: echo
+        image: pinnace/httpd:latest
+        ports: [{containerPort: 80}, {containerPort: 5353, protocol: UDP}]
+        readinessProbe:
+          httpGet: {path: /healthz, port: 80}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  type: NodePort
+  selector: {app: echo}
+  ports: [{name: echo, port: 53, targetPort: 5353, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: red-np}
+spec:
+  type: NodePort
+  selector: {app: red}
+  ports: [{port: 80}]
+"""
+
+
+# Node b's agent: its pods (the client) resolve through its own DNS.
+AGENT_B = ("--cluster-dns=auto",)
+
+
 def _pinned(name: str, address: str) -> str:
     return (
         f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n"
@@ -96,20 +176,39 @@ def vips(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
 ) -> Iterator[tuple[LocalCluster, ipaddress.IPv4Network, Path]]:
     network = service_range()
+    pods = pod_range(docker_client)
     workdir = tmp_path_factory.mktemp("service-vips")
     cluster = LocalCluster(workdir, docker_client)
+    first = random.randrange(30000, 32700, 50)
     try:
-        cluster.start_master("--no-lb", "--service-cidr", str(network))
+        cluster.start_master(
+            "--no-lb",
+            "--service-cidr",
+            str(network),
+            "--service-node-port-range",
+            f"{first}-{first + 49}",
+            "--cluster-cidr",
+            str(pods),
+            # Agent b is killed and started again below: on a loaded machine its restart
+            # outlasts the lease, and its pods must not be replaced meanwhile.
+            "--pod-eviction-timeout",
+            "60",
+        )
         cluster.start_agent("a", node_proxy=True)
         manifest = workdir / "apps.yaml"
         manifest.write_text(
-            "---\n".join((APP.format(name="red"), APP.format(name="blue"), HEADLESS))
+            "---\n".join((APP.format(name="red"), APP.format(name="blue"), HEADLESS, ECHO))
         )
         cluster.cli("apply", "-f", str(manifest))
-        wait_for("red and blue ready", lambda: _ready(cluster, "red", "blue"), 60)
-        # The client runs on the other node: its proxy, not the backends', answers it.
+        wait_for(
+            "red, blue, echo and db ready",
+            lambda: _ready(cluster, "red", "blue", "echo", "db"),
+            60,
+        )
+        # The client runs on the other node: its proxy, not the backends', answers it; its
+        # node's DNS names the headless Services' pods on node a.
         cluster.cli("cordon", cluster.node("a"))
-        cluster.start_agent("b", node_proxy=True)
+        cluster.start_agent("b", *AGENT_B, node_proxy=True)
         client = workdir / "client.yaml"
         client.write_text(CLIENT)
         cluster.cli("apply", "-f", str(client))
@@ -118,6 +217,10 @@ def vips(
     finally:
         cluster.close()
         remove_local_route(network)
+        remove_pod_range_rules(pods)
+        # Every table the agents' node proxies made went with them (cluster.close()).
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+        assert not [t for t in tables.stdout.split() if cluster.run_id in t], tables.stdout
 
 
 def _ready(cluster: LocalCluster, *apps: str) -> bool:
@@ -171,7 +274,7 @@ def test_two_services_on_port_80_each_answer_from_a_pod_on_another_node(
         wait_for(
             f"{name}'s cluster IP to answer from its own pod",
             lambda a=address, n=name: f"I am {n}" in _get(client, a),  # type: ignore[misc]
-            20,
+            60,
         )
 
 
@@ -183,6 +286,95 @@ def test_a_headless_service_has_no_cluster_ip_but_lists_its_endpoints(
     assert _cluster_ip(cluster, "red-pods") == "None"
     endpoints = cluster.get_json("endpoints", "red-pods")
     assert [a for s in endpoints["subsets"] for a in s.get("addresses", [])]
+
+
+def _pod_ips(cluster: LocalCluster) -> dict[str, str]:
+    """Each app's one running pod's address on its node's pod bridge, by app label."""
+    nodes = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in cluster.pods()}
+    found = {}
+    for c in cluster.containers():
+        pod = c.labels.get("pinnace.pod", "")
+        bridge = c.attrs["NetworkSettings"]["Networks"].get(f"pinnace-pods-{nodes.get(pod)}")
+        if bridge:
+            found[pod.split("-", 1)[0]] = str(bridge["IPAddress"])
+    return found
+
+
+def _a_records(container: Any, name: str) -> set[str]:
+    """The A records busybox's nslookup prints for `name` (after the server's own lines)."""
+    _, out = container.exec_run(["nslookup", "-type=a", name])
+    answer = out.decode().split("Name:", 1)[-1] if b"Name:" in out else ""
+    return {line.split()[-1] for line in answer.splitlines() if line.startswith("Address")}
+
+
+def test_headless_names_give_pod_addresses_reachable_from_a_pod_on_another_node(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    """--cluster-cidr: each node its own pod subnet and bridge (agent/hostgw), so a headless
+    Service's A records and a StatefulSet pod's name give the pods' own addresses, which
+    answer from a pod on another node's bridge."""
+    cluster, _, _ = vips
+    nodes = {
+        n["metadata"]["name"]: n["spec"].get("podCIDR") for n in cluster.get_json("nodes")["items"]
+    }
+    subnet_a, subnet_b = nodes[cluster.node("a")], nodes[cluster.node("b")]
+    assert subnet_a and subnet_b and subnet_a != subnet_b
+    ips = _pod_ips(cluster)
+    red_ip, db_ip = ips["red"], ips["db"]
+    assert ipaddress.ip_address(red_ip) in ipaddress.ip_network(subnet_a), ips
+    assert ipaddress.ip_address(db_ip) in ipaddress.ip_network(subnet_a), ips
+    assert ipaddress.ip_address(ips["client"]) in ipaddress.ip_network(subnet_b), ips
+    client = _client(cluster)
+
+    wait_for(
+        "red-pods to name red's pod by its own address",
+        lambda: _a_records(client, "red-pods.default.svc.cluster.local") == {red_ip},
+        20,
+    )
+    assert _a_records(client, "db-0.db.default.svc.cluster.local") == {db_ip}
+    # By name, from node b's bridge to node a's, at the pods' container port.
+    assert "I am red" in _get(client, "red-pods", 80)
+    assert 'hostname">db-0<' in _get(client, "db-0.db", 80)
+
+
+def _shown(cluster: LocalCluster, app: str) -> tuple[Any, list[str]]:
+    """The app's pod (as listed) and its Service's endpoints (ip:port)."""
+    (pod,) = [p for p in cluster.pods() if p["metadata"]["labels"].get("app") == app]
+    endpoints = cluster.get_json("endpoints", app)
+    listed = [
+        f"{a['ip']}:{s['ports'][0]['port']}" for s in endpoints["subsets"] for a in s["addresses"]
+    ]
+    return pod, listed
+
+
+def test_pods_and_endpoints_show_the_pods_own_address_once_every_node_routes_it(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    """Both agents route each other's pod subnet (here: on one machine, directly
+    connected), so status.podIP and the Endpoints are the pod's bridge address and
+    container port, as Kubernetes shows them, and that address answers from a pod on the
+    other node (the Service's cluster IP still does: the tests above and below)."""
+    cluster, _, _ = vips
+    red_ip = _pod_ips(cluster)["red"]
+
+    pod, _ = wait_for(
+        "red's pod and endpoints at its own address",
+        lambda: (
+            shown
+            if (shown := _shown(cluster, "red"))[0]["status"]["podIP"] == red_ip
+            and shown[1] == [f"{red_ip}:80"]
+            else None
+        ),
+        60,
+    )
+    assert pod["status"]["podIPs"] == [{"ip": red_ip}]
+    assert pod["status"]["hostIP"] != red_ip
+    (routable,) = [c for c in pod["status"]["conditions"] if c["type"] == "PodIPRoutable"]
+    assert routable["status"] == "True"
+    wide = cluster.cli("get", "pods", "-o", "wide").stdout
+    (line,) = [row for row in wide.splitlines() if row.startswith("red-")]
+    assert red_ip in line.split()
+    assert "I am red" in _get(_client(cluster), red_ip, 80)
 
 
 def test_a_requested_address_is_honoured_and_a_taken_one_refused(
@@ -227,12 +419,15 @@ def _red_servers(proxy: Path) -> set[str]:
 
 
 def _red_endpoints(cluster: LocalCluster) -> set[str]:
-    subsets = cluster.get_json("endpoints", "red").get("subsets", [])
+    """Where red's ready pods are published (node address and host port), which node
+    proxies reach; `get endpoints` shows their own addresses (host-gw)."""
     return {
-        f"{a['ip']}:{port['port']}"
-        for s in subsets
-        for a in s.get("addresses", [])
-        for port in s.get("ports", [])
+        published
+        for p in cluster.pods()
+        if p["metadata"]["labels"].get("app") == "red"
+        and p["status"].get("phase") == "Running"
+        and all(c.get("ready") for c in p["status"].get("containerStatuses", [{}]))
+        for published in p["status"].get("endpoints", [])
     }
 
 
@@ -260,7 +455,7 @@ def test_a_port_taken_on_the_node_stays_with_its_service_and_endpoints_change_wi
         condition = wait_for(
             "the blocked Service's NodeProxyServing condition",
             lambda: _condition(cluster, "blocked", "NodeProxyServing"),
-            20,
+            60,
         )
         assert condition["status"] == "False" and condition["reason"] == "PortInUse"
         assert f"cannot listen on {address}:{port}" in condition["message"]
@@ -282,14 +477,165 @@ def test_a_port_taken_on_the_node_stays_with_its_service_and_endpoints_change_wi
     wait_for(
         "the blocked Service to answer on its freed port",
         lambda: "I am red" in _get(_client(cluster), address, port),
-        20,
+        60,
     )
     wait_for(
         "the condition to clear",
         lambda: _condition(cluster, "blocked", "NodeProxyServing") is None,
-        20,
+        60,
     )
     cluster.cli("scale", "deployment", "red", "--replicas", "1")
+
+
+def _pod_container(cluster: LocalCluster, pod: str) -> Any:
+    (container,) = [c for c in cluster.containers() if c.labels.get("pinnace.pod") == pod]
+    return container
+
+
+def _echo_pod(cluster: LocalCluster) -> str:
+    pods = [p for p in cluster.pods() if p["metadata"]["labels"].get("app") == "echo"]
+    ready = [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"]
+    return ready[0] if len(ready) == 1 and len(pods) == 1 else ""
+
+
+def _other_echo_pod(cluster: LocalCluster, old: str) -> str:
+    pod = _echo_pod(cluster)
+    return pod if pod != old else ""
+
+
+def _node_ports(cluster: LocalCluster, name: str) -> list[int]:
+    return [int(p["nodePort"]) for p in cluster.get_json("services", name)["spec"]["ports"]]
+
+
+def test_a_udp_service_answers_through_its_cluster_ip_and_then_from_the_pod_replacing_it(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    cluster, _, _ = vips
+    echo = _cluster_ip(cluster, "echo")
+    (node_port,) = _node_ports(cluster, "echo")
+    table = cluster.cli("get", "svc").stdout
+    assert re.search(rf"echo\s+NodePort\s+{re.escape(echo)}\s+<none>\s+53:{node_port}/UDP", table)
+    client = _client(cluster)
+    first = _echo_pod(cluster)
+    source = random.randrange(20000, 29000)
+    servers = [serve_udp(_pod_container(cluster, first), first)]
+    try:
+        answer = wait_for(
+            "the echo pod to answer through the cluster IP",
+            lambda: udp_ask(client, echo, 53, source),
+            60,
+        )
+        assert answer == f"{first} ping"
+
+        cluster.cli("delete", "pod", first)
+
+        def replaced() -> str:
+            # The client flow keeps sending meanwhile, also while the Service has no ready
+            # endpoint: those packets are refused and their flow is left untranslated in
+            # conntrack, which must not outlive the new endpoint's arrival.
+            udp_ask(client, echo, 53, source)
+            return _other_echo_pod(cluster, first)
+
+        second = wait_for("the replacing pod", replaced, 45)
+        servers.append(serve_udp(_pod_container(cluster, second), second))
+        # The same client flow (same source port) kept asking: once the stale flows are
+        # deleted from conntrack, its packets go to the pod that replaced it.
+        wait_for(
+            "the replacing pod to answer the same client flow",
+            lambda: udp_ask(client, echo, 53, source) == f"{second} ping",
+            30,
+            interval=0.3,
+        )
+        # The node port answers on an address of the node other than loopback (here
+        # Docker's bridge gateway), from the node itself.
+        gateway = docker_gateway(client)
+        wait_for(
+            "the UDP node port to answer",
+            lambda: _udp_ask_host(gateway, node_port) == f"{second} ping",
+            60,
+        )
+    finally:
+        for server in servers:
+            stop(server)
+
+
+def docker_gateway(container: Any) -> str:
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    return str(next(n["Gateway"] for n in networks.values() if n.get("Gateway")))
+
+
+def _udp_ask_host(address: str, port: int) -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        s.sendto(b"ping\n", (address, port))
+        try:
+            return s.recv(512).decode().strip()
+        except OSError:
+            return ""
+
+
+def _http(port: int, host: str = "127.0.0.1") -> str:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as reply:
+            return str(reply.read().decode())
+    except OSError as e:
+        return f"failed: {e}"
+
+
+def test_a_nodeport_service_answers_on_the_node_and_a_held_node_port_stays_with_its_service(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    cluster, _, workdir = vips
+    (node_port,) = _node_ports(cluster, "red-np")
+    table = cluster.cli("get", "svc").stdout
+    assert re.search(rf"red-np\s+NodePort\s+\S+\s+<none>\s+80:{node_port}/TCP", table)
+
+    wait_for("red on its node port", lambda: "I am red" in _http(node_port), 60)
+    # Every address of the node answers, as with kube-proxy (here Docker's bridge gateway,
+    # not the agents' advertise address); loopback beyond it only with --nodeport-addresses.
+    gateway = docker_gateway(_client(cluster))
+    wait_for("red on another node address", lambda: "I am red" in _http(node_port, gateway), 60)
+    assert _http(node_port, "127.0.0.2").startswith("failed:")
+    # A node port another Service holds is refused at apply, in one sentence.
+    clash = workdir / "clash.yaml"
+    clash.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: clash}\nspec:\n  type: NodePort\n"
+        f"  selector: {{app: blue}}\n  ports: [{{port: 80, nodePort: {node_port}}}]\n"
+    )
+    refused = cluster.cli("apply", "-f", str(clash), check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().endswith(
+        f"service/clash: spec.ports[0].nodePort: {node_port} is already allocated to "
+        "another Service port (choose another port or leave the field out)"
+    )
+
+    # Another process holds a free port of the range on the node: a Service asking for it
+    # is told so, and red keeps answering on its own node port.
+    taken = {p for s in ("echo", "red-np") for p in _node_ports(cluster, s)}
+    wanted = next(p for p in range(node_port + 1, node_port + 49) if p not in taken)
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", wanted))
+        holder.listen()
+        manifest = workdir / "held.yaml"
+        manifest.write_text(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: held}\nspec:\n  type: NodePort\n"
+            f"  selector: {{app: blue}}\n  ports: [{{port: 80, nodePort: {wanted}}}]\n"
+        )
+        cluster.cli("apply", "-f", str(manifest))
+        condition = wait_for(
+            "the held node port's NodeProxyServing condition",
+            lambda: _condition(cluster, "held", "NodeProxyServing"),
+            60,
+        )
+        assert condition["reason"] == "PortInUse"
+        assert f"cannot listen on 127.0.0.1:{wanted}" in condition["message"]
+        assert "this node port does not answer" in condition["message"]
+        assert "I am red" in _http(node_port)
+    finally:
+        holder.close()
+    wait_for("the freed node port to answer", lambda: "I am blue" in _http(wanted), 60)
+    cluster.cli("delete", "svc", "held")
 
 
 def test_the_node_proxy_outlives_its_agent_and_a_restarted_agent_adopts_it(
@@ -304,7 +650,8 @@ def test_the_node_proxy_outlives_its_agent_and_a_restarted_agent_adopts_it(
 
     cluster.kill(cluster.agents[node])
     assert "I am red" in _get(client, red)
-    cluster.start_agent("b", node_proxy=True)
+    # With the flags it had (another --cluster-dns would change, and so replace, its pods).
+    cluster.start_agent("b", *AGENT_B, node_proxy=True)
 
     log = workdir / "agent-b.log"
     wait_for(

@@ -6,7 +6,9 @@ policy Delete); a new claim no node has the disk for waits Pending with the reas
 claim's data survives a container kill, an agent restart, a master restart (kill -9) and
 a pod delete (the replacement lands on the claim's node); a pod whose claim lives on a dead node
 stays Pending and says why instead of starting elsewhere empty; an emptyDir is
-shared by its pod's restarts and dies with the pod; a memory emptyDir is a tmpfs.
+shared by its pod's restarts and dies with the pod; a memory emptyDir is a tmpfs of
+its sizeLimit that keeps its files across a container kill and an agent restart and
+is unmounted after its pod is deleted.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from typing import Any
 
 import pytest
 
-from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
+from kernel.claimfiles import claim_file_bytes
 from tests.integration.cluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.integration
+
+# capabilities(7): resizing a mounted ext4 (EXT4_IOC_RESIZE_FS) needs it.
+CAP_SYS_RESOURCE = 24
 
 APP = """\
 apiVersion: v1
@@ -128,8 +133,52 @@ def _claim_row(cluster: LocalCluster, name: str) -> list[str]:
     return next(line.split() for line in table if line.startswith(f"{name} "))
 
 
+def _grown_while_running(cluster: LocalCluster, pod: dict[str, Any], agent_pid: int) -> None:
+    """A claim grown under its running pod: the agent grows the claim's file at once; the
+    filesystem grows in place when the agent may resize a mounted ext4 (CAP_SYS_RESOURCE),
+    and the running container sees the new size; where it may not, the claim says
+    FileSystemResizePending and the pod runs on untouched, its data and room as they were.
+    Either way the container is the same one, not restarted."""
+    volume = cluster.get_json("pvc", "other")["spec"]["volumeName"]
+    image = cluster.claim_root / pod["spec"]["nodeName"] / f"pinnace-{volume}.img"
+    wait_for(
+        "the claim's file grown under its running pod",
+        lambda: image.stat().st_size >= claim_file_bytes(48 << 20),
+        timeout=30,
+    )
+    caps = int(next(
+        line.split()[1]
+        for line in Path(f"/proc/{agent_pid}/status").read_text().splitlines()
+        if line.startswith("CapEff:")
+    ), 16)  # fmt: skip
+    online = bool(caps & (1 << CAP_SYS_RESOURCE))
+
+    def size_kib() -> int:
+        return int(_sh(cluster, pod, "df -k /other | tail -1").split()[1])
+
+    def pending() -> bool:
+        claim = cluster.get_json("pvc", "other")
+        types = [c["type"] for c in claim["status"].get("conditions", [])]
+        return "FileSystemResizePending" in types
+
+    if online:
+        wait_for("the running pod's filesystem grown", lambda: size_kib() >= 48 * 1024, 30)
+        wait_for("the resize no longer pending", lambda: not pending(), 30)
+    else:
+        assert size_kib() < 40 * 1024  # still the 32Mi filesystem
+        assert pending()
+    assert _sh(cluster, pod, "cat /other/kept && echo more >> /other/kept") == "before\n"
+    now = _running_pod(cluster, "other")
+    assert now is not None
+    assert now["metadata"]["name"] == pod["metadata"]["name"]
+    (status,) = now["status"]["containerStatuses"]
+    assert (status["containerID"], status["restartCount"]) == (
+        pod["status"]["containerStatuses"][0]["containerID"], 0
+    )  # fmt: skip
+
+
 def _sizes_enforced_and_delete_reclaims(
-    cluster: LocalCluster, pod: dict[str, Any], tmp_path: Path
+    cluster: LocalCluster, pod: dict[str, Any], tmp_path: Path, agent_pid: int
 ) -> None:
     """Writing past the claim's size fails with ENOSPC, a neighbour claim is unaffected,
     the use shows in `get pvc -o wide`, a claim grows (never shrinks), and deleting a
@@ -151,13 +200,16 @@ def _sizes_enforced_and_delete_reclaims(
     assert int(claims["data"]["metadata"]["annotations"]["pinnace.io/used-bytes"]) > 60 << 20
     _sh(cluster, pod, "rm /data/big")
 
-    # The other claim grows 32Mi -> 48Mi: online where the kernel lets the agent, else
-    # (this machine's sandbox drops CAP_SYS_RESOURCE) once no container holds it.
+    # The other claim grows 32Mi -> 48Mi while its pod runs: online where the kernel lets
+    # the agent, else (this machine's sandbox drops CAP_SYS_RESOURCE) once no container
+    # holds it.
+    _sh(cluster, other, "echo before > /other/kept")
     grown = tmp_path / "grown.yaml"
     grown.write_text(OTHER.replace("storage: 32Mi", "storage: 48Mi"))
     cluster.cli("apply", "-f", str(grown))
     shrink = cluster.cli("apply", "-f", str(grown.with_name("app.yaml")), check=False)
     assert "cannot shrink from 48Mi to 32Mi" in shrink.stderr
+    _grown_while_running(cluster, other, agent_pid)
     cluster.cli("scale", "deployment", "other", "--replicas", "0")
     wait_for(
         "the other pod gone",
@@ -173,7 +225,7 @@ def _sizes_enforced_and_delete_reclaims(
     # storage class local: reclaim policy Delete
     volume = claims["other"]["spec"]["volumeName"]
     node = pod["spec"]["nodeName"]
-    image = Path(CLAIM_ROOT) / node / f"pinnace-{volume}.img"
+    image = cluster.claim_root / node / f"pinnace-{volume}.img"
     assert image.exists()
     cluster.cli("delete", "deployment", "other")
     wait_for(
@@ -233,9 +285,11 @@ def _a_claim_larger_than_the_disk_waits_with_the_reason(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     """A new claim no node's claim disk has room for leaves its pod Pending with
-    kubectl's words (the scheduler counts the free bytes the agent reports), instead of
-    failing the container with fallocate's ENOSPC; the claim stays unbound."""
-    disk = Path(CLAIM_ROOT)
+    kubectl's words and the claim's name (the scheduler counts the free bytes the agent
+    reports), instead of failing the container with fallocate's ENOSPC; the claim stays
+    unbound. Applied right after a master restart: until the node has reported, the
+    scheduler waits rather than placing it blind."""
+    disk = cluster.claim_root
     while not disk.exists():
         disk = disk.parent
     gib = shutil.disk_usage(disk).free * 2 // (1 << 30) + 1
@@ -247,10 +301,13 @@ def _a_claim_larger_than_the_disk_waits_with_the_reason(
         pods = [p for p in cluster.pods() if p["metadata"].get("labels", {}).get("app") == "huge"]
         message = pods[0]["status"].get("message", "") if pods else ""
         assert not (pods and pods[0]["spec"].get("nodeName")), "placed without the room"
-        return str(message) if "storage" in message else None
+        return str(message) if "enough free storage" in message else None
 
     message = wait_for("the huge claim's pod pending", pending_message, timeout=30)
-    assert message == "0/1 nodes are available: 1 node(s) did not have enough free storage."
+    assert message == (
+        "0/1 nodes are available: 1 node(s) did not have enough free storage. "
+        f'Claims to bind: persistentvolumeclaim "huge" ({gib}Gi).'
+    )
     assert cluster.get_json("pvc", "huge")["status"]["phase"] == "Pending"
     cluster.cli("delete", "deployment", "huge")
     cluster.cli("delete", "pvc", "huge")
@@ -276,8 +333,7 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     cluster.cli("apply", "-f", str(manifest))
     pod = _wait_pod(cluster)
     assert pod["spec"]["nodeName"] == n1
-    _sizes_enforced_and_delete_reclaims(cluster, pod, tmp_path)
-    _a_claim_larger_than_the_disk_waits_with_the_reason(cluster, tmp_path)
+    _sizes_enforced_and_delete_reclaims(cluster, pod, tmp_path, cluster.agents[n1].pid)
 
     pvc = cluster.get_json("pvc", "data")
     assert pvc["status"]["phase"] == "Bound"
@@ -290,6 +346,11 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     # emptyDirs writable by any user, as the kubelet makes them (images running as
     # another user write to them); a claim keeps its filesystem's own root
     assert _sh(cluster, pod, "stat -c %a /scratch /fast") == "777\n777\n"
+    # the memory emptyDir is the agent's own tmpfs of its sizeLimit
+    assert _sh(cluster, pod, "df -k /fast | tail -1").split()[1] == "8192"
+    full = _sh(cluster, pod, "dd if=/dev/zero of=/fast/big bs=1M count=9 2>&1", code=1)
+    assert "No space left on device" in full
+    _sh(cluster, pod, "rm /fast/big")
 
     # container killed -> restarted in place: the claim and the emptyDir keep their files
     _container(cluster, pod).kill()
@@ -301,13 +362,13 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
         timeout=60,
     )
     pod = _wait_pod(cluster)
-    assert _sh(cluster, pod, "cat /data/k /scratch/s") == "kept\nscratch\n"
+    assert _sh(cluster, pod, "cat /data/k /scratch/s /fast/f") == "kept\nscratch\nfast\n"
 
     # agent restarted -> the same containers are adopted, the data is still there
     cluster.kill(cluster.agents[n1], signal.SIGTERM)
     cluster.start_agent("n1")
     pod = _wait_pod(cluster)
-    assert _sh(cluster, pod, "cat /data/k") == "kept\n"
+    assert _sh(cluster, pod, "cat /data/k /fast/f") == "kept\nfast\n"
 
     # master killed (-9) and started again on its data dir: the pod keeps its claim and
     # its data; the replacement below is placed by the restarted master
@@ -315,6 +376,7 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     before = pod["metadata"]["name"]
     cluster.kill_master()
     cluster.start_master("--no-lb", port=int(port))
+    _a_claim_larger_than_the_disk_waits_with_the_reason(cluster, tmp_path)
     pod = _wait_pod(cluster)
     assert pod["metadata"]["name"] == before and pod["spec"]["nodeName"] == n1
     assert cluster.get_json("pvc", "data")["spec"]["volumeName"] == volume
@@ -324,11 +386,16 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     old = pod["metadata"]["name"]
     cluster.cli("delete", "pod", old)
     pod = _wait_pod(cluster, other_than=old)
-    assert _sh(cluster, pod, "cat /data/k; ls /scratch | wc -l") == "kept\n0\n"
+    assert _sh(cluster, pod, "cat /data/k; ls /scratch | wc -l; ls /fast | wc -l") == "kept\n0\n0\n"
     old_scratch = f"pinnace-{n1}-{old}-scratch"
+    old_fast = cluster.memory_root / n1 / f"pinnace-{n1}-{old}-fast"
     wait_for(
-        "the deleted pod's emptyDir volume removed",
-        lambda: not cluster.docker.volumes.list(filters={"name": old_scratch}),
+        "the deleted pod's emptyDir volumes removed, its tmpfs unmounted",
+        lambda: (
+            not cluster.docker.volumes.list(filters={"name": old_scratch})
+            and not old_fast.exists()
+            and str(old_fast) not in Path("/proc/mounts").read_text()
+        ),
         timeout=90,
     )
 

@@ -70,3 +70,27 @@ def test_without_a_pod_network_the_container_ip_is_not_the_endpoint() -> None:
     # A container not (or no longer) attached to the pod network has no address there.
     other = info_from_inspect(attrs, pod_network="elsewhere")
     assert (other.address, other.ports) == ("", {})
+
+
+def test_image_id_is_the_first_repo_digest_as_docker_pullable() -> None:
+    attrs = {"Id": "c", "Image": "sha256:" + "ab" * 32, "Config": {"Image": "nginx:1.25"}}
+    asked: list[str] = []
+
+    def digests(image_id: str) -> tuple[str, ...]:
+        asked.append(image_id)
+        return ("nginx@sha256:" + "cd" * 32, "mirror/nginx@sha256:" + "cd" * 32)
+
+    info = info_from_inspect(attrs, repo_digests=digests)
+
+    assert info.image_id == "docker-pullable://nginx@sha256:" + "cd" * 32
+    assert asked == ["sha256:" + "ab" * 32]
+
+
+def test_image_id_without_a_digest_is_the_image_id_as_docker() -> None:
+    attrs = {"Id": "c", "Image": "sha256:" + "ab" * 32, "Config": {"Image": "local/app:dev"}}
+
+    assert info_from_inspect(attrs, repo_digests=lambda _: ()).image_id == (
+        "docker://sha256:" + "ab" * 32
+    )
+    assert info_from_inspect(attrs).image_id == "docker://sha256:" + "ab" * 32
+    assert info_from_inspect({"Id": "c"}, repo_digests=lambda _: ("x@sha256:1",)).image_id == ""

@@ -29,6 +29,11 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         # While set, the master is "hung": no acks and registrations never answer.
         self.hung = asyncio.Event()
         self.registrations: list[pb.RegisterNodeRequest] = []
+        # Registrations refused as busy before any goes through, each told to come back in
+        # `retry_after` seconds, as the master's admission does (master/api/node_servicer.py).
+        self.busy = 0
+        self.retry_after = 3.0
+        self.refused = 0
         self.hellos: list[pb.SessionHello] = []
         self.heartbeats: list[tuple[str, int]] = []
         self.reports: list[tuple[str, pb.PodStatusReport]] = []
@@ -61,6 +66,10 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
     ) -> pb.RegisterNodeResponse:
         if self.hung.is_set():
             await asyncio.Event().wait()
+        if self.refused < self.busy:
+            self.refused += 1
+            context.set_trailing_metadata((("retry-after", f"{self.retry_after:.2f}"),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy admitting others")
         self.registrations.append(request)
         return pb.RegisterNodeResponse(
             session_id=f"s{next(self._sessions)}",

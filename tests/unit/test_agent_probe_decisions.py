@@ -61,7 +61,7 @@ def test_an_unhealthy_container_is_stopped_with_the_pod_grace_period() -> None:
     assert isinstance(stop, StopContainer)
     assert (stop.container_id, stop.grace_seconds) == ("c1", 7)
     assert stop.reason == f"Liveness probe failed: {FAILURE}; the container will be restarted"
-    assert result.backoff[KEY].unhealthy_id == "c1"
+    assert result.backoff[KEY].unhealthy_id == container().run_key
 
 
 def test_a_verdict_about_another_container_changes_nothing() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,6 +22,7 @@ from agent.model import NodeInfo, Resources
 from agent.outbox import StatusOutbox
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.session import Session
+from agent.state.events import Event, Instruction, Reconnect, SessionEnded
 from agent.worker import Worker
 from kernel.clock import FakeClock
 from tests.unit.test_agent_fake_master import FakeMaster, web_assignment
@@ -31,24 +33,28 @@ STEP = 0.02
 REAL_PAUSE = 0.003
 
 
-async def run_for(clock: FakeClock, seconds: float) -> None:
+async def run_for(clock: FakeClock, seconds: float, step: float = STEP) -> None:
     """Lets `seconds` of fake time pass, in small steps, with the network running."""
     end = clock.monotonic() + seconds
     while clock.monotonic() < end:
-        clock.advance(STEP)
+        clock.advance(step)
         await asyncio.sleep(REAL_PAUSE)
 
 
 async def until(
-    clock: FakeClock, predicate: Callable[[], Any], what: str, fake_timeout: float = 10.0
+    clock: FakeClock,
+    predicate: Callable[[], Any],
+    what: str,
+    fake_timeout: float = 10.0,
+    step: float = STEP,
 ) -> Any:
     """Advances fake time until `predicate()` is truthy; fails naming `what` after
-    `fake_timeout` fake seconds (or 30 real ones)."""
-    end, real_end = clock.monotonic() + fake_timeout, time.monotonic() + 30
+    `fake_timeout` fake seconds (or 60 real ones)."""
+    end, real_end = clock.monotonic() + fake_timeout, time.monotonic() + 60
     while not (value := predicate()):
         if clock.monotonic() > end or time.monotonic() > real_end:
             raise AssertionError(f"timed out waiting for {what}")
-        clock.advance(STEP)
+        clock.advance(step)
         await asyncio.sleep(REAL_PAUSE)
     return value
 
@@ -60,6 +66,7 @@ async def running_agent(
     engine: FakeEngine,
     node: str = "n1",
     fence: FencePolicy | None = None,
+    jitter: Callable[[], float] | None = None,
 ) -> AsyncIterator[Worker]:
     outbox = StatusOutbox()
     worker = Worker(
@@ -72,7 +79,7 @@ async def running_agent(
         validate=True,
     )
     info = NodeInfo(node, "127.0.0.1", Resources(2000, 2**30), Resources(1900, 2**29))
-    session = Session(address, info, worker, outbox, clock)
+    session = Session(address, info, worker, outbox, clock, jitter or random.random)
     tasks = [asyncio.create_task(worker.run()), asyncio.create_task(session.run())]
     try:
         yield worker
@@ -270,3 +277,89 @@ def test_an_agent_stopping_says_goodbye_before_its_session_ends() -> None:
         assert node == "n1" and "will be back" in goodbye.reason
 
     asyncio.run(scenario())
+
+
+def test_a_crashed_container_running_again_is_reported_without_waiting_for_a_tick() -> None:
+    """The restart's report goes when the outbox is updated (after a quiet spell), not at
+    the sender's next FLUSH_INTERVAL tick: here fake time stands still meanwhile, so a
+    sender that waits for a tick never sends it."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=0.1)
+        address = await master.start()
+        engine = new_engine(clock)
+        try:
+            async with running_agent(clock, address, engine):
+                await until(clock, lambda: master.connected("n1"), "session")
+                master.assign("n1", web_assignment("a", IMAGE))
+                await until(
+                    clock,
+                    lambda: (s := master.status("n1", "a")) and s.phase == "Running",
+                    "pod a Running",
+                )
+                await run_for(clock, 1.0)  # a quiet spell
+                (cid,) = [c.id for c in engine.containers.values() if c.alive]
+                engine.crash(cid, exit_code=3)
+
+                def restarted() -> bool:
+                    s = master.status("n1", "a")
+                    return s is not None and [(c.state, c.restart_count) for c in s.containers] == [
+                        ("running", 1)
+                    ]
+
+                end = time.monotonic() + 10
+                while not restarted():  # real time only: the fake clock stands still
+                    assert time.monotonic() < end, master.status("n1", "a")
+                    await asyncio.sleep(REAL_PAUSE)
+        finally:
+            await master.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_busy_masters_retry_after_is_honoured_over_the_wire() -> None:
+    """RegisterNode refused RESOURCE_EXHAUSTED with `retry-after: 3.00` in the trailers (as
+    the master's admission refuses): the agent comes back after 3 s x (0.5 + jitter), not
+    after its own 0.2 s backoff."""
+
+    async def scenario() -> tuple[list[float], list[tuple[float, ...]]]:
+        clock = FakeClock()
+        master = FakeMaster()
+        master.busy, master.retry_after = 2, 3.0
+        address = await master.start()
+        seen: list[float] = []
+        # What the agent made of each refusal: the hint it read off the wire, and how long
+        # it chose to wait. (The master's view of the gap is that wait plus two trips of a
+        # real gRPC call, during which the test's fake time runs on: a loaded machine made
+        # it 3.48 s. So the master's view only bounds the wait from below.)
+        waits: list[tuple[float, ...]] = []
+        try:
+            async with running_agent(clock, address, new_engine(clock), jitter=lambda: 0.5) as w:
+                handle = w.handle
+
+                def recorded(*events: Event) -> list[Instruction]:
+                    out = handle(*events)
+                    for event in events:
+                        if isinstance(event, SessionEnded):
+                            after = [i.after for i in out if isinstance(i, Reconnect)]
+                            waits.append((event.retry_after, *after))
+                    return out
+
+                w.handle = recorded  # type: ignore[method-assign]
+                while len(seen) < 3:
+                    attempts = master.refused + len(master.registrations)
+                    await until(
+                        clock,
+                        lambda a=attempts: master.refused + len(master.registrations) > a,  # type: ignore[misc]
+                        "a registration attempt",
+                    )
+                    seen.append(clock.monotonic())
+        finally:
+            await master.stop()
+        return seen, waits
+
+    (first, second, third), waits = asyncio.run(scenario())
+    # Jitter 0.5: exactly the hint, after each of the two refusals.
+    assert waits[:2] == [(3.0, 3.0), (3.0, 3.0)], waits
+    assert second - first >= 3.0 and third - second >= 3.0, (first, second, third)

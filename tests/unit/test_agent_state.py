@@ -39,6 +39,7 @@ from agent.state.events import (
     MasterHeard,
     PeersAnswered,
     PeersUpdated,
+    PlanStretched,
     PodActionsFinished,
     Publish,
     Reconnect,
@@ -290,6 +291,19 @@ def test_the_lease_rules_fence_on_silence_and_on_a_freeze_not_on_a_dead_master()
     assert "frozen for 3.8s" in frozen.state.pods.fence_reason
 
 
+def test_a_stretched_lease_fences_later_and_never_shrinks_within_a_session() -> None:
+    m = Machine(FencePolicy())  # fences at 0.8 x the lease the master gave
+    m.feed(Registered(100.0, 3.0, 1.0), MasterHeard(100.0))
+    m.feed(PlanStretched(10.0, 12.0))  # the cluster grew: 10 s beats, a 12 s lease
+    m.feed(PlanStretched(2.0, 4.0))  # an older, shorter plan never shortens it
+
+    assert m.state.lease.heartbeat_seconds == 10.0
+    assert m.feed(Tick(109.5)) == []  # 9.5 s of silence: within 0.8 x 12 s
+    assert any(isinstance(i, RestartSession) for i in m.feed(Tick(109.7)))
+    m.feed(Registered(120.0, 3.0, 1.0))  # a new registration gets the plan of its time
+    assert m.state.lease.lease_seconds == 3.0
+
+
 def test_reconnect_delays_double_to_the_cap_and_reset_after_a_session() -> None:
     m = Machine()
     delays = []
@@ -300,6 +314,21 @@ def test_reconnect_delays_double_to_the_cap_and_reset_after_a_session() -> None:
     m.feed(Registered(10.0, 3.0, 1.0))
     out = m.feed(SessionEnded("m:1", True, "the master ended the session", False, 0.0))
     assert [i.after for i in out if isinstance(i, Reconnect)] == [0.1]
+
+
+def test_a_busy_master_is_retried_when_it_said_with_jitter_and_no_backoff() -> None:
+    # RegisterNode refused as busy (master/pki/admission.py) with retry-after 3 s: back in
+    # 1.5-4.5 s by the jitter, however often; the backoff for real failures does not grow.
+    m = Machine()
+    delays = []
+    for jitter in (0.0, 0.5, 0.999, 0.5):
+        out = m.feed(
+            SessionEnded("m:1", False, "RESOURCE_EXHAUSTED: busy", False, jitter, False, 3.0)
+        )
+        delays += [i.after for i in out if isinstance(i, Reconnect)]
+    assert delays == [1.5, 3.0, 3.0 * 1.499, 3.0]
+    out = m.feed(SessionEnded("m:1", False, "unavailable", False, 0.5))
+    assert [i.after for i in out if isinstance(i, Reconnect)] == [0.2]  # not grown
 
 
 def test_a_master_that_refuses_connections_is_retried_at_least_every_second() -> None:

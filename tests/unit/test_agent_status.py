@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from agent.convert import status_to_proto
 from agent.model import ContainerPort, ContainerSpec, PodAssignment, PodSpec, spec_hash
 from agent.runtime.port import ContainerInfo
 from agent.status import adopted_status, pod_status
 from agent.sync import ContainerBackoff, record_pull_failure
+from master.api.convert import pod_status_from_proto
 
 NOW = 1_700_000_000.0
 WEB = ContainerSpec("web", "pinnace/httpd:latest", ports=(ContainerPort(80),))
@@ -47,6 +49,24 @@ def test_all_running_is_running_ready_with_port_map_and_host_ip() -> None:
     assert (c.state, c.ready, c.container_id, c.restart_count) == ("running", True, "c1", 0)
 
 
+def test_every_container_state_carries_the_image_id_of_its_container() -> None:
+    image_id = "docker://sha256:" + "ab" * 32
+    up = pod_status(assignment(), [running(image_id=image_id)], {}, NOW, "127.0.0.1")
+    done = pod_status(
+        assignment(policy="Never"),
+        [running(image_id=image_id, state="exited", exit_code=0)],
+        {},
+        NOW,
+        "127.0.0.1",
+    )
+    (adopted,) = adopted_status("p", [running(image_id=image_id)], "127.0.0.1").containers
+    creating = pod_status(assignment(), [], {}, NOW, "127.0.0.1")
+
+    assert [c.image_id for c in up.containers + done.containers] == [image_id, image_id]
+    assert (done.containers[0].state, adopted.image_id) == ("terminated", image_id)
+    assert creating.containers[0].image_id == ""
+
+
 def test_nothing_created_yet_is_pending_container_creating() -> None:
     report = pod_status(assignment(), [], {}, NOW, "127.0.0.1")
 
@@ -80,7 +100,7 @@ def test_crash_loop_is_running_phase_waiting_container_with_exit_code() -> None:
     b = ContainerBackoff(
         restart_count=2,
         retry_at=NOW + 4,
-        handled_exit="c1",
+        handled_exit=dead.run_key,
         waiting_reason="CrashLoopBackOff",
         waiting_message="back-off 4s ... last exit code 3",
     )
@@ -156,3 +176,12 @@ def test_a_stopped_container_on_a_pod_network_falls_back_to_the_node_address() -
 
     assert report.host_ip == "10.0.0.5"
     assert report.port_map == {}
+
+
+def test_the_image_id_reaches_the_master_over_the_wire() -> None:
+    image_id = "docker-pullable://nginx@sha256:" + "cd" * 32
+    report = pod_status(assignment(), [running(image_id=image_id)], {}, NOW, "127.0.0.1")
+
+    kept = pod_status_from_proto(status_to_proto(report))
+
+    assert [c.image_id for c in kept.container_statuses] == [image_id]

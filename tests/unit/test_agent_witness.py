@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -36,6 +37,18 @@ from tests.unit.test_agent_fake_master import FakeMaster, web_assignment
 from tests.unit.test_agent_session import IMAGE, run_for, until
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+# Fake seconds per real pause (3 ms). An agent asks its peer over real gRPC before it fences,
+# and fake time runs on while the answer travels: at the sessions' default step (20 ms, ~7x
+# real time) a round trip slowed to 100 ms by a busy machine looked like 0.7 s to the agents
+# and moved their fencing past its time (seen at load 30-40). Here fake time runs ~1.7x real.
+STEP = 0.005
+
+
+async def until_paced(
+    clock: FakeClock, predicate: Callable[[], Any], what: str, fake_timeout: float = 10.0
+) -> Any:
+    """tests.unit.test_agent_session.until at this module's slower fake time."""
+    return await until(clock, predicate, what, fake_timeout, STEP)
 
 
 @contextlib.asynccontextmanager
@@ -74,7 +87,7 @@ async def cluster(
         tasks += [asyncio.create_task(worker.run()), asyncio.create_task(session.run())]
     try:
         for name in names:
-            await until(clock, lambda n=name: master.connected(n), f"{name}'s session")  # type: ignore[misc]
+            await until_paced(clock, lambda n=name: master.connected(n), f"{name}'s session")  # type: ignore[misc]
         for name in names:
             peers = [
                 pb.Peer(name=n, address="127.0.0.1", witness_port=ports[n])
@@ -83,7 +96,7 @@ async def cluster(
             ]
             master.send_peers(name, peers, len(names))
             master.assign(name, web_assignment(f"pod-{name}", IMAGE))
-        await until(
+        await until_paced(
             clock, lambda: all(w.state.lease.cluster_size for w in workers.values()), "peer lists"
         )
         yield workers
@@ -102,17 +115,17 @@ def test_a_master_stall_fences_no_one_and_each_agent_says_so_when_it_is_back() -
         await master.start()
         try:
             async with cluster(clock, master, "n1", "n2") as workers:
-                await until(
+                await until_paced(
                     clock,
                     lambda: all(w.state.pods.observed_once for w in workers.values()),
                     "lists",
                 )
                 master.hung.set()  # SIGSTOP: no acks for anyone
-                await run_for(clock, 6.0)
+                await run_for(clock, 6.0, STEP)
                 assert not any(w.fenced for w in workers.values())
                 assert all(w.state.lease.holding for w in workers.values())
                 master.hung.clear()
-                await until(clock, lambda: len(master.notices) >= 2, "notices", 10.0)
+                await until_paced(clock, lambda: len(master.notices) >= 2, "notices", 10.0)
                 assert not any(w.fenced for w in workers.values())
         finally:
             await master.stop()
@@ -132,9 +145,9 @@ def test_the_node_the_master_does_not_hear_fences_and_its_peer_does_not() -> Non
                 master.deaf.add("n1")  # n1's acks are lost; n2 still hears the master
                 cut_at = clock.monotonic()
                 n1 = workers["n1"].state.pods
-                reason = await until(clock, lambda: n1.fence_reason, "n1 fenced", 5.0)
+                reason = await until_paced(clock, lambda: n1.fence_reason, "n1 fenced", 5.0)
                 took = clock.monotonic() - cut_at
-                await run_for(clock, 3.0)
+                await run_for(clock, 3.0, STEP)
                 assert not workers["n2"].fenced
         finally:
             await master.stop()

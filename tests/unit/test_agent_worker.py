@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 
 from agent.model import (
@@ -16,7 +17,7 @@ from agent.model import (
     Resources,
 )
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
-from agent.runtime.port import ContainerConfig, ContainerInfo
+from agent.runtime.port import ContainerConfig, ContainerInfo, RuntimeFailure
 from agent.worker import Worker
 from kernel.clock import FakeClock
 
@@ -134,21 +135,48 @@ def test_crashed_container_is_restarted_and_counted() -> None:
         h.engine.crash(first.id, exit_code=137)
         await h.step()
 
+        # The first restart is immediate: the same container is started again, and its
+        # name (labels cannot change) carries the restart in the count.
         (second,) = h.containers()
-        assert second.id != first.id and second.alive
-        assert second.labels["pinnace.restart-count"] == "1"
+        assert second.id == first.id and second.alive and second.restarted_at
+        assert second.labels["pinnace.restart-count"] == "0" and second.restart_count == 1
         assert h.reports["a"].containers[0].restart_count == 1
 
+        # Its second exit is a new exit (same id, another run): it backs off as before.
         h.engine.crash(second.id, exit_code=2)
         await h.step()
         waiting = h.reports["a"].containers[0]
         assert (waiting.state, waiting.reason) == ("waiting", "CrashLoopBackOff")
         assert "exit code 2" in waiting.message
+        assert [c.id for c in h.containers()] == [first.id]
 
+        # After the back-off a new container replaces it, its label carrying the count.
         h.clock.advance(1.0)
         await h.step()
+        (third,) = h.containers()
+        assert third.id != first.id and third.labels["pinnace.restart-count"] == "2"
         assert h.reports["a"].containers[0].restart_count == 2
         assert h.reports["a"].phase == "Running"
+        assert h.engine.restarts_in_place == [first.id]
+
+    asyncio.run(scenario())
+
+
+def test_a_container_that_will_not_start_again_is_replaced_at_once() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"))
+        await h.step()
+        (first,) = h.containers()
+        h.engine.restart_failures[first.id] = "driver failed programming external connectivity"
+
+        h.engine.crash(first.id, exit_code=1)
+        await h.step()
+
+        (second,) = h.containers()
+        assert second.id != first.id and second.alive
+        assert second.restart_count == 1 and h.reports["a"].containers[0].restart_count == 1
+        assert h.engine.restarts_in_place == []
 
     asyncio.run(scenario())
 
@@ -317,5 +345,102 @@ def test_assignments_arriving_right_after_a_fence_do_not_skip_its_teardown() -> 
         (after,) = h.containers()
         assert after.id != before.id
         assert not h.worker.fenced
+
+    asyncio.run(scenario())
+
+
+async def _until(check: Callable[[], object], what: str) -> None:
+    """Lets the loop run until `check()` holds; the fake engine answers at once, so a
+    bounded number of turns is enough (no clock involved)."""
+    for _ in range(1000):
+        if check():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"never happened: {what}")
+
+
+class ListCounter:
+    """Counts the worker's lists of every container."""
+
+    def __init__(self, h: Harness) -> None:
+        self.lists = 0
+        self._list = h.runtime.list_containers
+        h.runtime.list_containers = self._counted  # type: ignore[method-assign]
+
+    async def _counted(self) -> list[ContainerInfo]:
+        self.lists += 1
+        return await self._list()
+
+
+def test_a_die_event_restarts_its_container_without_listing_every_container() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"), web_pod("b"))
+        await h.step()
+        first = next(c for c in h.containers() if c.pod == "a")
+        counter = ListCounter(h)
+        watcher = asyncio.create_task(h.worker.watch_events())
+        await _until(lambda: h.engine.watched("n1"), "the worker follows the events")
+
+        h.engine.crash(first.id, exit_code=137)
+        await _until(lambda: h.engine.restarts_in_place, "the container started again")
+        await h.worker.settle()
+
+        assert counter.lists == 0
+        again = next(c for c in h.containers() if c.pod == "a")
+        assert again.id == first.id and again.alive and again.restart_count == 1
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        # The relist after it agrees: counted once, started once, the other pod untouched.
+        await h.step()
+        assert h.reports["a"].containers[0].restart_count == 1
+        assert h.reports["b"].containers[0].restart_count == 0
+        assert h.engine.restarts_in_place == [first.id]
+
+    asyncio.run(scenario())
+
+
+def test_a_missed_die_event_is_caught_by_the_relist() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"))
+        await h.step()
+        (first,) = h.containers()
+
+        h.engine.crash(first.id, exit_code=1)  # no one follows the events: missed
+        await h.worker.settle()
+        assert h.engine.restarts_in_place == []
+        await h.step()
+
+        assert h.engine.restarts_in_place == [first.id]
+        assert h.reports["a"].containers[0].restart_count == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_die_whose_container_cannot_be_inspected_is_left_to_a_relist() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"))
+        await h.step()
+        (first,) = h.containers()
+
+        async def unreachable(container_id: str) -> ContainerInfo | None:
+            raise RuntimeFailure("cannot reach Docker")
+
+        h.runtime.inspect = unreachable  # type: ignore[method-assign]
+        watcher = asyncio.create_task(h.worker.watch_events())
+        await _until(lambda: h.engine.watched("n1"), "the worker follows the events")
+        h.engine.crash(first.id, exit_code=1)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        await h.worker.settle()
+        assert h.engine.restarts_in_place == []
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+        await h.step()
+
+        assert h.engine.restarts_in_place == [first.id]
 
     asyncio.run(scenario())

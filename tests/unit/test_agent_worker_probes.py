@@ -142,11 +142,14 @@ def test_a_failing_liveness_probe_restarts_the_container_and_counts_it() -> None
 
         assert [c.id for c in still] == [first.id]
         (second,) = h.live()
-        assert second.id != first.id
+        # Started again in place (the first restart is immediate), as a new run: its
+        # liveness count starts again and its status does not carry the old failure.
+        assert second.id == first.id and second.restarted_at
         assert second.restart_count == 1
         report = h.report()
         assert report.containers[0].restart_count == 1
         assert report.phase == "Running"
+        assert (report.containers[0].state, report.containers[0].reason) == ("running", "")
 
     asyncio.run(scenario())
 

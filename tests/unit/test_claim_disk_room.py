@@ -6,11 +6,18 @@ place_pods_with_claims putting them together over several pods in one pass.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kernel.claimfiles import MIB, claim_file_bytes
 from master.controllers.claim_placement import Placed, Waiting, place_pods_with_claims
 from master.controllers.claims import ClaimDisk, claim_room
 from master.model import ObjectMeta, PersistentVolume
-from master.scheduler.claim_storage import NOT_ENOUGH_STORAGE, ClaimStorageFit, new_claim_bytes
+from master.scheduler.claim_storage import (
+    NOT_ENOUGH_STORAGE,
+    NOT_REPORTED,
+    ClaimStorageFit,
+    new_claim_bytes,
+)
 from master.scheduler.nodeinfo import NodeInfo
 from tests.unit.test_claim_placement import GIB, claim, with_claim
 from tests.unit.test_scheduler import infos_for, node, pod
@@ -94,7 +101,8 @@ def test_no_node_with_room_leaves_the_pod_pending_in_kubectls_words() -> None:
 
     assert isinstance(decisions[0], Waiting)
     assert decisions[0].message == (
-        "0/2 nodes are available: 2 node(s) did not have enough free storage."
+        "0/2 nodes are available: 2 node(s) did not have enough free storage. "
+        'Claims to bind: persistentvolumeclaim "data" (1Gi).'
     )
 
 
@@ -129,4 +137,40 @@ def test_other_reasons_and_no_room_are_counted_per_node() -> None:
     assert isinstance(decisions[0], Waiting)
     assert decisions[0].message == (
         "0/2 nodes are available: 1 insufficient cpu, 1 node(s) did not have enough free storage."
+        ' Claims to bind: persistentvolumeclaim "data" (1Gi).'
     )
+
+
+def test_a_resized_claim_takes_its_growth_from_the_room_until_its_filesystem_holds_it() -> None:
+    disk = ClaimDisk(free_bytes=10 * GIB, listed=frozenset({"pinnace-pvc-data"}))
+    grown = replace(claim("data", node_name="n1"), storage_bytes=3 * GIB, capacity_bytes=GIB)
+    growth = claim_file_bytes(3 * GIB) - claim_file_bytes(GIB)
+    volume = replace(pv("pvc-data", "n1"), claim_name="data")
+
+    assert claim_room(disk, [volume], "n1", [grown]) == 10 * GIB - growth
+    done = replace(grown, capacity_bytes=3 * GIB)  # grown: the report counts the file
+    assert claim_room(disk, [volume], "n1", [done]) == 10 * GIB
+    # resized before its file was made: the file is made at the new size
+    unlisted = ClaimDisk(free_bytes=10 * GIB, listed=frozenset())
+    assert claim_room(unlisted, [volume], "n1", [grown]) == (10 * GIB - claim_file_bytes(3 * GIB))
+
+
+def test_a_node_not_reported_since_the_master_started_waits_and_says_so() -> None:
+    infos = {
+        n: i.with_claim_room(None, unknown=True)
+        for n, i in infos_for(node("n1"), node("n2")).items()
+    }
+
+    decisions, _ = place_pods_with_claims(
+        [with_claim(pod("a"), "data")], [], [claim("data")], infos, 50.0
+    )
+    bound, _ = place_pods_with_claims(
+        [with_claim(pod("b"), "old")], [], [claim("old", node_name="n1")], infos, 50.0
+    )
+
+    assert isinstance(decisions[0], Waiting)
+    assert decisions[0].message == (
+        f"0/2 nodes are available: 2 {NOT_REPORTED}. "
+        'Claims to bind: persistentvolumeclaim "data" (1Gi).'
+    )
+    assert isinstance(bound[0], Placed)  # a bound claim needs no new room

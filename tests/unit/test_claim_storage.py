@@ -11,6 +11,7 @@ refusing to shrink it (master/app).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -332,3 +333,29 @@ def test_an_ordered_removal_waits_for_the_volume_to_be_free_then_takes_its_file(
     assert disks.removed.count("pinnace-pvc-1") == 1
     assert "pinnace-pvc-gone-while-down" in disks.removed
     assert orders.removed.is_set() and not runtime.engine.volumes
+
+
+def test_a_growth_put_off_under_a_running_pod_is_said_once_per_size(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NoOnlineResize(_Commands):
+        def __call__(self, argv: Sequence[str]) -> str:
+            if argv[0] == "resize2fs":
+                self.calls.append(list(argv))
+                raise DiskError("resize2fs: Permission denied to resize filesystem")
+            return super().__call__(argv)
+
+    run = NoOnlineResize()
+    disks = ClaimDisks(tmp_path, run)
+    disks.image("v1").write_bytes(b"")
+    monkeypatch.setattr(disks, "usage", lambda name: (0, 32 * MIB))
+    monkeypatch.setattr(disks, "_grow_unmounted", lambda name: False)  # a container holds it
+
+    with caplog.at_level(logging.WARNING, logger="agent.claim_disks"):
+        grown = [disks.grow("v1", 48 * MIB) for _ in range(3)] + [disks.grow("v1", 64 * MIB)]
+
+    assert grown == [False] * 4
+    assert disks.image("v1").stat().st_size == image_bytes(64 * MIB)  # the file grew at once
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and all("grows when its pods stop" in m for m in said)
+    assert [c[0] for c in run.calls].count("resize2fs") == 4  # tried every round

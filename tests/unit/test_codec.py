@@ -55,6 +55,7 @@ from master.model import (
     RestartPolicy,
     RollingUpdate,
     Secret,
+    SecurityContext,
     Service,
     ServiceAccount,
     ServicePort,
@@ -112,7 +113,13 @@ def _container() -> Container:
         stdin=True,
         stdin_once=True,
         tty=True,
+        security_context=_security(),
     )
+
+
+def _security() -> SecurityContext:
+    # Every field set, whichever level (the codec does not care).
+    return SecurityContext(1000, 2000, True, True, 3000, "OnRootMismatch", (4000, 5000))
 
 
 def _probe(kind: str) -> Probe:
@@ -141,6 +148,7 @@ def _spec() -> PodSpec:
         enable_service_links=False,
         dns_policy="None",
         dns_config=PodDNSConfig(("10.0.0.1",), ("a.example",), (DNSOption("ndots", "2"),)),
+        security_context=_security(),
         volumes=(
             # Every field set, whatever the source (the codec does not care).
             Volume(
@@ -210,6 +218,7 @@ def full_objects() -> list[StoredObject]:
             load_balancer_ip="127.0.0.1",
             proxy_problems=(ProxyProblem("n1", "http", "PortInUse", "held", 4.0),),
             publish_not_ready=True,
+            allocate_node_ports=False,
         ),
         Pod(
             meta=_meta("web-abc-x1"),
@@ -226,6 +235,7 @@ def full_objects() -> list[StoredObject]:
                 message="all good",
                 host_ip="10.0.0.1",
                 port_map={"80/UDP": 32001, "443/SCTP": 32002},
+                pod_ip="172.17.0.5",
                 container_statuses=(
                     ContainerStatus(
                         name="web",
@@ -239,6 +249,7 @@ def full_objects() -> list[StoredObject]:
                         exit_code=137,
                         started_at=1700000050.125,
                         image_note="could not pull web:latest",
+                        image_id="docker-pullable://web@sha256:" + "ab" * 32,
                     ),
                     ContainerStatus(name="sidecar", state=ContainerState.TERMINATED, exit_code=1),
                 ),
@@ -265,6 +276,9 @@ def full_objects() -> list[StoredObject]:
                 session_lost_at=1700000300.5,
             ),
             witness_port=7401,
+            pod_cidr="10.244.1.0/24",
+            pod_cidr_ready="10.244.1.0/24",
+            pod_unreached=("n2=10.244.2.0/24", "n3=10.244.3.0/24"),
         ),
         Event(
             meta=_meta("web-abc-x1.1"),

@@ -137,3 +137,22 @@ def test_named_ports_get_srv_records_headless_ones_per_endpoint_at_its_reached_p
     assert render_srv(records[:1], "cluster.local").splitlines()[1:] == [
         "srv-host=_http._tcp.web.default.svc.cluster.local,web.default.svc.cluster.local,80,0,100"
     ]
+
+
+def test_a_udp_port_gets_its_srv_record_under_udp() -> None:
+    from agent.dns.render import SrvRecord, render_srv, srv_from_table
+
+    ports = (ServicePort("dns", 53, "UDP"), ServicePort("dns-tcp", 53, "TCP"))
+    table = ServiceTable(
+        1, (TableService("kube-dns", "kube-system", cluster_ip="10.96.0.10", ports=ports),)
+    )
+
+    records = srv_from_table(table)
+
+    assert (
+        SrvRecord("kube-system", "kube-dns", "dns", "udp", "kube-dns.kube-system.svc", 53)
+        in records
+    )
+    assert "srv-host=_dns._udp.kube-dns.kube-system.svc.cluster.local," in render_srv(
+        records, "cluster.local"
+    )

@@ -2,7 +2,8 @@
 
 The stand-in reads the config it is given, writes its pid where `pid-file` says (as
 dnsmasq does once its socket is bound) and waits for SIGTERM, on which it removes its pid
-file a moment before it ends (as dnsmasq does); with FAKE_FAIL set it
+file a moment before it ends (as dnsmasq does); SIGHUP it counts in `<pid file>.hup`
+(dnsmasq re-reads its servers file); with FAKE_FAIL set it
 dies at once with dnsmasq's words. 127.0.0.1 is already an address of the machine, so
 no route is added. The real dnsmasq is exercised by tests/integration/test_cluster_dns.py.
 """
@@ -37,6 +38,10 @@ def bye(*_):
     time.sleep(0.3)
     sys.exit(0)
 signal.signal(signal.SIGTERM, bye)
+def hup(*_):  # dnsmasq re-reads its servers file: count it beside the pid file
+    with open(pid_file + ".hup", "a") as f:
+        f.write("hup\\n")
+signal.signal(signal.SIGHUP, hup)
 while True:
     time.sleep(1)
 """
@@ -135,7 +140,7 @@ def test_a_dnsmasq_that_cannot_start_is_one_sentence_with_its_reason(
 
     async def scenario() -> None:
         with pytest.raises(
-            DnsStartError, match=r"did not start on 127\.0\.0\.1:53: .*Address in use"
+            DnsStartError, match=r"did not start on 127\.0\.0\.1:\d+: .*Address in use"
         ):
             await _server(tmp_path, fake_dnsmasq).start()
         with pytest.raises(DnsStartError, match="cannot run /nonexistent/dnsmasq"):
@@ -152,33 +157,62 @@ def test_an_unusable_directory_is_one_sentence_naming_the_flag(tmp_path: Path) -
         asyncio.run(server.start())
 
 
-def test_new_srv_records_restart_dnsmasq_once_and_the_same_ones_do_not(
+def _srv_pids(tmp_path: Path) -> dict[int, int]:
+    """port -> pid of every SRV dnsmasq whose pid file is there."""
+    found = {}
+    for pid_file in (tmp_path / "dns" / "n1").glob("srv-*.pid"):
+        found[int(pid_file.stem.split("-")[1])] = int(pid_file.read_text() or 0)
+    return found
+
+
+def test_new_srv_records_go_to_a_new_srv_dnsmasq_and_the_node_one_is_only_told(
     tmp_path: Path, fake_dnsmasq: str
 ) -> None:
     from agent.dns.render import SrvRecord
 
     record = SrvRecord("default", "web", "http", "tcp", "web.default.svc", 80)
+    node_dir = tmp_path / "dns" / "n1"
 
     async def scenario() -> None:
         server = _server(tmp_path, fake_dnsmasq)
         await server.start()
         supervisor = asyncio.create_task(server.run())
         try:
-            first = _pid(tmp_path)
+            node = _pid(tmp_path)
+            ((first_port, first),) = _srv_pids(tmp_path).items()
+            servers = node_dir / "servers.conf"
+            assert servers.read_text() == f"server=/svc.cluster.local/127.0.0.1#{first_port}\n"
+
             server.update([], [record])
-            await _until("a dnsmasq on the new records", lambda: server.srv_restarts == 1)
-            second = _pid(tmp_path)
-            server.update([], [record])
+            await _until("a new SRV dnsmasq", lambda: server.srv_swaps == 1)
+            # The node's dnsmasq is the same process, told once to re-read its servers file.
+            assert _pid(tmp_path) == node
+            hups = node_dir / "dnsmasq.pid.hup"
+            await _until("the node's dnsmasq told", hups.exists)
+            assert hups.read_text() == "hup\n"
+            await _until("the old SRV dnsmasq retired", lambda: not _alive(first))
+            ((port, second),) = _srv_pids(tmp_path).items()
+            assert port != first_port
+            assert servers.read_text() == f"server=/svc.cluster.local/127.0.0.1#{port}\n"
+            conf = (node_dir / f"srv-{port}.conf").read_text()
+            assert "srv-host=_http._tcp.web.default.svc.cluster.local," in conf
+
+            server.update([], [record])  # the same records: nothing to do
             await asyncio.sleep(0.3)
-            assert (server.srv_restarts, _pid(tmp_path)) == (1, second)
+            assert (server.srv_swaps, _srv_pids(tmp_path)) == (1, {port: second})
+
+            os.kill(second, signal.SIGKILL)  # an SRV dnsmasq that dies is replaced
+            await _until(
+                "another SRV dnsmasq", lambda: set(_srv_pids(tmp_path).values()) - {second}
+            )
         finally:
             await server.stop()
             await asyncio.wait_for(supervisor, 5)
 
-        assert second not in (0, first) and not _alive(first) and not _alive(second)
-        srv = (tmp_path / "dns" / "n1" / "srv.conf").read_text()
-        assert "srv-host=_http._tcp.web.default.svc.cluster.local," in srv
-        conf = (tmp_path / "dns" / "n1" / "dnsmasq.conf").read_text()
-        assert f"conf-file={tmp_path / 'dns' / 'n1' / 'srv.conf'}" in conf
+        assert not _alive(node) and not _alive(second)
+        assert not list(node_dir.glob("srv-*.pid"))
+        assert (
+            f"servers-file={node_dir / 'servers.conf'}" in (node_dir / "dnsmasq.conf").read_text()
+        )
 
     _run(scenario)

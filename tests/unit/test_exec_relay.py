@@ -300,3 +300,26 @@ def test_the_master_keeps_at_most_a_window_of_stdin_in_flight() -> None:
         assert channel.events.empty()  # an acknowledgement is no output
 
     asyncio.run(run())
+
+
+# -- exec and attach over a plain SPDY upgrade (master/api/kube/exec_spdy.py, upgrade.py) --
+
+
+def test_spdy_exec_streams_sizes_and_the_chosen_protocol() -> None:
+    from master.api.kube.channels import ERROR, RESIZE, STDERR, STDIN, STDOUT, ExecParams
+    from master.api.kube.exec_spdy import PROTOCOLS, expected_streams, terminal_sizes
+    from master.api.kube.upgrade import choose
+
+    # kubectl 1.32 offers v5 first; over SPDY the kubelet (and pinnace) speak v4.
+    offered = ["v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "channel.k8s.io"]
+    assert choose(offered, PROTOCOLS) == "v4.channel.k8s.io"
+    assert choose(["v2.channel.k8s.io, channel.k8s.io"], PROTOCOLS) is None
+    plain = ExecParams(command=["ls"], stdout=True, stderr=True)
+    assert expected_streams(plain) == {ERROR, STDOUT, STDERR}
+    terminal = ExecParams(command=["sh"], stdin=True, stdout=True, stderr=True, tty=True)
+    assert expected_streams(terminal) == {ERROR, STDIN, STDOUT, RESIZE}  # a TTY has no stderr
+    # The resize stream: JSON sizes back to back, split anywhere by frames.
+    sizes, rest = terminal_sizes(b'{"Width":111,"Height":33}{"Width":120,"Hei')
+    assert (sizes, rest) == ([(111, 33)], b'{"Width":120,"Hei')
+    sizes, rest = terminal_sizes(rest + b'ght":40}\n{"Width":0,"Height":1}')
+    assert (sizes, rest) == ([(120, 40)], b"")

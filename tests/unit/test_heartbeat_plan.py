@@ -15,9 +15,12 @@ from master.controllers.heartbeats import heartbeat_plan
         (1000, 2500, 1.0, 3.0),
         (2500, 2500, 1.0, 3.0),  # exactly at the cap: unchanged
         (3000, 2500, 1.2, 3.2),
-        (5000, 2500, 2.0, 4.0),  # dead node detected within 4 s + a pass (< 5 s)
+        (5000, 2500, 2.0, 4.0),
         (10000, 2500, 4.0, 6.0),
-        (5000, 50, 100.0, 102.0),  # Nomad's 50/s: far too slow for pinnace's promise
+        (500, 500, 1.0, 3.0),  # the default cap: a dead node is found by its stream
+        (1000, 500, 2.0, 4.0),
+        (5000, 500, 10.0, 12.0),
+        (5000, 50, 100.0, 102.0),  # Nomad's 50/s: a hung agent found after 102 s
         (5000, 0, 1.0, 3.0),  # 0 turns stretching off
     ],
 )

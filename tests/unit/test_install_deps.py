@@ -34,6 +34,8 @@ ALWAYS = [
     "iproute2",
     "mount",
     "e2fsprogs",
+    "nftables",
+    "conntrack",
 ]
 EVERYTHING = [*ALWAYS, "python3", "docker-compose", "python3-venv"]
 REAL_TOOLS = ("dirname", "grep", "mktemp", "rm", "env", "cat")

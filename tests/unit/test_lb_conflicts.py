@@ -217,3 +217,49 @@ def test_a_loadbalancer_service_takes_the_port_from_an_older_clusterip_one() -> 
 
     assert set(find_unservable([old, new], ONE)) == {"internal"}
     assert admission_errors([new], [old], ONE) == []
+
+
+def _with_udp(service: Service, *protocols: str) -> Service:
+    ports = tuple(
+        ServicePort(53, "53", protocol, f"p{i}", 30053 + i) for i, protocol in enumerate(protocols)
+    )
+    return replace(service, ports=ports)
+
+
+def test_udp_ports_take_no_listener_of_the_load_balancer() -> None:
+    # HAProxy binds TCP: a UDP port must neither bind nor clash with a TCP one.
+    dns = _with_udp(svc("dns", created=1), "UDP")
+    web = replace(svc("web", created=2), ports=(ServicePort(53, "53"),))
+
+    assert find_unservable([dns, web], ONE) == {}
+    lb = compute_lb_services([dns, web], [], {}, tcp_only=True)
+    assert [s.name for s in lb] == ["web"]
+    # Listing endpoints still shows the UDP port.
+    assert len(compute_lb_services([dns], [], {})) == 1
+
+
+def test_a_loadbalancer_udp_port_gets_a_warning_and_a_condition_naming_where_it_is_served() -> None:
+    mixed = _with_udp(svc("dns"), "UDP", "TCP")
+
+    status, warning = service_status(mixed, None, ONE, now=5.0)
+    again, repeat = service_status(status, None, ONE, now=6.0)
+    only_udp, _ = service_status(_with_udp(svc("dns"), "UDP"), None, ONE, now=5.0)
+    inner, none = service_status(_with_udp(svc("dns", type_="ClusterIP"), "UDP"), None, ONE, 5.0)
+
+    assert warning is not None and (warning.type, warning.reason) == (
+        "Warning",
+        "UDPNotServedByLoadBalancer",
+    )
+    assert warning.message.startswith(
+        "spec.ports[0] 53/UDP (node port 30053): the load balancer (HAProxy) serves TCP only"
+    )
+    assert "cluster IP" in warning.message and "node port" in warning.message
+    # The TCP port is served at the address; a UDP-only Service shows none (<pending>).
+    assert (status.ingress_ip, status.lb_reason, status.lb_since) == (
+        "127.0.0.1",
+        "UDPNotServedByLoadBalancer",
+        5.0,
+    )
+    assert again is status and repeat is None
+    assert only_udp.ingress_ip == ""
+    assert (inner.lb_reason, none) == ("", None)

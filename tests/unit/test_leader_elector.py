@@ -145,6 +145,21 @@ async def scenario_a_leader_whose_renewals_fail_pauses_and_keeps_its_key() -> No
     assert elector.leader_key in etcd.keys  # no revoke: its lease may well be alive
 
 
+async def scenario_a_leader_past_its_deadline_is_paused_before_a_tick_notices() -> None:
+    # A tick can wait on etcd (a renewal, a read of the key) past the deadline; in that gap
+    # writes must wait for the lease as in a pause, not hear that no master leads.
+    elector, _etcd, clock, events = make_elector()
+    await elector.step()
+    clock.now += 0.74
+    assert elector.is_leader() and not elector.paused
+
+    clock.now += 0.02  # no step ran: the deadline (0.75 s after the last renewal) passed
+
+    assert not elector.is_leader()
+    assert elector.paused
+    assert events == ["controllers started"]  # nothing stopped yet: the next tick does it
+
+
 async def scenario_a_paused_leader_whose_lease_etcd_still_renews_resumes() -> None:
     elector, etcd, clock, events = make_elector()
     await elector.step()
@@ -234,6 +249,10 @@ async def scenario_a_follower_does_not_campaign_while_the_leader_key_is_held() -
 
 def test_a_leader_whose_renewals_fail_pauses_and_keeps_its_key() -> None:
     asyncio.run(scenario_a_leader_whose_renewals_fail_pauses_and_keeps_its_key())
+
+
+def test_a_leader_past_its_deadline_is_paused_before_a_tick_notices() -> None:
+    asyncio.run(scenario_a_leader_past_its_deadline_is_paused_before_a_tick_notices())
 
 
 def test_a_paused_leader_whose_lease_etcd_still_renews_resumes() -> None:

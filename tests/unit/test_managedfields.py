@@ -264,3 +264,78 @@ def test_kubectl_takes_over_what_its_client_side_apply_set_without_conflicts() -
     assert [c.manager for c in refused.value.conflicts] == [
         '"kubectl" with subresource "scale" using apps/v1'
     ]
+
+
+def test_a_status_write_owns_the_status_fields_it_changed_and_nothing_else() -> None:
+    controller = Manager("kube-controller-manager", "Update", "apps/v1", "status")
+    applied = record((), None, _dep(), "Deployment", KUBECTL, NOW, _dep())
+    old = _dep()
+    new = {**_dep(), "status": {"replicas": 3, "conditions": [{"type": "Available",
+                                                              "status": "True"}]}}  # fmt: skip
+    ledger = record(applied, old, new, "Deployment", controller, NOW)
+    owners = _owners(ledger)
+    assert owners["kubectl/Apply"] == _owners(applied)["kubectl/Apply"]  # spec untouched
+    assert owners["kube-controller-manager/Update/status"] == {
+        ".status.replicas",
+        '.status.conditions[type="Available"]',
+        '.status.conditions[type="Available"].type',
+        '.status.conditions[type="Available"].status',
+    }
+    # The entry reads as kube-controller-manager's does on Kubernetes.
+    entry = next(e for e in ledger if e.subresource == "status")
+    assert (entry.manager, entry.operation, entry.api_version) == (
+        "kube-controller-manager", "Update", "apps/v1"
+    )  # fmt: skip
+    assert json.loads(entry.fields_v1)["f:status"]["f:conditions"] == {
+        'k:{"type":"Available"}': {".": {}, "f:status": {}, "f:type": {}}
+    }
+    # A main-resource write leaves the status entry alone; a status write no spec entry.
+    rescaled = record(ledger, new, {**new, "spec": {**new["spec"], "replicas": 5}},
+                      "Deployment", SCALE, NOW)  # fmt: skip
+    assert (
+        _owners(rescaled)["kube-controller-manager/Update/status"]
+        == (owners["kube-controller-manager/Update/status"])
+    )
+
+
+def _create_fields(obj: dict[str, Any], manager: Manager = CSA) -> set[str]:
+    """The fields a create of `obj` gives its manager, as paths."""
+    return {path_string(p) for e in record((), None, obj, "Deployment", manager, NOW) for p in
+            entry_fields(e)}  # fmt: skip
+
+
+def test_creates_of_the_same_shape_share_fields_and_other_shapes_get_their_own() -> None:
+    # The fields of a create are remembered by the object's skeleton (the master writes
+    # thousands alike): values alone change nothing, keys and list items do.
+    first = _create_fields(_dep(replicas=3, image="nginx"))
+    assert _create_fields(_dep(replicas=5, image="httpd")) == first
+    renamed = _dep()
+    renamed["spec"]["template"]["spec"]["containers"][0]["name"] = "api"
+    assert '.spec.template.spec.containers[name="api"].image' in _create_fields(renamed)
+    assert '.spec.template.spec.containers[name="api"].image' not in first
+    extra = _create_fields(_dep(command=["sh"]))
+    assert '.spec.template.spec.containers[name="web"].command' in extra - first
+    labelled = _dep()
+    labelled["metadata"]["labels"]["tier"] = "web"
+    assert _create_fields(labelled) - first == {".metadata.labels.tier"}
+    emptied = _dep()
+    emptied["metadata"]["labels"] = {}
+    assert ".metadata.labels" in _create_fields(emptied)
+    assert ".metadata.labels.app" not in _create_fields(emptied)
+
+
+def test_a_skeleton_keeps_what_fields_depend_on() -> None:
+    from master.api.managedfields import skeleton
+
+    assert skeleton({"a": 1, "b": "x"}) == skeleton({"a": 2, "b": "y"})
+    assert skeleton({"a": None}) != skeleton({"a": 1})
+    assert skeleton({"a": {}}) != skeleton({"a": 1})
+    assert skeleton({"a": [{"name": "x"}]}) != skeleton({"a": [{"name": "y"}]})
+
+
+def test_an_update_of_equal_parts_changes_only_what_differs() -> None:
+    old = _dep()
+    new = _dep(replicas=4)
+    entries = record((), None, old, "Deployment", CSA, NOW)
+    after = record(entries, old, new, "Deployment", SCALE, NOW)
+    assert _owners(after)["kubectl/Update/scale"] == {".spec.replicas"}

@@ -107,9 +107,8 @@ def test_cluster_ips_is_read_like_cluster_ip_and_none_is_headless() -> None:
         ("spec.ports[0].targetPort", 0, "spec.ports[0].targetPort: must be an integer from 1"),
         ("spec.ports[0].targetPort", "80", "spec.ports[0].targetPort: must contain at least one"),
         ("spec.ports[0].targetPort", [80], "spec.ports[0].targetPort: must be a port number"),
-        ("spec.ports[0].protocol", "UDP", "spec.ports[0].protocol: UDP is not supported yet"),
         ("spec.ports[0].protocol", "SCTP", "spec.ports[0].protocol: SCTP is not supported yet"),
-        ("spec.ports[0].protocol", "HTTP", 'spec.ports[0].protocol: must be one of "TCP"'),
+        ("spec.ports[0].protocol", "HTTP", 'spec.ports[0].protocol: must be one of "TCP", "UDP"'),
         ("spec.ports[0].nodePort", "x", "spec.ports[0].nodePort: must be an integer"),
         ("spec.ports[0].prot", 1, 'spec.ports[0].prot: unknown field (did you mean "port"?)'),
         ("spec.type", "ExternalName", "spec.type: ExternalName is not supported yet"),
@@ -127,6 +126,28 @@ def test_invalid_service_is_refused_with_one_sentence(path: str, value: Any, exp
 
     assert message.startswith(PREFIX)
     assert expected in message
+
+
+def test_udp_ports_are_accepted_and_one_number_may_serve_both_protocols() -> None:
+    dns = [
+        {"port": 53, "name": "dns", "protocol": "UDP"},
+        {"port": 53, "name": "dns-tcp", "protocol": "TCP"},
+    ]
+    (svc,) = parse(mutate(SERVICE, "spec.ports", dns), file="service.yaml").objects
+
+    assert isinstance(svc, Service)
+    assert [(p.port, p.protocol) for p in svc.ports] == [(53, "UDP"), (53, "TCP")]
+
+
+def test_the_same_udp_port_twice_is_refused_naming_the_protocol() -> None:
+    twice = [
+        {"port": 53, "name": "a", "protocol": "UDP"},
+        {"port": 53, "name": "b", "protocol": "UDP"},
+    ]
+
+    assert error(mutate(SERVICE, "spec.ports", twice), file="service.yaml") == (
+        PREFIX + "spec.ports[1].port: duplicate port 53/UDP"
+    )
 
 
 def test_several_ports_need_unique_names_and_numbers() -> None:
@@ -153,4 +174,15 @@ def test_publish_not_ready_addresses_is_read_and_must_be_a_boolean() -> None:
     assert not only_service(SERVICE).publish_not_ready
     assert error(mutate(SERVICE, "spec.publishNotReadyAddresses", "yes"), file="service.yaml") == (
         PREFIX + 'spec.publishNotReadyAddresses: must be true or false, got "yes"'
+    )
+
+
+def test_allocate_load_balancer_node_ports_is_read_and_must_be_a_boolean() -> None:
+    svc = only_service(mutate(SERVICE, "spec.allocateLoadBalancerNodePorts", False))
+
+    assert svc.allocate_node_ports is False
+    assert only_service(SERVICE).allocate_node_ports is None
+    bad = mutate(SERVICE, "spec.allocateLoadBalancerNodePorts", "no")
+    assert error(bad, file="service.yaml") == (
+        PREFIX + 'spec.allocateLoadBalancerNodePorts: must be true or false, got "no"'
     )

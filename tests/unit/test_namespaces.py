@@ -219,31 +219,3 @@ def test_haproxy_names_keep_namespaces_apart_and_default_names_unchanged() -> No
     assert frontend_name(lb_name(svc("web", "team-a")), "") == "fe_team-a_web"
     # Service "team-a" with port "web" in default is not Service "web" of team-a.
     assert backend_name("team-a", "web") != backend_name(lb_name(svc("web", "team-a")), "")
-
-
-# -- `kubectl create namespace`'s protobuf body ------------------------------------------
-
-# As kubectl 1.37 sent it (captured): name team-c, every other field empty.
-KUBECTL_BODY = (
-    b'k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12\x1e\n\x16\n\x06team-c\x12\x00\x1a\x00"\x00*\x00'
-    b'2\x008\x00B\x00\x12\x00\x1a\x02\n\x00\x1a\x00"\x00'
-)
-
-
-def test_the_protobuf_namespace_kubectl_sends_is_read() -> None:
-    from master.api.kube.protobuf import ProtobufError, decode_namespace
-
-    assert decode_namespace(KUBECTL_BODY) == {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": "team-c"},
-    }
-    label = b"Z\x0c\n\x04team\x12\x04blue"  # metadata field 11: labels {team: blue}
-    meta = b"\n\x06team-c" + label
-    raw = b"\n" + bytes([len(meta)]) + meta
-    body = b"k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12" + bytes([len(raw)]) + raw
-    assert decode_namespace(body)["metadata"] == {"name": "team-c", "labels": {"team": "blue"}}
-    with pytest.raises(ProtobufError, match="ConfigMap"):
-        decode_namespace(KUBECTL_BODY.replace(b"\tNamespace", b"\tConfigMap"))
-    with pytest.raises(ProtobufError):
-        decode_namespace(b"{}")

@@ -176,6 +176,31 @@ def test_a_route_failure_is_one_sentence_and_nothing_starts(tmp_path: Path) -> N
     ]
 
 
+def test_the_range_is_made_local_before_any_listener_is_test_bound(tmp_path: Path) -> None:
+    # An agent container that restarted has a fresh namespace: no cluster IP binds there
+    # before the route, so probing first refused every listener of the node.
+    calls: list[str] = []
+
+    class Probed(Exception):
+        pass
+
+    def probe(address: str, port: int) -> None:
+        calls.append("probe")
+        raise Probed
+
+    proxy = NodeProxy(
+        tmp_path / "np",
+        FakeClock(),
+        "/nonexistent/haproxy",
+        route=lambda cidr: calls.append(f"route {cidr}"),
+        probe=probe,
+    )
+
+    with pytest.raises(Probed):
+        asyncio.run(proxy._apply(TABLE))
+    assert calls == ["route 10.96.0.0/12", "probe"]
+
+
 def test_an_http_port_is_proxied_at_layer_7_retrying_only_idempotent_requests() -> None:
     web = TableService(
         name="web",
@@ -195,3 +220,33 @@ def test_an_http_port_is_proxied_at_layer_7_retrying_only_idempotent_requests() 
         "http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }",
     ]
     assert not any("mode" in line for line in sections["default.red:6379"])
+
+
+def test_a_udp_rules_failure_is_one_node_event_and_never_raises(tmp_path: Path) -> None:
+    import subprocess
+
+    from agent.nodeproxy.udpkernel import UdpRules
+
+    def no_nft(command: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
+        raise FileNotFoundError(2, "No such file or directory", command[0])
+
+    told: list[tuple[str, str]] = []
+    backend = Backend("192.0.2.1", 31053, "dns-a")
+    dns = TableService(
+        name="dns",
+        cluster_ip="10.96.0.10",
+        ports=(ServicePort("dns", 53, "UDP", backends=(backend,)),),
+    )
+    proxy = NodeProxy(
+        tmp_path / "np",
+        FakeClock(),
+        notify=lambda reason, message: told.append((reason, message)),
+        udp=UdpRules(tmp_path / "np", "n1", run=no_nft, local=lambda address: False),
+    )
+
+    for _ in range(2):
+        asyncio.run(proxy._apply_udp(replace(TABLE, services=(RED, dns))))
+
+    assert len(told) == 1 and told[0][0] == "NodeProxyUnavailable"
+    assert told[0][1].startswith("cannot program UDP Services (nft: ")
+    assert "install nftables" in told[0][1]

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from agent.nodeproxy.listeners import BindFailure
+from agent.nodeproxy.nodeaddresses import (
+    NodePortAddresses,
+    NodePortAddressesError,
+    parse_nodeport_addresses,
+)
 from agent.nodeproxy.plan import plan_step
 from agent.nodeproxy.process import parse_info_pid, parse_show_proc
 from agent.nodeproxy.proxy import ListenerProblem, problems_for
+from agent.nodeproxy.render import render_state
 from agent.nodeproxy.slots import assign, desired_state, listeners
 from agent.nodeproxy.table import Backend, ServicePort, ServiceTable, TableService
 
@@ -143,3 +151,115 @@ def test_show_proc_gives_reloads_failures_and_current_workers_only() -> None:
 
     assert (procs.reloads, procs.failed, procs.workers) == (2, 1, (493,))
     assert parse_info_pid("Name: HAProxy\nVersion: 2.6.12\nPid: 493\n") == 493
+
+
+def _node_port_web(node_port: int = 31234) -> TableService:
+    backends = (Backend("192.0.2.1", 30001, "web-1"),)
+    udp = ServicePort("dns", 53, "UDP", backends=backends, node_port=31053)
+    return TableService(
+        name="web",
+        namespace="shop",
+        type="NodePort",
+        cluster_ip="10.96.0.10",
+        ports=(ServicePort("http", 80, backends=backends, node_port=node_port), udp),
+    )
+
+
+NODE = NodePortAddresses("192.0.2.50")
+
+
+def test_a_node_port_listens_on_every_node_address_with_the_same_endpoints() -> None:
+    table = _table(_node_port_web())
+
+    state = desired_state(table, node=NODE)
+
+    assert [(s.name, s.binds) for s in state.sections] == [
+        ("shop.web:http", (("10.96.0.10", 80),)),
+        ("shop.web:http:node31234", (("192.0.2.50", 31234), ("0.0.0.0", 31234))),
+    ]  # the UDP port is the kernel's (agent/nodeproxy/udprules.py), not HAProxy's
+    assert state.sections[0].slots == state.sections[1].slots
+    assert listeners(table, NODE)[("0.0.0.0", 31234)] == ("shop", "web", "http (node port 31234)")
+    # Without the node's address (an agent that gives none) only the cluster IP is served.
+    assert len(desired_state(table).sections) == 1
+
+
+def test_a_node_port_section_keeps_out_loopback_unless_the_ranges_name_it() -> None:
+    table = _table(_node_port_web())
+    v6 = NodePortAddresses("192.0.2.50", ipv6=True)
+    ranged = NodePortAddresses("127.0.0.2", ("192.0.2.0/24", "127.0.0.0/8"))
+
+    text = render_state(desired_state(table, node=v6), 1, "10.96.0.0/12")
+    other = render_state(desired_state(table, node=ranged), 1, "10.96.0.0/12")
+
+    assert (
+        "listen shop.web:http:node31234\n"
+        "    bind 192.0.2.50:31234\n"
+        "    bind 0.0.0.0:31234\n"
+        "    bind [::]:31234 v6only\n"
+        "    tcp-request connection reject if { dst 127.0.0.0/8 ::1 } !{ dst 192.0.2.50 }\n"
+    ) in text
+    assert (
+        "    tcp-request connection reject unless { dst 192.0.2.0/24 127.0.0.0/8 127.0.0.2 }\n"
+    ) in other
+    # The cluster IP's section has neither.
+    assert "listen shop.web:http\n    bind 10.96.0.10:80\n    balance" in text
+
+
+def test_changed_node_port_ranges_reload_the_proxy() -> None:
+    table = _table(_node_port_web())
+    state = desired_state(table, node=NODE)
+
+    step = plan_step(
+        table, state, True, "10.96.0.0/12", node=NodePortAddresses("192.0.2.50", ("192.0.2.0/24",))
+    )
+
+    assert step.action == "reload" and "moved or changed mode" in step.reason
+
+
+def test_a_node_port_held_by_another_process_leaves_the_cluster_ip_served_and_says_so() -> None:
+    table = _table(_node_port_web())
+    wanted = listeners(table, NODE)
+    failures = [
+        BindFailure("0.0.0.0", 31234, "PortInUse", "Address already in use"),
+        BindFailure("192.0.2.50", 31234, "PortInUse", "Address already in use"),
+    ]
+
+    state = desired_state(table, refused={f.listener for f in failures}, node=NODE)
+    (problem,) = problems_for(wanted, failures)
+
+    assert [s.name for s in state.sections] == ["shop.web:http"]
+    assert problem.port == "http (node port 31234)"
+    assert problem.message == (
+        "the node proxy cannot listen on 192.0.2.50:31234 and 0.0.0.0:31234 (Address already "
+        "in use); this node port does not answer on this node until the port is free there"
+    )
+
+
+def test_a_node_port_whose_wildcard_alone_is_held_still_answers_on_the_advertise_address() -> None:
+    table = _table(_node_port_web())
+
+    state = desired_state(table, refused={("0.0.0.0", 31234)}, node=NODE)
+
+    assert state.sections[1].binds == (("192.0.2.50", 31234),)
+
+
+@pytest.mark.parametrize(
+    ("text", "ranges"),
+    [
+        ("", ()),
+        ("192.0.2.7/24, 127.0.0.0/8", ("192.0.2.0/24", "127.0.0.0/8")),
+        ("fd00::/64", ("fd00::/64",)),
+    ],
+)
+def test_nodeport_addresses_parse(text: str, ranges: tuple[str, ...]) -> None:
+    assert parse_nodeport_addresses(text) == ranges
+
+
+def test_bad_nodeport_addresses_are_one_sentence_naming_the_flag() -> None:
+    with pytest.raises(NodePortAddressesError) as err:
+        parse_nodeport_addresses("192.0.2.0/24,lan")
+
+    assert str(err.value) == (
+        "--nodeport-addresses: 'lan' is not an address range; give ranges such as "
+        "192.0.2.0/24,127.0.0.0/8, or leave the flag out for every address but loopback"
+    )

@@ -13,7 +13,7 @@ from agent.port_forward import forward_target
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.runtime.port import ContainerInfo
 from master.api.kube import spdy
-from master.api.kube.portforward import parse_port
+from master.api.kube.portrelay import parse_port
 
 
 def _syn_stream(stream_id: int, headers: dict[str, str], codec: spdy.HeaderCodec) -> bytes:
@@ -142,3 +142,22 @@ def test_a_forward_reads_from_the_pod_no_further_than_its_window() -> None:
 
 async def _listed(containers: list[ContainerInfo]) -> list[ContainerInfo]:
     return containers
+
+
+# -- the Python client's channel WebSocket (master/api/kube/portforward_ws.py) ---------------
+
+
+def test_channel_port_forward_ports_first_frames_and_client_data() -> None:
+    from master.api.kube.portforward_ws import client_data, parse_ports, port_frames
+
+    assert parse_ports(["80,8080"]) == [80, 8080]
+    assert parse_ports(["80", "443"]) == [80, 443]  # repeated ports= as Kubernetes reads them
+    assert parse_ports([]) == "the query parameter ports is required (ports=80,8080)"
+    assert parse_ports(["80,80"]) == "port 80 is named twice"
+    assert "invalid port 'x'" in str(parse_ports(["80,x"]))
+    # Port i: data channel 2i and error channel 2i+1, each opening with the port, little-endian.
+    assert port_frames(0, 80) == (b"\x00P\x00", b"\x01P\x00")
+    assert port_frames(1, 8080) == (b"\x02\x90\x1f", b"\x03\x90\x1f")
+    assert client_data(b"\x02hello", 2) == (1, b"hello")
+    assert client_data(b"\x01oops", 2) is None  # error channels are the server's
+    assert client_data(b"\x04x", 2) is None and client_data(b"", 2) is None

@@ -64,6 +64,7 @@ def pod() -> Pod:
             ContainerStatus(
                 name="web", state=ContainerState.RUNNING, ready=True, restart_count=2,
                 container_id="abc123", image="nginx:1.25", started_at=T0,
+                image_id="docker-pullable://nginx@sha256:" + "cd" * 32,
             ),
             ContainerStatus(
                 name="side", state=ContainerState.WAITING, reason="CrashLoopBackOff",
@@ -127,6 +128,7 @@ def test_pod_shape() -> None:
         "ready": True,
         "restartCount": 2,
         "image": "nginx:1.25",
+        "imageID": "docker-pullable://nginx@sha256:" + "cd" * 32,
         "containerID": "docker://abc123",
         "started": True,
     }
@@ -223,6 +225,7 @@ def test_service_shape() -> None:
         "type": "LoadBalancer",
         "selector": {"app": "web"},
         "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}],
+        "allocateLoadBalancerNodePorts": True,
     }
     assert out["status"] == {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
     assert pending["spec"]["ports"] == [

@@ -23,6 +23,8 @@ from master.scheduler import (
     FilterResult,
     NodeInfo,
     build_node_infos,
+    feasible_nodes_to_find,
+    fused,
     pod_demand,
     schedule_batch,
 )
@@ -131,3 +133,47 @@ def test_no_nodes_gives_the_framework_answer() -> None:
     results, _ = schedule_batch([pod("p")], {})
     (result,) = results.values()
     assert type(result).__name__ == "Unschedulable"
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("percentage", [100, 0, 30])
+def test_demand_columns_give_the_scans_answer_pod_by_pod(seed: int, percentage: int) -> None:
+    """The columns a repeated demand gets (fused.Columns.columns_for) and the plain scan
+    agree on every decision of a burst, placements threaded in between, starts wrapping;
+    and the columns really are taken (built on the COLUMN_AFTER-th pod of a demand)."""
+    rng = random.Random(seed)
+    infos, _ = random_cluster(rng, 150)
+    names = sorted(infos)
+    enough = feasible_nodes_to_find(len(names), percentage)
+    # Replicas of a few Deployments (one demand each), interleaved, enough to fill nodes.
+    shapes = [(100, GIB // 8, "a"), (250, 0, "c"), (0, 0, ""), (1000, GIB, "a")]
+    burst = [
+        pod(f"r-{k}", cpu=c, memory=m, owner=o)
+        for k in range(600)
+        for c, m, o in [rng.choice(shapes)]
+    ]
+    by_columns, by_scan = fused.Columns(names, infos), fused.Columns(names, infos)
+    start = rng.randrange(len(names))
+    taken = refused = 0
+    for p in burst:
+        answer = fused.decide(p, by_columns, start, enough)
+        expected = fused._decide_by_scan(p, by_scan, start, enough)
+        chosen, score, reasons, processed = answer
+        assert (chosen, score, processed) == (expected[0], expected[1], expected[3])
+        if chosen is None:
+            assert reasons == expected[2]
+            refused += 1
+        else:
+            by_columns.place(chosen, p)
+            by_scan.place(chosen, p)
+            taken += 1
+        start = (start + processed) % len(names)
+    assert by_columns.used_cpu == by_scan.used_cpu
+    # Not vacuous: every shape got its columns, and the burst both placed and refused.
+    demand = pod_demand(burst[0])
+    assert by_columns.columns_for(
+        (demand.requests.cpu_millis, demand.requests.memory_bytes),
+        (demand.nonzero_requests.cpu_millis, demand.nonzero_requests.memory_bytes),
+    )
+    assert len(by_columns._fits) == len(shapes)
+    assert taken and refused

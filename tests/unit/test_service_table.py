@@ -157,3 +157,38 @@ def test_publish_not_ready_addresses_lists_pods_before_they_are_ready_but_not_st
 
     assert [e.pod for e in entry.ports[0].endpoints] == ["peer-0"]
     assert plain.ports[0].endpoints == ()
+
+
+def test_a_udp_port_carries_its_node_port_and_each_pod_its_container_address_over_the_wire() -> (
+    None
+):
+    spec = PodSpec(
+        containers=(Container(name="c", image="x", ports=(ContainerPort(5353, "UDP"),)),)
+    )
+    pod = Pod(
+        meta=ObjectMeta(name="dns-1", labels={"app": "dns"}),
+        spec=spec,
+        node_name="n1",
+        status=PodStatus(
+            phase=PodPhase.RUNNING,
+            ready=True,
+            host_ip="192.0.2.1",
+            port_map={"5353/UDP": 32001},
+            pod_ip="172.17.0.5",
+        ),
+    )
+    svc = Service(
+        meta=ObjectMeta(name="dns"),
+        selector={"app": "dns"},
+        ports=(ServicePort(53, "5353", "UDP", "dns", 30053),),
+        cluster_ip="10.96.0.10",
+    )
+
+    table = compute_service_table([svc], [pod], {"n1": True})
+    (received,) = table_from_proto(table_to_proto(1, table, "10.96.0.0/12")).services
+
+    (port,) = received.ports
+    assert (port.protocol, port.port, port.node_port) == ("UDP", 53, 30053)
+    assert port.backends == (
+        Backend("192.0.2.1", 32001, "dns-1", "n1", pod_ip="172.17.0.5", target_port=5353),
+    )

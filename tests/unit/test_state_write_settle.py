@@ -121,3 +121,57 @@ def test_a_durable_write_is_acknowledged_though_the_leader_paused_during_it() ->
         assert not [e for e in state.objects("Event") if isinstance(e, Event)]
 
     asyncio.run(scenario())
+
+
+def test_a_master_that_knows_no_leader_waits_until_it_learns_one() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        gate = Gate("no master is the leader right now", settling=False)
+        leader = {"address": ""}
+        state = ClusterState(MemoryStore(), clock)
+        state.set_write_gate(
+            lambda: gate.refusal, lambda: leader["address"], settling=lambda: gate.settling
+        )
+        waiting = asyncio.create_task(state.wait_for_a_writer())
+        await wait_for_sleepers(clock, waiting)
+        clock.advance(1.0)
+        await wait_for_sleepers(clock, waiting)
+        assert not waiting.done()
+
+        leader["address"] = "10.0.0.2:7400"  # its first read of the leader key answered
+        clock.advance(0.02)
+        await waiting
+
+        assert clock.monotonic() - 1000.0 == pytest.approx(1.02)
+
+    asyncio.run(scenario())
+
+
+def test_a_master_that_knows_no_leader_gives_up_after_the_settle_time() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        state = state_with(Gate("no master is the leader right now", False), clock)
+        waiting = asyncio.create_task(state.wait_for_a_writer())
+        while not waiting.done():
+            await wait_for_sleepers(clock, waiting)
+            clock.advance(0.1)
+        await waiting
+
+        assert clock.monotonic() - 1000.0 == pytest.approx(WRITE_SETTLE_S, abs=0.11)
+        with pytest.raises(NotLeaderError, match="no master is the leader"):
+            await state.commit(lambda: put_one(state))
+
+    asyncio.run(scenario())
+
+
+def test_a_follower_that_knows_the_leader_and_a_leader_do_not_wait() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        follower = ClusterState(MemoryStore(), clock)
+        follower.set_write_gate(lambda: "a follower", lambda: "10.0.0.2:7400")
+        await follower.wait_for_a_writer()
+        await state_with(Gate(None, False), clock).wait_for_a_writer()
+
+        assert clock.monotonic() == 1000.0
+
+    asyncio.run(scenario())

@@ -14,12 +14,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from kernel.clock import Clock
-from master.api.kube import errors, leases, objects, openapi, resources, writes
+from master.api.kube import errors, leases, listing, objects, openapi, resources, writes
 from master.api.kube.exec_ws import serve_exec
 from master.api.kube.http import flag as _flag
 from master.api.kube.http import json_response as _json
@@ -32,7 +33,7 @@ from master.api.logs import LogRelay
 from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
 from master.controllers.nodes import LeaseTable
-from master.model import DEFAULT_NAMESPACE, Node
+from master.model import DEFAULT_NAMESPACE, Node, is_namespaced
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class KubeApi(Streams):
         self.server_address = server_address
         self.started_at = clock.now()
         self.hub = WatchHub(state)
+        # Rendered objects of the lists, reused while the state holds the same object.
+        self.rendered = listing.RenderedCache()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -275,14 +278,32 @@ class KubeApi(Streams):
         return _json(obj)
 
     async def _list(self, request: web.Request, r: Resource, namespace: str | None) -> web.Response:
-        """Every object of the resource in `namespace` (None: all namespaces)."""
+        """Every object of the resource in `namespace` (None: all namespaces).
+
+        Stored kinds go through master/api/kube/listing.py: rendered objects reused from
+        its cache, the rest rendered in chunks with yields to the loop between them."""
         now = self.clock.now()
         rv = str(self.state.resource_version)
+        encoded: list[bytes] | None = None
         if r.kind == "Lease":
             items = self._leases(namespace)
-        else:
+        elif r.kind in objects.DERIVED_KINDS:
             items = objects.list_kind(self.state, r.kind, now, self.started_at, namespace)
-        items = self._selected(request, items)
+        else:
+            # The snapshot: taken before the first yield, with the resourceVersion above.
+            stored = objects.stored_of_kind(self.state, r.kind, namespace)
+            items, encoded = await listing.render_listed(
+                stored, lambda o: objects.render(o, now, self.state), self.rendered
+            )
+            if namespace is None or not is_namespaced(r.kind):
+                self.rendered.prune(r.kind, stored)
+        query = request.query
+        selecting = bool(query.get("labelSelector") or query.get("fieldSelector"))
+        selected = self._selected(request, items) if selecting else items
+        if encoded is not None and len(selected) != len(items):
+            chosen = {id(o) for o in selected}
+            encoded = [e for o, e in zip(items, encoded, strict=True) if id(o) in chosen]
+        items = selected
         meta: Obj = {"resourceVersion": rv}
         start = 0
         cont = request.query.get("continue", "")
@@ -300,15 +321,28 @@ class KubeApi(Streams):
                 meta["continue"] = base64.urlsafe_b64encode(token_text).decode()
                 meta["remainingItemCount"] = len(items) - end
             items = items[start:end]
+            encoded = encoded[start:end] if encoded is not None else None
         elif start:
             items = items[start:]
+            encoded = encoded[start:] if encoded is not None else None
         if wants_table(request.headers.get("Accept", "")):
-            table = render_table(r.kind, items, now, rv)
-            table["metadata"].update(meta)
-            return _json(table)
-        return _json(
-            {"apiVersion": r.api_version, "kind": f"{r.kind}List", "metadata": meta, "items": items}
-        )
+            if encoded is None:
+                table = render_table(r.kind, items, now, rv)
+                table["metadata"].update(meta)
+                return _json(table)
+
+            def table_of(some: Sequence[Obj]) -> Obj:
+                part = render_table(r.kind, some, now, rv)
+                part["metadata"].update(meta)
+                return part
+
+            body = await listing.encode_table(items, table_of)
+            return web.Response(body=body, content_type="application/json")
+        head = {"apiVersion": r.api_version, "kind": f"{r.kind}List", "metadata": meta}
+        if encoded is not None:
+            body = listing.encode_list(head, encoded)
+            return web.Response(body=body, content_type="application/json")
+        return _json({**head, "items": items})
 
     # -- watch -------------------------------------------------------------------------
 

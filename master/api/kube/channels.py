@@ -11,8 +11,8 @@ exits with it). v5 adds one control message, 255 followed by a channel number: t
 client closed that stream (for stdin: the command sees its end). v4 cannot say
 that, so stdin stays open until the connection closes.
 
-SPDY (kubectl's older transport, POST with `Upgrade: SPDY/3.1`) is not served;
-kubectl only falls back to it when the WebSocket upgrade fails.
+SPDY (kubectl's older transport, POST with `Upgrade: SPDY/3.1`) carries the same
+streams as SPDY streams instead of channel bytes: master/api/kube/exec_spdy.py.
 """
 
 from __future__ import annotations

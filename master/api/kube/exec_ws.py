@@ -1,4 +1,5 @@
-"""pods/NAME/exec: a WebSocket (master/api/kube/channels.py) bridged to an ExecChannel.
+"""pods/NAME/exec: a WebSocket (master/api/kube/channels.py) bridged to an ExecChannel;
+a plain SPDY upgrade goes to master/api/kube/exec_spdy.py instead.
 
 The refusals a client can act on (no such pod or container, a pod not on a node,
 a completed pod, no WebSocket offered) are answered before the upgrade as Status
@@ -15,7 +16,7 @@ import json
 from aiohttp import WSMsgType, web
 
 from master.api.exec import ExecRefused, ExecRelay, ExecUnavailable, Exited, locate_exec
-from master.api.kube import errors
+from master.api.kube import errors, exec_spdy, upgrade
 from master.api.kube.channels import (
     ERROR,
     STDERR,
@@ -56,11 +57,17 @@ async def serve_exec(
     if relay is None:
         raise errors.KubeError(503, "ServiceUnavailable", "this master relays no execs")
     protocol = choose_protocol(request.headers.get("Sec-WebSocket-Protocol", ""))
-    if request.headers.get("Upgrade", "").lower() != "websocket" or protocol is None:
+    spdy_protocol = upgrade.choose(
+        request.headers.getall("X-Stream-Protocol-Version", []), exec_spdy.PROTOCOLS
+    )
+    spdy_wanted = upgrade.wants_spdy(request) and spdy_protocol is not None
+    if not spdy_wanted and (
+        request.headers.get("Upgrade", "").lower() != "websocket" or protocol is None
+    ):
         raise errors.bad_request(
-            f"pinnace serves {verb} over WebSocket only, with the sub-protocol "
-            "v5.channel.k8s.io or v4.channel.k8s.io (kubectl 1.30 and later use it); "
-            "SPDY is not supported"
+            f"pinnace serves {verb} over WebSocket with the sub-protocol v5.channel.k8s.io or "
+            "v4.channel.k8s.io (kubectl 1.30 and later), and over a SPDY/3.1 upgrade with "
+            "X-Stream-Protocol-Version v4.channel.k8s.io"
         )
     try:
         channel = relay.open(
@@ -69,6 +76,16 @@ async def serve_exec(
         )  # fmt: skip
     except ExecUnavailable as e:
         raise errors.bad_request(str(e)) from None
+    if spdy_wanted and spdy_protocol is not None:
+        try:
+            conn = await upgrade.upgrade(request, spdy_protocol)
+            with contextlib.suppress(ConnectionResetError):
+                await exec_spdy.ExecSpdySession(conn, channel, params, attach).run()
+            return conn.response
+        finally:
+            channel.close()
+    if protocol is None:  # (the refusal above already answered this)
+        raise errors.bad_request(f"pinnace serves {verb} over WebSocket or SPDY/3.1")
     ws = web.WebSocketResponse(protocols=(protocol,), autoping=True, max_msg_size=1 << 20)
     try:
         await ws.prepare(request)

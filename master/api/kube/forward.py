@@ -136,6 +136,8 @@ class KubeForwarder:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method in WRITES and FORWARDED_HEADER not in request.headers:
+            await self._state.wait_for_a_writer()
         url = forward_url(
             request.method,
             request.path_qs,

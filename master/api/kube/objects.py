@@ -26,6 +26,7 @@ from master.api.render import (
     rfc3339,
 )
 from master.api.render_storage import render_storage_classes
+from master.app.podnetwork import network_of
 from master.app.queries import list_endpoints
 from master.controllers.deployment import TEMPLATE_HASH_LABEL
 from master.controllers.naming import template_hash
@@ -57,7 +58,7 @@ def render(obj: StoredObject, now: float, state: ClusterState) -> Obj:
     which clients need (the Python client requires it; `kubectl describe` finds
     events by it).
     """
-    out = render_object(obj, now)
+    out = render_object(obj, now, network_of(state) if obj.kind == "Pod" else None)
     ns = obj.meta.namespace
     if not is_namespaced(obj.kind):
         out["metadata"].pop("namespace", None)
@@ -200,6 +201,20 @@ def endpoint_slices(endpoints: Obj) -> list[Obj]:
     return slices
 
 
+# Kinds whose list is computed from other objects rather than stored.
+DERIVED_KINDS = frozenset(
+    {"IngressClass", "StorageClass", "Endpoints", "EndpointSlice", "ReplicaSet"}
+)
+
+
+def stored_of_kind(state: ClusterState, kind: str, namespace: str | None) -> list[StoredObject]:
+    """A stored kind's objects in list order: by namespace and name (events in time order)."""
+    objs = state.objects(kind, namespace)
+    if kind != "Event":
+        objs.sort(key=lambda o: (o.meta.namespace, o.meta.name))
+    return objs
+
+
 def list_kind(
     state: ClusterState, kind: str, now: float, created_at: float, namespace: str | None = None
 ) -> list[Obj]:
@@ -223,10 +238,7 @@ def list_kind(
             key=lambda d: (d.meta.namespace, d.meta.name),
         )
         return [rs for d in deps for rs in replica_sets(d, state)]
-    objs = state.objects(kind, namespace)
-    if kind != "Event":
-        objs.sort(key=lambda o: (o.meta.namespace, o.meta.name))
-    return [render(o, now, state) for o in objs]
+    return [render(o, now, state) for o in stored_of_kind(state, kind, namespace)]
 
 
 def get_one(

@@ -1,9 +1,9 @@
-"""pods/NAME/portforward: kubectl's SPDY streams, tunnelled in a WebSocket, to the pod's ports.
+"""pods/NAME/portforward: kubectl's SPDY streams and the channel WebSocket, to the pod's ports.
 
 kubectl 1.31 and later open `GET .../portforward` as a WebSocket with the
 sub-protocol `SPDY/3.1+portforward.k8s.io` and speak SPDY/3.1 inside it
 (master/api/kube/spdy.py); when that upgrade fails they fall back to a plain
-SPDY upgrade (POST), which pinnace does not serve. For every connection accepted
+SPDY upgrade (POST, master/api/kube/upgrade.py), served too. For every connection accepted
 on the local port, kubectl opens two streams carrying the same `requestID` and
 `port` headers: an error stream (closed at once from its side) and a data stream.
 The kubelet's part is played here and by the agent: each pair becomes one relay
@@ -15,6 +15,11 @@ the pod simply closed it) before both streams are finished. Several connections
 run at once on one WebSocket, each its own task; a connection whose input queue is
 full holds up reading from the WebSocket (TCP's window then slows kubectl), so
 memory stays bounded.
+
+The official Python client (kubernetes.stream.portforward) speaks the kubelet's older
+channel protocol instead (sub-protocol `v4.channel.k8s.io`, master/api/kube/
+portforward_ws.py): one connection per port named in `?ports=`, each port two channels
+on one WebSocket. Both run each connection through relay_port below.
 """
 
 from __future__ import annotations
@@ -22,57 +27,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
-from master.api.exec import ExecChannel, ExecRelay, ExecUnavailable, Exited
-from master.api.kube import errors, spdy
+from master.api.exec import ExecRelay
+from master.api.kube import errors, portforward_ws, spdy, upgrade
+from master.api.kube.portrelay import END, Forwarded, PodTarget, parse_port, relay_port
 from master.model import DEFAULT_NAMESPACE
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
-# Pieces of one connection's input waiting to go down to the agent.
-INPUT_QUEUE = 16
-# Acknowledge outputs to the agent every this many (its window is agent/exec.py's).
-ACK_EVERY = 4
-_END = b""
-
-
-def parse_port(text: str) -> int | str:
-    """A stream's `port` header -> the port, or why it is not one."""
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        return f"invalid port {text[:20]!r}: a TCP port number (1-65535) is required"
-    return int(text)
+# The X-Stream-Protocol-Version of a plain SPDY upgrade.
+SPDY_PROTOCOL = "portforward.k8s.io"
 
 
 @dataclass(slots=True)
-class Connection:
-    """One forwarded connection: kubectl's error and data streams for one requestID."""
+class Connection(Forwarded):
+    """kubectl's error and data streams for one requestID."""
 
-    request_id: str
-    port: int | str
+    request_id: str = ""
     error_stream: int = 0
     data_stream: int = 0
-    input: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(INPUT_QUEUE))
-    task: asyncio.Task[None] | None = None
-    channel: ExecChannel | None = None
-    reset: bool = False
 
 
 class ForwardSession:
-    """One kubectl port-forward WebSocket: its SPDY frames in, its connections' frames out."""
+    """One kubectl port-forward SPDY session (in a WebSocket, or a plain upgraded
+    connection): its frames in, its connections' frames out."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, relay: ExecRelay, node: str, pod: str, namespace: str
+        self,
+        read: Callable[[], Awaitable[bytes]],
+        write: Callable[[bytes], Awaitable[None]],
+        target: PodTarget,
     ) -> None:
-        self._ws = ws
-        self._relay = relay
-        self._node = node
-        self._pod = pod
-        self._namespace = namespace
+        self._read = read
+        self._send = write
+        self._target = target
         self._frames = spdy.FrameReader()
         self._headers = spdy.HeaderCodec()
         self._connections: dict[str, Connection] = {}
@@ -81,20 +75,17 @@ class ForwardSession:
 
     async def run(self) -> None:
         try:
-            async for message in self._ws:
-                if message.type != WSMsgType.BINARY:
-                    continue
-                for frame in self._frames.feed(message.data):
+            while data := await self._read():
+                for frame in self._frames.feed(data):
                     if not await self._handle(frame):
                         return
         except spdy.SpdyError as e:
-            log.info("port-forward to %s: %s", self._pod, e)
+            log.info("port-forward to %s: %s", self._target.pod, e)
             with contextlib.suppress(Exception):
                 await self._write(spdy.goaway(0))
         finally:
             for conn in self._connections.values():
-                if conn.channel is not None:
-                    conn.channel.client_gone()
+                conn.client_gone()
             tasks = [c.task for c in self._connections.values() if c.task is not None]
             for task in tasks:
                 task.cancel()
@@ -104,7 +95,7 @@ class ForwardSession:
 
     async def _write(self, data: bytes) -> None:
         async with self._write_lock:
-            await self._ws.send_bytes(data)
+            await self._send(data)
 
     async def _handle(self, frame: spdy.Frame) -> bool:
         """Act on one frame; False when the client is going away."""
@@ -119,7 +110,7 @@ class ForwardSession:
                 if frame.payload:
                     await conn.input.put(frame.payload)
                 if frame.fin:
-                    await conn.input.put(_END)
+                    await conn.input.put(END)
             return True
         if frame.type == spdy.SYN_STREAM:
             await self._open_stream(frame)
@@ -127,9 +118,7 @@ class ForwardSession:
             conn = self._streams.get(frame.stream_id)
             if conn is not None and frame.stream_id == conn.data_stream:
                 # kubectl resets the data stream once the pod's side ended; or it gave up.
-                conn.reset = True
-                if conn.channel is not None and not conn.channel.ended:
-                    conn.channel.client_gone()
+                conn.client_gone()
         elif frame.type == spdy.PING:
             await self._write(spdy.ping_reply(frame))
         elif frame.type == spdy.GOAWAY:
@@ -144,7 +133,7 @@ class ForwardSession:
         request_id = headers.get("requestid", f"stream-{stream_id}")
         conn = self._connections.get(request_id)
         if conn is None:
-            conn = Connection(request_id, parse_port(headers.get("port", "")))
+            conn = Connection(parse_port(headers.get("port", "")), request_id=request_id)
             self._connections[request_id] = conn
         self._streams[stream_id] = conn
         kind = headers.get("streamtype", "")
@@ -156,47 +145,20 @@ class ForwardSession:
             await self._write(spdy.rst_stream(stream_id, spdy.PROTOCOL_ERROR))
             return
         if frame.fin and kind == "data":
-            await conn.input.put(_END)
+            await conn.input.put(END)
         if conn.data_stream and conn.task is None:
             conn.task = asyncio.create_task(self._forward(conn), name=f"port-forward-{request_id}")
 
     async def _forward(self, conn: Connection) -> None:
         """Relay one connection until either side ends it; then finish both streams."""
         failure = ""
-        pump: asyncio.Task[None] | None = None
+
+        async def send(data: bytes) -> None:
+            await self._write(spdy.data(conn.data_stream, data))
+
         try:
-            if isinstance(conn.port, str):
-                failure = conn.port
-                return
-            try:
-                channel = self._relay.open(
-                    self._node, self._pod, "", [], False, False,
-                    namespace=self._namespace, port=conn.port,
-                )  # fmt: skip
-            except ExecUnavailable as e:
-                failure = str(e)
-                return
-            conn.channel = channel
-            pump = asyncio.create_task(_pump_input(conn.input, channel))
-            passed = 0
-            while True:
-                event = await channel.next()
-                if isinstance(event, Exited):
-                    if event.error and not conn.reset:
-                        failure = event.error
-                    return
-                if not conn.reset:
-                    await self._write(spdy.data(conn.data_stream, event.data))
-                passed += 1
-                if passed % ACK_EVERY == 0:
-                    channel.passed_on(passed)
+            failure = await relay_port(self._target, conn, send)
         finally:
-            if pump is not None:
-                pump.cancel()
-            while not conn.input.empty():  # a reader blocked on a full queue goes on
-                conn.input.get_nowait()
-            if conn.channel is not None:
-                conn.channel.close()
             with contextlib.suppress(Exception):
                 await self._finish(conn, failure)
 
@@ -210,16 +172,6 @@ class ForwardSession:
         self._connections.pop(conn.request_id, None)
         for stream in (conn.error_stream, conn.data_stream):
             self._streams.pop(stream, None)
-
-
-async def _pump_input(queue: asyncio.Queue[bytes], channel: ExecChannel) -> None:
-    """The client's bytes down to the agent, in order; its half-close after them."""
-    while True:
-        data = await queue.get()
-        if data == _END:
-            channel.close_stdin()
-            return
-        await channel.stdin(data)
 
 
 async def serve_port_forward(
@@ -240,20 +192,64 @@ async def serve_port_forward(
     if relay is None:
         raise errors.KubeError(503, "ServiceUnavailable", "this master relays no port-forwards")
     offered = {p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")}
-    if request.headers.get("Upgrade", "").lower() != "websocket" or PROTOCOL not in offered:
+    websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+    target = PodTarget(relay, pod.node_name, name, namespace)
+    if websocket and PROTOCOL not in offered and portforward_ws.PROTOCOL in offered:
+        return await portforward_ws.serve(request, target)
+    if upgrade.wants_spdy(request):
+        return await _serve_spdy(request, target)
+    if not websocket or PROTOCOL not in offered:
         raise errors.bad_request(
-            f"pinnace serves port-forward over WebSocket only, with the sub-protocol {PROTOCOL} "
-            "(kubectl 1.31 and later use it); SPDY upgrades are not supported"
+            f"pinnace serves port-forward over WebSocket with the sub-protocol {PROTOCOL} "
+            f"(kubectl 1.31 and later) or {portforward_ws.PROTOCOL} (the Python client), "
+            f"and over a SPDY/3.1 upgrade with {SPDY_PROTOCOL} (older kubectls)"
         )
     ws = web.WebSocketResponse(
         protocols=(PROTOCOL,), autoping=True, max_msg_size=spdy.MAX_ACCEPTED + 16, compress=False
     )
     await ws.prepare(request)
     try:
-        await ForwardSession(ws, relay, pod.node_name, name, namespace).run()
+        await ForwardSession(ws_reader(ws), _sender(ws), target).run()
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
         with contextlib.suppress(Exception):
             await ws.close()
     return ws
+
+
+async def _serve_spdy(request: web.Request, target: PodTarget) -> web.StreamResponse:
+    """The plain SPDY/3.1 upgrade (master/api/kube/upgrade.py): the same session."""
+    chosen = upgrade.choose(
+        request.headers.getall("X-Stream-Protocol-Version", []), (SPDY_PROTOCOL,)
+    )
+    if chosen is None:
+        raise errors.bad_request(
+            f"port-forward over SPDY needs X-Stream-Protocol-Version: {SPDY_PROTOCOL}"
+        )
+    conn = await upgrade.upgrade(request, chosen)
+    with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+        await ForwardSession(conn.read, conn.write, target).run()
+    return conn.response
+
+
+def _sender(ws: web.WebSocketResponse) -> Callable[[bytes], Awaitable[None]]:
+    async def send(data: bytes) -> None:
+        await ws.send_bytes(data)
+
+    return send
+
+
+def ws_reader(ws: web.WebSocketResponse) -> Callable[[], Awaitable[bytes]]:
+    """A WebSocket's binary messages as the bytes of one stream (b"" once it closes)."""
+
+    async def read() -> bytes:
+        while True:
+            message = await ws.receive()
+            if message.type == WSMsgType.BINARY and message.data:
+                return bytes(message.data)
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                                WSMsgType.ERROR):  # fmt: skip
+                return b""
+
+    return read

@@ -23,7 +23,7 @@ from master.api.fieldsets import FieldSetError
 from master.api.kube import errors
 from master.api.kube.objects import render, scale
 from master.api.kube.patch import PatchError, json_patch, merge_patch, strategic_merge
-from master.api.kube.protobuf import ProtobufError, decode_namespace
+from master.api.kube.protobuf import ProtobufError, decode
 from master.api.kube.resources import Resource
 from master.api.kube.resources import by_kind as resource_of
 from master.api.managedfields import FieldConflicts, Manager, applied_object
@@ -137,14 +137,15 @@ def app_error(e: AppError, r: Resource, name: str) -> errors.KubeError:
 
 def decode_body(body: bytes, content_type: str) -> Any:
     if "protobuf" in content_type:
-        # `kubectl create namespace` sends protobuf only (master/api/kube/protobuf.py).
+        # kubectl's typed creates send protobuf only (master/api/kube/protobuf.py).
         try:
-            return decode_namespace(body)
-        except (ProtobufError, UnicodeDecodeError) as e:
+            return decode(body)
+        except ProtobufError as e:
             raise errors.KubeError(
                 415,
                 "UnsupportedMediaType",
-                f"pinnace reads JSON and YAML bodies (protobuf only for a Namespace), got {e}",
+                "pinnace reads JSON, YAML and protobuf bodies of the kinds it serves; "
+                f"this protobuf body is not one: {e}",
             ) from None
     try:
         if "yaml" in content_type:
@@ -217,7 +218,12 @@ async def create(
     admit: ServiceAdmission | None = None, w: Writer = Writer(""),
 ) -> WriteResult:  # fmt: skip
     if "create" not in r.verbs:
-        raise errors.method_not_allowed(f"{r.name} are made by pinnace, not created by users")
+        hint = (
+            ": make a Deployment instead (kubectl create deployment NAME --image=IMAGE)"
+            if r.kind == "Pod"
+            else ""
+        )
+        raise errors.method_not_allowed(f"{r.name} are made by pinnace, not created by users{hint}")
     name = _check_identity(r, body, None, namespace)
     return await _store(
         state, r, body, name, now, dry_run, create_only=True, admit=admit, namespace=namespace,
@@ -432,6 +438,10 @@ async def set_scale(
             if wanted not in (None, "") and str(wanted) != str(dep.meta.resource_version):
                 raise errors.conflict("deployments", "apps", name, "the object has been modified")
     replicas = (doc.get("spec") or {}).get("replicas") if isinstance(doc, dict) else None
+    if method == "PUT" and isinstance(doc, dict) and "replicas" not in (doc.get("spec") or {}):
+        # ScaleSpec.replicas is omitempty: a Scale without it is a scale to 0, as Kubernetes
+        # reads it (a typed client's protobuf Scale of 0 replicas arrives so).
+        replicas = 0
     if isinstance(replicas, bool) or not isinstance(replicas, int):
         raise errors.invalid(
             "Scale", "autoscaling", name,

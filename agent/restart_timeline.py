@@ -1,0 +1,63 @@
+"""The spans of one restart of a crashed container, logged for the recovery bench (pure).
+
+A crash -> running again is: the engine's `die` (its own time, from the event) -> the
+event seen by the agent -> the died container inspected (the engine answers once it has
+cleaned up after the exit) -> the agent's decision (the sync, the back-off:
+`RestartContainer` begins) -> the engine calls (started again in place, or replaced; the
+runtime logs the start call's wall times, see ENGINE_START) -> the running state handed to
+the session for the master. The worker logs two lines per restart, wall times in seconds
+since the epoch so a bench can set them beside its own:
+    restart-timeline pod=P container=C id=ID died_at=T died_seen=T inspected=T decided=T
+        started_at=T running=T how=...
+    restart-reported id=ID reported=T
+(started_at: the engine's StartedAt of the new run.) tests/bench/recovery_spans.py reads
+them back and the recovery bench prints the spans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TIMELINE = "restart-timeline"
+REPORTED = "restart-reported"
+# The runtime's line for a start in place: `engine restart-in-place id=ID sent=T returned=T`.
+ENGINE_START = "engine restart-in-place"
+
+
+@dataclass(frozen=True, slots=True)
+class DeathSeen:
+    """A die event as the agent met it (wall times; 0.0 where not known)."""
+
+    # The engine's time of the die.
+    at: float = 0.0
+    # When the event reached the agent's loop.
+    seen: float = 0.0
+    # When the inspect of the died container answered and the death was decided on.
+    inspected: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RestartTimeline:
+    pod: str
+    container: str
+    container_id: str
+    # "in place", or "replaced (why)".
+    how: str
+    # Wall times; the death's all 0.0 when no die event was seen (a relist found the exit).
+    death: DeathSeen
+    decided: float
+    # The engine's StartedAt of the new run.
+    started_at: float
+    running: float
+
+    def describe(self) -> str:
+        d = self.death
+        return (
+            f"{TIMELINE} pod={self.pod} container={self.container} id={self.container_id[:12]}"
+            f" died_at={d.at:.6f} died_seen={d.seen:.6f} inspected={d.inspected:.6f}"
+            f" decided={self.decided:.6f} started_at={self.started_at:.6f}"
+            f" running={self.running:.6f} how={self.how}"
+        )
+
+    def reported_line(self, at: float) -> str:
+        return f"{REPORTED} id={self.container_id[:12]} reported={at:.6f}"

@@ -1,0 +1,162 @@
+"""Keeping Python's garbage collector from stalling the master's event loop.
+
+CPython's collector is stop-the-world and a full (generation 2) collection walks every
+container the process holds. The master holds the whole cluster in memory, plus a stream
+and its tasks per node: at 1,000 hollow nodes a full collection measured 120-250 ms of
+CPU on the loop's thread, every 10-20 s, and every request arriving then waited for it
+(tests/bench/kube_api.py --stalls). Almost all of what it walks lives for the master's
+whole life (modules, the loaded objects, long sessions), so walking it again finds nothing.
+
+`gc.freeze()` moves everything alive into a permanent generation the collector skips
+(O(1): a list splice). So:
+
+- `settle()` once the master has loaded: one full collection, then freeze.
+- every `FREEZE_EVERY` seconds, collect the young generations (a few milliseconds: their
+  garbage is not frozen with them) and freeze again: what survived since (new sessions,
+  objects that live on) stops being walked; automatic collections then only walk what
+  is young.
+- a sweep (unfreeze, collect fully, freeze) only when the heap has grown: see below. It
+  is the one full stall left (~190 ms at 1,000 nodes), and a master whose heap holds
+  steady never takes it.
+
+Why a sweep is needed at all, and why growth is the right trigger: a reference cycle that
+was alive at a freeze and died afterwards (an ended session's task and traceback) is only
+reclaimed by a full collection of the unfrozen heap. Until then it stays in the permanent
+generation: it is counted by `gc.get_freeze_count()` (objects a freeze moved there that
+are not freed yet; frozen objects freed by reference counting leave the count) and its
+memory stays in the process's RSS. So whatever a sweep could reclaim shows as growth of
+those two since the last sweep: while neither has grown `SWEEP_GROWTH` above its lowest
+since then, a sweep would reclaim less than that share of the heap, and is not worth a
+stall. A heap that grows (a leak of cycles, or a cluster that grows) is swept each time it
+grew by that share: geometric steps, so a handful of sweeps over a master's life. This
+replaced a sweep every 15 minutes, whatever the heap did (before/after: the note of
+issue 15 and tests/bench/kube_api.py --stalls with PINNACE_BENCH_SWEEP_EVERY).
+
+`HeapPlan` (pure) decides which step is due from those measurements; `run` measures and
+carries it out on a clock.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from kernel.clock import Clock
+
+log = logging.getLogger(__name__)
+
+FREEZE_EVERY = 10.0
+# Sweep once the frozen objects or the RSS grew this share above their lowest since the
+# last sweep: at most this share of the heap is ever held by cycles that died frozen.
+SWEEP_GROWTH = 0.25
+
+Step = Literal["freeze", "sweep"]
+
+
+class Collector(Protocol):
+    """What of `gc` the plan uses (the module itself in production)."""
+
+    def collect(self, generation: int = 2) -> int: ...
+
+    def freeze(self) -> None: ...
+
+    def unfreeze(self) -> None: ...
+
+    def get_freeze_count(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeapSize:
+    """What a sweep could shrink: objects in the permanent generation, and the RSS."""
+
+    frozen: int
+    rss: int
+
+
+@dataclass(slots=True)
+class HeapPlan:
+    """The heap's lowest size since the last sweep; which step is due at each tick.
+
+    `sweep_every` (seconds; None: never by time) is for experiments that want the old
+    fixed period back (tests/bench/debug_master.py)."""
+
+    low: HeapSize
+    last_sweep: float = 0.0
+    growth: float = SWEEP_GROWTH
+    sweep_every: float | None = None
+
+    def step(self, now: float, size: HeapSize) -> Step:
+        low = self.low = HeapSize(min(self.low.frozen, size.frozen), min(self.low.rss, size.rss))
+        grew = _grew(low.frozen, size.frozen, self.growth) or _grew(low.rss, size.rss, self.growth)
+        due = self.sweep_every is not None and now - self.last_sweep >= self.sweep_every
+        if grew or due:
+            self.last_sweep = now
+            return "sweep"
+        return "freeze"
+
+    def swept(self, size: HeapSize) -> None:
+        """The heap's size after a sweep: the new lowest."""
+        self.low = size
+
+
+def _grew(low: int, now: int, share: float) -> bool:
+    return low > 0 and now - low >= share * low
+
+
+def settle(collector: Collector = gc) -> None:
+    """A full collection, then freeze what is left (once the master has loaded)."""
+    collector.collect()
+    collector.freeze()
+
+
+def carry_out(step: Step, collector: Collector = gc) -> None:
+    if step == "sweep":
+        started, before = time.thread_time(), collector.get_freeze_count()
+        collector.unfreeze()
+        found = collector.collect()
+        collector.freeze()
+        log.info(
+            "full garbage collection: %d unreachable objects, %d -> %d frozen, %.3f s",
+            found,
+            before,
+            collector.get_freeze_count(),
+            time.thread_time() - started,
+        )
+    else:
+        collector.collect(1)
+        collector.freeze()
+
+
+def resident_bytes() -> int:
+    """This process's RSS (Linux's /proc/self/statm); 0 where there is none (never grows)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+async def run(
+    clock: Clock,
+    collector: Collector = gc,
+    freeze_every: float = FREEZE_EVERY,
+    sweep_every: float | None = None,
+    rss: Callable[[], int] = resident_bytes,
+) -> None:
+    """Freeze every `freeze_every` seconds, sweep when the heap grew (after `settle`)."""
+
+    def size() -> HeapSize:
+        return HeapSize(collector.get_freeze_count(), rss())
+
+    plan = HeapPlan(size(), clock.monotonic(), sweep_every=sweep_every)
+    while True:
+        await clock.sleep(freeze_every)
+        step = plan.step(clock.monotonic(), size())
+        carry_out(step, collector)
+        if step == "sweep":
+            plan.swept(size())

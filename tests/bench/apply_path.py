@@ -1,0 +1,210 @@
+"""Apply -> Running in one process: the master's own CPU per pod, phase by phase.
+
+The hollow bench (tests/bench/hollow.py) times the whole path with real agents, TLS
+and gRPC; on a shared 2-core machine its figure says as much about the fleet and the
+neighbours as about the master. This one runs the master's part of the path alone,
+on its own objects, with nothing between them: a real ClusterState on a SqliteStore
+in a temporary directory (with the server's managedFields bookkeeping), the
+controller manager, the Kubernetes API's watch hub, and for each node what its
+session does (master/api/node_servicer.py): the assignment set re-sent when
+something it is made of changed, each new assignment reported Running once (as a
+hollow agent reports it) through the node reports. Until every pod is Running:
+
+  controller passes   create the Deployment's pods and bind them (run_pass)
+  assignments         the dirty nodes' assignment sets (assignments_to_proto)
+  status reports      the agents' reports applied (NodeReports.apply)
+  store flush         the queued changes written (SQLite, FULL; its own thread)
+
+Each row gives the main thread's CPU seconds (time.thread_time) and the wall time
+(the flush is mostly the writer thread's). `--profile FILE` saves a cProfile of
+the whole run (read it with pstats).
+
+    python -m tests.bench.apply_path --nodes 1000 --pods 10000
+
+Prints one table and appends one JSON line per figure to tests/bench/results.jsonl
+(`--no-record`: none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kernel.clock import SystemClock
+from master.api.convert import assignments_to_proto, pod_report_from_proto
+from master.api.fieldowners import writer_fields
+from master.api.kube.watch import WatchHub
+from master.api.node_servicer import assignment_inputs
+from master.app.reports import NodeReports
+from master.controllers.manager import ControllerManager
+from master.controllers.nodes import LeaseTable
+from master.model import (
+    Container,
+    ContainerPort,
+    Deployment,
+    Node,
+    NodeStatus,
+    ObjectMeta,
+    Pod,
+    PodPhase,
+    PodSpec,
+    PodTemplate,
+    Resources,
+    StoredObject,
+    key_of,
+)
+from master.state import ClusterState
+from master.store.sqlite import SqliteStore
+from protos import node_pb2
+from tests.bench.results import Figure, record, table
+
+PHASES = ("controller passes", "assignments", "status reports", "store flush")
+
+
+def _report(name: str, epoch: int) -> node_pb2.PodStatusReport:
+    """A pod Running and ready, as a hollow agent reports it (tests/bench/hollow_fleet.py)."""
+    return node_pb2.PodStatusReport(
+        pod_name=name,
+        epoch=epoch,
+        phase="Running",
+        host_ip="127.0.0.1",
+        port_map={"80/TCP": 30000},
+        ready=True,
+        started_at=time.time(),
+        containers=[
+            node_pb2.ContainerStatusReport(
+                name="c", state="running", ready=True, image="nginx:latest"
+            )
+        ],
+    )
+
+
+async def run(nodes: int, pods: int, profile: str = "") -> dict[str, tuple[float, float]]:
+    """Seconds (main-thread CPU, wall) per phase, and "total" (whole-process CPU, wall)."""
+    data = Path(tempfile.mkdtemp(prefix="pinnace-apply-path-"))
+    try:
+        clock = SystemClock()
+        state = ClusterState(SqliteStore.in_data_dir(data), clock)
+        state.writer_fields = writer_fields
+        await state.load()
+        leases = LeaseTable()
+        manager = ControllerManager(state, clock, leases)
+        WatchHub(state)
+        reports = NodeReports(state, clock)
+        # What a node's session would re-send: the nodes whose assignments changed.
+        seen: dict[str, tuple[object, ...]] = {}
+        dirty: set[str] = set()
+
+        def on_change(kind: str, obj: StoredObject, deleted: bool) -> None:
+            if isinstance(obj, Pod) and obj.node_name:
+                inputs = None if deleted else assignment_inputs(obj)
+                if deleted or seen.get(key_of(obj)) != inputs:
+                    dirty.add(obj.node_name)
+                if inputs is not None:
+                    seen[key_of(obj)] = inputs
+
+        state.subscribe(on_change)
+        room = Resources(32000, 64 * 2**30)
+        for i in range(nodes):
+            name = f"hollow-{i:05d}"
+            state.put(
+                Node(
+                    meta=ObjectMeta(name=name),
+                    address="127.0.0.1",
+                    capacity=room,
+                    allocatable=room,
+                    status=NodeStatus(ready=True),
+                )
+            )
+            leases.renew(name, clock.monotonic())
+            leases.set_lease(name, 3600.0)
+        await state.flush()
+        container = Container(name="c", image="nginx:latest", ports=(ContainerPort(80),))
+        deployment = Deployment(
+            meta=ObjectMeta(name="hollow"),
+            replicas=pods,
+            selector={"app": "hollow"},
+            template=PodTemplate(labels={"app": "hollow"}, spec=PodSpec(containers=(container,))),
+        )
+        spent = dict.fromkeys(PHASES, (0.0, 0.0))
+        reported: set[tuple[str, int]] = set()
+
+        def note(phase: str, cpu0: float, wall0: float) -> None:
+            cpu, wall = spent[phase]
+            spent[phase] = (cpu + time.thread_time() - cpu0, wall + time.perf_counter() - wall0)
+
+        profiler = cProfile.Profile() if profile else None
+        cpu_all, wall_all = time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        await state.commit(lambda: state.put(deployment))
+        running = 0
+        while running < pods:
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            manager.run_pass()
+            note("controller passes", cpu0, wall0)
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            told: dict[str, list[node_pb2.PodStatusReport]] = {}
+            for node in sorted(dirty):
+                sent = assignments_to_proto(
+                    state.resource_version, state.pods_on_node(node), lambda p: True
+                )
+                told[node] = [
+                    _report(a.name, a.epoch) for a in sent.pods if (a.name, a.epoch) not in reported
+                ]
+                reported.update((a.name, a.epoch) for a in sent.pods)
+            dirty.clear()
+            note("assignments", cpu0, wall0)
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            for node, batch in told.items():
+                for one in batch:
+                    reports.apply(node, pod_report_from_proto(one), adopted=False)
+            note("status reports", cpu0, wall0)
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            await state.flush()
+            note("store flush", cpu0, wall0)
+            running = sum(1 for p in state.pods() if p.status.phase == PodPhase.RUNNING)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
+        spent["total"] = (time.process_time() - cpu_all, time.perf_counter() - wall_all)
+        return spent
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--pods", type=int, default=10000)
+    parser.add_argument("--profile", default="", metavar="FILE", help="save a cProfile here")
+    parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
+    args = parser.parse_args()
+    started = os.getloadavg()
+    spent = asyncio.run(run(args.nodes, args.pods, args.profile))
+    tag = f"apply path {args.nodes}/{args.pods}"
+    found = [
+        Figure(f"{tag} {phase}", cpu, "s", f"main-thread CPU; wall {wall:.2f} s")
+        for phase, (cpu, wall) in spent.items()
+        if phase != "total"
+    ]
+    cpu, wall = spent["total"]
+    found.append(
+        Figure(f"{tag} total", cpu, "s", f"process CPU (writer thread too); wall {wall:.2f} s")
+    )
+    found.append(Figure(f"{tag} per pod", cpu / args.pods * 1000, "ms", "process CPU"))
+    print(table(found))
+    print(f"load average at start {started[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+    if not args.no_record:
+        record(found, "python -m tests.bench.apply_path " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The garbage collector's schedule (kernel/heap.py): freeze often, sweep fully only when the
+heap grew, on a fake clock and a fake collector."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kernel import heap
+from kernel.clock import FakeClock
+from kernel.heap import HeapPlan, HeapSize
+
+
+class FakeCollector:
+    """Records the calls; `frozen` is what get_freeze_count answers (a test sets it)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.frozen = 1000
+
+    def collect(self, generation: int = 2) -> int:
+        self.calls.append(f"collect{generation}")
+        return 0
+
+    def freeze(self) -> None:
+        self.calls.append("freeze")
+
+    def unfreeze(self) -> None:
+        self.calls.append("unfreeze")
+
+    def get_freeze_count(self) -> int:
+        return self.frozen
+
+
+def test_settle_collects_fully_then_freezes() -> None:
+    collector = FakeCollector()
+    heap.settle(collector)
+    assert collector.calls == ["collect2", "freeze"]
+
+
+def test_a_heap_that_holds_steady_is_never_swept() -> None:
+    plan = HeapPlan(HeapSize(frozen=1_000_000, rss=200 << 20))
+    # A day of ticks, the heap wobbling but never a quarter above its lowest.
+    for tick in range(8640):
+        wobble = 1_000_000 + (tick % 7) * 10_000
+        assert plan.step(tick * 10.0, HeapSize(wobble, (200 << 20) + (tick % 3 << 20))) == "freeze"
+
+
+def test_growth_of_a_quarter_in_frozen_objects_or_rss_brings_a_sweep() -> None:
+    plan = HeapPlan(HeapSize(frozen=1000, rss=1000))
+    assert plan.step(10.0, HeapSize(1249, 1000)) == "freeze"
+    assert plan.step(20.0, HeapSize(1250, 1000)) == "sweep"
+    plan.swept(HeapSize(1250, 1000))
+    # Measured from the size after the sweep, not the first one.
+    assert plan.step(30.0, HeapSize(1500, 1000)) == "freeze"
+    assert plan.step(40.0, HeapSize(1500, 1250)) == "sweep"
+
+
+def test_growth_counts_from_the_lowest_since_the_last_sweep() -> None:
+    """Pods deleted while frozen cycles leak: the leak shows as growth from the low."""
+    plan = HeapPlan(HeapSize(frozen=1000, rss=1000))
+    assert plan.step(10.0, HeapSize(600, 1000)) == "freeze"
+    assert plan.step(20.0, HeapSize(749, 1000)) == "freeze"
+    assert plan.step(30.0, HeapSize(750, 1000)) == "sweep"
+
+
+def test_no_rss_to_read_never_sweeps_by_rss() -> None:
+    plan = HeapPlan(HeapSize(frozen=1000, rss=0))
+    assert plan.step(10.0, HeapSize(1000, 0)) == "freeze"
+    assert plan.step(20.0, HeapSize(1000, 1 << 30)) == "freeze"
+
+
+def test_the_old_fixed_period_is_still_there_for_experiments() -> None:
+    plan = HeapPlan(HeapSize(1000, 1000), last_sweep=0.0, sweep_every=900.0)
+    assert plan.step(899.0, HeapSize(1000, 1000)) == "freeze"
+    assert plan.step(900.0, HeapSize(1000, 1000)) == "sweep"
+    assert plan.step(910.0, HeapSize(1000, 1000)) == "freeze"
+
+
+def test_a_freeze_collects_the_young_first_and_a_sweep_unfreezes_before_collecting() -> None:
+    collector = FakeCollector()
+    heap.carry_out("freeze", collector)
+    assert collector.calls == ["collect1", "freeze"]
+    collector.calls.clear()
+    heap.carry_out("sweep", collector)
+    # Frozen cycles are only reclaimed once unfrozen; what is left is frozen again.
+    assert collector.calls == ["unfreeze", "collect2", "freeze"]
+
+
+def test_the_loop_freezes_every_period_and_sweeps_when_the_heap_grew() -> None:
+    clock = FakeClock()
+    collector = FakeCollector()
+    rss = [100 << 20]
+
+    async def tick() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        clock.advance(10)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(heap.run(clock, collector, freeze_every=10, rss=lambda: rss[0]))
+        await tick()
+        collector.frozen = 1300  # a third more frozen objects: cycles may have died in there
+        await tick()
+        collector.frozen = 1100  # the sweep reclaimed some; steady from here
+        await tick()
+        rss[0] = 130 << 20  # the RSS grew by more than a quarter
+        await tick()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert collector.calls == [
+        *("collect1", "freeze"),
+        *("unfreeze", "collect2", "freeze"),
+        *("collect1", "freeze"),
+        *("unfreeze", "collect2", "freeze"),
+    ]
