@@ -59,16 +59,16 @@ def build_images(*targets: str) -> None:
 _REMOVAL_RACES = ("directory not empty", "removal of container", "already in progress")
 
 
-def remove_container(container: Any, within: float = 60.0) -> None:
-    """Force-remove one container (a docker-py Container, by its id); one already gone is fine.
+def remove_container(engine: Any, container_id: str, within: float = 60.0) -> None:
+    """Force-remove one container of the docker-py client `engine`; one already gone is fine.
 
-    Why not `container.remove(force=True)`: on this engine a removal racing another one fails
-    with 500 "unable to remove filesystem ... directory not empty" (a CI run's teardown error);
-    such answers are retried until `within` seconds have passed, then raised."""
+    Why not `remove(force=True)` alone: on this engine a removal racing another one fails with
+    500 "unable to remove filesystem ... directory not empty" (a CI run's teardown error); such
+    answers are retried until `within` seconds have passed, then raised."""
     deadline = time.monotonic() + within
     while True:
         try:
-            container.remove(force=True)
+            engine.api.remove_container(container_id, force=True)
             return
         except docker.errors.NotFound:
             return

@@ -356,7 +356,7 @@ class LocalCluster:
             if proc.stdout is not None:
                 proc.stdout.close()
         for container in self.containers(running_only=False):
-            remove_container(container)
+            remove_container(container.client, container.id)
         # A killed agent's dnsmasq and the route to its DNS address (by its pid file).
         if self._dns_root is not None:
             for node in self.node_names:

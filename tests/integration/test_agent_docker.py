@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from protos import node_pb2 as pb
+from tests.support import remove_container
 from tests.unit.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 pytestmark = pytest.mark.integration
@@ -86,7 +87,7 @@ class Agents:
             for c in self.client.api.containers(
                 all=True, filters={"label": f"pinnace.node={node}"}
             ):
-                self.client.api.remove_container(c["Id"], force=True)
+                remove_container(self.client, c["Id"])
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from agent.runtime.port import (
     RuntimeFailure,
     container_name,
 )
+from tests.support import remove_container
 
 IMAGE = "pinnace/httpd:latest"
 # A registry on a closed local port: the pull fails at once, and no traffic leaves the host.
@@ -69,7 +70,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     finally:
         for node in backend.nodes:
             for c in client.api.containers(all=True, filters={"label": f"pinnace.node={node}"}):
-                client.api.remove_container(c["Id"], force=True)
+                remove_container(client, c["Id"])
 
 
 def config(node: str, pod: str = "p", host_port: int = 0) -> ContainerConfig:

@@ -169,7 +169,7 @@ def pod_network(docker_client: Any) -> Iterator[str]:
     finally:
         network.reload()
         for container in network.containers:  # left only when the test failed midway
-            remove_container(container)
+            remove_container(container.client, container.id)
         network.remove()
 
 

@@ -113,7 +113,7 @@ def agent(
             proc.wait(timeout=60)
         log.close()
         for c in docker_client.containers.list(all=True, filters={"label": f"pinnace.node={node}"}):
-            remove_container(c)
+            remove_container(c.client, str(c.id))
 
 
 def get(cluster: HaCluster, address: str, kind: str) -> list[dict[str, Any]]:

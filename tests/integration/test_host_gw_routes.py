@@ -243,6 +243,6 @@ def test_a_node_whose_subnet_changes_runs_new_pods_on_a_bridge_of_the_new_subnet
         ]
     finally:
         for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={node}"}):
-            remove_container(c)
+            remove_container(c.client, c.id)
         for n in docker_client.networks.list(filters={"label": f"{LABEL_NODE}={node}"}):
             n.remove()

@@ -14,7 +14,6 @@ is a failure.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import urllib.error
 import urllib.request
@@ -71,8 +70,7 @@ def run(engine: docker.DockerClient) -> Iterator[RunContainer]:
     yield start
     for container_id in started:
         # A container already gone leaves nothing of ours behind.
-        with contextlib.suppress(docker.errors.NotFound):
-            remove_container(engine.containers.get(container_id))
+        remove_container(engine, container_id)
 
 
 def _require_image(engine: docker.DockerClient, image: str) -> None:

@@ -219,7 +219,7 @@ def test_disruptions_under_steady_traffic_fail_no_request(
         n1 = cluster.node("n1")
         cluster.kill(cluster.agents[n1], signal.SIGKILL)
         for c in cluster.docker.containers.list(all=True, filters={"label": f"pinnace.node={n1}"}):
-            remove_container(c)
+            remove_container(c.client, str(c.id))
         wait_for(
             "2 pods on the surviving node",
             lambda: (

@@ -44,7 +44,7 @@ def network(docker_client: Any) -> Iterator[str]:
     finally:
         net = docker_client.networks.get(name)
         for container in net.containers:
-            remove_container(container)
+            remove_container(container.client, container.id)
         net.remove()
 
 

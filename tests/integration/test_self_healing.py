@@ -26,6 +26,7 @@ import pytest
 
 from tests.integration.cluster import REPO, LocalCluster, wait_for
 from tests.integration.relay import CutRelay
+from tests.support import remove_container
 
 pytestmark = pytest.mark.integration
 
@@ -235,7 +236,7 @@ def test_a_dead_nodes_pods_run_on_the_other_node_at_full_strength(
     # the machine dies: its agent and its containers, all at once
     cluster.kill(cluster.agents[n1], signal.SIGKILL)
     for c in cluster.docker.api.containers(all=True, filters={"label": f"pinnace.node={n1}"}):
-        cluster.docker.api.remove_container(c["Id"], force=True)
+        remove_container(cluster.docker, c["Id"])
     died = time.monotonic()
 
     wait_for(
