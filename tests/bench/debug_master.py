@@ -122,6 +122,34 @@ def _trace_writes(timeline: list[list[Any]], recording: list[bool]) -> None:
     looplag.judge = timed_judge
 
 
+def _census() -> dict[str, int]:
+    """Objects the collector tracks, frozen or not, by type."""
+    gc.unfreeze()
+    found: dict[str, int] = {}
+    for obj in gc.get_objects():
+        name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        found[name] = found.get(name, 0) + 1
+    gc.freeze()
+    return found
+
+
+def _frozen_garbage(top: int = 25) -> list[tuple[str, int]]:
+    """What a sweep would reclaim, by type (PINNACE_BENCH_GARBAGE=1): the reference cycles
+    that died after a freeze moved them to the permanent generation."""
+    gc.collect()  # what is garbage among the unfrozen objects: not a sweep's
+    gc.unfreeze()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    gc.collect()
+    gc.set_debug(0)
+    found: dict[str, int] = {}
+    for obj in gc.garbage:
+        name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        found[name] = found.get(name, 0) + 1
+    gc.garbage.clear()
+    gc.freeze()
+    return sorted(found.items(), key=lambda kv: -kv[1])[:top]
+
+
 def main() -> None:
     out, limit = sys.argv[1], float(sys.argv[2]) / 1000
     sites: dict[str, list[float]] = {}
@@ -192,7 +220,9 @@ def main() -> None:
     carry_out = kernel.heap.carry_out
 
     def recorded_carry_out(step: kernel.heap.Step, collector: Any = gc) -> None:
-        started, before, wall = time.thread_time(), gc.get_freeze_count(), now()
+        # Counting the frozen objects walks them all: only around a sweep.
+        before = gc.get_freeze_count() if step == "sweep" else 0
+        started, wall = time.thread_time(), now()
         carry_out(step, collector)
         if recording[0]:
             timeline.append(["heap", wall, now(), step])
@@ -226,12 +256,16 @@ def main() -> None:
         sweeps.clear()
         timeline.clear()
         heap_start.update(frozen=gc.get_freeze_count(), at=time.monotonic())
+        if os.environ.get("PINNACE_BENCH_GARBAGE"):
+            census.clear()
+            census.update(_census())
         totals.update(callbacks=0, cpu=0.0)
         recording[0] = True
 
     signal.signal(signal.SIGUSR1, window)
     heap: dict[str, object] = {}
     heap_start: dict[str, float] = {}
+    census: dict[str, int] = {}
 
     def window_ended(*_: object) -> None:
         recording[0] = False
@@ -242,6 +276,11 @@ def main() -> None:
             start=dict(heap_start),
             at=time.monotonic(),
         )
+        if os.environ.get("PINNACE_BENCH_GARBAGE"):
+            heap["garbage"] = _frozen_garbage()
+            after = _census()
+            grown = {k: after.get(k, 0) - census.get(k, 0) for k in after}
+            heap["grown"] = sorted(grown.items(), key=lambda kv: -kv[1])[:25]
 
     signal.signal(signal.SIGUSR2, window_ended)
 
