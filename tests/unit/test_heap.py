@@ -4,6 +4,7 @@ heap grew, on a fake clock and a fake collector."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -150,3 +151,25 @@ def test_the_loop_freezes_every_period_and_sweeps_when_the_heap_grew() -> None:
         *("collect1", "freeze"),
         *("unfreeze", "collect2", "freeze"),
     ]
+
+
+def test_what_a_full_collection_leaves_is_frozen_and_nothing_else() -> None:
+    collector = FakeCollector()
+    on_collection = heap.freeze_after_full(collector)
+
+    on_collection("start", {"generation": 2})
+    on_collection("stop", {"generation": 0, "collected": 5})
+    on_collection("stop", {"generation": 1, "collected": 5})
+    assert collector.calls == []
+
+    on_collection("stop", {"generation": 2, "collected": 5})
+    assert collector.calls == ["freeze"]
+
+
+def test_install_settles_and_adds_the_callback() -> None:
+    callbacks: list[Callable[[str, dict[str, int]], None]] = []
+    collector = FakeCollector()
+    heap.install(callbacks, collector)
+    assert collector.calls == ["collect2", "freeze"]
+    callbacks[0]("stop", {"generation": 2})
+    assert collector.calls == ["collect2", "freeze", "freeze"]
