@@ -6,7 +6,8 @@ of different subPaths of one volume see different files -- on an engine older th
 1.45 too, which drops Docker's own Subpath and would mount the whole volume. A readOnly
 mount refuses writes; a hostPath DirectoryOrCreate makes its directory on the node, a
 File mounts the node's file, and a File that is a directory waits in
-CreateContainerError with the kubelet's sentence instead of mounting it.
+CreateContainerError with the kubelet's sentence instead of mounting it; so does a
+subPath that a pod turned into a symbolic link out of the volume.
 """
 
 from __future__ import annotations
@@ -90,6 +91,33 @@ spec:
 """
 
 
+# A second pod of the claim (ReadWriteOnce: same node) whose subPath is a link the first
+# pod planted, pointing out of the volume at the node's /etc.
+ESCAPE = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: escape
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: escape}
+  template:
+    metadata:
+      labels: {app: escape}
+    spec:
+      containers:
+        - name: web
+          image: pinnace/httpd:latest
+          imagePullPolicy: IfNotPresent
+          volumeMounts:
+            - {name: notes, mountPath: /stolen, subPath: evil}
+      volumes:
+        - name: notes
+          persistentVolumeClaim: {claimName: notes}
+"""
+
+
 def _running(cluster: LocalCluster, app: str) -> dict[str, Any] | None:
     for p in cluster.pods():
         statuses = p["status"].get("containerStatuses", [])
@@ -170,3 +198,13 @@ def test_sub_path_read_only_and_host_path_types(cluster: LocalCluster, tmp_path:
         f"{host} is not a file"
     ) in waiting["message"], waiting
     assert _running(cluster, "wrong") is None
+
+    # a subPath that is a symlink out of the volume: refused, as the kubelet does
+    _ok(cluster, pod, "ln -s /etc /notes/evil")
+    escape = tmp_path / "escape.yaml"
+    escape.write_text(ESCAPE)
+    cluster.cli("apply", "-f", str(escape))
+    waiting = wait_for("the escape pod refused", lambda: _waiting(cluster, "escape"), 60)
+    assert waiting["reason"] == "CreateContainerError", waiting
+    assert 'volume "notes": subPath "evil" points outside the volume' in waiting["message"]
+    assert _running(cluster, "escape") is None
