@@ -54,6 +54,7 @@ from master.model import (
     ObjectMeta,
     Pod,
     StoredObject,
+    evolve,
     is_namespaced,
     key_name,
     key_of,
@@ -421,22 +422,23 @@ class ClusterState:
         meta = obj.meta
         key = (kind, key_of(obj))
         existing = self.get_key(*key)
-        # One replace of the metadata (each is a share of a put at thousands a second).
+        # One new metadata and one new object (`evolve`: each is a share of a put at
+        # thousands a second).
         if existing is None:
-            meta = replace(
+            meta = evolve(
                 meta,
                 uid=meta.uid or str(uuid.uuid4()),
                 created_at=meta.created_at or self._clock.now(),
                 resource_version=self._rv,
             )
         else:
-            meta = replace(
+            meta = evolve(
                 meta,
                 uid=existing.meta.uid,
                 created_at=existing.meta.created_at,
                 resource_version=self._rv,
             )
-        stored = replace(obj, meta=meta)
+        stored = evolve(obj, meta=meta)
         if self._staged is not None:
             self._stage(key, stored)
             return stored

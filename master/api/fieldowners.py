@@ -17,7 +17,7 @@ from master.api.managedfields import Manager, entries_from_request, record, with
 from master.api.render import render_object
 from master.app.apply import FieldTracker
 from master.app.errors import AppError
-from master.model import StoredObject
+from master.model import StoredObject, evolve
 
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=StoredObject)
@@ -94,4 +94,4 @@ def _unledgered(obj: StoredObject) -> StoredObject:
     """`obj` without its managedFields (itself when it has none)."""
     if not obj.meta.managed_fields:
         return obj
-    return replace(obj, meta=replace(obj.meta, managed_fields=()))
+    return evolve(obj, meta=evolve(obj.meta, managed_fields=()))

@@ -46,7 +46,7 @@ from master.api.fieldsets import (
 )
 from master.manifest.meta import MANAGED_ANNOTATIONS
 from master.manifest.schema import MAP, POD_TEMPLATE, WRITABLE, Field, Type
-from master.model import ManagedFieldsEntry, StoredObject
+from master.model import ManagedFieldsEntry, StoredObject, evolve
 
 Obj = dict[str, Any]
 Operation = Literal["Apply", "Update"]
@@ -520,4 +520,4 @@ def _ordered(paths: FieldSet) -> list[Path]:
 
 def with_entries(obj: StoredObject, entries: tuple[ManagedFieldsEntry, ...]) -> StoredObject:
     """`obj` carrying `entries` as its managedFields."""
-    return replace(obj, meta=replace(obj.meta, managed_fields=entries))
+    return evolve(obj, meta=evolve(obj.meta, managed_fields=entries))
