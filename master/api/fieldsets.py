@@ -275,7 +275,7 @@ class Comparison:
     removed: FieldSet
 
 
-_EMPTY = (_MISSING, None, {}, [])
+_EMPTY: tuple[Any, ...] = (_MISSING, None, {}, [])
 _LEAF_RELATIONS = frozenset({"scalar", "atomic"})
 _MAPS = frozenset({"struct", "map"})
 

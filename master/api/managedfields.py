@@ -171,10 +171,12 @@ def tracked(obj: Obj) -> Obj:
 
 
 _NONE: FieldSet = frozenset()
+_METADATA_ITSELF: FieldSet = frozenset({(f("metadata"),)})
 
 
 def _strip(paths: FieldSet) -> FieldSet:
-    return frozenset(p for p in paths if p != (f("metadata"),))
+    """`paths` without metadata itself (a struct, nobody's field; its fields stay)."""
+    return paths - _METADATA_ITSELF
 
 
 # -- the ledger ---------------------------------------------------------------------
@@ -277,7 +279,17 @@ def skeleton(value: Any) -> object:
     lists whole (their items' keys name fields). Two values with one skeleton set the same
     fields under any shape (fieldsets.to_field_set, and compare from nothing)."""
     if isinstance(value, dict):
-        return ("d", *((name, skeleton(child)) for name, child in value.items()))
+        # (A list and inline scalars, not a generator per map: this runs over every
+        # object the master creates, to find the fields remembered for it.)
+        out: list[object] = ["d"]
+        for name, child in value.items():
+            if child is None:
+                out.append((name, None))
+            elif isinstance(child, dict | list):
+                out.append((name, skeleton(child)))
+            else:
+                out.append((name, 1))
+        return tuple(out)
     if isinstance(value, list):
         return ("l", json.dumps(value, sort_keys=True, default=repr))
     return None if value is None else 1
@@ -455,6 +467,8 @@ def _cap_updates(entries: list[ManagedFieldsEntry]) -> list[ManagedFieldsEntry]:
     """Merge the oldest Update entries, per API version, into an `ancient-changes` entry
     until at most MAX_UPDATE_MANAGERS remain (the API server's capManagersManager), so
     an object written by many one-off managers does not grow without end."""
+    if sum(e.operation == "Update" for e in entries) <= MAX_UPDATE_MANAGERS:
+        return entries  # (every write: nothing to merge, nothing to sort)
     updates = sorted(
         (e for e in entries if e.operation == "Update"), key=lambda e: (int(e.time), e.manager)
     )

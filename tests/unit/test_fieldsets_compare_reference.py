@@ -60,7 +60,7 @@ def reference_compare(old: Any, new: Any, shape: Shape) -> Comparison:
     def walk(a: Any, b: Any, shape: Shape, path: Path, member: bool) -> None:
         if a is b or (a is not _MISSING and b is not _MISSING and a == b):
             return
-        empty = (_MISSING, None, {}, [])
+        empty: tuple[Any, ...] = (_MISSING, None, {}, [])
         if (
             (a in empty and b in empty)
             or (a is not _MISSING and _leaf_like(shape, a))
@@ -194,9 +194,9 @@ def test_compare_equals_the_reference_on_a_pod_and_an_event_as_the_master_writes
     folded = Event(
         ObjectMeta(name="e"), "Deployment", "web", "SuccessfulCreate", "(combined) x", count=2
     )
-    pairs = [
-        (tracked(a), tracked(b), pod_shape) for a in views for b in views
-    ] + [(tracked_status(a), tracked_status(b), STATUS_SHAPE) for a in views for b in views]
+    pairs = [(tracked(a), tracked(b), pod_shape) for a in views for b in views] + [
+        (tracked_status(a), tracked_status(b), STATUS_SHAPE) for a in views for b in views
+    ]
     ev_shape = shape_of("Event")
     rendered = [tracked(render_object(e, 0.0)) for e in (event, folded)]
     pairs += [(a, b, ev_shape) for a in rendered for b in rendered] + [({}, rendered[0], ev_shape)]
