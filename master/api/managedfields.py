@@ -467,8 +467,8 @@ def _cap_updates(entries: list[ManagedFieldsEntry]) -> list[ManagedFieldsEntry]:
     """Merge the oldest Update entries, per API version, into an `ancient-changes` entry
     until at most MAX_UPDATE_MANAGERS remain (the API server's capManagersManager), so
     an object written by many one-off managers does not grow without end."""
-    if sum(e.operation == "Update" for e in entries) <= MAX_UPDATE_MANAGERS:
-        return entries  # (every write: nothing to merge, nothing to sort)
+    if len(entries) <= MAX_UPDATE_MANAGERS:
+        return entries  # (nearly every write: too few to merge, nothing to sort)
     updates = sorted(
         (e for e in entries if e.operation == "Update"), key=lambda e: (int(e.time), e.manager)
     )
