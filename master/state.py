@@ -38,7 +38,6 @@ import asyncio
 import ipaddress
 import itertools
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -62,6 +61,7 @@ from master.model import (
 from master.similar_events import COMBINED_PREFIX, SimilarEvents
 from master.store.migrate import KEYS_META, KEYS_NAMESPACED, plan_key_migration
 from master.store.port import NotLeaderError, ObjectKey, Store, StoreError
+from master.uids import new_uid
 from master.writers import MASTER_SOURCE, WriterFields, event_writer, untracked
 
 log = logging.getLogger(__name__)
@@ -427,7 +427,7 @@ class ClusterState:
         if existing is None:
             meta = evolve(
                 meta,
-                uid=meta.uid or str(uuid.uuid4()),
+                uid=meta.uid or new_uid(),
                 created_at=meta.created_at or self._clock.now(),
                 resource_version=self._rv,
             )
