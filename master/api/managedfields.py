@@ -114,8 +114,12 @@ _SHAPES["Secret"] = Shape(
 )
 
 
+_UNTYPED = Shape("struct", fields={"metadata": _META})
+
+
 def shape_of(kind: str) -> Shape:
-    return _SHAPES.get(kind, Shape("struct", fields={"metadata": _META}))
+    """The kind's merge shape (kinds without a schema, events among them: metadata's maps)."""
+    return _SHAPES.get(kind, _UNTYPED)
 
 
 # The status subresource: conditions are keyed by type in every kind (Kubernetes'
@@ -423,6 +427,10 @@ def record(
     )
     if old is None:
         changed, removed = _created_fields(view(new), shape, kind, view is tracked_status), _NONE
+        if not entries and manager.operation == "Update":
+            # A create with no ledger yet (every object the master makes): its manager owns
+            # what it set, nobody else owns anything.
+            return (_entry(manager, changed, now),) if changed else ()
     else:
         change = compare(view(old), view(new), shape)
         changed = _strip(change.added | change.modified)

@@ -382,3 +382,16 @@ def test_ten_update_managers_stay_as_they_are_and_an_eleventh_merges() -> None:
             assert [e.manager for e in entries] == [f"m{j}" for j in range(i + 1)]
     assert entries[0].manager == "ancient-changes"
     assert len(entries) == 10
+
+
+def test_a_create_without_a_ledger_records_what_the_general_path_records() -> None:
+    # A create with no entries returns early; with an entry of another manager (owning an
+    # unrelated field) the general path runs: the creator's entry must be the same.
+    other = ManagedFieldsEntry("other", "Update", "apps/v1", NOW, '{"f:spec":{"f:paused":{}}}')
+    for obj in (_dep(), _dep(replicas=7, command=["sh"]), _client_side_applied()):
+        alone = record((), None, obj, "Deployment", CSA, NOW)
+        beside = record((other,), None, obj, "Deployment", CSA, NOW)
+        assert alone == tuple(e for e in beside if e.manager != "other")
+        assert [e.manager for e in alone] == ["kubectl-client-side-apply"]
+    bare = {"apiVersion": "v1", "kind": "Thing", "metadata": {"name": "a", "uid": "u"}}
+    assert record((), None, bare, "Thing", CSA, NOW) == ()  # owns nothing: no entry
