@@ -1,7 +1,8 @@
 """Delete: what removing objects by name means, for every API edge.
 
 A pod is stopped gracefully (its deployment then makes a replacement), a node is
-forgotten with every pod bound to it, anything else is removed with a Deleted
+forgotten with every pod bound to it and the ports its node proxy reported it could not
+serve (master/app/proxyproblems.py), anything else is removed with a Deleted
 event. Deleting by file tolerates objects that are already gone (each is
 reported `not found`); deleting one object by name refuses a missing one before
 anything is changed. The call returns once the deletion is durable.
@@ -15,6 +16,7 @@ from typing import Literal, Protocol
 
 from master.app.errors import AppError, commit, not_found
 from master.app.namespaces import mark_terminating
+from master.app.proxyproblems import forget_node_problems
 from master.app.queries import check_kind
 from master.model import DEFAULT_NAMESPACE, PersistentVolume, PersistentVolumeClaim
 from master.state import ClusterState
@@ -95,7 +97,8 @@ def delete_one(
     if kind == "Pod":
         lifecycle.delete_pod(name, "Killing", f"pod {name} deleted by a user", ns)
     elif kind == "Node":
-        lifecycle.forget_node(name)
+        if lifecycle.forget_node(name):
+            forget_node_problems(state, name)
     elif kind == "PersistentVolumeClaim":
         _delete_claim(state, name, ns)
     elif kind == "Namespace":

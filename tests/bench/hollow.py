@@ -22,8 +22,9 @@ a time: `kill` (the agent's connection closes, as a killed process's does),
 `cut` (its connection goes through a relay in its fleet process that stops
 passing bytes and keeps the sockets open: a cut cable or a dead machine, found
 by the master's keepalive pings; the relay's kernel still acknowledges their TCP
-segments, so this is the pings' 10 s HTTP/2 answer timeout, not the 2.5 s
-TCP_USER_TIMEOUT that ends a really cut link, master/server.py) and `hang` (it
+segments, so this is the pings' 2.5 s HTTP/2 answer timeout, as for a SIGSTOPped
+agent, not the 2.5 s TCP_USER_TIMEOUT that ends a really cut link, master/server.py)
+and `hang` (it
 stops heartbeating but keeps its connection and answers pings: found by its
 stretched lease); the time from that
 moment until the master reports the node NotReady (polled every 0.1 s through

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,8 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
 
     _typed_creates(first, "made-0")  # Debian's 1.32: every generator
     _typed_creates(k, "made-1", every=False)
+    for client in (first, k):
+        _explain_shows_what_pinnace_accepts(client)
 
     # Tables: kubectl prints pinnace's columns (wide ones too).
     table = k.run("get", "pods", "-o", "wide").stdout.splitlines()
@@ -324,6 +327,17 @@ def _pods_as_the_kubelet_reports_them(k: Kubectl, name: str) -> None:
     )["items"]  # fmt: skip
     managers = {e["reason"]: e["metadata"]["managedFields"][0]["manager"] for e in events}
     assert (managers["Scheduled"], managers["Started"]) == ("kube-scheduler", "kubelet")
+
+
+def _explain_shows_what_pinnace_accepts(k: Kubectl) -> None:
+    """`kubectl explain deployment.spec` reads the master's OpenAPI: the fields and words
+    of pinnace's own schema (master/manifest/schema.py), not Kubernetes' whole
+    DeploymentSpec (no paused, minReadySeconds, progressDeadlineSeconds)."""
+    out = k.run("explain", "deployment.spec").stdout
+    assert "KIND:" in out and "Deployment" in out, out
+    assert "Number of pods (default 1)." in out, out  # pinnace's words, not Kubernetes'
+    fields = {m.group(1) for m in re.finditer(r"^  ([A-Za-z]+)\s+<", out, re.MULTILINE)}
+    assert fields == {"replicas", "selector", "strategy", "template"}, out
 
 
 def _typed_creates(k: Kubectl, name: str, every: bool = True) -> None:

@@ -33,7 +33,7 @@ from master.api.logs import LogRelay
 from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
 from master.controllers.nodes import LeaseTable
-from master.model import DEFAULT_NAMESPACE, Node, is_namespaced
+from master.model import DEFAULT_NAMESPACE, Deployment, Node, StatefulSet, is_namespaced
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class KubeApi(Streams):
             request.query.get("force"),
         )
         if sub == "scale":
-            return await self._scale(request, name or "", method, now, ns, w)
+            return await self._scale(request, base, name or "", method, now, ns, w)
         if sub in ("exec", "attach") and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
             return await serve_exec(request, self.state, execs, name or "", ns, sub == "attach")
@@ -349,19 +349,20 @@ class KubeApi(Streams):
     # -- subresources ---------------------------------------------------------------------
 
     async def _scale(
-        self, request: web.Request, name: str, method: str, now: float, namespace: str,
-        w: writes.Writer,
+        self, request: web.Request, parent: Resource, name: str, method: str,
+        now: float, namespace: str, w: writes.Writer,
     ) -> web.Response:  # fmt: skip
+        """deployments/scale and statefulsets/scale (`parent` is which)."""
         if method == "GET":
-            obj = self.state.get("Deployment", name, namespace)
-            if obj is None or obj.kind != "Deployment":
-                raise errors.not_found("deployments", "apps", name)
-            return _json(objects.scale(obj))  # type: ignore[arg-type]
+            obj = self.state.get(parent.kind, name, namespace)
+            if not isinstance(obj, (Deployment, StatefulSet)):
+                raise errors.not_found(parent.name, parent.group, name)
+            return _json(objects.scale(obj))
         if method not in ("PUT", "PATCH"):
-            raise errors.method_not_allowed(f"{method} is not allowed on deployments/scale")
+            raise errors.method_not_allowed(f"{method} is not allowed on {parent.name}/scale")
         out = await writes.set_scale(
             self.state, name, await request.read(), request.content_type, method, now, namespace,
-            w,
+            w, kind=parent.kind,
         )  # fmt: skip
         return _json(out)
 

@@ -29,7 +29,8 @@ class Resource:
     short_names: tuple[str, ...] = ()
     singular: str = ""
     description: str = ""
-    # For subresources, the kind the parent path names (e.g. Scale's parent is deployments).
+    # For subresources, the kind the parent path names (e.g. Scale's parent is deployments
+    # or statefulsets).
     subresource: bool = False
 
     @property
@@ -83,6 +84,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("statefulsets", "StatefulSet", group="apps", verbs=(*READ, *WRITE),
              short_names=("sts",), singular="statefulset",
              description="Pods with stable names and their own volumes, started in order."),
+    Resource("statefulsets/scale", "Scale", group="apps", verbs=("get", "update", "patch"),
+             subresource=True),
     Resource("ingresses", "Ingress", group="networking.k8s.io", verbs=(*READ, *WRITE),
              short_names=("ing",), singular="ingress",
              description="HTTP routes by host and path onto services, with TLS."),

@@ -31,11 +31,10 @@ from master.app.apply import FieldTracker, ServiceAdmission, apply_objects
 from master.app.delete import NodeLifecycle, delete_objects
 from master.app.drain import cordon_node
 from master.app.errors import AppError
-from master.app.scale import deployment as stored_deployment
-from master.app.scale import scale_deployment
+from master.app.scale import scale_deployment, scale_statefulset
 from master.manifest import ManifestError, parse_manifests
 from master.manifest.schema import WRITABLE
-from master.model import DEFAULT_NAMESPACE
+from master.model import DEFAULT_NAMESPACE, Deployment, StatefulSet
 from master.state import ClusterState
 
 Obj = dict[str, Any]
@@ -424,19 +423,21 @@ async def set_scale(
     now: float,
     namespace: str = DEFAULT_NAMESPACE,
     w: Writer = Writer(""),
+    kind: str = "Deployment",
 ) -> Obj:
-    try:
-        dep = stored_deployment(state, name, namespace)
-    except AppError:
-        raise errors.not_found("deployments", "apps", name) from None
+    """A PUT or PATCH of a deployment's or (`kind`) statefulset's Scale."""
+    plural = resource_of(kind).name
+    target = state.get(kind, name, namespace)
+    if not isinstance(target, (Deployment, StatefulSet)):
+        raise errors.not_found(plural, "apps", name)
     doc = decode_body(body, content_type)
     if method == "PATCH":
-        doc = apply_patch(scale(dep), doc, content_type, "Scale")
+        doc = apply_patch(scale(target), doc, content_type, "Scale")
     else:
         if isinstance(doc, dict):
             wanted = (doc.get("metadata") or {}).get("resourceVersion")
-            if wanted not in (None, "") and str(wanted) != str(dep.meta.resource_version):
-                raise errors.conflict("deployments", "apps", name, "the object has been modified")
+            if wanted not in (None, "") and str(wanted) != str(target.meta.resource_version):
+                raise errors.conflict(plural, "apps", name, "the object has been modified")
     replicas = (doc.get("spec") or {}).get("replicas") if isinstance(doc, dict) else None
     if method == "PUT" and isinstance(doc, dict) and "replicas" not in (doc.get("spec") or {}):
         # ScaleSpec.replicas is omitempty: a Scale without it is a scale to 0, as Kubernetes
@@ -448,8 +449,12 @@ async def set_scale(
             f"x: document 1: spec.replicas: must be an integer >= 0, got {replicas!r}",
         )  # fmt: skip
     try:
-        track = _update(w, resource_of("Deployment"), now, subresource="scale")
-        stored = await scale_deployment(state, name, replicas, namespace, track=track)
+        track = _update(w, resource_of(kind), now, subresource="scale")
+        stored: Deployment | StatefulSet
+        if isinstance(target, StatefulSet):
+            stored = await scale_statefulset(state, name, replicas, namespace, track=track)
+        else:
+            stored = await scale_deployment(state, name, replicas, namespace, track=track)
     except AppError as e:
         raise errors.invalid(
             "Scale", "autoscaling", name, f"x: document 1: spec.replicas: {e}"
