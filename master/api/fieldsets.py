@@ -115,6 +115,13 @@ def item_key(item: Any, shape: Shape) -> Element:
     """The path element of one item of an associative list (its key fields' values)."""
     if not isinstance(item, dict):
         raise FieldSetError(f"list items keyed by {', '.join(shape.keys)} must be maps")
+    keys = shape.keys
+    if len(keys) == 1:
+        # One key (containers by name, conditions by type: most keyed lists), found as is:
+        # the general loop's answer without its list and sort (every item of every compare).
+        value = item.get(keys[0])
+        if value is not None:
+            return ("k", ((keys[0], value),))
     values = []
     for name in shape.keys:
         if name in item and item[name] is not None:

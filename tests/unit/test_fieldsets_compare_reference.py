@@ -18,12 +18,14 @@ from master.api.fieldsets import (
     DEDUCED,
     SCALAR,
     Comparison,
+    FieldSetError,
     Path,
     Shape,
     _items,
     _leaf_like,
     associative,
     compare,
+    item_key,
     set_of_scalars,
     string_map,
 )
@@ -206,3 +208,34 @@ def test_compare_equals_the_reference_on_a_pod_and_an_event_as_the_master_writes
         assert result == reference_compare(a, b, shape)
         changed += bool(result.added or result.modified or result.removed)
     assert changed >= 10  # the pairs do differ: the walk ran, not only the equality test
+
+
+def _reference_item_key(item: dict[str, Any], shape: Shape) -> Any:
+    values = []
+    for name in shape.keys:
+        if name in item and item[name] is not None:
+            values.append((name, item[name]))
+        elif name in shape.key_defaults:
+            values.append((name, shape.key_defaults[name]))
+        else:
+            raise FieldSetError(f"a list item is missing its key {name!r}")
+    return ("k", tuple(sorted(values)))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        associative(ITEM, "name"),
+        associative(ITEM, "name", name="default"),
+        associative(ITEM, "value", "name", value="TCP"),
+    ],
+)
+def test_an_items_key_equals_the_reference(shape: Shape) -> None:
+    for item in ({"name": "a"}, {"name": 0}, {"name": None}, {}, {"value": "UDP", "name": "b"}):
+        try:
+            expected = _reference_item_key(item, shape)
+        except FieldSetError:
+            with pytest.raises(FieldSetError, match="missing its key"):
+                item_key(item, shape)
+            continue
+        assert item_key(item, shape) == expected
