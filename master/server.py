@@ -385,6 +385,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 admission,
                 leases,
                 node_lease,
+                usage,
             )
         except OSError as e:
             raise SystemExit(

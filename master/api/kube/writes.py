@@ -387,12 +387,16 @@ async def delete(
     if "delete" not in r.verbs:
         raise errors.method_not_allowed(f"{r.name} cannot be deleted")
     policy = options.get("propagationPolicy")
-    if policy not in (None, "Background", "Foreground"):
+    # Foreground is served as Background (the owner goes at once, its dependents after it);
+    # Orphan keeps the dependents, unowned (master/app/orphans.py).
+    if policy not in (None, "", "Background", "Foreground", "Orphan"):
         raise errors.KubeError(
             422, "Invalid",
-            f"propagationPolicy {str(policy)[:30]!r} is not supported: pinnace always deletes "
-            f"what an object owns (Background)",
+            f"propagationPolicy {str(policy)[:30]!r} is not one of Orphan, Background, "
+            f"Foreground",
         )  # fmt: skip
+    # The deprecated orphanDependents (before propagationPolicy) means the same.
+    orphan = policy == "Orphan" or (not policy and options.get("orphanDependents") is True)
     grace = grace_period(options.get("gracePeriodSeconds"))
     current = state.get(r.kind, name, namespace)
     if current is None:
@@ -405,8 +409,9 @@ async def delete(
         return rendered
     try:
         await delete_objects(
-            state, lifecycle, [(r.kind, name, namespace)], missing_ok=False, grace_seconds=grace
-        )
+            state, lifecycle, [(r.kind, name, namespace)], missing_ok=False, grace_seconds=grace,
+            orphan=orphan,
+        )  # fmt: skip
     except AppError as e:
         raise app_error(e, r, name) from None
     after = state.get(r.kind, name, namespace)
