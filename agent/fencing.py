@@ -105,7 +105,10 @@ def fence_decision(
 # and the share of silent ones in the sample stands for the cluster's. While holding, the
 # agent keeps asking every ASK_EVERY seconds and fences as soon as the answers no longer
 # show a silent majority for FLIP_ROUNDS rounds (the master came back, but not for this
-# node, or the peers can no longer be reached).
+# node, or the peers can no longer be reached). A peer whose answer misses ASK_TIMEOUT
+# is judged by its last answer in time while that one is fresh (agent/state/lease.py
+# VIEW_MAX_AGE): on a busy machine answers come late now and then; a peer that stays
+# unreachable still fences the node about fence_after after its last answer.
 
 ASK_LEAD = 0.5
 ASK_EVERY = 0.5

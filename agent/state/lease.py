@@ -90,10 +90,12 @@ class LeaseState:
     reconnect_delay: float = RECONNECT_INITIAL
     failures: int = 0
     latest: float = 0.0
-    # Witnesses: the master's peer list, the answers (name -> (asked at, view)).
+    # Witnesses: the master's peer list, the answers (name -> (asked at, view)): each
+    # peer's latest, and its latest that came back in time (reachable).
     peers: tuple[PeerAddress, ...] = ()
     cluster_size: int = 0
     views: dict[str, tuple[float, PeerView]] = field(default_factory=dict)
+    answers: dict[str, tuple[float, PeerView]] = field(default_factory=dict)
     asking: bool = False
     last_ask: float = float("-inf")
     # The last round left listed peers unanswered: ask again without waiting ASK_EVERY.
@@ -202,10 +204,21 @@ class LeaseState:
 
     def _fresh(self, mono: float) -> list[PeerView]:
         """The answers that speak of this silence: asked once it neared fence_after, and
-        recently."""
+        recently. A peer whose latest answer did not come back in time is judged by its
+        last one that did, while that one is fresh: on a busy machine one answer in a few
+        misses the ask timeout (0.3 s of the 0.45 are the peer's own probe of the
+        master), and a holding node fenced for two misses running though its peer had
+        answered "silent too" a second before (test_master_stall at load 17)."""
         limit = fence_after(self.policy, self.lease_seconds) or 0.0
-        oldest = max(self.last_heard + limit - ASK_LEAD, mono - VIEW_MAX_AGE)
-        return [view for asked, view in self.views.values() if asked >= oldest - 1e-9]
+        oldest = max(self.last_heard + limit - ASK_LEAD, mono - VIEW_MAX_AGE) - 1e-9
+        fresh: list[PeerView] = []
+        for name, (asked, view) in self.views.items():
+            answer = self.answers.get(name)
+            if not view.reachable and answer is not None and answer[0] >= oldest:
+                fresh.append(answer[1])
+            elif asked >= oldest:
+                fresh.append(view)
+        return fresh
 
     def _maybe_ask(self, mono: float) -> list[Instruction]:
         limit = fence_after(self.policy, self.lease_seconds)
@@ -248,6 +261,7 @@ class LeaseState:
         self.peers, self.cluster_size = event.peers, event.cluster_size
         names = {p.name for p in event.peers}
         self.views = {n: v for n, v in self.views.items() if n in names}
+        self.answers = {n: v for n, v in self.answers.items() if n in names}
         self.asking = self.asking and bool(self.peers)
         return []
 
@@ -259,6 +273,8 @@ class LeaseState:
         for view in event.views:
             if view.name in listed:
                 self.views[view.name] = (event.asked_at, view)
+                if view.reachable:
+                    self.answers[view.name] = (event.asked_at, view)
         if not self.holding or self.restarting:
             return "", []
         decision, why = witness_verdict(
@@ -351,7 +367,7 @@ class LeaseState:
             found.append("a lease of no length")
         if self.holding and (self.restarting or self.cluster_size <= 0):
             found.append("holding the pods while restarting, or without a known cluster")
-        if set(self.views) - {p.name for p in self.peers}:
+        if (set(self.views) | set(self.answers)) - {p.name for p in self.peers}:
             found.append("answers kept from peers no longer listed")
         if self.asking and not self.peers:
             found.append("asking no peers")

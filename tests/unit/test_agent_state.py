@@ -500,6 +500,45 @@ def test_a_holding_node_fences_once_the_others_hear_the_master_again_without_it(
     assert m.state.fenced and any(isinstance(i, RestartSession) for i in out)
 
 
+def test_a_holding_node_keeps_its_pods_when_a_peers_answer_misses_the_timeout_now_and_then() -> (
+    None
+):
+    # A busy machine: one answer in a few comes back after the ask timeout (seen at load 17,
+    # test_master_stall). The peer said "silent too" a moment before: that answer stands
+    # while it is fresh, and the node keeps holding (before, two misses running fenced it).
+    m = Machine(FencePolicy())
+    silent_master(m, size=2)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    silent = (PeerView("n2", True, False),)
+    m.feed(PeersAnswered(ask.asked_at, silent), Tick(103.5))
+    assert m.state.lease.holding
+    t, answered = 103.7, 0
+    while t <= 120.0:  # two misses, then an answer, over and over
+        for question in asks(m.feed(Tick(t))):
+            answered += 1
+            late = answered % 3 != 0
+            m.feed(PeersAnswered(question.asked_at, (PeerView("n2", False),) if late else silent))
+        t = round(t + 0.2, 1)
+    assert not m.state.fenced and m.state.lease.holding
+
+
+def test_a_holding_node_that_no_longer_reaches_its_peers_fences_before_a_lease_is_out() -> None:
+    m = Machine(FencePolicy())
+    silent_master(m, size=2)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    m.feed(PeersAnswered(ask.asked_at, (PeerView("n2", True, False),)), Tick(103.5))
+    assert m.state.lease.holding
+    last_answer = ask.asked_at
+    t = 103.7
+    while not m.state.fenced and t < 110.0:  # from now on no answer comes back in time
+        for question in asks(m.feed(Tick(t))):
+            m.feed(PeersAnswered(question.asked_at, (PeerView("n2", False),)))
+        t = round(t + 0.2, 1)
+    # Its peer's last word is at most fence_after (2.4 s) old, as its own last ack would be
+    # when it fences without witnesses: fenced before a lease the master granted since is out.
+    assert m.state.fenced and t - last_answer <= 2.4, t - last_answer
+
+
 def test_a_frozen_agent_fences_whatever_its_peers_said() -> None:
     m = Machine(FencePolicy())
     silent_master(m)
