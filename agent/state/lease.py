@@ -28,14 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.fencing import (
-    ASK_EVERY,
-    ASK_LEAD,
     FencePolicy,
     FenceVerdict,
     PeerView,
     fence_after,
     fence_decision,
     wait_deadline,
+    witness_times,
     witness_verdict,
 )
 from agent.join_retry import join_wait
@@ -64,8 +63,6 @@ RECONNECT_CAP = 5.0
 # retry at least every second: a refusal costs nothing, and a restarted master grants
 # its nodes only one lease to come back before it replaces their pods.
 REFUSED_CAP = 1.0
-# Answers older than this (by when they were asked) no longer count while holding.
-VIEW_MAX_AGE = 1.5
 # Rounds of answers running in which most of the cluster hears the master without this
 # node, before a holding node fences (one round may straddle the master's return).
 FLIP_ROUNDS = 2
@@ -154,7 +151,8 @@ class LeaseState:
             # more whether this node is the one cut off; fence.
             if self._fresh(mono) or not self.peers:
                 return "", []
-            return self._fence(mono, f"{reason}, and no peer answered for {VIEW_MAX_AGE:g}s", [])
+            age = witness_times(self.lease_seconds).view_max_age
+            return self._fence(mono, f"{reason}, and no peer answered for {age:g}s", [])
         if not verdict.frozen and self.cluster_size > 0:
             decision, why = witness_verdict(self.cluster_size, len(self.peers), self._fresh(mono))
             if decision == "hold":
@@ -210,7 +208,8 @@ class LeaseState:
         master), and a holding node fenced for two misses running though its peer had
         answered "silent too" a second before (test_master_stall at load 17)."""
         limit = fence_after(self.policy, self.lease_seconds) or 0.0
-        oldest = max(self.last_heard + limit - ASK_LEAD, mono - VIEW_MAX_AGE) - 1e-9
+        times = witness_times(self.lease_seconds)
+        oldest = max(self.last_heard + limit - times.ask_lead, mono - times.view_max_age) - 1e-9
         fresh: list[PeerView] = []
         for name, (asked, view) in self.views.items():
             answer = self.answers.get(name)
@@ -222,20 +221,21 @@ class LeaseState:
 
     def _maybe_ask(self, mono: float) -> list[Instruction]:
         limit = fence_after(self.policy, self.lease_seconds)
+        times = witness_times(self.lease_seconds)
         if (
             limit is None
             or not self.peers
             or self.asking
             or self.last_error_refused
             or self.restarting
-            or mono - self.last_heard <= limit - ASK_LEAD
+            or mono - self.last_heard <= limit - times.ask_lead
             # Again at once when the last round left peers unanswered (a cold connection
-            # timed out): waiting ASK_EVERY would leave no time to ask before the deadline.
-            or (mono - self.last_ask < ASK_EVERY and not self.unanswered)
+            # timed out): waiting ask_every would leave no time to ask before the deadline.
+            or (mono - self.last_ask < times.ask_every and not self.unanswered)
         ):
             return []
         self.asking, self.last_ask, self.unanswered = True, mono, False
-        return [AskPeers(mono, self.peers)]
+        return [AskPeers(mono, self.peers, times.ask_timeout, times.hears_within)]
 
     def heard(self, event: MasterHeard, fenced: bool) -> tuple[str, list[Instruction]]:
         if self.holding and not self.restarting:

@@ -9,8 +9,11 @@ after an agent restart, stale assignment sets and stale epochs, the lease rules.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import astuple
 
-from agent.fencing import FencePolicy, PeerView
+import pytest
+
+from agent.fencing import FencePolicy, PeerView, WitnessTimes, witness_times
 from agent.model import (
     Assignments,
     ContainerPort,
@@ -537,6 +540,40 @@ def test_a_holding_node_that_no_longer_reaches_its_peers_fences_before_a_lease_i
     # Its peer's last word is at most fence_after (2.4 s) old, as its own last ack would be
     # when it fences without witnesses: fenced before a lease the master granted since is out.
     assert m.state.fenced and t - last_answer <= 2.4, t - last_answer
+
+
+def test_witness_timings_follow_a_longer_lease_and_never_shrink_below_the_defaults() -> None:
+    default = witness_times(3.0)
+    assert (default.ask_timeout, default.probe_wait, default.view_max_age) == (0.45, 0.3, 1.5)
+    assert witness_times(None) == witness_times(1.0) == default
+    longer = astuple(witness_times(9.0))
+    assert longer == pytest.approx(astuple(WitnessTimes(1.5, 1.5, 1.35, 0.9, 1.8, 4.5)))
+
+
+def test_under_a_longer_lease_the_witnesses_get_a_longer_answer_time_and_memory() -> None:
+    # A cluster given a 9 s lease for a busy machine: answers may take 1.35 s (0.45 s
+    # before, whatever the lease: most answers missed it at load 30), and an answer keeps
+    # a hold 4.5 s.
+    m = Machine(FencePolicy())
+    m.feed(Registered(100.0, 9.0, 1.0), PeersUpdated(PEERS[:1], 2))
+    m.feed(MasterHeard(101.0))
+    assert asks(ticks(m, 101.2, 106.6)) == []  # 7.2 s fence_after - 1.5 s lead: not yet
+    (ask,) = asks(m.feed(Tick(106.8)))
+    assert (ask.timeout, ask.hears_within) == pytest.approx((1.35, 1.8))
+    m.feed(PeersAnswered(ask.asked_at, (PeerView("n2", True, False),)))
+    ticks(m, 107.0, 108.4)
+    assert m.state.lease.holding and not m.state.fenced
+    t = 108.6
+    while t <= 110.8:  # every answer late from now on: the last one holds for 4.5 s...
+        for question in asks(m.feed(Tick(t))):
+            m.feed(PeersAnswered(question.asked_at, (PeerView("n2", False),)))
+        t = round(t + 0.2, 1)
+    assert not m.state.fenced
+    while not m.state.fenced and t < 120.0:  # ...and no longer
+        for question in asks(m.feed(Tick(t))):
+            m.feed(PeersAnswered(question.asked_at, (PeerView("n2", False),)))
+        t = round(t + 0.2, 1)
+    assert m.state.fenced and t - ask.asked_at <= 7.2  # within fence_after of that answer
 
 
 def test_a_frozen_agent_fences_whatever_its_peers_said() -> None:
