@@ -127,6 +127,10 @@ PROBE_WAIT = 0.3
 HEARS_WITHIN = 0.6
 # While holding, answers older than this (by when they were asked) no longer count.
 VIEW_MAX_AGE = 1.5
+# Before holding, a round's answers may take until this long before the wait deadline
+# (one tick of the fence watcher: an answer in by then is decided on at the next tick, and
+# a "hold" verdict stands whenever that tick comes).
+ASK_MARGIN = 0.2
 # With at least this many peers listed and fewer than the cluster's size, the list is a
 # sample: its silent share stands for the cluster's.
 SAMPLE_MIN = WITNESS_SAMPLE_MIN

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.fencing import (
+    ASK_MARGIN,
     FencePolicy,
     FenceVerdict,
     PeerView,
@@ -235,7 +236,19 @@ class LeaseState:
         ):
             return []
         self.asking, self.last_ask, self.unanswered = True, mono, False
-        return [AskPeers(mono, self.peers, times.ask_timeout, times.hears_within)]
+        return [AskPeers(mono, self.peers, self._ask_timeout(mono), times.hears_within)]
+
+    def _ask_timeout(self, mono: float) -> float:
+        """How long this round's answers may take. Before holding, as long as still leaves
+        time to decide before the wait deadline (ASK_MARGIN): on a busy machine an answer
+        came back 0.5 s after a 0.45 s timeout had thrown it away, the question asked again
+        met the same fate, and the node fenced through a master stall. Holding, the
+        lease's ask timeout: rounds keep coming while answers stay fresh."""
+        times = witness_times(self.lease_seconds)
+        deadline = wait_deadline(self.policy, self.lease_seconds)
+        if self.holding or deadline is None:
+            return times.ask_timeout
+        return max(times.ask_timeout, deadline - (mono - self.last_heard) - ASK_MARGIN)
 
     def heard(self, event: MasterHeard, fenced: bool) -> tuple[str, list[Instruction]]:
         if self.holding and not self.restarting:
