@@ -333,6 +333,9 @@ def _wait_pod(cluster: LocalCluster, other_than: str = "") -> dict[str, Any]:
     )
 
 
+# Eleven steps, each waiting on real processes: 300 s (the suite's hang guard) ran out at load
+# 30-34 while the test was still moving (its replacement pod Running 6 s before the cut).
+@pytest.mark.timeout(600)
 def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_node(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
