@@ -385,6 +385,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 admission,
                 leases,
                 node_lease,
+                usage,
             )
         except OSError as e:
             raise SystemExit(
@@ -425,8 +426,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # Loaded and serving: what lives now lives on; the collector stops walking it (heap.py).
-    heap.settle()
+    # Loaded and serving: what lives now lives on; the collector stops walking it, and
+    # from now on what each full collection leaves (heap.py).
+    heap.install()
     tasks = [
         _leader_or_controllers(config, store, state, manager, masters.me),
         asyncio.create_task(state.run_flusher(), name="flusher"),

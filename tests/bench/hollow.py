@@ -9,7 +9,8 @@ heartbeats at the interval the master gives it and reports every assigned pod
 Running and ready at once (no containers). Once every agent has its first
 heartbeat ack, applies a Deployment of P pods and times apply -> all Running
 (the master's own `pinnace_pods{phase="Running"}` on /metrics, polled every
-second). Then, at steady state (heartbeats only), over `--window` seconds:
+second, that family alone: `?name[]=pinnace_pods`). Then, at steady state
+(heartbeats only), over `--window` seconds:
 
 - master CPU: the master process's own user + system CPU time (psutil, from
   /proc) over the window divided by its wall time, in cores; the fleet runs in
@@ -196,8 +197,15 @@ def cli(address: str, env: dict[str, str], *args: str) -> str:
     return out.stdout
 
 
+# The one family the convergence poll reads: prometheus_client serves only the named
+# families (`name[]`), so each poll costs the master its pod count, not a whole scrape
+# of every series (per node, per method) it renders for Prometheus.
+RUNNING_QUERY = "?name[]=pinnace_pods"
+
+
 def running_pods(metrics_url: str) -> int:
-    with urllib.request.urlopen(metrics_url, timeout=10) as reply:
+    """Pods Running as the master counts them (its own gauge, polled once a second)."""
+    with urllib.request.urlopen(metrics_url + RUNNING_QUERY, timeout=10) as reply:
         for line in reply.read().decode().splitlines():
             if line.startswith('pinnace_pods{phase="Running"}'):
                 return int(float(line.split()[-1]))

@@ -237,6 +237,7 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert "SchedulingDisabled" not in cluster.cli("get", "nodes").stdout
     labelled = k.run("label", "node", node, "x=y", check=False)
     assert labelled.returncode == 1 and "only spec.unschedulable may be changed" in labelled.stderr
+    _drain_and_uncordon(k, cluster, node)
 
     # Node leases, computed from the agent's heartbeats: describe shows them, get lists them.
     for client in (k, first):
@@ -281,11 +282,42 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert 'spec.replicas: must be an integer >= 0, got "three"' in refused.stderr
     assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
 
-    deleted = k.run("delete", "-f", str(seed_dir()), "--timeout=120s").stdout
-    assert f'deployment.apps "{DEP}" deleted' in deleted
+    # --cascade=orphan: the deployment goes, its pod keeps running without an owner.
+    (kept,) = _live_pods(cluster)
+    orphaned = k.run("delete", "deployment", DEP, "--cascade=orphan").stdout
+    assert f'deployment.apps "{DEP}" deleted' in orphaned
+    deleted = k.run("delete", "-f", str(seed_dir()), "--ignore-not-found").stdout
+    assert 'service "my-web-app-service" deleted' in deleted
+    (pod,) = [p for p in cluster.pods() if p["metadata"]["name"] == kept]
+    assert pod["status"]["phase"] == "Running"
+    assert "ownerReferences" not in pod["metadata"] and "deletionTimestamp" not in pod["metadata"]
     assert cluster.get_json("deployments")["items"] == []
+    k.run("delete", "pod", kept, "--wait=false")
     assert cluster.get_json("services")["items"] == []
     wait_for("no pods left", lambda: cluster.pods() == [] or None)
+
+
+def _live_pods(cluster: LocalCluster) -> list[str]:
+    return [
+        p["metadata"]["name"] for p in cluster.pods() if not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def _drain_and_uncordon(k: Kubectl, cluster: LocalCluster, node: str) -> None:
+    """kubectl drain evicts through pods/eviction (the seed's one pod: its deployment's
+    budget allows one), leaving the node cordoned and the replacement Pending; uncordon
+    lets it run there again."""
+    (before,) = _live_pods(cluster)
+    drained = k.run("drain", node, "--ignore-daemonsets", "--timeout=60s")
+    assert f"pod/{before} evicted" in drained.stdout, drained
+    assert f"node/{node} drained" in drained.stdout, drained
+    evicted = k.run(
+        "get", "events", "--field-selector", "reason=Evicted", "-o", "jsonpath={.items[*].message}"
+    )  # fmt: skip
+    assert evicted.stdout == f"evicted from node {node} (Eviction API)"
+    assert f"node/{node} uncordoned" in k.run("uncordon", node).stdout
+    # (the replacement, Pending while the node was cordoned, runs: the rollout below waits)
+    assert before not in _live_pods(cluster)
 
 
 def _pods_as_the_kubelet_reports_them(k: Kubectl, name: str) -> None:
