@@ -10,6 +10,8 @@ created, any other type must exist. persistentVolumeClaim: the node-local Docker
 volume the master bound the claim to (`volume_name`), of the claim's size when the
 node can enforce it (agent/claim_disks.py), removed only on the master's order.
 emptyDirs and claims carry the pod's fsGroup, which owns them (agent/volume_owner.py).
+A subPath is served in the form agent/sub_paths.py picks for the engine, and a hostPath's
+type is checked there too, by the runtime when it makes the container.
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ def _mount(
     if vol.source in FILE_SOURCES:
         # The files the agent keeps on a tmpfs (agent/volume_files.py), read-only as in
         # Kubernetes; a subPath mounts one file (and, as there, is not updated in place).
-        return Mount("bind", target, volume_dir(files_root, node, pod, vol.name), True, sub_path)
+        return Mount(
+            "bind",
+            target,
+            volume_dir(files_root, node, pod, vol.name),
+            True,
+            sub_path,
+            volume=vol.name,
+        )
     if vol.source == "hostPath":
         return Mount(
             "bind",
@@ -47,6 +56,8 @@ def _mount(
             read_only=ro,
             sub_path=sub_path,
             create=vol.host_path_type in ("", "DirectoryOrCreate"),
+            volume=vol.name,
+            host_path_type=vol.host_path_type,
         )
     if vol.source == "persistentVolumeClaim":
         labels = {LABEL_NODE: node, LABEL_VOLUME_KIND: "claim", LABEL_CLAIM: vol.claim_name}
@@ -57,6 +68,7 @@ def _mount(
             read_only=ro or vol.read_only,
             sub_path=sub_path,
             labels=labels,
+            volume=vol.name,
             size_bytes=vol.claim_bytes,
             fs_group=fs_group,
             fs_group_policy=fs_group_policy,
@@ -70,6 +82,7 @@ def _mount(
         sub_path=sub_path,
         tmpfs_bytes=vol.size_limit_bytes if vol.medium == "Memory" else 0,
         labels=labels,
+        volume=vol.name,
         fs_group=fs_group,
         fs_group_policy=fs_group_policy,
     )

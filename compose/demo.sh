@@ -140,6 +140,9 @@ down() {
     docker volume ls -q --filter "label=pinnace.node=$node" | xargs -r docker volume rm -f >/dev/null
     rm -rf "/dev/shm/pinnace/$node" "/dev/shm/pinnace-memory/$node" 2>/dev/null || true
   done
+  # The two host dirs the compose file bind-mounts (Docker made them when absent): removed when
+  # empty, left when something else (another cluster on this machine) still has files there.
+  rmdir /dev/shm/pinnace /dev/shm/pinnace-memory 2>/dev/null || true
   if docker network inspect "$PINNACE_NETWORK" >/dev/null 2>&1 &&
     ! docker network rm "$PINNACE_NETWORK" >/dev/null 2>&1; then
     fail "network $PINNACE_NETWORK is still there, with no container in it: the engine keeps a stale endpoint (moby/moby#42119); a dockerd restart removes it" \

@@ -21,16 +21,38 @@ whole life (modules, the loaded objects, long sessions), so walking it again fin
 
 Why a sweep is needed at all, and why growth is the right trigger: a reference cycle that
 was alive at a freeze and died afterwards (an ended session's task and traceback) is only
-reclaimed by a full collection of the unfrozen heap. Until then it stays in the permanent
-generation: it is counted by `gc.get_freeze_count()` (objects a freeze moved there that
-are not freed yet; frozen objects freed by reference counting leave the count) and its
-memory stays in the process's RSS. So whatever a sweep could reclaim shows as growth of
-those two since the last sweep: while neither has grown `SWEEP_GROWTH` above its lowest
-since then, a sweep would reclaim less than that share of the heap, and is not worth a
-stall. A heap that grows (a leak of cycles, or a cluster that grows) is swept each time it
-grew by that share: geometric steps, so a handful of sweeps over a master's life. This
-replaced a sweep every 15 minutes, whatever the heap did (before/after: the note of
-issue 15 and tests/bench/kube_api.py --stalls with PINNACE_BENCH_SWEEP_EVERY).
+reclaimed by a full collection of the unfrozen heap. Until then its memory blocks stay
+allocated (`sys.getallocatedblocks()`) and its pages in the process's RSS. So whatever a
+sweep could reclaim shows as growth of those two since the last sweep: while neither has
+grown `SWEEP_GROWTH` above its lowest since then, a sweep would reclaim less than that
+share of the heap, and is not worth a stall. A heap that grows (a leak of cycles, or a
+cluster that grows) is swept each time it grew by that share: geometric steps, so a
+handful of sweeps over a master's life. This replaced a sweep every 15 minutes, whatever
+the heap did (before/after: the note of issue 15 and tests/bench/kube_api.py --stalls with
+PINNACE_BENCH_SWEEP_EVERY).
+
+Growth of live objects looks the same: a cluster joining, the watch history filling up
+(tests/bench/kube_api.py at 1,000 nodes: +7 % a minute after the join, with no dead cycle
+among it). A sweep that reclaimed less than `USEFUL_SWEEP` of the blocks says the growth
+was live, so the next sweep waits for twice the growth, up to `MAX_SWEEP_GROWTH`; a sweep
+that reclaimed more brings the share back to `SWEEP_GROWTH`. Dead cycles can so hold at
+most `MAX_SWEEP_GROWTH` of the heap's lowest size since the last sweep: memory stays
+bounded, and a steady master is not stalled by sweeps that find nothing.
+
+The measurements are O(1) in the heap's size: `sys.getallocatedblocks()` sums pymalloc's
+arenas (~0.3 ms at 900,000 objects), where `gc.get_freeze_count()`, which this used
+before, walks every frozen object's list entry (14 ms there): the freeze step held the
+master's loop up to 63 ms of CPU at 1,000 nodes every 10 s (with a second walk by the
+bench's recorder), the longest hold a write met in tests/bench/kube_api.py.
+
+Between ticks, the collector's own full (generation 2) collections: with everything older
+frozen they walk only what was promoted since the last freeze, but while a large apply
+creates objects faster than the ticks freeze them, each walks all of it again, and the
+pauses grow with the apply (a mass creation of 200,000 objects: 8 collections, the largest
+132 ms; tests/bench/gc_pauses.py). `freeze_after_full` (a gc callback) freezes what each
+automatic full collection leaves: it has just been found alive, as a tick's freeze finds
+it, and the next full collection walks only what came after (the same creation: largest
+11-20 ms, a fifth of the collector's time).
 
 `HeapPlan` (pure) decides which step is due from those measurements; `run` measures and
 carries it out on a clock.
@@ -41,6 +63,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,9 +74,13 @@ from kernel.clock import Clock
 log = logging.getLogger(__name__)
 
 FREEZE_EVERY = 10.0
-# Sweep once the frozen objects or the RSS grew this share above their lowest since the
-# last sweep: at most this share of the heap is ever held by cycles that died frozen.
+# Sweep once the allocated blocks or the RSS grew this share above their lowest since the
+# last sweep: at most this share of the heap is held by cycles that died frozen...
 SWEEP_GROWTH = 0.25
+# ...or up to this share, after sweeps that reclaimed less than USEFUL_SWEEP of the blocks
+# (the growth was live objects; each such sweep doubles the share).
+MAX_SWEEP_GROWTH = 1.0
+USEFUL_SWEEP = 0.05
 
 Step = Literal["freeze", "sweep"]
 
@@ -67,14 +94,12 @@ class Collector(Protocol):
 
     def unfreeze(self) -> None: ...
 
-    def get_freeze_count(self) -> int: ...
-
 
 @dataclass(frozen=True, slots=True)
 class HeapSize:
-    """What a sweep could shrink: objects in the permanent generation, and the RSS."""
+    """What a sweep could shrink: Python's allocated memory blocks, and the RSS."""
 
-    frozen: int
+    blocks: int
     rss: int
 
 
@@ -91,17 +116,23 @@ class HeapPlan:
     sweep_every: float | None = None
 
     def step(self, now: float, size: HeapSize) -> Step:
-        low = self.low = HeapSize(min(self.low.frozen, size.frozen), min(self.low.rss, size.rss))
-        grew = _grew(low.frozen, size.frozen, self.growth) or _grew(low.rss, size.rss, self.growth)
+        low = self.low = HeapSize(min(self.low.blocks, size.blocks), min(self.low.rss, size.rss))
+        grew = _grew(low.blocks, size.blocks, self.growth) or _grew(low.rss, size.rss, self.growth)
         due = self.sweep_every is not None and now - self.last_sweep >= self.sweep_every
         if grew or due:
             self.last_sweep = now
             return "sweep"
         return "freeze"
 
-    def swept(self, size: HeapSize) -> None:
-        """The heap's size after a sweep: the new lowest."""
-        self.low = size
+    def swept(self, before: HeapSize, after: HeapSize) -> None:
+        """The heap's size before and after a sweep: the new lowest, and whether the next
+        sweep waits for more growth (this one found little: the growth was live)."""
+        reclaimed = before.blocks - after.blocks
+        if reclaimed < USEFUL_SWEEP * before.blocks:
+            self.growth = min(MAX_SWEEP_GROWTH, 2 * self.growth)
+        else:
+            self.growth = SWEEP_GROWTH
+        self.low = after
 
 
 def _grew(low: int, now: int, share: float) -> bool:
@@ -114,17 +145,35 @@ def settle(collector: Collector = gc) -> None:
     collector.freeze()
 
 
+def freeze_after_full(collector: Collector = gc) -> Callable[[str, dict[str, int]], None]:
+    """A `gc.callbacks` entry freezing what each full collection left (see the module
+    docstring); `install` adds it."""
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info.get("generation") == 2:
+            collector.freeze()
+
+    return on_collection
+
+
+def install(
+    callbacks: list[Callable[[str, dict[str, int]], None]] | None = None,
+    collector: Collector = gc,
+) -> None:
+    """`settle`, then freeze after every full collection from now on (at master start)."""
+    settle(collector)
+    (gc.callbacks if callbacks is None else callbacks).append(freeze_after_full(collector))
+
+
 def carry_out(step: Step, collector: Collector = gc) -> None:
     if step == "sweep":
-        started, before = time.thread_time(), collector.get_freeze_count()
+        started = time.thread_time()
         collector.unfreeze()
         found = collector.collect()
         collector.freeze()
         log.info(
-            "full garbage collection: %d unreachable objects, %d -> %d frozen, %.3f s",
+            "full garbage collection: %d unreachable objects, %.3f s",
             found,
-            before,
-            collector.get_freeze_count(),
             time.thread_time() - started,
         )
     else:
@@ -147,16 +196,18 @@ async def run(
     freeze_every: float = FREEZE_EVERY,
     sweep_every: float | None = None,
     rss: Callable[[], int] = resident_bytes,
+    blocks: Callable[[], int] = sys.getallocatedblocks,
 ) -> None:
     """Freeze every `freeze_every` seconds, sweep when the heap grew (after `settle`)."""
 
     def size() -> HeapSize:
-        return HeapSize(collector.get_freeze_count(), rss())
+        return HeapSize(blocks(), rss())
 
     plan = HeapPlan(size(), clock.monotonic(), sweep_every=sweep_every)
     while True:
         await clock.sleep(freeze_every)
-        step = plan.step(clock.monotonic(), size())
+        before = size()
+        step = plan.step(clock.monotonic(), before)
         carry_out(step, collector)
         if step == "sweep":
-            plan.swept(size())
+            plan.swept(before, size())

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from kernel.names import CLUSTER_SCOPED as CLUSTER_SCOPED
 from kernel.names import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE
@@ -904,3 +905,31 @@ def pod_ref(pod: Pod) -> str:
 def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Equality-based label selection; an empty selector matches nothing, as for Services."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+_D = TypeVar("_D", bound=ObjectMeta | StoredObject)
+
+
+def evolve(obj: _D, **changes: object) -> _D:
+    """`dataclasses.replace(obj, **changes)` for metadata and stored objects, field by field.
+
+    Every write replaces an object's metadata and then the object (a put, and the
+    managedFields ledger the write records before it), thousands of times a second at
+    scale; the generic `replace` re-reads each field's declaration every time and was a
+    twelfth of the master's CPU from apply to Running. These classes declare no
+    `__post_init__` and no `init=False` field (which `replace` would honour): a unit test
+    holds every stored kind to that. An unknown field name is a TypeError, as in `replace`."""
+    cls = type(obj)
+    new = object.__new__(cls)
+    set_ = object.__setattr__
+    found = 0
+    for name in cls.__slots__:
+        if name in changes:
+            set_(new, name, changes[name])
+            found += 1
+        else:
+            set_(new, name, getattr(obj, name))
+    if found != len(changes):
+        unknown = sorted(changes.keys() - set(cls.__slots__))
+        raise TypeError(f"{cls.__name__} has no field {unknown[0]!r}")
+    return new

@@ -97,21 +97,24 @@ log = logging.getLogger("pinnace.master")
 
 # The master pings every connection every second (HTTP/2 keepalive: gRPC's core sends
 # the ping and the agent's gRPC core answers it, no Python on either side). Two clocks
-# judge the answer:
-#   * the kernel's: gRPC sets TCP_USER_TIMEOUT to `keepalive_timeout` (2.5 s), so a ping
-#     whose TCP segment no one acknowledges for 2.5 s closes the connection. The peer's
-#     kernel acknowledges it even when the agent's process gets no CPU; only a dead
-#     machine or a cut link does not. So a node cut off the network loses its session
-#     stream within 3.5 s however large the cluster, and a killed agent's at once (its
-#     socket closes): liveness without a heartbeat per second (lifecycle.py).
-#   * gRPC's own: `ping_timeout` for the HTTP/2 ping ack, which the agent's process
-#     must send. It was 2.5 s too, and on a machine at load 35-100 live agents starved of
-#     CPU missed it by thousands: at 5,000 hollow nodes 4,600 sessions of live agents
-#     ended ("ping timeout"), and their registrations starved the master in turn. Now
-#     10 s: a live but slow agent keeps its connection (measured: a SIGSTOPped client
-#     keeps its stream with 10 s, loses it after 3.2 s with 2.5 s, and a link whose
-#     packets are dropped still ends after 3.3-4.3 s either way). An agent frozen for
-#     longer loses it then, or is caught by its heartbeat lease first.
+# judge the answer, both 2.5 s:
+#   * the kernel's: gRPC sets TCP_USER_TIMEOUT to `keepalive_timeout`, so a ping whose TCP
+#     segment no one acknowledges for 2.5 s closes the connection: a dead machine or a
+#     cut link;
+#   * gRPC's own: `ping_timeout` for the HTTP/2 ping ack, which the agent's process must
+#     send. The peer's kernel acknowledges the segment even when the agent's process is
+#     frozen (SIGSTOP, a VM paused with its host's TCP still up, a proxy that stops
+#     passing bytes), so only this clock finds a hung agent.
+# So a killed agent's stream ends at once (its socket closes), a cut-off or frozen one's
+# within 1 + 2.5 s, and the node is NotReady `session_grace` (1 s) later unless its agent
+# is back: within 5 s at any cluster size (tests/unit/test_node_liveness.py), where the
+# stretched heartbeat lease (22 s at 5,000 nodes, master/controllers/heartbeats.py)
+# cannot. The answer's clock was 10 s for a while, so that live hollow agents starved of
+# CPU on a machine at load 35-100 kept their sessions; that made a frozen agent at
+# 5,000 nodes take 12 s (measured: 11.6-12.1 s, with the lease out of the way). Many
+# live agents missing their pings at once is the master's or the machine's trouble, and
+# the session-loss valve forgives it (master/controllers/session_loss.py); one agent
+# that cannot answer a ping in 2.5 s is as good as hung.
 # gRPC sends no more than two pings without data unless `max_pings_without_data` is 0.
 # Each ping costs the master's gRPC core threads CPU (at 1,000 TLS connections pinged every
 # second they used 0.14 core, twice the master's Python); `--session-ping-seconds` trades
@@ -119,13 +122,13 @@ log = logging.getLogger("pinnace.master")
 SESSION_PING_SECONDS = 1.0
 # TCP_USER_TIMEOUT: unacknowledged bytes (a ping) this long close the connection.
 SESSION_LINK_TIMEOUT_SECONDS = 2.5
-# How long the agent's gRPC core has to answer a ping (its process may be starved).
-SESSION_PING_ANSWER_SECONDS = 10.0
+# How long the agent's gRPC core has to answer a ping (a frozen process never does).
+SESSION_PING_ANSWER_SECONDS = 2.5
 
 
 def session_keepalive(ping_seconds: float = SESSION_PING_SECONDS) -> tuple[tuple[str, int], ...]:
     """The server's keepalive options: a ping every `ping_seconds`; 2.5 s for the peer's
-    kernel to acknowledge it (TCP_USER_TIMEOUT), 10 s for its gRPC core to answer it."""
+    kernel to acknowledge it (TCP_USER_TIMEOUT), 2.5 s for its gRPC core to answer it."""
     return (
         ("grpc.keepalive_time_ms", round(ping_seconds * 1000)),
         ("grpc.keepalive_timeout_ms", round(SESSION_LINK_TIMEOUT_SECONDS * 1000)),
@@ -382,6 +385,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 admission,
                 leases,
                 node_lease,
+                usage,
             )
         except OSError as e:
             raise SystemExit(
@@ -422,8 +426,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # Loaded and serving: what lives now lives on; the collector stops walking it (heap.py).
-    heap.settle()
+    # Loaded and serving: what lives now lives on; the collector stops walking it, and
+    # from now on what each full collection leaves (heap.py).
+    heap.install()
     tasks = [
         _leader_or_controllers(config, store, state, manager, masters.me),
         asyncio.create_task(state.run_flusher(), name="flusher"),

@@ -38,7 +38,6 @@ import asyncio
 import ipaddress
 import itertools
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -51,9 +50,11 @@ from master.model import (
     DEFAULT_SERVICE_CIDR,
     KINDS,
     Event,
+    ManagedFieldsEntry,
     ObjectMeta,
     Pod,
     StoredObject,
+    evolve,
     is_namespaced,
     key_name,
     key_of,
@@ -61,6 +62,7 @@ from master.model import (
 from master.similar_events import COMBINED_PREFIX, SimilarEvents
 from master.store.migrate import KEYS_META, KEYS_NAMESPACED, plan_key_migration
 from master.store.port import NotLeaderError, ObjectKey, Store, StoreError
+from master.uids import new_uid
 from master.writers import MASTER_SOURCE, WriterFields, event_writer, untracked
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,9 @@ class ClusterState:
         # Pod keys by (namespace, owner) and by node name.
         self._pods_by_owner: dict[tuple[str, str], set[str]] = {}
         self._pods_by_node: dict[str, set[str]] = {}
+        # Event keys by involved object (kind, namespace, name): an object none is about
+        # (each new pod's first event) needs no look for a repeat (_recent_events).
+        self._events_about: dict[tuple[str, str, str], set[str]] = {}
         # Per kind, how many times an object was stored or removed in memory (see changes()).
         self._changes: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._rv = 0
@@ -414,6 +419,11 @@ class ClusterState:
 
     def put(self, obj: T) -> T:
         """Store a new or changed object; returns it with its new resource version."""
+        return self._put(obj, None)
+
+    def _put(self, obj: T, managed_fields: tuple[ManagedFieldsEntry, ...] | None) -> T:
+        """`put`, the metadata carrying `managed_fields` when given (put_by's ledger: one
+        copy of the object and its metadata for both)."""
         if self._staged is None:
             self._check_writable()
         kind = obj.kind
@@ -421,22 +431,26 @@ class ClusterState:
         meta = obj.meta
         key = (kind, key_of(obj))
         existing = self.get_key(*key)
-        # One replace of the metadata (each is a share of a put at thousands a second).
+        # One new metadata and one new object (`evolve`: each is a share of a put at
+        # thousands a second).
+        ledger = meta.managed_fields if managed_fields is None else managed_fields
         if existing is None:
-            meta = replace(
+            meta = evolve(
                 meta,
-                uid=meta.uid or str(uuid.uuid4()),
+                uid=meta.uid or new_uid(),
                 created_at=meta.created_at or self._clock.now(),
                 resource_version=self._rv,
+                managed_fields=ledger,
             )
         else:
-            meta = replace(
+            meta = evolve(
                 meta,
                 uid=existing.meta.uid,
                 created_at=existing.meta.created_at,
                 resource_version=self._rv,
+                managed_fields=ledger,
             )
-        stored = replace(obj, meta=meta)
+        stored = evolve(obj, meta=meta)
         if self._staged is not None:
             self._stage(key, stored)
             return stored
@@ -452,7 +466,8 @@ class ClusterState:
         """`put` of `writer`'s Update of the object (through `subresource`, "" for the
         object itself), recorded in its managedFields (master/writers.py)."""
         existing = self.get_key(obj.kind, key_of(obj))
-        return self.put(self.writer_fields(existing, obj, writer, subresource, self._clock.now()))
+        ledger = self.writer_fields(existing, obj, writer, subresource, self._clock.now())
+        return self._put(obj, ledger)
 
     def remove(
         self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
@@ -662,15 +677,17 @@ class ClusterState:
             source=source,
         )
         log.info("event %s %s/%s: %s", reason, kind, name, message)
-        stored = self.put(self.writer_fields(None, event, writer, "", now))
+        stored = self._put(event, self.writer_fields(None, event, writer, "", now))
         self._trim_events()
         return stored
 
     def _recent_events(self, kind: str, name: str, namespace: str) -> Iterable[Event]:
-        # Events are named after their object, so a prefix scan of the most
-        # recent few is enough to find a repeat without an extra index.
+        # The most recent few are enough to find a repeat; none to look at when no event
+        # in memory is about this object.
         # (reversed() walks the dict from its end: copying all 2,000 keys to take the
         # last 50 was a share of every event's cost, three events a pod at scale.)
+        if not self._events_about.get((kind, namespace, name)):
+            return
         events = self._objects["Event"]
         for ev in itertools.islice(reversed(events.values()), 50):
             if (
@@ -709,6 +726,9 @@ class ClusterState:
                 self._pods_by_owner.setdefault((obj.meta.namespace, obj.owner), set()).add(key)
             if obj.node_name:
                 self._pods_by_node.setdefault(obj.node_name, set()).add(key)
+        elif isinstance(obj, Event):
+            about = (obj.involved_kind, obj.meta.namespace, obj.involved_name)
+            self._events_about.setdefault(about, set()).add(key)
 
     def _unindex(self, kind: str, obj: StoredObject | None) -> None:
         if obj is None:
@@ -721,3 +741,10 @@ class ClusterState:
                 self._pods_by_owner.get((obj.meta.namespace, obj.owner), set()).discard(key)
             if obj.node_name:
                 self._pods_by_node.get(obj.node_name, set()).discard(key)
+        elif isinstance(obj, Event):
+            about = (obj.involved_kind, obj.meta.namespace, obj.involved_name)
+            keys = self._events_about.get(about)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._events_about[about]

@@ -50,6 +50,8 @@ from agent.hostgw.bridge import (
     bridge_plan,
 )
 from agent.memory_volumes import MemoryVolumeError, MemoryVolumes
+from agent.mount_paths import SubPathEscape, make_host_path, make_sub_path, path_kind
+from agent.mountns import why_mounts_stay_here
 from agent.runtime.docker_exec import DockerAttachSession, DockerExecSession
 from agent.runtime.docker_stats import parse_stats
 from agent.runtime.image_ids import kubelet_image_id
@@ -76,6 +78,16 @@ from agent.runtime.port import (
 )
 from agent.runtime.single_flight import SingleFlight
 from agent.runtime.thread_pump import pumped
+from agent.sub_paths import (
+    BindSubDir,
+    MakeSubDir,
+    SubPathRefused,
+    check_host_path,
+    plan_sub_path,
+    serve_made,
+    sub_path_escape,
+    volume_directory,
+)
 from agent.volume_owner import set_volume_ownership
 
 log = logging.getLogger(__name__)
@@ -218,6 +230,8 @@ class DockerRuntime:
         # Where memory emptyDirs live for their pod's life (None: the engine's own tmpfs
         # volumes, emptied whenever no container of the pod runs).
         self._memory = memory
+        # Whether this agent sees the engine's filesystem (None: not asked yet).
+        self._sees_engine: bool | None = None
         self._pod_network = pod_network
         # The node's pod bridge (agent/hostgw/bridge.py): pods join it and still publish
         # their ports; "" is Docker's default bridge. Pods wait for `_bridge_settled`.
@@ -580,7 +594,7 @@ class DockerRuntime:
         binds: list[str] = []
         for m in wanted:
             if m.type == "bind":
-                source = posixpath.join(m.source, m.sub_path) if m.sub_path else m.source
+                source = self._host_path_source(m)
                 if m.create:
                     binds.append(f"{source}:{m.target}:{'ro' if m.read_only else 'rw'}")
                 else:
@@ -589,11 +603,68 @@ class DockerRuntime:
                     )
                 continue
             self._ensure_volume(api, m)
-            mount = docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
             if m.sub_path:
-                mount["VolumeOptions"] = {"Subpath": m.sub_path}
-            mounts.append(mount)
+                mounts.append(self._sub_path_mount(api, m))
+                continue
+            mounts.append(
+                docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
+            )
         return mounts, binds
+
+    def _sees_engine_files(self) -> bool:
+        """Whether the agent shares the engine's mount namespace, so a path the engine
+        binds is the same file here (asked once: it does not change while we run)."""
+        if self._sees_engine is None:
+            self._sees_engine = not why_mounts_stay_here()
+        return self._sees_engine
+
+    def _host_path_source(self, m: Mount) -> str:
+        """A bind's source: a hostPath checked against its type and its subPath made
+        inside it, as the kubelet does, where the agent sees the node's files; the
+        agent's own files (configMap, secret) as they are."""
+        if m.host_path_type is None or not self._sees_engine_files():
+            return posixpath.join(m.source, m.sub_path) if m.sub_path else m.source
+        check = check_host_path(m.volume, m.source, m.host_path_type, path_kind(m.source))
+        if check.problem:
+            raise ContainerCreateError(check.problem)
+        try:
+            make_host_path(m.source, check.create)
+        except OSError as exc:
+            raise ContainerCreateError(
+                f'MountVolume.SetUp failed for volume "{m.volume}" : {exc}'
+            ) from exc
+        if not m.sub_path:
+            return m.source
+        return posixpath.join(m.source, self._make_sub_path(m, m.source))
+
+    def _sub_path_mount(self, api: Any, m: Mount) -> docker.types.Mount:
+        """The mount of part of a Docker volume, in the form agent/sub_paths.py picks for
+        this engine; a subPath that cannot be served fails the container, naming why."""
+        directory = volume_directory(api.inspect_volume(m.source))
+        seen = self._sees_engine_files() and bool(directory) and os.path.isdir(directory)
+        plan = plan_sub_path(m.volume, m.sub_path, api.api_version, directory, seen)
+        if isinstance(plan, SubPathRefused):
+            raise ContainerCreateError(plan.reason)
+        served = (
+            serve_made(plan, self._make_sub_path(m, directory))
+            if isinstance(plan, MakeSubDir)
+            else plan
+        )
+        if isinstance(served, BindSubDir):
+            return docker.types.Mount(m.target, served.source, type="bind", read_only=m.read_only)
+        mount = docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
+        mount["VolumeOptions"] = {"Subpath": served.sub_path}
+        return mount
+
+    def _make_sub_path(self, m: Mount, directory: str) -> str:
+        try:
+            return make_sub_path(directory, m.sub_path)
+        except SubPathEscape as exc:
+            raise ContainerCreateError(sub_path_escape(m.volume, m.sub_path)) from exc
+        except OSError as exc:
+            raise ContainerCreateError(
+                f'volume "{m.volume}": subPath "{m.sub_path}": {exc}'
+            ) from exc
 
     def _ensure_volume(self, api: Any, m: Mount) -> None:
         try:

@@ -135,6 +135,11 @@ class Mount:
     sub_path: str = ""
     # bind: create a missing directory (hostPath "" and DirectoryOrCreate), else it must exist.
     create: bool = False
+    # The pod's own name for the volume, for the messages that refuse a mount.
+    volume: str = ""
+    # A hostPath's type ("" included; None: not a hostPath), checked where the agent sees
+    # the engine's filesystem (agent/sub_paths.py).
+    host_path_type: str | None = None
     tmpfs_bytes: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     # A claim volume: the bytes its filesystem must hold (0: a plain Docker volume).

@@ -46,7 +46,7 @@ from master.api.fieldsets import (
 )
 from master.manifest.meta import MANAGED_ANNOTATIONS
 from master.manifest.schema import MAP, POD_TEMPLATE, WRITABLE, Field, Type
-from master.model import ManagedFieldsEntry, StoredObject
+from master.model import ManagedFieldsEntry, StoredObject, evolve
 
 Obj = dict[str, Any]
 Operation = Literal["Apply", "Update"]
@@ -114,8 +114,12 @@ _SHAPES["Secret"] = Shape(
 )
 
 
+_UNTYPED = Shape("struct", fields={"metadata": _META})
+
+
 def shape_of(kind: str) -> Shape:
-    return _SHAPES.get(kind, Shape("struct", fields={"metadata": _META}))
+    """The kind's merge shape (kinds without a schema, events among them: metadata's maps)."""
+    return _SHAPES.get(kind, _UNTYPED)
 
 
 # The status subresource: conditions are keyed by type in every kind (Kubernetes'
@@ -171,10 +175,12 @@ def tracked(obj: Obj) -> Obj:
 
 
 _NONE: FieldSet = frozenset()
+_METADATA_ITSELF: FieldSet = frozenset({(f("metadata"),)})
 
 
 def _strip(paths: FieldSet) -> FieldSet:
-    return frozenset(p for p in paths if p != (f("metadata"),))
+    """`paths` without metadata itself (a struct, nobody's field; its fields stay)."""
+    return paths - _METADATA_ITSELF
 
 
 # -- the ledger ---------------------------------------------------------------------
@@ -277,7 +283,17 @@ def skeleton(value: Any) -> object:
     lists whole (their items' keys name fields). Two values with one skeleton set the same
     fields under any shape (fieldsets.to_field_set, and compare from nothing)."""
     if isinstance(value, dict):
-        return ("d", *((name, skeleton(child)) for name, child in value.items()))
+        # (A list and inline scalars, not a generator per map: this runs over every
+        # object the master creates, to find the fields remembered for it.)
+        out: list[object] = ["d"]
+        for name, child in value.items():
+            if child is None:
+                out.append((name, None))
+            elif isinstance(child, dict | list):
+                out.append((name, skeleton(child)))
+            else:
+                out.append((name, 1))
+        return tuple(out)
     if isinstance(value, list):
         return ("l", json.dumps(value, sort_keys=True, default=repr))
     return None if value is None else 1
@@ -411,6 +427,10 @@ def record(
     )
     if old is None:
         changed, removed = _created_fields(view(new), shape, kind, view is tracked_status), _NONE
+        if not entries and manager.operation == "Update":
+            # A create with no ledger yet (every object the master makes): its manager owns
+            # what it set, nobody else owns anything.
+            return (_entry(manager, changed, now),) if changed else ()
     else:
         change = compare(view(old), view(new), shape)
         changed = _strip(change.added | change.modified)
@@ -455,6 +475,8 @@ def _cap_updates(entries: list[ManagedFieldsEntry]) -> list[ManagedFieldsEntry]:
     """Merge the oldest Update entries, per API version, into an `ancient-changes` entry
     until at most MAX_UPDATE_MANAGERS remain (the API server's capManagersManager), so
     an object written by many one-off managers does not grow without end."""
+    if len(entries) <= MAX_UPDATE_MANAGERS:
+        return entries  # (nearly every write: too few to merge, nothing to sort)
     updates = sorted(
         (e for e in entries if e.operation == "Update"), key=lambda e: (int(e.time), e.manager)
     )
@@ -518,6 +540,9 @@ def _ordered(paths: FieldSet) -> list[Path]:
     return sorted(paths, key=path_string)
 
 
-def with_entries(obj: StoredObject, entries: tuple[ManagedFieldsEntry, ...]) -> StoredObject:
+_S = TypeVar("_S", bound=StoredObject)
+
+
+def with_entries(obj: _S, entries: tuple[ManagedFieldsEntry, ...]) -> _S:
     """`obj` carrying `entries` as its managedFields."""
-    return replace(obj, meta=replace(obj.meta, managed_fields=entries))
+    return evolve(obj, meta=evolve(obj.meta, managed_fields=entries))

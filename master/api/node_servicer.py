@@ -24,6 +24,7 @@ import grpc
 
 from kernel.clock import Clock
 from kernel.names import is_node_name
+from master.api.configreaders import ConfigReaders
 from master.api.convert import (
     assignments_to_proto,
     chunk_assignments,
@@ -34,16 +35,16 @@ from master.api.convert import (
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
+from master.api.managedfields import with_entries
 from master.api.servicetable import ServiceTableFeed
 from master.api.usage import claim_disk_from_proto, report_from_proto, volume_uses_from_proto
 from master.app.claimreports import record_volume_report, removal_orders
 from master.app.podcidr import node_pod_cidr
-from master.app.podenv import ResolvedEnv, references, resolve_container_env
+from master.app.podenv import ResolvedEnv, resolve_container_env
 from master.app.podvolumes import (
     ResolvedFiles,
     mount_error,
     resolve_volume_files,
-    volume_references,
 )
 from master.app.proxyproblems import Reported
 from master.app.reports import NodeReports
@@ -245,6 +246,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # Service changes what they hold (`_service_seen`: that part of each Service).
         self._service_env: dict[tuple[str, bool], tuple[tuple[str, str], ...]] = {}
         self._service_seen: dict[str, tuple[object, ...]] = {}
+        # The nodes whose pods read each ConfigMap and Secret (configreaders.py).
+        self._config_readers = ConfigReaders()
         state.subscribe(self._on_change)
 
     def stopping(self) -> None:
@@ -339,6 +342,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._broadcast_peers()
 
     def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+        if isinstance(obj, Pod):
+            self._config_readers.pod_changed(key_of(obj), None if deleted else obj)
         if isinstance(obj, Node):
             # Readiness too: a dead node leaves the witness list (witness_members).
             seen = None if deleted else (obj.address, obj.witness_port, obj.status.ready)
@@ -375,13 +380,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         elif kind in ("ConfigMap", "Secret"):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
-            key = (kind, obj.meta.name)
-            ns = obj.meta.namespace
-            for name, session in self._sessions.items():
-                if any(
-                    p.meta.namespace == ns and (key in references(p) or key in volume_references(p))
-                    for p in self._state.pods_on_node(name)
-                ):
+            if not self._config_readers.built:
+                self._config_readers.build(self._state.pods())
+            for name in self._config_readers.nodes_reading(kind, obj.meta.namespace, obj.meta.name):
+                session = self._sessions.get(name)
+                if session is not None:
                     session.dirty.set()
 
     def _assignment_changed(self, pod: Pod, deleted: bool) -> bool:
@@ -492,7 +495,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # The kubelet's writes on Kubernetes: the Node itself (labels, addresses), then its
         # status (capacity, conditions), each recorded in managedFields.
         now = self._clock.now()
-        node = self._state.writer_fields(existing, node, KUBELET, "", now)
+        node = with_entries(node, self._state.writer_fields(existing, node, KUBELET, "", now))
         self._state.put_by(KUBELET, node, "status")
         if existing is None:
             self._state.record_event("Node", info.name, "Registered", f"node {info.name} joined")

@@ -312,6 +312,13 @@ def render_pod(pod: Pod, now: float, network: PodNetwork | None = None) -> Obj:
         metadata["deletionGracePeriodSeconds"] = pod.stop_grace_seconds
     spec = render_pod_spec(pod.spec)
     spec["nodeName"] = pod.node_name
+    status = render_pod_status(pod, network)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": status}
+
+
+def render_pod_status(pod: Pod, network: PodNetwork | None = None) -> Obj:
+    """A pod's `status` as render_pod renders it (a status write's ledger reads only this:
+    master/api/fieldowners.py)."""
     st = pod.status
     scheduled_at = st.started_at or pod.meta.created_at
     containers_ready = bool(st.container_statuses) and all(c.ready for c in st.container_statuses)
@@ -344,7 +351,7 @@ def render_pod(pod: Pod, now: float, network: PodNetwork | None = None) -> Obj:
         "portMap": port_map,
         "endpoints": endpoints,
     }
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": status}
+    return status
 
 
 def render_deployment(dep: Deployment) -> Obj:

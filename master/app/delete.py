@@ -1,10 +1,13 @@
 """Delete: what removing objects by name means, for every API edge.
 
 A pod is stopped gracefully (its deployment then makes a replacement), a node is
-forgotten with every pod bound to it, anything else is removed with a Deleted
-event. Deleting by file tolerates objects that are already gone (each is
-reported `not found`); deleting one object by name refuses a missing one before
-anything is changed. The call returns once the deletion is durable.
+forgotten with every pod bound to it and the ports its node proxy reported it could not
+serve (master/app/proxyproblems.py), anything else is removed with a Deleted
+event; with `orphan` (Kubernetes' propagationPolicy Orphan) a Deployment's or
+StatefulSet's pods and claims stay, without their owner (master/app/orphans.py).
+Deleting by file tolerates objects that are already gone (each is reported `not
+found`); deleting one object by name refuses a missing one before anything is changed.
+The call returns once the deletion is durable.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Literal, Protocol
 
 from master.app.errors import AppError, commit, not_found
 from master.app.namespaces import mark_terminating
+from master.app.orphans import OWNER_KINDS, orphans, owner_value
+from master.app.proxyproblems import forget_node_problems
 from master.app.queries import check_kind
-from master.model import DEFAULT_NAMESPACE, PersistentVolume, PersistentVolumeClaim
+from master.model import DEFAULT_NAMESPACE, PersistentVolume, PersistentVolumeClaim, Pod
 from master.state import ClusterState
 
 DeleteAction = Literal["deleted", "not found"]
@@ -52,10 +57,12 @@ async def delete_objects(
     targets: Sequence[Target],
     missing_ok: bool,
     grace_seconds: int | None = None,
+    orphan: bool = False,
 ) -> list[Deleted]:
     """Delete (kind, name[, namespace]) targets; AppError(not_found) for a missing one
     unless `missing_ok`. `grace_seconds` (a delete's gracePeriodSeconds) replaces the
-    pods' terminationGracePeriodSeconds for this stop."""
+    pods' terminationGracePeriodSeconds for this stop. `orphan` (propagationPolicy
+    Orphan): what the targets own stays, without its owner (master/app/orphans.py)."""
     triples = [_triple(t) for t in targets]
     for kind, _, _ in triples:
         check_kind(kind)
@@ -71,7 +78,9 @@ async def delete_objects(
                 results.append(Deleted(kind, name, "not found", ns))
                 continue
             if grace_seconds is not None and kind == "Pod":
-                _set_stop_grace(state, name, ns, grace_seconds)
+                set_stop_grace(state, name, ns, grace_seconds)
+            if orphan:
+                _orphan_dependents(state, kind, name, ns)
             delete_one(state, lifecycle, kind, name, ns)
             results.append(Deleted(kind, name, "deleted", ns))
         return results
@@ -79,7 +88,28 @@ async def delete_objects(
     return await commit(state, plan)
 
 
-def _set_stop_grace(state: ClusterState, name: str, ns: str, seconds: int) -> None:
+def _orphan_dependents(state: ClusterState, kind: str, name: str, ns: str) -> None:
+    if kind not in OWNER_KINDS:
+        return
+    claims = [
+        c
+        for c in state.objects("PersistentVolumeClaim", ns)
+        if isinstance(c, PersistentVolumeClaim)
+    ]
+    kept = orphans(kind, name, ns, state.pods_of_owner(owner_value(kind, name), ns), claims)
+    for obj in kept:
+        state.put(obj)
+    if kept:
+        pods = sum(1 for o in kept if isinstance(o, Pod))
+        state.record_event(
+            kind, name, "Orphaned",
+            f"{kind.lower()} {name} deleted with propagationPolicy Orphan: its {pods} pods "
+            f"and {len(kept) - pods} claims stay, without an owner",
+            namespace=ns,
+        )  # fmt: skip
+
+
+def set_stop_grace(state: ClusterState, name: str, ns: str, seconds: int) -> None:
     pod = state.pod(name, ns)
     if pod is None:
         return
@@ -95,7 +125,8 @@ def delete_one(
     if kind == "Pod":
         lifecycle.delete_pod(name, "Killing", f"pod {name} deleted by a user", ns)
     elif kind == "Node":
-        lifecycle.forget_node(name)
+        if lifecycle.forget_node(name):
+            forget_node_problems(state, name)
     elif kind == "PersistentVolumeClaim":
         _delete_claim(state, name, ns)
     elif kind == "Namespace":

@@ -14,14 +14,20 @@ reason instead of being evicted into an empty or missing home.
 one durable commit and says what is left, so a caller (the CLI) repeats the
 call until nothing is left or its timeout ends. As with kubectl, a node with a
 pod that cannot move is cordoned but nothing on it is evicted.
+
+`evict_pod` is the same judgement for one pod, asked by the Kubernetes API's Eviction
+subresource (`kubectl drain` evicts pod by pod): the deployment's budget, the claims
+that pin a pod to its node. pinnace has no PodDisruptionBudget objects; the budget is
+the one above.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
-from master.app.delete import NodeLifecycle
+from master.app.delete import NodeLifecycle, set_stop_grace
 from master.app.errors import commit, not_found
 from master.controllers.rolling import surge_and_unavailable
 from master.model import STATEFULSET_OWNER, Deployment, Node, Pod, pod_ref, ref, split_ref
@@ -65,6 +71,58 @@ def _missing_replicas(dep: Deployment, pods: Iterable[Pod]) -> int:
     return max(0, dep.replicas - ready)
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What may happen to one pod of a node being emptied now: `evict`, `wait` (its
+    deployment's budget is spent), `blocked` (it cannot move at all) or `terminating`
+    (already stopping); `reason` says why for the last three."""
+
+    action: Literal["evict", "wait", "blocked", "terminating"]
+    reason: str = ""
+
+
+def judge_pod(
+    pod: Pod,
+    all_pods: Sequence[Pod],
+    deployments: Mapping[str, Deployment],
+    granted: Mapping[str, int] | None = None,
+    unmanaged_blocked: bool = True,
+) -> Verdict:
+    """Whether `pod` may be evicted now (`granted`: evictions of each deployment, by `ref`,
+    already granted but not yet visible in `all_pods`). `unmanaged_blocked`: a pod no
+    Deployment or StatefulSet manages cannot move (pinnace drain); the Eviction API lets
+    it go (kubectl drain asks for that only with --force)."""
+    if pod.deletion_requested_at:
+        return Verdict("terminating")
+    claims = pod.spec.claim_names()
+    if claims:
+        return Verdict(
+            "blocked",
+            f"its claim {', '.join(claims)} keeps its data on this node: evicted, "
+            f"it could run nowhere else (scale its workload down instead)",
+        )
+    if pod.owner.startswith(STATEFULSET_OWNER):
+        return Verdict("evict")
+    dep = deployments.get(ref(pod.meta.namespace, pod.owner)) if pod.owner else None
+    if dep is None:
+        if not unmanaged_blocked:
+            return Verdict("evict")
+        return Verdict("blocked", "not managed by a Deployment: evicting it would lose it for good")
+    _, max_unavailable = surge_and_unavailable(dep)
+    budget = max(1, max_unavailable)
+    owner = ref(dep.meta.namespace, dep.meta.name)
+    missing = _missing_replicas(dep, all_pods) + (granted or {}).get(owner, 0)
+    # A pod that is not ready is already counted as missing: evicting it
+    # takes nothing more away.
+    if not pod.status.ready or missing < budget:
+        return Verdict("evict")
+    return Verdict(
+        "wait",
+        f"deployment {dep.meta.name} has {missing} of {dep.replicas} replicas "
+        f"not ready and may lose at most {budget} at a time",
+    )
+
+
 def plan_drain(
     node: str,
     pods: Iterable[Pod],
@@ -82,46 +140,18 @@ def plan_drain(
     mine = sorted((p for p in all_pods if p.node_name == node), key=pod_ref)
     for pod in mine:
         name = pod_ref(pod)
-        if pod.deletion_requested_at:
+        verdict = judge_pod(pod, all_pods, deployments, granted)
+        if verdict.action == "terminating":
             terminating.append(name)
-            continue
-        claims = pod.spec.claim_names()
-        if claims:
-            blocked.append(
-                Waiting(
-                    name,
-                    f"its claim {', '.join(claims)} keeps its data on this node: evicted, "
-                    f"it could run nowhere else (scale its workload down instead)",
-                )
-            )
-            continue
-        if pod.owner.startswith(STATEFULSET_OWNER):
-            evict.append(name)
-            continue
-        dep = deployments.get(ref(pod.meta.namespace, pod.owner)) if pod.owner else None
-        if dep is None:
-            blocked.append(
-                Waiting(name, "not managed by a Deployment: evicting it would lose it for good")
-            )
-            continue
-        _, max_unavailable = surge_and_unavailable(dep)
-        budget = max(1, max_unavailable)
-        owner = ref(dep.meta.namespace, dep.meta.name)
-        missing = _missing_replicas(dep, all_pods) + granted.get(owner, 0)
-        # A pod that is not ready is already counted as missing: evicting it
-        # takes nothing more away.
-        if not pod.status.ready or missing < budget:
-            evict.append(name)
-            if pod.status.ready:
-                granted[owner] = granted.get(owner, 0) + 1
+        elif verdict.action == "blocked":
+            blocked.append(Waiting(name, verdict.reason))
+        elif verdict.action == "wait":
+            waiting.append(Waiting(name, verdict.reason))
         else:
-            waiting.append(
-                Waiting(
-                    name,
-                    f"deployment {dep.meta.name} has {missing} of {dep.replicas} replicas "
-                    f"not ready and may lose at most {budget} at a time",
-                )
-            )
+            evict.append(name)
+            if pod.status.ready and pod.owner and not pod.owner.startswith(STATEFULSET_OWNER):
+                owner = ref(pod.meta.namespace, pod.owner)
+                granted[owner] = granted.get(owner, 0) + 1
     return DrainPlan(tuple(evict), tuple(waiting), tuple(blocked), tuple(terminating))
 
 
@@ -168,5 +198,39 @@ async def drain_node(state: ClusterState, lifecycle: NodeLifecycle, name: str) -
             ns, pod_name = split_ref(pod)
             lifecycle.delete_pod(pod_name, "Evicted", f"evicted to drain node {name}", ns)
         return plan
+
+    return await commit(state, step)
+
+
+async def evict_pod(
+    state: ClusterState,
+    lifecycle: NodeLifecycle,
+    name: str,
+    namespace: str,
+    grace_seconds: int | None = None,
+    dry_run: bool = False,
+) -> Verdict:
+    """One pod's eviction (Kubernetes' Eviction API, what `kubectl drain` asks for pod by
+    pod): judged as a drain step judges it, with the budget of the pod's deployment, and
+    stopped gracefully when the verdict is `evict` (or it is already stopping). A pod no
+    controller manages may go: kubectl asks for that only with --force. Durable on return;
+    AppError(not_found) for a missing pod."""
+
+    def step() -> Verdict:
+        pod = state.pod(name, namespace)
+        if pod is None:
+            raise not_found("Pod", name)
+        deployment = state.get("Deployment", pod.owner, namespace) if pod.owner else None
+        deployments = (
+            {ref(namespace, pod.owner): deployment} if isinstance(deployment, Deployment) else {}
+        )
+        siblings = state.pods_of_owner(pod.owner, namespace) if pod.owner else [pod]
+        verdict = judge_pod(pod, siblings, deployments, unmanaged_blocked=False)
+        if verdict.action in ("evict", "terminating") and not dry_run:
+            if grace_seconds is not None:
+                set_stop_grace(state, name, namespace, grace_seconds)
+            where = f" from node {pod.node_name}" if pod.node_name else ""
+            lifecycle.delete_pod(name, "Evicted", f"evicted{where} (Eviction API)", namespace)
+        return verdict
 
     return await commit(state, step)

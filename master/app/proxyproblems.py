@@ -7,7 +7,9 @@ such ports whenever it changes and at each new session; `node_problems_changed` 
 turns one node's list into the Services to rewrite -- each keeps the other nodes'
 problems and gets this node's anew -- and the events users should see: a Warning when a
 node starts refusing a port (or for another reason), a Normal one when it serves it again.
-`record_proxy_problems` applies that to the cluster state.
+`record_proxy_problems` applies that to the cluster state. A node that is deleted sends no
+more lists, so its problems leave its Services with it (`node_deleted`,
+`forget_node_problems`): a Service is not left naming a node that no longer exists.
 
 The status shows as a `NodeProxyServing: False` condition of the Service
 (master/api/render.py), naming each node, the port and the cause.
@@ -78,11 +80,38 @@ def node_problems_changed(
     return changed
 
 
+def node_deleted(
+    services: Iterable[Service], node: str
+) -> list[tuple[Service, list[ProblemEvent]]]:
+    """The Services that named `node` among their problems, without them, and their events."""
+    changed = []
+    for svc in services:
+        gone = sorted(p.port for p in svc.proxy_problems if p.node == node)
+        if not gone:
+            continue
+        events = [
+            ProblemEvent("Normal", "NodeDeleted", f"node {node}: port {port}: the node was deleted")
+            for port in gone
+        ]
+        kept = tuple(p for p in svc.proxy_problems if p.node != node)
+        changed.append((replace(svc, proxy_problems=kept), events))
+    return changed
+
+
 def record_proxy_problems(
     state: ClusterState, node: str, reported: Sequence[Reported], now: float
 ) -> None:
     services = [s for s in state.objects("Service") if isinstance(s, Service)]
-    for svc, events in node_problems_changed(services, node, reported, now):
+    _record(state, node_problems_changed(services, node, reported, now))
+
+
+def forget_node_problems(state: ClusterState, node: str) -> None:
+    services = [s for s in state.objects("Service") if isinstance(s, Service)]
+    _record(state, node_deleted(services, node))
+
+
+def _record(state: ClusterState, changed: list[tuple[Service, list[ProblemEvent]]]) -> None:
+    for svc, events in changed:
         state.put(svc)
         for event in events:
             state.record_event(

@@ -11,7 +11,7 @@ the sum over its containers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from master.model import Node, Pod, pod_ref
 
@@ -30,6 +30,9 @@ class NodeReport:
     memory_bytes: int
     containers: tuple[ContainerUse, ...]
     measured_at: float
+    # Seconds since the node's previous reading (what its CPU rates are averaged over;
+    # 0: the first reading since the master started).
+    window_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ class NodeUse:
     allocatable_cpu_millis: int
     allocatable_memory_bytes: int
     measured_at: float
+    window_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +55,24 @@ class PodUse:
     measured_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class PodContainersUse:
+    """One pod's containers as its node last reported them (what PodMetrics lists)."""
+
+    pod: Pod
+    containers: tuple[ContainerUse, ...]
+    measured_at: float
+    window_seconds: float
+
+
 class UsageTable:
     def __init__(self) -> None:
         self._reports: dict[str, NodeReport] = {}
 
     def record(self, node: str, report: NodeReport) -> None:
+        previous = self._reports.get(node)
+        if previous is not None and 0 < previous.measured_at < report.measured_at:
+            report = replace(report, window_seconds=report.measured_at - previous.measured_at)
         self._reports[node] = report
 
     @property
@@ -78,20 +95,36 @@ def node_usage(reports: Mapping[str, NodeReport], nodes: Iterable[Node]) -> list
                     a.cpu_millis,
                     a.memory_bytes,
                     r.measured_at,
+                    r.window_seconds,
                 )
             )
+    return found
+
+
+def pod_containers_usage(
+    reports: Mapping[str, NodeReport], pods: Iterable[Pod]
+) -> list[PodContainersUse]:
+    """Each pod its own node reported containers of, with those containers, by `pod_ref`
+    (the name the agent reports: "ns/name" outside default)."""
+    found = []
+    for pod in sorted(pods, key=pod_ref):
+        r = reports.get(pod.node_name) if pod.node_name else None
+        mine = tuple(c for c in r.containers if c.pod == pod_ref(pod)) if r is not None else ()
+        if r is not None and mine:
+            found.append(PodContainersUse(pod, mine, r.measured_at, r.window_seconds))
     return found
 
 
 def pod_usage(reports: Mapping[str, NodeReport], pods: Iterable[Pod]) -> list[PodUse]:
     """Each pod its own node reported containers of, summed, by name (`pod`: the pod_ref the
     agent reports, "ns/name" outside default)."""
-    found = []
-    for pod in sorted(pods, key=pod_ref):
-        r = reports.get(pod.node_name) if pod.node_name else None
-        mine = [c for c in r.containers if c.pod == pod_ref(pod)] if r is not None else []
-        if r is not None and mine:
-            cpu = sum(c.cpu_millis for c in mine)
-            memory = sum(c.memory_bytes for c in mine)
-            found.append(PodUse(pod_ref(pod), pod.node_name, cpu, memory, r.measured_at))
-    return found
+    return [
+        PodUse(
+            pod_ref(u.pod),
+            u.pod.node_name,
+            sum(c.cpu_millis for c in u.containers),
+            sum(c.memory_bytes for c in u.containers),
+            u.measured_at,
+        )
+        for u in pod_containers_usage(reports, pods)
+    ]

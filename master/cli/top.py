@@ -1,9 +1,11 @@
 """`pinnace top nodes` / `pinnace top pods`: CPU and memory as the agents last measured them.
 
 kubectl top's columns and units: CPU in millicores (`250m`), memory in MiB (`64Mi`), and
-for nodes the share of what pods may use (allocatable). The numbers come from the agents'
-Docker stats and machine readings (agent/usage.py), refreshed every few seconds; a freshly
-started cluster has none for a few seconds, which is said in one sentence, as kubectl does.
+for nodes the share of what pods may use (allocatable), truncated as kubectl truncates it.
+The numbers come from the agents' Docker stats and machine readings (agent/usage.py),
+refreshed every few seconds; a freshly started cluster has none for a few seconds, which
+is said in one sentence, as kubectl does. `kubectl top` reads the same numbers through
+metrics.k8s.io (master/api/kube/metrics.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ def _memory(num_bytes: int) -> str:
 
 
 def _share(used: int, of: int) -> str:
-    return f"{round(100 * used / of)}%" if of > 0 else "<unknown>"
+    """The percentage as kubectl top prints it: milli-units divided in floating point,
+    times 100, truncated (12.9% is "12%"), so both commands print the same figure."""
+    return f"{int(float(used * 1000) / float(of * 1000) * 100)}%" if of > 0 else "<unknown>"
 
 
 def node_table(reply: cluster_pb2.GetUsageResponse) -> str:

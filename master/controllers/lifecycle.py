@@ -25,8 +25,9 @@ the agent fences itself and its pods must run elsewhere at once.
 
 Liveness has two sources. The session stream: the master's gRPC core pings every
 connection (HTTP/2 keepalive, answered by the agent's gRPC core, no Python on
-either side), so a killed agent (its socket closes: at once) or a cut machine
-(no one acknowledges the pings' TCP segments: within 3.5 s) ends the stream however large the
+either side), so a killed agent (its socket closes: at once), a cut machine
+(no one acknowledges the pings' TCP segments) or a frozen agent (SIGSTOP: its gRPC
+core answers no ping), both within 3.5 s, ends the stream however large the
 cluster; the node is NotReady `session_grace` (1 s) after that unless its
 agent is back. The
 heartbeat: stretched with the cluster's size (master/controllers/heartbeats.py),

@@ -33,6 +33,7 @@ from master.manifest.documents import (
     MAX_OBJECTS,
     ManifestObject,
     ParsedManifests,
+    parse_documents,
     parse_manifests,
 )
 from master.manifest.errors import ManifestError
@@ -66,6 +67,7 @@ __all__ = [
     "format_cpu",
     "format_memory",
     "format_memory_ki",
+    "parse_documents",
     "parse_manifests",
     "parse_quantity_cpu",
     "parse_quantity_memory",

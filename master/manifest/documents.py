@@ -26,7 +26,7 @@ from master.manifest.deployment import parse_deployment
 from master.manifest.errors import ManifestError, Warned, Where, describe
 from master.manifest.fields import as_list, as_map, as_str, check_fields
 from master.manifest.ingress import parse_ingress, parse_ingress_class
-from master.manifest.loader import TooManyDocuments, load_documents
+from master.manifest.loader import TooManyDocuments, check_document, load_documents
 from master.manifest.service import parse_service
 from master.manifest.statefulset import parse_statefulset
 from master.manifest.storage import parse_persistent_volume_claim
@@ -211,15 +211,44 @@ def parse_manifests(
     raised holds one sentence per line. Nothing is returned (so nothing is
     stored) when any document is invalid.
     """
+    return _parse_loaded(
+        [(name, _file_loader(name, content)) for name, content in files], namespace
+    )
+
+
+def parse_documents(
+    documents: Sequence[tuple[str, Any]], namespace: str | None = None
+) -> ParsedManifests:
+    """`parse_manifests` of documents already parsed (a Kubernetes API request's body,
+    under a name for the messages): the same limits and validation, no YAML text."""
+    return _parse_loaded(
+        [(name, _value_loader(name, value)) for name, value in documents], namespace
+    )
+
+
+# documents before this file -> (documents in it, the non-empty ones as (number, value))
+_Load = Callable[[int], tuple[int, list[tuple[int, Any]]]]
+
+
+def _file_loader(name: str, content: bytes) -> _Load:
+    return lambda before: load_documents(name, content, before)
+
+
+def _value_loader(name: str, value: Any) -> _Load:
+    return lambda before: check_document(name, value, before)
+
+
+def _parse_loaded(files: Sequence[tuple[str, _Load]], namespace: str | None) -> ParsedManifests:
+    """parse_manifests' body, over files each read by its own loader."""
     warnings: list[str] = []
     errors: list[str] = []
     objects: list[ManifestObject] = []
     sources: list[str] = []
     defined: dict[tuple[str, str, str], str] = {}
     documents_seen = 0
-    for name, content in files:
+    for name, load in files:
         try:
-            count, documents = load_documents(name, content, documents_seen)
+            count, documents = load(documents_seen)
         except TooManyDocuments as e:
             errors.append(str(e))
             break

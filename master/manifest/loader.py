@@ -8,6 +8,12 @@ would have once its aliases were expanded (the "billion laughs" attack builds a
 tiny file that expands to gigabytes). Only a file that passes is constructed,
 with PyYAML's safe loader (libyaml's when available), never the full loader.
 Every failure becomes one `ManifestError` sentence with the line number.
+
+`check_document` holds a document that arrived already parsed (a Kubernetes API request's
+JSON body) to the same limits, without the round trip through YAML text: for a JSON body
+there are no aliases and no duplicate keys, so what is left to count is its depth and its
+values (~1 ms less CPU per API write, and JSON's `1e+20` stays a number; YAML 1.1 read it
+back as a string).
 """
 
 from __future__ import annotations
@@ -222,3 +228,49 @@ def load_documents(
     if number != count:  # pragma: no cover - both passes read the same text
         raise ManifestError(f"{name}: could not read the documents consistently")
     return count, documents
+
+
+def check_document(
+    name: str, value: Any, documents_before: int = 0
+) -> tuple[int, list[tuple[int, Any]]]:
+    """One already-parsed document held to the loader's limits: `load_documents`' answer
+    for a file holding only it (its number of documents, and [(1, value)] unless empty)."""
+    scan = _Scan(name, documents_before)
+    scan.start_document(0)
+    # (value, depth of the collections around it), walked without recursion.
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        scan.doc_nodes += 1
+        if scan.doc_nodes > MAX_EXPANDED_NODES:
+            raise _unplaced(scan, f"document too large (more than {MAX_EXPANDED_NODES} values)")
+        if isinstance(item, dict | list):
+            if depth + 1 > MAX_DEPTH:
+                raise _unplaced(scan, f"nested deeper than {MAX_DEPTH} levels")
+            children = item.values() if isinstance(item, dict) else item
+            # Keys are values too, as in the YAML scan.
+            scan.doc_nodes += len(item) if isinstance(item, dict) else 0
+            pending.extend((child, depth + 1) for child in children)
+    return 1, [] if value is None else [(1, value)]
+
+
+def _unplaced(scan: _Scan, reason: str) -> ManifestError:
+    """A limit broken by a parsed document: no line to name."""
+    return ManifestError(f"{scan.name}: document {scan.document}: {reason}")
+
+
+def fewer_values_than(value: Any, limit: int) -> bool:
+    """Whether `value` holds fewer than `limit` values (keys, scalars and collections, as
+    the limits count them): looks at no more than `limit` of them."""
+    seen = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        seen += 1 + (len(item) if isinstance(item, dict) else 0)
+        if seen >= limit:
+            return False
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True

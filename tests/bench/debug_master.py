@@ -19,6 +19,14 @@ wrapper costs ~2 us per callback. "sweeps" lists kernel/heap.py's full collectio
 window. Experiments: PINNACE_BENCH_HEAP=off runs the master without kernel/heap.py's
 policy; PINNACE_BENCH_SWEEP_EVERY=S sweeps every S seconds as the master did before issue
 15 (to measure a sweep's pause); PINNACE_BENCH_GC_THRESHOLD=a,b,c sets gc thresholds.
+
+"timeline" (in the window) puts each thing a slow request may have waited on at its time
+(`time.monotonic()`, the same clock in every process): Kubernetes API requests ("req":
+start, end, method, path), commits ("commit": start, the flush lock taken, end), store
+transactions ("store": start, end, objects), collections of at least 2 ms ("gc": start,
+end, generation, CPU), callbacks over MS ("cb": start, end, CPU, site), heap steps
+("heap": start, end, step) and the loop-lag probe's stalls ("lag": end, lag, cause).
+tests/bench/write_trace.py lays the bench's slow writes over it.
 """
 
 from __future__ import annotations
@@ -49,6 +57,99 @@ def _site(handle: asyncio.events.Handle) -> str:
     return f"callback {name}"
 
 
+def _trace_writes(timeline: list[list[Any]], recording: list[bool]) -> None:
+    """Put Kubernetes API requests, commits, store transactions and loop-lag stalls on
+    the timeline (wrapping the master's own functions before it imports them)."""
+    from aiohttp import web
+
+    import master.api.kube.metered as metered
+    import master.metrics.looplag as looplag
+    import master.state as state
+    import master.store.sqlite as sqlite
+
+    now = time.monotonic
+    middleware = metered.request_metrics
+
+    async def request_metrics(request: Any, handler: Any) -> Any:
+        start = now()
+        try:
+            return await middleware(request, handler)
+        finally:
+            if recording[0] and request.method != "GET":
+                timeline.append(["req", start, now(), request.method, request.path])
+
+    metered.request_metrics = web.middleware(request_metrics)
+
+    commit = state.ClusterState.commit
+    commit_locked = state.ClusterState._commit_locked
+    locked_at = [0.0]
+
+    async def timed_commit(self: Any, plan: Any) -> Any:
+        start = now()
+        try:
+            return await commit(self, plan)
+        finally:
+            if recording[0]:
+                timeline.append(["commit", start, locked_at[0], now()])
+
+    async def timed_commit_locked(self: Any, plan: Any) -> Any:
+        locked_at[0] = now()
+        return await commit_locked(self, plan)
+
+    state.ClusterState.commit = timed_commit  # type: ignore[method-assign]
+    state.ClusterState._commit_locked = timed_commit_locked  # type: ignore[method-assign]
+
+    write = sqlite.SqliteStore.write
+
+    def timed_write(self: Any, puts: Any, deletes: Any, meta: Any = None) -> None:
+        start = now()
+        try:
+            write(self, puts, deletes, meta)
+        finally:
+            if recording[0]:
+                timeline.append(["store", start, now(), len(puts) + len(deletes)])
+
+    sqlite.SqliteStore.write = timed_write  # type: ignore[method-assign]
+
+    judge = looplag.judge
+
+    def timed_judge(asked: float, wall: float, cpu: float) -> Any:
+        wakeup = judge(asked, wall, cpu)
+        if recording[0] and wakeup.stall is not None:
+            timeline.append(["lag", now(), wakeup.lag, wakeup.stall])
+        return wakeup
+
+    looplag.judge = timed_judge
+
+
+def _census() -> dict[str, int]:
+    """Objects the collector tracks, frozen or not, by type."""
+    gc.unfreeze()
+    found: dict[str, int] = {}
+    for obj in gc.get_objects():
+        name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        found[name] = found.get(name, 0) + 1
+    gc.freeze()
+    return found
+
+
+def _frozen_garbage(top: int = 25) -> list[tuple[str, int]]:
+    """What a sweep would reclaim, by type (PINNACE_BENCH_GARBAGE=1): the reference cycles
+    that died after a freeze moved them to the permanent generation."""
+    gc.collect()  # what is garbage among the unfrozen objects: not a sweep's
+    gc.unfreeze()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    gc.collect()
+    gc.set_debug(0)
+    found: dict[str, int] = {}
+    for obj in gc.garbage:
+        name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        found[name] = found.get(name, 0) + 1
+    gc.garbage.clear()
+    gc.freeze()
+    return sorted(found.items(), key=lambda kv: -kv[1])[:top]
+
+
 def main() -> None:
     out, limit = sys.argv[1], float(sys.argv[2]) / 1000
     sites: dict[str, list[float]] = {}
@@ -58,6 +159,7 @@ def main() -> None:
     # The garbage collector's pauses, by generation: [count, seconds summed, largest].
     collections: dict[str, list[float]] = {}
     gc_started = [0.0]
+    gc_wall = [0.0]
     # CPU the collector took so far: a callback's own CPU is its CPU less the collections
     # that happened to run inside it.
     gc_total = [0.0]
@@ -67,8 +169,11 @@ def main() -> None:
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             gc_started[0] = time.thread_time()
+            gc_wall[0] = now()
             return
         took = time.thread_time() - gc_started[0]
+        if recording[0] and now() - gc_wall[0] >= 0.002:
+            timeline.append(["gc", gc_wall[0], now(), info["generation"], took])
         gc_total[0] += took
         last_collected[0] = info["collected"]
         if recording[0]:
@@ -78,13 +183,15 @@ def main() -> None:
             entry[2] = max(entry[2], took)
 
     gc.callbacks.append(on_gc)
+    timeline: list[list[Any]] = []
+    now = time.monotonic
 
     def timed_run(self: asyncio.events.Handle) -> None:
         if not recording[0]:
             original(self)
             return
         site = _site(self)
-        start, gc_before = time.thread_time(), gc_total[0]
+        start, gc_before, wall = time.thread_time(), gc_total[0], now()
         try:
             original(self)
         finally:
@@ -92,6 +199,7 @@ def main() -> None:
             totals["callbacks"] += 1
             totals["cpu"] += cpu
             if cpu >= limit:
+                timeline.append(["cb", wall, now(), cpu, site])
                 entry = sites.setdefault(site, [0, 0.0, 0.0])
                 entry[0] += 1
                 entry[1] += cpu
@@ -112,8 +220,12 @@ def main() -> None:
     carry_out = kernel.heap.carry_out
 
     def recorded_carry_out(step: kernel.heap.Step, collector: Any = gc) -> None:
-        started, before = time.thread_time(), gc.get_freeze_count()
+        # Counting the frozen objects walks them all: only around a sweep.
+        before = gc.get_freeze_count() if step == "sweep" else 0
+        started, wall = time.thread_time(), now()
         carry_out(step, collector)
+        if recording[0]:
+            timeline.append(["heap", wall, now(), step])
         if step == "sweep" and recording[0]:
             took = time.thread_time() - started
             sweeps.append([took, before, gc.get_freeze_count(), last_collected[0]])
@@ -133,20 +245,28 @@ def main() -> None:
             await asyncio.Event().wait()
 
         kernel.heap.settle = lambda *_, **__: None
+        kernel.heap.install = lambda *_, **__: None
         kernel.heap.run = never
+
+    _trace_writes(timeline, recording)
 
     def window(*_: object) -> None:
         # SIGUSR1: the window starts (forget what came before); SIGUSR2: it ended.
         sites.clear()
         collections.clear()
         sweeps.clear()
+        timeline.clear()
         heap_start.update(frozen=gc.get_freeze_count(), at=time.monotonic())
+        if os.environ.get("PINNACE_BENCH_GARBAGE"):
+            census.clear()
+            census.update(_census())
         totals.update(callbacks=0, cpu=0.0)
         recording[0] = True
 
     signal.signal(signal.SIGUSR1, window)
     heap: dict[str, object] = {}
     heap_start: dict[str, float] = {}
+    census: dict[str, int] = {}
 
     def window_ended(*_: object) -> None:
         recording[0] = False
@@ -157,6 +277,11 @@ def main() -> None:
             start=dict(heap_start),
             at=time.monotonic(),
         )
+        if os.environ.get("PINNACE_BENCH_GARBAGE"):
+            heap["garbage"] = _frozen_garbage()
+            after = _census()
+            grown = {k: after.get(k, 0) - census.get(k, 0) for k in after}
+            heap["grown"] = sorted(grown.items(), key=lambda kv: -kv[1])[:25]
 
     signal.signal(signal.SIGUSR2, window_ended)
 
@@ -165,7 +290,15 @@ def main() -> None:
             window_ended()
         with open(out, "w") as f:
             json.dump(
-                {"sites": sites, "gc": collections, "heap": heap, "sweeps": sweeps, **totals}, f
+                {
+                    "sites": sites,
+                    "gc": collections,
+                    "heap": heap,
+                    "sweeps": sweeps,
+                    "timeline": timeline,
+                    **totals,
+                },
+                f,
             )
 
     atexit.register(dump)

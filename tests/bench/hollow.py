@@ -9,7 +9,8 @@ heartbeats at the interval the master gives it and reports every assigned pod
 Running and ready at once (no containers). Once every agent has its first
 heartbeat ack, applies a Deployment of P pods and times apply -> all Running
 (the master's own `pinnace_pods{phase="Running"}` on /metrics, polled every
-second). Then, at steady state (heartbeats only), over `--window` seconds:
+second, that family alone: `?name[]=pinnace_pods`). Then, at steady state
+(heartbeats only), over `--window` seconds:
 
 - master CPU: the master process's own user + system CPU time (psutil, from
   /proc) over the window divided by its wall time, in cores; the fleet runs in
@@ -22,8 +23,9 @@ a time: `kill` (the agent's connection closes, as a killed process's does),
 `cut` (its connection goes through a relay in its fleet process that stops
 passing bytes and keeps the sockets open: a cut cable or a dead machine, found
 by the master's keepalive pings; the relay's kernel still acknowledges their TCP
-segments, so this is the pings' 10 s HTTP/2 answer timeout, not the 2.5 s
-TCP_USER_TIMEOUT that ends a really cut link, master/server.py) and `hang` (it
+segments, so this is the pings' 2.5 s HTTP/2 answer timeout, as for a SIGSTOPped
+agent, not the 2.5 s TCP_USER_TIMEOUT that ends a really cut link, master/server.py)
+and `hang` (it
 stops heartbeating but keeps its connection and answers pings: found by its
 stretched lease); the time from that
 moment until the master reports the node NotReady (polled every 0.1 s through
@@ -195,8 +197,15 @@ def cli(address: str, env: dict[str, str], *args: str) -> str:
     return out.stdout
 
 
+# The one family the convergence poll reads: prometheus_client serves only the named
+# families (`name[]`), so each poll costs the master its pod count, not a whole scrape
+# of every series (per node, per method) it renders for Prometheus.
+RUNNING_QUERY = "?name[]=pinnace_pods"
+
+
 def running_pods(metrics_url: str) -> int:
-    with urllib.request.urlopen(metrics_url, timeout=10) as reply:
+    """Pods Running as the master counts them (its own gauge, polled once a second)."""
+    with urllib.request.urlopen(metrics_url + RUNNING_QUERY, timeout=10) as reply:
         for line in reply.read().decode().splitlines():
             if line.startswith('pinnace_pods{phase="Running"}'):
                 return int(float(line.split()[-1]))

@@ -44,6 +44,7 @@ import psutil
 
 from protos import cluster_pb2, cluster_pb2_grpc, node_pb2  # noqa: F401
 from tests.bench import master_metrics as mm
+from tests.bench import write_trace
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,6 +123,8 @@ class Bench:
         self.api = api
         self.metrics = metrics
         self.profiling = False
+        # Each write of the write phase: (start on time.monotonic(), latency).
+        self.writes: list[tuple[float, float]] = []
 
     async def scrape(self) -> mm.Samples:
         async with self.http.get(self.metrics) as r:
@@ -288,6 +291,10 @@ async def bench_writes(
             # profile_master.py / debug_master.py: the window starts
             os.kill(b.master.pid, signal.SIGUSR1)
         cpu0, t_start = b.cpu(), time.perf_counter()
+        fleet = psutil.Process(hollow.pid) if hollow is not None else None
+        fleet_cpu0 = _cpu(fleet)
+        own = psutil.Process()
+        own_cpu0 = _cpu(own)
         node_lists: list[float] = []
         lister = (
             asyncio.create_task(list_nodes_every(b, node_lists_every, node_lists))
@@ -298,7 +305,7 @@ async def bench_writes(
         for i in range(total):
             due = t_start + i / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            t0 = time.perf_counter()
+            t0, started = time.perf_counter(), time.monotonic()
             if i % 2:
                 patch = {"spec": {"replicas": 1 + i % 4 // 2}}
                 await b.request("PATCH", DEPLOYMENTS + "/bench", patch, headers=MERGE)
@@ -307,6 +314,7 @@ async def bench_writes(
                     "PATCH", CONFIGMAPS + "/load", {"data": {"i": str(i)}}, headers=MERGE
                 )
             times.append(time.perf_counter() - t0)
+            b.writes.append((started, times[-1]))
         wall = time.perf_counter() - t_start
         if lister is not None:
             lister.cancel()
@@ -325,10 +333,22 @@ async def bench_writes(
         )
         print("  " + mm.lag_line(window))
         print("  " + mm.commit_line(window))
+        print(
+            f"  master RSS {b.master.memory_info().rss / 2**20:.0f} MiB; CPU beside it in the "
+            f"window: hollow fleet {(_cpu(fleet) - fleet_cpu0) / wall * 100:.0f}%, this bench "
+            f"{(_cpu(own) - own_cpu0) / wall * 100:.0f}% of a core"
+        )
     finally:
         if hollow is not None:
             hollow.send_signal(signal.SIGTERM)
             hollow.wait(timeout=30)
+
+
+def _cpu(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    t = process.cpu_times()
+    return float(t.user + t.system + t.children_user + t.children_system)
 
 
 async def run_hollow(address: str, nodes: int) -> None:
@@ -381,6 +401,19 @@ def report_stalls(path: Path, limit_ms: float, top: int = 15) -> None:
         )
 
 
+def report_slow_writes(path: Path, writes: list[tuple[float, float]], top: int = 25) -> None:
+    """The writes over 50 ms, each split by what it waited on (tests/bench/write_trace.py)."""
+    if not path.exists() or not writes:
+        return
+    timeline = json.loads(path.read_text()).get("timeline", [])
+    slow = write_trace.explain(writes, timeline, 0.05)
+    print(f"writes over 50 ms: {len(slow)} of {len(writes)}; by their largest part:")
+    for text in write_trace.summary(slow):
+        print("  " + text)
+    for w in sorted(slow, key=lambda w: -w.latency)[:top]:
+        print("  " + write_trace.line(w, writes[0][0]))
+
+
 async def main_async(args: argparse.Namespace) -> None:
     print(mm.machine_line("before"))
     try:
@@ -393,6 +426,7 @@ async def run_bench(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-kube-bench-"))
     metrics_port = free_port()
     proc, grpc_address, api = start_master(workdir, metrics_port, args.profile_master, args.stalls)
+    b: Bench | None = None
     try:
         master = psutil.Process(proc.pid)
         timeout = aiohttp.ClientTimeout(total=600)
@@ -431,6 +465,7 @@ async def run_bench(args: argparse.Namespace) -> None:
             proc.stdout.close()
         if args.stalls:
             report_stalls(workdir / "stalls.json", args.stalls)
+            report_slow_writes(workdir / "stalls.json", b.writes if b is not None else [])
         subprocess.run(["rm", "-rf", str(workdir)], check=False)
 
 

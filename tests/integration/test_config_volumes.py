@@ -2,9 +2,9 @@
 
 The files are the objects' keys (items and modes as Kubernetes has them), kept
 on a tmpfs (the secret's value is nowhere on disk: not in the SQLite file, not
-under the agent's state dir), and follow an update of the object within seconds
-without a restart; a pod whose ConfigMap is missing waits and starts when it
-appears. securityContext: a pod runs as its user and groups with its fsGroup owning
+under the agent's state dir), and follow an update of the ConfigMap and of the
+Secret within seconds without a restart; a pod whose ConfigMap is missing waits and
+starts when it appears. securityContext: a pod runs as its user and groups with its fsGroup owning
 its volumes (claim, emptyDirs, secret files); runAsNonRoot refuses a root image.
 """
 
@@ -21,6 +21,8 @@ from tests.support import exec_output
 pytestmark = pytest.mark.integration
 
 SECRET_VALUE = "s3cr3t-volume-value-9f4e"
+# The Secret after its update: the mounted files must follow it too.
+NEW_SECRET_VALUE = "s3cr3t-volume-value-2b7d"
 
 CONFIG = """\
 apiVersion: v1
@@ -261,19 +263,23 @@ def test_config_and_secret_files_on_tmpfs_follow_updates_and_wait_for_the_object
     assert 'app="reader"' in _sh(cluster, pod, "cat /etc/all/labels")
     _security_context_applies_and_run_as_non_root_refuses(cluster)
 
-    # an update reaches the running container without a restart
-    config.write_text(CONFIG.format(setting="v2", secret=SECRET_VALUE))
+    # an update of the ConfigMap and of the Secret reaches the running container (the
+    # secret volume, still on its tmpfs, and the projected one) without a restart
+    config.write_text(CONFIG.format(setting="v2", secret=NEW_SECRET_VALUE))
     cluster.cli("apply", "-f", str(config))
+    files = "/etc/app/conf/app.conf /etc/all/conf /etc/secret/password /etc/all/password"
     wait_for(
         "the files updated in place",
-        lambda: _sh(cluster, pod, "cat /etc/app/conf/app.conf /etc/all/conf") == "v2v2",
+        lambda: _sh(cluster, pod, f"cat {files}") == "v2v2" + NEW_SECRET_VALUE * 2,
         timeout=30,
     )
+    mounts = _sh(cluster, pod, "cat /proc/mounts")
+    assert any(" /etc/secret tmpfs " in line for line in mounts.splitlines()), mounts
     assert _pod(cluster)["status"]["containerStatuses"][0]["restartCount"] == 0  # type: ignore[index]
 
-    # the secret's value is on no disk the project writes
-    secret = SECRET_VALUE.encode()
+    # neither of the secret's values is on a disk the project writes
     for root in (cluster.workdir, Path.home() / ".pinnace"):
         for path in root.rglob("*") if root.exists() else ():
             if path.is_file() and not path.is_symlink() and manifests not in path.parents:
-                assert secret not in path.read_bytes(), path
+                for secret in (SECRET_VALUE.encode(), NEW_SECRET_VALUE.encode()):
+                    assert secret not in path.read_bytes(), path

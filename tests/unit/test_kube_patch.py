@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -110,3 +111,18 @@ def test_json_patch_replace_add_remove_and_failing_test() -> None:
         json_patch(doc, [{"op": "test", "path": "/spec/replicas", "value": 3}])
     with pytest.raises(PatchError, match="does not exist"):
         json_patch(doc, [{"op": "replace", "path": "/spec/nothing/here", "value": 1}])
+
+
+def test_merge_patch_copies_only_the_paths_it_changes() -> None:
+    doc = _deployment()
+    before = copy.deepcopy(doc)
+
+    out = merge_patch(doc, {"spec": {"replicas": 5}})
+
+    assert out["spec"]["replicas"] == 5
+    assert doc == before  # the input is left as it was
+    assert out["spec"] is not doc["spec"]
+    # What the patch does not touch is shared, not copied (a deep copy per level was the
+    # largest cost of a merge-patch write after validation).
+    assert out["spec"]["template"] is doc["spec"]["template"]
+    assert out["metadata"] is doc["metadata"]

@@ -161,7 +161,10 @@ def test_every_kind_of_every_group_pinnace_serves_has_its_protobuf_schema() -> N
 
 
 def _kind_message(group: str, kind: str) -> Any:
-    api_version = "autoscaling/v1" if kind == "Scale" else f"{group}/v1" if group else "v1"
+    api_version = (
+        "autoscaling/v1" if kind == "Scale" else "policy/v1" if kind == "Eviction"
+        else f"{group}/v1" if group else "v1"
+    )  # fmt: skip
     try:
         return _schema().pool.FindMessageTypeByName(message_name(api_version, kind))
     except KeyError:

@@ -339,3 +339,59 @@ def test_an_update_of_equal_parts_changes_only_what_differs() -> None:
     entries = record((), None, old, "Deployment", CSA, NOW)
     after = record(entries, old, new, "Deployment", SCALE, NOW)
     assert _owners(after)["kubectl/Update/scale"] == {".spec.replicas"}
+
+
+def _reference_skeleton(value: Any) -> object:
+    """The skeleton as first written (one generator per map): the fast one must equal it."""
+    if isinstance(value, dict):
+        return ("d", *((name, _reference_skeleton(child)) for name, child in value.items()))
+    if isinstance(value, list):
+        return ("l", json.dumps(value, sort_keys=True, default=repr))
+    return None if value is None else 1
+
+
+def test_a_skeleton_equals_the_reference_walk_on_random_values() -> None:
+    import random
+
+    from master.api.managedfields import skeleton
+
+    rng = random.Random(7)
+    leaves: list[Any] = [None, 0, 1, "", "x", True, False, 2.5, {}, [], [{"name": "a"}], ["s"]]
+
+    def value(depth: int) -> Any:
+        if depth > 3 or rng.random() < 0.3:
+            return rng.choice(leaves)
+        return {rng.choice("abcdef"): value(depth + 1) for _ in range(rng.randint(0, 4))}
+
+    for _ in range(2000):
+        v = value(0)
+        assert skeleton(v) == _reference_skeleton(v), v
+    assert skeleton(_dep()) == _reference_skeleton(_dep())
+
+
+def test_ten_update_managers_stay_as_they_are_and_an_eleventh_merges() -> None:
+    entries: tuple[ManagedFieldsEntry, ...] = ()
+    old = _dep()
+    for i in range(11):
+        new = _dep(replicas=i + 10)
+        new["metadata"]["labels"] = {**old["metadata"]["labels"], f"by-{i}": "x"}
+        entries = record(entries, old, new, "Deployment", Manager(f"m{i}", "Update", "apps/v1"),
+                         NOW + i)  # fmt: skip
+        old = new
+        if i < 10:
+            assert [e.manager for e in entries] == [f"m{j}" for j in range(i + 1)]
+    assert entries[0].manager == "ancient-changes"
+    assert len(entries) == 10
+
+
+def test_a_create_without_a_ledger_records_what_the_general_path_records() -> None:
+    # A create with no entries returns early; with an entry of another manager (owning an
+    # unrelated field) the general path runs: the creator's entry must be the same.
+    other = ManagedFieldsEntry("other", "Update", "apps/v1", NOW, '{"f:spec":{"f:paused":{}}}')
+    for obj in (_dep(), _dep(replicas=7, command=["sh"]), _client_side_applied()):
+        alone = record((), None, obj, "Deployment", CSA, NOW)
+        beside = record((other,), None, obj, "Deployment", CSA, NOW)
+        assert alone == tuple(e for e in beside if e.manager != "other")
+        assert [e.manager for e in alone] == ["kubectl-client-side-apply"]
+    bare = {"apiVersion": "v1", "kind": "Thing", "metadata": {"name": "a", "uid": "u"}}
+    assert record((), None, bare, "Thing", CSA, NOW) == ()  # owns nothing: no entry

@@ -1,11 +1,12 @@
 """Liveness from the session stream, on a fake clock (master/controllers/lifecycle.py).
 
 A node's stream ends when its agent dies (its socket closes) or when the master's
-keepalive pings go unanswered (a cut link); the node is NotReady `session_grace`
-after that unless its agent registered again, however long the (stretched) lease
-is. Its pods leave the load balancer then, and are replaced only once the lease
-has run out too (a cut-off agent fences itself within its lease). An agent that
-hangs with its connection open keeps its stream: its lease still catches it.
+keepalive pings go unanswered (a cut link, a frozen agent); the node is NotReady
+`session_grace` after that unless its agent registered again, however long the
+(stretched) lease is. Its pods leave the load balancer then, and are replaced only
+once the lease has run out too (a cut-off agent fences itself within its lease). An
+agent whose Python hangs while its gRPC core answers pings keeps its stream: its
+lease still catches it.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def test_a_stream_ending_as_a_stalled_master_wakes_is_judged_by_the_grant() -> N
     assert leases.ended_at("n1") is None
 
 
-def test_a_dead_link_is_judged_by_the_kernel_in_2_5_s_and_a_slow_agent_gets_10_s() -> None:
+def test_a_dead_link_is_judged_by_the_kernel_and_a_frozen_agent_by_grpc_both_in_2_5_s() -> None:
     from master.server import session_keepalive
 
     default, stretched = dict(session_keepalive()), dict(session_keepalive(4.0))
@@ -208,4 +209,35 @@ def test_a_dead_link_is_judged_by_the_kernel_in_2_5_s_and_a_slow_agent_gets_10_s
     assert default["grpc.keepalive_time_ms"] == 1000
     assert stretched["grpc.keepalive_time_ms"] == 4000
     assert stretched["grpc.keepalive_timeout_ms"] == 2500  # TCP_USER_TIMEOUT
-    assert stretched["grpc.http2.ping_timeout_ms"] == 10000
+    assert stretched["grpc.http2.ping_timeout_ms"] == 2500  # the agent's ping ack
+
+
+def test_a_frozen_agent_of_a_5000_node_cluster_is_not_ready_within_5_s() -> None:
+    """SIGSTOP: its kernel still acknowledges TCP, so only the unanswered ping ends its
+    stream; its 22 s lease (heartbeat_plan at 5,000 nodes) would take far longer."""
+    from master.controllers.heartbeats import heartbeat_plan
+    from master.server import session_keepalive
+
+    clock, state, leases, manager = _manager()
+    plan = heartbeat_plan(5000, 1.0, 3.0)
+    for name in ("n1", "n2", "n3"):
+        leases.set_lease(name, plan.lease)
+    _ticks(clock, manager, 1.0)
+    leases.renew("n1", clock.monotonic())  # its last heartbeat, and a ping just answered
+    frozen_at = clock.monotonic()
+
+    options = dict(session_keepalive())
+    # The next ping goes out one keepalive period on; gRPC ends the stream when its answer
+    # is overdue.
+    ends = (options["grpc.keepalive_time_ms"] + options["grpc.http2.ping_timeout_ms"]) / 1000
+    detected = None
+    while clock.monotonic() - frozen_at < 30.0 and detected is None:
+        _ticks(clock, manager, 0.25)
+        if leases.ended_at("n1") is None and clock.monotonic() - frozen_at >= ends:
+            leases.session_ended("n1", clock.monotonic())
+        if not _ready(state, "n1"):
+            detected = clock.monotonic() - frozen_at
+
+    assert plan.lease > 20.0
+    assert detected is not None and detected <= 5.0
+    assert _ready(state, "n2") and _ready(state, "n3")

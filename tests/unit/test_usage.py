@@ -192,7 +192,14 @@ def test_top_prints_kubectl_columns_and_units() -> None:
                 memory_bytes=1024 * MI,
                 allocatable_cpu_millis=2000,
                 allocatable_memory_bytes=4096 * MI,
-            )
+            ),
+            cluster_pb2.NodeUsage(
+                node="n2",
+                cpu_millis=1999,
+                memory_bytes=3099 * MI,
+                allocatable_cpu_millis=2000,
+                allocatable_memory_bytes=24034 * MI,
+            ),
         ],
         pods=[cluster_pb2.PodUsage(pod="web-1", node="n1", cpu_millis=3, memory_bytes=5 * MI + 7)],
     )
@@ -200,6 +207,8 @@ def test_top_prints_kubectl_columns_and_units() -> None:
     assert node_table(reply).splitlines() == [
         "NAME   CPU(cores)   CPU(%)   MEMORY(bytes)   MEMORY(%)",
         "n1     250m         12%      1024Mi          25%",
+        # kubectl top truncates (99.95% is 99%, 12.89% is 12%): the same figures as it prints
+        "n2     1999m        99%      3099Mi          12%",
     ]
     assert pod_table(reply).splitlines() == [
         "NAME    CPU(cores)   MEMORY(bytes)",

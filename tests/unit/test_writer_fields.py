@@ -34,6 +34,8 @@ from master.state import ClusterState
 from master.store import MemoryStore
 from protos import node_pb2
 
+NOW = 1_800_000_000.0
+
 
 def _owners(obj: StoredObject | None) -> dict[str, set[str]]:
     assert obj is not None
@@ -145,3 +147,50 @@ def test_times_print_as_their_second_even_when_remembered() -> None:
         assert rfc3339(t) == expected
         assert rfc3339(t) == expected  # the second time from the memo
     assert rfc3339(0) is None
+
+
+def test_a_pod_status_write_records_what_the_whole_rendered_pod_would() -> None:
+    # writer_fields renders only the status of a pod's status write; the ledger must be the
+    # one record() makes from the two whole renderings, for every step of a pod's life.
+    from dataclasses import replace
+
+    from master.api.fieldowners import _unledgered
+    from master.api.managedfields import Manager, record, with_entries
+    from master.api.render import render_object
+    from master.model import ContainerStatus, Pod, PodPhase, PodStatus
+
+    spec = PodSpec(containers=(Container(name="web", image="nginx"),))
+    created = Pod(ObjectMeta(name="web-1", labels={"app": "web"}, created_at=NOW - 5), spec)
+    created = with_entries(
+        created, writer_fields(None, created, "kube-controller-manager", "", NOW)
+    )
+    bound = replace(created, node_name="n1", status=PodStatus(reason="ContainerCreating"))
+    running = replace(
+        bound,
+        status=PodStatus(
+            phase=PodPhase.RUNNING,
+            host_ip="10.0.0.7",
+            ready=True,
+            started_at=NOW,
+            port_map={"80/TCP": 30001},
+            container_statuses=(ContainerStatus(name="web", state="running", ready=True),),
+        ),
+    )
+    unready = replace(running, status=replace(running.status, ready=False, message="probe"))
+    gone = replace(unready, status=PodStatus(phase=PodPhase.FAILED, reason="Evicted"))
+    kubelet = Manager("kubelet", "Update", "v1", "status")
+    before: Pod = bound
+    for after in (running, unready, gone):
+        planned = replace(after, meta=before.meta)  # the ledger so far rides along
+        ours = with_entries(planned, writer_fields(before, planned, "kubelet", "status", NOW + 1))
+        whole = record(
+            planned.meta.managed_fields,
+            render_object(_unledgered(before), NOW + 1),
+            render_object(_unledgered(planned), NOW + 1),
+            "Pod",
+            kubelet,
+            NOW + 1,
+        )
+        assert ours.meta.managed_fields == whole
+        assert any(e.manager == "kubelet" for e in whole)
+        before = ours

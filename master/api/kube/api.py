@@ -20,7 +20,17 @@ from typing import Any
 from aiohttp import web
 
 from kernel.clock import Clock
-from master.api.kube import errors, leases, listing, objects, openapi, resources, writes
+from master.api.kube import (
+    errors,
+    leases,
+    listing,
+    metrics,
+    objects,
+    openapi,
+    resources,
+    writes,
+)
+from master.api.kube.eviction import evict
 from master.api.kube.exec_ws import serve_exec
 from master.api.kube.http import flag as _flag
 from master.api.kube.http import json_response as _json
@@ -32,8 +42,9 @@ from master.api.kube.watch import WatchHub
 from master.api.logs import LogRelay
 from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
+from master.app.usage import UsageTable, node_usage, pod_containers_usage
 from master.controllers.nodes import LeaseTable
-from master.model import DEFAULT_NAMESPACE, Node, is_namespaced
+from master.model import DEFAULT_NAMESPACE, Deployment, Node, Pod, StatefulSet, is_namespaced
 from master.state import ClusterState
 
 log = logging.getLogger(__name__)
@@ -54,7 +65,10 @@ class KubeApi(Streams):
         admit_services: ServiceAdmission | None = None,
         node_leases: LeaseTable | None = None,
         lease_seconds: float = 40.0,
+        usage: UsageTable | None = None,
     ) -> None:
+        # The agents' last CPU and memory readings (metrics.k8s.io, `kubectl top`).
+        self.usage = usage if usage is not None else UsageTable()
         self.logs = logs
         self.node_leases = node_leases
         self.lease_seconds = lease_seconds
@@ -80,6 +94,8 @@ class KubeApi(Streams):
             web.get("/livez", self.healthz),
             web.get("/readyz", self.healthz),
             web.get("/api/v1", self.core_resources),
+            web.get(f"/apis/{metrics.API_VERSION}", self.metrics_resources),
+            web.route("*", f"/apis/{metrics.API_VERSION}/{{tail:.+}}", self.metrics),
             web.get("/apis/{group}", self.group),
             web.get("/apis/{group}/v1", self.group_resources),
             web.route("*", "/api/v1/{tail:.+}", self.core),
@@ -188,13 +204,20 @@ class KubeApi(Streams):
             request.query.get("force"),
         )
         if sub == "scale":
-            return await self._scale(request, name or "", method, now, ns, w)
+            return await self._scale(request, base, name or "", method, now, ns, w)
         if sub in ("exec", "attach") and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
             return await serve_exec(request, self.state, execs, name or "", ns, sub == "attach")
         if sub == "portforward" and method in ("GET", "POST"):
             execs = self.logs.execs if self.logs is not None else None
             return await serve_port_forward(request, self.state, execs, name or "", ns)
+        if sub == "eviction":
+            if method != "POST":
+                raise errors.method_not_allowed(f"{method} is not allowed on pods/eviction")
+            body = await request.read()
+            eviction = writes.decode_body(body, request.content_type) if body.strip() else {}
+            out = await evict(self.state, self.lifecycle, name or "", ns, eviction, dry_run)
+            return _json(out, 201)
         if sub in ("status", "log") and method != "GET":
             raise errors.method_not_allowed(f"{r.name} is read-only in pinnace")
         if sub == "log":
@@ -227,12 +250,14 @@ class KubeApi(Streams):
             return self._written(result, request)
         if method == "DELETE":
             body = await request.read()
-            options = writes.decode_body(body, "application/json") if body.strip() else {}
+            # kubectl's typed client (drain) sends its DeleteOptions as protobuf.
+            options = writes.decode_body(body, request.content_type) if body.strip() else {}
             if not isinstance(options, dict):
                 options = {}
             for key in ("propagationPolicy", "gracePeriodSeconds"):
                 if key in request.query:
                     options[key] = request.query[key]
+            dry_run = dry_run or "All" in (options.get("dryRun") or ())
             out = await writes.delete(
                 self.state, self.lifecycle, base, name, options, now, dry_run, ns
             )
@@ -344,24 +369,73 @@ class KubeApi(Streams):
             return web.Response(body=body, content_type="application/json")
         return _json({**head, "items": items})
 
+    # -- metrics.k8s.io ----------------------------------------------------------------
+
+    async def metrics_resources(self, request: web.Request) -> web.Response:
+        return _json(metrics.resource_list())
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """NodeMetrics and PodMetrics (get, list; labelSelector, fieldSelector) from the
+        agents' last usage reports: what `kubectl top` reads."""
+        parts = [p for p in request.match_info["tail"].split("/") if p]
+        namespace: str | None = None
+        if len(parts) >= 3 and parts[0] == "namespaces":
+            namespace, parts = parts[1], parts[2:]
+        if (
+            not parts
+            or len(parts) > 2
+            or parts[0] not in ("nodes", "pods")
+            or (parts[0] == "nodes" and namespace is not None)
+        ):
+            raise errors.KubeError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        if request.method != "GET" or _flag(request, "watch"):
+            raise errors.method_not_allowed("metrics are read with get and list only")
+        plural, name = parts[0], parts[1] if len(parts) == 2 else None
+        reports = self.usage.reports
+        if plural == "nodes":
+            nodes = {n.meta.name: n for n in self.state.objects("Node") if isinstance(n, Node)}
+            wanted = [nodes[name]] if name is not None and name in nodes else nodes.values()
+            items = metrics.node_metrics(node_usage(reports, wanted), nodes)
+            kind = "NodeMetrics"
+        else:
+            if name is not None:
+                one = self.state.pod(name, namespace or DEFAULT_NAMESPACE)
+                pods: list[Pod] = [one] if one is not None else []
+            else:
+                pods = self.state.pods(namespace)
+            items = metrics.pod_metrics(pod_containers_usage(reports, pods))
+            kind = "PodMetrics"
+        if name is not None:
+            if not items:
+                raise errors.not_found(plural, metrics.GROUP, name)
+            return _json(items[0])
+        selecting = bool(request.query.get("labelSelector") or request.query.get("fieldSelector"))
+        if selecting:
+            items = self._selected(request, items)
+        rv = str(self.state.resource_version)
+        return _json(metrics.metrics_list(kind, items, rv))
+
     # -- watch -------------------------------------------------------------------------
 
     # -- subresources ---------------------------------------------------------------------
 
     async def _scale(
-        self, request: web.Request, name: str, method: str, now: float, namespace: str,
-        w: writes.Writer,
+        self, request: web.Request, parent: Resource, name: str, method: str,
+        now: float, namespace: str, w: writes.Writer,
     ) -> web.Response:  # fmt: skip
+        """deployments/scale and statefulsets/scale (`parent` is which)."""
         if method == "GET":
-            obj = self.state.get("Deployment", name, namespace)
-            if obj is None or obj.kind != "Deployment":
-                raise errors.not_found("deployments", "apps", name)
-            return _json(objects.scale(obj))  # type: ignore[arg-type]
+            obj = self.state.get(parent.kind, name, namespace)
+            if not isinstance(obj, (Deployment, StatefulSet)):
+                raise errors.not_found(parent.name, parent.group, name)
+            return _json(objects.scale(obj))
         if method not in ("PUT", "PATCH"):
-            raise errors.method_not_allowed(f"{method} is not allowed on deployments/scale")
+            raise errors.method_not_allowed(f"{method} is not allowed on {parent.name}/scale")
         out = await writes.set_scale(
             self.state, name, await request.read(), request.content_type, method, now, namespace,
-            w,
+            w, kind=parent.kind,
         )  # fmt: skip
         return _json(out)
 

@@ -8,7 +8,8 @@ and the leader's answer (status, body, Content-Type) is returned unchanged,
 so kubectl and client libraries see one API whichever master they reached.
 
 A pod's log and exec go through the agent's session, which only the leader
-holds: they go to the leader too, the log streamed back as it comes
+holds (and the agents' usage, metrics.k8s.io, is reported there): they go to the
+leader too, the log streamed back as it comes
 (`follow=true`), an exec's WebSocket relayed frame by frame both ways.
 
 `forward_url` decides (pure): never another read, never a connection upgrade
@@ -73,8 +74,10 @@ def is_log(path: str) -> bool:
 
 def is_session_bound(path: str) -> bool:
     """A pod's log, exec, attach or port-forward: served through the agent's session,
-    which the leader holds."""
-    return _pod_sub(path) in ("log", "exec", "attach", "portforward")
+    which the leader holds; and metrics.k8s.io, from the usage the agents report there."""
+    return _pod_sub(path) in ("log", "exec", "attach", "portforward") or path.startswith(
+        "/apis/metrics.k8s.io/"
+    )
 
 
 def _client_ssl(pki: MasterPki) -> ssl.SSLContext:

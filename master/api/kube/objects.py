@@ -36,6 +36,7 @@ from master.model import (
     KINDS,
     Deployment,
     Event,
+    StatefulSet,
     StoredObject,
     is_namespaced,
 )
@@ -146,7 +147,9 @@ def replica_sets(dep: Deployment, state: ClusterState) -> list[Obj]:
     return out
 
 
-def scale(dep: Deployment) -> Obj:
+def scale(dep: Deployment | StatefulSet) -> Obj:
+    """The autoscaling/v1 Scale of a deployment or statefulset (their /scale
+    subresource: what `kubectl scale` and typed clients' UpdateScale read and write)."""
     return {
         "apiVersion": "autoscaling/v1",
         "kind": "Scale",

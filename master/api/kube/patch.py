@@ -137,9 +137,12 @@ def json_patch(doc: Any, ops: Any) -> Any:
 
 
 def merge_patch(doc: Any, patch: Any) -> Any:
+    """RFC 7386 over `doc`, which is left as it is. Only the maps on the patch's paths are
+    copied; what the patch does not touch is shared with `doc` (a deep copy of the whole
+    object at every level was ~1 ms per API write for a Deployment)."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
-    out = copy.deepcopy(doc) if isinstance(doc, dict) else {}
+    out = dict(doc) if isinstance(doc, dict) else {}
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)

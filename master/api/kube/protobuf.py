@@ -55,6 +55,7 @@ def _schema() -> _Schema:
     pool = descriptor_pool.DescriptorPool()
     for file in descriptors.file:  # protoc writes them dependencies first
         pool.Add(file)
+    pool.Add(_eviction_file())
     go = json.loads(files.joinpath("gofields.json").read_text())
     return _Schema(
         pool,
@@ -63,9 +64,43 @@ def _schema() -> _Schema:
     )
 
 
+def _eviction_file() -> descriptor_pb2.FileDescriptorProto:
+    """policy/v1's Eviction, the one message of that group pinnace reads (the body of
+    `POST .../pods/NAME/eviction`, which `kubectl drain` sends as protobuf). Its two
+    fields, as k8s.io/api/policy/v1/generated.proto numbers them, are apimachinery's
+    (vendored), so the group's whole schema (PodDisruptionBudget ...) is not vendored."""
+    meta = "k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto"
+    file = descriptor_pb2.FileDescriptorProto(
+        name="pinnace/k8s.io/api/policy/v1/eviction.proto",
+        package="k8s.io.api.policy.v1",
+        dependency=[meta],
+        syntax="proto2",
+    )
+    eviction = file.message_type.add(name="Eviction")
+    for number, name, type_name in (
+        (1, "metadata", f".{_META}.ObjectMeta"),
+        (2, "deleteOptions", f".{_META}.DeleteOptions"),
+    ):
+        eviction.field.add(
+            name=name,
+            number=number,
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+            type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+            type_name=type_name,
+        )
+    return file
+
+
+# Kinds of apimachinery's meta/v1 that arrive as bodies of other groups' requests (a
+# typed client's DELETE sends DeleteOptions under its own group's apiVersion).
+_META_KINDS = frozenset({"DeleteOptions"})
+
+
 def message_name(api_version: str, kind: str) -> str:
     """`apps/v1`, `Deployment` -> k8s.io.api.apps.v1.Deployment (networking.k8s.io ->
     networking), as Kubernetes names its generated messages."""
+    if kind in _META_KINDS:
+        return f"{_META}.{kind}"
     group, _, version = api_version.rpartition("/")
     package = group.split(".", 1)[0] if group else "core"
     return f"k8s.io.api.{package}.{version}.{kind}"

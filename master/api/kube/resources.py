@@ -3,8 +3,9 @@
 One `Resource` per REST resource (and subresource): its group, plural and kind,
 whether it lives in a namespace, the verbs it allows and kubectl's short names.
 Discovery (`/api`, `/api/v1`, `/apis`, `/apis/apps/v1`) is rendered from this
-table, so what kubectl believes the server can do and what the handlers do are
-one list. kubectl asks for aggregated discovery first and falls back to these
+table (and metrics.k8s.io/v1beta1, the one group of another version, from
+master/api/kube/metrics.py), so what kubectl believes the server can do and what the
+handlers do are one list. kubectl asks for aggregated discovery first and falls back to these
 plain documents when the answer is not an APIGroupDiscoveryList.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from master.api.kube import metrics
 
 Obj = dict[str, Any]
 
@@ -29,7 +32,8 @@ class Resource:
     short_names: tuple[str, ...] = ()
     singular: str = ""
     description: str = ""
-    # For subresources, the kind the parent path names (e.g. Scale's parent is deployments).
+    # For subresources, the kind the parent path names (e.g. Scale's parent is deployments
+    # or statefulsets).
     subresource: bool = False
 
     @property
@@ -49,6 +53,7 @@ RESOURCES: tuple[Resource, ...] = (
              description="Containers that run together on one node."),
     Resource("pods/log", "Pod", verbs=("get",), subresource=True),
     Resource("pods/status", "Pod", verbs=("get",), subresource=True),
+    Resource("pods/eviction", "Eviction", verbs=("create",), subresource=True),
     Resource("pods/exec", "PodExecOptions", verbs=("create", "get"), subresource=True),
     Resource("pods/attach", "PodAttachOptions", verbs=("create", "get"), subresource=True),
     Resource("pods/portforward", "PodPortForwardOptions", verbs=("create", "get"),
@@ -83,6 +88,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("statefulsets", "StatefulSet", group="apps", verbs=(*READ, *WRITE),
              short_names=("sts",), singular="statefulset",
              description="Pods with stable names and their own volumes, started in order."),
+    Resource("statefulsets/scale", "Scale", group="apps", verbs=("get", "update", "patch"),
+             subresource=True),
     Resource("ingresses", "Ingress", group="networking.k8s.io", verbs=(*READ, *WRITE),
              short_names=("ing",), singular="ingress",
              description="HTTP routes by host and path onto services, with TLS."),
@@ -133,18 +140,24 @@ def api_versions(server_address: str) -> Obj:
     }
 
 
+def _group_version(group: str) -> Obj:
+    if group == metrics.GROUP:
+        return metrics.group_version()
+    return {"groupVersion": f"{group}/v1", "version": "v1"}
+
+
 def api_group_list() -> Obj:
     groups = []
-    for g in GROUPS:
-        version = {"groupVersion": f"{g}/v1", "version": "v1"}
+    for g in (*GROUPS, metrics.GROUP):
+        version = _group_version(g)
         groups.append({"name": g, "versions": [version], "preferredVersion": version})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
 def api_group(group: str) -> Obj | None:
-    if group not in GROUPS:
+    if group not in GROUPS and group != metrics.GROUP:
         return None
-    version = {"groupVersion": f"{group}/v1", "version": "v1"}
+    version = _group_version(group)
     return {
         "kind": "APIGroup",
         "apiVersion": "v1",
@@ -179,6 +192,8 @@ def _resource_list(group: str) -> Obj:
         }
         if r.kind == "Scale":
             entry.update(group="autoscaling", version="v1")
+        if r.kind == "Eviction":  # kubectl drain evicts only where discovery says this
+            entry.update(group="policy", version="v1")
         if r.short_names:
             entry["shortNames"] = list(r.short_names)
         if r.name in ("pods", "services", "deployments", "replicasets", "statefulsets"):

@@ -35,6 +35,7 @@ from master.api.kube.metered import request_metrics
 from master.api.logs import LogRelay
 from master.app.apply import ServiceAdmission
 from master.app.delete import NodeLifecycle
+from master.app.usage import UsageTable
 from master.controllers.nodes import LeaseTable
 from master.pki.bootstrap import MasterPki, listen_host
 from master.state import ClusterState
@@ -128,11 +129,14 @@ async def start_kube_api(
     admit_services: ServiceAdmission | None = None,
     node_leases: LeaseTable | None = None,
     lease_seconds: float = 40.0,
+    usage: UsageTable | None = None,
 ) -> KubeApiServer:
     """Bind `listen` (port 0 picks one) and serve; returns the bound port and URL."""
     host = listen_host(listen)
     port_text = listen.rsplit(":", 1)[-1] if ":" in listen else "6443"
-    api = KubeApi(state, lifecycle, clock, "", logs, admit_services, node_leases, lease_seconds)
+    api = KubeApi(
+        state, lifecycle, clock, "", logs, admit_services, node_leases, lease_seconds, usage
+    )
     auth = Authenticator(pki)
     # After authentication: a follower passes writes to the leader (several masters).
     forwarder = KubeForwarder(state, pki)
