@@ -105,13 +105,32 @@ def fence_decision(
 # and the share of silent ones in the sample stands for the cluster's. While holding, the
 # agent keeps asking every ASK_EVERY seconds and fences as soon as the answers no longer
 # show a silent majority for FLIP_ROUNDS rounds (the master came back, but not for this
-# node, or the peers can no longer be reached).
+# node, or the peers can no longer be reached). A peer whose answer misses ASK_TIMEOUT
+# is judged by its last answer in time while that one is fresh (agent/state/lease.py
+# VIEW_MAX_AGE): on a busy machine answers come late now and then; a peer that stays
+# unreachable still fences the node about fence_after after its last answer.
 
+#
+# These times are for the default 3 s lease (DEFAULT_LEASE); a cluster run with a longer
+# lease (`pinnace master --lease-seconds`, for slow or busy machines) gets them in
+# proportion (witness_times), never shorter. Why: an answer is the peer's probe of the
+# master (PROBE_WAIT) plus two processes' turns on the CPU, and at the default times that
+# leaves 0.15 s; on a machine at load 30 most answers missed it, and a node fenced
+# through a master stall for answers that came late. A longer lease was no help while
+# these stayed fixed; now it buys the witnesses the same share of patience.
+
+DEFAULT_LEASE = 3.0
 ASK_LEAD = 0.5
 ASK_EVERY = 0.5
 ASK_TIMEOUT = 0.45
 PROBE_WAIT = 0.3
 HEARS_WITHIN = 0.6
+# While holding, answers older than this (by when they were asked) no longer count.
+VIEW_MAX_AGE = 1.5
+# Before holding, a round's answers may take until this long before the wait deadline
+# (one tick of the fence watcher: an answer in by then is decided on at the next tick, and
+# a "hold" verdict stands whenever that tick comes).
+ASK_MARGIN = 0.2
 # With at least this many peers listed and fewer than the cluster's size, the list is a
 # sample: its silent share stands for the cluster's.
 SAMPLE_MIN = WITNESS_SAMPLE_MIN
@@ -131,9 +150,35 @@ class PeerView:
     hears_master: bool = True
 
 
-def peer_hears(connected: bool, since_ack: float) -> bool:
+@dataclass(frozen=True, slots=True)
+class WitnessTimes:
+    """The witness timings (seconds) for one lease; see the table's notes above."""
+
+    ask_lead: float
+    ask_every: float
+    ask_timeout: float
+    probe_wait: float
+    hears_within: float
+    view_max_age: float
+
+
+def witness_times(lease_seconds: float | None) -> WitnessTimes:
+    """The witness timings for `lease_seconds` (None: not registered yet): the defaults
+    at DEFAULT_LEASE or less, in proportion to a longer lease."""
+    scale = max(1.0, (lease_seconds or DEFAULT_LEASE) / DEFAULT_LEASE)
+    return WitnessTimes(
+        ASK_LEAD * scale,
+        ASK_EVERY * scale,
+        ASK_TIMEOUT * scale,
+        PROBE_WAIT * scale,
+        HEARS_WITHIN * scale,
+        VIEW_MAX_AGE * scale,
+    )
+
+
+def peer_hears(connected: bool, since_ack: float, hears_within: float = HEARS_WITHIN) -> bool:
     """What a peer's answer says: it holds a session and heard the master just now."""
-    return connected and 0 <= since_ack < HEARS_WITHIN
+    return connected and 0 <= since_ack < hears_within
 
 
 def wait_deadline(policy: FencePolicy, lease_seconds: float | None) -> float | None:

@@ -43,7 +43,7 @@ from agent.convert import (
     usage_to_proto,
 )
 from agent.exec import ExecInput, ExecOrder, ExecRunner
-from agent.fencing import PROBE_WAIT, PeerView
+from agent.fencing import PeerView, witness_times
 from agent.join_retry import retry_after
 from agent.logs import LogStreamer
 from agent.model import NodeInfo, PeerAddress
@@ -268,23 +268,29 @@ class Session:
         return instructions
 
     async def _ask(self, ask: AskPeers) -> None:
-        views = await self._witness.ask(ask.peers) if self._witness else []
+        views = (
+            await self._witness.ask(ask.peers, ask.timeout, ask.hears_within)
+            if self._witness
+            else []
+        )
         answered = {v.name for v in views}
         views += [PeerView(p.name, False) for p in ask.peers if p.name not in answered]
         self._handle(PeersAnswered(ask.asked_at, tuple(views)))
 
     async def probe_master(self) -> tuple[bool, float]:
         """For a peer's witness question: whether this node hears the master now, after
-        one extra heartbeat answered within PROBE_WAIT (or not)."""
+        one extra heartbeat answered within the probe wait (or not; agent/fencing.py
+        witness_times: in proportion to the lease)."""
         lease = self._worker.state.lease
         if lease.registered and self._outgoing is not None:
+            probe_wait = witness_times(lease.lease_seconds).probe_wait
             now = self._clock.monotonic()
-            if now - lease.last_heard > PROBE_WAIT / 3:
+            if now - lease.last_heard > probe_wait / 3:
                 self._heard.clear()
-                if now - self._probe_sent > PROBE_WAIT:
+                if now - self._probe_sent > probe_wait:
                     self._probe_sent = now
                     self._handle(HeartbeatDue(now))
-                await wait_event(self._clock, self._heard, PROBE_WAIT)
+                await wait_event(self._clock, self._heard, probe_wait)
         if not lease.registered:
             return False, -1.0
         return True, self._clock.monotonic() - lease.last_heard

@@ -3,13 +3,13 @@
 Served on the advertise address (port `--witness-port`, 0: any free port, reported
 to the master in NodeInfo.witness_port so the master can list it to the other
 nodes). `CheckMaster` asks the session to probe the master now (one extra
-heartbeat, answered within agent/fencing.PROBE_WAIT or not), then answers with a
-signed view: connected or not, seconds since the master was last heard
-(agent/attest.py). `WitnessClient.ask` is the other side: it asks every listed
-peer at once, each bounded by ASK_TIMEOUT, checks each answer's signature and
-nonce, and turns it into a PeerView for the state machine; a peer that does not
-answer in time, or not credibly, is unreachable. Channels to peers are kept
-while the peer stays listed.
+heartbeat, answered within the probe wait or not; agent/fencing.py witness_times),
+then answers with a signed view: connected or not, seconds since the master was
+last heard (agent/attest.py). `WitnessClient.ask` is the other side: it asks every
+listed peer at once, each bounded by the ask timeout (in proportion to the lease),
+checks each answer's signature and nonce, and turns it into a PeerView for the
+state machine; a peer that does not answer in time, or not credibly, is
+unreachable. Channels to peers are kept while the peer stays listed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import grpc
 
 from agent.attest import AttestError, sign_view, verify_answer
 from agent.credentials import NodeCredentials
-from agent.fencing import ASK_TIMEOUT, PeerView, peer_hears
+from agent.fencing import ASK_TIMEOUT, HEARS_WITHIN, PeerView, peer_hears
 from agent.model import PeerAddress
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
@@ -126,9 +126,15 @@ class WitnessClient:
         for peer in peers:
             self._channel(host_port(peer.address, peer.port)).get_state(try_to_connect=True)
 
-    async def ask(self, peers: tuple[PeerAddress, ...]) -> list[PeerView]:
+    async def ask(
+        self,
+        peers: tuple[PeerAddress, ...],
+        timeout: float = ASK_TIMEOUT,
+        hears_within: float = HEARS_WITHIN,
+    ) -> list[PeerView]:
         await self._drop_unlisted(peers)
-        return list(await asyncio.gather(*(self._ask_one(p) for p in peers)))
+        answers = (self._ask_one(p, timeout, hears_within) for p in peers)
+        return list(await asyncio.gather(*answers))
 
     async def _drop_unlisted(self, peers: tuple[PeerAddress, ...]) -> None:
         listed = {host_port(p.address, p.port) for p in peers}
@@ -143,7 +149,7 @@ class WitnessClient:
             )
         return channel
 
-    async def _ask_one(self, peer: PeerAddress) -> PeerView:
+    async def _ask_one(self, peer: PeerAddress, timeout: float, hears_within: float) -> PeerView:
         target = host_port(peer.address, peer.port)
         channel = self._channel(target)
         nonce = os.urandom(16)
@@ -151,7 +157,7 @@ class WitnessClient:
         try:
             stub = node_pb2_grpc.WitnessServiceStub(channel)
             answer = await stub.CheckMaster(
-                pb.CheckMasterRequest(nonce=nonce, asker=self._node), timeout=ASK_TIMEOUT
+                pb.CheckMasterRequest(nonce=nonce, asker=self._node), timeout=timeout
             )
             view = verify_answer(
                 answer, nonce, peer.name, creds.ca_pem if creds else None, dt.datetime.now(dt.UTC)
@@ -160,7 +166,9 @@ class WitnessClient:
             reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
             log.info("peer %s (%s) gave no usable answer: %s", peer.name, target, reason)
             return PeerView(peer.name, reachable=False)
-        return PeerView(peer.name, True, peer_hears(view.connected, view.since_ack_seconds))
+        return PeerView(
+            peer.name, True, peer_hears(view.connected, view.since_ack_seconds, hears_within)
+        )
 
     async def close(self) -> None:
         for channel in self._channels.values():

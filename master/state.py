@@ -50,6 +50,7 @@ from master.model import (
     DEFAULT_SERVICE_CIDR,
     KINDS,
     Event,
+    ManagedFieldsEntry,
     ObjectMeta,
     Pod,
     StoredObject,
@@ -418,6 +419,11 @@ class ClusterState:
 
     def put(self, obj: T) -> T:
         """Store a new or changed object; returns it with its new resource version."""
+        return self._put(obj, None)
+
+    def _put(self, obj: T, managed_fields: tuple[ManagedFieldsEntry, ...] | None) -> T:
+        """`put`, the metadata carrying `managed_fields` when given (put_by's ledger: one
+        copy of the object and its metadata for both)."""
         if self._staged is None:
             self._check_writable()
         kind = obj.kind
@@ -427,12 +433,14 @@ class ClusterState:
         existing = self.get_key(*key)
         # One new metadata and one new object (`evolve`: each is a share of a put at
         # thousands a second).
+        ledger = meta.managed_fields if managed_fields is None else managed_fields
         if existing is None:
             meta = evolve(
                 meta,
                 uid=meta.uid or new_uid(),
                 created_at=meta.created_at or self._clock.now(),
                 resource_version=self._rv,
+                managed_fields=ledger,
             )
         else:
             meta = evolve(
@@ -440,6 +448,7 @@ class ClusterState:
                 uid=existing.meta.uid,
                 created_at=existing.meta.created_at,
                 resource_version=self._rv,
+                managed_fields=ledger,
             )
         stored = evolve(obj, meta=meta)
         if self._staged is not None:
@@ -457,7 +466,8 @@ class ClusterState:
         """`put` of `writer`'s Update of the object (through `subresource`, "" for the
         object itself), recorded in its managedFields (master/writers.py)."""
         existing = self.get_key(obj.kind, key_of(obj))
-        return self.put(self.writer_fields(existing, obj, writer, subresource, self._clock.now()))
+        ledger = self.writer_fields(existing, obj, writer, subresource, self._clock.now())
+        return self._put(obj, ledger)
 
     def remove(
         self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
@@ -667,7 +677,7 @@ class ClusterState:
             source=source,
         )
         log.info("event %s %s/%s: %s", reason, kind, name, message)
-        stored = self.put(self.writer_fields(None, event, writer, "", now))
+        stored = self._put(event, self.writer_fields(None, event, writer, "", now))
         self._trim_events()
         return stored
 

@@ -14,9 +14,9 @@ at the API edge (master/api/fieldowners.py) and is handed to ClusterState as a
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from master.model import StoredObject
+from master.model import ManagedFieldsEntry, StoredObject
 
 CONTROLLER_MANAGER = "kube-controller-manager"
 KUBELET = "kubelet"
@@ -24,24 +24,32 @@ SCHEDULER = "kube-scheduler"
 # An event's source component as pinnace's master records it.
 MASTER_SOURCE = "master"
 
-S = TypeVar("S", bound=StoredObject)
-
 
 class WriterFields(Protocol):
-    """`planned` (`writer`'s Update of `existing`, None when it creates it, through
-    `subresource` or "" for the object itself) with its managedFields recorded as of
-    `now`."""
+    """The managedFields `planned` carries after `writer`'s Update of `existing` (None
+    when it creates it), through `subresource` or "" for the object itself, as of `now`.
+    The ledger, not the object: ClusterState.put_by puts it into the metadata it makes
+    for the put anyway (a copy of the object less per write)."""
 
     def __call__(
-        self, existing: StoredObject | None, planned: S, writer: str, subresource: str, now: float
-    ) -> S: ...
+        self,
+        existing: StoredObject | None,
+        planned: StoredObject,
+        writer: str,
+        subresource: str,
+        now: float,
+    ) -> tuple[ManagedFieldsEntry, ...]: ...
 
 
 def untracked(
-    existing: StoredObject | None, planned: S, writer: str, subresource: str, now: float
-) -> S:
-    """No bookkeeping (unit tests of the controllers and the state)."""
-    return planned
+    existing: StoredObject | None,
+    planned: StoredObject,
+    writer: str,
+    subresource: str,
+    now: float,
+) -> tuple[ManagedFieldsEntry, ...]:
+    """No bookkeeping (unit tests of the controllers and the state): the ledger as it is."""
+    return planned.meta.managed_fields
 
 
 def event_writer(source: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.fencing import PeerView
+from agent.fencing import ASK_TIMEOUT, HEARS_WITHIN, PeerView
 from agent.model import Assignments, PeerAddress, PodStatusReport
 from agent.probes import ProbeResult, ProbeTarget
 from agent.runtime.port import ContainerInfo
@@ -251,6 +251,10 @@ class AskPeers:
 
     asked_at: float
     peers: tuple[PeerAddress, ...]
+    # How long each answer may take, and how recent a peer's ack counts as hearing the
+    # master (agent/fencing.py witness_times: in proportion to the lease).
+    timeout: float = ASK_TIMEOUT
+    hears_within: float = HEARS_WITHIN
 
 
 @dataclass(frozen=True, slots=True)

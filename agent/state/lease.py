@@ -28,14 +28,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.fencing import (
-    ASK_EVERY,
-    ASK_LEAD,
+    ASK_MARGIN,
     FencePolicy,
     FenceVerdict,
     PeerView,
     fence_after,
     fence_decision,
     wait_deadline,
+    witness_times,
     witness_verdict,
 )
 from agent.join_retry import join_wait
@@ -64,8 +64,6 @@ RECONNECT_CAP = 5.0
 # retry at least every second: a refusal costs nothing, and a restarted master grants
 # its nodes only one lease to come back before it replaces their pods.
 REFUSED_CAP = 1.0
-# Answers older than this (by when they were asked) no longer count while holding.
-VIEW_MAX_AGE = 1.5
 # Rounds of answers running in which most of the cluster hears the master without this
 # node, before a holding node fences (one round may straddle the master's return).
 FLIP_ROUNDS = 2
@@ -90,10 +88,12 @@ class LeaseState:
     reconnect_delay: float = RECONNECT_INITIAL
     failures: int = 0
     latest: float = 0.0
-    # Witnesses: the master's peer list, the answers (name -> (asked at, view)).
+    # Witnesses: the master's peer list, the answers (name -> (asked at, view)): each
+    # peer's latest, and its latest that came back in time (reachable).
     peers: tuple[PeerAddress, ...] = ()
     cluster_size: int = 0
     views: dict[str, tuple[float, PeerView]] = field(default_factory=dict)
+    answers: dict[str, tuple[float, PeerView]] = field(default_factory=dict)
     asking: bool = False
     last_ask: float = float("-inf")
     # The last round left listed peers unanswered: ask again without waiting ASK_EVERY.
@@ -152,7 +152,8 @@ class LeaseState:
             # more whether this node is the one cut off; fence.
             if self._fresh(mono) or not self.peers:
                 return "", []
-            return self._fence(mono, f"{reason}, and no peer answered for {VIEW_MAX_AGE:g}s", [])
+            age = witness_times(self.lease_seconds).view_max_age
+            return self._fence(mono, f"{reason}, and no peer answered for {age:g}s", [])
         if not verdict.frozen and self.cluster_size > 0:
             decision, why = witness_verdict(self.cluster_size, len(self.peers), self._fresh(mono))
             if decision == "hold":
@@ -202,27 +203,52 @@ class LeaseState:
 
     def _fresh(self, mono: float) -> list[PeerView]:
         """The answers that speak of this silence: asked once it neared fence_after, and
-        recently."""
+        recently. A peer whose latest answer did not come back in time is judged by its
+        last one that did, while that one is fresh: on a busy machine one answer in a few
+        misses the ask timeout (0.3 s of the 0.45 are the peer's own probe of the
+        master), and a holding node fenced for two misses running though its peer had
+        answered "silent too" a second before (test_master_stall at load 17)."""
         limit = fence_after(self.policy, self.lease_seconds) or 0.0
-        oldest = max(self.last_heard + limit - ASK_LEAD, mono - VIEW_MAX_AGE)
-        return [view for asked, view in self.views.values() if asked >= oldest - 1e-9]
+        times = witness_times(self.lease_seconds)
+        oldest = max(self.last_heard + limit - times.ask_lead, mono - times.view_max_age) - 1e-9
+        fresh: list[PeerView] = []
+        for name, (asked, view) in self.views.items():
+            answer = self.answers.get(name)
+            if not view.reachable and answer is not None and answer[0] >= oldest:
+                fresh.append(answer[1])
+            elif asked >= oldest:
+                fresh.append(view)
+        return fresh
 
     def _maybe_ask(self, mono: float) -> list[Instruction]:
         limit = fence_after(self.policy, self.lease_seconds)
+        times = witness_times(self.lease_seconds)
         if (
             limit is None
             or not self.peers
             or self.asking
             or self.last_error_refused
             or self.restarting
-            or mono - self.last_heard <= limit - ASK_LEAD
+            or mono - self.last_heard <= limit - times.ask_lead
             # Again at once when the last round left peers unanswered (a cold connection
-            # timed out): waiting ASK_EVERY would leave no time to ask before the deadline.
-            or (mono - self.last_ask < ASK_EVERY and not self.unanswered)
+            # timed out): waiting ask_every would leave no time to ask before the deadline.
+            or (mono - self.last_ask < times.ask_every and not self.unanswered)
         ):
             return []
         self.asking, self.last_ask, self.unanswered = True, mono, False
-        return [AskPeers(mono, self.peers)]
+        return [AskPeers(mono, self.peers, self._ask_timeout(mono), times.hears_within)]
+
+    def _ask_timeout(self, mono: float) -> float:
+        """How long this round's answers may take. Before holding, as long as still leaves
+        time to decide before the wait deadline (ASK_MARGIN): on a busy machine an answer
+        came back 0.5 s after a 0.45 s timeout had thrown it away, the question asked again
+        met the same fate, and the node fenced through a master stall. Holding, the
+        lease's ask timeout: rounds keep coming while answers stay fresh."""
+        times = witness_times(self.lease_seconds)
+        deadline = wait_deadline(self.policy, self.lease_seconds)
+        if self.holding or deadline is None:
+            return times.ask_timeout
+        return max(times.ask_timeout, deadline - (mono - self.last_heard) - ASK_MARGIN)
 
     def heard(self, event: MasterHeard, fenced: bool) -> tuple[str, list[Instruction]]:
         if self.holding and not self.restarting:
@@ -248,6 +274,7 @@ class LeaseState:
         self.peers, self.cluster_size = event.peers, event.cluster_size
         names = {p.name for p in event.peers}
         self.views = {n: v for n, v in self.views.items() if n in names}
+        self.answers = {n: v for n, v in self.answers.items() if n in names}
         self.asking = self.asking and bool(self.peers)
         return []
 
@@ -259,6 +286,8 @@ class LeaseState:
         for view in event.views:
             if view.name in listed:
                 self.views[view.name] = (event.asked_at, view)
+                if view.reachable:
+                    self.answers[view.name] = (event.asked_at, view)
         if not self.holding or self.restarting:
             return "", []
         decision, why = witness_verdict(
@@ -351,7 +380,7 @@ class LeaseState:
             found.append("a lease of no length")
         if self.holding and (self.restarting or self.cluster_size <= 0):
             found.append("holding the pods while restarting, or without a known cluster")
-        if set(self.views) - {p.name for p in self.peers}:
+        if (set(self.views) | set(self.answers)) - {p.name for p in self.peers}:
             found.append("answers kept from peers no longer listed")
         if self.asking and not self.peers:
             found.append("asking no peers")

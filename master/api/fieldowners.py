@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from master.api.fieldsets import FieldSetError
 from master.api.managedfields import Manager, entries_from_request, record, with_entries
 from master.api.render import render_object, render_pod_status
 from master.app.apply import FieldTracker
 from master.app.errors import AppError
-from master.model import Pod, StoredObject, evolve
+from master.model import ManagedFieldsEntry, Pod, StoredObject, evolve
 
 log = logging.getLogger(__name__)
-S = TypeVar("S", bound=StoredObject)
 
 # The manager of writes made with the pinnace CLI (gRPC API).
 CLI_MANAGER = "pinnace"
@@ -68,13 +67,17 @@ def cli_update(now: float, subresource: str = "") -> FieldTracker:
 
 
 def writer_fields(
-    existing: StoredObject | None, planned: S, writer: str, subresource: str, now: float
-) -> S:
-    """The master's own write of `planned` (master/writers.py names the writers): an
-    Update by `writer`, through `subresource` or of the object itself, which then owns the
-    fields it set or changed (status fields only, through "status"). The ledger is
-    `planned`'s own (made from `existing`'s), so writes recorded one after the other
-    before a put all count."""
+    existing: StoredObject | None,
+    planned: StoredObject,
+    writer: str,
+    subresource: str,
+    now: float,
+) -> tuple[ManagedFieldsEntry, ...]:
+    """The ledger after the master's own write of `planned` (master/writers.py names the
+    writers): an Update by `writer`, through `subresource` or of the object itself, which
+    then owns the fields it set or changed (status fields only, through "status"). It is
+    made from `planned`'s own ledger (made from `existing`'s), so writes recorded one after
+    the other before a put all count. `with_entries(planned, ledger)` is the object."""
     old: dict[str, Any] | None
     if subresource == "status" and isinstance(planned, Pod) and isinstance(existing, Pod):
         # A pod's status write (the kubelet's report, every pod at least once) owns status
@@ -94,8 +97,8 @@ def writer_fields(
         # The master's own objects always fit; should one not, the write matters more
         # than its bookkeeping.
         log.warning("managedFields of %s %s not updated: %s", planned.kind, planned.meta.name, e)
-        return planned
-    return cast(S, with_entries(planned, ledger))  # with_entries keeps the object's type
+        return planned.meta.managed_fields
+    return ledger
 
 
 def _unledgered(obj: StoredObject) -> StoredObject:

@@ -540,6 +540,9 @@ def _ordered(paths: FieldSet) -> list[Path]:
     return sorted(paths, key=path_string)
 
 
-def with_entries(obj: StoredObject, entries: tuple[ManagedFieldsEntry, ...]) -> StoredObject:
+_S = TypeVar("_S", bound=StoredObject)
+
+
+def with_entries(obj: _S, entries: tuple[ManagedFieldsEntry, ...]) -> _S:
     """`obj` carrying `entries` as its managedFields."""
     return evolve(obj, meta=evolve(obj.meta, managed_fields=entries))

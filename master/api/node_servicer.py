@@ -35,6 +35,7 @@ from master.api.convert import (
     pod_report_from_proto,
 )
 from master.api.logs import LogRelay
+from master.api.managedfields import with_entries
 from master.api.servicetable import ServiceTableFeed
 from master.api.usage import claim_disk_from_proto, report_from_proto, volume_uses_from_proto
 from master.app.claimreports import record_volume_report, removal_orders
@@ -494,7 +495,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # The kubelet's writes on Kubernetes: the Node itself (labels, addresses), then its
         # status (capacity, conditions), each recorded in managedFields.
         now = self._clock.now()
-        node = self._state.writer_fields(existing, node, KUBELET, "", now)
+        node = with_entries(node, self._state.writer_fields(existing, node, KUBELET, "", now))
         self._state.put_by(KUBELET, node, "status")
         if existing is None:
             self._state.record_event("Node", info.name, "Registered", f"node {info.name} joined")

@@ -208,6 +208,8 @@ def _encoder(tp: Any) -> Converter:
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _enum_encoder(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if tp.__name__ in SHARED_VALUES:
+            return _remembering(_codec_for(tp).encode)
         return _codec_for(tp).encode
     if origin is tuple:
         return _seq_converter(_encoder(_tuple_item(tp)), tuple, list)
@@ -216,6 +218,34 @@ def _encoder(tp: Any) -> Converter:
     if origin in (types.UnionType, typing.Union):
         return _optional_converter(_encoder(_optional_inner(tp)))
     raise TypeError(f"the store codec does not support the type {tp!r}")
+
+
+# Model classes whose instances many stored objects hold at once: the pods of one
+# Deployment carry its template's PodSpec itself (master/controllers/deployment.py), and
+# the store wrote the same spec again for each pod and each of its status writes.
+SHARED_VALUES = frozenset({"PodSpec"})
+# How many such values an encoder remembers (then it starts over).
+SHARED_MEMO = 256
+
+
+def _remembering(encode: Converter) -> Converter:
+    """`encode`, remembering its answer for the last values it was given, by identity.
+
+    The values are immutable and kept alive by the memo (so an id is never reused while
+    it is remembered); the answer is only ever read (serialised into JSON)."""
+    memo: dict[int, tuple[Any, Any]] = {}
+
+    def enc(v: Any) -> Any:
+        found = memo.get(id(v))
+        if found is not None and found[0] is v:
+            return found[1]
+        out = encode(v)
+        if len(memo) >= SHARED_MEMO:
+            memo.clear()
+        memo[id(v)] = (v, out)
+        return out
+
+    return enc
 
 
 def _decoder(tp: Any) -> Converter:

@@ -13,7 +13,8 @@ Calls are blocking, like the Store port that uses them: the master runs them
 through `asyncio.to_thread`. gRPC channels are thread-safe, so one client may be
 shared. Failover: a call that finds its member unavailable, or that has no answer
 within one attempt's time (`_ATTEMPT_S`), moves to the next endpoint and tries
-again until the overall timeout; any other failure is one StoreError sentence
+again until the overall timeout, each round over the members with longer attempts
+(a slow answer is not a dead member); any other failure is one StoreError sentence
 for the operator.
 """
 
@@ -39,9 +40,20 @@ DEFAULT_TIMEOUT_S = 5.0
 # only says so after its own 5 s+ request timeout, so an attempt that has not been
 # answered by then is tried again on the next member. Retrying a transaction is
 # safe: EtcdStore's compares make a second application impossible, and it
-# recognises its own first write when that did land.
+# recognises its own first write when that did land. Each round over the members gives
+# its attempts twice as long as the last (attempt_timeout): an answer that honestly takes
+# longer than a second (a page of 1,000 objects from an etcd at load 40) must get the time
+# it needs within the call's timeout, not be cut at 1 s on every try until the call fails.
 _ATTEMPT_S = 1.0
 _RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def attempt_timeout(tried: int, endpoints: int, remaining: float) -> float:
+    """Seconds for the next attempt, after `tried` attempts over `endpoints` members and
+    with `remaining` seconds of the call's timeout left: _ATTEMPT_S in the first round over
+    the members, doubling with each round after; never past the call's deadline."""
+    rounds = tried // max(endpoints, 1)
+    return min(_ATTEMPT_S * 2.0 ** min(rounds, 16), max(remaining, 0.05))
 
 
 def _retried(e: grpc.RpcError) -> bool:
@@ -245,7 +257,8 @@ class EtcdClient:
                 raise StoreError(self._explain(last, timed_out=True)) from None
             stub = self._stub(service)
             try:
-                return getattr(stub, method)(request, timeout=min(_ATTEMPT_S, max(remaining, 0.05)))
+                timeout = attempt_timeout(tried, len(self._endpoints), remaining)
+                return getattr(stub, method)(request, timeout=timeout)
             except grpc.RpcError as e:
                 if not _retried(e) or self._closed:
                     raise StoreError(self._explain(e)) from None

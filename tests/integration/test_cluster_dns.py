@@ -34,7 +34,7 @@ from tests.integration.cluster import (
     LocalCluster,
     wait_for,
 )
-from tests.support import remove_container
+from tests.support import exec_output, remove_container
 
 pytestmark = pytest.mark.integration
 
@@ -174,8 +174,8 @@ def pod_network(docker_client: Any) -> Iterator[str]:
 
 
 def _exec(container: Any, *cmd: str) -> str:
-    code, out = container.exec_run(list(cmd))
-    text = str(out.decode(errors="replace"))
+    code, out = exec_output(container, list(cmd))
+    text = out.decode(errors="replace")
     assert code == 0, f"{' '.join(cmd)}: {text}"
     return text
 
@@ -183,14 +183,14 @@ def _exec(container: Any, *cmd: str) -> str:
 def _addresses(container: Any, name: str) -> set[str]:
     """The A records busybox's nslookup prints for `name` (after the server's own lines).
     Its exit status is no guide: it asks every search domain and fails when one fails."""
-    _, out = container.exec_run(["nslookup", "-type=a", name])
+    _, out = exec_output(container, ["nslookup", "-type=a", name])
     answer = out.decode().split("Name:", 1)[-1] if b"Name:" in out else ""
     return {line.split()[-1] for line in answer.splitlines() if line.startswith("Address")}
 
 
 def _srv(container: Any, name: str) -> set[str]:
     """The SRV records busybox's nslookup prints for `name`: "priority weight port target"."""
-    _, out = container.exec_run(["nslookup", "-type=srv", name])
+    _, out = exec_output(container, ["nslookup", "-type=srv", name])
     return {
         line.split("service =", 1)[1].strip()
         for line in out.decode().splitlines()
@@ -201,7 +201,7 @@ def _srv(container: Any, name: str) -> set[str]:
 def _looked_up(container: Any, name: str) -> str:
     """The address the C library's resolver (search domains, ndots) gives `name`: what
     `ping` says it pings. busybox's nslookup searches only for names without a dot."""
-    _, out = container.exec_run(["ping", "-c", "1", "-W", "1", name])
+    _, out = exec_output(container, ["ping", "-c", "1", "-W", "1", name])
     found = re.search(rb"^PING \S+ \(([0-9.]+)\)", out, re.MULTILINE)
     return found.group(1).decode() if found else ""
 
@@ -209,8 +209,8 @@ def _looked_up(container: Any, name: str) -> str:
 def _fetch(container: Any, url: str) -> str:
     """The page at `url` fetched inside the container ("" when it fails); busybox 1.35's
     wget crashes with -T, so `timeout` bounds it."""
-    code, out = container.exec_run(["timeout", "5", "wget", "-q", "-O", "-", url])
-    return str(out.decode(errors="replace")) if code == 0 else ""
+    code, out = exec_output(container, ["timeout", "5", "wget", "-q", "-O", "-", url])
+    return out.decode(errors="replace") if code == 0 else ""
 
 
 def _dnsmasq_pid(cluster: LocalCluster, node: str) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
+from tests.support import exec_output
 
 pytestmark = pytest.mark.integration
 
@@ -214,8 +215,9 @@ def _pod(cluster: LocalCluster, app: str = "reader") -> dict[str, Any] | None:
 
 def _sh(cluster: LocalCluster, pod: dict[str, Any], script: str, user: str = "") -> str:
     cid = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("docker://")
-    code, out = cluster.docker.containers.get(cid).exec_run(["sh", "-c", script], user=user)
-    assert code == 0 and isinstance(out, bytes), out
+    # it may run twice: Docker loses a short exec's output now and then (tests.support)
+    code, out = exec_output(cluster.docker.containers.get(cid), ["sh", "-c", script], user=user)
+    assert code == 0, out
     return out.decode()
 
 

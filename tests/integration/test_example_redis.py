@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.support import REPO, build_images
+from tests.support import REPO, build_images, exec_output
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -74,9 +74,11 @@ def _exit_codes(cluster: LocalCluster, container_id: str, since: float) -> list[
 
 
 def _redis_cli(cluster: LocalCluster, pod: dict[str, Any], *args: str) -> str:
-    code, out = _container(cluster, pod).exec_run(["redis-cli", *args])
+    # it may run twice (get, or a set of the same value): Docker loses a short exec's output
+    # now and then (tests.support)
+    code, out = exec_output(_container(cluster, pod), ["redis-cli", *args])
     assert code == 0, out
-    return str(out.decode()).strip()
+    return out.decode().strip()
 
 
 def test_the_redis_example_keeps_its_key_across_a_kill_and_a_pod_delete(

@@ -23,7 +23,7 @@ import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.integration.kube_helpers import Kubectl, kubectls, write_kubeconfig
-from tests.support import require_haproxy
+from tests.support import exec_output, require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -194,7 +194,7 @@ def test_same_names_in_two_namespaces_each_service_reaches_only_its_own_pods(
     assert not setup.containers("team-a") & setup.containers("team-b")
     for container in setup.cluster.containers():
         ns = container.labels["pinnace.namespace"]
-        code, out = container.exec_run(["env"])
+        code, out = exec_output(container, ["env"])
         assert code == 0, out
         env = dict(line.split("=", 1) for line in out.decode().splitlines() if "=" in line)
         assert env["COLOR"] == f"{ns}-color" and env["PASSWORD"] == f"{ns}-password"

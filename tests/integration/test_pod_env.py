@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
+from tests.support import exec_output
 
 pytestmark = pytest.mark.integration
 
@@ -94,9 +95,9 @@ def _running(cluster: LocalCluster, app: str) -> Any:
 
 
 def _exec(container: Any, *cmd: str) -> str:
-    code, out = container.exec_run(list(cmd))
+    code, out = exec_output(container, list(cmd))
     assert code == 0, out
-    return str(out.decode())
+    return out.decode()
 
 
 def _env(container: Any) -> dict[str, str]:

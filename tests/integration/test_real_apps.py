@@ -29,7 +29,7 @@ from tests.bench.apps import (
     replicas_wanted,
 )
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.support import build_images
+from tests.support import build_images, exec_output
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -76,5 +76,5 @@ def test_the_guestbook_as_published_answers_through_its_services(
     # The message is the leader's and every follower's: the write went to the leader, the
     # read was served by a follower (the frontend reads from nowhere else).
     for container in containers("redis-"):
-        code, out = container.exec_run(["redis-cli", "get", "messages"])
+        code, out = exec_output(container, ["redis-cli", "get", "messages"])
         assert (code, out.decode().strip()) == (0, message), container.name

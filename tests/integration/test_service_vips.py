@@ -50,6 +50,7 @@ from tests.integration.cluster import (
     wait_for,
 )
 from tests.integration.udp_echo import serve_udp, stop, udp_ask
+from tests.support import exec_output
 
 APP = """apiVersion: apps/v1
 kind: Deployment
@@ -248,7 +249,7 @@ def _client(cluster: LocalCluster) -> Any:
 def _get(container: Any, address: str, port: int = 80) -> str:
     """GET / from inside the pod's container, to address:port (busybox sh and nc)."""
     request = f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 5 nc {address} {port}'
-    code, output = container.exec_run(["/bin/sh", "-c", request])
+    code, output = exec_output(container, ["/bin/sh", "-c", request])
     return output.decode(errors="replace") if code == 0 else f"exit {code}: {output!r}"
 
 
@@ -302,7 +303,7 @@ def _pod_ips(cluster: LocalCluster) -> dict[str, str]:
 
 def _a_records(container: Any, name: str) -> set[str]:
     """The A records busybox's nslookup prints for `name` (after the server's own lines)."""
-    _, out = container.exec_run(["nslookup", "-type=a", name])
+    _, out = exec_output(container, ["nslookup", "-type=a", name])
     answer = out.decode().split("Name:", 1)[-1] if b"Name:" in out else ""
     return {line.split()[-1] for line in answer.splitlines() if line.startswith("Address")}
 

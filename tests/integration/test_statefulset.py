@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.integration.kube_helpers import Kubectl, kubectls, write_kubeconfig
+from tests.support import exec_output
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +62,9 @@ def _ready(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
 
 def _sh(cluster: LocalCluster, pod: dict[str, Any], script: str) -> str:
     cid = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("docker://")
-    code, out = cluster.docker.containers.get(cid).exec_run(["sh", "-c", script])
-    assert code == 0 and isinstance(out, bytes), out
+    # it may run twice: Docker loses a short exec's output now and then (tests.support)
+    code, out = exec_output(cluster.docker.containers.get(cid), ["sh", "-c", script])
+    assert code == 0, out
     return out.decode()
 
 

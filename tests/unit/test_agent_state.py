@@ -9,8 +9,11 @@ after an agent restart, stale assignment sets and stale epochs, the lease rules.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import astuple
 
-from agent.fencing import FencePolicy, PeerView
+import pytest
+
+from agent.fencing import FencePolicy, PeerView, WitnessTimes, witness_times
 from agent.model import (
     Assignments,
     ContainerPort,
@@ -498,6 +501,96 @@ def test_a_holding_node_fences_once_the_others_hear_the_master_again_without_it(
     (ask,) = asks(m.feed(Tick(104.3)))
     out = m.feed(PeersAnswered(ask.asked_at, hearing))
     assert m.state.fenced and any(isinstance(i, RestartSession) for i in out)
+
+
+def test_a_holding_node_keeps_its_pods_when_a_peers_answer_misses_the_timeout_now_and_then() -> (
+    None
+):
+    # A busy machine: one answer in a few comes back after the ask timeout (seen at load 17,
+    # test_master_stall). The peer said "silent too" a moment before: that answer stands
+    # while it is fresh, and the node keeps holding (before, two misses running fenced it).
+    m = Machine(FencePolicy())
+    silent_master(m, size=2)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    silent = (PeerView("n2", True, False),)
+    m.feed(PeersAnswered(ask.asked_at, silent), Tick(103.5))
+    assert m.state.lease.holding
+    t, answered = 103.7, 0
+    while t <= 120.0:  # two misses, then an answer, over and over
+        for question in asks(m.feed(Tick(t))):
+            answered += 1
+            late = answered % 3 != 0
+            m.feed(PeersAnswered(question.asked_at, (PeerView("n2", False),) if late else silent))
+        t = round(t + 0.2, 1)
+    assert not m.state.fenced and m.state.lease.holding
+
+
+def test_a_holding_node_that_no_longer_reaches_its_peers_fences_before_a_lease_is_out() -> None:
+    m = Machine(FencePolicy())
+    silent_master(m, size=2)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    m.feed(PeersAnswered(ask.asked_at, (PeerView("n2", True, False),)), Tick(103.5))
+    assert m.state.lease.holding
+    last_answer = ask.asked_at
+    t = 103.7
+    while not m.state.fenced and t < 110.0:  # from now on no answer comes back in time
+        for question in asks(m.feed(Tick(t))):
+            m.feed(PeersAnswered(question.asked_at, (PeerView("n2", False),)))
+        t = round(t + 0.2, 1)
+    # Its peer's last word is at most fence_after (2.4 s) old, as its own last ack would be
+    # when it fences without witnesses: fenced before a lease the master granted since is out.
+    assert m.state.fenced and t - last_answer <= 2.4, t - last_answer
+
+
+def test_witness_timings_follow_a_longer_lease_and_never_shrink_below_the_defaults() -> None:
+    default = witness_times(3.0)
+    assert (default.ask_timeout, default.probe_wait, default.view_max_age) == (0.45, 0.3, 1.5)
+    assert witness_times(None) == witness_times(1.0) == default
+    longer = astuple(witness_times(9.0))
+    assert longer == pytest.approx(astuple(WitnessTimes(1.5, 1.5, 1.35, 0.9, 1.8, 4.5)))
+
+
+def test_under_a_longer_lease_the_witnesses_get_a_longer_answer_time_and_memory() -> None:
+    # A cluster given a 9 s lease for a busy machine: answers may take 1.35 s (0.45 s
+    # before, whatever the lease: most answers missed it at load 30), and an answer keeps
+    # a hold 4.5 s.
+    m = Machine(FencePolicy())
+    m.feed(Registered(100.0, 9.0, 1.0), PeersUpdated(PEERS[:1], 2))
+    m.feed(MasterHeard(101.0))
+    assert asks(ticks(m, 101.2, 106.6)) == []  # 7.2 s fence_after - 1.5 s lead: not yet
+    (ask,) = asks(m.feed(Tick(106.8)))
+    # the first answer may take until a tick before the wait deadline (0.95 x 9 s)
+    assert (ask.timeout, ask.hears_within) == pytest.approx((8.55 - 5.8 - 0.2, 1.8))
+    m.feed(PeersAnswered(ask.asked_at, (PeerView("n2", True, False),)))
+    ticks(m, 107.0, 108.4)
+    assert m.state.lease.holding and not m.state.fenced
+    t = 108.6
+    while t <= 110.8:  # every answer late from now on: the last one holds for 4.5 s...
+        for question in asks(m.feed(Tick(t))):
+            assert question.timeout == pytest.approx(1.35)  # holding: the lease's timeout
+            m.feed(PeersAnswered(question.asked_at, (PeerView("n2", False),)))
+        t = round(t + 0.2, 1)
+    assert not m.state.fenced
+    while not m.state.fenced and t < 120.0:  # ...and no longer
+        for question in asks(m.feed(Tick(t))):
+            m.feed(PeersAnswered(question.asked_at, (PeerView("n2", False),)))
+        t = round(t + 0.2, 1)
+    assert m.state.fenced and t - ask.asked_at <= 7.2  # within fence_after of that answer
+
+
+def test_the_first_question_of_a_silence_may_be_answered_until_just_before_the_deadline() -> None:
+    # A busy machine: the peer's answer ("silent too") takes 0.6 s. Before, the question
+    # timed out at 0.45 s, the answer was thrown away, the second question met the same fate,
+    # and the node fenced at the wait deadline through a master stall.
+    m = Machine(FencePolicy())
+    silent_master(m, size=2)
+    (ask,) = asks(m.feed(Tick(103.0)))  # 2 s of silence: past fence_after - 0.5
+    assert ask.timeout == pytest.approx(2.85 - 2.0 - 0.2)  # until a tick before 2.85 s
+    ticks(m, 103.2, 103.4)
+    assert not m.state.fenced  # the answer is still on its way
+    m.feed(PeersAnswered(ask.asked_at, (PeerView("n2", True, False),)))  # in after 0.6 s
+    m.feed(Tick(103.6))
+    assert m.state.lease.holding and not m.state.fenced
 
 
 def test_a_frozen_agent_fences_whatever_its_peers_said() -> None:

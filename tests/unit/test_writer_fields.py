@@ -155,13 +155,15 @@ def test_a_pod_status_write_records_what_the_whole_rendered_pod_would() -> None:
     from dataclasses import replace
 
     from master.api.fieldowners import _unledgered
-    from master.api.managedfields import Manager, record
+    from master.api.managedfields import Manager, record, with_entries
     from master.api.render import render_object
     from master.model import ContainerStatus, Pod, PodPhase, PodStatus
 
     spec = PodSpec(containers=(Container(name="web", image="nginx"),))
     created = Pod(ObjectMeta(name="web-1", labels={"app": "web"}, created_at=NOW - 5), spec)
-    created = writer_fields(None, created, "kube-controller-manager", "", NOW)
+    created = with_entries(
+        created, writer_fields(None, created, "kube-controller-manager", "", NOW)
+    )
     bound = replace(created, node_name="n1", status=PodStatus(reason="ContainerCreating"))
     running = replace(
         bound,
@@ -180,7 +182,7 @@ def test_a_pod_status_write_records_what_the_whole_rendered_pod_would() -> None:
     before: Pod = bound
     for after in (running, unready, gone):
         planned = replace(after, meta=before.meta)  # the ledger so far rides along
-        ours = writer_fields(before, planned, "kubelet", "status", NOW + 1)
+        ours = with_entries(planned, writer_fields(before, planned, "kubelet", "status", NOW + 1))
         whole = record(
             planned.meta.managed_fields,
             render_object(_unledgered(before), NOW + 1),
