@@ -22,14 +22,13 @@ from master.model import (
     Container,
     Deployment,
     Node,
-    NodeStatus,
     ObjectMeta,
     PodSpec,
     PodTemplate,
-    Resources,
 )
 from master.state import ClusterState
 from master.store import MemoryStore
+from tests.unit.ready_nodes import add_ready_nodes
 
 GIB = 2**30
 
@@ -46,21 +45,6 @@ def _cluster(nodes: int) -> tuple[FakeClock, ClusterState, LeaseTable, Controlle
     manager = ControllerManager(state, clock, leases)
     add_ready_nodes(state, leases, clock, nodes)
     return clock, state, leases, manager
-
-
-def add_ready_nodes(state: ClusterState, leases: LeaseTable, clock: FakeClock, count: int) -> None:
-    """`count` Ready nodes n0, n1, ... of 2 CPUs and 4 GiB, each heard from just now."""
-    for i in range(count):
-        state.put(
-            Node(
-                meta=ObjectMeta(name=f"n{i}"),
-                address="127.0.0.1",
-                capacity=Resources(2000, 4 * GIB),
-                allocatable=Resources(2000, 4 * GIB),
-                status=NodeStatus(ready=True),
-            )
-        )
-        leases.renew(f"n{i}", clock.monotonic())
 
 
 def _deployment(replicas: int) -> Deployment:

@@ -18,17 +18,15 @@ from master.controllers.nodes import LeaseTable
 from master.model import (
     Container,
     Deployment,
-    Node,
-    NodeStatus,
     ObjectMeta,
     Pod,
     PodSpec,
     PodTemplate,
-    Resources,
     Volume,
 )
 from master.state import ClusterState
 from master.store import MemoryStore
+from tests.unit.ready_nodes import add_ready_node
 
 
 def _cluster(replicas: int = 2) -> tuple[ClusterState, ControllerManager]:
@@ -36,16 +34,7 @@ def _cluster(replicas: int = 2) -> tuple[ClusterState, ControllerManager]:
     state = ClusterState(MemoryStore(), clock)
     leases = LeaseTable()
     manager = ControllerManager(state, clock, leases, lease_seconds=30.0)
-    state.put(
-        Node(
-            meta=ObjectMeta(name="n1"),
-            address="127.0.0.1",
-            capacity=Resources(2000, 2**32),
-            allocatable=Resources(2000, 2**32),
-            status=NodeStatus(ready=True),
-        )
-    )
-    leases.renew("n1", clock.monotonic())
+    add_ready_node(state, leases, clock, "n1", 2**32)
     state.put(
         Deployment(
             meta=ObjectMeta(name="web"),

@@ -15,7 +15,7 @@ from master.controllers.nodes import LeaseTable
 from master.model import Node
 from master.state import ClusterState
 from master.store import MemoryStore
-from tests.unit.test_controller_steps import add_ready_nodes
+from tests.unit.ready_nodes import add_ready_nodes
 
 GIB = 2**30
 _NOTHING: dict[str, float | None] = {}

@@ -19,15 +19,13 @@ from master.manifest import MAX_OBJECTS, ManifestError, parse_manifests
 from master.model import (
     Container,
     Deployment,
-    Node,
-    NodeStatus,
     ObjectMeta,
     PodSpec,
     PodTemplate,
-    Resources,
 )
 from master.state import ClusterState
 from master.store.memory import MemoryStore
+from tests.unit.ready_nodes import add_ready_node
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -120,16 +118,7 @@ def test_a_suffix_that_meets_an_existing_pod_never_overwrites_it(
     state = ClusterState(MemoryStore(), clock)
     leases = LeaseTable()
     manager = ControllerManager(state, clock, leases)
-    state.put(
-        Node(
-            meta=ObjectMeta(name="n1"),
-            address="127.0.0.1",
-            capacity=Resources(2000, 2**32),
-            allocatable=Resources(2000, 2**32),
-            status=NodeStatus(ready=True),
-        )
-    )
-    leases.renew("n1", clock.monotonic())
+    add_ready_node(state, leases, clock, "n1", 2**32)
     monkeypatch.setattr(manager_module, "random_suffix", lambda: "bcdfg")
     state.put(_deployment("web", 2))
 

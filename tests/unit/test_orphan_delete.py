@@ -22,17 +22,15 @@ from master.model import (
     Container,
     Deployment,
     Event,
-    Node,
-    NodeStatus,
     ObjectMeta,
     PersistentVolumeClaim,
     Pod,
     PodSpec,
     PodTemplate,
-    Resources,
 )
 from master.state import ClusterState
 from master.store import MemoryStore
+from tests.unit.ready_nodes import add_ready_node
 
 
 def _cluster() -> tuple[ClusterState, ControllerManager]:
@@ -40,16 +38,7 @@ def _cluster() -> tuple[ClusterState, ControllerManager]:
     state = ClusterState(MemoryStore(), clock)
     leases = LeaseTable()
     manager = ControllerManager(state, clock, leases, lease_seconds=30.0)
-    state.put(
-        Node(
-            meta=ObjectMeta(name="n1"),
-            address="127.0.0.1",
-            capacity=Resources(2000, 2**32),
-            allocatable=Resources(2000, 2**32),
-            status=NodeStatus(ready=True),
-        )
-    )
-    leases.renew("n1", clock.monotonic())
+    add_ready_node(state, leases, clock, "n1", 2**32)
     container = Container(name="web", image="nginx:latest")
     state.put(
         Deployment(
