@@ -159,10 +159,20 @@ def freeze_after_full(collector: Collector = gc) -> Callable[[str, dict[str, int
 def install(
     callbacks: list[Callable[[str, dict[str, int]], None]] | None = None,
     collector: Collector = gc,
-) -> None:
-    """`settle`, then freeze after every full collection from now on (at master start)."""
+) -> Callable[[], None]:
+    """`settle`, then freeze after every full collection until the returned function is
+    called (at master start; the master calls it as it stops, so a process that ran a
+    master in it, a test's, does not go on freezing what its collections leave)."""
     settle(collector)
-    (gc.callbacks if callbacks is None else callbacks).append(freeze_after_full(collector))
+    target = gc.callbacks if callbacks is None else callbacks
+    hook = freeze_after_full(collector)
+    target.append(hook)
+
+    def uninstall() -> None:
+        if hook in target:
+            target.remove(hook)
+
+    return uninstall
 
 
 def carry_out(step: Step, collector: Collector = gc) -> None:

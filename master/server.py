@@ -428,7 +428,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         loop.add_signal_handler(sig, stop.set)
     # Loaded and serving: what lives now lives on; the collector stops walking it, and
     # from now on what each full collection leaves (heap.py).
-    heap.install()
+    uninstall_heap = heap.install()
     tasks = [
         _leader_or_controllers(config, store, state, manager, masters.me),
         asyncio.create_task(state.run_flusher(), name="flusher"),
@@ -482,6 +482,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             store.close()
             if metrics is not None:
                 metrics.close()
+        uninstall_heap()
         if slow := times.slow():
             log.warning("%s", slow)
 

@@ -169,7 +169,10 @@ def test_what_a_full_collection_leaves_is_frozen_and_nothing_else() -> None:
 def test_install_settles_and_adds_the_callback() -> None:
     callbacks: list[Callable[[str, dict[str, int]], None]] = []
     collector = FakeCollector()
-    heap.install(callbacks, collector)
+    uninstall = heap.install(callbacks, collector)
     assert collector.calls == ["collect2", "freeze"]
     callbacks[0]("stop", {"generation": 2})
     assert collector.calls == ["collect2", "freeze", "freeze"]
+    uninstall()
+    assert callbacks == []
+    uninstall()  # a second call changes nothing
