@@ -245,7 +245,7 @@ def main() -> None:
             await asyncio.Event().wait()
 
         kernel.heap.settle = lambda *_, **__: None
-        kernel.heap.install = lambda *_, **__: None
+        kernel.heap.install = lambda *_, **__: lambda: None
         kernel.heap.run = never
 
     _trace_writes(timeline, recording)
