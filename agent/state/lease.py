@@ -296,6 +296,15 @@ class LeaseState:
         # While holding, answers that cannot tell count against holding like a fence verdict:
         # a node that can no longer reach its peers must not hold on for ever.
         self.flip_rounds = 0 if decision == "hold" else self.flip_rounds + 1
+        if self.flip_rounds < FLIP_ROUNDS and not fenced and self.flip_rounds:
+            # The peers hear the master again and this node not yet: ask the master itself
+            # now (a heartbeat; its ack ends the hold) instead of waiting for the next one
+            # due, up to a heartbeat interval later. After a stall the master answers the
+            # nodes one by one, and a node whose next beat was not due within the flip
+            # rounds fenced though the master was back for it too (test_agent_witness at
+            # load). A node really cut off gets no answer and fences as before.
+            self.sequence += 1
+            return "", [SendHeartbeat(self.sequence)]
         if self.flip_rounds < FLIP_ROUNDS or fenced:
             return "", []
         silence = self.latest - self.last_heard

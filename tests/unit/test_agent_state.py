@@ -496,11 +496,35 @@ def test_a_holding_node_fences_once_the_others_hear_the_master_again_without_it(
 
     hearing = (PeerView("n2", True, True), PeerView("n3", True, True))
     (ask,) = asks(m.feed(Tick(103.7)))
-    m.feed(PeersAnswered(ask.asked_at, hearing))
-    assert not m.state.fenced  # one round may straddle the master's return
-    (ask,) = asks(m.feed(Tick(104.3)))
     out = m.feed(PeersAnswered(ask.asked_at, hearing))
+    assert not m.state.fenced  # one round may straddle the master's return
+    assert any(isinstance(i, SendHeartbeat) for i in out)  # it asks the master itself
+    (ask,) = asks(m.feed(Tick(104.3)))
+    out = m.feed(PeersAnswered(ask.asked_at, hearing))  # and got no answer
     assert m.state.fenced and any(isinstance(i, RestartSession) for i in out)
+
+
+def test_a_holding_node_the_master_answers_after_its_peers_keeps_its_pods() -> None:
+    # After a stall the master answers the nodes one by one: the peers hear it first. The
+    # holding node then sends a heartbeat at once instead of waiting for its next one (up
+    # to a heartbeat interval away, past the flip rounds), and the master's answer ends
+    # the hold. Before, it waited for its next beat and fenced (test_agent_witness at load).
+    m = Machine(FencePolicy())
+    silent_master(m)
+    (ask,) = asks(m.feed(Tick(103.1)))
+    silent = (PeerView("n2", True, False), PeerView("n3", True, False))
+    m.feed(PeersAnswered(ask.asked_at, silent), Tick(103.5))
+    assert m.state.lease.holding
+    hearing = (PeerView("n2", True, True), PeerView("n3", True, True))
+    (ask,) = asks(m.feed(Tick(103.7)))
+    (beat,) = [
+        i for i in m.feed(PeersAnswered(ask.asked_at, hearing)) if isinstance(i, SendHeartbeat)
+    ]
+    assert beat.sequence > 0
+    back = m.feed(MasterHeard(104.0))  # its ack
+    assert any(isinstance(i, SendNotice) for i in back)
+    ticks(m, 104.1, 106.0)
+    assert not m.state.fenced and not m.state.lease.holding
 
 
 def test_a_holding_node_keeps_its_pods_when_a_peers_answer_misses_the_timeout_now_and_then() -> (
