@@ -197,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     nodes = [f"ew-{run_id}-n1", f"ew-{run_id}-n2"]
     procs = PinnaceProcs(client, workdir)
     box = None
+    failed = True
     try:
         procs.start_master("--no-lb", "--service-cidr", str(network))
         procs.start_agent(nodes[0], node_proxy=True)
@@ -254,9 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{labels[key]:<32}" + "".join(f"{s[c]:<20} " for c in columns) + s["failed"])
         if args.node_death:
             print(node_death(procs, client, box, vip, nodes, args))
+        failed = False
         return 0
     except BenchError as e:
-        print(f"bench failed: {e}", file=sys.stderr)
+        print(f"bench failed: {e} (logs: {workdir})", file=sys.stderr)
         return 1
     finally:
         if box is not None:
@@ -267,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             capture_output=True,
             check=False,
         )
+        # Its master's and agents' state and logs: kept only for a run that failed, and said.
+        if not failed:
+            subprocess.run(["rm", "-rf", "--one-file-system", str(workdir)], check=False)
 
 
 # Sequential GETs to the cluster IP, each on a new connection, for SECONDS; one JSON line.
