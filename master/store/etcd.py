@@ -203,6 +203,19 @@ class EtcdStore:
 
     def _commit(self, final: dict[bytes, bytes | None], what: str, guarded: bool = True) -> None:
         guard = self._guard if guarded else []
+        # A linearizable read first: etcd answers it only through a quorum. Without one, a
+        # transaction would still be appended to the log of a member that believes it leads,
+        # time out here ("may or may not have been applied"), and be committed once the
+        # other members return: a write this master refused would then take effect (a scale
+        # refused during a quorum loss created its pod after it, test_ha_agent). The read
+        # fails instead, and nothing was proposed. Left: a quorum lost in the moment
+        # between the two calls.
+        try:
+            self._client.range(self._prefix + b"m/quorum")
+        except StoreError as e:
+            # The client's words allow for a write that may have landed; this was a read.
+            why = str(e).split("; a write may or may not", 1)[0]
+            raise StoreError(f"writing a batch ({what}) failed, nothing was sent: {why}") from None
         for _ in range(_ADOPT_RETRIES):
             keys = list(final)
             compare = [*guard, *(self._compare(k) for k in keys)]

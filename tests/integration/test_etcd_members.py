@@ -95,3 +95,32 @@ def test_without_quorum_writes_are_refused_and_recover_on_their_own(
             fresh.close()
     finally:
         store.close()
+
+
+def test_a_write_refused_without_quorum_never_lands_when_quorum_returns(
+    etcd3: EtcdCluster,
+) -> None:
+    # The surviving member is the leader: it would append a transaction to its log, the
+    # call would time out, and the entry would be committed once the others return (a scale
+    # refused during a quorum loss created its pod afterwards, test_ha_agent). The store
+    # asks for a quorum read first, so nothing is proposed.
+    prefix = f"/t-{uuid.uuid4().hex[:8]}/"
+    store = store_on(etcd3, prefix, timeout=1.5)
+    try:
+        store.write([pod("web-1", rv=1)], [], meta={"resource_version": "1"})
+        leader = etcd3.leader()
+        others = [m for m in etcd3.members if m is not leader]
+        for member in others:
+            etcd3.kill(member)
+        with pytest.raises(StoreError, match="nothing was sent"):
+            store.write([pod("web-2", rv=2)], [], meta={"resource_version": "2"})
+        for member in others:
+            etcd3.start_member(member)
+        etcd3.wait_healthy(timeout=30)
+        fresh = store_on(etcd3, prefix)
+        try:
+            assert by_key(fresh.load_all()) == by_key([pod("web-1", rv=1)])
+        finally:
+            fresh.close()
+    finally:
+        store.close()
