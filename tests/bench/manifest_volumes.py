@@ -41,6 +41,7 @@ import yaml
 
 from agent.claim_disks import DEFAULT_ROOT as CLAIM_ROOT
 from agent.claim_disks import ClaimDisks
+from agent.volume_files import DEFAULT_ROOT as FILES_ROOT
 from tests.bench.engine import BenchError, wait_until
 from tests.bench.procs import REPO, PinnaceProcs
 
@@ -292,6 +293,8 @@ def run(only: set[str]) -> list[FileReport]:
             for claim in disks.names():
                 disks.remove(claim)
             shutil.rmtree(disks.root, ignore_errors=True)
+            # The agent's configMap/secret files dir for the node (a run left it empty).
+            shutil.rmtree(Path(FILES_ROOT) / name, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
     return reports
 
