@@ -17,7 +17,6 @@ from master.model import (
     Deployment,
     Event,
     Node,
-    NodeStatus,
     ObjectMeta,
     PodSpec,
     PodTemplate,
@@ -25,6 +24,7 @@ from master.model import (
 )
 from master.state import ClusterState
 from master.store import MemoryStore
+from tests.unit.ready_nodes import add_ready_node
 
 GIB = 2**30
 
@@ -34,21 +34,6 @@ def _setup(lease: float = 3.0) -> tuple[FakeClock, ClusterState, LeaseTable, Con
     state = ClusterState(MemoryStore(), clock)
     leases = LeaseTable()
     return clock, state, leases, ControllerManager(state, clock, leases, lease_seconds=lease)
-
-
-def _add_node(
-    state: ClusterState, leases: LeaseTable, clock: FakeClock, name: str, memory: int = 4 * GIB
-) -> None:
-    state.put(
-        Node(
-            meta=ObjectMeta(name=name),
-            address="127.0.0.1",
-            capacity=Resources(2000, memory),
-            allocatable=Resources(2000, memory),
-            status=NodeStatus(ready=True),
-        )
-    )
-    leases.renew(name, clock.monotonic())
 
 
 def _deployment(replicas: int, memory: int = 0) -> Deployment:
@@ -67,8 +52,8 @@ def _reasons(state: ClusterState) -> list[str]:
 
 def test_a_deployment_is_created_scheduled_and_spread() -> None:
     clock, state, leases, manager = _setup()
-    _add_node(state, leases, clock, "n1")
-    _add_node(state, leases, clock, "n2")
+    add_ready_node(state, leases, clock, "n1")
+    add_ready_node(state, leases, clock, "n2")
     state.put(_deployment(replicas=4))
 
     manager.run_pass()
@@ -82,8 +67,8 @@ def test_a_deployment_is_created_scheduled_and_spread() -> None:
 
 def test_a_silent_node_goes_not_ready_and_its_pods_are_replaced_elsewhere() -> None:
     clock, state, leases, manager = _setup(lease=3.0)
-    _add_node(state, leases, clock, "n1")
-    _add_node(state, leases, clock, "n2")
+    add_ready_node(state, leases, clock, "n1")
+    add_ready_node(state, leases, clock, "n2")
     state.put(_deployment(replicas=4))
     manager.run_pass()
     lost = {p.meta.name for p in state.pods_on_node("n2")}
@@ -104,7 +89,7 @@ def test_a_silent_node_goes_not_ready_and_its_pods_are_replaced_elsewhere() -> N
 
 def test_a_pod_that_fits_nowhere_stays_pending_with_the_reason_until_capacity_appears() -> None:
     clock, state, leases, manager = _setup()
-    _add_node(state, leases, clock, "small", memory=GIB)
+    add_ready_node(state, leases, clock, "small", memory=GIB)
     state.put(_deployment(replicas=1, memory=2 * GIB))
 
     manager.run_pass()
@@ -114,7 +99,7 @@ def test_a_pod_that_fits_nowhere_stays_pending_with_the_reason_until_capacity_ap
     assert pod.status.message == "0/1 nodes are available: 1 insufficient memory."
     assert "FailedScheduling" in _reasons(state)
 
-    _add_node(state, leases, clock, "big", memory=8 * GIB)
+    add_ready_node(state, leases, clock, "big", memory=8 * GIB)
     manager.run_pass()
 
     (pod,) = state.pods()
@@ -123,7 +108,7 @@ def test_a_pod_that_fits_nowhere_stays_pending_with_the_reason_until_capacity_ap
 
 def test_master_restart_grace_keeps_nodes_ready_while_agents_reconnect() -> None:
     clock, state, leases, manager = _setup(lease=3.0)
-    _add_node(state, leases, clock, "n1")
+    add_ready_node(state, leases, clock, "n1")
     state.put(_deployment(replicas=2))
     manager.run_pass()
     # A new master process: empty lease table, same stored objects.
@@ -141,7 +126,7 @@ def test_master_restart_grace_keeps_nodes_ready_while_agents_reconnect() -> None
 
 def test_scaling_down_asks_the_agent_to_stop_pods_gracefully() -> None:
     clock, state, leases, manager = _setup()
-    _add_node(state, leases, clock, "n1")
+    add_ready_node(state, leases, clock, "n1")
     state.put(_deployment(replicas=3))
     manager.run_pass()
     dep = state.get("Deployment", "web")
@@ -157,7 +142,7 @@ def test_scaling_down_asks_the_agent_to_stop_pods_gracefully() -> None:
 
 def test_assignment_epochs_only_grow_across_a_master_restart() -> None:
     clock, state, leases, manager = _setup()
-    _add_node(state, leases, clock, "n1")
+    add_ready_node(state, leases, clock, "n1")
     state.put(_deployment(replicas=2))
     manager.run_pass()
     first = {p.epoch for p in state.pods()}
