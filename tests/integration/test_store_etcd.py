@@ -9,13 +9,14 @@ The contract's test functions are the very ones of tests/unit/test_store_contrac
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
 from master.store import StoreError
 from master.store.etcd import SCHEMA_VERSION, EtcdStore
-from master.store.etcd_client import EtcdSettings, key_range_end
+from master.store.etcd_client import EtcdClient, EtcdSettings, key_range_end
 from master.store.port import Store
 from tests.etcd_cluster import EtcdCluster
 from tests.unit import test_store_contract as contract
@@ -135,6 +136,33 @@ def test_etcd_a_store_that_reloads_may_write_again(make_store: StoreFactory) -> 
     b.write([pod("web-1", rv=6)], [])
 
     assert make_store().load_all() == [pod("web-1", rv=6)]
+
+
+class AnswersLost(EtcdClient):
+    """Every transaction lands and its answer is lost: the client's attempt was cut by its
+    deadline while etcd applied it, and the answer handed back is the retry's."""
+
+    def txn(self, compare: Sequence[Any], success: Sequence[Any], failure: Sequence[Any]) -> Any:
+        super().txn(compare, success, failure)
+        return super().txn(compare, success, failure)
+
+
+def test_etcd_a_batch_that_landed_with_its_answer_lost_is_written_once(
+    etcd: EtcdCluster, prefix: str, make_store: StoreFactory
+) -> None:
+    # Before: the store put its adopted keys again, that answer was lost too, and after
+    # three rounds a batch that had landed failed as "etcd kept changing under it".
+    lossy = EtcdStore(settings(etcd, prefix), client=AnswersLost(settings(etcd, prefix)))
+    try:
+        lossy.write([pod("web-1", rv=1), pod("web-2", rv=1)], [])
+        lossy.write([pod("web-1", rv=2)], [("Pod", "default/web-2")], meta={"note": "n"})
+        lossy.write([pod("web-1", rv=3)], [])
+    finally:
+        lossy.close()
+
+    fresh = make_store()
+    assert by_key(fresh.load_all()) == by_key([pod("web-1", rv=3)])
+    assert fresh.meta_get("note") == "n"
 
 
 def test_etcd_refuses_a_prefix_of_a_newer_pinnace(etcd: EtcdCluster, prefix: str) -> None:
