@@ -256,15 +256,6 @@ class EtcdStore:
                     self._uncertain.pop(k, None)
                 return
             conflicts, landed = self._resolve(keys, final, reply)
-            # Keys already holding this batch's value are written: an earlier attempt of
-            # this very transaction landed and its answer was lost (cut by its deadline
-            # while etcd applied it). They are not put again: each retry whose answer is
-            # lost in turn would move them on, and at load 70 three rounds of that failed
-            # a landed batch of 2,500 pods as "kept changing under it".
-            for k in landed:
-                del final[k]
-            if not final:
-                return
             if conflicts:
                 raise WriteConflict(
                     f"writing a batch ({what}) refused: changed by another writer since "
@@ -280,6 +271,11 @@ class EtcdStore:
                 for k in keys:
                     self._uncertain.pop(k, None)
                 return
+            # Keys already holding this batch's value (adopted above) are not put again:
+            # each retry whose answer is lost in turn would move them on (at load 70 three
+            # rounds of that failed a landed batch of 2,500 pods as "kept changing under it").
+            for k in landed:
+                del final[k]
         raise StoreError(f"writing a batch ({what}) failed: etcd kept changing under it")
 
     def _compare(self, key: bytes) -> Any:
