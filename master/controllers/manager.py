@@ -42,6 +42,7 @@ from master.controllers.lifecycle import (
     reconcile_nodes,
     stalled,
 )
+from master.controllers.loop_held import HeldLedger
 from master.controllers.namespaces import (
     TERMINATING,
     CreateDefaultAccount,
@@ -156,6 +157,9 @@ class ControllerManager:
         self._node_watch = NodeWatch()
         self._full_node_check = True
         self._last_tick: float | None = None
+        # When the master's own loop was held (the loop-lag probe notes it): nodes are not
+        # blamed for heartbeats it could not read meanwhile (master/controllers/loop_held.py).
+        self.loop_held = HeldLedger()
         # (namespace, name) of the deployments and statefulsets to reconcile.
         self._dirty_deployments: set[tuple[str, str]] = set()
         self._dirty_statefulsets: set[tuple[str, str]] = set()
@@ -429,13 +433,19 @@ class ControllerManager:
             self._full_node_check = False
             watch.touch_all(n.meta.name for n in self._state.objects("Node"))
 
+        held = self.loop_held
+
         def until_of(name: str) -> float | None:
-            return alive_until(
-                leases.last_seen(name),
+            last_seen = leases.last_seen(name)
+            until = alive_until(
+                last_seen,
                 leases.lease_of(name) or health.lease_seconds,
                 leases.ended_at(name),
                 health.session_grace,
             )
+            if until is None or leases.ended_at(name) is not None:
+                return until  # an ended session is judged by its own grace, unexcused
+            return until + held.held_between(last_seen, mono)
 
         # Only the nodes touched, due or unwell are looked at (master/controllers/
         # node_watch.py); every other node is Ready and alive, and only counted.
@@ -460,6 +470,7 @@ class ControllerManager:
                 answering=self._reachability.answering(n.meta.name),
                 lease_seconds=leases.lease_of(n.meta.name),
                 session_ended_at=leases.ended_at(n.meta.name),
+                held=held.held_between(leases.last_seen(n.meta.name), mono),
             )
             for n in judged
         }
