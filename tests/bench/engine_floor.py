@@ -5,6 +5,10 @@ same image, port 80 published on 127.0.0.1, Docker's default bridge), so that wh
 left between these and pinnace's crash -> running is pinnace's own:
 - `docker start` of an exited container: the start call alone, until it returns (the
   engine answers once the container runs);
+- `docker start` of a container created ahead (never started), likewise: what starting a
+  standby made beforehand costs, with no dead container beside it;
+- `docker create` + `docker start` of a new container: what replacing costs when
+  nothing was made ahead;
 - `docker restart` of an exited container, likewise;
 - kill -> die event -> start: `docker kill`, the die event read off the engine's event
   stream, `start` at once; until the start returns. This is the best an agent outside the
@@ -40,6 +44,8 @@ TIMEOUT = 60.0
 
 FLOORS = (
     "docker start (exited)",
+    "docker start (created ahead)",
+    "docker create + start",
     "docker restart (exited)",
     "kill -> die event -> start",
     "kill -> die event -> start of a twin",
@@ -159,21 +165,47 @@ class FloorRounds:
         self.floor = EngineFloor(client, image, f"{os.getpid()}-{time.time_ns()}")
         self.found: dict[str, list[float]] = {name: [] for name in FLOORS}
         self._cid = ""
+        self._rounds = 0
+
+    def _start_exited(self) -> float:
+        return self.floor.time_start(self._cid, self.floor.api.start)
+
+    def _start_ahead(self) -> float:
+        ahead = self.floor.make(start=False)
+        began = time.monotonic()
+        self.floor.api.start(ahead)
+        took = time.monotonic() - began
+        self.floor.remove(ahead)
+        return took
+
+    def _create_start(self) -> float:
+        began = time.monotonic()
+        fresh = self.floor.make()
+        took = time.monotonic() - began
+        self.floor.remove(fresh)
+        return took
 
     def round(self) -> None:
         f = self.floor
         if not self._cid:
             self._cid = f.make()
-        self.found[FLOORS[0]].append(f.time_start(self._cid, f.api.start))
-        self.found[FLOORS[1]].append(f.time_start(self._cid, lambda c: f.api.restart(c, timeout=0)))
-        self.found[FLOORS[2]].append(f.kill_event_start(self._cid))
+        found = [self.found[name] for name in FLOORS]
+        # The three starts go in a rotating order, so that none is always the one taken
+        # right after the kill (the engine still busy with it) or right before the next.
+        starts = [self._start_exited, self._start_ahead, self._create_start]
+        turn = self._rounds % len(starts)
+        self._rounds += 1
+        for i in [*range(turn, len(starts)), *range(turn)]:
+            found[i].append(starts[i]())
+        found[3].append(f.time_start(self._cid, lambda c: f.api.restart(c, timeout=0)))
+        found[4].append(f.kill_event_start(self._cid))
         twin = f.make(start=False)
-        self.found[FLOORS[3]].append(f.kill_event_start(self._cid, twin))
+        found[5].append(f.kill_event_start(self._cid, twin))
         f.remove(self._cid)
         self._cid = twin
         took, engine = f.policy_restart()
-        self.found[FLOORS[4]].append(took)
-        self.found[FLOORS[5]].append(engine)
+        found[6].append(took)
+        found[7].append(engine)
 
     def close(self) -> None:
         self.floor.close()
@@ -188,6 +220,29 @@ def engine_floor(client: docker.DockerClient, image: str, trials: int) -> dict[s
     finally:
         rounds.close()
     return rounds.found
+
+
+# (this, against): the pairs whose per-round difference says more than two tables: the load
+# moves within seconds here, and one round takes both under the same load.
+PAIRS = ((1, 0), (2, 0), (2, 1), (5, 4))
+
+
+def paired_lines(found: dict[str, list[float]]) -> list[str]:
+    """Median and p90 of each PAIRS difference, round by round (negative: `this` faster)."""
+    from tests.bench.recovery_report import percentile
+
+    lines = []
+    for this, against in PAIRS:
+        a, b = found[FLOORS[this]], found[FLOORS[against]]
+        diffs = [x - y for x, y in zip(a, b, strict=False)]
+        if diffs:
+            faster = sum(d < 0 for d in diffs)
+            lines.append(
+                f"{FLOORS[this]} - {FLOORS[against]}, per round: median"
+                f" {percentile(diffs, 50):+.2f} s, p90 {percentile(diffs, 90):+.2f} s,"
+                f" faster in {faster}/{len(diffs)}"
+            )
+    return lines
 
 
 def main() -> int:
@@ -206,6 +261,8 @@ def main() -> int:
     finally:
         client.close()
     print(render_table([Row(name, seconds) for name, seconds in found.items()]))
+    for line in paired_lines(found):
+        print(line)
     print(f"load average {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -68,7 +68,7 @@ from tests.bench.engine import (
     list_containers,
     machine_info,
 )
-from tests.bench.engine_floor import FloorRounds
+from tests.bench.engine_floor import FloorRounds, paired_lines
 from tests.bench.lb_cluster import free_port
 from tests.bench.procs import PinnaceProcs, deployment_manifest
 from tests.bench.recovery_report import PauseTrial, Row, duplicates_line, pause_line, render_table
@@ -649,6 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(render_table(rows))
     print(duplicates_line(duplicates))
+    if any(floors.values()):
+        print("engine floor, " + "\nengine floor, ".join(paired_lines(floors)))
     for label, restarts_spans in [(this, kill_spans)] + [(lb, r) for lb, _, r in compared]:
         if not restarts_spans:
             continue
