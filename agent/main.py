@@ -64,9 +64,11 @@ from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
 from agent.session import Session
+from agent.testhooks import install_wedge_hook
 from agent.usage import UsageSampler
 from agent.volume_files import DEFAULT_ROOT, VolumeFiles
 from agent.volume_gc import run_volume_gc
+from agent.watchdog import LoopWatchdog
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.bindprobe import bind_error
@@ -454,6 +456,18 @@ async def run_agent(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    install_wedge_hook(loop)
+    # A wedged loop ends the agent's connections to the master (agent/watchdog.py).
+    watchdog = LoopWatchdog(
+        loop,
+        args.master.split(","),
+        on_recovered=lambda stalled: session.notify(
+            "AgentLoopStalled",
+            f"the agent's event loop did not run for {stalled:.1f}s; it ended its "
+            "connection to the master meanwhile, so the node showed NotReady",
+        ),
+    )
+    watchdog.start()
     log.info(
         "agent %s for node %s: master %s, pods %s, allocatable %dm CPU / %d bytes",
         AGENT_VERSION,
@@ -499,6 +513,7 @@ async def run_agent(
         "the agent is stopping (SIGTERM) and will be back; its containers keep running"
     ):
         log.info("told the master this agent will be back")
+    watchdog.stop()
     if witness_server is not None:
         await witness_server.stop(grace=None)
     for task in [*tasks, stopper]:

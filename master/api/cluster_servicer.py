@@ -70,6 +70,9 @@ STATUS: dict[ErrorCode, grpc.StatusCode] = {
     "unavailable": grpc.StatusCode.UNAVAILABLE,
     "internal": grpc.StatusCode.INTERNAL,
     "resource_exhausted": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # INTERNAL: the CLI prints the master's sentence (UNAVAILABLE or DEADLINE_EXCEEDED would
+    # read as "cannot reach the master", and a retrying client could repeat the change).
+    "outcome_unknown": grpc.StatusCode.INTERNAL,
 }
 
 

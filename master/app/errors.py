@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Literal, TypeVar
 
 from master.state import ClusterState
-from master.store.port import NotLeaderError, StoreError
+from master.store.port import NotLeaderError, OutcomeUnknown, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ ErrorCode = Literal[
     "unavailable",
     "internal",
     "resource_exhausted",
+    "outcome_unknown",
 ]
 
 # Kind -> plural resource name, as kubectl and Kubernetes' error messages spell it.
@@ -56,7 +57,8 @@ PLURALS = {
 
 
 class AppError(Exception):
-    """A request the cluster refuses; nothing was changed."""
+    """A request the cluster refuses; nothing was changed (but for "outcome_unknown": the
+    store could not say whether the change was saved)."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
@@ -76,6 +78,15 @@ async def commit(state: ClusterState, plan: Callable[[], R]) -> R:
     except NotLeaderError as e:
         # Not a failure of this master: the client should send the write to the leader.
         raise AppError("unavailable", f"nothing was changed: {e}") from None
+    except OutcomeUnknown as e:
+        # etcd may still commit it: telling the client "nothing was changed" would be a lie
+        # (a refused scale whose pod appeared later). Kubernetes answers 504 Timeout so.
+        log.error("a write's outcome is unknown: %s", e)
+        raise AppError(
+            "outcome_unknown",
+            f"the change may or may not have been saved: {e}; it takes effect if etcd "
+            f"commits it when its quorum returns, so check with `pinnace get` before retrying",
+        ) from None
     except StoreError as e:
         log.error("a write was refused by the store: %s", e)
         raise AppError(

@@ -16,6 +16,11 @@ expired, or when the key is no longer the one it created; then writes are fenced
 first would let another master take over while this one's controllers still ran).
 The master then campaigns again with a fresh lease.
 
+A leader whose write etcd neither confirmed nor refused (a timeout while etcd had lost
+quorum: the transaction may still be committed when the quorum returns) pauses too, and
+resumes only after a write of its own has settled etcd's log and memory has been reloaded
+from etcd (`on_elected`): otherwise its memory could lack a change etcd holds.
+
 A dead leader's key goes when etcd's expiry sweep (every 500 ms) finds its lease
 run out; followers do not revoke it early: etcd reports TTLs in whole seconds, so
 with a 1 s lease a follower cannot tell a live leader from a dead one.
@@ -100,6 +105,11 @@ class GuardedStore(Protocol):
     def prefix(self) -> bytes: ...
     def set_guard(self, compares: list[Any]) -> None: ...
 
+    # A write's outcome is unknown (etcd did not answer in time) and not settled since.
+    in_doubt: bool
+
+    def settle(self) -> None: ...
+
 
 class LeaderElector:
     """See the module docstring. `leader()` names the current leader for refusals."""
@@ -179,6 +189,8 @@ class LeaderElector:
             await self._check_deadline()
 
     async def _tick(self) -> None:
+        if self._store.in_doubt and self.leadership.role == "leader" and not self._paused:
+            await self._pause("a write's outcome is unknown: memory is reloaded from etcd")
         if self._lease == 0:
             await self._new_lease()
         now = self._monotonic()
@@ -187,6 +199,10 @@ class LeaderElector:
         if self.leadership.role == "leader":
             await self._check_key()
             await self._check_deadline()
+            if self._store.in_doubt:
+                # Raises StoreError while etcd cannot take a write: it stays paused. The
+                # resume below reloads memory, the unknown write included if committed.
+                await self._call(self._store.settle)
             if self._paused and self.leadership.acting(self._monotonic()):
                 await self._resume()  # renewed this tick, and the key is still its own
         else:
@@ -290,15 +306,13 @@ class LeaderElector:
             self.leadership.role == "leader" and not self.leadership.acting(self._monotonic())
         )
 
-    async def _pause(self) -> None:
+    async def _pause(self, why: str = "its lease could not be renewed in time") -> None:
         """No renewal confirmed in time (etcd electing a new leader of its own, a stalled
         loop): stop acting as a step-down does, but keep the lease and the key. Renewals go
         on; if etcd still accepts one, the lease never lapsed and no other master could have
         led, so this one resumes (no election, nothing visible beyond writes waiting); if
         etcd says the lease expired, or the key is another's, it steps down."""
-        log.warning(
-            "leader election: %s pauses: its lease could not be renewed in time", self._me.name
-        )
+        log.warning("leader election: %s pauses: %s", self._me.name, why)
         self._paused = True
         self._store.set_guard([holds(self.leader_key, -1)])
         await self._on_deposed()

@@ -9,13 +9,22 @@ Why TCP mode: a service port carries whatever its pods speak, and all we know is
 out connects are retried, and with `option redispatch 1` every retry goes to another server), so
 a dead endpoint costs a client a retry, not an error, until health checks mark it DOWN.
 
-Why HTTP ports stay in HTTP mode although it costs: HAProxy spends 1.4-1.7x the CPU per
-request of TCP mode on them (tests/bench/lb_tuning.py, variants threads1 and tcp), but in TCP
+Why HTTP ports stay in HTTP mode although it costs: HAProxy spends 1.4-1.9x the CPU per
+request of TCP mode on them (tests/bench/lb_tuning.py, variants threads1 and tcp; issue 15's
+paired runs on 2 busy CPUs: 150-215 us against 95-125 us), but in TCP
 mode a pod killed mid-request costs its client an error, and so does a killed container whose
 published port still accepts (Docker's userland proxy) and then closes: only an HTTP-mode
 retry hides them. With every port in TCP mode, tests/integration/test_load_balancer.py's
 disruptions test lost 4 of 1448 requests ("closed connection without response") at the
 docker kill and the node death. `appProtocol: tcp` is the user's way out.
+
+What is not rendered, and why (lb_tuning, paired runs at -c16 and -c64, 2 CPUs at load 15-75):
+HAProxy 2.6's defaults (option http-keep-alive, http-reuse safe, tune.bufsize 16384, global
+maxconn 4096) stay, because no alternative moved HAProxy's CPU per request in HTTP mode beyond
+the spread between runs: http-reuse always, option prefer-last-server, tune.bufsize 8k/64k,
+option abortonclose, a per-server maxconn with a queue, global maxconn 8192, option
+splice-auto, a second thread (more CPU, kernel/haproxy_tuning.py). option http-server-close
+doubles it (a new server connection per request: 290-470 us).
 
 Every backend is pre-allocated with a power-of-two number of server slots (see `slots.py`); empty
 slots are `0.0.0.0:0 disabled` and are filled at run time with `set server ... addr`. The config

@@ -24,8 +24,12 @@ a deposed leader — the transaction fails as a whole and the batch is refused
 with the keys named. The failure branch reads those keys back in the same
 round trip: a key holding exactly what this store wrote in a batch whose
 outcome it never learnt (a timeout) is its own write, adopted, and the batch
-retried. An optional guard compare (the leader key, set by leader election)
-goes into every transaction too.
+retried; when every key holds the batch already (the client retried an attempt
+that had been applied), it is written. A transaction etcd answered neither way
+raises OutcomeUnknown and leaves the store `in_doubt` until `settle` writes after
+it (leader election pauses the leader and reloads its memory meanwhile). An
+optional guard compare (the leader key, set by leader election) goes into every
+transaction too.
 
 Limits: one batch is one transaction, so etcd must allow the master's largest
 batch (`--max-txn-ops`, default 128; `--max-request-bytes`, default 1.5 MiB);
@@ -44,7 +48,7 @@ from aetcd.rpc import rpc_pb2
 from master.model import KINDS, StoredObject, key_of
 from master.store.codec import CodecError, decode, encode
 from master.store.etcd_client import EtcdClient, EtcdSettings, key_range_end
-from master.store.port import ObjectKey, StoreError, WriteConflict
+from master.store.port import ObjectKey, OutcomeUnknown, StoreError, WriteConflict
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,8 @@ class EtcdStore:
         self._revs: dict[bytes, int] = {}
         # Values of batches whose outcome is unknown (a timeout): key -> bytes, None = deleted.
         self._uncertain: dict[bytes, bytes | None] = {}
+        # A transaction's outcome is unknown (see _commit) and no write has settled it since.
+        self.in_doubt = False
         # Extra compares in every transaction (leader election's fence).
         self._guard: list[Any] = []
         # The etcd revision of the last load_all: a watch from revision + 1 misses nothing.
@@ -163,6 +169,18 @@ class EtcdStore:
             self._check_open()
             self._commit({self.meta_key(key): value.encode()}, f"setting {key!r}", guarded=False)
 
+    def settle(self) -> None:
+        """Write a marker key, unguarded, to settle a transaction whose outcome was unknown.
+
+        Once etcd commits this write, every entry before it in the Raft log is committed or
+        gone for good (a leader commits in log order; an entry a new leader lacks is
+        overwritten): a read after it sees the unknown transaction's true fate, which a read
+        alone could miss while that entry still waits for its quorum."""
+        with self._lock:
+            self._check_open()
+            self._client.txn([], [_op(self.meta_key("settled"), b"1")], [])
+            self.in_doubt = False
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
@@ -224,16 +242,20 @@ class EtcdStore:
             try:
                 reply = self._client.txn(compare, success, failure)
             except StoreError as e:
-                if "may or may not" in str(e):
-                    self._uncertain.update(final)
-                raise StoreError(f"writing a batch ({what}) failed: {e}") from None
+                if "may or may not" not in str(e):
+                    raise StoreError(f"writing a batch ({what}) failed: {e}") from None
+                self._uncertain.update(final)
+                # Until a later write settles etcd's log, this master's memory may lack a
+                # change etcd commits after all: the leader pauses and reloads (elector).
+                self.in_doubt = True
+                raise OutcomeUnknown(f"writing a batch ({what}) was not confirmed: {e}") from None
             if reply.succeeded:
                 revision = int(reply.header.revision)
                 for k, v in final.items():
                     self._revs[k] = 0 if v is None else revision
                     self._uncertain.pop(k, None)
                 return
-            conflicts = self._resolve(keys, final, reply)
+            conflicts, landed = self._resolve(keys, final, reply)
             if conflicts:
                 raise WriteConflict(
                     f"writing a batch ({what}) refused: changed by another writer since "
@@ -242,6 +264,18 @@ class EtcdStore:
                 )
             if guard and not self._guard_holds():
                 raise StoreError(f"writing a batch ({what}) refused: this master is not the leader")
+            if _holds_the_batch(keys, final, reply):
+                # Every key already holds this batch: an attempt of this very transaction that
+                # the client gave up on and retried was applied (a 2,500-object batch at load
+                # 38 did so on every retry until "etcd kept changing under it").
+                for k in keys:
+                    self._uncertain.pop(k, None)
+                return
+            # Keys already holding this batch's value (adopted above) are not put again:
+            # each retry whose answer is lost in turn would move them on (at load 70 three
+            # rounds of that failed a landed batch of 2,500 pods as "kept changing under it").
+            for k in landed:
+                del final[k]
         raise StoreError(f"writing a batch ({what}) failed: etcd kept changing under it")
 
     def _compare(self, key: bytes) -> Any:
@@ -251,9 +285,11 @@ class EtcdStore:
 
     def _resolve(
         self, keys: list[bytes], final: dict[bytes, bytes | None], reply: Any
-    ) -> list[str]:
-        """Adopt keys whose current value is this store's own write; name the others."""
+    ) -> tuple[list[str], list[bytes]]:
+        """Adopt keys whose current value is this store's own write; name the others.
+        Returns (the others' names, the adopted keys that already hold their `final` value)."""
         conflicts: list[str] = []
+        landed: list[bytes] = []
         for key, response in zip(keys, reply.responses, strict=True):
             kvs = response.response_range.kvs
             current_rev = int(kvs[0].mod_revision) if kvs else 0
@@ -265,9 +301,12 @@ class EtcdStore:
             )
             if ours:
                 self._revs[key] = current_rev
+                if current == final[key]:
+                    landed.append(key)
+                    self._uncertain.pop(key, None)
             else:
                 conflicts.append(key[len(self._prefix) :].decode(errors="replace"))
-        return conflicts
+        return conflicts, landed
 
     def _guard_holds(self) -> bool:
         reply = self._client.txn(self._guard, [], [])
@@ -316,6 +355,15 @@ class EtcdStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the store is closed")
+
+
+def _holds_the_batch(keys: list[bytes], final: dict[bytes, bytes | None], reply: Any) -> bool:
+    """Whether a failed transaction's reads show every key holding what it would write."""
+    for key, response in zip(keys, reply.responses, strict=True):
+        kvs = response.response_range.kvs
+        if (bytes(kvs[0].value) if kvs else None) != final[key]:
+            return False
+    return True
 
 
 def _op(key: bytes, value: bytes | None) -> Any:

@@ -33,6 +33,12 @@ class StoreError(Exception):
     (data directory not writable, file is not a pinnace database, newer schema ...)."""
 
 
+class OutcomeUnknown(StoreError):
+    """The store did not confirm a write and cannot say it was not made (etcd proposed the
+    transaction but answered neither way in time: it may still be committed once its
+    quorum returns). Unlike any other StoreError, "nothing was changed" would be a lie."""
+
+
 class WriteConflict(StoreError):
     """Another writer changed a key since this store read it (a shared store: etcd);
     nothing was written. Re-read and decide again."""

@@ -25,9 +25,11 @@ passing bytes and keeps the sockets open: a cut cable or a dead machine, found
 by the master's keepalive pings; the relay's kernel still acknowledges their TCP
 segments, so this is the pings' 2.5 s HTTP/2 answer timeout, as for a SIGSTOPped
 agent, not the 2.5 s TCP_USER_TIMEOUT that ends a really cut link, master/server.py)
-and `hang` (it
-stops heartbeating but keeps its connection and answers pings: found by its
-stretched lease); the time from that
+and `hang` (its event loop is wedged: it stops heartbeating but keeps its connection
+and answers pings; its loop watchdog ends its connection once the loop has missed
+2.5 s of ticks, agent/watchdog.py, judged in the fleet process by the agent's own
+decision) and `stall` (the same wedge unseen by the watchdog, as one holding the GIL:
+found by its stretched lease only; not in the default kinds); the time from that
 moment until the master reports the node NotReady (polled every 0.1 s through
 the API).
 
@@ -382,10 +384,10 @@ async def main_async(
         config.select(None, insecure)
         client = MasterClient(address)
         detections: dict[str, list[float]] = {}
-        verbs = {"kill": "kill", "cut": "cut", "hang": "freeze"}
+        verbs = {"kill": "kill", "cut": "cut", "hang": "freeze", "stall": "stall"}
         for kind, index, name in victims:
             fleet = fleets[index]
-            if insecure and kind != "hang":
+            if insecure and kind not in ("hang", "stall"):
                 continue  # plaintext agents share connections: only a hang is theirs alone
             died = await fleet.ask(f"{verbs[kind]} {name}")
             at = float(str(died["at"]))
@@ -448,7 +450,12 @@ def figures(r: HollowResult, window: float, insecure: bool) -> list[Figure]:
         Figure(f"{tag} heartbeat round trip p50", r.rtt_p50_ms, "ms"),
         Figure(f"{tag} heartbeat round trip p99", r.rtt_p99_ms, "ms"),
     ]
-    names = {"hang": "silent node", "kill": "killed agent", "cut": "cut-off node"}
+    names = {
+        "hang": "silent node",
+        "kill": "killed agent",
+        "cut": "cut-off node",
+        "stall": "stalled node (watchdog blind)",
+    }
     for kind, times in r.detect_s.items():
         out.append(
             Figure(
@@ -490,8 +497,9 @@ def main() -> None:
     parser.add_argument(
         "--death-kinds",
         default=",".join(DEATH_KINDS),
-        help="kill (connection closed), cut (relay stops passing bytes), hang (no heartbeat, "
-        "connection kept); comma-separated",
+        help="kill (connection closed), cut (relay stops passing bytes), hang (loop wedged, "
+        "connection kept, ended by its watchdog), stall (wedged, unseen by the watchdog: the "
+        "lease finds it); comma-separated",
     )
     parser.add_argument(
         "--source",

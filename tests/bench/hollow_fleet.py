@@ -16,8 +16,14 @@ Protocol (one JSON object per line): the process prints
 `{"joined": n, "acked": n, "stages": {...}, "ended": {...}}` every second; on
 stdin it takes `reset` (zero the ack counters and heartbeat round trips),
 `report` (prints `{"acks": n, "rtt_ms": [...]}`: every heartbeat's round trip
-since the last reset), `freeze NAME` (that agent stops heartbeating but keeps its
-connection, like a hung agent; prints `{"frozen": NAME, "at": unix time}`),
+since the last reset), `freeze NAME` (that agent's event loop is wedged: it stops
+heartbeating, keeps its connection and its gRPC core answers pings; its loop watchdog,
+the agent's own decision in agent/state/loopwatch.py judged by this process on its
+behalf, ends its connection as agent/watchdog.py does once the loop has missed 2.5 s of
+ticks; plaintext agents share connections, so theirs is not ended; prints
+`{"frozen": NAME, "at": unix time}`), `stall NAME` (the same wedge unseen by the
+watchdog, as one holding the GIL would be: only its lease finds it; prints
+`{"stalled": NAME, "at": ...}`),
 `kill NAME` (its connection is closed, as the kernel closes a killed process's
 sockets; prints `{"killed": NAME, "at": ...}`), `cut NAME` (an agent named in
 `--proxied` talks to the master through a TCP relay in this process; the relay
@@ -42,6 +48,7 @@ import grpc
 from agent import credentials as cr
 from agent.join import JoinError, Token, join, mtls_channel, parse_token
 from agent.join_retry import RETRY_FIRST, join_wait, retry_after
+from agent.state.loopwatch import LoopWatch, LoopWatchSettings, Wedged, look, start_watch
 from protos import node_pb2, node_pb2_grpc
 
 # Join attempts the master answers "busy" (or does not answer in time) are retried as
@@ -318,7 +325,25 @@ async def main_async(args: argparse.Namespace) -> None:
             )
             await asyncio.sleep(1.0)
 
+    # The wedged agents' loop watchdogs (name -> its watch and its loop's last tick). An
+    # agent whose loop runs ticks at every look and is never judged, so only the frozen
+    # ones are looked at: one look each per period instead of one per agent.
+    watchdog = LoopWatchSettings()
+    wedged: dict[str, tuple[LoopWatch, float]] = {}
+
+    async def watch_loops() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(watchdog.period)
+            now = time.monotonic()
+            for name, (watch, tick) in list(wedged.items()):
+                watch, verdict = look(watch, now, tick, watchdog)
+                wedged[name] = (watch, tick)
+                if isinstance(verdict, Wedged):
+                    del wedged[name]
+                    await own_channel[name].close(grace=None)
+
     reporter = asyncio.create_task(status())
+    watcher = asyncio.create_task(watch_loops())
     reset_at = time.monotonic()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -345,7 +370,14 @@ async def main_async(args: argparse.Namespace) -> None:
             )
         elif word == "freeze" and arg in by_name:
             by_name[arg].frozen = True
-            emit({"frozen": arg, "at": time.time()})
+            at, now = time.time(), time.monotonic()
+            if arg in own_channel:
+                # Its loop last ticked up to a period before the wedge.
+                wedged[arg] = (start_watch(now), now - random.random() * watchdog.period)
+            emit({"frozen": arg, "at": at})
+        elif word == "stall" and arg in by_name:
+            by_name[arg].frozen = True
+            emit({"stalled": arg, "at": time.time()})
         elif word == "kill" and arg in own_channel:
             by_name[arg].frozen = True
             at = time.time()
@@ -357,6 +389,7 @@ async def main_async(args: argparse.Namespace) -> None:
             emit({"cut": arg, "at": time.time()})
     stop.set()
     reporter.cancel()
+    watcher.cancel()
     for t in tasks:
         t.cancel()
     for ch in channels:

@@ -5,7 +5,9 @@ Run as `python -m tests.bench.lb`. One pinnace master (HAProxy on a free 127.0.0
 unchanged; then four measurements print as tables:
 
 1. throughput: wrk for a bounded time straight to one pod's published port, then through
-   HAProxy (same wrk flags, same run); later the same through Swarm's routing mesh;
+   HAProxy (same wrk flags, same run); later the same through Swarm's routing mesh; and the
+   ratio that a busy machine does not move as much: `--wrk-pairs` pairs of short runs, one
+   direct and one through HAProxy back to back, their order alternating (median and worst);
 2. timing: under a fixed-rate stream through the LB, repeated scale-ups (5 pods) and
    scale-downs (3): from the master showing a new pod ready to the first request it answers, and
    from the scale-down request to the last request a removed pod answers;
@@ -29,6 +31,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +50,7 @@ from tests.bench.lb_cluster import DEPLOYMENT, LbCluster, PodWatch, free_port
 from tests.bench.lb_load import LoadProcess
 from tests.bench.lb_report import Disruption
 from tests.bench.lb_swarm import MeshSession
+from tests.bench.lb_tuning import pair_order
 from tests.bench.lb_wrk import WRK_MISSING, WrkError, WrkResult, run_wrk, wrk_available
 from tests.support import SEED, haproxy_path
 
@@ -74,6 +78,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--wrk-seconds", type=int, default=10, help="wrk duration per target")
     p.add_argument("--wrk-threads", type=int, default=2)
     p.add_argument("--wrk-connections", type=int, default=16)
+    p.add_argument("--wrk-pairs", type=int, default=9, help="direct/LB pairs for the ratio")
+    p.add_argument("--pair-seconds", type=int, default=2, help="wrk duration per side of a pair")
     p.add_argument("--timing-trials", type=int, default=4, help="scale-up/down rounds")
     p.add_argument("--timing-rate", type=float, default=300.0, help="req/s during timing")
     p.add_argument("--rate", type=float, default=250.0, help="req/s during disruptions")
@@ -81,6 +87,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-swarm", action="store_true", help="skip the Swarm rows")
     p.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, records)")
     args = p.parse_args(argv)
+    if args.wrk_pairs < 1 or args.pair_seconds < 1:
+        p.error("--wrk-pairs and --pair-seconds must be positive")
     if args.rate <= 0 or args.timing_rate <= 0 or args.requests < 1 or args.timing_trials < 1:
         p.error("--rate, --timing-rate, --requests and --timing-trials must be positive")
     return args
@@ -144,6 +152,36 @@ def measure_throughput(cluster: LbCluster, args: argparse.Namespace, out: Result
             result = str(e)
             out.failures.append(f"throughput {target}: {e}")
         out.throughput.append((target, result))
+    try:
+        ratios = paired_ratios(args, pod_port, cluster.lb_port)
+    except WrkError as e:
+        out.failures.append(f"throughput pairs: {e}")
+        return
+    out.notes.append(
+        f"through HAProxy / one pod direct, {len(ratios)} pairs of wrk -t{args.wrk_threads}"
+        f" -c{args.wrk_connections} -d{args.pair_seconds}s back to back, order alternating:"
+        f" median {statistics.median(ratios):.2f}, worst {min(ratios):.2f}"
+        f" (pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+
+
+def paired_ratios(args: argparse.Namespace, direct: int, proxied: int) -> list[float]:
+    """Throughput through HAProxy over direct, pair by pair: the two runs of a pair are
+    seconds apart and their order alternates (tests/bench/lb_tuning.py `pair_order`), so a
+    busy neighbour hits both sides alike; the single long runs above are not comparable on
+    a shared machine."""
+    ratios = []
+    for i in range(args.wrk_pairs):
+        direct_first, _ = pair_order(i, 0)
+        order = (direct, proxied) if direct_first else (proxied, direct)
+        rps = {
+            port: run_wrk(
+                port, args.pair_seconds, args.wrk_threads, args.wrk_connections
+            ).requests_per_second
+            for port in order
+        }
+        ratios.append(rps[proxied] / rps[direct])
+    return ratios
 
 
 def _wrk(args: argparse.Namespace, port: int) -> WrkResult:

@@ -6,9 +6,21 @@ publish port 80 on 127.0.0.1, made as an agent makes a pod's container (agent/co
 and DockerRuntime, so a CPU limit becomes the engine's NanoCpus as for
 `resources.limits.cpu`); one HAProxy per variant and backend set (pinnace's own rendered
 config, master/lb/render.py, for an HTTP service of those pods, with the variant's settings)
-listens on its own free port. Each round runs wrk (`-t2 -cC`, tests/bench/lb_wrk.py) once
-against one pod directly and once through every variant, in turn, so a noisy moment of a
-shared machine hits them all.
+listens on its own free port.
+
+How a busy machine is kept out of the ratio: every figure comes from pairs. A pair is one
+wrk run (`-t2 -cC -dS`, tests/bench/lb_wrk.py) against one pod directly and one through a
+variant, back to back, their order alternating from pair to pair (ABAB, BAAB, ...) so
+neither side always gets the later, perhaps quieter, moment; the ratio is taken within the
+pair, never against a direct figure from another moment, and many short rounds give the
+median and the worst pair. A `control` pair (direct against direct) shows how far two
+identical runs drift apart on the machine as it is: a ratio within that spread says
+nothing. Beside the ratio, two CPU figures that a busy machine moves far less: HAProxy's
+CPU per request (user + system of its processes, /proc/PID/stat, over the requests wrk
+saw answered), and the CPU-model ratio: the CPU per request of the direct path (wrk's own,
+from its rusage, plus the nginx containers' cgroups and Docker's port proxies) over that
+of the proxied path (the same plus HAProxy's). It is the throughput ratio a machine whose
+CPUs are all taken by this client, proxy and pods would see, whatever the neighbours do.
 
 Backend sets: `unlimited` is three pods without limits, the figure of earlier runs. There
 wrk, HAProxy and nginx share this machine's CPUs, so HAProxy's CPU is taken from the pods
@@ -35,7 +47,12 @@ timeout as the queue's, 500 ms, a loaded machine answered 503s), `maxconn8k` (gl
 (option splice-auto: the kernel moves bytes between sockets when HAProxy sees it can). And
 the same port in TCP mode, as pinnace renders a port not known to speak HTTP: `tcp`,
 `tcp-splice`, `tcp-threads2`. And HTTP mode less one of its features, for what each costs:
-`http-noretry` (no layer-7 retries), `http-nofwd` (no X-Forwarded-For).
+`http-noretry` (no layer-7 retries), `http-nofwd` (no X-Forwarded-For). And issue 15's list:
+`server-close` (option http-server-close: a new server connection per request),
+`abortonclose` (option abortonclose), `prefer-last` (option prefer-last-server: a
+client connection's next request goes to the server of its last one while HAProxy holds
+that connection, instead of round robin per request), and `control` (no HAProxy: direct
+against direct).
 Every container and HAProxy started here is removed or stopped by id/PID, also on Ctrl-C.
 """
 
@@ -45,7 +62,9 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import itertools
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -117,7 +136,12 @@ VARIANTS = {
     "http-nofwd": Variant(ONE, drop=("option forwardfor",)),
     "reuse-never": Variant(ONE, defaults_lines=("http-reuse never",)),
     "nodelay": Variant(ONE, defaults_lines=("option http-no-delay",)),
+    "server-close": Variant(ONE, defaults_lines=("option http-server-close",)),
+    "abortonclose": Variant(ONE, defaults_lines=("option abortonclose",)),
+    "prefer-last": Variant(ONE, defaults_lines=("option prefer-last-server",)),
 }
+# Not a HAProxy: the direct path measured against itself, the noise floor of a pair.
+CONTROL = "control"
 UNLIMITED = "unlimited"
 NGINX_PORT = 80
 
@@ -150,12 +174,114 @@ def backend_millis(name: str) -> int:
     return millis
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One wrk run: what it got and the CPU spent meanwhile (seconds)."""
+
+    rps: float
+    requests: int
+    haproxy_cpu: float  # the variant's HAProxy processes (0 for the direct path)
+    path_cpu: float  # wrk, the nginx containers, Docker's port proxies: on both paths
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A direct run and a run through a variant, back to back."""
+
+    direct: Run
+    proxied: Run
+
+    @property
+    def ratio(self) -> float:
+        return self.proxied.rps / self.direct.rps
+
+    @property
+    def haproxy_us(self) -> float:
+        """HAProxy's CPU per request answered through it, microseconds."""
+        return self.proxied.haproxy_cpu / max(self.proxied.requests, 1) * 1e6
+
+    @property
+    def model_ratio(self) -> float | None:
+        """Direct CPU per request over proxied CPU per request: the throughput ratio of a
+        machine whose CPUs only these processes use (None without the path's CPU)."""
+        direct = self.direct.path_cpu / max(self.direct.requests, 1)
+        proxied = (self.proxied.path_cpu + self.proxied.haproxy_cpu) / max(self.proxied.requests, 1)
+        return direct / proxied if direct > 0 and proxied > 0 else None
+
+
+def pair_order(round_index: int, variant_index: int) -> tuple[bool, bool]:
+    """(direct first?, then proxied?) as (True, False) or (False, True): ABAB across the
+    variants of a round and flipped every round, so each variant gets both orders."""
+    direct_first = (round_index + variant_index) % 2 == 0
+    return (True, False) if direct_first else (False, True)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A variant at one connection count over its pairs: medians and worst cases."""
+
+    pairs: int
+    ratio: float
+    ratio_worst: float
+    direct_rps: float
+    haproxy_us: float
+    haproxy_us_worst: float
+    model_ratio: float | None
+    model_ratio_worst: float | None
+
+
+def summarize(pairs: Sequence[Pair]) -> Summary:
+    """Median and worst of a variant's pairs (worst: lowest ratio, most CPU)."""
+    ratios = [p.ratio for p in pairs]
+    spent = [p.haproxy_us for p in pairs]
+    models = [m for p in pairs if (m := p.model_ratio) is not None]
+    return Summary(
+        pairs=len(pairs),
+        ratio=statistics.median(ratios),
+        ratio_worst=min(ratios),
+        direct_rps=statistics.median(p.direct.rps for p in pairs),
+        haproxy_us=statistics.median(spent),
+        haproxy_us_worst=max(spent),
+        model_ratio=statistics.median(models) if models else None,
+        model_ratio_worst=min(models) if models else None,
+    )
+
+
+def figures_for(label: str, name: str, s: Summary) -> list[Figure]:
+    """The table rows of one variant at one connection count."""
+    n = f"median of {s.pairs} pairs"
+    rows = [
+        Figure(f"{label} {name} / direct", s.ratio, "ratio", f"{n}, worst {s.ratio_worst:.2f}"),
+    ]
+    if name != CONTROL:
+        rows.append(
+            Figure(
+                f"{label} {name} HAProxy CPU per request",
+                s.haproxy_us,
+                "us",
+                f"{n}, worst {s.haproxy_us_worst:.1f}",
+            )
+        )
+        if s.model_ratio is not None and s.model_ratio_worst is not None:
+            rows.append(
+                Figure(
+                    f"{label} {name} CPU-model ratio",
+                    s.model_ratio,
+                    "ratio",
+                    f"{n}, worst {s.model_ratio_worst:.2f}",
+                )
+            )
+    return rows
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
-    p.add_argument("--variants", default="default,threads1", help=f"of {','.join(VARIANTS)}")
+    p.add_argument(
+        "--variants", default="control,threads1,tcp", help=f"of {CONTROL},{','.join(VARIANTS)}"
+    )
     p.add_argument("--connections", default="16,64", help="wrk -c values, comma-separated")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--seconds", type=int, default=4, help="wrk duration per target and round")
+    p.add_argument("--rounds", type=int, default=9, help="pairs per variant and -c")
+    p.add_argument("--seconds", type=int, default=2, help="wrk duration per side of a pair")
     p.add_argument(
         "--backends",
         default=f"{UNLIMITED},500m",
@@ -171,9 +297,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not args.backend_names:
         p.error("--backends: none given")
     args.variant_names = [v for v in args.variants.split(",") if v]
-    unknown = [v for v in args.variant_names if v not in VARIANTS]
+    unknown = [v for v in args.variant_names if v not in VARIANTS and v != CONTROL]
     if unknown or not args.variant_names:
-        p.error(f"--variants: unknown {','.join(unknown) or '(none)'}; known {','.join(VARIANTS)}")
+        known = ",".join([CONTROL, *VARIANTS])
+        p.error(f"--variants: unknown {','.join(unknown) or '(none)'}; known {known}")
     try:
         args.conns = [int(c) for c in args.connections.split(",") if c]
     except ValueError:
@@ -204,6 +331,48 @@ def _cpu_seconds(pid: int) -> float:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _container_cpu(cid: str) -> float:
+    """A container's CPU seconds from its cgroup (v1 cpuacct or v2 cpu.stat); 0 if unseen."""
+    for path in (
+        Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage"),
+        Path(f"/sys/fs/cgroup/cpu,cpuacct/docker/{cid}/cpuacct.usage"),
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            return int(path.read_text()) / 1e9
+    for path in (
+        Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"),
+        Path(f"/sys/fs/cgroup/docker/{cid}/cpu.stat"),
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            for line in path.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+    return 0.0
+
+
+def _port_proxies(ports: Sequence[int]) -> list[int]:
+    """PIDs of Docker's userland proxies for these published ports (none with iptables only)."""
+    wanted = {str(p) for p in ports}
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            if args and args[0].endswith(b"docker-proxy"):
+                for flag, value in itertools.pairwise(args):
+                    if flag == b"-host-port" and value.decode() in wanted:
+                        pids.append(int(entry.name))
+    return pids
+
+
+def _wrk_cpu() -> float:
+    """CPU seconds of the waited-for children so far: wrk's, run after run."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _answers(port: int) -> bool:
@@ -247,18 +416,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
     started: list[str] = []  # removed by id at the end, whatever happens
     direct: dict[str, int] = {}
+    backend_ids: dict[str, list[str]] = {}
+    backend_ports: dict[str, list[int]] = {}
     listen: dict[tuple[str, str], int] = {}
+    haproxies = [n for n in args.variant_names if n != CONTROL]
     try:
         for backend, millis in zip(args.backend_names, args.backend_millis, strict=True):
             ids, ports = start_backends(runtime, run, backend, millis)
             started += ids
+            backend_ids[backend], backend_ports[backend] = ids, ports
             for port in ports:
                 wait_until(f"nginx on 127.0.0.1:{port}", functools.partial(_answers, port), 30)
             direct[backend] = ports[0]
             endpoints = tuple(
                 Endpoint(f"web-{i}", "127.0.0.1", p, True) for i, p in enumerate(ports)
             )
-            for name in args.variant_names:
+            for name in haproxies:
                 key = (name, backend)
                 listen[key] = _free_port()
                 svc = LbService("web", "http", listen[key], endpoints, mode="http")
@@ -271,27 +444,46 @@ def main(argv: Sequence[str] | None = None) -> int:
                     [haproxy, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=log
                 )
                 wait_until(f"HAProxy {name}", functools.partial(_answers, listen[key]), 30)
-        rps: dict[tuple[str, str, int], list[float]] = {}
-        cpu_us: dict[tuple[str, str, int], list[float]] = {}
+        pairs: dict[tuple[str, str, int], list[Pair]] = {}
         loads: list[float] = []
-        for _ in range(args.rounds):
+
+        def measure(target: str, backend: str, c: int) -> Run:
+            proc = procs.get((target, backend))
+            port = listen[(target, backend)] if proc else direct[backend]
+            proxies = _port_proxies(backend_ports[backend])
+
+            def path_cpu() -> float:
+                return (
+                    _wrk_cpu()
+                    + sum(_container_cpu(cid) for cid in backend_ids[backend])
+                    + sum(_cpu_seconds(pid) for pid in proxies)
+                )
+
+            haproxy_before, path_before = (_cpu_seconds(proc.pid) if proc else 0.0), path_cpu()
+            result = run_wrk(port, args.seconds, 2, c)
+            if result.errors:
+                raise BenchError(f"wrk saw {result.errors} errors through {target}")
+            return Run(
+                result.requests_per_second,
+                result.requests,
+                (_cpu_seconds(proc.pid) - haproxy_before) if proc else 0.0,
+                path_cpu() - path_before,
+            )
+
+        for r in range(args.rounds):
             for backend in args.backend_names:
                 for c in args.conns:
-                    targets = [("direct", direct[backend])]
-                    targets += [(name, listen[(name, backend)]) for name in args.variant_names]
-                    for target, port in targets:
-                        proc = procs.get((target, backend))
-                        before = _cpu_seconds(proc.pid) if proc else 0.0
-                        result = run_wrk(port, args.seconds, 2, c)
-                        if result.errors:
-                            raise BenchError(f"wrk saw {result.errors} errors through {target}")
-                        rps.setdefault((target, backend, c), []).append(result.requests_per_second)
-                        if proc:
-                            used = _cpu_seconds(proc.pid) - before
-                            cpu_us.setdefault((target, backend, c), []).append(
-                                used / result.requests * 1e6
-                            )
+                    for i, name in enumerate(args.variant_names):
+                        direct_first, _ = pair_order(r, i)
+                        if direct_first:
+                            first = measure("direct", backend, c)
+                            pair = Pair(first, measure(name, backend, c))
+                        else:
+                            proxied = measure(name, backend, c)
+                            pair = Pair(measure("direct", backend, c), proxied)
+                        pairs.setdefault((name, backend, c), []).append(pair)
             loads.append(os.getloadavg()[0])
+            print(f"  round {r + 1}/{args.rounds}, load {loads[-1]:.1f}", file=sys.stderr)
         load = load_average()
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
@@ -319,38 +511,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend in args.backend_names:
         pods = f"{backend} x1" if backend != UNLIMITED else f"{UNLIMITED} x3"
         for c in args.conns:
-            base = rps[("direct", backend, c)]
+            direct_rps = [p.direct.rps for n in args.variant_names for p in pairs[(n, backend, c)]]
             figures.append(
                 Figure(
                     f"[{pods}] direct -c{c}",
-                    statistics.median(base),
+                    statistics.median(direct_rps),
                     "req/s",
-                    f"median of {len(base)}, worst {min(base):.0f}",
+                    f"median of {len(direct_rps)}, worst {min(direct_rps):.0f}",
                 )
             )
             for name in args.variant_names:
-                ratios = [x / d for x, d in zip(rps[(name, backend, c)], base, strict=True)]
-                spent = cpu_us[(name, backend, c)]
-                figures.append(
-                    Figure(
-                        f"[{pods}] {name} -c{c} / direct",
-                        statistics.median(ratios),
-                        "ratio",
-                        f"median of {len(ratios)} rounds, worst {min(ratios):.2f}",
-                    )
-                )
-                figures.append(
-                    Figure(
-                        f"[{pods}] {name} -c{c} HAProxy CPU per request",
-                        statistics.median(spent),
-                        "us",
-                        f"median of {len(spent)}, worst {max(spent):.1f}",
-                    )
-                )
+                summary = summarize(pairs[(name, backend, c)])
+                figures += figures_for(f"[{pods}] -c{c}", name, summary)
     print(
         f"load average {load} (1-minute load after each round: "
         f"{', '.join(f'{x:.1f}' for x in loads)}); "
-        f"{args.rounds} rounds of wrk -t2 -d{args.seconds}s"
+        f"{args.rounds} rounds of pairs of wrk -t2 -d{args.seconds}s, order alternating"
     )
     print(table(figures))
     if not args.no_record:

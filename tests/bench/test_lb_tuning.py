@@ -7,7 +7,18 @@ from pathlib import Path
 import pytest
 
 from master.lb.model import Endpoint, LbService
-from tests.bench.lb_tuning import VARIANTS, backend_millis, haproxy_config, parse_args
+from tests.bench.lb_tuning import (
+    CONTROL,
+    VARIANTS,
+    Pair,
+    Run,
+    backend_millis,
+    figures_for,
+    haproxy_config,
+    pair_order,
+    parse_args,
+    summarize,
+)
 
 SVC = LbService("web", "http", 8080, (Endpoint("web-0", "127.0.0.1", 32768, True),), mode="http")
 
@@ -57,3 +68,59 @@ def test_backend_sets_are_unlimited_or_a_cpu_limit() -> None:
     assert parse_args(["--backends", "500m"]).backend_millis == [500]
     with pytest.raises(SystemExit):
         parse_args(["--backends", "lots"])
+
+
+def _run(rps: float, haproxy_cpu: float = 0.0, path_cpu: float = 0.0) -> Run:
+    return Run(rps, int(rps * 2), haproxy_cpu, path_cpu)
+
+
+def test_pairs_alternate_their_order_within_a_round_and_from_round_to_round() -> None:
+    assert [pair_order(0, i)[0] for i in range(4)] == [True, False, True, False]
+    assert [pair_order(1, i)[0] for i in range(4)] == [False, True, False, True]
+    for r in range(3):
+        for i in range(3):
+            assert pair_order(r, i) in {(True, False), (False, True)}
+
+
+def test_a_pair_gives_its_ratio_haproxy_cpu_per_request_and_the_cpu_model_ratio() -> None:
+    # Direct: 1000 req/s over 2 s, 0.4 s of path CPU = 200 us per request.
+    # Proxied: 800 req/s, the path 0.32 s (200 us) plus HAProxy 0.16 s (100 us).
+    pair = Pair(_run(1000, 0.0, 0.4), _run(800, 0.16, 0.32))
+    assert pair.ratio == pytest.approx(0.8)
+    assert pair.haproxy_us == pytest.approx(100.0)
+    assert pair.model_ratio == pytest.approx(200 / 300)
+    # Without the path's CPU (no cgroup readable) there is no model ratio.
+    assert Pair(_run(1000), _run(800, 0.16)).model_ratio is None
+
+
+def test_a_summary_is_the_median_of_the_pairs_with_the_worst_beside_it() -> None:
+    pairs = [
+        Pair(_run(1000, 0.0, 0.4), _run(900, 0.18, 0.36)),  # 0.9, 100 us
+        Pair(_run(500, 0.0, 0.2), _run(250, 0.1, 0.1)),  # 0.5, 200 us
+        Pair(_run(400, 0.0, 0.16), _run(440, 0.132, 0.176)),  # 1.1, 150 us
+    ]
+    s = summarize(pairs)
+    assert s.pairs == 3
+    assert (s.ratio, s.ratio_worst) == pytest.approx((0.9, 0.5))
+    assert (s.haproxy_us, s.haproxy_us_worst) == pytest.approx((150.0, 200.0))
+    assert s.direct_rps == 500
+    rows = figures_for("-c16", "tcp", s)
+    assert [r.unit for r in rows] == ["ratio", "us", "ratio"]
+    assert rows[0].note == "median of 3 pairs, worst 0.50"
+    # The control pair is direct against direct: a ratio only, no HAProxy to charge.
+    assert [r.unit for r in figures_for("-c16", CONTROL, s)] == ["ratio"]
+
+
+def test_control_and_issue_15s_knobs_are_variants_the_command_line_takes() -> None:
+    args = parse_args(["--variants", "control,server-close,abortonclose,prefer-last"])
+    assert args.variant_names == [CONTROL, "server-close", "abortonclose", "prefer-last"]
+    sock = Path("/tmp/x.sock")
+    plain = set(haproxy_config(VARIANTS["threads1"], SVC, sock).splitlines())
+    for name, line in [
+        ("server-close", "    option http-server-close"),
+        ("abortonclose", "    option abortonclose"),
+        ("prefer-last", "    option prefer-last-server"),
+    ]:
+        assert set(haproxy_config(VARIANTS[name], SVC, sock).splitlines()) - plain == {line}
+    with pytest.raises(SystemExit):
+        parse_args(["--variants", "control,turbo"])

@@ -92,8 +92,15 @@ class FakeEtcd:
 class FakeStore:
     prefix = PREFIX
 
-    def __init__(self, events: list[str]) -> None:
+    def __init__(self, events: list[str], etcd: FakeEtcd) -> None:
         self.events = events
+        self.etcd = etcd
+        self.in_doubt = False
+
+    def settle(self) -> None:
+        self.etcd._check()
+        self.events.append("log settled")
+        self.in_doubt = False
 
     def set_guard(self, compares: list[Any]) -> None:
         if compares and compares[0].create_revision == -1:
@@ -101,6 +108,11 @@ class FakeStore:
 
 
 def make_elector() -> tuple[LeaderElector, FakeEtcd, FakeClock, list[str]]:
+    elector, etcd, clock, events, _store = make_elector_and_store()
+    return elector, etcd, clock, events
+
+
+def make_elector_and_store() -> tuple[LeaderElector, FakeEtcd, FakeClock, list[str], FakeStore]:
     events: list[str] = []
     etcd = FakeEtcd(events)
     clock = FakeClock()
@@ -112,8 +124,9 @@ def make_elector() -> tuple[LeaderElector, FakeEtcd, FakeClock, list[str]]:
         await asyncio.sleep(CONTROLLERS_STOP_S)
         events.append("controllers stopped")
 
+    store = FakeStore(events, etcd)
     elector = LeaderElector(
-        FakeStore(events),
+        store,
         etcd,
         MasterInfo("m0", "10.0.0.1:7400", 0.0),
         LeaseTiming(),
@@ -121,7 +134,7 @@ def make_elector() -> tuple[LeaderElector, FakeEtcd, FakeClock, list[str]]:
         deposed,
         monotonic=clock,
     )
-    return elector, etcd, clock, events
+    return elector, etcd, clock, events, store
 
 
 STEP_DOWN = ["controllers started", "writes fenced", "controllers stopped", "lease revoked"]
@@ -245,6 +258,38 @@ async def scenario_a_follower_does_not_campaign_while_the_leader_key_is_held() -
     leader = elector.leader()
     assert leader is not None and leader.name == "m1"
     assert events == []
+
+
+async def scenario_a_leader_with_a_write_in_doubt_reloads_only_after_settling_the_log() -> None:
+    # etcd timed out on a transaction it may commit once its quorum returns: the leader's
+    # memory may lack it. It stops acting, and takes over again (on_elected reloads memory
+    # from etcd) only once a write of its own has gone through etcd's log after it.
+    elector, etcd, clock, events, store = make_elector_and_store()
+    await elector.step()
+    store.in_doubt = True
+    etcd.down = True  # still no quorum: the settling write cannot go through
+    clock.now += 0.1
+    await elector.step()
+
+    assert elector.paused and not elector.is_leader()
+    assert events == ["controllers started", "writes fenced", "controllers stopped"]
+
+    etcd.down = False
+    clock.now += 0.1
+    await elector.step()
+
+    assert elector.is_leader() and not elector.paused and not store.in_doubt
+    assert events == [
+        "controllers started",
+        "writes fenced",
+        "controllers stopped",
+        "log settled",
+        "controllers started",
+    ]
+
+
+def test_a_leader_with_a_write_in_doubt_reloads_only_after_settling_the_log() -> None:
+    asyncio.run(scenario_a_leader_with_a_write_in_doubt_reloads_only_after_settling_the_log())
 
 
 def test_a_leader_whose_renewals_fail_pauses_and_keeps_its_key() -> None:

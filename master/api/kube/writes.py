@@ -132,6 +132,9 @@ def app_error(e: AppError, r: Resource, name: str) -> errors.KubeError:
         )
     if e.code == "unavailable":
         return errors.KubeError(503, "ServiceUnavailable", e.message)
+    if e.code == "outcome_unknown":
+        # What Kubernetes answers when etcd did not confirm a write in time.
+        return errors.KubeError(504, "Timeout", e.message)
     if e.code == "internal":
         # The store refused the write (a full disk): Kubernetes answers 500 when etcd does.
         return errors.KubeError(500, "InternalError", e.message)
