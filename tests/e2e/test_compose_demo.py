@@ -30,7 +30,7 @@ from tests.e2e.compose_cluster import HOSTNAME, ComposeCluster, Response, compos
 from tests.integration.cluster import REPO, wait_for
 from tests.integration.udp_echo import serve_udp, stop, udp_ask
 from tests.support import SEED as DEFAULT_SEED
-from tests.support import unavailable
+from tests.support import exec_output, unavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -175,10 +175,9 @@ def wait_until(
 def in_pod(cluster: ComposeCluster, container: str, url: str) -> str:
     """GET `url` from inside a pod's container (its busybox wget: Debian's static 1.35
     crashes on -T, hence timeout); the nginx hostname that answered, "" for none."""
-    code, out = cluster.docker.containers.get(container).exec_run(
-        ["timeout", "5", "wget", "-qO-", url]
+    code, out = exec_output(
+        cluster.docker.containers.get(container), ["timeout", "5", "wget", "-qO-", url]
     )
-    assert isinstance(out, bytes)
     match = HOSTNAME.search(out.decode(errors="replace")) if code == 0 else None
     return match.group(1) if match else ""
 

@@ -29,7 +29,7 @@ from agent.nodeproxy.table import ServiceTable
 from agent.runtime.docker_runtime import DockerRuntime
 from agent.runtime.port import LABEL_NODE, ContainerConfig, ContainerInfo, pod_labels
 from kernel.processes import same_network_namespace
-from tests.support import remove_container
+from tests.support import exec_output, remove_container
 
 pytestmark = pytest.mark.integration
 IMAGE = "pinnace/httpd:latest"
@@ -49,8 +49,10 @@ def network(docker_client: Any) -> Iterator[str]:
 
 
 def in_pod(docker_client: Any, info: ContainerInfo, *command: str) -> str:
-    result = docker_client.containers.get(info.id).exec_run(list(command))
-    return str(result.output.decode(errors="replace"))
+    """The command's output (it may run twice: Docker loses a short exec's output now and
+    then, tests.support.exec_output)."""
+    _, out = exec_output(docker_client.containers.get(info.id), list(command))
+    return out.decode(errors="replace")
 
 
 def our_routes(pid: int) -> list[str]:
