@@ -23,7 +23,7 @@ import shutil
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import grpc
 
 from kernel import heap
-from kernel.clock import SystemClock
+from kernel.clock import Clock, SystemClock
 from kernel.haproxy_tuning import haproxy_threads
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
 from master.api.auth import AuthInterceptor
@@ -124,6 +124,17 @@ SESSION_PING_SECONDS = 1.0
 SESSION_LINK_TIMEOUT_SECONDS = 2.5
 # How long the agent's gRPC core has to answer a ping (a frozen process never does).
 SESSION_PING_ANSWER_SECONDS = 2.5
+
+
+def _loop_lag_report(clock: Clock, manager: ControllerManager) -> Callable[[looplag.Wakeup], None]:
+    """The probe's report: the metrics, and the node lifecycle's ledger of the loop's held
+    spans (a node is not blamed for heartbeats the master could not read meanwhile)."""
+
+    def report(wakeup: looplag.Wakeup) -> None:
+        looplag.observe(wakeup)
+        manager.loop_held.note(clock.monotonic(), wakeup.lag)
+
+    return report
 
 
 def session_keepalive(ping_seconds: float = SESSION_PING_SECONDS) -> tuple[tuple[str, int], ...]:
@@ -433,7 +444,9 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         _leader_or_controllers(config, store, state, manager, masters.me),
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
-        asyncio.create_task(looplag.run_probe(clock), name="loop-lag"),
+        asyncio.create_task(
+            looplag.run_probe(clock, report=_loop_lag_report(clock, manager)), name="loop-lag"
+        ),
         asyncio.create_task(heap.run(clock), name="heap"),
     ]
     if security is not None and config.etcd is not None:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from master.controllers.actions import Action, CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.naming import pod_name, template_hash
+from master.controllers.owner_counts import PodCounts, pod_stall
 from master.controllers.rolling import surge_and_unavailable
 from master.model import Deployment, DeploymentStatus, ObjectMeta, Pod, PodPhase
 
@@ -138,23 +139,43 @@ def _delete(pod: Pod, reason: str, message: str) -> DeletePod:
     return DeletePod(pod.meta.name, reason, f"stopping pod {pod.meta.name}: {message}")
 
 
-# Container states that mean a pod will not become ready without a change.
-STALLED_REASONS = ("ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "CreateContainerError")
-
-
 def stalled_reason(new: list[Pod]) -> str:
-    """Why the current template's pods cannot become ready, or ""."""
+    """Why the current template's pods cannot become ready, or "" (the first pod by name
+    that cannot: master/controllers/owner_counts.py's pod_stall)."""
     # One pass without sorting: this runs on every pass over every pod of the template.
     first: tuple[str, str] | None = None
     for pod in new:
-        for cs in pod.status.container_statuses:
-            if cs.reason in STALLED_REASONS:
-                detail = f": {cs.message}" if cs.message else ""
-                found = (pod.meta.name, f"container {cs.name}: {cs.reason}{detail}")
-                if first is None or found[0] < first[0]:
-                    first = found
-                break
+        stall = pod_stall(pod)
+        if stall and (first is None or pod.meta.name < first[0]):
+            first = (pod.meta.name, stall)
     return "" if first is None else f"pod {first[0]}: {first[1]}"
+
+
+def steady_status(dep: Deployment, counts: PodCounts) -> DeploymentStatus | None:
+    """The status reconcile_deployment would set when it has nothing else to do, from the
+    owner's counts without a walk of its pods; None when it may have more to do (pods of
+    an old template, or too few or too many of the current one): then the full
+    reconcile runs. Equal to its SetDeploymentStatus whenever not None (tests/unit/
+    test_owner_counts.py)."""
+    current_hash = template_hash(dep.template)
+    new = counts.live[current_hash]
+    live = sum(counts.live.values())
+    if live != new or new != dep.replicas:
+        return None
+    stalls = counts.stalls.get(current_hash)
+    stalled = ""
+    if stalls:
+        first = min(stalls)
+        stalled = f"pod {first}: {stalls[first]}"
+    ready = sum(counts.ready.values())
+    return DeploymentStatus(
+        observed_generation=dep.meta.generation,
+        replicas=live,
+        ready_replicas=ready,
+        updated_replicas=new,
+        available_replicas=ready,
+        stalled_reason=stalled,
+    )
 
 
 def _status(dep: Deployment, new: list[Pod], live: list[Pod]) -> DeploymentStatus:

@@ -35,6 +35,9 @@ it still catches an agent that hangs with its connection open (its gRPC core
 answers pings, its Python sends nothing), within the lease. A node NotReady by
 its stream is evicted only once its lease has run out too: a cut-off agent
 fences itself within its lease (agent/fencing.py), so its pods are not run twice.
+A lease counts only the time the master's own loop was free to read a heartbeat
+(`NodeSignals.held`, master/controllers/loop_held.py): a node is not blamed for a
+heartbeat the master read late because it was busy.
 
 More than `unhealthy_threshold` of the nodes going silent at once says the
 problem is the master's (or the network's), not the nodes': like Kubernetes'
@@ -94,6 +97,9 @@ class NodeSignals:
     lease_seconds: float | None = None
     # When its session stream ended, if it has not registered again since (monotonic).
     session_ended_at: float | None = None
+    # Seconds since `last_seen` during which the master's own loop was held and could read
+    # no heartbeat (master/controllers/loop_held.py): not counted as the node's silence.
+    held: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +150,10 @@ def current_condition(node: Node) -> NodeCondition:
 
 
 def heard_within_lease(signals: NodeSignals, now: float, settings: NodeHealthSettings) -> bool:
-    """Whether the node's last heartbeat (or the master's grant) is within its lease."""
+    """Whether the node's last heartbeat (or the master's grant) is within its lease,
+    counting only the time the master's loop was free to read one (`held` excused)."""
     lease = signals.lease_seconds or settings.lease_seconds
-    return signals.last_seen is not None and now - signals.last_seen <= lease
+    return signals.last_seen is not None and now - signals.last_seen - signals.held <= lease
 
 
 def session_lost(signals: NodeSignals, now: float, settings: NodeHealthSettings) -> bool:
@@ -192,6 +199,11 @@ def node_condition(
         why = f"its session ended {gone:.1f}s ago and its agent has not reconnected"
     elif signals.granted:
         why = f"not heard from within {settings.reconnect_grace:g}s of the master's (re)start"
+    elif signals.held:
+        why = (
+            f"no heartbeat for {silent_for:.1f}s, {silent_for - signals.held:.1f}s of it "
+            f"with the master free to read one (lease {lease:g}s)"
+        )
     else:
         why = f"no heartbeat for {silent_for:.1f}s (lease {lease:g}s)"
     grace = settings.node_grace
@@ -243,7 +255,7 @@ def reconcile_nodes(
             n.status.ready
             and sig.session_ended_at is None
             and sig.last_seen is not None
-            and now.mono - sig.last_seen <= lease
+            and now.mono - sig.last_seen - sig.held <= lease
         ):
             # The common case, kept cheap (it runs for every node on every pass): Ready
             # and staying Ready, so there is no transition and no message to write.

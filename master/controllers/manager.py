@@ -27,7 +27,7 @@ from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.claim_placement import Waiting, place_pods_with_claims
 from master.controllers.claims import ClaimDisk, claim_room
-from master.controllers.deployment import reconcile_deployment
+from master.controllers.deployment import reconcile_deployment, steady_status
 from master.controllers.epochs import AssignmentEpochs
 from master.controllers.lifecycle import (
     REASONS,
@@ -42,6 +42,7 @@ from master.controllers.lifecycle import (
     reconcile_nodes,
     stalled,
 )
+from master.controllers.loop_held import HeldLedger
 from master.controllers.namespaces import (
     TERMINATING,
     CreateDefaultAccount,
@@ -56,6 +57,7 @@ from master.controllers.namespaces import (
 from master.controllers.naming import random_suffix
 from master.controllers.node_watch import NodeWatch, alive_until
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
+from master.controllers.owner_counts import OwnerCounts
 from master.controllers.pacing import rest_after_pass
 from master.controllers.session_loss import (
     Counted,
@@ -94,8 +96,9 @@ from master.model import (
     key_of,
     split_ref,
 )
-from master.scheduler import Placement, build_node_infos, schedule_each
+from master.scheduler import Placement, schedule_each
 from master.scheduler.nodeinfo import NodeInfo
+from master.scheduler.pod_index import PodIndex
 from master.state import ClusterState
 from master.writers import CONTROLLER_MANAGER, SCHEDULER
 
@@ -154,6 +157,9 @@ class ControllerManager:
         self._node_watch = NodeWatch()
         self._full_node_check = True
         self._last_tick: float | None = None
+        # When the master's own loop was held (the loop-lag probe notes it): nodes are not
+        # blamed for heartbeats it could not read meanwhile (master/controllers/loop_held.py).
+        self.loop_held = HeldLedger()
         # (namespace, name) of the deployments and statefulsets to reconcile.
         self._dirty_deployments: set[tuple[str, str]] = set()
         self._dirty_statefulsets: set[tuple[str, str]] = set()
@@ -169,6 +175,13 @@ class ControllerManager:
         self._epochs = AssignmentEpochs(state.resource_version, state.pods())
         # Terminating namespaces whose "still waiting" Warning was given.
         self._stuck_reported: set[str] = set()
+        # Pending pods and node sums, moved by each change (master/scheduler/pod_index.py).
+        nodes = [n for n in state.objects("Node") if isinstance(n, Node)]
+        self._pod_index = PodIndex(nodes, state.pods())
+        state.subscribe(self._pod_index.on_change)
+        # Each owner's pods counted by template (master/controllers/owner_counts.py).
+        self._owner_counts = OwnerCounts(state.pods())
+        state.subscribe(self._owner_counts.on_change)
         state.subscribe(self._on_change)
 
     def _put_status(self, planned: StoredObject) -> None:
@@ -420,13 +433,19 @@ class ControllerManager:
             self._full_node_check = False
             watch.touch_all(n.meta.name for n in self._state.objects("Node"))
 
+        held = self.loop_held
+
         def until_of(name: str) -> float | None:
-            return alive_until(
-                leases.last_seen(name),
+            last_seen = leases.last_seen(name)
+            until = alive_until(
+                last_seen,
                 leases.lease_of(name) or health.lease_seconds,
                 leases.ended_at(name),
                 health.session_grace,
             )
+            if until is None or leases.ended_at(name) is not None:
+                return until  # an ended session is judged by its own grace, unexcused
+            return until + held.held_between(last_seen, mono)
 
         # Only the nodes touched, due or unwell are looked at (master/controllers/
         # node_watch.py); every other node is Ready and alive, and only counted.
@@ -451,6 +470,7 @@ class ControllerManager:
                 answering=self._reachability.answering(n.meta.name),
                 lease_seconds=leases.lease_of(n.meta.name),
                 session_ended_at=leases.ended_at(n.meta.name),
+                held=held.held_between(leases.last_seen(n.meta.name), mono),
             )
             for n in judged
         }
@@ -504,6 +524,14 @@ class ControllerManager:
         started = time.thread_time()
         for ns, name in dirty:
             dep = self._state.get("Deployment", name, ns)
+            if isinstance(dep, Deployment):
+                # Nearly always only the status is due (a pod reported): from the counts,
+                # without a walk of every pod of the deployment.
+                steady = steady_status(dep, self._owner_counts.counts(ns, name))
+                if steady is not None:
+                    if dep.status != steady:
+                        self._put_status(replace(dep, status=steady))
+                    continue
             pods = self._state.pods_of_owner(name, ns)
             if not isinstance(dep, Deployment):
                 # Deleted deployment: its pods go too.
@@ -633,21 +661,21 @@ class ControllerManager:
         return recent and node not in self._claim_disks
 
     def _schedule_pending(self) -> Iterator[bool]:
-        pods = self._state.pods()
-        pending = [p for p in pods if not p.node_name and not p.deletion_requested_at]
+        # Kept by the index, not walked from every pod: a pass costs the pending pods
+        # and the nodes changed since the last one.
+        pending = self._pod_index.pending()
         if not pending:
             return
         pending.sort(key=lambda p: (p.meta.created_at, p.meta.name))
-        nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
-        infos = build_node_infos(nodes, pods)
+        infos = self._pod_index.node_infos()
         with_claims = [p for p in pending if p.spec.claim_names()]
         if with_claims:
-            infos = self._schedule_with_claims(with_claims, pods, infos)
+            infos = self._schedule_with_claims(with_claims, self._state.pods(), infos)
         plain = [p for p in pending if not p.spec.claim_names()]
         # One decision at a time, the loop free whenever a step has had its turn
         # (master/controllers/slicing.py); the scheduler keeps its columns across.
         decisions = schedule_each(plain, dict(infos), percentage_of_nodes_to_score=self._percentage)
-        yield True  # the infos over every pod and node took a step of their own
+        yield True  # the sort and the changed nodes' infos took a step of their own
         started, yielded = time.thread_time(), True
         for pod, result in decisions:
             if isinstance(result, Placement):

@@ -1,0 +1,134 @@
+"""The scheduler's inputs kept up to date by a state listener: pending pods, node aggregates.
+
+A scheduling pass needs the pods waiting for a node and, per node, what its bound pods
+already take (nodeinfo.NodeInfo). Both used to be derived afresh on every pass from every
+pod (`state.pods()`, a filter, `build_node_infos` over all pods): at 50,000 pods a walk of
+every pod and a re-sum of every node per pass, however few pods were waiting, and a
+pass comes after every status report an agent sends. Here each change of one pod moves
+one pod's share: its old version (kept here, since a listener is told only the new one)
+comes out of its node's sums and the pending set, its new one goes in. A pass then costs
+the pending pods plus the nodes changed since the last one.
+
+`node_infos()` is equal to `build_node_infos(nodes, pods)` over the same state, and
+`pending()` to the pods without a node and not being deleted (tests/unit/
+test_pod_index.py checks both against the full computation over random sequences).
+Owned by the controller manager; subscribe before any change is made after the snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from master.model import Node, Pod, Resources, StoredObject, key_of
+from master.scheduler.nodeinfo import HostPort, NodeInfo, nonzero_requests
+
+
+@dataclass(slots=True)
+class _NodeSums:
+    """What the pods bound to one node take (mutable; NodeInfos are made from it)."""
+
+    cpu: int = 0
+    memory: int = 0
+    scored_cpu: int = 0
+    scored_memory: int = 0
+    # A multiset: two pods may (wrongly) hold one port; it is free only once both are gone.
+    ports: Counter[HostPort] = field(default_factory=Counter)
+    owners: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, pod: Pod, sign: int) -> None:
+        requests = pod.spec.requests()
+        scored = nonzero_requests(pod)
+        self.cpu += sign * requests.cpu_millis
+        self.memory += sign * requests.memory_bytes
+        self.scored_cpu += sign * scored.cpu_millis
+        self.scored_memory += sign * scored.memory_bytes
+        for port in pod.spec.host_ports():
+            self.ports[port] += sign
+            if self.ports[port] <= 0:
+                del self.ports[port]
+        owner = pod.owner_key
+        if owner:
+            left = self.owners.get(owner, 0) + sign
+            if left > 0:
+                self.owners[owner] = left
+            else:
+                self.owners.pop(owner, None)
+        self.count += sign
+
+    def info(self, node: Node) -> NodeInfo:
+        return NodeInfo(
+            node=node,
+            requested=Resources(self.cpu, self.memory),
+            nonzero_requested=Resources(self.scored_cpu, self.scored_memory),
+            host_ports=frozenset(self.ports),
+            pods_by_owner=dict(self.owners),
+            pod_count=self.count,
+        )
+
+
+def _pending(pod: Pod) -> bool:
+    return not pod.node_name and not pod.deletion_requested_at
+
+
+class PodIndex:
+    """Pending pods and per-node sums, moved by each change (see the module docstring)."""
+
+    def __init__(self, nodes: list[Node], pods: list[Pod]) -> None:
+        self._pods: dict[str, Pod] = {}
+        self._pending: dict[str, Pod] = {}
+        self._sums: dict[str, _NodeSums] = {}
+        self._nodes: dict[str, Node] = {n.meta.name: n for n in nodes}
+        # Each node's NodeInfo as last made; dropped when the node or its pods change.
+        self._infos: dict[str, NodeInfo] = {}
+        for pod in pods:
+            self._add(key_of(pod), pod)
+
+    def on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+        """The ClusterState listener: one object stored or removed."""
+        if isinstance(obj, Pod):
+            key = key_of(obj)
+            old = self._pods.pop(key, None)
+            if old is not None:
+                self._remove(key, old)
+            if not deleted:
+                self._add(key, obj)
+        elif isinstance(obj, Node):
+            name = obj.meta.name
+            if deleted:
+                self._nodes.pop(name, None)
+            else:
+                self._nodes[name] = obj
+            self._infos.pop(name, None)
+
+    def _add(self, key: str, pod: Pod) -> None:
+        self._pods[key] = pod
+        if _pending(pod):
+            self._pending[key] = pod
+        if pod.node_name:
+            self._sums.setdefault(pod.node_name, _NodeSums()).add(pod, 1)
+            self._infos.pop(pod.node_name, None)
+
+    def _remove(self, key: str, pod: Pod) -> None:
+        self._pending.pop(key, None)
+        name = pod.node_name
+        if name:
+            sums = self._sums[name]
+            sums.add(pod, -1)
+            if not sums.count:
+                del self._sums[name]
+            self._infos.pop(name, None)
+
+    def pending(self) -> list[Pod]:
+        """The pods waiting for a node (unbound, not being deleted), in no set order."""
+        return list(self._pending.values())
+
+    def node_infos(self) -> dict[str, NodeInfo]:
+        """Every node with what its bound pods take (pods of unknown nodes are left out)."""
+        infos = self._infos
+        for name, node in self._nodes.items():
+            if name not in infos:
+                sums = self._sums.get(name)
+                infos[name] = sums.info(node) if sums is not None else NodeInfo(node=node)
+        return {name: infos[name] for name in self._nodes}
