@@ -306,6 +306,8 @@ class DnsServer:
                 "dnsmasq exited with %s (%s); restarting in %.0fs", code, self._last_words, backoff
             )
             await asyncio.sleep(backoff)
+            if self._stopping:
+                return  # stopped during the wait: nothing to restart
             quiet = time.monotonic() - started > 60
             backoff = self._backoff if quiet else min(2 * backoff, RESTART_BACKOFF_MAX)
             try:
@@ -314,6 +316,11 @@ class DnsServer:
                 log.warning("%s", exc)
             except Exception:
                 log.exception("restarting dnsmasq failed; trying again")
+            if self._stopping and self._proc is not None:
+                # stop() ran while this one was being launched and ended the old process:
+                # this one is the supervisor's to end, or it outlives the agent.
+                await dnsmasq.end(self._proc)
+                return
 
     async def stop(self) -> None:
         """Ends dnsmasq and removes the route this agent added (the names file stays)."""

@@ -111,6 +111,33 @@ def test_it_starts_is_restarted_when_it_dies_and_stops_when_asked(
     _run(scenario)
 
 
+def test_a_stop_while_a_dead_dnsmasq_waits_to_be_restarted_leaves_none_running(
+    tmp_path: Path, fake_dnsmasq: str
+) -> None:
+    # The supervisor restarted it after its backoff even when the agent had stopped
+    # meanwhile (and a stop during the launch missed the new process): a dnsmasq outlived
+    # its agent (a unit run at load 35-40 found the restarted one alive after stop).
+    async def scenario() -> None:
+        server = DnsServer(
+            "n1", "127.0.0.1", "cluster.local", tmp_path / "dns", fake_dnsmasq, backoff=0.5
+        )
+        await server.start()
+        supervisor = asyncio.create_task(server.run())
+        first = _pid(tmp_path)
+        proc = server._proc
+        assert proc is not None
+        os.kill(first, signal.SIGKILL)
+        await _until("the supervisor saw it die", lambda: proc.returncode is not None)
+
+        await server.stop()  # within the 0.5 s backoff
+        await asyncio.wait_for(supervisor, 5)
+
+        assert _pid(tmp_path) in (0, first)  # no dnsmasq was started after the stop
+        assert server._proc is proc
+
+    _run(scenario)
+
+
 def test_a_new_agent_replaces_the_dnsmasq_a_killed_one_left(
     tmp_path: Path, fake_dnsmasq: str
 ) -> None:
