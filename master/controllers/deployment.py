@@ -19,7 +19,7 @@ ready, newest), as Kubernetes does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from master.controllers.actions import Action, CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.naming import pod_name, template_hash
@@ -72,8 +72,9 @@ def _roll(
     actions: list[Action] = []
     total = len(new) + len(old) + terminating
     room = min(dep.replicas - len(new), dep.replicas + surge - total)
+    labels = _pod_labels(dep, current_hash)
     for _ in range(min(BURST_REPLICAS, max(0, room))):
-        actions.append(_create(dep, current_hash, new_suffix(), "rolling update"))
+        actions.append(_create(dep, labels, current_hash, new_suffix(), "rolling update"))
 
     min_available = dep.replicas - max_unavailable
     ready = sum(1 for p in new + old if p.status.ready)
@@ -93,8 +94,9 @@ def _scale(
     missing = dep.replicas - len(new)
     if missing > 0:
         why = f"scaling up to {dep.replicas}" if new else f"creating {dep.replicas} replicas"
+        labels = _pod_labels(dep, current_hash)
         return [
-            _create(dep, current_hash, new_suffix(), why)
+            _create(dep, labels, current_hash, new_suffix(), why)
             for _ in range(min(missing, BURST_REPLICAS))
         ]
     if missing < 0:
@@ -113,8 +115,16 @@ def _deletion_rank(pod: Pod) -> tuple[bool, bool, bool, float]:
     )
 
 
-def _create(dep: Deployment, hash_: str, suffix: str, why: str) -> CreatePod:
-    labels = {**dep.template.labels, TEMPLATE_HASH_LABEL: hash_}
+def _pod_labels(dep: Deployment, hash_: str) -> Mapping[str, str]:
+    """The labels of the pods one pass creates: one mapping they all hold (read-only, as
+    every object's labels are), not a dict per pod: 184 bytes a pod less retained with two
+    template labels, 9 MiB at 50,000 pods."""
+    return {**dep.template.labels, TEMPLATE_HASH_LABEL: hash_}
+
+
+def _create(
+    dep: Deployment, labels: Mapping[str, str], hash_: str, suffix: str, why: str
+) -> CreatePod:
     name = pod_name(dep.meta.name, hash_, suffix)
     pod = Pod(
         meta=ObjectMeta(name=name, labels=labels, annotations={}, namespace=dep.meta.namespace),

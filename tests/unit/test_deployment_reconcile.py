@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
-from master.controllers.deployment import BURST_REPLICAS, reconcile_deployment
+from master.controllers.deployment import BURST_REPLICAS, TEMPLATE_HASH_LABEL, reconcile_deployment
 from master.controllers.naming import template_hash
 from master.model import (
     Container,
@@ -215,3 +215,15 @@ def test_a_large_scale_down_deletes_at_most_a_burst_per_pass() -> None:
 
     deletes = _deletes(reconcile_deployment(dep, _pods_for(dep, BURST_REPLICAS + 7), _suffix))
     assert len(deletes) == BURST_REPLICAS
+
+
+def test_pods_one_pass_creates_share_one_labels_mapping() -> None:
+    dep = _deployment(replicas=3)
+    actions = reconcile_deployment(dep, [], _suffix)
+
+    created = [a.pod for a in actions if isinstance(a, CreatePod)]
+
+    assert len(created) == 3
+    expected = {"app": "web", TEMPLATE_HASH_LABEL: template_hash(dep.template)}
+    assert all(p.meta.labels == expected for p in created)
+    assert len({id(p.meta.labels) for p in created}) == 1
