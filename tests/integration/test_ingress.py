@@ -248,6 +248,10 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
     # 8443 by default); 9443 + offset is kept free for the refused-port step at the end.
     offset = _free_offset((80, 81, 8880, 8443, 9443))
     http_port, https_port = 8880 + offset, 8443 + offset
+    # Held from now on (bound, not listening): free when chosen, 9443 + offset was taken by
+    # the time of that step in a CI run (an ephemeral port of some connection meanwhile).
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 9443 + offset))
     flags: tuple[str, ...] = ("--lb-port-offset", str(offset), "--ingress-http-port", "8880")
     cluster.start_master(*flags)
     cluster.start_agent("n1")
@@ -417,8 +421,7 @@ def test_an_ingress_routes_hosts_paths_and_tls_beside_a_broken_one(
 
     # HAProxy cannot bind the HTTPS port (another process holds it): the Ingresses say so
     # in a Warning, and the Services are still programmed.
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 9443 + offset))
+    with holder:
         holder.listen()
         cluster.kill_master()
         cluster.start_master(*flags, "--ingress-https-port", "9443")

@@ -215,7 +215,8 @@ def test_new_srv_records_go_to_a_new_srv_dnsmasq_and_the_node_one_is_only_told(
             # The node's dnsmasq is the same process, told once to re-read its servers file.
             assert _pid(tmp_path) == node
             hups = node_dir / "dnsmasq.pid.hup"
-            await _until("the node's dnsmasq told", hups.exists)
+            # The stand-in's open() makes the file a moment before its write: wait for the line.
+            await _until("the node's dnsmasq told", lambda: hups.exists() and hups.read_text())
             assert hups.read_text() == "hup\n"
             await _until("the old SRV dnsmasq retired", lambda: not _alive(first))
             ((port, second),) = _srv_pids(tmp_path).items()
