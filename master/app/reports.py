@@ -256,7 +256,7 @@ class NodeReports:
             elif isinstance(action, RemovePod):
                 self._state.remove("Pod", action.name, ns)
             elif self._limiter.allow(node_name, f"{ns}/{action.name}", now):
-                self._state.record_event(
+                self._state.queue_event(
                     "Pod",
                     action.name,
                     action.reason,

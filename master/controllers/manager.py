@@ -549,7 +549,7 @@ class ControllerManager:
                         self._wake.set()
                         continue
                     self._state.put_by(CONTROLLER_MANAGER, action.pod)
-                    self._state.record_event(
+                    self._state.queue_event(
                         "Deployment", name, action.reason, action.message, namespace=ns
                     )
                     if step_over(started, time.thread_time()):
@@ -757,7 +757,7 @@ class ControllerManager:
         self._unschedulable.pop(key_of(pod), None)
         status = PodStatus(reason="ContainerCreating")
         self._state.put(replace(pod, node_name=node_name, status=status, epoch=self._epochs.next()))
-        self._state.record_event(
+        self._state.queue_event(
             "Pod",
             pod.meta.name,
             "Scheduled",

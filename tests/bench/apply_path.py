@@ -13,6 +13,8 @@ hollow agent reports it) through the node reports. Until every pod is Running:
   controller passes   create the Deployment's pods and bind them (run_pass)
   assignments         the dirty nodes' assignment sets (assignments_to_proto)
   status reports      the agents' reports applied (NodeReports.apply)
+  events              the queued events written, as the master's event writer does
+                      every EVENT_WRITE_INTERVAL (master/event_queue.py), and once at the end
   store flush         the queued changes written (SQLite, FULL; its own thread)
 
 Then, all Running, one more figure: the CPU of a controller pass after one pod's status
@@ -50,6 +52,7 @@ from master.api.node_servicer import assignment_inputs
 from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.event_queue import EVENT_WRITE_INTERVAL
 from master.model import (
     Container,
     ContainerPort,
@@ -69,7 +72,7 @@ from master.store.sqlite import SqliteStore
 from protos import node_pb2
 from tests.bench.results import Figure, record, table
 
-PHASES = ("controller passes", "assignments", "status reports", "store flush")
+PHASES = ("controller passes", "assignments", "status reports", "events", "store flush")
 
 
 def _report(name: str, epoch: int) -> node_pb2.PodStatusReport:
@@ -155,6 +158,7 @@ async def run(nodes: int, pods: int, profile: str = "") -> dict[str, tuple[float
             profiler.enable()
         await state.commit(lambda: state.put(deployment))
         running = 0
+        events_written = time.perf_counter()
         while running < pods:
             cpu0, wall0 = time.thread_time(), time.perf_counter()
             manager.run_pass()
@@ -176,10 +180,15 @@ async def run(nodes: int, pods: int, profile: str = "") -> dict[str, tuple[float
                 for one in batch:
                     reports.apply(node, pod_report_from_proto(one), adopted=False)
             note("status reports", cpu0, wall0)
+            running = sum(1 for p in state.pods() if p.status.phase == PodPhase.RUNNING)
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            if running == pods or wall0 - events_written >= EVENT_WRITE_INTERVAL:
+                state.write_events()
+                events_written = wall0
+            note("events", cpu0, wall0)
             cpu0, wall0 = time.thread_time(), time.perf_counter()
             await state.flush()
             note("store flush", cpu0, wall0)
-            running = sum(1 for p in state.pods() if p.status.phase == PodPhase.RUNNING)
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile)
