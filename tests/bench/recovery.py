@@ -31,6 +31,9 @@ One master (default flags: 1 s heartbeat, 3 s lease, eviction at once) and two a
   load balancer (HAProxy) keeps serving meanwhile and the new master adopts it.
   Counted as for a pause, from the fault until the cluster is whole again plus
   WATCH_AFTER_PAUSE seconds.
+One JSON line per figure (each row's p50 and p99, the duplicates, each pause's and
+restart's pods replaced and requests failed) goes to tests/bench/results.jsonl unless
+--no-record, as every bench's do.
 Docker Swarm's container-kill figure is taken beside pinnace's, for the same
 image on the same engine: a single-node swarm (created only if the engine is in
 none, and left again, also on errors and Ctrl-C), a service of 3 replicas,
@@ -71,9 +74,18 @@ from tests.bench.engine import (
 from tests.bench.engine_floor import FloorRounds, paired_lines
 from tests.bench.lb_cluster import free_port
 from tests.bench.procs import PinnaceProcs, deployment_manifest
-from tests.bench.recovery_report import PauseTrial, Row, duplicates_line, pause_line, render_table
+from tests.bench.recovery_report import (
+    PauseTrial,
+    Row,
+    duplicates_line,
+    figures,
+    pause_line,
+    render_table,
+)
 from tests.bench.recovery_spans import read_restarts, span_table, spans
+from tests.bench.results import record
 
+COMMAND = "python -m tests.bench.recovery"
 IMAGE = "pinnace/httpd:latest"
 POLL = 0.025
 PARTITION_REPLICAS = 4
@@ -490,6 +502,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one wait may take")
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
+    parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     parser.add_argument(
         "--compare",
         metavar="DIR",
@@ -667,6 +680,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(pause_line(label, trials))
     if swarm_note:
         print(f"Docker Swarm: {swarm_note}")
+    if not args.no_record:
+        pauses = [(f"master paused {s:g} s", t) for s, t in paused.items()]
+        record(
+            figures(rows, duplicates, [*pauses, *restarts.items()]),
+            f"{COMMAND} {' '.join(sys.argv[1:] if argv is None else argv)}",
+        )
     return 0
 
 

@@ -2,8 +2,10 @@
 
 tests/bench/recovery.py hands in one duration per trial per scenario (and the
 duplicates it counted after each heal); this module turns them into p50/p99
-cells, marks each row against the issue's target, and renders a plain table.
-Nothing here touches Docker or processes, so it is tested with plain numbers.
+cells, marks each row against the issue's target, and renders a plain table;
+`figures` turns the same numbers into the lines every bench appends to
+tests/bench/results.jsonl (tests/bench/results.py). Nothing here touches Docker
+or processes, so it is tested with plain numbers.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from tests.bench.results import Figure
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +101,55 @@ def pause_line(label: str, trials: Sequence[PauseTrial]) -> str:
         f"{label} ({len(trials)} trials): pods replaced {'/'.join(map(str, replaced))}, "
         f"requests failed {'/'.join(map(str, failed))} of {sent} (target 0 and 0: {mark})"
     )
+
+
+def figures(
+    rows: Sequence[Row],
+    duplicates: Sequence[int],
+    pauses: Sequence[tuple[str, Sequence[PauseTrial]]],
+) -> list[Figure]:
+    """The printed table's numbers as results.jsonl figures: a row's p50 and p99 (its trials,
+    min, max and verdict in the note), the duplicates' worst, and per pause or restart the
+    worst pods replaced and the requests failed. A scenario not run gives no figure."""
+    out: list[Figure] = []
+    for row in rows:
+        if not row.seconds:
+            continue
+        note = (
+            f"{len(row.seconds)} trials, min {min(row.seconds):.2f}, max {max(row.seconds):.2f}"
+            + (f"; {verdict(row)}" if row.target is not None else "")
+        )
+        name = "recovery " + " ".join(row.label.split())  # the table's indents are not names
+        out.append(Figure(f"{name} p50", percentile(row.seconds, 50), "s", note))
+        out.append(Figure(f"{name} p99", percentile(row.seconds, 99), "s", note))
+    if duplicates:
+        out.append(
+            Figure(
+                "recovery duplicates after heal (max)",
+                max(duplicates),
+                "pods",
+                f"{len(duplicates)} trials; target 0",
+            )
+        )
+    for label, trials in pauses:
+        if not trials:
+            continue
+        sent = sum(t.requests for t in trials)
+        note = f"{len(trials)} trials; target 0"
+        out.append(
+            Figure(
+                f"recovery {label}: pods replaced (max)",
+                max(t.pods_replaced for t in trials),
+                "pods",
+                note,
+            )
+        )
+        out.append(
+            Figure(
+                f"recovery {label}: requests failed",
+                sum(t.requests_failed for t in trials),
+                "requests",
+                f"{note}; of {sent} sent",
+            )
+        )
+    return out

@@ -1,13 +1,16 @@
-"""The recovery bench's table from plain numbers: percentiles, target marks, duplicates."""
+"""The recovery bench's table and results lines from plain numbers: percentiles, target
+marks, duplicates, pauses."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.bench.recovery import parse_args
 from tests.bench.recovery_report import (
     PauseTrial,
     Row,
     duplicates_line,
+    figures,
     pause_line,
     percentile,
     render_table,
@@ -59,3 +62,40 @@ def test_a_master_pause_is_ok_only_when_no_pod_was_replaced_and_no_request_faile
     )
     assert pause_line("master paused 6 s", rough).endswith("(target 0 and 0: MISS)")
     assert pause_line("master paused 30 s", []) == "master paused 30 s: n/a"
+
+
+def test_figures_carry_each_rows_p50_and_p99_the_duplicates_and_each_pause() -> None:
+    rows = [Row("container kill", [1.0, 2.0, 3.0], 0.5, "p99"), Row("  node  kill", [])]
+    pauses = [
+        ("master paused 6 s", [PauseTrial(0, 0, 600), PauseTrial(2, 5, 590)]),
+        ("master paused 30 s", []),
+    ]
+
+    got = {f.name: f for f in figures(rows, [0, 1, 0], pauses)}
+
+    assert sorted(got) == [
+        "recovery container kill p50",
+        "recovery container kill p99",
+        "recovery duplicates after heal (max)",
+        "recovery master paused 6 s: pods replaced (max)",
+        "recovery master paused 6 s: requests failed",
+    ]
+    p50 = got["recovery container kill p50"]
+    assert (p50.value, p50.unit) == (2.0, "s")
+    assert p50.note == "3 trials, min 1.00, max 3.00; p99 < 0.5 s: MISS"
+    assert got["recovery container kill p99"].value == pytest.approx(2.98)
+    assert got["recovery duplicates after heal (max)"].value == 1
+    assert got["recovery master paused 6 s: pods replaced (max)"].value == 2
+    failed = got["recovery master paused 6 s: requests failed"]
+    assert failed.value == 5 and failed.note.endswith("of 1190 sent")
+
+
+def test_nothing_run_gives_no_figures_and_indents_are_no_part_of_a_name() -> None:
+    assert figures([Row("kill", [])], [], []) == []
+    [p50, _] = figures([Row("  of which  engine", [1.0])], [], [])
+    assert p50.name == "recovery of which engine p50"
+
+
+def test_results_are_recorded_unless_no_record() -> None:
+    assert parse_args([]).no_record is False
+    assert parse_args(["--no-record"]).no_record is True
