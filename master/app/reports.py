@@ -175,7 +175,9 @@ class NodeReports:
         self._fenced_said: dict[tuple[str, str, int], None] = {}
         state.subscribe(self._on_change)
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         if deleted and isinstance(obj, Pod) and obj.node_name:
             _remember(self._past, (obj.node_name, key_of(obj), obj.epoch))
 

@@ -190,7 +190,9 @@ class ControllerManager:
 
     # -- triggers -----------------------------------------------------------------
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         ns = obj.meta.namespace
         if isinstance(obj, Deployment):
             self._dirty_deployments.add((ns, obj.meta.name))

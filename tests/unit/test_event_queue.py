@@ -33,7 +33,7 @@ def _log(state: ClusterState) -> list[tuple[str, str, str, int]]:
 def _event_puts(state: ClusterState) -> list[Event]:
     told: list[Event] = []
 
-    def listen(kind: str, obj: StoredObject, deleted: bool) -> None:
+    def listen(kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None) -> None:
         if isinstance(obj, Event) and not deleted:
             told.append(obj)
 
