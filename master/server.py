@@ -444,6 +444,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     tasks = [
         _leader_or_controllers(config, store, state, manager, masters.me, clock),
         asyncio.create_task(state.run_flusher(), name="flusher"),
+        asyncio.create_task(state.run_event_writer(), name="event-writer"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
         asyncio.create_task(
             looplag.run_probe(clock, report=_loop_lag_report(clock, manager)), name="loop-lag"
@@ -491,6 +492,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         with times.stage("last flush"), contextlib.suppress(Exception):
+            state.write_events()  # (queued ones are written with the rest)
             await state.flush()
         with times.stage("store and metrics"):
             store.close()

@@ -28,8 +28,16 @@ keyword that defaults to "default", the namespace everything lived in before
 namespaces existed. Pods are indexed by (namespace, owner) and by node.
 
 Subscribers (controllers, watch streams, node sessions) get a callback with the
-kind, the object and whether it was deleted. Callbacks run synchronously on the
-event loop and must only enqueue work.
+kind, the object, whether it was deleted, and the version memory held before the
+change (None: the object is new; for a deletion, the removed version itself). So a
+listener that derives something from every object (the scheduler's node sums, an
+owner's counts) moves one object's share by its old and new versions without keeping
+its own copy of every object to know the old one (a dict per listener, two at
+50,000 pods). Every change of memory is told, in the order made, and `previous` is
+the version the listener was told last (or held in the snapshot it started from),
+also for changes from another master and a reload (replace_all). Callbacks run
+synchronously on the event loop and must only enqueue work, never write: a write
+from a callback would reach the later listeners before the change being told.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from kernel.clock import Clock
+from master.event_queue import EVENT_WRITE_INTERVAL, EventQueue, QueuedEvent
 from master.metrics.series import COMMIT_PHASES, store_write
 from master.model import (
     DEFAULT_NAMESPACE,
@@ -73,7 +82,8 @@ WRITE_SETTLE_S = 3.0
 T = TypeVar("T", bound=StoredObject)
 R = TypeVar("R")
 
-Listener = Callable[[str, StoredObject, bool], None]
+# listener(kind, obj, deleted, previous): see the module docstring.
+Listener = Callable[[str, StoredObject, bool, StoredObject | None], None]
 
 # Events are a bounded log, not history: the oldest go once there are more.
 MAX_EVENTS = 2000
@@ -129,6 +139,10 @@ class ClusterState:
         self._event_seq = 0
         # Events alike but for their message, combined as Kubernetes does (similar_events.py).
         self._similar = SimilarEvents()
+        # Events recorded off the hot path, waiting for write_events (queue_event).
+        self._event_queue = EventQueue(MAX_EVENTS)
+        self._events_queued = asyncio.Event()
+        self._writing_events = False
         self._staged: _Staged | None = None
         # None: this master writes; else why it may not (a follower of another leader).
         self._write_gate: Callable[[], str | None] = lambda: None
@@ -334,7 +348,7 @@ class ClusterState:
                 if current is not None:
                     self._unindex(kind, current)
                     self._pending_puts.pop(key, None)  # a racing put must not resurrect it
-                    self._notify(kind, current, True)
+                    self._notify(kind, current, True, current)
                 continue
             if moved and current is None:
                 continue  # removed meanwhile (a queued delete follows): stays removed
@@ -347,7 +361,7 @@ class ClusterState:
                 self._dirty.set()
             self._unindex(kind, current)
             self._index(kind, obj)
-            self._notify(kind, obj, False)
+            self._notify(kind, obj, False, current)
         self._trim_events()
 
     async def run_flusher(self) -> None:
@@ -373,6 +387,8 @@ class ClusterState:
 
     def get_key(self, kind: str, key: str) -> StoredObject | None:
         """The object stored under `key` (`key_name`: "ns/name", or a cluster-scoped name)."""
+        if kind == "Event" and self._event_queue:
+            self.write_events()
         staged = self._staged
         if staged is not None and (kind, key) in staged.changes:
             return staged.changes[(kind, key)]
@@ -380,6 +396,8 @@ class ClusterState:
 
     def count(self, kind: str) -> int:
         """How many objects of `kind` there are (of every namespace)."""
+        if kind == "Event":
+            self.write_events()
         return len(self._objects[kind])
 
     def changes(self, kind: str) -> int:
@@ -390,6 +408,8 @@ class ClusterState:
 
     def objects(self, kind: str, namespace: str | None = None) -> list[StoredObject]:
         """Every object of `kind`; only those of `namespace` when it is given."""
+        if kind == "Event":
+            self.write_events()  # (queued ones are read as written: queue_event)
         if namespace is None or not is_namespaced(kind):
             return list(self._objects[kind].values())
         return [o for o in self._objects[kind].values() if o.meta.namespace == namespace]
@@ -469,7 +489,7 @@ class ClusterState:
         self._pending_deletes.discard(key)
         self._pending_puts[key] = stored
         self._dirty.set()
-        self._notify(kind, stored, False)
+        self._notify(kind, stored, False, existing)
         return stored
 
     def put_by(self, writer: str, obj: T, subresource: str = "") -> T:
@@ -501,7 +521,7 @@ class ClusterState:
         self._pending_puts.pop(key, None)
         self._pending_deletes.add(key)
         self._dirty.set()
-        self._notify(kind, existing, True)
+        self._notify(kind, existing, True, existing)
         return existing
 
     # -- several masters: the leader writes, the others mirror it ----------------------
@@ -573,17 +593,18 @@ class ClusterState:
     def apply_remote(self, obj: StoredObject) -> None:
         """Another master stored `obj` (seen in the store): make it the in-memory truth."""
         kind = obj.kind
-        self._unindex(kind, self._objects[kind].get(key_of(obj)))
+        previous = self._objects[kind].get(key_of(obj))
+        self._unindex(kind, previous)
         self._index(kind, obj)
         self._rv = max(self._rv, obj.meta.resource_version)
-        self._notify(kind, obj, False)
+        self._notify(kind, obj, False, previous)
 
     def remove_remote(self, kind: str, key: str) -> None:
         """Another master deleted the object stored under (kind, key) (see `key_name`)."""
         existing = self._objects[kind].get(key)
         if existing is not None:
             self._unindex(kind, existing)
-            self._notify(kind, existing, True)
+            self._notify(kind, existing, True, existing)
 
     def observe_resource_version(self, rv: int) -> None:
         """Another master's high-water mark: versions this master hands out stay above it."""
@@ -641,8 +662,90 @@ class ClusterState:
 
         The event lives in the involved object's namespace; events of cluster-scoped
         objects (nodes) go to "default", as Kubernetes records them. `writer`: who records
-        it in managedFields (default: by its source, master/writers.py)."""
-        now = self._clock.now()
+        it in managedFields (default: by its source, master/writers.py). Events queued
+        before it (`queue_event`) are written first: the log stays in order."""
+        self.write_events()
+        event = QueuedEvent(
+            kind, name, reason, message, type_, source, namespace, writer, self._clock.now()
+        )
+        return self._record(event, None)
+
+    def queue_event(
+        self,
+        kind: str,
+        name: str,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        source: str = MASTER_SOURCE,
+        namespace: str = DEFAULT_NAMESPACE,
+        writer: str = "",
+    ) -> None:
+        """`record_event` off the hot path, as Kubernetes' event recorder does it: the
+        event waits in a bounded queue (master/event_queue.py) and is written with the
+        others at most EVENT_WRITE_INTERVAL later, or as soon as anyone reads events. For
+        the events every pod causes (created, scheduled, started: three a pod, a third of
+        the master's CPU from apply to Running at 50,000 pods): a burst's repeats of one
+        event are folded into one write, and a full queue drops its oldest, which the
+        bounded log would have trimmed before anyone could read them. Inside a commit's
+        plan the event is part of the commit, as with record_event."""
+        if self._staged is not None:
+            self.record_event(kind, name, reason, message, type_, source, namespace, writer)
+            return
+        self._check_writable()
+        event = QueuedEvent(
+            kind, name, reason, message, type_, source, namespace, writer, self._clock.now()
+        )
+        self._event_queue.put(event)
+        self._events_queued.set()
+
+    @property
+    def events_dropped(self) -> int:
+        """Queued events dropped from a full queue so far (`queue_event`)."""
+        return self._event_queue.dropped_total
+
+    def write_events(self) -> None:
+        """Write the queued events (`queue_event`) into the log, now."""
+        queue = self._event_queue
+        if not queue or self._writing_events:
+            return
+        dropped, taken = queue.dropped, queue.take()
+        if dropped:
+            log.info(
+                "%d events dropped from a full queue (the log would have trimmed them)", dropped
+            )
+        if not self.writable:
+            # Deposed meanwhile: the leader records its own (best effort, as all events).
+            log.info("%d queued events dropped: this master no longer writes", len(taken))
+            return
+        self._writing_events = True
+        folded: dict[str, tuple[str, Event]] = {}
+        try:
+            for event in taken:
+                self._record(event, folded)
+            events = self._objects["Event"]
+            for key, (writer, ev) in folded.items():
+                if key in events:  # (not trimmed meanwhile)
+                    self.put_by(writer, ev)
+        finally:
+            self._writing_events = False
+
+    async def run_event_writer(self) -> None:
+        """Background task: write queued events every EVENT_WRITE_INTERVAL."""
+        while True:
+            await self._events_queued.wait()
+            await self._clock.sleep(EVENT_WRITE_INTERVAL)
+            self._events_queued.clear()
+            try:
+                self.write_events()
+            except Exception:
+                log.exception("writing queued events failed; they are dropped")
+
+    def _record(self, event: QueuedEvent, folded: dict[str, tuple[str, Event]] | None) -> Event:
+        """record_event's work for one event as of its time. `folded`: count changes of
+        events already in the log are kept there to be written once (write_events), not
+        put one by one; None: put at once."""
+        kind, name, reason, message, type_, source, namespace, writer, now = event
         writer = writer or event_writer(source)
         if not is_namespaced(kind):
             namespace = DEFAULT_NAMESPACE
@@ -651,17 +754,42 @@ class ClusterState:
             # Many alike but for their message: one event counts them (similar_events.py).
             message = COMBINED_PREFIX + message
             into = self._similar.combined_into(group)
-            combined = self.get_key("Event", into) if into is not None else None
-            if isinstance(combined, Event):
-                folded = replace(combined, count=combined.count + 1, last_seen=now, message=message)
-                return self.put_by(writer, folded)
-            stored = self._new_event(kind, name, reason, message, type_, source, namespace, writer)
+            combined = self._logged_event(into, folded) if into is not None else None
+            if combined is not None:
+                again = replace(combined, count=combined.count + 1, last_seen=now, message=message)
+                return self._fold(writer, again, folded)
+            stored = self._new_event(
+                kind, name, reason, message, type_, source, namespace, writer, now
+            )
             self._similar.combine_into(group, key_of(stored))
             return stored
         for ev in self._recent_events(kind, name, namespace):
+            if folded is not None:
+                ev = self._logged_event(key_of(ev), folded) or ev
             if ev.reason == reason and ev.message == message and now - ev.last_seen < 600:
-                return self.put_by(writer, replace(ev, count=ev.count + 1, last_seen=now))
-        return self._new_event(kind, name, reason, message, type_, source, namespace, writer)
+                return self._fold(writer, replace(ev, count=ev.count + 1, last_seen=now), folded)
+        return self._new_event(kind, name, reason, message, type_, source, namespace, writer, now)
+
+    def _logged_event(self, key: str, folded: dict[str, tuple[str, Event]] | None) -> Event | None:
+        """The event under `key` in the log, with the count changes not yet written."""
+        found = self.get_key("Event", key) if folded is None else self._objects["Event"].get(key)
+        if not isinstance(found, Event):
+            return None
+        if folded is not None and key in folded:
+            return folded[key][1]
+        return found
+
+    def _fold(self, writer: str, ev: Event, folded: dict[str, tuple[str, Event]] | None) -> Event:
+        """A count change of a logged event: put now, or (`folded`) once at the end of the
+        batch. Moved to the end of the log either way, as a put moves it: trimming goes
+        by that order, and the event a burst keeps counting into must stay."""
+        if folded is None:
+            return self.put_by(writer, ev)
+        key = key_of(ev)
+        events = self._objects["Event"]
+        events[key] = events.pop(key)
+        folded[key] = (writer, ev)
+        return ev
 
     def _new_event(
         self,
@@ -673,12 +801,14 @@ class ClusterState:
         source: str,
         namespace: str,
         writer: str,
+        now: float,
     ) -> Event:
-        now = self._clock.now()
         self._event_seq += 1
         event = Event(
             meta=ObjectMeta(
-                name=f"{name}.{int(now * 1000):x}{self._event_seq:04x}", namespace=namespace
+                name=f"{name}.{int(now * 1000):x}{self._event_seq:04x}",
+                namespace=namespace,
+                created_at=now,
             ),
             involved_kind=kind,
             involved_name=name,
@@ -720,10 +850,12 @@ class ClusterState:
             for key in list(itertools.islice(events, excess)):
                 self.remove_key("Event", key)
 
-    def _notify(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _notify(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         for listener in list(self._listeners):
             try:
-                listener(kind, obj, deleted)
+                listener(kind, obj, deleted, previous)
             except Exception:
                 log.exception("state listener failed")
 

@@ -114,6 +114,15 @@ def assignment_inputs(pod: Pod) -> tuple[object, ...]:
     )
 
 
+def _same_assignment(previous: StoredObject | None, pod: Pod) -> bool:
+    """Whether a bound pod's change leaves what its node is told as it was (a status the
+    agent itself reported does: re-sending the node's whole set for each of its pods'
+    reports was O(pods on the node) per report, twice per pod at apply). Told by the
+    pod's previous version: a dict of every bound pod's assignment_inputs, kept to know
+    them, was ~150 bytes a pod."""
+    return isinstance(previous, Pod) and assignment_inputs(previous) == assignment_inputs(pod)
+
+
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
 
@@ -235,9 +244,6 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._peers_told: tuple[list[tuple[str, str, int]], int] | None = None
         self._node_count = 0
         self._counted: set[str] = set()
-        # Each bound pod's assignment_inputs as last seen, by key (a change re-sends its
-        # node's set; a status change alone does not).
-        self._assigned: dict[str, tuple[object, ...]] = {}
         # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
         self._claim_bytes: dict[str, int] = {}
         # Whether a stopping pod may be told to stop (the LB has drained it).
@@ -341,9 +347,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._peers_broadcast_task = None
         self._broadcast_peers()
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         if isinstance(obj, Pod):
-            self._config_readers.pod_changed(key_of(obj), None if deleted else obj)
+            before = previous if isinstance(previous, Pod) else None
+            self._config_readers.pod_changed(key_of(obj), before, None if deleted else obj)
         if isinstance(obj, Node):
             # Readiness too: a dead node leaves the witness list (witness_members).
             seen = None if deleted else (obj.address, obj.witness_port, obj.status.ready)
@@ -357,7 +366,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             self._broadcast_peers()
         elif isinstance(obj, Pod) and obj.node_name:
             session = self._sessions.get(obj.node_name)
-            if self._assignment_changed(obj, deleted) and session is not None:
+            changed = deleted or not _same_assignment(previous, obj)
+            if changed and session is not None:
                 session.dirty.set()
             if deleted and self._peer_seen.get(obj.node_name, (None, None, True))[2] is False:
                 # The last pods of a NotReady node going may make it dead: recount.
@@ -386,20 +396,6 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session = self._sessions.get(name)
                 if session is not None:
                     session.dirty.set()
-
-    def _assignment_changed(self, pod: Pod, deleted: bool) -> bool:
-        """Whether the change of a bound pod changes what its node is told (a status the
-        agent itself reported does not: re-sending the node's whole set for each of its
-        pods' reports was O(pods on the node) per report, twice per pod at apply)."""
-        key = key_of(pod)
-        if deleted:
-            self._assigned.pop(key, None)
-            return True
-        seen = assignment_inputs(pod)
-        if self._assigned.get(key) == seen:
-            return False
-        self._assigned[key] = seen
-        return True
 
     def _on_service(self, svc: Service, deleted: bool) -> None:
         key = key_of(svc)

@@ -76,6 +76,11 @@ def table_to_proto(
     )
 
 
+def _route(node: Node | None) -> tuple[str, str] | None:
+    """The node's (address, pod subnet) as every agent routes it (None: no subnet)."""
+    return (node.address, node.pod_cidr) if node is not None and node.pod_cidr else None
+
+
 class ServiceTableFeed:
     """The newest table (recomputed lazily) and whom to tell when it may have changed."""
 
@@ -89,10 +94,6 @@ class ServiceTableFeed:
         self._wake: list[Callable[[], None]] = []
         self._woke_at = float("-inf")
         self._pending: asyncio.TimerHandle | None = None
-        # Each node's `serving` as last seen.
-        self._serving: dict[str, bool] = {}
-        # Each node's (address, pod subnet) as last seen, for nodes with a subnet.
-        self._routed: dict[str, tuple[str, str]] = {}
         state.subscribe(self._on_change)
 
     def on_stale(self, wake: Callable[[], None]) -> Callable[[], None]:
@@ -100,25 +101,25 @@ class ServiceTableFeed:
         self._wake.append(wake)
         return lambda: self._wake.remove(wake) if wake in self._wake else None
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         if kind not in WATCHED:
             return
         if isinstance(obj, Node):
             # Of a node the table reads only whether it serves, and only for its pods: a
             # join storm's node writes (registration, Ready) woke every session each second
-            # for nothing. A node seen first, deleted or without pods changes nothing by
-            # itself (a pod placed on it, or removed with it, is a change of its own).
+            # for nothing. A new node, a deleted one or one without pods changes nothing by
+            # itself (a pod placed on it, or removed with it, is a change of its own). What
+            # it was is told by its previous version.
             name = obj.meta.name
-            before = self._serving.pop(name, None)
+            old = previous if isinstance(previous, Node) else None
             # A pod subnet given, moved or gone changes every agent's routes.
             route = None if deleted or not obj.pod_cidr else (obj.address, obj.pod_cidr)
-            rerouted = self._routed.pop(name, None) != route
-            if route is not None:
-                self._routed[name] = route
+            rerouted = _route(old) != route
             if deleted and not rerouted:
                 return
-            if not deleted:
-                self._serving[name] = obj.status.serving
+            before = old.status.serving if old is not None else None
             quiet = before in (None, obj.status.serving) or not self._state.pods_on_node(name)
             if quiet and not rerouted:
                 return

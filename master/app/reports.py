@@ -175,7 +175,9 @@ class NodeReports:
         self._fenced_said: dict[tuple[str, str, int], None] = {}
         state.subscribe(self._on_change)
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         if deleted and isinstance(obj, Pod) and obj.node_name:
             _remember(self._past, (obj.node_name, key_of(obj), obj.epoch))
 
@@ -254,7 +256,7 @@ class NodeReports:
             elif isinstance(action, RemovePod):
                 self._state.remove("Pod", action.name, ns)
             elif self._limiter.allow(node_name, f"{ns}/{action.name}", now):
-                self._state.record_event(
+                self._state.queue_event(
                     "Pod",
                     action.name,
                     action.reason,

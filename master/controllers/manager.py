@@ -190,7 +190,9 @@ class ControllerManager:
 
     # -- triggers -----------------------------------------------------------------
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         ns = obj.meta.namespace
         if isinstance(obj, Deployment):
             self._dirty_deployments.add((ns, obj.meta.name))
@@ -547,7 +549,7 @@ class ControllerManager:
                         self._wake.set()
                         continue
                     self._state.put_by(CONTROLLER_MANAGER, action.pod)
-                    self._state.record_event(
+                    self._state.queue_event(
                         "Deployment", name, action.reason, action.message, namespace=ns
                     )
                     if step_over(started, time.thread_time()):
@@ -755,7 +757,7 @@ class ControllerManager:
         self._unschedulable.pop(key_of(pod), None)
         status = PodStatus(reason="ContainerCreating")
         self._state.put(replace(pod, node_name=node_name, status=status, epoch=self._epochs.next()))
-        self._state.record_event(
+        self._state.queue_event(
             "Pod",
             pod.meta.name,
             "Scheduled",

@@ -127,7 +127,9 @@ class LoadBalancerController:
             return True
         return self._clock.now() - pod.deletion_requested_at >= self._drain_timeout
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         if isinstance(obj, Service | Pod | Node | Ingress | Secret | IngressClass):
             self._dirty.set()
         refused = self._ingress_refused

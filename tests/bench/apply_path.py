@@ -13,6 +13,8 @@ hollow agent reports it) through the node reports. Until every pod is Running:
   controller passes   create the Deployment's pods and bind them (run_pass)
   assignments         the dirty nodes' assignment sets (assignments_to_proto)
   status reports      the agents' reports applied (NodeReports.apply)
+  events              the queued events written, as the master's event writer does
+                      every EVENT_WRITE_INTERVAL (master/event_queue.py), and once at the end
   store flush         the queued changes written (SQLite, FULL; its own thread)
 
 Then, all Running, one more figure: the CPU of a controller pass after one pod's status
@@ -50,6 +52,7 @@ from master.api.node_servicer import assignment_inputs
 from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.event_queue import EVENT_WRITE_INTERVAL
 from master.model import (
     Container,
     ContainerPort,
@@ -63,14 +66,13 @@ from master.model import (
     PodTemplate,
     Resources,
     StoredObject,
-    key_of,
 )
 from master.state import ClusterState
 from master.store.sqlite import SqliteStore
 from protos import node_pb2
 from tests.bench.results import Figure, record, table
 
-PHASES = ("controller passes", "assignments", "status reports", "store flush")
+PHASES = ("controller passes", "assignments", "status reports", "events", "store flush")
 
 
 def _report(name: str, epoch: int) -> node_pb2.PodStatusReport:
@@ -104,16 +106,21 @@ async def run(nodes: int, pods: int, profile: str = "") -> dict[str, tuple[float
         WatchHub(state)
         reports = NodeReports(state, clock)
         # What a node's session would re-send: the nodes whose assignments changed.
-        seen: dict[str, tuple[object, ...]] = {}
         dirty: set[str] = set()
 
-        def on_change(kind: str, obj: StoredObject, deleted: bool) -> None:
-            if isinstance(obj, Pod) and obj.node_name:
-                inputs = None if deleted else assignment_inputs(obj)
-                if deleted or seen.get(key_of(obj)) != inputs:
-                    dirty.add(obj.node_name)
-                if inputs is not None:
-                    seen[key_of(obj)] = inputs
+        def on_change(
+            kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+        ) -> None:
+            if (
+                isinstance(obj, Pod)
+                and obj.node_name
+                and (
+                    deleted
+                    or not isinstance(previous, Pod)
+                    or assignment_inputs(previous) != assignment_inputs(obj)
+                )
+            ):
+                dirty.add(obj.node_name)
 
         state.subscribe(on_change)
         room = Resources(32000, 64 * 2**30)
@@ -151,6 +158,7 @@ async def run(nodes: int, pods: int, profile: str = "") -> dict[str, tuple[float
             profiler.enable()
         await state.commit(lambda: state.put(deployment))
         running = 0
+        events_written = time.perf_counter()
         while running < pods:
             cpu0, wall0 = time.thread_time(), time.perf_counter()
             manager.run_pass()
@@ -172,32 +180,43 @@ async def run(nodes: int, pods: int, profile: str = "") -> dict[str, tuple[float
                 for one in batch:
                     reports.apply(node, pod_report_from_proto(one), adopted=False)
             note("status reports", cpu0, wall0)
+            running = sum(1 for p in state.pods() if p.status.phase == PodPhase.RUNNING)
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            if running == pods or wall0 - events_written >= EVENT_WRITE_INTERVAL:
+                state.write_events()
+                events_written = wall0
+            note("events", cpu0, wall0)
             cpu0, wall0 = time.thread_time(), time.perf_counter()
             await state.flush()
             note("store flush", cpu0, wall0)
-            running = sum(1 for p in state.pods() if p.status.phase == PodPhase.RUNNING)
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile)
         spent["total"] = (time.process_time() - cpu_all, time.perf_counter() - wall_all)
-        spent["pass after one report"] = _pass_after_one_report(state, manager)
+        spent["pass after one report"], spent["report put"] = _pass_after_one_report(state, manager)
         return spent
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def _pass_after_one_report(state: ClusterState, manager: ControllerManager) -> tuple[float, float]:
+def _pass_after_one_report(
+    state: ClusterState, manager: ControllerManager
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Main-thread CPU of one controller pass after one pod's status changed, at full size
     (median, worst of 30): what every batch of agents' reports costs the loop at steady
-    state; it grew with the pod count while passes walked every pod."""
+    state; it grew with the pod count while passes walked every pod. And the same of the
+    report's put itself (the state's listeners run in it)."""
     costs = []
+    puts = []
     for pod in state.pods()[:30]:
         status = replace(pod.status, ready=not pod.status.ready)
+        started = time.thread_time()
         state.put(replace(pod, status=status))
+        puts.append(time.thread_time() - started)
         started = time.thread_time()
         manager.run_pass()
         costs.append(time.thread_time() - started)
-    return statistics.median(costs), max(costs)
+    return (statistics.median(costs), max(costs)), (statistics.median(puts), max(puts))
 
 
 def main() -> None:
@@ -227,6 +246,16 @@ def main() -> None:
             median * 1000,
             "ms",
             f"main-thread CPU, median of 30; worst {worst * 1000:.2f} ms",
+        )
+    )
+    median, worst = spent["report put"]
+    found.append(
+        Figure(
+            f"{tag} report put",
+            median * 1000,
+            "ms",
+            f"main-thread CPU of the put with its listeners, median of 30; worst "
+            f"{worst * 1000:.3f} ms",
         )
     )
     print(table(found))

@@ -157,3 +157,22 @@ def test_assignment_epochs_only_grow_across_a_master_restart() -> None:
     later = {p.epoch for p in state.pods()} - first
     assert len(first) == 2 and len(later) == 2
     assert min(later) > max(first)
+
+
+def test_the_events_a_pass_causes_per_pod_are_queued_and_read_as_written() -> None:
+    """Created and Scheduled (two of the three events every pod causes) wait for the event
+    writer instead of being written one by one on the pass (master/event_queue.py);
+    anyone reading events sees them all the same."""
+    clock, state, leases, manager = _setup()
+    add_ready_node(state, leases, clock, "n1")
+    state.put(_deployment(replicas=12))
+    written: list[str] = []
+    state.subscribe(
+        lambda kind, obj, deleted, previous: written.append(kind) if kind == "Event" else None
+    )
+
+    manager.run_pass()
+
+    assert written == []
+    assert _reasons(state).count("Scheduled") == 12
+    assert _reasons(state).count("SuccessfulCreate") == 10  # nine, then one counting three

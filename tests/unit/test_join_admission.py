@@ -109,6 +109,18 @@ def test_an_unreachable_master_doubles_the_backoff_up_to_the_cap() -> None:
     assert capped.delay == RETRY_CAP
 
 
+def test_failed_attempts_come_back_spread_over_the_backoff() -> None:
+    """Agents whose joins failed in the same second (deadlines passing together on an
+    overloaded master) must not all come back in the same second, at every doubling."""
+    early = join_wait(busy=False, hint=0.0, delay=4.0, jitter=0.0)
+    late = join_wait(busy=False, hint=0.0, delay=4.0, jitter=0.999)
+
+    assert early.seconds == pytest.approx(2.0)
+    assert late.seconds == pytest.approx(6.0, abs=0.01)
+    assert early.delay == late.delay == 8.0
+    assert early.failure and late.failure
+
+
 @pytest.mark.parametrize(
     ("metadata", "seconds"),
     [

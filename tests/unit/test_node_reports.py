@@ -239,3 +239,20 @@ def test_events_one_node_causes_are_rate_limited() -> None:
     assert 0 < len(restarted) <= 25
     pod = state.pod("web-1")
     assert pod is not None and pod.status.container_statuses[0].restart_count == 200
+
+
+def test_a_started_pod_s_event_is_queued_and_read_as_written() -> None:
+    """Started (one of the three events every pod causes) waits for the event writer
+    instead of being written on the report (master/event_queue.py); a reader sees it."""
+    state, servicer = _setup()
+    _bound_pod(state, epoch=7)
+    written: list[str] = []
+    state.subscribe(
+        lambda kind, obj, deleted, previous: written.append(getattr(obj, "reason", kind))
+    )
+
+    _register(servicer, "n1", _running("web-1", epoch=7))
+
+    assert "Pod" in written and "Started" not in written
+    (started,) = _events(state, "Started")
+    assert started.involved_name == "web-1" and written[-1] == "Started"
