@@ -77,7 +77,11 @@ def test_a_write_in_doubt_pauses_writes_then_memory_becomes_the_stores_and_write
         state = ClusterState(store, clock)
         await state.load()
         seen: list[tuple[str, bool]] = []
-        state.subscribe(lambda kind, obj, deleted: seen.append((obj.meta.name, deleted)))
+
+        def listener(kind: str, obj: StoredObject, deleted: bool, old: object) -> None:
+            seen.append((obj.meta.name, deleted))
+
+        state.subscribe(listener)
         controllers = Controllers()
         settler = Settler(store, state, controllers, clock)
         task = asyncio.create_task(settler.run())
