@@ -63,7 +63,7 @@ from master.lb.ingress import IngressPorts, ingress_reserved
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics import looplag
-from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
+from master.metrics.cluster import ClusterCollector, ClusterGauges, PodTally, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
 from master.model import (
     DEFAULT_NAMESPACE,
@@ -531,16 +531,22 @@ def _metrics(
 ) -> MetricsServer | None:
     """/metrics on --metrics-listen, with the cluster gauges measured on this loop."""
 
+    # Pods by phase, kept by each change: counting every pod at each scrape walked them all.
+    tally = PodTally(state.pods())
+    unsubscribe = state.subscribe(tally.on_change)
+
     def measure() -> ClusterGauges:
         nodes = [n for n in state.objects("Node") if isinstance(n, Node)]
         return measure_cluster(
-            state.pods(), nodes, leases.last_seen, clock.monotonic(), manager.queue_depths()
+            tally.totals(), nodes, leases.last_seen, clock.monotonic(), manager.queue_depths()
         )
 
     collector = ClusterCollector(asyncio.get_running_loop(), measure)
     server = start_metrics_server(config.metrics_listen, collector)
     if server is not None:
         log.info("metrics on http://%s/metrics", server.address)
+    else:
+        unsubscribe()
     return server
 
 
