@@ -223,6 +223,12 @@ class ClusterState:
         if not self._pending_puts and not self._pending_deletes:
             self._durable_rv = self._rv
             return
+        # A closed gate holds the queue too: a follower's or a paused leader's write is
+        # refused by etcd anyway, and a single master paused by a write in doubt
+        # (master/settler.py) must not store what memory holds before it reloads (a
+        # deployment queued without a scale that landed would overwrite it: the store
+        # adopts a key holding its own unknown write, and writes over it).
+        self._check_writable()
         puts = list(self._pending_puts.values())
         deletes = list(self._pending_deletes)
         rv = self._rv
@@ -365,6 +371,10 @@ class ClusterState:
             await asyncio.sleep(self._flush_interval)
             try:
                 await self.flush()
+            except NotLeaderError as e:
+                # Queued until this master may write again (or dropped by its reload).
+                log.info("persisting state waits: %s", e)
+                await asyncio.sleep(1.0)
             except Exception:
                 log.exception("persisting state failed; will retry")
                 await asyncio.sleep(1.0)
@@ -602,11 +612,14 @@ class ClusterState:
 
     async def reload(self) -> None:
         """Read the store again and make memory equal to it (a write refused because
-        another master changed what it compared: the store is the truth)."""
-        objects = await asyncio.to_thread(self._store.load_all)
-        stored_rv = await asyncio.to_thread(self._store.meta_get, "resource_version")
-        rv = max((o.meta.resource_version for o in objects), default=0)
-        self.replace_all(objects, max(rv, int(stored_rv or 0)))
+        another master changed what it compared, or one whose outcome was unknown: the
+        store is the truth). Under the flush lock: a batch written between the read and
+        the replace would be in the store and, dropped from the queue, not in memory."""
+        async with self._flush_lock:
+            objects = await asyncio.to_thread(self._store.load_all)
+            stored_rv = await asyncio.to_thread(self._store.meta_get, "resource_version")
+            rv = max((o.meta.resource_version for o in objects), default=0)
+            self.replace_all(objects, max(rv, int(stored_rv or 0)))
 
     def replace_all(self, objects: Iterable[StoredObject], rv: int) -> None:
         """Make memory equal to the store's full contents (a master taking over, or one
