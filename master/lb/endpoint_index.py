@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from master.lb.endpoints import listed_endpoints, pod_endpoint
 from master.lb.model import Endpoint
-from master.lb.shares import Lookups, ServiceShares
+from master.lb.shares import Lookups, ServiceShares, item
 from master.model import Pod, Service, StoredObject, key_of
 
 
@@ -74,7 +74,7 @@ class LbEndpoints:
         made = self._made.get((key, index, listed))
         if made is not None and made[0] == version:
             return made[1]
-        found = (s[index] for s in self._shares.shares(key))
+        found = (item(s, index) for s in self._shares.shares(key))
         endpoints = (
             listed_endpoints(svc, found) if listed else tuple(e for e in found if e is not None)
         )

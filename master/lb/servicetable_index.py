@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from master.lb.endpoints import container_port, lb_mode, pod_endpoint
 from master.lb.servicetable import TableEndpoint, TablePort, TableService
-from master.lb.shares import Lookups, ServiceShares
+from master.lb.shares import Lookups, ServiceShares, item
 from master.model import Pod, Service, StatefulSet, StoredObject, key_of
 
 __all__ = ["Lookups", "ServiceTableIndex"]
@@ -93,7 +93,7 @@ class ServiceTableIndex:
                 port=sp.port,
                 protocol=sp.protocol,
                 app_protocol=sp.app_protocol or lb_mode(sp),
-                endpoints=tuple(e for s in shares if (e := s[i]) is not None),
+                endpoints=tuple(e for s in shares if (e := item(s, i)) is not None),
                 node_port=sp.node_port,
             )
             for i, sp in enumerate(svc.ports)

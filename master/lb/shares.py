@@ -26,7 +26,7 @@ The views' tests compare them with the full computations over random change sequ
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
 from master.model import Node, Pod, Service, StatefulSet, StoredObject, key_of, selector_matches
 
@@ -34,6 +34,21 @@ from master.model import Node, Pod, Service, StatefulSet, StoredObject, key_of, 
 # per service port (None: nothing there), made by the view's `share_of(service, pod,
 # whether its node serves, its DNS subdomain)` (None: nothing at all).
 E = TypeVar("E")
+
+# A share as kept: the item alone for a one-port Service (most are; a tuple of one was 48
+# bytes more per pod and view), else the tuple.
+Kept: TypeAlias = "E | tuple[E | None, ...]"
+
+
+def item(kept: Kept[E], index: int) -> E | None:
+    """Port `index`'s item of a kept share."""
+    return kept[index] if isinstance(kept, tuple) else kept
+
+
+def _kept(share: tuple[E | None, ...] | None) -> Kept[E] | None:
+    if share is not None and len(share) == 1:
+        return share[0]
+    return share
 
 
 class Lookups:
@@ -82,7 +97,7 @@ class ServiceShares(Generic[E]):
         # Service key -> pod name -> the pod's share there (only pods that give something;
         # a Service's pods are of its namespace, so the name is enough, and it is the pod's
         # own string, not a new key per pod).
-        self._members: dict[str, dict[str, tuple[E | None, ...]]] = {}
+        self._members: dict[str, dict[str, Kept[E]]] = {}
         # Service key -> its members' keys in name order (absent: to sort again).
         self._order: dict[str, list[str]] = {}
         # Service key -> a number that moves whenever the Service or a share of it did.
@@ -101,8 +116,8 @@ class ServiceShares(Generic[E]):
     def version(self, key: str) -> int:
         return self._versions[key]
 
-    def shares(self, key: str) -> list[tuple[E | None, ...]]:
-        """The Service's members' shares, in the members' name order."""
+    def shares(self, key: str) -> list[Kept[E]]:
+        """The Service's members' shares, in the members' name order (read with `item`)."""
         members = self._members[key]
         order = self._order.get(key)
         if order is None:
@@ -167,7 +182,8 @@ class ServiceShares(Generic[E]):
             changed = self._set_share(svc_key, name, share) or changed
         return changed
 
-    def _set_share(self, svc_key: str, name: str, share: tuple[E | None, ...] | None) -> bool:
+    def _set_share(self, svc_key: str, name: str, made: tuple[E | None, ...] | None) -> bool:
+        share = _kept(made)
         members = self._members[svc_key]
         held = members.get(name)
         if held == share:
@@ -189,7 +205,7 @@ class ServiceShares(Generic[E]):
         self._moved(key)
         if not _reads_pods(old, svc) and key in self._members:
             return True
-        members: dict[str, tuple[E | None, ...]] = {}
+        members: dict[str, Kept[E]] = {}
         self._members[key] = members
         self._order.pop(key, None)
         if not svc.selector:
@@ -200,7 +216,7 @@ class ServiceShares(Generic[E]):
             if selector_matches(svc.selector, pod.meta.labels):
                 serving = self._lookups.serving(pod.node_name) if pod.node_name else False
                 subdomain = self._subdomains.get((ns, pod.owner), "")
-                share = self._share_of(svc, pod, serving, subdomain)
+                share = _kept(self._share_of(svc, pod, serving, subdomain))
                 if share is not None:
                     members[pod.meta.name] = share
         return True
