@@ -723,7 +723,8 @@ class ClusterState:
     def write_events(self) -> None:
         """Write the queued events (`queue_event`) into the log, now."""
         queue = self._event_queue
-        if not queue or self._writing_events:
+        if not queue or self._writing_events or self._staged is not None:
+            # (Not inside a commit's plan: a plan refused would take them with it.)
             return
         dropped, taken = queue.dropped, queue.take()
         if dropped:
