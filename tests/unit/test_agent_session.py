@@ -378,12 +378,14 @@ def test_asked_to_resend_the_agent_sends_its_whole_outbox_and_its_proxy_problems
             async with running_agent(clock, address, engine):
                 await until(clock, lambda: master.connected("n1"), "session")
                 master.assign("n1", web_assignment("a", IMAGE), web_assignment("b", IMAGE))
-                for pod in ("a", "b"):
-                    await until(
-                        clock,
-                        lambda pod=pod: (s := master.status("n1", pod)) and s.phase == "Running",
-                        f"pod {pod} Running",
-                    )
+                both = ("a", "b")
+                await until(
+                    clock,
+                    lambda: all(
+                        (s := master.status("n1", pod)) and s.phase == "Running" for pod in both
+                    ),
+                    "pods a and b Running",
+                )
                 await until(clock, lambda: master.proxy_problems, "proxy problems")
                 await run_for(clock, 0.5)  # quiet: nothing changed, nothing more sent
                 batches, reports = master.batches, len(master.reports)

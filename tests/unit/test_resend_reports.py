@@ -15,7 +15,7 @@ from typing import Any
 from master.api.node_servicer import RESEND_RECHECK, STOP_GATE_RECHECK, recheck_after, resend_now
 from master.model import ObjectMeta, Pod, PodPhase, PodSpec
 from protos import node_pb2
-from tests.unit.test_node_session_messages import _aregister, _Agent, _setup
+from tests.unit.test_node_session_messages import _Agent, _aregister, _setup
 
 
 def _running(pod: str, epoch: int) -> node_pb2.AgentMessage:
