@@ -129,6 +129,8 @@ class ClusterState:
         self._pending_puts: dict[ObjectKey, StoredObject] = {}
         self._pending_deletes: set[ObjectKey] = set()
         self._listeners: list[Listener] = []
+        # Told after memory was made equal to the store (replace_all): see `on_replaced`.
+        self._replaced_listeners: list[Callable[[], None]] = []
         self._flush_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         # Every change up to this resource version is in the store (group commit: a
@@ -223,6 +225,12 @@ class ClusterState:
         if not self._pending_puts and not self._pending_deletes:
             self._durable_rv = self._rv
             return
+        # A closed gate holds the queue too: a follower's or a paused leader's write is
+        # refused by etcd anyway, and a single master paused by a write in doubt
+        # (master/settler.py) must not store what memory holds before it reloads (a
+        # deployment queued without a scale that landed would overwrite it: the store
+        # adopts a key holding its own unknown write, and writes over it).
+        self._check_writable()
         puts = list(self._pending_puts.values())
         deletes = list(self._pending_deletes)
         rv = self._rv
@@ -365,6 +373,10 @@ class ClusterState:
             await asyncio.sleep(self._flush_interval)
             try:
                 await self.flush()
+            except NotLeaderError as e:
+                # Queued until this master may write again (or dropped by its reload).
+                log.info("persisting state waits: %s", e)
+                await asyncio.sleep(1.0)
             except Exception:
                 log.exception("persisting state failed; will retry")
                 await asyncio.sleep(1.0)
@@ -436,6 +448,14 @@ class ClusterState:
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def on_replaced(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """`callback()` runs after every replace_all (a reload): what memory held and the
+        store did not is gone, agents' reports applied meanwhile too, and only their senders
+        can say them again (the node sessions ask them to). Synchronous, like listeners:
+        it must only enqueue work. Returns the way to stop it."""
+        self._replaced_listeners.append(callback)
+        return lambda: self._replaced_listeners.remove(callback)
 
     def put(self, obj: T) -> T:
         """Store a new or changed object; returns it with its new resource version."""
@@ -602,15 +622,19 @@ class ClusterState:
 
     async def reload(self) -> None:
         """Read the store again and make memory equal to it (a write refused because
-        another master changed what it compared: the store is the truth)."""
-        objects = await asyncio.to_thread(self._store.load_all)
-        stored_rv = await asyncio.to_thread(self._store.meta_get, "resource_version")
-        rv = max((o.meta.resource_version for o in objects), default=0)
-        self.replace_all(objects, max(rv, int(stored_rv or 0)))
+        another master changed what it compared, or one whose outcome was unknown: the
+        store is the truth). Under the flush lock: a batch written between the read and
+        the replace would be in the store and, dropped from the queue, not in memory."""
+        async with self._flush_lock:
+            objects = await asyncio.to_thread(self._store.load_all)
+            stored_rv = await asyncio.to_thread(self._store.meta_get, "resource_version")
+            rv = max((o.meta.resource_version for o in objects), default=0)
+            self.replace_all(objects, max(rv, int(stored_rv or 0)))
 
     def replace_all(self, objects: Iterable[StoredObject], rv: int) -> None:
         """Make memory equal to the store's full contents (a master taking over, or one
-        deposed); what is queued here and not stored is dropped: the store is the truth."""
+        deposed); what is queued here and not stored is dropped: the store is the truth.
+        Those told `on_replaced` hear of it last."""
         self._pending_puts = {}
         self._pending_deletes = set()
         self._dirty.clear()
@@ -625,6 +649,11 @@ class ClusterState:
                 self.remove_remote(kind, key)
         self._rv = max(self._rv, rv)
         self._event_seq = max(self._event_seq, len(self._objects["Event"]))
+        for callback in list(self._replaced_listeners):
+            try:
+                callback()
+            except Exception:
+                log.exception("reload listener failed")
 
     def _stage(self, key: ObjectKey, obj: StoredObject | None) -> None:
         if self._staged is None:
@@ -694,7 +723,8 @@ class ClusterState:
     def write_events(self) -> None:
         """Write the queued events (`queue_event`) into the log, now."""
         queue = self._event_queue
-        if not queue or self._writing_events:
+        if not queue or self._writing_events or self._staged is not None:
+            # (Not inside a commit's plan: a plan refused would take them with it.)
             return
         dropped, taken = queue.dropped, queue.take()
         if dropped:

@@ -34,6 +34,7 @@ from master.model import (
     PodPhase,
     PodStatus,
     StoredObject,
+    evolve,
     key_name,
     key_of,
 )
@@ -116,7 +117,7 @@ def decide_report(
     if report.status == pod.status:
         return actions
     actions.extend(transition_events(pod, report.status))
-    actions.append(PutPod(replace(pod, status=report.status)))
+    actions.append(PutPod(evolve(pod, status=report.status)))
     return actions
 
 

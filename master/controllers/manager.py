@@ -92,6 +92,7 @@ from master.model import (
     ServiceAccount,
     StatefulSet,
     StoredObject,
+    evolve,
     is_namespaced,
     key_of,
     split_ref,
@@ -756,7 +757,7 @@ class ControllerManager:
     def _bind(self, pod: Pod, node_name: str) -> None:
         self._unschedulable.pop(key_of(pod), None)
         status = PodStatus(reason="ContainerCreating")
-        self._state.put(replace(pod, node_name=node_name, status=status, epoch=self._epochs.next()))
+        self._state.put(evolve(pod, node_name=node_name, status=status, epoch=self._epochs.next()))
         self._state.queue_event(
             "Pod",
             pod.meta.name,

@@ -113,7 +113,13 @@ class OwnerCounts:
     def _add(self, pod: Pod) -> None:
         if not pod.owner:
             return
-        self._counts.setdefault((pod.meta.namespace, pod.owner), PodCounts()).add(pod, 1)
+        owner = (pod.meta.namespace, pod.owner)
+        counts = self._counts.get(owner)
+        if counts is None:
+            # (Not setdefault: that made three Counters for every pod change, and threw
+            # them away for all but an owner's first pod.)
+            counts = self._counts[owner] = PodCounts()
+        counts.add(pod, 1)
 
     def counts(self, namespace: str, owner: str) -> PodCounts:
         """The owner's counts now (empty when it has no pods); read-only for the caller."""

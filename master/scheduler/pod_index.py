@@ -108,7 +108,10 @@ class PodIndex:
         if _pending(pod):
             self._pending[key] = pod
         if pod.node_name:
-            self._sums.setdefault(pod.node_name, _NodeSums()).add(pod, 1)
+            sums = self._sums.get(pod.node_name)
+            if sums is None:  # (not setdefault: a _NodeSums made for every pod change)
+                sums = self._sums[pod.node_name] = _NodeSums()
+            sums.add(pod, 1)
             self._infos.pop(pod.node_name, None)
 
     def _remove(self, key: str, pod: Pod) -> None:

@@ -2,9 +2,10 @@
 
 The state's subscribers (the controller manager's PodIndex and OwnerCounts, the Kubernetes
 API's watch hub, the node servicer with its service table feed and ConfigMap readers, the
-node reports) each derive something from every pod. Whatever a listener keeps per pod is
-memory the master holds at 50,000 pods on top of the pods themselves; a listener told
-only a change's new version kept a copy of every pod to know the old one.
+node reports, the load balancer) each derive something from every pod. Whatever a
+listener keeps per pod is memory the master holds at 50,000 pods on top of the pods
+themselves; a listener told only a change's new version kept a copy of every pod to know
+the old one.
 
 This fills a ClusterState (in memory; the store keeps nothing) with `--nodes` nodes and
 `--pods` pods bound to them and Running, as the apply path leaves them, and changes every
@@ -18,7 +19,10 @@ changes (20,000 by default) is part of it, whatever the listener contract. Deter
 (the same run gives the same bytes, up to a few hundred); the top source lines say
 where it went.
 
-    python -m tests.bench.listener_memory --nodes 5000 --pods 50000
+`--service` adds one Service over every pod: then the service table and the load
+balancer hold every pod's endpoint (the table the sessions send, the programme applied).
+
+    python -m tests.bench.listener_memory --nodes 5000 --pods 50000 [--service]
 """
 
 from __future__ import annotations
@@ -30,12 +34,16 @@ import os
 import sys
 import tracemalloc
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from kernel.clock import FakeClock
 from master.api.kube.watch import WatchHub
 from master.api.node_servicer import NodeServicer
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.lb.controller import LoadBalancerController
+from master.lb.model import LbAddresses
 from master.model import (
     ConfigMap,
     Container,
@@ -49,6 +57,8 @@ from master.model import (
     PodSpec,
     PodStatus,
     Resources,
+    Service,
+    ServicePort,
 )
 from master.state import ClusterState
 from master.store import MemoryStore
@@ -74,6 +84,7 @@ def _fill(state: ClusterState, nodes: int, pods: int) -> None:
             phase=PodPhase.RUNNING,
             ready=True,
             host_ip="127.0.0.1",
+            port_map={"80/TCP": 30000 + i % 2000},
             container_statuses=(ContainerStatus(name="c", ready=True, image="nginx"),),
         )
         state.put(
@@ -103,13 +114,34 @@ def _report_every_pod(state: ClusterState, restarts: int) -> None:
         state.put(replace(pod, status=replace(pod.status, container_statuses=(restarted,))))
 
 
-async def measure(nodes: int, pods: int) -> tuple[int, list[str]]:
+class _Driver:
+    """A load balancer driver that takes every programme and keeps nothing."""
+
+    running = True
+    adopted = False
+    pid = 0
+    config_path = Path("/nonexistent/haproxy.cfg")
+
+    async def apply(self, *args: Any) -> None:
+        return None
+
+
+async def measure(nodes: int, pods: int, service: bool) -> tuple[int, list[str]]:
     """Bytes the listeners retain after the churn, and the top source lines."""
     clock = FakeClock()
     state = ClusterState(_NoStore(), clock)
     # Traced from the start, so the versions a change replaces count as freed.
     tracemalloc.start(1)
     _fill(state, nodes, pods)
+    if service:
+        state.put(
+            Service(
+                meta=ObjectMeta(name="hollow"),
+                selector={"app": "hollow"},
+                ports=(ServicePort(80, "80"),),
+                cluster_ip="10.96.0.10",
+            )
+        )
     # The same churn without listeners first: what it leaves behind is not theirs.
     _report_every_pod(state, 1)
     await state.flush()
@@ -120,8 +152,18 @@ async def measure(nodes: int, pods: int) -> tuple[int, list[str]]:
     manager = ControllerManager(state, clock, leases)
     hub = WatchHub(state)
     servicer = NodeServicer(state, leases, manager, clock, 1.0, 3.0)
+    lb = LoadBalancerController(
+        state,
+        clock,
+        _Driver(),  # type: ignore[arg-type]
+        LbAddresses(listen="127.0.0.1", internal="127.0.0.2"),
+    )
     _report_every_pod(state, 2)
     state.put(ConfigMap(meta=ObjectMeta(name="settings"), data={"a": "b"}))
+    # What the sessions and the load balancer hold once they looked (the table, the
+    # programme applied).
+    servicer._service_table.current()
+    await lb.sync_once()
     await state.flush()
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - base
@@ -132,7 +174,7 @@ async def measure(nodes: int, pods: int) -> tuple[int, list[str]]:
         f":{s.traceback[0].lineno}"
         for s in after.compare_to(before, "lineno")[:8]
     ]
-    del manager, hub, servicer
+    del manager, hub, servicer, lb
     return held, top
 
 
@@ -140,13 +182,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=5000)
     parser.add_argument("--pods", type=int, default=50000)
+    parser.add_argument(
+        "--service", action="store_true", help="one Service selects every pod (endpoints)"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    held, top = asyncio.run(measure(args.nodes, args.pods))
+    held, top = asyncio.run(measure(args.nodes, args.pods, args.service))
+    with_service = " with a Service over them" if args.service else ""
     found = [
         Figure(
-            f"listener memory {args.nodes}/{args.pods} per pod",
+            f"listener memory {args.nodes}/{args.pods}{with_service} per pod",
             held / args.pods,
             "B",
             f"tracemalloc, retained after one status change of every pod; {held / 2**20:.1f} MiB",
