@@ -55,6 +55,7 @@ from master.app.proxyproblems import Reported
 from master.app.reports import NodeReports
 from master.app.servicenv import service_env
 from master.app.usage import UsageTable
+from master.controllers.heartbeat_budget import HeartbeatBudget
 from master.controllers.heartbeats import (
     DEFAULT_MAX_HEARTBEATS_PER_SECOND,
     HeartbeatPlan,
@@ -231,6 +232,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         on_registered: Callable[[str], None] | None = None,
         joining: Callable[[str], bool] | None = None,
         registrations: JoinAdmission | None = None,
+        heartbeat_budget: HeartbeatBudget | None = None,
     ) -> None:
         # A joined node's first registration ends its join (master/pki/admission.py).
         self._on_registered = on_registered or (lambda name: None)
@@ -250,7 +252,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._clock = clock
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
-        self._max_heartbeat_rate = max_heartbeat_rate
+        # The heartbeats a second the plans are sized for: the cap, less while the master's
+        # loop is behind (master/controllers/heartbeat_budget.py).
+        self._budget = heartbeat_budget or HeartbeatBudget(max_heartbeat_rate)
         self._session_grace = session_grace
         self._sessions: dict[str, _Session] = {}
         # Set when the master stops: the sessions it ends then say nothing about the nodes.
@@ -728,7 +732,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             self._state.count("Node"),
             self._heartbeat_interval,
             self._lease_seconds,
-            self._max_heartbeat_rate,
+            self._budget.rate,
         )
 
     def _mark_session(self, node_name: str, lost: bool) -> None:
