@@ -46,6 +46,7 @@ from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_ins
 from master.app.apply import ServiceAdmission
 from master.app.clusterip import repair_cluster_ips
 from master.app.usage import UsageTable
+from master.controllers.heartbeat_budget import HeartbeatBudget
 from master.controllers.heartbeats import DEFAULT_MAX_HEARTBEATS_PER_SECOND
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
@@ -127,13 +128,24 @@ SESSION_LINK_TIMEOUT_SECONDS = 2.5
 SESSION_PING_ANSWER_SECONDS = 2.5
 
 
-def _loop_lag_report(clock: Clock, manager: ControllerManager) -> Callable[[looplag.Wakeup], None]:
-    """The probe's report: the metrics, and the node lifecycle's ledger of the loop's held
-    spans (a node is not blamed for heartbeats the master could not read meanwhile)."""
+def _loop_lag_report(
+    clock: Clock, manager: ControllerManager, budget: HeartbeatBudget
+) -> Callable[[looplag.Wakeup], None]:
+    """The probe's report: the metrics, the node lifecycle's ledger of the loop's held
+    spans (a node is not blamed for heartbeats the master could not read meanwhile), and
+    the heartbeat budget, which shrinks while the loop is behind."""
 
     def report(wakeup: looplag.Wakeup) -> None:
         looplag.observe(wakeup)
-        manager.loop_held.note(clock.monotonic(), wakeup.lag)
+        now = clock.monotonic()
+        manager.loop_held.note(now, wakeup.lag)
+        if budget.observe(now, wakeup.lag):
+            log.info(
+                "heartbeat budget now %.0f a second (cap %.0f): the loop is %s",
+                budget.rate,
+                budget.cap,
+                "behind" if budget.rate < budget.cap else "keeping up",
+            )
 
     return report
 
@@ -355,6 +367,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         ClusterServicer(state, manager, clock, admission, masters.list_masters, logs, usage),
         server,
     )
+    heartbeat_budget = HeartbeatBudget(config.max_heartbeats_per_second)
     node_servicer = NodeServicer(
         state,
         leases,
@@ -364,7 +377,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         node_lease,
         logs,
         usage,
-        max_heartbeat_rate=config.max_heartbeats_per_second,
+        heartbeat_budget=heartbeat_budget,
         session_grace=health.session_grace,
         on_registered=lambda name: joins.finished(name, clock.monotonic()),
         joining=joins.holds,
@@ -447,7 +460,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         asyncio.create_task(state.run_event_writer(), name="event-writer"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
         asyncio.create_task(
-            looplag.run_probe(clock, report=_loop_lag_report(clock, manager)), name="loop-lag"
+            looplag.run_probe(clock, report=_loop_lag_report(clock, manager, heartbeat_budget)),
+            name="loop-lag",
         ),
         asyncio.create_task(heap.run(clock), name="heap"),
     ]

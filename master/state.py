@@ -129,6 +129,8 @@ class ClusterState:
         self._pending_puts: dict[ObjectKey, StoredObject] = {}
         self._pending_deletes: set[ObjectKey] = set()
         self._listeners: list[Listener] = []
+        # Told after memory was made equal to the store (replace_all): see `on_replaced`.
+        self._replaced_listeners: list[Callable[[], None]] = []
         self._flush_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         # Every change up to this resource version is in the store (group commit: a
@@ -447,6 +449,14 @@ class ClusterState:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def on_replaced(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """`callback()` runs after every replace_all (a reload): what memory held and the
+        store did not is gone, agents' reports applied meanwhile too, and only their senders
+        can say them again (the node sessions ask them to). Synchronous, like listeners:
+        it must only enqueue work. Returns the way to stop it."""
+        self._replaced_listeners.append(callback)
+        return lambda: self._replaced_listeners.remove(callback)
+
     def put(self, obj: T) -> T:
         """Store a new or changed object; returns it with its new resource version."""
         return self._put(obj, None)
@@ -623,7 +633,8 @@ class ClusterState:
 
     def replace_all(self, objects: Iterable[StoredObject], rv: int) -> None:
         """Make memory equal to the store's full contents (a master taking over, or one
-        deposed); what is queued here and not stored is dropped: the store is the truth."""
+        deposed); what is queued here and not stored is dropped: the store is the truth.
+        Those told `on_replaced` hear of it last."""
         self._pending_puts = {}
         self._pending_deletes = set()
         self._dirty.clear()
@@ -638,6 +649,11 @@ class ClusterState:
                 self.remove_remote(kind, key)
         self._rv = max(self._rv, rv)
         self._event_seq = max(self._event_seq, len(self._objects["Event"]))
+        for callback in list(self._replaced_listeners):
+            try:
+                callback()
+            except Exception:
+                log.exception("reload listener failed")
 
     def _stage(self, key: ObjectKey, obj: StoredObject | None) -> None:
         if self._staged is None:
@@ -707,7 +723,8 @@ class ClusterState:
     def write_events(self) -> None:
         """Write the queued events (`queue_event`) into the log, now."""
         queue = self._event_queue
-        if not queue or self._writing_events:
+        if not queue or self._writing_events or self._staged is not None:
+            # (Not inside a commit's plan: a plan refused would take them with it.)
             return
         dropped, taken = queue.dropped, queue.take()
         if dropped:

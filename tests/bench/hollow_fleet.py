@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import sys
 import time
@@ -402,6 +403,9 @@ def main() -> None:
     parser.add_argument("--agents-per-channel", type=int, default=10)
     parser.add_argument("--join-concurrency", type=int, default=16, help="joins in flight")
     parser.add_argument("--proxied", default="", help="agents reached through a relay (cut)")
+    # The agent's join code logs its first failed attempt; the fleet counts them instead
+    # (thousands of agents' warnings on stderr drowned the bench's own lines).
+    logging.getLogger("pinnace.agent").setLevel(logging.ERROR)
     asyncio.run(main_async(parser.parse_args()))
 
 
