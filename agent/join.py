@@ -56,6 +56,8 @@ _TRANSIENT = (
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 )
+# Answers that say the master is there: the attempt's channel is kept for the next one.
+_KEEP_CHANNEL = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 class JoinError(Exception):
@@ -159,26 +161,90 @@ def _describe(e: grpc.aio.AioRpcError) -> str:
     return str(e.details() or e.code().name)
 
 
-async def join(master: str, token: Token, node: str, key_pem: bytes) -> NodeCredentials:
-    ca_pem = await asyncio.to_thread(fetch_pinned_ca, master, token.ca_hash)
-    anon_key, anon_cert = cr.anonymous_identity(_utcnow())
-    creds = grpc.ssl_channel_credentials(ca_pem, anon_key, anon_cert)
-    async with grpc.aio.secure_channel(master, creds) as channel:
+class JoinAttempts:
+    """One node's attempts to join: what an attempt costs both sides is paid once, not per try.
+
+    The pinned CA is fetched once per master, and the anonymous TLS channel is kept across
+    attempts the master answered (busy, or a deadline that passed). Made afresh per
+    attempt, each retry cost the master two TLS handshakes (the chain fetch, the channel)
+    before it could even say "busy", and the agent a certificate signed for the
+    anonymous identity and a CSR; on an overloaded machine a deadline that passed
+    during the channel's handshake threw the handshake away, and the next attempt
+    started it over: joins whose handshakes took longer than the deadline never got in.
+    A kept channel's connection goes on across attempts. A channel that could not reach
+    its master (UNAVAILABLE, a socket error) is dropped: gRPC's own reconnect backoff
+    (up to two minutes) must not delay a join to a master that has just come up.
+    """
+
+    def __init__(self, token: Token, node: str, key_pem: bytes) -> None:
+        self._token = token
+        self.node = node
+        self._key_pem = key_pem
+        self._csr_pem = b""
+        self._cas: dict[str, bytes] = {}
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    async def attempt(self, master: str) -> NodeCredentials:
+        """One JoinNode to `master`. Raises JoinError (a refusal: final), or what the
+        transport raised (grpc.aio.AioRpcError, OSError: worth trying again)."""
+        try:
+            return await self._attempt(master)
+        except grpc.aio.AioRpcError as e:
+            if e.code() not in _KEEP_CHANNEL:
+                await self._drop(master)
+            raise
+        except OSError:
+            await self._drop(master)
+            raise
+
+    async def _attempt(self, master: str) -> NodeCredentials:
+        ca_pem = self._cas.get(master)
+        if ca_pem is None:
+            ca_pem = await asyncio.to_thread(fetch_pinned_ca, master, self._token.ca_hash)
+            self._cas[master] = ca_pem
+        channel = self._channels.get(master)
+        if channel is None:
+            anon_key, anon_cert = cr.anonymous_identity(_utcnow())
+            creds = grpc.ssl_channel_credentials(ca_pem, anon_key, anon_cert)
+            channel = self._channels[master] = grpc.aio.secure_channel(master, creds)
+        if not self._csr_pem:
+            self._csr_pem = cr.csr_pem(self._key_pem, self.node)
         stub = security_pb2_grpc.JoinServiceStub(channel)
         try:
             reply = await stub.JoinNode(
                 security_pb2.JoinNodeRequest(
-                    token=f"{token.id}.{token.secret}",
-                    node_name=node,
-                    csr_pem=cr.csr_pem(key_pem, node),
+                    token=f"{self._token.id}.{self._token.secret}",
+                    node_name=self.node,
+                    csr_pem=self._csr_pem,
                 ),
                 timeout=JOIN_TIMEOUT,
             )
         except grpc.aio.AioRpcError as e:
             if e.code() in _TRANSIENT:
                 raise
-            raise JoinError(f"the master refused to join node {node}: {_describe(e)}") from None
-    return NodeCredentials(key_pem, reply.certificate_pem, ca_pem)
+            raise JoinError(
+                f"the master refused to join node {self.node}: {_describe(e)}"
+            ) from None
+        return NodeCredentials(self._key_pem, reply.certificate_pem, ca_pem)
+
+    async def _drop(self, master: str) -> None:
+        self._cas.pop(master, None)
+        channel = self._channels.pop(master, None)
+        if channel is not None:
+            await channel.close(grace=None)
+
+    async def close(self) -> None:
+        for master in list(self._channels):
+            await self._drop(master)
+
+
+async def join(master: str, token: Token, node: str, key_pem: bytes) -> NodeCredentials:
+    """One attempt to join, on its own channel."""
+    attempts = JoinAttempts(token, node, key_pem)
+    try:
+        return await attempts.attempt(master)
+    finally:
+        await attempts.close()
 
 
 def mtls_channel(master: str, creds: NodeCredentials) -> grpc.aio.Channel:
@@ -345,39 +411,47 @@ async def prepare(
             f"(create one on the master with `pinnace token create`)"
         )
     key_pem = stored.key_pem if stored is not None and stored.node == node else cr.new_key_pem()
-    creds = await _join_when_reachable(master, token, node, key_pem)
+    creds = await join_when_reachable(master, token, node, key_pem)
     cr.save(state_dir, creds)
     log.info("joined the cluster at %s as node %s; credentials in %s", master, node, state_dir)
     return AgentSecurity(master, node, state_dir, creds, token)
 
 
-async def _join_when_reachable(
+async def join_when_reachable(
     master: str,
     token: Token,
     node: str,
     key_pem: bytes,
     jitter: Callable[[], float] = random.random,
+    on_retry: Callable[[BaseException], None] = lambda e: None,
 ) -> NodeCredentials:
-    """Join, retrying a master that is not up yet or busy (agent/join_retry.py)."""
+    """Join, retrying a master that is not up yet or busy (agent/join_retry.py);
+    `on_retry` hears of every attempt that will be tried again (the hollow bench counts
+    them)."""
     delay, failures, busy_told = RETRY_FIRST, 0, False
     masters = [m.strip() for m in master.split(",") if m.strip()] or [master]
-    while True:
-        try:
-            return await join(masters[failures % len(masters)], token, node, key_pem)
-        except (OSError, grpc.aio.AioRpcError) as e:
-            rpc = e if isinstance(e, grpc.aio.AioRpcError) else None
-            busy = rpc is not None and rpc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            hint = retry_after(rpc.trailing_metadata()) if rpc is not None else 0.0
-            wait = join_wait(busy, hint, delay, jitter())
-            delay = wait.delay
-            reason = _describe(rpc) if rpc is not None else str(e)
-            if wait.failure:
-                failures += 1
-                if failures == 1:
-                    log.warning(
-                        "cannot reach the master at %s to join (%s); retrying", master, reason
-                    )
-            elif not busy_told:
-                busy_told = True
-                log.info("cannot join yet: %s", reason)
-            await asyncio.sleep(wait.seconds)
+    attempts = JoinAttempts(token, node, key_pem)
+    try:
+        while True:
+            try:
+                return await attempts.attempt(masters[failures % len(masters)])
+            except (OSError, grpc.aio.AioRpcError) as e:
+                on_retry(e)
+                rpc = e if isinstance(e, grpc.aio.AioRpcError) else None
+                busy = rpc is not None and rpc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                hint = retry_after(rpc.trailing_metadata()) if rpc is not None else 0.0
+                wait = join_wait(busy, hint, delay, jitter())
+                delay = wait.delay
+                reason = _describe(rpc) if rpc is not None else str(e)
+                if wait.failure:
+                    failures += 1
+                    if failures == 1:
+                        log.warning(
+                            "cannot reach the master at %s to join (%s); retrying", master, reason
+                        )
+                elif not busy_told:
+                    busy_told = True
+                    log.info("cannot join yet: %s", reason)
+                await asyncio.sleep(wait.seconds)
+    finally:
+        await attempts.close()

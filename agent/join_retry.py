@@ -8,7 +8,10 @@ Two kinds of "not now" from a master:
   half times the hint (jitter: thousands of machines refused in the same second
   must not all return in the same second);
 - unreachable (not up yet, a deadline passed): wait the backoff, which doubles
-  up to RETRY_CAP.
+  up to RETRY_CAP, also spread over half to one and a half times it. Without the
+  spread, agents whose attempts failed together (a join storm's deadlines
+  passing in the same second on an overloaded master) came back together, in
+  lockstep at every doubling, and met the same overload each time.
 """
 
 from __future__ import annotations
@@ -49,4 +52,4 @@ def join_wait(busy: bool, hint: float, delay: float, jitter: float) -> JoinWait:
     if busy:
         base = hint if hint > 0 else delay
         return JoinWait(base * (0.5 + jitter), delay, failure=False)
-    return JoinWait(delay, min(RETRY_CAP, delay * 2), failure=True)
+    return JoinWait(delay * (0.5 + jitter), min(RETRY_CAP, delay * 2), failure=True)

@@ -3,8 +3,10 @@
 The worker replaces the whole current set after every sync (`update`); the
 session drains the reports that differ from what the master last received
 (`take_changed`, one batch: at once when the last batch went FLUSH_INTERVAL or more
-ago, else when that interval is up, see `flush_pause`) and, on every (re)registration,
-takes a `snapshot` of everything, which the master then holds. A pod that leaves
+ago, else when that interval is up, see `flush_pause`) and, on every (re)registration
+and whenever the master asks for every report again (it reloaded its memory from its
+store and lost what it had not stored), takes a `snapshot` of everything, which the
+master then holds. A pod that leaves
 the current set is forgotten, so it is reported afresh should it come back.
 """
 

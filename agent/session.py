@@ -5,8 +5,10 @@ so a restarted agent's containers are adopted, not replaced), then StreamSession
 a SessionHello first, a Heartbeat whenever the state machine says one is due,
 and a batch of changed pod statuses at most every ~100 ms (from the
 StatusOutbox); down come PodAssignments (the complete set; the newest revision
-wins) and HeartbeatAcks. Any error ends the connection; it is retried after
-the delay the state machine gives, re-registering each time.
+wins), HeartbeatAcks, and ResendReports when the master reloaded its memory from its
+store (every report goes again: the master lost those it had not stored). Any
+error ends the connection; it is retried after the delay the state machine gives,
+re-registering each time.
 
 Every decision (fence or not, heartbeat or not, how long to wait before the
 next attempt, what to log) is the state machine's (agent/state/lease.py): this
@@ -479,6 +481,8 @@ class Session:
                 send_log(msg.log_request.request_id, b"", True, "this agent serves no logs")
             elif kind == "log_cancel" and self._logs is not None:
                 self._logs.cancel(msg.log_cancel.request_id)
+            elif kind == "resend_reports":
+                self._resend(outgoing, msg.resend_reports.reason)
             elif kind == "volume_orders" and self._claims is not None:
                 self._claims.set_removals(msg.volume_orders.remove)
             elif kind == "services" and self._services is not None:
@@ -509,6 +513,24 @@ class Session:
                         i.output_done,
                     )
                 )
+
+    def _resend(self, outgoing: asyncio.Queue[pb.AgentMessage], reason: str) -> None:
+        """The master asked for every report again (it reloaded its memory from its store,
+        and what it had not stored is gone): the whole outbox as one batch, at once and
+        ahead of any later change, and the proxy problems and pod routes with the next
+        flush, as at the start of a session."""
+        pods = self._outbox.snapshot()
+        log.info(
+            "the master asks for every report again (%s): sending %d pod statuses",
+            reason[:200] or "no reason given",
+            len(pods),
+        )
+        if pods:
+            batch = pb.PodStatusBatch(pods=[status_to_proto(p) for p in pods])
+            outgoing.put_nowait(pb.AgentMessage(statuses=batch))
+        self._proxy_problems_due = True
+        self._pod_routes_due = self._pod_routes is not None
+        self._reports_due.set()
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
         while True:

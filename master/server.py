@@ -46,6 +46,7 @@ from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_ins
 from master.app.apply import ServiceAdmission
 from master.app.clusterip import repair_cluster_ips
 from master.app.usage import UsageTable
+from master.controllers.heartbeat_budget import HeartbeatBudget
 from master.controllers.heartbeats import DEFAULT_MAX_HEARTBEATS_PER_SECOND
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
@@ -63,7 +64,7 @@ from master.lb.ingress import IngressPorts, ingress_reserved
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics import looplag
-from master.metrics.cluster import ClusterCollector, ClusterGauges, measure_cluster
+from master.metrics.cluster import ClusterCollector, ClusterGauges, PodTally, measure_cluster
 from master.metrics.http import MetricsServer, start_metrics_server
 from master.model import (
     DEFAULT_NAMESPACE,
@@ -82,6 +83,7 @@ from master.pki.admission import DEFAULT_JOINS_IN_FLIGHT, JoinAdmission
 from master.pki.bootstrap import advertised_host, host_port, listen_host
 from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
+from master.settler import Settler
 from master.state import ClusterState
 from master.stopping import StopTimes, arm_stop_deadline, disarm_stop_deadline
 from master.store.datadir import DataDirLock
@@ -126,13 +128,24 @@ SESSION_LINK_TIMEOUT_SECONDS = 2.5
 SESSION_PING_ANSWER_SECONDS = 2.5
 
 
-def _loop_lag_report(clock: Clock, manager: ControllerManager) -> Callable[[looplag.Wakeup], None]:
-    """The probe's report: the metrics, and the node lifecycle's ledger of the loop's held
-    spans (a node is not blamed for heartbeats the master could not read meanwhile)."""
+def _loop_lag_report(
+    clock: Clock, manager: ControllerManager, budget: HeartbeatBudget
+) -> Callable[[looplag.Wakeup], None]:
+    """The probe's report: the metrics, the node lifecycle's ledger of the loop's held
+    spans (a node is not blamed for heartbeats the master could not read meanwhile), and
+    the heartbeat budget, which shrinks while the loop is behind."""
 
     def report(wakeup: looplag.Wakeup) -> None:
         looplag.observe(wakeup)
-        manager.loop_held.note(clock.monotonic(), wakeup.lag)
+        now = clock.monotonic()
+        manager.loop_held.note(now, wakeup.lag)
+        if budget.observe(now, wakeup.lag):
+            log.info(
+                "heartbeat budget now %.0f a second (cap %.0f): the loop is %s",
+                budget.rate,
+                budget.cap,
+                "behind" if budget.rate < budget.cap else "keeping up",
+            )
 
     return report
 
@@ -354,6 +367,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         ClusterServicer(state, manager, clock, admission, masters.list_masters, logs, usage),
         server,
     )
+    heartbeat_budget = HeartbeatBudget(config.max_heartbeats_per_second)
     node_servicer = NodeServicer(
         state,
         leases,
@@ -363,7 +377,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         node_lease,
         logs,
         usage,
-        max_heartbeat_rate=config.max_heartbeats_per_second,
+        heartbeat_budget=heartbeat_budget,
         session_grace=health.session_grace,
         on_registered=lambda name: joins.finished(name, clock.monotonic()),
         joining=joins.holds,
@@ -441,12 +455,13 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     # from now on what each full collection leaves (heap.py).
     uninstall_heap = heap.install()
     tasks = [
-        _leader_or_controllers(config, store, state, manager, masters.me),
+        _leader_or_controllers(config, store, state, manager, masters.me, clock),
         asyncio.create_task(state.run_flusher(), name="flusher"),
         asyncio.create_task(state.run_event_writer(), name="event-writer"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
         asyncio.create_task(
-            looplag.run_probe(clock, report=_loop_lag_report(clock, manager)), name="loop-lag"
+            looplag.run_probe(clock, report=_loop_lag_report(clock, manager, heartbeat_budget)),
+            name="loop-lag",
         ),
         asyncio.create_task(heap.run(clock), name="heap"),
     ]
@@ -530,16 +545,22 @@ def _metrics(
 ) -> MetricsServer | None:
     """/metrics on --metrics-listen, with the cluster gauges measured on this loop."""
 
+    # Pods by phase, kept by each change: counting every pod at each scrape walked them all.
+    tally = PodTally(state.pods())
+    unsubscribe = state.subscribe(tally.on_change)
+
     def measure() -> ClusterGauges:
         nodes = [n for n in state.objects("Node") if isinstance(n, Node)]
         return measure_cluster(
-            state.pods(), nodes, leases.last_seen, clock.monotonic(), manager.queue_depths()
+            tally.totals(), nodes, leases.last_seen, clock.monotonic(), manager.queue_depths()
         )
 
     collector = ClusterCollector(asyncio.get_running_loop(), measure)
     server = start_metrics_server(config.metrics_listen, collector)
     if server is not None:
         log.info("metrics on http://%s/metrics", server.address)
+    else:
+        unsubscribe()
     return server
 
 
@@ -573,9 +594,16 @@ def _leader_or_controllers(
     state: ClusterState,
     manager: ControllerManager,
     me: MasterInfo | None,
+    clock: SystemClock,
 ) -> asyncio.Task[None]:
-    """Without --leader-elect this master runs the controllers; with it, only while it leads."""
+    """Without --leader-elect this master runs the controllers (on etcd: paused while a
+    write is in doubt); with it, only while it leads."""
     if not config.leader_elect:
+        inner = store.inner if isinstance(store, SealingStore) else store
+        if isinstance(inner, EtcdStore):
+            # No elector pauses it when a write's outcome is unknown: the settler does.
+            settler = Settler(inner, state, manager, clock)
+            return asyncio.create_task(settler.run(), name="controllers")
         return asyncio.create_task(manager.run(), name="controllers")
     if me is None or not isinstance(store, SealingStore):
         raise TypeError("--leader-elect needs this master's entry and the sealed etcd store")

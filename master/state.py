@@ -28,8 +28,16 @@ keyword that defaults to "default", the namespace everything lived in before
 namespaces existed. Pods are indexed by (namespace, owner) and by node.
 
 Subscribers (controllers, watch streams, node sessions) get a callback with the
-kind, the object and whether it was deleted. Callbacks run synchronously on the
-event loop and must only enqueue work.
+kind, the object, whether it was deleted, and the version memory held before the
+change (None: the object is new; for a deletion, the removed version itself). So a
+listener that derives something from every object (the scheduler's node sums, an
+owner's counts) moves one object's share by its old and new versions without keeping
+its own copy of every object to know the old one (a dict per listener, two at
+50,000 pods). Every change of memory is told, in the order made, and `previous` is
+the version the listener was told last (or held in the snapshot it started from),
+also for changes from another master and a reload (replace_all). Callbacks run
+synchronously on the event loop and must only enqueue work, never write: a write
+from a callback would reach the later listeners before the change being told.
 """
 
 from __future__ import annotations
@@ -74,7 +82,8 @@ WRITE_SETTLE_S = 3.0
 T = TypeVar("T", bound=StoredObject)
 R = TypeVar("R")
 
-Listener = Callable[[str, StoredObject, bool], None]
+# listener(kind, obj, deleted, previous): see the module docstring.
+Listener = Callable[[str, StoredObject, bool, StoredObject | None], None]
 
 # Events are a bounded log, not history: the oldest go once there are more.
 MAX_EVENTS = 2000
@@ -120,6 +129,8 @@ class ClusterState:
         self._pending_puts: dict[ObjectKey, StoredObject] = {}
         self._pending_deletes: set[ObjectKey] = set()
         self._listeners: list[Listener] = []
+        # Told after memory was made equal to the store (replace_all): see `on_replaced`.
+        self._replaced_listeners: list[Callable[[], None]] = []
         self._flush_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         # Every change up to this resource version is in the store (group commit: a
@@ -214,6 +225,12 @@ class ClusterState:
         if not self._pending_puts and not self._pending_deletes:
             self._durable_rv = self._rv
             return
+        # A closed gate holds the queue too: a follower's or a paused leader's write is
+        # refused by etcd anyway, and a single master paused by a write in doubt
+        # (master/settler.py) must not store what memory holds before it reloads (a
+        # deployment queued without a scale that landed would overwrite it: the store
+        # adopts a key holding its own unknown write, and writes over it).
+        self._check_writable()
         puts = list(self._pending_puts.values())
         deletes = list(self._pending_deletes)
         rv = self._rv
@@ -333,7 +350,7 @@ class ClusterState:
                 if current is not None:
                     self._unindex(kind, current)
                     self._pending_puts.pop(key, None)  # a racing put must not resurrect it
-                    self._notify(kind, current, True)
+                    self._notify(kind, current, True, current)
                 continue
             if moved and current is None:
                 continue  # removed meanwhile (a queued delete follows): stays removed
@@ -346,7 +363,7 @@ class ClusterState:
                 self._dirty.set()
             self._unindex(kind, current)
             self._index(kind, obj)
-            self._notify(kind, obj, False)
+            self._notify(kind, obj, False, current)
         self._trim_events()
 
     async def run_flusher(self) -> None:
@@ -356,6 +373,10 @@ class ClusterState:
             await asyncio.sleep(self._flush_interval)
             try:
                 await self.flush()
+            except NotLeaderError as e:
+                # Queued until this master may write again (or dropped by its reload).
+                log.info("persisting state waits: %s", e)
+                await asyncio.sleep(1.0)
             except Exception:
                 log.exception("persisting state failed; will retry")
                 await asyncio.sleep(1.0)
@@ -428,6 +449,14 @@ class ClusterState:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def on_replaced(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """`callback()` runs after every replace_all (a reload): what memory held and the
+        store did not is gone, agents' reports applied meanwhile too, and only their senders
+        can say them again (the node sessions ask them to). Synchronous, like listeners:
+        it must only enqueue work. Returns the way to stop it."""
+        self._replaced_listeners.append(callback)
+        return lambda: self._replaced_listeners.remove(callback)
+
     def put(self, obj: T) -> T:
         """Store a new or changed object; returns it with its new resource version."""
         return self._put(obj, None)
@@ -470,7 +499,7 @@ class ClusterState:
         self._pending_deletes.discard(key)
         self._pending_puts[key] = stored
         self._dirty.set()
-        self._notify(kind, stored, False)
+        self._notify(kind, stored, False, existing)
         return stored
 
     def put_by(self, writer: str, obj: T, subresource: str = "") -> T:
@@ -502,7 +531,7 @@ class ClusterState:
         self._pending_puts.pop(key, None)
         self._pending_deletes.add(key)
         self._dirty.set()
-        self._notify(kind, existing, True)
+        self._notify(kind, existing, True, existing)
         return existing
 
     # -- several masters: the leader writes, the others mirror it ----------------------
@@ -574,17 +603,18 @@ class ClusterState:
     def apply_remote(self, obj: StoredObject) -> None:
         """Another master stored `obj` (seen in the store): make it the in-memory truth."""
         kind = obj.kind
-        self._unindex(kind, self._objects[kind].get(key_of(obj)))
+        previous = self._objects[kind].get(key_of(obj))
+        self._unindex(kind, previous)
         self._index(kind, obj)
         self._rv = max(self._rv, obj.meta.resource_version)
-        self._notify(kind, obj, False)
+        self._notify(kind, obj, False, previous)
 
     def remove_remote(self, kind: str, key: str) -> None:
         """Another master deleted the object stored under (kind, key) (see `key_name`)."""
         existing = self._objects[kind].get(key)
         if existing is not None:
             self._unindex(kind, existing)
-            self._notify(kind, existing, True)
+            self._notify(kind, existing, True, existing)
 
     def observe_resource_version(self, rv: int) -> None:
         """Another master's high-water mark: versions this master hands out stay above it."""
@@ -592,15 +622,19 @@ class ClusterState:
 
     async def reload(self) -> None:
         """Read the store again and make memory equal to it (a write refused because
-        another master changed what it compared: the store is the truth)."""
-        objects = await asyncio.to_thread(self._store.load_all)
-        stored_rv = await asyncio.to_thread(self._store.meta_get, "resource_version")
-        rv = max((o.meta.resource_version for o in objects), default=0)
-        self.replace_all(objects, max(rv, int(stored_rv or 0)))
+        another master changed what it compared, or one whose outcome was unknown: the
+        store is the truth). Under the flush lock: a batch written between the read and
+        the replace would be in the store and, dropped from the queue, not in memory."""
+        async with self._flush_lock:
+            objects = await asyncio.to_thread(self._store.load_all)
+            stored_rv = await asyncio.to_thread(self._store.meta_get, "resource_version")
+            rv = max((o.meta.resource_version for o in objects), default=0)
+            self.replace_all(objects, max(rv, int(stored_rv or 0)))
 
     def replace_all(self, objects: Iterable[StoredObject], rv: int) -> None:
         """Make memory equal to the store's full contents (a master taking over, or one
-        deposed); what is queued here and not stored is dropped: the store is the truth."""
+        deposed); what is queued here and not stored is dropped: the store is the truth.
+        Those told `on_replaced` hear of it last."""
         self._pending_puts = {}
         self._pending_deletes = set()
         self._dirty.clear()
@@ -615,6 +649,11 @@ class ClusterState:
                 self.remove_remote(kind, key)
         self._rv = max(self._rv, rv)
         self._event_seq = max(self._event_seq, len(self._objects["Event"]))
+        for callback in list(self._replaced_listeners):
+            try:
+                callback()
+            except Exception:
+                log.exception("reload listener failed")
 
     def _stage(self, key: ObjectKey, obj: StoredObject | None) -> None:
         if self._staged is None:
@@ -684,7 +723,8 @@ class ClusterState:
     def write_events(self) -> None:
         """Write the queued events (`queue_event`) into the log, now."""
         queue = self._event_queue
-        if not queue or self._writing_events:
+        if not queue or self._writing_events or self._staged is not None:
+            # (Not inside a commit's plan: a plan refused would take them with it.)
             return
         dropped, taken = queue.dropped, queue.take()
         if dropped:
@@ -827,10 +867,12 @@ class ClusterState:
             for key in list(itertools.islice(events, excess)):
                 self.remove_key("Event", key)
 
-    def _notify(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _notify(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         for listener in list(self._listeners):
             try:
-                listener(kind, obj, deleted)
+                listener(kind, obj, deleted, previous)
             except Exception:
                 log.exception("state listener failed")
 

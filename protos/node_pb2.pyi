@@ -762,6 +762,7 @@ class MasterMessage(_message.Message):
     EXEC_START_FIELD_NUMBER: _builtins.int
     EXEC_INPUT_FIELD_NUMBER: _builtins.int
     VOLUME_ORDERS_FIELD_NUMBER: _builtins.int
+    RESEND_REPORTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def assignments(self) -> Global___PodAssignments: ...
     @_builtins.property
@@ -798,6 +799,13 @@ class MasterMessage(_message.Message):
         sent at the start of a session and whenever it changes.
         """
 
+    @_builtins.property
+    def resend_reports(self) -> Global___ResendReports:
+        """Send every report again: the whole pod status set (a PodStatusBatch), the proxy
+        problems and the pod routes. The master reloaded its memory from the store and
+        dropped what it had applied but not yet stored. (An older agent ignores it.)
+        """
+
     def __init__(
         self,
         *,
@@ -810,16 +818,37 @@ class MasterMessage(_message.Message):
         exec_start: Global___ExecStart | None = ...,
         exec_input: Global___ExecInput | None = ...,
         volume_orders: Global___VolumeOrders | None = ...,
+        resend_reports: Global___ResendReports | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "resend_reports", b"resend_reports", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "resend_reports", b"resend_reports", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "services", "exec_start", "exec_input", "volume_orders"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "services", "exec_start", "exec_input", "volume_orders", "resend_reports"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___MasterMessage: _TypeAlias = MasterMessage  # noqa: Y015
+
+@_typing.final
+class ResendReports(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """Why, for the agent's log."""
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResendReports: _TypeAlias = ResendReports  # noqa: Y015
 
 @_typing.final
 class VolumeOrders(_message.Message):

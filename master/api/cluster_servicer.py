@@ -415,12 +415,15 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             check_kind(request.kind)
         except AppError as e:
             await _abort(context, e)
-        queue: asyncio.Queue[tuple[bool, StoredObject] | None] = asyncio.Queue()
+        # (ADDED | MODIFIED | DELETED, object): told by the change's previous version.
+        queue: asyncio.Queue[tuple[str, StoredObject] | None] = asyncio.Queue()
         namespace = None if request.all_namespaces else _namespace(request.namespace)
         if not is_namespaced(request.kind):
             namespace = None
 
-        def listener(kind: str, obj: StoredObject, deleted: bool) -> None:
+        def listener(
+            kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+        ) -> None:
             if kind != request.kind:
                 return
             if namespace is not None and obj.meta.namespace != namespace:
@@ -428,12 +431,11 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             if queue.qsize() >= WATCH_QUEUE_LIMIT:
                 queue.put_nowait(None)  # too slow: end the stream; the client re-lists
                 return
-            queue.put_nowait((deleted, obj))
+            type_ = "DELETED" if deleted else "ADDED" if previous is None else "MODIFIED"
+            queue.put_nowait((type_, obj))
 
         unsubscribe = self._state.subscribe(listener)
-        # Keys this stream has reported, to tell ADDED from MODIFIED.
         current = self._state.objects(request.kind, namespace)
-        known = {key_of(o) for o in current}
         try:
             if request.resource_version == 0:
                 for obj in current:
@@ -446,15 +448,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 item = await queue.get()
                 if item is None:
                     return
-                deleted, obj = item
-                name = key_of(obj)
-                if deleted:
-                    type_ = "DELETED"
-                    known.discard(name)
-                else:
-                    type_ = "MODIFIED" if name in known else "ADDED"
-                    known.add(name)
-                if not deleted and obj.meta.resource_version <= request.resource_version:
+                type_, obj = item
+                if type_ != "DELETED" and obj.meta.resource_version <= request.resource_version:
                     continue
                 yield cluster_pb2.WatchObjectsResponse(
                     type=type_, object=self._json(obj), resource_version=obj.meta.resource_version

@@ -9,9 +9,12 @@ an index instead, fed by pod changes: (kind, namespace, name) -> the pods readin
 each pod's node; a lookup is O(readers).
 
 The index is built from every pod the first time it is needed (the node servicer
-subscribes after the state is loaded) and kept up to date from then on. A pod's status
-report keeps its spec object (dataclasses.replace), so it costs one identity check; only
-a new or rebound pod has its references read.
+subscribes after the state is loaded) and kept up to date from then on, by each change's
+old and new version (the state tells both). A pod's status report keeps its spec object
+(dataclasses.replace), so it costs one identity check; only a new, rebound or removed pod
+has its references read. Only pods that read something are held (by key, with their
+node): a copy of every bound pod's node, spec and references, kept to know what a
+change replaced, was three objects a pod at 50,000 pods.
 """
 
 from __future__ import annotations
@@ -36,46 +39,39 @@ class ConfigReaders:
 
     def __init__(self) -> None:
         self.built = False
-        # Pod key -> (its node, the spec the references were read from, the references).
-        self._pods: dict[str, tuple[str, object, frozenset[ConfigKey]]] = {}
-        self._readers: dict[ConfigKey, set[str]] = {}
+        # (kind, namespace, name) -> the bound pods reading it: pod key -> its node.
+        self._readers: dict[ConfigKey, dict[str, str]] = {}
 
     def build(self, pods: Iterable[Pod]) -> None:
         """Index every pod there is (once; later changes come through `pod_changed`)."""
         self.built = True
         for pod in pods:
-            self.pod_changed(key_of(pod), pod)
+            self.pod_changed(key_of(pod), None, pod)
 
-    def pod_changed(self, key: str, pod: Pod | None) -> None:
-        """A pod was stored (None: removed). Nothing is kept until the index is built."""
+    def pod_changed(self, key: str, previous: Pod | None, pod: Pod | None) -> None:
+        """A pod was stored (None: removed) in place of `previous` (None: it is new).
+        Nothing is kept until the index is built."""
         if not self.built:
             return
-        held = self._pods.get(key)
         if (
             pod is not None
-            and held is not None
-            and held[0] == pod.node_name
-            and held[1] is pod.spec
+            and previous is not None
+            and previous.node_name == pod.node_name
+            and previous.spec is pod.spec
         ):
             return  # a status change: same node, same spec object
-        if held is not None:
-            self._forget(key, held[2])
+        if previous is not None and previous.node_name:
+            for config in reads_of(previous):
+                readers = self._readers.get(config)
+                if readers is not None:
+                    readers.pop(key, None)
+                    if not readers:
+                        del self._readers[config]
         if pod is None or not pod.node_name:
             return
-        reads = reads_of(pod)
-        self._pods[key] = (pod.node_name, pod.spec, reads)
-        for config in reads:
-            self._readers.setdefault(config, set()).add(key)
+        for config in reads_of(pod):
+            self._readers.setdefault(config, {})[key] = pod.node_name
 
     def nodes_reading(self, kind: str, namespace: str, name: str) -> set[str]:
         """The nodes with a bound pod that reads kind/name in `namespace`."""
-        return {self._pods[key][0] for key in self._readers.get((kind, namespace, name), ())}
-
-    def _forget(self, key: str, reads: frozenset[ConfigKey]) -> None:
-        del self._pods[key]
-        for config in reads:
-            readers = self._readers.get(config)
-            if readers is not None:
-                readers.discard(key)
-                if not readers:
-                    del self._readers[config]
+        return set(self._readers.get((kind, namespace, name), {}).values())

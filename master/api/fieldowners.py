@@ -13,11 +13,17 @@ from dataclasses import replace
 from typing import Any
 
 from master.api.fieldsets import FieldSetError
-from master.api.managedfields import Manager, entries_from_request, record, with_entries
+from master.api.managedfields import (
+    MEMO_LIMIT,
+    Manager,
+    entries_from_request,
+    record,
+    with_entries,
+)
 from master.api.render import render_object, render_pod_status
 from master.app.apply import FieldTracker
 from master.app.errors import AppError
-from master.model import ManagedFieldsEntry, Pod, StoredObject, evolve
+from master.model import Event, ManagedFieldsEntry, Pod, StoredObject, evolve
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,73 @@ def writer_fields(
     then owns the fields it set or changed (status fields only, through "status"). It is
     made from `planned`'s own ledger (made from `existing`'s), so writes recorded one after
     the other before a put all count. `with_entries(planned, ledger)` is the object."""
+    if existing is None and not planned.meta.managed_fields and not subresource:
+        # A creation (every pod a deployment makes, every event): its ledger is the same
+        # as that of the creations before it of the same writer, second and form.
+        form = creation_form(planned)
+        if form is not None:
+            key = (writer, int(now), form)
+            found = _CREATED_LEDGERS.get(key)
+            if found is None:
+                found = (planned, _recorded(None, planned, writer, subresource, now))
+                if len(_CREATED_LEDGERS) >= MEMO_LIMIT:
+                    _CREATED_LEDGERS.clear()
+                _CREATED_LEDGERS[key] = found
+            return found[1]
+    return _recorded(existing, planned, writer, subresource, now)
+
+
+# Ledgers of creations by (writer, second, creation_form), each beside the object it was
+# computed for (which keeps the objects the form names by identity alive: no other can
+# take their ids while the entry stands).
+_CREATED_LEDGERS: dict[
+    tuple[str, int, tuple[object, ...]], tuple[StoredObject, tuple[ManagedFieldsEntry, ...]]
+] = {}
+
+
+def creation_form(obj: StoredObject) -> tuple[object, ...] | None:
+    """What the ledger of `obj`'s creation depends on, for the kinds the master creates
+    thousands of (pods, events; None for the others): everything its rendering's tracked
+    fields are made from, less its identity (name, uid, version, times), which the ledger
+    leaves out. Pods of one deployment pass hold one spec and one labels mapping, and an
+    event's texts are plain values in fixed places, so their forms repeat and the render,
+    walk and field-set look-ups of a creation's bookkeeping are done once per form and
+    second instead of once per pod and event (the tests hold this to the full computation,
+    field by field)."""
+    meta = obj.meta
+    if isinstance(obj, Pod):
+        return (
+            "Pod",
+            id(obj.spec),  # (by identity: one object for a template's pods)
+            tuple(meta.labels.items()),
+            tuple(meta.annotations.items()),
+            meta.namespace,
+            obj.owner,
+            obj.template_hash,
+            obj.node_name,
+            obj.epoch,
+            obj.deletion_requested_at,
+            obj.deletion_grace_seconds,
+        )
+    if isinstance(obj, Event):
+        return (
+            "Event",
+            tuple(meta.labels.items()),
+            tuple(meta.annotations.items()),
+            obj.first_seen > 0,  # (rendered null when not)
+            obj.last_seen > 0,
+        )
+    return None
+
+
+def _recorded(
+    existing: StoredObject | None,
+    planned: StoredObject,
+    writer: str,
+    subresource: str,
+    now: float,
+) -> tuple[ManagedFieldsEntry, ...]:
+    """writer_fields, computed."""
     old: dict[str, Any] | None
     if subresource == "status" and isinstance(planned, Pod) and isinstance(existing, Pod):
         # A pod's status write (the kubelet's report, every pod at least once) owns status

@@ -75,7 +75,10 @@ class JoinServicer(security_pb2_grpc.JoinServiceServicer):
         self, request: security_pb2.JoinNodeRequest, context: grpc.aio.ServicerContext
     ) -> security_pb2.JoinNodeResponse:
         name = request.node_name
-        verdict = self._admission.admit(name, self._clock.monotonic())
+        started = self._clock.monotonic()
+        # A caller that will have given up before the join could be answered is turned
+        # away before any work (master/pki/admission.py).
+        verdict = self._admission.admit(name, started, context.time_remaining())
         if isinstance(verdict, Busy):
             context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{verdict.retry_after:.2f}"),))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, verdict.message)
@@ -83,6 +86,7 @@ class JoinServicer(security_pb2_grpc.JoinServiceServicer):
         try:
             reply = await self._join(request, context)
             joined = True
+            self._admission.observe_join(self._clock.monotonic() - started)
             return reply
         finally:
             # A joined node holds its slot until it registers (node_servicer.py).

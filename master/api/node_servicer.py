@@ -9,6 +9,11 @@ order the drain gate held back may go (checked every second: the gate can open
 by timeout alone). A newer session for the same node supersedes the older one,
 whose stream then ends. What a pod report means (epochs, ownership, Fenced
 events) is decided by master.app.reports; this module only converts.
+
+After memory is reloaded from the store (ClusterState.on_replaced: a settled write
+in doubt, a leader resuming) every agent is asked to resend all its reports, once
+the master takes writes again: the reports applied to memory and not yet stored
+were dropped with the rest, and an agent says a report again only when it changes.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from master.app.proxyproblems import Reported
 from master.app.reports import NodeReports
 from master.app.servicenv import service_env
 from master.app.usage import UsageTable
+from master.controllers.heartbeat_budget import HeartbeatBudget
 from master.controllers.heartbeats import (
     DEFAULT_MAX_HEARTBEATS_PER_SECOND,
     HeartbeatPlan,
@@ -77,6 +83,7 @@ from master.pki.admission import (
     JoinAdmission,
 )
 from master.state import ClusterState
+from master.store.port import NotLeaderError
 from master.writers import KUBELET
 from protos import node_pb2, node_pb2_grpc
 
@@ -114,8 +121,34 @@ def assignment_inputs(pod: Pod) -> tuple[object, ...]:
     )
 
 
+def _same_assignment(previous: StoredObject | None, pod: Pod) -> bool:
+    """Whether a bound pod's change leaves what its node is told as it was (a status the
+    agent itself reported does: re-sending the node's whole set for each of its pods'
+    reports was O(pods on the node) per report, twice per pod at apply). Told by the
+    pod's previous version: a dict of every bound pod's assignment_inputs, kept to know
+    them, was ~150 bytes a pod."""
+    return isinstance(previous, Pod) and assignment_inputs(previous) == assignment_inputs(pod)
+
+
 # How often stop orders held back by the drain gate are checked again.
 STOP_GATE_RECHECK = 1.0
+# How often a request to resend reports, waiting for the master to take writes, looks again.
+RESEND_RECHECK = 0.1
+
+
+def resend_now(due: bool, writable: bool) -> bool:
+    """Whether a session asks its agent for every report now: after a reload (`due`), and
+    only once the master takes writes again. A reload happens with writes shut (a settle,
+    a leader resuming); reports applied then would be refused, ending the session, and
+    the agent's next registration is refused too until writes open."""
+    return due and writable
+
+
+def recheck_after(withheld: bool, resend_waiting: bool) -> float | None:
+    """How long a session's loop waits for a kick before it looks again (None: until
+    kicked). Neither the drain gate nor the write gate says when it opens."""
+    waits = [w for w, on in ((STOP_GATE_RECHECK, withheld), (RESEND_RECHECK, resend_waiting)) if on]
+    return min(waits, default=None)
 
 
 # Trailing metadata of a follower's refusal: the leader's address (the agent goes there).
@@ -170,6 +203,9 @@ class _Session:
     stretch: HeartbeatPlan | None = None
     # The service table may have changed (master/api/servicetable.py).
     services_changed: asyncio.Event = field(init=False)
+    # The master reloaded its memory from the store: the agent is asked for its reports
+    # again (ClusterState.on_replaced), once the master takes writes.
+    resend_due: asyncio.Event = field(init=False)
 
     def __post_init__(self) -> None:
         self.superseded = _Flag(self.kick)
@@ -177,6 +213,7 @@ class _Session:
         self.peers_changed = _Flag(self.kick)
         self.ack_due = _Flag(self.kick)
         self.services_changed = _Flag(self.kick)
+        self.resend_due = _Flag(self.kick)
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -195,6 +232,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         on_registered: Callable[[str], None] | None = None,
         joining: Callable[[str], bool] | None = None,
         registrations: JoinAdmission | None = None,
+        heartbeat_budget: HeartbeatBudget | None = None,
     ) -> None:
         # A joined node's first registration ends its join (master/pki/admission.py).
         self._on_registered = on_registered or (lambda name: None)
@@ -214,7 +252,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._clock = clock
         self._heartbeat_interval = heartbeat_interval
         self._lease_seconds = lease_seconds
-        self._max_heartbeat_rate = max_heartbeat_rate
+        # The heartbeats a second the plans are sized for: the cap, less while the master's
+        # loop is behind (master/controllers/heartbeat_budget.py).
+        self._budget = heartbeat_budget or HeartbeatBudget(max_heartbeat_rate)
         self._session_grace = session_grace
         self._sessions: dict[str, _Session] = {}
         # Set when the master stops: the sessions it ends then say nothing about the nodes.
@@ -235,9 +275,6 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._peers_told: tuple[list[tuple[str, str, int]], int] | None = None
         self._node_count = 0
         self._counted: set[str] = set()
-        # Each bound pod's assignment_inputs as last seen, by key (a change re-sends its
-        # node's set; a status change alone does not).
-        self._assigned: dict[str, tuple[object, ...]] = {}
         # Each bound claim's requested bytes as last sent (a change re-sends its node's set).
         self._claim_bytes: dict[str, int] = {}
         # Whether a stopping pod may be told to stop (the LB has drained it).
@@ -249,6 +286,16 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # The nodes whose pods read each ConfigMap and Secret (configreaders.py).
         self._config_readers = ConfigReaders()
         state.subscribe(self._on_change)
+        state.on_replaced(self._ask_resend)
+
+    def _ask_resend(self) -> None:
+        """Memory was reloaded from the store: pod statuses, pod routes and proxy problems
+        the agents reported and memory held unstored are gone, and an agent says a report
+        again only when it changes. Every connected agent is asked for all of them."""
+        if self._sessions:
+            log.info("memory was reloaded: asking %d agents for their reports", len(self._sessions))
+        for session in self._sessions.values():
+            session.resend_due.set()
 
     def stopping(self) -> None:
         """The master is stopping: sessions that end from now on are not marked lost.
@@ -341,9 +388,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._peers_broadcast_task = None
         self._broadcast_peers()
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         if isinstance(obj, Pod):
-            self._config_readers.pod_changed(key_of(obj), None if deleted else obj)
+            before = previous if isinstance(previous, Pod) else None
+            self._config_readers.pod_changed(key_of(obj), before, None if deleted else obj)
         if isinstance(obj, Node):
             # Readiness too: a dead node leaves the witness list (witness_members).
             seen = None if deleted else (obj.address, obj.witness_port, obj.status.ready)
@@ -357,7 +407,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             self._broadcast_peers()
         elif isinstance(obj, Pod) and obj.node_name:
             session = self._sessions.get(obj.node_name)
-            if self._assignment_changed(obj, deleted) and session is not None:
+            changed = deleted or not _same_assignment(previous, obj)
+            if changed and session is not None:
                 session.dirty.set()
             if deleted and self._peer_seen.get(obj.node_name, (None, None, True))[2] is False:
                 # The last pods of a NotReady node going may make it dead: recount.
@@ -386,20 +437,6 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session = self._sessions.get(name)
                 if session is not None:
                     session.dirty.set()
-
-    def _assignment_changed(self, pod: Pod, deleted: bool) -> bool:
-        """Whether the change of a bound pod changes what its node is told (a status the
-        agent itself reported does not: re-sending the node's whole set for each of its
-        pods' reports was O(pods on the node) per report, twice per pod at apply)."""
-        key = key_of(pod)
-        if deleted:
-            self._assigned.pop(key, None)
-            return True
-        seen = assignment_inputs(pod)
-        if self._assigned.get(key) == seen:
-            return False
-        self._assigned[key] = seen
-        return True
 
     def _on_service(self, svc: Service, deleted: bool) -> None:
         key = key_of(svc)
@@ -591,9 +628,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         try:
             while not reader.done() and not session.superseded.is_set():
                 if not session.kick.is_set():
-                    if withheld:
+                    recheck = recheck_after(bool(withheld), session.resend_due.is_set())
+                    if recheck is not None:
                         with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(STOP_GATE_RECHECK):
+                            async with asyncio.timeout(recheck):
                                 await session.kick.wait()
                     else:
                         await session.kick.wait()
@@ -620,6 +658,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     if peer_list_news(peers_sent, peers):
                         peers_sent = peers
                         yield node_pb2.MasterMessage(peers=peers)
+                if resend_now(session.resend_due.is_set(), self._state.writable):
+                    session.resend_due.clear()
+                    yield self._resend_request(node_name)
                 if session.services_changed.is_set():
                     session.services_changed.clear()
                     table = self._service_table.current()
@@ -690,13 +731,22 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         sending = [node_pb2.MasterMessage(assignments=chunk) for chunk in chunk_assignments(msg)]
         return sending, withheld
 
+    def _resend_request(self, node_name: str) -> node_pb2.MasterMessage:
+        """The request for every report, after the node's session mark is made true again
+        (the reload may have brought back a "session lost" this session ended)."""
+        with contextlib.suppress(NotLeaderError):
+            self._mark_session(node_name, lost=False)
+        log.debug("node %s: asking its agent for every report again", node_name)
+        reason = "the master reloaded its memory from the store"
+        return node_pb2.MasterMessage(resend_reports=node_pb2.ResendReports(reason=reason))
+
     def _plan(self) -> HeartbeatPlan:
         """The heartbeat plan for the cluster's size now (master/controllers/heartbeats.py)."""
         return heartbeat_plan(
             self._state.count("Node"),
             self._heartbeat_interval,
             self._lease_seconds,
-            self._max_heartbeat_rate,
+            self._budget.rate,
         )
 
     def _mark_session(self, node_name: str, lost: bool) -> None:

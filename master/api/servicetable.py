@@ -1,11 +1,12 @@
-"""The service table as the agents get it: computed once for all sessions, sent on change.
+"""The service table as the agents get it: kept for all sessions, sent on change.
 
-A state change that may touch it (a Service, a Pod, a Node, a StatefulSet) only
-marks the table stale and wakes the sessions; the first session to look
-recomputes it with the pure `compute_service_table` (master/lb/servicetable.py)
-and converts it to the wire message once. Its version grows only when the
-content changed, so the many pod status reports that change nothing a node
-proxy cares about (a restart count, a probe that still passes) send nothing.
+Each state change of a Service, a Pod, a Node or a StatefulSet moves the table's index
+(master/lb/servicetable_index.py: only the changed object's share, never a walk of every
+pod); one that changed the table marks it stale and wakes the sessions. The first
+session to look assembles it and converts it to the wire message once, converting again
+only the Services whose entry changed. Its version grows only when the content changed,
+so the many pod status reports that change nothing a node proxy cares about (a restart
+count, a probe that still passes) send nothing and wake no session.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from master.lb.servicetable import TableService, compute_service_table
-from master.model import Node, Pod, Service, StatefulSet, StoredObject
+from master.lb.servicetable import TableService
+from master.lb.servicetable_index import Lookups, ServiceTableIndex
+from master.model import Node, Service, StatefulSet, StoredObject
 from master.state import ClusterState
 from protos import node_pb2
 
@@ -28,52 +30,59 @@ WAKE_INTERVAL = 1.0
 Subnets = tuple[tuple[str, str, str], ...]
 
 
+def service_to_proto(s: TableService) -> node_pb2.ServiceEntry:
+    return node_pb2.ServiceEntry(
+        name=s.name,
+        namespace=s.namespace,
+        type=s.type,
+        cluster_ip=s.cluster_ip,
+        headless=s.headless,
+        ports=[
+            node_pb2.ServicePortEntry(
+                name=p.name,
+                port=p.port,
+                protocol=p.protocol,
+                app_protocol=p.app_protocol,
+                node_port=p.node_port,
+                endpoints=[
+                    node_pb2.ServiceEndpoint(
+                        address=e.address,
+                        port=e.port,
+                        pod=e.pod,
+                        node=e.node,
+                        hostname=e.hostname,
+                        subdomain=e.subdomain,
+                        pod_ip=e.pod_ip,
+                        target_port=e.target_port,
+                    )
+                    for e in p.endpoints
+                ],
+            )
+            for p in s.ports
+        ],
+    )
+
+
 def table_to_proto(
     version: int,
     table: tuple[TableService, ...],
     service_cidr: str,
     cluster_cidr: str = "",
     subnets: Subnets = (),
+    convert: Callable[[TableService], node_pb2.ServiceEntry] = service_to_proto,
 ) -> node_pb2.ServiceTable:
     return node_pb2.ServiceTable(
         version=version,
         service_cidr=service_cidr,
         cluster_cidr=cluster_cidr,
         node_subnets=[node_pb2.NodeSubnet(node=n, address=a, pod_cidr=c) for n, a, c in subnets],
-        services=[
-            node_pb2.ServiceEntry(
-                name=s.name,
-                namespace=s.namespace,
-                type=s.type,
-                cluster_ip=s.cluster_ip,
-                headless=s.headless,
-                ports=[
-                    node_pb2.ServicePortEntry(
-                        name=p.name,
-                        port=p.port,
-                        protocol=p.protocol,
-                        app_protocol=p.app_protocol,
-                        node_port=p.node_port,
-                        endpoints=[
-                            node_pb2.ServiceEndpoint(
-                                address=e.address,
-                                port=e.port,
-                                pod=e.pod,
-                                node=e.node,
-                                hostname=e.hostname,
-                                subdomain=e.subdomain,
-                                pod_ip=e.pod_ip,
-                                target_port=e.target_port,
-                            )
-                            for e in p.endpoints
-                        ],
-                    )
-                    for p in s.ports
-                ],
-            )
-            for s in table
-        ],
+        services=[convert(s) for s in table],
     )
+
+
+def _route(node: Node | None) -> tuple[str, str] | None:
+    """The node's (address, pod subnet) as every agent routes it (None: no subnet)."""
+    return (node.address, node.pod_cidr) if node is not None and node.pod_cidr else None
 
 
 class ServiceTableFeed:
@@ -85,43 +94,53 @@ class ServiceTableFeed:
         self._version = 0
         self._table: tuple[TableService, ...] | None = None
         self._subnets: Subnets = ()
+        # Whether a node's route changed since the subnets were listed (None: never listed).
+        self._subnets_for: str | None = None
         self._message = node_pb2.ServiceTable()
+        # Each Service's wire entry as last converted, with the entry it was made from.
+        self._converted: dict[tuple[str, str], tuple[TableService, node_pb2.ServiceEntry]] = {}
         self._wake: list[Callable[[], None]] = []
         self._woke_at = float("-inf")
         self._pending: asyncio.TimerHandle | None = None
-        # Each node's `serving` as last seen.
-        self._serving: dict[str, bool] = {}
-        # Each node's (address, pod subnet) as last seen, for nodes with a subnet.
-        self._routed: dict[str, tuple[str, str]] = {}
+        self._index = ServiceTableIndex(
+            [s for s in state.objects("Service") if isinstance(s, Service)],
+            [s for s in state.objects("StatefulSet") if isinstance(s, StatefulSet)],
+            Lookups(
+                pods_in=state.pods,
+                pods_on_node=state.pods_on_node,
+                pods_of_owner=state.pods_of_owner,
+                serving=self._serving,
+            ),
+        )
         state.subscribe(self._on_change)
+
+    def _serving(self, name: str) -> bool:
+        node = self._state.get("Node", name)
+        return isinstance(node, Node) and node.status.serving
 
     def on_stale(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call `wake` whenever the table may have changed; returns the unsubscribe."""
         self._wake.append(wake)
         return lambda: self._wake.remove(wake) if wake in self._wake else None
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         if kind not in WATCHED:
             return
+        changed = self._index.on_change(obj, deleted, previous)
         if isinstance(obj, Node):
-            # Of a node the table reads only whether it serves, and only for its pods: a
-            # join storm's node writes (registration, Ready) woke every session each second
-            # for nothing. A node seen first, deleted or without pods changes nothing by
-            # itself (a pod placed on it, or removed with it, is a change of its own).
-            name = obj.meta.name
-            before = self._serving.pop(name, None)
-            # A pod subnet given, moved or gone changes every agent's routes.
+            # A pod subnet given, moved or gone changes every agent's routes (told by the
+            # node's previous version).
+            old = previous if isinstance(previous, Node) else None
             route = None if deleted or not obj.pod_cidr else (obj.address, obj.pod_cidr)
-            rerouted = self._routed.pop(name, None) != route
-            if route is not None:
-                self._routed[name] = route
-            if deleted and not rerouted:
-                return
-            if not deleted:
-                self._serving[name] = obj.status.serving
-            quiet = before in (None, obj.status.serving) or not self._state.pods_on_node(name)
-            if quiet and not rerouted:
-                return
+            if _route(old) != route:
+                self._subnets_for = None
+                changed = True
+        if not changed:
+            # A join storm's node writes, the many status reports that change no endpoint:
+            # no session is woken for them.
+            return
         if self._stale:
             return  # the sessions were woken and none has looked yet: one look serves all
         self._stale = True
@@ -152,38 +171,45 @@ class ServiceTableFeed:
         if not self._stale:
             return self._message
         self._stale = False
-        services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
+        table = self._index.table()
         cluster = self._state.cluster_cidr
-        # Only a Service with a selector has endpoints, and only subnets need the nodes:
-        # without either the table is the same without reading every pod and node (each
-        # recompute at 5,000 nodes / 50,000 pods read them all, once a second at apply).
-        selecting = any(s.selector for s in services)
-        pods: list[Pod] = list(self._state.pods()) if selecting else []
-        nodes = (
-            [n for n in self._state.objects("Node") if isinstance(n, Node)]
-            if selecting or cluster is not None
-            else []
-        )
-        sets = [s for s in self._state.objects("StatefulSet") if isinstance(s, StatefulSet)]
-        table = compute_service_table(
-            services,
-            pods,
-            {n.meta.name: n.status.serving for n in nodes} if selecting else {},
-            {(s.meta.namespace, s.owner): s.service_name for s in sets if s.service_name},
-        )
-        subnets: Subnets = (
-            tuple(sorted((n.meta.name, n.address, n.pod_cidr) for n in nodes if n.pod_cidr))
-            if cluster is not None
-            else ()
-        )
-        if table != self._table or subnets != self._subnets:
-            self._table, self._subnets = table, subnets
+        cluster_text = str(cluster) if cluster is not None else ""
+        if self._subnets_for != cluster_text:
+            # Only when a route changed (or the cluster network did): listing them read
+            # every node, once a second while anything changed.
+            nodes = [n for n in self._state.objects("Node") if isinstance(n, Node)]
+            subnets = (
+                tuple(sorted((n.meta.name, n.address, n.pod_cidr) for n in nodes if n.pod_cidr))
+                if cluster is not None
+                else ()
+            )
+            self._subnets_for = cluster_text
+            subnets_changed = subnets != self._subnets
+            self._subnets = subnets
+        else:
+            subnets_changed = False
+        if table != self._table or subnets_changed:
+            self._table = table
             self._version += 1
             self._message = table_to_proto(
                 self._version,
                 table,
                 str(self._state.service_cidr),
-                str(cluster) if cluster is not None else "",
-                subnets,
+                cluster_text,
+                self._subnets,
+                self._convert,
             )
         return self._message
+
+    def _convert(self, entry: TableService) -> node_pb2.ServiceEntry:
+        """The entry's wire form, converted again only when the entry changed."""
+        key = (entry.namespace, entry.name)
+        held = self._converted.get(key)
+        if held is not None and held[0] is entry:
+            return held[1]
+        message = service_to_proto(entry)
+        self._converted[key] = (entry, message)
+        if len(self._converted) > 2 * len(self._table or ()) + 16:
+            alive = {(s.namespace, s.name) for s in self._table or ()}
+            self._converted = {k: v for k, v in self._converted.items() if k in alive}
+        return message

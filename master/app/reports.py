@@ -34,6 +34,7 @@ from master.model import (
     PodPhase,
     PodStatus,
     StoredObject,
+    evolve,
     key_name,
     key_of,
 )
@@ -116,7 +117,7 @@ def decide_report(
     if report.status == pod.status:
         return actions
     actions.extend(transition_events(pod, report.status))
-    actions.append(PutPod(replace(pod, status=report.status)))
+    actions.append(PutPod(evolve(pod, status=report.status)))
     return actions
 
 
@@ -175,7 +176,9 @@ class NodeReports:
         self._fenced_said: dict[tuple[str, str, int], None] = {}
         state.subscribe(self._on_change)
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         if deleted and isinstance(obj, Pod) and obj.node_name:
             _remember(self._past, (obj.node_name, key_of(obj), obj.epoch))
 

@@ -92,6 +92,7 @@ from master.model import (
     ServiceAccount,
     StatefulSet,
     StoredObject,
+    evolve,
     is_namespaced,
     key_of,
     split_ref,
@@ -190,7 +191,9 @@ class ControllerManager:
 
     # -- triggers -----------------------------------------------------------------
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
         ns = obj.meta.namespace
         if isinstance(obj, Deployment):
             self._dirty_deployments.add((ns, obj.meta.name))
@@ -754,7 +757,7 @@ class ControllerManager:
     def _bind(self, pod: Pod, node_name: str) -> None:
         self._unschedulable.pop(key_of(pod), None)
         status = PodStatus(reason="ContainerCreating")
-        self._state.put(replace(pod, node_name=node_name, status=status, epoch=self._epochs.next()))
+        self._state.put(evolve(pod, node_name=node_name, status=status, epoch=self._epochs.next()))
         self._state.queue_event(
             "Pod",
             pod.meta.name,

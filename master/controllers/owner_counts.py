@@ -6,9 +6,9 @@ controller used to take every pod of it (`pods_of_owner`) and walk them several 
 (live, new, old, ready, stalled) to learn, nearly always, that nothing is to be done but
 a status count. At 50,000 pods of one Deployment that was a walk of 50,000 pods per
 pass, a pass after every batch of reports: the apply's cost grew with the square of its
-size. Here each change of one pod moves its counts (its old version, kept here since a
-listener is told only the new one, comes out; the new one goes in), and
-deployment.steady_status answers from the counts when nothing but the status is due.
+size. Here each change of one pod moves its counts (its old version, which the state
+tells with the change, comes out; the new one goes in), and deployment.steady_status
+answers from the counts when nothing but the status is due. No pod is kept here.
 
 `counts(namespace, owner)` equals `OwnerCounts.of(pods)` over the owner's pods at any
 moment (tests/unit/test_owner_counts.py checks it against random sequences).
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from master.model import Pod, StoredObject, key_of
+from master.model import Pod, StoredObject
 
 # Container states that mean a pod will not become ready without a change.
 STALLED_REASONS = ("ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "CreateContainerError")
@@ -90,31 +90,36 @@ class OwnerCounts:
     """PodCounts per (namespace, owner), moved by each pod change."""
 
     def __init__(self, pods: list[Pod]) -> None:
-        self._pods: dict[str, Pod] = {}
         self._counts: dict[tuple[str, str], PodCounts] = {}
         for pod in pods:
-            self._add(key_of(pod), pod)
+            self._add(pod)
 
-    def on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
-        """The ClusterState listener: one object stored or removed."""
+    def on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
+        """The ClusterState listener: one object stored or removed (`previous`: its
+        version before, which the counts hold)."""
         if not isinstance(obj, Pod):
             return
-        key = key_of(obj)
-        old = self._pods.pop(key, None)
-        if old is not None:
-            owner = (old.meta.namespace, old.owner)
+        if isinstance(previous, Pod) and previous.owner:
+            owner = (previous.meta.namespace, previous.owner)
             counts = self._counts[owner]
-            counts.add(old, -1)
+            counts.add(previous, -1)
             if counts.empty:
                 del self._counts[owner]
         if not deleted:
-            self._add(key, obj)
+            self._add(obj)
 
-    def _add(self, key: str, pod: Pod) -> None:
+    def _add(self, pod: Pod) -> None:
         if not pod.owner:
             return
-        self._pods[key] = pod
-        self._counts.setdefault((pod.meta.namespace, pod.owner), PodCounts()).add(pod, 1)
+        owner = (pod.meta.namespace, pod.owner)
+        counts = self._counts.get(owner)
+        if counts is None:
+            # (Not setdefault: that made three Counters for every pod change, and threw
+            # them away for all but an owner's first pod.)
+            counts = self._counts[owner] = PodCounts()
+        counts.add(pod, 1)
 
     def counts(self, namespace: str, owner: str) -> PodCounts:
         """The owner's counts now (empty when it has no pods); read-only for the caller."""

@@ -1,9 +1,11 @@
 """Keeps the HAProxy in step with the cluster: the master's load-balancer loop.
 
-State changes (Services, Pods, Nodes, Ingresses, Secrets) mark the LB dirty; the loop recomputes
-the desired LB state with the pure `compute_lb_services` and hands it to the
-HAProxy driver, which changes servers through the Runtime API (no reload) or,
-for new services or ports, validates and hot-reloads.
+State changes (Services, Ingresses, Secrets, and Pods and Nodes that move an endpoint or a
+stopping pod) mark the LB dirty; the loop assembles the desired LB state (what the pure
+`compute_lb_services` computes from every pod, from the endpoints kept by each change in
+master/lb/endpoint_index.py) and hands it to the HAProxy driver, which changes servers
+through the Runtime API (no reload) or, for new services or ports, validates and
+hot-reloads.
 
 It also gates graceful removal: a pod asked to stop keeps running until the
 applied LB state no longer sends it new traffic (drain), and only then does its
@@ -35,7 +37,8 @@ from pathlib import Path
 
 from kernel.clock import Clock
 from master.lb.conflicts import plan_services, service_status
-from master.lb.endpoints import compute_lb_services, pods_released
+from master.lb.endpoint_index import LbEndpoints
+from master.lb.endpoints import assemble_lb_services, released_of, serving_pods
 from master.lb.haproxy import HAProxyDriver
 from master.lb.ingress import (
     INGRESS_HTTP_HOLDER,
@@ -48,8 +51,9 @@ from master.lb.ingress import (
     ingress_status,
     plan_ingress,
 )
-from master.lb.model import IngressFrontend, LbAddresses, LbService, Unservable
+from master.lb.model import Endpoint, IngressFrontend, LbAddresses, LbService, Unservable
 from master.lb.runtime import HAProxyError
+from master.lb.shares import Lookups
 from master.metrics.series import RECONCILE, timed
 from master.model import (
     Ingress,
@@ -58,6 +62,7 @@ from master.model import (
     Pod,
     Secret,
     Service,
+    ServicePort,
     StoredObject,
     lb_name,
     pod_ref,
@@ -112,7 +117,20 @@ class LoadBalancerController:
         # The stored IngressClasses, read with the Ingresses on each pass.
         self._classes: list[IngressClass] = []
         self._refused_retry = refused_retry
+        # Each Service's endpoints and the pods being stopped, moved by each change (a pass
+        # walked every pod several times).
+        self._endpoints = LbEndpoints(
+            [s for s in state.objects("Service") if isinstance(s, Service)],
+            state.pods(),
+            Lookups(state.pods, state.pods_on_node, state.pods_of_owner, self._serving),
+        )
+        # The pods the applied state sends new traffic to, with the state they came from.
+        self._serving_in: tuple[list[LbService], set[str]] | None = None
         state.subscribe(self._on_change)
+
+    def _serving(self, name: str) -> bool:
+        node = self._state.get("Node", name)
+        return isinstance(node, Node) and node.status.serving
 
     @property
     def workdir(self) -> Path:
@@ -127,8 +145,16 @@ class LoadBalancerController:
             return True
         return self._clock.now() - pod.deletion_requested_at >= self._drain_timeout
 
-    def _on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
-        if isinstance(obj, Service | Pod | Node | Ingress | Secret | IngressClass):
+    def _on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
+        moved = self._endpoints.on_change(obj, deleted, previous)
+        if isinstance(obj, Pod | Node):
+            # A pass reads pods and nodes only through their endpoints and the stopping
+            # pods: a status report that moves neither needs none.
+            if moved:
+                self._dirty.set()
+        elif isinstance(obj, Service | Ingress | Secret | IngressClass):
             self._dirty.set()
         refused = self._ingress_refused
         if refused is not None and isinstance(obj, Secret | Ingress):
@@ -187,12 +213,6 @@ class LoadBalancerController:
                 delay = min(delay * 2, 10.0)
 
     async def sync_once(self) -> None:
-        pods = self._state.pods()
-        nodes = {
-            n.meta.name: n.status.serving
-            for n in self._state.objects("Node")
-            if isinstance(n, Node)
-        }
         services = [s for s in self._state.objects("Service") if isinstance(s, Service)]
         a = self._addresses
         now = self._clock.now()
@@ -215,26 +235,25 @@ class LoadBalancerController:
         for name, entry in self._refused.items():
             unservable.setdefault(name, entry.problem)
         servable = [s for s in services if lb_name(s) not in unservable]
-        desired = compute_lb_services(
+        desired = assemble_lb_services(
             servable,
-            pods,
-            nodes,
+            self._endpoints.endpoints,
             a.port_offset,
             a.listen,
             a.bind_internal,
             own_addresses=own,
             tcp_only=True,
         )
-        plan = self._plan_ingress(ingresses, services, pods, nodes, blocked, now)
+        plan = self._plan_ingress(ingresses, services, blocked, now)
         wanted = (desired + list(plan.backends), plan.frontend)
         applied = self._applied
         if applied is None or applied != wanted:
             applied = await self._apply_isolating(desired, unservable, plan, ingresses)
             if applied[1] is None and plan.frontend is not None:
                 # HAProxy refused the routes: plan again, so the Ingresses say why.
-                plan = self._plan_ingress(ingresses, services, pods, nodes, blocked, now)
+                plan = self._plan_ingress(ingresses, services, blocked, now)
             self._applied = applied
-        self._release(applied[0], pods)
+        self._release(applied[0], self._endpoints.stopping())
         self._set_status(services, unservable, own)
         self._set_ingress_status(ingresses, plan)
 
@@ -242,8 +261,6 @@ class LoadBalancerController:
         self,
         ingresses: list[Ingress],
         services: list[Service],
-        pods: list[Pod],
-        nodes: dict[str, bool],
         blocked: dict[str, Unservable],
         now: float,
     ) -> IngressPlan:
@@ -265,8 +282,12 @@ class LoadBalancerController:
             ports = replace(ports, http_port=0, https_port=0)
         secrets = [s for s in self._state.objects("Secret") if isinstance(s, Secret)]
         return plan_ingress(
-            ingresses, services, secrets, pods, nodes, ports, problems, self._classes
+            ingresses, services, secrets, (), {}, ports, problems, self._classes, self._backend
         )
+
+    def _backend(self, svc: Service, port: ServicePort) -> tuple[Endpoint, ...]:
+        """An Ingress backend's endpoints, kept by each change (plan_ingress's from pods)."""
+        return self._endpoints.backend(svc, svc.ports.index(port))
 
     async def _apply_isolating(
         self,
@@ -334,10 +355,9 @@ class LoadBalancerController:
                 unservable[name] = problem
         return applied
 
-    def _release(self, applied: list[LbService], pods: list[Pod]) -> None:
-        stopping = [p for p in pods if p.deletion_requested_at]
+    def _release(self, applied: list[LbService], stopping: list[Pod]) -> None:
         now = self._clock.now()
-        drained = pods_released(applied, stopping)
+        drained = self._drained(applied, stopping)
         self._drained_at = {name: self._drained_at.get(name, now) for name in drained}
         released = {
             name for name, since in self._drained_at.items() if now - since >= self._drain_delay
@@ -347,6 +367,16 @@ class LoadBalancerController:
         if newly:
             nodes = {p.node_name for p in stopping if pod_ref(p) in newly}
             self._on_released(nodes)
+
+    def _drained(self, applied: list[LbService], stopping: list[Pod]) -> set[str]:
+        """pods_released, without a walk of every applied endpoint at each pass: the pods
+        the applied state serves are listed once per applied state (HAProxy programmed)."""
+        if not stopping:
+            return set()
+        held = self._serving_in
+        if held is None or held[0] is not applied:
+            held = self._serving_in = (applied, serving_pods(applied))
+        return released_of(held[1], stopping)
 
     def _unchanged(self, obj: Service | Ingress) -> bool:
         """Whether `obj`, read before HAProxy was programmed, is still the stored version.

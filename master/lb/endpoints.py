@@ -16,7 +16,7 @@ in Kubernetes; the endpoint address is where the agent published it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from kernel.addresses import is_ip
@@ -92,6 +92,10 @@ def bind_addresses(
     return (external, internal)
 
 
+# (service, index of the service port) -> that port's endpoints, in pod name order.
+EndpointsOf = Callable[[Service, int], tuple[Endpoint, ...]]
+
+
 def compute_lb_services(
     services: Iterable[Service],
     pods: Sequence[Pod],
@@ -108,35 +112,78 @@ def compute_lb_services(
     LoadBalancer Services' addresses from the pool, by name (each listens there only).
     `tcp_only` leaves UDP ports out (the master's HAProxy serves TCP; the node proxies'
     kernel rules serve UDP, and master/lb/conflicts.py says so on the Service)."""
+    members: dict[int, list[Pod]] = {}
+
+    def endpoints_of(svc: Service, index: int) -> tuple[Endpoint, ...]:
+        # A Service selects pods of its own namespace only.
+        ns = svc.meta.namespace
+        if id(svc) not in members:
+            members[id(svc)] = sorted(
+                (
+                    p
+                    for p in pods
+                    if p.meta.namespace == ns and selector_matches(svc.selector, p.meta.labels)
+                ),
+                key=lambda p: p.meta.name,
+            )
+        target = svc.ports[index].target_port
+        found = (
+            pod_endpoint(pod, target, ready_nodes.get(pod.node_name, False))
+            for pod in members[id(svc)]
+        )
+        return listed_endpoints(svc, found)
+
+    return assemble_lb_services(
+        services,
+        endpoints_of,
+        port_offset,
+        external,
+        internal,
+        include_headless,
+        own_addresses,
+        tcp_only,
+    )
+
+
+def listed_endpoints(svc: Service, found: Iterable[Endpoint | None]) -> tuple[Endpoint, ...]:
+    """A port's endpoints as the load balancer lists them (publishNotReadyAddresses: ready
+    all the same, as Kubernetes lists them)."""
+    listed = []
+    for ep in found:
+        if ep is None:
+            continue
+        if svc.publish_not_ready and not ep.ready:
+            ep = replace(ep, ready=True)
+        listed.append(ep)
+    return tuple(listed)
+
+
+def assemble_lb_services(
+    services: Iterable[Service],
+    endpoints_of: EndpointsOf,
+    port_offset: int = 0,
+    external: str = "",
+    internal: str = "",
+    include_headless: bool = False,
+    own_addresses: Mapping[str, str] | None = None,
+    tcp_only: bool = False,
+) -> list[LbService]:
+    """compute_lb_services with each port's endpoints from `endpoints_of` (computed from
+    every pod there, kept by each change in master/lb/endpoint_index.py)."""
     own = own_addresses or {}
     result = []
     for svc in sorted(services, key=lambda s: lb_name(s)):
         if svc.headless and not include_headless:
             continue
-        # A Service selects pods of its own namespace only.
-        ns = svc.meta.namespace
-        members = [
-            p
-            for p in pods
-            if p.meta.namespace == ns and selector_matches(svc.selector, p.meta.labels)
-        ]
-        for sp in svc.ports:
+        for index, sp in enumerate(svc.ports):
             if tcp_only and sp.protocol != "TCP":
                 continue
-            endpoints = []
-            for pod in sorted(members, key=lambda p: p.meta.name):
-                ep = pod_endpoint(pod, sp.target_port, ready_nodes.get(pod.node_name, False))
-                if ep is not None and svc.publish_not_ready and not ep.ready:
-                    # publishNotReadyAddresses: Kubernetes lists it as ready all the same.
-                    ep = replace(ep, ready=True)
-                if ep is not None:
-                    endpoints.append(ep)
             result.append(
                 LbService(
                     name=lb_name(svc),
                     port_name=sp.name,
                     listen_port=sp.port + port_offset,
-                    endpoints=tuple(endpoints),
+                    endpoints=endpoints_of(svc, index),
                     mode=lb_mode(sp),
                     bind_addresses=(
                         bind_addresses(
@@ -159,5 +206,14 @@ def pods_released(services: Sequence[LbService], stopping: Iterable[Pod]) -> set
     A pod is released once no service holds it as a ready (non-draining)
     endpoint; only then does its agent get the stop order. Pods are named by `pod_ref`.
     """
-    serving = {ep.pod for svc in services for ep in svc.endpoints if ep.ready and not ep.draining}
+    return released_of(serving_pods(services), stopping)
+
+
+def serving_pods(services: Sequence[LbService]) -> set[str]:
+    """The pods (`pod_ref`) some service holds as a ready, non-draining endpoint."""
+    return {ep.pod for svc in services for ep in svc.endpoints if ep.ready and not ep.draining}
+
+
+def released_of(serving: set[str], stopping: Iterable[Pod]) -> set[str]:
+    """pods_released, given the pods the applied state serves."""
     return {pod_ref(p) for p in stopping if pod_ref(p) not in serving}

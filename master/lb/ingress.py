@@ -35,13 +35,13 @@ Prefix at equal length; ImplementationSpecific is Prefix here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from master.lb.conflicts import Listener, Reserved, StatusEvent
 from master.lb.endpoints import pod_endpoint
 from master.lb.ingress_tls import CertificateError, certificate_pem, digest
-from master.lb.model import CertRef, HostRoutes, IngressFrontend, LbService, Route
+from master.lb.model import CertRef, Endpoint, HostRoutes, IngressFrontend, LbService, Route
 from master.lb.slots import ingress_port_name
 from master.model import (
     DEFAULT_NAMESPACE,
@@ -320,13 +320,15 @@ def _route_order(route: Route) -> tuple[int, bool]:
     return (-len(route.path), not route.exact)
 
 
-def _backend(
-    key: tuple[str, str],
-    svc: Service,
-    port: ServicePort,
-    pods: Sequence[Pod],
-    ready_nodes: Mapping[str, bool],
-) -> LbService:
+# (Service, its port) -> an Ingress backend's endpoints there.
+BackendEndpoints = Callable[[Service, ServicePort], tuple[Endpoint, ...]]
+
+
+def backend_endpoints(
+    svc: Service, port: ServicePort, pods: Sequence[Pod], ready_nodes: Mapping[str, bool]
+) -> tuple[Endpoint, ...]:
+    """An Ingress backend's endpoints from every pod: each pod of the Service's that has
+    published the port, in name order (kept by each change: master/lb/endpoint_index.py)."""
     endpoints = []
     members = [
         p
@@ -337,11 +339,17 @@ def _backend(
         ep = pod_endpoint(pod, port.target_port, ready_nodes.get(pod.node_name, False))
         if ep is not None:
             endpoints.append(ep)
+    return tuple(endpoints)
+
+
+def _backend(
+    key: tuple[str, str], svc: Service, port: ServicePort, endpoints: BackendEndpoints
+) -> LbService:
     return LbService(
         name=key[0],
         port_name=key[1],
         listen_port=0,
-        endpoints=tuple(endpoints),
+        endpoints=endpoints(svc, port),
         mode="http",
         frontend=False,
     )
@@ -356,10 +364,12 @@ def plan_ingress(
     ports: IngressPorts,
     blocked: Sequence[Problem] = (),
     classes: Sequence[IngressClass] = (),
+    endpoints: BackendEndpoints | None = None,
 ) -> IngressPlan:
     """What to serve for `ingresses` on `ports`; the caller has set a port it cannot serve
     to 0 (an older Service holds it, HAProxy refused the routes), and `blocked` says why:
-    every Ingress served carries those problems too."""
+    every Ingress served carries those problems too. A backend's endpoints come from
+    `endpoints` when given (kept by each change), else from `pods` and `ready_nodes`."""
     everyone = _age_order(ingresses)
     ours = [i for i in everyone if is_ours(i, classes)]
     problems: dict[str, tuple[Problem, ...]] = {}
@@ -390,9 +400,13 @@ def plan_ingress(
         certs=certs,
         redirect_hosts=tuple(sorted(build.secure_hosts - build.plain_hosts)) if certs else (),
     )
+    if endpoints is None:
+
+        def endpoints(svc: Service, port: ServicePort) -> tuple[Endpoint, ...]:
+            return backend_endpoints(svc, port, pods, ready_nodes)
+
     backends = tuple(
-        _backend(key, svc, port, pods, ready_nodes)
-        for key, (svc, port) in sorted(build.needed.items())
+        _backend(key, svc, port, endpoints) for key, (svc, port) in sorted(build.needed.items())
     )
     for name, found in build.problems.items():
         problems[name] = (*problems.get(name, ()), *found)

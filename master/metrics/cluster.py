@@ -2,8 +2,11 @@
 
 Why at scrape time: pods by phase, pending pods, node lease ages and controller queue depths
 are views of the state the master already holds; computing them on demand costs nothing
-between scrapes and can never disagree with `pinnace get`. `measure_cluster` is the pure
-part (plain data in, counts out). `ClusterCollector` is the edge: the HTTP server scrapes
+between scrapes and can never disagree with `pinnace get`. The pod counts are the
+exception: counting 50,000 pods at every scrape walked them all on the event loop, so a
+state listener keeps them (`PodTally`, moved by each change's previous and new version;
+`count_pods` is the full count it must equal). `measure_cluster` is the pure part (plain
+data in, counts out). `ClusterCollector` is the edge: the HTTP server scrapes
 from its own thread while the state belongs to the asyncio loop, so the collector asks the
 loop to run the measurement and waits for it (bounded, so a stuck loop never hangs a scrape).
 """
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from master.model import Node, Pod, PodPhase
+from master.model import Node, Pod, PodPhase, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +35,71 @@ class ClusterGauges:
     queue_depths: Mapping[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class PodTotals:
+    """Pods by phase (every phase, zeros included) and the unbound ones not being deleted."""
+
+    by_phase: Mapping[str, int]
+    pending: int
+
+
+def _waiting(pod: Pod) -> bool:
+    return not pod.node_name and not pod.deletion_requested_at
+
+
+def count_pods(pods: Iterable[Pod]) -> PodTotals:
+    """The totals over `pods` from scratch (what PodTally must equal)."""
+    phases = {phase.value: 0 for phase in PodPhase}
+    pending = 0
+    for pod in pods:
+        phases[pod.status.phase.value] += 1
+        if _waiting(pod):
+            pending += 1
+    return PodTotals(phases, pending)
+
+
+class PodTally:
+    """PodTotals kept by a ClusterState listener: each change moves one pod's share (its
+    previous version out, its new one in), so a scrape reads two numbers per phase."""
+
+    def __init__(self, pods: Iterable[Pod]) -> None:
+        totals = count_pods(pods)
+        self._phases = dict(totals.by_phase)
+        self._pending = totals.pending
+
+    def on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
+        if not isinstance(obj, Pod):
+            return
+        if isinstance(previous, Pod):
+            self._phases[previous.status.phase.value] -= 1
+            self._pending -= _waiting(previous)
+        if not deleted:
+            self._phases[obj.status.phase.value] += 1
+            self._pending += _waiting(obj)
+
+    def totals(self) -> PodTotals:
+        return PodTotals(dict(self._phases), self._pending)
+
+
 def measure_cluster(
-    pods: Sequence[Pod],
+    pods: PodTotals,
     nodes: Sequence[Node],
     last_seen: Callable[[str], float | None],
     monotonic_now: float,
     queue_depths: Mapping[str, int],
 ) -> ClusterGauges:
-    """Counts by phase (every phase, zeros included), unbound pods, seconds since each
-    node's last heartbeat (nodes not heard from since the master started have none)."""
-    phases = {phase.value: 0 for phase in PodPhase}
-    pending = 0
-    for pod in pods:
-        phases[pod.status.phase.value] += 1
-        if not pod.node_name and not pod.deletion_requested_at:
-            pending += 1
+    """The pods' totals, and seconds since each node's last heartbeat (nodes not heard
+    from since the master started have none)."""
     ages: dict[str, float] = {}
     for node in nodes:
         seen = last_seen(node.meta.name)
         if seen is not None:
             ages[node.meta.name] = max(0.0, monotonic_now - seen)
-    return ClusterGauges(phases, pending, ages, {**queue_depths, "scheduler": pending})
+    return ClusterGauges(
+        dict(pods.by_phase), pods.pending, ages, {**queue_depths, "scheduler": pods.pending}
+    )
 
 
 def gauge_families(g: ClusterGauges | None) -> list[Metric]:

@@ -114,7 +114,9 @@ class SecurityRegistry:
     def follow(self, state: ClusterState) -> None:
         """Forget a node's binding when the node is deleted."""
 
-        def on_change(kind: str, obj: StoredObject, deleted: bool) -> None:
+        def on_change(
+            kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+        ) -> None:
             if deleted and isinstance(obj, Node) and obj.meta.name in self._bindings:
                 task = asyncio.get_running_loop().create_task(self.unbind(obj.meta.name))
                 self._pending.add(task)

@@ -5,9 +5,10 @@ already take (nodeinfo.NodeInfo). Both used to be derived afresh on every pass f
 pod (`state.pods()`, a filter, `build_node_infos` over all pods): at 50,000 pods a walk of
 every pod and a re-sum of every node per pass, however few pods were waiting, and a
 pass comes after every status report an agent sends. Here each change of one pod moves
-one pod's share: its old version (kept here, since a listener is told only the new one)
-comes out of its node's sums and the pending set, its new one goes in. A pass then costs
-the pending pods plus the nodes changed since the last one.
+one pod's share: its old version (the state tells it with the change) comes out of its
+node's sums and the pending set, its new one goes in. A pass then costs the pending pods
+plus the nodes changed since the last one; nothing here holds a pod but the pending ones
+(a dict of every pod, kept only to know each one's old version, was dropped).
 
 `node_infos()` is equal to `build_node_infos(nodes, pods)` over the same state, and
 `pending()` to the pods without a node and not being deleted (tests/unit/
@@ -76,7 +77,6 @@ class PodIndex:
     """Pending pods and per-node sums, moved by each change (see the module docstring)."""
 
     def __init__(self, nodes: list[Node], pods: list[Pod]) -> None:
-        self._pods: dict[str, Pod] = {}
         self._pending: dict[str, Pod] = {}
         self._sums: dict[str, _NodeSums] = {}
         self._nodes: dict[str, Node] = {n.meta.name: n for n in nodes}
@@ -85,13 +85,15 @@ class PodIndex:
         for pod in pods:
             self._add(key_of(pod), pod)
 
-    def on_change(self, kind: str, obj: StoredObject, deleted: bool) -> None:
-        """The ClusterState listener: one object stored or removed."""
+    def on_change(
+        self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
+    ) -> None:
+        """The ClusterState listener: one object stored or removed (`previous`: its
+        version before, which this index holds the share of)."""
         if isinstance(obj, Pod):
             key = key_of(obj)
-            old = self._pods.pop(key, None)
-            if old is not None:
-                self._remove(key, old)
+            if isinstance(previous, Pod):
+                self._remove(key, previous)
             if not deleted:
                 self._add(key, obj)
         elif isinstance(obj, Node):
@@ -103,11 +105,13 @@ class PodIndex:
             self._infos.pop(name, None)
 
     def _add(self, key: str, pod: Pod) -> None:
-        self._pods[key] = pod
         if _pending(pod):
             self._pending[key] = pod
         if pod.node_name:
-            self._sums.setdefault(pod.node_name, _NodeSums()).add(pod, 1)
+            sums = self._sums.get(pod.node_name)
+            if sums is None:  # (not setdefault: a _NodeSums made for every pod change)
+                sums = self._sums[pod.node_name] = _NodeSums()
+            sums.add(pod, 1)
             self._infos.pop(pod.node_name, None)
 
     def _remove(self, key: str, pod: Pod) -> None:

@@ -27,7 +27,9 @@ outcome it never learnt (a timeout) is its own write, adopted, and the batch
 retried; when every key holds the batch already (the client retried an attempt
 that had been applied), it is written. A transaction etcd answered neither way
 raises OutcomeUnknown and leaves the store `in_doubt` until `settle` writes after
-it (leader election pauses the leader and reloads its memory meanwhile). An
+it; meanwhile `write` sends nothing (WritesInDoubt), and the master pauses and
+reloads its memory (leader election for a leader, master/settler.py for a single
+master). An
 optional guard compare (the leader key, set by leader election) goes into every
 transaction too.
 
@@ -48,7 +50,13 @@ from aetcd.rpc import rpc_pb2
 from master.model import KINDS, StoredObject, key_of
 from master.store.codec import CodecError, decode, encode
 from master.store.etcd_client import EtcdClient, EtcdSettings, key_range_end
-from master.store.port import ObjectKey, OutcomeUnknown, StoreError, WriteConflict
+from master.store.port import (
+    ObjectKey,
+    OutcomeUnknown,
+    StoreError,
+    WriteConflict,
+    WritesInDoubt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +155,14 @@ class EtcdStore:
             final[self.meta_key(str(key))] = str(value).encode()
         with self._lock:
             self._check_open()
+            if self.in_doubt and final:
+                # Until settled: the queue may hold a key's older copy, and the adoption
+                # below would take the unknown write's value as its own and write over it.
+                raise WritesInDoubt(
+                    f"writing a batch ({len(puts)} puts, {len(deletes)} deletes) waits, "
+                    f"nothing was sent: an earlier write's outcome is unknown until etcd "
+                    f"settles it and this master reloads what it holds; retry in a moment"
+                )
             if final:
                 self._commit(final, f"{len(puts)} puts, {len(deletes)} deletes")
 

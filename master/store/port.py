@@ -49,6 +49,13 @@ class NotLeaderError(StoreError):
     names the leader when it is known, so a client can go there."""
 
 
+class WritesInDoubt(NotLeaderError):
+    """An earlier write's outcome is unknown and not settled yet: this store sends no write
+    until it is (one could overwrite what that write stored, with memory's older copy);
+    nothing was sent. Retryable, as a follower's refusal is: the master settles, reloads and
+    resumes (master/settler.py, or the elector for a leader)."""
+
+
 class Store(Protocol):
     def load_all(self) -> list[StoredObject]:
         """Every stored object, of every kind, in no particular order."""

@@ -41,6 +41,7 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         self.batches = 0
         self.notices: list[tuple[str, pb.NodeNotice]] = []
         self.goodbyes: list[tuple[str, pb.Goodbye]] = []
+        self.proxy_problems: list[tuple[str, pb.ProxyProblems]] = []
         self.assignments: dict[str, pb.PodAssignments] = {}
         self._streams: dict[str, asyncio.Queue[pb.MasterMessage]] = {}
         self._revisions = itertools.count(1)
@@ -101,6 +102,8 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
                     self.notices.append((node, msg.notice))
                 elif kind == "goodbye":
                     self.goodbyes.append((node, msg.goodbye))
+                elif kind == "proxy_problems":
+                    self.proxy_problems.append((node, msg.proxy_problems))
                 elif kind == "statuses":
                     self.batches += 1
                     for report in msg.statuses.pods:
@@ -133,6 +136,11 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         """Pushes a peer list to a connected node."""
         message = pb.PeerList(peers=peers, cluster_size=cluster_size)
         self._streams[node].put_nowait(pb.MasterMessage(peers=message))
+
+    def ask_resend(self, node: str) -> None:
+        """Asks a connected node for every report again (a master that reloaded its memory)."""
+        message = pb.ResendReports(reason="the master reloaded its memory from the store")
+        self._streams[node].put_nowait(pb.MasterMessage(resend_reports=message))
 
     def connected(self, node: str) -> bool:
         return node in self._streams

@@ -363,3 +363,49 @@ def test_a_busy_masters_retry_after_is_honoured_over_the_wire() -> None:
     # Jitter 0.5: exactly the hint, after each of the two refusals.
     assert waits[:2] == [(3.0, 3.0), (3.0, 3.0)], waits
     assert second - first >= 3.0 and third - second >= 3.0, (first, second, third)
+
+
+def test_asked_to_resend_the_agent_sends_its_whole_outbox_and_its_proxy_problems() -> None:
+    """A master that reloaded its memory lost the reports it had not stored; the agent
+    says a report again only when it changes, so on request it sends all of them."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=0.1)
+        address = await master.start()
+        engine = new_engine(clock)
+        try:
+            async with running_agent(clock, address, engine):
+                await until(clock, lambda: master.connected("n1"), "session")
+                master.assign("n1", web_assignment("a", IMAGE), web_assignment("b", IMAGE))
+                both = ("a", "b")
+                await until(
+                    clock,
+                    lambda: all(
+                        (s := master.status("n1", pod)) and s.phase == "Running" for pod in both
+                    ),
+                    "pods a and b Running",
+                )
+                await until(clock, lambda: master.proxy_problems, "proxy problems")
+                await run_for(clock, 0.5)  # quiet: nothing changed, nothing more sent
+                batches, reports = master.batches, len(master.reports)
+                problems = len(master.proxy_problems)
+                master.ask_resend("n1")
+                await until(clock, lambda: master.batches > batches, "the resent batch")
+                await until(
+                    clock, lambda: len(master.proxy_problems) > problems, "proxy problems again"
+                )
+                await run_for(clock, 0.5)
+                resent = master.reports[reports:]
+                batches_after = master.batches
+        finally:
+            await master.stop()
+
+        assert sorted((p.pod_name, p.phase) for _, p in resent) == [
+            ("a", "Running"),
+            ("b", "Running"),
+        ]
+        assert batches_after == batches + 1  # one batch, and nothing after it
+        assert len(master.proxy_problems) == problems + 1
+
+    asyncio.run(scenario())

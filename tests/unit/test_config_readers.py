@@ -59,16 +59,18 @@ def test_pods_bound_moved_and_removed_keep_it_current() -> None:
     readers = ConfigReaders()
     readers.build([])
     pending = _pod("a", "", env_from="settings")
-    readers.pod_changed("default/a", pending)
+    readers.pod_changed("default/a", None, pending)
     assert readers.nodes_reading("ConfigMap", "default", "settings") == set()  # not bound yet
 
-    readers.pod_changed("default/a", replace(pending, node_name="n1"))
+    on_n1 = replace(pending, node_name="n1")
+    readers.pod_changed("default/a", pending, on_n1)
     assert readers.nodes_reading("ConfigMap", "default", "settings") == {"n1"}
 
-    readers.pod_changed("default/a", replace(pending, node_name="n2"))
+    on_n2 = replace(pending, node_name="n2")
+    readers.pod_changed("default/a", on_n1, on_n2)
     assert readers.nodes_reading("ConfigMap", "default", "settings") == {"n2"}
 
-    readers.pod_changed("default/a", None)
+    readers.pod_changed("default/a", on_n2, None)
     assert readers.nodes_reading("ConfigMap", "default", "settings") == set()
 
 
@@ -77,10 +79,12 @@ def test_a_new_spec_is_read_again_and_a_status_change_is_not() -> None:
     pod = _pod("a", "n1", env_from="old")
     readers.build([pod])
 
-    readers.pod_changed("default/a", replace(pod, epoch=3))  # same spec object
+    status_only = replace(pod, epoch=3)  # same spec object
+    readers.pod_changed("default/a", pod, status_only)
     assert readers.nodes_reading("ConfigMap", "default", "old") == {"n1"}
 
-    readers.pod_changed("default/a", replace(pod, spec=_pod("a", "n1", env_from="new").spec))
+    new_spec = replace(pod, spec=_pod("a", "n1", env_from="new").spec)
+    readers.pod_changed("default/a", status_only, new_spec)
     assert readers.nodes_reading("ConfigMap", "default", "old") == set()
     assert readers.nodes_reading("ConfigMap", "default", "new") == {"n1"}
 
@@ -89,7 +93,7 @@ def test_nothing_is_kept_before_the_index_is_built() -> None:
     """The servicer subscribes after the state is loaded: the build reads every pod, so
     changes seen before it are not needed (and not kept twice)."""
     readers = ConfigReaders()
-    readers.pod_changed("default/a", _pod("a", "n1", env_from="settings"))
+    readers.pod_changed("default/a", None, _pod("a", "n1", env_from="settings"))
     assert readers.nodes_reading("ConfigMap", "default", "settings") == set()
 
     readers.build([_pod("a", "n1", env_from="settings")])

@@ -167,7 +167,9 @@ def test_the_events_a_pass_causes_per_pod_are_queued_and_read_as_written() -> No
     add_ready_node(state, leases, clock, "n1")
     state.put(_deployment(replicas=12))
     written: list[str] = []
-    state.subscribe(lambda kind, obj, deleted: written.append(kind) if kind == "Event" else None)
+    state.subscribe(
+        lambda kind, obj, deleted, previous: written.append(kind) if kind == "Event" else None
+    )
 
     manager.run_pass()
 

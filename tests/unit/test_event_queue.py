@@ -33,7 +33,7 @@ def _log(state: ClusterState) -> list[tuple[str, str, str, int]]:
 def _event_puts(state: ClusterState) -> list[Event]:
     told: list[Event] = []
 
-    def listen(kind: str, obj: StoredObject, deleted: bool) -> None:
+    def listen(kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None) -> None:
         if isinstance(obj, Event) and not deleted:
             told.append(obj)
 
@@ -164,3 +164,17 @@ def test_a_full_queue_drops_its_oldest_and_counts_them() -> None:
         queue.put(QueuedEvent("Pod", f"p{i}", "Started", "", "Normal", "master", "", "", 0.0))
     assert [e.name for e in queue.take()] == ["p2", "p3", "p4"]
     assert (queue.dropped, queue.dropped_total, len(queue)) == (0, 2, 0)
+
+
+def test_a_refused_commit_that_records_an_event_keeps_the_queued_ones() -> None:
+    state = ClusterState(MemoryStore(), FakeClock())
+    state.queue_event("Pod", "web-1", "Started", "pod web-1 is running")
+
+    def refused() -> None:
+        state.record_event("Deployment", "web", "ScalingReplicaSet", "scaled up to 3")
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError):
+        asyncio.run(state.commit(refused))
+
+    assert _log(state) == [("web-1", "Started", "pod web-1 is running", 1)]

@@ -109,6 +109,18 @@ def test_an_unreachable_master_doubles_the_backoff_up_to_the_cap() -> None:
     assert capped.delay == RETRY_CAP
 
 
+def test_failed_attempts_come_back_spread_over_the_backoff() -> None:
+    """Agents whose joins failed in the same second (deadlines passing together on an
+    overloaded master) must not all come back in the same second, at every doubling."""
+    early = join_wait(busy=False, hint=0.0, delay=4.0, jitter=0.0)
+    late = join_wait(busy=False, hint=0.0, delay=4.0, jitter=0.999)
+
+    assert early.seconds == pytest.approx(2.0)
+    assert late.seconds == pytest.approx(6.0, abs=0.01)
+    assert early.delay == late.delay == 8.0
+    assert early.failure and late.failure
+
+
 @pytest.mark.parametrize(
     ("metadata", "seconds"),
     [
@@ -139,3 +151,30 @@ def test_registrations_are_admitted_alike_and_say_so() -> None:
     admission.finished("a", 1.0)  # its session sent its first sets
     assert not admission.holds("a")
     assert admission.admit("b", 1.0) == Admitted()
+
+
+def test_a_join_whose_caller_has_too_little_time_left_takes_no_slot() -> None:
+    """On an overloaded master a JoinNode waits in gRPC's queue for most of the agent's
+    deadline; started with too little left, it was cancelled half done."""
+    admission = JoinAdmission(limit=1, min_left=0.5)
+
+    late = admission.admit("a", 0.0, time_left=0.4)
+
+    assert isinstance(late, Busy)
+    assert "deadline" in late.message
+    assert admission.in_flight == 0
+    assert admission.admit("b", 0.0, time_left=14.0) == Admitted()
+    assert admission.admit("c", 0.0, time_left=None) != Admitted()  # the limit, as before
+
+
+def test_the_time_a_join_needs_follows_what_joins_took_lately() -> None:
+    admission = JoinAdmission(limit=10, min_left=0.5)
+    for _ in range(20):
+        admission.observe_join(2.0)  # an overloaded master: 2 s a join
+
+    assert admission.least_time_left == pytest.approx(4.0)
+    assert isinstance(admission.admit("a", 0.0, time_left=3.0), Busy)
+    assert admission.admit("b", 0.0, time_left=5.0) == Admitted()
+    for _ in range(40):
+        admission.observe_join(0.01)  # quiet again
+    assert admission.least_time_left == pytest.approx(0.5)

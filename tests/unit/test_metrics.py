@@ -6,8 +6,10 @@ differences, since its counters live as long as the test process."""
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -18,10 +20,17 @@ from agent.model import Probe
 from agent.probes import ProbeKind, ProbeResult, ProbeTarget
 from agent.runtime.fake_runtime import FakeRuntime
 from agent.runtime.metered import MeteredRuntime
+from kernel.clock import FakeClock
 from kernel.listen import parse_listen, show_address
 from master.api.kube.metered import resource_of
 from master.api.metrics_interceptor import _code, _names
-from master.metrics.cluster import ClusterCollector, gauge_families, measure_cluster
+from master.metrics.cluster import (
+    ClusterCollector,
+    PodTally,
+    count_pods,
+    gauge_families,
+    measure_cluster,
+)
 from master.metrics.series import timed
 from master.model import (
     Container,
@@ -34,6 +43,8 @@ from master.model import (
     PodStatus,
     Resources,
 )
+from master.state import ClusterState
+from master.store import MemoryStore
 
 
 def sample(name: str, **labels: str) -> float:
@@ -68,7 +79,9 @@ def test_cluster_gauges_count_every_phase_pending_pods_and_lease_ages() -> None:
     ]
     seen = {"n1": 95.5, "n2": None}
 
-    g = measure_cluster(pods, [_node("n1"), _node("n2")], seen.get, 100.0, {"deployment": 4})
+    g = measure_cluster(
+        count_pods(pods), [_node("n1"), _node("n2")], seen.get, 100.0, {"deployment": 4}
+    )
 
     assert g.pods_by_phase == {
         "Pending": 3,
@@ -80,6 +93,50 @@ def test_cluster_gauges_count_every_phase_pending_pods_and_lease_ages() -> None:
     assert g.pending_pods == 1  # unbound and not being deleted
     assert g.lease_ages == {"n1": 4.5}  # n2 not heard from since the master started
     assert g.queue_depths == {"deployment": 4, "scheduler": 1}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_kept_pod_totals_equal_a_full_count_after_random_changes(seed: int) -> None:
+    rng = random.Random(seed)
+    state = ClusterState(MemoryStore(), FakeClock())
+
+    def step() -> None:
+        pods = state.pods()
+        roll = rng.random()
+        if roll < 0.3 or not pods:
+            phase = rng.choice(list(PodPhase))
+            state.put(_pod(f"p{rng.randrange(40)}", phase, rng.choice(["", "n1"])))
+        elif roll < 0.7:
+            pod = rng.choice(pods)
+            state.put(
+                replace(
+                    pod,
+                    status=PodStatus(phase=rng.choice(list(PodPhase))),
+                    node_name=rng.choice(["", "n1"]),
+                    deletion_requested_at=rng.choice([0.0, 0.0, 1.0]),
+                )
+            )
+        elif roll < 0.9:
+            state.remove("Pod", rng.choice(pods).meta.name)
+        else:
+            # Another master's state takes over: some pods gone, some changed.
+            rv = state.resource_version + 1
+            view = [
+                replace(p, meta=replace(p.meta, resource_version=rv), node_name="")
+                if rng.random() < 0.3
+                else p
+                for p in pods
+                if rng.random() < 0.9
+            ]
+            state.replace_all(view, rv)
+
+    for _ in range(20):
+        step()
+    tally = PodTally(state.pods())
+    state.subscribe(tally.on_change)
+    for _ in range(300):
+        step()
+        assert tally.totals() == count_pods(state.pods())
 
 
 def test_gauge_families_without_a_measurement_name_the_series_without_samples() -> None:
@@ -110,7 +167,8 @@ def test_the_collector_measures_on_the_loop_thread(loop_thread: asyncio.Abstract
 
     def measure() -> object:
         threads.append(threading.get_ident())
-        return measure_cluster([_pod("a", PodPhase.RUNNING)], [], lambda _: None, 0.0, {})
+        totals = count_pods([_pod("a", PodPhase.RUNNING)])
+        return measure_cluster(totals, [], lambda _: None, 0.0, {})
 
     families = list(ClusterCollector(loop_thread, measure).collect())  # type: ignore[arg-type]
 

@@ -247,7 +247,9 @@ def test_a_started_pod_s_event_is_queued_and_read_as_written() -> None:
     state, servicer = _setup()
     _bound_pod(state, epoch=7)
     written: list[str] = []
-    state.subscribe(lambda kind, obj, deleted: written.append(getattr(obj, "reason", kind)))
+    state.subscribe(
+        lambda kind, obj, deleted, previous: written.append(getattr(obj, "reason", kind))
+    )
 
     _register(servicer, "n1", _running("web-1", epoch=7))
 

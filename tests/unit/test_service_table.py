@@ -13,11 +13,14 @@ from master.lb.servicetable import TableEndpoint, compute_service_table
 from master.model import (
     Container,
     ContainerPort,
+    Node,
+    NodeStatus,
     ObjectMeta,
     Pod,
     PodPhase,
     PodSpec,
     PodStatus,
+    Resources,
     Service,
     ServicePort,
 )
@@ -192,3 +195,26 @@ def test_a_udp_port_carries_its_node_port_and_each_pod_its_container_address_ove
     assert port.backends == (
         Backend("192.0.2.1", 32001, "dns-1", "n1", pod_ip="172.17.0.5", target_port=5353),
     )
+
+
+def test_a_node_known_before_the_feed_started_that_stops_serving_its_pods_is_news() -> None:
+    """What a node was is told by the change's previous version: the feed needs no memory
+    of its own, and a node already there when the master started is not taken for a new
+    one (its pods' endpoints stayed in the table until something else changed)."""
+    state = ClusterState(MemoryStore(), FakeClock())
+    room = Resources(4000, 2**30)
+    node = state.put(Node(ObjectMeta("n1"), "192.0.2.1", room, room, status=NodeStatus(ready=True)))
+    state.put(_svc("redis", "10.96.0.10"))
+    state.put(_pod("redis-a", "redis", 31000))
+    feed = ServiceTableFeed(state)
+    before = feed.current()
+    woken: list[int] = []
+    feed.on_stale(lambda: woken.append(1))
+
+    state.put(replace(node, status=NodeStatus(ready=False)))
+    after = feed.current()
+
+    assert woken == [1]
+    assert [len(p.endpoints) for p in before.services[0].ports] == [1]
+    assert [len(p.endpoints) for p in after.services[0].ports] == [0]
+    assert after.version == before.version + 1

@@ -10,13 +10,17 @@ from kernel.clock import FakeClock
 from master.api.servicetable import WAKE_INTERVAL, ServiceTableFeed
 from master.model import (
     ConfigMap,
+    Container,
+    ContainerPort,
     Node,
     NodeStatus,
     ObjectMeta,
     Pod,
     PodSpec,
+    PodStatus,
     Resources,
     Service,
+    ServicePort,
 )
 from master.state import ClusterState
 from master.store.memory import MemoryStore
@@ -60,7 +64,7 @@ def test_wakes_are_coalesced() -> None:
     assert asyncio.run(_scenario()) == [1, 1, 2]
 
 
-def test_only_a_node_with_pods_that_stops_or_starts_serving_wakes_the_sessions() -> None:
+def test_only_a_node_whose_pods_serve_that_stops_or_starts_serving_wakes_the_sessions() -> None:
     state = ClusterState(MemoryStore(), FakeClock())
     feed = ServiceTableFeed(state)
     wakes: list[int] = []
@@ -71,12 +75,27 @@ def test_only_a_node_with_pods_that_stops_or_starts_serving_wakes_the_sessions()
     state.put(_node("n1", ready=True))  # Ready: serving, but no pod of its own
     state.put(replace(_node("n1", ready=True), address="10.0.0.2"))  # nothing it serves
     assert wakes == []
-    state.put(Pod(meta=ObjectMeta(name="p"), spec=PodSpec(containers=()), node_name="n1"))
+    # A pod no Service selects: its node's readiness changes no endpoint, wakes nobody.
+    state.put(Pod(meta=ObjectMeta(name="q"), spec=PodSpec(containers=()), node_name="n1"))
+    state.put(_node("n1", ready=False))
+    state.put(_node("n1", ready=True))
+    assert wakes == []
+    state.put(Service(ObjectMeta("web"), {"app": "web"}, (ServicePort(80, "80"),), cluster_ip="1"))
+    container = Container(name="c", image="x", ports=(ContainerPort(80),))
+    state.put(
+        Pod(
+            meta=ObjectMeta(name="p", labels={"app": "web"}),
+            spec=PodSpec(containers=(container,)),
+            node_name="n1",
+            status=PodStatus(ready=True, host_ip="10.0.0.2", port_map={"80/TCP": 31000}),
+        )
+    )
     feed.current()
     wakes.clear()
-    state.put(_node("n1", ready=False))  # NotReady: its pod's endpoints change
+    state.put(_node("n1", ready=False))  # NotReady: its pod's endpoint goes
 
     assert wakes == [1]
+    assert [len(p.endpoints) for p in feed.current().services[0].ports] == [0]
 
 
 def test_without_a_selecting_service_the_table_reads_no_pod() -> None:

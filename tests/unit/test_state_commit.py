@@ -44,7 +44,7 @@ def _setup() -> tuple[FaultyStore, MemoryStore, ClusterState, list[tuple[str, bo
     store = FaultyStore(inner)
     state = ClusterState(store, FakeClock())
     seen: list[tuple[str, bool]] = []
-    state.subscribe(lambda kind, obj, deleted: seen.append((obj.meta.name, deleted)))
+    state.subscribe(lambda kind, obj, deleted, previous: seen.append((obj.meta.name, deleted)))
     return store, inner, state, seen
 
 

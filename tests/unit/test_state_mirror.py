@@ -29,7 +29,7 @@ def follower() -> tuple[ClusterState, MemoryStore, list[tuple[str, bool]]]:
     state = ClusterState(store, FakeClock())
     state.set_write_gate(lambda: "master b is a follower; the leader is a at 10.0.0.1:7400")
     seen: list[tuple[str, bool]] = []
-    state.subscribe(lambda kind, obj, deleted: seen.append((obj.meta.name, deleted)))
+    state.subscribe(lambda kind, obj, deleted, previous: seen.append((obj.meta.name, deleted)))
     return state, store, seen
 
 

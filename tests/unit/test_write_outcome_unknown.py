@@ -22,7 +22,7 @@ from master.app.errors import AppError, commit
 from master.model import ObjectMeta, Pod, PodSpec
 from master.store.etcd import EtcdStore
 from master.store.etcd_client import EtcdSettings
-from master.store.port import OutcomeUnknown, StoreError
+from master.store.port import NotLeaderError, OutcomeUnknown, StoreError, WritesInDoubt
 
 TIMED_OUT = (
     "etcd at http://127.0.0.1:2379 did not answer within 5s (has its cluster lost quorum?); "
@@ -116,6 +116,24 @@ def test_a_settling_write_clears_the_doubt_only_once_etcd_takes_it() -> None:
 
     assert not store.in_doubt
     assert client.puts == [store.meta_key("settled")]
+
+
+def test_no_write_is_sent_while_in_doubt_and_the_refusal_is_retryable() -> None:
+    store, client = _store()
+    with pytest.raises(OutcomeUnknown):
+        store.write([_pod()], [])
+    client.back = True  # etcd answers again, but nothing settled the unknown write yet
+
+    # The queue could hold an older copy of a key that write changed: sending it would
+    # adopt the unknown write's value as the store's own and write over it.
+    with pytest.raises(WritesInDoubt, match="nothing was sent") as raised:
+        store.write([_pod()], [])
+
+    assert isinstance(raised.value, NotLeaderError)  # the client hears "retry", not "failed"
+    assert client.puts == []
+    store.settle()
+    store.write([_pod()], [])
+    assert client.puts[-1] == store.object_key("Pod", "default/web-1")
 
 
 class _StateWhoseStoreTimedOut:

@@ -1,0 +1,77 @@
+"""How many heartbeats a second the master takes now (pure): its cap, less while its loop is behind.
+
+The heartbeat plan (master/controllers/heartbeats.py) stretches every node's interval so
+that the whole cluster sends at most `cap` heartbeats a second: 250, sized for a master
+with half a core. On a loaded machine the master gets far less. With 25 busy loops
+beside it on its core (1-minute load ~40), 1,000 hollow agents joining: the master's
+loop was late 0.2-0.3 s at every wake-up, its Python spent most of its CPU reading
+heartbeats and writing acks (~100-250 a second, ~0.3 ms each) of the nodes already
+in, JoinNode calls waited in gRPC's queue until their 15 s deadline passed, and the
+join stopped at 299 of 1,000 nodes (600 s, thousands of DEADLINE_EXCEEDED attempts).
+The sessions of the nodes that had joined starved the joins of the rest.
+
+So the budget follows the loop, as TCP's window follows loss: every `window` seconds it
+looks at how late the master's loop probe woke (master/metrics/looplag.py) in sum over
+the window. Late for at least `behind` of the window: the loop cannot keep up, and the
+budget is multiplied by `cut` (down to `cap * floor_share`). Late for at most
+`caught_up` of it: there is room, and the budget grows by `grow` (up to `cap`). In
+between it stays. A smaller budget stretches the plans of the sessions as their next
+heartbeat arrives (their leases with them), as a growing cluster does; plans never
+shrink within a session (agents fence by their lease), so a node stretched during an
+overload keeps its longer interval until it registers again, and new sessions get the
+budget of their day. A dead node is still found by its connection (killed, cut or
+wedged), within seconds; only a node that stalls with its connection alive and its
+watchdog blind waits out the longer lease.
+
+Pure: the caller passes each probe wake-up's time and lateness in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSettings:
+    # The loop's lateness is summed over this many seconds, then judged.
+    window: float = 5.0
+    # Late for this share of the window or more: behind; the budget is cut.
+    behind: float = 0.3
+    # Late for this share or less: caught up; the budget grows back.
+    caught_up: float = 0.05
+    cut: float = 0.5
+    grow: float = 1.25
+    # Never below this share of the cap (at the default 250/s: 31 a second; a 1,000-node
+    # cluster beats every 32 s at most, its leases 34 s).
+    floor_share: float = 0.125
+
+
+class HeartbeatBudget:
+    """The heartbeats a second the master plans for now; `cap` <= 0: no cap, never moves."""
+
+    def __init__(self, cap: float, settings: BudgetSettings | None = None) -> None:
+        self.cap = cap
+        self.settings = settings or BudgetSettings()
+        self.rate = cap
+        self._since: float | None = None
+        self._late = 0.0
+
+    def observe(self, now: float, lag: float) -> bool:
+        """One probe wake-up at `now`, `lag` seconds late; whether the budget moved."""
+        if self.cap <= 0:
+            return False
+        if self._since is None:
+            self._since = now
+        self._late += max(0.0, lag)
+        span = now - self._since
+        if span < self.settings.window:
+            return False
+        share = self._late / span
+        self._since, self._late = now, 0.0
+        before = self.rate
+        s = self.settings
+        if share >= s.behind:
+            self.rate = max(self.cap * s.floor_share, self.rate * s.cut)
+        elif share <= s.caught_up:
+            self.rate = min(self.cap, self.rate * s.grow)
+        return self.rate != before

@@ -1,0 +1,242 @@
+"""A pod status reported while a single etcd master could not store it is not lost.
+
+A real etcd, a real master (no --leader-elect) reaching it through the relay of
+etcd_trap.py, a real agent running a real container. The relay holds one write's
+answer back ("lose": the write never reaches etcd), so for the master's etcd timeout
+that write is in flight: the flush lock is held and nothing the master applies to
+memory meanwhile is stored. In that window the pod's container is killed: the agent
+restarts it and reports restart count 1, which the master's memory shows (so the
+report was applied before the pause, not after it). Then the write's outcome is
+unknown, the master pauses, the relay is cut, and the master settles and reloads its
+memory from etcd: the store is the truth, and the report is gone from it. The agent
+counts it as sent and says a pod's report again only when it changes; before the
+master asked agents to resend after a reload, the pod showed restart count 0 for good.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from master.model import Pod
+from master.store.codec import decode
+from master.store.etcd_client import EtcdClient, EtcdSettings
+from tests.etcd_cluster import EtcdCluster
+from tests.integration.etcd_trap import EtcdTrap
+from tests.integration.masters import DEPLOYMENT, REPO, Masters
+from tests.support import remove_container
+
+# The trapped write's window: long enough for a container's restart to be reported.
+ETCD_TIMEOUT_S = 15
+# Resuming: the trapped connection's calls time out, the next connects and settles.
+RESUME_S = 60.0
+# After writes resume, the restart must be in the master's view within this.
+RESENT_S = 20.0
+
+CONFIG_MAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: trapped}}
+data: {{marker: {marker}}}
+"""
+
+
+@pytest.fixture
+def etcd() -> Iterator[EtcdCluster]:
+    cluster = EtcdCluster.start(members=1)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def trap(etcd: EtcdCluster) -> Iterator[EtcdTrap]:
+    relay = EtcdTrap(etcd.members[0].client_port)
+    try:
+        yield relay
+    finally:
+        relay.close()
+
+
+@pytest.fixture
+def masters(tmp_path: Path, trap: EtcdTrap) -> Iterator[Masters]:
+    extra = ("--etcd-prefix", "/resend/", "--etcd-timeout", f"{ETCD_TIMEOUT_S}s")
+    m = Masters(tmp_path, trap.url, extra)
+    try:
+        yield m
+    finally:
+        m.stop_all()
+
+
+@pytest.fixture
+def agent(
+    masters: Masters, tmp_path: Path, docker_client: docker.DockerClient
+) -> Iterator[tuple[str, str]]:
+    """(master address, node name): the master started, an agent joined to it."""
+    address = masters.start("solo")
+    node = f"resend-{uuid.uuid4().hex[:6]}"
+    made = masters.cli(address, "token", "create", "--ttl", "1h")
+    assert made.returncode == 0, made.stderr
+    log = (tmp_path / "agent.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "agent", "--master", address, "--name", node,
+            "--advertise-address", "127.0.0.1", "--token", made.stdout.strip(),
+            "--metrics-listen", "", "--no-node-proxy", "--cluster-dns=none",
+            "--state-dir", str(tmp_path / "agent-state"),
+        ],
+        stdout=log, stderr=log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        yield address, node
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=60)
+        log.close()
+        for c in docker_client.containers.list(all=True, filters={"label": f"pinnace.node={node}"}):
+            remove_container(c.client, str(c.id))
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g}s: {what}")
+        time.sleep(0.1)
+    return value
+
+
+def _pods(masters: Masters, address: str) -> list[dict[str, Any]]:
+    got = masters.cli(address, "get", "pods", "-o", "json")
+    assert got.returncode == 0, got.stderr
+    items: list[dict[str, Any]] = json.loads(got.stdout)["items"]
+    return items
+
+
+def _restarts(pod: dict[str, Any]) -> tuple[str, bool, int]:
+    """(phase, ready, restart count) of a one-container pod as the master shows it."""
+    [container] = pod["status"].get("containerStatuses") or [{}]
+    return (
+        pod["status"].get("phase", ""),
+        bool(container.get("ready")),
+        int(container.get("restartCount", 0)),
+    )
+
+
+def _in_etcd(etcd: EtcdCluster, name: str) -> Pod:
+    """The pod as etcd holds it, read past the relay."""
+    client = EtcdClient(EtcdSettings((etcd.members[0].client_url,)))
+    try:
+        [kv] = client.range(f"/resend/o/Pod/default/{name}".encode()).kvs
+    finally:
+        client.close()
+    stored = decode("Pod", bytes(kv.value))
+    assert isinstance(stored, Pod)
+    return stored
+
+
+def _takes_writes(masters: Masters, address: str) -> Callable[[], bool]:
+    probes = iter(range(1_000_000))
+
+    def check() -> bool:
+        made = masters.cli(address, "create", "namespace", f"probe-{next(probes)}")
+        return made.returncode == 0
+
+    return check
+
+
+def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
+    masters: Masters,
+    agent: tuple[str, str],
+    trap: EtcdTrap,
+    etcd: EtcdCluster,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    address, _ = agent
+    applied = masters.cli(
+        address, "apply", "-f", "-", stdin=DEPLOYMENT.format(name="web", replicas=1)
+    )
+    assert applied.returncode == 0, applied.stderr
+
+    def running() -> str:
+        pods = _pods(masters, address)
+        ok = len(pods) == 1 and _restarts(pods[0]) == ("Running", True, 0)
+        return str(pods[0]["metadata"]["name"]) if ok else ""
+
+    pod = _wait("the pod running", running, 120)
+    _wait("the pod stored as running", lambda: _in_etcd(etcd, pod).status.ready, 30)
+    [container] = docker_client.containers.list(filters={"label": f"pinnace.pod={pod}"})
+
+    marker = f"resend-{uuid.uuid4().hex[:8]}"
+    manifest = tmp_path / "trapped.yaml"
+    manifest.write_text(CONFIG_MAP.format(marker=marker))
+    trap.arm(marker, "lose")
+    trapped = subprocess.Popen(
+        [
+            sys.executable, "-m", "master.cli.main", "--master", address,
+            "--config", str(masters.config), "apply", "-f", str(manifest),
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True,
+    )  # fmt: skip
+    try:
+        _wait("the trapped write to reach the relay", trap.sprung.is_set, 30)
+        container.kill()
+
+        def restarted() -> bool:
+            [shown] = _pods(masters, address)
+            return _restarts(shown) == ("Running", True, 1)
+
+        _wait("the restart in the master's memory", restarted, ETCD_TIMEOUT_S)
+        # Reported while the write was still in flight: before the pause and its reload.
+        in_flight = trapped.poll() is None
+        _, err = trapped.communicate(timeout=ETCD_TIMEOUT_S + 30)
+    finally:
+        if trapped.poll() is None:
+            trapped.kill()
+            trapped.wait(timeout=30)
+    assert in_flight, "the write's outcome was known before the restart was reported"
+    assert trapped.returncode == 1
+    assert "may or may not have been saved" in err, err
+    _wait("the master paused", lambda: "writes and controllers pause" in masters.log("solo"), 10)
+
+    trap.cut()
+    _wait("the master takes writes again", _takes_writes(masters, address), RESUME_S)
+    log = masters.log("solo")
+    assert "writes resume" in log, log[-2000:]
+
+    _wait("the restart in the master's view after the reload", restarted, RESENT_S)
+    _wait(
+        "the restart in etcd",
+        lambda: [c.restart_count for c in _in_etcd(etcd, pod).status.container_statuses] == [1],
+        RESENT_S,
+    )
+    assert "asking 1 agents for their reports" in masters.log("solo")
+    resumed = _logged_at(masters.log("solo"), "writes resume")
+    asked = _logged_at((tmp_path / "agent.log").read_text(), "asks for every report again")
+    print(f"the agent was asked for its reports {asked - resumed:.3f}s after writes resumed")
+
+
+def _logged_at(log: str, text: str) -> float:
+    """The time of the last log line holding `text` (the logs' "%Y-%m-%d %H:%M:%S,ms")."""
+    [*_, line] = [line for line in log.splitlines() if text in line]
+    stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return stamp.timestamp()

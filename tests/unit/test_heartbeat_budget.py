@@ -1,0 +1,105 @@
+"""The heartbeat budget on a fake clock (master/controllers/heartbeat_budget.py): a master
+whose loop runs late takes fewer heartbeats a second, so the sessions of the nodes already
+in do not starve the joins of the rest; and the node sessions follow it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from kernel.clock import FakeClock
+from master.api.node_servicer import NodeServicer
+from master.controllers.heartbeat_budget import BudgetSettings, HeartbeatBudget
+from master.controllers.manager import ControllerManager
+from master.controllers.nodes import LeaseTable
+from master.model import Node, NodeStatus, ObjectMeta, Resources
+from master.state import ClusterState
+from master.store import MemoryStore
+from protos import node_pb2
+from tests.unit.test_node_session import _beat_once
+
+PROBE = 0.05
+
+
+def _run(budget: HeartbeatBudget, start: float, seconds: float, lag: float) -> float:
+    """Probe wake-ups for `seconds` from `start`, each `lag` late; the time at the end."""
+    now = start
+    while now < start + seconds:
+        now += PROBE + lag
+        budget.observe(now, lag)
+    return now
+
+
+def test_a_loop_that_keeps_up_keeps_the_cap() -> None:
+    budget = HeartbeatBudget(250.0)
+
+    _run(budget, 0.0, 60.0, lag=0.002)
+
+    assert budget.rate == 250.0
+
+
+def test_a_loop_behind_halves_the_budget_each_window_down_to_its_floor() -> None:
+    budget = HeartbeatBudget(250.0)
+
+    now = _run(budget, 0.0, 5.5, lag=0.3)  # late 0.3 s of every 0.35: behind
+    assert budget.rate == 125.0
+    now = _run(budget, now, 5.5, lag=0.3)
+    assert budget.rate == 62.5
+    _run(budget, now, 60.0, lag=0.3)
+    assert budget.rate == pytest.approx(250.0 * BudgetSettings().floor_share)
+
+
+def test_the_budget_grows_back_once_the_loop_catches_up_and_holds_in_between() -> None:
+    budget = HeartbeatBudget(250.0)
+    now = _run(budget, 0.0, 11.0, lag=0.3)
+    assert budget.rate == 62.5
+
+    now = _run(budget, now, 5.5, lag=0.01)  # late 0.01 of 0.06 s: 17 %, neither
+    assert budget.rate == 62.5
+    _run(budget, now, 60.0, lag=0.001)
+    assert budget.rate == 250.0
+
+
+def test_no_cap_means_no_budget_to_cut() -> None:
+    budget = HeartbeatBudget(0.0)
+
+    _run(budget, 0.0, 30.0, lag=1.0)
+
+    assert budget.rate == 0.0
+
+
+def test_a_master_whose_loop_is_behind_stretches_its_nodes_heartbeats() -> None:
+    """Sessions of the nodes in already stretch their beats (with the next ack) and new
+    ones start stretched: the beats they would have sent are CPU the joins need."""
+    clock = FakeClock()
+    state = ClusterState(MemoryStore(), clock)
+    leases = LeaseTable()
+    manager = ControllerManager(state, clock, leases)
+    budget = HeartbeatBudget(10.0)
+    servicer = NodeServicer(state, leases, manager, clock, 1, 3, heartbeat_budget=budget)
+    for i in range(2, 11):
+        state.put(
+            Node(
+                meta=ObjectMeta(name=f"n{i}"),
+                address="127.0.0.1",
+                capacity=Resources(2000, 2**30),
+                allocatable=Resources(2000, 2**30),
+                status=NodeStatus(ready=True),
+            )
+        )
+    info = node_pb2.NodeInfo(name="n1", address="127.0.0.1")
+    context: Any = None
+    reply = asyncio.run(servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=info), context))
+    # 10 nodes, at most 10 beats a second: every second, a 3 s lease.
+    assert (reply.heartbeat_interval_seconds, reply.lease_seconds) == (1.0, 3.0)
+
+    _run(budget, 0.0, 5.5, lag=0.3)  # the loop falls behind: 5 beats a second
+
+    (ack,) = asyncio.run(_beat_once(servicer, reply.session_id))
+    assert (ack.heartbeat_interval_seconds, ack.lease_seconds) == (2.0, 4.0)
+    assert leases.lease_of("n1") == 4.0
+    other = node_pb2.NodeInfo(name="n2", address="127.0.0.1")
+    late = asyncio.run(servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=other), context))
+    assert (late.heartbeat_interval_seconds, late.lease_seconds) == (2.0, 4.0)

@@ -1,0 +1,139 @@
+"""After memory is reloaded from the store, every agent is asked for all its reports again.
+
+A reload (a settled write in doubt, a leader resuming) drops what memory held and the
+store did not: pod statuses the agents reported meanwhile too. An agent says a report
+again only when it changes, so the master asks each session for all of them, once it
+takes writes again. The NodeServicer is driven directly (fake clock, MemoryStore, no
+sockets), as in test_node_session_messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from master.api.node_servicer import RESEND_RECHECK, STOP_GATE_RECHECK, recheck_after, resend_now
+from master.model import ObjectMeta, Pod, PodPhase, PodSpec
+from protos import node_pb2
+from tests.unit.test_node_session_messages import _Agent, _aregister, _setup
+
+
+def _running(pod: str, epoch: int) -> node_pb2.AgentMessage:
+    report = node_pb2.PodStatusReport(pod_name=pod, epoch=epoch, phase="Running", ready=True)
+    return node_pb2.AgentMessage(statuses=node_pb2.PodStatusBatch(pods=[report]))
+
+
+def _phase(pod: object) -> PodPhase:
+    assert isinstance(pod, Pod)
+    return pod.status.phase
+
+
+def test_a_reload_asks_every_session_for_its_reports_and_the_answer_restores_the_status() -> None:
+    _, state, _, servicer = _setup()
+
+    async def scenario() -> tuple[PodPhase, PodPhase, Any, Any, PodPhase]:
+        one = _Agent(servicer, "n1", await _aregister(servicer, "n1"))
+        two = _Agent(servicer, "n2", await _aregister(servicer, "n2"))
+        pod = state.put(Pod(meta=ObjectMeta(name="p"), spec=PodSpec(containers=()), node_name="n1"))
+        await state.flush()
+        await one.next("assignments")
+        await two.next("assignments")
+        one.up.put_nowait(_running("p", pod.epoch))
+        while _phase(state.get("Pod", "p")) != PodPhase.RUNNING:
+            await asyncio.sleep(0.01)
+        reported = _phase(state.get("Pod", "p"))
+        # Nothing flushed it (no flusher runs here): the reload drops the report.
+        await state.reload()
+        after_reload = _phase(state.get("Pod", "p"))
+        asked_one = await one.next("resend_reports")
+        asked_two = await two.next("resend_reports")
+        one.up.put_nowait(_running("p", pod.epoch))  # the agent's answer
+        while _phase(state.get("Pod", "p")) != PodPhase.RUNNING:
+            await asyncio.sleep(0.01)
+        restored = _phase(state.get("Pod", "p"))
+        await one.close()
+        await two.close()
+        return reported, after_reload, asked_one, asked_two, restored
+
+    reported, after_reload, asked_one, asked_two, restored = asyncio.run(
+        asyncio.wait_for(scenario(), 10)
+    )
+
+    assert reported == PodPhase.RUNNING and after_reload == PodPhase.PENDING
+    assert "reloaded" in asked_one.reason and "reloaded" in asked_two.reason
+    assert restored == PodPhase.RUNNING
+
+
+class _Reader:
+    """Collects what a session sends down, without cancelling the stream to wait a while."""
+
+    def __init__(self, agent: _Agent) -> None:
+        self.bodies: list[str] = []
+        self._task = asyncio.create_task(self._read(agent))
+
+    async def _read(self, agent: _Agent) -> None:
+        async for msg in agent.down:
+            self.bodies.append(msg.WhichOneof("body"))
+
+    async def wait_for(self, body: str, count: int = 1) -> None:
+        while self.bodies.count(body) < count:
+            await asyncio.sleep(0.01)
+
+    async def stop(self, agent: _Agent) -> None:
+        agent.up.put_nowait(None)
+        await self._task
+
+
+def test_the_request_waits_until_the_master_takes_writes_again() -> None:
+    # A reload happens with writes shut; reports then would be refused and end the session.
+    _, state, _, servicer = _setup()
+    gate: dict[str, str | None] = {"why": None}
+    state.set_write_gate(lambda: gate["why"])
+
+    async def scenario() -> tuple[int, int, int]:
+        agent = _Agent(servicer, "n1", await _aregister(servicer, "n1"))
+        reader = _Reader(agent)
+        await reader.wait_for("assignments")
+        gate["why"] = "a write's outcome is unknown"
+        await state.reload()
+        await asyncio.sleep(5 * RESEND_RECHECK)
+        while_shut = reader.bodies.count("resend_reports")
+        gate["why"] = None
+        await reader.wait_for("resend_reports")
+        await asyncio.sleep(3 * RESEND_RECHECK)
+        once = reader.bodies.count("resend_reports")
+        await state.reload()  # writes open: at once
+        await reader.wait_for("resend_reports", 2)
+        again = reader.bodies.count("resend_reports")
+        await reader.stop(agent)
+        return while_shut, once, again
+
+    while_shut, once, again = asyncio.run(asyncio.wait_for(scenario(), 10))
+
+    assert (while_shut, once, again) == (0, 1, 2)
+
+
+def test_a_session_looks_again_only_for_a_gate_that_may_open_by_itself() -> None:
+    assert resend_now(due=True, writable=True)
+    assert not resend_now(due=True, writable=False)
+    assert not resend_now(due=False, writable=True)
+    assert recheck_after(withheld=False, resend_waiting=False) is None
+    assert recheck_after(withheld=True, resend_waiting=False) == STOP_GATE_RECHECK
+    assert recheck_after(withheld=True, resend_waiting=True) == RESEND_RECHECK
+    assert recheck_after(withheld=False, resend_waiting=True) == RESEND_RECHECK
+
+
+def test_every_replace_all_tells_after_the_listeners_and_until_unsubscribed() -> None:
+    # replace_all is how a leader taking over or resuming reloads (master/ha/follower.py
+    # resync), and what ClusterState.reload ends with (a settled write in doubt).
+    _, state, _, _ = _setup()
+    told: list[str] = []
+    state.subscribe(lambda kind, obj, deleted, previous: told.append(f"{kind}/{obj.meta.name}"))
+    stop = state.on_replaced(lambda: told.append("replaced"))
+    stored = Pod(meta=ObjectMeta(name="p", resource_version=7), spec=PodSpec(containers=()))
+
+    state.replace_all([stored], 7)
+    stop()
+    state.replace_all([], 8)
+
+    assert told == ["Pod/p", "replaced", "Pod/p"]
