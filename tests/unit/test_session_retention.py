@@ -3,7 +3,7 @@
 A session is a generator that lives as long as the agent's connection; what its frame's
 locals hold while it waits for the next change stays alive that long. It held the pods
 it last sent (their old versions, once their status changed) and the assignment set
-twice in protobuf, ~7 KiB a pod in all: 340 MiB at 5,000 nodes / 50,000 pods
+twice in protobuf, 5.8 KiB a pod: ~280 MiB at 5,000 nodes / 50,000 pods
 (tests/bench/session_retention.py). The reader held the agent's last status report.
 These drive the NodeServicer directly (fake clock, MemoryStore, no sockets) and look at
 what the waiting session's frames hold.
