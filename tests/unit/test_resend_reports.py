@@ -121,3 +121,19 @@ def test_a_session_looks_again_only_for_a_gate_that_may_open_by_itself() -> None
     assert recheck_after(withheld=True, resend_waiting=False) == STOP_GATE_RECHECK
     assert recheck_after(withheld=True, resend_waiting=True) == RESEND_RECHECK
     assert recheck_after(withheld=False, resend_waiting=True) == RESEND_RECHECK
+
+
+def test_every_replace_all_tells_after_the_listeners_and_until_unsubscribed() -> None:
+    # replace_all is how a leader taking over or resuming reloads (master/ha/follower.py
+    # resync), and what ClusterState.reload ends with (a settled write in doubt).
+    _, state, _, _ = _setup()
+    told: list[str] = []
+    state.subscribe(lambda kind, obj, deleted, previous: told.append(f"{kind}/{obj.meta.name}"))
+    stop = state.on_replaced(lambda: told.append("replaced"))
+    stored = Pod(meta=ObjectMeta(name="p", resource_version=7), spec=PodSpec(containers=()))
+
+    state.replace_all([stored], 7)
+    stop()
+    state.replace_all([], 8)
+
+    assert told == ["Pod/p", "replaced", "Pod/p"]
