@@ -70,8 +70,16 @@ from master.model import (
 )
 from master.similar_events import COMBINED_PREFIX, SimilarEvents
 from master.store.migrate import KEYS_META, KEYS_NAMESPACED, plan_key_migration
-from master.store.port import NotLeaderError, ObjectKey, Store, StoreError
+from master.store.port import (
+    ChangeDropped,
+    NotLeaderError,
+    ObjectKey,
+    OutcomeUnknown,
+    Store,
+    StoreError,
+)
 from master.uids import new_uid
+from master.write_fates import WriteFates
 from master.writers import MASTER_SOURCE, WriterFields, event_writer, untracked
 
 log = logging.getLogger(__name__)
@@ -137,6 +145,12 @@ class ClusterState:
         # waiter whose change another flush already wrote returns without writing).
         self._durable_rv = 0
         self._flushing: asyncio.Future[None] | None = None
+        # Batches whose outcome is unknown, queues a reload dropped: what a flush's waiters
+        # whose changes were among them are told (master/write_fates.py).
+        self._fates = WriteFates()
+        # The resource version of the batch being written (0: none): a reload meanwhile drops
+        # only what was queued after it.
+        self._writing_rv = 0
         self._slow_reported_at: float | None = None
         self._event_seq = 0
         # Events alike but for their message, combined as Kubernetes does (similar_events.py).
@@ -205,7 +219,10 @@ class ClusterState:
         event loop, and registrations waited for tens of seconds.
         """
         target = self._rv
+        floor = self._durable_rv
+        mark = self._fates.mark()
         while self._durable_rv < target:
+            self._raise_fate(mark, floor, target)
             running = self._flushing
             if running is not None:
                 # Its outcome is its starter's to report; this caller checks again.
@@ -216,9 +233,30 @@ class ClusterState:
             try:
                 async with self._flush_lock:
                     await self._flush_queued()
+            except StoreError as exc:
+                # A refusal now ("nothing was changed") must not hide that this caller's
+                # changes rode in another's batch whose outcome is unknown.
+                if not isinstance(exc, OutcomeUnknown):
+                    self._raise_fate(mark, floor, target)
+                raise
             finally:
                 self._flushing = None
                 done.set_result(None)
+        # A reload may have emptied the queue this caller waited on (then "written").
+        self._raise_fate(mark, floor, target)
+
+    def _raise_fate(self, mark: int, floor: int, target: int) -> None:
+        fate = self._fates.since(mark, floor, target)
+        if fate == "unknown":
+            raise OutcomeUnknown(
+                "the store did not confirm a batch of writes that held this change: it may or "
+                "may not have been saved (read it back to see)"
+            )
+        if fate == "dropped":
+            raise ChangeDropped(
+                "the master reloaded its state from the store before this change was written: "
+                "nothing was saved; retry"
+            )
 
     async def _flush_queued(self) -> None:
         """Write every queued change in one transaction (the caller holds the lock)."""
@@ -238,11 +276,17 @@ class ClusterState:
         self._pending_deletes = set()
         self._dirty.clear()
         started = self._clock.monotonic()
+        durable_before = self._durable_rv
+        self._writing_rv = rv
         try:
             await asyncio.to_thread(self._write, puts, deletes, rv)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, OutcomeUnknown):
+                self._fates.record(durable_before, rv, "unknown")
             self._requeue(puts, deletes)
             raise
+        finally:
+            self._writing_rv = 0
         self._durable_rv = max(self._durable_rv, rv)
         self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
 
@@ -327,11 +371,17 @@ class ClusterState:
         deletes += [k for k, o in mine.items() if o is None]
         rv = self._rv
         started = self._clock.monotonic()
+        durable_before = self._durable_rv
+        self._writing_rv = rv
         try:
             await asyncio.to_thread(self._write, puts, deletes, rv)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, OutcomeUnknown):
+                self._fates.record(durable_before, rv, "unknown")
             self._requeue(pending_puts, pending_deletes)
             raise
+        finally:
+            self._writing_rv = 0
         stored = self._clock.monotonic()
         COMMIT_PHASES.labels("store").observe(stored - started)
         self._durable_rv = max(self._durable_rv, rv)
@@ -635,6 +685,10 @@ class ClusterState:
         """Make memory equal to the store's full contents (a master taking over, or one
         deposed); what is queued here and not stored is dropped: the store is the truth.
         Those told `on_replaced` hear of it last."""
+        if self._pending_puts or self._pending_deletes:
+            # Flushes waiting on these must not then find them "written" (write_fates.py).
+            # (A batch being written is not dropped: it is the store's to settle.)
+            self._fates.record(max(self._durable_rv, self._writing_rv), self._rv, "dropped")
         self._pending_puts = {}
         self._pending_deletes = set()
         self._dirty.clear()

@@ -122,12 +122,21 @@ def _pod_labels(dep: Deployment, hash_: str) -> Mapping[str, str]:
     return {**dep.template.labels, TEMPLATE_HASH_LABEL: hash_}
 
 
+# The annotations of every pod a deployment creates (none): one empty mapping they all
+# hold (read-only, as the labels they share), not an empty dict per pod: 64 bytes a pod,
+# 3 MiB at 50,000 pods (tests/bench/apply_path.py --memory).
+NO_ANNOTATIONS: Mapping[str, str] = {}
+
+
 def _create(
     dep: Deployment, labels: Mapping[str, str], hash_: str, suffix: str, why: str
 ) -> CreatePod:
     name = pod_name(dep.meta.name, hash_, suffix)
+    meta = ObjectMeta(
+        name=name, labels=labels, annotations=NO_ANNOTATIONS, namespace=dep.meta.namespace
+    )
     pod = Pod(
-        meta=ObjectMeta(name=name, labels=labels, annotations={}, namespace=dep.meta.namespace),
+        meta=meta,
         spec=dep.template.spec,
         owner=dep.meta.name,
         template_hash=hash_,

@@ -6,8 +6,8 @@ compute_lb_services), the table up to once a second and the load balancer at eve
 (one a second at least) while pods changed: at 50,000 pods a walk of every pod per
 Service. Here each Service keeps, per pod that gives it something, that pod's share (one
 item per service port, or None: what the view makes of the pod); a view assembles a
-Service again only when its `version` moved, from its members in name order (kept until
-a member comes or goes).
+Service again only when its `version` moved, from its members in name order (kept in
+place as members come and go).
 
 What moves what:
 - a pod: the Services of its namespace with a selector are checked against its labels;
@@ -25,6 +25,7 @@ The views' tests compare them with the full computations over random change sequ
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeAlias, TypeVar
 
@@ -98,7 +99,7 @@ class ServiceShares(Generic[E]):
         # a Service's pods are of its namespace, so the name is enough, and it is the pod's
         # own string, not a new key per pod).
         self._members: dict[str, dict[str, Kept[E]]] = {}
-        # Service key -> its members' keys in name order (absent: to sort again).
+        # Service key -> its members' names in order (absent: to sort; kept in place after).
         self._order: dict[str, list[str]] = {}
         # Service key -> a number that moves whenever the Service or a share of it did.
         self._versions: dict[str, int] = {}
@@ -188,12 +189,16 @@ class ServiceShares(Generic[E]):
         held = members.get(name)
         if held == share:
             return False
+        order = self._order.get(svc_key)
         if share is None:
             del members[name]
-            self._order.pop(svc_key, None)
+            if order is not None:
+                del order[bisect.bisect_left(order, name)]
         else:
-            if held is None:
-                self._order.pop(svc_key, None)
+            if held is None and order is not None:
+                # In place (a memmove): sorting a large Service's names again at each pod
+                # that came or went was most of its assembly.
+                bisect.insort(order, name)
             members[name] = share
         self._moved(svc_key)
         return True

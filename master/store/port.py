@@ -56,6 +56,12 @@ class WritesInDoubt(NotLeaderError):
     resumes (master/settler.py, or the elector for a leader)."""
 
 
+class ChangeDropped(NotLeaderError):
+    """The master made its memory equal to the store (a reload after a write in doubt, a
+    leader resuming) while this change still waited to be written: it is in neither.
+    Retryable; nothing was saved."""
+
+
 class Store(Protocol):
     def load_all(self) -> list[StoredObject]:
         """Every stored object, of every kind, in no particular order."""

@@ -35,16 +35,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
+import tracemalloc
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kernel.clock import SystemClock
+from kernel.heap import resident_bytes
 from master.api.convert import assignments_to_proto, pod_report_from_proto
 from master.api.fieldowners import writer_fields
 from master.api.kube.watch import WatchHub
@@ -70,6 +73,7 @@ from master.model import (
 from master.state import ClusterState
 from master.store.sqlite import SqliteStore
 from protos import node_pb2
+from tests.bench.memory_probe import libc, malloc_stats, pymalloc_stats
 from tests.bench.results import Figure, record, table
 
 PHASES = ("controller passes", "assignments", "status reports", "events", "store flush")
@@ -93,8 +97,11 @@ def _report(name: str, epoch: int) -> node_pb2.PodStatusReport:
     )
 
 
-async def run(nodes: int, pods: int, profile: str = "") -> dict[str, tuple[float, float]]:
-    """Seconds (main-thread CPU, wall) per phase, and "total" (whole-process CPU, wall)."""
+async def run(
+    nodes: int, pods: int, profile: str = "", memory: Memory | None = None
+) -> dict[str, tuple[float, float]]:
+    """Seconds (main-thread CPU, wall) per phase, and "total" (whole-process CPU, wall).
+    `memory`: what the pods cost in memory is noted in it (see `Memory`)."""
     data = Path(tempfile.mkdtemp(prefix="pinnace-apply-path-"))
     try:
         clock = SystemClock()
@@ -152,6 +159,8 @@ async def run(nodes: int, pods: int, profile: str = "") -> dict[str, tuple[float
             cpu, wall = spent[phase]
             spent[phase] = (cpu + time.thread_time() - cpu0, wall + time.perf_counter() - wall0)
 
+        if memory is not None:
+            memory.start()
         profiler = cProfile.Profile() if profile else None
         cpu_all, wall_all = time.process_time(), time.perf_counter()
         if profiler is not None:
@@ -193,10 +202,53 @@ async def run(nodes: int, pods: int, profile: str = "") -> dict[str, tuple[float
             profiler.disable()
             profiler.dump_stats(profile)
         spent["total"] = (time.process_time() - cpu_all, time.perf_counter() - wall_all)
+        if memory is not None:
+            del told, reported
+            memory.stop()
         spent["pass after one report"], spent["report put"] = _pass_after_one_report(state, manager)
         return spent
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+@dataclass(slots=True)
+class Memory:
+    """What the pods cost in memory: the process's RSS growth from the nodes being in to
+    all pods Running (after a full collection), and with `frames` tracemalloc's traced
+    growth over the same span (what was allocated then and is still alive), its largest
+    sites and the snapshot. The harness's own bookkeeping (what it reported) is dropped
+    before the end; its stand-in for the node sessions' memory of what they sent (`seen`,
+    as NodeServicer._assigned keeps it) stays."""
+
+    frames: int = 0
+    rss_before: int = 0
+    rss_after: int = 0
+    # glibc's bytes in use (mallinfo2: Python's objects over 512 bytes, SQLite, C
+    # libraries) and pymalloc's allocated blocks, before and after.
+    malloc_before: int = 0
+    malloc_after: int = 0
+    pymalloc_before: int = 0
+    pymalloc_after: int = 0
+    traced: int = 0
+    snapshot: tracemalloc.Snapshot | None = None
+
+    def start(self) -> None:
+        gc.collect()
+        self.rss_before = resident_bytes()
+        self.malloc_before = malloc_stats(libc())["in_use"]
+        self.pymalloc_before = pymalloc_stats().get("allocated", 0)
+        if self.frames:
+            tracemalloc.start(self.frames)
+
+    def stop(self) -> None:
+        gc.collect()
+        if self.frames:
+            self.snapshot = tracemalloc.take_snapshot()
+            self.traced = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+        self.rss_after = resident_bytes()
+        self.malloc_after = malloc_stats(libc())["in_use"]
+        self.pymalloc_after = pymalloc_stats().get("allocated", 0)
 
 
 def _pass_after_one_report(
@@ -219,16 +271,82 @@ def _pass_after_one_report(
     return (statistics.median(costs), max(costs)), (statistics.median(puts), max(puts))
 
 
+def report_memory(memory: Memory, tag: str, args: argparse.Namespace) -> None:
+    """`--memory`'s table (and the largest sites, grouped by their innermost frames)."""
+    found = [
+        Figure(
+            f"{tag} RSS growth per pod",
+            (memory.rss_after - memory.rss_before) / args.pods,
+            "B",
+            "nodes in -> all Running, after a full collection"
+            + (" (tracemalloc on: its own memory included)" if memory.frames else ""),
+        )
+    ]
+    found.append(
+        Figure(
+            f"{tag} malloc in use growth per pod",
+            (memory.malloc_after - memory.malloc_before) / args.pods,
+            "B",
+            "glibc mallinfo2 uordblks + hblkhd",
+        )
+    )
+    if not memory.frames:
+        found.append(
+            Figure(
+                f"{tag} pymalloc allocated growth per pod",
+                (memory.pymalloc_after - memory.pymalloc_before) / args.pods,
+                "B",
+                "sys._debugmallocstats' bytes in allocated blocks",
+            )
+        )
+    if memory.snapshot is not None:
+        found.append(
+            Figure(
+                f"{tag} traced per pod",
+                memory.traced / args.pods,
+                "B",
+                f"tracemalloc, {memory.frames} frames: allocated after the nodes were in "
+                "and alive with all Running",
+            )
+        )
+        if args.memory_snapshot:
+            memory.snapshot.dump(args.memory_snapshot)
+        for stat in memory.snapshot.statistics("traceback")[: args.memory_top]:
+            where = " <- ".join(
+                f"{'/'.join(f.filename.rsplit('/', 2)[-2:])}:{f.lineno}" for f in stat.traceback
+            )
+            print(f"{stat.size / args.pods:8.1f} B/pod {stat.count:8d} blocks  {where}")
+    print(table(found))
+    if not args.no_record:
+        record(found, "python -m tests.bench.apply_path " + " ".join(sys.argv[1:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=10000)
     parser.add_argument("--profile", default="", metavar="FILE", help="save a cProfile here")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=-1,
+        metavar="FRAMES",
+        help="figures of memory per pod instead of CPU: the RSS growth from the nodes in to "
+        "all Running and, FRAMES > 0, tracemalloc's (FRAMES deep; its CPU cost makes the "
+        "CPU figures meaningless then, and its own memory the RSS)",
+    )
+    parser.add_argument("--memory-top", type=int, default=25, help="--memory: sites listed")
+    parser.add_argument("--memory-snapshot", default="", help="--memory: save the snapshot")
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
     started = os.getloadavg()
-    spent = asyncio.run(run(args.nodes, args.pods, args.profile))
+    memory = Memory(args.memory) if args.memory >= 0 else None
+    spent = asyncio.run(run(args.nodes, args.pods, args.profile, memory))
     tag = f"apply path {args.nodes}/{args.pods}"
+    if memory is not None:
+        report_memory(memory, tag, args)
+        print(f"load average at start {started[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+        return
     found = [
         Figure(f"{tag} {phase}", cpu, "s", f"main-thread CPU; wall {wall:.2f} s")
         for phase, (cpu, wall) in spent.items()

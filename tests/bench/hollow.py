@@ -256,6 +256,7 @@ async def main_async(
     stalls_ms: float = 0.0,
     stalls_out: str = "",
     stop_times: list[float] | None = None,
+    memory_probe: str = "",
 ) -> HollowResult | None:
     """One run; `during_window(address, seconds)` runs beside the steady window (another
     bench's probe, e.g. store_compare.py's writes)."""
@@ -268,6 +269,9 @@ async def main_async(
     elif stalls_ms:
         # Every loop callback over stalls_ms of CPU, from the start (tests/bench/debug_master.py).
         argv = [sys.executable, "-m", "tests.bench.debug_master", stalls_out, f"{stalls_ms:g}"]
+    elif memory_probe:
+        # Where its memory is, after the joins, all Running, the window (memory_probe.py).
+        argv = [sys.executable, "-m", "tests.bench.memory_probe", memory_probe]
     argv += ["master", "--listen", "127.0.0.1:0"]
     argv += ["--api-listen", "127.0.0.1:0", "--data-dir", data, "--no-lb"]
     argv += ["--metrics-listen", f"127.0.0.1:{metrics_port}", "--log-level", "WARNING"]
@@ -328,6 +332,8 @@ async def main_async(
         manifest.write_text(deployments(pods))
         if profile and not profile_window and not profile_joins:
             os.kill(master.pid, signal.SIGUSR1)  # profile from the apply on
+        if memory_probe:
+            await _probe(master.pid, signal.SIGUSR1, memory_probe, 1)
         t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
         await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
         while (running := await asyncio.to_thread(running_pods, metrics_url)) < pods:
@@ -344,6 +350,8 @@ async def main_async(
             flush=True,
         )
         await asyncio.sleep(5)  # let the status flushes settle
+        if memory_probe:
+            await _probe(master.pid, signal.SIGUSR1, memory_probe, 2)
         for f in fleets:
             await f.ask("reset")
         if profile and profile_window:
@@ -357,6 +365,8 @@ async def main_async(
         reports = [await f.ask("report") for f in fleets]
         used = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / (w1 - w0)
         rss = proc.memory_info().rss / 2**20
+        if memory_probe:
+            await _probe(master.pid, signal.SIGUSR2, memory_probe, 3)
         rtts = [float(r) for rep in reports for r in rep["rtt_ms"]]  # type: ignore[attr-defined]
         # Each process counted from its reset to its report: its own rate, summed.
         acks_per_s = sum(
@@ -468,6 +478,19 @@ def figures(r: HollowResult, window: float, insecure: bool) -> list[Figure]:
     return out
 
 
+async def _probe(pid: int, sig: int, out: str, rows: int) -> None:
+    """Signal tests/bench/memory_probe.py in the master and wait for its `rows`th line."""
+    os.kill(pid, sig)
+    path = Path(f"{out}.jsonl")
+    deadline = time.monotonic() + 300
+    while not path.exists() or len(path.read_text().splitlines()) < rows:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the memory probe wrote no line {rows} in 300 s")
+        await asyncio.sleep(0.5)
+    row = json.loads(path.read_text().splitlines()[rows - 1])
+    print(f"memory probe {rows}: RSS {row['rss'] / 2**20:.0f} MiB", flush=True)
+
+
 def death_victims(
     firsts: list[int], share: int, nodes: int, deaths: int, kinds: tuple[str, ...]
 ) -> list[tuple[str, int, str]]:
@@ -542,6 +565,15 @@ def main() -> None:
         help="run the master under tests/bench/debug_master.py and list the loop callbacks "
         "that held it over MS of CPU, from its start to the SIGTERM",
     )
+    parser.add_argument(
+        "--memory-probe",
+        default="",
+        metavar="OUT",
+        help="run the master under tests/bench/memory_probe.py: OUT.jsonl gets its RSS, "
+        "malloc and pymalloc totals after the joins (tracemalloc starts), once all pods are "
+        "Running and after the window (malloc_trim then), OUT-2.snap and OUT-3.snap the "
+        "snapshots",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
     stalls_dir = tempfile.mkdtemp(prefix="pinnace-hollow-stalls-") if args.stalls else ""
@@ -568,6 +600,7 @@ def main() -> None:
             stalls_ms=args.stalls,
             stalls_out=stalls_out,
             stop_times=stop_times,
+            memory_probe=args.memory_probe,
         )
     )
     if stalls_dir:

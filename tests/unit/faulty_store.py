@@ -20,6 +20,8 @@ class FaultyStore:
     def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.failing = False
+        # Raised instead of the disk-full error while `failing` (e.g. OutcomeUnknown).
+        self.error: StoreError | None = None
         self.attempts = 0
         self._gate = threading.Event()
         self._gate.set()
@@ -37,6 +39,8 @@ class FaultyStore:
         self.attempts += 1
         self.entered.set()
         self._gate.wait(timeout=10)
+        if self.failing and self.error is not None:
+            raise self.error
         if self.failing:
             raise StoreError("pinnace.db: writing failed: database or disk is full (injected)")
 

@@ -227,3 +227,15 @@ def test_pods_one_pass_creates_share_one_labels_mapping() -> None:
     expected = {"app": "web", TEMPLATE_HASH_LABEL: template_hash(dep.template)}
     assert all(p.meta.labels == expected for p in created)
     assert len({id(p.meta.labels) for p in created}) == 1
+
+
+def test_pods_the_passes_create_share_one_empty_annotations_mapping() -> None:
+    dep = _deployment(replicas=2)
+    first = [a.pod for a in reconcile_deployment(dep, [], _suffix) if isinstance(a, CreatePod)]
+    more = replace(dep, replicas=4)
+    second = [a.pod for a in reconcile_deployment(more, first, _suffix) if isinstance(a, CreatePod)]
+
+    created = first + second
+
+    assert len(created) == 4 and all(p.meta.annotations == {} for p in created)
+    assert len({id(p.meta.annotations) for p in created}) == 1
