@@ -55,7 +55,7 @@ from master.app.proxyproblems import Reported
 from master.app.reports import NodeReports
 from master.app.servicenv import service_env
 from master.app.usage import UsageTable
-from master.controllers.heartbeat_budget import HeartbeatBudget
+from master.controllers.heartbeat_budget import HeartbeatBudget, planned_rate
 from master.controllers.heartbeats import (
     DEFAULT_MAX_HEARTBEATS_PER_SECOND,
     HeartbeatPlan,
@@ -743,11 +743,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
 
     def _plan(self) -> HeartbeatPlan:
         """The heartbeat plan for the cluster's size now (master/controllers/heartbeats.py)."""
+        nodes = self._state.count("Node")
         return heartbeat_plan(
-            self._state.count("Node"),
+            nodes,
             self._heartbeat_interval,
             self._lease_seconds,
-            self._budget.rate,
+            planned_rate(nodes, self._budget),
         )
 
     def _mark_session(self, node_name: str, lost: bool) -> None:

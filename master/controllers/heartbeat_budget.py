@@ -23,12 +23,19 @@ budget of their day. A dead node is still found by its connection (killed, cut o
 wedged), within seconds; only a node that stalls with its connection alive and its
 watchdog blind waits out the longer lease.
 
+However far the budget falls, it never stretches a plan beyond `LONGEST_INTERVAL` (40 s,
+Kubernetes' node lease) unless the cap alone does (`planned_rate`): at the floor a
+5,000-node cluster would beat every 160 s, and a stalled node go unseen that long.
+
 Pure: the caller passes each probe wake-up's time and lateness in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# The longest heartbeat interval a cut budget makes (the cap alone may make longer ones).
+LONGEST_INTERVAL = 40.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +82,11 @@ class HeartbeatBudget:
         elif share <= s.caught_up:
             self.rate = min(self.cap, self.rate * s.grow)
         return self.rate != before
+
+
+def planned_rate(nodes: int, budget: HeartbeatBudget, longest: float = LONGEST_INTERVAL) -> float:
+    """The heartbeats a second to plan `nodes` for: the budget, but no less than makes
+    every node beat within `longest` seconds, nor more than the cap."""
+    if budget.cap <= 0:
+        return budget.cap
+    return min(budget.cap, max(budget.rate, nodes / longest))

@@ -11,7 +11,8 @@ import pytest
 
 from kernel.clock import FakeClock
 from master.api.node_servicer import NodeServicer
-from master.controllers.heartbeat_budget import BudgetSettings, HeartbeatBudget
+from master.controllers.heartbeat_budget import BudgetSettings, HeartbeatBudget, planned_rate
+from master.controllers.heartbeats import heartbeat_plan
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.model import Node, NodeStatus, ObjectMeta, Resources
@@ -103,3 +104,19 @@ def test_a_master_whose_loop_is_behind_stretches_its_nodes_heartbeats() -> None:
     other = node_pb2.NodeInfo(name="n2", address="127.0.0.1")
     late = asyncio.run(servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=other), context))
     assert (late.heartbeat_interval_seconds, late.lease_seconds) == (2.0, 4.0)
+
+
+def test_a_cut_budget_never_stretches_beats_beyond_forty_seconds() -> None:
+    """At its floor (31 a second) 5,000 nodes would beat every 160 s, and a stalled node
+    go unseen that long; Kubernetes' node lease is 40 s."""
+    budget = HeartbeatBudget(250.0)
+    _run(budget, 0.0, 60.0, lag=0.3)  # at the floor
+
+    big = heartbeat_plan(5000, 1.0, 3.0, planned_rate(5000, budget))
+    small = heartbeat_plan(1000, 1.0, 3.0, planned_rate(1000, budget))
+
+    assert (big.interval, big.lease) == (40.0, 42.0)
+    assert small.interval == pytest.approx(1000 / 31.25)
+    # The cap alone may stretch further (a very large cluster), as before.
+    assert planned_rate(20000, HeartbeatBudget(250.0)) == 250.0
+    assert planned_rate(100, HeartbeatBudget(0.0)) == 0.0
