@@ -63,6 +63,27 @@ class TableService:
     ports: tuple[TablePort, ...]
 
 
+def table_endpoint(
+    pod: Pod, target: str, serving: bool, subdomain: str, not_ready_too: bool
+) -> TableEndpoint | None:
+    """The pod's endpoint for a service port aimed at `target`, or None when it gives none
+    (no such port, draining, or not ready unless the Service publishes those too). The one
+    rule for the full table here and the kept one (master/lb/servicetable_index.py)."""
+    ep = pod_endpoint(pod, target, serving)
+    if ep is None or ep.draining or not (ep.ready or not_ready_too):
+        return None
+    return TableEndpoint(
+        address=ep.address,
+        port=ep.port,
+        pod=pod.meta.name,
+        node=pod.node_name,
+        hostname=pod.meta.name if subdomain else "",
+        subdomain=subdomain,
+        pod_ip=pod.status.pod_ip,
+        target_port=container_port(pod, target) if pod.status.pod_ip else 0,
+    )
+
+
 def _endpoints(
     svc_port_target: str,
     members: Sequence[Pod],
@@ -73,22 +94,16 @@ def _endpoints(
 ) -> tuple[TableEndpoint, ...]:
     found = []
     for pod in members:
-        ep = pod_endpoint(pod, svc_port_target, ready_nodes.get(pod.node_name, False))
-        if ep is None or ep.draining or not (ep.ready or not_ready_too):
-            continue
         subdomain = subdomains.get((namespace, pod.owner), "")
-        found.append(
-            TableEndpoint(
-                address=ep.address,
-                port=ep.port,
-                pod=pod.meta.name,
-                node=pod.node_name,
-                hostname=pod.meta.name if subdomain else "",
-                subdomain=subdomain,
-                pod_ip=pod.status.pod_ip,
-                target_port=container_port(pod, svc_port_target) if pod.status.pod_ip else 0,
-            )
+        ep = table_endpoint(
+            pod,
+            svc_port_target,
+            ready_nodes.get(pod.node_name, False),
+            subdomain,
+            not_ready_too,
         )
+        if ep is not None:
+            found.append(ep)
     return tuple(found)
 
 

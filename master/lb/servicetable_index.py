@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from master.lb.endpoints import container_port, lb_mode, pod_endpoint
-from master.lb.servicetable import TableEndpoint, TablePort, TableService
+from master.lb.endpoints import lb_mode
+from master.lb.servicetable import TableEndpoint, TablePort, TableService, table_endpoint
 from master.lb.shares import Lookups, ServiceShares, item
 from master.model import Pod, Service, StatefulSet, StoredObject, key_of
 
@@ -29,24 +29,10 @@ def _share(
 ) -> tuple[TableEndpoint | None, ...] | None:
     """The pod's endpoints in `svc`, one per service port; None when it gives none (as
     compute_service_table's `_endpoints` decides)."""
-    found: list[TableEndpoint | None] = []
-    for sp in svc.ports:
-        ep = pod_endpoint(pod, sp.target_port, serving)
-        if ep is None or ep.draining or not (ep.ready or svc.publish_not_ready):
-            found.append(None)
-            continue
-        found.append(
-            TableEndpoint(
-                address=ep.address,
-                port=ep.port,
-                pod=pod.meta.name,
-                node=pod.node_name,
-                hostname=pod.meta.name if subdomain else "",
-                subdomain=subdomain,
-                pod_ip=pod.status.pod_ip,
-                target_port=container_port(pod, sp.target_port) if pod.status.pod_ip else 0,
-            )
-        )
+    found = [
+        table_endpoint(pod, sp.target_port, serving, subdomain, svc.publish_not_ready)
+        for sp in svc.ports
+    ]
     return tuple(found) if any(e is not None for e in found) else None
 
 
