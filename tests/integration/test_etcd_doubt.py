@@ -13,42 +13,28 @@ deployment put the old replica count back into etcd.
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from master.model import Deployment
-from master.store.codec import decode
-from master.store.etcd_client import EtcdClient, EtcdSettings
 from tests.etcd_cluster import EtcdCluster
+from tests.integration import etcd_doubt_kit
+from tests.integration.cluster import wait_for
+from tests.integration.etcd_doubt_kit import stored, takes_writes
 from tests.integration.etcd_trap import EtcdTrap, Mode
 from tests.integration.masters import DEPLOYMENT, Masters
+
+# One etcd member and the relay in front of it (etcd_doubt_kit.py).
+etcd = etcd_doubt_kit.etcd
+trap = etcd_doubt_kit.trap
 
 # The master's etcd calls give up after this: the trapped write's answer comes in time.
 ETCD_TIMEOUT = "2s"
 # Resuming: the trapped connection's calls time out, the next connects and settles.
 RESUME_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def etcd() -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster.start(members=1)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def trap(etcd: EtcdCluster) -> Iterator[EtcdTrap]:
-    relay = EtcdTrap(etcd.members[0].client_port)
-    try:
-        yield relay
-    finally:
-        relay.close()
 
 
 @pytest.fixture
@@ -65,24 +51,11 @@ def masters(tmp_path: Path, trap: EtcdTrap, prefix: str) -> Iterator[Masters]:
         m.stop_all()
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float = RESUME_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g}s: {what}")
-        time.sleep(0.1)
-
-
 def _in_etcd(etcd: EtcdCluster, prefix: str) -> Deployment:
     """The deployment as etcd holds it, read past the relay."""
-    client = EtcdClient(EtcdSettings((etcd.members[0].client_url,)))
-    try:
-        [kv] = client.range(f"{prefix}o/Deployment/default/web".encode()).kvs
-    finally:
-        client.close()
-    stored = decode("Deployment", bytes(kv.value))
-    assert isinstance(stored, Deployment)
-    return stored
+    found = stored(etcd, "Deployment", f"{prefix}o/Deployment/default/web")
+    assert isinstance(found, Deployment)
+    return found
 
 
 def _annotated(replicas: int, marker: str) -> str:
@@ -104,17 +77,6 @@ def _view(masters: Masters, address: str) -> tuple[int, str, int]:
     )
 
 
-def _takes_writes(masters: Masters, address: str) -> Callable[[], bool]:
-    probes = iter(range(1_000_000))
-
-    def check() -> bool:
-        name = f"probe-{next(probes)}"
-        made = masters.cli(address, "create", "namespace", name)
-        return made.returncode == 0
-
-    return check
-
-
 @pytest.mark.parametrize("mode", ["land", "lose"])
 def test_after_a_write_in_doubt_the_single_master_serves_what_etcd_holds(
     mode: Mode, masters: Masters, trap: EtcdTrap, etcd: EtcdCluster, prefix: str
@@ -124,7 +86,7 @@ def test_after_a_write_in_doubt_the_single_master_serves_what_etcd_holds(
         address, "apply", "-f", "-", stdin=DEPLOYMENT.format(name="web", replicas=1)
     )
     assert applied.returncode == 0, applied.stderr
-    _wait("the deployment's pod made", lambda: _view(masters, address)[2] == 1)
+    wait_for("the deployment's pod made", lambda: _view(masters, address)[2] == 1, RESUME_S)
 
     marker = f"{mode}-{uuid.uuid4().hex[:8]}"
     trap.arm(marker, mode)
@@ -140,11 +102,11 @@ def test_after_a_write_in_doubt_the_single_master_serves_what_etcd_holds(
         assert (landed.replicas, landed.meta.annotations.get("trap")) == (1, None)
 
     trap.cut()
-    _wait("the master takes writes again", _takes_writes(masters, address))
+    wait_for("the master takes writes again", takes_writes(masters, address), RESUME_S)
 
     stored = _in_etcd(etcd, prefix)
     want = (stored.replicas, stored.meta.annotations.get("trap", ""))
     assert want == ((3, marker) if mode == "land" else (1, ""))
     assert _view(masters, address)[:2] == want
     # The controllers were told: a landed scale made its pods, a lost one none.
-    _wait(f"{want[0]} pods", lambda: _view(masters, address)[2] == want[0])
+    wait_for(f"{want[0]} pods", lambda: _view(masters, address)[2] == want[0], RESUME_S)

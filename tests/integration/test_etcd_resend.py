@@ -21,9 +21,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,17 @@ import docker
 import pytest
 
 from master.model import Pod
-from master.store.codec import decode
-from master.store.etcd_client import EtcdClient, EtcdSettings
 from tests.etcd_cluster import EtcdCluster
+from tests.integration import etcd_doubt_kit
+from tests.integration.cluster import wait_for
+from tests.integration.etcd_doubt_kit import stored, takes_writes
 from tests.integration.etcd_trap import EtcdTrap
 from tests.integration.masters import DEPLOYMENT, REPO, Masters
 from tests.support import remove_container
+
+# One etcd member and the relay in front of it (etcd_doubt_kit.py).
+etcd = etcd_doubt_kit.etcd
+trap = etcd_doubt_kit.trap
 
 # The trapped write's window: long enough for a container's restart to be reported.
 ETCD_TIMEOUT_S = 15
@@ -51,24 +55,6 @@ kind: ConfigMap
 metadata: {{name: trapped}}
 data: {{marker: {marker}}}
 """
-
-
-@pytest.fixture
-def etcd() -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster.start(members=1)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def trap(etcd: EtcdCluster) -> Iterator[EtcdTrap]:
-    relay = EtcdTrap(etcd.members[0].client_port)
-    try:
-        yield relay
-    finally:
-        relay.close()
 
 
 @pytest.fixture
@@ -115,15 +101,6 @@ def agent(
             remove_container(c.client, str(c.id))
 
 
-def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g}s: {what}")
-        time.sleep(0.1)
-    return value
-
-
 def _pods(masters: Masters, address: str) -> list[dict[str, Any]]:
     got = masters.cli(address, "get", "pods", "-o", "json")
     assert got.returncode == 0, got.stderr
@@ -143,24 +120,9 @@ def _restarts(pod: dict[str, Any]) -> tuple[str, bool, int]:
 
 def _in_etcd(etcd: EtcdCluster, name: str) -> Pod:
     """The pod as etcd holds it, read past the relay."""
-    client = EtcdClient(EtcdSettings((etcd.members[0].client_url,)))
-    try:
-        [kv] = client.range(f"/resend/o/Pod/default/{name}".encode()).kvs
-    finally:
-        client.close()
-    stored = decode("Pod", bytes(kv.value))
-    assert isinstance(stored, Pod)
-    return stored
-
-
-def _takes_writes(masters: Masters, address: str) -> Callable[[], bool]:
-    probes = iter(range(1_000_000))
-
-    def check() -> bool:
-        made = masters.cli(address, "create", "namespace", f"probe-{next(probes)}")
-        return made.returncode == 0
-
-    return check
+    found = stored(etcd, "Pod", f"/resend/o/Pod/default/{name}")
+    assert isinstance(found, Pod)
+    return found
 
 
 def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
@@ -182,8 +144,8 @@ def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
         ok = len(pods) == 1 and _restarts(pods[0]) == ("Running", True, 0)
         return str(pods[0]["metadata"]["name"]) if ok else ""
 
-    pod = _wait("the pod running", running, 120)
-    _wait("the pod stored as running", lambda: _in_etcd(etcd, pod).status.ready, 30)
+    pod = wait_for("the pod running", running, 120)
+    wait_for("the pod stored as running", lambda: _in_etcd(etcd, pod).status.ready, 30)
     [container] = docker_client.containers.list(filters={"label": f"pinnace.pod={pod}"})
 
     marker = f"resend-{uuid.uuid4().hex[:8]}"
@@ -198,14 +160,14 @@ def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True,
     )  # fmt: skip
     try:
-        _wait("the trapped write to reach the relay", trap.sprung.is_set, 30)
+        wait_for("the trapped write to reach the relay", trap.sprung.is_set, 30)
         container.kill()
 
         def restarted() -> bool:
             [shown] = _pods(masters, address)
             return _restarts(shown) == ("Running", True, 1)
 
-        _wait("the restart in the master's memory", restarted, ETCD_TIMEOUT_S)
+        wait_for("the restart in the master's memory", restarted, ETCD_TIMEOUT_S)
         # Reported while the write was still in flight: before the pause and its reload.
         in_flight = trapped.poll() is None
         _, err = trapped.communicate(timeout=ETCD_TIMEOUT_S + 30)
@@ -216,15 +178,15 @@ def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
     assert in_flight, "the write's outcome was known before the restart was reported"
     assert trapped.returncode == 1
     assert "may or may not have been saved" in err, err
-    _wait("the master paused", lambda: "writes and controllers pause" in masters.log("solo"), 10)
+    wait_for("the master paused", lambda: "writes and controllers pause" in masters.log("solo"), 10)
 
     trap.cut()
-    _wait("the master takes writes again", _takes_writes(masters, address), RESUME_S)
+    wait_for("the master takes writes again", takes_writes(masters, address), RESUME_S)
     log = masters.log("solo")
     assert "writes resume" in log, log[-2000:]
 
-    _wait("the restart in the master's view after the reload", restarted, RESENT_S)
-    _wait(
+    wait_for("the restart in the master's view after the reload", restarted, RESENT_S)
+    wait_for(
         "the restart in etcd",
         lambda: [c.restart_count for c in _in_etcd(etcd, pod).status.container_statuses] == [1],
         RESENT_S,
