@@ -84,6 +84,29 @@ def table_endpoint(
     )
 
 
+def table_service(svc: Service, endpoints: Sequence[tuple[TableEndpoint, ...]]) -> TableService:
+    """A Service's table entry, its ports' endpoints given in the order of its ports (the one
+    shape for the full table here and the kept one, master/lb/servicetable_index.py)."""
+    return TableService(
+        name=svc.meta.name,
+        namespace=svc.meta.namespace,
+        type=str(svc.type),
+        cluster_ip="" if svc.headless else svc.cluster_ip,
+        headless=svc.headless,
+        ports=tuple(
+            TablePort(
+                name=sp.name,
+                port=sp.port,
+                protocol=sp.protocol,
+                app_protocol=sp.app_protocol or lb_mode(sp),
+                endpoints=found,
+                node_port=sp.node_port,
+            )
+            for sp, found in zip(svc.ports, endpoints, strict=True)
+        ),
+    )
+
+
 def _endpoints(
     svc_port_target: str,
     members: Sequence[Pod],
@@ -132,27 +155,15 @@ def compute_service_table(
             ),
             key=lambda p: p.meta.name,
         )
-        ports = tuple(
-            TablePort(
-                name=sp.name,
-                port=sp.port,
-                protocol=sp.protocol,
-                app_protocol=sp.app_protocol or lb_mode(sp),
-                endpoints=_endpoints(
-                    sp.target_port, members, ready_nodes, subs, ns, svc.publish_not_ready
-                ),
-                node_port=sp.node_port,
-            )
-            for sp in svc.ports
-        )
         table.append(
-            TableService(
-                name=svc.meta.name,
-                namespace=ns,
-                type=str(svc.type),
-                cluster_ip="" if svc.headless else svc.cluster_ip,
-                headless=svc.headless,
-                ports=ports,
+            table_service(
+                svc,
+                [
+                    _endpoints(
+                        sp.target_port, members, ready_nodes, subs, ns, svc.publish_not_ready
+                    )
+                    for sp in svc.ports
+                ],
             )
         )
     return tuple(table)

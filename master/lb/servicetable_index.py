@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from master.lb.endpoints import lb_mode
-from master.lb.servicetable import TableEndpoint, TablePort, TableService, table_endpoint
+from master.lb.servicetable import TableEndpoint, TableService, table_endpoint, table_service
 from master.lb.shares import Lookups, ServiceShares, item
 from master.model import Pod, Service, StatefulSet, StoredObject, key_of
 
@@ -73,24 +72,12 @@ class ServiceTableIndex:
             return held[1]
         svc = self._shares.services[key]
         shares = self._shares.shares(key)
-        ports = tuple(
-            TablePort(
-                name=sp.name,
-                port=sp.port,
-                protocol=sp.protocol,
-                app_protocol=sp.app_protocol or lb_mode(sp),
-                endpoints=tuple(e for s in shares if (e := item(s, i)) is not None),
-                node_port=sp.node_port,
-            )
-            for i, sp in enumerate(svc.ports)
-        )
-        entry = TableService(
-            name=svc.meta.name,
-            namespace=svc.meta.namespace,
-            type=str(svc.type),
-            cluster_ip="" if svc.headless else svc.cluster_ip,
-            headless=svc.headless,
-            ports=ports,
+        entry = table_service(
+            svc,
+            [
+                tuple(e for s in shares if (e := item(s, i)) is not None)
+                for i in range(len(svc.ports))
+            ],
         )
         self._entries[key] = (version, entry)
         return entry
