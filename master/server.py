@@ -30,10 +30,11 @@ from typing import Any
 
 import grpc
 
-from kernel import heap, heap_trim
+from kernel import heap
 from kernel.clock import Clock, SystemClock
 from kernel.haproxy_tuning import haproxy_threads
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
+from master import heap_trim
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.fieldowners import writer_fields

@@ -1,12 +1,12 @@
-"""kernel/heap_trim.py: when the master gives glibc's free pages back (pure plan, fake clock)."""
+"""master/heap_trim.py: when the master gives glibc's free pages back (pure plan, fake clock)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from kernel import heap_trim
 from kernel.clock import FakeClock
-from kernel.heap_trim import TrimPlan
+from master import heap_trim
+from master.heap_trim import TrimPlan
 
 
 def _ticks(plan: TrimPlan, versions: list[int]) -> list[bool]:
