@@ -6,7 +6,8 @@ a SessionHello first, a Heartbeat whenever the state machine says one is due,
 and a batch of changed pod statuses at most every ~100 ms (from the
 StatusOutbox); down come PodAssignments (the complete set; the newest revision
 wins), HeartbeatAcks, and ResendReports when the master reloaded its memory from its
-store (every report goes again: the master lost those it had not stored). Any
+store (every report goes again, and the notices of the last minutes: the master lost
+those it had not stored; agent/notices.py). Any
 error ends the connection; it is retried after the delay the state machine gives,
 re-registering each time.
 
@@ -51,6 +52,7 @@ from agent.logs import LogStreamer
 from agent.model import NodeInfo, PeerAddress
 from agent.nodeproxy.proxy import ListenerProblem
 from agent.nodeproxy.table import ServiceTables, table_from_proto
+from agent.notices import NoticeLog
 from agent.outbox import FLUSH_INTERVAL, StatusOutbox, flush_pause
 from agent.state.events import (
     AskPeers,
@@ -60,7 +62,8 @@ from agent.state.events import (
     MasterHeard,
     PeersAnswered,
     PeersUpdated,
-    PlanStretched,
+    PlanChanged,
+    PlanGiven,
     Reconnect,
     Registered,
     RestartSession,
@@ -69,6 +72,7 @@ from agent.state.events import (
     SessionEnded,
     Tick,
 )
+from agent.state.plan import next_beat
 from agent.usage import UsageSampler
 from agent.witness import WitnessClient
 from agent.worker import Worker, wait_event
@@ -201,6 +205,10 @@ class Session:
         # The current stream's way up (None between sessions), and what waits to go up it.
         self._outgoing: asyncio.Queue[pb.AgentMessage] | None = None
         self._notices: list[SendNotice] = []
+        # The notices sent lately, and those to send again (marked `again`): the master may
+        # have lost them (agent/notices.py).
+        self._notice_log = NoticeLog()
+        self._notices_again: list[SendNotice] = []
         # The node proxy's refused Service ports: the newest list, and whether this
         # session has sent it (a new session sends it again: the master may be new).
         self._proxy_problems = pb.ProxyProblems()
@@ -212,6 +220,8 @@ class Session:
         self._asks: set[asyncio.Task[None]] = set()
         # Set whenever a message from the master is accepted (probe_master waits on it).
         self._heard = asyncio.Event()
+        # A shorter heartbeat interval arrived: the next beat is due sooner than planned.
+        self._beat_sooner = asyncio.Event()
         self._probe_sent = float("-inf")
 
     def notify(self, reason: str, message: str) -> None:
@@ -265,8 +275,17 @@ class Session:
                 case SendNotice():
                     self._notices.append(instruction)
                 case SendHeartbeat() if self._outgoing is not None:
-                    heartbeat = pb.Heartbeat(sequence=instruction.sequence)
+                    heartbeat = pb.Heartbeat(sequence=instruction.sequence, plan=instruction.plan)
                     self._outgoing.put_nowait(pb.AgentMessage(heartbeat=heartbeat))
+                case PlanChanged():
+                    log.info(
+                        "heartbeat plan %d: every %gs, lease %gs",
+                        instruction.number,
+                        instruction.heartbeat_seconds,
+                        instruction.lease_seconds,
+                    )
+                    if instruction.sooner:
+                        self._beat_sooner.set()
         return instructions
 
     async def _ask(self, ask: AskPeers) -> None:
@@ -401,17 +420,17 @@ class Session:
             self._outgoing = outgoing
             self._proxy_problems_due = True
             self._pod_routes_due = self._pod_routes is not None
+            # The last master may have died or reloaded before storing them.
+            self._notices_again = self._notice_log.again(self._clock.monotonic())
 
             call = stub.StreamSession(requests())
             senders = [
-                asyncio.create_task(self._heartbeats(outgoing, heartbeat)),
+                asyncio.create_task(self._heartbeats(outgoing)),
                 asyncio.create_task(self._flush(outgoing)),
                 asyncio.create_task(self._receive(call, outgoing)),
             ]
             if self._usage is not None:
-                senders.append(
-                    asyncio.create_task(self._report_usage(self._usage, outgoing, heartbeat))
-                )
+                senders.append(asyncio.create_task(self._report_usage(self._usage, outgoing)))
             restart = asyncio.create_task(self._restart.wait())
             try:
                 done, _ = await asyncio.wait(
@@ -464,7 +483,7 @@ class Session:
                     first = False
             elif kind == "heartbeat_ack" and msg.heartbeat_ack.lease_seconds > 0:
                 ack = msg.heartbeat_ack
-                self._handle(PlanStretched(ack.heartbeat_interval_seconds, ack.lease_seconds))
+                self._handle(PlanGiven(ack.heartbeat_interval_seconds, ack.lease_seconds, ack.plan))
             elif kind == "peers":
                 peers = tuple(
                     PeerAddress(p.name, p.address, p.witness_port)
@@ -517,8 +536,8 @@ class Session:
     def _resend(self, outgoing: asyncio.Queue[pb.AgentMessage], reason: str) -> None:
         """The master asked for every report again (it reloaded its memory from its store,
         and what it had not stored is gone): the whole outbox as one batch, at once and
-        ahead of any later change, and the proxy problems and pod routes with the next
-        flush, as at the start of a session."""
+        ahead of any later change, and the proxy problems, pod routes and recent notices
+        with the next flush, as at the start of a session."""
         pods = self._outbox.snapshot()
         log.info(
             "the master asks for every report again (%s): sending %d pod statuses",
@@ -530,24 +549,41 @@ class Session:
             outgoing.put_nowait(pb.AgentMessage(statuses=batch))
         self._proxy_problems_due = True
         self._pod_routes_due = self._pod_routes is not None
+        self._notices_again = self._notice_log.again(self._clock.monotonic())
         self._reports_due.set()
 
-    async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
+    async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
+        # The master may change the interval in the session (PlanGiven): a longer one is
+        # slept by from the next beat on, a shorter one at once (the beat due one new
+        # interval after the last, agent/state/plan.py next_beat).
+        last = self._clock.monotonic()
+        self._beat_sooner.clear()
         while True:
-            # The master may stretch the interval as the cluster grows (PlanStretched).
-            await self._clock.sleep(max(every, self._worker.state.lease.heartbeat_seconds))
-            self._handle(HeartbeatDue(self._clock.monotonic()))  # queues SendHeartbeat
+            lease = self._worker.state.lease
+            wait = next_beat(last, lease.heartbeat_seconds, self._clock.monotonic()) - (
+                self._clock.monotonic()
+            )
+            if wait > 0 and await wait_event(self._clock, self._beat_sooner, wait):
+                self._beat_sooner.clear()
+                continue
+            last = self._clock.monotonic()
+            self._handle(HeartbeatDue(last))  # queues SendHeartbeat
 
     async def _flush(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
-        """Sends notices, proxy problems (looked at every FLUSH_INTERVAL) and changed pod
-        reports: those as soon as the outbox is updated, at most one batch per
-        FLUSH_INTERVAL (agent/outbox.py flush_pause)."""
+        """Sends notices (those sent again first), proxy problems (looked at every
+        FLUSH_INTERVAL) and changed pod reports: those as soon as the outbox is updated, at
+        most one batch per FLUSH_INTERVAL (agent/outbox.py flush_pause)."""
         last_batch = -FLUSH_INTERVAL
         while True:
+            while self._notices_again:
+                notice = self._notices_again.pop(0)
+                body = pb.NodeNotice(reason=notice.reason, message=notice.message, again=True)
+                outgoing.put_nowait(pb.AgentMessage(notice=body))
             while self._notices:
                 notice = self._notices.pop(0)
                 body = pb.NodeNotice(reason=notice.reason, message=notice.message)
                 outgoing.put_nowait(pb.AgentMessage(notice=body))
+                self._notice_log.sent(notice, self._clock.monotonic())
             if self._proxy_problems_due:
                 self._proxy_problems_due = False
                 outgoing.put_nowait(pb.AgentMessage(proxy_problems=self._proxy_problems))
@@ -566,7 +602,7 @@ class Session:
                 await self._clock.sleep(pause)
 
     async def _report_usage(
-        self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage], heartbeat: float
+        self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage]
     ) -> None:
         # A removed claim volume is reported at once (the master then forgets it).
         removed = self._claims.removed if self._claims is not None else asyncio.Event()
@@ -576,7 +612,8 @@ class Session:
                 outgoing.put_nowait(pb.AgentMessage(usage=usage_to_proto(await usage.sample())))
             except Exception as exc:  # an engine that does not answer: no usage this round
                 log.debug("measuring usage failed: %s", exc)
-            every = max(heartbeat, self._worker.state.lease.heartbeat_seconds)
+            # The plan's interval now: longer or shorter than the registration's.
+            every = self._worker.state.lease.heartbeat_seconds
             await wait_event(self._clock, removed, usage_interval(every))
 
     async def _watch_fence(self) -> None:

@@ -8,22 +8,24 @@ the master's chain and pins the CA by the token's hash, sends JoinNode with a
 fresh P-256 key's CSR over TLS (agent/join.py, the agent's own code), then opens
 its own mTLS connection with the node certificate for RegisterNode and the
 session stream. With `--insecure` the join step is skipped and agents share
-plaintext connections (`--agents-per-channel`). In the session it heartbeats at
-the interval the master gave it and reports every assigned pod Running and ready
-at once (no containers).
+plaintext connections (`--agents-per-channel`). In the session it heartbeats by
+the plan the master gave it, changed by its acks (longer or shorter) by the agent's own
+rule (agent/state/plan.py), and reports every assigned pod Running and ready at once (no
+containers).
 
 Protocol (one JSON object per line): the process prints
 `{"joined": n, "acked": n, "stages": {...}, "ended": {...}}` every second; on
 stdin it takes `reset` (zero the ack counters and heartbeat round trips),
-`report` (prints `{"acks": n, "rtt_ms": [...]}`: every heartbeat's round trip
-since the last reset), `freeze NAME` (that agent's event loop is wedged: it stops
+`report` (prints `{"acks": n, "rtt_ms": [...], "intervals": {...}}`: every heartbeat's
+round trip since the last reset, and how many agents run each heartbeat interval),
+`freeze NAME` (that agent's event loop is wedged: it stops
 heartbeating, keeps its connection and its gRPC core answers pings; its loop watchdog,
 the agent's own decision in agent/state/loopwatch.py judged by this process on its
 behalf, ends its connection as agent/watchdog.py does once the loop has missed 2.5 s of
 ticks; plaintext agents share connections, so theirs is not ended; prints
 `{"frozen": NAME, "at": unix time}`), `stall NAME` (the same wedge unseen by the
 watchdog, as one holding the GIL would be: only its lease finds it; prints
-`{"stalled": NAME, "at": ...}`),
+`{"stalled": NAME, "at": ..., "interval": its heartbeat interval}`),
 `kill NAME` (its connection is closed, as the kernel closes a killed process's
 sockets; prints `{"killed": NAME, "at": ...}`), `cut NAME` (an agent named in
 `--proxied` talks to the master through a TCP relay in this process; the relay
@@ -50,6 +52,7 @@ from agent import credentials as cr
 from agent.join import JoinError, Token, join_when_reachable, mtls_channel, parse_token
 from agent.join_retry import RETRY_FIRST, retry_after
 from agent.state.loopwatch import LoopWatch, LoopWatchSettings, Wedged, look, start_watch
+from agent.state.plan import follow, next_beat, registered_plan
 from protos import node_pb2, node_pb2_grpc
 
 # Join attempts the master answers "busy" (or does not answer in time) are retried as
@@ -77,8 +80,11 @@ class HollowAgent:
         self.stage = "new"
         self.join_attempts = 0
         self.reconnects = 0
-        # The heartbeat interval the master gave (stretched by its acks as the cluster grows).
-        self.interval = 1.0
+        # The heartbeat plan the master gave, changed by its acks as the cluster grows and
+        # the master's budget moves, followed by the agent's own rule (agent/state/plan.py).
+        self.plan = registered_plan(1.0, None)
+        # Set when a shorter interval arrives: the next beat is due sooner.
+        self.sooner = asyncio.Event()
 
     async def join_tls(self, master: str, token: Token) -> cr.NodeCredentials | None:
         """Join with the agent's own code; retry what the master says is transient."""
@@ -149,7 +155,7 @@ class HollowAgent:
         hello = node_pb2.SessionHello(node_name=self.name, session_id=reply.session_id)
         await self.outbox.put(node_pb2.AgentMessage(hello=hello))
         call = stub.StreamSession(self._messages(stop))
-        self.interval = reply.heartbeat_interval_seconds
+        self.plan = registered_plan(reply.heartbeat_interval_seconds, reply.lease_seconds)
         beat = asyncio.create_task(self._heartbeat(stop))
         try:
             async for msg in call:
@@ -159,8 +165,13 @@ class HollowAgent:
                 elif body == "heartbeat_ack":
                     self.joined = True
                     self.acks += 1
-                    if msg.heartbeat_ack.heartbeat_interval_seconds > self.interval:
-                        self.interval = msg.heartbeat_ack.heartbeat_interval_seconds
+                    ack = msg.heartbeat_ack
+                    was = self.plan
+                    self.plan = follow(
+                        was, ack.plan, ack.heartbeat_interval_seconds, ack.lease_seconds
+                    )
+                    if self.plan.interval < was.interval:
+                        self.sooner.set()
                     acked = msg.heartbeat_ack.sequence
                     sent = self.sent_at.pop(acked, None)
                     if sent is not None:
@@ -181,16 +192,26 @@ class HollowAgent:
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         seq = 0
         # Spread the beats over the interval, as real agents started at random times are.
-        await asyncio.sleep(random.random() * self.interval)
+        await asyncio.sleep(random.random() * self.plan.interval)
         while not stop.is_set() and not self.frozen:
             seq += 1
             # Beats not yet acknowledged (an ack answers its beat and voids older ones; a
             # slow master's acks arrive after the next beat went out: still counted).
-            self.sent_at[seq] = time.monotonic()
+            last = self.sent_at[seq] = time.monotonic()
             if len(self.sent_at) > 16:
                 del self.sent_at[min(self.sent_at)]
-            await self.outbox.put(node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=seq)))
-            await asyncio.sleep(self.interval)
+            beat = node_pb2.Heartbeat(sequence=seq, plan=self.plan.number)
+            await self.outbox.put(node_pb2.AgentMessage(heartbeat=beat))
+            # As the agent does (agent/session.py): a shorter plan is beaten by at once.
+            self.sooner.clear()
+            while not stop.is_set() and not self.frozen:
+                wait = next_beat(last, self.plan.interval, time.monotonic()) - time.monotonic()
+                if wait <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self.sooner.wait()
+                self.sooner.clear()
 
     async def _report(self, assignments: node_pb2.PodAssignments) -> None:
         reports = []
@@ -364,6 +385,8 @@ async def main_async(args: argparse.Namespace) -> None:
                     "seconds": time.monotonic() - reset_at,
                     "rtt_ms": [round(r, 2) for a in agents for r in a.rtt_ms],
                     "without_ack": dict(Counter(a.stage for a in agents if a.acks == 0)),
+                    # The heartbeat intervals the agents run now (seconds, rounded).
+                    "intervals": dict(Counter(f"{a.plan.interval:.0f}" for a in agents)),
                 }
             )
         elif word == "freeze" and arg in by_name:
@@ -375,7 +398,8 @@ async def main_async(args: argparse.Namespace) -> None:
             emit({"frozen": arg, "at": at})
         elif word == "stall" and arg in by_name:
             by_name[arg].frozen = True
-            emit({"stalled": arg, "at": time.time()})
+            plan = by_name[arg].plan
+            emit({"stalled": arg, "at": time.time(), "interval": plan.interval})
         elif word == "kill" and arg in own_channel:
             by_name[arg].frozen = True
             at = time.time()
