@@ -810,7 +810,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             # one (the budget grew back) is offered, and judged by once the agent's
             # heartbeat says it runs it (master/controllers/session_plan.py).
             if session.plan is not None:
-                step = session.plan.heartbeat(now, msg.heartbeat.plan, self._plan())
+                wanted, settled = self._plan(), self._budget.full
+                step = session.plan.heartbeat(now, msg.heartbeat.plan, wanted, settled)
                 if step.judge_lease is not None:
                     self._leases.set_lease(node_name, step.judge_lease)
                 if step.offer is not None:
