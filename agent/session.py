@@ -65,7 +65,8 @@ from agent.state.events import (
     MasterHeard,
     PeersAnswered,
     PeersUpdated,
-    PlanStretched,
+    PlanChanged,
+    PlanGiven,
     Reconnect,
     Registered,
     RestartSession,
@@ -74,6 +75,7 @@ from agent.state.events import (
     SessionEnded,
     Tick,
 )
+from agent.state.plan import next_beat
 from agent.usage import UsageSampler
 from agent.witness import WitnessClient
 from agent.worker import Worker, wait_event
@@ -223,6 +225,8 @@ class Session:
         self._asks: set[asyncio.Task[None]] = set()
         # Set whenever a message from the master is accepted (probe_master waits on it).
         self._heard = asyncio.Event()
+        # A shorter heartbeat interval arrived: the next beat is due sooner than planned.
+        self._beat_sooner = asyncio.Event()
         self._probe_sent = float("-inf")
 
     def notify(self, reason: str, message: str) -> None:
@@ -276,8 +280,17 @@ class Session:
                 case SendNotice():
                     self._notices.append(instruction)
                 case SendHeartbeat() if self._outgoing is not None:
-                    heartbeat = pb.Heartbeat(sequence=instruction.sequence)
+                    heartbeat = pb.Heartbeat(sequence=instruction.sequence, plan=instruction.plan)
                     self._outgoing.put_nowait(pb.AgentMessage(heartbeat=heartbeat))
+                case PlanChanged():
+                    log.info(
+                        "heartbeat plan %d: every %gs, lease %gs",
+                        instruction.number,
+                        instruction.heartbeat_seconds,
+                        instruction.lease_seconds,
+                    )
+                    if instruction.sooner:
+                        self._beat_sooner.set()
         return instructions
 
     async def _ask(self, ask: AskPeers) -> None:
@@ -419,7 +432,7 @@ class Session:
 
             call = stub.StreamSession(requests())
             senders = [
-                asyncio.create_task(self._heartbeats(outgoing, heartbeat)),
+                asyncio.create_task(self._heartbeats(outgoing)),
                 asyncio.create_task(self._flush(outgoing)),
                 asyncio.create_task(self._receive(call, outgoing)),
             ]
@@ -494,8 +507,7 @@ class Session:
                     self._worker.set_assignments(whole)
             elif kind == "heartbeat_ack":
                 ack = msg.heartbeat_ack
-                if ack.lease_seconds > 0:
-                    self._handle(PlanStretched(ack.heartbeat_interval_seconds, ack.lease_seconds))
+                self._handle(PlanGiven(ack.heartbeat_interval_seconds, ack.lease_seconds, ack.plan))
                 if (ask := held.acked(ack.assignment_sequence)) is not None:
                     _ask_whole(outgoing, ask)
             elif kind == "peers":
@@ -565,11 +577,22 @@ class Session:
         self._pod_routes_due = self._pod_routes is not None
         self._reports_due.set()
 
-    async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage], every: float) -> None:
+    async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
+        # The master may change the interval in the session (PlanGiven): a longer one is
+        # slept by from the next beat on, a shorter one at once (the beat due one new
+        # interval after the last, agent/state/plan.py next_beat).
+        last = self._clock.monotonic()
+        self._beat_sooner.clear()
         while True:
-            # The master may stretch the interval as the cluster grows (PlanStretched).
-            await self._clock.sleep(max(every, self._worker.state.lease.heartbeat_seconds))
-            self._handle(HeartbeatDue(self._clock.monotonic()))  # queues SendHeartbeat
+            lease = self._worker.state.lease
+            wait = next_beat(last, lease.heartbeat_seconds, self._clock.monotonic()) - (
+                self._clock.monotonic()
+            )
+            if wait > 0 and await wait_event(self._clock, self._beat_sooner, wait):
+                self._beat_sooner.clear()
+                continue
+            last = self._clock.monotonic()
+            self._handle(HeartbeatDue(last))  # queues SendHeartbeat
 
     async def _flush(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
         """Sends notices, proxy problems (looked at every FLUSH_INTERVAL) and changed pod

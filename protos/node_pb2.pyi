@@ -601,7 +601,14 @@ class Heartbeat(_message.Message):
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
     ALLOCATABLE_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
+    plan: _builtins.int
+    """The heartbeat plan this agent runs: 1 is its registration's, n the one a HeartbeatAck
+    numbered n gave. 0: an agent that does not say (older), whose plan only ever
+    stretches. The master judges the node by a shorter lease it offered only once a
+    heartbeat says the agent runs it (master/controllers/session_plan.py).
+    """
     @_builtins.property
     def allocatable(self) -> Global___Resources:
         """Set when the agent's allocatable resources changed since it registered."""
@@ -611,10 +618,11 @@ class Heartbeat(_message.Message):
         *,
         sequence: _builtins.int = ...,
         allocatable: Global___Resources | None = ...,
+        plan: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable", "plan", b"plan", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1476,13 +1484,22 @@ class HeartbeatAck(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
     ASSIGNMENT_SEQUENCE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     heartbeat_interval_seconds: _builtins.float
-    """Set when the cluster grew enough that this node's heartbeats stretch (0: unchanged):
-    beat this often from now on; the lease is this long. A lease only grows in a session.
+    """Set when this node's heartbeat plan changes (0: unchanged): beat this often from now
+    on; the lease is this long. Longer: the cluster grew, or the master's heartbeat budget
+    shrank (the master judges by the longer lease at once). Shorter (only with `plan` set,
+    and only to an agent whose heartbeats say their plan): the budget grew back, or the
+    cluster shrank; the agent beats by the new interval at once and says `plan` in its
+    next heartbeat, and the master keeps judging by the old lease until then.
     """
     lease_seconds: _builtins.float
+    plan: _builtins.int
+    """This plan's number in the session (the registration's is 1; each change counts one).
+    0: a master that does not number its plans (they only stretch).
+    """
     assignment_sequence: _builtins.int
     """The number of the last assignment message sent before this ack (0: none numbered):
     an agent that takes changes and holds another set asks for the whole set (a change
@@ -1494,11 +1511,12 @@ class HeartbeatAck(_message.Message):
         sequence: _builtins.int = ...,
         heartbeat_interval_seconds: _builtins.float = ...,
         lease_seconds: _builtins.float = ...,
+        plan: _builtins.int = ...,
         assignment_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_sequence", b"assignment_sequence", "heartbeat_interval_seconds", b"heartbeat_interval_seconds", "lease_seconds", b"lease_seconds", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_sequence", b"assignment_sequence", "heartbeat_interval_seconds", b"heartbeat_interval_seconds", "lease_seconds", b"lease_seconds", "plan", b"plan", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

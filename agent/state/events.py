@@ -117,11 +117,14 @@ class Registered:
 
 
 @dataclass(frozen=True, slots=True)
-class PlanStretched:
-    """The master stretched this node's heartbeat and lease (the cluster grew)."""
+class PlanGiven:
+    """A heartbeat ack gave a heartbeat interval and lease (agent/state/plan.py): longer
+    (the cluster grew, the master's budget was cut) or, numbered, shorter."""
 
     heartbeat_seconds: float
     lease_seconds: float
+    # The plan's number in the session; 0: an older master's (plans only stretch).
+    number: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,7 @@ Event = (
     | ImageReady
     | ProbeFinished
     | Registered
-    | PlanStretched
+    | PlanGiven
     | MasterHeard
     | HeartbeatDue
     | Tick
@@ -231,6 +234,19 @@ class Relist:
 @dataclass(frozen=True, slots=True)
 class SendHeartbeat:
     sequence: int
+    # The heartbeat plan run (agent/state/plan.py); the master judges by its lease once told.
+    plan: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlanChanged:
+    """The agent runs a new heartbeat plan from now (its number, interval and lease);
+    `sooner`: its interval is shorter, so the next beat is due earlier than planned."""
+
+    number: int
+    heartbeat_seconds: float
+    lease_seconds: float
+    sooner: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +293,7 @@ Instruction = (
     | Publish
     | Relist
     | SendHeartbeat
+    | PlanChanged
     | RestartSession
     | Reconnect
     | AskPeers

@@ -48,7 +48,8 @@ from agent.state.events import (
     MasterHeard,
     PeersAnswered,
     PeersUpdated,
-    PlanStretched,
+    PlanChanged,
+    PlanGiven,
     Reconnect,
     Registered,
     RestartSession,
@@ -57,6 +58,7 @@ from agent.state.events import (
     SessionEnded,
     Tick,
 )
+from agent.state.plan import RunningPlan, follow, registered_plan
 
 RECONNECT_INITIAL = 0.2
 RECONNECT_CAP = 5.0
@@ -83,6 +85,8 @@ class LeaseState:
     last_error_refused: bool = False
     last_tick: float | None = None
     sequence: int = 0
+    # The number of the heartbeat plan run (agent/state/plan.py), said in every heartbeat.
+    plan: int = 0
     # A fence asked for a fresh session; nothing more is taken from this one.
     restarting: bool = False
     reconnect_delay: float = RECONNECT_INITIAL
@@ -127,16 +131,23 @@ class LeaseState:
         self.lease_seconds = event.lease_seconds
         self.heartbeat_seconds = event.heartbeat_seconds
         self.sequence = 0
+        self.plan = registered_plan(event.heartbeat_seconds, event.lease_seconds).number
         return self._end_hold(event.mono)
 
-    def stretched(self, event: PlanStretched) -> list[Instruction]:
-        """A longer heartbeat interval and lease from the master (the cluster grew). Within
-        a session a lease only grows: the master judges the node by the longer one from the
-        moment it sent it, so fencing by the old one meanwhile is early, never late."""
-        if self.lease_seconds is not None and event.lease_seconds > self.lease_seconds:
-            self.lease_seconds = event.lease_seconds
-            self.heartbeat_seconds = max(self.heartbeat_seconds, event.heartbeat_seconds)
-        return []
+    def plan_given(self, event: PlanGiven) -> list[Instruction]:
+        """A new heartbeat plan from the master (agent/state/plan.py): a longer one (the
+        cluster grew, the master's budget was cut) or, numbered, a shorter one (the budget
+        grew back). The master judges by the longer of the old and new leases until a
+        heartbeat says this plan's number, so fencing by the new one from now is early,
+        never late; a shorter interval is beaten by at once (PlanChanged)."""
+        now = RunningPlan(self.plan, self.heartbeat_seconds, self.lease_seconds)
+        new = follow(now, event.number, event.heartbeat_seconds, event.lease_seconds)
+        if new == now:
+            return []
+        self.plan, self.heartbeat_seconds, self.lease_seconds = new.number, new.interval, new.lease
+        return [
+            PlanChanged(new.number, new.interval, new.lease or 0.0, new.interval < now.interval)
+        ]
 
     def check(self, mono: float, gap: float, fenced: bool) -> tuple[str, list[Instruction]]:
         """Applies the fence rules now: (the fence reason or "", instructions)."""
@@ -268,7 +279,7 @@ class LeaseState:
         if _RESTART in out:
             return reason, out
         self.sequence += 1
-        return reason, [*out, SendHeartbeat(self.sequence)]
+        return reason, [*out, SendHeartbeat(self.sequence, self.plan)]
 
     def peers_updated(self, event: PeersUpdated) -> list[Instruction]:
         self.peers, self.cluster_size = event.peers, event.cluster_size
@@ -304,7 +315,7 @@ class LeaseState:
             # rounds fenced though the master was back for it too (test_agent_witness at
             # load). A node really cut off gets no answer and fences as before.
             self.sequence += 1
-            return "", [SendHeartbeat(self.sequence)]
+            return "", [SendHeartbeat(self.sequence, self.plan)]
         if self.flip_rounds < FLIP_ROUNDS or fenced:
             return "", []
         silence = self.latest - self.last_heard

@@ -30,7 +30,7 @@ from agent.state.events import (
     MasterHeard,
     PeersAnswered,
     PeersUpdated,
-    PlanStretched,
+    PlanGiven,
     PodActionsFinished,
     ProbeFinished,
     Registered,
@@ -93,8 +93,8 @@ class AgentState:
                 return self.pods.probed(event)
             case Registered():
                 return self.lease.registered_event(event)
-            case PlanStretched():
-                return self.lease.stretched(event)
+            case PlanGiven():
+                return self.lease.plan_given(event)
             case MasterHeard():
                 return self._fence_if(*self.lease.heard(event, fenced))
             case HeartbeatDue():

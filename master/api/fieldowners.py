@@ -20,7 +20,12 @@ from master.api.managedfields import (
     record,
     with_entries,
 )
-from master.api.render import render_object, render_pod_status
+from master.api.render import (
+    render_container_statuses,
+    render_object,
+    render_pod_status,
+    rfc3339,
+)
 from master.app.apply import FieldTracker
 from master.app.errors import AppError
 from master.model import Event, ManagedFieldsEntry, Pod, StoredObject, evolve
@@ -97,7 +102,82 @@ def writer_fields(
                     _CREATED_LEDGERS.clear()
                 _CREATED_LEDGERS[key] = found
             return found[1]
+    if subresource == "status" and isinstance(planned, Pod) and isinstance(existing, Pod):
+        # A pod's status write (every agent report): its ledger is that of every status
+        # write of the same writer and second, from the same ledger, with the same form.
+        form = status_change_form(existing, planned)
+        skey = (writer, int(now), planned.meta.managed_fields, form)
+        ledger = _STATUS_LEDGERS.get(skey)
+        if ledger is None:
+            ledger = _recorded(existing, planned, writer, subresource, now)
+            if len(_STATUS_LEDGERS) >= MEMO_LIMIT:
+                _STATUS_LEDGERS.clear()
+            _STATUS_LEDGERS[skey] = ledger
+        return ledger
     return _recorded(existing, planned, writer, subresource, now)
+
+
+# Ledgers of pod status writes by (writer, second, ledger before, status_change_form).
+_STATUS_LEDGERS: dict[
+    tuple[str, int, tuple[ManagedFieldsEntry, ...], tuple[object, ...]],
+    tuple[ManagedFieldsEntry, ...],
+] = {}
+
+_MISSING = object()
+
+
+def status_change_form(old: Pod, new: Pod) -> tuple[object, ...]:
+    """What the ledger of a status write turning `old` into `new` depends on besides the
+    ledger before it, the writer and the second: which fields of the rendered status
+    (render_pod_status without a pod network, what `_recorded` compares) changed, and
+    where a changed field has children (portMap's ports, the conditions' fields) which
+    of them came, went or changed. Values are left out (a leaf's value is no field of
+    the ledger; only whether it changed is), so the reports of thousands of pods that
+    go from Pending to Running in one second have one form, and the render and compare
+    of each are done once per form and second instead of once per report. It reads the
+    model as render_pod_status renders it, leaf by leaf; the tests hold it to the full
+    computation over random pairs and pin the rendered fields it knows."""
+    so, sn = old.status, new.status
+    ho, hn = so.host_ip, sn.host_ip
+    # hostIP, hostIPs, podIP, podIPs (no pod network: the pod's address is its host's).
+    host_same = ho == hn
+    po, pn = so.port_map, sn.port_map
+    ports: tuple[tuple[str, bool, bool], ...] = ()
+    if po != pn:
+        ports = tuple(
+            sorted(
+                (k, k in po, k in pn)
+                for k in po.keys() | pn.keys()
+                if po.get(k, _MISSING) != pn.get(k, _MISSING)
+            )
+        )
+    # (A list in the ports' order: equal maps in another order are other endpoints.)
+    endpoints_same = (po is pn and host_same) or (
+        [f"{ho}:{hp}" for hp in po.values()] if ho else []
+    ) == ([f"{hn}:{hp}" for hp in pn.values()] if hn else [])
+    co, cn = so.container_statuses, sn.container_statuses
+    containers_same = co == cn or render_container_statuses(co) == render_container_statuses(cn)
+    # The conditions: each True or False (with a reason when False), all at one time.
+    sched_same = rfc3339(so.started_at or old.meta.created_at) == rfc3339(
+        sn.started_at or new.meta.created_at
+    )
+    return (
+        so.phase == sn.phase,
+        so.reason == sn.reason,
+        so.message == sn.message,
+        host_same,
+        rfc3339(so.started_at) == rfc3339(sn.started_at),
+        containers_same,
+        endpoints_same,
+        ports,
+        sched_same,
+        bool(old.node_name),
+        bool(new.node_name),
+        bool(co) and all(c.ready for c in co),
+        bool(cn) and all(c.ready for c in cn),
+        so.ready,
+        sn.ready,
+    )
 
 
 # Ledgers of creations by (writer, second, creation_form), each beside the object it was

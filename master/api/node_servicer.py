@@ -72,6 +72,7 @@ from master.controllers.heartbeats import (
 from master.controllers.lifecycle import NodeHealthSettings, witness_members
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.controllers.session_plan import PlanOffer, SessionPlan
 from master.metrics.series import HEARTBEATS
 from master.model import (
     Container,
@@ -207,8 +208,10 @@ class _Session:
     # it), so an agent that stops reading costs the master nothing per heartbeat.
     ack_due: asyncio.Event = field(init=False)
     ack_sequence: int = 0
-    # A stretched heartbeat plan the next ack carries (the cluster grew since it joined).
-    stretch: HeartbeatPlan | None = None
+    # The session's heartbeat plans (master/controllers/session_plan.py).
+    plan: SessionPlan | None = None
+    # A new heartbeat plan the next ack carries (longer, or offered shorter).
+    offer: PlanOffer | None = None
     # The service table may have changed (master/api/servicetable.py).
     services_changed: asyncio.Event = field(init=False)
     # The master reloaded its memory from the store: the agent is asked for its reports
@@ -587,13 +590,15 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         for report in request.pods[:MAX_PODS_PER_REPORT]:
             self._reports.apply(info.name, pod_report_from_proto(report), adopted=True)
         old = self._sessions.get(info.name)
-        session = _Session(session_id=uuid.uuid4().hex)
+        # Heartbeats stretch as the cluster grows, the node's lease with them.
+        plan = self._plan()
+        session = _Session(
+            session_id=uuid.uuid4().hex, plan=SessionPlan(plan, self._clock.monotonic())
+        )
         self._sessions[info.name] = session
         if old is not None:
             old.superseded.set()
         self._manager.poke()
-        # Heartbeats stretch as the cluster grows, the node's lease with them.
-        plan = self._plan()
         self._leases.set_lease(info.name, plan.lease)
         await self._state.flush()
         self._on_registered(info.name)
@@ -693,10 +698,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     ack = node_pb2.HeartbeatAck(
                         sequence=session.ack_sequence, assignment_sequence=session.feed.sequence
                     )
-                    if session.stretch is not None:
-                        ack.heartbeat_interval_seconds = session.stretch.interval
-                        ack.lease_seconds = session.stretch.lease
-                        session.stretch = None
+                    if session.offer is not None:
+                        ack.heartbeat_interval_seconds = session.offer.plan.interval
+                        ack.lease_seconds = session.offer.plan.lease
+                        ack.plan = session.offer.number
+                        session.offer = None
                     yield node_pb2.MasterMessage(heartbeat_ack=ack)
                 if session.peers_changed.is_set():
                     session.peers_changed.clear()
@@ -863,15 +869,19 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         body = msg.WhichOneof("body")
         if body == "heartbeat":
             HEARTBEATS.inc()
-            self._leases.renew(node_name, self._clock.monotonic())
-            # The cluster grew since this node's plan: stretch it (the lease at once,
-            # the agent's interval with this ack), or the early nodes' one-second beats
-            # would keep the total far above the cap (500 + 500 x ln(N / 500) a second).
-            plan = self._plan()
-            lease = self._leases.lease_of(node_name)
-            if lease is not None and plan.lease > lease:
-                self._leases.set_lease(node_name, plan.lease)
-                session.stretch = plan
+            now = self._clock.monotonic()
+            self._leases.renew(node_name, now)
+            # The plan for the cluster now differs from this node's: a longer one is judged
+            # by at once and sent with this ack (or the early nodes' one-second beats would
+            # keep the total far above the cap: 500 + 500 x ln(N / 500) a second); a shorter
+            # one (the budget grew back) is offered, and judged by once the agent's
+            # heartbeat says it runs it (master/controllers/session_plan.py).
+            if session.plan is not None:
+                step = session.plan.heartbeat(now, msg.heartbeat.plan, self._plan())
+                if step.judge_lease is not None:
+                    self._leases.set_lease(node_name, step.judge_lease)
+                if step.offer is not None:
+                    session.offer = step.offer
             node = self._state.get("Node", node_name)
             if isinstance(node, Node) and not node.status.ready:
                 self._manager.poke()

@@ -259,6 +259,12 @@ def _condition(kind: str, ok: bool, at: float, reason: str = "") -> Obj:
     return out
 
 
+def render_container_statuses(statuses: Iterable[ContainerStatus]) -> list[Obj]:
+    """A pod status's `containerStatuses` (one atomic field of a status write's ledger:
+    master/api/fieldowners.py compares them whole)."""
+    return [_container_status(c) for c in statuses]
+
+
 def _container_status(cs: ContainerStatus) -> Obj:
     state: Obj
     if cs.state == "running":
@@ -347,7 +353,7 @@ def render_pod_status(pod: Pod, network: PodNetwork | None = None) -> Obj:
         "podIPs": [{"ip": address.ip}] if address.ip else [],
         "startTime": rfc3339(st.started_at),
         "conditions": conditions,
-        "containerStatuses": [_container_status(c) for c in st.container_statuses],
+        "containerStatuses": render_container_statuses(st.container_statuses),
         "portMap": port_map,
         "endpoints": endpoints,
     }

@@ -148,10 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_rate,
         default=250.0,  # master.controllers.heartbeats (not imported: the CLI starts lean)
         metavar="RATE",
-        help="beyond this many heartbeats a second from all nodes together, a node that "
-        "registers is given a longer heartbeat interval and lease, by the same amount "
-        "(1 s / 3 s up to 250 nodes, 20 s / 22 s at 5,000; 0 never stretches); a dead or "
-        "cut-off node is found by its session stream within seconds whatever the lease",
+        help="beyond this many heartbeats a second from all nodes together, nodes are "
+        "given a longer heartbeat interval and lease, by the same amount (1 s / 3 s up to "
+        "250 nodes, 20 s / 22 s at 5,000; 0 never stretches), fewer while the master's "
+        "loop runs late, and shorter ones again within their sessions when there is room; "
+        "a dead or cut-off node is found by its session stream within seconds whatever "
+        "the lease",
     )
     m.add_argument(
         "--max-joins-in-flight",

@@ -16,12 +16,15 @@ the window. Late for at least `behind` of the window: the loop cannot keep up, a
 budget is multiplied by `cut` (down to `cap * floor_share`). Late for at most
 `caught_up` of it: there is room, and the budget grows by `grow` (up to `cap`). In
 between it stays. A smaller budget stretches the plans of the sessions as their next
-heartbeat arrives (their leases with them), as a growing cluster does; plans never
-shrink within a session (agents fence by their lease), so a node stretched during an
-overload keeps its longer interval until it registers again, and new sessions get the
-budget of their day. A dead node is still found by its connection (killed, cut or
-wedged), within seconds; only a node that stalls with its connection alive and its
-watchdog blind waits out the longer lease.
+heartbeat arrives (their leases with them), as a growing cluster does. A budget grown
+back shortens them again within the session (master/controllers/session_plan.py): the
+ack offers the shorter plan, and the master judges by the longer lease until the agent's
+next heartbeat says it runs the shorter one (agents fence by their lease), at most once
+a hold and only when a quarter shorter or more. Before that, a node stretched during
+the 5,000-node join burst (which itself makes the loop late on a quiet machine) kept its
+40 s beats for the rest of its session. A dead node is still found by its connection
+(killed, cut or wedged), within seconds; only a node that stalls with its connection
+alive and its watchdog blind waits out its lease.
 
 However far the budget falls, it never stretches a plan beyond `LONGEST_INTERVAL` (40 s,
 Kubernetes' node lease) unless the cap alone does (`planned_rate`): at the floor a

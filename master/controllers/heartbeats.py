@@ -29,9 +29,12 @@ carries the longer interval and lease (the master judges it by the longer lease
 from then on; the agent fences by it once it has read it). Without that, the
 nodes that joined early kept beating every second and the total was 500 x
 (1 + ln(N / 500)) a second at a cap of 500: 1,650 at 5,000 nodes, three times it. A plan
-never shrinks within a session, so a cluster that shrinks never judges an old
-node by a lease shorter than its interval; it gets the new plan when it
-registers again.
+shrinks within a session only by a handshake (master/controllers/session_plan.py):
+when the cluster shrank or the master's heartbeat budget grew back, the ack offers
+the shorter plan, numbered, and the master judges the node by its old, longer lease
+until the agent's next heartbeat says it runs the new one, so it never judges a node
+by a lease shorter than the interval the agent beats by. An agent that does not say
+its plan (older) keeps the longer one until it registers again.
 """
 
 from __future__ import annotations

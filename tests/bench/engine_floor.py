@@ -245,13 +245,29 @@ def paired_lines(found: dict[str, list[float]]) -> list[str]:
     return lines
 
 
-def main() -> int:
+def _rounds(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
     """`python -m tests.bench.engine_floor [TRIALS]`: the floors alone, one table."""
+    import argparse
     import sys
 
     from tests.bench.recovery_report import Row, render_table
 
-    trials = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench.engine_floor",
+        description="The engine's own floor for running a crashed container again.",
+    )
+    parser.add_argument(
+        "trials", nargs="?", type=_rounds, default=10, help="rounds of every floor (default 10)"
+    )
+    trials = parser.parse_args(argv).trials
     client = docker.from_env()
     try:
         found = engine_floor(client, "pinnace/httpd:latest", trials)

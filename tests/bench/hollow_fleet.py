@@ -8,11 +8,12 @@ the master's chain and pins the CA by the token's hash, sends JoinNode with a
 fresh P-256 key's CSR over TLS (agent/join.py, the agent's own code), then opens
 its own mTLS connection with the node certificate for RegisterNode and the
 session stream. With `--insecure` the join step is skipped and agents share
-plaintext connections (`--agents-per-channel`). In the session it heartbeats at
-the interval the master gave it and reports every assigned pod Running and ready
-at once (no containers). It takes the master's assignment changes as a real agent
-does (agent/assignment_set.py: numbered, the whole set asked for again when one is
-out of turn).
+plaintext connections (`--agents-per-channel`). In the session it heartbeats by
+the plan the master gave it, changed by its acks (longer or shorter) by the agent's own
+rule (agent/state/plan.py), and reports every assigned pod Running and ready at once (no
+containers). It takes the master's assignment changes as a real agent does
+(agent/assignment_set.py: numbered, the whole set asked for again when one is out of
+turn).
 
 Protocol (one JSON object per line): the process prints
 `{"joined": n, "acked": n, "stages": {...}, "ended": {...}}` every second; on
@@ -54,6 +55,7 @@ from agent.assignment_set import AskWhole, AssignmentSet
 from agent.join import JoinError, Token, join_when_reachable, mtls_channel, parse_token
 from agent.join_retry import RETRY_FIRST, retry_after
 from agent.state.loopwatch import LoopWatch, LoopWatchSettings, Wedged, look, start_watch
+from agent.state.plan import follow, next_beat, registered_plan
 from protos import node_pb2, node_pb2_grpc
 
 # Join attempts the master answers "busy" (or does not answer in time) are retried as
@@ -81,8 +83,11 @@ class HollowAgent:
         self.stage = "new"
         self.join_attempts = 0
         self.reconnects = 0
-        # The heartbeat interval the master gave (stretched by its acks as the cluster grows).
-        self.interval = 1.0
+        # The heartbeat plan the master gave, changed by its acks as the cluster grows and
+        # the master's budget moves, followed by the agent's own rule (agent/state/plan.py).
+        self.plan = registered_plan(1.0, None)
+        # Set when a shorter interval arrives: the next beat is due sooner.
+        self.sooner = asyncio.Event()
 
     async def join_tls(self, master: str, token: Token) -> cr.NodeCredentials | None:
         """Join with the agent's own code; retry what the master says is transient."""
@@ -157,7 +162,7 @@ class HollowAgent:
         held: AssignmentSet[int] = AssignmentSet()
         await self.outbox.put(node_pb2.AgentMessage(hello=hello))
         call = stub.StreamSession(self._messages(stop))
-        self.interval = reply.heartbeat_interval_seconds
+        self.plan = registered_plan(reply.heartbeat_interval_seconds, reply.lease_seconds)
         beat = asyncio.create_task(self._heartbeat(stop))
         try:
             async for msg in call:
@@ -182,8 +187,13 @@ class HollowAgent:
                         await self._ask_whole(ask)
                     self.joined = True
                     self.acks += 1
-                    if msg.heartbeat_ack.heartbeat_interval_seconds > self.interval:
-                        self.interval = msg.heartbeat_ack.heartbeat_interval_seconds
+                    ack = msg.heartbeat_ack
+                    was = self.plan
+                    self.plan = follow(
+                        was, ack.plan, ack.heartbeat_interval_seconds, ack.lease_seconds
+                    )
+                    if self.plan.interval < was.interval:
+                        self.sooner.set()
                     acked = msg.heartbeat_ack.sequence
                     sent = self.sent_at.pop(acked, None)
                     if sent is not None:
@@ -208,16 +218,26 @@ class HollowAgent:
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         seq = 0
         # Spread the beats over the interval, as real agents started at random times are.
-        await asyncio.sleep(random.random() * self.interval)
+        await asyncio.sleep(random.random() * self.plan.interval)
         while not stop.is_set() and not self.frozen:
             seq += 1
             # Beats not yet acknowledged (an ack answers its beat and voids older ones; a
             # slow master's acks arrive after the next beat went out: still counted).
-            self.sent_at[seq] = time.monotonic()
+            last = self.sent_at[seq] = time.monotonic()
             if len(self.sent_at) > 16:
                 del self.sent_at[min(self.sent_at)]
-            await self.outbox.put(node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=seq)))
-            await asyncio.sleep(self.interval)
+            beat = node_pb2.Heartbeat(sequence=seq, plan=self.plan.number)
+            await self.outbox.put(node_pb2.AgentMessage(heartbeat=beat))
+            # As the agent does (agent/session.py): a shorter plan is beaten by at once.
+            self.sooner.clear()
+            while not stop.is_set() and not self.frozen:
+                wait = next_beat(last, self.plan.interval, time.monotonic()) - time.monotonic()
+                if wait <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self.sooner.wait()
+                self.sooner.clear()
 
     async def _report(self, pods: Iterable[node_pb2.PodAssignment]) -> None:
         reports = []

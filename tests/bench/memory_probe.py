@@ -21,9 +21,9 @@ for pymalloc's totals, which tracemalloc's hooks hide, and an RSS without its co
 a later snapshot holds is what was allocated after it and is still alive (the per-pod
 cost when the first comes after the joins and a later one after the apply); each later
 one saves a snapshot to OUT-<n>.snap. SIGUSR2 does the same as SIGUSR1, then calls
-malloc_trim(0) and notes the RSS after it (what glibc could give back). tests/bench/
-hollow.py --memory-probe OUT runs its master under this and signals after the joins,
-once all pods are Running, and at the end of its window.
+malloc_trim(0) and notes the RSS after it (what glibc could give back) and how long the
+trim took. tests/bench/hollow.py --memory-probe OUT runs its master under this and signals
+after the joins, once all pods are Running, and at the end of its window.
 
 `--top` prints a snapshot's largest allocation sites grouped by traceback (`--base`: the
 growth from another snapshot), and `--per N` divides by N (pods).
@@ -153,7 +153,11 @@ def probe(out: str) -> None:
             tracemalloc.start(frames)
             row["traced_from_here"] = True
         if trim:
+            started = time.perf_counter()
             lib.malloc_trim(0)
+            # The trim runs here, on the loop's thread (a signal handler): this is how long
+            # it held the loop, and glibc's arena locks (every other thread's malloc).
+            row["trim_seconds"] = time.perf_counter() - started
             row["rss_after_trim"] = rss_bytes()
             row["malloc_after_trim"] = malloc_stats(lib)
         with open(f"{out}.jsonl", "a") as f:

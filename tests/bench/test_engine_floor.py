@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.bench.engine_floor import FLOORS, paired_lines
+import pytest
+
+from tests.bench.engine_floor import FLOORS, main, paired_lines
 
 
 def test_paired_lines_take_each_rounds_difference_not_the_tables() -> None:
@@ -26,3 +28,19 @@ def test_paired_lines_skip_pairs_without_rounds() -> None:
     found: dict[str, list[float]] = {name: [] for name in FLOORS}
 
     assert paired_lines(found) == []
+
+
+@pytest.mark.parametrize("given", ["--help", "x", "0"])
+def test_the_rounds_argument_is_checked_before_any_engine_call(
+    given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--help` was read as the number of rounds: a ValueError traceback.
+    with pytest.raises(SystemExit) as stopped:
+        main([given])
+
+    err = capsys.readouterr().err
+    if given == "--help":
+        assert stopped.value.code == 0
+    else:
+        assert stopped.value.code == 2
+        assert f"must be a whole number >= 1, got '{given}'" in err

@@ -1,13 +1,23 @@
-"""What the tests of a single etcd master's writes in doubt share: one etcd member, the relay
-of etcd_trap.py in front of it, a read of a stored object past the relay, and a check that the
-master takes writes again.
+"""What the tests of etcd masters' writes in doubt share: one etcd member, the relay of
+etcd_trap.py in front of it, a read of a stored object past the relay, a check that the master
+takes writes again, and for the resend tests an agent joined to the masters and the pods as a
+master shows them.
 
 Fixtures are imported by name into the test modules (`from ... import etcd, trap`)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import docker
 import pytest
 
 from master.model import StoredObject
@@ -15,7 +25,8 @@ from master.store.codec import decode
 from master.store.etcd_client import EtcdClient, EtcdSettings
 from tests.etcd_cluster import EtcdCluster
 from tests.integration.etcd_trap import EtcdTrap
-from tests.integration.masters import Masters
+from tests.integration.masters import REPO, Masters
+from tests.support import remove_container
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +66,60 @@ def takes_writes(masters: Masters, address: str) -> Callable[[], bool]:
         return made.returncode == 0
 
     return check
+
+
+def pods(masters: Masters, address: str) -> list[dict[str, Any]]:
+    """The pods as the master at `address` shows them (`get pods -o json`)."""
+    got = masters.cli(address, "get", "pods", "-o", "json")
+    assert got.returncode == 0, got.stderr
+    items: list[dict[str, Any]] = json.loads(got.stdout)["items"]
+    return items
+
+
+def restarts(pod: dict[str, Any]) -> tuple[str, bool, int]:
+    """(phase, ready, restart count) of a one-container pod as a master shows it."""
+    [container] = pod["status"].get("containerStatuses") or [{}]
+    return (
+        pod["status"].get("phase", ""),
+        bool(container.get("ready")),
+        int(container.get("restartCount", 0)),
+    )
+
+
+@contextlib.contextmanager
+def joined_agent(
+    masters: Masters,
+    token_from: str,
+    master_arg: str,
+    node: str,
+    workdir: Path,
+    docker_client: docker.DockerClient,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real agent for `node` with `--master master_arg`, joined with a token made at
+    `token_from`, logging to workdir/agent.log; on the way out it is stopped by its PID and
+    its containers removed."""
+    made = masters.cli(token_from, "token", "create", "--ttl", "1h")
+    assert made.returncode == 0, made.stderr
+    log = (workdir / "agent.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "agent", "--master", master_arg, "--name", node,
+            "--advertise-address", "127.0.0.1", "--token", made.stdout.strip(),
+            "--metrics-listen", "", "--no-node-proxy", "--cluster-dns=none",
+            "--state-dir", str(workdir / "agent-state"),
+        ],
+        stdout=log, stderr=log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=60)
+        log.close()
+        for c in docker_client.containers.list(all=True, filters={"label": f"pinnace.node={node}"}):
+            remove_container(c.client, str(c.id))

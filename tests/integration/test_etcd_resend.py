@@ -16,15 +16,11 @@ master asked agents to resend after a reload, the pod showed restart count 0 for
 from __future__ import annotations
 
 import datetime
-import json
-import os
-import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -33,10 +29,9 @@ from master.model import Pod
 from tests.etcd_cluster import EtcdCluster
 from tests.integration import etcd_doubt_kit
 from tests.integration.cluster import wait_for
-from tests.integration.etcd_doubt_kit import stored, takes_writes
+from tests.integration.etcd_doubt_kit import joined_agent, pods, restarts, stored, takes_writes
 from tests.integration.etcd_trap import EtcdTrap
 from tests.integration.masters import DEPLOYMENT, REPO, Masters
-from tests.support import remove_container
 
 # One etcd member and the relay in front of it (etcd_doubt_kit.py).
 etcd = etcd_doubt_kit.etcd
@@ -74,48 +69,8 @@ def agent(
     """(master address, node name): the master started, an agent joined to it."""
     address = masters.start("solo")
     node = f"resend-{uuid.uuid4().hex[:6]}"
-    made = masters.cli(address, "token", "create", "--ttl", "1h")
-    assert made.returncode == 0, made.stderr
-    log = (tmp_path / "agent.log").open("ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "agent", "--master", address, "--name", node,
-            "--advertise-address", "127.0.0.1", "--token", made.stdout.strip(),
-            "--metrics-listen", "", "--no-node-proxy", "--cluster-dns=none",
-            "--state-dir", str(tmp_path / "agent-state"),
-        ],
-        stdout=log, stderr=log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    try:
+    with joined_agent(masters, address, address, node, tmp_path, docker_client):
         yield address, node
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=60)
-        log.close()
-        for c in docker_client.containers.list(all=True, filters={"label": f"pinnace.node={node}"}):
-            remove_container(c.client, str(c.id))
-
-
-def _pods(masters: Masters, address: str) -> list[dict[str, Any]]:
-    got = masters.cli(address, "get", "pods", "-o", "json")
-    assert got.returncode == 0, got.stderr
-    items: list[dict[str, Any]] = json.loads(got.stdout)["items"]
-    return items
-
-
-def _restarts(pod: dict[str, Any]) -> tuple[str, bool, int]:
-    """(phase, ready, restart count) of a one-container pod as the master shows it."""
-    [container] = pod["status"].get("containerStatuses") or [{}]
-    return (
-        pod["status"].get("phase", ""),
-        bool(container.get("ready")),
-        int(container.get("restartCount", 0)),
-    )
 
 
 def _in_etcd(etcd: EtcdCluster, name: str) -> Pod:
@@ -140,9 +95,9 @@ def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
     assert applied.returncode == 0, applied.stderr
 
     def running() -> str:
-        pods = _pods(masters, address)
-        ok = len(pods) == 1 and _restarts(pods[0]) == ("Running", True, 0)
-        return str(pods[0]["metadata"]["name"]) if ok else ""
+        shown = pods(masters, address)
+        ok = len(shown) == 1 and restarts(shown[0]) == ("Running", True, 0)
+        return str(shown[0]["metadata"]["name"]) if ok else ""
 
     pod = wait_for("the pod running", running, 120)
     wait_for("the pod stored as running", lambda: _in_etcd(etcd, pod).status.ready, 30)
@@ -164,8 +119,8 @@ def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
         container.kill()
 
         def restarted() -> bool:
-            [shown] = _pods(masters, address)
-            return _restarts(shown) == ("Running", True, 1)
+            [shown] = pods(masters, address)
+            return restarts(shown) == ("Running", True, 1)
 
         wait_for("the restart in the master's memory", restarted, ETCD_TIMEOUT_S)
         # Reported while the write was still in flight: before the pause and its reload.

@@ -42,7 +42,8 @@ from agent.state.events import (
     MasterHeard,
     PeersAnswered,
     PeersUpdated,
-    PlanStretched,
+    PlanChanged,
+    PlanGiven,
     PodActionsFinished,
     Publish,
     Reconnect,
@@ -267,7 +268,7 @@ def test_a_pod_dropped_by_the_master_is_torn_down_then_reported_removed_for_a_wh
 def test_the_lease_rules_fence_on_silence_and_on_a_freeze_not_on_a_dead_master() -> None:
     m = Machine(FencePolicy(fence_after=2.0))
     m.feed(Registered(100.0, 3.0, 1.0))
-    assert m.feed(HeartbeatDue(101.0)) == [SendHeartbeat(1)]
+    assert m.feed(HeartbeatDue(101.0)) == [SendHeartbeat(1, plan=1)]
     m.feed(MasterHeard(101.0))
     assert m.feed(Tick(102.9)) == []
 
@@ -294,17 +295,42 @@ def test_the_lease_rules_fence_on_silence_and_on_a_freeze_not_on_a_dead_master()
     assert "frozen for 3.8s" in frozen.state.pods.fence_reason
 
 
-def test_a_stretched_lease_fences_later_and_never_shrinks_within_a_session() -> None:
+def test_a_stretched_lease_fences_later_and_an_unnumbered_plan_never_shrinks_it() -> None:
     m = Machine(FencePolicy())  # fences at 0.8 x the lease the master gave
     m.feed(Registered(100.0, 3.0, 1.0), MasterHeard(100.0))
-    m.feed(PlanStretched(10.0, 12.0))  # the cluster grew: 10 s beats, a 12 s lease
-    m.feed(PlanStretched(2.0, 4.0))  # an older, shorter plan never shortens it
+    m.feed(PlanGiven(10.0, 12.0))  # the cluster grew: 10 s beats, a 12 s lease
+    # An older master's plans are unnumbered: a shorter one never shortens the lease.
+    m.feed(PlanGiven(2.0, 4.0))
 
     assert m.state.lease.heartbeat_seconds == 10.0
     assert m.feed(Tick(109.5)) == []  # 9.5 s of silence: within 0.8 x 12 s
     assert any(isinstance(i, RestartSession) for i in m.feed(Tick(109.7)))
     m.feed(Registered(120.0, 3.0, 1.0))  # a new registration gets the plan of its time
     assert m.state.lease.lease_seconds == 3.0
+
+
+def test_a_numbered_shorter_plan_is_run_at_once_and_said_in_every_heartbeat() -> None:
+    """The master's budget grew back: it offers plan 3, shorter, and judges by the old
+    lease until a heartbeat says plan 3. The agent fences by the new lease from the ack
+    on (early, never late), beats by its interval at once and says 3 from then on."""
+    m = Machine(FencePolicy())
+    m.feed(Registered(100.0, 22.0, 20.0), MasterHeard(100.0))
+    assert m.feed(HeartbeatDue(101.0)) == [SendHeartbeat(1, 1)]  # the registration's plan
+    assert m.feed(PlanGiven(40.0, 42.0, 2)) == [PlanChanged(2, 40.0, 42.0, sooner=False)]
+    m.feed(MasterHeard(110.0))
+
+    assert m.feed(PlanGiven(20.0, 22.0, 3)) == [PlanChanged(3, 20.0, 22.0, sooner=True)]
+    assert m.feed(PlanGiven(20.0, 22.0, 3)) == []  # said again: nothing new
+    assert m.feed(PlanGiven(40.0, 42.0, 2)) == []  # an older plan never comes back
+    assert (m.state.lease.heartbeat_seconds, m.state.lease.lease_seconds) == (20.0, 22.0)
+    assert m.feed(HeartbeatDue(111.0)) == [SendHeartbeat(2, 3)]
+    # Fenced by the new lease: 0.8 x 22 s = 17.6 s of silence, not 0.8 x 42.
+    assert m.feed(Tick(127.5)) == []
+    assert any(isinstance(i, RestartSession) for i in m.feed(Tick(127.7)))
+    assert m.state.pods.fence_reason
+    # A new session starts on its registration's plan again.
+    m.feed(Registered(130.0, 22.0, 20.0))
+    assert m.state.lease.plan == 1
 
 
 def test_reconnect_delays_double_to_the_cap_and_reset_after_a_session() -> None:

@@ -106,6 +106,78 @@ def test_a_master_whose_loop_is_behind_stretches_its_nodes_heartbeats() -> None:
     assert (late.heartbeat_interval_seconds, late.lease_seconds) == (2.0, 4.0)
 
 
+async def _servicer_of_ten_nodes(
+    budget: HeartbeatBudget, clock: FakeClock
+) -> tuple[NodeServicer, LeaseTable, str]:
+    state = ClusterState(MemoryStore(), clock)
+    leases = LeaseTable()
+    manager = ControllerManager(state, clock, leases)
+    servicer = NodeServicer(state, leases, manager, clock, 1, 3, heartbeat_budget=budget)
+    for i in range(2, 11):
+        state.put(
+            Node(
+                meta=ObjectMeta(name=f"n{i}"),
+                address="127.0.0.1",
+                capacity=Resources(2000, 2**30),
+                allocatable=Resources(2000, 2**30),
+                status=NodeStatus(ready=True),
+            )
+        )
+    info = node_pb2.NodeInfo(name="n1", address="127.0.0.1")
+    context: Any = None
+    reply = await servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=info), context)
+    return servicer, leases, reply.session_id
+
+
+def test_a_budget_grown_back_shortens_a_stretched_plan_once_the_agent_runs_it() -> None:
+    """Stretched while the loop was behind, a node's plan shrinks back in its session when
+    the budget grows again: offered in an ack, judged by only once the agent's heartbeat
+    says it runs it. Before, a plan never shrank within a session: nodes stretched during
+    a join burst kept 40 s beats for good."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        budget = HeartbeatBudget(10.0)
+        servicer, leases, session = await _servicer_of_ten_nodes(budget, clock)
+        now = _run(budget, 0.0, 11.0, lag=0.3)  # behind: 2.5 beats a second
+        (stretched,) = await _beat_once(servicer, session, plan=1)
+        assert (stretched.heartbeat_interval_seconds, stretched.lease_seconds) == (4.0, 6.0)
+        assert stretched.plan == 2
+        assert leases.lease_of("n1") == 6.0
+
+        _run(budget, now, 60.0, lag=0.001)  # caught up: the cap again, 1 s beats
+        clock.advance(60.0)
+        (offer,) = await _beat_once(servicer, session, plan=2)
+        assert (offer.heartbeat_interval_seconds, offer.lease_seconds, offer.plan) == (1, 3, 3)
+        assert leases.lease_of("n1") == 6.0  # the agent may still beat every 4 s
+        (ack,) = await _beat_once(servicer, session, plan=3)  # it says it runs plan 3
+        assert leases.lease_of("n1") == 3.0
+        assert (ack.heartbeat_interval_seconds, ack.plan) == (0.0, 0)  # nothing new
+
+    asyncio.run(scenario())
+
+
+def test_an_agent_that_does_not_say_its_plan_keeps_its_stretched_plan() -> None:
+    """An older agent takes longer plans only: a shorter one is never offered to it, and
+    it is judged by its longer lease for the rest of its session, as before."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        budget = HeartbeatBudget(10.0)
+        servicer, leases, session = await _servicer_of_ten_nodes(budget, clock)
+        now = _run(budget, 0.0, 11.0, lag=0.3)
+        (stretched,) = await _beat_once(servicer, session)
+        assert stretched.lease_seconds == 6.0
+
+        _run(budget, now, 60.0, lag=0.001)
+        clock.advance(60.0)
+        (ack,) = await _beat_once(servicer, session)
+        assert (ack.heartbeat_interval_seconds, ack.lease_seconds) == (0.0, 0.0)
+        assert leases.lease_of("n1") == 6.0
+
+    asyncio.run(scenario())
+
+
 def test_a_cut_budget_never_stretches_beats_beyond_forty_seconds() -> None:
     """At its floor (31 a second) 5,000 nodes would beat every 160 s, and a stalled node
     go unseen that long; Kubernetes' node lease is 40 s."""

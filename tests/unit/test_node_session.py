@@ -117,14 +117,17 @@ def test_an_ended_session_is_remembered_until_the_agent_registers_again() -> Non
     assert leases.ended_at("n1") is None
 
 
-async def _beat_once(servicer: NodeServicer, session_id: str) -> list[node_pb2.HeartbeatAck]:
-    """A session that sends one heartbeat and ends once it is acknowledged."""
+async def _beat_once(
+    servicer: NodeServicer, session_id: str, plan: int = 0
+) -> list[node_pb2.HeartbeatAck]:
+    """A session that sends one heartbeat (saying it runs `plan`; 0: an older agent's,
+    which says none) and ends once it is acknowledged."""
     acked = asyncio.Event()
 
     async def messages() -> AsyncIterator[node_pb2.AgentMessage]:
         hello = node_pb2.SessionHello(node_name="n1", session_id=session_id)
         yield node_pb2.AgentMessage(hello=hello)
-        yield node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=1))
+        yield node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=1, plan=plan))
         await acked.wait()
 
     acks = []
