@@ -8,8 +8,9 @@ StatusOutbox); down come PodAssignments (the complete set; the newest revision
 wins) and, from a master that sends them, PodAssignmentChanges (what changed since,
 numbered: agent/assignment_set.py builds the complete set of them, or asks for it
 again with an AssignmentsResync when one is out of turn), HeartbeatAcks, and
-ResendReports when the master reloaded its memory from its store (every report
-goes again: the master lost those it had not stored). Any
+ResendReports when the master reloaded its memory from its store (every report goes
+again, and the notices of the last minutes: the master lost those it had not stored;
+agent/notices.py). Any
 error ends the connection; it is retried after the delay the state machine gives,
 re-registering each time.
 
@@ -56,6 +57,7 @@ from agent.logs import LogStreamer
 from agent.model import Assignments, NodeInfo, PeerAddress, PodAssignment
 from agent.nodeproxy.proxy import ListenerProblem
 from agent.nodeproxy.table import ServiceTables, table_from_proto
+from agent.notices import NoticeLog
 from agent.outbox import FLUSH_INTERVAL, StatusOutbox, flush_pause
 from agent.state.events import (
     AskPeers,
@@ -214,6 +216,10 @@ class Session:
         # The current stream's way up (None between sessions), and what waits to go up it.
         self._outgoing: asyncio.Queue[pb.AgentMessage] | None = None
         self._notices: list[SendNotice] = []
+        # The notices sent lately, and those to send again (marked `again`): the master may
+        # have lost them (agent/notices.py).
+        self._notice_log = NoticeLog()
+        self._notices_again: list[SendNotice] = []
         # The node proxy's refused Service ports: the newest list, and whether this
         # session has sent it (a new session sends it again: the master may be new).
         self._proxy_problems = pb.ProxyProblems()
@@ -429,6 +435,8 @@ class Session:
             self._outgoing = outgoing
             self._proxy_problems_due = True
             self._pod_routes_due = self._pod_routes is not None
+            # The last master may have died or reloaded before storing them.
+            self._notices_again = self._notice_log.again(self._clock.monotonic())
 
             call = stub.StreamSession(requests())
             senders = [
@@ -562,8 +570,8 @@ class Session:
     def _resend(self, outgoing: asyncio.Queue[pb.AgentMessage], reason: str) -> None:
         """The master asked for every report again (it reloaded its memory from its store,
         and what it had not stored is gone): the whole outbox as one batch, at once and
-        ahead of any later change, and the proxy problems and pod routes with the next
-        flush, as at the start of a session."""
+        ahead of any later change, and the proxy problems, pod routes and recent notices
+        with the next flush, as at the start of a session."""
         pods = self._outbox.snapshot()
         log.info(
             "the master asks for every report again (%s): sending %d pod statuses",
@@ -575,6 +583,7 @@ class Session:
             outgoing.put_nowait(pb.AgentMessage(statuses=batch))
         self._proxy_problems_due = True
         self._pod_routes_due = self._pod_routes is not None
+        self._notices_again = self._notice_log.again(self._clock.monotonic())
         self._reports_due.set()
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
@@ -595,15 +604,20 @@ class Session:
             self._handle(HeartbeatDue(last))  # queues SendHeartbeat
 
     async def _flush(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
-        """Sends notices, proxy problems (looked at every FLUSH_INTERVAL) and changed pod
-        reports: those as soon as the outbox is updated, at most one batch per
-        FLUSH_INTERVAL (agent/outbox.py flush_pause)."""
+        """Sends notices (those sent again first), proxy problems (looked at every
+        FLUSH_INTERVAL) and changed pod reports: those as soon as the outbox is updated, at
+        most one batch per FLUSH_INTERVAL (agent/outbox.py flush_pause)."""
         last_batch = -FLUSH_INTERVAL
         while True:
+            while self._notices_again:
+                notice = self._notices_again.pop(0)
+                body = pb.NodeNotice(reason=notice.reason, message=notice.message, again=True)
+                outgoing.put_nowait(pb.AgentMessage(notice=body))
             while self._notices:
                 notice = self._notices.pop(0)
                 body = pb.NodeNotice(reason=notice.reason, message=notice.message)
                 outgoing.put_nowait(pb.AgentMessage(notice=body))
+                self._notice_log.sent(notice, self._clock.monotonic())
             if self._proxy_problems_due:
                 self._proxy_problems_due = False
                 outgoing.put_nowait(pb.AgentMessage(proxy_problems=self._proxy_problems))

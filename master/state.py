@@ -769,6 +769,28 @@ class ClusterState:
         self._event_queue.put(event)
         self._events_queued.set()
 
+    def has_event(
+        self, kind: str, name: str, namespace: str, reason: str, message: str, source: str
+    ) -> bool:
+        """Whether the log holds an event about this object with this reason, message and
+        source (queued ones are written first). A report sent again after a reload, which
+        may or may not have dropped the event it caused, asks this before recording it
+        again: a reload that kept the event must not see it counted twice."""
+        if self._event_queue:
+            self.write_events()
+        if not is_namespaced(kind):
+            namespace = DEFAULT_NAMESPACE
+        events = self._objects["Event"]
+        for key in self._events_about.get((kind, namespace, name), ()):
+            ev = events.get(key)
+            if isinstance(ev, Event) and (ev.reason, ev.message, ev.source) == (
+                reason,
+                message,
+                source,
+            ):
+                return True
+        return False
+
     @property
     def events_dropped(self) -> int:
         """Queued events dropped from a full queue so far (`queue_event`)."""

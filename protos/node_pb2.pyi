@@ -526,18 +526,26 @@ class NodeNotice(_message.Message):
 
     REASON_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    AGAIN_FIELD_NUMBER: _builtins.int
     reason: _builtins.str
     """CamelCase, as event reasons are (e.g. MasterUnreachable)."""
     message: _builtins.str
+    again: _builtins.bool
+    """Sent before, and sent again because the master may have lost it (it asked for every
+    report after reloading its memory, or a new session began): the master records it
+    only when its log holds no such event of the node. (An older master ignores it and
+    counts the notice again.)
+    """
     def __init__(
         self,
         *,
         reason: _builtins.str = ...,
         message: _builtins.str = ...,
+        again: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["again", b"again", "message", b"message", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -851,8 +859,9 @@ class MasterMessage(_message.Message):
     @_builtins.property
     def resend_reports(self) -> Global___ResendReports:
         """Send every report again: the whole pod status set (a PodStatusBatch), the proxy
-        problems and the pod routes. The master reloaded its memory from the store and
-        dropped what it had applied but not yet stored. (An older agent ignores it.)
+        problems, the pod routes and the recent notices (marked `again`). The master reloaded
+        its memory from the store and dropped what it had applied but not yet stored. (An
+        older agent ignores it.)
         """
 
     @_builtins.property

@@ -918,7 +918,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             self._leases.say_goodbye(node_name, self._clock.monotonic())
             self._reports.goodbye(node_name, msg.goodbye.reason)
         elif body == "notice":
-            self._reports.notice(node_name, msg.notice.reason, msg.notice.message)
+            notice = msg.notice
+            self._reports.notice(node_name, notice.reason, notice.message, notice.again)
         elif body == "proxy_problems":
             reported = [
                 Reported(p.namespace, p.service, p.port, p.reason, p.message)

@@ -9,8 +9,12 @@ nothing; the assignment set the agent gets next tells it what to remove.
 A report with reason Fenced says the agent stopped a pod on losing its lease.
 It becomes one Fenced event per node, pod and epoch — but only when the node
 holds or held that assignment (checked before anything is recorded), so a node
-cannot forge events about pods it never ran. Every event a node's reports
-cause passes a per-node rate limit (master/app/ratelimit.py).
+cannot forge events about pods it never ran. The Fenced events said are forgotten
+when memory is reloaded from the store (it may have dropped them): the agent's
+resent report says one again unless the reloaded log holds it. Node notices sent
+again (`again`: the agent cannot know whether the master stored them) likewise.
+Every event a node's reports cause passes a per-node rate limit
+(master/app/ratelimit.py).
 
 `decide_report` is the pure state machine (pod, report -> actions);
 `NodeReports` keeps the little memory it needs (assignments recently taken
@@ -175,6 +179,9 @@ class NodeReports:
         self._past: dict[tuple[str, str, int], None] = {}
         self._fenced_said: dict[tuple[str, str, int], None] = {}
         state.subscribe(self._on_change)
+        # A reload may have dropped the Fenced events said (queued, not yet stored): the
+        # agents' resent reports say them again unless the reloaded log holds them.
+        state.on_replaced(self._fenced_said.clear)
 
     def _on_change(
         self, kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
@@ -196,7 +203,11 @@ class NodeReports:
         if report.status.reason == FENCED and key not in self._fenced_said and self.held(*key):
             # Said even when the pod was replaced meanwhile: it explains the stop.
             _remember(self._fenced_said, key)
-            actions.append(fenced_event(node_name, report))
+            event = fenced_event(node_name, report)
+            if not self._state.has_event(
+                "Pod", event.name, ns, event.reason, event.message, event.source
+            ):
+                actions.append(event)
         pod = self._state.pod(report.pod_name, ns)
         actions.extend(decide_report(node_name, report, pod, adopted))
         self._execute(node_name, ns, actions)
@@ -210,9 +221,16 @@ class NodeReports:
         )
         self._node_event(node_name, "NodeRestarting", message, "Normal")
 
-    def notice(self, node_name: str, reason: str, message: str) -> None:
-        """Something the node's agent decided on its own, shown as a node event."""
-        self._node_event(node_name, clean_reason(reason), clean_text(message, 512), "Normal")
+    def notice(self, node_name: str, reason: str, message: str, again: bool = False) -> None:
+        """Something the node's agent decided on its own, shown as a node event. `again`: the
+        agent sent it before and sends it again because this master may have lost it (a
+        reload, a new session): recorded only when the log holds no such event."""
+        reason, message = clean_reason(reason), clean_text(message, 512)
+        if again and self._state.has_event(
+            "Node", node_name, DEFAULT_NAMESPACE, reason, message, node_name
+        ):
+            return
+        self._node_event(node_name, reason, message, "Normal")
 
     def proxy_problems(self, node_name: str, reported: Sequence[Reported]) -> None:
         """The Service ports the node's proxy cannot serve now (its whole list)."""

@@ -67,7 +67,10 @@ async def running_agent(
     node: str = "n1",
     fence: FencePolicy | None = None,
     jitter: Callable[[], float] | None = None,
+    notices: tuple[tuple[str, str], ...] = (),
 ) -> AsyncIterator[Worker]:
+    """The agent's worker and session running; `notices`: (reason, message) the session is
+    told to send once connected (Session.notify)."""
     outbox = StatusOutbox()
     worker = Worker(
         FakeRuntime(node, engine),
@@ -80,6 +83,8 @@ async def running_agent(
     )
     info = NodeInfo(node, "127.0.0.1", Resources(2000, 2**30), Resources(1900, 2**29))
     session = Session(address, info, worker, outbox, clock, jitter or random.random)
+    for reason, message in notices:
+        session.notify(reason, message)
     tasks = [asyncio.create_task(worker.run()), asyncio.create_task(session.run())]
     try:
         yield worker
@@ -409,6 +414,47 @@ def test_asked_to_resend_the_agent_sends_its_whole_outbox_and_its_proxy_problems
         assert len(master.proxy_problems) == problems + 1
 
     asyncio.run(scenario())
+
+
+def test_notices_go_again_marked_again_when_the_master_asks_and_on_a_new_session() -> None:
+    """A notice's event is stored some time after the master gets it: a reload meanwhile, or
+    a leader killed, loses it, and the agent says it only once. Sent again (marked `again`,
+    so a master that stored it does not count it twice) on a resend request and on every
+    new session, for as long as agent/notices.py keeps it."""
+
+    async def scenario() -> tuple[list[Any], list[Any], list[Any]]:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=0.1)
+        address = await master.start()
+        notice = ("ClusterDNSUnavailable", "port 53 is taken")
+        try:
+            async with running_agent(clock, address, new_engine(clock), notices=(notice,)):
+                await until(clock, lambda: master.notices, "the notice")
+                await run_for(clock, 0.5)
+                first = [(n.reason, n.message, n.again) for _, n in master.notices]
+                master.ask_resend("n1")
+                await until(clock, lambda: len(master.notices) > 1, "the notice again")
+                await run_for(clock, 0.5)
+                asked = [(n.reason, n.message, n.again) for _, n in master.notices[1:]]
+                await master.stop()
+                replacement = FakeMaster(heartbeat=0.1)
+                await run_for(clock, 0.3)  # the agent now sees connection refused
+                await replacement.start(address)
+                try:
+                    await until(clock, lambda: replacement.notices, "the notice on a new session")
+                    await run_for(clock, 0.5)
+                    renewed = [(n.reason, n.message, n.again) for _, n in replacement.notices]
+                finally:
+                    await replacement.stop()
+        finally:
+            await master.stop()
+        return first, asked, renewed
+
+    first, asked, renewed = asyncio.run(scenario())
+
+    assert first == [("ClusterDNSUnavailable", "port 53 is taken", False)]
+    assert asked == [("ClusterDNSUnavailable", "port 53 is taken", True)]
+    assert renewed == [("ClusterDNSUnavailable", "port 53 is taken", True)]
 
 
 def test_the_agent_applies_numbered_changes_and_asks_for_the_whole_set_when_one_is_lost() -> None:

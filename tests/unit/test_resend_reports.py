@@ -137,3 +137,105 @@ def test_every_replace_all_tells_after_the_listeners_and_until_unsubscribed() ->
     state.replace_all([], 8)
 
     assert told == ["Pod/p", "replaced", "Pod/p"]
+
+
+def _fenced(pod: str, epoch: int) -> node_pb2.AgentMessage:
+    report = node_pb2.PodStatusReport(
+        pod_name=pod, epoch=epoch, phase="Pending", reason="Fenced", message="lease lost",
+        removed=True,
+    )  # fmt: skip
+    return node_pb2.AgentMessage(statuses=node_pb2.PodStatusBatch(pods=[report]))
+
+
+def _notice(again: bool, reason: str = "AgentLoopStalled") -> node_pb2.AgentMessage:
+    notice = node_pb2.NodeNotice(reason=reason, message="stalled 2.0s", again=again)
+    return node_pb2.AgentMessage(notice=notice)
+
+
+# A notice sent after the message under test: once its event is in, the master has handled
+# that message (a session's messages are handled in order).
+MARKER = "Marker"
+
+
+def _events(state: Any, reason: str) -> list[tuple[str, int]]:
+    """(involved name, count) of the events in memory with `reason`."""
+    return sorted((e.involved_name, e.count) for e in state.objects("Event") if e.reason == reason)
+
+
+async def _until(check: Any) -> None:
+    while not check():
+        await asyncio.sleep(0.01)
+
+
+def test_a_fenced_event_a_reload_dropped_is_said_again_and_one_it_kept_is_not_doubled() -> None:
+    # The agent reports a pod it stopped by fencing as Fenced until the master assigns it
+    # again (or for a minute), so its resent reports carry it; the master had remembered
+    # the event as said, and said it never again, though the reload had dropped it.
+    _, state, _, servicer = _setup()
+
+    async def scenario() -> tuple[list[tuple[str, int]], ...]:
+        agent = _Agent(servicer, "n1", await _aregister(servicer, "n1"))
+        pod = state.put(Pod(meta=ObjectMeta(name="p"), spec=PodSpec(containers=()), node_name="n1"))
+        await state.flush()
+        await agent.next("assignments")
+        agent.up.put_nowait(_fenced("p", pod.epoch))
+        await _until(lambda: _events(state, "Fenced"))
+        said = _events(state, "Fenced")
+        await state.reload()  # not flushed: the event and the pod's Fenced status are gone
+        dropped = _events(state, "Fenced")
+        await agent.next("resend_reports")
+        agent.up.put_nowait(_fenced("p", pod.epoch))  # the agent's answer
+        await _until(lambda: _events(state, "Fenced"))
+        again = _events(state, "Fenced")
+        await state.flush()
+        await state.reload()  # stored this time: kept
+        await agent.next("resend_reports")
+        agent.up.put_nowait(_fenced("p", pod.epoch))
+        agent.up.put_nowait(_notice(again=False, reason=MARKER))
+        await _until(lambda: _events(state, MARKER))
+        kept = _events(state, "Fenced")
+        await agent.close()
+        return said, dropped, again, kept
+
+    said, dropped, again, kept = asyncio.run(asyncio.wait_for(scenario(), 10))
+
+    assert said == [("p", 1)]
+    assert dropped == []
+    assert again == [("p", 1)]
+    assert kept == [("p", 1)]
+
+
+def test_a_notice_sent_again_is_recorded_when_a_reload_dropped_it_and_only_then() -> None:
+    _, state, _, servicer = _setup()
+
+    async def scenario() -> tuple[list[tuple[str, int]], ...]:
+        agent = _Agent(servicer, "n1", await _aregister(servicer, "n1"))
+        await agent.next("assignments")
+        agent.up.put_nowait(_notice(again=False))
+        await _until(lambda: _events(state, "AgentLoopStalled"))
+        said = _events(state, "AgentLoopStalled")
+        await state.reload()  # not flushed: the event is gone
+        dropped = _events(state, "AgentLoopStalled")
+        await agent.next("resend_reports")
+        agent.up.put_nowait(_notice(again=True))
+        await _until(lambda: _events(state, "AgentLoopStalled"))
+        again = _events(state, "AgentLoopStalled")
+        await state.flush()
+        agent.up.put_nowait(_notice(again=True))  # stored: sent again, not counted again
+        agent.up.put_nowait(_notice(again=False, reason=MARKER))
+        await _until(lambda: _events(state, MARKER))
+        kept = _events(state, "AgentLoopStalled")
+        agent.up.put_nowait(_notice(again=False))  # a new one of the same words: counted
+        agent.up.put_nowait(_notice(again=False, reason=MARKER))
+        await _until(lambda: _events(state, MARKER) == [("n1", 2)])
+        after = _events(state, "AgentLoopStalled")
+        await agent.close()
+        return said, dropped, again, kept, after
+
+    said, dropped, again, kept, after = asyncio.run(asyncio.wait_for(scenario(), 10))
+
+    assert said == [("n1", 1)]
+    assert dropped == []
+    assert again == [("n1", 1)]
+    assert kept == [("n1", 1)]
+    assert after == [("n1", 2)]
