@@ -445,9 +445,7 @@ class Session:
                 asyncio.create_task(self._receive(call, outgoing)),
             ]
             if self._usage is not None:
-                senders.append(
-                    asyncio.create_task(self._report_usage(self._usage, outgoing, heartbeat))
-                )
+                senders.append(asyncio.create_task(self._report_usage(self._usage, outgoing)))
             restart = asyncio.create_task(self._restart.wait())
             try:
                 done, _ = await asyncio.wait(
@@ -636,7 +634,7 @@ class Session:
                 await self._clock.sleep(pause)
 
     async def _report_usage(
-        self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage], heartbeat: float
+        self, usage: UsageSampler, outgoing: asyncio.Queue[pb.AgentMessage]
     ) -> None:
         # A removed claim volume is reported at once (the master then forgets it).
         removed = self._claims.removed if self._claims is not None else asyncio.Event()
@@ -646,7 +644,8 @@ class Session:
                 outgoing.put_nowait(pb.AgentMessage(usage=usage_to_proto(await usage.sample())))
             except Exception as exc:  # an engine that does not answer: no usage this round
                 log.debug("measuring usage failed: %s", exc)
-            every = max(heartbeat, self._worker.state.lease.heartbeat_seconds)
+            # The plan's interval now: longer or shorter than the registration's.
+            every = self._worker.state.lease.heartbeat_seconds
             await wait_event(self._clock, removed, usage_interval(every))
 
     async def _watch_fence(self) -> None:

@@ -153,10 +153,12 @@ def resend_now(due: bool, writable: bool) -> bool:
     return due and writable
 
 
-def recheck_after(withheld: bool, resend_waiting: bool) -> float | None:
+def recheck_after(withheld: bool, gate_shut: bool) -> float | None:
     """How long a session's loop waits for a kick before it looks again (None: until
-    kicked). Neither the drain gate nor the write gate says when it opens."""
-    waits = [w for w, on in ((STOP_GATE_RECHECK, withheld), (RESEND_RECHECK, resend_waiting)) if on]
+    kicked). Neither the drain gate nor the write gate says when it opens, nor whether it
+    will: a resend waits for it to open, and a master that stops settling and follows
+    (deposed) ends its sessions (ClusterState.following)."""
+    waits = [w for w, on in ((STOP_GATE_RECHECK, withheld), (RESEND_RECHECK, gate_shut)) if on]
     return min(waits, default=None)
 
 
@@ -680,7 +682,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 if not session.kick.is_set():
                     # Stop orders held back by the gate (the LB still draining them):
                     # looked at every second, the gate may open by timeout alone.
-                    recheck = recheck_after(bool(session.withheld), session.resend_due.is_set())
+                    gate_shut = session.resend_due.is_set() or not self._state.writable
+                    recheck = recheck_after(bool(session.withheld), gate_shut)
                     if recheck is not None:
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(recheck):
@@ -690,6 +693,15 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 # Cleared before the flags are read: a flag set from here on kicks again.
                 session.kick.clear()
                 if reader.done() or session.superseded.is_set():
+                    break
+                if self._state.following:
+                    # Deposed while alive: a leader that kept its agents' sessions acked
+                    # their heartbeats, so the new leader never heard them, showed their
+                    # nodes NotReady (Unknown) and would have evicted their pods. Ended,
+                    # the agent registers again and the refusal names the leader. A leader
+                    # only pausing (settling) keeps them: it may resume, and asks its
+                    # agents for their reports then.
+                    log.info("session of node %s ends: this master does not lead", node_name)
                     break
                 while not down.empty():
                     yield down.get_nowait()
@@ -753,6 +765,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self._sessions.get(node_name) is session
                 and not session.superseded.is_set()
                 and not self._stopping
+                and not self._state.following  # the leader judges the node, not this one
             ):
                 # Unless many ended at once: then the master is the suspect, and the node
                 # keeps a fresh lease (master/controllers/session_loss.py).
@@ -877,7 +890,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             # one (the budget grew back) is offered, and judged by once the agent's
             # heartbeat says it runs it (master/controllers/session_plan.py).
             if session.plan is not None:
-                step = session.plan.heartbeat(now, msg.heartbeat.plan, self._plan())
+                wanted, settled = self._plan(), self._budget.full
+                step = session.plan.heartbeat(now, msg.heartbeat.plan, wanted, settled)
                 if step.judge_lease is not None:
                     self._leases.set_lease(node_name, step.judge_lease)
                 if step.offer is not None:

@@ -18,15 +18,16 @@ turn).
 Protocol (one JSON object per line): the process prints
 `{"joined": n, "acked": n, "stages": {...}, "ended": {...}}` every second; on
 stdin it takes `reset` (zero the ack counters and heartbeat round trips),
-`report` (prints `{"acks": n, "rtt_ms": [...]}`: every heartbeat's round trip
-since the last reset), `freeze NAME` (that agent's event loop is wedged: it stops
+`report` (prints `{"acks": n, "rtt_ms": [...], "intervals": {...}}`: every heartbeat's
+round trip since the last reset, and how many agents run each heartbeat interval),
+`freeze NAME` (that agent's event loop is wedged: it stops
 heartbeating, keeps its connection and its gRPC core answers pings; its loop watchdog,
 the agent's own decision in agent/state/loopwatch.py judged by this process on its
 behalf, ends its connection as agent/watchdog.py does once the loop has missed 2.5 s of
 ticks; plaintext agents share connections, so theirs is not ended; prints
 `{"frozen": NAME, "at": unix time}`), `stall NAME` (the same wedge unseen by the
 watchdog, as one holding the GIL would be: only its lease finds it; prints
-`{"stalled": NAME, "at": ...}`),
+`{"stalled": NAME, "at": ..., "interval": its heartbeat interval}`),
 `kill NAME` (its connection is closed, as the kernel closes a killed process's
 sockets; prints `{"killed": NAME, "at": ...}`), `cut NAME` (an agent named in
 `--proxied` talks to the master through a TCP relay in this process; the relay
@@ -411,6 +412,8 @@ async def main_async(args: argparse.Namespace) -> None:
                     "seconds": time.monotonic() - reset_at,
                     "rtt_ms": [round(r, 2) for a in agents for r in a.rtt_ms],
                     "without_ack": dict(Counter(a.stage for a in agents if a.acks == 0)),
+                    # The heartbeat intervals the agents run now (seconds, rounded).
+                    "intervals": dict(Counter(f"{a.plan.interval:.0f}" for a in agents)),
                 }
             )
         elif word == "freeze" and arg in by_name:
@@ -422,7 +425,8 @@ async def main_async(args: argparse.Namespace) -> None:
             emit({"frozen": arg, "at": at})
         elif word == "stall" and arg in by_name:
             by_name[arg].frozen = True
-            emit({"stalled": arg, "at": time.time()})
+            plan = by_name[arg].plan
+            emit({"stalled": arg, "at": time.time(), "interval": plan.interval})
         elif word == "kill" and arg in own_channel:
             by_name[arg].frozen = True
             at = time.time()

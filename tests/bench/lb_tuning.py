@@ -52,7 +52,16 @@ the same port in TCP mode, as pinnace renders a port not known to speak HTTP: `t
 `abortonclose` (option abortonclose), `prefer-last` (option prefer-last-server: a
 client connection's next request goes to the server of its last one while HAProxy holds
 that connection, instead of round robin per request), and `control` (no HAProxy: direct
-against direct).
+against direct). Later: `static-rr` (balance static-rr: no dynamic weights' tree to update
+per request), `low-latency` (tune.sched.low-latency on), `http-lean` (HTTP mode without
+both the layer-7 retries and X-Forwarded-For: the floor of HTTP mode as pinnace renders it,
+not a candidate, since the retries are what HTTP mode is rendered for).
+
+`--pin` gives the proxy a CPU of its own, as a cluster whose load balancer runs on its own
+machine: HAProxy on the last CPU this process may use (`taskset`), and this process (so
+wrk), the nginx containers (their cpuset) and Docker's port proxies in front of them on the
+others. The direct path then has the same CPUs as without the proxy, and the ratio is what
+the hop costs a client, not what the proxy's CPU takes from the pods.
 Every container and HAProxy started here is removed or stopped by id/PID, also on Ctrl-C.
 """
 
@@ -139,6 +148,9 @@ VARIANTS = {
     "server-close": Variant(ONE, defaults_lines=("option http-server-close",)),
     "abortonclose": Variant(ONE, defaults_lines=("option abortonclose",)),
     "prefer-last": Variant(ONE, defaults_lines=("option prefer-last-server",)),
+    "static-rr": Variant(ONE, defaults_lines=("balance static-rr",), drop=("balance roundrobin",)),
+    "low-latency": Variant(ONE, global_lines=("tune.sched.low-latency on",)),
+    "http-lean": Variant(ONE, drop=(*L7_RETRY, "option forwardfor")),
 }
 # Not a HAProxy: the direct path measured against itself, the noise floor of a pair.
 CONTROL = "control"
@@ -207,6 +219,15 @@ class Pair:
         direct = self.direct.path_cpu / max(self.direct.requests, 1)
         proxied = (self.proxied.path_cpu + self.proxied.haproxy_cpu) / max(self.proxied.requests, 1)
         return direct / proxied if direct > 0 and proxied > 0 else None
+
+
+def split_cpus(cpus: set[int]) -> tuple[set[int], int] | None:
+    """(the client's and pods' CPUs, HAProxy's CPU) for --pin: the last CPU for the proxy,
+    the rest for the others; None with fewer than two CPUs (nothing to set apart)."""
+    if len(cpus) < 2:
+        return None
+    proxy = max(cpus)
+    return cpus - {proxy}, proxy
 
 
 def pair_order(round_index: int, variant_index: int) -> tuple[bool, bool]:
@@ -286,6 +307,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--backends",
         default=f"{UNLIMITED},500m",
         help="backend sets: 'unlimited' (3 pods) and/or CPU limits like 500m (1 pod each)",
+    )
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="HAProxy on a CPU of its own, wrk and the pods on the others (taskset, cpuset)",
     )
     p.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = p.parse_args(argv)
@@ -402,12 +428,28 @@ def start_backends(
     return ids, ports
 
 
+def pin_backends(
+    client: docker.DockerClient, ids: Sequence[str], ports: Sequence[int], cpus: set[int]
+) -> None:
+    """The pods' containers and their port proxies (started for them, found by port) on
+    `cpus` only, apart from HAProxy's CPU."""
+    cpuset = ",".join(str(c) for c in sorted(cpus))
+    for cid in ids:
+        client.api.update_container(cid, cpuset_cpus=cpuset)
+    for pid in _port_proxies(ports):
+        os.sched_setaffinity(pid, cpus)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     haproxy = haproxy_path()
     if haproxy is None or not wrk_available():
         print(WRK_MISSING if haproxy else "haproxy is not installed", file=sys.stderr)
+        return 1
+    pinned = split_cpus(os.sched_getaffinity(0)) if args.pin else None
+    if args.pin and (pinned is None or shutil.which("taskset") is None):
+        print("--pin needs two CPUs or more and taskset (util-linux)", file=sys.stderr)
         return 1
     client = docker.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-tuning-"))
@@ -424,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for backend, millis in zip(args.backend_names, args.backend_millis, strict=True):
             ids, ports = start_backends(runtime, run, backend, millis)
             started += ids
+            if pinned:
+                pin_backends(client, ids, ports, pinned[0])
             backend_ids[backend], backend_ports[backend] = ids, ports
             for port in ports:
                 wait_until(f"nginx on 127.0.0.1:{port}", functools.partial(_answers, port), 30)
@@ -440,10 +484,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     haproxy_config(VARIANTS[name], svc, workdir / f"{name}-{backend}.sock")
                 )
                 log = (workdir / f"{name}-{backend}.log").open("wb")
+                taskset = ["taskset", "-c", str(pinned[1])] if pinned else []
                 procs[key] = subprocess.Popen(
-                    [haproxy, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=log
+                    [*taskset, haproxy, "-db", "-f", str(cfg)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
                 )
                 wait_until(f"HAProxy {name}", functools.partial(_answers, listen[key]), 30)
+        if pinned:
+            # wrk inherits it; HAProxy was started on its own CPU before.
+            os.sched_setaffinity(0, pinned[0])
         pairs: dict[tuple[str, str, int], list[Pair]] = {}
         loads: list[float] = []
 
@@ -527,6 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load average {load} (1-minute load after each round: "
         f"{', '.join(f'{x:.1f}' for x in loads)}); "
         f"{args.rounds} rounds of pairs of wrk -t2 -d{args.seconds}s, order alternating"
+        + (f"; HAProxy on CPU {pinned[1]}, wrk and pods on {sorted(pinned[0])}" if pinned else "")
     )
     print(table(figures))
     if not args.no_record:

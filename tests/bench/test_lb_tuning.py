@@ -17,6 +17,7 @@ from tests.bench.lb_tuning import (
     haproxy_config,
     pair_order,
     parse_args,
+    split_cpus,
     summarize,
 )
 
@@ -124,3 +125,26 @@ def test_control_and_issue_15s_knobs_are_variants_the_command_line_takes() -> No
         assert set(haproxy_config(VARIANTS[name], SVC, sock).splitlines()) - plain == {line}
     with pytest.raises(SystemExit):
         parse_args(["--variants", "control,turbo"])
+
+
+def test_pinning_sets_the_last_cpu_apart_for_the_proxy() -> None:
+    assert split_cpus({0, 1}) == ({0}, 1)
+    assert split_cpus({0, 2, 3}) == ({0, 2}, 3)
+    assert split_cpus({0}) is None
+    assert parse_args(["--pin"]).pin and not parse_args([]).pin
+
+
+def test_the_later_variants_replace_or_drop_only_their_lines() -> None:
+    sock = Path("/tmp/x.sock")
+    plain = set(haproxy_config(VARIANTS["threads1"], SVC, sock).splitlines())
+    static = set(haproxy_config(VARIANTS["static-rr"], SVC, sock).splitlines())
+    assert static ^ plain == {"    balance roundrobin", "    balance static-rr"}
+    lean = set(haproxy_config(VARIANTS["http-lean"], SVC, sock).splitlines())
+    assert plain - lean == {
+        "    retry-on conn-failure empty-response junk-response",
+        "    http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }",
+        "    option forwardfor",
+    }
+    assert lean <= plain
+    low = set(haproxy_config(VARIANTS["low-latency"], SVC, sock).splitlines())
+    assert low - plain == {"    tune.sched.low-latency on"}

@@ -36,6 +36,10 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         self.refused = 0
         self.hellos: list[pb.SessionHello] = []
         self.heartbeats: list[tuple[str, int]] = []
+        # The heartbeat plan each heartbeat said it runs, and a plan (number, interval,
+        # lease) the next ack gives.
+        self.heartbeat_plans: list[int] = []
+        self.next_plan: tuple[int, float, float] | None = None
         self.reports: list[tuple[str, pb.PodStatusReport]] = []
         self.latest: dict[tuple[str, str], pb.PodStatusReport] = {}
         self.batches = 0
@@ -98,11 +102,17 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
                 kind = msg.WhichOneof("body")
                 if kind == "heartbeat":
                     self.heartbeats.append((node, msg.heartbeat.sequence))
+                    self.heartbeat_plans.append(msg.heartbeat.plan)
                     if self.ack_heartbeats and not self.hung.is_set() and node not in self.deaf:
                         ack = pb.HeartbeatAck(
                             sequence=msg.heartbeat.sequence,
                             assignment_sequence=self.assignment_sequence,
                         )
+                        if self.next_plan is not None:
+                            ack.plan, ack.heartbeat_interval_seconds, ack.lease_seconds = (
+                                self.next_plan
+                            )
+                            self.next_plan = None
                         queue.put_nowait(pb.MasterMessage(heartbeat_ack=ack))
                 elif kind == "notice":
                     self.notices.append((node, msg.notice))

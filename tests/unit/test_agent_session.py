@@ -154,6 +154,32 @@ def test_heartbeats_follow_the_interval_the_master_gave_in_fake_time() -> None:
     asyncio.run(scenario())
 
 
+def test_a_shorter_plan_is_beaten_by_at_once_and_said_in_the_heartbeats() -> None:
+    """Registered on 10 s beats; the first ack gives plan 2, 1 s beats: the next beat is
+    due 1 s after the last, not 10 s, and says plan 2 (the master judges by the shorter
+    lease only from then on). Before, an agent never beat more often than its
+    registration's interval."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=10.0, lease=30.0)
+        master.next_plan = (2, 1.0, 5.0)
+        address = await master.start()
+        try:
+            async with running_agent(clock, address, new_engine(clock)):
+                await until(clock, lambda: master.heartbeats, "the first heartbeat", 15.0)
+                first = clock.monotonic()
+                await until(clock, lambda: len(master.heartbeats) >= 3, "two more beats", 3.0)
+                took = clock.monotonic() - first
+        finally:
+            await master.stop()
+
+        assert took <= 2.5
+        assert master.heartbeat_plans[:3] == [1, 2, 2]
+
+    asyncio.run(scenario())
+
+
 def test_reconnects_and_reregisters_with_the_pods_it_runs() -> None:
     async def scenario() -> None:
         clock = FakeClock()
