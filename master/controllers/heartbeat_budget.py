@@ -66,6 +66,12 @@ class HeartbeatBudget:
         self._since: float | None = None
         self._late = 0.0
 
+    @property
+    def full(self) -> bool:
+        """Whether the budget is all of the cap (or there is no cap): plans are as short as
+        the cluster gets (master/controllers/session_plan.py shrinks to them readily)."""
+        return self.cap <= 0 or self.rate >= self.cap
+
     def observe(self, now: float, lag: float) -> bool:
         """One probe wake-up at `now`, `lag` seconds late; whether the budget moved."""
         if self.cap <= 0:

@@ -26,8 +26,12 @@ the agent beats and fences by.
 
 So that plans do not flap with a budget that moves every few seconds, a plan shrinks only
 when the new interval is at most `shrink_to` (75 %) of the session's and no sooner than
-`hold` seconds after the session's plan last changed. Stretching is not held back: it is
-the master's protection when it cannot keep up.
+`hold` seconds after the session's plan last changed. Once the budget has grown all the way
+back (`settled`: the plan is the shortest the cluster gets), `settled_shrink_to` (95 %)
+is enough: the budget grows by 1.25 a step, and a node at 40 s went to 25.6 s at 195 beats a
+second, then not to 20 s at the cap (22 % shorter, under the quarter), and a stalled node
+there waited out 27.6 s instead of 22. Stretching is not held back: it is the master's
+protection when it cannot keep up.
 
 Pure: the caller passes the time, the plan the agent said it runs and the plan for the
 cluster now, and applies the step (the lease to judge by, the plan the next ack carries).
@@ -47,6 +51,8 @@ FIRST_PLAN = 1
 class ShrinkSettings:
     # A shorter plan is offered only if its interval is at most this share of the session's.
     shrink_to: float = 0.75
+    # ... or this share, when the wanted plan is the cluster's shortest (the budget is full).
+    settled_shrink_to: float = 0.95
     # ... and no sooner than this many seconds after the session's plan last changed.
     hold: float = 15.0
 
@@ -87,9 +93,12 @@ class SessionPlan:
         """Whether a shorter plan waits for the agent to say it runs it."""
         return self.judged > self.given.lease
 
-    def heartbeat(self, now: float, running: int, wanted: HeartbeatPlan) -> PlanStep:
+    def heartbeat(
+        self, now: float, running: int, wanted: HeartbeatPlan, settled: bool = False
+    ) -> PlanStep:
         """A heartbeat saying the agent runs plan `running` (0: an agent that does not say)
-        arrived at `now`; `wanted` is the plan for the cluster now. What changes."""
+        arrived at `now`; `wanted` is the plan for the cluster now, `settled` whether it is
+        the cluster's shortest (the master's heartbeat budget is full). What changes."""
         judge: float | None = None
         if running >= self.number and self.offering:
             # The agent runs the newest plan: judge it by that plan's lease from now.
@@ -102,16 +111,17 @@ class SessionPlan:
                 self.judged = wanted.lease
                 judge = self.judged
             return PlanStep(judge, PlanOffer(self.number, wanted))
-        if running > 0 and self._shrinks_to(now, wanted):
+        if running > 0 and self._shrinks_to(now, wanted, settled):
             # Shorter: offered; judged by the old lease until the agent says it runs it.
             self._give(now, wanted)
             return PlanStep(judge, PlanOffer(self.number, wanted))
         return PlanStep(judge, None)
 
-    def _shrinks_to(self, now: float, wanted: HeartbeatPlan) -> bool:
+    def _shrinks_to(self, now: float, wanted: HeartbeatPlan, settled: bool) -> bool:
         s = self.settings
+        share = s.settled_shrink_to if settled else s.shrink_to
         return (
-            wanted.interval <= self.given.interval * s.shrink_to
+            wanted.interval <= self.given.interval * share
             and wanted.lease < self.given.lease
             and now - self.changed_at >= s.hold
         )

@@ -72,7 +72,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--timeout", type=float, default=180.0, help="seconds one trial may take before it fails"
     )
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="also time pinnace from this checkout in the same trials (a before/after)",
+    )
     args = parser.parse_args(argv)
+    if args.source is not None and not (args.source / "master" / "cli" / "main.py").is_file():
+        parser.error(f"--source {args.source}: not a pinnace checkout (no master/cli/main.py)")
     try:
         args.replica_counts = [int(n) for n in args.replicas.split(",") if n.strip()]
     except ValueError:
@@ -107,7 +114,7 @@ class Outcome:
     """What the run measured, and why a system has no numbers."""
 
     results: dict[str, dict[int, list[float]]] = field(
-        default_factory=lambda: {s: {} for s in report.SYSTEMS}
+        default_factory=lambda: {s: {} for s in report.TRIAL_ORDER}
     )
     failures: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -125,7 +132,7 @@ def _run_trials(
     # Interleaved: each trial runs every system once before the next trial starts.
     for n in args.replica_counts:
         for trial in range(1, args.trials + 1):
-            for system in report.SYSTEMS:
+            for system in report.TRIAL_ORDER:
                 if system not in runners or system in outcome.failures:
                     continue
                 try:
@@ -138,15 +145,22 @@ def _run_trials(
                 print(f"  N={n:<3} trial {trial}  {system:<10} {seconds:6.2f} s", flush=True)
 
 
-def _print_report(args: argparse.Namespace, outcome: Outcome, pinnace: PinnaceBench | None) -> None:
+def _print_report(
+    args: argparse.Namespace, outcome: Outcome, pinnaces: Sequence[PinnaceBench]
+) -> None:
     print()
     print(report.render_table(args.replica_counts, outcome.results))
     print()
     print(report.targets_note())
-    if pinnace is not None and pinnace.phases:
+    if args.source is not None:
+        print(f"this tree against --source {args.source}, the same trials:")
+        for line in report.source_lines(args.replica_counts, outcome.results):
+            print(f"  {line}")
+    if any(p.phases for p in pinnaces):
         print("pinnace phases per trial, seconds from the ask (apply CLI returned / first")
         print("container running / all running = measured / `get pods` confirmed all Running):")
-        for name, p in pinnace.phases.items():
+    for bench in pinnaces:
+        for name, p in bench.phases.items():
             print(
                 f"  {name}: {p.apply_cli:.2f} / {p.first_running:.2f} / "
                 f"{p.all_running:.2f} / {p.api_running:.2f}"
@@ -190,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     outcome = Outcome()
     pinnace: PinnaceBench | None = None
+    before: PinnaceBench | None = None
     swarm: SwarmSession | None = None
     runners: dict[str, Callable[[str, int], float]] = {}
     try:
@@ -203,6 +218,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             except TRIAL_ERRORS as e:
                 outcome.failures[report.PINNACE] = f"setup: {e}"
                 print(f"pinnace: failed to start: {e}", file=sys.stderr)
+            if args.source is not None:
+                (workdir / "source").mkdir()
+                before = other = PinnaceBench(
+                    client, f"{run_id}s", workdir / "source", source=args.source.resolve()
+                )
+                try:
+                    other.start(timeout=60.0)
+                    print(f"pinnace --source: master {other.address}, node {other.node} Ready")
+                    # Its own deployment names: both clusters' containers share one engine.
+                    runners[report.SOURCE] = lambda name, n: other.time_apply(
+                        f"{name}-s", n, args.timeout
+                    )
+                except TRIAL_ERRORS as e:
+                    outcome.failures[report.SOURCE] = f"setup: {e}"
+                    print(f"pinnace --source: failed to start: {e}", file=sys.stderr)
         if report.DOCKER_RUN in args.system_names:
             runners[report.DOCKER_RUN] = lambda name, n: time_docker_run(
                 client, run_id, name, n, args.timeout
@@ -232,16 +262,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if pinnace is not None:
             pinnace.close()
+        if before is not None:
+            before.close()
         if swarm is not None:
             swarm.close()
         client.close()
         # The master's and agent's logs are what a pinnace failure is read from.
-        if report.PINNACE in outcome.failures or args.keep:
+        if report.PINNACE in outcome.failures or report.SOURCE in outcome.failures or args.keep:
             print(f"logs and data kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    _print_report(args, outcome, pinnace)
+    _print_report(args, outcome, [b for b in (pinnace, before) if b is not None])
     return 1 if outcome.failures else 0
 
 

@@ -378,6 +378,12 @@ async def main_async(
             silent.update(dict(rep["without_ack"]))  # type: ignore[call-overload]
         if silent:
             print(f"agents without an ack in the window, by stage: {dict(silent)}")
+        intervals: Counter[str] = Counter()
+        for rep in reports:
+            intervals.update(dict(rep.get("intervals", {})))  # type: ignore[call-overload]
+        if intervals:
+            ranked = sorted(intervals.items(), key=lambda kv: float(kv[0]))
+            print(f"heartbeat intervals after the window (s: agents): {dict(ranked)}")
         ended: Counter[str] = Counter()
         for f in fleets:
             ended.update(dict(f.status.get("ended", {})))  # type: ignore[call-overload]
@@ -408,7 +414,10 @@ async def main_async(
                 await asyncio.sleep(0.1)
             took = time.time() - at
             detections.setdefault(kind, []).append(took)
-            print(f"node {name} {kind} -> NotReady in {took:.2f}s", flush=True)
+            plan = (
+                f" (beating every {float(str(died['interval'])):g}s)" if "interval" in died else ""
+            )
+            print(f"node {name} {kind} -> NotReady in {took:.2f}s{plan}", flush=True)
         result = HollowResult(
             nodes,
             pods,

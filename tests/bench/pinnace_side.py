@@ -28,7 +28,7 @@ from typing import Any
 import docker
 
 from tests.bench.engine import IMAGE, BenchError, list_containers, wait_until
-from tests.bench.procs import PinnaceProcs, deployment_manifest
+from tests.bench.procs import REPO, PinnaceProcs, deployment_manifest
 
 # The packages the CLI, the master and the agent import from the checkout.
 PACKAGES = ("master", "agent", "kernel", "protos")
@@ -46,14 +46,19 @@ class Phases:
 
 class PinnaceBench:
     def __init__(
-        self, client: docker.DockerClient, run_id: str, workdir: Path, insecure: bool = False
+        self,
+        client: docker.DockerClient,
+        run_id: str,
+        workdir: Path,
+        insecure: bool = False,
+        source: Path = REPO,
     ) -> None:
         self.client = client
         self.workdir = workdir
         self.node = f"bench-{run_id}"
         # TLS as in production (the admin config for the CLI, a join token for the
         # agent); True runs everything with --insecure (tests/bench/tls.py compares).
-        self.procs = PinnaceProcs(client, workdir, insecure=insecure)
+        self.procs = PinnaceProcs(client, workdir, insecure=insecure, source=source)
         self.procs.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.procs.env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
         self.phases: dict[str, Phases] = {}

@@ -18,6 +18,11 @@ DOCKER_RUN = "docker run"
 PARALLEL_RUN = "parallel run"
 SWARM = "swarm"
 SYSTEMS = (PINNACE, DOCKER_RUN, PARALLEL_RUN, SWARM)
+# pinnace from another checkout (`--source DIR`), timed in the same trials: a before/after
+# under one load.
+SOURCE = "pinnace --source"
+# The order a trial runs the systems in: the two pinnaces side by side.
+TRIAL_ORDER = (PINNACE, SOURCE, DOCKER_RUN, PARALLEL_RUN, SWARM)
 
 # The targets: pinnace/docker-run must be at most 1.0, pinnace/swarm at most 0.25.
 TARGET_VS_DOCKER_RUN = 1.0
@@ -106,6 +111,24 @@ def render_table(
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def source_lines(
+    replica_counts: Sequence[int], results: Mapping[str, Mapping[int, Sequence[float]]]
+) -> list[str]:
+    """Per N, this tree's pinnace beside the `--source` checkout's, and their ratio."""
+    lines = []
+    for n in replica_counts:
+        this = summarize(results.get(PINNACE, {}).get(n, []))
+        source = summarize(results.get(SOURCE, {}).get(n, []))
+        if source is None:
+            continue
+        mine = ratio(this, source)
+        lines.append(
+            f"N={n}: pinnace {format_cell(this)}, pinnace --source {format_cell(source)},"
+            f" this/source {'n/a' if mine is None else f'{mine:.2f}'}"
+        )
+    return lines
 
 
 def targets_note() -> str:

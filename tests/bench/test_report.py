@@ -62,3 +62,17 @@ def test_table_shows_missing_systems_as_na() -> None:
         "n/a",
         "n/a",
     ]
+
+
+def test_source_lines_set_this_tree_beside_the_other_checkout() -> None:
+    results = {
+        report.PINNACE: {3: [1.0, 1.2, 0.9], 30: [9.0]},
+        report.SOURCE: {3: [1.5, 1.4, 1.6]},
+    }
+
+    lines = report.source_lines([3, 30], results)
+
+    # No --source trials at N=30: no line for it.
+    assert lines == [
+        "N=3: pinnace 1.00 (0.90-1.20), pinnace --source 1.50 (1.40-1.60), this/source 0.67"
+    ]

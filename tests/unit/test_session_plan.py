@@ -70,6 +70,27 @@ def test_a_plan_shrinks_only_by_a_quarter_or_more_and_not_within_the_hold() -> N
     assert plan.heartbeat(55.0, 2, SHORT).offer == PlanOffer(3, SHORT)
 
 
+def test_a_budget_growing_back_in_steps_brings_a_plan_all_the_way_down() -> None:
+    """5,000 nodes: the budget grows 125 -> 156 -> 195 -> 244 -> 250 beats a second, a
+    step per 5 s window; the plan of a node at 40 s follows to 20 s, in two changes.
+    With the quarter rule alone it stopped at 25.6 s (20.5 and then 20 s are less than a
+    quarter shorter than 25.6)."""
+    plan = SessionPlan(LONG, now=0.0)
+    now, number = 0.0, 1
+    for rate in (125.0, 156.25, 195.3125, 244.140625, 250.0):
+        wanted = HeartbeatPlan(5000 / rate, 5000 / rate + 2.0)
+        for _ in range(3):  # a few heartbeats at each step
+            now += 20.0
+            step = plan.heartbeat(now, number, wanted, settled=rate >= 250.0)
+            number = step.offer.number if step.offer is not None else number
+    assert (plan.given, plan.judged) == (SHORT, 22.0)
+    assert plan.number == 3  # 40 -> 25.6 -> 20
+    # 9 % shorter: no change while the budget moves, a change once it is full.
+    near = SessionPlan(HeartbeatPlan(22.0, 24.0), now=0.0)
+    assert near.heartbeat(30.0, 1, SHORT).offer is None
+    assert near.heartbeat(30.0, 1, SHORT, settled=True).offer == PlanOffer(2, SHORT)
+
+
 def test_a_stretch_while_a_shorter_plan_is_offered_keeps_the_longest_lease_judged() -> None:
     plan = SessionPlan(LONG, now=0.0)
     plan.heartbeat(20.0, 1, SHORT)  # plan 2 offered: 20 s / 22 s
@@ -103,7 +124,7 @@ def test_the_master_never_judges_by_less_than_the_agents_plan_asks() -> None:
             for _ in range(rng.randint(0, len(in_flight))):
                 offer = in_flight.pop(0)
                 agent = follow(agent, offer.number, offer.plan.interval, offer.plan.lease)
-            step = master.heartbeat(now, agent.number, rng.choice(plans))
+            step = master.heartbeat(now, agent.number, rng.choice(plans), rng.random() < 0.5)
             if step.offer is not None:
                 in_flight.append(step.offer)
             assert master.problems() == []
