@@ -36,9 +36,10 @@ Issue 15's 0.9x of the direct throughput is out of reach when client, proxy and 
 2 busy CPUs: there 0.9x needs the proxy's CPU a request to be at most 11% of the direct
 path's (wrk, Docker's port proxy, nginx), and lb_tuning's CPU-model ratios (direct CPU a
 request over proxied) put HTTP mode's at 23-113% (ratios 0.47-0.81) and even TCP mode's,
-which parses nothing, at 5-61% (0.62-0.95; 37-75 us a request). Where the proxy
-has a CPU of its own (lb_tuning --pin), the ratio was inside the control's spread of the
-same run (HTTP 0.74-1.20, control 0.84-1.27): figures in tests/bench/README.md, lb_tuning.
+which parses nothing, at 5-61% (0.62-0.95; 37-75 us a request). With the proxy on a CPU
+of its own (lb_tuning --pin, 2 runs) HTTP mode gave 0.66-1.20 against a control of
+0.84-1.27: 1.14-1.20 at -c16 in 3 of 4 figures, 0.66-0.83 at -c64 in all 4; a shared
+machine cannot say whether 0.9x holds there. Figures: tests/bench/README.md, lb_tuning.
 
 Every backend is pre-allocated with a power-of-two number of server slots (see `slots.py`); empty
 slots are `0.0.0.0:0 disabled` and are filled at run time with `set server ... addr`. The config
