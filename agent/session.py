@@ -5,9 +5,12 @@ so a restarted agent's containers are adopted, not replaced), then StreamSession
 a SessionHello first, a Heartbeat whenever the state machine says one is due,
 and a batch of changed pod statuses at most every ~100 ms (from the
 StatusOutbox); down come PodAssignments (the complete set; the newest revision
-wins), HeartbeatAcks, and ResendReports when the master reloaded its memory from its
-store (every report goes again, and the notices of the last minutes: the master lost
-those it had not stored; agent/notices.py). Any
+wins) and, from a master that sends them, PodAssignmentChanges (what changed since,
+numbered: agent/assignment_set.py builds the complete set of them, or asks for it
+again with an AssignmentsResync when one is out of turn), HeartbeatAcks, and
+ResendReports when the master reloaded its memory from its store (every report goes
+again, and the notices of the last minutes: the master lost those it had not stored;
+agent/notices.py). Any
 error ends the connection; it is retried after the delay the state machine gives,
 re-registering each time.
 
@@ -37,9 +40,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import grpc
 
+from agent.assignment_set import AskWhole, AssignmentSet
 from agent.claim_volumes import ClaimOrders
 from agent.convert import (
     AssignmentChunks,
+    assignment_from_proto,
     log_order_from_proto,
     node_info_to_proto,
     status_to_proto,
@@ -49,7 +54,7 @@ from agent.exec import ExecInput, ExecOrder, ExecRunner
 from agent.fencing import PeerView, witness_times
 from agent.join_retry import retry_after
 from agent.logs import LogStreamer
-from agent.model import NodeInfo, PeerAddress
+from agent.model import Assignments, NodeInfo, PeerAddress, PodAssignment
 from agent.nodeproxy.proxy import ListenerProblem
 from agent.nodeproxy.table import ServiceTables, table_from_proto
 from agent.notices import NoticeLog
@@ -141,6 +146,12 @@ def describe_error(exc: BaseException) -> tuple[str, bool]:
             return f"unavailable ({details})", False
         return f"{exc.code().name}: {details}", False
     return str(exc) or type(exc).__name__, False
+
+
+def _ask_whole(outgoing: asyncio.Queue[pb.AgentMessage], ask: AskWhole) -> None:
+    log.warning("asking the master for the whole assignment set: %s", ask.reason)
+    resync = pb.AssignmentsResync(sequence=ask.sequence, reason=ask.reason)
+    outgoing.put_nowait(pb.AgentMessage(assignments_resync=resync))
 
 
 class _Restart(Exception):
@@ -406,7 +417,11 @@ class Session:
             outgoing: asyncio.Queue[pb.AgentMessage] = asyncio.Queue()
             outgoing.put_nowait(
                 pb.AgentMessage(
-                    hello=pb.SessionHello(node_name=self._node.name, session_id=self.session_id)
+                    hello=pb.SessionHello(
+                        node_name=self._node.name,
+                        session_id=self.session_id,
+                        takes_assignment_changes=True,
+                    )
                 )
             )
 
@@ -469,6 +484,8 @@ class Session:
 
         first = True
         chunks = AssignmentChunks()
+        # The set as this session's numbered messages build it (agent/assignment_set.py).
+        held: AssignmentSet[PodAssignment] = AssignmentSet()
         async for msg in call:
             # Offered to the state machine first: a message that waited out a freeze or a
             # partition fences, and is dropped with the session.
@@ -479,11 +496,26 @@ class Session:
             if kind == "assignments":
                 assignments = chunks.add(msg.assignments)
                 if assignments is not None:
+                    held.whole(msg.assignments.sequence, {p.name: p for p in assignments.pods})
                     self._worker.set_assignments(assignments, reset_revision=first)
                     first = False
-            elif kind == "heartbeat_ack" and msg.heartbeat_ack.lease_seconds > 0:
+            elif kind == "assignment_changes":
+                changes = msg.assignment_changes
+                outcome = held.changes(
+                    changes.sequence,
+                    {a.name: a for a in map(assignment_from_proto, changes.pods)},
+                    [pod_ref(k.namespace, k.name) for k in changes.removed],
+                )
+                if isinstance(outcome, AskWhole):
+                    _ask_whole(outgoing, outcome)
+                elif outcome:
+                    whole = Assignments(changes.revision, tuple(held.pods.values()))
+                    self._worker.set_assignments(whole)
+            elif kind == "heartbeat_ack":
                 ack = msg.heartbeat_ack
                 self._handle(PlanGiven(ack.heartbeat_interval_seconds, ack.lease_seconds, ack.plan))
+                if (ask := held.acked(ack.assignment_sequence)) is not None:
+                    _ask_whole(outgoing, ask)
             elif kind == "peers":
                 peers = tuple(
                     PeerAddress(p.name, p.address, p.witness_port)

@@ -12,6 +12,8 @@ import ipaddress
 
 def is_ip(text: str) -> bool:
     """True for an IPv4 or IPv6 address in text form, False for anything else."""
+    if not text:
+        return False  # (every report of a pod without its own address: no two exceptions)
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -34,6 +34,7 @@ from kernel import heap
 from kernel.clock import Clock, SystemClock
 from kernel.haproxy_tuning import haproxy_threads
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
+from master import heap_trim
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
 from master.api.fieldowners import writer_fields
@@ -465,6 +466,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         ),
         asyncio.create_task(heap.run(clock), name="heap"),
     ]
+    trim = heap_trim.glibc_trim()
+    if trim is not None:
+        # glibc's free pages back to the system once a burst of changes is over.
+        tasks.append(
+            asyncio.create_task(
+                heap_trim.run(clock, lambda: state.resource_version, trim, heap.resident_bytes),
+                name="heap-trim",
+            )
+        )
     if security is not None and config.etcd is not None:
         # Join tokens and node bindings changed through another master reach this one.
         documents = SharedDocuments(_etcd_of(store), security.registry.take, security.registry.load)

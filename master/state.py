@@ -615,6 +615,12 @@ class ClusterState:
     def writable(self) -> bool:
         return self._write_gate() is None
 
+    @property
+    def following(self) -> bool:
+        """Neither writing nor settling: another master leads, or none does (this one was
+        deposed, or never led). Its agents' sessions belong with the leader."""
+        return not self.writable and not self._settling()
+
     def write_refusal(self) -> str:
         """Why this master may not write now ("" when it may)."""
         return self._write_gate() or ""

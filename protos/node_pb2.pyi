@@ -8,7 +8,9 @@ bidirectional StreamSession. Up the stream go heartbeats (every
 heartbeat_interval_seconds) and pod status changes (only the pods whose status
 changed, batched); down the stream go the node's complete pod assignment set,
 sent whenever it changes (level-triggered: an agent never needs history, a
-reconnect just gets the current set). One stream per agent keeps the master's
+reconnect just gets the current set; an agent that says so in its SessionHello
+gets the complete set at the start of the session and then only what changed,
+numbered: a number out of turn and it asks for the complete set). One stream per agent keeps the master's
 per-heartbeat cost to one small message and no store write: the lease lives in
 the master's memory, only Ready transitions are persisted.
 """
@@ -196,6 +198,7 @@ class AgentMessage(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     PROXY_PROBLEMS_FIELD_NUMBER: _builtins.int
     POD_ROUTES_FIELD_NUMBER: _builtins.int
+    ASSIGNMENTS_RESYNC_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___SessionHello: ...
     @_builtins.property
@@ -236,6 +239,12 @@ class AgentMessage(_message.Message):
         when its node's rules are in place and no node reports that subnet unreached.
         """
 
+    @_builtins.property
+    def assignments_resync(self) -> Global___AssignmentsResync:
+        """The assignment changes did not follow on from the set this agent holds (a number
+        out of turn): send the complete set. Only from an agent that takes changes.
+        """
+
     def __init__(
         self,
         *,
@@ -249,16 +258,41 @@ class AgentMessage(_message.Message):
         usage: Global___UsageReport | None = ...,
         proxy_problems: Global___ProxyProblems | None = ...,
         pod_routes: Global___PodRoutes | None = ...,
+        assignments_resync: Global___AssignmentsResync | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "pod_routes", b"pod_routes", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments_resync", b"assignments_resync", "body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "pod_routes", b"pod_routes", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "pod_routes", b"pod_routes", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments_resync", b"assignments_resync", "body", b"body", "exec_output", b"exec_output", "goodbye", b"goodbye", "heartbeat", b"heartbeat", "hello", b"hello", "log_chunk", b"log_chunk", "notice", b"notice", "pod_routes", b"pod_routes", "proxy_problems", b"proxy_problems", "statuses", b"statuses", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "exec_output", "usage", "proxy_problems", "pod_routes"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "heartbeat", "statuses", "notice", "goodbye", "log_chunk", "exec_output", "usage", "proxy_problems", "pod_routes", "assignments_resync"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___AgentMessage: _TypeAlias = AgentMessage  # noqa: Y015
+
+@_typing.final
+class AssignmentsResync(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The sequence of the last set this agent applied (0: none this session)."""
+    reason: _builtins.str
+    """Why, for the master's log."""
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignmentsResync: _TypeAlias = AssignmentsResync  # noqa: Y015
 
 @_typing.final
 class PodRoutes(_message.Message):
@@ -547,17 +581,23 @@ class SessionHello(_message.Message):
 
     NODE_NAME_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    TAKES_ASSIGNMENT_CHANGES_FIELD_NUMBER: _builtins.int
     node_name: _builtins.str
     session_id: _builtins.str
+    takes_assignment_changes: _builtins.bool
+    """The agent applies PodAssignmentChanges (and asks with AssignmentsResync when they do
+    not follow on). Unset (an older agent): the master sends the complete set every time.
+    """
     def __init__(
         self,
         *,
         node_name: _builtins.str = ...,
         session_id: _builtins.str = ...,
+        takes_assignment_changes: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_name", b"node_name", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_name", b"node_name", "session_id", b"session_id", "takes_assignment_changes", b"takes_assignment_changes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -779,6 +819,7 @@ class MasterMessage(_message.Message):
     EXEC_INPUT_FIELD_NUMBER: _builtins.int
     VOLUME_ORDERS_FIELD_NUMBER: _builtins.int
     RESEND_REPORTS_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_CHANGES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def assignments(self) -> Global___PodAssignments: ...
     @_builtins.property
@@ -823,6 +864,12 @@ class MasterMessage(_message.Message):
         older agent ignores it.)
         """
 
+    @_builtins.property
+    def assignment_changes(self) -> Global___PodAssignmentChanges:
+        """What changed in this node's assignment set since the last message of either kind;
+        only to an agent that said it takes them (SessionHello.takes_assignment_changes).
+        """
+
     def __init__(
         self,
         *,
@@ -836,12 +883,13 @@ class MasterMessage(_message.Message):
         exec_input: Global___ExecInput | None = ...,
         volume_orders: Global___VolumeOrders | None = ...,
         resend_reports: Global___ResendReports | None = ...,
+        assignment_changes: Global___PodAssignmentChanges | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "resend_reports", b"resend_reports", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment_changes", b"assignment_changes", "assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "resend_reports", b"resend_reports", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "resend_reports", b"resend_reports", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_changes", b"assignment_changes", "assignments", b"assignments", "body", b"body", "exec_input", b"exec_input", "exec_start", b"exec_start", "heartbeat_ack", b"heartbeat_ack", "log_cancel", b"log_cancel", "log_request", b"log_request", "peers", b"peers", "resend_reports", b"resend_reports", "services", b"services", "volume_orders", b"volume_orders"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "services", "exec_start", "exec_input", "volume_orders", "resend_reports"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "heartbeat_ack", "peers", "log_request", "log_cancel", "services", "exec_start", "exec_input", "volume_orders", "resend_reports", "assignment_changes"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -1446,6 +1494,7 @@ class HeartbeatAck(_message.Message):
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     LEASE_SECONDS_FIELD_NUMBER: _builtins.int
     PLAN_FIELD_NUMBER: _builtins.int
+    ASSIGNMENT_SEQUENCE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     heartbeat_interval_seconds: _builtins.float
     """Set when this node's heartbeat plan changes (0: unchanged): beat this often from now
@@ -1460,6 +1509,11 @@ class HeartbeatAck(_message.Message):
     """This plan's number in the session (the registration's is 1; each change counts one).
     0: a master that does not number its plans (they only stretch).
     """
+    assignment_sequence: _builtins.int
+    """The number of the last assignment message sent before this ack (0: none numbered):
+    an agent that takes changes and holds another set asks for the whole set (a change
+    it lost shows so even when no other change follows it).
+    """
     def __init__(
         self,
         *,
@@ -1467,10 +1521,11 @@ class HeartbeatAck(_message.Message):
         heartbeat_interval_seconds: _builtins.float = ...,
         lease_seconds: _builtins.float = ...,
         plan: _builtins.int = ...,
+        assignment_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval_seconds", b"heartbeat_interval_seconds", "lease_seconds", b"lease_seconds", "plan", b"plan", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment_sequence", b"assignment_sequence", "heartbeat_interval_seconds", b"heartbeat_interval_seconds", "lease_seconds", b"lease_seconds", "plan", b"plan", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1487,11 +1542,16 @@ class PodAssignments(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     PODS_FIELD_NUMBER: _builtins.int
     MORE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     revision: _builtins.int
     more: _builtins.bool
     """A large set comes in chunks of one revision, each a bounded message: `more`
     says chunks follow; the set is the union of the chunks, complete with the
     chunk that has `more` unset.
+    """
+    sequence: _builtins.int
+    """This set's number in the session (every chunk of it carries the same); the changes
+    that follow it are numbered on from here. 0: from a master that sends no changes.
     """
     @_builtins.property
     def pods(self) -> _containers.RepeatedCompositeFieldContainer[Global___PodAssignment]: ...
@@ -1501,14 +1561,76 @@ class PodAssignments(_message.Message):
         revision: _builtins.int = ...,
         pods: _abc.Iterable[Global___PodAssignment] | None = ...,
         more: _builtins.bool = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["more", b"more", "pods", b"pods", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["more", b"more", "pods", b"pods", "revision", b"revision", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PodAssignments: _TypeAlias = PodAssignments  # noqa: Y015
+
+@_typing.final
+class PodAssignmentChanges(_message.Message):
+    """The pods of a node's assignment set that changed since the set numbered
+    `sequence` - 1 (complete, or built from changes): the set is that one with `pods`
+    put in (added, or replacing the one of the same namespace and name) and `removed`
+    taken out. A number other than the last one applied plus one: the agent applies
+    nothing and asks for the complete set (AssignmentsResync).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    PODS_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    revision: _builtins.int
+    """The master's revision, as PodAssignments.revision."""
+    @_builtins.property
+    def pods(self) -> _containers.RepeatedCompositeFieldContainer[Global___PodAssignment]: ...
+    @_builtins.property
+    def removed(self) -> _containers.RepeatedCompositeFieldContainer[Global___PodKey]: ...
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        revision: _builtins.int = ...,
+        pods: _abc.Iterable[Global___PodAssignment] | None = ...,
+        removed: _abc.Iterable[Global___PodKey] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pods", b"pods", "removed", b"removed", "revision", b"revision", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PodAssignmentChanges: _TypeAlias = PodAssignmentChanges  # noqa: Y015
+
+@_typing.final
+class PodKey(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Empty means "default"."""
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PodKey: _TypeAlias = PodKey  # noqa: Y015
 
 @_typing.final
 class PodAssignment(_message.Message):

@@ -8,7 +8,9 @@ bidirectional StreamSession. Up the stream go heartbeats (every
 heartbeat_interval_seconds) and pod status changes (only the pods whose status
 changed, batched); down the stream go the node's complete pod assignment set,
 sent whenever it changes (level-triggered: an agent never needs history, a
-reconnect just gets the current set). One stream per agent keeps the master's
+reconnect just gets the current set; an agent that says so in its SessionHello
+gets the complete set at the start of the session and then only what changed,
+numbered: a number out of turn and it asks for the complete set). One stream per agent keeps the master's
 per-heartbeat cost to one small message and no store write: the lease lives in
 the master's memory, only Ready transitions are persisted.
 """

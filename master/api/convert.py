@@ -429,22 +429,71 @@ def assignment_to_proto(
 CHUNK_BYTES = 4 * 1024 * 1024
 
 
-def chunk_assignments(
-    msg: node_pb2.PodAssignments, limit: int = CHUNK_BYTES
-) -> list[node_pb2.PodAssignments]:
-    """The set as messages of at most about `limit` bytes each (one pod per chunk at least)."""
-    chunks: list[node_pb2.PodAssignments] = []
+def _sized(
+    pods: Sequence[node_pb2.PodAssignment], limit: int
+) -> list[list[node_pb2.PodAssignment]]:
+    """`pods` in runs of at most about `limit` bytes each (one pod per run at least)."""
+    runs: list[list[node_pb2.PodAssignment]] = []
     current: list[node_pb2.PodAssignment] = []
     size = 0
-    for pod in msg.pods:
+    for pod in pods:
         pod_size = pod.ByteSize()
         if current and size + pod_size > limit:
-            chunks.append(node_pb2.PodAssignments(revision=msg.revision, pods=current, more=True))
+            runs.append(current)
             current, size = [], 0
         current.append(pod)
         size += pod_size
-    chunks.append(node_pb2.PodAssignments(revision=msg.revision, pods=current))
-    return chunks
+    runs.append(current)
+    return runs
+
+
+def chunk_assignments(
+    msg: node_pb2.PodAssignments, limit: int = CHUNK_BYTES
+) -> list[node_pb2.PodAssignments]:
+    """The set as messages of at most about `limit` bytes each (one pod per chunk at least).
+    A set within the limit goes as it is (sizing every pod was a fifth of a set's cost)."""
+    if msg.ByteSize() <= limit:
+        return [msg]
+    runs = _sized(msg.pods, limit)
+    return [
+        node_pb2.PodAssignments(
+            revision=msg.revision, pods=run, more=i < len(runs) - 1, sequence=msg.sequence
+        )
+        for i, run in enumerate(runs)
+    ]
+
+
+def assignment_changes_to_proto(
+    revision: int,
+    first: int,
+    changed: list[Pod],
+    removed: list[str],
+    released: Callable[[Pod], bool],
+    resolve: EnvResolver = _plain_env,
+    files: FileResolver = _no_files,
+    services: ServiceEnv = _no_services,
+    limit: int = CHUNK_BYTES,
+) -> list[node_pb2.PodAssignmentChanges]:
+    """The changes of a node's set as messages numbered from `first` on, each of at most
+    about `limit` bytes (one pod at least): `changed` whole (a stopping pod with its stop
+    order once `released`), `removed` by key ("namespace/name"), the removals first."""
+    pods = [
+        assignment_to_proto(
+            p, bool(p.deletion_requested_at) and released(p), resolve, files, services
+        )
+        for p in changed
+    ]
+    gone = [
+        node_pb2.PodKey(namespace=ns, name=name)
+        for ns, _, name in (k.partition("/") for k in removed)
+    ]
+    runs = _sized(pods, limit) if pods else [[]]
+    return [
+        node_pb2.PodAssignmentChanges(
+            sequence=first + i, revision=revision, pods=run, removed=gone if i == 0 else []
+        )
+        for i, run in enumerate(runs)
+    ]
 
 
 def assignments_to_proto(
@@ -454,12 +503,15 @@ def assignments_to_proto(
     resolve: EnvResolver = _plain_env,
     files: FileResolver = _no_files,
     services: ServiceEnv = _no_services,
+    sequence: int = 0,
 ) -> node_pb2.PodAssignments:
     """The node's assignment set; a stopping pod gets its stop order once `released`; each
-    container's environment as `resolve` gives it (values for this node only)."""
+    container's environment as `resolve` gives it (values for this node only). `sequence`:
+    its number in the session (master/app/assignment_feed.py)."""
     ordered = sorted(pods, key=lambda p: (p.meta.namespace, p.meta.name))
     return node_pb2.PodAssignments(
         revision=revision,
+        sequence=sequence,
         pods=[
             assignment_to_proto(
                 p, bool(p.deletion_requested_at) and released(p), resolve, files, services

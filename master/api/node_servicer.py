@@ -3,12 +3,14 @@
 One stream per agent. Up: heartbeats (renew the in-memory lease, no store
 write) and pod status changes (applied to the pod if the report answers the
 pod's current assignment epoch; flushed to disk in batches by ClusterState).
-Down: the node's complete assignment set, re-sent whenever any pod bound to the
-node changes (a state listener marks the node's session dirty), and when a stop
-order the drain gate held back may go (checked every second: the gate can open
-by timeout alone). A newer session for the same node supersedes the older one,
-whose stream then ends. What a pod report means (epochs, ownership, Fenced
-events) is decided by master.app.reports; this module only converts.
+Down: the node's assignment set whenever any pod bound to the node changes (a state
+listener marks the node's session dirty), and when a stop order the drain gate held
+back may go (checked every second: the gate can open by timeout alone): the whole set
+to an older agent, to one that takes changes the whole set at first and then what
+changed (master/app/assignment_feed.py decides which). A newer session for the same
+node supersedes the older one, whose stream then ends. What a pod report means
+(epochs, ownership, Fenced events) is decided by master.app.reports; this module only
+converts.
 
 After memory is reloaded from the store (ClusterState.on_replaced: a settled write
 in doubt, a leader resuming) every agent is asked to resend all its reports, once
@@ -31,6 +33,7 @@ from kernel.clock import Clock
 from kernel.names import is_node_name
 from master.api.configreaders import ConfigReaders
 from master.api.convert import (
+    assignment_changes_to_proto,
     assignments_to_proto,
     chunk_assignments,
     node_from_proto,
@@ -43,6 +46,11 @@ from master.api.logs import LogRelay
 from master.api.managedfields import with_entries
 from master.api.servicetable import ServiceTableFeed
 from master.api.usage import claim_disk_from_proto, report_from_proto, volume_uses_from_proto
+from master.app.assignment_feed import (
+    AssignmentFeed,
+    SendChanges,
+    SendWhole,
+)
 from master.app.claimreports import record_volume_report, removal_orders
 from master.app.podcidr import node_pod_cidr
 from master.app.podenv import ResolvedEnv, resolve_container_env
@@ -145,10 +153,12 @@ def resend_now(due: bool, writable: bool) -> bool:
     return due and writable
 
 
-def recheck_after(withheld: bool, resend_waiting: bool) -> float | None:
+def recheck_after(withheld: bool, gate_shut: bool) -> float | None:
     """How long a session's loop waits for a kick before it looks again (None: until
-    kicked). Neither the drain gate nor the write gate says when it opens."""
-    waits = [w for w, on in ((STOP_GATE_RECHECK, withheld), (RESEND_RECHECK, resend_waiting)) if on]
+    kicked). Neither the drain gate nor the write gate says when it opens, nor whether it
+    will: a resend waits for it to open, and a master that stops settling and follows
+    (deposed) ends its sessions (ClusterState.following)."""
+    waits = [w for w, on in ((STOP_GATE_RECHECK, withheld), (RESEND_RECHECK, gate_shut)) if on]
     return min(waits, default=None)
 
 
@@ -209,6 +219,11 @@ class _Session:
     # The master reloaded its memory from the store: the agent is asked for its reports
     # again (ClusterState.on_replaced), once the master takes writes.
     resend_due: asyncio.Event = field(init=False)
+    # What of the node's assignment set goes next (the whole set, or what changed), and
+    # the numbering; made again with the agent's hello (whether it takes changes).
+    feed: AssignmentFeed = field(default_factory=lambda: AssignmentFeed(takes_changes=False))
+    # Stopping pods whose stop order the drain gate holds back (sent without it so far).
+    withheld: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.superseded = _Flag(self.kick)
@@ -299,6 +314,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             log.info("memory was reloaded: asking %d agents for their reports", len(self._sessions))
         for session in self._sessions.values():
             session.resend_due.set()
+            # What the agent holds is in doubt too: the whole set goes with the request.
+            session.feed.all_changed()
+            session.dirty.set()
 
     def stopping(self) -> None:
         """The master is stopping: sessions that end from now on are not marked lost.
@@ -314,11 +332,30 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self._released = released
 
     def refresh(self, nodes: set[str]) -> None:
-        """Re-send these nodes' assignment sets (e.g. after the LB released pods)."""
+        """The LB released stopping pods of these nodes: their stop orders go."""
         for name in nodes:
             session = self._sessions.get(name)
             if session is not None:
+                self._release_withheld(session)
                 session.dirty.set()
+
+    def _release_withheld(self, session: _Session) -> bool:
+        """The withheld stop orders the drain gate lets go now (gone pods too) become
+        changes of their pods; whether there were any."""
+        released = {
+            key
+            for key in session.withheld
+            if not isinstance(p := self._state.get_key("Pod", key), Pod) or self._released(p)
+        }
+        session.withheld -= released
+        for key in released:
+            session.feed.pod_changed(key)
+        return bool(released)
+
+    def _all_changed(self, session: _Session) -> None:
+        """What all of the session's node's pods are made of may have changed."""
+        session.feed.all_changed()
+        session.dirty.set()
 
     def _witnesses(self, fresh: bool = True) -> tuple[list[tuple[str, str, int]], int]:
         """Every node's (name, address, witness port) by name, and the number of nodes.
@@ -408,11 +445,15 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self._peer_seen[obj.meta.name] = seen
             self._witness_changed(obj.meta.name)
             self._broadcast_peers()
-        elif isinstance(obj, Pod) and obj.node_name:
-            session = self._sessions.get(obj.node_name)
+        elif isinstance(obj, Pod) and (
+            obj.node_name or (isinstance(previous, Pod) and previous.node_name)
+        ):
             changed = deleted or not _same_assignment(previous, obj)
-            if changed and session is not None:
-                session.dirty.set()
+            if changed:
+                key = key_of(obj)
+                self._pod_changed_on(obj.node_name, key)
+                if isinstance(previous, Pod) and previous.node_name != obj.node_name:
+                    self._pod_changed_on(previous.node_name, key)  # gone from that node's set
             if deleted and self._peer_seen.get(obj.node_name, (None, None, True))[2] is False:
                 # The last pods of a NotReady node going may make it dead: recount.
                 self._witness_changed(obj.node_name)
@@ -430,7 +471,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self._claim_bytes[key_of(obj)] = obj.storage_bytes
                 session = self._sessions.get(obj.node_name)
                 if session is not None:
-                    session.dirty.set()
+                    self._all_changed(session)
         elif kind in ("ConfigMap", "Secret"):
             # Nodes with a pod reading it get their values again (containers that start
             # from now on see the change; running ones are not restarted).
@@ -439,7 +480,13 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             for name in self._config_readers.nodes_reading(kind, obj.meta.namespace, obj.meta.name):
                 session = self._sessions.get(name)
                 if session is not None:
-                    session.dirty.set()
+                    self._all_changed(session)
+
+    def _pod_changed_on(self, node_name: str, key: str) -> None:
+        session = self._sessions.get(node_name) if node_name else None
+        if session is not None:
+            session.feed.pod_changed(key)
+            session.dirty.set()
 
     def _on_service(self, svc: Service, deleted: bool) -> None:
         key = key_of(svc)
@@ -454,7 +501,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # Containers that start from now on (a restart, a new pod) see the change; the
         # ones that run keep their environment, as with the kubelet.
         for session in self._sessions.values():
-            session.dirty.set()
+            self._all_changed(session)
 
     def _services_env(self, pod: Pod) -> tuple[tuple[str, str], ...]:
         """The pod's Service variables (master/app/servicenv.py), computed once per
@@ -613,6 +660,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             )
             return
         self._mark_session(node_name, lost=False)
+        # Changes from here on if the agent takes them; the whole set first either way.
+        session.feed = AssignmentFeed(takes_changes=first.hello.takes_assignment_changes)
+        session.withheld = set()
         session.dirty.set()
         session.peers_changed.set()
         session.services_changed.set()
@@ -622,9 +672,6 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self.logs.attach(node_name, down)
         reader = asyncio.create_task(self._read(node_name, session, request_iterator))
         reader.add_done_callback(lambda _: session.kick.set())
-        # Stop orders held back by the gate (the LB still draining them): re-checked
-        # every second, since the gate may open by timeout without any state change.
-        withheld: set[str] = set()
         peers_sent: node_pb2.PeerList | None = None
         removals_sent: list[str] | None = None
         table_sent = -1
@@ -633,7 +680,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         try:
             while not reader.done() and not session.superseded.is_set():
                 if not session.kick.is_set():
-                    recheck = recheck_after(bool(withheld), session.resend_due.is_set())
+                    # Stop orders held back by the gate (the LB still draining them):
+                    # looked at every second, the gate may open by timeout alone.
+                    gate_shut = session.resend_due.is_set() or not self._state.writable
+                    recheck = recheck_after(bool(session.withheld), gate_shut)
                     if recheck is not None:
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(recheck):
@@ -644,11 +694,22 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 session.kick.clear()
                 if reader.done() or session.superseded.is_set():
                     break
+                if self._state.following:
+                    # Deposed while alive: a leader that kept its agents' sessions acked
+                    # their heartbeats, so the new leader never heard them, showed their
+                    # nodes NotReady (Unknown) and would have evicted their pods. Ended,
+                    # the agent registers again and the refusal names the leader. A leader
+                    # only pausing (settling) keeps them: it may resume, and asks its
+                    # agents for their reports then.
+                    log.info("session of node %s ends: this master does not lead", node_name)
+                    break
                 while not down.empty():
                     yield down.get_nowait()
                 if session.ack_due.is_set():
                     session.ack_due.clear()
-                    ack = node_pb2.HeartbeatAck(sequence=session.ack_sequence)
+                    ack = node_pb2.HeartbeatAck(
+                        sequence=session.ack_sequence, assignment_sequence=session.feed.sequence
+                    )
                     if session.offer is not None:
                         ack.heartbeat_interval_seconds = session.offer.plan.interval
                         ack.lease_seconds = session.offer.plan.lease
@@ -673,14 +734,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     if table.version != table_sent:
                         table_sent = table.version
                         yield node_pb2.MasterMessage(services=table)
-                if withheld and any(
-                    not isinstance(p := self._state.get_key("Pod", key), Pod) or self._released(p)
-                    for key in withheld
-                ):
+                if session.withheld and self._release_withheld(session):
                     session.dirty.set()
                 if session.dirty.is_set() and not reader.done():
                     session.dirty.clear()
-                    sending, withheld = self._assignments(node_name)
+                    sending = self._assignments(node_name, session)
                     # Popped as they go: this frame lives as long as the session and keeps
                     # whatever its locals hold until the next send (see _assignments).
                     while sending:
@@ -707,6 +765,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 self._sessions.get(node_name) is session
                 and not session.superseded.is_set()
                 and not self._stopping
+                and not self._state.following  # the leader judges the node, not this one
             ):
                 # Unless many ended at once: then the master is the suspect, and the node
                 # keeps a fresh lease (master/controllers/session_loss.py).
@@ -714,9 +773,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     self._mark_session(node_name, lost=True)
                 self._manager.poke()
 
-    def _assignments(self, node_name: str) -> tuple[list[node_pb2.MasterMessage], set[str]]:
-        """The node's assignment set as the messages to send, and the keys of the stopping
-        pods whose stop order the drain gate holds back.
+    def _assignments(self, node_name: str, session: _Session) -> list[node_pb2.MasterMessage]:
+        """What goes of the node's assignment set (the whole set or what changed, as
+        `session.feed` says), as the messages to send; `session.withheld` kept up to date
+        (the stopping pods whose stop order the drain gate holds back).
 
         Built here, not in the session's loop: the loop's frame lives as long as the
         session, and what its locals held stayed alive until the node's next send. That was
@@ -725,18 +785,51 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         ~2.2 KiB of upb arena a pod each, malloc'ed where tracemalloc does not look): 5.8 KiB
         a pod, ~280 MiB of the master's memory at 5,000 nodes / 50,000 pods
         (tests/bench/session_retention.py)."""
-        pods = self._state.pods_on_node(node_name)
-        msg = assignments_to_proto(
+        send = session.feed.take()
+        if isinstance(send, SendWhole):
+            pods = self._state.pods_on_node(node_name)
+            msg = assignments_to_proto(
+                self._state.resource_version,
+                pods,
+                self._released,
+                self._resolve_env,
+                self._resolve_files,
+                self._services_env,
+                sequence=send.sequence,
+            )
+            session.withheld = {key_of(p) for p in pods if self._withheld(p)}
+            return [node_pb2.MasterMessage(assignments=chunk) for chunk in chunk_assignments(msg)]
+        if not isinstance(send, SendChanges):
+            return []
+        changed: list[Pod] = []
+        removed: list[str] = []
+        for key in send.keys:
+            pod = self._state.get_key("Pod", key)
+            if isinstance(pod, Pod) and pod.node_name == node_name:
+                changed.append(pod)
+                if self._withheld(pod):
+                    session.withheld.add(key)
+                else:
+                    session.withheld.discard(key)
+            else:
+                removed.append(key)
+                session.withheld.discard(key)
+        messages = assignment_changes_to_proto(
             self._state.resource_version,
-            pods,
+            send.first,
+            changed,
+            removed,
             self._released,
             self._resolve_env,
             self._resolve_files,
             self._services_env,
         )
-        withheld = {key_of(p) for p in pods if p.deletion_requested_at and not self._released(p)}
-        sending = [node_pb2.MasterMessage(assignments=chunk) for chunk in chunk_assignments(msg)]
-        return sending, withheld
+        session.feed.numbered(len(messages))
+        return [node_pb2.MasterMessage(assignment_changes=m) for m in messages]
+
+    def _withheld(self, pod: Pod) -> bool:
+        """A stopping pod whose stop order the drain gate holds back."""
+        return bool(pod.deletion_requested_at) and not self._released(pod)
 
     def _resend_request(self, node_name: str) -> node_pb2.MasterMessage:
         """The request for every report, after the node's session mark is made true again
@@ -824,6 +917,17 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         elif body == "statuses":
             for report in msg.statuses.pods[:MAX_PODS_PER_REPORT]:
                 self._reports.apply(node_name, pod_report_from_proto(report), adopted=False)
+        elif body == "assignments_resync":
+            # Only an agent that takes changes asks (its set built of them is in doubt);
+            # always answered: it ignores changes until the whole set comes.
+            asked = msg.assignments_resync
+            if session.feed.takes_changes:
+                log.info(
+                    "node %s asks for its whole assignment set (%s)",
+                    node_name,
+                    asked.reason[:200] or "no reason given",
+                )
+                self._all_changed(session)
         elif body == "goodbye":
             self._leases.say_goodbye(node_name, self._clock.monotonic())
             self._reports.goodbye(node_name, msg.goodbye.reason)

@@ -144,6 +144,10 @@ class LeaderElector:
         self._revocations: set[asyncio.Task[None]] = set()
         self._paused = False
 
+    def monotonic(self) -> float:
+        """The clock leadership is judged on."""
+        return self._monotonic()
+
     @property
     def me(self) -> MasterInfo:
         return self._me

@@ -90,6 +90,16 @@ class Leadership:
     def acting(self, now: float) -> bool:
         return self.role == "leader" and now < self._valid_until
 
+    def lapsed(self, now: float) -> bool:
+        """Leading by its key, but with no renewal confirmed for two leases: the lease has
+        most likely expired in etcd (it lives a lease past the last renewal etcd received,
+        longer only when etcd changed Raft leaders) and another master may lead. A leader
+        cut off from etcd stays paused, since only etcd can tell it the lease expired; its
+        agents' sessions must not wait with it (master/ha/role.py `settling`)."""
+        return self.role == "leader" and now >= self._valid_until + self.timing.margin + (
+            self.timing.ttl
+        )
+
     @property
     def deadline(self) -> float:
         """Monotonic time at which a leader without a newer renewal must stop acting."""

@@ -74,8 +74,15 @@ class HaRole:
         )
 
     def settling(self) -> bool:
-        """Leading, but not writing for a moment: taking over, or confirming its lease."""
-        return self.elector.paused or (self.elector.is_leader() and not self._ready)
+        """Leading, but not writing for a moment: taking over, or confirming its lease. A
+        pause past two leases without a confirmed renewal is no longer a moment
+        (Leadership.lapsed: another master most likely leads): writes are refused at once,
+        and the agents' sessions end so that they find the leader (ClusterState.following).
+        A master cut off from etcd kept them for as long as it was cut off, while the new
+        leader showed their nodes NotReady."""
+        if self.elector.paused:
+            return not self.elector.leadership.lapsed(self.elector.monotonic())
+        return self.elector.is_leader() and not self._ready
 
     def leader_address(self) -> str:
         leader = self.elector.leader()

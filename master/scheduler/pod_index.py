@@ -73,6 +73,19 @@ def _pending(pod: Pod) -> bool:
     return not pod.node_name and not pod.deletion_requested_at
 
 
+def _same_share(a: Pod, b: Pod) -> bool:
+    """Whether two versions of a pod take the same from the index: the same node, spec
+    (by identity: one object for a template's pods and all their versions), owner and
+    pending-ness; `_NodeSums.add` and `_pending` read nothing else."""
+    return (
+        a.node_name == b.node_name
+        and a.spec is b.spec
+        and a.owner == b.owner
+        and a.meta.namespace == b.meta.namespace
+        and bool(a.deletion_requested_at) == bool(b.deletion_requested_at)
+    )
+
+
 class PodIndex:
     """Pending pods and per-node sums, moved by each change (see the module docstring)."""
 
@@ -92,6 +105,12 @@ class PodIndex:
         version before, which this index holds the share of)."""
         if isinstance(obj, Pod):
             key = key_of(obj)
+            if isinstance(previous, Pod) and not deleted and _same_share(previous, obj):
+                # Its status alone changed (every agent report): the node's sums and
+                # NodeInfo stay; a pending pod is held as its new version.
+                if key in self._pending:
+                    self._pending[key] = obj
+                return
             if isinstance(previous, Pod):
                 self._remove(key, previous)
             if not deleted:

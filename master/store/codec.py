@@ -56,9 +56,33 @@ class CodecError(ValueError):
 
 
 def encode(obj: StoredObject) -> bytes:
-    """Compact JSON for one stored object (its kind is not included; the store keys by it)."""
+    """Compact JSON for one stored object (its kind is not included; the store keys by it).
+
+    A field holding a value many objects share (a pod's spec: SHARED_VALUES) is written
+    as the JSON text remembered for that value, ahead of the others, instead of being
+    serialised again with every object (a third of a pod's JSON, each of its writes)."""
     value = _codec_for(type(obj)).encode(obj)
-    return _DUMPS(value).encode()
+    parts = [f'"{name}":{_shared_text(value.pop(name))}' for name in _spliced_fields(type(obj))]
+    meta = value.get("meta")
+    ledger = obj.meta.managed_fields
+    if ledger and type(meta) is dict:
+        # The managedFields ledger: one tuple for the objects written alike in a second
+        # (master/api/fieldowners.py remembers them), its text remembered by the tuple.
+        meta = dict(meta)  # (a copy: the codec's answer is never changed in place)
+        ledger_text = _shared_text(meta.pop("managed_fields"), ledger)
+        others = _DUMPS(meta)
+        del value["meta"]
+        parts.append(
+            f'"meta":{{"managed_fields":{ledger_text}'
+            + ("," + others[1:-1] if others != "{}" else "")
+            + "}"
+        )
+    if not parts:
+        return _DUMPS(value).encode()
+    rest = _DUMPS(value)
+    if rest != "{}":
+        parts.append(rest[1:-1])
+    return ("{" + ",".join(parts) + "}").encode()
 
 
 def decode(kind: str, data: bytes) -> StoredObject:
@@ -246,6 +270,42 @@ def _remembering(encode: Converter) -> Converter:
         return out
 
     return enc
+
+
+def _spliced_fields(cls: type) -> tuple[str, ...]:
+    """The fields of `cls` whose declared class is one of SHARED_VALUES (always there:
+    a dataclass field, never None)."""
+    found = _SPLICED.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = tuple(
+            f.name
+            for f in dataclasses.fields(cls)
+            if isinstance(hints[f.name], type) and hints[f.name].__name__ in SHARED_VALUES
+        )
+        _SPLICED[cls] = found
+    return found
+
+
+_SPLICED: dict[type, tuple[str, ...]] = {}
+# JSON texts of the shared values' encodings, by the identity of the encoding (one dict
+# per shared value, remembered by _remembering), each beside it: kept alive, so an id is
+# never another's while remembered.
+_TEXTS: dict[int, tuple[Any, str]] = {}
+
+
+def _shared_text(value: Any, source: Any = None) -> str:
+    """The JSON text of `value`, the encoding of `source` (by default `value` itself: a
+    shared value's remembered encoding), remembered by the identity of `source`."""
+    key = value if source is None else source
+    found = _TEXTS.get(id(key))
+    if found is not None and found[0] is key:
+        return found[1]
+    text = _DUMPS(value)
+    if len(_TEXTS) >= SHARED_MEMO:
+        _TEXTS.clear()
+    _TEXTS[id(key)] = (key, text)
+    return text
 
 
 def _decoder(tp: Any) -> Converter:

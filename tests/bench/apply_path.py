@@ -6,12 +6,15 @@ neighbours as about the master. This one runs the master's part of the path alon
 on its own objects, with nothing between them: a real ClusterState on a SqliteStore
 in a temporary directory (with the server's managedFields bookkeeping), the
 controller manager, the Kubernetes API's watch hub, and for each node what its
-session does (master/api/node_servicer.py): the assignment set re-sent when
-something it is made of changed, each new assignment reported Running once (as a
-hollow agent reports it) through the node reports. Until every pod is Running:
+session does (master/api/node_servicer.py): what changed of its assignment set sent
+(master/app/assignment_feed.py: the whole set first, then the changes; `--whole-sets`:
+the whole set every time, as an older agent gets it and as every agent got it before),
+each new assignment reported Running once (as a hollow agent reports it) through the
+node reports. Until every pod is Running:
 
   controller passes   create the Deployment's pods and bind them (run_pass)
-  assignments         the dirty nodes' assignment sets (assignments_to_proto)
+  assignments         the dirty nodes' assignment messages (assignments_to_proto,
+                      assignment_changes_to_proto)
   status reports      the agents' reports applied (NodeReports.apply)
   events              the queued events written, as the master's event writer does
                       every EVENT_WRITE_INTERVAL (master/event_queue.py), and once at the end
@@ -48,10 +51,15 @@ from pathlib import Path
 
 from kernel.clock import SystemClock
 from kernel.heap import resident_bytes
-from master.api.convert import assignments_to_proto, pod_report_from_proto
+from master.api.convert import (
+    assignment_changes_to_proto,
+    assignments_to_proto,
+    pod_report_from_proto,
+)
 from master.api.fieldowners import writer_fields
 from master.api.kube.watch import WatchHub
 from master.api.node_servicer import assignment_inputs
+from master.app.assignment_feed import AssignmentFeed, SendChanges, SendWhole
 from master.app.reports import NodeReports
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -69,6 +77,7 @@ from master.model import (
     PodTemplate,
     Resources,
     StoredObject,
+    key_of,
 )
 from master.state import ClusterState
 from master.store.sqlite import SqliteStore
@@ -97,11 +106,42 @@ def _report(name: str, epoch: int) -> node_pb2.PodStatusReport:
     )
 
 
+def _sent(state: ClusterState, node: str, feed: AssignmentFeed) -> list[node_pb2.PodAssignment]:
+    """What the node's session sends now (as NodeServicer._assignments builds it), and the
+    assignments in it."""
+    send = feed.take()
+    if isinstance(send, SendWhole):
+        whole = assignments_to_proto(
+            state.resource_version, state.pods_on_node(node), lambda p: True, sequence=send.sequence
+        )
+        return list(whole.pods)
+    if not isinstance(send, SendChanges):
+        return []
+    changed: list[Pod] = []
+    removed: list[str] = []
+    for key in send.keys:
+        pod = state.get_key("Pod", key)
+        if isinstance(pod, Pod) and pod.node_name == node:
+            changed.append(pod)
+        else:
+            removed.append(key)
+    messages = assignment_changes_to_proto(
+        state.resource_version, send.first, changed, removed, lambda p: True
+    )
+    feed.numbered(len(messages))
+    return [a for m in messages for a in m.pods]
+
+
 async def run(
-    nodes: int, pods: int, profile: str = "", memory: Memory | None = None
+    nodes: int,
+    pods: int,
+    profile: str = "",
+    memory: Memory | None = None,
+    whole_sets: bool = False,
 ) -> dict[str, tuple[float, float]]:
     """Seconds (main-thread CPU, wall) per phase, and "total" (whole-process CPU, wall).
-    `memory`: what the pods cost in memory is noted in it (see `Memory`)."""
+    `memory`: what the pods cost in memory is noted in it (see `Memory`). `whole_sets`:
+    every node is sent its whole set at every change (an agent that takes no changes)."""
     data = Path(tempfile.mkdtemp(prefix="pinnace-apply-path-"))
     try:
         clock = SystemClock()
@@ -112,8 +152,10 @@ async def run(
         manager = ControllerManager(state, clock, leases)
         WatchHub(state)
         reports = NodeReports(state, clock)
-        # What a node's session would re-send: the nodes whose assignments changed.
+        # What a node's session would send: the nodes whose assignments changed, and each
+        # session's side of what changed (master/app/assignment_feed.py).
         dirty: set[str] = set()
+        feeds: dict[str, AssignmentFeed] = {}
 
         def on_change(
             kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None
@@ -128,6 +170,7 @@ async def run(
                 )
             ):
                 dirty.add(obj.node_name)
+                feeds[obj.node_name].pod_changed(key_of(obj))
 
         state.subscribe(on_change)
         room = Resources(32000, 64 * 2**30)
@@ -144,6 +187,8 @@ async def run(
             )
             leases.renew(name, clock.monotonic())
             leases.set_lease(name, 3600.0)
+            feeds[name] = AssignmentFeed(takes_changes=not whole_sets)
+            feeds[name].take()  # the session's first (empty) whole set
         await state.flush()
         container = Container(name="c", image="nginx:latest", ports=(ContainerPort(80),))
         deployment = Deployment(
@@ -175,13 +220,11 @@ async def run(
             cpu0, wall0 = time.thread_time(), time.perf_counter()
             told: dict[str, list[node_pb2.PodStatusReport]] = {}
             for node in sorted(dirty):
-                sent = assignments_to_proto(
-                    state.resource_version, state.pods_on_node(node), lambda p: True
-                )
+                sent = _sent(state, node, feeds[node])
                 told[node] = [
-                    _report(a.name, a.epoch) for a in sent.pods if (a.name, a.epoch) not in reported
+                    _report(a.name, a.epoch) for a in sent if (a.name, a.epoch) not in reported
                 ]
-                reported.update((a.name, a.epoch) for a in sent.pods)
+                reported.update((a.name, a.epoch) for a in sent)
             dirty.clear()
             note("assignments", cpu0, wall0)
             cpu0, wall0 = time.thread_time(), time.perf_counter()
@@ -337,12 +380,18 @@ def main() -> None:
     )
     parser.add_argument("--memory-top", type=int, default=25, help="--memory: sites listed")
     parser.add_argument("--memory-snapshot", default="", help="--memory: save the snapshot")
+    parser.add_argument(
+        "--whole-sets",
+        action="store_true",
+        help="send every node its whole assignment set at every change (an older agent's "
+        "way, and every agent's before assignment changes)",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
     started = os.getloadavg()
     memory = Memory(args.memory) if args.memory >= 0 else None
-    spent = asyncio.run(run(args.nodes, args.pods, args.profile, memory))
-    tag = f"apply path {args.nodes}/{args.pods}"
+    spent = asyncio.run(run(args.nodes, args.pods, args.profile, memory, args.whole_sets))
+    tag = f"apply path {args.nodes}/{args.pods}{' whole sets' if args.whole_sets else ''}"
     if memory is not None:
         report_memory(memory, tag, args)
         print(f"load average at start {started[0]:.2f}, at end {os.getloadavg()[0]:.2f}")

@@ -11,7 +11,9 @@ session stream. With `--insecure` the join step is skipped and agents share
 plaintext connections (`--agents-per-channel`). In the session it heartbeats by
 the plan the master gave it, changed by its acks (longer or shorter) by the agent's own
 rule (agent/state/plan.py), and reports every assigned pod Running and ready at once (no
-containers).
+containers). It takes the master's assignment changes as a real agent does
+(agent/assignment_set.py: numbered, the whole set asked for again when one is out of
+turn).
 
 Protocol (one JSON object per line): the process prints
 `{"joined": n, "acked": n, "stages": {...}, "ended": {...}}` every second; on
@@ -45,10 +47,12 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 
 import grpc
 
 from agent import credentials as cr
+from agent.assignment_set import AskWhole, AssignmentSet
 from agent.join import JoinError, Token, join_when_reachable, mtls_channel, parse_token
 from agent.join_retry import RETRY_FIRST, retry_after
 from agent.state.loopwatch import LoopWatch, LoopWatchSettings, Wedged, look, start_watch
@@ -152,7 +156,11 @@ class HollowAgent:
                 )
                 delay = min(RETRY_CAP, delay * 2)
         self.stage = "registered"
-        hello = node_pb2.SessionHello(node_name=self.name, session_id=reply.session_id)
+        hello = node_pb2.SessionHello(
+            node_name=self.name, session_id=reply.session_id, takes_assignment_changes=True
+        )
+        # Pod -> epoch, as the session's numbered messages build the set.
+        held: AssignmentSet[int] = AssignmentSet()
         await self.outbox.put(node_pb2.AgentMessage(hello=hello))
         call = stub.StreamSession(self._messages(stop))
         self.plan = registered_plan(reply.heartbeat_interval_seconds, reply.lease_seconds)
@@ -161,8 +169,23 @@ class HollowAgent:
             async for msg in call:
                 body = msg.WhichOneof("body")
                 if body == "assignments":
-                    await self._report(msg.assignments)
+                    whole = msg.assignments
+                    held.whole(whole.sequence, {p.name: p.epoch for p in whole.pods})
+                    await self._report(whole.pods)
+                elif body == "assignment_changes":
+                    changes = msg.assignment_changes
+                    outcome = held.changes(
+                        changes.sequence,
+                        {p.name: p.epoch for p in changes.pods},
+                        [k.name for k in changes.removed],
+                    )
+                    if isinstance(outcome, AskWhole):
+                        await self._ask_whole(outcome)
+                    elif outcome:
+                        await self._report(changes.pods)
                 elif body == "heartbeat_ack":
+                    if (ask := held.acked(msg.heartbeat_ack.assignment_sequence)) is not None:
+                        await self._ask_whole(ask)
                     self.joined = True
                     self.acks += 1
                     ack = msg.heartbeat_ack
@@ -184,6 +207,10 @@ class HollowAgent:
             return "stream closed by the master"
         finally:
             beat.cancel()
+
+    async def _ask_whole(self, ask: AskWhole) -> None:
+        resync = node_pb2.AssignmentsResync(sequence=ask.sequence, reason=ask.reason)
+        await self.outbox.put(node_pb2.AgentMessage(assignments_resync=resync))
 
     async def _messages(self, stop: asyncio.Event):  # type: ignore[no-untyped-def]
         while not stop.is_set():
@@ -213,9 +240,9 @@ class HollowAgent:
                         await self.sooner.wait()
                 self.sooner.clear()
 
-    async def _report(self, assignments: node_pb2.PodAssignments) -> None:
+    async def _report(self, pods: Iterable[node_pb2.PodAssignment]) -> None:
         reports = []
-        for pod in assignments.pods:
+        for pod in pods:
             key = (pod.name, pod.epoch)
             if key in self.reported:
                 continue

@@ -58,10 +58,13 @@ both the layer-7 retries and X-Forwarded-For: the floor of HTTP mode as pinnace 
 not a candidate, since the retries are what HTTP mode is rendered for).
 
 `--pin` gives the proxy a CPU of its own, as a cluster whose load balancer runs on its own
-machine: HAProxy on the last CPU this process may use (`taskset`), and this process (so
-wrk), the nginx containers (their cpuset) and Docker's port proxies in front of them on the
-others. The direct path then has the same CPUs as without the proxy, and the ratio is what
-the hop costs a client, not what the proxy's CPU takes from the pods.
+machine: HAProxy on the last CPU this process may use (`taskset`) at the lowest real-time
+priority (`chrt --fifo 1`: the neighbours' processes on that CPU, on a shared machine, do
+not keep it waiting; pinned alone, at load 10-28, it waited behind them at each of its two
+wake-ups per request), and this process (so wrk), the nginx containers (their cpuset) and
+Docker's port proxies in front of them on the others. The direct path then has the same
+CPUs as without the proxy, and the ratio is what the hop costs a client, not what the
+proxy's CPU takes from the pods.
 Every container and HAProxy started here is removed or stopped by id/PID, also on Ctrl-C.
 """
 
@@ -219,6 +222,13 @@ class Pair:
         direct = self.direct.path_cpu / max(self.direct.requests, 1)
         proxied = (self.proxied.path_cpu + self.proxied.haproxy_cpu) / max(self.proxied.requests, 1)
         return direct / proxied if direct > 0 and proxied > 0 else None
+
+
+def own_cpu_prefix(cpu: int) -> list[str]:
+    """The command prefix that gives HAProxy `cpu` as its own: pinned there, and at the lowest
+    real-time priority, so a shared machine's other processes on that CPU do not keep it
+    waiting (the kernel still leaves them 5% of it: sched_rt_runtime_us)."""
+    return ["taskset", "-c", str(cpu), "chrt", "--fifo", "1"]
 
 
 def split_cpus(cpus: set[int]) -> tuple[set[int], int] | None:
@@ -448,8 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(WRK_MISSING if haproxy else "haproxy is not installed", file=sys.stderr)
         return 1
     pinned = split_cpus(os.sched_getaffinity(0)) if args.pin else None
-    if args.pin and (pinned is None or shutil.which("taskset") is None):
-        print("--pin needs two CPUs or more and taskset (util-linux)", file=sys.stderr)
+    if args.pin and (pinned is None or not (shutil.which("taskset") and shutil.which("chrt"))):
+        print("--pin needs two CPUs or more, taskset and chrt (util-linux)", file=sys.stderr)
         return 1
     client = docker.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="pinnace-lb-tuning-"))
@@ -484,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     haproxy_config(VARIANTS[name], svc, workdir / f"{name}-{backend}.sock")
                 )
                 log = (workdir / f"{name}-{backend}.log").open("wb")
-                taskset = ["taskset", "-c", str(pinned[1])] if pinned else []
+                taskset = own_cpu_prefix(pinned[1]) if pinned else []
                 procs[key] = subprocess.Popen(
                     [*taskset, haproxy, "-db", "-f", str(cfg)],
                     stdout=subprocess.DEVNULL,

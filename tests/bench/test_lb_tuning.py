@@ -15,6 +15,7 @@ from tests.bench.lb_tuning import (
     backend_millis,
     figures_for,
     haproxy_config,
+    own_cpu_prefix,
     pair_order,
     parse_args,
     split_cpus,
@@ -132,6 +133,7 @@ def test_pinning_sets_the_last_cpu_apart_for_the_proxy() -> None:
     assert split_cpus({0, 2, 3}) == ({0, 2}, 3)
     assert split_cpus({0}) is None
     assert parse_args(["--pin"]).pin and not parse_args([]).pin
+    assert own_cpu_prefix(1) == ["taskset", "-c", "1", "chrt", "--fifo", "1"]
 
 
 def test_the_later_variants_replace_or_drop_only_their_lines() -> None:

@@ -25,6 +25,8 @@ holds it: the followers take over only when the test says so.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import subprocess
 import sys
 import uuid
@@ -102,15 +104,17 @@ class Ha:
         return found
 
 
-@pytest.fixture
-def ha(tmp_path: Path, trap: EtcdTrap, etcd: EtcdCluster) -> Iterator[Ha]:
+@contextlib.contextmanager
+def _masters(
+    workdir: Path, trap: EtcdTrap, etcd: EtcdCluster, lease_s: int, timeout_s: int
+) -> Iterator[Ha]:
     """m1 leading through the relay, m2 and m3 following on etcd directly."""
     prefix = f"/resendha-{uuid.uuid4().hex[:6]}/"
     extra = (
-        "--leader-elect", "--leader-lease", str(LEASE_S), "--etcd-prefix", prefix,
-        "--etcd-timeout", f"{ETCD_TIMEOUT_S}s",
+        "--leader-elect", "--leader-lease", str(lease_s), "--etcd-prefix", prefix,
+        "--etcd-timeout", f"{timeout_s}s",
     )  # fmt: skip
-    masters = Masters(tmp_path, trap.url, extra)
+    masters = Masters(workdir, trap.url, extra)
     cluster = Ha(masters, prefix, etcd)
     try:
         masters.start("m1", "--name", "m1")
@@ -120,6 +124,20 @@ def ha(tmp_path: Path, trap: EtcdTrap, etcd: EtcdCluster) -> Iterator[Ha]:
         yield cluster
     finally:
         masters.stop_all()
+
+
+@pytest.fixture
+def ha(tmp_path: Path, trap: EtcdTrap, etcd: EtcdCluster) -> Iterator[Ha]:
+    with _masters(tmp_path, trap, etcd, LEASE_S, ETCD_TIMEOUT_S) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def ha_short(tmp_path: Path, trap: EtcdTrap, etcd: EtcdCluster) -> Iterator[Ha]:
+    """Leases of 3 s (tests/integration/test_leader_election.py's), a 2 s etcd timeout:
+    m1 cut off from etcd loses the lead within seconds."""
+    with _masters(tmp_path, trap, etcd, 3, 2) as cluster:
+        yield cluster
 
 
 def test_a_status_the_leader_never_stored_reaches_the_leaders_view_after_a_reload(
@@ -230,3 +248,67 @@ def _end(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("reconnects", [True, False], ids=["deposed", "cut-off"])
+def test_a_leader_deposed_alive_hands_its_agents_to_the_new_leader(
+    reconnects: bool,
+    ha_short: Ha,
+    trap: EtcdTrap,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    """m1 cut off from etcd (the relay loses its connection) pauses, loses its lease and,
+    once it reaches etcd again, follows. It kept its agents' sessions and acknowledged their
+    heartbeats: the new leader never heard the agent and showed the node Ready Unknown for
+    as long as one looked (40 s), on its way to evicting its pods. A master that follows
+    ends its sessions: the agent registers with the new leader, the node stays Ready and
+    its pod Running, on the same container.
+
+    Cut off for good (`reconnects` False), m1 stays paused: only etcd could tell it that its
+    lease expired. It kept its agents as long as it was cut off; a pause past two leases
+    without a confirmed renewal (Leadership.lapsed) is no longer settling, and it ends
+    their sessions as a follower does."""
+    ha = ha_short
+    masters = ha.masters
+    leader = masters.addresses["m1"]
+    everyone = ",".join(masters.addresses[n] for n in ("m1", "m2", "m3"))
+    node = f"deposed-{uuid.uuid4().hex[:6]}"
+    with joined_agent(masters, leader, everyone, node, tmp_path, docker_client):
+        applied = masters.cli(
+            leader, "apply", "-f", "-", stdin=DEPLOYMENT.format(name="web", replicas=1)
+        )
+        assert applied.returncode == 0, applied.stderr
+        wait_for(
+            "the pod running",
+            lambda: [restarts(p) for p in pods(masters, leader)] == [("Running", True, 0)],
+            120,
+        )
+        [container] = docker_client.containers.list(filters={"label": f"pinnace.node={node}"})
+        trapped = _trapped_write(masters, leader, trap, tmp_path)
+        try:
+            new = wait_for("another leader", lambda: ha.leader() if ha.leader() != "m1" else "", 30)
+        finally:
+            _end(trapped)
+        if reconnects:
+            trap.cut()
+            wait_for("m1 follows", lambda: "m1 stops leading" in masters.log("m1"), 30)
+        address = masters.addresses[new]
+        agent_log = tmp_path / "agent.log"
+        wait_for(
+            "the agent to register with the new leader",
+            lambda: agent_log.read_text().count(f"registered node {node}") >= 2,
+            30,
+        )
+        assert "this master does not lead" in masters.log("m1")
+
+        def ready() -> bool:
+            got = masters.cli(address, "get", "nodes", "-o", "json")
+            [shown] = json.loads(got.stdout)["items"]
+            conditions = shown["status"]["conditions"]
+            return [c["status"] for c in conditions if c["type"] == "Ready"] == ["True"]
+
+        wait_for("the node Ready on the new leader", ready, 30)
+        assert [restarts(p) for p in pods(masters, address)] == [("Running", True, 0)]
+        [now] = docker_client.containers.list(filters={"label": f"pinnace.node={node}"})
+        assert now.id == container.id

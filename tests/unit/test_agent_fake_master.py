@@ -47,6 +47,9 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         self.goodbyes: list[tuple[str, pb.Goodbye]] = []
         self.proxy_problems: list[tuple[str, pb.ProxyProblems]] = []
         self.assignments: dict[str, pb.PodAssignments] = {}
+        # What acks name as the last assignment message sent (0: none numbered).
+        self.assignment_sequence = 0
+        self.resyncs: list[tuple[str, pb.AssignmentsResync]] = []
         self._streams: dict[str, asyncio.Queue[pb.MasterMessage]] = {}
         self._revisions = itertools.count(1)
         self._sessions = itertools.count(1)
@@ -101,7 +104,10 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
                     self.heartbeats.append((node, msg.heartbeat.sequence))
                     self.heartbeat_plans.append(msg.heartbeat.plan)
                     if self.ack_heartbeats and not self.hung.is_set() and node not in self.deaf:
-                        ack = pb.HeartbeatAck(sequence=msg.heartbeat.sequence)
+                        ack = pb.HeartbeatAck(
+                            sequence=msg.heartbeat.sequence,
+                            assignment_sequence=self.assignment_sequence,
+                        )
                         if self.next_plan is not None:
                             ack.plan, ack.heartbeat_interval_seconds, ack.lease_seconds = (
                                 self.next_plan
@@ -114,6 +120,8 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
                     self.goodbyes.append((node, msg.goodbye))
                 elif kind == "proxy_problems":
                     self.proxy_problems.append((node, msg.proxy_problems))
+                elif kind == "assignments_resync":
+                    self.resyncs.append((node, msg.assignments_resync))
                 elif kind == "statuses":
                     self.batches += 1
                     for report in msg.statuses.pods:
@@ -134,13 +142,25 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
             if self._streams.get(node) is queue:
                 del self._streams[node]
 
-    def assign(self, node: str, *pods: pb.PodAssignment) -> int:
+    def assign(self, node: str, *pods: pb.PodAssignment, sequence: int = 0) -> int:
         revision = next(self._revisions)
-        message = pb.PodAssignments(revision=revision, pods=list(pods))
+        message = pb.PodAssignments(revision=revision, pods=list(pods), sequence=sequence)
         self.assignments[node] = message
         if node in self._streams:
             self._streams[node].put_nowait(pb.MasterMessage(assignments=message))
         return revision
+
+    def send_changes(
+        self, node: str, sequence: int, pods: list[pb.PodAssignment], removed: list[str]
+    ) -> None:
+        """Pushes assignment changes (numbered `sequence`) to a connected node."""
+        message = pb.PodAssignmentChanges(
+            sequence=sequence,
+            revision=next(self._revisions),
+            pods=pods,
+            removed=[pb.PodKey(name=name) for name in removed],
+        )
+        self._streams[node].put_nowait(pb.MasterMessage(assignment_changes=message))
 
     def send_peers(self, node: str, peers: list[pb.Peer], cluster_size: int) -> None:
         """Pushes a peer list to a connected node."""

@@ -481,3 +481,51 @@ def test_notices_go_again_marked_again_when_the_master_asks_and_on_a_new_session
     assert first == [("ClusterDNSUnavailable", "port 53 is taken", False)]
     assert asked == [("ClusterDNSUnavailable", "port 53 is taken", True)]
     assert renewed == [("ClusterDNSUnavailable", "port 53 is taken", True)]
+
+
+def test_the_agent_applies_numbered_changes_and_asks_for_the_whole_set_when_one_is_lost() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=0.1)
+        address = await master.start()
+        engine = new_engine(clock)
+
+        def phase(pod: str) -> str:
+            report = master.status("n1", pod)
+            return "" if report is None else "removed" if report.removed else report.phase
+
+        try:
+            async with running_agent(clock, address, engine):
+                await until(clock, lambda: master.connected("n1"), "session")
+                master.assign(
+                    "n1", web_assignment("a", IMAGE), web_assignment("b", IMAGE), sequence=1
+                )
+                await until(clock, lambda: phase("b") == "Running", "pod b Running")
+                master.send_changes("n1", 2, [web_assignment("c", IMAGE)], ["a"])
+                await until(clock, lambda: phase("c") == "Running", "pod c Running")
+                await until(clock, lambda: phase("a") == "removed", "pod a removed")
+                # Change 3 never comes: 4 applies nothing, the whole set is asked for once.
+                master.send_changes("n1", 4, [web_assignment("d", IMAGE)], ["b"])
+                master.send_changes("n1", 5, [], ["c"])
+                await until(clock, lambda: master.resyncs, "the request for the whole set")
+                await run_for(clock, 0.5)
+                held = (phase("b"), phase("c"), phase("d"))
+                master.assignment_sequence = 5  # acks now name the last change sent
+                await run_for(clock, 0.5)
+                asked = len(master.resyncs)
+                master.assignment_sequence = 6  # as a master's acks do, from the set on
+                master.assign("n1", web_assignment("d", IMAGE), sequence=6)
+                await until(clock, lambda: phase("b") == "removed", "pod b removed")
+                await until(clock, lambda: phase("d") == "Running", "pod d Running")
+                await run_for(clock, 0.5)
+        finally:
+            await master.stop()
+
+        assert master.hellos[0].takes_assignment_changes
+        assert held == ("Running", "Running", "")
+        assert asked == 1  # acks naming numbers it already asked past ask nothing more
+        ((node, resync),) = master.resyncs
+        assert node == "n1" and resync.sequence == 2
+        assert phase("c") == "removed"
+
+    asyncio.run(scenario())

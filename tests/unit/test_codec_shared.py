@@ -8,11 +8,23 @@ value that does not encode, or if the bytes differ from encoding each spec anew.
 
 from __future__ import annotations
 
+import json
+import random
 from dataclasses import replace
 
 import pytest
 
-from master.model import Container, ContainerPort, ObjectMeta, Pod, PodSpec
+from master.model import (
+    Container,
+    ContainerPort,
+    Event,
+    ManagedFieldsEntry,
+    ObjectMeta,
+    Pod,
+    PodPhase,
+    PodSpec,
+    PodStatus,
+)
 from master.store import codec
 from master.store.codec import CodecError, decode, encode
 
@@ -49,3 +61,45 @@ def test_a_spec_that_does_not_encode_fails_every_time() -> None:
     for _ in range(2):
         with pytest.raises(CodecError, match="image"):
             encode(_pod("web-1", bad))
+
+
+def _entry(manager: str, subresource: str = "") -> ManagedFieldsEntry:
+    return ManagedFieldsEntry(manager, "Update", "v1", 1.0, '{"f:spec":{"f:x":{}}}', subresource)
+
+
+def _plain(obj: Pod) -> object:
+    """The JSON value of `obj` as the codec makes it, serialised in one piece."""
+    return json.loads(codec._DUMPS(codec._codec_for(Pod).encode(obj)))
+
+
+def test_a_spec_written_from_its_remembered_text_is_the_object_s_json() -> None:
+    """The spec's text and the ledger's are spliced into each pod's JSON: the same JSON
+    value as the pod serialised whole, whichever specs, ledgers, names and statuses,
+    remembered or not."""
+    rng = random.Random(3)
+    specs = [_spec(f"nginx:{i}") for i in range(5)]
+    specs.append(PodSpec(containers=()))  # (every other field at its default)
+    ledgers = [(), (_entry("a"),), (_entry("a"), _entry("b", "status"))]
+    for i in range(3 * codec.SHARED_MEMO):
+        spec = rng.choice(specs) if rng.random() < 0.7 else _spec(f"img-{rng.randrange(9)}")
+        pod = replace(
+            _pod(f"web-{i}", spec),
+            node_name=rng.choice(["", "n1"]),
+            status=PodStatus(phase=PodPhase.RUNNING, message="é\n\"'"),
+        )
+        if rng.random() < 0.6:
+            ledger = rng.choice(ledgers) if rng.random() < 0.7 else (_entry(f"m{i}"),)
+            pod = replace(pod, meta=replace(pod.meta, managed_fields=ledger))
+        data = encode(pod)
+        assert json.loads(data) == _plain(pod)
+        assert decode("Pod", data) == pod
+
+
+def test_an_event_with_a_shared_ledger_is_its_json() -> None:
+    ledger = (_entry("kube-scheduler"),)
+    for i in range(3):
+        event = Event(ObjectMeta(name=f"e{i}", managed_fields=ledger), "Pod", "web", "Scheduled",
+                      "assigned", "Normal", 1, 5.0, 5.0, "master")  # fmt: skip
+        data = encode(event)
+        assert json.loads(data) == json.loads(codec._DUMPS(codec._codec_for(Event).encode(event)))
+        assert decode("Event", data) == event

@@ -96,3 +96,17 @@ def test_the_default_lease_fails_over_within_two_seconds_and_leaves_slack_to_a_b
 def test_a_leader_lease_is_renewed_four_times_per_lease() -> None:
     assert LeaseTiming.of(2.0) == LeaseTiming(ttl=2.0, renew_every=0.5)
     assert LeaseTiming.of(1.0) == LeaseTiming()
+
+
+def test_a_leader_without_a_confirmed_renewal_for_two_leases_has_lapsed() -> None:
+    # A leader cut off from etcd stays paused (only etcd can say its lease expired); after
+    # two leases without a confirmed renewal another master most likely leads, and its
+    # agents' sessions must not wait with it (master/ha/role.py settling).
+    lead = Leadership(LeaseTiming(ttl=1.0, renew_every=0.25))
+    assert not lead.lapsed(100.0)  # a follower never lapses
+    lead.won(sent_at=0.0)
+
+    assert not lead.acting(0.75) and not lead.lapsed(1.99)
+    assert lead.lapsed(2.0)
+    lead.renewed(sent_at=1.5)  # a late answer: alive after all
+    assert not lead.lapsed(3.49) and lead.lapsed(3.5)

@@ -88,7 +88,8 @@ def test_the_request_waits_until_the_master_takes_writes_again() -> None:
     # A reload happens with writes shut; reports then would be refused and end the session.
     _, state, _, servicer = _setup()
     gate: dict[str, str | None] = {"why": None}
-    state.set_write_gate(lambda: gate["why"])
+    # Shut while this master settles (a follower's gate is shut for good: it ends sessions).
+    state.set_write_gate(lambda: gate["why"], settling=lambda: gate["why"] is not None)
 
     async def scenario() -> tuple[int, int, int]:
         agent = _Agent(servicer, "n1", await _aregister(servicer, "n1"))
@@ -117,10 +118,10 @@ def test_a_session_looks_again_only_for_a_gate_that_may_open_by_itself() -> None
     assert resend_now(due=True, writable=True)
     assert not resend_now(due=True, writable=False)
     assert not resend_now(due=False, writable=True)
-    assert recheck_after(withheld=False, resend_waiting=False) is None
-    assert recheck_after(withheld=True, resend_waiting=False) == STOP_GATE_RECHECK
-    assert recheck_after(withheld=True, resend_waiting=True) == RESEND_RECHECK
-    assert recheck_after(withheld=False, resend_waiting=True) == RESEND_RECHECK
+    assert recheck_after(withheld=False, gate_shut=False) is None
+    assert recheck_after(withheld=True, gate_shut=False) == STOP_GATE_RECHECK
+    assert recheck_after(withheld=True, gate_shut=True) == RESEND_RECHECK
+    assert recheck_after(withheld=False, gate_shut=True) == RESEND_RECHECK
 
 
 def test_every_replace_all_tells_after_the_listeners_and_until_unsubscribed() -> None:
@@ -239,3 +240,32 @@ def test_a_notice_sent_again_is_recorded_when_a_reload_dropped_it_and_only_then(
     assert again == [("n1", 1)]
     assert kept == [("n1", 1)]
     assert after == [("n1", 2)]
+
+
+def test_a_master_that_follows_ends_its_sessions_and_one_settling_keeps_them() -> None:
+    # A leader deposed while alive kept its agents' sessions and acked their heartbeats:
+    # the new leader never heard them and showed their nodes NotReady.
+    _, state, _, servicer = _setup()
+    gate: dict[str, Any] = {"why": None, "settling": False}
+    state.set_write_gate(lambda: gate["why"], settling=lambda: gate["settling"])
+
+    async def scenario() -> tuple[bool, bool, BaseException | None]:
+        agent = _Agent(servicer, "n1", await _aregister(servicer, "n1"))
+        reader = _Reader(agent)
+        await reader.wait_for("assignments")
+        # A pause reloads memory (master/ha/role.py: the follower's resync), as does a
+        # deposition: each tells the sessions (on_replaced).
+        gate["why"], gate["settling"] = "the leader cannot confirm its lease", True
+        await state.reload()
+        await asyncio.sleep(5 * RESEND_RECHECK)
+        kept_while_settling = not reader._task.done()
+        gate["settling"] = False  # deposed: another master leads
+        await state.reload()
+        await asyncio.wait_for(asyncio.shield(reader._task), 2.0)
+        ended = reader._task.done()
+        return kept_while_settling, ended, reader._task.exception()
+
+    kept_while_settling, ended, error = asyncio.run(asyncio.wait_for(scenario(), 10))
+
+    assert kept_while_settling
+    assert ended and error is None  # ended cleanly; the follower marked nothing
