@@ -26,7 +26,7 @@ option abortonclose, a per-server maxconn with a queue, global maxconn 8192, opt
 splice-auto, a second thread (more CPU, kernel/haproxy_tuning.py). option http-server-close
 doubles it (a new server connection per request: 290-470 us). Nor did balance static-rr or
 tune.sched.low-latency, and not even dropping the retries and X-Forwarded-For together
-(lb_tuning's http-lean; 2 runs at load 7-11: 45-104 us against 52-126 as rendered). Where
+(lb_tuning's http-lean; 3 runs at load 5-11: 45-104 us against 52-126 as rendered). Where
 HTTP mode's CPU goes (perf, cpu-clock, wrk -c64 through 3 pods): two thirds in the kernel,
 loopback TCP both ways and the wake-ups, as in TCP mode; a third in HAProxy, spread over a
 stream's life (stream_new/free, H1 parsing of both messages, HTX copies, the scheduler).
@@ -35,10 +35,11 @@ Health checks are 0.05% of a CPU (3 servers, 1 s apart); empty slots are not che
 Issue 15's 0.9x of the direct throughput is out of reach when client, proxy and pods share
 2 busy CPUs: there 0.9x needs the proxy's CPU a request to be at most 11% of the direct
 path's (wrk, Docker's port proxy, nginx), and lb_tuning's CPU-model ratios (direct CPU a
-request over proxied) put HTTP mode's at 27-113% (ratios 0.47-0.79) and even TCP mode's,
-which parses nothing, at 5-61% (0.62-0.95; 37-75 us a request). Where the proxy
-has a CPU of its own (lb_tuning --pin), the ratio was inside the control's spread of the
-same run (HTTP 0.74-1.20, control 0.84-1.27): figures in tests/bench/README.md, lb_tuning.
+request over proxied) put HTTP mode's at 23-113% (ratios 0.47-0.81) and even TCP mode's,
+which parses nothing, at 5-61% (0.62-0.95; 37-75 us a request). With the proxy on a CPU
+of its own (lb_tuning --pin, 2 runs) HTTP mode gave 0.66-1.20 against a control of
+0.84-1.27: 1.14-1.20 at -c16 in 3 of 4 figures, 0.66-0.83 at -c64 in all 4; a shared
+machine cannot say whether 0.9x holds there. Figures: tests/bench/README.md, lb_tuning.
 
 Every backend is pre-allocated with a power-of-two number of server slots (see `slots.py`); empty
 slots are `0.0.0.0:0 disabled` and are filled at run time with `set server ... addr`. The config
