@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from master.model import StoredObject
 from master.store.codec import decode
 from master.store.etcd_client import EtcdClient, EtcdSettings
 from tests.etcd_cluster import EtcdCluster
+from tests.integration.cluster import wait_for
 from tests.integration.etcd_trap import EtcdTrap
 from tests.integration.masters import REPO, Masters
 from tests.support import remove_container
@@ -123,3 +125,43 @@ def joined_agent(
         log.close()
         for c in docker_client.containers.list(all=True, filters={"label": f"pinnace.node={node}"}):
             remove_container(c.client, str(c.id))
+
+
+# A ConfigMap whose write the relay is armed to lose (its marker is the trap's match).
+TRAPPED_CONFIG_MAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: trapped}}
+data: {{marker: {marker}}}
+"""
+
+
+def trapped_write(
+    masters: Masters, address: str, trap: EtcdTrap, workdir: Path
+) -> subprocess.Popen[str]:
+    """`pinnace apply` of a ConfigMap whose request the relay loses (it holds the master's
+    etcd connection from then on); returns the CLI's process once the relay has it."""
+    marker = f"trapped-{uuid.uuid4().hex[:8]}"
+    manifest = workdir / f"{marker}.yaml"
+    manifest.write_text(TRAPPED_CONFIG_MAP.format(marker=marker))
+    trap.arm(marker, "lose")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "master.cli.main", "--master", address,
+            "--config", str(masters.config), "apply", "-f", str(manifest),
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True,
+    )  # fmt: skip
+    try:
+        wait_for("the trapped write to reach the relay", trap.sprung.is_set, 30)
+    except BaseException:
+        end(proc)
+        raise
+    return proc
+
+
+def end(proc: subprocess.Popen[str]) -> None:
+    """Stops the CLI's process if it still runs (by its PID, through Popen)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)

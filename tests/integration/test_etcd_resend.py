@@ -16,8 +16,6 @@ master asked agents to resend after a reload, the pod showed restart count 0 for
 from __future__ import annotations
 
 import datetime
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +27,17 @@ from master.model import Pod
 from tests.etcd_cluster import EtcdCluster
 from tests.integration import etcd_doubt_kit
 from tests.integration.cluster import wait_for
-from tests.integration.etcd_doubt_kit import joined_agent, pods, restarts, stored, takes_writes
+from tests.integration.etcd_doubt_kit import (
+    end,
+    joined_agent,
+    pods,
+    restarts,
+    stored,
+    takes_writes,
+    trapped_write,
+)
 from tests.integration.etcd_trap import EtcdTrap
-from tests.integration.masters import DEPLOYMENT, REPO, Masters
+from tests.integration.masters import DEPLOYMENT, Masters
 
 # One etcd member and the relay in front of it (etcd_doubt_kit.py).
 etcd = etcd_doubt_kit.etcd
@@ -43,13 +49,6 @@ ETCD_TIMEOUT_S = 15
 RESUME_S = 60.0
 # After writes resume, the restart must be in the master's view within this.
 RESENT_S = 20.0
-
-CONFIG_MAP = """\
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: trapped}}
-data: {{marker: {marker}}}
-"""
 
 
 @pytest.fixture
@@ -103,19 +102,8 @@ def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
     wait_for("the pod stored as running", lambda: _in_etcd(etcd, pod).status.ready, 30)
     [container] = docker_client.containers.list(filters={"label": f"pinnace.pod={pod}"})
 
-    marker = f"resend-{uuid.uuid4().hex[:8]}"
-    manifest = tmp_path / "trapped.yaml"
-    manifest.write_text(CONFIG_MAP.format(marker=marker))
-    trap.arm(marker, "lose")
-    trapped = subprocess.Popen(
-        [
-            sys.executable, "-m", "master.cli.main", "--master", address,
-            "--config", str(masters.config), "apply", "-f", str(manifest),
-        ],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True,
-    )  # fmt: skip
+    trapped = trapped_write(masters, address, trap, tmp_path)
     try:
-        wait_for("the trapped write to reach the relay", trap.sprung.is_set, 30)
         container.kill()
 
         def restarted() -> bool:
@@ -127,9 +115,7 @@ def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
         in_flight = trapped.poll() is None
         _, err = trapped.communicate(timeout=ETCD_TIMEOUT_S + 30)
     finally:
-        if trapped.poll() is None:
-            trapped.kill()
-            trapped.wait(timeout=30)
+        end(trapped)
     assert in_flight, "the write's outcome was known before the restart was reported"
     assert trapped.returncode == 1
     assert "may or may not have been saved" in err, err

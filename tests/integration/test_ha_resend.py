@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,9 +42,17 @@ from master.store.etcd_lease import EtcdLeases
 from tests.etcd_cluster import EtcdCluster
 from tests.integration import etcd_doubt_kit
 from tests.integration.cluster import wait_for
-from tests.integration.etcd_doubt_kit import joined_agent, pods, restarts, stored, takes_writes
+from tests.integration.etcd_doubt_kit import (
+    end,
+    joined_agent,
+    pods,
+    restarts,
+    stored,
+    takes_writes,
+    trapped_write,
+)
 from tests.integration.etcd_trap import EtcdTrap
-from tests.integration.masters import DEPLOYMENT, REPO, Masters
+from tests.integration.masters import DEPLOYMENT, Masters
 
 # One etcd member and the relay in front of it (etcd_doubt_kit.py).
 etcd = etcd_doubt_kit.etcd
@@ -62,13 +68,6 @@ LEASE_S = 40
 RESUME_S = 60.0
 # After writes resume, the restart must be in the leader's view within this.
 RESENT_S = 20.0
-
-CONFIG_MAP = """\
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: trapped}}
-data: {{marker: {marker}}}
-"""
 
 
 @dataclass
@@ -170,7 +169,7 @@ def test_a_status_the_leader_never_stored_reaches_the_leaders_view_after_a_reloa
         [container] = docker_client.containers.list(filters={"label": f"pinnace.pod={pod}"})
 
         # 1. The leader pauses and resumes; the agent's session with it lasts throughout.
-        trapped = _trapped_write(masters, leader, trap, tmp_path)
+        trapped = trapped_write(masters, leader, trap, tmp_path)
         try:
             container.kill()
             wait_for("restart 1 in the leader's memory", lambda: shows(leader, 1), ETCD_TIMEOUT_S)
@@ -178,7 +177,7 @@ def test_a_status_the_leader_never_stored_reaches_the_leaders_view_after_a_reloa
             in_flight = trapped.poll() is None
             _, err = trapped.communicate(timeout=ETCD_TIMEOUT_S + 30)
         finally:
-            _end(trapped)
+            end(trapped)
         assert in_flight, "the write's outcome was known before the restart was reported"
         assert "may or may not have been saved" in err, err
         trap.cut()
@@ -199,14 +198,14 @@ def test_a_status_the_leader_never_stored_reaches_the_leaders_view_after_a_reloa
         assert agent_log.count(f"registered node {node}") == 1, "the agent's session ended"
 
         # 2. Another master takes over from a leader that never stored restart 2.
-        trapped = _trapped_write(masters, leader, trap, tmp_path)
+        trapped = trapped_write(masters, leader, trap, tmp_path)
         try:
             [container] = docker_client.containers.list(filters={"label": f"pinnace.pod={pod}"})
             container.kill()
             wait_for("restart 2 in the leader's memory", lambda: shows(leader, 2), ETCD_TIMEOUT_S)
             masters.kill("m1")
         finally:
-            _end(trapped)
+            end(trapped)
         stored_then = [c.restart_count for c in ha.stored_pod(pod).status.container_statuses]
         assert stored_then == [1], "restart 2 reached etcd: the takeover would not need it"
         ha.revoke_leader_lease()
@@ -218,36 +217,6 @@ def test_a_status_the_leader_never_stored_reaches_the_leaders_view_after_a_reloa
             lambda: [c.restart_count for c in ha.stored_pod(pod).status.container_statuses] == [2],
             RESENT_S,
         )
-
-
-def _trapped_write(
-    masters: Masters, address: str, trap: EtcdTrap, workdir: Path
-) -> subprocess.Popen[str]:
-    """A ConfigMap write whose request the relay loses (it holds the leader's connection
-    from then on); returns once the relay has it."""
-    marker = f"resendha-{uuid.uuid4().hex[:8]}"
-    manifest = workdir / f"{marker}.yaml"
-    manifest.write_text(CONFIG_MAP.format(marker=marker))
-    trap.arm(marker, "lose")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "master.cli.main", "--master", address,
-            "--config", str(masters.config), "apply", "-f", str(manifest),
-        ],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True,
-    )  # fmt: skip
-    try:
-        wait_for("the trapped write to reach the relay", trap.sprung.is_set, 30)
-    except BaseException:
-        _end(proc)
-        raise
-    return proc
-
-
-def _end(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("reconnects", [True, False], ids=["deposed", "cut-off"])
@@ -285,11 +254,11 @@ def test_a_leader_deposed_alive_hands_its_agents_to_the_new_leader(
             120,
         )
         [container] = docker_client.containers.list(filters={"label": f"pinnace.node={node}"})
-        trapped = _trapped_write(masters, leader, trap, tmp_path)
+        trapped = trapped_write(masters, leader, trap, tmp_path)
         try:
             new = wait_for("another leader", lambda: ha.leader() if ha.leader() != "m1" else "", 30)
         finally:
-            _end(trapped)
+            end(trapped)
         if reconnects:
             trap.cut()
             wait_for("m1 follows", lambda: "m1 stops leading" in masters.log("m1"), 30)
