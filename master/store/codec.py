@@ -260,16 +260,23 @@ def _remembering(encode: Converter) -> Converter:
     memo: dict[int, tuple[Any, Any]] = {}
 
     def enc(v: Any) -> Any:
-        found = memo.get(id(v))
-        if found is not None and found[0] is v:
-            return found[1]
-        out = encode(v)
-        if len(memo) >= SHARED_MEMO:
-            memo.clear()
-        memo[id(v)] = (v, out)
-        return out
+        return _by_identity(memo, v, encode, v)
 
     return enc
+
+
+def _by_identity(memo: dict[int, tuple[Any, Any]], key: Any, make: Converter, arg: Any) -> Any:
+    """`make(arg)`, remembered in `memo` by the identity of `key`, which the memo keeps
+    alive beside the answer (so an id is never another object's while remembered);
+    the memo is emptied when it holds SHARED_MEMO answers."""
+    found = memo.get(id(key))
+    if found is not None and found[0] is key:
+        return found[1]
+    out = make(arg)
+    if len(memo) >= SHARED_MEMO:
+        memo.clear()
+    memo[id(key)] = (key, out)
+    return out
 
 
 def _spliced_fields(cls: type) -> tuple[str, ...]:
@@ -291,20 +298,13 @@ _SPLICED: dict[type, tuple[str, ...]] = {}
 # JSON texts of the shared values' encodings, by the identity of the encoding (one dict
 # per shared value, remembered by _remembering), each beside it: kept alive, so an id is
 # never another's while remembered.
-_TEXTS: dict[int, tuple[Any, str]] = {}
+_TEXTS: dict[int, tuple[Any, Any]] = {}
 
 
 def _shared_text(value: Any, source: Any = None) -> str:
     """The JSON text of `value`, the encoding of `source` (by default `value` itself: a
     shared value's remembered encoding), remembered by the identity of `source`."""
-    key = value if source is None else source
-    found = _TEXTS.get(id(key))
-    if found is not None and found[0] is key:
-        return found[1]
-    text = _DUMPS(value)
-    if len(_TEXTS) >= SHARED_MEMO:
-        _TEXTS.clear()
-    _TEXTS[id(key)] = (key, text)
+    text: str = _by_identity(_TEXTS, value if source is None else source, _DUMPS, value)
     return text
 
 
