@@ -74,25 +74,9 @@ def test_no_cap_means_no_budget_to_cut() -> None:
 def test_a_master_whose_loop_is_behind_stretches_its_nodes_heartbeats() -> None:
     """Sessions of the nodes in already stretch their beats (with the next ack) and new
     ones start stretched: the beats they would have sent are CPU the joins need."""
-    clock = FakeClock()
-    state = ClusterState(MemoryStore(), clock)
-    leases = LeaseTable()
-    manager = ControllerManager(state, clock, leases)
     budget = HeartbeatBudget(10.0)
-    servicer = NodeServicer(state, leases, manager, clock, 1, 3, heartbeat_budget=budget)
-    for i in range(2, 11):
-        state.put(
-            Node(
-                meta=ObjectMeta(name=f"n{i}"),
-                address="127.0.0.1",
-                capacity=Resources(2000, 2**30),
-                allocatable=Resources(2000, 2**30),
-                status=NodeStatus(ready=True),
-            )
-        )
-    info = node_pb2.NodeInfo(name="n1", address="127.0.0.1")
+    servicer, leases, reply = asyncio.run(_servicer_of_ten_nodes(budget, FakeClock()))
     context: Any = None
-    reply = asyncio.run(servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=info), context))
     # 10 nodes, at most 10 beats a second: every second, a 3 s lease.
     assert (reply.heartbeat_interval_seconds, reply.lease_seconds) == (1.0, 3.0)
 
@@ -108,7 +92,7 @@ def test_a_master_whose_loop_is_behind_stretches_its_nodes_heartbeats() -> None:
 
 async def _servicer_of_ten_nodes(
     budget: HeartbeatBudget, clock: FakeClock
-) -> tuple[NodeServicer, LeaseTable, str]:
+) -> tuple[NodeServicer, LeaseTable, node_pb2.RegisterNodeResponse]:
     state = ClusterState(MemoryStore(), clock)
     leases = LeaseTable()
     manager = ControllerManager(state, clock, leases)
@@ -126,7 +110,7 @@ async def _servicer_of_ten_nodes(
     info = node_pb2.NodeInfo(name="n1", address="127.0.0.1")
     context: Any = None
     reply = await servicer.RegisterNode(node_pb2.RegisterNodeRequest(node=info), context)
-    return servicer, leases, reply.session_id
+    return servicer, leases, reply
 
 
 def test_a_budget_grown_back_shortens_a_stretched_plan_once_the_agent_runs_it() -> None:
@@ -138,7 +122,8 @@ def test_a_budget_grown_back_shortens_a_stretched_plan_once_the_agent_runs_it() 
     async def scenario() -> None:
         clock = FakeClock()
         budget = HeartbeatBudget(10.0)
-        servicer, leases, session = await _servicer_of_ten_nodes(budget, clock)
+        servicer, leases, registered = await _servicer_of_ten_nodes(budget, clock)
+        session = registered.session_id
         now = _run(budget, 0.0, 11.0, lag=0.3)  # behind: 2.5 beats a second
         (stretched,) = await _beat_once(servicer, session, plan=1)
         assert (stretched.heartbeat_interval_seconds, stretched.lease_seconds) == (4.0, 6.0)
@@ -164,7 +149,8 @@ def test_an_agent_that_does_not_say_its_plan_keeps_its_stretched_plan() -> None:
     async def scenario() -> None:
         clock = FakeClock()
         budget = HeartbeatBudget(10.0)
-        servicer, leases, session = await _servicer_of_ten_nodes(budget, clock)
+        servicer, leases, registered = await _servicer_of_ten_nodes(budget, clock)
+        session = registered.session_id
         now = _run(budget, 0.0, 11.0, lag=0.3)
         (stretched,) = await _beat_once(servicer, session)
         assert stretched.lease_seconds == 6.0
