@@ -16,7 +16,9 @@ containers). It takes the master's assignment changes as a real agent does
 turn).
 
 Protocol (one JSON object per line): the process prints
-`{"joined": n, "acked": n, "stages": {...}, "ended": {...}}` every second; on
+`{"joined": n, "acked": n, "stages": {...}, "ended": {...}, "plans": {...}}` every second
+(`plans`: how many of its live agents run each heartbeat interval, seconds as "%g" to a
+tenth, so the bench sees when the fleet is back on the cluster's plan after a burst); on
 stdin it takes `reset` (zero the ack counters and heartbeat round trips),
 `report` (prints `{"acks": n, "rtt_ms": [...], "intervals": {...}}`: every heartbeat's
 round trip since the last reset, and how many agents run each heartbeat interval),
@@ -367,6 +369,13 @@ async def main_async(args: argparse.Namespace) -> None:
                     "join_failures": dict(JOIN_FAILURES),
                     "reconnects": dict(RECONNECTS),
                     "ended": dict(Counter(a.ended for a in agents if a.ended)),
+                    "plans": dict(
+                        Counter(
+                            f"{round(a.plan.interval, 1):g}"
+                            for a in agents
+                            if a.joined and not a.frozen and not a.ended
+                        )
+                    ),
                 }
             )
             await asyncio.sleep(1.0)
