@@ -600,7 +600,6 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             session_id=uuid.uuid4().hex, plan=SessionPlan(plan, self._clock.monotonic())
         )
         self._sessions[info.name] = session
-        self.plan_tally.set(info.name, plan.interval)
         if old is not None:
             old.superseded.set()
         self._manager.poke()
@@ -663,6 +662,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             )
             return
         self._mark_session(node_name, lost=False)
+        if session.plan is not None:
+            # Counted from its stream on (a registration that never streams beats never),
+            # until the stream ends.
+            self.plan_tally.set(node_name, session.plan.given.interval)
         # Changes from here on if the agent takes them; the whole set first either way.
         session.feed = AssignmentFeed(takes_changes=first.hello.takes_assignment_changes)
         session.withheld = set()

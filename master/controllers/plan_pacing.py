@@ -145,7 +145,9 @@ class ShrinkPacer:
         added = 1.0 / new.interval - 1.0 / old.interval
         if planned + added > allowed * (1 + _SLACK):
             return False
-        ceiling = allowed * self.settings.span * (1 + self.settings.over)
+        # At least the beat that brings the offer and its confirmation: a small cluster's
+        # budget may be under a beat a second.
+        ceiling = max(2.0, allowed * self.settings.span * (1 + self.settings.over))
         if self.received(now) + 1 > ceiling:
             return False
         self.beat(now)

@@ -66,6 +66,11 @@ def test_shrinks_go_only_while_the_beats_received_leave_room_for_their_confirmat
     assert not ShrinkPacer().admit(0.0, 5.0, 4.99, LONG, SHORT)
     # Nor while the budget is still moving (below its cap and not held a while).
     assert not ShrinkPacer().admit(0.0, 5.0, 2.5, LONG, SHORT, steady=False)
+    # A small cluster's budget, a beat every 4 s: the beat that brings the offer and its
+    # confirmation still fit.
+    small = ShrinkPacer()
+    small.beat(0.0)
+    assert small.admit(0.0, 0.25, 0.125, HeartbeatPlan(8.0, 10.0), HeartbeatPlan(4.0, 6.0))
     # No cap: no pacing.
     assert ShrinkPacer().admit(0.0, 0.0, 1e9, LONG, SHORT)
 
