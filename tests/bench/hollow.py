@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -89,8 +90,10 @@ class HollowResult:
     rtt_p50_ms: float
     rtt_p99_ms: float
     # Seconds from all Running until every live agent ran the cluster's plan (None: not
-    # within --return-timeout), and the acks a second over the window after that.
+    # within --return-timeout), the most heartbeats a second the master received over any
+    # 5 s meanwhile, and the acks a second over the window after that.
     return_s: float | None
+    return_peak_per_s: float
     acks_after_per_s: float
     ready: int
     # Seconds from a node's death to NotReady, by kind (kill, cut, hang).
@@ -256,6 +259,33 @@ def heartbeat_budget(metrics_url: str) -> float | None:
     return None
 
 
+BEATS_QUERY = "?name[]=pinnace_node_heartbeats_total"
+
+
+def heartbeats_received(metrics_url: str) -> float | None:
+    """The heartbeats the master has received (its own counter)."""
+    with urllib.request.urlopen(metrics_url + BEATS_QUERY, timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("pinnace_node_heartbeats_total "):
+                return float(line.split()[-1])
+    return None
+
+
+def peak_rate(samples: list[tuple[float, float]], span: float = 5.0) -> float:
+    """The most a counter sampled as (time, value) grew a second over any `span` seconds
+    or more between two samples (nan with too few samples)."""
+    best = float("nan")
+    j = 0
+    for i, (t, v) in enumerate(samples):
+        while j < i and t - samples[j + 1][0] >= span:
+            j += 1
+        t0, v0 = samples[j]
+        if t - t0 >= span:
+            rate = (v - v0) / (t - t0)
+            best = rate if best != best else max(best, rate)
+    return best
+
+
 def cluster_interval(nodes: int, master_args: tuple[str, ...]) -> float:
     """The heartbeat interval the master plans for `nodes` at its full budget (its flags'
     defaults unless `master_args` set them)."""
@@ -280,14 +310,25 @@ def on_plan(plans: Counter[str], interval: float) -> bool:
 
 
 async def watch_return(
-    fleets: list[Fleet], interval: float, since: float, timeout: float, metrics_url: str
+    fleets: list[Fleet],
+    interval: float,
+    since: float,
+    timeout: float,
+    metrics_url: str,
+    beats: list[tuple[float, float]] | None = None,
 ) -> float | None:
     """Seconds from `since` (monotonic: all Running) until the fleets' status lines say every
     live agent runs `interval`; None if not within `timeout` of `since`. Prints the plans
-    (and the master's budget, where it says) every 10 s meanwhile."""
+    (and the master's budget, where it says) every 10 s meanwhile; `beats` gets the
+    master's heartbeat counter each second, (time, count)."""
     last_print = 0.0
     while True:
         now = time.monotonic()
+        if beats is not None:
+            with contextlib.suppress(OSError):
+                count = await asyncio.to_thread(heartbeats_received, metrics_url)
+                if count is not None:
+                    beats.append((time.monotonic(), count))
         plans: Counter[str] = Counter()
         for f in fleets:
             plans.update(dict(f.status.get("plans", {})))  # type: ignore[call-overload]
@@ -435,9 +476,10 @@ async def main_async(
         )
         # From all Running on: when is the fleet back on the cluster's plan?
         target = cluster_interval(nodes, master_args)
+        beats: list[tuple[float, float]] = []
         returning = (
             asyncio.create_task(
-                watch_return(fleets, target, t1 + converge, return_timeout, metrics_url)
+                watch_return(fleets, target, t1 + converge, return_timeout, metrics_url, beats)
             )
             if return_timeout is not None
             else None
@@ -491,6 +533,11 @@ async def main_async(
             back, acks_after = await _return_and_after(
                 fleets, returning, target, return_timeout, after_window
             )
+            print(
+                f"heartbeats the master received until then, most over 5 s: "
+                f"{peak_rate(beats):.0f}/s",
+                flush=True,
+            )
         from master.cli import config
         from master.cli.client import MasterClient
 
@@ -528,6 +575,7 @@ async def main_async(
             percentile(rtts, 0.5),
             percentile(rtts, 0.99),
             back,
+            peak_rate(beats),
             acks_after,
             nodes - sum(len(d) for d in detections.values()),
             {kind: tuple(d) for kind, d in detections.items()},
@@ -608,6 +656,11 @@ def figures(
             r.return_s if r.return_s is not None else float("nan"),
             "s",
             "" if r.return_s is not None else f"not within {return_timeout:g} s",
+        ),
+        Figure(
+            f"{tag} heartbeats received until the return, most over 5 s",
+            r.return_peak_per_s,
+            "1/s",
         ),
         Figure(f"{tag} heartbeat acks after the return", r.acks_after_per_s, "1/s"),
     ]
