@@ -152,12 +152,13 @@ def _loop_lag_report(
         looplag.observe(wakeup)
         now = clock.monotonic()
         manager.loop_held.note(now, wakeup.lag)
+        before = budget.rate
         if budget.observe(now, wakeup.lag, nodes() / LONGEST_INTERVAL):
             log.info(
-                "heartbeat budget now %.0f a second (cap %.0f): the loop is %s",
+                "heartbeat budget now %.0f a second (cap %.0f): %s",
                 budget.rate,
                 budget.cap,
-                "behind" if budget.rate < budget.cap else "keeping up",
+                "cut, the loop is behind" if budget.rate < before else "grown, the loop keeps up",
             )
 
     return report

@@ -30,10 +30,13 @@ However far the budget falls, it never stretches a plan beyond `LONGEST_INTERVAL
 Kubernetes' node lease) unless the cap alone does (`planned_rate`): at the floor a
 5,000-node cluster would beat every 160 s, and a stalled node go unseen that long. So
 below `nodes / LONGEST_INTERVAL` the budget changes no plan, and growing back starts from
-there (`least`), not from the depth it fell to: after a 5,000-node apply burst it was cut
-to the floor (31 a second) and took seven caught-up windows (35 s) to climb back to the
-125 the 40 s plans already were, changing nothing, before the first plan could shrink; the
-hollow bench's window had ended by then, every agent still on 40 s.
+there (`least`), not from the depth it fell to. In the hollow bench at 5,000 nodes the
+joins cut it to the floor (31 a second) and it spent six caught-up windows (30 s) climbing
+back to the 125 the 40 s plans already were, changing nothing; the apply cut it to 75 and
+it spent two more (10 s) before the first plan could shrink, and was at its cap 33 s after
+all pods were Running (the bench's window then ended 35 s after, every agent still on 40 s
+plans in the 50,000-pod run). One step short of the cap is the cap: the step before made
+plans (20.5 s at 244 a second) too close to the cluster's 20 s to be worth shrinking again.
 
 Pure: the caller passes each probe wake-up's time and lateness in.
 """
