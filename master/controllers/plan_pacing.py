@@ -14,7 +14,7 @@ second against a budget of 250; 40 s plans to 20 s came to the budget exactly (1
 So shrinks are paced by the beats the master receives: `PlanTally` keeps the beats a
 second the sessions' newest plans add up to (one over each interval, summed), and
 `ShrinkPacer` admits a shrink only if the plans with it still fit the rate they are sized
-for, and the beats received over the last second with the confirmations admitted in it
+for, and the beats received over the last 5 s with the confirmations admitted in them
 stay within 1.6 times that rate. A token bucket filled by the tally's room (the rate
 less the tally) was not enough: the room is an average, and a shrunk agent beats again 20 s
 after its confirmation, on top of the agents still on 40 s plans then; the same 5,000-node
@@ -79,8 +79,12 @@ class PlanTally:
 
 @dataclass(frozen=True, slots=True)
 class PacingSettings:
-    # Beats received are counted over this many seconds, in `slots` slices.
-    span: float = 1.0
+    # Beats received are counted over this many seconds, in `slots` slices: the budget's own
+    # window (heartbeat_budget.py). Over one second, the beats a loop late on a loaded
+    # machine read in a bunch after a stall filled the count, and the shrinks offered with
+    # them were turned away to wait 40 s for their next beat (the hollow bench at load
+    # 10-14: 1,400 of 5,000 agents still on 40 s plans 240 s after all Running).
+    span: float = 5.0
     slots: int = 10
     # A shrink's confirmation may take the beats received (over `span`) this far over the
     # rate the plans are sized for, never further. Not to zero: the sessions' newest plans
