@@ -302,11 +302,17 @@ def cluster_interval(nodes: int, master_args: tuple[str, ...]) -> float:
     return plan.interval
 
 
-def on_plan(plans: Counter[str], interval: float) -> bool:
-    """Whether every live agent counted in `plans` (interval "%g" -> agents) runs `interval`."""
-    return sum(plans.values()) > 0 and all(
-        abs(float(k) - interval) < 0.05 for k, n in plans.items() if n
-    )
+# The return is said for this share of the fleet too: a few agents left on a plan a few
+# percent off the cluster's (not worth a shrink) kept "all" from ever being said.
+MOST = 0.9
+
+
+def on_plan(plans: Counter[str], interval: float, share: float = 1.0) -> bool:
+    """Whether every live agent counted in `plans` (interval "%g" -> agents) runs `interval`
+    (`share`: at least that share of them)."""
+    total = sum(plans.values())
+    on = sum(n for k, n in plans.items() if abs(float(k) - interval) < 0.05)
+    return total > 0 and on >= share * total
 
 
 async def watch_return(
@@ -322,6 +328,7 @@ async def watch_return(
     (and the master's budget, where it says) every 10 s meanwhile; `beats` gets the
     master's heartbeat counter each second, (time, count)."""
     last_print = 0.0
+    most_said = False
     while True:
         now = time.monotonic()
         if beats is not None:
@@ -332,6 +339,12 @@ async def watch_return(
         plans: Counter[str] = Counter()
         for f in fleets:
             plans.update(dict(f.status.get("plans", {})))  # type: ignore[call-overload]
+        if not most_said and on_plan(plans, interval, MOST):
+            most_said = True
+            print(
+                f"  {MOST:.0%} of the fleet on the cluster's plan {now - since:.1f}s "
+                "after all Running"
+            )
         if on_plan(plans, interval):
             return now - since
         if now - since > timeout:

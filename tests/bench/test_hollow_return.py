@@ -25,6 +25,8 @@ def test_the_fleet_is_back_only_when_every_live_agent_runs_that_plan() -> None:
     assert not on_plan(Counter({"21.5": 5000}), 20.0)
     assert not on_plan(Counter(), 20.0)  # no status line yet says anything
     assert on_plan(Counter({"20": 4000, "40": 0}), 20.0)
+    assert on_plan(Counter({"20": 4516, "21": 484}), 20.0, 0.9)
+    assert not on_plan(Counter({"20": 4400, "21": 600}), 20.0, 0.9)
 
 
 def test_the_peak_rate_is_the_steepest_rise_over_any_five_seconds() -> None:
