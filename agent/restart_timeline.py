@@ -2,13 +2,14 @@
 
 A crash -> running again is: the engine's `die` (its own time, from the event) -> the
 event seen by the agent -> the died container inspected (the engine answers once it has
-cleaned up after the exit) -> the agent's decision (the sync, the back-off:
+cleaned up after the exit; or, death=event, the event taken as enough: no inspect, that
+span 0) -> the agent's decision (the sync, the back-off:
 `RestartContainer` begins) -> the engine calls (started again in place, or replaced; the
 runtime logs the start call's wall times, see ENGINE_START) -> the running state handed to
 the session for the master. The worker logs two lines per restart, wall times in seconds
 since the epoch so a bench can set them beside its own:
     restart-timeline pod=P container=C id=ID died_at=T died_seen=T inspected=T decided=T
-        started_at=T running=T how=...
+        started_at=T running=T death=event|inspect how=...
     restart-reported id=ID reported=T
 (started_at: the engine's StartedAt of the new run.) tests/bench/recovery_spans.py reads
 them back and the recovery bench prints the spans.
@@ -32,8 +33,10 @@ class DeathSeen:
     at: float = 0.0
     # When the event reached the agent's loop.
     seen: float = 0.0
-    # When the inspect of the died container answered and the death was decided on.
+    # When the death was decided on: the inspect of the died container answered, or (by_event)
+    # the die event was taken as enough (agent/death_events.py).
     inspected: float = 0.0
+    by_event: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,8 @@ class RestartTimeline:
             f"{TIMELINE} pod={self.pod} container={self.container} id={self.container_id[:12]}"
             f" died_at={d.at:.6f} died_seen={d.seen:.6f} inspected={d.inspected:.6f}"
             f" decided={self.decided:.6f} started_at={self.started_at:.6f}"
-            f" running={self.running:.6f} how={self.how}"
+            f" running={self.running:.6f} death={'event' if d.by_event else 'inspect'}"
+            f" how={self.how}"
         )
 
     def reported_line(self, at: float) -> str:

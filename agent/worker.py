@@ -11,8 +11,11 @@ changes). Outcomes go back in as events (`PodActionsFinished`, `ActionFailed`,
 pod task finishes, a probe's verdict changes, a probe is due, or every
 `relist_interval` seconds; all waiting is on the injected clock. A container's
 die event is decided from that container alone, without a pass (agent/deaths.py):
-it is inspected and fed in (`ContainerDied`); the state machine asks for a pass
-where it cannot decide so.
+fed in as it came (`DieSeen`, with the container's last oom event), it is decided from
+the event where that says enough (agent/death_events.py), else the state machine asks
+for an inspect (`InspectDeath`, the answer fed in as `ContainerDied`) or for a pass.
+The event is handled where it arrives, in the event stream's callback: no task, no
+engine call and no pass stands between a die and the restart's pod task.
 
 The session (agent/session.py) feeds its events through `handle` too, and
 performs the session instructions it gets back.
@@ -54,9 +57,11 @@ from agent.state.events import (
     ContainerDied,
     ContainerRan,
     ContainersListed,
+    DieSeen,
     Event,
     FenceRequested,
     ImageReady,
+    InspectDeath,
     Instruction,
     ListFailed,
     Log,
@@ -145,6 +150,9 @@ class Worker:
         # Each container's last die event as met here, and the restarts whose running
         # state is not published yet: the spans of agent/restart_timeline.py.
         self._died_seen: dict[str, DeathSeen] = {}
+        # Each container's last oom event (engine time): a die that follows it in the same
+        # run was the kernel's OOM kill (agent/death_events.py).
+        self._oom_at: dict[str, float] = {}
         self._unreported: dict[str, RestartTimeline] = {}
         self._observed_once = asyncio.Event()
         self._fence_cleared = asyncio.Event()
@@ -167,6 +175,18 @@ class Worker:
                         name=f"pod-{instruction.pod}",
                     )
                     self._busy[instruction.pod] = task
+                case InspectDeath():
+                    log.debug(
+                        "inspecting died container %s: %s",
+                        instruction.container_id[:12],
+                        instruction.why,
+                    )
+                    task = asyncio.create_task(
+                        self._died(instruction.container_id),
+                        name=f"died-{instruction.container_id[:12]}",
+                    )
+                    self._death_tasks.add(task)
+                    task.add_done_callback(self._death_tasks.discard)
                 case RunProbe():
                     probe = asyncio.create_task(
                         self._probe(instruction.target), name=f"probe-{instruction.target.key}"
@@ -273,15 +293,22 @@ class Worker:
             await self._clock.sleep(1.0)
 
     def _on_event(self, event: RuntimeEvent) -> None:
-        if event.action == "die" and event.container_id:
-            cid = event.container_id
-            self._died_seen[cid] = DeathSeen(event.at, self._clock.now())
+        cid = event.container_id
+        if event.action == "oom" and cid:
+            self._oom_at[cid] = event.at or self._clock.now()
+            if len(self._oom_at) > _DIED_SEEN_MAX:
+                self._oom_at.pop(next(iter(self._oom_at)))
+            return
+        if event.action == "die" and cid:
+            now = self._clock.now()
+            self._died_seen[cid] = DeathSeen(event.at, now)
             if len(self._died_seen) > _DIED_SEEN_MAX:
                 self._died_seen.pop(next(iter(self._died_seen)))
             if self.state.pods.decides_death(event.pod):
-                task = asyncio.create_task(self._died(cid), name=f"died-{cid[:12]}")
-                self._death_tasks.add(task)
-                task.add_done_callback(self._death_tasks.discard)
+                done = self.handle(DieSeen(event, self._oom_at.get(cid, 0.0), now))
+                if not any(isinstance(i, InspectDeath) for i in done):
+                    # Decided from the event: the pod's task has the restart already.
+                    self._died_seen[cid] = DeathSeen(event.at, now, now, by_event=True)
                 return
             self._relist_fast(cid)
         self._wake.set()

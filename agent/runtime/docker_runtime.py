@@ -207,6 +207,28 @@ def info_from_inspect(
     )
 
 
+def event_from_docker(raw: dict[str, Any]) -> RuntimeEvent | None:
+    """A Docker container event as the port's RuntimeEvent (None: not one the agent follows).
+    Its attributes are the container's labels, plus `name`, `image` and, on a die,
+    `exitCode`."""
+    attributes = (raw.get("Actor") or {}).get("Attributes") or {}
+    action = raw.get("Action") or raw.get("status")
+    if action not in ("start", "die", "oom"):
+        return None
+    exit_code: int | None = None
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        exit_code = int(attributes["exitCode"]) if action == "die" else None
+    return RuntimeEvent(
+        action,
+        str(raw.get("id") or (raw.get("Actor") or {}).get("ID", "")),
+        pod_of(attributes),
+        attributes.get(LABEL_CONTAINER, ""),
+        int(raw.get("timeNano") or 0) / 1e9,
+        exit_code=exit_code,
+        name=str(attributes.get("name") or ""),
+    )
+
+
 class DockerRuntime:
     """The Runtime port for one node on a Docker engine (docker.from_env() by default).
 
@@ -1004,7 +1026,7 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"cannot read stats of {container_id[:12]}: {exc}") from exc
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
-        filters = self._label_filter() | {"type": ["container"], "event": ["start", "die"]}
+        filters = self._label_filter() | {"type": ["container"], "event": ["start", "die", "oom"]}
         try:
             stream = await self._call(lambda: self._api().events(decode=True, filters=filters))
         except docker.errors.DockerException as exc:
@@ -1013,16 +1035,9 @@ class DockerRuntime:
 
         def converted() -> Iterator[RuntimeEvent]:
             for raw in stream:
-                labels = (raw.get("Actor") or {}).get("Attributes") or {}
-                action = raw.get("Action") or raw.get("status")
-                if action in ("start", "die"):
-                    yield RuntimeEvent(
-                        action,
-                        str(raw.get("id") or (raw.get("Actor") or {}).get("ID", "")),
-                        pod_of(labels),
-                        labels.get(LABEL_CONTAINER, ""),
-                        int(raw.get("timeNano") or 0) / 1e9,
-                    )
+                event = event_from_docker(raw)
+                if event is not None:
+                    yield event
 
         def broke(exc: BaseException) -> Exception:
             return RuntimeUnavailable(f"Docker event stream failed: {_explain(exc)}")

@@ -50,8 +50,13 @@ class _Subscriber:
 class FakeEngine:
     """The in-memory engine several FakeRuntimes (nodes) may share."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, die_details: bool = False) -> None:
         self.clock = clock
+        # Whether a die event says what Docker's says (the exit code, the name) and an oom
+        # event comes before the die of a container killed for its memory: the agent then
+        # decides an immediate restart from the event alone (agent/death_events.py). Off,
+        # the events name only the container, and the agent inspects it.
+        self.die_details = die_details
         self.containers: dict[str, ContainerInfo] = {}
         # What stats() answers per container id (tests set it); absent: all zero.
         self.stats: dict[str, ContainerStats] = {}
@@ -106,11 +111,15 @@ class FakeEngine:
             finished_at=self.clock(),
             ports={},
         )
+        if oom_killed and self.die_details:
+            self._publish("oom", self.containers[container_id])
         self._publish("die", self.containers[container_id])
 
-    def _publish(self, action: Literal["start", "die"], info: ContainerInfo) -> None:
+    def _publish(self, action: Literal["start", "die", "oom"], info: ContainerInfo) -> None:
         event = RuntimeEvent(action, info.id, pod_of(info.labels))
         event = replace(event, container=info.labels.get(LABEL_CONTAINER, ""), at=self.clock())
+        if action == "die" and self.die_details:
+            event = replace(event, exit_code=info.exit_code, name=info.name)
         for sub in self._subscribers:
             if info.labels.get(LABEL_NODE) == sub.node:
                 sub.queue.put_nowait(event)

@@ -296,12 +296,23 @@ class ContainerStats:
 
 @dataclass(frozen=True, slots=True)
 class RuntimeEvent:
-    action: Literal["start", "die"]
+    """A start, die or oom of one of this node's containers, as the engine announced it.
+
+    A die carries what the engine says of the exit (Docker's event attributes: the exit
+    code, the container's name at the time), so the agent can decide a restart without
+    inspecting the container first (agent/death_events.py); an oom comes before the die of
+    a container the kernel killed for its memory limit."""
+
+    action: Literal["start", "die", "oom"]
     container_id: str
     pod: str = ""
     container: str = ""
     # When the engine says it happened (wall seconds; 0.0 when it does not say).
     at: float = 0.0
+    # A die's exit code (None: the event does not say).
+    exit_code: int | None = None
+    # The container's name when it happened ("": the event does not say).
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,7 +450,9 @@ class Runtime(Protocol):
         ...
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
-        """Start/die events of this node's containers, until the consumer stops iterating."""
+        """Start, die and oom events of this node's containers (a die with its exit code and
+        the container's name where the engine gives them), until the consumer stops
+        iterating."""
         ...
 
     def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:

@@ -17,7 +17,7 @@ from typing import Literal
 from agent.fencing import ASK_TIMEOUT, HEARS_WITHIN, PeerView
 from agent.model import Assignments, PeerAddress, PodStatusReport
 from agent.probes import ProbeResult, ProbeTarget
-from agent.runtime.port import ContainerInfo
+from agent.runtime.port import ContainerInfo, RuntimeEvent
 from agent.sync import Action
 
 # -- events: the pods -----------------------------------------------------------------------
@@ -52,6 +52,17 @@ class ContainerDied:
     for a list of every container (agent/deaths.py)."""
 
     info: ContainerInfo
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class DieSeen:
+    """A container's die event, as the engine sent it (`oom_at`: the time of that
+    container's last oom event, 0.0 none). Decided from the event alone where it says
+    enough (agent/death_events.py: an immediate restart), else `InspectDeath`."""
+
+    event: RuntimeEvent
+    oom_at: float
     now: float
 
 
@@ -188,6 +199,7 @@ Event = (
     | FenceRequested
     | ContainersListed
     | ContainerDied
+    | DieSeen
     | ContainerRan
     | ListFailed
     | PodActionsFinished
@@ -214,6 +226,15 @@ class RunPodActions:
 
     pod: str
     actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InspectDeath:
+    """Inspect the died container and feed back ContainerDied (its die event did not say
+    enough: `why`)."""
+
+    container_id: str
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +311,7 @@ class Log:
 
 Instruction = (
     RunPodActions
+    | InspectDeath
     | RunProbe
     | Publish
     | Relist

@@ -21,6 +21,7 @@ from agent.state.events import (
     ContainerDied,
     ContainerRan,
     ContainersListed,
+    DieSeen,
     Event,
     FenceRequested,
     HeartbeatDue,
@@ -79,6 +80,8 @@ class AgentState:
                 return self.pods.listed(event)
             case ContainerDied():
                 return self.pods.died(event)
+            case DieSeen():
+                return self.pods.die_seen(event)
             case ContainerRan():
                 return self.pods.ran(event)
             case ListFailed():

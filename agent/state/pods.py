@@ -14,11 +14,13 @@ come back as events: `PodActionsFinished`, `ActionFailed` (backoff),
 pod's task finished is not trusted for that pod (it would start the container a
 second time).
 
-A container's die event (`ContainerDied`, the container inspected) is decided without
-a list: the last list, with that container as inspected in its place, is synced for
-its pod alone (agent/deaths.py). Only a pod the last list can be trusted for is decided
-so (assigned, not fenced, no action in flight or finished since that list); any other
-die asks for a relist, as every die did before. The died run's probe verdicts go with it
+A container's die event (`DieSeen`) is decided without a list: from the event itself
+where it says all an inspect would and the restart goes at once (agent/death_events.py),
+else from the container as inspected (`InspectDeath`, then `ContainerDied`); the last
+list, with the died container in its place, is synced for its pod alone (agent/deaths.py).
+Only a pod the last list can be trusted for is decided so (assigned, not fenced, no
+action in flight or finished since that list); any other die asks for a relist, as
+every die did before. The died run's probe verdicts go with it
 (a run started again in place keeps the container's id). When the pod's task has the
 container running again (`ContainerRan`), that run is put in the last list and reported
 at once, before the list that follows the task.
@@ -34,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from agent.death_events import death_from_event
 from agent.deaths import with_death, with_run
 from agent.model import PodAssignment, PodStatusReport
 from agent.probes import (
@@ -51,7 +54,9 @@ from agent.state.events import (
     ContainerDied,
     ContainerRan,
     ContainersListed,
+    DieSeen,
     ImageReady,
+    InspectDeath,
     Instruction,
     ListFailed,
     Log,
@@ -207,6 +212,18 @@ class PodsState:
         dead = event.info.id
         self.probes = {k: s for k, s in self.probes.items() if s.container_id != dead}
         return [*self._run(result.actions), self._publish(observed, now)]
+
+    def die_seen(self, event: DieSeen) -> list[Instruction]:
+        """A die event: decided from the event and the last list where they say all an
+        inspect would (agent/death_events.py), so the restart starts without an engine
+        round trip; otherwise the died container is inspected (then `died`)."""
+        die = event.event
+        if not self.decides_death(die.pod) or self.desired is None:
+            return [Relist()]
+        verdict = death_from_event(die, self.observed, self.desired, self.backoff, event.oom_at)
+        if verdict.died is None:
+            return [InspectDeath(die.container_id, verdict.why_not)]
+        return self.died(ContainerDied(verdict.died, event.now))
 
     def ran(self, event: ContainerRan) -> list[Instruction]:
         """A crashed container runs again (its pod's task started it): the last list with the

@@ -1,7 +1,9 @@
 """The kubectl-style verbs: read files, call the master, print like kubectl.
 
 Files are read here and sent whole; the master parses and validates them, so the
-CLI and the server can never disagree about what a manifest means.
+CLI and the server can never disagree about what a manifest means. The table
+renderer (master/api/tables.py) is imported where a table is printed: `apply`, the
+command on the way to a running pod, has no use for it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any
 import grpc
 
 from kernel.names import CLUSTER_SCOPED, DEFAULT_NAMESPACE
-from master.api.tables import format_table, header_for, rows_for
 from master.cli.client import CliError, MasterClient
 from master.cli.kinds import RESOURCE_NAMES, KindError, resolve_kind, split_kind_name
 from protos import cluster_pb2
@@ -155,6 +156,8 @@ def _print_objects(
         suffix = f" in {where} namespace" if where else ""
         print(f"No resources found{suffix}.", file=sys.stderr)
         return
+    from master.api.tables import format_table, header_for, rows_for
+
     wide = output == "wide"
     header, rows = header_for(kind, wide), rows_for(kind, objs, wide)
     if where is None:
@@ -231,6 +234,8 @@ def _follow(
                     kind, [obj], output, single=True, show_managed_fields=show_managed_fields
                 )
             else:
+                from master.api.tables import format_table, header_for, rows_for
+
                 header, rows = (
                     header_for(kind, output == "wide"),
                     rows_for(kind, [obj], output == "wide"),

@@ -6,7 +6,9 @@ into the spans of one crash -> running (and kill->die seen, the sum of the first
 - kill->die (engine): `docker kill` to the engine's own time of the die event;
 - die->die seen: the event's way to the agent's loop (the event stream, a thread hop);
 - die seen->inspected: the inspect of the died container (the engine answers it once it
-  has cleaned up after the exit: unmounted, network released);
+  has cleaned up after the exit: unmounted, network released); 0 for a death decided
+  from its event (`death=event`, agent/death_events.py): the start is sent at once and
+  waits for that cleanup inside the engine, in start sent->returned;
 - inspected->decided: the agent's decision and its pod task getting to run;
 - decided->start sent: the container's config and the hop to the runtime's thread;
 - start sent->returned: the engine's `start` (an exited container started again);

@@ -53,7 +53,7 @@ class Backend:
 @pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.integration)])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "fake":
-        engine = FakeEngine()
+        engine = FakeEngine(die_details=True)  # its events say what Docker's do
         engine.present_images.add(IMAGE)
         yield Backend(
             lambda node: FakeRuntime(node, engine),
@@ -374,6 +374,9 @@ def test_events_report_start_and_die_of_this_nodes_containers(backend: Backend) 
         # The event says when the engine saw the exit (the restart spans begin there).
         (died,) = [e for e in seen if e.action == "die"]
         assert abs(died.at - dead.finished_at) < 5.0, (died.at, dead.finished_at)
+        # It says how the container ended and what it was called, as the inspect does: the
+        # agent decides an immediate restart from the event alone (agent/death_events.py).
+        assert (died.exit_code, died.name) == (dead.exit_code, dead.name)
         await rt.close()
         await other.close()
 

@@ -123,9 +123,9 @@ def _events(cluster: LocalCluster) -> str:
 
 
 def _two_nodes_with(
-    cluster: LocalCluster, tmp_path: Path, name: str, replicas: int
+    cluster: LocalCluster, tmp_path: Path, name: str, replicas: int, *master_args: str
 ) -> tuple[str, str]:
-    cluster.start_master()
+    cluster.start_master(*master_args)
     n1, n2 = cluster.start_agent("n1"), cluster.start_agent("n2")
     _wait_nodes_ready(cluster, n1, n2)
     cluster.cli("apply", "-f", str(_write_deployment(tmp_path, name, replicas)))
@@ -310,7 +310,13 @@ def test_a_killed_cut_off_or_frozen_agent_is_not_ready_long_before_its_lease(
 def test_a_partitioned_node_is_replaced_fenced_and_comes_back_without_duplicates(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    n1, n2 = _two_nodes_with(cluster, tmp_path, "web", 4)
+    # The partition's case is a silent agent whose connection stays open: its lease runs
+    # out (3 s) with its session still open, NotReady, replaced. The master's pings would
+    # end that session after 1 + 2.5 s; on a busy machine (the lease counts only the time
+    # the master's loop was free) that came first, and a session that ended while the
+    # node's pods answer is an agent away, not a partition: Unknown, its pods kept up to
+    # 60 s (test_agent_restarts.py). Pings a minute apart keep the session open here.
+    n1, n2 = _two_nodes_with(cluster, tmp_path, "web", 4, "--session-ping-seconds", "60")
     agent = cluster.agents[n1]
 
     agent.send_signal(signal.SIGSTOP)

@@ -20,12 +20,17 @@ class FaultyStore:
     def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.failing = False
+        # While `failing`: how many more writes fail before the store works again (None:
+        # all of them). A test that needs exactly one write to fail cannot turn `failing`
+        # off at the right moment: the next write may already be running in its thread.
+        self.failures_left: int | None = None
         # Raised instead of the disk-full error while `failing` (e.g. OutcomeUnknown).
         self.error: StoreError | None = None
         self.attempts = 0
         self._gate = threading.Event()
         self._gate.set()
         self.entered = threading.Event()
+        self._lock = threading.Lock()
 
     def hold(self) -> None:
         """Park every write until `release()` (the write has `entered` meanwhile)."""
@@ -35,13 +40,22 @@ class FaultyStore:
     def release(self) -> None:
         self._gate.set()
 
+    def fail_next(self, writes: int) -> None:
+        """The next `writes` writes fail; those after them work."""
+        self.failing, self.failures_left = True, writes
+
     def _before_write(self) -> None:
         self.attempts += 1
         self.entered.set()
         self._gate.wait(timeout=10)
-        if self.failing and self.error is not None:
+        with self._lock:
+            failing = self.failing
+            if failing and self.failures_left is not None:
+                self.failures_left -= 1
+                self.failing = self.failures_left > 0
+        if failing and self.error is not None:
             raise self.error
-        if self.failing:
+        if failing:
             raise StoreError("pinnace.db: writing failed: database or disk is full (injected)")
 
     def load_all(self) -> list[StoredObject]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from agent.runtime.docker_runtime import info_from_inspect
+from agent.runtime.docker_runtime import event_from_docker, info_from_inspect
+from agent.runtime.port import RuntimeEvent
 
 
 def test_inspect_output_becomes_container_info() -> None:
@@ -94,3 +95,31 @@ def test_image_id_without_a_digest_is_the_image_id_as_docker() -> None:
     )
     assert info_from_inspect(attrs).image_id == "docker://sha256:" + "ab" * 32
     assert info_from_inspect({"Id": "c"}, repo_digests=lambda _: ("x@sha256:1",)).image_id == ""
+
+
+def _event(action: str, **extra: str) -> dict[str, object]:
+    """A container event as Docker 20.10 sends it: the labels, name and image as attributes."""
+    attributes = {"pinnace.pod": "p", "pinnace.container": "web", "name": "pinnace-n1-p-web"}
+    return {
+        "status": action,
+        "id": "abc123",
+        "Type": "container",
+        "Action": action,
+        "Actor": {"ID": "abc123", "Attributes": {**attributes, "image": "img", **extra}},
+        "timeNano": 1_796_106_978_184_692_335,
+    }
+
+
+def test_a_die_event_carries_its_exit_code_and_name() -> None:
+    at = 1_796_106_978_184_692_335 / 1e9
+
+    assert event_from_docker(_event("die", exitCode="137")) == RuntimeEvent(
+        "die", "abc123", "p", "web", at, exit_code=137, name="pinnace-n1-p-web"
+    )
+    assert event_from_docker(_event("oom")) == RuntimeEvent(
+        "oom", "abc123", "p", "web", at, name="pinnace-n1-p-web"
+    )
+    # an engine that does not say: unknown, not 0
+    assert event_from_docker(_event("die")).exit_code is None  # type: ignore[union-attr]
+    assert event_from_docker(_event("die", exitCode="?")).exit_code is None  # type: ignore[union-attr]
+    assert event_from_docker(_event("attach")) is None

@@ -15,14 +15,25 @@ from typing import Any
 
 import grpc
 
+from kernel.clock import Clock
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
 
 
 class FakeMaster(node_pb2_grpc.NodeServiceServicer):
-    def __init__(self, heartbeat: float = 0.2, lease: float = 5.0) -> None:
+    def __init__(
+        self, heartbeat: float = 0.2, lease: float = 5.0, clock: Clock | None = None
+    ) -> None:
         self.heartbeat = heartbeat
         self.lease = lease
+        # The agents' (fake) clock, if the test gives it: acks are then stamped with it, so
+        # the test can tell when an ack is still on its way (tests/unit/test_agent_session.py
+        # in_flight).
+        self.clock = clock
+        # Per node: the sequence of the last heartbeat read from its current stream, and
+        # the agents' time at which the last ack to it was queued.
+        self.received: dict[str, int] = {}
+        self.acked_at: dict[str, float] = {}
         self.ack_heartbeats = True
         # Nodes whose heartbeats are never acknowledged (cut off from the master's side).
         self.deaf: set[str] = set()
@@ -92,6 +103,7 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         assert first.WhichOneof("body") == "hello", first
         node = first.hello.node_name
         self.hellos.append(first.hello)
+        self.received[node] = 0  # a new session numbers its heartbeats from 1
         queue: asyncio.Queue[pb.MasterMessage] = asyncio.Queue()
         self._streams[node] = queue
         if node in self.assignments:
@@ -102,6 +114,7 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
                 kind = msg.WhichOneof("body")
                 if kind == "heartbeat":
                     self.heartbeats.append((node, msg.heartbeat.sequence))
+                    self.received[node] = msg.heartbeat.sequence
                     self.heartbeat_plans.append(msg.heartbeat.plan)
                     if self.ack_heartbeats and not self.hung.is_set() and node not in self.deaf:
                         ack = pb.HeartbeatAck(
@@ -114,6 +127,8 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
                             )
                             self.next_plan = None
                         queue.put_nowait(pb.MasterMessage(heartbeat_ack=ack))
+                        if self.clock is not None:
+                            self.acked_at[node] = self.clock.monotonic()
                 elif kind == "notice":
                     self.notices.append((node, msg.notice))
                 elif kind == "goodbye":

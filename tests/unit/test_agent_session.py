@@ -6,6 +6,12 @@ relists) moves only when the test advances the fake clock. This checks the gRPC
 side: registration with capacity and found pods, hello/heartbeats, change-only
 status batches, newest assignments, reconnecting with re-registration, fencing,
 and the message size the agent accepts.
+
+Where a test measures the agent's timing against real messages (fencing), the fake
+clock waits for them: `until(..., wait=...)` does not move it while `wait()` names a
+message still on its way (`in_flight`). Otherwise a busy machine slows the real
+messages and not the fake clock, which then runs ahead of them: an ack 100 ms late
+looked like 0.7 s to the agent, and it fenced when nothing was wrong, or late.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from agent.fencing import FencePolicy
@@ -23,6 +29,7 @@ from agent.outbox import StatusOutbox
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.session import Session
 from agent.state.events import Event, Instruction, Reconnect, SessionEnded
+from agent.state.lease import RECONNECT_INITIAL
 from agent.worker import Worker
 from kernel.clock import FakeClock
 from tests.unit.test_agent_fake_master import FakeMaster, web_assignment
@@ -47,14 +54,54 @@ async def until(
     what: str,
     fake_timeout: float = 10.0,
     step: float = STEP,
+    wait: Callable[[], str] | None = None,
 ) -> Any:
     """Advances fake time until `predicate()` is truthy; fails naming `what` after
-    `fake_timeout` fake seconds (or 60 real ones)."""
+    `fake_timeout` fake seconds (or 60 real ones). While `wait()` names something real
+    still under way (a message on the wire), fake time stands still until it is done."""
     end, real_end = clock.monotonic() + fake_timeout, time.monotonic() + 60
     while not (value := predicate()):
+        pending = wait() if wait is not None else ""
         if clock.monotonic() > end or time.monotonic() > real_end:
-            raise AssertionError(f"timed out waiting for {what}")
-        clock.advance(step)
+            waiting = f" (fake time stood waiting for {pending})" if pending else ""
+            raise AssertionError(f"timed out waiting for {what}{waiting}")
+        if not pending:
+            clock.advance(step)
+        await asyncio.sleep(REAL_PAUSE)
+    return value
+
+
+async def run_paced(
+    clock: FakeClock, seconds: float, wait: Callable[[], str], step: float = STEP
+) -> None:
+    """run_for, with fake time standing still while `wait()` names something under way."""
+    end = clock.monotonic() + seconds
+    await until(
+        clock, lambda: clock.monotonic() >= end, f"{seconds:g}s to pass", seconds + 1, step, wait
+    )
+
+
+def in_flight(master: FakeMaster, workers: Mapping[str, Worker]) -> str:
+    """The heartbeat or ack still on its way between `master` (given the agents' clock)
+    and the agents of `workers` (node name -> worker) in their current sessions; "" when
+    none is. An agent's next decision (beat, ask its peers, fence) depends on them."""
+    for node, worker in workers.items():
+        lease = worker.state.lease
+        if not lease.registered or lease.restarting:
+            continue
+        if lease.sequence > master.received.get(node, 0):
+            return f"heartbeat {lease.sequence} of {node} to the master"
+        if master.acked_at.get(node, float("-inf")) > lease.last_heard:
+            return f"the master's heartbeat ack to {node}"
+    return ""
+
+
+async def real_until(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Waits for `predicate()` in real time, fake time standing still; fails naming `what`."""
+    end = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:g}s (real) waiting for {what}")
         await asyncio.sleep(REAL_PAUSE)
     return value
 
@@ -218,19 +265,23 @@ def test_reconnects_and_reregisters_with_the_pods_it_runs() -> None:
 def test_fences_when_the_master_hangs_but_not_when_it_is_down() -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        master = FakeMaster(heartbeat=0.1)
+        master = FakeMaster(heartbeat=0.1, clock=clock)
         address = await master.start()
         engine = new_engine(clock)
         fence = FencePolicy(fence_after=0.6)
         try:
             async with running_agent(clock, address, engine, fence=fence) as worker:
-                await until(clock, lambda: master.connected("n1"), "session")
+                # Fake time waits for every heartbeat and ack on the wire: the agent
+                # hears the master exactly as often as it would on an idle machine.
+                acks = lambda: in_flight(master, {"n1": worker})  # noqa: E731
+                await until(clock, lambda: master.connected("n1"), "session", wait=acks)
                 master.assign("n1", web_assignment("a", IMAGE))
-                await until(clock, lambda: engine.containers, "container")
+                await until(clock, lambda: engine.containers, "container", wait=acks)
+                assert not worker.fenced
 
                 master.hung.set()
                 hung_at = clock.monotonic()
-                await until(clock, lambda: worker.fenced, "fence")
+                await until(clock, lambda: worker.fenced, "fence", wait=acks)
                 fenced_after = clock.monotonic() - hung_at
                 await until(clock, lambda: not engine.containers, "pods stopped")
                 await run_for(clock, 0.5)
@@ -242,14 +293,25 @@ def test_fences_when_the_master_hangs_but_not_when_it_is_down() -> None:
 
         # Master process down (connection refused): pods keep running.
         down = new_engine(clock)
-        survivor = FakeMaster()
+        survivor = FakeMaster(clock=clock)
         address = await survivor.start()
         try:
-            async with running_agent(clock, address, down, node="n2", fence=fence) as worker:
-                await until(clock, lambda: survivor.connected("n2"), "session")
+            # No jitter: the first reconnect comes RECONNECT_INITIAL x 0.5 after the loss.
+            async with running_agent(
+                clock, address, down, node="n2", fence=fence, jitter=lambda: 0.0
+            ) as worker:
+                acks = lambda: in_flight(survivor, {"n2": worker})  # noqa: E731
+                await until(clock, lambda: survivor.connected("n2"), "session", wait=acks)
                 survivor.assign("n2", web_assignment("b", IMAGE))
-                await until(clock, lambda: down.containers, "container")
+                await until(clock, lambda: down.containers, "container", wait=acks)
+                lease = worker.state.lease
                 await survivor.stop()
+                # The agent finds out in real time (the stream ends, then its next attempt
+                # is refused): fake time waits for each, so that what the agent decides
+                # after is decided knowing the master is down.
+                await real_until(lambda: not lease.registered, "the session to end")
+                clock.advance(RECONNECT_INITIAL * 0.5)  # the reconnect delay
+                await real_until(lambda: lease.last_error_refused, "connection refused")
                 await run_for(clock, 1.5)
                 assert not worker.fenced
                 assert len(down.containers) == 1

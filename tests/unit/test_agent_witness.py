@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -34,30 +34,73 @@ from agent.worker import Worker
 from kernel.clock import FakeClock
 from protos import node_pb2 as pb
 from tests.unit.test_agent_fake_master import FakeMaster, web_assignment
-from tests.unit.test_agent_session import IMAGE, run_for, until
+from tests.unit.test_agent_session import IMAGE, in_flight, run_paced, until
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-# Fake seconds per real pause (3 ms). An agent asks its peer over real gRPC before it fences,
-# and fake time runs on while the answer travels: at the sessions' default step (20 ms, ~7x
-# real time) a round trip slowed to 100 ms by a busy machine looked like 0.7 s to the agents
-# and moved their fencing past its time (seen at load 30-40). Here fake time runs ~1.7x real.
-STEP = 0.005
+# Fake seconds per real pause (3 ms), as in test_agent_session. Fake time does not race the
+# real messages: it stands still while a heartbeat, an ack, or a witness question or its
+# answer is on the wire (Pace.waiting), and runs while the asked peer probes the master
+# (its probe waits on the fake clock). Before, it ran on while answers travelled: a round
+# trip slowed to 100 ms by a busy machine looked like 0.7 s to the agents (seen at load
+# 30-40), and slowing fake time down (5 ms per pause) only made the probe's fake wait take
+# longer in real time, against the asker's real gRPC deadline.
+STEP = 0.02
+
+
+class Pace:
+    """What the agents' fake time waits for (`waiting`): their heartbeats and the master's
+    acks on the wire (test_agent_session.in_flight), and witness questions and answers on
+    the wire: agents asking their peers (each agent here has one peer) while fewer peers
+    are answering (probing the master, on the fake clock)."""
+
+    def __init__(self, master: FakeMaster) -> None:
+        self.master = master
+        self.workers: dict[str, Worker] = {}
+        self.answering = 0
+
+    def probe(
+        self, probe: Callable[[], Awaitable[tuple[bool, float]]]
+    ) -> Callable[[], Awaitable[tuple[bool, float]]]:
+        """`probe` (a session's probe_master), counted in `answering` while it runs."""
+
+        async def counted() -> tuple[bool, float]:
+            self.answering += 1
+            try:
+                return await probe()
+            finally:
+                self.answering -= 1
+
+        return counted
+
+    def waiting(self) -> str:
+        if pending := in_flight(self.master, self.workers):
+            return pending
+        asked = sum(len(w.state.lease.peers) for w in self.workers.values() if w.state.lease.asking)
+        if asked > self.answering:
+            return f"witness answers ({asked} asked, {self.answering} answering)"
+        return ""
 
 
 async def until_paced(
-    clock: FakeClock, predicate: Callable[[], Any], what: str, fake_timeout: float = 10.0
+    clock: FakeClock,
+    pace: Pace,
+    predicate: Callable[[], Any],
+    what: str,
+    fake_timeout: float = 10.0,
 ) -> Any:
-    """tests.unit.test_agent_session.until at this module's slower fake time."""
-    return await until(clock, predicate, what, fake_timeout, STEP)
+    """tests.unit.test_agent_session.until, fake time waiting for what `pace` names."""
+    return await until(clock, predicate, what, fake_timeout, STEP, pace.waiting)
 
 
 @contextlib.asynccontextmanager
 async def cluster(
     clock: FakeClock, master: FakeMaster, *names: str
-) -> AsyncIterator[dict[str, Worker]]:
-    """Agents with witness servers on 127.0.0.1:0, each told about the others."""
+) -> AsyncIterator[tuple[dict[str, Worker], Pace]]:
+    """Agents with witness servers on 127.0.0.1:0, each told about the others; `master`
+    must stamp its acks with `clock`."""
     address = master.address
-    workers: dict[str, Worker] = {}
+    pace = Pace(master)
+    workers = pace.workers
     servers, tasks, ports = [], [], {}
     for name in names:
         engine = FakeEngine(clock=clock.now)
@@ -80,14 +123,14 @@ async def cluster(
         session = Session(
             address, info, worker, outbox, clock, witness=WitnessClient(name, lambda: None)
         )
-        servicer.bind(session.probe_master)
+        servicer.bind(pace.probe(session.probe_master))
         servers.append(server)
         ports[name] = port
         workers[name] = worker
         tasks += [asyncio.create_task(worker.run()), asyncio.create_task(session.run())]
     try:
         for name in names:
-            await until_paced(clock, lambda n=name: master.connected(n), f"{name}'s session")  # type: ignore[misc]
+            await until_paced(clock, pace, lambda n=name: master.connected(n), f"{name}'s session")  # type: ignore[misc]
         for name in names:
             peers = [
                 pb.Peer(name=n, address="127.0.0.1", witness_port=ports[n])
@@ -97,9 +140,12 @@ async def cluster(
             master.send_peers(name, peers, len(names))
             master.assign(name, web_assignment(f"pod-{name}", IMAGE))
         await until_paced(
-            clock, lambda: all(w.state.lease.cluster_size for w in workers.values()), "peer lists"
+            clock,
+            pace,
+            lambda: all(w.state.lease.cluster_size for w in workers.values()),
+            "peer lists",
         )
-        yield workers
+        yield workers, pace
     finally:
         for task in tasks:
             task.cancel()
@@ -111,21 +157,22 @@ async def cluster(
 def test_a_master_stall_fences_no_one_and_each_agent_says_so_when_it_is_back() -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        master = FakeMaster(heartbeat=1.0, lease=3.0)
+        master = FakeMaster(heartbeat=1.0, lease=3.0, clock=clock)
         await master.start()
         try:
-            async with cluster(clock, master, "n1", "n2") as workers:
+            async with cluster(clock, master, "n1", "n2") as (workers, pace):
                 await until_paced(
                     clock,
+                    pace,
                     lambda: all(w.state.pods.observed_once for w in workers.values()),
                     "lists",
                 )
                 master.hung.set()  # SIGSTOP: no acks for anyone
-                await run_for(clock, 6.0, STEP)
+                await run_paced(clock, 6.0, pace.waiting, STEP)
                 assert not any(w.fenced for w in workers.values())
                 assert all(w.state.lease.holding for w in workers.values())
                 master.hung.clear()
-                await until_paced(clock, lambda: len(master.notices) >= 2, "notices", 10.0)
+                await until_paced(clock, pace, lambda: len(master.notices) >= 2, "notices", 10.0)
                 assert not any(w.fenced for w in workers.values())
         finally:
             await master.stop()
@@ -138,16 +185,16 @@ def test_a_master_stall_fences_no_one_and_each_agent_says_so_when_it_is_back() -
 def test_the_node_the_master_does_not_hear_fences_and_its_peer_does_not() -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        master = FakeMaster(heartbeat=1.0, lease=3.0)
+        master = FakeMaster(heartbeat=1.0, lease=3.0, clock=clock)
         await master.start()
         try:
-            async with cluster(clock, master, "n1", "n2") as workers:
+            async with cluster(clock, master, "n1", "n2") as (workers, pace):
                 master.deaf.add("n1")  # n1's acks are lost; n2 still hears the master
                 cut_at = clock.monotonic()
                 n1 = workers["n1"].state.pods
-                reason = await until_paced(clock, lambda: n1.fence_reason, "n1 fenced", 5.0)
+                reason = await until_paced(clock, pace, lambda: n1.fence_reason, "n1 fenced", 5.0)
                 took = clock.monotonic() - cut_at
-                await run_for(clock, 3.0, STEP)
+                await run_paced(clock, 3.0, pace.waiting, STEP)
                 assert not workers["n2"].fenced
         finally:
             await master.stop()

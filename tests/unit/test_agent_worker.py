@@ -418,6 +418,124 @@ def test_a_missed_die_event_is_caught_by_the_relist() -> None:
     asyncio.run(scenario())
 
 
+class InspectCounter:
+    """Counts the worker's inspects of a container."""
+
+    def __init__(self, h: Harness) -> None:
+        self.inspects = 0
+        self._inspect = h.runtime.inspect
+        h.runtime.inspect = self._counted  # type: ignore[method-assign]
+
+    async def _counted(self, container_id: str) -> ContainerInfo | None:
+        self.inspects += 1
+        return await self._inspect(container_id)
+
+
+class History(Harness):
+    """A harness over an engine whose die events say what Docker's do (the exit code, the
+    name; an oom event before an OOM kill's die), keeping every report published."""
+
+    def __init__(self) -> None:
+        clock = FakeClock()
+        super().__init__(engine=FakeEngine(clock=clock.now, die_details=True))
+        self.clock = clock
+        self.published: list[PodStatusReport] = []
+
+    def _publish(self, reports: list[PodStatusReport]) -> None:
+        super()._publish(reports)
+        self.published += reports
+
+
+async def _watching(h: Harness) -> asyncio.Task[None]:
+    watcher = asyncio.create_task(h.worker.watch_events())
+    await _until(lambda: h.engine.watched("n1"), "the worker follows the events")
+    return watcher
+
+
+def test_a_die_event_that_says_enough_restarts_without_an_inspect() -> None:
+    async def scenario() -> None:
+        h = History()
+        h.assign(web_pod("a"), web_pod("b"))
+        await h.step()
+        first = next(c for c in h.containers() if c.pod == "a")
+        lists, inspects = ListCounter(h), InspectCounter(h)
+        watcher = await _watching(h)
+
+        h.engine.crash(first.id, exit_code=137)
+        await _until(lambda: h.engine.restarts_in_place, "the container started again")
+        await h.worker.settle()
+
+        assert (inspects.inspects, lists.lists) == (0, 0)
+        terminated = [
+            c for r in h.published if r.pod_name == "a" for c in r.containers if c.exit_code
+        ]
+        assert [(c.state, c.reason, c.exit_code, c.restart_count) for c in terminated] == [
+            ("terminated", "Error", 137, 1)
+        ]
+        assert (h.reports["a"].containers[0].state, h.reports["a"].phase) == ("running", "Running")
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        # The relist after it agrees: counted once, started once, the other pod untouched.
+        await h.step()
+        assert h.reports["a"].containers[0].restart_count == 1
+        assert h.reports["b"].containers[0].restart_count == 0
+        assert h.engine.restarts_in_place == [first.id]
+
+    asyncio.run(scenario())
+
+
+def test_an_oom_kill_decided_from_its_events_is_reported_as_one() -> None:
+    async def scenario() -> None:
+        h = History()
+        h.assign(web_pod("a"))
+        await h.step()
+        (first,) = h.containers()
+        inspects = InspectCounter(h)
+        watcher = await _watching(h)
+
+        h.clock.advance(3)
+        h.engine.crash(first.id, exit_code=137, oom_killed=True)
+        await _until(lambda: h.engine.restarts_in_place, "the container started again")
+        await h.worker.settle()
+
+        assert inspects.inspects == 0
+        reasons = [c.reason for r in h.published for c in r.containers if c.exit_code]
+        assert reasons == ["OOMKilled"]
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_second_crash_within_its_back_off_is_inspected_and_waits() -> None:
+    async def scenario() -> None:
+        h = History()
+        h.assign(web_pod("a"))
+        await h.step()
+        (first,) = h.containers()
+        inspects = InspectCounter(h)
+        watcher = await _watching(h)
+        h.engine.crash(first.id, exit_code=1)
+        await _until(lambda: h.engine.restarts_in_place, "the container started again")
+        await h.worker.settle()
+        await h.step()  # a list after the restart: the pod's task is done
+        assert inspects.inspects == 0
+
+        h.clock.advance(0.2)
+        h.engine.crash(first.id, exit_code=2)
+        await _until(lambda: inspects.inspects, "the died container inspected")
+        await h.worker.settle()
+
+        status = h.reports["a"].containers[0]
+        assert (status.reason, status.restart_count) == ("CrashLoopBackOff", 1)
+        assert "exit code 2" in status.message
+        assert h.engine.restarts_in_place == [first.id]
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
 def test_a_die_whose_container_cannot_be_inspected_is_left_to_a_relist() -> None:
     async def scenario() -> None:
         h = Harness()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+from master.pki.clientconfig import ClientConfig, render_client_config
 from tests.support import REPO
 
 # Modules the kubectl-style verbs must not import just to start (the master, `apply -o yaml`,
@@ -51,3 +53,33 @@ def test_the_master_command_still_loads_what_it_needs() -> None:
     )
 
     assert {"cryptography", "master.model", "master.pki.bootstrap"} <= loaded
+
+
+def test_apply_sends_without_loading_what_it_does_not_use(tmp_path: Path) -> None:
+    # Up to the moment `pinnace apply` sends, on the way to a running pod (issue 15): no
+    # YAML (pinnace.conf as the master writes it is read without it), no table renderer.
+    pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    conf = tmp_path / "pinnace.conf"
+    conf.write_text(render_client_config(ClientConfig("127.0.0.1:7400", pem, pem, pem)))
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")
+    probe = (
+        "import json, sys\n"
+        "from master.cli import client\n"
+        "def sent(self, call, request, timeout):\n"
+        "    print(json.dumps(sorted(sys.modules)))\n"
+        "    raise SystemExit(0)\n"
+        "client.MasterClient._send = sent\n"
+        "from master.cli.main import main\n"
+        f"main(['--config', {str(conf)!r}, 'apply', '-f', {str(manifest)!r}])\n"
+        "raise SystemExit('apply returned without sending')\n"
+    )
+
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    loaded = set(json.loads(out.splitlines()[-1]))
+
+    assert "protos.cluster_pb2" in loaded  # the probe saw the request being sent
+    assert _heavy(loaded) == []
+    assert {"yaml", "master.api.tables"} & loaded == set()

@@ -142,14 +142,15 @@ def test_an_identical_write_after_a_failed_one_saves_it_itself() -> None:
         store, inner, state, _ = _setup()
         await state.commit(lambda: state.put(_deployment(1)))
         store.hold()
-        store.failing = True
+        # The first write fails, the second's works: set before either runs, since the
+        # second may reach the store (in its thread) before this coroutine runs again.
+        store.fail_next(1)
         first = asyncio.create_task(state.commit(lambda: _scale(state, 3)))
         await asyncio.to_thread(store.entered.wait, 5)
         second = asyncio.create_task(state.commit(lambda: _scale(state, 3)))
         store.release()
         with pytest.raises(StoreError):
             await first
-        store.failing = False
 
         await second
 
