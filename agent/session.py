@@ -586,8 +586,9 @@ class Session:
 
     async def _heartbeats(self, outgoing: asyncio.Queue[pb.AgentMessage]) -> None:
         # The master may change the interval in the session (PlanGiven): a longer one is
-        # slept by from the next beat on, a shorter one at once (the beat due one new
-        # interval after the last, agent/state/plan.py next_beat).
+        # slept by from the next beat on; a shorter one was confirmed by a heartbeat sent
+        # at once (agent/state/lease.py plan_given), and the next beat is due one new
+        # interval after that one (agent/state/plan.py next_beat).
         last = self._clock.monotonic()
         self._beat_sooner.clear()
         while True:
@@ -597,6 +598,7 @@ class Session:
             )
             if wait > 0 and await wait_event(self._clock, self._beat_sooner, wait):
                 self._beat_sooner.clear()
+                last = self._clock.monotonic()  # the confirming beat just went
                 continue
             last = self._clock.monotonic()
             self._handle(HeartbeatDue(last))  # queues SendHeartbeat

@@ -47,11 +47,17 @@ from master.api.security import DEFAULT_NODE_CERT_TTL, MasterSecurity, check_ins
 from master.app.apply import ServiceAdmission
 from master.app.clusterip import repair_cluster_ips
 from master.app.usage import UsageTable
-from master.controllers.heartbeat_budget import HeartbeatBudget
+from master.controllers.heartbeat_budget import (
+    LONGEST_INTERVAL,
+    HeartbeatBudget,
+    cluster_plan,
+    planned_rate,
+)
 from master.controllers.heartbeats import DEFAULT_MAX_HEARTBEATS_PER_SECOND
 from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.controllers.plan_pacing import PlanTally
 from master.ha.documents import SharedDocuments
 from master.ha.elector import MasterInfo
 from master.ha.follower import Follower
@@ -65,7 +71,13 @@ from master.lb.ingress import IngressPorts, ingress_reserved
 from master.lb.model import LbAddresses, LbSettings
 from master.lb.reachability import PodReachability
 from master.metrics import looplag
-from master.metrics.cluster import ClusterCollector, ClusterGauges, PodTally, measure_cluster
+from master.metrics.cluster import (
+    ClusterCollector,
+    ClusterGauges,
+    HeartbeatGauges,
+    PodTally,
+    measure_cluster,
+)
 from master.metrics.http import MetricsServer, start_metrics_server
 from master.model import (
     DEFAULT_NAMESPACE,
@@ -130,7 +142,7 @@ SESSION_PING_ANSWER_SECONDS = 2.5
 
 
 def _loop_lag_report(
-    clock: Clock, manager: ControllerManager, budget: HeartbeatBudget
+    clock: Clock, manager: ControllerManager, budget: HeartbeatBudget, nodes: Callable[[], int]
 ) -> Callable[[looplag.Wakeup], None]:
     """The probe's report: the metrics, the node lifecycle's ledger of the loop's held
     spans (a node is not blamed for heartbeats the master could not read meanwhile), and
@@ -140,12 +152,13 @@ def _loop_lag_report(
         looplag.observe(wakeup)
         now = clock.monotonic()
         manager.loop_held.note(now, wakeup.lag)
-        if budget.observe(now, wakeup.lag):
+        before = budget.rate
+        if budget.observe(now, wakeup.lag, nodes() / LONGEST_INTERVAL):
             log.info(
-                "heartbeat budget now %.0f a second (cap %.0f): the loop is %s",
+                "heartbeat budget now %.0f a second (cap %.0f): %s",
                 budget.rate,
                 budget.cap,
-                "behind" if budget.rate < budget.cap else "keeping up",
+                "cut, the loop is behind" if budget.rate < before else "grown, the loop keeps up",
             )
 
     return report
@@ -306,7 +319,12 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     )
     manager.start_grace()
     # Before anything is served: a taken metrics port stops the master with one sentence.
-    metrics = _metrics(config, state, manager, leases, clock)
+    # The heartbeat budget and the sessions' plans: the node servicer moves them, /metrics
+    # shows them.
+    heartbeat_budget = HeartbeatBudget(config.max_heartbeats_per_second)
+    plan_tally = PlanTally()
+    heartbeats = _heartbeat_gauges(config, state, heartbeat_budget, plan_tally, node_lease)
+    metrics = _metrics(config, state, manager, leases, clock, heartbeats)
     reachability = PodReachability(
         state,
         clock,
@@ -368,7 +386,6 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         ClusterServicer(state, manager, clock, admission, masters.list_masters, logs, usage),
         server,
     )
-    heartbeat_budget = HeartbeatBudget(config.max_heartbeats_per_second)
     node_servicer = NodeServicer(
         state,
         leases,
@@ -379,6 +396,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         logs,
         usage,
         heartbeat_budget=heartbeat_budget,
+        plan_tally=plan_tally,
         session_grace=health.session_grace,
         on_registered=lambda name: joins.finished(name, clock.monotonic()),
         joining=joins.holds,
@@ -461,7 +479,12 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         asyncio.create_task(state.run_event_writer(), name="event-writer"),
         asyncio.create_task(reachability.run(), name="pod-probe"),
         asyncio.create_task(
-            looplag.run_probe(clock, report=_loop_lag_report(clock, manager, heartbeat_budget)),
+            looplag.run_probe(
+                clock,
+                report=_loop_lag_report(
+                    clock, manager, heartbeat_budget, lambda: state.count("Node")
+                ),
+            ),
             name="loop-lag",
         ),
         asyncio.create_task(heap.run(clock), name="heap"),
@@ -546,12 +569,32 @@ def _reachable_url(url: str, api_listen: str, advertised: str) -> str:
     return url
 
 
+def _heartbeat_gauges(
+    config: MasterConfig,
+    state: ClusterState,
+    budget: HeartbeatBudget,
+    tally: PlanTally,
+    node_lease: float,
+) -> Callable[[], HeartbeatGauges]:
+    """The heartbeat budget and plans as /metrics shows them (on the loop, at a scrape)."""
+
+    def measure() -> HeartbeatGauges:
+        nodes = state.count("Node")
+        plan = cluster_plan(nodes, config.heartbeat_interval, node_lease, budget)
+        return HeartbeatGauges(
+            planned_rate(nodes, budget), budget.cap, plan.interval, tally.rate, tally.by_interval()
+        )
+
+    return measure
+
+
 def _metrics(
     config: MasterConfig,
     state: ClusterState,
     manager: ControllerManager,
     leases: LeaseTable,
     clock: SystemClock,
+    heartbeats: Callable[[], HeartbeatGauges],
 ) -> MetricsServer | None:
     """/metrics on --metrics-listen, with the cluster gauges measured on this loop."""
 
@@ -562,7 +605,12 @@ def _metrics(
     def measure() -> ClusterGauges:
         nodes = [n for n in state.objects("Node") if isinstance(n, Node)]
         return measure_cluster(
-            tally.totals(), nodes, leases.last_seen, clock.monotonic(), manager.queue_depths()
+            tally.totals(),
+            nodes,
+            leases.last_seen,
+            clock.monotonic(),
+            manager.queue_depths(),
+            heartbeats(),
         )
 
     collector = ClusterCollector(asyncio.get_running_loop(), measure)

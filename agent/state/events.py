@@ -262,7 +262,8 @@ class SendHeartbeat:
 @dataclass(frozen=True, slots=True)
 class PlanChanged:
     """The agent runs a new heartbeat plan from now (its number, interval and lease);
-    `sooner`: its interval is shorter, so the next beat is due earlier than planned."""
+    `sooner`: its interval is shorter, so the next beat is due earlier than planned (one
+    new interval after the heartbeat that confirms it, sent with this instruction)."""
 
     number: int
     heartbeat_seconds: float

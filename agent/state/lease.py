@@ -58,7 +58,7 @@ from agent.state.events import (
     SessionEnded,
     Tick,
 )
-from agent.state.plan import RunningPlan, follow, registered_plan
+from agent.state.plan import RunningPlan, confirms_at_once, follow, registered_plan
 
 RECONNECT_INITIAL = 0.2
 RECONNECT_CAP = 5.0
@@ -139,15 +139,21 @@ class LeaseState:
         cluster grew, the master's budget was cut) or, numbered, a shorter one (the budget
         grew back). The master judges by the longer of the old and new leases until a
         heartbeat says this plan's number, so fencing by the new one from now is early,
-        never late; a shorter interval is beaten by at once (PlanChanged)."""
+        never late. A shorter plan is confirmed with a heartbeat at once (confirms_at_once):
+        the master judges by it one round trip later, not one new interval later (a node
+        that stalled in between was judged by the old 40 s lease), and the next beat is due
+        one new interval after this one (PlanChanged.sooner)."""
         now = RunningPlan(self.plan, self.heartbeat_seconds, self.lease_seconds)
         new = follow(now, event.number, event.heartbeat_seconds, event.lease_seconds)
         if new == now:
             return []
         self.plan, self.heartbeat_seconds, self.lease_seconds = new.number, new.interval, new.lease
-        return [
-            PlanChanged(new.number, new.interval, new.lease or 0.0, new.interval < now.interval)
-        ]
+        sooner = new.interval < now.interval
+        out: list[Instruction] = [PlanChanged(new.number, new.interval, new.lease or 0.0, sooner)]
+        if confirms_at_once(now, new) and not self.restarting:
+            self.sequence += 1
+            out.append(SendHeartbeat(self.sequence, self.plan))
+        return out
 
     def check(self, mono: float, gap: float, fenced: bool) -> tuple[str, list[Instruction]]:
         """Applies the fence rules now: (the fence reason or "", instructions)."""

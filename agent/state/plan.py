@@ -6,8 +6,9 @@ the budget grew back or the cluster shrank (master/controllers/session_plan.py).
 plan newer than the one run is adopted whichever way it goes: the master judges by the
 longer of the old and new leases until a heartbeat says the agent runs the new one, so
 fencing by the new lease from the ack on is early, never late. The agent then says the
-plan's number in every heartbeat, and beats by a shorter interval at once (its next beat
-is due one new interval after its last, not one old interval).
+plan's number in every heartbeat. A shorter plan it confirms with a heartbeat at once
+(`confirms_at_once`), so the master judges it by the shorter lease one round trip after
+the ack, and beats by the shorter interval from that beat on.
 
 An ack without a number (a master older than numbered plans) can only stretch the plan,
 as before: such a master judges by the longer lease from the moment it sends it and
@@ -50,6 +51,21 @@ def follow(plan: RunningPlan, number: int, interval: float, lease: float) -> Run
     if number <= plan.number:
         return plan  # old news: a later plan is already run
     return RunningPlan(number, interval if interval > 0 else plan.interval, lease)
+
+
+def confirms_at_once(was: RunningPlan, now: RunningPlan) -> bool:
+    """Whether going from plan `was` to `now` calls for a heartbeat at once: a newer
+    numbered plan with a shorter lease. The master judges by the old, longer lease until a
+    heartbeat says the new plan's number; waiting for the next beat left it judging by a
+    40 s lease for up to one new interval after the agent had taken the 20 s one, and a
+    node that stalled in between was found that much later. A longer plan needs nothing:
+    the master judges by it from the ack on."""
+    return (
+        now.number > was.number
+        and now.lease is not None
+        and was.lease is not None
+        and now.lease < was.lease
+    )
 
 
 def next_beat(last_beat: float, interval: float, now: float) -> float:

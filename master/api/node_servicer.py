@@ -63,15 +63,12 @@ from master.app.proxyproblems import Reported
 from master.app.reports import NodeReports
 from master.app.servicenv import service_env
 from master.app.usage import UsageTable
-from master.controllers.heartbeat_budget import HeartbeatBudget, planned_rate
-from master.controllers.heartbeats import (
-    DEFAULT_MAX_HEARTBEATS_PER_SECOND,
-    HeartbeatPlan,
-    heartbeat_plan,
-)
+from master.controllers.heartbeat_budget import HeartbeatBudget, cluster_plan, planned_rate
+from master.controllers.heartbeats import DEFAULT_MAX_HEARTBEATS_PER_SECOND, HeartbeatPlan
 from master.controllers.lifecycle import NodeHealthSettings, witness_members
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.controllers.plan_pacing import STEADY_BUDGET_SECONDS, PlanTally, ShrinkPacer
 from master.controllers.session_plan import PlanOffer, SessionPlan
 from master.metrics.series import HEARTBEATS
 from master.model import (
@@ -251,6 +248,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         joining: Callable[[str], bool] | None = None,
         registrations: JoinAdmission | None = None,
         heartbeat_budget: HeartbeatBudget | None = None,
+        plan_tally: PlanTally | None = None,
     ) -> None:
         # A joined node's first registration ends its join (master/pki/admission.py).
         self._on_registered = on_registered or (lambda name: None)
@@ -273,6 +271,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # The heartbeats a second the plans are sized for: the cap, less while the master's
         # loop is behind (master/controllers/heartbeat_budget.py).
         self._budget = heartbeat_budget or HeartbeatBudget(max_heartbeat_rate)
+        # Each session's newest plan, summed; shrinks go as the budget has room for them
+        # (master/controllers/plan_pacing.py).
+        self.plan_tally = plan_tally if plan_tally is not None else PlanTally()
+        self._pacer = ShrinkPacer()
         self._session_grace = session_grace
         self._sessions: dict[str, _Session] = {}
         # Set when the master stops: the sessions it ends then say nothing about the nodes.
@@ -660,6 +662,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             )
             return
         self._mark_session(node_name, lost=False)
+        if session.plan is not None:
+            # Counted from its stream on (a registration that never streams beats never),
+            # until the stream ends.
+            self.plan_tally.set(node_name, session.plan.given.interval)
         # Changes from here on if the agent takes them; the whole set first either way.
         session.feed = AssignmentFeed(takes_changes=first.hello.takes_assignment_changes)
         session.withheld = set()
@@ -761,6 +767,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             # A broken stream is a suspicion, not yet a verdict: the agent has
             # `session_grace` to come back (master/controllers/lifecycle.py).
             log.info("session of node %s ended", node_name)
+            if self._sessions.get(node_name) is session and not session.superseded.is_set():
+                self.plan_tally.drop(node_name)
             if (
                 self._sessions.get(node_name) is session
                 and not session.superseded.is_set()
@@ -843,12 +851,14 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def _plan(self) -> HeartbeatPlan:
         """The heartbeat plan for the cluster's size now (master/controllers/heartbeats.py)."""
         nodes = self._state.count("Node")
-        return heartbeat_plan(
-            nodes,
-            self._heartbeat_interval,
-            self._lease_seconds,
-            planned_rate(nodes, self._budget),
-        )
+        return cluster_plan(nodes, self._heartbeat_interval, self._lease_seconds, self._budget)
+
+    def _admit_shrink(self, now: float, old: HeartbeatPlan, new: HeartbeatPlan) -> bool:
+        """Whether the heartbeat budget has room for a session's shrink from `old` to `new`
+        now (master/controllers/plan_pacing.py)."""
+        allowed = planned_rate(self._state.count("Node"), self._budget)
+        steady = self._budget.steady(now, STEADY_BUDGET_SECONDS)
+        return self._pacer.admit(now, allowed, self.plan_tally.rate, old, new, steady)
 
     def _mark_session(self, node_name: str, lost: bool) -> None:
         node = self._state.get("Node", node_name)
@@ -891,11 +901,23 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             # heartbeat says it runs it (master/controllers/session_plan.py).
             if session.plan is not None:
                 wanted, settled = self._plan(), self._budget.full
-                step = session.plan.heartbeat(now, msg.heartbeat.plan, wanted, settled)
+                running = msg.heartbeat.plan
+                if not (session.plan.offering and running >= session.plan.number):
+                    # Beats received pace the shrinks; a confirmation was counted when its
+                    # shrink was admitted (master/controllers/plan_pacing.py).
+                    self._pacer.beat(now)
+                step = session.plan.heartbeat(
+                    now,
+                    running,
+                    wanted,
+                    settled,
+                    lambda old, new: self._admit_shrink(now, old, new),
+                )
                 if step.judge_lease is not None:
                     self._leases.set_lease(node_name, step.judge_lease)
                 if step.offer is not None:
                     session.offer = step.offer
+                    self.plan_tally.set(node_name, step.offer.plan.interval)
             node = self._state.get("Node", node_name)
             if isinstance(node, Node) and not node.status.ready:
                 self._manager.poke()

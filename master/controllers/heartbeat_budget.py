@@ -28,7 +28,15 @@ alive and its watchdog blind waits out its lease.
 
 However far the budget falls, it never stretches a plan beyond `LONGEST_INTERVAL` (40 s,
 Kubernetes' node lease) unless the cap alone does (`planned_rate`): at the floor a
-5,000-node cluster would beat every 160 s, and a stalled node go unseen that long.
+5,000-node cluster would beat every 160 s, and a stalled node go unseen that long. So
+below `nodes / LONGEST_INTERVAL` the budget changes no plan, and growing back starts from
+there (`least`), not from the depth it fell to. In the hollow bench at 5,000 nodes the
+joins cut it to the floor (31 a second) and it spent six caught-up windows (30 s) climbing
+back to the 125 the 40 s plans already were, changing nothing; the apply cut it to 75 and
+it spent two more (10 s) before the first plan could shrink, and was at its cap 33 s after
+all pods were Running (the bench's window then ended 35 s after, every agent still on 40 s
+plans in the 50,000-pod run). One step short of the cap is the cap: the step before made
+plans (20.5 s at 244 a second) too close to the cluster's 20 s to be worth shrinking again.
 
 Pure: the caller passes each probe wake-up's time and lateness in.
 """
@@ -36,6 +44,8 @@ Pure: the caller passes each probe wake-up's time and lateness in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from master.controllers.heartbeats import HeartbeatPlan, heartbeat_plan
 
 # The longest heartbeat interval a cut budget makes (the cap alone may make longer ones).
 LONGEST_INTERVAL = 40.0
@@ -65,6 +75,8 @@ class HeartbeatBudget:
         self.rate = cap
         self._since: float | None = None
         self._late = 0.0
+        # When the rate last moved (None: not since it started, at the cap).
+        self.moved_at: float | None = None
 
     @property
     def full(self) -> bool:
@@ -72,8 +84,10 @@ class HeartbeatBudget:
         the cluster gets (master/controllers/session_plan.py shrinks to them readily)."""
         return self.cap <= 0 or self.rate >= self.cap
 
-    def observe(self, now: float, lag: float) -> bool:
-        """One probe wake-up at `now`, `lag` seconds late; whether the budget moved."""
+    def observe(self, now: float, lag: float, least: float = 0.0) -> bool:
+        """One probe wake-up at `now`, `lag` seconds late; whether the budget moved. `least`:
+        the rate the plans are sized for however far the budget fell (`planned_rate`: every
+        node beats within LONGEST_INTERVAL), which growing starts from."""
         if self.cap <= 0:
             return False
         if self._since is None:
@@ -89,8 +103,28 @@ class HeartbeatBudget:
         if share >= s.behind:
             self.rate = max(self.cap * s.floor_share, self.rate * s.cut)
         elif share <= s.caught_up:
-            self.rate = min(self.cap, self.rate * s.grow)
-        return self.rate != before
+            grown = max(self.rate, least) * s.grow
+            # One step short of the cap is the cap: plans sized a few percent above the
+            # cluster's own would shrink to it by too little to be offered.
+            self.rate = self.cap if grown * s.grow > self.cap else grown
+        if self.rate != before:
+            self.moved_at = now
+            return True
+        return False
+
+    def steady(self, now: float, hold: float) -> bool:
+        """Whether the rate is the cap, or has not moved for `hold` seconds: plans sized by
+        it are worth shrinking to (a budget growing back moves every window, and the plans
+        of each step between would be shrunk again at the next)."""
+        return self.full or self.moved_at is None or now - self.moved_at >= hold
+
+
+def cluster_plan(
+    nodes: int, base_interval: float, base_lease: float, budget: HeartbeatBudget
+) -> HeartbeatPlan:
+    """The heartbeat plan for a cluster of `nodes` now: what a node registering gets, and
+    what the sessions' plans move to (master/controllers/session_plan.py)."""
+    return heartbeat_plan(nodes, base_interval, base_lease, planned_rate(nodes, budget))
 
 
 def planned_rate(nodes: int, budget: HeartbeatBudget, longest: float = LONGEST_INTERVAL) -> float:

@@ -19,9 +19,15 @@ SIGTERM) and whether its pods answered the master's own probe.
                 after the transition, evicted so that their deployments
                 replace them on healthy nodes.
 
-A frozen agent whose connection stays open (SIGSTOP, a dropped link) gets no
-Unknown grace even if its containers answer: that is the partition case, where
-the agent fences itself and its pods must run elsewhere at once.
+A silent node whose session stream stays open (its agent's Python hung while its gRPC
+core still answers pings) gets no Unknown grace even if its containers answer: the
+lease runs out, the agent fences itself within that lease (agent/fencing.py) and its
+pods must run elsewhere. A frozen agent (SIGSTOP) answers no ping, so its stream ends
+within 3.5 s, usually before its lease runs out (the lease counts only the master's free
+time, and stretches with the cluster): while its containers answer the master's probe
+the node is Unknown for `node_grace` (its pods keep serving, none runs twice), then
+NotReady. (tests/integration/test_self_healing.py pins the open-stream case with
+keepalive pings a minute apart.)
 
 Liveness has two sources. The session stream: the master's gRPC core pings every
 connection (HTTP/2 keepalive, answered by the agent's gRPC core, no Python on
@@ -29,10 +35,10 @@ either side), so a killed agent (its socket closes: at once), a cut machine
 (no one acknowledges the pings' TCP segments) or a frozen agent (SIGSTOP: its gRPC
 core answers no ping), both within 3.5 s, ends the stream however large the
 cluster; the node is NotReady `session_grace` (1 s) after that unless its
-agent is back. The
-heartbeat: stretched with the cluster's size (master/controllers/heartbeats.py),
-it still catches an agent that hangs with its connection open (its gRPC core
-answers pings, its Python sends nothing), within the lease. A node NotReady by
+agent is back or its pods still answer (Unknown, above). The heartbeat:
+stretched with the cluster's size (master/controllers/heartbeats.py), it still
+catches an agent that hangs with its connection open (its gRPC core answers pings,
+its Python sends nothing), within the lease. A node NotReady by
 its stream is evicted only once its lease has run out too: a cut-off agent
 fences itself within its lease (agent/fencing.py), so its pods are not run twice.
 A lease counts only the time the master's own loop was free to read a heartbeat

@@ -33,12 +33,17 @@ second, then not to 20 s at the cap (22 % shorter, under the quarter), and a sta
 there waited out 27.6 s instead of 22. Stretching is not held back: it is the master's
 protection when it cannot keep up.
 
+Shrinks are paced besides: the agent confirms a shorter plan with a heartbeat at once, one
+beat more than its plan, so a shrink goes only while the master's budget has room for it
+(`admit`, master/controllers/plan_pacing.py), else at a later heartbeat.
+
 Pure: the caller passes the time, the plan the agent said it runs and the plan for the
 cluster now, and applies the step (the lease to judge by, the plan the next ack carries).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from master.controllers.heartbeats import HeartbeatPlan
@@ -94,11 +99,17 @@ class SessionPlan:
         return self.judged > self.given.lease
 
     def heartbeat(
-        self, now: float, running: int, wanted: HeartbeatPlan, settled: bool = False
+        self,
+        now: float,
+        running: int,
+        wanted: HeartbeatPlan,
+        settled: bool = False,
+        admit: Callable[[HeartbeatPlan, HeartbeatPlan], bool] | None = None,
     ) -> PlanStep:
         """A heartbeat saying the agent runs plan `running` (0: an agent that does not say)
         arrived at `now`; `wanted` is the plan for the cluster now, `settled` whether it is
-        the cluster's shortest (the master's heartbeat budget is full). What changes."""
+        the cluster's shortest (the master's heartbeat budget is full), `admit(old, new)`
+        whether the budget has room for a shrink now (None: always). What changes."""
         judge: float | None = None
         if running >= self.number and self.offering:
             # The agent runs the newest plan: judge it by that plan's lease from now.
@@ -111,7 +122,11 @@ class SessionPlan:
                 self.judged = wanted.lease
                 judge = self.judged
             return PlanStep(judge, PlanOffer(self.number, wanted))
-        if running > 0 and self._shrinks_to(now, wanted, settled):
+        if (
+            running > 0
+            and self._shrinks_to(now, wanted, settled)
+            and (admit is None or admit(self.given, wanted))
+        ):
             # Shorter: offered; judged by the old lease until the agent says it runs it.
             self._give(now, wanted)
             return PlanStep(judge, PlanOffer(self.number, wanted))

@@ -1,7 +1,8 @@
 """The cluster's current state as Prometheus gauges, computed when /metrics is scraped.
 
-Why at scrape time: pods by phase, pending pods, node lease ages and controller queue depths
-are views of the state the master already holds; computing them on demand costs nothing
+Why at scrape time: pods by phase, pending pods, node lease ages, controller queue depths and
+the heartbeat budget with the plans the agents run are views of the state the master already
+holds; computing them on demand costs nothing
 between scrapes and can never disagree with `pinnace get`. The pod counts are the
 exception: counting 50,000 pods at every scrape walked them all on the event loop, so a
 state listener keeps them (`PodTally`, moved by each change's previous and new version;
@@ -28,11 +29,28 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class HeartbeatGauges:
+    """The master's heartbeat budget (master/controllers/heartbeat_budget.py) and plans:
+    after a join or apply burst, whether the agents are back on the cluster's plan."""
+
+    # Heartbeats a second the plans are sized for now, and its cap (0: no cap).
+    budget: float
+    cap: float
+    # The interval of the cluster's plan now (what a node registering gets).
+    interval: float
+    # Heartbeats a second the sessions' newest plans add up to, and the sessions by the
+    # interval of their newest plan (seconds, to a tenth).
+    planned: float
+    sessions_by_interval: Mapping[float, int]
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterGauges:
     pods_by_phase: Mapping[str, int]
     pending_pods: int
     lease_ages: Mapping[str, float]
     queue_depths: Mapping[str, int]
+    heartbeats: HeartbeatGauges | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +107,21 @@ def measure_cluster(
     last_seen: Callable[[str], float | None],
     monotonic_now: float,
     queue_depths: Mapping[str, int],
+    heartbeats: HeartbeatGauges | None = None,
 ) -> ClusterGauges:
     """The pods' totals, and seconds since each node's last heartbeat (nodes not heard
-    from since the master started have none)."""
+    from since the master started have none); `heartbeats` as they are."""
     ages: dict[str, float] = {}
     for node in nodes:
         seen = last_seen(node.meta.name)
         if seen is not None:
             ages[node.meta.name] = max(0.0, monotonic_now - seen)
     return ClusterGauges(
-        dict(pods.by_phase), pods.pending, ages, {**queue_depths, "scheduler": pods.pending}
+        dict(pods.by_phase),
+        pods.pending,
+        ages,
+        {**queue_depths, "scheduler": pods.pending},
+        heartbeats,
     )
 
 
@@ -118,6 +141,7 @@ def gauge_families(g: ClusterGauges | None) -> list[Metric]:
         "Work items waiting for a controller's next pass, by controller.",
         labels=["controller"],
     )
+    beats = heartbeat_families(g.heartbeats if g is not None else None)
     if g is not None:
         for phase, count in g.pods_by_phase.items():
             pods.add_metric([phase], count)
@@ -126,7 +150,43 @@ def gauge_families(g: ClusterGauges | None) -> list[Metric]:
             ages.add_metric([node], age)
         for controller, depth in sorted(g.queue_depths.items()):
             depths.add_metric([controller], depth)
-    return [pods, pending, ages, depths]
+    return [pods, pending, ages, depths, *beats]
+
+
+def heartbeat_families(h: HeartbeatGauges | None) -> list[Metric]:
+    """The heartbeat budget's and plans' families for `h`; with None, without samples."""
+    budget = GaugeMetricFamily(
+        "pinnace_node_heartbeat_budget_per_second",
+        "Heartbeats a second from all nodes the master sizes their plans for now: its cap, "
+        "less while its event loop runs late (a join or apply burst), grown back after.",
+    )
+    cap = GaugeMetricFamily(
+        "pinnace_node_heartbeat_budget_cap_per_second",
+        "The heartbeat budget's cap (--max-heartbeats-per-second; 0: no cap).",
+    )
+    interval = GaugeMetricFamily(
+        "pinnace_node_heartbeat_interval_seconds",
+        "The heartbeat interval of the cluster's plan now, for its size and budget (what a "
+        "node registering gets and what the sessions' plans move to).",
+    )
+    planned = GaugeMetricFamily(
+        "pinnace_node_heartbeat_planned_per_second",
+        "Heartbeats a second the agents' session plans add up to (one over each interval).",
+    )
+    sessions = GaugeMetricFamily(
+        "pinnace_node_sessions",
+        "Agent sessions by the heartbeat interval of their newest plan, in seconds (a "
+        "shorter one counted from when it is offered).",
+        labels=["heartbeat_interval"],
+    )
+    if h is not None:
+        budget.add_metric([], h.budget)
+        cap.add_metric([], h.cap)
+        interval.add_metric([], h.interval)
+        planned.add_metric([], h.planned)
+        for seconds, count in sorted(h.sessions_by_interval.items()):
+            sessions.add_metric([f"{seconds:g}"], count)
+    return [budget, cap, interval, planned, sessions]
 
 
 class ClusterCollector(Collector):

@@ -18,6 +18,14 @@ second, that family alone: `?name[]=pinnace_pods`). Then, at steady state
 - master RSS at the end of the window;
 - heartbeat round trip (agent sends a beat -> its ack arrives) p50 / p99;
 
+then how long after all pods are Running every live agent is back on the cluster's
+heartbeat plan (the interval the master plans for this many nodes at its full budget,
+master/controllers/heartbeats.py; the apply's burst cuts the master's heartbeat budget and
+stretches the agents to up to 40 s, master/controllers/heartbeat_budget.py), watched from
+all Running on in the fleets' status lines until `--return-timeout` seconds after it, and the
+acks a second over an `--after-window` from then (the fleet back on its plan, or the timeout
+passed: then it says it is not back);
+
 and last, node-death detection, `--deaths` agents of each `--death-kinds`, one at
 a time: `kill` (the agent's connection closes, as a killed process's does),
 `cut` (its connection goes through a relay in its fleet process that stops
@@ -43,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -80,6 +89,12 @@ class HollowResult:
     acks_per_s: float
     rtt_p50_ms: float
     rtt_p99_ms: float
+    # Seconds from all Running until every live agent ran the cluster's plan (None: not
+    # within --return-timeout), the most heartbeats a second the master received over any
+    # 5 s meanwhile, and the acks a second over the window after that.
+    return_s: float | None
+    return_peak_per_s: float
+    acks_after_per_s: float
     ready: int
     # Seconds from a node's death to NotReady, by kind (kill, cut, hang).
     detect_s: dict[str, tuple[float, ...]]
@@ -230,6 +245,125 @@ def node_ready(client: object, name: str) -> bool | None:
     return None
 
 
+# The master's heartbeat budget (master/metrics/cluster.py), printed as the fleet returns
+# (a master without the family prints none).
+BUDGET_QUERY = "?name[]=pinnace_node_heartbeat_budget_per_second"
+
+
+def heartbeat_budget(metrics_url: str) -> float | None:
+    """The heartbeats a second the master plans for now, if it says."""
+    with urllib.request.urlopen(metrics_url + BUDGET_QUERY, timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("pinnace_node_heartbeat_budget_per_second "):
+                return float(line.split()[-1])
+    return None
+
+
+BEATS_QUERY = "?name[]=pinnace_node_heartbeats_total"
+
+
+def heartbeats_received(metrics_url: str) -> float | None:
+    """The heartbeats the master has received (its own counter)."""
+    with urllib.request.urlopen(metrics_url + BEATS_QUERY, timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("pinnace_node_heartbeats_total "):
+                return float(line.split()[-1])
+    return None
+
+
+def peak_rate(samples: list[tuple[float, float]], span: float = 5.0) -> float:
+    """The most a counter sampled as (time, value) grew a second over any `span` seconds
+    or more between two samples (nan with too few samples)."""
+    best = float("nan")
+    j = 0
+    for i, (t, v) in enumerate(samples):
+        while j < i and t - samples[j + 1][0] >= span:
+            j += 1
+        t0, v0 = samples[j]
+        if t - t0 >= span:
+            rate = (v - v0) / (t - t0)
+            best = rate if best != best else max(best, rate)
+    return best
+
+
+def cluster_interval(nodes: int, master_args: tuple[str, ...]) -> float:
+    """The heartbeat interval the master plans for `nodes` at its full budget (its flags'
+    defaults unless `master_args` set them)."""
+    from master.controllers.heartbeats import heartbeat_plan
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--heartbeat-interval", type=float, default=1.0)
+    parser.add_argument("--lease-seconds", type=float, default=3.0)
+    parser.add_argument("--max-heartbeats-per-second", type=float, default=250.0)
+    known, _ = parser.parse_known_args(list(master_args))
+    plan = heartbeat_plan(
+        nodes, known.heartbeat_interval, known.lease_seconds, known.max_heartbeats_per_second
+    )
+    return plan.interval
+
+
+# The return is said for this share of the fleet too: a few agents left on a plan a few
+# percent off the cluster's (not worth a shrink) kept "all" from ever being said.
+MOST = 0.9
+
+
+def on_plan(plans: Counter[str], interval: float, share: float = 1.0) -> bool:
+    """Whether every live agent counted in `plans` (interval "%g" -> agents) runs `interval`
+    (`share`: at least that share of them)."""
+    total = sum(plans.values())
+    on = sum(n for k, n in plans.items() if abs(float(k) - interval) < 0.05)
+    return total > 0 and on >= share * total
+
+
+async def watch_return(
+    fleets: list[Fleet],
+    interval: float,
+    since: float,
+    timeout: float,
+    metrics_url: str,
+    beats: list[tuple[float, float]] | None = None,
+) -> float | None:
+    """Seconds from `since` (monotonic: all Running) until the fleets' status lines say every
+    live agent runs `interval`; None if not within `timeout` of `since`. Prints the plans
+    (and the master's budget, where it says) every 10 s meanwhile; `beats` gets the
+    master's heartbeat counter each second, (time, count)."""
+    last_print = 0.0
+    most_said = False
+    while True:
+        now = time.monotonic()
+        if beats is not None:
+            with contextlib.suppress(OSError):
+                count = await asyncio.to_thread(heartbeats_received, metrics_url)
+                if count is not None:
+                    beats.append((time.monotonic(), count))
+        plans: Counter[str] = Counter()
+        for f in fleets:
+            plans.update(dict(f.status.get("plans", {})))  # type: ignore[call-overload]
+        if not most_said and on_plan(plans, interval, MOST):
+            most_said = True
+            print(
+                f"  {MOST:.0%} of the fleet on the cluster's plan {now - since:.1f}s "
+                "after all Running"
+            )
+        if on_plan(plans, interval):
+            return now - since
+        if now - since > timeout:
+            return None
+        if now - last_print >= 10:
+            last_print = now
+            try:
+                budget = await asyncio.to_thread(heartbeat_budget, metrics_url)
+            except OSError:
+                budget = None
+            said = f", budget {budget:.0f}/s" if budget is not None else ""
+            ranked = sorted(plans.items(), key=lambda kv: -kv[1])[:4]
+            print(
+                f"  {now - since:5.0f}s after all Running: plans (s: agents) {dict(ranked)}{said}",
+                flush=True,
+            )
+        await asyncio.sleep(1.0)
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -257,9 +391,12 @@ async def main_async(
     stalls_out: str = "",
     stop_times: list[float] | None = None,
     memory_probe: str = "",
+    return_timeout: float | None = None,
+    after_window: float = 20.0,
 ) -> HollowResult | None:
     """One run; `during_window(address, seconds)` runs beside the steady window (another
-    bench's probe, e.g. store_compare.py's writes)."""
+    bench's probe, e.g. store_compare.py's writes); `return_timeout` None: no watch for the
+    fleet's return to the cluster's plan (nor the window after it)."""
     data = tempfile.mkdtemp(prefix="pinnace-hollow-")
     metrics_port = free_port()
     argv = [sys.executable, "-m", "master.cli.main"]
@@ -280,6 +417,7 @@ async def main_async(
     fleets: list[Fleet] = []
     pumps: list[asyncio.Task[None]] = []
     client = None
+    returning: asyncio.Task[float | None] | None = None
     try:
         if master.stdout is None:
             raise RuntimeError("the master has no stdout")
@@ -349,6 +487,16 @@ async def main_async(
             f"{converge_cpu:.1f} CPU-seconds meanwhile",
             flush=True,
         )
+        # From all Running on: when is the fleet back on the cluster's plan?
+        target = cluster_interval(nodes, master_args)
+        beats: list[tuple[float, float]] = []
+        returning = (
+            asyncio.create_task(
+                watch_return(fleets, target, t1 + converge, return_timeout, metrics_url, beats)
+            )
+            if return_timeout is not None
+            else None
+        )
         await asyncio.sleep(5)  # let the status flushes settle
         if memory_probe:
             await _probe(master.pid, signal.SIGUSR1, memory_probe, 2)
@@ -393,6 +541,16 @@ async def main_async(
         for f in fleets:
             reconnects.update(dict(f.status.get("reconnects", {})))  # type: ignore[call-overload]
         print(f"sessions lost and registered again, by why they ended: {dict(reconnects)}")
+        back, acks_after = None, float("nan")
+        if returning is not None and return_timeout is not None:
+            back, acks_after = await _return_and_after(
+                fleets, returning, target, return_timeout, after_window
+            )
+            print(
+                f"heartbeats the master received until then, most over 5 s: "
+                f"{peak_rate(beats):.0f}/s",
+                flush=True,
+            )
         from master.cli import config
         from master.cli.client import MasterClient
 
@@ -429,11 +587,16 @@ async def main_async(
             acks_per_s,
             percentile(rtts, 0.5),
             percentile(rtts, 0.99),
+            back,
+            peak_rate(beats),
+            acks_after,
             nodes - sum(len(d) for d in detections.values()),
             {kind: tuple(d) for kind, d in detections.items()},
         )
         return result
     finally:
+        if returning is not None:
+            returning.cancel()
         if client is not None:
             client.close()
         for f in fleets:
@@ -457,7 +620,40 @@ async def main_async(
         subprocess.run(["rm", "-rf", data], check=False)
 
 
-def figures(r: HollowResult, window: float, insecure: bool) -> list[Figure]:
+async def _return_and_after(
+    fleets: list[Fleet],
+    returning: asyncio.Task[float | None],
+    target: float,
+    return_timeout: float,
+    after_window: float,
+) -> tuple[float | None, float]:
+    """Waits for the return watch, says what it found, then counts the acks a second over
+    `after_window`."""
+    back = await returning
+    if back is None:
+        print(
+            f"the fleet is not back on the cluster's plan ({target:g}s) within "
+            f"{return_timeout:g}s of all Running"
+        )
+    else:
+        print(
+            f"the fleet is back on the cluster's plan ({target:g}s) {back:.1f}s after all Running"
+        )
+    for f in fleets:
+        await f.ask("reset")
+    await asyncio.sleep(after_window)
+    after = [await f.ask("report") for f in fleets]
+    acks_after = sum(
+        int(rep["acks"]) / float(rep["seconds"])  # type: ignore[call-overload, arg-type]
+        for rep in after
+    )
+    print(f"heartbeat acks over {after_window:g}s from then: {acks_after:.0f}/s", flush=True)
+    return back, acks_after
+
+
+def figures(
+    r: HollowResult, window: float, insecure: bool, return_timeout: float = 240.0
+) -> list[Figure]:
     tag = f"hollow {r.nodes}/{r.pods}{' insecure' if insecure else ''}"
     out = [
         Figure(f"{tag} join (all first acks)", r.join_s, "s"),
@@ -468,6 +664,18 @@ def figures(r: HollowResult, window: float, insecure: bool) -> list[Figure]:
         Figure(f"{tag} heartbeat acks", r.acks_per_s, "1/s"),
         Figure(f"{tag} heartbeat round trip p50", r.rtt_p50_ms, "ms"),
         Figure(f"{tag} heartbeat round trip p99", r.rtt_p99_ms, "ms"),
+        Figure(
+            f"{tag} all Running -> fleet on the cluster's plan",
+            r.return_s if r.return_s is not None else float("nan"),
+            "s",
+            "" if r.return_s is not None else f"not within {return_timeout:g} s",
+        ),
+        Figure(
+            f"{tag} heartbeats received until the return, most over 5 s",
+            r.return_peak_per_s,
+            "1/s",
+        ),
+        Figure(f"{tag} heartbeat acks after the return", r.acks_after_per_s, "1/s"),
     ]
     names = {
         "hang": "silent node",
@@ -583,6 +791,18 @@ def main() -> None:
         "Running and after the window (malloc_trim then), OUT-2.snap and OUT-3.snap the "
         "snapshots",
     )
+    parser.add_argument(
+        "--return-timeout",
+        type=float,
+        default=240.0,
+        help="seconds from all Running to wait for the fleet back on the cluster's plan",
+    )
+    parser.add_argument(
+        "--after-window",
+        type=float,
+        default=20.0,
+        help="seconds to count heartbeat acks over once the fleet is back (or the wait is over)",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
     stalls_dir = tempfile.mkdtemp(prefix="pinnace-hollow-stalls-") if args.stalls else ""
@@ -610,6 +830,8 @@ def main() -> None:
             stalls_out=stalls_out,
             stop_times=stop_times,
             memory_probe=args.memory_probe,
+            return_timeout=args.return_timeout,
+            after_window=args.after_window,
         )
     )
     if stalls_dir:
@@ -619,7 +841,7 @@ def main() -> None:
         subprocess.run(["rm", "-rf", stalls_dir], check=False)
     if result is None:
         sys.exit(1)
-    found = figures(result, args.window, args.insecure)
+    found = figures(result, args.window, args.insecure, args.return_timeout)
     tag = f"hollow {result.nodes}/{result.pods}{' insecure' if args.insecure else ''}"
     found += [Figure(f"{tag} SIGTERM -> master exit", t, "s") for t in stop_times]
     print()

@@ -10,13 +10,15 @@ its own mTLS connection with the node certificate for RegisterNode and the
 session stream. With `--insecure` the join step is skipped and agents share
 plaintext connections (`--agents-per-channel`). In the session it heartbeats by
 the plan the master gave it, changed by its acks (longer or shorter) by the agent's own
-rule (agent/state/plan.py), and reports every assigned pod Running and ready at once (no
-containers). It takes the master's assignment changes as a real agent does
-(agent/assignment_set.py: numbered, the whole set asked for again when one is out of
-turn).
+rule (agent/state/plan.py; a shorter plan confirmed by a heartbeat at once), and reports
+every assigned pod Running and ready at once (no containers). It takes the master's
+assignment changes as a real agent does (agent/assignment_set.py: numbered, the whole set
+asked for again when one is out of turn).
 
 Protocol (one JSON object per line): the process prints
-`{"joined": n, "acked": n, "stages": {...}, "ended": {...}}` every second; on
+`{"joined": n, "acked": n, "stages": {...}, "ended": {...}, "plans": {...}}` every second
+(`plans`: how many of its live agents run each heartbeat interval, seconds as "%g" to a
+tenth, so the bench sees when the fleet is back on the cluster's plan after a burst); on
 stdin it takes `reset` (zero the ack counters and heartbeat round trips),
 `report` (prints `{"acks": n, "rtt_ms": [...], "intervals": {...}}`: every heartbeat's
 round trip since the last reset, and how many agents run each heartbeat interval),
@@ -56,7 +58,7 @@ from agent.assignment_set import AskWhole, AssignmentSet
 from agent.join import JoinError, Token, join_when_reachable, mtls_channel, parse_token
 from agent.join_retry import RETRY_FIRST, retry_after
 from agent.state.loopwatch import LoopWatch, LoopWatchSettings, Wedged, look, start_watch
-from agent.state.plan import follow, next_beat, registered_plan
+from agent.state.plan import confirms_at_once, follow, next_beat, registered_plan
 from protos import node_pb2, node_pb2_grpc
 
 # Join attempts the master answers "busy" (or does not answer in time) are retried as
@@ -87,7 +89,7 @@ class HollowAgent:
         # The heartbeat plan the master gave, changed by its acks as the cluster grows and
         # the master's budget moves, followed by the agent's own rule (agent/state/plan.py).
         self.plan = registered_plan(1.0, None)
-        # Set when a shorter interval arrives: the next beat is due sooner.
+        # Set when a shorter plan arrives: a heartbeat confirms it at once.
         self.sooner = asyncio.Event()
 
     async def join_tls(self, master: str, token: Token) -> cr.NodeCredentials | None:
@@ -193,8 +195,8 @@ class HollowAgent:
                     self.plan = follow(
                         was, ack.plan, ack.heartbeat_interval_seconds, ack.lease_seconds
                     )
-                    if self.plan.interval < was.interval:
-                        self.sooner.set()
+                    if confirms_at_once(was, self.plan):
+                        self.sooner.set()  # a heartbeat at once confirms it
                     acked = msg.heartbeat_ack.sequence
                     sent = self.sent_at.pop(acked, None)
                     if sent is not None:
@@ -229,7 +231,8 @@ class HollowAgent:
                 del self.sent_at[min(self.sent_at)]
             beat = node_pb2.Heartbeat(sequence=seq, plan=self.plan.number)
             await self.outbox.put(node_pb2.AgentMessage(heartbeat=beat))
-            # As the agent does (agent/session.py): a shorter plan is beaten by at once.
+            # As the agent does (agent/state/lease.py plan_given): a shorter plan is
+            # confirmed by a heartbeat at once, and beaten by from that one on.
             self.sooner.clear()
             while not stop.is_set() and not self.frozen:
                 wait = next_beat(last, self.plan.interval, time.monotonic()) - time.monotonic()
@@ -238,7 +241,8 @@ class HollowAgent:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await self.sooner.wait()
-                self.sooner.clear()
+                if self.sooner.is_set():
+                    break
 
     async def _report(self, pods: Iterable[node_pb2.PodAssignment]) -> None:
         reports = []
@@ -367,6 +371,13 @@ async def main_async(args: argparse.Namespace) -> None:
                     "join_failures": dict(JOIN_FAILURES),
                     "reconnects": dict(RECONNECTS),
                     "ended": dict(Counter(a.ended for a in agents if a.ended)),
+                    "plans": dict(
+                        Counter(
+                            f"{round(a.plan.interval, 1):g}"
+                            for a in agents
+                            if a.joined and not a.frozen and not a.ended
+                        )
+                    ),
                 }
             )
             await asyncio.sleep(1.0)

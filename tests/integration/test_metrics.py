@@ -128,6 +128,7 @@ def test_metrics_move_when_pods_are_scheduled_probed_and_killed(
     lb_port = _free_port()
     cluster.start_master("--lb-port-offset", str(lb_port - 80), "--metrics-listen", "127.0.0.1:0")
     master = _metrics_url(cluster.workdir / "master.log")
+    alone = scrape(master)  # no agent yet
     node = cluster.start_agent("n1", "--metrics-listen", "127.0.0.1:0")
     agent = _metrics_url(cluster.workdir / "agent-n1.log")
     wait_for(
@@ -162,6 +163,14 @@ def test_metrics_move_when_pods_are_scheduled_probed_and_killed(
     beats = "pinnace_node_heartbeats_total"
     _until(master, "a heartbeat counted", lambda s: value(s, beats) > value(m0, beats))
     assert 0 <= value(m1, "pinnace_node_lease_age_seconds", node=node) < 3
+    # The heartbeat budget (cut while the loop is late on a busy machine, never below an
+    # eighth of its cap) and the plans: one session on the cluster's 1 s plan, none before.
+    assert value(m1, "pinnace_node_heartbeat_budget_cap_per_second") == 250
+    assert 250 / 8 <= value(m1, "pinnace_node_heartbeat_budget_per_second") <= 250
+    assert value(m1, "pinnace_node_heartbeat_interval_seconds") == 1
+    sessions, planned = "pinnace_node_sessions", "pinnace_node_heartbeat_planned_per_second"
+    assert (value(alone, sessions, heartbeat_interval="1"), value(alone, planned)) == (0, 0)
+    assert (value(m1, sessions, heartbeat_interval="1"), value(m1, planned)) == (1, 1)
     assert value(m1, "pinnace_store_write_duration_seconds_count") > value(
         m0, "pinnace_store_write_duration_seconds_count"
     )

@@ -312,18 +312,21 @@ def test_a_stretched_lease_fences_later_and_an_unnumbered_plan_never_shrinks_it(
 def test_a_numbered_shorter_plan_is_run_at_once_and_said_in_every_heartbeat() -> None:
     """The master's budget grew back: it offers plan 3, shorter, and judges by the old
     lease until a heartbeat says plan 3. The agent fences by the new lease from the ack
-    on (early, never late), beats by its interval at once and says 3 from then on."""
+    on (early, never late), confirms it with a heartbeat at once and says 3 from then on."""
     m = Machine(FencePolicy())
     m.feed(Registered(100.0, 22.0, 20.0), MasterHeard(100.0))
     assert m.feed(HeartbeatDue(101.0)) == [SendHeartbeat(1, 1)]  # the registration's plan
     assert m.feed(PlanGiven(40.0, 42.0, 2)) == [PlanChanged(2, 40.0, 42.0, sooner=False)]
     m.feed(MasterHeard(110.0))
 
-    assert m.feed(PlanGiven(20.0, 22.0, 3)) == [PlanChanged(3, 20.0, 22.0, sooner=True)]
+    assert m.feed(PlanGiven(20.0, 22.0, 3)) == [
+        PlanChanged(3, 20.0, 22.0, sooner=True),
+        SendHeartbeat(2, 3),
+    ]
     assert m.feed(PlanGiven(20.0, 22.0, 3)) == []  # said again: nothing new
     assert m.feed(PlanGiven(40.0, 42.0, 2)) == []  # an older plan never comes back
     assert (m.state.lease.heartbeat_seconds, m.state.lease.lease_seconds) == (20.0, 22.0)
-    assert m.feed(HeartbeatDue(111.0)) == [SendHeartbeat(2, 3)]
+    assert m.feed(HeartbeatDue(111.0)) == [SendHeartbeat(3, 3)]
     # Fenced by the new lease: 0.8 x 22 s = 17.6 s of silence, not 0.8 x 42.
     assert m.feed(Tick(127.5)) == []
     assert any(isinstance(i, RestartSession) for i in m.feed(Tick(127.7)))
@@ -331,6 +334,27 @@ def test_a_numbered_shorter_plan_is_run_at_once_and_said_in_every_heartbeat() ->
     # A new session starts on its registration's plan again.
     m.feed(Registered(130.0, 22.0, 20.0))
     assert m.state.lease.plan == 1
+
+
+def test_a_shorter_plan_is_confirmed_by_a_heartbeat_at_once_a_longer_one_waits() -> None:
+    """A node that stalled after reading a shorter plan but before its next beat was judged
+    by the old, longer lease (40 s + margin) until then: the heartbeat that says the new
+    plan's number goes with the ack that gave it, one round trip, not one interval."""
+    m = Machine(FencePolicy())
+    m.feed(Registered(100.0, 42.0, 40.0), MasterHeard(100.0))
+    assert m.feed(HeartbeatDue(101.0)) == [SendHeartbeat(1, 1)]
+
+    # Longer: the master judges by it from the ack on; the next beat is due as planned.
+    assert m.feed(PlanGiven(45.0, 47.0, 2)) == [PlanChanged(2, 45.0, 47.0, sooner=False)]
+    # Shorter: confirmed at once, by a heartbeat that says plan 3.
+    out = m.feed(PlanGiven(20.0, 22.0, 3))
+    assert [i for i in out if isinstance(i, SendHeartbeat)] == [SendHeartbeat(2, 3)]
+    # An unnumbered (older master's) plan never shortens anything, so confirms nothing.
+    assert m.feed(PlanGiven(10.0, 12.0)) == []
+    # A session being restarted (it fenced) sends nothing more.
+    assert any(isinstance(i, RestartSession) for i in m.feed(Tick(120.0)))  # 0.8 x 22 s
+    out = m.feed(PlanGiven(10.0, 12.0, 4))
+    assert not [i for i in out if isinstance(i, SendHeartbeat)]
 
 
 def test_reconnect_delays_double_to_the_cap_and_reset_after_a_session() -> None:

@@ -178,3 +178,29 @@ def test_a_cut_budget_never_stretches_beats_beyond_forty_seconds() -> None:
     # The cap alone may stretch further (a very large cluster), as before.
     assert planned_rate(20000, HeartbeatBudget(250.0)) == 250.0
     assert planned_rate(100, HeartbeatBudget(0.0)) == 0.0
+
+
+def test_the_plans_are_summed_over_the_streaming_sessions_only() -> None:
+    """A registration that never opens its stream beats never: counted, fifteen of them
+    (an integration test's nodes registered through the API alone) made the plans add up to
+    more than the budget and no shrink ever went (master/controllers/plan_pacing.py)."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        budget = HeartbeatBudget(10.0)
+        servicer, _, registered = await _servicer_of_ten_nodes(budget, clock)
+        assert servicer.plan_tally.rate == 0.0  # registered, no stream yet
+
+        seen: list[float] = []
+        original = servicer.plan_tally.set
+
+        def spy(node: str, interval: float) -> None:
+            original(node, interval)
+            seen.append(servicer.plan_tally.rate)
+
+        servicer.plan_tally.set = spy  # type: ignore[method-assign]
+        await _beat_once(servicer, registered.session_id, plan=1)
+        assert seen == [1.0]  # its stream: one 1 s plan
+        assert servicer.plan_tally.rate == 0.0  # and the stream ended
+
+    asyncio.run(scenario())

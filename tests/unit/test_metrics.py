@@ -24,8 +24,10 @@ from kernel.clock import FakeClock
 from kernel.listen import parse_listen, show_address
 from master.api.kube.metered import resource_of
 from master.api.metrics_interceptor import _code, _names
+from master.controllers.plan_pacing import PlanTally
 from master.metrics.cluster import (
     ClusterCollector,
+    HeartbeatGauges,
     PodTally,
     count_pods,
     gauge_families,
@@ -147,8 +149,41 @@ def test_gauge_families_without_a_measurement_name_the_series_without_samples() 
         "pinnace_scheduler_pending_pods",
         "pinnace_node_lease_age_seconds",
         "pinnace_controller_queue_depth",
+        "pinnace_node_heartbeat_budget_per_second",
+        "pinnace_node_heartbeat_budget_cap_per_second",
+        "pinnace_node_heartbeat_interval_seconds",
+        "pinnace_node_heartbeat_planned_per_second",
+        "pinnace_node_sessions",
     ]
     assert all(f.samples == [] for f in families)
+
+
+def test_the_heartbeat_budget_and_the_sessions_by_plan_interval_are_gauges() -> None:
+    """After a burst: the budget cut to 125 a second of its 250, the cluster's plan 40 s,
+    4,000 sessions still on it and 1,000 offered 20 s already."""
+    tally = PlanTally()
+    for i in range(4000):
+        tally.set(f"n{i}", 40.0)
+    for i in range(4000, 5000):
+        tally.set(f"n{i}", 20.0)
+    beats = HeartbeatGauges(125.0, 250.0, 40.0, tally.rate, tally.by_interval())
+    g = measure_cluster(count_pods([]), [], lambda node: None, 0.0, {}, beats)
+
+    got = {
+        (s.name, tuple(s.labels.values())): s.value
+        for family in gauge_families(g)
+        for s in family.samples
+        if s.name.startswith("pinnace_node_")
+    }
+
+    assert got == {
+        ("pinnace_node_heartbeat_budget_per_second", ()): 125.0,
+        ("pinnace_node_heartbeat_budget_cap_per_second", ()): 250.0,
+        ("pinnace_node_heartbeat_interval_seconds", ()): 40.0,
+        ("pinnace_node_heartbeat_planned_per_second", ()): pytest.approx(150.0),
+        ("pinnace_node_sessions", ("20",)): 1000,
+        ("pinnace_node_sessions", ("40",)): 4000,
+    }
 
 
 @pytest.fixture

@@ -1,0 +1,158 @@
+"""How many heartbeats a second the sessions' plans add up to, and how fast plans may shrink (pure).
+
+After a join or apply burst the master's heartbeat budget is cut
+(master/controllers/heartbeat_budget.py) and the agents stretched to up to 40 s; once the
+budget is back their plans shrink within their sessions (master/controllers/session_plan.py),
+each offered in the ack of the node's next heartbeat. A shrink costs the master more than
+the shorter interval: the agent confirms the shorter plan with a heartbeat at once (so that
+the master judges it by the shorter lease one round trip later, agent/state/lease.py), one
+beat more than its plan. Shrinking 26.9 s plans to 20 s at 5,000 nodes offered a shrink to
+each of the 186 beats a second arriving, and their 186 confirmations on top made 372 beats a
+second against a budget of 250; 40 s plans to 20 s came to the budget exactly (125 old beats,
+125 confirmations, the new ones growing from 0 to 250 as the old ones went).
+
+So shrinks are paced by the beats the master receives: `PlanTally` keeps the beats a
+second the sessions' newest plans add up to (one over each interval, summed), and
+`ShrinkPacer` admits a shrink only if the plans with it still fit the rate they are sized
+for, and the beats received over the last 5 s with the confirmations admitted in them
+stay within 1.6 times that rate. A token bucket filled by the tally's room (the rate
+less the tally) was not enough: the room is an average, and a shrunk agent beats again 20 s
+after its confirmation, on top of the agents still on 40 s plans then; the same 5,000-node
+fleet, on a fake clock (tests/unit/test_plan_pacing.py), took 1.5 times its budget in
+places and was not back in 150 s. Nor is a budget still growing back worth shrinking to:
+it moves every 5 s window (125, 156, 195, 250 a second at 5,000 nodes), and an agent
+offered the 25.6 s plan of one step was offered 20 s at its next beat again, a second
+confirmation, its 25.6 s beats landing on the 20 s beats of the agents shrunk before it
+(375 a second against 250 with no confirmation at all). So a shrink waits until the budget
+is full or has held for a while (`steady`).
+
+Pure: the caller passes the time of each beat, the rate, the tally's figure and the two
+plans in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from master.controllers.heartbeats import HeartbeatPlan
+
+# A budget below its cap is worth shrinking plans to once it has held this long (three of
+# its 5 s windows: it grows back from a burst's cut in three or four).
+STEADY_BUDGET_SECONDS = 15.0
+# A plan with its shrink may exceed the rate by this share (the sum is float).
+_SLACK = 1e-6
+
+
+class PlanTally:
+    """The interval of each session's newest plan (by node), their sum of beats a second,
+    and how many run each interval (for /metrics)."""
+
+    def __init__(self) -> None:
+        self._interval: dict[str, float] = {}
+        self._rate = 0.0
+
+    def set(self, node: str, interval: float) -> None:
+        """Node `node`'s session now plans `interval` (a new session, or a new plan)."""
+        self.drop(node)
+        if interval > 0:
+            self._interval[node] = interval
+            self._rate += 1.0 / interval
+
+    def drop(self, node: str) -> None:
+        """Node `node` has no session any more."""
+        interval = self._interval.pop(node, None)
+        if interval is not None:
+            self._rate -= 1.0 / interval
+        if not self._interval:
+            self._rate = 0.0  # no float dust left over when all are gone
+
+    @property
+    def rate(self) -> float:
+        """Beats a second the sessions' newest plans add up to."""
+        return max(0.0, self._rate)
+
+    def by_interval(self) -> dict[float, int]:
+        """Sessions by their plan's interval (seconds, to a tenth)."""
+        return dict(Counter(round(i, 1) for i in self._interval.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class PacingSettings:
+    # Beats received are counted over this many seconds, in `slots` slices: the budget's own
+    # window (heartbeat_budget.py). Over one second, the beats a loop late on a loaded
+    # machine read in a bunch after a stall filled the count, and the shrinks offered with
+    # them were turned away to wait 40 s for their next beat (the hollow bench at load
+    # 10-14: 1,400 of 5,000 agents still on 40 s plans 240 s after all Running).
+    span: float = 5.0
+    slots: int = 10
+    # A shrink's confirmation may take the beats received (over `span`) this far over the
+    # rate the plans are sized for, never further. Not to zero: the sessions' newest plans
+    # fill the budget by design (a 5,000-node cluster's 20 s plans are its 250 a second), so
+    # the last shrinks of a fleet land where the beats of the ones shrunk before them add
+    # up to the whole budget already, and with no allowance would wait for ever. Going from
+    # 40 s to 20 s in one step the confirmations come to at most half the budget on top (one
+    # for each beat of an agent still on 40 s): a ceiling at 1.5 turned some of them away
+    # at the edge, and each waited 40 s more for its next beat.
+    over: float = 0.6
+
+
+class ShrinkPacer:
+    """Counts the heartbeats the master receives, and admits shrinks of session plans
+    while those beats and the confirmations already admitted leave room for one more."""
+
+    def __init__(self, settings: PacingSettings | None = None) -> None:
+        self.settings = settings or PacingSettings()
+        self._slice = self.settings.span / self.settings.slots
+        # Beats (and admitted confirmations) by slice number, the last `slots` slices.
+        self._counts: dict[int, int] = {}
+        self._total = 0
+
+    def _roll(self, now: float) -> int:
+        """The current slice's number, slices older than the span dropped."""
+        current = int(now // self._slice)
+        oldest = current - self.settings.slots + 1
+        if self._counts and min(self._counts) < oldest:
+            for key in [k for k in self._counts if k < oldest]:
+                self._total -= self._counts.pop(key)
+        return current
+
+    def beat(self, now: float) -> None:
+        """A heartbeat arrived at `now` (not a confirmation admitted here: counted already)."""
+        current = self._roll(now)
+        self._counts[current] = self._counts.get(current, 0) + 1
+        self._total += 1
+
+    def received(self, now: float) -> int:
+        """Beats received and confirmations admitted over the last span."""
+        self._roll(now)
+        return self._total
+
+    def admit(
+        self,
+        now: float,
+        allowed: float,
+        planned: float,
+        old: HeartbeatPlan,
+        new: HeartbeatPlan,
+        steady: bool = True,
+    ) -> bool:
+        """Whether a session may go from `old` to the shorter `new` at `now`: `allowed` is
+        the rate the plans are sized for (<= 0: no cap), `planned` what the sessions' newest
+        plans add up to now (PlanTally.rate), `steady` whether that rate is the budget's cap
+        or has held a while (HeartbeatBudget.steady). An admitted shrink's confirmation is
+        counted from now on (the heartbeat that brings it is not counted again)."""
+        if allowed <= 0:
+            return True
+        if not steady:
+            return False
+        added = 1.0 / new.interval - 1.0 / old.interval
+        if planned + added > allowed * (1 + _SLACK):
+            return False
+        # At least the beat that brings the offer and its confirmation: a small cluster's
+        # budget may be under a beat a second.
+        ceiling = max(2.0, allowed * self.settings.span * (1 + self.settings.over))
+        if self.received(now) + 1 > ceiling:
+            return False
+        self.beat(now)
+        return True

@@ -1,0 +1,260 @@
+"""Plans shrinking after a burst, paced by the heartbeat budget, on a fake clock
+(master/controllers/plan_pacing.py, heartbeat_budget.py, session_plan.py): the tally sums
+the sessions' plans, the pacer admits shrinks while the budget has room for their
+confirmations, and a 5,000-node fleet stretched to 40 s by an apply burst is back on the
+cluster's 20 s plan within about one old interval of the loop catching up, never sending
+the master more heartbeats a second than its budget meanwhile."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+
+from agent.state.plan import RunningPlan, confirms_at_once, follow, next_beat, registered_plan
+from master.controllers.heartbeat_budget import (
+    LONGEST_INTERVAL,
+    HeartbeatBudget,
+    cluster_plan,
+    planned_rate,
+)
+from master.controllers.heartbeats import HeartbeatPlan
+from master.controllers.plan_pacing import (
+    STEADY_BUDGET_SECONDS,
+    PacingSettings,
+    PlanTally,
+    ShrinkPacer,
+)
+from master.controllers.session_plan import PlanOffer, SessionPlan
+
+LONG = HeartbeatPlan(40.0, 42.0)
+SHORT = HeartbeatPlan(20.0, 22.0)
+
+
+def test_the_tally_sums_the_newest_plans_and_counts_them_by_interval() -> None:
+    tally = PlanTally()
+    for i in range(100):
+        tally.set(f"n{i}", 40.0)
+    tally.set("n0", 20.0)  # a new plan replaces the old one
+    tally.drop("n1")
+    tally.drop("gone")  # a node without a session: nothing
+
+    assert tally.rate == pytest.approx(98 / 40 + 1 / 20)
+    assert tally.by_interval() == {40.0: 98, 20.0: 1}
+    for i in range(100):
+        tally.drop(f"n{i}")
+    assert tally.rate == 0.0 and tally.by_interval() == {}
+
+
+def test_shrinks_go_only_while_the_beats_received_leave_room_for_their_confirmations() -> None:
+    pacer = ShrinkPacer(PacingSettings(span=1.0, slots=10, over=0.5))
+    # 10 beats a second allowed: a ceiling of 15 beats (and confirmations) in any second.
+    for k in range(12):
+        pacer.beat(0.01 + k * 0.05)  # 12 beats in 0.6 s
+    assert pacer.admit(0.61, 10.0, 5.0, LONG, SHORT)  # 13
+    assert pacer.admit(0.61, 10.0, 5.0, LONG, SHORT)  # 14
+    assert pacer.admit(0.61, 10.0, 5.0, LONG, SHORT)  # 15
+    assert not pacer.admit(0.65, 10.0, 5.0, LONG, SHORT)
+    # The count is of the last second: at 1.45 s the beats of 0.5 s on and the admitted
+    # three; at 1.75 s none of them.
+    assert pacer.received(1.45) == 2 + 3
+    assert pacer.received(1.75) == 0
+    assert pacer.admit(1.75, 10.0, 5.0, LONG, SHORT)
+    # A plan that would take the sessions past the rate never goes, whatever the room.
+    assert not ShrinkPacer().admit(0.0, 5.0, 4.99, LONG, SHORT)
+    # Nor while the budget is still moving (below its cap and not held a while).
+    assert not ShrinkPacer().admit(0.0, 5.0, 2.5, LONG, SHORT, steady=False)
+    # A small cluster's budget, a beat every 4 s: the beat that brings the offer and its
+    # confirmation still fit.
+    small = ShrinkPacer()
+    small.beat(0.0)
+    assert small.admit(0.0, 0.25, 0.125, HeartbeatPlan(8.0, 10.0), HeartbeatPlan(4.0, 6.0))
+    # No cap: no pacing.
+    assert ShrinkPacer().admit(0.0, 0.0, 1e9, LONG, SHORT)
+
+
+def test_a_budget_is_worth_shrinking_to_once_full_or_held_a_while() -> None:
+    budget = HeartbeatBudget(250.0)
+    assert budget.steady(0.0, 15.0)  # at its cap from the start
+    budget.observe(0.0, 0.0)
+    budget.observe(5.0, 5.0)  # behind for the whole window: cut
+    assert budget.rate == 125.0 and not budget.steady(10.0, 15.0)
+    assert budget.steady(20.0, 15.0)  # held three windows
+
+
+def test_growing_back_starts_from_the_rate_the_plans_cannot_go_below() -> None:
+    """Cut to its floor (31/s) by a burst, the budget sizes 5,000 nodes' plans at 125/s
+    anyway (40 s): the first caught-up window grows it from 125, not from 31."""
+    budget = HeartbeatBudget(250.0)
+    budget.rate = 31.25
+    least = 5000 / LONGEST_INTERVAL
+
+    assert budget.observe(0.0, 0.0, least) is False
+    assert budget.observe(5.0, 0.0, least) is True
+    assert budget.rate == pytest.approx(125 * 1.25)
+    # Behind again: cut from where it is, as before.
+    budget.observe(10.0, 5.0, least)
+    assert budget.rate == pytest.approx(125 * 1.25 * 0.5)
+
+
+@dataclass
+class _Node:
+    plan: SessionPlan
+    agent: RunningPlan
+    last_beat: float = 0.0
+    # Events queued before the latest are stale; the plan the next ack carries.
+    version: int = 0
+    offer: PlanOffer | None = None
+
+
+_Queue = list[tuple[float, int, int, str]]
+
+
+@dataclass
+class _Fleet:
+    """Master and agents after a burst, event by event on a fake clock: each beat reaches
+    the master at once, the master decides as the node servicer does (its budget probed
+    caught up every 50 ms, the tally, the pacer unless `pace` is off), the ack comes back
+    `rtt` later and the agent follows it by its own rule (agent/state/plan.py)."""
+
+    nodes: int
+    budget: HeartbeatBudget
+    pace: bool = True
+    rtt: float = 0.01
+    # The master's loop reads the beats in bunches, every `bunch` seconds (0: at once).
+    bunch: float = 0.0
+    tally: PlanTally = field(default_factory=PlanTally)
+    pacer: ShrinkPacer = field(default_factory=ShrinkPacer)
+    # Beats the master received, by second, and the rate the plans were sized for then.
+    beats: Counter[int] = field(default_factory=Counter)
+    allowed: dict[int, float] = field(default_factory=dict)
+
+    def run(self, seconds: float) -> float | None:
+        """Seconds until every agent runs the cluster's plan at the full budget and the
+        master judges each by that plan's lease (None: not within `seconds`)."""
+        target = cluster_plan(self.nodes, 1.0, 3.0, HeartbeatBudget(self.budget.cap))
+        fleet: list[_Node] = []
+        queue: _Queue = []
+        for i in range(self.nodes):
+            fleet.append(_Node(SessionPlan(LONG, now=-100.0), registered_plan(40.0, 42.0)))
+            self.tally.set(str(i), LONG.interval)
+            # Beats spread evenly over the 40 s, as agents started at different times.
+            heapq.heappush(queue, (i * LONG.interval / self.nodes, i, 0, "beat"))
+        probe, least = 0.0, self.nodes / LONGEST_INTERVAL
+        on_target = 0
+        while queue:
+            now, i, version, kind = heapq.heappop(queue)
+            if now > seconds:
+                return None
+            while probe <= now:
+                self.budget.observe(probe, 0.0, least)
+                probe += 0.05
+            node = fleet[i]
+            if version != node.version:
+                continue
+            if kind == "beat" and self.bunch and now % self.bunch:
+                # Read at the end of the loop's stall.
+                heapq.heappush(queue, (now - now % self.bunch + self.bunch, i, version, kind))
+                continue
+            if kind == "beat":
+                was = self._judged_on(node, target)
+                self._beat(now, i, node, queue)
+            else:
+                was = self._judged_on(node, target)
+                self._ack(now, i, node, queue)
+            on_target += self._judged_on(node, target) - was
+            if on_target == self.nodes:
+                return now
+        return None
+
+    @staticmethod
+    def _judged_on(node: _Node, target: HeartbeatPlan) -> int:
+        return int(node.agent.interval == target.interval and node.plan.judged == target.lease)
+
+    def _beat(self, now: float, i: int, node: _Node, queue: _Queue) -> None:
+        self.beats[int(now)] += 1
+        allowed = planned_rate(self.nodes, self.budget)
+        self.allowed[int(now)] = max(self.allowed.get(int(now), 0.0), allowed)
+        if not (node.plan.offering and node.agent.number >= node.plan.number):
+            self.pacer.beat(now)  # a confirmation was counted when it was admitted
+
+        def admit(old: HeartbeatPlan, new: HeartbeatPlan) -> bool:
+            steady = self.budget.steady(now, STEADY_BUDGET_SECONDS)
+            return self.pacer.admit(now, allowed, self.tally.rate, old, new, steady)
+
+        wanted = cluster_plan(self.nodes, 1.0, 3.0, self.budget)
+        step = node.plan.heartbeat(
+            now, node.agent.number, wanted, self.budget.full, admit if self.pace else None
+        )
+        if step.offer is not None:
+            self.tally.set(str(i), step.offer.plan.interval)
+        node.last_beat, node.offer = now, step.offer
+        node.version += 1
+        heapq.heappush(queue, (now + self.rtt, i, node.version, "ack"))
+
+    def _ack(self, now: float, i: int, node: _Node, queue: _Queue) -> None:
+        was = node.agent
+        if node.offer is not None:
+            offer = node.offer.plan
+            node.agent = follow(was, node.offer.number, offer.interval, offer.lease)
+        node.version += 1
+        if confirms_at_once(was, node.agent):
+            heapq.heappush(queue, (now, i, node.version, "beat"))
+        else:
+            due = next_beat(node.last_beat, node.agent.interval, now)
+            heapq.heappush(queue, (due, i, node.version, "beat"))
+
+    def peak(self, seconds: int = 5) -> float:
+        """The most beats a second over any `seconds` in a row, as a share of the rate the
+        plans were sized for then."""
+        worst = 0.0
+        for start in sorted(self.beats):
+            span = range(start, start + seconds)
+            rate = sum(self.beats[s] for s in span) / seconds
+            worst = max(worst, rate / max(self.allowed.get(s, 0.0) for s in span))
+        return worst
+
+
+def _after_a_burst(
+    nodes: int,
+    cap: float,
+    pace: bool = True,
+    bunch: float = 0.0,
+    settings: PacingSettings | None = None,
+) -> tuple[_Fleet, float | None]:
+    budget = HeartbeatBudget(cap)
+    budget.rate = budget.cap * budget.settings.floor_share  # cut to the floor by the burst
+    fleet = _Fleet(nodes, budget, pace, bunch=bunch, pacer=ShrinkPacer(settings))
+    return fleet, fleet.run(300.0)
+
+
+# 5,000 nodes at 250 a second, to scale: 20 s plans at the cap, 40 s after the burst.
+NODES, CAP = 500, 25.0
+
+
+def test_a_fleet_stretched_by_a_burst_is_back_within_about_one_old_interval() -> None:
+    fleet, back = _after_a_burst(NODES, CAP)
+
+    # The budget grows back from the 40 s plans' 125 a second (to scale) to the cap in three
+    # windows (15 s, one of them to hold, STEADY_BUDGET_SECONDS), then each agent is offered
+    # 20 s at its next beat, at most 40 s later, and confirms it at once.
+    assert back is not None and back <= 60.0, back
+    # One confirmation for each beat of an agent still on 40 s, on top of beats that never
+    # come to more than the budget: at most half of it more, over any 5 s. Unpaced, every
+    # shrink offered as its beat arrives and the steps of the budget growing back too (an
+    # agent shrunk twice, its beats on a third interval), it came to more than twice it.
+    assert fleet.peak() <= 1.5 + 0.02, fleet.peak()
+    unpaced, _ = _after_a_burst(NODES, CAP, pace=False)
+    assert unpaced.peak() > 2.0, unpaced.peak()
+
+
+def test_a_master_reading_its_beats_in_bunches_still_brings_the_fleet_back() -> None:
+    """On a loaded machine the loop stalls and reads the beats queued meanwhile at once: over
+    a one-second count those bunches looked like twice the budget, and the shrinks offered
+    with them were turned away (each agent then waits 40 s for its next beat); the count
+    runs over the budget's own 5 s window."""
+    _, back = _after_a_burst(NODES, CAP, bunch=2.0)
+
+    assert back is not None and back <= 60.0, back
