@@ -310,13 +310,15 @@ def test_a_killed_cut_off_or_frozen_agent_is_not_ready_long_before_its_lease(
 def test_a_partitioned_node_is_replaced_fenced_and_comes_back_without_duplicates(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    # The partition's case is a silent agent whose connection stays open: its lease runs
-    # out (3 s) with its session still open, NotReady, replaced. The master's pings would
-    # end that session after 1 + 2.5 s; on a busy machine (the lease counts only the time
-    # the master's loop was free) that came first, and a session that ended while the
-    # node's pods answer is an agent away, not a partition: Unknown, its pods kept up to
-    # 60 s (test_agent_restarts.py). Pings a minute apart keep the session open here.
-    n1, n2 = _two_nodes_with(cluster, tmp_path, "web", 4, "--session-ping-seconds", "60")
+    # The silent agent's pods still answer the master's probe (SIGSTOP freezes the agent,
+    # not its containers), which is what an agent away looks like too: when its session
+    # ends before its lease runs out, the master keeps its pods for the node grace
+    # (Unknown; test_agent_restarts.py). Which comes first is a race (the session ends
+    # 1 + 2.5 s after the freeze, the lease 3 s after the last heartbeat but counted only
+    # over the master's free time), and on a busy machine the session end won: the pods were
+    # replaced after the grace's 60 s, past this test's deadline. A master without the grace
+    # judges the silent node by its lease alone: the partition this test is about.
+    n1, n2 = _two_nodes_with(cluster, tmp_path, "web", 4, "--node-grace", "0")
     agent = cluster.agents[n1]
 
     agent.send_signal(signal.SIGSTOP)
