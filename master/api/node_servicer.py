@@ -902,10 +902,6 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             if session.plan is not None:
                 wanted, settled = self._plan(), self._budget.full
                 running = msg.heartbeat.plan
-                if not (session.plan.offering and running >= session.plan.number):
-                    # Beats received pace the shrinks; a confirmation was counted when its
-                    # shrink was admitted (master/controllers/plan_pacing.py).
-                    self._pacer.beat(now)
                 step = session.plan.heartbeat(
                     now,
                     running,

@@ -11,20 +11,23 @@ each of the 186 beats a second arriving, and their 186 confirmations on top made
 second against a budget of 250; 40 s plans to 20 s came to the budget exactly (125 old beats,
 125 confirmations, the new ones growing from 0 to 250 as the old ones went).
 
-So shrinks are paced by the beats the master receives: `PlanTally` keeps the beats a
-second the sessions' newest plans add up to (one over each interval, summed), and
-`ShrinkPacer` admits a shrink only if the plans with it still fit the rate they are sized
-for, and the beats received over the last 5 s with the confirmations admitted in them
-stay within 1.6 times that rate. A token bucket filled by the tally's room (the rate
-less the tally) was not enough: the room is an average, and a shrunk agent beats again 20 s
-after its confirmation, on top of the agents still on 40 s plans then; the same 5,000-node
-fleet, on a fake clock (tests/unit/test_plan_pacing.py), took 1.5 times its budget in
-places and was not back in 150 s. Nor is a budget still growing back worth shrinking to:
-it moves every 5 s window (125, 156, 195, 250 a second at 5,000 nodes), and an agent
-offered the 25.6 s plan of one step was offered 20 s at its next beat again, a second
-confirmation, its 25.6 s beats landing on the 20 s beats of the agents shrunk before it
-(375 a second against 250 with no confirmation at all). So a shrink waits until the budget
-is full or has held for a while (`steady`).
+So shrinks are paced: `PlanTally` keeps the beats a second the sessions' newest plans add
+up to (one over each interval, summed), and `ShrinkPacer` admits a shrink only if the
+budget is steady (full, or held 15 s), the plans with it still fit the rate they are
+sized for, and the plans and the confirmations admitted over the last 5 s (a second) stay
+within twice that rate. Not a token bucket filled by the tally's room (the rate less
+the tally): the room is an average, and a shrunk agent beats again 20 s after its
+confirmation, on top of the agents still on 40 s plans then; the same 5,000-node fleet, on
+a fake clock (tests/unit/test_plan_pacing.py), took 1.5 times its budget in places and was
+not back in 150 s. Nor a count of every beat received: a master loop late on a loaded
+machine reads the beats queued during a stall in a bunch, and the bunches (and a hollow
+fleet's own, its processes starved at load 15) filled the count; the shrinks offered with
+them were turned away and waited 40 s each for their next beat (the hollow bench: 10-30 s
+with no agent shrunk, 123 s to 90 % of the fleet on its plan against 60 s on the old
+master). Nor a budget still growing back: it moves every 5 s window (125, 156, 195, 250 a
+second at 5,000 nodes), and an agent offered the 25.6 s plan of one step was offered 20 s
+at its next beat again, a second confirmation, its 25.6 s beats landing on the 20 s beats
+of the agents shrunk before it (375 a second against 250 with no confirmation at all).
 
 Pure: the caller passes the time of each beat, the rate, the tally's figure and the two
 plans in.
@@ -79,32 +82,31 @@ class PlanTally:
 
 @dataclass(frozen=True, slots=True)
 class PacingSettings:
-    # Beats received are counted over this many seconds, in `slots` slices: the budget's own
-    # window (heartbeat_budget.py). Over one second, the beats a loop late on a loaded
-    # machine read in a bunch after a stall filled the count, and the shrinks offered with
-    # them were turned away to wait 40 s for their next beat (the hollow bench at load
-    # 10-14: 1,400 of 5,000 agents still on 40 s plans 240 s after all Running).
+    # Confirmations admitted are counted over this many seconds, in `slots` slices: the
+    # budget's own window (heartbeat_budget.py).
     span: float = 5.0
     slots: int = 10
-    # A shrink's confirmation may take the beats received (over `span`) this far over the
-    # rate the plans are sized for, never further. Not to zero: the sessions' newest plans
+    # The sessions' plans and the confirmations admitted (a second, over `span`) may come to
+    # this far over the rate the plans are sized for, never further. Not to zero: the plans
     # fill the budget by design (a 5,000-node cluster's 20 s plans are its 250 a second), so
-    # the last shrinks of a fleet land where the beats of the ones shrunk before them add
-    # up to the whole budget already, and with no allowance would wait for ever. Going from
-    # 40 s to 20 s in one step the confirmations come to at most half the budget on top (one
-    # for each beat of an agent still on 40 s): a ceiling at 1.5 turned some of them away
-    # at the edge, and each waited 40 s more for its next beat.
-    over: float = 0.6
+    # the last shrinks of a fleet come when the plans add up to the whole budget already,
+    # and with no allowance would wait for ever. Going from 40 s to 20 s in one step the
+    # confirmations come to at most one for each beat of an agent still on 40 s: 125 a
+    # second at first, while the plans add up to 125. A loop that reads its beats in 2 s
+    # bunches (a loaded machine) admits a bunch's confirmations at once: at 1.6 the last
+    # of them was turned away and its agent waited 40 s more (96 s to the fleet's return
+    # on a fake clock instead of 56); at 1.8 and 2 none.
+    over: float = 1.0
 
 
 class ShrinkPacer:
-    """Counts the heartbeats the master receives, and admits shrinks of session plans
-    while those beats and the confirmations already admitted leave room for one more."""
+    """Admits shrinks of session plans while the plans and the confirmations admitted over
+    the last span leave room for one more under the ceiling."""
 
     def __init__(self, settings: PacingSettings | None = None) -> None:
         self.settings = settings or PacingSettings()
         self._slice = self.settings.span / self.settings.slots
-        # Beats (and admitted confirmations) by slice number, the last `slots` slices.
+        # Confirmations admitted by slice number, the last `slots` slices.
         self._counts: dict[int, int] = {}
         self._total = 0
 
@@ -117,14 +119,8 @@ class ShrinkPacer:
                 self._total -= self._counts.pop(key)
         return current
 
-    def beat(self, now: float) -> None:
-        """A heartbeat arrived at `now` (not a confirmation admitted here: counted already)."""
-        current = self._roll(now)
-        self._counts[current] = self._counts.get(current, 0) + 1
-        self._total += 1
-
-    def received(self, now: float) -> int:
-        """Beats received and confirmations admitted over the last span."""
+    def confirmations(self, now: float) -> int:
+        """Confirmations admitted over the last span."""
         self._roll(now)
         return self._total
 
@@ -140,8 +136,7 @@ class ShrinkPacer:
         """Whether a session may go from `old` to the shorter `new` at `now`: `allowed` is
         the rate the plans are sized for (<= 0: no cap), `planned` what the sessions' newest
         plans add up to now (PlanTally.rate), `steady` whether that rate is the budget's cap
-        or has held a while (HeartbeatBudget.steady). An admitted shrink's confirmation is
-        counted from now on (the heartbeat that brings it is not counted again)."""
+        or has held a while (HeartbeatBudget.steady)."""
         if allowed <= 0:
             return True
         if not steady:
@@ -149,10 +144,11 @@ class ShrinkPacer:
         added = 1.0 / new.interval - 1.0 / old.interval
         if planned + added > allowed * (1 + _SLACK):
             return False
-        # At least the beat that brings the offer and its confirmation: a small cluster's
-        # budget may be under a beat a second.
-        ceiling = max(2.0, allowed * self.settings.span * (1 + self.settings.over))
-        if self.received(now) + 1 > ceiling:
+        current = self._roll(now)
+        confirming = (self._total + 1) / self.settings.span
+        # One confirmation a span always goes: a small cluster's budget may be under one.
+        if self._total and planned + added + confirming > allowed * (1 + self.settings.over):
             return False
-        self.beat(now)
+        self._counts[current] = self._counts.get(current, 0) + 1
+        self._total += 1
         return True

@@ -48,28 +48,22 @@ def test_the_tally_sums_the_newest_plans_and_counts_them_by_interval() -> None:
     assert tally.rate == 0.0 and tally.by_interval() == {}
 
 
-def test_shrinks_go_only_while_the_beats_received_leave_room_for_their_confirmations() -> None:
+def test_shrinks_go_only_while_the_plans_and_their_confirmations_fit_under_the_ceiling() -> None:
     pacer = ShrinkPacer(PacingSettings(span=1.0, slots=10, over=0.5))
-    # 10 beats a second allowed: a ceiling of 15 beats (and confirmations) in any second.
-    for k in range(12):
-        pacer.beat(0.01 + k * 0.05)  # 12 beats in 0.6 s
-    assert pacer.admit(0.61, 10.0, 5.0, LONG, SHORT)  # 13
-    assert pacer.admit(0.61, 10.0, 5.0, LONG, SHORT)  # 14
-    assert pacer.admit(0.61, 10.0, 5.0, LONG, SHORT)  # 15
-    assert not pacer.admit(0.65, 10.0, 5.0, LONG, SHORT)
-    # The count is of the last second: at 1.45 s the beats of 0.5 s on and the admitted
-    # three; at 1.75 s none of them.
-    assert pacer.received(1.45) == 2 + 3
-    assert pacer.received(1.75) == 0
-    assert pacer.admit(1.75, 10.0, 5.0, LONG, SHORT)
+    # Plans summing to 10 beats a second, 20 allowed: a ceiling of 30 a second with the
+    # confirmations admitted over the last second.
+    admitted = [pacer.admit(0.01 * k, 20.0, 10.0, LONG, SHORT) for k in range(25)]
+    assert admitted == [True] * 19 + [False] * 6  # 10.025 + 20 / 1 s > 30
+    assert pacer.confirmations(0.5) == 19
+    # A second later they have left the count: room again.
+    assert pacer.confirmations(1.5) == 0
+    assert pacer.admit(1.5, 20.0, 10.0, LONG, SHORT)
     # A plan that would take the sessions past the rate never goes, whatever the room.
     assert not ShrinkPacer().admit(0.0, 5.0, 4.99, LONG, SHORT)
     # Nor while the budget is still moving (below its cap and not held a while).
     assert not ShrinkPacer().admit(0.0, 5.0, 2.5, LONG, SHORT, steady=False)
-    # A small cluster's budget, a beat every 4 s: the beat that brings the offer and its
-    # confirmation still fit.
+    # A small cluster's budget, a beat every 4 s: one confirmation a span still goes.
     small = ShrinkPacer()
-    small.beat(0.0)
     assert small.admit(0.0, 0.25, 0.125, HeartbeatPlan(8.0, 10.0), HeartbeatPlan(4.0, 6.0))
     # No cap: no pacing.
     assert ShrinkPacer().admit(0.0, 0.0, 1e9, LONG, SHORT)
@@ -177,8 +171,6 @@ class _Fleet:
         self.beats[int(now)] += 1
         allowed = planned_rate(self.nodes, self.budget)
         self.allowed[int(now)] = max(self.allowed.get(int(now), 0.0), allowed)
-        if not (node.plan.offering and node.agent.number >= node.plan.number):
-            self.pacer.beat(now)  # a confirmation was counted when it was admitted
 
         def admit(old: HeartbeatPlan, new: HeartbeatPlan) -> bool:
             steady = self.budget.steady(now, STEADY_BUDGET_SECONDS)
@@ -251,10 +243,10 @@ def test_a_fleet_stretched_by_a_burst_is_back_within_about_one_old_interval() ->
 
 
 def test_a_master_reading_its_beats_in_bunches_still_brings_the_fleet_back() -> None:
-    """On a loaded machine the loop stalls and reads the beats queued meanwhile at once: over
-    a one-second count those bunches looked like twice the budget, and the shrinks offered
-    with them were turned away (each agent then waits 40 s for its next beat); the count
-    runs over the budget's own 5 s window."""
+    """On a loaded machine the loop stalls and reads the beats queued meanwhile at once:
+    counted as beats received, those bunches looked like twice the budget and the shrinks
+    offered with them were turned away (each agent then waits 40 s for its next beat); the
+    pacer counts the plans and the confirmations it admitted, not the beats' arrival."""
     _, back = _after_a_burst(NODES, CAP, bunch=2.0)
 
     assert back is not None and back <= 60.0, back
