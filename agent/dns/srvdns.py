@@ -130,7 +130,7 @@ class SrvDns:
         write_atomic(conf, text.encode(), 0o644)
         pid_file.unlink(missing_ok=True)
         try:
-            proc = await dnsmasq.launch(self._binary, conf)
+            proc = await self._launch(conf, pid_file)
         except OSError as exc:
             conf.unlink(missing_ok=True)
             raise SrvDnsError(f"cannot run {self._binary}: {exc.strerror or exc}") from None
@@ -157,6 +157,22 @@ class SrvDns:
         self._keep(self._watch(instance))
         if old is not None:
             self._keep(self._retire(old, self._retire_after))
+
+    async def _launch(self, conf: Path, pid_file: Path) -> asyncio.subprocess.Process:
+        """dnsmasq.launch; if this is cancelled (the agent stops) before the launch has
+        returned, the process (which may exist already) is ended and its files removed. On
+        a busy machine the launch (its pipes connected on the loop) can come back after the
+        process has written its pid file; cancelled there, it was left running. The node's
+        own dnsmasq has the same guard (agent/dns/server.py run)."""
+        launching = asyncio.ensure_future(dnsmasq.launch(self._binary, conf))
+        try:
+            return await asyncio.shield(launching)
+        except asyncio.CancelledError:
+            with contextlib.suppress(OSError):
+                await dnsmasq.end(await launching)
+            conf.unlink(missing_ok=True)
+            pid_file.unlink(missing_ok=True)
+            raise
 
     def _said(self, line: str) -> None:
         self._last_words = line
