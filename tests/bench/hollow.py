@@ -315,6 +315,29 @@ def on_plan(plans: Counter[str], interval: float, share: float = 1.0) -> bool:
     return total > 0 and on >= share * total
 
 
+# The fleet is back once it has stayed on the cluster's plan this long: longer than the
+# longest plan (40 s), so a cut that comes after all Running (the apply's status writes)
+# and stretches agents again shows before it counts. Without it, a fleet still on its plan
+# at the moment of all Running was "back" at 0 s and stretched to 40 s right after.
+RETURN_HOLD = 45.0
+
+
+class Return:
+    """When the fleet (all of it, and `MOST` of it) last came onto the cluster's plan."""
+
+    def __init__(self) -> None:
+        self.all_since: float | None = None
+        self.most_since: float | None = None
+
+    def look(self, now: float, plans: Counter[str], interval: float) -> None:
+        on_all, on_most = on_plan(plans, interval), on_plan(plans, interval, MOST)
+        self.all_since = (self.all_since or now) if on_all else None
+        self.most_since = (self.most_since or now) if on_most else None
+
+    def held(self, now: float, hold: float = RETURN_HOLD) -> bool:
+        return self.all_since is not None and now - self.all_since >= hold
+
+
 async def watch_return(
     fleets: list[Fleet],
     interval: float,
@@ -324,11 +347,12 @@ async def watch_return(
     beats: list[tuple[float, float]] | None = None,
 ) -> float | None:
     """Seconds from `since` (monotonic: all Running) until the fleets' status lines say every
-    live agent runs `interval`; None if not within `timeout` of `since`. Prints the plans
-    (and the master's budget, where it says) every 10 s meanwhile; `beats` gets the
-    master's heartbeat counter each second, (time, count)."""
+    live agent runs `interval`, for good (`RETURN_HOLD`); None if not within `timeout` of
+    `since`. Prints the plans (and the master's budget, where it says) every 10 s meanwhile,
+    and when `MOST` of the fleet came onto the plan for good; `beats` gets the master's
+    heartbeat counter each second, (time, count)."""
     last_print = 0.0
-    most_said = False
+    back = Return()
     while True:
         now = time.monotonic()
         if beats is not None:
@@ -339,16 +363,16 @@ async def watch_return(
         plans: Counter[str] = Counter()
         for f in fleets:
             plans.update(dict(f.status.get("plans", {})))  # type: ignore[call-overload]
-        if not most_said and on_plan(plans, interval, MOST):
-            most_said = True
-            print(
-                f"  {MOST:.0%} of the fleet on the cluster's plan {now - since:.1f}s "
-                "after all Running"
-            )
-        if on_plan(plans, interval):
-            return now - since
-        if now - since > timeout:
-            return None
+        back.look(now, plans, interval)
+        if back.held(now) or now - since > timeout + RETURN_HOLD:
+            if back.most_since is not None:
+                print(
+                    f"  {MOST:.0%} of the fleet on the cluster's plan from "
+                    f"{back.most_since - since:.1f}s after all Running"
+                )
+            if back.all_since is None or back.all_since - since > timeout:
+                return None
+            return back.all_since - since
         if now - last_print >= 10:
             last_print = now
             try:
@@ -647,7 +671,11 @@ async def _return_and_after(
         int(rep["acks"]) / float(rep["seconds"])  # type: ignore[call-overload, arg-type]
         for rep in after
     )
-    print(f"heartbeat acks over {after_window:g}s from then: {acks_after:.0f}/s", flush=True)
+    print(
+        f"heartbeat acks over {after_window:g}s from then ({RETURN_HOLD:g}s after it came "
+        f"back): {acks_after:.0f}/s",
+        flush=True,
+    )
     return back, acks_after
 
 

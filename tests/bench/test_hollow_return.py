@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.bench.hollow import cluster_interval, on_plan, peak_rate
+from tests.bench.hollow import Return, cluster_interval, on_plan, peak_rate
 
 
 def test_the_cluster_plan_follows_the_master_flags_the_bench_passes() -> None:
@@ -37,3 +37,16 @@ def test_the_peak_rate_is_the_steepest_rise_over_any_five_seconds() -> None:
         count += 300.0 if 10 <= t < 15 else 100.0
     assert peak_rate(samples) == 300.0
     assert peak_rate(samples[:3]) != peak_rate(samples[:3])  # too few: nan
+
+
+def test_the_fleet_is_back_only_once_it_stays_on_the_plan() -> None:
+    """On the plan at all Running, then stretched by a cut after it: back when it returns,
+    and only once it has held there longer than the longest plan."""
+    back = Return()
+    back.look(0.0, Counter({"20": 5000}), 20.0)
+    back.look(5.0, Counter({"20": 2000, "40": 3000}), 20.0)
+    back.look(50.0, Counter({"20": 4600, "40": 400}), 20.0)
+    back.look(60.0, Counter({"20": 5000}), 20.0)
+    assert not back.held(100.0)
+    assert back.held(105.0)
+    assert (back.all_since, back.most_since) == (60.0, 50.0)
