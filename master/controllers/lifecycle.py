@@ -26,8 +26,8 @@ pods must run elsewhere. A frozen agent (SIGSTOP) answers no ping, so its stream
 within 3.5 s, usually before its lease runs out (the lease counts only the master's free
 time, and stretches with the cluster): while its containers answer the master's probe
 the node is Unknown for `node_grace` (its pods keep serving, none runs twice), then
-NotReady. (tests/integration/test_self_healing.py pins the open-stream case with
-keepalive pings a minute apart.)
+NotReady. (tests/integration/test_self_healing.py's partition test runs its master with
+--node-grace 0, so the lease alone judges the frozen node, whichever ends first.)
 
 Liveness has two sources. The session stream: the master's gRPC core pings every
 connection (HTTP/2 keepalive, answered by the agent's gRPC core, no Python on
