@@ -372,6 +372,27 @@ class ListCounter:
         return await self._list()
 
 
+async def _watching(h: Harness) -> asyncio.Task[None]:
+    """The worker following the engine's events (a task: `_stop` ends it)."""
+    watcher = asyncio.create_task(h.worker.watch_events())
+    await _until(lambda: h.engine.watched("n1"), "the worker follows the events")
+    return watcher
+
+
+async def _stop(watcher: asyncio.Task[None]) -> None:
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _relist_agrees(h: Harness, restarted: str) -> None:
+    """After one restart of pod a's container `restarted` from its die event, the relist
+    agrees: counted once, started once, pod b untouched."""
+    await h.step()
+    assert h.reports["a"].containers[0].restart_count == 1
+    assert h.reports["b"].containers[0].restart_count == 0
+    assert h.engine.restarts_in_place == [restarted]
+
+
 def test_a_die_event_restarts_its_container_without_listing_every_container() -> None:
     async def scenario() -> None:
         h = Harness()
@@ -379,8 +400,7 @@ def test_a_die_event_restarts_its_container_without_listing_every_container() ->
         await h.step()
         first = next(c for c in h.containers() if c.pod == "a")
         counter = ListCounter(h)
-        watcher = asyncio.create_task(h.worker.watch_events())
-        await _until(lambda: h.engine.watched("n1"), "the worker follows the events")
+        watcher = await _watching(h)
 
         h.engine.crash(first.id, exit_code=137)
         await _until(lambda: h.engine.restarts_in_place, "the container started again")
@@ -389,13 +409,8 @@ def test_a_die_event_restarts_its_container_without_listing_every_container() ->
         assert counter.lists == 0
         again = next(c for c in h.containers() if c.pod == "a")
         assert again.id == first.id and again.alive and again.restart_count == 1
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        # The relist after it agrees: counted once, started once, the other pod untouched.
-        await h.step()
-        assert h.reports["a"].containers[0].restart_count == 1
-        assert h.reports["b"].containers[0].restart_count == 0
-        assert h.engine.restarts_in_place == [first.id]
+        await _stop(watcher)
+        await _relist_agrees(h, first.id)
 
     asyncio.run(scenario())
 
@@ -446,12 +461,6 @@ class History(Harness):
         self.published += reports
 
 
-async def _watching(h: Harness) -> asyncio.Task[None]:
-    watcher = asyncio.create_task(h.worker.watch_events())
-    await _until(lambda: h.engine.watched("n1"), "the worker follows the events")
-    return watcher
-
-
 def test_a_die_event_that_says_enough_restarts_without_an_inspect() -> None:
     async def scenario() -> None:
         h = History()
@@ -473,13 +482,8 @@ def test_a_die_event_that_says_enough_restarts_without_an_inspect() -> None:
             ("terminated", "Error", 137, 1)
         ]
         assert (h.reports["a"].containers[0].state, h.reports["a"].phase) == ("running", "Running")
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        # The relist after it agrees: counted once, started once, the other pod untouched.
-        await h.step()
-        assert h.reports["a"].containers[0].restart_count == 1
-        assert h.reports["b"].containers[0].restart_count == 0
-        assert h.engine.restarts_in_place == [first.id]
+        await _stop(watcher)
+        await _relist_agrees(h, first.id)
 
     asyncio.run(scenario())
 
@@ -501,8 +505,7 @@ def test_an_oom_kill_decided_from_its_events_is_reported_as_one() -> None:
         assert inspects.inspects == 0
         reasons = [c.reason for r in h.published for c in r.containers if c.exit_code]
         assert reasons == ["OOMKilled"]
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        await _stop(watcher)
 
     asyncio.run(scenario())
 
@@ -530,8 +533,7 @@ def test_a_second_crash_within_its_back_off_is_inspected_and_waits() -> None:
         assert (status.reason, status.restart_count) == ("CrashLoopBackOff", 1)
         assert "exit code 2" in status.message
         assert h.engine.restarts_in_place == [first.id]
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        await _stop(watcher)
 
     asyncio.run(scenario())
 
@@ -547,15 +549,13 @@ def test_a_die_whose_container_cannot_be_inspected_is_left_to_a_relist() -> None
             raise RuntimeFailure("cannot reach Docker")
 
         h.runtime.inspect = unreachable  # type: ignore[method-assign]
-        watcher = asyncio.create_task(h.worker.watch_events())
-        await _until(lambda: h.engine.watched("n1"), "the worker follows the events")
+        watcher = await _watching(h)
         h.engine.crash(first.id, exit_code=1)
         for _ in range(20):
             await asyncio.sleep(0)
         await h.worker.settle()
         assert h.engine.restarts_in_place == []
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        await _stop(watcher)
 
         await h.step()
 
