@@ -133,12 +133,14 @@ def _running(cluster: LocalCluster, app: str) -> dict[str, Any] | None:
 
 
 def _waiting(cluster: LocalCluster, app: str) -> dict[str, Any] | None:
+    """The app's container's waiting state once the agent has a verdict: ContainerCreating
+    (what a new pod shows while its agent works on it, as in Kubernetes) is no verdict."""
     for p in cluster.pods():
         if p["metadata"].get("labels", {}).get("app") != app:
             continue
         for c in p["status"].get("containerStatuses", []):
             waiting = c.get("state", {}).get("waiting", {})
-            if waiting.get("reason"):
+            if waiting.get("reason") not in (None, "", "ContainerCreating"):
                 return dict(waiting)
     return None
 

@@ -138,7 +138,10 @@ def test_config_and_secrets_reach_the_container_environment_and_nowhere_else(
         lambda: (
             (p := _pod(cluster, "waiter"))
             and p["status"].get("containerStatuses")
-            and p["status"]["containerStatuses"][0]["state"].get("waiting")
+            and (w := p["status"]["containerStatuses"][0]["state"].get("waiting"))
+            # ContainerCreating: the agent has not got to it yet (no verdict)
+            and w.get("reason") != "ContainerCreating"
+            and w
         ),
     )
     assert waiter == {
