@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
+from kernel.identity_memo import IdentityMemo, by_identity
 from kernel.podspec import ContainerStatus as ContainerStatus
 from kernel.podspec import HTTPHeader as HTTPHeader
 from kernel.podspec import Probe as Probe
@@ -194,20 +195,13 @@ _HASHED_WHEN_SET = ("volume_mounts", "stdin", "stdin_once", "tty", "security")
 # times (sync, probes, the reports), and so does a die before its restart's start is sent
 # (the reports: 4 ms at 100 pods). A spec is frozen, and lives as long as its assignment
 # set; the memo holds each spec it answers for, so no id is reused while remembered.
-_HASHES: dict[int, tuple[ContainerSpec, str]] = {}
+_HASHES: IdentityMemo[str] = {}
 _HASHES_MAX = 1 << 16
 
 
 def spec_hash(spec: ContainerSpec) -> str:
     """A stable short hash of a container spec: a running container with another hash is stale."""
-    known = _HASHES.get(id(spec))
-    if known is not None and known[0] is spec:
-        return known[1]
-    if len(_HASHES) >= _HASHES_MAX:
-        _HASHES.clear()  # specs of assignment sets long gone; the live ones hash again
-    digest = _spec_digest(spec)
-    _HASHES[id(spec)] = (spec, digest)
-    return digest
+    return by_identity(_HASHES, spec, _spec_digest, spec, _HASHES_MAX)
 
 
 def _spec_digest(spec: ContainerSpec) -> str:

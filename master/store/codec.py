@@ -29,6 +29,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from kernel.identity_memo import by_identity
 from master.model import KINDS, StoredObject
 
 Converter = Callable[[Any], Any]
@@ -260,23 +261,9 @@ def _remembering(encode: Converter) -> Converter:
     memo: dict[int, tuple[Any, Any]] = {}
 
     def enc(v: Any) -> Any:
-        return _by_identity(memo, v, encode, v)
+        return by_identity(memo, v, encode, v, SHARED_MEMO)
 
     return enc
-
-
-def _by_identity(memo: dict[int, tuple[Any, Any]], key: Any, make: Converter, arg: Any) -> Any:
-    """`make(arg)`, remembered in `memo` by the identity of `key`, which the memo keeps
-    alive beside the answer (so an id is never another object's while remembered);
-    the memo is emptied when it holds SHARED_MEMO answers."""
-    found = memo.get(id(key))
-    if found is not None and found[0] is key:
-        return found[1]
-    out = make(arg)
-    if len(memo) >= SHARED_MEMO:
-        memo.clear()
-    memo[id(key)] = (key, out)
-    return out
 
 
 def _spliced_fields(cls: type) -> tuple[str, ...]:
@@ -304,7 +291,7 @@ _TEXTS: dict[int, tuple[Any, Any]] = {}
 def _shared_text(value: Any, source: Any = None) -> str:
     """The JSON text of `value`, the encoding of `source` (by default `value` itself: a
     shared value's remembered encoding), remembered by the identity of `source`."""
-    text: str = _by_identity(_TEXTS, value if source is None else source, _DUMPS, value)
+    text: str = by_identity(_TEXTS, value if source is None else source, _DUMPS, value, SHARED_MEMO)
     return text
 
 
