@@ -271,6 +271,7 @@ class Summary:
     ratio: float
     ratio_worst: float
     direct_rps: float
+    proxied_rps: float
     haproxy_us: float
     haproxy_us_worst: float
     model_ratio: float | None
@@ -287,6 +288,7 @@ def summarize(pairs: Sequence[Pair]) -> Summary:
         ratio=statistics.median(ratios),
         ratio_worst=min(ratios),
         direct_rps=statistics.median(p.direct.rps for p in pairs),
+        proxied_rps=statistics.median(p.proxied.rps for p in pairs),
         haproxy_us=statistics.median(spent),
         haproxy_us_worst=max(spent),
         model_ratio=statistics.median(models) if models else None,
@@ -299,6 +301,8 @@ def figures_for(label: str, name: str, s: Summary) -> list[Figure]:
     n = f"median of {s.pairs} pairs"
     rows = [
         Figure(f"{label} {name} / direct", s.ratio, "ratio", f"{n}, worst {s.ratio_worst:.2f}"),
+        # The two sides' own medians, so a ratio can be read against what each path served.
+        Figure(f"{label} {name} req/s", s.proxied_rps, "req/s", f"direct {s.direct_rps:.0f}"),
     ]
     if name != CONTROL:
         rows.append(

@@ -107,11 +107,13 @@ def test_a_summary_is_the_median_of_the_pairs_with_the_worst_beside_it() -> None
     assert (s.ratio, s.ratio_worst) == pytest.approx((0.9, 0.5))
     assert (s.haproxy_us, s.haproxy_us_worst) == pytest.approx((150.0, 200.0))
     assert s.direct_rps == 500
+    assert s.proxied_rps == 440
     rows = figures_for("-c16", "tcp", s)
-    assert [r.unit for r in rows] == ["ratio", "us", "ratio"]
+    assert [r.unit for r in rows] == ["ratio", "req/s", "us", "ratio"]
     assert rows[0].note == "median of 3 pairs, worst 0.50"
-    # The control pair is direct against direct: a ratio only, no HAProxy to charge.
-    assert [r.unit for r in figures_for("-c16", CONTROL, s)] == ["ratio"]
+    assert (rows[1].value, rows[1].note) == (440, "direct 500")
+    # The control pair is direct against direct: no HAProxy to charge.
+    assert [r.unit for r in figures_for("-c16", CONTROL, s)] == ["ratio", "req/s"]
 
 
 def test_control_and_issue_15s_knobs_are_variants_the_command_line_takes() -> None:
