@@ -807,12 +807,12 @@ def _run_command(args: argparse.Namespace, address: str, command_argv: list[str]
             address, args.action, args.kind, args.name, args.to_revision, args.timeout,
             _ns(args),
         )  # fmt: skip
+    if command == "apply":
+        from master.cli.apply import run_apply
+
+        return run_apply(address, args.filename, args.dry_run, args.recursive, args.namespace)
     from master.cli import commands
 
-    if command == "apply":
-        return commands.run_apply(
-            address, args.filename, args.dry_run, args.recursive, args.namespace
-        )
     if command == "create":
         return commands.run_create_namespace(address, args.name, args.dry_run)
     if command == "get":

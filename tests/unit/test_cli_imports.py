@@ -57,7 +57,8 @@ def test_the_master_command_still_loads_what_it_needs() -> None:
 
 def test_apply_sends_without_loading_what_it_does_not_use(tmp_path: Path) -> None:
     # Up to the moment `pinnace apply` sends, on the way to a running pod (issue 15): no
-    # YAML (pinnace.conf as the master writes it is read without it), no table renderer.
+    # YAML (pinnace.conf as the master writes it is read without it), no table renderer,
+    # no protobuf.
     pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     conf = tmp_path / "pinnace.conf"
     conf.write_text(render_client_config(ClientConfig("127.0.0.1:7400", pem, pem, pem)))
@@ -80,6 +81,8 @@ def test_apply_sends_without_loading_what_it_does_not_use(tmp_path: Path) -> Non
     ).stdout
     loaded = set(json.loads(out.splitlines()[-1]))
 
-    assert "protos.cluster_pb2" in loaded  # the probe saw the request being sent
+    assert "master.cli.apply_wire" in loaded  # the probe saw the request being sent
     assert _heavy(loaded) == []
     assert {"yaml", "master.api.tables"} & loaded == set()
+    # Nor the protobuf runtime and the service's descriptors: apply_wire writes the request.
+    assert sorted(m for m in loaded if m.startswith(("google.protobuf", "protos."))) == []
