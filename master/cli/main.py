@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from master.cli.client import CliError, master_address
 from master.cli.config import select as select_credentials
@@ -98,7 +98,46 @@ def _default_data_dir() -> str:
     return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
 
 
-def _namespace_flags(p: argparse.ArgumentParser, all_namespaces: bool = False) -> None:
+class _Arguments(Protocol):
+    """What a command's block in build_parser does with its parser."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class _NotBuilt:
+    """The parser of a command the command line does not name: its arguments are dropped."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NOT_BUILT = _NotBuilt()
+COMMANDS = frozenset(
+    {
+        *("master", "agent", "lb", "token", "kubeconfig", "logs", "describe", "exec"),
+        *("attach", "top", "apply", "create", "get", "delete", "scale", "cordon"),
+        *("uncordon", "drain", "rollout"),
+    }
+)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command `argv` names, when only the global flags, written out in full, come before
+    it (as argparse then reads it too); None for anything else (help, an abbreviated or
+    unknown flag, no command), which gets the parser of every command."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in ("--master", "--config"):
+            i += 2
+        elif token == "--insecure" or token.startswith(("--master=", "--config=")):
+            i += 1
+        else:
+            return token if token in COMMANDS else None
+    return None
+
+
+def _namespace_flags(p: _Arguments, all_namespaces: bool = False) -> None:
     """kubectl's -n/--namespace (and -A/--all-namespaces where a list makes sense)."""
     p.add_argument(
         "-n",
@@ -116,7 +155,11 @@ def _namespace_flags(p: argparse.ArgumentParser, all_namespaces: bool = False) -
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `pinnace` parser. Given the `command` a command line names (`_command_of`), only
+    that command's parser is built: it is all that parses the line, and building every
+    command's arguments was ~5 ms of every verb's start-up (gettext and a help formatter,
+    with a terminal-size query, for each argument of ~20 commands)."""
     parser = argparse.ArgumentParser(
         prog="pinnace", description="A small container orchestrator speaking Kubernetes YAML."
     )
@@ -139,7 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    m = sub.add_parser("master", help="run the control plane")
+    def add(name: str, **kwargs: Any) -> _Arguments:
+        if command is not None and name != command:
+            return _NOT_BUILT
+        return sub.add_parser(name, **kwargs)
+
+    m = add("master", help="run the control plane")
     m.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT for the gRPC API")
     m.add_argument("--data-dir", default=_default_data_dir(), help="where the state lives")
     m.add_argument("--heartbeat-interval", type=float, default=1.0, metavar="SECONDS")
@@ -388,22 +436,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--log-level", default="INFO")
 
-    sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
+    add("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
 
-    lb = sub.add_parser("lb", help="the load balancer (HAProxy) a master left running")
+    lb = add("lb", help="the load balancer (HAProxy) a master left running")
     lb.add_argument("action", choices=["stop"], help="stop: end it (services stop answering)")
     lb.add_argument("--data-dir", default=_default_data_dir(), help="the master's --data-dir")
 
-    t = sub.add_parser("token", help="create, list or revoke join tokens for agents")
+    t = add("token", help="create, list or revoke join tokens for agents")
     t.add_argument("action", choices=["create", "list", "revoke"])
     t.add_argument("id", nargs="?", default="", metavar="TOKEN-ID", help="revoke: the token")
     t.add_argument("--ttl", help="create: lifetime like 30m, 24h, 7d; 0 = never (default 24h)")
     t.add_argument("--description", default="", help="create: a note shown by `token list`")
 
-    k = sub.add_parser("kubeconfig", help="print a kubeconfig for kubectl and Kubernetes clients")
+    k = add("kubeconfig", help="print a kubeconfig for kubectl and Kubernetes clients")
     k.add_argument("--server", help="the Kubernetes API URL (default: the one the master wrote)")
 
-    lg = sub.add_parser("logs", help="print a pod's container log (from its node)")
+    lg = add("logs", help="print a pod's container log (from its node)")
     lg.add_argument("pod", help="POD (or pod/POD)")
     lg.add_argument("-c", "--container", default="", help="the container (default: the first)")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
@@ -414,12 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _namespace_flags(lg)
 
-    ds = sub.add_parser("describe", help="show an object in detail, with its events")
+    ds = add("describe", help="show an object in detail, with its events")
     ds.add_argument("kind", help="pod, deployment, statefulset, service, node, pvc, secret...")
     ds.add_argument("name", nargs="?", help="NAME (or give KIND/NAME); none: all of the kind")
     _namespace_flags(ds)
 
-    ex = sub.add_parser("exec", help="run a command in a pod's container (through its node)")
+    ex = add("exec", help="run a command in a pod's container (through its node)")
     ex.add_argument("pod", help="POD (or pod/POD)")
     ex.add_argument("argv", nargs="*", metavar="-- COMMAND [ARG...]", help="the command to run")
     ex.add_argument("-c", "--container", default="", help="the container (default: the first)")
@@ -427,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     _namespace_flags(ex)
 
-    at = sub.add_parser("attach", help="attach to a container's main process (through its node)")
+    at = add("attach", help="attach to a container's main process (through its node)")
     at.add_argument("pod", help="POD (or pod/POD)")
     at.add_argument("-c", "--container", default="", help="the container (default: the first)")
     at.add_argument(
@@ -436,12 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("-t", "--tty", action="store_true", help="the container has a terminal")
     _namespace_flags(at)
 
-    tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
+    tp = add("top", help="CPU and memory of nodes or pods (from the agents)")
     tp.add_argument(
         "kind", choices=["nodes", "node", "no", "pods", "pod", "po"], help="nodes or pods"
     )
 
-    a = sub.add_parser("apply", help="create or update objects from manifests")
+    a = add("apply", help="create or update objects from manifests")
     a.add_argument(
         "-f",
         "--filename",
@@ -458,12 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _namespace_flags(a)
 
-    cr = sub.add_parser("create", help="create a namespace (as kubectl create namespace)")
+    cr = add("create", help="create a namespace (as kubectl create namespace)")
     cr.add_argument("kind", choices=["namespace", "ns"])
     cr.add_argument("name")
     cr.add_argument("--dry-run", action="store_true", help="validate only")
 
-    g = sub.add_parser("get", help="list objects")
+    g = add("get", help="list objects")
     g.add_argument("kind", help="pods|deployments|services|nodes|events (or KIND/NAME)")
     g.add_argument("name", nargs="?")
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
@@ -476,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _namespace_flags(g, all_namespaces=True)
 
-    d = sub.add_parser("delete", help="delete objects")
+    d = add("delete", help="delete objects")
     d.add_argument("kind", nargs="?", help="KIND or KIND/NAME")
     d.add_argument("name", nargs="?")
     d.add_argument("-f", "--filename", action="append", help="delete what the manifests declare")
@@ -495,16 +543,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _namespace_flags(d)
 
-    s = sub.add_parser("scale", help="set a deployment's replicas")
+    s = add("scale", help="set a deployment's replicas")
     s.add_argument("kind", help="deployment (or deployment/NAME)")
     s.add_argument("name", nargs="?")
     s.add_argument("--replicas", type=int, required=True)
     _namespace_flags(s)
 
     for verb, what in (("cordon", "mark a node unschedulable"), ("uncordon", "undo cordon")):
-        c = sub.add_parser(verb, help=what)
+        c = add(verb, help=what)
         c.add_argument("node")
-    dr = sub.add_parser("drain", help="cordon a node and move its pods elsewhere, keeping them up")
+    dr = add("drain", help="cordon a node and move its pods elsewhere, keeping them up")
     dr.add_argument("node")
     dr.add_argument(
         "--timeout",
@@ -514,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up after this long (0: wait forever)",
     )
 
-    r = sub.add_parser("rollout", help="follow, list or undo a deployment's rollouts")
+    r = add("rollout", help="follow, list or undo a deployment's rollouts")
     r.add_argument("action", choices=["status", "history", "undo"])
     r.add_argument("kind", help="deployment/NAME (or deployment NAME)")
     r.add_argument("name", nargs="?")
@@ -850,7 +898,7 @@ def main(argv: Sequence[str] | None = None, *, exit_after_verb: bool = False) ->
         # The agent is its own program; exec keeps signals and PIDs simple.
         os.execv(sys.executable, [sys.executable, "-m", "agent", *argv[1:]])
     argv, command_argv = split_exec_command(argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(_command_of(argv)).parse_args(argv)
     try:
         if args.command == "master":
             return _run_master(args)
