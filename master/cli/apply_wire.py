@@ -16,7 +16,7 @@ protos/cluster_pb2 and fails when protos/cluster.proto changes these messages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 METHOD = "/pinnace.v1.ClusterService/ApplyManifests"
 
@@ -28,29 +28,26 @@ class WireError(ValueError):
     """A reply that is not an ApplyManifestsResponse in protobuf's wire format."""
 
 
-@dataclass(frozen=True, slots=True)
-class SourceFile:
+# NamedTuples, not dataclasses: making four dataclasses was ~3 ms of apply's start-up.
+class SourceFile(NamedTuple):
     name: str
     content: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyRequest:
+class ApplyRequest(NamedTuple):
     files: tuple[SourceFile, ...]
     dry_run: bool = False
     namespace: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectResult:
+class ObjectResult(NamedTuple):
     kind: str = ""
     name: str = ""
     action: str = ""
     namespace: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyResponse:
+class ApplyResponse(NamedTuple):
     results: tuple[ObjectResult, ...] = ()
     warnings: tuple[str, ...] = ()
 

@@ -18,6 +18,7 @@ import grpc
 
 from master.cli import config
 from master.cli.config import DEFAULT_MASTER, CredentialsError
+from master.cli.errors import CliError
 
 if TYPE_CHECKING:
     from protos.cluster_pb2_grpc import ClusterServiceStub
@@ -32,10 +33,6 @@ REFUSED = "nothing was changed: "
 CALL_TIMEOUT_SECONDS = 30.0
 
 T = TypeVar("T")
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit status 1."""
 
 
 def _passes_on(e: grpc.RpcError) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from master.cli import main as main_module
 from master.cli.main import COMMANDS, _command_of, build_parser
 
 LINES = [
@@ -85,3 +86,15 @@ def test_every_command_is_known_and_help_lists_them_all() -> None:
 def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
     (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return list(sub.choices)
+
+
+@pytest.mark.parametrize("columns", ["57", "", "junk"])
+@pytest.mark.parametrize("argv", [["-h"], ["apply", "-h"], ["master", "-h"], ["get"]])
+def test_help_and_usage_are_as_wide_as_argparse_makes_them(
+    monkeypatch: pytest.MonkeyPatch, columns: str, argv: list[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
+    ours = _parse(build_parser(_command_of(argv)), argv)
+    monkeypatch.setattr(main_module, "_Formatter", argparse.HelpFormatter)
+
+    assert ours == _parse(build_parser(_command_of(argv)), argv)
