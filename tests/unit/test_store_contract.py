@@ -456,7 +456,10 @@ def test_sqlite_skips_kinds_it_does_not_know(tmp_path: Path) -> None:
     store = SqliteStore(path)
     store.write([pod("web-1")], [])
     conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO objects VALUES ('CronJob', 'nightly', 1, x'7b7d')")
+    conn.execute(
+        "INSERT INTO objects (kind, name, resource_version, data) "
+        "VALUES ('CronJob', 'nightly', 1, x'7b7d')"
+    )
     conn.commit()
     conn.close()
 
