@@ -532,6 +532,7 @@ async def main_async(
         t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
         fleet_cpu0, machine_cpu0 = fleet_cpu_s(fleets), machine_busy_s()
         writes0 = await asyncio.to_thread(store_writes, metrics_url)
+        threads0 = thread_cpu_s(master.pid)
         await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
         while (running := await asyncio.to_thread(running_pods, metrics_url)) < pods:
             if time.monotonic() - t1 > timeout:
@@ -543,6 +544,7 @@ async def main_async(
         converge_cpu = sum(apply_cpu1[:2]) - sum(apply_cpu0[:2])
         converge_fleet = fleet_cpu_s(fleets) - fleet_cpu0
         converge_machine = machine_busy_s() - machine_cpu0
+        threads1 = thread_cpu_s(master.pid)
         print(
             f"{pods} pods Running on {nodes} hollow nodes in {converge:.1f}s; the master used "
             f"{converge_cpu:.1f} CPU-seconds meanwhile, the fleet {converge_fleet:.1f}, the "
@@ -560,6 +562,7 @@ async def main_async(
             else None
         )
         await asyncio.sleep(5)  # let the status flushes settle
+        print(f"the master's threads' CPU s meanwhile: {thread_shares(threads0, threads1)}")
         # All Running is read from memory: the last statuses are written after it.
         writes1 = await asyncio.to_thread(store_writes, metrics_url)
         txns, rows, writing = (b - a for a, b in zip(writes0, writes1, strict=True))
@@ -697,6 +700,27 @@ async def main_async(
 def fleet_cpu_s(fleets: list[Fleet]) -> float:
     """The fleet processes' user + system CPU seconds so far (their own, from /proc)."""
     return sum(sum(psutil.Process(f.proc.pid).cpu_times()[:2]) for f in fleets)
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """A process's CPU seconds so far by thread (/proc: its name and id), to tell the event
+    loop from the store's writer and gRPC's threads."""
+    found: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            label = "main (event loop)" if task.name == str(pid) else f"{name}:{task.name}"
+            found[label] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def thread_shares(before: dict[str, float], after: dict[str, float], top: int = 6) -> str:
+    """The threads that used the most CPU between two readings, seconds each."""
+    used = {t: s - before.get(t, 0.0) for t, s in after.items()}
+    ranked = sorted(used.items(), key=lambda kv: -kv[1])[:top]
+    return ", ".join(f"{t} {s:.1f}" for t, s in ranked)
 
 
 def machine_busy_s() -> float:
