@@ -1,6 +1,7 @@
-"""The SQLite file's layout (master/store/sqlite.py): objects in a rowid table, so that
-writing a stored pod rewrites one page, and a version 1 file (objects WITHOUT ROWID)
-moved to it on open with everything in it, or left as it was when the move fails."""
+"""The SQLite file's layout and writes (master/store/sqlite.py): objects in a rowid table,
+so that writing a stored pod rewrites one page; a version 1 file (objects WITHOUT ROWID)
+moved to it on open with everything in it, or left as it was when the move fails; and a
+batch written in a few statements, not one a row."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from master.model import Container, ObjectMeta, Pod, PodSpec, StoredObject
 from master.store import SCHEMA_VERSION, SqliteStore, StoreError
 from master.store.codec import encode
-from master.store.sqlite import APPLICATION_ID
+from master.store.sqlite import APPLICATION_ID, ROWS_PER_STATEMENT
 
 # Version 1's tables as that pinnace created them: the file an upgrade finds.
 V1_TABLES = (
@@ -162,3 +163,29 @@ def test_a_move_that_fails_leaves_the_version_1_file_as_it_was(tmp_path: Path) -
     finally:
         conn.close()
     assert rows == [("default/web-1",), ("default/web-2",)]
+
+
+def test_a_batch_is_written_in_a_statement_a_few_hundred_rows(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+    try:
+        store.write([pod(f"web-{i}") for i in range(1000)], [])
+        executed: list[str] = []
+        store._connection().set_trace_callback(executed.append)
+
+        store.write(
+            [pod(f"web-{i}", rv=2) for i in range(1000, 2000)],
+            [("Pod", f"default/web-{i}") for i in range(500)],
+            meta={"resource_version": "2"},
+        )
+
+        writes = [sql for sql in executed if sql.startswith(("INSERT", "DELETE"))]
+        # 1,000 puts and 500 deletes (one statement each before), and the meta row.
+        puts, deletes = -(-1000 // ROWS_PER_STATEMENT), -(-500 // ROWS_PER_STATEMENT)
+        assert len(writes) == puts + deletes + 1
+    finally:
+        store.close()
+    again = SqliteStore(tmp_path / "db")
+    try:
+        assert len(again.load_all()) == 1500
+    finally:
+        again.close()
