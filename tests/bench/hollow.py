@@ -717,10 +717,19 @@ def thread_cpu_s(pid: int) -> dict[str, float]:
 
 
 def thread_shares(before: dict[str, float], after: dict[str, float], top: int = 6) -> str:
-    """The threads that used the most CPU between two readings, seconds each."""
+    """The threads that used the most CPU between two readings, seconds each, and the
+    seconds of all threads of each name (gRPC's event_engine threads are many)."""
     used = {t: s - before.get(t, 0.0) for t, s in after.items()}
     ranked = sorted(used.items(), key=lambda kv: -kv[1])[:top]
-    return ", ".join(f"{t} {s:.1f}" for t, s in ranked)
+    named: dict[str, float] = {}
+    counts: Counter[str] = Counter()
+    for t, s in used.items():
+        named[t.split(":")[0]] = named.get(t.split(":")[0], 0.0) + s
+        counts[t.split(":")[0]] += 1
+    by_name = ", ".join(
+        f"{n} ({counts[n]}) {s:.1f}" for n, s in sorted(named.items(), key=lambda kv: -kv[1])
+    )
+    return ", ".join(f"{t} {s:.1f}" for t, s in ranked) + f"; by name: {by_name}"
 
 
 def machine_busy_s() -> float:
