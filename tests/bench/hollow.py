@@ -532,7 +532,7 @@ async def main_async(
         t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
         fleet_cpu0, machine_cpu0 = fleet_cpu_s(fleets), machine_busy_s()
         writes0 = await asyncio.to_thread(store_writes, metrics_url)
-        threads0 = thread_cpu_s(master.pid)
+        threads0, waits0 = thread_cpu_s(master.pid), run_queue_waits_s(master.pid)
         await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
         while (running := await asyncio.to_thread(running_pods, metrics_url)) < pods:
             if time.monotonic() - t1 > timeout:
@@ -544,7 +544,7 @@ async def main_async(
         converge_cpu = sum(apply_cpu1[:2]) - sum(apply_cpu0[:2])
         converge_fleet = fleet_cpu_s(fleets) - fleet_cpu0
         converge_machine = machine_busy_s() - machine_cpu0
-        threads1 = thread_cpu_s(master.pid)
+        threads1, waits1 = thread_cpu_s(master.pid), run_queue_waits_s(master.pid)
         print(
             f"{pods} pods Running on {nodes} hollow nodes in {converge:.1f}s; the master used "
             f"{converge_cpu:.1f} CPU-seconds meanwhile, the fleet {converge_fleet:.1f}, the "
@@ -563,6 +563,13 @@ async def main_async(
         )
         await asyncio.sleep(5)  # let the status flushes settle
         print(f"the master's threads' CPU s meanwhile: {thread_shares(threads0, threads1)}")
+        loop = "main (event loop)"
+        print(
+            f"waiting for a CPU while runnable meanwhile (run queue): the master's event loop "
+            f"{waits1.get(loop, 0.0) - waits0.get(loop, 0.0):.1f} s, all its threads "
+            f"{sum(waits1.values()) - sum(waits0.get(t, 0.0) for t in waits1):.1f} s",
+            flush=True,
+        )
         # All Running is read from memory: the last statuses are written after it.
         writes1 = await asyncio.to_thread(store_writes, metrics_url)
         txns, rows, writing = (b - a for a, b in zip(writes0, writes1, strict=True))
@@ -713,6 +720,17 @@ def thread_cpu_s(pid: int) -> dict[str, float]:
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
             label = "main (event loop)" if task.name == str(pid) else f"{name}:{task.name}"
             found[label] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def run_queue_waits_s(pid: int) -> dict[str, float]:
+    """A process's seconds so far waiting for a CPU while runnable, by thread (/proc's
+    schedstat): time its threads could have run but the machine ran something else."""
+    found: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            label = "main (event loop)" if task.name == str(pid) else task.name
+            found[label] = int((task / "schedstat").read_text().split()[1]) / 1e9
     return found
 
 
