@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from master.cli import config
 from master.cli.config import DEFAULT_MASTER, CredentialsError
-from protos import cluster_pb2_grpc
+from master.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from protos.cluster_pb2_grpc import ClusterServiceStub
 
 __all__ = ["DEFAULT_MASTER", "CliError", "MasterClient", "master_address"]
 CONNECT_WAIT_SECONDS = 4.0
@@ -30,10 +33,6 @@ REFUSED = "nothing was changed: "
 CALL_TIMEOUT_SECONDS = 30.0
 
 T = TypeVar("T")
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit status 1."""
 
 
 def _passes_on(e: grpc.RpcError) -> bool:
@@ -81,7 +80,18 @@ class MasterClient:
         else:
             tls = grpc.ssl_channel_credentials(creds.ca_pem, creds.key_pem, creds.cert_pem)
             self._channel = grpc.secure_channel(address, tls, options=options)
-        self.stub = cluster_pb2_grpc.ClusterServiceStub(self._channel)
+        self._stub: ClusterServiceStub | None = None
+
+    @property
+    def stub(self) -> ClusterServiceStub:
+        """The generated stub on the current master's channel, made when first asked for:
+        it loads the protobuf runtime and every message of the service, which `apply`
+        (master/cli/apply_wire.py) does without."""
+        if self._stub is None:
+            from protos.cluster_pb2_grpc import ClusterServiceStub
+
+            self._stub = ClusterServiceStub(self._channel)
+        return self._stub
 
     def _next_master(self) -> None:
         self._channel.close()
@@ -108,13 +118,44 @@ class MasterClient:
         several masters, one that is unreachable or refuses (a follower) passes the call on."""
         # The method's name on the stub, to make the same call on the next master's stub.
         method = next((k for k, v in vars(self.stub).items() if v is fn), None)
+
+        def make(first: bool) -> Callable[..., T]:
+            return fn if first or method is None else getattr(self.stub, method)
+
+        return self._each_master(make, method is not None, request, timeout)
+
+    def call_method(
+        self,
+        path: str,
+        serialize: Callable[[Any], bytes],
+        deserialize: Callable[[bytes], T],
+        request: object,
+        timeout: float | None = None,
+    ) -> T:
+        """`call` for a method named by its path, with its own (de)serializers instead of
+        the generated stub's (`apply`: master/cli/apply_wire.py)."""
+
+        def make(first: bool) -> Callable[..., T]:
+            method: Callable[..., T] = self._channel.unary_unary(
+                path, request_serializer=serialize, response_deserializer=deserialize
+            )
+            return method
+
+        return self._each_master(make, True, request, timeout)
+
+    def _each_master(
+        self,
+        make: Callable[[bool], Callable[..., T]],
+        passes_on: bool,
+        request: object,
+        timeout: float | None,
+    ) -> T:
+        """The call `make(first)` gives on the current master's channel; when `passes_on`,
+        a master that is unreachable or refuses passes it on to the next one."""
         for attempt in range(len(self.addresses)):
-            last = attempt == len(self.addresses) - 1 or method is None
+            last = attempt == len(self.addresses) - 1 or not passes_on
             try:
-                call: Callable[..., T] = (
-                    fn if attempt == 0 or method is None else getattr(self.stub, method)
-                )
-                return self._send(call, request, timeout or CALL_TIMEOUT_SECONDS)
+                return self._send(make(attempt == 0), request, timeout or CALL_TIMEOUT_SECONDS)
             except grpc.RpcError as e:
                 if last or not _passes_on(e):
                     raise self.translate(e) from None

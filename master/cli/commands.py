@@ -1,21 +1,21 @@
-"""The kubectl-style verbs: read files, call the master, print like kubectl.
+"""The kubectl-style verbs: call the master, print like kubectl.
 
-Files are read here and sent whole; the master parses and validates them, so the
-CLI and the server can never disagree about what a manifest means. The table
-renderer (master/api/tables.py) is imported where a table is printed: `apply`, the
-command on the way to a running pod, has no use for it.
+Files (`delete -f`) are read by master/cli/apply.py and sent whole; the master parses
+and validates them, so the CLI and the server can never disagree about what a manifest
+means. `apply` itself lives there, lean; the table renderer (master/api/tables.py) is
+imported where a table is printed.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import grpc
 
 from kernel.names import CLUSTER_SCOPED, DEFAULT_NAMESPACE
+from master.cli.apply import read_sources
 from master.cli.client import CliError, MasterClient
 from master.cli.kinds import RESOURCE_NAMES, KindError, resolve_kind, split_kind_name
 from protos import cluster_pb2
@@ -23,79 +23,9 @@ from protos import cluster_pb2
 # Kinds listed without a namespace (-n and -A do not apply).
 CLUSTER_KINDS = CLUSTER_SCOPED | {"Master"}
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-MAX_FILE_BYTES = 1024 * 1024
-
-
-def _walk(directory: Path, recursive: bool) -> list[Path]:
-    """Manifests of a directory as kubectl picks them: .yaml, .yml and .json files, sorted by
-    name; subdirectories only when recursive (-R)."""
-    found: list[Path] = []
-    for entry in sorted(directory.iterdir()):
-        if entry.is_dir():
-            if recursive:
-                found += _walk(entry, recursive)
-        elif entry.suffix in MANIFEST_SUFFIXES:
-            found.append(entry)
-    return found
-
-
-def read_sources(paths: list[str], recursive: bool = False) -> list[cluster_pb2.SourceFile]:
-    """Every file named by -f: a file, each manifest of a directory, or stdin."""
-    files: list[cluster_pb2.SourceFile] = []
-    for raw in paths:
-        if raw == "-":
-            files.append(cluster_pb2.SourceFile(name="<stdin>", content=sys.stdin.buffer.read()))
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            members = _walk(path, recursive)
-        elif path.exists():
-            members = [path]
-        else:
-            raise CliError(f'error: the path "{raw}" does not exist')
-        for member in members:
-            try:
-                # Read one byte past the limit so the master reports the size clearly.
-                with member.open("rb") as fh:
-                    content = fh.read(MAX_FILE_BYTES + 1)
-            except OSError as e:
-                raise CliError(f"error: {member}: cannot read: {e.strerror}") from None
-            files.append(cluster_pb2.SourceFile(name=str(member), content=content))
-    return files
-
 
 def _resource(kind: str, name: str) -> str:
     return f"{RESOURCE_NAMES.get(kind, kind.lower())}/{name}"
-
-
-def run_apply(
-    address: str,
-    paths: list[str],
-    dry_run: bool,
-    recursive: bool = False,
-    namespace: str | None = None,
-) -> int:
-    """`apply -f`; `namespace` (-n) goes to objects that name none (None: "default")."""
-    files = read_sources(paths, recursive)
-    if not files:
-        raise CliError("error: no objects passed to apply")
-    client = MasterClient(address)
-    try:
-        reply = client.call(
-            client.stub.ApplyManifests,
-            cluster_pb2.ApplyManifestsRequest(
-                files=files, dry_run=dry_run, namespace=namespace or ""
-            ),
-        )
-    finally:
-        client.close()
-    for warning in reply.warnings:
-        print(f"Warning: {warning}", file=sys.stderr)
-    suffix = " (dry run)" if dry_run else ""
-    for r in reply.results:
-        print(f"{_resource(r.kind, r.name)} {r.action}{suffix}")
-    return 0
 
 
 def _parse_selector(text: str | None) -> dict[str, str]:
@@ -287,7 +217,10 @@ def run_delete(
         if not files:
             print("No resources found", file=sys.stderr)
             return 0
-        request = cluster_pb2.DeleteObjectsRequest(files=files, namespace=namespace or "")
+        request = cluster_pb2.DeleteObjectsRequest(
+            files=[cluster_pb2.SourceFile(name=f.name, content=f.content) for f in files],
+            namespace=namespace or "",
+        )
     else:
         if not kind_text:
             raise CliError("error: you must give -f FILE or KIND NAME")
@@ -373,7 +306,6 @@ def run_create_namespace(address: str, name: str, dry_run: bool = False) -> int:
 
 __all__ = [
     "resolve_kind",
-    "run_apply",
     "run_create_namespace",
     "run_delete",
     "run_get",

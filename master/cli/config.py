@@ -21,8 +21,8 @@ plaintext, to a loopback master only (one started with `--insecure`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from master.pki.clientconfig import (
     CONFIG_NAME,
@@ -39,14 +39,13 @@ class CredentialsError(Exception):
     """No usable credentials; the message is one sentence for the user."""
 
 
-@dataclass(frozen=True, slots=True)
-class Selection:
+# NamedTuples, not dataclasses: cheaper to make at start-up (master/pki/clientconfig.py).
+class Selection(NamedTuple):
     config: str | None = None
     insecure: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
+class Credentials(NamedTuple):
     # None with insecure=True: plaintext; None otherwise: nothing was found.
     config: ClientConfig | None
     source: str = ""

@@ -20,13 +20,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from master.cli.client import CliError, master_address
 from master.cli.config import select as select_credentials
+from master.cli.errors import CliError
 
 if TYPE_CHECKING:
     from master.store.etcd_client import EtcdSettings
+
+# How long a verb runs before the cyclic garbage collector is back (see _collect_later).
+COLLECTOR_OFF_SECONDS = 1.0
 
 # Each command imports its own modules when it runs (below, in main): `pinnace get pods`
 # should not pay for the master's store, the PKI's cryptography or the manifest model.
@@ -98,7 +101,79 @@ def _default_data_dir() -> str:
     return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
 
 
-def _namespace_flags(p: argparse.ArgumentParser, all_namespaces: bool = False) -> None:
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() gives it ($COLUMNS, else stdout's
+    terminal, else 80), without importing shutil."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, given the width argparse's would find itself. argparse
+    makes one for every argument added (to check its metavar), and its own imports shutil
+    for the width (and shutil bz2 and lzma): ~2 ms of every verb's start-up for help that
+    is seldom printed."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
+class _Arguments(Protocol):
+    """What a command's block in build_parser does with its parser."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class _NotBuilt:
+    """The parser of a command the command line does not name: its arguments are dropped."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NOT_BUILT = _NotBuilt()
+COMMANDS = frozenset(
+    {
+        *("master", "agent", "lb", "token", "kubeconfig", "logs", "describe", "exec"),
+        *("attach", "top", "apply", "create", "get", "delete", "scale", "cordon"),
+        *("uncordon", "drain", "rollout"),
+    }
+)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command `argv` names, when only the global flags, written out in full, come before
+    it (as argparse then reads it too); None for anything else (help, an abbreviated or
+    unknown flag, no command), which gets the parser of every command."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in ("--master", "--config"):
+            i += 2
+        elif token == "--insecure" or token.startswith(("--master=", "--config=")):
+            i += 1
+        else:
+            return token if token in COMMANDS else None
+    return None
+
+
+def _namespace_flags(p: _Arguments, all_namespaces: bool = False) -> None:
     """kubectl's -n/--namespace (and -A/--all-namespaces where a list makes sense)."""
     p.add_argument(
         "-n",
@@ -116,9 +191,15 @@ def _namespace_flags(p: argparse.ArgumentParser, all_namespaces: bool = False) -
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `pinnace` parser. Given the `command` a command line names (`_command_of`), only
+    that command's parser is built: it is all that parses the line, and building every
+    command's arguments was ~5 ms of every verb's start-up (gettext and a help formatter,
+    with a terminal-size query, for each argument of ~20 commands)."""
     parser = argparse.ArgumentParser(
-        prog="pinnace", description="A small container orchestrator speaking Kubernetes YAML."
+        prog="pinnace",
+        description="A small container orchestrator speaking Kubernetes YAML.",
+        formatter_class=_Formatter,
     )
     parser.add_argument(
         "--master",
@@ -139,7 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    m = sub.add_parser("master", help="run the control plane")
+    def add(name: str, **kwargs: Any) -> _Arguments:
+        if command is not None and name != command:
+            return _NOT_BUILT
+        return sub.add_parser(name, formatter_class=_Formatter, **kwargs)
+
+    m = add("master", help="run the control plane")
     m.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT for the gRPC API")
     m.add_argument("--data-dir", default=_default_data_dir(), help="where the state lives")
     m.add_argument("--heartbeat-interval", type=float, default=1.0, metavar="SECONDS")
@@ -388,22 +474,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--log-level", default="INFO")
 
-    sub.add_parser("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
+    add("agent", help="run the node agent (see `pinnace agent --help`)", add_help=False)
 
-    lb = sub.add_parser("lb", help="the load balancer (HAProxy) a master left running")
+    lb = add("lb", help="the load balancer (HAProxy) a master left running")
     lb.add_argument("action", choices=["stop"], help="stop: end it (services stop answering)")
     lb.add_argument("--data-dir", default=_default_data_dir(), help="the master's --data-dir")
 
-    t = sub.add_parser("token", help="create, list or revoke join tokens for agents")
+    t = add("token", help="create, list or revoke join tokens for agents")
     t.add_argument("action", choices=["create", "list", "revoke"])
     t.add_argument("id", nargs="?", default="", metavar="TOKEN-ID", help="revoke: the token")
     t.add_argument("--ttl", help="create: lifetime like 30m, 24h, 7d; 0 = never (default 24h)")
     t.add_argument("--description", default="", help="create: a note shown by `token list`")
 
-    k = sub.add_parser("kubeconfig", help="print a kubeconfig for kubectl and Kubernetes clients")
+    k = add("kubeconfig", help="print a kubeconfig for kubectl and Kubernetes clients")
     k.add_argument("--server", help="the Kubernetes API URL (default: the one the master wrote)")
 
-    lg = sub.add_parser("logs", help="print a pod's container log (from its node)")
+    lg = add("logs", help="print a pod's container log (from its node)")
     lg.add_argument("pod", help="POD (or pod/POD)")
     lg.add_argument("-c", "--container", default="", help="the container (default: the first)")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
@@ -414,12 +500,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _namespace_flags(lg)
 
-    ds = sub.add_parser("describe", help="show an object in detail, with its events")
+    ds = add("describe", help="show an object in detail, with its events")
     ds.add_argument("kind", help="pod, deployment, statefulset, service, node, pvc, secret...")
     ds.add_argument("name", nargs="?", help="NAME (or give KIND/NAME); none: all of the kind")
     _namespace_flags(ds)
 
-    ex = sub.add_parser("exec", help="run a command in a pod's container (through its node)")
+    ex = add("exec", help="run a command in a pod's container (through its node)")
     ex.add_argument("pod", help="POD (or pod/POD)")
     ex.add_argument("argv", nargs="*", metavar="-- COMMAND [ARG...]", help="the command to run")
     ex.add_argument("-c", "--container", default="", help="the container (default: the first)")
@@ -427,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
     _namespace_flags(ex)
 
-    at = sub.add_parser("attach", help="attach to a container's main process (through its node)")
+    at = add("attach", help="attach to a container's main process (through its node)")
     at.add_argument("pod", help="POD (or pod/POD)")
     at.add_argument("-c", "--container", default="", help="the container (default: the first)")
     at.add_argument(
@@ -436,12 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("-t", "--tty", action="store_true", help="the container has a terminal")
     _namespace_flags(at)
 
-    tp = sub.add_parser("top", help="CPU and memory of nodes or pods (from the agents)")
+    tp = add("top", help="CPU and memory of nodes or pods (from the agents)")
     tp.add_argument(
         "kind", choices=["nodes", "node", "no", "pods", "pod", "po"], help="nodes or pods"
     )
 
-    a = sub.add_parser("apply", help="create or update objects from manifests")
+    a = add("apply", help="create or update objects from manifests")
     a.add_argument(
         "-f",
         "--filename",
@@ -458,12 +544,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _namespace_flags(a)
 
-    cr = sub.add_parser("create", help="create a namespace (as kubectl create namespace)")
+    cr = add("create", help="create a namespace (as kubectl create namespace)")
     cr.add_argument("kind", choices=["namespace", "ns"])
     cr.add_argument("name")
     cr.add_argument("--dry-run", action="store_true", help="validate only")
 
-    g = sub.add_parser("get", help="list objects")
+    g = add("get", help="list objects")
     g.add_argument("kind", help="pods|deployments|services|nodes|events (or KIND/NAME)")
     g.add_argument("name", nargs="?")
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
@@ -476,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _namespace_flags(g, all_namespaces=True)
 
-    d = sub.add_parser("delete", help="delete objects")
+    d = add("delete", help="delete objects")
     d.add_argument("kind", nargs="?", help="KIND or KIND/NAME")
     d.add_argument("name", nargs="?")
     d.add_argument("-f", "--filename", action="append", help="delete what the manifests declare")
@@ -495,16 +581,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _namespace_flags(d)
 
-    s = sub.add_parser("scale", help="set a deployment's replicas")
+    s = add("scale", help="set a deployment's replicas")
     s.add_argument("kind", help="deployment (or deployment/NAME)")
     s.add_argument("name", nargs="?")
     s.add_argument("--replicas", type=int, required=True)
     _namespace_flags(s)
 
     for verb, what in (("cordon", "mark a node unschedulable"), ("uncordon", "undo cordon")):
-        c = sub.add_parser(verb, help=what)
+        c = add(verb, help=what)
         c.add_argument("node")
-    dr = sub.add_parser("drain", help="cordon a node and move its pods elsewhere, keeping them up")
+    dr = add("drain", help="cordon a node and move its pods elsewhere, keeping them up")
     dr.add_argument("node")
     dr.add_argument(
         "--timeout",
@@ -514,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up after this long (0: wait forever)",
     )
 
-    r = sub.add_parser("rollout", help="follow, list or undo a deployment's rollouts")
+    r = add("rollout", help="follow, list or undo a deployment's rollouts")
     r.add_argument("action", choices=["status", "history", "undo"])
     r.add_argument("kind", help="deployment/NAME (or deployment NAME)")
     r.add_argument("name", nargs="?")
@@ -807,12 +893,12 @@ def _run_command(args: argparse.Namespace, address: str, command_argv: list[str]
             address, args.action, args.kind, args.name, args.to_revision, args.timeout,
             _ns(args),
         )  # fmt: skip
+    if command == "apply":
+        from master.cli.apply import run_apply
+
+        return run_apply(address, args.filename, args.dry_run, args.recursive, args.namespace)
     from master.cli import commands
 
-    if command == "apply":
-        return commands.run_apply(
-            address, args.filename, args.dry_run, args.recursive, args.namespace
-        )
     if command == "create":
         return commands.run_create_namespace(address, args.name, args.dry_run)
     if command == "get":
@@ -850,12 +936,16 @@ def main(argv: Sequence[str] | None = None, *, exit_after_verb: bool = False) ->
         # The agent is its own program; exec keeps signals and PIDs simple.
         os.execv(sys.executable, [sys.executable, "-m", "agent", *argv[1:]])
     argv, command_argv = split_exec_command(argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(_command_of(argv)).parse_args(argv)
     try:
         if args.command == "master":
             return _run_master(args)
         if args.command == "lb":
             return _run_lb(args.action, Path(args.data_dir))
+        if exit_after_verb:
+            _collect_later()
+        from master.cli.client import master_address
+
         select_credentials(args.config, args.insecure)
         address = master_address(args.master)
         code = _run_command(args, address, command_argv)
@@ -869,6 +959,20 @@ def main(argv: Sequence[str] | None = None, *, exit_after_verb: bool = False) ->
     if exit_after_verb and args.command not in ("master", "lb"):
         _exit_without_teardown(code)
     return code
+
+
+def _collect_later() -> None:
+    """A verb starts without the cyclic garbage collector: its imports (gRPC and ~200
+    modules) made it run over and over, ~5 ms of the ~110 ms of CPU before `apply` sent
+    (issue 15). Start-up leaves little garbage; a verb still running after a second
+    (`get -w`, `logs -f`, `exec`) gets the collector back."""
+    import gc
+    import threading
+
+    gc.disable()
+    timer = threading.Timer(COLLECTOR_OFF_SECONDS, gc.enable)
+    timer.daemon = True
+    timer.start()
 
 
 def _exit_without_teardown(code: int) -> NoReturn:

@@ -13,13 +13,15 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+from master.cli import apply_wire, config
 from master.cli import client as client_module
-from master.cli import config
+from master.cli.apply import read_sources
 from master.cli.client import CliError, MasterClient
 from protos import cluster_pb2
 
@@ -145,3 +147,55 @@ def test_a_master_that_refuses_connections_is_one_sentence_after_the_connect_wai
             client.close()
         finally:
             config.select(None, insecure=False)
+
+
+def test_apply_passes_an_unreachable_master_on_to_the_next(tmp_path: Path) -> None:
+    # `apply` sends through call_method with its own codec (master/cli/apply_wire.py); the
+    # generated classes read and answer it on the master's side.
+    seen: list[cluster_pb2.ApplyManifestsRequest] = []
+
+    def apply(
+        request: cluster_pb2.ApplyManifestsRequest, context: grpc.ServicerContext
+    ) -> cluster_pb2.ApplyManifestsResponse:
+        seen.append(request)
+        return cluster_pb2.ApplyManifestsResponse(
+            results=[cluster_pb2.ObjectResult(kind="Deployment", name="web", action="created")],
+            warnings=["one"],
+        )
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.unary_unary_rpc_method_handler(
+        apply,
+        request_deserializer=cluster_pb2.ApplyManifestsRequest.FromString,
+        response_serializer=cluster_pb2.ApplyManifestsResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"ApplyManifests": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    manifest = tmp_path / "web.yaml"
+    manifest.write_bytes(b"kind: Deployment\n")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{held.getsockname()[1]}"
+        config.select(None, insecure=True)
+        try:
+            client = MasterClient(f"{dead},127.0.0.1:{port}")
+            client._connect_wait = 0.2
+            reply = client.call_method(
+                apply_wire.METHOD,
+                apply_wire.encode_request,
+                apply_wire.decode_response,
+                apply_wire.ApplyRequest(tuple(read_sources([str(manifest)])), namespace="ns"),
+            )
+            client.close()
+        finally:
+            config.select(None, insecure=False)
+            server.stop(grace=None)
+
+    assert client.address == f"127.0.0.1:{port}"
+    assert reply.results == (apply_wire.ObjectResult("Deployment", "web", "created"),)
+    assert reply.warnings == ("one",)
+    assert [(f.name, f.content) for f in seen[0].files] == [(str(manifest), b"kind: Deployment\n")]
+    assert seen[0].namespace == "ns"

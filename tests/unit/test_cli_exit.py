@@ -8,10 +8,15 @@ which runs its own shutdown, still ends as usual.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+import time
 
+import pytest
+
+from master.cli import main as cli_main
 from tests.support import REPO
 
 # Runs `pinnace <argv>` as the program does, the command itself replaced by `body`.
@@ -68,3 +73,19 @@ def test_the_master_ends_as_usual() -> None:
     done = _program("_run_master", "    return 0", ["master", "--insecure"])
 
     assert (done.returncode, done.stdout) == (0, "teardown ran\n")
+
+
+def test_a_verb_gets_the_garbage_collector_back_once_it_runs_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli_main, "COLLECTOR_OFF_SECONDS", 0.05)
+    assert gc.isenabled()
+    try:
+        cli_main._collect_later()
+        assert not gc.isenabled()
+        deadline = time.monotonic() + 10
+        while not gc.isenabled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gc.isenabled()
+    finally:
+        gc.enable()

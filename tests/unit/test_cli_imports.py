@@ -57,7 +57,8 @@ def test_the_master_command_still_loads_what_it_needs() -> None:
 
 def test_apply_sends_without_loading_what_it_does_not_use(tmp_path: Path) -> None:
     # Up to the moment `pinnace apply` sends, on the way to a running pod (issue 15): no
-    # YAML (pinnace.conf as the master writes it is read without it), no table renderer.
+    # YAML (pinnace.conf as the master writes it is read without it), no table renderer,
+    # no protobuf.
     pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     conf = tmp_path / "pinnace.conf"
     conf.write_text(render_client_config(ClientConfig("127.0.0.1:7400", pem, pem, pem)))
@@ -66,20 +67,29 @@ def test_apply_sends_without_loading_what_it_does_not_use(tmp_path: Path) -> Non
     probe = (
         "import json, sys\n"
         "from master.cli import client\n"
+        "import gc\n"
         "def sent(self, call, request, timeout):\n"
-        "    print(json.dumps(sorted(sys.modules)))\n"
+        "    print(json.dumps([gc.isenabled(), sorted(sys.modules)]))\n"
         "    raise SystemExit(0)\n"
         "client.MasterClient._send = sent\n"
         "from master.cli.main import main\n"
-        f"main(['--config', {str(conf)!r}, 'apply', '-f', {str(manifest)!r}])\n"
+        f"main(['--config', {str(conf)!r}, 'apply', '-f', {str(manifest)!r}],\n"
+        "     exit_after_verb=True)\n"
         "raise SystemExit('apply returned without sending')\n"
     )
 
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
-    loaded = set(json.loads(out.splitlines()[-1]))
+    collecting, modules = json.loads(out.splitlines()[-1])
+    loaded = set(modules)
 
-    assert "protos.cluster_pb2" in loaded  # the probe saw the request being sent
+    assert "master.cli.apply_wire" in loaded  # the probe saw the request being sent
     assert _heavy(loaded) == []
     assert {"yaml", "master.api.tables"} & loaded == set()
+    # Nor the protobuf runtime and the service's descriptors: apply_wire writes the request.
+    assert sorted(m for m in loaded if m.startswith(("google.protobuf", "protos."))) == []
+    # Nor shutil (argparse's help formatter imports it for the terminal's width).
+    assert "shutil" not in loaded
+    # The `pinnace` program's verbs start without the cyclic garbage collector.
+    assert collecting is False
