@@ -304,6 +304,23 @@ def heartbeats_received(metrics_url: str) -> float | None:
     return None
 
 
+SHRINKS_QUERY = "?name[]=pinnace_node_heartbeat_shrinks_total"
+
+
+def shrinks_judged(metrics_url: str) -> dict[str, float]:
+    """The shrinks of session plans the master admitted and deferred so far, by result (and
+    why deferred); empty from a master without the family."""
+    found: dict[str, float] = {}
+    with urllib.request.urlopen(metrics_url + SHRINKS_QUERY, timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("pinnace_node_heartbeat_shrinks_total{"):
+                labels, value = line.rsplit(" ", 1)
+                result = labels.split('result="')[1].split('"')[0]
+                reason = labels.split('reason="')[1].split('"')[0] if 'reason="' in labels else ""
+                found[f"{result}:{reason}" if reason else result] = float(value)
+    return found
+
+
 def peak_rate(samples: list[tuple[float, float]], span: float = 5.0) -> float:
     """The most a counter sampled as (time, value) grew a second over any `span` seconds
     or more between two samples (nan with too few samples)."""
@@ -410,9 +427,17 @@ async def watch_return(
             last_print = now
             try:
                 budget = await asyncio.to_thread(heartbeat_budget, metrics_url)
+                judged = await asyncio.to_thread(shrinks_judged, metrics_url)
             except OSError:
-                budget = None
+                budget, judged = None, {}
             said = f", budget {budget:.0f}/s" if budget is not None else ""
+            if judged:
+                said += f", shrinks {', '.join(f'{k} {v:.0f}' for k, v in sorted(judged.items()))}"
+            if beats and len(beats) >= 2:
+                recent = [b for b in beats if b[0] >= beats[-1][0] - 10]
+                if len(recent) >= 2 and recent[-1][0] > recent[0][0]:
+                    rate = (recent[-1][1] - recent[0][1]) / (recent[-1][0] - recent[0][0])
+                    said += f", beats {rate:.0f}/s over the last 10 s"
             ranked = sorted(plans.items(), key=lambda kv: -kv[1])[:4]
             print(
                 f"  {now - since:5.0f}s after all Running: plans (s: agents) {dict(ranked)}{said}",
