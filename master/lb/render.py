@@ -33,13 +33,18 @@ stream's life (stream_new/free, H1 parsing of both messages, HTX copies, the sch
 Health checks are 0.05% of a CPU (3 servers, 1 s apart); empty slots are not checked.
 
 Issue 15's 0.9x of the direct throughput is out of reach when client, proxy and pods share
-2 busy CPUs: there 0.9x needs the proxy's CPU a request to be at most 11% of the direct
-path's (wrk, Docker's port proxy, nginx), and lb_tuning's CPU-model ratios (direct CPU a
-request over proxied) put HTTP mode's at 23-113% (ratios 0.47-0.81) and even TCP mode's,
-which parses nothing, at 5-61% (0.62-0.95; 37-75 us a request). With the proxy on a CPU
-of its own (lb_tuning --pin, 2 runs) HTTP mode gave 0.66-1.20 against a control of
-0.84-1.27: 1.14-1.20 at -c16 in 3 of 4 figures, 0.66-0.83 at -c64 in all 4; a shared
-machine cannot say whether 0.9x holds there. Figures: tests/bench/README.md, lb_tuning.
+2 busy CPUs: then every CPU-second HAProxy spends is one the pods do not get, and 0.9x needs
+its CPU a request to be at most 11% of the direct path's. Here the direct path (wrk, Docker's
+port proxy, nginx, and what nginx costs outside its cgroup: its fuse-overlayfs mount serving
+the page, its shim and dockerd carrying the access log) spends ~490 us a request (one -c2
+run), so 0.9x needs HAProxy at <= 54 us; HTTP mode costs 77-138 us, TCP mode 53-72 (session
+13's lb_tuning runs). Nothing left to cut per request: as rendered HAProxy makes 4.9
+syscalls a request (2 recvfrom, 2 sendto, 0.3 epoll_wait; strace -c, wrk -c16 through 3
+pods; edge-triggered polling 6.3, http-reuse always 6.0) and reuses its server connections
+(show stat: 6 connects for 2,040 requests), so keep-alive and reuse already do what they
+can; the rest is loopback TCP in the kernel and HTTP parsing. With the proxy on a CPU of its
+own (lb_tuning --pin, 2 runs) HTTP mode gave 0.66-1.20 against a control of 0.84-1.27; a
+shared machine cannot say whether 0.9x holds there. Figures: tests/bench/README.md, lb_tuning.
 
 Every backend is pre-allocated with a power-of-two number of server slots (see `slots.py`); empty
 slots are `0.0.0.0:0 disabled` and are filled at run time with `set server ... addr`. The config

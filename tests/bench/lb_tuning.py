@@ -18,9 +18,13 @@ identical runs drift apart on the machine as it is: a ratio within that spread s
 nothing. Beside the ratio, two CPU figures that a busy machine moves far less: HAProxy's
 CPU per request (user + system of its processes, /proc/PID/stat, over the requests wrk
 saw answered), and the CPU-model ratio: the CPU per request of the direct path (wrk's own,
-from its rusage, plus the nginx containers' cgroups and Docker's port proxies) over that
-of the proxied path (the same plus HAProxy's). It is the throughput ratio a machine whose
-CPUs are all taken by this client, proxy and pods would see, whatever the neighbours do.
+from its rusage, plus the nginx containers' cgroups, Docker's port proxies and the processes
+that work for each container outside its cgroup: its containerd shim, which carries nginx's
+access log, and its fuse-overlayfs mount, which serves the page; `helper_pids`) over that
+of the proxied path (the same plus HAProxy's). dockerd's share (it writes the log lines to
+the json file) is left out: the engine is shared with the neighbours' containers. It is the
+throughput ratio a machine whose CPUs are all taken by this client, proxy and pods would see,
+whatever the neighbours do.
 
 Backend sets: `unlimited` is three pods without limits, the figure of earlier runs. There
 wrk, HAProxy and nginx share this machine's CPUs, so HAProxy's CPU is taken from the pods
@@ -56,6 +60,9 @@ against direct). Later: `static-rr` (balance static-rr: no dynamic weights' tree
 per request), `low-latency` (tune.sched.low-latency on), `http-lean` (HTTP mode without
 both the layer-7 retries and X-Forwarded-For: the floor of HTTP mode as pinnace renders it,
 not a candidate, since the retries are what HTTP mode is rendered for).
+Issue 15's last list: `log` (pinnace's own connection logging on, to HAProxy's stderr),
+`edge` (tune.fd.edge-triggered on: fewer epoll_ctl calls, experimental in 2.6), `nocheck`
+(no health checks: what they cost).
 
 `--pin` gives the proxy a CPU of its own, as a cluster whose load balancer runs on its own
 machine: HAProxy on the last CPU this process may use (`taskset`) at the lowest real-time
@@ -84,7 +91,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -108,6 +115,7 @@ COMMAND = "python -m tests.bench.lb_tuning"
 BASE = LbSettings(listen_address="127.0.0.1")
 ONE = replace(BASE, threads=1)
 SPLICE = "option splice-auto"
+EXPERIMENTAL = "expose-experimental-directives"
 L7_RETRY = (
     "retry-on conn-failure empty-response junk-response",
     "http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }",
@@ -127,6 +135,8 @@ class Variant:
     mode: ProxyMode = "http"
     # Rendered lines left out (stripped of indentation): what one HTTP feature costs.
     drop: tuple[str, ...] = ()
+    # Words cut out of the default-server line (` check`: no health checks).
+    drop_words: tuple[str, ...] = ()
 
 
 VARIANTS = {
@@ -154,6 +164,9 @@ VARIANTS = {
     "static-rr": Variant(ONE, defaults_lines=("balance static-rr",), drop=("balance roundrobin",)),
     "low-latency": Variant(ONE, global_lines=("tune.sched.low-latency on",)),
     "http-lean": Variant(ONE, drop=(*L7_RETRY, "option forwardfor")),
+    "log": Variant(replace(ONE, log_connections=True)),
+    "edge": Variant(ONE, global_lines=(EXPERIMENTAL, "tune.fd.edge-triggered on")),
+    "nocheck": Variant(ONE, drop_words=(" check",)),
 }
 # Not a HAProxy: the direct path measured against itself, the noise floor of a pair.
 CONTROL = "control"
@@ -169,8 +182,11 @@ def haproxy_config(variant: Variant, svc: LbService, socket_path: Path) -> str:
     for line in text.splitlines():
         if line.strip() in variant.drop:
             continue
-        if variant.server and line.startswith("    default-server "):
-            line = f"{line} {variant.server}"
+        if line.startswith("    default-server "):
+            for word in variant.drop_words:
+                line = line.replace(word, "", 1)
+            if variant.server:
+                line = f"{line} {variant.server}"
         out.append(line)
         if line == "global":
             out += [f"    {extra}" for extra in variant.global_lines]
@@ -255,6 +271,7 @@ class Summary:
     ratio: float
     ratio_worst: float
     direct_rps: float
+    proxied_rps: float
     haproxy_us: float
     haproxy_us_worst: float
     model_ratio: float | None
@@ -271,6 +288,7 @@ def summarize(pairs: Sequence[Pair]) -> Summary:
         ratio=statistics.median(ratios),
         ratio_worst=min(ratios),
         direct_rps=statistics.median(p.direct.rps for p in pairs),
+        proxied_rps=statistics.median(p.proxied.rps for p in pairs),
         haproxy_us=statistics.median(spent),
         haproxy_us_worst=max(spent),
         model_ratio=statistics.median(models) if models else None,
@@ -283,6 +301,8 @@ def figures_for(label: str, name: str, s: Summary) -> list[Figure]:
     n = f"median of {s.pairs} pairs"
     rows = [
         Figure(f"{label} {name} / direct", s.ratio, "ratio", f"{n}, worst {s.ratio_worst:.2f}"),
+        # The two sides' own medians, so a ratio can be read against what each path served.
+        Figure(f"{label} {name} req/s", s.proxied_rps, "req/s", f"direct {s.direct_rps:.0f}"),
     ]
     if name != CONTROL:
         rows.append(
@@ -389,20 +409,62 @@ def _container_cpu(cid: str) -> float:
     return 0.0
 
 
+def _processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, argv) of every process this one can see."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                raw = (entry / "cmdline").read_bytes().split(b"\0")
+                yield int(entry.name), [a.decode(errors="replace") for a in raw if a]
+
+
 def _port_proxies(ports: Sequence[int]) -> list[int]:
     """PIDs of Docker's userland proxies for these published ports (none with iptables only)."""
     wanted = {str(p) for p in ports}
     pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-            if args and args[0].endswith(b"docker-proxy"):
-                for flag, value in itertools.pairwise(args):
-                    if flag == b"-host-port" and value.decode() in wanted:
-                        pids.append(int(entry.name))
+    for pid, args in _processes():
+        if args and args[0].endswith("docker-proxy"):
+            for flag, value in itertools.pairwise(args):
+                if flag == "-host-port" and value in wanted:
+                    pids.append(pid)
     return pids
+
+
+def helper_pids(
+    processes: Iterable[tuple[int, Sequence[str]]], ids: Sequence[str], merged: Sequence[str]
+) -> list[int]:
+    """The processes that work for these containers outside their cgroups (pure): each one's
+    containerd shim, found by the container id among its arguments (it copies the container's
+    stdout to the engine: nginx's access log, a line a request), and its fuse-overlayfs mount,
+    found by the merged dir it serves (with that storage driver every file nginx opens, the
+    page each request, is a round trip through it). The pod pays for both on either path.
+    """
+    pids = []
+    for pid, args in processes:
+        if not args:
+            continue
+        name = args[0].rsplit("/", 1)[-1]
+        shim = name.startswith("containerd-shim") and any(a in ids for a in args)
+        mount = name == "fuse-overlayfs" and any(m and m in args for m in merged)
+        if shim or mount:
+            pids.append(pid)
+    return pids
+
+
+def _own_cpu(pid: int) -> float:
+    """User + system CPU of `pid` alone (a shim's children are the container: its cgroup)."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def _helpers(client: docker.DockerClient, ids: Sequence[str]) -> list[int]:
+    merged = []
+    for cid in ids:
+        data = client.api.inspect_container(cid).get("GraphDriver", {}).get("Data") or {}
+        merged.append(str(data.get("MergedDir", "")))
+    return helper_pids(_processes(), ids, merged)
 
 
 def _wrk_cpu() -> float:
@@ -511,12 +573,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             proc = procs.get((target, backend))
             port = listen[(target, backend)] if proc else direct[backend]
             proxies = _port_proxies(backend_ports[backend])
+            helpers = _helpers(client, backend_ids[backend])
 
             def path_cpu() -> float:
                 return (
                     _wrk_cpu()
                     + sum(_container_cpu(cid) for cid in backend_ids[backend])
                     + sum(_cpu_seconds(pid) for pid in proxies)
+                    + sum(_own_cpu(pid) for pid in helpers)
                 )
 
             haproxy_before, path_before = (_cpu_seconds(proc.pid) if proc else 0.0), path_cpu()

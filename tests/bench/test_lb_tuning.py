@@ -15,6 +15,7 @@ from tests.bench.lb_tuning import (
     backend_millis,
     figures_for,
     haproxy_config,
+    helper_pids,
     own_cpu_prefix,
     pair_order,
     parse_args,
@@ -106,11 +107,13 @@ def test_a_summary_is_the_median_of_the_pairs_with_the_worst_beside_it() -> None
     assert (s.ratio, s.ratio_worst) == pytest.approx((0.9, 0.5))
     assert (s.haproxy_us, s.haproxy_us_worst) == pytest.approx((150.0, 200.0))
     assert s.direct_rps == 500
+    assert s.proxied_rps == 440
     rows = figures_for("-c16", "tcp", s)
-    assert [r.unit for r in rows] == ["ratio", "us", "ratio"]
+    assert [r.unit for r in rows] == ["ratio", "req/s", "us", "ratio"]
     assert rows[0].note == "median of 3 pairs, worst 0.50"
-    # The control pair is direct against direct: a ratio only, no HAProxy to charge.
-    assert [r.unit for r in figures_for("-c16", CONTROL, s)] == ["ratio"]
+    assert (rows[1].value, rows[1].note) == (440, "direct 500")
+    # The control pair is direct against direct: no HAProxy to charge.
+    assert [r.unit for r in figures_for("-c16", CONTROL, s)] == ["ratio", "req/s"]
 
 
 def test_control_and_issue_15s_knobs_are_variants_the_command_line_takes() -> None:
@@ -150,3 +153,34 @@ def test_the_later_variants_replace_or_drop_only_their_lines() -> None:
     assert lean <= plain
     low = set(haproxy_config(VARIANTS["low-latency"], SVC, sock).splitlines())
     assert low - plain == {"    tune.sched.low-latency on"}
+
+
+def test_logging_edge_triggered_polling_and_no_checks_are_variants() -> None:
+    sock = Path("/tmp/x.sock")
+    plain = set(haproxy_config(VARIANTS["threads1"], SVC, sock).splitlines())
+    log = set(haproxy_config(VARIANTS["log"], SVC, sock).splitlines())
+    assert "    log stderr format raw local0 info" in log - plain
+    edge = set(haproxy_config(VARIANTS["edge"], SVC, sock).splitlines())
+    assert edge - plain == {"    expose-experimental-directives", "    tune.fd.edge-triggered on"}
+    (server,) = [
+        line
+        for line in haproxy_config(VARIANTS["nocheck"], SVC, sock).splitlines()
+        if "default-server" in line
+    ]
+    assert " check" not in server and " inter " in server
+
+
+def test_the_path_counts_each_backends_shim_and_overlay_mount_but_no_one_elses() -> None:
+    ours, other = "a" * 64, "b" * 64
+    merged = "/var/lib/docker/fuse-overlayfs/1234/merged"
+    procs = [
+        (10, ["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", ours]),
+        (11, ["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", other]),
+        (12, ["fuse-overlayfs", "-o", "lowerdir=/l,upperdir=/u", merged]),
+        (13, ["fuse-overlayfs", "-o", "lowerdir=/l", "/var/lib/docker/fuse-overlayfs/9/merged"]),
+        (14, ["nginx", "-id", ours]),
+        (15, []),
+    ]
+    assert helper_pids(procs, [ours], [merged]) == [10, 12]
+    # A container whose driver reports no merged dir matches no mount.
+    assert helper_pids(procs, [ours], [""]) == [10]
