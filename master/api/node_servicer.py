@@ -70,7 +70,7 @@ from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.controllers.plan_pacing import STEADY_BUDGET_SECONDS, PlanTally, ShrinkPacer
 from master.controllers.session_plan import PlanOffer, SessionPlan
-from master.metrics.series import HEARTBEATS
+from master.metrics.series import HEARTBEATS, PLAN_SHRINKS
 from master.model import (
     Container,
     Node,
@@ -858,7 +858,12 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         now (master/controllers/plan_pacing.py)."""
         allowed = planned_rate(self._state.count("Node"), self._budget)
         steady = self._budget.steady(now, STEADY_BUDGET_SECONDS)
-        return self._pacer.admit(now, allowed, self.plan_tally.rate, old, new, steady)
+        verdict = self._pacer.judge(now, allowed, self.plan_tally.rate, old, new, steady)
+        PLAN_SHRINKS.labels(
+            "admitted" if verdict == "admitted" else "deferred",
+            verdict if verdict != "admitted" else "",
+        ).inc()
+        return verdict == "admitted"
 
     def _mark_session(self, node_name: str, lost: bool) -> None:
         node = self._state.get("Node", node_name)

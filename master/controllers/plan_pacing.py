@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Literal
 
 from master.controllers.heartbeats import HeartbeatPlan
 
@@ -45,6 +46,10 @@ from master.controllers.heartbeats import HeartbeatPlan
 STEADY_BUDGET_SECONDS = 15.0
 # A plan with its shrink may exceed the rate by this share (the sum is float).
 _SLACK = 1e-6
+
+# What the pacer says of a shrink: admitted, or why not (the budget still moving; the plans
+# with it over the rate; the plans and the confirmations of the last span over the ceiling).
+Verdict = Literal["admitted", "unsteady", "plans", "pace"]
 
 
 class PlanTally:
@@ -133,22 +138,35 @@ class ShrinkPacer:
         new: HeartbeatPlan,
         steady: bool = True,
     ) -> bool:
-        """Whether a session may go from `old` to the shorter `new` at `now`: `allowed` is
-        the rate the plans are sized for (<= 0: no cap), `planned` what the sessions' newest
-        plans add up to now (PlanTally.rate), `steady` whether that rate is the budget's cap
-        or has held a while (HeartbeatBudget.steady)."""
+        """Whether a session may go from `old` to the shorter `new` at `now` (`judge`)."""
+        return self.judge(now, allowed, planned, old, new, steady) == "admitted"
+
+    def judge(
+        self,
+        now: float,
+        allowed: float,
+        planned: float,
+        old: HeartbeatPlan,
+        new: HeartbeatPlan,
+        steady: bool = True,
+    ) -> Verdict:
+        """Whether a session may go from `old` to the shorter `new` at `now`, or why not:
+        `allowed` is the rate the plans are sized for (<= 0: no cap), `planned` what the
+        sessions' newest plans add up to now (PlanTally.rate), `steady` whether that rate is
+        the budget's cap or has held a while (HeartbeatBudget.steady). An admitted shrink is
+        counted as a confirmation to come."""
         if allowed <= 0:
-            return True
+            return "admitted"
         if not steady:
-            return False
+            return "unsteady"
         added = 1.0 / new.interval - 1.0 / old.interval
         if planned + added > allowed * (1 + _SLACK):
-            return False
+            return "plans"
         current = self._roll(now)
         confirming = (self._total + 1) / self.settings.span
         # One confirmation a span always goes: a small cluster's budget may be under one.
         if self._total and planned + added + confirming > allowed * (1 + self.settings.over):
-            return False
+            return "pace"
         self._counts[current] = self._counts.get(current, 0) + 1
         self._total += 1
-        return True
+        return "admitted"

@@ -57,6 +57,14 @@ HEARTBEATS = Counter(
     "pinnace_node_heartbeats_total",
     "Heartbeats received from agents.",
 )
+PLAN_SHRINKS = Counter(
+    "pinnace_node_heartbeat_shrinks_total",
+    "Shorter heartbeat plans the master wanted to offer a session, by result: admitted, or "
+    "deferred by the heartbeat budget's pacing (reason: unsteady, the budget still moving; "
+    "plans, the plans with it over the budget; pace, with the confirmations of the last 5 s "
+    "over twice the budget).",
+    ["result", "reason"],
+)
 STORE_WRITE = Histogram(
     "pinnace_store_write_duration_seconds",
     "Time one store transaction (a batch of puts and deletes) took to become durable.",

@@ -98,6 +98,13 @@ class HollowResult:
     ready: int
     # Seconds from a node's death to NotReady, by kind (kill, cut, hang).
     detect_s: dict[str, tuple[float, ...]]
+    # The fleet processes' CPU time (user + system) from apply to all Running, and the
+    # whole machine's busy CPU time meanwhile (every process: the master, the fleet, this
+    # bench, the neighbours): is the machine saturated while the master works?
+    converge_fleet_cpu_s: float = float("nan")
+    converge_machine_cpu_s: float = float("nan")
+    # The fleet's CPU share over the steady window, in cores.
+    fleet_cores: float = float("nan")
 
 
 class Fleet:
@@ -229,6 +236,32 @@ def running_pods(metrics_url: str) -> int:
     return 0
 
 
+STORE_QUERY = "?" + "&".join(
+    f"name[]=pinnace_store_write_{n}"
+    for n in ("batch_size_count", "batch_size_sum", "duration_seconds_sum")
+)
+
+
+def store_writes(metrics_url: str) -> tuple[float, float, float]:
+    """The master's store transactions, rows (puts and deletes) and seconds spent writing so
+    far (its own /metrics): the writes a pod costs, from two readings."""
+    found = dict.fromkeys(
+        (
+            "pinnace_store_write_batch_size_count",
+            "pinnace_store_write_batch_size_sum",
+            "pinnace_store_write_duration_seconds_sum",
+        ),
+        0.0,
+    )
+    with urllib.request.urlopen(metrics_url + STORE_QUERY, timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            name = line.split(" ", 1)[0]
+            if name in found:
+                found[name] = float(line.split()[-1])
+    transactions, rows, seconds = found.values()
+    return transactions, rows, seconds
+
+
 def node_ready(client: object, name: str) -> bool | None:
     from master.cli.client import MasterClient
     from protos import cluster_pb2
@@ -269,6 +302,23 @@ def heartbeats_received(metrics_url: str) -> float | None:
             if line.startswith("pinnace_node_heartbeats_total "):
                 return float(line.split()[-1])
     return None
+
+
+SHRINKS_QUERY = "?name[]=pinnace_node_heartbeat_shrinks_total"
+
+
+def shrinks_judged(metrics_url: str) -> dict[str, float]:
+    """The shrinks of session plans the master admitted and deferred so far, by result (and
+    why deferred); empty from a master without the family."""
+    found: dict[str, float] = {}
+    with urllib.request.urlopen(metrics_url + SHRINKS_QUERY, timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("pinnace_node_heartbeat_shrinks_total{"):
+                labels, value = line.rsplit(" ", 1)
+                result = labels.split('result="')[1].split('"')[0]
+                reason = labels.split('reason="')[1].split('"')[0] if 'reason="' in labels else ""
+                found[f"{result}:{reason}" if reason else result] = float(value)
+    return found
 
 
 def peak_rate(samples: list[tuple[float, float]], span: float = 5.0) -> float:
@@ -377,9 +427,17 @@ async def watch_return(
             last_print = now
             try:
                 budget = await asyncio.to_thread(heartbeat_budget, metrics_url)
+                judged = await asyncio.to_thread(shrinks_judged, metrics_url)
             except OSError:
-                budget = None
+                budget, judged = None, {}
             said = f", budget {budget:.0f}/s" if budget is not None else ""
+            if judged:
+                said += f", shrinks {', '.join(f'{k} {v:.0f}' for k, v in sorted(judged.items()))}"
+            if beats and len(beats) >= 2:
+                recent = [b for b in beats if b[0] >= beats[-1][0] - 10]
+                if len(recent) >= 2 and recent[-1][0] > recent[0][0]:
+                    rate = (recent[-1][1] - recent[0][1]) / (recent[-1][0] - recent[0][0])
+                    said += f", beats {rate:.0f}/s over the last 10 s"
             ranked = sorted(plans.items(), key=lambda kv: -kv[1])[:4]
             print(
                 f"  {now - since:5.0f}s after all Running: plans (s: agents) {dict(ranked)}{said}",
@@ -474,7 +532,7 @@ async def main_async(
                 return None
             if now - last_print >= 10:
                 last_print = now
-                fleet_cpu = sum(sum(psutil.Process(f.proc.pid).cpu_times()[:2]) for f in fleets)
+                fleet_cpu = fleet_cpu_s(fleets)
                 master_cpu = sum(proc.cpu_times()[:2])
                 failures: Counter[str] = Counter()
                 lost: Counter[str] = Counter()
@@ -497,6 +555,9 @@ async def main_async(
         if memory_probe:
             await _probe(master.pid, signal.SIGUSR1, memory_probe, 1)
         t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
+        fleet_cpu0, machine_cpu0 = fleet_cpu_s(fleets), machine_busy_s()
+        writes0 = await asyncio.to_thread(store_writes, metrics_url)
+        threads0, waits0 = thread_cpu_s(master.pid), run_queue_waits_s(master.pid)
         await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
         while (running := await asyncio.to_thread(running_pods, metrics_url)) < pods:
             if time.monotonic() - t1 > timeout:
@@ -506,9 +567,13 @@ async def main_async(
         converge = time.monotonic() - t1
         apply_cpu1 = proc.cpu_times()
         converge_cpu = sum(apply_cpu1[:2]) - sum(apply_cpu0[:2])
+        converge_fleet = fleet_cpu_s(fleets) - fleet_cpu0
+        converge_machine = machine_busy_s() - machine_cpu0
+        threads1, waits1 = thread_cpu_s(master.pid), run_queue_waits_s(master.pid)
         print(
             f"{pods} pods Running on {nodes} hollow nodes in {converge:.1f}s; the master used "
-            f"{converge_cpu:.1f} CPU-seconds meanwhile",
+            f"{converge_cpu:.1f} CPU-seconds meanwhile, the fleet {converge_fleet:.1f}, the "
+            f"whole machine {converge_machine:.1f} of {converge * (os.cpu_count() or 1):.1f}",
             flush=True,
         )
         # From all Running on: when is the fleet back on the cluster's plan?
@@ -522,20 +587,37 @@ async def main_async(
             else None
         )
         await asyncio.sleep(5)  # let the status flushes settle
+        print(f"the master's threads' CPU s meanwhile: {thread_shares(threads0, threads1)}")
+        loop = "main (event loop)"
+        print(
+            f"waiting for a CPU while runnable meanwhile (run queue): the master's event loop "
+            f"{waits1.get(loop, 0.0) - waits0.get(loop, 0.0):.1f} s, all its threads "
+            f"{sum(waits1.values()) - sum(waits0.get(t, 0.0) for t in waits1):.1f} s",
+            flush=True,
+        )
+        # All Running is read from memory: the last statuses are written after it.
+        writes1 = await asyncio.to_thread(store_writes, metrics_url)
+        txns, rows, writing = (b - a for a, b in zip(writes0, writes1, strict=True))
+        print(
+            f"store writes from the apply to 5 s after all Running: {txns:.0f} transactions, "
+            f"{rows:.0f} rows ({rows / pods:.2f} a pod), {writing:.1f} s writing",
+            flush=True,
+        )
         if memory_probe:
             await _probe(master.pid, signal.SIGUSR1, memory_probe, 2)
         for f in fleets:
             await f.ask("reset")
         if profile and profile_window:
             os.kill(master.pid, signal.SIGUSR1)  # profile the window on (profile_master.py)
-        cpu0, w0 = proc.cpu_times(), time.monotonic()
+        cpu0, w0, fleet_w0 = proc.cpu_times(), time.monotonic(), fleet_cpu_s(fleets)
         if during_window is not None:
             await asyncio.gather(asyncio.sleep(window), during_window(address, window))
         else:
             await asyncio.sleep(window)
-        cpu1, w1 = proc.cpu_times(), time.monotonic()
+        cpu1, w1, fleet_w1 = proc.cpu_times(), time.monotonic(), fleet_cpu_s(fleets)
         reports = [await f.ask("report") for f in fleets]
         used = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / (w1 - w0)
+        fleet_used = (fleet_w1 - fleet_w0) / (w1 - w0)
         rss = proc.memory_info().rss / 2**20
         if memory_probe:
             await _probe(master.pid, signal.SIGUSR2, memory_probe, 3)
@@ -616,6 +698,9 @@ async def main_async(
             acks_after,
             nodes - sum(len(d) for d in detections.values()),
             {kind: tuple(d) for kind, d in detections.items()},
+            converge_fleet,
+            converge_machine,
+            fleet_used,
         )
         return result
     finally:
@@ -642,6 +727,59 @@ async def main_async(
             master.kill()
             master.wait()
         subprocess.run(["rm", "-rf", data], check=False)
+
+
+def fleet_cpu_s(fleets: list[Fleet]) -> float:
+    """The fleet processes' user + system CPU seconds so far (their own, from /proc)."""
+    return sum(sum(psutil.Process(f.proc.pid).cpu_times()[:2]) for f in fleets)
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """A process's CPU seconds so far by thread (/proc: its name and id), to tell the event
+    loop from the store's writer and gRPC's threads."""
+    found: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            label = "main (event loop)" if task.name == str(pid) else f"{name}:{task.name}"
+            found[label] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def run_queue_waits_s(pid: int) -> dict[str, float]:
+    """A process's seconds so far waiting for a CPU while runnable, by thread (/proc's
+    schedstat): time its threads could have run but the machine ran something else."""
+    found: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            label = "main (event loop)" if task.name == str(pid) else task.name
+            found[label] = int((task / "schedstat").read_text().split()[1]) / 1e9
+    return found
+
+
+def thread_shares(before: dict[str, float], after: dict[str, float], top: int = 6) -> str:
+    """The threads that used the most CPU between two readings, seconds each, and the
+    seconds of all threads of each name (gRPC's event_engine threads are many)."""
+    used = {t: s - before.get(t, 0.0) for t, s in after.items()}
+    ranked = sorted(used.items(), key=lambda kv: -kv[1])[:top]
+    named: dict[str, float] = {}
+    counts: Counter[str] = Counter()
+    for t, s in used.items():
+        named[t.split(":")[0]] = named.get(t.split(":")[0], 0.0) + s
+        counts[t.split(":")[0]] += 1
+    by_name = ", ".join(
+        f"{n} ({counts[n]}) {s:.1f}" for n, s in sorted(named.items(), key=lambda kv: -kv[1])
+    )
+    return ", ".join(f"{t} {s:.1f}" for t, s in ranked) + f"; by name: {by_name}"
+
+
+def machine_busy_s() -> float:
+    """The machine's busy CPU seconds so far, all cores (/proc/stat less idle and iowait)."""
+    t = psutil.cpu_times()
+    guests = getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)  # counted in user
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - guests)
 
 
 async def _return_and_after(
@@ -688,6 +826,14 @@ def figures(
         Figure(f"{tag} apply -> all Running", r.converge_s, "s"),
         Figure(f"{tag} master CPU time, apply -> all Running", r.converge_cpu_s, "s"),
         Figure(f"{tag} master CPU steady", r.cpu_cores, "cores", f"{window:g} s window"),
+        Figure(f"{tag} fleet CPU time, apply -> all Running", r.converge_fleet_cpu_s, "s"),
+        Figure(
+            f"{tag} machine's busy CPU time, apply -> all Running",
+            r.converge_machine_cpu_s,
+            "s",
+            f"of {os.cpu_count() or 1} cores",
+        ),
+        Figure(f"{tag} fleet CPU steady", r.fleet_cores, "cores", f"{window:g} s window"),
         Figure(f"{tag} master RSS", r.rss_mib, "MiB"),
         Figure(f"{tag} heartbeat acks", r.acks_per_s, "1/s"),
         Figure(f"{tag} heartbeat round trip p50", r.rtt_p50_ms, "ms"),

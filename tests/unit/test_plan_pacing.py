@@ -58,6 +58,12 @@ def test_shrinks_go_only_while_the_plans_and_their_confirmations_fit_under_the_c
     # A second later they have left the count: room again.
     assert pacer.confirmations(1.5) == 0
     assert pacer.admit(1.5, 20.0, 10.0, LONG, SHORT)
+    # What /metrics counts of each (pinnace_node_heartbeat_shrinks_total): why not.
+    judged = ShrinkPacer(PacingSettings(span=1.0, slots=10, over=0.5))
+    assert judged.judge(0.0, 20.0, 10.0, LONG, SHORT) == "admitted"
+    assert judged.judge(0.0, 20.0, 19.99, LONG, SHORT) == "plans"
+    assert judged.judge(0.0, 20.0, 10.0, LONG, SHORT, steady=False) == "unsteady"
+    assert [judged.judge(0.01, 20.0, 10.0, LONG, SHORT) for _ in range(20)][-1] == "pace"
     # A plan that would take the sessions past the rate never goes, whatever the room.
     assert not ShrinkPacer().admit(0.0, 5.0, 4.99, LONG, SHORT)
     # Nor while the budget is still moving (below its cap and not held a while).

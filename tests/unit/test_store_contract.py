@@ -267,6 +267,30 @@ def test_a_large_batch_round_trips(store: Store) -> None:
     assert by_key(store.load_all()) == by_key(list(pods))
 
 
+def test_a_large_batch_of_deletes_of_several_kinds_removes_only_those(store: Store) -> None:
+    pods = [pod(f"web-{i}", rv=i) for i in range(500)]
+    events = [Event(ObjectMeta(f"web-{i}.1"), "Pod", f"web-{i}", "Started", "") for i in range(300)]
+    store.write([*pods, *events], [])
+
+    store.write(
+        [],
+        [("Pod", f"default/web-{i}") for i in range(0, 500, 2)]
+        + [("Event", f"default/web-{i}.1") for i in range(250)],
+    )
+
+    assert by_key(store.load_all()) == by_key([*pods[1::2], *events[250:]])
+
+
+def test_the_last_put_of_a_key_wins_in_a_large_batch_too(store: Store) -> None:
+    # The same key first and last of a batch of 450: far apart in it.
+    pods = [pod("web-0", rv=1)] + [pod(f"web-{i}", rv=i) for i in range(1, 449)]
+
+    store.write([*pods, pod("web-0", rv=999)], [])
+
+    assert by_key(store.load_all())[("Pod", "web-0")] == pod("web-0", rv=999)
+    assert len(store.load_all()) == 449
+
+
 def test_writes_from_several_threads_all_land(store: Store) -> None:
     def writer(t: int) -> None:
         for i in range(20):
@@ -456,7 +480,10 @@ def test_sqlite_skips_kinds_it_does_not_know(tmp_path: Path) -> None:
     store = SqliteStore(path)
     store.write([pod("web-1")], [])
     conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO objects VALUES ('CronJob', 'nightly', 1, x'7b7d')")
+    conn.execute(
+        "INSERT INTO objects (kind, name, resource_version, data) "
+        "VALUES ('CronJob', 'nightly', 1, x'7b7d')"
+    )
     conn.commit()
     conn.close()
 
