@@ -46,20 +46,35 @@ class Objects:
         return cluster_pb2.GetObjectsResponse()
 
 
-@pytest.fixture
-def master() -> Iterator[tuple[str, Objects]]:
-    servicer = Objects()
+def _serve(
+    method: str,
+    behaviour: Callable[[Any, grpc.ServicerContext], Any],
+    read: Callable[[bytes], Any],
+    write: Callable[[Any], bytes],
+) -> tuple[grpc.Server, int]:
+    """A started in-process gRPC server offering the service's one `method` on a free
+    loopback port; the caller stops it."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     handler = grpc.unary_unary_rpc_method_handler(
-        servicer.GetObjects,
-        request_deserializer=cluster_pb2.GetObjectsRequest.FromString,
-        response_serializer=cluster_pb2.GetObjectsResponse.SerializeToString,
+        behaviour, request_deserializer=read, response_serializer=write
     )
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, {"GetObjects": handler}),)
+        (grpc.method_handlers_generic_handler(SERVICE, {method: handler}),)
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    return server, port
+
+
+@pytest.fixture
+def master() -> Iterator[tuple[str, Objects]]:
+    servicer = Objects()
+    server, port = _serve(
+        "GetObjects",
+        servicer.GetObjects,
+        cluster_pb2.GetObjectsRequest.FromString,
+        cluster_pb2.GetObjectsResponse.SerializeToString,
+    )
     config.select(None, insecure=True)
     try:
         yield f"127.0.0.1:{port}", servicer
@@ -163,17 +178,12 @@ def test_apply_passes_an_unreachable_master_on_to_the_next(tmp_path: Path) -> No
             warnings=["one"],
         )
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    handler = grpc.unary_unary_rpc_method_handler(
+    server, port = _serve(
+        "ApplyManifests",
         apply,
-        request_deserializer=cluster_pb2.ApplyManifestsRequest.FromString,
-        response_serializer=cluster_pb2.ApplyManifestsResponse.SerializeToString,
+        cluster_pb2.ApplyManifestsRequest.FromString,
+        cluster_pb2.ApplyManifestsResponse.SerializeToString,
     )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, {"ApplyManifests": handler}),)
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
     manifest = tmp_path / "web.yaml"
     manifest.write_bytes(b"kind: Deployment\n")
     with socket.socket() as held:
