@@ -129,18 +129,6 @@ class ShrinkPacer:
         self._roll(now)
         return self._total
 
-    def admit(
-        self,
-        now: float,
-        allowed: float,
-        planned: float,
-        old: HeartbeatPlan,
-        new: HeartbeatPlan,
-        steady: bool = True,
-    ) -> bool:
-        """Whether a session may go from `old` to the shorter `new` at `now` (`judge`)."""
-        return self.judge(now, allowed, planned, old, new, steady) == "admitted"
-
     def judge(
         self,
         now: float,

@@ -35,7 +35,7 @@ protection when it cannot keep up.
 
 Shrinks are paced besides: the agent confirms a shorter plan with a heartbeat at once, one
 beat more than its plan, so a shrink goes only while the master's budget has room for it
-(`admit`, master/controllers/plan_pacing.py), else at a later heartbeat.
+(`admit`: ShrinkPacer.judge, master/controllers/plan_pacing.py), else at a later heartbeat.
 
 Pure: the caller passes the time, the plan the agent said it runs and the plan for the
 cluster now, and applies the step (the lease to judge by, the plan the next ack carries).

@@ -52,12 +52,12 @@ def test_shrinks_go_only_while_the_plans_and_their_confirmations_fit_under_the_c
     pacer = ShrinkPacer(PacingSettings(span=1.0, slots=10, over=0.5))
     # Plans summing to 10 beats a second, 20 allowed: a ceiling of 30 a second with the
     # confirmations admitted over the last second.
-    admitted = [pacer.admit(0.01 * k, 20.0, 10.0, LONG, SHORT) for k in range(25)]
+    admitted = [pacer.judge(0.01 * k, 20.0, 10.0, LONG, SHORT) == "admitted" for k in range(25)]
     assert admitted == [True] * 19 + [False] * 6  # 10.025 + 20 / 1 s > 30
     assert pacer.confirmations(0.5) == 19
     # A second later they have left the count: room again.
     assert pacer.confirmations(1.5) == 0
-    assert pacer.admit(1.5, 20.0, 10.0, LONG, SHORT)
+    assert pacer.judge(1.5, 20.0, 10.0, LONG, SHORT) == "admitted"
     # What /metrics counts of each (pinnace_node_heartbeat_shrinks_total): why not.
     judged = ShrinkPacer(PacingSettings(span=1.0, slots=10, over=0.5))
     assert judged.judge(0.0, 20.0, 10.0, LONG, SHORT) == "admitted"
@@ -65,14 +65,17 @@ def test_shrinks_go_only_while_the_plans_and_their_confirmations_fit_under_the_c
     assert judged.judge(0.0, 20.0, 10.0, LONG, SHORT, steady=False) == "unsteady"
     assert [judged.judge(0.01, 20.0, 10.0, LONG, SHORT) for _ in range(20)][-1] == "pace"
     # A plan that would take the sessions past the rate never goes, whatever the room.
-    assert not ShrinkPacer().admit(0.0, 5.0, 4.99, LONG, SHORT)
+    assert ShrinkPacer().judge(0.0, 5.0, 4.99, LONG, SHORT) != "admitted"
     # Nor while the budget is still moving (below its cap and not held a while).
-    assert not ShrinkPacer().admit(0.0, 5.0, 2.5, LONG, SHORT, steady=False)
+    assert ShrinkPacer().judge(0.0, 5.0, 2.5, LONG, SHORT, steady=False) != "admitted"
     # A small cluster's budget, a beat every 4 s: one confirmation a span still goes.
     small = ShrinkPacer()
-    assert small.admit(0.0, 0.25, 0.125, HeartbeatPlan(8.0, 10.0), HeartbeatPlan(4.0, 6.0))
+    assert (
+        small.judge(0.0, 0.25, 0.125, HeartbeatPlan(8.0, 10.0), HeartbeatPlan(4.0, 6.0))
+        == "admitted"
+    )
     # No cap: no pacing.
-    assert ShrinkPacer().admit(0.0, 0.0, 1e9, LONG, SHORT)
+    assert ShrinkPacer().judge(0.0, 0.0, 1e9, LONG, SHORT) == "admitted"
 
 
 def test_a_budget_is_worth_shrinking_to_once_full_or_held_a_while() -> None:
@@ -180,7 +183,7 @@ class _Fleet:
 
         def admit(old: HeartbeatPlan, new: HeartbeatPlan) -> bool:
             steady = self.budget.steady(now, STEADY_BUDGET_SECONDS)
-            return self.pacer.admit(now, allowed, self.tally.rate, old, new, steady)
+            return self.pacer.judge(now, allowed, self.tally.rate, old, new, steady) == "admitted"
 
         wanted = cluster_plan(self.nodes, 1.0, 3.0, self.budget)
         step = node.plan.heartbeat(
