@@ -193,7 +193,9 @@ def server_options(ping_seconds: float = SESSION_PING_SECONDS) -> list[tuple[str
     0.527 core with the probes, 0.447 without them (tests/bench/ping_cost.py, two rounds
     each, the same to 0.003). The node sessions carry small messages, so the window the
     probes would grow is not what bounds them; the agents' channels leave the probes off
-    too (kernel/limits.py)."""
+    too (kernel/limits.py). The cost: a large message (an 8 MiB apply, a node's whole
+    assignment set) crosses a long link at gRPC's fixed window per round trip instead of
+    a grown one; on a LAN or loopback that window is not the bound either."""
     return [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MASTER_MESSAGE_BYTES),
