@@ -70,6 +70,12 @@ from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.controllers.plan_pacing import STEADY_BUDGET_SECONDS, PlanTally, ShrinkPacer
 from master.controllers.session_plan import PlanOffer, SessionPlan
+from master.controllers.shrink_offers import (
+    LATE_SECONDS,
+    OFFER_TICK,
+    OfferPace,
+    pick_shrinks,
+)
 from master.metrics.series import HEARTBEATS, PLAN_SHRINKS
 from master.model import (
     Container,
@@ -211,6 +217,9 @@ class _Session:
     plan: SessionPlan | None = None
     # A new heartbeat plan the next ack carries (longer, or offered shorter).
     offer: PlanOffer | None = None
+    # Its stream is open (from the agent's hello to its end): shrinks offered between
+    # beats go only to such a session.
+    streaming: bool = False
     # The service table may have changed (master/api/servicetable.py).
     services_changed: asyncio.Event = field(init=False)
     # The master reloaded its memory from the store: the agent is asked for its reports
@@ -275,6 +284,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # (master/controllers/plan_pacing.py).
         self.plan_tally = plan_tally if plan_tally is not None else PlanTally()
         self._pacer = ShrinkPacer()
+        # How many shrinks the ticks may offer between beats (shrink_offers.py).
+        self._offer_pace = OfferPace()
         self._session_grace = session_grace
         self._sessions: dict[str, _Session] = {}
         # Set when the master stops: the sessions it ends then say nothing about the nodes.
@@ -662,6 +673,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             )
             return
         self._mark_session(node_name, lost=False)
+        session.streaming = True
         if session.plan is not None:
             # Counted from its stream on (a registration that never streams beats never),
             # until the stream ends.
@@ -758,6 +770,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     admitted = False
                     self._registrations.finished(node_name, self._clock.monotonic())
         finally:
+            session.streaming = False
             self._registrations.finished(node_name, self._clock.monotonic())
             unsubscribe()
             self.logs.detach(node_name, down)
@@ -864,6 +877,47 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             verdict if verdict != "admitted" else "",
         ).inc()
         return verdict == "admitted"
+
+    async def run_shrink_offers(self) -> None:
+        """Offers shrinks between beats every OFFER_TICK, for as long as the master runs."""
+        while True:
+            await self._clock.sleep(OFFER_TICK)
+            self.offer_shrinks()
+
+    def offer_shrinks(self) -> int:
+        """Offers the shorter plan for the cluster now to the stretched sessions the budget
+        has room for, at once on their streams, not with their next beat's ack (up to 40 s
+        away: master/controllers/shrink_offers.py); how many were offered."""
+        wanted = self._plan()
+        if self.plan_tally.longest <= wanted.interval:
+            return 0  # no session planned longer (the steady state: nothing to walk)
+        now = self._clock.monotonic()
+        if not self._budget.steady(now, STEADY_BUDGET_SECONDS):
+            return 0  # the pacer would say "unsteady" to each
+        allowed = planned_rate(self._state.count("Node"), self._budget)
+        over = self._pacer.settings.over
+        most = self._offer_pace.allowance(now, allowed, self.plan_tally.rate, over)
+        picked = pick_shrinks(
+            now,
+            (
+                (name, s.plan)
+                for name, s in self._sessions.items()
+                if s.plan is not None and s.streaming and not s.superseded.is_set()
+            ),
+            wanted,
+            self._budget.full,
+            most,
+            self._budget.lag >= LATE_SECONDS,
+            lambda old, new: self._admit_shrink(now, old, new),
+        )
+        for name, offer in picked:
+            session = self._sessions[name]
+            # Sent as an ack of the agent's last beat (its sequence again), carrying the plan.
+            session.offer = offer
+            self.plan_tally.set(name, offer.plan.interval)
+            session.ack_due.set()
+        self._offer_pace.spent(len(picked))
+        return len(picked)
 
     def _mark_session(self, node_name: str, lost: bool) -> None:
         node = self._state.get("Node", node_name)
