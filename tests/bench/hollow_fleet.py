@@ -167,6 +167,8 @@ class HollowAgent:
         call = stub.StreamSession(self._messages(stop))
         self.plan = registered_plan(reply.heartbeat_interval_seconds, reply.lease_seconds)
         beat = asyncio.create_task(self._heartbeat(stop))
+        # The newest beat acked in this session (its beats are numbered from 1).
+        acked_last = 0
         try:
             async for msg in call:
                 body = msg.WhichOneof("body")
@@ -189,8 +191,12 @@ class HollowAgent:
                     if (ask := held.acked(msg.heartbeat_ack.assignment_sequence)) is not None:
                         await self._ask_whole(ask)
                     self.joined = True
-                    self.acks += 1
                     ack = msg.heartbeat_ack
+                    # An ack of a beat acked already is a plan offered between beats: not a
+                    # heartbeat answered (the acks a second are the heartbeats').
+                    if ack.sequence > acked_last:
+                        acked_last = ack.sequence
+                        self.acks += 1
                     was = self.plan
                     self.plan = follow(
                         was, ack.plan, ack.heartbeat_interval_seconds, ack.lease_seconds
