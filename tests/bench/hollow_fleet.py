@@ -68,6 +68,9 @@ RETRY_CAP = 10.0
 JOIN_FAILURES: Counter[str] = Counter()
 # Sessions lost and registered again, by why they ended (the gRPC code).
 RECONNECTS: Counter[str] = Counter()
+# Hung agents whose loop watchdog ended their connection: when it began to, and when the
+# close returned (unix time), for the bench's timeline of a hang's detection.
+CLOSED: dict[str, tuple[float, float]] = {}
 
 
 class HollowAgent:
@@ -376,6 +379,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     "join_attempts": sum(a.join_attempts for a in agents),
                     "join_failures": dict(JOIN_FAILURES),
                     "reconnects": dict(RECONNECTS),
+                    "closed": dict(CLOSED),
                     "ended": dict(Counter(a.ended for a in agents if a.ended)),
                     "plans": dict(
                         Counter(
@@ -403,7 +407,9 @@ async def main_async(args: argparse.Namespace) -> None:
                 wedged[name] = (watch, tick)
                 if isinstance(verdict, Wedged):
                     del wedged[name]
+                    began = time.time()
                     await own_channel[name].close(grace=None)
+                    CLOSED[name] = (began, time.time())
 
     reporter = asyncio.create_task(status())
     watcher = asyncio.create_task(watch_loops())
