@@ -69,11 +69,14 @@ from master.controllers.lifecycle import NodeHealthSettings, witness_members
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.controllers.plan_pacing import STEADY_BUDGET_SECONDS, PlanTally, ShrinkPacer
-from master.controllers.session_plan import PlanOffer, SessionPlan
+from master.controllers.session_plan import PlanOffer, SessionPlan, ShrinkSettings
 from master.controllers.shrink_offers import (
+    IDLE_REORDER_SECONDS,
     LATE_SECONDS,
     OFFER_TICK,
+    REORDER_SECONDS,
     OfferPace,
+    order_shrinks,
     pick_shrinks,
 )
 from master.metrics.series import HEARTBEATS, PLAN_SHRINKS
@@ -284,8 +287,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # (master/controllers/plan_pacing.py).
         self.plan_tally = plan_tally if plan_tally is not None else PlanTally()
         self._pacer = ShrinkPacer()
-        # How many shrinks the ticks may offer between beats (shrink_offers.py).
+        # How many shrinks the ticks may offer between beats, to which sessions in what
+        # order, and when that order is made again (shrink_offers.py).
         self._offer_pace = OfferPace()
+        self._shrink_queue: list[tuple[str, SessionPlan]] = []
+        self._reorder_at = float("-inf")
         self._session_grace = session_grace
         self._sessions: dict[str, _Session] = {}
         # Set when the master stops: the sessions it ends then say nothing about the nodes.
@@ -888,27 +894,39 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         """Offers the shorter plan for the cluster now to the stretched sessions the budget
         has room for, at once on their streams, not with their next beat's ack (up to 40 s
         away: master/controllers/shrink_offers.py); how many were offered."""
-        wanted = self._plan()
-        if self.plan_tally.longest <= wanted.interval:
-            return 0  # no session planned longer (the steady state: nothing to walk)
+        wanted, settled = self._plan(), self._budget.full
+        shrink = ShrinkSettings()
+        share = shrink.settled_shrink_to if settled else shrink.shrink_to
+        if self.plan_tally.longest * share < wanted.interval:
+            # No session plans long enough to shrink (the steady state): nothing walked.
+            self._shrink_queue.clear()
+            return 0
         now = self._clock.monotonic()
         if not self._budget.steady(now, STEADY_BUDGET_SECONDS):
             return 0  # the pacer would say "unsteady" to each
+        if now >= self._reorder_at:
+            live = (
+                (name, s.plan)
+                for name, s in self._sessions.items()
+                if s.plan is not None and s.streaming and not s.superseded.is_set()
+            )
+            self._shrink_queue = order_shrinks(now, live, wanted)
+            wait = REORDER_SECONDS if self._shrink_queue else IDLE_REORDER_SECONDS
+            self._reorder_at = now + wait
+        if not self._shrink_queue:
+            return 0
         allowed = planned_rate(self._state.count("Node"), self._budget)
         over = self._pacer.settings.over
         most = self._offer_pace.allowance(now, allowed, self.plan_tally.rate, over)
         picked = pick_shrinks(
             now,
-            (
-                (name, s.plan)
-                for name, s in self._sessions.items()
-                if s.plan is not None and s.streaming and not s.superseded.is_set()
-            ),
+            self._shrink_queue,
             wanted,
-            self._budget.full,
+            settled,
             most,
             self._budget.lag >= LATE_SECONDS,
             lambda old, new: self._admit_shrink(now, old, new),
+            self._streaming_plan,
         )
         for name, offer in picked:
             session = self._sessions[name]
@@ -918,6 +936,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             session.ack_due.set()
         self._offer_pace.spent(len(picked))
         return len(picked)
+
+    def _streaming_plan(self, name: str, plan: SessionPlan) -> bool:
+        """Whether `plan` is the plan of node `name`'s current session, its stream open."""
+        s = self._sessions.get(name)
+        return s is not None and s.plan is plan and s.streaming and not s.superseded.is_set()
 
     def _mark_session(self, node_name: str, lost: bool) -> None:
         node = self._state.get("Node", node_name)

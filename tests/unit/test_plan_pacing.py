@@ -28,7 +28,13 @@ from master.controllers.plan_pacing import (
     ShrinkPacer,
 )
 from master.controllers.session_plan import PlanOffer, SessionPlan
-from master.controllers.shrink_offers import OFFER_TICK, OfferPace, pick_shrinks
+from master.controllers.shrink_offers import (
+    OFFER_TICK,
+    REORDER_SECONDS,
+    OfferPace,
+    order_shrinks,
+    pick_shrinks,
+)
 
 LONG = HeartbeatPlan(40.0, 42.0)
 SHORT = HeartbeatPlan(20.0, 22.0)
@@ -135,6 +141,8 @@ class _Fleet:
     # Shrinks offered between beats too, every OFFER_TICK (master/controllers/shrink_offers.py).
     between: bool = False
     offer_pace: OfferPace = field(default_factory=OfferPace)
+    queue: list[tuple[str, SessionPlan]] = field(default_factory=list)
+    reorder_at: float = 0.0
     tally: PlanTally = field(default_factory=PlanTally)
     pacer: ShrinkPacer = field(default_factory=ShrinkPacer)
     # Beats the master received, by second, and the rate the plans were sized for then.
@@ -219,9 +227,12 @@ class _Fleet:
         def admit(old: HeartbeatPlan, new: HeartbeatPlan) -> bool:
             return self.pacer.judge(now, allowed, self.tally.rate, old, new) == "admitted"
 
+        if now >= self.reorder_at:
+            sessions = ((str(i), node.plan) for i, node in enumerate(fleet))
+            self.queue = order_shrinks(now, sessions, wanted)
+            self.reorder_at = now + REORDER_SECONDS
         most = self.offer_pace.allowance(now, allowed, self.tally.rate, self.pacer.settings.over)
-        sessions = ((str(i), node.plan) for i, node in enumerate(fleet))
-        picked = pick_shrinks(now, sessions, wanted, self.budget.full, most, False, admit)
+        picked = pick_shrinks(now, self.queue, wanted, self.budget.full, most, False, admit)
         self.offer_pace.spent(len(picked))
         for name, offer in picked:
             i = int(name)

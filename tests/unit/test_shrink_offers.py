@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from master.controllers.heartbeats import HeartbeatPlan
 from master.controllers.session_plan import PlanOffer, SessionPlan
-from master.controllers.shrink_offers import NEAR_BEAT, OFFER_TICK, OfferPace, pick_shrinks
+from master.controllers.shrink_offers import (
+    NEAR_BEAT,
+    OFFER_TICK,
+    OfferPace,
+    order_shrinks,
+    pick_shrinks,
+)
 
 LONG = HeartbeatPlan(40.0, 42.0)
 SHORT = HeartbeatPlan(20.0, 22.0)
@@ -24,11 +30,14 @@ def _always(old: HeartbeatPlan, new: HeartbeatPlan) -> bool:
 
 def test_the_sessions_whose_next_beat_is_furthest_off_go_first() -> None:
     sessions = {"soon": _beaten(-30.0), "late": _beaten(-1.0), "mid": _beaten(-20.0)}
+    queue = order_shrinks(0.0, sessions.items(), SHORT)
+    assert [n for n, _ in queue] == ["late", "mid", "soon"]
 
-    picked = pick_shrinks(0.0, sessions.items(), SHORT, False, 2, False, _always)
+    picked = pick_shrinks(0.0, queue, SHORT, False, 2, False, _always)
 
     assert picked == [("late", PlanOffer(2, SHORT)), ("mid", PlanOffer(2, SHORT))]
-    assert sessions["soon"].number == 1  # not offered: left for the next tick
+    assert [n for n, _ in queue] == ["soon"]  # left for the next tick
+    assert sessions["soon"].number == 1
     assert sessions["late"].judged == 42.0  # judged by the old lease until it says plan 2
 
 
@@ -41,11 +50,17 @@ def test_no_offer_to_a_beat_due_soon_an_agent_that_does_not_say_its_plan_or_one_
     short.heartbeat(-1.0, running=1, wanted=SHORT)
     sessions = [("due", due), ("old", old_agent), ("offered", offered), ("short", short)]
 
-    assert pick_shrinks(0.0, sessions, SHORT, False, 10, False, _always) == []
+    assert order_shrinks(0.0, sessions, SHORT) == []
+    # Ordered a while ago: the beat due soon now, and a session gone, leave the queue.
+    queue = order_shrinks(-5.0, [("due", due), ("gone", _beaten(-1.0))], SHORT)
+    assert len(queue) == 2
+    gone = pick_shrinks(0.0, queue, SHORT, False, 10, False, _always, lambda n, p: n != "gone")
+    assert gone == [] and queue == []
 
 
 def test_the_pick_ends_at_the_pacers_first_no_and_while_the_loop_is_late() -> None:
-    sessions = [(f"n{i}", _beaten(-float(i))) for i in range(5)]
+    queue = order_shrinks(0.0, [(f"n{i}", _beaten(-float(i))) for i in range(5)], SHORT)
+    plans = dict(queue)
     answers = iter([True, True, False, True])
     asked: list[tuple[HeartbeatPlan, HeartbeatPlan]] = []
 
@@ -53,12 +68,13 @@ def test_the_pick_ends_at_the_pacers_first_no_and_while_the_loop_is_late() -> No
         asked.append((old, new))
         return next(answers)
 
-    assert [n for n, _ in pick_shrinks(0.0, sessions, SHORT, False, 10, True, pacer)] == []
-    assert asked == []  # a late loop: not even asked
-    picked = pick_shrinks(0.0, sessions, SHORT, False, 10, False, pacer)
+    assert pick_shrinks(0.0, queue, SHORT, False, 10, True, pacer) == []
+    assert asked == [] and len(queue) == 5  # a late loop: not even asked
+    picked = pick_shrinks(0.0, queue, SHORT, False, 10, False, pacer)
     assert [n for n, _ in picked] == ["n0", "n1"]
     assert asked == [(LONG, SHORT)] * 3
-    assert sessions[2][1].number == 1  # the one turned away keeps its plan
+    assert plans["n2"].number == 1  # the one turned away keeps its plan, first in the queue
+    assert [n for n, _ in queue] == ["n2", "n3", "n4"]
 
 
 def test_the_pace_spreads_half_the_pacers_room_over_the_ticks() -> None:
