@@ -180,6 +180,32 @@ def session_keepalive(ping_seconds: float = SESSION_PING_SECONDS) -> tuple[tuple
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
+def server_options(ping_seconds: float = SESSION_PING_SECONDS) -> list[tuple[str, int]]:
+    """The master's gRPC server options: message limits, the session keepalive, and no
+    HTTP/2 BDP probes.
+
+    Without `grpc.http2.bdp_probe` 0 gRPC's core answers data it reads with a
+    bandwidth-delay ping of its own (to grow its receive window), so every status report
+    and heartbeat a node sends costs the master a ping sent, a ping ack read and a timer,
+    on its `event_engine` threads: at 5,000 hollow nodes those used more CPU than the
+    master's event loop during an apply (issue 15). A mutual-TLS grpc.aio server with
+    1,000 sessions each sending a small message a second and pinged every second used
+    0.527 core with the probes, 0.447 without them (tests/bench/ping_cost.py, two rounds
+    each, the same to 0.003). The node sessions carry small messages, so the window the
+    probes would grow is not what bounds them; the agents' channels leave the probes off
+    too (kernel/limits.py). The cost: a large message (an 8 MiB apply, a node's whole
+    assignment set) crosses a long link at gRPC's fixed window per round trip instead of
+    a grown one; on a LAN or loopback that window is not the bound either."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MASTER_MESSAGE_BYTES),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+        ("grpc.http2.bdp_probe", 0),
+        *session_keepalive(ping_seconds),
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class MasterConfig:
     listen: str
@@ -334,13 +360,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     )
     manager.set_reachability(reachability)
 
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MASTER_MESSAGE_BYTES),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_ping_interval_without_data_ms", 1000),
-        *session_keepalive(config.session_ping_seconds),
-    ]
+    options = server_options(config.session_ping_seconds)
     security = None
     if config.insecure:
         check_insecure_listen(config.listen)

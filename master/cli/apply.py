@@ -3,9 +3,12 @@
 The master parses and validates the files, so the CLI and the server can never disagree
 about what a manifest means; the CLI only finds and reads them (as kubectl picks them
 from a directory). `apply` is the command on the way to a running pod (issue 15: apply ->
-3 running), so this module loads no more than it sends with: gRPC, and the request and
-reply written and read by master/cli/apply_wire.py instead of the protobuf runtime.
-`delete -f` reads its files here too.
+3 running), so this module loads no more than it sends with: the request and reply
+written and read by master/cli/apply_wire.py instead of the protobuf runtime, sent as a
+gRPC call over HTTP/2 on Python's own ssl and socket (master/cli/h2_client.py) instead of
+grpcio, whose import was most of the CLI's start before it could send. Where that client
+cannot load credentials (no memfd: not Linux) grpcio sends it. `delete -f` reads its
+files here too.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from master.cli import apply_wire
 from master.cli.apply_wire import ApplyRequest, SourceFile
-from master.cli.client import CliError, MasterClient
+from master.cli.errors import CliError
 from master.cli.kinds import RESOURCE_NAMES
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -71,16 +74,8 @@ def run_apply(
     files = read_sources(paths, recursive)
     if not files:
         raise CliError("error: no objects passed to apply")
-    client = MasterClient(address)
-    try:
-        reply = client.call_method(
-            apply_wire.METHOD,
-            apply_wire.encode_request,
-            apply_wire.decode_response,
-            ApplyRequest(tuple(files), dry_run=dry_run, namespace=namespace or ""),
-        )
-    finally:
-        client.close()
+    request = ApplyRequest(tuple(files), dry_run=dry_run, namespace=namespace or "")
+    reply = _send(address, request)
     for warning in reply.warnings:
         print(f"Warning: {warning}", file=sys.stderr)
     suffix = " (dry run)" if dry_run else ""
@@ -88,3 +83,26 @@ def run_apply(
         kind = RESOURCE_NAMES.get(r.kind, r.kind.lower())
         print(f"{kind}/{r.name} {r.action}{suffix}")
     return 0
+
+
+def _send(address: str, request: ApplyRequest) -> apply_wire.ApplyResponse:
+    """ApplyManifests to the master(s) at `address`: over HTTP/2 by hand where it can."""
+    from master.cli import h2_client
+
+    if h2_client.available():
+        data = h2_client.H2Client(address).call(
+            apply_wire.METHOD, apply_wire.encode_request(request)
+        )
+        try:
+            return apply_wire.decode_response(data)
+        except apply_wire.WireError as e:
+            raise CliError(f"error: the master's reply cannot be read: {e}") from None
+    from master.cli.client import MasterClient
+
+    client = MasterClient(address)
+    try:
+        return client.call_method(
+            apply_wire.METHOD, apply_wire.encode_request, apply_wire.decode_response, request
+        )
+    finally:
+        client.close()

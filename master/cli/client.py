@@ -16,20 +16,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from master.cli import config
+from master.cli import config, failures
 from master.cli.config import DEFAULT_MASTER, CredentialsError
 from master.cli.errors import CliError
+from master.cli.failures import REFUSED
 
 if TYPE_CHECKING:
     from protos.cluster_pb2_grpc import ClusterServiceStub
 
-__all__ = ["DEFAULT_MASTER", "CliError", "MasterClient", "master_address"]
+__all__ = ["DEFAULT_MASTER", "REFUSED", "CliError", "MasterClient", "master_address"]
 CONNECT_WAIT_SECONDS = 4.0
 # After the connect wait, how long a call still running may take to show its channel is
 # connected (a long call, not an unreachable master).
 READY_CHECK_SECONDS = 0.5
-# How a master's own UNAVAILABLE answers begin (master/app/errors.py), unlike gRPC's.
-REFUSED = "nothing was changed: "
 CALL_TIMEOUT_SECONDS = 30.0
 
 T = TypeVar("T")
@@ -37,7 +36,8 @@ T = TypeVar("T")
 
 def _passes_on(e: grpc.RpcError) -> bool:
     """Whether another master may take this call: this one is unreachable or a follower."""
-    return e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    code = e.code()
+    return code is not None and failures.passes_on(code.name)
 
 
 def master_address(flag: str | None) -> str:
@@ -203,48 +203,15 @@ class MasterClient:
             raise self.unreachable() from None
 
     def unreachable(self) -> CliError:
-        if not self.credentials.insecure and self._tcp_reachable():
-            host = self.address.rpartition(":")[0].strip("[]")
-            return CliError(
-                f"cannot establish TLS with the pinnace master at {self.address}: check that "
-                f"{self.credentials.source} is for this cluster and that the master's "
-                f"certificate names {host} (master flag --tls-san), or pass --insecure if the "
-                f"master runs with --insecure"
-            )
-        if len(self.addresses) > 1:
-            return CliError(
-                f"cannot reach any pinnace master of {','.join(self.addresses)}: is one "
-                f"running? (set the addresses with --master or PINNACE_MASTER)"
-            )
+        tls_failed = not self.credentials.insecure and self._tcp_reachable()
         return CliError(
-            f"cannot reach the pinnace master at {self.address}: is `pinnace master` running? "
-            f"(set the address with --master or PINNACE_MASTER)"
+            failures.unreachable_sentence(
+                self.address, self.addresses, self.credentials.source, tls_failed
+            )
         )
 
     def translate(self, e: grpc.RpcError) -> CliError:
         code = e.code() if hasattr(e, "code") else None
         details = e.details() if hasattr(e, "details") else str(e)
-        if code == grpc.StatusCode.UNAVAILABLE and (details or "").startswith(REFUSED):
-            # The master answered: it may not write now (a follower); its sentence says why.
-            return CliError(f"error: {details}")
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            return self.unreachable()
-        if code == grpc.StatusCode.NOT_FOUND:
-            return CliError(f"Error from server (NotFound): {details}")
-        if code in (
-            grpc.StatusCode.INVALID_ARGUMENT,
-            grpc.StatusCode.FAILED_PRECONDITION,
-            grpc.StatusCode.INTERNAL,  # the master's own sentence (e.g. its store is full)
-        ):
-            # An apply of many files reports every invalid document, one per line.
-            return CliError("\n".join(f"error: {line}" for line in details.splitlines()))
-        if code == grpc.StatusCode.UNIMPLEMENTED:
-            return CliError(
-                f"error: the master at {self.address} does not offer this call "
-                f"(a master started with --insecure has no join tokens)"
-            )
-        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-            return CliError(f"error: the master refused the call: {details}")
-        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return CliError(f"error: the request is too large for the master: {details}")
-        return CliError(f"error from the master ({code.name if code else 'unknown'}): {details}")
+        sentence = failures.status_sentence(code.name if code else "", details or "", self.address)
+        return self.unreachable() if sentence is None else CliError(sentence)

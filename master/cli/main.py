@@ -944,10 +944,14 @@ def main(argv: Sequence[str] | None = None, *, exit_after_verb: bool = False) ->
             return _run_lb(args.action, Path(args.data_dir))
         if exit_after_verb:
             _collect_later()
-        from master.cli.client import master_address
+        # From config, not client.py: that imports grpcio, which `apply` does without.
+        from master.cli.config import CredentialsError, master_address
 
         select_credentials(args.config, args.insecure)
-        address = master_address(args.master)
+        try:
+            address = master_address(args.master)
+        except CredentialsError as e:
+            raise CliError(str(e)) from None
         code = _run_command(args, address, command_argv)
     except CliError as e:
         print(str(e), file=sys.stderr)
@@ -977,9 +981,10 @@ def _collect_later() -> None:
 
 def _exit_without_teardown(code: int) -> NoReturn:
     """Flushes what the command wrote, then ends the process at once."""
-    import logging  # already loaded (gRPC logs through it); its handlers flush here
-
-    logging.shutdown()
+    # Logging's handlers flush here, when anything loaded it (gRPC does; `apply` does not).
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         # A reader gone (`| head`) loses nothing more; the command's status stands.
         with contextlib.suppress(BrokenPipeError):

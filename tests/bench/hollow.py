@@ -632,11 +632,17 @@ async def main_async(
         if profile and profile_window:
             os.kill(master.pid, signal.SIGUSR1)  # profile the window on (profile_master.py)
         cpu0, w0, fleet_w0 = proc.cpu_times(), time.monotonic(), fleet_cpu_s(fleets)
+        steady0 = thread_cpu_s(master.pid)
         if during_window is not None:
             await asyncio.gather(asyncio.sleep(window), during_window(address, window))
         else:
             await asyncio.sleep(window)
         cpu1, w1, fleet_w1 = proc.cpu_times(), time.monotonic(), fleet_cpu_s(fleets)
+        print(
+            f"the master's threads' CPU s over the window: "
+            f"{thread_shares(steady0, thread_cpu_s(master.pid))}",
+            flush=True,
+        )
         reports = [await f.ask("report") for f in fleets]
         used = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / (w1 - w0)
         fleet_used = (fleet_w1 - fleet_w0) / (w1 - w0)

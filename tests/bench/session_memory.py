@@ -120,8 +120,16 @@ async def serve(pki: Path, insecure: bool, options: list[tuple[str, int]]) -> No
     await server.stop(0)
 
 
-async def clients(pki: Path, port: int, count: int, beat: float, insecure: bool) -> None:
-    """A client process: `count` channels with one stream each; prints "up" once all answered."""
+async def clients(
+    pki: Path,
+    port: int,
+    count: int,
+    beat: float,
+    insecure: bool,
+    extra: tuple[tuple[str, int], ...] = (),
+) -> None:
+    """A client process: `count` channels with one stream each (`extra`: more channel
+    options); prints "up" once all answered."""
     creds = grpc.ssl_channel_credentials(
         (pki / "ca.pem").read_bytes(),
         (pki / "client-key.pem").read_bytes(),
@@ -132,7 +140,7 @@ async def clients(pki: Path, port: int, count: int, beat: float, insecure: bool)
     async def session(i: int) -> None:
         nonlocal answered
         # Its own subchannel pool and channel id: a connection of its own, as each agent has.
-        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.channel_id", i)]
+        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.channel_id", i), *extra]
         target = f"localhost:{port}"
         channel = (
             grpc.aio.insecure_channel(target, options=options)
@@ -230,7 +238,10 @@ def main() -> None:
         asyncio.run(serve(args.serve, args.insecure, opts))
         return
     if args.clients:
-        asyncio.run(clients(args.clients, args.port, args.sessions, args.beat, args.insecure))
+        extra = tuple((str(k), int(v)) for k, v in json.loads(args.option_json))
+        asyncio.run(
+            clients(args.clients, args.port, args.sessions, args.beat, args.insecure, extra)
+        )
         return
     runs: list[tuple[str, list[tuple[str, int]]]] = [("baseline", [])]
     for spec in args.option:

@@ -66,12 +66,12 @@ def test_apply_sends_without_loading_what_it_does_not_use(tmp_path: Path) -> Non
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")
     probe = (
         "import json, sys\n"
-        "from master.cli import client\n"
+        "from master.cli import h2_client\n"
         "import gc\n"
-        "def sent(self, call, request, timeout):\n"
+        "def sent(self, address, path, message, timeout):\n"
         "    print(json.dumps([gc.isenabled(), sorted(sys.modules)]))\n"
         "    raise SystemExit(0)\n"
-        "client.MasterClient._send = sent\n"
+        "h2_client.H2Client._call_one = sent\n"
         "from master.cli.main import main\n"
         f"main(['--config', {str(conf)!r}, 'apply', '-f', {str(manifest)!r}],\n"
         "     exit_after_verb=True)\n"
@@ -89,6 +89,9 @@ def test_apply_sends_without_loading_what_it_does_not_use(tmp_path: Path) -> Non
     assert {"yaml", "master.api.tables"} & loaded == set()
     # Nor the protobuf runtime and the service's descriptors: apply_wire writes the request.
     assert sorted(m for m in loaded if m.startswith(("google.protobuf", "protos."))) == []
+    # Nor grpcio (master/cli/h2_client.py sends the call), nor logging, which only gRPC used.
+    assert sorted(m for m in loaded if m == "grpc" or m.startswith("grpc.")) == []
+    assert "logging" not in loaded
     # Nor shutil (argparse's help formatter imports it for the terminal's width).
     assert "shutil" not in loaded
     # The `pinnace` program's verbs start without the cyclic garbage collector.

@@ -1,0 +1,39 @@
+"""The gRPC options both ends of the node session start with: no HTTP/2 BDP probes.
+
+Each probe is a ping the other side's gRPC threads must read and answer; with them on,
+every message a node sends or receives cost the master a ping more
+(tests/bench/ping_cost.py)."""
+
+from __future__ import annotations
+
+from kernel.limits import AGENT_CHANNEL_OPTIONS, MAX_MASTER_MESSAGE_BYTES
+from master.server import MAX_MESSAGE_BYTES, server_options, session_keepalive
+
+
+def test_the_master_sends_no_bdp_probes_and_keeps_its_session_keepalive() -> None:
+    options = dict(server_options())
+
+    assert options["grpc.http2.bdp_probe"] == 0
+    assert options["grpc.max_receive_message_length"] == MAX_MESSAGE_BYTES
+    assert options["grpc.max_send_message_length"] == MAX_MASTER_MESSAGE_BYTES
+    assert options.items() >= dict(session_keepalive()).items()
+
+
+def test_the_ping_interval_reaches_the_server_options() -> None:
+    options = dict(server_options(4.0))
+
+    assert options["grpc.keepalive_time_ms"] == 4000
+    assert options["grpc.http2.bdp_probe"] == 0
+
+
+def test_an_agent_channel_sends_no_bdp_probes() -> None:
+    options = dict(AGENT_CHANNEL_OPTIONS)
+
+    assert options["grpc.http2.bdp_probe"] == 0
+    assert options["grpc.max_receive_message_length"] == MAX_MASTER_MESSAGE_BYTES
+
+
+def test_each_option_is_given_once() -> None:
+    names = [name for name, _ in server_options()]
+
+    assert len(names) == len(set(names))
