@@ -508,6 +508,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             name="loop-lag",
         ),
         asyncio.create_task(heap.run(clock), name="heap"),
+        asyncio.create_task(node_servicer.run_shrink_offers(), name="shrink-offers"),
     ]
     trim = heap_trim.glibc_trim()
     if trim is not None:

@@ -69,7 +69,16 @@ from master.controllers.lifecycle import NodeHealthSettings, witness_members
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.controllers.plan_pacing import STEADY_BUDGET_SECONDS, PlanTally, ShrinkPacer
-from master.controllers.session_plan import PlanOffer, SessionPlan
+from master.controllers.session_plan import PlanOffer, SessionPlan, ShrinkSettings
+from master.controllers.shrink_offers import (
+    IDLE_REORDER_SECONDS,
+    LATE_SECONDS,
+    OFFER_TICK,
+    REORDER_SECONDS,
+    OfferPace,
+    order_shrinks,
+    pick_shrinks,
+)
 from master.metrics.series import HEARTBEATS, PLAN_SHRINKS
 from master.model import (
     Container,
@@ -211,6 +220,9 @@ class _Session:
     plan: SessionPlan | None = None
     # A new heartbeat plan the next ack carries (longer, or offered shorter).
     offer: PlanOffer | None = None
+    # Its stream is open (from the agent's hello to its end): shrinks offered between
+    # beats go only to such a session.
+    streaming: bool = False
     # The service table may have changed (master/api/servicetable.py).
     services_changed: asyncio.Event = field(init=False)
     # The master reloaded its memory from the store: the agent is asked for its reports
@@ -275,6 +287,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # (master/controllers/plan_pacing.py).
         self.plan_tally = plan_tally if plan_tally is not None else PlanTally()
         self._pacer = ShrinkPacer()
+        # How many shrinks the ticks may offer between beats, to which sessions in what
+        # order, and when that order is made again (shrink_offers.py).
+        self._offer_pace = OfferPace()
+        self._shrink_queue: list[tuple[str, SessionPlan]] = []
+        self._reorder_at = float("-inf")
         self._session_grace = session_grace
         self._sessions: dict[str, _Session] = {}
         # Set when the master stops: the sessions it ends then say nothing about the nodes.
@@ -662,6 +679,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             )
             return
         self._mark_session(node_name, lost=False)
+        session.streaming = True
         if session.plan is not None:
             # Counted from its stream on (a registration that never streams beats never),
             # until the stream ends.
@@ -758,6 +776,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                     admitted = False
                     self._registrations.finished(node_name, self._clock.monotonic())
         finally:
+            session.streaming = False
             self._registrations.finished(node_name, self._clock.monotonic())
             unsubscribe()
             self.logs.detach(node_name, down)
@@ -864,6 +883,64 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             verdict if verdict != "admitted" else "",
         ).inc()
         return verdict == "admitted"
+
+    async def run_shrink_offers(self) -> None:
+        """Offers shrinks between beats every OFFER_TICK, for as long as the master runs."""
+        while True:
+            await self._clock.sleep(OFFER_TICK)
+            self.offer_shrinks()
+
+    def offer_shrinks(self) -> int:
+        """Offers the shorter plan for the cluster now to the stretched sessions the budget
+        has room for, at once on their streams, not with their next beat's ack (up to 40 s
+        away: master/controllers/shrink_offers.py); how many were offered."""
+        wanted, settled = self._plan(), self._budget.full
+        shrink = ShrinkSettings()
+        share = shrink.settled_shrink_to if settled else shrink.shrink_to
+        if self.plan_tally.longest * share < wanted.interval:
+            # No session plans long enough to shrink (the steady state): nothing walked.
+            self._shrink_queue.clear()
+            return 0
+        now = self._clock.monotonic()
+        if not self._budget.steady(now, STEADY_BUDGET_SECONDS):
+            return 0  # the pacer would say "unsteady" to each
+        if now >= self._reorder_at:
+            live = (
+                (name, s.plan)
+                for name, s in self._sessions.items()
+                if s.plan is not None and s.streaming and not s.superseded.is_set()
+            )
+            self._shrink_queue = order_shrinks(now, live, wanted)
+            wait = REORDER_SECONDS if self._shrink_queue else IDLE_REORDER_SECONDS
+            self._reorder_at = now + wait
+        if not self._shrink_queue:
+            return 0
+        allowed = planned_rate(self._state.count("Node"), self._budget)
+        over = self._pacer.settings.over
+        most = self._offer_pace.allowance(now, allowed, self.plan_tally.rate, over)
+        picked = pick_shrinks(
+            now,
+            self._shrink_queue,
+            wanted,
+            settled,
+            most,
+            self._budget.lag >= LATE_SECONDS,
+            lambda old, new: self._admit_shrink(now, old, new),
+            self._streaming_plan,
+        )
+        for name, offer in picked:
+            session = self._sessions[name]
+            # Sent as an ack of the agent's last beat (its sequence again), carrying the plan.
+            session.offer = offer
+            self.plan_tally.set(name, offer.plan.interval)
+            session.ack_due.set()
+        self._offer_pace.spent(len(picked))
+        return len(picked)
+
+    def _streaming_plan(self, name: str, plan: SessionPlan) -> bool:
+        """Whether `plan` is the plan of node `name`'s current session, its stream open."""
+        s = self._sessions.get(name)
+        return s is not None and s.plan is plan and s.streaming and not s.superseded.is_set()
 
     def _mark_session(self, node_name: str, lost: bool) -> None:
         node = self._state.get("Node", node_name)

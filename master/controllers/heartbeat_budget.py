@@ -77,6 +77,9 @@ class HeartbeatBudget:
         self._late = 0.0
         # When the rate last moved (None: not since it started, at the cap).
         self.moved_at: float | None = None
+        # How late the probe's latest wake-up was: shrinks are not offered between beats
+        # while the loop is late (master/controllers/shrink_offers.py).
+        self.lag = 0.0
 
     @property
     def full(self) -> bool:
@@ -88,6 +91,7 @@ class HeartbeatBudget:
         """One probe wake-up at `now`, `lag` seconds late; whether the budget moved. `least`:
         the rate the plans are sized for however far the budget fell (`planned_rate`: every
         node beats within LONGEST_INTERVAL), which growing starts from."""
+        self.lag = lag
         if self.cap <= 0:
             return False
         if self._since is None:

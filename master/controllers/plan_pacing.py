@@ -59,6 +59,9 @@ class PlanTally:
     def __init__(self) -> None:
         self._interval: dict[str, float] = {}
         self._rate = 0.0
+        # Sessions by interval, kept with each change: `longest` is asked 20 times a second
+        # (master/controllers/shrink_offers.py) and must not walk 5,000 sessions.
+        self._count: Counter[float] = Counter()
 
     def set(self, node: str, interval: float) -> None:
         """Node `node`'s session now plans `interval` (a new session, or a new plan)."""
@@ -66,14 +69,23 @@ class PlanTally:
         if interval > 0:
             self._interval[node] = interval
             self._rate += 1.0 / interval
+            self._count[interval] += 1
 
     def drop(self, node: str) -> None:
         """Node `node` has no session any more."""
         interval = self._interval.pop(node, None)
         if interval is not None:
             self._rate -= 1.0 / interval
+            self._count[interval] -= 1
+            if not self._count[interval]:
+                del self._count[interval]
         if not self._interval:
             self._rate = 0.0  # no float dust left over when all are gone
+
+    @property
+    def longest(self) -> float:
+        """The longest interval a session plans (0: no session)."""
+        return max(self._count, default=0.0)
 
     @property
     def rate(self) -> float:
@@ -82,7 +94,10 @@ class PlanTally:
 
     def by_interval(self) -> dict[float, int]:
         """Sessions by their plan's interval (seconds, to a tenth)."""
-        return dict(Counter(round(i, 1) for i in self._interval.values()))
+        found: Counter[float] = Counter()
+        for interval, n in self._count.items():
+            found[round(interval, 1)] += n
+        return dict(found)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,15 @@ protection when it cannot keep up.
 
 Shrinks are paced besides: the agent confirms a shorter plan with a heartbeat at once, one
 beat more than its plan, so a shrink goes only while the master's budget has room for it
-(`admit`: ShrinkPacer.judge, master/controllers/plan_pacing.py), else at a later heartbeat.
+(`admit`: ShrinkPacer.judge, master/controllers/plan_pacing.py), else later.
+
+A shrink is offered with the ack of a heartbeat (`heartbeat`) or between beats (`shorter`,
+sent on the session stream as an ack of the last beat, picked by
+master/controllers/shrink_offers.py). Offered only with acks, a shrink turned away for
+want of room waited for the node's next beat, a whole stretched interval (up to 40 s), and
+after a burst the stretched beats came in bunches: on a fake clock the fleet took 96 s to
+return. The agent takes a plan from any ack (agent/state/plan.py), so the offer between
+beats needs nothing new on the wire.
 
 Pure: the caller passes the time, the plan the agent said it runs and the plan for the
 cluster now, and applies the step (the lease to judge by, the plan the next ack carries).
@@ -92,6 +100,10 @@ class SessionPlan:
         # plan is offered and not yet run, the longest of the plans the agent may run.
         self.judged = plan.lease
         self.changed_at = now
+        # When the last heartbeat arrived (the registration's time until one does), and
+        # whether the agent's heartbeats say their plan (only those are offered shrinks).
+        self.beat_at = now
+        self.says_plan = False
 
     @property
     def offering(self) -> bool:
@@ -111,6 +123,8 @@ class SessionPlan:
         the cluster's shortest (the master's heartbeat budget is full), `admit(old, new)`
         whether the budget has room for a shrink now (None: always). What changes."""
         judge: float | None = None
+        self.beat_at = now
+        self.says_plan = running > 0
         if running >= self.number and self.offering:
             # The agent runs the newest plan: judge it by that plan's lease from now.
             self.judged = self.given.lease
@@ -122,15 +136,44 @@ class SessionPlan:
                 self.judged = wanted.lease
                 judge = self.judged
             return PlanStep(judge, PlanOffer(self.number, wanted))
+        return PlanStep(judge, self._offer_shorter(now, wanted, settled, admit))
+
+    def shorter(
+        self,
+        now: float,
+        wanted: HeartbeatPlan,
+        settled: bool = False,
+        admit: Callable[[HeartbeatPlan, HeartbeatPlan], bool] | None = None,
+    ) -> PlanOffer | None:
+        """A shorter plan to offer now, between heartbeats (sent on the session stream at
+        once), or None: by the same rules as with an ack, and only to an agent whose last
+        heartbeat said its plan and that has confirmed every plan offered so far (a
+        second offer before the first is confirmed would cost a second confirmation)."""
+        if self.offering:
+            return None
+        return self._offer_shorter(now, wanted, settled, admit)
+
+    def next_beat(self) -> float:
+        """When the agent's next heartbeat is expected: one interval of the newest plan
+        after the last (the agent may still beat by an older, shorter one: early)."""
+        return self.beat_at + self.given.interval
+
+    def _offer_shorter(
+        self,
+        now: float,
+        wanted: HeartbeatPlan,
+        settled: bool,
+        admit: Callable[[HeartbeatPlan, HeartbeatPlan], bool] | None,
+    ) -> PlanOffer | None:
         if (
-            running > 0
+            self.says_plan
             and self._shrinks_to(now, wanted, settled)
             and (admit is None or admit(self.given, wanted))
         ):
             # Shorter: offered; judged by the old lease until the agent says it runs it.
             self._give(now, wanted)
-            return PlanStep(judge, PlanOffer(self.number, wanted))
-        return PlanStep(judge, None)
+            return PlanOffer(self.number, wanted)
+        return None
 
     def _shrinks_to(self, now: float, wanted: HeartbeatPlan, settled: bool) -> bool:
         s = self.settings

@@ -446,6 +446,28 @@ async def watch_return(
         await asyncio.sleep(1.0)
 
 
+async def _hang_timeline(fleet: Fleet, name: str, at: float, took: float, poll: float) -> None:
+    """Where a hang's detection went: the agent's watchdog (judged in its fleet process)
+    ending its connection, then the master (the stream's end read, the session grace, a
+    node pass) and the bench's own poll of the node (its slowest call said)."""
+    closed = None
+    deadline = time.monotonic() + 3.0  # the fleet's status line comes every second
+    while closed is None and time.monotonic() < deadline:
+        closed = dict(fleet.status.get("closed", {})).get(name)  # type: ignore[call-overload]
+        if closed is None:
+            await asyncio.sleep(0.2)
+    if closed is None:
+        print(f"  {name}: the fleet did not say when its watchdog closed the connection")
+        return
+    began, ended = float(closed[0]), float(closed[1])
+    print(
+        f"  {name}: watchdog began closing at +{began - at:.2f}s (closed +{ended - at:.2f}s), "
+        f"NotReady seen {at + took - ended:.2f}s after the close "
+        f"(the bench's slowest poll of the node {poll:.2f}s)",
+        flush=True,
+    )
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -677,7 +699,13 @@ async def main_async(
                 continue  # plaintext agents share connections: only a hang is theirs alone
             died = await fleet.ask(f"{verbs[kind]} {name}")
             at = float(str(died["at"]))
-            while await asyncio.to_thread(node_ready, client, name):
+            slowest_poll = 0.0
+            while True:
+                asked = time.time()
+                ready = await asyncio.to_thread(node_ready, client, name)
+                slowest_poll = max(slowest_poll, time.time() - asked)
+                if not ready:
+                    break
                 if time.time() - at > 60:
                     print(f"node {name} still Ready 60 s after it died ({kind})")
                     break
@@ -688,6 +716,8 @@ async def main_async(
                 f" (beating every {float(str(died['interval'])):g}s)" if "interval" in died else ""
             )
             print(f"node {name} {kind} -> NotReady in {took:.2f}s{plan}", flush=True)
+            if kind == "hang":
+                await _hang_timeline(fleet, name, at, took, slowest_poll)
         result = HollowResult(
             nodes,
             pods,

@@ -68,6 +68,9 @@ RETRY_CAP = 10.0
 JOIN_FAILURES: Counter[str] = Counter()
 # Sessions lost and registered again, by why they ended (the gRPC code).
 RECONNECTS: Counter[str] = Counter()
+# Hung agents whose loop watchdog ended their connection: when it began to, and when the
+# close returned (unix time), for the bench's timeline of a hang's detection.
+CLOSED: dict[str, tuple[float, float]] = {}
 
 
 class HollowAgent:
@@ -167,6 +170,8 @@ class HollowAgent:
         call = stub.StreamSession(self._messages(stop))
         self.plan = registered_plan(reply.heartbeat_interval_seconds, reply.lease_seconds)
         beat = asyncio.create_task(self._heartbeat(stop))
+        # The newest beat acked in this session (its beats are numbered from 1).
+        acked_last = 0
         try:
             async for msg in call:
                 body = msg.WhichOneof("body")
@@ -189,8 +194,12 @@ class HollowAgent:
                     if (ask := held.acked(msg.heartbeat_ack.assignment_sequence)) is not None:
                         await self._ask_whole(ask)
                     self.joined = True
-                    self.acks += 1
                     ack = msg.heartbeat_ack
+                    # An ack of a beat acked already is a plan offered between beats: not a
+                    # heartbeat answered (the acks a second are the heartbeats').
+                    if ack.sequence > acked_last:
+                        acked_last = ack.sequence
+                        self.acks += 1
                     was = self.plan
                     self.plan = follow(
                         was, ack.plan, ack.heartbeat_interval_seconds, ack.lease_seconds
@@ -370,6 +379,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     "join_attempts": sum(a.join_attempts for a in agents),
                     "join_failures": dict(JOIN_FAILURES),
                     "reconnects": dict(RECONNECTS),
+                    "closed": dict(CLOSED),
                     "ended": dict(Counter(a.ended for a in agents if a.ended)),
                     "plans": dict(
                         Counter(
@@ -397,7 +407,9 @@ async def main_async(args: argparse.Namespace) -> None:
                 wedged[name] = (watch, tick)
                 if isinstance(verdict, Wedged):
                     del wedged[name]
+                    began = time.time()
                     await own_channel[name].close(grace=None)
+                    CLOSED[name] = (began, time.time())
 
     reporter = asyncio.create_task(status())
     watcher = asyncio.create_task(watch_loops())

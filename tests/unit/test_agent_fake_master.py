@@ -182,6 +182,18 @@ class FakeMaster(node_pb2_grpc.NodeServiceServicer):
         message = pb.PeerList(peers=peers, cluster_size=cluster_size)
         self._streams[node].put_nowait(pb.MasterMessage(peers=message))
 
+    def offer_plan(self, node: str, number: int, interval: float, lease: float) -> None:
+        """A plan offered between heartbeats, as the master offers a shrink: an ack of the
+        last heartbeat read, carrying the plan (master/controllers/shrink_offers.py)."""
+        ack = pb.HeartbeatAck(
+            sequence=self.received.get(node, 0),
+            assignment_sequence=self.assignment_sequence,
+            plan=number,
+            heartbeat_interval_seconds=interval,
+            lease_seconds=lease,
+        )
+        self._streams[node].put_nowait(pb.MasterMessage(heartbeat_ack=ack))
+
     def ask_resend(self, node: str) -> None:
         """Asks a connected node for every report again (a master that reloaded its memory)."""
         message = pb.ResendReports(reason="the master reloaded its memory from the store")

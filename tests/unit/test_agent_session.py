@@ -227,6 +227,32 @@ def test_a_shorter_plan_is_beaten_by_at_once_and_said_in_the_heartbeats() -> Non
     asyncio.run(scenario())
 
 
+def test_a_shorter_plan_offered_between_beats_is_confirmed_at_once() -> None:
+    """The master offers a shrink on the session stream between beats (an ack of the last
+    beat carrying the plan, master/controllers/shrink_offers.py), not only with the ack of
+    a beat: the agent confirms it with a heartbeat at once, not at its next 10 s beat."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        master = FakeMaster(heartbeat=10.0, lease=30.0)
+        address = await master.start()
+        try:
+            async with running_agent(clock, address, new_engine(clock)):
+                await until(clock, lambda: master.heartbeats, "the first heartbeat", 15.0)
+                await run_for(clock, 2.0)  # its ack read; the next beat due 8 s on
+                offered = clock.monotonic()
+                master.offer_plan("n1", 2, 1.0, 5.0)
+                await until(clock, lambda: len(master.heartbeats) >= 2, "a confirmation", 3.0)
+                took = clock.monotonic() - offered
+        finally:
+            await master.stop()
+
+        assert took <= 0.5
+        assert master.heartbeat_plans[:2] == [1, 2]
+
+    asyncio.run(scenario())
+
+
 def test_reconnects_and_reregisters_with_the_pods_it_runs() -> None:
     async def scenario() -> None:
         clock = FakeClock()

@@ -5,6 +5,7 @@ in do not starve the joins of the rest; and the node sessions follow it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -202,5 +203,66 @@ def test_the_plans_are_summed_over_the_streaming_sessions_only() -> None:
         await _beat_once(servicer, registered.session_id, plan=1)
         assert seen == [1.0]  # its stream: one 1 s plan
         assert servicer.plan_tally.rate == 0.0  # and the stream ended
+
+    asyncio.run(scenario())
+
+
+def test_a_shrink_turned_away_at_a_beat_is_offered_before_the_next_one() -> None:
+    """A beat whose shrink the pacer turned away (the budget still growing back) left its
+    node on the stretched plan until its next beat, up to 40 s at 5,000 nodes. Once the
+    budget has room, the master offers the shrink at once on the session stream, as an ack
+    of the last beat carrying the plan; the lease stays the longer one until the agent's
+    heartbeat says it runs the new plan (master/controllers/shrink_offers.py)."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        budget = HeartbeatBudget(10.0)
+        servicer, leases, registered = await _servicer_of_ten_nodes(budget, clock)
+        up: asyncio.Queue[node_pb2.AgentMessage | None] = asyncio.Queue()
+        down: asyncio.Queue[node_pb2.HeartbeatAck] = asyncio.Queue()
+
+        async def messages() -> AsyncIterator[node_pb2.AgentMessage]:
+            hello = node_pb2.SessionHello(node_name="n1", session_id=registered.session_id)
+            yield node_pb2.AgentMessage(hello=hello)
+            while (msg := await up.get()) is not None:
+                yield msg
+
+        async def stream() -> None:
+            context: Any = None
+            async for msg in servicer.StreamSession(messages(), context):
+                if msg.WhichOneof("body") == "heartbeat_ack":
+                    down.put_nowait(msg.heartbeat_ack)
+
+        async def beat(sequence: int, plan: int) -> node_pb2.HeartbeatAck:
+            up.put_nowait(
+                node_pb2.AgentMessage(heartbeat=node_pb2.Heartbeat(sequence=sequence, plan=plan))
+            )
+            return await asyncio.wait_for(down.get(), 5)
+
+        session = asyncio.create_task(stream())
+        budget.rate, budget.moved_at = 2.5, clock.monotonic()  # cut by a burst
+        stretched = await beat(1, plan=1)
+        assert (stretched.heartbeat_interval_seconds, stretched.plan) == (4.0, 2)
+
+        clock.advance(20.0)
+        budget.rate, budget.moved_at = 7.5, clock.monotonic()  # growing back: unsteady
+        assert servicer.offer_shrinks() == 0
+        turned_away = await beat(2, plan=2)
+        assert turned_away.plan == 0  # no plan with this ack
+
+        clock.advance(1.0)  # the next beat is due 3 s from now
+        budget.rate = 10.0  # full: shrinks may go
+        assert servicer.offer_shrinks() == 1
+        offer = await asyncio.wait_for(down.get(), 5)  # no heartbeat asked for it
+        assert (offer.heartbeat_interval_seconds, offer.lease_seconds, offer.plan) == (1, 3, 3)
+        assert offer.sequence == 2  # an ack of the last beat
+        assert leases.lease_of("n1") == 6.0  # the agent may still beat every 4 s
+        assert servicer.offer_shrinks() == 0  # offered once
+
+        confirmed = await beat(3, plan=3)
+        assert confirmed.plan == 0
+        assert leases.lease_of("n1") == 3.0
+        up.put_nowait(None)
+        await session
 
     asyncio.run(scenario())

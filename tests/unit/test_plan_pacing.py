@@ -28,6 +28,13 @@ from master.controllers.plan_pacing import (
     ShrinkPacer,
 )
 from master.controllers.session_plan import PlanOffer, SessionPlan
+from master.controllers.shrink_offers import (
+    OFFER_TICK,
+    REORDER_SECONDS,
+    OfferPace,
+    order_shrinks,
+    pick_shrinks,
+)
 
 LONG = HeartbeatPlan(40.0, 42.0)
 SHORT = HeartbeatPlan(20.0, 22.0)
@@ -128,6 +135,14 @@ class _Fleet:
     rtt: float = 0.01
     # The master's loop reads the beats in bunches, every `bunch` seconds (0: at once).
     bunch: float = 0.0
+    # The stretched beats fall in the first `phases` seconds of each 40 s (40: spread
+    # evenly; less: bunched, as agents stretched by the acks of a short cut are).
+    phases: float = LONG.interval
+    # Shrinks offered between beats too, every OFFER_TICK (master/controllers/shrink_offers.py).
+    between: bool = False
+    offer_pace: OfferPace = field(default_factory=OfferPace)
+    queue: list[tuple[str, SessionPlan]] = field(default_factory=list)
+    reorder_at: float = 0.0
     tally: PlanTally = field(default_factory=PlanTally)
     pacer: ShrinkPacer = field(default_factory=ShrinkPacer)
     # Beats the master received, by second, and the rate the plans were sized for then.
@@ -143,9 +158,11 @@ class _Fleet:
         for i in range(self.nodes):
             fleet.append(_Node(SessionPlan(LONG, now=-100.0), registered_plan(40.0, 42.0)))
             self.tally.set(str(i), LONG.interval)
-            # Beats spread evenly over the 40 s, as agents started at different times.
-            heapq.heappush(queue, (i * LONG.interval / self.nodes, i, 0, "beat"))
+            # Beats spread over the phases, as agents started or stretched at different times.
+            heapq.heappush(queue, (i * self.phases / self.nodes, i, 0, "beat"))
         probe, least = 0.0, self.nodes / LONGEST_INTERVAL
+        if self.between:
+            heapq.heappush(queue, (0.0, -1, 0, "pick"))
         on_target = 0
         while queue:
             now, i, version, kind = heapq.heappop(queue)
@@ -154,6 +171,10 @@ class _Fleet:
             while probe <= now:
                 self.budget.observe(probe, 0.0, least)
                 probe += 0.05
+            if kind == "pick":
+                self._pick(now, fleet, queue)
+                heapq.heappush(queue, (now + OFFER_TICK, -1, 0, "pick"))
+                continue
             node = fleet[i]
             if version != node.version:
                 continue
@@ -195,6 +216,32 @@ class _Fleet:
         node.version += 1
         heapq.heappush(queue, (now + self.rtt, i, node.version, "ack"))
 
+    def _pick(self, now: float, fleet: list[_Node], queue: _Queue) -> None:
+        """The servicer's tick (NodeServicer.offer_shrinks): offers sent at once, their
+        acks `rtt` later."""
+        allowed = planned_rate(self.nodes, self.budget)
+        wanted = cluster_plan(self.nodes, 1.0, 3.0, self.budget)
+        if not self.budget.steady(now, STEADY_BUDGET_SECONDS):
+            return
+
+        def admit(old: HeartbeatPlan, new: HeartbeatPlan) -> bool:
+            return self.pacer.judge(now, allowed, self.tally.rate, old, new) == "admitted"
+
+        if now >= self.reorder_at:
+            sessions = ((str(i), node.plan) for i, node in enumerate(fleet))
+            self.queue = order_shrinks(now, sessions, wanted)
+            self.reorder_at = now + REORDER_SECONDS
+        most = self.offer_pace.allowance(now, allowed, self.tally.rate, self.pacer.settings.over)
+        picked = pick_shrinks(now, self.queue, wanted, self.budget.full, most, False, admit)
+        self.offer_pace.spent(len(picked))
+        for name, offer in picked:
+            i = int(name)
+            node = fleet[i]
+            self.tally.set(name, offer.plan.interval)
+            node.offer = offer
+            node.version += 1
+            heapq.heappush(queue, (now + self.rtt, i, node.version, "ack"))
+
     def _ack(self, now: float, i: int, node: _Node, queue: _Queue) -> None:
         was = node.agent
         if node.offer is not None:
@@ -224,10 +271,15 @@ def _after_a_burst(
     pace: bool = True,
     bunch: float = 0.0,
     settings: PacingSettings | None = None,
+    phases: float = LONG.interval,
+    between: bool = False,
 ) -> tuple[_Fleet, float | None]:
     budget = HeartbeatBudget(cap)
     budget.rate = budget.cap * budget.settings.floor_share  # cut to the floor by the burst
-    fleet = _Fleet(nodes, budget, pace, bunch=bunch, pacer=ShrinkPacer(settings))
+    fleet = _Fleet(
+        nodes, budget, pace, bunch=bunch, pacer=ShrinkPacer(settings), phases=phases,
+        between=between,
+    )  # fmt: skip
     return fleet, fleet.run(300.0)
 
 
@@ -259,3 +311,22 @@ def test_a_master_reading_its_beats_in_bunches_still_brings_the_fleet_back() -> 
     _, back = _after_a_burst(NODES, CAP, bunch=2.0)
 
     assert back is not None and back <= 60.0, back
+
+
+def test_a_bunched_fleet_is_back_sooner_with_shrinks_offered_between_beats() -> None:
+    """Stretched by the acks of a 20 s cut, the fleet's beats fall in half of each 40 s,
+    and the master reads them in 2 s bunches: the shrinks the pacer turned away in a bunch
+    waited 40 s for their node's next beat, and the fleet was back 96 s after the burst.
+    Offered between beats too (master/controllers/shrink_offers.py), the pacer's room is
+    used as it comes, by the nodes whose beats are furthest off first."""
+    _, with_acks_only = _after_a_burst(NODES, CAP, bunch=2.0, phases=20.0)
+    fleet, back = _after_a_burst(NODES, CAP, bunch=2.0, phases=20.0, between=True)
+
+    assert with_acks_only is not None and with_acks_only > 90.0, with_acks_only
+    assert back is not None and back <= 50.0, back
+    # Spread evenly and read at once, as sooner: the budget is full at 15 s, the fleet
+    # offered its shrinks over the next 25 s (half the pacer's room) instead of at each
+    # node's next beat, and never above the pacer's ceiling of twice the budget.
+    fleet, back = _after_a_burst(NODES, CAP, between=True)
+    assert back is not None and back <= 45.0, back
+    assert fleet.peak() <= 2.0, fleet.peak()

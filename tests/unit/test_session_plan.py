@@ -158,3 +158,25 @@ def test_a_shorter_interval_makes_the_next_beat_due_sooner() -> None:
     assert next_beat(100.0, 40.0, 101.0) == 140.0
     assert next_beat(100.0, 20.0, 101.0) == 120.0  # the new interval from the last beat
     assert next_beat(100.0, 20.0, 130.0) == 130.0  # already overdue: now
+
+
+def test_a_shorter_plan_is_offered_between_beats_by_the_same_rules() -> None:
+    plan = SessionPlan(LONG, now=0.0)
+    # No beat yet: whether the agent says its plan is not known.
+    assert plan.shorter(20.0, SHORT) is None
+    plan.heartbeat(20.0, running=1, wanted=LONG)
+    assert plan.next_beat() == 60.0
+
+    # Turned away by the pacer: nothing changes.
+    assert plan.shorter(25.0, SHORT, admit=lambda old, new: False) is None
+    assert plan.number == 1
+    offer = plan.shorter(25.0, SHORT)
+    assert offer == PlanOffer(2, SHORT)
+    assert plan.judged == 42.0 and plan.offering
+    # Not again until the agent confirms it, whatever is wanted by then.
+    assert plan.shorter(60.0, HeartbeatPlan(10.0, 12.0)) is None
+    assert plan.heartbeat(25.1, running=2, wanted=SHORT) == PlanStep(judge_lease=22.0)
+    # An agent that does not say its plan: never.
+    old = SessionPlan(LONG, now=0.0)
+    old.heartbeat(20.0, running=0, wanted=LONG)
+    assert old.shorter(25.0, SHORT) is None
