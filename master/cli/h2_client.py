@@ -11,7 +11,8 @@ sentence master/cli/failures.py gives for it.
 
 The client certificate and key reach OpenSSL through a memory file (memfd): the ssl
 module loads a certificate chain only from a file name, and the key must not be written
-to disk. Where there is no memfd (not Linux) `available()` is False and `apply` takes
+to disk. Where there is no memfd (not Linux), or where an HTTP proxy is configured
+(grpcio goes through it, this client would not), `available()` is False and `apply` takes
 grpcio's path.
 """
 
@@ -34,7 +35,16 @@ CALL_TIMEOUT_SECONDS = 30.0
 RETRY_PAUSES = (0.05, 0.1, 0.2, 0.4)
 
 
+# Environment variables through which grpcio reaches a master via an HTTP proxy (CONNECT),
+# which this client does not do: with any of them set, grpcio sends the call.
+PROXY_VARIABLES = ("grpc_proxy", "https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PROXY")
+
+
 def available() -> bool:
+    """Whether this client can send the call as grpcio would: a memfd for the credentials,
+    and no proxy configured for grpcio to go through."""
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return False
     return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
 
 

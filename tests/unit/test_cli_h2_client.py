@@ -18,7 +18,13 @@ import pytest
 from master.cli import apply_wire, config
 from master.cli.client import MasterClient
 from master.cli.errors import CliError
-from master.cli.h2_client import CONNECT_WAIT_SECONDS, H2Client, retry_pause
+from master.cli.h2_client import (
+    CONNECT_WAIT_SECONDS,
+    PROXY_VARIABLES,
+    H2Client,
+    available,
+    retry_pause,
+)
 from master.cli.h2_unary import Unreached
 from master.pki.bootstrap import ensure_pki, write_admin_config
 from master.pki.ca import CertificateAuthority
@@ -289,3 +295,16 @@ def test_failed_tls_is_not_tried_again(insecure: None) -> None:
     with pytest.raises(CliError, match="cannot establish TLS"):
         client.call(apply_wire.METHOD, b"")
     assert time.slept == []
+
+
+@pytest.mark.parametrize("variable", PROXY_VARIABLES)
+def test_a_configured_proxy_leaves_the_call_to_grpcio(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    # grpcio reaches the master through an HTTP proxy named so; this client cannot.
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert available()
+    monkeypatch.setenv(variable, "http://proxy.example:3128")
+
+    assert not available()
