@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from protos.cluster_pb2_grpc import ClusterServiceStub
 
 __all__ = ["DEFAULT_MASTER", "REFUSED", "CliError", "MasterClient", "master_address"]
-CONNECT_WAIT_SECONDS = 4.0
 # After the connect wait, how long a call still running may take to show its channel is
 # connected (a long call, not an unreachable master).
 READY_CHECK_SECONDS = 0.5
@@ -53,18 +52,13 @@ class MasterClient:
     its master, or that a follower refuses, is sent to the next one."""
 
     def __init__(self, address: str) -> None:
-        self.addresses = [a.strip() for a in address.split(",") if a.strip()] or [address]
-        self._turn = 0
-        self.address = self.addresses[0]
-        # TLS with the credentials master/cli/config.py finds (plaintext with --insecure);
-        # masters of one cluster share them.
+        # TLS with the credentials master/cli/config.py finds (plaintext with --insecure).
         try:
-            for a in self.addresses:
-                self.credentials = config.credentials_for(a)
+            self.addresses, self.credentials, self._connect_wait = config.masters(address)
         except CredentialsError as e:
             raise CliError(str(e)) from None
-        # With several masters a dead one is given up on sooner.
-        self._connect_wait = CONNECT_WAIT_SECONDS if len(self.addresses) == 1 else 1.0
+        self._turn = 0
+        self.address = self.addresses[0]
         self._open(self.address)
 
     def _open(self, address: str) -> None:

@@ -117,6 +117,32 @@ def credentials_for(address: str) -> Credentials:
     return Credentials(None)
 
 
+# How long a master that refuses connections (restarting) is waited for; with several masters
+# a dead one is given up on sooner, for the next.
+CONNECT_WAIT_SECONDS = 4.0
+CONNECT_WAIT_SEVERAL_SECONDS = 1.0
+
+
+class Masters(NamedTuple):
+    """The masters a `--master a,b,c` names, the credentials for them (the masters of one
+    cluster share them) and how long each is waited for: what both of the CLI's clients,
+    grpcio's (client.py) and apply's own (h2_client.py), start from."""
+
+    addresses: list[str]
+    credentials: Credentials
+    connect_wait: float
+
+
+def masters(address: str) -> Masters:
+    """`address` split into its masters; CredentialsError when credentials cannot be used."""
+    addresses = [a.strip() for a in address.split(",") if a.strip()] or [address]
+    credentials = Credentials(None)
+    for a in addresses:
+        credentials = credentials_for(a)
+    wait = CONNECT_WAIT_SECONDS if len(addresses) == 1 else CONNECT_WAIT_SEVERAL_SECONDS
+    return Masters(addresses, credentials, wait)
+
+
 def no_credentials(address: str) -> str:
     return (
         f"error: no credentials for the pinnace master at {address}: pass --config FILE or "

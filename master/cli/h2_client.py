@@ -29,7 +29,6 @@ from master.cli.config import CredentialsError
 from master.cli.errors import CliError
 from master.cli.h2_unary import CallFailed, Unreached, call_once
 
-CONNECT_WAIT_SECONDS = 4.0  # as master/cli/client.py
 CALL_TIMEOUT_SECONDS = 30.0
 # Pauses between connection attempts to a master that refuses them (it may be starting).
 RETRY_PAUSES = (0.05, 0.1, 0.2, 0.4)
@@ -89,14 +88,11 @@ class H2Client:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.addresses = [a.strip() for a in address.split(",") if a.strip()] or [address]
         self._call, self._sleep, self._clock = call, sleep, clock
         try:
-            for a in self.addresses:
-                self.credentials = config.credentials_for(a)
+            self.addresses, self.credentials, self._connect_wait = config.masters(address)
         except CredentialsError as e:
             raise CliError(str(e)) from None
-        self._connect_wait = CONNECT_WAIT_SECONDS if len(self.addresses) == 1 else 1.0
         self._tls: ssl.SSLContext | None = None
 
     def _context(self, address: str) -> ssl.SSLContext | None:

@@ -17,9 +17,9 @@ import pytest
 
 from master.cli import apply_wire, config
 from master.cli.client import MasterClient
+from master.cli.config import CONNECT_WAIT_SECONDS
 from master.cli.errors import CliError
 from master.cli.h2_client import (
-    CONNECT_WAIT_SECONDS,
     PROXY_VARIABLES,
     H2Client,
     available,
