@@ -4,17 +4,15 @@ credentials of another cluster, and --master with a dead address first."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from kernel.files import write_atomic
-from master.pki.ca import ADMIN_ORG, CertificateAuthority, cert_pem, key_pem, new_key
-from master.pki.clientconfig import ClientConfig, read_client_config, render_client_config
+from master.pki.clientconfig import read_client_config
 from tests.integration.cluster import REPO, LocalCluster
+from tests.pki_support import foreign_admin_config, write_client_config
 
 CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: b\n"
 # main() as `pinnace` runs it, then the modules it loaded on the last line of stdout.
@@ -89,20 +87,12 @@ def test_apply_with_another_clusters_credentials_fails_as_tls(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     cluster.start_master("--no-lb")
-    now = dt.datetime.now(dt.UTC)
-    foreign_ca = CertificateAuthority.create(now)
-    key = new_key()
-    cert = foreign_ca.issue_client(
-        key.public_key(), "pinnace-admin", ADMIN_ORG, now, dt.timedelta(1)
-    )
-    foreign = tmp_path / "foreign.conf"
-    config = ClientConfig(cluster.master_address, foreign_ca.pem, cert_pem(cert), key_pem(key))
-    write_atomic(foreign, render_client_config(config).encode())
+    config = foreign_admin_config(cluster.master_address)
+    foreign = write_client_config(tmp_path / "foreign.conf", config)
     # Only the client certificate foreign: the master's verifies, ours is refused by it.
     real = read_client_config(cluster.config_path)
-    own_ca = real._replace(cert_pem=cert_pem(cert), key_pem=key_pem(key))
-    half = tmp_path / "half.conf"
-    write_atomic(half, render_client_config(own_ca).encode())
+    own_ca = real._replace(cert_pem=config.cert_pem, key_pem=config.key_pem)
+    half = write_client_config(tmp_path / "half.conf", own_ca)
 
     for path in (foreign, half):
         env = {**cluster.env, "PINNACE_CONFIG": str(path)}

@@ -8,7 +8,6 @@ operator meets: refusals in one sentence, nothing stored, nothing crashed.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import os
 import signal
@@ -23,9 +22,6 @@ import pytest
 
 from agent import credentials as cr
 from agent.join import join, parse_token
-from kernel.files import write_atomic
-from master.pki.ca import ADMIN_ORG, CertificateAuthority, cert_pem, key_pem, new_key
-from master.pki.clientconfig import ClientConfig, render_client_config
 from protos import cluster_pb2, cluster_pb2_grpc, node_pb2, node_pb2_grpc
 from tests.integration.cluster import REPO, LocalCluster, wait_for
 from tests.integration.security_helpers import (
@@ -35,6 +31,7 @@ from tests.integration.security_helpers import (
     node_channel,
     run_agent,
 )
+from tests.pki_support import foreign_admin_config, write_client_config
 
 pytestmark = pytest.mark.integration
 
@@ -188,15 +185,8 @@ def test_the_cli_needs_credentials_and_plaintext_gets_nowhere(
     )
 
     # credentials from another cluster: the master's certificate does not verify, nor ours
-    now = dt.datetime.now(dt.UTC)
-    foreign_ca = CertificateAuthority.create(now)
-    key = new_key()
-    cert = foreign_ca.issue_client(
-        key.public_key(), "pinnace-admin", ADMIN_ORG, now, dt.timedelta(1)
-    )
-    foreign = tmp_path / "foreign.conf"
-    config = ClientConfig(cluster.master_address, foreign_ca.pem, cert_pem(cert), key_pem(key))
-    write_atomic(foreign, render_client_config(config).encode())
+    config = foreign_admin_config(cluster.master_address)
+    foreign = write_client_config(tmp_path / "foreign.conf", config)
     wrong = cli({**bare, "PINNACE_CONFIG": str(foreign)}, "get", "pods")
     assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1
     assert "cannot establish TLS with the pinnace master" in wrong.stderr
