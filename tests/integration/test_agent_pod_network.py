@@ -8,6 +8,7 @@ container port, where it answers; a restarted agent adopts it with the same endp
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -40,6 +41,20 @@ def page_status(address: str) -> int:
         return int(response.status)
 
 
+async def page_answers(address: str, timeout: float = 20.0) -> int:
+    """The page's status once it answers: the pod reports Running when its container has
+    started, and nginx listens a moment later (seconds on a loaded machine: CI saw the
+    connection refused right after Running)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await asyncio.to_thread(page_status, address)
+        except OSError as e:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{address} did not answer within {timeout}s: {e}") from e
+        await asyncio.sleep(0.1)
+
+
 def test_pods_join_the_pod_network_and_report_their_ip_there(
     pod_network: str, agents: Agents, docker_client: Any
 ) -> None:
@@ -63,7 +78,7 @@ def test_pods_join_the_pod_network_and_report_their_ip_there(
             assert report.host_ip == networks[pod_network]["IPAddress"]
             assert dict(report.port_map) == {"80/TCP": 80}
             assert all(not bindings for bindings in attrs["NetworkSettings"]["Ports"].values())
-            assert await asyncio.to_thread(page_status, f"{report.host_ip}:80") == 200
+            assert await page_answers(f"{report.host_ip}:80") == 200
 
             # A restarted agent adopts the pod and registers it at the same endpoint.
             registrations = len(master.registrations)
