@@ -7,8 +7,8 @@ from a directory). `apply` is the command on the way to a running pod (issue 15:
 written and read by master/cli/apply_wire.py instead of the protobuf runtime, sent as a
 gRPC call over HTTP/2 on Python's own ssl and socket (master/cli/h2_client.py) instead of
 grpcio, whose import was most of the CLI's start before it could send. Where that client
-cannot load credentials (no memfd: not Linux) grpcio sends it. `delete -f` reads its
-files here too.
+cannot send as grpcio would (no memfd for the credentials, or an HTTP proxy configured:
+h2_client.available) grpcio sends it. `delete -f` reads its files here too.
 """
 
 from __future__ import annotations
