@@ -232,7 +232,15 @@ def test_compose_cluster_serves_survives_a_node_and_a_master_restart(
     c.cli("apply", "-f", str(SEED / "service.yaml"))
     pods = wait_until("3 pods serving", c.serving_pods, lambda p: len(p) == 3)
     assert sorted(pods.values()) == sorted(c.nodes)
-    (service,) = c.items("services")
+    # The LB controller writes the Service's address once it has programmed HAProxy: a
+    # moment after the pods serve, so it is waited for (CI once read it empty right away).
+    services = wait_until(
+        "the Service's load-balancer address",
+        lambda: c.items("services"),
+        lambda seen: [s["status"]["loadBalancer"]["ingress"] for s in seen] != [[]],
+        30,
+    )
+    (service,) = services
     assert service["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.1"}]
 
     # Every pod answers through the load balancer (nginx's page names its container).
