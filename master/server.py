@@ -164,13 +164,16 @@ def _loop_lag_report(
     return report
 
 
-def session_keepalive(ping_seconds: float = SESSION_PING_SECONDS) -> tuple[tuple[str, int], ...]:
+def session_keepalive(
+    ping_seconds: float = SESSION_PING_SECONDS, answer_seconds: float = SESSION_PING_ANSWER_SECONDS
+) -> tuple[tuple[str, int], ...]:
     """The server's keepalive options: a ping every `ping_seconds`; 2.5 s for the peer's
-    kernel to acknowledge it (TCP_USER_TIMEOUT), 2.5 s for its gRPC core to answer it."""
+    kernel to acknowledge it (TCP_USER_TIMEOUT), `answer_seconds` for its gRPC core to
+    answer it."""
     return (
         ("grpc.keepalive_time_ms", round(ping_seconds * 1000)),
         ("grpc.keepalive_timeout_ms", round(SESSION_LINK_TIMEOUT_SECONDS * 1000)),
-        ("grpc.http2.ping_timeout_ms", round(SESSION_PING_ANSWER_SECONDS * 1000)),
+        ("grpc.http2.ping_timeout_ms", round(answer_seconds * 1000)),
         ("grpc.http2.max_pings_without_data", 0),
     )
 
@@ -180,7 +183,9 @@ def session_keepalive(ping_seconds: float = SESSION_PING_SECONDS) -> tuple[tuple
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
-def server_options(ping_seconds: float = SESSION_PING_SECONDS) -> list[tuple[str, int]]:
+def server_options(
+    ping_seconds: float = SESSION_PING_SECONDS, answer_seconds: float = SESSION_PING_ANSWER_SECONDS
+) -> list[tuple[str, int]]:
     """The master's gRPC server options: message limits, the session keepalive, and no
     HTTP/2 BDP probes.
 
@@ -202,7 +207,7 @@ def server_options(ping_seconds: float = SESSION_PING_SECONDS) -> list[tuple[str
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 1000),
         ("grpc.http2.bdp_probe", 0),
-        *session_keepalive(ping_seconds),
+        *session_keepalive(ping_seconds, answer_seconds),
     ]
 
 
@@ -220,6 +225,8 @@ class MasterConfig:
     # How often the master pings each connection (a cut-off node is found within this
     # plus 2.5 s, plus the session grace).
     session_ping_seconds: float = SESSION_PING_SECONDS
+    # How long an agent's gRPC core has to answer a ping before its session ends.
+    session_ping_answer_seconds: float = SESSION_PING_ANSWER_SECONDS
     # The scheduler's share of nodes to score (Kubernetes' percentageOfNodesToScore;
     # 0: its adaptive default, 100: every node).
     percentage_of_nodes_to_score: int = 0
@@ -360,7 +367,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     )
     manager.set_reachability(reachability)
 
-    options = server_options(config.session_ping_seconds)
+    options = server_options(config.session_ping_seconds, config.session_ping_answer_seconds)
     security = None
     if config.insecure:
         check_insecure_listen(config.listen)

@@ -267,6 +267,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "ping costs the master CPU: 1,000 nodes at 1 s took 0.14 core",
     )
     m.add_argument(
+        "--session-ping-answer-seconds",
+        type=_interval,
+        default=2.5,
+        metavar="SECONDS",
+        help="how long an agent's gRPC core has to answer a ping before its session ends "
+        "(a frozen or cut-off agent is found within the ping interval plus this plus the 1 s "
+        "session grace)",
+    )
+    m.add_argument(
         "--percentage-of-nodes-to-score",
         type=_percentage,
         default=0,
@@ -649,6 +658,7 @@ def _run_master(args: argparse.Namespace) -> int:
             max_heartbeats_per_second=args.max_heartbeats_per_second,
             max_joins_in_flight=args.max_joins_in_flight,
             session_ping_seconds=args.session_ping_seconds,
+            session_ping_answer_seconds=args.session_ping_answer_seconds,
             percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
             eviction_timeout=args.pod_eviction_timeout,
             node_grace=args.node_grace,

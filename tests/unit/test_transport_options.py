@@ -37,3 +37,11 @@ def test_each_option_is_given_once() -> None:
     names = [name for name, _ in server_options()]
 
     assert len(names) == len(set(names))
+
+
+def test_the_answer_timeout_reaches_the_ping_timeout_and_the_link_keeps_its_own() -> None:
+    options = dict(server_options(2.0, 1.5))
+
+    assert options["grpc.keepalive_time_ms"] == 2000
+    assert options["grpc.http2.ping_timeout_ms"] == 1500
+    assert options["grpc.keepalive_timeout_ms"] == 2500  # TCP_USER_TIMEOUT, unchanged
