@@ -69,33 +69,49 @@ _ACKED = re.compile(r"^I\d{4} (\d+):(\d+):(\d+\.\d+) .*\] (\S+): Finish keepaliv
 RTT_LIMITS = (0.25, 0.5, 1.0, 1.5, 2.5)
 
 
-def ping_round_trips(lines: list[str]) -> list[float]:
-    """Seconds from each keepalive ping sent to its answer handled, per connection (the
-    peer address), from the server's http_keepalive trace. A ping with no answer in the
-    log (the run ended first) is left out; a day's wrap at midnight is allowed for."""
+def _seconds(h: str, mi: str, sec: str) -> float:
+    return int(h) * 3600 + int(mi) * 60 + float(sec)
+
+
+def ping_round_trips(lines: list[str], answer_seconds: float) -> tuple[list[float], int]:
+    """(seconds from each keepalive ping sent to its answer handled, per connection (the
+    peer address), from the server's http_keepalive trace; how many pings had no answer
+    though sent `answer_seconds` or more before the trace's last timed line: each ended
+    its session). A ping sent later than that with no answer (the run ended first) is not
+    counted either way; a day's wrap at midnight is allowed for."""
     sent_at: dict[str, float] = {}
     out: list[float] = []
+    unanswered: list[float] = []
+    last = None
     for line in lines:
         if m := _SENT.match(line):
             h, mi, sec, peer = m.groups()
-            sent_at[peer] = int(h) * 3600 + int(mi) * 60 + float(sec)
+            last = _seconds(h, mi, sec)
+            if peer in sent_at:
+                unanswered.append(sent_at[peer])
+            sent_at[peer] = last
         elif m := _ACKED.match(line):
             h, mi, sec, peer = m.groups()
+            last = _seconds(h, mi, sec)
             start = sent_at.pop(peer, None)
             if start is not None:
-                out.append((int(h) * 3600 + int(mi) * 60 + float(sec) - start) % 86400)
-    return out
+                out.append((last - start) % 86400)
+    unanswered += sent_at.values()
+    lost = sum(last is not None and (last - t) % 86400 >= answer_seconds for t in unanswered)
+    return out, lost
 
 
-def rtt_summary(rtts: list[float]) -> str:
-    """p50 / p99 / p99.9 / max in ms, and how many exceeded each of RTT_LIMITS."""
+def rtt_summary(rtts: list[float], lost: int) -> str:
+    """p50 / p99 / p99.9 / max in ms, how many exceeded each of RTT_LIMITS, and how many
+    went unanswered past the answer timeout."""
     if not rtts:
-        return "no pings timed"
+        return f"no pings timed, {lost} unanswered"
     q = statistics.quantiles(rtts, n=1000, method="inclusive")
     over = ", ".join(f"> {t:g} s: {sum(r > t for r in rtts)}" for t in RTT_LIMITS)
     return (
         f"{len(rtts)} pings, p50 {q[499] * 1000:.1f} ms, p99 {q[989] * 1000:.1f}, "
-        f"p99.9 {q[998] * 1000:.1f}, max {max(rtts) * 1000:.1f}; {over}"
+        f"p99.9 {q[998] * 1000:.1f}, max {max(rtts) * 1000:.1f}; {over}; "
+        f"unanswered past the answer timeout: {lost}"
     )
 
 
@@ -209,8 +225,9 @@ def main() -> None:
                     flush=True,
                 )
                 if trace is not None:
-                    rtts = ping_round_trips(trace.read_text(errors="replace").splitlines())
-                    print(f"  ping round trips: {rtt_summary(rtts)}", flush=True)
+                    lines = trace.read_text(errors="replace").splitlines()
+                    rtts, lost = ping_round_trips(lines, args.answer_seconds)
+                    print(f"  ping round trips: {rtt_summary(rtts, lost)}", flush=True)
     found = [
         Figure(
             f"mTLS idle sessions server CPU, {spec or 'baseline'}",

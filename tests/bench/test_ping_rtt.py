@@ -2,8 +2,9 @@
 
 The lines are the server's http_keepalive trace as grpcio 1.85 writes them (absl log
 format): a ping written to a peer, and that peer's ping answer handled. Each answer is
-paired with the last ping to the same peer; answers with no ping and pings with no
-answer are not counted, and a trace across midnight still gives a small positive time.
+paired with the last ping to the same peer; answers with no ping are not counted, a ping
+with no answer past the answer timeout is a lost session, and a trace across midnight
+still gives a small positive time.
 """
 
 from __future__ import annotations
@@ -34,22 +35,43 @@ def test_each_answer_is_timed_from_the_last_ping_to_its_peer() -> None:
         SENT.format(t="15:41:36.000000", port=2),  # no answer before the end
     ]
 
-    rtts = ping_round_trips(lines)
+    rtts, lost = ping_round_trips(lines, 2.5)
 
     assert rtts == pytest.approx([0.05, 1.5])
+    assert lost == 0
 
 
 def test_a_trace_across_midnight_gives_the_short_time() -> None:
     lines = [SENT.format(t="23:59:59.900000", port=1), ACKED.format(t="00:00:00.100000", port=1)]
 
-    assert ping_round_trips(lines) == pytest.approx([0.2])
+    rtts, lost = ping_round_trips(lines, 2.5)
+
+    assert rtts == pytest.approx([0.2])
+    assert lost == 0
+
+
+def test_a_ping_unanswered_past_the_timeout_is_counted_as_a_lost_session() -> None:
+    lines = [
+        SENT.format(t="10:00:00.000000", port=1),  # never answered: its session ended
+        SENT.format(t="10:00:00.500000", port=2),
+        ACKED.format(t="10:00:00.600000", port=2),
+        SENT.format(t="10:00:02.000000", port=2),
+        SENT.format(t="10:00:03.000000", port=2),  # the one before went unanswered
+        SENT.format(t="10:00:04.000000", port=3),  # the trace ends before its timeout
+    ]
+
+    rtts, lost = ping_round_trips(lines, 1.5)
+
+    assert rtts == pytest.approx([0.1])
+    assert lost == 2
 
 
 def test_the_summary_counts_the_pings_over_each_timeout() -> None:
     rtts = [0.001] * 997 + [0.3, 1.2, 2.0]
 
-    summary = rtt_summary(rtts)
+    summary = rtt_summary(rtts, 0)
 
     assert summary.startswith("1000 pings, p50 1.0 ms")
     assert "> 0.25 s: 3, > 0.5 s: 2, > 1 s: 2, > 1.5 s: 1, > 2.5 s: 0" in summary
     assert "max 2000.0" in summary
+    assert summary.endswith("unanswered past the answer timeout: 0")
