@@ -146,6 +146,9 @@ def one_run(
     opts = [*BASE_OPTIONS, *keepalive, *options]
     if trace is not None:
         env = {**env, "GRPC_TRACE": "http_keepalive", "GRPC_VERBOSITY": "INFO"}
+        # The trace's "Ping sent" does not say which ping: only keepalive pings, as the
+        # master sends (server_options), so a BDP ping is not taken for an unanswered one.
+        opts.append(("grpc.http2.bdp_probe", 0))
     with contextlib.ExitStack() as stack:
         err = stack.enter_context(trace.open("w")) if trace is not None else None
         server = subprocess.Popen(
