@@ -260,16 +260,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     m.add_argument(
         "--session-ping-seconds",
         type=_interval,
-        default=1.0,
+        default=2.0,
         metavar="SECONDS",
         help="how often the master pings each agent's connection (gRPC keepalive); a "
-        "cut-off node is found within this plus 2.5 s plus the 1 s session grace. Each "
-        "ping costs the master CPU: 1,000 nodes at 1 s took 0.14 core",
+        "cut-off node is found within this plus the answer timeout plus the 1 s session "
+        "grace. Each ping costs the master CPU: 1,000 nodes at 1 s took 0.14 core",
     )
     m.add_argument(
         "--session-ping-answer-seconds",
         type=_interval,
-        default=2.5,
+        default=1.5,
         metavar="SECONDS",
         help="how long an agent's gRPC core has to answer a ping before its session ends "
         "(a frozen or cut-off agent is found within the ping interval plus this plus the 1 s "
