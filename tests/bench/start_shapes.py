@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -60,6 +61,54 @@ def summary(values: Sequence[float]) -> str:
         f"{statistics.median(values) * 1000:.0f} / {percentile(values, 90) * 1000:.0f}"
         f" / {max(values) * 1000:.0f}"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """One kill -> start of a shape, seconds: the start call until it returned; the engine's
+    die -> start events; and where the container has a network of its own, die -> its
+    `disconnect` event (the dead run's network cleanup) and its `connect` event -> the start
+    event (what follows the network's setup: the process itself), else None."""
+
+    call: float
+    die_to_start: float
+    die_to_disconnect: float | None
+    connect_to_start: float | None
+    sent_to_connect: float | None
+
+
+def timing(stamps: Mapping[str, float], sent: float, call: float) -> Timing:
+    """A Timing from the events' times (wall clock, seconds) and the start call's (pure)."""
+    die, start = stamps["die"], stamps["start"]
+    gone, back = stamps.get("disconnect"), stamps.get("connect")
+    return Timing(
+        call,
+        start - die,
+        gone - die if gone is not None else None,
+        start - back if back is not None else None,
+        back - sent if back is not None else None,
+    )
+
+
+COLUMNS = (
+    ("start call", "call"),
+    ("die -> start event", "die_to_start"),
+    ("die -> disconnect", "die_to_disconnect"),
+    ("start sent -> connect", "sent_to_connect"),
+    ("connect -> start event", "connect_to_start"),
+)
+
+
+def table(found: Mapping[str, Sequence[Timing]]) -> str:
+    """One row a shape, one column a span: median / p90 / worst in ms ("-": no such event)."""
+    lines = [" | ".join(["shape (ms: median / p90 / worst)", *(c for c, _ in COLUMNS)])]
+    for shape, timings in found.items():
+        cells = []
+        for _, field in COLUMNS:
+            values = [v for t in timings if (v := getattr(t, field)) is not None]
+            cells.append(summary(values))
+        lines.append(" | ".join([shape, *cells]))
+    return "\n".join(lines)
 
 
 def against_published(calls: Mapping[str, Sequence[float]]) -> list[str]:
@@ -107,15 +156,15 @@ class Shapes:
         self.api.start(cid)
         return cid
 
-    def kill_start(self, cid: str) -> tuple[float, float]:
-        """kill, wait for the die event, then time `start` (call) and die -> start (engine)."""
+    def kill_start(self, cid: str) -> Timing:
+        """kill, wait for the die event, then time `start`, with the engine's event times."""
         stamps: dict[str, float] = {}
         died = threading.Event()
         started = threading.Event()
         stream = self.api.events(
             decode=True,
             since=time.time() - 1,
-            filters={"type": ["container"], "container": [cid]},
+            filters={"type": ["container", "network"]},
         )
         began_wall = time.time()
 
@@ -125,6 +174,15 @@ class Shapes:
                 if at < began_wall:
                     continue
                 action = event.get("Action") or event.get("status")
+                actor = event.get("Actor") or {}
+                if event.get("Type") == "network":
+                    # The container leaving its network (the dead run's cleanup) and joining
+                    # it again (the new run's): the network's share of the span.
+                    if (actor.get("Attributes") or {}).get("container") == cid and "die" in stamps:
+                        stamps.setdefault(str(action), at)
+                    continue
+                if actor.get("ID") != cid:
+                    continue
                 if action == "die":
                     stamps["die"] = at
                     died.set()
@@ -139,12 +197,12 @@ class Shapes:
             self.api.kill(cid)
             if not died.wait(TIMEOUT):
                 raise RuntimeError("no die event")
-            sent = time.monotonic()
+            sent, sent_wall = time.monotonic(), time.time()
             self.api.start(cid)
             took = time.monotonic() - sent
             if not started.wait(TIMEOUT):
                 raise RuntimeError("no start event")
-            return took, stamps["start"] - stamps["die"]
+            return timing(stamps, sent_wall, took)
         finally:
             stream.close()
 
@@ -172,8 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = docker.from_env()
     run = f"{os.getpid()}-{time.time_ns()}"
     shapes = Shapes(client, run)
-    calls: dict[str, list[float]] = {s: [] for s in SHAPES}
-    engine: dict[str, list[float]] = {s: [] for s in SHAPES}
+    found: dict[str, list[Timing]] = {s: [] for s in SHAPES}
     loads: list[float] = []
     try:
         made = client.api.create_network(f"pinnace-bench-{run}", labels={LABEL: run})
@@ -181,9 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ids = {s: shapes.make(s) for s in SHAPES}
         for r in range(args.rounds):
             for shape in rotated(SHAPES, r):
-                took, span = shapes.kill_start(ids[shape])
-                calls[shape].append(took)
-                engine[shape].append(span)
+                found[shape].append(shapes.kill_start(ids[shape]))
             loads.append(os.getloadavg()[0])
     except (docker.errors.DockerException, RuntimeError) as exc:
         print(f"start_shapes failed: {exc}", file=sys.stderr)
@@ -192,10 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shapes.close()
         client.close()
     print(f"{args.rounds} rounds; 1-minute load {min(loads):.1f}-{max(loads):.1f}")
-    print(f"{'shape':<12} {'start call ms (median / p90 / worst)':<38} die -> start event ms")
-    for s in SHAPES:
-        print(f"{s:<12} {summary(calls[s]):<38} {summary(engine[s])}")
-    for line in against_published(calls):
+    print(table(found))
+    for line in against_published({s: [t.call for t in found[s]] for s in SHAPES}):
         print(line)
     return 0
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bench.start_shapes import SHAPES, against_published, main, rotated, summary
+from tests.bench.start_shapes import (
+    SHAPES,
+    Timing,
+    against_published,
+    main,
+    rotated,
+    summary,
+    table,
+    timing,
+)
 
 
 def test_each_round_starts_one_shape_further_so_none_always_follows_another() -> None:
@@ -45,3 +54,36 @@ def test_the_rounds_are_checked_before_any_engine_call(
 
     assert stopped.value.code == 2
     assert "--rounds" in capsys.readouterr().err
+
+
+def test_a_timing_splits_the_span_at_the_network_events_when_there_are_any() -> None:
+    stamps = {"die": 100.0, "disconnect": 100.2, "connect": 100.25, "start": 100.5}
+
+    t = timing(stamps, sent=100.21, call=0.3)
+
+    assert t.call == 0.3
+    assert round(t.die_to_start, 3) == 0.5
+    assert t.die_to_disconnect is not None and round(t.die_to_disconnect, 3) == 0.2
+    assert t.sent_to_connect is not None and round(t.sent_to_connect, 3) == 0.04
+    assert t.connect_to_start is not None and round(t.connect_to_start, 3) == 0.25
+    # A container in another's namespace has no network events of its own.
+    alone = timing({"die": 100.0, "start": 100.15}, sent=100.01, call=0.14)
+    assert (alone.die_to_disconnect, alone.sent_to_connect, alone.connect_to_start) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_the_table_has_a_row_a_shape_and_a_dash_where_no_event_came() -> None:
+    found = {
+        "bridge": [Timing(0.3, 0.45, 0.1, 0.3, 0.02)],
+        "joined": [Timing(0.15, 0.16, None, None, None)],
+    }
+
+    lines = table(found).splitlines()
+
+    assert lines[1] == "bridge | 300 / 300 / 300 | 450 / 450 / 450 | 100 / 100 / 100 | " + (
+        "20 / 20 / 20 | 300 / 300 / 300"
+    )
+    assert lines[2] == "joined | 150 / 150 / 150 | 160 / 160 / 160 | - | - | -"
