@@ -12,8 +12,9 @@ The sessions of the nodes that had joined starved the joins of the rest.
 
 So the budget follows the loop, as TCP's window follows loss: every `window` seconds it
 looks at how late the master's loop probe woke (master/metrics/looplag.py) in sum over
-the window. Late for at least `behind` of the window: the loop cannot keep up, and the
-budget is multiplied by `cut` (down to `cap * floor_share`). Late for at most
+the window. Late for at least `far_behind` of one window, or for at least `behind` of
+`sustain` windows in a row: the loop cannot keep up, and the budget is multiplied by `cut`
+(down to `cap * floor_share`). Late for at most
 `caught_up` of it: there is room, and the budget grows by `grow` (up to `cap`). In
 between it stays. A smaller budget stretches the plans of the sessions as their next
 heartbeat arrives (their leases with them), as a growing cluster does. A budget grown
@@ -38,6 +39,27 @@ all pods were Running (the bench's window then ended 35 s after, every agent sti
 plans in the 50,000-pod run). One step short of the cap is the cap: the step before made
 plans (20.5 s at 244 a second) too close to the cluster's 20 s to be worth shrinking again.
 
+Why a moderately late loop must stay late a while before a cut (`sustain`), and why the
+shrinks stop meanwhile (`steady` is false after a window behind): the return itself makes
+the loop late. Once the budget is back at its cap, the shrinks to the 20 s plans go, and
+each agent confirms its shorter plan with a beat at once (master/controllers/plan_pacing.py
+lets the plans and confirmations come to twice the budget). In the hollow bench at 5,000
+nodes on a loaded machine (load 13-25) that made the loop late for 30 % of a window, and
+one such window cut the budget back to 125 within 10-11 s of reaching 250: all 5,000
+agents stretched to 40 s again, the shrinks undone (each had cost a confirmation), and
+then it grew back and the same happened again. The fleet was back on its plan within
+240 s in 1 of 3 runs. A window late because of the confirmations says "slow the shrinks
+down", not "the plans are too many": the first window behind stops the shrinks (nothing new
+to confirm), and only a loop still behind three windows (15 s) in a row is cut for it. On
+a fake clock (tests/unit/test_plan_pacing.py: a loop that keeps up with 1.1-1.3 times the
+cap and not with the confirmations on top) the budget was cut 5-25 s after each return to
+the cap and the fleet never stayed back for 45 s in 300 s; now it is never cut once full
+and the fleet is back for good in 40-55 s. What the join collapse needed is kept by
+`far_behind`: a window late for three quarters of its time or more (that loop was late
+0.2-0.3 s at every 50 ms wake-up: 80-86 %) is cut at once, as before. The price: a loop
+moderately late for a reason of its own (the machine's load) keeps its plans 10 s longer
+before they stretch, and no shrink goes while it is.
+
 Pure: the caller passes each probe wake-up's time and lateness in.
 """
 
@@ -55,8 +77,12 @@ LONGEST_INTERVAL = 40.0
 class BudgetSettings:
     # The loop's lateness is summed over this many seconds, then judged.
     window: float = 5.0
-    # Late for this share of the window or more: behind; the budget is cut.
+    # Late for this share of the window or more: behind. The budget is cut after `sustain`
+    # windows behind in a row (a return's confirmations make one or two windows late),
+    # or at once when a window is `far_behind` (a loop that runs a quarter of the time).
     behind: float = 0.3
+    sustain: int = 3
+    far_behind: float = 0.75
     # Late for this share or less: caught up; the budget grows back.
     caught_up: float = 0.05
     cut: float = 0.5
@@ -77,6 +103,8 @@ class HeartbeatBudget:
         self._late = 0.0
         # When the rate last moved (None: not since it started, at the cap).
         self.moved_at: float | None = None
+        # Windows judged behind in a row (0: the last window was not behind).
+        self.behind_windows = 0
         # How late the probe's latest wake-up was: shrinks are not offered between beats
         # while the loop is late (master/controllers/shrink_offers.py).
         self.lag = 0.0
@@ -104,8 +132,12 @@ class HeartbeatBudget:
         self._since, self._late = now, 0.0
         before = self.rate
         s = self.settings
-        if share >= s.behind:
+        self.behind_windows = self.behind_windows + 1 if share >= s.behind else 0
+        if share >= s.far_behind or self.behind_windows >= s.sustain:
             self.rate = max(self.cap * s.floor_share, self.rate * s.cut)
+            self.behind_windows = 0
+        elif self.behind_windows:
+            pass  # behind, not yet for long: the shrinks wait (`steady`), the plans stay
         elif share <= s.caught_up:
             grown = max(self.rate, least) * s.grow
             # One step short of the cap is the cap: plans sized a few percent above the
@@ -119,7 +151,10 @@ class HeartbeatBudget:
     def steady(self, now: float, hold: float) -> bool:
         """Whether the rate is the cap, or has not moved for `hold` seconds: plans sized by
         it are worth shrinking to (a budget growing back moves every window, and the plans
-        of each step between would be shrunk again at the next)."""
+        of each step between would be shrunk again at the next); and the last window was not
+        behind (the shrinks' confirmations are beats on top of the plans: they stop first)."""
+        if self.behind_windows:
+            return False
         return self.full or self.moved_at is None or now - self.moved_at >= hold
 
 

@@ -266,3 +266,33 @@ def test_a_shrink_turned_away_at_a_beat_is_offered_before_the_next_one() -> None
         await session
 
     asyncio.run(scenario())
+
+
+def test_a_loop_moderately_behind_is_cut_only_once_it_stays_behind() -> None:
+    """A window or two late (a return's confirmations on a loaded machine) stop the shrinks
+    and keep the plans; three in a row cut, as one window far behind does at once."""
+    budget = HeartbeatBudget(250.0)
+    budget.observe(0.0, 0.0)  # the first window starts at 0
+    now = _run(budget, 0.0, 5.01, lag=0.03)  # late 0.03 of every 0.08 s: 37 %
+    assert budget.rate == 250.0 and budget.behind_windows == 1
+    assert not budget.steady(now, 15.0)  # full, but the shrinks wait
+    now = _run(budget, now, 5.01, lag=0.03)
+    assert budget.rate == 250.0 and not budget.steady(now, 15.0)
+    now = _run(budget, now, 5.01, lag=0.03)
+    assert budget.rate == 125.0  # behind 15 s in a row: cut
+    assert budget.behind_windows == 0
+
+    # One window caught up in between starts the count again, and lets the shrinks go.
+    budget = HeartbeatBudget(250.0)
+    budget.observe(0.0, 0.0)  # the first window starts at 0
+    now = _run(budget, 0.0, 10.02, lag=0.03)
+    now = _run(budget, now, 5.01, lag=0.001)
+    assert budget.steady(now, 15.0) and budget.rate == 250.0
+    now = _run(budget, now, 10.02, lag=0.03)
+    assert budget.rate == 250.0
+
+    # Far behind (a loop running a quarter of the time or less): cut at once.
+    budget = HeartbeatBudget(250.0)
+    budget.observe(0.0, 0.0)  # the first window starts at 0
+    _run(budget, 0.0, 5.01, lag=0.2)  # late 0.2 of every 0.25 s: 80 %
+    assert budget.rate == 125.0
