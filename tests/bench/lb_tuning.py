@@ -64,6 +64,16 @@ Issue 15's last list: `log` (pinnace's own connection logging on, to HAProxy's s
 `edge` (tune.fd.edge-triggered on: fewer epoll_ctl calls, experimental in 2.6), `nocheck`
 (no health checks: what they cost).
 
+Where HAProxy reaches the pods: at the ports they publish on 127.0.0.1 (pinnace's endpoint
+without a pod network: the advertise address and the host port), so every request also
+crosses Docker's userland proxy (docker-proxy) in front of the pod; or, in the `podip` and
+`tcp-podip` variants, at the pods' own IPs on their bridge and port 80, as the master's
+HAProxy has them from agents with `--pod-network` (the compose demo). The direct side of a
+pair is the first pod's published port (through the same userland proxy), or with
+`--direct pod-ip` its own IP: the like-for-like comparison for the pod-IP variants.
+`direct-podip` (no HAProxy) is wrk to the pod's IP against the direct side: what the
+userland proxy alone costs.
+
 `--pin` gives the proxy a CPU of its own, as a cluster whose load balancer runs on its own
 machine: HAProxy on the last CPU this process may use (`taskset`) at the lowest real-time
 priority (`chrt --fifo 1`: the neighbours' processes on that CPU, on a shared machine, do
@@ -137,6 +147,10 @@ class Variant:
     drop: tuple[str, ...] = ()
     # Words cut out of the default-server line (` check`: no health checks).
     drop_words: tuple[str, ...] = ()
+    # The servers are the pods' own IPs on their bridge and the container port, as the
+    # master's HAProxy has them from agents with --pod-network, instead of the ports
+    # published on 127.0.0.1 (each a hop through Docker's userland proxy).
+    pod_ip: bool = False
 
 
 VARIANTS = {
@@ -167,9 +181,17 @@ VARIANTS = {
     "log": Variant(replace(ONE, log_connections=True)),
     "edge": Variant(ONE, global_lines=(EXPERIMENTAL, "tune.fd.edge-triggered on")),
     "nocheck": Variant(ONE, drop_words=(" check",)),
+    "podip": Variant(ONE, pod_ip=True),
+    "tcp-podip": Variant(ONE, mode="tcp", pod_ip=True),
 }
 # Not a HAProxy: the direct path measured against itself, the noise floor of a pair.
 CONTROL = "control"
+# Not a HAProxy either: wrk straight to the first pod's own IP and port 80, against the
+# direct path (what Docker's userland proxy costs when the direct path is the published port).
+BARE_POD_IP = "direct-podip"
+PUBLISHED = "published"
+POD_IP = "pod-ip"
+NOT_HAPROXY = (CONTROL, BARE_POD_IP)
 UNLIMITED = "unlimited"
 NGINX_PORT = 80
 
@@ -193,6 +215,22 @@ def haproxy_config(variant: Variant, svc: LbService, socket_path: Path) -> str:
         elif line == "defaults":
             out += [f"    {extra}" for extra in variant.defaults_lines]
     return "\n".join(out) + "\n"
+
+
+def backend_endpoints(
+    variant: Variant, ports: Sequence[int], ips: Sequence[str]
+) -> tuple[Endpoint, ...]:
+    """The servers of a variant's HAProxy (pure): each pod's port published on 127.0.0.1,
+    or with `pod_ip` its own IP and nginx's port."""
+    if variant.pod_ip:
+        return tuple(Endpoint(f"web-{i}", ip, NGINX_PORT, True) for i, ip in enumerate(ips))
+    return tuple(Endpoint(f"web-{i}", "127.0.0.1", p, True) for i, p in enumerate(ports))
+
+
+def direct_target(direct: str, port: int, ip: str) -> tuple[str, int]:
+    """Where the direct side of a pair goes (pure): the first pod's published port on
+    127.0.0.1, or its own IP and nginx's port (`--direct pod-ip`)."""
+    return (ip, NGINX_PORT) if direct == POD_IP else ("127.0.0.1", port)
 
 
 def backend_millis(name: str) -> int:
@@ -304,7 +342,7 @@ def figures_for(label: str, name: str, s: Summary) -> list[Figure]:
         # The two sides' own medians, so a ratio can be read against what each path served.
         Figure(f"{label} {name} req/s", s.proxied_rps, "req/s", f"direct {s.direct_rps:.0f}"),
     ]
-    if name != CONTROL:
+    if name not in NOT_HAPROXY:
         rows.append(
             Figure(
                 f"{label} {name} HAProxy CPU per request",
@@ -328,7 +366,16 @@ def figures_for(label: str, name: str, s: Summary) -> list[Figure]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     p.add_argument(
-        "--variants", default="control,threads1,tcp", help=f"of {CONTROL},{','.join(VARIANTS)}"
+        "--variants",
+        default="control,threads1,tcp",
+        help=f"of {CONTROL},{BARE_POD_IP},{','.join(VARIANTS)}",
+    )
+    p.add_argument(
+        "--direct",
+        choices=(PUBLISHED, POD_IP),
+        default=PUBLISHED,
+        help="the direct side of each pair: the first pod's port published on 127.0.0.1 "
+        "(through Docker's userland proxy; default) or its own IP and port 80",
     )
     p.add_argument("--connections", default="16,64", help="wrk -c values, comma-separated")
     p.add_argument("--rounds", type=int, default=9, help="pairs per variant and -c")
@@ -353,9 +400,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not args.backend_names:
         p.error("--backends: none given")
     args.variant_names = [v for v in args.variants.split(",") if v]
-    unknown = [v for v in args.variant_names if v not in VARIANTS and v != CONTROL]
+    unknown = [v for v in args.variant_names if v not in VARIANTS and v not in NOT_HAPROXY]
     if unknown or not args.variant_names:
-        known = ",".join([CONTROL, *VARIANTS])
+        known = ",".join([*NOT_HAPROXY, *VARIANTS])
         p.error(f"--variants: unknown {','.join(unknown) or '(none)'}; known {known}")
     try:
         args.conns = [int(c) for c in args.connections.split(",") if c]
@@ -473,10 +520,16 @@ def _wrk_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _answers(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+def _answers(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
         return True
     return False
+
+
+def _container_ip(client: docker.DockerClient, cid: str) -> str:
+    """The container's IP on its bridge ("" if it has none)."""
+    networks = client.api.inspect_container(cid)["NetworkSettings"].get("Networks") or {}
+    return next((str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress")), "")
 
 
 def start_backends(
@@ -529,11 +582,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime = DockerRuntime(f"lbtuning{run}")
     procs: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
     started: list[str] = []  # removed by id at the end, whatever happens
-    direct: dict[str, int] = {}
     backend_ids: dict[str, list[str]] = {}
     backend_ports: dict[str, list[int]] = {}
     listen: dict[tuple[str, str], int] = {}
-    haproxies = [n for n in args.variant_names if n != CONTROL]
+    haproxies = [n for n in args.variant_names if n not in NOT_HAPROXY]
+    # Where wrk sends each side: (host, port) by (target, backend); "direct" is the direct side.
+    targets: dict[tuple[str, str], tuple[str, int]] = {}
     try:
         for backend, millis in zip(args.backend_names, args.backend_millis, strict=True):
             ids, ports = start_backends(runtime, run, backend, millis)
@@ -541,15 +595,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             if pinned:
                 pin_backends(client, ids, ports, pinned[0])
             backend_ids[backend], backend_ports[backend] = ids, ports
+            ips = [_container_ip(client, cid) for cid in ids]
             for port in ports:
                 wait_until(f"nginx on 127.0.0.1:{port}", functools.partial(_answers, port), 30)
-            direct[backend] = ports[0]
-            endpoints = tuple(
-                Endpoint(f"web-{i}", "127.0.0.1", p, True) for i, p in enumerate(ports)
-            )
+            for ip in ips:
+                if not ip:
+                    raise BenchError("a backend container has no IP on its bridge")
+                wait_until(
+                    f"nginx on {ip}:{NGINX_PORT}",
+                    functools.partial(_answers, NGINX_PORT, ip),
+                    30,
+                )
+            targets[("direct", backend)] = direct_target(args.direct, ports[0], ips[0])
+            targets[(BARE_POD_IP, backend)] = direct_target(POD_IP, ports[0], ips[0])
+            targets[(CONTROL, backend)] = targets[("direct", backend)]
             for name in haproxies:
                 key = (name, backend)
                 listen[key] = _free_port()
+                targets[key] = ("127.0.0.1", listen[key])
+                endpoints = backend_endpoints(VARIANTS[name], ports, ips)
                 svc = LbService("web", "http", listen[key], endpoints, mode="http")
                 cfg = workdir / f"{name}-{backend}.cfg"
                 cfg.write_text(
@@ -571,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def measure(target: str, backend: str, c: int) -> Run:
             proc = procs.get((target, backend))
-            port = listen[(target, backend)] if proc else direct[backend]
+            host, port = targets[(target, backend)]
             proxies = _port_proxies(backend_ports[backend])
             helpers = _helpers(client, backend_ids[backend])
 
@@ -584,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
 
             haproxy_before, path_before = (_cpu_seconds(proc.pid) if proc else 0.0), path_cpu()
-            result = run_wrk(port, args.seconds, 2, c)
+            result = run_wrk(port, args.seconds, 2, c, host)
             if result.errors:
                 raise BenchError(f"wrk saw {result.errors} errors through {target}")
             return Run(
@@ -650,7 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"load average {load} (1-minute load after each round: "
         f"{', '.join(f'{x:.1f}' for x in loads)}); "
-        f"{args.rounds} rounds of pairs of wrk -t2 -d{args.seconds}s, order alternating"
+        f"{args.rounds} rounds of pairs of wrk -t2 -d{args.seconds}s, order alternating; "
+        f"direct side: {'the pod IP' if args.direct == POD_IP else 'the published port'}"
         + (f"; HAProxy on CPU {pinned[1]}, wrk and pods on {sorted(pinned[0])}" if pinned else "")
     )
     print(table(figures))

@@ -68,8 +68,11 @@ def parse_wrk(text: str) -> WrkResult:
     )
 
 
-def run_wrk(port: int, seconds: int, threads: int, connections: int) -> WrkResult:
-    """wrk against http://127.0.0.1:PORT/ for a bounded time."""
+def run_wrk(
+    port: int, seconds: int, threads: int, connections: int, host: str = "127.0.0.1"
+) -> WrkResult:
+    """wrk against http://HOST:PORT/ for a bounded time (HOST: loopback, or the IP of one of
+    the bench's own containers)."""
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -78,7 +81,7 @@ def run_wrk(port: int, seconds: int, threads: int, connections: int) -> WrkResul
         "--timeout",
         "5s",
         "--latency",
-        f"http://127.0.0.1:{port}/",
+        f"http://{host}:{port}/",
     ]
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)

@@ -12,7 +12,9 @@ from tests.bench.lb_tuning import (
     VARIANTS,
     Pair,
     Run,
+    backend_endpoints,
     backend_millis,
+    direct_target,
     figures_for,
     haproxy_config,
     helper_pids,
@@ -184,3 +186,37 @@ def test_the_path_counts_each_backends_shim_and_overlay_mount_but_no_one_elses()
     assert helper_pids(procs, [ours], [merged]) == [10, 12]
     # A container whose driver reports no merged dir matches no mount.
     assert helper_pids(procs, [ours], [""]) == [10]
+
+
+def test_pod_ip_variants_send_to_the_pods_own_ips_and_the_rest_to_published_ports() -> None:
+    ports, ips = [32768, 32769], ["172.17.0.5", "172.17.0.6"]
+
+    published = backend_endpoints(VARIANTS["threads1"], ports, ips)
+    own = backend_endpoints(VARIANTS["podip"], ports, ips)
+
+    assert [(e.address, e.port) for e in published] == [("127.0.0.1", 32768), ("127.0.0.1", 32769)]
+    assert [(e.address, e.port) for e in own] == [("172.17.0.5", 80), ("172.17.0.6", 80)]
+    assert VARIANTS["tcp-podip"].pod_ip and VARIANTS["tcp-podip"].mode == "tcp"
+    # The pod-IP variant differs from threads1 in its servers only, not in its config.
+    assert VARIANTS["podip"].settings == VARIANTS["threads1"].settings
+
+
+def test_the_direct_side_is_the_published_port_unless_asked_for_the_pod_ip() -> None:
+    assert parse_args([]).direct == "published"
+    assert direct_target(parse_args([]).direct, 32768, "172.17.0.5") == ("127.0.0.1", 32768)
+    args = parse_args(["--direct", "pod-ip", "--variants", "control,direct-podip,podip"])
+    assert direct_target(args.direct, 32768, "172.17.0.5") == ("172.17.0.5", 80)
+    assert args.variant_names == ["control", "direct-podip", "podip"]
+    with pytest.raises(SystemExit):
+        parse_args(["--direct", "host"])
+
+
+def test_the_bare_pod_ip_side_gets_no_haproxy_rows() -> None:
+    pair = Pair(Run(1000.0, 2000, 0.0, 1.0), Run(1200.0, 2400, 0.0, 1.0))
+
+    rows = figures_for("[500m x1] -c16", "direct-podip", summarize([pair]))
+
+    assert [f.name for f in rows] == [
+        "[500m x1] -c16 direct-podip / direct",
+        "[500m x1] -c16 direct-podip req/s",
+    ]
