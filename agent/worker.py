@@ -215,7 +215,7 @@ class Worker:
         `reset_revision` is for the first set of a new session: a restarted master may
         count revisions from scratch. Returns whether the set was applied.
         """
-        done = self.handle(AssignmentsReceived(assignments, reset_revision))
+        done = self.handle(AssignmentsReceived(assignments, reset_revision, self._clock.now()))
         applied = any(isinstance(i, Relist) for i in done)
         if applied:
             # Before any container of these pods is made: their files are in place.

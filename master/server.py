@@ -110,35 +110,40 @@ from protos import cluster_pb2_grpc, node_pb2_grpc
 
 log = logging.getLogger("pinnace.master")
 
-# The master pings every connection every second (HTTP/2 keepalive: gRPC's core sends
-# the ping and the agent's gRPC core answers it, no Python on either side). Two clocks
-# judge the answer, both 2.5 s:
-#   * the kernel's: gRPC sets TCP_USER_TIMEOUT to `keepalive_timeout`, so a ping whose TCP
-#     segment no one acknowledges for 2.5 s closes the connection: a dead machine or a
-#     cut link;
-#   * gRPC's own: `ping_timeout` for the HTTP/2 ping ack, which the agent's process must
-#     send. The peer's kernel acknowledges the segment even when the agent's process is
-#     frozen (SIGSTOP, a VM paused with its host's TCP still up, a proxy that stops
+# The master pings every connection every 2 s (HTTP/2 keepalive: gRPC's core sends the
+# ping and the agent's gRPC core answers it, no Python on either side). Two clocks judge
+# the answer:
+#   * the kernel's, 2.5 s: gRPC sets TCP_USER_TIMEOUT to `keepalive_timeout`, so a ping
+#     whose TCP segment no one acknowledges closes the connection: a dead machine or a cut
+#     link (found by the 1.5 s clock below first, as nothing answers the ping either);
+#   * gRPC's own, 1.5 s: `ping_timeout` for the HTTP/2 ping ack, which the agent's process
+#     must send. The peer's kernel acknowledges the segment even when the agent's process
+#     is frozen (SIGSTOP, a VM paused with its host's TCP still up, a proxy that stops
 #     passing bytes), so only this clock finds a hung agent.
 # So a killed agent's stream ends at once (its socket closes), a cut-off or frozen one's
-# within 1 + 2.5 s, and the node is NotReady `session_grace` (1 s) later unless its agent
-# is back: within 5 s at any cluster size (tests/unit/test_node_liveness.py), where the
-# stretched heartbeat lease (22 s at 5,000 nodes, master/controllers/heartbeats.py)
-# cannot. The answer's clock was 10 s for a while, so that live hollow agents starved of
-# CPU on a machine at load 35-100 kept their sessions; that made a frozen agent at
-# 5,000 nodes take 12 s (measured: 11.6-12.1 s, with the lease out of the way). Many
-# live agents missing their pings at once is the master's or the machine's trouble, and
-# the session-loss valve forgives it (master/controllers/session_loss.py); one agent
-# that cannot answer a ping in 2.5 s is as good as hung.
-# gRPC sends no more than two pings without data unless `max_pings_without_data` is 0.
-# Each ping costs the master's gRPC core threads CPU (at 1,000 TLS connections pinged every
-# second they used 0.14 core, twice the master's Python); `--session-ping-seconds` trades
-# that against how soon a cut-off node is found.
-SESSION_PING_SECONDS = 1.0
+# within 2 + 1.5 s (the next ping comes at most 2 s after the death, gRPC's core having
+# reset its timer on every byte read), and the node is NotReady `session_grace` (1 s)
+# later unless its agent is back: within 5 s at any cluster size
+# (tests/unit/test_node_liveness.py), where the stretched heartbeat lease (22 s at 5,000
+# nodes, master/controllers/heartbeats.py) cannot. The ack comes from the agent's gRPC
+# core threads, not its Python: with 1,000 mTLS sessions pinged every 2 s beside 8 busy
+# loops on 2 cores (load ~10), 12,252 pings took 2.9 ms p50, 112 ms p99, 370 ms at most
+# (tests/bench/ping_cost.py --ping-rtt), so 1.5 s leaves a loaded agent machine 4x its
+# worst. Many live agents missing their pings at once is the master's or the machine's
+# trouble, and the session-loss valve forgives it (master/controllers/session_loss.py);
+# one agent that cannot answer a ping in 1.5 s is as good as hung.
+# The interval is what costs: each ping costs the master's gRPC core threads CPU (at
+# 1,000 TLS connections pinged every second they used 0.14 core, twice the master's
+# Python), so the interval is 2 s and the answer's clock 1.5 s rather than 1 s and
+# 2.5 s: half the pings, the same 3.5 s to find a frozen agent. gRPC sends no more than
+# two pings without data unless `max_pings_without_data` is 0. `--session-ping-seconds`
+# and `--session-ping-answer-seconds` trade the cost against how soon a cut-off node is
+# found.
+SESSION_PING_SECONDS = 2.0
 # TCP_USER_TIMEOUT: unacknowledged bytes (a ping) this long close the connection.
 SESSION_LINK_TIMEOUT_SECONDS = 2.5
 # How long the agent's gRPC core has to answer a ping (a frozen process never does).
-SESSION_PING_ANSWER_SECONDS = 2.5
+SESSION_PING_ANSWER_SECONDS = 1.5
 
 
 def _loop_lag_report(
@@ -164,13 +169,16 @@ def _loop_lag_report(
     return report
 
 
-def session_keepalive(ping_seconds: float = SESSION_PING_SECONDS) -> tuple[tuple[str, int], ...]:
+def session_keepalive(
+    ping_seconds: float = SESSION_PING_SECONDS, answer_seconds: float = SESSION_PING_ANSWER_SECONDS
+) -> tuple[tuple[str, int], ...]:
     """The server's keepalive options: a ping every `ping_seconds`; 2.5 s for the peer's
-    kernel to acknowledge it (TCP_USER_TIMEOUT), 2.5 s for its gRPC core to answer it."""
+    kernel to acknowledge it (TCP_USER_TIMEOUT), `answer_seconds` for its gRPC core to
+    answer it."""
     return (
         ("grpc.keepalive_time_ms", round(ping_seconds * 1000)),
         ("grpc.keepalive_timeout_ms", round(SESSION_LINK_TIMEOUT_SECONDS * 1000)),
-        ("grpc.http2.ping_timeout_ms", round(SESSION_PING_ANSWER_SECONDS * 1000)),
+        ("grpc.http2.ping_timeout_ms", round(answer_seconds * 1000)),
         ("grpc.http2.max_pings_without_data", 0),
     )
 
@@ -180,7 +188,9 @@ def session_keepalive(ping_seconds: float = SESSION_PING_SECONDS) -> tuple[tuple
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
-def server_options(ping_seconds: float = SESSION_PING_SECONDS) -> list[tuple[str, int]]:
+def server_options(
+    ping_seconds: float = SESSION_PING_SECONDS, answer_seconds: float = SESSION_PING_ANSWER_SECONDS
+) -> list[tuple[str, int]]:
     """The master's gRPC server options: message limits, the session keepalive, and no
     HTTP/2 BDP probes.
 
@@ -202,7 +212,7 @@ def server_options(ping_seconds: float = SESSION_PING_SECONDS) -> list[tuple[str
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 1000),
         ("grpc.http2.bdp_probe", 0),
-        *session_keepalive(ping_seconds),
+        *session_keepalive(ping_seconds, answer_seconds),
     ]
 
 
@@ -220,6 +230,8 @@ class MasterConfig:
     # How often the master pings each connection (a cut-off node is found within this
     # plus 2.5 s, plus the session grace).
     session_ping_seconds: float = SESSION_PING_SECONDS
+    # How long an agent's gRPC core has to answer a ping before its session ends.
+    session_ping_answer_seconds: float = SESSION_PING_ANSWER_SECONDS
     # The scheduler's share of nodes to score (Kubernetes' percentageOfNodesToScore;
     # 0: its adaptive default, 100: every node).
     percentage_of_nodes_to_score: int = 0
@@ -360,7 +372,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
     )
     manager.set_reachability(reachability)
 
-    options = server_options(config.session_ping_seconds)
+    options = server_options(config.session_ping_seconds, config.session_ping_answer_seconds)
     security = None
     if config.insecure:
         check_insecure_listen(config.listen)

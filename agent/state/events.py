@@ -28,6 +28,9 @@ class AssignmentsReceived:
     assignments: Assignments
     # The first set of a session: a restarted master may count revisions from scratch.
     first_of_session: bool = False
+    # When the set arrived (the agent's clock): pods new to the node start from the last
+    # list at once (PodsState.assignments). None: every pod waits for the relist.
+    now: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

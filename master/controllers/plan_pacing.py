@@ -47,7 +47,8 @@ STEADY_BUDGET_SECONDS = 15.0
 # A plan with its shrink may exceed the rate by this share (the sum is float).
 _SLACK = 1e-6
 
-# What the pacer says of a shrink: admitted, or why not (the budget still moving; the plans
+# What the pacer says of a shrink: admitted, or why not (the budget still moving, or the loop
+# behind in the budget's last window: HeartbeatBudget.steady; the plans
 # with it over the rate; the plans and the confirmations of the last span over the ceiling).
 Verdict = Literal["admitted", "unsteady", "plans", "pace"]
 
@@ -156,7 +157,8 @@ class ShrinkPacer:
         """Whether a session may go from `old` to the shorter `new` at `now`, or why not:
         `allowed` is the rate the plans are sized for (<= 0: no cap), `planned` what the
         sessions' newest plans add up to now (PlanTally.rate), `steady` whether that rate is
-        the budget's cap or has held a while (HeartbeatBudget.steady). An admitted shrink is
+        the budget's cap or has held a while, and the loop was not behind in the budget's
+        last window (HeartbeatBudget.steady). An admitted shrink is
         counted as a confirmation to come."""
         if allowed <= 0:
             return "admitted"

@@ -60,7 +60,8 @@ HEARTBEATS = Counter(
 PLAN_SHRINKS = Counter(
     "pinnace_node_heartbeat_shrinks_total",
     "Shorter heartbeat plans the master wanted to offer a session, by result: admitted, or "
-    "deferred by the heartbeat budget's pacing (reason: unsteady, the budget still moving; "
+    "deferred by the heartbeat budget's pacing (reason: unsteady, the budget still moving or "
+    "the master's loop behind in its last 5 s; "
     "plans, the plans with it over the budget; pace, with the confirmations of the last 5 s "
     "over twice the budget).",
     ["result", "reason"],

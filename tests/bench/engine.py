@@ -1,8 +1,13 @@
 """The Docker side of the bench: polling the engine, and the two baselines.
 
-Every system is timed the same way: from the ask until the engine itself lists N
-running containers carrying the system's label, polled through the Docker SDK
-every 50 ms (cheap next to a CLI round trip). The baselines are what a user would
+Every system is timed the same way, on two clocks (`Timing`): from the ask until the
+engine itself lists N running containers carrying the system's label, polled through
+the Docker SDK every 50 ms (cheap next to a CLI round trip; `seen`), and from the ask
+(wall clock) to the engine's own State.StartedAt of the last of those containers
+(`engine`). Only the engine clock treats every system alike: a `docker run` has
+returned once its container started, so its poll finds them running at once, while a
+system that starts containers on its own (pinnace, Swarm) is found 0-50 ms after its
+last start by the poll. The baselines are what a user would
 type: `docker run -d` N times one after another, the same N `docker run -d` started
 all at once (the engine's own limit on this machine: nothing can start N containers
 faster through it), and `docker service create` on a
@@ -17,8 +22,9 @@ import contextlib
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import docker
 
@@ -30,6 +36,39 @@ SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
 
 class BenchError(Exception):
     """A system under test did not reach the state the bench waits for."""
+
+
+class Timing(NamedTuple):
+    """One trial, in seconds from the ask: when the bench's poll first found all N
+    running, and when the engine says the last of them started."""
+
+    seen: float
+    engine: float
+
+
+def started_at(text: str) -> float:
+    """The engine's State.StartedAt ("2026-12-01T16:00:00.123456789Z", RFC 3339 with up to
+    nanoseconds) as seconds since the epoch, to the microsecond; BenchError for a container
+    that never started (Docker's zero time)."""
+    if not text or text.startswith("0001-"):
+        raise BenchError(f"container not started (StartedAt {text!r})")
+    head, dot, rest = text.partition(".")
+    if not dot:  # whole seconds: the zone follows them
+        head, rest = text[:19], text[19:]
+    zone = rest.lstrip("0123456789")
+    digits = rest[: len(rest) - len(zone)]
+    when = datetime.fromisoformat(head + zone.replace("Z", "+00:00"))
+    return when.timestamp() + (int(digits[:9].ljust(9, "0")) / 1e9 if digits else 0.0)
+
+
+def last_start(client: docker.DockerClient, containers: Sequence[dict[str, Any]]) -> float:
+    """The latest State.StartedAt (seconds since the epoch) of the listed containers."""
+    if not containers:
+        raise BenchError("no containers to read a start time from")
+    return max(
+        started_at(str(client.api.inspect_container(c["Id"])["State"]["StartedAt"]))
+        for c in containers
+    )
 
 
 def list_containers(
@@ -109,12 +148,12 @@ def machine_info(client: docker.DockerClient) -> dict[str, Any]:
 
 def time_docker_run(
     client: docker.DockerClient, run_id: str, trial: str, replicas: int, timeout: float
-) -> float:
-    """`docker run -d -p 127.0.0.1::80` N times in a row; seconds until all N run."""
+) -> Timing:
+    """`docker run -d -p 127.0.0.1::80` N times in a row; until all N run."""
     label = f"{BENCH_LABEL}.trial={trial}"
     ids: list[str] = []
     try:
-        start = time.monotonic()
+        start, start_wall = time.monotonic(), time.time()
         for _ in range(replicas):
             ids.append(
                 docker_cli(
@@ -134,7 +173,7 @@ def time_docker_run(
             lambda: running_count(client, label) >= replicas,
             timeout,
         )
-        return end - start
+        return Timing(end - start, last_start(client, list_containers(client, label)) - start_wall)
     finally:
         with shielded():
             for container_id in ids:
@@ -146,14 +185,14 @@ def time_docker_run(
 
 def time_docker_run_parallel(
     client: docker.DockerClient, run_id: str, trial: str, replicas: int, timeout: float
-) -> float:
-    """N `docker run -d -p 127.0.0.1::80` processes started at once; seconds until all N run."""
+) -> Timing:
+    """N `docker run -d -p 127.0.0.1::80` processes started at once; until all N run."""
     label = f"{BENCH_LABEL}.trial={trial}"
     cmd = ["docker", "run", "-d", "-p", "127.0.0.1::80", "--label", f"{BENCH_LABEL}={run_id}"]
     cmd += ["--label", label, IMAGE]
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        start = time.monotonic()
+        start, start_wall = time.monotonic(), time.time()
         procs = [
             subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for _ in range(replicas)
@@ -167,7 +206,7 @@ def time_docker_run_parallel(
             lambda: running_count(client, label) >= replicas,
             timeout,
         )
-        return end - start
+        return Timing(end - start, last_start(client, list_containers(client, label)) - start_wall)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -203,12 +242,12 @@ class SwarmSession:
         )
         return None
 
-    def time_service(self, name: str, replicas: int, timeout: float) -> float:
-        """`docker service create --replicas N`; seconds until N task containers run."""
+    def time_service(self, name: str, replicas: int, timeout: float) -> Timing:
+        """`docker service create --replicas N`; until N task containers run."""
         label = f"{SWARM_SERVICE_LABEL}={name}"
         self._services.add(name)
         try:
-            start = time.monotonic()
+            start, start_wall = time.monotonic(), time.time()
             docker_cli(
                 "service",
                 "create",
@@ -225,6 +264,7 @@ class SwarmSession:
                 lambda: running_count(self.client, label) >= replicas,
                 timeout,
             )
+            engine = last_start(self.client, list_containers(self.client, label)) - start_wall
         except BaseException:
             with shielded():
                 self._remove_service(name)
@@ -234,7 +274,7 @@ class SwarmSession:
         wait_until(
             f"service {name}'s containers gone", lambda: any_count(self.client, label) == 0, timeout
         )
-        return end - start
+        return Timing(end - start, engine)
 
     def _remove_service(self, name: str) -> None:
         api: Any = self.client.api  # types-docker leaves remove_service untyped

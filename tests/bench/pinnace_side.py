@@ -27,7 +27,7 @@ from typing import Any
 
 import docker
 
-from tests.bench.engine import IMAGE, BenchError, list_containers, wait_until
+from tests.bench.engine import IMAGE, BenchError, Timing, last_start, list_containers, wait_until
 from tests.bench.procs import REPO, PinnaceProcs, deployment_manifest
 
 # The packages the CLI, the master and the agent import from the checkout.
@@ -40,8 +40,9 @@ class Phases:
 
     apply_cli: float  # the `pinnace apply` process returned
     first_running: float  # the engine listed the first container running
-    all_running: float  # ... all N (the measured time)
+    all_running: float  # ... all N (the poll's clock)
     api_running: float  # `get pods` showed N Running (read after the clock stopped)
+    engine_running: float  # the engine's State.StartedAt of the last of the N (wall clock)
 
 
 class PinnaceBench:
@@ -111,19 +112,27 @@ class PinnaceBench:
             and p.get("status", {}).get("phase") == "Running"
         )
 
-    def _count(self, name: str, running_only: bool) -> int:
+    def _containers(self, name: str, running_only: bool) -> list[dict[str, Any]]:
         """The node's containers belonging to pods of deployment `name`."""
         found = list_containers(self.client, self.node_label, running_only=running_only)
         prefix = f"{name}-"
-        return sum(
-            1 for c in found if (c.get("Labels") or {}).get("pinnace.pod", "").startswith(prefix)
-        )
+        return [
+            c for c in found if (c.get("Labels") or {}).get("pinnace.pod", "").startswith(prefix)
+        ]
+
+    def _count(self, name: str, running_only: bool) -> int:
+        return len(self._containers(name, running_only))
+
+    def timed_apply(self, name: str, replicas: int, timeout: float) -> Timing:
+        """time_apply on both of the bench's clocks (tests/bench/engine.py's Timing)."""
+        seen = self.time_apply(name, replicas, timeout)
+        return Timing(seen, self.phases[name].engine_running)
 
     def time_apply(self, name: str, replicas: int, timeout: float) -> float:
         """Seconds from writing the manifest to N of its containers running on the node."""
         manifest = self.workdir / f"{name}.yaml"
         try:
-            start = time.monotonic()
+            start, start_wall = time.monotonic(), time.time()
             manifest.write_text(deployment_manifest(name, replicas, IMAGE))
             self.cli("apply", "-f", str(manifest))
             applied = time.monotonic()
@@ -138,6 +147,7 @@ class PinnaceBench:
             end = wait_until(
                 f"{replicas} pinnace containers of {name} running", all_running, timeout
             )
+            engine = last_start(self.client, self._containers(name, running_only=True))
             # The user's view must agree; read after the clock stopped, so it adds nothing.
             seen = wait_until(
                 f"`pinnace get pods` showing {replicas} pods of {name} Running",
@@ -154,6 +164,7 @@ class PinnaceBench:
             first_running=(first[0] if first else end) - start,
             all_running=end - start,
             api_running=seen - start,
+            engine_running=engine - start_wall,
         )
         self.delete(name, timeout)
         return end - start

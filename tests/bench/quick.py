@@ -129,7 +129,7 @@ def bench_apply() -> list[Figure]:
         for trial in range(3):
             times["pinnace"].append(bench.time_apply(f"quick-{run_id}-{trial}", 3, 120.0))
             times["docker run"].append(
-                time_docker_run(client, run_id, f"quick-{run_id}-d{trial}", 3, 120.0)
+                time_docker_run(client, run_id, f"quick-{run_id}-d{trial}", 3, 120.0).seen
             )
     finally:
         bench.close()

@@ -5,8 +5,8 @@ An agent given the relay's address as its master reaches the master through it.
 side is told anything (no FIN, no RST): only unanswered keepalive pings or a
 missing heartbeat can show the master that the node is gone, as with a dead
 machine or a cut link. The relay's kernel still acknowledges the pings' TCP
-segments, so the master finds this cut by the pings' missing HTTP/2 answers (10 s,
-master/server.py), not by TCP_USER_TIMEOUT (2.5 s) as it finds a real one.
+segments, so the master finds this cut by the pings' missing HTTP/2 answers (1.5 s,
+master/server.py), not by TCP_USER_TIMEOUT (2.5 s).
 `close()` closes every socket and the listener.
 """
 

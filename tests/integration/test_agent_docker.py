@@ -104,6 +104,15 @@ def http_get(port: int) -> int:
         return int(response.status)
 
 
+def serves(port: int) -> bool:
+    """Whether the page at `port` answers 200: nginx listens a moment after its container
+    starts, so a pod just reported Running may not answer yet (asked until a deadline)."""
+    try:
+        return http_get(port) == 200
+    except OSError:  # refused, reset, or closed before an answer (urllib's errors are OSErrors)
+        return False
+
+
 def running(master: FakeMaster, node: str, pod: str) -> pb.PodStatusReport | None:
     status = master.status(node, pod)
     return status if status is not None and status.phase == "Running" and status.ready else None
@@ -142,7 +151,8 @@ def test_agent_runs_restarts_stops_and_adopts_pods(agents: Agents) -> None:
                 ("127.0.0.1", port_a)
             ]
             assert a.host_ip == "127.0.0.1" and a.epoch == 11
-            assert http_get(port_a) == 200 and http_get(b.port_map["80/TCP"]) == 200
+            await eventually(lambda: serves(port_a), 20, "web-a's page")
+            await eventually(lambda: serves(b.port_map["80/TCP"]), 20, "web-b's page")
 
             # An image that cannot be pulled backs off; the other pods are unaffected.
             await eventually(

@@ -48,6 +48,7 @@ from agent.state.events import (
     Publish,
     Reconnect,
     Registered,
+    Relist,
     RestartSession,
     RunPodActions,
     SendHeartbeat,
@@ -56,6 +57,7 @@ from agent.state.events import (
     Tick,
 )
 from agent.state.machine import AgentState
+from agent.state.pods import PodsState
 from agent.sync import RestartContainer
 
 SPEC = ContainerSpec("web", "img:1", ports=(ContainerPort(80),))
@@ -683,3 +685,81 @@ def test_a_master_that_refuses_connections_is_not_asked_about() -> None:
     m.feed(SessionEnded("m:1", True, "connection refused", True, 0.5))
     assert asks(m.feed(Tick(103.1), Tick(104.0))) == []
     assert not m.state.fenced
+
+
+# -- pods new to the node start from the last list (issue 15: apply -> 3 running) --------
+
+
+def assign_at(
+    m: Machine, *pods: PodAssignment, revision: int, now: float = T0
+) -> list[Instruction]:
+    return m.feed(AssignmentsReceived(Assignments(revision, pods), now=now))
+
+
+def test_a_pod_new_to_the_node_starts_with_its_assignment_not_after_the_relist() -> None:
+    m = Machine()
+    m.assign(pod("a"))
+    m.listed([])
+    m.done("a")
+    m.listed([container("a", "c1")])
+
+    out = assign_at(m, pod("a"), pod("b"), pod("c"), revision=2)
+
+    assert actions(out) == {
+        "b": ["PullImage", "StartContainer"],
+        "c": ["PullImage", "StartContainer"],
+    }
+    assert any(isinstance(i, Relist) for i in out)  # the relist still comes, for the rest
+    # ... and starts nothing twice: b and c are busy until their tasks finish.
+    assert actions(m.listed([container("a", "c1")])) == {}
+
+
+def test_a_pod_the_last_list_has_containers_of_waits_for_the_relist() -> None:
+    # Through events such a pod is always busy with its teardown, or finished it since the
+    # list; the state is built by hand to check the list itself is heeded too.
+    pods = PodsState("10.0.0.5", desired={"a": pod("a")}, revision=1, observed_once=True)
+    pods.observed = (container("a", "c1"), container("b", "old", epoch=1))
+
+    out = pods.assignments(AssignmentsReceived(Assignments(2, (pod("a"), pod("b", 2))), now=T0))
+
+    assert actions(out) == {}
+    assert any(isinstance(i, Relist) for i in out)
+
+
+def test_a_pod_whose_task_finished_since_the_last_list_waits_for_the_relist() -> None:
+    m = Machine()
+    m.assign(pod("a"), pod("b"))
+    m.listed([])
+    m.assign(pod("a"), revision=2)  # b dropped while its start was under way
+    m.done("a", "b")  # b's task made a container the last list did not show
+
+    out = assign_at(m, pod("a"), pod("b"), revision=3)
+
+    assert actions(out) == {}
+
+
+def test_nothing_starts_early_on_the_first_set_before_a_list_or_while_fenced() -> None:
+    first = Machine()
+    first.listed([])
+    assert actions(assign_at(first, pod("a"), revision=1)) == {}  # may adopt a previous run's
+
+    unlisted = Machine()
+    unlisted.assign(pod("a"))
+    assert actions(assign_at(unlisted, pod("a"), pod("b"), revision=2)) == {}
+
+    fenced = Machine()
+    fenced.assign(pod("a"))
+    fenced.listed([])
+    fenced.done("a")
+    fenced.feed(FenceRequested("lease lost"))
+    assert actions(assign_at(fenced, pod("a"), pod("b"), revision=2)) == {}
+
+
+def test_without_the_arrival_time_every_pod_waits_for_the_relist() -> None:
+    m = Machine()
+    m.assign(pod("a"))
+    m.listed([])
+    m.done("a")
+    m.listed([container("a", "c1")])
+
+    assert actions(m.assign(pod("a"), pod("b"), revision=2)) == {}

@@ -201,15 +201,15 @@ def test_a_stream_ending_as_a_stalled_master_wakes_is_judged_by_the_grant() -> N
     assert leases.ended_at("n1") is None
 
 
-def test_a_dead_link_is_judged_by_the_kernel_and_a_frozen_agent_by_grpc_both_in_2_5_s() -> None:
+def test_a_dead_link_is_judged_by_the_kernel_in_2_5_s_and_a_frozen_agent_by_grpc_in_1_5() -> None:
     from master.server import session_keepalive
 
     default, stretched = dict(session_keepalive()), dict(session_keepalive(4.0))
 
-    assert default["grpc.keepalive_time_ms"] == 1000
+    assert default["grpc.keepalive_time_ms"] == 2000
     assert stretched["grpc.keepalive_time_ms"] == 4000
     assert stretched["grpc.keepalive_timeout_ms"] == 2500  # TCP_USER_TIMEOUT
-    assert stretched["grpc.http2.ping_timeout_ms"] == 2500  # the agent's ping ack
+    assert stretched["grpc.http2.ping_timeout_ms"] == 1500  # the agent's ping ack
 
 
 def test_a_frozen_agent_of_a_5000_node_cluster_is_not_ready_within_5_s() -> None:
