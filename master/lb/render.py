@@ -45,11 +45,11 @@ pods; edge-triggered polling 6.3, http-reuse always 6.0) and reuses its server c
 can; the rest is loopback TCP in the kernel and HTTP parsing. With the proxy on a CPU of its
 own (lb_tuning --pin, 2 runs) HTTP mode gave 0.66-1.20 against a control of 0.84-1.27; a
 shared machine cannot say whether 0.9x holds there. Figures: tests/bench/README.md, lb_tuning.
-Since then the master reaches the pods of nodes publishing on loopback at their own IPs
-(endpoints.py `lb_address`), which takes Docker's userland proxy (~78 us of those 490) off
-the proxied path only: against a client at the published port the ratio went from 0.80/0.81
-to 0.92/1.18 (lb_tuning podip, -c16, unlimited/500m); against a client at the pod's own IP it
-is 0.58/0.86: HAProxy's own cost is unchanged.
+Reaching the pods of nodes publishing on loopback at their own IPs takes Docker's userland
+proxy (~78 us of those 490) off the proxied path only: against a client at the published port
+the ratio went from 0.80/0.81 to 0.92/1.18 (lb_tuning podip, -c16, unlimited/500m), against a
+client at the pod's own IP 0.58/0.86. It was reverted: endpoint addresses flipped between the
+two forms through restarts and failed requests (tests/bench/README.md, lb_tuning).
 
 Every backend is pre-allocated with a power-of-two number of server slots (see `slots.py`); empty
 slots are `0.0.0.0:0 disabled` and are filled at run time with `set server ... addr`. The config
