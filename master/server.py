@@ -228,7 +228,7 @@ class MasterConfig:
     # back later (master/pki/admission.py).
     max_joins_in_flight: int = DEFAULT_JOINS_IN_FLIGHT
     # How often the master pings each connection (a cut-off node is found within this
-    # plus 2.5 s, plus the session grace).
+    # plus the answer timeout below, plus the session grace).
     session_ping_seconds: float = SESSION_PING_SECONDS
     # How long an agent's gRPC core has to answer a ping before its session ends.
     session_ping_answer_seconds: float = SESSION_PING_ANSWER_SECONDS
