@@ -19,13 +19,18 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from master.cli.config import select as select_credentials
 from master.cli.errors import CliError
 
+# typing and pathlib are not imported at run time: `apply` starts without them (~3-5 ms of
+# the CLI's start-up before it sends, issue 15); the master's code imports them when it runs.
+# mypy reads any constant named TYPE_CHECKING as typing's.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, NoReturn, Protocol
+
     from master.store.etcd_client import EtcdSettings
 
 # How long a verb runs before the cyclic garbage collector is back (see _collect_later).
@@ -98,7 +103,9 @@ def _percentage(text: str) -> int:
 
 
 def _default_data_dir() -> str:
-    return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
+    # Evaluated by build_parser for every command line (a command's dropped arguments too).
+    home = os.path.expanduser("~")
+    return os.environ.get("PINNACE_DATA_DIR") or os.path.join(home, ".pinnace", "master")
 
 
 def _columns() -> int:
@@ -134,10 +141,12 @@ class _Formatter(argparse.HelpFormatter):
         )
 
 
-class _Arguments(Protocol):
-    """What a command's block in build_parser does with its parser."""
+if TYPE_CHECKING:
 
-    def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
+    class _Arguments(Protocol):
+        """What a command's block in build_parser does with its parser."""
+
+        def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class _NotBuilt:
@@ -627,6 +636,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def _run_master(args: argparse.Namespace) -> int:
     import logging
+    from pathlib import Path
 
     from master.server import MasterConfig, run_master
 
@@ -736,13 +746,16 @@ def _node_port_range(text: str) -> tuple[int, int]:
     return ports.first, ports.last
 
 
-def _run_lb(action: str, data_dir: Path) -> int:
+def _run_lb(action: str, data_dir: str) -> int:
+    from pathlib import Path
+
     from master.lb.process import stop_running
 
     # action is "stop" (argparse allows nothing else).
-    pid = stop_running(data_dir / "lb")
+    directory = Path(data_dir)
+    pid = stop_running(directory / "lb")
     if pid is None:
-        print(f"no load balancer is running for {data_dir}")
+        print(f"no load balancer is running for {directory}")
     else:
         print(f"load balancer (HAProxy pid {pid}) stopped")
     return 0
@@ -776,6 +789,8 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         raise CliError(
             f"pinnace master: --etcd-prefix: must start with '/', got {args.etcd_prefix!r}"
         )
+
+    from pathlib import Path
 
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
@@ -951,9 +966,9 @@ def main(argv: Sequence[str] | None = None, *, exit_after_verb: bool = False) ->
         if args.command == "master":
             return _run_master(args)
         if args.command == "lb":
-            return _run_lb(args.action, Path(args.data_dir))
+            return _run_lb(args.action, args.data_dir)
         if exit_after_verb:
-            _collect_later()
+            _collect_later(args.command)
         # From config, not client.py: that imports grpcio, which `apply` does without.
         from master.cli.config import CredentialsError, master_address
 
@@ -975,15 +990,20 @@ def main(argv: Sequence[str] | None = None, *, exit_after_verb: bool = False) ->
     return code
 
 
-def _collect_later() -> None:
+def _collect_later(command: str) -> None:
     """A verb starts without the cyclic garbage collector: its imports (gRPC and ~200
     modules) made it run over and over, ~5 ms of the ~110 ms of CPU before `apply` sent
     (issue 15). Start-up leaves little garbage; a verb still running after a second
-    (`get -w`, `logs -f`, `exec`) gets the collector back."""
+    (`get -w`, `logs -f`, `exec`) gets the collector back. `apply` sends one request and
+    ends, so it goes without the collector throughout, and without the timer's thread
+    and the threading module it would import first."""
     import gc
-    import threading
 
     gc.disable()
+    if command == "apply":
+        return
+    import threading
+
     timer = threading.Timer(COLLECTOR_OFF_SECONDS, gc.enable)
     timer.daemon = True
     timer.start()
