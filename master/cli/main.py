@@ -14,11 +14,11 @@ it) always returns.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 from master.cli.config import select as select_credentials
 from master.cli.errors import CliError
@@ -28,6 +28,7 @@ from master.cli.errors import CliError
 # mypy reads any constant named TYPE_CHECKING as typing's.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from pathlib import Path
     from typing import Any, NoReturn, Protocol
 
@@ -40,19 +41,27 @@ COLLECTOR_OFF_SECONDS = 1.0
 # should not pay for the master's store, the PKI's cryptography or the manifest model.
 
 
+def _invalid(message: str) -> Exception:
+    """argparse's error for a value its type function refuses (argparse is imported by
+    then: only a parse calls the type functions)."""
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
+
+
 def _nonnegative(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+        raise _invalid(f"must be a number of seconds, got {text!r}") from None
     if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+        raise _invalid(f"must be >= 0 seconds, got {text!r}")
     return value
 
 
 def _port_or_zero(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port from 0 (off) to 65535, got {text!r}")
+        raise _invalid(f"must be a port from 0 (off) to 65535, got {text!r}")
     return int(text)
 
 
@@ -60,11 +69,9 @@ def _fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a number between 0 and 1, got {text!r}"
-        ) from None
+        raise _invalid(f"must be a number between 0 and 1, got {text!r}") from None
     if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text!r}")
+        raise _invalid(f"must be more than 0 and at most 1, got {text!r}")
     return value
 
 
@@ -72,9 +79,9 @@ def _rate(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number per second, got {text!r}") from None
+        raise _invalid(f"must be a number per second, got {text!r}") from None
     if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0 per second (0: off), got {text!r}")
+        raise _invalid(f"must be >= 0 per second (0: off), got {text!r}")
     return value
 
 
@@ -82,21 +89,21 @@ def _interval(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+        raise _invalid(f"must be a number of seconds, got {text!r}") from None
     if not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 seconds, got {text!r}")
+        raise _invalid(f"must be between 0.1 and 3600 seconds, got {text!r}")
     return value
 
 
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+        raise _invalid(f"must be a whole number >= 1, got {text!r}")
     return int(text)
 
 
 def _percentage(text: str) -> int:
     if not text.isdigit() or int(text) > 100:
-        raise argparse.ArgumentTypeError(
+        raise _invalid(
             f"must be a whole percentage from 0 (adaptive) to 100 (every node), got {text!r}"
         )
     return int(text)
@@ -123,22 +130,14 @@ def _columns() -> int:
     return columns if columns > 0 else 80
 
 
-class _Formatter(argparse.HelpFormatter):
+def _formatter(prog: str) -> argparse.HelpFormatter:
     """argparse's help formatter, given the width argparse's would find itself. argparse
     makes one for every argument added (to check its metavar), and its own imports shutil
     for the width (and shutil bz2 and lzma): ~2 ms of every verb's start-up for help that
     is seldom printed."""
+    import argparse
 
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        super().__init__(
-            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
-        )
+    return argparse.HelpFormatter(prog, width=_columns() - 2)
 
 
 if TYPE_CHECKING:
@@ -182,6 +181,60 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _value(argv: Sequence[str], i: int) -> str | None:
+    """argv[i] when argparse would take it as the value of the option before it: "-" or
+    anything not starting with "-" (the fast path leaves every other token to argparse)."""
+    if i < len(argv) and (argv[i] == "-" or not argv[i].startswith("-")):
+        return argv[i]
+    return None
+
+
+def apply_line(argv: Sequence[str]) -> SimpleNamespace | None:
+    """An `apply` command line read without argparse, with the values argparse gives it;
+    None for any line that is not plainly one (help, an abbreviated or joined flag, a value
+    starting with "-", no -f, anything unknown), which argparse reads and reports. `apply`
+    is on the way to a running pod (issue 15): argparse's import (with gettext and
+    locale) and the parser's making were ~6 ms of its ~50 ms of CPU before it sends.
+    tests/unit/test_cli_parser.py holds it to argparse, line by line."""
+    line: dict[str, object] = {"master": None, "config": None, "insecure": False}
+    i = 0
+    while i < len(argv) and argv[i] != "apply":
+        token = argv[i]
+        if token in ("--master", "--config") and (value := _value(argv, i + 1)) is not None:
+            line[token[2:]], i = value, i + 2
+        elif token.startswith(("--master=", "--config=")):
+            key, _, value = token[2:].partition("=")
+            line[key], i = value, i + 1
+        elif token == "--insecure":
+            line["insecure"], i = True, i + 1
+        else:
+            return None
+    files: list[str] = []
+    line.update(command="apply", dry_run=False, recursive=False, namespace=None)
+    i += 1
+    while i < len(argv):
+        token = argv[i]
+        flag, joined, value = token.partition("=")
+        if not joined and token in ("-f", "--filename", "-n", "--namespace"):
+            if (value := _value(argv, i + 1)) is None:
+                return None
+            i += 1
+        elif not joined and token == "--dry-run":
+            line["dry_run"] = True
+        elif not joined and token in ("-R", "--recursive"):
+            line["recursive"] = True
+        elif not (joined and flag in ("--filename", "--namespace")):
+            return None
+        if flag in ("-f", "--filename"):
+            files.append(value)
+        elif flag in ("-n", "--namespace"):
+            line["namespace"] = value
+        i += 1
+    if not files:  # also: no `apply` at all
+        return None
+    return SimpleNamespace(**line, filename=files)
+
+
 def _namespace_flags(p: _Arguments, all_namespaces: bool = False) -> None:
     """kubectl's -n/--namespace (and -A/--all-namespaces where a list makes sense)."""
     p.add_argument(
@@ -205,10 +258,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     that command's parser is built: it is all that parses the line, and building every
     command's arguments was ~5 ms of every verb's start-up (gettext and a help formatter,
     with a terminal-size query, for each argument of ~20 commands)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="pinnace",
         description="A small container orchestrator speaking Kubernetes YAML.",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
     )
     parser.add_argument(
         "--master",
@@ -232,7 +287,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     def add(name: str, **kwargs: Any) -> _Arguments:
         if command is not None and name != command:
             return _NOT_BUILT
-        return sub.add_parser(name, formatter_class=_Formatter, **kwargs)
+        return sub.add_parser(name, formatter_class=_formatter, **kwargs)
 
     m = add("master", help="run the control plane")
     m.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT for the gRPC API")
@@ -961,7 +1016,8 @@ def main(argv: Sequence[str] | None = None, *, exit_after_verb: bool = False) ->
         # The agent is its own program; exec keeps signals and PIDs simple.
         os.execv(sys.executable, [sys.executable, "-m", "agent", *argv[1:]])
     argv, command_argv = split_exec_command(argv)
-    args = build_parser(_command_of(argv)).parse_args(argv)
+    # argparse's Namespace or apply_line's: both are read by attribute (argparse's as Any).
+    args: Any = apply_line(argv) or build_parser(_command_of(argv)).parse_args(argv)
     try:
         if args.command == "master":
             return _run_master(args)

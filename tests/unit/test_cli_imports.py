@@ -107,10 +107,15 @@ APPLY_DOES_WITHOUT = (
     "ipaddress",  # is_loopback answers 127.0.0.1 and localhost without it
     "threading",  # the collector's timer: `apply` goes without the collector throughout
     "encodings.idna",  # the master's name goes to getaddrinfo and TLS as ASCII bytes
+    "argparse",  # master/cli/main.py's apply_line reads a plain `apply` line itself
+    "gettext",  # argparse's
+    "locale",  # gettext's, at the parser's making
 )
 
 
-def test_apply_reaches_its_send_without_typing_pathlib_or_the_idna_codec(tmp_path: Path) -> None:
+def test_apply_reaches_its_send_without_argparse_typing_pathlib_or_the_idna_codec(
+    tmp_path: Path,
+) -> None:
     # A real `apply --insecure` against a listening socket, up to the moment its request is
     # written (Exchange.opening, after the connect). `-S`: no site, so what is loaded is the
     # CLI's own doing and not this venv's (an editable install's finder imports pathlib).
