@@ -268,6 +268,8 @@ def lifecycle_counts(metrics_url: str) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             if name in wanted:
                 found[wanted[name]] = float(value)
+    if "evicted" in found:
+        found.setdefault("not_ready", 0.0)  # a labelled counter shows no line until used
     return found
 
 
