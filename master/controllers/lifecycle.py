@@ -42,8 +42,18 @@ its Python sends nothing), within the lease. A node NotReady by
 its stream is evicted only once its lease has run out too: a cut-off agent
 fences itself within its lease (agent/fencing.py), so its pods are not run twice.
 A lease counts only the time the master's own loop was free to read a heartbeat
-(`NodeSignals.held`, master/controllers/loop_held.py): a node is not blamed for a
-heartbeat the master read late because it was busy.
+(`NodeSignals.held`, master/controllers/loop_held.py) and, for a node whose stream is
+open, not the master's read backlog (`NodeSignals.backlog`: how late it reads the fleet's
+beats now, from their send times, master/controllers/read_backlog.py): a node is not
+blamed for a heartbeat the master read late because it was busy. The larger of the two
+is excused, not their sum; a node really dead meanwhile is found within its lease plus
+that excuse.
+
+Nodes NotReady by their lease alone, their stream open (a hung agent, or the master's
+misjudgement), are evicted through a token bucket (master/controllers/eviction_rate.py:
+a few at once, then one every 10 s, one every 100 s while more than a tenth of the nodes
+are silent that way), like Kubernetes' --node-eviction-rate; their pods leave the load
+balancer at once. Nodes whose stream ended (killed, cut) are evicted as before.
 
 More than `unhealthy_threshold` of the nodes going silent at once says the
 problem is the master's (or the network's), not the nodes': like Kubernetes'
