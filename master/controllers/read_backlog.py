@@ -38,8 +38,10 @@ the loop-held time). A backlog that stays constant never makes a node late (a pi
 a constant 70 s delay keeps the beats' rate): only its growth does, and the excuse is at
 least that growth. The false negative is bounded: a node that really died (hung with its
 stream open; a killed or cut node's stream ends and is judged by that, unexcused) is
-found once it was silent for its lease plus the backlog at that moment, i.e. within
-lease + backlog after its last beat was read. The backlog is measured from beats read,
+found once it was silent for its lease plus the backlog then, i.e. within lease +
+backlog after its last beat was read (a node found healthy is looked at again when the
+deadline it was given then comes, master/controllers/node_watch.py: at worst lease + the
+largest backlog excused since its last read). The backlog is measured from beats read,
 so it opens only on what the master saw: a master that reads nothing while it is not
 known to be behind (its loop stopped: loop_held.py's case; or every node silent) excuses
 nothing here, and a dead node is found within lease + MAX_BACKLOG_SECONDS at worst.
