@@ -282,6 +282,9 @@ class DockerRuntime:
         self._sandbox_image = sandbox_image
         self._holders: dict[str, ContainerInfo] = {}
         self._busy: collections.Counter[str] = collections.Counter()
+        # When each pod's last start ended (monotonic): a listing taken before that may
+        # not show the container it made, so its sweep leaves the pod alone too.
+        self._start_ended: dict[str, float] = {}
         self._pod_locks: dict[str, threading.Lock] = {}
         self._sandbox_lock = threading.Lock()
         # Where claim volumes of a fixed size live (None: claims are plain volumes).
@@ -490,6 +493,7 @@ class DockerRuntime:
 
     def _list_sync(self) -> list[ContainerInfo]:
         api = self._api()
+        listed_at = time.monotonic()
         summaries = api.containers(all=True, filters=self._label_filter())
         result: list[ContainerInfo] = []
         seen: set[str] = set()
@@ -510,14 +514,16 @@ class DockerRuntime:
             self._cache.pop(gone, None)
         if not self._sandbox and not self._holders and not any(i.sandbox_id for i in result):
             return result
-        return self._in_sandboxes(api, result)
+        return self._in_sandboxes(api, result, listed_at)
 
-    def _in_sandboxes(self, api: Any, listed: list[ContainerInfo]) -> list[ContainerInfo]:
+    def _in_sandboxes(
+        self, api: Any, listed: list[ContainerInfo], listed_at: float
+    ) -> list[ContainerInfo]:
         """The listing without holders, app containers with their holder's ports and
         addresses, after removing what agent/runtime/sandbox.py's sweep says."""
         holders = {i.id: i for i in listed if is_holder(i)}
         self._holders = dict(holders)
-        plan = sweep([member_of(i) for i in listed], self._busy_pods())
+        plan = sweep([member_of(i) for i in listed], self._busy_pods(listed_at))
         removed = self._remove_swept(api, plan.members, plan.holders)
         return [
             joined_info(i, holders.get(i.sandbox_id))
@@ -525,9 +531,11 @@ class DockerRuntime:
             if not is_holder(i) and i.id not in removed
         ]
 
-    def _busy_pods(self) -> set[str]:
+    def _busy_pods(self, listed_at: float) -> set[str]:
+        """Pods starting now, or whose start ended after a listing taken at `listed_at`."""
         with self._sandbox_lock:
-            return {pod for pod, n in self._busy.items() if n > 0}
+            ended = {pod for pod, at in self._start_ended.items() if at >= listed_at}
+            return ended | {pod for pod, n in self._busy.items() if n > 0}
 
     def _remove_swept(self, api: Any, members: Sequence[str], holders: Sequence[str]) -> set[str]:
         for cid in (*members, *holders):
@@ -547,6 +555,7 @@ class DockerRuntime:
         (`died`), or after an app container of a pod in a sandbox was removed."""
         api = self._api()
         members = []
+        listed_at = time.monotonic()
         for c in api.containers(all=True, filters=self._label_filter()):
             labels = c.get("Labels") or {}
             mode = str((c.get("HostConfig") or {}).get("NetworkMode") or "")
@@ -560,7 +569,7 @@ class DockerRuntime:
                     joined_holder(mode),
                 )
             )
-        plan = sweep(members, self._busy_pods(), {died} - {""})
+        plan = sweep(members, self._busy_pods(listed_at), {died} - {""})
         self._remove_swept(api, plan.members, plan.holders)
 
     @contextlib.contextmanager
@@ -578,6 +587,13 @@ class DockerRuntime:
                 self._busy[pod] -= 1
                 if self._busy[pod] <= 0:
                     del self._busy[pod]
+                now = time.monotonic()
+                self._start_ended[pod] = now
+                # Forget starts no listing still under way can predate (one takes seconds).
+                if len(self._start_ended) > 1024:
+                    self._start_ended = {
+                        p: at for p, at in self._start_ended.items() if at > now - 300
+                    }
 
     async def list_containers(self) -> list[ContainerInfo]:
         try:
