@@ -11,6 +11,16 @@ double them (two writers, two leaders...). So the agent fences itself first:
   more than the lease between two ticks -> fence at once, before reconnecting.
 After fencing, the session starts afresh; the new session's assignment set lifts
 the fence (agent/worker.py), once the teardown is under way.
+
+A master that reads its streams late (a big apply: beats read ~70 s after they were
+sent) sends acks late too; the master does not blame the nodes for it (it judges a node
+with an open stream by its lease plus its own read backlog,
+master/controllers/read_backlog.py). The agent is not told the backlog and does not
+stretch its fence by one: an ack comes only once the master has read a beat, and a fence
+stretched by a backlog the master no longer has would keep pods the master replaces. Its
+acks stop, it asks its witnesses (below), and they, read as late, do not hear the master
+either: it holds its pods. A node whose stream is read later than most of the cluster's
+fences, as the master may replace its pods (tests/unit/test_agent_fencing_backlog.py).
 """
 
 from __future__ import annotations

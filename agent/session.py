@@ -286,7 +286,13 @@ class Session:
                 case SendNotice():
                     self._notices.append(instruction)
                 case SendHeartbeat() if self._outgoing is not None:
-                    heartbeat = pb.Heartbeat(sequence=instruction.sequence, plan=instruction.plan)
+                    # Stamped with the wall clock: the master measures how late it reads
+                    # its streams by it (master/controllers/read_backlog.py).
+                    heartbeat = pb.Heartbeat(
+                        sequence=instruction.sequence,
+                        plan=instruction.plan,
+                        sent_at=self._clock.now(),
+                    )
                     self._outgoing.put_nowait(pb.AgentMessage(heartbeat=heartbeat))
                 case PlanChanged():
                     log.info(

@@ -76,7 +76,9 @@ from master.metrics.cluster import (
     ClusterGauges,
     HeartbeatGauges,
     PodTally,
+    lease_age_families,
     measure_cluster,
+    state_families,
 )
 from master.metrics.http import MetricsServer, start_metrics_server
 from master.model import (
@@ -636,18 +638,26 @@ def _metrics(
     unsubscribe = state.subscribe(tally.on_change)
 
     def measure() -> ClusterGauges:
-        nodes = [n for n in state.objects("Node") if isinstance(n, Node)]
         return measure_cluster(
             tally.totals(),
-            nodes,
+            [],
             leases.last_seen,
             clock.monotonic(),
             manager.queue_depths(),
             heartbeats(),
         )
 
-    collector = ClusterCollector(asyncio.get_running_loop(), measure)
-    server = start_metrics_server(config.metrics_listen, collector)
+    def measure_ages() -> ClusterGauges:
+        nodes = [n for n in state.objects("Node") if isinstance(n, Node)]
+        return measure_cluster(tally.totals(), nodes, leases.last_seen, clock.monotonic(), {})
+
+    # Two collectors: a scrape asking only for pods or the budget walks no node.
+    loop = asyncio.get_running_loop()
+    collectors = (
+        ClusterCollector(loop, measure, families=state_families),
+        ClusterCollector(loop, measure_ages, families=lease_age_families),
+    )
+    server = start_metrics_server(config.metrics_listen, *collectors)
     if server is not None:
         log.info("metrics on http://%s/metrics", server.address)
     else:

@@ -43,6 +43,7 @@ from a callback would reach the later listeners before the change being told.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import logging
@@ -80,6 +81,13 @@ from master.store.port import (
 )
 from master.uids import new_uid
 from master.write_fates import WriteFates
+from master.write_hold import (
+    EVENT_STORE_INTERVAL,
+    HELD_KIND,
+    durable_mark,
+    events_due,
+    to_hold,
+)
 from master.writers import MASTER_SOURCE, WriterFields, event_writer, untracked
 
 log = logging.getLogger(__name__)
@@ -136,6 +144,12 @@ class ClusterState:
         self._rv = 0
         self._pending_puts: dict[ObjectKey, StoredObject] = {}
         self._pending_deletes: set[ObjectKey] = set()
+        # Keys created in memory since the last write took the queue (none of them has a
+        # stored row): removed before a write takes them, they cost the store nothing, and
+        # the background flusher may hold such events back (master/write_hold.py).
+        self._unstored: set[ObjectKey] = set()
+        # When events last went to the store (monotonic), for the hold's interval.
+        self._events_stored_at = float("-inf")
         self._listeners: list[Listener] = []
         # Told after memory was made equal to the store (replace_all): see `on_replaced`.
         self._replaced_listeners: list[Callable[[], None]] = []
@@ -208,8 +222,11 @@ class ClusterState:
         self._event_seq = len(self._objects["Event"])
         log.info("loaded %d objects from the store (resource version %d)", len(objects), self._rv)
 
-    async def flush(self) -> None:
+    async def flush(self, hold_events: bool = False) -> None:
         """Make every change made before this call durable.
+
+        `hold_events` (the background flusher only): one write, which may keep newly
+        logged events queued (master/write_hold.py); nobody waits on those.
 
         Changes queued by anyone go in one transaction (group commit). A caller
         whose changes an earlier flush already wrote returns at once instead of
@@ -232,7 +249,7 @@ class ClusterState:
             self._flushing = done
             try:
                 async with self._flush_lock:
-                    await self._flush_queued()
+                    await self._flush_queued(hold_events)
             except StoreError as exc:
                 # A refusal now ("nothing was changed") must not hide that this caller's
                 # changes rode in another's batch whose outcome is unknown.
@@ -242,6 +259,8 @@ class ClusterState:
             finally:
                 self._flushing = None
                 done.set_result(None)
+            if hold_events:
+                return
         # A reload may have emptied the queue this caller waited on (then "written").
         self._raise_fate(mark, floor, target)
 
@@ -258,8 +277,9 @@ class ClusterState:
                 "nothing was saved; retry"
             )
 
-    async def _flush_queued(self) -> None:
-        """Write every queued change in one transaction (the caller holds the lock)."""
+    async def _flush_queued(self, hold_events: bool = False) -> None:
+        """Write every queued change in one transaction (the caller holds the lock);
+        with `hold_events`, newly logged events may stay queued (master/write_hold.py)."""
         if not self._pending_puts and not self._pending_deletes:
             self._durable_rv = self._rv
             return
@@ -269,12 +289,21 @@ class ClusterState:
         # deployment queued without a scale that landed would overwrite it: the store
         # adopts a key holding its own unknown write, and writes over it).
         self._check_writable()
-        puts = list(self._pending_puts.values())
+        now = self._clock.monotonic()
+        due = not hold_events or events_due(now, self._events_stored_at)
+        held = to_hold(self._pending_puts, self._unstored, due)
+        self._dirty.clear()
+        if held and len(held) == len(self._pending_puts) and not self._pending_deletes:
+            self._durable_rv = max(self._durable_rv, durable_mark(self._rv, held.values()))
+            return  # only held events: nothing to write yet
+        if not held and any(key[0] == HELD_KIND for key in self._unstored):
+            self._events_stored_at = now
+        puts = [obj for key, obj in self._pending_puts.items() if key not in held]
         deletes = list(self._pending_deletes)
         rv = self._rv
-        self._pending_puts = {}
+        self._pending_puts = held
         self._pending_deletes = set()
-        self._dirty.clear()
+        self._unstored = set(held)
         started = self._clock.monotonic()
         durable_before = self._durable_rv
         self._writing_rv = rv
@@ -287,7 +316,7 @@ class ClusterState:
             raise
         finally:
             self._writing_rv = 0
-        self._durable_rv = max(self._durable_rv, rv)
+        self._durable_rv = max(self._durable_rv, durable_mark(rv, held.values()))
         self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
 
     def _note_write(self, seconds: float, changes: int) -> None:
@@ -321,6 +350,9 @@ class ClusterState:
         for key in deletes:
             if key not in self._pending_puts:
                 self._pending_deletes.add(key)
+            else:
+                # Created again since: its stored row (the delete failed) is still there.
+                self._unstored.discard(key)
         self._dirty.set()
 
     def _write(self, puts: list[StoredObject], deletes: list[ObjectKey], rv: int) -> None:
@@ -363,6 +395,7 @@ class ClusterState:
             return result
         self._pending_puts = {}
         self._pending_deletes = set()
+        self._unstored = set()
         self._dirty.clear()
         mine = staged.changes
         puts = [o for o in pending_puts if (o.kind, key_of(o)) not in mine]
@@ -400,6 +433,7 @@ class ClusterState:
                 if current is not None:
                     self._unindex(kind, current)
                     self._pending_puts.pop(key, None)  # a racing put must not resurrect it
+                    self._unstored.discard(key)
                     self._notify(kind, current, True, current)
                 continue
             if moved and current is None:
@@ -417,12 +451,19 @@ class ClusterState:
         self._trim_events()
 
     async def run_flusher(self) -> None:
-        """Background task: persist queued changes in batches."""
+        """Background task: persist queued changes in batches (newly logged events up to
+        EVENT_STORE_INTERVAL later: master/write_hold.py)."""
         while True:
-            await self._dirty.wait()
+            if self._pending_puts and not self._dirty.is_set():
+                # Only held events wait: written when due, or with the next change.
+                left = self._events_stored_at + EVENT_STORE_INTERVAL - self._clock.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._dirty.wait(), max(0.0, left))
+            else:
+                await self._dirty.wait()
             await asyncio.sleep(self._flush_interval)
             try:
-                await self.flush()
+                await self.flush(hold_events=True)
             except NotLeaderError as e:
                 # Queued until this master may write again (or dropped by its reload).
                 log.info("persisting state waits: %s", e)
@@ -546,6 +587,8 @@ class ClusterState:
             return stored
         self._unindex(kind, existing)
         self._index(kind, stored)
+        if existing is None and key not in self._pending_deletes:
+            self._unstored.add(key)  # no stored row: see remove_key
         self._pending_deletes.discard(key)
         self._pending_puts[key] = stored
         self._dirty.set()
@@ -579,8 +622,13 @@ class ClusterState:
             return existing
         self._unindex(kind, existing)
         self._pending_puts.pop(key, None)
-        self._pending_deletes.add(key)
-        self._dirty.set()
+        if key in self._unstored:
+            # Created since the last write took the queue: no row to delete (an event the
+            # log trimmed before it was written: most of them in a burst).
+            self._unstored.discard(key)
+        else:
+            self._pending_deletes.add(key)
+            self._dirty.set()
         self._notify(kind, existing, True, existing)
         return existing
 
@@ -697,6 +745,7 @@ class ClusterState:
             self._fates.record(max(self._durable_rv, self._writing_rv), self._rv, "dropped")
         self._pending_puts = {}
         self._pending_deletes = set()
+        self._unstored = set()
         self._dirty.clear()
         seen: set[ObjectKey] = set()
         for obj in objects:

@@ -610,12 +610,19 @@ class Heartbeat(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     ALLOCATABLE_FIELD_NUMBER: _builtins.int
     PLAN_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     plan: _builtins.int
     """The heartbeat plan this agent runs: 1 is its registration's, n the one a HeartbeatAck
     numbered n gave. 0: an agent that does not say (older), whose plan only ever
     stretches. The master judges the node by a shorter lease it offered only once a
     heartbeat says the agent runs it (master/controllers/session_plan.py).
+    """
+    sent_at: _builtins.float
+    """When the agent made this heartbeat: wall-clock seconds since the epoch (0: an agent
+    that does not say). The master reads its streams on one busy event loop; the fleet's
+    send -> read delays tell it how far behind its own reading is, and it does not blame
+    nodes for that (master/controllers/read_backlog.py).
     """
     @_builtins.property
     def allocatable(self) -> Global___Resources:
@@ -627,10 +634,11 @@ class Heartbeat(_message.Message):
         sequence: _builtins.int = ...,
         allocatable: Global___Resources | None = ...,
         plan: _builtins.int = ...,
+        sent_at: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable", "plan", b"plan", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable", "plan", b"plan", "sent_at", b"sent_at", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -976,6 +976,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
             HEARTBEATS.inc()
             now = self._clock.monotonic()
             self._leases.renew(node_name, now)
+            # How late this beat is read: the master's own backlog (read_backlog.py).
+            sent = msg.heartbeat.sent_at
+            if sent:
+                self._manager.read_backlog.observe(node_name, sent, self._clock.now(), now)
             # The plan for the cluster now differs from this node's: a longer one is judged
             # by at once and sent with this ack (or the early nodes' one-second beats would
             # keep the total far above the cap: 500 + 500 x ln(N / 500) a second); a shorter

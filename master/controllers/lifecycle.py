@@ -42,8 +42,18 @@ its Python sends nothing), within the lease. A node NotReady by
 its stream is evicted only once its lease has run out too: a cut-off agent
 fences itself within its lease (agent/fencing.py), so its pods are not run twice.
 A lease counts only the time the master's own loop was free to read a heartbeat
-(`NodeSignals.held`, master/controllers/loop_held.py): a node is not blamed for a
-heartbeat the master read late because it was busy.
+(`NodeSignals.held`, master/controllers/loop_held.py) and, for a node whose stream is
+open, not the master's read backlog (`NodeSignals.backlog`: how late it reads the fleet's
+beats now, from their send times, master/controllers/read_backlog.py): a node is not
+blamed for a heartbeat the master read late because it was busy. The larger of the two
+is excused, not their sum; a node really dead meanwhile is found within its lease plus
+that excuse.
+
+Nodes NotReady by their lease alone, their stream open (a hung agent, or the master's
+misjudgement), are evicted through a token bucket (master/controllers/eviction_rate.py:
+a few at once, then one every 10 s, one every 100 s while more than a tenth of the nodes
+are silent that way), like Kubernetes' --node-eviction-rate; their pods leave the load
+balancer at once. Nodes whose stream ended (killed, cut) are evicted as before.
 
 More than `unhealthy_threshold` of the nodes going silent at once says the
 problem is the master's (or the network's), not the nodes': like Kubernetes'
@@ -58,6 +68,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from master.controllers.eviction_rate import LeaseEvictions
 from master.model import NODE_NOT_READY, NODE_READY, NODE_UNKNOWN, Node, Pod, pod_ref
 
 NodeCondition = Literal["Ready", "Unknown", "NotReady"]
@@ -106,6 +117,20 @@ class NodeSignals:
     # Seconds since `last_seen` during which the master's own loop was held and could read
     # no heartbeat (master/controllers/loop_held.py): not counted as the node's silence.
     held: float = 0.0
+    # How late the master reads the fleet's heartbeats now (master/controllers/
+    # read_backlog.py): not counted as the silence of a node whose stream is open.
+    backlog: float = 0.0
+
+
+def excused(signals: NodeSignals) -> float:
+    """Seconds of the node's silence that are the master's, not the node's: the larger of
+    the time its loop was held and, while the node's stream is open, the fleet's read
+    backlog (the two measure one delay, so they are not added). A stream that ended is
+    judged by its end; its lease (which a cut-off agent fences by) is not stretched by the
+    backlog, so its pods are replaced as soon as before."""
+    if signals.session_ended_at is not None:
+        return signals.held
+    return max(signals.held, signals.backlog)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +167,16 @@ class SetEvictionsPaused:
     message: str
 
 
-NodeAction = SetNodeCondition | MarkPodNotReady | EvictPod | SetEvictionsPaused
+@dataclass(frozen=True, slots=True)
+class SetEvictionRate:
+    """Evictions by lease alone go at the slow rate (`slow`) or the normal one again
+    (master/controllers/eviction_rate.py)."""
+
+    slow: bool
+    message: str
+
+
+NodeAction = SetNodeCondition | MarkPodNotReady | EvictPod | SetEvictionsPaused | SetEvictionRate
 
 
 _NO_SIGNALS = NodeSignals()
@@ -157,9 +191,10 @@ def current_condition(node: Node) -> NodeCondition:
 
 def heard_within_lease(signals: NodeSignals, now: float, settings: NodeHealthSettings) -> bool:
     """Whether the node's last heartbeat (or the master's grant) is within its lease,
-    counting only the time the master's loop was free to read one (`held` excused)."""
+    counting only the silence that is the node's (`excused`: the master's loop held, or
+    its reading behind)."""
     lease = signals.lease_seconds or settings.lease_seconds
-    return signals.last_seen is not None and now - signals.last_seen - signals.held <= lease
+    return signals.last_seen is not None and now - signals.last_seen - excused(signals) <= lease
 
 
 def session_lost(signals: NodeSignals, now: float, settings: NodeHealthSettings) -> bool:
@@ -205,6 +240,11 @@ def node_condition(
         why = f"its session ended {gone:.1f}s ago and its agent has not reconnected"
     elif signals.granted:
         why = f"not heard from within {settings.reconnect_grace:g}s of the master's (re)start"
+    elif excused(signals) > signals.held:
+        why = (
+            f"no heartbeat for {silent_for:.1f}s while the master reads the fleet's heartbeats "
+            f"{signals.backlog:.1f}s late (lease {lease:g}s)"
+        )
     elif signals.held:
         why = (
             f"no heartbeat for {silent_for:.1f}s, {silent_for - signals.held:.1f}s of it "
@@ -243,6 +283,7 @@ def reconcile_nodes(
     settings: NodeHealthSettings,
     paused: bool,
     healthy: int = 0,
+    lease_evictions: LeaseEvictions | None = None,
 ) -> list[NodeAction]:
     """Every node's condition and what happens to its pods (see the module docstring).
 
@@ -250,6 +291,10 @@ def reconcile_nodes(
     within the lease, stream not lost) may be left out (nothing happens to their pods).
     Such nodes may be left out of `nodes` too, counted in `healthy` instead (they
     count towards the pause, as neither silent nor long dead).
+
+    `lease_evictions` (None: no limit) rations the evictions of nodes NotReady by their
+    lease alone, their stream open and their lease not a grant of the master's
+    (master/controllers/eviction_rate.py): those may be the master's misjudgement.
     """
     by_node = pods
     judged: dict[str, tuple[NodeCondition, str]] = {}
@@ -261,7 +306,7 @@ def reconcile_nodes(
             n.status.ready
             and sig.session_ended_at is None
             and sig.last_seen is not None
-            and now.mono - sig.last_seen - sig.held <= lease
+            and now.mono - sig.last_seen - max(sig.held, sig.backlog) <= lease
         ):
             # The common case, kept cheap (it runs for every node on every pass): Ready
             # and staying Ready, so there is no transition and no message to write.
@@ -276,10 +321,16 @@ def reconcile_nodes(
     ]
     silent = [n for n in counted if judged[n.meta.name][0] != "Ready"]
     total = len(counted) + healthy
+    # Silent with its stream open, by its lease alone: a hung agent, or the master's misjudgement.
+    open_silent = sum(
+        1 for n in silent if _by_lease_alone(signals.get(n.meta.name), now.mono, settings)
+    )
     pause = total > 0 and len(silent) / total > settings.unhealthy_threshold
     actions: list[NodeAction] = []
     if pause != paused:
         actions.append(_pause_change(pause, len(silent), total, settings))
+    # Nodes due for eviction by lease alone, rationed below: (since, name, pods).
+    rationed: list[tuple[float, str, Sequence[Pod]]] = []
     for node in nodes:
         name = node.meta.name
         condition, message = judged[name]
@@ -296,12 +347,40 @@ def reconcile_nodes(
         since = now.wall if transition else node.status.last_transition
         # NotReady by its stream alone (its lease still runs): a cut-off agent has not
         # fenced yet, so its pods leave the load balancer but are not yet replaced.
-        fenced = not heard_within_lease(signals.get(name, _NO_SIGNALS), now.mono, settings)
+        sig = signals.get(name, _NO_SIGNALS)
+        fenced = not heard_within_lease(sig, now.mono, settings)
         if fenced and now.wall - since >= settings.eviction_timeout:
+            if lease_evictions is not None and on_node and _by_lease_alone(sig, now.mono, settings):
+                rationed.append((since, name, on_node))
+                continue
             actions.extend(
                 EvictPod(pod_ref(p), name, bool(p.deletion_requested_at)) for p in on_node
             )
+    if lease_evictions is not None:
+        rationed.sort(key=lambda r: (r[0], r[1]))
+        admitted, change = lease_evictions.admit(
+            now.mono, [name for _, name, _ in rationed], open_silent, total
+        )
+        if change is not None:
+            actions.append(SetEvictionRate(change.slow, change.message))
+        for _, name, on_node in rationed:
+            if name in admitted:
+                actions.extend(
+                    EvictPod(pod_ref(p), name, bool(p.deletion_requested_at)) for p in on_node
+                )
     return actions
+
+
+def _by_lease_alone(signals: NodeSignals | None, now: float, settings: NodeHealthSettings) -> bool:
+    """Silent past its lease with its session stream open (no end seen) and a lease it
+    earned (not the master's grant after a start or stall, whose nodes may have no stream)."""
+    return (
+        signals is not None
+        and signals.session_ended_at is None
+        and not signals.granted
+        and signals.last_seen is not None
+        and not heard_within_lease(signals, now, settings)
+    )
 
 
 def _pause_change(

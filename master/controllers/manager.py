@@ -29,6 +29,7 @@ from master.controllers.claim_placement import Waiting, place_pods_with_claims
 from master.controllers.claims import ClaimDisk, claim_room
 from master.controllers.deployment import reconcile_deployment, steady_status
 from master.controllers.epochs import AssignmentEpochs
+from master.controllers.eviction_rate import LeaseEvictions
 from master.controllers.lifecycle import (
     REASONS,
     EvictPod,
@@ -37,6 +38,7 @@ from master.controllers.lifecycle import (
     NodeAction,
     NodeHealthSettings,
     NodeSignals,
+    SetEvictionRate,
     SetEvictionsPaused,
     SetNodeCondition,
     reconcile_nodes,
@@ -59,6 +61,7 @@ from master.controllers.node_watch import NodeWatch, alive_until
 from master.controllers.nodes import LeaseTable, NodeTransition, apply_transition
 from master.controllers.owner_counts import OwnerCounts
 from master.controllers.pacing import rest_after_pass
+from master.controllers.read_backlog import ReadBacklog
 from master.controllers.session_loss import (
     Counted,
     Opened,
@@ -76,7 +79,7 @@ from master.controllers.statefulset import (
     reconcile_statefulset,
 )
 from master.metrics import series
-from master.metrics.series import RECONCILE, timed
+from master.metrics.series import NODE_TRANSITIONS, PODS_EVICTED, READ_BACKLOG, RECONCILE, timed
 from master.model import (
     DEFAULT_NAMESPACE,
     KINDS,
@@ -161,6 +164,12 @@ class ControllerManager:
         # When the master's own loop was held (the loop-lag probe notes it): nodes are not
         # blamed for heartbeats it could not read meanwhile (master/controllers/loop_held.py).
         self.loop_held = HeldLedger()
+        # How late the master reads the fleet's heartbeats (the node servicer notes each
+        # beat's send time): not the nodes' silence (master/controllers/read_backlog.py).
+        self.read_backlog = ReadBacklog()
+        # Evictions of nodes NotReady by their lease alone, rationed
+        # (master/controllers/eviction_rate.py).
+        self._lease_evictions = LeaseEvictions()
         # (namespace, name) of the deployments and statefulsets to reconcile.
         self._dirty_deployments: set[tuple[str, str]] = set()
         self._dirty_statefulsets: set[tuple[str, str]] = set()
@@ -213,6 +222,7 @@ class ControllerManager:
             if deleted:
                 # Only once the deletion is committed: a failed delete keeps the lease.
                 self._leases.forget(obj.meta.name)
+                self.read_backlog.forget(obj.meta.name)
             self._schedule_needed = True
         else:
             return
@@ -437,6 +447,9 @@ class ControllerManager:
             watch.touch_all(n.meta.name for n in self._state.objects("Node"))
 
         held = self.loop_held
+        # Once per pass: how late the fleet's beats are read now (0: not behind).
+        backlog = self.read_backlog.backlog(mono).excuse
+        READ_BACKLOG.set(backlog)
 
         def until_of(name: str) -> float | None:
             last_seen = leases.last_seen(name)
@@ -448,7 +461,7 @@ class ControllerManager:
             )
             if until is None or leases.ended_at(name) is not None:
                 return until  # an ended session is judged by its own grace, unexcused
-            return until + held.held_between(last_seen, mono)
+            return until + max(held.held_between(last_seen, mono), backlog)
 
         # Only the nodes touched, due or unwell are looked at (master/controllers/
         # node_watch.py); every other node is Ready and alive, and only counted.
@@ -474,12 +487,15 @@ class ControllerManager:
                 lease_seconds=leases.lease_of(n.meta.name),
                 session_ended_at=leases.ended_at(n.meta.name),
                 held=held.held_between(leases.last_seen(n.meta.name), mono),
+                backlog=backlog,
             )
             for n in judged
         }
         pods = {n.meta.name: self._state.pods_on_node(n.meta.name) for n in judged}
         now = Moment(self._clock.now(), mono)
-        actions = reconcile_nodes(judged, signals, pods, now, health, self._paused, healthy)
+        actions = reconcile_nodes(
+            judged, signals, pods, now, health, self._paused, healthy, self._lease_evictions
+        )
         for action in actions:
             self._execute_node_action(action, now.wall)
 
@@ -495,6 +511,7 @@ class ControllerManager:
             )
             type_ = "Normal" if ready else "Warning"
             self._state.record_event("Node", action.node, reason, action.message, type_)
+            NODE_TRANSITIONS.labels(action.condition).inc()
         elif isinstance(action, MarkPodNotReady):
             ns, name = split_ref(action.pod)
             pod = self._state.pod(name, ns)
@@ -503,7 +520,10 @@ class ControllerManager:
                 self._put_status(replace(pod, status=status))
         elif isinstance(action, EvictPod):
             ns, name = split_ref(action.pod)
-            if self._state.remove("Pod", name, ns) is None or action.stopping:
+            if self._state.remove("Pod", name, ns) is None:
+                return
+            PODS_EVICTED.inc()
+            if action.stopping:
                 return
             self._state.record_event(
                 "Pod",
@@ -514,6 +534,10 @@ class ControllerManager:
                 "Warning",
                 namespace=ns,
             )
+        elif isinstance(action, SetEvictionRate):
+            reason = "EvictionRateLimited" if action.slow else "EvictionRateRestored"
+            type_ = "Warning" if action.slow else "Normal"
+            self._state.record_event("Cluster", "nodes", reason, action.message, type_)
         elif isinstance(action, SetEvictionsPaused):
             self._paused = action.paused
             reason = "EvictionsPaused" if action.paused else "EvictionsResumed"

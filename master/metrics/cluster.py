@@ -153,6 +153,22 @@ def gauge_families(g: ClusterGauges | None) -> list[Metric]:
     return [pods, pending, ages, depths, *beats]
 
 
+# The family listing every node: computed only by a scrape that asks for it.
+LEASE_AGES = "pinnace_node_lease_age_seconds"
+
+
+def state_families(g: ClusterGauges | None) -> list[Metric]:
+    """`gauge_families` but the lease ages: what a scrape asking only for pods or the
+    budget needs (read every second by a bench or a dashboard: at 5,000 nodes the lease
+    ages, one series a node, were ~5 % of the master's CPU while it applied 50,000 pods)."""
+    return [f for f in gauge_families(g) if f.name != LEASE_AGES]
+
+
+def lease_age_families(g: ClusterGauges | None) -> list[Metric]:
+    """The lease ages alone (one series a node)."""
+    return [f for f in gauge_families(g) if f.name == LEASE_AGES]
+
+
 def heartbeat_families(h: HeartbeatGauges | None) -> list[Metric]:
     """The heartbeat budget's and plans' families for `h`; with None, without samples."""
     budget = GaugeMetricFamily(
@@ -197,14 +213,19 @@ class ClusterCollector(Collector):
         loop: asyncio.AbstractEventLoop,
         measure: Callable[[], ClusterGauges],
         timeout: float = 5.0,
+        families: Callable[[ClusterGauges | None], list[Metric]] = gauge_families,
     ) -> None:
         self._loop = loop
         self._measure = measure
         self._timeout = timeout
+        # Which of the families it serves: a scrape restricted by name (`?name[]=`) runs
+        # only the collectors that describe a name asked for, so the lease ages, one series
+        # a node, live in a collector of their own (`state_families`, `lease_age_families`).
+        self._families = families
 
     def describe(self) -> Iterable[Metric]:
         # Without describe(), registering would call collect() from the loop's own thread.
-        return gauge_families(None)
+        return self._families(None)
 
     def collect(self) -> Iterable[Metric]:
         done: concurrent.futures.Future[ClusterGauges] = concurrent.futures.Future()
@@ -221,4 +242,4 @@ class ClusterCollector(Collector):
         except Exception as exc:  # a closed loop, a stuck loop, a failed measurement
             log.warning("cluster gauges left out of this scrape: %s", exc or type(exc).__name__)
             return []
-        return gauge_families(gauges)
+        return self._families(gauges)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Sub-millisecond in-memory work up to multi-second stalls.
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -56,6 +56,23 @@ RECONCILE = Histogram(
 HEARTBEATS = Counter(
     "pinnace_node_heartbeats_total",
     "Heartbeats received from agents.",
+)
+NODE_TRANSITIONS = Counter(
+    "pinnace_node_condition_transitions_total",
+    "Node condition changes the node lifecycle made, by the condition entered (Ready, "
+    "Unknown, NotReady).",
+    ["condition"],
+)
+PODS_EVICTED = Counter(
+    "pinnace_node_pods_evicted_total",
+    "Pods removed from NotReady nodes by the node lifecycle (replaced by their owners).",
+)
+# Set by the node lifecycle on each pass (a gauge of the master's own reading, not of the
+# cluster's state: so it lives here, beside the counters).
+READ_BACKLOG = Gauge(
+    "pinnace_node_heartbeat_read_backlog_seconds",
+    "How late the master reads the fleet's heartbeats now, as the node lifecycle excuses it "
+    "(0: not behind; master/controllers/read_backlog.py).",
 )
 PLAN_SHRINKS = Counter(
     "pinnace_node_heartbeat_shrinks_total",

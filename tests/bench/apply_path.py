@@ -18,7 +18,10 @@ node reports. Until every pod is Running:
   status reports      the agents' reports applied (NodeReports.apply)
   events              the queued events written, as the master's event writer does
                       every EVENT_WRITE_INTERVAL (master/event_queue.py), and once at the end
-  store flush         the queued changes written (SQLite, FULL; its own thread)
+  store flush         the queued changes written (SQLite, FULL; its own thread) as the
+                      master's background flusher writes them (newly logged events may
+                      wait: master/write_hold.py), and what it held written at the end;
+                      the rows (puts and deletes) a pod cost the store beside it
 
 Then, all Running, one more figure: the CPU of a controller pass after one pod's status
 changed (what each batch of agents' reports costs the loop at steady state).
@@ -39,6 +42,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import inspect
 import os
 import shutil
 import statistics
@@ -48,6 +52,8 @@ import time
 import tracemalloc
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from prometheus_client import REGISTRY
 
 from kernel.clock import SystemClock
 from kernel.heap import resident_bytes
@@ -208,6 +214,7 @@ async def run(
             memory.start()
         profiler = cProfile.Profile() if profile else None
         cpu_all, wall_all = time.process_time(), time.perf_counter()
+        rows0 = _rows_written()
         if profiler is not None:
             profiler.enable()
         await state.commit(lambda: state.put(deployment))
@@ -239,8 +246,13 @@ async def run(
                 events_written = wall0
             note("events", cpu0, wall0)
             cpu0, wall0 = time.thread_time(), time.perf_counter()
-            await state.flush()
+            await background_flush(state)
             note("store flush", cpu0, wall0)
+        # What the background flusher held back (events), written as a flush waited on does.
+        cpu0, wall0 = time.thread_time(), time.perf_counter()
+        await state.flush()
+        note("store flush", cpu0, wall0)
+        spent["store rows"] = (_rows_written() - rows0, 0.0)
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile)
@@ -312,6 +324,21 @@ def _pass_after_one_report(
         manager.run_pass()
         costs.append(time.thread_time() - started)
     return (statistics.median(costs), max(costs)), (statistics.median(puts), max(puts))
+
+
+async def background_flush(state: ClusterState) -> None:
+    """One write as the master's background flusher makes it (ClusterState.run_flusher:
+    newly logged events may wait, master/write_hold.py); a tree from before that hold
+    (`--source`-style comparisons run this file in an old tree) flushes everything."""
+    if "hold_events" in inspect.signature(state.flush).parameters:
+        await state.flush(hold_events=True)
+    else:
+        await state.flush()
+
+
+def _rows_written() -> float:
+    """Puts and deletes the store was asked to write so far (the master's own series)."""
+    return REGISTRY.get_sample_value("pinnace_store_write_batch_size_sum") or 0.0
 
 
 def report_memory(memory: Memory, tag: str, args: argparse.Namespace) -> None:
@@ -406,6 +433,8 @@ def main() -> None:
         Figure(f"{tag} total", cpu, "s", f"process CPU (writer thread too); wall {wall:.2f} s")
     )
     found.append(Figure(f"{tag} per pod", cpu / args.pods * 1000, "ms", "process CPU"))
+    rows, _ = spent["store rows"]
+    found.append(Figure(f"{tag} store rows per pod", rows / args.pods, "rows", "puts + deletes"))
     median, worst = spent["pass after one report"]
     found.append(
         Figure(

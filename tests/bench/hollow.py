@@ -224,16 +224,53 @@ def cli(address: str, env: dict[str, str], *args: str) -> str:
 # The one family the convergence poll reads: prometheus_client serves only the named
 # families (`name[]`), so each poll costs the master its pod count, not a whole scrape
 # of every series (per node, per method) it renders for Prometheus.
-RUNNING_QUERY = "?name[]=pinnace_pods"
+RUNNING_QUERY = "?name[]=pinnace_pods&name[]=pinnace_node_heartbeat_read_backlog_seconds"
 
 
-def running_pods(metrics_url: str) -> int:
-    """Pods Running as the master counts them (its own gauge, polled once a second)."""
+def running_pods(metrics_url: str, backlog: list[float] | None = None) -> int:
+    """Pods Running as the master counts them (its own gauge, polled once a second); the
+    master's read backlog as its node lifecycle excuses it, appended to `backlog` (a master
+    without the gauge appends nothing)."""
+    running = 0
     with urllib.request.urlopen(metrics_url + RUNNING_QUERY, timeout=10) as reply:
         for line in reply.read().decode().splitlines():
             if line.startswith('pinnace_pods{phase="Running"}'):
-                return int(float(line.split()[-1]))
-    return 0
+                running = int(float(line.split()[-1]))
+            elif backlog is not None and line.startswith(
+                "pinnace_node_heartbeat_read_backlog_seconds "
+            ):
+                backlog.append(float(line.split()[-1]))
+    return running
+
+
+LIFECYCLE_QUERY = "?" + "&".join(
+    f"name[]={n}"
+    for n in (
+        "pinnace_scheduler_schedule_attempts_total",
+        "pinnace_node_condition_transitions_total",
+        "pinnace_node_pods_evicted_total",
+    )
+)
+
+
+def lifecycle_counts(metrics_url: str) -> dict[str, float]:
+    """What the node lifecycle did so far, from the master's own counters: pods placed
+    (every tree has it: placements beyond the apply's pods are replacements), NotReady
+    transitions and pods evicted (a master without these families leaves them out)."""
+    found: dict[str, float] = {}
+    wanted = {
+        'pinnace_scheduler_schedule_attempts_total{result="scheduled"}': "placed",
+        'pinnace_node_condition_transitions_total{condition="NotReady"}': "not_ready",
+        "pinnace_node_pods_evicted_total": "evicted",
+    }
+    with urllib.request.urlopen(metrics_url + LIFECYCLE_QUERY, timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            name, _, value = line.rpartition(" ")
+            if name in wanted:
+                found[wanted[name]] = float(value)
+    if "evicted" in found:
+        found.setdefault("not_ready", 0.0)  # a labelled counter shows no line until used
+    return found
 
 
 STORE_QUERY = "?" + "&".join(
@@ -579,9 +616,11 @@ async def main_async(
         t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
         fleet_cpu0, machine_cpu0 = fleet_cpu_s(fleets), machine_busy_s()
         writes0 = await asyncio.to_thread(store_writes, metrics_url)
+        counts0 = await asyncio.to_thread(lifecycle_counts, metrics_url)
         threads0, waits0 = thread_cpu_s(master.pid), run_queue_waits_s(master.pid)
         await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
-        while (running := await asyncio.to_thread(running_pods, metrics_url)) < pods:
+        backlogs: list[float] = []
+        while (running := await asyncio.to_thread(running_pods, metrics_url, backlogs)) < pods:
             if time.monotonic() - t1 > timeout:
                 print(f"not all {pods} pods Running after {timeout:.0f}s ({running}): no converge")
                 return None
@@ -615,6 +654,18 @@ async def main_async(
             f"waiting for a CPU while runnable meanwhile (run queue): the master's event loop "
             f"{waits1.get(loop, 0.0) - waits0.get(loop, 0.0):.1f} s, all its threads "
             f"{sum(waits1.values()) - sum(waits0.get(t, 0.0) for t in waits1):.1f} s",
+            flush=True,
+        )
+        # What the node lifecycle did from the apply to 5 s after all Running.
+        counts1 = await asyncio.to_thread(lifecycle_counts, metrics_url)
+        moved = {k: counts1[k] - counts0.get(k, 0.0) for k in counts1}
+        print(
+            f"node lifecycle from the apply to 5 s after all Running: pods placed "
+            f"{moved.get('placed', float('nan')):.0f} (beyond the apply's "
+            f"{moved.get('placed', float('nan')) - pods:.0f}), NotReady transitions "
+            f"{moved.get('not_ready', float('nan')):.0f}, pods evicted "
+            f"{moved.get('evicted', float('nan')):.0f}; read backlog excused at most "
+            f"{max(backlogs, default=float('nan')):.1f} s",
             flush=True,
         )
         # All Running is read from memory: the last statuses are written after it.

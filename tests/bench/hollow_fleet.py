@@ -238,7 +238,8 @@ class HollowAgent:
             last = self.sent_at[seq] = time.monotonic()
             if len(self.sent_at) > 16:
                 del self.sent_at[min(self.sent_at)]
-            beat = node_pb2.Heartbeat(sequence=seq, plan=self.plan.number)
+            # Stamped as the agent stamps its beats (the master's read backlog).
+            beat = node_pb2.Heartbeat(sequence=seq, plan=self.plan.number, sent_at=time.time())
             await self.outbox.put(node_pb2.AgentMessage(heartbeat=beat))
             # As the agent does (agent/state/lease.py plan_given): a shorter plan is
             # confirmed by a heartbeat at once, and beaten by from that one on.

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import grpc
 import pytest
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
 from agent.metrics import counted
 from agent.model import Probe
@@ -31,7 +31,9 @@ from master.metrics.cluster import (
     PodTally,
     count_pods,
     gauge_families,
+    lease_age_families,
     measure_cluster,
+    state_families,
 )
 from master.metrics.series import timed
 from master.model import (
@@ -210,6 +212,33 @@ def test_the_collector_measures_on_the_loop_thread(loop_thread: asyncio.Abstract
     assert threads and threads[0] != threading.get_ident()
     running = [s for f in families for s in f.samples if s.labels.get("phase") == "Running"]
     assert [s.value for s in running] == [1]
+
+
+def test_a_scrape_for_the_pods_alone_walks_no_node(loop_thread: asyncio.AbstractEventLoop) -> None:
+    """The lease ages (one series a node) have a collector of their own: a scrape restricted
+    to pinnace_pods (a bench's poll every second) does not measure them."""
+    walked: list[str] = []
+
+    def measure() -> object:
+        return measure_cluster(
+            count_pods([_pod("a", PodPhase.RUNNING)]), [], lambda _: None, 0.0, {}
+        )
+
+    def measure_ages() -> object:
+        walked.append("nodes")
+        return measure_cluster(count_pods([]), [_node("n1")], lambda _: 1.0, 3.0, {})
+
+    registry = CollectorRegistry()
+    registry.register(ClusterCollector(loop_thread, measure, families=state_families))  # type: ignore[arg-type]
+    registry.register(ClusterCollector(loop_thread, measure_ages, families=lease_age_families))  # type: ignore[arg-type]
+
+    pods_only = generate_latest(registry.restricted_registry(["pinnace_pods"])).decode()
+    assert 'pinnace_pods{phase="Running"} 1.0' in pods_only
+    assert walked == []
+    everything = generate_latest(registry).decode()
+    assert 'pinnace_node_lease_age_seconds{node="n1"} 2.0' in everything
+    assert 'pinnace_pods{phase="Running"} 1.0' in everything
+    assert walked == ["nodes"]
 
 
 def test_a_stuck_loop_leaves_the_gauges_out_instead_of_hanging_the_scrape() -> None:

@@ -1,0 +1,176 @@
+"""Events logged in a burst reach the store at most EVENT_STORE_INTERVAL later, and an object
+created and removed between two writes costs the store no row (master/write_hold.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from kernel.clock import FakeClock
+from master.model import ConfigMap, Event, ObjectMeta, StoredObject
+from master.state import ClusterState
+from master.store.memory import MemoryStore
+from master.store.port import ObjectKey
+from master.write_hold import EVENT_STORE_INTERVAL, durable_mark, events_due, to_hold
+
+
+class CountingStore(MemoryStore):
+    """A store that counts the rows (puts and deletes) it was asked to write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows = 0
+
+    def write(
+        self,
+        puts: Sequence[StoredObject],
+        deletes: Sequence[ObjectKey],
+        meta: Mapping[str, str] | None = None,
+    ) -> None:
+        self.rows += len(puts) + len(deletes)
+        super().write(puts, deletes, meta)
+
+
+def _config(name: str) -> ConfigMap:
+    return ConfigMap(meta=ObjectMeta(name=name), data={"k": "v"})
+
+
+def _event(name: str, rv: int) -> Event:
+    meta = ObjectMeta(name=name, resource_version=rv)
+    return Event(meta=meta, involved_kind="Pod", involved_name="p", reason="R", message="m")
+
+
+def _stored(store: MemoryStore, kind: str) -> set[str]:
+    return {o.meta.name for o in store.load_all() if o.kind == kind}
+
+
+# -- the pure decisions ---------------------------------------------------------------------
+
+
+def test_events_are_due_once_the_interval_passed_since_they_last_went() -> None:
+    assert events_due(100.0, float("-inf"))
+    assert not events_due(100.0, 100.0 - EVENT_STORE_INTERVAL + 0.1)
+    assert events_due(100.0, 100.0 - EVENT_STORE_INTERVAL)
+
+
+def test_only_new_events_are_held_and_none_when_due() -> None:
+    fresh, folded = ("Event", "default/a"), ("Event", "default/b")
+    pod = ("Pod", "default/p")
+    pending: dict[ObjectKey, StoredObject] = {
+        fresh: _event("a", 3),
+        folded: _event("b", 4),
+        pod: _config("p"),
+    }
+
+    held = to_hold(pending, {fresh, pod}, due=False)
+
+    # The folded count (stored before) and the new pod go; only the new event waits.
+    assert set(held) == {fresh}
+    assert to_hold(pending, {fresh, pod}, due=True) == {}
+
+
+def test_durable_mark_stops_below_the_oldest_held_change() -> None:
+    assert durable_mark(10, []) == 10
+    assert durable_mark(10, [_event("a", 7), _event("b", 9)]) == 6
+
+
+# -- ClusterState ---------------------------------------------------------------------------
+
+
+async def _burst_rows(monkeypatch: pytest.MonkeyPatch) -> tuple[int, set[str]]:
+    monkeypatch.setattr("master.state.MAX_EVENTS", 2)
+    store = CountingStore()
+    state = ClusterState(store, FakeClock())
+    for i in range(5):
+        state.record_event("Pod", f"p{i}", "Created", f"pod p{i} created")
+    await state.flush()
+    return store.rows, _stored(store, "Event")
+
+
+def test_events_the_log_trimmed_before_a_write_cost_the_store_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows, stored = asyncio.run(_burst_rows(monkeypatch))
+
+    # The two the log keeps; the three trimmed were neither written nor deleted.
+    assert len(stored) == 2
+    assert rows == 2
+
+
+async def _recreated_then_removed() -> set[str]:
+    store = MemoryStore()
+    state = ClusterState(store, FakeClock())
+    state.put(_config("a"))
+    await state.flush()
+    state.remove("ConfigMap", "a")
+    state.put(_config("a"))  # made again before the delete was written: not new to the store
+    state.remove("ConfigMap", "a")
+    await state.flush()
+    return _stored(store, "ConfigMap")
+
+
+def test_an_object_stored_before_keeps_its_delete_when_made_again_and_removed() -> None:
+    assert asyncio.run(_recreated_then_removed()) == set()
+
+
+async def _held_then_flushed() -> tuple[set[str], set[str], set[str]]:
+    store = MemoryStore()
+    clock = FakeClock()
+    state = ClusterState(store, clock)
+    await state.flush(hold_events=True)  # nothing queued: nothing written
+    state.record_event("Pod", "p0", "Created", "pod p0 created")
+    await state.flush(hold_events=True)  # events never went: due at once
+    state.record_event("Pod", "p1", "Created", "pod p1 created")
+    state.put(_config("a"))
+    await state.flush(hold_events=True)
+    in_between = _stored(store, "Event")
+    assert _stored(store, "ConfigMap") == {"a"}
+    await state.flush()  # one anybody waits on: everything
+    after_flush = _stored(store, "Event")
+    state.record_event("Pod", "p2", "Created", "pod p2 created")
+    clock.advance(EVENT_STORE_INTERVAL)
+    await state.flush(hold_events=True)
+    return in_between, after_flush, _stored(store, "Event")
+
+
+def test_the_background_flush_holds_new_events_until_due_and_a_flush_writes_them() -> None:
+    in_between, after_flush, when_due = asyncio.run(_held_then_flushed())
+
+    assert len(in_between) == 1  # p1's event held back, the ConfigMap written
+    assert len(after_flush) == 2
+    assert len(when_due) == 3
+
+
+async def _flusher_writes_when_due() -> None:
+    store = MemoryStore()
+    clock = FakeClock()
+    state = ClusterState(store, clock, flush_interval=0.001)
+    flusher = asyncio.create_task(state.run_flusher())
+
+    async def until(check: object) -> None:
+        for _ in range(2000):
+            if callable(check) and check():
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError("not within 10 s")
+
+    try:
+        state.record_event("Pod", "p0", "Created", "pod p0 created")
+        await until(lambda: len(_stored(store, "Event")) == 1)  # the first go at once
+        state.record_event("Pod", "p1", "Created", "pod p1 created")
+        state.put(_config("a"))
+        await until(lambda: _stored(store, "ConfigMap") == {"a"})
+        assert len(_stored(store, "Event")) == 1  # held back
+        clock.advance(EVENT_STORE_INTERVAL)
+        state.put(_config("b"))
+        await until(lambda: len(_stored(store, "Event")) == 2)
+    finally:
+        flusher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flusher
+
+
+def test_the_flusher_writes_held_events_once_due() -> None:
+    asyncio.run(_flusher_writes_when_due())
