@@ -8,10 +8,14 @@ PROTO_SRC := $(wildcard protos/*.proto)
 
 # Debian's python3 needs python3-venv (`make deps`); when $(PY) still cannot make a venv
 # (another python3 first on PATH), Debian's own python3 does.
+# The checkout goes on sys.path through a plain .pth line (setuptools' compat editable mode):
+# the default mode's import finder loads pathlib and importlib.util in `site`, ~20 ms of
+# every python process's start here (each CLI command's: issue 15's apply -> 3 running),
+# which an installed pinnace does not pay.
 $(BIN)/pinnace: pyproject.toml
 	$(PY) -m venv $(VENV) || /usr/bin/python3 -m venv --clear $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
 venv: $(BIN)/pinnace
@@ -77,7 +81,7 @@ clean:
 # base for pinnace's own image, kept out of `images` so a test run stays fast.
 .PHONY: images-base
 images:
-	bash compose/images/build.sh nginx httpd
+	bash compose/images/build.sh nginx httpd pause
 
 images-base:
 	bash compose/images/build.sh debian-python

@@ -2,7 +2,8 @@
 
 Only what both sides must agree on and that needs no third-party package: the
 injected clock, Kubernetes quantities, node names, the join-token form, the
-anonymous bootstrap identity's public constants, and an atomic file write. It
-imports nothing of pinnace's (the architecture test checks it), so either side
-may use it without pulling in the other.
+anonymous bootstrap identity's public constants, an atomic file write, and
+typing.NamedTuple's class syntax without typing's import (records.py: the CLI's
+start-up). It imports nothing of pinnace's (the architecture test checks it), so
+either side may use it without pulling in the other.
 """

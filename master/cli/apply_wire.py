@@ -16,7 +16,7 @@ protos/cluster_pb2 and fails when protos/cluster.proto changes these messages.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from kernel.records import NamedTuple
 
 METHOD = "/pinnace.v1.ClusterService/ApplyManifests"
 

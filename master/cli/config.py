@@ -21,9 +21,8 @@ plaintext, to a loopback master only (one started with `--insecure`).
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import NamedTuple
 
+from kernel.records import NamedTuple
 from master.pki.clientconfig import (
     CONFIG_NAME,
     ClientConfig,
@@ -60,21 +59,25 @@ def select(config: str | None, insecure: bool) -> None:
     _selection = Selection(config, insecure)
 
 
-def home_config() -> Path:
-    return Path.home() / ".pinnace" / CONFIG_NAME
+def _home() -> str:
+    return os.path.expanduser("~")
 
 
-def master_data_config() -> Path:
-    data_dir = os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
-    return Path(data_dir) / CONFIG_NAME
+def home_config() -> str:
+    return os.path.join(_home(), ".pinnace", CONFIG_NAME)
 
 
-def _explicit() -> Path | None:
+def master_data_config() -> str:
+    data_dir = os.environ.get("PINNACE_DATA_DIR") or os.path.join(_home(), ".pinnace", "master")
+    return os.path.join(data_dir, CONFIG_NAME)
+
+
+def _explicit() -> str | None:
     named = _selection.config or os.environ.get("PINNACE_CONFIG")
-    return Path(named).expanduser() if named else None
+    return os.path.expanduser(named) if named else None
 
 
-def _load(path: Path) -> ClientConfig:
+def _load(path: str) -> ClientConfig:
     try:
         return read_client_config(path)
     except ConfigError as e:
@@ -85,9 +88,9 @@ def configured_master() -> str | None:
     """The `server` of the config that lookup steps 1-3 find, if any."""
     explicit = _explicit()
     if explicit is not None:
-        return _load(explicit).server if explicit.exists() else None
+        return _load(explicit).server if os.path.exists(explicit) else None
     home = home_config()
-    return _load(home).server if home.exists() else None
+    return _load(home).server if os.path.exists(home) else None
 
 
 def master_address(flag: str | None) -> str:
@@ -105,15 +108,15 @@ def credentials_for(address: str) -> Credentials:
         return Credentials(None, insecure=True)
     explicit = _explicit()
     if explicit is not None:
-        if not explicit.exists():
+        if not os.path.exists(explicit):
             raise CredentialsError(f"error: the credentials file {explicit} does not exist")
-        return Credentials(_load(explicit), str(explicit))
+        return Credentials(_load(explicit), explicit)
     candidates = [home_config()]
     if is_loopback(host):
         candidates.append(master_data_config())
     for path in candidates:
-        if path.exists():
-            return Credentials(_load(path), str(path))
+        if os.path.exists(path):
+            return Credentials(_load(path), path)
     return Credentials(None)
 
 

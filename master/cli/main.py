@@ -14,18 +14,24 @@ it) always returns.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from types import SimpleNamespace
 
 from master.cli.config import select as select_credentials
 from master.cli.errors import CliError
 
+# typing and pathlib are not imported at run time: `apply` starts without them (~3-5 ms of
+# the CLI's start-up before it sends, issue 15); the master's code imports them when it runs.
+# mypy reads any constant named TYPE_CHECKING as typing's.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+    from typing import Any, NoReturn, Protocol
+
     from master.store.etcd_client import EtcdSettings
 
 # How long a verb runs before the cyclic garbage collector is back (see _collect_later).
@@ -35,19 +41,27 @@ COLLECTOR_OFF_SECONDS = 1.0
 # should not pay for the master's store, the PKI's cryptography or the manifest model.
 
 
+def _invalid(message: str) -> Exception:
+    """argparse's error for a value its type function refuses (argparse is imported by
+    then: only a parse calls the type functions)."""
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
+
+
 def _nonnegative(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+        raise _invalid(f"must be a number of seconds, got {text!r}") from None
     if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+        raise _invalid(f"must be >= 0 seconds, got {text!r}")
     return value
 
 
 def _port_or_zero(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port from 0 (off) to 65535, got {text!r}")
+        raise _invalid(f"must be a port from 0 (off) to 65535, got {text!r}")
     return int(text)
 
 
@@ -55,11 +69,9 @@ def _fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a number between 0 and 1, got {text!r}"
-        ) from None
+        raise _invalid(f"must be a number between 0 and 1, got {text!r}") from None
     if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text!r}")
+        raise _invalid(f"must be more than 0 and at most 1, got {text!r}")
     return value
 
 
@@ -67,9 +79,9 @@ def _rate(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number per second, got {text!r}") from None
+        raise _invalid(f"must be a number per second, got {text!r}") from None
     if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0 per second (0: off), got {text!r}")
+        raise _invalid(f"must be >= 0 per second (0: off), got {text!r}")
     return value
 
 
@@ -77,28 +89,30 @@ def _interval(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+        raise _invalid(f"must be a number of seconds, got {text!r}") from None
     if not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 seconds, got {text!r}")
+        raise _invalid(f"must be between 0.1 and 3600 seconds, got {text!r}")
     return value
 
 
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+        raise _invalid(f"must be a whole number >= 1, got {text!r}")
     return int(text)
 
 
 def _percentage(text: str) -> int:
     if not text.isdigit() or int(text) > 100:
-        raise argparse.ArgumentTypeError(
+        raise _invalid(
             f"must be a whole percentage from 0 (adaptive) to 100 (every node), got {text!r}"
         )
     return int(text)
 
 
 def _default_data_dir() -> str:
-    return os.environ.get("PINNACE_DATA_DIR") or str(Path.home() / ".pinnace" / "master")
+    # Evaluated by build_parser for every command line (a command's dropped arguments too).
+    home = os.path.expanduser("~")
+    return os.environ.get("PINNACE_DATA_DIR") or os.path.join(home, ".pinnace", "master")
 
 
 def _columns() -> int:
@@ -116,28 +130,22 @@ def _columns() -> int:
     return columns if columns > 0 else 80
 
 
-class _Formatter(argparse.HelpFormatter):
+def _formatter(prog: str) -> argparse.HelpFormatter:
     """argparse's help formatter, given the width argparse's would find itself. argparse
     makes one for every argument added (to check its metavar), and its own imports shutil
     for the width (and shutil bz2 and lzma): ~2 ms of every verb's start-up for help that
     is seldom printed."""
+    import argparse
 
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        super().__init__(
-            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
-        )
+    return argparse.HelpFormatter(prog, width=_columns() - 2)
 
 
-class _Arguments(Protocol):
-    """What a command's block in build_parser does with its parser."""
+if TYPE_CHECKING:
 
-    def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
+    class _Arguments(Protocol):
+        """What a command's block in build_parser does with its parser."""
+
+        def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class _NotBuilt:
@@ -173,6 +181,60 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _value(argv: Sequence[str], i: int) -> str | None:
+    """argv[i] when argparse would take it as the value of the option before it: "-" or
+    anything not starting with "-" (the fast path leaves every other token to argparse)."""
+    if i < len(argv) and (argv[i] == "-" or not argv[i].startswith("-")):
+        return argv[i]
+    return None
+
+
+def apply_line(argv: Sequence[str]) -> SimpleNamespace | None:
+    """An `apply` command line read without argparse, with the values argparse gives it;
+    None for any line that is not plainly one (help, an abbreviated or joined flag, a value
+    starting with "-", no -f, anything unknown), which argparse reads and reports. `apply`
+    is on the way to a running pod (issue 15): argparse's import (with gettext and
+    locale) and the parser's making were ~6 ms of its ~50 ms of CPU before it sends.
+    tests/unit/test_cli_parser.py holds it to argparse, line by line."""
+    line: dict[str, object] = {"master": None, "config": None, "insecure": False}
+    i = 0
+    while i < len(argv) and argv[i] != "apply":
+        token = argv[i]
+        if token in ("--master", "--config") and (value := _value(argv, i + 1)) is not None:
+            line[token[2:]], i = value, i + 2
+        elif token.startswith(("--master=", "--config=")):
+            key, _, value = token[2:].partition("=")
+            line[key], i = value, i + 1
+        elif token == "--insecure":
+            line["insecure"], i = True, i + 1
+        else:
+            return None
+    files: list[str] = []
+    line.update(command="apply", dry_run=False, recursive=False, namespace=None)
+    i += 1
+    while i < len(argv):
+        token = argv[i]
+        flag, joined, value = token.partition("=")
+        if not joined and token in ("-f", "--filename", "-n", "--namespace"):
+            if (value := _value(argv, i + 1)) is None:
+                return None
+            i += 1
+        elif not joined and token == "--dry-run":
+            line["dry_run"] = True
+        elif not joined and token in ("-R", "--recursive"):
+            line["recursive"] = True
+        elif not (joined and flag in ("--filename", "--namespace")):
+            return None
+        if flag in ("-f", "--filename"):
+            files.append(value)
+        elif flag in ("-n", "--namespace"):
+            line["namespace"] = value
+        i += 1
+    if not files:  # also: no `apply` at all
+        return None
+    return SimpleNamespace(**line, filename=files)
+
+
 def _namespace_flags(p: _Arguments, all_namespaces: bool = False) -> None:
     """kubectl's -n/--namespace (and -A/--all-namespaces where a list makes sense)."""
     p.add_argument(
@@ -196,10 +258,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     that command's parser is built: it is all that parses the line, and building every
     command's arguments was ~5 ms of every verb's start-up (gettext and a help formatter,
     with a terminal-size query, for each argument of ~20 commands)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="pinnace",
         description="A small container orchestrator speaking Kubernetes YAML.",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
     )
     parser.add_argument(
         "--master",
@@ -223,7 +287,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     def add(name: str, **kwargs: Any) -> _Arguments:
         if command is not None and name != command:
             return _NOT_BUILT
-        return sub.add_parser(name, formatter_class=_Formatter, **kwargs)
+        return sub.add_parser(name, formatter_class=_formatter, **kwargs)
 
     m = add("master", help="run the control plane")
     m.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT for the gRPC API")
@@ -627,6 +691,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def _run_master(args: argparse.Namespace) -> int:
     import logging
+    from pathlib import Path
 
     from master.server import MasterConfig, run_master
 
@@ -736,13 +801,16 @@ def _node_port_range(text: str) -> tuple[int, int]:
     return ports.first, ports.last
 
 
-def _run_lb(action: str, data_dir: Path) -> int:
+def _run_lb(action: str, data_dir: str) -> int:
+    from pathlib import Path
+
     from master.lb.process import stop_running
 
     # action is "stop" (argparse allows nothing else).
-    pid = stop_running(data_dir / "lb")
+    directory = Path(data_dir)
+    pid = stop_running(directory / "lb")
     if pid is None:
-        print(f"no load balancer is running for {data_dir}")
+        print(f"no load balancer is running for {directory}")
     else:
         print(f"load balancer (HAProxy pid {pid}) stopped")
     return 0
@@ -776,6 +844,8 @@ def _etcd_settings(args: argparse.Namespace) -> EtcdSettings | None:
         raise CliError(
             f"pinnace master: --etcd-prefix: must start with '/', got {args.etcd_prefix!r}"
         )
+
+    from pathlib import Path
 
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
@@ -946,14 +1016,15 @@ def main(argv: Sequence[str] | None = None, *, exit_after_verb: bool = False) ->
         # The agent is its own program; exec keeps signals and PIDs simple.
         os.execv(sys.executable, [sys.executable, "-m", "agent", *argv[1:]])
     argv, command_argv = split_exec_command(argv)
-    args = build_parser(_command_of(argv)).parse_args(argv)
+    # argparse's Namespace or apply_line's: both are read by attribute (argparse's as Any).
+    args: Any = apply_line(argv) or build_parser(_command_of(argv)).parse_args(argv)
     try:
         if args.command == "master":
             return _run_master(args)
         if args.command == "lb":
-            return _run_lb(args.action, Path(args.data_dir))
+            return _run_lb(args.action, args.data_dir)
         if exit_after_verb:
-            _collect_later()
+            _collect_later(args.command)
         # From config, not client.py: that imports grpcio, which `apply` does without.
         from master.cli.config import CredentialsError, master_address
 
@@ -975,15 +1046,20 @@ def main(argv: Sequence[str] | None = None, *, exit_after_verb: bool = False) ->
     return code
 
 
-def _collect_later() -> None:
+def _collect_later(command: str) -> None:
     """A verb starts without the cyclic garbage collector: its imports (gRPC and ~200
     modules) made it run over and over, ~5 ms of the ~110 ms of CPU before `apply` sent
     (issue 15). Start-up leaves little garbage; a verb still running after a second
-    (`get -w`, `logs -f`, `exec`) gets the collector back."""
+    (`get -w`, `logs -f`, `exec`) gets the collector back. `apply` sends one request and
+    ends, so it goes without the collector throughout, and without the timer's thread
+    and the threading module it would import first."""
     import gc
-    import threading
 
     gc.disable()
+    if command == "apply":
+        return
+    import threading
+
     timer = threading.Timer(COLLECTOR_OFF_SECONDS, gc.enable)
     timer.daemon = True
     timer.start()

@@ -26,10 +26,15 @@ path takes only what it reads exactly as YAML does.
 
 from __future__ import annotations
 
-import ipaddress
+import os
 import re
-from pathlib import Path
-from typing import Any, NamedTuple
+
+from kernel.records import NamedTuple
+
+# mypy reads any constant named TYPE_CHECKING as typing's (kernel/records.py says why).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # The admin's file in the master's data dir. Defined here, not with the master's PKI, so
 # the CLI reads credentials without importing cryptography (a third of its start-up).
@@ -49,9 +54,16 @@ _BLOCK_START = re.compile(rf"({_KEYS}): \|")
 _BLOCK_LINE = re.compile(r"  [^ \t][^\t]*")
 
 
+# The loopback addresses a command line names almost always: answered without the
+# ipaddress module, which `pinnace apply` would import for nothing else (issue 15).
+_COMMON_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host in _COMMON_LOOPBACK:
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -156,9 +168,9 @@ def parse_client_config(text: str, source: str) -> ClientConfig:
     )
 
 
-def read_client_config(path: Path) -> ClientConfig:
+def read_client_config(path: str | os.PathLike[str]) -> ClientConfig:
     try:
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             data = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None

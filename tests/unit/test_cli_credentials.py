@@ -82,7 +82,7 @@ def test_the_flag_beats_the_environment_beats_the_home_file(
 
 
 def test_a_local_master_s_own_config_is_found_without_setup() -> None:
-    own = _write(config.master_data_config(), "127.0.0.1:7400")
+    own = _write(Path(config.master_data_config()), "127.0.0.1:7400")
 
     assert credentials_for("127.0.0.1:7400").source == str(own)
     assert credentials_for("10.1.1.1:7400").config is None

@@ -12,6 +12,7 @@ import gc
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -81,11 +82,22 @@ def test_a_verb_gets_the_garbage_collector_back_once_it_runs_long(
     monkeypatch.setattr(cli_main, "COLLECTOR_OFF_SECONDS", 0.05)
     assert gc.isenabled()
     try:
-        cli_main._collect_later()
+        cli_main._collect_later("get")
         assert not gc.isenabled()
         deadline = time.monotonic() + 10
         while not gc.isenabled() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_apply_keeps_the_collector_off_without_a_timer_thread() -> None:
+    # `apply` sends one request and ends: no Timer thread (nor threading's import) for it.
+    before = set(threading.enumerate())
+    try:
+        cli_main._collect_later("apply")
+        assert not gc.isenabled()
+        assert set(threading.enumerate()) == before
     finally:
         gc.enable()

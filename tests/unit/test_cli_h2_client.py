@@ -224,7 +224,7 @@ def test_credentials_of_another_cluster_fail_as_tls_at_once(
     tls_master: tuple[str, Path], tmp_path: Path
 ) -> None:
     address, conf = tls_master
-    real = config._load(conf)
+    real = config._load(str(conf))
     foreign = CertificateAuthority.create(dt.datetime.now(dt.UTC)).pem
     other = tmp_path / "other.conf"
     other.write_text(

@@ -96,3 +96,54 @@ def test_apply_sends_without_loading_what_it_does_not_use(tmp_path: Path) -> Non
     assert "shutil" not in loaded
     # The `pinnace` program's verbs start without the cyclic garbage collector.
     assert collecting is False
+
+
+# Standard modules `apply` does without on its way to the send (issue 15: apply -> 3 running
+# within 1.1x of `docker run`); each was a few ms of the CLI's CPU before it sent.
+APPLY_DOES_WITHOUT = (
+    "typing",  # kernel/records.py gives the records' class syntax without it
+    "pathlib",  # master/cli/apply.py and config.py use os.path
+    "urllib",  # pathlib's, and h2_unary's for a failed call's message only
+    "ipaddress",  # is_loopback answers 127.0.0.1 and localhost without it
+    "threading",  # the collector's timer: `apply` goes without the collector throughout
+    "encodings.idna",  # the master's name goes to getaddrinfo and TLS as ASCII bytes
+    "argparse",  # master/cli/main.py's apply_line reads a plain `apply` line itself
+    "gettext",  # argparse's
+    "locale",  # gettext's, at the parser's making
+)
+
+
+def test_apply_reaches_its_send_without_argparse_typing_pathlib_or_the_idna_codec(
+    tmp_path: Path,
+) -> None:
+    # A real `apply --insecure` against a listening socket, up to the moment its request is
+    # written (Exchange.opening, after the connect). `-S`: no site, so what is loaded is the
+    # CLI's own doing and not this venv's (an editable install's finder imports pathlib).
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")
+    probe = (
+        "import os, socket, sys\n"
+        "server = socket.socket()\n"
+        "server.bind(('127.0.0.1', 0))\n"
+        "server.listen()\n"
+        "from master.cli import h2_unary\n"
+        "def opening(self):\n"
+        "    loaded = sorted(sys.modules)\n"
+        "    import json\n"
+        "    print(json.dumps(loaded), flush=True)\n"
+        "    os._exit(0)\n"
+        "h2_unary.Exchange.opening = opening\n"
+        "from master.cli.main import main\n"
+        "address = '127.0.0.1:%d' % server.getsockname()[1]\n"
+        f"main(['--master', address, '--insecure', 'apply', '-f', {str(manifest)!r}],\n"
+        "     exit_after_verb=True)\n"
+        "raise SystemExit('apply returned without sending')\n"
+    )
+
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    loaded = set(json.loads(out.splitlines()[-1]))
+
+    assert {"master.cli.h2_unary", "master.cli.apply_wire", "socket"} <= loaded
+    assert sorted(m for m in loaded if m in APPLY_DOES_WITHOUT or m.startswith("urllib.")) == []

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pytest
 
 from master.cli import main as main_module
-from master.cli.main import COMMANDS, _command_of, build_parser
+from master.cli.main import COMMANDS, _command_of, apply_line, build_parser
 
 LINES = [
     ["apply", "-f", "web.yaml"],
@@ -95,6 +95,70 @@ def test_help_and_usage_are_as_wide_as_argparse_makes_them(
 ) -> None:
     monkeypatch.setenv("COLUMNS", columns)
     ours = _parse(build_parser(_command_of(argv)), argv)
-    monkeypatch.setattr(main_module, "_Formatter", argparse.HelpFormatter)
+    monkeypatch.setattr(main_module, "_formatter", argparse.HelpFormatter)
 
     assert ours == _parse(build_parser(_command_of(argv)), argv)
+
+
+# Lines apply_line reads itself, and lines it must leave to argparse (None).
+APPLY_LINES = [
+    ["apply", "-f", "web.yaml"],
+    ["apply", "-f", "-"],
+    ["apply", "--filename", "a.yaml", "-f", "b/", "--filename=c.yaml", "--filename="],
+    ["apply", "-f", "a", "-n", "x", "--namespace", "y", "--namespace=z", "-R", "--dry-run"],
+    ["apply", "-f", "a", "--recursive", "-n", "", "--dry-run", "--dry-run"],
+    ["--master", "m:1", "--config", "c", "--insecure", "apply", "-f", "apply"],
+    [
+        "--master=m:1",
+        "--master",
+        "n:2",
+        "--config=",
+        "--insecure",
+        "--insecure",
+        "apply",
+        "-f",
+        "x",
+    ],
+    ["--master", "apply", "apply", "-f", "x"],
+    ["apply", "-f", "x y", "-n", "a=b"],
+]
+ARGPARSE_LINES = [
+    [],
+    ["apply"],
+    ["apply", "-f"],
+    ["apply", "-n", "x"],
+    ["apply", "-f", "-x"],
+    ["apply", "-f", "-1"],
+    ["apply", "-f", "-x y"],
+    ["apply", "-fweb.yaml"],
+    ["apply", "-f=web.yaml"],
+    ["apply", "--file", "web.yaml"],
+    ["apply", "--filename", "--dry-run"],
+    ["apply", "-f", "x", "--dry-run=1"],
+    ["apply", "-f", "x", "-Rn", "y"],
+    ["apply", "-f", "x", "--"],
+    ["apply", "-f", "x", "extra"],
+    ["apply", "-f", "x", "apply"],
+    ["apply", "-f", "x", "--master", "m:1"],
+    ["apply", "-h"],
+    ["-h", "apply", "-f", "x"],
+    ["--mast", "m:1", "apply", "-f", "x"],
+    ["--master", "--insecure", "apply", "-f", "x"],
+    ["--insecure=1", "apply", "-f", "x"],
+    ["--config", "apply", "-f", "x"],
+    ["get", "pods"],
+    ["--", "apply", "-f", "x"],
+]
+
+
+@pytest.mark.parametrize("argv", APPLY_LINES, ids=" ".join)
+def test_apply_line_reads_a_plain_apply_line_as_argparse_does(argv: list[str]) -> None:
+    fast = apply_line(argv)
+
+    assert fast is not None
+    assert (vars(fast), "", "") == _parse(build_parser(), argv)
+
+
+@pytest.mark.parametrize("argv", ARGPARSE_LINES, ids=lambda a: " ".join(a) or "(none)")
+def test_apply_line_leaves_every_other_line_to_argparse(argv: list[str]) -> None:
+    assert apply_line(argv) is None
