@@ -81,7 +81,7 @@ clean:
 # base for pinnace's own image, kept out of `images` so a test run stays fast.
 .PHONY: images-base
 images:
-	bash compose/images/build.sh nginx httpd
+	bash compose/images/build.sh nginx httpd pause
 
 images-base:
 	bash compose/images/build.sh debian-python

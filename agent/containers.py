@@ -56,6 +56,24 @@ def pod_hostname(assignment: PodAssignment) -> str:
     return assignment.name[:HOSTNAME_MAX].rstrip("-.")
 
 
+def container_ports(spec: ContainerSpec) -> tuple[PortBinding, ...]:
+    """What one container publishes: its declared ports, then the ports only its probes use."""
+    return (
+        *(PortBinding(p.container_port, p.protocol or "TCP", p.host_port) for p in spec.ports),
+        *(PortBinding(port) for port in probe_ports(spec)),
+    )
+
+
+def pod_ports(assignment: PodAssignment) -> tuple[PortBinding, ...]:
+    """Every port of the pod's containers, each once: a pod sandbox publishes them all, since
+    its containers share its network namespace (agent/runtime/sandbox.py)."""
+    seen: dict[str, PortBinding] = {}
+    for spec in assignment.spec.containers:
+        for binding in container_ports(spec):
+            seen.setdefault(binding.key, binding)
+    return tuple(seen.values())
+
+
 def container_config(
     node: str,
     host_ip: str,
@@ -85,10 +103,7 @@ def container_config(
         entrypoint=expand_all(spec.command, env),
         cmd=expand_all(spec.args, env),
         env=tuple(env.items()),
-        ports=(
-            *(PortBinding(p.container_port, p.protocol or "TCP", p.host_port) for p in spec.ports),
-            *(PortBinding(port) for port in probe_ports(spec)),
-        ),
+        ports=container_ports(spec),
         host_ip=host_ip,
         nano_cpus=spec.limits.cpu_millis * 1_000_000,
         mem_limit=spec.limits.memory_bytes,
@@ -104,6 +119,7 @@ def container_config(
         user=engine_user(spec.security, image_user),
         group_add=engine_groups(spec.security),
         read_only=bool(spec.security and spec.security.read_only_root_filesystem),
+        pod_ports=pod_ports(assignment),
     )
     return dataclasses.replace(config, labels=labels | {LABEL_CONFIG_HASH: config_hash(config)})
 

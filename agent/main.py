@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="attach pods to this Docker network and report their IP there as the endpoint, "
         "instead of publishing their ports on the advertise address",
     )
+    p.add_argument(
+        "--pod-sandbox",
+        action="store_true",
+        help="run each pod's containers in the network namespace of one holder container per "
+        "pod (pinnace/pause, built by `make images`), as Kubernetes' pause container: the "
+        "pod's containers share localhost, and a crashed one starts again without new network "
+        "setup (off by default)",
+    )
     p.add_argument("--labels", default="", help="node labels, k=v,k2=v2")
     p.add_argument("--capacity-cpu", help="claim this CPU capacity instead of detecting it")
     p.add_argument("--capacity-memory", help="claim this memory capacity instead of detecting it")
@@ -346,7 +354,11 @@ async def run_agent(
         from agent.runtime.docker_runtime import DockerRuntime
 
         runtime = docker_runtime = DockerRuntime(
-            args.name, pod_network=args.pod_network, disks=disks, memory=memory
+            args.name,
+            pod_network=args.pod_network,
+            disks=disks,
+            memory=memory,
+            pod_sandbox=args.pod_sandbox,
         )
     runtime = MeteredRuntime(runtime)
     metered = runtime

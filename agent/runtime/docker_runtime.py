@@ -16,11 +16,21 @@ container ports, which is what ContainerInfo.address/ports report. Without one, 
 run on Docker's default bridge, or, once the master gives the node a pod subnet
 (`use_pod_subnet`), on the node's own bridge of it (agent/hostgw/bridge.py), their
 ports still published.
+
+With `pod_sandbox` (the agent's --pod-sandbox), each pod's containers join the network
+namespace of one holder container per pod, which publishes the pod's ports and carries its
+hostname and DNS (agent/runtime/sandbox.py decides what to create and remove; this module
+only makes the calls): a crashed container then starts again without a new namespace, veth
+or port proxy. Holders are never listed as containers; a container that joined one is
+described with its holder's ports and addresses. Whatever the flag, holders found on the
+engine are kept in step with their pods (an agent restarted without the flag still removes
+a holder whose pod is gone).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -58,6 +68,7 @@ from agent.runtime.image_ids import kubelet_image_id
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
+    LABEL_SANDBOX,
     LABEL_VOLUME_KIND,
     ContainerConfig,
     ContainerCreateError,
@@ -75,6 +86,19 @@ from agent.runtime.port import (
     fallback_note,
     pod_of,
     restarted_name,
+)
+from agent.runtime.sandbox import (
+    SANDBOX_IMAGE,
+    Member,
+    holder_config,
+    holder_step,
+    is_holder,
+    joined_config,
+    joined_holder,
+    joined_info,
+    member_of,
+    network_mode,
+    sweep,
 )
 from agent.runtime.single_flight import SingleFlight
 from agent.runtime.thread_pump import pumped
@@ -188,6 +212,7 @@ def info_from_inspect(
     if address:
         ports = dict(_port_key(key) for key in config.get("ExposedPorts") or {})
     image = str(attrs.get("Image") or "")
+    host_config = attrs.get("HostConfig") or {}
     return ContainerInfo(
         id=attrs["Id"],
         name=str(attrs.get("Name", "")).lstrip("/"),
@@ -204,6 +229,7 @@ def info_from_inspect(
         probe_address=address or (_routable_ip(settings, routable) if routable else ""),
         pid=int(state.get("Pid") or 0) if state.get("Running") else 0,
         image_id=kubelet_image_id(image, repo_digests(image) if repo_digests and image else ()),
+        sandbox_id=joined_holder(str(host_config.get("NetworkMode") or "")),
     )
 
 
@@ -245,8 +271,22 @@ class DockerRuntime:
         reach_own_ip: bool | None = None,
         disks: ClaimDisks | None = None,
         memory: MemoryVolumes | None = None,
+        pod_sandbox: bool = False,
+        sandbox_image: str = SANDBOX_IMAGE,
     ) -> None:
         self._node = node
+        # Pods in sandboxes (agent/runtime/sandbox.py): holder id -> its facts as last seen;
+        # pods with a start under way (the sweep leaves them alone) and one lock per pod, so
+        # two starts of one pod never make two holders.
+        self._sandbox = pod_sandbox
+        self._sandbox_image = sandbox_image
+        self._holders: dict[str, ContainerInfo] = {}
+        self._busy: collections.Counter[str] = collections.Counter()
+        # When each pod's last start ended (monotonic): a listing taken before that may
+        # not show the container it made, so its sweep leaves the pod alone too.
+        self._start_ended: dict[str, float] = {}
+        self._pod_locks: dict[str, threading.Lock] = {}
+        self._sandbox_lock = threading.Lock()
         # Where claim volumes of a fixed size live (None: claims are plain volumes).
         self._disks = disks
         # Where memory emptyDirs live for their pod's life (None: the engine's own tmpfs
@@ -419,8 +459,23 @@ class DockerRuntime:
 
     def _info(self, attrs: dict[str, Any]) -> ContainerInfo:
         info = info_from_inspect(attrs, self._pod_network, self._routable, self._repo_digests)
+        if info.sandbox_id:
+            info = joined_info(info, self._holder_facts(info.sandbox_id))
         pending = self._renaming.get(info.id)
         return info if pending is None else dataclasses.replace(info, name=pending)
+
+    def _holder_facts(self, holder_id: str) -> ContainerInfo | None:
+        """A holder's facts: as last listed, else inspected (None: gone)."""
+        known = self._holders.get(holder_id)
+        if known is not None:
+            return known
+        try:
+            attrs = self._api().inspect_container(holder_id)
+        except docker.errors.NotFound:
+            return None
+        known = info_from_inspect(attrs, self._pod_network, self._routable)
+        self._holders[holder_id] = known
+        return known
 
     def _repo_digests(self, image_id: str) -> tuple[str, ...]:
         known = self._digests.get(image_id)
@@ -438,6 +493,7 @@ class DockerRuntime:
 
     def _list_sync(self) -> list[ContainerInfo]:
         api = self._api()
+        listed_at = time.monotonic()
         summaries = api.containers(all=True, filters=self._label_filter())
         result: list[ContainerInfo] = []
         seen: set[str] = set()
@@ -456,7 +512,88 @@ class DockerRuntime:
         for gone in set(self._cache) - seen:
             # pop: a restart in place may have dropped it meanwhile (another thread).
             self._cache.pop(gone, None)
-        return result
+        if not self._sandbox and not self._holders and not any(i.sandbox_id for i in result):
+            return result
+        return self._in_sandboxes(api, result, listed_at)
+
+    def _in_sandboxes(
+        self, api: Any, listed: list[ContainerInfo], listed_at: float
+    ) -> list[ContainerInfo]:
+        """The listing without holders, app containers with their holder's ports and
+        addresses, after removing what agent/runtime/sandbox.py's sweep says."""
+        holders = {i.id: i for i in listed if is_holder(i)}
+        self._holders = dict(holders)
+        plan = sweep([member_of(i) for i in listed], self._busy_pods(listed_at))
+        removed = self._remove_swept(api, plan.members, plan.holders)
+        return [
+            joined_info(i, holders.get(i.sandbox_id))
+            for i in listed
+            if not is_holder(i) and i.id not in removed
+        ]
+
+    def _busy_pods(self, listed_at: float) -> set[str]:
+        """Pods starting now, or whose start ended after a listing taken at `listed_at`."""
+        with self._sandbox_lock:
+            ended = {pod for pod, at in self._start_ended.items() if at >= listed_at}
+            return ended | {pod for pod, n in self._busy.items() if n > 0}
+
+    def _remove_swept(self, api: Any, members: Sequence[str], holders: Sequence[str]) -> set[str]:
+        for cid in (*members, *holders):
+            log.info(
+                "pod sandbox: removing %s %s",
+                "holder" if cid in holders else "container (its sandbox is gone)",
+                cid[:12],
+            )
+            with contextlib.suppress(docker.errors.DockerException, OSError):
+                self._remove_sync(cid)
+            self._holders.pop(cid, None)
+            self._cache.pop(cid, None)
+        return {*members, *holders}
+
+    def _sweep_sync(self, died: str = "") -> None:
+        """The sweep over one list call's summaries (no inspects): after a holder died
+        (`died`), or after an app container of a pod in a sandbox was removed."""
+        api = self._api()
+        members = []
+        listed_at = time.monotonic()
+        for c in api.containers(all=True, filters=self._label_filter()):
+            labels = c.get("Labels") or {}
+            mode = str((c.get("HostConfig") or {}).get("NetworkMode") or "")
+            alive = str(c.get("State", "")) in ("running", "restarting", "paused")
+            members.append(
+                Member(
+                    str(c["Id"]),
+                    pod_of(labels),
+                    alive,
+                    LABEL_SANDBOX in labels,
+                    joined_holder(mode),
+                )
+            )
+        plan = sweep(members, self._busy_pods(listed_at), {died} - {""})
+        self._remove_swept(api, plan.members, plan.holders)
+
+    @contextlib.contextmanager
+    def _starting(self, pod: str) -> Iterator[None]:
+        """A start of `pod` is under way: the sweep leaves the pod alone, and no other start
+        of it makes a holder meanwhile."""
+        with self._sandbox_lock:
+            self._busy[pod] += 1
+            lock = self._pod_locks.setdefault(pod, threading.Lock())
+        try:
+            with lock:
+                yield
+        finally:
+            with self._sandbox_lock:
+                self._busy[pod] -= 1
+                if self._busy[pod] <= 0:
+                    del self._busy[pod]
+                now = time.monotonic()
+                self._start_ended[pod] = now
+                # Forget starts no listing still under way can predate (one takes seconds).
+                if len(self._start_ended) > 1024:
+                    self._start_ended = {
+                        p: at for p, at in self._start_ended.items() if at > now - 300
+                    }
 
     async def list_containers(self) -> list[ContainerInfo]:
         try:
@@ -559,6 +696,52 @@ class DockerRuntime:
         api.remove_container(stale["Id"], force=True)
 
     def _create_sync(self, config: ContainerConfig) -> ContainerInfo:
+        if not self._sandbox:
+            return self._create_container_sync(config)
+        with self._starting(pod_of(config.labels)):
+            holder = self._ensure_holder_sync(config)
+            return self._create_container_sync(joined_config(config), network_mode(holder))
+
+    def _ensure_holder_sync(self, config: ContainerConfig) -> str:
+        """The id of the running holder of `config`'s pod, made first if need be
+        (agent/runtime/sandbox.py's holder_step)."""
+        api = self._api()
+        wanted = holder_config(config, self._node, self._sandbox_image)
+        try:
+            existing: ContainerInfo | None = self._info(api.inspect_container(wanted.name))
+        except docker.errors.NotFound:
+            existing = None
+        if existing is not None and existing.labels.get(LABEL_NODE) != self._node:
+            raise ContainerCreateError(
+                f"container name {wanted.name} is taken by a container of another node"
+            )
+        step = holder_step(existing, wanted)
+        if existing is not None and step == "use":
+            self._holders[existing.id] = existing
+            return existing.id
+        if existing is not None:
+            # Died, or made for other ports or DNS: its containers lost their network or
+            # must have the new one; the agent creates them again.
+            joined = [
+                str(c["Id"])
+                for c in api.containers(all=True, filters=self._label_filter())
+                if joined_holder(str((c.get("HostConfig") or {}).get("NetworkMode") or ""))
+                == existing.id
+            ]
+            self._remove_swept(api, joined, [existing.id])
+        if not self._present_sync(wanted.image):
+            raise ContainerCreateError(
+                f"the pod sandbox image {wanted.image} is not present on this node "
+                "(`make images` builds it)"
+            )
+        info = self._create_container_sync(wanted)
+        log.info("pod sandbox: holder %s of pod %s", info.id[:12], pod_of(config.labels))
+        self._holders[info.id] = info
+        return info.id
+
+    def _create_container_sync(self, config: ContainerConfig, joined: str = "") -> ContainerInfo:
+        """Creates and starts one container (`joined`: the network mode of one that joins a
+        holder's namespace; "": the node's own network for pods)."""
         api = self._api()
         # On a pod network the ports stay exposed (so inspect lists them) but unpublished.
         port_bindings = {
@@ -572,7 +755,7 @@ class DockerRuntime:
             nano_cpus=config.nano_cpus or None,
             mem_limit=config.mem_limit or None,
             restart_policy={"Name": "no"},
-            network_mode=self._pod_network or self._bridge or None,
+            network_mode=joined or self._pod_network or self._bridge or None,
             mounts=mounts or None,
             binds=binds or None,
             dns=list(config.dns_servers) or None,
@@ -974,12 +1157,17 @@ class DockerRuntime:
             await self._call(self._remove_quietly_sync, old_id)
 
     async def remove(self, container_id: str) -> None:
-        if await self.inspect(container_id) is None:
+        info = await self.inspect(container_id)
+        if info is None:
             return
         try:
             await self._call(self._remove_sync, container_id)
         except docker.errors.DockerException as exc:
             raise RuntimeFailure(f"cannot remove {container_id[:12]}: {_explain(exc)}") from exc
+        if info.sandbox_id:
+            # The pod's last container takes its holder with it.
+            with contextlib.suppress(docker.errors.DockerException, OSError):
+                await self._call(self._sweep_sync)
 
     def _inspect_sync(self, container_id: str) -> ContainerInfo | None:
         try:
@@ -1070,6 +1258,13 @@ class DockerRuntime:
 
         def converted() -> Iterator[RuntimeEvent]:
             for raw in stream:
+                if LABEL_SANDBOX in ((raw.get("Actor") or {}).get("Attributes") or {}):
+                    # A holder is no container of the agent's: its death takes its pod's
+                    # containers with it (their deaths are the agent's events).
+                    if (raw.get("Action") or raw.get("status")) == "die":
+                        with contextlib.suppress(RuntimeError):  # the runtime is closing
+                            self._pool.submit(self._sweep_quietly, str(raw.get("id") or ""))
+                    continue
                 event = event_from_docker(raw)
                 if event is not None:
                     yield event
@@ -1116,6 +1311,12 @@ class DockerRuntime:
             closed.set()
             with contextlib.suppress(Exception):
                 stream.close()
+
+    def _sweep_quietly(self, died: str) -> None:
+        try:
+            self._sweep_sync(died)
+        except (docker.errors.DockerException, OSError) as exc:
+            log.warning("pod sandbox: cannot sweep after a holder died: %s", _explain(exc))
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

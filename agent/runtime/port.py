@@ -35,6 +35,10 @@ LABEL_POD_LABEL_PREFIX = "pinnace.label."
 # On Docker volumes: what the volume is for. emptyDir volumes die with their pod (the
 # agent's volume collector removes them); claim volumes hold data until told otherwise.
 LABEL_VOLUME_KIND = "pinnace.volume-kind"
+# On a pod's sandbox (agent/runtime/sandbox.py): the holder container that owns the pod's
+# network namespace, which its app containers join. It carries the node and pod labels but
+# no container label, so nothing that lists a pod's containers takes it for one of them.
+LABEL_SANDBOX = "pinnace.sandbox"
 LABEL_CLAIM = "pinnace.claim"
 
 # A container started again in place (agent/restart_path.py) is renamed to
@@ -93,6 +97,12 @@ def container_name(node: str, pod: str, container: str) -> str:
     """Docker names are engine-global, so the node is part of the name; `pod` is a
     pod_ref, flattened for Docker ("<ns>_<name>" outside "default")."""
     return f"pinnace-{node}-{flat_pod_ref(pod)}-{container}"
+
+
+def sandbox_name(node: str, pod: str) -> str:
+    """The name of a pod's sandbox holder: a container name holds no '.', so no app
+    container of any pod can take it."""
+    return f"pinnace-{node}-{flat_pod_ref(pod)}.sandbox"
 
 
 def pod_labels(pod: str) -> dict[str, str]:
@@ -190,6 +200,10 @@ class ContainerConfig:
     user: str = ""
     group_add: tuple[str, ...] = ()
     read_only: bool = False
+    # Every port of the pod (all its containers', probe ports included): what the pod's
+    # sandbox publishes when the runtime runs pods in one (agent/runtime/sandbox.py).
+    # Outside the repr, so config hashes (agent/containers.py) do not move with it.
+    pod_ports: tuple[PortBinding, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +236,9 @@ class ContainerInfo:
     pid: int = 0
     # The image as the kubelet names it (agent/runtime/image_ids.py); "" when unknown.
     image_id: str = ""
+    # The pod sandbox holder whose network namespace this container joined ("": none, the
+    # container has its own); its ports and addresses above are the holder's.
+    sandbox_id: str = ""
 
     @property
     def pod(self) -> str:

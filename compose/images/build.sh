@@ -12,7 +12,7 @@
 # `docker import`ed once as a cached base (pinnace/debian-*:bookworm); the final images are
 # small Dockerfiles FROM those bases, so a rebuild after a recipe change takes seconds.
 #
-#   build.sh nginx httpd      # what `make images` runs
+#   build.sh nginx httpd pause  # what `make images` runs (pause: the pod sandbox holder)
 #   build.sh redis            # the stateful example's image (the demo builds it on demand)
 #   build.sh debian-python    # what `make images-base` runs (python3 + haproxy: the base for
 #                             # pinnace's own image, compose/Dockerfile)
@@ -235,6 +235,29 @@ build_httpd() {
   say "built $tag ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.1f MB", $1 / 1e6}'))"
 }
 
+build_pause() {
+  # The holder of a pod's network namespace (agent/runtime/sandbox.py, the agent's
+  # --pod-sandbox): busybox's sh waiting for a signal. Never pulled, as pinnace/httpd.
+  local tag=pinnace/pause:latest busybox=/bin/busybox inputs ctx
+  [[ -x "$busybox" ]] || fail "$busybox is missing (apt-get install busybox-static)"
+  if ldd "$busybox" >/dev/null 2>&1; then
+    fail "$busybox is dynamically linked: install busybox-static for the FROM scratch image"
+  fi
+  inputs=$(hash_of "$here/pause/Dockerfile" "$busybox" <(echo "$recipe_version"))
+  if ! needs_build "$tag" "$inputs"; then
+    say "$tag present"
+    return
+  fi
+  step="building $tag"
+  new_workdir
+  ctx="$workdir/pause"
+  mkdir -p "$ctx"
+  cp "$here/pause/Dockerfile" "$ctx/"
+  cp "$busybox" "$ctx/busybox"
+  docker_build --label "pinnace.build-inputs=$inputs" -t "$tag" "$ctx"
+  say "built $tag ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.1f MB", $1 / 1e6}'))"
+}
+
 # One base for pinnace/redis and the guestbook's stand-ins (below): php-cli and php-redis are
 # the guestbook frontend's, and cost seconds here against a second debootstrap (about a
 # minute) in every fresh CI run, which builds both.
@@ -334,7 +357,7 @@ build_podinfo() {
 }
 
 main() {
-  (($# > 0)) || set -- nginx httpd
+  (($# > 0)) || set -- nginx httpd pause
   step="talking to the Docker engine"
   docker info >/dev/null 2>&1 || fail "the Docker engine does not answer (is dockerd running?)"
   # Two builds at once (parallel make, two sessions) would debootstrap twice: take turns.
@@ -345,12 +368,13 @@ main() {
     case "$name" in
       nginx) build_nginx ;;
       httpd) build_httpd ;;
+      pause) build_pause ;;
       redis) build_redis ;;
       debian-python) build_debian_python ;;
       guestbook) build_guestbook ;;
       voting) build_voting ;;
       podinfo) build_podinfo ;;
-      *) fail "unknown image '$name' (known: nginx httpd redis debian-python guestbook voting podinfo)" ;;
+      *) fail "unknown image '$name' (known: nginx httpd pause redis debian-python guestbook voting podinfo)" ;;
     esac
   done
   # A rebuild leaves the previous image untagged; drop those, but only ones this script made.

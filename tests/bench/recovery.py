@@ -112,8 +112,17 @@ def poll(what: str, check: Callable[[], bool], timeout: float) -> float:
 class Pinnace:
     """The cluster under test, seen through the engine and the CLI."""
 
-    def __init__(self, procs: PinnaceProcs, run_id: str, timeout: float, label: str = "") -> None:
+    def __init__(
+        self,
+        procs: PinnaceProcs,
+        run_id: str,
+        timeout: float,
+        label: str = "",
+        agent_args: Sequence[str] = (),
+    ) -> None:
         self.c = procs
+        # Flags every agent of this cluster gets (--agent-arg: e.g. --pod-sandbox).
+        self.agent_args = tuple(agent_args)
         self.api: Any = procs.client.api
         self.run_id = run_id
         self.timeout = timeout
@@ -130,6 +139,8 @@ class Pinnace:
                     filters={"label": f"pinnace.node={name}", "status": "running"}
                 )
                 if c["Labels"].get("pinnace.pod", "").startswith(f"{deployment}-")
+                # A pod sandbox's holder (--pod-sandbox) is no container of the pod's.
+                and "pinnace.container" in c["Labels"]
             ]
         return found
 
@@ -152,7 +163,7 @@ class Pinnace:
 
     def start_agent(self, short: str) -> str:
         name = f"it-{self.run_id}-{short}"
-        self.c.start_agent(name, log_name=f"agent-{short}")
+        self.c.start_agent(name, *self.agent_args, log_name=f"agent-{short}")
         self.c.wait_ready([name], self.timeout)
         return name
 
@@ -510,6 +521,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " in each in turn (a before/after figure under one load)",
     )
     parser.add_argument(
+        "--agent-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="give this tree's agents FLAG (repeatable; e.g. --agent-arg=--pod-sandbox); the"
+        " --compare tree's agents run with their defaults",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=SCENARIOS,
@@ -531,9 +550,11 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _start_cluster(procs: PinnaceProcs, timeout: float, label: str = "") -> Pinnace:
+def _start_cluster(
+    procs: PinnaceProcs, timeout: float, label: str = "", agent_args: Sequence[str] = ()
+) -> Pinnace:
     procs.start_master()
-    p = Pinnace(procs, uuid.uuid4().hex[:6], timeout, label)
+    p = Pinnace(procs, uuid.uuid4().hex[:6], timeout, label, agent_args)
     p.start_agent("a")
     p.start_agent("b")
     print(f"pinnace{label}: master {procs.address}, nodes {', '.join(procs.agents)}")
@@ -544,7 +565,9 @@ def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Name
     procs = PinnaceProcs(client, workdir)
     other: PinnaceProcs | None = None
     try:
-        p = _start_cluster(procs, args.timeout, " (this tree)" if args.compare else "")
+        p = _start_cluster(
+            procs, args.timeout, " (this tree)" if args.compare else "", args.agent_arg
+        )
         clusters = [p]
         if args.compare:
             other = PinnaceProcs(client, workdir / "compare", source=Path(args.compare).resolve())

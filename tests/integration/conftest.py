@@ -15,7 +15,7 @@ import pytest
 from tests.integration.cluster import LocalCluster, remove_local_route, service_range
 from tests.support import unavailable
 
-REQUIRED_IMAGES = ("nginx:latest", "pinnace/httpd:latest")
+REQUIRED_IMAGES = ("nginx:latest", "pinnace/httpd:latest", "pinnace/pause:latest")
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,15 @@ class Backend:
         return name, self.make(name)
 
 
-@pytest.fixture(params=["fake", pytest.param("docker", marks=pytest.mark.integration)])
+@pytest.fixture(
+    params=[
+        "fake",
+        pytest.param("docker", marks=pytest.mark.integration),
+        # Pods in sandboxes (the agent's --pod-sandbox): the same contract, each pod's
+        # containers joined to a holder's network namespace (agent/runtime/sandbox.py).
+        pytest.param("docker-sandbox", marks=pytest.mark.integration),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "fake":
         engine = FakeEngine(die_details=True)  # its events say what Docker's do
@@ -64,7 +72,10 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     from agent.runtime.docker_runtime import DockerRuntime
 
     client: Any = request.getfixturevalue("docker_client")
-    backend = Backend(DockerRuntime, lambda cid: client.api.kill(cid))
+    sandbox = request.param == "docker-sandbox"
+    backend = Backend(
+        lambda node: DockerRuntime(node, pod_sandbox=sandbox), lambda cid: client.api.kill(cid)
+    )
     try:
         yield backend
     finally:

@@ -1,0 +1,164 @@
+"""Pod sandboxes: one holder container per pod owns the pod's network namespace (pure).
+
+Why: the engine's start of a container on Docker's bridge with a published port makes a
+new network namespace, a veth pair and the port's docker-proxy and NAT rules every time,
+~360 ms median here against ~95 ms for a container that joins the namespace of a running
+one (tests/bench/README.md, start_shapes). Kubernetes' pause container holds a pod's
+network so that its containers restart without any of that; with the agent's
+`--pod-sandbox` so does pinnace's. DockerRuntime creates the holder (SANDBOX_IMAGE, a
+process that only waits for a signal) before the pod's first container, publishing every
+port of the pod and carrying its hostname and resolv.conf; each app container joins it
+(`network_mode=container:<holder id>`), so the pod's containers share localhost as in
+Kubernetes, and the agent reads a container's ports and addresses from its holder.
+
+This module decides, agent/runtime/docker_runtime.py executes:
+- `holder_config`: the holder's ContainerConfig, made of an app container's network facts;
+- `joined_config`: what is left for the app container (Docker refuses ports, DNS and a
+  hostname on a container that joins another's namespace);
+- `holder_step`: use the running holder, create one, or replace one that died or was made
+  for other network facts (a pod whose ports changed gets a new sandbox);
+- `sweep`: what to remove. A holder that is not running takes its pod's containers with
+  it: they lost their network, and the agent creates them again in a new sandbox, as the
+  kubelet does when a pod's sandbox dies. A holder left without containers (its pod was
+  deleted, or an agent died between the two removals) goes too. A pod whose start is under
+  way is left alone until the next sweep.
+- `joined_info`: an app container's facts with its holder's ports and addresses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from agent.runtime.port import (
+    LABEL_NODE,
+    LABEL_POD_LABEL_PREFIX,
+    LABEL_SANDBOX,
+    ContainerConfig,
+    ContainerInfo,
+    pod_labels,
+    pod_of,
+    sandbox_name,
+)
+
+# Built by `make images` (compose/images/build.sh pause): busybox's sh waiting for a signal,
+# FROM scratch, 2 MB. Never pulled (a pinnace/* name on a registry would be someone else's).
+SANDBOX_IMAGE = "pinnace/pause:latest"
+_JOINED_PREFIX = "container:"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One container of this node as the sweep sees it: a holder, or an app container and
+    the holder it joined ("": none, it has a network namespace of its own)."""
+
+    id: str
+    pod: str
+    alive: bool
+    holder: bool = False
+    joined: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """Containers to remove, app containers first (a holder goes after its members)."""
+
+    members: tuple[str, ...] = ()
+    holders: tuple[str, ...] = ()
+
+
+HolderStep = Literal["use", "create", "replace"]
+
+
+def network_mode(holder_id: str) -> str:
+    """Docker's network mode for a container joining the holder's namespace."""
+    return f"{_JOINED_PREFIX}{holder_id}"
+
+
+def joined_holder(mode: str) -> str:
+    """The holder id in a network mode `container:<id>` ("" for any other mode)."""
+    return mode[len(_JOINED_PREFIX) :] if mode.startswith(_JOINED_PREFIX) else ""
+
+
+def holder_config(app: ContainerConfig, node: str, image: str = SANDBOX_IMAGE) -> ContainerConfig:
+    """The holder of `app`'s pod: every port of the pod published on the same address, the
+    pod's hostname and resolv.conf; labelled with the node, the pod (and its labels, for
+    `docker ps` views) and a digest of those facts, which says when it no longer fits."""
+    pod = pod_of(app.labels)
+    shaped = ContainerConfig(
+        name=sandbox_name(node, pod),
+        image=image,
+        labels={},
+        ports=app.pod_ports or app.ports,
+        host_ip=app.host_ip,
+        hostname=app.hostname,
+        dns_servers=app.dns_servers,
+        dns_search=app.dns_search,
+        dns_options=app.dns_options,
+    )
+    digest = hashlib.sha256(repr(shaped).encode()).hexdigest()[:16]
+    labels = {k: v for k, v in app.labels.items() if k.startswith(LABEL_POD_LABEL_PREFIX)}
+    labels |= {LABEL_NODE: node, **pod_labels(pod), LABEL_SANDBOX: digest}
+    return dataclasses.replace(shaped, labels=labels)
+
+
+def joined_config(app: ContainerConfig) -> ContainerConfig:
+    """`app` without what its holder carries (the engine refuses them on a joined one)."""
+    return dataclasses.replace(
+        app,
+        ports=(),
+        pod_ports=(),
+        hostname="",
+        dns_servers=(),
+        dns_search=(),
+        dns_options=(),
+    )
+
+
+def holder_step(existing: ContainerInfo | None, wanted: ContainerConfig) -> HolderStep:
+    """What to do with the pod's holder of that name before one of its containers starts."""
+    if existing is None:
+        return "create"
+    if not existing.alive or existing.labels.get(LABEL_SANDBOX) != wanted.labels[LABEL_SANDBOX]:
+        return "replace"
+    return "use"
+
+
+def is_holder(info: ContainerInfo) -> bool:
+    return LABEL_SANDBOX in info.labels
+
+
+def member_of(info: ContainerInfo) -> Member:
+    return Member(info.id, info.pod, info.alive, is_holder(info), info.sandbox_id)
+
+
+def sweep(
+    containers: Sequence[Member], busy_pods: Collection[str] = (), died: Collection[str] = ()
+) -> Sweep:
+    """Which app containers lost their holder and which holders are not needed (above).
+    `died`: containers the engine said died, whatever a listing taken as it said so shows
+    (Docker may list a container as running for a moment after its die event)."""
+    calm = [
+        replace(c, alive=False) if c.id in died else c for c in containers if c.pod not in busy_pods
+    ]
+    holders = {c.id: c for c in calm if c.holder}
+    running = {h for h, c in holders.items() if c.alive}
+    members = tuple(c.id for c in calm if not c.holder and c.joined and c.joined not in running)
+    kept = {c.joined for c in calm if not c.holder and c.id not in members}
+    gone = tuple(h for h in holders if h not in running or h not in kept)
+    return Sweep(members, gone)
+
+
+def joined_info(app: ContainerInfo, holder: ContainerInfo | None) -> ContainerInfo:
+    """`app` as the agent reads it: the ports and addresses of the namespace it is in, which
+    are its holder's (none while the holder does not run)."""
+    if not app.sandbox_id:
+        return app
+    if holder is None or not holder.alive:
+        return dataclasses.replace(app, ports={}, address="", probe_address="")
+    return dataclasses.replace(
+        app, ports=dict(holder.ports), address=holder.address, probe_address=holder.probe_address
+    )
