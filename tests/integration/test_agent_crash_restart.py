@@ -69,7 +69,10 @@ def test_a_killed_container_is_restarted_from_its_die_event_and_reported_right(
             )
 
             assert first.containers[0].container_id == old  # started again in place
-            assert _deaths(agents, node, "web-c") == [("event", "in place")]
+            # The worker logs a restart's timeline once the engine's start returned; a relist
+            # may report the running container a moment before that line is written.
+            deaths = await eventually(lambda: _deaths(agents, node, "web-c"), 10, "a timeline")
+            assert deaths == [("event", "in place")]
             log = agents.log(node)
             assert "container exited (last exit code 137); restart #1" in log
             # What the master heard of the death, if anything, is what an inspect said.
@@ -94,7 +97,11 @@ def test_a_killed_container_is_restarted_from_its_die_event_and_reported_right(
             ]
             assert waiting and all(c.restart_count == 1 for c in waiting)
             assert "last exit code 137" in waiting[0].message
-            deaths = _deaths(agents, node, "web-c")
+            deaths = await eventually(
+                lambda: (d := _deaths(agents, node, "web-c")) and len(d) >= 2 and d,
+                10,
+                "the second restart's timeline",
+            )
             assert [d for d, _ in deaths] == ["event", "inspect"]
         finally:
             await master.stop()
