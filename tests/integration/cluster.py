@@ -41,7 +41,7 @@ from agent.dns.server import stop_node_dns
 from agent.memory_volumes import MemoryVolumeError, MemoryVolumes
 from agent.nodeproxy.proxy import stop_proxy
 from master.lb.process import stop_running
-from tests.support import env_with_haproxy, remove_container
+from tests.support import env_with_haproxy, node_made, remove_container
 
 REPO = Path(__file__).resolve().parents[2]
 SHM = "/dev/shm"
@@ -251,7 +251,7 @@ class LocalCluster:
     def node(self, short: str) -> str:
         name = f"it-{self.run_id}-{short}"
         if name not in self.node_names:
-            self.node_names.append(name)
+            self.node_names.append(node_made(name))
         return name
 
     def start_agent(self, short: str, *extra: str, node_proxy: bool = False) -> str:

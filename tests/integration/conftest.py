@@ -13,7 +13,7 @@ import docker
 import pytest
 
 from tests.integration.cluster import LocalCluster, remove_local_route, service_range
-from tests.support import unavailable
+from tests.support import sweep_nodes_made, unavailable
 
 REQUIRED_IMAGES = ("nginx:latest", "pinnace/httpd:latest", "pinnace/pause:latest")
 
@@ -31,6 +31,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
         except docker.errors.ImageNotFound:
             unavailable(f"image {image} is missing: run `make images`")
     yield client
+    sweep_nodes_made(client)
     client.close()
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from protos import node_pb2 as pb
-from tests.support import remove_container
+from tests.support import node_made, remove_container
 from tests.unit.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ class Agents:
         self.nodes: list[str] = []
 
     def node_name(self, prefix: str) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        name = node_made(f"{prefix}-{uuid.uuid4().hex[:6]}")
         self.nodes.append(name)
         return name
 
