@@ -101,6 +101,31 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float) -> float:
         time.sleep(POLL_INTERVAL)
 
 
+def settle(client: docker.DockerClient, quiet: float = 0.3, within: float = 15.0) -> float | None:
+    """Waits until the engine reports no event for `quiet` seconds; the seconds waited, or
+    None when it was not quiet once within `within` (the trial then starts anyway).
+
+    Why: the trials run back to back, and a system asked while the engine still removes the
+    previous trial's containers shares the engine with that teardown. At 3 replicas that
+    tail moved the figures by ~100 ms and decided which tree looked faster (issue 15: the
+    new CLI sent sooner yet its last start came later in 6 of 8 back-to-back pairs, and
+    earlier in 7 of 8 with a pause before each). Every event counts, other users' too: the
+    engine is shared, and their work is what the pause waits out."""
+    start = time.time()
+    while True:
+        since = time.time()
+        # The engine holds the stream open until `until`, then ends it: a window's events.
+        # Times as the API's "seconds.nanoseconds" strings: the SDK's stubs say datetime or
+        # int, and it turns a datetime into whole seconds, too coarse for a 0.3 s window.
+        window = client.events(  # type: ignore[call-overload]
+            since=f"{since:.9f}", until=f"{since + quiet:.9f}", decode=True
+        )
+        if not any(True for _ in window):
+            return time.time() - start
+        if time.time() - start > within:
+            return None
+
+
 def docker_cli(*args: str, timeout: float = 120.0) -> str:
     """Run the docker CLI as a user would; its stdout, or BenchError with its stderr."""
     result = subprocess.run(
