@@ -550,12 +550,9 @@ class DockerRuntime:
             self._cache.pop(cid, None)
         return {*members, *holders}
 
-    def _sweep_sync(self, died: str = "") -> None:
-        """The sweep over one list call's summaries (no inspects): after a holder died
-        (`died`), or after an app container of a pod in a sandbox was removed."""
-        api = self._api()
+    def _listed_members(self, api: Any) -> list[Member]:
+        """This node's containers as the sweep sees them, from one list call (no inspects)."""
         members = []
-        listed_at = time.monotonic()
         for c in api.containers(all=True, filters=self._label_filter()):
             labels = c.get("Labels") or {}
             mode = str((c.get("HostConfig") or {}).get("NetworkMode") or "")
@@ -569,6 +566,14 @@ class DockerRuntime:
                     joined_holder(mode),
                 )
             )
+        return members
+
+    def _sweep_sync(self, died: str = "") -> None:
+        """The sweep over one listing: after a holder died (`died`), or after an app
+        container of a pod in a sandbox was removed."""
+        api = self._api()
+        listed_at = time.monotonic()
+        members = self._listed_members(api)
         plan = sweep(members, self._busy_pods(listed_at), {died} - {""})
         self._remove_swept(api, plan.members, plan.holders)
 
@@ -722,12 +727,7 @@ class DockerRuntime:
         if existing is not None:
             # Died, or made for other ports or DNS: its containers lost their network or
             # must have the new one; the agent creates them again.
-            joined = [
-                str(c["Id"])
-                for c in api.containers(all=True, filters=self._label_filter())
-                if joined_holder(str((c.get("HostConfig") or {}).get("NetworkMode") or ""))
-                == existing.id
-            ]
+            joined = [m.id for m in self._listed_members(api) if m.joined == existing.id]
             self._remove_swept(api, joined, [existing.id])
         if not self._present_sync(wanted.image):
             raise ContainerCreateError(

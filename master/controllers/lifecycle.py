@@ -306,7 +306,7 @@ def reconcile_nodes(
             n.status.ready
             and sig.session_ended_at is None
             and sig.last_seen is not None
-            and now.mono - sig.last_seen - max(sig.held, sig.backlog) <= lease
+            and now.mono - sig.last_seen - excused(sig) <= lease
         ):
             # The common case, kept cheap (it runs for every node on every pass): Ready
             # and staying Ready, so there is no transition and no message to write.
