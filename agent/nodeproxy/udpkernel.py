@@ -86,9 +86,11 @@ class UdpRules:
         else:
             text = render_rules(self.name, ports, self._ranges)
             if text != self._text:
-                self._nft(text)
+                # Named before it is made: an agent killed between the two leaves a table
+                # its stop (remove_udp_rules) can find; deleting one never made is harmless.
                 self._workdir.mkdir(parents=True, exist_ok=True)
                 (self._workdir / TABLE_FILE).write_text(self.name + "\n")
+                self._nft(text)
                 (self._workdir / RULES_FILE).write_text(text)
         if self._ports is not None:
             for flows in stale_flows(self._ports, ports):

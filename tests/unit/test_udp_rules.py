@@ -240,3 +240,17 @@ def test_a_failing_nft_is_one_sentence_and_a_stopped_proxy_removes_its_table(
     assert remove_udp_rules(tmp_path, kernel) == "pinnace_udp_n1"
     assert [c[0][0] for c in kernel.calls] == ["nft"]
     assert remove_udp_rules(tmp_path, kernel) == ""  # nothing left to remove
+
+
+def test_the_table_is_named_on_disk_before_the_kernel_holds_it(tmp_path: Path) -> None:
+    """An agent killed while nft ran leaves a table its stop still finds (a CI teardown
+    found pinnace_udp_<node> left behind with no marker naming it)."""
+    kernel = FakeKernel()
+    named_when_made: list[bool] = []
+
+    def run(command: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
+        named_when_made.append((tmp_path / TABLE_FILE).exists())
+        return kernel(command, stdin)
+
+    UdpRules(tmp_path, "n1", run=run, local=lambda a: a in LOCAL).apply(_table(HERE))
+    assert named_when_made == [True]
