@@ -25,7 +25,8 @@ from tests.support import SEED, remove_container, require_haproxy
 
 pytestmark = pytest.mark.integration
 
-HOSTNAME = re.compile(r'hostname">([0-9a-f]{12})')
+# nginx's page names its hostname: the pod's name, as Kubernetes gives it.
+HOSTNAME = re.compile(r'hostname">([^<]+)<')
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +141,7 @@ def test_the_seed_service_reaches_every_pod_through_haproxy(cluster: LocalCluste
     assert "service/my-web-app-service created" in out
     _ready_pods(cluster, 3)
 
-    containers = {c.id[:12] for c in cluster.containers()}
+    containers = {c.labels["pinnace.pod"] for c in cluster.containers()}
     seen: set[str] = set()
 
     def all_pods_answer() -> bool:
@@ -361,7 +362,11 @@ def test_a_pod_failing_its_readiness_probe_gets_no_traffic(
     state = wait_for("4 running pods, 2 of them ready", settled, timeout=60)
     assert all(name.startswith("good-") for name in state["ready"])
 
-    good = {c.id[:12] for c in cluster.containers() if c.labels["pinnace.pod"].startswith("good-")}
+    good = {
+        c.labels["pinnace.pod"]
+        for c in cluster.containers()
+        if c.labels["pinnace.pod"].startswith("good-")
+    }
     seen: set[str] = set()
     for _ in range(60):
         seen.update(HOSTNAME.findall(_fetch(url)))
