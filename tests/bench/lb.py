@@ -6,8 +6,12 @@ unchanged; then four measurements print as tables:
 
 1. throughput: wrk for a bounded time straight to one pod's published port, then through
    HAProxy (same wrk flags, same run); later the same through Swarm's routing mesh; and the
-   ratio that a busy machine does not move as much: `--wrk-pairs` pairs of short runs, one
-   direct and one through HAProxy back to back, their order alternating (median and worst);
+   ratio that a busy machine does not move as much: `--wrk-pairs` rounds of short runs back
+   to back, one straight to the pod's published port (Docker's userland proxy carries it:
+   loopback is left out of Docker's NAT), one straight to the pod's own IP and container port
+   (no proxy: the like-for-like direct path, since the master's HAProxy reaches pods of
+   loopback nodes there, master/lb/endpoints.py `lb_address`) and one through HAProxy, their
+   order changing every round; ratios against both direct paths (median and worst);
 2. timing: under a fixed-rate stream through the LB, repeated scale-ups (5 pods) and
    scale-downs (3): from the master showing a new pod ready to the first request it answers, and
    from the scale-down request to the last request a removed pod answers;
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import platform
 import shutil
@@ -86,6 +91,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=10_000, help="min requests per disruption")
     p.add_argument("--no-swarm", action="store_true", help="skip the Swarm rows")
     p.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, records)")
+    p.add_argument(
+        "--only-throughput",
+        action="store_true",
+        help="measure throughput only (no timing, disruptions or Swarm)",
+    )
     args = p.parse_args(argv)
     if args.wrk_pairs < 1 or args.pair_seconds < 1:
         p.error("--wrk-pairs and --pair-seconds must be positive")
@@ -152,17 +162,81 @@ def measure_throughput(cluster: LbCluster, args: argparse.Namespace, out: Result
             result = str(e)
             out.failures.append(f"throughput {target}: {e}")
         out.throughput.append((target, result))
+    pod_ip = pod_bridge_ip(cluster.client, pod["metadata"]["name"])
     try:
-        ratios = paired_ratios(args, pod_port, cluster.lb_port)
+        if not pod_ip:
+            out.notes.append("the pod has no bridge IP: no pod-IP direct path (pairs only)")
+            ratios = paired_ratios(args, pod_port, cluster.lb_port)
+        else:
+            ratios, like, proxy_cost = rotated_ratios(
+                args, (LOOPBACK, pod_port), (pod_ip, 80), (LOOPBACK, cluster.lb_port)
+            )
     except WrkError as e:
         out.failures.append(f"throughput pairs: {e}")
         return
+    runs = f"wrk -t{args.wrk_threads} -c{args.wrk_connections} -d{args.pair_seconds}s"
+    if not pod_ip:
+        out.notes.append(
+            f"through HAProxy / one pod direct, {len(ratios)} pairs of {runs} back to back,"
+            f" order alternating: {_spread(ratios)}"
+        )
+        return
     out.notes.append(
-        f"through HAProxy / one pod direct, {len(ratios)} pairs of wrk -t{args.wrk_threads}"
-        f" -c{args.wrk_connections} -d{args.pair_seconds}s back to back, order alternating:"
-        f" median {statistics.median(ratios):.2f}, worst {min(ratios):.2f}"
-        f" (pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+        f"{len(ratios)} rounds of {runs}, three runs back to back (published port, pod IP"
+        f" {pod_ip}:80, HAProxy), order changing every round:"
+        f"\n  through HAProxy / the pod's published port (issue 15's ratio): {_spread(ratios)}"
+        f"\n  through HAProxy / the pod's own IP (like for like): {_spread(like)}"
+        f"\n  the pod's own IP / its published port (Docker's userland proxy):"
+        f" {_spread(proxy_cost)}"
     )
+
+
+def _spread(ratios: Sequence[float]) -> str:
+    return (
+        f"median {statistics.median(ratios):.2f}, worst {min(ratios):.2f}"
+        f" (each: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+
+
+LOOPBACK = "127.0.0.1"
+# (host, port) wrk is pointed at.
+Target = tuple[str, int]
+
+
+def pod_bridge_ip(client: docker.DockerClient, pod: str) -> str:
+    """The pod's IP on this machine's bridge: its container's, or with a pod sandbox its
+    holder's, whose network namespace the container joins ("" if none)."""
+    for summary in client.api.containers(filters={"label": f"pinnace.pod={pod}"}):
+        attrs = client.api.inspect_container(summary["Id"])
+        mode = str(attrs["HostConfig"].get("NetworkMode") or "")
+        if mode.startswith("container:"):
+            attrs = client.api.inspect_container(mode.partition(":")[2])
+        networks = attrs["NetworkSettings"].get("Networks") or {}
+        found = next((str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress")), "")
+        if found:
+            return found
+    return ""
+
+
+def rotated_ratios(
+    args: argparse.Namespace, direct: Target, pod_ip: Target, proxied: Target
+) -> tuple[list[float], list[float], list[float]]:
+    """Per round, proxied / direct, proxied / pod_ip and pod_ip / direct from three runs back
+    to back, in an order that goes through all six in turn, so a neighbour's burst hits each
+    side in each position (as `paired_ratios` does for two)."""
+    orders = list(itertools.permutations((direct, pod_ip, proxied)))
+    ratios: tuple[list[float], list[float], list[float]] = ([], [], [])
+    for i in range(args.wrk_pairs):
+        rps = {
+            target: run_wrk(
+                target[1], args.pair_seconds, args.wrk_threads, args.wrk_connections, target[0]
+            ).requests_per_second
+            for target in orders[i % len(orders)]
+        }
+        ratios[0].append(rps[proxied] / rps[direct])
+        ratios[1].append(rps[proxied] / rps[pod_ip])
+        ratios[2].append(rps[pod_ip] / rps[direct])
+    return ratios
 
 
 def paired_ratios(args: argparse.Namespace, direct: int, proxied: int) -> list[float]:
@@ -391,6 +465,15 @@ def print_report(out: Results, args: argparse.Namespace) -> None:
     )
     if out.throughput:
         print(lb_report.throughput_table(out.throughput))
+    if not args.only_throughput:
+        _print_timing_and_disruptions(out, args)
+    for note in out.notes:
+        print(f"note: {note}")
+    for failure in out.failures:
+        print(f"FAILED: {failure}")
+
+
+def _print_timing_and_disruptions(out: Results, args: argparse.Namespace) -> None:
     print()
     print("2. seconds from the master showing a pod ready to its first answer through the LB,")
     print("   and from a scale-down request to the last answer from a removed pod")
@@ -412,10 +495,6 @@ def print_report(out: Results, args: argparse.Namespace) -> None:
         if isinstance(d, Disruption):
             for line in lb_report.failure_summary(d):
                 print(line)
-    for note in out.notes:
-        print(f"note: {note}")
-    for failure in out.failures:
-        print(f"FAILED: {failure}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -450,14 +529,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             cluster.wait_lb_serves(60)
             print(f"pinnace: master {cluster.address}, LB 127.0.0.1:{cluster.lb_port}", flush=True)
             measure_throughput(cluster, args, out)
-            measure_timing(cluster, args, workdir, out)
-            measure_disruptions(cluster, args, workdir, out)
+            if not args.only_throughput:
+                measure_timing(cluster, args, workdir, out)
+                measure_disruptions(cluster, args, workdir, out)
         except ERRORS as e:
             out.failures.append(f"pinnace: {e}")
             print(f"pinnace: failed: {e}", file=sys.stderr)
         finally:
             cluster.close()
-        if not args.no_swarm:
+        if not (args.no_swarm or args.only_throughput):
             measure_swarm(client, run_id, args, workdir, out)
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
