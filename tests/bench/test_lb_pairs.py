@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.bench import lb
@@ -63,3 +65,20 @@ def test_rounds_run_three_targets_in_every_order_and_ratio_within_the_round(
     assert issue == pytest.approx([0.9] * 6)
     assert like == pytest.approx([0.72] * 6)
     assert proxy_cost == pytest.approx([1.25] * 6)
+
+
+def test_four_targets_take_every_position_within_eight_rounds() -> None:
+    targets = [("127.0.0.1", p) for p in (1, 2, 3, 4)]
+    orders = [lb.round_order(targets, i) for i in range(8)]
+
+    for position in range(4):
+        assert {o[position] for o in orders} == set(targets)
+    assert all(sorted(o) == targets for o in orders)
+
+
+def test_compare_needs_only_throughput_and_a_pinnace_tree(tmp_path: Path) -> None:
+    tree = str(Path(__file__).resolve().parents[2])
+    for bad in (["--compare", str(tmp_path), "--only-throughput"], ["--compare", tree]):
+        with pytest.raises(SystemExit):
+            lb.parse_args(bad)
+    assert lb.parse_args(["--compare", tree, "--only-throughput"]).compare == Path(tree)
