@@ -39,9 +39,9 @@ EVENT_STORE_INTERVAL = 5.0
 # The kind held back.
 HELD_KIND = "Event"
 # How long the background flusher may hold a new pod back while it is not bound: a
-# Deployment's 50,000 pods take ~5-10 s to create on a loaded master before the scheduler's
-# pass binds the first of them.
-POD_HOLD_INTERVAL = 10.0
+# Deployment's 50,000 pods take ~5-10 s to create on a loaded master and the scheduler binds
+# them once it has decided all (master/controllers/manager.py), ~10 s more at 5,000 nodes.
+POD_HOLD_INTERVAL = 30.0
 
 
 def events_due(now: float, stored_at: float, interval: float = EVENT_STORE_INTERVAL) -> bool:
