@@ -255,9 +255,14 @@ def fenced_status(
 
 def adopted_status(pod: str, containers: Sequence[ContainerInfo], host_ip: str) -> PodStatusReport:
     """A report from container labels alone, for a pod found before any assignment arrived
-    (what a restarted agent registers with, so the master keeps the pod)."""
+    (what a restarted agent registers with, so the master keeps the pod). It carries the
+    pod's bridge address as `pod_status` does: a report without it made the master's view
+    of a running pod lose its address at every agent restart and get it back at the next
+    report, and the master's HAProxy, which reaches pods at that address
+    (master/lb/endpoints.py `lb_address`), took every such slot out of service meanwhile."""
     statuses: list[ContainerStatus] = []
     port_map: dict[str, int] = {}
+    bridge_ip = ""
     by_name: dict[str, list[ContainerInfo]] = {}
     for c in containers:
         by_name.setdefault(c.container, []).append(c)
@@ -268,6 +273,7 @@ def adopted_status(pod: str, containers: Sequence[ContainerInfo], host_ip: str) 
         if current.alive:
             port_map |= current.ports
             host_ip = current.address or host_ip
+            bridge_ip = bridge_ip or current.probe_address
         statuses.append(
             ContainerStatus(
                 name=name,
@@ -293,4 +299,5 @@ def adopted_status(pod: str, containers: Sequence[ContainerInfo], host_ip: str) 
         containers=tuple(statuses),
         ready=running and all(s.ready for s in statuses),
         started_at=min(started) if started else 0.0,
+        pod_ip=bridge_ip,
     )

@@ -4,9 +4,10 @@ Every decision lives in the pure AgentState (agent/state/): this module lists
 the node's containers, feeds the list in (`ContainersListed`), and carries out
 the instructions that come back: one task per pod running that pod's container
 actions in order (pods proceed in parallel, so thirty starts take about as long
-as a few), probe tasks (agent/prober.py, each bounded by its timeout), and the
-full report set handed to `publish` (the session's outbox, which sends only
-changes). Outcomes go back in as events (`PodActionsFinished`, `ActionFailed`,
+as a few; a pull goes together with the start after it, the create beside the pull:
+agent/runtime/image_gate.py says why), probe tasks (agent/prober.py, each bounded by
+its timeout), and the full report set handed to `publish` (the session's outbox,
+which sends only changes). Outcomes go back in as events (`PodActionsFinished`, `ActionFailed`,
 `ProbeFinished`). A pass runs when assignments change, a container starts, a
 pod task finishes, a probe's verdict changes, a probe is due, or every
 `relist_interval` seconds; all waiting is on the injected clock. A container's
@@ -91,6 +92,16 @@ Checker = Callable[[ProbeTarget], Awaitable[ProbeResult]]
 _DIED_SEEN_MAX = 1024
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR
+
+
+def pulls_for(pull: PullImage, then: Action) -> bool:
+    """Whether `then` is the start `pull` is for, and may be created before the pull
+    ends: the container's config does not read the image (runAsNonRoot checks its user)."""
+    return (
+        isinstance(then, StartContainer)
+        and (then.pod, then.container, then.spec.image) == (pull.pod, pull.container, pull.image)
+        and not needs_image_user(then.spec.security)
+    )
 
 
 async def wait_event(clock: Clock, event: asyncio.Event, timeout: float) -> bool:
@@ -361,26 +372,49 @@ class Worker:
 
     async def _execute(self, pod: str, actions: tuple[Action, ...]) -> None:
         try:
-            for action in actions:
-                if not await self._perform(action):
+            index = 0
+            while index < len(actions):
+                action, after = actions[index], actions[index + 1 : index + 2]
+                index += 1
+                image_ready = None
+                if isinstance(action, PullImage) and after and pulls_for(action, after[0]):
+                    # The start goes now, its create beside the pull (issue 15): the
+                    # runtime starts the container only once the pull has decided.
+                    image_ready = self._pull_beside(action)
+                    action, index = after[0], index + 1
+                if not await self._perform(action, image_ready):
                     break
         finally:
             self._busy.pop(pod, None)
             self.handle(PodActionsFinished(pod))
 
-    async def _perform(self, action: Action) -> bool:
-        """Carries out one action; False stops the rest of the pod's actions."""
+    def _pull_beside(self, action: PullImage) -> asyncio.Future[None]:
+        """The pull as a task of its own, for a StartContainer to hand to the runtime."""
+        log.info("PullImage pod=%s container=%s: %s", action.pod, action.container, action.reason)
+        task = asyncio.ensure_future(self._pull(action))
+        # Its error is the start's to raise; one the start never got to is not logged twice.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    async def _pull(self, action: PullImage) -> None:
+        note = await self._runtime.ensure_image(action.image, action.pull_policy)
+        if note:
+            log.warning("pod=%s container=%s: %s", action.pod, action.container, note)
+        self.handle(ImageReady(action.pod, action.container, note))
+
+    async def _perform(self, action: Action, image_ready: Awaitable[None] | None = None) -> bool:
+        """Carries out one action; False stops the rest of the pod's actions. `image_ready`:
+        the pull a StartContainer waits for before its start (see _pull_beside)."""
         name = type(action).__name__
         log.info("%s pod=%s container=%s: %s", name, action.pod, action.container, action.reason)
         try:
             match action:
                 case PullImage():
-                    note = await self._runtime.ensure_image(action.image, action.pull_policy)
-                    if note:
-                        log.warning("pod=%s container=%s: %s", action.pod, action.container, note)
-                    self.handle(ImageReady(action.pod, action.container, note))
+                    await self._pull(action)
                 case StartContainer():
-                    await self._start(action.assignment, action.spec, action.restart_count)
+                    await self._start(
+                        action.assignment, action.spec, action.restart_count, image_ready
+                    )
                 case RestartContainer():
                     await self._restart(action)
                 case StopContainer():
@@ -430,11 +464,21 @@ class Worker:
         )
 
     async def _start(
-        self, assignment: PodAssignment, spec: ContainerSpec, restart_count: int
+        self,
+        assignment: PodAssignment,
+        spec: ContainerSpec,
+        restart_count: int,
+        image_ready: Awaitable[None] | None = None,
     ) -> None:
-        """Creates and starts a container for `spec`."""
-        config = await self._config(assignment, spec, restart_count)
-        self._started(assignment, spec, await self._runtime.create_and_start(config))
+        """Creates and starts a container for `spec` (after `image_ready`, the pull)."""
+        try:
+            config = await self._config(assignment, spec, restart_count)
+        except BaseException:
+            if image_ready is not None:
+                await image_ready  # a failed pull is the news, as when it went first
+            raise
+        info = await self._runtime.create_and_start(config, image_ready)
+        self._started(assignment, spec, info)
 
     def _started(self, assignment: PodAssignment, spec: ContainerSpec, info: ContainerInfo) -> None:
         log.info(

@@ -84,8 +84,10 @@ from master.write_fates import WriteFates
 from master.write_hold import (
     EVENT_STORE_INTERVAL,
     HELD_KIND,
+    HeldPods,
     durable_mark,
     events_due,
+    holds_pod,
     to_hold,
 )
 from master.writers import MASTER_SOURCE, WriterFields, event_writer, untracked
@@ -148,6 +150,9 @@ class ClusterState:
         # stored row): removed before a write takes them, they cost the store nothing, and
         # the background flusher may hold such events back (master/write_hold.py).
         self._unstored: set[ObjectKey] = set()
+        # New pods not bound yet, kept out of the queue until they are (write_hold.py):
+        # their creation and binding one row. Unstored too, and in memory as any object.
+        self._held_pods = HeldPods()
         # When events last went to the store (monotonic), for the hold's interval.
         self._events_stored_at = float("-inf")
         self._listeners: list[Listener] = []
@@ -280,8 +285,10 @@ class ClusterState:
     async def _flush_queued(self, hold_events: bool = False) -> None:
         """Write every queued change in one transaction (the caller holds the lock);
         with `hold_events`, newly logged events may stay queued (master/write_hold.py)."""
+        now = self._clock.monotonic()
+        self._release(self._held_pods.take_due(now) if hold_events else self._held_pods.take_all())
         if not self._pending_puts and not self._pending_deletes:
-            self._durable_rv = self._rv
+            self._durable_rv = max(self._durable_rv, self._mark(self._rv, ()))
             return
         # A closed gate holds the queue too: a follower's or a paused leader's write is
         # refused by etcd anyway, and a single master paused by a write in doubt
@@ -289,12 +296,11 @@ class ClusterState:
         # deployment queued without a scale that landed would overwrite it: the store
         # adopts a key holding its own unknown write, and writes over it).
         self._check_writable()
-        now = self._clock.monotonic()
         due = not hold_events or events_due(now, self._events_stored_at)
         held = to_hold(self._pending_puts, self._unstored, due)
         self._dirty.clear()
         if held and len(held) == len(self._pending_puts) and not self._pending_deletes:
-            self._durable_rv = max(self._durable_rv, durable_mark(self._rv, held.values()))
+            self._durable_rv = max(self._durable_rv, self._mark(self._rv, held.values()))
             return  # only held events: nothing to write yet
         if not held and any(key[0] == HELD_KIND for key in self._unstored):
             self._events_stored_at = now
@@ -316,8 +322,23 @@ class ClusterState:
             raise
         finally:
             self._writing_rv = 0
-        self._durable_rv = max(self._durable_rv, durable_mark(rv, held.values()))
+        self._durable_rv = max(self._durable_rv, self._mark(rv, held.values()))
         self._note_write(self._clock.monotonic() - started, len(puts) + len(deletes))
+
+    def _mark(self, written_rv: int, held: Iterable[StoredObject]) -> int:
+        """What a write at `written_rv` makes durable, `held` events and the held pods
+        left queued (`durable_mark`)."""
+        mark = durable_mark(written_rv, held)
+        oldest_pod = self._held_pods.oldest_version()
+        return mark if oldest_pod is None else min(mark, oldest_pod - 1)
+
+    def _release(self, pods: list[tuple[ObjectKey, Pod]]) -> None:
+        """Held pods into the queue, as new objects (no stored row)."""
+        for key, pod in pods:
+            self._pending_puts[key] = pod
+            self._unstored.add(key)
+        if pods:
+            self._dirty.set()
 
     def _note_write(self, seconds: float, changes: int) -> None:
         """Say so, as a cluster event, when the store held the master up (at most once a
@@ -389,6 +410,7 @@ class ClusterState:
         finally:
             self._staged = None
             COMMIT_PHASES.labels("plan").observe(self._clock.monotonic() - started)
+        self._release(self._held_pods.take_all())  # an answered write: everything durable
         pending_puts = list(self._pending_puts.values())
         pending_deletes = list(self._pending_deletes)
         if not staged.changes and not pending_puts and not pending_deletes:
@@ -433,6 +455,7 @@ class ClusterState:
                 if current is not None:
                     self._unindex(kind, current)
                     self._pending_puts.pop(key, None)  # a racing put must not resurrect it
+                    self._held_pods.take(key)
                     self._unstored.discard(key)
                     self._notify(kind, current, True, current)
                 continue
@@ -454,9 +477,15 @@ class ClusterState:
         """Background task: persist queued changes in batches (newly logged events up to
         EVENT_STORE_INTERVAL later: master/write_hold.py)."""
         while True:
-            if self._pending_puts and not self._dirty.is_set():
-                # Only held events wait: written when due, or with the next change.
-                left = self._events_stored_at + EVENT_STORE_INTERVAL - self._clock.monotonic()
+            if (self._pending_puts or self._held_pods) and not self._dirty.is_set():
+                # Only held events or pods wait: written when due, or with the next change.
+                dues: list[float] = []
+                if self._pending_puts:
+                    dues.append(self._events_stored_at + EVENT_STORE_INTERVAL)
+                pod_due = self._held_pods.next_due()
+                if pod_due is not None:
+                    dues.append(pod_due)
+                left = min(dues) - self._clock.monotonic()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._dirty.wait(), max(0.0, left))
             else:
@@ -587,11 +616,17 @@ class ClusterState:
             return stored
         self._unindex(kind, existing)
         self._index(kind, stored)
-        if existing is None and key not in self._pending_deletes:
-            self._unstored.add(key)  # no stored row: see remove_key
-        self._pending_deletes.discard(key)
-        self._pending_puts[key] = stored
-        self._dirty.set()
+        held = self._held_pods
+        unstored = (existing is None and key not in self._pending_deletes) or key in held
+        if isinstance(stored, Pod) and holds_pod(stored, unstored):
+            held.hold(key, stored, self._clock.monotonic())  # queued once bound (write_hold.py)
+        else:
+            if unstored:
+                held.take(key)
+                self._unstored.add(key)  # no stored row: see remove_key
+            self._pending_deletes.discard(key)
+            self._pending_puts[key] = stored
+            self._dirty.set()
         self._notify(kind, stored, False, existing)
         return stored
 
@@ -622,7 +657,9 @@ class ClusterState:
             return existing
         self._unindex(kind, existing)
         self._pending_puts.pop(key, None)
-        if key in self._unstored:
+        if self._held_pods.take(key) is not None:
+            pass  # held since its creation: never written, nothing to delete
+        elif key in self._unstored:
             # Created since the last write took the queue: no row to delete (an event the
             # log trimmed before it was written: most of them in a burst).
             self._unstored.discard(key)
@@ -739,13 +776,14 @@ class ClusterState:
         """Make memory equal to the store's full contents (a master taking over, or one
         deposed); what is queued here and not stored is dropped: the store is the truth.
         Those told `on_replaced` hear of it last."""
-        if self._pending_puts or self._pending_deletes:
+        if self._pending_puts or self._pending_deletes or self._held_pods:
             # Flushes waiting on these must not then find them "written" (write_fates.py).
             # (A batch being written is not dropped: it is the store's to settle.)
             self._fates.record(max(self._durable_rv, self._writing_rv), self._rv, "dropped")
         self._pending_puts = {}
         self._pending_deletes = set()
         self._unstored = set()
+        self._held_pods = HeldPods()
         self._dirty.clear()
         seen: set[ObjectKey] = set()
         for obj in objects:

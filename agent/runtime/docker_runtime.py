@@ -64,6 +64,7 @@ from agent.mount_paths import SubPathEscape, make_host_path, make_sub_path, path
 from agent.mountns import why_mounts_stay_here
 from agent.runtime.docker_exec import DockerAttachSession, DockerExecSession
 from agent.runtime.docker_stats import parse_stats
+from agent.runtime.image_gate import ImageGate, PullCounts
 from agent.runtime.image_ids import kubelet_image_id
 from agent.runtime.port import (
     LABEL_CONTAINER,
@@ -316,6 +317,9 @@ class DockerRuntime:
         # (this runtime describes them so meanwhile: see _restart_in_place_sync).
         self._renaming: dict[str, str] = {}
         self._image_asks: SingleFlight[tuple[str, str], str] = SingleFlight()
+        # Pulls that ended well, per reference: a create made beside a pull (ImageGate)
+        # checks its image again only when one ended after the create began.
+        self._pulls = PullCounts()
         # Image id -> its RepoDigests: a container's image is inspected once, not at every
         # listing (forgotten after a pull, which may add a digest to an image).
         self._digests: dict[str, tuple[str, ...]] = {}
@@ -675,6 +679,7 @@ class DockerRuntime:
         api = self._api()
         repository, tag = parse_repository_tag(image)
         api.pull(repository, tag=tag or "latest")
+        self._pulls.pulled(image)
         self._digests.clear()
         api.inspect_image(image)
 
@@ -700,12 +705,19 @@ class DockerRuntime:
             )
         api.remove_container(stale["Id"], force=True)
 
-    def _create_sync(self, config: ContainerConfig) -> ContainerInfo:
+    def _create_sync(self, config: ContainerConfig, gate: ImageGate | None = None) -> ContainerInfo:
         if not self._sandbox:
-            return self._create_container_sync(config)
+            return self._create_container_sync(config, gate=gate)
         with self._starting(pod_of(config.labels)):
-            holder = self._ensure_holder_sync(config)
-            return self._create_container_sync(joined_config(config), network_mode(holder))
+            # The holder is made beside the image step too (the kubelet also makes a pod's
+            # sandbox before pulling its images): its image is the node's own pause image.
+            try:
+                holder = self._ensure_holder_sync(config)
+            except Exception:
+                if gate is not None:
+                    gate.wait()  # a failed image step is the news, as when it went first
+                raise
+            return self._create_container_sync(joined_config(config), network_mode(holder), gate)
 
     def _ensure_holder_sync(self, config: ContainerConfig) -> str:
         """The id of the running holder of `config`'s pod, made first if need be
@@ -739,9 +751,13 @@ class DockerRuntime:
         self._holders[info.id] = info
         return info.id
 
-    def _create_container_sync(self, config: ContainerConfig, joined: str = "") -> ContainerInfo:
+    def _create_container_sync(
+        self, config: ContainerConfig, joined: str = "", gate: ImageGate | None = None
+    ) -> ContainerInfo:
         """Creates and starts one container (`joined`: the network mode of one that joins a
-        holder's namespace; "": the node's own network for pods)."""
+        holder's namespace; "": the node's own network for pods). `gate`: the image step
+        still under way (agent/runtime/image_gate.py): the create goes at once, the start
+        waits for it."""
         api = self._api()
         # On a pod network the ports stay exposed (so inspect lists them) but unpublished.
         port_bindings = {
@@ -788,18 +804,36 @@ class DockerRuntime:
                 return api.create_container_from_config(body, config.name)
             return api.create_container(**arguments)
 
-        # Create first and look for a stale holder of the name only on a conflict: one
-        # engine call less per start than inspecting beforehand, in a burst where every
-        # call queues behind the others.
+        def create_freeing_name() -> str:
+            # Create first and look for a stale holder of the name only on a conflict: one
+            # engine call less per start than inspecting beforehand, in a burst where every
+            # call queues behind the others.
+            try:
+                return str(create()["Id"])
+            except docker.errors.APIError as exc:
+                if exc.status_code != _CONFLICT:
+                    raise
+                self._remove_stale(api, config.name)
+                return str(create()["Id"])
+
+        pulls_before = self._pulls.count(config.image)
         try:
-            created = create()
-        except docker.errors.APIError as exc:
-            if exc.status_code != _CONFLICT:
+            cid = create_freeing_name()
+        except docker.errors.ImageNotFound:
+            if gate is None:
                 raise
-            self._remove_stale(api, config.name)
-            created = create()
-        cid = created["Id"]
+            gate.wait()  # the step pulls what is missing, or raises ImagePullError
+            gate = None
+            cid = create_freeing_name()
+        except Exception:
+            if gate is not None:
+                gate.wait()  # a failed image step is the news, as when it went first
+            raise
         try:
+            if gate is not None:
+                gate.wait()
+                if self._pulls.count(config.image) != pulls_before:
+                    cid = self._made_from_pulled(api, cid, config.image, create_freeing_name)
             api.start(cid)
             info = self._info(api.inspect_container(cid))
         except Exception:
@@ -812,6 +846,16 @@ class DockerRuntime:
         # others' creates and starts queue at the engine.
         self._cache[cid] = (info.state, info)
         return self._started(info)
+
+    @staticmethod
+    def _made_from_pulled(api: Any, cid: str, image: str, create: Callable[[], str]) -> str:
+        """The container to start once a pull of `image` ended after `cid` was created:
+        `cid` when the reference still names the image it was made from, else a new one
+        made from the pulled image (`cid` removed)."""
+        if api.inspect_container(cid).get("Image") == api.inspect_image(image).get("Id"):
+            return cid
+        api.remove_container(cid, force=True)
+        return create()
 
     def _started(self, info: ContainerInfo) -> ContainerInfo:
         """Every start, a new container's or one started again in place (a new network
@@ -1017,10 +1061,13 @@ class DockerRuntime:
         except (docker.errors.DockerException, OSError) as exc:
             raise RuntimeFailure(f"cannot remove volume {name}: {_explain(exc)}") from exc
 
-    async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
+    async def create_and_start(
+        self, config: ContainerConfig, image_ready: Awaitable[object] | None = None
+    ) -> ContainerInfo:
+        gate = ImageGate(image_ready) if image_ready is not None else None
         await self._await_bridge()
         try:
-            return await self._call(self._create_sync, config)
+            return await self._call(self._create_sync, config, gate)
         except RuntimeFailure:
             raise
         except (docker.errors.DockerException, OSError) as exc:

@@ -202,7 +202,13 @@ class FakeRuntime:
             raise RuntimeFailure(f"no such image: {image}")
         return self.engine.image_users.get(image, "")
 
-    async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
+    async def create_and_start(
+        self, config: ContainerConfig, image_ready: Awaitable[object] | None = None
+    ) -> ContainerInfo:
+        if image_ready is not None:
+            # No create to overlap in memory: the image step's outcome comes first, as the
+            # port asks (its error raised, nothing made).
+            await image_ready
         engine = self.engine
         for existing in list(engine.containers.values()):
             if existing.name == config.name:

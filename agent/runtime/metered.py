@@ -57,8 +57,10 @@ class MeteredRuntime:
     async def image_user(self, image: str) -> str:
         return await self._inner.image_user(image)
 
-    async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
-        return await _timed("create", self._inner.create_and_start(config))
+    async def create_and_start(
+        self, config: ContainerConfig, image_ready: Awaitable[object] | None = None
+    ) -> ContainerInfo:
+        return await _timed("create", self._inner.create_and_start(config, image_ready))
 
     async def stop(self, container_id: str, grace_seconds: float) -> None:
         await _timed("stop", self._inner.stop(container_id, grace_seconds))

@@ -396,9 +396,18 @@ class Runtime(Protocol):
         Raises RuntimeFailure when the image is not there."""
         ...
 
-    async def create_and_start(self, config: ContainerConfig) -> ContainerInfo:
+    async def create_and_start(
+        self, config: ContainerConfig, image_ready: Awaitable[object] | None = None
+    ) -> ContainerInfo:
         """Creates and starts; removes a stale container of this node with the same name
-        first. Raises ContainerCreateError (the half-made container is removed)."""
+        first. Raises ContainerCreateError (the half-made container is removed).
+
+        `image_ready`: the pod's image step (ensure_image) still under way. The container
+        may be created meanwhile, from the image the node has, but is started only once
+        that step succeeded, and from the image it left (a pull that brought another one
+        makes the container again); when it fails its error is raised, before any create
+        error, and nothing is left created. The pull is then no longer before the create
+        on the way to a running pod (issue 15)."""
         ...
 
     async def stop(self, container_id: str, grace_seconds: float) -> None:

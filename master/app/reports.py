@@ -16,6 +16,12 @@ again (`again`: the agent cannot know whether the master stored them) likewise.
 Every event a node's reports cause passes a per-node rate limit
 (master/app/ratelimit.py).
 
+A report that leaves the pod's bridge address (`pod_ip`) out while it describes the same
+running containers at the same published ports keeps the address the pod had
+(`kept_pod_ip`): agents before 3863697 registered so after a restart, and the master's
+HAProxy reaches pods at that address (master/lb/endpoints.py `lb_address`), so the flip
+there and back took every slot of the node's pods out of service for a health check.
+
 `decide_report` is the pure state machine (pod, report -> actions);
 `NodeReports` keeps the little memory it needs (assignments recently taken
 from nodes, Fenced events already said) and applies the actions to the state.
@@ -116,13 +122,33 @@ def decide_report(
             return [PutPod(replace(pod, status=status))]
         return []
     actions: list[ReportAction] = []
-    if adopted and report.status.phase == PodPhase.RUNNING:
+    status = kept_pod_ip(pod.status, report.status)
+    if adopted and status.phase == PodPhase.RUNNING:
         actions.append(RecordEvent(name, "Adopted", f"agent on {node_name} kept running {name}"))
-    if report.status == pod.status:
+    if status == pod.status:
         return actions
-    actions.extend(transition_events(pod, report.status))
-    actions.append(PutPod(evolve(pod, status=report.status)))
+    actions.extend(transition_events(pod, status))
+    actions.append(PutPod(evolve(pod, status=status)))
     return actions
+
+
+def _running_ids(status: PodStatus) -> tuple[str, ...]:
+    return tuple(c.container_id for c in status.container_statuses if c.state == "running")
+
+
+def kept_pod_ip(old: PodStatus, new: PodStatus) -> PodStatus:
+    """`new`, with `old`'s pod_ip where `new` has none but is the same running pod: the same
+    running containers (by id), node address and published ports (see the module doc). A
+    container started again, a port published anew or a pod no longer running take the
+    report as it is."""
+    if new.pod_ip or not old.pod_ip or new.phase != PodPhase.RUNNING:
+        return new
+    ids = _running_ids(new)
+    if not ids or ids != _running_ids(old):
+        return new
+    if (new.host_ip, new.port_map) != (old.host_ip, old.port_map):
+        return new
+    return replace(new, pod_ip=old.pod_ip)
 
 
 def transition_events(pod: Pod, new: PodStatus) -> list[RecordEvent]:

@@ -703,27 +703,41 @@ class ControllerManager:
         # (master/controllers/slicing.py); the scheduler keeps its columns across.
         decisions = schedule_each(plain, dict(infos), percentage_of_nodes_to_score=self._percentage)
         yield True  # the sort and the changed nodes' infos took a step of their own
-        started, yielded = time.thread_time(), True
+        started = time.thread_time()
+        placed: list[tuple[Pod, str]] = []
         for pod, result in decisions:
             if isinstance(result, Placement):
-                if yielded and not self._still_placeable(pod, result.node_name):
-                    continue  # changed while the loop ran other work: the next pass
-                self._bind(pod, result.node_name)
-                series.pod_scheduled(pod.meta.created_at, self._clock.now())
+                placed.append((pod, result.node_name))
             else:
                 self._mark_unschedulable(pod, result.message)
                 series.pod_unschedulable()
             if step_over(started, time.thread_time()):
                 yield True
-                started, yielded = time.thread_time(), True
+                started = time.thread_time()
+        # Bound once all are decided, each node's pods one after another: a node's session
+        # then sends them in one message and its agent reports them in one. Bound as they
+        # were decided, a burst spread over the nodes reached each node one pod at a time
+        # (50,000 pods on 5,000 nodes: ~10 messages a node each way, each read and written
+        # by the master's loop, where one does).
+        placed.sort(key=lambda decided: decided[1])
+        for pod, node_name in placed:
+            current = self._still_placeable(pod, node_name)
+            if current is not None:
+                self._bind(current, node_name)
+                series.pod_scheduled(current.meta.created_at, self._clock.now())
+            if step_over(started, time.thread_time()):
+                yield True
+                started = time.thread_time()
 
-    def _still_placeable(self, pod: Pod, node_name: str) -> bool:
-        """After a yield: the pod still waits unbound and the node is still there, Ready.
-        (If not, the pass after this one places the pod again, from fresh state.)"""
+    def _still_placeable(self, pod: Pod, node_name: str) -> Pod | None:
+        """The pod as it is now, if it still waits unbound and the node is still there and
+        Ready (the loop ran other work since its placement was decided); None if not, and
+        the pass after this one places it again, from fresh state."""
         current = self._state.pod(pod.meta.name, pod.meta.namespace)
         node = self._state.get("Node", node_name)
         fine = (
             current is not None
+            and current.meta.uid == pod.meta.uid
             and not current.node_name
             and not current.deletion_requested_at
             and isinstance(node, Node)
@@ -733,7 +747,8 @@ class ControllerManager:
         if not fine:
             self._schedule_needed = True
             self._wake.set()
-        return fine
+            return None
+        return current
 
     def _schedule_with_claims(
         self, pending: list[Pod], pods: list[Pod], infos: dict[str, NodeInfo]

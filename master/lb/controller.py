@@ -123,6 +123,8 @@ class LoadBalancerController:
             [s for s in state.objects("Service") if isinstance(s, Service)],
             state.pods(),
             Lookups(state.pods, state.pods_on_node, state.pods_of_owner, self._serving),
+            # Pods of loopback nodes at their own IPs: no Docker userland proxy on the way.
+            pod_ips=True,
         )
         # The pods the applied state sends new traffic to, with the state they came from.
         self._serving_in: tuple[list[LbService], set[str]] | None = None

@@ -17,6 +17,7 @@ computations over random change sequences).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from master.lb.endpoints import listed_endpoints, pod_endpoint
@@ -26,17 +27,26 @@ from master.model import Pod, Service, StoredObject, key_of
 
 
 def _share(
-    svc: Service, pod: Pod, serving: bool, subdomain: str
+    svc: Service, pod: Pod, serving: bool, subdomain: str, pod_ips: bool = False
 ) -> tuple[Endpoint | None, ...] | None:
-    found = tuple(pod_endpoint(pod, sp.target_port, serving) for sp in svc.ports)
+    found = tuple(pod_endpoint(pod, sp.target_port, serving, pod_ips) for sp in svc.ports)
     return found if any(e is not None for e in found) else None
 
 
 class LbEndpoints:
     """See the module docstring."""
 
-    def __init__(self, services: Iterable[Service], pods: Iterable[Pod], lookups: Lookups) -> None:
-        self._shares = ServiceShares(services, (), lookups, _share)
+    def __init__(
+        self,
+        services: Iterable[Service],
+        pods: Iterable[Pod],
+        lookups: Lookups,
+        pod_ips: bool = False,
+    ) -> None:
+        """`pod_ips`: endpoints where the master's HAProxy reaches them
+        (master/lb/endpoints.py `lb_address`), for the load balancer controller."""
+        share = functools.partial(_share, pod_ips=pod_ips) if pod_ips else _share
+        self._shares = ServiceShares(services, (), lookups, share)
         # (Service key, port index, listed or raw) -> (the Service's version, endpoints then).
         self._made: dict[tuple[str, int, bool], tuple[int, tuple[Endpoint, ...]]] = {}
         self._stopping: dict[str, Pod] = {key_of(p): p for p in pods if p.deletion_requested_at}

@@ -11,11 +11,20 @@ published the target port. An endpoint is
     told to stop it (see `pods_released`);
   * absent   when the pod is gone or its node was lost.
 The target port is a container port number or the name of a container port, as
-in Kubernetes; the endpoint address is where the agent published it.
+in Kubernetes; the endpoint address is where the agent published it, except for the
+master's own HAProxy (`pod_ips`): a pod whose node publishes its ports on a loopback
+address is reached at its own IP and container port where the agent reports one
+(`lb_address`). Docker's userland proxy (docker-proxy) carries every connection to a
+port published on loopback -- its nat OUTPUT rule leaves 127.0.0.0/8 out, so the kernel
+does not DNAT them -- and it was a fifth of the direct path's throughput:
+tests/bench/lb_tuning.py, wrk to a pod's IP against its published port, 1.29x/1.35x
+(issue 15; tests/bench/README.md). What users see (`get endpoints`, the node proxies'
+table) keeps the published port.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
@@ -59,7 +68,26 @@ def container_port(pod: Pod, target: str) -> int:
     return port[0] if port is not None else 0
 
 
-def pod_endpoint(pod: Pod, target: str, node_ready: bool) -> Endpoint | None:
+def _loopback(ip: str) -> bool:
+    return ipaddress.ip_address(ip).is_loopback
+
+
+def lb_address(pod: Pod, container_port: int, host_port: int) -> tuple[str, int]:
+    """Where the master's HAProxy reaches a pod's port (pure): at the pod's own IP and
+    container port when its node publishes on a loopback address and the agent reports an
+    IP it reaches the pod at (`status.pod_ip`: its address on a bridge whose gateway is
+    the agent's machine's); else at the published port. A loopback endpoint answers only on
+    the agent's own machine, so a master that can use it runs there and reaches that
+    bridge as well, without Docker's userland proxy between (see the module doc)."""
+    st = pod.status
+    if is_ip(st.pod_ip) and _loopback(st.host_ip) and not _loopback(st.pod_ip):
+        return st.pod_ip, container_port
+    return st.host_ip, host_port
+
+
+def pod_endpoint(pod: Pod, target: str, node_ready: bool, pod_ips: bool = False) -> Endpoint | None:
+    """The pod's endpoint for a service port aimed at `target`, at its published port, or
+    with `pod_ips` where the master's HAProxy reaches it (`lb_address`)."""
     if not pod.node_name or not is_ip(pod.status.host_ip):
         # HAProxy takes IP addresses only; a pod without one is not reachable yet.
         return None
@@ -69,10 +97,13 @@ def pod_endpoint(pod: Pod, target: str, node_ready: bool) -> Endpoint | None:
     host_port = pod.status.port_map.get(f"{port[0]}/{port[1]}")
     if not host_port:
         return None
+    address, reached_port = (
+        lb_address(pod, port[0], host_port) if pod_ips else (pod.status.host_ip, host_port)
+    )
     return Endpoint(
         pod=pod_ref(pod),
-        address=pod.status.host_ip,
-        port=host_port,
+        address=address,
+        port=reached_port,
         ready=pod.status.ready and node_ready,
         draining=bool(pod.deletion_requested_at),
     )
@@ -106,12 +137,14 @@ def compute_lb_services(
     include_headless: bool = False,
     own_addresses: Mapping[str, str] | None = None,
     tcp_only: bool = False,
+    pod_ips: bool = False,
 ) -> list[LbService]:
     """The load balancer's services; headless ones (clusterIP None) get no load balancer and
     are left out unless `include_headless` (for listing endpoints). `own_addresses` are
     LoadBalancer Services' addresses from the pool, by name (each listens there only).
     `tcp_only` leaves UDP ports out (the master's HAProxy serves TCP; the node proxies'
-    kernel rules serve UDP, and master/lb/conflicts.py says so on the Service)."""
+    kernel rules serve UDP, and master/lb/conflicts.py says so on the Service). `pod_ips`:
+    endpoints where the master's HAProxy reaches them (`lb_address`)."""
     members: dict[int, list[Pod]] = {}
 
     def endpoints_of(svc: Service, index: int) -> tuple[Endpoint, ...]:
@@ -128,7 +161,7 @@ def compute_lb_services(
             )
         target = svc.ports[index].target_port
         found = (
-            pod_endpoint(pod, target, ready_nodes.get(pod.node_name, False))
+            pod_endpoint(pod, target, ready_nodes.get(pod.node_name, False), pod_ips)
             for pod in members[id(svc)]
         )
         return listed_endpoints(svc, found)

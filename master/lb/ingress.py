@@ -325,10 +325,15 @@ BackendEndpoints = Callable[[Service, ServicePort], tuple[Endpoint, ...]]
 
 
 def backend_endpoints(
-    svc: Service, port: ServicePort, pods: Sequence[Pod], ready_nodes: Mapping[str, bool]
+    svc: Service,
+    port: ServicePort,
+    pods: Sequence[Pod],
+    ready_nodes: Mapping[str, bool],
+    pod_ips: bool = False,
 ) -> tuple[Endpoint, ...]:
     """An Ingress backend's endpoints from every pod: each pod of the Service's that has
-    published the port, in name order (kept by each change: master/lb/endpoint_index.py)."""
+    published the port, in name order (kept by each change: master/lb/endpoint_index.py);
+    `pod_ips` as master/lb/endpoints.py `pod_endpoint`."""
     endpoints = []
     members = [
         p
@@ -336,7 +341,7 @@ def backend_endpoints(
         if p.meta.namespace == svc.meta.namespace and selector_matches(svc.selector, p.meta.labels)
     ]
     for pod in sorted(members, key=lambda p: p.meta.name):
-        ep = pod_endpoint(pod, port.target_port, ready_nodes.get(pod.node_name, False))
+        ep = pod_endpoint(pod, port.target_port, ready_nodes.get(pod.node_name, False), pod_ips)
         if ep is not None:
             endpoints.append(ep)
     return tuple(endpoints)

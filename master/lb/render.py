@@ -48,8 +48,12 @@ shared machine cannot say whether 0.9x holds there. Figures: tests/bench/README.
 Reaching the pods of nodes publishing on loopback at their own IPs takes Docker's userland
 proxy (~78 us of those 490) off the proxied path only: against a client at the published port
 the ratio went from 0.80/0.81 to 0.92/1.18 (lb_tuning podip, -c16, unlimited/500m), against a
-client at the pod's own IP 0.58/0.86. It was reverted: endpoint addresses flipped between the
-two forms through restarts and failed requests (tests/bench/README.md, lb_tuning).
+client at the pod's own IP 0.58/0.86. Reverted once because endpoint addresses flipped between
+the two forms through agent restarts (a restarted agent registered without the pod's bridge
+address, agent/status.py `adopted_status`; every slot of its pods went through maint and a
+health check, and requests failed with 503); back since the agent reports the address there
+and the master keeps it through a report that leaves it out for the same running containers
+(master/app/reports.py `kept_pod_ip`). Figures: tests/bench/README.md, lb and lb_tuning.
 
 Every backend is pre-allocated with a power-of-two number of server slots (see `slots.py`); empty
 slots are `0.0.0.0:0 disabled` and are filled at run time with `set server ... addr`. The config

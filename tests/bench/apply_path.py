@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import inspect
@@ -144,10 +145,15 @@ async def run(
     profile: str = "",
     memory: Memory | None = None,
     whole_sets: bool = False,
+    flusher: bool = False,
 ) -> dict[str, tuple[float, float]]:
     """Seconds (main-thread CPU, wall) per phase, and "total" (whole-process CPU, wall).
     `memory`: what the pods cost in memory is noted in it (see `Memory`). `whole_sets`:
-    every node is sent its whole set at every change (an agent that takes no changes)."""
+    every node is sent its whole set at every change (an agent that takes no changes).
+    `flusher`: the pass runs in its steps with the master's background flusher between them
+    (ClusterState.run_flusher, as the master's loop runs both), so the store sees a pass's
+    pods as the master's does (created in one write, bound in a later one); without it the
+    whole pass runs before one flush."""
     data = Path(tempfile.mkdtemp(prefix="pinnace-apply-path-"))
     try:
         clock = SystemClock()
@@ -217,12 +223,17 @@ async def run(
         rows0 = _rows_written()
         if profiler is not None:
             profiler.enable()
+        flushing = asyncio.create_task(state.run_flusher()) if flusher else None
         await state.commit(lambda: state.put(deployment))
         running = 0
         events_written = time.perf_counter()
         while running < pods:
             cpu0, wall0 = time.thread_time(), time.perf_counter()
-            manager.run_pass()
+            if flushing is None:
+                manager.run_pass()
+            else:
+                for _ in manager._pass_steps():
+                    await asyncio.sleep(0)  # (the flusher's turn, as the master's loop gives it)
             note("controller passes", cpu0, wall0)
             cpu0, wall0 = time.thread_time(), time.perf_counter()
             told: dict[str, list[node_pb2.PodStatusReport]] = {}
@@ -246,8 +257,15 @@ async def run(
                 events_written = wall0
             note("events", cpu0, wall0)
             cpu0, wall0 = time.thread_time(), time.perf_counter()
-            await background_flush(state)
+            if flushing is None:
+                await background_flush(state)
+            else:
+                await asyncio.sleep(0)
             note("store flush", cpu0, wall0)
+        if flushing is not None:
+            flushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flushing
         # What the background flusher held back (events), written as a flush waited on does.
         cpu0, wall0 = time.thread_time(), time.perf_counter()
         await state.flush()
@@ -413,12 +431,21 @@ def main() -> None:
         help="send every node its whole assignment set at every change (an older agent's "
         "way, and every agent's before assignment changes)",
     )
+    parser.add_argument(
+        "--flusher",
+        action="store_true",
+        help="run the controller pass in its steps with the master's background flusher "
+        "between them, as the master's loop does (the store's rows as the master writes them)",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
     started = os.getloadavg()
     memory = Memory(args.memory) if args.memory >= 0 else None
-    spent = asyncio.run(run(args.nodes, args.pods, args.profile, memory, args.whole_sets))
+    spent = asyncio.run(
+        run(args.nodes, args.pods, args.profile, memory, args.whole_sets, args.flusher)
+    )
     tag = f"apply path {args.nodes}/{args.pods}{' whole sets' if args.whole_sets else ''}"
+    tag += " flusher" if args.flusher else ""
     if memory is not None:
         report_memory(memory, tag, args)
         print(f"load average at start {started[0]:.2f}, at end {os.getloadavg()[0]:.2f}")

@@ -6,8 +6,12 @@ unchanged; then four measurements print as tables:
 
 1. throughput: wrk for a bounded time straight to one pod's published port, then through
    HAProxy (same wrk flags, same run); later the same through Swarm's routing mesh; and the
-   ratio that a busy machine does not move as much: `--wrk-pairs` pairs of short runs, one
-   direct and one through HAProxy back to back, their order alternating (median and worst);
+   ratio that a busy machine does not move as much: `--wrk-pairs` rounds of short runs back
+   to back, one straight to the pod's published port (Docker's userland proxy carries it:
+   loopback is left out of Docker's NAT), one straight to the pod's own IP and container port
+   (no proxy: the like-for-like direct path, since the master's HAProxy reaches pods of
+   loopback nodes there, master/lb/endpoints.py `lb_address`) and one through HAProxy, their
+   order changing every round; ratios against both direct paths (median and worst);
 2. timing: under a fixed-rate stream through the LB, repeated scale-ups (5 pods) and
    scale-downs (3): from the master showing a new pod ready to the first request it answers, and
    from the scale-down request to the last request a removed pod answers;
@@ -86,9 +90,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=10_000, help="min requests per disruption")
     p.add_argument("--no-swarm", action="store_true", help="skip the Swarm rows")
     p.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, records)")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        help="another pinnace tree (git archive of a commit): its own master, agents and pods"
+        " beside this tree's, its HAProxy a fourth target in every round (with"
+        " --only-throughput)",
+    )
+    p.add_argument(
+        "--only-throughput",
+        action="store_true",
+        help="measure throughput only (no timing, disruptions or Swarm)",
+    )
     args = p.parse_args(argv)
     if args.wrk_pairs < 1 or args.pair_seconds < 1:
         p.error("--wrk-pairs and --pair-seconds must be positive")
+    if args.compare is not None:
+        if not args.only_throughput:
+            p.error("--compare needs --only-throughput")
+        if not (args.compare / "master" / "cli" / "main.py").is_file():
+            p.error(f"--compare {args.compare}: not a pinnace tree (no master/cli/main.py)")
     if args.rate <= 0 or args.timing_rate <= 0 or args.requests < 1 or args.timing_trials < 1:
         p.error("--rate, --timing-rate, --requests and --timing-trials must be positive")
     return args
@@ -134,7 +155,11 @@ def _await(what: str, check: Callable[[], bool], timeout: float) -> None:
 # -- 1. throughput --------------------------------------------------------------------------
 
 
-def measure_throughput(cluster: LbCluster, args: argparse.Namespace, out: Results) -> None:
+def measure_throughput(
+    cluster: LbCluster, args: argparse.Namespace, out: Results, other: LbCluster | None = None
+) -> None:
+    """Long runs one after the other, then the ratio rounds (`rounds`); `other`: the
+    --compare tree's cluster, whose HAProxy joins every round."""
     if not wrk_available():
         print(WRK_MISSING, file=sys.stderr)
         out.notes.append(WRK_MISSING)
@@ -152,17 +177,117 @@ def measure_throughput(cluster: LbCluster, args: argparse.Namespace, out: Result
             result = str(e)
             out.failures.append(f"throughput {target}: {e}")
         out.throughput.append((target, result))
+    pod_ip = pod_bridge_ip(cluster.client, pod["metadata"]["name"])
+    runs = f"wrk -t{args.wrk_threads} -c{args.wrk_connections} -d{args.pair_seconds}s"
     try:
-        ratios = paired_ratios(args, pod_port, cluster.lb_port)
+        if not pod_ip:
+            out.notes.append("the pod has no bridge IP: no pod-IP direct path (pairs only)")
+            ratios = paired_ratios(args, pod_port, cluster.lb_port)
+            out.notes.append(
+                f"through HAProxy / one pod direct, {len(ratios)} pairs of {runs} back to back,"
+                f" order alternating: {_spread(ratios)}"
+            )
+            return
+        direct, own, proxied = (LOOPBACK, pod_port), (pod_ip, 80), (LOOPBACK, cluster.lb_port)
+        targets = [direct, own, proxied]
+        if other is not None:
+            targets.append((LOOPBACK, other.lb_port))
+        found = rounds(args, targets)
     except WrkError as e:
         out.failures.append(f"throughput pairs: {e}")
         return
-    out.notes.append(
-        f"through HAProxy / one pod direct, {len(ratios)} pairs of wrk -t{args.wrk_threads}"
-        f" -c{args.wrk_connections} -d{args.pair_seconds}s back to back, order alternating:"
-        f" median {statistics.median(ratios):.2f}, worst {min(ratios):.2f}"
-        f" (pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+    names = "published port, pod IP, HAProxy" + (", --compare's HAProxy" if other else "")
+    lines = [
+        f"{len(found)} rounds of {runs}, one run a target back to back ({names}; pod IP"
+        f" {pod_ip}:80), order changing every round:",
+        "through HAProxy / the pod's published port (issue 15's ratio): "
+        + _spread([r[proxied] / r[direct] for r in found]),
+        "through HAProxy / the pod's own IP (like for like): "
+        + _spread([r[proxied] / r[own] for r in found]),
+        "the pod's own IP / its published port (Docker's userland proxy): "
+        + _spread([r[own] / r[direct] for r in found]),
+    ]
+    if other is not None:
+        theirs = targets[3]
+        lines += [
+            f"--compare {args.compare}'s HAProxy (its own 3 pods) / this tree's pod's published"
+            " port: " + _spread([r[theirs] / r[direct] for r in found]),
+            "--compare's HAProxy / the pod's own IP: "
+            + _spread([r[theirs] / r[own] for r in found]),
+            "this tree's HAProxy / --compare's: "
+            + _spread([r[proxied] / r[theirs] for r in found]),
+        ]
+    lines.append(
+        "requests/s a target, median of the rounds: "
+        + ", ".join(f"{statistics.median(r[t] for r in found):,.0f}" for t in targets)
     )
+    out.notes.append("\n  ".join(lines))
+
+
+def _spread(ratios: Sequence[float]) -> str:
+    return (
+        f"median {statistics.median(ratios):.2f}, worst {min(ratios):.2f}"
+        f" (each: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+
+
+LOOPBACK = "127.0.0.1"
+# (host, port) wrk is pointed at.
+Target = tuple[str, int]
+
+
+def pod_bridge_ip(client: docker.DockerClient, pod: str) -> str:
+    """The pod's IP on this machine's bridge: its container's, or with a pod sandbox its
+    holder's, whose network namespace the container joins ("" if none)."""
+    for summary in client.api.containers(filters={"label": f"pinnace.pod={pod}"}):
+        attrs = client.api.inspect_container(summary["Id"])
+        mode = str(attrs["HostConfig"].get("NetworkMode") or "")
+        if mode.startswith("container:"):
+            attrs = client.api.inspect_container(mode.partition(":")[2])
+        networks = attrs["NetworkSettings"].get("Networks") or {}
+        found = next((str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress")), "")
+        if found:
+            return found
+    return ""
+
+
+def rotated_ratios(
+    args: argparse.Namespace, direct: Target, pod_ip: Target, proxied: Target
+) -> tuple[list[float], list[float], list[float]]:
+    """Per round, proxied / direct, proxied / pod_ip and pod_ip / direct (`rounds`)."""
+    found = rounds(args, (direct, pod_ip, proxied))
+    return (
+        [r[proxied] / r[direct] for r in found],
+        [r[proxied] / r[pod_ip] for r in found],
+        [r[pod_ip] / r[direct] for r in found],
+    )
+
+
+def round_order(targets: Sequence[Target], index: int) -> list[Target]:
+    """Round `index`'s order: the targets rotated by one a round, reversed every other
+    cycle, so each target runs in each position and after each other one (for three
+    targets, all six orders in six rounds)."""
+    n = len(targets)
+    order = [targets[(index + k) % n] for k in range(n)]
+    return order[::-1] if (index // n) % 2 else order
+
+
+def rounds(args: argparse.Namespace, targets: Sequence[Target]) -> list[dict[Target, float]]:
+    """`--wrk-pairs` rounds of one short wrk run a target, back to back (`round_order`):
+    requests/s by target, round by round. Ratios are taken inside a round, seconds apart,
+    never across rounds, so a neighbour's burst hits every side alike (as `paired_ratios`
+    does for two)."""
+    found = []
+    for i in range(args.wrk_pairs):
+        found.append(
+            {
+                target: run_wrk(
+                    target[1], args.pair_seconds, args.wrk_threads, args.wrk_connections, target[0]
+                ).requests_per_second
+                for target in round_order(targets, i)
+            }
+        )
+    return found
 
 
 def paired_ratios(args: argparse.Namespace, direct: int, proxied: int) -> list[float]:
@@ -391,6 +516,23 @@ def print_report(out: Results, args: argparse.Namespace) -> None:
     )
     if out.throughput:
         print(lb_report.throughput_table(out.throughput))
+    if not args.only_throughput:
+        _print_timing_and_disruptions(out, args)
+    for note in out.notes:
+        print(f"note: {note}")
+    for failure in out.failures:
+        print(f"FAILED: {failure}")
+
+
+def start_seed(cluster: LbCluster) -> None:
+    """Master and agents up, the seed applied, every pod answering through HAProxy."""
+    cluster.start(timeout=60)
+    cluster.cli("apply", "-f", str(SEED))
+    cluster.wait_ready(3, 120)
+    cluster.wait_lb_serves(60)
+
+
+def _print_timing_and_disruptions(out: Results, args: argparse.Namespace) -> None:
     print()
     print("2. seconds from the master showing a pod ready to its first answer through the LB,")
     print("   and from a scale-down request to the last answer from a removed pod")
@@ -412,10 +554,6 @@ def print_report(out: Results, args: argparse.Namespace) -> None:
         if isinstance(d, Disruption):
             for line in lb_report.failure_summary(d):
                 print(line)
-    for note in out.notes:
-        print(f"note: {note}")
-    for failure in out.failures:
-        print(f"FAILED: {failure}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -442,28 +580,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     out = Results()
     cluster = LbCluster(client, run_id, workdir)
+    other: LbCluster | None = None
     try:
         try:
-            cluster.start(timeout=60)
-            cluster.cli("apply", "-f", str(SEED))
-            cluster.wait_ready(3, 120)
-            cluster.wait_lb_serves(60)
+            start_seed(cluster)
             print(f"pinnace: master {cluster.address}, LB 127.0.0.1:{cluster.lb_port}", flush=True)
-            measure_throughput(cluster, args, out)
-            measure_timing(cluster, args, workdir, out)
-            measure_disruptions(cluster, args, workdir, out)
+            if args.compare is not None:
+                (workdir / "compare").mkdir()
+                other = LbCluster(client, f"{run_id}c", workdir / "compare", args.compare)
+                start_seed(other)
+                print(f"--compare: master {other.address}, LB 127.0.0.1:{other.lb_port}")
+            measure_throughput(cluster, args, out, other)
+            if not args.only_throughput:
+                measure_timing(cluster, args, workdir, out)
+                measure_disruptions(cluster, args, workdir, out)
         except ERRORS as e:
             out.failures.append(f"pinnace: {e}")
             print(f"pinnace: failed: {e}", file=sys.stderr)
         finally:
             cluster.close()
-        if not args.no_swarm:
+            if other is not None:
+                other.close()
+        if not (args.no_swarm or args.only_throughput):
             measure_swarm(client, run_id, args, workdir, out)
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
         raise
     finally:
         cluster.close()
+        if other is not None:
+            other.close()
         client.close()
         if out.failures or args.keep:
             print(f"logs and records kept in {workdir}", file=sys.stderr)

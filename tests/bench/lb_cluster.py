@@ -122,7 +122,10 @@ class PodWatch:
 
 
 class LbCluster:
-    def __init__(self, client: docker.DockerClient, run_id: str, workdir: Path) -> None:
+    def __init__(
+        self, client: docker.DockerClient, run_id: str, workdir: Path, source: Path | None = None
+    ) -> None:
+        """`source`: another pinnace tree to run master and agents from (lb.py --compare)."""
         self.client = client
         self.workdir = workdir
         self.run_id = run_id
@@ -130,7 +133,14 @@ class LbCluster:
         self.node_names = [f"lb-{run_id}-n1", f"lb-{run_id}-n2"]
         # The master last and slowly: it stops HAProxy on SIGTERM (HAProxy also dies with
         # it on kill -9).
-        self.procs = PinnaceProcs(client, workdir, insecure=True, cli_timeout=150, grace=15)
+        self.procs = PinnaceProcs(
+            client,
+            workdir,
+            insecure=True,
+            cli_timeout=150,
+            grace=15,
+            **({"source": source} if source is not None else {}),
+        )
         self.watch: PodWatch | None = None
         self._channel: grpc.Channel | None = None
         self._closed = False

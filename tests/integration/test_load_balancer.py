@@ -1,8 +1,9 @@
 """Issue 4 on a real HAProxy and real Docker: services, zero-failure disruptions, rollouts.
 
-Traffic goes only to 127.0.0.1: HAProxy binds 127.0.0.1 on a free port (the
-master's --lb-port-offset maps the seed service's port 80 onto it) and pods
-publish on 127.0.0.1.
+Traffic goes only to 127.0.0.1 and the tests' own containers: HAProxy binds 127.0.0.1
+on a free port (the master's --lb-port-offset maps the seed service's port 80 onto it),
+pods publish on 127.0.0.1, and HAProxy reaches them at their own IPs on this machine's
+bridge (master/lb/endpoints.py lb_address).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agent.nodeproxy.process import command
+from master.lb.process import LbPaths
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.support import SEED, remove_container, require_haproxy
 
@@ -161,6 +165,23 @@ def test_the_seed_service_reaches_every_pod_through_haproxy(cluster: LocalCluste
     ready = [a["targetRef"]["name"] for s in endpoints["subsets"] for a in s.get("addresses", [])]
     assert sorted(ready) == sorted(p["metadata"]["name"] for p in cluster.pods())
     assert "127.0.0.1:" in cluster.cli("get", "endpoints").stdout
+    # HAProxy itself reaches each pod at its own IP and container port, not through the
+    # userland proxy of the port published on 127.0.0.1.
+    wanted = {f"{_bridge_ip(c.attrs)}:80" for c in cluster.containers()}
+    wait_for("HAProxy's servers at the pods' own IPs", lambda: _lb_servers(cluster) == wanted)
+
+
+def _bridge_ip(attrs: Any) -> str:
+    networks = attrs["NetworkSettings"]["Networks"]
+    return next(str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress"))
+
+
+def _lb_servers(cluster: LocalCluster) -> set[str]:
+    """address:port of every server up (operational state 2) in the master's HAProxy."""
+    socket_path = LbPaths(cluster.workdir / "master-data" / "lb").runtime_socket
+    rows = command(socket_path, "show servers state").splitlines()
+    cells = [r.split() for r in rows if r and not r.startswith("#") and len(r.split()) > 18]
+    return {f"{c[4]}:{c[18]}" for c in cells if c[5] == "2"}
 
 
 def test_disruptions_under_steady_traffic_fail_no_request(

@@ -169,6 +169,21 @@ def test_on_a_pod_network_the_pod_is_reached_at_its_container_ip() -> None:
     assert (adopted.host_ip, adopted.port_map) == ("172.30.0.7", {"80/TCP": 80})
 
 
+def test_an_adopted_pod_reports_the_bridge_address_a_pod_status_does() -> None:
+    # What a restarted agent registers with must not lose what its next report says: the
+    # master's HAProxy reaches the pod at this address, and a flip there and back took the
+    # slots out of service (tests/integration/test_lb_outlives_master.py's upgrade).
+    on_bridge = running(probe_address="172.17.0.4")
+
+    report = pod_status(assignment(), [on_bridge], {}, NOW, "127.0.0.1")
+    adopted = adopted_status("p", [on_bridge], "127.0.0.1")
+    dead = adopted_status("p", [replace(on_bridge, state="exited", ports={})], "127.0.0.1")
+
+    assert report.pod_ip == adopted.pod_ip == "172.17.0.4"
+    assert (adopted.host_ip, adopted.port_map) == (report.host_ip, report.port_map)
+    assert dead.pod_ip == ""
+
+
 def test_a_stopped_container_on_a_pod_network_falls_back_to_the_node_address() -> None:
     dead = running(state="exited", address="", ports={}, finished_at=NOW)
 

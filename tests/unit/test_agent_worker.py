@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from agent.model import (
@@ -88,9 +88,11 @@ def test_container_config_carries_env_limits_and_publishes_on_the_advertise_addr
         h = Harness()
         original = h.runtime.create_and_start
 
-        async def spy(config: ContainerConfig) -> ContainerInfo:
+        async def spy(
+            config: ContainerConfig, image_ready: Awaitable[object] | None = None
+        ) -> ContainerInfo:
             seen.append(config)
-            return await original(config)
+            return await original(config, image_ready)
 
         h.runtime.create_and_start = spy  # type: ignore[method-assign]
         h.assign(web_pod("a"))
@@ -223,6 +225,42 @@ def test_pull_always_without_a_registry_runs_the_present_image_and_says_so() -> 
     asyncio.run(scenario())
 
 
+def test_a_pods_create_is_asked_while_its_pull_is_under_way_and_runs_after_it() -> None:
+    # issue 15: the pull (Always for a :latest tag) no longer stands before the create.
+    asked: list[str] = []
+
+    async def scenario() -> None:
+        h = Harness()
+        pull_may_end = asyncio.Event()
+        pull, create = h.runtime.ensure_image, h.runtime.create_and_start
+
+        async def held_pull(image: str, pull_policy: str = "IfNotPresent") -> str:
+            await pull_may_end.wait()
+            return await pull(image, pull_policy)
+
+        async def spy(
+            config: ContainerConfig, image_ready: Awaitable[object] | None = None
+        ) -> ContainerInfo:
+            asked.append(config.name)
+            return await create(config, image_ready)
+
+        h.runtime.ensure_image = held_pull  # type: ignore[method-assign]
+        h.runtime.create_and_start = spy  # type: ignore[method-assign]
+        h.assign(web_pod("a"))
+        await h.worker.iterate()
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+        assert asked == ["pinnace-n1-a-web"]
+        assert h.containers() == []
+        pull_may_end.set()
+        await h.worker.settle()
+        await h.worker.iterate()
+        assert h.reports["a"].phase == "Running"
+
+    asyncio.run(scenario())
+
+
 def test_stop_order_removes_containers_and_reports_removed() -> None:
     async def scenario() -> None:
         h = Harness()
@@ -309,13 +347,15 @@ def test_pods_start_in_parallel() -> None:
         gate = asyncio.Event()
         original = h.runtime.create_and_start
 
-        async def slow(config: ContainerConfig) -> ContainerInfo:
+        async def slow(
+            config: ContainerConfig, image_ready: Awaitable[object] | None = None
+        ) -> ContainerInfo:
             nonlocal in_flight, peak
             in_flight += 1
             peak = max(peak, in_flight)
             await gate.wait()
             in_flight -= 1
-            return await original(config)
+            return await original(config, image_ready)
 
         h.runtime.create_and_start = slow  # type: ignore[method-assign]
         h.assign(*(web_pod(f"p{i}") for i in range(30)))

@@ -23,6 +23,7 @@ from master.model import (
     Deployment,
     Node,
     ObjectMeta,
+    Pod,
     PodSpec,
     PodTemplate,
 )
@@ -101,3 +102,28 @@ def test_the_deployment_controller_yields_between_pod_creations(
         counts.append(len(state.pods()))
     assert [c for c in counts if 0 < c < 5][:4] == [1, 2, 3, 4]
     assert len(state.pods()) == 5
+
+
+def test_a_node_gets_its_pods_of_a_pass_one_after_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, state, _, manager = _cluster(3)
+    manager.run_pass()
+    monkeypatch.setattr(manager_module, "step_over", lambda started, now: True)
+    bound_to: list[str] = []
+
+    def on_change(kind: str, obj: object, deleted: bool, previous: object) -> None:
+        newly_bound = isinstance(previous, Pod) and not previous.node_name
+        if isinstance(obj, Pod) and obj.node_name and newly_bound:
+            bound_to.append(obj.node_name)
+
+    state.subscribe(on_change)
+    state.put(_deployment(9))
+    steps = manager._tick_steps()
+    while next(steps, None) is not None:
+        pass
+
+    # Spread evenly (3 a node), and bound node by node: each node's session sends its three
+    # in one message, where bound as decided they went n0, n1, n2, n0, ... one at a time.
+    assert sorted(bound_to) == ["n0"] * 3 + ["n1"] * 3 + ["n2"] * 3
+    assert bound_to == sorted(bound_to)

@@ -160,3 +160,39 @@ def test_headless_service_gets_no_load_balancer_but_lists_its_endpoints() -> Non
 
     assert balanced == []
     assert [(e.pod, e.port, e.ready) for e in listed.endpoints] == [("a", 31001, True)]
+
+
+def _with_status(pod: Pod, host_ip: str, pod_ip: str) -> Pod:
+    return replace(pod, status=replace(pod.status, host_ip=host_ip, pod_ip=pod_ip))
+
+
+def test_the_masters_haproxy_reaches_loopback_nodes_pods_at_their_own_ip() -> None:
+    # A node publishing on 127.0.0.1 runs on the master's machine; its agent reports the
+    # pod's IP on a bridge of that machine, where HAProxy reaches it without docker-proxy.
+    local = _with_status(_pod("a", host_port=31001), "127.0.0.1", "172.17.0.5")
+
+    (lb,) = compute_lb_services([_service(target="http")], [local], {"n1": True}, pod_ips=True)
+    (shown,) = compute_lb_services([_service(target="http")], [local], {"n1": True})
+
+    assert [(e.address, e.port) for e in lb.endpoints] == [("172.17.0.5", 80)]
+    # What users see (get endpoints, the node proxies' table) keeps the published port.
+    assert [(e.address, e.port) for e in shown.endpoints] == [("127.0.0.1", 31001)]
+
+
+def test_other_pods_stay_at_their_published_port_for_the_masters_haproxy() -> None:
+    remote = _with_status(_pod("a", host_port=31001), "192.0.2.7", "10.244.1.5")
+    no_own_ip = _with_status(_pod("b", host_port=31002), "127.0.0.1", "")
+    ipv6_local = _with_status(_pod("c", host_port=31003), "::1", "")
+    # An agent with --pod-network reports the pod's own IP as its address already.
+    pod_network = _with_status(_pod("d", host_port=80), "172.20.0.4", "")
+
+    (lb,) = compute_lb_services(
+        [_service()], [remote, no_own_ip, ipv6_local, pod_network], {"n1": True}, pod_ips=True
+    )
+
+    assert [(e.address, e.port) for e in lb.endpoints] == [
+        ("192.0.2.7", 31001),
+        ("127.0.0.1", 31002),
+        ("::1", 31003),
+        ("172.20.0.4", 80),
+    ]

@@ -59,7 +59,9 @@ def _pod(rng: random.Random) -> Pod:
 def _status(rng: random.Random) -> PodStatus:
     return PodStatus(
         ready=rng.random() < 0.7,
-        host_ip=rng.choice(["192.0.2.1", "192.0.2.2", ""]),
+        # 127.0.0.1: a node publishing on loopback, whose pods the master's HAProxy reaches
+        # at their own IPs (master/lb/endpoints.py lb_address).
+        host_ip=rng.choice(["192.0.2.1", "192.0.2.2", "127.0.0.1", ""]),
         port_map=rng.choice([{}, {"80/TCP": 31000}, {"80/TCP": 31001, "81/TCP": 31002}]),
         pod_ip=rng.choice(["", "10.244.0.5"]),
     )

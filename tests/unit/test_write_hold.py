@@ -1,5 +1,6 @@
-"""Events logged in a burst reach the store at most EVENT_STORE_INTERVAL later, and an object
-created and removed between two writes costs the store no row (master/write_hold.py)."""
+"""Events logged in a burst reach the store at most EVENT_STORE_INTERVAL later, new pods go
+with their binding (or POD_HOLD_INTERVAL later), and an object created and removed between
+two writes costs the store no row (master/write_hold.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,27 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from kernel.clock import FakeClock
-from master.model import ConfigMap, Event, ObjectMeta, StoredObject
+from kernel.clock import FakeClock, SystemClock
+from master.model import (
+    ConfigMap,
+    Container,
+    Event,
+    ObjectMeta,
+    Pod,
+    PodSpec,
+    StoredObject,
+    evolve,
+)
 from master.state import ClusterState
 from master.store.memory import MemoryStore
 from master.store.port import ObjectKey
-from master.write_hold import EVENT_STORE_INTERVAL, durable_mark, events_due, to_hold
+from master.write_hold import (
+    EVENT_STORE_INTERVAL,
+    POD_HOLD_INTERVAL,
+    durable_mark,
+    events_due,
+    to_hold,
+)
 
 
 class CountingStore(MemoryStore):
@@ -174,3 +190,115 @@ async def _flusher_writes_when_due() -> None:
 
 def test_the_flusher_writes_held_events_once_due() -> None:
     asyncio.run(_flusher_writes_when_due())
+
+
+# -- new pods held until bound --------------------------------------------------------------
+
+
+def _pod(name: str, node: str = "") -> Pod:
+    container = Container(name="c", image="nginx:latest")
+    return Pod(meta=ObjectMeta(name=name), spec=PodSpec(containers=(container,)), node_name=node)
+
+
+def _stored_pods(store: MemoryStore) -> dict[str, str]:
+    return {o.meta.name: o.node_name for o in store.load_all() if isinstance(o, Pod)}
+
+
+async def _created_then_bound() -> tuple[dict[str, str], dict[str, str], int, int]:
+    store = CountingStore()
+    state = ClusterState(store, FakeClock())
+    state.put(_pod("p"))
+    await state.flush(hold_events=True)
+    while_unbound = _stored_pods(store)
+    rows_unbound = store.rows
+    state.put(evolve(_pod("p"), node_name="n1"))
+    await state.flush(hold_events=True)
+    return while_unbound, _stored_pods(store), rows_unbound, store.rows
+
+
+def test_a_new_pod_goes_to_the_store_with_its_binding_in_one_row() -> None:
+    while_unbound, bound, rows_unbound, rows = asyncio.run(_created_then_bound())
+
+    assert while_unbound == {}
+    assert rows_unbound == 0
+    assert bound == {"p": "n1"}
+    assert rows == 1  # creation and binding: one row
+
+
+async def _held_pod_fates() -> dict[str, dict[str, str]]:
+    store = CountingStore()
+    clock = FakeClock()
+    state = ClusterState(store, clock)
+    seen: dict[str, dict[str, str]] = {}
+    state.put(_pod("waits"))
+    state.put(_pod("gone"))
+    state.remove("Pod", "gone")  # held, then removed: no row, no delete
+    clock.advance(POD_HOLD_INTERVAL - 0.1)
+    await state.flush(hold_events=True)
+    seen["before due"] = _stored_pods(store)
+    clock.advance(0.1)
+    await state.flush(hold_events=True)
+    seen["due"] = _stored_pods(store)
+    state.put(_pod("asked"))
+    await state.flush()  # a flush someone waits on: everything
+    seen["waited"] = _stored_pods(store)
+    state.put(_pod("committed"))
+    await state.commit(lambda: state.put(_config("c")))  # an answered write: everything
+    seen["commit"] = _stored_pods(store)
+    seen["rows"] = {"rows": str(store.rows)}
+    return seen
+
+
+def test_a_held_pod_goes_when_due_or_with_a_flush_someone_waits_on() -> None:
+    seen = asyncio.run(_held_pod_fates())
+
+    assert seen["before due"] == {}
+    assert seen["due"] == {"waits": ""}
+    assert seen["waited"] == {"waits": "", "asked": ""}
+    assert seen["commit"] == {"waits": "", "asked": "", "committed": ""}
+    assert seen["rows"] == {"rows": "4"}  # "gone" cost nothing; the ConfigMap one
+
+
+async def _flushed_mark() -> tuple[int, int]:
+    store = MemoryStore()
+    state = ClusterState(store, FakeClock())
+    state.put(_pod("p"))  # version 1, held
+    state.put(_config("a"))  # version 2
+    await state.flush(hold_events=True)
+    # A waiter on version 2 must not be told so by the background write: version 1 is held.
+    marked = state._durable_rv
+    await state.flush()
+    return marked, state._durable_rv
+
+
+def test_a_held_pod_keeps_the_durable_mark_below_it() -> None:
+    assert asyncio.run(_flushed_mark()) == (0, 2)
+
+
+async def _flusher_writes_held_pod_when_due() -> float:
+    store = MemoryStore()
+    clock = SystemClock()
+    state = ClusterState(store, clock, flush_interval=0.001)
+    flusher = asyncio.create_task(state.run_flusher())
+    try:
+        started = clock.monotonic()
+        state.put(_pod("p"))
+        for _ in range(2000):
+            if _stored_pods(store):
+                return clock.monotonic() - started
+            await asyncio.sleep(0.005)
+        raise AssertionError("the held pod was not written within 10 s")
+    finally:
+        flusher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flusher
+
+
+def test_the_flusher_writes_a_held_pod_once_due_with_nothing_else_queued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("master.write_hold.POD_HOLD_INTERVAL", 0.2)
+
+    waited = asyncio.run(_flusher_writes_held_pod_when_due())
+
+    assert waited >= 0.2  # held until due, then written with nothing else to wake the flusher
