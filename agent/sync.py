@@ -346,6 +346,22 @@ def _sync_container(
     return actions, b
 
 
+def note_seen(
+    backoff: Mapping[ContainerKey, ContainerBackoff], observed: Sequence[ContainerInfo]
+) -> dict[ContainerKey, ContainerBackoff]:
+    """Before the first assignment set (a restarted agent only observes): each container
+    found is seen, with its labelled restart count, so one gone before the set arrives
+    (its pod's sandbox died meanwhile) is made again as one more restart, not as restart 0."""
+    noted = dict(backoff)
+    for c in observed:
+        if not c.container:
+            continue
+        b = noted.get((c.pod, c.container), ContainerBackoff())
+        count = max(b.restart_count, c.restart_count)
+        noted[(c.pod, c.container)] = replace(b, restart_count=count, seen_id=c.id)
+    return noted
+
+
 def sync(
     desired: Mapping[str, PodAssignment],
     observed: Sequence[ContainerInfo],
