@@ -25,7 +25,7 @@ import pytest
 from agent.nodeproxy.process import command
 from master.lb.process import LbPaths
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.support import SEED, remove_container, require_haproxy
+from tests.support import SEED, network_settings, remove_container, require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -167,12 +167,13 @@ def test_the_seed_service_reaches_every_pod_through_haproxy(cluster: LocalCluste
     assert "127.0.0.1:" in cluster.cli("get", "endpoints").stdout
     # HAProxy itself reaches each pod at its own IP and container port, not through the
     # userland proxy of the port published on 127.0.0.1.
-    wanted = {f"{_bridge_ip(c.attrs)}:80" for c in cluster.containers()}
+    wanted = {f"{_bridge_ip(c)}:80" for c in cluster.containers()}
     wait_for("HAProxy's servers at the pods' own IPs", lambda: _lb_servers(cluster) == wanted)
 
 
-def _bridge_ip(attrs: Any) -> str:
-    networks = attrs["NetworkSettings"]["Networks"]
+def _bridge_ip(container: Any) -> str:
+    """The pod's IP: its namespace's, a sandbox holder's for a container that joined one."""
+    networks = network_settings(container)["Networks"]
     return next(str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress"))
 
 

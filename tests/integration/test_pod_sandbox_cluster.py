@@ -141,6 +141,14 @@ def test_a_pod_in_a_sandbox_serves_heals_and_goes(cluster: LocalCluster, tmp_pat
     running = {c: info["Id"] for c, info in _apps(cluster, node).items()}
     cluster.kill(cluster.agents[node], signal.SIGKILL)
     cluster.start_agent("n1")
+    # Registered again with the pod (the master's view of node and pod is the old agent's
+    # until then): only then has the new agent seen the pod's containers.
+    log = cluster.workdir / "agent-n1.log"
+    wait_for(
+        "the new agent registered with the pod",
+        lambda: log.read_text(errors="replace").count(f"registered node {node}") >= 2,
+        60,
+    )
     wait_for("the node Ready again", lambda: _ready(cluster, node), 60)
     adopted = wait_for("the pod serving after the agent's restart", _serving_of(cluster, 1), 60)
     assert {c: info["Id"] for c, info in _apps(cluster, node).items()} == running
