@@ -315,7 +315,7 @@ def test_compose_cluster_serves_survives_a_node_and_a_master_restart(
     assert found is not None
     hello_pod, hello_node = found
     hello = c.pod_containers()[hello_pod]
-    seed_nodes = {cid[:12]: after[pod] for pod, cid in containers.items()}
+    seed_nodes = {pod: after[pod] for pod in containers}  # by hostname: the pod's name
     assert len(set(seed_nodes.values())) == 2, "the seed's pods should be on both live nodes"
     answered = wait_until(
         f"my-web-app-service answering {hello_pod} from a pod on another node than {hello_node}",
