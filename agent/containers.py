@@ -42,18 +42,18 @@ from agent.runtime.port import (
 )
 from agent.security import engine_groups, engine_user
 from agent.volume_files import DEFAULT_ROOT
+from kernel.names import split_pod_ref
 
-STATEFULSET_OWNER = "StatefulSet/"
 # Kubernetes' limit for a hostname (a DNS label); a longer pod name is cut, as the kubelet
 # cuts it, without a trailing '-' or '.'.
 HOSTNAME_MAX = 63
 
 
 def pod_hostname(assignment: PodAssignment) -> str:
-    """A StatefulSet pod's hostname ("" for other pods: the engine's default)."""
-    if not assignment.owner.startswith(STATEFULSET_OWNER):
-        return ""
-    return assignment.name[:HOSTNAME_MAX].rstrip("-.")
+    """The pod's hostname: its name (without its namespace: `assignment.name` is a pod_ref),
+    cut to a DNS label as the kubelet cuts it."""
+    _, name = split_pod_ref(assignment.name)
+    return name[:HOSTNAME_MAX].rstrip("-.")
 
 
 def container_ports(spec: ContainerSpec) -> tuple[PortBinding, ...]:

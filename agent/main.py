@@ -125,11 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--pod-sandbox",
+        dest="pod_sandbox",
         action="store_true",
+        default=True,
         help="run each pod's containers in the network namespace of one holder container per "
         "pod (pinnace/pause, built by `make images`), as Kubernetes' pause container: the "
         "pod's containers share localhost, and a crashed one starts again without new network "
-        "setup (off by default)",
+        "setup (the default)",
+    )
+    p.add_argument(
+        "--no-pod-sandbox",
+        dest="pod_sandbox",
+        action="store_false",
+        help="give each container a network namespace of its own instead (no holder; a "
+        "crashed container's restart makes its network again, and a pod's containers do not "
+        "share localhost)",
     )
     p.add_argument("--labels", default="", help="node labels, k=v,k2=v2")
     p.add_argument("--capacity-cpu", help="claim this CPU capacity instead of detecting it")

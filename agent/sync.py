@@ -12,6 +12,10 @@ Rules, in the order they apply to a pod:
 - stop=true, or not assigned at all: stop the live containers, remove them all;
 - a container whose spec hash differs from the desired spec: replace it;
 - no container: pull the image, start one (unless a pull/start failure backs off);
+  when one was seen running or waiting to restart and is gone (removed on the engine,
+  or taken with its pod's sandbox when the holder died: agent/runtime/sandbox.py), the
+  new one is a restart and counts as one, as the kubelet counts a container it creates
+  again in a new sandbox;
 - an exited container: restart it per restartPolicy, the first time at once,
   then after 1 s, 2 s, ... up to 60 s; ten minutes of running resets the delay;
 - a live container whose liveness probe failed (`unhealthy`, from agent/probes.py):
@@ -70,6 +74,9 @@ class ContainerBackoff:
     unhealthy_message: str = ""
     # imagePullPolicy Always could not pull; the present image was used (and why).
     image_note: str = ""
+    # The container last seen for this spec that is still to be counted if it vanishes
+    # ("" once a start or restart of it is under way: that one counts for itself).
+    seen_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +279,11 @@ def _sync_container(
         if now < b.retry_at:
             return actions, b
         why = f"retrying after {b.waiting_reason}" if b.waiting_reason else "pod assigned"
+        if b.seen_id:
+            b = replace(b, restart_count=b.restart_count + 1, seen_id="")
+            why = f"container gone from the engine; restart #{b.restart_count}"
         return actions + _start(a, spec, b.restart_count, why), b
-    b = replace(b, restart_count=max(b.restart_count, current.restart_count))
+    b = replace(b, restart_count=max(b.restart_count, current.restart_count), seen_id=current.id)
     if current.spec_hash != wanted:
         actions += _teardown(
             a.name, [current], a.spec.termination_grace_period_seconds, "spec changed"
@@ -283,6 +293,7 @@ def _sync_container(
         )
     if current.state == "created":
         actions.append(RemoveContainer(a.name, spec.name, current.id, "created but never started"))
+        b = replace(b, seen_id="")
         return actions + _start(a, spec, b.restart_count, "created but never started"), b
     if current.alive:
         if b.waiting_reason:
@@ -314,7 +325,7 @@ def _sync_container(
         )
     if now < b.retry_at:
         return actions, b
-    b = replace(b, restart_count=b.restart_count + 1)
+    b = replace(b, restart_count=b.restart_count + 1, seen_id="")
     what = "failed its liveness probe" if b.unhealthy_id == current.run_key else "exited"
     reason = f"container {what} ({_exit_text(b, current)}); restart #{b.restart_count}"
     if spec.config_error:
@@ -333,6 +344,22 @@ def _sync_container(
         )
     )
     return actions, b
+
+
+def note_seen(
+    backoff: Mapping[ContainerKey, ContainerBackoff], observed: Sequence[ContainerInfo]
+) -> dict[ContainerKey, ContainerBackoff]:
+    """Before the first assignment set (a restarted agent only observes): each container
+    found is seen, with its labelled restart count, so one gone before the set arrives
+    (its pod's sandbox died meanwhile) is made again as one more restart, not as restart 0."""
+    noted = dict(backoff)
+    for c in observed:
+        if not c.container:
+            continue
+        b = noted.get((c.pod, c.container), ContainerBackoff())
+        count = max(b.restart_count, c.restart_count)
+        noted[(c.pod, c.container)] = replace(b, restart_count=count, seen_id=c.id)
+    return noted
 
 
 def sync(

@@ -79,7 +79,8 @@ up() {
   wait_for 60 "5 running pods" running_pods 5
   $BIN/pinnace get pods -o wide
   step "killing one container with docker kill: its agent restarts it"
-  victim=$(docker ps -q --filter "label=pinnace.node=${NODES[0]}" | head -1)
+  # A pod's own container (label pinnace.container), not its sandbox's holder.
+  victim=$(docker ps -q --filter "label=pinnace.node=${NODES[0]}" --filter label=pinnace.container | head -1)
   docker kill "$victim" >/dev/null
   sleep 2
   $BIN/pinnace get pods

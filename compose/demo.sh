@@ -97,9 +97,8 @@ node_status() { query nodes "
 print(*[c['status'] for n in items if n['metadata']['name'] == '$1' for c in n['status']['conditions'] if c['type'] == 'Ready'])"; }
 at_least() { [[ $("$1" "${@:3}") -ge $2 ]]; }
 
-# The hostname nginx's page names (its container's short id), and the pod behind it.
+# The hostname nginx's page names: the pod's name, as Kubernetes gives it.
 served_by() { grep -o 'id="hostname">[^<]*' | cut -d'>' -f2; }
-pod_of() { docker inspect --format '{{index .Config.Labels "pinnace.pod"}}' "$1" 2>/dev/null; }
 
 check_engine() {
   docker info >/dev/null 2>&1 || fail "the Docker engine does not answer" "docker info"
@@ -226,7 +225,7 @@ up() {
   step "fetching the page through the load balancer: curl $LB"
   curl -fsS -m 5 "$LB" | grep -E '<title>|Served by' | sed -e 's/<[^>]*>//g' -e 's/^/    /'
   for _ in $(seq 12); do curl -fsS -m 5 "$LB" | served_by; done | sort | uniq -c |
-    while read -r count host; do note "$count of 12 requests answered by $host (pod $(pod_of "$host"))"; done
+    while read -r count host; do note "$count of 12 requests answered by pod $host"; done
 
   step "pinnace scale deployment $DEPLOY --replicas 5"
   pinnace scale deployment "$DEPLOY" --replicas 5
@@ -249,7 +248,7 @@ The cluster keeps running. Explore it from this shell:
   curl -s $LB | grep 'Served by'
   .venv/bin/pinnace scale deployment $DEPLOY --replicas 2
   .venv/bin/pinnace get statefulsets; .venv/bin/pinnace get pvc -o wide    # Redis, its claim
-  docker exec \$(docker ps -q --filter label=pinnace.pod=redis-0) redis-cli get demo-key
+  docker exec \$(docker ps -q --filter label=pinnace.pod=redis-0 --filter label=pinnace.container) redis-cli get demo-key
   curl -s --resolve hello.demo:$PINNACE_INGRESS_PORT:$PINNACE_BIND http://hello.demo:$PINNACE_INGRESS_PORT/ | grep message
   .venv/bin/pinnace get ingress
   $COMPOSE_HINT start node-${victim##*-}    # bring the killed node back
@@ -310,7 +309,7 @@ print(Counter(p['spec'].get('nodeName', '') for p in items).most_common(1)[0][0]
   local replacements
   replacements=$(query pods "print(*[p['metadata']['name'] for p in items if p['metadata']['name'] not in '$pods'.split()])")
   local want deadline=$((SECONDS + 20))
-  want=$(for pod in $replacements; do docker ps -q --filter "label=pinnace.pod=$pod"; done | cut -c1-12 | sort -u)
+  want=$(tr ' ' '\n' <<<"$replacements" | sort -u) # nginx names its pod: the hostname
   while ((SECONDS < deadline)); do
     lb_all=$(awk -v t0="$t0" -v want="$(tr '\n' ' ' <<<"$want")" '
       BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) need[w[i]] = 1 }
@@ -494,7 +493,7 @@ wget_in() { docker exec "$1" timeout 5 wget -qO- "http://$2/"; }
 nginx_answers_in() { wget_in "$1" "$2" | grep -q 'id="hostname"'; }
 # The address a name resolves to inside container $1 (busybox nslookup, the pod's resolv.conf).
 resolved_in() { docker exec "$1" nslookup "$2" 2>/dev/null | awk '/^Address/ { a = $NF } END { print a }'; }
-node_of_container() { docker inspect --format '{{index .Config.Labels "pinnace.node"}}' "$1" 2>/dev/null; }
+node_of_pod() { query pods "print(*[p['spec'].get('nodeName', '') for p in items if p['metadata']['name'] == '$1'])"; }
 
 # Two web apps on port 80 side by side, each its own cluster IP; one reached by name from the
 # other's pods, through the node proxy of the pod's own node (compose/docker-compose.yml says
@@ -515,8 +514,8 @@ services_by_name() {
   # Round robin over the seed's pods: ask until one on another node has answered.
   for ((i = 0; i < 20; i++)); do
     host=$(wget_in "$cid" my-web-app-service | served_by) || continue
-    n=$(node_of_container "$host")
-    note "docker exec ${cid:0:12} wget -qO- http://my-web-app-service/ -> nginx of pod $(pod_of "$host") on $n"
+    n=$(node_of_pod "$host")
+    note "docker exec ${cid:0:12} wget -qO- http://my-web-app-service/ -> nginx of pod $host on $n"
     if [[ $n != "$node" ]]; then
       from_other=$n
       break

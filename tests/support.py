@@ -117,6 +117,34 @@ def sweep_nodes_made(engine: Any, quiet: float = 1.0, within: float = 30.0) -> l
     return removed
 
 
+# What the agent's pod sandbox holders carry (agent/runtime/port.py LABEL_SANDBOX): a holder
+# shares its pod's labels but runs none of its containers (and has no shell to exec into).
+HOLDER_LABEL = "pinnace.sandbox"
+
+
+def app_containers(engine: Any, label: str, all: bool = False) -> list[Any]:
+    """The containers labelled `label` (`pinnace.pod=web-1`, `pinnace.node=n1`) that run a
+    pod's containers: its sandbox holder left out (SDK models; `all`: not only running)."""
+    found = engine.containers.list(all=all, filters={"label": label})
+    return [c for c in found if HOLDER_LABEL not in c.labels]
+
+
+def network_settings(container: Any) -> dict[str, Any]:
+    """The NetworkSettings of the namespace an SDK container model runs in (see below)."""
+    return namespace_settings(container.client.api, container.attrs)
+
+
+def namespace_settings(api: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The NetworkSettings of the namespace an inspected container runs in: its own, or for
+    one that joined its pod sandbox's holder (NetworkMode `container:<id>`), the holder's,
+    which has the pod's addresses, networks and published ports."""
+    mode = str(attrs["HostConfig"].get("NetworkMode") or "")
+    if mode.startswith("container:"):
+        holder = api.inspect_container(mode.removeprefix("container:"))
+        return dict(holder["NetworkSettings"])
+    return dict(attrs["NetworkSettings"])
+
+
 def haproxy_path() -> str | None:
     """The haproxy binary: on PATH, else in the sbin folders Debian puts it in."""
     return shutil.which("haproxy") or shutil.which("haproxy", path=HAPROXY_DIRS)

@@ -119,6 +119,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _POOL_SIZE = 64
+# At most this many starts may hold an engine thread while they wait for their pull
+# (ImageGate): the pull needs a thread of the same pool, and so do the agent's other engine
+# calls. Starts beyond it wait for their pull before the create, as before the overlap.
+_WAITING_STARTS_MAX = _POOL_SIZE // 2
 _CONFLICT = 409  # the engine's answer to a create whose name is taken
 # An exec probe's output is only shown in a message; keep its tail.
 _EXEC_OUTPUT_MAX = 4096
@@ -317,6 +321,9 @@ class DockerRuntime:
         # (this runtime describes them so meanwhile: see _restart_in_place_sync).
         self._renaming: dict[str, str] = {}
         self._image_asks: SingleFlight[tuple[str, str], str] = SingleFlight()
+        # Starts holding an engine thread while they wait (_WAITING_STARTS_MAX); counted
+        # in the event loop only.
+        self._waiting_starts = 0
         # Pulls that ended well, per reference: a create made beside a pull (ImageGate)
         # checks its image again only when one ended after the create began.
         self._pulls = PullCounts()
@@ -1064,8 +1071,12 @@ class DockerRuntime:
     async def create_and_start(
         self, config: ContainerConfig, image_ready: Awaitable[object] | None = None
     ) -> ContainerInfo:
-        gate = ImageGate(image_ready) if image_ready is not None else None
         await self._await_bridge()
+        if image_ready is not None and self._waiting_starts >= _WAITING_STARTS_MAX:
+            await image_ready  # its failure is raised here, before any create
+            image_ready = None
+        gate = ImageGate(image_ready) if image_ready is not None else None
+        self._waiting_starts += gate is not None
         try:
             return await self._call(self._create_sync, config, gate)
         except RuntimeFailure:
@@ -1074,6 +1085,8 @@ class DockerRuntime:
             raise ContainerCreateError(
                 f"cannot start container {config.name}: {_explain(exc)}"
             ) from exc
+        finally:
+            self._waiting_starts -= gate is not None
 
     def _stop_sync(self, container_id: str, grace_seconds: float) -> None:
         with contextlib.suppress(docker.errors.NotFound):

@@ -72,6 +72,7 @@ from agent.sync import (
     Action,
     ContainerBackoff,
     ContainerKey,
+    note_seen,
     record_config_failure,
     record_image_note,
     record_pull_failure,
@@ -197,6 +198,8 @@ class PodsState:
         self.observed_once = True
         observed, now = event.observed, event.now
         self.observed = observed
+        if self.desired is None and not self.fence_reason:
+            self.backoff = note_seen(self.backoff, observed)
         # Done only when nothing runs and nothing is being started any more.
         if self.fence_reason and not observed and not self.busy:
             self.fence_cleared = True

@@ -330,6 +330,9 @@ def run_once(app: App, client: docker.DockerClient, timeout: float) -> Run:
             found = []
             for node in nodes:
                 for c in client.containers.list(filters={"label": f"pinnace.node={node}"}):
+                    # A pod sandbox's holder is no container of the pod's (no shell in it).
+                    if "pinnace.sandbox" in c.labels:
+                        continue
                     if c.labels.get("pinnace.pod", "").startswith(prefix):
                         found.append(c)
             return found

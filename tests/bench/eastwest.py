@@ -220,7 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         vip = json.loads(procs.cli("get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
         tcp = json.loads(procs.cli("get", "svc", "web-tcp", "-o", "json").stdout)["spec"]
         vip_tcp = tcp["clusterIP"]
-        (server,) = client.containers.list(filters={"label": f"pinnace.node={nodes[0]}"})
+        found = client.containers.list(filters={"label": f"pinnace.node={nodes[0]}"})
+        # The pod's address is its namespace's: its sandbox holder's, or its own without one.
+        (server,) = [c for c in found if "pinnace.sandbox" in c.labels] or found
         direct = server.attrs["NetworkSettings"]["IPAddress"]
         box = client.containers.run(
             CLIENT_IMAGE, ["sleep", "3600"], detach=True, labels={LABEL: run_id}

@@ -32,6 +32,8 @@ IMAGE = "nginx:latest"
 POLL_INTERVAL = 0.05
 BENCH_LABEL = "pinnace.bench"
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+# What a pinnace pod sandbox's holder carries (agent/runtime/port.py LABEL_SANDBOX).
+HOLDER_LABEL = "pinnace.sandbox"
 
 
 class BenchError(Exception):
@@ -72,14 +74,16 @@ def last_start(client: docker.DockerClient, containers: Sequence[dict[str, Any]]
 
 
 def list_containers(
-    client: docker.DockerClient, label: str, running_only: bool = True
+    client: docker.DockerClient, label: str, running_only: bool = True, holders: bool = False
 ) -> list[dict[str, Any]]:
-    """The engine's container list (one API call; the SDK's model list inspects each)."""
+    """The engine's container list (one API call; the SDK's model list inspects each).
+    A pinnace pod's sandbox holder (label pinnace.sandbox) is no container of the pod's:
+    left out unless `holders`."""
     filters: dict[str, Any] = {"label": label}
     if running_only:
         filters["status"] = "running"
     found: list[dict[str, Any]] = client.api.containers(all=not running_only, filters=filters)
-    return found
+    return [c for c in found if holders or HOLDER_LABEL not in (c.get("Labels") or {})]
 
 
 def running_count(client: docker.DockerClient, label: str) -> int:
@@ -87,7 +91,8 @@ def running_count(client: docker.DockerClient, label: str) -> int:
 
 
 def any_count(client: docker.DockerClient, label: str) -> int:
-    return len(list_containers(client, label, running_only=False))
+    """Containers of `label` in any state, pod sandbox holders too."""
+    return len(list_containers(client, label, running_only=False, holders=True))
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float) -> float:
@@ -152,7 +157,7 @@ def shielded() -> Iterator[None]:
 
 
 def remove_containers(client: docker.DockerClient, label: str) -> None:
-    for container in list_containers(client, label, running_only=False):
+    for container in list_containers(client, label, running_only=False, holders=True):
         with contextlib.suppress(docker.errors.APIError):
             client.api.remove_container(container["Id"], force=True)
 

@@ -21,10 +21,10 @@ unchanged; then four measurements print as tables:
 4. Swarm (only when the engine is in no swarm): a 3-replica nginx service on the routing mesh,
    wrk through it, and `docker service update --image` (there and back) under the same stream.
 
-Pods are told apart by the hostname nginx prints (the container id's first 12 hex). Everything
-started is stopped by PID, container id/label, or by leaving the swarm this run created, also on
-Ctrl-C and SIGTERM. Exit status 1 when a part failed to run (the reason is printed), not when a
-number misses its target: the tables mark those.
+Pods are told apart by the hostname nginx prints (a pod's name; a swarm task's container id).
+Everything started is stopped by PID, container id/label, or by leaving the swarm this run
+created, also on Ctrl-C and SIGTERM. Exit status 1 when a part failed to run (the reason is
+printed), not when a number misses its target: the tables mark those.
 """
 
 from __future__ import annotations

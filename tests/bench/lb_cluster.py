@@ -193,17 +193,16 @@ class LbCluster:
         return found[0]
 
     def containers(self) -> list[dict[str, Any]]:
-        """The running containers of the bench's nodes (the engine's list, one call per node)."""
+        """The running app containers of the bench's nodes (the engine's list, one call per
+        node; not the pods' sandbox holders, labelled pinnace.sandbox)."""
         found: list[dict[str, Any]] = []
         for node in self.node_names:
             found += list_containers(self.client, f"pinnace.node={node}")
-        return found
+        return [c for c in found if "pinnace.sandbox" not in (c.get("Labels") or {})]
 
     def hosts_by_pod(self) -> dict[str, str]:
-        """Pod name -> its container's hostname (nginx prints it): the id's first 12 hex."""
-        return {
-            (c.get("Labels") or {}).get("pinnace.pod", ""): c["Id"][:12] for c in self.containers()
-        }
+        """Pod name -> its container's hostname (nginx prints it): the pod's name."""
+        return {name: name for c in self.containers() if (name := _pod_name(c))}
 
     def wait_lb_serves(self, timeout: float) -> None:
         """Until every running pod has answered through HAProxy (the LB is programmed)."""
@@ -261,3 +260,7 @@ class LbCluster:
         if self._channel is not None:
             self._channel.close()
         self.procs.close()
+
+
+def _pod_name(container: dict[str, Any]) -> str:
+    return str((container.get("Labels") or {}).get("pinnace.pod", ""))

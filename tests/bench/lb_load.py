@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-HOSTNAME = re.compile(rb'hostname">([0-9a-f]{12})')
+HOSTNAME = re.compile(rb'hostname">([^<]+)<')
 REQUEST = (
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: pinnace-bench\r\nConnection: close\r\n\r\n"
 )

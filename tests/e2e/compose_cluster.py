@@ -194,11 +194,13 @@ class ComposeCluster:
         }
 
     def pod_containers(self) -> dict[str, str]:
-        """Pod name -> full id of its running container, for this cluster's nodes."""
+        """Pod name -> full id of its running container, for this cluster's nodes (not its
+        pod sandbox's holder, which carries the label pinnace.sandbox)."""
         found: dict[str, str] = {}
         for node in self.nodes:
             for c in self.docker.api.containers(filters={"label": f"pinnace.node={node}"}):
-                found[c["Labels"]["pinnace.pod"]] = c["Id"]
+                if "pinnace.sandbox" not in c["Labels"]:
+                    found[c["Labels"]["pinnace.pod"]] = c["Id"]
         return found
 
     def get(self, timeout: float = 10.0) -> Response:

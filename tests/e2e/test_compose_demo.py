@@ -209,9 +209,9 @@ def udp_service_answers(c: ComposeCluster, client_id: str) -> None:
     assert answer == f"{echo} ping"
 
 
-def short_ids(containers: dict[str, str]) -> set[str]:
-    # nginx's page names the container's hostname: its id's first 12 characters.
-    return {cid[:12] for cid in containers.values()}
+def hostnames(containers: dict[str, str]) -> set[str]:
+    # nginx's page names the container's hostname: its pod's name, as Kubernetes gives it.
+    return set(containers)
 
 
 def test_compose_cluster_serves_survives_a_node_and_a_master_restart(
@@ -246,7 +246,7 @@ def test_compose_cluster_serves_survives_a_node_and_a_master_restart(
     # Every pod answers through the load balancer (nginx's page names its container).
     containers = wait_until("3 pod containers", c.pod_containers, lambda x: len(x) == 3)
     assert set(containers) == set(pods)
-    want = short_ids(containers)
+    want = hostnames(containers)
     wait_for("the load balancer", lambda: c.get(timeout=2).status == 200, 30, 0.5)
     assert hostnames_through_lb(c, want) == want
 
@@ -270,7 +270,7 @@ def test_compose_cluster_serves_survives_a_node_and_a_master_restart(
         containers = wait_until(
             "the replacements' containers", c.pod_containers, lambda x: set(x) == set(after)
         )
-        want = short_ids(containers)
+        want = hostnames(containers)
         wait_for(
             "the load balancer serving the new pod set",
             lambda: {r.hostname for r in traffic.responses[-30:]} == want,
@@ -315,7 +315,7 @@ def test_compose_cluster_serves_survives_a_node_and_a_master_restart(
     assert found is not None
     hello_pod, hello_node = found
     hello = c.pod_containers()[hello_pod]
-    seed_nodes = {cid[:12]: after[pod] for pod, cid in containers.items()}
+    seed_nodes = {pod: after[pod] for pod in containers}  # by hostname: the pod's name
     assert len(set(seed_nodes.values())) == 2, "the seed's pods should be on both live nodes"
     answered = wait_until(
         f"my-web-app-service answering {hello_pod} from a pod on another node than {hello_node}",

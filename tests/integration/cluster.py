@@ -40,6 +40,7 @@ from agent.claim_disks import ClaimDisks, DiskError
 from agent.dns.server import stop_node_dns
 from agent.memory_volumes import MemoryVolumeError, MemoryVolumes
 from agent.nodeproxy.proxy import stop_proxy
+from agent.runtime.port import LABEL_SANDBOX
 from master.lb.process import stop_running
 from tests.support import env_with_haproxy, node_made, remove_container
 
@@ -332,7 +333,9 @@ class LocalCluster:
 
     # -- docker -----------------------------------------------------------------------
 
-    def containers(self, running_only: bool = True) -> list[Any]:
+    def containers(self, running_only: bool = True, holders: bool = False) -> list[Any]:
+        """The pods' app containers of this cluster's nodes (`holders`: and their pod
+        sandboxes' holders, which carry the label pinnace.sandbox)."""
         # The SDK lists, then inspects each container: one removed in between (an
         # agent at work) raises NotFound, so list again.
         for _ in range(20):
@@ -342,7 +345,7 @@ class LocalCluster:
                     found += self.docker.containers.list(
                         all=not running_only, filters={"label": f"pinnace.node={node}"}
                     )
-                return found
+                return [c for c in found if holders or LABEL_SANDBOX not in c.labels]
             except docker.errors.NotFound:
                 time.sleep(0.05)
         raise AssertionError("containers kept disappearing while being listed")
@@ -355,7 +358,7 @@ class LocalCluster:
                 proc.wait(timeout=60)
             if proc.stdout is not None:
                 proc.stdout.close()
-        for container in self.containers(running_only=False):
+        for container in self.containers(running_only=False, holders=True):
             remove_container(container.client, container.id)
         # A killed agent's dnsmasq and the route to its DNS address (by its pid file).
         if self._dns_root is not None:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from protos import node_pb2 as pb
-from tests.support import node_made, remove_container
+from tests.support import HOLDER_LABEL, namespace_settings, node_made, remove_container
 from tests.unit.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 pytestmark = pytest.mark.integration
@@ -74,9 +74,10 @@ class Agents:
         return self.log_path(node).read_text(errors="replace")
 
     def containers(self, node: str) -> dict[str, dict[str, Any]]:
-        """pod name -> container summary, for this node's containers."""
+        """pod name -> container summary, for this node's containers (not the pods' sandbox
+        holders, labelled pinnace.sandbox)."""
         found = self.client.api.containers(all=True, filters={"label": f"pinnace.node={node}"})
-        return {c["Labels"]["pinnace.pod"]: c for c in found}
+        return {c["Labels"]["pinnace.pod"]: c for c in found if HOLDER_LABEL not in c["Labels"]}
 
     def close(self) -> None:
         for proc in self.procs:
@@ -147,9 +148,10 @@ def test_agent_runs_restarts_stops_and_adopts_pods(agents: Agents) -> None:
             assert labels["pinnace.label.app"] == "web"
             assert found["web-a"]["Names"] == [f"/pinnace-{node}-web-a-web"]
             port_a = a.port_map["80/TCP"]
-            assert [(p["IP"], p["PublicPort"]) for p in found["web-a"]["Ports"]] == [
-                ("127.0.0.1", port_a)
-            ]
+            # Published by the pod's namespace: its sandbox holder's (or its own, without).
+            attrs = agents.client.api.inspect_container(found["web-a"]["Id"])
+            published = namespace_settings(agents.client.api, attrs)["Ports"]["80/tcp"]
+            assert [(p["HostIp"], int(p["HostPort"])) for p in published] == [("127.0.0.1", port_a)]
             assert a.host_ip == "127.0.0.1" and a.epoch == 11
             await eventually(lambda: serves(port_a), 20, "web-a's page")
             await eventually(lambda: serves(b.port_map["80/TCP"]), 20, "web-b's page")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_agent_docker import IMAGE, Agents, agents, running
-from tests.support import remove_container
+from tests.support import namespace_settings, remove_container
 from tests.unit.test_agent_fake_master import FakeMaster, eventually, web_assignment
 
 pytestmark = pytest.mark.integration
@@ -73,11 +73,12 @@ def test_pods_join_the_pod_network_and_report_their_ip_there(
 
             (summary,) = agents.containers(node).values()
             attrs = docker_client.api.inspect_container(summary["Id"])
-            networks = attrs["NetworkSettings"]["Networks"]
+            settings = namespace_settings(docker_client.api, attrs)
+            networks = settings["Networks"]
             assert list(networks) == [pod_network]
             assert report.host_ip == networks[pod_network]["IPAddress"]
             assert dict(report.port_map) == {"80/TCP": 80}
-            assert all(not bindings for bindings in attrs["NetworkSettings"]["Ports"].values())
+            assert all(not bindings for bindings in (settings["Ports"] or {}).values())
             assert await page_answers(f"{report.host_ip}:80") == 200
 
             # A restarted agent adopts the pod and registers it at the same endpoint.

@@ -38,6 +38,7 @@ from tests.integration.etcd_doubt_kit import (
 )
 from tests.integration.etcd_trap import EtcdTrap
 from tests.integration.masters import DEPLOYMENT, Masters
+from tests.support import app_containers
 
 # One etcd member and the relay in front of it (etcd_doubt_kit.py).
 etcd = etcd_doubt_kit.etcd
@@ -100,7 +101,7 @@ def test_a_status_reported_before_a_reload_reaches_the_masters_view_after_it(
 
     pod = wait_for("the pod running", running, 120)
     wait_for("the pod stored as running", lambda: _in_etcd(etcd, pod).status.ready, 30)
-    [container] = docker_client.containers.list(filters={"label": f"pinnace.pod={pod}"})
+    [container] = app_containers(docker_client, f"pinnace.pod={pod}")
 
     trapped = trapped_write(masters, address, trap, tmp_path)
     try:

@@ -53,6 +53,7 @@ from tests.integration.etcd_doubt_kit import (
 )
 from tests.integration.etcd_trap import EtcdTrap
 from tests.integration.masters import DEPLOYMENT, Masters
+from tests.support import app_containers
 
 # One etcd member and the relay in front of it (etcd_doubt_kit.py).
 etcd = etcd_doubt_kit.etcd
@@ -166,7 +167,7 @@ def test_a_status_the_leader_never_stored_reaches_the_leaders_view_after_a_reloa
 
         pod = wait_for("the pod running", running, 120)
         wait_for("the pod stored as running", lambda: ha.stored_pod(pod).status.ready, 30)
-        [container] = docker_client.containers.list(filters={"label": f"pinnace.pod={pod}"})
+        [container] = app_containers(docker_client, f"pinnace.pod={pod}")
 
         # 1. The leader pauses and resumes; the agent's session with it lasts throughout.
         trapped = trapped_write(masters, leader, trap, tmp_path)
@@ -200,7 +201,7 @@ def test_a_status_the_leader_never_stored_reaches_the_leaders_view_after_a_reloa
         # 2. Another master takes over from a leader that never stored restart 2.
         trapped = trapped_write(masters, leader, trap, tmp_path)
         try:
-            [container] = docker_client.containers.list(filters={"label": f"pinnace.pod={pod}"})
+            [container] = app_containers(docker_client, f"pinnace.pod={pod}")
             container.kill()
             wait_for("restart 2 in the leader's memory", lambda: shows(leader, 2), ETCD_TIMEOUT_S)
             masters.kill("m1")
@@ -253,7 +254,7 @@ def test_a_leader_deposed_alive_hands_its_agents_to_the_new_leader(
             lambda: [restarts(p) for p in pods(masters, leader)] == [("Running", True, 0)],
             120,
         )
-        [container] = docker_client.containers.list(filters={"label": f"pinnace.node={node}"})
+        [container] = app_containers(docker_client, f"pinnace.node={node}")
         trapped = trapped_write(masters, leader, trap, tmp_path)
         try:
             new = wait_for("another leader", lambda: ha.leader() if ha.leader() != "m1" else "", 30)
@@ -279,5 +280,5 @@ def test_a_leader_deposed_alive_hands_its_agents_to_the_new_leader(
 
         wait_for("the node Ready on the new leader", ready, 30)
         assert [restarts(p) for p in pods(masters, address)] == [("Running", True, 0)]
-        [now] = docker_client.containers.list(filters={"label": f"pinnace.node={node}"})
+        [now] = app_containers(docker_client, f"pinnace.node={node}")
         assert now.id == container.id

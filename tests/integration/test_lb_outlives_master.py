@@ -33,7 +33,8 @@ from tests.support import SEED, require_haproxy
 
 pytestmark = pytest.mark.integration
 
-HOSTNAME = re.compile(r'hostname">([0-9a-f]{12})')
+# nginx's page names its hostname: the pod's name, as Kubernetes gives it.
+HOSTNAME = re.compile(r'hostname">([^<]+)<')
 # The outage the issue asks to survive: the master gone for this long, and at least this many
 # requests sent while it is (100/s for 10 s; a loaded machine sends them more slowly, and the
 # master then stays away longer: the test counts requests, never a rate).
@@ -245,7 +246,7 @@ def test_a_pod_killed_while_the_master_is_down_fails_no_request(setup: Setup) ->
         setup.start_master()
         setup.wait_settled(restarted)
         # Back in the load balancer through the normal path: every pod answers again.
-        running = {c.id[:12] for c in setup.cluster.containers()}
+        running = {c.labels["pinnace.pod"] for c in setup.cluster.containers()}
         load.served_by.clear()
         wait_for("every running pod to answer", lambda: running <= load.served_by, timeout=30)
 

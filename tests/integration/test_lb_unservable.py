@@ -20,7 +20,8 @@ from tests.support import SEED, require_haproxy
 
 pytestmark = pytest.mark.integration
 
-HOSTNAME = re.compile(r'hostname">([0-9a-f]{12})')
+# nginx's page names its hostname: the pod's name, as Kubernetes gives it.
+HOSTNAME = re.compile(r'hostname">([^<]+)<')
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +60,7 @@ def _listening_socket_above(floor: int) -> socket.socket:
 
 
 def _serves_exactly_the_running_pods(cluster: LocalCluster, url: str, marker: str) -> bool:
-    running = {c.id[:12] for c in cluster.containers()}
+    running = {c.labels["pinnace.pod"] for c in cluster.containers()}
     pods = cluster.pods()
     if len(running) != len(pods) or not all(
         c.get("ready") for p in pods for c in p["status"].get("containerStatuses", [])

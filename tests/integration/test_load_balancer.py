@@ -25,11 +25,12 @@ import pytest
 from agent.nodeproxy.process import command
 from master.lb.process import LbPaths
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.support import SEED, remove_container, require_haproxy
+from tests.support import SEED, network_settings, remove_container, require_haproxy
 
 pytestmark = pytest.mark.integration
 
-HOSTNAME = re.compile(r'hostname">([0-9a-f]{12})')
+# nginx's page names its hostname: the pod's name, as Kubernetes gives it.
+HOSTNAME = re.compile(r'hostname">([^<]+)<')
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +145,7 @@ def test_the_seed_service_reaches_every_pod_through_haproxy(cluster: LocalCluste
     assert "service/my-web-app-service created" in out
     _ready_pods(cluster, 3)
 
-    containers = {c.id[:12] for c in cluster.containers()}
+    containers = {c.labels["pinnace.pod"] for c in cluster.containers()}
     seen: set[str] = set()
 
     def all_pods_answer() -> bool:
@@ -166,12 +167,13 @@ def test_the_seed_service_reaches_every_pod_through_haproxy(cluster: LocalCluste
     assert "127.0.0.1:" in cluster.cli("get", "endpoints").stdout
     # HAProxy itself reaches each pod at its own IP and container port, not through the
     # userland proxy of the port published on 127.0.0.1.
-    wanted = {f"{_bridge_ip(c.attrs)}:80" for c in cluster.containers()}
+    wanted = {f"{_bridge_ip(c)}:80" for c in cluster.containers()}
     wait_for("HAProxy's servers at the pods' own IPs", lambda: _lb_servers(cluster) == wanted)
 
 
-def _bridge_ip(attrs: Any) -> str:
-    networks = attrs["NetworkSettings"]["Networks"]
+def _bridge_ip(container: Any) -> str:
+    """The pod's IP: its namespace's, a sandbox holder's for a container that joined one."""
+    networks = network_settings(container)["Networks"]
     return next(str(n["IPAddress"]) for n in networks.values() if n.get("IPAddress"))
 
 
@@ -382,7 +384,11 @@ def test_a_pod_failing_its_readiness_probe_gets_no_traffic(
     state = wait_for("4 running pods, 2 of them ready", settled, timeout=60)
     assert all(name.startswith("good-") for name in state["ready"])
 
-    good = {c.id[:12] for c in cluster.containers() if c.labels["pinnace.pod"].startswith("good-")}
+    good = {
+        c.labels["pinnace.pod"]
+        for c in cluster.containers()
+        if c.labels["pinnace.pod"].startswith("good-")
+    }
     seen: set[str] = set()
     for _ in range(60):
         seen.update(HOSTNAME.findall(_fetch(url)))

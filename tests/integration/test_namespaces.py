@@ -27,7 +27,8 @@ from tests.support import exec_output, require_haproxy
 
 pytestmark = pytest.mark.integration
 
-HOSTNAME = re.compile(r'hostname">([0-9a-f]{12})')
+# nginx's page names its hostname: the pod's name, as Kubernetes gives it.
+HOSTNAME = re.compile(r'hostname">([^<]+)<')
 TEAMS = {"team-a": 80, "team-b": 81}
 
 
@@ -120,7 +121,7 @@ class _Setup:
 
     def containers(self, namespace: str) -> set[str]:
         return {
-            c.id[:12]
+            c.labels["pinnace.pod"]
             for c in self.cluster.containers()
             if c.labels.get("pinnace.namespace") == namespace
         }

@@ -1,11 +1,13 @@
-"""A cluster whose agent runs pods in sandboxes (`pinnace agent --pod-sandbox`): a master and
-one agent as processes (LocalCluster, port 0), real Docker, the real CLI.
+"""A cluster whose agent runs pods in sandboxes (what `pinnace agent` does by default): a
+master and one agent as processes (LocalCluster, port 0), real Docker, the real CLI.
 
 A two-container pod shares one holder's network namespace: its endpoints (the holder's
-published ports) serve, `pinnace exec` in one container reaches the other on localhost; a
-killed container runs again in the same sandbox; a killed holder brings the pod back in a
-new one; a restarted agent adopts pods and holders as they are; a deleted pod leaves no
-holder behind. The runtime's side alone is tests/integration/test_pod_sandbox.py.
+published ports) serve, `pinnace exec` in one container reaches the other on localhost, and
+its hostname is the pod's name; a killed container runs again in the same sandbox; a
+killed holder brings the pod back in a new one, each container counted as restarted once
+more (as the kubelet counts them); a restarted agent adopts pods and holders as they are; a
+deleted pod leaves no holder behind. `--no-pod-sandbox` runs the same pod without a holder.
+The runtime's side alone is tests/integration/test_pod_sandbox.py.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def _pages(pod: dict[str, Any]) -> set[str]:
 
 def test_a_pod_in_a_sandbox_serves_heals_and_goes(cluster: LocalCluster, tmp_path: Path) -> None:
     cluster.start_master()
-    node = cluster.start_agent("n1", "--pod-sandbox")
+    node = cluster.start_agent("n1")
     manifest = tmp_path / "duo.yaml"
     manifest.write_text(MANIFEST)
     cluster.cli("apply", "-f", str(manifest))
@@ -125,6 +127,8 @@ def test_a_pod_in_a_sandbox_serves_heals_and_goes(cluster: LocalCluster, tmp_pat
     # One localhost: the side car reaches web on 127.0.0.1:80 (the agent's exec path).
     execed = cluster.cli("exec", name, "-c", "side", "--", "wget", "-qO-", "127.0.0.1:80/healthz")
     assert execed.stdout.strip() == "ok"
+    # The pod's name as hostname, as Kubernetes gives it (not the holder's id).
+    assert cluster.cli("exec", name, "-c", "web", "--", "hostname").stdout.strip() == name
 
     # A killed container runs again in the same sandbox, reached where it was.
     cluster.docker.api.kill(_apps(cluster, node)["web"]["Id"])
@@ -136,21 +140,30 @@ def test_a_pod_in_a_sandbox_serves_heals_and_goes(cluster: LocalCluster, tmp_pat
     # A restarted agent adopts the pod and its holder as they are.
     running = {c: info["Id"] for c, info in _apps(cluster, node).items()}
     cluster.kill(cluster.agents[node], signal.SIGKILL)
-    cluster.start_agent("n1", "--pod-sandbox")
+    cluster.start_agent("n1")
+    # Registered again with the pod (the master's view of node and pod is the old agent's
+    # until then): only then has the new agent seen the pod's containers.
+    log = cluster.workdir / "agent-n1.log"
+    wait_for(
+        "the new agent registered with the pod",
+        lambda: log.read_text(errors="replace").count(f"registered node {node}") >= 2,
+        60,
+    )
     wait_for("the node Ready again", lambda: _ready(cluster, node), 60)
     adopted = wait_for("the pod serving after the agent's restart", _serving_of(cluster, 1), 60)
     assert {c: info["Id"] for c, info in _apps(cluster, node).items()} == running
     assert [h["Id"] for h in _holders(cluster, node)] == [holder["Id"]]
     assert _pages(adopted) == {"web", "side"}
 
-    # A killed holder takes the pod's containers; the pod comes back in a new sandbox.
+    # A killed holder takes the pod's containers; the pod comes back in a new sandbox, and
+    # each container made again counts as one more restart (1 + 2).
     cluster.docker.api.kill(holder["Id"])
     wait_for(
         "a new holder with both containers in it",
         lambda: _rejoined(cluster, node, holder["Id"]),
         60,
     )
-    healed = wait_for("the pod serving in its new sandbox", _serving_of(cluster, None), 60)
+    healed = wait_for("the pod serving in its new sandbox", _serving_of(cluster, 3), 60)
     assert _pages(healed) == {"web", "side"}
 
     # A deleted pod leaves neither containers nor holder.
@@ -175,3 +188,25 @@ def _rejoined(cluster: LocalCluster, node: str, old: str) -> bool:
         return False
     modes = {c["HostConfig"]["NetworkMode"] for c in _apps(cluster, node).values()}
     return len(_apps(cluster, node)) == 2 and modes == {f"container:{holders[0]['Id']}"}
+
+
+def test_no_pod_sandbox_runs_the_pod_without_a_holder_and_the_same_hostname(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cluster.start_master()
+    node = cluster.start_agent("n1", "--no-pod-sandbox")
+    manifest = tmp_path / "duo.yaml"
+    manifest.write_text(MANIFEST)
+    cluster.cli("apply", "-f", str(manifest))
+    pod = wait_for("the pod serving", _serving_of(cluster, 0), 90)
+    name = pod["metadata"]["name"]
+
+    assert _holders(cluster, node) == []
+    assert not any(
+        c["HostConfig"]["NetworkMode"].startswith("container:")
+        for c in _apps(cluster, node).values()
+    )
+    assert _pages(pod) == {"web", "side"}
+    for container in ("web", "side"):
+        named = cluster.cli("exec", name, "-c", container, "--", "hostname").stdout.strip()
+        assert named == name, container

@@ -26,7 +26,7 @@ import pytest
 
 from tests.integration.cluster import REPO, LocalCluster, wait_for
 from tests.integration.relay import CutRelay
-from tests.support import remove_container
+from tests.support import HOLDER_LABEL, remove_container
 
 pytestmark = pytest.mark.integration
 
@@ -85,14 +85,17 @@ def _wait_nodes_ready(cluster: LocalCluster, *names: str) -> None:
     wait_for(f"nodes {names} Ready", lambda: set(names) <= _ready_nodes(cluster), 60)
 
 
-def _engine_running(cluster: LocalCluster, node: str | None = None) -> list[dict[str, Any]]:
-    """Running containers per the engine (one list call per node, no inspect)."""
+def _engine_running(
+    cluster: LocalCluster, node: str | None = None, holders: bool = False
+) -> list[dict[str, Any]]:
+    """Running containers per the engine (one list call per node, no inspect): the pods'
+    app containers (`holders`: their sandboxes' holders too)."""
     found: list[dict[str, Any]] = []
     for name in [node] if node else cluster.node_names:
         found += cluster.docker.api.containers(
             filters={"label": f"pinnace.node={name}", "status": "running"}
         )
-    return found
+    return [c for c in found if holders or HOLDER_LABEL not in c["Labels"]]
 
 
 def _running_pods(cluster: LocalCluster, deployment: str) -> list[dict[str, Any]]:
@@ -529,7 +532,7 @@ def test_pending_pods_are_placed_when_a_big_enough_node_joins(
     wait_for(
         "FailedScheduling naming memory", lambda: "insufficient memory" in _events(cluster), 60
     )
-    assert not _engine_running(cluster)
+    assert not _engine_running(cluster, holders=True)
 
     large = cluster.start_agent("large", "--capacity-memory", "8Gi")
     wait_for("both pods running", lambda: len(_running_pods(cluster, "big")) == 2, 60)

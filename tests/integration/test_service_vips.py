@@ -50,7 +50,7 @@ from tests.integration.cluster import (
     wait_for,
 )
 from tests.integration.udp_echo import serve_udp, stop, udp_ask
-from tests.support import exec_output
+from tests.support import exec_output, network_settings
 
 APP = """apiVersion: apps/v1
 kind: Deployment
@@ -295,7 +295,8 @@ def _pod_ips(cluster: LocalCluster) -> dict[str, str]:
     found = {}
     for c in cluster.containers():
         pod = c.labels.get("pinnace.pod", "")
-        bridge = c.attrs["NetworkSettings"]["Networks"].get(f"pinnace-pods-{nodes.get(pod)}")
+        networks = network_settings(c)["Networks"]
+        bridge = networks.get(f"pinnace-pods-{nodes.get(pod)}")
         if bridge:
             found[pod.split("-", 1)[0]] = str(bridge["IPAddress"])
     return found
@@ -561,7 +562,7 @@ def test_a_udp_service_answers_through_its_cluster_ip_and_then_from_the_pod_repl
 
 
 def docker_gateway(container: Any) -> str:
-    networks = container.attrs["NetworkSettings"]["Networks"]
+    networks = network_settings(container)["Networks"]
     return str(next(n["Gateway"] for n in networks.values() if n.get("Gateway")))
 
 

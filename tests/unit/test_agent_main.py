@@ -61,3 +61,11 @@ def test_pod_network_is_off_by_default_and_validated(capsys: pytest.CaptureFixtu
     assert on.pod_network == "pinnace-demo_pods.1"
     assert exited.value.code == 2
     assert "--pod-network" in capsys.readouterr().err
+
+
+def test_pod_sandboxes_are_on_by_default_and_no_pod_sandbox_turns_them_off() -> None:
+    default, _ = resolve(["--name", "n"])
+    asked, _ = resolve(["--name", "n", "--pod-sandbox"])  # the old opt-in, still accepted
+    off, _ = resolve(["--name", "n", "--no-pod-sandbox"])
+
+    assert (default.pod_sandbox, asked.pod_sandbox, off.pod_sandbox) == (True, True, False)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+from dataclasses import replace
 from typing import Any
 
 import docker.errors
 import pytest
 
-from agent.runtime.docker_runtime import DockerRuntime
+from agent.runtime.docker_runtime import _WAITING_STARTS_MAX, DockerRuntime
 from agent.runtime.port import LABEL_NODE, ContainerConfig, ImagePullError
 
 IMAGE = "web:latest"
@@ -157,3 +158,37 @@ def test_an_absent_image_no_registry_has_fails_the_start_as_a_pull_and_makes_not
     with pytest.raises(ImagePullError, match="no such host"):
         _start(api, "IfNotPresent")
     assert api.calls == ["create: no such image", "pull failed"]
+
+
+def test_starts_beyond_the_bound_wait_for_their_pull_before_taking_an_engine_thread() -> None:
+    # Each start waiting beside its pull holds one of the runtime's engine threads, which
+    # the pull itself needs: unbounded, 64 pods assigned at once would hold them all.
+    api = Api(present="sha256:local")
+    api.created.set()  # no pull here: the steps are the test's own futures
+    runtime = DockerRuntime("node-1", client_factory=lambda: Client(api), reach_own_ip=False)
+    pods = 40
+
+    async def scenario() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        steps: list[asyncio.Future[str]] = [loop.create_future() for _ in range(pods)]
+        configs = [replace(CONFIG, name=f"pinnace-node-1-p{i}-web") for i in range(pods)]
+        starts = [
+            asyncio.ensure_future(runtime.create_and_start(c, s))
+            for c, s in zip(configs, steps, strict=True)
+        ]
+        try:
+            # The first starts go beside their pulls, up to the bound; once their pulls
+            # ended and they ran, the others have still made nothing: they wait for theirs.
+            for step in steps[:_WAITING_STARTS_MAX]:
+                step.set_result("")
+            await asyncio.wait_for(asyncio.gather(*starts[:_WAITING_STARTS_MAX]), 30)
+            made_before = sum(c.startswith("create") for c in api.calls)
+            for step in steps[_WAITING_STARTS_MAX:]:
+                step.set_result("")
+            started = await asyncio.wait_for(asyncio.gather(*starts), 30)
+            return made_before, len({info.id for info in started})
+        finally:
+            await asyncio.gather(*starts, return_exceptions=True)
+            await runtime.close()
+
+    assert asyncio.run(scenario()) == (_WAITING_STARTS_MAX, pods)

@@ -58,7 +58,7 @@ from agent.state.events import (
 )
 from agent.state.machine import AgentState
 from agent.state.pods import PodsState
-from agent.sync import RestartContainer
+from agent.sync import RestartContainer, StartContainer
 
 SPEC = ContainerSpec("web", "img:1", ports=(ContainerPort(80),))
 T0 = 1_700_000_000.0
@@ -232,6 +232,19 @@ def test_a_restarted_agent_adopts_running_containers_and_touches_nothing_before_
     assert actions(out) == {}  # adopted, not replaced
     (publish,) = [i for i in out if isinstance(i, Publish)]
     assert publish.reports[0].containers[0].restart_count == 2
+
+
+def test_a_container_gone_before_a_restarted_agents_first_set_counts_one_more_restart() -> None:
+    # Its pod sandbox's holder died while the agent only observed: the sweep took it.
+    m = Machine()
+    m.listed([container("a", "c1", restarts=2)])
+
+    m.assign(pod("a"), first=True)
+    out = m.listed([])
+
+    (run,) = [i for i in out if isinstance(i, RunPodActions)]
+    (start,) = [a for a in run.actions if isinstance(a, StartContainer)]
+    assert start.restart_count == 3
 
 
 def test_a_stale_assignment_set_is_ignored_unless_it_opens_a_new_session() -> None:

@@ -209,6 +209,33 @@ def test_adopted_container_keeps_its_labelled_restart_count() -> None:
     assert restart.restart_count == 5
 
 
+def test_a_container_gone_from_the_engine_comes_back_as_one_more_restart() -> None:
+    # As when a pod sandbox's holder dies and takes the pod's containers with it: the
+    # kubelet creates them again in a new sandbox and counts each as a restart.
+    seen = sync({"web-1": pod()}, [container(restarts=2)], NOW, {})
+    gone = sync({"web-1": pod()}, [], NOW + 1, seen.backoff)
+    started = sync({"web-1": pod()}, [container(cid="c2", restarts=3)], NOW + 2, gone.backoff)
+    failed = record_start_failure(gone.backoff, ("web-1", "web"), NOW + 1, "no sandbox")
+    retried = sync({"web-1": pod()}, [], NOW + 3, failed)
+
+    start = gone.actions[-1]
+    assert isinstance(start, StartContainer)
+    assert start.restart_count == 3
+    assert "gone" in start.reason
+    assert started.backoff[("web-1", "web")].restart_count == 3
+    # A start that failed is retried with the same count: one vanished container, one restart.
+    (retry,) = [a for a in retried.actions if isinstance(a, StartContainer)]
+    assert retry.restart_count == 3
+    # A first start counts nothing; nor does the absence of a container whose restart was
+    # already counted (a replacement that failed after removing it).
+    fresh = sync({"web-1": pod()}, [], NOW, {})
+    dead = container(state="exited", exit_code=1, finished=NOW)
+    restarted = sync({"web-1": pod()}, [dead], NOW, {})
+    after = sync({"web-1": pod()}, [], NOW + 1, restarted.backoff)
+    assert [a.restart_count for a in fresh.actions if isinstance(a, StartContainer)] == [0]
+    assert [a.restart_count for a in after.actions if isinstance(a, StartContainer)] == [1]
+
+
 def test_pull_failure_backs_off_and_only_that_pod_waits() -> None:
     key = ("bad", "web")
     backoff = record_pull_failure({}, key, NOW, "cannot pull image nope:1")

@@ -131,12 +131,17 @@ def test_a_node_without_cluster_dns_falls_back_to_default() -> None:
     assert pod_resolv_conf(PodDNS(), "default", NodeDns(""), HOST) == ResolvConf()
 
 
-def test_a_statefulset_pod_is_named_by_its_hostname_and_others_keep_the_engines() -> None:
+def test_every_pod_has_its_name_as_hostname_cut_to_a_dns_label() -> None:
     spec = ContainerSpec("web", "pinnace/httpd")
     member = PodAssignment("db-0", 1, PodSpec((spec,)), owner="StatefulSet/db")
     long = PodAssignment("d" * 70 + "-0", 1, PodSpec((spec,)), owner="StatefulSet/d")
     replica = PodAssignment("web-7d9f-abcde", 1, PodSpec((spec,)), owner="web")
+    elsewhere = PodAssignment("team-a/db-1", 1, PodSpec((spec,)), owner="StatefulSet/db")
 
     assert container_config("n", "127.0.0.1", member, spec, 0).hostname == "db-0"
     assert container_config("n", "127.0.0.1", long, spec, 0).hostname == "d" * 63
-    assert container_config("n", "127.0.0.1", replica, spec, 0).hostname == ""
+    # A Deployment's replica too, as Kubernetes gives it (the engine's default would be
+    # a container id, a sandbox holder's with pod sandboxes).
+    assert container_config("n", "127.0.0.1", replica, spec, 0).hostname == "web-7d9f-abcde"
+    # A pod of another namespace: its name alone (a '/' is no hostname's).
+    assert container_config("n", "127.0.0.1", elsewhere, spec, 0).hostname == "db-1"
