@@ -79,6 +79,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, data)")
     parser.add_argument(
+        "--pod-sandbox",
+        action="store_true",
+        help="run pinnace's agents (both trees' with --source) with --pod-sandbox",
+    )
+    parser.add_argument(
         "--source",
         type=Path,
         help="also time pinnace from this checkout in the same trials (a before/after)",
@@ -235,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _warm_up(client, run_id)
         if report.PINNACE in args.system_names:
-            pinnace = bench = PinnaceBench(client, run_id, workdir)
+            agent_args = ("--pod-sandbox",) if args.pod_sandbox else ()
+            pinnace = bench = PinnaceBench(client, run_id, workdir, agent_args=agent_args)
             try:
                 bench.start(timeout=60.0)
                 print(f"pinnace: master {bench.address}, node {bench.node} Ready")
@@ -246,7 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.source is not None:
                 (workdir / "source").mkdir()
                 before = other = PinnaceBench(
-                    client, f"{run_id}s", workdir / "source", source=args.source.resolve()
+                    client,
+                    f"{run_id}s",
+                    workdir / "source",
+                    source=args.source.resolve(),
+                    agent_args=agent_args,
                 )
                 try:
                     other.start(timeout=60.0)

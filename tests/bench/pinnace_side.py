@@ -53,8 +53,11 @@ class PinnaceBench:
         workdir: Path,
         insecure: bool = False,
         source: Path = REPO,
+        agent_args: tuple[str, ...] = (),
     ) -> None:
         self.client = client
+        # More agent flags (--pod-sandbox: apply_to_running --pod-sandbox).
+        self.agent_args = agent_args
         self.workdir = workdir
         self.node = f"bench-{run_id}"
         # TLS as in production (the admin config for the CLI, a join token for the
@@ -94,7 +97,7 @@ class PinnaceBench:
             raise BenchError(f"compileall failed: {compiled.stdout.strip()[-500:]}")
         self.procs.start_master()
         capacity = ["--capacity-cpu", "64", "--capacity-memory", "64Gi"]
-        self.procs.start_agent(self.node, *capacity, log_name="agent")
+        self.procs.start_agent(self.node, *capacity, *self.agent_args, log_name="agent")
         self.procs.wait_ready([self.node], timeout)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
