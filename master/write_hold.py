@@ -23,8 +23,10 @@ agent is told of a pod before it is bound, nobody was answered for it (a user's 
 commit, written before the answer), and a master killed meanwhile loses only pods its
 controllers make again after the restart (as with a write in flight when it is killed).
 A new pod goes with the first write after its binding (its creation and binding one row),
-or once it has waited POD_HOLD_INTERVAL unbound (an unschedulable pod), or with any flush
-someone waits on.
+or once the scheduler found it no node (its Unschedulable status: nothing to merge it with,
+and a Pending pod a user lists must not be one a master killed then forgets and makes
+again under another name), or once it has waited POD_HOLD_INTERVAL unbound, or with any
+flush someone waits on.
 """
 
 from __future__ import annotations
@@ -75,9 +77,15 @@ def durable_mark(written_rv: int, held: Iterable[StoredObject]) -> int:
 
 def holds_pod(pod: Pod, unstored: bool) -> bool:
     """Whether a put of `pod` waits among the held pods: it has no stored row (`unstored`:
-    created since the last write took the queue, or held since) and no node yet. A pod
+    created since the last write took the queue, or held since), no node yet, and the
+    scheduler has not found it none (then no binding is coming to merge with). A pod
     being deleted goes at once (its agent, if any, must hear of it)."""
-    return unstored and not pod.node_name and not pod.deletion_requested_at
+    return (
+        unstored
+        and not pod.node_name
+        and not pod.deletion_requested_at
+        and pod.status.reason != "Unschedulable"
+    )
 
 
 class HeldPods:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,23 @@ def _snapshot(stub: cluster_pb2_grpc.ClusterServiceStub) -> dict[str, list[tuple
     return found
 
 
+def _settled_snapshot(
+    stub: cluster_pb2_grpc.ClusterServiceStub, quiet: float = 1.0, within: float = 60.0
+) -> dict[str, list[tuple[str, str]]]:
+    """The snapshot once it stayed the same for `quiet` seconds (read every 0.2 s)."""
+    deadline = time.monotonic() + within
+    last = _snapshot(stub)
+    since = time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the cluster never went quiet for {quiet} s: {last}")
+        time.sleep(0.2)
+        now = _snapshot(stub)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 def _code(call: Any, request: Any) -> grpc.StatusCode:
     try:
         call(request, timeout=10)
@@ -141,7 +159,9 @@ def test_a_running_master_refuses_bad_input_cleanly_and_stays_intact(
     cluster.cli("apply", "-f", str(keep))
     channel = admin_channel(cluster)
     stub = cluster_pb2_grpc.ClusterServiceStub(channel)
-    before = _snapshot(stub)
+    # The controllers finish what the apply started (pods, events, the Deployment's status
+    # after them) before the state is taken: a write of theirs after it is not the fuzz's.
+    before = _settled_snapshot(stub)
     existing = {name for names in before.values() for name, _ in names}
     fuzz_settings = settings(
         max_examples=60,

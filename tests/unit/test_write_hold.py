@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -257,6 +258,28 @@ def test_a_held_pod_goes_when_due_or_with_a_flush_someone_waits_on() -> None:
     assert seen["waited"] == {"waits": "", "asked": ""}
     assert seen["commit"] == {"waits": "", "asked": "", "committed": ""}
     assert seen["rows"] == {"rows": "4"}  # "gone" cost nothing; the ConfigMap one
+
+
+async def _unschedulable_write() -> tuple[dict[str, str], dict[str, str]]:
+    store = CountingStore()
+    state = ClusterState(store, FakeClock())
+    state.put(_pod("pending"))
+    await state.flush(hold_events=True)
+    held = _stored_pods(store)
+    pod = state.get("Pod", "pending")
+    assert isinstance(pod, Pod)
+    state.put(replace(pod, status=replace(pod.status, reason="Unschedulable")))
+    await state.flush(hold_events=True)  # the background write, nothing due
+    return held, _stored_pods(store)
+
+
+def test_a_pod_the_scheduler_found_no_node_goes_with_the_next_background_write() -> None:
+    # No binding is coming to merge with: a Pending pod a user lists must not be one a
+    # master killed -9 forgets and makes again under another name (test_master_etcd).
+    held, written = asyncio.run(_unschedulable_write())
+
+    assert held == {}
+    assert written == {"pending": ""}
 
 
 async def _flushed_mark() -> tuple[int, int]:
