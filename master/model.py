@@ -440,6 +440,11 @@ class PodPhase(StrEnum):
     UNKNOWN = "Unknown"
 
 
+# The reason the scheduler gives a pod it found no node for (what `get pods` shows, and what
+# tells the store's hold that no binding is coming: master/write_hold.py).
+POD_UNSCHEDULABLE = "Unschedulable"
+
+
 @dataclass(frozen=True, slots=True)
 class PodStatus:
     phase: PodPhase = PodPhase.PENDING

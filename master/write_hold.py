@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from master.model import Pod, StoredObject
+from master.model import POD_UNSCHEDULABLE, Pod, StoredObject
 from master.store.port import ObjectKey
 
 # How long the background flusher may hold newly logged events back from the store.
@@ -84,7 +84,7 @@ def holds_pod(pod: Pod, unstored: bool) -> bool:
         unstored
         and not pod.node_name
         and not pod.deletion_requested_at
-        and pod.status.reason != "Unschedulable"
+        and pod.status.reason != POD_UNSCHEDULABLE
     )
 
 

@@ -83,6 +83,7 @@ from master.metrics.series import NODE_TRANSITIONS, PODS_EVICTED, READ_BACKLOG, 
 from master.model import (
     DEFAULT_NAMESPACE,
     KINDS,
+    POD_UNSCHEDULABLE,
     STATEFULSET_OWNER,
     Deployment,
     Namespace,
@@ -810,7 +811,7 @@ class ControllerManager:
         if self._unschedulable.get(key_of(pod)) == message:
             return
         self._unschedulable[key_of(pod)] = message
-        status = replace(pod.status, reason="Unschedulable", message=message)
+        status = replace(pod.status, reason=POD_UNSCHEDULABLE, message=message)
         self._state.put_by(SCHEDULER, replace(pod, status=status), "status")
         self._state.record_event(
             "Pod",

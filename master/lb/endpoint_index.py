@@ -45,8 +45,9 @@ class LbEndpoints:
     ) -> None:
         """`pod_ips`: endpoints where the master's HAProxy reaches them
         (master/lb/endpoints.py `lb_address`), for the load balancer controller."""
-        share = functools.partial(_share, pod_ips=pod_ips) if pod_ips else _share
-        self._shares = ServiceShares(services, (), lookups, share)
+        self._shares = ServiceShares(
+            services, (), lookups, functools.partial(_share, pod_ips=pod_ips)
+        )
         # (Service key, port index, listed or raw) -> (the Service's version, endpoints then).
         self._made: dict[tuple[str, int, bool], tuple[int, tuple[Endpoint, ...]]] = {}
         self._stopping: dict[str, Pod] = {key_of(p): p for p in pods if p.deletion_requested_at}
