@@ -759,21 +759,27 @@ class DockerRuntime:
         (agent/runtime/sandbox.py's holder_step)."""
         api = self._api()
         wanted = holder_config(config, self._node, self._sandbox_image)
+        # Where the node's pods go now (the holder is made there, see _create_container_sync).
+        network = self._pod_network or self._bridge
+        on = ""
         try:
-            existing: ContainerInfo | None = self._info(api.inspect_container(wanted.name))
+            attrs = api.inspect_container(wanted.name)
         except docker.errors.NotFound:
-            existing = None
+            existing: ContainerInfo | None = None
+        else:
+            existing = self._info(attrs)
+            on = str((attrs.get("HostConfig") or {}).get("NetworkMode") or "")
         if existing is not None and existing.labels.get(LABEL_NODE) != self._node:
             raise ContainerCreateError(
                 f"container name {wanted.name} is taken by a container of another node"
             )
-        step = holder_step(existing, wanted)
+        step = holder_step(existing, wanted, on, network)
         if existing is not None and step == "use":
             self._holders[existing.id] = existing
             return existing.id
         if existing is not None:
-            # Died, or made for other ports or DNS: its containers lost their network or
-            # must have the new one; the agent creates them again.
+            # Died, or made for other ports or DNS or on another network: its containers
+            # lost their network or must have the new one; the agent creates them again.
             joined = [m.id for m in self._listed_members(api) if m.joined == existing.id]
             self._remove_swept(api, joined, [existing.id])
         try:

@@ -24,8 +24,9 @@ This module decides, agent/runtime/docker_runtime.py executes:
 - `holder_config`: the holder's ContainerConfig, made of an app container's network facts;
 - `joined_config`: what is left for the app container (Docker refuses ports, DNS and a
   hostname on a container that joins another's namespace);
-- `holder_step`: use the running holder, create one, or replace one that died or was made
-  for other network facts (a pod whose ports changed gets a new sandbox);
+- `holder_step`: use the running holder, create one, or replace one that died, was made
+  for other network facts (a pod whose ports changed gets a new sandbox) or is on another
+  network than the node's pods go on now (made before the node's pod bridge existed);
 - `sweep`: what to remove. A holder that is not running takes its pod's containers with
   it: they lost their network, and the agent creates them again in a new sandbox, as the
   kubelet does when a pod's sandbox dies. A holder left without containers (its pod was
@@ -148,13 +149,28 @@ def joined_config(app: ContainerConfig) -> ContainerConfig:
     )
 
 
-def holder_step(existing: ContainerInfo | None, wanted: ContainerConfig) -> HolderStep:
-    """What to do with the pod's holder of that name before one of its containers starts."""
+def holder_step(
+    existing: ContainerInfo | None, wanted: ContainerConfig, on: str = "", network: str = ""
+) -> HolderStep:
+    """What to do with the pod's holder of that name before one of its containers starts.
+    `on`: the network the existing holder is on (its NetworkMode), `network`: the one the
+    node's pods go on now ("": Docker's default bridge). A holder made before the node's
+    pod bridge existed (or of the node's old pod subnet) is replaced: its pod's address is
+    not in the node's subnet, which no other node routes to, and the pod would keep it for
+    as long as it lives, however many of its containers are made again."""
     if existing is None:
         return "create"
     if not existing.alive or existing.labels.get(LABEL_SANDBOX) != wanted.labels[LABEL_SANDBOX]:
         return "replace"
+    if _network(on) != _network(network):
+        return "replace"
     return "use"
+
+
+def _network(mode: str) -> str:
+    """A NetworkMode as the network it names: Docker's default bridge is "" here, whichever
+    of its names ("default", "bridge") the engine gave it."""
+    return "" if mode in ("", "default", "bridge") else mode
 
 
 def is_holder(info: ContainerInfo) -> bool:

@@ -11,6 +11,7 @@ Every container carries a node name unique to the test and is removed by id afte
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 import uuid
@@ -29,6 +30,7 @@ from agent.runtime.port import (
     container_name,
     sandbox_name,
 )
+from tests.integration.cluster import pod_range
 from tests.support import remove_container
 
 pytestmark = pytest.mark.integration
@@ -271,3 +273,45 @@ def test_without_the_sandbox_image_the_pod_runs_without_one_and_says_so_once(
         run(scenario, node, pod_sandbox="multi", sandbox_image=absent)
     said = [r for r in caplog.records if absent in r.getMessage()]
     assert len(said) == 1, [r.getMessage() for r in said]
+
+
+def test_a_holder_made_before_the_nodes_pod_bridge_is_replaced_on_it(
+    docker_client: Any, node: str
+) -> None:
+    """A pod started while the node's pods still went on Docker's default bridge (before
+    the master gave the node its subnet, or while an old bridge of an overlapping subnet
+    still had pods) gets a holder there; a container of that pod made once the node's
+    bridge exists gets a new holder on the bridge, not the old one: the pod's address is
+    then in the node's subnet, which the other nodes route to (it kept its default-bridge
+    address before, which nothing routes to)."""
+    subnet = next(pod_range(docker_client).subnets(new_prefix=24))
+
+    def bridge_of(info: ContainerInfo) -> dict[str, Any]:
+        holder = docker_client.api.inspect_container(info.sandbox_id)
+        return dict(holder["NetworkSettings"]["Networks"])
+
+    async def scenario(rt: DockerRuntime) -> None:
+        web = await rt.create_and_start(config(node, "web", 80))
+        assert list(bridge_of(web)) == ["bridge"]
+        settled = rt.use_pod_subnet(str(subnet))
+        assert settled is not None
+        bridge = await settled
+
+        side = await rt.create_and_start(config(node, "side", 8080))
+
+        networks = bridge_of(side)
+        assert list(networks) == [bridge], "the pod stayed on Docker's default bridge"
+        assert ipaddress.ip_address(networks[bridge]["IPAddress"]) in subnet
+        # The old holder went, and the container that joined it (the agent makes it again).
+        ids = {c["Id"] for c in docker_client.api.containers(all=True)}
+        assert not ids & {web.id, web.sandbox_id}
+        again = await rt.create_and_start(config(node, "web", 80))
+        assert again.sandbox_id == side.sandbox_id
+
+    try:
+        run(scenario, node)
+    finally:
+        for c in docker_client.api.containers(all=True, filters={"label": f"pinnace.node={node}"}):
+            remove_container(docker_client, c["Id"])
+        for n in docker_client.networks.list(filters={"label": f"pinnace.node={node}"}):
+            n.remove()

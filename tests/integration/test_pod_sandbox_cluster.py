@@ -5,10 +5,12 @@ A two-container pod shares one holder's network namespace: its endpoints (the ho
 published ports) serve, `pinnace exec` in one container reaches the other on localhost, and
 its hostname is the pod's name; a killed container runs again in the same sandbox; a
 killed holder brings the pod back in a new one, each container counted as restarted once
-more (as the kubelet counts them); a restarted agent adopts pods and holders as they are; a
-deleted pod leaves no holder behind. `--no-pod-sandbox` runs the same pod without a holder;
-so does an agent whose engine has no sandbox image, which says so in the pod's events. A pod
-of one container runs without a holder by default (a holder costs about a container start).
+more (as the kubelet counts them), also when the holder died while the agent was down (the
+count kept by the pod's status at the master); a restarted agent adopts pods and holders as
+they are; a deleted pod leaves no holder behind. `--no-pod-sandbox` runs the same pod without
+a holder; so does an agent whose engine has no sandbox image, which says so in the pod's
+events. A pod of one container runs without a holder by default (a holder costs about a
+container start).
 The runtime's side alone is tests/integration/test_pod_sandbox.py.
 """
 
@@ -167,6 +169,26 @@ def test_a_pod_in_a_sandbox_serves_heals_and_goes(cluster: LocalCluster, tmp_pat
     )
     healed = wait_for("the pod serving in its new sandbox", _serving_of(cluster, 3), 60)
     assert _pages(healed) == {"web", "side"}
+
+    # The holder dies while the agent is down: the restarted agent's first listing sweeps
+    # the pod's containers before it ever saw them, and it counts on from the pod's status
+    # at the master (3 + 2), as the kubelet does; it made them again from 0 before.
+    (holder,) = _holders(cluster, node)
+    cluster.kill(cluster.agents[node], signal.SIGKILL)
+    cluster.docker.api.kill(holder["Id"])
+    cluster.start_agent("n1")
+    wait_for(
+        "the new agent registered",
+        lambda: log.read_text(errors="replace").count(f"registered node {node}") >= 3,
+        60,
+    )
+    wait_for(
+        "a new holder after the agent's restart",
+        lambda: _rejoined(cluster, node, holder["Id"]),
+        60,
+    )
+    recounted = wait_for("the pod serving, its count kept", _serving_of(cluster, 5), 60)
+    assert _pages(recounted) == {"web", "side"}
 
     # A deleted pod leaves neither containers nor holder.
     cluster.cli("delete", "deployment", "duo")

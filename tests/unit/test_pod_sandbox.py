@@ -167,6 +167,26 @@ def test_holder_step(existing: ContainerInfo | None, step: str) -> None:
     assert holder_step(existing, wanted) == step
 
 
+@pytest.mark.parametrize(
+    ("on", "network", "step"),
+    [
+        ("default", "", "use"),
+        ("bridge", "", "use"),
+        ("pinnace-pods-n1", "pinnace-pods-n1", "use"),
+        # Made before the node's pod bridge existed: Docker's default bridge.
+        ("default", "pinnace-pods-n1", "replace"),
+        ("bridge", "pinnace-pods-n1", "replace"),
+        # Made on the bridge of the node's old pod subnet.
+        ("pinnace-pods-n1", "pinnace-pods-n1-10-1-2-0-24", "replace"),
+    ],
+)
+def test_a_holder_on_another_network_than_the_nodes_pods_is_replaced(
+    on: str, network: str, step: str
+) -> None:
+    wanted = holder_config(container_config("n1", "127.0.0.1", POD, WEB, 0), "n1")
+    assert holder_step(holder(), wanted, on, network) == step
+
+
 def test_a_joined_container_reads_its_holders_ports_and_addresses() -> None:
     mine = ContainerInfo("a1", "x", "img", "running", {}, sandbox_id="h1")
     seen = joined_info(mine, holder())
