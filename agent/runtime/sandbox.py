@@ -11,6 +11,15 @@ port of the pod and carrying its hostname and resolv.conf; each app container jo
 (`network_mode=container:<holder id>`), so the pod's containers share localhost as in
 Kubernetes, and the agent reads a container's ports and addresses from its holder.
 
+Which pods get one (`wants_sandbox`, the agent's `--pod-sandbox [all|multi]`, default
+multi): a holder costs the engine nearly a second container start per pod (its own
+namespace, veth, port proxy and NAT rules, then the app's start joined to it), so apply ->
+N running took ~1.5x a parallel `docker run` with one per pod against ~1.07x without
+(tests/bench/README.md, holder_cost). A pod of one container shares localhost with no one,
+so by default only pods of more than one container run in a sandbox; `all` buys every pod
+the faster crash restart at that cost. An engine without the sandbox image runs the pod
+without one and the agent says so (docker_runtime.py, `missing_image_note`).
+
 This module decides, agent/runtime/docker_runtime.py executes:
 - `holder_config`: the holder's ContainerConfig, made of an app container's network facts;
 - `joined_config`: what is left for the app container (Docker refuses ports, DNS and a
@@ -50,6 +59,10 @@ from agent.runtime.port import (
 SANDBOX_IMAGE = "pinnace/pause:latest"
 _JOINED_PREFIX = "container:"
 
+# Which pods run in a sandbox: every pod, only pods of more than one container, none.
+SandboxMode = Literal["all", "multi", "none"]
+SANDBOX_MODES: tuple[SandboxMode, ...] = ("all", "multi", "none")
+
 
 @dataclass(frozen=True, slots=True)
 class Member:
@@ -84,6 +97,22 @@ def joined_holder(mode: str) -> str:
     return mode[len(_JOINED_PREFIX) :] if mode.startswith(_JOINED_PREFIX) else ""
 
 
+def wants_sandbox(mode: SandboxMode, app: ContainerConfig) -> bool:
+    """Whether `app`'s pod runs in a sandbox under `mode` (above: a single container's pod
+    gains only a faster crash restart from one, and pays a holder at every start)."""
+    return mode == "all" or (mode == "multi" and app.pod_containers > 1)
+
+
+def missing_image_note(image: str, pod: str) -> str:
+    """What the agent says when `pod` runs without the sandbox it wanted: its containers
+    each get a network of their own, so they do not share localhost."""
+    return (
+        f"the pod sandbox image {image} is not present on this node: pod {pod} runs without "
+        "a sandbox, each container with a network of its own (they do not share localhost); "
+        "`make images` builds it"
+    )
+
+
 def holder_config(app: ContainerConfig, node: str, image: str = SANDBOX_IMAGE) -> ContainerConfig:
     """The holder of `app`'s pod: every port of the pod published on the same address, the
     pod's hostname and resolv.conf; labelled with the node, the pod (and its labels, for
@@ -103,7 +132,8 @@ def holder_config(app: ContainerConfig, node: str, image: str = SANDBOX_IMAGE) -
     digest = hashlib.sha256(repr(shaped).encode()).hexdigest()[:16]
     labels = {k: v for k, v in app.labels.items() if k.startswith(LABEL_POD_LABEL_PREFIX)}
     labels |= {LABEL_NODE: node, **pod_labels(pod), LABEL_SANDBOX: digest}
-    return dataclasses.replace(shaped, labels=labels)
+    # It writes nothing: no log file or copier for the engine to set up (holder_cost).
+    return dataclasses.replace(shaped, labels=labels, log_driver="none")
 
 
 def joined_config(app: ContainerConfig) -> ContainerConfig:
