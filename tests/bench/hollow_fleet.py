@@ -304,7 +304,13 @@ class Relay:
         self._cut.set()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            # The master is gone (stopped, or SIGTERMed under load): the agent's connection
+            # ends, as a direct one would. Raised, it printed a traceback per reconnect.
+            writer.close()
+            return
         self._held += [writer, up_writer]
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
