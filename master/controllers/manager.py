@@ -62,6 +62,7 @@ from master.controllers.nodes import LeaseTable, NodeTransition, apply_transitio
 from master.controllers.owner_counts import OwnerCounts
 from master.controllers.pacing import rest_after_pass
 from master.controllers.read_backlog import ReadBacklog
+from master.controllers.read_pause import MOST_SECONDS, SLICE_SECONDS, reads_starved
 from master.controllers.session_loss import (
     Counted,
     Opened,
@@ -312,12 +313,25 @@ class ControllerManager:
                     held += self._clock.monotonic() - started
                     if not more:
                         break
-                    await asyncio.sleep(0)
+                    await self._give_way()
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
             rest = rest_after_pass(held)
             if rest > 0:
                 await self._clock.sleep(rest)
+
+    async def _give_way(self) -> None:
+        """Between two steps of a pass: the loop's turn, and while the master reads none of
+        its agents' streams, a wait until it does (master/controllers/read_pause.py)."""
+        waited = 0.0
+        while waited < MOST_SECONDS and reads_starved(
+            *self.read_backlog.reading(self._clock.monotonic())
+        ):
+            started = self._clock.monotonic()
+            await self._clock.sleep(SLICE_SECONDS)
+            waited += self._clock.monotonic() - started
+        if not waited:
+            await asyncio.sleep(0)
 
     def queue_depths(self) -> dict[str, int]:
         """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""

@@ -15,6 +15,8 @@ BUCKET seconds of `time.monotonic()` (the same clock in every process):
              of one machine)
   lag        the loop-lag probe's lateness summed (master/metrics/looplag.py)
   loop_cpu   the loop thread's CPU in the controller passes' steps
+  gave_way   the wall a pass waited between its steps (ControllerManager._give_way, where
+             the tree has it)
 
 and as events: each controller pass (its end, wall, steps, the loop thread's CPU in them),
 the rest planned after it (the steps' held wall, the rest) and the rest taken, and each
@@ -122,6 +124,16 @@ def _install(trace: Trace) -> None:
                 trace.event("rested", round(planned, 4), round(time.monotonic() - start, 4))
 
         cm._rest = _rest
+
+    original_give_way = getattr(cm, "_give_way", None)
+    if original_give_way is not None:
+
+        async def _give_way(self: Any) -> None:
+            start = time.monotonic()
+            await original_give_way(self)
+            trace.add("gave_way", time.monotonic() - start)
+
+        cm._give_way = _give_way
 
     original_steps = cm._tick_steps
 
@@ -250,6 +262,7 @@ def report(path: str, width: int = 2) -> None:
         "reported_running",
         "beats",
         "loop_cpu",
+        "gave_way",
         "lag",
     ]
     last = max((int(b) for s in counts.values() for b in s), default=0)
@@ -258,7 +271,8 @@ def report(path: str, width: int = 2) -> None:
         cells = []
         for c in columns:
             v = sum(counts.get(c, {}).get(str(b), 0.0) for b in range(row, row + width))
-            cells.append(f"{v:9.2f}" if c in ("loop_cpu", "lag") else f"{v:9.0f}")
+            seconds = c in ("loop_cpu", "gave_way", "lag")
+            cells.append(f"{v:9.2f}" if seconds else f"{v:9.0f}")
         delay = max(
             (peaks.get("beat_delay", {}).get(str(b), 0.0) for b in range(row, row + width)),
             default=0.0,
