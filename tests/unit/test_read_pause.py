@@ -54,43 +54,81 @@ def test_the_read_backlog_knows_when_it_last_read_and_how_fast_it_read() -> None
     assert abs(rate - 100.0) < 1e-6
 
 
-def _manager() -> tuple[FakeClock, ControllerManager]:
+def _manager() -> tuple[FakeClock, ControllerManager, list[float]]:
     clock = FakeClock()
-    return clock, ControllerManager(ClusterState(MemoryStore(), clock), clock, LeaseTable())
+    manager = ControllerManager(ClusterState(MemoryStore(), clock), clock, LeaseTable())
+    cpu = [0.0]
+    manager._cpu_clock = lambda: cpu[0]
+    return clock, manager, cpu
 
 
-async def _wait_between_steps(clock: FakeClock, manager: ControllerManager, read_at: int) -> float:
+async def _wait_between_steps(
+    clock: FakeClock,
+    manager: ControllerManager,
+    cpu: list[float],
+    read_at: int = 0,
+    busy: float = 0.9,
+    allowed: float = 10.0,
+) -> float:
     """How long (fake clock) the pass waits between two steps, a beat read once `read_at`
-    slices went by (0: never)."""
+    slices went by (0: never), the loop's thread busy for `busy` of each slice."""
     start = clock.monotonic()
-    wait = asyncio.create_task(manager._give_way())
+    wait = asyncio.create_task(manager._give_way(allowed))
     slices = 0
     while not wait.done():
         await asyncio.sleep(0)
         if clock.sleepers:
             slices += 1
+            cpu[0] += busy * SLICE_SECONDS
             clock.advance(SLICE_SECONDS)
             if slices == read_at:
                 now = clock.now()
                 manager.read_backlog.observe("n0", now - 0.01, now, clock.monotonic())
-    await wait
-    return clock.monotonic() - start
+    waited = await wait
+    assert abs(waited - (clock.monotonic() - start)) < 1e-9
+    return waited
+
+
+def _stop_reading(clock: FakeClock, manager: ControllerManager) -> None:
+    """The fleet read at 125 a second for 4 s, then nothing for 0.2 s: 25 beats' worth."""
+    _read_fleet(manager.read_backlog, clock, 125.0, 4.0)
+    clock.advance(0.2)
 
 
 def test_a_pass_waits_for_the_streams_to_be_read_again() -> None:
     async def run() -> tuple[float, float, float]:
-        clock, manager = _manager()
+        clock, manager, cpu = _manager()
         _read_fleet(manager.read_backlog, clock, 125.0, 4.0)
-        reading = await _wait_between_steps(clock, manager, 0)
+        reading = await _wait_between_steps(clock, manager, cpu)
         clock.advance(0.2)  # nothing read: 25 beats' worth
-        until_read = await _wait_between_steps(clock, manager, 3)
+        until_read = await _wait_between_steps(clock, manager, cpu, read_at=3)
         clock.advance(0.2)
-        never_read = await _wait_between_steps(clock, manager, 0)
+        never_read = await _wait_between_steps(clock, manager, cpu)
         return reading, until_read, never_read
 
     reading, until_read, never_read = asyncio.run(run())
-    # Reading as it did: only the loop's turn (no wait). Stopped: waits until a beat is read
-    # (3 slices), or at most MOST_SECONDS.
+    # Reading as it did: only the loop's turn (no wait). Stopped while the loop is busy:
+    # waits until a beat is read (3 slices), or at most MOST_SECONDS.
     assert reading == 0.0
     assert abs(until_read - 3 * SLICE_SECONDS) < 1e-9
     assert abs(never_read - MOST_SECONDS) < SLICE_SECONDS
+
+
+def test_a_pass_does_not_wait_on_an_idle_loop() -> None:
+    async def run() -> float:
+        clock, manager, cpu = _manager()
+        _stop_reading(clock, manager)
+        return await _wait_between_steps(clock, manager, cpu, busy=0.0)
+
+    # No beat read, but nothing else ran either: one slice, then the pass goes on.
+    assert abs(asyncio.run(run()) - SLICE_SECONDS) < 1e-9
+
+
+def test_a_pass_waits_no_longer_than_the_rest_it_owes() -> None:
+    async def run() -> float:
+        clock, manager, cpu = _manager()
+        _stop_reading(clock, manager)
+        return await _wait_between_steps(clock, manager, cpu, allowed=0.1)
+
+    # (In slices: the one under way when the time is up ends it.)
+    assert 0.1 - 1e-9 <= asyncio.run(run()) <= 0.1 + SLICE_SECONDS + 1e-9
