@@ -8,6 +8,7 @@ import asyncio
 from kernel.clock import FakeClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
+from master.controllers.pacing import rest_after_pass
 from master.controllers.read_backlog import ReadBacklog
 from master.controllers.read_pause import MOST_SECONDS, SLICE_SECONDS, reads_starved
 from master.state import ClusterState
@@ -132,3 +133,14 @@ def test_a_pass_waits_no_longer_than_the_rest_it_owes() -> None:
 
     # (In slices: the one under way when the time is up ends it.)
     assert 0.1 - 1e-9 <= asyncio.run(run()) <= 0.1 + SLICE_SECONDS + 1e-9
+
+
+def test_a_cheap_pass_never_waits() -> None:
+    # A pass under pacing.CHEAP_PASS_SECONDS owes no rest (the steady state, where a dead
+    # node is found within a pass of its stream's end): however starved, no wait.
+    async def run() -> float:
+        clock, manager, cpu = _manager()
+        _stop_reading(clock, manager)
+        return await _wait_between_steps(clock, manager, cpu, allowed=rest_after_pass(0.009))
+
+    assert asyncio.run(run()) == 0.0
