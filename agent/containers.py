@@ -120,6 +120,7 @@ def container_config(
         group_add=engine_groups(spec.security),
         read_only=bool(spec.security and spec.security.read_only_root_filesystem),
         pod_ports=pod_ports(assignment),
+        pod_containers=len(assignment.spec.containers),
     )
     return dataclasses.replace(config, labels=labels | {LABEL_CONFIG_HASH: config_hash(config)})
 

@@ -11,6 +11,7 @@ from agent.logs import LogOrder
 from agent.model import (
     Assignments,
     ContainerPort,
+    ContainerSeen,
     ContainerSpec,
     DNSOption,
     EnvVar,
@@ -144,6 +145,7 @@ def assignment_from_proto(msg: pb.PodAssignment) -> PodAssignment:
         stop=msg.stop,
         namespace=msg.namespace,
         uid=msg.uid,
+        seen={c.name: ContainerSeen(c.restart_count, c.container_id) for c in msg.seen},
     )
 
 

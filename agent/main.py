@@ -63,6 +63,7 @@ from agent.poddns import NodeDns, ResolvConf, parse_resolv_conf, pod_resolv_conf
 from agent.prober import run_probe
 from agent.runtime.metered import MeteredRuntime
 from agent.runtime.port import Runtime
+from agent.runtime.sandbox import SANDBOX_IMAGE
 from agent.session import Session
 from agent.testhooks import install_wedge_hook
 from agent.usage import UsageSampler
@@ -126,20 +127,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pod-sandbox",
         dest="pod_sandbox",
-        action="store_true",
-        default=True,
-        help="run each pod's containers in the network namespace of one holder container per "
+        nargs="?",
+        const="all",
+        choices=("all", "multi"),
+        default="multi",
+        help="run a pod's containers in the network namespace of one holder container per "
         "pod (pinnace/pause, built by `make images`), as Kubernetes' pause container: the "
         "pod's containers share localhost, and a crashed one starts again without new network "
-        "setup (the default)",
+        "setup. multi (the default): only pods of more than one container, since a holder "
+        "costs about a container start per pod; all (also --pod-sandbox alone): every pod",
     )
     p.add_argument(
         "--no-pod-sandbox",
         dest="pod_sandbox",
-        action="store_false",
+        action="store_const",
+        const="none",
         help="give each container a network namespace of its own instead (no holder; a "
         "crashed container's restart makes its network again, and a pod's containers do not "
         "share localhost)",
+    )
+    p.add_argument(
+        "--pod-sandbox-image",
+        default=SANDBOX_IMAGE,
+        metavar="IMAGE",
+        help=f"the image of a pod sandbox's holder (default {SANDBOX_IMAGE}; never pulled: "
+        "without it on the node, pods run without a sandbox and say so)",
     )
     p.add_argument("--labels", default="", help="node labels, k=v,k2=v2")
     p.add_argument("--capacity-cpu", help="claim this CPU capacity instead of detecting it")
@@ -369,6 +381,7 @@ async def run_agent(
             disks=disks,
             memory=memory,
             pod_sandbox=args.pod_sandbox,
+            sandbox_image=args.pod_sandbox_image,
         )
     runtime = MeteredRuntime(runtime)
     metered = runtime

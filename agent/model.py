@@ -148,6 +148,14 @@ class PodSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerSeen:
+    """One container of a pod as the master's copy of its status has it."""
+
+    restart_count: int = 0
+    container_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PodAssignment:
     """One pod the master wants on this node (or wants stopped, when `stop`).
 
@@ -164,6 +172,9 @@ class PodAssignment:
     namespace: str = ""
     # metadata.uid, for messages that name the pod as the kubelet does.
     uid: str = ""
+    # Container name -> how the pod's status at the master last had it (this node's
+    # report): where agent/sync.py's count starts for a container it knows nothing of.
+    seen: Mapping[str, ContainerSeen] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

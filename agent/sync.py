@@ -15,7 +15,8 @@ Rules, in the order they apply to a pod:
   when one was seen running or waiting to restart and is gone (removed on the engine,
   or taken with its pod's sandbox when the holder died: agent/runtime/sandbox.py), the
   new one is a restart and counts as one, as the kubelet counts a container it creates
-  again in a new sandbox;
+  again in a new sandbox; a container the agent has no memory of (a restarted agent)
+  starts its count where the pod's status at the master left it (PodAssignment.seen);
 - an exited container: restart it per restartPolicy, the first time at once,
   then after 1 s, 2 s, ... up to 60 s; ten minutes of running resets the delay;
 - a live container whose liveness probe failed (`unhealthy`, from agent/probes.py):
@@ -262,6 +263,19 @@ def _start(a: PodAssignment, spec: ContainerSpec, restart_count: int, reason: st
     ]
 
 
+def _from_status(a: PodAssignment, container: str) -> ContainerBackoff:
+    """The bookkeeping of a container this agent knows nothing of (a new pod, or a restarted
+    agent's first sight of it): its count where the pod's status at the master left it, and
+    the container that status named, so that one being gone counts as a restart. The
+    kubelet's count is the pod status's too when the runtime has no container to count
+    from; without it, a restarted agent whose pod's sandbox died before it listed the pod
+    (agent/runtime/sandbox.py's sweep took the containers) made them again from 0."""
+    seen = a.seen.get(container)
+    if seen is None:
+        return ContainerBackoff()
+    return ContainerBackoff(restart_count=seen.restart_count, seen_id=seen.container_id)
+
+
 def _sync_container(
     a: PodAssignment,
     spec: ContainerSpec,
@@ -402,7 +416,7 @@ def sync(
         for spec in a.spec.containers:
             key = (name, spec.name)
             mine = [c for c in containers if c.container == spec.name]
-            b = backoff.get(key, ContainerBackoff())
+            b = backoff[key] if key in backoff else _from_status(a, spec.name)
             done, b = _sync_container(a, spec, mine, b, now, unhealthy.get(key))
             actions += done
             new_backoff[key] = b

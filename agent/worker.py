@@ -488,6 +488,10 @@ class Worker:
             info.id[:12],
             info.ports or "-",
         )
+        if info.sandbox_note:
+            # Made without the sandbox its pod wanted (no sandbox image on the node): the
+            # container's image note, which the master shows as a Warning event of the pod.
+            self.handle(ImageReady(assignment.name, spec.name, info.sandbox_note))
 
     async def _restart(self, action: RestartContainer) -> None:
         """Runs the dead container again: started again as it is where agent/restart_path.py

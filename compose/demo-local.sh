@@ -16,11 +16,17 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 fail() { printf '\033[31mdemo: %s\033[0m\n' "$*" >&2; exit 1; }
 
 down() {
+  local pids=()
   for pidfile in "$DEMO"/*.pid; do
     [[ -e $pidfile ]] || continue
     pid=$(cat "$pidfile")
-    kill "$pid" 2>/dev/null && echo "stopped $(basename "$pidfile" .pid) (pid $pid)"
+    kill "$pid" 2>/dev/null && echo "stopped $(basename "$pidfile" .pid) (pid $pid)" && pids+=("$pid")
     rm -f "$pidfile"
+  done
+  # Each stops its HAProxy on the way out (--stop-lb-on-exit, --stop-node-proxy-on-exit),
+  # from the folders removed below: wait for them (30 s at most).
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   done
   for node in "${NODES[@]}"; do
     ids=$(docker ps -aq --filter "label=pinnace.node=$node")
@@ -46,7 +52,7 @@ up() {
   mkdir -p "$DEMO"
   step "starting the master on $PINNACE_MASTER"
   $BIN/pinnace master --listen "$PINNACE_MASTER" --data-dir "$DEMO/master-data" \
-    >"$DEMO/master.out" 2>"$DEMO/master.log" &
+    --stop-lb-on-exit >"$DEMO/master.out" 2>"$DEMO/master.log" &
   echo $! >"$DEMO/master.pid"
   # The master writes its admin credentials on first start; agents join with a token.
   export PINNACE_CONFIG=$DEMO/master-data/pinnace.conf

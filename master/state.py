@@ -52,7 +52,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from kernel.clock import Clock
-from master.event_queue import EVENT_WRITE_INTERVAL, EventQueue, QueuedEvent
+from master.event_queue import EVENT_WRITE_INTERVAL, EventQueue, QueuedEvent, write_interval
 from master.metrics.series import COMMIT_PHASES, store_write
 from master.model import (
     DEFAULT_NAMESPACE,
@@ -178,6 +178,10 @@ class ClusterState:
         self._event_queue = EventQueue(MAX_EVENTS)
         self._events_queued = asyncio.Event()
         self._writing_events = False
+        # When the queue was last taken (monotonic), and how long the event writer waits
+        # for the next batch (event_queue.write_interval: longer through a burst).
+        self._events_taken_at = clock.monotonic()
+        self.event_write_interval = EVENT_WRITE_INTERVAL
         self._staged: _Staged | None = None
         # None: this master writes; else why it may not (a follower of another leader).
         self._write_gate: Callable[[], str | None] = lambda: None
@@ -503,6 +507,22 @@ class ClusterState:
 
     # -- reads ----------------------------------------------------------------------
 
+    async def durable_for_readers(self) -> None:
+        """Write the held pods (master/write_hold.py) before a user's read answers: what a
+        user is shown must survive the master. A new pod waits out of the store until it
+        is bound, up to ~10 s in a 50,000-pod burst; a Pending pod a user listed then, and
+        a master killed -9, and the replacement's controllers made it again under another
+        name (the listed one never was). With no pod held (nearly always) this costs a
+        length check; during a burst someone reads in, one write of what is held (group
+        commit with any other flush). A store that cannot write now (a follower, a write
+        in doubt) does not fail the read: it shows memory, as before."""
+        if not self._held_pods:
+            return
+        try:
+            await self.flush()
+        except StoreError as exc:
+            log.info("a read shows pods not yet in the store: %s", exc)
+
     def get(self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE) -> StoredObject | None:
         """kind/name in `namespace` (ignored for cluster-scoped kinds)."""
         return self.get_key(kind, key_name(kind, namespace, name))
@@ -820,18 +840,31 @@ class ClusterState:
         source: str = MASTER_SOURCE,
         namespace: str = DEFAULT_NAMESPACE,
         writer: str = "",
-    ) -> Event:
-        """Append to the event log, folding repeats of the same event into a count.
+    ) -> Event | None:
+        """Append to the event log, folding repeats of the same event into a count; the
+        event as logged (None: queued behind a burst's, see below).
 
         The event lives in the involved object's namespace; events of cluster-scoped
         objects (nodes) go to "default", as Kubernetes records them. `writer`: who records
         it in managedFields (default: by its source, master/writers.py). Events queued
-        before it (`queue_event`) are written first: the log stays in order."""
+        before it (`queue_event`) are written first: the log stays in order. Through a
+        burst (the event writer's batches BURST_WRITE_INTERVAL apart: event_queue.py) it
+        joins the queue behind them instead: written first, they would all be written
+        each time a node's event came, a few a second at 5,000 nodes, which is the cost
+        the longer batches save. It is written with them, or as soon as anyone reads
+        events, and only the log's own trimming could have lost it."""
+        if self._event_queue and self._staged is None and self._in_burst():
+            self.queue_event(kind, name, reason, message, type_, source, namespace, writer)
+            return None
         self.write_events()
         event = QueuedEvent(
             kind, name, reason, message, type_, source, namespace, writer, self._clock.now()
         )
         return self._record(event, None)
+
+    def _in_burst(self) -> bool:
+        """Whether queued events wait for batches further apart (event_queue.py)."""
+        return self.event_write_interval != EVENT_WRITE_INTERVAL
 
     def queue_event(
         self,
@@ -896,6 +929,16 @@ class ClusterState:
             # (Not inside a commit's plan: a plan refused would take them with it.)
             return
         dropped, taken = queue.dropped, queue.take()
+        now = self._clock.monotonic()
+        self.event_write_interval = write_interval(
+            dropped + len(taken), now - self._events_taken_at, queue.capacity
+        )
+        self._events_taken_at = now
+        if self._in_burst():
+            # A burst's batch: the queue already dropped what the store's hold of new events
+            # would have spared it (write_hold.py); held too, an event could reach the store
+            # 10 s after it was recorded. It goes with the next background write.
+            self._events_stored_at = float("-inf")
         if dropped:
             log.info(
                 "%d events dropped from a full queue (the log would have trimmed them)", dropped
@@ -917,10 +960,11 @@ class ClusterState:
             self._writing_events = False
 
     async def run_event_writer(self) -> None:
-        """Background task: write queued events every EVENT_WRITE_INTERVAL."""
+        """Background task: write queued events every EVENT_WRITE_INTERVAL (further apart
+        through a burst: `event_write_interval`, master/event_queue.py)."""
         while True:
             await self._events_queued.wait()
-            await self._clock.sleep(EVENT_WRITE_INTERVAL)
+            await self._clock.sleep(self.event_write_interval)
             self._events_queued.clear()
             try:
                 self.write_events()

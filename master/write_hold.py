@@ -26,7 +26,9 @@ A new pod goes with the first write after its binding (its creation and binding 
 or once the scheduler found it no node (its Unschedulable status: nothing to merge it with,
 and a Pending pod a user lists must not be one a master killed then forgets and makes
 again under another name), or once it has waited POD_HOLD_INTERVAL unbound, or with any
-flush someone waits on.
+flush someone waits on. A user's read (get, list, watch: the CLI's and the Kubernetes API's)
+is such a flush when any pod is held (ClusterState.durable_for_readers): what a user was
+shown is in the store.
 """
 
 from __future__ import annotations

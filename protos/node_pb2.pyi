@@ -1672,6 +1672,7 @@ class PodAssignment(_message.Message):
     STOP_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
     UID_FIELD_NUMBER: _builtins.int
+    SEEN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     epoch: _builtins.int
     owner: _builtins.str
@@ -1685,6 +1686,15 @@ class PodAssignment(_message.Message):
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def spec(self) -> Global___PodSpec: ...
+    @_builtins.property
+    def seen(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerSeen]:
+        """Each container as the pod's status last had it (this node's last report of the
+        pod's current binding; none before one): the agent's restart count of a container
+        it has no memory of starts there, as the kubelet's does from the pod's status (a
+        restarted agent whose pod's sandbox died before it listed the pod's containers made
+        them again from 0). Read only for a container the agent knows nothing of yet.
+        """
+
     def __init__(
         self,
         *,
@@ -1696,14 +1706,41 @@ class PodAssignment(_message.Message):
         stop: _builtins.bool = ...,
         namespace: _builtins.str = ...,
         uid: _builtins.str = ...,
+        seen: _abc.Iterable[Global___ContainerSeen] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "spec", b"spec", "stop", b"stop", "uid", b"uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "seen", b"seen", "spec", b"spec", "stop", b"stop", "uid", b"uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PodAssignment: _TypeAlias = PodAssignment  # noqa: Y015
+
+@_typing.final
+class ContainerSeen(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    RESTART_COUNT_FIELD_NUMBER: _builtins.int
+    CONTAINER_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    restart_count: _builtins.int
+    container_id: _builtins.str
+    """The container's id as reported: gone from the node, the next one counts as a restart."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        restart_count: _builtins.int = ...,
+        container_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "name", b"name", "restart_count", b"restart_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContainerSeen: _TypeAlias = ContainerSeen  # noqa: Y015
 
 @_typing.final
 class PodSpec(_message.Message):

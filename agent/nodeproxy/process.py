@@ -43,6 +43,12 @@ class ProxyError(RuntimeError):
 class ProxyPaths:
     workdir: Path
 
+    def __post_init__(self) -> None:
+        # HAProxy runs, and checks its config, from this folder: a relative path (an agent
+        # given a relative --state-dir, as `make demo-local` does) was looked for inside
+        # the folder itself, and the node proxy never started ("no message": `-c -q`).
+        object.__setattr__(self, "workdir", self.workdir.absolute())
+
     @property
     def config(self) -> Path:
         return self.workdir / "haproxy.cfg"

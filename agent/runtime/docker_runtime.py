@@ -17,8 +17,9 @@ run on Docker's default bridge, or, once the master gives the node a pod subnet
 (`use_pod_subnet`), on the node's own bridge of it (agent/hostgw/bridge.py), their
 ports still published.
 
-With `pod_sandbox` (the agent's --pod-sandbox), each pod's containers join the network
-namespace of one holder container per pod, which publishes the pod's ports and carries its
+With `pod_sandbox` (the agent's --pod-sandbox: every pod, or by default only a pod of more
+than one container, agent/runtime/sandbox.py wants_sandbox), a pod's containers join the
+network namespace of one holder container per pod, which publishes the pod's ports and carries its
 hostname and DNS (agent/runtime/sandbox.py decides what to create and remove; this module
 only makes the calls): a crashed container then starts again without a new namespace, veth
 or port proxy. Holders are never listed as containers; a container that joined one is
@@ -91,6 +92,7 @@ from agent.runtime.port import (
 from agent.runtime.sandbox import (
     SANDBOX_IMAGE,
     Member,
+    SandboxMode,
     holder_config,
     holder_step,
     is_holder,
@@ -98,8 +100,10 @@ from agent.runtime.sandbox import (
     joined_holder,
     joined_info,
     member_of,
+    missing_image_note,
     network_mode,
     sweep,
+    wants_sandbox,
 )
 from agent.runtime.single_flight import SingleFlight
 from agent.runtime.thread_pump import pumped
@@ -126,6 +130,10 @@ _WAITING_STARTS_MAX = _POOL_SIZE // 2
 _CONFLICT = 409  # the engine's answer to a create whose name is taken
 # An exec probe's output is only shown in a message; keep its tail.
 _EXEC_OUTPUT_MAX = 4096
+
+
+class _NoSandboxImage(Exception):
+    """The engine has no sandbox image: the pod runs without a sandbox."""
 
 
 def _explain(exc: BaseException) -> str:
@@ -276,15 +284,20 @@ class DockerRuntime:
         reach_own_ip: bool | None = None,
         disks: ClaimDisks | None = None,
         memory: MemoryVolumes | None = None,
-        pod_sandbox: bool = False,
+        pod_sandbox: SandboxMode | bool = False,
         sandbox_image: str = SANDBOX_IMAGE,
     ) -> None:
         self._node = node
         # Pods in sandboxes (agent/runtime/sandbox.py): holder id -> its facts as last seen;
         # pods with a start under way (the sweep leaves them alone) and one lock per pod, so
         # two starts of one pod never make two holders.
-        self._sandbox = pod_sandbox
+        # True/False: every pod / none (as before the modes).
+        self._sandbox: SandboxMode = (
+            pod_sandbox if isinstance(pod_sandbox, str) else "all" if pod_sandbox else "none"
+        )
         self._sandbox_image = sandbox_image
+        # Whether the agent's log said the sandbox image is missing (once per agent).
+        self._said_no_sandbox_image = False
         self._holders: dict[str, ContainerInfo] = {}
         self._busy: collections.Counter[str] = collections.Counter()
         # When each pod's last start ended (monotonic): a listing taken before that may
@@ -523,7 +536,7 @@ class DockerRuntime:
         for gone in set(self._cache) - seen:
             # pop: a restart in place may have dropped it meanwhile (another thread).
             self._cache.pop(gone, None)
-        if not self._sandbox and not self._holders and not any(i.sandbox_id for i in result):
+        if self._sandbox == "none" and not self._holders and not any(i.sandbox_id for i in result):
             return result
         return self._in_sandboxes(api, result, listed_at)
 
@@ -713,47 +726,67 @@ class DockerRuntime:
         api.remove_container(stale["Id"], force=True)
 
     def _create_sync(self, config: ContainerConfig, gate: ImageGate | None = None) -> ContainerInfo:
-        if not self._sandbox:
+        if not wants_sandbox(self._sandbox, config):
             return self._create_container_sync(config, gate=gate)
         with self._starting(pod_of(config.labels)):
             # The holder is made beside the image step too (the kubelet also makes a pod's
             # sandbox before pulling its images): its image is the node's own pause image.
             try:
                 holder = self._ensure_holder_sync(config)
+            except _NoSandboxImage:
+                return self._without_sandbox_sync(config, gate)
             except Exception:
                 if gate is not None:
                     gate.wait()  # a failed image step is the news, as when it went first
                 raise
             return self._create_container_sync(joined_config(config), network_mode(holder), gate)
 
+    def _without_sandbox_sync(
+        self, config: ContainerConfig, gate: ImageGate | None
+    ) -> ContainerInfo:
+        """`config`'s container on a network of its own, as with --no-pod-sandbox, since the
+        node has no sandbox image: failing every pod for want of a 2 MB image helps no one.
+        The agent's log says so once; each such pod says so in its events (`sandbox_note`)."""
+        note = missing_image_note(self._sandbox_image, pod_of(config.labels))
+        if not self._said_no_sandbox_image:
+            self._said_no_sandbox_image = True
+            log.warning("pod sandbox: %s (said once; each pod says so in its events)", note)
+        info = self._create_container_sync(config, gate=gate)
+        return dataclasses.replace(info, sandbox_note=note)
+
     def _ensure_holder_sync(self, config: ContainerConfig) -> str:
         """The id of the running holder of `config`'s pod, made first if need be
         (agent/runtime/sandbox.py's holder_step)."""
         api = self._api()
         wanted = holder_config(config, self._node, self._sandbox_image)
+        # Where the node's pods go now (the holder is made there, see _create_container_sync).
+        network = self._pod_network or self._bridge
+        on = ""
         try:
-            existing: ContainerInfo | None = self._info(api.inspect_container(wanted.name))
+            attrs = api.inspect_container(wanted.name)
         except docker.errors.NotFound:
-            existing = None
+            existing: ContainerInfo | None = None
+        else:
+            existing = self._info(attrs)
+            on = str((attrs.get("HostConfig") or {}).get("NetworkMode") or "")
         if existing is not None and existing.labels.get(LABEL_NODE) != self._node:
             raise ContainerCreateError(
                 f"container name {wanted.name} is taken by a container of another node"
             )
-        step = holder_step(existing, wanted)
+        step = holder_step(existing, wanted, on, network)
         if existing is not None and step == "use":
             self._holders[existing.id] = existing
             return existing.id
         if existing is not None:
-            # Died, or made for other ports or DNS: its containers lost their network or
-            # must have the new one; the agent creates them again.
+            # Died, or made for other ports or DNS or on another network: its containers
+            # lost their network or must have the new one; the agent creates them again.
             joined = [m.id for m in self._listed_members(api) if m.joined == existing.id]
             self._remove_swept(api, joined, [existing.id])
-        if not self._present_sync(wanted.image):
-            raise ContainerCreateError(
-                f"the pod sandbox image {wanted.image} is not present on this node "
-                "(`make images` builds it)"
-            )
-        info = self._create_container_sync(wanted)
+        try:
+            # No inspect of the image first: one engine call less per pod in a burst.
+            info = self._create_container_sync(wanted)
+        except docker.errors.ImageNotFound as exc:
+            raise _NoSandboxImage() from exc
         log.info("pod sandbox: holder %s of pod %s", info.id[:12], pod_of(config.labels))
         self._holders[info.id] = info
         return info.id
@@ -775,6 +808,7 @@ class DockerRuntime:
         mounts, binds = self._prepare_mounts(api, config.mounts)
         host_config = api.create_host_config(
             port_bindings=port_bindings,
+            log_config={"Type": config.log_driver, "Config": {}} if config.log_driver else None,
             nano_cpus=config.nano_cpus or None,
             mem_limit=config.mem_limit or None,
             restart_policy={"Name": "no"},

@@ -204,6 +204,12 @@ class ContainerConfig:
     # sandbox publishes when the runtime runs pods in one (agent/runtime/sandbox.py).
     # Outside the repr, so config hashes (agent/containers.py) do not move with it.
     pod_ports: tuple[PortBinding, ...] = field(default=(), repr=False)
+    # How many containers the pod runs: the agent's default puts only a pod of more than one
+    # in a sandbox (agent/runtime/sandbox.py wants_sandbox). Outside the repr, as pod_ports.
+    pod_containers: int = field(default=1, repr=False)
+    # The engine's log driver ("": its default): a sandbox's holder logs nothing. Outside
+    # the repr, so a holder's digest (agent/runtime/sandbox.py) does not move with it.
+    log_driver: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +245,9 @@ class ContainerInfo:
     # The pod sandbox holder whose network namespace this container joined ("": none, the
     # container has its own); its ports and addresses above are the holder's.
     sandbox_id: str = ""
+    # Set on a container just made without the sandbox its pod wanted (the node has no
+    # sandbox image): why, for the pod's events. Only on what a create returns.
+    sandbox_note: str = ""
 
     @property
     def pod(self) -> str:

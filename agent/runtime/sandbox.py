@@ -11,12 +11,22 @@ port of the pod and carrying its hostname and resolv.conf; each app container jo
 (`network_mode=container:<holder id>`), so the pod's containers share localhost as in
 Kubernetes, and the agent reads a container's ports and addresses from its holder.
 
+Which pods get one (`wants_sandbox`, the agent's `--pod-sandbox [all|multi]`, default
+multi): a holder costs the engine nearly a second container start per pod (its own
+namespace, veth, port proxy and NAT rules, then the app's start joined to it), so apply ->
+N running took ~1.5x a parallel `docker run` with one per pod against ~1.07x without
+(tests/bench/README.md, holder_cost). A pod of one container shares localhost with no one,
+so by default only pods of more than one container run in a sandbox; `all` buys every pod
+the faster crash restart at that cost. An engine without the sandbox image runs the pod
+without one and the agent says so (docker_runtime.py, `missing_image_note`).
+
 This module decides, agent/runtime/docker_runtime.py executes:
 - `holder_config`: the holder's ContainerConfig, made of an app container's network facts;
 - `joined_config`: what is left for the app container (Docker refuses ports, DNS and a
   hostname on a container that joins another's namespace);
-- `holder_step`: use the running holder, create one, or replace one that died or was made
-  for other network facts (a pod whose ports changed gets a new sandbox);
+- `holder_step`: use the running holder, create one, or replace one that died, was made
+  for other network facts (a pod whose ports changed gets a new sandbox) or is on another
+  network than the node's pods go on now (made before the node's pod bridge existed);
 - `sweep`: what to remove. A holder that is not running takes its pod's containers with
   it: they lost their network, and the agent creates them again in a new sandbox, as the
   kubelet does when a pod's sandbox dies. A holder left without containers (its pod was
@@ -48,6 +58,10 @@ from agent.runtime.port import (
 # FROM scratch, 2 MB. Never pulled (a pinnace/* name on a registry would be someone else's).
 SANDBOX_IMAGE = "pinnace/pause:latest"
 _JOINED_PREFIX = "container:"
+
+# Which pods run in a sandbox: every pod, only pods of more than one container, none.
+SandboxMode = Literal["all", "multi", "none"]
+SANDBOX_MODES: tuple[SandboxMode, ...] = ("all", "multi", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +97,22 @@ def joined_holder(mode: str) -> str:
     return mode[len(_JOINED_PREFIX) :] if mode.startswith(_JOINED_PREFIX) else ""
 
 
+def wants_sandbox(mode: SandboxMode, app: ContainerConfig) -> bool:
+    """Whether `app`'s pod runs in a sandbox under `mode` (above: a single container's pod
+    gains only a faster crash restart from one, and pays a holder at every start)."""
+    return mode == "all" or (mode == "multi" and app.pod_containers > 1)
+
+
+def missing_image_note(image: str, pod: str) -> str:
+    """What the agent says when `pod` runs without the sandbox it wanted: its containers
+    each get a network of their own, so they do not share localhost."""
+    return (
+        f"the pod sandbox image {image} is not present on this node: pod {pod} runs without "
+        "a sandbox, each container with a network of its own (they do not share localhost); "
+        "`make images` builds it"
+    )
+
+
 def holder_config(app: ContainerConfig, node: str, image: str = SANDBOX_IMAGE) -> ContainerConfig:
     """The holder of `app`'s pod: every port of the pod published on the same address, the
     pod's hostname and resolv.conf; labelled with the node, the pod (and its labels, for
@@ -102,7 +132,8 @@ def holder_config(app: ContainerConfig, node: str, image: str = SANDBOX_IMAGE) -
     digest = hashlib.sha256(repr(shaped).encode()).hexdigest()[:16]
     labels = {k: v for k, v in app.labels.items() if k.startswith(LABEL_POD_LABEL_PREFIX)}
     labels |= {LABEL_NODE: node, **pod_labels(pod), LABEL_SANDBOX: digest}
-    return dataclasses.replace(shaped, labels=labels)
+    # It writes nothing: no log file or copier for the engine to set up (holder_cost).
+    return dataclasses.replace(shaped, labels=labels, log_driver="none")
 
 
 def joined_config(app: ContainerConfig) -> ContainerConfig:
@@ -118,13 +149,28 @@ def joined_config(app: ContainerConfig) -> ContainerConfig:
     )
 
 
-def holder_step(existing: ContainerInfo | None, wanted: ContainerConfig) -> HolderStep:
-    """What to do with the pod's holder of that name before one of its containers starts."""
+def holder_step(
+    existing: ContainerInfo | None, wanted: ContainerConfig, on: str = "", network: str = ""
+) -> HolderStep:
+    """What to do with the pod's holder of that name before one of its containers starts.
+    `on`: the network the existing holder is on (its NetworkMode), `network`: the one the
+    node's pods go on now ("": Docker's default bridge). A holder made before the node's
+    pod bridge existed (or of the node's old pod subnet) is replaced: its pod's address is
+    not in the node's subnet, which no other node routes to, and the pod would keep it for
+    as long as it lives, however many of its containers are made again."""
     if existing is None:
         return "create"
     if not existing.alive or existing.labels.get(LABEL_SANDBOX) != wanted.labels[LABEL_SANDBOX]:
         return "replace"
+    if _network(on) != _network(network):
+        return "replace"
     return "use"
+
+
+def _network(mode: str) -> str:
+    """A NetworkMode as the network it names: Docker's default bridge is "" here, whichever
+    of its names ("default", "bridge") the engine gave it."""
+    return "" if mode in ("", "default", "bridge") else mode
 
 
 def is_holder(info: ContainerInfo) -> bool:

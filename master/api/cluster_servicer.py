@@ -213,6 +213,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
     async def GetObjects(
         self, request: cluster_pb2.GetObjectsRequest, context: grpc.aio.ServicerContext
     ) -> cluster_pb2.GetObjectsResponse:
+        # What is shown survives the master (pods held until bound: ClusterState).
+        await self._state.durable_for_readers()
         try:
             if request.kind == "Master":
                 return cluster_pb2.GetObjectsResponse(objects=await self._list_masters(request))
@@ -415,6 +417,9 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
             check_kind(request.kind)
         except AppError as e:
             await _abort(context, e)
+        # What is shown survives the master (pods held until bound: ClusterState); before
+        # the subscription, so the snapshot and the queue do not overlap.
+        await self._state.durable_for_readers()
         # (ADDED | MODIFIED | DELETED, object): told by the change's previous version.
         queue: asyncio.Queue[tuple[str, StoredObject] | None] = asyncio.Queue()
         namespace = None if request.all_namespaces else _namespace(request.namespace)
@@ -451,6 +456,8 @@ class ClusterServicer(cluster_pb2_grpc.ClusterServiceServicer):
                 type_, obj = item
                 if type_ != "DELETED" and obj.meta.resource_version <= request.resource_version:
                     continue
+                if type_ == "ADDED":
+                    await self._state.durable_for_readers()
                 yield cluster_pb2.WatchObjectsResponse(
                     type=type_, object=self._json(obj), resource_version=obj.meta.resource_version
                 )

@@ -421,6 +421,14 @@ def assignment_to_proto(
         stop=stop,
         namespace=pod.meta.namespace,
         uid=pod.meta.uid,
+        # The status a bind starts with has no containers: these are this node's.
+        seen=[
+            node_pb2.ContainerSeen(
+                name=c.name, restart_count=c.restart_count, container_id=c.container_id
+            )
+            for c in pod.status.container_statuses
+            if c.restart_count or c.container_id
+        ],
     )
 
 

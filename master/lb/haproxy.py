@@ -89,7 +89,7 @@ class HAProxyDriver:
         ready_timeout: float = 10.0,
     ) -> None:
         self._paths = LbPaths(workdir)
-        self._sockets = SocketDir(workdir)
+        self._sockets = SocketDir(self._paths.workdir)
         self._settings = settings
         self._bin = haproxy_bin
         self._ready_timeout = ready_timeout

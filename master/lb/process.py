@@ -41,6 +41,12 @@ class LbPaths:
 
     workdir: Path
 
+    def __post_init__(self) -> None:
+        # HAProxy runs, and checks its config, from this folder: a relative path (a master
+        # given a relative --data-dir, as `make demo-local` does) was looked for inside the
+        # folder itself, and the load balancer never started.
+        object.__setattr__(self, "workdir", self.workdir.absolute())
+
     @property
     def config(self) -> Path:
         return self.workdir / "haproxy.cfg"

@@ -17,7 +17,8 @@ node reports. Until every pod is Running:
                       assignment_changes_to_proto)
   status reports      the agents' reports applied (NodeReports.apply)
   events              the queued events written, as the master's event writer does
-                      every EVENT_WRITE_INTERVAL (master/event_queue.py), and once at the end
+                      every EVENT_WRITE_INTERVAL (master/event_queue.py; further apart
+                      through a burst where the tree does so), and once at the end
   store flush         the queued changes written (SQLite, FULL; its own thread) as the
                       master's background flusher writes them (newly logged events may
                       wait: master/write_hold.py), and what it held written at the end;
@@ -252,7 +253,10 @@ async def run(
             note("status reports", cpu0, wall0)
             running = sum(1 for p in state.pods() if p.status.phase == PodPhase.RUNNING)
             cpu0, wall0 = time.thread_time(), time.perf_counter()
-            if running == pods or wall0 - events_written >= EVENT_WRITE_INTERVAL:
+            # (As the master's event writer waits: longer through a burst, where the tree
+            # has that, master/event_queue.py.)
+            interval = getattr(state, "event_write_interval", EVENT_WRITE_INTERVAL)
+            if running == pods or wall0 - events_written >= interval:
                 state.write_events()
                 events_written = wall0
             note("events", cpu0, wall0)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.nodeproxy.process import ProxyPaths, install
 from master.lb.adopt import UNKNOWN_POD
 from master.lb.haproxy import HAProxyDriver, pid_alive
 from master.lb.model import Endpoint, LbService, LbSettings, LbState, Slot
@@ -409,3 +410,40 @@ def wait_until_answers(port: int, name: str, timeout: float = 10.0) -> None:
     while answers(port, 4) != [name] * 4:
         assert time.monotonic() < deadline, f"port {port} never answered only {name}"
         time.sleep(0.05)
+
+
+def test_a_relative_data_dir_serves(
+    haproxy_bin: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    servers: tuple[NamedServer, NamedServer],
+) -> None:
+    """The master's LB and an agent's node proxy in folders named relative to the working
+    directory (`make demo-local` gives both so: --data-dir .demo/master-data, --state-dir
+    .demo/NODE-state). HAProxy runs, and checks its config, from that folder, and looked
+    for the relative config path inside it: neither ever started."""
+    a, _ = servers
+    monkeypatch.chdir(tmp_path)
+    web_port = free_port()
+    driver = HAProxyDriver(Path("master-data/lb"), SETTINGS, haproxy_bin)
+
+    async def scenario() -> None:
+        await driver.start()
+        try:
+            await driver.apply([web(a.endpoint(), port=web_port)])
+            assert answers(web_port, 2) == ["a", "a"]
+        finally:
+            await driver.stop()
+
+    try:
+        asyncio.run(scenario())
+        proxy = ProxyPaths(Path("agent-state/nodeproxy"))
+        proxy.workdir.mkdir(parents=True)
+        install(
+            haproxy_bin,
+            proxy,
+            "global\ndefaults\n    mode tcp\nlisten idle\n    bind unix@idle.sock\n",
+        )
+        assert proxy.config.exists()
+    finally:
+        stop_running(tmp_path / "master-data/lb")

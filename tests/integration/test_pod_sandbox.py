@@ -11,6 +11,8 @@ Every container carries a node name unique to the test and is removed by id afte
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,6 +30,7 @@ from agent.runtime.port import (
     container_name,
     sandbox_name,
 )
+from tests.integration.cluster import pod_range
 from tests.support import remove_container
 
 pytestmark = pytest.mark.integration
@@ -62,9 +65,9 @@ def config(node: str, container: str, port: int, pod: str = "p") -> ContainerCon
     )
 
 
-def run(scenario: Callable[[DockerRuntime], Awaitable[None]], node: str) -> None:
+def run(scenario: Callable[[DockerRuntime], Awaitable[None]], node: str, **runtime: Any) -> None:
     async def body() -> None:
-        rt = DockerRuntime(node, pod_sandbox=True)
+        rt = DockerRuntime(node, **({"pod_sandbox": True} | runtime))
         try:
             await scenario(rt)
         finally:
@@ -218,3 +221,97 @@ def test_a_pod_whose_ports_changed_gets_a_new_holder(docker_client: Any, node: s
         assert [h["Id"] for h in holders(docker_client, node)] == [fresh.sandbox_id]
 
     run(scenario, node)
+
+
+def test_by_default_only_a_pod_of_more_than_one_container_gets_a_holder(
+    docker_client: Any, node: str
+) -> None:
+    async def scenario(rt: DockerRuntime) -> None:
+        alone = replace(config(node, "web", 80, pod="solo"), pod_containers=1)
+        solo = await rt.create_and_start(alone)
+        assert solo.sandbox_id == "" and set(solo.ports) == {"80/TCP"}
+        assert holders(docker_client, node) == []
+        named = await rt.exec(solo.id, ("hostname",))
+        assert named.output.strip() == "p-0"
+
+        web = await rt.create_and_start(replace(config(node, "web", 80), pod_containers=2))
+        (holder,) = holders(docker_client, node)
+        assert web.sandbox_id == holder["Id"]
+        # It logs nothing: no log file for the engine to keep.
+        assert (
+            docker_client.api.inspect_container(holder["Id"])["HostConfig"]["LogConfig"]["Type"]
+            == "none"
+        )
+
+    run(scenario, node, pod_sandbox="multi")
+
+
+def test_without_the_sandbox_image_the_pod_runs_without_one_and_says_so_once(
+    docker_client: Any, node: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    absent = f"pinnace/no-such-pause:{uuid.uuid4().hex[:8]}"
+
+    async def scenario(rt: DockerRuntime) -> None:
+        web = await rt.create_and_start(replace(config(node, "web", 80), pod_containers=2))
+        side = await rt.create_and_start(replace(config(node, "side", 8080), pod_containers=2))
+
+        assert holders(docker_client, node) == []
+        assert web.state == side.state == "running"
+        assert web.sandbox_id == side.sandbox_id == ""
+        # Each with a network of its own: its own ports, and the pod's hostname still.
+        assert set(web.ports) == {"80/TCP"} and set(side.ports) == {"8080/TCP"}
+        assert (await rt.exec(side.id, ("hostname",))).output.strip() == "p-0"
+        for info in (web, side):
+            assert (
+                absent in info.sandbox_note and "pod p runs without a sandbox" in info.sandbox_note
+            )
+        # The listing describes them as they are; the note is only the create's news.
+        listed = {c.id: c for c in await rt.list_containers()}
+        assert listed[web.id].sandbox_note == ""
+
+    with caplog.at_level(logging.WARNING, logger="agent.runtime.docker_runtime"):
+        run(scenario, node, pod_sandbox="multi", sandbox_image=absent)
+    said = [r for r in caplog.records if absent in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in said]
+
+
+def test_a_holder_made_before_the_nodes_pod_bridge_is_replaced_on_it(
+    docker_client: Any, node: str
+) -> None:
+    """A pod started while the node's pods still went on Docker's default bridge (before
+    the master gave the node its subnet, or while an old bridge of an overlapping subnet
+    still had pods) gets a holder there; a container of that pod made once the node's
+    bridge exists gets a new holder on the bridge, not the old one: the pod's address is
+    then in the node's subnet, which the other nodes route to (it kept its default-bridge
+    address before, which nothing routes to)."""
+    subnet = next(pod_range(docker_client).subnets(new_prefix=24))
+
+    def bridge_of(info: ContainerInfo) -> dict[str, Any]:
+        holder = docker_client.api.inspect_container(info.sandbox_id)
+        return dict(holder["NetworkSettings"]["Networks"])
+
+    async def scenario(rt: DockerRuntime) -> None:
+        web = await rt.create_and_start(config(node, "web", 80))
+        assert list(bridge_of(web)) == ["bridge"]
+        settled = rt.use_pod_subnet(str(subnet))
+        assert settled is not None
+        bridge = await settled
+
+        side = await rt.create_and_start(config(node, "side", 8080))
+
+        networks = bridge_of(side)
+        assert list(networks) == [bridge], "the pod stayed on Docker's default bridge"
+        assert ipaddress.ip_address(networks[bridge]["IPAddress"]) in subnet
+        # The old holder went, and the container that joined it (the agent makes it again).
+        ids = {c["Id"] for c in docker_client.api.containers(all=True)}
+        assert not ids & {web.id, web.sandbox_id}
+        again = await rt.create_and_start(config(node, "web", 80))
+        assert again.sandbox_id == side.sandbox_id
+
+    try:
+        run(scenario, node)
+    finally:
+        for c in docker_client.api.containers(all=True, filters={"label": f"pinnace.node={node}"}):
+            remove_container(docker_client, c["Id"])
+        for n in docker_client.networks.list(filters={"label": f"pinnace.node={node}"}):
+            n.remove()

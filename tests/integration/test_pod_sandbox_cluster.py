@@ -5,8 +5,12 @@ A two-container pod shares one holder's network namespace: its endpoints (the ho
 published ports) serve, `pinnace exec` in one container reaches the other on localhost, and
 its hostname is the pod's name; a killed container runs again in the same sandbox; a
 killed holder brings the pod back in a new one, each container counted as restarted once
-more (as the kubelet counts them); a restarted agent adopts pods and holders as they are; a
-deleted pod leaves no holder behind. `--no-pod-sandbox` runs the same pod without a holder.
+more (as the kubelet counts them), also when the holder died while the agent was down (the
+count kept by the pod's status at the master); a restarted agent adopts pods and holders as
+they are; a deleted pod leaves no holder behind. `--no-pod-sandbox` runs the same pod without
+a holder; so does an agent whose engine has no sandbox image, which says so in the pod's
+events. A pod of one container runs without a holder by default (a holder costs about a
+container start).
 The runtime's side alone is tests/integration/test_pod_sandbox.py.
 """
 
@@ -166,6 +170,26 @@ def test_a_pod_in_a_sandbox_serves_heals_and_goes(cluster: LocalCluster, tmp_pat
     healed = wait_for("the pod serving in its new sandbox", _serving_of(cluster, 3), 60)
     assert _pages(healed) == {"web", "side"}
 
+    # The holder dies while the agent is down: the restarted agent's first listing sweeps
+    # the pod's containers before it ever saw them, and it counts on from the pod's status
+    # at the master (3 + 2), as the kubelet does; it made them again from 0 before.
+    (holder,) = _holders(cluster, node)
+    cluster.kill(cluster.agents[node], signal.SIGKILL)
+    cluster.docker.api.kill(holder["Id"])
+    cluster.start_agent("n1")
+    wait_for(
+        "the new agent registered",
+        lambda: log.read_text(errors="replace").count(f"registered node {node}") >= 3,
+        60,
+    )
+    wait_for(
+        "a new holder after the agent's restart",
+        lambda: _rejoined(cluster, node, holder["Id"]),
+        60,
+    )
+    recounted = wait_for("the pod serving, its count kept", _serving_of(cluster, 5), 60)
+    assert _pages(recounted) == {"web", "side"}
+
     # A deleted pod leaves neither containers nor holder.
     cluster.cli("delete", "deployment", "duo")
     wait_for("nothing left on the node", lambda: not _containers(cluster, node), 60)
@@ -210,3 +234,80 @@ def test_no_pod_sandbox_runs_the_pod_without_a_holder_and_the_same_hostname(
     for container in ("web", "side"):
         named = cluster.cli("exec", name, "-c", container, "--", "hostname").stdout.strip()
         assert named == name, container
+
+
+SOLO = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: solo
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: solo
+  template:
+    metadata:
+      labels:
+        app: solo
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: pinnace/httpd:latest
+        ports:
+        - containerPort: 80
+"""
+
+
+def test_a_pod_of_one_container_runs_without_a_holder_by_default(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cluster.start_master()
+    node = cluster.start_agent("n1")
+    manifest = tmp_path / "solo.yaml"
+    manifest.write_text(SOLO)
+    cluster.cli("apply", "-f", str(manifest))
+
+    def running() -> dict[str, Any] | None:
+        pods = [p for p in cluster.pods() if p["metadata"]["name"].startswith("solo-")]
+        ok = len(pods) == 1 and pods[0]["status"].get("phase") == "Running"
+        return pods[0] if ok and pods[0]["status"].get("endpoints") else None
+
+    pod = wait_for("the pod running with its endpoint", running, 90)
+    name = pod["metadata"]["name"]
+    assert _holders(cluster, node) == []
+    (web,) = _apps(cluster, node).values()
+    assert not web["HostConfig"]["NetworkMode"].startswith("container:")
+    assert cluster.cli("exec", name, "--", "hostname").stdout.strip() == name
+    (endpoint,) = pod["status"]["endpoints"]
+    with urllib.request.urlopen(f"http://{endpoint}/healthz", timeout=5) as reply:
+        assert reply.read().decode().strip() == "ok"
+
+
+def test_without_the_sandbox_image_the_pod_runs_without_one_and_says_so(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cluster.start_master()
+    absent = "pinnace/no-such-pause:never"
+    node = cluster.start_agent("n1", f"--pod-sandbox-image={absent}")
+    manifest = tmp_path / "duo.yaml"
+    manifest.write_text(MANIFEST)
+    cluster.cli("apply", "-f", str(manifest))
+    pod = wait_for("the pod serving", _serving_of(cluster, 0), 90)
+    name = pod["metadata"]["name"]
+
+    assert _holders(cluster, node) == []
+    assert _pages(pod) == {"web", "side"}
+
+    def said() -> list[str]:
+        return [
+            e["message"]
+            for e in cluster.get_json("events")["items"]
+            if e["involvedObject"]["name"] == name and absent in e["message"]
+        ]
+
+    messages = wait_for("the pod's events saying so", said, 30)
+    assert all("runs without a sandbox" in m for m in messages)
+    log = (cluster.workdir / "agent-n1.log").read_text(errors="replace")
+    assert log.count(f"the pod sandbox image {absent} is not present") == 1

@@ -63,9 +63,12 @@ def test_pod_network_is_off_by_default_and_validated(capsys: pytest.CaptureFixtu
     assert "--pod-network" in capsys.readouterr().err
 
 
-def test_pod_sandboxes_are_on_by_default_and_no_pod_sandbox_turns_them_off() -> None:
+def test_pod_sandboxes_are_for_multi_container_pods_by_default() -> None:
     default, _ = resolve(["--name", "n"])
-    asked, _ = resolve(["--name", "n", "--pod-sandbox"])  # the old opt-in, still accepted
+    asked, _ = resolve(["--name", "n", "--pod-sandbox"])  # the old opt-in: every pod
+    every, _ = resolve(["--name", "n", "--pod-sandbox", "all"])
+    multi, _ = resolve(["--name", "n", "--pod-sandbox=multi"])
     off, _ = resolve(["--name", "n", "--no-pod-sandbox"])
 
-    assert (default.pod_sandbox, asked.pod_sandbox, off.pod_sandbox) == (True, True, False)
+    assert (default.pod_sandbox, asked.pod_sandbox, every.pod_sandbox) == ("multi", "all", "all")
+    assert (multi.pod_sandbox, off.pod_sandbox) == ("multi", "none")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from agent.model import ContainerPort, ContainerSpec, PodAssignment, PodSpec, spec_hash
+from agent.model import (
+    ContainerPort,
+    ContainerSeen,
+    ContainerSpec,
+    PodAssignment,
+    PodSpec,
+    spec_hash,
+)
 from agent.runtime.port import ContainerInfo
 from agent.sync import (
     BACKOFF_CAP,
@@ -234,6 +241,25 @@ def test_a_container_gone_from_the_engine_comes_back_as_one_more_restart() -> No
     after = sync({"web-1": pod()}, [], NOW + 1, restarted.backoff)
     assert [a.restart_count for a in fresh.actions if isinstance(a, StartContainer)] == [0]
     assert [a.restart_count for a in after.actions if isinstance(a, StartContainer)] == [1]
+
+
+def test_a_container_a_restarted_agent_never_saw_counts_on_from_the_pods_status() -> None:
+    # The agent restarted and its pod's sandbox died before its first listing (the sweep
+    # took the containers): the pod's status at the master had container c1 at 2 restarts;
+    # c1 is gone, so the one made now is restart #3, as the kubelet's would be.
+    seen = {"web": ContainerSeen(restart_count=2, container_id="c1")}
+    gone = sync({"web-1": pod(seen=seen)}, [], NOW, {})
+    (start,) = [a for a in gone.actions if isinstance(a, StartContainer)]
+    assert start.restart_count == 3
+    assert "gone" in start.reason
+    # Found as the status had it: adopted, nothing counted.
+    found = sync({"web-1": pod(seen=seen)}, [container(restarts=2)], NOW, {})
+    assert found.actions == ()
+    assert found.backoff[("web-1", "web")].restart_count == 2
+    # The agent's own memory wins over an assignment's older status (a later re-send).
+    mine = sync({"web-1": pod()}, [container(cid="c7", restarts=5)], NOW, {})
+    later = sync({"web-1": pod(seen=seen)}, [], NOW + 1, mine.backoff)
+    assert [a.restart_count for a in later.actions if isinstance(a, StartContainer)] == [6]
 
 
 def test_pull_failure_backs_off_and_only_that_pod_waits() -> None:

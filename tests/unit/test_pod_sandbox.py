@@ -26,8 +26,10 @@ from agent.runtime.sandbox import (
     joined_holder,
     joined_info,
     member_of,
+    missing_image_note,
     network_mode,
     sweep,
+    wants_sandbox,
 )
 
 WEB = ContainerSpec("web", "pinnace/httpd:latest", ports=(ContainerPort(80),))
@@ -52,6 +54,49 @@ def test_the_holder_publishes_every_port_of_the_pod_once_with_its_hostname_and_d
     assert holder.labels[LABEL_POD] == "web-1"
     assert LABEL_CONTAINER not in holder.labels
     assert holder.labels[LABEL_SANDBOX]
+
+
+def test_the_holder_logs_nothing_and_its_digest_does_not_move_with_that() -> None:
+    config = container_config("n1", "127.0.0.1", POD, WEB, 0)
+    holder = holder_config(config, "n1")
+    assert holder.log_driver == "none"
+    # Holders made before it had no log driver: the same digest, so none is replaced.
+    assert replace(holder, log_driver="").labels[LABEL_SANDBOX] == holder.labels[LABEL_SANDBOX]
+    assert "log_driver" not in repr(holder)
+
+
+ALONE = PodAssignment("solo-1", 1, PodSpec((WEB,)), owner="Deployment/solo")
+
+
+@pytest.mark.parametrize(
+    ("mode", "pod", "wanted"),
+    [
+        ("multi", POD, True),
+        ("multi", ALONE, False),
+        ("all", ALONE, True),
+        ("all", POD, True),
+        ("none", POD, False),
+        ("none", ALONE, False),
+    ],
+)
+def test_by_default_only_a_pod_of_more_than_one_container_gets_a_sandbox(
+    mode: str, pod: PodAssignment, wanted: bool
+) -> None:
+    config = container_config("n1", "127.0.0.1", pod, pod.spec.containers[0], 0)
+    assert config.pod_containers == len(pod.spec.containers)
+    assert wants_sandbox(mode, config) is wanted  # type: ignore[arg-type]
+
+
+def test_the_container_count_does_not_move_a_containers_config_hash() -> None:
+    alone = container_config("n1", "127.0.0.1", ALONE, WEB, 0)
+    assert "pod_containers" not in repr(alone)
+
+
+def test_the_missing_image_note_names_the_image_the_pod_and_the_fix() -> None:
+    note = missing_image_note("pinnace/pause:latest", "web-1")
+    assert "pinnace/pause:latest" in note
+    assert "pod web-1 runs without a sandbox" in note
+    assert "localhost" in note and "make images" in note
 
 
 def test_every_container_of_a_pod_asks_for_the_same_holder() -> None:
@@ -120,6 +165,26 @@ def holder(state: str = "running", digest: str = "") -> ContainerInfo:
 def test_holder_step(existing: ContainerInfo | None, step: str) -> None:
     wanted = holder_config(container_config("n1", "127.0.0.1", POD, WEB, 0), "n1")
     assert holder_step(existing, wanted) == step
+
+
+@pytest.mark.parametrize(
+    ("on", "network", "step"),
+    [
+        ("default", "", "use"),
+        ("bridge", "", "use"),
+        ("pinnace-pods-n1", "pinnace-pods-n1", "use"),
+        # Made before the node's pod bridge existed: Docker's default bridge.
+        ("default", "pinnace-pods-n1", "replace"),
+        ("bridge", "pinnace-pods-n1", "replace"),
+        # Made on the bridge of the node's old pod subnet.
+        ("pinnace-pods-n1", "pinnace-pods-n1-10-1-2-0-24", "replace"),
+    ],
+)
+def test_a_holder_on_another_network_than_the_nodes_pods_is_replaced(
+    on: str, network: str, step: str
+) -> None:
+    wanted = holder_config(container_config("n1", "127.0.0.1", POD, WEB, 0), "n1")
+    assert holder_step(holder(), wanted, on, network) == step
 
 
 def test_a_joined_container_reads_its_holders_ports_and_addresses() -> None:

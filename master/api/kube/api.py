@@ -203,6 +203,9 @@ class KubeApi(Streams):
             request.headers.get("User-Agent", ""),
             request.query.get("force"),
         )
+        if method == "GET":
+            # What is shown survives the master (pods held until bound: ClusterState).
+            await self.state.durable_for_readers()
         if sub == "scale":
             return await self._scale(request, base, name or "", method, now, ns, w)
         if sub in ("exec", "attach") and method in ("GET", "POST"):

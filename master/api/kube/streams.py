@@ -110,6 +110,7 @@ class Streams:
 
         try:
             if since is None:
+                await self.state.durable_for_readers()  # (pods created since the dispatch's)
                 for obj in objects.list_kind(self.state, r.kind, now, self.started_at, namespace):
                     if wanted(obj):
                         await send("ADDED", obj)
@@ -163,6 +164,9 @@ class Streams:
         return response
 
     async def _send_change(self, change: Change, send: Any, wanted: Any) -> None:
+        if change.type == "ADDED":
+            # A new object shown survives the master (pods held until bound: ClusterState).
+            await self.state.durable_for_readers()
         obj = objects.render(change.obj, self.clock.now(), self.state)
         obj["metadata"]["resourceVersion"] = str(change.rv)
         if wanted(obj):
