@@ -128,10 +128,11 @@ def _install(trace: Trace) -> None:
     original_give_way = getattr(cm, "_give_way", None)
     if original_give_way is not None:
 
-        async def _give_way(self: Any) -> None:
+        async def _give_way(self: Any, *args: Any) -> Any:
             start = time.monotonic()
-            await original_give_way(self)
+            waited = await original_give_way(self, *args)
             trace.add("gave_way", time.monotonic() - start)
+            return waited
 
         cm._give_way = _give_way
 
