@@ -405,6 +405,43 @@ def pod_spec_to_proto(
     )
 
 
+# The spec messages assignments were made with, by the identity of the pod's spec (kept
+# alive beside it), each with the rest it was made of: `_assigned_spec`.
+_SPEC_MESSAGES: dict[int, tuple[PodSpec, tuple[object, ...], node_pb2.PodSpec]] = {}
+SPEC_MESSAGES_MEMO = 256
+
+
+def _assigned_spec(
+    pod: Pod, resolve: EnvResolver, files: FileResolver, services: ServiceEnv
+) -> node_pb2.PodSpec:
+    """`pod_spec_to_proto`, remembered: the message is made of the spec, what the resolvers
+    say for this pod (its containers' variables, its volumes' files, its Service variables)
+    and its stop grace, and the pods of one Deployment share their spec object and nearly
+    always the rest, so a burst of 50,000 converts each spec once instead of once a pod
+    (~20 us of a ~28 us assignment). The resolvers still run for every pod; a pod whose
+    answers differ gets a message of its own. Only ever read: an assignment built with it
+    holds a copy (protobuf copies a submessage given to a constructor)."""
+    spec = pod.spec
+    inputs = (
+        tuple(resolve(pod, c) for c in spec.containers),
+        tuple(files(pod, v) for v in spec.volumes),
+        tuple(services(pod)),
+        pod.stop_grace_seconds,
+    )
+    found = _SPEC_MESSAGES.get(id(spec))
+    if found is not None and found[0] is spec and found[1] == inputs:
+        return found[2]
+    # (Handed to pod_spec_to_proto in the order it asks: each container, each volume once.)
+    envs, resolved, service_env = iter(inputs[0]), iter(inputs[1]), inputs[2]
+    message = pod_spec_to_proto(
+        pod, lambda p, c: next(envs), lambda p, v: next(resolved), lambda p: service_env
+    )
+    if len(_SPEC_MESSAGES) >= SPEC_MESSAGES_MEMO:
+        _SPEC_MESSAGES.clear()
+    _SPEC_MESSAGES[id(spec)] = (spec, inputs, message)
+    return message
+
+
 def assignment_to_proto(
     pod: Pod,
     stop: bool,
@@ -417,7 +454,7 @@ def assignment_to_proto(
         epoch=pod.epoch,
         labels=pod.meta.labels,
         owner=pod.owner,
-        spec=pod_spec_to_proto(pod, resolve, files, services),
+        spec=_assigned_spec(pod, resolve, files, services),
         stop=stop,
         namespace=pod.meta.namespace,
         uid=pod.meta.uid,
