@@ -379,10 +379,15 @@ class DockerRuntime:
             try:
                 self._create_bridge_sync(api, plan.name, cidr)
             except docker.errors.APIError as exc:
+                # Tried again at the next pod start: what refused it (a network of an
+                # overlapping subnet, a busy engine) may be gone by then. Nothing else asks
+                # again while the subnet stays the same, and the node's pods stayed on the
+                # default bridge until the agent restarted.
+                self._bridge_retry = True
                 raise RuntimeFailure(
                     f"cannot make network {plan.name} of this node's pod subnet {cidr}: "
                     f"{_explain(exc)}; pods run on Docker's default bridge (reached at the "
-                    "node's address only)"
+                    "node's address only) until a pod start finds it can be made"
                 ) from None
         self._bridge = plan.name
         return plan.name

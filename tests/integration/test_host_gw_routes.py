@@ -15,6 +15,7 @@ where the routes themselves are shown to carry pod traffic between machines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import subprocess
@@ -23,6 +24,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import docker
+import docker.errors
+import docker.types
 import pytest
 
 from agent.hostgw.bridge import BRIDGE_OPTIONS
@@ -30,7 +34,13 @@ from agent.hostgw.plan import NodeSubnet
 from agent.hostgw.routes import HostRoutes, run_command
 from agent.nodeproxy.table import ServiceTable
 from agent.runtime.docker_runtime import DockerRuntime
-from agent.runtime.port import LABEL_NODE, ContainerConfig, ContainerInfo, pod_labels
+from agent.runtime.port import (
+    LABEL_NODE,
+    ContainerConfig,
+    ContainerInfo,
+    RuntimeFailure,
+    pod_labels,
+)
 from kernel.clock import FakeClock
 from tests.integration.cluster import pod_range
 from tests.support import remove_container
@@ -246,3 +256,49 @@ def test_a_node_whose_subnet_changes_runs_new_pods_on_a_bridge_of_the_new_subnet
             remove_container(c.client, c.id)
         for n in docker_client.networks.list(filters={"label": f"{LABEL_NODE}={node}"}):
             n.remove()
+
+
+def test_a_bridge_the_engine_refused_is_made_at_a_later_pod_start(docker_client: Any) -> None:
+    """The engine refuses the node's bridge (another network holds an overlapping subnet):
+    pods go on Docker's default bridge, saying why; once that network is gone, the next pod
+    start makes the bridge and the pod goes on it. The refusal was final before: nothing
+    asked again while the node's subnet stayed the same, until the agent restarted."""
+    node = f"hgw-{uuid.uuid4().hex[:6]}"
+    subnet = next(pod_range(docker_client).subnets(new_prefix=24))
+    runtime = DockerRuntime(node)
+    # Not the node's (no label, another name): bridge_plan does not see it; the engine does.
+    blocker = docker_client.networks.create(
+        f"{node}-blocker",
+        driver="bridge",
+        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))]),
+    )
+
+    def config(pod: str) -> ContainerConfig:
+        return ContainerConfig(
+            name=f"pinnace-{node}-{pod}", image=IMAGE, labels={LABEL_NODE: node, **pod_labels(pod)}
+        )
+
+    def networks(info: ContainerInfo) -> list[str]:
+        return list(docker_client.api.inspect_container(info.id)["NetworkSettings"]["Networks"])
+
+    async def scenario() -> None:
+        settled = runtime.use_pod_subnet(str(subnet))
+        assert settled is not None
+        with pytest.raises(RuntimeFailure, match="until a pod start finds it can be made"):
+            await settled
+        first = await runtime.create_and_start(config("first"))
+        assert networks(first) == ["bridge"]
+
+        blocker.remove()
+        second = await runtime.create_and_start(config("second"))
+        assert networks(second) == [f"pinnace-pods-{node}"], "the bridge was never made"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={node}"}):
+            remove_container(c.client, c.id)
+        for n in docker_client.networks.list(filters={"label": f"{LABEL_NODE}={node}"}):
+            n.remove()
+        with contextlib.suppress(docker.errors.NotFound):
+            blocker.remove()
