@@ -534,6 +534,7 @@ async def main_async(
     memory_probe: str = "",
     return_timeout: float | None = None,
     after_window: float = 20.0,
+    trace: str = "",
 ) -> HollowResult | None:
     """One run; `during_window(address, seconds)` runs beside the steady window (another
     bench's probe, e.g. store_compare.py's writes); `return_timeout` None: no watch for the
@@ -547,6 +548,9 @@ async def main_async(
     elif stalls_ms:
         # Every loop callback over stalls_ms of CPU, from the start (tests/bench/debug_master.py).
         argv = [sys.executable, "-m", "tests.bench.debug_master", stalls_out, f"{stalls_ms:g}"]
+    elif trace:
+        # What it decided, bound, sent and heard, and when (tests/bench/trace_master.py).
+        argv = [sys.executable, "-m", "tests.bench.trace_master", trace]
     elif memory_probe:
         # Where its memory is, after the joins, all Running, the window (memory_probe.py).
         argv = [sys.executable, "-m", "tests.bench.memory_probe", memory_probe]
@@ -613,6 +617,8 @@ async def main_async(
             os.kill(master.pid, signal.SIGUSR1)  # profile from the apply on
         if memory_probe:
             await _probe(master.pid, signal.SIGUSR1, memory_probe, 1)
+        if trace:
+            os.kill(master.pid, signal.SIGUSR1)  # the timeline starts at the apply
         t1, apply_cpu0 = time.monotonic(), proc.cpu_times()
         fleet_cpu0, machine_cpu0 = fleet_cpu_s(fleets), machine_busy_s()
         writes0 = await asyncio.to_thread(store_writes, metrics_url)
@@ -668,6 +674,8 @@ async def main_async(
             f"{max(backlogs, default=float('nan')):.1f} s",
             flush=True,
         )
+        if trace:
+            os.kill(master.pid, signal.SIGUSR2)  # and ends 5 s after all Running
         # All Running is read from memory: the last statuses are written after it.
         writes1 = await asyncio.to_thread(store_writes, metrics_url)
         txns, rows, writing = (b - a for a, b in zip(writes0, writes1, strict=True))
@@ -1064,6 +1072,14 @@ def main() -> None:
         default=20.0,
         help="seconds to count heartbeat acks over once the fleet is back (or the wait is over)",
     )
+    parser.add_argument(
+        "--trace",
+        default="",
+        metavar="OUT",
+        help="run the master under tests/bench/trace_master.py: OUT gets the timeline of the "
+        "apply (decisions, bindings, sends, reports, heartbeats, passes, node conditions) "
+        "to 5 s after all Running; `python -m tests.bench.trace_master --report OUT` prints it",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
     stalls_dir = tempfile.mkdtemp(prefix="pinnace-hollow-stalls-") if args.stalls else ""
@@ -1093,6 +1109,7 @@ def main() -> None:
             memory_probe=args.memory_probe,
             return_timeout=args.return_timeout,
             after_window=args.after_window,
+            trace=args.trace,
         )
     )
     if stalls_dir:
