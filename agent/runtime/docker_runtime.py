@@ -284,17 +284,14 @@ class DockerRuntime:
         reach_own_ip: bool | None = None,
         disks: ClaimDisks | None = None,
         memory: MemoryVolumes | None = None,
-        pod_sandbox: SandboxMode | bool = False,
+        pod_sandbox: SandboxMode = "none",
         sandbox_image: str = SANDBOX_IMAGE,
     ) -> None:
         self._node = node
         # Pods in sandboxes (agent/runtime/sandbox.py): holder id -> its facts as last seen;
         # pods with a start under way (the sweep leaves them alone) and one lock per pod, so
         # two starts of one pod never make two holders.
-        # True/False: every pod / none (as before the modes).
-        self._sandbox: SandboxMode = (
-            pod_sandbox if isinstance(pod_sandbox, str) else "all" if pod_sandbox else "none"
-        )
+        self._sandbox = pod_sandbox
         self._sandbox_image = sandbox_image
         # Whether the agent's log said the sandbox image is missing (once per agent).
         self._said_no_sandbox_image = False

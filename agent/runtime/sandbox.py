@@ -61,7 +61,6 @@ _JOINED_PREFIX = "container:"
 
 # Which pods run in a sandbox: every pod, only pods of more than one container, none.
 SandboxMode = Literal["all", "multi", "none"]
-SANDBOX_MODES: tuple[SandboxMode, ...] = ("all", "multi", "none")
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     client: Any = request.getfixturevalue("docker_client")
     sandbox = request.param == "docker-sandbox"
     backend = Backend(
-        lambda node: DockerRuntime(node, pod_sandbox=sandbox), lambda cid: client.api.kill(cid)
+        lambda node: DockerRuntime(node, pod_sandbox="all" if sandbox else "none"),
+        lambda cid: client.api.kill(cid),
     )
     try:
         yield backend

@@ -67,7 +67,7 @@ def config(node: str, container: str, port: int, pod: str = "p") -> ContainerCon
 
 def run(scenario: Callable[[DockerRuntime], Awaitable[None]], node: str, **runtime: Any) -> None:
     async def body() -> None:
-        rt = DockerRuntime(node, **({"pod_sandbox": True} | runtime))
+        rt = DockerRuntime(node, **({"pod_sandbox": "all"} | runtime))
         try:
             await scenario(rt)
         finally:

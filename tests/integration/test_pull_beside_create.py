@@ -33,7 +33,7 @@ IMAGE = "pinnace/httpd:latest"
 @pytest.fixture(params=["node-network", "sandbox"])
 def made(request: pytest.FixtureRequest, docker_client: docker.DockerClient) -> Iterator[Any]:
     node = f"pbc-{uuid.uuid4().hex[:8]}"
-    runtime = DockerRuntime(node, pod_sandbox=request.param == "sandbox")
+    runtime = DockerRuntime(node, pod_sandbox="all" if request.param == "sandbox" else "none")
     try:
         yield node, runtime
     finally:

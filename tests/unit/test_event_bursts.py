@@ -13,9 +13,10 @@ import asyncio
 
 from kernel.clock import FakeClock
 from master.event_queue import BURST_WRITE_INTERVAL, EVENT_WRITE_INTERVAL, write_interval
-from master.model import Event, StoredObject
+from master.model import Event
 from master.state import MAX_EVENTS, ClusterState
 from master.store import MemoryStore
+from tests.unit.test_event_queue import _event_puts
 
 
 def test_the_interval_stretches_only_while_events_outrun_the_log() -> None:
@@ -27,17 +28,6 @@ def test_the_interval_stretches_only_while_events_outrun_the_log() -> None:
     assert write_interval(1000, 5.0, 2000) == EVENT_WRITE_INTERVAL  # the burst is over
     # A reader's take of a few events just after a batch: no burst.
     assert write_interval(20, 0.01, 2000) == EVENT_WRITE_INTERVAL
-
-
-def _event_puts(state: ClusterState) -> list[Event]:
-    told: list[Event] = []
-
-    def listen(kind: str, obj: StoredObject, deleted: bool, previous: StoredObject | None) -> None:
-        if isinstance(obj, Event) and not deleted:
-            told.append(obj)
-
-    state.subscribe(listen)
-    return told
 
 
 def _second_of_events(state: ClusterState, clock: FakeClock, start: int, count: int) -> None:
