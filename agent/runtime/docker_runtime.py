@@ -304,6 +304,8 @@ class DockerRuntime:
         self._app_busy = 0
         self._quiet_since = time.monotonic()
         self._making_standbys = False
+        # Container id -> the standby the last listing gave it (for the log).
+        self._standby_known: dict[str, str] = {}
         # Pods in sandboxes (agent/runtime/sandbox.py): holder id -> its facts as last seen;
         # pods with a start under way (the sweep leaves them alone) and one lock per pod, so
         # two starts of one pod never make two holders.
@@ -579,8 +581,20 @@ class DockerRuntime:
             for i in listed
             if not is_holder(i) and i.id not in removed
         ]
+        self._say_standbys(result)
         self._standbys_after(result, standbys)
         return result
+
+    def _say_standbys(self, listed: list[ContainerInfo]) -> None:
+        """Logs each container the first time a listing gives it its pod's standby: from
+        the listing after this line on, its crash restart replaces it into the standby."""
+        known = {i.id: i.standby_id for i in listed if i.standby_id}
+        for cid, standby in known.items():
+            if self._standby_known.get(cid) != standby:
+                log.info(
+                    "pod sandbox: container %s listed with its standby %s", cid[:12], standby[:12]
+                )
+        self._standby_known = known
 
     def _standbys_after(self, listed: list[ContainerInfo], standbys: dict[str, str]) -> None:
         """After a listing: forget standbys no longer wanted (the pod's container is gone,
