@@ -575,8 +575,15 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
         with times.stage("gRPC calls' tasks"):
             # Ended before the loop closes: one cancelled by asyncio.run's teardown prints
             # a CancelledError traceback (master/stopping.py).
-            if left := await finish_rpc_tasks():
-                log.warning("%d gRPC calls' tasks still running as the master stops", left)
+            end = await finish_rpc_tasks()
+            if end.running:
+                log.info(
+                    "%d gRPC calls' tasks were still ending after the server stopped; "
+                    "%d handlers cancelled after the wait, %d tasks left",
+                    end.running,
+                    end.cancelled,
+                    end.left,
+                )
         with times.stage("background tasks"):
             for task in tasks:
                 task.cancel()

@@ -23,6 +23,7 @@ import faulthandler
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 # A stage this long is named in the stop's warning.
@@ -105,13 +106,23 @@ def _rpc_tasks() -> set[asyncio.Task[Any]]:
     return _running(lambda name: name == RPC_TASK_NAME)
 
 
+@dataclass(frozen=True, slots=True)
+class RpcTasksEnd:
+    """What `finish_rpc_tasks` found: the calls' tasks still running when the server had
+    stopped, the handlers it cancelled after the wait, and the tasks left after all."""
+
+    running: int
+    cancelled: int
+    left: int
+
+
 async def finish_rpc_tasks(
     wait: float = RPC_TASKS_WAIT_SECONDS, then: float = CANCELLED_HANDLERS_WAIT_SECONDS
-) -> int:
+) -> RpcTasksEnd:
     """After `server.stop()`: waits up to `wait` seconds for the stopped server's calls'
-    tasks to end; cancels the handlers still running then and waits up to `then` more.
-    Returns how many are still running (0 but for a handler that will not end)."""
+    tasks to end; cancels the handlers still running then and waits up to `then` more."""
     tasks = _rpc_tasks()
+    running = len(tasks)
     if tasks:
         await asyncio.wait(tasks, timeout=wait)
     stragglers = _running(lambda name: name.startswith(HANDLER_TASK_PREFIX))
@@ -120,4 +131,4 @@ async def finish_rpc_tasks(
     tasks = _rpc_tasks()
     if tasks:
         await asyncio.wait(tasks, timeout=then)
-    return len(_rpc_tasks())
+    return RpcTasksEnd(running, len(stragglers), len(_rpc_tasks()))
