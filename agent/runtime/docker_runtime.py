@@ -1275,6 +1275,8 @@ class DockerRuntime:
                 raise
 
     def _swap_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        if not wants_sandbox(self._sandbox, config) and self._usable_standby(config):
+            return self._swap_into_standby_sync(old_id, config)
         # Renaming frees the name in milliseconds; removing takes a few hundred on a busy
         # engine, and is no longer on the way to the new container running.
         began = time.monotonic()
@@ -1289,6 +1291,34 @@ class DockerRuntime:
             time.monotonic() - renamed,
         )
         return info
+
+    def _swap_into_standby_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        """The replacement joined to its pod's standby, made under a name of its own
+        (`<name>.joining-<old id>`, never a pod container's: those hold no '.') and given
+        `config.name` once the old one is removed (`_take_name`). Not the rename of the old
+        one first, as `_swap_sync` does: on a container that just died the engine answers
+        it only after its network cleanup (it holds the dead container's lock meanwhile),
+        the wait the standby is there to skip. This runtime lists it as `config.name`
+        meanwhile, as a container started again in place is listed before its rename."""
+        began = time.monotonic()
+        joining = dataclasses.replace(config, name=f"{config.name}.joining-{old_id[:12]}")
+        info = self._create_sync(joining)
+        self._renaming[info.id] = config.name
+        info = dataclasses.replace(info, name=config.name)
+        self._cache[info.id] = (info.state, info)
+        log.info(
+            "engine replace into standby id=%s create+start+inspect=%.3f",
+            old_id[:12],
+            time.monotonic() - began,
+        )
+        return info
+
+    def _take_name(self, container_id: str) -> None:
+        """A replacement made under a name of its own takes its container's name, once the
+        old container that held it is removed (`_swap_into_standby_sync`)."""
+        name = self._renaming.get(container_id)
+        if name is not None:
+            self._mark_restarted(container_id, name)
 
     def _restart_in_place_sync(self, container_id: str, name: str) -> ContainerInfo:
         api = self._api()
@@ -1372,8 +1402,11 @@ class DockerRuntime:
         self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
     ) -> ContainerInfo:
         await self._await_bridge()
+        made = ""
         try:
-            return await self._call(self._swap_sync, old_id, config)
+            info = await self._call(self._swap_sync, old_id, config)
+            made = info.id
+            return info
         except RuntimeFailure:
             raise
         except (docker.errors.DockerException, OSError) as exc:
@@ -1385,6 +1418,9 @@ class DockerRuntime:
                 with contextlib.suppress(Exception):
                     await before_remove
             await self._call(self._remove_quietly_sync, old_id)
+            if made:
+                with contextlib.suppress(RuntimeError):  # the runtime is closing
+                    self._pool.submit(self._take_name, made)
 
     async def remove(self, container_id: str) -> None:
         info = await self.inspect(container_id)
