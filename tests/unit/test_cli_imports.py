@@ -134,7 +134,7 @@ def test_apply_reaches_its_send_without_argparse_typing_pathlib_socket_or_ssl(
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
-    address = "127.0.0.1:%d" % server.getsockname()[1]
+    address = f"127.0.0.1:{server.getsockname()[1]}"
     probe = (
         "import os, sys\n"
         "from master.cli import h2_unary\n"
