@@ -105,6 +105,7 @@ from agent.runtime.sandbox import (
     network_mode,
     standby_config,
     standby_due,
+    standby_still_wanted,
     sweep,
     usable_standby,
     wants_sandbox,
@@ -296,11 +297,11 @@ class DockerRuntime:
     ) -> None:
         self._node = node
         # Standby holders (agent/runtime/sandbox.py, the agent's --standby-sandbox): pod ->
-        # (its container with a network of its own, what it was made with), waiting for the
+        # (its container with a network of its own, what it was made with, when), waiting for the
         # engine to be quiet; app starts and creates under way and when the last one ended
         # (monotonic); whether a round of standbys is being made.
         self._standby = standby
-        self._standby_wanted: dict[str, tuple[str, ContainerConfig]] = {}
+        self._standby_wanted: dict[str, tuple[str, ContainerConfig, float]] = {}
         self._app_busy = 0
         self._quiet_since = time.monotonic()
         self._making_standbys = False
@@ -582,7 +583,7 @@ class DockerRuntime:
             if not is_holder(i) and i.id not in removed
         ]
         self._say_standbys(result)
-        self._standbys_after(result, standbys)
+        self._standbys_after(result, listed_at)
         return result
 
     def _say_standbys(self, listed: list[ContainerInfo]) -> None:
@@ -596,18 +597,20 @@ class DockerRuntime:
                 )
         self._standby_known = known
 
-    def _standbys_after(self, listed: list[ContainerInfo], standbys: dict[str, str]) -> None:
-        """After a listing: forget standbys no longer wanted (the pod's container is gone,
-        joined a holder or already has its standby) and start a round making the others once
-        the engine is quiet (sandbox.standby_due), on one engine thread, one at a time."""
+    def _standbys_after(self, listed: list[ContainerInfo], listed_at: float) -> None:
+        """After a listing taken at `listed_at`: forget standbys no longer wanted
+        (sandbox.standby_still_wanted) and start a round making the others once the engine
+        is quiet (sandbox.standby_due), on one engine thread, one at a time."""
         if not self._standby:
             return
         running = {i.id for i in listed if i.alive and not i.sandbox_id}
         with self._sandbox_lock:
             self._standby_wanted = {
-                pod: (cid, config)
-                for pod, (cid, config) in self._standby_wanted.items()
-                if cid in running and pod not in standbys
+                pod: (cid, config, at)
+                for pod, (cid, config, at) in self._standby_wanted.items()
+                if standby_still_wanted(
+                    at, listed_at, cid in running, bool(self._usable_standby(config))
+                )
             }
             due = standby_due(time.monotonic(), self._app_busy, self._quiet_since)
             if not self._standby_wanted or self._making_standbys or not due:
@@ -626,7 +629,7 @@ class DockerRuntime:
                     due = standby_due(time.monotonic(), self._app_busy, self._quiet_since)
                     if not due or not self._standby_wanted:
                         return
-                    pod, (cid, config) = next(iter(self._standby_wanted.items()))
+                    pod, (cid, config, _) = next(iter(self._standby_wanted.items()))
                 try:
                     with self._starting(pod):
                         self._ensure_holder_sync(config, standby=True)
@@ -845,7 +848,7 @@ class DockerRuntime:
             info = self._create_container_sync(config, gate=gate)
             if wants_standby(self._standby, self._sandbox, config):
                 with self._sandbox_lock:
-                    self._standby_wanted[pod] = (info.id, config)
+                    self._standby_wanted[pod] = (info.id, config, time.monotonic())
             return info
         with self._starting(pod):
             # The holder is made beside the image step too (the kubelet also makes a pod's
