@@ -105,6 +105,7 @@ from agent.runtime.sandbox import (
     network_mode,
     standby_config,
     standby_due,
+    standby_still_wanted,
     sweep,
     usable_standby,
     wants_sandbox,
@@ -296,11 +297,11 @@ class DockerRuntime:
     ) -> None:
         self._node = node
         # Standby holders (agent/runtime/sandbox.py, the agent's --standby-sandbox): pod ->
-        # (its container with a network of its own, what it was made with), waiting for the
+        # (its container with a network of its own, what it was made with, when), waiting for the
         # engine to be quiet; app starts and creates under way and when the last one ended
         # (monotonic); whether a round of standbys is being made.
         self._standby = standby
-        self._standby_wanted: dict[str, tuple[str, ContainerConfig]] = {}
+        self._standby_wanted: dict[str, tuple[str, ContainerConfig, float]] = {}
         self._app_busy = 0
         self._quiet_since = time.monotonic()
         self._making_standbys = False
@@ -582,7 +583,7 @@ class DockerRuntime:
             if not is_holder(i) and i.id not in removed
         ]
         self._say_standbys(result)
-        self._standbys_after(result, standbys)
+        self._standbys_after(result, listed_at)
         return result
 
     def _say_standbys(self, listed: list[ContainerInfo]) -> None:
@@ -596,18 +597,20 @@ class DockerRuntime:
                 )
         self._standby_known = known
 
-    def _standbys_after(self, listed: list[ContainerInfo], standbys: dict[str, str]) -> None:
-        """After a listing: forget standbys no longer wanted (the pod's container is gone,
-        joined a holder or already has its standby) and start a round making the others once
-        the engine is quiet (sandbox.standby_due), on one engine thread, one at a time."""
+    def _standbys_after(self, listed: list[ContainerInfo], listed_at: float) -> None:
+        """After a listing taken at `listed_at`: forget standbys no longer wanted
+        (sandbox.standby_still_wanted) and start a round making the others once the engine
+        is quiet (sandbox.standby_due), on one engine thread, one at a time."""
         if not self._standby:
             return
         running = {i.id for i in listed if i.alive and not i.sandbox_id}
         with self._sandbox_lock:
             self._standby_wanted = {
-                pod: (cid, config)
-                for pod, (cid, config) in self._standby_wanted.items()
-                if cid in running and pod not in standbys
+                pod: (cid, config, at)
+                for pod, (cid, config, at) in self._standby_wanted.items()
+                if standby_still_wanted(
+                    at, listed_at, cid in running, bool(self._usable_standby(config))
+                )
             }
             due = standby_due(time.monotonic(), self._app_busy, self._quiet_since)
             if not self._standby_wanted or self._making_standbys or not due:
@@ -626,7 +629,7 @@ class DockerRuntime:
                     due = standby_due(time.monotonic(), self._app_busy, self._quiet_since)
                     if not due or not self._standby_wanted:
                         return
-                    pod, (cid, config) = next(iter(self._standby_wanted.items()))
+                    pod, (cid, config, _) = next(iter(self._standby_wanted.items()))
                 try:
                     with self._starting(pod):
                         self._ensure_holder_sync(config, standby=True)
@@ -845,7 +848,7 @@ class DockerRuntime:
             info = self._create_container_sync(config, gate=gate)
             if wants_standby(self._standby, self._sandbox, config):
                 with self._sandbox_lock:
-                    self._standby_wanted[pod] = (info.id, config)
+                    self._standby_wanted[pod] = (info.id, config, time.monotonic())
             return info
         with self._starting(pod):
             # The holder is made beside the image step too (the kubelet also makes a pod's
@@ -1275,6 +1278,8 @@ class DockerRuntime:
                 raise
 
     def _swap_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        if not wants_sandbox(self._sandbox, config) and self._usable_standby(config):
+            return self._swap_into_standby_sync(old_id, config)
         # Renaming frees the name in milliseconds; removing takes a few hundred on a busy
         # engine, and is no longer on the way to the new container running.
         began = time.monotonic()
@@ -1289,6 +1294,34 @@ class DockerRuntime:
             time.monotonic() - renamed,
         )
         return info
+
+    def _swap_into_standby_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        """The replacement joined to its pod's standby, made under a name of its own
+        (`<name>.joining-<old id>`, never a pod container's: those hold no '.') and given
+        `config.name` once the old one is removed (`_take_name`). Not the rename of the old
+        one first, as `_swap_sync` does: on a container that just died the engine answers
+        it only after its network cleanup (it holds the dead container's lock meanwhile),
+        the wait the standby is there to skip. This runtime lists it as `config.name`
+        meanwhile, as a container started again in place is listed before its rename."""
+        began = time.monotonic()
+        joining = dataclasses.replace(config, name=f"{config.name}.joining-{old_id[:12]}")
+        info = self._create_sync(joining)
+        self._renaming[info.id] = config.name
+        info = dataclasses.replace(info, name=config.name)
+        self._cache[info.id] = (info.state, info)
+        log.info(
+            "engine replace into standby id=%s create+start+inspect=%.3f",
+            old_id[:12],
+            time.monotonic() - began,
+        )
+        return info
+
+    def _take_name(self, container_id: str) -> None:
+        """A replacement made under a name of its own takes its container's name, once the
+        old container that held it is removed (`_swap_into_standby_sync`)."""
+        name = self._renaming.get(container_id)
+        if name is not None:
+            self._mark_restarted(container_id, name)
 
     def _restart_in_place_sync(self, container_id: str, name: str) -> ContainerInfo:
         api = self._api()
@@ -1372,8 +1405,11 @@ class DockerRuntime:
         self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
     ) -> ContainerInfo:
         await self._await_bridge()
+        made = ""
         try:
-            return await self._call(self._swap_sync, old_id, config)
+            info = await self._call(self._swap_sync, old_id, config)
+            made = info.id
+            return info
         except RuntimeFailure:
             raise
         except (docker.errors.DockerException, OSError) as exc:
@@ -1385,6 +1421,9 @@ class DockerRuntime:
                 with contextlib.suppress(Exception):
                     await before_remove
             await self._call(self._remove_quietly_sync, old_id)
+            if made:
+                with contextlib.suppress(RuntimeError):  # the runtime is closing
+                    self._pool.submit(self._take_name, made)
 
     async def remove(self, container_id: str) -> None:
         info = await self.inspect(container_id)

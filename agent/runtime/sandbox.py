@@ -139,6 +139,14 @@ def standby_due(now: float, busy: int, quiet_since: float, quiet: float = STANDB
     return busy == 0 and now - quiet_since >= quiet
 
 
+def standby_still_wanted(asked_at: float, listed_at: float, running: bool, usable: bool) -> bool:
+    """Whether a standby asked for at `asked_at` (monotonic, when its container was made) is
+    still to be made after a listing taken at `listed_at`: its pod has no usable one yet,
+    and its container runs with a network of its own in that listing, or was made after the
+    listing began (a listing that could not show it says nothing of it)."""
+    return not usable and (running or asked_at >= listed_at)
+
+
 def usable_standby(
     holders: Collection[ContainerInfo], wanted: ContainerConfig, node: str, image: str
 ) -> str:

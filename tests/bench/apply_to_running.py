@@ -85,6 +85,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run pinnace's agents (both trees' with --source) with --pod-sandbox",
     )
     parser.add_argument(
+        "--agent-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="give this tree's agent FLAG (repeatable; e.g. --agent-arg=--standby-sandbox); the"
+        " --source tree's runs without it",
+    )
+    parser.add_argument(
         "--source",
         type=Path,
         help="also time pinnace from this checkout in the same trials (a before/after)",
@@ -253,7 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _warm_up(client, run_id)
         if report.PINNACE in args.system_names:
             agent_args = ("--pod-sandbox",) if args.pod_sandbox else ()
-            pinnace = bench = PinnaceBench(client, run_id, workdir, agent_args=agent_args)
+            pinnace = bench = PinnaceBench(
+                client, run_id, workdir, agent_args=(*agent_args, *args.agent_arg)
+            )
             try:
                 bench.start(timeout=60.0)
                 print(f"pinnace: master {bench.address}, node {bench.node} Ready")

@@ -195,7 +195,18 @@ class Pinnace:
                 if c["Labels"].get("pinnace.pod", "").startswith(f"{name}-")
             )
 
+        def known() -> bool:
+            # Each agent's listing gave its containers their standbys: until then a crash
+            # is started again in place (the worker decides from what it listed).
+            logs = {n: self.c.agent_log(n) for n in self.c.agents}
+            return all(
+                f"container {c['Id'][:12]} listed with its standby" in logs[n]
+                for n in self.c.agents
+                for c in self.running(name, n)
+            )
+
         poll(f"{replicas} standbys of {name}", lambda: made() == replicas, self.timeout)
+        poll(f"the standbys of {name} listed", known, self.timeout)
         print(f"  standbys of {replicas} pods made {time.monotonic() - began:.1f} s after running")
 
     def pods_running(self, name: str) -> int:

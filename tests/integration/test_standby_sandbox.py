@@ -131,6 +131,17 @@ def test_a_crashed_container_comes_back_joined_to_its_pods_standby(
             assert (ok.exit_code, ok.output.strip()) == (0, "ok")
             assert [c.id for c in await rt.list_containers()] == [again.id]
             assert [h["Id"] for h in holders(docker_client, node)] == [holder["Id"]]
+            # Made under a name of its own (the dead one was not renamed first: the engine
+            # answers that only after its network cleanup), listed under the pod's name at
+            # once, and given it in the engine once the dead one is gone.
+            assert again.name == config(node).name
+            assert [c.name for c in await rt.list_containers()] == [config(node).name]
+
+            async def named() -> bool:
+                got = docker_client.api.inspect_container(again.id)["Name"]
+                return bool(got == f"/{config(node).name}")
+
+            await until("the replacement named as its container", named)
         finally:
             await rt.close()
 

@@ -18,6 +18,7 @@ from agent.runtime.sandbox import (
     member_of,
     standby_config,
     standby_due,
+    standby_still_wanted,
     sweep,
     usable_standby,
     wants_standby,
@@ -57,6 +58,17 @@ def test_a_standby_waits_for_a_quiet_engine() -> None:
     assert not standby_due(100.0, busy=1, quiet_since=0.0)
     assert not standby_due(100.0, busy=0, quiet_since=100.0 - STANDBY_QUIET / 2)
     assert standby_due(100.0, busy=0, quiet_since=100.0 - STANDBY_QUIET)
+
+
+def test_a_listing_that_began_before_the_container_was_made_does_not_drop_its_standby() -> None:
+    # Found by the recovery bench: one pod in 12 never got its standby, as a listing taken
+    # while its container was being made (which it could not show) dropped the ask.
+    assert standby_still_wanted(asked_at=10.5, listed_at=10.0, running=False, usable=False)
+    assert standby_still_wanted(asked_at=9.0, listed_at=10.0, running=True, usable=False)
+    # Listed after it was made and not running (crashed, removed, joined a holder): dropped.
+    assert not standby_still_wanted(asked_at=9.0, listed_at=10.0, running=False, usable=False)
+    # Its pod has a standby it can join already.
+    assert not standby_still_wanted(asked_at=9.0, listed_at=10.0, running=True, usable=True)
 
 
 def test_a_standby_is_its_pods_holder_labelled_with_the_same_digest() -> None:
