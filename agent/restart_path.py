@@ -15,6 +15,10 @@ rename that records it, see port.RESTARTED_MARK). It is taken only when all of t
 - what it was created with is what the agent would create now (port.LABEL_CONFIG_HASH:
   spec, Service variables, DNS, mounts, epoch); containers from before the label have
   none and are replaced.
+A container with a network of its own whose pod has a running standby holder
+(ContainerInfo.standby_id, agent/runtime/sandbox.py) is always replaced, by a container
+joined to that holder: that start makes no network and need not wait for the dead one's
+network cleanup, which starting the dead one again does.
 Everything else (restartCount, lastState, events, CrashLoopBackOff) is decided in
 agent/sync.py before this and is the same on both paths.
 """
@@ -35,6 +39,8 @@ class RestartPath:
 
 def restart_path(dead: ContainerInfo, wanted: ContainerConfig, immediate: bool) -> RestartPath:
     """Whether the dead container may be started again as it is (see the module doc)."""
+    if dead.standby_id and not dead.sandbox_id:
+        return RestartPath(False, "its pod's standby sandbox runs")
     if not immediate:
         return RestartPath(False, "the restart waited out a back-off")
     if dead.state != "exited":

@@ -3,14 +3,31 @@
 # manifests (examples/seed, the seed unchanged). `up` starts everything and leaves it
 # running; `down` stops what `up` started (by the PIDs it wrote) and removes the pods'
 # containers (by their pinnace.node label). State and logs live in .demo/.
+#
+# What is shared with the rest of the machine can be moved, so that runs side by side
+# (tests/integration/test_demo_local.py, other people's demos) never meet:
+#   PINNACE_DEMO_DIR          state and logs (default .demo)
+#   PINNACE_DEMO_PORT         the master's gRPC port (default 7400)
+#   PINNACE_DEMO_NODES        the two agents' node names (default "demo-node-1 demo-node-2")
+#   PINNACE_DEMO_METRICS_PORT the first agent's /metrics port, the next one's +1 (default
+#                             9401; 0: any free port for each)
+#   PINNACE_DEMO_LB_PORT      where the load balancer serves the seed Service's port 80
+#                             (default 8080, as the compose demo; --lb-port-offset)
+#   PINNACE_DEMO_MASTER_FLAGS, PINNACE_DEMO_AGENT_FLAGS  more flags for the master and for
+#                             each agent (--api-listen, --metrics-listen, --service-cidr,
+#                             --dns-dir...)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-DEMO=.demo
+DEMO=${PINNACE_DEMO_DIR:-.demo}
 BIN=.venv/bin
 PORT=${PINNACE_DEMO_PORT:-7400}
 export PINNACE_MASTER=127.0.0.1:$PORT
 SEED=${PINNACE_SEED_DIR:-examples/seed}
-NODES=(demo-node-1 demo-node-2)
+read -r -a NODES <<<"${PINNACE_DEMO_NODES:-demo-node-1 demo-node-2}"
+METRICS_PORT=${PINNACE_DEMO_METRICS_PORT:-9401}
+LB_PORT=${PINNACE_DEMO_LB_PORT:-8080}
+read -r -a MASTER_FLAGS <<<"${PINNACE_DEMO_MASTER_FLAGS:-}"
+read -r -a AGENT_FLAGS <<<"${PINNACE_DEMO_AGENT_FLAGS:-}"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 fail() { printf '\033[31mdemo: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -52,20 +69,21 @@ up() {
   mkdir -p "$DEMO"
   step "starting the master on $PINNACE_MASTER"
   $BIN/pinnace master --listen "$PINNACE_MASTER" --data-dir "$DEMO/master-data" \
-    --stop-lb-on-exit >"$DEMO/master.out" 2>"$DEMO/master.log" &
+    --stop-lb-on-exit --lb-port-offset $((LB_PORT - 80)) ${MASTER_FLAGS[@]+"${MASTER_FLAGS[@]}"} \
+    >"$DEMO/master.out" 2>"$DEMO/master.log" &
   echo $! >"$DEMO/master.pid"
   # The master writes its admin credentials on first start; agents join with a token.
   export PINNACE_CONFIG=$DEMO/master-data/pinnace.conf
   wait_for 30 "the master's admin credentials" test -s "$PINNACE_CONFIG"
   token=$($BIN/pinnace token create --ttl 1h)
-  metrics=9401 # the master's /metrics is on 9400; each agent gets its own port
+  metrics=$METRICS_PORT # the master's /metrics is on 9400; each agent gets its own port
   for node in "${NODES[@]}"; do
     step "starting agent $node (metrics on 127.0.0.1:$metrics)"
     $BIN/pinnace agent --master "$PINNACE_MASTER" --name "$node" --advertise-address 127.0.0.1 \
       --token "$token" --state-dir "$DEMO/$node-state" --metrics-listen "127.0.0.1:$metrics" \
-      --stop-node-proxy-on-exit \
+      --stop-node-proxy-on-exit ${AGENT_FLAGS[@]+"${AGENT_FLAGS[@]}"} \
       >"$DEMO/$node.log" 2>&1 &
-    metrics=$((metrics + 1))
+    ((metrics == 0)) || metrics=$((metrics + 1))
     echo $! >"$DEMO/$node.pid"
   done
   wait_for 30 "two Ready nodes" ready_nodes
@@ -80,6 +98,12 @@ up() {
       'import json,sys; print(*[e for p in json.load(sys.stdin)["items"] for e in p["status"].get("endpoints",[])])'); do
     printf '%s -> %s\n' "$ep" "$(curl -fsS "http://$ep/" | grep -o '<title>.*</title>')"
   done
+  lb=127.0.0.1:$LB_PORT
+  step "pinnace apply -f $SEED/service.yaml: a LoadBalancer Service, HAProxy on $lb"
+  $BIN/pinnace apply -f "$SEED/service.yaml"
+  wait_for 30 "the load balancer on $lb" curl -fsS "http://$lb/"
+  $BIN/pinnace get services
+  printf '%s -> %s\n' "$lb" "$(curl -fsS "http://$lb/" | grep -o '<title>.*</title>')"
   step "scaling to 5"
   $BIN/pinnace scale deployment my-web-app-deployment --replicas 5
   wait_for 60 "5 running pods" running_pods 5
@@ -102,11 +126,12 @@ up() {
   cat <<TXT
 
 The cluster keeps running. Explore it:
-  export PINNACE_MASTER=$PINNACE_MASTER PINNACE_CONFIG=$PWD/$PINNACE_CONFIG
+  export PINNACE_MASTER=$PINNACE_MASTER PINNACE_CONFIG=$(realpath "$PINNACE_CONFIG")
   .venv/bin/pinnace get pods -o wide
+  curl http://$lb/     # the Service through the load balancer
   .venv/bin/pinnace scale deployment my-web-app-deployment --replicas 2
   .venv/bin/pinnace get events
-  KUBECONFIG=$PWD/$DEMO/kubeconfig kubectl get pods -o wide
+  KUBECONFIG=$(realpath "$DEMO/kubeconfig") kubectl get pods -o wide
 Stop it with: make demo-local-down
 TXT
 }

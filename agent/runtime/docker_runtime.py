@@ -71,6 +71,7 @@ from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
     LABEL_SANDBOX,
+    LABEL_STANDBY,
     LABEL_VOLUME_KIND,
     ContainerConfig,
     ContainerCreateError,
@@ -102,8 +103,14 @@ from agent.runtime.sandbox import (
     member_of,
     missing_image_note,
     network_mode,
+    standby_config,
+    standby_due,
+    standby_still_wanted,
     sweep,
+    usable_standby,
     wants_sandbox,
+    wants_standby,
+    with_standby,
 )
 from agent.runtime.single_flight import SingleFlight
 from agent.runtime.thread_pump import pumped
@@ -286,8 +293,20 @@ class DockerRuntime:
         memory: MemoryVolumes | None = None,
         pod_sandbox: SandboxMode = "none",
         sandbox_image: str = SANDBOX_IMAGE,
+        standby: bool = False,
     ) -> None:
         self._node = node
+        # Standby holders (agent/runtime/sandbox.py, the agent's --standby-sandbox): pod ->
+        # (its container with a network of its own, what it was made with, when), waiting for the
+        # engine to be quiet; app starts and creates under way and when the last one ended
+        # (monotonic); whether a round of standbys is being made.
+        self._standby = standby
+        self._standby_wanted: dict[str, tuple[str, ContainerConfig, float]] = {}
+        self._app_busy = 0
+        self._quiet_since = time.monotonic()
+        self._making_standbys = False
+        # Container id -> the standby the last listing gave it (for the log).
+        self._standby_known: dict[str, str] = {}
         # Pods in sandboxes (agent/runtime/sandbox.py): holder id -> its facts as last seen;
         # pods with a start under way (the sweep leaves them alone) and one lock per pod, so
         # two starts of one pod never make two holders.
@@ -549,13 +568,81 @@ class DockerRuntime:
         addresses, after removing what agent/runtime/sandbox.py's sweep says."""
         holders = {i.id: i for i in listed if is_holder(i)}
         self._holders = dict(holders)
-        plan = sweep([member_of(i) for i in listed], self._busy_pods(listed_at))
+        plan = sweep(
+            [member_of(i) for i in listed], self._busy_pods(listed_at), keep_standbys=self._standby
+        )
         removed = self._remove_swept(api, plan.members, plan.holders)
-        return [
-            joined_info(i, holders.get(i.sandbox_id))
+        standbys = {
+            h.pod: h.id
+            for h in holders.values()
+            if self._standby and h.alive and LABEL_STANDBY in h.labels and h.id not in removed
+        }
+        result = [
+            with_standby(joined_info(i, holders.get(i.sandbox_id)), standbys)
             for i in listed
             if not is_holder(i) and i.id not in removed
         ]
+        self._say_standbys(result)
+        self._standbys_after(result, listed_at)
+        return result
+
+    def _say_standbys(self, listed: list[ContainerInfo]) -> None:
+        """Logs each container the first time a listing gives it its pod's standby: from
+        the listing after this line on, its crash restart replaces it into the standby."""
+        known = {i.id: i.standby_id for i in listed if i.standby_id}
+        for cid, standby in known.items():
+            if self._standby_known.get(cid) != standby:
+                log.info(
+                    "pod sandbox: container %s listed with its standby %s", cid[:12], standby[:12]
+                )
+        self._standby_known = known
+
+    def _standbys_after(self, listed: list[ContainerInfo], listed_at: float) -> None:
+        """After a listing taken at `listed_at`: forget standbys no longer wanted
+        (sandbox.standby_still_wanted) and start a round making the others once the engine
+        is quiet (sandbox.standby_due), on one engine thread, one at a time."""
+        if not self._standby:
+            return
+        running = {i.id for i in listed if i.alive and not i.sandbox_id}
+        with self._sandbox_lock:
+            self._standby_wanted = {
+                pod: (cid, config, at)
+                for pod, (cid, config, at) in self._standby_wanted.items()
+                if standby_still_wanted(
+                    at, listed_at, cid in running, bool(self._usable_standby(config))
+                )
+            }
+            due = standby_due(time.monotonic(), self._app_busy, self._quiet_since)
+            if not self._standby_wanted or self._making_standbys or not due:
+                return
+            self._making_standbys = True
+        try:
+            self._pool.submit(self._make_standbys_sync)
+        except RuntimeError:  # the runtime is closing
+            with self._sandbox_lock:
+                self._making_standbys = False
+
+    def _make_standbys_sync(self) -> None:
+        try:
+            while True:
+                with self._sandbox_lock:
+                    due = standby_due(time.monotonic(), self._app_busy, self._quiet_since)
+                    if not due or not self._standby_wanted:
+                        return
+                    pod, (cid, config, _) = next(iter(self._standby_wanted.items()))
+                try:
+                    with self._starting(pod):
+                        self._ensure_holder_sync(config, standby=True)
+                except _NoSandboxImage:
+                    log.info("pod sandbox: no standby for pod %s: no %s", pod, self._sandbox_image)
+                except Exception as exc:
+                    log.warning("pod sandbox: no standby for pod %s: %s", pod, _explain(exc))
+                with self._sandbox_lock:
+                    if self._standby_wanted.get(pod, ("", None))[0] == cid:
+                        del self._standby_wanted[pod]
+        finally:
+            with self._sandbox_lock:
+                self._making_standbys = False
 
     def _busy_pods(self, listed_at: float) -> set[str]:
         """Pods starting now, or whose start ended after a listing taken at `listed_at`."""
@@ -590,6 +677,7 @@ class DockerRuntime:
                     alive,
                     LABEL_SANDBOX in labels,
                     joined_holder(mode),
+                    LABEL_STANDBY in labels,
                 )
             )
         return members
@@ -600,7 +688,7 @@ class DockerRuntime:
         api = self._api()
         listed_at = time.monotonic()
         members = self._listed_members(api)
-        plan = sweep(members, self._busy_pods(listed_at), {died} - {""})
+        plan = sweep(members, self._busy_pods(listed_at), {died} - {""}, self._standby)
         self._remove_swept(api, plan.members, plan.holders)
 
     @contextlib.contextmanager
@@ -727,10 +815,42 @@ class DockerRuntime:
             )
         api.remove_container(stale["Id"], force=True)
 
+    @contextlib.contextmanager
+    def _app_work(self) -> Iterator[None]:
+        """An app container's create or start is under way: no standby is made meanwhile,
+        nor within STANDBY_QUIET seconds of the last one (sandbox.standby_due)."""
+        with self._sandbox_lock:
+            self._app_busy += 1
+        try:
+            yield
+        finally:
+            with self._sandbox_lock:
+                self._app_busy -= 1
+                self._quiet_since = time.monotonic()
+
     def _create_sync(self, config: ContainerConfig, gate: ImageGate | None = None) -> ContainerInfo:
+        with self._app_work():
+            return self._create_app_sync(config, gate)
+
+    def _create_app_sync(self, config: ContainerConfig, gate: ImageGate | None) -> ContainerInfo:
+        pod = pod_of(config.labels)
         if not wants_sandbox(self._sandbox, config):
-            return self._create_container_sync(config, gate=gate)
-        with self._starting(pod_of(config.labels)):
+            standby = self._usable_standby(config)
+            if standby:
+                # Its pod's standby holder runs (a crash restart's replacement): joined to
+                # it, the start makes no network. The pod is in a sandbox from now on.
+                with self._starting(pod):
+                    info = self._create_container_sync(
+                        joined_config(config), network_mode(standby), gate
+                    )
+                log.info("pod sandbox: pod %s joined its standby %s", pod, standby[:12])
+                return info
+            info = self._create_container_sync(config, gate=gate)
+            if wants_standby(self._standby, self._sandbox, config):
+                with self._sandbox_lock:
+                    self._standby_wanted[pod] = (info.id, config, time.monotonic())
+            return info
+        with self._starting(pod):
             # The holder is made beside the image step too (the kubelet also makes a pod's
             # sandbox before pulling its images): its image is the node's own pause image.
             try:
@@ -756,11 +876,17 @@ class DockerRuntime:
         info = self._create_container_sync(config, gate=gate)
         return dataclasses.replace(info, sandbox_note=note)
 
-    def _ensure_holder_sync(self, config: ContainerConfig) -> str:
+    def _usable_standby(self, config: ContainerConfig) -> str:
+        if not self._standby:
+            return ""
+        return usable_standby(list(self._holders.values()), config, self._node, self._sandbox_image)
+
+    def _ensure_holder_sync(self, config: ContainerConfig, standby: bool = False) -> str:
         """The id of the running holder of `config`'s pod, made first if need be
-        (agent/runtime/sandbox.py's holder_step)."""
+        (agent/runtime/sandbox.py's holder_step); `standby`: made ahead, as a standby."""
         api = self._api()
-        wanted = holder_config(config, self._node, self._sandbox_image)
+        make = standby_config if standby else holder_config
+        wanted = make(config, self._node, self._sandbox_image)
         # Where the node's pods go now (the holder is made there, see _create_container_sync).
         network = self._pod_network or self._bridge
         on = ""
@@ -789,7 +915,12 @@ class DockerRuntime:
             info = self._create_container_sync(wanted)
         except docker.errors.ImageNotFound as exc:
             raise _NoSandboxImage() from exc
-        log.info("pod sandbox: holder %s of pod %s", info.id[:12], pod_of(config.labels))
+        log.info(
+            "pod sandbox: %s %s of pod %s",
+            "standby holder" if standby else "holder",
+            info.id[:12],
+            pod_of(config.labels),
+        )
         self._holders[info.id] = info
         return info.id
 
@@ -1147,6 +1278,8 @@ class DockerRuntime:
                 raise
 
     def _swap_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        if not wants_sandbox(self._sandbox, config) and self._usable_standby(config):
+            return self._swap_into_standby_sync(old_id, config)
         # Renaming frees the name in milliseconds; removing takes a few hundred on a busy
         # engine, and is no longer on the way to the new container running.
         began = time.monotonic()
@@ -1162,6 +1295,34 @@ class DockerRuntime:
         )
         return info
 
+    def _swap_into_standby_sync(self, old_id: str, config: ContainerConfig) -> ContainerInfo:
+        """The replacement joined to its pod's standby, made under a name of its own
+        (`<name>.joining-<old id>`, never a pod container's: those hold no '.') and given
+        `config.name` once the old one is removed (`_take_name`). Not the rename of the old
+        one first, as `_swap_sync` does: on a container that just died the engine answers
+        it only after its network cleanup (it holds the dead container's lock meanwhile),
+        the wait the standby is there to skip. This runtime lists it as `config.name`
+        meanwhile, as a container started again in place is listed before its rename."""
+        began = time.monotonic()
+        joining = dataclasses.replace(config, name=f"{config.name}.joining-{old_id[:12]}")
+        info = self._create_sync(joining)
+        self._renaming[info.id] = config.name
+        info = dataclasses.replace(info, name=config.name)
+        self._cache[info.id] = (info.state, info)
+        log.info(
+            "engine replace into standby id=%s create+start+inspect=%.3f",
+            old_id[:12],
+            time.monotonic() - began,
+        )
+        return info
+
+    def _take_name(self, container_id: str) -> None:
+        """A replacement made under a name of its own takes its container's name, once the
+        old container that held it is removed (`_swap_into_standby_sync`)."""
+        name = self._renaming.get(container_id)
+        if name is not None:
+            self._mark_restarted(container_id, name)
+
     def _restart_in_place_sync(self, container_id: str, name: str) -> ContainerInfo:
         api = self._api()
         began = time.monotonic()
@@ -1171,6 +1332,12 @@ class DockerRuntime:
         # 0.01-0.08), and neither is on the way to running nor to the agent's report of it;
         # until it is done this runtime gives the container its new name itself.
         new_name = restarted_name(name, time.time())
+        with self._app_work():
+            return self._start_again_sync(api, container_id, new_name, began)
+
+    def _start_again_sync(
+        self, api: Any, container_id: str, new_name: str, began: float
+    ) -> ContainerInfo:
         self._renaming[container_id] = new_name
         # The listing's cached facts name the run before; the next list inspects again.
         self._cache.pop(container_id, None)
@@ -1238,8 +1405,11 @@ class DockerRuntime:
         self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
     ) -> ContainerInfo:
         await self._await_bridge()
+        made = ""
         try:
-            return await self._call(self._swap_sync, old_id, config)
+            info = await self._call(self._swap_sync, old_id, config)
+            made = info.id
+            return info
         except RuntimeFailure:
             raise
         except (docker.errors.DockerException, OSError) as exc:
@@ -1251,6 +1421,9 @@ class DockerRuntime:
                 with contextlib.suppress(Exception):
                     await before_remove
             await self._call(self._remove_quietly_sync, old_id)
+            if made:
+                with contextlib.suppress(RuntimeError):  # the runtime is closing
+                    self._pool.submit(self._take_name, made)
 
     async def remove(self, container_id: str) -> None:
         info = await self.inspect(container_id)
@@ -1260,8 +1433,15 @@ class DockerRuntime:
             await self._call(self._remove_sync, container_id)
         except docker.errors.DockerException as exc:
             raise RuntimeFailure(f"cannot remove {container_id[:12]}: {_explain(exc)}") from exc
-        if info.sandbox_id:
-            # The pod's last container takes its holder with it.
+        with self._sandbox_lock:
+            wanted = self._standby_wanted.get(info.pod, ("", None))[0] == container_id
+            if wanted:
+                del self._standby_wanted[info.pod]
+        standby = any(
+            h.pod == info.pod and LABEL_STANDBY in h.labels for h in self._holders.values()
+        )
+        if info.sandbox_id or standby:
+            # The pod's last container takes its holder (or its standby) with it.
             with contextlib.suppress(docker.errors.DockerException, OSError):
                 await self._call(self._sweep_sync)
 

@@ -39,6 +39,10 @@ LABEL_VOLUME_KIND = "pinnace.volume-kind"
 # network namespace, which its app containers join. It carries the node and pod labels but
 # no container label, so nothing that lists a pod's containers takes it for one of them.
 LABEL_SANDBOX = "pinnace.sandbox"
+# On a holder made ahead for a one-container pod whose container has a network of its own
+# (agent/runtime/sandbox.py, the agent's --standby-sandbox): its crash restart replaces the
+# container by one joined to this holder, which needs no new network setup.
+LABEL_STANDBY = "pinnace.sandbox-standby"
 LABEL_CLAIM = "pinnace.claim"
 
 # A container started again in place (agent/restart_path.py) is renamed to
@@ -248,6 +252,10 @@ class ContainerInfo:
     # Set on a container just made without the sandbox its pod wanted (the node has no
     # sandbox image): why, for the pod's events. Only on what a create returns.
     sandbox_note: str = ""
+    # A running standby holder of this container's pod, made ahead for its crash ("": none;
+    # only on a container with a network of its own): agent/restart_path.py replaces the
+    # container by one joined to it instead of starting it again in place.
+    standby_id: str = ""
 
     @property
     def pod(self) -> str:

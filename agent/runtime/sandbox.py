@@ -33,6 +33,21 @@ This module decides, agent/runtime/docker_runtime.py executes:
   deleted, or an agent died between the two removals) goes too. A pod whose start is under
   way is left alone until the next sweep.
 - `joined_info`: an app container's facts with its holder's ports and addresses.
+
+Standby sandboxes (the agent's --standby-sandbox): a one-container pod runs without a holder
+(its start stays one container start), and once it runs and the engine has been quiet for
+STANDBY_QUIET seconds (off the apply's clock, `standby_due`) the agent makes a holder for it
+(`standby_config`, labelled LABEL_STANDBY). When the container crashes it is replaced by one
+joined to that holder: the engine's start of a joined container needs no new namespace, veth
+or port proxy, and does not wait for the dead one's network cleanup (engine floor, ~0.2 s
+less per restart here, tests/bench/README.md). From then on the pod is in a sandbox and its
+later crashes restart in place, joined. Why a running holder and not a created (never
+started) replacement container: starting one created ahead is no faster than starting the
+dead one again (both make the network; the same floor). Which pods (`wants_standby`): those
+that would run without a sandbox and publish no fixed host port (a holder of such a pod
+could not bind the port its running container holds). `sweep` keeps a running standby while
+its pod has any container; a stale one (the pod's ports or DNS changed) is not joined
+(`usable_standby`) and is replaced when the next one is made.
 """
 
 from __future__ import annotations
@@ -47,6 +62,7 @@ from agent.runtime.port import (
     LABEL_NODE,
     LABEL_POD_LABEL_PREFIX,
     LABEL_SANDBOX,
+    LABEL_STANDBY,
     ContainerConfig,
     ContainerInfo,
     pod_labels,
@@ -62,6 +78,10 @@ _JOINED_PREFIX = "container:"
 # Which pods run in a sandbox: every pod, only pods of more than one container, none.
 SandboxMode = Literal["all", "multi", "none"]
 
+# Seconds without any container start or create under way before a standby is made: a burst
+# of starts (an apply) goes first, and the standby's own start is not on its clock.
+STANDBY_QUIET = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class Member:
@@ -73,6 +93,8 @@ class Member:
     alive: bool
     holder: bool = False
     joined: str = ""
+    # A standby holder (LABEL_STANDBY): kept while its pod has any container, joined or not.
+    standby: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +122,53 @@ def wants_sandbox(mode: SandboxMode, app: ContainerConfig) -> bool:
     """Whether `app`'s pod runs in a sandbox under `mode` (above: a single container's pod
     gains only a faster crash restart from one, and pays a holder at every start)."""
     return mode == "all" or (mode == "multi" and app.pod_containers > 1)
+
+
+def wants_standby(enabled: bool, mode: SandboxMode, app: ContainerConfig) -> bool:
+    """Whether `app`'s pod gets a standby holder once it runs (module doc): standbys are on,
+    the pod runs without a sandbox under `mode` (not off altogether: --no-pod-sandbox), and
+    no port of it is published on a fixed host port."""
+    if not enabled or mode == "none" or wants_sandbox(mode, app):
+        return False
+    return not any(p.host_port for p in (*app.pod_ports, *app.ports))
+
+
+def standby_due(now: float, busy: int, quiet_since: float, quiet: float = STANDBY_QUIET) -> bool:
+    """Whether a standby may be made now: no start or create is under way (`busy`) and none
+    ended within `quiet` seconds (`quiet_since`, monotonic)."""
+    return busy == 0 and now - quiet_since >= quiet
+
+
+def standby_still_wanted(asked_at: float, listed_at: float, running: bool, usable: bool) -> bool:
+    """Whether a standby asked for at `asked_at` (monotonic, when its container was made) is
+    still to be made after a listing taken at `listed_at`: its pod has no usable one yet,
+    and its container runs with a network of its own in that listing, or was made after the
+    listing began (a listing that could not show it says nothing of it)."""
+    return not usable and (running or asked_at >= listed_at)
+
+
+def usable_standby(
+    holders: Collection[ContainerInfo], wanted: ContainerConfig, node: str, image: str
+) -> str:
+    """The id of a running standby holder of `wanted`'s pod made for its network facts now
+    (the same digest as `holder_config` gives), which a new container of it may join; ""."""
+    pod = pod_of(wanted.labels)
+    digest = holder_config(wanted, node, image).labels[LABEL_SANDBOX]
+    for h in holders:
+        if (
+            h.alive
+            and LABEL_STANDBY in h.labels
+            and h.pod == pod
+            and h.labels.get(LABEL_SANDBOX) == digest
+        ):
+            return h.id
+    return ""
+
+
+def standby_config(app: ContainerConfig, node: str, image: str = SANDBOX_IMAGE) -> ContainerConfig:
+    """The standby holder of `app`'s pod: its holder, labelled as a standby."""
+    holder = holder_config(app, node, image)
+    return dataclasses.replace(holder, labels=holder.labels | {LABEL_STANDBY: "1"})
 
 
 def missing_image_note(image: str, pod: str) -> str:
@@ -177,15 +246,22 @@ def is_holder(info: ContainerInfo) -> bool:
 
 
 def member_of(info: ContainerInfo) -> Member:
-    return Member(info.id, info.pod, info.alive, is_holder(info), info.sandbox_id)
+    holder = is_holder(info)
+    standby = holder and LABEL_STANDBY in info.labels
+    return Member(info.id, info.pod, info.alive, holder, info.sandbox_id, standby)
 
 
 def sweep(
-    containers: Sequence[Member], busy_pods: Collection[str] = (), died: Collection[str] = ()
+    containers: Sequence[Member],
+    busy_pods: Collection[str] = (),
+    died: Collection[str] = (),
+    keep_standbys: bool = True,
 ) -> Sweep:
     """Which app containers lost their holder and which holders are not needed (above).
     `died`: containers the engine said died, whatever a listing taken as it said so shows
-    (Docker may list a container as running for a moment after its die event)."""
+    (Docker may list a container as running for a moment after its die event). A running
+    standby holder nobody joined yet is kept while its pod has a container, unless
+    standbys are off (`keep_standbys`: an agent started without them removes its old ones)."""
     calm = [
         replace(c, alive=False) if c.id in died else c for c in containers if c.pod not in busy_pods
     ]
@@ -193,8 +269,17 @@ def sweep(
     running = {h for h, c in holders.items() if c.alive}
     members = tuple(c.id for c in calm if not c.holder and c.joined and c.joined not in running)
     kept = {c.joined for c in calm if not c.holder and c.id not in members}
-    gone = tuple(h for h in holders if h not in running or h not in kept)
+    pods = {c.pod for c in calm if not c.holder and c.id not in members}
+    standing = {h for h, c in holders.items() if keep_standbys and c.standby and c.pod in pods}
+    gone = tuple(h for h in holders if h not in running or h not in kept | standing)
     return Sweep(members, gone)
+
+
+def with_standby(app: ContainerInfo, standbys: dict[str, str]) -> ContainerInfo:
+    """`app` with the running standby holder of its pod (`standbys`: pod -> holder id), when
+    it has a network of its own (a joined container's pod already has its sandbox)."""
+    holder = "" if app.sandbox_id else standbys.get(app.pod, "")
+    return dataclasses.replace(app, standby_id=holder) if holder != app.standby_id else app
 
 
 def joined_info(app: ContainerInfo, holder: ContainerInfo | None) -> ContainerInfo:

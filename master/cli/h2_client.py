@@ -19,15 +19,19 @@ grpcio's path.
 from __future__ import annotations
 
 import os
-import socket
-import ssl
 import time
-from collections.abc import Callable
 
 from master.cli import config, failures
+from master.cli.bare_tls import SSLError, client_context
 from master.cli.config import CredentialsError
 from master.cli.errors import CliError
 from master.cli.h2_unary import CallFailed, Unreached, call_once
+
+# mypy reads any constant named TYPE_CHECKING as typing's (kernel/records.py says why).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _ssl
+    from collections.abc import Callable
 
 CALL_TIMEOUT_SECONDS = 30.0
 # Pauses between connection attempts to a master that refuses them (it may be starting).
@@ -52,23 +56,20 @@ def retry_pause(attempt: int) -> float:
     return RETRY_PAUSES[min(attempt, len(RETRY_PAUSES) - 1)]
 
 
-def tls_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+def tls_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> _ssl._SSLContext:
     """A client context that trusts only the cluster CA, checks the master's name, and
-    shows our certificate; ALPN h2, as gRPC requires."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_verify_locations(cadata=ca_pem.decode())
+    shows our certificate; ALPN h2, as gRPC requires (master/cli/bare_tls.py)."""
     fd = os.memfd_create("pinnace-client-credentials", os.MFD_CLOEXEC)
     try:
         os.write(fd, cert_pem.rstrip(b"\n") + b"\n" + key_pem)
-        context.load_cert_chain(f"/proc/self/fd/{fd}")
+        return client_context(ca_pem, f"/proc/self/fd/{fd}")
     finally:
         os.close(fd)
-    context.set_alpn_protocols(["h2"])
-    return context
 
 
 def _tcp_reachable(address: str) -> bool:
+    import socket  # only when there are no credentials to call with
+
     host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=2.0):
@@ -93,9 +94,9 @@ class H2Client:
             self.addresses, self.credentials, self._connect_wait = config.masters(address)
         except CredentialsError as e:
             raise CliError(str(e)) from None
-        self._tls: ssl.SSLContext | None = None
+        self._tls: _ssl._SSLContext | None = None
 
-    def _context(self, address: str) -> ssl.SSLContext | None:
+    def _context(self, address: str) -> _ssl._SSLContext | None:
         if self.credentials.insecure:
             return None
         creds = self.credentials.config
@@ -106,7 +107,7 @@ class H2Client:
         if self._tls is None:
             try:
                 self._tls = tls_context(creds.ca_pem, creds.cert_pem, creds.key_pem)
-            except (ssl.SSLError, ValueError) as e:
+            except (SSLError, ValueError) as e:
                 raise CliError(
                     f"error: the credentials in {self.credentials.source} cannot be used: {e}"
                 ) from None

@@ -1,9 +1,10 @@
-"""One unary gRPC call over HTTP/2 on the standard library's socket and ssl, for `apply`.
+"""One unary gRPC call over HTTP/2 on the interpreter's _socket and _ssl, for `apply`.
 
 Why: `pinnace apply` is the first step of apply -> 3 running (issue 15), and importing
 grpcio was most of the CLI's start before it could send (45-60 ms of CPU on a loaded
 machine, more than the master and the agent spend on the whole apply: cygrpc imports
-asyncio, grpc imports grpc.aio). Python's ssl and socket load in a few milliseconds. The
+asyncio, grpc imports grpc.aio). The connection is the C modules' own
+(master/cli/bare_tls.py: not even the socket and ssl modules' enums are built). The
 call is real gRPC over HTTP/2 (the master is unchanged): one stream, the request as one
 length-prefixed message, the reply and the status from the trailers.
 
@@ -12,7 +13,7 @@ and our SETTINGS, the HEADERS and DATA of stream 1 within the peer's flow-contro
 and frame size, the answers HTTP/2 requires (SETTINGS and PING acknowledged), the reply's
 HEADERS, DATA and trailers, RST_STREAM and GOAWAY. It announces windows large enough for
 any reply the CLI accepts, so it never has to grant more. `call_once` is the edge: it
-connects (TLS through an `ssl.SSLContext`, or plaintext), feeds what it reads into the
+connects (TLS through bare_tls's context, or plaintext), feeds what it reads into the
 exchange and writes what comes back. Failures are `Unreached` (no connection, or TLS
 failed: the caller may try again or another master) and `CallFailed` (the call ended with
 a gRPC status other than OK, named as master/cli/failures.py names it).
@@ -20,12 +21,16 @@ a gRPC status other than OK, named as master/cli/failures.py names it).
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 
+from master.cli.bare_tls import Plain, SSLError, TlsStream, connect
 from master.cli.failures import status_name
 from master.cli.hpack import HeaderDecoder, HpackError, encode_headers
+
+# mypy reads any constant named TYPE_CHECKING as typing's (kernel/records.py says why).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _ssl
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # Frame types (RFC 9113 6).
@@ -311,22 +316,22 @@ class Exchange:
         return body[5:]
 
 
-def _ascii_name(host: str) -> str:
-    """`host` for getaddrinfo and TLS's server name: an ASCII name as bytes. Given a str,
-    both encode it with the idna codec, whose first use imports encodings.idna, stringprep
-    and unicodedata: 3-8 ms of `apply`'s start before it sends (issue 15). The codec
-    leaves ASCII as it is, so the name resolved and checked is the same."""
+def _ascii_name(host: str) -> bytes:
+    """`host` for getaddrinfo and TLS's server name, as ASCII bytes. Given a str, the socket
+    and ssl modules encode it with the idna codec, whose first use imports encodings.idna,
+    stringprep and unicodedata: 3-8 ms of `apply`'s start before it sends (issue 15). The
+    codec leaves ASCII as it is, so the name resolved and checked is the same; only a
+    non-ASCII name pays for it."""
     if host.isascii():
-        # Both take bytes as well (typeshed's create_connection says str only).
-        return host.encode("ascii")  # type: ignore[return-value]
-    return host
+        return host.encode("ascii")
+    return host.encode("idna")
 
 
 def call_once(
     address: str,
     path: str,
     message: bytes,
-    tls: ssl.SSLContext | None,
+    tls: _ssl._SSLContext | None,
     timeout: float,
     connect_timeout: float,
 ) -> bytes:
@@ -334,17 +339,17 @@ def call_once(
     host, _, port_text = address.rpartition(":")
     host = host.strip("[]")
     deadline = time.monotonic() + timeout
+    name = _ascii_name(host)
     try:
-        raw = socket.create_connection((_ascii_name(host), int(port_text)), connect_timeout)
-    except (OSError, ValueError) as e:
+        raw = connect(name, int(port_text), connect_timeout)
+    except (OSError, ValueError, UnicodeError) as e:
         raise Unreached(f"cannot connect to {address}: {e}") from None
-    sock: socket.socket = raw
+    sock = Plain(raw)
     try:
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls is not None:
             try:
-                sock = tls.wrap_socket(raw, server_hostname=_ascii_name(host))
-            except (OSError, ssl.SSLError) as e:
+                sock = TlsStream(raw, tls, name)
+            except (OSError, SSLError) as e:
                 raise Unreached(f"TLS with {address} failed: {e}", tls=True) from None
         exchange = Exchange(address, "https" if tls else "http", path, message, timeout)
         try:
@@ -364,7 +369,7 @@ def call_once(
                     sock.sendall(answer)
         except TimeoutError:
             raise CallFailed("DEADLINE_EXCEEDED", "the call took too long") from None
-        except (OSError, ssl.SSLError) as e:
+        except (OSError, SSLError) as e:
             if not exchange.heard:
                 # Refused before it spoke HTTP/2: TLS (our certificate) or not a master.
                 raise Unreached(

@@ -52,6 +52,7 @@ from tests.bench.engine import (
     time_docker_run,
     time_docker_run_parallel,
 )
+from tests.bench.engine_spans import Spans, format_spans, median_spans
 from tests.bench.pinnace_side import PinnaceBench
 
 SYSTEM_FLAGS = {
@@ -82,6 +83,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--pod-sandbox",
         action="store_true",
         help="run pinnace's agents (both trees' with --source) with --pod-sandbox",
+    )
+    parser.add_argument(
+        "--agent-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="give this tree's agent FLAG (repeatable; e.g. --agent-arg=--standby-sandbox); the"
+        " --source tree's runs without it",
     )
     parser.add_argument(
         "--source",
@@ -131,6 +140,10 @@ class Outcome:
     seen: dict[str, dict[int, list[float]]] = field(
         default_factory=lambda: {s: {} for s in report.TRIAL_ORDER}
     )
+    # Where each trial's time went (tests/bench/engine_spans.py).
+    spans: dict[str, dict[int, list[Spans]]] = field(
+        default_factory=lambda: {s: {} for s in report.TRIAL_ORDER}
+    )
     failures: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -164,9 +177,11 @@ def _run_trials(
                 outcome.seen[system].setdefault(n, []).append(timing.seen)
                 print(
                     f"  N={n:<3} trial {trial}  {system:<10} {timing.engine:6.3f} s "
-                    f"(poll {timing.seen:6.3f} s)",
+                    f"(poll {timing.seen:6.3f} s)  {format_spans(timing.spans)}",
                     flush=True,
                 )
+                if timing.spans is not None:
+                    outcome.spans[system].setdefault(n, []).append(timing.spans)
 
 
 def _print_report(
@@ -183,6 +198,11 @@ def _print_report(
             print(f"this tree against --source {args.source}, the same trials:")
             for line in report.source_lines(args.replica_counts, results):
                 print(f"  {line}")
+    print()
+    print("the engine's events, median per span over the trials (seconds from the ask):")
+    for system, by_n in outcome.spans.items():
+        for n, trials in by_n.items():
+            print(f"  N={n:<3} {system:<16} {format_spans(median_spans(trials))}")
     print()
     print(report.targets_note())
     if any(p.phases for p in pinnaces):
@@ -241,7 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _warm_up(client, run_id)
         if report.PINNACE in args.system_names:
             agent_args = ("--pod-sandbox",) if args.pod_sandbox else ()
-            pinnace = bench = PinnaceBench(client, run_id, workdir, agent_args=agent_args)
+            pinnace = bench = PinnaceBench(
+                client, run_id, workdir, agent_args=(*agent_args, *args.agent_arg)
+            )
             try:
                 bench.start(timeout=60.0)
                 print(f"pinnace: master {bench.address}, node {bench.node} Ready")

@@ -28,6 +28,8 @@ from typing import Any, NamedTuple
 
 import docker
 
+from tests.bench.engine_spans import Spans, read_spans
+
 IMAGE = "nginx:latest"
 POLL_INTERVAL = 0.05
 BENCH_LABEL = "pinnace.bench"
@@ -46,6 +48,8 @@ class Timing(NamedTuple):
 
     seen: float
     engine: float
+    # Where the time went (tests/bench/engine_spans.py), when the engine's events said.
+    spans: Spans | None = None
 
 
 def started_at(text: str) -> float:
@@ -236,7 +240,8 @@ def time_docker_run_parallel(
             lambda: running_count(client, label) >= replicas,
             timeout,
         )
-        return Timing(end - start, last_start(client, list_containers(client, label)) - start_wall)
+        engine = last_start(client, list_containers(client, label)) - start_wall
+        return Timing(end - start, engine, read_spans(client, start_wall, label))
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -17,6 +17,13 @@ left between these and pinnace's crash -> running is pinnace's own:
   of the same config created beforehand (not timed): what "create the replacement before
   the crash" could reach, as its start need not wait for the engine's cleanup of the dead
   one (unmount, network release), which holds the dead container's lock;
+- kill -> die event -> start of a twin joined to a holder: the twin joins the network
+  namespace of a running holder (agent/runtime/sandbox.py's pause image, the port
+  published on it) made beforehand (not timed), while the killed container had a network
+  of its own: the first crash of a one-container pod for which the agent made a standby
+  holder once it ran (off the apply's clock);
+- kill -> die event -> start, joined: the same for a container that joined a holder,
+  started again in place: every later crash in a sandbox (`--pod-sandbox all`);
 - the engine's restart policy (`on-failure`), first restart: a fresh container whose
   process is SIGKILLed from the host (a crash: `docker kill` marks a container stopped
   by hand, which no policy restarts), until the engine lists it running again, polled
@@ -51,7 +58,11 @@ FLOORS = (
     "kill -> die event -> start of a twin",
     "restart policy on-failure (engine)",
     "  of which engine: StartedAt - FinishedAt",
+    "kill -> die event -> start of a twin joined to a holder",
+    "kill -> die event -> start, joined (in place)",
 )
+# Built by `make images`; the holder the agent's sandboxes use (agent/runtime/sandbox.py).
+HOLDER_IMAGE = "pinnace/pause:latest"
 
 
 def _parse_time(stamp: str) -> float:
@@ -68,12 +79,23 @@ class EngineFloor:
         self.run = run
         self.made: list[str] = []
 
-    def make(self, policy: dict[str, Any] | None = None, start: bool = True) -> str:
-        host = self.api.create_host_config(
-            port_bindings={80: ("127.0.0.1", None)}, restart_policy=policy
-        )
+    def make(
+        self, policy: dict[str, Any] | None = None, start: bool = True, joined: str = ""
+    ) -> str:
+        """A container of the image, port 80 published on 127.0.0.1, or joined to the
+        network namespace of the running container `joined` (no port of its own)."""
+        if joined:
+            host = self.api.create_host_config(
+                network_mode=f"container:{joined}", restart_policy=policy
+            )
+            ports: list[int] | None = None
+        else:
+            host = self.api.create_host_config(
+                port_bindings={80: ("127.0.0.1", None)}, restart_policy=policy
+            )
+            ports = [80]
         made = self.api.create_container(
-            self.image, labels={LABEL: self.run}, host_config=host, ports=[80]
+            self.image, labels={LABEL: self.run}, host_config=host, ports=ports
         )
         cid = str(made["Id"])
         self.made.append(cid)
@@ -146,6 +168,17 @@ class EngineFloor:
         self.remove(cid)
         return took, engine
 
+    def holder(self) -> str:
+        """A running holder with port 80 published, as a pod sandbox's."""
+        host = self.api.create_host_config(port_bindings={80: ("127.0.0.1", None)})
+        made = self.api.create_container(
+            HOLDER_IMAGE, labels={LABEL: self.run}, host_config=host, ports=[80]
+        )
+        cid = str(made["Id"])
+        self.made.append(cid)
+        self.api.start(cid)
+        return cid
+
     def remove(self, cid: str) -> None:
         self.api.remove_container(cid, force=True)
         self.made.remove(cid)
@@ -206,6 +239,16 @@ class FloorRounds:
         took, engine = f.policy_restart()
         found[6].append(took)
         found[7].append(engine)
+        # A one-container pod's container (a network of its own, self._cid) dies; its twin
+        # joined to a standby holder made beforehand starts; then that joined container
+        # dies and is started again in place, as in a sandbox.
+        holder = f.holder()
+        joined = f.make(start=False, joined=holder)
+        found[8].append(f.kill_event_start(self._cid, joined))
+        found[9].append(f.kill_event_start(joined))
+        f.remove(joined)
+        f.remove(holder)
+        f.api.start(self._cid)  # the next round begins with it running
 
     def close(self) -> None:
         self.floor.close()
@@ -224,7 +267,7 @@ def engine_floor(client: docker.DockerClient, image: str, trials: int) -> dict[s
 
 # (this, against): the pairs whose per-round difference says more than two tables: the load
 # moves within seconds here, and one round takes both under the same load.
-PAIRS = ((1, 0), (2, 0), (2, 1), (5, 4))
+PAIRS = ((1, 0), (2, 0), (2, 1), (5, 4), (8, 4), (9, 4))
 
 
 def paired_lines(found: dict[str, list[float]]) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any
 import docker
 
 from tests.bench.engine import IMAGE, BenchError, Timing, last_start, list_containers, wait_until
+from tests.bench.engine_spans import Spans, agent_told, read_spans
 from tests.bench.procs import REPO, PinnaceProcs, deployment_manifest
 
 # The packages the CLI, the master and the agent import from the checkout.
@@ -66,6 +67,7 @@ class PinnaceBench:
         self.procs.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.procs.env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
         self.phases: dict[str, Phases] = {}
+        self.spans: dict[str, Spans | None] = {}
 
     @property
     def address(self) -> str:
@@ -129,7 +131,7 @@ class PinnaceBench:
     def timed_apply(self, name: str, replicas: int, timeout: float) -> Timing:
         """time_apply on both of the bench's clocks (tests/bench/engine.py's Timing)."""
         seen = self.time_apply(name, replicas, timeout)
-        return Timing(seen, self.phases[name].engine_running)
+        return Timing(seen, self.phases[name].engine_running, self.spans.get(name))
 
     def time_apply(self, name: str, replicas: int, timeout: float) -> float:
         """Seconds from writing the manifest to N of its containers running on the node."""
@@ -151,6 +153,7 @@ class PinnaceBench:
                 f"{replicas} pinnace containers of {name} running", all_running, timeout
             )
             engine = last_start(self.client, self._containers(name, running_only=True))
+            self.spans[name] = self._spans(name, start_wall)
             # The user's view must agree; read after the clock stopped, so it adds nothing.
             seen = wait_until(
                 f"`pinnace get pods` showing {replicas} pods of {name} Running",
@@ -171,6 +174,21 @@ class PinnaceBench:
         )
         self.delete(name, timeout)
         return end - start
+
+    def _spans(self, name: str, start_wall: float) -> Spans | None:
+        """The engine's create/start spans of `name`'s containers and when the agent had
+        its pods (tests/bench/engine_spans.py), seconds from the ask."""
+        prefix = f"{name}-"
+        spans = read_spans(
+            self.client,
+            start_wall,
+            self.node_label,
+            lambda attributes: str(attributes.get("pinnace.pod", "")).startswith(prefix),
+        )
+        if spans is None:
+            return None
+        lines = self.procs.agent_log(self.node).splitlines()
+        return spans._replace(told=agent_told(lines, prefix, start_wall))
 
     def delete(self, name: str, timeout: float) -> None:
         """Delete the deployment and wait until the agent has removed its containers."""

@@ -177,6 +177,38 @@ class Pinnace:
             self.timeout,
         )
 
+    def wait_standbys(self, name: str, replicas: int) -> None:
+        """With --standby-sandbox agents: until every pod of `name` has its standby holder
+        (made once the engine is quiet, after the apply), as a crash long after the start
+        finds it. Agents without the flag make none: nothing to wait for."""
+        if "--standby-sandbox" not in self.agent_args:
+            return
+        began = time.monotonic()
+
+        def made() -> int:
+            return sum(
+                1
+                for n in self.c.node_names
+                for c in self.api.containers(
+                    filters={"label": [f"pinnace.node={n}", "pinnace.sandbox-standby"]}
+                )
+                if c["Labels"].get("pinnace.pod", "").startswith(f"{name}-")
+            )
+
+        def known() -> bool:
+            # Each agent's listing gave its containers their standbys: until then a crash
+            # is started again in place (the worker decides from what it listed).
+            logs = {n: self.c.agent_log(n) for n in self.c.agents}
+            return all(
+                f"container {c['Id'][:12]} listed with its standby" in logs[n]
+                for n in self.c.agents
+                for c in self.running(name, n)
+            )
+
+        poll(f"{replicas} standbys of {name}", lambda: made() == replicas, self.timeout)
+        poll(f"the standbys of {name} listed", known, self.timeout)
+        print(f"  standbys of {replicas} pods made {time.monotonic() - began:.1f} s after running")
+
     def pods_running(self, name: str) -> int:
         return sum(
             1
@@ -208,6 +240,8 @@ def container_kill(
     figures after each trial (tests/bench/engine_floor.py), under that load too."""
     for p in clusters:
         p.apply("ck", trials)
+    for p in clusters:
+        p.wait_standbys("ck", trials)
     victims = [p.running("ck") for p in clusters]
     times: list[list[float]] = [[] for _ in clusters]
     kills: list[list[tuple[str, float]]] = [[] for _ in clusters]
@@ -526,7 +560,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="FLAG",
         help="give this tree's agents FLAG (repeatable; e.g. --agent-arg=--pod-sandbox); the"
-        " --compare tree's agents run with their defaults",
+        " --compare tree's agents run with their defaults. With --agent-arg=--standby-sandbox"
+        " the kills wait until every pod has its standby holder",
     )
     parser.add_argument(
         "--only",

@@ -24,11 +24,11 @@ from cryptography.x509.oid import NameOID
 
 from agent.attest import AttestError, sign_view, verify_answer
 from agent.credentials import NodeCredentials, key_pem
-from agent.fencing import FencePolicy
+from agent.fencing import FENCE_FRACTION_OF_LEASE, FencePolicy
 from agent.model import NodeInfo, PeerAddress, Resources
 from agent.outbox import StatusOutbox
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
-from agent.session import Session
+from agent.session import FENCE_TICK, Session
 from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
 from agent.worker import Worker
 from kernel.clock import FakeClock
@@ -139,11 +139,17 @@ async def cluster(
             ]
             master.send_peers(name, peers, len(names))
             master.assign(name, web_assignment(f"pod-{name}", IMAGE))
+        # Both the peer lists and the assignments in: nothing the master sent is still on
+        # the wire when the test starts (Pace stops fake time for heartbeats and acks only,
+        # and a message arriving later renews the lease: an assignment read one step after
+        # a test's cut made the fence look a step late).
         await until_paced(
             clock,
             pace,
-            lambda: all(w.state.lease.cluster_size for w in workers.values()),
-            "peer lists",
+            lambda: all(
+                w.state.lease.cluster_size and w.state.pods.desired for w in workers.values()
+            ),
+            "peer lists and assignments",
         )
         yield workers, pace
     finally:
@@ -191,15 +197,30 @@ def test_the_node_the_master_does_not_hear_fences_and_its_peer_does_not() -> Non
             async with cluster(clock, master, "n1", "n2") as (workers, pace):
                 master.deaf.add("n1")  # n1's acks are lost; n2 still hears the master
                 cut_at = clock.monotonic()
-                n1 = workers["n1"].state.pods
-                reason = await until_paced(clock, pace, lambda: n1.fence_reason, "n1 fenced", 5.0)
-                took = clock.monotonic() - cut_at
+                n1 = workers["n1"].state
+                heard = [n1.lease.last_heard]
+
+                def fenced() -> str:
+                    if not n1.pods.fence_reason:
+                        heard[0] = n1.lease.last_heard  # (a fence restarts it)
+                    return n1.pods.fence_reason
+
+                reason = await until_paced(clock, pace, fenced, "n1 fenced", 5.0)
+                silence = clock.monotonic() - heard[0]
                 await run_paced(clock, 3.0, pace.waiting, STEP)
                 assert not workers["n2"].fenced
         finally:
             await master.stop()
-        # fence_after is 0.8 x 3 s after the last ack, which came at most 1 s before the cut
-        assert 1.4 <= took <= 2.6
+        # Nothing heard since the cut (an ack on the wire then came in before fake time
+        # moved on).
+        assert heard[0] <= cut_at + 1e-6
+        # fence_after (0.8 x the 3 s lease) of silence, seen by the fence watcher's first
+        # tick past it. The watcher sleeps FENCE_TICK on the fake clock, which wakes a sleep
+        # at the first step that reaches its deadline as floats compare: ten steps of 0.02
+        # from 1000.24 sum to 1000.4399999999999, short of 1000.44, and the eleventh wakes
+        # it. So the ticks are up to FENCE_TICK + STEP apart (1e-6: float sums).
+        limit = FENCE_FRACTION_OF_LEASE * 3.0
+        assert limit < silence <= limit + FENCE_TICK + STEP + 1e-6
         assert "1 of 2 nodes hear nothing" in reason
 
     asyncio.run(scenario())

@@ -308,3 +308,25 @@ def test_a_configured_proxy_leaves_the_call_to_grpcio(
     monkeypatch.setenv(variable, "http://proxy.example:3128")
 
     assert not available()
+
+
+def test_a_master_whose_certificate_names_another_address_fails_as_tls(tmp_path: Path) -> None:
+    # The master's name (here its address) is checked by OpenSSL through master/cli/bare_tls.py,
+    # as ssl.SSLContext(PROTOCOL_TLS_CLIENT) checks it: a certificate of the cluster's CA
+    # issued for another address is refused.
+    pki = ensure_pki(tmp_path / "data", ["10.9.9.9"], dt.datetime.now(dt.UTC))
+    credentials = grpc.ssl_server_credentials(
+        [(pki.server_key_pem, pki.server_chain_pem)],
+        root_certificates=pki.client_roots_pem,
+        require_client_auth=True,
+    )
+    server, address = _serve(_applied, credentials)
+    try:
+        config.select(str(write_admin_config(pki, tmp_path / "data", address)), insecure=False)
+        with pytest.raises(
+            CliError, match=f"cannot establish TLS with the pinnace master at {address}"
+        ):
+            H2Client(address).call(apply_wire.METHOD, _request())
+    finally:
+        config.select(None, insecure=False)
+        server.stop(grace=None)

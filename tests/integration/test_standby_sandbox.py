@@ -1,0 +1,211 @@
+"""Standby sandboxes on a real engine (DockerRuntime with standby=True, the agent's
+--standby-sandbox): a one-container pod runs with a network of its own; once it runs and
+the engine is quiet, a holder is made for it (never listed as the pod's container); its
+crashed container is replaced by one joined to that holder; deleting the pod leaves nothing;
+an agent started again adopts the standby, one started without standbys removes it.
+Every test here fails on the code before standbys (no `standby` argument, no standby made).
+
+Every container carries a node name unique to the test and is removed by id afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from agent.restart_path import restart_path
+from agent.runtime.docker_runtime import DockerRuntime
+from agent.runtime.port import (
+    LABEL_SANDBOX,
+    LABEL_STANDBY,
+    ContainerConfig,
+    ContainerInfo,
+    PortBinding,
+    container_name,
+)
+from tests.support import remove_container
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "pinnace/httpd:latest"
+DEADLINE = 30.0
+
+
+@pytest.fixture
+def node(docker_client: Any) -> Iterator[str]:
+    name = f"stb-{uuid.uuid4().hex[:8]}"
+    try:
+        yield name
+    finally:
+        for c in docker_client.api.containers(all=True, filters={"label": f"pinnace.node={name}"}):
+            remove_container(docker_client, c["Id"])
+
+
+def config(node: str, pod: str = "p", host_port: int = 0) -> ContainerConfig:
+    web = PortBinding(80, host_port=host_port)
+    return ContainerConfig(
+        name=container_name(node, pod, "web"),
+        image=IMAGE,
+        labels={"pinnace.node": node, "pinnace.pod": pod, "pinnace.container": "web"},
+        env=(("PORT", "80"), ("MESSAGE", "web")),
+        ports=(web,),
+        pod_ports=(web,),
+        host_ip="127.0.0.1",
+        hostname=f"{pod}-0",
+    )
+
+
+def runtime(node: str, standby: bool = True) -> DockerRuntime:
+    return DockerRuntime(node, pod_sandbox="multi", standby=standby)
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+async def until(what: str, check: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def holders(client: Any, node: str) -> list[dict[str, Any]]:
+    return [
+        c
+        for c in client.api.containers(all=True, filters={"label": f"pinnace.node={node}"})
+        if LABEL_SANDBOX in c["Labels"]
+    ]
+
+
+async def with_standby(rt: DockerRuntime, cid: str) -> ContainerInfo:
+    """The container as listed once its standby was made (the listing makes it)."""
+    found: list[ContainerInfo] = []
+
+    async def ready() -> bool:
+        found[:] = [c for c in await rt.list_containers() if c.id == cid and c.standby_id]
+        return bool(found)
+
+    await until("its standby made", ready)
+    return found[0]
+
+
+def test_a_crashed_container_comes_back_joined_to_its_pods_standby(
+    docker_client: Any, node: str
+) -> None:
+    async def scenario() -> None:
+        rt = runtime(node)
+        try:
+            web = await rt.create_and_start(config(node))
+            assert web.sandbox_id == "" and web.standby_id == ""
+            listed = await with_standby(rt, web.id)
+
+            (holder,) = holders(docker_client, node)
+            assert holder["Id"] == listed.standby_id and holder["State"] == "running"
+            assert holder["Labels"][LABEL_STANDBY] == "1"
+            # The standby is nobody's container in the agent's listing.
+            assert [c.id for c in await rt.list_containers()] == [web.id]
+
+            docker_client.api.kill(web.id)
+
+            async def exited() -> bool:
+                seen = [c for c in await rt.list_containers() if c.id == web.id]
+                return bool(seen) and not seen[0].alive
+
+            await until("the container exited", exited)
+            (dead,) = [c for c in await rt.list_containers() if c.id == web.id]
+            path = restart_path(dead, config(node), immediate=True)
+            assert not path.in_place
+            again = await rt.replace(web.id, config(node))
+
+            assert again.state == "running" and again.sandbox_id == holder["Id"]
+            # Its port is the standby's, published while the old one ran: it answers there.
+            assert set(again.ports) == {"80/TCP"} and again.ports["80/TCP"] > 0
+            ok = await rt.exec(again.id, ("wget", "-qO-", "http://127.0.0.1:80/healthz"))
+            assert (ok.exit_code, ok.output.strip()) == (0, "ok")
+            assert [c.id for c in await rt.list_containers()] == [again.id]
+            assert [h["Id"] for h in holders(docker_client, node)] == [holder["Id"]]
+            # Made under a name of its own (the dead one was not renamed first: the engine
+            # answers that only after its network cleanup), listed under the pod's name at
+            # once, and given it in the engine once the dead one is gone.
+            assert again.name == config(node).name
+            assert [c.name for c in await rt.list_containers()] == [config(node).name]
+
+            async def named() -> bool:
+                got = docker_client.api.inspect_container(again.id)["Name"]
+                return bool(got == f"/{config(node).name}")
+
+            await until("the replacement named as its container", named)
+        finally:
+            await rt.close()
+
+    run(scenario)
+
+
+def test_deleting_the_pod_removes_its_standby(docker_client: Any, node: str) -> None:
+    async def scenario() -> None:
+        rt = runtime(node)
+        try:
+            web = await rt.create_and_start(config(node))
+            await with_standby(rt, web.id)
+            await rt.stop(web.id, 1)
+            await rt.remove(web.id)
+            assert holders(docker_client, node) == []
+            assert (
+                docker_client.api.containers(all=True, filters={"label": f"pinnace.node={node}"})
+                == []
+            )
+        finally:
+            await rt.close()
+
+    run(scenario)
+
+
+def test_a_pod_with_a_fixed_host_port_gets_no_standby(docker_client: Any, node: str) -> None:
+    async def scenario() -> None:
+        rt = runtime(node)
+        try:
+            # A standby of another pod made after it shows the engine was quiet long enough.
+            fixed = await rt.create_and_start(config(node, "f", host_port=18931))
+            web = await rt.create_and_start(config(node))
+            await with_standby(rt, web.id)
+            assert [h["Labels"]["pinnace.pod"] for h in holders(docker_client, node)] == ["p"]
+            assert [c.standby_id for c in await rt.list_containers() if c.id == fixed.id] == [""]
+        finally:
+            await rt.close()
+
+    run(scenario)
+
+
+def test_an_agent_started_again_adopts_the_standby_and_one_without_standbys_removes_it(
+    docker_client: Any, node: str
+) -> None:
+    async def scenario() -> None:
+        first = runtime(node)
+        try:
+            web = await first.create_and_start(config(node))
+            standby = (await with_standby(first, web.id)).standby_id
+        finally:
+            await first.close()
+        again = runtime(node)
+        try:
+            (listed,) = await again.list_containers()
+            assert (listed.id, listed.standby_id) == (web.id, standby)
+            assert [h["Id"] for h in holders(docker_client, node)] == [standby]
+        finally:
+            await again.close()
+        without = runtime(node, standby=False)
+        try:
+            (listed,) = await without.list_containers()
+            assert (listed.id, listed.standby_id, listed.alive) == (web.id, "", True)
+            assert holders(docker_client, node) == []
+        finally:
+            await without.close()
+
+    run(scenario)
