@@ -58,6 +58,7 @@ from master.controllers.lifecycle import NodeHealthSettings
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.controllers.plan_pacing import PlanTally
+from master.grpc_wakeups import drain_grpc_wakeups
 from master.ha.documents import SharedDocuments
 from master.ha.elector import MasterInfo
 from master.ha.follower import Follower
@@ -413,6 +414,8 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             )
         )
     server = grpc.aio.server(options=options, interceptors=interceptors)
+    # One loop turn takes every completion gRPC has, not one (master/grpc_wakeups.py).
+    drain_grpc_wakeups(asyncio.get_running_loop())
     joins = JoinAdmission(config.max_joins_in_flight)
     if security is not None:
         security.add_servicers(server, state, joins)
