@@ -59,6 +59,7 @@ from agent.join import JoinError, Token, join_when_reachable, mtls_channel, pars
 from agent.join_retry import RETRY_FIRST, retry_after
 from agent.state.loopwatch import LoopWatch, LoopWatchSettings, Wedged, look, start_watch
 from agent.state.plan import confirms_at_once, follow, next_beat, registered_plan
+from master.grpc_wakeups import drain_grpc_wakeups
 from protos import node_pb2, node_pb2_grpc
 
 # Join attempts the master answers "busy" (or does not answer in time) are retried as
@@ -336,7 +337,20 @@ def emit(doc: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
+def _drained_wakeups() -> grpc.aio.Channel:
+    """This process's 1,250 sessions share one loop, where a real agent has one stream in
+    its own process: gRPC's wake-up socket is drained whole at each turn as the master's is
+    (master/grpc_wakeups.py), or a busy fleet loop reads one completion a turn and the bench
+    times its own backlog. gRPC binds its reader to the loop with the first channel and
+    drops it when its last channel is gone, so the channel returned (never connected) is
+    kept open for the fleet's life."""
+    anchor = grpc.aio.insecure_channel("127.0.0.1:1")
+    drain_grpc_wakeups(asyncio.get_running_loop())
+    return anchor
+
+
 async def main_async(args: argparse.Namespace) -> None:
+    anchor = _drained_wakeups()
     stop = asyncio.Event()
     agents = [HollowAgent(f"hollow-{i:05d}") for i in range(args.first, args.first + args.count)]
     by_name = {a.name: a for a in agents}
@@ -473,6 +487,7 @@ async def main_async(args: argparse.Namespace) -> None:
         t.cancel()
     for ch in channels:
         await ch.close(grace=None)
+    await anchor.close(grace=None)
 
 
 def main() -> None:
