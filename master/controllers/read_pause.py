@@ -12,6 +12,15 @@ NotReady by their lease, 27 pods evicted. The loop's own lateness (loop_held.py)
 little of it: between two 20 ms steps the loop was on time; the streams' reading (gRPC's
 threads, then the loop's read callbacks) is what waited behind the pass's CPU.
 
+The cause, found after this was built: gRPC's poller thread wakes the loop with one byte a
+completion on a socketpair that holds 278, and the loop's reader took one byte a turn, so
+past 278 completions the master read one a 20 ms step (master/grpc_wakeups.py drains it
+whole since). With the drain, beats are read within 1.4-2.5 s through a 5,000-node apply
+(11-19 s before), and this wait mostly waits while the loop sends; two runs with it off were
+no faster on a quiet machine (24.2 and 25.3 s against 22.2 s with it). Kept as the safety
+net it is for a loop that reads late for another reason, until interleaved runs say
+whether to drop it (issue 15's note).
+
 So between two steps the pass looks at when the master last read a heartbeat: once it has
 read none for `STARVED_BEATS` of the fleet's own rate (the rate it read them at before, from
 the read backlog's samples), and at least 0.1 s (10 beats at 50 a second are 0.2 s; a
