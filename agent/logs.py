@@ -16,7 +16,10 @@ tail up to that restart is copied just after it. The tradeoff: up to
 PREVIOUS_MAX_CONTAINERS such tails in the agent's memory (a few MiB at most), the
 cost of reading the tail at each restart (a crash loop is slowed by its back-off
 anyway), and nothing survives an agent restart; timestamps and sinceSeconds are not
-offered for a previous log.
+offered for a previous log. A container started again in place is reported running before
+its dead run's tail is copied (the copy is not on the way to running), so a `--previous`
+asked meanwhile waits for the copies under way (CAPTURE_WAIT_SECONDS at most): kubectl shows
+restartCount 1 and the next `logs --previous` would otherwise find nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ PREVIOUS_MAX_BYTES = 256 * 1024
 PREVIOUS_MAX_CONTAINERS = 64
 # Read at most this many lines of a dead container's log (then cut to the bytes above).
 PREVIOUS_TAIL_LINES = 5000
+# How long a `--previous` waits for a dead run's log still being copied (two engine calls).
+CAPTURE_WAIT_SECONDS = 5.0
 # The largest piece sent in one message; the engine's own chunks are usually lines.
 MAX_CHUNK = 64 * 1024
 
@@ -103,6 +108,22 @@ class PreviousLogs:
     def __init__(self, max_containers: int = PREVIOUS_MAX_CONTAINERS) -> None:
         self._kept: OrderedDict[tuple[str, str], Kept] = OrderedDict()
         self._max = max_containers
+        # Copies of dead runs' tails under way (`start_capture`).
+        self._capturing: set[asyncio.Future[None]] = set()
+
+    def start_capture(
+        self, runtime: Runtime, container_id: str, restart_count: int, until: float = 0.0
+    ) -> asyncio.Future[None]:
+        """`capture` as a task of its own, which `settled` waits for."""
+        capture = asyncio.ensure_future(self.capture(runtime, container_id, restart_count, until))
+        self._capturing.add(capture)
+        capture.add_done_callback(self._capturing.discard)
+        return capture
+
+    async def settled(self, timeout: float = CAPTURE_WAIT_SECONDS) -> None:
+        """Once the copies under way now are done (or `timeout` went by)."""
+        if self._capturing:
+            await asyncio.wait(set(self._capturing), timeout=timeout)
 
     def keep(self, pod: str, container: str, kept: Kept) -> None:
         self._kept[(pod, container)] = kept
@@ -173,7 +194,10 @@ class LogStreamer:
                 error = found
                 return
             if order.previous:
-                kept = self._previous.find(found) if self._previous is not None else None
+                kept = None
+                if self._previous is not None:
+                    await self._previous.settled()
+                    kept = self._previous.find(found)
                 if kept is None:
                     error = (
                         f'previous terminated container "{found.container}" in pod '

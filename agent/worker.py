@@ -540,10 +540,8 @@ class Worker:
     def _keep_log(self, action: RestartContainer, until: float) -> asyncio.Future[None] | None:
         if self._previous is None:
             return None
-        return asyncio.ensure_future(
-            self._previous.capture(
-                self._runtime, action.container_id, action.restart_count - 1, until
-            )
+        return self._previous.start_capture(
+            self._runtime, action.container_id, action.restart_count - 1, until
         )
 
     def _log_reported(self, reports: tuple[PodStatusReport, ...]) -> None:

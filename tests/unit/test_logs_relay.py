@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -198,3 +199,62 @@ def test_kept_tails_are_bounded_and_belong_to_one_pod_incarnation() -> None:
     assert found is not None and found.data == b"c"
     assert kept.find(info("c", 2, 1)) is None  # a new pod of that name: not its past
     assert kept.find(info("c", 1, 0)) is None  # not an earlier run
+
+
+class _SlowLogs(FakeRuntime):
+    """A runtime whose log reads wait for `gate`: the copy of a dead run's tail is still
+    under way when the restarted container is already reported running."""
+
+    def __init__(self, node: str, engine: FakeEngine) -> None:
+        super().__init__(node, engine)
+        self.gate = asyncio.Event()
+
+    async def logs(self, container_id: str, options: LogOptions) -> AsyncIterator[bytes]:
+        await self.gate.wait()
+        async for chunk in super().logs(container_id, options):
+            yield chunk
+
+
+def test_previous_asked_while_the_dead_runs_tail_is_copied_waits_for_it() -> None:
+    from agent.logs import PreviousLogs
+    from agent.model import Assignments, ContainerSpec, PodAssignment, PodSpec
+    from agent.worker import Worker
+    from kernel.clock import FakeClock
+
+    async def run() -> None:
+        clock = FakeClock()
+        engine = FakeEngine(clock=clock.now)
+        engine.present_images.add("img")
+        runtime = _SlowLogs("n1", engine)
+        runtime.gate.set()
+        previous = PreviousLogs()
+        worker = Worker(runtime, "127.0.0.1", clock, lambda _: None, previous=previous)
+        streamer = LogStreamer(runtime, previous)
+        worker.set_assignments(
+            Assignments(1, (PodAssignment("a", 1, PodSpec((ContainerSpec("web", "img"),))),))
+        )
+        for _ in range(2):
+            await worker.iterate()
+            await worker.settle()
+        (first,) = engine.containers.values()
+        engine.write_log(first.id, b"one\nboom\n")
+        runtime.gate.clear()
+        engine.crash(first.id, 1)
+        await worker.iterate()
+        await worker.settle()
+        await worker.iterate()
+        await worker.settle()
+        assert engine.restarts_in_place == [first.id]  # running again, its old tail not copied
+
+        asked = asyncio.create_task(
+            _collect(streamer, LogOrder("r1", "a", "", LogOptions(), previous=True))
+        )
+        while not asked.done() and not streamer._tasks:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not asked.done()  # the answer waits for the copy
+        runtime.gate.set()
+        got = await asked
+        assert b"".join(c[1] for c in got) == b"one\nboom\n" and got[-1][3] == ""
+
+    asyncio.run(run())
