@@ -351,6 +351,26 @@ class LocalCluster:
         raise AssertionError("containers kept disappearing while being listed")
 
     def close(self) -> None:
+        """Stops and removes everything this cluster started; every step runs even when one
+        before it failed (a container the engine would not remove left the master's HAProxy
+        running), and the first failure is raised at the end."""
+        failures: list[BaseException] = []
+        for step in (
+            self._stop_processes,
+            self._remove_containers,
+            self._remove_node_dns,
+            self._remove_node_objects,
+            self._remove_volume_files,
+            self._stop_proxies,
+        ):
+            try:
+                step()
+            except Exception as exc:  # the rest still runs; raised below
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    def _stop_processes(self) -> None:
         for proc in self._all_procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
@@ -358,13 +378,19 @@ class LocalCluster:
                 proc.wait(timeout=60)
             if proc.stdout is not None:
                 proc.stdout.close()
+
+    def _remove_containers(self) -> None:
         for container in self.containers(running_only=False, holders=True):
             remove_container(container.client, container.id)
+
+    def _remove_node_dns(self) -> None:
         # A killed agent's dnsmasq and the route to its DNS address (by its pid file).
         if self._dns_root is not None:
             for node in self.node_names:
                 stop_node_dns(self._dns_root, node)
             shutil.rmtree(self._dns_root, ignore_errors=True)
+
+    def _remove_node_objects(self) -> None:
         # The agents' pod bridges (agent/hostgw/bridge.py), labelled with their node.
         for node in self.node_names:
             for network in self.docker.networks.list(filters={"label": f"pinnace.node={node}"}):
@@ -375,6 +401,8 @@ class LocalCluster:
             for volume in self.docker.volumes.list(filters={"label": f"pinnace.node={node}"}):
                 with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     volume.remove(force=True)
+
+    def _remove_volume_files(self) -> None:
         # Claim files the agents loop-mounted: unmounted, their loop devices (found by
         # the file's path, never another's) detached, removed.
         for node in self.node_names:
@@ -392,6 +420,8 @@ class LocalCluster:
                     with contextlib.suppress(MemoryVolumeError, OSError):
                         memory.remove(name)
             shutil.rmtree(self._shm_root, ignore_errors=True)
+
+    def _stop_proxies(self) -> None:
         # HAProxy outlives its master by design: stop the one this cluster's master left,
         # by the PID in its pid file; and the node proxies its agents left.
         stop_running(self.workdir / "master-data" / "lb")
