@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent.logs import LogOrder, LogStreamer, pick_container
+from agent.logs import LogOrder, LogStreamer, PreviousLogs, pick_container
+from agent.model import Assignments, ContainerSpec, PodAssignment, PodSpec
 from agent.runtime.fake_runtime import FakeEngine, FakeRuntime
 from agent.runtime.port import LABEL_CONTAINER, LABEL_POD, ContainerConfig, LogOptions
+from agent.worker import Worker
+from kernel.clock import FakeClock
 from master.api.logs import LogQuery, LogRelay, LogUnavailable
 from protos import node_pb2
 
@@ -116,29 +119,29 @@ def test_the_relay_refuses_a_node_without_a_session_and_ends_streams_when_it_goe
 # -- --previous: the log kept at a restart ---------------------------------------------
 
 
-def test_a_restart_keeps_the_dead_runs_log_for_previous_until_the_next_restart() -> None:
-    from agent.logs import PreviousLogs
-    from agent.model import Assignments, ContainerSpec, PodAssignment, PodSpec
-    from agent.worker import Worker
-    from kernel.clock import FakeClock
+def _pod_a_on(runtime: FakeRuntime, clock: FakeClock) -> tuple[Worker, LogStreamer]:
+    """A worker on `runtime` assigned pod "a" (one container "web" of image "img"), and a
+    log streamer reading the logs it keeps for --previous."""
+    runtime.engine.present_images.add("img")
+    previous = PreviousLogs()
+    worker = Worker(runtime, "127.0.0.1", clock, lambda _: None, previous=previous)
+    worker.set_assignments(
+        Assignments(1, (PodAssignment("a", 1, PodSpec((ContainerSpec("web", "img"),))),))
+    )
+    return worker, LogStreamer(runtime, previous)
 
+
+def test_a_restart_keeps_the_dead_runs_log_for_previous_until_the_next_restart() -> None:
     async def run() -> None:
         clock = FakeClock()
         engine = FakeEngine(clock=clock.now)
-        engine.present_images.add("img")
-        runtime = FakeRuntime("n1", engine)
-        previous = PreviousLogs()
-        worker = Worker(runtime, "127.0.0.1", clock, lambda _: None, previous=previous)
-        streamer = LogStreamer(runtime, previous)
+        worker, streamer = _pod_a_on(FakeRuntime("n1", engine), clock)
 
         async def step() -> None:
             await worker.iterate()
             await worker.settle()
             await worker.iterate()
 
-        worker.set_assignments(
-            Assignments(1, (PodAssignment("a", 1, PodSpec((ContainerSpec("web", "img"),))),))
-        )
         await step()
         (first,) = engine.containers.values()
         order = LogOrder("r1", "a", "", LogOptions(), previous=True)
@@ -179,7 +182,7 @@ def replace_options(order: LogOrder, options: LogOptions) -> LogOrder:
 
 
 def test_kept_tails_are_bounded_and_belong_to_one_pod_incarnation() -> None:
-    from agent.logs import Kept, PreviousLogs, keep_tail, last_lines
+    from agent.logs import Kept, keep_tail, last_lines
     from agent.runtime.port import ContainerInfo
 
     assert keep_tail(b"a" * 10 + b"\nline\n", 8) == b"line\n"
@@ -216,23 +219,12 @@ class _SlowLogs(FakeRuntime):
 
 
 def test_previous_asked_while_the_dead_runs_tail_is_copied_waits_for_it() -> None:
-    from agent.logs import PreviousLogs
-    from agent.model import Assignments, ContainerSpec, PodAssignment, PodSpec
-    from agent.worker import Worker
-    from kernel.clock import FakeClock
-
     async def run() -> None:
         clock = FakeClock()
         engine = FakeEngine(clock=clock.now)
-        engine.present_images.add("img")
         runtime = _SlowLogs("n1", engine)
         runtime.gate.set()
-        previous = PreviousLogs()
-        worker = Worker(runtime, "127.0.0.1", clock, lambda _: None, previous=previous)
-        streamer = LogStreamer(runtime, previous)
-        worker.set_assignments(
-            Assignments(1, (PodAssignment("a", 1, PodSpec((ContainerSpec("web", "img"),))),))
-        )
+        worker, streamer = _pod_a_on(runtime, clock)
         for _ in range(2):
             await worker.iterate()
             await worker.settle()
