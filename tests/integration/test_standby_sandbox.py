@@ -251,3 +251,33 @@ def test_an_agent_started_again_makes_the_standby_of_a_running_pod_that_had_none
             await again.close()
 
     run(scenario)
+
+
+def test_a_container_started_again_in_place_before_its_standby_was_made_gets_one(
+    docker_client: Any, node: str
+) -> None:
+    """A crash within the second before the standby is made: the agent's listing sees the
+    container dead (its ask for a standby dropped), the worker starts it again in place;
+    the standby is made for it from its facts all the same."""
+
+    async def scenario() -> None:
+        rt = runtime(node)
+        try:
+            web = await rt.create_and_start(config(node))
+            docker_client.api.kill(web.id)
+
+            async def dead() -> bool:
+                seen = [c for c in await rt.list_containers() if c.id == web.id]
+                return bool(seen) and not seen[0].alive
+
+            await until("the container listed dead", dead)
+            assert holders(docker_client, node) == []  # killed before its standby was made
+            again = await rt.restart_in_place(web.id, config(node).name)
+            assert again.id == web.id and again.alive
+            listed = await with_standby(rt, web.id)
+            (holder,) = holders(docker_client, node)
+            assert holder["Id"] == listed.standby_id
+        finally:
+            await rt.close()
+
+    run(scenario)
