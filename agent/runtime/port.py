@@ -40,8 +40,8 @@ LABEL_VOLUME_KIND = "pinnace.volume-kind"
 # no container label, so nothing that lists a pod's containers takes it for one of them.
 LABEL_SANDBOX = "pinnace.sandbox"
 # On a holder made ahead for a one-container pod whose container has a network of its own
-# (agent/runtime/sandbox.py, the agent's --standby-sandbox): its crash restart replaces the
-# container by one joined to this holder, which needs no new network setup.
+# (agent/runtime/sandbox.py; on unless the agent's --no-standby-sandbox): its crash restart
+# replaces the container by one joined to this holder, which needs no new network setup.
 LABEL_STANDBY = "pinnace.sandbox-standby"
 # On an app container whose pod wants a standby: the network facts its standby is made of
 # (agent/runtime/sandbox.py standby_facts), so that an agent restarted while it runs, which

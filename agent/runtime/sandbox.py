@@ -34,24 +34,25 @@ This module decides, agent/runtime/docker_runtime.py executes:
   way is left alone until the next sweep.
 - `joined_info`: an app container's facts with its holder's ports and addresses.
 
-Standby sandboxes (the agent's --standby-sandbox): a one-container pod runs without a holder
-(its start stays one container start), and once it runs and the engine has been quiet for
-STANDBY_QUIET seconds (off the apply's clock, `standby_due`) the agent makes a holder for it
-(`standby_config`, labelled LABEL_STANDBY). When the container crashes it is replaced by one
-joined to that holder: the engine's start of a joined container needs no new namespace, veth
-or port proxy, and does not wait for the dead one's network cleanup (engine floor, ~0.2 s
-less per restart here, tests/bench/README.md). From then on the pod is in a sandbox and its
-later crashes restart in place, joined. Why a running holder and not a created (never
-started) replacement container: starting one created ahead is no faster than starting the
-dead one again (both make the network; the same floor). Which pods (`wants_standby`): those
-that would run without a sandbox and publish no fixed host port (a holder of such a pod
-could not bind the port its running container holds). `sweep` keeps a running standby while
-its pod has any container; a stale one (the pod's ports or DNS changed) is not joined
-(`usable_standby`) and is replaced when the next one is made. A container that wants one
-carries the facts its standby is made of (`standby_facts`, LABEL_STANDBY_FACTS): an agent
-restarted while it runs, or whose standby was not made before a crash restarted it in place,
-makes the standby from them (`adoptable_standbys`, `standby_from_facts`), the same holder the
-agent that created the container would have made.
+Standby sandboxes (on by default; the agent's --no-standby-sandbox turns them off): a
+one-container pod runs without a holder (its start stays one container start), and once it
+runs and the engine has been quiet for STANDBY_QUIET seconds (off the apply's clock,
+`standby_due`) the agent makes a holder for it (`standby_config`, labelled LABEL_STANDBY).
+When the container crashes it is replaced by one joined to that holder: the engine's start
+of a joined container needs no new namespace, veth or port proxy, and does not wait for the
+dead one's network cleanup (engine floor, ~0.2 s less per restart here,
+tests/bench/README.md). From then on the pod is in a sandbox and its later crashes restart
+in place, joined. Why a running holder and not a created (never started) replacement
+container: starting one created ahead is no faster than starting the dead one again (both
+make the network; the same floor). Which pods (`wants_standby`): those that would run
+without a sandbox and publish no fixed host port (a holder of such a pod could not bind the
+port its running container holds). `sweep` keeps a running standby while its pod has any
+container; a stale one (the pod's ports or DNS changed) is not joined (`usable_standby`) and
+is replaced when the next one is made. A container that wants one carries the facts its
+standby is made of (`standby_facts`, LABEL_STANDBY_FACTS): an agent restarted while it runs,
+or whose standby was not made before a crash restarted it in place, makes the standby from
+them (`adoptable_standbys`, `standby_from_facts`), the same holder the agent that created
+the container would have made.
 """
 
 from __future__ import annotations
