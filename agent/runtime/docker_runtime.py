@@ -112,7 +112,7 @@ from agent.runtime.sandbox import (
     wants_standby,
     with_standby,
 )
-from agent.runtime.single_flight import SingleFlight
+from agent.runtime.single_flight import SingleFlight, ThreadSingleFlight
 from agent.runtime.thread_pump import pumped
 from agent.sub_paths import (
     BindSubDir,
@@ -350,6 +350,9 @@ class DockerRuntime:
         # (this runtime describes them so meanwhile: see _restart_in_place_sync).
         self._renaming: dict[str, str] = {}
         self._image_asks: SingleFlight[tuple[str, str], str] = SingleFlight()
+        # One removal of a container in flight at a time, whichever path asks for it
+        # (agent/runtime/single_flight.py says why).
+        self._removals: ThreadSingleFlight[str, None] = ThreadSingleFlight()
         # Starts holding an engine thread while they wait (_WAITING_STARTS_MAX); counted
         # in the event loop only.
         self._waiting_starts = 0
@@ -813,7 +816,7 @@ class DockerRuntime:
             raise ContainerCreateError(
                 f"container name {name} is taken by a container of another node"
             )
-        api.remove_container(stale["Id"], force=True)
+        self._remove_sync(stale["Id"])
 
     @contextlib.contextmanager
     def _app_work(self) -> Iterator[None]:
@@ -1013,7 +1016,7 @@ class DockerRuntime:
         except Exception:
             # A container that cannot start is removed, so the name is free for the retry.
             with contextlib.suppress(docker.errors.DockerException):
-                api.remove_container(cid, force=True)
+                self._remove_sync(cid)
             raise
         # The list that follows the pod's task uses this inspect instead of its own: in a
         # burst of starts (apply -> 30), one engine call less per container while the
@@ -1021,14 +1024,13 @@ class DockerRuntime:
         self._cache[cid] = (info.state, info)
         return self._started(info)
 
-    @staticmethod
-    def _made_from_pulled(api: Any, cid: str, image: str, create: Callable[[], str]) -> str:
+    def _made_from_pulled(self, api: Any, cid: str, image: str, create: Callable[[], str]) -> str:
         """The container to start once a pull of `image` ended after `cid` was created:
         `cid` when the reference still names the image it was made from, else a new one
         made from the pulled image (`cid` removed)."""
         if api.inspect_container(cid).get("Image") == api.inspect_image(image).get("Id"):
             return cid
-        api.remove_container(cid, force=True)
+        self._remove_sync(cid)
         return create()
 
     def _started(self, info: ContainerInfo) -> ContainerInfo:
@@ -1268,6 +1270,10 @@ class DockerRuntime:
             raise RuntimeFailure(f"cannot stop {container_id[:12]}: {_explain(exc)}") from exc
 
     def _remove_sync(self, container_id: str) -> None:
+        """Every removal of a container goes through here: one in flight per container."""
+        self._removals.run(container_id, lambda: self._remove_now(container_id))
+
+    def _remove_now(self, container_id: str) -> None:
         try:
             self._api().remove_container(container_id, force=True)
         except docker.errors.NotFound:
