@@ -655,13 +655,9 @@ class DockerRuntime:
 
     def _remove_swept(self, api: Any, members: Sequence[str], holders: Sequence[str]) -> set[str]:
         for cid in (*members, *holders):
-            log.info(
-                "pod sandbox: removing %s %s",
-                "holder" if cid in holders else "container (its sandbox is gone)",
-                cid[:12],
-            )
+            why = "holder" if cid in holders else "container (its sandbox is gone)"
             with contextlib.suppress(docker.errors.DockerException, OSError):
-                self._remove_sync(cid)
+                self._remove_sync(cid, f"pod sandbox: removing {why} {cid[:12]}")
             self._holders.pop(cid, None)
             self._cache.pop(cid, None)
         return {*members, *holders}
@@ -1269,9 +1265,17 @@ class DockerRuntime:
         except docker.errors.DockerException as exc:
             raise RuntimeFailure(f"cannot stop {container_id[:12]}: {_explain(exc)}") from exc
 
-    def _remove_sync(self, container_id: str) -> None:
-        """Every removal of a container goes through here: one in flight per container."""
-        self._removals.run(container_id, lambda: self._remove_now(container_id))
+    def _remove_sync(self, container_id: str, say: str = "") -> None:
+        """Every removal of a container goes through here: one in flight per container.
+        `say` is logged when this call sends the removal (not when it waits for another):
+        two sweeps deciding on one container together log it once."""
+
+        def send() -> None:
+            if say:
+                log.info("%s", say)
+            self._remove_now(container_id)
+
+        self._removals.run(container_id, send)
 
     def _remove_now(self, container_id: str) -> None:
         try:
