@@ -72,6 +72,7 @@ from agent.runtime.port import (
     LABEL_NODE,
     LABEL_SANDBOX,
     LABEL_STANDBY,
+    LABEL_STANDBY_FACTS,
     LABEL_VOLUME_KIND,
     ContainerConfig,
     ContainerCreateError,
@@ -94,6 +95,7 @@ from agent.runtime.sandbox import (
     SANDBOX_IMAGE,
     Member,
     SandboxMode,
+    adoptable_standbys,
     holder_config,
     holder_step,
     is_holder,
@@ -105,6 +107,8 @@ from agent.runtime.sandbox import (
     network_mode,
     standby_config,
     standby_due,
+    standby_facts,
+    standby_from_facts,
     standby_still_wanted,
     sweep,
     usable_standby,
@@ -307,6 +311,9 @@ class DockerRuntime:
         self._making_standbys = False
         # Container id -> the standby the last listing gave it (for the log).
         self._standby_known: dict[str, str] = {}
+        # Containers a standby was tried for (made or failed) while listed: one from its
+        # label (sandbox.adoptable_standbys) is asked for once, not at every listing.
+        self._standby_tried: set[str] = set()
         # Pods in sandboxes (agent/runtime/sandbox.py): holder id -> its facts as last seen;
         # pods with a start under way (the sweep leaves them alone) and one lock per pod, so
         # two starts of one pod never make two holders.
@@ -615,6 +622,8 @@ class DockerRuntime:
                     at, listed_at, cid in running, bool(self._usable_standby(config))
                 )
             }
+            self._standby_tried &= {i.id for i in listed}
+            self._adopt_standbys(listed, listed_at)
             due = standby_due(time.monotonic(), self._app_busy, self._quiet_since)
             if not self._standby_wanted or self._making_standbys or not due:
                 return
@@ -625,6 +634,18 @@ class DockerRuntime:
             with self._sandbox_lock:
                 self._making_standbys = False
 
+    def _adopt_standbys(self, listed: list[ContainerInfo], listed_at: float) -> None:
+        """Asks for the standbys of running containers this agent did not ask for at their
+        create (made by an agent before this one, or started again in place before their
+        standby was made), from the facts they carry (sandbox.standby_from_facts). Under
+        `_sandbox_lock`."""
+        for info in adoptable_standbys(listed, self._standby_wanted, self._standby_tried):
+            config = standby_from_facts(info)
+            if config is None or not wants_standby(self._standby, self._sandbox, config):
+                continue
+            if not self._usable_standby(config):
+                self._standby_wanted[info.pod] = (info.id, config, listed_at)
+
     def _make_standbys_sync(self) -> None:
         try:
             while True:
@@ -633,6 +654,7 @@ class DockerRuntime:
                     if not due or not self._standby_wanted:
                         return
                     pod, (cid, config, _) = next(iter(self._standby_wanted.items()))
+                    self._standby_tried.add(cid)
                 try:
                     with self._starting(pod):
                         self._ensure_holder_sync(config, standby=True)
@@ -844,10 +866,15 @@ class DockerRuntime:
                     )
                 log.info("pod sandbox: pod %s joined its standby %s", pod, standby[:12])
                 return info
-            info = self._create_container_sync(config, gate=gate)
-            if wants_standby(self._standby, self._sandbox, config):
-                with self._sandbox_lock:
-                    self._standby_wanted[pod] = (info.id, config, time.monotonic())
+            if not wants_standby(self._standby, self._sandbox, config):
+                return self._create_container_sync(config, gate=gate)
+            # It carries its standby's facts: an agent restarted later makes the standby
+            # from them (sandbox.adoptable_standbys). Not in the config hash (made before).
+            facts = {LABEL_STANDBY_FACTS: standby_facts(config)}
+            made = dataclasses.replace(config, labels=config.labels | facts)
+            info = self._create_container_sync(made, gate=gate)
+            with self._sandbox_lock:
+                self._standby_wanted[pod] = (info.id, config, time.monotonic())
             return info
         with self._starting(pod):
             # The holder is made beside the image step too (the kubelet also makes a pod's
