@@ -70,7 +70,13 @@ from agent.usage import UsageSampler
 from agent.volume_files import DEFAULT_ROOT, VolumeFiles
 from agent.volume_gc import run_volume_gc
 from agent.watchdog import LoopWatchdog
-from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
+from agent.witness import (
+    WitnessClient,
+    WitnessListenError,
+    WitnessServicer,
+    serve_witness,
+    stop_witness,
+)
 from agent.worker import Worker
 from kernel.bindprobe import bind_error
 from kernel.clock import Clock, SystemClock
@@ -149,13 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--standby-sandbox",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="give a pod that runs without a sandbox (one container, no fixed hostPort) a "
         "holder made once it runs and the engine is quiet, off the apply's clock; its crashed "
         "container is replaced by one joined to that holder, which starts without new network "
         "setup (~0.2 s less here). Costs a running holder per such pod (its shim, pause "
         "process and port proxies); the pod's address and ephemeral host ports change at its "
-        "first crash. Off by default",
+        "first crash. On by default; --no-standby-sandbox turns it off",
     )
     p.add_argument(
         "--pod-sandbox-image",
@@ -562,7 +568,14 @@ async def run_agent(
         log.info("told the master this agent will be back")
     watchdog.stop()
     if witness_server is not None:
-        await witness_server.stop(grace=None)
+        end = await stop_witness(witness_server)
+        if end.cancelled or end.left:
+            log.info(
+                "witness: %d peers' questions still in flight at the stop, %d cancelled, %d left",
+                end.running,
+                end.cancelled,
+                end.left,
+            )
     for task in [*tasks, stopper]:
         task.cancel()
     await asyncio.gather(*tasks, stopper, return_exceptions=True)

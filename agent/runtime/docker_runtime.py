@@ -72,6 +72,7 @@ from agent.runtime.port import (
     LABEL_NODE,
     LABEL_SANDBOX,
     LABEL_STANDBY,
+    LABEL_STANDBY_FACTS,
     LABEL_VOLUME_KIND,
     ContainerConfig,
     ContainerCreateError,
@@ -94,6 +95,7 @@ from agent.runtime.sandbox import (
     SANDBOX_IMAGE,
     Member,
     SandboxMode,
+    adoptable_standbys,
     holder_config,
     holder_step,
     is_holder,
@@ -105,6 +107,8 @@ from agent.runtime.sandbox import (
     network_mode,
     standby_config,
     standby_due,
+    standby_facts,
+    standby_from_facts,
     standby_still_wanted,
     sweep,
     usable_standby,
@@ -112,7 +116,7 @@ from agent.runtime.sandbox import (
     wants_standby,
     with_standby,
 )
-from agent.runtime.single_flight import SingleFlight
+from agent.runtime.single_flight import SingleFlight, ThreadSingleFlight
 from agent.runtime.summaries import info_from_summary, starting_unlisted
 from agent.runtime.thread_pump import pumped
 from agent.sub_paths import (
@@ -308,6 +312,9 @@ class DockerRuntime:
         self._making_standbys = False
         # Container id -> the standby the last listing gave it (for the log).
         self._standby_known: dict[str, str] = {}
+        # Containers a standby was tried for (made or failed) while listed: one from its
+        # label (sandbox.adoptable_standbys) is asked for once, not at every listing.
+        self._standby_tried: set[str] = set()
         # Pods in sandboxes (agent/runtime/sandbox.py): holder id -> its facts as last seen;
         # pods with a start under way (the sweep leaves them alone) and one lock per pod, so
         # two starts of one pod never make two holders.
@@ -355,6 +362,9 @@ class DockerRuntime:
         # (this runtime describes them so meanwhile: see _restart_in_place_sync).
         self._renaming: dict[str, str] = {}
         self._image_asks: SingleFlight[tuple[str, str], str] = SingleFlight()
+        # One removal of a container in flight at a time, whichever path asks for it
+        # (agent/runtime/single_flight.py says why).
+        self._removals: ThreadSingleFlight[str, None] = ThreadSingleFlight()
         # Starts holding an engine thread while they wait (_WAITING_STARTS_MAX); counted
         # in the event loop only.
         self._waiting_starts = 0
@@ -644,6 +654,8 @@ class DockerRuntime:
                     at, listed_at, cid in running, bool(self._usable_standby(config))
                 )
             }
+            self._standby_tried &= {i.id for i in listed}
+            self._adopt_standbys(listed, listed_at)
             due = standby_due(time.monotonic(), self._app_busy, self._quiet_since)
             if not self._standby_wanted or self._making_standbys or not due:
                 return
@@ -654,6 +666,18 @@ class DockerRuntime:
             with self._sandbox_lock:
                 self._making_standbys = False
 
+    def _adopt_standbys(self, listed: list[ContainerInfo], listed_at: float) -> None:
+        """Asks for the standbys of running containers this agent did not ask for at their
+        create (made by an agent before this one, or started again in place before their
+        standby was made), from the facts they carry (sandbox.standby_from_facts). Under
+        `_sandbox_lock`."""
+        for info in adoptable_standbys(listed, self._standby_wanted, self._standby_tried):
+            config = standby_from_facts(info)
+            if config is None or not wants_standby(self._standby, self._sandbox, config):
+                continue
+            if not self._usable_standby(config):
+                self._standby_wanted[info.pod] = (info.id, config, listed_at)
+
     def _make_standbys_sync(self) -> None:
         try:
             while True:
@@ -662,6 +686,7 @@ class DockerRuntime:
                     if not due or not self._standby_wanted:
                         return
                     pod, (cid, config, _) = next(iter(self._standby_wanted.items()))
+                    self._standby_tried.add(cid)
                 try:
                     with self._starting(pod):
                         self._ensure_holder_sync(config, standby=True)
@@ -684,13 +709,9 @@ class DockerRuntime:
 
     def _remove_swept(self, api: Any, members: Sequence[str], holders: Sequence[str]) -> set[str]:
         for cid in (*members, *holders):
-            log.info(
-                "pod sandbox: removing %s %s",
-                "holder" if cid in holders else "container (its sandbox is gone)",
-                cid[:12],
-            )
+            why = "holder" if cid in holders else "container (its sandbox is gone)"
             with contextlib.suppress(docker.errors.DockerException, OSError):
-                self._remove_sync(cid)
+                self._remove_sync(cid, f"pod sandbox: removing {why} {cid[:12]}")
             self._holders.pop(cid, None)
             self._cache.pop(cid, None)
         return {*members, *holders}
@@ -845,7 +866,7 @@ class DockerRuntime:
             raise ContainerCreateError(
                 f"container name {name} is taken by a container of another node"
             )
-        api.remove_container(stale["Id"], force=True)
+        self._remove_sync(stale["Id"])
 
     @contextlib.contextmanager
     def _app_work(self) -> Iterator[None]:
@@ -877,10 +898,15 @@ class DockerRuntime:
                     )
                 log.info("pod sandbox: pod %s joined its standby %s", pod, standby[:12])
                 return info
-            info = self._create_container_sync(config, gate=gate)
-            if wants_standby(self._standby, self._sandbox, config):
-                with self._sandbox_lock:
-                    self._standby_wanted[pod] = (info.id, config, time.monotonic())
+            if not wants_standby(self._standby, self._sandbox, config):
+                return self._create_container_sync(config, gate=gate)
+            # It carries its standby's facts: an agent restarted later makes the standby
+            # from them (sandbox.adoptable_standbys). Not in the config hash (made before).
+            facts = {LABEL_STANDBY_FACTS: standby_facts(config)}
+            made = dataclasses.replace(config, labels=config.labels | facts)
+            info = self._create_container_sync(made, gate=gate)
+            with self._sandbox_lock:
+                self._standby_wanted[pod] = (info.id, config, time.monotonic())
             return info
         with self._starting(pod):
             # The holder is made beside the image step too (the kubelet also makes a pod's
@@ -1051,7 +1077,7 @@ class DockerRuntime:
         except Exception:
             # A container that cannot start is removed, so the name is free for the retry.
             with contextlib.suppress(docker.errors.DockerException):
-                api.remove_container(cid, force=True)
+                self._remove_sync(cid)
             raise
         # The list that follows the pod's task uses this inspect instead of its own: in a
         # burst of starts (apply -> 30), one engine call less per container while the
@@ -1059,14 +1085,13 @@ class DockerRuntime:
         self._cache[cid] = (info.state, info)
         return self._started(info)
 
-    @staticmethod
-    def _made_from_pulled(api: Any, cid: str, image: str, create: Callable[[], str]) -> str:
+    def _made_from_pulled(self, api: Any, cid: str, image: str, create: Callable[[], str]) -> str:
         """The container to start once a pull of `image` ended after `cid` was created:
         `cid` when the reference still names the image it was made from, else a new one
         made from the pulled image (`cid` removed)."""
         if api.inspect_container(cid).get("Image") == api.inspect_image(image).get("Id"):
             return cid
-        api.remove_container(cid, force=True)
+        self._remove_sync(cid)
         return create()
 
     def _started(self, info: ContainerInfo) -> ContainerInfo:
@@ -1305,7 +1330,19 @@ class DockerRuntime:
         except docker.errors.DockerException as exc:
             raise RuntimeFailure(f"cannot stop {container_id[:12]}: {_explain(exc)}") from exc
 
-    def _remove_sync(self, container_id: str) -> None:
+    def _remove_sync(self, container_id: str, say: str = "") -> None:
+        """Every removal of a container goes through here: one in flight per container.
+        `say` is logged when this call sends the removal (not when it waits for another):
+        two sweeps deciding on one container together log it once."""
+
+        def send() -> None:
+            if say:
+                log.info("%s", say)
+            self._remove_now(container_id)
+
+        self._removals.run(container_id, send)
+
+    def _remove_now(self, container_id: str) -> None:
         try:
             self._api().remove_container(container_id, force=True)
         except docker.errors.NotFound:

@@ -43,6 +43,10 @@ LABEL_SANDBOX = "pinnace.sandbox"
 # (agent/runtime/sandbox.py, the agent's --standby-sandbox): its crash restart replaces the
 # container by one joined to this holder, which needs no new network setup.
 LABEL_STANDBY = "pinnace.sandbox-standby"
+# On an app container whose pod wants a standby: the network facts its standby is made of
+# (agent/runtime/sandbox.py standby_facts), so that an agent restarted while it runs, which
+# never created it, can make its standby too.
+LABEL_STANDBY_FACTS = "pinnace.standby-facts"
 LABEL_CLAIM = "pinnace.claim"
 
 # A container started again in place (agent/restart_path.py) is renamed to

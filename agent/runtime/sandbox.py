@@ -47,13 +47,18 @@ dead one again (both make the network; the same floor). Which pods (`wants_stand
 that would run without a sandbox and publish no fixed host port (a holder of such a pod
 could not bind the port its running container holds). `sweep` keeps a running standby while
 its pod has any container; a stale one (the pod's ports or DNS changed) is not joined
-(`usable_standby`) and is replaced when the next one is made.
+(`usable_standby`) and is replaced when the next one is made. A container that wants one
+carries the facts its standby is made of (`standby_facts`, LABEL_STANDBY_FACTS): an agent
+restarted while it runs, or whose standby was not made before a crash restarted it in place,
+makes the standby from them (`adoptable_standbys`, `standby_from_facts`), the same holder the
+agent that created the container would have made.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -63,8 +68,10 @@ from agent.runtime.port import (
     LABEL_POD_LABEL_PREFIX,
     LABEL_SANDBOX,
     LABEL_STANDBY,
+    LABEL_STANDBY_FACTS,
     ContainerConfig,
     ContainerInfo,
+    PortBinding,
     pod_labels,
     pod_of,
     sandbox_name,
@@ -163,6 +170,64 @@ def usable_standby(
         ):
             return h.id
     return ""
+
+
+def standby_facts(app: ContainerConfig) -> str:
+    """What `app`'s standby is made of (what `holder_config` takes from it), as the value
+    of its LABEL_STANDBY_FACTS: a label, because labels are what an agent restarted later
+    reads of a container it did not create (port.py)."""
+    facts = {
+        "ports": [[p.container_port, p.protocol, p.host_port] for p in app.pod_ports or app.ports],
+        "host_ip": app.host_ip,
+        "hostname": app.hostname,
+        "dns": [list(app.dns_servers), list(app.dns_search), list(app.dns_options)],
+    }
+    return json.dumps(facts, separators=(",", ":"))
+
+
+def standby_from_facts(app: ContainerInfo) -> ContainerConfig | None:
+    """A config of `app`'s pod that `standby_config` makes the same standby of as of the
+    config `app` was created with (its LABEL_STANDBY_FACTS); None: it carries none, or
+    none this agent reads."""
+    raw = app.labels.get(LABEL_STANDBY_FACTS, "")
+    try:
+        facts = json.loads(raw)
+        ports = tuple(PortBinding(int(c), str(p), int(h)) for c, p, h in facts["ports"])
+        servers, search, options = (tuple(str(x) for x in d) for d in facts["dns"])
+        host_ip, hostname = str(facts["host_ip"]), str(facts["hostname"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return ContainerConfig(
+        name=app.name,
+        image=app.image,
+        labels=dict(app.labels),
+        ports=ports,
+        pod_ports=ports,
+        host_ip=host_ip,
+        hostname=hostname,
+        dns_servers=servers,
+        dns_search=search,
+        dns_options=options,
+    )
+
+
+def adoptable_standbys(
+    listed: Sequence[ContainerInfo], asked: Collection[str], tried: Collection[str]
+) -> list[ContainerInfo]:
+    """Running containers of a listing whose standby this agent has not asked for: a network
+    of their own, no standby, the facts of one (LABEL_STANDBY_FACTS), their pod not asked
+    for already (`asked`) and no standby tried for them before (`tried`: container ids; a
+    failed one is not tried at every listing)."""
+    return [
+        i
+        for i in listed
+        if i.alive
+        and not i.sandbox_id
+        and not i.standby_id
+        and LABEL_STANDBY_FACTS in i.labels
+        and i.pod not in asked
+        and i.id not in tried
+    ]
 
 
 def standby_config(app: ContainerConfig, node: str, image: str = SANDBOX_IMAGE) -> ContainerConfig:

@@ -35,10 +35,26 @@ TEMPLATE_HASH_LABEL = "pod-template-hash"
 # replaced); 500 per pass made 1,000 nodes / 10,000 pods take twice as long (53 s against
 # 25 s at 2,000), every pass walking all the pods again.
 BURST_REPLICAS = 2000
+# ...or, in a cluster of more than BURST_REPLICAS / BURST_PODS_PER_NODE nodes, this many a
+# node: what a pass costs beyond its pods is one assignment message a node it gives pods
+# to, and one status report back, each read or written by the master's one loop. At 5,000
+# nodes, 2,000 a deployment a pass made a 50,000-pod apply five passes of two pods a node
+# (~25,000 messages each way; the loop spent more on them than on the pods); sized by the
+# cluster it is one pass of ten a node. The pass itself runs in steps (slicing.py), so its
+# size no longer holds the loop in one piece as the first pass of 10,000 did.
+BURST_PODS_PER_NODE = 2
+
+
+def burst_replicas(nodes: int) -> int:
+    """Pods a pass creates (or deletes) per deployment in a cluster of `nodes` nodes."""
+    return max(BURST_REPLICAS, BURST_PODS_PER_NODE * nodes)
 
 
 def reconcile_deployment(
-    dep: Deployment, pods: Sequence[Pod], new_suffix: Callable[[], str]
+    dep: Deployment,
+    pods: Sequence[Pod],
+    new_suffix: Callable[[], str],
+    burst: int = BURST_REPLICAS,
 ) -> list[Action]:
     current_hash = template_hash(dep.template)
     live = [p for p in pods if not p.deletion_requested_at]
@@ -52,9 +68,9 @@ def reconcile_deployment(
     elif dep.strategy == "Recreate" and any(p.template_hash != current_hash for p in terminating):
         pass  # old pods still stopping; Recreate waits until they are gone
     elif old:
-        actions += _roll(dep, new, old, len(terminating), current_hash, new_suffix)
+        actions += _roll(dep, new, old, len(terminating), current_hash, new_suffix, burst)
     else:
-        actions += _scale(dep, new, current_hash, new_suffix)
+        actions += _scale(dep, new, current_hash, new_suffix, burst)
 
     actions.append(SetDeploymentStatus(dep.meta.name, _status(dep, new, live)))
     return actions
@@ -67,13 +83,14 @@ def _roll(
     terminating: int,
     current_hash: str,
     new_suffix: Callable[[], str],
+    burst: int,
 ) -> list[Action]:
     surge, max_unavailable = surge_and_unavailable(dep)
     actions: list[Action] = []
     total = len(new) + len(old) + terminating
     room = min(dep.replicas - len(new), dep.replicas + surge - total)
     labels = _pod_labels(dep, current_hash)
-    for _ in range(min(BURST_REPLICAS, max(0, room))):
+    for _ in range(min(burst, max(0, room))):
         actions.append(_create(dep, labels, current_hash, new_suffix(), "rolling update"))
 
     min_available = dep.replicas - max_unavailable
@@ -89,7 +106,11 @@ def _roll(
 
 
 def _scale(
-    dep: Deployment, new: list[Pod], current_hash: str, new_suffix: Callable[[], str]
+    dep: Deployment,
+    new: list[Pod],
+    current_hash: str,
+    new_suffix: Callable[[], str],
+    burst: int,
 ) -> list[Action]:
     missing = dep.replicas - len(new)
     if missing > 0:
@@ -97,10 +118,10 @@ def _scale(
         labels = _pod_labels(dep, current_hash)
         return [
             _create(dep, labels, current_hash, new_suffix(), why)
-            for _ in range(min(missing, BURST_REPLICAS))
+            for _ in range(min(missing, burst))
         ]
     if missing < 0:
-        doomed = sorted(new, key=_deletion_rank)[: min(-missing, BURST_REPLICAS)]
+        doomed = sorted(new, key=_deletion_rank)[: min(-missing, burst)]
         return [_delete(p, "Killing", f"scaling down to {dep.replicas}") for p in doomed]
     return []
 

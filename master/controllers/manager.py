@@ -27,7 +27,7 @@ from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.claim_placement import Waiting, place_pods_with_claims
 from master.controllers.claims import ClaimDisk, claim_room
-from master.controllers.deployment import reconcile_deployment, steady_status
+from master.controllers.deployment import burst_replicas, reconcile_deployment, steady_status
 from master.controllers.epochs import AssignmentEpochs
 from master.controllers.eviction_rate import LeaseEvictions
 from master.controllers.lifecycle import (
@@ -578,6 +578,8 @@ class ControllerManager:
     def _reconcile_deployments(self) -> Iterator[bool]:
         dirty, self._dirty_deployments = self._dirty_deployments, set()
         started = time.thread_time()
+        # Sized by the cluster: fewer, fuller passes, one message a node each (deployment.py).
+        burst = burst_replicas(self._state.count("Node"))
         for ns, name in dirty:
             dep = self._state.get("Deployment", name, ns)
             if isinstance(dep, Deployment):
@@ -594,7 +596,7 @@ class ControllerManager:
                 for pod in pods:
                     self._request_deletion(pod, "Killing", "its deployment was deleted")
                 continue
-            for action in reconcile_deployment(dep, pods, random_suffix):
+            for action in reconcile_deployment(dep, pods, random_suffix, burst):
                 if isinstance(action, CreatePod):
                     if self._state.get("Pod", action.pod.meta.name, ns) is not None:
                         # A random suffix met an existing name (Kubernetes' AlreadyExists):
@@ -748,13 +750,15 @@ class ControllerManager:
         # were decided, a burst spread over the nodes reached each node one pod at a time
         # (50,000 pods on 5,000 nodes: ~10 messages a node each way, each read and written
         # by the master's loop, where one does).
+        # A step ends between two nodes only, or a node's pods went as two messages.
         placed.sort(key=lambda decided: decided[1])
-        for pod, node_name in placed:
+        for i, (pod, node_name) in enumerate(placed):
             current = self._still_placeable(pod, node_name)
             if current is not None:
                 self._bind(current, node_name)
                 series.pod_scheduled(current.meta.created_at, self._clock.now())
-            if step_over(started, time.thread_time()):
+            node_done = i + 1 == len(placed) or placed[i + 1][1] != node_name
+            if node_done and step_over(started, time.thread_time()):
                 yield True
                 started = time.thread_time()
 

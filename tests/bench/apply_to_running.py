@@ -89,7 +89,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="FLAG",
-        help="give this tree's agent FLAG (repeatable; e.g. --agent-arg=--standby-sandbox); the"
+        help="give this tree's agent FLAG (repeatable; e.g. --agent-arg=--no-standby-sandbox); the"
         " --source tree's runs without it",
     )
     parser.add_argument(

@@ -48,6 +48,7 @@ import contextlib
 import functools
 import http.client
 import os
+import re
 import shutil
 import signal
 import sys
@@ -97,6 +98,24 @@ PAUSE_REPLICAS = 4
 PAUSES = (6.0, 30.0)
 # How long a resumed master is watched for late damage (reconnect grace 10 s + lease).
 WATCH_AFTER_PAUSE = 14.0
+
+
+def makes_standbys(source: Path, agent_args: Sequence[str]) -> bool:
+    """Whether the agents of the checkout at `source`, given `agent_args`, make standby
+    holders: the flag says so, else the tree's default (on since it became the default;
+    an older tree has the flag off by default, or no such flag)."""
+    if "--no-standby-sandbox" in agent_args:
+        return False
+    if "--standby-sandbox" in agent_args:
+        return True
+    main = (source / "agent" / "main.py").read_text()
+    return bool(_STANDBY_ON.search(main))
+
+
+# The agent's flag declared on by default (agent/main.py).
+_STANDBY_ON = re.compile(
+    r'"--standby-sandbox",\s*action=argparse\.BooleanOptionalAction,\s*default=True'
+)
 
 
 def poll(what: str, check: Callable[[], bool], timeout: float) -> float:
@@ -178,10 +197,10 @@ class Pinnace:
         )
 
     def wait_standbys(self, name: str, replicas: int) -> None:
-        """With --standby-sandbox agents: until every pod of `name` has its standby holder
-        (made once the engine is quiet, after the apply), as a crash long after the start
-        finds it. Agents without the flag make none: nothing to wait for."""
-        if "--standby-sandbox" not in self.agent_args:
+        """With agents that make standbys (makes_standbys): until every pod of `name` has
+        its standby holder (made once the engine is quiet, after the apply), as a crash long
+        after the start finds it. Agents that make none: nothing to wait for."""
+        if not makes_standbys(self.c.source, self.agent_args):
             return
         began = time.monotonic()
 
@@ -560,8 +579,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="FLAG",
         help="give this tree's agents FLAG (repeatable; e.g. --agent-arg=--pod-sandbox); the"
-        " --compare tree's agents run with their defaults. With --agent-arg=--standby-sandbox"
-        " the kills wait until every pod has its standby holder",
+        " --compare tree's agents run with their defaults. Where the agents make standby holders"
+        " (this tree's default; --agent-arg=--no-standby-sandbox: none) the kills wait until"
+        " every pod has its standby",
     )
     parser.add_argument(
         "--only",

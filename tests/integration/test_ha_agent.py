@@ -128,6 +128,13 @@ def running(cluster: HaCluster, address: str) -> list[str]:
     return sorted(p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running")
 
 
+def _pod_containers(client: docker.DockerClient, node: str, every: bool = False) -> list[Any]:
+    """The pods' own containers on `node` (`every`: stopped ones too): not the standby
+    holders the agent makes beside one-container pods once they run (a second later)."""
+    labels = [f"pinnace.node={node}", "pinnace.container"]
+    return list(client.containers.list(all=every, filters={"label": labels}))
+
+
 def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
     ha: HaCluster,  # noqa: F811
     agent: str,
@@ -141,7 +148,7 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
     assert applied.returncode == 0, applied.stderr
     wait_for("2 running pods", lambda: len(running(ha, leader.address)) == 2, timeout=90)
     pods = running(ha, leader.address)
-    containers = docker_client.containers.list(filters={"label": f"pinnace.node={agent}"})
+    containers = _pod_containers(docker_client, agent)
     started = {c.id: c.attrs["State"]["StartedAt"] for c in containers}
     [node] = get(ha, leader.address, "nodes")
     rv_before = int(node["metadata"]["resourceVersion"])
@@ -200,7 +207,7 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
     # Same pods, still running, on the same containers, never restarted, fenced or duplicated.
     assert running(ha, new.address) == pods
     assert sorted(p["metadata"]["name"] for p in get(ha, new.address, "pods")) == pods
-    now = docker_client.containers.list(all=True, filters={"label": f"pinnace.node={agent}"})
+    now = _pod_containers(docker_client, agent, every=True)
     assert {c.id: c.attrs["State"]["StartedAt"] for c in now} == started
     assert all(
         p["status"]["containerStatuses"][0]["restartCount"] == 0
@@ -220,7 +227,7 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
         refused = ha.masters.cli(new.address, "scale", "deployment", "web", "--replicas", "3")
         read = get(ha, follower_after, "pods")
         while time.monotonic() - lost_at < 8.0:  # a node lease is 6 s under --leader-elect
-            up = docker_client.containers.list(filters={"label": f"pinnace.node={agent}"})
+            up = _pod_containers(docker_client, agent)
             assert {c.id for c in up} == set(started), "a container stopped without quorum"
             time.sleep(0.5)
         for member in lost:
@@ -238,6 +245,6 @@ def test_the_agent_follows_the_new_leader_and_its_pods_never_stop(
     assert "etcd" in refused.stderr and "Traceback" not in refused.stderr
     assert sorted(p["metadata"]["name"] for p in read) == pods
     assert load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
-    after = docker_client.containers.list(all=True, filters={"label": f"pinnace.node={agent}"})
+    after = _pod_containers(docker_client, agent, every=True)
     assert {c.id: c.attrs["State"]["StartedAt"] for c in after} == started
     assert running(ha, follower_after) == pods

@@ -28,6 +28,7 @@ from agent.runtime.port import (
     PortBinding,
     container_name,
 )
+from agent.runtime.sandbox import standby_config
 from tests.support import remove_container
 
 pytestmark = pytest.mark.integration
@@ -207,5 +208,76 @@ def test_an_agent_started_again_adopts_the_standby_and_one_without_standbys_remo
             assert holders(docker_client, node) == []
         finally:
             await without.close()
+
+    run(scenario)
+
+
+def test_an_agent_started_again_makes_the_standby_of_a_running_pod_that_had_none(
+    docker_client: Any, node: str
+) -> None:
+    """An agent that died before the standby of a running pod was made (here: the standby
+    removed while no agent ran): the next one makes it from the facts the container carries,
+    the same holder the first would have made, and the pod's crash is replaced into it."""
+
+    async def scenario() -> None:
+        first = runtime(node)
+        try:
+            web = await first.create_and_start(config(node))
+            await with_standby(first, web.id)
+        finally:
+            await first.close()
+        for h in holders(docker_client, node):
+            remove_container(docker_client, h["Id"])
+        again = runtime(node)
+        try:
+            listed = await with_standby(again, web.id)
+            (holder,) = holders(docker_client, node)
+            assert holder["Id"] == listed.standby_id and holder["State"] == "running"
+            made = standby_config(config(node), node)
+            assert holder["Labels"][LABEL_SANDBOX] == made.labels[LABEL_SANDBOX]
+
+            docker_client.api.kill(web.id)
+
+            async def exited() -> bool:
+                seen = [c for c in await again.list_containers() if c.id == web.id]
+                return bool(seen) and not seen[0].alive
+
+            await until("the container exited", exited)
+            (dead,) = [c for c in await again.list_containers() if c.id == web.id]
+            assert not restart_path(dead, config(node), immediate=True).in_place
+            replaced = await again.replace(web.id, config(node))
+            assert replaced.sandbox_id == holder["Id"] and replaced.state == "running"
+        finally:
+            await again.close()
+
+    run(scenario)
+
+
+def test_a_container_started_again_in_place_before_its_standby_was_made_gets_one(
+    docker_client: Any, node: str
+) -> None:
+    """A crash within the second before the standby is made: the agent's listing sees the
+    container dead (its ask for a standby dropped), the worker starts it again in place;
+    the standby is made for it from its facts all the same."""
+
+    async def scenario() -> None:
+        rt = runtime(node)
+        try:
+            web = await rt.create_and_start(config(node))
+            docker_client.api.kill(web.id)
+
+            async def dead() -> bool:
+                seen = [c for c in await rt.list_containers() if c.id == web.id]
+                return bool(seen) and not seen[0].alive
+
+            await until("the container listed dead", dead)
+            assert holders(docker_client, node) == []  # killed before its standby was made
+            again = await rt.restart_in_place(web.id, config(node).name)
+            assert again.id == web.id and again.alive
+            listed = await with_standby(rt, web.id)
+            (holder,) = holders(docker_client, node)
+            assert holder["Id"] == listed.standby_id
+        finally:
+            await rt.close()
 
     run(scenario)

@@ -72,3 +72,15 @@ def test_pod_sandboxes_are_for_multi_container_pods_by_default() -> None:
 
     assert (default.pod_sandbox, asked.pod_sandbox, every.pod_sandbox) == ("multi", "all", "all")
     assert (multi.pod_sandbox, off.pod_sandbox) == ("multi", "none")
+
+
+def test_standby_sandboxes_are_on_by_default_and_can_be_turned_off() -> None:
+    default, _ = resolve(["--name", "n"])
+    off, _ = resolve(["--name", "n", "--no-standby-sandbox"])
+    asked, _ = resolve(["--name", "n", "--standby-sandbox"])  # the old opt-in still parses
+
+    assert (default.standby_sandbox, off.standby_sandbox, asked.standby_sandbox) == (
+        True,
+        False,
+        True,
+    )

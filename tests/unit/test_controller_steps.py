@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+import master.controllers.deployment as deployment_module
 import master.controllers.manager as manager_module
 from kernel.clock import FakeClock
 from master.controllers.manager import ControllerManager
@@ -127,3 +128,39 @@ def test_a_node_gets_its_pods_of_a_pass_one_after_another(
     # in one message, where bound as decided they went n0, n1, n2, n0, ... one at a time.
     assert sorted(bound_to) == ["n0"] * 3 + ["n1"] * 3 + ["n2"] * 3
     assert bound_to == sorted(bound_to)
+
+
+def test_a_pass_in_a_large_cluster_creates_and_binds_a_burst_sized_by_its_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 10 nodes stand for 5,000 (the floor lowered from 2,000 to 4): a deployment of 20 is
+    # one pass of 2 a node (BURST_PODS_PER_NODE), each node's session one message; with the
+    # fixed floor it took five passes of 4, the nodes given their pods over five messages.
+    monkeypatch.setattr(deployment_module, "BURST_REPLICAS", 4)
+    _, state, _, manager = _cluster(10)
+    manager.run_pass()
+    state.put(_deployment(20))
+
+    manager.run_pass()
+
+    pods = state.pods()
+    assert len(pods) == 20 and all(p.node_name for p in pods)
+    assert sorted({p.node_name for p in pods}) == [f"n{i}" for i in range(10)]
+
+
+def test_a_step_of_the_binding_ends_between_two_nodes_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Where a step ends the loop runs the sessions: a node half bound then got its pods of
+    # the pass in two messages.
+    _, state, _, manager = _cluster(3)
+    manager.run_pass()
+    monkeypatch.setattr(manager_module, "step_over", lambda started, now: True)
+    state.put(_deployment(9))
+    seen: set[tuple[int, ...]] = set()
+    steps = manager._tick_steps()
+    while next(steps, None) is not None:
+        bound = [p.node_name for p in state.pods() if p.node_name]
+        seen.add(tuple(sorted(bound.count(f"n{i}") for i in range(3))))
+
+    assert seen == {(0, 0, 0), (0, 0, 3), (0, 3, 3), (3, 3, 3)}

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
-from master.controllers.deployment import BURST_REPLICAS, TEMPLATE_HASH_LABEL, reconcile_deployment
+from master.controllers.deployment import (
+    BURST_PODS_PER_NODE,
+    BURST_REPLICAS,
+    TEMPLATE_HASH_LABEL,
+    burst_replicas,
+    reconcile_deployment,
+)
 from master.controllers.naming import template_hash
 from master.model import (
     Container,
@@ -208,6 +214,21 @@ def test_a_large_scale_up_creates_at_most_a_burst_per_pass() -> None:
     last = _creates(reconcile_deployment(dep, _pods_for(dep, 2 * burst), _suffix))
 
     assert (len(first), len(second), len(last)) == (burst, burst, 200)
+
+
+def test_the_burst_grows_with_the_cluster_past_its_floor() -> None:
+    # A small cluster keeps the floor; 5,000 nodes take a 10,000-pod deployment in one pass.
+    assert burst_replicas(3) == BURST_REPLICAS
+    assert burst_replicas(BURST_REPLICAS // BURST_PODS_PER_NODE) == BURST_REPLICAS
+    assert burst_replicas(5000) == 10_000
+
+
+def test_a_burst_given_bounds_creations_and_deletions() -> None:
+    up = _creates(reconcile_deployment(_deployment(replicas=9000), [], _suffix, burst=7000))
+    gone = _deployment(replicas=0)
+    down = _deletes(reconcile_deployment(gone, _pods_for(gone, 9000), _suffix, 7000))
+
+    assert (len(up), len(down)) == (7000, 7000)
 
 
 def test_a_large_scale_down_deletes_at_most_a_burst_per_pass() -> None:

@@ -9,21 +9,32 @@ from dataclasses import replace
 
 from agent.containers import container_config
 from agent.model import ContainerPort, ContainerSpec, PodAssignment, PodSpec
+from agent.poddns import ResolvConf
 from agent.restart_path import restart_path
-from agent.runtime.port import LABEL_SANDBOX, LABEL_STANDBY, ContainerInfo
+from agent.runtime.port import (
+    LABEL_SANDBOX,
+    LABEL_STANDBY,
+    LABEL_STANDBY_FACTS,
+    ContainerConfig,
+    ContainerInfo,
+)
 from agent.runtime.sandbox import (
     STANDBY_QUIET,
     Member,
+    adoptable_standbys,
     holder_config,
     member_of,
     standby_config,
     standby_due,
+    standby_facts,
+    standby_from_facts,
     standby_still_wanted,
     sweep,
     usable_standby,
     wants_standby,
     with_standby,
 )
+from kernel.podspec import Probe
 
 IMAGE = "pinnace/pause:latest"
 WEB = ContainerSpec("web", "pinnace/httpd:latest", ports=(ContainerPort(80),))
@@ -134,3 +145,53 @@ def test_holder_digest_label_is_what_usable_standby_compares() -> None:
         holder_info().labels[LABEL_SANDBOX]
         == holder_config(app(), "n1", IMAGE).labels[LABEL_SANDBOX]
     )
+
+
+def _created(config: ContainerConfig, cid: str = "c1", state: str = "running") -> ContainerInfo:
+    """The container the runtime creates for `config`: labelled with its standby's facts."""
+    labels = config.labels | {LABEL_STANDBY_FACTS: standby_facts(config)}
+    return ContainerInfo(cid, config.name, config.image, state, labels)
+
+
+def test_the_facts_a_container_carries_make_the_standby_its_creator_would_have_made() -> None:
+    dns = ResolvConf(("10.0.0.10",), ("default.svc.cluster.local",), ("ndots:5",))
+    probed = ContainerSpec(
+        "web",
+        "pinnace/httpd:latest",
+        ports=(ContainerPort(8080), ContainerPort(53, protocol="UDP")),
+        readiness_probe=Probe(kind="httpGet", port="9090", path="/healthz"),
+    )
+    for made in (
+        app(),
+        container_config("n1", "10.1.2.3", ONE, WEB, 0, resolv=dns),
+        container_config("n1", "127.0.0.1", PodAssignment("p", 1, PodSpec((probed,))), probed, 2),
+    ):
+        rebuilt = standby_from_facts(_created(made))
+        assert rebuilt is not None
+        assert standby_config(rebuilt, "n1", IMAGE) == standby_config(made, "n1", IMAGE)
+        # So a new container of the pod (its config from the agent) joins it.
+        standby = ContainerInfo(
+            "h", "", IMAGE, "running", standby_config(rebuilt, "n1", IMAGE).labels
+        )
+        assert usable_standby([standby], made, "n1", IMAGE) == "h"
+
+
+def test_no_standby_from_missing_or_unreadable_facts() -> None:
+    plain = ContainerInfo("c1", "n", "i", "running", dict(app().labels))
+    assert standby_from_facts(plain) is None
+    for bad in ("", "{", "[]", '{"ports": [[80]]}', '{"ports": [], "dns": [[], []]}'):
+        info = replace(plain, labels=plain.labels | {LABEL_STANDBY_FACTS: bad})
+        assert standby_from_facts(info) is None
+
+
+def test_a_running_container_with_facts_and_no_standby_is_adoptable_once() -> None:
+    mine = _created(app())
+    assert adoptable_standbys([mine], asked=(), tried=()) == [mine]
+    assert adoptable_standbys([mine], asked=(mine.pod,), tried=()) == []  # asked already
+    assert adoptable_standbys([mine], asked=(), tried=(mine.id,)) == []  # tried already
+    assert adoptable_standbys([replace(mine, state="exited")], (), ()) == []
+    assert adoptable_standbys([replace(mine, standby_id="h")], (), ()) == []  # has one
+    assert adoptable_standbys([replace(mine, sandbox_id="h")], (), ()) == []  # in a sandbox
+    # Made by an agent before the facts label: nothing to make its standby of.
+    older = ContainerInfo("c2", "n", "i", "running", dict(app().labels))
+    assert adoptable_standbys([older], (), ()) == []
