@@ -117,6 +117,7 @@ from agent.runtime.sandbox import (
     with_standby,
 )
 from agent.runtime.single_flight import SingleFlight, ThreadSingleFlight
+from agent.runtime.summaries import info_from_summary, starting_unlisted
 from agent.runtime.thread_pump import pumped
 from agent.sub_paths import (
     BindSubDir,
@@ -353,6 +354,10 @@ class DockerRuntime:
         self._client_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix=f"docker-{node}")
         self._cache: dict[str, tuple[str, ContainerInfo]] = {}
+        # Names of the containers this runtime is creating and starting, until the start's
+        # inspect is cached: a list describes them from its own entry (summaries.py says why).
+        self._starting_names: collections.Counter[str] = collections.Counter()
+        self._starting_lock = threading.Lock()
         # Containers started again in place whose rename is under way -> the name they take
         # (this runtime describes them so meanwhile: see _restart_in_place_sync).
         self._renaming: dict[str, str] = {}
@@ -513,7 +518,13 @@ class DockerRuntime:
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
 
     def _info(self, attrs: dict[str, Any]) -> ContainerInfo:
-        info = info_from_inspect(attrs, self._pod_network, self._routable, self._repo_digests)
+        return self._described(
+            info_from_inspect(attrs, self._pod_network, self._routable, self._repo_digests)
+        )
+
+    def _described(self, info: ContainerInfo) -> ContainerInfo:
+        """`info` with its holder's ports and addresses, and the name a rename under way
+        gives it."""
         if info.sandbox_id:
             info = joined_info(info, self._holder_facts(info.sandbox_id))
         pending = self._renaming.get(info.id)
@@ -543,6 +554,23 @@ class DockerRuntime:
             self._digests[image_id] = known
         return known
 
+    def _being_started(self, summary: dict[str, Any]) -> bool:
+        with self._starting_lock:
+            return starting_unlisted(summary, self._starting_names)
+
+    @contextlib.contextmanager
+    def _start_under_way(self, name: str) -> Iterator[None]:
+        """The container `name` is being created and started here (see _starting_names)."""
+        with self._starting_lock:
+            self._starting_names[name] += 1
+        try:
+            yield
+        finally:
+            with self._starting_lock:
+                self._starting_names[name] -= 1
+                if self._starting_names[name] <= 0:
+                    del self._starting_names[name]
+
     def _label_filter(self) -> dict[str, Any]:
         return {"label": [f"{LABEL_NODE}={self._node}"]}
 
@@ -556,6 +584,10 @@ class DockerRuntime:
             cid, state = summary["Id"], summary.get("State", "")
             seen.add(cid)
             cached = self._cache.get(cid)
+            if (cached is None or cached[0] != state) and self._being_started(summary):
+                # Not inspected: the engine would answer only once its start is done.
+                result.append(self._described(info_from_summary(summary)))
+                continue
             if cached is None or cached[0] != state:
                 try:
                     info = self._info(api.inspect_container(cid))
@@ -956,7 +988,13 @@ class DockerRuntime:
         """Creates and starts one container (`joined`: the network mode of one that joins a
         holder's namespace; "": the node's own network for pods). `gate`: the image step
         still under way (agent/runtime/image_gate.py): the create goes at once, the start
-        waits for it."""
+        waits for it. Lists meanwhile describe it without an inspect (_start_under_way)."""
+        with self._start_under_way(config.name):
+            return self._create_and_start_sync(config, joined, gate)
+
+    def _create_and_start_sync(
+        self, config: ContainerConfig, joined: str, gate: ImageGate | None
+    ) -> ContainerInfo:
         api = self._api()
         # On a pod network the ports stay exposed (so inspect lists them) but unpublished.
         port_bindings = {
