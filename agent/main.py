@@ -70,7 +70,13 @@ from agent.usage import UsageSampler
 from agent.volume_files import DEFAULT_ROOT, VolumeFiles
 from agent.volume_gc import run_volume_gc
 from agent.watchdog import LoopWatchdog
-from agent.witness import WitnessClient, WitnessListenError, WitnessServicer, serve_witness
+from agent.witness import (
+    WitnessClient,
+    WitnessListenError,
+    WitnessServicer,
+    serve_witness,
+    stop_witness,
+)
 from agent.worker import Worker
 from kernel.bindprobe import bind_error
 from kernel.clock import Clock, SystemClock
@@ -562,7 +568,14 @@ async def run_agent(
         log.info("told the master this agent will be back")
     watchdog.stop()
     if witness_server is not None:
-        await witness_server.stop(grace=None)
+        end = await stop_witness(witness_server)
+        if end.cancelled or end.left:
+            log.info(
+                "witness: %d peers' questions still in flight at the stop, %d cancelled, %d left",
+                end.running,
+                end.cancelled,
+                end.left,
+            )
     for task in [*tasks, stopper]:
         task.cancel()
     await asyncio.gather(*tasks, stopper, return_exceptions=True)

@@ -78,7 +78,7 @@ from agent.state.events import (
     Tick,
 )
 from agent.state.plan import next_beat
-from agent.usage import UsageSampler
+from agent.usage import UsageSampler, hold_for_starts
 from agent.witness import WitnessClient
 from agent.worker import Worker, wait_event
 from kernel.clock import Clock
@@ -647,6 +647,9 @@ class Session:
         # A removed claim volume is reported at once (the master then forgets it).
         removed = self._claims.removed if self._claims is not None else asyncio.Event()
         while True:
+            if not removed.is_set():
+                # Not amid container starts (agent/usage.py usage_hold says why).
+                await hold_for_starts(self._clock, self._worker)
             removed.clear()
             try:
                 outgoing.put_nowait(pb.AgentMessage(usage=usage_to_proto(await usage.sample())))

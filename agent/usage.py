@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import psutil
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 # How often the engine is asked what plain claim volumes hold (`docker system df` walks
 # every file of every volume, so not every 5 s).
 PLAIN_SIZES_SECONDS = 60.0
+# How long a sample may wait for the node's container starts to end (usage_hold).
+USAGE_HOLD_MAX = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,35 @@ def cpu_millis_between(before: tuple[float, int] | None, at: float, cpu_ns: int)
     if elapsed <= 0 or cpu_ns < ns:
         return 0
     return round((cpu_ns - ns) / elapsed / 1e6)
+
+
+def usage_hold(now: float, due: float, starting: int, hold_max: float = USAGE_HOLD_MAX) -> float:
+    """Seconds a usage sample due at `due` still waits (monotonic): 0 when no container
+    start is under way, or once it has waited `hold_max`; else until then (the starts'
+    end ends the wait sooner). A sample is one list and one stats call per running
+    container, all at once: in a burst of starts (apply -> 30) that was thirty engine calls
+    queued among the creates and starts, and at 3 a trial's worst figure when it fell
+    inside one (issue 15). `top` shows the sample a few seconds late instead; a node
+    that never stops starting containers still samples every interval plus `hold_max`."""
+    if starting <= 0:
+        return 0.0
+    return max(0.0, due + hold_max - now)
+
+
+class Starts(Protocol):
+    """Where a usage sample learns of container starts (the agent's Worker)."""
+
+    @property
+    def starting(self) -> int: ...
+
+    async def wait_starts_quiet(self, timeout: float) -> bool: ...
+
+
+async def hold_for_starts(clock: Clock, starts: Starts) -> None:
+    """Returns once a sample due now may be taken (usage_hold)."""
+    due = clock.monotonic()
+    while (hold := usage_hold(clock.monotonic(), due, starts.starting)) > 0:
+        await starts.wait_starts_quiet(hold)
 
 
 def machine_usage() -> tuple[int, int]:

@@ -9,7 +9,8 @@ last heard (agent/attest.py). `WitnessClient.ask` is the other side: it asks eve
 listed peer at once, each bounded by the ask timeout (in proportion to the lease),
 checks each answer's signature and nonce, and turns it into a PeerView for the
 state machine; a peer that does not answer in time, or not credibly, is
-unreachable. Channels to peers are kept while the peer stays listed.
+unreachable. Channels to peers are kept while the peer stays listed. At the agent's
+stop, `stop_witness` lets the calls' tasks end before the loop closes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from agent.attest import AttestError, sign_view, verify_answer
 from agent.credentials import NodeCredentials
 from agent.fencing import ASK_TIMEOUT, HEARS_WITHIN, PeerView, peer_hears
 from agent.model import PeerAddress
+from kernel.rpc_tasks import (
+    CANCELLED_HANDLERS_WAIT_SECONDS,
+    RPC_TASKS_WAIT_SECONDS,
+    RpcTasksEnd,
+    finish_rpc_tasks,
+)
 from protos import node_pb2 as pb
 from protos import node_pb2_grpc
 
@@ -109,6 +116,18 @@ async def serve_witness(host: str, port: int, servicer: WitnessServicer) -> tupl
         )
     await server.start()
     return server, bound
+
+
+async def stop_witness(
+    server: Any, wait: float = RPC_TASKS_WAIT_SECONDS, then: float = CANCELLED_HANDLERS_WAIT_SECONDS
+) -> RpcTasksEnd:
+    """Stops the witness server and lets its calls' tasks end before the agent's loop
+    closes. A peer's question in flight at SIGTERM is cancelled by the stop, but its
+    handler's cleanup (the probe's wait for a heartbeat, agent/worker.py wait_event) ends
+    turns later; left to asyncio.run's teardown, gRPC prints a CancelledError traceback
+    (kernel/rpc_tasks.py)."""
+    await server.stop(grace=None)
+    return await finish_rpc_tasks(wait, then)
 
 
 class WitnessClient:

@@ -25,8 +25,9 @@ performs the session instructions it gets back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import Literal
 
@@ -167,6 +168,11 @@ class Worker:
         self._unreported: dict[str, RestartTimeline] = {}
         self._observed_once = asyncio.Event()
         self._fence_cleared = asyncio.Event()
+        # Container starts (and restarts) under way, and set while there are none: what
+        # the session's usage sample waits out (agent/usage.py usage_hold).
+        self._starting = 0
+        self._starts_quiet = asyncio.Event()
+        self._starts_quiet.set()
 
     @property
     def fenced(self) -> bool:
@@ -249,6 +255,15 @@ class Worker:
             return True
         return await wait_event(self._clock, self._fence_cleared, timeout)
 
+    @property
+    def starting(self) -> int:
+        """How many container starts (or restarts) are under way."""
+        return self._starting
+
+    async def wait_starts_quiet(self, timeout: float) -> bool:
+        """Waits until no container start is under way, `timeout` seconds at most."""
+        return await wait_event(self._clock, self._starts_quiet, timeout)
+
     async def wait_observed(self, timeout: float) -> bool:
         """Waits for the first successful container list (so registration can carry it)."""
         return await wait_event(self._clock, self._observed_once, timeout)
@@ -322,6 +337,8 @@ class Worker:
                     self._died_seen[cid] = DeathSeen(event.at, now, now, by_event=True)
                 return
             self._relist_fast(cid)
+        elif event.action == "start" and not self.state.pods.start_wants_pass(event.pod):
+            return
         self._wake.set()
 
     async def _died(self, container_id: str) -> None:
@@ -412,11 +429,13 @@ class Worker:
                 case PullImage():
                     await self._pull(action)
                 case StartContainer():
-                    await self._start(
-                        action.assignment, action.spec, action.restart_count, image_ready
-                    )
+                    with self._start_under_way():
+                        await self._start(
+                            action.assignment, action.spec, action.restart_count, image_ready
+                        )
                 case RestartContainer():
-                    await self._restart(action)
+                    with self._start_under_way():
+                        await self._restart(action)
                 case StopContainer():
                     await self._runtime.stop(action.container_id, action.grace_seconds)
                 case RemoveContainer():
@@ -440,6 +459,17 @@ class Worker:
             )
             return False
         return True
+
+    @contextlib.contextmanager
+    def _start_under_way(self) -> Iterator[None]:
+        self._starting += 1
+        self._starts_quiet.clear()
+        try:
+            yield
+        finally:
+            self._starting -= 1
+            if not self._starting:
+                self._starts_quiet.set()
 
     async def _config(
         self, assignment: PodAssignment, spec: ContainerSpec, restart_count: int

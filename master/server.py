@@ -34,6 +34,7 @@ from kernel import heap
 from kernel.clock import Clock, SystemClock
 from kernel.haproxy_tuning import haproxy_threads
 from kernel.limits import MAX_MASTER_MESSAGE_BYTES
+from kernel.rpc_tasks import finish_rpc_tasks
 from master import heap_trim
 from master.api.auth import AuthInterceptor
 from master.api.cluster_servicer import ClusterServicer
@@ -101,12 +102,7 @@ from master.pki.identity import ClusterIdentity
 from master.pki.shared import cluster_secret, load_or_create
 from master.settler import Settler
 from master.state import ClusterState
-from master.stopping import (
-    StopTimes,
-    arm_stop_deadline,
-    disarm_stop_deadline,
-    finish_rpc_tasks,
-)
+from master.stopping import StopTimes, arm_stop_deadline, disarm_stop_deadline
 from master.store.datadir import DataDirLock
 from master.store.etcd import EtcdStore
 from master.store.etcd_client import EtcdSettings
@@ -577,7 +573,7 @@ async def _serve_locked(config: MasterConfig, clock: SystemClock, lock: DataDirL
             await server.stop(grace=2.0)
         with times.stage("gRPC calls' tasks"):
             # Ended before the loop closes: one cancelled by asyncio.run's teardown prints
-            # a CancelledError traceback (master/stopping.py).
+            # a CancelledError traceback (kernel/rpc_tasks.py).
             end = await finish_rpc_tasks()
             if end.running:
                 log.info(

@@ -54,17 +54,26 @@ def build_images(*targets: str) -> None:
         unavailable(f"cannot build the images {', '.join(targets)}:\n{output}")
 
 
-# What Docker on fuse-overlayfs answers while another removal of the same container (an agent's,
-# or the engine's own log writer closing) is still finishing; the next try succeeds.
-_REMOVAL_RACES = ("directory not empty", "removal of container", "already in progress")
+# What Docker on fuse-overlayfs answers after a removal of the same container failed half-way
+# (another removal, or the engine's own log writer closing, still held its files); the next
+# try succeeds.
+_REMOVAL_FAILED_RACES = ("directory not empty",)
+# What the engine answers while another removal of the container (an agent's, whose process
+# may be gone: the engine carries the removal on) is still under way.
+_REMOVAL_IN_PROGRESS = ("already in progress",)
+_POLL = 0.1
 
 
 def remove_container(engine: Any, container_id: str, within: float = 60.0) -> None:
     """Force-remove one container of the docker-py client `engine`; one already gone is fine.
 
-    Why not `remove(force=True)` alone: on this engine a removal racing another one fails with
-    500 "unable to remove filesystem ... directory not empty" (a CI run's teardown error); such
-    answers are retried until `within` seconds have passed, then raised."""
+    Why not `remove(force=True)` alone: a removal racing another one fails. While another
+    removal is in progress (409), this one waits for that removal's end instead of sending
+    more removals beside it (two removals of one container in flight left it "Removal In
+    Progress" in dockerd until a restart), then removes what is left, if anything. On this
+    engine a removal that failed with 500 "unable to remove filesystem ... directory not
+    empty" (a CI run's teardown error) succeeds when sent again. Either is given until
+    `within` seconds have passed, then raised."""
     deadline = time.monotonic() + within
     while True:
         try:
@@ -74,9 +83,29 @@ def remove_container(engine: Any, container_id: str, within: float = 60.0) -> No
             return
         except docker.errors.APIError as exc:
             said = str(exc.explanation or exc).lower()
-            if time.monotonic() > deadline or not any(race in said for race in _REMOVAL_RACES):
+            if any(race in said for race in _REMOVAL_IN_PROGRESS):
+                _wait_removal_ended(engine, container_id, deadline)
+                continue
+            if time.monotonic() > deadline or not any(r in said for r in _REMOVAL_FAILED_RACES):
                 raise
-        time.sleep(0.2)
+        time.sleep(_POLL)
+
+
+def _wait_removal_ended(engine: Any, container_id: str, deadline: float) -> None:
+    """Until the container is gone or no longer being removed; raises at `deadline`."""
+    while True:
+        try:
+            state = engine.api.inspect_container(container_id)["State"]
+        except docker.errors.NotFound:
+            return
+        if state.get("Status") != "removing":
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"container {container_id[:12]} still 'Removal In Progress' at the deadline: "
+                "another removal of it hangs in the engine"
+            )
+        time.sleep(_POLL)
 
 
 # Node names the session's tests gave their agents (node_made), for sweep_nodes_made.

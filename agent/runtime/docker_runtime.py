@@ -116,7 +116,8 @@ from agent.runtime.sandbox import (
     wants_standby,
     with_standby,
 )
-from agent.runtime.single_flight import SingleFlight
+from agent.runtime.single_flight import SingleFlight, ThreadSingleFlight
+from agent.runtime.summaries import info_from_summary, starting_unlisted
 from agent.runtime.thread_pump import pumped
 from agent.sub_paths import (
     BindSubDir,
@@ -353,10 +354,17 @@ class DockerRuntime:
         self._client_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix=f"docker-{node}")
         self._cache: dict[str, tuple[str, ContainerInfo]] = {}
+        # Names of the containers this runtime is creating and starting, until the start's
+        # inspect is cached: a list describes them from its own entry (summaries.py says why).
+        self._starting_names: collections.Counter[str] = collections.Counter()
+        self._starting_lock = threading.Lock()
         # Containers started again in place whose rename is under way -> the name they take
         # (this runtime describes them so meanwhile: see _restart_in_place_sync).
         self._renaming: dict[str, str] = {}
         self._image_asks: SingleFlight[tuple[str, str], str] = SingleFlight()
+        # One removal of a container in flight at a time, whichever path asks for it
+        # (agent/runtime/single_flight.py says why).
+        self._removals: ThreadSingleFlight[str, None] = ThreadSingleFlight()
         # Starts holding an engine thread while they wait (_WAITING_STARTS_MAX); counted
         # in the event loop only.
         self._waiting_starts = 0
@@ -510,7 +518,13 @@ class DockerRuntime:
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
 
     def _info(self, attrs: dict[str, Any]) -> ContainerInfo:
-        info = info_from_inspect(attrs, self._pod_network, self._routable, self._repo_digests)
+        return self._described(
+            info_from_inspect(attrs, self._pod_network, self._routable, self._repo_digests)
+        )
+
+    def _described(self, info: ContainerInfo) -> ContainerInfo:
+        """`info` with its holder's ports and addresses, and the name a rename under way
+        gives it."""
         if info.sandbox_id:
             info = joined_info(info, self._holder_facts(info.sandbox_id))
         pending = self._renaming.get(info.id)
@@ -540,6 +554,23 @@ class DockerRuntime:
             self._digests[image_id] = known
         return known
 
+    def _being_started(self, summary: dict[str, Any]) -> bool:
+        with self._starting_lock:
+            return starting_unlisted(summary, self._starting_names)
+
+    @contextlib.contextmanager
+    def _start_under_way(self, name: str) -> Iterator[None]:
+        """The container `name` is being created and started here (see _starting_names)."""
+        with self._starting_lock:
+            self._starting_names[name] += 1
+        try:
+            yield
+        finally:
+            with self._starting_lock:
+                self._starting_names[name] -= 1
+                if self._starting_names[name] <= 0:
+                    del self._starting_names[name]
+
     def _label_filter(self) -> dict[str, Any]:
         return {"label": [f"{LABEL_NODE}={self._node}"]}
 
@@ -553,6 +584,10 @@ class DockerRuntime:
             cid, state = summary["Id"], summary.get("State", "")
             seen.add(cid)
             cached = self._cache.get(cid)
+            if (cached is None or cached[0] != state) and self._being_started(summary):
+                # Not inspected: the engine would answer only once its start is done.
+                result.append(self._described(info_from_summary(summary)))
+                continue
             if cached is None or cached[0] != state:
                 try:
                     info = self._info(api.inspect_container(cid))
@@ -674,13 +709,9 @@ class DockerRuntime:
 
     def _remove_swept(self, api: Any, members: Sequence[str], holders: Sequence[str]) -> set[str]:
         for cid in (*members, *holders):
-            log.info(
-                "pod sandbox: removing %s %s",
-                "holder" if cid in holders else "container (its sandbox is gone)",
-                cid[:12],
-            )
+            why = "holder" if cid in holders else "container (its sandbox is gone)"
             with contextlib.suppress(docker.errors.DockerException, OSError):
-                self._remove_sync(cid)
+                self._remove_sync(cid, f"pod sandbox: removing {why} {cid[:12]}")
             self._holders.pop(cid, None)
             self._cache.pop(cid, None)
         return {*members, *holders}
@@ -835,7 +866,7 @@ class DockerRuntime:
             raise ContainerCreateError(
                 f"container name {name} is taken by a container of another node"
             )
-        api.remove_container(stale["Id"], force=True)
+        self._remove_sync(stale["Id"])
 
     @contextlib.contextmanager
     def _app_work(self) -> Iterator[None]:
@@ -957,7 +988,13 @@ class DockerRuntime:
         """Creates and starts one container (`joined`: the network mode of one that joins a
         holder's namespace; "": the node's own network for pods). `gate`: the image step
         still under way (agent/runtime/image_gate.py): the create goes at once, the start
-        waits for it."""
+        waits for it. Lists meanwhile describe it without an inspect (_start_under_way)."""
+        with self._start_under_way(config.name):
+            return self._create_and_start_sync(config, joined, gate)
+
+    def _create_and_start_sync(
+        self, config: ContainerConfig, joined: str, gate: ImageGate | None
+    ) -> ContainerInfo:
         api = self._api()
         # On a pod network the ports stay exposed (so inspect lists them) but unpublished.
         port_bindings = {
@@ -1040,7 +1077,7 @@ class DockerRuntime:
         except Exception:
             # A container that cannot start is removed, so the name is free for the retry.
             with contextlib.suppress(docker.errors.DockerException):
-                api.remove_container(cid, force=True)
+                self._remove_sync(cid)
             raise
         # The list that follows the pod's task uses this inspect instead of its own: in a
         # burst of starts (apply -> 30), one engine call less per container while the
@@ -1048,14 +1085,13 @@ class DockerRuntime:
         self._cache[cid] = (info.state, info)
         return self._started(info)
 
-    @staticmethod
-    def _made_from_pulled(api: Any, cid: str, image: str, create: Callable[[], str]) -> str:
+    def _made_from_pulled(self, api: Any, cid: str, image: str, create: Callable[[], str]) -> str:
         """The container to start once a pull of `image` ended after `cid` was created:
         `cid` when the reference still names the image it was made from, else a new one
         made from the pulled image (`cid` removed)."""
         if api.inspect_container(cid).get("Image") == api.inspect_image(image).get("Id"):
             return cid
-        api.remove_container(cid, force=True)
+        self._remove_sync(cid)
         return create()
 
     def _started(self, info: ContainerInfo) -> ContainerInfo:
@@ -1294,7 +1330,19 @@ class DockerRuntime:
         except docker.errors.DockerException as exc:
             raise RuntimeFailure(f"cannot stop {container_id[:12]}: {_explain(exc)}") from exc
 
-    def _remove_sync(self, container_id: str) -> None:
+    def _remove_sync(self, container_id: str, say: str = "") -> None:
+        """Every removal of a container goes through here: one in flight per container.
+        `say` is logged when this call sends the removal (not when it waits for another):
+        two sweeps deciding on one container together log it once."""
+
+        def send() -> None:
+            if say:
+                log.info("%s", say)
+            self._remove_now(container_id)
+
+        self._removals.run(container_id, send)
+
+    def _remove_now(self, container_id: str) -> None:
         try:
             self._api().remove_container(container_id, force=True)
         except docker.errors.NotFound:

@@ -99,6 +99,14 @@ class FakeEngine:
         """The container's process exits on its own, as a crash would."""
         self._exit(container_id, exit_code, oom_killed)
 
+    def start_by_hand(self, container_id: str) -> None:
+        """Someone other than the agent starts the stopped container (`docker start`)."""
+        info = self.containers[container_id]
+        self.containers[container_id] = replace(
+            info, state="running", started_at=self.clock(), ports=dict(self.bindings[container_id])
+        )
+        self._publish("start", self.containers[container_id])
+
     def _exit(self, container_id: str, exit_code: int, oom_killed: bool = False) -> None:
         info = self.containers.get(container_id)
         if info is None or not info.alive:

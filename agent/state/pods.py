@@ -221,6 +221,14 @@ class PodsState:
             and pod not in self.completed_at
         )
 
+    def start_wants_pass(self, pod: str) -> bool:
+        """Whether a container start event of `pod` calls for a pass. Not while the pod's
+        own task runs: the task made that start, and its end asks for the pass that lists
+        the container. One taken meanwhile decides nothing for the busy pod, and in a burst
+        of starts (apply -> N) it was one more list, and inspects, on an engine whose every
+        call queues behind the others' creates and starts (issue 15)."""
+        return pod not in self.busy
+
     def died(self, event: ContainerDied) -> list[Instruction]:
         """Syncs the died container's pod from the last list with the container as inspected
         in its place, and publishes; a relist decides where that cannot be trusted."""

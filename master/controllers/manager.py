@@ -62,12 +62,6 @@ from master.controllers.nodes import LeaseTable, NodeTransition, apply_transitio
 from master.controllers.owner_counts import OwnerCounts
 from master.controllers.pacing import rest_after_pass
 from master.controllers.read_backlog import ReadBacklog
-from master.controllers.read_pause import (
-    MOST_SECONDS,
-    SLICE_SECONDS,
-    loop_idle,
-    reads_starved,
-)
 from master.controllers.session_loss import (
     Counted,
     Opened,
@@ -155,8 +149,6 @@ class ControllerManager:
         # Many sessions ending at once excuse the nodes (master/controllers/session_loss.py).
         self._session_loss = SessionLossValve(session_loss)
         self._clock = clock
-        # The loop thread's CPU clock (a pass's wait for the streams ends once the loop idles).
-        self._cpu_clock = time.thread_time
         self._leases = leases
         self._health = health or NodeHealthSettings(lease_seconds, eviction_timeout)
         self._lease_seconds = self._health.lease_seconds
@@ -309,11 +301,9 @@ class ControllerManager:
                 )
                 self._schedule_needed = True
                 self._full_node_check = True
-            # The pass runs in steps, the loop free between two (heartbeats, API calls):
-            # `held` is the time the pass itself held it.
-            # `gave` the time it waited for the agents' streams to be read (its rest, given
-            # when they needed it: master/controllers/read_pause.py).
-            held = gave = 0.0
+            # The pass runs in steps, the loop free between two (heartbeats, API calls,
+            # the agents' streams): `held` is the time the pass itself held it.
+            held = 0.0
             try:
                 steps = self._tick_steps()
                 while True:
@@ -322,30 +312,26 @@ class ControllerManager:
                     held += self._clock.monotonic() - started
                     if not more:
                         break
-                    gave += await self._give_way(rest_after_pass(held, cap=held) - gave)
+                    await self._give_way()
             except Exception:
                 log.exception("controller pass failed; retrying on the next pass")
-            rest = rest_after_pass(held) - gave
+            rest = rest_after_pass(held)
             if rest > 0:
                 await self._clock.sleep(rest)
 
-    async def _give_way(self, allowed: float) -> float:
-        """Between two steps of a pass: the loop's turn, and while the master reads none of
-        its agents' streams and its loop is busy, a wait of at most `allowed` seconds until
-        it reads one (master/controllers/read_pause.py); the seconds waited."""
-        waited = 0.0
-        while waited < min(MOST_SECONDS, allowed) and reads_starved(
-            *self.read_backlog.reading(self._clock.monotonic())
-        ):
-            started, cpu = self._clock.monotonic(), self._cpu_clock()
-            await self._clock.sleep(SLICE_SECONDS)
-            slept = self._clock.monotonic() - started
-            waited += slept
-            if loop_idle(SLICE_SECONDS, slept, self._cpu_clock() - cpu):
-                break  # nothing else ran: the pass holds up nothing
-        if not waited:
-            await asyncio.sleep(0)
-        return waited
+    async def _give_way(self) -> float:
+        """Between two steps of a pass: the loop's turn (everything ready runs, the agents'
+        streams too: master/grpc_wakeups.py); the seconds the pass slept, none.
+
+        A pass used to wait here, up to the rest it owed, while no heartbeat was read
+        (read_pause.py, built before the wake-up socket was found to be why the streams
+        went unread). With the drain the loop reads them at every turn; the wait no longer
+        found a starved read but the fleet's own quiet spells (40 s heartbeat plans: no
+        beat for a second or more while the loop was busy with status reports), and slept
+        the pass 0-11.6 s of a 5,000-node apply's binding for nothing (bench README,
+        issue 15)."""
+        await asyncio.sleep(0)
+        return 0.0
 
     def queue_depths(self) -> dict[str, int]:
         """Work waiting for the next pass, per controller (the scheduler's is pending pods)."""

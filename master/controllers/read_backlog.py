@@ -160,16 +160,6 @@ class ReadBacklog:
         at = min(len(behind) - 1, int(EXCUSE_QUANTILE * len(behind)))
         return Backlog(min(MAX_BACKLOG_SECONDS, behind[at] + since), median, len(delays))
 
-    def reading(self, now_mono: float) -> tuple[float, float]:
-        """Seconds since the newest beat read, and the rate (a second) the kept samples were
-        read at, up to that one (master/controllers/read_pause.py); (0, 0): too few read."""
-        if len(self._samples) < 2:
-            return 0.0, 0.0
-        newest, oldest = self._samples[-1][0], self._samples[0][0]
-        if newest <= oldest:
-            return 0.0, 0.0
-        return max(0.0, now_mono - newest), (len(self._samples) - 1) / (newest - oldest)
-
     def forget(self, node: str) -> None:
         """The node is gone (deleted): its offset goes (its samples age out)."""
         self._offsets.pop(node, None)

@@ -17,6 +17,8 @@ BUCKET seconds of `time.monotonic()` (the same clock in every process):
   loop_cpu   the loop thread's CPU in the controller passes' steps
   gave_way   the wall a pass waited between its steps (ControllerManager._give_way, where
              the tree has it)
+  waited     of that, what it slept waiting for the streams (master/controllers/read_pause.py:
+             what _give_way returns; the rest is the loop's turn)
 
 and as events: each controller pass (its end, wall, steps, the loop thread's CPU in them),
 the rest planned after it (the steps' held wall, the rest) and the rest taken, and each
@@ -132,6 +134,7 @@ def _install(trace: Trace) -> None:
             start = time.monotonic()
             waited = await original_give_way(self, *args)
             trace.add("gave_way", time.monotonic() - start)
+            trace.add("waited", waited)
             return waited
 
         cm._give_way = _give_way
@@ -264,6 +267,7 @@ def report(path: str, width: int = 2) -> None:
         "beats",
         "loop_cpu",
         "gave_way",
+        "waited",
         "lag",
     ]
     last = max((int(b) for s in counts.values() for b in s), default=0)
@@ -272,7 +276,7 @@ def report(path: str, width: int = 2) -> None:
         cells = []
         for c in columns:
             v = sum(counts.get(c, {}).get(str(b), 0.0) for b in range(row, row + width))
-            seconds = c in ("loop_cpu", "gave_way", "lag")
+            seconds = c in ("loop_cpu", "gave_way", "waited", "lag")
             cells.append(f"{v:9.2f}" if seconds else f"{v:9.0f}")
         delay = max(
             (peaks.get("beat_delay", {}).get(str(b), 0.0) for b in range(row, row + width)),

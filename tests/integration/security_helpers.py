@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,6 +73,9 @@ class RogueAgent:
         self._outgoing: asyncio.Queue[pb.AgentMessage] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._channel: grpc.aio.Channel | None = None
+        # The last heartbeat sequence sent, and the last the master acknowledged.
+        self.sent_beat = 0
+        self.acked_beat = 0
 
     async def join(self) -> None:
         token = parse_token(await asyncio.to_thread(self.cluster.join_token))
@@ -95,22 +99,34 @@ class RogueAgent:
         call = stub.StreamSession(requests())
 
         async def heartbeats() -> None:
-            seq = 0
             while True:
-                seq += 1
-                self._outgoing.put_nowait(pb.AgentMessage(heartbeat=pb.Heartbeat(sequence=seq)))
+                self.sent_beat += 1
+                beat = pb.Heartbeat(sequence=self.sent_beat)
+                self._outgoing.put_nowait(pb.AgentMessage(heartbeat=beat))
                 await asyncio.sleep(0.5)
 
         async def receive() -> None:
             async for msg in call:
                 if msg.WhichOneof("body") == "assignments":
                     self.assignments.append(msg.assignments)
+                elif msg.WhichOneof("body") == "heartbeat_ack":
+                    self.acked_beat = max(self.acked_beat, msg.heartbeat_ack.sequence)
 
         self._tasks = [asyncio.create_task(heartbeats()), asyncio.create_task(receive())]
 
     def report(self, pod: str, epoch: int, phase: str) -> None:
         status = pb.PodStatusReport(pod_name=pod, epoch=epoch, phase=phase, ready=True)
         self._outgoing.put_nowait(pb.AgentMessage(statuses=pb.PodStatusBatch(pods=[status])))
+
+    async def read_by_master(self, timeout: float = 30.0) -> None:
+        """Until the master has read everything this node sent before the call: the master
+        reads a session's messages in order, and acknowledges a heartbeat once it has read
+        it, so the ack of the next beat (queued after them) says it read them all."""
+        target = self.sent_beat + 1
+        deadline = time.monotonic() + timeout
+        while self.acked_beat < target:
+            assert time.monotonic() < deadline, f"{self.name}: beat {target} never acked"
+            await asyncio.sleep(0.05)
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -122,7 +122,7 @@ def test_a_master_paused_beyond_its_lease_replaces_no_pod_and_fails_no_request(
     assert cluster.master_proc is not None
 
     with RequestStream(url) as stream:
-        time.sleep(1.0)  # traffic flowing before the fault
+        wait_for("traffic flowing before the fault", lambda: stream.ok >= 20, 30)
         cluster.master_proc.send_signal(signal.SIGSTOP)
         before = stream.ok
         try:

@@ -338,7 +338,7 @@ def test_a_misbehaving_agent_is_contained(cluster: LocalCluster, tmp_path: Path)
 
             stranger.report(pod.name, pod.epoch, "Running")
             stranger.report("no-such-pod", 1, "Running")
-            await asyncio.sleep(1.0)
+            await stranger.read_by_master()  # (a fixed 1 s passed unchecked when it had not)
             status = await asyncio.to_thread(cluster.get_json, "pods", pod.name)
             assert status["status"]["phase"] == "Pending"
 

@@ -602,3 +602,68 @@ def test_a_die_whose_container_cannot_be_inspected_is_left_to_a_relist() -> None
         assert h.engine.restarts_in_place == [first.id]
 
     asyncio.run(scenario())
+
+
+async def _turns(n: int = 200) -> None:
+    """Lets the loop run `n` turns (the fake engine answers at once)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_a_start_event_of_a_pod_whose_task_runs_wakes_no_pass_the_task_s_end_does() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        counter = ListCounter(h)
+        let_return = asyncio.Event()
+        original = h.runtime.create_and_start
+
+        async def held(
+            config: ContainerConfig, image_ready: Awaitable[object] | None = None
+        ) -> ContainerInfo:
+            info = await original(config, image_ready)  # the engine's start event is out
+            await let_return.wait()
+            return info
+
+        h.runtime.create_and_start = held  # type: ignore[method-assign]
+        loop = asyncio.create_task(h.worker.run())
+        await _until(lambda: h.engine.watched("n1") and counter.lists == 1, "the first list")
+        h.assign(web_pod("a"))  # started at once, and one relist for the new set
+        await _until(lambda: h.containers() and counter.lists == 2, "the start and the relist")
+
+        await _turns()  # the start event reaches the worker while the pod's task runs
+        during = counter.lists
+        let_return.set()
+        await _until(lambda: counter.lists == 3, "the pass after the task")
+        await _until(lambda: "a" in h.reports and h.reports["a"].phase == "Running", "Running")
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+
+        assert during == 2  # no list for the start the pod's own task made
+
+    asyncio.run(scenario())
+
+
+def test_a_container_started_by_someone_else_wakes_a_pass() -> None:
+    async def scenario() -> None:
+        h = Harness()
+        never = web_pod("a")
+        h.assign(replace(never, spec=replace(never.spec, restart_policy="Never")))
+        await h.step()
+        (first,) = h.containers()
+        h.engine.crash(first.id, exit_code=0)
+        await h.step()
+        assert h.reports["a"].phase == "Succeeded"
+        counter = ListCounter(h)
+        loop = asyncio.create_task(h.worker.run())
+        await _until(lambda: h.engine.watched("n1") and h.clock.sleepers, "the loop waits")
+        await _turns()
+        before = counter.lists
+
+        h.engine.start_by_hand(first.id)  # `docker start` by hand: no task of the agent's
+
+        await _until(lambda: counter.lists == before + 1, "a pass for the start event")
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        assert h.reports["a"].containers[0].state == "running"
+
+    asyncio.run(scenario())

@@ -10,6 +10,7 @@ acknowledged a change that was neither in memory nor in the store (master/write_
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -29,8 +30,11 @@ def _stored(inner: MemoryStore) -> set[str]:
     return {o.meta.name for o in inner.load_all()}
 
 
-async def _entered(store: FaultyStore) -> None:
+async def _entered(store: FaultyStore, timeout: float = 30.0) -> None:
+    """Until the store's write has begun; fails (instead of hanging) after `timeout` s."""
+    deadline = time.monotonic() + timeout
     while not store.entered.is_set():
+        assert time.monotonic() < deadline, "the store write never began"
         await asyncio.sleep(0.001)
 
 

@@ -53,7 +53,7 @@ _STOPPING_SERVER = textwrap.dedent(
     """
     import asyncio, logging, sys
     import grpc
-    from master.stopping import finish_rpc_tasks
+    from kernel.rpc_tasks import finish_rpc_tasks
     from protos import node_pb2, node_pb2_grpc
 
     logging.basicConfig()  # as the master logs: gRPC's own error lines show too
