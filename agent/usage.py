@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 # How often the engine is asked what plain claim volumes hold (`docker system df` walks
 # every file of every volume, so not every 5 s).
 PLAIN_SIZES_SECONDS = 60.0
-# How long a sample may wait for the node's container starts to end (usage_hold).
-USAGE_HOLD_MAX = 5.0
+# How long a sample may wait for the node's container starts to end (usage_hold): with the
+# 5 s interval, `top` is never staler than metrics-server's own 15 s scrape. 5 s was less
+# than an apply -> 30 burst here (5.6-7.9 s at load 10-17): its sample went in the middle.
+USAGE_HOLD_MAX = 10.0
 
 
 @dataclass(frozen=True, slots=True)
