@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import unavailable
+from tests.support import free_port, unavailable
 
 ETCD = "etcd"
 # Batches of the master's flusher can be large; etcd's defaults (128 ops,
@@ -37,12 +36,6 @@ def require_etcd() -> str:
     if path is None:
         unavailable("etcd is not installed (apt-get install etcd-server)")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -103,8 +96,8 @@ class EtcdCluster:
             self.members.append(
                 Member(
                     name,
-                    _free_port(),
-                    _free_port(),
+                    free_port(),
+                    free_port(),
                     self.workdir / name,
                     self.workdir / f"{name}.log",
                 )

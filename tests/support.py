@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -62,6 +63,14 @@ _REMOVAL_FAILED_RACES = ("directory not empty",)
 # may be gone: the engine carries the removal on) is still under way.
 _REMOVAL_IN_PROGRESS = ("already in progress",)
 _POLL = 0.1
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free at the time of asking (the kernel's pick), for a process
+    the test starts with an explicit port; a race with another binder is the test's to lose."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def remove_container(engine: Any, container_id: str, within: float = 60.0) -> None:

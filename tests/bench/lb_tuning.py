@@ -117,7 +117,7 @@ from tests.bench.engine import BenchError, wait_until
 from tests.bench.lb_wrk import WRK_MISSING, WrkError, run_wrk, wrk_available
 from tests.bench.results import Figure, load_average, record, table
 from tests.lb_support import render_config
-from tests.support import haproxy_path
+from tests.support import free_port, haproxy_path
 
 IMAGE = "nginx:latest"
 LABEL = "pinnace.bench.lb-tuning"
@@ -417,12 +417,6 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU of `pid` and its children (HAProxy's master and its worker)."""
     pids = [pid]
@@ -611,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             targets[(CONTROL, backend)] = targets[("direct", backend)]
             for name in haproxies:
                 key = (name, backend)
-                listen[key] = _free_port()
+                listen[key] = free_port()
                 targets[key] = ("127.0.0.1", listen[key])
                 endpoints = backend_endpoints(VARIANTS[name], ports, ips)
                 svc = LbService("web", "http", listen[key], endpoints, mode="http")

@@ -18,7 +18,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import urllib.request
@@ -32,7 +31,7 @@ import pytest
 
 from agent.nodeproxy.udprules import table_name
 from tests.integration.cluster import SHM, remove_local_route, service_range, wait_for
-from tests.support import REPO, env_with_haproxy, node_made, require_haproxy
+from tests.support import REPO, env_with_haproxy, free_port, node_made, require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +40,6 @@ SCRIPT = REPO / "compose" / "demo-local.sh"
 HOSTNAME = re.compile(r'hostname">([^<]+)<')
 # `up`: start, apply, scale to 5, a container killed and restarted, kubectl (~1 min idle).
 UP_TIMEOUT = 420
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _processes_of(folder: Path) -> list[psutil.Process]:
@@ -114,8 +107,8 @@ def test_demo_local_comes_up_serves_through_its_load_balancer_and_goes_down_with
     shm = Path(tempfile.mkdtemp(prefix=f"pinnace-demo-{run}-", dir=SHM))
     demo = root / "demo"
     nodes = [node_made(f"demo-{run}-{i}") for i in (1, 2)]
-    lb_port, services, first = _free_port(), service_range(), random.randrange(30000, 32700, 50)
-    master = f"127.0.0.1:{_free_port()}"
+    lb_port, services, first = free_port(), service_range(), random.randrange(30000, 32700, 50)
+    master = f"127.0.0.1:{free_port()}"
     env = env_with_haproxy(
         {
             **os.environ,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import threading
 import time
 import urllib.request
@@ -25,7 +24,7 @@ import pytest
 from agent.nodeproxy.process import command
 from master.lb.process import LbPaths
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.support import SEED, network_settings, remove_container, require_haproxy
+from tests.support import SEED, free_port, network_settings, remove_container, require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +37,9 @@ def _need_haproxy() -> None:
     require_haproxy()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(cluster: LocalCluster) -> str:
     """Master + two agents; returns the LB URL of the seed service."""
-    port = _free_port()
+    port = free_port()
     cluster.start_master("--lb-port-offset", str(port - 80))
     cluster.start_agent("n1")
     cluster.start_agent("n2")
@@ -308,7 +301,7 @@ def test_a_rollout_to_a_missing_image_stalls_and_undo_recovers(
 def test_cluster_ip_services_answer_on_the_internal_address_only(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     cluster.start_master("--lb-port-offset", str(port - 80), "--lb-internal-address", "127.0.0.2")
     cluster.start_agent("n1")
     manifest = tmp_path / "internal.yaml"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.support import require_haproxy
+from tests.support import free_port, require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -106,17 +106,11 @@ def test_folders_errors_empty_input_and_delete_by_name(
     assert _names(cluster, "deployments") == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_latest_image_falls_back_to_the_node_and_headless_service_has_no_balancer(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     require_haproxy()
-    port = _free_port()
+    port = free_port()
     cluster.start_master("--lb-port-offset", str(port - 80))
     cluster.start_agent("n1")
     manifest = tmp_path / "app.yaml"

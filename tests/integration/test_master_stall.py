@@ -12,7 +12,6 @@ failed, no Fenced or Rescheduled event, and each node reports MasterUnreachable.
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 import time
 import urllib.request
@@ -30,7 +29,7 @@ from tests.integration.test_self_healing import (
     _wait_nodes_ready,
     _write_deployment,
 )
-from tests.support import require_haproxy
+from tests.support import free_port, require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +46,6 @@ LEASE = 8.0
 @pytest.fixture(autouse=True)
 def _need_haproxy() -> None:
     require_haproxy()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RequestStream:
@@ -85,7 +78,7 @@ class RequestStream:
 
 
 def _cluster_with_service(cluster: LocalCluster, tmp_path: Path) -> tuple[str, str, str]:
-    port = _free_port()
+    port = free_port()
     cluster.start_master("--lb-port-offset", str(port - 80), "--lease-seconds", str(LEASE))
     n1, n2 = cluster.start_agent("n1"), cluster.start_agent("n2")
     _wait_nodes_ready(cluster, n1, n2)

@@ -24,18 +24,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.support import require_haproxy
+from tests.support import free_port, require_haproxy
 
 pytestmark = pytest.mark.integration
 
 IMAGE = "pinnace/httpd:latest"
 Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _metrics_url(log: Path) -> str:
@@ -125,7 +119,7 @@ def test_metrics_move_when_pods_are_scheduled_probed_and_killed(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     require_haproxy()
-    lb_port = _free_port()
+    lb_port = free_port()
     cluster.start_master("--lb-port-offset", str(lb_port - 80), "--metrics-listen", "127.0.0.1:0")
     master = _metrics_url(cluster.workdir / "master.log")
     alone = scrape(master)  # no agent yet

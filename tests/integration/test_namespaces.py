@@ -23,7 +23,7 @@ import pytest
 
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.integration.kube_helpers import Kubectl, kubectls, write_kubeconfig
-from tests.support import exec_output, require_haproxy
+from tests.support import exec_output, free_port, require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -105,12 +105,6 @@ spec:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Setup:
     def __init__(self, cluster: LocalCluster, offset: int) -> None:
         self.cluster = cluster
@@ -146,14 +140,14 @@ def setup(
     cluster = LocalCluster(workdir, docker_client)
     try:
         # Ports 80 and 81 of the Services land on two free ports above the offset.
-        offset = _free_port() - 80
+        offset = free_port() - 80
         while True:
             try:
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", 81 + offset))
                 break
             except OSError:
-                offset = _free_port() - 80
+                offset = free_port() - 80
         cluster.start_master("--lb-port-offset", str(offset))
         cluster.start_agent("n1")
         for namespace, port in TEAMS.items():

@@ -20,7 +20,6 @@ wait for it times out). Traffic goes only to 127.0.0.1 and the test's own contai
 from __future__ import annotations
 
 import re
-import socket
 import urllib.request
 from typing import Any
 
@@ -29,7 +28,7 @@ import pytest
 from agent.runtime.port import LABEL_STANDBY
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.integration.test_load_balancer import _lb_servers, steady_load
-from tests.support import network_settings, require_haproxy
+from tests.support import free_port, network_settings, require_haproxy
 
 pytestmark = pytest.mark.integration
 
@@ -66,12 +65,6 @@ spec:
 @pytest.fixture(autouse=True)
 def _need_haproxy() -> None:
     require_haproxy()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ready(cluster: LocalCluster) -> set[str] | None:
@@ -124,7 +117,7 @@ def _answering(url: str) -> set[str]:
 def test_a_crash_into_the_standby_moves_the_endpoint_and_traffic_follows(
     cluster: LocalCluster,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     cluster.start_master("--lb-port-offset", str(port - 80))
     cluster.start_agent("a")  # the agent's defaults: standby sandboxes on
     url = f"http://127.0.0.1:{port}/"
