@@ -20,17 +20,12 @@ from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.controllers.slicing import step_over
 from master.model import (
-    Container,
-    Deployment,
     Node,
-    ObjectMeta,
     Pod,
-    PodSpec,
-    PodTemplate,
 )
 from master.state import ClusterState
 from master.store import MemoryStore
-from tests.unit.ready_nodes import add_ready_nodes
+from tests.unit.ready_nodes import add_ready_nodes, web_deployment
 
 GIB = 2**30
 
@@ -49,16 +44,6 @@ def _cluster(nodes: int) -> tuple[FakeClock, ClusterState, LeaseTable, Controlle
     return clock, state, leases, manager
 
 
-def _deployment(replicas: int) -> Deployment:
-    container = Container(name="web", image="nginx:latest")
-    return Deployment(
-        meta=ObjectMeta(name="web"),
-        replicas=replicas,
-        selector={"app": "web"},
-        template=PodTemplate(labels={"app": "web"}, spec=PodSpec(containers=(container,))),
-    )
-
-
 def test_the_pass_yields_within_the_scheduler_and_respects_what_changed_meanwhile(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -66,7 +51,7 @@ def test_the_pass_yields_within_the_scheduler_and_respects_what_changed_meanwhil
     manager.run_pass()
     # Every creation and every decision is a step of its own (a budget used up at once).
     monkeypatch.setattr(manager_module, "step_over", lambda started, now: True)
-    state.put(_deployment(12))
+    state.put(web_deployment(12))
     steps = manager._tick_steps()
     seen = 0
     doomed = ""
@@ -95,7 +80,7 @@ def test_the_deployment_controller_yields_between_pod_creations(
 ) -> None:
     _, state, _, manager = _cluster(2)
     manager.run_pass()
-    state.put(_deployment(5))
+    state.put(web_deployment(5))
     monkeypatch.setattr(manager_module, "step_over", lambda started, now: True)
     counts = []
     steps = manager._tick_steps()
@@ -119,7 +104,7 @@ def test_a_node_gets_its_pods_of_a_pass_one_after_another(
             bound_to.append(obj.node_name)
 
     state.subscribe(on_change)
-    state.put(_deployment(9))
+    state.put(web_deployment(9))
     steps = manager._tick_steps()
     while next(steps, None) is not None:
         pass
@@ -139,7 +124,7 @@ def test_a_pass_in_a_large_cluster_creates_and_binds_a_burst_sized_by_its_nodes(
     monkeypatch.setattr(deployment_module, "BURST_REPLICAS", 4)
     _, state, _, manager = _cluster(10)
     manager.run_pass()
-    state.put(_deployment(20))
+    state.put(web_deployment(20))
 
     manager.run_pass()
 
@@ -156,7 +141,7 @@ def test_a_step_of_the_binding_ends_between_two_nodes_only(
     _, state, _, manager = _cluster(3)
     manager.run_pass()
     monkeypatch.setattr(manager_module, "step_over", lambda started, now: True)
-    state.put(_deployment(9))
+    state.put(web_deployment(9))
     seen: set[tuple[int, ...]] = set()
     steps = manager._tick_steps()
     while next(steps, None) is not None:

@@ -20,17 +20,15 @@ from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
 from master.model import (
     Container,
-    Deployment,
     Event,
     ObjectMeta,
     PersistentVolumeClaim,
     Pod,
     PodSpec,
-    PodTemplate,
 )
 from master.state import ClusterState
 from master.store import MemoryStore
-from tests.unit.ready_nodes import add_ready_node
+from tests.unit.ready_nodes import add_ready_node, web_deployment
 
 
 def _cluster() -> tuple[ClusterState, ControllerManager]:
@@ -39,15 +37,7 @@ def _cluster() -> tuple[ClusterState, ControllerManager]:
     leases = LeaseTable()
     manager = ControllerManager(state, clock, leases, lease_seconds=30.0)
     add_ready_node(state, leases, clock, "n1", 2**32)
-    container = Container(name="web", image="nginx:latest")
-    state.put(
-        Deployment(
-            meta=ObjectMeta(name="web"),
-            replicas=2,
-            selector={"app": "web"},
-            template=PodTemplate(labels={"app": "web"}, spec=PodSpec(containers=(container,))),
-        )
-    )
+    state.put(web_deployment(2))
     manager.run_pass()
     assert len(state.pods()) == 2
     return state, manager

@@ -17,20 +17,9 @@ import master.controllers.manager as manager_module
 from kernel.clock import FakeClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
-from master.model import Container, Deployment, ObjectMeta, PodSpec, PodTemplate
 from master.state import ClusterState
 from master.store import MemoryStore
-from tests.unit.ready_nodes import add_ready_nodes
-
-
-def _deployment(replicas: int) -> Deployment:
-    container = Container(name="web", image="nginx:latest")
-    return Deployment(
-        meta=ObjectMeta(name="web"),
-        replicas=replicas,
-        selector={"app": "web"},
-        template=PodTemplate(labels={"app": "web"}, spec=PodSpec(containers=(container,))),
-    )
+from tests.unit.ready_nodes import add_ready_nodes, web_deployment
 
 
 def test_a_pass_runs_its_steps_without_sleeping_while_no_heartbeat_is_read(
@@ -63,7 +52,7 @@ def test_a_pass_runs_its_steps_without_sleeping_while_no_heartbeat_is_read(
 
         monkeypatch.setattr(manager_module, "step_over", step_over)
         loop = asyncio.create_task(manager.run())
-        state.put(_deployment(6))
+        state.put(web_deployment(6))
         # Turns of the loop only, the clock never moved: a pass that slept would stop here.
         for _ in range(2000):
             await asyncio.sleep(0)
