@@ -1323,8 +1323,10 @@ class DockerRuntime:
             self._api().stop(container_id, timeout=max(0, round(grace_seconds)))
 
     async def stop(self, container_id: str, grace_seconds: float) -> None:
-        if await self.inspect(container_id) is None:
+        info = await self.inspect(container_id)
+        if info is None:
             return
+        self._forget_standby(info)
         try:
             await self._call(self._stop_sync, container_id, grace_seconds)
         except docker.errors.DockerException as exc:
@@ -1504,14 +1506,11 @@ class DockerRuntime:
         info = await self.inspect(container_id)
         if info is None:
             return
+        self._forget_standby(info)
         try:
             await self._call(self._remove_sync, container_id)
         except docker.errors.DockerException as exc:
             raise RuntimeFailure(f"cannot remove {container_id[:12]}: {_explain(exc)}") from exc
-        with self._sandbox_lock:
-            wanted = self._standby_wanted.get(info.pod, ("", None))[0] == container_id
-            if wanted:
-                del self._standby_wanted[info.pod]
         standby = any(
             h.pod == info.pod and LABEL_STANDBY in h.labels for h in self._holders.values()
         )
@@ -1519,6 +1518,20 @@ class DockerRuntime:
             # The pod's last container takes its holder (or its standby) with it.
             with contextlib.suppress(docker.errors.DockerException, OSError):
                 await self._call(self._sweep_sync)
+
+    def _forget_standby(self, info: ContainerInfo) -> None:
+        """A container being stopped or removed wants no standby any more, from the moment
+        that is asked, not once it is done: a stop waits out the grace period and a removal
+        may take a second, and a standby round meanwhile (the engine quiet of starts for
+        STANDBY_QUIET) made a holder for a pod on its way out, which the next sweep removed
+        again: two engine calls for nothing beside whatever the node did next (a deployment
+        deleted right after it ran: issue 15's bench trials, which were not independent). A
+        container stopped for a failed liveness probe and then restarted gets its standby
+        after its restart, as any container whose standby was not made before a crash
+        (sandbox.adoptable_standbys, or the want of its replacement's create)."""
+        with self._sandbox_lock:
+            if self._standby_wanted.get(info.pod, ("", None))[0] == info.id:
+                del self._standby_wanted[info.pod]
 
     def _inspect_sync(self, container_id: str) -> ContainerInfo | None:
         try:
