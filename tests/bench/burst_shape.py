@@ -6,8 +6,9 @@ three creates of an apply -> 3 leave within a millisecond of each other, while t
 `docker run`s started at once send theirs spread over the few milliseconds their processes
 take to start. Each round here makes 3 nginx containers (shaped as `docker run -d -p
 127.0.0.1::80`: the bench's baseline) through the Engine API, each by its own thread and
-connection (create, then start, as the agent does), released together (`together`), or the
-second and third `s` and `2s` seconds after the first (`stagger S`); and, as the bench's
+connection (create, then start, as the agent does), released together (`together`; with
+the agent's pull attempt of the `:latest` image beside each create, `together+pull`), or
+the second and third `s` and `2s` seconds after the first (`stagger S`); and, as the bench's
 baseline itself, 3 `docker run -d` processes started at once (`docker run`). The figure is
 from the first send to the engine's StartedAt of the last container (the engine's clock),
 with the last create's answer beside it. Shapes rotate from round to round; every container
@@ -37,7 +38,7 @@ REPLICAS = 3
 def offsets(shape: str, replicas: int = REPLICAS) -> list[float]:
     """When each container's create leaves, seconds after the first: `together` all at 0,
     `stagger S` i * S."""
-    if shape == "together":
+    if shape in ("together", "together+pull"):
         return [0.0] * replicas
     if shape.startswith("stagger "):
         step = float(shape.split(" ", 1)[1])
@@ -57,10 +58,21 @@ def summary(values: Sequence[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
-def _api_burst(label: str, delays: Sequence[float]) -> tuple[float, float]:
+def _pull_attempt() -> None:
+    """What pinnace's agent sends beside each create of an `:latest` image (imagePullPolicy
+    Always): a pull, which fails here for want of a registry."""
+    api = docker.APIClient()
+    try:
+        with contextlib.suppress(docker.errors.APIError):
+            api.pull(IMAGE)
+    finally:
+        api.close()
+
+
+def _api_burst(label: str, delays: Sequence[float], pulls: bool = False) -> tuple[float, float]:
     """Creates and starts len(delays) containers, each in its own thread and client, the
-    i-th sent delays[i] after the release; (wall time of the release, of the last create's
-    answer)."""
+    i-th sent delays[i] after the release (with `pulls`, a pull attempt beside each create,
+    as the agent sends); (wall time of the release, of the last create's answer)."""
     barrier = threading.Barrier(len(delays) + 1)
     created: list[float] = []
     errors: list[BaseException] = []
@@ -71,6 +83,8 @@ def _api_burst(label: str, delays: Sequence[float]) -> tuple[float, float]:
         try:
             barrier.wait()
             time.sleep(max(0.0, release[0] + delay - time.time()))
+            if pulls:
+                threading.Thread(target=_pull_attempt, daemon=True).start()
             host = api.create_host_config(port_bindings={80: ("127.0.0.1", None)})
             cid = api.create_container(
                 IMAGE, labels={LABEL: label}, ports=[80], host_config=host, detach=True
@@ -114,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--stagger", default="0.01,0.03", help="comma-separated S, seconds")
     args = parser.parse_args(argv)
-    shapes = ["together", *(f"stagger {s}" for s in args.stagger.split(",") if s), "docker run"]
+    staggered = [f"stagger {s}" for s in args.stagger.split(",") if s]
+    shapes = ["together", "together+pull", *staggered, "docker run"]
     client = docker.from_env()
     run_id = uuid.uuid4().hex[:6]
     results: dict[str, list[float]] = {s: [] for s in shapes}
@@ -127,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if shape == "docker run":
                         sent, created = _cli_burst(label, REPLICAS)
                     else:
-                        sent, created = _api_burst(label, offsets(shape))
+                        pulls = shape.endswith("+pull")
+                        sent, created = _api_burst(label, offsets(shape), pulls)
                     found = list_containers(client, f"{LABEL}={label}")
                     last = last_start(client, found) - sent
                 finally:
