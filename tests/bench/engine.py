@@ -144,12 +144,15 @@ def wait_clear(
     within: float,
     clock: Callable[[], float] = time.monotonic,
     pause: Callable[[float], None] = time.sleep,
+    quiet_within: float = 15.0,
 ) -> Clear:
     """Waits until `leftovers()` (the previous trials' containers, pod sandbox holders and
     standbys included) is empty and then `quiet()` (one window of the engine without an
     event) holds; a quiet window that saw an event is followed by a fresh look at the
     containers, since that event may have been one of them being made. Gives up after
-    `within` seconds (the trial then starts anyway and says so).
+    `within` seconds, or after `quiet_within` seconds of windows with events and nothing
+    left (the engine is shared: other users' work may never pause; settle's bound); the
+    trial then starts anyway and says so.
 
     Why both: the engine being quiet for a moment says nothing of a container that is
     simply left over. A pinnace pod's standby holder (agent/runtime/sandbox.py) is made
@@ -159,10 +162,17 @@ def wait_clear(
     the engine with its removal, or with a standby made meanwhile (issue 15: the trials
     were not independent). Pure but for the calls it is given."""
     start = clock()
+    nothing_left_since: float | None = None
     while True:
         left = tuple(leftovers())
-        if not left and quiet():
+        if left:
+            nothing_left_since = None
+        elif quiet():
             return Clear(clock() - start, True)
+        elif nothing_left_since is None:
+            nothing_left_since = clock()
+        elif clock() - nothing_left_since >= quiet_within:
+            return Clear(clock() - start, False)
         if clock() - start >= within:
             return Clear(clock() - start, False, left)
         if left:

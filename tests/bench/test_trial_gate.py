@@ -37,8 +37,8 @@ class Engine:
     def pause(self, seconds: float) -> None:
         self.now += seconds
 
-    def wait(self, within: float = 60.0) -> Clear:
-        return wait_clear(self.leftovers, self.quiet, within, self.clock, self.pause)
+    def wait(self, within: float = 60.0, quiet_within: float = 15.0) -> Clear:
+        return wait_clear(self.leftovers, self.quiet, within, self.clock, self.pause, quiet_within)
 
 
 def test_a_standby_left_without_events_is_waited_for() -> None:
@@ -66,6 +66,16 @@ def test_gives_up_at_the_deadline_and_names_what_is_left() -> None:
     assert gate.left == ("ghost",)
     assert 2.0 <= gate.waited < 2.2
     assert "window" not in engine.calls
+
+
+def test_an_engine_never_quiet_is_given_up_sooner_than_a_leftover() -> None:
+    # Nothing of ours is left, but other users' events never pause: the trial runs after
+    # quiet_within, as settle's 15 s did, not after the minute a leftover is waited for.
+    engine = Engine(looks=[[]], windows=[False])
+    gate = engine.wait(within=60.0, quiet_within=3.0)
+    assert not gate.clear
+    assert gate.left == ()
+    assert 3.0 <= gate.waited < 4.0
 
 
 def test_a_clear_quiet_engine_costs_one_look_and_one_window() -> None:
