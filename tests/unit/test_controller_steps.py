@@ -15,6 +15,7 @@ import pytest
 
 import master.controllers.deployment as deployment_module
 import master.controllers.manager as manager_module
+import master.controllers.naming as naming
 from kernel.clock import FakeClock
 from master.controllers.manager import ControllerManager
 from master.controllers.nodes import LeaseTable
@@ -160,7 +161,7 @@ def test_a_burst_s_creations_are_made_within_the_steps_that_store_them(
     _, state, _, manager = _cluster(2)
     manager.run_pass()
     drawn = 0
-    suffix = manager_module.random_suffix
+    suffix = naming.random_suffix
 
     def counted() -> str:
         nonlocal drawn
