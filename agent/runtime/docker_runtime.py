@@ -67,6 +67,7 @@ from agent.runtime.docker_exec import DockerAttachSession, DockerExecSession
 from agent.runtime.docker_stats import parse_stats
 from agent.runtime.image_gate import ImageGate, PullCounts
 from agent.runtime.image_ids import kubelet_image_id
+from agent.runtime.keyed_lock import KeyedLock
 from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
@@ -365,6 +366,9 @@ class DockerRuntime:
         # One removal of a container in flight at a time, whichever path asks for it
         # (agent/runtime/single_flight.py says why).
         self._removals: ThreadSingleFlight[str, None] = ThreadSingleFlight()
+        # A container's renames and removals never meet at the engine (keyed_lock.py says
+        # why): each holds the container's lock while it is sent.
+        self._renames_and_removals: KeyedLock[str] = KeyedLock()
         # Starts holding an engine thread while they wait (_WAITING_STARTS_MAX); counted
         # in the event loop only.
         self._waiting_starts = 0
@@ -1344,7 +1348,8 @@ class DockerRuntime:
 
     def _remove_now(self, container_id: str) -> None:
         try:
-            self._api().remove_container(container_id, force=True)
+            with self._renames_and_removals.held(container_id):
+                self._api().remove_container(container_id, force=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
@@ -1358,7 +1363,7 @@ class DockerRuntime:
         # Renaming frees the name in milliseconds; removing takes a few hundred on a busy
         # engine, and is no longer on the way to the new container running.
         began = time.monotonic()
-        with contextlib.suppress(docker.errors.APIError):
+        with contextlib.suppress(docker.errors.APIError), self._renames_and_removals.held(old_id):
             self._api().rename(old_id, f"{config.name}-replaced-{old_id[:12]}")
         renamed = time.monotonic()
         info = self._create_sync(config)
@@ -1448,7 +1453,8 @@ class DockerRuntime:
         gone (a restarted agent), and `logs --previous` shows both runs."""
         began = time.monotonic()
         try:
-            self._api().rename(container_id, new_name)
+            with self._renames_and_removals.held(container_id):
+                self._api().rename(container_id, new_name)
         except (docker.errors.DockerException, OSError) as exc:
             log.warning(
                 "container %s runs again but could not be renamed %s: %s",

@@ -42,7 +42,13 @@ from agent.memory_volumes import MemoryVolumeError, MemoryVolumes
 from agent.nodeproxy.proxy import stop_proxy
 from agent.runtime.port import LABEL_SANDBOX
 from master.lb.process import stop_running
-from tests.support import env_with_haproxy, node_made, remove_container
+from tests.support import (
+    engine_ghosts,
+    env_with_haproxy,
+    ghosts_said,
+    node_made,
+    remove_container,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SHM = "/dev/shm"
@@ -348,6 +354,14 @@ class LocalCluster:
                 return [c for c in found if holders or LABEL_SANDBOX not in c.labels]
             except docker.errors.NotFound:
                 time.sleep(0.05)
+        listed = [
+            c["Id"]
+            for node in self.node_names
+            for c in self.docker.api.containers(all=True, filters={"label": f"pinnace.node={node}"})
+        ]
+        ghosts = engine_ghosts(self.docker, listed)
+        if ghosts:
+            raise AssertionError(ghosts_said(ghosts))
         raise AssertionError("containers kept disappearing while being listed")
 
     def close(self) -> None:
