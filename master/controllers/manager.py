@@ -5,7 +5,7 @@ check) through a state listener; one asyncio task drains the work in passes:
   1. node leases, goodbyes and probes -> Ready/Unknown/NotReady, eviction of
      lost nodes' pods (master/controllers/lifecycle.py decides; a loop that
      was itself stalled first gives every node a fresh lease);
-  2. dirty deployments -> reconcile_deployment -> create/delete pods, status;
+  2. dirty deployments -> deployment_actions -> create/delete pods, status;
   3. pending pods -> schedule_batch -> bind (or say why not, once per reason);
   4. pods asked to stop on nodes that cannot confirm -> forgotten.
 A periodic resync marks everything dirty, so a missed trigger costs at most one
@@ -27,7 +27,7 @@ from kernel.clock import Clock
 from master.controllers.actions import CreatePod, DeletePod, SetDeploymentStatus
 from master.controllers.claim_placement import Waiting, place_pods_with_claims
 from master.controllers.claims import ClaimDisk, claim_room
-from master.controllers.deployment import burst_replicas, reconcile_deployment, steady_status
+from master.controllers.deployment import burst_replicas, deployment_actions, steady_status
 from master.controllers.epochs import AssignmentEpochs
 from master.controllers.eviction_rate import LeaseEvictions
 from master.controllers.lifecycle import (
@@ -582,7 +582,8 @@ class ControllerManager:
                 for pod in pods:
                     self._request_deletion(pod, "Killing", "its deployment was deleted")
                 continue
-            for action in reconcile_deployment(dep, pods, random_suffix, burst):
+            # (Each action made as it is reached: a step ends within a burst's making.)
+            for action in deployment_actions(dep, pods, random_suffix, burst):
                 if isinstance(action, CreatePod):
                     if self._state.get("Pod", action.pod.meta.name, ns) is not None:
                         # A random suffix met an existing name (Kubernetes' AlreadyExists):

@@ -191,6 +191,13 @@ def _decide_by_columns(
 ) -> tuple[int, float, dict[str, int], int] | None:
     """The scan's answer from the demand's columns; None when no node fits."""
     node_count = len(fit)
+    end = start + enough
+    if end <= node_count and enough > 1 and fit.find(0, start, end) < 0:
+        # Every node of the window fits (a burst onto nodes with room: nearly every
+        # decision): the window is positions start..end-1, as the general path below
+        # finds it, and its values are two slices, with no list of positions made and
+        # no per-position lookup (at 5,000 nodes ~a third of a decision's CPU).
+        return _best_in(start, columns.peers(pod.owner_key)[start:end], score[start:end], enough)
     view = memoryview(fit)
     # The first `enough` fitting positions from `start` on, wrapping once.
     after = list(islice(compress(range(start, node_count), view[start:]), enough))
@@ -213,8 +220,16 @@ def _decide_by_columns(
         return only, _total_of_one(peers[only], score[only]), {}, processed
     # One C call per column for the window's values (a tuple, in `feasible`'s order).
     pick = itemgetter(*feasible)
-    counts: tuple[int, ...] = pick(peers)
-    least_allocated: tuple[float, ...] = pick(score)
+    chosen, top, _, _ = _best_in(0, pick(peers), pick(score), processed)
+    return feasible[chosen], top, {}, processed
+
+
+def _best_in(
+    first: int, counts: Sequence[int], least_allocated: Sequence[float], processed: int
+) -> tuple[int, float, dict[str, int], int]:
+    """`decide`'s answer over a window of two or more fitting nodes given by their peer
+    counts and least-allocated scores: the first of the highest totals, its position
+    `first` + its index in the window."""
     highest = float(max(counts))
     if highest <= 0:
         totals = list(map(add, repeat(0.0 + SPREAD_WEIGHT * 100.0), least_allocated))
@@ -224,9 +239,11 @@ def _decide_by_columns(
             0.0 + SPREAD_WEIGHT * (100.0 * (highest - float(count)) / highest)
             for count in range(int(highest) + 1)
         ]
-        totals = list(map(add, map(spread.__getitem__, counts), least_allocated))
+        # (itemgetter over the window's two or more counts: a tuple, one C call, ~1.4x
+        # over `map(spread.__getitem__, counts)`.)
+        totals = list(map(add, itemgetter(*counts)(spread), least_allocated))
     top = max(totals)
-    return feasible[totals.index(top)], top, {}, processed
+    return first + totals.index(top), top, {}, processed
 
 
 def _total_of_one(count: int, least_allocated: float) -> float:

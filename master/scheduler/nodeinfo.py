@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from master.model import Node, Pod, Resources
+from master.model import Node, Pod, PodSpec, Resources
 
 HostPort = tuple[int, str]
 
@@ -55,13 +55,16 @@ class PodDemand:
     nonzero_requests: Resources
 
 
-# A single-entry memo keyed by identity: filters and scores ask for the same
-# pod's demand once per node (a thousand times per decision), and summing the
-# containers each time was a measurable share of a burst's cost. Identity, not
-# equality, so the lookup is O(1) and can never return another pod's answer;
-# the whole tuple is swapped in one assignment, so concurrent callers at worst
-# recompute.
-_last_demand: tuple[Pod | None, PodDemand] = (
+# A single-entry memo keyed by the pod's spec, by identity: filters and scores ask for
+# the same pod's demand once per node (a thousand times per decision), and summing the
+# containers each time was a measurable share of a burst's cost. The demand reads
+# nothing of a pod but its spec, and a template's pods share one spec object (and keep
+# it in every version: binding, status), so a burst of one Deployment sums its
+# containers once, not once per pod (and again in the scheduler's pod index, which
+# reads it on every bind). Identity, not equality, so the lookup is O(1) and can never
+# return another spec's answer (the memo holds the spec, so its id is not reused); the
+# whole tuple is swapped in one assignment, so concurrent callers at worst recompute.
+_last_demand: tuple[PodSpec | None, PodDemand] = (
     None,
     PodDemand(_NOTHING, _NO_PORTS, _NOTHING),
 )
@@ -84,11 +87,12 @@ def nonzero_requests(pod: Pod) -> Resources:
 def pod_demand(pod: Pod) -> PodDemand:
     """The pod's summed requests (plain and non-zero) and its explicit host ports."""
     global _last_demand
-    last_pod, demand = _last_demand
-    if last_pod is pod:
+    spec = pod.spec
+    last_spec, demand = _last_demand
+    if last_spec is spec:
         return demand
-    demand = PodDemand(pod.spec.requests(), pod.spec.host_ports(), nonzero_requests(pod))
-    _last_demand = (pod, demand)
+    demand = PodDemand(spec.requests(), spec.host_ports(), nonzero_requests(pod))
+    _last_demand = (spec, demand)
     return demand
 
 

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from master.model import Node, Pod, Resources, StoredObject, key_of
-from master.scheduler.nodeinfo import HostPort, NodeInfo, nonzero_requests
+from master.scheduler.nodeinfo import HostPort, NodeInfo, pod_demand
 
 
 @dataclass(slots=True)
@@ -39,13 +39,14 @@ class _NodeSums:
     count: int = 0
 
     def add(self, pod: Pod, sign: int) -> None:
-        requests = pod.spec.requests()
-        scored = nonzero_requests(pod)
+        # (pod_demand: the spec's sums, made once per spec while a burst binds its pods.)
+        demand = pod_demand(pod)
+        requests, scored = demand.requests, demand.nonzero_requests
         self.cpu += sign * requests.cpu_millis
         self.memory += sign * requests.memory_bytes
         self.scored_cpu += sign * scored.cpu_millis
         self.scored_memory += sign * scored.memory_bytes
-        for port in pod.spec.host_ports():
+        for port in demand.host_ports:
             self.ports[port] += sign
             if self.ports[port] <= 0:
                 del self.ports[port]

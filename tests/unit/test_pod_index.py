@@ -20,7 +20,7 @@ from master.model import (
     PodStatus,
     Resources,
 )
-from master.scheduler import build_node_infos
+from master.scheduler import build_node_infos, pod_demand
 from master.scheduler.pod_index import PodIndex
 from master.state import ClusterState
 from master.store import MemoryStore
@@ -150,3 +150,48 @@ def test_a_status_report_keeps_the_node_s_info_and_the_pending_pod_s_new_version
     assert index.node_infos()["a"] is before
     unschedulable = state.put(replace(waiting, status=PodStatus(reason="Unschedulable")))
     assert index.pending() == [unschedulable]
+
+
+def test_a_template_s_pods_are_summed_once_when_decided_and_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Deployment's pods share their template's spec object; what they ask of a node
+    (pod_demand: requests, defaulted requests, host ports) is summed once for that spec,
+    not for every pod the scheduler decides and every bind the index counts (at 50,000
+    pods of one template, two sums of every pod's containers). A pod of another spec,
+    even an equal one, gets its own sums, and the index's totals stay the full
+    computation's."""
+    sums = 0
+    requests = PodSpec.requests
+
+    def counted(spec: PodSpec) -> Resources:
+        nonlocal sums
+        sums += 1
+        return requests(spec)
+
+    monkeypatch.setattr(PodSpec, "requests", counted)
+    state = ClusterState(MemoryStore(), FakeClock())
+    for name in ("a", "b"):
+        state.put(_node(name, True))
+    index = PodIndex([n for n in state.objects("Node") if isinstance(n, Node)], [])
+    state.subscribe(index.on_change)
+    ports = (ContainerPort(80, host_port=8080),)
+    container = Container(
+        name="c", image="nginx:latest", ports=ports, requests=Resources(250, 2**20)
+    )
+    spec = PodSpec(containers=(container,))
+    pods = [state.put(Pod(meta=ObjectMeta(name=f"p{k}"), spec=spec, owner="web")) for k in range(6)]
+    for k, pod in enumerate(pods):
+        assert pod_demand(pod).requests == Resources(250, 2**20)  # (the scheduler's decision)
+        state.put(replace(pod, node_name="ab"[k % 2]))
+    assert sums == 1
+    state.put(Pod(meta=ObjectMeta(name="q"), spec=PodSpec(containers=(container,)), node_name="b"))
+    assert sums == 2
+    assert pod_demand(pods[0]).host_ports == {(8080, "TCP")}
+    assert sums == 3
+    infos = index.node_infos()
+    expected = build_node_infos(
+        [n for n in state.objects("Node") if isinstance(n, Node)], state.pods()
+    )
+    assert infos == expected
+    assert infos["b"].requested == Resources(1000, 4 * 2**20)

@@ -11,7 +11,9 @@ placements, the same scores, the same reasons and the same infos afterwards.
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -177,3 +179,77 @@ def test_demand_columns_give_the_scans_answer_pod_by_pod(seed: int, percentage: 
     )
     assert len(by_columns._fits) == len(shapes)
     assert taken and refused
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_window_of_fitting_nodes_is_read_as_slices_with_the_scans_answer(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every node of the window from `start` fits (a burst onto nodes with room:
+    nearly every decision of the hollow bench's), `_decide_by_columns` reads the window
+    as two slices, with no list of positions (`compress` is not called), and gives the
+    scan's answer: the same node, score and nodes visited, ties (nodes alike) to the
+    first position. A window holding a node that does not fit, or wrapping past the last
+    node, takes the general path and gives the scan's answer too."""
+    rng = random.Random(seed)
+    nodes = [node(f"n-{i:03d}", cpu=rng.choice([1000, 4000]), memory=4 * GIB) for i in range(240)]
+    bound = [
+        pod(
+            f"old-{k}",
+            cpu=100,
+            owner=rng.choice(["a", "", "b"]),
+            node_name=rng.choice(nodes).meta.name,
+        )
+        for k in range(150)
+    ]
+    # A few full nodes: the windows that hold one of them are not whole.
+    bound += [
+        pod(f"full-{i}", cpu=4000, node_name=nodes[i].meta.name) for i in rng.sample(range(240), 4)
+    ]
+    infos = build_node_infos(nodes, bound)
+    names = sorted(infos)
+    enough = 40
+    burst = [pod(f"r-{k}", cpu=100, owner="a") for k in range(400)]
+    by_columns, by_scan = fused.Columns(names, infos), fused.Columns(names, infos)
+    # Nodes alike (same room, same pods) score alike: ties, to go to the first position.
+    scores = [by_scan._score_on(i, (100, 200 * 2**20)) for i in range(len(names))]
+    assert len(set(scores)) < len(scores) // 4
+
+    listed = 0
+
+    def counted(data: Iterable[int], selectors: Iterable[object]) -> Iterator[int]:
+        nonlocal listed
+        listed += 1
+        return itertools.compress(data, selectors)
+
+    monkeypatch.setattr(fused, "compress", counted)
+    starts: list[int] = []
+    best_in = fused._best_in
+
+    def spied(first: int, *rest: object) -> object:
+        starts.append(first)
+        return best_in(first, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fused, "_best_in", spied)
+    start = rng.randrange(len(names))
+    whole = general = 0
+    for k, p in enumerate(burst):
+        listed_before, starts_before = listed, len(starts)
+        answer = fused.decide(p, by_columns, start, enough)
+        expected = fused._decide_by_scan(p, by_scan, start, enough)
+        chosen, score, _, processed = answer
+        assert (chosen, score, processed) == (expected[0], expected[1], expected[3])
+        assert chosen is not None
+        if k >= fused.COLUMN_AFTER - 1:  # (the columns are taken from the third pod on)
+            if processed == enough and start + enough <= len(names):
+                assert listed == listed_before
+                assert starts[starts_before:] == [start]
+                whole += 1
+            else:
+                assert listed > listed_before
+                general += 1
+        by_columns.place(chosen, p)
+        by_scan.place(chosen, p)
+        start = (start + processed) % len(names)
+    # Not vacuous: both paths ran.
+    assert whole > 100 and general > 10
