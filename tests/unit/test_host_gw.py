@@ -243,9 +243,7 @@ def test_a_failed_command_is_said_once_and_a_removal_someone_else_did_is_no_fail
 
     # Three applies tried the failing command: the first two were handled whole (each
     # apply begins once the one before was), so a failure said again would be in `told`.
-    _run_until(
-        routes, clock, lambda: sum("replace" in c for c in runner.ran) >= 3, "three applies"
-    )
+    _run_until(routes, clock, lambda: sum("replace" in c for c in runner.ran) >= 3, "three applies")
 
     assert told == ["PodSubnetUnreachable", "PodRoutesFailed"]
     assert routes.applied is None
