@@ -16,9 +16,10 @@ rename that records it, see port.RESTARTED_MARK). It is taken only when all of t
   spec, Service variables, DNS, mounts, epoch); containers from before the label have
   none and are replaced.
 A container with a network of its own whose pod has a running standby holder
-(ContainerInfo.standby_id, agent/runtime/sandbox.py) is always replaced, by a container
-joined to that holder: that start makes no network and need not wait for the dead one's
-network cleanup, which starting the dead one again does.
+(ContainerInfo.standby_id, agent/runtime/sandbox.py: as listed, or as the runtime, which
+knows one it made before any listing shows it, says at the restart) is always replaced,
+by a container joined to that holder: that start makes no network and need not wait for
+the dead one's network cleanup, which starting the dead one again does.
 Everything else (restartCount, lastState, events, CrashLoopBackOff) is decided in
 agent/sync.py before this and is the same on both paths.
 """

@@ -530,9 +530,13 @@ class Worker:
         old one is removed). A container that will not start again is replaced."""
         decided = self._clock.now()
         config = await self._config(action.assignment, action.spec, action.restart_count)
+        dead = action.dead
+        if dead is not None and not dead.standby_id:
+            # A standby made since the last listing: the runtime knows it at once.
+            dead = replace(dead, standby_id=self._runtime.standby_of(dead))
         path = (
-            restart_path(action.dead, config, action.immediate)
-            if action.dead is not None
+            restart_path(dead, config, action.immediate)
+            if dead is not None
             else RestartPath(False, "the dead container was not listed")
         )
         info: ContainerInfo | None = None

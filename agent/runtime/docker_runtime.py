@@ -103,9 +103,11 @@ from agent.runtime.sandbox import (
     joined_config,
     joined_holder,
     joined_info,
+    known_holders,
     member_of,
     missing_image_note,
     network_mode,
+    pod_standbys,
     standby_config,
     standby_due,
     standby_facts,
@@ -324,6 +326,10 @@ class DockerRuntime:
         # Whether the agent's log said the sandbox image is missing (once per agent).
         self._said_no_sandbox_image = False
         self._holders: dict[str, ContainerInfo] = {}
+        # Holders this runtime made (or found by name) -> their facts and when (monotonic):
+        # known before a listing shows them (sandbox.known_holders). Under _sandbox_lock,
+        # as every change of _holders.
+        self._made_holders: dict[str, tuple[ContainerInfo, float]] = {}
         self._busy: collections.Counter[str] = collections.Counter()
         # When each pod's last start ended (monotonic): a listing taken before that may
         # not show the container it made, so its sweep leaves the pod alone too.
@@ -544,7 +550,8 @@ class DockerRuntime:
         except docker.errors.NotFound:
             return None
         known = info_from_inspect(attrs, self._pod_network, self._routable)
-        self._holders[holder_id] = known
+        with self._sandbox_lock:
+            self._holders[holder_id] = known
         return known
 
     def _repo_digests(self, image_id: str) -> tuple[str, ...]:
@@ -612,17 +619,21 @@ class DockerRuntime:
     ) -> list[ContainerInfo]:
         """The listing without holders, app containers with their holder's ports and
         addresses, after removing what agent/runtime/sandbox.py's sweep says."""
-        holders = {i.id: i for i in listed if is_holder(i)}
-        self._holders = dict(holders)
+        listed_holders = {i.id: i for i in listed if is_holder(i)}
+        with self._sandbox_lock:
+            self._holders, self._made_holders = known_holders(
+                listed_holders, self._made_holders, listed_at
+            )
+            holders = dict(self._holders)
         plan = sweep(
             [member_of(i) for i in listed], self._busy_pods(listed_at), keep_standbys=self._standby
         )
         removed = self._remove_swept(api, plan.members, plan.holders)
-        standbys = {
-            h.pod: h.id
-            for h in holders.values()
-            if self._standby and h.alive and LABEL_STANDBY in h.labels and h.id not in removed
-        }
+        standbys = (
+            pod_standbys([h for h in holders.values() if h.id not in removed])
+            if self._standby
+            else {}
+        )
         result = [
             with_standby(joined_info(i, holders.get(i.sandbox_id)), standbys)
             for i in listed
@@ -716,7 +727,9 @@ class DockerRuntime:
             why = "holder" if cid in holders else "container (its sandbox is gone)"
             with contextlib.suppress(docker.errors.DockerException, OSError):
                 self._remove_sync(cid, f"pod sandbox: removing {why} {cid[:12]}")
-            self._holders.pop(cid, None)
+            with self._sandbox_lock:
+                self._holders.pop(cid, None)
+                self._made_holders.pop(cid, None)
             self._cache.pop(cid, None)
         return {*members, *holders}
 
@@ -965,7 +978,7 @@ class DockerRuntime:
             )
         step = holder_step(existing, wanted, on, network)
         if existing is not None and step == "use":
-            self._holders[existing.id] = existing
+            self._know_holder(existing)
             return existing.id
         if existing is not None:
             # Died, or made for other ports or DNS or on another network: its containers
@@ -977,14 +990,32 @@ class DockerRuntime:
             info = self._create_container_sync(wanted)
         except docker.errors.ImageNotFound as exc:
             raise _NoSandboxImage() from exc
+        # Known before it is logged: from this line on, a crash of the pod's container is
+        # replaced into it (standby_of), whatever the last listing showed.
+        self._know_holder(info)
         log.info(
             "pod sandbox: %s %s of pod %s",
             "standby holder" if standby else "holder",
             info.id[:12],
             pod_of(config.labels),
         )
-        self._holders[info.id] = info
         return info.id
+
+    def _know_holder(self, info: ContainerInfo) -> None:
+        """A holder running now, as this runtime started or found it: known at once, also
+        to a listing begun before (sandbox.known_holders)."""
+        with self._sandbox_lock:
+            self._holders[info.id] = info
+            self._made_holders[info.id] = (info, time.monotonic())
+
+    def standby_of(self, container: ContainerInfo) -> str:
+        """The running standby holder of `container`'s pod as this runtime knows it now, one
+        it made included as soon as its start returned (the listing's `standby_id` is as
+        old as the listing). "" for a container in a sandbox already, or without one."""
+        if not self._standby or container.sandbox_id:
+            return ""
+        with self._sandbox_lock:
+            return pod_standbys(list(self._holders.values())).get(container.pod, "")
 
     def _create_container_sync(
         self, config: ContainerConfig, joined: str = "", gate: ImageGate | None = None
@@ -1327,8 +1358,10 @@ class DockerRuntime:
             self._api().stop(container_id, timeout=max(0, round(grace_seconds)))
 
     async def stop(self, container_id: str, grace_seconds: float) -> None:
-        if await self.inspect(container_id) is None:
+        info = await self.inspect(container_id)
+        if info is None:
             return
+        self._forget_standby(info)
         try:
             await self._call(self._stop_sync, container_id, grace_seconds)
         except docker.errors.DockerException as exc:
@@ -1510,21 +1543,32 @@ class DockerRuntime:
         info = await self.inspect(container_id)
         if info is None:
             return
+        self._forget_standby(info)
         try:
             await self._call(self._remove_sync, container_id)
         except docker.errors.DockerException as exc:
             raise RuntimeFailure(f"cannot remove {container_id[:12]}: {_explain(exc)}") from exc
         with self._sandbox_lock:
-            wanted = self._standby_wanted.get(info.pod, ("", None))[0] == container_id
-            if wanted:
-                del self._standby_wanted[info.pod]
-        standby = any(
-            h.pod == info.pod and LABEL_STANDBY in h.labels for h in self._holders.values()
-        )
+            holders = list(self._holders.values())
+        standby = any(h.pod == info.pod and LABEL_STANDBY in h.labels for h in holders)
         if info.sandbox_id or standby:
             # The pod's last container takes its holder (or its standby) with it.
             with contextlib.suppress(docker.errors.DockerException, OSError):
                 await self._call(self._sweep_sync)
+
+    def _forget_standby(self, info: ContainerInfo) -> None:
+        """A container being stopped or removed wants no standby any more, from the moment
+        that is asked, not once it is done: a stop waits out the grace period and a removal
+        may take a second, and a standby round meanwhile (the engine quiet of starts for
+        STANDBY_QUIET) made a holder for a pod on its way out, which the next sweep removed
+        again: two engine calls for nothing beside whatever the node did next (a deployment
+        deleted right after it ran: issue 15's bench trials, which were not independent). A
+        container stopped for a failed liveness probe and then restarted gets its standby
+        after its restart, as any container whose standby was not made before a crash
+        (sandbox.adoptable_standbys, or the want of its replacement's create)."""
+        with self._sandbox_lock:
+            if self._standby_wanted.get(info.pod, ("", None))[0] == info.id:
+                del self._standby_wanted[info.pod]
 
     def _inspect_sync(self, container_id: str) -> ContainerInfo | None:
         try:

@@ -84,6 +84,9 @@ class FakeEngine:
         # Ids a restart_in_place refuses to start, with the engine's message.
         self.restart_failures: dict[str, str] = {}
         self.restarts_in_place: list[str] = []
+        # Pod -> the standby holder the runtime knows for it (tests set it: no holder is
+        # made here), what standby_of answers for a container of its own network.
+        self.standbys: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self._subscribers: list[_Subscriber] = []
@@ -320,6 +323,9 @@ class FakeRuntime:
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         return self._mine(self.engine.containers.get(container_id))
+
+    def standby_of(self, container: ContainerInfo) -> str:
+        return "" if container.sandbox_id else self.engine.standbys.get(container.pod, "")
 
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         info = self._mine(self.engine.containers.get(container_id))

@@ -79,6 +79,9 @@ class MeteredRuntime:
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         return await _timed("inspect", self._inner.inspect(container_id))
 
+    def standby_of(self, container: ContainerInfo) -> str:
+        return self._inner.standby_of(container)  # memory, not an engine call: untimed
+
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         return await _timed("exec", self._inner.exec(container_id, command))
 

@@ -460,6 +460,13 @@ class Runtime(Protocol):
         """The container's current facts, or None when it is gone or not this node's."""
         ...
 
+    def standby_of(self, container: ContainerInfo) -> str:
+        """The id of the running standby holder of `container`'s pod as the runtime knows it
+        now ("": none), from its own memory, no engine call: one it made is known as soon
+        as its start returned, before any listing shows it (ContainerInfo.standby_id is as
+        old as the listing). The worker asks it before deciding a crash restart."""
+        ...
+
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         """Runs `command` inside the running container and waits for it to end.
         Raises RuntimeFailure when it cannot be run (container gone or stopped,

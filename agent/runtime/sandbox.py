@@ -52,7 +52,11 @@ is replaced when the next one is made. A container that wants one carries the fa
 standby is made of (`standby_facts`, LABEL_STANDBY_FACTS): an agent restarted while it runs,
 or whose standby was not made before a crash restarted it in place, makes the standby from
 them (`adoptable_standbys`, `standby_from_facts`), the same holder the agent that created
-the container would have made.
+the container would have made. The runtime knows a standby it made as soon as its start
+returned (`known_holders`), not from the next listing on: the worker asks it
+(Runtime.standby_of) before it decides a crash restart, so a crash in the second between
+the standby's start and the next listing is replaced into it too, not started again in
+place.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -339,6 +343,28 @@ def sweep(
     standing = {h for h, c in holders.items() if keep_standbys and c.standby and c.pod in pods}
     gone = tuple(h for h in holders if h not in running or h not in kept | standing)
     return Sweep(members, gone)
+
+
+def known_holders(
+    listed: Mapping[str, ContainerInfo],
+    made: Mapping[str, tuple[ContainerInfo, float]],
+    listed_at: float,
+) -> tuple[dict[str, ContainerInfo], dict[str, tuple[ContainerInfo, float]]]:
+    """The holders this runtime knows after a listing taken at `listed_at` (monotonic), and
+    what it still remembers of those it made itself (`made`: id -> its facts as its start
+    left them, when that returned). A holder made after the listing began is known as made,
+    listed or not: the listing may have missed it, or seen it before its start (created, not
+    yet running), and a standby must be joinable as soon as its start returned, not from
+    the next listing on (a crash meanwhile would be started again in place). One made
+    before the listing began is known as listed: the listing saw it if it still exists, so
+    an absent one is gone, and it is forgotten from `made` either way."""
+    later = {cid: (info, at) for cid, (info, at) in made.items() if at > listed_at}
+    return dict(listed) | {cid: info for cid, (info, _) in later.items()}, later
+
+
+def pod_standbys(holders: Collection[ContainerInfo]) -> dict[str, str]:
+    """Pod -> the id of its running standby holder, among `holders`."""
+    return {h.pod: h.id for h in holders if h.alive and LABEL_STANDBY in h.labels}
 
 
 def with_standby(app: ContainerInfo, standbys: dict[str, str]) -> ContainerInfo:

@@ -11,12 +11,13 @@ system starting containers on its own is found up to a poll late): pinnace
 N times in a row, the same N `docker run -d` started all at once (the engine's own
 limit), and `docker service create` on a single-node Swarm. Trials are interleaved
 (pinnace, docker run, swarm, then again) so a slow patch of the machine does not land
-on one system only, and each system is asked once the engine has been quiet for 0.3 s
-(the previous one's teardown done). The table shows the median (min-max) per system and
-pinnace's ratios against the targets. Everything started here (processes by PID,
-containers by id or label, the swarm if this run created it) is removed in finally
-blocks, also on Ctrl-C and SIGTERM; the master's and agent's logs stay in the printed tmp
-dir when the pinnace part fails.
+on one system only, and each system is asked once none of the earlier trials' containers
+is left (pinnace's pod sandbox holders and standbys included) and the engine has then been
+quiet for 0.3 s (engine.py's `wait_clear`): the trials are independent. The table shows
+the median (min-max) per system and pinnace's ratios against the targets. Everything
+started here (processes by PID, containers by id or label, the swarm if this run created
+it) is removed in finally blocks, also on Ctrl-C and SIGTERM; the master's and agent's
+logs stay in the printed tmp dir when the pinnace part fails.
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ from tests.bench.engine import (
     BENCH_LABEL,
     IMAGE,
     BenchError,
+    Clear,
     SwarmSession,
     Timing,
+    clear_for_trial,
     docker_cli,
     machine_info,
     remove_containers,
-    settle,
     time_docker_run,
     time_docker_run_parallel,
 )
@@ -156,17 +158,23 @@ def _run_trials(
     runners: dict[str, Callable[[str, int], Timing]],
     run_id: str,
     outcome: Outcome,
-    client: docker.DockerClient,
+    clear: Callable[[], Clear],
 ) -> None:
     # Interleaved: each trial runs every system once before the next trial starts, each on
-    # an engine that has finished the last one's teardown (engine.py's `settle`).
+    # an engine clear of the last one's containers, standbys included, and quiet
+    # (engine.py's `wait_clear`): the trials are independent of one another.
     for n in args.replica_counts:
         for trial in range(1, args.trials + 1):
             for system in report.TRIAL_ORDER:
                 if system not in runners or system in outcome.failures:
                     continue
-                if settle(client) is None:
-                    print(f"  N={n:<3} trial {trial}  {system}: the engine was never quiet")
+                gate = clear()
+                if not gate.clear:
+                    left = f"{len(gate.left)} containers left" if gate.left else "never quiet"
+                    print(
+                        f"  N={n:<3} trial {trial}  {system}: the engine was not clear after "
+                        f"{gate.waited:.1f} s ({left}); the trial runs anyway"
+                    )
                 try:
                     timing = runners[system](f"bench-{run_id}-{n}-{trial}", n)
                 except TRIAL_ERRORS as e:
@@ -312,7 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     runners[report.SWARM] = lambda name, n: session.time_service(
                         name, n, args.timeout
                     )
-        _run_trials(args, runners, run_id, outcome, client)
+        # Every container a trial may leave: the baselines' (the run's label) and the
+        # pinnace nodes' (pods, sandbox holders and standbys).
+        labels = [f"{BENCH_LABEL}={run_id}"]
+        labels += [b.node_label for b in (pinnace, before) if b is not None]
+        _run_trials(args, runners, run_id, outcome, lambda: clear_for_trial(client, labels))
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
         raise

@@ -122,17 +122,93 @@ def settle(client: docker.DockerClient, quiet: float = 0.3, within: float = 15.0
     engine is shared, and their work is what the pause waits out."""
     start = time.time()
     while True:
-        since = time.time()
-        # The engine holds the stream open until `until`, then ends it: a window's events.
-        # Times as the API's "seconds.nanoseconds" strings: the SDK's stubs say datetime or
-        # int, and it turns a datetime into whole seconds, too coarse for a 0.3 s window.
-        window = client.events(  # type: ignore[call-overload]
-            since=f"{since:.9f}", until=f"{since + quiet:.9f}", decode=True
-        )
-        if not any(True for _ in window):
+        if engine_quiet(client, quiet):
             return time.time() - start
         if time.time() - start > within:
             return None
+
+
+class Clear(NamedTuple):
+    """How the wait before a trial ended: the seconds waited; whether the engine was found
+    clear (none of the watched containers left, then a quiet window); what was left when
+    it was not (container ids, empty when only the events kept coming)."""
+
+    waited: float
+    clear: bool
+    left: tuple[str, ...] = ()
+
+
+def wait_clear(
+    leftovers: Callable[[], Sequence[str]],
+    quiet: Callable[[], bool],
+    within: float,
+    clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[float], None] = time.sleep,
+    quiet_within: float = 15.0,
+) -> Clear:
+    """Waits until `leftovers()` (the previous trials' containers, pod sandbox holders and
+    standbys included) is empty and then `quiet()` (one window of the engine without an
+    event) holds; a quiet window that saw an event is followed by a fresh look at the
+    containers, since that event may have been one of them being made. Gives up after
+    `within` seconds, or after `quiet_within` seconds of windows with events and nothing
+    left (the engine is shared: other users' work may never pause; settle's bound); the
+    trial then starts anyway and says so.
+
+    Why both: the engine being quiet for a moment says nothing of a container that is
+    simply left over. A pinnace pod's standby holder (agent/runtime/sandbox.py) is made
+    once its pod has run and the agent's engine work has been quiet for a second, and is
+    removed after the pod's container by a later sweep: a holder left after the trial's
+    containers are gone sits there without an event, and the next system's trial shared
+    the engine with its removal, or with a standby made meanwhile (issue 15: the trials
+    were not independent). Pure but for the calls it is given."""
+    start = clock()
+    nothing_left_since: float | None = None
+    while True:
+        left = tuple(leftovers())
+        if left:
+            nothing_left_since = None
+        elif quiet():
+            return Clear(clock() - start, True)
+        elif nothing_left_since is None:
+            nothing_left_since = clock()
+        elif clock() - nothing_left_since >= quiet_within:
+            return Clear(clock() - start, False)
+        if clock() - start >= within:
+            return Clear(clock() - start, False, left)
+        if left:
+            pause(POLL_INTERVAL)
+
+
+def engine_quiet(client: docker.DockerClient, quiet: float) -> bool:
+    """Whether the engine reports no event for the next `quiet` seconds (one window)."""
+    since = time.time()
+    # The engine holds the stream open until `until`, then ends it: a window's events.
+    # Times as the API's "seconds.nanoseconds" strings: the SDK's stubs say datetime or
+    # int, and it turns a datetime into whole seconds, too coarse for a 0.3 s window.
+    window = client.events(  # type: ignore[call-overload]
+        since=f"{since:.9f}", until=f"{since + quiet:.9f}", decode=True
+    )
+    return not any(True for _ in window)
+
+
+def leftover_containers(client: docker.DockerClient, labels: Sequence[str]) -> list[str]:
+    """Ids of the containers, in any state and pod sandbox holders included, that carry
+    any of `labels` (one list call each)."""
+    return [
+        str(c["Id"])
+        for label in labels
+        for c in list_containers(client, label, running_only=False, holders=True)
+    ]
+
+
+def clear_for_trial(
+    client: docker.DockerClient, labels: Sequence[str], quiet: float = 0.3, within: float = 60.0
+) -> Clear:
+    """`wait_clear` on the real engine: none of `labels`' containers left, then `quiet`
+    seconds without an event (other users' events count too: the engine is shared)."""
+    return wait_clear(
+        lambda: leftover_containers(client, labels), lambda: engine_quiet(client, quiet), within
+    )
 
 
 def docker_cli(*args: str, timeout: float = 120.0) -> str:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import docker
 
-from tests.bench.engine import BenchError, settle
+from tests.bench.engine import BenchError, clear_for_trial
 from tests.bench.pinnace_side import PinnaceBench
 from tests.bench.procs import REPO
 
@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.start(timeout=60.0)
         print(f"tree {args.source}; load {os.getloadavg()[0]:.1f}; N={args.replicas}")
         for trial in range(1, args.trials + 1):
-            settle(client)
+            clear_for_trial(client, [bench.node_label])
             name = f"calls-{run_id}-{trial}"
             ask = time.time()
             bench.timed_apply(name, args.replicas, args.timeout)

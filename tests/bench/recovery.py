@@ -216,7 +216,8 @@ class Pinnace:
 
         def known() -> bool:
             # Each agent's listing gave its containers their standbys: until then a crash
-            # is started again in place (the worker decides from what it listed).
+            # is started again in place where the worker decides from what it listed (trees
+            # before Runtime.standby_of; since, the runtime says so once the standby runs).
             logs = {n: self.c.agent_log(n) for n in self.c.agents}
             return all(
                 f"container {c['Id'][:12]} listed with its standby" in logs[n]

@@ -41,6 +41,7 @@ import docker
 import pytest
 
 from agent.nodeproxy.process import command, parse_show_proc
+from agent.runtime.port import LABEL_STANDBY
 from tests.integration.cluster import (
     LocalCluster,
     pod_range,
@@ -638,6 +639,93 @@ def test_a_nodeport_service_answers_on_the_node_and_a_held_node_port_stays_with_
         holder.close()
     wait_for("the freed node port to answer", lambda: "I am blue" in _http(wanted), 60)
     cluster.cli("delete", "svc", "held")
+
+
+def _published(container: Any) -> int:
+    """The ephemeral host port the namespace a container runs in publishes for port 80."""
+    (binding,) = network_settings(container)["Ports"]["80/tcp"]
+    return int(binding["HostPort"])
+
+
+def _red_pod(cluster: LocalCluster) -> str:
+    """red's one pod, once it is the only one and runs ready ("" until then)."""
+    pods = [p for p in cluster.pods() if p["metadata"]["labels"].get("app") == "red"]
+    return pods[0]["metadata"]["name"] if len(pods) == 1 and _ready(cluster, "red") else ""
+
+
+def test_a_crash_into_its_standby_moves_reds_cluster_ip_node_port_and_headless_name(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    """Standby sandboxes are the agents' default: red's pod has a standby holder on node a's
+    pod bridge, at another address and another ephemeral host port. Its container killed,
+    the replacement joins the standby (agent/runtime/sandbox.py), so the pod's address and
+    host port change under the same pod. Then, the old namespace gone: red's cluster IP
+    answers from the client pod on node b (node b's proxy serves exactly the new published
+    port), red's node port answers on the node, and the headless red-pods names the new
+    address only (node b's DNS) and answers there. The killed container is the pod's only
+    one: every answer after the crash comes from the new address."""
+    cluster, _, workdir = vips
+    red = _cluster_ip(cluster, "red")
+    (node_port,) = _node_ports(cluster, "red-np")
+    client = _client(cluster)
+    proxy = cluster.agent_state_dir(cluster.node("b")) / "nodeproxy"
+    pod = wait_for("red's one pod ready", lambda: _red_pod(cluster), 60)
+    victim = _pod_container(cluster, pod)
+
+    def standby() -> Any:
+        found = [
+            c
+            for c in cluster.containers(holders=True)
+            if c.labels.get(LABEL_STANDBY) and c.labels.get("pinnace.pod") == pod
+        ]
+        return found[0] if found else None
+
+    holder = wait_for("red's standby", standby, 60)
+    # The agent made it (and knows it: a crash from now on is replaced into it).
+    log = workdir / "agent-a.log"
+    wait_for(
+        "the agent's standby line",
+        lambda: f"standby holder {holder.id[:12]} of pod {pod}" in log.read_text(),
+        30,
+    )
+    old_ip, new_ip = (
+        _pod_ips(cluster)["red"],
+        str(network_settings(holder)["Networks"][f"pinnace-pods-{cluster.node('a')}"]["IPAddress"]),
+    )
+    old_port, new_port = _published(victim), _published(holder)
+    assert old_ip != new_ip and old_port != new_port, (old_ip, new_ip, old_port, new_port)
+    wait_for(
+        "node b's proxy at red's port",
+        lambda: _red_servers(proxy) == _red_endpoints(cluster) == {f"127.0.0.1:{old_port}"},
+        60,
+    )
+
+    victim.kill()
+
+    def replaced() -> Any:
+        found = [c for c in cluster.containers() if c.labels.get("pinnace.pod") == pod]
+        return found[0] if found and found[0].id != victim.id else None
+
+    again = wait_for("red's container replaced", replaced, 60)
+    assert again.attrs["HostConfig"]["NetworkMode"] == f"container:{holder.id}"
+    assert _pod_ips(cluster)["red"] == new_ip and _published(again) == new_port
+    wait_for("red ready again", lambda: _red_pod(cluster) == pod, 60)
+    # The cluster IP path: node b's proxy serves the new published port, and only it.
+    wait_for(
+        "node b's proxy at red's new port",
+        lambda: _red_servers(proxy) == _red_endpoints(cluster) == {f"127.0.0.1:{new_port}"},
+        60,
+    )
+    wait_for("red's cluster IP to answer", lambda: "I am red" in _get(client, red), 60)
+    wait_for("red's node port to answer", lambda: "I am red" in _http(node_port), 60)
+    # The headless name: the new address only, and it answers there (by name and by address).
+    wait_for(
+        "red-pods to name the new address",
+        lambda: _a_records(client, "red-pods.default.svc.cluster.local") == {new_ip},
+        60,
+    )
+    assert "I am red" in _get(client, "red-pods", 80)
+    assert "I am red" in _get(client, new_ip, 80)
 
 
 def test_the_node_proxy_outlives_its_agent_and_a_restarted_agent_adopts_it(

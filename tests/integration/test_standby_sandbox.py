@@ -2,8 +2,11 @@
 --standby-sandbox): a one-container pod runs with a network of its own; once it runs and
 the engine is quiet, a holder is made for it (never listed as the pod's container); its
 crashed container is replaced by one joined to that holder; deleting the pod leaves nothing;
-an agent started again adopts the standby, one started without standbys removes it.
-Every test here fails on the code before standbys (no `standby` argument, no standby made).
+an agent started again adopts the standby, one started without standbys removes it; a
+crash right after the standby was made, before any listing showed it, is replaced into it
+(the worker asks the runtime, which made it).
+Every test here fails on the code before standbys (no `standby` argument, no standby made);
+the last one fails on the code before the worker asked the runtime (started again in place).
 
 Every container carries a node name unique to the test and is removed by id afterwards.
 """
@@ -11,13 +14,16 @@ Every container carries a node name unique to the test and is removed by id afte
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.model import Assignments
 from agent.restart_path import restart_path
 from agent.runtime.docker_runtime import DockerRuntime
 from agent.runtime.port import (
@@ -28,8 +34,12 @@ from agent.runtime.port import (
     PortBinding,
     container_name,
 )
-from agent.runtime.sandbox import standby_config
+from agent.runtime.sandbox import standby_config, standby_due
+from agent.volume_files import VolumeFiles
+from agent.worker import Worker
+from kernel.clock import SystemClock
 from tests.support import remove_container
+from tests.unit.test_agent_worker import web_pod
 
 pytestmark = pytest.mark.integration
 
@@ -278,6 +288,80 @@ def test_a_container_started_again_in_place_before_its_standby_was_made_gets_one
             (holder,) = holders(docker_client, node)
             assert holder["Id"] == listed.standby_id
         finally:
+            await rt.close()
+
+    run(scenario)
+
+
+def test_a_crash_right_after_its_standby_was_made_is_replaced_into_it_before_any_listing(
+    docker_client: Any, node: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The agent's worker (stepped: it lists only when told) on the real engine, following
+    its events. The listing that asks for the pod's standby is the last one: the standby is
+    made after it, and the container is killed as soon as the standby runs, before any
+    listing could show it. The die event's restart is decided from that last listing, which
+    gave the container no standby; the runtime made it, and says so (standby_of): the
+    replacement joins it. On the code before, the worker started the container again in
+    place (same id, a network of its own)."""
+    caplog.set_level(logging.INFO, logger="agent.runtime.docker_runtime")
+
+    async def scenario() -> None:
+        rt = runtime(node)
+        worker = Worker(
+            rt, "127.0.0.1", SystemClock(), lambda _: None, files=VolumeFiles(str(tmp_path), node)
+        )
+        events = asyncio.create_task(worker.watch_events())
+        try:
+            worker.set_assignments(Assignments(1, (web_pod("p"),)))
+            await worker.iterate()
+            await worker.settle()
+            quiet_from = time.monotonic()  # its create and start are done
+            await worker.iterate()
+            (web,) = [c for c in worker.state.pods.observed if c.pod == "p"]
+            assert web.alive and not web.standby_id
+
+            async def quiet() -> bool:
+                return standby_due(time.monotonic(), 0, quiet_from)
+
+            await until("the engine quiet long enough for a standby", quiet)
+            await worker.iterate()  # the last listing: it asks for the standby
+            (listed,) = [c for c in worker.state.pods.observed if c.pod == "p"]
+            assert listed.id == web.id and not listed.standby_id
+
+            async def standby_running() -> bool:
+                # The engine's own list (not the agent's), and the runtime's line saying it
+                # made it (once its start returned).
+                made = any(h["State"] == "running" for h in holders(docker_client, node))
+                return made and "standby holder" in caplog.text
+
+            await until("the standby made", standby_running)
+            (standby,) = holders(docker_client, node)
+            old_start = docker_client.api.inspect_container(web.id)["State"]["StartedAt"]
+            docker_client.api.kill(web.id)
+
+            def apps() -> list[dict[str, Any]]:
+                return [
+                    docker_client.api.inspect_container(c["Id"])
+                    for c in docker_client.api.containers(
+                        filters={"label": [f"pinnace.node={node}", "pinnace.pod=p"]}
+                    )
+                    if LABEL_SANDBOX not in c["Labels"]
+                ]
+
+            async def running_again() -> bool:
+                return any(
+                    c["Id"] != web.id or c["State"]["StartedAt"] != old_start for c in apps()
+                )
+
+            await until("the pod's container running again", running_again)
+            await worker.settle()
+            (again,) = apps()
+            assert again["Id"] != web.id, "started again in place"
+            assert again["HostConfig"]["NetworkMode"] == f"container:{standby['Id']}"
+            assert "listed with its standby" not in caplog.text  # no listing showed it
+        finally:
+            events.cancel()
+            await asyncio.gather(events, return_exceptions=True)
             await rt.close()
 
     run(scenario)

@@ -455,6 +455,35 @@ def test_a_die_event_restarts_its_container_without_listing_every_container() ->
     asyncio.run(scenario())
 
 
+def test_a_crash_right_after_its_standby_was_made_is_replaced_though_no_listing_showed_it() -> None:
+    """The runtime made the pod's standby after the worker's last listing (which gave the
+    container none): the die event's restart asks the runtime (standby_of), so the dead
+    container is replaced (into the standby, on a real engine), not started again in place.
+    On the code before, the worker decided from the listing alone: started again in place."""
+
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"))
+        await h.step()
+        (first,) = h.containers()
+        assert not h.worker.state.pods.observed[0].standby_id
+        h.engine.standbys["a"] = "standby-a"  # made now: no listing has shown it
+        counter = ListCounter(h)
+        watcher = await _watching(h)
+
+        h.engine.crash(first.id, exit_code=137)
+        await _until(lambda: any(c.alive for c in h.containers()), "the pod running again")
+        await h.worker.settle()
+
+        assert counter.lists == 0
+        (again,) = [c for c in h.containers() if c.alive]
+        assert again.id != first.id and again.restart_count == 1
+        assert h.engine.restarts_in_place == []
+        await _stop(watcher)
+
+    asyncio.run(scenario())
+
+
 def test_a_missed_die_event_is_caught_by_the_relist() -> None:
     async def scenario() -> None:
         h = Harness()

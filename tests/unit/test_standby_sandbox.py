@@ -23,7 +23,9 @@ from agent.runtime.sandbox import (
     Member,
     adoptable_standbys,
     holder_config,
+    known_holders,
     member_of,
+    pod_standbys,
     standby_config,
     standby_due,
     standby_facts,
@@ -34,6 +36,7 @@ from agent.runtime.sandbox import (
     wants_standby,
     with_standby,
 )
+from kernel.clock import FakeClock
 from kernel.podspec import Probe
 
 IMAGE = "pinnace/pause:latest"
@@ -195,3 +198,37 @@ def test_a_running_container_with_facts_and_no_standby_is_adoptable_once() -> No
     # Made by an agent before the facts label: nothing to make its standby of.
     older = ContainerInfo("c2", "n", "i", "running", dict(app().labels))
     assert adoptable_standbys([older], (), ()) == []
+
+
+def test_a_standby_made_after_a_listing_began_is_known_though_that_listing_missed_it() -> None:
+    """A standby made while a listing was under way (its start returned after the listing
+    began) is known from its start on: the listing may not show it, or show it created,
+    not yet running. A listing begun after it settles it: shown, or gone (removed)."""
+    clock = FakeClock()
+    began = clock.monotonic()  # a listing begins
+    clock.advance(0.2)
+    standby = holder_info("s1")
+    made = {"s1": (standby, clock.monotonic())}  # its start returned meanwhile
+    clock.advance(0.1)  # the listing returns, without it
+
+    holders, remembered = known_holders({}, made, began)
+    assert holders == {"s1": standby} and remembered == made
+    assert pod_standbys(list(holders.values())) == {"web-1": "s1"}
+
+    # The listing saw it before its start: as made (running), not as listed (created).
+    created = replace(standby, state="created")
+    holders, _ = known_holders({"s1": created}, made, began)
+    assert holders == {"s1": standby}
+
+    # A listing begun after its start shows it if it exists: as listed, and forgotten.
+    later = clock.monotonic()
+    died = replace(standby, state="exited")
+    assert known_holders({"s1": died}, made, later) == ({"s1": died}, {})
+    assert pod_standbys([died]) == {}
+    assert known_holders({}, made, later) == ({}, {})  # removed meanwhile
+
+
+def test_a_pods_standby_is_its_running_holder_labelled_standby() -> None:
+    sandbox = replace(holder_info("h2", TWO), labels=holder_config(app(TWO), "n1").labels)
+    holders = [holder_info("s1"), sandbox, holder_info("s3", FIXED, alive=False)]
+    assert pod_standbys(holders) == {"web-1": "s1"}

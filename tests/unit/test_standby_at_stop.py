@@ -1,0 +1,101 @@
+"""A container being stopped wants no standby from the moment its stop is asked
+(DockerRuntime._forget_standby): a standby round during the stop's grace period, or during
+its removal, made a pause container for a pod on its way out, which a later sweep removed
+again (issue 15: apply_to_running's next trial shared the engine with it). A fake engine:
+the stop blocks until released, a standby round meanwhile is run by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import docker
+
+from agent.containers import container_config
+from agent.model import ContainerPort, ContainerSpec, PodAssignment, PodSpec
+from agent.runtime.docker_runtime import DockerRuntime
+from agent.runtime.port import LABEL_NODE, LABEL_POD
+
+POD = PodAssignment(
+    "web-1", 3, PodSpec((ContainerSpec("web", "nginx:latest", ports=(ContainerPort(80),)),))
+)
+CID = "c" * 64
+
+
+class Api:
+    """An engine holding one running container of POD; its stops block until released,
+    and every create is written down (a standby holder would be one)."""
+
+    def __init__(self) -> None:
+        self.creates: list[str] = []
+        self.stopping = threading.Event()
+        self.release = threading.Event()
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        if container_id != CID:
+            raise docker.errors.NotFound("no such container")
+        return {
+            "Id": CID,
+            "Name": "/pinnace-n1-web-1-web",
+            "Config": {"Image": "nginx:latest", "Labels": {LABEL_NODE: "n1", LABEL_POD: "web-1"}},
+            "State": {"Status": "running", "Running": True},
+            "NetworkSettings": {},
+        }
+
+    def stop(self, container_id: str, timeout: int) -> None:
+        self.stopping.set()
+        assert self.release.wait(30), "never released"
+
+    def create_container(self, *args: Any, **kwargs: Any) -> dict[str, str]:
+        self.creates.append(str(kwargs.get("name", "")))
+        return {"Id": "h" * 64}
+
+    def create_host_config(self, **kwargs: Any) -> dict[str, Any]:
+        return dict(kwargs)
+
+    def start(self, container_id: str) -> None:
+        pass
+
+
+class Client:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def close(self) -> None:
+        pass
+
+
+async def _until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.001)
+
+
+def test_no_standby_is_made_for_a_pod_whose_container_is_being_stopped() -> None:
+    api = Api()
+    runtime = DockerRuntime("n1", client_factory=lambda: Client(api), reach_own_ip=False)
+    config = container_config("n1", "127.0.0.1", POD, POD.spec.containers[0], 0)
+    # As after its create (DockerRuntime._create_app_sync): the pod wants a standby, and the
+    # engine has been quiet of starts for long enough that a round would make it now.
+    runtime._standby_wanted["web-1"] = (CID, config, time.monotonic())
+    runtime._quiet_since = time.monotonic() - 60
+
+    async def scenario() -> None:
+        try:
+            stop = asyncio.create_task(runtime.stop(CID, 30))
+            await _until(api.stopping.is_set, "the stop at the engine")
+            # A standby round while the stop waits out its grace period.
+            await asyncio.to_thread(runtime._make_standbys_sync)
+            api.release.set()
+            await stop
+        finally:
+            api.release.set()
+            await runtime.close()
+
+    asyncio.run(scenario())
+    assert api.creates == []
+    assert "web-1" not in runtime._standby_wanted
