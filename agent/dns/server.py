@@ -254,6 +254,13 @@ class DnsServer:
             if self._proc is not None:
                 self._swap_soon()
 
+    async def settled(self) -> None:
+        """Returns once every SRV swap set going (by `update`, or by an SRV dnsmasq that
+        ended) has ended: then what an update asked of the SRV dnsmasqs is done, and a test
+        can read the outcome instead of sleeping and hoping a swap had its turn."""
+        while self._swaps:
+            await asyncio.wait(set(self._swaps))
+
     def _swap_soon(self) -> None:
         task = asyncio.get_running_loop().create_task(self._swap())
         self._swaps.add(task)

@@ -708,6 +708,15 @@ class ControllerManager:
     def _schedule_pending(self) -> Iterator[bool]:
         # Kept by the index, not walked from every pod: a pass costs the pending pods
         # and the nodes changed since the last one.
+        if not self._pod_index.any_pending():
+            return
+        # The changed nodes' infos first, in steps of their own (after a burst's binding
+        # every node changed); the pending pods are read after them, as they are then.
+        started = time.thread_time()
+        for _ in self._pod_index.make_infos():
+            if step_over(started, time.thread_time()):
+                yield True
+                started = time.thread_time()
         pending = self._pod_index.pending()
         if not pending:
             return
@@ -720,7 +729,7 @@ class ControllerManager:
         # One decision at a time, the loop free whenever a step has had its turn
         # (master/controllers/slicing.py); the scheduler keeps its columns across.
         decisions = schedule_each(plain, dict(infos), percentage_of_nodes_to_score=self._percentage)
-        yield True  # the sort and the changed nodes' infos took a step of their own
+        yield True  # the sort and the lists took a step of their own
         started = time.thread_time()
         placed: list[tuple[Pod, str]] = []
         for pod, result in decisions:

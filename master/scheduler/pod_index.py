@@ -19,6 +19,7 @@ Owned by the controller manager; subscribe before any change is made after the s
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from master.model import Node, Pod, Resources, StoredObject, key_of
@@ -144,15 +145,30 @@ class PodIndex:
                 del self._sums[name]
             self._infos.pop(name, None)
 
+    def any_pending(self) -> bool:
+        """Whether any pod waits for a node (without listing them)."""
+        return bool(self._pending)
+
     def pending(self) -> list[Pod]:
         """The pods waiting for a node (unbound, not being deleted), in no set order."""
         return list(self._pending.values())
 
     def node_infos(self) -> dict[str, NodeInfo]:
         """Every node with what its bound pods take (pods of unknown nodes are left out)."""
+        for _ in self.make_infos():
+            pass
         infos = self._infos
-        for name, node in self._nodes.items():
-            if name not in infos:
+        return {name: infos[name] for name in self._nodes}
+
+    def make_infos(self) -> Iterator[None]:
+        """Make the NodeInfo of every node whose pods changed since it was last made, one a
+        step, so a caller can let other work run between them (after a burst's binding
+        every node changed: at 5,000 nodes ~20-50 ms of the master's loop in one piece,
+        over a pass step's 20 ms). A node changed meanwhile is made again by the next
+        `node_infos()`."""
+        infos = self._infos
+        for name, node in list(self._nodes.items()):
+            if name not in infos and self._nodes.get(name) is node:
                 sums = self._sums.get(name)
                 infos[name] = sums.info(node) if sums is not None else NodeInfo(node=node)
-        return {name: infos[name] for name in self._nodes}
+                yield

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from agent.dns.render import names_from_table, srv_from_table
 from agent.hostgw.bridge import BRIDGE_OPTIONS, BridgeNet, BridgePlan, bridge_plan
@@ -171,8 +172,36 @@ class _Runner:
         return ""
 
 
+# The shell's resync in these tests (fake seconds).
+RESYNC = 0.01
+
+
 def _table() -> ServiceTable:
     return ServiceTable(1, cluster_cidr=CLUSTER, subnets=SUBNETS)
+
+
+def _run_until(
+    routes: HostRoutes, clock: FakeClock, check: Callable[[], object], what: str
+) -> None:
+    """Runs the shell's loop on `_table()` until `check()` holds, moving `clock` on by
+    the resync whenever the loop waits for it. Its applies run on a thread: a fixed number
+    of short sleeps was too few on a loaded machine, and on the fake clock no resync ever
+    came (a failure said at every resync passed "said once")."""
+
+    async def scenario() -> None:
+        task = asyncio.create_task(routes.run())
+        routes.offer(_table())
+        deadline = time.monotonic() + 30
+        try:
+            while not check():
+                assert time.monotonic() < deadline, f"timed out waiting for {what}"
+                if clock.sleepers:
+                    clock.advance(RESYNC)
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
 
 
 def test_the_shell_plans_on_offer_says_a_refusal_once_and_applies() -> None:
@@ -202,23 +231,19 @@ def test_the_shell_plans_on_offer_says_a_refusal_once_and_applies() -> None:
 def test_a_failed_command_is_said_once_and_a_removal_someone_else_did_is_no_failure() -> None:
     told: list[str] = []
     runner = _Runner(fail="replace")
+    clock = FakeClock()
     routes = HostRoutes(
         "n1",
-        FakeClock(),
+        clock,
         lambda reason, text: told.append(reason),
         runner=runner,
         interfaces=lambda: (LOCAL, NETWORKS),
-        resync=0.01,
+        resync=RESYNC,
     )
 
-    async def scenario() -> None:
-        task = asyncio.create_task(routes.run())
-        routes.offer(_table())
-        for _ in range(50):
-            await asyncio.sleep(0.01)
-        task.cancel()
-
-    asyncio.run(scenario())
+    # Three applies tried the failing command: the first two were handled whole (each
+    # apply begins once the one before was), so a failure said again would be in `told`.
+    _run_until(routes, clock, lambda: sum("replace" in c for c in runner.ran) >= 3, "three applies")
 
     assert told == ["PodSubnetUnreachable", "PodRoutesFailed"]
     assert routes.applied is None
@@ -257,29 +282,24 @@ def test_dns_names_pods_of_routed_nodes_by_their_own_address_and_container_port(
 def test_the_rules_in_place_and_the_nodes_unreached_are_said_after_each_apply() -> None:
     said: list[tuple[str, tuple[tuple[str, str], ...]]] = []
 
+    clock = FakeClock()
+
     def shell(runner: _Runner) -> HostRoutes:
         return HostRoutes(
             "n1",
-            FakeClock(),
+            clock,
             runner=runner,
             interfaces=lambda: (LOCAL, NETWORKS),
-            resync=0.01,
+            resync=RESYNC,
             report=lambda ready, unreached: said.append((ready, unreached)),
         )
 
-    async def scenario(routes: HostRoutes) -> None:
-        task = asyncio.create_task(routes.run())
-        routes.offer(_table())
-        for _ in range(20):
-            await asyncio.sleep(0.01)
-        task.cancel()
-
-    asyncio.run(scenario(shell(_Runner())))
+    _run_until(shell(_Runner()), clock, lambda: said, "the first apply said")
     # Its own subnet ready; "far" (on no network of this machine) unreached.
     assert said[0] == ("10.244.0.0/24", (("far", "10.244.2.0/24"),))
 
     said.clear()
-    asyncio.run(scenario(shell(_Runner(fail="replace"))))
+    _run_until(shell(_Runner(fail="replace")), clock, lambda: said, "the failed apply said")
     # The route to n2 failed: nothing of ours is known in place, n2 is unreached too (the
     # twin on this machine needs no route).
     assert said[-1] == ("", (("far", "10.244.2.0/24"), ("n2", "10.244.1.0/24")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 import zlib
 
 import pytest
@@ -115,23 +116,31 @@ def test_a_forward_reads_from_the_pod_no_further_than_its_window() -> None:
         pod = _container("p", probe_address="127.0.0.1")
         runtime.list_containers = lambda: _listed([pod])  # type: ignore[method-assign]
         out: list[tuple[bytes, bool, str]] = []
+        acking = False  # the master passes output on as it comes (once the hold is seen)
+        ended = asyncio.Event()
 
         def send(_r: str, _s: int, data: bytes, end: bool, _c: int, err: str, _n: int) -> None:
             if data or end:  # not the stdin acknowledgements
                 out.append((data, end, err))
+            if end:
+                ended.set()
+            elif data and acking:
+                runner.input(ExecInput("r1", output_done=len(out)))
 
         runner.start(ExecOrder("r1", "p", "", (), port=port), send)
+        window = runner._windows["r1"]
         runner.input(ExecInput("r1", data=b"hello"))
         runner.input(ExecInput("r1", close_stdin=True))
-        for _ in range(200):
+        # Until the relay is held by its window (or, reading past it, has sent everything):
+        # while it is held nothing more is read, so the count below is final, not a sample.
+        deadline = time.monotonic() + 30
+        while not (window.waiting or ended.is_set()):
+            assert time.monotonic() < deadline, f"neither held nor done: {len(out)} sent"
             await asyncio.sleep(0.01)
-            if len(out) >= OUTPUT_WINDOW:
-                break
-        await asyncio.sleep(0.1)
         assert len(out) == OUTPUT_WINDOW  # held back: nothing passed on yet
-        while not (out and out[-1][1]):
-            runner.input(ExecInput("r1", output_done=len(out)))
-            await asyncio.sleep(0.005)
+        acking = True
+        runner.input(ExecInput("r1", output_done=len(out)))
+        await asyncio.wait_for(ended.wait(), 30)
         data = b"".join(d for d, _, _ in out)
         assert data == b"hello" + bytes(sent) and out[-1][2] == ""
         server.close()

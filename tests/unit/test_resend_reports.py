@@ -69,6 +69,7 @@ class _Reader:
 
     def __init__(self, agent: _Agent) -> None:
         self.bodies: list[str] = []
+        self._beats = 0
         self._task = asyncio.create_task(self._read(agent))
 
     async def _read(self, agent: _Agent) -> None:
@@ -78,6 +79,23 @@ class _Reader:
     async def wait_for(self, body: str, count: int = 1) -> None:
         while self.bodies.count(body) < count:
             await asyncio.sleep(0.01)
+
+    async def passes(self, agent: _Agent) -> bool:
+        """Two heartbeats, each sent once the ack of the one before is back; False when the
+        session ended instead. The session's loop yields a pass's ack before it looks at the
+        resend request, and the second ack only in a later pass: once it is here, a pass
+        begun after everything the test did before has run whole, and anything it sent is
+        in `bodies` before it (a marker, where a sleep only hoped the loop had its turn)."""
+        for _ in range(2):
+            acks = self.bodies.count("heartbeat_ack")
+            self._beats += 1
+            beat = node_pb2.Heartbeat(sequence=self._beats)
+            agent.up.put_nowait(node_pb2.AgentMessage(heartbeat=beat))
+            while self.bodies.count("heartbeat_ack") == acks:
+                if self._task.done():
+                    return False
+                await asyncio.sleep(0.01)
+        return True
 
     async def stop(self, agent: _Agent) -> None:
         agent.up.put_nowait(None)
@@ -97,11 +115,11 @@ def test_the_request_waits_until_the_master_takes_writes_again() -> None:
         await reader.wait_for("assignments")
         gate["why"] = "a write's outcome is unknown"
         await state.reload()
-        await asyncio.sleep(5 * RESEND_RECHECK)
+        assert await reader.passes(agent)
         while_shut = reader.bodies.count("resend_reports")
         gate["why"] = None
         await reader.wait_for("resend_reports")
-        await asyncio.sleep(3 * RESEND_RECHECK)
+        assert await reader.passes(agent)
         once = reader.bodies.count("resend_reports")
         await state.reload()  # writes open: at once
         await reader.wait_for("resend_reports", 2)
@@ -257,8 +275,7 @@ def test_a_master_that_follows_ends_its_sessions_and_one_settling_keeps_them() -
         # deposition: each tells the sessions (on_replaced).
         gate["why"], gate["settling"] = "the leader cannot confirm its lease", True
         await state.reload()
-        await asyncio.sleep(5 * RESEND_RECHECK)
-        kept_while_settling = not reader._task.done()
+        kept_while_settling = await reader.passes(agent)
         gate["settling"] = False  # deposed: another master leads
         await state.reload()
         await asyncio.wait_for(asyncio.shield(reader._task), 2.0)
