@@ -9,11 +9,13 @@ nothing here reaches outside the repository.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -137,6 +139,26 @@ def ghosts_said(ghosts: list[str]) -> str:
         "'Removal In Progress' but cannot inspect or remove them: a rename met a forced "
         "removal in dockerd (agent/runtime/keyed_lock.py); only a restart of dockerd clears them"
     )
+
+
+class FakeEngineClient:
+    """What DockerRuntime's `client_factory` hands out around a unit test's fake low-level
+    engine API: the runtime calls `client.api.<call>` and `client.close()`, nothing else."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    def close(self) -> None:
+        pass
+
+
+async def until_async(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """In a coroutine: until `predicate()` holds, looking every millisecond; raises naming
+    `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.001)
 
 
 # Node names the session's tests gave their agents (node_made), for sweep_nodes_made.

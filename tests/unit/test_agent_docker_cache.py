@@ -12,6 +12,7 @@ from typing import Any
 
 from agent.runtime.docker_runtime import DockerRuntime
 from agent.runtime.port import LABEL_NODE, ContainerConfig, ContainerInfo
+from tests.support import FakeEngineClient
 
 
 class Api:
@@ -46,17 +47,11 @@ class Api:
         return [{"Id": "c1", "State": self.state}]
 
 
-class Client:
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    def close(self) -> None:
-        pass
-
-
 def test_the_list_after_a_start_uses_the_start_s_inspect_until_the_state_changes() -> None:
     api = Api()
-    runtime = DockerRuntime("node-1", client_factory=lambda: Client(api), reach_own_ip=False)
+    runtime = DockerRuntime(
+        "node-1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False
+    )
     config = ContainerConfig(
         name="pinnace-node-1-web-1-web", image="web:1", labels={LABEL_NODE: "node-1"}
     )
@@ -111,7 +106,9 @@ class StartingApi(Api):
 
 def test_a_list_during_a_start_describes_the_container_from_its_entry_without_an_inspect() -> None:
     api = StartingApi()
-    runtime = DockerRuntime("node-1", client_factory=lambda: Client(api), reach_own_ip=False)
+    runtime = DockerRuntime(
+        "node-1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False
+    )
     config = ContainerConfig(
         name="pinnace-node-1-web-1-web",
         image="web:1",
@@ -151,7 +148,9 @@ def test_a_list_during_a_start_describes_the_container_from_its_entry_without_an
 def test_a_created_container_no_start_here_is_making_is_still_inspected() -> None:
     api = StartingApi()
     api.labels = {LABEL_NODE: "node-1"}
-    runtime = DockerRuntime("node-1", client_factory=lambda: Client(api), reach_own_ip=False)
+    runtime = DockerRuntime(
+        "node-1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False
+    )
 
     async def scenario() -> list[ContainerInfo]:
         try:

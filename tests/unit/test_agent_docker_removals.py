@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from agent.runtime.docker_runtime import DockerRuntime
 from agent.runtime.port import LABEL_NODE
+from tests.support import FakeEngineClient, until_async
 
 
 class Api:
@@ -58,32 +57,19 @@ class Api:
                 self.in_flight.remove(call)
 
 
-class Client:
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    def close(self) -> None:
-        pass
-
-
-async def _until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.001)
-
-
 def test_two_removals_of_one_container_asked_together_reach_the_engine_once() -> None:
     api = Api()
-    runtime = DockerRuntime("node-1", client_factory=lambda: Client(api), reach_own_ip=False)
+    runtime = DockerRuntime(
+        "node-1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False
+    )
 
     async def scenario() -> None:
         try:
             first = asyncio.create_task(runtime.remove("c1"))
-            await _until(lambda: api.removals == ["c1"], "the first removal at the engine")
+            await until_async(lambda: api.removals == ["c1"], "the first removal at the engine")
             second = asyncio.create_task(runtime.remove("c1"))
             # The second waits for the first (or, as before, reaches the engine itself).
-            await _until(
+            await until_async(
                 lambda: runtime._removals.waiting == 1 or len(api.removals) == 2,
                 "the second removal asked",
             )
@@ -101,7 +87,9 @@ def _rename_meets_removal(rename_first: bool) -> tuple[list[str], bool]:
     """A restarted container's rename (on an engine thread) and a removal of it asked
     together, the first one sent held at the engine until the second was asked."""
     api = Api()
-    runtime = DockerRuntime("node-1", client_factory=lambda: Client(api), reach_own_ip=False)
+    runtime = DockerRuntime(
+        "node-1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False
+    )
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
@@ -112,13 +100,13 @@ def _rename_meets_removal(rename_first: bool) -> tuple[list[str], bool]:
                 first = loop.run_in_executor(None, runtime._mark_restarted, "c1", "web-r1")
             else:
                 first = asyncio.ensure_future(runtime.remove("c1"))
-            await _until(lambda: len(api.calls) == 1, "the first call at the engine")
+            await until_async(lambda: len(api.calls) == 1, "the first call at the engine")
             if rename_first:
                 second = asyncio.ensure_future(runtime.remove("c1"))
             else:
                 second = loop.run_in_executor(None, runtime._mark_restarted, "c1", "web-r1")
             # The second waits for the container (or, as before, reaches the engine).
-            await _until(
+            await until_async(
                 lambda: runtime._renames_and_removals.users("c1") == 2 or len(api.calls) == 2,
                 "the second call asked",
             )

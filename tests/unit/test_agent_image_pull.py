@@ -13,6 +13,7 @@ import pytest
 
 from agent.runtime.docker_runtime import DockerRuntime
 from agent.runtime.port import ImagePullError
+from tests.support import FakeEngineClient
 
 IMAGE = "web:latest"
 
@@ -50,16 +51,8 @@ class Api:
         self.present = True
 
 
-class Client:
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    def close(self) -> None:
-        pass
-
-
 def _ensure(api: Api, policy: str) -> str:
-    runtime = DockerRuntime("node-1", client_factory=lambda: Client(api))
+    runtime = DockerRuntime("node-1", client_factory=lambda: FakeEngineClient(api))
 
     async def scenario() -> str:
         try:

@@ -16,6 +16,7 @@ import pytest
 
 from agent.runtime.docker_runtime import _WAITING_STARTS_MAX, DockerRuntime
 from agent.runtime.port import LABEL_NODE, ContainerConfig, ImagePullError
+from tests.support import FakeEngineClient
 
 IMAGE = "web:latest"
 HOLD = 5.0
@@ -83,20 +84,14 @@ class Api:
         self._record(f"pulled {self.registry}")
 
 
-class Client:
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    def close(self) -> None:
-        pass
-
-
 CONFIG = ContainerConfig(name="pinnace-node-1-p-web", image=IMAGE, labels={LABEL_NODE: "node-1"})
 
 
 def _start(api: Api, policy: str) -> str:
     """Starts CONFIG beside ensure_image(IMAGE, policy); the started container's id."""
-    runtime = DockerRuntime("node-1", client_factory=lambda: Client(api), reach_own_ip=False)
+    runtime = DockerRuntime(
+        "node-1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False
+    )
 
     async def scenario() -> str:
         try:
@@ -165,7 +160,9 @@ def test_starts_beyond_the_bound_wait_for_their_pull_before_taking_an_engine_thr
     # the pull itself needs: unbounded, 64 pods assigned at once would hold them all.
     api = Api(present="sha256:local")
     api.created.set()  # no pull here: the steps are the test's own futures
-    runtime = DockerRuntime("node-1", client_factory=lambda: Client(api), reach_own_ip=False)
+    runtime = DockerRuntime(
+        "node-1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False
+    )
     pods = 40
 
     async def scenario() -> tuple[int, int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -18,6 +17,7 @@ from agent.containers import container_config
 from agent.model import ContainerPort, ContainerSpec, PodAssignment, PodSpec
 from agent.runtime.docker_runtime import DockerRuntime
 from agent.runtime.port import LABEL_NODE, LABEL_POD
+from tests.support import FakeEngineClient, until_async
 
 POD = PodAssignment(
     "web-1", 3, PodSpec((ContainerSpec("web", "nginx:latest", ports=(ContainerPort(80),)),))
@@ -60,24 +60,9 @@ class Api:
         pass
 
 
-class Client:
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    def close(self) -> None:
-        pass
-
-
-async def _until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.001)
-
-
 def test_no_standby_is_made_for_a_pod_whose_container_is_being_stopped() -> None:
     api = Api()
-    runtime = DockerRuntime("n1", client_factory=lambda: Client(api), reach_own_ip=False)
+    runtime = DockerRuntime("n1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False)
     config = container_config("n1", "127.0.0.1", POD, POD.spec.containers[0], 0)
     # As after its create (DockerRuntime._create_app_sync): the pod wants a standby, and the
     # engine has been quiet of starts for long enough that a round would make it now.
@@ -87,7 +72,7 @@ def test_no_standby_is_made_for_a_pod_whose_container_is_being_stopped() -> None
     async def scenario() -> None:
         try:
             stop = asyncio.create_task(runtime.stop(CID, 30))
-            await _until(api.stopping.is_set, "the stop at the engine")
+            await until_async(api.stopping.is_set, "the stop at the engine")
             # A standby round while the stop waits out its grace period.
             await asyncio.to_thread(runtime._make_standbys_sync)
             api.release.set()
