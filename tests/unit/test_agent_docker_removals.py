@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from agent.runtime.docker_runtime import DockerRuntime
@@ -57,7 +58,25 @@ class Api:
                 self.in_flight.remove(call)
 
 
-def test_two_removals_of_one_container_asked_together_reach_the_engine_once() -> None:
+Call = Callable[[DockerRuntime], "asyncio.Future[None]"]
+
+
+def _remove(runtime: DockerRuntime) -> asyncio.Future[None]:
+    return asyncio.ensure_future(runtime.remove("c1"))
+
+
+def _rename(runtime: DockerRuntime) -> asyncio.Future[None]:
+    """A restarted container's rename, on an engine thread as the runtime sends it."""
+    loop = asyncio.get_running_loop()
+    return loop.run_in_executor(None, runtime._mark_restarted, "c1", "web-r1")
+
+
+def _asked_together(
+    first: Call, second: Call, second_asked: Callable[[DockerRuntime], bool]
+) -> Api:
+    """`first` sent and held at the engine; `second` asked meanwhile, until
+    `second_asked(runtime)` (it waits for the first) or it reached the engine too; then the
+    engine answers both. The engine, with what it was sent."""
     api = Api()
     runtime = DockerRuntime(
         "node-1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False
@@ -65,58 +84,33 @@ def test_two_removals_of_one_container_asked_together_reach_the_engine_once() ->
 
     async def scenario() -> None:
         try:
-            first = asyncio.create_task(runtime.remove("c1"))
-            await until_async(lambda: api.removals == ["c1"], "the first removal at the engine")
-            second = asyncio.create_task(runtime.remove("c1"))
-            # The second waits for the first (or, as before, reaches the engine itself).
+            one = first(runtime)
+            await until_async(lambda: len(api.calls) == 1, "the first call at the engine")
+            two = second(runtime)
             await until_async(
-                lambda: runtime._removals.waiting == 1 or len(api.removals) == 2,
-                "the second removal asked",
+                lambda: second_asked(runtime) or len(api.calls) == 2, "the second call asked"
             )
             api.release.set()
-            await asyncio.gather(first, second)
+            await asyncio.gather(one, two)
         finally:
             api.release.set()
             await runtime.close()
 
     asyncio.run(scenario())
+    return api
+
+
+def test_two_removals_of_one_container_asked_together_reach_the_engine_once() -> None:
+    api = _asked_together(_remove, _remove, lambda runtime: runtime._removals.waiting == 1)
     assert api.removals == ["c1"]
 
 
 def _rename_meets_removal(rename_first: bool) -> tuple[list[str], bool]:
-    """A restarted container's rename (on an engine thread) and a removal of it asked
-    together, the first one sent held at the engine until the second was asked."""
-    api = Api()
-    runtime = DockerRuntime(
-        "node-1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False
+    """A rename and a removal of one container asked together, in either order."""
+    first, second = (_rename, _remove) if rename_first else (_remove, _rename)
+    api = _asked_together(
+        first, second, lambda runtime: runtime._renames_and_removals.users("c1") == 2
     )
-
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        first: asyncio.Future[None]
-        second: asyncio.Future[None]
-        try:
-            if rename_first:
-                first = loop.run_in_executor(None, runtime._mark_restarted, "c1", "web-r1")
-            else:
-                first = asyncio.ensure_future(runtime.remove("c1"))
-            await until_async(lambda: len(api.calls) == 1, "the first call at the engine")
-            if rename_first:
-                second = asyncio.ensure_future(runtime.remove("c1"))
-            else:
-                second = loop.run_in_executor(None, runtime._mark_restarted, "c1", "web-r1")
-            # The second waits for the container (or, as before, reaches the engine).
-            await until_async(
-                lambda: runtime._renames_and_removals.users("c1") == 2 or len(api.calls) == 2,
-                "the second call asked",
-            )
-            api.release.set()
-            await asyncio.gather(first, second)
-        finally:
-            api.release.set()
-            await runtime.close()
-
-    asyncio.run(scenario())
     return api.calls, api.met
 
 
