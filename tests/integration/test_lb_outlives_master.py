@@ -12,15 +12,12 @@ leave no HAProxy process and no runtime file behind.
 from __future__ import annotations
 
 import math
-import re
 import signal
 import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -29,57 +26,16 @@ import pytest
 
 from master.lb.process import LbPaths, find_running, group_members
 from tests.integration.cluster import LocalCluster, wait_for
+from tests.integration.traffic import Load, steady_load
 from tests.support import SEED, require_haproxy
 
 pytestmark = pytest.mark.integration
 
-# nginx's page names its hostname: the pod's name, as Kubernetes gives it.
-HOSTNAME = re.compile(r'hostname">([^<]+)<')
 # The outage the issue asks to survive: the master gone for this long, and at least this many
 # requests sent while it is (100/s for 10 s; a loaded machine sends them more slowly, and the
 # master then stays away longer: the test counts requests, never a rate).
 MASTER_DOWN_SECONDS = 10.0
 REQUESTS_WHILE_DOWN = 1000
-
-
-@dataclass
-class Load:
-    """GETs at a fixed rate from one thread, a new connection each; counts sent and failed."""
-
-    url: str
-    rate: float = 100.0
-    sent: int = 0
-    failures: list[str] = field(default_factory=list)
-    served_by: set[str] = field(default_factory=set)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        start = time.monotonic()
-        while not self._stop.is_set():
-            delay = start + self.sent / self.rate - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
-            self.sent += 1
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as resp:
-                    self.served_by.update(HOSTNAME.findall(resp.read().decode()))
-            except Exception as e:
-                self.failures.append(f"{time.monotonic() - start:.2f}s {e!r}")
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-@contextmanager
-def steady_load(url: str) -> Iterator[Load]:
-    load = Load(url)
-    thread = threading.Thread(target=load.run, daemon=True)
-    thread.start()
-    try:
-        yield load
-    finally:
-        load.stop()
-        thread.join(timeout=30)
 
 
 @dataclass
@@ -198,13 +154,9 @@ def _more_requests(load: Load, count: int = 200) -> None:
     wait_for(f"{count} more requests", lambda: load.sent >= sent + count, timeout=60)
 
 
-def _check(load: Load) -> None:
-    assert load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
-
-
 def test_master_kill_9_and_10_s_down_fails_no_request(setup: Setup) -> None:
     haproxy = setup.haproxy_pid()
-    with steady_load(setup.url) as load:
+    with steady_load(setup.url, rate=100) as load:
         setup.stop_master(signal.SIGKILL)
         _keep_down(load)
         assert setup.haproxy_pid() == haproxy
@@ -213,7 +165,7 @@ def test_master_kill_9_and_10_s_down_fails_no_request(setup: Setup) -> None:
         setup.wait_settled(restarted)
         _more_requests(load)
 
-    _check(load)
+    load.check()
     assert setup.haproxy_pid() == haproxy  # adopted, not restarted
     log = (setup.cluster.workdir / "master.log").read_text()
     assert f"load balancer (HAProxy) adopted, pid {haproxy}" in log
@@ -221,7 +173,7 @@ def test_master_kill_9_and_10_s_down_fails_no_request(setup: Setup) -> None:
 
 def test_graceful_master_restart_fails_no_request(setup: Setup) -> None:
     haproxy = setup.haproxy_pid()
-    with steady_load(setup.url) as load:
+    with steady_load(setup.url, rate=100) as load:
         setup.stop_master(signal.SIGTERM)
         assert setup.cluster.master_proc is not None
         assert setup.cluster.master_proc.returncode == 0
@@ -231,16 +183,17 @@ def test_graceful_master_restart_fails_no_request(setup: Setup) -> None:
         setup.wait_settled(restarted)
         _more_requests(load)
 
-    _check(load)
+    load.check()
     assert setup.haproxy_pid() == haproxy
 
 
 def test_a_pod_killed_while_the_master_is_down_fails_no_request(setup: Setup) -> None:
     haproxy = setup.haproxy_pid()
-    with steady_load(setup.url) as load:
+    with steady_load(setup.url, rate=100) as load:
         setup.stop_master(signal.SIGKILL)
         victim = setup.cluster.containers()[0]
-        victim.kill()
+        with load.hard_kill():
+            victim.kill()
         _keep_down(load)
         restarted = time.time()
         setup.start_master()
@@ -250,7 +203,7 @@ def test_a_pod_killed_while_the_master_is_down_fails_no_request(setup: Setup) ->
         load.served_by.clear()
         wait_for("every running pod to answer", lambda: running <= load.served_by, timeout=30)
 
-    _check(load)
+    load.check()
     assert setup.haproxy_pid() == haproxy
 
 
@@ -258,7 +211,7 @@ def test_upgrading_master_and_agents_in_place_fails_no_request(setup: Setup) -> 
     """The README's upgrade: stop, replace the package, start; the master, then each agent."""
     haproxy = setup.haproxy_pid()
     cluster = setup.cluster
-    with steady_load(setup.url) as load:
+    with steady_load(setup.url, rate=100) as load:
         setup.stop_master(signal.SIGTERM)
         restarted = time.time()
         setup.start_master()
@@ -272,7 +225,7 @@ def test_upgrading_master_and_agents_in_place_fails_no_request(setup: Setup) -> 
         _more_requests(load)
         wait_for("500 requests in all", lambda: load.sent >= 500, timeout=60)
 
-    _check(load)
+    load.check()
     assert setup.haproxy_pid() == haproxy
 
 

@@ -10,26 +10,20 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
-import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.nodeproxy.process import command
+from agent.runtime.port import LABEL_SANDBOX
 from master.lb.process import LbPaths
 from tests.integration.cluster import LocalCluster, wait_for
+from tests.integration.traffic import HOSTNAME, steady_load
 from tests.support import SEED, free_port, network_settings, remove_container, require_haproxy
 
 pytestmark = pytest.mark.integration
-
-# nginx's page names its hostname: the pod's name, as Kubernetes gives it.
-HOSTNAME = re.compile(r'hostname">([^<]+)<')
 
 
 @pytest.fixture(autouse=True)
@@ -78,57 +72,6 @@ def _ready_pods(cluster: LocalCluster, n: int, image: str | None = None) -> list
         return ok if len(ok) == n and len(pods) == n else None
 
     return wait_for(f"{n} ready pods", check, timeout=90)
-
-
-@dataclass
-class Load:
-    """A bounded stream of GETs at a fixed rate from one thread, new connection each."""
-
-    url: str
-    rate: float = 200.0
-    max_requests: int = 40_000
-    ok: int = 0
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        start = time.monotonic()
-        for i in range(self.max_requests):
-            if self._stop.is_set():
-                return
-            delay = start + i / self.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            try:
-                _fetch(self.url)
-                self.ok += 1
-            except Exception as e:
-                self.failures.append(f"{time.monotonic() - start:.2f}s {e!r}")
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def served_after(self, mark: int, count: int, timeout: float = 30.0) -> int:
-        """Wait until `count` more requests than `mark` succeeded; returns the new mark."""
-        wait_for(
-            f"{count} more requests served (at {self.ok})",
-            lambda: self.ok >= mark + count or bool(self.failures),
-            timeout,
-            interval=0.05,
-        )
-        return self.ok
-
-
-@contextmanager
-def steady_load(url: str) -> Iterator[Load]:
-    load = Load(url)
-    thread = threading.Thread(target=load.run, daemon=True)
-    thread.start()
-    try:
-        yield load
-    finally:
-        load.stop()
-        thread.join(timeout=30)
 
 
 def test_the_seed_service_reaches_every_pod_through_haproxy(cluster: LocalCluster) -> None:
@@ -220,7 +163,8 @@ def test_disruptions_under_steady_traffic_fail_no_request(
         phase("scale")
         # a docker kill of a pod
         victim = cluster.containers()[0]
-        victim.kill()
+        with load.hard_kill():
+            victim.kill()
         wait_for(
             "the killed pod to restart",
             lambda: any(
@@ -234,8 +178,11 @@ def test_disruptions_under_steady_traffic_fail_no_request(
         # the death of a node: its agent killed, its containers gone
         n1 = cluster.node("n1")
         cluster.kill(cluster.agents[n1], signal.SIGKILL)
-        for c in cluster.docker.containers.list(all=True, filters={"label": f"pinnace.node={n1}"}):
-            remove_container(c.client, str(c.id))
+        gone = cluster.docker.containers.list(all=True, filters={"label": f"pinnace.node={n1}"})
+        # Each of its pods is one server; its holder's removal cuts the same connections.
+        with load.hard_kill(sum(1 for c in gone if LABEL_SANDBOX not in c.labels)):
+            for c in gone:
+                remove_container(c.client, str(c.id))
         wait_for(
             "2 pods on the surviving node",
             lambda: (
@@ -252,7 +199,7 @@ def test_disruptions_under_steady_traffic_fail_no_request(
         load.served_after(load.ok, 100)
         phase("kill and node loss")
 
-    assert load.failures == [], f"{len(load.failures)} failed of {load.ok + len(load.failures)}"
+    load.check()
     assert all(served > 0 for served in phases.values()), phases
 
 

@@ -19,7 +19,6 @@ wait for it times out). Traffic goes only to 127.0.0.1 and the test's own contai
 
 from __future__ import annotations
 
-import re
 import urllib.request
 from typing import Any
 
@@ -27,12 +26,12 @@ import pytest
 
 from agent.runtime.port import LABEL_STANDBY
 from tests.integration.cluster import LocalCluster, wait_for
-from tests.integration.test_load_balancer import _lb_servers, steady_load
+from tests.integration.test_load_balancer import _lb_servers
+from tests.integration.traffic import HOSTNAME, steady_load
 from tests.support import free_port, network_settings, require_haproxy
 
 pytestmark = pytest.mark.integration
 
-HOSTNAME = re.compile(r'hostname">([^<]+)<')
 MANIFEST = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -159,7 +158,8 @@ def test_a_crash_into_the_standby_moves_the_endpoint_and_traffic_follows(
 
     with steady_load(url) as load:
         mark = load.served_after(0, 20)
-        victim.kill()
+        with load.hard_kill():
+            victim.kill()
 
         def restarted() -> bool:
             statuses = [
@@ -191,4 +191,4 @@ def test_a_crash_into_the_standby_moves_the_endpoint_and_traffic_follows(
         wait_for("both pods through the LB again", lambda: _answering(url) == pods, timeout=60)
         load.served_after(mark, 100)
 
-    assert load.failures == [], f"{len(load.failures)} failed of {load.ok + len(load.failures)}"
+    load.check()
