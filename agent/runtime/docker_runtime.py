@@ -318,6 +318,10 @@ class DockerRuntime:
         # Containers a standby was tried for (made or failed) while listed: one from its
         # label (sandbox.adoptable_standbys) is asked for once, not at every listing.
         self._standby_tried: set[str] = set()
+        # Containers whose stop or removal was asked (_forget_standby): a listing during the
+        # stop's grace period still shows them running, and one is not adopted then
+        # (sandbox.adoptable_standbys). Pruned as _standby_tried; a restart in place clears it.
+        self._standby_leaving: set[str] = set()
         # Pods in sandboxes (agent/runtime/sandbox.py): holder id -> its facts as last seen;
         # pods with a start under way (the sweep leaves them alone) and one lock per pod, so
         # two starts of one pod never make two holders.
@@ -670,6 +674,7 @@ class DockerRuntime:
                 )
             }
             self._standby_tried &= {i.id for i in listed}
+            self._standby_leaving &= {i.id for i in listed}
             self._adopt_standbys(listed, listed_at)
             due = standby_due(time.monotonic(), self._app_busy, self._quiet_since)
             if not self._standby_wanted or self._making_standbys or not due:
@@ -686,7 +691,8 @@ class DockerRuntime:
         create (made by an agent before this one, or started again in place before their
         standby was made), from the facts they carry (sandbox.standby_from_facts). Under
         `_sandbox_lock`."""
-        for info in adoptable_standbys(listed, self._standby_wanted, self._standby_tried):
+        skip = self._standby_tried | self._standby_leaving
+        for info in adoptable_standbys(listed, self._standby_wanted, skip):
             config = standby_from_facts(info)
             if config is None or not wants_standby(self._standby, self._sandbox, config):
                 continue
@@ -1454,6 +1460,9 @@ class DockerRuntime:
         self._renaming[container_id] = new_name
         # The listing's cached facts name the run before; the next list inspects again.
         self._cache.pop(container_id, None)
+        with self._sandbox_lock:
+            # Stopped (a failed liveness probe) and running again: it may be adopted again.
+            self._standby_leaving.discard(container_id)
         sent = time.time()
         try:
             api.start(container_id)
@@ -1565,8 +1574,13 @@ class DockerRuntime:
         deleted right after it ran: issue 15's bench trials, which were not independent). A
         container stopped for a failed liveness probe and then restarted gets its standby
         after its restart, as any container whose standby was not made before a crash
-        (sandbox.adoptable_standbys, or the want of its replacement's create)."""
+        (sandbox.adoptable_standbys, or the want of its replacement's create). Nor is it
+        adopted by a listing that still shows it running (the stop's grace period): the
+        want was dropped here, and adopting it asked for the same standby again (seen in
+        apply_to_running on a 2-core Xeon: 10 of a run's 11 standbys were made for pods
+        already being stopped, each removed again by the next sweep)."""
         with self._sandbox_lock:
+            self._standby_leaving.add(info.id)
             if self._standby_wanted.get(info.pod, ("", None))[0] == info.id:
                 del self._standby_wanted[info.pod]
 
