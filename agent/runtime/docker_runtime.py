@@ -1364,10 +1364,10 @@ class DockerRuntime:
             self._api().stop(container_id, timeout=max(0, round(grace_seconds)))
 
     async def stop(self, container_id: str, grace_seconds: float) -> None:
+        self._forget_standby(container_id)
         info = await self.inspect(container_id)
         if info is None:
             return
-        self._forget_standby(info)
         try:
             await self._call(self._stop_sync, container_id, grace_seconds)
         except docker.errors.DockerException as exc:
@@ -1549,10 +1549,10 @@ class DockerRuntime:
                     self._pool.submit(self._take_name, made)
 
     async def remove(self, container_id: str) -> None:
+        self._forget_standby(container_id)
         info = await self.inspect(container_id)
         if info is None:
             return
-        self._forget_standby(info)
         try:
             await self._call(self._remove_sync, container_id)
         except docker.errors.DockerException as exc:
@@ -1565,7 +1565,7 @@ class DockerRuntime:
             with contextlib.suppress(docker.errors.DockerException, OSError):
                 await self._call(self._sweep_sync)
 
-    def _forget_standby(self, info: ContainerInfo) -> None:
+    def _forget_standby(self, container_id: str) -> None:
         """A container being stopped or removed wants no standby any more, from the moment
         that is asked, not once it is done: a stop waits out the grace period and a removal
         may take a second, and a standby round meanwhile (the engine quiet of starts for
@@ -1578,11 +1578,14 @@ class DockerRuntime:
         adopted by a listing that still shows it running (the stop's grace period): the
         want was dropped here, and adopting it asked for the same standby again (seen in
         apply_to_running on a 2-core Xeon: 10 of a run's 11 standbys were made for pods
-        already being stopped, each removed again by the next sweep)."""
+        already being stopped, each removed again by the next sweep). Forgotten by the
+        container's id before the inspect that precedes the stop or removal: a busy engine
+        answers it late, and a round begun meanwhile made the standby."""
         with self._sandbox_lock:
-            self._standby_leaving.add(info.id)
-            if self._standby_wanted.get(info.pod, ("", None))[0] == info.id:
-                del self._standby_wanted[info.pod]
+            self._standby_leaving.add(container_id)
+            self._standby_wanted = {
+                pod: want for pod, want in self._standby_wanted.items() if want[0] != container_id
+            }
 
     def _inspect_sync(self, container_id: str) -> ContainerInfo | None:
         try:

@@ -124,3 +124,46 @@ def test_a_listing_during_the_stop_does_not_ask_for_its_standby_again() -> None:
     asyncio.run(scenario())
     assert api.creates == []
     assert "web-1" not in runtime._standby_wanted
+
+
+class SlowInspectApi(Api):
+    """Api whose inspects of the pod's container wait until released, as a busy engine's do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inspecting = threading.Event()
+        self.inspect_release = threading.Event()
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        if container_id == CID:
+            self.inspecting.set()
+            assert self.inspect_release.wait(30), "never released"
+        return super().inspect_container(container_id)
+
+
+def test_the_standby_is_forgotten_before_the_stops_inspect_is_answered() -> None:
+    """The stop inspects its container first (is it this node's?); a standby round while the
+    engine has not answered that inspect yet made the standby for a pod on its way out."""
+    api = SlowInspectApi()
+    runtime = DockerRuntime("n1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False)
+    config = container_config("n1", "127.0.0.1", POD, POD.spec.containers[0], 0)
+    runtime._standby_wanted["web-1"] = (CID, config, time.monotonic())
+    runtime._quiet_since = time.monotonic() - 60
+
+    async def scenario() -> None:
+        try:
+            stop = asyncio.create_task(runtime.stop(CID, 30))
+            await until_async(api.inspecting.is_set, "the stop's inspect at the engine")
+            # A standby round while the engine has not answered the inspect.
+            await asyncio.to_thread(runtime._make_standbys_sync)
+            api.inspect_release.set()
+            api.release.set()
+            await stop
+        finally:
+            api.inspect_release.set()
+            api.release.set()
+            await runtime.close()
+
+    asyncio.run(scenario())
+    assert api.creates == []
+    assert "web-1" not in runtime._standby_wanted
