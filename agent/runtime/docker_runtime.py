@@ -334,6 +334,10 @@ class DockerRuntime:
         # known before a listing shows them (sandbox.known_holders). Under _sandbox_lock,
         # as every change of _holders.
         self._made_holders: dict[str, tuple[ContainerInfo, float]] = {}
+        # Standby holders whose start returned, not yet inspected (id -> what their config
+        # says of them): joinable from the start's return, as a crash meanwhile would be
+        # started again in place (_standby_started). Under _sandbox_lock.
+        self._standbys_started: dict[str, ContainerInfo] = {}
         self._busy: collections.Counter[str] = collections.Counter()
         # When each pod's last start ended (monotonic): a listing taken before that may
         # not show the container it made, so its sweep leaves the pod alone too.
@@ -960,7 +964,9 @@ class DockerRuntime:
     def _usable_standby(self, config: ContainerConfig) -> str:
         if not self._standby:
             return ""
-        return usable_standby(list(self._holders.values()), config, self._node, self._sandbox_image)
+        # Called under _sandbox_lock too; _standbys_started is replaced, never changed.
+        holders = [*self._holders.values(), *self._standbys_started.values()]
+        return usable_standby(holders, config, self._node, self._sandbox_image)
 
     def _ensure_holder_sync(self, config: ContainerConfig, standby: bool = False) -> str:
         """The id of the running holder of `config`'s pod, made first if need be
@@ -993,9 +999,18 @@ class DockerRuntime:
             self._remove_swept(api, joined, [existing.id])
         try:
             # No inspect of the image first: one engine call less per pod in a burst.
-            info = self._create_container_sync(wanted)
+            info = self._create_container_sync(
+                wanted, started=self._standby_started(wanted) if standby else None
+            )
         except docker.errors.ImageNotFound as exc:
             raise _NoSandboxImage() from exc
+        except BaseException:
+            # Its inspect failed after the start, and the holder was removed: not joinable.
+            with self._sandbox_lock:
+                self._standbys_started = {
+                    k: v for k, v in self._standbys_started.items() if v.name != wanted.name
+                }
+            raise
         # Known before it is logged: from this line on, a crash of the pod's container is
         # replaced into it (standby_of), whatever the last listing showed.
         self._know_holder(info)
@@ -1007,12 +1022,32 @@ class DockerRuntime:
         )
         return info.id
 
+    def _standby_started(self, wanted: ContainerConfig) -> Callable[[str], None]:
+        """What a standby's start returning does: the holder is known as running from
+        there, as its config describes it (its pod and labels, all that standby_of and
+        _usable_standby read), before the inspect and the after-start hook that follow it,
+        which took 0.1-0.2 s on a loaded engine: a crash meanwhile was started again in
+        place (the recovery bench's --kill-at standby-made). Its addresses and ports are
+        not known yet: a container joined to it asks for the holder's own facts
+        (_holder_facts), so nothing reports the provisional ones."""
+
+        def started(cid: str) -> None:
+            info = ContainerInfo(cid, wanted.name, wanted.image, "running", dict(wanted.labels))
+            with self._sandbox_lock:
+                self._standbys_started = {**self._standbys_started, cid: info}
+
+        return started
+
     def _know_holder(self, info: ContainerInfo) -> None:
         """A holder running now, as this runtime started or found it: known at once, also
         to a listing begun before (sandbox.known_holders)."""
         with self._sandbox_lock:
             self._holders[info.id] = info
             self._made_holders[info.id] = (info, time.monotonic())
+            if info.id in self._standbys_started:
+                self._standbys_started = {
+                    k: v for k, v in self._standbys_started.items() if k != info.id
+                }
 
     def standby_of(self, container: ContainerInfo) -> str:
         """The running standby holder of `container`'s pod as this runtime knows it now, one
@@ -1021,20 +1056,30 @@ class DockerRuntime:
         if not self._standby or container.sandbox_id:
             return ""
         with self._sandbox_lock:
-            return pod_standbys(list(self._holders.values())).get(container.pod, "")
+            holders = [*self._holders.values(), *self._standbys_started.values()]
+        return pod_standbys(holders).get(container.pod, "")
 
     def _create_container_sync(
-        self, config: ContainerConfig, joined: str = "", gate: ImageGate | None = None
+        self,
+        config: ContainerConfig,
+        joined: str = "",
+        gate: ImageGate | None = None,
+        started: Callable[[str], None] | None = None,
     ) -> ContainerInfo:
         """Creates and starts one container (`joined`: the network mode of one that joins a
         holder's namespace; "": the node's own network for pods). `gate`: the image step
         still under way (agent/runtime/image_gate.py): the create goes at once, the start
-        waits for it. Lists meanwhile describe it without an inspect (_start_under_way)."""
+        waits for it. Lists meanwhile describe it without an inspect (_start_under_way).
+        `started(id)` runs as soon as the start returned, before the inspect that follows."""
         with self._start_under_way(config.name):
-            return self._create_and_start_sync(config, joined, gate)
+            return self._create_and_start_sync(config, joined, gate, started)
 
     def _create_and_start_sync(
-        self, config: ContainerConfig, joined: str, gate: ImageGate | None
+        self,
+        config: ContainerConfig,
+        joined: str,
+        gate: ImageGate | None,
+        started: Callable[[str], None] | None = None,
     ) -> ContainerInfo:
         api = self._api()
         # On a pod network the ports stay exposed (so inspect lists them) but unpublished.
@@ -1114,6 +1159,8 @@ class DockerRuntime:
                 if self._pulls.count(config.image) != pulls_before:
                     cid = self._made_from_pulled(api, cid, config.image, create_freeing_name)
             api.start(cid)
+            if started is not None:
+                started(cid)
             info = self._info(api.inspect_container(cid))
         except Exception:
             # A container that cannot start is removed, so the name is free for the retry.

@@ -8,7 +8,9 @@ One master (default flags: 1 s heartbeat, 3 s lease, eviction at once) and two a
 127.0.0.1 run `pinnace/httpd:latest`; every time is read off the engine itself
 (containers by label, polled every 25 ms), from the moment the harm is done:
 - container kill: `docker kill` of one pod's container -> a new container for the
-  same pod running (its first restart: each trial kills a different pod); each
+  same pod running (its first restart: each trial kills a different pod; once its standby
+  is made and listed, or with `--kill-at standby-made` as soon as the engine says its
+  standby started: tests/bench/standby_kill.py); each
   restart's spans as the agent logged them, and after each trial one round of the
   engine's own floor for the same image (tests/bench/engine_floor.py: `docker start`,
   `docker restart`, kill -> die event -> start, the engine's on-failure policy);
@@ -56,7 +58,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -74,7 +77,7 @@ from tests.bench.engine import (
 )
 from tests.bench.engine_floor import FloorRounds, paired_lines
 from tests.bench.lb_cluster import free_port
-from tests.bench.procs import PinnaceProcs, deployment_manifest
+from tests.bench.procs import REPO, PinnaceProcs, deployment_manifest
 from tests.bench.recovery_report import (
     PauseTrial,
     Row,
@@ -85,6 +88,7 @@ from tests.bench.recovery_report import (
 )
 from tests.bench.recovery_spans import read_restarts, span_table, spans
 from tests.bench.results import record
+from tests.bench.standby_kill import StandbyStarts
 
 COMMAND = "python -m tests.bench.recovery"
 IMAGE = "pinnace/httpd:latest"
@@ -147,6 +151,8 @@ class Pinnace:
         self.timeout = timeout
         # How its lines are told apart when another tree runs beside it ("": alone).
         self.label = label
+        # --kill-at standby-made: each trial's kill -> its standby's start event, seconds.
+        self.standby_lags: list[float] = []
 
     def running(self, deployment: str, node: str | None = None) -> list[dict[str, Any]]:
         """Running containers of a deployment's pods (on one node, or on any of ours)."""
@@ -248,41 +254,113 @@ class Pinnace:
 
 
 Kills = tuple[list[float], list[dict[str, float]]]
+KILL_AT = ("settled", "standby-made")
+
+
+@dataclass(frozen=True, slots=True)
+class Victim:
+    """A trial's container as it ran before the kill."""
+
+    id: str
+    pod: str
+    started: str
+    # --kill-at standby-made: the engine's time of its standby's start event (epoch s).
+    standby_at: float = 0.0
+
+
+def settled_victims(p: Pinnace) -> Iterator[Victim]:
+    """`--kill-at settled`: `trials` pods applied at once, each killed (a different one a
+    trial) once every standby is made and listed (Pinnace.wait_standbys)."""
+    for c in p.running("ck"):
+        yield Victim(
+            c["Id"],
+            c["Labels"]["pinnace.pod"],
+            p.api.inspect_container(c["Id"])["State"]["StartedAt"],
+        )
+
+
+def standby_made_victims(p: Pinnace, starts: StandbyStarts) -> Iterator[Victim]:
+    """`--kill-at standby-made` (tests/bench/standby_kill.py): each trial scales the
+    Deployment up by one, finds the new pod's running container, then waits for the
+    engine's start event of that pod's standby and yields the container at once."""
+    done: set[str] = set()
+    n = 0
+    while True:
+        n += 1
+        p.c.cli("scale", "deployment", "ck", "--replicas", str(n))
+
+        def new_one() -> list[dict[str, Any]]:
+            return [c for c in p.running("ck") if c["Labels"]["pinnace.pod"] not in done]
+
+        poll(f"pod {n} of ck running", lambda: len(new_one()) == 1, p.timeout)
+        (c,) = new_one()
+        pod = c["Labels"]["pinnace.pod"]
+        started = p.api.inspect_container(c["Id"])["State"]["StartedAt"]
+        made = starts.wait(p.c.node_names, "ck-", done, p.timeout)
+        if made.pod != pod:
+            raise BenchError(f"a standby for {made.pod} started, not for the new {pod}")
+        done.add(pod)
+        yield Victim(c["Id"], pod, started, made.at)
 
 
 def container_kill(
-    clusters: Sequence[Pinnace], trials: int, floor: FloorRounds | None = None
+    clusters: Sequence[Pinnace],
+    trials: int,
+    floor: FloorRounds | None = None,
+    kill_at: str = "settled",
 ) -> list[Kills]:
     """Kill a different pod's container each trial; seconds until that pod runs again, and
     each restart's spans as its agent logged them (tests/bench/recovery_spans.py). With
     several clusters (--compare) each trial kills one pod in each in turn, so that both
     figures are taken under the same load; `floor` takes one round of the engine's own
-    figures after each trial (tests/bench/engine_floor.py), under that load too."""
-    for p in clusters:
-        p.apply("ck", trials)
-    for p in clusters:
-        p.wait_standbys("ck", trials)
-    victims = [p.running("ck") for p in clusters]
+    figures after each trial (tests/bench/engine_floor.py), under that load too. `kill_at`:
+    when a trial kills, "settled" (its standby made and listed) or "standby-made" (as soon
+    as the engine says its standby started: settled_victims, standby_made_victims)."""
+    starts: StandbyStarts | None = None
+    if kill_at == "standby-made":
+        for p in clusters:
+            p.apply("ck", 0)
+        starts = StandbyStarts(clusters[0].api)
+        victims = [standby_made_victims(p, starts) for p in clusters]
+    else:
+        for p in clusters:
+            p.apply("ck", trials)
+        for p in clusters:
+            p.wait_standbys("ck", trials)
+        victims = [settled_victims(p) for p in clusters]
     times: list[list[float]] = [[] for _ in clusters]
     kills: list[list[tuple[str, float]]] = [[] for _ in clusters]
-    for n in range(trials):
-        for i, p in enumerate(clusters):
-            victim = victims[i][n]
-            pod = victim["Labels"]["pinnace.pod"]
-            old = p.api.inspect_container(victim["Id"])["State"]["StartedAt"]
-            start, killed_at = time.monotonic(), time.time()
-            p.api.kill(victim["Id"])
-            end = poll(
-                f"pod {pod} running again",
-                functools.partial(p.running_again, pod, victim["Id"], old),
-                p.timeout,
-            )
-            times[i].append(end - start)
-            kills[i].append((pod, killed_at))
-            print(f"  container kill {n + 1:2}{p.label}: {times[i][-1]:.2f} s", flush=True)
-        if floor is not None:
-            floor.round()
+    try:
+        for n in range(trials):
+            for i, p in enumerate(clusters):
+                victim = next(victims[i])
+                start, killed_at = time.monotonic(), time.time()
+                p.api.kill(victim.id)
+                end = poll(
+                    f"pod {victim.pod} running again",
+                    functools.partial(p.running_again, victim.pod, victim.id, victim.started),
+                    p.timeout,
+                )
+                times[i].append(end - start)
+                kills[i].append((victim.pod, killed_at))
+                lag = ""
+                if victim.standby_at:
+                    p.standby_lags.append(killed_at - victim.standby_at)
+                    lag = f" (killed {1000 * p.standby_lags[-1]:.0f} ms after its standby started)"
+                print(f"  container kill {n + 1:2}{p.label}: {times[i][-1]:.2f} s{lag}", flush=True)
+            if floor is not None:
+                floor.round()
+    finally:
+        if starts is not None:
+            starts.close()
     out: list[Kills] = []
+    for p in clusters:
+        if p.standby_lags:
+            lags = sorted(p.standby_lags)
+            print(
+                f"  kill after its standby's start event{p.label}: median"
+                f" {1000 * lags[len(lags) // 2]:.0f} ms, most {1000 * lags[-1]:.0f} ms"
+            )
     for i, p in enumerate(clusters):
         logged = [r for name in p.c.agents for r in read_restarts(p.c.agent_log(name))]
         rows: list[dict[str, float]] = []
@@ -585,6 +663,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " every pod has its standby",
     )
     parser.add_argument(
+        "--kill-at",
+        choices=KILL_AT,
+        default="settled",
+        help="container kill: when a trial kills its pod's container; settled (default): once"
+        " every pod's standby is made and each agent's listing showed it; standby-made: one new"
+        " pod a trial (the Deployment scaled up by one), killed as soon as the engine reports"
+        " its standby's start, before any listing shows it (tests/bench/standby_kill.py)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=SCENARIOS,
@@ -598,6 +685,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--compare {args.compare}: not a pinnace checkout (no agent/worker.py)")
     if args.trials < 1:
         parser.error("--trials must be >= 1")
+    if args.kill_at == "standby-made":
+        trees = [(REPO, args.agent_arg)] + ([(Path(args.compare), [])] if args.compare else [])
+        for tree, flags in trees:
+            if not makes_standbys(tree, flags):
+                parser.error(f"--kill-at standby-made: the agents of {tree} make no standbys")
     return args
 
 
@@ -633,7 +725,7 @@ def _run_pinnace(client: docker.DockerClient, workdir: Path, args: argparse.Name
         if "container-kill" in only:
             floor = FloorRounds(client, IMAGE)
             try:
-                killed = container_kill(clusters, args.trials, floor)
+                killed = container_kill(clusters, args.trials, floor, args.kill_at)
             finally:
                 floor.close()
             floors = floor.found
@@ -723,12 +815,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     this = " this tree" if compared else ""
+    when = ", killed at its standby's start" if args.kill_at == "standby-made" else ""
+    kill_row = "container kill -> running again (pinnace{}, 1st restart" + when + ")"
     rows = [
-        Row(f"container kill -> running again (pinnace{this}, 1st restart)", kills, 0.5, "p99"),
-        *(
-            Row(f"container kill -> running again (pinnace{label}, 1st restart)", t, 0.5, "p99")
-            for label, t, _ in compared
-        ),
+        Row(kill_row.format(this), kills, 0.5, "p99"),
+        *(Row(kill_row.format(label), t, 0.5, "p99") for label, t, _ in compared),
         *(Row(f"engine floor: {name}", seconds) for name, seconds in floors.items() if seconds),
         Row(
             f"container kill -> running again (Docker Swarm, {SWARM_REPLICAS} replicas)",

@@ -728,6 +728,69 @@ def test_a_crash_into_its_standby_moves_reds_cluster_ip_node_port_and_headless_n
     assert "I am red" in _get(client, new_ip, 80)
 
 
+def _standby_of(cluster: LocalCluster, pod: str) -> Any:
+    """The running standby holder of `pod` (None until there is one)."""
+    found = [
+        c
+        for c in cluster.containers(holders=True)
+        if c.labels.get(LABEL_STANDBY) and c.labels.get("pinnace.pod") == pod
+    ]
+    return found[0] if found else None
+
+
+def _db0_ready(cluster: LocalCluster) -> bool:
+    pods = [p for p in cluster.pods() if p["metadata"]["name"] == "db-0"]
+    return bool(pods) and _ready(cluster, "db")
+
+
+def test_a_crash_into_its_standby_moves_a_statefulset_pods_own_name(
+    vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
+) -> None:
+    """The StatefulSet db's pod db-0 (headless Service db) has a standby holder on node a's
+    pod bridge, at another address, made with the pod's hostname. Its container killed, the
+    replacement joins the standby: the pod's address changes under the same pod. Then the
+    pod's own name db-0.db (node b's DNS, the A record a StatefulSet's peers use), its
+    status.podIP and the Service's name name the new address only, and db-0.db answers
+    there with the pod's hostname (a joined container has its holder's UTS namespace)."""
+    cluster, _, workdir = vips
+    client = _client(cluster)
+    wait_for("db-0 ready", lambda: _db0_ready(cluster), 60)
+    victim = _pod_container(cluster, "db-0")
+    holder = wait_for("db-0's standby", lambda: _standby_of(cluster, "db-0"), 60)
+    log = workdir / "agent-a.log"
+    wait_for(
+        "the agent's standby line",
+        lambda: f"standby holder {holder.id[:12]} of pod db-0" in log.read_text(),
+        30,
+    )
+    old_ip = _pod_ips(cluster)["db"]
+    new_ip = str(
+        network_settings(holder)["Networks"][f"pinnace-pods-{cluster.node('a')}"]["IPAddress"]
+    )
+    assert old_ip != new_ip
+    name = "db-0.db.default.svc.cluster.local"
+    wait_for("db-0.db to name the old address", lambda: _a_records(client, name) == {old_ip}, 60)
+
+    victim.kill()
+
+    def replaced() -> Any:
+        found = [c for c in cluster.containers() if c.labels.get("pinnace.pod") == "db-0"]
+        return found[0] if found and found[0].id != victim.id else None
+
+    again = wait_for("db-0's container replaced", replaced, 60)
+    assert again.attrs["HostConfig"]["NetworkMode"] == f"container:{holder.id}"
+    wait_for("db-0 ready again", lambda: _db0_ready(cluster), 60)
+    wait_for(
+        "db-0's podIP the new address",
+        lambda: cluster.get_json("pods", "db-0")["status"].get("podIP") == new_ip,
+        60,
+    )
+    wait_for("db-0.db to name the new address", lambda: _a_records(client, name) == {new_ip}, 60)
+    assert _a_records(client, "db.default.svc.cluster.local") == {new_ip}
+    assert 'hostname">db-0<' in _get(client, "db-0.db", 80)
+    assert 'hostname">db-0<' in _get(client, new_ip, 80)
+
+
 def test_the_node_proxy_outlives_its_agent_and_a_restarted_agent_adopts_it(
     vips: tuple[LocalCluster, ipaddress.IPv4Network, Path],
 ) -> None:

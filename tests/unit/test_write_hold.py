@@ -12,12 +12,16 @@ import pytest
 
 from kernel.clock import FakeClock, SystemClock
 from master.model import (
+    STATEFULSET_OWNER,
     ConfigMap,
     Container,
+    ContainerStatus,
     Event,
     ObjectMeta,
     Pod,
+    PodPhase,
     PodSpec,
+    PodStatus,
     StoredObject,
     evolve,
 )
@@ -25,10 +29,13 @@ from master.state import ClusterState
 from master.store.memory import MemoryStore
 from master.store.port import ObjectKey
 from master.write_hold import (
+    BOUND_POD_HOLD_INTERVAL,
     EVENT_STORE_INTERVAL,
     POD_HOLD_INTERVAL,
+    HeldPods,
     durable_mark,
     events_due,
+    holds_pod,
     to_hold,
 )
 
@@ -325,3 +332,121 @@ def test_the_flusher_writes_a_held_pod_once_due_with_nothing_else_queued(
     waited = asyncio.run(_flusher_writes_held_pod_when_due())
 
     assert waited >= 0.2  # held until due, then written with nothing else to wake the flusher
+
+
+# -- a Deployment's new pod held from its binding until its agent's first report ---------------
+
+# What the scheduler's binding leaves (master/controllers/manager.py _bind).
+BOUND = PodStatus(reason="ContainerCreating")
+RUNNING = PodStatus(
+    phase=PodPhase.RUNNING,
+    host_ip="127.0.0.1",
+    ready=True,
+    container_statuses=(ContainerStatus(name="c", state="running", ready=True),),
+)
+
+
+def _owned(name: str, owner: str = "web") -> Pod:
+    return replace(_pod(name), owner=owner)
+
+
+def test_only_a_deployments_bound_pod_not_yet_reported_waits_for_its_report() -> None:
+    bound = evolve(_owned("p"), node_name="n1", status=BOUND)
+
+    assert holds_pod(bound, unstored=True)
+    assert not holds_pod(bound, unstored=False)  # a row stored: a change goes at once
+    assert not holds_pod(evolve(bound, status=RUNNING), unstored=True)  # reported
+    assert not holds_pod(evolve(bound, deletion_requested_at=5.0), unstored=True)
+    # One name, at most one copy running: a StatefulSet's binding goes at once; so does a
+    # user's pod's (no owner).
+    assert not holds_pod(evolve(bound, owner=STATEFULSET_OWNER + "db"), unstored=True)
+    assert not holds_pod(evolve(bound, owner=""), unstored=True)
+
+
+async def _bound_then_reported() -> dict[str, object]:
+    store = CountingStore()
+    state = ClusterState(store, FakeClock())
+    seen: dict[str, object] = {}
+    state.put(_owned("p"))
+    await state.flush(hold_events=True)
+    state.put(evolve(_owned("p"), node_name="n1", status=BOUND))
+    await state.flush(hold_events=True)  # the background write between binding and report
+    seen["bound"] = _stored_pods(store)
+    seen["rows bound"] = store.rows
+    pod = state.get("Pod", "p")
+    assert isinstance(pod, Pod)
+    state.put(evolve(pod, status=RUNNING))
+    await state.flush(hold_events=True)
+    seen["reported"] = _stored_pods(store)
+    seen["rows"] = store.rows
+    stored = [o for o in store.load_all() if isinstance(o, Pod)]
+    seen["stored phase"] = stored[0].status.phase if stored else None
+    return seen
+
+
+def test_a_deployments_pod_goes_to_the_store_with_its_first_report_in_one_row() -> None:
+    seen = asyncio.run(_bound_then_reported())
+
+    assert seen["bound"] == {}
+    assert seen["rows bound"] == 0
+    assert seen["reported"] == {"p": "n1"}
+    assert seen["stored phase"] == PodPhase.RUNNING
+    assert seen["rows"] == 1  # creation, binding and first report: one row
+
+
+async def _bound_pod_fates() -> dict[str, object]:
+    store = CountingStore()
+    clock = FakeClock()
+    state = ClusterState(store, clock)
+    seen: dict[str, object] = {}
+    # Created long before its binding: the binding's time counts, not the creation's.
+    state.put(_owned("slow"))
+    clock.advance(POD_HOLD_INTERVAL - 1.0)
+    state.put(evolve(_owned("slow"), node_name="n1", status=BOUND))
+    clock.advance(BOUND_POD_HOLD_INTERVAL - 0.1)
+    await state.flush(hold_events=True)
+    seen["before due"] = _stored_pods(store)
+    seen["mark while held"] = state._durable_rv
+    clock.advance(0.1)
+    await state.flush(hold_events=True)
+    seen["due"] = _stored_pods(store)
+    state.put(evolve(_owned("read"), node_name="n2", status=BOUND))
+    await state.durable_for_readers()  # a user's read: what it shows is in the store
+    seen["read"] = _stored_pods(store)
+    state.put(evolve(_owned("sts"), node_name="n3", status=BOUND, owner=STATEFULSET_OWNER + "db"))
+    await state.flush(hold_events=True)
+    seen["statefulset"] = _stored_pods(store)
+    return seen
+
+
+def test_a_bound_pod_goes_when_due_after_its_binding_or_with_a_read() -> None:
+    seen = asyncio.run(_bound_pod_fates())
+
+    assert seen["before due"] == {}
+    assert seen["mark while held"] == 0  # its versions are not called durable
+    assert seen["due"] == {"slow": "n1"}
+    assert seen["read"] == {"slow": "n1", "read": "n2"}
+    assert seen["statefulset"] == {"slow": "n1", "read": "n2", "sts": "n3"}
+
+
+def test_the_oldest_held_version_is_the_least_of_either_queue() -> None:
+    held = HeldPods()
+
+    def at(name: str, rv: int, node: str = "") -> Pod:
+        return evolve(_owned(name), node_name=node, meta=ObjectMeta(name=name, resource_version=rv))
+
+    held.hold(("Pod", "default/a"), at("a", 5), 0.0)
+    held.hold(("Pod", "default/b"), at("b", 3), 0.0)
+    held.hold(("Pod", "default/c"), at("c", 9), 0.0)
+    assert held.oldest_version() == 5  # the unbound: in their order of holding
+    # Bound in another order than their creation: each keeps its first version.
+    held.hold(("Pod", "default/c"), at("c", 12, "n1"), 1.0)
+    held.hold(("Pod", "default/b"), at("b", 13, "n1"), 1.0)
+    assert held.take(("Pod", "default/a")) is not None
+    assert held.oldest_version() == 3
+    assert held.take(("Pod", "default/b")) is not None
+    assert held.oldest_version() == 9
+    assert held.next_due() == 1.0 + BOUND_POD_HOLD_INTERVAL
+    assert [k for k, _ in held.take_due(1.0 + BOUND_POD_HOLD_INTERVAL)] == [("Pod", "default/c")]
+    assert held.oldest_version() is None
+    assert len(held) == 0
