@@ -16,7 +16,8 @@ import docker
 from agent.containers import container_config
 from agent.model import ContainerPort, ContainerSpec, PodAssignment, PodSpec
 from agent.runtime.docker_runtime import DockerRuntime
-from agent.runtime.port import LABEL_NODE, LABEL_POD
+from agent.runtime.port import LABEL_NODE, LABEL_POD, LABEL_STANDBY_FACTS
+from agent.runtime.sandbox import standby_facts
 from tests.support import FakeEngineClient, until_async
 
 POD = PodAssignment(
@@ -78,6 +79,88 @@ def test_no_standby_is_made_for_a_pod_whose_container_is_being_stopped() -> None
             api.release.set()
             await stop
         finally:
+            api.release.set()
+            await runtime.close()
+
+    asyncio.run(scenario())
+    assert api.creates == []
+    assert "web-1" not in runtime._standby_wanted
+
+
+def test_a_listing_during_the_stop_does_not_ask_for_its_standby_again() -> None:
+    """A listing taken during the stop's grace period shows the container still running,
+    with its standby's facts and no standby: adopting it (sandbox.adoptable_standbys) asked
+    for the very standby the stop had dropped, and the next round made it for a pod on its
+    way out (apply_to_running: one after each trial's removal)."""
+    api = Api()
+    runtime = DockerRuntime(
+        "n1",
+        client_factory=lambda: FakeEngineClient(api),
+        reach_own_ip=False,
+        pod_sandbox="multi",
+        standby=True,
+    )
+    config = container_config("n1", "127.0.0.1", POD, POD.spec.containers[0], 0)
+    runtime._standby_wanted["web-1"] = (CID, config, time.monotonic())
+    runtime._quiet_since = time.monotonic() - 60
+    attrs = api.inspect_container(CID)
+    attrs["Config"]["Labels"][LABEL_STANDBY_FACTS] = standby_facts(config)
+    still_running = runtime._info(attrs)
+
+    async def scenario() -> None:
+        try:
+            stop = asyncio.create_task(runtime.stop(CID, 30))
+            await until_async(api.stopping.is_set, "the stop at the engine")
+            # A listing while the stop waits out its grace period, then a standby round.
+            with runtime._sandbox_lock:
+                runtime._adopt_standbys([still_running], time.monotonic())
+            await asyncio.to_thread(runtime._make_standbys_sync)
+            api.release.set()
+            await stop
+        finally:
+            api.release.set()
+            await runtime.close()
+
+    asyncio.run(scenario())
+    assert api.creates == []
+    assert "web-1" not in runtime._standby_wanted
+
+
+class SlowInspectApi(Api):
+    """Api whose inspects of the pod's container wait until released, as a busy engine's do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inspecting = threading.Event()
+        self.inspect_release = threading.Event()
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        if container_id == CID:
+            self.inspecting.set()
+            assert self.inspect_release.wait(30), "never released"
+        return super().inspect_container(container_id)
+
+
+def test_the_standby_is_forgotten_before_the_stops_inspect_is_answered() -> None:
+    """The stop inspects its container first (is it this node's?); a standby round while the
+    engine has not answered that inspect yet made the standby for a pod on its way out."""
+    api = SlowInspectApi()
+    runtime = DockerRuntime("n1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False)
+    config = container_config("n1", "127.0.0.1", POD, POD.spec.containers[0], 0)
+    runtime._standby_wanted["web-1"] = (CID, config, time.monotonic())
+    runtime._quiet_since = time.monotonic() - 60
+
+    async def scenario() -> None:
+        try:
+            stop = asyncio.create_task(runtime.stop(CID, 30))
+            await until_async(api.inspecting.is_set, "the stop's inspect at the engine")
+            # A standby round while the engine has not answered the inspect.
+            await asyncio.to_thread(runtime._make_standbys_sync)
+            api.inspect_release.set()
+            api.release.set()
+            await stop
+        finally:
+            api.inspect_release.set()
             api.release.set()
             await runtime.close()
 
