@@ -23,6 +23,7 @@ import pytest
 from tests.integration.cluster import LocalCluster, wait_for
 from tests.integration.test_agent_restarts import _ids, _inventory
 from tests.integration.test_self_healing import (
+    _controllers_passed,
     _events,
     _full_strength,
     _restart_counts,
@@ -117,19 +118,6 @@ def _stall_grant(cluster: LocalCluster) -> float | None:
             assert granted is not None, event
             return float(granted.group(1))
     return None
-
-
-def _controllers_passed(cluster: LocalCluster, tmp_path: Path, name: str) -> None:
-    """Until the controllers have made a pass over a new, empty Deployment `name`: a pass
-    checks the nodes before the deployments, so a pass has judged them since it began."""
-    cluster.cli("apply", "-f", str(_write_deployment(tmp_path, name, 0)))
-    wait_for(
-        f"a controller pass over {name}",
-        lambda: (
-            cluster.get_json("deployments", name).get("status", {}).get("observedGeneration") == 1
-        ),
-        60,
-    )
 
 
 def _agent_verdicts(cluster: LocalCluster) -> str:

@@ -361,7 +361,8 @@ def _placed_on_and_running(
 
 def _controllers_passed(cluster: LocalCluster, tmp_path: Path, name: str) -> None:
     """Until the controllers have made a pass over a new, empty Deployment `name`: a pass
-    that began after this call."""
+    that began after this call (and checks the nodes before the deployments, so it has
+    judged them since it began)."""
     cluster.cli("apply", "-f", str(_write_deployment(tmp_path, name, 0)))
     wait_for(
         f"a controller pass over {name}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -16,7 +17,7 @@ import docker
 from agent.containers import container_config
 from agent.model import ContainerPort, ContainerSpec, PodAssignment, PodSpec
 from agent.runtime.docker_runtime import DockerRuntime
-from agent.runtime.port import LABEL_NODE, LABEL_POD, LABEL_STANDBY_FACTS
+from agent.runtime.port import LABEL_NODE, LABEL_POD, LABEL_STANDBY_FACTS, ContainerConfig
 from agent.runtime.sandbox import standby_facts
 from tests.support import FakeEngineClient, until_async
 
@@ -60,31 +61,54 @@ class Api:
     def start(self, container_id: str) -> None:
         pass
 
+    def release_all(self) -> None:
+        self.release.set()
 
-def test_no_standby_is_made_for_a_pod_whose_container_is_being_stopped() -> None:
-    api = Api()
-    runtime = DockerRuntime("n1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False)
+
+def _wanting_a_standby(api: Api, **options: Any) -> tuple[DockerRuntime, ContainerConfig]:
+    """A runtime whose pod wants a standby, as after its create (DockerRuntime._create_app_sync),
+    with the engine quiet of starts long enough that a standby round would make it now."""
+    runtime = DockerRuntime(
+        "n1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False, **options
+    )
     config = container_config("n1", "127.0.0.1", POD, POD.spec.containers[0], 0)
-    # As after its create (DockerRuntime._create_app_sync): the pod wants a standby, and the
-    # engine has been quiet of starts for long enough that a round would make it now.
     runtime._standby_wanted["web-1"] = (CID, config, time.monotonic())
     runtime._quiet_since = time.monotonic() - 60
+    return runtime, config
+
+
+def _stop_with_a_round_meanwhile(
+    runtime: DockerRuntime,
+    api: Api,
+    held_at: threading.Event,
+    what: str,
+    before_round: Callable[[], None] = lambda: None,
+) -> None:
+    """Stop CID; once the engine holds the stop at `held_at`, run `before_round` and a
+    standby round, then let the engine answer. The pod must have wanted no standby."""
 
     async def scenario() -> None:
         try:
             stop = asyncio.create_task(runtime.stop(CID, 30))
-            await until_async(api.stopping.is_set, "the stop at the engine")
-            # A standby round while the stop waits out its grace period.
+            await until_async(held_at.is_set, what)
+            before_round()
             await asyncio.to_thread(runtime._make_standbys_sync)
-            api.release.set()
+            api.release_all()
             await stop
         finally:
-            api.release.set()
+            api.release_all()
             await runtime.close()
 
     asyncio.run(scenario())
     assert api.creates == []
     assert "web-1" not in runtime._standby_wanted
+
+
+def test_no_standby_is_made_for_a_pod_whose_container_is_being_stopped() -> None:
+    api = Api()
+    runtime, _ = _wanting_a_standby(api)
+    # A standby round while the stop waits out its grace period.
+    _stop_with_a_round_meanwhile(runtime, api, api.stopping, "the stop at the engine")
 
 
 def test_a_listing_during_the_stop_does_not_ask_for_its_standby_again() -> None:
@@ -93,37 +117,17 @@ def test_a_listing_during_the_stop_does_not_ask_for_its_standby_again() -> None:
     for the very standby the stop had dropped, and the next round made it for a pod on its
     way out (apply_to_running: one after each trial's removal)."""
     api = Api()
-    runtime = DockerRuntime(
-        "n1",
-        client_factory=lambda: FakeEngineClient(api),
-        reach_own_ip=False,
-        pod_sandbox="multi",
-        standby=True,
-    )
-    config = container_config("n1", "127.0.0.1", POD, POD.spec.containers[0], 0)
-    runtime._standby_wanted["web-1"] = (CID, config, time.monotonic())
-    runtime._quiet_since = time.monotonic() - 60
+    runtime, config = _wanting_a_standby(api, pod_sandbox="multi", standby=True)
     attrs = api.inspect_container(CID)
     attrs["Config"]["Labels"][LABEL_STANDBY_FACTS] = standby_facts(config)
     still_running = runtime._info(attrs)
 
-    async def scenario() -> None:
-        try:
-            stop = asyncio.create_task(runtime.stop(CID, 30))
-            await until_async(api.stopping.is_set, "the stop at the engine")
-            # A listing while the stop waits out its grace period, then a standby round.
-            with runtime._sandbox_lock:
-                runtime._adopt_standbys([still_running], time.monotonic())
-            await asyncio.to_thread(runtime._make_standbys_sync)
-            api.release.set()
-            await stop
-        finally:
-            api.release.set()
-            await runtime.close()
+    def listing() -> None:
+        with runtime._sandbox_lock:
+            runtime._adopt_standbys([still_running], time.monotonic())
 
-    asyncio.run(scenario())
-    assert api.creates == []
-    assert "web-1" not in runtime._standby_wanted
+    # A listing while the stop waits out its grace period, then a standby round.
+    _stop_with_a_round_meanwhile(runtime, api, api.stopping, "the stop at the engine", listing)
 
 
 class SlowInspectApi(Api):
@@ -140,30 +144,14 @@ class SlowInspectApi(Api):
             assert self.inspect_release.wait(30), "never released"
         return super().inspect_container(container_id)
 
+    def release_all(self) -> None:
+        self.inspect_release.set()
+        super().release_all()
+
 
 def test_the_standby_is_forgotten_before_the_stops_inspect_is_answered() -> None:
     """The stop inspects its container first (is it this node's?); a standby round while the
     engine has not answered that inspect yet made the standby for a pod on its way out."""
     api = SlowInspectApi()
-    runtime = DockerRuntime("n1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False)
-    config = container_config("n1", "127.0.0.1", POD, POD.spec.containers[0], 0)
-    runtime._standby_wanted["web-1"] = (CID, config, time.monotonic())
-    runtime._quiet_since = time.monotonic() - 60
-
-    async def scenario() -> None:
-        try:
-            stop = asyncio.create_task(runtime.stop(CID, 30))
-            await until_async(api.inspecting.is_set, "the stop's inspect at the engine")
-            # A standby round while the engine has not answered the inspect.
-            await asyncio.to_thread(runtime._make_standbys_sync)
-            api.inspect_release.set()
-            api.release.set()
-            await stop
-        finally:
-            api.inspect_release.set()
-            api.release.set()
-            await runtime.close()
-
-    asyncio.run(scenario())
-    assert api.creates == []
-    assert "web-1" not in runtime._standby_wanted
+    runtime, _ = _wanting_a_standby(api)
+    _stop_with_a_round_meanwhile(runtime, api, api.inspecting, "the stop's inspect at the engine")
