@@ -27,10 +27,8 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from agent.runtime.port import LABEL_NODE, LABEL_POD, LABEL_STANDBY
 from tests.bench.engine import BenchError
-
-# The label every standby holder carries (agent/runtime/sandbox.py LABEL_STANDBY).
-STANDBY_LABEL = "pinnace.sandbox-standby"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +51,9 @@ def standby_started(
     if event.get("Type") != "container" or event.get("Action") != "start":
         return None
     attributes = (event.get("Actor") or {}).get("Attributes") or {}
-    pod = str(attributes.get("pinnace.pod", ""))
-    node = str(attributes.get("pinnace.node", ""))
-    if STANDBY_LABEL not in attributes or node not in nodes:
+    pod = str(attributes.get(LABEL_POD, ""))
+    node = str(attributes.get(LABEL_NODE, ""))
+    if LABEL_STANDBY not in attributes or node not in nodes:
         return None
     if not pod.startswith(prefix) or pod in done:
         return None
@@ -71,7 +69,7 @@ class StandbyStarts:
         self._stream = api.events(
             decode=True,
             since=time.time(),
-            filters={"type": ["container"], "event": ["start"], "label": [STANDBY_LABEL]},
+            filters={"type": ["container"], "event": ["start"], "label": [LABEL_STANDBY]},
         )
         self._events: list[dict[str, Any]] = []
         self._changed = threading.Condition()

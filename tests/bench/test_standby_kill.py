@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from agent.runtime.port import LABEL_STANDBY
 from tests.bench.recovery import parse_args
-from tests.bench.standby_kill import STANDBY_LABEL, StandbyStart, standby_started
+from tests.bench.standby_kill import StandbyStart, standby_started
 
 NODES = ("it-a", "it-b")
 
@@ -23,7 +24,7 @@ def event(
 ) -> dict[str, Any]:
     attributes = {"pinnace.pod": pod, "pinnace.node": node, "name": f"pinnace-{node}-{pod}"}
     if standby:
-        attributes[STANDBY_LABEL] = "true"
+        attributes[LABEL_STANDBY] = "true"
     return {
         "Type": "container",
         "Action": action,
