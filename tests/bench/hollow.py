@@ -118,8 +118,12 @@ class Fleet:
         count: int,
         per_channel: int,
         proxied: tuple[str, ...] = (),
+        nice: int = 0,
     ) -> None:
-        argv = [sys.executable, "-m", "tests.bench.hollow_fleet", "--master", master]
+        # `nice`: the fleet stands in for agents on other machines; at a lower CPU priority it
+        # takes what the master leaves instead of competing with it for the two cores.
+        argv = ["nice", "-n", str(nice)] if nice else []
+        argv += [sys.executable, "-m", "tests.bench.hollow_fleet", "--master", master]
         argv += ["--first", str(first), "--count", str(count), "--proxied", ",".join(proxied)]
         argv += ["--token", token] if token else ["--agents-per-channel", str(per_channel)]
         self.proc = subprocess.Popen(
@@ -535,6 +539,7 @@ async def main_async(
     return_timeout: float | None = None,
     after_window: float = 20.0,
     trace: str = "",
+    fleet_nice: int = 0,
 ) -> HollowResult | None:
     """One run; `during_window(address, seconds)` runs beside the steady window (another
     bench's probe, e.g. store_compare.py's writes); `return_timeout` None: no watch for the
@@ -581,7 +586,7 @@ async def main_async(
         for i, first in enumerate(firsts):
             count = min(share, nodes - first)
             cuts = tuple(name for kind, f, name in victims if kind == "cut" and f == i)
-            fleets.append(Fleet(address, token, first, count, per_channel, cuts))
+            fleets.append(Fleet(address, token, first, count, per_channel, cuts, fleet_nice))
         pumps = [asyncio.create_task(f.pump()) for f in fleets]
         # Apply to a cluster whose nodes are all in: a join storm and a big apply at once
         # measured the storm more than the apply.
@@ -624,6 +629,7 @@ async def main_async(
         writes0 = await asyncio.to_thread(store_writes, metrics_url)
         counts0 = await asyncio.to_thread(lifecycle_counts, metrics_url)
         threads0, waits0 = thread_cpu_s(master.pid), run_queue_waits_s(master.pid)
+        messages0 = fleet_messages(fleets)
         await asyncio.to_thread(cli, address, env, "apply", "-f", str(manifest))
         backlogs: list[float] = []
         while (running := await asyncio.to_thread(running_pods, metrics_url, backlogs)) < pods:
@@ -637,6 +643,13 @@ async def main_async(
         converge_fleet = fleet_cpu_s(fleets) - fleet_cpu0
         converge_machine = machine_busy_s() - machine_cpu0
         threads1, waits1 = thread_cpu_s(master.pid), run_queue_waits_s(master.pid)
+        # The fleets' status lines are up to a second old: counted at all Running, not exact.
+        messages = fleet_messages(fleets) - messages0
+        print(
+            "messages from the apply to all Running (fleets' last status lines): "
+            + ", ".join(f"{k} {v} ({v / pods:.2f} a pod)" for k, v in sorted(messages.items())),
+            flush=True,
+        )
         print(
             f"{pods} pods Running on {nodes} hollow nodes in {converge:.1f}s; the master used "
             f"{converge_cpu:.1f} CPU-seconds meanwhile, the fleet {converge_fleet:.1f}, the "
@@ -822,6 +835,15 @@ async def main_async(
             master.kill()
             master.wait()
         subprocess.run(["rm", "-rf", data], check=False)
+
+
+def fleet_messages(fleets: list[Fleet]) -> Counter[str]:
+    """The assignment messages the fleets' agents received and the status batches they sent,
+    as of their latest status lines (tests/bench/hollow_fleet.py MESSAGES)."""
+    total: Counter[str] = Counter()
+    for f in fleets:
+        total.update(dict(f.status.get("messages", {})))  # type: ignore[call-overload]
+    return total
 
 
 def fleet_cpu_s(fleets: list[Fleet]) -> float:
@@ -1080,6 +1102,14 @@ def main() -> None:
         "apply (decisions, bindings, sends, reports, heartbeats, passes, node conditions) "
         "to 5 s after all Running; `python -m tests.bench.trace_master --report OUT` prints it",
     )
+    parser.add_argument(
+        "--fleet-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the fleet processes at niceness N (`nice -n N`): agents that stand in for "
+        "other machines take the CPU the master leaves; 0 (the default): equal priority",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append results.jsonl")
     args = parser.parse_args()
     stalls_dir = tempfile.mkdtemp(prefix="pinnace-hollow-stalls-") if args.stalls else ""
@@ -1110,6 +1140,7 @@ def main() -> None:
             return_timeout=args.return_timeout,
             after_window=args.after_window,
             trace=args.trace,
+            fleet_nice=args.fleet_nice,
         )
     )
     if stalls_dir:

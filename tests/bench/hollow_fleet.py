@@ -72,6 +72,9 @@ RECONNECTS: Counter[str] = Counter()
 # Hung agents whose loop watchdog ended their connection: when it began to, and when the
 # close returned (unix time), for the bench's timeline of a hang's detection.
 CLOSED: dict[str, tuple[float, float]] = {}
+# Messages this process's agents read and wrote: assignment messages (whole sets and changes)
+# received, and status batches sent. Per pod, what the master's sends and reads cost scales with.
+MESSAGES: Counter[str] = Counter()
 
 
 class HollowAgent:
@@ -176,6 +179,8 @@ class HollowAgent:
         try:
             async for msg in call:
                 body = msg.WhichOneof("body")
+                if body in ("assignments", "assignment_changes"):
+                    MESSAGES["assignment messages received"] += 1
                 if body == "assignments":
                     whole = msg.assignments
                     held.whole(whole.sequence, {p.name: p.epoch for p in whole.pods})
@@ -281,6 +286,7 @@ class HollowAgent:
                 )
             )
         if reports:
+            MESSAGES["status batches sent"] += 1
             await self.outbox.put(
                 node_pb2.AgentMessage(statuses=node_pb2.PodStatusBatch(pods=reports))
             )
@@ -401,6 +407,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     "join_failures": dict(JOIN_FAILURES),
                     "reconnects": dict(RECONNECTS),
                     "closed": dict(CLOSED),
+                    "messages": dict(MESSAGES),
                     "ended": dict(Counter(a.ended for a in agents if a.ended)),
                     "plans": dict(
                         Counter(
