@@ -76,6 +76,7 @@ from agent.runtime.port import (
     LABEL_STANDBY,
     LABEL_STANDBY_FACTS,
     LABEL_VOLUME_KIND,
+    BeforeRemove,
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
@@ -85,6 +86,7 @@ from agent.runtime.port import (
     ImagePullError,
     LogOptions,
     Mount,
+    Ran,
     RuntimeEvent,
     RuntimeFailure,
     RuntimeUnavailable,
@@ -1595,13 +1597,19 @@ class DockerRuntime:
             self._remove_sync(container_id)
 
     async def replace(
-        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+        self,
+        old_id: str,
+        config: ContainerConfig,
+        before_remove: BeforeRemove | None = None,
+        ran: Ran | None = None,
     ) -> ContainerInfo:
         await self._await_bridge()
         made = ""
         try:
             info = await self._call(self._swap_sync, old_id, config)
             made = info.id
+            if ran is not None:
+                ran(info)
             return info
         except RuntimeFailure:
             raise
@@ -1610,9 +1618,12 @@ class DockerRuntime:
                 f"cannot start container {config.name}: {_explain(exc)}"
             ) from exc
         finally:
-            if before_remove is not None:
+            # Started only now: its engine calls (an inspect and a log read of the old one)
+            # beside the create and start made them slower on a busy engine.
+            work = before_remove() if before_remove is not None else None
+            if work is not None:
                 with contextlib.suppress(Exception):
-                    await before_remove
+                    await work
             await self._call(self._remove_quietly_sync, old_id)
             if made:
                 with contextlib.suppress(RuntimeError):  # the runtime is closing

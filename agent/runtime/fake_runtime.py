@@ -24,6 +24,7 @@ from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
     STDOUT,
+    BeforeRemove,
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
@@ -32,6 +33,7 @@ from agent.runtime.port import (
     ExecSession,
     ImagePullError,
     LogOptions,
+    Ran,
     RuntimeEvent,
     RuntimeFailure,
     VolumeInfo,
@@ -307,18 +309,26 @@ class FakeRuntime:
             self.engine.mounted.pop(container_id, None)
 
     async def replace(
-        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+        self,
+        old_id: str,
+        config: ContainerConfig,
+        before_remove: BeforeRemove | None = None,
+        ran: Ran | None = None,
     ) -> ContainerInfo:
         old = self._mine(self.engine.containers.get(old_id))
         if old is not None:
             # Moved out of the way, as the engine's rename does: the new one takes the name.
             self.engine.containers[old_id] = replace(old, name=f"{old.name}-replaced-{old_id[:12]}")
         try:
-            return await self.create_and_start(config)
+            info = await self.create_and_start(config)
+            if ran is not None:
+                ran(info)
+            return info
         finally:
-            if before_remove is not None:
+            work = before_remove() if before_remove is not None else None
+            if work is not None:
                 with contextlib.suppress(Exception):
-                    await before_remove
+                    await work
             await self.remove(old_id)
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:

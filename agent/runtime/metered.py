@@ -15,12 +15,14 @@ from typing import TypeVar
 
 from agent.metrics import CONTAINER_ERRORS, CONTAINER_OPERATION
 from agent.runtime.port import (
+    BeforeRemove,
     ContainerConfig,
     ContainerInfo,
     ContainerStats,
     ExecResult,
     ExecSession,
     LogOptions,
+    Ran,
     Runtime,
     RuntimeEvent,
     VolumeInfo,
@@ -69,9 +71,13 @@ class MeteredRuntime:
         await _timed("remove", self._inner.remove(container_id))
 
     async def replace(
-        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+        self,
+        old_id: str,
+        config: ContainerConfig,
+        before_remove: BeforeRemove | None = None,
+        ran: Ran | None = None,
     ) -> ContainerInfo:
-        return await _timed("replace", self._inner.replace(old_id, config, before_remove))
+        return await _timed("replace", self._inner.replace(old_id, config, before_remove, ran))
 
     async def restart_in_place(self, container_id: str, name: str) -> ContainerInfo:
         return await _timed("restart_in_place", self._inner.restart_in_place(container_id, name))

@@ -12,7 +12,7 @@ unit tests and hollow nodes. Both pass tests/integration/test_agent_runtime_cont
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -393,6 +393,12 @@ class ExecSession(Protocol):
     async def close(self) -> None: ...
 
 
+# What Runtime.replace calls once the new container runs, and what it starts once the
+# start is over (work that still reads the old container), before removing the old one.
+Ran = Callable[[ContainerInfo], None]
+BeforeRemove = Callable[[], Awaitable[None] | None]
+
+
 class Runtime(Protocol):
     """A container engine seen through one node's labels."""
 
@@ -440,13 +446,21 @@ class Runtime(Protocol):
         ...
 
     async def replace(
-        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+        self,
+        old_id: str,
+        config: ContainerConfig,
+        before_remove: BeforeRemove | None = None,
+        ran: Ran | None = None,
     ) -> ContainerInfo:
         """Creates and starts a container for `config` in place of the dead `old_id`, which
         is moved out of the way first and removed only once the new one runs (a crashed
-        container runs again sooner). Raises ContainerCreateError as create_and_start;
-        the old container is removed either way, after `before_remove` (work that still
-        reads the old container, such as keeping its log, runs beside the start)."""
+        container runs again sooner). `ran(info)` is called as soon as the new one runs,
+        before anything else (the worker reports it running from there: the old one's log
+        and removal are not on the way to the master). Raises ContainerCreateError as
+        create_and_start; the old container is removed either way, after the work
+        `before_remove()` starts once the start is over (work that still reads the old
+        container, such as keeping its log: not beside the start, where its engine calls
+        would compete with the create and start on a busy engine)."""
         ...
 
     async def restart_in_place(self, container_id: str, new_name: str) -> ContainerInfo:
