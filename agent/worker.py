@@ -535,8 +535,9 @@ class Worker:
         config = await self._config(action.assignment, action.spec, action.restart_count)
         dead = action.dead
         if dead is not None and not dead.standby_id:
-            # A standby made since the last listing: the runtime knows it at once.
-            dead = replace(dead, standby_id=self._runtime.standby_of(dead))
+            # A standby made since the last listing: the runtime knows it at once, and one
+            # being made right now is waited for (Runtime.standby_soon).
+            dead = replace(dead, standby_id=await self._runtime.standby_soon(dead))
         path = (
             restart_path(dead, config, action.immediate)
             if dead is not None

@@ -97,6 +97,7 @@ from agent.runtime.port import (
 )
 from agent.runtime.sandbox import (
     SANDBOX_IMAGE,
+    STANDBY_WAIT,
     Member,
     SandboxMode,
     adoptable_standbys,
@@ -341,6 +342,10 @@ class DockerRuntime:
         # says of them): joinable from the start's return, as a crash meanwhile would be
         # started again in place (_standby_started). Under _sandbox_lock.
         self._standbys_started: dict[str, ContainerInfo] = {}
+        # Pod -> set once the standby holder being made for it now started (or failed): what
+        # standby_soon waits for. Under _sandbox_lock; `standby_wait` seconds at most.
+        self._standbys_making: dict[str, threading.Event] = {}
+        self.standby_wait = STANDBY_WAIT
         self._busy: collections.Counter[str] = collections.Counter()
         # When each pod's last start ended (monotonic): a listing taken before that may
         # not show the container it made, so its sweep leaves the pod alone too.
@@ -715,6 +720,7 @@ class DockerRuntime:
                         return
                     pod, (cid, config, _) = next(iter(self._standby_wanted.items()))
                     self._standby_tried.add(cid)
+                    making = self._standbys_making[pod] = threading.Event()
                 try:
                     with self._starting(pod):
                         self._ensure_holder_sync(config, standby=True)
@@ -722,6 +728,11 @@ class DockerRuntime:
                     log.info("pod sandbox: no standby for pod %s: no %s", pod, self._sandbox_image)
                 except Exception as exc:
                     log.warning("pod sandbox: no standby for pod %s: %s", pod, _explain(exc))
+                finally:
+                    with self._sandbox_lock:
+                        if self._standbys_making.get(pod) is making:
+                            del self._standbys_making[pod]
+                    making.set()
                 with self._sandbox_lock:
                     if self._standby_wanted.get(pod, ("", None))[0] == cid:
                         del self._standby_wanted[pod]
@@ -1048,6 +1059,9 @@ class DockerRuntime:
             info = ContainerInfo(cid, wanted.name, wanted.image, "running", dict(wanted.labels))
             with self._sandbox_lock:
                 self._standbys_started = {**self._standbys_started, cid: info}
+                making = self._standbys_making.get(info.pod)
+            if making is not None:
+                making.set()  # a crash restart waiting in standby_soon joins it now
 
         return started
 
@@ -1071,6 +1085,21 @@ class DockerRuntime:
         with self._sandbox_lock:
             holders = [*self._holders.values(), *self._standbys_started.values()]
         return pod_standbys(holders).get(container.pod, "")
+
+    async def standby_soon(self, container: ContainerInfo) -> str:
+        """standby_of, after waiting (`standby_wait` seconds at most, on a thread of the
+        loop's default executor: this runtime's own may all be at the engine) for the start
+        of the standby holder of `container`'s pod, when one is being made right now: its
+        create sent, its start not returned, a crash then was started again in place."""
+        known = self.standby_of(container)
+        if known or not self._standby or container.sandbox_id:
+            return known
+        with self._sandbox_lock:
+            making = self._standbys_making.get(container.pod)
+        if making is None:
+            return ""
+        await asyncio.get_running_loop().run_in_executor(None, making.wait, self.standby_wait)
+        return self.standby_of(container)
 
     def _create_container_sync(
         self,

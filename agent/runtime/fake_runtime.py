@@ -41,6 +41,7 @@ from agent.runtime.port import (
     pod_of,
     restarted_name,
 )
+from agent.runtime.sandbox import STANDBY_WAIT
 
 
 @dataclass
@@ -89,6 +90,9 @@ class FakeEngine:
         # Pod -> the standby holder the runtime knows for it (tests set it: no holder is
         # made here), what standby_of answers for a container of its own network.
         self.standbys: dict[str, str] = {}
+        # Pod -> set once the standby holder being made for it started (or failed): what
+        # standby_soon waits for (tests set both).
+        self.standbys_making: dict[str, asyncio.Event] = {}
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self._subscribers: list[_Subscriber] = []
@@ -336,6 +340,13 @@ class FakeRuntime:
 
     def standby_of(self, container: ContainerInfo) -> str:
         return "" if container.sandbox_id else self.engine.standbys.get(container.pod, "")
+
+    async def standby_soon(self, container: ContainerInfo) -> str:
+        making = self.engine.standbys_making.get(container.pod)
+        if making is not None and not self.standby_of(container) and not container.sandbox_id:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(making.wait(), STANDBY_WAIT)
+        return self.standby_of(container)
 
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         info = self._mine(self.engine.containers.get(container_id))

@@ -88,6 +88,9 @@ class MeteredRuntime:
     def standby_of(self, container: ContainerInfo) -> str:
         return self._inner.standby_of(container)  # memory, not an engine call: untimed
 
+    async def standby_soon(self, container: ContainerInfo) -> str:
+        return await self._inner.standby_soon(container)  # a wait, not an engine call
+
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         return await _timed("exec", self._inner.exec(container_id, command))
 

@@ -478,7 +478,14 @@ class Runtime(Protocol):
         """The id of the running standby holder of `container`'s pod as the runtime knows it
         now ("": none), from its own memory, no engine call: one it made is known as soon
         as its start returned, before any listing shows it (ContainerInfo.standby_id is as
-        old as the listing). The worker asks it before deciding a crash restart."""
+        old as the listing)."""
+        ...
+
+    async def standby_soon(self, container: ContainerInfo) -> str:
+        """standby_of, except while the standby holder of `container`'s pod is being made
+        right then (its create sent, its start not returned): then what standby_of says once
+        that start returned, or sandbox.STANDBY_WAIT seconds went by. The worker asks it
+        before deciding a crash restart: a crash in that window was started again in place."""
         ...
 
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
