@@ -66,6 +66,8 @@ class HeldRuntime(FakeRuntime):
 class StandbyHarness(Harness):
     """Pod a running with its standby made, the worker following events, logs kept."""
 
+    runtime: HeldRuntime
+
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.engine = FakeEngine(clock=self.clock.now)
@@ -136,7 +138,7 @@ def test_the_dead_runs_log_is_read_only_once_its_replacement_runs() -> None:
     async def scenario() -> None:
         h = StandbyHarness()
         first, watcher = await h.crash_into_standby(h.runtime.creates)
-        await until_async(lambda: h.worker.starting, "the replacement's start under way", 3)
+        await until_async(lambda: h.worker.starting > 0, "the replacement's start under way", 3)
         for _ in range(50):
             await asyncio.sleep(0)  # the worker's other tasks get every chance to run
 
