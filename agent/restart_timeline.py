@@ -23,6 +23,12 @@ TIMELINE = "restart-timeline"
 REPORTED = "restart-reported"
 # The runtime's line for a start in place: `engine restart-in-place id=ID sent=T returned=T`.
 ENGINE_START = "engine restart-in-place"
+# The runtime's line for a replacement joined to its pod's standby holder:
+# `engine replace-into-standby id=NEW old=OLD began=T create_sent=T sent=T returned=T
+# inspected=T done=T` (wall times: the swap's thread began, the create sent, the start sent
+# and returned, the inspect after it answered, the swap done: after-start hook included).
+ENGINE_SWAP = "engine replace-into-standby"
+SWAP_MARKS = ("began", "create_sent", "sent", "returned", "inspected", "done")
 
 
 @dataclass(frozen=True, slots=True)

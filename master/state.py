@@ -634,8 +634,21 @@ class ClusterState:
         if self._staged is not None:
             self._stage(key, stored)
             return stored
-        self._unindex(kind, existing)
-        self._index(kind, stored)
+        if (
+            isinstance(existing, Pod)
+            and isinstance(stored, Pod)
+            and existing.owner == stored.owner
+            and existing.node_name == stored.node_name
+        ):
+            # The same pod on the same node and owner (every status report): only its
+            # place in the kind's dict moves; the owner and node index sets stay as they are.
+            self._changes[kind] += 1
+            objects = self._objects[kind]
+            del objects[key[1]]
+            objects[key[1]] = stored
+        else:
+            self._unindex(kind, existing)
+            self._index(kind, stored)
         held = self._held_pods
         unstored = (existing is None and key not in self._pending_deletes) or key in held
         if isinstance(stored, Pod) and holds_pod(stored, unstored):

@@ -63,6 +63,7 @@ from agent.hostgw.bridge import (
 from agent.memory_volumes import MemoryVolumeError, MemoryVolumes
 from agent.mount_paths import SubPathEscape, make_host_path, make_sub_path, path_kind
 from agent.mountns import why_mounts_stay_here
+from agent.restart_timeline import ENGINE_SWAP, SWAP_MARKS
 from agent.runtime.docker_exec import DockerAttachSession, DockerExecSession
 from agent.runtime.docker_stats import parse_stats
 from agent.runtime.image_gate import ImageGate, PullCounts
@@ -75,6 +76,7 @@ from agent.runtime.port import (
     LABEL_STANDBY,
     LABEL_STANDBY_FACTS,
     LABEL_VOLUME_KIND,
+    BeforeRemove,
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
@@ -84,6 +86,7 @@ from agent.runtime.port import (
     ImagePullError,
     LogOptions,
     Mount,
+    Ran,
     RuntimeEvent,
     RuntimeFailure,
     RuntimeUnavailable,
@@ -94,6 +97,7 @@ from agent.runtime.port import (
 )
 from agent.runtime.sandbox import (
     SANDBOX_IMAGE,
+    STANDBY_WAIT,
     Member,
     SandboxMode,
     adoptable_standbys,
@@ -338,6 +342,10 @@ class DockerRuntime:
         # says of them): joinable from the start's return, as a crash meanwhile would be
         # started again in place (_standby_started). Under _sandbox_lock.
         self._standbys_started: dict[str, ContainerInfo] = {}
+        # Pod -> set once the standby holder being made for it now started (or failed): what
+        # standby_soon waits for. Under _sandbox_lock; `standby_wait` seconds at most.
+        self._standbys_making: dict[str, threading.Event] = {}
+        self.standby_wait = STANDBY_WAIT
         self._busy: collections.Counter[str] = collections.Counter()
         # When each pod's last start ended (monotonic): a listing taken before that may
         # not show the container it made, so its sweep leaves the pod alone too.
@@ -712,6 +720,7 @@ class DockerRuntime:
                         return
                     pod, (cid, config, _) = next(iter(self._standby_wanted.items()))
                     self._standby_tried.add(cid)
+                    making = self._standbys_making[pod] = threading.Event()
                 try:
                     with self._starting(pod):
                         self._ensure_holder_sync(config, standby=True)
@@ -719,6 +728,11 @@ class DockerRuntime:
                     log.info("pod sandbox: no standby for pod %s: no %s", pod, self._sandbox_image)
                 except Exception as exc:
                     log.warning("pod sandbox: no standby for pod %s: %s", pod, _explain(exc))
+                finally:
+                    with self._sandbox_lock:
+                        if self._standbys_making.get(pod) is making:
+                            del self._standbys_making[pod]
+                    making.set()
                 with self._sandbox_lock:
                     if self._standby_wanted.get(pod, ("", None))[0] == cid:
                         del self._standby_wanted[pod]
@@ -908,11 +922,21 @@ class DockerRuntime:
                 self._app_busy -= 1
                 self._quiet_since = time.monotonic()
 
-    def _create_sync(self, config: ContainerConfig, gate: ImageGate | None = None) -> ContainerInfo:
+    def _create_sync(
+        self,
+        config: ContainerConfig,
+        gate: ImageGate | None = None,
+        marks: dict[str, float] | None = None,
+    ) -> ContainerInfo:
         with self._app_work():
-            return self._create_app_sync(config, gate)
+            return self._create_app_sync(config, gate, marks)
 
-    def _create_app_sync(self, config: ContainerConfig, gate: ImageGate | None) -> ContainerInfo:
+    def _create_app_sync(
+        self,
+        config: ContainerConfig,
+        gate: ImageGate | None,
+        marks: dict[str, float] | None = None,
+    ) -> ContainerInfo:
         pod = pod_of(config.labels)
         if not wants_sandbox(self._sandbox, config):
             standby = self._usable_standby(config)
@@ -921,7 +945,7 @@ class DockerRuntime:
                 # it, the start makes no network. The pod is in a sandbox from now on.
                 with self._starting(pod):
                     info = self._create_container_sync(
-                        joined_config(config), network_mode(standby), gate
+                        joined_config(config), network_mode(standby), gate, marks=marks
                     )
                 log.info("pod sandbox: pod %s joined its standby %s", pod, standby[:12])
                 return info
@@ -1035,6 +1059,9 @@ class DockerRuntime:
             info = ContainerInfo(cid, wanted.name, wanted.image, "running", dict(wanted.labels))
             with self._sandbox_lock:
                 self._standbys_started = {**self._standbys_started, cid: info}
+                making = self._standbys_making.get(info.pod)
+            if making is not None:
+                making.set()  # a crash restart waiting in standby_soon joins it now
 
         return started
 
@@ -1059,20 +1086,37 @@ class DockerRuntime:
             holders = [*self._holders.values(), *self._standbys_started.values()]
         return pod_standbys(holders).get(container.pod, "")
 
+    async def standby_soon(self, container: ContainerInfo) -> str:
+        """standby_of, after waiting (`standby_wait` seconds at most, on a thread of the
+        loop's default executor: this runtime's own may all be at the engine) for the start
+        of the standby holder of `container`'s pod, when one is being made right now: its
+        create sent, its start not returned, a crash then was started again in place."""
+        known = self.standby_of(container)
+        if known or not self._standby or container.sandbox_id:
+            return known
+        with self._sandbox_lock:
+            making = self._standbys_making.get(container.pod)
+        if making is None:
+            return ""
+        await asyncio.get_running_loop().run_in_executor(None, making.wait, self.standby_wait)
+        return self.standby_of(container)
+
     def _create_container_sync(
         self,
         config: ContainerConfig,
         joined: str = "",
         gate: ImageGate | None = None,
         started: Callable[[str], None] | None = None,
+        marks: dict[str, float] | None = None,
     ) -> ContainerInfo:
         """Creates and starts one container (`joined`: the network mode of one that joins a
         holder's namespace; "": the node's own network for pods). `gate`: the image step
         still under way (agent/runtime/image_gate.py): the create goes at once, the start
         waits for it. Lists meanwhile describe it without an inspect (_start_under_way).
-        `started(id)` runs as soon as the start returned, before the inspect that follows."""
+        `started(id)` runs as soon as the start returned, before the inspect that follows.
+        `marks` gets the wall times of the engine calls (SWAP_MARKS), for the restart log."""
         with self._start_under_way(config.name):
-            return self._create_and_start_sync(config, joined, gate, started)
+            return self._create_and_start_sync(config, joined, gate, started, marks)
 
     def _create_and_start_sync(
         self,
@@ -1080,7 +1124,9 @@ class DockerRuntime:
         joined: str,
         gate: ImageGate | None,
         started: Callable[[str], None] | None = None,
+        marks: dict[str, float] | None = None,
     ) -> ContainerInfo:
+        marks = {} if marks is None else marks
         api = self._api()
         # On a pod network the ports stay exposed (so inspect lists them) but unpublished.
         port_bindings = {
@@ -1141,6 +1187,7 @@ class DockerRuntime:
                 return str(create()["Id"])
 
         pulls_before = self._pulls.count(config.image)
+        marks["create_sent"] = time.time()
         try:
             cid = create_freeing_name()
         except docker.errors.ImageNotFound:
@@ -1158,10 +1205,13 @@ class DockerRuntime:
                 gate.wait()
                 if self._pulls.count(config.image) != pulls_before:
                     cid = self._made_from_pulled(api, cid, config.image, create_freeing_name)
+            marks["sent"] = time.time()
             api.start(cid)
+            marks["returned"] = time.time()
             if started is not None:
                 started(cid)
             info = self._info(api.inspect_container(cid))
+            marks["inspected"] = time.time()
         except Exception:
             # A container that cannot start is removed, so the name is free for the retry.
             with contextlib.suppress(docker.errors.DockerException):
@@ -1469,16 +1519,20 @@ class DockerRuntime:
         it only after its network cleanup (it holds the dead container's lock meanwhile),
         the wait the standby is there to skip. This runtime lists it as `config.name`
         meanwhile, as a container started again in place is listed before its rename."""
-        began = time.monotonic()
+        marks = {"began": time.time()}
         joining = dataclasses.replace(config, name=f"{config.name}.joining-{old_id[:12]}")
-        info = self._create_sync(joining)
+        info = self._create_sync(joining, marks=marks)
         self._renaming[info.id] = config.name
         info = dataclasses.replace(info, name=config.name)
         self._cache[info.id] = (info.state, info)
+        marks["done"] = time.time()
+        # The line agent/restart_timeline.py's ENGINE_SWAP names (the bench reads it).
         log.info(
-            "engine replace into standby id=%s create+start+inspect=%.3f",
+            "%s id=%s old=%s %s",
+            ENGINE_SWAP,
+            info.id[:12],
             old_id[:12],
-            time.monotonic() - began,
+            " ".join(f"{k}={marks.get(k, 0.0):.6f}" for k in SWAP_MARKS),
         )
         return info
 
@@ -1572,13 +1626,19 @@ class DockerRuntime:
             self._remove_sync(container_id)
 
     async def replace(
-        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+        self,
+        old_id: str,
+        config: ContainerConfig,
+        before_remove: BeforeRemove | None = None,
+        ran: Ran | None = None,
     ) -> ContainerInfo:
         await self._await_bridge()
         made = ""
         try:
             info = await self._call(self._swap_sync, old_id, config)
             made = info.id
+            if ran is not None:
+                ran(info)
             return info
         except RuntimeFailure:
             raise
@@ -1587,9 +1647,12 @@ class DockerRuntime:
                 f"cannot start container {config.name}: {_explain(exc)}"
             ) from exc
         finally:
-            if before_remove is not None:
+            # Started only now: its engine calls (an inspect and a log read of the old one)
+            # beside the create and start made them slower on a busy engine.
+            work = before_remove() if before_remove is not None else None
+            if work is not None:
                 with contextlib.suppress(Exception):
-                    await before_remove
+                    await work
             await self._call(self._remove_quietly_sync, old_id)
             if made:
                 with contextlib.suppress(RuntimeError):  # the runtime is closing

@@ -24,6 +24,7 @@ from agent.runtime.port import (
     LABEL_CONTAINER,
     LABEL_NODE,
     STDOUT,
+    BeforeRemove,
     ContainerConfig,
     ContainerCreateError,
     ContainerInfo,
@@ -32,6 +33,7 @@ from agent.runtime.port import (
     ExecSession,
     ImagePullError,
     LogOptions,
+    Ran,
     RuntimeEvent,
     RuntimeFailure,
     VolumeInfo,
@@ -39,6 +41,7 @@ from agent.runtime.port import (
     pod_of,
     restarted_name,
 )
+from agent.runtime.sandbox import STANDBY_WAIT
 
 
 @dataclass
@@ -87,6 +90,9 @@ class FakeEngine:
         # Pod -> the standby holder the runtime knows for it (tests set it: no holder is
         # made here), what standby_of answers for a container of its own network.
         self.standbys: dict[str, str] = {}
+        # Pod -> set once the standby holder being made for it started (or failed): what
+        # standby_soon waits for (tests set both).
+        self.standbys_making: dict[str, asyncio.Event] = {}
         self._ids = itertools.count(1)
         self._ports = itertools.count(32768)
         self._subscribers: list[_Subscriber] = []
@@ -307,18 +313,26 @@ class FakeRuntime:
             self.engine.mounted.pop(container_id, None)
 
     async def replace(
-        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+        self,
+        old_id: str,
+        config: ContainerConfig,
+        before_remove: BeforeRemove | None = None,
+        ran: Ran | None = None,
     ) -> ContainerInfo:
         old = self._mine(self.engine.containers.get(old_id))
         if old is not None:
             # Moved out of the way, as the engine's rename does: the new one takes the name.
             self.engine.containers[old_id] = replace(old, name=f"{old.name}-replaced-{old_id[:12]}")
         try:
-            return await self.create_and_start(config)
+            info = await self.create_and_start(config)
+            if ran is not None:
+                ran(info)
+            return info
         finally:
-            if before_remove is not None:
+            work = before_remove() if before_remove is not None else None
+            if work is not None:
                 with contextlib.suppress(Exception):
-                    await before_remove
+                    await work
             await self.remove(old_id)
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
@@ -326,6 +340,13 @@ class FakeRuntime:
 
     def standby_of(self, container: ContainerInfo) -> str:
         return "" if container.sandbox_id else self.engine.standbys.get(container.pod, "")
+
+    async def standby_soon(self, container: ContainerInfo) -> str:
+        making = self.engine.standbys_making.get(container.pod)
+        if making is not None and not self.standby_of(container) and not container.sandbox_id:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(making.wait(), STANDBY_WAIT)
+        return self.standby_of(container)
 
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         info = self._mine(self.engine.containers.get(container_id))

@@ -15,12 +15,14 @@ from typing import TypeVar
 
 from agent.metrics import CONTAINER_ERRORS, CONTAINER_OPERATION
 from agent.runtime.port import (
+    BeforeRemove,
     ContainerConfig,
     ContainerInfo,
     ContainerStats,
     ExecResult,
     ExecSession,
     LogOptions,
+    Ran,
     Runtime,
     RuntimeEvent,
     VolumeInfo,
@@ -69,9 +71,13 @@ class MeteredRuntime:
         await _timed("remove", self._inner.remove(container_id))
 
     async def replace(
-        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+        self,
+        old_id: str,
+        config: ContainerConfig,
+        before_remove: BeforeRemove | None = None,
+        ran: Ran | None = None,
     ) -> ContainerInfo:
-        return await _timed("replace", self._inner.replace(old_id, config, before_remove))
+        return await _timed("replace", self._inner.replace(old_id, config, before_remove, ran))
 
     async def restart_in_place(self, container_id: str, name: str) -> ContainerInfo:
         return await _timed("restart_in_place", self._inner.restart_in_place(container_id, name))
@@ -81,6 +87,9 @@ class MeteredRuntime:
 
     def standby_of(self, container: ContainerInfo) -> str:
         return self._inner.standby_of(container)  # memory, not an engine call: untimed
+
+    async def standby_soon(self, container: ContainerInfo) -> str:
+        return await self._inner.standby_soon(container)  # a wait, not an engine call
 
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:
         return await _timed("exec", self._inner.exec(container_id, command))

@@ -12,7 +12,7 @@ unit tests and hollow nodes. Both pass tests/integration/test_agent_runtime_cont
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -393,6 +393,12 @@ class ExecSession(Protocol):
     async def close(self) -> None: ...
 
 
+# What Runtime.replace calls once the new container runs, and what it starts once the
+# start is over (work that still reads the old container), before removing the old one.
+Ran = Callable[[ContainerInfo], None]
+BeforeRemove = Callable[[], Awaitable[None] | None]
+
+
 class Runtime(Protocol):
     """A container engine seen through one node's labels."""
 
@@ -440,13 +446,21 @@ class Runtime(Protocol):
         ...
 
     async def replace(
-        self, old_id: str, config: ContainerConfig, before_remove: Awaitable[None] | None = None
+        self,
+        old_id: str,
+        config: ContainerConfig,
+        before_remove: BeforeRemove | None = None,
+        ran: Ran | None = None,
     ) -> ContainerInfo:
         """Creates and starts a container for `config` in place of the dead `old_id`, which
         is moved out of the way first and removed only once the new one runs (a crashed
-        container runs again sooner). Raises ContainerCreateError as create_and_start;
-        the old container is removed either way, after `before_remove` (work that still
-        reads the old container, such as keeping its log, runs beside the start)."""
+        container runs again sooner). `ran(info)` is called as soon as the new one runs,
+        before anything else (the worker reports it running from there: the old one's log
+        and removal are not on the way to the master). Raises ContainerCreateError as
+        create_and_start; the old container is removed either way, after the work
+        `before_remove()` starts once the start is over (work that still reads the old
+        container, such as keeping its log: not beside the start, where its engine calls
+        would compete with the create and start on a busy engine)."""
         ...
 
     async def restart_in_place(self, container_id: str, new_name: str) -> ContainerInfo:
@@ -464,7 +478,14 @@ class Runtime(Protocol):
         """The id of the running standby holder of `container`'s pod as the runtime knows it
         now ("": none), from its own memory, no engine call: one it made is known as soon
         as its start returned, before any listing shows it (ContainerInfo.standby_id is as
-        old as the listing). The worker asks it before deciding a crash restart."""
+        old as the listing)."""
+        ...
+
+    async def standby_soon(self, container: ContainerInfo) -> str:
+        """standby_of, except while the standby holder of `container`'s pod is being made
+        right then (its create sent, its start not returned): then what standby_of says once
+        that start returned, or sandbox.STANDBY_WAIT seconds went by. The worker asks it
+        before deciding a crash restart: a crash in that window was started again in place."""
         ...
 
     async def exec(self, container_id: str, command: tuple[str, ...]) -> ExecResult:

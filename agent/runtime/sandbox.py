@@ -93,6 +93,12 @@ SandboxMode = Literal["all", "multi", "none"]
 # Seconds without any container start or create under way before a standby is made: a burst
 # of starts (an apply) goes first, and the standby's own start is not on its clock.
 STANDBY_QUIET = 1.0
+# How long a crash restart waits for its pod's standby holder being made right then (its
+# create sent, its start not returned) before starting the dead container again in place:
+# that start, on a container with a network of its own, waits for the engine's network
+# cleanup (1.08 s once at load 13); the holder's start returning and the swap into it take
+# a few tenths. A judgement, not a measured optimum: the window is rare (once a pod).
+STANDBY_WAIT = 0.5
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,29 +144,40 @@ def status_change_form(old: Pod, new: Pod) -> tuple[object, ...]:
     po, pn = so.port_map, sn.port_map
     ports: tuple[tuple[str, bool, bool], ...] = ()
     if po != pn:
-        ports = tuple(
-            sorted(
-                (k, k in po, k in pn)
-                for k in po.keys() | pn.keys()
-                if po.get(k, _MISSING) != pn.get(k, _MISSING)
+        if not po:  # (a pod's first report: every port came)
+            ports = tuple(sorted((k, False, True) for k in pn))
+        else:
+            ports = tuple(
+                sorted(
+                    (k, k in po, k in pn)
+                    for k in po.keys() | pn.keys()
+                    if po.get(k, _MISSING) != pn.get(k, _MISSING)
+                )
             )
-        )
-    # (A list in the ports' order: equal maps in another order are other endpoints.)
+    # (A list in the ports' order: equal maps in another order are other endpoints; lists
+    # of other lengths are never equal and are not made.)
     endpoints_same = (po is pn and host_same) or (
-        [f"{ho}:{hp}" for hp in po.values()] if ho else []
-    ) == ([f"{hn}:{hp}" for hp in pn.values()] if hn else [])
-    co, cn = so.container_statuses, sn.container_statuses
-    containers_same = co == cn or render_container_statuses(co) == render_container_statuses(cn)
-    # The conditions: each True or False (with a reason when False), all at one time.
-    sched_same = rfc3339(so.started_at or old.meta.created_at) == rfc3339(
-        sn.started_at or new.meta.created_at
+        (len(po) if ho else 0) == (len(pn) if hn else 0)
+        and ([f"{ho}:{hp}" for hp in po.values()] if ho else [])
+        == ([f"{hn}:{hp}" for hp in pn.values()] if hn else [])
     )
+    co, cn = so.container_statuses, sn.container_statuses
+    # (One rendered entry a container: lists of other lengths are not rendered.)
+    containers_same = co == cn or (
+        len(co) == len(cn) and render_container_statuses(co) == render_container_statuses(cn)
+    )
+    # The conditions: each True or False (with a reason when False), all at one time.
+    # (Equal times print alike: not printed.)
+    to, tn = so.started_at or old.meta.created_at, sn.started_at or new.meta.created_at
+    sched_same = to == tn or rfc3339(to) == rfc3339(tn)
+    so_t, sn_t = so.started_at, sn.started_at
+    started_same = so_t == sn_t or rfc3339(so_t) == rfc3339(sn_t)
     return (
         so.phase == sn.phase,
         so.reason == sn.reason,
         so.message == sn.message,
         host_same,
-        rfc3339(so.started_at) == rfc3339(sn.started_at),
+        started_same,
         containers_same,
         endpoints_same,
         ports,

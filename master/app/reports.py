@@ -30,6 +30,7 @@ from nodes, Fenced events already said) and applies the actions to the state.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -202,8 +203,9 @@ class NodeReports:
         self._clock = clock
         self._limiter = EventLimiter()
         # (node, pod, epoch) of assignments that ended on the master's side.
-        self._past: dict[tuple[str, str, int], None] = {}
-        self._fenced_said: dict[tuple[str, str, int], None] = {}
+        # (OrderedDicts: `_remember` forgets the oldest in O(1).)
+        self._past: OrderedDict[tuple[str, str, int], None] = OrderedDict()
+        self._fenced_said: OrderedDict[tuple[str, str, int], None] = OrderedDict()
         state.subscribe(self._on_change)
         # A reload may have dropped the Fenced events said (queued, not yet stored): the
         # agents' resent reports say them again unless the reloaded log holds them.
@@ -330,7 +332,10 @@ def clean_text(text: str, limit: int) -> str:
     return "".join(c if c.isprintable() else " " for c in text[:limit])
 
 
-def _remember(memory: dict[tuple[str, str, int], None], key: tuple[str, str, int]) -> None:
+def _remember(memory: OrderedDict[tuple[str, str, int], None], key: tuple[str, str, int]) -> None:
+    """Remember `key`, forgetting the oldest beyond MAX_REMEMBERED. An OrderedDict's
+    `popitem(last=False)`, not a dict's `next(iter(d))`: that skips the holes the earlier
+    deletions left at the dict's front, ~17 us at 10,000 entries (ratelimit.py)."""
     memory[key] = None
     if len(memory) > MAX_REMEMBERED:
-        del memory[next(iter(memory))]
+        memory.popitem(last=False)

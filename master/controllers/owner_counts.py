@@ -65,6 +65,24 @@ class PodCounts:
                 if not by_name:
                     del self.stalls[hash_]
 
+    def status_changed(self, old: Pod, new: Pod) -> None:
+        """`add(old, -1)` then `add(new, 1)` for two versions of a live pod of one template
+        (what moves: its ready count and its stall)."""
+        hash_ = new.template_hash
+        if old.status.ready != new.status.ready:
+            _move(self.ready, hash_, 1 if new.status.ready else -1)
+        was, stall = pod_stall(old), pod_stall(new)
+        if was == stall:
+            return
+        name = new.meta.name
+        if stall:
+            self.stalls.setdefault(hash_, {})[name] = stall
+            return
+        by_name = self.stalls.get(hash_, {})
+        by_name.pop(name, None)
+        if not by_name:
+            self.stalls.pop(hash_, None)
+
     @staticmethod
     def of(pods: list[Pod]) -> PodCounts:
         """The counts over `pods` from scratch (what the incremental ones must equal)."""
@@ -100,6 +118,20 @@ class OwnerCounts:
         """The ClusterState listener: one object stored or removed (`previous`: its
         version before, which the counts hold)."""
         if not isinstance(obj, Pod):
+            return
+        if (
+            isinstance(previous, Pod)
+            and not deleted
+            and previous.owner == obj.owner
+            and previous.template_hash == obj.template_hash
+            and previous.meta.namespace == obj.meta.namespace
+            and bool(previous.deletion_requested_at) == bool(obj.deletion_requested_at)
+        ):
+            # Its status alone changed (every agent report): only its ready count and stall
+            # can move, and are moved in place.
+            if previous.owner and not obj.deletion_requested_at:
+                counts = self._counts[(obj.meta.namespace, obj.owner)]
+                counts.status_changed(previous, obj)
             return
         if isinstance(previous, Pod) and previous.owner:
             owner = (previous.meta.namespace, previous.owner)

@@ -90,6 +90,13 @@ class PodTally:
     ) -> None:
         if not isinstance(obj, Pod):
             return
+        if (
+            isinstance(previous, Pod)
+            and not deleted
+            and previous.status.phase is obj.status.phase
+            and _waiting(previous) == _waiting(obj)
+        ):
+            return  # (most status reports: nothing to move)
         if isinstance(previous, Pod):
             self._phases[previous.status.phase.value] -= 1
             self._pending -= _waiting(previous)

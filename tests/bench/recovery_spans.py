@@ -13,6 +13,12 @@ into the spans of one crash -> running (and kill->die seen, the sum of the first
 - decided->start sent: the container's config and the hop to the runtime's thread;
 - start sent->returned: the engine's `start` (an exited container started again);
 - returned->running: the inspect after the start and the hop back;
+a replacement joined to its pod's standby (the runtime's ENGINE_SWAP line) instead has:
+- decided->create sent: the config, the hop to the runtime's thread, the mounts;
+- create sent->start sent: the engine's `create` of the replacement;
+- start sent->returned: the engine's `start` of it;
+- returned->swap done: the inspect after the start and the after-start hook;
+- swap done->running: the dead run's log kept, its removal, the hop back;
 - running->reported: handed to the session for the master.
 Beside them, not part of the chain: die->StartedAt (engine), from the engine's die to the
 new run's StartedAt, both the engine's own times: what the engine floor's restart policy
@@ -27,7 +33,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from agent.restart_timeline import ENGINE_START, REPORTED, TIMELINE
+from agent.restart_timeline import ENGINE_START, ENGINE_SWAP, REPORTED, SWAP_MARKS, TIMELINE
 from tests.bench.recovery_report import percentile
 
 _FIELD = re.compile(r"(\w+)=(\S+)")
@@ -40,6 +46,10 @@ SPANS = (
     "decided->start sent",
     "start sent->returned",
     "returned->running",
+    "decided->create sent",
+    "create sent->start sent",
+    "returned->swap done",
+    "swap done->running",
     "running->reported",
     # Older agents log no inspected / start times: their two spans instead.
     "die seen->decided",
@@ -64,6 +74,9 @@ class LoggedRestart:
     inspected: float = 0.0
     start_sent: float = 0.0
     start_returned: float = 0.0
+    # A swap into the standby (ENGINE_SWAP): the create sent, the swap done (0.0: none).
+    create_sent: float = 0.0
+    swap_done: float = 0.0
 
 
 def _f(fields: dict[str, str], name: str) -> float:
@@ -77,8 +90,12 @@ def read_restarts(log_text: str) -> list[LoggedRestart]:
     found: list[LoggedRestart] = []
     open_by_id: dict[str, int] = {}
     starts: dict[str, tuple[float, float]] = {}
+    swaps: dict[str, dict[str, float]] = {}
     for line in log_text.splitlines():
-        if ENGINE_START in line:
+        if ENGINE_SWAP in line:
+            fields = dict(_FIELD.findall(line[line.index(ENGINE_SWAP) :]))
+            swaps[fields.get("id", "")] = {k: _f(fields, k) for k in SWAP_MARKS}
+        elif ENGINE_START in line:
             fields = dict(_FIELD.findall(line[line.index(ENGINE_START) :]))
             starts[fields.get("id", "")] = (_f(fields, "sent"), _f(fields, "returned"))
         elif TIMELINE in line:
@@ -86,6 +103,9 @@ def read_restarts(log_text: str) -> list[LoggedRestart]:
             fields = dict(_FIELD.findall(head))
             cid = fields.get("id", "")
             sent, returned = starts.pop(cid, (0.0, 0.0)) if how == "in place" else (0.0, 0.0)
+            swap = swaps.pop(cid, {}) if how != "in place" else {}
+            if swap:
+                sent, returned = swap["sent"], swap["returned"]
             open_by_id[cid] = len(found)
             found.append(
                 LoggedRestart(
@@ -100,6 +120,8 @@ def read_restarts(log_text: str) -> list[LoggedRestart]:
                     start_sent=sent,
                     start_returned=returned,
                     started_at=_f(fields, "started_at"),
+                    create_sent=swap.get("create_sent", 0.0),
+                    swap_done=swap.get("done", 0.0),
                 )
             )
         elif REPORTED in line:
@@ -120,7 +142,17 @@ def spans(killed: float, r: LoggedRestart) -> dict[str, float]:
         ("running->reported", r.running, r.reported),
         ("die->StartedAt (engine)", r.died_at, r.started_at),
     ]
-    if fine:
+    if fine and r.create_sent > 0:
+        points += [
+            ("die seen->inspected", r.died_seen, r.inspected),
+            ("inspected->decided", r.inspected, r.decided),
+            ("decided->create sent", r.decided, r.create_sent),
+            ("create sent->start sent", r.create_sent, r.start_sent),
+            ("start sent->returned", r.start_sent, r.start_returned),
+            ("returned->swap done", r.start_returned, r.swap_done),
+            ("swap done->running", r.swap_done, r.running),
+        ]
+    elif fine:
         points += [
             ("die seen->inspected", r.died_seen, r.inspected),
             ("inspected->decided", r.inspected, r.decided),

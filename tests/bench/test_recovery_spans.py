@@ -59,3 +59,42 @@ def test_an_older_agents_line_gives_the_coarse_spans() -> None:
         "die seen->decided": 0.020,
         "decided->running": 0.100,
     }
+
+
+def test_a_swap_into_the_standby_gives_the_engine_calls_spans() -> None:
+    death = DeathSeen(100.005, 100.010, 100.010, by_event=True)
+    swapped = RestartTimeline(
+        "ck-1",
+        "web",
+        "c" * 64,
+        "replaced (its pod's standby sandbox runs)",
+        death,
+        100.012,
+        100.2,
+        100.300,
+    )
+    marks = "began=100.020 create_sent=100.025 sent=100.100 returned=100.180"
+    log = "\n".join(
+        [
+            "2026 INFO other: engine replace-into-standby id=bbbbbbbbbbbb old=x began=1 done=2",
+            f"2026 INFO docker: engine replace-into-standby id=cccccccccccc old=aaaaaaaaaaaa"
+            f" {marks} inspected=100.200 done=100.210",
+            f"2026 INFO pinnace.agent {swapped.describe()}",
+        ]
+    )
+
+    (one,) = read_restarts(log)
+
+    got = spans(100.0, one)
+    assert {k: round(v, 3) for k, v in got.items() if k != "die->StartedAt (engine)"} == {
+        "kill->die seen": 0.010,
+        "kill->die (engine)": 0.005,
+        "die->die seen": 0.005,
+        "die seen->inspected": 0.0,
+        "inspected->decided": 0.002,
+        "decided->create sent": 0.013,
+        "create sent->start sent": 0.075,
+        "start sent->returned": 0.080,
+        "returned->swap done": 0.030,
+        "swap done->running": 0.090,
+    }

@@ -204,20 +204,24 @@ def test_a_stale_container_with_the_same_name_is_replaced(backend: Backend) -> N
 
 
 def test_work_given_to_replace_still_finds_the_dead_container(backend: Backend) -> None:
-    # The agent keeps a crashed container's log while its replacement starts: the dead
-    # container must still be there for that work, and gone once replace returns.
+    # The agent is told the replacement runs (`ran`, where it reports it), then keeps the
+    # crashed container's log: the dead container must still be there for that work, and
+    # gone once replace returns.
     async def scenario() -> None:
         node, rt = backend.node()
         dead = await rt.create_and_start(config(node))
         backend.crash(dead.id)
-        seen: list[ContainerInfo | None] = []
+        seen: list[str | None] = []
 
         async def read_the_dead_one() -> None:
-            seen.append(await rt.inspect(dead.id))
+            info = await rt.inspect(dead.id)
+            seen.append(info.id if info else None)
 
-        fresh = await rt.replace(dead.id, config(node), read_the_dead_one())
+        fresh = await rt.replace(
+            dead.id, config(node), read_the_dead_one, lambda info: seen.append(f"ran {info.id}")
+        )
 
-        assert [s.id if s else None for s in seen] == [dead.id]
+        assert seen == [f"ran {fresh.id}", dead.id]
         assert [c.id for c in await rt.list_containers()] == [fresh.id]
         await rt.close()
 

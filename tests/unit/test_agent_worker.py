@@ -696,3 +696,35 @@ def test_a_container_started_by_someone_else_wakes_a_pass() -> None:
         assert h.reports["a"].containers[0].state == "running"
 
     asyncio.run(scenario())
+
+
+def test_a_crash_while_its_standby_is_being_made_waits_for_it_and_is_replaced() -> None:
+    """The pod's standby holder was created and its start had not returned when the
+    container crashed: the restart waits for that start (Runtime.standby_soon) and replaces
+    the container into it. On the code before, standby_of said none yet and the container
+    was started again in place, which waits for the engine's network cleanup (~1 s)."""
+
+    async def scenario() -> None:
+        h = Harness()
+        h.assign(web_pod("a"))
+        await h.step()
+        (first,) = h.containers()
+        made = h.engine.standbys_making["a"] = asyncio.Event()
+        watcher = await _watching(h)
+
+        h.engine.crash(first.id, exit_code=137)
+        await _turns()
+        assert h.worker.starting == 1  # the restart waits for the standby
+        assert h.engine.restarts_in_place == []
+        assert not any(c.alive for c in h.containers())
+        h.engine.standbys["a"] = "standby-a"
+        made.set()
+        await _until(lambda: any(c.alive for c in h.containers()), "the pod running again")
+        await h.worker.settle()
+
+        (again,) = [c for c in h.containers() if c.alive]
+        assert again.id != first.id and again.restart_count == 1
+        assert h.engine.restarts_in_place == []
+        await _stop(watcher)
+
+    asyncio.run(scenario())

@@ -86,3 +86,57 @@ def test_a_standby_is_known_once_its_start_returned_before_its_inspect() -> None
     # Inspected: known as inspected, no longer as started.
     assert runtime.standby_of(app) == HOLDER
     assert runtime._standbys_started == {}
+
+
+class StartHeld(Api):
+    """The engine's start of the standby holder waits until released (its inspect does not)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release.set()
+        self.starting = threading.Event()
+        self.release_start = threading.Event()
+
+    def start(self, container_id: str) -> None:
+        self.starting.set()
+        assert self.release_start.wait(30), "never released"
+        super().start(container_id)
+
+
+def test_a_crash_restart_waits_for_the_start_of_a_standby_being_made() -> None:
+    """A crash between the standby holder's create and its start's return: standby_soon
+    waits for that start and names the holder (standby_of, asked then, says none)."""
+    api = StartHeld()
+    runtime = DockerRuntime(
+        "n1", client_factory=lambda: FakeEngineClient(api), reach_own_ip=False, standby=True
+    )
+    runtime.standby_wait = 30.0
+    config = container_config("n1", "127.0.0.1", POD, POD.spec.containers[0], 0)
+    runtime._standby_wanted["web-1"] = (CID, config, time.monotonic())
+    runtime._quiet_since = time.monotonic() - 60
+    app = ContainerInfo(CID, config.name, "nginx:latest", "running", dict(config.labels))
+    other = ContainerInfo("o" * 64, "other", "nginx:latest", "running", {"pinnace.pod": "other"})
+
+    async def crash_meanwhile() -> tuple[str, str, str]:
+        loop = asyncio.get_running_loop()
+        making = loop.run_in_executor(None, runtime._make_standbys_sync)
+        assert await loop.run_in_executor(None, api.starting.wait, 30), "no start came"
+        before = runtime.standby_of(app)
+        asked = asyncio.ensure_future(runtime.standby_soon(app))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not asked.done()  # waiting for the holder's start
+        # Another pod's crash does not wait for this pod's standby.
+        elsewhere = await asyncio.wait_for(runtime.standby_soon(other), 5)
+        api.release_start.set()
+        found = await asyncio.wait_for(asked, 30)
+        await making
+        return before, found, elsewhere
+
+    try:
+        before, found, elsewhere = asyncio.run(crash_meanwhile())
+    finally:
+        api.release_start.set()
+        asyncio.run(runtime.close())
+    assert (before, found, elsewhere) == ("", HOLDER, "")
+    assert runtime._standbys_making == {}

@@ -237,3 +237,31 @@ def test_the_form_knows_every_field_of_the_rendered_status() -> None:
         for c in status["conditions"]:
             assert set(c) <= {"type", "status", "lastProbeTime", "lastTransitionTime", "reason"}
     assert status_change_form(pod, pod) == status_change_form(pod, dataclasses.replace(pod))
+
+
+def test_a_first_report_s_form_names_what_came() -> None:
+    """A pod's first report (no ports, containers or start before): every port came, and
+    the containers, endpoints and times changed (the form's short cuts for it give what
+    its general comparison gives)."""
+    rng = random.Random(3)
+    pending = _pod(rng, PodStatus())
+    pending = dataclasses.replace(pending, node_name="n1")
+    running = dataclasses.replace(
+        pending,
+        status=PodStatus(
+            phase=PodPhase.RUNNING,
+            host_ip="10.0.0.1",
+            port_map={"81/TCP": 30002, "80/TCP": 30000},
+            container_statuses=(_container(rng, "c"),),
+            ready=True,
+            started_at=NOW + 5,
+        ),
+    )
+
+    form = status_change_form(pending, running)
+
+    (host_same, started_same, containers_same, endpoints_same, ports, sched_same) = form[3:9]
+    assert ports == (("80/TCP", False, True), ("81/TCP", False, True))
+    assert not (host_same or started_same or containers_same or endpoints_same or sched_same)
+    again = status_change_form(running, dataclasses.replace(running))
+    assert again[3:9] == (True, True, True, True, (), True)
