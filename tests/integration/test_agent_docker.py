@@ -34,6 +34,10 @@ IMAGE = "pinnace/httpd:latest"
 REPO = Path(__file__).resolve().parents[2]
 
 
+# The agent flag for no standby holders (agent/main.py --standby-sandbox).
+NO_STANDBY = ("--no-standby-sandbox",)
+
+
 class Agents:
     """Starts `python -m agent` processes; ends each by PID and removes their containers by id."""
 
@@ -126,7 +130,11 @@ def test_agent_runs_restarts_stops_and_adopts_pods(agents: Agents) -> None:
         node = agents.node_name("agt")
         other = agents.node_name("oth")
         try:
-            agent = agents.start(address, node)
+            # No standby holders: this test covers the restart in place (the same container
+            # started again); a crash replaced into its pod's standby is test_standby_sandbox's.
+            # With them, a kill while web-b's standby was being made went to the standby
+            # (df4b4a2), a new container, in one CI run at load ~15.
+            agent = agents.start(address, node, *NO_STANDBY)
             await eventually(lambda: master.connected(node), 20, "the agent's session")
             master.assign(
                 node,
@@ -207,7 +215,7 @@ def test_agent_runs_restarts_stops_and_adopts_pods(agents: Agents) -> None:
             registrations = len([r for r in master.registrations if r.node.name == node])
             agent.kill()
             agent.wait(timeout=10)
-            agent = agents.start(address, node)
+            agent = agents.start(address, node, *NO_STANDBY)
             await eventually(
                 lambda: (
                     len([r for r in master.registrations if r.node.name == node]) > registrations
