@@ -142,10 +142,13 @@ def spans(killed: float, r: LoggedRestart) -> dict[str, float]:
         ("running->reported", r.running, r.reported),
         ("die->StartedAt (engine)", r.died_at, r.started_at),
     ]
-    if fine and r.create_sent > 0:
+    if fine:
         points += [
             ("die seen->inspected", r.died_seen, r.inspected),
             ("inspected->decided", r.inspected, r.decided),
+        ]
+    if fine and r.create_sent > 0:
+        points += [
             ("decided->create sent", r.decided, r.create_sent),
             ("create sent->start sent", r.create_sent, r.start_sent),
             ("start sent->returned", r.start_sent, r.start_returned),
@@ -154,8 +157,6 @@ def spans(killed: float, r: LoggedRestart) -> dict[str, float]:
         ]
     elif fine:
         points += [
-            ("die seen->inspected", r.died_seen, r.inspected),
-            ("inspected->decided", r.inspected, r.decided),
             ("decided->start sent", r.decided, r.start_sent),
             ("start sent->returned", r.start_sent, r.start_returned),
             ("returned->running", r.start_returned, r.running),
